@@ -1,0 +1,200 @@
+"""Box geometry and the paper's box parameterisation.
+
+Boxes are ``(N, 4)`` float tensors of ``x1, y1, x2, y2`` in absolute pixels, continuous
+coordinates (no "+1"). The signatures follow ``torchvision.ops`` so either can be used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+# tw/th are clamped before exp() so that a wild regression cannot overflow: a box at
+# most 1000/16 times its anchor, the value py-faster-rcnn and torchvision use.
+DEFAULT_BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Area of each box.
+
+    Args:
+        boxes: ``(N, 4)`` boxes.
+
+    Returns:
+        ``(N,)`` areas.
+    """
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Intersection over union of every pair of boxes.
+
+    Args:
+        boxes1: ``(N, 4)`` boxes.
+        boxes2: ``(M, 4)`` boxes.
+
+    Returns:
+        ``(N, M)`` IoU matrix. A pair whose union is empty (two degenerate boxes) has IoU 0.
+    """
+    area1 = box_area(boxes1)
+    area2 = box_area(boxes2)
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = (bottom_right - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area1[:, None] + area2[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+
+
+def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """Clip boxes to lie inside an image.
+
+    Args:
+        boxes: ``(..., 4)`` boxes.
+        size: ``(height, width)`` of the image.
+
+    Returns:
+        Boxes of the same shape with x in ``[0, width]`` and y in ``[0, height]``.
+    """
+    height, width = size
+    x = boxes[..., 0::2].clamp(min=0, max=width)
+    y = boxes[..., 1::2].clamp(min=0, max=height)
+    return torch.stack((x, y), dim=-1).reshape(boxes.shape)
+
+
+def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
+    """Indices of the boxes whose width and height are both at least ``min_size``.
+
+    Args:
+        boxes: ``(N, 4)`` boxes.
+        min_size: smallest side kept, in pixels.
+
+    Returns:
+        ``(K,)`` int64 indices into ``boxes``, in increasing order.
+    """
+    ws = boxes[:, 2] - boxes[:, 0]
+    hs = boxes[:, 3] - boxes[:, 1]
+    return torch.where((ws >= min_size) & (hs >= min_size))[0]
+
+
+class BoxCoder:
+    """Encodes boxes as offsets from reference boxes and back (the paper's Eq. 2).
+
+    For a reference (anchor or proposal) with centre ``(xa, ya)`` and size ``(wa, ha)``
+    and a box with centre ``(x, y)`` and size ``(w, h)``::
+
+        tx = wx (x - xa) / wa     ty = wy (y - ya) / ha
+        tw = ww log(w / wa)       th = wh log(h / ha)
+
+    The weights ``(wx, wy, ww, wh)`` scale the targets: ``(1, 1, 1, 1)`` for the RPN and
+    ``(10, 10, 5, 5)`` for the Fast R-CNN head, which is the same as normalising the
+    targets by standard deviations ``(0.1, 0.1, 0.2, 0.2)`` as the paper's code does.
+    """
+
+    def __init__(
+        self,
+        weights: tuple[float, float, float, float],
+        bbox_xform_clip: float = DEFAULT_BBOX_XFORM_CLIP,
+    ) -> None:
+        self.weights = tuple(float(w) for w in weights)
+        self.bbox_xform_clip = bbox_xform_clip
+
+    def encode(self, reference_boxes: list[Tensor], proposals: list[Tensor]) -> tuple[Tensor, ...]:
+        """Per-image :meth:`encode_single`, computed in one pass.
+
+        Args:
+            reference_boxes: per image, ``(Ni, 4)`` target boxes.
+            proposals: per image, ``(Ni, 4)`` boxes they are encoded relative to.
+
+        Returns:
+            Per image, ``(Ni, 4)`` deltas.
+        """
+        boxes_per_image = [len(b) for b in reference_boxes]
+        targets = self.encode_single(torch.cat(reference_boxes), torch.cat(proposals))
+        return targets.split(boxes_per_image, 0)
+
+    def encode_single(self, reference_boxes: Tensor, proposals: Tensor) -> Tensor:
+        """Deltas that turn each proposal into its reference box.
+
+        Args:
+            reference_boxes: ``(N, 4)`` target boxes.
+            proposals: ``(N, 4)`` anchors or proposals.
+
+        Returns:
+            ``(N, 4)`` deltas ``(tx, ty, tw, th)``, weighted.
+        """
+        wx, wy, ww, wh = self.weights
+        pw = proposals[:, 2] - proposals[:, 0]
+        ph = proposals[:, 3] - proposals[:, 1]
+        px = proposals[:, 0] + 0.5 * pw
+        py = proposals[:, 1] + 0.5 * ph
+        gw = reference_boxes[:, 2] - reference_boxes[:, 0]
+        gh = reference_boxes[:, 3] - reference_boxes[:, 1]
+        gx = reference_boxes[:, 0] + 0.5 * gw
+        gy = reference_boxes[:, 1] + 0.5 * gh
+        return torch.stack(
+            (
+                wx * (gx - px) / pw,
+                wy * (gy - py) / ph,
+                ww * torch.log(gw / pw),
+                wh * torch.log(gh / ph),
+            ),
+            dim=1,
+        )
+
+    def decode(self, rel_codes: Tensor, boxes: list[Tensor]) -> Tensor:
+        """Decode deltas against the reference boxes of several images at once.
+
+        Args:
+            rel_codes: ``(sum Ni, 4 * K)`` deltas, rows in the order of ``boxes``.
+            boxes: per image, ``(Ni, 4)`` reference boxes.
+
+        Returns:
+            ``(sum Ni, K, 4)`` decoded boxes.
+        """
+        concat_boxes = torch.cat(boxes, dim=0)
+        box_sum = concat_boxes.shape[0]
+        if box_sum > 0:
+            rel_codes = rel_codes.reshape(box_sum, -1)
+        return self.decode_single(rel_codes, concat_boxes).reshape(box_sum, -1, 4)
+
+    def decode_single(self, rel_codes: Tensor, boxes: Tensor) -> Tensor:
+        """Apply deltas to reference boxes.
+
+        Args:
+            rel_codes: ``(N, 4 * K)`` deltas; with ``K > 1`` (class-specific regression)
+                every group of four is decoded against the same reference box.
+            boxes: ``(N, 4)`` reference boxes.
+
+        Returns:
+            ``(N, 4 * K)`` boxes. ``tw`` and ``th`` are clamped from above at
+            ``bbox_xform_clip`` before the exponential.
+        """
+        boxes = boxes.to(rel_codes.dtype)
+        widths = boxes[:, 2] - boxes[:, 0]
+        heights = boxes[:, 3] - boxes[:, 1]
+        ctr_x = boxes[:, 0] + 0.5 * widths
+        ctr_y = boxes[:, 1] + 0.5 * heights
+
+        wx, wy, ww, wh = self.weights
+        dx = rel_codes[:, 0::4] / wx
+        dy = rel_codes[:, 1::4] / wy
+        dw = (rel_codes[:, 2::4] / ww).clamp(max=self.bbox_xform_clip)
+        dh = (rel_codes[:, 3::4] / wh).clamp(max=self.bbox_xform_clip)
+
+        pred_ctr_x = dx * widths[:, None] + ctr_x[:, None]
+        pred_ctr_y = dy * heights[:, None] + ctr_y[:, None]
+        pred_w = torch.exp(dw) * widths[:, None]
+        pred_h = torch.exp(dh) * heights[:, None]
+
+        # Half-sizes computed once and subtracted/added, as torchvision does, so that the
+        # decoded corners agree with it to the last bit.
+        half_w = torch.tensor(0.5, dtype=pred_ctr_x.dtype, device=pred_w.device) * pred_w
+        half_h = torch.tensor(0.5, dtype=pred_ctr_y.dtype, device=pred_h.device) * pred_h
+        pred = torch.stack(
+            (pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h),
+            dim=2,
+        )
+        return pred.flatten(1)
