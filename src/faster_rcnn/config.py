@@ -116,7 +116,12 @@ class RoIHeadsConfig:
         aligned: RoIAlign's half-pixel correction (False in torchvision's Faster R-CNN).
         canonical_scale / canonical_level: the FPN level mapping
             ``k = floor(k0 + log2(sqrt(wh) / 224))``.
+        box_head: ``"two_mlp"`` (torchvision's TwoMLPHead) or ``"vgg16"`` (fc6/fc7 with
+            dropout, which take ImageNet VGG-16 classifier weights).
         representation_size: width of the two fully connected layers (1024; VGG: 4096).
+        predictor_init_std: ``None`` keeps ``nn.Linear``'s initialisation (torchvision);
+            a value draws class scores from N(0, std) and box deltas from
+            N(0, std / 10) (py-faster-rcnn: 0.01 / 0.001).
         box_coder_weights: weights of the head's box coder (10, 10, 5, 5).
         smooth_l1_beta: smooth-L1 transition of the box loss (1/9 in torchvision).
         score_thresh: detections scoring below this are dropped.
@@ -137,7 +142,9 @@ class RoIHeadsConfig:
     aligned: bool = False
     canonical_scale: int = 224
     canonical_level: int = 4
+    box_head: Literal["two_mlp", "vgg16"] = "two_mlp"
     representation_size: int = 1024
+    predictor_init_std: float | None = None
     box_coder_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
     smooth_l1_beta: float = 1.0 / 9
     score_thresh: float = 0.05
@@ -219,4 +226,3 @@ def _build_section(section: type, values: dict[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"unknown {section.__name__} field(s): {sorted(unknown)}")
     return section(**{k: _as_tuple(v) for k, v in values.items()})
-

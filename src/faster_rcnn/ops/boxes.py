@@ -158,7 +158,8 @@ class BoxCoder:
         box_sum = concat_boxes.shape[0]
         if box_sum > 0:
             rel_codes = rel_codes.reshape(box_sum, -1)
-        return self.decode_single(rel_codes, concat_boxes).reshape(box_sum, -1, 4)
+        pred_boxes = self.decode_single(rel_codes, concat_boxes)
+        return pred_boxes.reshape(box_sum, pred_boxes.shape[-1] // 4, 4)
 
     def decode_single(self, rel_codes: Tensor, boxes: Tensor) -> Tensor:
         """Apply deltas to reference boxes.

@@ -1,0 +1,55 @@
+"""Convolution, then optional norm and activation: torchvision's ``Conv2dNormActivation``.
+
+It is an ``nn.Sequential`` so its parameters are named ``0.weight`` (the convolution),
+``1.weight`` ... (the norm), exactly as in torchvision's MobileNetV2 and FPN checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from faster_rcnn.backbones.frozen_bn import NormLayer
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """``conv -> norm -> activation``; the convolution has a bias only when there is no norm.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: square kernel size; padding keeps the size at stride 1.
+        stride: convolution stride.
+        groups: convolution groups (``in_channels`` for a depthwise convolution).
+        norm_layer: called with ``out_channels``; ``None`` for no normalisation.
+        activation_layer: called with ``inplace=True``; ``None`` for no activation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        norm_layer: NormLayer | None = nn.BatchNorm2d,
+        activation_layer: Callable[..., nn.Module] | None = nn.ReLU,
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=(kernel_size - 1) // 2,
+                groups=groups,
+                bias=norm_layer is None,
+            )
+        ]
+        if norm_layer is not None:
+            layers.append(norm_layer(out_channels))
+        if activation_layer is not None:
+            layers.append(activation_layer(inplace=True))
+        super().__init__(*layers)
+        self.out_channels = out_channels

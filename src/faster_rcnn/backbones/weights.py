@@ -1,0 +1,177 @@
+"""Load torchvision ImageNet classification checkpoints into a backbone (and VGG's fc6/fc7).
+
+Supported files are the published torchvision ones, ``resnet50-*.pth``,
+``mobilenet_v2-*.pth`` and ``vgg16-*.pth`` (or the same state dicts as ``.safetensors``).
+Their keys are renamed to the detector's: ``features.N`` -> ``backbone.body.N`` for
+MobileNetV2 and VGG-16, ``conv1``/``layerN`` -> ``backbone.body.*`` for ResNet. The
+classifiers are dropped, except VGG-16's first two fully connected layers, which become
+the box head's ``fc6`` and ``fc7`` as in the paper (when the detector has such layers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
+from faster_rcnn.backbones.resnet import ResNetFPNBackbone
+from faster_rcnn.backbones.vgg import VGG16Backbone
+
+# The ImageNet classifier, left out of a detector (apart from VGG's fc6/fc7, below).
+_CLASSIFIER_PREFIX = {"resnet50": "fc.", "mobilenet_v2": "classifier.", "vgg16": "classifier."}
+# VGG-16's classifier: Linear(25088, 4096), ReLU, Dropout, Linear(4096, 4096), ReLU,
+# Dropout, Linear(4096, 1000). The first two are the paper's fc6 and fc7.
+_VGG_FC_LAYERS = {
+    "classifier.0.": "roi_heads.box_head.fc6.",
+    "classifier.3.": "roi_heads.box_head.fc7.",
+}
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_backbone_weights` did.
+
+    Attributes:
+        path: the checkpoint file.
+        architecture: ``"resnet50"``, ``"mobilenet_v2"`` or ``"vgg16"``.
+        loaded: model keys that received a tensor from the file.
+        missing: model keys that the file should have provided but did not.
+        unexpected: file keys that fit nowhere in the model.
+        dropped: file keys left out on purpose (the ImageNet classifier, or VGG's fc6/fc7
+            when the model has no such layers).
+    """
+
+    path: str
+    architecture: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: loaded {len(self.loaded)} tensors ({self.architecture})"]
+        for title, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("dropped", self.dropped),
+        ):
+            if keys:
+                shown = ", ".join(keys[:8]) + (
+                    f", ... ({len(keys) - 8} more)" if len(keys) > 8 else ""
+                )
+                lines.append(f"  {title} ({len(keys)}): {shown}")
+        return "\n".join(lines)
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Tensors of a ``.safetensors`` file or of a ``torch.save``-d state dict, on the CPU.
+
+    ``.pth`` files are read with ``weights_only=True``: no code in the file is run.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_file(path, device="cpu")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise ValueError(
+            f"{path}: expected a state dict of named tensors, got {type(state).__name__}"
+        )
+    return dict(state)
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
+    """Copy an ImageNet classification checkpoint into a detector's backbone, in place.
+
+    The tensors are copied into the existing parameters and buffers, so they keep the
+    model's device and dtype. ``FrozenBatchNorm2d`` buffers take batch norm's
+    ``weight``/``bias``/``running_mean``/``running_var``; ``num_batches_tracked`` is ignored.
+
+    Args:
+        model: a detector with a ``backbone`` attribute (and possibly
+            ``roi_heads.box_head.fc6``/``fc7``), or a bare backbone.
+        path: a torchvision ``resnet50``, ``mobilenet_v2`` or ``vgg16`` checkpoint.
+
+    Returns:
+        A :class:`LoadReport` of the loaded, missing, unexpected and dropped keys.
+
+    Raises:
+        ValueError: the backbone has no ImageNet checkpoint format, a tensor's shape differs
+            from the model's (the message names both keys and shapes), or nothing in the
+            file fits the model.
+    """
+    backbone = getattr(model, "backbone", model)
+    prefix = "backbone." if backbone is not model else ""
+    architecture = _architecture_of(backbone)
+    state = read_state_dict(path)
+    targets = model.state_dict(keep_vars=True)
+    expected = {
+        key
+        for key in targets
+        if key.startswith(prefix + "body.") and not key.endswith("num_batches_tracked")
+    }
+    if architecture == "vgg16":
+        expected |= {k for k in targets if k.startswith(tuple(_VGG_FC_LAYERS.values()))}
+
+    report = LoadReport(path=str(path), architecture=architecture)
+    copies: list[tuple[Tensor, Tensor]] = []
+    for file_key, tensor in state.items():
+        if file_key.endswith("num_batches_tracked"):
+            continue
+        model_key = _model_key(architecture, file_key, prefix)
+        if model_key in targets:
+            target = targets[model_key]
+            if target.shape != tensor.shape:
+                raise ValueError(
+                    f"{path}: {file_key} has shape {tuple(tensor.shape)} but the model's "
+                    f"{model_key} has shape {tuple(target.shape)}"
+                )
+            copies.append((target, tensor))
+            report.loaded.append(model_key)
+        elif file_key.startswith(_CLASSIFIER_PREFIX[architecture]):
+            report.dropped.append(file_key)
+        else:
+            report.unexpected.append(file_key)
+    if not copies:
+        raise ValueError(
+            f"{path}: none of its {len(state)} tensors fit the {architecture} backbone; "
+            f"is it a torchvision {architecture} ImageNet checkpoint?"
+        )
+    # Every shape is checked before the first copy: a bad file leaves the model untouched.
+    with torch.no_grad():
+        for target, tensor in copies:
+            target.copy_(tensor)
+    loaded = set(report.loaded)
+    report.missing = [key for key in targets if key in expected and key not in loaded]
+    return report
+
+
+def _architecture_of(backbone: nn.Module) -> str:
+    if isinstance(backbone, ResNetFPNBackbone):
+        return "resnet50"
+    if isinstance(backbone, MobileNetV2FPNBackbone):
+        return "mobilenet_v2"
+    if isinstance(backbone, VGG16Backbone):
+        return "vgg16"
+    raise ValueError(
+        f"no ImageNet checkpoint format for a {type(backbone).__name__} backbone "
+        "(supported: resnet50_fpn, mobilenet_v2_fpn, vgg16; the small backbone trains from scratch)"
+    )
+
+
+def _model_key(architecture: str, file_key: str, prefix: str) -> str | None:
+    """Where a checkpoint key goes in the model (the key may not exist there)."""
+    if architecture == "resnet50":
+        return f"{prefix}body.{file_key}"
+    if file_key.startswith("features."):
+        return f"{prefix}body.{file_key.removeprefix('features.')}"
+    for classifier, box_head in _VGG_FC_LAYERS.items():
+        if architecture == "vgg16" and file_key.startswith(classifier):
+            return box_head + file_key.removeprefix(classifier)
+    return None

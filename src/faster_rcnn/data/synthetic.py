@@ -1,0 +1,158 @@
+"""A detection dataset drawn on the fly from a seed: no files, same images every time.
+
+Each image holds up to ``max_objects`` filled shapes - one class per geometry (rectangle,
+ellipse, triangle) with a class-typical but jittered colour - on a textured, noisy
+background. Object sizes run from about 12 px to most of the image and aspect ratios
+from 1:3 to 3:1; objects may overlap (IoU of their boxes at most ``max_overlap``) and may
+be cut off by the image border, and some images hold no object at all. Boxes are the
+tight extent of each shape's visible part, in ``x1, y1, x2, y2`` pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..ops.boxes import box_iou
+
+CLASS_NAMES = ("rectangle", "ellipse", "triangle")
+# Mean RGB colour of each class; every object jitters it, so colour hints at the class
+# without deciding it.
+_CLASS_COLOURS = ((0.85, 0.25, 0.2), (0.2, 0.75, 0.3), (0.25, 0.35, 0.9))
+# Area of each shape as a fraction of its w x h bounding box.
+_AREA_FRACTION = (1.0, math.pi / 4, 0.5)
+
+
+class SyntheticShapes:
+    """Deterministic synthetic detection images.
+
+    Args:
+        num_images: dataset length.
+        image_size: ``(height, width)`` of every image.
+        seed: images depend only on ``(seed, index)``.
+        max_objects: most objects per image.
+        empty_fraction: share of images with no object.
+        min_object_size: smallest object side before clipping, in pixels.
+        max_overlap: largest IoU allowed between two objects' boxes.
+
+    ``dataset[i]`` is ``(image float[3, H, W] in 0..1, {"boxes": float[N, 4],
+    "labels": int64[N]})`` with labels ``1..3`` (0 is background).
+    """
+
+    class_names = CLASS_NAMES
+
+    def __init__(
+        self,
+        num_images: int,
+        image_size: tuple[int, int] = (320, 320),
+        seed: int = 0,
+        max_objects: int = 6,
+        empty_fraction: float = 0.1,
+        min_object_size: float = 12.0,
+        max_overlap: float = 0.4,
+    ) -> None:
+        self.num_images = num_images
+        self.image_size = image_size
+        self.seed = seed
+        self.max_objects = max_objects
+        self.empty_fraction = empty_fraction
+        self.min_object_size = min_object_size
+        self.max_overlap = max_overlap
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(CLASS_NAMES) + 1
+
+    def __len__(self) -> int:
+        return self.num_images
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        if not 0 <= index < self.num_images:
+            raise IndexError(f"index {index} out of range for {self.num_images} images")
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        height, width = self.image_size
+        image = _background(height, width, gen)
+        ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
+        xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
+
+        boxes: list[Tensor] = []
+        labels: list[int] = []
+        if _uniform(gen) >= self.empty_fraction:
+            num_objects = 1 + int(_uniform(gen) * self.max_objects)
+            for _ in range(num_objects * 4):  # a few tries per object to respect overlap
+                if len(boxes) == num_objects:
+                    break
+                drawn = self._draw_object(xs, ys, gen)
+                if drawn is None:
+                    continue
+                label, mask, box = drawn
+                if boxes and box_iou(box[None], torch.stack(boxes)).max() > self.max_overlap:
+                    continue
+                colour = torch.tensor(_CLASS_COLOURS[label - 1]) + 0.15 * (
+                    torch.rand(3, generator=gen) - 0.5
+                )
+                shade = 1.0 - 0.25 * (ys / height)  # a vertical shading so fills are not flat
+                fill = colour.clamp(0, 1)[:, None, None] * shade
+                image = torch.where(mask, fill, image)
+                boxes.append(box)
+                labels.append(label)
+        image = (image + 0.03 * torch.randn(image.shape, generator=gen)).clamp(0, 1)
+        target = {
+            "boxes": torch.stack(boxes) if boxes else torch.zeros((0, 4)),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+        }
+        return image, target
+
+    def _draw_object(
+        self, xs: Tensor, ys: Tensor, gen: torch.Generator
+    ) -> tuple[int, Tensor, Tensor] | None:
+        """One random shape: ``(label, (H, W) mask, (4,) visible box)``, or ``None`` when
+        too little of it is inside the image."""
+        height, width = self.image_size
+        label = 1 + int(_uniform(gen) * len(CLASS_NAMES))
+        largest = 0.8 * min(height, width)
+        size = math.exp(_uniform(gen, math.log(self.min_object_size), math.log(largest)))
+        ratio = math.exp(_uniform(gen, math.log(1 / 3), math.log(3)))  # height / width
+        w, h = size / math.sqrt(ratio), size * math.sqrt(ratio)
+        # Centres may lie a little outside the image, so some objects are cut off.
+        cx = _uniform(gen, -0.15 * w, width + 0.15 * w)
+        cy = _uniform(gen, -0.15 * h, height + 0.15 * h)
+        u, v = (xs - cx) / (w / 2), (ys - cy) / (h / 2)  # shape-normalised coordinates
+        if label == 1:
+            mask = (u.abs() <= 1) & (v.abs() <= 1)
+        elif label == 2:
+            mask = u**2 + v**2 <= 1
+        else:  # apex up, base at the bottom edge
+            mask = (v <= 1) & (2 * u.abs() <= v + 1)
+        full_area = w * h * _AREA_FRACTION[label - 1]
+        if int(mask.sum()) < 0.4 * full_area:  # mostly outside the image
+            return None
+        rows = torch.where(mask.any(dim=1))[0]
+        cols = torch.where(mask.any(dim=0))[0]
+        box = torch.tensor(
+            [float(cols[0]), float(rows[0]), float(cols[-1]) + 1, float(rows[-1]) + 1]
+        )
+        if min(box[2] - box[0], box[3] - box[1]) < 6:
+            return None
+        return label, mask, box
+
+
+def _uniform(gen: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    return low + (high - low) * float(torch.rand((), generator=gen))
+
+
+def _background(height: int, width: int, gen: torch.Generator) -> Tensor:
+    """A smooth random colour field with fine texture: ``(3, height, width)`` in 0..1."""
+    coarse = torch.rand((1, 3, 6, 6), generator=gen)
+    base = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0]
+    texture = F.interpolate(
+        torch.rand((1, 1, height // 4, width // 4), generator=gen),
+        size=(height, width),
+        mode="bilinear",
+        align_corners=False,
+    )[0]
+    return (0.35 + 0.3 * base + 0.25 * (texture - 0.5)).clamp(0, 1)

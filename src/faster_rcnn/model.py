@@ -1,0 +1,92 @@
+"""The Faster R-CNN detector: backbone -> RPN -> Fast R-CNN head, torchvision's API.
+
+``model(images)`` in eval mode returns, per image, ``{"boxes", "labels", "scores"}`` in
+that image's own pixels; in training mode ``model(images, targets)`` returns the four
+named losses. The module tree (``backbone``, ``rpn``, ``roi_heads``) and so the
+state-dict keys are torchvision's.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+
+from .backbones import build_backbone
+from .config import FasterRCNNConfig
+from .roi_heads import RoIHeads
+from .rpn import RegionProposalNetwork
+from .transform import ImageTransform
+from .validation import validate_images, validate_targets
+
+
+class FasterRCNN(nn.Module):
+    """Faster R-CNN (Ren et al., 2015) with approximate joint training.
+
+    The RPN and the Fast R-CNN head share the backbone's features; in training their
+    losses are summed by the caller and the proposals are treated as constants (no
+    gradient flows through the proposal coordinates), the paper's approximate joint
+    training.
+
+    Args:
+        backbone: module with ``out_channels`` returning an ordered dict of feature maps.
+        config: every other setting; ``config.num_classes`` counts the background.
+    """
+
+    def __init__(self, backbone: nn.Module, config: FasterRCNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = config.num_classes
+        self.transform = ImageTransform(config.transform)
+        self.backbone = backbone
+        self.rpn = RegionProposalNetwork.from_config(
+            config.anchors, config.rpn, backbone.out_channels
+        )
+        self.roi_heads = RoIHeads.from_config(
+            config.roi_heads, backbone.out_channels, config.num_classes
+        )
+
+    @classmethod
+    def from_config(cls, config: FasterRCNNConfig) -> FasterRCNN:
+        """Build the model a config describes, backbone included (randomly initialised)."""
+        return cls(build_backbone(config.backbone), config)
+
+    def forward(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Detect objects, or compute the training losses.
+
+        Args:
+            images: per image, ``float[3, H_i, W_i]`` in 0..1; sizes may differ.
+            targets: training only; per image ``{"boxes": float[N_i, 4], "labels":
+                int64[N_i]}`` in the image's pixels, ``N_i = 0`` allowed.
+            generator: random source of the samplers and multi-scale choice; ``None``
+                uses the global generator (in torchvision's order of draws).
+
+        Returns:
+            Training: ``{"loss_classifier", "loss_box_reg", "loss_objectness",
+            "loss_rpn_box_reg"}``. Eval: per image ``{"boxes": (D, 4), "labels": (D,),
+            "scores": (D,)}``.
+        """
+        validate_images(images)
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode")
+            validate_targets(targets, len(images), self.num_classes)
+        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+
+        image_list, targets = self.transform(images, targets, generator=generator)
+        features = self.backbone(image_list.tensors)
+        if isinstance(features, Tensor):
+            features = OrderedDict([("0", features)])
+        proposals, proposal_losses = self.rpn(image_list, features, targets, generator=generator)
+        detections, detector_losses = self.roi_heads(
+            features, proposals, image_list.image_sizes, targets, generator=generator
+        )
+        if self.training:
+            return {**detector_losses, **proposal_losses}
+        return self.transform.postprocess(detections, image_list.image_sizes, original_sizes)

@@ -1,0 +1,138 @@
+"""Named presets: each builds a :class:`~faster_rcnn.FasterRCNN` from a complete config.
+
+==================  ==========================================================
+``paper_vgg16``     Ren et al. 2015: VGG-16 conv5_3 (stride 16), 9 anchors,
+                    600/1000 resize, RoIPool, border anchors ignored, lambda = 10
+``resnet50_fpn``    torchvision's ``fasterrcnn_resnet50_fpn``, number for number
+``mobilenet_v2_fpn`` MobileNetV2 + FPN as torchvision builds it (``mobilenet_backbone``)
+``small``           a small model trained from scratch on CPU (the demo's)
+==================  ==========================================================
+
+Every preset takes ``num_classes`` (background included) and returns the model; the
+config is ``model.config``. :func:`preset_config` gives the config alone, to edit before
+building with ``FasterRCNN.from_config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .config import (
+    AnchorConfig,
+    BackboneConfig,
+    FasterRCNNConfig,
+    RoIHeadsConfig,
+    RPNConfig,
+    TransformConfig,
+)
+from .model import FasterRCNN
+
+
+def paper_vgg16_config(num_classes: int = 21) -> FasterRCNNConfig:
+    """The paper's VGG-16 detector with py-faster-rcnn's numbers (PASCAL VOC: 21)."""
+    return FasterRCNNConfig(
+        num_classes=num_classes,
+        backbone=BackboneConfig(name="vgg16", trainable_layers=3, out_channels=512),
+        transform=TransformConfig(min_size=(600,), max_size=1000, size_divisible=16),
+        anchors=AnchorConfig(
+            sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),), offset=0.5
+        ),
+        rpn=RPNConfig(
+            allowed_border=0,
+            loss_normalization="paper",
+            box_loss_weight=10.0,
+            pre_nms_top_n_train=12000,
+            pre_nms_top_n_test=6000,
+            post_nms_top_n_train=2000,
+            post_nms_top_n_test=300,
+            min_size=16.0,
+        ),
+        roi_heads=RoIHeadsConfig(
+            bg_iou_thresh_lo=0.1,
+            batch_size_per_image=128,
+            pooler="pool",
+            featmap_names=("0",),
+            box_head="vgg16",
+            representation_size=4096,
+            predictor_init_std=0.01,
+            smooth_l1_beta=1.0,
+            nms_thresh=0.3,
+        ),
+    )
+
+
+def resnet50_fpn_config(num_classes: int = 91) -> FasterRCNNConfig:
+    """torchvision's ``fasterrcnn_resnet50_fpn`` (COCO: 91 classes)."""
+    return FasterRCNNConfig(
+        num_classes=num_classes, backbone=BackboneConfig(name="resnet50_fpn", trainable_layers=3)
+    )
+
+
+def mobilenet_v2_fpn_config(num_classes: int = 91) -> FasterRCNNConfig:
+    """MobileNetV2 + FPN with the anchors and RPN settings of torchvision's MobileNet
+    detectors: two feature levels (stride 32) plus the pooled one, five sizes per level."""
+    return FasterRCNNConfig(
+        num_classes=num_classes,
+        backbone=BackboneConfig(name="mobilenet_v2_fpn", trainable_layers=3),
+        anchors=AnchorConfig(
+            sizes=((32, 64, 128, 256, 512),) * 3, aspect_ratios=((0.5, 1.0, 2.0),) * 3
+        ),
+        rpn=RPNConfig(score_thresh=0.05),
+        roi_heads=RoIHeadsConfig(featmap_names=("0", "1")),
+    )
+
+
+def small_config(num_classes: int = 4) -> FasterRCNNConfig:
+    """A small detector for CPU training from scratch on images of about 320 px."""
+    return FasterRCNNConfig(
+        num_classes=num_classes,
+        backbone=BackboneConfig(name="small", frozen_batch_norm=False, out_channels=64),
+        transform=TransformConfig(min_size=(320,), max_size=512),
+        anchors=AnchorConfig(
+            sizes=((16, 24), (32, 48), (64, 96), (128, 256)),
+            aspect_ratios=((0.5, 1.0, 2.0),) * 4,
+        ),
+        rpn=RPNConfig(
+            pre_nms_top_n_train=1000,
+            pre_nms_top_n_test=500,
+            post_nms_top_n_train=1000,
+            post_nms_top_n_test=300,
+        ),
+        roi_heads=RoIHeadsConfig(
+            featmap_names=("0", "1", "2"),
+            batch_size_per_image=128,
+            representation_size=256,
+        ),
+    )
+
+
+PRESETS: dict[str, Callable[[int], FasterRCNNConfig]] = {
+    "paper_vgg16": paper_vgg16_config,
+    "resnet50_fpn": resnet50_fpn_config,
+    "mobilenet_v2_fpn": mobilenet_v2_fpn_config,
+    "small": small_config,
+}
+
+
+def preset_config(name: str, num_classes: int | None = None) -> FasterRCNNConfig:
+    """The config of a named preset, with the preset's class count unless one is given."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    make = PRESETS[name]
+    return make() if num_classes is None else make(num_classes)
+
+
+def paper_vgg16(num_classes: int = 21) -> FasterRCNN:
+    return FasterRCNN.from_config(paper_vgg16_config(num_classes))
+
+
+def resnet50_fpn(num_classes: int = 91) -> FasterRCNN:
+    return FasterRCNN.from_config(resnet50_fpn_config(num_classes))
+
+
+def mobilenet_v2_fpn(num_classes: int = 91) -> FasterRCNN:
+    return FasterRCNN.from_config(mobilenet_v2_fpn_config(num_classes))
+
+
+def small(num_classes: int = 4) -> FasterRCNN:
+    return FasterRCNN.from_config(small_config(num_classes))

@@ -1,0 +1,80 @@
+"""From the head's raw outputs to detections (torchvision's ``postprocess_detections``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..ops.boxes import BoxCoder, clip_boxes_to_image, remove_small_boxes
+from ..ops.nms import batched_nms
+
+
+def postprocess_detections(
+    class_logits: Tensor,
+    box_regression: Tensor,
+    proposals: list[Tensor],
+    image_shapes: list[tuple[int, int]],
+    box_coder: BoxCoder,
+    score_thresh: float,
+    nms_thresh: float,
+    detections_per_img: int,
+    min_box_size: float,
+) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Turn every RoI into one candidate detection per class and keep the good ones.
+
+    Per image: each proposal's class-specific deltas are decoded into one box per
+    foreground class and clipped to the image; a (box, class) pair is kept when its softmax
+    score is strictly above ``score_thresh`` and both sides are at least ``min_box_size``;
+    NMS then runs separately per class, and the ``detections_per_img`` highest-scoring
+    survivors are returned.
+
+    Args:
+        class_logits: ``(K, num_classes)`` logits, ``K = sum Ki``.
+        box_regression: ``(K, 4 * num_classes)`` deltas.
+        proposals: per image, ``(Ki, 4)`` proposals the deltas refer to.
+        image_shapes: per image, ``(height, width)`` to clip to.
+        box_coder: decodes the deltas (weights 10, 10, 5, 5).
+        score_thresh: detections must score above this.
+        nms_thresh: per-class NMS IoU threshold.
+        detections_per_img: most detections kept per image.
+        min_box_size: smallest side kept, in pixels.
+
+    Returns:
+        Per image, ``(D, 4)`` boxes, ``(D,)`` scores and ``(D,)`` int64 labels
+        (``1..num_classes-1``), by decreasing score.
+    """
+    device = class_logits.device
+    num_classes = class_logits.shape[-1]
+    boxes_per_image = [p.shape[0] for p in proposals]
+    # Shaped explicitly so that a batch without proposals gives (0, num_classes, 4).
+    pred_boxes = box_coder.decode_single(box_regression, torch.cat(proposals)).reshape(
+        -1, num_classes, 4
+    )
+    pred_scores = F.softmax(class_logits, -1)
+
+    all_boxes, all_scores, all_labels = [], [], []
+    for boxes, scores, image_shape in zip(
+        pred_boxes.split(boxes_per_image, 0),
+        pred_scores.split(boxes_per_image, 0),
+        image_shapes,
+        strict=True,
+    ):
+        boxes = clip_boxes_to_image(boxes, image_shape)
+        labels = torch.arange(num_classes, device=device).view(1, -1).expand_as(scores)
+
+        # Column 0 is the background class: it is never a detection.
+        boxes = boxes[:, 1:].reshape(-1, 4)
+        scores = scores[:, 1:].reshape(-1)
+        labels = labels[:, 1:].reshape(-1)
+
+        keep = torch.where(scores > score_thresh)[0]
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        keep = remove_small_boxes(boxes, min_box_size)
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        keep = batched_nms(boxes, scores, labels, nms_thresh)[:detections_per_img]
+
+        all_boxes.append(boxes[keep])
+        all_scores.append(scores[keep])
+        all_labels.append(labels[keep])
+    return all_boxes, all_scores, all_labels

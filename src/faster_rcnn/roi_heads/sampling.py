@@ -1,0 +1,189 @@
+"""Training targets of the Fast R-CNN head: which proposals to learn from, and what.
+
+Each image's proposals, with its ground-truth boxes appended, are matched to the GT box
+they overlap most; those with IoU >= ``fg_iou_thresh`` become foreground of the GT box's
+class, those with best IoU in ``[bg_iou_thresh_lo, bg_iou_thresh_hi)`` background, the
+rest are ignored. A batch of ``batch_size_per_image`` RoIs with at most
+``positive_fraction`` foreground is drawn, and the regression target of each RoI is its
+GT box encoded against it (background RoIs get a target too; the loss ignores it).
+
+This is torchvision's ``RoIHeads.select_training_samples``, step for step, with the
+paper's lower background bound added (``bg_iou_thresh_lo = 0`` reproduces torchvision).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..matching import BalancedPositiveNegativeSampler, Matcher
+from ..ops.boxes import BoxCoder, box_iou
+
+
+class SampledRoIs(NamedTuple):
+    """The RoIs drawn for training, per image (``Si`` of them in image ``i``).
+
+    Attributes:
+        proposals: ``(Si, 4)`` sampled boxes (proposals and appended GT boxes).
+        matched_idxs: ``(Si,)`` int64 index of each RoI's GT box (0 for background RoIs
+            and for every RoI of an image without GT).
+        labels: ``(Si,)`` int64 class of each RoI, 0 for background.
+        regression_targets: ``(Si, 4)`` the matched GT box encoded against the RoI.
+    """
+
+    proposals: list[Tensor]
+    matched_idxs: list[Tensor]
+    labels: list[Tensor]
+    regression_targets: list[Tensor]
+
+
+def add_gt_proposals(proposals: list[Tensor], gt_boxes: list[Tensor]) -> list[Tensor]:
+    """Append each image's GT boxes to its proposals, so every GT box is a candidate RoI.
+
+    Args:
+        proposals: per image, ``(Pi, 4)`` proposals.
+        gt_boxes: per image, ``(Gi, 4)`` GT boxes, same dtype as the proposals.
+
+    Returns:
+        Per image, ``(Pi + Gi, 4)`` boxes: the proposals first, then the GT boxes.
+    """
+    return [torch.cat((p, g)) for p, g in zip(proposals, gt_boxes, strict=True)]
+
+
+class ProposalTargetCreator:
+    """Labels proposals against the ground truth and samples the head's training RoIs.
+
+    Args:
+        fg_iou_thresh: proposals with IoU >= this with a GT box are foreground.
+        bg_iou_thresh_hi: proposals whose best IoU is below this are background ...
+        bg_iou_thresh_lo: ... unless it is also below this, in which case they are
+            ignored (paper: 0.1; torchvision: 0, which ignores nothing). An image with
+            no GT box is all background whatever this is: it has no other RoIs to learn
+            from.
+        batch_size_per_image: RoIs drawn per image (paper: 128, torchvision: 512).
+        positive_fraction: at most this fraction of them foreground.
+        box_coder: encodes the regression targets (weights 10, 10, 5, 5).
+    """
+
+    def __init__(
+        self,
+        fg_iou_thresh: float,
+        bg_iou_thresh_hi: float,
+        bg_iou_thresh_lo: float,
+        batch_size_per_image: int,
+        positive_fraction: float,
+        box_coder: BoxCoder,
+    ) -> None:
+        if not 0.0 <= bg_iou_thresh_lo <= bg_iou_thresh_hi:
+            raise ValueError(
+                f"need 0 <= bg_iou_thresh_lo ({bg_iou_thresh_lo}) "
+                f"<= bg_iou_thresh_hi ({bg_iou_thresh_hi})"
+            )
+        self.proposal_matcher = Matcher(
+            fg_iou_thresh, bg_iou_thresh_hi, allow_low_quality_matches=False
+        )
+        self.bg_iou_thresh_lo = bg_iou_thresh_lo
+        self.fg_bg_sampler = BalancedPositiveNegativeSampler(
+            batch_size_per_image, positive_fraction
+        )
+        self.box_coder = box_coder
+
+    def __call__(
+        self,
+        proposals: list[Tensor],
+        targets: list[dict[str, Tensor]] | None,
+        generator: torch.Generator | None = None,
+    ) -> SampledRoIs:
+        """Draw the training RoIs of a batch and their targets.
+
+        Args:
+            proposals: per image, ``(Pi, 4)`` proposals (the RPN's, detached).
+            targets: per image, ``{"boxes": float (Gi, 4), "labels": int64 (Gi,)}``;
+                ``Gi = 0`` is allowed.
+            generator: random source of the sampler; ``None`` draws from the global
+                generator in torchvision's order.
+
+        Returns:
+            The sampled RoIs with their GT indices, labels and regression targets.
+        """
+        _check_targets(targets, len(proposals))
+        dtype, device = proposals[0].dtype, proposals[0].device
+        gt_boxes = [t["boxes"].to(dtype) for t in targets]
+        gt_labels = [t["labels"] for t in targets]
+
+        proposals = add_gt_proposals(proposals, gt_boxes)
+        matched_idxs, labels = self.assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+        pos_masks, neg_masks = self.fg_bg_sampler(labels, generator=generator)
+
+        sampled_proposals, sampled_matched_idxs, sampled_labels, matched_gt_boxes = [], [], [], []
+        for img_proposals, img_matched, img_labels, img_gt, pos, neg in zip(
+            proposals, matched_idxs, labels, gt_boxes, pos_masks, neg_masks, strict=True
+        ):
+            sampled = torch.where(pos | neg)[0]
+            img_matched = img_matched[sampled]
+            sampled_proposals.append(img_proposals[sampled])
+            sampled_matched_idxs.append(img_matched)
+            sampled_labels.append(img_labels[sampled])
+            if img_gt.numel() == 0:
+                # Background RoIs of an image without objects still need a (never used)
+                # regression target: encode against a dummy box, as torchvision does.
+                img_gt = torch.zeros((1, 4), dtype=dtype, device=device)
+            matched_gt_boxes.append(img_gt[img_matched])
+
+        regression_targets = self.box_coder.encode(matched_gt_boxes, sampled_proposals)
+        return SampledRoIs(
+            sampled_proposals, sampled_matched_idxs, sampled_labels, list(regression_targets)
+        )
+
+    def assign_targets_to_proposals(
+        self, proposals: list[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor]
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Match each proposal to a GT box and label it.
+
+        Args:
+            proposals: per image, ``(Ni, 4)`` candidate RoIs.
+            gt_boxes: per image, ``(Gi, 4)`` GT boxes.
+            gt_labels: per image, ``(Gi,)`` int64 GT classes.
+
+        Returns:
+            Per image, ``(Ni,)`` int64 matched GT index (clamped to >= 0), and ``(Ni,)``
+            int64 labels: the GT class for foreground, 0 for background, -1 ignored.
+        """
+        matched_idxs, labels = [], []
+        for img_proposals, img_gt_boxes, img_gt_labels in zip(
+            proposals, gt_boxes, gt_labels, strict=True
+        ):
+            num = img_proposals.shape[0]
+            if img_gt_boxes.numel() == 0:
+                device = img_proposals.device
+                img_matched = torch.zeros((num,), dtype=torch.int64, device=device)
+                img_labels = torch.zeros((num,), dtype=torch.int64, device=device)
+            else:
+                iou = box_iou(img_gt_boxes, img_proposals)
+                matches = self.proposal_matcher(iou)
+                img_matched = matches.clamp(min=0)
+                img_labels = img_gt_labels[img_matched].to(dtype=torch.int64)
+                img_labels[matches == Matcher.BELOW_LOW_THRESHOLD] = 0
+                img_labels[matches == Matcher.BETWEEN_THRESHOLDS] = -1
+                # The paper's background is IoU in [lo, hi): proposals overlapping no
+                # object even that much are not sampled at all.
+                img_labels[iou.max(dim=0).values < self.bg_iou_thresh_lo] = -1
+            matched_idxs.append(img_matched)
+            labels.append(img_labels)
+        return matched_idxs, labels
+
+
+def _check_targets(targets: list[dict[str, Tensor]] | None, num_images: int) -> None:
+    if targets is None:
+        raise ValueError("the Fast R-CNN head needs targets in training mode")
+    if len(targets) != num_images:
+        raise ValueError(f"got targets for {len(targets)} images and proposals for {num_images}")
+    for i, target in enumerate(targets):
+        if "boxes" not in target or "labels" not in target:
+            raise ValueError(f"image {i}: target must have 'boxes' and 'labels'")
+        if not target["boxes"].is_floating_point():
+            raise TypeError(f"image {i}: boxes must be floating point, got {target['boxes'].dtype}")
+        if target["labels"].dtype != torch.int64:
+            raise TypeError(f"image {i}: labels must be int64, got {target['labels'].dtype}")

@@ -1,0 +1,231 @@
+"""The Region Proposal Network: head, anchors, proposal selection and training loss."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..anchors import AnchorGenerator
+from ..config import AnchorConfig, RPNConfig
+from ..image_list import ImageList
+from ..matching import BalancedPositiveNegativeSampler
+from ..ops.boxes import BoxCoder
+from .assign import AnchorTargetCreator, HardNegativeSampler
+from .head import RPNHead
+from .loss import rpn_loss
+from .proposals import select_proposals
+
+
+class RPNPrediction(NamedTuple):
+    """Everything one RPN pass computes, for the loss and for inspection.
+
+    Attributes:
+        boxes: per image, ``(P_i, 4)`` proposals in the resized image's pixels.
+        scores: per image, ``(P_i,)`` their objectness probabilities.
+        anchors: per image, ``(A, 4)`` anchors (``A = sum_l H_l * W_l * A_l``).
+        objectness: ``(N * A, 1)`` logits, image-major, in the anchors' order.
+        pred_bbox_deltas: ``(N * A, 4)`` predicted deltas, same order.
+        num_anchors_per_level: ``H_l * W_l * A_l`` per level (per image).
+        num_anchor_locations: ``sum_l H_l * W_l`` per image (the paper's N_reg per image).
+    """
+
+    boxes: list[Tensor]
+    scores: list[Tensor]
+    anchors: list[Tensor]
+    objectness: Tensor
+    pred_bbox_deltas: Tensor
+    num_anchors_per_level: list[int]
+    num_anchor_locations: int
+
+
+def concat_box_prediction_layers(
+    box_cls: list[Tensor], box_regression: list[Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Flatten the head's per-level maps into rows that line up with the anchors.
+
+    Args:
+        box_cls: per level, ``(N, A * C, H, W)`` scores (``C = 1`` for the RPN).
+        box_regression: per level, ``(N, A * 4, H, W)`` deltas.
+
+    Returns:
+        ``(N * sum_l H_l W_l A, C)`` scores and ``(N * sum_l H_l W_l A, 4)`` deltas:
+        image-major, then level, then location (row-major), then anchor.
+    """
+    cls_flat, reg_flat = [], []
+    for cls_level, reg_level in zip(box_cls, box_regression, strict=True):
+        n, a_times_c, h, w = cls_level.shape
+        num_anchors = reg_level.shape[1] // 4
+        c = a_times_c // num_anchors
+        cls_flat.append(_to_anchor_rows(cls_level, n, c, h, w))
+        reg_flat.append(_to_anchor_rows(reg_level, n, 4, h, w))
+    return torch.cat(cls_flat, dim=1).flatten(0, -2), torch.cat(reg_flat, dim=1).reshape(-1, 4)
+
+
+def _to_anchor_rows(layer: Tensor, n: int, c: int, h: int, w: int) -> Tensor:
+    """``(N, A * C, H, W)`` -> ``(N, H * W * A, C)``."""
+    return layer.view(n, -1, c, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, c)
+
+
+class RegionProposalNetwork(nn.Module):
+    """The RPN of Ren et al. (2015), numerically torchvision's for its settings.
+
+    Forward: the head scores and regresses every anchor of every feature level; the deltas
+    are decoded into boxes and filtered into proposals (:func:`select_proposals`). In
+    training, anchors are labelled (:class:`AnchorTargetCreator`), a balanced batch is
+    sampled (random or hard-negative) and :func:`rpn_loss` gives the two losses.
+
+    The proposals are decoded from *detached* deltas, so no gradient flows through their
+    coordinates into the RPN from whatever consumes them: the paper's approximate joint
+    training. The RPN's own losses train the head (and the backbone behind it).
+
+    Args:
+        anchor_generator: the anchors of every feature level.
+        head: maps the list of feature maps to per-level ``(N, A, H, W)`` logits and
+            ``(N, 4A, H, W)`` deltas.
+        cfg: assignment, sampling, loss and proposal settings.
+    """
+
+    def __init__(self, anchor_generator: AnchorGenerator, head: nn.Module, cfg: RPNConfig) -> None:
+        super().__init__()
+        if cfg.loss_normalization not in ("per_sample", "paper"):
+            raise ValueError(f"unknown RPN loss normalization {cfg.loss_normalization!r}")
+        self.anchor_generator = anchor_generator
+        self.head = head
+        self.cfg = cfg
+        self.box_coder = BoxCoder(cfg.box_coder_weights)
+        self.target_creator = AnchorTargetCreator.from_config(cfg)
+        self.fg_bg_sampler: BalancedPositiveNegativeSampler | HardNegativeSampler
+        if cfg.sampler == "random":
+            self.fg_bg_sampler = BalancedPositiveNegativeSampler(
+                cfg.batch_size_per_image, cfg.positive_fraction
+            )
+        elif cfg.sampler == "hard_negative":
+            self.fg_bg_sampler = HardNegativeSampler(
+                cfg.batch_size_per_image, cfg.positive_fraction
+            )
+        else:
+            raise ValueError(
+                f"unknown RPN sampler {cfg.sampler!r}; use 'random' or 'hard_negative'"
+            )
+
+    @classmethod
+    def from_config(
+        cls, anchor_cfg: AnchorConfig, rpn_cfg: RPNConfig, in_channels: int
+    ) -> RegionProposalNetwork:
+        """An RPN with a fresh :class:`RPNHead` on features of ``in_channels`` channels."""
+        anchor_generator = AnchorGenerator.from_config(anchor_cfg)
+        anchors_per_location = anchor_generator.num_anchors_per_location()
+        if len(set(anchors_per_location)) != 1:
+            raise ValueError(
+                "the RPN head is shared by all feature levels, so every level needs the same "
+                f"number of anchors per location; got {anchors_per_location}"
+            )
+        return cls(anchor_generator, RPNHead(in_channels, anchors_per_location[0]), rpn_cfg)
+
+    def pre_nms_top_n(self) -> int:
+        return self.cfg.pre_nms_top_n_train if self.training else self.cfg.pre_nms_top_n_test
+
+    def post_nms_top_n(self) -> int:
+        return self.cfg.post_nms_top_n_train if self.training else self.cfg.post_nms_top_n_test
+
+    def forward(
+        self,
+        images: ImageList,
+        features: dict[str, Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """Proposals, and in training the RPN losses.
+
+        Args:
+            images: the padded batch and each image's own size.
+            features: ordered ``{name: (N, C, H_l, W_l)}``, one entry per anchor level.
+            targets: training only; per image ``{"boxes": (G_i, 4), ...}`` in the resized
+                image's pixels, ``G_i = 0`` allowed.
+            generator: random source of the anchor sampler; ``None`` uses the global one
+                (torchvision's order of draws).
+
+        Returns:
+            Per image ``(P_i, 4)`` proposals, and ``{"loss_objectness", "loss_rpn_box_reg"}``
+            in training (an empty dict in eval).
+        """
+        prediction = self.predict(images, features)
+        if not self.training:
+            return prediction.boxes, {}
+        if targets is None:
+            raise ValueError("the RPN needs targets in training mode")
+        return prediction.boxes, self.compute_loss(prediction, targets, images, generator)
+
+    def propose(
+        self, images: ImageList, features: dict[str, Tensor]
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Per image ``(P_i, 4)`` proposals and ``(P_i,)`` objectness probabilities."""
+        prediction = self.predict(images, features)
+        return prediction.boxes, prediction.scores
+
+    def predict(self, images: ImageList, features: dict[str, Tensor]) -> RPNPrediction:
+        """Run the head on every level, decode every anchor and select the proposals."""
+        feature_maps = list(features.values())
+        objectness, pred_bbox_deltas = self.head(feature_maps)
+        anchors = self.anchor_generator(images, feature_maps)
+        num_images = len(anchors)
+        num_anchors_per_level = [o[0].numel() for o in objectness]
+        num_anchor_locations = sum(o.shape[-2] * o.shape[-1] for o in objectness)
+        objectness, pred_bbox_deltas = concat_box_prediction_layers(objectness, pred_bbox_deltas)
+        proposals = self.box_coder.decode(pred_bbox_deltas.detach(), anchors)
+        proposals = proposals.view(num_images, -1, 4)
+        boxes, scores = select_proposals(
+            proposals,
+            objectness,
+            images.image_sizes,
+            num_anchors_per_level,
+            pre_nms_top_n=self.pre_nms_top_n(),
+            post_nms_top_n=self.post_nms_top_n(),
+            nms_thresh=self.cfg.nms_thresh,
+            score_thresh=self.cfg.score_thresh,
+            min_size=self.cfg.min_size,
+        )
+        return RPNPrediction(
+            boxes,
+            scores,
+            anchors,
+            objectness,
+            pred_bbox_deltas,
+            num_anchors_per_level,
+            num_anchor_locations,
+        )
+
+    def compute_loss(
+        self,
+        prediction: RPNPrediction,
+        targets: list[dict[str, Tensor]],
+        images: ImageList,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Label the anchors, sample a batch and compute ``{"loss_objectness",
+        "loss_rpn_box_reg"}``."""
+        anchors = prediction.anchors
+        labels, matched_gt_boxes = self.target_creator(
+            anchors, [t["boxes"] for t in targets], images.image_sizes
+        )
+        regression_targets = self.box_coder.encode(matched_gt_boxes, anchors)
+        if isinstance(self.fg_bg_sampler, HardNegativeSampler):
+            logits_per_image = list(prediction.objectness.view(len(anchors), -1))
+            pos_masks, neg_masks = self.fg_bg_sampler(labels, logits_per_image, generator)
+        else:
+            pos_masks, neg_masks = self.fg_bg_sampler(labels, generator)
+        loss_objectness, loss_rpn_box_reg = rpn_loss(
+            prediction.objectness,
+            prediction.pred_bbox_deltas,
+            labels,
+            list(regression_targets),
+            pos_masks,
+            neg_masks,
+            normalization=self.cfg.loss_normalization,
+            box_loss_weight=self.cfg.box_loss_weight,
+            beta=self.cfg.smooth_l1_beta,
+            num_anchor_locations=prediction.num_anchor_locations,
+        )
+        return {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_rpn_box_reg}

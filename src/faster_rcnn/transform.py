@@ -1,0 +1,147 @@
+"""From user images to one normalised, padded batch, and from detections back to the images.
+
+The arithmetic follows torchvision's ``GeneralizedRCNNTransform`` step for step (float32
+scale factor, bilinear resize with ``recompute_scale_factor``, per-axis box ratios), so a
+torchvision checkpoint sees exactly the tensor it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import TransformConfig
+from .image_list import ImageList
+
+
+class ImageTransform(nn.Module):
+    """Normalise, resize and batch images (and their boxes); map detections back.
+
+    Each image is scaled so that its shorter side becomes ``min_size`` unless that makes
+    the longer side exceed ``max_size``, in which case the longer side becomes
+    ``max_size`` (the paper's 600 / 1000, torchvision's 800 / 1333). In training, with
+    several ``min_size`` values one is drawn per image (multi-scale training).
+    """
+
+    def __init__(self, cfg: TransformConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.min_size = tuple(cfg.min_size)
+        self.max_size = cfg.max_size
+        self.size_divisible = cfg.size_divisible
+
+    def forward(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[ImageList, list[dict[str, Tensor]] | None]:
+        """Prepare a batch.
+
+        Args:
+            images: per image, ``float[3, H_i, W_i]`` with values in 0..1.
+            targets: per image, ``{"boxes": (N_i, 4), "labels": (N_i,)}`` in the image's
+                pixels; other keys are carried along unchanged.
+            generator: random source of the multi-scale choice in training; ``None``
+                draws from the global generator, as torchvision does.
+
+        Returns:
+            The padded ``ImageList`` (its ``image_sizes`` are the resized sizes) and the
+            targets with boxes in resized-image pixels.
+        """
+        resized_images = []
+        resized_targets = [] if targets is not None else None
+        for i, image in enumerate(images):
+            image = self.normalize(image)
+            original_size = (int(image.shape[-2]), int(image.shape[-1]))
+            image = resize_image(image, self._choose_min_size(generator), self.max_size)
+            resized_images.append(image)
+            if targets is not None and resized_targets is not None:
+                target = dict(targets[i])
+                resized_size = (int(image.shape[-2]), int(image.shape[-1]))
+                target["boxes"] = resize_boxes(target["boxes"], original_size, resized_size)
+                resized_targets.append(target)
+        image_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in resized_images]
+        return ImageList(self.batch(resized_images), image_sizes), resized_targets
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """``(image - mean) / std`` per channel; ``image`` is ``(3, H, W)`` in 0..1."""
+        if not image.is_floating_point():
+            raise TypeError(f"images must be floating point tensors in 0..1, got {image.dtype}")
+        mean = torch.as_tensor(self.cfg.image_mean, dtype=image.dtype, device=image.device)
+        std = torch.as_tensor(self.cfg.image_std, dtype=image.dtype, device=image.device)
+        return (image - mean[:, None, None]) / std[:, None, None]
+
+    def batch(self, images: list[Tensor]) -> Tensor:
+        """Zero-pad images to a common size divisible by ``size_divisible``.
+
+        Args:
+            images: per image, ``(C, H_i, W_i)``.
+
+        Returns:
+            ``(N, C, H, W)`` with ``H`` and ``W`` the largest sizes rounded up.
+        """
+        channels = images[0].shape[0]
+        height = max(img.shape[1] for img in images)
+        width = max(img.shape[2] for img in images)
+        stride = float(self.size_divisible)
+        height = int(math.ceil(height / stride) * stride)
+        width = int(math.ceil(width / stride) * stride)
+        batched = images[0].new_zeros((len(images), channels, height, width))
+        for img, pad in zip(images, batched, strict=True):
+            pad[:, : img.shape[1], : img.shape[2]].copy_(img)
+        return batched
+
+    def postprocess(
+        self,
+        detections: list[dict[str, Tensor]],
+        image_sizes: list[tuple[int, int]],
+        original_image_sizes: list[tuple[int, int]],
+    ) -> list[dict[str, Tensor]]:
+        """Map detection boxes from resized-image to original-image pixels (in place)."""
+        for detection, resized, original in zip(
+            detections, image_sizes, original_image_sizes, strict=True
+        ):
+            detection["boxes"] = resize_boxes(detection["boxes"], resized, original)
+        return detections
+
+    def _choose_min_size(self, generator: torch.Generator | None) -> int:
+        if not self.training:
+            return self.min_size[-1]
+        # torchvision draws even when there is one size; drawing the same way keeps the
+        # global random stream (and so the samplers) in step with it.
+        draw = torch.empty(1).uniform_(0.0, float(len(self.min_size)), generator=generator)
+        return self.min_size[int(draw.item())]
+
+
+def resize_image(image: Tensor, min_size: int, max_size: int) -> Tensor:
+    """Bilinearly rescale ``(C, H, W)`` so the shorter side is ``min_size``, the longer at
+    most ``max_size``."""
+    shape = torch.tensor(image.shape[-2:])
+    short_side = torch.min(shape).to(dtype=torch.float32)
+    long_side = torch.max(shape).to(dtype=torch.float32)
+    scale = torch.min(float(min_size) / short_side, float(max_size) / long_side).item()
+    return F.interpolate(
+        image[None],
+        size=None,
+        scale_factor=scale,
+        mode="bilinear",
+        recompute_scale_factor=True,
+        align_corners=False,
+    )[0]
+
+
+def resize_boxes(
+    boxes: Tensor, original_size: tuple[int, int], new_size: tuple[int, int]
+) -> Tensor:
+    """Scale ``(N, 4)`` boxes from an image of ``original_size`` to ``new_size`` (h, w)."""
+    ratio_h, ratio_w = (
+        torch.tensor(new, dtype=torch.float32, device=boxes.device)
+        / torch.tensor(old, dtype=torch.float32, device=boxes.device)
+        for new, old in zip(new_size, original_size, strict=True)
+    )
+    x1, y1, x2, y2 = boxes.unbind(1)
+    return torch.stack((x1 * ratio_w, y1 * ratio_h, x2 * ratio_w, y2 * ratio_h), dim=1)

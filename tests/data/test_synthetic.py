@@ -1,0 +1,38 @@
+import torch
+
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.ops.boxes import box_iou
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    a, b, c = SyntheticShapes(4, seed=3), SyntheticShapes(4, seed=3), SyntheticShapes(4, seed=4)
+    for i in range(4):
+        assert torch.equal(a[i][0], b[i][0])
+        assert torch.equal(a[i][1]["boxes"], b[i][1]["boxes"])
+    assert not torch.equal(a[0][0], c[0][0])
+
+
+def test_targets_follow_the_data_contract_and_cover_the_spec():
+    data = SyntheticShapes(120, image_size=(160, 200), seed=0)
+    sides, ratios, counts, labels = [], [], [], set()
+    for i in range(len(data)):
+        image, target = data[i]
+        assert image.shape == (3, 160, 200) and image.dtype == torch.float32
+        assert image.min() >= 0 and image.max() <= 1
+        boxes = target["boxes"]
+        assert target["labels"].dtype == torch.int64 and boxes.shape[1] == 4
+        assert torch.all(boxes[:, 2] > boxes[:, 0]) and torch.all(boxes[:, 3] > boxes[:, 1])
+        assert torch.all(boxes[:, :2] >= 0) and torch.all(boxes[:, 2] <= 200)
+        assert torch.all(boxes[:, 3] <= 160)
+        if len(boxes) > 1:
+            iou = box_iou(boxes, boxes).fill_diagonal_(0)
+            assert iou.max() <= data.max_overlap + 1e-6
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        sides += torch.minimum(w, h).tolist()
+        ratios += (h / w).tolist()
+        counts.append(len(boxes))
+        labels |= set(target["labels"].tolist())
+    assert labels == {1, 2, 3}
+    assert 0 in counts and max(counts) > 3  # empty images and crowded ones
+    assert min(sides) < 16 and max(sides) > 80  # small and large objects
+    assert min(ratios) < 0.5 and max(ratios) > 2  # elongated both ways

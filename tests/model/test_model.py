@@ -1,0 +1,133 @@
+"""The assembled detector: every preset trains and detects; the data contract holds."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from faster_rcnn import FasterRCNN
+from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
+
+
+def tiny(name: str, num_classes: int = 3):
+    """A preset's config at a small image size, so every preset runs in seconds."""
+    cfg = preset_config(name, num_classes)
+    cfg.transform = dataclasses.replace(cfg.transform, min_size=(256,), max_size=384)
+    return cfg
+
+
+def batch():
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.rand(3, 100, 150, generator=gen), torch.rand(3, 120, 90, generator=gen)]
+    targets = [
+        {
+            "boxes": torch.tensor([[10.0, 20.0, 60.0, 80.0], [70, 10, 140, 50]]),
+            "labels": torch.tensor([1, 2]),
+        },
+        {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)},
+    ]
+    return images, targets
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_trains_and_detects(name):
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny(name))
+    images, targets = batch()
+
+    model.train()
+    losses = model(images, targets, generator=torch.Generator().manual_seed(0))
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.rpn.head.cls_logits.weight.grad.abs().sum() > 0
+    assert model.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+    trained_backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained_backbone)
+
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    assert len(detections) == 2
+    for det, image in zip(detections, images, strict=True):
+        assert set(det) == {"boxes", "labels", "scores"}
+        assert det["labels"].dtype == torch.int64
+        boxes = det["boxes"]
+        assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= image.shape[2]).all()
+        assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= image.shape[1]).all()
+
+
+def test_resnet50_fpn_has_torchvisions_module_tree():
+    # fasterrcnn_resnet50_fpn: 295 state-dict entries and 41,755,286 parameters (its
+    # published figure; frozen batch-norm statistics and affine terms are buffers).
+    with torch.device("meta"):
+        model = FasterRCNN.from_config(resnet50_fpn_config())
+    state = model.state_dict()
+    assert len(state) == 295
+    assert sum(p.numel() for p in model.parameters()) == 41_755_286
+    expected = {
+        "backbone.body.conv1.weight": (64, 3, 7, 7),
+        "backbone.body.bn1.running_var": (64,),
+        "backbone.body.layer1.0.downsample.0.weight": (256, 64, 1, 1),
+        "backbone.body.layer4.2.conv3.weight": (2048, 512, 1, 1),
+        "backbone.fpn.inner_blocks.3.0.weight": (256, 2048, 1, 1),
+        "backbone.fpn.layer_blocks.0.0.weight": (256, 256, 3, 3),
+        "rpn.head.conv.0.0.weight": (256, 256, 3, 3),
+        "rpn.head.cls_logits.weight": (3, 256, 1, 1),
+        "rpn.head.bbox_pred.weight": (12, 256, 1, 1),
+        "roi_heads.box_head.fc6.weight": (1024, 256 * 7 * 7),
+        "roi_heads.box_head.fc7.weight": (1024, 1024),
+        "roi_heads.box_predictor.cls_score.weight": (91, 1024),
+        "roi_heads.box_predictor.bbox_pred.weight": (364, 1024),
+    }
+    for key, shape in expected.items():
+        assert tuple(state[key].shape) == shape, key
+    # torchvision's default: layer2..layer4 train, conv1 and layer1 are frozen.
+    trainable = {
+        k.split(".")[2]
+        for k, p in model.named_parameters()
+        if p.requires_grad and k.startswith("backbone.body.")
+    }
+    assert trainable == {"layer2", "layer3", "layer4"}
+
+
+def test_state_dict_round_trip_gives_identical_detections():
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    torch.manual_seed(1)
+    other = FasterRCNN.from_config(tiny("small")).eval()
+    other.load_state_dict(model.state_dict(), strict=True)
+    images, _ = batch()
+    with torch.no_grad():
+        a, b = model(images), other(images)
+    for x, y in zip(a, b, strict=True):
+        for key in x:
+            torch.testing.assert_close(x[key], y[key])
+
+
+def test_batched_and_single_image_inference_agree():
+    # Same-size images need no extra padding, so batching must not change any result.
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    gen = torch.Generator().manual_seed(3)
+    images = [torch.rand(3, 100, 150, generator=gen) for _ in range(3)]
+    with torch.no_grad():
+        together = model(images)
+        alone = [model([image])[0] for image in images]
+    for x, y in zip(together, alone, strict=True):
+        torch.testing.assert_close(x["boxes"], y["boxes"], atol=1e-3, rtol=0)
+        torch.testing.assert_close(x["scores"], y["scores"], atol=1e-4, rtol=0)
+        assert torch.equal(x["labels"], y["labels"])
+
+
+def test_training_rejects_missing_and_invalid_targets():
+    model = FasterRCNN.from_config(tiny("small")).train()
+    images, targets = batch()
+    with pytest.raises(ValueError, match="targets are required"):
+        model(images)
+    targets[1] = {"boxes": torch.tensor([[5.0, 5.0, 5.0, 9.0]]), "labels": torch.tensor([1])}
+    with pytest.raises(ValueError, match=r"image 1, box 0: .* has no area"):
+        model(images, targets)
+    targets[1] = {"boxes": torch.tensor([[5.0, 5.0, 9.0, 9.0]]), "labels": torch.tensor([3])}
+    with pytest.raises(ValueError, match=r"image 1, box 0: label 3 is outside 1..2"):
+        model(images, targets)

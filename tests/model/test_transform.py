@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from faster_rcnn.config import TransformConfig
+from faster_rcnn.transform import ImageTransform, resize_boxes, resize_image
+
+
+def make_transform(**kwargs) -> ImageTransform:
+    return ImageTransform(TransformConfig(**kwargs)).eval()
+
+
+def test_resize_scales_shorter_side_to_min_size():
+    image = torch.rand(3, 100, 200)
+    assert resize_image(image, min_size=50, max_size=1000).shape == (3, 50, 100)
+
+
+def test_resize_caps_longer_side_at_max_size():
+    # Shorter side 100 -> 200 would make the longer 800 > 500, so scale = 500/400 = 1.25.
+    image = torch.rand(3, 100, 400)
+    assert resize_image(image, min_size=200, max_size=500).shape == (3, 125, 500)
+
+
+def test_resize_boxes_per_axis():
+    boxes = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    out = resize_boxes(boxes, original_size=(100, 200), new_size=(50, 400))
+    torch.testing.assert_close(out, torch.tensor([[20.0, 10.0, 60.0, 20.0]]))
+
+
+def test_normalize_uses_mean_and_std():
+    transform = make_transform(image_mean=(0.5, 0.25, 0.0), image_std=(0.5, 0.25, 2.0))
+    image = torch.ones(3, 2, 2)
+    out = transform.normalize(image)
+    torch.testing.assert_close(out[:, 0, 0], torch.tensor([1.0, 3.0, 0.5]))
+
+
+def test_batch_pads_to_multiple_of_size_divisible_with_zeros():
+    transform = make_transform(min_size=(40,), max_size=1000, size_divisible=32)
+    images = [torch.rand(3, 40, 50), torch.rand(3, 80, 40)]
+    batch, targets = transform(images)
+    assert targets is None
+    # Image 2 resizes to 80x40 (shorter side 40 already); batch is (80, 50) -> (96, 64).
+    assert batch.tensors.shape == (2, 3, 96, 64)
+    assert batch.image_sizes == [(40, 50), (80, 40)]
+    assert torch.all(batch.tensors[0, :, 40:, :] == 0)
+    assert torch.all(batch.tensors[0, :, :, 50:] == 0)
+
+
+def test_forward_resizes_targets_and_postprocess_maps_back():
+    transform = make_transform(min_size=(100,), max_size=1000)
+    image = torch.rand(3, 50, 80)
+    target = {"boxes": torch.tensor([[5.0, 10.0, 25.0, 40.0]]), "labels": torch.tensor([1])}
+    batch, targets = transform([image], [target])
+    assert batch.image_sizes == [(100, 160)]
+    torch.testing.assert_close(targets[0]["boxes"], torch.tensor([[10.0, 20.0, 50.0, 80.0]]))
+    assert target["boxes"][0, 0] == 5.0  # the caller's target is not modified
+    detections = [{"boxes": targets[0]["boxes"].clone()}]
+    back = transform.postprocess(detections, batch.image_sizes, [(50, 80)])
+    torch.testing.assert_close(back[0]["boxes"], target["boxes"])
+
+
+def test_multiscale_training_draws_each_size_and_eval_uses_last():
+    transform = ImageTransform(TransformConfig(min_size=(32, 64), max_size=1000))
+    gen = torch.Generator().manual_seed(0)
+    transform.train()
+    sizes = {transform([torch.rand(3, 16, 16)], generator=gen)[0].image_sizes[0] for _ in range(40)}
+    assert sizes == {(32, 32), (64, 64)}
+    transform.eval()
+    assert transform([torch.rand(3, 16, 16)])[0].image_sizes == [(64, 64)]
+
+
+def test_integer_images_are_rejected():
+    with pytest.raises(TypeError, match="floating point"):
+        make_transform().normalize(torch.zeros(3, 4, 4, dtype=torch.uint8))

@@ -1,0 +1,111 @@
+"""Box heads and the class/box predictor: shapes, key names, initialisation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from faster_rcnn.roi_heads.box_head import TwoMLPHead, VGG16BoxHead
+from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
+
+
+def test_two_mlp_head_shapes_keys_and_relu() -> None:
+    torch.manual_seed(0)
+    head = TwoMLPHead(4 * 3 * 3, 16)
+    assert list(head.state_dict()) == ["fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias"]
+    assert head.fc6.weight.shape == (16, 36) and head.fc7.weight.shape == (16, 16)
+    x = torch.randn(5, 4, 3, 3)
+    out = head(x)
+    assert out.shape == (5, 16)
+    expected = torch.relu(head.fc7(torch.relu(head.fc6(x.reshape(5, 36)))))
+    torch.testing.assert_close(out, expected)
+
+
+def test_two_mlp_head_has_default_linear_init() -> None:
+    # nn.Linear draws weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    torch.manual_seed(1)
+    head = TwoMLPHead(400, 64)
+    bound = 1 / math.sqrt(400)
+    assert head.fc6.weight.abs().max() <= bound and head.fc6.bias.abs().max() <= bound
+    assert head.fc6.weight.abs().max() > 0.9 * bound
+
+
+def test_two_mlp_head_draws_weights_in_torchvision_order() -> None:
+    torch.manual_seed(2)
+    head = TwoMLPHead(12, 8)
+    torch.manual_seed(2)
+    fc6, fc7 = nn.Linear(12, 8), nn.Linear(8, 8)
+    torch.testing.assert_close(head.fc6.weight, fc6.weight, rtol=0, atol=0)
+    torch.testing.assert_close(head.fc7.bias, fc7.bias, rtol=0, atol=0)
+
+
+def test_vgg16_head_matches_imagenet_classifier_shapes() -> None:
+    with torch.device("meta"):
+        head = VGG16BoxHead()
+        classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(), nn.Linear(4096, 4096)
+        )
+    assert list(head.state_dict()) == ["fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias"]
+    renamed = {
+        "fc6.weight": classifier[0].weight,
+        "fc6.bias": classifier[0].bias,
+        "fc7.weight": classifier[3].weight,
+        "fc7.bias": classifier[3].bias,
+    }
+    head.load_state_dict(renamed, strict=True, assign=True)
+
+
+def test_vgg16_head_drops_out_in_training_only() -> None:
+    torch.manual_seed(3)
+    head = VGG16BoxHead(2 * 7 * 7, 64, dropout=0.5)
+    x = torch.randn(6, 2, 7, 7)
+    head.eval()
+    expected = torch.relu(head.fc7(torch.relu(head.fc6(x.flatten(1)))))
+    torch.testing.assert_close(head(x), expected)
+    head.train()
+    out = head(x)
+    assert out.shape == (6, 64)
+    assert (out == 0).float().mean() > (expected == 0).float().mean() + 0.2
+
+
+def test_predictor_shapes_and_keys() -> None:
+    torch.manual_seed(4)
+    predictor = FastRCNNPredictor(32, 5)
+    assert list(predictor.state_dict()) == [
+        "cls_score.weight",
+        "cls_score.bias",
+        "bbox_pred.weight",
+        "bbox_pred.bias",
+    ]
+    x = torch.randn(7, 32)
+    scores, deltas = predictor(x)
+    assert scores.shape == (7, 5) and deltas.shape == (7, 20)
+    scores4, deltas4 = predictor(x[:, :, None, None])
+    torch.testing.assert_close(scores4, scores)
+    torch.testing.assert_close(deltas4, deltas)
+    with pytest.raises(ValueError, match=r"\(K, C, 1, 1\)"):
+        predictor(torch.randn(7, 8, 2, 2))
+
+
+def test_predictor_default_init_is_nn_linear() -> None:
+    torch.manual_seed(5)
+    predictor = FastRCNNPredictor(64, 3)
+    torch.manual_seed(5)
+    cls_score, bbox_pred = nn.Linear(64, 3), nn.Linear(64, 12)
+    torch.testing.assert_close(predictor.cls_score.weight, cls_score.weight, rtol=0, atol=0)
+    torch.testing.assert_close(predictor.bbox_pred.bias, bbox_pred.bias, rtol=0, atol=0)
+
+
+def test_predictor_paper_init_is_gaussian_with_zero_bias() -> None:
+    gen = torch.Generator().manual_seed(6)
+    predictor = FastRCNNPredictor(1024, 21, init_std=0.01, generator=gen)
+    cls_w, box_w = predictor.cls_score.weight, predictor.bbox_pred.weight
+    assert abs(cls_w.std().item() - 0.01) < 0.0005
+    assert abs(box_w.std().item() - 0.001) < 0.00005
+    assert abs(cls_w.mean().item()) < 0.0005 and abs(box_w.mean().item()) < 0.00005
+    assert (predictor.cls_score.bias == 0).all() and (predictor.bbox_pred.bias == 0).all()
+    again = FastRCNNPredictor(1024, 21, init_std=0.01, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(again.cls_score.weight, cls_w, rtol=0, atol=0)

@@ -1,0 +1,176 @@
+import pytest
+import torch
+
+from faster_rcnn.config import RPNConfig
+from faster_rcnn.matching import BalancedPositiveNegativeSampler
+from faster_rcnn.rpn.assign import AnchorTargetCreator, HardNegativeSampler
+
+GT = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+BIG_IMAGE = (1000, 1000)
+
+
+def creator(**kwargs: float | bool) -> AnchorTargetCreator:
+    defaults = {"fg_iou_thresh": 0.7, "bg_iou_thresh": 0.3}
+    return AnchorTargetCreator(**{**defaults, **kwargs})
+
+
+def test_iou_exactly_fg_threshold_is_positive() -> None:
+    anchors = torch.tensor([[0.0, 0.0, 7.0, 10.0]])  # IoU 70 / 100
+    labels, matched = creator(allow_low_quality_matches=False).assign_single(anchors, GT, BIG_IMAGE)
+    assert labels.tolist() == [1.0]
+    assert torch.equal(matched, GT)
+
+
+def test_iou_exactly_bg_threshold_is_ignored_and_below_is_negative() -> None:
+    anchors = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],  # IoU 1: positive
+            [0.0, 0.0, 3.0, 10.0],  # IoU 0.3 exactly: ignored
+            [0.0, 0.0, 2.0, 10.0],  # IoU 0.2: negative
+            [0.0, 0.0, 5.0, 10.0],  # IoU 0.5: ignored
+            [20.0, 20.0, 30.0, 30.0],  # IoU 0: negative
+        ]
+    )
+    labels, _ = creator().assign_single(anchors, GT, BIG_IMAGE)
+    assert labels.tolist() == [1.0, -1.0, 0.0, -1.0, 0.0]
+    assert labels.dtype == anchors.dtype
+
+
+def test_low_quality_ties_are_all_positive() -> None:
+    anchors = torch.tensor(
+        [
+            [0.0, 0.0, 5.0, 10.0],  # IoU 0.5, the GT's best
+            [5.0, 0.0, 10.0, 10.0],  # IoU 0.5, tied
+            [0.0, 0.0, 4.0, 10.0],  # IoU 0.4: ignored
+            [0.0, 0.0, 1.0, 10.0],  # IoU 0.1: negative
+        ]
+    )
+    labels, matched = creator().assign_single(anchors, GT, BIG_IMAGE)
+    assert labels.tolist() == [1.0, 1.0, -1.0, 0.0]
+    assert torch.equal(matched[:2], GT.expand(2, 4))
+    strict_labels, _ = creator(allow_low_quality_matches=False).assign_single(
+        anchors, GT, BIG_IMAGE
+    )
+    assert strict_labels.tolist() == [-1.0, -1.0, -1.0, 0.0]
+
+
+def test_each_anchor_matches_its_best_gt() -> None:
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 120.0, 120.0]])
+    anchors = torch.tensor([[101.0, 100.0, 120.0, 120.0], [0.0, 0.0, 10.0, 9.0]])
+    labels, matched = creator().assign_single(anchors, gt, BIG_IMAGE)
+    assert labels.tolist() == [1.0, 1.0]
+    assert torch.equal(matched, gt[[1, 0]])
+
+
+@pytest.mark.parametrize("empty", [torch.zeros(0, 4), torch.zeros(0)])
+def test_empty_gt_gives_all_negatives(empty: torch.Tensor) -> None:
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 20.0]])
+    labels, matched = creator().assign_single(anchors, empty, BIG_IMAGE)
+    assert labels.tolist() == [0.0, 0.0]
+    assert torch.equal(matched, torch.zeros(2, 4))
+
+
+def test_border_policy_ignores_crossing_anchors() -> None:
+    gt = torch.tensor([[0.0, 0.0, 40.0, 40.0]])
+    anchors = torch.tensor(
+        [
+            [-2.0, 0.0, 38.0, 40.0],  # IoU 0.905 but crosses the left border by 2
+            [2.0, 0.0, 42.0, 40.0],  # IoU 0.905, inside
+            [0.0, 0.0, 30.0, 40.0],  # IoU 0.75, inside
+            [50.0, 50.0, 60.0, 60.0],  # negative
+            [90.0, 50.0, 101.0, 60.0],  # negative, crosses the right border (width 100)
+        ]
+    )
+    image = (80, 100)
+    labels, _ = creator().assign_single(anchors, gt, image)
+    assert labels.tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
+    labels, _ = creator(allowed_border=0).assign_single(anchors, gt, image)
+    assert labels.tolist() == [-1.0, 1.0, 1.0, 0.0, -1.0]
+    labels, _ = creator(allowed_border=2).assign_single(anchors, gt, image)
+    assert labels.tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
+    # The image's own size counts, not the padded batch: a narrower image flags more.
+    labels, _ = creator(allowed_border=0).assign_single(anchors, gt, (80, 41))
+    assert labels.tolist() == [-1.0, -1.0, 1.0, -1.0, -1.0]
+
+
+def test_border_policy_with_empty_gt() -> None:
+    anchors = torch.tensor([[-5.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]])
+    labels, _ = creator(allowed_border=0).assign_single(anchors, torch.zeros(0, 4), (50, 50))
+    assert labels.tolist() == [-1.0, 0.0]
+
+
+def test_best_anchor_of_a_gt_is_chosen_among_inside_anchors() -> None:
+    # The GT's best anchor crosses the border; with the paper's policy the best inside
+    # anchor becomes its low-quality positive instead, as in py-faster-rcnn.
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    anchors = torch.tensor(
+        [
+            [-4.0, 0.0, 6.0, 10.0],  # IoU 60 / 140 = 0.43, crosses the left border
+            [0.0, 0.0, 4.2, 10.0],  # IoU 0.42, the best inside anchor
+            [0.0, 0.0, 4.0, 10.0],  # IoU 0.4
+        ]
+    )
+    labels, _ = creator().assign_single(anchors, gt, (100, 100))
+    assert labels.tolist() == [1.0, -1.0, -1.0]
+    labels, _ = creator(allowed_border=0).assign_single(anchors, gt, (100, 100))
+    assert labels.tolist() == [-1.0, 1.0, -1.0]
+
+
+def test_call_handles_a_batch() -> None:
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    labels, matched = AnchorTargetCreator.from_config(RPNConfig())(
+        [anchors, anchors], [GT, torch.zeros(0, 4)], [BIG_IMAGE, BIG_IMAGE]
+    )
+    assert [t.tolist() for t in labels] == [[1.0, 0.0], [0.0, 0.0]]
+    assert [t.shape for t in matched] == [(2, 4), (2, 4)]
+
+
+def labels_with(num_pos: int, num_neg: int, num_ignored: int = 0) -> torch.Tensor:
+    labels = torch.cat([torch.ones(num_pos), torch.zeros(num_neg), -torch.ones(num_ignored)])
+    return labels[torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(1))]
+
+
+@pytest.mark.parametrize(
+    ("num_pos", "num_neg", "expected"),
+    [(10, 1000, (10, 246)), (500, 1000, (128, 128)), (500, 20, (128, 20))],
+)
+def test_sampler_counts(num_pos: int, num_neg: int, expected: tuple[int, int]) -> None:
+    labels = labels_with(num_pos, num_neg, num_ignored=30)
+    logits = torch.randn(labels.numel())
+    random_sampler = BalancedPositiveNegativeSampler(256, 0.5)
+    hard_sampler = HardNegativeSampler(256, 0.5)
+    for pos, neg in (
+        random_sampler([labels], torch.Generator().manual_seed(0)),
+        hard_sampler([labels], [logits], torch.Generator().manual_seed(0)),
+    ):
+        assert (int(pos[0].sum()), int(neg[0].sum())) == expected
+        assert bool((labels[pos[0].bool()] == 1).all())
+        assert bool((labels[neg[0].bool()] == 0).all())
+
+
+def test_hard_negatives_are_the_highest_loss_ones_ties_to_lower_index() -> None:
+    labels = torch.tensor([0.0, 1.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
+    logits = torch.tensor([0.5, -9.0, 2.0, 0.5, 9.0, -1.0, 0.5, 3.0])
+    # 1 positive, so 3 negatives: logits 3.0 (index 7), 2.0 (index 2), then the first of
+    # the 0.5 ties (index 0). The ignored anchor with logit 9 is never a negative.
+    pos, neg = HardNegativeSampler(4, 0.5)([labels], [logits])
+    assert pos[0].tolist() == [0, 1, 0, 0, 0, 0, 0, 0]
+    assert neg[0].tolist() == [1, 0, 1, 0, 0, 0, 0, 1]
+    assert pos[0].dtype == torch.uint8
+
+
+def test_hard_negative_positives_follow_the_balanced_sampler_draws() -> None:
+    labels = labels_with(300, 400)
+    logits = torch.randn(labels.numel())
+    pos_random, _ = BalancedPositiveNegativeSampler(256, 0.5)(
+        [labels], torch.Generator().manual_seed(5)
+    )
+    pos_hard, _ = HardNegativeSampler(256, 0.5)(
+        [labels], [logits], torch.Generator().manual_seed(5)
+    )
+    assert torch.equal(pos_random[0], pos_hard[0])
+    torch.manual_seed(3)
+    pos_global, _ = HardNegativeSampler(256, 0.5)([labels], [logits])
+    torch.manual_seed(3)
+    pos_global_again, _ = HardNegativeSampler(256, 0.5)([labels], [logits])
+    assert torch.equal(pos_global[0], pos_global_again[0])
