@@ -111,8 +111,12 @@ class BalancedPositiveNegativeSampler:
             positive = torch.where(labels_per_image >= 1)[0]
             negative = torch.where(labels_per_image == 0)[0]
             num_pos, num_neg = self.sample_counts(positive.numel(), negative.numel())
-            pos_idx = positive[_random_subset(positive.numel(), num_pos, positive.device, generator)]
-            neg_idx = negative[_random_subset(negative.numel(), num_neg, negative.device, generator)]
+            pos_idx = positive[
+                _random_subset(positive.numel(), num_pos, positive.device, generator)
+            ]
+            neg_idx = negative[
+                _random_subset(negative.numel(), num_neg, negative.device, generator)
+            ]
             pos_masks.append(_index_mask(labels_per_image, pos_idx))
             neg_masks.append(_index_mask(labels_per_image, neg_idx))
         return pos_masks, neg_masks

@@ -1,0 +1,19 @@
+"""Detection operators in plain PyTorch: box geometry, NMS, RoIAlign and RoIPool."""
+
+from .boxes import BoxCoder, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
+from .nms import batched_nms, nms
+from .roi_align import RoIAlign, RoIPool, roi_align, roi_pool
+
+__all__ = [
+    "BoxCoder",
+    "RoIAlign",
+    "RoIPool",
+    "batched_nms",
+    "box_area",
+    "box_iou",
+    "clip_boxes_to_image",
+    "nms",
+    "remove_small_boxes",
+    "roi_align",
+    "roi_pool",
+]

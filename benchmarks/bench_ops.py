@@ -1,0 +1,158 @@
+"""Median time of the detection operators: NMS, RoIAlign and RoIPool.
+
+    python benchmarks/bench_ops.py [--device cpu] [--repeats 7] [--threads N]
+
+NMS runs on RPN-like proposals (boxes jittered around about 50 objects plus uniform
+clutter, random scores) at IoU 0.7; RoIAlign and RoIPool pool 512 RoIs from a
+256 x 200 x 336 feature map (stride 4 of an 800 x 1344 image) to 7 x 7, RoIAlign with
+sampling ratio 2, as in torchvision's Faster R-CNN box head. Where torchvision is importable
+(run this file in its environment), its operators run on the same inputs: the ratio of
+the medians is printed and the outputs are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from faster_rcnn.ops import nms, roi_align, roi_pool
+
+IMAGE_HEIGHT, IMAGE_WIDTH = 800, 1344
+FEATURE_STRIDE = 4
+NUM_OBJECTS = 50
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs, after two warm-up runs."""
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rpn_like_boxes(num_boxes: int, generator: torch.Generator) -> Tensor:
+    """``(num_boxes, 4)`` boxes: 80 % jittered around objects, 20 % clutter, in the image."""
+    size = torch.tensor([IMAGE_WIDTH, IMAGE_HEIGHT], dtype=torch.float32)
+    object_centres = torch.rand(NUM_OBJECTS, 2, generator=generator) * size
+    # Object sizes log-uniform between 24 and 400 pixels, aspect ratios 1:2 .. 2:1.
+    object_sizes = 24.0 * (400.0 / 24.0) ** torch.rand(NUM_OBJECTS, 1, generator=generator)
+    aspect = 2.0 ** (2.0 * torch.rand(NUM_OBJECTS, 1, generator=generator) - 1.0)
+    object_wh = object_sizes * torch.cat((aspect.sqrt(), 1.0 / aspect.sqrt()), dim=1)
+
+    num_near = num_boxes * 4 // 5
+    owner = torch.randint(NUM_OBJECTS, (num_near,), generator=generator)
+    jitter = torch.randn(num_near, 4, generator=generator)
+    centres = object_centres[owner] + 0.15 * object_wh[owner] * jitter[:, :2]
+    wh = object_wh[owner] * torch.exp(0.2 * jitter[:, 2:])
+
+    num_clutter = num_boxes - num_near
+    clutter_centres = torch.rand(num_clutter, 2, generator=generator) * size
+    clutter_wh = 16.0 * 2.0 ** (5.0 * torch.rand(num_clutter, 2, generator=generator))
+
+    centres = torch.cat((centres, clutter_centres))
+    wh = torch.cat((wh, clutter_wh))
+    boxes = torch.cat((centres - wh / 2, centres + wh / 2), dim=1)
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, IMAGE_WIDTH)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, IMAGE_HEIGHT)
+    return boxes[torch.randperm(num_boxes, generator=generator)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    try:
+        import torchvision.ops as peer
+    except ImportError:
+        peer = None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    if peer is None:
+        print("torchvision: not installed")
+
+    generator = torch.Generator().manual_seed(0)
+    for num_boxes in (6000, 12000):
+        boxes = rpn_like_boxes(num_boxes, generator).to(device)
+        scores = torch.rand(num_boxes, generator=generator).to(device)
+        cases = {"ours": lambda b=boxes, s=scores: nms(b, s, 0.7)}
+        if peer is not None:
+            cases["torchvision"] = lambda b=boxes, s=scores: peer.nms(b, s, 0.7)
+        kept = len(nms(boxes, scores, 0.7))
+        report(f"nms {num_boxes} boxes ({kept} kept)", cases, device, args.repeats)
+
+    features = torch.randn(1, 256, 200, 336, generator=generator).to(device)
+    rois = torch.cat((torch.zeros(512, 1), rpn_like_boxes(512, generator)), dim=1).to(device)
+    scale = 1.0 / FEATURE_STRIDE
+    operators = {
+        "roi_align 512 x 256 x 7 x 7, ratio 2": (
+            lambda x: roi_align(x, rois, 7, scale, 2),
+            peer and (lambda x: peer.roi_align(x, rois, 7, scale, 2)),
+        ),
+        "roi_pool 512 x 256 x 7 x 7": (
+            lambda x: roi_pool(x, rois, 7, scale),
+            peer and (lambda x: peer.roi_pool(x, rois, 7, scale)),
+        ),
+    }
+    trainable = features.clone().requires_grad_()
+    for name, (ours, theirs) in operators.items():
+        with torch.inference_mode():
+            cases = {"ours": lambda f=ours: f(features)}
+            if theirs is not None:
+                cases["torchvision"] = lambda f=theirs: f(features)
+            report(name, cases, device, args.repeats)
+        cases = {"ours": lambda f=ours: forward_backward(f, trainable)}
+        if theirs is not None:
+            cases["torchvision"] = lambda f=theirs: forward_backward(f, trainable)
+        report("  + backward", cases, device, args.repeats)
+
+
+def forward_backward(op: Callable[[Tensor], Tensor], features: Tensor) -> Tensor:
+    """Run ``op`` and back-propagate its sum; returns the gradient of ``features``."""
+    features.grad = None
+    op(features).sum().backward()
+    return features.grad
+
+
+def report(
+    name: str, cases: dict[str, Callable[[], Tensor]], device: torch.device, repeats: int
+) -> None:
+    """Print the median of each case, the ratio to torchvision and whether they agree."""
+    seconds = {case: median_seconds(fn, device, repeats) for case, fn in cases.items()}
+    line = f"{name:42s} ours {seconds['ours'] * 1000:9.1f} ms"
+    if "torchvision" in cases:
+        ours, theirs = cases["ours"](), cases["torchvision"]()
+        if ours.dtype == torch.int64:
+            agree = "identical" if torch.equal(ours, theirs) else "DIFFERENT"
+        else:
+            agree = f"max abs diff {(ours - theirs).abs().max().item():.2e}"
+        line += (
+            f"   torchvision {seconds['torchvision'] * 1000:9.1f} ms"
+            f"   ours/torchvision {seconds['ours'] / seconds['torchvision']:.2f}   {agree}"
+        )
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Greedy NMS and batched NMS against a plain-Python greedy reference."""
+
+from __future__ import annotations
+
+import importlib
+from unittest import mock
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faster_rcnn.ops import batched_nms, nms
+
+nms_module = importlib.import_module("faster_rcnn.ops.nms")
+
+
+def python_iou(a: list[float], b: list[float]) -> float:
+    inter_w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    inter_h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def reference_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> list[int]:
+    """Visit boxes by decreasing score (ties: lower index first), keep the unsuppressed."""
+    box_list, score_list = boxes.tolist(), scores.tolist()
+    order = sorted(range(len(box_list)), key=lambda i: (-score_list[i], i))
+    kept: list[int] = []
+    for i in order:
+        if all(python_iou(box_list[j], box_list[i]) <= threshold for j in kept):
+            kept.append(i)
+    return kept
+
+
+# Boxes on a coarse grid, drawn from a small pool, with scores from a small set: many
+# exact duplicates, ties in score, touching and nested boxes, and some degenerate ones.
+corner = st.integers(0, 6).map(float)
+pool_box = st.tuples(corner, corner, st.integers(0, 4), st.integers(0, 4)).map(
+    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
+)
+
+
+@st.composite
+def detections(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    pool = draw(st.lists(pool_box, min_size=1, max_size=12))
+    n = draw(st.integers(0, 40))
+    boxes = [pool[draw(st.integers(0, len(pool) - 1))] for _ in range(n)]
+    scores = draw(st.lists(st.sampled_from([0.1, 0.5, 0.7, 0.9]), min_size=n, max_size=n))
+    categories = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    return (
+        torch.tensor(boxes, dtype=torch.float64).reshape(n, 4),
+        torch.tensor(scores, dtype=torch.float64),
+        torch.tensor(categories, dtype=torch.int64),
+    )
+
+
+threshold = st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0])
+# Small blocks and tiles exercise the block-to-block and tile-to-tile paths.
+block_size = st.sampled_from([1, 3, 8, 512])
+tile_size = st.sampled_from([1, 4, 512])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=detections(), iou_threshold=threshold, block=block_size, tile=tile_size)
+def test_nms_matches_greedy_reference(
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    iou_threshold: float,
+    block: int,
+    tile: int,
+) -> None:
+    boxes, scores, _ = data
+    with (
+        mock.patch.object(nms_module, "_BLOCK_SIZE", block),
+        mock.patch.object(nms_module, "_KEPT_TILE_SIZE", tile),
+    ):
+        kept = nms(boxes, scores, iou_threshold)
+    assert kept.dtype == torch.int64
+    assert kept.tolist() == reference_nms(boxes, scores, iou_threshold)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=detections(), iou_threshold=threshold, block=block_size, tile=tile_size)
+def test_batched_nms_is_per_category_nms_merged_by_score(
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    iou_threshold: float,
+    block: int,
+    tile: int,
+) -> None:
+    boxes, scores, categories = data
+    expected: list[int] = []
+    for category in categories.unique().tolist():
+        members = torch.where(categories == category)[0]
+        kept = reference_nms(boxes[members], scores[members], iou_threshold)
+        expected += members[kept].tolist()
+    expected.sort(key=lambda i: (-scores[i].item(), i))
+    with (
+        mock.patch.object(nms_module, "_BLOCK_SIZE", block),
+        mock.patch.object(nms_module, "_KEPT_TILE_SIZE", tile),
+    ):
+        kept = batched_nms(boxes, scores, categories, iou_threshold)
+    assert kept.tolist() == expected
+
+
+def test_hand_computed() -> None:
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],  # kept (score 0.9)
+            [1.0, 0.0, 11.0, 10.0],  # IoU 9/11 with box 0: suppressed
+            [0.0, 0.0, 10.0, 5.0],  # IoU 0.5 with box 0: not above 0.5, kept
+            [20.0, 20.0, 30.0, 30.0],  # disjoint: kept
+            [10.0, 0.0, 20.0, 10.0],  # touches box 0, IoU 0: kept
+        ]
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95, 0.6])
+    assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2, 4]
+    assert nms(boxes, scores, 0.0).tolist() == [3, 0, 4]
+    categories = torch.tensor([0, 1, 0, 0, 0])
+    assert batched_nms(boxes, scores, categories, 0.5).tolist() == [3, 0, 1, 2, 4]
+
+
+def test_empty_input() -> None:
+    for op in (nms, lambda b, s, t: batched_nms(b, s, torch.zeros(0, dtype=torch.int64), t)):
+        kept = op(torch.zeros(0, 4), torch.zeros(0), 0.5)
+        assert kept.shape == (0,)
+        assert kept.dtype == torch.int64
+
+
+def test_thousands_of_boxes_match_reference() -> None:
+    """Many blocks and tiles at the default sizes, on random float32 boxes."""
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.rand(1500, 2, generator=generator) * 200
+    sizes = 5 + torch.rand(1500, 2, generator=generator) * 40
+    boxes = torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1).double()
+    scores = torch.rand(1500, generator=generator).double()
+    assert nms(boxes, scores, 0.5).tolist() == reference_nms(boxes, scores, 0.5)
