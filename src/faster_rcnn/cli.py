@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         "short while, then detect objects in held-out images and report how many it finds.",
     )
     demo.add_argument("--seconds", type=float, default=120.0, help="training time budget")
-    demo.add_argument("--train-images", type=int, default=64)
-    demo.add_argument("--test-images", type=int, default=16)
+    demo.add_argument("--train-images", type=int, default=2000)
+    demo.add_argument("--test-images", type=int, default=50)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
