@@ -53,3 +53,14 @@ class Conv2dNormActivation(nn.Sequential):
             layers.append(activation_layer(inplace=True))
         super().__init__(*layers)
         self.out_channels = out_channels
+
+
+def init_conv_bn_(module: nn.Module) -> None:
+    """torchvision's ImageNet-classifier initialisation, in place: Kaiming-normal (fan out)
+    convolutions, batch norm with unit scale and zero shift."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

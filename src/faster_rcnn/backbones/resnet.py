@@ -12,6 +12,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
+from faster_rcnn.backbones.conv_norm_act import init_conv_bn_
 from faster_rcnn.backbones.fpn import BackboneWithFPN
 from faster_rcnn.backbones.freezing import check_trainable_layers, freeze_before
 from faster_rcnn.backbones.frozen_bn import NormLayer, batch_norm_layer
@@ -87,12 +88,7 @@ def resnet_layers(
             in_channels = width * Bottleneck.expansion
         layers[f"layer{index + 1}"] = nn.Sequential(*blocks)
     for layer in layers.values():
-        for module in layer.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_conv_bn_(layer)
     return layers
 
 
