@@ -11,6 +11,7 @@ from .config import (
     TransformConfig,
 )
 from .model import FasterRCNN
+from .torchvision_checkpoint import load_torchvision_checkpoint, read_torchvision_state_dict
 
 __all__ = [
     "AnchorConfig",
@@ -23,4 +24,6 @@ __all__ = [
     "TransformConfig",
     "build_backbone",
     "load_backbone_weights",
+    "load_torchvision_checkpoint",
+    "read_torchvision_state_dict",
 ]

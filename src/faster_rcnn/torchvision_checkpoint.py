@@ -1,0 +1,75 @@
+"""Loading torchvision Faster R-CNN checkpoints into the matching preset.
+
+The ``resnet50_fpn`` and ``mobilenet_v2_fpn`` presets have exactly the module tree of
+torchvision's ``fasterrcnn_resnet50_fpn`` and of a torchvision ``FasterRCNN`` on
+``mobilenet_backbone("mobilenet_v2", fpn=True)``, so a checkpoint of either loads with
+``strict=True`` and gives the same detections, with no torchvision installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .model import FasterRCNN
+from .models import preset_config
+
+_NUM_CLASSES_KEY = "roi_heads.box_predictor.cls_score.weight"
+
+
+def read_torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """The model state dict in a torchvision checkpoint file, read without running code.
+
+    Accepts a bare state dict (the published weight files, ``torch.save(model.
+    state_dict())``) or a training checkpoint with a ``"model"`` entry (torchvision's
+    reference scripts, which also store their ``argparse.Namespace`` of arguments).
+    A ``module.`` prefix left by ``DistributedDataParallel`` is removed.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file holds no state dict of tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(content, Mapping) and "model" in content:
+        content = content["model"]
+    if not isinstance(content, Mapping) or not all(isinstance(v, Tensor) for v in content.values()):
+        raise ValueError(f"{path}: expected a state dict or a checkpoint with a 'model' entry")
+    state_dict = dict(content)
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    return state_dict
+
+
+def load_torchvision_checkpoint(
+    path: str | Path, preset: str = "resnet50_fpn", num_classes: int | None = None
+) -> FasterRCNN:
+    """Build ``preset`` and load a torchvision checkpoint into it (``strict=True``).
+
+    Args:
+        path: a ``.pth`` file (see :func:`read_torchvision_state_dict`).
+        preset: ``"resnet50_fpn"`` or ``"mobilenet_v2_fpn"``.
+        num_classes: classes including background; by default read from the
+            checkpoint's class-score layer (91 for COCO).
+
+    Returns:
+        The model in eval mode.
+    """
+    state_dict = read_torchvision_state_dict(path)
+    if num_classes is None:
+        if _NUM_CLASSES_KEY not in state_dict:
+            raise ValueError(f"{path}: no {_NUM_CLASSES_KEY!r}; is this a Faster R-CNN checkpoint?")
+        num_classes = state_dict[_NUM_CLASSES_KEY].shape[0]
+    model = FasterRCNN.from_config(preset_config(preset, num_classes))
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not fit the {preset} preset: {error}") from None
+    return model.eval()

@@ -1,0 +1,65 @@
+"""Parity with torchvision on a committed record of a small torchvision FasterRCNN.
+
+The record was written by ``torchvision_side.py tiny`` (torchvision's own code on a tiny
+plain backbone); this test needs no torchvision.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_backbone import TinyBackbone
+from torchvision_record import check_eval, check_train
+
+from faster_rcnn import FasterRCNN
+from faster_rcnn.config import (
+    AnchorConfig,
+    FasterRCNNConfig,
+    RoIHeadsConfig,
+    RPNConfig,
+    TransformConfig,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_fasterrcnn.pt"
+
+
+def tiny_config() -> FasterRCNNConfig:
+    """The settings ``torchvision_side.tiny_model`` passes to torchvision's FasterRCNN."""
+    return FasterRCNNConfig(
+        num_classes=4,
+        transform=TransformConfig(min_size=(160,), max_size=240),
+        anchors=AnchorConfig(sizes=((24, 32), (64, 96)), aspect_ratios=((0.5, 1.0, 2.0),) * 2),
+        rpn=RPNConfig(
+            pre_nms_top_n_train=300,
+            pre_nms_top_n_test=200,
+            post_nms_top_n_train=200,
+            post_nms_top_n_test=100,
+        ),
+        roi_heads=RoIHeadsConfig(
+            featmap_names=("0", "1"), representation_size=64, batch_size_per_image=64
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def record() -> dict:
+    return torch.load(FIXTURE, weights_only=True)
+
+
+@pytest.fixture
+def model(record: dict) -> FasterRCNN:
+    model = FasterRCNN(TinyBackbone(), tiny_config())
+    model.load_state_dict(record["state_dict"], strict=True)
+    return model
+
+
+def test_state_dict_keys_are_torchvisions(record, model):
+    assert list(model.state_dict()) == list(record["state_dict"])
+
+
+def test_eval_detections_match_torchvision(model, record):
+    check_eval(model, record)
+
+
+def test_training_losses_and_head_gradients_match_torchvision(model, record):
+    check_train(model, record)

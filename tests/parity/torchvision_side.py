@@ -1,0 +1,147 @@
+"""Run torchvision's Faster R-CNN and record what it computes, for the parity tests.
+
+Runs in an environment that has torchvision (see design.md, "Measuring"):
+
+    python tests/parity/torchvision_side.py tiny OUT.pt       # the committed fixture
+    python tests/parity/torchvision_side.py resnet50 OUT.pt   # fasterrcnn_resnet50_fpn
+
+The record holds the model's state dict, the input images and targets, eval detections
+(each image alone and all batched), and one training step: the four losses, the head
+gradients, the RPN's proposals, and the masks both samplers drew, so that the other side
+can replay the same random choices. Weights are random with a fixed seed; the
+class-score layer is drawn with a small std so that scores are spread out instead of
+saturating at 1 (exact ties would make the order of detections arbitrary on both sides).
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision.models import resnet50
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_backbone import TinyBackbone
+
+HEAD_PREFIXES = ("rpn.head.", "roi_heads.box_head.", "roi_heads.box_predictor.")
+
+
+class RecordingSampler:
+    """Wraps a sampler and keeps every (pos_masks, neg_masks) it returns."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.calls = []
+
+    def __call__(self, matched_idxs):
+        pos, neg = self.sampler(matched_idxs)
+        self.calls.append(([p.clone() for p in pos], [n.clone() for n in neg]))
+        return pos, neg
+
+
+def tiny_model():
+    """A small torchvision FasterRCNN: TinyBackbone, 2 FPN-like levels, 4 classes."""
+    return FasterRCNN(
+        TinyBackbone(),
+        num_classes=None,
+        min_size=160,
+        max_size=240,
+        rpn_anchor_generator=AnchorGenerator(((24, 32), (64, 96)), ((0.5, 1.0, 2.0),) * 2),
+        rpn_pre_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=200,
+        rpn_post_nms_top_n_train=200,
+        rpn_post_nms_top_n_test=100,
+        box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2),
+        box_head=TwoMLPHead(16 * 7 * 7, 64),
+        box_predictor=FastRCNNPredictor(64, 4),
+        box_batch_size_per_image=64,
+    )
+
+
+def resnet50_model():
+    """fasterrcnn_resnet50_fpn as built with pretrained weights (frozen batch norm,
+    3 trainable layers), randomly initialised."""
+    body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    return FasterRCNN(_resnet_fpn_extractor(body, 3), num_classes=91)
+
+
+def inputs(kind):
+    gen = torch.Generator().manual_seed(1)
+    if kind == "tiny":
+        sizes = [(120, 160), (90, 300), (200, 150)]  # (90, 300): max_size decides
+    else:
+        sizes = [(480, 640), (300, 1200), (640, 480)]  # (300, 1200): max_size decides
+    images = [torch.rand(3, h, w, generator=gen) for h, w in sizes]
+    targets = []
+    for i, (h, w) in enumerate(sizes):
+        n = 0 if i == 1 else 3  # the second image has no object
+        xy = torch.rand(n, 2, generator=gen) * torch.tensor([w * 0.6, h * 0.6])
+        wh = (0.15 + 0.3 * torch.rand(n, 2, generator=gen)) * torch.tensor([w, h])
+        targets.append(
+            {
+                "boxes": torch.cat([xy, xy + wh], dim=1),
+                "labels": torch.randint(1, 4, (n,), generator=gen),
+            }
+        )
+    return images, targets
+
+
+def record(kind):
+    torch.manual_seed(0)
+    model = tiny_model() if kind == "tiny" else resnet50_model()
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.15 if kind == "tiny" else 0.006)
+    images, targets = inputs(kind)
+    state_dict = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model.eval()
+    with torch.no_grad():
+        eval_single = [model([image])[0] for image in images]
+        eval_batched = model(images)
+
+    model.train()
+    rpn_sampler = RecordingSampler(model.rpn.fg_bg_sampler)
+    roi_sampler = RecordingSampler(model.roi_heads.fg_bg_sampler)
+    model.rpn.fg_bg_sampler = rpn_sampler
+    model.roi_heads.fg_bg_sampler = roi_sampler
+    proposals = []
+    model.rpn.register_forward_hook(lambda m, i, out: proposals.extend(p.clone() for p in out[0]))
+    losses = model(images, targets)
+    sum(losses.values()).backward()
+    grads = {
+        name: p.grad.clone()
+        for name, p in model.named_parameters()
+        if name.startswith(HEAD_PREFIXES) and p.grad is not None
+    }
+    return {
+        "versions": {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
+        "state_dict": state_dict,
+        "images": images,
+        "targets": targets,
+        "eval_single": eval_single,
+        "eval_batched": eval_batched,
+        "train_losses": {k: v.detach() for k, v in losses.items()},
+        "train_grads": grads,
+        "train_proposals": proposals,
+        "rpn_samples": rpn_sampler.calls,
+        "roi_samples": roi_sampler.calls,
+    }
+
+
+if __name__ == "__main__":
+    kind, out = sys.argv[1], sys.argv[2]
+    if kind not in ("tiny", "resnet50"):
+        raise SystemExit(f"unknown model {kind!r}: use 'tiny' or 'resnet50'")
+    result = record(kind)
+    torch.save(result, out)
+    counts = [len(d["boxes"]) for d in result["eval_single"]]
+    print(
+        f"{kind}: detections per image {counts}, losses",
+        {k: round(float(v), 5) for k, v in result["train_losses"].items()},
+    )
