@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .backbones import build_backbone
 from .config import FasterRCNNConfig
+from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork
 from .transform import ImageTransform
@@ -80,9 +81,7 @@ class FasterRCNN(nn.Module):
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
 
         image_list, targets = self.transform(images, targets, generator=generator)
-        features = self.backbone(image_list.tensors)
-        if isinstance(features, Tensor):
-            features = OrderedDict([("0", features)])
+        features = self.features(image_list)
         proposals, proposal_losses = self.rpn(image_list, features, targets, generator=generator)
         detections, detector_losses = self.roi_heads(
             features, proposals, image_list.image_sizes, targets, generator=generator
@@ -90,3 +89,39 @@ class FasterRCNN(nn.Module):
         if self.training:
             return {**detector_losses, **proposal_losses}
         return self.transform.postprocess(detections, image_list.image_sizes, original_sizes)
+
+    def features(self, images: ImageList) -> dict[str, Tensor]:
+        """The backbone's feature maps of a prepared batch, as an ordered dict."""
+        features = self.backbone(images.tensors)
+        if isinstance(features, Tensor):
+            return OrderedDict([("0", features)])
+        return features
+
+    @torch.no_grad()
+    def detect_with_proposals(
+        self, images: list[Tensor]
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        """Eval-mode detections and the RPN proposals they came from.
+
+        Args:
+            images: per image, ``float[3, H_i, W_i]`` in 0..1.
+
+        Returns:
+            Per image, the detections (as :meth:`forward` in eval mode) and the proposals
+            ``{"boxes": (P, 4), "scores": (P,)}`` by decreasing objectness, both in the
+            input image's pixels.
+        """
+        if self.training:
+            raise RuntimeError("detect_with_proposals needs the model in eval mode")
+        validate_images(images)
+        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        image_list, _ = self.transform(images)
+        features = self.features(image_list)
+        boxes, scores = self.rpn.propose(image_list, features)
+        detections, _ = self.roi_heads(features, boxes, image_list.image_sizes)
+        sizes = image_list.image_sizes
+        proposals = [{"boxes": b, "scores": s} for b, s in zip(boxes, scores, strict=True)]
+        return (
+            self.transform.postprocess(detections, sizes, original_sizes),
+            self.transform.postprocess(proposals, sizes, original_sizes),
+        )

@@ -131,3 +131,22 @@ def test_training_rejects_missing_and_invalid_targets():
     targets[1] = {"boxes": torch.tensor([[5.0, 5.0, 9.0, 9.0]]), "labels": torch.tensor([3])}
     with pytest.raises(ValueError, match=r"image 1, box 0: label 3 is outside 1..2"):
         model(images, targets)
+
+
+def test_detect_with_proposals_matches_forward_and_maps_proposals_back():
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    images, _ = batch()
+    with torch.no_grad():
+        expected = model(images)
+    detections, proposals = model.detect_with_proposals(images)
+    for det, ref in zip(detections, expected, strict=True):
+        for key in ref:
+            torch.testing.assert_close(det[key], ref[key])
+    for props, image in zip(proposals, images, strict=True):
+        boxes, scores = props["boxes"], props["scores"]
+        assert 0 < len(boxes) <= model.config.rpn.post_nms_top_n_test
+        assert torch.all(scores[:-1] >= scores[1:])
+        assert (boxes[:, 0::2] <= image.shape[2]).all() and (boxes[:, 1::2] <= image.shape[1]).all()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        model.train().detect_with_proposals(images)
