@@ -12,7 +12,8 @@ from .data.synthetic import SyntheticShapes
 from .model import FasterRCNN
 from .models import small_config
 from .ops.boxes import box_iou
-from .train.joint import JointTrainingConfig, train_joint
+from .train.joint import train_joint
+from .train.loop import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +49,7 @@ def run_demo(args: argparse.Namespace) -> int:
     test_set = SyntheticShapes(args.test_images, seed=args.seed + 1)
     model = FasterRCNN.from_config(small_config(train_set.num_classes)).to(device)
 
-    cfg = JointTrainingConfig(
+    cfg = TrainConfig(
         steps=100_000, batch_size=4, max_seconds=args.seconds, seed=args.seed, lr_decay_at=()
     )
     print(f"training the small preset for {args.seconds:.0f} s on {len(train_set)} images")

@@ -6,7 +6,8 @@ from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.ops.boxes import box_iou
-from faster_rcnn.train.joint import JointTrainingConfig, train_joint
+from faster_rcnn.train.joint import train_joint
+from faster_rcnn.train.loop import TrainConfig
 
 
 def test_small_model_overfits_a_few_images():
@@ -20,7 +21,7 @@ def test_small_model_overfits_a_few_images():
     history = train_joint(
         model,
         samples,
-        JointTrainingConfig(steps=150, batch_size=4, warmup_steps=10, lr_decay_at=(0.8,)),
+        TrainConfig(steps=150, batch_size=4, warmup_steps=10, lr_decay_at=(0.8,)),
     )
     first = sum(h["loss"] for h in history[:10]) / 10
     last = sum(h["loss"] for h in history[-10:]) / 10
