@@ -4,6 +4,7 @@ Runs in an environment that has torchvision (see design.md, "Measuring"):
 
     python tests/parity/torchvision_side.py tiny OUT.pt       # the committed fixture
     python tests/parity/torchvision_side.py resnet50 OUT.pt   # fasterrcnn_resnet50_fpn
+    python tests/parity/torchvision_side.py keys OUT.json     # state-dict layouts
 
 The record holds the model's state dict, the input images and targets, eval detections
 (each image alone and all batched), and one training step: the four losses, the head
@@ -13,6 +14,7 @@ class-score layer is drawn with a small std so that scores are spread out instea
 saturating at 1 (exact ties would make the order of detections arbitrary on both sides).
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import torchvision
 from torchvision.models import resnet50
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -69,6 +71,29 @@ def resnet50_model():
     3 trainable layers), randomly initialised."""
     body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
     return FasterRCNN(_resnet_fpn_extractor(body, 3), num_classes=91)
+
+
+def mobilenet_v2_fpn_model():
+    """A FasterRCNN on torchvision's MobileNetV2 FPN backbone, with the anchors of its
+    MobileNet detectors (as pretrained: frozen batch norm, 3 trainable layers)."""
+    backbone = mobilenet_backbone(
+        backbone_name="mobilenet_v2",
+        fpn=True,
+        weights=None,
+        trainable_layers=3,
+        norm_layer=FrozenBatchNorm2d,
+    )
+    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    return FasterRCNN(backbone, 91, rpn_anchor_generator=anchors, rpn_score_thresh=0.05)
+
+
+def state_dict_layouts():
+    """Key -> shape of each torchvision model a preset mirrors."""
+    models = {"resnet50_fpn": resnet50_model(), "mobilenet_v2_fpn": mobilenet_v2_fpn_model()}
+    return {
+        name: {k: list(v.shape) for k, v in model.state_dict().items()}
+        for name, model in models.items()
+    }
 
 
 def inputs(kind):
@@ -136,8 +161,11 @@ def record(kind):
 
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]
+    if kind == "keys":
+        Path(out).write_text(json.dumps(state_dict_layouts(), indent=1) + "\n")
+        raise SystemExit(0)
     if kind not in ("tiny", "resnet50"):
-        raise SystemExit(f"unknown model {kind!r}: use 'tiny' or 'resnet50'")
+        raise SystemExit(f"unknown model {kind!r}: use 'tiny', 'resnet50' or 'keys'")
     result = record(kind)
     torch.save(result, out)
     counts = [len(d["boxes"]) for d in result["eval_single"]]
