@@ -174,9 +174,14 @@ class BackboneConfig:
 
 @dataclass
 class FasterRCNNConfig:
-    """Everything that defines a Faster R-CNN model; ``num_classes`` counts background."""
+    """Everything that defines a Faster R-CNN model.
+
+    ``num_classes`` counts the background; ``class_names`` (optional, without background)
+    name labels ``1..num_classes-1`` and travel with the model in its checkpoint.
+    """
 
     num_classes: int = 91
+    class_names: tuple[str, ...] = ()
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     transform: TransformConfig = field(default_factory=TransformConfig)
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
@@ -204,10 +209,20 @@ class FasterRCNNConfig:
             if key in sections:
                 kwargs[key] = _build_section(sections[key], value)
             elif key in {f.name for f in dataclasses.fields(cls)}:
-                kwargs[key] = value
+                kwargs[key] = _as_tuple(value)
             else:
                 raise ValueError(f"unknown config field {key!r}")
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when settings contradict each other."""
+        if self.class_names and len(self.class_names) != self.num_classes - 1:
+            raise ValueError(
+                f"{len(self.class_names)} class names for {self.num_classes - 1} classes "
+                "(num_classes counts the background)"
+            )
 
     @classmethod
     def from_json(cls, text: str) -> FasterRCNNConfig:

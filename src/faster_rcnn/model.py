@@ -37,6 +37,7 @@ class FasterRCNN(nn.Module):
 
     def __init__(self, backbone: nn.Module, config: FasterRCNNConfig) -> None:
         super().__init__()
+        config.validate()
         self.config = config
         self.num_classes = config.num_classes
         self.transform = ImageTransform(config.transform)

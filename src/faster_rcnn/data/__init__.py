@@ -1,0 +1,49 @@
+"""Detection datasets (Pascal VOC, COCO, YOLO, generated shapes), augmentation, loaders.
+
+Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
+as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
+"""
+
+from .augment import Augmented, RandomHorizontalFlip, Transform, derive_seed
+from .coco import COCODetection, drop_crowd
+from .dataset import DetectionDataset, Sample, Target, image_size_of, read_image
+from .loader import (
+    Batch,
+    GroupedBatchSampler,
+    aspect_ratio_groups,
+    collate,
+    collate_train,
+    iterate_batches,
+    make_eval_loader,
+    make_train_loader,
+)
+from .open import open_dataset
+from .synthetic import SyntheticShapes
+from .voc import VOCDetection
+from .yolo import YOLODetection
+
+__all__ = [
+    "Augmented",
+    "Batch",
+    "COCODetection",
+    "DetectionDataset",
+    "GroupedBatchSampler",
+    "RandomHorizontalFlip",
+    "Sample",
+    "SyntheticShapes",
+    "Target",
+    "Transform",
+    "VOCDetection",
+    "YOLODetection",
+    "aspect_ratio_groups",
+    "collate",
+    "collate_train",
+    "derive_seed",
+    "drop_crowd",
+    "image_size_of",
+    "iterate_batches",
+    "make_eval_loader",
+    "make_train_loader",
+    "open_dataset",
+    "read_image",
+]

@@ -1,0 +1,109 @@
+"""Training-time augmentation with repeatable randomness.
+
+A transform is a callable ``(image, target, generator) -> (image, target)``. The
+:class:`Augmented` wrapper gives item ``i`` of epoch ``e`` its own generator seeded from
+``(seed, e, i)``: the same run draws the same flips whatever the number of DataLoader
+workers, and workers never share random state. (Multi-scale training is the model's
+transform's job: ``TransformConfig.min_size`` as a tuple.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .dataset import DetectionDataset, Target, image_size_of
+
+
+def derive_seed(*keys: int) -> int:
+    """A 64-bit seed that mixes all of ``keys`` (numpy's SeedSequence hash), so nearby
+    keys such as ``(0, 1, 2)`` and ``(0, 2, 1)`` give unrelated streams."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0])
+
+
+class Transform(Protocol):
+    """An augmentation step on one ``(image float[3, H, W], target)`` pair."""
+
+    def __call__(
+        self, image: Tensor, target: Target, generator: torch.Generator
+    ) -> tuple[Tensor, Target]: ...
+
+
+class RandomHorizontalFlip:
+    """Mirror the image left-right with probability ``p``.
+
+    Boxes follow: ``x1' = W - x2, x2' = W - x1`` (continuous coordinates, so the flip is
+    exact); ``y`` and all other entries are unchanged. Inputs are never modified.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"flip probability must be in 0..1, got {p}")
+        self.p = p
+
+    def __call__(
+        self, image: Tensor, target: Target, generator: torch.Generator
+    ) -> tuple[Tensor, Target]:
+        """``image``: ``(3, H, W)``; ``target["boxes"]``: ``(N, 4)`` x1 y1 x2 y2."""
+        if float(torch.rand((), generator=generator)) >= self.p:
+            return image, target
+        width = image.shape[-1]
+        boxes: Tensor = target["boxes"]  # type: ignore[assignment]
+        flipped = torch.stack(
+            [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
+        )
+        return image.flip(-1), {**target, "boxes": flipped}
+
+
+class Augmented:
+    """``dataset`` with ``transforms`` applied in order to every item.
+
+    Args:
+        dataset: any detection dataset.
+        transforms: steps applied in order.
+        seed: with the epoch and the index, decides every random draw.
+
+    Call :meth:`set_epoch` before each epoch so that every epoch draws afresh. DataLoader
+    workers copy the dataset when an iteration starts, so the epoch must be set before
+    ``iter(loader)`` and the loader must not keep persistent workers.
+    """
+
+    def __init__(
+        self, dataset: DetectionDataset, transforms: Sequence[Transform], seed: int = 0
+    ) -> None:
+        self.dataset = dataset
+        self.transforms = tuple(transforms)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the random numbers of ``epoch`` from now on."""
+        self.epoch = epoch
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The wrapped dataset's class names."""
+        return self.dataset.class_names
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return self.dataset.num_classes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        image, target = self.dataset[index]
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index))
+        for transform in self.transforms:
+            image, target = transform(image, target, generator)
+        return image, target
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of the wrapped item ``index`` (a flip keeps the size)."""
+        return image_size_of(self.dataset, index)

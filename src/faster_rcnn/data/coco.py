@@ -1,0 +1,162 @@
+"""COCO detection reader (the ``instances_*.json`` format, read with :mod:`json`).
+
+Category ids, which need not be contiguous, become labels ``1..C`` in increasing
+category-id order; ``label_to_category_id`` and ``category_id_to_label`` translate
+between the two (detections must be written back with category ids for COCO evaluation).
+
+``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes
+``x1, y1, x2, y2 = x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``)
+are kept with ``target["iscrowd"]`` set: evaluation needs them, training should not see
+them - :func:`drop_crowd` removes them, and the training loaders call it. Images without
+annotations are kept as examples with no object. Annotations whose box has no area are
+left out and listed in ``skipped_annotations``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .dataset import PER_BOX_KEYS, Target, boxes_tensor, read_image, read_image_size
+
+
+class COCODetection:
+    """Images and boxes of a COCO annotation file.
+
+    Args:
+        images_dir: the folder that ``file_name`` of every image is relative to.
+        annotation_file: the COCO json file.
+
+    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
+    ``image_id`` being the COCO image id. Images keep the order of the file's ``images``.
+
+    Attributes:
+        class_names: category names in label order.
+        label_to_category_id: ``{label: COCO category id}``.
+        category_id_to_label: the inverse.
+        skipped_annotations: the annotation records left out for a box with no area.
+
+    Raises:
+        FileNotFoundError: the annotation file does not exist.
+        ValueError: unreadable json, or an annotation with an unknown image or category
+            id or a malformed ``bbox`` (named by its ``id``).
+    """
+
+    def __init__(self, images_dir: str | Path, annotation_file: str | Path) -> None:
+        self.images_dir = Path(images_dir)
+        self.annotation_file = Path(annotation_file)
+        data = _load_json(self.annotation_file)
+        file = self.annotation_file
+
+        categories = sorted(data["categories"], key=lambda c: c["id"])
+        category_ids = [c["id"] for c in categories]
+        if len(set(category_ids)) != len(category_ids):
+            raise ValueError(f"{file}: duplicate category ids in {category_ids}")
+        self.class_names: tuple[str, ...] = tuple(str(c["name"]) for c in categories)
+        self.label_to_category_id = {i + 1: cid for i, cid in enumerate(category_ids)}
+        self.category_id_to_label = {cid: i + 1 for i, cid in enumerate(category_ids)}
+
+        self._images: list[dict[str, Any]] = list(data["images"])
+        position = {image["id"]: k for k, image in enumerate(self._images)}
+        if len(position) != len(self._images):
+            raise ValueError(f"{file}: duplicate image ids")
+        rows: list[list[list[float]]] = [[] for _ in self._images]
+        labels: list[list[int]] = [[] for _ in self._images]
+        crowd: list[list[bool]] = [[] for _ in self._images]
+        self.skipped_annotations: list[dict[str, Any]] = []
+        for k, ann in enumerate(data.get("annotations", [])):
+            name = f"annotation {ann.get('id', f'#{k}')}"
+            if ann.get("image_id") not in position:
+                raise ValueError(f"{file}: {name} has unknown image_id {ann.get('image_id')!r}")
+            if ann.get("category_id") not in self.category_id_to_label:
+                raise ValueError(
+                    f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
+                    f"{category_ids}"
+                )
+            bbox = ann.get("bbox")
+            if (
+                not isinstance(bbox, list)
+                or len(bbox) != 4
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
+            ):
+                raise ValueError(f"{file}: {name} has bbox {bbox!r}, not [x, y, width, height]")
+            x, y, w, h = (float(v) for v in bbox)
+            if w <= 0 or h <= 0:
+                self.skipped_annotations.append(ann)
+                continue
+            k_image = position[ann["image_id"]]
+            rows[k_image].append([x, y, x + w, y + h])
+            labels[k_image].append(self.category_id_to_label[ann["category_id"]])
+            crowd[k_image].append(bool(ann.get("iscrowd", 0)))
+        self._boxes = [boxes_tensor(r) for r in rows]
+        self._labels = [torch.tensor(v, dtype=torch.int64) for v in labels]
+        self._crowd = [torch.tensor(v, dtype=torch.bool) for v in crowd]
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(self.class_names) + 1
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        target = self.target(index)  # checks the index first
+        return read_image(self.image_path(index)), target
+
+    def target(self, index: int) -> Target:
+        """The target of image ``index``, without decoding the image."""
+        if not 0 <= index < len(self._images):
+            raise IndexError(f"index {index} out of range for {len(self._images)} images")
+        return {
+            "boxes": self._boxes[index].clone(),
+            "labels": self._labels[index].clone(),
+            "iscrowd": self._crowd[index].clone(),
+            "image_id": int(self._images[index]["id"]),
+        }
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index`` from the json, or from the image file's
+        header when the json lacks it."""
+        image = self._images[index]
+        height, width = image.get("height"), image.get("width")
+        if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+            return height, width
+        return read_image_size(self.image_path(index))
+
+    def image_path(self, index: int) -> Path:
+        """The file of image ``index``."""
+        return self.images_dir / self._images[index]["file_name"]
+
+
+def drop_crowd(target: Target) -> Target:
+    """``target`` without its crowd boxes (those with ``target["iscrowd"]`` set).
+
+    Every per-box entry is filtered; a target without ``"iscrowd"`` comes back as is.
+    """
+    crowd = target.get("iscrowd")
+    if not isinstance(crowd, Tensor) or not bool(crowd.any()):
+        return target
+    keep = ~crowd
+    return {
+        key: value[keep] if key in PER_BOX_KEYS and isinstance(value, Tensor) else value
+        for key, value in target.items()
+    }
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"COCO annotation file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid json ({error})") from error
+    if not isinstance(data, dict) or "images" not in data or "categories" not in data:
+        raise ValueError(f"{path}: not a COCO detection file (needs 'images' and 'categories')")
+    return data

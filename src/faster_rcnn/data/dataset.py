@@ -1,0 +1,96 @@
+"""What every detection dataset shares: the item contract and reading image files.
+
+A dataset is a sequence of ``(image, target)`` pairs:
+
+- ``image``: ``float32[3, H, W]`` RGB in 0..1;
+- ``target``: ``{"boxes": float32[N, 4]`` as ``x1, y1, x2, y2`` in continuous absolute
+  pixels, ``"labels": int64[N]`` in ``1..C`` (0 is background), ``"image_id": int}``,
+  plus ``"difficult": bool[N]`` (Pascal VOC) or ``"iscrowd": bool[N]`` (COCO).
+
+Readers also carry ``class_names`` (without background), ``num_classes`` (with it) and
+``image_size(i) -> (h, w)``, which reads only the file header or the annotation so that
+batches can be grouped by aspect ratio without decoding every image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from .synthetic import SyntheticShapes
+
+Target = dict[str, Tensor | int]
+Sample = tuple[Tensor, Target]
+
+# Target entries with one row per box: whatever removes boxes must filter all of them.
+PER_BOX_KEYS = ("boxes", "labels", "difficult", "iscrowd")
+
+
+class DetectionDataset(Protocol):
+    """The interface of every reader in :mod:`faster_rcnn.data`."""
+
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Sample: ...
+
+
+def read_image(path: Path) -> Tensor:
+    """Decode an image file to ``float32[3, H, W]`` RGB in 0..1.
+
+    Pixels are taken as stored: an EXIF orientation tag is not applied, because box
+    annotations are drawn on the stored pixels by the common labelling tools.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not an image PIL can read.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from error
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, read from its header without decoding it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from error
+    return height, width
+
+
+def image_size_of(dataset: object, index: int) -> tuple[int, int]:
+    """``(height, width)`` of item ``index`` of any dataset, as cheaply as it allows.
+
+    Readers answer through ``image_size(index)``; :class:`SyntheticShapes` has one size
+    for all images; any other dataset has its item decoded.
+    """
+    if isinstance(dataset, SyntheticShapes):
+        return dataset.image_size
+    image_size = getattr(dataset, "image_size", None)
+    if callable(image_size):
+        return image_size(index)
+    image = dataset[index][0]  # type: ignore[index]
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
+def boxes_tensor(rows: list[list[float]]) -> Tensor:
+    """``float32[N, 4]`` from a list of ``N`` rows, ``(0, 4)`` when empty."""
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)

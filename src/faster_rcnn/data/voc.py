@@ -1,0 +1,210 @@
+"""Pascal VOC detection reader.
+
+Layout under ``root``::
+
+    ImageSets/Main/<split>.txt    one image id per line
+    Annotations/<id>.xml          <size>, and one <object> per box
+    JPEGImages/<id>.jpg
+
+The id decides both file names, as in the VOC tools: the XML ``<filename>`` field is
+ignored, since real datasets get it wrong.
+
+Coordinates: VOC boxes are 1-based, inclusive pixel indices (``xmin = 1, xmax = W`` is
+the whole width). They become continuous pixel coordinates as in detectron2:
+``x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax``. They are not clipped to the
+image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as ElementTree
+import torch
+from torch import Tensor
+
+from .dataset import Target, boxes_tensor, read_image, read_image_size
+
+_BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+@dataclass(frozen=True)
+class _VOCObject:
+    name: str
+    box: list[float]  # converted x1, y1, x2, y2
+    difficult: bool
+
+
+@dataclass(frozen=True)
+class _VOCRecord:
+    image_id: str
+    objects: list[_VOCObject]
+    size: tuple[int, int] | None  # (height, width) from <size>, None when absent or 0
+
+
+class VOCDetection:
+    """Images and boxes of one split of a Pascal VOC style dataset.
+
+    All annotations of the split are parsed on construction, so a malformed file is
+    reported at once rather than in the middle of training.
+
+    Args:
+        root: the folder holding ``Annotations/``, ``ImageSets/`` and ``JPEGImages/``.
+        split: name of the id list ``ImageSets/Main/<split>.txt``.
+        class_names: class of label ``i + 1`` is ``class_names[i]``. Default: the sorted
+            names found in this split; pass the training split's ``class_names`` to other
+            splits so that labels agree even when a split lacks a class.
+        keep_difficult: keep objects marked ``<difficult>1</difficult>`` (flagged in
+            ``target["difficult"]``); when False they are dropped.
+
+    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``{"boxes": float32[N, 4], "labels": int64[N], "difficult": bool[N], "image_id": i}``.
+
+    Raises:
+        FileNotFoundError: a missing split file, annotation or image, named.
+        ValueError: malformed XML, a box that is empty after conversion (naming the file
+            and the object's index among its ``<object>`` elements) or an unknown class.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        class_names: Sequence[str] | None = None,
+        keep_difficult: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.keep_difficult = keep_difficult
+        self.ids = _read_split(self.root, split)
+        self._records = [_parse_annotation(self._annotation_path(i)) for i in self.ids]
+        for index, image_id in enumerate(self.ids):
+            if not self.image_path(index).is_file():
+                raise FileNotFoundError(
+                    f"image file {self.image_path(index)} (id {image_id!r} of split "
+                    f"{split!r}) does not exist"
+                )
+        found = sorted({obj.name for record in self._records for obj in record.objects})
+        self.class_names: tuple[str, ...] = (
+            tuple(found) if class_names is None else tuple(class_names)
+        )
+        self._label_of = {name: i + 1 for i, name in enumerate(self.class_names)}
+        for record in self._records:
+            for j, obj in enumerate(record.objects):
+                if obj.name not in self._label_of:
+                    raise ValueError(
+                        f"{self._annotation_path(record.image_id)}: object {j} has class "
+                        f"{obj.name!r}, not one of {list(self.class_names)}"
+                    )
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(self.class_names) + 1
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        target = self.target(index)  # checks the index first
+        return read_image(self.image_path(index)), target
+
+    def target(self, index: int) -> Target:
+        """The target of image ``index``, without decoding the image."""
+        if not 0 <= index < len(self.ids):
+            raise IndexError(f"index {index} out of range for {len(self.ids)} images")
+        objects = [
+            o for o in self._records[index].objects if self.keep_difficult or not o.difficult
+        ]
+        return {
+            "boxes": boxes_tensor([o.box for o in objects]),
+            "labels": torch.tensor([self._label_of[o.name] for o in objects], dtype=torch.int64),
+            "difficult": torch.tensor([o.difficult for o in objects], dtype=torch.bool),
+            "image_id": index,
+        }
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index`` from its XML ``<size>``, or from the image
+        file's header when the XML has none."""
+        record = self._records[index]
+        return record.size or read_image_size(self.image_path(index))
+
+    def image_path(self, index: int) -> Path:
+        """The file of image ``index``: ``JPEGImages/<id>.jpg``."""
+        return self.root / "JPEGImages" / f"{self.ids[index]}.jpg"
+
+    def _annotation_path(self, image_id: str) -> Path:
+        return self.root / "Annotations" / f"{image_id}.xml"
+
+
+def _read_split(root: Path, split: str) -> tuple[str, ...]:
+    """The image ids listed in ``ImageSets/Main/<split>.txt`` (first column of each line)."""
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not split_file.is_file():
+        available = sorted(p.stem for p in split_file.parent.glob("*.txt"))
+        raise FileNotFoundError(
+            f"VOC split file {split_file} does not exist (splits found: {available})"
+        )
+    lines = split_file.read_text().splitlines()
+    ids = tuple(line.split()[0] for line in lines if line.strip())
+    if not ids:
+        raise ValueError(f"VOC split file {split_file} lists no image ids")
+    return ids
+
+
+def _parse_annotation(path: Path) -> _VOCRecord:
+    """Read one VOC XML file; every problem is reported with the file's path."""
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ParseError as error:
+        raise ValueError(f"{path}: malformed XML ({error})") from error
+    width = _number(root, "size/width", path, "<size>")
+    height = _number(root, "size/height", path, "<size>")
+    size = (int(height), int(width)) if width and height else None
+    objects = [_parse_object(element, j, path) for j, element in enumerate(root.iter("object"))]
+    return _VOCRecord(image_id=path.stem, objects=objects, size=size)
+
+
+def _parse_object(element: Element, index: int, path: Path) -> _VOCObject:
+    where = f"object {index}"
+    name = (element.findtext("name") or "").strip()
+    if not name:
+        raise ValueError(f"{path}: {where} has no <name>")
+    difficult_text = (element.findtext("difficult") or "0").strip()
+    if difficult_text not in ("0", "1"):
+        raise ValueError(f"{path}: {where} has <difficult>{difficult_text}</difficult>")
+    raw = []
+    for field in _BOX_FIELDS:
+        value = _number(element, f"bndbox/{field}", path, where)
+        if value is None:
+            raise ValueError(f"{path}: {where} ({name!r}) has no <bndbox>/<{field}>")
+        raw.append(value)
+    xmin, ymin, xmax, ymax = raw
+    box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(
+            f"{path}: {where} ({name!r}) has an empty box: xmin={xmin:g} ymin={ymin:g} "
+            f"xmax={xmax:g} ymax={ymax:g} is x1 y1 x2 y2 = {box} (VOC boxes are 1-based "
+            "and inclusive, so xmax >= xmin and ymax >= ymin are needed)"
+        )
+    return _VOCObject(name=name, box=box, difficult=difficult_text == "1")
+
+
+def _number(element: Element, field: str, path: Path, where: str) -> float | None:
+    """The finite number in ``element``'s sub-element ``field``, None when it is absent."""
+    text = element.findtext(field)
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{path}: {where}: <{field}> is {text.strip()!r}, not a number")
+    return value

@@ -1,0 +1,143 @@
+"""YOLO (Darknet / Ultralytics) detection reader.
+
+Layout under ``root``, where ``[split/]`` is present when a split is asked for::
+
+    images/[split/]<name>.jpg|jpeg|png|bmp
+    labels/[split/]<name>.txt     one "class cx cy w h" line per box
+    classes.txt or obj.names      optional, one class name per line
+
+Label coordinates are the box centre and size as fractions of the image width and
+height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
+file has no object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .dataset import Target, boxes_tensor, read_image, read_image_size
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+NAMES_FILES = ("classes.txt", "obj.names")
+
+
+class YOLODetection:
+    """Images and boxes of a YOLO-format dataset.
+
+    All label files are parsed on construction, so a malformed line is reported at once.
+
+    Args:
+        root: the folder holding ``images/`` and ``labels/``.
+        split: the subfolder of both, e.g. ``"train"``; None when they hold the files
+            directly.
+
+    Class names come from ``classes.txt`` or ``obj.names`` in ``root``, else they are
+    ``class0, class1, ...`` up to the largest class id found.
+
+    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``{"boxes": float32[N, 4] x1 y1 x2 y2 pixels, "labels": int64[N], "image_id": i}``.
+
+    Raises:
+        FileNotFoundError: the images folder does not exist.
+        ValueError: no image found, or a label line that is not five numbers with an
+            integer class and coordinates in 0..1 (naming the file and line number).
+    """
+
+    def __init__(self, root: str | Path, split: str | None = None) -> None:
+        self.root = Path(root)
+        self.split = split
+        images_dir = self.root / "images" if split is None else self.root / "images" / split
+        labels_dir = self.root / "labels" if split is None else self.root / "labels" / split
+        if not images_dir.is_dir():
+            found = sorted(p.name for p in (self.root / "images").glob("*") if p.is_dir())
+            raise FileNotFoundError(
+                f"YOLO images folder {images_dir} does not exist (splits found: {found})"
+            )
+        self.image_files = sorted(
+            p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not self.image_files:
+            raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
+        label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
+        # Per image: int64[N] class ids and float32[N, 4] normalised cx, cy, w, h.
+        self._labels = [_parse_label_file(path) for path in label_files]
+
+        largest = [int(c.max()) if len(c) else -1 for c, _ in self._labels]
+        names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
+        if names_file is None:
+            self.class_names: tuple[str, ...] = tuple(f"class{k}" for k in range(max(largest) + 1))
+        else:
+            lines = names_file.read_text().splitlines()
+            self.class_names = tuple(line.strip() for line in lines if line.strip())
+        for path, class_id in zip(label_files, largest, strict=True):
+            if class_id >= len(self.class_names):
+                raise ValueError(
+                    f"{path}: class {class_id} is not among the {len(self.class_names)} "
+                    f"classes named in {names_file}"
+                )
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(self.class_names) + 1
+
+    def __len__(self) -> int:
+        return len(self.image_files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        image = read_image(self.image_path(index))
+        return image, self._target(index, (image.shape[-2], image.shape[-1]))
+
+    def target(self, index: int) -> Target:
+        """The target of image ``index``; only the image file's header is read."""
+        return self._target(index, self.image_size(index))
+
+    def _target(self, index: int, size: tuple[int, int]) -> Target:
+        height, width = size
+        classes, rel = self._labels[index]
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        centre, extent = rel[:, :2], rel[:, 2:]
+        boxes = torch.cat([centre - extent / 2, centre + extent / 2], dim=1) * scale
+        return {"boxes": boxes, "labels": classes + 1, "image_id": index}
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index``, read from the file's header."""
+        return read_image_size(self.image_path(index))
+
+    def image_path(self, index: int) -> Path:
+        """The file of image ``index``."""
+        if not 0 <= index < len(self.image_files):
+            raise IndexError(f"index {index} out of range for {len(self.image_files)} images")
+        return self.image_files[index]
+
+
+def _parse_label_file(path: Path) -> tuple[Tensor, Tensor]:
+    """``(int64[N] class ids, float32[N, 4] cx, cy, w, h)`` of one label file; empty when
+    the file does not exist."""
+    classes: list[int] = []
+    rows: list[list[float]] = []
+    if path.is_file():
+        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {line_number}"
+            try:
+                values = [float(v) for v in line.split()]
+            except ValueError:
+                raise ValueError(f"{where}: {line.strip()!r} is not numbers") from None
+            if len(values) != 5:
+                raise ValueError(f"{where}: expected 5 values 'class cx cy w h', got {len(values)}")
+            class_id, cx, cy, w, h = values
+            if not class_id.is_integer() or class_id < 0:
+                raise ValueError(f"{where}: class {class_id:g} is not an integer >= 0")
+            if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)) or w == 0 or h == 0:
+                raise ValueError(
+                    f"{where}: cx cy w h = {cx:g} {cy:g} {w:g} {h:g} must be fractions of "
+                    "the image size in 0..1, with w and h > 0"
+                )
+            classes.append(int(class_id))
+            rows.append([cx, cy, w, h])
+    return torch.tensor(classes, dtype=torch.int64), boxes_tensor(rows)

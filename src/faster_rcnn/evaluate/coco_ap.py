@@ -1,0 +1,303 @@
+"""COCO box AP and AR, computed by pycocotools itself.
+
+The ground truth is either collected from the targets (an in-memory COCO dataset is
+built, box area as the object area unless the target carries ``"area"``) or an existing
+COCO annotation file (:meth:`COCOEvaluator.from_coco_json`). The detections go through
+``COCO.loadRes`` and ``COCOeval`` with the default parameters: IoU 0.50:0.05:0.95, at
+most 1/10/100 detections per image, areas small < 32^2 <= medium < 96^2 <= large.
+
+pycocotools reports -1 for a figure without any ground truth (no small objects, say);
+here that is NaN, so that it can't pass for a score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torch import Tensor
+
+from .voc_map import cpu_boxes, foreground_class_names
+
+# The order of COCOeval.stats for boxes.
+STAT_NAMES = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
+
+
+class COCOEvaluator:
+    """Accumulates detections (and ground truth) image by image, then runs COCOeval.
+
+    Args:
+        num_classes: classes including the background; labels are ``1..num_classes-1``.
+        class_names: names of classes ``1..num_classes-1`` (or of ``0..num_classes-1``,
+            background first); default the label as text.
+        label_to_category_id: our label -> COCO ``category_id``; default the identity.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        label_to_category_id: Mapping[int, int] | None = None,
+    ) -> None:
+        if num_classes < 2:
+            raise ValueError(
+                f"num_classes counts the background and must be >= 2, got {num_classes}"
+            )
+        labels = range(1, num_classes)
+        names = foreground_class_names(num_classes, class_names)
+        if label_to_category_id is None:
+            label_to_category_id = {label: label for label in labels}
+        missing = [label for label in labels if label not in label_to_category_id]
+        if missing:
+            raise ValueError(f"label_to_category_id has no category id for labels {missing}")
+        self.num_classes = num_classes
+        self.class_names = names
+        self.label_to_category_id = {label: int(label_to_category_id[label]) for label in labels}
+        self._categories = [
+            {"id": self.label_to_category_id[label], "name": name}
+            for label, name in zip(labels, names, strict=True)
+        ]
+        # Set by from_coco_json: the ground truth then comes from the file.
+        self._coco_gt: COCO | None = None
+        self.reset()
+
+    @classmethod
+    def from_coco_json(
+        cls,
+        path: str | os.PathLike[str],
+        label_to_category_id: Mapping[int, int] | None = None,
+    ) -> COCOEvaluator:
+        """Evaluate against a COCO annotation file instead of the targets.
+
+        Args:
+            path: a COCO ``instances_*.json``.
+            label_to_category_id: our label -> ``category_id``; default labels
+                ``1..K`` for the file's categories in increasing id order (the usual
+                contiguous mapping of COCO datasets).
+
+        Then :meth:`update` needs each image's COCO ``image_id`` (an argument or the
+        target's ``"image_id"``); the targets' boxes are not used. Only the images seen
+        by :meth:`update` are evaluated.
+        """
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"COCO annotation file not found: {path}")
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_gt = COCO(os.fspath(path))
+        # Fill the fields COCOeval needs but some hand-made files leave out.
+        for ann in coco_gt.dataset.get("annotations", []):
+            ann.setdefault("iscrowd", 0)
+            ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
+        category_ids = sorted(coco_gt.getCatIds())
+        if label_to_category_id is None:
+            label_to_category_id = {i + 1: cat for i, cat in enumerate(category_ids)}
+        unknown = sorted(set(label_to_category_id.values()) - set(category_ids))
+        if unknown:
+            raise ValueError(f"{path}: category ids {unknown} are not in the file")
+        labels = sorted(label_to_category_id)
+        if labels != list(range(1, len(labels) + 1)):
+            raise ValueError(f"labels must be 1..K with no gap, got {labels}")
+        names = [coco_gt.cats[label_to_category_id[label]]["name"] for label in labels]
+        evaluator = cls(len(labels) + 1, names, label_to_category_id)
+        evaluator._coco_gt = coco_gt
+        return evaluator
+
+    def reset(self) -> None:
+        """Forget everything accumulated so far."""
+        self._image_ids: list[int] = []
+        self._seen: set[int] = set()
+        self._gt_annotations: list[dict[str, Any]] = []
+        self._detections: list[dict[str, Any]] = []
+
+    def update(
+        self,
+        predictions: list[dict[str, Tensor]],
+        targets: list[dict[str, Tensor]] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> None:
+        """Add a batch of images.
+
+        Args:
+            predictions: per image ``{"boxes": (D, 4), "labels": int64 (D,), "scores": (D,)}``
+                in the pixels of the annotated image.
+            targets: per image ``{"boxes": (N, 4), "labels": int64 (N,)}``, optionally
+                ``"iscrowd": bool (N,)``, ``"area": (N,)`` and ``"image_id"``. Required
+                unless the ground truth comes from a COCO file.
+            image_ids: one id per image; default the target's ``"image_id"``, else a
+                running count of the images seen (in-memory ground truth only).
+        """
+        if targets is not None and len(targets) != len(predictions):
+            raise ValueError(
+                f"got {len(predictions)} predictions for {len(targets)} targets; "
+                "expected one of each per image"
+            )
+        if targets is None and self._coco_gt is None:
+            raise ValueError("targets are required unless the evaluator reads a COCO file")
+        if image_ids is not None and len(image_ids) != len(predictions):
+            raise ValueError(f"got {len(image_ids)} image ids for {len(predictions)} images")
+        for i, prediction in enumerate(predictions):
+            target = targets[i] if targets is not None else None
+            image_id = self._image_id(i, target, image_ids)
+            annotations = []
+            if self._coco_gt is None and target is not None:
+                annotations = self._ground_truth_annotations(image_id, target)
+            detections = self._detection_results(image_id, prediction)
+            # Only a fully checked image is added.
+            for annotation in annotations:
+                # Ids start at 1: COCOeval takes a match with id 0 for no match.
+                annotation["id"] = len(self._gt_annotations) + 1
+                self._gt_annotations.append(annotation)
+            self._detections.extend(detections)
+            self._image_ids.append(image_id)
+            self._seen.add(image_id)
+
+    def compute(self) -> dict[str, float]:
+        """The twelve COCO box figures, by the names in :data:`STAT_NAMES`."""
+        coco_gt = self._coco_gt if self._coco_gt is not None else self._in_memory_gt()
+        with contextlib.redirect_stdout(io.StringIO()):
+            if self._detections:
+                coco_dt = coco_gt.loadRes(copy.deepcopy(self._detections))
+            else:
+                # loadRes fails on an empty list; an empty result set scores 0 wherever
+                # there is ground truth, exactly as COCOeval would.
+                coco_dt = _coco_from_dict(
+                    {
+                        "images": coco_gt.dataset["images"],
+                        "categories": copy.deepcopy(coco_gt.dataset["categories"]),
+                        "annotations": [],
+                    }
+                )
+            coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+            coco_eval.params.imgIds = sorted(self._seen)
+            coco_eval.evaluate()
+            coco_eval.accumulate()
+            coco_eval.summarize()
+        return {
+            name: (math.nan if value < 0 else float(value))
+            for name, value in zip(STAT_NAMES, coco_eval.stats, strict=True)
+        }
+
+    def _image_id(
+        self, index: int, target: dict[str, Tensor] | None, image_ids: Sequence[int] | None
+    ) -> int:
+        if image_ids is not None:
+            image_id = int(image_ids[index])
+        elif target is not None and "image_id" in target:
+            image_id = int(torch.as_tensor(target["image_id"]).reshape(-1)[0])
+        elif self._coco_gt is None:
+            image_id = len(self._image_ids)
+        else:
+            raise ValueError(
+                f"image {index} of the batch: evaluating against a COCO file needs its "
+                "image_id (argument image_ids or the target's 'image_id')"
+            )
+        if image_id in self._seen:
+            raise ValueError(f"image id {image_id} was added twice")
+        if self._coco_gt is not None and image_id not in self._coco_gt.imgs:
+            raise ValueError(f"image id {image_id} is not in the COCO annotation file")
+        return image_id
+
+    def _ground_truth_annotations(
+        self, image_id: int, target: dict[str, Tensor]
+    ) -> list[dict[str, Any]]:
+        """COCO annotations (without ``"id"``) of an image's ground truth."""
+        for key in ("boxes", "labels"):
+            if key not in target:
+                raise ValueError(f"image {image_id}: target has no {key!r}")
+        boxes = cpu_boxes(target["boxes"], image_id, "ground truth").to(torch.float64)
+        labels = target["labels"].detach().cpu().tolist()
+        num = boxes.shape[0]
+        if len(labels) != num:
+            raise ValueError(f"image {image_id}: target has {num} boxes and {len(labels)} labels")
+        widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        area = target.get("area")
+        areas = (widths * heights) if area is None else area.detach().cpu().to(torch.float64)
+        crowd = target.get("iscrowd")
+        iscrowd = torch.zeros(num, dtype=torch.bool) if crowd is None else crowd.cpu().bool()
+        if areas.shape != (num,) or iscrowd.shape != (num,):
+            raise ValueError(
+                f"image {image_id}: 'area' and 'iscrowd' must have one entry per box ({num})"
+            )
+        xywh = torch.stack((boxes[:, 0], boxes[:, 1], widths, heights), dim=1).tolist()
+        return [
+            {
+                "image_id": image_id,
+                "category_id": self._category_id(labels[j], image_id, j, "ground truth"),
+                "bbox": xywh[j],
+                "area": float(areas[j]),
+                "iscrowd": int(iscrowd[j]),
+            }
+            for j in range(num)
+        ]
+
+    def _detection_results(
+        self, image_id: int, prediction: dict[str, Tensor]
+    ) -> list[dict[str, Any]]:
+        """COCO result entries (``"bbox"`` as x, y, w, h) of an image's detections."""
+        for key in ("boxes", "labels", "scores"):
+            if key not in prediction:
+                raise ValueError(f"image {image_id}: prediction has no {key!r}")
+        boxes = cpu_boxes(prediction["boxes"], image_id, "predicted").to(torch.float64)
+        labels = prediction["labels"].detach().cpu().tolist()
+        scores = prediction["scores"].detach().cpu().tolist()
+        if not len(labels) == len(scores) == boxes.shape[0]:
+            raise ValueError(
+                f"image {image_id}: prediction has {boxes.shape[0]} boxes, {len(labels)} "
+                f"labels and {len(scores)} scores"
+            )
+        xywh = torch.cat((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), dim=1).tolist()
+        return [
+            {
+                "image_id": image_id,
+                "category_id": self._category_id(label, image_id, j, "predicted"),
+                "bbox": box,
+                "score": float(score),
+            }
+            for j, (box, label, score) in enumerate(zip(xywh, labels, scores, strict=True))
+        ]
+
+    def _category_id(self, label: int, image_id: int, box: int, what: str) -> int:
+        if label not in self.label_to_category_id:
+            raise ValueError(
+                f"image {image_id}, box {box}: {what} label {label} is outside "
+                f"1..{self.num_classes - 1}"
+            )
+        return self.label_to_category_id[label]
+
+    def _in_memory_gt(self) -> COCO:
+        return _coco_from_dict(
+            {
+                "images": [{"id": image_id} for image_id in self._image_ids],
+                "categories": copy.deepcopy(self._categories),
+                "annotations": copy.deepcopy(self._gt_annotations),
+            }
+        )
+
+
+def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
+    """A pycocotools ``COCO`` index of an in-memory dataset dict, quietly."""
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco

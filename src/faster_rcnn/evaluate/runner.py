@@ -1,0 +1,174 @@
+"""Evaluate a detector over a dataset: VOC mAP, COCO AP and the RPN's proposal recall."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from .coco_ap import COCOEvaluator
+from .proposal_recall import ProposalRecallEvaluator
+from .voc_map import VOCEvaluator, VOCResult
+
+Sample = tuple[Tensor, dict[str, Tensor]]
+
+
+class Detector(Protocol):
+    """What :func:`evaluate_detector` needs of a model (a :class:`FasterRCNN` has it)."""
+
+    num_classes: int
+    training: bool
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def detect_with_proposals(
+        self, images: list[Tensor]
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]: ...
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Everything :func:`evaluate_detector` measured.
+
+    Attributes:
+        voc: VOC AP at IoU 0.5, area under the curve (VOC2010+).
+        voc07: VOC AP at IoU 0.5, 11-point (VOC2007).
+        coco: COCO box figures by name (``"AP"``, ``"AP50"``, ..., ``"ARl"``), NaN where
+            there is no ground truth of the kind.
+        proposals: proposal recall (``"recall@300@0.7"``, ``"AR@100"``, ``"num_gt"``).
+        num_images: images evaluated.
+    """
+
+    voc: VOCResult
+    voc07: VOCResult
+    coco: dict[str, float]
+    proposals: dict[str, float]
+    num_images: int
+
+    def as_dict(self) -> dict[str, float]:
+        """All figures as one flat dict of floats (NaN where undefined).
+
+        Keys: ``"voc_map50"``, ``"voc07_map50"``, ``"voc_ap50/<class>"``,
+        ``"coco_ap"``, ``"coco_ap50"``, ... (COCO names in lower case), and the proposal
+        recall keys unchanged.
+        """
+        flat: dict[str, float] = {
+            "voc_map50": self.voc.map,
+            "voc07_map50": self.voc07.map,
+        }
+        flat.update({f"voc_ap50/{name}": ap for name, ap in self.voc.ap.items()})
+        flat.update({f"coco_{name.lower()}": value for name, value in self.coco.items()})
+        flat.update(self.proposals)
+        flat["num_images"] = float(self.num_images)
+        return flat
+
+    def table(self) -> str:
+        """A short printable summary followed by the per-class VOC table."""
+        coco = self.coco
+        recall_keys = [key for key in self.proposals if key != "num_gt"]
+        lines = [
+            f"images: {self.num_images}",
+            f"VOC mAP@0.5: {_fmt(self.voc.map)} (area)  {_fmt(self.voc07.map)} (11-point)",
+            f"COCO AP: {_fmt(coco['AP'])}  AP50: {_fmt(coco['AP50'])}  "
+            f"AP75: {_fmt(coco['AP75'])}  APs/m/l: {_fmt(coco['APs'])} / "
+            f"{_fmt(coco['APm'])} / {_fmt(coco['APl'])}  AR100: {_fmt(coco['AR100'])}",
+            f"proposals ({int(self.proposals['num_gt'])} boxes): "
+            + "  ".join(f"{key}: {_fmt(self.proposals[key])}" for key in recall_keys),
+            "",
+            self.voc.table(),
+        ]
+        return "\n".join(lines)
+
+
+def evaluate_detector(
+    model: Detector,
+    dataset: Sequence[Sample],
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    class_names: Sequence[str] | None = None,
+    progress: bool = False,
+    coco_annotation_file: str | os.PathLike[str] | None = None,
+) -> EvaluationResult:
+    """Run ``model.detect_with_proposals`` over a dataset and score it.
+
+    The model is put in eval mode (and back in its former mode afterwards) and run
+    without gradients. It must already be on ``device``; images go there, results come
+    back to the CPU.
+
+    Args:
+        model: a detector with ``num_classes`` (background included) and
+            ``detect_with_proposals``.
+        dataset: items ``(image float[3, H, W], target)``; targets as the model's training
+            targets, optionally with ``"difficult"`` (VOC, proposal recall),
+            ``"iscrowd"`` and ``"area"`` (COCO, proposal recall).
+        batch_size: images per forward pass.
+        device: where the images are sent.
+        class_names: names of classes ``1..num_classes-1``; default the dataset's
+            ``class_names`` attribute if it has one.
+        progress: show a progress bar.
+        coco_annotation_file: score COCO AP against this annotation file (segmentation
+            areas for the size buckets, as the official numbers) instead of the targets;
+            targets then need ``"image_id"``, and the dataset's ``label_to_category_id``
+            (if it has one) maps labels to category ids.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    num_classes = int(model.num_classes)
+    if class_names is None:
+        class_names = getattr(dataset, "class_names", None)
+    voc = VOCEvaluator(num_classes, class_names=class_names)
+    if coco_annotation_file is None:
+        coco = COCOEvaluator(num_classes, class_names=class_names)
+    else:
+        coco = COCOEvaluator.from_coco_json(
+            coco_annotation_file, getattr(dataset, "label_to_category_id", None)
+        )
+        if coco.num_classes != num_classes:
+            raise ValueError(
+                f"{coco_annotation_file} has {coco.num_classes - 1} categories but the model "
+                f"predicts {num_classes - 1} classes"
+            )
+    proposals = ProposalRecallEvaluator()
+
+    was_training = model.training
+    model.eval()
+    starts = range(0, len(dataset), batch_size)
+    try:
+        with torch.no_grad():
+            for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
+                indices = range(start, min(start + batch_size, len(dataset)))
+                samples = [dataset[i] for i in indices]
+                images = [image.to(device) for image, _ in samples]
+                targets = [target for _, target in samples]
+                detections, batch_proposals = model.detect_with_proposals(images)
+                detections = [_to_cpu(d) for d in detections]
+                batch_proposals = [_to_cpu(p) for p in batch_proposals]
+                voc.update(detections, targets)
+                coco_ids = list(indices) if coco_annotation_file is None else None
+                coco.update(detections, targets, image_ids=coco_ids)
+                proposals.update(batch_proposals, targets)
+    finally:
+        model.train(was_training)
+    return EvaluationResult(
+        voc=voc.compute(use_07_metric=False),
+        voc07=voc.compute(use_07_metric=True),
+        coco=coco.compute(),
+        proposals=proposals.compute(),
+        num_images=len(dataset),
+    )
+
+
+def _to_cpu(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {key: value.detach().cpu() for key, value in tensors.items()}
+
+
+def _fmt(value: float) -> str:
+    return "  n/a" if math.isnan(value) else f"{value:.3f}"

@@ -1,0 +1,342 @@
+"""Pascal VOC detection average precision, as the official devkit computes it.
+
+Per class, all detections of the class over the dataset are ranked by score (a stable
+sort, so ties keep the order in which they were seen). Each detection goes to the ground
+truth box of its own class that it overlaps most in its image - over *all* such boxes,
+matched or not, as in the devkit's ``VOCevaldet.m`` and py-faster-rcnn's ``voc_eval``:
+
+- IoU >= threshold and that box is ``difficult``: ignored (neither TP nor FP);
+- IoU >= threshold and that box not yet taken by a higher-ranked detection: TP;
+- IoU >= threshold and the box already taken: FP (a duplicate);
+- IoU below the threshold (or no box of the class in the image): FP.
+
+Difficult boxes do not count in the number of positives ``npos``. The AP is either the
+VOC2007 11-point interpolated average, or (VOC2010 and later) the area under the
+precision/recall curve made monotone from the right.
+
+Coordinates are continuous (no "+1" on widths, unlike the devkit's integer pixels), the
+convention of the rest of the package. A class without a single non-difficult ground
+truth box has no defined recall: its AP is NaN and it is left out of the mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..ops.boxes import box_iou
+
+# The devkit's precision is tp / max(tp + fp, eps) with numpy's float64 eps.
+_EPS = torch.finfo(torch.float64).eps
+
+
+def voc_ap(recall: Tensor, precision: Tensor, use_07_metric: bool = False) -> float:
+    """Average precision of one class from its precision/recall curve.
+
+    Args:
+        recall: ``(D,)`` cumulative recall after each ranked detection (non-decreasing).
+        precision: ``(D,)`` cumulative precision after each ranked detection.
+        use_07_metric: the VOC2007 11-point average instead of the area under the curve.
+
+    Returns:
+        The AP in ``[0, 1]``; 0 for an empty curve.
+    """
+    recall = recall.to(torch.float64)
+    precision = precision.to(torch.float64)
+    if use_07_metric:
+        total = 0.0
+        # i * 0.1 reproduces the reference's np.arange(0, 1.1, 0.1) bit for bit
+        # (3 * 0.1 = 0.30000000000000004: a recall of exactly 0.3 does not reach it).
+        for threshold in (i * 0.1 for i in range(11)):
+            reached = precision[recall >= threshold]
+            total += float(reached.max()) if reached.numel() else 0.0
+        return total / 11.0
+    zero, one = recall.new_zeros(1), recall.new_ones(1)
+    mrec = torch.cat((zero, recall, one))
+    mpre = torch.cat((zero, precision, zero))
+    # Precision envelope: at each recall, the best precision at that recall or beyond.
+    mpre = mpre.flip(0).cummax(0).values.flip(0)
+    steps = torch.where(mrec[1:] != mrec[:-1])[0]
+    return float(((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]).sum())
+
+
+@dataclass(frozen=True)
+class VOCResult:
+    """Per-class VOC AP and its mean.
+
+    Attributes:
+        map: mean of the per-class APs that are not NaN (NaN when all are).
+        ap: class name -> AP; NaN for a class without non-difficult ground truth.
+        npos: class name -> number of non-difficult ground truth boxes.
+        num_detections: class name -> number of detections of the class.
+        iou_threshold: the IoU a detection needs to be a true positive.
+        use_07_metric: whether ``ap`` is the 11-point VOC2007 average.
+    """
+
+    map: float
+    ap: dict[str, float]
+    npos: dict[str, int]
+    num_detections: dict[str, int]
+    iou_threshold: float
+    use_07_metric: bool
+
+    def table(self) -> str:
+        """A plain-text table: one row per class, then the mean."""
+        metric = "11-point" if self.use_07_metric else "area"
+        width = max([len("mAP"), *(len(name) for name in self.ap)])
+        header = f"{'class':<{width}}  {'AP':>6}  {'npos':>6}  {'dets':>7}"
+        lines = [f"VOC AP@{self.iou_threshold:g} ({metric})", header, "-" * len(header)]
+        for name, ap in self.ap.items():
+            lines.append(
+                f"{name:<{width}}  {ap:>6.4f}  {self.npos[name]:>6d}  "
+                f"{self.num_detections[name]:>7d}"
+            )
+        lines.append("-" * len(header))
+        lines.append(f"{'mAP':<{width}}  {self.map:>6.4f}")
+        return "\n".join(lines)
+
+
+class VOCEvaluator:
+    """Accumulates detections and ground truth image by image, then computes VOC AP.
+
+    Args:
+        num_classes: classes including the background; labels are ``1..num_classes-1``.
+        iou_threshold: IoU for a true positive, in ``(0, 1]``.
+        use_07_metric: 11-point VOC2007 AP instead of the area under the curve.
+        class_names: names of classes ``1..num_classes-1`` (or of ``0..num_classes-1``,
+            background first, which is then dropped); default the label as text.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        iou_threshold: float = 0.5,
+        use_07_metric: bool = False,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        if num_classes < 2:
+            raise ValueError(
+                f"num_classes counts the background and must be >= 2, got {num_classes}"
+            )
+        if not 0.0 < iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+        self.num_classes = num_classes
+        self.iou_threshold = iou_threshold
+        self.use_07_metric = use_07_metric
+        self.class_names = foreground_class_names(num_classes, class_names)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated so far."""
+        self._npos = torch.zeros(self.num_classes, dtype=torch.int64)
+        self._labels: list[Tensor] = []
+        self._scores: list[Tensor] = []
+        self._tp: list[Tensor] = []
+        self._fp: list[Tensor] = []
+        self._num_images = 0
+
+    def update(
+        self, predictions: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]
+    ) -> None:
+        """Add a batch of images.
+
+        Args:
+            predictions: per image ``{"boxes": (D, 4), "labels": int64 (D,), "scores": (D,)}``.
+            targets: per image ``{"boxes": (N, 4), "labels": int64 (N,)}``, optionally
+                ``"difficult": bool (N,)`` (missing: no box is difficult).
+        """
+        if len(predictions) != len(targets):
+            raise ValueError(
+                f"got {len(predictions)} predictions for {len(targets)} targets; "
+                "expected one of each per image"
+            )
+        for prediction, target in zip(predictions, targets, strict=True):
+            image = self._num_images
+            det_boxes, det_labels, det_scores = _detections(prediction, image, self.num_classes)
+            gt_boxes, gt_labels, difficult = _ground_truth(target, image, self.num_classes)
+            tp, fp = _match_image(
+                det_boxes,
+                det_labels,
+                det_scores,
+                gt_boxes,
+                gt_labels,
+                difficult,
+                self.iou_threshold,
+            )
+            self._labels.append(det_labels)
+            self._scores.append(det_scores)
+            self._tp.append(tp)
+            self._fp.append(fp)
+            self._npos += torch.bincount(gt_labels[~difficult], minlength=self.num_classes)
+            self._num_images += 1
+
+    def compute(self, use_07_metric: bool | None = None) -> VOCResult:
+        """Per-class AP over everything added since construction or :meth:`reset`.
+
+        Args:
+            use_07_metric: override the evaluator's choice of metric (the matching is the
+                same for both, so one evaluator can give both).
+        """
+        if use_07_metric is None:
+            use_07_metric = self.use_07_metric
+        labels = torch.cat(self._labels) if self._labels else torch.zeros(0, dtype=torch.int64)
+        scores = torch.cat(self._scores) if self._scores else torch.zeros(0)
+        tp = torch.cat(self._tp) if self._tp else torch.zeros(0, dtype=torch.bool)
+        fp = torch.cat(self._fp) if self._fp else torch.zeros(0, dtype=torch.bool)
+        ap: dict[str, float] = {}
+        npos: dict[str, int] = {}
+        num_detections: dict[str, int] = {}
+        for label, name in enumerate(self.class_names, start=1):
+            keep = labels == label
+            order = torch.sort(scores[keep], descending=True, stable=True).indices
+            tp_cum = tp[keep][order].to(torch.float64).cumsum(0)
+            fp_cum = fp[keep][order].to(torch.float64).cumsum(0)
+            positives = int(self._npos[label])
+            npos[name] = positives
+            num_detections[name] = int(keep.sum())
+            if positives == 0:
+                ap[name] = math.nan
+                continue
+            recall = tp_cum / positives
+            precision = tp_cum / (tp_cum + fp_cum).clamp(min=_EPS)
+            ap[name] = voc_ap(recall, precision, use_07_metric)
+        defined = [value for value in ap.values() if not math.isnan(value)]
+        mean = sum(defined) / len(defined) if defined else math.nan
+        return VOCResult(
+            map=mean,
+            ap=ap,
+            npos=npos,
+            num_detections=num_detections,
+            iou_threshold=self.iou_threshold,
+            use_07_metric=use_07_metric,
+        )
+
+
+def _match_image(
+    det_boxes: Tensor,
+    det_labels: Tensor,
+    det_scores: Tensor,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    difficult: Tensor,
+    iou_threshold: float,
+) -> tuple[Tensor, Tensor]:
+    """TP and FP flags of one image's detections, all classes at once.
+
+    The devkit's sequential loop, vectorised: a detection's ground truth box (its best
+    overlap among boxes of its class) does not depend on earlier matches, so the loop
+    reduces to "the highest-ranked detection that picks a box takes it, later ones that
+    pick it are duplicates". Within one image and class the global ranking is the stable
+    sort of the image's detections by score, which is the order used here.
+
+    Args:
+        det_boxes: ``(D, 4)``; det_labels: ``(D,)``; det_scores: ``(D,)``.
+        gt_boxes: ``(N, 4)``; gt_labels: ``(N,)``; difficult: bool ``(N,)``.
+
+    Returns:
+        Bool ``(D,)`` true-positive and false-positive flags in the input order; a
+        detection matched to a difficult box has neither.
+    """
+    num_dets = det_boxes.shape[0]
+    if gt_boxes.shape[0] == 0 or num_dets == 0:
+        return torch.zeros(num_dets, dtype=torch.bool), torch.ones(num_dets, dtype=torch.bool)
+    # float64, so that an IoU of exactly t (70/100, say) passes a threshold of t.
+    iou = box_iou(det_boxes.to(torch.float64), gt_boxes.to(torch.float64))
+    iou = torch.where(det_labels[:, None] == gt_labels[None, :], iou, -1.0)
+    best_iou, best_gt = iou.max(dim=1)  # ties go to the first box, as in the devkit
+    hit = best_iou >= iou_threshold
+    ignored = hit & difficult[best_gt]
+    candidate = hit & ~ignored
+
+    rank = torch.empty(num_dets, dtype=torch.int64)
+    rank[torch.sort(det_scores, descending=True, stable=True).indices] = torch.arange(num_dets)
+    # For each ground truth box, the best rank among the candidates that picked it.
+    first_rank = torch.full((gt_boxes.shape[0],), num_dets, dtype=torch.int64)
+    first_rank.scatter_reduce_(0, best_gt[candidate], rank[candidate], reduce="amin")
+    tp = candidate & (rank == first_rank[best_gt])
+    fp = ~tp & ~ignored
+    return tp, fp
+
+
+def foreground_class_names(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
+    """Names of labels ``1..num_classes-1``.
+
+    ``class_names`` lists either those classes or all ``num_classes``, background first;
+    ``None`` names each class by its label.
+    """
+    if class_names is None:
+        return [str(label) for label in range(1, num_classes)]
+    names = list(class_names)
+    if len(names) == num_classes:
+        return names[1:]
+    if len(names) != num_classes - 1:
+        raise ValueError(
+            f"expected {num_classes - 1} class names (or {num_classes} with the background "
+            f"first) for num_classes={num_classes}, got {len(names)}"
+        )
+    return names
+
+
+def _detections(
+    prediction: dict[str, Tensor], image: int, num_classes: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """An image's detections on the CPU: ``(D, 4)`` boxes, ``(D,)`` labels and scores."""
+    for key in ("boxes", "labels", "scores"):
+        if key not in prediction:
+            raise ValueError(f"image {image}: prediction has no {key!r}")
+    boxes = cpu_boxes(prediction["boxes"], image, "predicted")
+    labels = prediction["labels"].detach().cpu().to(torch.int64)
+    scores = prediction["scores"].detach().cpu()
+    if not labels.shape[0] == scores.shape[0] == boxes.shape[0]:
+        raise ValueError(
+            f"image {image}: prediction has {boxes.shape[0]} boxes, {labels.shape[0]} labels "
+            f"and {scores.shape[0]} scores"
+        )
+    _check_labels(labels, image, num_classes, "predicted")
+    return boxes, labels, scores
+
+
+def _ground_truth(
+    target: dict[str, Tensor], image: int, num_classes: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """An image's ground truth on the CPU: ``(N, 4)`` boxes, ``(N,)`` labels, difficult."""
+    for key in ("boxes", "labels"):
+        if key not in target:
+            raise ValueError(f"image {image}: target has no {key!r}")
+    boxes = cpu_boxes(target["boxes"], image, "ground truth")
+    labels = target["labels"].detach().cpu().to(torch.int64)
+    difficult = target.get("difficult")
+    if difficult is None:
+        difficult = torch.zeros(labels.shape[0], dtype=torch.bool)
+    difficult = difficult.detach().cpu().to(torch.bool)
+    if not difficult.shape[0] == labels.shape[0] == boxes.shape[0]:
+        raise ValueError(
+            f"image {image}: target has {boxes.shape[0]} boxes, {labels.shape[0]} labels "
+            f"and {difficult.shape[0]} difficult flags"
+        )
+    _check_labels(labels, image, num_classes, "ground truth")
+    return boxes, labels, difficult
+
+
+def cpu_boxes(boxes: Tensor, image: int, what: str) -> Tensor:
+    """``boxes`` on the CPU as ``(N, 4)``; an empty tensor of any shape is ``(0, 4)``."""
+    if boxes.numel() == 0:
+        return boxes.detach().cpu().reshape(0, 4)
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(
+            f"image {image}: {what} boxes must have shape (N, 4), got {tuple(boxes.shape)}"
+        )
+    return boxes.detach().cpu()
+
+
+def _check_labels(labels: Tensor, image: int, num_classes: int, what: str) -> None:
+    bad = (labels < 1) | (labels >= num_classes)
+    if bad.any():
+        j = int(torch.where(bad)[0][0])
+        raise ValueError(
+            f"image {image}, box {j}: {what} label {int(labels[j])} is outside 1..{num_classes - 1}"
+        )

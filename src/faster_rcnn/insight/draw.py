@@ -1,0 +1,81 @@
+"""Pictures of what the detector and its RPN see: boxes drawn on the input image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+# Distinct, readable outline colours, cycled by class label.
+_PALETTE = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 190),
+)
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """``float[3, H, W]`` in 0..1 -> an RGB PIL image."""
+    array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    return Image.fromarray(array.cpu().numpy(), mode="RGB")
+
+
+def draw_detections(
+    image: Tensor,
+    detections: dict[str, Tensor],
+    class_names: Sequence[str],
+    score_threshold: float = 0.5,
+) -> Image.Image:
+    """The image with each detection scoring at least ``score_threshold`` outlined and
+    labelled ``name score``.
+
+    Args:
+        image: ``float[3, H, W]`` in 0..1.
+        detections: ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``.
+        class_names: names of labels ``1..C`` (index 0 is label 1).
+    """
+    picture = to_pil(image)
+    draw = ImageDraw.Draw(picture)
+    keep = detections["scores"] >= score_threshold
+    for box, label, score in zip(
+        detections["boxes"][keep].tolist(),
+        detections["labels"][keep].tolist(),
+        detections["scores"][keep].tolist(),
+        strict=True,
+    ):
+        colour = _PALETTE[(label - 1) % len(_PALETTE)]
+        draw.rectangle(box, outline=colour, width=2)
+        name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
+        caption = f"{name} {score:.2f}"
+        text_box = draw.textbbox((box[0], box[1]), caption)
+        draw.rectangle(text_box, fill=colour)
+        draw.text((box[0], box[1]), caption, fill=(0, 0, 0))
+    return picture
+
+
+def draw_proposals(
+    image: Tensor, proposals: dict[str, Tensor], top_k: int = 50
+) -> Image.Image:
+    """The image with the RPN's ``top_k`` proposals, the strongest drawn brightest.
+
+    Args:
+        image: ``float[3, H, W]`` in 0..1.
+        proposals: ``{"boxes": (P, 4), "scores": (P,)}`` by decreasing score.
+    """
+    picture = to_pil(image).convert("RGBA")
+    overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    boxes = proposals["boxes"][:top_k].tolist()
+    for rank, box in reversed(list(enumerate(boxes))):
+        alpha = int(255 - 200 * rank / max(len(boxes) - 1, 1))
+        draw.rectangle(box, outline=(255, 255, 0, alpha), width=1)
+    return Image.alpha_composite(picture, overlay).convert("RGB")

@@ -1,0 +1,119 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.data.coco import COCODetection, drop_crowd
+
+
+def _coco(tmp_path: Path, **changes: Any) -> tuple[Path, Path]:
+    """A tiny COCO dataset: categories 7 and 3 (out of order), three images."""
+    images = tmp_path / "images"
+    images.mkdir(exist_ok=True)
+    for name, size in (("a.png", (40, 30)), ("b.png", (16, 16)), ("sub/c.png", (12, 24))):
+        (images / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", size, (0, 128, 255)).save(images / name)
+    data = {
+        "images": [
+            {"id": 11, "file_name": "a.png", "height": 30, "width": 40},
+            {"id": 5, "file_name": "b.png", "height": 16, "width": 16},
+            {"id": 2, "file_name": "sub/c.png"},  # no size: read from the file
+        ],
+        "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 11, "category_id": 7, "bbox": [2, 3, 10, 5], "iscrowd": 0},
+            {"id": 2, "image_id": 11, "category_id": 3, "bbox": [0, 0, 40, 30], "iscrowd": 1},
+            {"id": 3, "image_id": 11, "category_id": 3, "bbox": [5, 5, 0, 4], "iscrowd": 0},
+            {"id": 4, "image_id": 2, "category_id": 3, "bbox": [1.5, 2.25, 4, 8.5]},
+        ],
+    }
+    data.update(changes)
+    annotation_file = tmp_path / "instances.json"
+    annotation_file.write_text(json.dumps(data))
+    return images, annotation_file
+
+
+def test_reads_contiguous_labels_xyxy_boxes_crowd_and_empty_images(tmp_path: Path) -> None:
+    data = COCODetection(*_coco(tmp_path))
+    assert len(data) == 3
+    assert data.class_names == ("cat", "dog") and data.num_classes == 3
+    assert data.category_id_to_label == {3: 1, 7: 2}
+    assert data.label_to_category_id == {1: 3, 2: 7}
+
+    image, target = data[0]
+    assert image.shape == (3, 30, 40)
+    assert torch.allclose(image[:, 0, 0], torch.tensor([0, 128, 255]) / 255)
+    assert torch.equal(target["boxes"], torch.tensor([[2.0, 3, 12, 8], [0, 0, 40, 30]]))
+    assert torch.equal(target["labels"], torch.tensor([2, 1]))
+    assert torch.equal(target["iscrowd"], torch.tensor([False, True]))
+    assert target["image_id"] == 11
+
+    image, target = data[1]  # no annotation: a valid example without objects
+    assert image.shape == (3, 16, 16) and target["image_id"] == 5
+    assert target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
+
+    _, target = data[2]
+    assert torch.equal(target["boxes"], torch.tensor([[1.5, 2.25, 5.5, 10.75]]))
+    assert torch.equal(target["iscrowd"], torch.tensor([False]))  # absent iscrowd: 0
+    assert [data.image_size(i) for i in range(3)] == [(30, 40), (16, 16), (24, 12)]
+    assert [a["id"] for a in data.skipped_annotations] == [3]  # zero width
+
+
+def test_targets_are_copies(tmp_path: Path) -> None:
+    data = COCODetection(*_coco(tmp_path))
+    data.target(0)["boxes"][0, 0] = 99
+    assert data.target(0)["boxes"][0, 0] == 2
+
+
+def test_drop_crowd_filters_every_per_box_entry(tmp_path: Path) -> None:
+    target = COCODetection(*_coco(tmp_path)).target(0)
+    kept = drop_crowd(target)
+    assert torch.equal(kept["boxes"], torch.tensor([[2.0, 3, 12, 8]]))
+    assert torch.equal(kept["labels"], torch.tensor([2]))
+    assert torch.equal(kept["iscrowd"], torch.tensor([False]))
+    assert kept["image_id"] == 11
+    assert len(target["boxes"]) == 2  # the input is untouched
+    plain = {"boxes": torch.zeros((1, 4)), "labels": torch.ones(1, dtype=torch.int64)}
+    assert drop_crowd(plain) is plain
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"annotations": [{"id": 8, "image_id": 11, "category_id": 4, "bbox": [0, 0, 1, 1]}]},
+            r"annotation 8 has category_id 4, not one of \[3, 7\]",
+        ),
+        (
+            {"annotations": [{"id": 9, "image_id": 12, "category_id": 3, "bbox": [0, 0, 1, 1]}]},
+            r"annotation 9 has unknown image_id 12",
+        ),
+        (
+            {"annotations": [{"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 1]}]},
+            r"annotation 6 has bbox \[0, 0, 1\]",
+        ),
+        ({"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}, "duplicate category"),
+    ],
+)
+def test_bad_annotations_are_errors_naming_them(
+    tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=r"instances\.json: " + message):
+        COCODetection(*_coco(tmp_path, **changes))
+
+
+def test_unreadable_files_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.json does not exist"):
+        COCODetection(tmp_path, tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad\.json: not valid json"):
+        COCODetection(tmp_path, tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"images": []}')
+    with pytest.raises(ValueError, match="not a COCO detection file"):
+        COCODetection(tmp_path, tmp_path / "other.json")
+    _, annotation_file = _coco(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"elsewhere/a\.png does not exist"):
+        COCODetection(tmp_path / "elsewhere", annotation_file)[0]

@@ -1,0 +1,111 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.data import (
+    COCODetection,
+    SyntheticShapes,
+    VOCDetection,
+    YOLODetection,
+    open_dataset,
+)
+
+
+def _image(path: Path, size: tuple[int, int] = (8, 6)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size).save(path)
+
+
+def _voc(root: Path) -> Path:
+    for split, image_id, name in (("train", "t", "dog"), ("val", "v", "cat")):
+        _image(root / "JPEGImages" / f"{image_id}.jpg")
+        (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text(f"{image_id}\n")
+        (root / "Annotations").mkdir(exist_ok=True)
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><size><width>8</width><height>6</height></size><object>"
+            f"<name>{name}</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>4</xmax>"
+            "<ymax>4</ymax></bndbox></object></annotation>"
+        )
+    return root
+
+
+def _coco_json(path: Path, file_names: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [{"id": k, "file_name": name} for k, name in enumerate(file_names)]
+    categories = [{"id": 1, "name": "dog"}]
+    path.write_text(json.dumps({"images": images, "categories": categories, "annotations": []}))
+    return path
+
+
+def test_synthetic_sizes_and_seeds_per_split() -> None:
+    train, val, test = (open_dataset("synthetic:5", s) for s in ("train", "val", "test"))
+    assert all(isinstance(d, SyntheticShapes) and len(d) == 5 for d in (train, val, test))
+    assert (train.seed, val.seed, test.seed) == (0, 1, 1)
+    assert len(open_dataset("synthetic")) == 2000
+    assert len(open_dataset("synthetic", "val")) == 200
+    with pytest.raises(ValueError, match="positive integer"):
+        open_dataset("synthetic:ten")
+    with pytest.raises(ValueError, match="not 'extra'"):
+        open_dataset("synthetic", "extra")
+
+
+def test_voc_folder(tmp_path: Path) -> None:
+    root = _voc(tmp_path)
+    train = open_dataset(root)
+    assert isinstance(train, VOCDetection) and train.ids == ("t",)
+    val = open_dataset(str(root), "val", class_names=("dog", "cat"))
+    assert val.class_names == ("dog", "cat")
+    assert torch.equal(val[0][1]["labels"], torch.tensor([2]))
+
+
+def test_coco_folder_picks_the_split_file_and_images_folder(tmp_path: Path) -> None:
+    _coco_json(tmp_path / "annotations" / "instances_train2017.json", ["a.png", "b.png"])
+    _coco_json(tmp_path / "annotations" / "instances_val2017.json", ["c.png"])
+    _image(tmp_path / "val2017" / "c.png")
+    _image(tmp_path / "train" / "a.png")
+    val = open_dataset(tmp_path, "val")
+    assert isinstance(val, COCODetection)
+    assert val.annotation_file.name == "instances_val2017.json"
+    assert val.images_dir == tmp_path / "val2017" and len(val) == 1
+    train = open_dataset(tmp_path, "train")
+    assert train.images_dir == tmp_path / "train" and len(train) == 2
+    with pytest.raises(ValueError, match=r"one file instances_test\*\.json among"):
+        open_dataset(tmp_path, "test")
+    with pytest.raises(ValueError, match=r"has classes \['dog'\], expected \['cat'\]"):
+        open_dataset(tmp_path, "val", class_names=["cat"])
+
+
+def test_coco_single_file_and_json_path(tmp_path: Path) -> None:
+    annotation_file = _coco_json(tmp_path / "annotations" / "labels.json", ["a.png"])
+    with pytest.raises(FileNotFoundError, match="no images folder"):
+        open_dataset(tmp_path, "train")
+    _image(tmp_path / "images" / "a.png")
+    assert open_dataset(tmp_path, "val").images_dir == tmp_path / "images"
+    assert open_dataset(annotation_file).images_dir == tmp_path / "images"
+    # Images next to the json file (as some exporters write them).
+    beside = _coco_json(tmp_path / "export" / "_annotations.coco.json", ["x.png"])
+    assert open_dataset(beside).images_dir == tmp_path / "export"
+
+
+def test_yolo_folder(tmp_path: Path) -> None:
+    _image(tmp_path / "split" / "images" / "val" / "a.png")
+    (tmp_path / "split" / "labels" / "val").mkdir(parents=True)
+    assert isinstance(open_dataset(tmp_path / "split", "val"), YOLODetection)
+    with pytest.raises(FileNotFoundError, match="no images/train/ folder"):
+        open_dataset(tmp_path / "split", "train")
+    _image(tmp_path / "flat" / "images" / "a.png")
+    (tmp_path / "flat" / "labels").mkdir(parents=True)
+    assert open_dataset(tmp_path / "flat").split is None
+    with pytest.raises(FileNotFoundError, match="counts as the 'train' split"):
+        open_dataset(tmp_path / "flat", "val")
+
+
+def test_unknown_layout_and_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"looked for Annotations/ and ImageSets/ \(Pascal VOC\)"):
+        open_dataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_dataset(tmp_path / "nothing")

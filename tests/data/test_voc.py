@@ -1,0 +1,153 @@
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.data.voc import VOCDetection
+
+RACCOON = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "raccoon"
+
+
+def _object(name: str, box: tuple[int, int, int, int], difficult: int | None = 0) -> str:
+    flag = "" if difficult is None else f"<difficult>{difficult}</difficult>"
+    xmin, ymin, xmax, ymax = box
+    return (
+        f"<object><name>{name}</name><pose>Unspecified</pose>{flag}<bndbox>"
+        f"<xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax>"
+        "</bndbox></object>"
+    )
+
+
+def _write_voc(root: Path, annotations: dict[str, tuple[tuple[int, int], str, str]]) -> Path:
+    """``annotations``: id -> ((width, height), <filename> text, objects xml)."""
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for k, (image_id, ((width, height), filename, objects)) in enumerate(annotations.items()):
+        Image.new("RGB", (width, height), (200, 40 * k, 10)).save(
+            root / "JPEGImages" / f"{image_id}.jpg", quality=95
+        )
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><folder>x</folder><filename>{filename}</filename>"
+            f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+            f"{objects}</annotation>"
+        )
+    (root / "ImageSets" / "Main" / "train.txt").write_text("\n".join(annotations) + "\n")
+    return root
+
+
+@pytest.fixture
+def voc(tmp_path: Path) -> Path:
+    return _write_voc(
+        tmp_path,
+        {
+            # <filename> names another file: the id decides.
+            "img_a": (
+                (40, 30),
+                "not_this_one.png",
+                _object("dog", (1, 1, 10, 5)) + _object("cat", (5, 3, 40, 30), difficult=1),
+            ),
+            "img_b": ((20, 50), "img_b.jpg", _object("dog", (3, 4, 3, 4), difficult=None)),
+        },
+    )
+
+
+def test_reads_boxes_labels_difficult_and_images(voc: Path) -> None:
+    data = VOCDetection(voc)
+    assert len(data) == 2 and data.class_names == ("cat", "dog") and data.num_classes == 3
+
+    image, target = data[0]
+    assert image.shape == (3, 30, 40) and image.dtype == torch.float32
+    assert torch.allclose(image.mean(dim=(1, 2)), torch.tensor([200, 0, 10]) / 255, atol=0.02)
+    # 1-based inclusive -> continuous: (x1 - 1, y1 - 1, x2, y2).
+    assert torch.equal(target["boxes"], torch.tensor([[0.0, 0, 10, 5], [4, 2, 40, 30]]))
+    assert target["boxes"].dtype == torch.float32
+    assert torch.equal(target["labels"], torch.tensor([2, 1]))
+    assert torch.equal(target["difficult"], torch.tensor([False, True]))
+    assert target["image_id"] == 0
+
+    image, target = data[1]
+    assert image.shape == (3, 50, 20)
+    # A one-pixel box (xmin == xmax) has width 1; a missing <difficult> means 0.
+    assert torch.equal(target["boxes"], torch.tensor([[2.0, 3, 3, 4]]))
+    assert torch.equal(target["difficult"], torch.tensor([False]))
+    assert target["image_id"] == 1
+    assert [data.image_size(i) for i in range(2)] == [(30, 40), (50, 20)]
+    with pytest.raises(IndexError):
+        data[2]
+
+
+def test_difficult_objects_can_be_dropped(voc: Path) -> None:
+    _, target = VOCDetection(voc, keep_difficult=False)[0]
+    assert torch.equal(target["boxes"], torch.tensor([[0.0, 0, 10, 5]]))
+    assert torch.equal(target["labels"], torch.tensor([2]))
+
+
+def test_given_class_names_decide_labels_and_unknown_names_are_errors(voc: Path) -> None:
+    _, target = VOCDetection(voc, class_names=("dog", "cat", "bird"))[0]
+    assert torch.equal(target["labels"], torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"img_a\.xml: object 1 has class 'cat'"):
+        VOCDetection(voc, class_names=("dog",))
+
+
+def test_image_size_falls_back_to_the_image_header(tmp_path: Path) -> None:
+    root = _write_voc(tmp_path, {"x": ((33, 17), "x.jpg", "")})
+    xml = root / "Annotations" / "x.xml"
+    xml.write_text(xml.read_text().replace("<width>33</width>", "<width>0</width>"))
+    data = VOCDetection(root)
+    assert data.image_size(0) == (17, 33)
+    assert data[0][1]["boxes"].shape == (0, 4) and data.class_names == ()
+
+
+@pytest.mark.parametrize(
+    ("objects", "message"),
+    [
+        (_object("dog", (5, 5, 3, 9)), r"x\.xml: object 1 \('dog'\) has an empty box: xmin=5"),
+        (_object("dog", (5, 5, 9, 3)), r"x\.xml: object 1 \('dog'\) has an empty box"),
+        ("<object><name>dog</name><bndbox><xmin>1</xmin></bndbox></object>", r"<ymin>"),
+        (_object("dog", (1, 1, 2, 2)).replace("<ymax>2", "<ymax>two"), r"not a number"),
+        (_object("dog", (1, 1, 2, 2), difficult=2), r"<difficult>2"),
+        ("<object><name>dog</name", r"x\.xml: malformed XML"),
+    ],
+)
+def test_malformed_annotations_are_errors_naming_file_and_object(
+    tmp_path: Path, objects: str, message: str
+) -> None:
+    root = _write_voc(tmp_path, {"x": ((20, 20), "x.jpg", _object("cat", (1, 1, 5, 5)) + objects)})
+    with pytest.raises(ValueError, match=message):
+        VOCDetection(root)
+
+
+def test_missing_files_are_named(voc: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"val\.txt does not exist \(splits found: \['train'"
+    ):
+        VOCDetection(voc, split="val")
+    (voc / "JPEGImages" / "img_b.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"img_b\.jpg \(id 'img_b' of split 'train'\)"):
+        VOCDetection(voc)
+    (voc / "Annotations" / "img_a.xml").unlink()
+    with pytest.raises(FileNotFoundError, match=r"img_a\.xml does not exist"):
+        VOCDetection(voc)
+
+
+@pytest.mark.skipif(not RACCOON.is_dir(), reason="needs ../shared/data/raccoon")
+def test_raccoon_dataset() -> None:
+    train, test = VOCDetection(RACCOON, "train"), VOCDetection(RACCOON, "test")
+    assert (len(train), len(test)) == (160, 40)
+    assert set(train.ids).isdisjoint(test.ids)
+    assert train.class_names == test.class_names == ("raccoon",)
+    num_boxes = 0
+    for data in (train, test):
+        for i in range(len(data)):
+            height, width = data.image_size(i)
+            boxes = data.target(i)["boxes"]
+            assert len(boxes) >= 1
+            assert torch.all(boxes[:, :2] >= 0) and torch.all(boxes[:, 2:] > boxes[:, :2])
+            assert torch.all(boxes[:, 2] <= width) and torch.all(boxes[:, 3] <= height)
+            num_boxes += len(boxes)
+    assert num_boxes == 217
+    for i in (0, 1, len(test) - 1):  # decoded images agree with the XML sizes
+        image, target = test[i]
+        assert image.shape == (3, *test.image_size(i))
+        assert torch.equal(target["labels"], torch.ones(len(target["boxes"]), dtype=torch.int64))

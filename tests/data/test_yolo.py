@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.data.yolo import YOLODetection
+
+
+def _yolo(root: Path, split: str | None, labels: dict[str, str], names: str | None = None) -> Path:
+    """Images a.png (40 x 20) and b.jpg (10 x 30); ``labels``: file stem -> text."""
+    sub = Path(split) if split else Path()
+    (root / "images" / sub).mkdir(parents=True)
+    (root / "labels" / sub).mkdir(parents=True)
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(root / "images" / sub / "a.png")
+    Image.new("RGB", (10, 30), (0, 255, 0)).save(root / "images" / sub / "b.jpg")
+    (root / "images" / sub / "notes.txt").write_text("not an image")
+    for stem, text in labels.items():
+        (root / "labels" / sub / f"{stem}.txt").write_text(text)
+    if names is not None:
+        (root / "classes.txt").write_text(names)
+    return root
+
+
+def test_normalised_centres_become_pixel_corners(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, "train", {"a": "1 0.5 0.5 0.25 0.5\n\n0 0.125 0.75 0.25 0.5\n"})
+    data = YOLODetection(root, "train")
+    assert len(data) == 2 and [p.name for p in data.image_files] == ["a.png", "b.jpg"]
+    assert data.class_names == ("class0", "class1") and data.num_classes == 3
+
+    image, target = data[0]
+    assert image.shape == (3, 20, 40)
+    assert torch.equal(image[:, 0, 0], torch.tensor([1.0, 0, 0]))
+    # cx 0.5 * 40 = 20, w 0.25 * 40 = 10; cy 0.5 * 20 = 10, h 0.5 * 20 = 10.
+    expected = torch.tensor([[15.0, 5, 25, 15], [0, 10, 10, 20]])
+    assert torch.equal(target["boxes"], expected)
+    assert torch.equal(target["labels"], torch.tensor([2, 1]))
+    assert target["image_id"] == 0
+    assert torch.equal(data.target(0)["boxes"], expected)
+
+    image, target = data[1]  # no label file: no object
+    assert image.shape == (3, 30, 10) and target["boxes"].shape == (0, 4)
+    assert target["labels"].dtype == torch.int64 and target["image_id"] == 1
+    assert [data.image_size(i) for i in range(2)] == [(20, 40), (30, 10)]
+    with pytest.raises(IndexError):
+        data[2]
+
+
+def test_flat_layout_and_class_names_file(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, None, {"b": "2 0.5 0.5 1 1\n", "a": ""}, names="cat\ndog\nbird\n\n")
+    data = YOLODetection(root)
+    assert data.class_names == ("cat", "dog", "bird")
+    assert data[0][1]["boxes"].shape == (0, 4)  # an empty label file
+    _, target = data[1]
+    assert torch.equal(target["boxes"], torch.tensor([[0.0, 0, 10, 30]]))
+    assert torch.equal(target["labels"], torch.tensor([3]))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0 0.5 0.5 0.2\n", r"a\.txt, line 1: expected 5 values 'class cx cy w h', got 4"),
+        ("0 0.5 0.5 0.2 0.2\n0 0.5 1.5 0.2 0.2\n", r"a\.txt, line 2: cx cy w h = 0.5 1.5"),
+        ("0 0.5 0.5 0 0.2\n", r"a\.txt, line 1: .* with w and h > 0"),
+        ("1.5 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: class 1.5 is not an integer"),
+        ("nan 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: class nan is not an integer"),
+        ("dog 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: 'dog 0.5 0.5 0.2 0.2' is not numbers"),
+        (
+            "2 0.5 0.5 0.2 0.2\n",
+            r"a\.txt: class 2 is not among the 2 classes named in .*classes\.txt",
+        ),
+    ],
+)
+def test_malformed_labels_are_errors_naming_file_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    root = _yolo(tmp_path, None, {"a": text}, names="cat\ndog\n")
+    with pytest.raises(ValueError, match=message):
+        YOLODetection(root)
+
+
+def test_missing_split_is_named(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, "train", {})
+    with pytest.raises(FileNotFoundError, match=r"images/val does not exist \(splits found"):
+        YOLODetection(root, "val")

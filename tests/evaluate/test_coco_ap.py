@@ -1,0 +1,143 @@
+"""COCO AP through pycocotools: perfect, shifted, crowd, empty, area buckets, ids."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from faster_rcnn.evaluate.coco_ap import STAT_NAMES, COCOEvaluator
+
+
+def boxes(values: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32).reshape(-1, 4)
+
+
+def det(b: list[list[float]], labels: list[int], scores: list[float] | None = None) -> dict:
+    return {
+        "boxes": boxes(b),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "scores": torch.tensor(scores or [0.9] * len(labels)),
+    }
+
+
+def gt(b: list[list[float]], labels: list[int], **extra: list) -> dict:
+    target = {"boxes": boxes(b), "labels": torch.tensor(labels, dtype=torch.int64)}
+    for key, value in extra.items():
+        target[key] = torch.tensor(value)
+    return target
+
+
+SMALL = [0.0, 0.0, 20.0, 20.0]  # area 400 < 32^2
+MEDIUM = [100.0, 100.0, 150.0, 150.0]  # 2500
+LARGE = [200.0, 200.0, 320.0, 320.0]  # 14400 > 96^2
+
+
+def evaluate(predictions, targets, num_classes: int = 3, **kwargs) -> dict[str, float]:
+    evaluator = COCOEvaluator(num_classes, **kwargs)
+    evaluator.update(predictions, targets)
+    return evaluator.compute()
+
+
+def test_perfect_predictions_score_one() -> None:
+    targets = [gt([SMALL, MEDIUM], [1, 2]), gt([LARGE], [1])]
+    stats = evaluate(targets_as_detections(targets), targets)
+    assert list(stats) == list(STAT_NAMES)
+    for name in STAT_NAMES:
+        assert stats[name] == pytest.approx(1.0), name
+
+
+def targets_as_detections(targets: list[dict]) -> list[dict]:
+    return [
+        {"boxes": t["boxes"], "labels": t["labels"], "scores": torch.ones(len(t["labels"]))}
+        for t in targets
+    ]
+
+
+def test_shifted_box_counts_at_low_iou_thresholds_only() -> None:
+    # IoU 0.62: a hit at 0.50, 0.55 and 0.60 of the ten thresholds 0.50:0.95.
+    targets = [gt([[0.0, 0.0, 100.0, 100.0]], [1])]
+    stats = evaluate([det([[0.0, 0.0, 100.0, 62.0]], [1])], targets)
+    assert stats["AP50"] == pytest.approx(1.0)
+    assert stats["AP75"] == 0.0
+    assert stats["AP"] == pytest.approx(0.3)
+    assert stats["AR100"] == pytest.approx(0.3)
+
+
+def test_detection_inside_a_crowd_box_is_ignored() -> None:
+    crowd = [200.0, 200.0, 400.0, 400.0]
+    inside = [210.0, 210.0, 300.0, 300.0]  # IoU 0.2 with the crowd box, all of it inside
+    predictions = [det([MEDIUM, inside], [1, 1], [0.9, 0.95])]
+    with_crowd = evaluate(predictions, [gt([MEDIUM, crowd], [1, 1], iscrowd=[False, True])])
+    assert with_crowd["AP"] == pytest.approx(1.0)
+    assert with_crowd["AR100"] == pytest.approx(1.0)
+    # The same box not marked crowd: a missed object and a false positive ranked first.
+    without = evaluate(predictions, [gt([MEDIUM, crowd], [1, 1])])
+    assert without["AP"] < 0.5
+    assert without["AR100"] == pytest.approx(0.5)
+
+
+def test_no_detections_gives_zero_without_crashing() -> None:
+    targets = [gt([MEDIUM], [1]), gt([], [])]
+    stats = evaluate([det([], []), det([], [])], targets)
+    assert stats["AP"] == 0.0
+    assert stats["AP50"] == 0.0
+    assert stats["APm"] == 0.0
+    assert stats["AR100"] == 0.0
+    # No small or large object: undefined, not zero.
+    assert math.isnan(stats["APs"]) and math.isnan(stats["APl"])
+
+
+def test_area_buckets() -> None:
+    targets = [gt([SMALL, MEDIUM, LARGE], [1, 1, 2])]
+    # The medium object is missed; its detection lands far away.
+    predictions = [det([SMALL, [400.0, 0.0, 450.0, 50.0], LARGE], [1, 1, 2], [0.9, 0.8, 0.7])]
+    stats = evaluate(predictions, targets)
+    assert stats["APs"] == pytest.approx(1.0)
+    assert stats["APm"] == 0.0
+    assert stats["APl"] == pytest.approx(1.0)
+    assert stats["ARs"] == pytest.approx(1.0)
+    assert stats["ARm"] == 0.0
+    assert stats["ARl"] == pytest.approx(1.0)
+    # A given "area" (a segmentation's, say) decides the bucket instead of the box.
+    targets[0]["area"] = torch.tensor([400.0, 400.0, 14400.0])
+    stats = evaluate(predictions, targets)
+    assert math.isnan(stats["APm"])
+    assert stats["ARs"] == pytest.approx(0.5)
+
+
+def test_category_ids_and_from_coco_json(tmp_path) -> None:
+    dataset = {
+        "images": [{"id": 42, "width": 400, "height": 400}, {"id": 7}],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 18, "name": "dog"}],
+        "annotations": [
+            {"id": 1, "image_id": 42, "category_id": 18, "bbox": [100, 100, 50, 50],
+             "area": 2500, "iscrowd": 0},
+            {"id": 2, "image_id": 42, "category_id": 3, "bbox": [200, 200, 120, 120]},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(dataset))
+    evaluator = COCOEvaluator.from_coco_json(path)
+    assert evaluator.class_names == ["cat", "dog"]
+    assert evaluator.label_to_category_id == {1: 3, 2: 18}
+    # Labels 1 -> category 3 (cat), 2 -> category 18 (dog); image 7 is never seen.
+    evaluator.update([det([MEDIUM, LARGE], [2, 1])], [{"image_id": torch.tensor(42)}])
+    assert evaluator.compute()["AP"] == pytest.approx(1.0)
+    swapped = COCOEvaluator.from_coco_json(path)
+    swapped.update([det([MEDIUM, LARGE], [1, 2])], image_ids=[42])
+    assert swapped.compute()["AP"] == 0.0
+    with pytest.raises(ValueError, match="image id 5 is not in the COCO annotation file"):
+        swapped.update([det([], [])], image_ids=[5])
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.json"):
+        COCOEvaluator.from_coco_json(tmp_path / "nowhere.json")
+
+
+def test_label_to_category_id_in_memory() -> None:
+    targets = [gt([MEDIUM, LARGE], [1, 2])]
+    stats = evaluate(targets_as_detections(targets), targets, label_to_category_id={1: 7, 2: 3})
+    assert stats["AP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"box 0: predicted label 5"):
+        evaluate([det([MEDIUM], [5])], targets)

@@ -1,0 +1,129 @@
+"""evaluate_detector end to end: an untrained small model, and a perfect stub."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import Tensor
+
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.evaluate.runner import evaluate_detector
+from faster_rcnn.models import small
+
+
+class PerfectDetector:
+    """Returns each image's ground truth as its detections and its proposals."""
+
+    def __init__(self, dataset: SyntheticShapes) -> None:
+        self.samples = [dataset[i] for i in range(len(dataset))]
+        self.num_classes = dataset.num_classes
+        self.training = True
+        self.calls = 0
+
+    def eval(self) -> PerfectDetector:
+        return self.train(False)
+
+    def train(self, mode: bool = True) -> PerfectDetector:
+        self.training = mode
+        return self
+
+    def detect_with_proposals(
+        self, images: list[Tensor]
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        assert not self.training
+        self.calls += 1
+        detections, proposals = [], []
+        for image in images:
+            target = next(t for img, t in self.samples if torch.equal(img, image))
+            scores = torch.ones(len(target["labels"]))
+            detections.append({**target, "scores": scores})
+            proposals.append({"boxes": target["boxes"], "scores": scores})
+        return detections, proposals
+
+
+def test_perfect_detector_scores_one_and_keeps_its_mode() -> None:
+    dataset = SyntheticShapes(5, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    model = PerfectDetector(dataset)
+    result = evaluate_detector(model, dataset, batch_size=2)
+    assert model.training and model.calls == 3
+    flat = result.as_dict()
+    assert flat["voc_map50"] == 1.0
+    assert flat["voc07_map50"] == 1.0
+    assert flat["coco_ap"] == pytest.approx(1.0)
+    assert flat["AR@100"] == 1.0
+    assert flat["recall@300@0.7"] == 1.0
+    assert flat["num_gt"] == sum(len(dataset[i][1]["labels"]) for i in range(5))
+    assert set(result.voc.ap) == {"rectangle", "ellipse", "triangle"}
+
+
+def test_untrained_small_model_runs_and_reports_every_figure() -> None:
+    torch.manual_seed(0)
+    model = small(num_classes=4)
+    dataset = SyntheticShapes(4, image_size=(96, 128), seed=0)
+    result = evaluate_detector(model, dataset, batch_size=3)
+    assert model.training  # restored: a freshly built model is in training mode
+    flat = result.as_dict()
+    expected = {
+        "voc_map50", "voc07_map50", "coco_ap", "coco_ap50", "coco_ap75", "coco_aps",
+        "coco_apm", "coco_apl", "coco_ar1", "coco_ar10", "coco_ar100", "coco_ars",
+        "coco_arm", "coco_arl", "recall@100@0.5", "recall@300@0.7", "recall@1000@0.7",
+        "AR@100", "AR@300", "AR@1000", "num_gt", "num_images",
+    }  # fmt: skip
+    assert expected <= set(flat)
+    for key, value in flat.items():
+        assert isinstance(value, float)
+        if key not in ("num_gt", "num_images"):
+            assert math.isnan(value) or 0.0 <= value <= 1.0, key
+    assert flat["num_images"] == 4.0
+    table = result.table()
+    assert "VOC mAP@0.5" in table and "COCO AP" in table and "AR@100" in table
+
+
+class WithImageIds:
+    """A dataset whose targets carry COCO image ids 100, 101, ... (as a COCO reader's)."""
+
+    def __init__(self, dataset: SyntheticShapes) -> None:
+        self.dataset = dataset
+        self.class_names = dataset.class_names
+        self.label_to_category_id = {1: 5, 2: 9, 3: 11}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict]:
+        image, target = self.dataset[index]
+        return image, {**target, "image_id": 100 + index}
+
+
+def test_coco_against_an_annotation_file(tmp_path) -> None:
+    base = SyntheticShapes(3, image_size=(96, 96), seed=5, empty_fraction=0.0)
+    dataset = WithImageIds(base)
+    annotations = []
+    for i in range(len(dataset)):
+        target = dataset[i][1]
+        for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
+            x1, y1, x2, y2 = box
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": 100 + i, "iscrowd": 0,
+                 "category_id": dataset.label_to_category_id[label],
+                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)}
+            )  # fmt: skip
+    coco_file = tmp_path / "instances.json"
+    coco_file.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 100 + i} for i in range(len(dataset))],
+                "categories": [{"id": c, "name": str(c)} for c in (5, 9, 11)],
+                "annotations": annotations,
+            }
+        )
+    )
+    result = evaluate_detector(PerfectDetector(base), dataset, coco_annotation_file=coco_file)
+    assert result.coco["AP"] == pytest.approx(1.0)
+    # The identity mapping would send label 1 to category 1, which the file lacks.
+    dataset.label_to_category_id = {1: 9, 2: 5, 3: 11}
+    swapped = evaluate_detector(PerfectDetector(base), dataset, coco_annotation_file=coco_file)
+    assert swapped.coco["AP"] < 0.9

@@ -1,0 +1,103 @@
+"""Proposal recall and average recall on hand-built proposals with known IoUs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from faster_rcnn.evaluate.proposal_recall import ProposalRecallEvaluator, greedy_coverage
+
+G0 = [0.0, 0.0, 10.0, 10.0]
+G1 = [100.0, 100.0, 110.0, 110.0]
+G2 = [200.0, 200.0, 210.0, 210.0]
+
+
+def proposals(boxes: list[list[float]], scores: list[float]) -> dict:
+    return {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "scores": torch.tensor(scores),
+    }
+
+
+def target(boxes: list[list[float]], **flags: list[bool]) -> dict:
+    t = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)}
+    t.update({key: torch.tensor(value) for key, value in flags.items()})
+    t["labels"] = torch.ones(len(boxes), dtype=torch.int64)
+    return t
+
+
+def test_limits_cut_below_the_good_proposals() -> None:
+    # By score: G0 exactly (0.9), G1 at IoU 0.6 (0.8), G2 exactly (0.3), G1 exactly (0.1);
+    # given out of order, the evaluator ranks them itself.
+    props = proposals([G1, [100.0, 100.0, 110.0, 106.0], G0, G2], [0.1, 0.8, 0.9, 0.3])
+    evaluator = ProposalRecallEvaluator(limits=(1, 2, 3, 4), iou_thresholds=(0.5, 0.7))
+    evaluator.update([props], [target([G0, G1, G2])])
+    result = evaluator.compute()
+    assert result["num_gt"] == 3.0
+    assert result["recall@1@0.5"] == pytest.approx(1 / 3)
+    assert result["recall@1@0.7"] == pytest.approx(1 / 3)
+    assert result["recall@2@0.5"] == pytest.approx(2 / 3)
+    assert result["recall@2@0.7"] == pytest.approx(1 / 3)
+    assert result["recall@3@0.5"] == pytest.approx(1.0)
+    assert result["recall@3@0.7"] == pytest.approx(2 / 3)
+    assert result["recall@4@0.7"] == pytest.approx(1.0)
+    assert result["AR@1"] == pytest.approx(1 / 3)
+    # Coverage (1, 0.6, 0): 2/3 at 0.50, 0.55, 0.60 and 1/3 at the other seven.
+    assert result["AR@2"] == pytest.approx((3 * 2 / 3 + 7 / 3) / 10)
+    assert result["AR@4"] == pytest.approx(1.0)
+
+
+def test_average_recall_at_iou_exactly_point_eight() -> None:
+    evaluator = ProposalRecallEvaluator(limits=(100,))
+    evaluator.update([proposals([[0.0, 0.0, 10.0, 8.0]], [0.5])], [target([G0])])
+    result = evaluator.compute()
+    assert result["AR@100"] == pytest.approx(7 / 10)  # thresholds 0.50 .. 0.80
+    thresholds, recall = evaluator.curves([0.5, 0.8, 0.81, 1.0])[100]
+    assert thresholds.tolist() == [0.5, 0.8, 0.81, 1.0]
+    assert recall.tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_one_proposal_recalls_one_box_only() -> None:
+    # One proposal overlaps both boxes well; the one-to-one assignment gives it to the
+    # better one (IoU 1) and leaves the other (IoU 0.9) uncovered.
+    evaluator = ProposalRecallEvaluator(limits=(10,), iou_thresholds=(0.5,))
+    evaluator.update([proposals([G0], [0.5])], [target([[0.0, 0.0, 10.0, 9.0], G0])])
+    assert evaluator.compute()["recall@10@0.5"] == pytest.approx(0.5)
+
+
+def test_greedy_takes_the_best_pair_first() -> None:
+    iou = torch.tensor([[0.9, 0.8], [0.85, 0.1]], dtype=torch.float64)
+    # Best pair (p0, g0) = 0.9; then p1 is left for g1 at 0.1 (not the optimum 0.85 + 0.8).
+    assert greedy_coverage(iou).tolist() == [0.9, 0.1]
+    assert greedy_coverage(torch.zeros(0, 3)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_crowd_and_difficult_boxes_are_left_out_and_unproposed_images_count() -> None:
+    evaluator = ProposalRecallEvaluator(limits=(5,), iou_thresholds=(0.5,))
+    evaluator.update(
+        [proposals([G0], [0.5]), proposals([], [])],
+        [target([G0, G1, G2], iscrowd=[False, True, False], difficult=[False, False, True]),
+         target([G1])],
+    )  # fmt: skip
+    result = evaluator.compute()
+    assert result["num_gt"] == 2.0  # G0 of image 0 and G1 of image 1, which has no proposal
+    assert result["recall@5@0.5"] == pytest.approx(0.5)
+
+
+def test_no_ground_truth_gives_nan() -> None:
+    evaluator = ProposalRecallEvaluator()
+    evaluator.update([proposals([G0], [0.5])], [target([])])
+    result = evaluator.compute()
+    assert result["num_gt"] == 0.0
+    assert math.isnan(result["AR@300"]) and math.isnan(result["recall@1000@0.7"])
+    assert torch.isnan(evaluator.curves()[100][1]).all()
+
+
+def test_mismatched_inputs_are_rejected() -> None:
+    evaluator = ProposalRecallEvaluator()
+    with pytest.raises(ValueError, match="expected one of each per image"):
+        evaluator.update([], [target([G0])])
+    with pytest.raises(ValueError, match="image 0: 1 proposal boxes but scores"):
+        evaluator.update([proposals([G0], [0.5, 0.4])], [target([G0])])

@@ -1,0 +1,36 @@
+import numpy as np
+import torch
+
+from faster_rcnn.insight.draw import draw_detections, draw_proposals, to_pil
+
+
+def test_to_pil_keeps_pixel_values():
+    image = torch.zeros(3, 4, 5)
+    image[0, 1, 2] = 1.0
+    image[2, 3, 4] = 0.5
+    array = np.asarray(to_pil(image))
+    assert array.shape == (4, 5, 3)
+    assert tuple(array[1, 2]) == (255, 0, 0) and tuple(array[3, 4]) == (0, 0, 128)
+
+
+def test_detections_below_threshold_are_not_drawn():
+    image = torch.zeros(3, 60, 80)
+    detections = {
+        "boxes": torch.tensor([[10.0, 10.0, 40.0, 50.0], [50.0, 5.0, 70.0, 20.0]]),
+        "labels": torch.tensor([1, 2]),
+        "scores": torch.tensor([0.9, 0.3]),
+    }
+    array = np.asarray(draw_detections(image, detections, ["a", "b"], score_threshold=0.5))
+    assert array[30, 10].any()  # left edge of the kept box
+    assert array[40, 25].sum() == 0  # its inside stays untouched
+    assert array[12, 70].sum() == 0  # the low-scoring box is absent
+
+
+def test_proposals_strongest_brightest():
+    image = torch.zeros(3, 40, 40)
+    proposals = {
+        "boxes": torch.tensor([[5.0, 5.0, 15.0, 15.0], [25.0, 25.0, 35.0, 35.0]]),
+        "scores": torch.tensor([0.9, 0.1]),
+    }
+    array = np.asarray(draw_proposals(image, proposals, top_k=2)).astype(int)
+    assert array[10, 5].sum() > array[30, 25].sum() > 0

@@ -1,0 +1,292 @@
+"""The paper's 4-step alternating training: what each step trains, freezes and shares."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from faster_rcnn import FasterRCNNConfig
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.models import mobilenet_v2_fpn_config, small_config
+from faster_rcnn.train.alternating import (
+    AlternatingConfig,
+    build_initial_model,
+    fast_rcnn_losses,
+    finetune_fast_rcnn,
+    finetune_rpn,
+    share_backbone,
+    train_alternating,
+    train_fast_rcnn_on_proposals,
+)
+from faster_rcnn.train.loop import TrainConfig
+from faster_rcnn.train.rpn_only import train_rpn_only
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MOBILENET_V2_FILE = REPO_ROOT.parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
+
+State = dict[str, Tensor]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These models are tiny: on two shared cores a second intra-op thread mostly waits.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config() -> FasterRCNNConfig:
+    cfg = small_config(4)
+    cfg.transform.min_size, cfg.transform.max_size = (128,), 128
+    return cfg
+
+
+def samples(num_images: int = 3) -> list[tuple[Tensor, dict[str, Tensor]]]:
+    data = SyntheticShapes(
+        num_images, image_size=(128, 128), seed=3, max_objects=3, empty_fraction=0.0
+    )
+    return [data[i] for i in range(num_images)]
+
+
+def step_config(steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=2, lr=0.02, warmup_steps=0, lr_decay_at=())
+
+
+def state(module: torch.nn.Module, prefix: str = "") -> State:
+    """A copy of the state dict (parameters and buffers) entries under ``prefix``."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(prefix)}
+
+
+def changed(before: State, module: torch.nn.Module) -> set[str]:
+    after = module.state_dict()
+    return {k for k, v in before.items() if not torch.equal(after[k], v)}
+
+
+def parameter_names(module: torch.nn.Module, prefix: str) -> set[str]:
+    return {name for name, _ in module.named_parameters() if name.startswith(prefix)}
+
+
+@pytest.fixture(scope="module")
+def steps() -> dict[str, object]:
+    """The four steps run one by one (15/15/10/10 iterations), with snapshots between."""
+    data = samples()
+    cfg = tiny_config()
+    model_a, _ = build_initial_model(cfg, seed=0)
+    model_b, _ = build_initial_model(cfg, seed=1)
+    out: dict[str, object] = {"a_init": state(model_a), "b_init": state(model_b)}
+
+    train_rpn_only(model_a, data, step_config(15))
+    model_a.zero_grad(set_to_none=True)
+    out["a_step1"] = state(model_a)
+
+    # Record what A's RPN hands out in step 2 and what B's RoI head is given.
+    seen: dict[str, list] = {"proposals": [], "roi_inputs": []}
+    predict, roi_forward = model_a.rpn.predict, model_b.roi_heads.forward
+
+    def recording_predict(image_list, features):
+        prediction = predict(image_list, features)
+        seen["proposals"].append(
+            (
+                torch.is_grad_enabled(),
+                model_a.rpn.training,
+                model_a.backbone.training,
+                [b.requires_grad for b in prediction.boxes],
+                prediction.boxes,
+            )
+        )
+        return prediction
+
+    def recording_roi_forward(features, proposals, image_shapes, targets=None, generator=None):
+        seen["roi_inputs"].append(proposals)
+        return roi_forward(features, proposals, image_shapes, targets, generator)
+
+    model_a.rpn.predict = recording_predict
+    model_b.roi_heads.forward = recording_roi_forward
+    out["step2_history"] = train_fast_rcnn_on_proposals(model_b, model_a, data, step_config(15))
+    del model_a.rpn.predict, model_b.roi_heads.forward
+    out["seen"] = seen
+    out["a_grads"] = [p.grad for p in model_a.parameters()]
+    out["a_step2"] = state(model_a)
+    out["b_step2"] = state(model_b)
+
+    model = share_backbone(model_b, model_a)
+    out["shared"] = state(model)
+    out["step3_history"] = finetune_rpn(model, data, step_config(10))
+    out["step3"] = state(model)
+    out["step4_history"] = finetune_fast_rcnn(model, data, step_config(10))
+    out["model_a"], out["model"], out["data"] = model_a, model, data
+    return out
+
+
+def test_step1_trains_the_backbone_and_rpn_only(steps):
+    model_a, before = steps["model_a"], steps["a_init"]
+    moved = {k for k in changed(before, model_a) if k in parameter_names(model_a, "")}
+    assert moved == parameter_names(model_a, "backbone.") | parameter_names(model_a, "rpn.")
+
+
+def test_step2_proposals_are_constants_from_the_frozen_step1_network(steps):
+    # Nothing in A moved: weights, batch-norm statistics (A's backbone was in eval mode),
+    # and no gradient reached it.
+    assert changed(steps["a_step1"], steps["model_a"]) == set()
+    assert all(grad is None for grad in steps["a_grads"])
+    seen = steps["seen"]
+    assert len(seen["proposals"]) == 15
+    for grad_enabled, rpn_training, backbone_training, requires_grad, _ in seen["proposals"]:
+        assert not grad_enabled
+        assert rpn_training  # the training-time numbers of proposals
+        assert not backbone_training
+        assert not any(requires_grad)
+    # B's RoI head was given exactly A's proposals.
+    assert len(seen["roi_inputs"]) == 15
+    for (*_, boxes), given in zip(seen["proposals"], seen["roi_inputs"], strict=True):
+        assert all(a is b for a, b in zip(boxes, given, strict=True))
+
+
+def test_step2_trains_the_detector_backbone_and_roi_head_only(steps):
+    model = steps["model"]
+    before, after = steps["b_init"], steps["b_step2"]
+    moved = {k for k in parameter_names(model, "") if not torch.equal(before[k], after[k])}
+    assert moved <= parameter_names(model, "backbone.") | parameter_names(model, "roi_heads.")
+    # At 128 px every RoI is pooled from FPN level "0", so the output convs of the other
+    # levels get zero gradients; the rest of the backbone and the whole RoI head train.
+    assert parameter_names(model, "backbone.body.") | parameter_names(model, "roi_heads.") <= moved
+    history = steps["step2_history"]
+    assert set(history[0]) == {"loss_classifier", "loss_box_reg", "loss"}
+    assert history[-1]["loss_classifier"] < history[0]["loss_classifier"]
+
+
+def test_step3_shares_the_step2_backbone_frozen_and_trains_the_rpn_head_only(steps):
+    model, model_a = steps["model"], steps["model_a"]
+    shared, b_step2, step3 = steps["shared"], steps["b_step2"], steps["step3"]
+    # The initialisation: B's backbone and RoI head, A's RPN.
+    for key, value in shared.items():
+        source = steps["a_step2"] if key.startswith("rpn.") else b_step2
+        assert torch.equal(value, source[key]), key
+    # The backbone, buffers (batch-norm statistics) included, is B's after step 2.
+    for key, value in step3.items():
+        if key.startswith("backbone."):
+            assert torch.equal(value, b_step2[key]), key
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    moved = {k for k, v in step3.items() if not torch.equal(v, shared[k])}
+    assert moved == parameter_names(model, "rpn.head.")
+    assert model_a.rpn is not model.rpn
+
+
+def test_step4_trains_the_fast_rcnn_layers_only(steps):
+    model, step3 = steps["model"], steps["step3"]
+    moved = changed(step3, model)
+    assert moved == parameter_names(model, "roi_heads.box_head.") | parameter_names(
+        model, "roi_heads.box_predictor."
+    )
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert set(steps["step4_history"][0]) == {"loss_classifier", "loss_box_reg", "loss"}
+
+
+def test_the_final_network_detects(steps):
+    model, data = steps["model"], steps["data"]
+    model.eval()
+    images = [image for image, _ in data]
+    detections, proposals = model.detect_with_proposals(images)
+    for detection, proposal in zip(detections, proposals, strict=True):
+        assert set(detection) == {"boxes", "labels", "scores"}
+        assert detection["boxes"].shape[1] == 4
+        assert len(detection["boxes"]) == len(detection["labels"]) == len(detection["scores"])
+        assert len(proposal["boxes"]) > 0
+        assert ((detection["labels"] >= 1) & (detection["labels"] < 4)).all()
+        assert (detection["boxes"] >= 0).all() and (detection["boxes"] <= 128).all()
+    assert sum(len(d["boxes"]) for d in detections) > 0
+
+
+def test_train_alternating_is_the_four_steps_in_order():
+    data = samples(2)
+    cfg = tiny_config()
+    alt = AlternatingConfig(step_config(2), step_config(2), step_config(1), step_config(1))
+    calls: list[tuple[str, int]] = []
+    result = train_alternating(cfg, data, alt, on_step=lambda name, i, _: calls.append((name, i)))
+
+    model_a, _ = build_initial_model(cfg, seed=0)
+    model_b, _ = build_initial_model(cfg, seed=1)
+    train_rpn_only(model_a, data, alt.rpn)
+    train_fast_rcnn_on_proposals(model_b, model_a, data, alt.fast_rcnn)
+    model = share_backbone(model_b, model_a)
+    finetune_rpn(model, data, alt.rpn_finetune)
+    finetune_fast_rcnn(model, data, alt.fast_rcnn_finetune)
+
+    assert calls == [
+        ("rpn", 0),
+        ("rpn", 1),
+        ("fast_rcnn", 0),
+        ("fast_rcnn", 1),
+        ("rpn_finetune", 0),
+        ("fast_rcnn_finetune", 0),
+    ]
+    assert [len(result.rpn), len(result.fast_rcnn)] == [2, 2]
+    assert [len(result.rpn_finetune), len(result.fast_rcnn_finetune)] == [1, 1]
+    assert result.weights_report is None
+    assert not result.model.training
+    expected = model.state_dict()
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+
+def test_alternating_config_follows_the_paper_proportions():
+    default = AlternatingConfig()
+    steps = [default.rpn, default.fast_rcnn, default.rpn_finetune, default.fast_rcnn_finetune]
+    assert [c.steps for c in steps] == [2000, 1000, 2000, 1000]
+    assert all(c.lr_decay_at == (0.75,) for c in steps)
+
+    base = TrainConfig(lr=0.001, batch_size=1)
+    scaled = AlternatingConfig.proportional(120, base, init_seed=5)
+    assert [scaled.rpn.steps, scaled.fast_rcnn.steps] == [40, 20]
+    assert [scaled.rpn_finetune.steps, scaled.fast_rcnn_finetune.steps] == [40, 20]
+    assert scaled.fast_rcnn == replace(base, steps=20)
+    assert scaled.init_seed == 5
+
+
+def test_step2_needs_one_transform_for_both_networks():
+    cfg = tiny_config()
+    other = tiny_config()
+    other.transform.min_size = (96,)
+    detector, _ = build_initial_model(cfg)
+    proposer, _ = build_initial_model(other)
+    with pytest.raises(ValueError, match="transform"):
+        train_fast_rcnn_on_proposals(detector, proposer, samples(1), step_config(1))
+
+
+def test_fast_rcnn_losses_check_targets_like_the_model():
+    model, _ = build_initial_model(tiny_config())
+    image, target = samples(1)[0]
+    bad = {"boxes": torch.tensor([[5.0, 5.0, 40.0, 30.0]]), "labels": torch.tensor([4])}
+    with pytest.raises(ValueError, match="image 1, box 0: label 4"):
+        fast_rcnn_losses(model.train(), [image, image], [target, bad])
+
+
+def test_initial_models_differ_but_build_repeatably_and_leave_the_global_seed():
+    cfg = tiny_config()
+    torch.manual_seed(123)
+    expected_draw = torch.rand(1)
+    torch.manual_seed(123)
+    first, _ = build_initial_model(cfg, seed=0)
+    assert torch.equal(torch.rand(1), expected_draw)
+    again, _ = build_initial_model(cfg, seed=0)
+    other, _ = build_initial_model(cfg, seed=1)
+    assert changed(state(first), again) == set()
+    assert "rpn.head.conv.0.0.weight" in changed(state(first), other)
+
+
+@pytest.mark.skipif(not MOBILENET_V2_FILE.exists(), reason=f"{MOBILENET_V2_FILE} is absent")
+def test_initial_models_take_the_imagenet_backbone():
+    cfg = mobilenet_v2_fpn_config(4)
+    model, report = build_initial_model(cfg, MOBILENET_V2_FILE, seed=0)
+    other, _ = build_initial_model(cfg, MOBILENET_V2_FILE, seed=1)
+    assert report is not None and report.missing == [] and report.loaded
+    file = torch.load(MOBILENET_V2_FILE, map_location="cpu", weights_only=True)
+    weights = model.state_dict()
+    assert torch.equal(weights["backbone.body.0.0.weight"], file["features.0.0.weight"])
+    assert changed(state(model, "backbone.body."), other) == set()
+    assert changed(state(model, "rpn."), other) != set()
