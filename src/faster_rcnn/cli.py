@@ -1,85 +1,298 @@
-"""The ``faster-rcnn`` command line."""
+"""The ``faster-rcnn`` command line: demo, train, evaluate, predict.
+
+User mistakes (a missing file, an unknown preset, a bad option value) end in one line on
+stderr and exit status 2, not a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
-from .data.synthetic import SyntheticShapes
+from .backbones import load_backbone_weights
+from .config import FasterRCNNConfig
+from .data.open import open_dataset
+from .evaluate.runner import evaluate_detector
+from .insight.draw import draw_detections, draw_proposals
 from .model import FasterRCNN
-from .models import small_config
-from .ops.boxes import box_iou
-from .train.joint import train_joint
-from .train.loop import TrainConfig
+from .models import PRESETS, preset_config
+from .train.checkpoint import load_model, save_model
+from .train.loop import TrainConfig, train_stage
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="faster-rcnn", description="The Region Proposal Network and Faster R-CNN."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo",
-        help="train the small preset on generated images and show what it finds",
-        description="Generate synthetic images, train the small preset on the CPU for a "
-        "short while, then detect objects in held-out images and report how many it finds.",
-    )
-    demo.add_argument("--seconds", type=float, default=120.0, help="training time budget")
-    demo.add_argument("--train-images", type=int, default=2000)
-    demo.add_argument("--test-images", type=int, default=50)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", default="cpu")
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run_demo(args)
-    except (ValueError, RuntimeError) as error:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faster-rcnn", description="The Region Proposal Network and Faster R-CNN."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="train the small preset on synthetic images, evaluate it, draw what it finds",
+        description="Generate the synthetic dataset, train the small preset on it, evaluate "
+        "on held-out images and write the model, metrics.json and pictures to --out.",
+    )
+    demo.add_argument("--minutes", type=positive_float, default=4.0, help="training budget")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--test-images", type=positive_int, default=100)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="cpu")
+    demo.set_defaults(run=run_demo)
+
+    train = commands.add_parser("train", help="train a detector on a dataset")
+    add_data_arguments(train, default_split="train")
+    train.add_argument("--preset", choices=list(PRESETS), default="small")
+    train.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
+    train.add_argument("--steps", type=positive_int, default=2000)
+    train.add_argument("--minutes", type=positive_float, help="stop after this long")
+    train.add_argument("--batch-size", type=positive_int, default=4)
+    train.add_argument("--lr", type=positive_float, default=0.02)
+    train.add_argument("--schedule", choices=["step", "cosine"], default="step")
+    train.add_argument("--min-size", type=positive_int, nargs="+", help="shorter image side(s)")
+    train.add_argument("--max-size", type=positive_int, help="longer image side at most")
+    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    train.add_argument("--resume", action="store_true", help="continue from --out")
+    train.add_argument("--out", type=Path, default=Path("runs/train"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu")
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
+    evaluate.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    add_data_arguments(evaluate, default_split="test")
+    evaluate.add_argument("--out", type=Path, help="write metrics.json here")
+    evaluate.add_argument("--batch-size", type=positive_int, default=4)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.set_defaults(run=run_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="detect objects in images: COCO-style JSON and annotated PNGs"
+    )
+    predict.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    predict.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    predict.add_argument("--out", type=Path, default=Path("runs/predict"))
+    predict.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(run=run_predict)
+    return parser
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default_split: str) -> None:
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic', or a Pascal VOC, COCO or YOLO dataset (format auto-detected)",
+    )
+    parser.add_argument("--split", default=default_split)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    if args.seconds <= 0:
-        raise ValueError("--seconds must be positive")
+    train_set = open_dataset("synthetic", "train")
+    test_set = open_dataset(f"synthetic:{args.test_images}", "test")
+    config = preset_config("small", train_set.num_classes)
+    config.class_names = tuple(train_set.class_names)
     torch.manual_seed(args.seed)
-    device = torch.device(args.device)
-    train_set = SyntheticShapes(args.train_images, seed=args.seed)
-    test_set = SyntheticShapes(args.test_images, seed=args.seed + 1)
-    model = FasterRCNN.from_config(small_config(train_set.num_classes)).to(device)
-
-    cfg = TrainConfig(
-        steps=100_000, batch_size=4, max_seconds=args.seconds, seed=args.seed, lr_decay_at=()
+    model = FasterRCNN.from_config(config).to(torch.device(args.device))
+    train_cfg = TrainConfig(
+        steps=estimate_steps(args.minutes),
+        batch_size=4,
+        max_seconds=args.minutes * 60,
+        seed=args.seed,
     )
-    print(f"training the small preset for {args.seconds:.0f} s on {len(train_set)} images")
-    start = time.perf_counter()
-
-    def report(step: int, losses: dict[str, float]) -> None:
-        if step % 25 == 0:
-            parts = "  ".join(f"{k}={v:.3f}" for k, v in losses.items())
-            print(f"step {step:4d}  {time.perf_counter() - start:5.0f}s  {parts}", flush=True)
-
-    history = train_joint(model, train_set, cfg, on_step=report)
-    print(f"{len(history)} steps in {time.perf_counter() - start:.0f} s")
-
-    model.eval()
-    found = total = detections = correct = 0
-    with torch.no_grad():
-        for image, target in (test_set[i] for i in range(len(test_set))):
-            output = model([image.to(device)])[0]
-            confident = output["scores"] >= 0.5
-            boxes, labels = output["boxes"][confident].cpu(), output["labels"][confident].cpu()
-            iou = box_iou(target["boxes"], boxes)
-            same_class = target["labels"][:, None] == labels[None, :]
-            hits = (iou >= 0.5) & same_class
-            found += int(hits.any(dim=1).sum())
-            correct += int(hits.any(dim=0).sum())
-            total += len(target["boxes"])
-            detections += len(boxes)
-    print(
-        f"held-out images: {len(test_set)}, objects: {total}, detections (score >= 0.5): "
-        f"{detections}\nrecall@0.5: {found / max(total, 1):.3f}  "
-        f"precision@0.5: {correct / max(detections, 1):.3f}"
-    )
+    print(f"training the small preset on synthetic images for up to {args.minutes:g} min")
+    fit(model, train_set, train_cfg, args.out, resume=False)
+    report(model, test_set, args.out, args.device, batch_size=4)
+    pictures = [test_set[i][0] for i in range(min(8, len(test_set)))]
+    write_pictures(model, pictures, args.out / "pictures", 0.5)
+    print(f"wrote {args.out}/model.safetensors, metrics.json and pictures/")
     return 0
+
+
+def estimate_steps(minutes: float) -> int:
+    """Steps of the small preset that fit in ``minutes`` on two CPU cores (about 4 / s)."""
+    return max(50, int(minutes * 60 * 4))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    dataset = open_dataset(args.data, args.split)
+    config = preset_config(args.preset, dataset.num_classes)
+    config.class_names = tuple(dataset.class_names)
+    if args.min_size:
+        config.transform.min_size = tuple(args.min_size)
+    if args.max_size:
+        config.transform.max_size = args.max_size
+    torch.manual_seed(args.seed)
+    model = FasterRCNN.from_config(config)
+    if args.weights:
+        print(load_backbone_weights(model, args.weights))
+    model.to(torch.device(args.device))
+    train_cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        max_seconds=args.minutes * 60 if args.minutes else None,
+        amp=args.amp,
+        num_workers=args.workers,
+        seed=args.seed,
+    )
+    fit(model, dataset, train_cfg, args.out, resume=args.resume)
+    print(f"wrote {args.out}/model.safetensors")
+    return 0
+
+
+def fit(
+    model: FasterRCNN, dataset, train_cfg: TrainConfig, out: Path, resume: bool
+) -> list[dict[str, float]]:
+    """Joint training with checkpoints and metrics under ``out``; the model file last."""
+    start = time.perf_counter()
+    history = train_stage(
+        model, dataset, train_cfg, out_dir=out, stage="joint", resume=resume, progress=True
+    )
+    print(f"{len(history)} steps in {time.perf_counter() - start:.0f} s")
+    save_model(model, out / "model.safetensors")
+    return history
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device)
+    # The model's label order decides which class each label means.
+    dataset = open_dataset(args.data, args.split, class_names=model.config.class_names or None)
+    report(model, dataset, args.out, args.device, args.batch_size)
+    return 0
+
+
+def report(
+    model: FasterRCNN, dataset, out: Path | None, device: str, batch_size: int
+) -> dict[str, float]:
+    """Evaluate, print the table and write ``metrics.json`` when ``out`` is given."""
+    result = evaluate_detector(
+        model,
+        dataset,
+        batch_size=batch_size,
+        device=device,
+        class_names=class_names_of(model.config),
+        progress=True,
+    )
+    print(result.table())
+    metrics = result.as_dict()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        # NaN (a metric with nothing to measure, e.g. a class without objects) -> null.
+        finite = {k: None if v != v else v for k, v in metrics.items()}
+        (out / "metrics.json").write_text(json.dumps(finite, indent=2) + "\n")
+    return metrics
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    model = load_model(args.model, device=args.device)
+    paths = image_paths(args.inputs)
+    names = class_names_of(model.config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for image_id, path in enumerate(paths):
+        with Image.open(path) as picture:
+            array = torch.frombuffer(bytearray(picture.convert("RGB").tobytes()), dtype=torch.uint8)
+            image = array.view(picture.height, picture.width, 3).permute(2, 0, 1) / 255.0
+        detections, proposals = model.detect_with_proposals([image.to(args.device)])
+        det = {k: v.cpu() for k, v in detections[0].items()}
+        for box, label, score in zip(
+            det["boxes"].tolist(), det["labels"].tolist(), det["scores"].tolist(), strict=True
+        ):
+            x1, y1, x2, y2 = box
+            results.append(
+                {
+                    "image_id": image_id,
+                    "file_name": str(path),
+                    "category_id": label,
+                    "category_name": names[label - 1],
+                    "bbox": [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+                    "score": round(score, 5),
+                }
+            )
+        draw_detections(image, det, names, args.score).save(args.out / f"{path.stem}.png")
+        props = {k: v.cpu() for k, v in proposals[0].items()}
+        draw_proposals(image, props).save(args.out / f"{path.stem}_proposals.png")
+    (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(f"{len(results)} detections in {len(paths)} images -> {args.out}/detections.json")
+    return 0
+
+
+def image_paths(inputs: Sequence[Path]) -> list[Path]:
+    """The image files named, and those directly inside the folders named, sorted."""
+    paths: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {item}")
+    if not paths:
+        raise ValueError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}"
+        )
+    return paths
+
+
+def write_pictures(model: FasterRCNN, images: list[torch.Tensor], out: Path, score: float) -> None:
+    """Detections and proposals of a few images as PNGs under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    model.eval()
+    detections, proposals = model.detect_with_proposals([img.to(device) for img in images])
+    names = class_names_of(model.config)
+    for i, (image, det, props) in enumerate(zip(images, detections, proposals, strict=True)):
+        det = {k: v.cpu() for k, v in det.items()}
+        draw_detections(image, det, names, score).save(out / f"{i:02d}_detections.png")
+        draw_proposals(image, {k: v.cpu() for k, v in props.items()}).save(
+            out / f"{i:02d}_proposals.png"
+        )
+
+
+def class_names_of(config: FasterRCNNConfig) -> tuple[str, ...]:
+    if config.class_names:
+        return config.class_names
+    return tuple(f"class{i}" for i in range(1, config.num_classes))

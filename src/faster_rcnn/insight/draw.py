@@ -62,9 +62,7 @@ def draw_detections(
     return picture
 
 
-def draw_proposals(
-    image: Tensor, proposals: dict[str, Tensor], top_k: int = 50
-) -> Image.Image:
+def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50) -> Image.Image:
     """The image with the RPN's ``top_k`` proposals, the strongest drawn brightest.
 
     Args:

@@ -1,0 +1,246 @@
+"""Model files and resumable training checkpoints, written so that a crash never breaks one.
+
+A **model file** is a safetensors file: the weights (the state dict, buffers included)
+and, in the header's metadata, ``{"format": "faster-rcnn/1", "config": <the model's
+FasterRCNNConfig as JSON>}``, so :func:`load_model` rebuilds the very architecture that
+wrote it before loading the weights strictly.
+
+A **training checkpoint** is a directory holding ``model.safetensors`` (a model file) and
+``state.pt``: the optimizer, the step, the loss history, every random state a run draws
+from and the training settings, read back with ``torch.load(weights_only=True)``.
+
+Every file is written to a temporary name in its own directory, flushed to disk and
+renamed over the old one (a rename is atomic). A checkpoint's two files must change
+together, so a checkpoint is written whole into ``<dir>.partial`` and swapped in by
+renames; a crash between those renames leaves the old checkpoint as ``<dir>.previous``,
+which :meth:`TrainingCheckpoint.find` falls back to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import random
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from ..config import FasterRCNNConfig
+from ..model import FasterRCNN
+
+MODEL_FORMAT = "faster-rcnn/1"
+STATE_FORMAT = "faster-rcnn-training/1"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
+
+
+def save_model(model: FasterRCNN, path: str | Path) -> None:
+    """Write ``model``'s weights and config to the safetensors file ``path`` atomically.
+
+    Tensors that share storage are written once (``safetensors.torch.save_model``).
+    """
+    metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
+    with atomic_write(Path(path)) as temporary:
+        safetensors.torch.save_model(model, str(temporary), metadata=metadata)
+
+
+def read_model_config(path: str | Path) -> FasterRCNNConfig:
+    """The config stored in the model file ``path``, without reading the weights.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a safetensors file written by :func:`save_model`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    if metadata.get("format") != MODEL_FORMAT or "config" not in metadata:
+        raise ValueError(
+            f"{path} is not a faster-rcnn model file: its metadata has no "
+            f"'format': {MODEL_FORMAT!r} and 'config' (found keys {sorted(metadata)})"
+        )
+    return FasterRCNNConfig.from_json(metadata["config"])
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRCNN:
+    """Rebuild the model saved by :func:`save_model` at ``path``, in eval mode.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a model file, or its weights do not fit its config.
+    """
+    model = FasterRCNN.from_config(read_model_config(path))
+    load_weights(model, path)
+    return model.to(device).eval()
+
+
+def load_weights(model: FasterRCNN, path: str | Path) -> None:
+    """Load the weights of the model file ``path`` into ``model`` in place, strictly.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is unreadable, or its tensors' names or shapes differ from
+            ``model``'s.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        safetensors.torch.load_model(model, path, strict=True)
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    except RuntimeError as error:
+        raise ValueError(f"the weights in {path} do not fit the model: {error}") from error
+
+
+@dataclass
+class TrainingCheckpoint:
+    """The state of a training stage after ``step`` steps, besides the model weights.
+
+    Attributes:
+        stage: the name of the training stage.
+        step: the number of steps done; a resumed run continues with this one.
+        history: per step done, the losses (see ``train_stage``).
+        train_config: the ``TrainConfig`` as a dict (``dataclasses.asdict``).
+        optimizer: the optimizer's state dict (momentum buffers included).
+        generator_states: the training generator's state on each rank (one entry per
+            process of a data-parallel run), ``uint8`` tensors.
+        torch_rng_state: the global CPU generator's state.
+        cuda_rng_states: the global generators' states of all CUDA devices (may be empty).
+        python_rng_state: ``random.getstate()``.
+        grad_scaler: the mixed-precision gradient scaler's state dict, when one is used.
+    """
+
+    stage: str
+    step: int
+    history: list[dict[str, float]]
+    train_config: dict[str, Any]
+    optimizer: dict[str, Any]
+    generator_states: list[Tensor]
+    torch_rng_state: Tensor
+    cuda_rng_states: list[Tensor]
+    python_rng_state: tuple[Any, ...]
+    grad_scaler: dict[str, Any] | None = None
+
+    def restore_global_rng(self) -> None:
+        """Put the global torch, CUDA and ``random`` generators back as they were."""
+        torch.set_rng_state(self.torch_rng_state)
+        if self.cuda_rng_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self.cuda_rng_states)
+        random.setstate(self.python_rng_state)
+
+    def save(self, directory: str | Path, model: FasterRCNN) -> None:
+        """Write ``model`` and this state to ``directory``, replacing what is there whole."""
+        directory = Path(directory)
+        partial, previous = _siblings(directory)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        # Shallow: ``dataclasses.asdict`` would deep-copy every optimizer tensor.
+        state: dict[str, Any] = {"format": STATE_FORMAT}
+        state.update((field.name, getattr(self, field.name)) for field in dataclasses.fields(self))
+        try:
+            save_model(model, partial / MODEL_FILE)
+            with atomic_write(partial / STATE_FILE) as temporary:
+                torch.save(state, temporary)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if directory.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(directory, previous)
+        os.replace(partial, directory)
+        _fsync_directory(directory.parent)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    @staticmethod
+    def find(directory: str | Path) -> Path | None:
+        """The complete checkpoint ``directory`` names, if any.
+
+        That is ``directory`` itself, or its ``.previous`` sibling when a save was cut off
+        between its final renames; ``None`` when neither holds both files.
+        """
+        directory = Path(directory)
+        for candidate in (directory, _siblings(directory)[1]):
+            if (candidate / MODEL_FILE).is_file() and (candidate / STATE_FILE).is_file():
+                return candidate
+        return None
+
+    @classmethod
+    def load(cls, directory: str | Path, model: FasterRCNN) -> TrainingCheckpoint:
+        """Load the checkpoint in ``directory``: weights into ``model``, the rest returned.
+
+        Raises:
+            FileNotFoundError: no complete checkpoint in ``directory`` (see :meth:`find`).
+            ValueError: a file is corrupt, or the weights do not fit ``model``.
+        """
+        found = cls.find(directory)
+        if found is None:
+            raise FileNotFoundError(
+                f"no training checkpoint in {directory} (expected {MODEL_FILE} and {STATE_FILE})"
+            )
+        state_path = found / STATE_FILE
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
+            raise ValueError(f"{state_path} is not a readable training state: {error}") from error
+        fields = {field.name for field in dataclasses.fields(cls)}
+        if not isinstance(state, dict) or state.pop("format", None) != STATE_FORMAT:
+            raise ValueError(f"{state_path} is not a faster-rcnn training state")
+        if set(state) != fields:
+            raise ValueError(
+                f"{state_path} holds the fields {sorted(state)}; expected {sorted(fields)}"
+            )
+        load_weights(model, found / MODEL_FILE)
+        return cls(**state)
+
+
+def _siblings(directory: Path) -> tuple[Path, Path]:
+    """Where a checkpoint of ``directory`` is assembled, and where the old one waits."""
+    return (
+        directory.with_name(directory.name + ".partial"),
+        directory.with_name(directory.name + ".previous"),
+    )
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; once written, flush it and rename it over
+    ``path``. On an error the temporary file is removed and ``path`` left untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A name of our own (not mkstemp) so that the file gets the usual umask permissions.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield temporary
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; other systems cannot open folders)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,119 @@
+"""Per-step training metrics: JSON lines in a file, and TensorBoard scalars on request.
+
+``metrics.jsonl`` holds one JSON object per training step, of every stage of a run::
+
+    {"stage": "joint", "step": 0, "lr": 0.002, "losses": {"loss_classifier": 1.38, ...,
+     "loss": 2.91}, "seconds": 0.41, "images_per_s": 9.8}
+
+A stage first drops its own records from its first step on: a resumed stage those written
+after its checkpoint (they are about to be redone), a fresh one all of them, so that the
+file ends up with exactly one record per step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .checkpoint import atomic_write
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLogger:
+    """Appends step records to a JSON-lines file and, optionally, to TensorBoard.
+
+    Args:
+        path: the JSON-lines file (created with its folder if missing), or ``None``.
+        tensorboard_dir: a TensorBoard log folder, or ``None``.
+
+    Raises:
+        ImportError: ``tensorboard_dir`` is given but TensorBoard is not installed.
+    """
+
+    def __init__(self, path: Path | None, tensorboard_dir: Path | None = None) -> None:
+        self._writer = _summary_writer(tensorboard_dir) if tensorboard_dir is not None else None
+        self._file = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Write one step's record: ``stage``, ``step``, ``lr``, ``losses`` (a dict of
+        floats), ``seconds`` and ``images_per_s``."""
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        if self._writer is not None:
+            stage, step = record["stage"], record["step"]
+            for name, value in record["losses"].items():
+                self._writer.add_scalar(f"{stage}/{name}", value, step)
+            self._writer.add_scalar(f"{stage}/lr", record["lr"], step)
+            self._writer.add_scalar(f"{stage}/images_per_s", record["images_per_s"], step)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics file, in order.
+
+    A last line cut off by a crash is left out; any other line that is not JSON raises
+    ``ValueError`` naming the file and the line.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON record ({error})") from error
+    return records
+
+
+def drop_records(path: Path, stage: str, from_step: int) -> None:
+    """Remove the records of ``stage`` with ``step >= from_step`` from the metrics file
+    ``path`` (rewritten atomically; nothing happens when the file does not exist)."""
+    if not path.is_file():
+        return
+    records = read_metrics(path)
+    kept = [
+        record
+        for record in records
+        if record.get("stage") != stage or record.get("step", -1) < from_step
+    ]
+    if len(kept) == len(records) and path.read_bytes().endswith(b"\n"):
+        return
+    with atomic_write(path) as temporary:
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in kept))
+
+
+def _summary_writer(log_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ImportError(
+            f"logging to TensorBoard ({log_dir}) needs the tensorboard package: "
+            "pip install tensorboard"
+        ) from error
+    return SummaryWriter(log_dir=str(log_dir))

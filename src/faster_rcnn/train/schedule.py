@@ -1,0 +1,43 @@
+"""The learning-rate schedule: a pure function of the step, so a resumed run needs no state.
+
+A linear warm-up from ``lr * warmup_factor`` to ``lr`` over ``warmup_steps`` multiplies
+the main schedule, which is either
+
+- ``"step"``: ``lr``, divided by 10 at each fraction of ``steps`` in ``lr_decay_at`` (the
+  paper: 0.001, then 0.0001 for the last part of training); or
+- ``"cosine"``: ``lr * (1 + cos(pi * step / steps)) / 2``, from ``lr`` down to 0 at
+  ``steps``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+SCHEDULES = ("step", "cosine")
+
+
+class ScheduleSettings(Protocol):
+    """The fields of :class:`~faster_rcnn.train.loop.TrainConfig` the schedule reads."""
+
+    steps: int
+    lr: float
+    schedule: str
+    warmup_steps: int
+    warmup_factor: float
+    lr_decay_at: tuple[float, ...]
+
+
+def learning_rate(cfg: ScheduleSettings, step: int) -> float:
+    """The learning rate of step ``step`` (counted from 0) of a run of ``cfg.steps``."""
+    if cfg.schedule == "step":
+        decays = sum(step >= int(fraction * cfg.steps) for fraction in cfg.lr_decay_at)
+        lr = cfg.lr * 0.1**decays
+    elif cfg.schedule == "cosine":
+        progress = min(step / cfg.steps, 1.0) if cfg.steps > 0 else 1.0
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
+    if step < cfg.warmup_steps:
+        lr *= cfg.warmup_factor + (1.0 - cfg.warmup_factor) * step / cfg.warmup_steps
+    return lr

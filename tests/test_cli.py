@@ -1,0 +1,78 @@
+"""The command line end to end on tiny budgets: files written, metrics present, clear errors."""
+
+import json
+
+import pytest
+
+from faster_rcnn.cli import main
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.train.checkpoint import load_model
+
+TINY = ["--min-size", "96", "--max-size", "128"]
+
+
+def test_train_evaluate_predict(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:8", "--steps", "3", "--out", str(out), *TINY]) == 0
+    model = load_model(out / "model.safetensors")
+    assert model.config.class_names == SyntheticShapes.class_names
+    assert model.config.transform.min_size == (96,)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1, 2]
+
+    metrics_dir = tmp_path / "eval"
+    args = ["evaluate", "--model", str(out / "model.safetensors"), "--data", "synthetic:4"]
+    assert main([*args, "--out", str(metrics_dir)]) == 0
+    metrics = json.loads((metrics_dir / "metrics.json").read_text())
+    assert {"voc_map50", "coco_ap", "recall@300@0.7", "AR@100"} <= set(metrics)
+    assert "VOC mAP@0.5" in capsys.readouterr().out
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        to_pil(SyntheticShapes(2, image_size=(80, 120), seed=3)[i][0]).save(images / f"{i}.png")
+    pred = tmp_path / "pred"
+    model_file = str(out / "model.safetensors")
+    args = ["predict", "--model", model_file, str(images), "--out", str(pred), "--score", "0"]
+    assert main(args) == 0
+    results = json.loads((pred / "detections.json").read_text())
+    assert {r["file_name"] for r in results} <= {str(images / "0.png"), str(images / "1.png")}
+    for r in results:
+        x, y, w, h = r["bbox"]
+        assert w >= 0 and h >= 0 and x >= 0 and y >= 0 and x + w <= 120.01 and y + h <= 80.01
+        assert r["category_name"] == SyntheticShapes.class_names[r["category_id"] - 1]
+    assert sorted(p.name for p in pred.glob("*.png")) == [
+        "0.png",
+        "0_proposals.png",
+        "1.png",
+        "1_proposals.png",
+    ]
+
+
+def test_demo_writes_model_metrics_and_pictures(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--minutes", "0.05", "--out", str(out), "--test-images", "8"]) == 0
+    assert (out / "model.safetensors").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_images"] == 8
+    assert len(list((out / "pictures").glob("*_detections.png"))) == 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--model", "absent.safetensors"], "absent.safetensors does not exist"),
+        (["train", "--data", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
+        (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
+    ],
+)
+def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "predict":
+        main(["train", "--data", "synthetic:2", "--steps", "1", "--out", "r", *TINY])
+        argv = ["predict", "--model", "r/model.safetensors", "absent.png"]
+        capsys.readouterr()  # the training output
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("faster-rcnn: error:") and message in err and "\n" not in err

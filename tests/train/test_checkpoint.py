@@ -1,0 +1,206 @@
+"""Model files and training checkpoints: round trips, atomic writes, clear errors."""
+
+import os
+import random
+
+import pytest
+import safetensors.torch
+import torch
+from safetensors import safe_open
+
+from faster_rcnn import FasterRCNN
+from faster_rcnn.config import FasterRCNNConfig
+from faster_rcnn.models import small_config
+from faster_rcnn.train import checkpoint as checkpoint_module
+from faster_rcnn.train.checkpoint import (
+    MODEL_FILE,
+    STATE_FILE,
+    TrainingCheckpoint,
+    load_model,
+    load_weights,
+    read_model_config,
+    save_model,
+)
+
+
+def tiny_model(seed: int = 0, num_classes: int = 4) -> FasterRCNN:
+    cfg = small_config(num_classes)
+    cfg.transform.min_size, cfg.transform.max_size = (64,), 64
+    torch.manual_seed(seed)
+    return FasterRCNN.from_config(cfg)
+
+
+def make_checkpoint(step: int) -> TrainingCheckpoint:
+    generator = torch.Generator().manual_seed(step)
+    return TrainingCheckpoint(
+        stage="joint",
+        step=step,
+        history=[{"loss": float(i)} for i in range(step)],
+        train_config={"steps": 10, "lr_decay_at": (0.5,)},
+        optimizer={"state": {0: {"momentum_buffer": torch.full((3,), float(step))}}},
+        generator_states=[generator.get_state()],
+        torch_rng_state=torch.get_rng_state(),
+        cuda_rng_states=[],
+        python_rng_state=random.getstate(),
+    )
+
+
+def test_model_file_round_trip_gives_the_same_detections(tmp_path):
+    model = tiny_model().eval()
+    # Predictor biases are 0 at initialisation: make the detections depend on every layer.
+    with torch.no_grad():
+        for parameter in model.roi_heads.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
+
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+    loaded = load_model(path)
+    assert not loaded.training
+    assert loaded.config == model.config
+    assert read_model_config(path) == model.config
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = model([image])[0], loaded([image])[0]
+    assert len(expected["boxes"]) > 0
+    for key in ("boxes", "labels", "scores"):
+        assert torch.equal(expected[key], got[key]), key
+
+
+def test_model_file_metadata_holds_format_and_config(tmp_path):
+    model = tiny_model()
+    save_model(model, tmp_path / "m.safetensors")
+    with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as file:
+        metadata = file.metadata()
+    assert metadata["format"] == "faster-rcnn/1"
+    assert FasterRCNNConfig.from_json(metadata["config"]) == model.config
+
+
+def test_missing_and_foreign_files_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.safetensors"):
+        load_model(tmp_path / "nothere.safetensors")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00not a safetensors file at all")
+    with pytest.raises(ValueError, match=r"garbage\.safetensors"):
+        load_model(garbage)
+    foreign = tmp_path / "foreign.safetensors"
+    safetensors.torch.save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ValueError, match="not a faster-rcnn model file"):
+        load_model(foreign)
+
+
+def test_truncated_file_and_mismatched_weights_are_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(tiny_model(num_classes=4), path)
+    with pytest.raises(ValueError, match="do not fit the model"):
+        load_weights(tiny_model(num_classes=5), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"m\.safetensors"):
+        load_model(path)
+
+
+def test_interrupted_model_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    old = tiny_model(seed=0)
+    save_model(old, path)
+
+    def crash(model, filename, metadata=None):
+        with open(filename, "wb") as file:
+            file.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_model", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(tiny_model(seed=1), path)
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+    loaded = load_model(path)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(old.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
+
+
+def test_training_checkpoint_round_trip(tmp_path):
+    model = tiny_model(seed=0)
+    saved = make_checkpoint(step=3)
+    saved.save(tmp_path / "joint", model)
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert sorted(os.listdir(tmp_path / "joint")) == [MODEL_FILE, STATE_FILE]
+    # The state file needs no unpickling of arbitrary objects.
+    torch.load(tmp_path / "joint" / STATE_FILE, weights_only=True)
+
+    other = tiny_model(seed=1)
+    loaded = TrainingCheckpoint.load(tmp_path / "joint", other)
+    assert loaded.step == 3 and loaded.stage == "joint"
+    assert loaded.history == saved.history
+    assert loaded.train_config == saved.train_config
+    assert loaded.python_rng_state == saved.python_rng_state
+    assert torch.equal(loaded.generator_states[0], saved.generator_states[0])
+    assert torch.equal(loaded.optimizer["state"][0]["momentum_buffer"], torch.full((3,), 3.0))
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_global_random_states_are_restored():
+    checkpoint = make_checkpoint(step=1)
+    expected_torch, expected_python = torch.rand(4), random.random()
+    torch.rand(100)
+    random.random()
+    checkpoint.restore_global_rng()
+    assert torch.equal(torch.rand(4), expected_torch)
+    assert random.random() == expected_python
+
+
+def test_failed_checkpoint_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    model = tiny_model()
+    make_checkpoint(step=2).save(tmp_path / "joint", model)
+
+    def crash(obj, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        make_checkpoint(step=4).save(tmp_path / "joint", model)
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+
+
+def test_crash_between_the_final_renames_falls_back_to_the_old_checkpoint(tmp_path, monkeypatch):
+    model = tiny_model()
+    make_checkpoint(step=2).save(tmp_path / "joint", model)
+    real_replace = os.replace
+
+    def crash_on_swap(source, target):
+        if str(source).endswith(".partial"):
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(checkpoint_module.os, "replace", crash_on_swap)
+    with pytest.raises(KeyboardInterrupt):
+        make_checkpoint(step=4).save(tmp_path / "joint", model)
+    monkeypatch.undo()
+
+    assert not (tmp_path / "joint").exists()
+    assert TrainingCheckpoint.find(tmp_path / "joint") == tmp_path / "joint.previous"
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+    make_checkpoint(step=4).save(tmp_path / "joint", model)
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 4
+
+
+def test_missing_or_corrupt_training_state_is_reported(tmp_path):
+    model = tiny_model()
+    with pytest.raises(FileNotFoundError, match="no training checkpoint"):
+        TrainingCheckpoint.load(tmp_path / "joint", model)
+    make_checkpoint(step=1).save(tmp_path / "joint", model)
+    (tmp_path / "joint" / STATE_FILE).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=STATE_FILE):
+        TrainingCheckpoint.load(tmp_path / "joint", model)
+    torch.save({"format": "something else"}, tmp_path / "joint" / STATE_FILE)
+    with pytest.raises(ValueError, match="not a faster-rcnn training state"):
+        TrainingCheckpoint.load(tmp_path / "joint", model)

@@ -1,0 +1,165 @@
+"""The training loop: resuming bit for bit, metrics files, and its guards."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from faster_rcnn import FasterRCNN
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.models import small_config
+from faster_rcnn.train.checkpoint import TrainingCheckpoint
+from faster_rcnn.train.loop import TrainConfig, train_stage
+from faster_rcnn.train.schedule import learning_rate
+
+DATA = SyntheticShapes(6, image_size=(64, 64), seed=3, max_objects=2)
+CFG = TrainConfig(steps=4, batch_size=1, lr=0.01, warmup_steps=2, checkpoint_every=2)
+
+
+def tiny_model(seed: int = 0) -> FasterRCNN:
+    cfg = small_config(DATA.num_classes)
+    cfg.transform.min_size, cfg.transform.max_size = (64,), 64
+    cfg.rpn.pre_nms_top_n_train = cfg.rpn.post_nms_top_n_train = 200
+    cfg.roi_heads.batch_size_per_image = 32
+    torch.manual_seed(seed)
+    return FasterRCNN.from_config(cfg)
+
+
+def read_records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_same_state(a: FasterRCNN, b: FasterRCNN) -> None:
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tmp_path):
+    straight = tiny_model()
+    expected = train_stage(straight, DATA, CFG, out_dir=tmp_path / "straight")
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(step, losses):
+        if step == 2:  # after the checkpoint at 2 steps and one step more
+            raise Interrupted
+
+    first = tiny_model()
+    with pytest.raises(Interrupted):
+        train_stage(first, DATA, CFG, out_dir=tmp_path / "resumed", on_step=interrupt)
+    assert TrainingCheckpoint.find(tmp_path / "resumed" / "joint") is not None
+    torch.rand(10)  # the global generator moves on in between; resuming puts it back
+
+    resumed = tiny_model(seed=1)  # other weights: the checkpoint must replace them
+    steps_run = []
+    history = train_stage(
+        resumed,
+        DATA,
+        CFG,
+        out_dir=tmp_path / "resumed",
+        resume=True,
+        progress=True,
+        on_step=lambda step, losses: steps_run.append(step),
+    )
+    assert steps_run == [2, 3]
+    assert history == expected
+    assert_same_state(straight, resumed)
+
+    records = read_records(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(4))
+    assert [r["losses"] for r in records] == expected
+
+    # A finished stage resumes to nothing and keeps its weights.
+    again = train_stage(tiny_model(seed=2), DATA, CFG, out_dir=tmp_path / "resumed", resume=True)
+    assert again == expected
+    changed = TrainConfig(**{**CFG.__dict__, "lr": 0.02})
+    with pytest.warns(UserWarning, match=r"lr 0\.01 -> 0\.02"):
+        train_stage(tiny_model(), DATA, changed, out_dir=tmp_path / "resumed", resume=True)
+
+
+def test_metrics_file_has_one_record_per_step(tmp_path):
+    cfg = TrainConfig(steps=3, batch_size=2, lr=0.01, warmup_steps=2, schedule="cosine")
+    history = train_stage(tiny_model(), DATA, cfg, stage="rpn1", out_dir=tmp_path)
+    records = read_records(tmp_path / "metrics.jsonl")
+    assert len(records) == cfg.steps == len(history)
+    for step, record in enumerate(records):
+        assert record["stage"] == "rpn1" and record["step"] == step
+        assert record["lr"] == pytest.approx(learning_rate(cfg, step))
+        assert record["losses"] == history[step]
+        assert record["seconds"] > 0
+        assert record["images_per_s"] == pytest.approx(2 / record["seconds"])
+    assert set(history[0]) == {
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+        "loss",
+    }
+    assert TrainingCheckpoint.find(tmp_path / "rpn1") is not None
+
+
+def test_amp_is_ignored_on_cpu():
+    cfg = TrainConfig(steps=2, batch_size=1, lr=0.01, warmup_steps=0)
+    plain, mixed = tiny_model(), tiny_model()
+    train_stage(plain, DATA, cfg)
+    train_stage(mixed, DATA, TrainConfig(**{**cfg.__dict__, "amp": True}))
+    assert_same_state(plain, mixed)
+
+
+def test_only_the_given_parameters_are_trained():
+    model = tiny_model()
+    head_before = [p.clone() for p in model.roi_heads.parameters()]
+    rpn_before = [p.clone() for p in model.rpn.parameters()]
+
+    def rpn_losses(model, images, targets, generator):
+        losses = model(images, targets, generator=generator)
+        return {k: v for k, v in losses.items() if k in ("loss_objectness", "loss_rpn_box_reg")}
+
+    cfg = TrainConfig(steps=1, batch_size=1, lr=0.1, warmup_steps=0)
+    history = train_stage(
+        model, DATA, cfg, compute_losses=rpn_losses, parameters=list(model.rpn.parameters())
+    )
+    assert set(history[0]) == {"loss_objectness", "loss_rpn_box_reg", "loss"}
+    assert all(
+        torch.equal(a, b) for a, b in zip(head_before, model.roi_heads.parameters(), strict=True)
+    )
+    assert any(
+        not torch.equal(a, b) for a, b in zip(rpn_before, model.rpn.parameters(), strict=True)
+    )
+
+
+def test_non_finite_loss_stops_before_touching_the_weights():
+    model = tiny_model()
+    before = [p.clone() for p in model.parameters()]
+
+    def nan_loss(model, images, targets, generator):
+        return {"loss_nan": sum(p.sum() for p in model.rpn.parameters()) * float("nan")}
+
+    with pytest.raises(FloatingPointError, match="step 0"):
+        train_stage(model, DATA, TrainConfig(steps=2, batch_size=1), compute_losses=nan_loss)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_tensorboard_without_the_package_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    steps = []
+    with pytest.raises(ImportError, match="tensorboard"):
+        train_stage(
+            tiny_model(),
+            DATA,
+            TrainConfig(steps=1, batch_size=1),
+            tensorboard_dir=tmp_path / "tb",
+            on_step=lambda step, losses: steps.append(step),
+        )
+    assert steps == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"stage": "a/b"}, "stage name"), ({"resume": True}, "needs out_dir")],
+)
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train_stage(tiny_model(), DATA, TrainConfig(steps=1, batch_size=1), **kwargs)

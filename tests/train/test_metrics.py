@@ -1,0 +1,78 @@
+"""The metrics file and the TensorBoard writer behind it."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from faster_rcnn.train.metrics import MetricsLogger, drop_records, read_metrics
+
+
+def record(stage, step, loss=1.0):
+    return {
+        "stage": stage,
+        "step": step,
+        "lr": 0.01,
+        "losses": {"loss": loss},
+        "seconds": 0.5,
+        "images_per_s": 4.0,
+    }
+
+
+def test_logger_appends_one_json_line_per_record(tmp_path):
+    path = tmp_path / "run" / "metrics.jsonl"
+    with MetricsLogger(path) as logger:
+        logger.log(record("joint", 0))
+    with MetricsLogger(path) as logger:
+        logger.log(record("joint", 1))
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [record("joint", 0), record("joint", 1)]
+
+
+def test_logger_writes_tensorboard_scalars(tmp_path, monkeypatch):
+    scalars = []
+
+    class SummaryWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def close(self):
+            scalars.append("closed")
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = SummaryWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    with MetricsLogger(None, tmp_path / "tb") as logger:
+        logger.log(record("rpn1", 7, loss=2.5))
+    assert scalars == [
+        ("rpn1/loss", 2.5, 7),
+        ("rpn1/lr", 0.01, 7),
+        ("rpn1/images_per_s", 4.0, 7),
+        "closed",
+    ]
+
+
+def test_drop_records_keeps_other_stages_and_earlier_steps(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [record("rpn1", 0), record("rpn1", 1), record("joint", 0), record("joint", 1)]
+    records.append(record("joint", 2))
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    drop_records(path, "joint", 1)
+    assert read_metrics(path) == records[:3]
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_torn_last_line_is_dropped_and_a_bad_middle_line_reported(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(record("joint", 0)) + '\n{"stage": "jo')
+    assert read_metrics(path) == [record("joint", 0)]
+    drop_records(path, "joint", 5)
+    assert path.read_text() == json.dumps(record("joint", 0)) + "\n"
+
+    path.write_text('{"stage": \n' + json.dumps(record("joint", 0)) + "\n")
+    with pytest.raises(ValueError, match="line 1"):
+        read_metrics(path)
