@@ -76,3 +76,13 @@ def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("faster-rcnn: error:") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("scheme", ["rpn", "alternating"])
+def test_other_training_schemes_write_a_loadable_model(tmp_path, scheme):
+    out = tmp_path / scheme
+    argv = ["train", "--data", "synthetic:4", "--steps", "4", "--scheme", scheme, *TINY]
+    assert main([*argv, "--out", str(out)]) == 0
+    model = load_model(out / "model.safetensors")
+    detections, proposals = model.detect_with_proposals([SyntheticShapes(1)[0][0]])
+    assert len(detections) == 1 and len(proposals[0]["boxes"]) > 0

@@ -22,8 +22,10 @@ from .evaluate.runner import evaluate_detector
 from .insight.draw import draw_detections, draw_proposals
 from .model import FasterRCNN
 from .models import PRESETS, preset_config
+from .train.alternating import AlternatingConfig, train_alternating
 from .train.checkpoint import load_model, save_model
 from .train.loop import TrainConfig, train_stage
+from .train.rpn_only import train_rpn_only
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -60,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a detector on a dataset")
     add_data_arguments(train, default_split="train")
     train.add_argument("--preset", choices=list(PRESETS), default="small")
+    train.add_argument(
+        "--scheme",
+        choices=["joint", "rpn", "alternating"],
+        default="joint",
+        help="approximate joint training, the RPN alone, or the paper's 4-step scheme",
+    )
     train.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
     train.add_argument("--steps", type=positive_int, default=2000)
     train.add_argument("--minutes", type=positive_float, help="stop after this long")
@@ -161,11 +169,6 @@ def run_train(args: argparse.Namespace) -> int:
         config.transform.min_size = tuple(args.min_size)
     if args.max_size:
         config.transform.max_size = args.max_size
-    torch.manual_seed(args.seed)
-    model = FasterRCNN.from_config(config)
-    if args.weights:
-        print(load_backbone_weights(model, args.weights))
-    model.to(torch.device(args.device))
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -176,9 +179,40 @@ def run_train(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         seed=args.seed,
     )
-    fit(model, dataset, train_cfg, args.out, resume=args.resume)
+    if args.scheme == "alternating":
+        result = train_alternating(
+            config,
+            dataset,
+            AlternatingConfig.proportional(args.steps, base=train_cfg, init_seed=args.seed),
+            backbone_weights=args.weights,
+            on_step=print_alternating_progress,
+            device=args.device,
+        )
+        if result.weights_report is not None:
+            print(result.weights_report)
+        save_model(result.model, args.out / "model.safetensors")
+        print(f"wrote {args.out}/model.safetensors")
+        return 0
+    torch.manual_seed(args.seed)
+    model = FasterRCNN.from_config(config)
+    if args.weights:
+        print(load_backbone_weights(model, args.weights))
+    model.to(torch.device(args.device))
+    if args.scheme == "rpn":
+        history = train_rpn_only(
+            model, dataset, train_cfg, out_dir=args.out, resume=args.resume, progress=True
+        )
+        print(f"{len(history)} RPN steps")
+        save_model(model, args.out / "model.safetensors")
+    else:
+        fit(model, dataset, train_cfg, args.out, resume=args.resume)
     print(f"wrote {args.out}/model.safetensors")
     return 0
+
+
+def print_alternating_progress(step_name: str, step: int, losses: dict[str, float]) -> None:
+    if step % 50 == 0:
+        print(f"{step_name:20s} step {step:5d}  loss {losses['loss']:.4f}", flush=True)
 
 
 def fit(

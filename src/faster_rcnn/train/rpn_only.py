@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import chain
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -85,6 +86,10 @@ def train_rpn_only(
     dataset: Sequence[Sample],
     cfg: TrainConfig,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    *,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> list[dict[str, float]]:
     """Train the backbone's trainable layers and the RPN on :func:`rpn_losses`, in place.
 
@@ -95,6 +100,8 @@ def train_rpn_only(
         dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
+        out_dir / resume / progress: as for :func:`~faster_rcnn.train.loop.train_stage`
+            (the stage is named ``"rpn"``).
 
     Returns:
         Per step, ``{"loss_objectness", "loss_rpn_box_reg", "loss"}`` as floats.
@@ -103,5 +110,14 @@ def train_rpn_only(
         p for p in chain(model.backbone.parameters(), model.rpn.parameters()) if p.requires_grad
     ]
     return train_stage(
-        model, dataset, cfg, compute_losses=rpn_losses, parameters=parameters, on_step=on_step
+        model,
+        dataset,
+        cfg,
+        compute_losses=rpn_losses,
+        parameters=parameters,
+        on_step=on_step,
+        stage="rpn",
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
     )
