@@ -3,10 +3,16 @@
 from .assign import AnchorTargetCreator, HardNegativeSampler
 from .head import RPNHead
 from .loss import rpn_loss
-from .network import RegionProposalNetwork, RPNPrediction, concat_box_prediction_layers
+from .network import (
+    AnchorScores,
+    RegionProposalNetwork,
+    RPNPrediction,
+    concat_box_prediction_layers,
+)
 from .proposals import select_proposals, top_n_per_level
 
 __all__ = [
+    "AnchorScores",
     "AnchorTargetCreator",
     "HardNegativeSampler",
     "RPNHead",

@@ -18,17 +18,31 @@ from .loss import rpn_loss
 from .proposals import select_proposals
 
 
-class RPNPrediction(NamedTuple):
-    """Everything one RPN pass computes, for the loss and for inspection.
+class AnchorScores(NamedTuple):
+    """The head's output for every anchor: what the loss needs, before any selection.
 
     Attributes:
-        boxes: per image, ``(P_i, 4)`` proposals in the resized image's pixels.
-        scores: per image, ``(P_i,)`` their objectness probabilities.
         anchors: per image, ``(A, 4)`` anchors (``A = sum_l H_l * W_l * A_l``).
         objectness: ``(N * A, 1)`` logits, image-major, in the anchors' order.
         pred_bbox_deltas: ``(N * A, 4)`` predicted deltas, same order.
         num_anchors_per_level: ``H_l * W_l * A_l`` per level (per image).
         num_anchor_locations: ``sum_l H_l * W_l`` per image (the paper's N_reg per image).
+    """
+
+    anchors: list[Tensor]
+    objectness: Tensor
+    pred_bbox_deltas: Tensor
+    num_anchors_per_level: list[int]
+    num_anchor_locations: int
+
+
+class RPNPrediction(NamedTuple):
+    """Everything one RPN pass computes, for the loss and for inspection: the selected
+    proposals, then the :class:`AnchorScores` fields they were selected from.
+
+    Attributes:
+        boxes: per image, ``(P_i, 4)`` proposals in the resized image's pixels.
+        scores: per image, ``(P_i,)`` their objectness probabilities.
     """
 
     boxes: list[Tensor]
@@ -165,41 +179,39 @@ class RegionProposalNetwork(nn.Module):
         prediction = self.predict(images, features)
         return prediction.boxes, prediction.scores
 
-    def predict(self, images: ImageList, features: dict[str, Tensor]) -> RPNPrediction:
-        """Run the head on every level, decode every anchor and select the proposals."""
+    def score_anchors(self, images: ImageList, features: dict[str, Tensor]) -> AnchorScores:
+        """Run the head on every level and line its outputs up with the anchors."""
         feature_maps = list(features.values())
         objectness, pred_bbox_deltas = self.head(feature_maps)
         anchors = self.anchor_generator(images, feature_maps)
-        num_images = len(anchors)
         num_anchors_per_level = [o[0].numel() for o in objectness]
         num_anchor_locations = sum(o.shape[-2] * o.shape[-1] for o in objectness)
         objectness, pred_bbox_deltas = concat_box_prediction_layers(objectness, pred_bbox_deltas)
-        proposals = self.box_coder.decode(pred_bbox_deltas.detach(), anchors)
-        proposals = proposals.view(num_images, -1, 4)
+        return AnchorScores(
+            anchors, objectness, pred_bbox_deltas, num_anchors_per_level, num_anchor_locations
+        )
+
+    def predict(self, images: ImageList, features: dict[str, Tensor]) -> RPNPrediction:
+        """Score every anchor, decode every anchor and select the proposals."""
+        scored = self.score_anchors(images, features)
+        proposals = self.box_coder.decode(scored.pred_bbox_deltas.detach(), scored.anchors)
+        proposals = proposals.view(len(scored.anchors), -1, 4)
         boxes, scores = select_proposals(
             proposals,
-            objectness,
+            scored.objectness,
             images.image_sizes,
-            num_anchors_per_level,
+            scored.num_anchors_per_level,
             pre_nms_top_n=self.pre_nms_top_n(),
             post_nms_top_n=self.post_nms_top_n(),
             nms_thresh=self.cfg.nms_thresh,
             score_thresh=self.cfg.score_thresh,
             min_size=self.cfg.min_size,
         )
-        return RPNPrediction(
-            boxes,
-            scores,
-            anchors,
-            objectness,
-            pred_bbox_deltas,
-            num_anchors_per_level,
-            num_anchor_locations,
-        )
+        return RPNPrediction(boxes, scores, *scored)
 
     def compute_loss(
         self,
-        prediction: RPNPrediction,
+        prediction: AnchorScores | RPNPrediction,
         targets: list[dict[str, Tensor]],
         images: ImageList,
         generator: torch.Generator | None = None,

@@ -62,8 +62,7 @@ def rpn_losses(
     The values equal the ``loss_objectness`` and ``loss_rpn_box_reg`` of the full model's
     training forward with the same generator state: the RPN loss does not depend on the
     RoI head, and the random draws (multi-scale choice, then the anchor sampler) come in
-    the same order. Training or eval mode changes only the backbone's batch norms (and the
-    number of proposals, which the loss does not use).
+    the same order. Training or eval mode changes only the backbone's batch norms.
 
     Args:
         model: the detector.
@@ -77,8 +76,9 @@ def rpn_losses(
     """
     image_list, targets = prepare_training_batch(model, images, targets, generator)
     features = model.features(image_list)
-    prediction = model.rpn.predict(image_list, features)
-    return model.rpn.compute_loss(prediction, targets, image_list, generator)
+    # Only the anchors' scores: proposal selection (NMS) is not needed for the loss.
+    scored = model.rpn.score_anchors(image_list, features)
+    return model.rpn.compute_loss(scored, targets, image_list, generator)
 
 
 def train_rpn_only(
