@@ -17,6 +17,7 @@ import torch
 
 from .backbones import load_backbone_weights
 from .config import FasterRCNNConfig
+from .data.augment import Augmented, RandomHorizontalFlip
 from .data.open import open_dataset
 from .evaluate.runner import evaluate_detector
 from .insight.draw import draw_detections, draw_proposals
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", choices=["step", "cosine"], default="step")
     train.add_argument("--min-size", type=positive_int, nargs="+", help="shorter image side(s)")
     train.add_argument("--max-size", type=positive_int, help="longer image side at most")
+    train.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="no random horizontal flips (the paper's only augmentation)",
+    )
     train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     train.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     train.add_argument("--resume", action="store_true", help="continue from --out")
@@ -136,6 +142,7 @@ def probability(text: str) -> float:
 
 def run_demo(args: argparse.Namespace) -> int:
     train_set = open_dataset("synthetic", "train")
+    flipped = Augmented(train_set, [RandomHorizontalFlip(0.5)], seed=args.seed)
     test_set = open_dataset(f"synthetic:{args.test_images}", "test")
     config = preset_config("small", train_set.num_classes)
     config.class_names = tuple(train_set.class_names)
@@ -148,7 +155,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(f"training the small preset on synthetic images for up to {args.minutes:g} min")
-    fit(model, train_set, train_cfg, args.out, resume=False)
+    fit(model, flipped, train_cfg, args.out, resume=False)
     report(model, test_set, args.out, args.device, batch_size=4)
     pictures = [test_set[i][0] for i in range(min(8, len(test_set)))]
     write_pictures(model, pictures, args.out / "pictures", 0.5)
@@ -165,6 +172,8 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, args.split)
     config = preset_config(args.preset, dataset.num_classes)
     config.class_names = tuple(dataset.class_names)
+    if not args.no_flip:
+        dataset = Augmented(dataset, [RandomHorizontalFlip(0.5)], seed=args.seed)
     if args.min_size:
         config.transform.min_size = tuple(args.min_size)
     if args.max_size:

@@ -1,0 +1,111 @@
+"""torchvision's Faster R-CNN on the raccoon dataset, for a side-by-side with ours.
+
+Run in the torchvision environment (design.md, "Measuring"), with this package installed
+there (``pip install --no-deps -e .``):
+
+    python benchmarks/raccoon_torchvision.py --data ../shared/data/raccoon \
+        --weights ../shared/weights/mobilenet_v2-b0353104.pth --minutes 20 --steps 600
+
+The detector is torchvision's ``FasterRCNN`` on ``mobilenet_backbone("mobilenet_v2",
+fpn=True, trainable_layers=3)`` with the anchors of our ``mobilenet_v2_fpn`` preset. The
+data (readers, flips, batch order), the optimiser (SGD, momentum 0.9, weight decay 5e-4,
+warm-up then cosine), the budget and the evaluation (VOC mAP@0.5 on the test split) are
+this package's, so the only difference from ``faster-rcnn train`` is the detector code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import mobilenet_backbone
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from faster_rcnn.data import Augmented, RandomHorizontalFlip, iterate_batches, open_dataset
+from faster_rcnn.evaluate import VOCEvaluator
+from faster_rcnn.train.loop import TrainConfig
+from faster_rcnn.train.schedule import learning_rate
+
+
+def build(num_classes: int, weights: str, min_size: int, max_size: int) -> FasterRCNN:
+    backbone = mobilenet_backbone(
+        backbone_name="mobilenet_v2",
+        fpn=True,
+        weights=None,
+        trainable_layers=3,
+        norm_layer=FrozenBatchNorm2d,
+    )
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    body = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    missing, _ = backbone.body.load_state_dict(body, strict=False)
+    if missing:
+        raise SystemExit(f"backbone weights missing {missing[:5]}")
+    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    return FasterRCNN(
+        backbone,
+        num_classes,
+        min_size=min_size,
+        max_size=max_size,
+        rpn_anchor_generator=anchors,
+        rpn_score_thresh=0.05,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--steps", type=int, default=600, help="schedule length")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--min-size", type=int, default=800)
+    parser.add_argument("--max-size", type=int, default=1333)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    train_set = open_dataset(args.data, "train")
+    test_set = open_dataset(args.data, "test", class_names=train_set.class_names)
+    torch.manual_seed(args.seed)
+    model = build(train_set.num_classes, args.weights, args.min_size, args.max_size)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, schedule="cosine")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    flipped = Augmented(train_set, [RandomHorizontalFlip(0.5)], seed=args.seed)
+    batches = iterate_batches(flipped, args.batch_size, seed=args.seed)
+
+    model.train()
+    start = time.perf_counter()
+    step = 0
+    while step < cfg.steps and time.perf_counter() - start < args.minutes * 60:
+        images, targets = next(batches)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        losses = model(images, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+        total = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+        optimizer.step()
+        if step % 20 == 0:
+            print(
+                f"step {step} {time.perf_counter() - start:.0f}s loss {total.item():.3f}",
+                flush=True,
+            )
+        step += 1
+    print(f"torchvision: {step} steps in {time.perf_counter() - start:.0f} s")
+
+    model.eval()
+    evaluator = VOCEvaluator(train_set.num_classes, class_names=train_set.class_names)
+    with torch.no_grad():
+        for i in range(len(test_set)):
+            image, target = test_set[i]
+            evaluator.update(model([image]), [target])
+    print(evaluator.compute().table())
+
+
+if __name__ == "__main__":
+    main()
