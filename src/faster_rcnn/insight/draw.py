@@ -56,9 +56,11 @@ def draw_detections(
         draw.rectangle(box, outline=colour, width=2)
         name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
         caption = f"{name} {score:.2f}"
-        text_box = draw.textbbox((box[0], box[1]), caption)
-        draw.rectangle(text_box, fill=colour)
-        draw.text((box[0], box[1]), caption, fill=(0, 0, 0))
+        # Above the box, or below it at the top edge: never over the object itself.
+        height = draw.textbbox((0, 0), caption)[3]
+        anchor = (box[0], box[1] - height - 1) if box[1] > height else (box[0], box[3] + 1)
+        draw.rectangle(draw.textbbox(anchor, caption), fill=colour)
+        draw.text(anchor, caption, fill=(0, 0, 0))
     return picture
 
 
