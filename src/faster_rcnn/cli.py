@@ -18,6 +18,7 @@ import torch
 from .backbones import load_backbone_weights
 from .config import FasterRCNNConfig
 from .data.augment import Augmented, RandomHorizontalFlip
+from .data.dataset import read_image
 from .data.open import open_dataset
 from .evaluate.runner import evaluate_detector
 from .insight.draw import draw_detections, draw_proposals
@@ -268,17 +269,13 @@ def report(
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     model = load_model(args.model, device=args.device)
     paths = image_paths(args.inputs)
     names = class_names_of(model.config)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for image_id, path in enumerate(paths):
-        with Image.open(path) as picture:
-            array = torch.frombuffer(bytearray(picture.convert("RGB").tobytes()), dtype=torch.uint8)
-            image = array.view(picture.height, picture.width, 3).permute(2, 0, 1) / 255.0
+        image = read_image(path)
         detections, proposals = model.detect_with_proposals([image.to(args.device)])
         det = {k: v.cpu() for k, v in detections[0].items()}
         for box, label, score in zip(
@@ -295,9 +292,7 @@ def run_predict(args: argparse.Namespace) -> int:
                     "score": round(score, 5),
                 }
             )
-        draw_detections(image, det, names, args.score).save(args.out / f"{path.stem}.png")
-        props = {k: v.cpu() for k, v in proposals[0].items()}
-        draw_proposals(image, props).save(args.out / f"{path.stem}_proposals.png")
+        save_pictures(image, det, proposals[0], names, args.score, args.out / path.stem, suffix="")
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"{len(results)} detections in {len(paths)} images -> {args.out}/detections.json")
     return 0
@@ -328,11 +323,24 @@ def write_pictures(model: FasterRCNN, images: list[torch.Tensor], out: Path, sco
     detections, proposals = model.detect_with_proposals([img.to(device) for img in images])
     names = class_names_of(model.config)
     for i, (image, det, props) in enumerate(zip(images, detections, proposals, strict=True)):
-        det = {k: v.cpu() for k, v in det.items()}
-        draw_detections(image, det, names, score).save(out / f"{i:02d}_detections.png")
-        draw_proposals(image, {k: v.cpu() for k, v in props.items()}).save(
-            out / f"{i:02d}_proposals.png"
-        )
+        save_pictures(image, det, props, names, score, out / f"{i:02d}")
+
+
+def save_pictures(
+    image: torch.Tensor,
+    detections: dict[str, torch.Tensor],
+    proposals: dict[str, torch.Tensor],
+    class_names: Sequence[str],
+    score: float,
+    stem: Path,
+    suffix: str = "_detections",
+) -> None:
+    """``<stem><suffix>.png`` (detections scoring at least ``score``) and
+    ``<stem>_proposals.png`` (the strongest proposals) of one image."""
+    det = {k: v.cpu() for k, v in detections.items()}
+    props = {k: v.cpu() for k, v in proposals.items()}
+    draw_detections(image, det, class_names, score).save(f"{stem}{suffix}.png")
+    draw_proposals(image, props).save(f"{stem}_proposals.png")
 
 
 def class_names_of(config: FasterRCNNConfig) -> tuple[str, ...]:
