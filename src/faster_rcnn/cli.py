@@ -21,6 +21,7 @@ from .data.augment import Augmented, RandomHorizontalFlip
 from .data.dataset import read_image
 from .data.open import open_dataset
 from .evaluate.runner import evaluate_detector
+from .insight.anchor_coverage import dataset_targets, measure_anchor_coverage
 from .insight.draw import draw_detections, draw_proposals
 from .model import FasterRCNN
 from .models import PRESETS, preset_config
@@ -108,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(run=run_predict)
+
+    anchors = commands.add_parser(
+        "anchors",
+        help="how well a preset's anchors cover a dataset's boxes (no training)",
+        description="For every ground-truth box, the best IoU of any anchor the RPN trains "
+        "on and the number of anchors at or above the positive threshold, by box size and "
+        "aspect ratio.",
+    )
+    source = anchors.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=list(PRESETS), default="small")
+    source.add_argument("--model", type=Path, help="a model.safetensors (its anchors)")
+    add_data_arguments(anchors, default_split="train")
+    anchors.add_argument("--max-images", type=positive_int, help="measure the first N images")
+    anchors.set_defaults(run=run_anchors)
     return parser
 
 
@@ -295,6 +310,19 @@ def run_predict(args: argparse.Namespace) -> int:
         save_pictures(image, det, proposals[0], names, args.score, args.out / path.stem, suffix="")
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"{len(results)} detections in {len(paths)} images -> {args.out}/detections.json")
+    return 0
+
+
+def run_anchors(args: argparse.Namespace) -> int:
+    dataset = open_dataset(args.data, args.split)
+    if args.model:
+        model = load_model(args.model)
+    else:
+        model = FasterRCNN.from_config(preset_config(args.preset, dataset.num_classes))
+    count = min(len(dataset), args.max_images or len(dataset))
+    coverage = measure_anchor_coverage(model, dataset_targets(dataset, count))
+    print(f"{len(coverage)} boxes in {count} images")
+    print(coverage.table())
     return 0
 
 

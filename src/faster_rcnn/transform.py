@@ -8,6 +8,7 @@ torchvision checkpoint sees exactly the tensor it was trained on.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -120,18 +121,31 @@ class ImageTransform(nn.Module):
 def resize_image(image: Tensor, min_size: int, max_size: int) -> Tensor:
     """Bilinearly rescale ``(C, H, W)`` so the shorter side is ``min_size``, the longer at
     most ``max_size``."""
-    shape = torch.tensor(image.shape[-2:])
-    short_side = torch.min(shape).to(dtype=torch.float32)
-    long_side = torch.max(shape).to(dtype=torch.float32)
-    scale = torch.min(float(min_size) / short_side, float(max_size) / long_side).item()
     return F.interpolate(
         image[None],
         size=None,
-        scale_factor=scale,
+        scale_factor=resize_scale(image.shape[-2:], min_size, max_size),
         mode="bilinear",
         recompute_scale_factor=True,
         align_corners=False,
     )[0]
+
+
+def resize_scale(image_size: Sequence[int], min_size: int, max_size: int) -> float:
+    """The factor :func:`resize_image` scales an image of ``(height, width)`` by (float32
+    arithmetic, as torchvision)."""
+    shape = torch.tensor(tuple(image_size))
+    short_side = torch.min(shape).to(dtype=torch.float32)
+    long_side = torch.max(shape).to(dtype=torch.float32)
+    return torch.min(float(min_size) / short_side, float(max_size) / long_side).item()
+
+
+def resized_size(image_size: Sequence[int], min_size: int, max_size: int) -> tuple[int, int]:
+    """The ``(height, width)`` :func:`resize_image` makes of an image of ``image_size``
+    (the interpolation's ``floor(size * scale)``), without touching pixels."""
+    scale = resize_scale(image_size, min_size, max_size)
+    height, width = image_size
+    return math.floor(height * scale), math.floor(width * scale)
 
 
 def resize_boxes(

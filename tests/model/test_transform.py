@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from faster_rcnn.config import TransformConfig
-from faster_rcnn.transform import ImageTransform, resize_boxes, resize_image
+from faster_rcnn.transform import ImageTransform, resize_boxes, resize_image, resized_size
 
 
 def make_transform(**kwargs) -> ImageTransform:
@@ -71,3 +71,10 @@ def test_multiscale_training_draws_each_size_and_eval_uses_last():
 def test_integer_images_are_rejected():
     with pytest.raises(TypeError, match="floating point"):
         make_transform().normalize(torch.zeros(3, 4, 4, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("size", [(64, 64), (37, 91), (300, 200), (481, 641)])
+def test_resized_size_matches_the_transform(size):
+    image = torch.zeros(3, *size)
+    expected = tuple(resize_image(image, 320, 512).shape[-2:])
+    assert resized_size(size, 320, 512) == expected

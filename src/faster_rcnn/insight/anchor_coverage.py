@@ -1,0 +1,247 @@
+"""Anchor coverage: which ground-truth boxes the anchors can reach, before any training.
+
+The RPN learns a GT box from the anchors the 0.7 / 0.3 rule assigns to it. A box whose best
+anchor has IoU well below 0.7 gets a single low-quality positive (or none, if its best
+anchor is shared with another box), so its proposals depend on a long regression; boxes of
+a size or shape no anchor resembles are what an anchor design misses. This module measures,
+for every GT box of a dataset as the model sees it (resized, on the padded batch's anchor
+grid, under the RPN's border policy), the best anchor IoU and the number of anchors at or
+above the positive threshold, and summarises them by box size and aspect ratio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from ..anchors import anchors_crossing_border
+from ..data.dataset import Sample
+from ..image_list import ImageList
+from ..model import FasterRCNN
+from ..ops.boxes import box_iou
+from ..transform import resized_size
+
+# Box-size bins (square root of the area, in resized-image pixels): octaves, as anchor
+# sizes usually are.
+DEFAULT_SIZE_EDGES = (0.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, math.inf)
+# Aspect-ratio bins (height / width): wide, near-square, tall.
+DEFAULT_RATIO_EDGES = (0.0, 1 / 1.5, 1.5, math.inf)
+
+
+@dataclass
+class AnchorCoverage:
+    """Per GT box: its size, its aspect ratio and how well the anchors cover it.
+
+    Attributes:
+        sizes: ``(G,)`` square root of the box area, in resized-image pixels.
+        aspect_ratios: ``(G,)`` height / width.
+        best_iou: ``(G,)`` the highest IoU of any anchor the RPN may train on.
+        num_positive: ``(G,)`` anchors with IoU ``>= fg_iou_thresh`` (before sampling).
+        fg_iou_thresh: the RPN's positive threshold the counts use.
+    """
+
+    sizes: Tensor
+    aspect_ratios: Tensor
+    best_iou: Tensor
+    num_positive: Tensor
+    fg_iou_thresh: float
+
+    def __len__(self) -> int:
+        return int(self.sizes.numel())
+
+    def rows(
+        self,
+        size_edges: Sequence[float] = DEFAULT_SIZE_EDGES,
+        ratio_edges: Sequence[float] | None = None,
+    ) -> list[dict[str, float | str]]:
+        """Summary rows: one per size bin (and ratio bin, when ``ratio_edges`` is given),
+        then one for all boxes.
+
+        Each row has ``"boxes"`` (the count), ``"median_best_iou"``, ``"covered"`` (share
+        of boxes with a best IoU ``>= fg_iou_thresh``), ``"covered_0.5"`` (IoU ``>= 0.5``)
+        and ``"mean_positives"``. Empty bins are left out.
+        """
+        rows = []
+        ratio_bins = _bins(ratio_edges) if ratio_edges is not None else [(0.0, math.inf)]
+        for low, high in _bins(size_edges):
+            for ratio_low, ratio_high in ratio_bins:
+                selected = (
+                    (self.sizes >= low)
+                    & (self.sizes < high)
+                    & (self.aspect_ratios >= ratio_low)
+                    & (self.aspect_ratios < ratio_high)
+                )
+                if selected.any():
+                    row = {"size": _range_label(low, high)}
+                    if ratio_edges is not None:
+                        row["ratio"] = _range_label(ratio_low, ratio_high, digits=2)
+                    rows.append({**row, **self._stats(selected)})
+        everything = torch.ones_like(self.sizes, dtype=torch.bool)
+        total = {"size": "all"} | ({"ratio": "all"} if ratio_edges is not None else {})
+        rows.append({**total, **self._stats(everything)})
+        return rows
+
+    def table(
+        self,
+        size_edges: Sequence[float] = DEFAULT_SIZE_EDGES,
+        ratio_edges: Sequence[float] | None = DEFAULT_RATIO_EDGES,
+    ) -> str:
+        """:meth:`rows` as aligned text."""
+        rows = self.rows(size_edges, ratio_edges)
+        thresh = f"{self.fg_iou_thresh:g}"
+        header = ["size (px)"] + (["h/w"] if ratio_edges is not None else [])
+        header += ["boxes", "median best IoU", f"best >= {thresh}", "best >= 0.5", "positives"]
+        lines = [header]
+        for row in rows:
+            cells = [str(row["size"])] + ([str(row["ratio"])] if ratio_edges is not None else [])
+            cells += [
+                f"{int(row['boxes'])}",
+                f"{row['median_best_iou']:.3f}",
+                f"{row['covered']:.1%}",
+                f"{row['covered_0.5']:.1%}",
+                f"{row['mean_positives']:.1f}",
+            ]
+            lines.append(cells)
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        return "\n".join(
+            "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
+            for line in lines
+        )
+
+    def _stats(self, selected: Tensor) -> dict[str, float]:
+        best = self.best_iou[selected]
+        return {
+            "boxes": float(best.numel()),
+            "median_best_iou": float(best.median()),
+            "covered": float((best >= self.fg_iou_thresh).float().mean()),
+            "covered_0.5": float((best >= 0.5).float().mean()),
+            "mean_positives": float(self.num_positive[selected].float().mean()),
+        }
+
+
+@torch.no_grad()
+def measure_anchor_coverage(
+    model: FasterRCNN, targets: Iterable[tuple[tuple[int, int], Tensor]]
+) -> AnchorCoverage:
+    """How well the model's anchors cover the GT boxes of a dataset.
+
+    Each image is taken as the model takes it in evaluation: resized to the last
+    ``min_size`` (capped by ``max_size``) and padded to ``size_divisible``; its anchors are
+    the ones the model places on that padded batch, less those the RPN's border policy
+    leaves out of training. Nothing is trained and no image is decoded: the feature-map
+    sizes come from running the backbone on the ``meta`` device.
+
+    Args:
+        model: the detector whose anchors, transform and RPN settings are measured.
+        targets: per image, its ``(height, width)`` and its ``(G, 4)`` GT boxes in that
+            image's pixels.
+
+    Returns:
+        The coverage of every GT box, in the order given.
+    """
+    transform = model.transform
+    generator = model.rpn.anchor_generator
+    allowed_border = model.rpn.cfg.allowed_border
+    grid_sizes = _FeatureGridSizes(model)
+    sizes, ratios, best, positives = [], [], [], []
+    for image_size, boxes in targets:
+        if boxes.numel() == 0:
+            continue
+        resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
+        scale = torch.tensor(
+            [resized[1] / image_size[1], resized[0] / image_size[0]] * 2, dtype=torch.float32
+        )
+        boxes = boxes.to(torch.float32) * scale
+        padded = tuple(
+            math.ceil(s / transform.size_divisible) * transform.size_divisible for s in resized
+        )
+        # Zero-channel tensors carry the shapes the anchor generator reads and nothing else.
+        images = ImageList(torch.empty((1, 0, *padded)), [resized])
+        maps = [torch.empty((1, 0, h, w)) for h, w in grid_sizes(padded)]
+        anchors = generator(images, maps)[0]
+        anchors = anchors[~anchors_crossing_border(anchors, resized, allowed_border)]
+        iou = box_iou(boxes, anchors)
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        sizes.append((width * height).sqrt())
+        ratios.append(height / width)
+        best.append(iou.max(dim=1).values if anchors.numel() else torch.zeros(len(boxes)))
+        positives.append((iou >= model.rpn.cfg.fg_iou_thresh).sum(dim=1))
+    if not sizes:
+        raise ValueError("the dataset has no ground-truth boxes to measure")
+    return AnchorCoverage(
+        torch.cat(sizes),
+        torch.cat(ratios),
+        torch.cat(best),
+        torch.cat(positives),
+        model.rpn.cfg.fg_iou_thresh,
+    )
+
+
+class _FeatureGridSizes:
+    """The backbone's feature-map sizes for a padded input size, computed shape-only."""
+
+    def __init__(self, model: FasterRCNN) -> None:
+        self.backbone = model.backbone
+        self.meta_state = {
+            name: tensor.to("meta")
+            for name, tensor in (
+                *model.backbone.named_parameters(),
+                *model.backbone.named_buffers(),
+            )
+        }
+        self.cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
+
+    def __call__(self, padded_size: tuple[int, int]) -> list[tuple[int, int]]:
+        if padded_size not in self.cache:
+            was_training = self.backbone.training
+            self.backbone.eval()
+            try:
+                features = functional_call(
+                    self.backbone,
+                    self.meta_state,
+                    (torch.empty((1, 3, *padded_size), device="meta"),),
+                )
+            finally:
+                self.backbone.train(was_training)
+            maps = [features] if isinstance(features, Tensor) else list(features.values())
+            self.cache[padded_size] = [tuple(m.shape[-2:]) for m in maps]
+        return self.cache[padded_size]
+
+
+def dataset_targets(
+    dataset: Sequence[Sample], count: int | None = None
+) -> Iterator[tuple[tuple[int, int], Tensor]]:
+    """``(image size, GT boxes)`` of the first ``count`` items (default all) of a dataset,
+    for :func:`measure_anchor_coverage`.
+
+    Uses the reader's ``target(i)`` and ``image_size(i)`` when it has them (no image is
+    decoded), else ``dataset[i]``.
+    """
+    has_target = hasattr(dataset, "target") and hasattr(dataset, "image_size")
+    for index in range(len(dataset) if count is None else count):
+        if has_target:
+            yield dataset.image_size(index), dataset.target(index)["boxes"]
+        else:
+            image, target = dataset[index]
+            yield (int(image.shape[-2]), int(image.shape[-1])), target["boxes"]
+
+
+def _bins(edges: Sequence[float]) -> list[tuple[float, float]]:
+    return list(itertools.pairwise(edges))
+
+
+def _range_label(low: float, high: float, digits: int = 0) -> str:
+    def fmt(value: float) -> str:
+        return f"{value:.{digits}f}"
+
+    if low <= 0:
+        return f"< {fmt(high)}"
+    if math.isinf(high):
+        return f">= {fmt(low)}"
+    return f"{fmt(low)}-{fmt(high)}"

@@ -1,0 +1,105 @@
+"""Anchor coverage against hand-computed IoUs on a known anchor grid."""
+
+import pytest
+import torch
+
+from faster_rcnn.cli import main
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.insight.anchor_coverage import dataset_targets, measure_anchor_coverage
+from faster_rcnn.model import FasterRCNN
+from faster_rcnn.models import preset_config
+from faster_rcnn.ops.boxes import box_iou
+
+
+def square_anchor_model(min_size: int = 64, max_size: int = 128) -> FasterRCNN:
+    """The small backbone (strides 8, 16, 32, 64) with one square anchor per level, 2x the
+    stride: centres at multiples of the stride (offset 0)."""
+    config = preset_config("small", 4)
+    config.anchors.sizes = ((16,), (32,), (64,), (128,))
+    config.anchors.aspect_ratios = ((1.0,),) * 4
+    config.transform.min_size = (min_size,)
+    config.transform.max_size = max_size
+    return FasterRCNN.from_config(config)
+
+
+def test_best_iou_and_positives_match_hand_computation():
+    model = square_anchor_model()
+    boxes = torch.tensor(
+        [
+            [8.0, 8.0, 24.0, 24.0],  # exactly the 16-px anchor centred at (16, 16)
+            [12.0, 8.0, 28.0, 24.0],  # 4 px right of it: best 12*16 / (2*256 - 192) = 0.6
+            [0.0, 0.0, 64.0, 64.0],  # the 64-px anchor centred at (32, 32)
+        ]
+    )
+    coverage = measure_anchor_coverage(model, [((64, 64), boxes)])
+    torch.testing.assert_close(coverage.best_iou, torch.tensor([1.0, 0.6, 1.0]))
+    # Neighbouring 16-px anchors overlap the first box by 1/3, the 32-px one at (16, 16) by
+    # 1/4: one positive. The 128-px anchor at (0, 0) overlaps the third by 4096/16384.
+    assert coverage.num_positive.tolist() == [1, 0, 1]
+    torch.testing.assert_close(coverage.sizes, torch.tensor([16.0, 16.0, 64.0]))
+    torch.testing.assert_close(coverage.aspect_ratios, torch.ones(3))
+
+
+def test_boxes_are_scaled_like_the_images():
+    model = square_anchor_model(min_size=64, max_size=128)
+    # A 32 x 48 image is resized by 2 to 64 x 96, so this box becomes the exact anchor
+    # (8, 8, 24, 24).
+    coverage = measure_anchor_coverage(model, [((32, 48), torch.tensor([[4.0, 4.0, 12.0, 12.0]]))])
+    torch.testing.assert_close(coverage.best_iou, torch.tensor([1.0]))
+    torch.testing.assert_close(coverage.sizes, torch.tensor([16.0]))
+
+
+def test_meta_feature_sizes_match_a_real_forward_pass():
+    model = square_anchor_model(min_size=96, max_size=160).eval()
+    boxes = torch.tensor([[10.0, 10.0, 50.0, 40.0]])
+    coverage = measure_anchor_coverage(model, [((96, 160), boxes)])
+    # The same anchors from a real forward pass: the best IoU must agree.
+    images, _ = model.transform([torch.zeros(3, 96, 160)])
+    with torch.no_grad():
+        features = list(model.features(images).values())
+    anchors = model.rpn.anchor_generator(images, features)[0]
+    torch.testing.assert_close(coverage.best_iou, box_iou(boxes, anchors).max(dim=1).values)
+
+
+def test_border_policy_leaves_crossing_anchors_out():
+    # A 44 x 44 image padded to 64 x 64: the 16-px anchor centred at (40, 40) reaches 48.
+    model = square_anchor_model(min_size=44, max_size=64)
+    box = torch.tensor([[30.0, 30.0, 44.0, 44.0]])
+    everything = measure_anchor_coverage(model, [((44, 44), box)])
+    torch.testing.assert_close(everything.best_iou, torch.tensor([144 / 308]))
+    model.rpn.cfg.allowed_border = 0
+    # The best anchor within the image is the one centred at (32, 32).
+    inside = measure_anchor_coverage(model, [((44, 44), box)])
+    torch.testing.assert_close(inside.best_iou, torch.tensor([100 / 352]))
+
+
+def test_summary_rows_partition_the_boxes():
+    model = square_anchor_model()
+    boxes = torch.tensor([[8.0, 8.0, 24.0, 24.0], [0.0, 0.0, 64.0, 64.0], [0, 0, 10.0, 30.0]])
+    coverage = measure_anchor_coverage(model, [((64, 64), boxes)])
+    rows = coverage.rows(ratio_edges=(0.0, 1.5, float("inf")))
+    assert sum(row["boxes"] for row in rows[:-1]) == rows[-1]["boxes"] == 3
+    assert rows[-1]["covered"] == pytest.approx(2 / 3)
+    assert "best >= 0.7" in coverage.table()
+
+
+def test_images_without_boxes_are_skipped_and_an_empty_dataset_is_an_error():
+    model = square_anchor_model()
+    empty = torch.zeros((0, 4))
+    box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    assert len(measure_anchor_coverage(model, [((64, 64), empty), ((64, 64), box)])) == 1
+    with pytest.raises(ValueError, match="no ground-truth boxes"):
+        measure_anchor_coverage(model, [((64, 64), empty)])
+
+
+def test_dataset_targets_reads_items():
+    dataset = SyntheticShapes(3, image_size=(48, 64))
+    items = list(dataset_targets(dataset, count=2))
+    assert [size for size, _ in items] == [(48, 64), (48, 64)]
+    torch.testing.assert_close(items[1][1], dataset[1][1]["boxes"])
+
+
+def test_cli_prints_the_table(capsys):
+    assert main(["anchors", "--data", "synthetic:6", "--max-images", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "in 4 images" in out and "median best IoU" in out
