@@ -100,6 +100,28 @@ def test_metrics_file_has_one_record_per_step(tmp_path):
     assert TrainingCheckpoint.find(tmp_path / "rpn1") is not None
 
 
+def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatch):
+    # A fake clock that reads 1 s later each time it is read (3 readings per step).
+    clock = iter(range(10_000))
+    monkeypatch.setattr("faster_rcnn.train.loop.time.perf_counter", lambda: float(next(clock)))
+    cfg = TrainConfig(
+        steps=100,
+        batch_size=1,
+        lr=0.01,
+        warmup_steps=0,
+        max_seconds=90.0,
+        lr_decay_at=(0.5,),
+        checkpoint_every=None,
+    )
+    history = train_stage(tiny_model(), DATA, cfg, out_dir=tmp_path)
+    lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
+    # Step k is planned at 3k + 2 s. The plan is 100 steps until the pacer's first
+    # projection at step 20 (62 s): 20 + 28 s * 20 / 62 s = 29 steps, decay at 14, so the
+    # rate drops there at once; step 29 (89 s) still runs, step 30 (92 s) is past 90 s.
+    assert len(history) == len(lrs) == 30
+    assert lrs == pytest.approx([0.01] * 20 + [0.001] * 10)
+
+
 def test_amp_is_ignored_on_cpu():
     cfg = TrainConfig(steps=2, batch_size=1, lr=0.01, warmup_steps=0)
     plain, mixed = tiny_model(), tiny_model()

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from faster_rcnn.train.loop import TrainConfig
-from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.schedule import TimeBudgetPacer, learning_rate
 
 
 def test_warmup_rises_linearly_from_the_warmup_factor():
@@ -52,3 +52,36 @@ def test_rate_never_rises_after_warmup(schedule):
 def test_bad_settings_are_refused(fields):
     with pytest.raises(ValueError):
         TrainConfig(**fields)
+
+
+def test_total_steps_overrides_the_planned_length():
+    cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=0, lr_decay_at=(0.5,))
+    assert learning_rate(cfg, 30, total_steps=60) == pytest.approx(0.01)
+    assert learning_rate(cfg, 30) == pytest.approx(0.1)
+
+
+def test_pacer_keeps_the_plan_without_a_budget_or_before_min_steps():
+    assert TimeBudgetPacer(100, None).update(50, 1e9) == 100
+    # 10 steps in 100 s of a 120 s budget would project 12 steps, but 10 < min_steps.
+    assert TimeBudgetPacer(100, 120.0, min_steps=20).update(10, 100.0) == 100
+
+
+def test_pacer_shortens_the_plan_to_what_fits_and_never_lengthens_it():
+    pacer = TimeBudgetPacer(1000, max_seconds=100.0, min_steps=20)
+    # 20 steps in 10 s: 2 steps / s, 90 s left -> 20 + 180 steps.
+    assert pacer.update(20, 10.0) == 200
+    # Faster now (4 steps / s overall) would fit 40 + 4 * 80 = 360: the plan stays 200.
+    assert pacer.update(40, 10.0 + 10.0) == 200
+    # Slower: 100 steps in 80 s, 20 s left at 1.25 steps / s -> 125.
+    assert pacer.update(100, 80.0) == 125
+
+
+def test_pacer_counts_from_a_resumed_step():
+    pacer = TimeBudgetPacer(1000, max_seconds=60.0, start_step=500, min_steps=10)
+    # 20 steps of this run in 20 s: 40 s left at 1 step / s -> 520 + 40.
+    assert pacer.update(520, 20.0) == 560
+
+
+def test_an_overrun_budget_ends_the_plan_at_the_next_step():
+    pacer = TimeBudgetPacer(1000, max_seconds=10.0, min_steps=1)
+    assert pacer.update(30, 12.0) == 31

@@ -146,13 +146,15 @@ def _uniform(gen: torch.Generator, low: float = 0.0, high: float = 1.0) -> float
 
 
 def _background(height: int, width: int, gen: torch.Generator) -> Tensor:
-    """A smooth random colour field with fine texture: ``(3, height, width)`` in 0..1."""
+    """A smooth random colour field with fine texture: ``(3, height, width)`` in 0..1.
+
+    Both are drawn at a quarter of the resolution and upsampled once: the texture's cells
+    are 4 px anyway, and a bicubic field at full size costs more than the rest of the image.
+    """
+    small = (max(1, height // 4), max(1, width // 4))
     coarse = torch.rand((1, 3, 6, 6), generator=gen)
-    base = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0]
-    texture = F.interpolate(
-        torch.rand((1, 1, height // 4, width // 4), generator=gen),
-        size=(height, width),
-        mode="bilinear",
-        align_corners=False,
-    )[0]
-    return (0.35 + 0.3 * base + 0.25 * (texture - 0.5)).clamp(0, 1)
+    base = F.interpolate(coarse, size=small, mode="bicubic", align_corners=False)
+    texture = torch.rand((1, 1, *small), generator=gen)
+    field = 0.35 + 0.3 * base + 0.25 * (texture - 0.5)
+    full = F.interpolate(field, size=(height, width), mode="bilinear", align_corners=False)
+    return full[0].clamp(0, 1)

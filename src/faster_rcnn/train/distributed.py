@@ -150,11 +150,11 @@ def mean_over_ranks(values: Tensor) -> Tensor:
     return values / dist.get_world_size()
 
 
-def decision_of_main(flag: bool, device: torch.device) -> bool:
-    """Rank 0's ``flag`` on every rank (a collective), so that all ranks stop together."""
-    value = torch.tensor([float(flag)], device=device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
+def value_of_main(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (a collective), so that all ranks decide alike."""
+    tensor = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
 
 
 def gather_objects(value: Any) -> list[Any]:

@@ -40,7 +40,7 @@ from ..model import FasterRCNN
 from . import distributed
 from .checkpoint import TrainingCheckpoint
 from .metrics import METRICS_FILE, MetricsLogger, drop_records
-from .schedule import SCHEDULES, learning_rate
+from .schedule import SCHEDULES, TimeBudgetPacer, learning_rate
 
 LossFn = Callable[
     [FasterRCNN, list[Tensor], list[dict[str, Tensor]], torch.Generator], dict[str, Tensor]
@@ -63,8 +63,10 @@ class TrainConfig:
     rate follows ``schedule`` (see :mod:`faster_rcnn.train.schedule`): a linear warm-up
     from ``lr * warmup_factor`` over ``warmup_steps``, then ``"step"`` (divided by 10 at
     each fraction of ``steps`` in ``lr_decay_at``) or ``"cosine"`` (down to 0 at
-    ``steps``). ``max_seconds`` stops the run early (the schedule is still laid out over
-    ``steps``).
+    ``steps``). ``max_seconds`` stops the run early; the schedule is then laid out over the
+    steps that fit in it (:class:`~faster_rcnn.train.schedule.TimeBudgetPacer`), so a run
+    cut short still ends at its lowest learning rate. Such a run depends on the machine's
+    speed: only runs without ``max_seconds`` resume bit for bit.
 
     Attributes:
         batch_size: images per step and per process (a data-parallel step trains on
@@ -204,6 +206,7 @@ def train_stage(
         losses_of = distributed.data_parallel_losses(model, compute_losses, find_unused)
     model.train()
     start = time.perf_counter()
+    pacer = TimeBudgetPacer(cfg.steps, cfg.max_seconds, start_step)
     saved_at: int | None = None
     with (
         MetricsLogger(metrics_path, tensorboard_dir if is_main else None) as logger,
@@ -219,13 +222,16 @@ def train_stage(
     ):
         recent: deque[dict[str, float]] = deque(maxlen=_PROGRESS_WINDOW)
         for step in range(start_step, cfg.steps):
-            if _out_of_time(cfg, start, world_size, device):
-                break
             tic = time.perf_counter()
+            elapsed = _elapsed(cfg, start, world_size, device)
+            planned_steps = pacer.update(step, elapsed)
+            if step >= planned_steps or (cfg.max_seconds is not None and elapsed > cfg.max_seconds):
+                break
+            bar.total = planned_steps
             all_images, all_targets = next(batches)
             images = [image.to(device) for image in all_images[rank::world_size]]
             targets = [_to_device(target, device) for target in all_targets[rank::world_size]]
-            lr = learning_rate(cfg, step)
+            lr = learning_rate(cfg, step, planned_steps)
             record = optimisation.train_step(step, losses_of, images, targets, lr)
             history.append(record)
 
@@ -379,14 +385,13 @@ def _global_batches(
     )
 
 
-def _out_of_time(cfg: TrainConfig, start: float, world_size: int, device: torch.device) -> bool:
-    """Whether ``cfg.max_seconds`` have passed since ``start`` (rank 0's clock decides)."""
-    if cfg.max_seconds is None:
-        return False
-    out_of_time = time.perf_counter() - start > cfg.max_seconds
-    if world_size > 1:
-        out_of_time = distributed.decision_of_main(out_of_time, device)
-    return out_of_time
+def _elapsed(cfg: TrainConfig, start: float, world_size: int, device: torch.device) -> float:
+    """Seconds since ``start``; with a time budget and several processes, rank 0's clock
+    (a collective), so that every rank plans and stops alike."""
+    elapsed = time.perf_counter() - start
+    if cfg.max_seconds is not None and world_size > 1:
+        elapsed = distributed.value_of_main(elapsed, device)
+    return elapsed
 
 
 def _to_device(target: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -28,16 +28,51 @@ class ScheduleSettings(Protocol):
     lr_decay_at: tuple[float, ...]
 
 
-def learning_rate(cfg: ScheduleSettings, step: int) -> float:
-    """The learning rate of step ``step`` (counted from 0) of a run of ``cfg.steps``."""
+def learning_rate(cfg: ScheduleSettings, step: int, total_steps: int | None = None) -> float:
+    """The learning rate of step ``step`` (counted from 0) of a run of ``total_steps``
+    (default ``cfg.steps``)."""
+    steps = cfg.steps if total_steps is None else total_steps
     if cfg.schedule == "step":
-        decays = sum(step >= int(fraction * cfg.steps) for fraction in cfg.lr_decay_at)
+        decays = sum(step >= int(fraction * steps) for fraction in cfg.lr_decay_at)
         lr = cfg.lr * 0.1**decays
     elif cfg.schedule == "cosine":
-        progress = min(step / cfg.steps, 1.0) if cfg.steps > 0 else 1.0
+        progress = min(step / steps, 1.0) if steps > 0 else 1.0
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
     if step < cfg.warmup_steps:
         lr *= cfg.warmup_factor + (1.0 - cfg.warmup_factor) * step / cfg.warmup_steps
     return lr
+
+
+class TimeBudgetPacer:
+    """The run length a time-limited run lays its schedule out over.
+
+    A run stopped by the clock before ``steps`` would never reach the schedule's decays (or
+    the end of its cosine). From ``min_steps`` steps into the run on, the pacer projects how
+    many steps fit in the budget at the mean speed so far and, when that is fewer than
+    planned, shortens the plan to it; the plan never grows back, so the learning rate never
+    rises again once decayed.
+
+    Args:
+        steps: the planned run length.
+        max_seconds: the time budget (``None``: the plan is always ``steps``).
+        start_step: the step the run (or its resumption) starts at.
+        min_steps: steps timed before the first projection.
+    """
+
+    def __init__(
+        self, steps: int, max_seconds: float | None, start_step: int = 0, min_steps: int = 20
+    ) -> None:
+        self.total_steps = steps
+        self.max_seconds = max_seconds
+        self.start_step = start_step
+        self.min_steps = min_steps
+
+    def update(self, step: int, elapsed: float) -> int:
+        """The plan at step ``step``, ``elapsed`` seconds after ``start_step`` began."""
+        done = step - self.start_step
+        if self.max_seconds is not None and done >= self.min_steps and elapsed > 0:
+            fits = step + int((self.max_seconds - elapsed) * done / elapsed)
+            self.total_steps = max(step + 1, min(self.total_steps, fits))
+        return self.total_steps
