@@ -89,7 +89,11 @@ def small_config(num_classes: int = 4) -> FasterRCNNConfig:
         backbone=BackboneConfig(name="small", frozen_batch_norm=False, out_channels=64),
         transform=TransformConfig(min_size=(320,), max_size=512),
         anchors=AnchorConfig(
-            sizes=((16, 24), (32, 48), (64, 96), (128, 256)),
+            # Four sizes a level, a quarter octave apart: at strides 8 to 64 one size per
+            # octave leaves 73% of the synthetic boxes without an anchor at IoU 0.7 (see
+            # `faster-rcnn anchors`); four sizes halve the gap, and recall@300 at IoU 0.7
+            # rose from 0.75 to 0.81 at 800 steps.
+            sizes=((12, 16, 20, 24), (32, 40, 48, 56), (64, 80, 96, 112), (128, 160, 192, 256)),
             aspect_ratios=((0.5, 1.0, 2.0),) * 4,
         ),
         rpn=RPNConfig(
@@ -97,14 +101,16 @@ def small_config(num_classes: int = 4) -> FasterRCNNConfig:
             # proposals: on the synthetic data (600 steps) recall@300 at IoU 0.7 went
             # 0.38 -> 0.73 and VOC mAP 0.84 -> 0.87 against weight 1.
             box_loss_weight=10.0,
-            pre_nms_top_n_train=1000,
+            # Only 64 RoIs an image are sampled from the proposals: 500 are plenty, and NMS
+            # over fewer boxes makes a training step a third faster.
+            pre_nms_top_n_train=500,
             pre_nms_top_n_test=500,
-            post_nms_top_n_train=1000,
+            post_nms_top_n_train=500,
             post_nms_top_n_test=300,
         ),
         roi_heads=RoIHeadsConfig(
             featmap_names=("0", "1", "2"),
-            batch_size_per_image=128,
+            batch_size_per_image=64,
             representation_size=256,
         ),
     )

@@ -25,7 +25,7 @@ from ..data.dataset import Sample
 from ..image_list import ImageList
 from ..model import FasterRCNN
 from ..ops.boxes import box_iou
-from ..transform import resized_size
+from ..transform import resize_boxes, resized_size
 
 # Box-size bins (square root of the area, in resized-image pixels): octaves, as anchor
 # sizes usually are.
@@ -63,9 +63,10 @@ class AnchorCoverage:
         """Summary rows: one per size bin (and ratio bin, when ``ratio_edges`` is given),
         then one for all boxes.
 
-        Each row has ``"boxes"`` (the count), ``"median_best_iou"``, ``"covered"`` (share
-        of boxes with a best IoU ``>= fg_iou_thresh``), ``"covered_0.5"`` (IoU ``>= 0.5``)
-        and ``"mean_positives"``. Empty bins are left out.
+        Each row has ``"boxes"`` (the count), ``"median_best_iou"``, ``"covered_0.5"`` and
+        ``"covered_0.7"`` (shares of boxes whose best anchor reaches that IoU) and
+        ``"mean_positives"`` (anchors at ``fg_iou_thresh`` or more). Empty bins are left
+        out.
         """
         rows = []
         ratio_bins = _bins(ratio_edges) if ratio_edges is not None else [(0.0, math.inf)]
@@ -94,17 +95,17 @@ class AnchorCoverage:
     ) -> str:
         """:meth:`rows` as aligned text."""
         rows = self.rows(size_edges, ratio_edges)
-        thresh = f"{self.fg_iou_thresh:g}"
         header = ["size (px)"] + (["h/w"] if ratio_edges is not None else [])
-        header += ["boxes", "median best IoU", f"best >= {thresh}", "best >= 0.5", "positives"]
+        header += ["boxes", "median best IoU", "best >= 0.5", "best >= 0.7"]
+        header += [f"anchors >= {self.fg_iou_thresh:g}"]
         lines = [header]
         for row in rows:
             cells = [str(row["size"])] + ([str(row["ratio"])] if ratio_edges is not None else [])
             cells += [
                 f"{int(row['boxes'])}",
                 f"{row['median_best_iou']:.3f}",
-                f"{row['covered']:.1%}",
                 f"{row['covered_0.5']:.1%}",
+                f"{row['covered_0.7']:.1%}",
                 f"{row['mean_positives']:.1f}",
             ]
             lines.append(cells)
@@ -119,8 +120,8 @@ class AnchorCoverage:
         return {
             "boxes": float(best.numel()),
             "median_best_iou": float(best.median()),
-            "covered": float((best >= self.fg_iou_thresh).float().mean()),
             "covered_0.5": float((best >= 0.5).float().mean()),
+            "covered_0.7": float((best >= 0.7).float().mean()),
             "mean_positives": float(self.num_positive[selected].float().mean()),
         }
 
@@ -154,10 +155,7 @@ def measure_anchor_coverage(
         if boxes.numel() == 0:
             continue
         resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
-        scale = torch.tensor(
-            [resized[1] / image_size[1], resized[0] / image_size[0]] * 2, dtype=torch.float32
-        )
-        boxes = boxes.to(torch.float32) * scale
+        boxes = resize_boxes(boxes.to(torch.float32), image_size, resized)
         padded = tuple(
             math.ceil(s / transform.size_divisible) * transform.size_divisible for s in resized
         )
