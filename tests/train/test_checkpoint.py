@@ -71,6 +71,30 @@ def test_model_file_round_trip_gives_the_same_detections(tmp_path):
         assert torch.equal(expected[key], got[key]), key
 
 
+def test_a_channels_last_model_saves_and_detects_like_the_standard_layout(tmp_path):
+    model = tiny_model().eval()
+    with torch.no_grad():
+        for parameter in model.roi_heads.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    nhwc = tiny_model().eval()
+    nhwc.load_state_dict(model.state_dict())
+    nhwc.to(memory_format=torch.channels_last)
+    assert nhwc.backbone.body.stem[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    path = tmp_path / "model.safetensors"
+    save_model(nhwc, path)
+    loaded = load_model(path)
+    loaded_state = loaded.state_dict()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, loaded_state[name]), name
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = model([image])[0], nhwc([image])[0]
+    assert len(expected["boxes"]) > 0
+    torch.testing.assert_close(got["boxes"], expected["boxes"], atol=1e-3, rtol=0)
+    torch.testing.assert_close(got["scores"], expected["scores"], atol=1e-5, rtol=0)
+    assert torch.equal(got["labels"], expected["labels"])
+
+
 def test_model_file_metadata_holds_format_and_config(tmp_path):
     model = tiny_model()
     save_model(model, tmp_path / "m.safetensors")
@@ -109,7 +133,7 @@ def test_interrupted_model_write_keeps_the_old_file(tmp_path, monkeypatch):
     old = tiny_model(seed=0)
     save_model(old, path)
 
-    def crash(model, filename, metadata=None):
+    def crash(model, filename, metadata=None, force_contiguous=False):
         with open(filename, "wb") as file:
             file.write(b"half a file")
         raise KeyboardInterrupt

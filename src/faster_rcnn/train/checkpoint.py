@@ -47,11 +47,14 @@ STATE_FILE = "state.pt"
 def save_model(model: FasterRCNN, path: str | Path) -> None:
     """Write ``model``'s weights and config to the safetensors file ``path`` atomically.
 
-    Tensors that share storage are written once (``safetensors.torch.save_model``).
+    Tensors that share storage are written once (``safetensors.torch.save_model``); a
+    model in ``channels_last`` memory format is written in the standard layout.
     """
     metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
     with atomic_write(Path(path)) as temporary:
-        safetensors.torch.save_model(model, str(temporary), metadata=metadata)
+        safetensors.torch.save_model(
+            model, str(temporary), metadata=metadata, force_contiguous=True
+        )
 
 
 def read_model_config(path: str | Path) -> FasterRCNNConfig:
