@@ -1,9 +1,10 @@
 """Anchor coverage: which ground-truth boxes the anchors can reach, before any training.
 
-The RPN learns a GT box from the anchors the 0.7 / 0.3 rule assigns to it. A box whose best
-anchor has IoU well below 0.7 gets a single low-quality positive (or none, if its best
-anchor is shared with another box), so its proposals depend on a long regression; boxes of
-a size or shape no anchor resembles are what an anchor design misses. This module measures,
+The RPN learns a GT box from the anchors its matching rule makes positive (the paper: IoU
+at least 0.7, or the box's best anchor). A box whose best anchor falls well short of the
+threshold gets a single low-quality positive (or none, if its best anchor is shared with
+another box), so its proposals depend on a long regression; boxes of a size or shape no
+anchor resembles are what an anchor design misses. This module measures,
 for every GT box of a dataset as the model sees it (resized, on the padded batch's anchor
 grid, under the RPN's border policy), the best anchor IoU and the number of anchors at or
 above the positive threshold, and summarises them by box size and aspect ratio.

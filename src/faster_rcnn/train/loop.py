@@ -224,9 +224,9 @@ def train_stage(
         for step in range(start_step, cfg.steps):
             tic = time.perf_counter()
             elapsed = _elapsed(cfg, start, world_size, device)
-            planned_steps = pacer.update(step, elapsed)
-            if step >= planned_steps or (cfg.max_seconds is not None and elapsed > cfg.max_seconds):
+            if cfg.max_seconds is not None and elapsed > cfg.max_seconds:
                 break
+            planned_steps = pacer.update(step, elapsed)
             bar.total = planned_steps
             all_images, all_targets = next(batches)
             images = [image.to(device) for image in all_images[rank::world_size]]

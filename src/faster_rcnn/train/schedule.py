@@ -51,8 +51,9 @@ class TimeBudgetPacer:
     A run stopped by the clock before ``steps`` would never reach the schedule's decays (or
     the end of its cosine). From ``min_steps`` steps into the run on, the pacer projects how
     many steps fit in the budget at the mean speed so far and, when that is fewer than
-    planned, shortens the plan to it; the plan never grows back, so the learning rate never
-    rises again once decayed.
+    planned, shortens the plan to it. The plan never lengthens again, except to take in the
+    step about to run when the run outlasts its projection: the learning rate never rises
+    once decayed, and a run that is faster than projected goes on at its final rate.
 
     Args:
         steps: the planned run length.
