@@ -89,10 +89,9 @@ def small_config(num_classes: int = 4) -> FasterRCNNConfig:
         backbone=BackboneConfig(name="small", frozen_batch_norm=False, out_channels=64),
         transform=TransformConfig(min_size=(320,), max_size=512),
         anchors=AnchorConfig(
-            # Four sizes a level, a quarter octave apart: at strides 8 to 64 one size per
-            # half octave leaves 73% of the synthetic boxes without an anchor at IoU 0.7
-            # (see `faster-rcnn anchors`), four leave 60%, and recall@300 at IoU 0.7 rose
-            # from 0.75 to 0.81 at 800 steps.
+            # Four sizes an octave: at strides 8 to 64 two sizes an octave left 73% of the
+            # synthetic boxes without an anchor at IoU 0.7 (see `faster-rcnn anchors`),
+            # four leave 60%, and recall@300 at IoU 0.7 rose from 0.75 to 0.81 at 800 steps.
             sizes=((12, 16, 20, 24), (32, 40, 48, 56), (64, 80, 96, 112), (128, 160, 192, 256)),
             aspect_ratios=((0.5, 1.0, 2.0),) * 4,
         ),

@@ -148,9 +148,8 @@ def measure_anchor_coverage(
         The coverage of every GT box, in the order given.
     """
     transform = model.transform
-    generator = model.rpn.anchor_generator
     allowed_border = model.rpn.cfg.allowed_border
-    grid_sizes = _FeatureGridSizes(model)
+    padded_batch_anchors = _PaddedBatchAnchors(model)
     sizes, ratios, best, positives = [], [], [], []
     for image_size, boxes in targets:
         if boxes.numel() == 0:
@@ -160,10 +159,7 @@ def measure_anchor_coverage(
         padded = tuple(
             math.ceil(s / transform.size_divisible) * transform.size_divisible for s in resized
         )
-        # Zero-channel tensors carry the shapes the anchor generator reads and nothing else.
-        images = ImageList(torch.empty((1, 0, *padded)), [resized])
-        maps = [torch.empty((1, 0, h, w)) for h, w in grid_sizes(padded)]
-        anchors = generator(images, maps)[0]
+        anchors = padded_batch_anchors(padded)
         anchors = anchors[~anchors_crossing_border(anchors, resized, allowed_border)]
         iou = box_iou(boxes, anchors)
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
@@ -182,11 +178,13 @@ def measure_anchor_coverage(
     )
 
 
-class _FeatureGridSizes:
-    """The backbone's feature-map sizes for a padded input size, computed shape-only."""
+class _PaddedBatchAnchors:
+    """The model's anchors on a padded batch of a given size, computed shape-only and
+    cached: they depend on nothing else."""
 
     def __init__(self, model: FasterRCNN) -> None:
         self.backbone = model.backbone
+        self.generator = model.rpn.anchor_generator
         self.meta_state = {
             name: tensor.to("meta")
             for name, tensor in (
@@ -194,11 +192,13 @@ class _FeatureGridSizes:
                 *model.backbone.named_buffers(),
             )
         }
-        self.cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self.cache: dict[tuple[int, int], Tensor] = {}
 
-    def __call__(self, padded_size: tuple[int, int]) -> list[tuple[int, int]]:
+    def __call__(self, padded_size: tuple[int, int]) -> Tensor:
+        """``(A, 4)`` anchors of a batch padded to ``padded_size`` (height, width)."""
         if padded_size not in self.cache:
             was_training = self.backbone.training
+            # Batch norm in training mode refuses the 1 x 1 maps of a small single image.
             self.backbone.eval()
             try:
                 features = functional_call(
@@ -209,7 +209,10 @@ class _FeatureGridSizes:
             finally:
                 self.backbone.train(was_training)
             maps = [features] if isinstance(features, Tensor) else list(features.values())
-            self.cache[padded_size] = [tuple(m.shape[-2:]) for m in maps]
+            # Zero-channel tensors carry the shapes the anchor generator reads, nothing else.
+            images = ImageList(torch.empty((1, 0, *padded_size)), [padded_size])
+            grids = [torch.empty((1, 0, *m.shape[-2:])) for m in maps]
+            self.cache[padded_size] = self.generator(images, grids)[0]
         return self.cache[padded_size]
 
 
