@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faster_rcnn.ops import batched_nms, nms
+from faster_rcnn.ops import batched_nms, box_iou, nms
 
 nms_module = importlib.import_module("faster_rcnn.ops.nms")
 
@@ -134,3 +134,22 @@ def test_thousands_of_boxes_match_reference() -> None:
     boxes = torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1).double()
     scores = torch.rand(1500, generator=generator).double()
     assert nms(boxes, scores, 0.5).tolist() == reference_nms(boxes, scores, 0.5)
+
+
+def test_iou_test_is_box_iou_on_degenerate_and_inverted_boxes() -> None:
+    """The in-place IoU test decides like box_iou > t, also where union is empty."""
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 4.0, 4.0],
+            [2.0, 2.0, 2.0, 6.0],  # zero width
+            [3.0, 3.0, 1.0, 1.0],  # inverted: negative sides, positive "area"
+            [5.0, 0.0, 3.0, 4.0],  # inverted in x only: negative area
+            [1.0, 1.0, 1.0, 1.0],  # a point
+            [1.0, 1.0, 5.0, 5.0],
+        ]
+    )
+    columns = nms_module._BoxColumns(boxes)
+    every = torch.arange(len(boxes))
+    for threshold in (-0.5, 0.0, 0.3, 0.7, 1.0):
+        expected = box_iou(boxes, boxes) > threshold
+        assert torch.equal(columns.iou_exceeds(every, every, threshold), expected)

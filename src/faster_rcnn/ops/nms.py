@@ -8,7 +8,8 @@ matrices stay in the CPU's cache), and the boxes a tile suppresses are dropped b
 next tile. The greedy rule among the remaining boxes of the block is then solved as a
 fixed point of ``keep[i] = not any(keep[j] and overlap[j, i] for j < i)``. Iterating that
 rule from ``keep = all`` fixes at least one more leading box per pass, so it reaches the
-greedy answer exactly, usually in a few passes.
+greedy answer exactly, usually in a few passes. Batched NMS over more boxes than a block
+runs once per category, so that no IoU is computed across categories.
 """
 
 from __future__ import annotations
@@ -50,9 +51,20 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
         iou_threshold: as in :func:`nms`.
 
     Returns:
-        int64 indices of the kept boxes, by decreasing score (over all categories).
+        int64 indices of the kept boxes, by decreasing score (over all categories); equal
+        scores keep their index order.
     """
-    return _greedy_nms(boxes, scores, idxs, iou_threshold)
+    if boxes.shape[0] <= _BLOCK_SIZE:
+        # One block: every pair is compared once anyway, those of two categories masked.
+        return _greedy_nms(boxes, scores, idxs, iou_threshold)
+    # More boxes: one NMS per category, so that no IoU is computed across categories (the
+    # RPN's 4 levels of 500 boxes make 4 blocks instead of 4 blocks with the kept tiles).
+    kept = [
+        members[_greedy_nms(boxes[members], scores[members], None, iou_threshold)]
+        for members in (torch.where(idxs == category)[0] for category in idxs.unique())
+    ]
+    kept_by_index = torch.cat(kept).sort().values
+    return kept_by_index[torch.sort(scores[kept_by_index], descending=True, stable=True).indices]
 
 
 def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshold: float) -> Tensor:
@@ -74,7 +86,8 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
             overlap = columns.iou_exceeds(tile, candidates, iou_threshold)
             if groups is not None:
                 overlap &= groups[tile, None] == groups[None, candidates]
-            candidates = candidates[~overlap.any(dim=0)]
+            # A column-wise max over bytes is several times faster than any(dim=0).
+            candidates = candidates[overlap.view(torch.uint8).amax(dim=0) == 0]
             if candidates.numel() == 0:
                 break
 
@@ -83,9 +96,12 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
         if groups is not None:
             candidate_groups = groups[candidates]
             overlap &= candidate_groups[:, None] == candidate_groups[None, :]
+        # Each pass counts the kept suppressors of every box with one matrix-vector
+        # product: exact (0/1 entries, integer sums), and far faster than boolean masks.
+        suppressors = overlap.to(torch.float32)
         keep = torch.ones_like(candidates, dtype=torch.bool)
         while True:
-            new_keep = ~(overlap & keep[:, None]).any(dim=0)
+            new_keep = keep.to(torch.float32) @ suppressors == 0
             if torch.equal(new_keep, keep):
                 break
             keep = new_keep
@@ -109,13 +125,17 @@ class _BoxColumns:
 
     def iou_exceeds(self, rows: Tensor, cols: Tensor, iou_threshold: float) -> Tensor:
         """``(M, N)`` bool: IoU of box ``rows[i]`` with box ``cols[j]`` > threshold."""
+        # In place where possible: on CPU, allocating the (M, N) temporaries costs about
+        # as much as the arithmetic.
         width = torch.minimum(self.x2[rows, None], self.x2[None, cols])
         width -= torch.maximum(self.x1[rows, None], self.x1[None, cols])
         height = torch.minimum(self.y2[rows, None], self.y2[None, cols])
         height -= torch.maximum(self.y1[rows, None], self.y1[None, cols])
-        inter = width.clamp_(min=0) * height.clamp_(min=0)
+        inter = width.clamp_(min=0).mul_(height.clamp_(min=0))
         union = self.area[rows, None] + self.area[None, cols]
         union -= inter
-        tiny = torch.finfo(union.dtype).tiny
-        iou = torch.where(union > 0, inter / union.clamp(min=tiny), 0.0)
+        # box_iou's IoU 0 for an empty union needs no mask: a positive intersection
+        # needs two boxes of positive area, so an empty union has inter = 0, and 0 / tiny
+        # is 0 too.
+        iou = inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
         return iou > iou_threshold
