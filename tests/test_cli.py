@@ -14,7 +14,8 @@ TINY = ["--min-size", "96", "--max-size", "128"]
 
 def test_train_evaluate_predict(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--data", "synthetic:8", "--steps", "3", "--out", str(out), *TINY]) == 0
+    argv = ["train", "--data", "synthetic:8", "--steps", "3", "--cache-images", *TINY]
+    assert main([*argv, "--out", str(out)]) == 0
     model = load_model(out / "model.safetensors")
     assert model.config.class_names == SyntheticShapes.class_names
     assert model.config.transform.min_size == (96,)
@@ -65,6 +66,7 @@ def test_demo_writes_model_metrics_and_pictures(tmp_path):
         (["evaluate", "--model", "absent.safetensors"], "absent.safetensors does not exist"),
         (["train", "--data", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
+        (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):

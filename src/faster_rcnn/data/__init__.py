@@ -5,6 +5,7 @@ as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
 """
 
 from .augment import Augmented, RandomHorizontalFlip, Transform, derive_seed
+from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
 from .dataset import DetectionDataset, Sample, Target, image_size_of, read_image
 from .loader import (
@@ -28,6 +29,7 @@ __all__ = [
     "COCODetection",
     "DetectionDataset",
     "GroupedBatchSampler",
+    "InMemoryDataset",
     "RandomHorizontalFlip",
     "Sample",
     "SyntheticShapes",

@@ -39,7 +39,8 @@ class SyntheticShapes:
         max_overlap: largest IoU allowed between two objects' boxes.
 
     ``dataset[i]`` is ``(image float[3, H, W] in 0..1, {"boxes": float[N, 4],
-    "labels": int64[N]})`` with labels ``1..3`` (0 is background).
+    "labels": int64[N]})`` with labels ``1..3`` (0 is background); pixel values are
+    multiples of 1/255, as in a decoded 8-bit image.
     """
 
     class_names = CLASS_NAMES
@@ -101,6 +102,7 @@ class SyntheticShapes:
                 boxes.append(box)
                 labels.append(label)
         image = (image + 0.03 * torch.randn(image.shape, generator=gen)).clamp(0, 1)
+        image = image.mul_(255).round_().div_(255)
         target = {
             "boxes": torch.stack(boxes) if boxes else torch.zeros((0, 4)),
             "labels": torch.tensor(labels, dtype=torch.int64),
