@@ -3,9 +3,10 @@
 Each image holds up to ``max_objects`` filled shapes - one class per geometry (rectangle,
 ellipse, triangle) with a class-typical but jittered colour - on a textured, noisy
 background. Object sizes run from about 12 px to most of the image and aspect ratios
-from 1:3 to 3:1; objects may overlap (IoU of their boxes at most ``max_overlap``) and may
-be cut off by the image border, and some images hold no object at all. Boxes are the
-tight extent of each shape's visible part, in ``x1, y1, x2, y2`` pixels.
+from 1:3 to 3:1; objects may overlap (IoU of their boxes at most ``max_overlap``, and a
+shape drawn over others leaves at least ``min_visible`` of each visible) and may be cut
+off by the image border, and some images hold no object at all. Boxes are the tight
+extent of each shape's visible part, in ``x1, y1, x2, y2`` pixels.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class SyntheticShapes:
         empty_fraction: share of images with no object.
         min_object_size: smallest object side before clipping, in pixels.
         max_overlap: largest IoU allowed between two objects' boxes.
+        min_visible: smallest share of an object's pixels in the image that the shapes
+            drawn over it must leave visible.
 
     ``dataset[i]`` is ``(image float[3, H, W] in 0..1, {"boxes": float[N, 4],
     "labels": int64[N]})`` with labels ``1..3`` (0 is background); pixel values are
@@ -54,6 +57,7 @@ class SyntheticShapes:
         empty_fraction: float = 0.1,
         min_object_size: float = 12.0,
         max_overlap: float = 0.4,
+        min_visible: float = 0.7,
     ) -> None:
         self.num_images = num_images
         self.image_size = image_size
@@ -62,6 +66,7 @@ class SyntheticShapes:
         self.empty_fraction = empty_fraction
         self.min_object_size = min_object_size
         self.max_overlap = max_overlap
+        self.min_visible = min_visible
 
     @property
     def num_classes(self) -> int:
@@ -80,8 +85,10 @@ class SyntheticShapes:
         ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
         xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
 
-        boxes: list[Tensor] = []
         labels: list[int] = []
+        visible: list[Tensor] = []  # (H, W) pixels of each object not drawn over
+        drawn_pixels: list[int] = []  # pixels of each object in the image when drawn
+        boxes: list[Tensor] = []
         if _uniform(gen) >= self.empty_fraction:
             num_objects = 1 + int(_uniform(gen) * self.max_objects)
             for _ in range(num_objects * 4):  # a few tries per object to respect overlap
@@ -93,14 +100,27 @@ class SyntheticShapes:
                 label, mask, box = drawn
                 if boxes and box_iou(box[None], torch.stack(boxes)).max() > self.max_overlap:
                     continue
+                # A new object is drawn over the others; one that would hide too much of
+                # another (a small shape inside a large one's box, say) is not drawn.
+                uncovered = [pixels & ~mask for pixels in visible]
+                uncovered_boxes = [self._visible_box(pixels) for pixels in uncovered]
+                if any(
+                    new_box is None or int(pixels.sum()) < self.min_visible * count
+                    for pixels, new_box, count in zip(
+                        uncovered, uncovered_boxes, drawn_pixels, strict=True
+                    )
+                ):
+                    continue
                 colour = torch.tensor(_CLASS_COLOURS[label - 1]) + 0.15 * (
                     torch.rand(3, generator=gen) - 0.5
                 )
                 shade = 1.0 - 0.25 * (ys / height)  # a vertical shading so fills are not flat
                 fill = colour.clamp(0, 1)[:, None, None] * shade
                 image = torch.where(mask, fill, image)
-                boxes.append(box)
                 labels.append(label)
+                visible = [*uncovered, mask]
+                drawn_pixels.append(int(mask.sum()))
+                boxes = [*uncovered_boxes, box]
         image = (image + 0.03 * torch.randn(image.shape, generator=gen)).clamp(0, 1)
         image = image.mul_(255).round_().div_(255)
         target = {
@@ -133,14 +153,20 @@ class SyntheticShapes:
         full_area = w * h * _AREA_FRACTION[label - 1]
         if int(mask.sum()) < 0.4 * full_area:  # mostly outside the image
             return None
+        box = self._visible_box(mask)
+        return None if box is None else (label, mask, box)
+
+    @staticmethod
+    def _visible_box(mask: Tensor) -> Tensor | None:
+        """``(4,)`` tight box of a ``(H, W)`` mask, or ``None`` when a side is below 6 px."""
         rows = torch.where(mask.any(dim=1))[0]
         cols = torch.where(mask.any(dim=0))[0]
+        if len(rows) == 0:
+            return None
         box = torch.tensor(
             [float(cols[0]), float(rows[0]), float(cols[-1]) + 1, float(rows[-1]) + 1]
         )
-        if min(box[2] - box[0], box[3] - box[1]) < 6:
-            return None
-        return label, mask, box
+        return None if min(box[2] - box[0], box[3] - box[1]) < 6 else box
 
 
 def _uniform(gen: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
