@@ -45,7 +45,7 @@ class InMemoryDataset:
     def __getitem__(self, index: int) -> Sample:
         if index not in self._items:
             image, target = self.dataset[index]
-            pixels = image.mul(255).round_().to(torch.uint8)
+            pixels = image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
             self._items[index] = (pixels, target)
         pixels, target = self._items[index]
         copied = {k: v.clone() if isinstance(v, Tensor) else v for k, v in target.items()}

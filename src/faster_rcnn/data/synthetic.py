@@ -158,7 +158,8 @@ class SyntheticShapes:
 
     @staticmethod
     def _visible_box(mask: Tensor) -> Tensor | None:
-        """``(4,)`` tight box of a ``(H, W)`` mask, or ``None`` when a side is below 6 px."""
+        """``(4,)`` tight box of a ``(H, W)`` mask, or ``None`` when the mask is empty or a
+        side of its box is below 6 px."""
         rows = torch.where(mask.any(dim=1))[0]
         cols = torch.where(mask.any(dim=0))[0]
         if len(rows) == 0:

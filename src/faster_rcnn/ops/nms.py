@@ -57,8 +57,9 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     if boxes.shape[0] <= _BLOCK_SIZE:
         # One block: every pair is compared once anyway, those of two categories masked.
         return _greedy_nms(boxes, scores, idxs, iou_threshold)
-    # More boxes: one NMS per category, so that no IoU is computed across categories (the
-    # RPN's 4 levels of 500 boxes make 4 blocks instead of 4 blocks with the kept tiles).
+    # More boxes: one NMS per category, so that no IoU is computed across categories. The
+    # RPN's 4 levels of up to 500 boxes make 4 single-block runs, instead of 4 blocks each
+    # also tested against the boxes kept from the blocks before it.
     kept = [
         members[_greedy_nms(boxes[members], scores[members], None, iou_threshold)]
         for members in (torch.where(idxs == category)[0] for category in idxs.unique())
