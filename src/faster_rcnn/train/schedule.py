@@ -11,6 +11,7 @@ the main schedule, which is either
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Protocol
 
@@ -50,13 +51,16 @@ class TimeBudgetPacer:
 
     A run stopped by the clock before ``steps`` would never reach the schedule's decays (or
     the end of its cosine). From ``min_steps`` steps into the run on, the pacer projects how
-    many steps fit in the budget at the mean speed so far and, when that is fewer than
-    planned, shortens the plan to it. The plan never lengthens again, except to take in the
-    step about to run when the run outlasts its projection: the learning rate never rises
-    once decayed, and a run that is faster than projected goes on at its final rate.
+    many steps fit in the budget at the recent speed - over the last quarter of the steps
+    run, and at least ``min_steps`` - and makes that the plan. A slower run shortens the
+    plan at once; a faster one lengthens it only as fast as keeps ``(step + 1) / plan``
+    from falling, so the schedule never goes back: the learning rate never rises once
+    decayed, and a run that speeds up (a cache filled after the first epoch) takes its
+    decays later instead of running its last steps at the final rate. When the run
+    outlasts its projection, the plan takes in the step about to run.
 
     Args:
-        steps: the planned run length.
+        steps: the planned run length, which the plan never exceeds.
         max_seconds: the time budget (``None``: the plan is always ``steps``).
         start_step: the step the run (or its resumption) starts at.
         min_steps: steps timed before the first projection.
@@ -65,15 +69,30 @@ class TimeBudgetPacer:
     def __init__(
         self, steps: int, max_seconds: float | None, start_step: int = 0, min_steps: int = 20
     ) -> None:
+        self.max_steps = steps
         self.total_steps = steps
         self.max_seconds = max_seconds
         self.start_step = start_step
-        self.min_steps = min_steps
+        self.min_steps = max(1, min_steps)
+        # (step, seconds since start_step) at every update, the run's start first.
+        self._timeline: list[tuple[int, float]] = [(start_step, 0.0)]
 
     def update(self, step: int, elapsed: float) -> int:
         """The plan at step ``step``, ``elapsed`` seconds after ``start_step`` began."""
+        last_step = self._timeline[-1][0]
+        self._timeline.append((step, elapsed))
         done = step - self.start_step
-        if self.max_seconds is not None and done >= self.min_steps and elapsed > 0:
-            fits = step + int((self.max_seconds - elapsed) * done / elapsed)
-            self.total_steps = max(step + 1, min(self.total_steps, fits))
+        if self.max_seconds is None or done < self.min_steps:
+            return self.total_steps
+        window = max(self.min_steps, done // 4)
+        # The latest timing at least `window` steps back.
+        past = bisect.bisect_right(self._timeline, step - window, key=lambda entry: entry[0])
+        since_step, since_seconds = self._timeline[max(past - 1, 0)]
+        if elapsed <= since_seconds:
+            return self.total_steps
+        steps_per_second = (step - since_step) / (elapsed - since_seconds)
+        fits = step + int((self.max_seconds - elapsed) * steps_per_second)
+        # Lengthening keeps (step + 1) / plan from falling (see the class docstring).
+        most = self.total_steps * (step + 1) // (last_step + 1)
+        self.total_steps = max(step + 1, min(fits, most, self.max_steps))
         return self.total_steps
