@@ -7,7 +7,14 @@ as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
 from .augment import Augmented, RandomHorizontalFlip, Transform, derive_seed
 from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
-from .dataset import DetectionDataset, Sample, Target, image_size_of, read_image
+from .dataset import (
+    DetectionDataset,
+    Sample,
+    Target,
+    WrappedDataset,
+    image_size_of,
+    read_image,
+)
 from .loader import (
     Batch,
     GroupedBatchSampler,
@@ -36,6 +43,7 @@ __all__ = [
     "Target",
     "Transform",
     "VOCDetection",
+    "WrappedDataset",
     "YOLODetection",
     "aspect_ratio_groups",
     "collate",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .dataset import DetectionDataset, Target, image_size_of
+from .dataset import DetectionDataset, Target, WrappedDataset
 
 
 def derive_seed(*keys: int) -> int:
@@ -59,12 +59,13 @@ class RandomHorizontalFlip:
         return image.flip(-1), {**target, "boxes": flipped}
 
 
-class Augmented:
+class Augmented(WrappedDataset):
     """``dataset`` with ``transforms`` applied in order to every item.
 
     Args:
         dataset: any detection dataset.
-        transforms: steps applied in order.
+        transforms: steps applied in order; they keep the image size (a flip does), so
+            sizes are the wrapped dataset's.
         seed: with the epoch and the index, decides every random draw.
 
     Call :meth:`set_epoch` before each epoch so that every epoch draws afresh. DataLoader
@@ -75,7 +76,7 @@ class Augmented:
     def __init__(
         self, dataset: DetectionDataset, transforms: Sequence[Transform], seed: int = 0
     ) -> None:
-        self.dataset = dataset
+        super().__init__(dataset)
         self.transforms = tuple(transforms)
         self.seed = seed
         self.epoch = 0
@@ -84,26 +85,9 @@ class Augmented:
         """Draw the random numbers of ``epoch`` from now on."""
         self.epoch = epoch
 
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """The wrapped dataset's class names."""
-        return self.dataset.class_names
-
-    @property
-    def num_classes(self) -> int:
-        """Classes including background."""
-        return self.dataset.num_classes
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:
         image, target = self.dataset[index]
         generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index))
         for transform in self.transforms:
             image, target = transform(image, target, generator)
         return image, target
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        """``(height, width)`` of the wrapped item ``index`` (a flip keeps the size)."""
-        return image_size_of(self.dataset, index)

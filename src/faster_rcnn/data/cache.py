@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .dataset import DetectionDataset, Sample, Target, image_size_of
+from .dataset import DetectionDataset, Sample, Target, WrappedDataset
 
 
-class InMemoryDataset:
+class InMemoryDataset(WrappedDataset):
     """``dataset``, with every item kept in memory once read.
 
     Images are stored as ``uint8`` (a quarter of the float32 size: 300 KB for a
@@ -26,21 +26,8 @@ class InMemoryDataset:
     """
 
     def __init__(self, dataset: DetectionDataset) -> None:
-        self.dataset = dataset
+        super().__init__(dataset)
         self._items: dict[int, tuple[Tensor, Target]] = {}
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """The wrapped dataset's class names."""
-        return self.dataset.class_names
-
-    @property
-    def num_classes(self) -> int:
-        """Classes including background."""
-        return self.dataset.num_classes
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def __getitem__(self, index: int) -> Sample:
         if index not in self._items:
@@ -56,4 +43,4 @@ class InMemoryDataset:
         if index in self._items:
             height, width = self._items[index][0].shape[-2:]
             return height, width
-        return image_size_of(self.dataset, index)
+        return super().image_size(index)

@@ -91,6 +91,35 @@ def image_size_of(dataset: object, index: int) -> tuple[int, int]:
     return int(image.shape[-2]), int(image.shape[-1])
 
 
+class WrappedDataset:
+    """Base of the datasets that wrap another: class names, length and image sizes are
+    the wrapped dataset's.
+
+    Args:
+        dataset: any detection dataset.
+    """
+
+    def __init__(self, dataset: DetectionDataset) -> None:
+        self.dataset = dataset
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The wrapped dataset's class names."""
+        return self.dataset.class_names
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return self.dataset.num_classes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of the wrapped item ``index``."""
+        return image_size_of(self.dataset, index)
+
+
 def boxes_tensor(rows: list[list[float]]) -> Tensor:
     """``float32[N, 4]`` from a list of ``N`` rows, ``(0, 4)`` when empty."""
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)
