@@ -79,10 +79,12 @@ class TimeBudgetPacer:
 
     def update(self, step: int, elapsed: float) -> int:
         """The plan at step ``step``, ``elapsed`` seconds after ``start_step`` began."""
+        if self.max_seconds is None:
+            return self.total_steps
         last_step = self._timeline[-1][0]
         self._timeline.append((step, elapsed))
         done = step - self.start_step
-        if self.max_seconds is None or done < self.min_steps:
+        if done < self.min_steps:
             return self.total_steps
         window = max(self.min_steps, done // 4)
         # The latest timing at least `window` steps back.
