@@ -1,7 +1,10 @@
+import math
+
 import pytest
 import torch
 
 from faster_rcnn.config import TransformConfig
+from faster_rcnn.models import PRESETS
 from faster_rcnn.transform import ImageTransform, resize_boxes, resize_image, resized_size
 
 
@@ -78,3 +81,41 @@ def test_resized_size_matches_the_transform(size):
     image = torch.zeros(3, *size)
     expected = tuple(resize_image(image, 320, 512).shape[-2:])
     assert resized_size(size, 320, 512) == expected
+
+
+def torchvision_eager_resized_size(h: int, w: int, min_size: int, max_size: int):
+    """``GeneralizedRCNNTransform`` in eager mode: the scale in Python floats, then the
+    interpolation's ``floor(side * scale)``."""
+    scale = min(min_size / min(h, w), max_size / max(h, w))
+    return math.floor(h * scale), math.floor(w * scale)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_resized_size_is_torchvisions_eager_size_on_a_dense_grid(preset):
+    transform = PRESETS[preset]().transform
+    sides = range(200, 1301, 3)
+    for min_size in transform.min_size:
+        wrong = [
+            (h, w)
+            for h in sides
+            for w in sides
+            if resized_size((h, w), min_size, transform.max_size)
+            != torchvision_eager_resized_size(h, w, min_size, transform.max_size)
+        ]
+        assert not wrong, f"{len(wrong)} sizes differ, e.g. {wrong[:3]}"
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [  # torchvision 0.29.1's eager transform at 800 / 1333 (float32 is a pixel short)
+        ((375, 500), (800, 1066)),
+        ((500, 375), (1066, 800)),
+        ((333, 500), (800, 1201)),
+        ((250, 710), (469, 1333)),
+    ],
+)
+def test_transform_resizes_like_torchvision_where_float32_is_a_pixel_short(size, expected):
+    transform = make_transform(min_size=(800,), max_size=1333)
+    batch, _ = transform([torch.zeros(3, *size)])
+    assert batch.image_sizes == [expected]
+    assert resized_size(size, 800, 1333) == expected

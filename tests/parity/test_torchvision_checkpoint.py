@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from faster_rcnn import FasterRCNN, load_torchvision_checkpoint, read_torchvision_state_dict
 from faster_rcnn.models import mobilenet_v2_fpn_config, resnet50_fpn_config
@@ -40,6 +41,13 @@ def test_reference_script_checkpoint_with_args_and_ddp_prefix(tmp_path, mobilene
     }
     path = tmp_path / "checkpoint.pth"
     torch.save(checkpoint, path)
+    model = load_torchvision_checkpoint(path, preset="mobilenet_v2_fpn")
+    assert_same_weights(model, mobilenet_state)
+
+
+def test_safetensors_state_dict_loads(tmp_path, mobilenet_state):
+    path = tmp_path / "model.safetensors"
+    save_file(mobilenet_state, path)
     model = load_torchvision_checkpoint(path, preset="mobilenet_v2_fpn")
     assert_same_weights(model, mobilenet_state)
 

@@ -4,12 +4,13 @@ The record was written by ``torchvision_side.py tiny`` (torchvision's own code o
 plain backbone); this test needs no torchvision.
 """
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from tiny_backbone import TinyBackbone
-from torchvision_record import check_eval, check_train
+from torchvision_record import check_eval, check_resize, check_train
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.config import (
@@ -27,7 +28,7 @@ def tiny_config() -> FasterRCNNConfig:
     """The settings ``torchvision_side.tiny_model`` passes to torchvision's FasterRCNN."""
     return FasterRCNNConfig(
         num_classes=4,
-        transform=TransformConfig(min_size=(160,), max_size=240),
+        transform=TransformConfig(min_size=(200,), max_size=320),
         anchors=AnchorConfig(sizes=((24, 32), (64, 96)), aspect_ratios=((0.5, 1.0, 2.0),) * 2),
         rpn=RPNConfig(
             pre_nms_top_n_train=300,
@@ -57,9 +58,28 @@ def test_state_dict_keys_are_torchvisions(record, model):
     assert list(model.state_dict()) == list(record["state_dict"])
 
 
+def float32_resized_size(size: tuple[int, int], min_size: int, max_size: int) -> tuple[int, int]:
+    """torchvision's resize when scripted or traced: the scale in float32."""
+    shape = torch.tensor(size, dtype=torch.float32)
+    scale = torch.min(min_size / shape.min(), max_size / shape.max()).item()
+    return math.floor(size[0] * scale), math.floor(size[1] * scale)
+
+
+def test_record_holds_sizes_where_a_float32_scale_is_a_pixel_short(record):
+    # Each image is one the old float32 arithmetic resized a pixel short of torchvision's
+    # eager resize, so check_resize and the detections below would catch its return.
+    for image, resized in zip(record["images_uint8"], record["resized_sizes"], strict=True):
+        size = (image.shape[-2], image.shape[-1])
+        assert float32_resized_size(size, 200, 320) != tuple(resized), size
+
+
+def test_images_are_resized_as_torchvision_does(model, record):
+    check_resize(model, record)
+
+
 def test_eval_detections_match_torchvision(model, record):
-    check_eval(model, record)
+    print("\ntiny eval, worst differences:", check_eval(model, record))
 
 
 def test_training_losses_and_head_gradients_match_torchvision(model, record):
-    check_train(model, record)
+    print("\ntiny training, worst differences:", check_train(model, record))

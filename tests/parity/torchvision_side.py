@@ -2,16 +2,23 @@
 
 Runs in an environment that has torchvision (see design.md, "Measuring"):
 
-    python tests/parity/torchvision_side.py tiny OUT.pt       # the committed fixture
-    python tests/parity/torchvision_side.py resnet50 OUT.pt   # fasterrcnn_resnet50_fpn
-    python tests/parity/torchvision_side.py keys OUT.json     # state-dict layouts
+    python tests/parity/torchvision_side.py tiny OUT.pt              # the committed fixture
+    python tests/parity/torchvision_side.py resnet50 OUT.pt          # fasterrcnn_resnet50_fpn
+    python tests/parity/torchvision_side.py mobilenet_v2_fpn OUT.pt  # MobileNetV2 + FPN
+    python tests/parity/torchvision_side.py keys OUT.json            # state-dict layouts
 
-The record holds the model's state dict, the input images and targets, eval detections
-(each image alone and all batched), and one training step: the four losses, the head
-gradients, the RPN's proposals, and the masks both samplers drew, so that the other side
-can replay the same random choices. Weights are random with a fixed seed; the
-class-score layer is drawn with a small std so that scores are spread out instead of
-saturating at 1 (exact ties would make the order of detections arbitrary on both sides).
+The record holds the model's state dict, the input images (uint8, fed as ``x / 255``) and
+targets, the sizes torchvision resized them to, eval detections (each image alone and all
+batched), and one training step: the four losses, the head gradients, the RPN's
+proposals, and the masks both samplers drew, so that the other side can replay the same
+random choices. Weights are random with a fixed seed; the class-score layer is drawn with
+a small std so that scores are spread out instead of saturating at 1 (exact ties would
+make the order of detections arbitrary on both sides).
+
+The image sizes are ones where torchvision's eager resize (scale in Python floats) and its
+scripted one (float32) disagree by a pixel, at both the tiny model's 200/320 and the
+presets' 800/1333: Pascal VOC's commonest 375x500, its transpose, 333x500, and 250x710,
+whose longer side hits ``max_size`` with an inexact ratio.
 """
 
 import json
@@ -52,8 +59,8 @@ def tiny_model():
     return FasterRCNN(
         TinyBackbone(),
         num_classes=None,
-        min_size=160,
-        max_size=240,
+        min_size=200,
+        max_size=320,
         rpn_anchor_generator=AnchorGenerator(((24, 32), (64, 96)), ((0.5, 1.0, 2.0),) * 2),
         rpn_pre_nms_top_n_train=300,
         rpn_pre_nms_top_n_test=200,
@@ -87,6 +94,29 @@ def mobilenet_v2_fpn_model():
     return FasterRCNN(backbone, 91, rpn_anchor_generator=anchors, rpn_score_thresh=0.05)
 
 
+def randomize_frozen_batch_norm(model, image):
+    """Give every frozen batch norm random affine parameters and the statistics of its
+    input on ``image``, so that features keep unit scale through a randomly initialised
+    backbone (with identity statistics MobileNetV2's shrink to 1e-9 and every RoI looks
+    alike). One forward pass sets each layer before it runs."""
+    gen = torch.Generator().manual_seed(2)
+
+    def set_statistics(module, inputs):
+        x = inputs[0]
+        module.running_mean.copy_(x.mean(dim=(0, 2, 3)))
+        module.running_var.copy_(x.var(dim=(0, 2, 3)).clamp(min=1e-4))
+        module.weight.copy_(torch.empty(module.weight.shape).uniform_(0.5, 1.5, generator=gen))
+        module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=gen))
+
+    layers = [m for m in model.backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    hooks = [layer.register_forward_pre_hook(set_statistics) for layer in layers]
+    model.eval()
+    with torch.no_grad():
+        model.backbone(model.transform([image])[0].tensors)
+    for hook in hooks:
+        hook.remove()
+
+
 def state_dict_layouts():
     """Key -> shape of each torchvision model a preset mirrors."""
     models = {"resnet50_fpn": resnet50_model(), "mobilenet_v2_fpn": mobilenet_v2_fpn_model()}
@@ -96,16 +126,19 @@ def state_dict_layouts():
     }
 
 
-def inputs(kind):
+MODELS = {"tiny": tiny_model, "resnet50": resnet50_model, "mobilenet_v2_fpn": mobilenet_v2_fpn_model}
+# Class-score std per model: scores above the 0.05 threshold, none saturating at 1.
+CLS_SCORE_STD = {"tiny": 0.15, "resnet50": 0.05, "mobilenet_v2_fpn": 0.2}
+IMAGE_SIZES = [(375, 500), (500, 375), (333, 500), (250, 710)]
+
+
+def inputs():
+    """uint8 images of ``IMAGE_SIZES`` and their targets; the second has no object."""
     gen = torch.Generator().manual_seed(1)
-    if kind == "tiny":
-        sizes = [(120, 160), (90, 300), (200, 150)]  # (90, 300): max_size decides
-    else:
-        sizes = [(480, 640), (300, 1200), (640, 480)]  # (300, 1200): max_size decides
-    images = [torch.rand(3, h, w, generator=gen) for h, w in sizes]
+    images = [torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8) for h, w in IMAGE_SIZES]
     targets = []
-    for i, (h, w) in enumerate(sizes):
-        n = 0 if i == 1 else 3  # the second image has no object
+    for i, (h, w) in enumerate(IMAGE_SIZES):
+        n = 0 if i == 1 else 3
         xy = torch.rand(n, 2, generator=gen) * torch.tensor([w * 0.6, h * 0.6])
         wh = (0.15 + 0.3 * torch.rand(n, 2, generator=gen)) * torch.tensor([w, h])
         targets.append(
@@ -119,14 +152,18 @@ def inputs(kind):
 
 def record(kind):
     torch.manual_seed(0)
-    model = tiny_model() if kind == "tiny" else resnet50_model()
+    model = MODELS[kind]()
     with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.15 if kind == "tiny" else 0.006)
-    images, targets = inputs(kind)
+        model.roi_heads.box_predictor.cls_score.weight.normal_(0, CLS_SCORE_STD[kind])
+    images_uint8, targets = inputs()
+    images = [image.float() / 255 for image in images_uint8]
+    if kind != "tiny":
+        randomize_frozen_batch_norm(model, images[0])
     state_dict = {k: v.clone() for k, v in model.state_dict().items()}
 
     model.eval()
     with torch.no_grad():
+        resized_sizes = model.transform(images)[0].image_sizes
         eval_single = [model([image])[0] for image in images]
         eval_batched = model(images)
 
@@ -147,7 +184,8 @@ def record(kind):
     return {
         "versions": {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
         "state_dict": state_dict,
-        "images": images,
+        "images_uint8": images_uint8,
+        "resized_sizes": resized_sizes,
         "targets": targets,
         "eval_single": eval_single,
         "eval_batched": eval_batched,
@@ -164,12 +202,14 @@ if __name__ == "__main__":
     if kind == "keys":
         Path(out).write_text(json.dumps(state_dict_layouts(), indent=1) + "\n")
         raise SystemExit(0)
-    if kind not in ("tiny", "resnet50"):
-        raise SystemExit(f"unknown model {kind!r}: use 'tiny', 'resnet50' or 'keys'")
+    if kind not in MODELS:
+        raise SystemExit(f"unknown model {kind!r}: use one of {', '.join(MODELS)} or 'keys'")
     result = record(kind)
     torch.save(result, out)
     counts = [len(d["boxes"]) for d in result["eval_single"]]
+    top = [round(float(d["scores"].max()), 4) for d in result["eval_single"]]
     print(
-        f"{kind}: detections per image {counts}, losses",
+        f"{kind}: resized to {result['resized_sizes']}, detections per image {counts},",
+        f"top scores {top}, losses",
         {k: round(float(v), 5) for k, v in result["train_losses"].items()},
     )

@@ -1,0 +1,59 @@
+"""End to end against torchvision's own detectors (random weights) for the presets that
+mirror them: ``fasterrcnn_resnet50_fpn`` and a ``FasterRCNN`` on ``mobilenet_backbone(
+"mobilenet_v2", fpn=True)``.
+
+torchvision cannot be imported next to this project's torch, so the peer runs in its own
+environment (design.md, "Measuring"): point ``FASTER_RCNN_TORCHVISION_PYTHON`` at that
+environment's interpreter. The tests are skipped when it is not set. Run with ``-s`` to
+see the worst differences.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision_record import check_eval, check_resize, check_train
+
+from faster_rcnn.models import mobilenet_v2_fpn, resnet50_fpn
+
+PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
+SCRIPT = Path(__file__).parent / "torchvision_side.py"
+PRESETS = {"resnet50": resnet50_fpn, "mobilenet_v2_fpn": mobilenet_v2_fpn}
+
+pytestmark = pytest.mark.skipif(
+    not Path(PEER_PYTHON).is_file(),
+    reason="set FASTER_RCNN_TORCHVISION_PYTHON to a Python that has torchvision",
+)
+
+
+@pytest.fixture(scope="module", params=list(PRESETS))
+def preset(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def record(preset, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("torchvision") / f"{preset}.pt"
+    subprocess.run([PEER_PYTHON, str(SCRIPT), preset, str(out)], check=True)
+    return torch.load(out, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def model(preset, record):
+    model = PRESETS[preset]()
+    model.load_state_dict(record["state_dict"], strict=True)
+    return model
+
+
+def test_images_are_resized_as_torchvision_does(model, record):
+    check_resize(model, record)
+
+
+def test_eval_detections_match_torchvision(preset, model, record):
+    print(f"\n{preset} eval, worst differences:", check_eval(model, record))
+
+
+def test_training_losses_and_head_gradients_match_torchvision(preset, model, record):
+    print(f"\n{preset} training, worst differences:", check_train(model, record))
