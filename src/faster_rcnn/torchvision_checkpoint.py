@@ -8,15 +8,13 @@ torchvision's ``fasterrcnn_resnet50_fpn`` and of a torchvision ``FasterRCNN`` on
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from .model import FasterRCNN
 from .models import preset_config
+from .state_dict_io import read_state_dict
 
 _NUM_CLASSES_KEY = "roi_heads.box_predictor.cls_score.weight"
 
@@ -26,23 +24,15 @@ def read_torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
 
     Accepts a bare state dict (the published weight files, ``torch.save(model.
     state_dict())``) or a training checkpoint with a ``"model"`` entry (torchvision's
-    reference scripts, which also store their ``argparse.Namespace`` of arguments).
+    reference scripts, which also store their ``argparse.Namespace`` of arguments), or
+    the state dict as ``.safetensors`` (the files are read by :func:`read_state_dict`).
     A ``module.`` prefix left by ``DistributedDataParallel`` is removed.
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no state dict of tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(content, Mapping) and "model" in content:
-        content = content["model"]
-    if not isinstance(content, Mapping) or not all(isinstance(v, Tensor) for v in content.values()):
-        raise ValueError(f"{path}: expected a state dict or a checkpoint with a 'model' entry")
-    state_dict = dict(content)
+    state_dict = read_state_dict(path, checkpoint_key="model")
     if state_dict and all(k.startswith("module.") for k in state_dict):
         state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
     return state_dict

@@ -260,3 +260,18 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path: Path) -> None:
     torch.save([torch.zeros(1)], path)
     with pytest.raises(ValueError, match=r"list\.pth: expected a state dict of named tensors"):
         load_backbone_weights(VGG16Backbone(), path)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint file at .*absent\.pth"):
+        load_backbone_weights(VGG16Backbone(), tmp_path / "absent.pth")
+
+
+def test_a_training_checkpoint_is_not_taken_for_a_backbone_file(tmp_path: Path) -> None:
+    # Only the torchvision detector reader looks inside a checkpoint's "model" entry.
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": vgg16_state(fc_in=24, fc_width=16)}, path)
+    with pytest.raises(
+        ValueError, match=r"checkpoint\.pth: expected a state dict of named tensors, got dict"
+    ):
+        load_backbone_weights(VGG16Backbone(), path)

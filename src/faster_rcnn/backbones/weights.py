@@ -10,17 +10,16 @@ the box head's ``fc6`` and ``fc7`` as in the paper (when the detector has such l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
+from faster_rcnn.state_dict_io import read_state_dict
 
 # The ImageNet classifier, left out of a detector (apart from VGG's fc6/fc7, below).
 _CLASSIFIER_PREFIX = {"resnet50": "fc.", "mobilenet_v2": "classifier.", "vgg16": "classifier."}
@@ -68,24 +67,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Tensors of a ``.safetensors`` file or of a ``torch.save``-d state dict, on the CPU.
-
-    ``.pth`` files are read with ``weights_only=True``: no code in the file is run.
-    """
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return load_file(path, device="cpu")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
-    ):
-        raise ValueError(
-            f"{path}: expected a state dict of named tensors, got {type(state).__name__}"
-        )
-    return dict(state)
-
-
 def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
     """Copy an ImageNet classification checkpoint into a detector's backbone, in place.
 
@@ -102,9 +83,11 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
         A :class:`LoadReport` of the loaded, missing, unexpected and dropped keys.
 
     Raises:
-        ValueError: the backbone has no ImageNet checkpoint format, a tensor's shape differs
-            from the model's (the message names both keys and shapes), or nothing in the
-            file fits the model.
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: the file holds no state dict (see :func:`read_state_dict`), the
+            backbone has no ImageNet checkpoint format, a tensor's shape differs from the
+            model's (the message names both keys and shapes), or nothing in the file fits
+            the model.
     """
     backbone = getattr(model, "backbone", model)
     prefix = "backbone." if backbone is not model else ""

@@ -9,6 +9,7 @@ from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
 from .dataset import (
     DetectionDataset,
+    ImageFileDataset,
     Sample,
     Target,
     WrappedDataset,
@@ -36,6 +37,7 @@ __all__ = [
     "COCODetection",
     "DetectionDataset",
     "GroupedBatchSampler",
+    "ImageFileDataset",
     "InMemoryDataset",
     "RandomHorizontalFlip",
     "Sample",

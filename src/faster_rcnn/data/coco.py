@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .dataset import PER_BOX_KEYS, Target, boxes_tensor, read_image, read_image_size
+from .dataset import PER_BOX_KEYS, ImageFileDataset, Target, boxes_tensor
 
 
-class COCODetection:
+class COCODetection(ImageFileDataset):
     """Images and boxes of a COCO annotation file.
 
     Args:
@@ -44,8 +44,8 @@ class COCODetection:
 
     Raises:
         FileNotFoundError: the annotation file does not exist.
-        ValueError: unreadable json, or an annotation with an unknown image or category
-            id or a malformed ``bbox`` (named by its ``id``).
+        ValueError: unreadable json, an image without ``file_name``, or an annotation with
+            an unknown image or category id or a malformed ``bbox`` (named by its ``id``).
     """
 
     def __init__(self, images_dir: str | Path, annotation_file: str | Path) -> None:
@@ -66,6 +66,10 @@ class COCODetection:
         position = {image["id"]: k for k, image in enumerate(self._images)}
         if len(position) != len(self._images):
             raise ValueError(f"{file}: duplicate image ids")
+        for image in self._images:
+            if not isinstance(image.get("file_name"), str):
+                raise ValueError(f"{file}: image {image['id']} has no file_name")
+        self.image_files = [self.images_dir / image["file_name"] for image in self._images]
         rows: list[list[list[float]]] = [[] for _ in self._images]
         labels: list[list[int]] = [[] for _ in self._images]
         crowd: list[list[bool]] = [[] for _ in self._images]
@@ -98,22 +102,9 @@ class COCODetection:
         self._labels = [torch.tensor(v, dtype=torch.int64) for v in labels]
         self._crowd = [torch.tensor(v, dtype=torch.bool) for v in crowd]
 
-    @property
-    def num_classes(self) -> int:
-        """Classes including background."""
-        return len(self.class_names) + 1
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
-        target = self.target(index)  # checks the index first
-        return read_image(self.image_path(index)), target
-
     def target(self, index: int) -> Target:
         """The target of image ``index``, without decoding the image."""
-        if not 0 <= index < len(self._images):
-            raise IndexError(f"index {index} out of range for {len(self._images)} images")
+        self._check_index(index)
         return {
             "boxes": self._boxes[index].clone(),
             "labels": self._labels[index].clone(),
@@ -121,18 +112,13 @@ class COCODetection:
             "image_id": int(self._images[index]["id"]),
         }
 
-    def image_size(self, index: int) -> tuple[int, int]:
-        """``(height, width)`` of image ``index`` from the json, or from the image file's
-        header when the json lacks it."""
+    def _annotated_size(self, index: int) -> tuple[int, int] | None:
+        """``(height, width)`` from the json, None when it lacks them."""
         image = self._images[index]
         height, width = image.get("height"), image.get("width")
         if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
             return height, width
-        return read_image_size(self.image_path(index))
-
-    def image_path(self, index: int) -> Path:
-        """The file of image ``index``."""
-        return self.images_dir / self._images[index]["file_name"]
+        return None
 
 
 def drop_crowd(target: Target) -> Target:

@@ -9,11 +9,13 @@ A dataset is a sequence of ``(image, target)`` pairs:
 
 Readers also carry ``class_names`` (without background), ``num_classes`` (with it) and
 ``image_size(i) -> (h, w)``, which reads only the file header or the annotation so that
-batches can be grouped by aspect ratio without decoding every image.
+batches can be grouped by aspect ratio without decoding every image. The readers of
+image files (VOC, COCO, YOLO) share all of that through :class:`ImageFileDataset`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol
 
@@ -118,6 +120,55 @@ class WrappedDataset:
     def image_size(self, index: int) -> tuple[int, int]:
         """``(height, width)`` of the wrapped item ``index``."""
         return image_size_of(self.dataset, index)
+
+
+class ImageFileDataset(ABC):
+    """Base of the readers of image files and their annotations.
+
+    A reader sets ``class_names`` and ``image_files`` (the image file of each item, in
+    item order) and implements :meth:`target`; the length, the class count, the items,
+    the index checks and the image sizes are the same for all and written here. A reader
+    whose annotation gives image sizes says so in :meth:`_annotated_size`.
+    """
+
+    class_names: tuple[str, ...]
+    image_files: list[Path]
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(self.class_names) + 1
+
+    def __len__(self) -> int:
+        return len(self.image_files)
+
+    def __getitem__(self, index: int) -> Sample:
+        target = self.target(index)  # checks the index first
+        return read_image(self.image_path(index)), target
+
+    @abstractmethod
+    def target(self, index: int) -> Target:
+        """The target of image ``index``, without decoding the image."""
+
+    def image_path(self, index: int) -> Path:
+        """The file of image ``index``."""
+        self._check_index(index)
+        return self.image_files[index]
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index``: from the annotation when it has it, else
+        from the image file's header."""
+        self._check_index(index)
+        return self._annotated_size(index) or read_image_size(self.image_files[index])
+
+    def _annotated_size(self, index: int) -> tuple[int, int] | None:
+        """``(height, width)`` of image ``index`` as its annotation gives it; None (the
+        default) when it does not."""
+        return None
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < len(self.image_files):
+            raise IndexError(f"index {index} out of range for {len(self.image_files)} images")
 
 
 def boxes_tensor(rows: list[list[float]]) -> Tensor:

@@ -166,9 +166,18 @@ def iterate_batches(
 
 
 def make_eval_loader(
-    dataset: DetectionDataset, batch_size: int = 1, num_workers: int = 0
+    dataset: DetectionDataset | Sequence[Sample], batch_size: int = 1, num_workers: int = 0
 ) -> DataLoader:
-    """A loader over ``dataset`` in order, all boxes kept (crowd ones included)."""
+    """A loader over ``dataset`` in order, all boxes kept (crowd ones included).
+
+    Args:
+        dataset: any detection dataset, or any sequence of ``(image, target)`` items.
+        batch_size: images per batch; the last batch holds the rest.
+        num_workers: DataLoader worker processes (0 loads in this process).
+
+    Returns:
+        A loader of ``(images, targets)`` batches (see :func:`collate`).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     batches = [
@@ -179,7 +188,7 @@ def make_eval_loader(
 
 
 def _loader(
-    dataset: DetectionDataset,
+    dataset: DetectionDataset | Sequence[Sample],
     batches: Iterable[list[int]],
     num_workers: int,
     seed: int,

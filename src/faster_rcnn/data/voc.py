@@ -25,9 +25,8 @@ from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as ElementTree
 import torch
-from torch import Tensor
 
-from .dataset import Target, boxes_tensor, read_image, read_image_size
+from .dataset import ImageFileDataset, Target, boxes_tensor
 
 _BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -46,7 +45,7 @@ class _VOCRecord:
     size: tuple[int, int] | None  # (height, width) from <size>, None when absent or 0
 
 
-class VOCDetection:
+class VOCDetection(ImageFileDataset):
     """Images and boxes of one split of a Pascal VOC style dataset.
 
     All annotations of the split are parsed on construction, so a malformed file is
@@ -82,11 +81,11 @@ class VOCDetection:
         self.keep_difficult = keep_difficult
         self.ids = _read_split(self.root, split)
         self._records = [_parse_annotation(self._annotation_path(i)) for i in self.ids]
-        for index, image_id in enumerate(self.ids):
-            if not self.image_path(index).is_file():
+        self.image_files = [self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids]
+        for image_id, path in zip(self.ids, self.image_files, strict=True):
+            if not path.is_file():
                 raise FileNotFoundError(
-                    f"image file {self.image_path(index)} (id {image_id!r} of split "
-                    f"{split!r}) does not exist"
+                    f"image file {path} (id {image_id!r} of split {split!r}) does not exist"
                 )
         found = sorted({obj.name for record in self._records for obj in record.objects})
         self.class_names: tuple[str, ...] = (
@@ -101,22 +100,9 @@ class VOCDetection:
                         f"{obj.name!r}, not one of {list(self.class_names)}"
                     )
 
-    @property
-    def num_classes(self) -> int:
-        """Classes including background."""
-        return len(self.class_names) + 1
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
-        target = self.target(index)  # checks the index first
-        return read_image(self.image_path(index)), target
-
     def target(self, index: int) -> Target:
         """The target of image ``index``, without decoding the image."""
-        if not 0 <= index < len(self.ids):
-            raise IndexError(f"index {index} out of range for {len(self.ids)} images")
+        self._check_index(index)
         objects = [
             o for o in self._records[index].objects if self.keep_difficult or not o.difficult
         ]
@@ -127,15 +113,9 @@ class VOCDetection:
             "image_id": index,
         }
 
-    def image_size(self, index: int) -> tuple[int, int]:
-        """``(height, width)`` of image ``index`` from its XML ``<size>``, or from the image
-        file's header when the XML has none."""
-        record = self._records[index]
-        return record.size or read_image_size(self.image_path(index))
-
-    def image_path(self, index: int) -> Path:
-        """The file of image ``index``: ``JPEGImages/<id>.jpg``."""
-        return self.root / "JPEGImages" / f"{self.ids[index]}.jpg"
+    def _annotated_size(self, index: int) -> tuple[int, int] | None:
+        """``(height, width)`` from the XML ``<size>``, None when it has none."""
+        return self._records[index].size
 
     def _annotation_path(self, image_id: str) -> Path:
         return self.root / "Annotations" / f"{image_id}.xml"

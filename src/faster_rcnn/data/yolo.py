@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .dataset import Target, boxes_tensor, read_image, read_image_size
+from .dataset import ImageFileDataset, Sample, Target, boxes_tensor, read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 NAMES_FILES = ("classes.txt", "obj.names")
 
 
-class YOLODetection:
+class YOLODetection(ImageFileDataset):
     """Images and boxes of a YOLO-format dataset.
 
     All label files are parsed on construction, so a malformed line is reported at once.
@@ -79,15 +79,8 @@ class YOLODetection:
                     f"classes named in {names_file}"
                 )
 
-    @property
-    def num_classes(self) -> int:
-        """Classes including background."""
-        return len(self.class_names) + 1
-
-    def __len__(self) -> int:
-        return len(self.image_files)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+    def __getitem__(self, index: int) -> Sample:
+        # The boxes scale with the image size: take it from the decoded image.
         image = read_image(self.image_path(index))
         return image, self._target(index, (image.shape[-2], image.shape[-1]))
 
@@ -102,16 +95,6 @@ class YOLODetection:
         centre, extent = rel[:, :2], rel[:, 2:]
         boxes = torch.cat([centre - extent / 2, centre + extent / 2], dim=1) * scale
         return {"boxes": boxes, "labels": classes + 1, "image_id": index}
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        """``(height, width)`` of image ``index``, read from the file's header."""
-        return read_image_size(self.image_path(index))
-
-    def image_path(self, index: int) -> Path:
-        """The file of image ``index``."""
-        if not 0 <= index < len(self.image_files):
-            raise IndexError(f"index {index} out of range for {len(self.image_files)} images")
-        return self.image_files[index]
 
 
 def _parse_label_file(path: Path) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,15 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import Tensor
 
-from .voc_map import cpu_boxes, foreground_class_names
+from .inputs import (
+    box_flags,
+    check_num_classes,
+    check_one_per_image,
+    foreground_class_names,
+    per_box,
+    read_detections,
+    read_ground_truth,
+)
 
 # The order of COCOeval.stats for boxes.
 STAT_NAMES = (
@@ -60,10 +68,7 @@ class COCOEvaluator:
         class_names: Sequence[str] | None = None,
         label_to_category_id: Mapping[int, int] | None = None,
     ) -> None:
-        if num_classes < 2:
-            raise ValueError(
-                f"num_classes counts the background and must be >= 2, got {num_classes}"
-            )
+        check_num_classes(num_classes)
         labels = range(1, num_classes)
         names = foreground_class_names(num_classes, class_names)
         if label_to_category_id is None:
@@ -146,11 +151,8 @@ class COCOEvaluator:
             image_ids: one id per image; default the target's ``"image_id"``, else a
                 running count of the images seen (in-memory ground truth only).
         """
-        if targets is not None and len(targets) != len(predictions):
-            raise ValueError(
-                f"got {len(predictions)} predictions for {len(targets)} targets; "
-                "expected one of each per image"
-            )
+        if targets is not None:
+            check_one_per_image(predictions, targets)
         if targets is None and self._coco_gt is None:
             raise ValueError("targets are required unless the evaluator reads a COCO file")
         if image_ids is not None and len(image_ids) != len(predictions):
@@ -221,68 +223,44 @@ class COCOEvaluator:
         self, image_id: int, target: dict[str, Tensor]
     ) -> list[dict[str, Any]]:
         """COCO annotations (without ``"id"``) of an image's ground truth."""
-        for key in ("boxes", "labels"):
-            if key not in target:
-                raise ValueError(f"image {image_id}: target has no {key!r}")
-        boxes = cpu_boxes(target["boxes"], image_id, "ground truth").to(torch.float64)
-        labels = target["labels"].detach().cpu().tolist()
+        boxes, labels = read_ground_truth(target, image_id, self.num_classes)
+        boxes = boxes.to(torch.float64)
         num = boxes.shape[0]
-        if len(labels) != num:
-            raise ValueError(f"image {image_id}: target has {num} boxes and {len(labels)} labels")
         widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        area = target.get("area")
-        areas = (widths * heights) if area is None else area.detach().cpu().to(torch.float64)
-        crowd = target.get("iscrowd")
-        iscrowd = torch.zeros(num, dtype=torch.bool) if crowd is None else crowd.cpu().bool()
-        if areas.shape != (num,) or iscrowd.shape != (num,):
-            raise ValueError(
-                f"image {image_id}: 'area' and 'iscrowd' must have one entry per box ({num})"
-            )
+        areas = widths * heights
+        if target.get("area") is not None:
+            areas = per_box(target["area"], "area", num, image_id, "ground truth").double()
+        iscrowd = box_flags(target, "iscrowd", num, image_id)
         xywh = torch.stack((boxes[:, 0], boxes[:, 1], widths, heights), dim=1).tolist()
         return [
             {
                 "image_id": image_id,
-                "category_id": self._category_id(labels[j], image_id, j, "ground truth"),
-                "bbox": xywh[j],
-                "area": float(areas[j]),
-                "iscrowd": int(iscrowd[j]),
+                "category_id": self.label_to_category_id[label],
+                "bbox": box,
+                "area": float(box_area),
+                "iscrowd": int(crowd),
             }
-            for j in range(num)
+            for box, label, box_area, crowd in zip(
+                xywh, labels.tolist(), areas.tolist(), iscrowd.tolist(), strict=True
+            )
         ]
 
     def _detection_results(
         self, image_id: int, prediction: dict[str, Tensor]
     ) -> list[dict[str, Any]]:
         """COCO result entries (``"bbox"`` as x, y, w, h) of an image's detections."""
-        for key in ("boxes", "labels", "scores"):
-            if key not in prediction:
-                raise ValueError(f"image {image_id}: prediction has no {key!r}")
-        boxes = cpu_boxes(prediction["boxes"], image_id, "predicted").to(torch.float64)
-        labels = prediction["labels"].detach().cpu().tolist()
-        scores = prediction["scores"].detach().cpu().tolist()
-        if not len(labels) == len(scores) == boxes.shape[0]:
-            raise ValueError(
-                f"image {image_id}: prediction has {boxes.shape[0]} boxes, {len(labels)} "
-                f"labels and {len(scores)} scores"
-            )
+        boxes, labels, scores = read_detections(prediction, image_id, self.num_classes)
+        boxes = boxes.to(torch.float64)
         xywh = torch.cat((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), dim=1).tolist()
         return [
             {
                 "image_id": image_id,
-                "category_id": self._category_id(label, image_id, j, "predicted"),
+                "category_id": self.label_to_category_id[label],
                 "bbox": box,
                 "score": float(score),
             }
-            for j, (box, label, score) in enumerate(zip(xywh, labels, scores, strict=True))
+            for box, label, score in zip(xywh, labels.tolist(), scores.tolist(), strict=True)
         ]
-
-    def _category_id(self, label: int, image_id: int, box: int, what: str) -> int:
-        if label not in self.label_to_category_id:
-            raise ValueError(
-                f"image {image_id}, box {box}: {what} label {label} is outside "
-                f"1..{self.num_classes - 1}"
-            )
-        return self.label_to_category_id[label]
 
     def _in_memory_gt(self) -> COCO:
         return _coco_from_dict(

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..ops.boxes import box_iou
-from .voc_map import cpu_boxes
+from .inputs import box_flags, check_one_per_image, cpu_boxes, per_box, require_keys
 
 # IoU thresholds of average recall: 0.50:0.05:0.95, each the double nearest its decimal.
 AR_IOU_THRESHOLDS = tuple(k / 100 for k in range(50, 100, 5))
@@ -63,11 +63,7 @@ class ProposalRecallEvaluator:
             targets: per image ``{"boxes": (N, 4)}``, optionally ``"iscrowd": bool (N,)``
                 and ``"difficult": bool (N,)`` marking boxes to leave out.
         """
-        if len(proposals) != len(targets):
-            raise ValueError(
-                f"got {len(proposals)} proposal sets for {len(targets)} targets; "
-                "expected one of each per image"
-            )
+        check_one_per_image(proposals, targets, "proposal sets")
         for proposal, target in zip(proposals, targets, strict=True):
             image = self._num_images
             boxes = _ranked_proposals(proposal, image, max(self.limits))
@@ -158,33 +154,17 @@ def _recall(coverage: Tensor, threshold: float) -> float:
 
 def _ranked_proposals(proposal: dict[str, Tensor], image: int, limit: int) -> Tensor:
     """The image's top ``limit`` proposal boxes by score, ``(min(P, limit), 4)``."""
-    for key in ("boxes", "scores"):
-        if key not in proposal:
-            raise ValueError(f"image {image}: proposals have no {key!r}")
+    require_keys(proposal, ("boxes", "scores"), image, "proposal set")
     boxes = cpu_boxes(proposal["boxes"], image, "proposal")
-    scores = proposal["scores"].detach().cpu()
-    if scores.shape != (boxes.shape[0],):
-        raise ValueError(
-            f"image {image}: {boxes.shape[0]} proposal boxes but scores of shape "
-            f"{tuple(scores.shape)}"
-        )
+    scores = per_box(proposal["scores"], "scores", boxes.shape[0], image, "proposal")
     order = torch.sort(scores, descending=True, stable=True).indices[:limit]
     return boxes[order]
 
 
 def _countable_ground_truth(target: dict[str, Tensor], image: int) -> Tensor:
     """The image's ground truth boxes that are neither crowd nor difficult, ``(G, 4)``."""
-    if "boxes" not in target:
-        raise ValueError(f"image {image}: target has no 'boxes'")
+    require_keys(target, ("boxes",), image, "target")
     boxes = cpu_boxes(target["boxes"], image, "ground truth")
-    keep = torch.ones(boxes.shape[0], dtype=torch.bool)
-    for key in ("iscrowd", "difficult"):
-        if key in target:
-            flags = target[key].detach().cpu().to(torch.bool)
-            if flags.shape != keep.shape:
-                raise ValueError(
-                    f"image {image}: target {key!r} has shape {tuple(flags.shape)}, "
-                    f"expected ({boxes.shape[0]},)"
-                )
-            keep &= ~flags
-    return boxes[keep]
+    num = boxes.shape[0]
+    left_out = box_flags(target, "iscrowd", num, image) | box_flags(target, "difficult", num, image)
+    return boxes[~left_out]

@@ -12,11 +12,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..data.dataset import Sample
+from ..data.loader import make_eval_loader
 from .coco_ap import COCOEvaluator
 from .proposal_recall import ProposalRecallEvaluator
 from .voc_map import VOCEvaluator, VOCResult
-
-Sample = tuple[Tensor, dict[str, Tensor]]
 
 
 class Detector(Protocol):
@@ -109,7 +109,8 @@ def evaluate_detector(
         dataset: items ``(image float[3, H, W], target)``; targets as the model's training
             targets, optionally with ``"difficult"`` (VOC, proposal recall),
             ``"iscrowd"`` and ``"area"`` (COCO, proposal recall).
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (batches of
+            :func:`~faster_rcnn.data.make_eval_loader`, in dataset order).
         device: where the images are sent.
         class_names: names of classes ``1..num_classes-1``; default the dataset's
             ``class_names`` attribute if it has one.
@@ -119,8 +120,7 @@ def evaluate_detector(
             targets then need ``"image_id"``, and the dataset's ``label_to_category_id``
             (if it has one) maps labels to category ids.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    loader = make_eval_loader(dataset, batch_size)
     num_classes = int(model.num_classes)
     if class_names is None:
         class_names = getattr(dataset, "class_names", None)
@@ -138,23 +138,25 @@ def evaluate_detector(
             )
     proposals = ProposalRecallEvaluator()
 
+    # In-memory COCO ground truth: the dataset index is the image id.
+    index_ids = coco_annotation_file is None
     was_training = model.training
     model.eval()
-    starts = range(0, len(dataset), batch_size)
     try:
         with torch.no_grad():
-            for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
-                indices = range(start, min(start + batch_size, len(dataset)))
-                samples = [dataset[i] for i in indices]
-                images = [image.to(device) for image, _ in samples]
-                targets = [target for _, target in samples]
-                detections, batch_proposals = model.detect_with_proposals(images)
+            seen = 0
+            for images, targets in tqdm(
+                loader, desc="evaluate", unit="batch", disable=not progress
+            ):
+                detections, batch_proposals = model.detect_with_proposals(
+                    [image.to(device) for image in images]
+                )
                 detections = [_to_cpu(d) for d in detections]
-                batch_proposals = [_to_cpu(p) for p in batch_proposals]
                 voc.update(detections, targets)
-                coco_ids = list(indices) if coco_annotation_file is None else None
-                coco.update(detections, targets, image_ids=coco_ids)
-                proposals.update(batch_proposals, targets)
+                ids = list(range(seen, seen + len(images))) if index_ids else None
+                coco.update(detections, targets, image_ids=ids)
+                proposals.update([_to_cpu(p) for p in batch_proposals], targets)
+                seen += len(images)
     finally:
         model.train(was_training)
     return EvaluationResult(

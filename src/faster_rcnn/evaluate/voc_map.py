@@ -29,6 +29,14 @@ import torch
 from torch import Tensor
 
 from ..ops.boxes import box_iou
+from .inputs import (
+    box_flags,
+    check_num_classes,
+    check_one_per_image,
+    foreground_class_names,
+    read_detections,
+    read_ground_truth,
+)
 
 # The devkit's precision is tp / max(tp + fp, eps) with numpy's float64 eps.
 _EPS = torch.finfo(torch.float64).eps
@@ -118,10 +126,7 @@ class VOCEvaluator:
         use_07_metric: bool = False,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        if num_classes < 2:
-            raise ValueError(
-                f"num_classes counts the background and must be >= 2, got {num_classes}"
-            )
+        check_num_classes(num_classes)
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
         self.num_classes = num_classes
@@ -149,15 +154,12 @@ class VOCEvaluator:
             targets: per image ``{"boxes": (N, 4), "labels": int64 (N,)}``, optionally
                 ``"difficult": bool (N,)`` (missing: no box is difficult).
         """
-        if len(predictions) != len(targets):
-            raise ValueError(
-                f"got {len(predictions)} predictions for {len(targets)} targets; "
-                "expected one of each per image"
-            )
+        check_one_per_image(predictions, targets)
         for prediction, target in zip(predictions, targets, strict=True):
             image = self._num_images
-            det_boxes, det_labels, det_scores = _detections(prediction, image, self.num_classes)
-            gt_boxes, gt_labels, difficult = _ground_truth(target, image, self.num_classes)
+            det_boxes, det_labels, det_scores = read_detections(prediction, image, self.num_classes)
+            gt_boxes, gt_labels = read_ground_truth(target, image, self.num_classes)
+            difficult = box_flags(target, "difficult", gt_boxes.shape[0], image)
             tp, fp = _match_image(
                 det_boxes,
                 det_labels,
@@ -260,83 +262,3 @@ def _match_image(
     tp = candidate & (rank == first_rank[best_gt])
     fp = ~tp & ~ignored
     return tp, fp
-
-
-def foreground_class_names(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
-    """Names of labels ``1..num_classes-1``.
-
-    ``class_names`` lists either those classes or all ``num_classes``, background first;
-    ``None`` names each class by its label.
-    """
-    if class_names is None:
-        return [str(label) for label in range(1, num_classes)]
-    names = list(class_names)
-    if len(names) == num_classes:
-        return names[1:]
-    if len(names) != num_classes - 1:
-        raise ValueError(
-            f"expected {num_classes - 1} class names (or {num_classes} with the background "
-            f"first) for num_classes={num_classes}, got {len(names)}"
-        )
-    return names
-
-
-def _detections(
-    prediction: dict[str, Tensor], image: int, num_classes: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """An image's detections on the CPU: ``(D, 4)`` boxes, ``(D,)`` labels and scores."""
-    for key in ("boxes", "labels", "scores"):
-        if key not in prediction:
-            raise ValueError(f"image {image}: prediction has no {key!r}")
-    boxes = cpu_boxes(prediction["boxes"], image, "predicted")
-    labels = prediction["labels"].detach().cpu().to(torch.int64)
-    scores = prediction["scores"].detach().cpu()
-    if not labels.shape[0] == scores.shape[0] == boxes.shape[0]:
-        raise ValueError(
-            f"image {image}: prediction has {boxes.shape[0]} boxes, {labels.shape[0]} labels "
-            f"and {scores.shape[0]} scores"
-        )
-    _check_labels(labels, image, num_classes, "predicted")
-    return boxes, labels, scores
-
-
-def _ground_truth(
-    target: dict[str, Tensor], image: int, num_classes: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """An image's ground truth on the CPU: ``(N, 4)`` boxes, ``(N,)`` labels, difficult."""
-    for key in ("boxes", "labels"):
-        if key not in target:
-            raise ValueError(f"image {image}: target has no {key!r}")
-    boxes = cpu_boxes(target["boxes"], image, "ground truth")
-    labels = target["labels"].detach().cpu().to(torch.int64)
-    difficult = target.get("difficult")
-    if difficult is None:
-        difficult = torch.zeros(labels.shape[0], dtype=torch.bool)
-    difficult = difficult.detach().cpu().to(torch.bool)
-    if not difficult.shape[0] == labels.shape[0] == boxes.shape[0]:
-        raise ValueError(
-            f"image {image}: target has {boxes.shape[0]} boxes, {labels.shape[0]} labels "
-            f"and {difficult.shape[0]} difficult flags"
-        )
-    _check_labels(labels, image, num_classes, "ground truth")
-    return boxes, labels, difficult
-
-
-def cpu_boxes(boxes: Tensor, image: int, what: str) -> Tensor:
-    """``boxes`` on the CPU as ``(N, 4)``; an empty tensor of any shape is ``(0, 4)``."""
-    if boxes.numel() == 0:
-        return boxes.detach().cpu().reshape(0, 4)
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(
-            f"image {image}: {what} boxes must have shape (N, 4), got {tuple(boxes.shape)}"
-        )
-    return boxes.detach().cpu()
-
-
-def _check_labels(labels: Tensor, image: int, num_classes: int, what: str) -> None:
-    bad = (labels < 1) | (labels >= num_classes)
-    if bad.any():
-        j = int(torch.where(bad)[0][0])
-        raise ValueError(
-            f"image {image}, box {j}: {what} label {int(labels[j])} is outside 1..{num_classes - 1}"
-        )

@@ -1,0 +1,54 @@
+"""Reading weight files that the package did not write: safely, and with errors that name them.
+
+The one reader behind :func:`~faster_rcnn.backbones.load_backbone_weights` (torchvision
+ImageNet classifiers) and :func:`~faster_rcnn.read_torchvision_state_dict` (torchvision
+detectors).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+
+def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict[str, Tensor]:
+    """Named tensors of a ``.safetensors`` file or of a ``torch.save``-d state dict, on the CPU.
+
+    ``torch.save`` files are read with ``weights_only=True``: no code in the file is run.
+    Tensors, containers and an ``argparse.Namespace`` (in which training scripts keep
+    their arguments) are all such a file may hold.
+
+    Args:
+        path: the file.
+        checkpoint_key: also accept a training checkpoint, a mapping whose entry of this
+            name (``"model"`` in torchvision's reference scripts) is the state dict.
+
+    Returns:
+        ``{name: tensor}`` as stored (no key is renamed).
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: the file holds no state dict of named tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        return load_file(path, device="cpu")
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint_key is not None and isinstance(content, Mapping) and checkpoint_key in content:
+        content = content[checkpoint_key]
+    if not isinstance(content, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()
+    ):
+        expected = "a state dict of named tensors"
+        if checkpoint_key is not None:
+            expected += f" or a checkpoint with a {checkpoint_key!r} entry"
+        raise ValueError(f"{path}: expected {expected}, got {type(content).__name__}")
+    return dict(content)
