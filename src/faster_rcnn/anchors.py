@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .config import AnchorConfig
+from .config import FasterRCNNConfig
 from .image_list import ImageList
 
 
@@ -67,8 +67,9 @@ class AnchorGenerator(nn.Module):
         ]
 
     @classmethod
-    def from_config(cls, cfg: AnchorConfig) -> AnchorGenerator:
-        return cls(cfg.sizes, cfg.aspect_ratios, cfg.offset)
+    def from_config(cls, config: FasterRCNNConfig) -> AnchorGenerator:
+        anchors = config.anchors
+        return cls(anchors.sizes, anchors.aspect_ratios, anchors.offset)
 
     def num_anchors_per_location(self) -> list[int]:
         """Anchor shapes per cell, per level (the ``A`` the RPN head predicts for)."""

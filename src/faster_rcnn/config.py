@@ -1,23 +1,66 @@
-"""Configuration: one plain dataclass per component, with torchvision's defaults.
+"""Configuration: one frozen dataclass per component, with torchvision's defaults.
 
 A model is built from a :class:`FasterRCNNConfig` alone, and the config is stored as JSON
 inside every checkpoint, so a checkpoint rebuilds exactly the model that wrote it. The
 presets in :mod:`faster_rcnn.models` change only the numbers that differ from these
 defaults (the paper preset, for example, follows Ren et al. 2015 instead).
+
+Configs are immutable and validated completely when they are made, here and nowhere
+else: every field's type and range, and the consistency between sections (threshold
+order, anchor levels against the backbone's feature maps, layer sizes), so that nothing
+is built or allocated from a bad one. Change one with :func:`dataclasses.replace`.
+Lists are accepted where tuples are expected (JSON has no tuples) and stored as tuples.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Bounds that keep a hostile or mistyped config (a model file's metadata, say) from
+# allocating terabytes before anything else could fail.
+MAX_IMAGE_SIDE = 16384
+MAX_LAYER_WIDTH = 16384
+MAX_CLASSES = 100_000
+MAX_LAYER_PARAMETERS = 2**28  # 1 GiB of float32 in one fully connected layer
 
 
-@dataclass
+class BackboneSpec(NamedTuple):
+    """What the config needs to know of a named backbone before it is built.
+
+    Attributes:
+        feature_maps: names of its output feature maps, finest first.
+        stages: how many stages ``trainable_layers`` counts over.
+        default_trainable_layers: stages trained when the config says ``None``.
+        fixed_channels: its output width when the architecture fixes it (VGG-16's 512).
+    """
+
+    feature_maps: tuple[str, ...]
+    stages: int
+    default_trainable_layers: int
+    fixed_channels: int | None = None
+
+
+# torchvision's and py-faster-rcnn's trainable stages for ImageNet-initialised backbones;
+# every stage for the small backbone, which is trained from scratch.
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg16": BackboneSpec(("0",), 5, 3, fixed_channels=512),
+    "resnet50_fpn": BackboneSpec(("0", "1", "2", "3", "pool"), 5, 3),
+    "mobilenet_v2_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
+    "small": BackboneSpec(("0", "1", "2", "pool"), 5, 5),
+}
+# A backbone built by the user and passed to ``FasterRCNN(backbone, config)``.
+CUSTOM_BACKBONE = "custom"
+
+
+@dataclass(frozen=True)
 class TransformConfig:
     """Resize, normalise and batch (see :class:`faster_rcnn.transform.ImageTransform`).
 
@@ -33,8 +76,18 @@ class TransformConfig:
     image_std: tuple[float, float, float] = IMAGENET_STD
     size_divisible: int = 32
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require(self, "min_size", len(self.min_size) > 0, "at least one size")
+        for size in (*self.min_size, self.max_size):
+            _require(
+                self, "min_size/max_size", 1 <= size <= MAX_IMAGE_SIDE, f"in [1, {MAX_IMAGE_SIDE}]"
+            )
+        _require(self, "image_std", all(s > 0 for s in self.image_std), "positive")
+        _require(self, "size_divisible", 1 <= self.size_divisible <= 256, "in [1, 256]")
 
-@dataclass
+
+@dataclass(frozen=True)
 class AnchorConfig:
     """Anchors (see :class:`faster_rcnn.anchors.AnchorGenerator`).
 
@@ -48,8 +101,38 @@ class AnchorConfig:
     aspect_ratios: tuple[tuple[float, ...], ...] = ((0.5, 1.0, 2.0),) * 5
     offset: float = 0.0
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require(self, "sizes", len(self.sizes) > 0, "at least one feature level")
+        _require(
+            self,
+            "aspect_ratios",
+            len(self.aspect_ratios) == len(self.sizes),
+            f"one tuple per level of sizes ({len(self.sizes)})",
+        )
+        for level, (sizes, ratios) in enumerate(zip(self.sizes, self.aspect_ratios, strict=True)):
+            _require(self, f"sizes[{level}]", len(sizes) > 0 and min(sizes) > 0, "positive")
+            _require(
+                self, f"aspect_ratios[{level}]", len(ratios) > 0 and min(ratios) > 0, "positive"
+            )
+        per_location = [
+            len(s) * len(r) for s, r in zip(self.sizes, self.aspect_ratios, strict=True)
+        ]
+        # One RPN head slides over every level, so every level has as many anchors.
+        _require(
+            self,
+            "sizes x aspect_ratios",
+            len(set(per_location)) == 1,
+            f"the same number of anchors per location on every level, got {per_location}",
+        )
+        _require(self, "offset", 0.0 <= self.offset < 1.0, "in [0, 1)")
 
-@dataclass
+    def num_anchors_per_location(self) -> int:
+        """Anchors at each feature-map location (sizes x aspect ratios of a level)."""
+        return len(self.sizes[0]) * len(self.aspect_ratios[0])
+
+
+@dataclass(frozen=True)
 class RPNConfig:
     """Region Proposal Network: assignment, sampling, loss and proposal selection.
 
@@ -97,8 +180,33 @@ class RPNConfig:
     min_size: float = 1e-3
     box_coder_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require_order(self, ("bg_iou_thresh", "fg_iou_thresh"), 0.0, 1.0)
+        _require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
+        _require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
+        _require(
+            self,
+            "allowed_border",
+            self.allowed_border >= 0 or self.allowed_border == -1,
+            ">= 0, or -1 to keep every anchor",
+        )
+        _require(self, "box_loss_weight", self.box_loss_weight >= 0, ">= 0")
+        _require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
+        for name in (
+            "pre_nms_top_n_train",
+            "pre_nms_top_n_test",
+            "post_nms_top_n_train",
+            "post_nms_top_n_test",
+        ):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+        _require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
+        _require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
+        _require(self, "min_size", self.min_size >= 0, ">= 0")
+        _require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
 
-@dataclass
+
+@dataclass(frozen=True)
 class RoIHeadsConfig:
     """Fast R-CNN head: RoI sampling, pooling, box head, loss and post-processing.
 
@@ -152,18 +260,61 @@ class RoIHeadsConfig:
     detections_per_img: int = 100
     min_box_size: float = 1e-2
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require_order(self, ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"), 0.0, 1.0)
+        _require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
+        _require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
+        _require(self, "featmap_names", len(self.featmap_names) > 0, "at least one name")
+        _require(
+            self,
+            "featmap_names",
+            self.pooler == "align" or len(self.featmap_names) == 1,
+            "a single feature map with pooler='pool' (RoIPool pools one map)",
+        )
+        _require(self, "output_size", 1 <= self.output_size <= 32, "in [1, 32]")
+        _require(
+            self,
+            "sampling_ratio",
+            self.sampling_ratio >= 1 or self.sampling_ratio == -1,
+            ">= 1, or -1 for adaptive",
+        )
+        _require(self, "canonical_scale", self.canonical_scale >= 1, ">= 1")
+        _require(self, "canonical_level", self.canonical_level >= 1, ">= 1")
+        _require(
+            self,
+            "representation_size",
+            1 <= self.representation_size <= MAX_LAYER_WIDTH,
+            f"in [1, {MAX_LAYER_WIDTH}]",
+        )
+        _require(
+            self,
+            "predictor_init_std",
+            self.predictor_init_std is None or self.predictor_init_std > 0,
+            "positive or None",
+        )
+        _require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
+        _require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
+        _require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
+        _require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
+        _require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
+        _require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
 
-@dataclass
+
+@dataclass(frozen=True)
 class BackboneConfig:
     """Which backbone to build (see :func:`faster_rcnn.backbones.build_backbone`).
 
     Attributes:
-        name: ``"vgg16"``, ``"resnet50_fpn"``, ``"mobilenet_v2_fpn"`` or ``"small"``.
+        name: ``"vgg16"``, ``"resnet50_fpn"``, ``"mobilenet_v2_fpn"``, ``"small"``, or
+            ``"custom"`` for a backbone module the user builds and passes to
+            ``FasterRCNN(backbone, config)``.
         trainable_layers: how many of the last stages are trained (the rest are frozen);
             ``None`` means the backbone's own default.
         frozen_batch_norm: batch norm with fixed statistics and affine parameters, as
             when fine-tuning from ImageNet weights.
-        out_channels: channels of every output feature map (FPN width; ignored by VGG).
+        out_channels: channels of every output feature map (the FPN's width; 512 for
+            VGG-16).
     """
 
     name: str = "resnet50_fpn"
@@ -171,8 +322,42 @@ class BackboneConfig:
     frozen_batch_norm: bool = True
     out_channels: int = 256
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        names = [*BACKBONES, CUSTOM_BACKBONE]
+        _require(self, "name", self.name in names, f"one of {', '.join(names)}")
+        _require(
+            self,
+            "out_channels",
+            1 <= self.out_channels <= MAX_LAYER_WIDTH,
+            f"in [1, {MAX_LAYER_WIDTH}]",
+        )
+        spec = BACKBONES.get(self.name)
+        if spec is None:
+            return
+        if spec.fixed_channels is not None:
+            _require(
+                self,
+                "out_channels",
+                self.out_channels == spec.fixed_channels,
+                f"{spec.fixed_channels} for {self.name}",
+            )
+        _require(
+            self,
+            "trainable_layers",
+            self.trainable_layers is None or 0 <= self.trainable_layers <= spec.stages,
+            f"None or in [0, {spec.stages}] for {self.name}",
+        )
 
-@dataclass
+    def resolved_trainable_layers(self) -> int | None:
+        """``trainable_layers``, the backbone's default where it is ``None``."""
+        spec = BACKBONES.get(self.name)
+        if self.trainable_layers is None and spec is not None:
+            return spec.default_trainable_layers
+        return self.trainable_layers
+
+
+@dataclass(frozen=True)
 class FasterRCNNConfig:
     """Everything that defines a Faster R-CNN model.
 
@@ -188,6 +373,73 @@ class FasterRCNNConfig:
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require(
+            self,
+            "num_classes",
+            2 <= self.num_classes <= MAX_CLASSES,
+            f"in [2, {MAX_CLASSES}] (it counts the background)",
+        )
+        _require(
+            self,
+            "class_names",
+            not self.class_names or len(self.class_names) == self.num_classes - 1,
+            f"{self.num_classes - 1} names, one per class without the background; got "
+            f"{len(self.class_names)}",
+        )
+        self._check_feature_maps()
+        self._check_layer_sizes()
+
+    def _check_feature_maps(self) -> None:
+        """Anchor levels and pooled maps against the backbone's outputs."""
+        spec = BACKBONES.get(self.backbone.name)
+        if spec is None:  # a custom backbone: checked against the module when built
+            return
+        _require(
+            self,
+            "anchors.sizes",
+            len(self.anchors.sizes) == len(spec.feature_maps),
+            f"one tuple per feature map of {self.backbone.name} ({len(spec.feature_maps)}: "
+            f"{', '.join(spec.feature_maps)}); got {len(self.anchors.sizes)}",
+        )
+        unknown = sorted(set(self.roi_heads.featmap_names) - set(spec.feature_maps))
+        _require(
+            self,
+            "roi_heads.featmap_names",
+            not unknown,
+            f"among {self.backbone.name}'s feature maps {spec.feature_maps}; {unknown} are not",
+        )
+
+    def _check_layer_sizes(self) -> None:
+        """The head's fully connected layers fit in memory."""
+        heads = self.roi_heads
+        pooled = self.backbone.out_channels * heads.output_size**2
+        _require(
+            self,
+            "roi_heads.representation_size",
+            pooled * heads.representation_size <= MAX_LAYER_PARAMETERS,
+            f"small enough that the first layer (out_channels x output_size^2 = {pooled} "
+            f"inputs) has at most {MAX_LAYER_PARAMETERS} weights",
+        )
+        _require(
+            self,
+            "num_classes",
+            5 * self.num_classes * heads.representation_size <= MAX_LAYER_PARAMETERS,
+            f"small enough that the predictor has at most {MAX_LAYER_PARAMETERS} weights",
+        )
+
+    def replace(self, **changes: Any) -> FasterRCNNConfig:
+        """A validated copy with ``changes``; a section may be given as a dict of the
+        fields to change in it::
+
+            config.replace(transform={"min_size": (600,)}, class_names=("cat", "dog"))
+        """
+        for name, value in changes.items():
+            if name in _SECTIONS and isinstance(value, dict):
+                changes[name] = dataclasses.replace(getattr(self, name), **value)
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -196,48 +448,110 @@ class FasterRCNNConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FasterRCNNConfig:
-        """Rebuild a config from :meth:`to_dict` output (lists become tuples again)."""
-        sections = {
-            "backbone": BackboneConfig,
-            "transform": TransformConfig,
-            "anchors": AnchorConfig,
-            "rpn": RPNConfig,
-            "roi_heads": RoIHeadsConfig,
-        }
+        """Rebuild (and so validate) a config from :meth:`to_dict` output."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key in sections:
-                kwargs[key] = _build_section(sections[key], value)
+            if key in _SECTIONS:
+                kwargs[key] = _build_section(_SECTIONS[key], value)
             elif key in {f.name for f in dataclasses.fields(cls)}:
-                kwargs[key] = _as_tuple(value)
+                kwargs[key] = value
             else:
                 raise ValueError(f"unknown config field {key!r}")
-        config = cls(**kwargs)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` when settings contradict each other."""
-        if self.class_names and len(self.class_names) != self.num_classes - 1:
-            raise ValueError(
-                f"{len(self.class_names)} class names for {self.num_classes - 1} classes "
-                "(num_classes counts the background)"
-            )
+        return cls(**kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> FasterRCNNConfig:
         return cls.from_dict(json.loads(text))
 
 
-def _as_tuple(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_as_tuple(v) for v in value)
-    return value
+_SECTIONS: dict[str, type] = {
+    "backbone": BackboneConfig,
+    "transform": TransformConfig,
+    "anchors": AnchorConfig,
+    "rpn": RPNConfig,
+    "roi_heads": RoIHeadsConfig,
+}
 
 
-def _build_section(section: type, values: dict[str, Any]) -> Any:
+def _build_section(section: type, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"{section.__name__} must be a JSON object, got {type(values).__name__}")
     known = {f.name for f in dataclasses.fields(section)}
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown {section.__name__} field(s): {sorted(unknown)}")
-    return section(**{k: _as_tuple(v) for k, v in values.items()})
+    return section(**values)
+
+
+def _require(config: object, name: str, condition: bool, expected: str) -> None:
+    """Raise ``ValueError`` naming the section and field unless ``condition`` holds."""
+    if not condition:
+        raise ValueError(f"{type(config).__name__}.{name} must be {expected}")
+
+
+def _require_order(config: object, names: tuple[str, ...], low: float, high: float) -> None:
+    """The fields ``names`` are non-decreasing within ``[low, high]``."""
+    values = [getattr(config, name) for name in names]
+    in_order = all(a <= b for a, b in zip([low, *values], [*values, high], strict=True))
+    shown = " <= ".join(f"{name} ({value})" for name, value in zip(names, values, strict=True))
+    _require(config, names[0], in_order, f"ordered {low} <= {shown} <= {high}")
+
+
+def _check_fields(config: object) -> None:
+    """Check every field of a config dataclass against its annotation; lists are stored
+    as tuples."""
+    hints = _type_hints(type(config))
+    for item in dataclasses.fields(config):  # type: ignore[arg-type]
+        where = f"{type(config).__name__}.{item.name}"
+        value = _typed(getattr(config, item.name), hints[item.name], where)
+        object.__setattr__(config, item.name, value)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` if it has the type ``hint`` describes (tuples rebuilt from lists)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{where} must be one of {', '.join(map(repr, args))}; got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (arg for arg in args if arg is not type(None))
+        return _typed(value, inner, where)
+    if origin is tuple:
+        return _typed_tuple(value, args, where)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value!r}")
+        return value
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ValueError(f"{where} must be a {hint.__name__}, got {value!r}")
+    return value
+
+
+def _typed_tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...]:
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(f"{where} must be a tuple, got {value!r}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(value)
+    elif len(value) != len(args):
+        raise ValueError(f"{where} must have {len(args)} values, got {len(value)}")
+    return tuple(
+        _typed(v, arg, f"{where}[{i}]") for i, (v, arg) in enumerate(zip(value, args, strict=True))
+    )

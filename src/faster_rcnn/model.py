@@ -13,7 +13,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from .backbones import build_backbone
+from .backbones import build_backbone, check_backbone_matches
 from .config import FasterRCNNConfig
 from .image_list import ImageList
 from .roi_heads import RoIHeads
@@ -31,23 +31,32 @@ class FasterRCNN(nn.Module):
     training.
 
     Args:
-        backbone: module with ``out_channels`` returning an ordered dict of feature maps.
-        config: every other setting; ``config.num_classes`` counts the background.
+        backbone: module with ``out_channels`` returning an ordered dict of feature maps:
+            the one ``config.backbone`` describes (``build_backbone(config.backbone)``,
+            maybe with loaded weights), or, with ``config.backbone.name == "custom"``,
+            one of the user's own with ``config.backbone.out_channels`` channels.
+        config: every setting; ``config.num_classes`` counts the background. It is kept
+            as :attr:`config` and describes exactly this network (a checkpoint's config
+            rebuilds it).
+
+    Raises:
+        ValueError: the backbone contradicts ``config.backbone``.
     """
 
     def __init__(self, backbone: nn.Module, config: FasterRCNNConfig) -> None:
         super().__init__()
-        config.validate()
-        self.config = config
+        check_backbone_matches(backbone, config.backbone)
+        self._config = config
         self.num_classes = config.num_classes
         self.transform = ImageTransform(config.transform)
         self.backbone = backbone
-        self.rpn = RegionProposalNetwork.from_config(
-            config.anchors, config.rpn, backbone.out_channels
-        )
-        self.roi_heads = RoIHeads.from_config(
-            config.roi_heads, backbone.out_channels, config.num_classes
-        )
+        self.rpn = RegionProposalNetwork.from_config(config)
+        self.roi_heads = RoIHeads.from_config(config)
+
+    @property
+    def config(self) -> FasterRCNNConfig:
+        """The (immutable) config this network was built from."""
+        return self._config
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> FasterRCNN:

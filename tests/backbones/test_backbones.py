@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faster_rcnn import FasterRCNN
 from faster_rcnn.backbones import (
     FeaturePyramidNetwork,
     FrozenBatchNorm2d,
@@ -20,7 +22,8 @@ from faster_rcnn.backbones import (
     VGG16Backbone,
     build_backbone,
 )
-from faster_rcnn.config import BackboneConfig
+from faster_rcnn.config import BACKBONES, BackboneConfig
+from faster_rcnn.models import preset_config
 
 
 def ceil_sizes(height: int, width: int, strides: list[int]) -> list[tuple[int, int]]:
@@ -66,7 +69,7 @@ def test_mobilenet_v2_fpn_outputs(height: int, width: int) -> None:
 
 @pytest.mark.parametrize(("height", "width"), [(96, 160), (113, 167)])
 def test_vgg16_outputs(height: int, width: int) -> None:
-    backbone = build_backbone(BackboneConfig(name="vgg16", out_channels=999))
+    backbone = build_backbone(BackboneConfig(name="vgg16", out_channels=512))
     assert backbone.out_channels == 512
     assert output_summary(backbone, height, width) == [
         ("0", 512, floor_sizes(height, width, [16])[0])
@@ -110,12 +113,36 @@ def test_small_exports_with_dynamic_image_sizes() -> None:
 
 
 def test_build_backbone_rejects_unknown_names_and_out_of_range_layers() -> None:
-    with pytest.raises(ValueError, match="unknown backbone 'resnet18'"):
+    with pytest.raises(ValueError, match="name must be one of vgg16, resnet50_fpn"):
         build_backbone(BackboneConfig(name="resnet18"))
-    with pytest.raises(ValueError, match=r"trainable_layers must be in \[0, 5\], got 6"):
+    with pytest.raises(ValueError, match=r"None or in \[0, 5\] for resnet50_fpn"):
         build_backbone(BackboneConfig(name="resnet50_fpn", trainable_layers=6))
-    with pytest.raises(ValueError, match=r"\[0, 6\], got 7"):
+    with pytest.raises(ValueError, match=r"None or in \[0, 6\] for mobilenet_v2_fpn"):
         build_backbone(BackboneConfig(name="mobilenet_v2_fpn", trainable_layers=7))
+    with pytest.raises(ValueError, match="pass it as FasterRCNN"):
+        build_backbone(BackboneConfig(name="custom"))
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_backbone_specs_name_the_feature_maps_each_backbone_returns(name: str) -> None:
+    out_channels = BACKBONES[name].fixed_channels or 16
+    backbone = build_backbone(BackboneConfig(name=name, out_channels=out_channels))
+    with torch.no_grad():
+        features = backbone(torch.rand(1, 3, 128, 128))
+    assert tuple(features) == BACKBONES[name].feature_maps
+    assert all(f.shape[1] == out_channels == backbone.out_channels for f in features.values())
+
+
+def test_a_backbone_that_contradicts_the_config_is_refused() -> None:
+    small = preset_config("small")
+    with pytest.raises(ValueError, match=r"VGG16Backbone but config\.backbone\.name is 'small'"):
+        FasterRCNN(VGG16Backbone(), small.replace(backbone={"out_channels": 512}))
+    with pytest.raises(ValueError, match=r"out_channels=64 but config\.backbone\.out_channels"):
+        FasterRCNN(build_backbone(small.backbone), small.replace(backbone={"out_channels": 32}))
+    thawed = build_backbone(dataclasses.replace(small.backbone, frozen_batch_norm=True))
+    with pytest.raises(ValueError, match=r"differs from the one config\.backbone describes"):
+        FasterRCNN(thawed, small)
+    FasterRCNN(build_backbone(small.backbone), small)  # the matching one builds
 
 
 def test_build_backbone_follows_frozen_batch_norm() -> None:

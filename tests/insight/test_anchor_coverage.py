@@ -9,17 +9,19 @@ from faster_rcnn.insight.anchor_coverage import dataset_targets, measure_anchor_
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
+from faster_rcnn.transform import padded_size
 
 
-def square_anchor_model(min_size: int = 64, max_size: int = 128) -> FasterRCNN:
+def square_anchor_model(
+    min_size: int = 64, max_size: int = 128, allowed_border: float = -1
+) -> FasterRCNN:
     """The small backbone (strides 8, 16, 32, 64) with one square anchor per level, 2x the
     stride: centres at multiples of the stride (offset 0); positives at IoU 0.7."""
-    config = preset_config("small", 4)
-    config.anchors.sizes = ((16,), (32,), (64,), (128,))
-    config.anchors.aspect_ratios = ((1.0,),) * 4
-    config.transform.min_size = (min_size,)
-    config.transform.max_size = max_size
-    config.rpn.fg_iou_thresh = 0.7
+    config = preset_config("small", 4).replace(
+        anchors={"sizes": ((16,), (32,), (64,), (128,)), "aspect_ratios": ((1.0,),) * 4},
+        transform={"min_size": (min_size,), "max_size": max_size},
+        rpn={"fg_iou_thresh": 0.7, "allowed_border": allowed_border},
+    )
     return FasterRCNN.from_config(config)
 
 
@@ -50,6 +52,16 @@ def test_boxes_are_scaled_like_the_images():
     torch.testing.assert_close(coverage.sizes, torch.tensor([16.0]))
 
 
+def test_padded_size_is_the_size_of_the_transform_batch():
+    # Coverage places anchors on the padded batch of one image; the transform pads the same.
+    assert padded_size([(64, 65)], 32) == (64, 96)
+    assert padded_size([(30, 41), (33, 20)], 32) == (64, 64)
+    transform = square_anchor_model().transform
+    images = [torch.zeros(3, 30, 41), torch.zeros(3, 70, 20)]
+    expected = padded_size([(30, 41), (70, 20)], transform.size_divisible)
+    assert transform.batch(images).shape == (2, 3, *expected)
+
+
 def test_meta_feature_sizes_match_a_real_forward_pass():
     model = square_anchor_model(min_size=96, max_size=160).eval()
     boxes = torch.tensor([[10.0, 10.0, 50.0, 40.0]])
@@ -68,7 +80,7 @@ def test_border_policy_leaves_crossing_anchors_out():
     box = torch.tensor([[30.0, 30.0, 44.0, 44.0]])
     everything = measure_anchor_coverage(model, [((44, 44), box)])
     torch.testing.assert_close(everything.best_iou, torch.tensor([144 / 308]))
-    model.rpn.cfg.allowed_border = 0
+    model = square_anchor_model(min_size=44, max_size=64, allowed_border=0)
     # The best anchor within the image is the one centred at (32, 32).
     inside = measure_anchor_coverage(model, [((44, 44), box)])
     torch.testing.assert_close(inside.best_iou, torch.tensor([100 / 352]))

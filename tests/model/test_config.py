@@ -1,13 +1,24 @@
+"""Configs are frozen and validated completely when made: type, range, consistency."""
+
+import dataclasses
+
 import pytest
 
-from faster_rcnn.config import FasterRCNNConfig
+from faster_rcnn.config import (
+    BACKBONES,
+    AnchorConfig,
+    BackboneConfig,
+    FasterRCNNConfig,
+    RoIHeadsConfig,
+    RPNConfig,
+    TransformConfig,
+)
 from faster_rcnn.models import PRESETS, preset_config
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_json_round_trip_restores_every_preset_exactly(name):
-    cfg = preset_config(name, num_classes=3)
-    cfg.class_names = ("cat", "dog")
+    cfg = dataclasses.replace(preset_config(name, num_classes=3), class_names=("cat", "dog"))
     assert FasterRCNNConfig.from_json(cfg.to_json()) == cfg
 
 
@@ -18,7 +29,81 @@ def test_unknown_fields_and_inconsistent_class_names_are_rejected():
         FasterRCNNConfig.from_dict(data)
     data = preset_config("small", num_classes=3).to_dict()
     data["class_names"] = ["a", "b", "c"]
-    with pytest.raises(ValueError, match="3 class names for 2 classes"):
+    with pytest.raises(ValueError, match=r"class_names must be 2 names.*got 3"):
         FasterRCNNConfig.from_dict(data)
     with pytest.raises(ValueError, match="unknown config field 'colour'"):
         FasterRCNNConfig.from_dict({"colour": 1})
+
+
+def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
+    cfg = preset_config("small")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.rpn.fg_iou_thresh = 0.5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.class_names = ("a",)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: RPNConfig(fg_iou_thresh=0.3, bg_iou_thresh=0.7), "bg_iou_thresh.*ordered"),
+        (lambda: RPNConfig(fg_iou_thresh=1.5), "ordered"),
+        (lambda: RPNConfig(sampler="ohem"), r"sampler must be one of 'random', 'hard_negative'"),
+        (lambda: RPNConfig(nms_thresh="0.7"), "nms_thresh must be a number"),
+        (lambda: RPNConfig(nms_thresh=float("nan")), "nms_thresh must be finite"),
+        (lambda: RPNConfig(batch_size_per_image=0), "batch_size_per_image must be >= 1"),
+        (lambda: RPNConfig(pre_nms_top_n_test=True), "pre_nms_top_n_test must be an integer"),
+        (lambda: RPNConfig(allowed_border=-2), "allowed_border must be >= 0, or -1"),
+        (lambda: RPNConfig(box_coder_weights=(1.0, 1.0)), "must have 4 values, got 2"),
+        (lambda: RoIHeadsConfig(bg_iou_thresh_lo=0.6), "bg_iou_thresh_lo.*ordered"),
+        (lambda: RoIHeadsConfig(pooler="pool"), "single feature map with pooler='pool'"),
+        (lambda: RoIHeadsConfig(representation_size=10**9), "representation_size must be in"),
+        (lambda: RoIHeadsConfig(predictor_init_std=0.0), "positive or None"),
+        (lambda: TransformConfig(min_size=()), "min_size must be at least one size"),
+        (lambda: TransformConfig(max_size=0), r"must be in \[1, 16384\]"),
+        (lambda: TransformConfig(image_std=(0.2, 0.0, 0.2)), "image_std must be positive"),
+        (lambda: AnchorConfig(sizes=((32,), (64,)), aspect_ratios=((1.0,),)), "one tuple per"),
+        (lambda: AnchorConfig(sizes=((32, 48), (64,)), aspect_ratios=((1.0,),) * 2), "same num"),
+        (lambda: AnchorConfig(sizes=((0,),), aspect_ratios=((1.0,),)), r"sizes\[0\] must be"),
+        (lambda: BackboneConfig(name="resnet101"), "name must be one of vgg16, resnet50_fpn"),
+        (lambda: BackboneConfig(name="vgg16", out_channels=256), "out_channels must be 512"),
+        (lambda: BackboneConfig(trainable_layers=6), r"None or in \[0, 5\] for resnet50_fpn"),
+        (lambda: FasterRCNNConfig(num_classes=1), r"num_classes must be in \[2, 100000\]"),
+        (
+            lambda: FasterRCNNConfig(anchors=AnchorConfig(sizes=((32,),), aspect_ratios=((1.0,),))),
+            r"anchors.sizes must be one tuple per feature map of resnet50_fpn \(5",
+        ),
+        (
+            lambda: FasterRCNNConfig(roi_heads=RoIHeadsConfig(featmap_names=("0", "p7"))),
+            r"\['p7'\] are not",
+        ),
+        (
+            lambda: FasterRCNNConfig(
+                roi_heads=RoIHeadsConfig(output_size=14, representation_size=16384)
+            ),
+            "at most 268435456 weights",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_with_the_field_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_model_file_asking_for_a_huge_layer_is_refused_before_any_allocation():
+    data = preset_config("small").to_dict()
+    data["roi_heads"]["representation_size"] = 10**9
+    with pytest.raises(ValueError, match=r"RoIHeadsConfig\.representation_size"):
+        FasterRCNNConfig.from_dict(data)
+
+
+def test_lists_from_json_become_tuples_and_ints_are_numbers():
+    cfg = TransformConfig(min_size=[600, 800], image_mean=[0, 0, 0])
+    assert cfg.min_size == (600, 800) and isinstance(cfg.image_mean, tuple)
+    assert RPNConfig(nms_thresh=1).nms_thresh == 1
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_names_a_known_backbone_with_matching_levels(name):
+    cfg = preset_config(name)
+    assert len(cfg.anchors.sizes) == len(BACKBONES[cfg.backbone.name].feature_maps)

@@ -1,7 +1,5 @@
 """The assembled detector: every preset trains and detects; the data contract holds."""
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -12,8 +10,7 @@ from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
 def tiny(name: str, num_classes: int = 3):
     """A preset's config at a small image size, so every preset runs in seconds."""
     cfg = preset_config(name, num_classes)
-    cfg.transform = dataclasses.replace(cfg.transform, min_size=(256,), max_size=384)
-    return cfg
+    return cfg.replace(transform={"min_size": (256,), "max_size": 384})
 
 
 def batch():

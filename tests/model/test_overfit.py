@@ -15,7 +15,7 @@ def test_small_model_overfits_a_few_images():
     data = SyntheticShapes(4, image_size=(160, 160), seed=5, max_objects=3, empty_fraction=0.0)
     samples = [data[i] for i in range(len(data))]
     cfg = small_config(data.num_classes)
-    cfg.transform.min_size, cfg.transform.max_size = (160,), 160
+    cfg = cfg.replace(transform={"min_size": (160,), "max_size": 160})
     model = FasterRCNN.from_config(cfg)
 
     history = train_joint(

@@ -15,6 +15,7 @@ from torchvision_record import check_eval, check_resize, check_train
 from faster_rcnn import FasterRCNN
 from faster_rcnn.config import (
     AnchorConfig,
+    BackboneConfig,
     FasterRCNNConfig,
     RoIHeadsConfig,
     RPNConfig,
@@ -28,6 +29,7 @@ def tiny_config() -> FasterRCNNConfig:
     """The settings ``torchvision_side.tiny_model`` passes to torchvision's FasterRCNN."""
     return FasterRCNNConfig(
         num_classes=4,
+        backbone=BackboneConfig(name="custom", out_channels=TinyBackbone.out_channels),
         transform=TransformConfig(min_size=(200,), max_size=320),
         anchors=AnchorConfig(sizes=((24, 32), (64, 96)), aspect_ratios=((0.5, 1.0, 2.0),) * 2),
         rpn=RPNConfig(

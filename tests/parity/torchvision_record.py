@@ -28,7 +28,12 @@ class ReplaySampler:
     def __init__(self, calls: list) -> None:
         self.calls = list(calls)
 
-    def __call__(self, labels: list[Tensor], generator: torch.Generator | None = None):
+    def __call__(
+        self,
+        labels: list[Tensor],
+        scores: list[Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ):
         pos, neg = self.calls.pop(0)
         assert [len(p) for p in pos] == [len(x) for x in labels], "candidate counts differ"
         return pos, neg

@@ -126,7 +126,11 @@ def state_dict_layouts():
     }
 
 
-MODELS = {"tiny": tiny_model, "resnet50": resnet50_model, "mobilenet_v2_fpn": mobilenet_v2_fpn_model}
+MODELS = {
+    "tiny": tiny_model,
+    "resnet50": resnet50_model,
+    "mobilenet_v2_fpn": mobilenet_v2_fpn_model,
+}
 # Class-score std per model: scores above the 0.05 threshold, none saturating at 1.
 CLS_SCORE_STD = {"tiny": 0.15, "resnet50": 0.05, "mobilenet_v2_fpn": 0.2}
 IMAGE_SIZES = [(375, 500), (500, 375), (333, 500), (250, 710)]
@@ -135,7 +139,9 @@ IMAGE_SIZES = [(375, 500), (500, 375), (333, 500), (250, 710)]
 def inputs():
     """uint8 images of ``IMAGE_SIZES`` and their targets; the second has no object."""
     gen = torch.Generator().manual_seed(1)
-    images = [torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8) for h, w in IMAGE_SIZES]
+    images = [
+        torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8) for h, w in IMAGE_SIZES
+    ]
     targets = []
     for i, (h, w) in enumerate(IMAGE_SIZES):
         n = 0 if i == 1 else 3

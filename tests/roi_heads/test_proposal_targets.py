@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faster_rcnn.ops.boxes import BoxCoder, box_iou
-from faster_rcnn.roi_heads.sampling import ProposalTargetCreator, add_gt_proposals
+from faster_rcnn.roi_heads.proposal_targets import ProposalTargetCreator, add_gt_proposals
 
 CODER = BoxCoder((10.0, 10.0, 5.0, 5.0))
 
@@ -155,7 +155,7 @@ def test_bad_targets_are_rejected() -> None:
         creator([PROPOSALS], [{"boxes": GT_BOXES, "labels": GT_LABELS.int()}])
     with pytest.raises(TypeError, match="image 0: boxes must be floating point"):
         creator([PROPOSALS], [{"boxes": GT_BOXES.long(), "labels": GT_LABELS}])
-    with pytest.raises(ValueError, match="bg_iou_thresh_lo"):
+    with pytest.raises(ValueError, match="thresholds must be ascending"):
         ProposalTargetCreator(0.5, 0.5, 0.6, 128, 0.25, CODER)
 
 

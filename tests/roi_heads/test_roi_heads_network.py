@@ -8,7 +8,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from faster_rcnn.config import RoIHeadsConfig
+from faster_rcnn.config import BackboneConfig, FasterRCNNConfig, RoIHeadsConfig
 from faster_rcnn.roi_heads import (
     MultiScaleRoIAlign,
     RoIHeads,
@@ -25,6 +25,15 @@ IMAGE_SHAPES = [(128, 128), (112, 128)]
 def small_config(**overrides) -> RoIHeadsConfig:
     settings = {"batch_size_per_image": 32, "representation_size": 32, "output_size": 4}
     return RoIHeadsConfig(**{**settings, **overrides})
+
+
+def heads_from(
+    cfg: RoIHeadsConfig, in_channels: int = 8, num_classes: int = NUM_CLASSES
+) -> RoIHeads:
+    """The head of a model whose custom backbone gives ``in_channels``-channel features."""
+    backbone = BackboneConfig(name="custom", out_channels=in_channels)
+    config = FasterRCNNConfig(num_classes=num_classes, backbone=backbone, roi_heads=cfg)
+    return RoIHeads.from_config(config)
 
 
 def fpn_features(gen: torch.Generator) -> OrderedDict:
@@ -50,7 +59,7 @@ def targets() -> list[dict[str, torch.Tensor]]:
 
 
 def test_from_config_builds_torchvision_modules_and_keys() -> None:
-    heads = RoIHeads.from_config(RoIHeadsConfig(), in_channels=256, num_classes=91)
+    heads = heads_from(RoIHeadsConfig(), in_channels=256, num_classes=91)
     assert isinstance(heads.box_roi_pool, MultiScaleRoIAlign)
     assert isinstance(heads.box_head, TwoMLPHead)
     assert heads.box_roi_pool.featmap_names == ("0", "1", "2", "3")
@@ -74,23 +83,23 @@ def test_from_config_paper_head() -> None:
         representation_size=64,
         predictor_init_std=0.01,
     )
-    heads = RoIHeads.from_config(cfg, in_channels=8, num_classes=NUM_CLASSES)
+    heads = heads_from(cfg)
     assert isinstance(heads.box_roi_pool, SingleScaleRoIPool)
     assert isinstance(heads.box_head, VGG16BoxHead)
     assert heads.box_head.fc6.weight.shape == (64, 8 * 4 * 4)
     assert (heads.box_predictor.cls_score.bias == 0).all()
     assert heads.box_predictor.bbox_pred.weight.std() < 0.002
-    with pytest.raises(ValueError, match="one feature map"):
-        RoIHeads.from_config(small_config(pooler="pool"), 8, NUM_CLASSES)
-    with pytest.raises(ValueError, match="unknown pooler"):
-        RoIHeads.from_config(small_config(pooler="warp"), 8, NUM_CLASSES)
-    with pytest.raises(ValueError, match="unknown box_head"):
-        RoIHeads.from_config(small_config(box_head="mlp"), 8, NUM_CLASSES)
+    with pytest.raises(ValueError, match="single feature map with pooler='pool'"):
+        small_config(pooler="pool")
+    with pytest.raises(ValueError, match="pooler must be one of 'align', 'pool'"):
+        small_config(pooler="warp")
+    with pytest.raises(ValueError, match="box_head must be one of 'two_mlp', 'vgg16'"):
+        small_config(box_head="mlp")
 
 
 def test_training_forward_gives_finite_losses_that_reach_the_head() -> None:
     torch.manual_seed(0)
-    heads = RoIHeads.from_config(small_config(), in_channels=8, num_classes=NUM_CLASSES).train()
+    heads = heads_from(small_config()).train()
     gen = torch.Generator().manual_seed(1)
     features = fpn_features(gen)
     for f in features.values():
@@ -115,7 +124,7 @@ def test_training_forward_gives_finite_losses_that_reach_the_head() -> None:
 
 def test_training_with_only_empty_images_has_zero_box_loss() -> None:
     torch.manual_seed(2)
-    heads = RoIHeads.from_config(small_config(), in_channels=8, num_classes=NUM_CLASSES).train()
+    heads = heads_from(small_config()).train()
     gen = torch.Generator().manual_seed(3)
     empty = targets()[1]
     _, losses = heads(
@@ -131,7 +140,7 @@ def test_training_with_only_empty_images_has_zero_box_loss() -> None:
 
 def test_training_is_reproducible_with_a_generator_and_needs_targets() -> None:
     torch.manual_seed(4)
-    heads = RoIHeads.from_config(small_config(), in_channels=8, num_classes=NUM_CLASSES).train()
+    heads = heads_from(small_config()).train()
     gen = torch.Generator().manual_seed(5)
     features = fpn_features(gen)
     proposals = [random_proposals(gen, 200), random_proposals(gen, 200)]
@@ -153,7 +162,7 @@ def test_training_is_reproducible_with_a_generator_and_needs_targets() -> None:
 def test_eval_forward_gives_valid_detections() -> None:
     torch.manual_seed(6)
     cfg = small_config(score_thresh=0.0, detections_per_img=30)
-    heads = RoIHeads.from_config(cfg, in_channels=8, num_classes=NUM_CLASSES).eval()
+    heads = heads_from(cfg).eval()
     gen = torch.Generator().manual_seed(7)
     proposals = [random_proposals(gen, 40), random_proposals(gen, 25)]
     with torch.no_grad():
@@ -175,7 +184,7 @@ def test_eval_forward_gives_valid_detections() -> None:
 def test_paper_head_trains_and_detects() -> None:
     torch.manual_seed(8)
     cfg = small_config(pooler="pool", featmap_names=("0",), box_head="vgg16", bg_iou_thresh_lo=0.1)
-    heads = RoIHeads.from_config(cfg, in_channels=8, num_classes=NUM_CLASSES).train()
+    heads = heads_from(cfg).train()
     gen = torch.Generator().manual_seed(9)
     features = {"0": torch.randn(2, 8, 8, 8, generator=gen)}  # stride 16
     proposals = [random_proposals(gen, 30), random_proposals(gen, 30)]

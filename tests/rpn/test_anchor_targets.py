@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from faster_rcnn.config import RPNConfig
-from faster_rcnn.matching import BalancedPositiveNegativeSampler
-from faster_rcnn.rpn.assign import AnchorTargetCreator, HardNegativeSampler
+from faster_rcnn.config import FasterRCNNConfig
+from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
+from faster_rcnn.samplers import BalancedPositiveNegativeSampler, HardNegativeSampler
 
 GT = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
 BIG_IMAGE = (1000, 1000)
@@ -118,7 +118,7 @@ def test_best_anchor_of_a_gt_is_chosen_among_inside_anchors() -> None:
 
 def test_call_handles_a_batch() -> None:
     anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
-    labels, matched = AnchorTargetCreator.from_config(RPNConfig())(
+    labels, matched = AnchorTargetCreator.from_config(FasterRCNNConfig())(
         [anchors, anchors], [GT, torch.zeros(0, 4)], [BIG_IMAGE, BIG_IMAGE]
     )
     assert [t.tolist() for t in labels] == [[1.0, 0.0], [0.0, 0.0]]
@@ -163,7 +163,7 @@ def test_hard_negative_positives_follow_the_balanced_sampler_draws() -> None:
     labels = labels_with(300, 400)
     logits = torch.randn(labels.numel())
     pos_random, _ = BalancedPositiveNegativeSampler(256, 0.5)(
-        [labels], torch.Generator().manual_seed(5)
+        [labels], generator=torch.Generator().manual_seed(5)
     )
     pos_hard, _ = HardNegativeSampler(256, 0.5)(
         [labels], [logits], torch.Generator().manual_seed(5)

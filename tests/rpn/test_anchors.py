@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faster_rcnn.anchors import AnchorGenerator, anchors_crossing_border
-from faster_rcnn.config import AnchorConfig
+from faster_rcnn.config import FasterRCNNConfig
 from faster_rcnn.image_list import ImageList
 
 # The paper's 9 anchors (sizes 128, 256, 512; ratios h/w 0.5, 1, 2), ratio-major, centred
@@ -81,7 +81,7 @@ def test_location_major_order() -> None:
 
 
 def test_fpn_levels_counts_and_strides() -> None:
-    generator = AnchorGenerator.from_config(AnchorConfig())
+    generator = AnchorGenerator.from_config(FasterRCNNConfig())
     assert generator.num_anchors_per_location() == [3] * 5
     grids = [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
     features = [torch.zeros(2, 4, h, w) for h, w in grids]
@@ -115,7 +115,7 @@ def test_stride_uses_integer_division() -> None:
 
 
 def test_feature_count_mismatch_names_both_numbers() -> None:
-    generator = AnchorGenerator.from_config(AnchorConfig())
+    generator = AnchorGenerator.from_config(FasterRCNNConfig())
     features = [torch.zeros(1, 4, 8 // 2**i, 8 // 2**i) for i in range(4)]
     with pytest.raises(ValueError, match=r"for 5 feature level.*received 4 feature map"):
         generator(image_list(32, 32), features)

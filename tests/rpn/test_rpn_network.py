@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from faster_rcnn.anchors import AnchorGenerator
-from faster_rcnn.config import AnchorConfig, RPNConfig
+from faster_rcnn.config import AnchorConfig, BackboneConfig, FasterRCNNConfig, RPNConfig
 from faster_rcnn.image_list import ImageList
 from faster_rcnn.rpn import RegionProposalNetwork, concat_box_prediction_layers
 
@@ -31,10 +30,17 @@ def fpn_batch(num_images: int = 2, seed: int = 0) -> tuple[ImageList, OrderedDic
     return images, features
 
 
+def rpn_from(anchors: AnchorConfig, rpn: RPNConfig) -> RegionProposalNetwork:
+    """The RPN of a model whose custom backbone gives ``CHANNELS``-channel features."""
+    backbone = BackboneConfig(name="custom", out_channels=CHANNELS)
+    config = FasterRCNNConfig(backbone=backbone, anchors=anchors, rpn=rpn)
+    return RegionProposalNetwork.from_config(config)
+
+
 def small_fpn_rpn(cfg: RPNConfig = SMALL_RPN) -> RegionProposalNetwork:
     torch.manual_seed(0)
     anchors = AnchorConfig(sizes=((8,), (16,), (32,), (64,)), aspect_ratios=((0.5, 1.0, 2.0),) * 4)
-    return RegionProposalNetwork.from_config(anchors, cfg, CHANNELS)
+    return rpn_from(anchors, cfg)
 
 
 TARGETS = [
@@ -99,8 +105,9 @@ class OneHotHead(nn.Module):
 
 def test_head_outputs_line_up_with_anchors() -> None:
     level, anchor, y, x = 1, 2, 3, 4
-    generator = AnchorGenerator(((8,), (16,)), ((0.5, 1.0, 2.0),) * 2, offset=0.5)
-    rpn = RegionProposalNetwork(generator, OneHotHead(3, (level, anchor, y, x)), RPNConfig())
+    anchors = AnchorConfig(sizes=((8,), (16,)), aspect_ratios=((0.5, 1.0, 2.0),) * 2, offset=0.5)
+    rpn = rpn_from(anchors, RPNConfig())
+    rpn.head = OneHotHead(3, (level, anchor, y, x))
     rpn.eval()
     images = ImageList(torch.zeros(1, 3, 64, 64), [(64, 64)])
     features = {"0": torch.zeros(1, 1, 16, 16), "1": torch.zeros(1, 1, 8, 8)}
@@ -190,7 +197,7 @@ def test_paper_single_level_rpn() -> None:
     anchors = AnchorConfig(sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),), offset=0.5)
     cfg = RPNConfig(allowed_border=0, loss_normalization="paper", box_loss_weight=10.0)
     torch.manual_seed(0)
-    rpn = RegionProposalNetwork.from_config(anchors, cfg, CHANNELS)
+    rpn = rpn_from(anchors, cfg)
     rpn.train()
     images = ImageList(torch.zeros(1, 3, 608, 800), [(600, 800)])
     features = {"0": torch.randn(1, CHANNELS, 38, 50)}
@@ -208,8 +215,7 @@ def test_errors() -> None:
     images, features = fpn_batch()
     with pytest.raises(ValueError, match="targets"):
         rpn(images, features)
-    uneven = AnchorConfig(sizes=((8,), (16, 32)), aspect_ratios=((1.0,), (1.0,)))
     with pytest.raises(ValueError, match="same number of anchors"):
-        RegionProposalNetwork.from_config(uneven, RPNConfig(), CHANNELS)
+        AnchorConfig(sizes=((8,), (16, 32)), aspect_ratios=((1.0,), (1.0,)))
     with pytest.raises(ValueError, match="sampler"):
-        RegionProposalNetwork.from_config(AnchorConfig(), RPNConfig(sampler="ohem"), CHANNELS)
+        RPNConfig(sampler="ohem")

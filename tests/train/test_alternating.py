@@ -41,9 +41,7 @@ def one_thread():
 
 
 def tiny_config() -> FasterRCNNConfig:
-    cfg = small_config(4)
-    cfg.transform.min_size, cfg.transform.max_size = (128,), 128
-    return cfg
+    return small_config(4).replace(transform={"min_size": (128,), "max_size": 128})
 
 
 def samples(num_images: int = 3) -> list[tuple[Tensor, dict[str, Tensor]]]:
@@ -250,8 +248,7 @@ def test_alternating_config_follows_the_paper_proportions():
 
 def test_step2_needs_one_transform_for_both_networks():
     cfg = tiny_config()
-    other = tiny_config()
-    other.transform.min_size = (96,)
+    other = cfg.replace(transform={"min_size": (96,)})
     detector, _ = build_initial_model(cfg)
     proposer, _ = build_initial_model(other)
     with pytest.raises(ValueError, match="transform"):

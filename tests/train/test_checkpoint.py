@@ -25,7 +25,7 @@ from faster_rcnn.train.checkpoint import (
 
 def tiny_model(seed: int = 0, num_classes: int = 4) -> FasterRCNN:
     cfg = small_config(num_classes)
-    cfg.transform.min_size, cfg.transform.max_size = (64,), 64
+    cfg = cfg.replace(transform={"min_size": (64,), "max_size": 64})
     torch.manual_seed(seed)
     return FasterRCNN.from_config(cfg)
 

@@ -29,9 +29,11 @@ CFG = TrainConfig(steps=3, batch_size=1, lr=0.01, warmup_steps=0, seed=4, max_se
 def worker(out_dir: Path) -> None:
     context = init_distributed()
     cfg = small_config(DATA.num_classes)
-    cfg.transform.min_size, cfg.transform.max_size = (64,), 64
-    cfg.rpn.pre_nms_top_n_train = cfg.rpn.post_nms_top_n_train = 200
-    cfg.roi_heads.batch_size_per_image = 32
+    cfg = cfg.replace(
+        transform={"min_size": (64,), "max_size": 64},
+        rpn={"pre_nms_top_n_train": 200, "post_nms_top_n_train": 200},
+        roi_heads={"batch_size_per_image": 32},
+    )
     torch.manual_seed(context.rank)  # different weights: training starts from rank 0's
     model = FasterRCNN.from_config(cfg)
     initial = {k: v.clone() for k, v in model.state_dict().items()}

@@ -19,9 +19,11 @@ CFG = TrainConfig(steps=4, batch_size=1, lr=0.01, warmup_steps=2, checkpoint_eve
 
 def tiny_model(seed: int = 0) -> FasterRCNN:
     cfg = small_config(DATA.num_classes)
-    cfg.transform.min_size, cfg.transform.max_size = (64,), 64
-    cfg.rpn.pre_nms_top_n_train = cfg.rpn.post_nms_top_n_train = 200
-    cfg.roi_heads.batch_size_per_image = 32
+    cfg = cfg.replace(
+        transform={"min_size": (64,), "max_size": 64},
+        rpn={"pre_nms_top_n_train": 200, "post_nms_top_n_train": 200},
+        roi_heads={"batch_size_per_image": 32},
+    )
     torch.manual_seed(seed)
     return FasterRCNN.from_config(cfg)
 

@@ -26,7 +26,7 @@ def one_thread():
 
 def small_model(min_size: tuple[int, ...] = (128,), seed: int = 0) -> FasterRCNN:
     cfg = small_config(4)
-    cfg.transform.min_size, cfg.transform.max_size = min_size, 160
+    cfg = cfg.replace(transform={"min_size": min_size, "max_size": 160})
     torch.manual_seed(seed)
     return FasterRCNN.from_config(cfg)
 

@@ -4,7 +4,7 @@ Each maps ``(N, 3, H, W)`` images to an ordered dict of feature maps, finest fir
 with ``out_channels`` channels.
 """
 
-from faster_rcnn.backbones.build import build_backbone
+from faster_rcnn.backbones.build import build_backbone, check_backbone_matches
 from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation
 from faster_rcnn.backbones.fpn import (
     BackboneWithFPN,
@@ -32,5 +32,6 @@ __all__ = [
     "SmallFPNBackbone",
     "VGG16Backbone",
     "build_backbone",
+    "check_backbone_matches",
     "load_backbone_weights",
 ]

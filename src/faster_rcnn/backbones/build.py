@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.small import SmallFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
-from faster_rcnn.config import BackboneConfig
-
-# Stages trained when the config leaves ``trainable_layers`` at None: torchvision's and
-# py-faster-rcnn's defaults for ImageNet-initialised backbones, everything for the small
-# backbone that is trained from scratch.
-DEFAULT_TRAINABLE_LAYERS = {"vgg16": 3, "resnet50_fpn": 3, "mobilenet_v2_fpn": 3, "small": 5}
+from faster_rcnn.config import CUSTOM_BACKBONE, BackboneConfig
 
 
 def build_backbone(cfg: BackboneConfig) -> nn.Module:
     """The backbone ``cfg.name`` names, with freshly initialised weights.
 
     Every backbone has an ``out_channels`` attribute and maps ``(N, 3, H, W)`` images to an
-    ordered dict of feature maps with that many channels, finest first.
+    ordered dict of feature maps with that many channels, finest first (their names are
+    ``faster_rcnn.config.BACKBONES[name].feature_maps``).
 
     Raises:
-        ValueError: an unknown name or an out-of-range ``trainable_layers``.
+        ValueError: the config names a custom backbone, which only its user can build.
     """
-    if cfg.name not in DEFAULT_TRAINABLE_LAYERS:
+    if cfg.name == CUSTOM_BACKBONE:
         raise ValueError(
-            f"unknown backbone {cfg.name!r}; choose one of {sorted(DEFAULT_TRAINABLE_LAYERS)}"
+            "backbone 'custom' is built by its user: pass it as FasterRCNN(backbone, config)"
         )
-    trainable_layers = cfg.trainable_layers
-    if trainable_layers is None:
-        trainable_layers = DEFAULT_TRAINABLE_LAYERS[cfg.name]
+    trainable_layers = cfg.resolved_trainable_layers()
+    assert trainable_layers is not None  # every named backbone has a default
     if cfg.name == "vgg16":
         return VGG16Backbone(trainable_layers)
     if cfg.name == "resnet50_fpn":
@@ -39,3 +35,39 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
     if cfg.name == "mobilenet_v2_fpn":
         return MobileNetV2FPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
     return SmallFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
+
+
+def check_backbone_matches(backbone: nn.Module, cfg: BackboneConfig) -> None:
+    """Refuse a backbone that is not the one ``cfg`` describes, so that a model's config
+    always rebuilds the network it belongs to.
+
+    A named backbone must be of the class ``cfg.name`` builds, with the same parameter
+    and buffer names and shapes (which settle ``out_channels`` and ``frozen_batch_norm``);
+    a custom one must have ``cfg.out_channels`` output channels.
+
+    Raises:
+        ValueError: naming what differs.
+    """
+    channels = getattr(backbone, "out_channels", None)
+    if channels != cfg.out_channels:
+        raise ValueError(
+            f"the backbone has out_channels={channels} but config.backbone.out_channels is "
+            f"{cfg.out_channels}"
+        )
+    if cfg.name == CUSTOM_BACKBONE:
+        return
+    with torch.device("meta"):
+        expected = build_backbone(cfg)
+    if type(backbone) is not type(expected):
+        raise ValueError(
+            f"the backbone is a {type(backbone).__name__} but config.backbone.name is "
+            f"{cfg.name!r} ({type(expected).__name__}); use name 'custom' for your own"
+        )
+    ours = {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
+    if ours != theirs:
+        differing = sorted(set(ours.items()) ^ set(theirs.items()))
+        raise ValueError(
+            f"the {cfg.name} backbone differs from the one config.backbone describes "
+            f"({cfg}): first difference {differing[0]}"
+        )

@@ -26,7 +26,7 @@ from ..data.dataset import Sample
 from ..image_list import ImageList
 from ..model import FasterRCNN
 from ..ops.boxes import box_iou
-from ..transform import resize_boxes, resized_size
+from ..transform import padded_size, resize_boxes, resized_size
 
 # Box-size bins (square root of the area, in resized-image pixels): octaves, as anchor
 # sizes usually are.
@@ -148,7 +148,7 @@ def measure_anchor_coverage(
         The coverage of every GT box, in the order given.
     """
     transform = model.transform
-    allowed_border = model.rpn.cfg.allowed_border
+    allowed_border = model.config.rpn.allowed_border
     padded_batch_anchors = _PaddedBatchAnchors(model)
     sizes, ratios, best, positives = [], [], [], []
     for image_size, boxes in targets:
@@ -156,17 +156,14 @@ def measure_anchor_coverage(
             continue
         resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
         boxes = resize_boxes(boxes.to(torch.float32), image_size, resized)
-        padded = tuple(
-            math.ceil(s / transform.size_divisible) * transform.size_divisible for s in resized
-        )
-        anchors = padded_batch_anchors(padded)
+        anchors = padded_batch_anchors(padded_size([resized], transform.size_divisible))
         anchors = anchors[~anchors_crossing_border(anchors, resized, allowed_border)]
         iou = box_iou(boxes, anchors)
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         sizes.append((width * height).sqrt())
         ratios.append(height / width)
         best.append(iou.max(dim=1).values if anchors.numel() else torch.zeros(len(boxes)))
-        positives.append((iou >= model.rpn.cfg.fg_iou_thresh).sum(dim=1))
+        positives.append((iou >= model.config.rpn.fg_iou_thresh).sum(dim=1))
     if not sizes:
         raise ValueError("the dataset has no ground-truth boxes to measure")
     return AnchorCoverage(
@@ -174,7 +171,7 @@ def measure_anchor_coverage(
         torch.cat(ratios),
         torch.cat(best),
         torch.cat(positives),
-        model.rpn.cfg.fg_iou_thresh,
+        model.config.rpn.fg_iou_thresh,
     )
 
 

@@ -13,7 +13,7 @@ from .pooling import (
 )
 from .postprocess import postprocess_detections
 from .predictor import FastRCNNPredictor
-from .sampling import ProposalTargetCreator, SampledRoIs, add_gt_proposals
+from .proposal_targets import ProposalTargetCreator, SampledRoIs, add_gt_proposals
 
 __all__ = [
     "FastRCNNPredictor",

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..config import RoIHeadsConfig
+from ..config import FasterRCNNConfig
 from ..ops.boxes import BoxCoder
 from .box_head import TwoMLPHead, VGG16BoxHead
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .postprocess import postprocess_detections
 from .predictor import FastRCNNPredictor
-from .sampling import ProposalTargetCreator
+from .proposal_targets import ProposalTargetCreator
 
 
 class RoIHeads(nn.Module):
@@ -29,8 +29,11 @@ class RoIHeads(nn.Module):
         box_roi_pool: module ``(features, boxes, image_shapes) -> (K, C, S, S)``.
         box_head: module ``(K, C, S, S) -> (K, R)``.
         box_predictor: module ``(K, R) -> ((K, num_classes), (K, 4 * num_classes))``.
-        cfg: sampling, loss and post-processing settings (the pooling and layer settings
-            in it are used by :meth:`from_config` only).
+        target_creator: labels the proposals and samples the training RoIs.
+        box_coder: the head's box parameterisation (weights 10, 10, 5, 5).
+        smooth_l1_beta: smooth-L1 transition of the box loss.
+        score_thresh / nms_thresh / detections_per_img / min_box_size: how detections
+            are selected (see :func:`postprocess_detections`).
     """
 
     def __init__(
@@ -38,38 +41,39 @@ class RoIHeads(nn.Module):
         box_roi_pool: nn.Module,
         box_head: nn.Module,
         box_predictor: nn.Module,
-        cfg: RoIHeadsConfig,
+        *,
+        target_creator: ProposalTargetCreator,
+        box_coder: BoxCoder,
+        smooth_l1_beta: float,
+        score_thresh: float,
+        nms_thresh: float,
+        detections_per_img: int,
+        min_box_size: float,
     ) -> None:
         super().__init__()
-        self.cfg = cfg
         self.box_roi_pool = box_roi_pool
         self.box_head = box_head
         self.box_predictor = box_predictor
-        self.box_coder = BoxCoder(cfg.box_coder_weights)
-        self.target_creator = ProposalTargetCreator(
-            fg_iou_thresh=cfg.fg_iou_thresh,
-            bg_iou_thresh_hi=cfg.bg_iou_thresh_hi,
-            bg_iou_thresh_lo=cfg.bg_iou_thresh_lo,
-            batch_size_per_image=cfg.batch_size_per_image,
-            positive_fraction=cfg.positive_fraction,
-            box_coder=self.box_coder,
-        )
+        self.target_creator = target_creator
+        self.box_coder = box_coder
+        self.smooth_l1_beta = smooth_l1_beta
+        self.score_thresh = score_thresh
+        self.nms_thresh = nms_thresh
+        self.detections_per_img = detections_per_img
+        self.min_box_size = min_box_size
 
     @classmethod
-    def from_config(cls, cfg: RoIHeadsConfig, in_channels: int, num_classes: int) -> RoIHeads:
+    def from_config(cls, config: FasterRCNNConfig) -> RoIHeads:
         """Build the head a config describes.
 
-        ``cfg.pooler`` picks :class:`MultiScaleRoIAlign` over ``featmap_names``
+        ``roi_heads.pooler`` picks :class:`MultiScaleRoIAlign` over ``featmap_names``
         (torchvision) or :class:`SingleScaleRoIPool` over the one feature map named (the
-        paper); ``cfg.box_head`` picks :class:`TwoMLPHead` or :class:`VGG16BoxHead`, and
-        ``cfg.predictor_init_std`` the predictor's initialisation.
-
-        Args:
-            cfg: the head's settings.
-            in_channels: channels of the pooled feature maps (256 for an FPN, 512 VGG-16).
-            num_classes: classes including background.
+        paper); ``roi_heads.box_head`` picks :class:`TwoMLPHead` or :class:`VGG16BoxHead`,
+        and ``roi_heads.predictor_init_std`` the predictor's initialisation. The pooled
+        maps have ``backbone.out_channels`` channels.
         """
-        pooled_size = in_channels * cfg.output_size**2
+        cfg = config.roi_heads
+        pooled_size = config.backbone.out_channels * cfg.output_size**2
         # Built in the order pooler, head, predictor: with the global generator, the
         # layers draw their initial weights in torchvision's order.
         box_roi_pool: nn.Module
@@ -82,25 +86,34 @@ class RoIHeads(nn.Module):
                 canonical_scale=cfg.canonical_scale,
                 canonical_level=cfg.canonical_level,
             )
-        elif cfg.pooler == "pool":
-            if len(cfg.featmap_names) != 1:
-                raise ValueError(
-                    f"RoIPool pools one feature map, got featmap_names={cfg.featmap_names}"
-                )
+        else:
             box_roi_pool = SingleScaleRoIPool(cfg.featmap_names[0], cfg.output_size)
-        else:
-            raise ValueError(f"unknown pooler {cfg.pooler!r}; choose 'align' or 'pool'")
-        box_head: nn.Module
-        if cfg.box_head == "two_mlp":
-            box_head = TwoMLPHead(pooled_size, cfg.representation_size)
-        elif cfg.box_head == "vgg16":
-            box_head = VGG16BoxHead(pooled_size, cfg.representation_size)
-        else:
-            raise ValueError(f"unknown box_head {cfg.box_head!r}; choose 'two_mlp' or 'vgg16'")
+        head_type = TwoMLPHead if cfg.box_head == "two_mlp" else VGG16BoxHead
+        box_head = head_type(pooled_size, cfg.representation_size)
         box_predictor = FastRCNNPredictor(
-            cfg.representation_size, num_classes, cfg.predictor_init_std
+            cfg.representation_size, config.num_classes, cfg.predictor_init_std
         )
-        return cls(box_roi_pool, box_head, box_predictor, cfg)
+        box_coder = BoxCoder(cfg.box_coder_weights)
+        target_creator = ProposalTargetCreator(
+            fg_iou_thresh=cfg.fg_iou_thresh,
+            bg_iou_thresh_hi=cfg.bg_iou_thresh_hi,
+            bg_iou_thresh_lo=cfg.bg_iou_thresh_lo,
+            batch_size_per_image=cfg.batch_size_per_image,
+            positive_fraction=cfg.positive_fraction,
+            box_coder=box_coder,
+        )
+        return cls(
+            box_roi_pool,
+            box_head,
+            box_predictor,
+            target_creator=target_creator,
+            box_coder=box_coder,
+            smooth_l1_beta=cfg.smooth_l1_beta,
+            score_thresh=cfg.score_thresh,
+            nms_thresh=cfg.nms_thresh,
+            detections_per_img=cfg.detections_per_img,
+            min_box_size=cfg.min_box_size,
+        )
 
     def forward(
         self,
@@ -135,7 +148,7 @@ class RoIHeads(nn.Module):
                 box_regression,
                 sample.labels,
                 sample.regression_targets,
-                beta=self.cfg.smooth_l1_beta,
+                beta=self.smooth_l1_beta,
             )
             return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
 
@@ -146,10 +159,10 @@ class RoIHeads(nn.Module):
             proposals,
             image_shapes,
             self.box_coder,
-            score_thresh=self.cfg.score_thresh,
-            nms_thresh=self.cfg.nms_thresh,
-            detections_per_img=self.cfg.detections_per_img,
-            min_box_size=self.cfg.min_box_size,
+            score_thresh=self.score_thresh,
+            nms_thresh=self.nms_thresh,
+            detections_per_img=self.detections_per_img,
+            min_box_size=self.min_box_size,
         )
         detections = [
             {"boxes": b, "labels": lab, "scores": s}

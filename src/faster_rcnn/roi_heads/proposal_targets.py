@@ -18,8 +18,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..matching import BalancedPositiveNegativeSampler, Matcher
+from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import BoxCoder, box_iou
+from ..samplers import BalancedPositiveNegativeSampler
 
 
 class SampledRoIs(NamedTuple):
@@ -76,15 +77,12 @@ class ProposalTargetCreator:
         positive_fraction: float,
         box_coder: BoxCoder,
     ) -> None:
-        if not 0.0 <= bg_iou_thresh_lo <= bg_iou_thresh_hi:
-            raise ValueError(
-                f"need 0 <= bg_iou_thresh_lo ({bg_iou_thresh_lo}) "
-                f"<= bg_iou_thresh_hi ({bg_iou_thresh_hi})"
-            )
+        # Background is IoU in [lo, hi); below lo (paper: 0.1) a proposal overlaps no
+        # object even that much and is not sampled; between hi and fg it is ambiguous.
         self.proposal_matcher = Matcher(
-            fg_iou_thresh, bg_iou_thresh_hi, allow_low_quality_matches=False
+            (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh),
+            (IGNORED, NEGATIVE, IGNORED, POSITIVE),
         )
-        self.bg_iou_thresh_lo = bg_iou_thresh_lo
         self.fg_bg_sampler = BalancedPositiveNegativeSampler(
             batch_size_per_image, positive_fraction
         )
@@ -115,7 +113,7 @@ class ProposalTargetCreator:
 
         proposals = add_gt_proposals(proposals, gt_boxes)
         matched_idxs, labels = self.assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
-        pos_masks, neg_masks = self.fg_bg_sampler(labels, generator=generator)
+        pos_masks, neg_masks = self.fg_bg_sampler(labels, None, generator)
 
         sampled_proposals, sampled_matched_idxs, sampled_labels, matched_gt_boxes = [], [], [], []
         for img_proposals, img_matched, img_labels, img_gt, pos, neg in zip(
@@ -148,8 +146,9 @@ class ProposalTargetCreator:
             gt_labels: per image, ``(Gi,)`` int64 GT classes.
 
         Returns:
-            Per image, ``(Ni,)`` int64 matched GT index (clamped to >= 0), and ``(Ni,)``
-            int64 labels: the GT class for foreground, 0 for background, -1 ignored.
+            Per image, ``(Ni,)`` int64 matched GT index (0 for all but foreground, as
+            torchvision), and ``(Ni,)`` int64 labels: the GT class for foreground, 0 for
+            background, -1 ignored.
         """
         matched_idxs, labels = [], []
         for img_proposals, img_gt_boxes, img_gt_labels in zip(
@@ -161,15 +160,10 @@ class ProposalTargetCreator:
                 img_matched = torch.zeros((num,), dtype=torch.int64, device=device)
                 img_labels = torch.zeros((num,), dtype=torch.int64, device=device)
             else:
-                iou = box_iou(img_gt_boxes, img_proposals)
-                matches = self.proposal_matcher(iou)
-                img_matched = matches.clamp(min=0)
-                img_labels = img_gt_labels[img_matched].to(dtype=torch.int64)
-                img_labels[matches == Matcher.BELOW_LOW_THRESHOLD] = 0
-                img_labels[matches == Matcher.BETWEEN_THRESHOLDS] = -1
-                # The paper's background is IoU in [lo, hi): proposals overlapping no
-                # object even that much are not sampled at all.
-                img_labels[iou.max(dim=0).values < self.bg_iou_thresh_lo] = -1
+                matches, band = self.proposal_matcher(box_iou(img_gt_boxes, img_proposals))
+                foreground = band == POSITIVE
+                img_matched = torch.where(foreground, matches, 0)
+                img_labels = torch.where(foreground, img_gt_labels[matches], band)
             matched_idxs.append(img_matched)
             labels.append(img_labels)
         return matched_idxs, labels

@@ -1,6 +1,6 @@
 """The Region Proposal Network (Ren et al., 2015): head, anchor targets, loss, proposals."""
 
-from .assign import AnchorTargetCreator, HardNegativeSampler
+from .anchor_targets import AnchorTargetCreator
 from .head import RPNHead
 from .loss import rpn_loss
 from .network import (
@@ -14,7 +14,6 @@ from .proposals import select_proposals, top_n_per_level
 __all__ = [
     "AnchorScores",
     "AnchorTargetCreator",
-    "HardNegativeSampler",
     "RPNHead",
     "RPNPrediction",
     "RegionProposalNetwork",

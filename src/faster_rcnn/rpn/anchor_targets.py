@@ -1,5 +1,5 @@
-"""Training targets of the RPN: which anchors are objects, which GT box each one regresses
-to, and which anchors enter the loss."""
+"""Training targets of the RPN (the paper's 0.7 / 0.3 rule): which anchors are objects,
+which are background, and which GT box each positive regresses to."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 from torch import Tensor
 
 from ..anchors import anchors_crossing_border
-from ..config import RPNConfig
-from ..matching import BalancedPositiveNegativeSampler, Matcher
+from ..config import FasterRCNNConfig
+from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import box_iou
 
 
@@ -39,13 +39,18 @@ class AnchorTargetCreator:
         allow_low_quality_matches: bool = True,
         allowed_border: float = -1,
     ) -> None:
-        self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches)
+        self.matcher = Matcher(
+            (bg_iou_thresh, fg_iou_thresh),
+            (NEGATIVE, IGNORED, POSITIVE),
+            allow_low_quality_matches,
+        )
         self.allowed_border = allowed_border
 
     @classmethod
-    def from_config(cls, cfg: RPNConfig) -> AnchorTargetCreator:
+    def from_config(cls, config: FasterRCNNConfig) -> AnchorTargetCreator:
+        rpn = config.rpn
         return cls(
-            cfg.fg_iou_thresh, cfg.bg_iou_thresh, cfg.allow_low_quality_matches, cfg.allowed_border
+            rpn.fg_iou_thresh, rpn.bg_iou_thresh, rpn.allow_low_quality_matches, rpn.allowed_border
         )
 
     def __call__(
@@ -97,71 +102,8 @@ class AnchorTargetCreator:
             if self.allowed_border >= 0:
                 # Below every real IoU: never a match, never the best anchor of a GT box.
                 iou = iou.masked_fill(crossing[None, :], -1.0)
-            matched_idxs = self.matcher(iou)
-            # Negative codes (-1, -2) are clamped to a valid index; their boxes are unused.
-            matched_gt_boxes = gt_boxes[matched_idxs.clamp(min=0)]
-            labels = (matched_idxs >= 0).to(anchors.dtype)
-            labels[matched_idxs == Matcher.BELOW_LOW_THRESHOLD] = 0.0
-            labels[matched_idxs == Matcher.BETWEEN_THRESHOLDS] = -1.0
-        labels[crossing] = -1.0
+            matched_idxs, labels = self.matcher(iou)
+            matched_gt_boxes = gt_boxes[matched_idxs]
+            labels = labels.to(anchors.dtype)
+        labels[crossing] = IGNORED
         return labels, matched_gt_boxes
-
-
-class HardNegativeSampler:
-    """Balanced sampling that keeps the hardest negatives instead of random ones.
-
-    Positives are drawn at random exactly as by
-    :class:`~faster_rcnn.matching.BalancedPositiveNegativeSampler` (same counts, same
-    random draws for them); the negatives are the ones with the highest objectness loss,
-    ``softplus(logit)`` (binary cross-entropy against label 0), ties going to the lower
-    index.
-
-    Args:
-        batch_size_per_image: anchors sampled per image.
-        positive_fraction: at most this fraction of them positive.
-    """
-
-    def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
-        self.balanced = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
-
-    def __call__(
-        self,
-        labels: list[Tensor],
-        objectness: list[Tensor],
-        generator: torch.Generator | None = None,
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        """Sample each image's batch.
-
-        Args:
-            labels: per image, ``(N_i,)`` labels: >= 1 positive, 0 negative, -1 ignored.
-            objectness: per image, ``(N_i,)`` objectness logits (not differentiated).
-            generator: random source for the positives; ``None`` uses the global one.
-
-        Returns:
-            Two lists of ``(N_i,)`` uint8 masks per image: sampled positives, sampled
-            negatives.
-        """
-        pos_masks, neg_masks = [], []
-        for labels_per_image, logits in zip(labels, objectness, strict=True):
-            positive = torch.where(labels_per_image >= 1)[0]
-            negative = torch.where(labels_per_image == 0)[0]
-            num_pos, num_neg = self.balanced.sample_counts(positive.numel(), negative.numel())
-            if generator is None:
-                order = torch.randperm(positive.numel(), device=positive.device)
-            else:
-                order = torch.randperm(
-                    positive.numel(), generator=generator, device=generator.device
-                ).to(positive.device)
-            pos_idx = positive[order[:num_pos]]
-            # softplus(logit), the loss of a negative, increases with the logit: sorting the
-            # logits ranks by loss without softplus's rounding ties at the extremes.
-            negative_logits = logits.detach().reshape(-1)[negative]
-            hardest = torch.sort(negative_logits, descending=True, stable=True).indices
-            neg_idx = negative[hardest[:num_neg]]
-            pos_mask = torch.zeros_like(labels_per_image, dtype=torch.uint8)
-            neg_mask = torch.zeros_like(labels_per_image, dtype=torch.uint8)
-            pos_mask[pos_idx] = 1
-            neg_mask[neg_idx] = 1
-            pos_masks.append(pos_mask)
-            neg_masks.append(neg_mask)
-        return pos_masks, neg_masks

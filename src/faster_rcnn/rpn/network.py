@@ -8,11 +8,11 @@ import torch
 from torch import Tensor, nn
 
 from ..anchors import AnchorGenerator
-from ..config import AnchorConfig, RPNConfig
+from ..config import FasterRCNNConfig
 from ..image_list import ImageList
-from ..matching import BalancedPositiveNegativeSampler
 from ..ops.boxes import BoxCoder
-from .assign import AnchorTargetCreator, HardNegativeSampler
+from ..samplers import BalancedPositiveNegativeSampler, HardNegativeSampler
+from .anchor_targets import AnchorTargetCreator
 from .head import RPNHead
 from .loss import rpn_loss
 from .proposals import select_proposals
@@ -98,51 +98,80 @@ class RegionProposalNetwork(nn.Module):
         anchor_generator: the anchors of every feature level.
         head: maps the list of feature maps to per-level ``(N, A, H, W)`` logits and
             ``(N, 4A, H, W)`` deltas.
-        cfg: assignment, sampling, loss and proposal settings.
+        target_creator: labels the anchors against the ground truth.
+        fg_bg_sampler: draws the anchors of the loss (random or hard-negative).
+        box_coder: the anchors' box parameterisation.
+        pre_nms_top_n: boxes kept by score before NMS, per level: ``(training, testing)``.
+        post_nms_top_n: proposals kept after NMS, per image: ``(training, testing)``.
+        nms_thresh / score_thresh / min_size: proposal selection (see
+            :func:`select_proposals`).
+        loss_normalization / box_loss_weight / smooth_l1_beta: the loss (see
+            :func:`rpn_loss`).
     """
 
-    def __init__(self, anchor_generator: AnchorGenerator, head: nn.Module, cfg: RPNConfig) -> None:
+    def __init__(
+        self,
+        anchor_generator: AnchorGenerator,
+        head: nn.Module,
+        *,
+        target_creator: AnchorTargetCreator,
+        fg_bg_sampler: BalancedPositiveNegativeSampler | HardNegativeSampler,
+        box_coder: BoxCoder,
+        pre_nms_top_n: tuple[int, int],
+        post_nms_top_n: tuple[int, int],
+        nms_thresh: float,
+        score_thresh: float,
+        min_size: float,
+        loss_normalization: str,
+        box_loss_weight: float,
+        smooth_l1_beta: float,
+    ) -> None:
         super().__init__()
-        if cfg.loss_normalization not in ("per_sample", "paper"):
-            raise ValueError(f"unknown RPN loss normalization {cfg.loss_normalization!r}")
         self.anchor_generator = anchor_generator
         self.head = head
-        self.cfg = cfg
-        self.box_coder = BoxCoder(cfg.box_coder_weights)
-        self.target_creator = AnchorTargetCreator.from_config(cfg)
-        self.fg_bg_sampler: BalancedPositiveNegativeSampler | HardNegativeSampler
-        if cfg.sampler == "random":
-            self.fg_bg_sampler = BalancedPositiveNegativeSampler(
-                cfg.batch_size_per_image, cfg.positive_fraction
-            )
-        elif cfg.sampler == "hard_negative":
-            self.fg_bg_sampler = HardNegativeSampler(
-                cfg.batch_size_per_image, cfg.positive_fraction
-            )
-        else:
-            raise ValueError(
-                f"unknown RPN sampler {cfg.sampler!r}; use 'random' or 'hard_negative'"
-            )
+        self.target_creator = target_creator
+        self.fg_bg_sampler = fg_bg_sampler
+        self.box_coder = box_coder
+        self._pre_nms_top_n = pre_nms_top_n
+        self._post_nms_top_n = post_nms_top_n
+        self.nms_thresh = nms_thresh
+        self.score_thresh = score_thresh
+        self.min_size = min_size
+        self.loss_normalization = loss_normalization
+        self.box_loss_weight = box_loss_weight
+        self.smooth_l1_beta = smooth_l1_beta
 
     @classmethod
-    def from_config(
-        cls, anchor_cfg: AnchorConfig, rpn_cfg: RPNConfig, in_channels: int
-    ) -> RegionProposalNetwork:
-        """An RPN with a fresh :class:`RPNHead` on features of ``in_channels`` channels."""
-        anchor_generator = AnchorGenerator.from_config(anchor_cfg)
-        anchors_per_location = anchor_generator.num_anchors_per_location()
-        if len(set(anchors_per_location)) != 1:
-            raise ValueError(
-                "the RPN head is shared by all feature levels, so every level needs the same "
-                f"number of anchors per location; got {anchors_per_location}"
-            )
-        return cls(anchor_generator, RPNHead(in_channels, anchors_per_location[0]), rpn_cfg)
+    def from_config(cls, config: FasterRCNNConfig) -> RegionProposalNetwork:
+        """The RPN a config describes, with a fresh :class:`RPNHead` on features of
+        ``config.backbone.out_channels`` channels."""
+        rpn = config.rpn
+        sampler_type = (
+            HardNegativeSampler
+            if rpn.sampler == "hard_negative"
+            else (BalancedPositiveNegativeSampler)
+        )
+        return cls(
+            AnchorGenerator.from_config(config),
+            RPNHead(config.backbone.out_channels, config.anchors.num_anchors_per_location()),
+            target_creator=AnchorTargetCreator.from_config(config),
+            fg_bg_sampler=sampler_type(rpn.batch_size_per_image, rpn.positive_fraction),
+            box_coder=BoxCoder(rpn.box_coder_weights),
+            pre_nms_top_n=(rpn.pre_nms_top_n_train, rpn.pre_nms_top_n_test),
+            post_nms_top_n=(rpn.post_nms_top_n_train, rpn.post_nms_top_n_test),
+            nms_thresh=rpn.nms_thresh,
+            score_thresh=rpn.score_thresh,
+            min_size=rpn.min_size,
+            loss_normalization=rpn.loss_normalization,
+            box_loss_weight=rpn.box_loss_weight,
+            smooth_l1_beta=rpn.smooth_l1_beta,
+        )
 
     def pre_nms_top_n(self) -> int:
-        return self.cfg.pre_nms_top_n_train if self.training else self.cfg.pre_nms_top_n_test
+        return self._pre_nms_top_n[0 if self.training else 1]
 
     def post_nms_top_n(self) -> int:
-        return self.cfg.post_nms_top_n_train if self.training else self.cfg.post_nms_top_n_test
+        return self._post_nms_top_n[0 if self.training else 1]
 
     def forward(
         self,
@@ -203,9 +232,9 @@ class RegionProposalNetwork(nn.Module):
             scored.num_anchors_per_level,
             pre_nms_top_n=self.pre_nms_top_n(),
             post_nms_top_n=self.post_nms_top_n(),
-            nms_thresh=self.cfg.nms_thresh,
-            score_thresh=self.cfg.score_thresh,
-            min_size=self.cfg.min_size,
+            nms_thresh=self.nms_thresh,
+            score_thresh=self.score_thresh,
+            min_size=self.min_size,
         )
         return RPNPrediction(boxes, scores, *scored)
 
@@ -223,11 +252,8 @@ class RegionProposalNetwork(nn.Module):
             anchors, [t["boxes"] for t in targets], images.image_sizes
         )
         regression_targets = self.box_coder.encode(matched_gt_boxes, anchors)
-        if isinstance(self.fg_bg_sampler, HardNegativeSampler):
-            logits_per_image = list(prediction.objectness.view(len(anchors), -1))
-            pos_masks, neg_masks = self.fg_bg_sampler(labels, logits_per_image, generator)
-        else:
-            pos_masks, neg_masks = self.fg_bg_sampler(labels, generator)
+        logits_per_image = list(prediction.objectness.view(len(anchors), -1))
+        pos_masks, neg_masks = self.fg_bg_sampler(labels, logits_per_image, generator)
         loss_objectness, loss_rpn_box_reg = rpn_loss(
             prediction.objectness,
             prediction.pred_bbox_deltas,
@@ -235,9 +261,9 @@ class RegionProposalNetwork(nn.Module):
             list(regression_targets),
             pos_masks,
             neg_masks,
-            normalization=self.cfg.loss_normalization,
-            box_loss_weight=self.cfg.box_loss_weight,
-            beta=self.cfg.smooth_l1_beta,
+            normalization=self.loss_normalization,
+            box_loss_weight=self.box_loss_weight,
+            beta=self.smooth_l1_beta,
             num_anchor_locations=prediction.num_anchor_locations,
         )
         return {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_rpn_box_reg}

@@ -1,0 +1,90 @@
+"""Matching predictions (anchors or proposals) to ground truth by IoU bands.
+
+Both stages of Faster R-CNN label their candidates the same way: each is matched to the
+ground-truth box it overlaps most, and the IoU of that match falls in one of a few bands,
+each with a label. The bands are data (detectron2's design), so the RPN's rule and the
+Fast R-CNN head's are two settings of one :class:`Matcher`:
+
+- RPN (paper): ``thresholds=(0.3, 0.7), labels=(0, -1, 1)``: below 0.3 negative, 0.3 to
+  0.7 ignored, 0.7 and above positive; plus each GT box's best anchors (rule (i)).
+- Fast R-CNN head (paper): ``thresholds=(0.1, 0.5), labels=(-1, 0, 1)``: below 0.1
+  ignored, background in ``[0.1, 0.5)``, foreground from 0.5 (torchvision: 0 instead of
+  0.1, so nothing is ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+
+
+class Matcher:
+    """Assigns each prediction its best ground-truth box and the label of that IoU's band.
+
+    Band ``i`` is ``[thresholds[i - 1], thresholds[i])`` (the first open below, the last
+    open above) and gets ``labels[i]``.
+
+    With ``allow_low_quality_matches`` every prediction that reaches the highest IoU any
+    prediction has with some GT box is positive too (ties included), so that each GT box
+    gets at least one positive even when no anchor reaches the top band (the paper's rule
+    (i)). Such a prediction keeps its own best GT box, as in torchvision and
+    py-faster-rcnn.
+
+    Args:
+        thresholds: ascending IoU band boundaries.
+        labels: one label per band (``len(thresholds) + 1``): 1 positive, 0 negative,
+            -1 ignored.
+        allow_low_quality_matches: apply rule (i).
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float],
+        labels: Sequence[int],
+        allow_low_quality_matches: bool = False,
+    ) -> None:
+        if list(thresholds) != sorted(thresholds):
+            raise ValueError(f"thresholds must be ascending, got {tuple(thresholds)}")
+        if len(labels) != len(thresholds) + 1:
+            raise ValueError(
+                f"{len(thresholds)} thresholds make {len(thresholds) + 1} bands, "
+                f"got {len(labels)} labels"
+            )
+        if not set(labels) <= {POSITIVE, NEGATIVE, IGNORED}:
+            raise ValueError(f"labels must be 1, 0 or -1, got {tuple(labels)}")
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.labels = tuple(int(label) for label in labels)
+        self.allow_low_quality_matches = allow_low_quality_matches
+
+    def __call__(self, match_quality_matrix: Tensor) -> tuple[Tensor, Tensor]:
+        """Match predictions to GT boxes.
+
+        Args:
+            match_quality_matrix: ``(G, P)`` IoU of every GT box with every prediction.
+
+        Returns:
+            ``(P,)`` int64 index of each prediction's best GT box (0 when ``G = 0``), and
+            ``(P,)`` int64 labels. With no GT box every IoU counts as 0.
+        """
+        num_gt, num_pred = match_quality_matrix.shape
+        device = match_quality_matrix.device
+        if num_gt == 0:
+            matches = torch.zeros(num_pred, dtype=torch.int64, device=device)
+            return matches, self._band_labels(torch.zeros(num_pred, device=device))
+        matched_vals, matches = match_quality_matrix.max(dim=0)
+        labels = self._band_labels(matched_vals)
+        if self.allow_low_quality_matches:
+            best_per_gt = match_quality_matrix.max(dim=1).values
+            is_best = (match_quality_matrix == best_per_gt[:, None]).any(dim=0)
+            labels[is_best] = POSITIVE
+        return matches, labels
+
+    def _band_labels(self, iou: Tensor) -> Tensor:
+        """``(P,)`` the label of each IoU's band."""
+        boundaries = torch.tensor(self.thresholds, dtype=iou.dtype, device=iou.device)
+        band = torch.bucketize(iou, boundaries, right=True)  # thresholds <= iou
+        return torch.tensor(self.labels, dtype=torch.int64, device=iou.device)[band]

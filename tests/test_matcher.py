@@ -1,0 +1,52 @@
+"""The band matcher: both stages' rules as settings of one object, by hand-computed IoUs."""
+
+import pytest
+import torch
+
+from faster_rcnn.matcher import Matcher
+
+RPN = Matcher((0.3, 0.7), (0, -1, 1), allow_low_quality_matches=True)
+PAPER_HEAD = Matcher((0.1, 0.5, 0.5), (-1, 0, -1, 1))
+
+
+def test_rpn_bands_are_negative_ignored_positive_at_0_3_and_0_7():
+    iou = torch.tensor([[0.0, 0.29, 0.3, 0.69, 0.7, 0.95]])
+    matches, labels = Matcher((0.3, 0.7), (0, -1, 1))(iou)
+    assert labels.tolist() == [0, 0, -1, -1, 1, 1]
+    assert matches.tolist() == [0] * 6
+
+
+def test_the_best_anchor_of_each_box_is_positive_ties_included():
+    # GT 0 reaches 0.7 nowhere: its best anchors (1 and 3, tied at 0.5) become positive
+    # and keep their own best GT (anchor 3 overlaps GT 1 more).
+    iou = torch.tensor([[0.1, 0.5, 0.2, 0.5], [0.0, 0.0, 0.8, 0.6]])
+    matches, labels = RPN(iou)
+    assert labels.tolist() == [0, 1, 1, 1]
+    assert matches.tolist() == [0, 0, 1, 1]
+
+
+def test_paper_head_background_is_0_1_to_0_5_and_below_is_ignored():
+    iou = torch.tensor([[0.05, 0.1, 0.49, 0.5, 0.9], [0.0, 0.0, 0.0, 0.0, 0.95]])
+    matches, labels = PAPER_HEAD(iou)
+    assert labels.tolist() == [-1, 0, 0, 1, 1]
+    assert matches.tolist() == [0, 0, 0, 0, 1]
+
+
+def test_no_ground_truth_counts_as_iou_zero():
+    _, rpn_labels = RPN(torch.zeros(0, 3))
+    assert rpn_labels.tolist() == [0, 0, 0]
+    _, head_labels = PAPER_HEAD(torch.zeros(0, 2))
+    assert head_labels.tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "labels", "message"),
+    [
+        ((0.7, 0.3), (0, -1, 1), "ascending"),
+        ((0.3, 0.7), (0, 1), "3 bands, got 2 labels"),
+        ((0.5,), (0, 2), "1, 0 or -1"),
+    ],
+)
+def test_bad_bands_are_refused(thresholds, labels, message):
+    with pytest.raises(ValueError, match=message):
+        Matcher(thresholds, labels)
