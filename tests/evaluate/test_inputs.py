@@ -76,3 +76,16 @@ def test_detections_and_ground_truth_come_back_checked() -> None:
     assert boxes.shape == (1, 4) and labels.tolist() == [2]
     with pytest.raises(ValueError, match=r"image 5, box 0: ground truth label 0 is outside"):
         read_ground_truth({**target, "labels": torch.tensor([0])}, 5, num_classes=3)
+
+
+def test_float_labels_are_refused_not_truncated():
+    prediction = {
+        "boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0]]),
+        "labels": torch.tensor([1.5]),
+        "scores": torch.tensor([0.9]),
+    }
+    with pytest.raises(ValueError, match="image 0: predicted labels must be integers"):
+        read_detections(prediction, 0, num_classes=3)
+    target = {"boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0]]), "labels": torch.tensor([1.0])}
+    with pytest.raises(ValueError, match="image 2: ground truth labels must be integers"):
+        read_ground_truth(target, 2, num_classes=3)

@@ -96,7 +96,9 @@ def read_detections(
     require_keys(prediction, ("boxes", "labels", "scores"), image, "prediction")
     boxes = cpu_boxes(prediction["boxes"], image, "predicted")
     num = boxes.shape[0]
-    labels = per_box(prediction["labels"], "labels", num, image, "predicted").to(torch.int64)
+    labels = _integer_labels(
+        per_box(prediction["labels"], "labels", num, image, "predicted"), image, "predicted"
+    )
     scores = per_box(prediction["scores"], "scores", num, image, "predicted")
     _check_labels(labels, image, num_classes, "predicted")
     return boxes, labels, scores
@@ -110,9 +112,16 @@ def read_ground_truth(
     require_keys(target, ("boxes", "labels"), image, "target")
     boxes = cpu_boxes(target["boxes"], image, "ground truth")
     labels = per_box(target["labels"], "labels", boxes.shape[0], image, "ground truth")
-    labels = labels.to(torch.int64)
+    labels = _integer_labels(labels, image, "ground truth")
     _check_labels(labels, image, num_classes, "ground truth")
     return boxes, labels
+
+
+def _integer_labels(labels: Tensor, image: int, kind: str) -> Tensor:
+    """``labels`` as int64; a floating point tensor is refused rather than truncated."""
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"image {image}: {kind} labels must be integers, got {labels.dtype}")
+    return labels.to(torch.int64)
 
 
 def _check_labels(labels: Tensor, image: int, num_classes: int, kind: str) -> None:
