@@ -17,6 +17,9 @@ from .head import RPNHead
 from .loss import rpn_loss
 from .proposals import select_proposals
 
+# RPNConfig.sampler -> the sampler it names.
+SAMPLERS = {"random": BalancedPositiveNegativeSampler, "hard_negative": HardNegativeSampler}
+
 
 class AnchorScores(NamedTuple):
     """The head's output for every anchor: what the loss needs, before any selection.
@@ -146,11 +149,7 @@ class RegionProposalNetwork(nn.Module):
         """The RPN a config describes, with a fresh :class:`RPNHead` on features of
         ``config.backbone.out_channels`` channels."""
         rpn = config.rpn
-        sampler_type = (
-            HardNegativeSampler
-            if rpn.sampler == "hard_negative"
-            else (BalancedPositiveNegativeSampler)
-        )
+        sampler_type = SAMPLERS[rpn.sampler]
         return cls(
             AnchorGenerator.from_config(config),
             RPNHead(config.backbone.out_channels, config.anchors.num_anchors_per_location()),
