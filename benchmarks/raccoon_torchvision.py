@@ -26,8 +26,8 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from faster_rcnn.data import Augmented, RandomHorizontalFlip, iterate_batches, open_dataset
 from faster_rcnn.evaluate import VOCEvaluator
-from faster_rcnn.train.loop import TrainConfig
 from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.train_config import TrainConfig
 
 
 def build(num_classes: int, weights: str, min_size: int, max_size: int) -> FasterRCNN:

@@ -28,8 +28,9 @@ from .model import FasterRCNN
 from .models import PRESETS, preset_config
 from .train.alternating import AlternatingConfig, train_alternating
 from .train.checkpoint import load_model, save_model
-from .train.loop import TrainConfig, train_stage
 from .train.rpn_only import train_rpn_only
+from .train.train_config import TrainConfig
+from .train.trainer import Trainer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # More steps a second than the demo's training reaches on any CPU (about 5 on two cores).
@@ -268,9 +269,7 @@ def fit(
 ) -> list[dict[str, float]]:
     """Joint training with checkpoints and metrics under ``out``; the model file last."""
     start = time.perf_counter()
-    history = train_stage(
-        model, dataset, train_cfg, out_dir=out, stage="joint", resume=resume, progress=True
-    )
+    history = Trainer(model, dataset, train_cfg, out_dir=out, progress=True).fit(resume)
     print(f"{len(history)} steps in {time.perf_counter() - start:.0f} s")
     save_model(model, out / "model.safetensors")
     return history

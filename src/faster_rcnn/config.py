@@ -77,14 +77,14 @@ class TransformConfig:
     size_divisible: int = 32
 
     def __post_init__(self) -> None:
-        _check_fields(self)
-        _require(self, "min_size", len(self.min_size) > 0, "at least one size")
+        check_fields(self)
+        require(self, "min_size", len(self.min_size) > 0, "at least one size")
         for size in (*self.min_size, self.max_size):
-            _require(
+            require(
                 self, "min_size/max_size", 1 <= size <= MAX_IMAGE_SIDE, f"in [1, {MAX_IMAGE_SIDE}]"
             )
-        _require(self, "image_std", all(s > 0 for s in self.image_std), "positive")
-        _require(self, "size_divisible", 1 <= self.size_divisible <= 256, "in [1, 256]")
+        require(self, "image_std", all(s > 0 for s in self.image_std), "positive")
+        require(self, "size_divisible", 1 <= self.size_divisible <= 256, "in [1, 256]")
 
 
 @dataclass(frozen=True)
@@ -102,30 +102,30 @@ class AnchorConfig:
     offset: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_fields(self)
-        _require(self, "sizes", len(self.sizes) > 0, "at least one feature level")
-        _require(
+        check_fields(self)
+        require(self, "sizes", len(self.sizes) > 0, "at least one feature level")
+        require(
             self,
             "aspect_ratios",
             len(self.aspect_ratios) == len(self.sizes),
             f"one tuple per level of sizes ({len(self.sizes)})",
         )
         for level, (sizes, ratios) in enumerate(zip(self.sizes, self.aspect_ratios, strict=True)):
-            _require(self, f"sizes[{level}]", len(sizes) > 0 and min(sizes) > 0, "positive")
-            _require(
+            require(self, f"sizes[{level}]", len(sizes) > 0 and min(sizes) > 0, "positive")
+            require(
                 self, f"aspect_ratios[{level}]", len(ratios) > 0 and min(ratios) > 0, "positive"
             )
         per_location = [
             len(s) * len(r) for s, r in zip(self.sizes, self.aspect_ratios, strict=True)
         ]
         # One RPN head slides over every level, so every level has as many anchors.
-        _require(
+        require(
             self,
             "sizes x aspect_ratios",
             len(set(per_location)) == 1,
             f"the same number of anchors per location on every level, got {per_location}",
         )
-        _require(self, "offset", 0.0 <= self.offset < 1.0, "in [0, 1)")
+        require(self, "offset", 0.0 <= self.offset < 1.0, "in [0, 1)")
 
     def num_anchors_per_location(self) -> int:
         """Anchors at each feature-map location (sizes x aspect ratios of a level)."""
@@ -181,29 +181,29 @@ class RPNConfig:
     box_coder_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
         _require_order(self, ("bg_iou_thresh", "fg_iou_thresh"), 0.0, 1.0)
-        _require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
-        _require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
-        _require(
+        require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
+        require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
+        require(
             self,
             "allowed_border",
             self.allowed_border >= 0 or self.allowed_border == -1,
             ">= 0, or -1 to keep every anchor",
         )
-        _require(self, "box_loss_weight", self.box_loss_weight >= 0, ">= 0")
-        _require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
+        require(self, "box_loss_weight", self.box_loss_weight >= 0, ">= 0")
+        require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
         for name in (
             "pre_nms_top_n_train",
             "pre_nms_top_n_test",
             "post_nms_top_n_train",
             "post_nms_top_n_test",
         ):
-            _require(self, name, getattr(self, name) >= 1, ">= 1")
-        _require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
-        _require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
-        _require(self, "min_size", self.min_size >= 0, ">= 0")
-        _require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
+            require(self, name, getattr(self, name) >= 1, ">= 1")
+        require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
+        require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
+        require(self, "min_size", self.min_size >= 0, ">= 0")
+        require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
 
 
 @dataclass(frozen=True)
@@ -261,44 +261,44 @@ class RoIHeadsConfig:
     min_box_size: float = 1e-2
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
         _require_order(self, ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"), 0.0, 1.0)
-        _require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
-        _require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
-        _require(self, "featmap_names", len(self.featmap_names) > 0, "at least one name")
-        _require(
+        require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
+        require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
+        require(self, "featmap_names", len(self.featmap_names) > 0, "at least one name")
+        require(
             self,
             "featmap_names",
             self.pooler == "align" or len(self.featmap_names) == 1,
             "a single feature map with pooler='pool' (RoIPool pools one map)",
         )
-        _require(self, "output_size", 1 <= self.output_size <= 32, "in [1, 32]")
-        _require(
+        require(self, "output_size", 1 <= self.output_size <= 32, "in [1, 32]")
+        require(
             self,
             "sampling_ratio",
             self.sampling_ratio >= 1 or self.sampling_ratio == -1,
             ">= 1, or -1 for adaptive",
         )
-        _require(self, "canonical_scale", self.canonical_scale >= 1, ">= 1")
-        _require(self, "canonical_level", self.canonical_level >= 1, ">= 1")
-        _require(
+        require(self, "canonical_scale", self.canonical_scale >= 1, ">= 1")
+        require(self, "canonical_level", self.canonical_level >= 1, ">= 1")
+        require(
             self,
             "representation_size",
             1 <= self.representation_size <= MAX_LAYER_WIDTH,
             f"in [1, {MAX_LAYER_WIDTH}]",
         )
-        _require(
+        require(
             self,
             "predictor_init_std",
             self.predictor_init_std is None or self.predictor_init_std > 0,
             "positive or None",
         )
-        _require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
-        _require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
-        _require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
-        _require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
-        _require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
-        _require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
+        require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
+        require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
+        require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
+        require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
+        require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
+        require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -323,10 +323,10 @@ class BackboneConfig:
     out_channels: int = 256
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
         names = [*BACKBONES, CUSTOM_BACKBONE]
-        _require(self, "name", self.name in names, f"one of {', '.join(names)}")
-        _require(
+        require(self, "name", self.name in names, f"one of {', '.join(names)}")
+        require(
             self,
             "out_channels",
             1 <= self.out_channels <= MAX_LAYER_WIDTH,
@@ -336,13 +336,13 @@ class BackboneConfig:
         if spec is None:
             return
         if spec.fixed_channels is not None:
-            _require(
+            require(
                 self,
                 "out_channels",
                 self.out_channels == spec.fixed_channels,
                 f"{spec.fixed_channels} for {self.name}",
             )
-        _require(
+        require(
             self,
             "trainable_layers",
             self.trainable_layers is None or 0 <= self.trainable_layers <= spec.stages,
@@ -374,14 +374,14 @@ class FasterRCNNConfig:
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
 
     def __post_init__(self) -> None:
-        _check_fields(self)
-        _require(
+        check_fields(self)
+        require(
             self,
             "num_classes",
             2 <= self.num_classes <= MAX_CLASSES,
             f"in [2, {MAX_CLASSES}] (it counts the background)",
         )
-        _require(
+        require(
             self,
             "class_names",
             not self.class_names or len(self.class_names) == self.num_classes - 1,
@@ -396,7 +396,7 @@ class FasterRCNNConfig:
         spec = BACKBONES.get(self.backbone.name)
         if spec is None:  # a custom backbone: checked against the module when built
             return
-        _require(
+        require(
             self,
             "anchors.sizes",
             len(self.anchors.sizes) == len(spec.feature_maps),
@@ -404,7 +404,7 @@ class FasterRCNNConfig:
             f"{', '.join(spec.feature_maps)}); got {len(self.anchors.sizes)}",
         )
         unknown = sorted(set(self.roi_heads.featmap_names) - set(spec.feature_maps))
-        _require(
+        require(
             self,
             "roi_heads.featmap_names",
             not unknown,
@@ -415,14 +415,14 @@ class FasterRCNNConfig:
         """The head's fully connected layers fit in memory."""
         heads = self.roi_heads
         pooled = self.backbone.out_channels * heads.output_size**2
-        _require(
+        require(
             self,
             "roi_heads.representation_size",
             pooled * heads.representation_size <= MAX_LAYER_PARAMETERS,
             f"small enough that the first layer (out_channels x output_size^2 = {pooled} "
             f"inputs) has at most {MAX_LAYER_PARAMETERS} weights",
         )
-        _require(
+        require(
             self,
             "num_classes",
             5 * self.num_classes * heads.representation_size <= MAX_LAYER_PARAMETERS,
@@ -485,7 +485,7 @@ def _build_section(section: type, values: Any) -> Any:
     return section(**values)
 
 
-def _require(config: object, name: str, condition: bool, expected: str) -> None:
+def require(config: object, name: str, condition: bool, expected: str) -> None:
     """Raise ``ValueError`` naming the section and field unless ``condition`` holds."""
     if not condition:
         raise ValueError(f"{type(config).__name__}.{name} must be {expected}")
@@ -496,10 +496,10 @@ def _require_order(config: object, names: tuple[str, ...], low: float, high: flo
     values = [getattr(config, name) for name in names]
     in_order = all(a <= b for a, b in zip([low, *values], [*values, high], strict=True))
     shown = " <= ".join(f"{name} ({value})" for name, value in zip(names, values, strict=True))
-    _require(config, names[0], in_order, f"ordered {low} <= {shown} <= {high}")
+    require(config, names[0], in_order, f"ordered {low} <= {shown} <= {high}")
 
 
-def _check_fields(config: object) -> None:
+def check_fields(config: object) -> None:
     """Check every field of a config dataclass against its annotation; lists are stored
     as tuples."""
     hints = _type_hints(type(config))

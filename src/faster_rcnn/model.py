@@ -9,6 +9,7 @@ state-dict keys are torchvision's.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,31 @@ from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork
 from .transform import ImageTransform
 from .validation import validate_images, validate_targets
+
+
+class PreparedBatch(NamedTuple):
+    """A checked batch, resized, normalised and padded: what every stage runs on.
+
+    Attributes:
+        images: the padded batch and each image's resized size.
+        targets: per image, the targets in resized-image pixels (``None`` when none given).
+        original_sizes: per image, ``(height, width)`` before resizing, to map detections
+            back.
+    """
+
+    images: ImageList
+    targets: list[dict[str, Tensor]] | None
+    original_sizes: list[tuple[int, int]]
+
+    def training_targets(self) -> list[dict[str, Tensor]]:
+        """The targets, which a batch prepared for training has.
+
+        Raises:
+            ValueError: the batch was prepared without targets.
+        """
+        if self.targets is None:
+            raise ValueError("training needs targets: the batch was prepared without them")
+        return self.targets
 
 
 class FasterRCNN(nn.Module):
@@ -83,22 +109,46 @@ class FasterRCNN(nn.Module):
             "loss_rpn_box_reg"}``. Eval: per image ``{"boxes": (D, 4), "labels": (D,),
             "scores": (D,)}``.
         """
-        validate_images(images)
-        if self.training:
-            if targets is None:
-                raise ValueError("targets are required in training mode")
-            validate_targets(targets, len(images), self.num_classes)
-        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
-
-        image_list, targets = self.transform(images, targets, generator=generator)
-        features = self.features(image_list)
-        proposals, proposal_losses = self.rpn(image_list, features, targets, generator=generator)
+        if self.training and targets is None:
+            raise ValueError("targets are required in training mode")
+        batch = self.prepare_batch(images, targets, generator)
+        features = self.features(batch.images)
+        proposals, proposal_losses = self.rpn(
+            batch.images, features, batch.targets, generator=generator
+        )
         detections, detector_losses = self.roi_heads(
-            features, proposals, image_list.image_sizes, targets, generator=generator
+            features, proposals, batch.images.image_sizes, batch.targets, generator=generator
         )
         if self.training:
             return {**detector_losses, **proposal_losses}
-        return self.transform.postprocess(detections, image_list.image_sizes, original_sizes)
+        return self.transform.postprocess(
+            detections, batch.images.image_sizes, batch.original_sizes
+        )
+
+    def prepare_batch(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> PreparedBatch:
+        """Check a batch (errors name the image and the box), then resize, normalise and
+        pad it; the targets' boxes are resized with their images.
+
+        Args:
+            images: per image, ``float[3, H_i, W_i]`` in 0..1.
+            targets: per image, ``{"boxes": float[N_i, 4], "labels": int64[N_i]}`` in the
+                image's pixels, or ``None``.
+            generator: random source of the multi-scale choice (training).
+
+        Raises:
+            ValueError: a malformed image or target.
+        """
+        validate_images(images)
+        if targets is not None:
+            validate_targets(targets, len(images), self.num_classes)
+        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        image_list, resized = self.transform(images, targets, generator=generator)
+        return PreparedBatch(image_list, resized, original_sizes)
 
     def features(self, images: ImageList) -> dict[str, Tensor]:
         """The backbone's feature maps of a prepared batch, as an ordered dict."""
@@ -123,15 +173,13 @@ class FasterRCNN(nn.Module):
         """
         if self.training:
             raise RuntimeError("detect_with_proposals needs the model in eval mode")
-        validate_images(images)
-        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
-        image_list, _ = self.transform(images)
-        features = self.features(image_list)
-        boxes, scores = self.rpn.propose(image_list, features)
-        detections, _ = self.roi_heads(features, boxes, image_list.image_sizes)
-        sizes = image_list.image_sizes
+        batch = self.prepare_batch(images)
+        features = self.features(batch.images)
+        boxes, scores = self.rpn.propose(batch.images, features)
+        sizes = batch.images.image_sizes
+        detections, _ = self.roi_heads(features, boxes, sizes)
         proposals = [{"boxes": b, "scores": s} for b, s in zip(boxes, scores, strict=True)]
         return (
-            self.transform.postprocess(detections, sizes, original_sizes),
-            self.transform.postprocess(proposals, sizes, original_sizes),
+            self.transform.postprocess(detections, sizes, batch.original_sizes),
+            self.transform.postprocess(proposals, sizes, batch.original_sizes),
         )

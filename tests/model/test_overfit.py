@@ -6,8 +6,7 @@ from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.ops.boxes import box_iou
-from faster_rcnn.train.joint import train_joint
-from faster_rcnn.train.loop import TrainConfig
+from faster_rcnn.train import TrainConfig, Trainer
 
 
 def test_small_model_overfits_a_few_images():
@@ -18,11 +17,8 @@ def test_small_model_overfits_a_few_images():
     cfg = cfg.replace(transform={"min_size": (160,), "max_size": 160})
     model = FasterRCNN.from_config(cfg)
 
-    history = train_joint(
-        model,
-        samples,
-        TrainConfig(steps=150, batch_size=4, warmup_steps=10, lr_decay_at=(0.8,)),
-    )
+    cfg = TrainConfig(steps=150, batch_size=4, warmup_steps=10, lr_decay_at=(0.8,))
+    history = Trainer(model, samples, cfg).fit()
     first = sum(h["loss"] for h in history[:10]) / 10
     last = sum(h["loss"] for h in history[-10:]) / 10
     assert last < 0.1 * first

@@ -8,12 +8,11 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from faster_rcnn.ops.roi_align import roi_align, roi_pool
+from faster_rcnn.ops.roi_align import boxes_to_rois, roi_align, roi_pool
 from faster_rcnn.roi_heads.pooling import (
     LevelMapper,
     MultiScaleRoIAlign,
     SingleScaleRoIPool,
-    convert_to_roi_format,
     infer_scale,
     setup_scales,
 )
@@ -65,15 +64,19 @@ def test_setup_scales_uses_largest_image_and_spans_levels() -> None:
         setup_scales(features, [])
 
 
-def test_convert_to_roi_format() -> None:
-    a = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
-    b = torch.tensor([[5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]], dtype=torch.float32)
-    rois = convert_to_roi_format([a, torch.zeros((0, 4)), b])
+def test_boxes_to_rois_numbers_each_box_by_its_image() -> None:
+    a = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
+    b = torch.tensor([[5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]], dtype=torch.float64)
+    rois = boxes_to_rois([a, torch.zeros((0, 4), dtype=torch.float64), b])
+    assert rois.dtype == torch.float64
     assert rois.tolist() == [
         [0, 1, 2, 3, 4],
         [2, 5, 6, 7, 8],
         [2, 9, 10, 11, 12],
     ]
+    assert boxes_to_rois([]).shape == (0, 5)
+    with pytest.raises(ValueError, match="boxes of image 1 must have shape"):
+        boxes_to_rois([a, torch.zeros(3)])
 
 
 def pyramid(gen: torch.Generator, dtype: torch.dtype = torch.float32) -> OrderedDict:

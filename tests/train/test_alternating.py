@@ -22,8 +22,8 @@ from faster_rcnn.train.alternating import (
     train_alternating,
     train_fast_rcnn_on_proposals,
 )
-from faster_rcnn.train.loop import TrainConfig
 from faster_rcnn.train.rpn_only import train_rpn_only
+from faster_rcnn.train.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MOBILENET_V2_FILE = REPO_ROOT.parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"

@@ -19,7 +19,8 @@ from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.distributed import destroy_distributed, init_distributed
-from faster_rcnn.train.loop import TrainConfig, train_stage
+from faster_rcnn.train.train_config import TrainConfig
+from faster_rcnn.train.trainer import Trainer
 
 DATA = SyntheticShapes(8, image_size=(64, 64), seed=3, max_objects=2)
 # A time budget that never binds: every step still takes rank 0's clock (a collective).
@@ -39,7 +40,7 @@ def worker(out_dir: Path) -> None:
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     seen: list[torch.Tensor] = []
     model.register_forward_pre_hook(lambda module, args: seen.extend(args[0]))
-    history = train_stage(model, DATA, CFG, out_dir=out_dir)
+    history = Trainer(model, DATA, CFG, out_dir=out_dir).fit()
 
     def rpn_losses(model, images, targets, generator):
         losses = model(images, targets, generator=generator)
@@ -47,7 +48,7 @@ def worker(out_dir: Path) -> None:
 
     # The RoI head takes part in the forward pass but not in these losses.
     rpn_cfg = TrainConfig(steps=1, batch_size=1, lr=0.01, warmup_steps=0)
-    train_stage(
+    Trainer(
         model,
         DATA,
         rpn_cfg,
@@ -55,7 +56,7 @@ def worker(out_dir: Path) -> None:
         parameters=list(model.rpn.parameters()),
         stage="rpn",
         out_dir=out_dir,
-    )
+    ).fit()
     result = {"initial": initial, "final": model.state_dict(), "seen": seen, "history": history}
     torch.save(result, out_dir / f"rank{context.rank}.pt")
     destroy_distributed()

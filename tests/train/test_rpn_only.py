@@ -9,8 +9,8 @@ from torch import Tensor
 from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
-from faster_rcnn.train.loop import TrainConfig
 from faster_rcnn.train.rpn_only import rpn_losses, train_rpn_only
+from faster_rcnn.train.train_config import TrainConfig
 
 Sample = tuple[Tensor, dict[str, Tensor]]
 

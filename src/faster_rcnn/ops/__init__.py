@@ -2,7 +2,7 @@
 
 from .boxes import BoxCoder, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
 from .nms import batched_nms, nms
-from .roi_align import RoIAlign, RoIPool, roi_align, roi_pool
+from .roi_align import RoIAlign, RoIPool, boxes_to_rois, roi_align, roi_pool
 
 __all__ = [
     "BoxCoder",
@@ -11,6 +11,7 @@ __all__ = [
     "batched_nms",
     "box_area",
     "box_iou",
+    "boxes_to_rois",
     "clip_boxes_to_image",
     "nms",
     "remove_small_boxes",

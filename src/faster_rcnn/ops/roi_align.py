@@ -398,6 +398,32 @@ def _restore_order(output: Tensor, order: Tensor | None) -> Tensor:
     return output.index_select(0, torch.argsort(order))
 
 
+def boxes_to_rois(boxes: list[Tensor]) -> Tensor:
+    """Per-image boxes as the RoI operators' rows.
+
+    Args:
+        boxes: per image, ``(K_i, 4)`` boxes ``x1, y1, x2, y2``.
+
+    Returns:
+        ``(sum K_i, 5)`` rows ``[image index, x1, y1, x2, y2]`` in the boxes' dtype.
+    """
+    for image, image_boxes in enumerate(boxes):
+        if image_boxes.dim() != 2 or image_boxes.shape[1] != 4:
+            raise ValueError(
+                f"boxes of image {image} must have shape (K, 4), got {tuple(image_boxes.shape)}"
+            )
+    if len(boxes) == 0:
+        return torch.zeros((0, 5))
+    concat = torch.cat(boxes)
+    image_index = torch.cat(
+        [
+            torch.full((len(b), 1), i, dtype=concat.dtype, device=concat.device)
+            for i, b in enumerate(boxes)
+        ]
+    )
+    return torch.cat((image_index, concat), dim=1)
+
+
 def _as_rois(boxes: Tensor | list[Tensor], dtype: torch.dtype, device: torch.device) -> Tensor:
     """``(K, 5)`` rows ``[batch_index, x1, y1, x2, y2]`` from either box format."""
     if isinstance(boxes, Tensor):
@@ -407,17 +433,7 @@ def _as_rois(boxes: Tensor | list[Tensor], dtype: torch.dtype, device: torch.dev
                 f"got {tuple(boxes.shape)}"
             )
         return boxes.to(dtype=dtype, device=device)
-    for image, image_boxes in enumerate(boxes):
-        if image_boxes.dim() != 2 or image_boxes.shape[1] != 4:
-            raise ValueError(
-                f"boxes of image {image} must have shape (K, 4), got {tuple(image_boxes.shape)}"
-            )
-    if len(boxes) == 0:
-        return torch.zeros((0, 5), dtype=dtype, device=device)
-    batch_index = torch.cat(
-        [torch.full((len(b), 1), i, dtype=dtype, device=device) for i, b in enumerate(boxes)]
-    )
-    return torch.cat((batch_index, torch.cat(boxes).to(dtype=dtype, device=device)), dim=1)
+    return boxes_to_rois(boxes).to(dtype=dtype, device=device)
 
 
 def _round_half_away_from_zero(x: Tensor) -> Tensor:

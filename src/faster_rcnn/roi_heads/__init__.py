@@ -7,7 +7,6 @@ from .pooling import (
     LevelMapper,
     MultiScaleRoIAlign,
     SingleScaleRoIPool,
-    convert_to_roi_format,
     infer_scale,
     setup_scales,
 )
@@ -26,7 +25,6 @@ __all__ = [
     "TwoMLPHead",
     "VGG16BoxHead",
     "add_gt_proposals",
-    "convert_to_roi_format",
     "fastrcnn_loss",
     "infer_scale",
     "postprocess_detections",

@@ -141,6 +141,8 @@ class RoIHeads(nn.Module):
             int64 (D,), "scores": (D,)}`` in the resized image's pixels, and ``{}``.
         """
         if self.training:
+            if targets is None:
+                raise ValueError("the Fast R-CNN head needs targets in training mode")
             sample = self.target_creator(proposals, targets, generator=generator)
             class_logits, box_regression = self.predict(features, sample.proposals, image_shapes)
             loss_classifier, loss_box_reg = fastrcnn_loss(

@@ -19,24 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import box_area
-from ..ops.roi_align import roi_align, roi_pool
-
-
-def convert_to_roi_format(boxes: list[Tensor]) -> Tensor:
-    """Concatenate per-image boxes into the RoI operators' format.
-
-    Args:
-        boxes: per image, ``(Ki, 4)`` boxes.
-
-    Returns:
-        ``(sum Ki, 5)`` rows ``[image index, x1, y1, x2, y2]`` in the boxes' dtype.
-    """
-    concat_boxes = torch.cat(boxes, dim=0)
-    image_ids = torch.cat(
-        [torch.full_like(b[:, :1], i, dtype=concat_boxes.dtype) for i, b in enumerate(boxes)],
-        dim=0,
-    )
-    return torch.cat([image_ids, concat_boxes], dim=1)
+from ..ops.roi_align import boxes_to_rois, roi_align, roi_pool
 
 
 def infer_scale(feature: Tensor, original_size: tuple[int, int]) -> float:
@@ -196,7 +179,7 @@ class MultiScaleRoIAlign(nn.Module):
         scales, mapper = setup_scales(
             features, image_shapes, self.canonical_scale, self.canonical_level
         )
-        rois = convert_to_roi_format(boxes)
+        rois = boxes_to_rois(boxes)
         if len(features) == 1:
             return self._roi_align(features[0], rois, scales[0])
 
@@ -260,5 +243,5 @@ class SingleScaleRoIPool(nn.Module):
         (feature,) = _select_features(x, (self.featmap_name,))
         scale = infer_scale(feature, max_image_size(image_shapes))
         return roi_pool(
-            feature, convert_to_roi_format(boxes), output_size=self.output_size, spatial_scale=scale
+            feature, boxes_to_rois(boxes), output_size=self.output_size, spatial_scale=scale
         )

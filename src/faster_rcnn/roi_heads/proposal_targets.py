@@ -91,7 +91,7 @@ class ProposalTargetCreator:
     def __call__(
         self,
         proposals: list[Tensor],
-        targets: list[dict[str, Tensor]] | None,
+        targets: list[dict[str, Tensor]],
         generator: torch.Generator | None = None,
     ) -> SampledRoIs:
         """Draw the training RoIs of a batch and their targets.
@@ -106,7 +106,6 @@ class ProposalTargetCreator:
         Returns:
             The sampled RoIs with their GT indices, labels and regression targets.
         """
-        _check_targets(targets, len(proposals))
         dtype, device = proposals[0].dtype, proposals[0].device
         gt_boxes = [t["boxes"].to(dtype) for t in targets]
         gt_labels = [t["labels"] for t in targets]
@@ -167,17 +166,3 @@ class ProposalTargetCreator:
             matched_idxs.append(img_matched)
             labels.append(img_labels)
         return matched_idxs, labels
-
-
-def _check_targets(targets: list[dict[str, Tensor]] | None, num_images: int) -> None:
-    if targets is None:
-        raise ValueError("the Fast R-CNN head needs targets in training mode")
-    if len(targets) != num_images:
-        raise ValueError(f"got targets for {len(targets)} images and proposals for {num_images}")
-    for i, target in enumerate(targets):
-        if "boxes" not in target or "labels" not in target:
-            raise ValueError(f"image {i}: target must have 'boxes' and 'labels'")
-        if not target["boxes"].is_floating_point():
-            raise TypeError(f"image {i}: boxes must be floating point, got {target['boxes'].dtype}")
-        if target["labels"].dtype != torch.int64:
-            raise TypeError(f"image {i}: labels must be int64, got {target['labels'].dtype}")

@@ -1,22 +1,24 @@
-"""Training: the shared loop, its schedule, checkpoints, metrics and data parallelism.
+"""Training: the trainer every scheme drives, its parts, checkpoints and data parallelism.
 
-:func:`train_stage` is the loop every scheme runs (:func:`train_joint` is the paper's
-approximate joint training); :func:`save_model` / :func:`load_model` write and read model
-files that carry their config; :func:`init_distributed` joins a ``torchrun`` job.
+:class:`Trainer` runs one stage (approximate joint training by default; the RPN-only and
+alternating schemes give it other losses and parameters); :func:`save_model` /
+:func:`load_model` write and read model files that carry their config;
+:func:`init_distributed` joins a ``torchrun`` job.
 """
 
 from .checkpoint import TrainingCheckpoint, load_model, read_model_config, save_model
 from .distributed import DistributedContext, destroy_distributed, init_distributed
-from .joint import train_joint
-from .loop import LossFn, TrainConfig, detector_losses, train_stage
 from .metrics import MetricsLogger, read_metrics
 from .schedule import learning_rate
+from .train_config import TrainConfig
+from .trainer import LossFn, Trainer, detector_losses
 
 __all__ = [
     "DistributedContext",
     "LossFn",
     "MetricsLogger",
     "TrainConfig",
+    "Trainer",
     "TrainingCheckpoint",
     "destroy_distributed",
     "detector_losses",
@@ -26,6 +28,4 @@ __all__ = [
     "read_metrics",
     "read_model_config",
     "save_model",
-    "train_joint",
-    "train_stage",
 ]

@@ -35,9 +35,11 @@ from torch import Tensor
 
 from ..backbones import LoadReport, load_backbone_weights
 from ..config import FasterRCNNConfig
+from ..data.dataset import Sample
 from ..model import FasterRCNN
-from .loop import LossFn, Sample, TrainConfig, train_stage
-from .rpn_only import prepare_training_batch, rpn_losses, train_rpn_only
+from .rpn_only import rpn_losses, train_rpn_only
+from .train_config import TrainConfig
+from .trainer import LossFn, OnStep, Trainer
 
 # The paper's iterations per step on PASCAL VOC 2007 (py-faster-rcnn's alt-opt schedule);
 # each step divides its learning rate by 10 after 3/4 of its iterations.
@@ -150,16 +152,16 @@ def fast_rcnn_losses(
     Returns:
         ``{"loss_classifier": (), "loss_box_reg": ()}`` scalars.
     """
-    image_list, targets = prepare_training_batch(detector, images, targets, generator)
-    features = detector.features(image_list)
+    batch = detector.prepare_batch(images, targets, generator)
+    features = detector.features(batch.images)
     with torch.no_grad():
         if proposer is None:
-            proposals = detector.rpn.predict(image_list, features).boxes
+            proposals = detector.rpn.predict(batch.images, features).boxes
         else:
-            proposer_features = proposer.features(image_list)
-            proposals = proposer.rpn.predict(image_list, proposer_features).boxes
+            proposer_features = proposer.features(batch.images)
+            proposals = proposer.rpn.predict(batch.images, proposer_features).boxes
     _, losses = detector.roi_heads(
-        features, proposals, image_list.image_sizes, targets, generator=generator
+        features, proposals, batch.images.image_sizes, batch.training_targets(), generator=generator
     )
     return losses
 
@@ -169,7 +171,7 @@ def train_fast_rcnn_on_proposals(
     proposer: FasterRCNN,
     dataset: Sequence[Sample],
     cfg: TrainConfig,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> list[dict[str, float]]:
     """Step 2: train ``detector``'s backbone and RoI head on ``proposer``'s proposals.
 
@@ -204,14 +206,14 @@ def train_fast_rcnn_on_proposals(
         for p in chain(detector.backbone.parameters(), detector.roi_heads.parameters())
         if p.requires_grad
     ]
-    return train_stage(
+    return Trainer(
         detector,
         dataset,
         cfg,
         compute_losses=partial(fast_rcnn_losses, proposer=proposer),
         parameters=parameters,
         on_step=on_step,
-    )
+    ).fit()
 
 
 def share_backbone(detector: FasterRCNN, rpn_source: FasterRCNN) -> FasterRCNN:
@@ -229,7 +231,7 @@ def freeze_backbone(model: FasterRCNN) -> None:
 
 def with_frozen_backbone(compute_losses: LossFn) -> LossFn:
     """``compute_losses`` with the backbone in eval mode, so batch norms keep their
-    statistics while :func:`train_stage` keeps the rest of the model in training mode."""
+    statistics while :meth:`Trainer.fit` keeps the rest of the model in training mode."""
 
     def losses(
         model: FasterRCNN,
@@ -237,7 +239,7 @@ def with_frozen_backbone(compute_losses: LossFn) -> LossFn:
         targets: list[dict[str, Tensor]],
         generator: torch.Generator,
     ) -> dict[str, Tensor]:
-        # train_stage switches the whole model to training mode before its first step.
+        # Trainer.fit switches the whole model to training mode before its first step.
         model.backbone.eval()
         return compute_losses(model, images, targets, generator)
 
@@ -248,7 +250,7 @@ def finetune_rpn(
     model: FasterRCNN,
     dataset: Sequence[Sample],
     cfg: TrainConfig,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> list[dict[str, float]]:
     """Step 3: freeze the backbone (weights and batch-norm statistics) and train only the
     layers unique to the RPN (``rpn.head``) on the RPN losses, in place.
@@ -259,21 +261,21 @@ def finetune_rpn(
         Per step, ``{"loss_objectness", "loss_rpn_box_reg", "loss"}`` as floats.
     """
     freeze_backbone(model)
-    return train_stage(
+    return Trainer(
         model,
         dataset,
         cfg,
         compute_losses=with_frozen_backbone(rpn_losses),
         parameters=list(model.rpn.head.parameters()),
         on_step=on_step,
-    )
+    ).fit()
 
 
 def finetune_fast_rcnn(
     model: FasterRCNN,
     dataset: Sequence[Sample],
     cfg: TrainConfig,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> list[dict[str, float]]:
     """Step 4: with the backbone frozen, train only the layers unique to Fast R-CNN
     (``roi_heads``: box head and predictor) on the proposals of the model's own RPN, which
@@ -283,14 +285,14 @@ def finetune_fast_rcnn(
         Per step, ``{"loss_classifier", "loss_box_reg", "loss"}`` as floats.
     """
     freeze_backbone(model)
-    return train_stage(
+    return Trainer(
         model,
         dataset,
         cfg,
         compute_losses=with_frozen_backbone(fast_rcnn_losses),
         parameters=list(model.roi_heads.parameters()),
         on_step=on_step,
-    )
+    ).fit()
 
 
 def train_alternating(

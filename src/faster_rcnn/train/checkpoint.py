@@ -118,7 +118,7 @@ class TrainingCheckpoint:
     Attributes:
         stage: the name of the training stage.
         step: the number of steps done; a resumed run continues with this one.
-        history: per step done, the losses (see ``train_stage``).
+        history: per step done, the losses (as ``Trainer.fit`` returns them).
         train_config: the ``TrainConfig`` as a dict (``dataclasses.asdict``).
         optimizer: the optimizer's state dict (momentum buffers included).
         generator_states: the training generator's state on each rank (one entry per

@@ -3,7 +3,8 @@
 ``torchrun --nproc_per_node N script.py`` starts N copies of a script with ``RANK``,
 ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` in their environment.
 A script calls :func:`init_distributed` once, moves its model to the returned device and
-calls ``train_stage`` as usual: the loop sees the process group and
+trains with a :class:`~faster_rcnn.train.trainer.Trainer` as usual, which sees the
+process group and
 
 - runs the loss computation inside :class:`~torch.nn.parallel.DistributedDataParallel`,
   which starts every rank from rank 0's weights and averages the gradients;
@@ -102,7 +103,7 @@ def rank_and_world_size() -> tuple[int, int]:
 
 
 class LossComputation(nn.Module):
-    """``compute_losses(model, images, targets, generator)`` (a ``train.loop.LossFn``) as a
+    """``compute_losses(model, images, targets, generator)`` (a ``train.trainer.LossFn``) as a
     module's forward.
 
     DistributedDataParallel synchronises gradients only of what runs inside the forward

@@ -9,46 +9,17 @@ This is also step 1 of the paper's alternating training (:mod:`.alternating`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
-from typing import cast
 
 import torch
 from torch import Tensor
 
-from ..image_list import ImageList
+from ..data.dataset import Sample
 from ..model import FasterRCNN
-from ..validation import validate_images, validate_targets
-from .loop import Sample, TrainConfig, train_stage
-
-
-def prepare_training_batch(
-    model: FasterRCNN,
-    images: list[Tensor],
-    targets: list[dict[str, Tensor]],
-    generator: torch.Generator | None = None,
-) -> tuple[ImageList, list[dict[str, Tensor]]]:
-    """Check a training batch as the model does, then resize, normalise and pad it.
-
-    Args:
-        model: supplies the transform and the number of classes.
-        images: per image, ``float[3, H_i, W_i]`` in 0..1.
-        targets: per image, ``{"boxes": float[N_i, 4], "labels": int64[N_i]}`` in the
-            image's pixels.
-        generator: random source of the multi-scale choice (the model's order of draws).
-
-    Returns:
-        The padded batch and the targets with boxes in resized-image pixels.
-
-    Raises:
-        ValueError: naming the image and box at fault.
-    """
-    validate_images(images)
-    validate_targets(targets, len(images), model.num_classes)
-    image_list, resized = model.transform(images, targets, generator=generator)
-    # Targets in, targets out: the transform returns None only when given none.
-    return image_list, cast(list[dict[str, Tensor]], resized)
+from .train_config import TrainConfig
+from .trainer import OnStep, Trainer
 
 
 def rpn_losses(
@@ -74,18 +45,18 @@ def rpn_losses(
     Returns:
         ``{"loss_objectness": (), "loss_rpn_box_reg": ()}`` scalars.
     """
-    image_list, targets = prepare_training_batch(model, images, targets, generator)
-    features = model.features(image_list)
+    batch = model.prepare_batch(images, targets, generator)
+    features = model.features(batch.images)
     # Only the anchors' scores: proposal selection (NMS) is not needed for the loss.
-    scored = model.rpn.score_anchors(image_list, features)
-    return model.rpn.compute_loss(scored, targets, image_list, generator)
+    scored = model.rpn.score_anchors(batch.images, features)
+    return model.rpn.compute_loss(scored, batch.training_targets(), batch.images, generator)
 
 
 def train_rpn_only(
     model: FasterRCNN,
     dataset: Sequence[Sample],
     cfg: TrainConfig,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: OnStep | None = None,
     *,
     out_dir: Path | None = None,
     resume: bool = False,
@@ -100,7 +71,7 @@ def train_rpn_only(
         dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
-        out_dir / resume / progress: as for :func:`~faster_rcnn.train.loop.train_stage`
+        out_dir / progress: as for :class:`~faster_rcnn.train.trainer.Trainer`
             (the stage is named ``"rpn"``).
 
     Returns:
@@ -109,15 +80,15 @@ def train_rpn_only(
     parameters = [
         p for p in chain(model.backbone.parameters(), model.rpn.parameters()) if p.requires_grad
     ]
-    return train_stage(
+    trainer = Trainer(
         model,
         dataset,
         cfg,
         compute_losses=rpn_losses,
         parameters=parameters,
-        on_step=on_step,
         stage="rpn",
         out_dir=out_dir,
-        resume=resume,
+        on_step=on_step,
         progress=progress,
     )
+    return trainer.fit(resume=resume)

@@ -1,4 +1,4 @@
-"""The training loop: resuming bit for bit, metrics files, and its guards."""
+"""The trainer: resuming bit for bit, metrics files, and its guards."""
 
 import json
 import sys
@@ -10,8 +10,9 @@ from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.train.checkpoint import TrainingCheckpoint
-from faster_rcnn.train.loop import TrainConfig, train_stage
 from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.train_config import TrainConfig
+from faster_rcnn.train.trainer import Trainer
 
 DATA = SyntheticShapes(6, image_size=(64, 64), seed=3, max_objects=2)
 CFG = TrainConfig(steps=4, batch_size=1, lr=0.01, warmup_steps=2, checkpoint_every=2)
@@ -39,7 +40,7 @@ def assert_same_state(a: FasterRCNN, b: FasterRCNN) -> None:
 
 def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tmp_path):
     straight = tiny_model()
-    expected = train_stage(straight, DATA, CFG, out_dir=tmp_path / "straight")
+    expected = Trainer(straight, DATA, CFG, out_dir=tmp_path / "straight").fit()
 
     class Interrupted(Exception):
         pass
@@ -50,21 +51,20 @@ def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tmp_path):
 
     first = tiny_model()
     with pytest.raises(Interrupted):
-        train_stage(first, DATA, CFG, out_dir=tmp_path / "resumed", on_step=interrupt)
+        Trainer(first, DATA, CFG, out_dir=tmp_path / "resumed", on_step=interrupt).fit()
     assert TrainingCheckpoint.find(tmp_path / "resumed" / "joint") is not None
     torch.rand(10)  # the global generator moves on in between; resuming puts it back
 
     resumed = tiny_model(seed=1)  # other weights: the checkpoint must replace them
     steps_run = []
-    history = train_stage(
+    history = Trainer(
         resumed,
         DATA,
         CFG,
         out_dir=tmp_path / "resumed",
-        resume=True,
         progress=True,
         on_step=lambda step, losses: steps_run.append(step),
-    )
+    ).fit(resume=True)
     assert steps_run == [2, 3]
     assert history == expected
     assert_same_state(straight, resumed)
@@ -74,16 +74,16 @@ def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tmp_path):
     assert [r["losses"] for r in records] == expected
 
     # A finished stage resumes to nothing and keeps its weights.
-    again = train_stage(tiny_model(seed=2), DATA, CFG, out_dir=tmp_path / "resumed", resume=True)
+    again = Trainer(tiny_model(seed=2), DATA, CFG, out_dir=tmp_path / "resumed").fit(resume=True)
     assert again == expected
-    changed = TrainConfig(**{**CFG.__dict__, "lr": 0.02})
+    changed = CFG.replace(lr=0.02)
     with pytest.warns(UserWarning, match=r"lr 0\.01 -> 0\.02"):
-        train_stage(tiny_model(), DATA, changed, out_dir=tmp_path / "resumed", resume=True)
+        Trainer(tiny_model(), DATA, changed, out_dir=tmp_path / "resumed").fit(resume=True)
 
 
 def test_metrics_file_has_one_record_per_step(tmp_path):
     cfg = TrainConfig(steps=3, batch_size=2, lr=0.01, warmup_steps=2, schedule="cosine")
-    history = train_stage(tiny_model(), DATA, cfg, stage="rpn1", out_dir=tmp_path)
+    history = Trainer(tiny_model(), DATA, cfg, stage="rpn1", out_dir=tmp_path).fit()
     records = read_records(tmp_path / "metrics.jsonl")
     assert len(records) == cfg.steps == len(history)
     for step, record in enumerate(records):
@@ -105,7 +105,7 @@ def test_metrics_file_has_one_record_per_step(tmp_path):
 def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatch):
     # A fake clock that reads 1 s later each time it is read (3 readings per step).
     clock = iter(range(10_000))
-    monkeypatch.setattr("faster_rcnn.train.loop.time.perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr("faster_rcnn.train.trainer.time.perf_counter", lambda: float(next(clock)))
     cfg = TrainConfig(
         steps=100,
         batch_size=1,
@@ -115,7 +115,7 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
         lr_decay_at=(0.5,),
         checkpoint_every=None,
     )
-    history = train_stage(tiny_model(), DATA, cfg, out_dir=tmp_path)
+    history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit()
     lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
     # Step k is planned at 3k + 2 s. The plan is 100 steps until the pacer's first
     # projection at step 20 (62 s): 20 + 28 s * 20 / 62 s = 29 steps, decay at 14, so the
@@ -127,8 +127,8 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
 def test_amp_is_ignored_on_cpu():
     cfg = TrainConfig(steps=2, batch_size=1, lr=0.01, warmup_steps=0)
     plain, mixed = tiny_model(), tiny_model()
-    train_stage(plain, DATA, cfg)
-    train_stage(mixed, DATA, TrainConfig(**{**cfg.__dict__, "amp": True}))
+    Trainer(plain, DATA, cfg).fit()
+    Trainer(mixed, DATA, cfg.replace(amp=True)).fit()
     assert_same_state(plain, mixed)
 
 
@@ -142,9 +142,10 @@ def test_only_the_given_parameters_are_trained():
         return {k: v for k, v in losses.items() if k in ("loss_objectness", "loss_rpn_box_reg")}
 
     cfg = TrainConfig(steps=1, batch_size=1, lr=0.1, warmup_steps=0)
-    history = train_stage(
+    trainer = Trainer(
         model, DATA, cfg, compute_losses=rpn_losses, parameters=list(model.rpn.parameters())
     )
+    history = trainer.fit()
     assert set(history[0]) == {"loss_objectness", "loss_rpn_box_reg", "loss"}
     assert all(
         torch.equal(a, b) for a, b in zip(head_before, model.roi_heads.parameters(), strict=True)
@@ -162,7 +163,7 @@ def test_non_finite_loss_stops_before_touching_the_weights():
         return {"loss_nan": sum(p.sum() for p in model.rpn.parameters()) * float("nan")}
 
     with pytest.raises(FloatingPointError, match="step 0"):
-        train_stage(model, DATA, TrainConfig(steps=2, batch_size=1), compute_losses=nan_loss)
+        Trainer(model, DATA, TrainConfig(steps=2, batch_size=1), compute_losses=nan_loss).fit()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
@@ -170,20 +171,19 @@ def test_tensorboard_without_the_package_fails_before_training(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
     steps = []
     with pytest.raises(ImportError, match="tensorboard"):
-        train_stage(
+        Trainer(
             tiny_model(),
             DATA,
             TrainConfig(steps=1, batch_size=1),
             tensorboard_dir=tmp_path / "tb",
             on_step=lambda step, losses: steps.append(step),
-        )
+        ).fit()
     assert steps == []
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"stage": "a/b"}, "stage name"), ({"resume": True}, "needs out_dir")],
-)
-def test_bad_arguments_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        train_stage(tiny_model(), DATA, TrainConfig(steps=1, batch_size=1), **kwargs)
+def test_bad_arguments_are_refused():
+    cfg = TrainConfig(steps=1, batch_size=1)
+    with pytest.raises(ValueError, match="stage name"):
+        Trainer(tiny_model(), DATA, cfg, stage="a/b")
+    with pytest.raises(ValueError, match="needs out_dir"):
+        Trainer(tiny_model(), DATA, cfg).fit(resume=True)

@@ -1,0 +1,112 @@
+"""The time budget of a run: its clock, and the run length its schedule is laid over.
+
+A run given ``max_seconds`` stops when they are spent; so that it still ends at its
+lowest learning rate, :class:`TimeBudgetPacer` re-plans the schedule's length from the
+speed measured as it runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+
+import torch
+
+from . import distributed
+
+_CPU = torch.device("cpu")
+
+
+class TimeBudget:
+    """The clock of a stage and its plan, read once before every step.
+
+    Args:
+        steps: the planned run length.
+        max_seconds: the budget (``None``: none; the plan is always ``steps``).
+        start_step: the step the run (or its resumption) starts at; the clock starts now.
+        world_size: processes of a data-parallel run; with more than one, every rank
+            reads rank 0's clock (a collective), so that all plan and stop alike.
+        device: where that collective's tensor lives.
+    """
+
+    def __init__(
+        self,
+        steps: int,
+        max_seconds: float | None,
+        start_step: int = 0,
+        world_size: int = 1,
+        device: torch.device = _CPU,
+    ) -> None:
+        self.max_seconds = max_seconds
+        self.world_size, self.device = world_size, device
+        self.pacer = TimeBudgetPacer(steps, max_seconds, start_step)
+        self.start = time.perf_counter()
+
+    def plan(self, step: int) -> int | None:
+        """The run length to lay the schedule over at step ``step``; ``None`` once the
+        budget is spent (the step must not run)."""
+        elapsed = self.elapsed()
+        if self.max_seconds is not None and elapsed > self.max_seconds:
+            return None
+        return self.pacer.update(step, elapsed)
+
+    def elapsed(self) -> float:
+        """Seconds since the start (rank 0's in a data-parallel run with a budget)."""
+        elapsed = time.perf_counter() - self.start
+        if self.max_seconds is not None and self.world_size > 1:
+            elapsed = distributed.value_of_main(elapsed, self.device)
+        return elapsed
+
+
+class TimeBudgetPacer:
+    """The run length a time-limited run lays its schedule out over.
+
+    A run stopped by the clock before ``steps`` would never reach the schedule's decays (or
+    the end of its cosine). From ``min_steps`` steps into the run on, the pacer projects how
+    many steps fit in the budget at the recent speed - over the last quarter of the steps
+    run, and at least ``min_steps`` - and makes that the plan. A slower run shortens the
+    plan at once; a faster one lengthens it only as fast as keeps ``(step + 1) / plan``
+    from falling, so the schedule never goes back: the learning rate never rises once
+    decayed, and a run that speeds up (a cache filled after the first epoch) takes its
+    decays later instead of running its last steps at the final rate. When the run
+    outlasts its projection, the plan takes in the step about to run.
+
+    Args:
+        steps: the planned run length, which the plan never exceeds.
+        max_seconds: the time budget (``None``: the plan is always ``steps``).
+        start_step: the step the run (or its resumption) starts at.
+        min_steps: steps timed before the first projection.
+    """
+
+    def __init__(
+        self, steps: int, max_seconds: float | None, start_step: int = 0, min_steps: int = 20
+    ) -> None:
+        self.max_steps = steps
+        self.total_steps = steps
+        self.max_seconds = max_seconds
+        self.start_step = start_step
+        self.min_steps = max(1, min_steps)
+        # (step, seconds since start_step) at every update, the run's start first.
+        self._timeline: list[tuple[int, float]] = [(start_step, 0.0)]
+
+    def update(self, step: int, elapsed: float) -> int:
+        """The plan at step ``step``, ``elapsed`` seconds after ``start_step`` began."""
+        if self.max_seconds is None:
+            return self.total_steps
+        last_step = self._timeline[-1][0]
+        self._timeline.append((step, elapsed))
+        done = step - self.start_step
+        if done < self.min_steps:
+            return self.total_steps
+        window = max(self.min_steps, done // 4)
+        # The latest timing at least `window` steps back.
+        past = bisect.bisect_right(self._timeline, step - window, key=lambda entry: entry[0])
+        since_step, since_seconds = self._timeline[max(past - 1, 0)]
+        if elapsed <= since_seconds:
+            return self.total_steps
+        steps_per_second = (step - since_step) / (elapsed - since_seconds)
+        fits = step + int((self.max_seconds - elapsed) * steps_per_second)
+        # Lengthening keeps (step + 1) / plan from falling (see the class docstring).
+        most = self.total_steps * (step + 1) // (last_step + 1)
+        self.total_steps = max(step + 1, min(fits, most, self.max_steps))
+        return self.total_steps

@@ -1,0 +1,112 @@
+"""What a training stage updates besides the model, and how it is saved and resumed.
+
+The optimizer (momentum buffers), the mixed-precision gradient scaler and the samplers'
+generator, with the global random states, are what a resumed run needs, beside the
+weights, to continue exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.augment import derive_seed
+from ..model import FasterRCNN
+from . import distributed
+from .checkpoint import TrainingCheckpoint
+from .train_config import TrainConfig
+
+
+class TrainingState:
+    """The optimizer, the gradient scaler and the samplers' generator of one stage.
+
+    Args:
+        model: the detector being trained.
+        cfg: optimisation settings (SGD's, the seed, mixed precision).
+        params: the parameters the optimizer updates.
+        stage: the stage's name, which its checkpoints carry.
+        rank / world_size: this process and the number of processes (1: not distributed).
+    """
+
+    def __init__(
+        self,
+        model: FasterRCNN,
+        cfg: TrainConfig,
+        params: list[nn.Parameter],
+        stage: str,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.model, self.cfg, self.params, self.stage = model, cfg, params, stage
+        self.rank, self.world_size = rank, world_size
+        self.optimizer = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+        self.use_amp = cfg.amp and next(model.parameters()).device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        # Three keys: never one of the (seed, epoch) streams that order the batches.
+        self.generator = torch.Generator().manual_seed(derive_seed(cfg.seed, rank, world_size))
+
+    def save(self, stage_dir: Path, history: list[dict[str, float]]) -> None:
+        """Checkpoint the model and this state after ``len(history)`` steps (rank 0
+        writes; every rank must call it, since the generators' states are gathered)."""
+        states = [self.generator.get_state()]
+        if self.world_size > 1:
+            states = distributed.gather_objects(states[0])
+        if self.rank != 0:
+            return
+        cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        TrainingCheckpoint(
+            stage=self.stage,
+            step=len(history),
+            history=history,
+            train_config=dataclasses.asdict(self.cfg),
+            optimizer=self.optimizer.state_dict(),
+            generator_states=states,
+            torch_rng_state=torch.get_rng_state(),
+            cuda_rng_states=cuda_states,
+            python_rng_state=random.getstate(),
+            grad_scaler=self.scaler.state_dict() if self.use_amp else None,
+        ).save(stage_dir, self.model)
+
+    def restore(self, stage_dir: Path) -> list[dict[str, float]]:
+        """Load the checkpoint in ``stage_dir`` into the model and this state, put the
+        global random generators back, and return the history of the steps done.
+
+        Raises:
+            ValueError: the checkpoint is another stage's, or unreadable.
+        """
+        checkpoint = TrainingCheckpoint.load(stage_dir, self.model)
+        if checkpoint.stage != self.stage:
+            raise ValueError(f"{stage_dir} holds stage {checkpoint.stage!r}, not {self.stage!r}")
+        changed = self.cfg.changes_since(checkpoint.train_config)
+        if changed:
+            warnings.warn(
+                f"resuming {stage_dir} with changed settings: {', '.join(changed)}; the run "
+                "will not match an uninterrupted one",
+                stacklevel=3,
+            )
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        if self.use_amp and checkpoint.grad_scaler is not None:
+            self.scaler.load_state_dict(checkpoint.grad_scaler)
+        self._restore_generator(checkpoint, stage_dir)
+        checkpoint.restore_global_rng()
+        return list(checkpoint.history)
+
+    def _restore_generator(self, checkpoint: TrainingCheckpoint, stage_dir: Path) -> None:
+        """This rank's sampler state; afresh when the number of processes changed."""
+        if len(checkpoint.generator_states) == self.world_size:
+            self.generator.set_state(checkpoint.generator_states[self.rank])
+            return
+        warnings.warn(
+            f"{stage_dir} was written by {len(checkpoint.generator_states)} processes, "
+            f"resuming with {self.world_size}: the samplers draw afresh",
+            stacklevel=4,
+        )
+        seed = derive_seed(self.cfg.seed, self.rank, self.world_size, checkpoint.step)
+        self.generator.manual_seed(seed)

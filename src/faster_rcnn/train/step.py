@@ -1,0 +1,62 @@
+"""One SGD step: the losses of a batch, summed, back-propagated, clipped, applied."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from . import distributed
+from .state import TrainingState
+
+# The losses of a batch: (images, targets, generator) -> named scalar losses.
+BatchLosses = Callable[[list[Tensor], list[dict[str, Tensor]], torch.Generator], dict[str, Tensor]]
+
+
+def train_step(
+    state: TrainingState,
+    losses_of: BatchLosses,
+    images: list[Tensor],
+    targets: list[dict[str, Tensor]],
+    lr: float,
+    step: int,
+) -> dict[str, float]:
+    """SGD step ``step`` at learning rate ``lr`` on the summed losses of a batch.
+
+    Args:
+        state: the optimizer, gradient scaler and samplers' generator of the stage.
+        losses_of: the batch's losses, drawing from ``state.generator``.
+        images: this process's images, ``float[3, H_i, W_i]`` on the model's device.
+        targets: their ``{"boxes": float[N_i, 4], "labels": int64[N_i]}``.
+        lr: the learning rate of this step.
+        step: the step's index, for error messages.
+
+    Returns:
+        The losses and their sum (``"loss"``) as floats, averaged over the processes.
+
+    Raises:
+        FloatingPointError: a loss is infinite or NaN (raised before it reaches the
+            weights; with mixed precision the gradient scaler skips such steps instead).
+    """
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    device_type = next(state.model.parameters()).device.type
+    with torch.autocast(device_type, enabled=state.use_amp):
+        losses = losses_of(images, targets, state.generator)
+    total = sum(losses.values())
+    values = torch.stack([value.detach().float() for value in (*losses.values(), total)])
+    if state.world_size > 1:
+        values = distributed.mean_over_ranks(values)
+    record = dict(zip([*losses, "loss"], values.tolist(), strict=True))
+    if not state.use_amp and not all(map(math.isfinite, record.values())):
+        raise FloatingPointError(f"{state.stage}, step {step}: non-finite loss {record}")
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(total).backward()
+    if state.cfg.grad_clip_norm is not None:
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(state.params, state.cfg.grad_clip_norm)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    return record

@@ -1,0 +1,91 @@
+"""Optimisation settings of a training stage: one frozen, validated dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..config import check_fields, require
+
+# Settings that may change between an interrupted run and its resumption without
+# changing what is computed.
+RESUMABLE_CHANGES = frozenset({"max_seconds", "num_workers", "checkpoint_every"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; ``steps`` is the number of SGD iterations.
+
+    The paper's optimiser is SGD with momentum 0.9 and weight decay 0.0005. The learning
+    rate follows ``schedule`` (see :mod:`faster_rcnn.train.schedule`): a linear warm-up
+    from ``lr * warmup_factor`` over ``warmup_steps``, then ``"step"`` (divided by 10 at
+    each fraction of ``steps`` in ``lr_decay_at``) or ``"cosine"`` (down to 0 at
+    ``steps``). ``max_seconds`` stops the run early; the schedule is then laid out over the
+    steps that fit in it (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run
+    cut short still ends at its lowest learning rate. Such a run depends on the machine's
+    speed: only runs without ``max_seconds`` resume bit for bit.
+
+    Validated when made (types and ranges); change one with :meth:`replace`.
+
+    Attributes:
+        batch_size: images per step and per process (a data-parallel step trains on
+            ``batch_size * world_size`` images).
+        grad_clip_norm: the gradients' total norm is clipped to this (``None``: never).
+        seed: decides the batch order and every random draw of the samplers.
+        amp: mixed precision (float16 autocast and a gradient scaler) on CUDA; on other
+            devices it is ignored.
+        checkpoint_every: with an output folder, steps between checkpoints (``None``:
+            only at the end).
+        num_workers: DataLoader worker processes that load images (0: in this process).
+        group_by_aspect_ratio: batch landscape and portrait images apart.
+    """
+
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["step", "cosine"] = "step"
+    warmup_steps: int = 50
+    warmup_factor: float = 0.1
+    lr_decay_at: tuple[float, ...] = (0.7, 0.9)
+    grad_clip_norm: float | None = 10.0
+    max_seconds: float | None = None
+    seed: int = 0
+    amp: bool = False
+    checkpoint_every: int | None = 500
+    num_workers: int = 0
+    group_by_aspect_ratio: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        require(self, "steps", self.steps >= 0, ">= 0")
+        require(self, "batch_size", self.batch_size >= 1, ">= 1")
+        require(self, "lr", self.lr > 0, "> 0")
+        require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")
+        require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
+        require(self, "warmup_steps", self.warmup_steps >= 0, ">= 0")
+        require(self, "warmup_factor", 0 < self.warmup_factor <= 1, "in (0, 1]")
+        require(self, "lr_decay_at", all(0 <= f <= 1 for f in self.lr_decay_at), "in [0, 1]")
+        clip = self.grad_clip_norm
+        require(self, "grad_clip_norm", clip is None or clip > 0, "> 0 or None")
+        budget = self.max_seconds
+        require(self, "max_seconds", budget is None or budget > 0, "> 0 or None")
+        every = self.checkpoint_every
+        require(self, "checkpoint_every", every is None or every >= 1, ">= 1 or None")
+        require(self, "num_workers", self.num_workers >= 0, ">= 0")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def changes_since(self, saved: dict[str, Any]) -> list[str]:
+        """The settings that differ from ``saved`` (a checkpoint's ``asdict``) and change
+        what a resumed run computes, as ``"name old -> new"``."""
+        current = dataclasses.asdict(self)
+        return [
+            f"{name} {saved.get(name)!r} -> {current[name]!r}"
+            for name in sorted(current.keys() - RESUMABLE_CHANGES)
+            if saved.get(name) != current[name]
+        ]

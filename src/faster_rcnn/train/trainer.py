@@ -1,0 +1,260 @@
+"""The trainer every scheme drives: batches in, summed losses, one SGD step, repeated.
+
+Joint training, RPN-only training and each step of the paper's alternating scheme are a
+:class:`Trainer` with a different ``compute_losses`` (which losses, from which forward
+pass) and a different set of trained parameters. Its parts each live in a file of their
+own: the optimizer and random state and their checkpoints (:mod:`.state`), one SGD step
+(:mod:`.step`), when checkpoints are written (:mod:`.cadence`), the time budget
+(:mod:`.budget`), the progress bar (:mod:`.progress`) and the metrics file
+(:mod:`.metrics`).
+
+Given an output folder, a stage writes ``<out_dir>/<stage>/`` (a
+:class:`~faster_rcnn.train.checkpoint.TrainingCheckpoint`) every
+``cfg.checkpoint_every`` steps and at its end, and appends one record per step to
+``<out_dir>/metrics.jsonl``. Resumed, it continues from its checkpoint: the batches and
+the learning rate are functions of the step and every random state is restored, so on
+the same machine a resumed run ends with the same weights, bit for bit, as one that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data.dataset import Sample
+from ..data.loader import Batch, iterate_batches
+from ..model import FasterRCNN
+from . import distributed
+from .budget import TimeBudget
+from .cadence import CheckpointCadence
+from .checkpoint import TrainingCheckpoint
+from .metrics import METRICS_FILE, MetricsLogger, drop_records
+from .progress import ProgressBar
+from .schedule import learning_rate
+from .state import TrainingState
+from .step import BatchLosses, train_step
+from .train_config import TrainConfig
+
+LossFn = Callable[
+    [FasterRCNN, list[Tensor], list[dict[str, Tensor]], torch.Generator], dict[str, Tensor]
+]
+# The stage's step callback: (step index, its losses as floats).
+OnStep = Callable[[int, dict[str, float]], None]
+
+__all__ = ["LossFn", "OnStep", "Trainer", "detector_losses"]
+
+
+def detector_losses(
+    model: FasterRCNN,
+    images: list[Tensor],
+    targets: list[dict[str, Tensor]],
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """All four losses of one forward pass: the paper's approximate joint training (the
+    proposals are constants for the Fast R-CNN head)."""
+    return model(images, targets, generator=generator)
+
+
+class Trainer:
+    """Trains ``model`` in place on ``dataset`` (items ``(image, target)``), one stage.
+
+    Args:
+        model: the detector, on the device to train on; put in training mode by :meth:`fit`.
+        dataset: the training examples (any sequence, or a :mod:`faster_rcnn.data`
+            dataset); batches come from :func:`faster_rcnn.data.loader.iterate_batches`.
+        cfg: optimisation settings.
+        compute_losses: the losses of a batch, summed for the step (default: all four,
+            approximate joint training).
+        parameters: the parameters to optimise (default: all that require a gradient).
+        stage: the stage's name, a folder name (letters, digits, ``_`` and ``-``).
+        out_dir: where checkpoints (``<out_dir>/<stage>/``) and ``metrics.jsonl`` go;
+            ``None`` writes nothing.
+        on_step: called after every step with the step index and its losses.
+        progress: show a progress bar (running mean losses, steps/s, time left).
+        tensorboard_dir: also log the metrics for TensorBoard there (needs the
+            ``tensorboard`` package).
+
+    The samplers draw from a generator seeded with ``cfg.seed`` (and the rank), and the
+    batch order depends on ``cfg.seed`` and the step alone, so a run is repeatable on the
+    same machine. Inside a ``torch.distributed`` process group the stage trains
+    data-parallel (see :mod:`faster_rcnn.train.distributed`).
+
+    Raises:
+        ValueError: a bad ``stage`` name.
+    """
+
+    def __init__(
+        self,
+        model: FasterRCNN,
+        dataset: Sequence[Sample],
+        cfg: TrainConfig,
+        *,
+        compute_losses: LossFn = detector_losses,
+        parameters: Sequence[nn.Parameter] | None = None,
+        stage: str = "joint",
+        out_dir: Path | None = None,
+        on_step: OnStep | None = None,
+        progress: bool = False,
+        tensorboard_dir: Path | None = None,
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", stage):
+            raise ValueError(f"stage name {stage!r} must be letters, digits, '_' or '-'")
+        self.model, self.dataset, self.cfg, self.stage = model, dataset, cfg, stage
+        self.rank, self.world_size = distributed.rank_and_world_size()
+        self.device = next(model.parameters()).device
+        trained = [p for p in model.parameters() if p.requires_grad]
+        if parameters is not None:
+            trained = list(parameters)
+        self.state = TrainingState(model, cfg, trained, stage, self.rank, self.world_size)
+        self.compute_losses = compute_losses
+        # The default loss uses every parameter; others may leave some out.
+        self.may_leave_parameters_out = (
+            parameters is not None or compute_losses is not detector_losses
+        )
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.stage_dir = self.out_dir / stage if self.out_dir is not None else None
+        self.on_step, self.progress, self.tensorboard_dir = on_step, progress, tensorboard_dir
+
+    def fit(self, resume: bool = False) -> list[dict[str, float]]:
+        """Run the stage's steps (those left, resumed) and return their losses.
+
+        Args:
+            resume: continue from the checkpoint in ``<out_dir>/<stage>/`` when there is
+                one (model, optimizer, step, history and random states); a stage that
+                had finished runs no step and returns its history.
+
+        Returns:
+            Per step since the start of the stage (resumed steps included), the losses and
+            their sum (``"loss"``) as floats; averaged over the processes of a
+            data-parallel run.
+
+        Raises:
+            ValueError: ``resume`` without an output folder, or an unusable checkpoint.
+            ImportError: ``tensorboard_dir`` without TensorBoard installed.
+            FloatingPointError: a loss became infinite or NaN.
+        """
+        history, resumed = self._start(resume)
+        start_step = len(history)
+        save = partial(self.state.save, self.stage_dir, history) if self.stage_dir else None
+        cadence = CheckpointCadence(
+            self.cfg.checkpoint_every, save, saved_at=start_step if resumed else None
+        )
+        losses_of = self._batch_losses()
+        self.model.train()
+        budget = TimeBudget(
+            self.cfg.steps, self.cfg.max_seconds, start_step, self.world_size, self.device
+        )
+        show = self.progress and self.rank == 0
+        with (
+            self._metrics_logger() as logger,
+            closing(self._batches(start_step)) as batches,
+            ProgressBar(self.stage, self.cfg.steps, start_step, enabled=show) as bar,
+        ):
+            for step in range(start_step, self.cfg.steps):
+                tic = time.perf_counter()
+                planned_steps = budget.plan(step)
+                if planned_steps is None:
+                    break
+                batch = next(batches)
+                lr = learning_rate(self.cfg, step, planned_steps)
+                record = self._step(step, batch, lr, losses_of)
+                history.append(record)
+                logger.log(self._metrics(step, lr, record, len(batch[0]), tic))
+                bar.update(record, planned_steps)
+                cadence.after_step(len(history))
+                if self.on_step is not None:
+                    self.on_step(step, record)
+            cadence.at_end(len(history))
+        self._sync_replicas()
+        return history
+
+    def _start(self, resume: bool) -> tuple[list[dict[str, float]], bool]:
+        """The history to continue (empty for a fresh stage), and whether it was resumed;
+        the metrics file loses the records of the steps about to be (re)done."""
+        if resume and self.stage_dir is None:
+            raise ValueError("resume=True needs out_dir, where the checkpoint is")
+        history: list[dict[str, float]] = []
+        resumed = (
+            resume
+            and self.stage_dir is not None
+            and TrainingCheckpoint.find(self.stage_dir) is not None
+        )
+        if resumed:
+            history = self.state.restore(self.stage_dir)
+        if self.out_dir is not None and self.rank == 0:
+            drop_records(self.out_dir / METRICS_FILE, self.stage, len(history))
+        return history, resumed
+
+    def _step(self, step: int, batch: Batch, lr: float, losses_of: BatchLosses) -> dict[str, float]:
+        """SGD step ``step`` on this process's share of the global batch."""
+        all_images, all_targets = batch
+        images = [image.to(self.device) for image in all_images[self.rank :: self.world_size]]
+        targets = [
+            _to_device(target, self.device) for target in all_targets[self.rank :: self.world_size]
+        ]
+        return train_step(self.state, losses_of, images, targets, lr, step)
+
+    def _batch_losses(self) -> BatchLosses:
+        """The losses bound to the model; wrapped for data parallelism when the process
+        group has several members (wrapping broadcasts rank 0's weights)."""
+        if self.world_size == 1:
+            return partial(self.compute_losses, self.model)
+        return distributed.data_parallel_losses(
+            self.model, self.compute_losses, self.may_leave_parameters_out
+        )
+
+    def _batches(self, start_step: int) -> Iterator[Batch]:
+        """The batches of every process together, from step ``start_step`` on.
+
+        Data-parallel batches must split evenly, so partly filled ones are dropped there.
+        """
+        return iterate_batches(
+            self.dataset,  # type: ignore[arg-type]  # any sequence of samples works
+            self.cfg.batch_size * self.world_size,
+            seed=self.cfg.seed,
+            num_workers=self.cfg.num_workers,
+            group_by_aspect_ratio=self.cfg.group_by_aspect_ratio,
+            drop_last=self.world_size > 1,
+            start_batch=start_step,
+        )
+
+    def _metrics_logger(self) -> MetricsLogger:
+        """Rank 0 logs, to ``metrics.jsonl`` (with an output folder) and TensorBoard."""
+        if self.rank != 0:
+            return MetricsLogger(None)
+        path = self.out_dir / METRICS_FILE if self.out_dir is not None else None
+        return MetricsLogger(path, self.tensorboard_dir)
+
+    def _metrics(
+        self, step: int, lr: float, losses: dict[str, float], images: int, tic: float
+    ) -> dict[str, Any]:
+        seconds = time.perf_counter() - tic
+        return {
+            "stage": self.stage,
+            "step": step,
+            "lr": lr,
+            "losses": losses,
+            "seconds": seconds,
+            "images_per_s": images / seconds,
+        }
+
+    def _sync_replicas(self) -> None:
+        """Data-parallel: the replicas' batch-norm statistics drifted apart in the last
+        step; rank 0's are everyone's, and all ranks leave together."""
+        if self.world_size > 1:
+            distributed.broadcast_buffers(self.model)
+            distributed.barrier()
+
+
+def _to_device(target: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """``target`` with its tensors on ``device`` (other entries, e.g. ``image_id``, kept)."""
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in target.items()}

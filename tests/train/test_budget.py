@@ -1,0 +1,78 @@
+"""The time budget: its clock, and the pacer that lays the schedule over the steps that
+fit (values worked out by hand)."""
+
+import itertools
+import random
+
+from faster_rcnn.train.budget import TimeBudget, TimeBudgetPacer
+from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.train_config import TrainConfig
+
+
+def test_the_budget_stops_the_run_once_its_seconds_are_spent(monkeypatch):
+    # A clock that reads 10 s later each time it is read; the budget starts at 0 s.
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
+    budget = TimeBudget(steps=1000, max_seconds=35.0)
+    assert [budget.plan(step) for step in range(3)] == [1000, 1000, 1000]  # 10, 20, 30 s
+    assert budget.plan(3) is None  # 40 s > 35 s
+
+
+def test_without_a_budget_the_plan_is_the_configured_length(monkeypatch):
+    clock = iter(range(0, 10**9, 10**6))
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
+    budget = TimeBudget(steps=50, max_seconds=None, start_step=10)
+    assert [budget.plan(step) for step in range(10, 50)] == [50] * 40
+
+
+def test_pacer_keeps_the_plan_without_a_budget_or_before_min_steps():
+    assert TimeBudgetPacer(100, None).update(50, 1e9) == 100
+    # 10 steps in 100 s of a 120 s budget would project 12 steps, but 10 < min_steps.
+    assert TimeBudgetPacer(100, 120.0, min_steps=20).update(10, 100.0) == 100
+
+
+def test_pacer_follows_the_recent_speed_and_lengthens_only_as_progress_allows():
+    pacer = TimeBudgetPacer(1000, max_seconds=100.0, min_steps=20)
+    assert pacer.update(0, 0.0) == 1000
+    # 20 steps in 10 s: 2 steps / s, 90 s left -> 20 + 180 steps.
+    assert pacer.update(20, 10.0) == 200
+    # Steps 20..40 took 5 s: 4 steps / s, 85 s left -> 40 + 340. Lengthening is allowed
+    # up to 200 * 41 / 21 = 390.
+    assert pacer.update(40, 15.0) == 380
+    # Steps 20..44 in 5.2 s would fit 44 + 391 steps, but (step + 1) / plan must not
+    # fall: at most 380 * 45 // 41 = 417.
+    assert pacer.update(44, 15.2) == 417
+    # Slower: steps 40..60 took 80 s, 5 s left at 0.25 steps / s -> 60 + 1.
+    assert pacer.update(60, 95.0) == 61
+
+
+def test_paced_learning_rates_never_rise_after_warmup():
+    """However the speed changes, the schedule laid over the pacer's plan only falls."""
+    generator = random.Random(0)
+    for schedule in ("step", "cosine"):
+        cfg = TrainConfig(steps=5000, lr=0.02, schedule=schedule, warmup_steps=50)
+        for _ in range(20):
+            pacer = TimeBudgetPacer(cfg.steps, max_seconds=100.0)
+            elapsed, rates = 0.0, []
+            # Phases of steady speed, from 5 to 80 steps a second.
+            speeds = [generator.uniform(5, 80) for _ in range(4)]
+            for step in range(cfg.steps):
+                if elapsed > 100.0:
+                    break
+                plan = pacer.update(step, elapsed)
+                rates.append(learning_rate(cfg, step, plan))
+                elapsed += 1 / speeds[min(3, int(elapsed / 25))]
+            after_warmup = rates[cfg.warmup_steps :]
+            assert all(b <= a for a, b in itertools.pairwise(after_warmup))
+            assert after_warmup[-1] < cfg.lr * 0.01 + 1e-12  # the schedule was reached
+
+
+def test_pacer_counts_from_a_resumed_step():
+    pacer = TimeBudgetPacer(1000, max_seconds=60.0, start_step=500, min_steps=10)
+    # 20 steps of this run in 20 s: 40 s left at 1 step / s -> 520 + 40.
+    assert pacer.update(520, 20.0) == 560
+
+
+def test_an_overrun_budget_ends_the_plan_at_the_next_step():
+    pacer = TimeBudgetPacer(1000, max_seconds=10.0, min_steps=1)
+    assert pacer.update(30, 12.0) == 31

@@ -1,0 +1,47 @@
+"""A stage's optimizer and random state: saved, restored, and what a restore refuses."""
+
+import pytest
+import torch
+
+from faster_rcnn import FasterRCNN
+from faster_rcnn.models import small_config
+from faster_rcnn.train.state import TrainingState
+from faster_rcnn.train.train_config import TrainConfig
+
+CFG = TrainConfig(lr=0.01, seed=3)
+
+
+def state_of(model: FasterRCNN, stage: str = "joint", cfg: TrainConfig = CFG) -> TrainingState:
+    return TrainingState(model, cfg, list(model.parameters()), stage)
+
+
+def test_restore_gives_back_optimizer_generator_and_global_random_state(tmp_path):
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(small_config(3))
+    saved = state_of(model)
+    saved.optimizer.state[next(model.parameters())]["momentum_buffer"] = torch.ones(1)
+    saved.generator.manual_seed(99)
+    expected_draw = torch.rand(3, generator=saved.generator.clone_state())
+    global_state = torch.get_rng_state()
+    saved.save(tmp_path, [{"loss": 1.0}, {"loss": 0.5}])
+
+    torch.rand(5)  # the global generator moves on
+    torch.manual_seed(1)
+    other = FasterRCNN.from_config(small_config(3))
+    restored = state_of(other)
+    assert restored.restore(tmp_path) == [{"loss": 1.0}, {"loss": 0.5}]
+    assert torch.equal(torch.get_rng_state(), global_state)
+    assert torch.equal(torch.rand(3, generator=restored.generator), expected_draw)
+    buffer = restored.optimizer.state[next(other.parameters())]["momentum_buffer"]
+    assert torch.equal(buffer, torch.ones(1))
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_another_stages_checkpoint_is_refused_and_changed_settings_are_named(tmp_path):
+    model = FasterRCNN.from_config(small_config(3))
+    state_of(model, "rpn").save(tmp_path, [])
+    with pytest.raises(ValueError, match="holds stage 'rpn', not 'joint'"):
+        state_of(model, "joint").restore(tmp_path)
+    with pytest.warns(UserWarning, match=r"changed settings: seed 3 -> 4; "):
+        state_of(model, "rpn", CFG.replace(seed=4, max_seconds=60.0)).restore(tmp_path)
