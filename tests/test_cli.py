@@ -67,6 +67,10 @@ def test_demo_writes_model_metrics_and_pictures(tmp_path):
         (["train", "--data", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
+        (["train", "--amp"], "--amp needs a CUDA device, got --device cpu"),
+        (["train", "--scheme", "alternating", "--resume"], "does not take --resume"),
+        (["train", "--scheme", "alternating", "--channels-last"], "take --channels-last"),
+        (["train", "--scheme", "alternating", "--minutes", "3"], "take --minutes"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):

@@ -440,6 +440,13 @@ class FasterRCNNConfig:
                 changes[name] = dataclasses.replace(getattr(self, name), **value)
         return dataclasses.replace(self, **changes)
 
+    def label_names(self) -> tuple[str, ...]:
+        """The names of labels ``1..num_classes-1``: ``class_names``, or ``"class<k>"``
+        for a model trained without names."""
+        if self.class_names:
+            return self.class_names
+        return tuple(f"class{k}" for k in range(1, self.num_classes))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

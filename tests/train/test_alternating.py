@@ -22,7 +22,7 @@ from faster_rcnn.train.alternating import (
     train_alternating,
     train_fast_rcnn_on_proposals,
 )
-from faster_rcnn.train.rpn_only import train_rpn_only
+from faster_rcnn.train.rpn_only import rpn_trainer
 from faster_rcnn.train.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def steps() -> dict[str, object]:
     model_b, _ = build_initial_model(cfg, seed=1)
     out: dict[str, object] = {"a_init": state(model_a), "b_init": state(model_b)}
 
-    train_rpn_only(model_a, data, step_config(15))
+    rpn_trainer(model_a, data, step_config(15)).fit()
     model_a.zero_grad(set_to_none=True)
     out["a_step1"] = state(model_a)
 
@@ -209,7 +209,7 @@ def test_train_alternating_is_the_four_steps_in_order():
 
     model_a, _ = build_initial_model(cfg, seed=0)
     model_b, _ = build_initial_model(cfg, seed=1)
-    train_rpn_only(model_a, data, alt.rpn)
+    rpn_trainer(model_a, data, alt.rpn).fit()
     train_fast_rcnn_on_proposals(model_b, model_a, data, alt.fast_rcnn)
     model = share_backbone(model_b, model_a)
     finetune_rpn(model, data, alt.rpn_finetune)

@@ -9,7 +9,7 @@ from torch import Tensor
 from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
-from faster_rcnn.train.rpn_only import rpn_losses, train_rpn_only
+from faster_rcnn.train.rpn_only import rpn_losses, rpn_trainer
 from faster_rcnn.train.train_config import TrainConfig
 
 Sample = tuple[Tensor, dict[str, Tensor]]
@@ -78,11 +78,11 @@ def rpn_run() -> dict[str, object]:
     model = small_model(seed=1)
     before = state(model)
     cfg = TrainConfig(steps=30, batch_size=2, lr=0.02, warmup_steps=0, lr_decay_at=())
-    history = train_rpn_only(model, samples, cfg)
+    history = rpn_trainer(model, samples, cfg).fit()
     return {"model": model, "before": before, "history": history}
 
 
-def test_train_rpn_only_changes_only_the_backbone_and_the_rpn(rpn_run):
+def test_rpn_training_changes_only_the_backbone_and_the_rpn(rpn_run):
     model, before = rpn_run["model"], rpn_run["before"]
     after = model.state_dict()
     for key, value in before.items():
@@ -93,7 +93,7 @@ def test_train_rpn_only_changes_only_the_backbone_and_the_rpn(rpn_run):
             assert not torch.equal(param, before[name]), f"{name} did not move"
 
 
-def test_train_rpn_only_lowers_the_objectness_loss(rpn_run):
+def test_rpn_training_lowers_the_objectness_loss(rpn_run):
     history = rpn_run["history"]
     assert len(history) == 30
     assert set(history[0]) == {"loss_objectness", "loss_rpn_box_reg", "loss"}

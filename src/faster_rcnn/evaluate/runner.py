@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -69,6 +71,14 @@ class EvaluationResult:
         flat.update(self.proposals)
         flat["num_images"] = float(self.num_images)
         return flat
+
+    def save_json(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`as_dict` to ``path`` as JSON (its folder created), undefined
+        figures (NaN, e.g. a class without objects) as ``null``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figures = {k: None if math.isnan(v) else v for k, v in self.as_dict().items()}
+        path.write_text(json.dumps(figures, indent=2) + "\n")
 
     def table(self) -> str:
         """A short printable summary followed by the per-class VOC table."""

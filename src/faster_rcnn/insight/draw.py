@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
@@ -79,3 +80,20 @@ def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50)
         alpha = int(255 - 200 * rank / max(len(boxes) - 1, 1))
         draw.rectangle(box, outline=(255, 255, 0, alpha), width=1)
     return Image.alpha_composite(picture, overlay).convert("RGB")
+
+
+def save_pictures(
+    image: Tensor,
+    detections: dict[str, Tensor],
+    proposals: dict[str, Tensor],
+    class_names: Sequence[str],
+    stem: Path,
+    score_threshold: float = 0.5,
+    suffix: str = "_detections",
+) -> None:
+    """Write ``<stem><suffix>.png`` (:func:`draw_detections`) and ``<stem>_proposals.png``
+    (:func:`draw_proposals`) of one image; the tensors may be on any device."""
+    det = {k: v.cpu() for k, v in detections.items()}
+    props = {k: v.cpu() for k, v in proposals.items()}
+    draw_detections(image.cpu(), det, class_names, score_threshold).save(f"{stem}{suffix}.png")
+    draw_proposals(image.cpu(), props).save(f"{stem}_proposals.png")

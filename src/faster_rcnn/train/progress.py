@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from types import TracebackType
 
 from tqdm.auto import tqdm
 
@@ -40,15 +39,7 @@ class ProgressBar:
         self._bar.set_postfix(running_means(self._recent), refresh=False)
         self._bar.update()
 
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._bar.close()
 
 

@@ -52,35 +52,31 @@ def rpn_losses(
     return model.rpn.compute_loss(scored, batch.training_targets(), batch.images, generator)
 
 
-def train_rpn_only(
+def rpn_trainer(
     model: FasterRCNN,
     dataset: Sequence[Sample],
     cfg: TrainConfig,
-    on_step: OnStep | None = None,
     *,
     out_dir: Path | None = None,
-    resume: bool = False,
+    on_step: OnStep | None = None,
     progress: bool = False,
-) -> list[dict[str, float]]:
-    """Train the backbone's trainable layers and the RPN on :func:`rpn_losses`, in place.
+) -> Trainer:
+    """The stage ``"rpn"``: the backbone's trainable layers and the RPN trained on
+    :func:`rpn_losses`, in place; the RoI head is neither run nor changed.
 
-    The RoI head is neither run nor changed.
+    ``trainer.fit()`` returns, per step, ``{"loss_objectness", "loss_rpn_box_reg",
+    "loss"}`` as floats.
 
     Args:
         model: the detector whose RPN is trained.
         dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
         cfg: optimisation settings.
-        on_step: called after every step with the step index and its losses.
-        out_dir / progress: as for :class:`~faster_rcnn.train.trainer.Trainer`
-            (the stage is named ``"rpn"``).
-
-    Returns:
-        Per step, ``{"loss_objectness", "loss_rpn_box_reg", "loss"}`` as floats.
+        out_dir / on_step / progress: as for :class:`~faster_rcnn.train.trainer.Trainer`.
     """
     parameters = [
         p for p in chain(model.backbone.parameters(), model.rpn.parameters()) if p.requires_grad
     ]
-    trainer = Trainer(
+    return Trainer(
         model,
         dataset,
         cfg,
@@ -91,4 +87,3 @@ def train_rpn_only(
         on_step=on_step,
         progress=progress,
     )
-    return trainer.fit(resume=resume)

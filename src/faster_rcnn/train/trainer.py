@@ -157,7 +157,7 @@ class Trainer:
         with (
             self._metrics_logger() as logger,
             closing(self._batches(start_step)) as batches,
-            ProgressBar(self.stage, self.cfg.steps, start_step, enabled=show) as bar,
+            closing(ProgressBar(self.stage, self.cfg.steps, start_step, enabled=show)) as bar,
         ):
             for step in range(start_step, self.cfg.steps):
                 tic = time.perf_counter()

@@ -1,0 +1,36 @@
+"""Option types and the options several commands share."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default_split: str) -> None:
+    """``--data`` (a dataset, format auto-detected) and ``--split``."""
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic', or a Pascal VOC, COCO or YOLO dataset (format auto-detected)",
+    )
+    parser.add_argument("--split", default=default_split)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value

@@ -1,0 +1,80 @@
+"""``faster-rcnn demo``: the small preset trained on synthetic shapes, evaluated, drawn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from ..data.augment import Augmented, RandomHorizontalFlip
+from ..data.cache import InMemoryDataset
+from ..data.open import open_dataset
+from ..insight.draw import save_pictures
+from ..model import FasterRCNN
+from ..models import preset_config
+from ..train.train_config import TrainConfig
+from ..train.trainer import Trainer
+from .arguments import positive_float, positive_int
+from .evaluate import evaluate_and_report
+from .train import fit_and_save
+
+# More steps a second than the demo's training reaches on any CPU (about 5 on two cores).
+DEMO_MAX_STEPS_PER_SECOND = 20
+PICTURES = 8
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "demo",
+        help="train the small preset on synthetic images, evaluate it, draw what it finds",
+        description="Generate the synthetic dataset, train the small preset on it, evaluate "
+        "on held-out images and write the model, metrics.json and pictures to --out.",
+    )
+    parser.add_argument("--minutes", type=positive_float, default=4.5, help="training budget")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
+    parser.add_argument("--test-images", type=positive_int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    # Kept in memory (600 MB for the 2000 images): drawing the 4 images of a step costs
+    # about a seventh of the step, and each image is drawn once instead of every epoch.
+    train_set = InMemoryDataset(open_dataset("synthetic", "train"))
+    flipped = Augmented(train_set, [RandomHorizontalFlip(0.5)], seed=args.seed)
+    test_set = open_dataset(f"synthetic:{args.test_images}", "test")
+    config = preset_config("small", train_set.num_classes).replace(
+        class_names=tuple(train_set.class_names)
+    )
+    torch.manual_seed(args.seed)
+    model = FasterRCNN.from_config(config).to(torch.device(args.device))
+    # Convolutions in NHWC layout: a training step of the small preset 13% faster on CPU.
+    model.to(memory_format=torch.channels_last)
+    # The schedule is laid out over the steps that fit in the budget (measured as it
+    # runs); this bound is never reached on CPU.
+    train_cfg = TrainConfig(
+        steps=max(100, int(args.minutes * 60 * DEMO_MAX_STEPS_PER_SECOND)),
+        batch_size=4,
+        max_seconds=args.minutes * 60,
+        seed=args.seed,
+    )
+    print(f"training the small preset on synthetic images for up to {args.minutes:g} min")
+    fit_and_save(Trainer(model, flipped, train_cfg, out_dir=args.out, progress=True), args.out)
+    evaluate_and_report(model, test_set, args.out, args.device, batch_size=4)
+    write_pictures(model, [test_set[i][0] for i in range(min(PICTURES, len(test_set)))], args)
+    print(f"wrote {args.out}/model.safetensors, metrics.json and pictures/")
+    return 0
+
+
+def write_pictures(model: FasterRCNN, images: list[torch.Tensor], args: argparse.Namespace) -> None:
+    """Detections and proposals of a few test images under ``<out>/pictures``."""
+    out = args.out / "pictures"
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    device = torch.device(args.device)
+    detections, proposals = model.detect_with_proposals([image.to(device) for image in images])
+    names = model.config.label_names()
+    for i, (image, det, props) in enumerate(zip(images, detections, proposals, strict=True)):
+        save_pictures(image, det, props, names, out / f"{i:02d}")

@@ -1,0 +1,56 @@
+"""``faster-rcnn evaluate``: VOC mAP, COCO AP and proposal recall of a model file."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..data.dataset import Sample
+from ..data.open import open_dataset
+from ..evaluate.runner import EvaluationResult, evaluate_detector
+from ..model import FasterRCNN
+from ..train.checkpoint import load_model
+from .arguments import add_data_arguments, positive_int
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
+    parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    add_data_arguments(parser, default_split="test")
+    parser.add_argument("--out", type=Path, help="write metrics.json here")
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device)
+    # The model's label order decides which class each label means.
+    dataset = open_dataset(args.data, args.split, class_names=model.config.class_names or None)
+    evaluate_and_report(model, dataset, args.out, args.device, args.batch_size)
+    return 0
+
+
+def evaluate_and_report(
+    model: FasterRCNN,
+    dataset: Sequence[Sample],
+    out: Path | None,
+    device: str | torch.device,
+    batch_size: int,
+) -> EvaluationResult:
+    """Evaluate, print the table, and write ``<out>/metrics.json`` when ``out`` is given."""
+    result = evaluate_detector(
+        model,
+        dataset,
+        batch_size=batch_size,
+        device=device,
+        class_names=model.config.label_names(),
+        progress=True,
+    )
+    print(result.table())
+    if out is not None:
+        result.save_json(out / "metrics.json")
+    return result

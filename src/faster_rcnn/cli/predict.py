@@ -1,0 +1,87 @@
+"""``faster-rcnn predict``: detections of image files as COCO-style JSON and pictures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from ..data.dataset import read_image
+from ..insight.draw import save_pictures
+from ..train.checkpoint import load_model
+from .arguments import probability
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "predict", help="detect objects in images: COCO-style JSON and annotated PNGs"
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("--out", type=Path, default=Path("runs/predict"))
+    parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device)
+    paths = image_paths(args.inputs)
+    names = model.config.label_names()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for image_id, path in enumerate(paths):
+        image = read_image(path)
+        detections, proposals = model.detect_with_proposals([image.to(args.device)])
+        det = {k: v.cpu() for k, v in detections[0].items()}
+        results += coco_records(det, image_id, path, names)
+        stem = args.out / path.stem
+        save_pictures(image, det, proposals[0], names, stem, args.score, suffix="")
+    (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(f"{len(results)} detections in {len(paths)} images -> {args.out}/detections.json")
+    return 0
+
+
+def coco_records(
+    detections: dict[str, Tensor], image_id: int, path: Path, class_names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One image's detections as COCO results (``bbox`` as x, y, width, height)."""
+    return [
+        {
+            "image_id": image_id,
+            "file_name": str(path),
+            "category_id": label,
+            "category_name": class_names[label - 1],
+            "bbox": [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+            "score": round(score, 5),
+        }
+        for (x1, y1, x2, y2), label, score in zip(
+            detections["boxes"].tolist(),
+            detections["labels"].tolist(),
+            detections["scores"].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def image_paths(inputs: Sequence[Path]) -> list[Path]:
+    """The image files named, and those directly inside the folders named, sorted."""
+    paths: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {item}")
+    if not paths:
+        raise ValueError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}"
+        )
+    return paths

@@ -1,0 +1,186 @@
+"""``faster-rcnn train``: a detector trained on a dataset by one of the paper's schemes.
+
+``--scheme joint`` (approximate joint training, the default) and ``--scheme rpn`` (the
+RPN alone) checkpoint as they go and resume; ``--scheme alternating`` runs the paper's
+four steps, each on a fresh stage, and accepts only the options it honours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..backbones import load_backbone_weights
+from ..config import FasterRCNNConfig
+from ..data.augment import Augmented, RandomHorizontalFlip
+from ..data.cache import InMemoryDataset
+from ..data.dataset import DetectionDataset, Sample
+from ..data.open import open_dataset
+from ..model import FasterRCNN
+from ..models import PRESETS, preset_config
+from ..train.alternating import AlternatingConfig, train_alternating
+from ..train.checkpoint import save_model
+from ..train.rpn_only import rpn_trainer
+from ..train.train_config import TrainConfig
+from ..train.trainer import Trainer
+from .arguments import add_data_arguments, positive_float, positive_int
+
+MODEL_FILE = "model.safetensors"
+# Options the alternating scheme would silently ignore or misapply, with the reason.
+NOT_FOR_ALTERNATING = {
+    "resume": ("--resume", "its four steps keep no checkpoints yet"),
+    "channels_last": ("--channels-last", "it builds its models itself"),
+    "minutes": ("--minutes", "the budget would apply to each of its four steps"),
+}
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser("train", help="train a detector on a dataset")
+    add_data_arguments(parser, default_split="train")
+    parser.add_argument("--preset", choices=list(PRESETS), default="small")
+    parser.add_argument(
+        "--scheme",
+        choices=["joint", "rpn", "alternating"],
+        default="joint",
+        help="approximate joint training, the RPN alone, or the paper's 4-step scheme",
+    )
+    parser.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
+    parser.add_argument("--steps", type=positive_int, default=2000)
+    parser.add_argument("--minutes", type=positive_float, help="stop after this long")
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--lr", type=positive_float, default=0.02)
+    parser.add_argument("--schedule", choices=["step", "cosine"], default="step")
+    parser.add_argument("--min-size", type=positive_int, nargs="+", help="shorter image side(s)")
+    parser.add_argument("--max-size", type=positive_int, help="longer image side at most")
+    parser.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="no random horizontal flips (the paper's only augmentation)",
+    )
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument(
+        "--cache-images",
+        action="store_true",
+        help="keep the images in memory after their first read, at 3 bytes a pixel "
+        "(with --workers 0)",
+    )
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA devices)")
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="NHWC memory layout: faster convolutions on CPU (joint and rpn schemes)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from --out")
+    parser.add_argument("--out", type=Path, default=Path("runs/train"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    check_options(args)
+    dataset = open_dataset(args.data, args.split)
+    config = model_config(args, dataset)
+    dataset = training_view(dataset, args)
+    train_cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        max_seconds=args.minutes * 60 if args.minutes else None,
+        amp=args.amp,
+        num_workers=args.workers,
+        seed=args.seed,
+    )
+    if args.scheme == "alternating":
+        model = train_alternating_scheme(args, config, dataset, train_cfg)
+    else:
+        model = build_model(args, config)
+        trainer_of = rpn_trainer if args.scheme == "rpn" else Trainer
+        trainer = trainer_of(model, dataset, train_cfg, out_dir=args.out, progress=True)
+        fit_and_save(trainer, args.out, args.resume)
+    print(f"wrote {args.out / MODEL_FILE}")
+    return 0
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse options the run would ignore or cannot honour, before anything is loaded."""
+    if args.cache_images and args.workers:
+        raise ValueError("--cache-images works with --workers 0 only")
+    if args.amp and torch.device(args.device).type != "cuda":
+        raise ValueError(f"--amp needs a CUDA device, got --device {args.device}")
+    if args.scheme == "alternating":
+        for name, (flag, reason) in NOT_FOR_ALTERNATING.items():
+            if getattr(args, name):
+                raise ValueError(f"--scheme alternating does not take {flag}: {reason}")
+
+
+def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterRCNNConfig:
+    """The preset for the dataset's classes, with the image sizes asked for."""
+    config = preset_config(args.preset, dataset.num_classes)
+    config = config.replace(class_names=tuple(dataset.class_names))
+    if args.min_size:
+        config = config.replace(transform={"min_size": tuple(args.min_size)})
+    if args.max_size:
+        config = config.replace(transform={"max_size": args.max_size})
+    return config
+
+
+def training_view(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
+    """The dataset as training reads it: cached in memory and flipped, as asked."""
+    if args.cache_images:
+        dataset = InMemoryDataset(dataset)
+    if not args.no_flip:
+        dataset = Augmented(dataset, [RandomHorizontalFlip(0.5)], seed=args.seed)
+    return dataset
+
+
+def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCNN:
+    """A fresh model drawn from ``--seed``, with ``--weights`` loaded, on ``--device``."""
+    torch.manual_seed(args.seed)
+    model = FasterRCNN.from_config(config)
+    if args.weights:
+        print(load_backbone_weights(model, args.weights))
+    model.to(torch.device(args.device))
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def fit_and_save(trainer: Trainer, out: Path, resume: bool = False) -> list[dict[str, float]]:
+    """Run the trainer (checkpoints and metrics under ``out``), then write the model file."""
+    start = time.perf_counter()
+    history = trainer.fit(resume=resume)
+    print(f"{trainer.stage}: {len(history)} steps in {time.perf_counter() - start:.0f} s")
+    save_model(trainer.model, out / MODEL_FILE)
+    return history
+
+
+def train_alternating_scheme(
+    args: argparse.Namespace,
+    config: FasterRCNNConfig,
+    dataset: Sequence[Sample],
+    train_cfg: TrainConfig,
+) -> FasterRCNN:
+    """The paper's four steps, ``--steps`` split among them 2:1:2:1; the model is saved."""
+    result = train_alternating(
+        config,
+        dataset,
+        AlternatingConfig.proportional(args.steps, base=train_cfg, init_seed=args.seed),
+        backbone_weights=args.weights,
+        on_step=print_alternating_progress,
+        device=args.device,
+    )
+    if result.weights_report is not None:
+        print(result.weights_report)
+    save_model(result.model, args.out / MODEL_FILE)
+    return result.model
+
+
+def print_alternating_progress(step_name: str, step: int, losses: dict[str, float]) -> None:
+    if step % 50 == 0:
+        print(f"{step_name:20s} step {step:5d}  loss {losses['loss']:.4f}", flush=True)
