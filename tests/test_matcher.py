@@ -50,3 +50,17 @@ def test_no_ground_truth_counts_as_iou_zero():
 def test_bad_bands_are_refused(thresholds, labels, message):
     with pytest.raises(ValueError, match=message):
         Matcher(thresholds, labels)
+
+
+def test_a_box_nothing_overlaps_makes_no_low_quality_match():
+    # The second GT box overlaps no prediction: its best IoU, 0, ties with every one.
+    iou = torch.tensor([[0.8, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    _, labels = Matcher((0.3, 0.7), (0, -1, 1), allow_low_quality_matches=True)(iou)
+    assert labels.tolist() == [1, 0, 0, 0]
+
+
+def test_a_floor_drops_weak_best_matches_and_keeps_strong_ones():
+    iou = torch.tensor([[0.25, 0.1, 0.0], [0.0, 0.5, 0.4]])
+    matcher = Matcher((0.3, 0.7), (0, -1, 1), True, low_quality_min_iou=0.3)
+    _, labels = matcher(iou)
+    assert labels.tolist() == [0, 1, -1]  # box 0's best (0.25) is under the floor

@@ -140,6 +140,8 @@ class RPNConfig:
         fg_iou_thresh: anchors with IoU >= this with some GT box are positive.
         bg_iou_thresh: anchors with IoU < this with every GT box are negative.
         allow_low_quality_matches: the best anchor(s) of each GT box are positive too.
+        low_quality_min_iou: ... when their IoU is at least this; never at IoU 0 (a GT box
+            no anchor overlaps would make every anchor positive).
         batch_size_per_image: anchors sampled per image for the loss (paper: 256).
         positive_fraction: at most this fraction of the sample is positive.
         sampler: ``"random"`` (balanced random sampling) or ``"hard_negative"`` (the
@@ -164,6 +166,7 @@ class RPNConfig:
     fg_iou_thresh: float = 0.7
     bg_iou_thresh: float = 0.3
     allow_low_quality_matches: bool = True
+    low_quality_min_iou: float = 0.0
     batch_size_per_image: int = 256
     positive_fraction: float = 0.5
     sampler: Literal["random", "hard_negative"] = "random"
@@ -183,6 +186,7 @@ class RPNConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         _require_order(self, ("bg_iou_thresh", "fg_iou_thresh"), 0.0, 1.0)
+        _require_order(self, ("low_quality_min_iou", "fg_iou_thresh"), 0.0, 1.0)
         require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
         require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
         require(

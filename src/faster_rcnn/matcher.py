@@ -32,13 +32,17 @@ class Matcher:
     prediction has with some GT box is positive too (ties included), so that each GT box
     gets at least one positive even when no anchor reaches the top band (the paper's rule
     (i)). Such a prediction keeps its own best GT box, as in torchvision and
-    py-faster-rcnn.
+    py-faster-rcnn. A best IoU of 0 makes no match: a GT box that no prediction overlaps
+    (a small box by the border when border anchors are left out) would otherwise tie with
+    every prediction and make them all positive, as it does in those codebases.
 
     Args:
         thresholds: ascending IoU band boundaries.
         labels: one label per band (``len(thresholds) + 1``): 1 positive, 0 negative,
             -1 ignored.
         allow_low_quality_matches: apply rule (i).
+        low_quality_min_iou: rule (i) applies to a GT box only when its best IoU is at
+            least this (and above 0); mmdetection's ``min_pos_iou``.
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class Matcher:
         thresholds: Sequence[float],
         labels: Sequence[int],
         allow_low_quality_matches: bool = False,
+        low_quality_min_iou: float = 0.0,
     ) -> None:
         if list(thresholds) != sorted(thresholds):
             raise ValueError(f"thresholds must be ascending, got {tuple(thresholds)}")
@@ -59,6 +64,7 @@ class Matcher:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.labels = tuple(int(label) for label in labels)
         self.allow_low_quality_matches = allow_low_quality_matches
+        self.low_quality_min_iou = float(low_quality_min_iou)
 
     def __call__(self, match_quality_matrix: Tensor) -> tuple[Tensor, Tensor]:
         """Match predictions to GT boxes.
@@ -78,10 +84,16 @@ class Matcher:
         matched_vals, matches = match_quality_matrix.max(dim=0)
         labels = self._band_labels(matched_vals)
         if self.allow_low_quality_matches:
-            best_per_gt = match_quality_matrix.max(dim=1).values
-            is_best = (match_quality_matrix == best_per_gt[:, None]).any(dim=0)
-            labels[is_best] = POSITIVE
+            labels[self._best_matches(match_quality_matrix)] = POSITIVE
         return matches, labels
+
+    def _best_matches(self, match_quality_matrix: Tensor) -> Tensor:
+        """``(P,)`` whether a prediction is among the best of a GT box whose best IoU is
+        above 0 and at least ``low_quality_min_iou`` (rule (i))."""
+        best_per_gt = match_quality_matrix.max(dim=1).values
+        counts = (best_per_gt > 0) & (best_per_gt >= self.low_quality_min_iou)
+        is_best = (match_quality_matrix == best_per_gt[:, None]) & counts[:, None]
+        return is_best.any(dim=0)
 
     def _band_labels(self, iou: Tensor) -> Tensor:
         """``(P,)`` the label of each IoU's band."""

@@ -1,9 +1,14 @@
 import pytest
 import torch
 
+from faster_rcnn import FasterRCNN
 from faster_rcnn.config import FasterRCNNConfig
+from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors
+from faster_rcnn.models import PRESETS, preset_config
+from faster_rcnn.ops.boxes import box_iou
 from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
 from faster_rcnn.samplers import BalancedPositiveNegativeSampler, HardNegativeSampler
+from faster_rcnn.transform import padded_size
 
 GT = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
 BIG_IMAGE = (1000, 1000)
@@ -174,3 +179,36 @@ def test_hard_negative_positives_follow_the_balanced_sampler_draws() -> None:
     torch.manual_seed(3)
     pos_global_again, _ = HardNegativeSampler(256, 0.5)([labels], [logits])
     assert torch.equal(pos_global[0], pos_global_again[0])
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_a_box_no_anchor_overlaps_adds_no_positive_beyond_its_best_anchors(preset) -> None:
+    # A 7-pixel box in the corner: with the paper's border policy no inside anchor
+    # overlaps it, and its best IoU of 0 once tied with every anchor (5834 positives and
+    # no negative on a 600x800 image, against 16 and 5289 for the other box alone).
+    model = FasterRCNN.from_config(preset_config(preset, 2))
+    image = (600, 800)
+    anchors = PaddedBatchAnchors(model)(padded_size([image], model.transform.size_divisible))
+    targets = AnchorTargetCreator.from_config(model.config)
+    normal = torch.tensor([[200.0, 200.0, 400.0, 400.0]])
+    corner = torch.tensor([[0.0, 0.0, 7.0, 7.0]])
+    alone, _ = targets.assign_single(anchors, normal, image)
+    both, _ = targets.assign_single(anchors, torch.cat([corner, normal]), image)
+    if preset == "paper_vgg16":
+        assert (int((alone == 1).sum()), int((alone == 0).sum())) == (16, 5289)
+        assert torch.equal(both, alone)
+    else:
+        # Border anchors are kept: the corner box gets its best anchors (ties) and no more.
+        inside_best = box_iou(corner, anchors)[0]
+        ties = int((inside_best == inside_best.max()).sum())
+        assert inside_best.max() > 0
+        assert int((both == 1).sum()) <= int((alone == 1).sum()) + ties
+
+
+def test_a_floor_keeps_weak_best_matches_out() -> None:
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 40.0], [0.0, 0.0, 10.0, 50.0]])  # IoU 0.25, 0.2
+    labels, _ = creator().assign_single(anchors, gt, BIG_IMAGE)
+    assert labels.tolist() == [1.0, 0.0]
+    labels, _ = creator(low_quality_min_iou=0.3).assign_single(anchors, gt, BIG_IMAGE)
+    assert labels.tolist() == [0.0, 0.0]

@@ -149,7 +149,7 @@ def measure_anchor_coverage(
     """
     transform = model.transform
     allowed_border = model.config.rpn.allowed_border
-    padded_batch_anchors = _PaddedBatchAnchors(model)
+    padded_batch_anchors = PaddedBatchAnchors(model)
     sizes, ratios, best, positives = [], [], [], []
     for image_size, boxes in targets:
         if boxes.numel() == 0:
@@ -175,7 +175,7 @@ def measure_anchor_coverage(
     )
 
 
-class _PaddedBatchAnchors:
+class PaddedBatchAnchors:
     """The model's anchors on a padded batch of a given size, computed shape-only and
     cached: they depend on nothing else."""
 

@@ -30,6 +30,8 @@ class AnchorTargetCreator:
         bg_iou_thresh: negative IoU threshold (0.3).
         allow_low_quality_matches: the best anchor(s) of each GT box are positive too.
         allowed_border: tolerated overhang of an anchor beyond the image, in pixels.
+        low_quality_min_iou: a GT box's best anchors count only at this IoU or more (and
+            never at IoU 0).
     """
 
     def __init__(
@@ -38,11 +40,13 @@ class AnchorTargetCreator:
         bg_iou_thresh: float,
         allow_low_quality_matches: bool = True,
         allowed_border: float = -1,
+        low_quality_min_iou: float = 0.0,
     ) -> None:
         self.matcher = Matcher(
             (bg_iou_thresh, fg_iou_thresh),
             (NEGATIVE, IGNORED, POSITIVE),
             allow_low_quality_matches,
+            low_quality_min_iou,
         )
         self.allowed_border = allowed_border
 
@@ -50,7 +54,11 @@ class AnchorTargetCreator:
     def from_config(cls, config: FasterRCNNConfig) -> AnchorTargetCreator:
         rpn = config.rpn
         return cls(
-            rpn.fg_iou_thresh, rpn.bg_iou_thresh, rpn.allow_low_quality_matches, rpn.allowed_border
+            rpn.fg_iou_thresh,
+            rpn.bg_iou_thresh,
+            rpn.allow_low_quality_matches,
+            rpn.allowed_border,
+            rpn.low_quality_min_iou,
         )
 
     def __call__(
