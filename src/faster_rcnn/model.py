@@ -20,7 +20,7 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork
 from .transform import ImageTransform
-from .validation import validate_images, validate_targets
+from .validation import validate_image_sizes, validate_images, validate_targets
 
 
 class PreparedBatch(NamedTuple):
@@ -140,13 +140,20 @@ class FasterRCNN(nn.Module):
                 image's pixels, or ``None``.
             generator: random source of the multi-scale choice (training).
 
+        Images of another floating dtype are converted to the weights' dtype.
+
         Raises:
-            ValueError: a malformed image or target.
+            ValueError: a malformed image or target, an image too elongated to resize, a
+                box wholly outside its image or far beyond it.
         """
         validate_images(images)
-        if targets is not None:
-            validate_targets(targets, len(images), self.num_classes)
+        validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        if targets is not None:
+            validate_targets(targets, len(images), self.num_classes, original_sizes)
+        # A float64 or float16 image meets float32 weights: computed in the weights' dtype.
+        dtype = next(self.parameters()).dtype
+        images = [image.to(dtype) for image in images]
         image_list, resized = self.transform(images, targets, generator=generator)
         return PreparedBatch(image_list, resized, original_sizes)
 

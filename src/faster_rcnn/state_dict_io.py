@@ -8,10 +8,12 @@ detectors).
 from __future__ import annotations
 
 import argparse
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -33,15 +35,31 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
 
     Raises:
         FileNotFoundError: there is no file at ``path``.
-        ValueError: the file holds no state dict of named tensors.
+        ValueError: the file is unreadable, holds objects that are not plain data (which
+            could run code), or holds no state dict of named tensors.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if path.suffix == ".safetensors":
-        return load_file(path, device="cpu")
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # Never suggest weights_only=False: that would run whatever code the file holds.
+        if "global" not in str(error).lower():
+            raise ValueError(f"{path} is not a readable PyTorch file") from error
+        raise ValueError(
+            f"{path} holds Python objects besides tensors, which could run code when "
+            "loaded; refused (export the weights as a plain state dict or safetensors)"
+        ) from error
+    except (RuntimeError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not a readable PyTorch file: {reason}") from error
     if checkpoint_key is not None and isinstance(content, Mapping) and checkpoint_key in content:
         content = content[checkpoint_key]
     if not isinstance(content, Mapping) or not all(

@@ -6,8 +6,14 @@ detection libraries; they are rejected here, before any computation, instead.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
+
+# Pixel values this far above 1 mean an image in 0..255, not 0..1.
+_BRIGHTEST = 1.5
 
 
 def validate_images(images: list[Tensor]) -> None:
@@ -21,9 +27,34 @@ def validate_images(images: list[Tensor]) -> None:
             raise ValueError(f"image {i}: expected shape (3, H, W), got {tuple(image.shape)}")
         if not image.is_floating_point():
             raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
+        if image.numel() and float(image.max()) > _BRIGHTEST:
+            warnings.warn(
+                f"image {i}: pixel values up to {float(image.max()):g}; the model expects "
+                "0..1 (divide 0..255 images by 255)",
+                stacklevel=3,
+            )
 
 
-def validate_targets(targets: list[dict[str, Tensor]], num_images: int, num_classes: int) -> None:
+def validate_image_sizes(images: list[Tensor], min_sizes: Sequence[int], max_size: int) -> None:
+    """Each image must keep at least one pixel a side when resized (a 1x5000 strip would
+    become 0x1333 at ``min_size`` 800 and ``max_size`` 1333)."""
+    for i, image in enumerate(images):
+        height, width = (int(side) for side in image.shape[-2:])
+        for min_size in sorted(set(min_sizes)):
+            scale = min(min_size / min(height, width), max_size / max(height, width))
+            if int(height * scale) < 1 or int(width * scale) < 1:
+                raise ValueError(
+                    f"image {i}: {height}x{width} is too elongated to resize to min_size "
+                    f"{min_size} / max_size {max_size}: a side would shrink to 0 pixels"
+                )
+
+
+def validate_targets(
+    targets: list[dict[str, Tensor]],
+    num_images: int,
+    num_classes: int,
+    image_sizes: Sequence[tuple[int, int]] | None = None,
+) -> None:
     """Check training targets against the model's data contract.
 
     Args:
@@ -31,6 +62,8 @@ def validate_targets(targets: list[dict[str, Tensor]], num_images: int, num_clas
             ``N = 0`` (an image with no object) is valid.
         num_images: how many images the targets belong to.
         num_classes: classes including background; labels must be in ``1..num_classes-1``.
+        image_sizes: per image, ``(height, width)``; given, a box must overlap its image
+            and reach no further beyond it than the image's own size.
 
     Raises:
         ValueError: naming the image index and, where it applies, the box.
@@ -66,6 +99,8 @@ def validate_targets(targets: list[dict[str, Tensor]], num_images: int, num_clas
                 f"image {i}, box {j}: {boxes[j].tolist()} has no area "
                 "(boxes are x1, y1, x2, y2 with x2 > x1 and y2 > y1)"
             )
+        if image_sizes is not None and len(boxes):
+            validate_boxes_in_image(boxes, image_sizes[i], i)
         bad = (labels < 1) | (labels >= num_classes)
         if bad.any():
             j = int(torch.where(bad)[0][0])
@@ -73,3 +108,24 @@ def validate_targets(targets: list[dict[str, Tensor]], num_images: int, num_clas
                 f"image {i}, box {j}: label {int(labels[j])} is outside 1..{num_classes - 1} "
                 "(0 is background)"
             )
+
+
+def validate_boxes_in_image(boxes: Tensor, image_size: tuple[int, int], image: int) -> None:
+    """A box must overlap its ``(height, width)`` image and stay within the image's own
+    size of it: a box at 1e30 makes a loss of 1e29, not an error, further on."""
+    height, width = image_size
+    x1, y1, x2, y2 = boxes.unbind(1)
+    outside = (x1 >= width) | (y1 >= height) | (x2 <= 0) | (y2 <= 0)
+    if outside.any():
+        j = int(torch.where(outside)[0][0])
+        raise ValueError(
+            f"image {image}, box {j}: {boxes[j].tolist()} lies wholly outside the "
+            f"{height}x{width} image"
+        )
+    far = (x1 < -width) | (y1 < -height) | (x2 > 2 * width) | (y2 > 2 * height)
+    if far.any():
+        j = int(torch.where(far)[0][0])
+        raise ValueError(
+            f"image {image}, box {j}: {boxes[j].tolist()} reaches further beyond the "
+            f"{height}x{width} image than the image's own size"
+        )

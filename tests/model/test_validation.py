@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from faster_rcnn.validation import validate_images, validate_targets
+from faster_rcnn import FasterRCNN
+from faster_rcnn.models import small_config
+from faster_rcnn.validation import validate_image_sizes, validate_images, validate_targets
 
 
 def target(boxes, labels=None):
@@ -55,3 +57,45 @@ def test_target_count_must_match_images():
 def test_invalid_images(images, message):
     with pytest.raises(ValueError, match=message):
         validate_images(images)
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ([120, 10, 130, 20], r"image 1, box 0: .* lies wholly outside the 80x100 image"),
+        ([-30, 10, 0, 20], r"lies wholly outside"),
+        ([10, 10, 1e30, 20], r"image 1, box 0: .* reaches further beyond the 80x100 image"),
+        ([-101, 10, 20, 20], r"reaches further beyond"),
+    ],
+)
+def test_boxes_outside_their_image_are_refused_given_the_sizes(box, message):
+    targets = [target([[0, 0, 10, 10]]), target([box])]
+    validate_targets(targets, num_images=2, num_classes=3)  # sizes unknown: no check
+    with pytest.raises(ValueError, match=message):
+        validate_targets(targets, 2, 3, image_sizes=[(80, 100), (80, 100)])
+    # Partly outside is allowed (readers clip, torchvision accepts it).
+    validate_targets([target([[-5, -5, 105, 85]])] * 2, 2, 3, image_sizes=[(80, 100)] * 2)
+
+
+def test_an_image_a_side_of_which_would_resize_to_nothing_is_refused():
+    validate_image_sizes([torch.zeros(3, 4, 5000)], (800,), 1333)  # 4 x 5000 -> 1 x 1333
+    with pytest.raises(ValueError, match=r"image 1: 1x5000 is too elongated .* min_size 800"):
+        validate_image_sizes([torch.zeros(3, 9, 9), torch.zeros(3, 1, 5000)], (800,), 1333)
+
+
+def test_images_in_0_255_are_warned_about():
+    with pytest.warns(UserWarning, match=r"image 0: pixel values up to 255; .* expects 0..1"):
+        validate_images([torch.full((3, 4, 4), 255.0)])
+
+
+def test_images_of_another_float_dtype_are_computed_in_the_weights_dtype():
+    torch.manual_seed(0)
+    config = small_config(3).replace(transform={"min_size": (96,), "max_size": 128})
+    model = FasterRCNN.from_config(config).eval()
+    image = torch.rand(3, 90, 120, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model([image.float()])
+        assert_same = torch.testing.assert_close
+        assert_same(model([image]), expected, rtol=0, atol=0)  # float64 -> float32, exactly
+        half = model([image.half()])[0]
+    assert half["boxes"].dtype == torch.float32

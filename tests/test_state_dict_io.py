@@ -1,0 +1,40 @@
+"""Reading weight files the package did not write: only plain data, and one-line errors."""
+
+import os
+
+import pytest
+import torch
+
+from faster_rcnn.state_dict_io import read_state_dict
+
+
+class RunsCode:
+    """Unpickling this calls os.getpid (a stand-in for any code a crafted file runs)."""
+
+    def __reduce__(self):
+        return (os.getpid, ())
+
+
+def test_a_plain_state_dict_is_read(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "w.pth")
+    assert torch.equal(read_state_dict(tmp_path / "w.pth")["w"], torch.ones(2))
+
+
+def test_a_file_that_would_run_code_is_refused_without_running_it(tmp_path):
+    path = tmp_path / "crafted.pth"
+    torch.save({"w": torch.ones(2), "payload": RunsCode()}, path)
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    message = str(info.value)
+    assert "could run code when loaded; refused" in message and "\n" not in message
+    assert "weights_only=False" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("junk.pth", b"not a zip"), ("junk.safetensors", b"\x00" * 16)]
+)
+def test_unreadable_files_get_one_line(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=f"{name} is not a readable") as info:
+        read_state_dict(tmp_path / name)
+    assert "\n" not in str(info.value)
