@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -92,3 +93,20 @@ def test_other_training_schemes_write_a_loadable_model(tmp_path, scheme):
     model = load_model(out / "model.safetensors")
     detections, proposals = model.detect_with_proposals([SyntheticShapes(1)[0][0]])
     assert len(detections) == 1 and len(proposals[0]["boxes"]) > 0
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda:7"])
+def test_a_device_this_machine_lacks_is_named_with_those_it_has(device, capsys):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that device")
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--model", "m.safetensors", "--device", device])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"no device '{device}' here; available: cpu" in err and "Traceback" not in err
+
+
+def test_a_preset_meant_for_imagenet_weights_warns_without_them(tmp_path, capsys):
+    argv = ["train", "--data", "synthetic:2", "--steps", "1", "--preset", "mobilenet_v2_fpn"]
+    assert main([*argv, *TINY, "--out", str(tmp_path)]) == 0
+    assert "no --weights were given: those layers stay random" in capsys.readouterr().err

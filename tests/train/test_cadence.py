@@ -41,3 +41,15 @@ def test_no_folder_writes_nothing():
     cadence = CheckpointCadence(2, None)
     run(cadence, 0, 4)
     assert cadence.saved_at is None
+
+
+def test_by_minutes_after_the_first_step_past_the_period():
+    now = [0.0]
+    saves: list[float] = []
+    cadence = CheckpointCadence(
+        None, lambda: saves.append(now[0]), minutes=1.0, clock=lambda: now[0]
+    )
+    for steps_done, seconds in enumerate([20, 50, 70, 100, 125, 131], start=1):
+        now[0] = seconds
+        cadence.after_step(steps_done)
+    assert saves == [70, 131]  # 60 s after 0, then 60 s after 70

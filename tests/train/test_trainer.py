@@ -1,6 +1,9 @@
 """The trainer: resuming bit for bit, metrics files, and its guards."""
 
 import json
+import math
+import os
+import signal
 import sys
 
 import pytest
@@ -11,6 +14,7 @@ from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.train.checkpoint import TrainingCheckpoint
 from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.stops import TrainingDiverged, TrainingInterrupted
 from faster_rcnn.train.train_config import TrainConfig
 from faster_rcnn.train.trainer import Trainer
 
@@ -155,16 +159,69 @@ def test_only_the_given_parameters_are_trained():
     )
 
 
-def test_non_finite_loss_stops_before_touching_the_weights():
+def test_non_finite_steps_are_skipped_and_too_many_in_a_row_stop_with_a_checkpoint(tmp_path):
     model = tiny_model()
     before = [p.clone() for p in model.parameters()]
 
     def nan_loss(model, images, targets, generator):
         return {"loss_nan": sum(p.sum() for p in model.rpn.parameters()) * float("nan")}
 
-    with pytest.raises(FloatingPointError, match="step 0"):
-        Trainer(model, DATA, TrainConfig(steps=2, batch_size=1), compute_losses=nan_loss).fit()
+    cfg = TrainConfig(steps=10, batch_size=1, max_nonfinite_steps=3)
+    trainer = Trainer(model, DATA, cfg, compute_losses=nan_loss, out_dir=tmp_path)
+    with (
+        pytest.warns(UserWarning, match="step 0: non-finite loss"),
+        pytest.raises(TrainingDiverged, match="3 steps in a row had a non-finite loss"),
+    ):
+        trainer.fit()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert TrainingCheckpoint.load(tmp_path / "joint", tiny_model(seed=5)).step == 3
+    records = read_records(tmp_path / "metrics.jsonl")
+    assert [r["losses"] for r in records] == [{"loss_nan": None, "loss": None}] * 3
+
+
+def test_a_single_non_finite_step_is_skipped_and_training_goes_on():
+    def losses_nan_at_step_1(model, images, targets, generator):
+        losses = model(images, targets, generator=generator)
+        calls.append(0)
+        if len(calls) == 2:
+            losses["loss_objectness"] = losses["loss_objectness"] * float("inf")
+        return losses
+
+    calls: list[int] = []
+    model = tiny_model()
+    cfg = TrainConfig(steps=3, batch_size=1, warmup_steps=0)
+    trainer = Trainer(model, DATA, cfg, compute_losses=losses_nan_at_step_1)
+    with pytest.warns(UserWarning, match="step 1: non-finite loss"):
+        history = trainer.fit()
+    assert trainer.skipped_steps == 1
+    finite = [all(math.isfinite(v) for v in record.values()) for record in history]
+    assert finite == [True, False, True]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_stop_signal_ends_the_stage_with_a_checkpoint_that_resumes_bit_for_bit(tmp_path):
+    straight = tiny_model()
+    expected = Trainer(straight, DATA, CFG).fit()
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def terminate(step, losses):
+        if step == 0:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled after this step
+
+    stopped = Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path, on_step=terminate)
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM after 1 step;") as info:
+        stopped.fit()
+    assert info.value.checkpoint == tmp_path / "joint"
+    assert signal.getsignal(signal.SIGTERM) is handler  # the stage's handler is gone
+    resumed = tiny_model(seed=1)
+    assert Trainer(resumed, DATA, CFG, out_dir=tmp_path).fit(resume=True) == expected
+    assert_same_state(straight, resumed)
+
+
+def test_resuming_without_a_checkpoint_is_refused(tmp_path):
+    trainer = Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        trainer.fit(resume=True)
 
 
 def test_tensorboard_without_the_package_fails_before_training(tmp_path, monkeypatch):

@@ -3,15 +3,22 @@
 Each command is a module here that defines its options (``add_parser``) and runs them
 (``run``) through the library's functions. User mistakes (a missing file, an unknown
 preset, a bad option value, a flag the chosen scheme would ignore) end in one line on
-stderr and exit status 2, not a traceback.
+stderr and exit status 2, not a traceback; so does a training run that diverged. Ctrl-C
+or SIGTERM during training ends it after a checkpoint, with one line and status
+128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
+from ..train.stops import TrainingInterrupted
 from . import anchors, demo, evaluate, predict, train
 
 COMMANDS = (demo, train, evaluate, predict, anchors)
@@ -20,11 +27,44 @@ COMMANDS = (demo, train, evaluate, predict, anchors)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command ``argv`` names (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
+    # Outside training (which checkpoints first), SIGTERM ends the command as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous_format, warnings.formatwarning = warnings.formatwarning, _one_line
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+    except TrainingInterrupted as stop:
+        resume = "; add --resume to continue" if stop.checkpoint is not None else ""
+        print(f"faster-rcnn: {stop}{resume}", file=sys.stderr)
+        return 128 + stop.signum
+    except Interrupted as stop:
+        print(f"faster-rcnn: interrupted by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        print("faster-rcnn: interrupted by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as error:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        warnings.formatwarning = previous_format
+
+
+class Interrupted(Exception):
+    """A stop signal outside training."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def _one_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    """Warnings as the command's own one-line messages."""
+    return f"faster-rcnn: warning: {message}\n"
 
 
 def build_parser() -> argparse.ArgumentParser:

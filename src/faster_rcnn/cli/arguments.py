@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 
 def add_data_arguments(parser: argparse.ArgumentParser, default_split: str) -> None:
     """``--data`` (a dataset, format auto-detected) and ``--split``."""
@@ -34,3 +36,28 @@ def probability(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def device_name(text: str) -> str:
+    """A device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
+    try:
+        parsed = torch.device(text)
+    except RuntimeError:
+        parsed = None
+    if (
+        parsed is None
+        or str(parsed) not in {*available_devices(), "cuda"}
+        or (parsed.type == "cuda" and not torch.cuda.is_available())
+    ):
+        raise argparse.ArgumentTypeError(
+            f"no device {text!r} here; available: {', '.join(available_devices())}"
+        )
+    return text
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can run on."""
+    devices = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices

@@ -15,7 +15,7 @@ from ..model import FasterRCNN
 from ..models import preset_config
 from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
-from .arguments import positive_float, positive_int
+from .arguments import device_name, positive_float, positive_int
 from .evaluate import evaluate_and_report
 from .train import fit_and_save
 
@@ -35,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--test-images", type=positive_int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
 

@@ -13,7 +13,7 @@ from ..data.open import open_dataset
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
 from ..train.checkpoint import load_model
-from .arguments import add_data_arguments, positive_int
+from .arguments import add_data_arguments, device_name, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_data_arguments(parser, default_split="test")
     parser.add_argument("--out", type=Path, help="write metrics.json here")
     parser.add_argument("--batch-size", type=positive_int, default=4)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
 

@@ -13,7 +13,7 @@ from torch import Tensor
 from ..data.dataset import read_image
 from ..insight.draw import save_pictures
 from ..train.checkpoint import load_model
-from .arguments import probability
+from .arguments import device_name, probability
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -26,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     parser.add_argument("--out", type=Path, default=Path("runs/predict"))
     parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
 

@@ -8,6 +8,7 @@ four steps, each on a fresh stage, and accepts only the options it honours.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..backbones import load_backbone_weights
-from ..config import FasterRCNNConfig
+from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip
 from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample
@@ -27,14 +28,19 @@ from ..train.checkpoint import save_model
 from ..train.rpn_only import rpn_trainer
 from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
-from .arguments import add_data_arguments, positive_float, positive_int
+from .arguments import add_data_arguments, device_name, positive_float, positive_int
 
 MODEL_FILE = "model.safetensors"
+# A run loses at most this much work to a crash (a signal writes a checkpoint at once).
+CHECKPOINT_EVERY = 500
+CHECKPOINT_MINUTES = 5.0
 # Options the alternating scheme would silently ignore or misapply, with the reason.
 NOT_FOR_ALTERNATING = {
     "resume": ("--resume", "its four steps keep no checkpoints yet"),
     "channels_last": ("--channels-last", "it builds its models itself"),
     "minutes": ("--minutes", "the budget would apply to each of its four steps"),
+    "checkpoint_every": ("--checkpoint-every", "its four steps keep no checkpoints yet"),
+    "checkpoint_minutes": ("--checkpoint-minutes", "its four steps keep no checkpoints yet"),
 }
 
 
@@ -74,10 +80,24 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="NHWC memory layout: faster convolutions on CPU (joint and rpn schemes)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue from --out")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --out"
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="STEPS",
+        help="write a checkpoint every STEPS steps (default 500) ...",
+    )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=positive_float,
+        metavar="MINUTES",
+        help="... and whenever MINUTES have passed since the last one (default 5)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/train"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
 
@@ -95,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         num_workers=args.workers,
         seed=args.seed,
+        checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
+        checkpoint_minutes=args.checkpoint_minutes or CHECKPOINT_MINUTES,
     )
     if args.scheme == "alternating":
         model = train_alternating_scheme(args, config, dataset, train_cfg)
@@ -145,17 +167,36 @@ def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCN
     model = FasterRCNN.from_config(config)
     if args.weights:
         print(load_backbone_weights(model, args.weights))
+    elif expects_pretrained_backbone(config):
+        print(
+            f"faster-rcnn: warning: the {args.preset} preset freezes backbone layers or batch "
+            "norm for ImageNet weights, and no --weights were given: those layers stay "
+            "random and untrained",
+            file=sys.stderr,
+        )
     model.to(torch.device(args.device))
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     return model
 
 
+def expects_pretrained_backbone(config: FasterRCNNConfig) -> bool:
+    """Whether the backbone freezes batch norm or early stages, as fine-tuning does."""
+    backbone = config.backbone
+    spec = BACKBONES.get(backbone.name)
+    frozen_stages = spec is not None and backbone.resolved_trainable_layers() != spec.stages
+    return backbone.frozen_batch_norm or frozen_stages
+
+
 def fit_and_save(trainer: Trainer, out: Path, resume: bool = False) -> list[dict[str, float]]:
     """Run the trainer (checkpoints and metrics under ``out``), then write the model file."""
     start = time.perf_counter()
     history = trainer.fit(resume=resume)
-    print(f"{trainer.stage}: {len(history)} steps in {time.perf_counter() - start:.0f} s")
+    skipped = (
+        f" ({trainer.skipped_steps} skipped: non-finite loss)" if trainer.skipped_steps else ""
+    )
+    seconds = time.perf_counter() - start
+    print(f"{trainer.stage}: {len(history)} steps in {seconds:.0f} s{skipped}")
     save_model(trainer.model, out / MODEL_FILE)
     return history
 

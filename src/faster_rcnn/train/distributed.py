@@ -158,6 +158,13 @@ def value_of_main(value: float, device: torch.device) -> float:
     return float(tensor.item())
 
 
+def any_over_ranks(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on some rank (a collective)."""
+    tensor = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def gather_objects(value: Any) -> list[Any]:
     """``value`` of every rank, in rank order (a collective)."""
     gathered: list[Any] = [None] * dist.get_world_size()

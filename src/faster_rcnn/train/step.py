@@ -21,9 +21,8 @@ def train_step(
     images: list[Tensor],
     targets: list[dict[str, Tensor]],
     lr: float,
-    step: int,
 ) -> dict[str, float]:
-    """SGD step ``step`` at learning rate ``lr`` on the summed losses of a batch.
+    """One SGD step at learning rate ``lr`` on the summed losses of a batch.
 
     Args:
         state: the optimizer, gradient scaler and samplers' generator of the stage.
@@ -31,14 +30,11 @@ def train_step(
         images: this process's images, ``float[3, H_i, W_i]`` on the model's device.
         targets: their ``{"boxes": float[N_i, 4], "labels": int64[N_i]}``.
         lr: the learning rate of this step.
-        step: the step's index, for error messages.
 
     Returns:
-        The losses and their sum (``"loss"``) as floats, averaged over the processes.
-
-    Raises:
-        FloatingPointError: a loss is infinite or NaN (raised before it reaches the
-            weights; with mixed precision the gradient scaler skips such steps instead).
+        The losses and their sum (``"loss"``) as floats, averaged over the processes. When
+        one is infinite or NaN the update is skipped (with mixed precision the gradient
+        scaler skips it), so the weights never see it.
     """
     for group in state.optimizer.param_groups:
         group["lr"] = lr
@@ -50,10 +46,13 @@ def train_step(
     if state.world_size > 1:
         values = distributed.mean_over_ranks(values)
     record = dict(zip([*losses, "loss"], values.tolist(), strict=True))
-    if not state.use_amp and not all(map(math.isfinite, record.values())):
-        raise FloatingPointError(f"{state.stage}, step {step}: non-finite loss {record}")
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(total).backward()
+    if not state.use_amp and not all(map(math.isfinite, record.values())):
+        # Skipped after the backward pass all the same: data-parallel processes must
+        # each finish the gradient reduction the forward pass began.
+        state.optimizer.zero_grad(set_to_none=True)
+        return record
     if state.cfg.grad_clip_norm is not None:
         state.scaler.unscale_(state.optimizer)
         torch.nn.utils.clip_grad_norm_(state.params, state.cfg.grad_clip_norm)

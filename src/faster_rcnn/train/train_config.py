@@ -10,7 +10,9 @@ from ..config import check_fields, require
 
 # Settings that may change between an interrupted run and its resumption without
 # changing what is computed.
-RESUMABLE_CHANGES = frozenset({"max_seconds", "num_workers", "checkpoint_every"})
+RESUMABLE_CHANGES = frozenset(
+    {"max_seconds", "num_workers", "checkpoint_every", "checkpoint_minutes", "max_nonfinite_steps"}
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class TrainConfig:
             devices it is ignored.
         checkpoint_every: with an output folder, steps between checkpoints (``None``:
             only at the end).
+        checkpoint_minutes: ... and a checkpoint whenever this long has passed since the
+            last one (``None``: by steps only).
+        max_nonfinite_steps: steps with an infinite or NaN loss are skipped (no update);
+            this many in a row stop the stage with
+            :class:`~faster_rcnn.train.stops.TrainingDiverged`.
         num_workers: DataLoader worker processes that load images (0: in this process).
         group_by_aspect_ratio: batch landscape and portrait images apart.
     """
@@ -55,6 +62,8 @@ class TrainConfig:
     seed: int = 0
     amp: bool = False
     checkpoint_every: int | None = 500
+    checkpoint_minutes: float | None = None
+    max_nonfinite_steps: int = 5
     num_workers: int = 0
     group_by_aspect_ratio: bool = True
 
@@ -74,6 +83,9 @@ class TrainConfig:
         require(self, "max_seconds", budget is None or budget > 0, "> 0 or None")
         every = self.checkpoint_every
         require(self, "checkpoint_every", every is None or every >= 1, ">= 1 or None")
+        minutes = self.checkpoint_minutes
+        require(self, "checkpoint_minutes", minutes is None or minutes > 0, "> 0 or None")
+        require(self, "max_nonfinite_steps", self.max_nonfinite_steps >= 1, ">= 1")
         require(self, "num_workers", self.num_workers >= 0, ">= 0")
 
     def replace(self, **changes: Any) -> TrainConfig:

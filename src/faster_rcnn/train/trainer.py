@@ -19,6 +19,7 @@ never interrupted.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ..data.dataset import Sample
 from ..data.loader import Batch, iterate_batches
@@ -42,6 +44,7 @@ from .progress import ProgressBar
 from .schedule import learning_rate
 from .state import TrainingState
 from .step import BatchLosses, train_step
+from .stops import NonFiniteGuard, StopRequest, TrainingInterrupted, stop_requests
 from .train_config import TrainConfig
 
 LossFn = Callable[
@@ -123,14 +126,20 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.stage_dir = self.out_dir / stage if self.out_dir is not None else None
         self.on_step, self.progress, self.tensorboard_dir = on_step, progress, tensorboard_dir
+        # Steps of the last fit whose loss was not finite (no update applied).
+        self.skipped_steps = 0
 
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
         """Run the stage's steps (those left, resumed) and return their losses.
 
+        SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
+        (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
+        row stop the stage, also with a checkpoint.
+
         Args:
-            resume: continue from the checkpoint in ``<out_dir>/<stage>/`` when there is
-                one (model, optimizer, step, history and random states); a stage that
-                had finished runs no step and returns its history.
+            resume: continue from the checkpoint in ``<out_dir>/<stage>/`` (model,
+                optimizer, step, history and random states); a stage that had finished
+                runs no step and returns its history.
 
         Returns:
             Per step since the start of the stage (resumed steps included), the losses and
@@ -138,16 +147,16 @@ class Trainer:
             data-parallel run.
 
         Raises:
+            FileNotFoundError: ``resume`` and no checkpoint to resume from.
             ValueError: ``resume`` without an output folder, or an unusable checkpoint.
             ImportError: ``tensorboard_dir`` without TensorBoard installed.
-            FloatingPointError: a loss became infinite or NaN.
+            TrainingInterrupted: SIGINT or SIGTERM stopped the stage.
+            TrainingDiverged: ``cfg.max_nonfinite_steps`` non-finite losses in a row.
         """
-        history, resumed = self._start(resume)
+        history = self._start(resume)
         start_step = len(history)
-        save = partial(self.state.save, self.stage_dir, history) if self.stage_dir else None
-        cadence = CheckpointCadence(
-            self.cfg.checkpoint_every, save, saved_at=start_step if resumed else None
-        )
+        cadence = self._cadence(history, resume)
+        guard = NonFiniteGuard(self.stage, self.cfg.max_nonfinite_steps)
         losses_of = self._batch_losses()
         self.model.train()
         budget = TimeBudget(
@@ -155,6 +164,7 @@ class Trainer:
         )
         show = self.progress and self.rank == 0
         with (
+            stop_requests() as stops,
             self._metrics_logger() as logger,
             closing(self._batches(start_step)) as batches,
             closing(ProgressBar(self.stage, self.cfg.steps, start_step, enabled=show)) as bar,
@@ -166,42 +176,78 @@ class Trainer:
                     break
                 batch = next(batches)
                 lr = learning_rate(self.cfg, step, planned_steps)
-                record = self._step(step, batch, lr, losses_of)
+                record = self._step(batch, lr, losses_of)
                 history.append(record)
+                guard.check(step, record)
                 logger.log(self._metrics(step, lr, record, len(batch[0]), tic))
                 bar.update(record, planned_steps)
                 cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
+                if guard.diverged or self._stop_requested(stops):
+                    break
             cadence.at_end(len(history))
+        self.skipped_steps = guard.skipped
         self._sync_replicas()
+        if stops.signum is not None:
+            raise TrainingInterrupted(self.stage, len(history), stops.signum, self.stage_dir)
+        if guard.diverged:
+            raise guard.error(self.stage_dir)
         return history
 
-    def _start(self, resume: bool) -> tuple[list[dict[str, float]], bool]:
-        """The history to continue (empty for a fresh stage), and whether it was resumed;
-        the metrics file loses the records of the steps about to be (re)done."""
-        if resume and self.stage_dir is None:
-            raise ValueError("resume=True needs out_dir, where the checkpoint is")
-        history: list[dict[str, float]] = []
-        resumed = (
-            resume
-            and self.stage_dir is not None
-            and TrainingCheckpoint.find(self.stage_dir) is not None
+    def _cadence(self, history: list[dict[str, float]], resumed: bool) -> CheckpointCadence:
+        """When this stage writes ``history`` and the state (nothing without a folder)."""
+        save = partial(self.state.save, self.stage_dir, history) if self.stage_dir else None
+        return CheckpointCadence(
+            self.cfg.checkpoint_every,
+            save,
+            saved_at=len(history) if resumed else None,
+            minutes=self.cfg.checkpoint_minutes,
+            clock=self._shared_clock,
         )
-        if resumed:
+
+    def _shared_clock(self) -> float:
+        """Seconds on rank 0's clock (a collective in a data-parallel run)."""
+        if self.world_size > 1:
+            return distributed.value_of_main(time.perf_counter(), self.device)
+        return time.perf_counter()
+
+    def _stop_requested(self, stops: StopRequest) -> bool:
+        """A stop signal reached this process (or, data-parallel, any process)."""
+        if self.world_size > 1:
+            return distributed.any_over_ranks(stops.signum is not None, self.device)
+        return stops.signum is not None
+
+    def _start(self, resume: bool) -> list[dict[str, float]]:
+        """The history to continue (empty for a fresh stage); the metrics file loses the
+        records of the steps about to be (re)done."""
+        history: list[dict[str, float]] = []
+        if resume:
+            if self.stage_dir is None:
+                raise ValueError("resume=True needs out_dir, where the checkpoint is")
+            if TrainingCheckpoint.find(self.stage_dir) is None:
+                raise FileNotFoundError(
+                    f"nothing to resume: no checkpoint of stage {self.stage!r} in "
+                    f"{self.stage_dir}; start without resuming"
+                )
             history = self.state.restore(self.stage_dir)
+            if self.progress and self.rank == 0:
+                tqdm.write(
+                    f"{self.stage}: resuming from step {len(history)} of {self.cfg.steps} "
+                    f"({self.stage_dir})"
+                )
         if self.out_dir is not None and self.rank == 0:
             drop_records(self.out_dir / METRICS_FILE, self.stage, len(history))
-        return history, resumed
+        return history
 
-    def _step(self, step: int, batch: Batch, lr: float, losses_of: BatchLosses) -> dict[str, float]:
-        """SGD step ``step`` on this process's share of the global batch."""
+    def _step(self, batch: Batch, lr: float, losses_of: BatchLosses) -> dict[str, float]:
+        """One SGD step on this process's share of the global batch."""
         all_images, all_targets = batch
         images = [image.to(self.device) for image in all_images[self.rank :: self.world_size]]
         targets = [
             _to_device(target, self.device) for target in all_targets[self.rank :: self.world_size]
         ]
-        return train_step(self.state, losses_of, images, targets, lr, step)
+        return train_step(self.state, losses_of, images, targets, lr)
 
     def _batch_losses(self) -> BatchLosses:
         """The losses bound to the model; wrapped for data parallelism when the process
@@ -242,7 +288,8 @@ class Trainer:
             "stage": self.stage,
             "step": step,
             "lr": lr,
-            "losses": losses,
+            # Strict JSON: a skipped step's non-finite losses are null.
+            "losses": {k: v if math.isfinite(v) else None for k, v in losses.items()},
             "seconds": seconds,
             "images_per_s": images / seconds,
         }

@@ -1,0 +1,106 @@
+"""Ending a stage early without losing it: on SIGINT / SIGTERM, and on a diverging loss.
+
+Ctrl-C (SIGINT) or a scheduler's SIGTERM asks the stage to stop: the step under way
+finishes, the checkpoint is written, and :class:`TrainingInterrupted` says where it is.
+A second Ctrl-C stops at once, as Python's default does. A run of steps whose loss is not
+finite ends in :class:`TrainingDiverged`, also after a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(Exception):
+    """A stage stopped by a signal after ``steps_done`` steps; ``checkpoint`` is the folder
+    it resumes from (``None``: the stage had no output folder)."""
+
+    def __init__(self, stage: str, steps_done: int, signum: int, checkpoint: Path | None):
+        self.stage, self.steps_done, self.signum = stage, steps_done, signum
+        self.checkpoint = checkpoint
+        saved = f"checkpoint in {checkpoint}" if checkpoint is not None else "nothing saved"
+        name = signal.Signals(signum).name
+        steps = f"{steps_done} step{'' if steps_done == 1 else 's'}"
+        super().__init__(f"{stage}: stopped by {name} after {steps}; {saved}")
+
+
+class TrainingDiverged(FloatingPointError):
+    """Too many steps in a row had a non-finite loss; the weights are the last good ones."""
+
+
+class StopRequest:
+    """The stop signal received, if any: :attr:`signum`, set by :meth:`handle`."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
+        self.signum = signum
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """While inside, SIGINT and SIGTERM are recorded in the request instead of stopping
+    the process; the previous handlers come back after. Outside the main thread (where
+    Python cannot install handlers) signals keep their handlers."""
+    request = StopRequest()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, request.handle)
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class NonFiniteGuard:
+    """Counts the steps skipped for a non-finite loss (their update is not applied);
+    ``limit`` of them in a row mean the stage has diverged.
+
+    Args:
+        stage: named in warnings and errors.
+        limit: skipped steps in a row that stop the stage.
+    """
+
+    def __init__(self, stage: str, limit: int) -> None:
+        self.stage, self.limit = stage, limit
+        self.in_a_row = 0
+        self.skipped = 0
+
+    def check(self, step: int, losses: dict[str, float]) -> None:
+        """Count step ``step`` as good or skipped, by its losses."""
+        if all(map(math.isfinite, losses.values())):
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        self.skipped += 1
+        warnings.warn(
+            f"{self.stage}, step {step}: non-finite loss {losses}; the step was skipped",
+            stacklevel=3,
+        )
+
+    @property
+    def diverged(self) -> bool:
+        return self.in_a_row >= self.limit
+
+    def error(self, checkpoint: Path | None) -> TrainingDiverged:
+        saved = f"checkpoint of the last good weights in {checkpoint}" if checkpoint else ""
+        return TrainingDiverged(
+            f"{self.stage}: {self.in_a_row} steps in a row had a non-finite loss; stopped"
+            f"{' with a ' + saved if saved else ''}. Likely causes: a learning rate too high "
+            "for the batch size (--lr), boxes far outside their images, or float16 overflow"
+        )
