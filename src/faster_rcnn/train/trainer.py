@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -163,6 +164,7 @@ class Trainer:
             self.cfg.steps, self.cfg.max_seconds, start_step, self.world_size, self.device
         )
         show = self.progress and self.rank == 0
+        stopped = False
         with (
             stop_requests() as stops,
             self._metrics_logger() as logger,
@@ -184,13 +186,16 @@ class Trainer:
                 cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
-                if guard.diverged or self._stop_requested(stops):
+                stopped = self._stop_requested(stops)
+                if guard.diverged or stopped:
                     break
             cadence.at_end(len(history))
         self.skipped_steps = guard.skipped
         self._sync_replicas()
-        if stops.signum is not None:
-            raise TrainingInterrupted(self.stage, len(history), stops.signum, self.stage_dir)
+        if stopped:
+            # Data-parallel, the signal may have reached another process only.
+            signum = stops.signum if stops.signum is not None else signal.SIGTERM
+            raise TrainingInterrupted(self.stage, len(history), signum, self.stage_dir)
         if guard.diverged:
             raise guard.error(self.stage_dir)
         return history
