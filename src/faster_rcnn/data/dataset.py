@@ -50,32 +50,55 @@ def read_image(path: Path) -> Tensor:
     """Decode an image file to ``float32[3, H, W]`` RGB in 0..1.
 
     Pixels are taken as stored: an EXIF orientation tag is not applied, because box
-    annotations are drawn on the stored pixels by the common labelling tools.
+    annotations are drawn on the stored pixels by the common labelling tools. 16- and
+    32-bit grey images are scaled by their depth (PIL's RGB conversion clips them white).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not an image PIL can read.
+        ValueError: the file is not an image PIL can read, or declares more pixels than
+            PIL's decompression-bomb limit.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from error
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
+    with _open_image(path) as image:
+        try:
+            pixels = _rgb_pixels(image)
+        except OSError as error:  # truncated or corrupt data, found while decoding
+            raise ValueError(f"cannot read image {path}: {error}") from error
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` of an image file, read from its header without decoding it."""
+    with _open_image(path) as image:
+        width, height = image.size
+    return height, width
+
+
+# Full scale of the grey modes PIL keeps at more than 8 bits.
+_GREY_FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+
+
+def _rgb_pixels(image: Image.Image) -> np.ndarray:
+    """``float32[H, W, 3]`` in 0..1 of an open image."""
+    scale = _GREY_FULL_SCALE.get(image.mode)
+    if scale is None:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    grey = np.asarray(image, dtype=np.float32)
+    if image.mode == "I" and grey.max(initial=0) > scale:  # 32-bit data: its own range
+        scale = float(np.iinfo(np.int32).max)
+    return np.repeat(np.clip(grey / scale, 0.0, 1.0)[..., None], 3, axis=2)
+
+
+def _open_image(path: Path) -> Image.Image:
+    """``Image.open`` with its errors as the reader's one-line ones."""
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
     try:
-        with Image.open(path) as image:
-            width, height = image.size
+        return Image.open(path)
+    except Image.DecompressionBombError as error:
+        reason = str(error).split(", could be")[0]
+        raise ValueError(f"refusing image {path}: {reason} (a decompression bomb?)") from error
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from error
-    return height, width
 
 
 def image_size_of(dataset: object, index: int) -> tuple[int, int]:

@@ -1,0 +1,50 @@
+"""Decoding image files: every depth to 0..1 RGB, and bad files refused in one line."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.data.dataset import read_image, read_image_size
+
+
+def test_8_bit_rgb_is_divided_by_255(tmp_path: Path) -> None:
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+    Image.fromarray(pixels).save(tmp_path / "rgb.png")
+    image = read_image(tmp_path / "rgb.png")
+    assert image.shape == (3, 2, 3) and image.dtype == torch.float32
+    expected = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+    assert torch.equal(image, expected)
+
+
+def test_16_bit_grey_is_scaled_by_its_depth_not_clipped_white(tmp_path: Path) -> None:
+    grey = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    image = read_image(tmp_path / "grey16.png")
+    assert image.shape == (3, 1, 4)
+    assert torch.allclose(image[0], torch.tensor([[0.0, 0.25, 0.5, 1.0]]), atol=1e-4)
+    assert torch.equal(image[0], image[2])
+
+
+def test_a_decompression_bomb_is_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    Image.new("RGB", (300, 300)).save(tmp_path / "big.png")
+    # A limit of 20000 pixels stands for PIL's 89 million: the file declares 90000.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20000)
+    for read in (read_image, read_image_size):
+        with pytest.raises(ValueError, match=r"refusing image .*big.png: .* decompression bomb"):
+            read(tmp_path / "big.png")
+
+
+def test_truncated_and_non_image_files_name_themselves(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "whole.jpg")
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image")
+    for name in ("cut.jpg", "text.png"):
+        with pytest.raises(ValueError, match=f"cannot read image .*{name}") as info:
+            read_image(tmp_path / name)
+        assert "\n" not in str(info.value)
+    with pytest.raises(FileNotFoundError, match="absent.png does not exist"):
+        read_image(tmp_path / "absent.png")
