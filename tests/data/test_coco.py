@@ -97,6 +97,17 @@ def test_drop_crowd_filters_every_per_box_entry(tmp_path: Path) -> None:
         ),
         ({"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}, "duplicate category"),
         ({"images": [{"id": 11, "file_name": "a.png"}, {"id": 2}]}, "image 2 has no file_name"),
+        (
+            {"images": [{"id": 4, "file_name": "../../etc/passwd"}]},
+            r"image 4 has file_name '../../etc/passwd', which leaves the image folder",
+        ),
+        (
+            {"images": [{"id": 4, "file_name": "/etc/passwd"}]},
+            "image 4 has file_name '/etc/passwd'",
+        ),
+        ({"images": [{"id": [4], "file_name": "a.png"}]}, r"image #0 has id \[4\], not an integer"),
+        ({"categories": [{"id": 7}]}, "category 7 has no name"),
+        ({"categories": [{"name": "dog"}]}, "category #0 has no integer id"),
     ],
 )
 def test_bad_annotations_are_errors_naming_them(

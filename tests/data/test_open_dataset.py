@@ -67,6 +67,7 @@ def test_coco_folder_picks_the_split_file_and_images_folder(tmp_path: Path) -> N
     _coco_json(tmp_path / "annotations" / "instances_val2017.json", ["c.png"])
     _image(tmp_path / "val2017" / "c.png")
     _image(tmp_path / "train" / "a.png")
+    _image(tmp_path / "train" / "b.png")
     val = open_dataset(tmp_path, "val")
     assert isinstance(val, COCODetection)
     assert val.annotation_file.name == "instances_val2017.json"
@@ -88,7 +89,20 @@ def test_coco_single_file_and_json_path(tmp_path: Path) -> None:
     assert open_dataset(annotation_file).images_dir == tmp_path / "images"
     # Images next to the json file (as some exporters write them).
     beside = _coco_json(tmp_path / "export" / "_annotations.coco.json", ["x.png"])
+    _image(tmp_path / "export" / "x.png")
     assert open_dataset(beside).images_dir == tmp_path / "export"
+
+
+def test_missing_images_are_reported_together_when_the_dataset_is_opened(tmp_path: Path) -> None:
+    names = [f"{i}.png" for i in range(8)]
+    annotation_file = _coco_json(tmp_path / "annotations" / "labels.json", names)
+    _image(tmp_path / "images" / "3.png")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"7 of 8 image files are missing: .*0\.png, .*1\.png, .*2\.png, .*4\.png, "
+        r".*5\.png and 2 more",
+    ):
+        open_dataset(annotation_file)
 
 
 def test_yolo_folder(tmp_path: Path) -> None:

@@ -46,5 +46,5 @@ def test_truncated_and_non_image_files_name_themselves(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=f"cannot read image .*{name}") as info:
             read_image(tmp_path / name)
         assert "\n" not in str(info.value)
-    with pytest.raises(FileNotFoundError, match="absent.png does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.png does not exist"):
         read_image(tmp_path / "absent.png")

@@ -54,6 +54,7 @@ class COCODetection(ImageFileDataset):
         data = _load_json(self.annotation_file)
         file = self.annotation_file
 
+        _check_records(data, file)
         categories = sorted(data["categories"], key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]
         if len(set(category_ids)) != len(category_ids):
@@ -66,10 +67,7 @@ class COCODetection(ImageFileDataset):
         position = {image["id"]: k for k, image in enumerate(self._images)}
         if len(position) != len(self._images):
             raise ValueError(f"{file}: duplicate image ids")
-        for image in self._images:
-            if not isinstance(image.get("file_name"), str):
-                raise ValueError(f"{file}: image {image['id']} has no file_name")
-        self.image_files = [self.images_dir / image["file_name"] for image in self._images]
+        self.image_files = [_image_file(self.images_dir, image, file) for image in self._images]
         rows: list[list[list[float]]] = [[] for _ in self._images]
         labels: list[list[int]] = [[] for _ in self._images]
         crowd: list[list[bool]] = [[] for _ in self._images]
@@ -146,3 +144,39 @@ def _load_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "images" not in data or "categories" not in data:
         raise ValueError(f"{path}: not a COCO detection file (needs 'images' and 'categories')")
     return data
+
+
+def _check_records(data: Any, file: Path) -> None:
+    """The fields the reader relies on: categories with an integer ``id`` and a ``name``,
+    images with an integer ``id`` (each named by position when it is not)."""
+    if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
+        raise ValueError(f"{file}: expected a COCO object with a 'categories' list")
+    if not isinstance(data.get("images"), list):
+        raise ValueError(f"{file}: expected a COCO object with an 'images' list")
+    for k, category in enumerate(data["categories"]):
+        if not isinstance(category, dict) or not _is_id(category.get("id")):
+            raise ValueError(f"{file}: category #{k} has no integer id")
+        if not isinstance(category.get("name"), str):
+            raise ValueError(f"{file}: category {category['id']} has no name")
+    for k, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or not _is_id(image.get("id")):
+            shown = image.get("id") if isinstance(image, dict) else image
+            raise ValueError(f"{file}: image #{k} has id {shown!r}, not an integer")
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:
+    """The file of an image record, which must lie inside ``images_dir``."""
+    name = image.get("file_name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{file}: image {image['id']} has no file_name")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(
+            f"{file}: image {image['id']} has file_name {name!r}, which leaves the image "
+            f"folder {images_dir}"
+        )
+    return images_dir / relative

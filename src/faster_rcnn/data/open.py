@@ -41,7 +41,7 @@ def open_dataset(
             opening another split); for the other formats, checked against theirs.
 
     Raises:
-        FileNotFoundError: ``path`` or a file it needs does not exist.
+        FileNotFoundError: ``path``, a file it needs or any of its images does not exist.
         ValueError: the format cannot be told, or ``class_names`` do not match.
     """
     text = str(path)
@@ -65,6 +65,7 @@ def open_dataset(
                 "ImageSets/ (Pascal VOC), a .json file or annotations/*.json (COCO), "
                 "labels/ (YOLO), or the name 'synthetic[:N]'"
             )
+    check_image_files(dataset)
     if class_names is not None and tuple(class_names) != dataset.class_names:
         raise ValueError(
             f"{path} ({split}) has classes {list(dataset.class_names)}, expected "
@@ -125,3 +126,22 @@ def _open_yolo(root: Path, split: str) -> YOLODetection:
         f"YOLO dataset {root} has no images/{split}/ folder (images/ holding the files "
         "directly counts as the 'train' split)"
     )
+
+
+def check_image_files(dataset: object, shown: int = 5) -> None:
+    """Every image file of a reader exists (a ``stat`` each): all the missing ones are
+    reported at once, before training or evaluation finds them one by one.
+
+    Raises:
+        FileNotFoundError: naming how many are missing and the first ``shown``.
+    """
+    files = getattr(dataset, "image_files", None)
+    if files is None:
+        return
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(files)} image files are missing: "
+            f"{', '.join(missing[:shown])}{more}"
+        )
