@@ -110,3 +110,20 @@ def test_a_preset_meant_for_imagenet_weights_warns_without_them(tmp_path, capsys
     argv = ["train", "--data", "synthetic:2", "--steps", "1", "--preset", "mobilenet_v2_fpn"]
     assert main([*argv, *TINY, "--out", str(tmp_path)]) == 0
     assert "no --weights were given: those layers stay random" in capsys.readouterr().err
+
+
+def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
+    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "good.png")
+    (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    capsys.readouterr()
+    model = str(tmp_path / "r" / "model.safetensors")
+    args = ["predict", "--model", model, str(images), "--out", str(tmp_path / "p"), "--score", "0"]
+    with pytest.warns(UserWarning, match=r"cannot read image .*bad\.png.*; skipped"):
+        assert main(args) == 1
+    assert "in 1 images (1 unreadable, skipped)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "p" / "detections.json").read_text())
+    assert {r["file_name"] for r in results} <= {str(images / "good.png")}
+    assert (tmp_path / "p" / "good_proposals.png").is_file()

@@ -1,9 +1,14 @@
-"""``faster-rcnn predict``: detections of image files as COCO-style JSON and pictures."""
+"""``faster-rcnn predict``: detections of image files as COCO-style JSON and pictures.
+
+An unreadable image is skipped with a one-line warning naming it: the others are still
+detected and written, and the exit status is 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,16 +41,26 @@ def run(args: argparse.Namespace) -> int:
     names = model.config.label_names()
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
+    unreadable = []
     for image_id, path in enumerate(paths):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except ValueError as error:  # one bad file does not cost the others
+            warnings.warn(f"{error}; skipped", stacklevel=1)
+            unreadable.append(path)
+            continue
         detections, proposals = model.detect_with_proposals([image.to(args.device)])
         det = {k: v.cpu() for k, v in detections[0].items()}
         results += coco_records(det, image_id, path, names)
         stem = args.out / path.stem
         save_pictures(image, det, proposals[0], names, stem, args.score, suffix="")
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
-    print(f"{len(results)} detections in {len(paths)} images -> {args.out}/detections.json")
-    return 0
+    skipped = f" ({len(unreadable)} unreadable, skipped)" if unreadable else ""
+    print(
+        f"{len(results)} detections in {len(paths) - len(unreadable)} images{skipped} "
+        f"-> {args.out}/detections.json"
+    )
+    return 1 if unreadable else 0
 
 
 def coco_records(
