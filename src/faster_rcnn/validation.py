@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .transform import resized_size
+
 # Pixel values this far above 1 mean an image in 0..255, not 0..1.
 _BRIGHTEST = 1.5
 
@@ -27,9 +29,10 @@ def validate_images(images: list[Tensor]) -> None:
             raise ValueError(f"image {i}: expected shape (3, H, W), got {tuple(image.shape)}")
         if not image.is_floating_point():
             raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
-        if image.numel() and float(image.max()) > _BRIGHTEST:
+        brightest = float(image.max()) if image.numel() else 0.0
+        if brightest > _BRIGHTEST:
             warnings.warn(
-                f"image {i}: pixel values up to {float(image.max()):g}; the model expects "
+                f"image {i}: pixel values up to {brightest:g}; the model expects "
                 "0..1 (divide 0..255 images by 255)",
                 stacklevel=3,
             )
@@ -37,16 +40,16 @@ def validate_images(images: list[Tensor]) -> None:
 
 def validate_image_sizes(images: list[Tensor], min_sizes: Sequence[int], max_size: int) -> None:
     """Each image must keep at least one pixel a side when resized (a 1x5000 strip would
-    become 0x1333 at ``min_size`` 800 and ``max_size`` 1333)."""
+    become 0x1333 at ``min_size`` 800 and ``max_size`` 1333). The smallest ``min_size``
+    shrinks an image most, so it alone is checked."""
+    min_size = min(min_sizes)
     for i, image in enumerate(images):
-        height, width = (int(side) for side in image.shape[-2:])
-        for min_size in sorted(set(min_sizes)):
-            scale = min(min_size / min(height, width), max_size / max(height, width))
-            if int(height * scale) < 1 or int(width * scale) < 1:
-                raise ValueError(
-                    f"image {i}: {height}x{width} is too elongated to resize to min_size "
-                    f"{min_size} / max_size {max_size}: a side would shrink to 0 pixels"
-                )
+        size = (int(image.shape[-2]), int(image.shape[-1]))
+        if min(resized_size(size, min_size, max_size)) < 1:
+            raise ValueError(
+                f"image {i}: {size[0]}x{size[1]} is too elongated to resize to min_size "
+                f"{min_size} / max_size {max_size}: a side would shrink to 0 pixels"
+            )
 
 
 def validate_targets(

@@ -95,7 +95,7 @@ def test_images_of_another_float_dtype_are_computed_in_the_weights_dtype():
     image = torch.rand(3, 90, 120, dtype=torch.float64)
     with torch.no_grad():
         expected = model([image.float()])
-        assert_same = torch.testing.assert_close
-        assert_same(model([image]), expected, rtol=0, atol=0)  # float64 -> float32, exactly
+        # float64 -> float32, exactly
+        torch.testing.assert_close(model([image]), expected, rtol=0, atol=0)
         half = model([image.half()])[0]
     assert half["boxes"].dtype == torch.float32
