@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ..train.stops import TrainingInterrupted
 from . import anchors, demo, evaluate, predict, train
 
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Outside training (which checkpoints first), SIGTERM ends the command as Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    previous_format, warnings.formatwarning = warnings.formatwarning, _one_line
+    previous_show, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return args.run(args)
     except TrainingInterrupted as stop:
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
-        warnings.formatwarning = previous_format
+        warnings.showwarning = previous_show
 
 
 class Interrupted(Exception):
@@ -62,9 +64,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
-def _one_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
-    """Warnings as the command's own one-line messages."""
-    return f"faster-rcnn: warning: {message}\n"
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """Warnings as the command's own one-line messages, above any progress bar."""
+    tqdm.write(f"faster-rcnn: warning: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,15 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str) -> N
     parser.add_argument("--split", default=default_split)
 
 
+def add_strict_argument(parser: argparse.ArgumentParser) -> None:
+    """``--strict``: stop at an unreadable image instead of skipping it."""
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at an unreadable image (default: warn, skip it, count it in the summary)",
+    )
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:

@@ -13,13 +13,14 @@ from ..data.open import open_dataset
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
 from ..train.checkpoint import load_model
-from .arguments import add_data_arguments, device_name, positive_int
+from .arguments import add_data_arguments, add_strict_argument, device_name, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
     parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
     add_data_arguments(parser, default_split="test")
+    add_strict_argument(parser)
     parser.add_argument("--out", type=Path, help="write metrics.json here")
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--device", type=device_name, default="cpu")
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     # The model's label order decides which class each label means.
     dataset = open_dataset(args.data, args.split, class_names=model.config.class_names or None)
-    evaluate_and_report(model, dataset, args.out, args.device, args.batch_size)
+    evaluate_and_report(model, dataset, args.out, args.device, args.batch_size, args.strict)
     return 0
 
 
@@ -40,8 +41,10 @@ def evaluate_and_report(
     out: Path | None,
     device: str | torch.device,
     batch_size: int,
+    strict: bool = False,
 ) -> EvaluationResult:
-    """Evaluate, print the table, and write ``<out>/metrics.json`` when ``out`` is given."""
+    """Evaluate, print the table, and write ``<out>/metrics.json`` when ``out`` is given;
+    ``strict`` stops at an unreadable image instead of leaving it out."""
     result = evaluate_detector(
         model,
         dataset,
@@ -49,6 +52,7 @@ def evaluate_and_report(
         device=device,
         class_names=model.config.label_names(),
         progress=True,
+        strict=strict,
     )
     print(result.table())
     if out is not None:

@@ -28,7 +28,13 @@ from ..train.checkpoint import save_model
 from ..train.rpn_only import rpn_trainer
 from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
-from .arguments import add_data_arguments, device_name, positive_float, positive_int
+from .arguments import (
+    add_data_arguments,
+    add_strict_argument,
+    device_name,
+    positive_float,
+    positive_int,
+)
 
 MODEL_FILE = "model.safetensors"
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
@@ -47,6 +53,7 @@ NOT_FOR_ALTERNATING = {
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("train", help="train a detector on a dataset")
     add_data_arguments(parser, default_split="train")
+    add_strict_argument(parser)
     parser.add_argument("--preset", choices=list(PRESETS), default="small")
     parser.add_argument(
         "--scheme",
@@ -117,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
         checkpoint_minutes=args.checkpoint_minutes or CHECKPOINT_MINUTES,
+        skip_unreadable=not args.strict,
     )
     if args.scheme == "alternating":
         model = train_alternating_scheme(args, config, dataset, train_cfg)
@@ -197,6 +205,8 @@ def fit_and_save(trainer: Trainer, out: Path, resume: bool = False) -> list[dict
     )
     seconds = time.perf_counter() - start
     print(f"{trainer.stage}: {len(history)} steps in {seconds:.0f} s{skipped}")
+    if trainer.unreadable.files:
+        print(f"{trainer.stage}: {trainer.unreadable.summary()}")
     save_model(trainer.model, out / MODEL_FILE)
     return history
 

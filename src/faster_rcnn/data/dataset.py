@@ -46,6 +46,22 @@ class DetectionDataset(Protocol):
     def __getitem__(self, index: int) -> Sample: ...
 
 
+class UnreadableImageError(ValueError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image, or too
+    large); ``path`` is the file."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        return type(self), (self.path, str(self))
+
+
+class MissingImageError(UnreadableImageError, FileNotFoundError):
+    """An image file that does not exist."""
+
+
 def read_image(path: Path) -> Tensor:
     """Decode an image file to ``float32[3, H, W]`` RGB in 0..1.
 
@@ -54,15 +70,15 @@ def read_image(path: Path) -> Tensor:
     32-bit grey images are scaled by their depth (PIL's RGB conversion clips them white).
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not an image PIL can read, or declares more pixels than
-            PIL's decompression-bomb limit.
+        MissingImageError: the file does not exist (a ``FileNotFoundError``).
+        UnreadableImageError: the file is not an image PIL can read, is truncated, or
+            declares more pixels than PIL's decompression-bomb limit (a ``ValueError``).
     """
     with _open_image(path) as image:
         try:
             pixels = _rgb_pixels(image)
         except OSError as error:  # truncated or corrupt data, found while decoding
-            raise ValueError(f"cannot read image {path}: {error}") from error
+            raise UnreadableImageError(path, f"cannot read image {path}: {error}") from error
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
@@ -91,14 +107,18 @@ def _rgb_pixels(image: Image.Image) -> np.ndarray:
 def _open_image(path: Path) -> Image.Image:
     """``Image.open`` with its errors as the reader's one-line ones."""
     if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist")
+        raise MissingImageError(path, f"image file {path} does not exist")
     try:
         return Image.open(path)
     except Image.DecompressionBombError as error:
         reason = str(error).split(", could be")[0]
-        raise ValueError(f"refusing image {path}: {reason} (a decompression bomb?)") from error
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from error
+        message = f"refusing image {path}: {reason} (a decompression bomb?)"
+        raise UnreadableImageError(path, message) from error
+    except UnidentifiedImageError as error:
+        message = f"cannot read image {path}: not in an image format PIL knows"
+        raise UnreadableImageError(path, message) from error
+    except OSError as error:
+        raise UnreadableImageError(path, f"cannot read image {path}: {error}") from error
 
 
 def image_size_of(dataset: object, index: int) -> tuple[int, int]:

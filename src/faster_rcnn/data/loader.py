@@ -4,6 +4,8 @@ A batch is ``(images, targets)``: two lists, since images differ in size (the mo
 transform resizes and pads them). Training batches are shuffled by an explicit seed and
 grouped by aspect ratio, so that the images padded together have similar shapes and
 little of the padded batch is wasted; crowd boxes are dropped from training targets.
+Asked to, the loaders skip unreadable images and say which in ``Batch.unreadable`` (see
+:mod:`.unreadable`).
 """
 
 from __future__ import annotations
@@ -18,30 +20,56 @@ from torch.utils.data import DataLoader, Sampler
 
 from .augment import Augmented, derive_seed
 from .coco import drop_crowd
-from .dataset import DetectionDataset, Sample, Target, image_size_of
-
-Batch = tuple[list[Tensor], list[Target]]
-
-
-def collate(batch: Sequence[Sample]) -> Batch:
-    """``[(image, target), ...]`` -> ``([image, ...], [target, ...])``."""
-    return [image for image, _ in batch], [target for _, target in batch]
+from .dataset import DetectionDataset, Sample, Target, UnreadableImageError, image_size_of
+from .unreadable import Skipped, SkipUnreadable
 
 
-def collate_train(batch: Sequence[Sample]) -> Batch:
+class Batch(tuple[list[Tensor], list[Target]]):
+    """``(images, targets)``, unpacked as a pair; ``unreadable`` lists the items whose
+    image could not be read (left out, or replaced in training; see :mod:`.unreadable`).
+    """
+
+    unreadable: tuple[Skipped, ...]
+
+    def __new__(
+        cls, images: list[Tensor], targets: list[Target], unreadable: Sequence[Skipped] = ()
+    ) -> Batch:
+        batch = super().__new__(cls, (images, targets))
+        batch.unreadable = tuple(unreadable)
+        return batch
+
+    def __getnewargs__(self) -> tuple[list[Tensor], list[Target], tuple[Skipped, ...]]:
+        return self[0], self[1], self.unreadable
+
+
+def collate(batch: Sequence[Sample | Skipped]) -> Batch:
+    """``[(image, target), ...]`` -> ``([image, ...], [target, ...])``; a :class:`Skipped`
+    entry gives its replacement, if it has one, and is listed in ``Batch.unreadable``."""
+    samples = [item.replacement if isinstance(item, Skipped) else item for item in batch]
+    kept = [sample for sample in samples if sample is not None]
+    skipped = [item for item in batch if isinstance(item, Skipped)]
+    return Batch([image for image, _ in kept], [target for _, target in kept], skipped)
+
+
+def collate_train(batch: Sequence[Sample | Skipped]) -> Batch:
     """:func:`collate`, with crowd boxes removed from the targets (see :func:`drop_crowd`)."""
-    images, targets = collate(batch)
-    return images, [drop_crowd(target) for target in targets]
+    collated = collate(batch)
+    images, targets = collated
+    return Batch(images, [drop_crowd(target) for target in targets], collated.unreadable)
 
 
 def aspect_ratio_groups(dataset: DetectionDataset) -> list[int]:
     """Per item, 1 for a landscape image (width / height > 1), else 0.
 
-    Sizes come from the readers' ``image_size`` without decoding images.
+    Sizes come from the readers' ``image_size`` without decoding images. An image whose
+    size cannot be read is put in group 0: loading it will find it unreadable.
     """
     groups = []
     for index in range(len(dataset)):
-        height, width = image_size_of(dataset, index)
+        try:
+            height, width = image_size_of(dataset, index)
+        except UnreadableImageError:
+            height, width = 1, 1
         groups.append(int(width > height))
     return groups
 
@@ -105,6 +133,7 @@ def make_train_loader(
     group_by_aspect_ratio: bool = True,
     epoch: int = 0,
     drop_last: bool = False,
+    skip_unreadable: bool = False,
 ) -> DataLoader:
     """A loader over one training epoch: shuffled, grouped, crowd boxes dropped.
 
@@ -121,13 +150,16 @@ def make_train_loader(
         group_by_aspect_ratio: batch landscape and portrait images apart.
         epoch: which epoch's order to give.
         drop_last: leave out each epoch's partly filled batches.
+        skip_unreadable: replace an item whose image cannot be read by the next readable
+            one and list it in ``Batch.unreadable``, instead of raising.
     """
     groups = aspect_ratio_groups(dataset) if group_by_aspect_ratio else [0] * len(dataset)
     sampler = GroupedBatchSampler(groups, batch_size, seed, drop_last)
     sampler.set_epoch(epoch)
     if isinstance(dataset, Augmented):
         dataset.set_epoch(epoch)
-    return _loader(dataset, sampler, num_workers, seed, collate_train)
+    loaded = SkipUnreadable(dataset, replace=True) if skip_unreadable else dataset
+    return _loader(loaded, sampler, num_workers, seed, collate_train)
 
 
 def iterate_batches(
@@ -138,12 +170,13 @@ def iterate_batches(
     group_by_aspect_ratio: bool = True,
     drop_last: bool = False,
     start_batch: int = 0,
+    skip_unreadable: bool = False,
 ) -> Iterator[Batch]:
     """Training batches without end, epoch after epoch, for step-based training.
 
     Epoch ``e`` gives the batches of ``make_train_loader(..., epoch=e)``. ``start_batch``
     skips that many batches of the stream without loading them, so a resumed run picks
-    up exactly where it stopped.
+    up exactly where it stopped. ``skip_unreadable`` as in :func:`make_train_loader`.
 
     Yields:
         ``(images, targets)`` with crowd boxes dropped.
@@ -156,17 +189,21 @@ def iterate_batches(
             f"drop_last {drop_last}"
         )
     epoch, skip = divmod(start_batch, len(sampler))
+    loaded = SkipUnreadable(dataset, replace=True) if skip_unreadable else dataset
     while True:
         sampler.set_epoch(epoch)
         if isinstance(dataset, Augmented):
             dataset.set_epoch(epoch)
         batches = list(sampler)[skip:]
-        yield from _loader(dataset, batches, num_workers, seed, collate_train)
+        yield from _loader(loaded, batches, num_workers, seed, collate_train)
         epoch, skip = epoch + 1, 0
 
 
 def make_eval_loader(
-    dataset: DetectionDataset | Sequence[Sample], batch_size: int = 1, num_workers: int = 0
+    dataset: DetectionDataset | Sequence[Sample],
+    batch_size: int = 1,
+    num_workers: int = 0,
+    skip_unreadable: bool = False,
 ) -> DataLoader:
     """A loader over ``dataset`` in order, all boxes kept (crowd ones included).
 
@@ -174,6 +211,9 @@ def make_eval_loader(
         dataset: any detection dataset, or any sequence of ``(image, target)`` items.
         batch_size: images per batch; the last batch holds the rest.
         num_workers: DataLoader worker processes (0 loads in this process).
+        skip_unreadable: leave out an item whose image cannot be read and list it in
+            ``Batch.unreadable`` (a batch may then hold fewer images, or none), instead
+            of raising.
 
     Returns:
         A loader of ``(images, targets)`` batches (see :func:`collate`).
@@ -184,7 +224,8 @@ def make_eval_loader(
         list(range(start, min(start + batch_size, len(dataset))))
         for start in range(0, len(dataset), batch_size)
     ]
-    return _loader(dataset, batches, num_workers, 0, collate)
+    loaded = SkipUnreadable(dataset, replace=False) if skip_unreadable else dataset  # type: ignore[arg-type]
+    return _loader(loaded, batches, num_workers, 0, collate)
 
 
 def _loader(
@@ -192,7 +233,7 @@ def _loader(
     batches: Iterable[list[int]],
     num_workers: int,
     seed: int,
-    collate_fn: Callable[[Sequence[Sample]], Batch],
+    collate_fn: Callable[[Sequence[Sample | Skipped]], Batch],
 ) -> DataLoader:
     # A generator of our own: otherwise the DataLoader draws its workers' base seed from
     # the global RNG, and loading would shift every later global random draw.

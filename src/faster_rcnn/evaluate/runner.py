@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..data.dataset import Sample
 from ..data.loader import make_eval_loader
+from ..data.unreadable import UnreadableLog
 from .coco_ap import COCOEvaluator
 from .proposal_recall import ProposalRecallEvaluator
 from .voc_map import VOCEvaluator, VOCResult
@@ -47,6 +48,8 @@ class EvaluationResult:
             there is no ground truth of the kind.
         proposals: proposal recall (``"recall@300@0.7"``, ``"AR@100"``, ``"num_gt"``).
         num_images: images evaluated.
+        unreadable: the image files that could not be read, left out of every figure
+            (their ground truth too).
     """
 
     voc: VOCResult
@@ -54,6 +57,7 @@ class EvaluationResult:
     coco: dict[str, float]
     proposals: dict[str, float]
     num_images: int
+    unreadable: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, float]:
         """All figures as one flat dict of floats (NaN where undefined).
@@ -70,6 +74,7 @@ class EvaluationResult:
         flat.update({f"coco_{name.lower()}": value for name, value in self.coco.items()})
         flat.update(self.proposals)
         flat["num_images"] = float(self.num_images)
+        flat["num_unreadable_images"] = float(len(self.unreadable))
         return flat
 
     def save_json(self, path: str | os.PathLike[str]) -> None:
@@ -84,8 +89,9 @@ class EvaluationResult:
         """A short printable summary followed by the per-class VOC table."""
         coco = self.coco
         recall_keys = [key for key in self.proposals if key != "num_gt"]
+        skipped = f" ({len(self.unreadable)} unreadable, left out)" if self.unreadable else ""
         lines = [
-            f"images: {self.num_images}",
+            f"images: {self.num_images}{skipped}",
             f"VOC mAP@0.5: {_fmt(self.voc.map)} (area)  {_fmt(self.voc07.map)} (11-point)",
             f"COCO AP: {_fmt(coco['AP'])}  AP50: {_fmt(coco['AP50'])}  "
             f"AP75: {_fmt(coco['AP75'])}  APs/m/l: {_fmt(coco['APs'])} / "
@@ -106,12 +112,14 @@ def evaluate_detector(
     class_names: Sequence[str] | None = None,
     progress: bool = False,
     coco_annotation_file: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> EvaluationResult:
     """Run ``model.detect_with_proposals`` over a dataset and score it.
 
     The model is put in eval mode (and back in its former mode afterwards) and run
     without gradients. It must already be on ``device``; images go there, results come
-    back to the CPU.
+    back to the CPU. An image that cannot be read is left out with a warning and listed
+    in the result's ``unreadable``.
 
     Args:
         model: a detector with ``num_classes`` (background included) and
@@ -129,8 +137,11 @@ def evaluate_detector(
             areas for the size buckets, as the official numbers) instead of the targets;
             targets then need ``"image_id"``, and the dataset's ``label_to_category_id``
             (if it has one) maps labels to category ids.
+        strict: raise :class:`~faster_rcnn.data.dataset.UnreadableImageError` at an
+            unreadable image instead.
     """
-    loader = make_eval_loader(dataset, batch_size)
+    loader = make_eval_loader(dataset, batch_size, skip_unreadable=True)
+    unreadable = UnreadableLog(strict=strict)
     num_classes = int(model.num_classes)
     if class_names is None:
         class_names = getattr(dataset, "class_names", None)
@@ -155,9 +166,11 @@ def evaluate_detector(
     try:
         with torch.no_grad():
             seen = 0
-            for images, targets in tqdm(
-                loader, desc="evaluate", unit="batch", disable=not progress
-            ):
+            for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+                unreadable.note(batch.unreadable, "evaluate")
+                images, targets = batch
+                if not images:
+                    continue
                 detections, batch_proposals = model.detect_with_proposals(
                     [image.to(device) for image in images]
                 )
@@ -174,7 +187,8 @@ def evaluate_detector(
         voc07=voc.compute(use_07_metric=True),
         coco=coco.compute(),
         proposals=proposals.compute(),
-        num_images=len(dataset),
+        num_images=seen,
+        unreadable=unreadable.files,
     )
 
 

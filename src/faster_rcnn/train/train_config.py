@@ -11,7 +11,14 @@ from ..config import check_fields, require
 # Settings that may change between an interrupted run and its resumption without
 # changing what is computed.
 RESUMABLE_CHANGES = frozenset(
-    {"max_seconds", "num_workers", "checkpoint_every", "checkpoint_minutes", "max_nonfinite_steps"}
+    {
+        "max_seconds",
+        "num_workers",
+        "checkpoint_every",
+        "checkpoint_minutes",
+        "max_nonfinite_steps",
+        "skip_unreadable",
+    }
 )
 
 
@@ -44,6 +51,8 @@ class TrainConfig:
         max_nonfinite_steps: steps with an infinite or NaN loss are skipped (no update);
             this many in a row stop the stage with
             :class:`~faster_rcnn.train.stops.TrainingDiverged`.
+        skip_unreadable: an image that cannot be read (corrupt, truncated, vanished) is
+            replaced by the next readable one, with a warning; off, it stops the stage.
         num_workers: DataLoader worker processes that load images (0: in this process).
         group_by_aspect_ratio: batch landscape and portrait images apart.
     """
@@ -64,6 +73,7 @@ class TrainConfig:
     checkpoint_every: int | None = 500
     checkpoint_minutes: float | None = None
     max_nonfinite_steps: int = 5
+    skip_unreadable: bool = True
     num_workers: int = 0
     group_by_aspect_ratio: bool = True
 

@@ -33,8 +33,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data.dataset import Sample
+from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import Batch, iterate_batches
+from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
 from . import distributed
 from .budget import TimeBudget
@@ -129,13 +130,18 @@ class Trainer:
         self.on_step, self.progress, self.tensorboard_dir = on_step, progress, tensorboard_dir
         # Steps of the last fit whose loss was not finite (no update applied).
         self.skipped_steps = 0
+        # The unreadable images met, each replaced by the next readable one.
+        self.unreadable = UnreadableLog(strict=not cfg.skip_unreadable, warn=self.rank == 0)
 
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
         """Run the stage's steps (those left, resumed) and return their losses.
 
         SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
         (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
-        row stop the stage, also with a checkpoint.
+        row stop the stage, also with a checkpoint. An image that cannot be read is
+        replaced by the next readable one, with a warning, and counted in
+        :attr:`unreadable` (with ``cfg.skip_unreadable`` off it stops the stage, with a
+        checkpoint).
 
         Args:
             resume: continue from the checkpoint in ``<out_dir>/<stage>/`` (model,
@@ -153,6 +159,8 @@ class Trainer:
             ImportError: ``tensorboard_dir`` without TensorBoard installed.
             TrainingInterrupted: SIGINT or SIGTERM stopped the stage.
             TrainingDiverged: ``cfg.max_nonfinite_steps`` non-finite losses in a row.
+            UnreadableImageError: an unreadable image without ``cfg.skip_unreadable``, or
+                no readable image at all.
         """
         history = self._start(resume)
         start_step = len(history)
@@ -165,6 +173,7 @@ class Trainer:
         )
         show = self.progress and self.rank == 0
         stopped = False
+        unreadable: UnreadableImageError | None = None
         with (
             stop_requests() as stops,
             self._metrics_logger() as logger,
@@ -177,6 +186,9 @@ class Trainer:
                 if planned_steps is None:
                     break
                 batch = next(batches)
+                unreadable = self._check_batch(step, batch)
+                if unreadable is not None:
+                    break
                 lr = learning_rate(self.cfg, step, planned_steps)
                 record = self._step(batch, lr, losses_of)
                 history.append(record)
@@ -198,7 +210,26 @@ class Trainer:
             raise TrainingInterrupted(self.stage, len(history), signum, self.stage_dir)
         if guard.diverged:
             raise guard.error(self.stage_dir)
+        if unreadable is not None:
+            saved = f"; checkpoint in {self.stage_dir}" if self.stage_dir is not None else ""
+            raise UnreadableImageError(unreadable.path, f"{unreadable}{saved}")
         return history
+
+    def _check_batch(self, step: int, batch: Batch) -> UnreadableImageError | None:
+        """Record the batch's unreadable images; the error that ends the stage (strict,
+        or no readable image at all), if any."""
+        if not batch[0]:  # not one readable image to replace the batch's with
+            first = batch.unreadable[0]
+            return UnreadableImageError(
+                Path(first.file),
+                f"{self.stage}: none of the {len(self.dataset)} images can be read "
+                f"({first.reason})",
+            )
+        try:
+            self.unreadable.note(batch.unreadable, f"{self.stage}, step {step}")
+        except UnreadableImageError as error:
+            return error
+        return None
 
     def _cadence(self, history: list[dict[str, float]], resumed: bool) -> CheckpointCadence:
         """When this stage writes ``history`` and the state (nothing without a folder)."""
@@ -276,6 +307,7 @@ class Trainer:
             group_by_aspect_ratio=self.cfg.group_by_aspect_ratio,
             drop_last=self.world_size > 1,
             start_batch=start_step,
+            skip_unreadable=True,  # the stage decides what to do (see _check_batch)
         )
 
     def _metrics_logger(self) -> MetricsLogger:

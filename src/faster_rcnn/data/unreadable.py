@@ -1,0 +1,121 @@
+"""Unreadable images: left out of a run, with a warning and a count, instead of ending it.
+
+A corrupt, truncated or vanished image file met in the middle of training should not
+cost the run. The loaders (asked with ``skip_unreadable=True``) wrap their dataset in
+:class:`SkipUnreadable`, which turns the reader's
+:class:`~faster_rcnn.data.dataset.UnreadableImageError` into a :class:`Skipped` entry;
+the batch carries the entries to the main process, from DataLoader workers too, in
+``Batch.unreadable``; and the run keeps an :class:`UnreadableLog`, which warns once per
+file and counts, or under ``strict`` stops at the first.
+
+In training an unreadable item is replaced by the next readable one in dataset order: a
+batch keeps its size (data-parallel processes still split it evenly) and every step still
+trains on a batch, so the step-to-batch correspondence that bit-identical resume relies
+on holds. In evaluation an unreadable image is left out, its ground truth with it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset import DetectionDataset, Sample, UnreadableImageError, WrappedDataset
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """What :class:`SkipUnreadable` gives in place of an item whose image is unreadable.
+
+    Attributes:
+        index: the item's index in the dataset.
+        file: the image file, as a string.
+        reason: the reader's one-line error.
+        replacement: the item that takes its place in a training batch; ``None`` in
+            evaluation, or when no item of the dataset is readable.
+    """
+
+    index: int
+    file: str
+    reason: str
+    replacement: Sample | None = None
+
+
+class SkipUnreadable(WrappedDataset):
+    """``dataset``, with items whose image cannot be read given as :class:`Skipped`.
+
+    Args:
+        dataset: any detection dataset.
+        replace: give the next readable item (in dataset order, wrapping round) as the
+            replacement of an unreadable one, for training; without it, evaluation's
+            choice, the unreadable item is left out.
+    """
+
+    def __init__(self, dataset: DetectionDataset, replace: bool) -> None:
+        super().__init__(dataset)
+        self.replace = replace
+
+    def __getitem__(self, index: int) -> Sample | Skipped:
+        try:
+            return self.dataset[index]
+        except UnreadableImageError as error:
+            skipped = Skipped(index, str(error.path), str(error))
+        if not self.replace:
+            return skipped
+        return Skipped(index, skipped.file, skipped.reason, self._next_readable(index))
+
+    def _next_readable(self, index: int) -> Sample | None:
+        """The first readable item after ``index``; ``None`` when there is none."""
+        for offset in range(1, len(self.dataset)):
+            try:
+                return self.dataset[(index + offset) % len(self.dataset)]
+            except UnreadableImageError:
+                continue
+        return None
+
+
+class UnreadableLog:
+    """The unreadable images a run met: each file warned about once and counted, or,
+    ``strict``, an error at the first.
+
+    Args:
+        strict: raise instead of skipping.
+        warn: warn about each file the first time it is met.
+    """
+
+    def __init__(self, strict: bool = False, warn: bool = True) -> None:
+        self.strict, self.warn = strict, warn
+        self.times_skipped: Counter[str] = Counter()  # file -> times met
+
+    def note(self, skipped: Iterable[Skipped], where: str) -> None:
+        """Record the entries of one batch; ``where`` (e.g. ``"joint, step 35"``) starts
+        the warning.
+
+        Raises:
+            UnreadableImageError: ``strict``, and an entry to record.
+        """
+        for entry in skipped:
+            if self.strict:
+                raise UnreadableImageError(Path(entry.file), f"{where}: {entry.reason} (strict)")
+            if self.warn and entry.file not in self.times_skipped:
+                instead = "" if entry.replacement is None else ", the next readable image used"
+                warnings.warn(f"{where}: {entry.reason}; skipped{instead}", stacklevel=2)
+            self.times_skipped[entry.file] += 1
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The unreadable files met, in the order first met."""
+        return tuple(self.times_skipped)
+
+    def summary(self, shown: int = 3) -> str:
+        """One line for a run's summary, e.g. ``"1 unreadable image skipped (4 times):
+        a.jpg"``; empty when there was none."""
+        if not self.times_skipped:
+            return ""
+        count, times = len(self.times_skipped), sum(self.times_skipped.values())
+        names = ", ".join(self.files[:shown]) + (", ..." if count > shown else "")
+        plural = "s" if count > 1 else ""
+        repeated = f" ({times} times)" if times > count else ""
+        return f"{count} unreadable image{plural} skipped{repeated}: {names}"
