@@ -8,6 +8,9 @@ from PIL import Image
 
 from faster_rcnn.data.coco import COCODetection, drop_crowd
 
+# The fixture's annotation 3 has no area on purpose: it is dropped with this warning.
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*1 box dropped \(annotation 3")
+
 
 def _coco(tmp_path: Path, **changes: Any) -> tuple[Path, Path]:
     """A tiny COCO dataset: categories 7 and 3 (out of order), three images."""
@@ -60,6 +63,7 @@ def test_reads_contiguous_labels_xyxy_boxes_crowd_and_empty_images(tmp_path: Pat
     assert torch.equal(target["iscrowd"], torch.tensor([False]))  # absent iscrowd: 0
     assert [data.image_size(i) for i in range(3)] == [(30, 40), (16, 16), (24, 12)]
     assert [a["id"] for a in data.skipped_annotations] == [3]  # zero width
+    assert data.box_audit.dropped == ["annotation 3 [5, 5, 0, 4]: no area"]
 
 
 def test_targets_are_copies(tmp_path: Path) -> None:
@@ -129,3 +133,34 @@ def test_unreadable_files_are_errors(tmp_path: Path) -> None:
     _, annotation_file = _coco(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"elsewhere/a\.png does not exist"):
         COCODetection(tmp_path / "elsewhere", annotation_file)[0]
+
+
+def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_count(
+    tmp_path: Path,
+) -> None:
+    annotations = [
+        {"id": 1, "image_id": 11, "category_id": 7, "bbox": [-5, 20, 20, 20]},  # a.png 40x30
+        {"id": 2, "image_id": 11, "category_id": 3, "bbox": [45, 0, 10, 10]},  # outside
+        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [5, 5, 0, 4]},  # no area
+        {"id": 4, "image_id": 2, "category_id": 3, "bbox": [10, 20, 5, 10]},  # c.png 12x24
+    ]
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(*_coco(tmp_path, annotations=annotations))
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'instances.json'}: 2 boxes clipped to the image (annotation 1 "
+        "[-5, 20, 15, 40] on 40x30; annotation 4 [10, 20, 15, 30] on 12x24); 2 boxes "
+        "dropped (annotation 2 [45, 0, 55, 10] on 40x30: outside the image; annotation 3 "
+        "[5, 5, 0, 4]: no area)"
+    ]
+    assert torch.equal(data.target(0)["boxes"], torch.tensor([[0.0, 20, 15, 30]]))
+    # c.png's size is in no record: its file's header gives it.
+    assert torch.equal(data.target(2)["boxes"], torch.tensor([[10.0, 20, 12, 24]]))
+    assert [a["id"] for a in data.skipped_annotations] == [2, 3]
+
+
+def test_an_annotation_file_not_in_utf8_is_named(tmp_path: Path) -> None:
+    _, annotation_file = _coco(tmp_path)
+    text = annotation_file.read_text().replace('"dog"', '"chien \u00e9"')
+    annotation_file.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"instances\.json: not UTF-8 text \(byte \d+ is"):
+        COCODetection(tmp_path / "images", annotation_file)

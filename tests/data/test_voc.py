@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.voc import VOCDetection
 
 RACCOON = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "raccoon"
@@ -151,3 +152,73 @@ def test_raccoon_dataset() -> None:
         image, target = test[i]
         assert image.shape == (3, *test.image_size(i))
         assert torch.equal(target["labels"], torch.ones(len(target["boxes"]), dtype=torch.int64))
+
+
+def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    objects = _object("dog", (0, 1, 10, 5)) + _object("cat", (5, 3, 60, 30))
+    objects += _object("dog", (50, 40, 60, 45)) + _object("cat", (2, 2, 8, 8))
+    root = _write_voc(tmp_path, {"x": ((40, 30), "x.jpg", objects)})
+    with pytest.warns(UserWarning) as warned:
+        data = VOCDetection(root)
+    assert [str(w.message) for w in warned] == [
+        f"{root} (train): 2 boxes clipped to the image (Annotations/x.xml object 0 "
+        "[-1, 0, 10, 5] on 40x30; Annotations/x.xml object 1 [4, 2, 60, 30] on 40x30); "
+        "1 box dropped (Annotations/x.xml object 2 [49, 39, 60, 45] on 40x30: outside the "
+        "image)"
+    ]
+    target = data.target(0)
+    expected = torch.tensor([[0.0, 0, 10, 5], [4, 2, 40, 30], [1, 1, 8, 8]])
+    assert torch.equal(target["boxes"], expected)
+    assert target["labels"].tolist() == [2, 1, 1]
+    assert len(data.box_audit.clipped) == 2 and len(data.box_audit.dropped) == 1
+
+
+def _exif_jpeg(path: Path, size: tuple[int, int], orientation: int) -> None:
+    image = Image.new("RGB", size, (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 4, size[1]))  # a red left edge shows the turn
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif, quality=95)
+
+
+def test_an_exif_turned_image_is_turned_when_that_agrees_with_its_size(tmp_path: Path) -> None:
+    root = _write_voc(tmp_path, {"x": ((20, 40), "x.jpg", _object("dog", (1, 1, 20, 10)))})
+    # Stored 40 wide and 20 high; orientation 6 shows it turned 90 degrees clockwise,
+    # 20 wide and 40 high, as <size> says.
+    _exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 20), orientation=6)
+    with pytest.warns(UserWarning, match=r"1 images turned by their EXIF orientation .*\(x\)"):
+        data = VOCDetection(root)
+    image, target = data[0]
+    stored = read_image(root / "JPEGImages" / "x.jpg")
+    assert image.shape == (3, 40, 20) and data.image_size(0) == (40, 20)
+    assert torch.equal(image, torch.rot90(stored, k=-1, dims=(1, 2)))
+    assert image[0, :4].mean() > 0.9  # the red left edge is now the top
+    assert torch.equal(target["boxes"], torch.tensor([[0.0, 0, 20, 10]]))
+
+
+def test_a_size_that_disagrees_with_the_file_is_reported_and_the_file_decides(
+    tmp_path: Path,
+) -> None:
+    root = _write_voc(tmp_path, {"x": ((40, 30), "x.jpg", _object("dog", (1, 1, 50, 50)))})
+    xml = root / "Annotations" / "x.xml"
+    xml.write_text(xml.read_text().replace("<width>40</width>", "<width>64</width>"))
+    _exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 30), orientation=6)  # not a turn's size
+    with pytest.warns(UserWarning) as warned:
+        data = VOCDetection(root)
+    messages = [str(w.message) for w in warned]
+    assert messages[0].endswith(
+        "1 images' <size> differs from the image file's, which is used (x (<size> 64x30, "
+        "file 40x30))"
+    )
+    assert "1 box clipped" in messages[1]
+    assert data.image_size(0) == (30, 40)
+    assert data[0][0].shape == (3, 30, 40)
+    assert torch.equal(data.target(0)["boxes"], torch.tensor([[0.0, 0, 40, 30]]))
+
+
+def test_a_split_file_not_in_utf8_is_named(voc: Path) -> None:
+    (voc / "ImageSets" / "Main" / "train.txt").write_bytes(b"img_a\nimg_\xff\n")
+    with pytest.raises(ValueError, match=r"train\.txt: not UTF-8 text \(byte 10 is b'\\xff'\)"):
+        VOCDetection(voc)

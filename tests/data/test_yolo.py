@@ -60,8 +60,10 @@ def test_flat_layout_and_class_names_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("0 0.5 0.5 0.2\n", r"a\.txt, line 1: expected 5 values 'class cx cy w h', got 4"),
-        ("0 0.5 0.5 0.2 0.2\n0 0.5 1.5 0.2 0.2\n", r"a\.txt, line 2: cx cy w h = 0.5 1.5"),
-        ("0 0.5 0.5 0 0.2\n", r"a\.txt, line 1: .* with w and h > 0"),
+        ("0 0.5 0.5 0.2 0.2\n0 0.5 3.5 0.2 0.2\n", r"a\.txt, line 2: cx cy w h = 0.5 3.5"),
+        ("0 120 80 30 20\n", r"a\.txt, line 1: .* must be fractions of the image size"),
+        ("0 0.5 0.5 0 0.2\n", r"a\.txt, line 1: .* \(w and h > 0"),
+        ("0 0.5 0.5 nan 0.2\n", r"a\.txt, line 1: .* \(w and h > 0"),
         ("1.5 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: class 1.5 is not an integer"),
         ("nan 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: class nan is not an integer"),
         ("dog 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: 'dog 0.5 0.5 0.2 0.2' is not numbers"),
@@ -83,3 +85,30 @@ def test_missing_split_is_named(tmp_path: Path) -> None:
     root = _yolo(tmp_path, "train", {})
     with pytest.raises(FileNotFoundError, match=r"images/val does not exist \(splits found"):
         YOLODetection(root, "val")
+
+
+def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_count(
+    tmp_path: Path,
+) -> None:
+    text = "0 0.9 0.5 0.6 0.2\n1 0.5 1.5 0.2 0.2\n0 0.5 0.5 0.5 0.5\n1 -0.1 0.5 0.4 1.2\n"
+    root = _yolo(tmp_path, None, {"a": text}, names="cat\ndog\n")
+    with pytest.warns(UserWarning) as warned:
+        data = YOLODetection(root)
+    assert len(warned) == 1
+    assert str(warned[0].message) == (
+        f"{root / 'labels'}: 2 boxes clipped to the image (a.txt, line 1 [0.6, 0.4, 1.2, 0.6] "
+        "on 1x1; a.txt, line 4 [-0.3, -0.1, 0.1, 1.1] on 1x1); 1 box dropped (a.txt, line 2 "
+        "[0.4, 1.4, 0.6, 1.6] on 1x1: outside the image)"
+    )
+    # a.png is 40 x 20: x 0.6..1.0 -> 24..40, y 0.4..0.6 -> 8..12; x 0..0.1 -> 0..4.
+    expected = torch.tensor([[24.0, 8, 40, 12], [10, 5, 30, 15], [0, 0, 4, 20]])
+    assert torch.allclose(data[0][1]["boxes"], expected)
+    assert data[0][1]["labels"].tolist() == [1, 1, 2]
+    assert len(data.box_audit.clipped) == 2 and len(data.box_audit.dropped) == 1
+
+
+def test_a_label_file_not_in_utf8_is_named(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, None, {}, names="cat\ndog\n")
+    (root / "classes.txt").write_bytes("chat\nc\xe9page\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"classes\.txt: not UTF-8 text \(byte 6 is b'\\xe9'\)"):
+        YOLODetection(root)

@@ -5,13 +5,16 @@ as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
 """
 
 from .augment import Augmented, RandomHorizontalFlip, Transform, derive_seed
+from .box_audit import BoxAudit
 from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
 from .dataset import (
     DetectionDataset,
     ImageFileDataset,
+    MissingImageError,
     Sample,
     Target,
+    UnreadableImageError,
     WrappedDataset,
     image_size_of,
     read_image,
@@ -28,22 +31,29 @@ from .loader import (
 )
 from .open import open_dataset
 from .synthetic import SyntheticShapes
+from .unreadable import Skipped, SkipUnreadable, UnreadableLog
 from .voc import VOCDetection
 from .yolo import YOLODetection
 
 __all__ = [
     "Augmented",
     "Batch",
+    "BoxAudit",
     "COCODetection",
     "DetectionDataset",
     "GroupedBatchSampler",
     "ImageFileDataset",
     "InMemoryDataset",
+    "MissingImageError",
     "RandomHorizontalFlip",
     "Sample",
+    "SkipUnreadable",
+    "Skipped",
     "SyntheticShapes",
     "Target",
     "Transform",
+    "UnreadableImageError",
+    "UnreadableLog",
     "VOCDetection",
     "WrappedDataset",
     "YOLODetection",

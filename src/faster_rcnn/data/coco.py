@@ -8,8 +8,10 @@ between the two (detections must be written back with category ids for COCO eval
 ``x1, y1, x2, y2 = x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``)
 are kept with ``target["iscrowd"]`` set: evaluation needs them, training should not see
 them - :func:`drop_crowd` removes them, and the training loaders call it. Images without
-annotations are kept as examples with no object. Annotations whose box has no area are
-left out and listed in ``skipped_annotations``.
+annotations are kept as examples with no object. Boxes are clipped to their image (its
+``width`` and ``height``, else its file's header); annotations whose box has no area,
+or none inside the image, are left out and listed in ``skipped_annotations``. Both are
+counted in ``box_audit`` and reported in a warning when the file is read.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .dataset import PER_BOX_KEYS, ImageFileDataset, Target, boxes_tensor
+from .box_audit import BoxAudit
+from .dataset import (
+    PER_BOX_KEYS,
+    ImageFileDataset,
+    Target,
+    UnreadableImageError,
+    boxes_tensor,
+    read_image_size,
+    read_text,
+)
 
 
 class COCODetection(ImageFileDataset):
@@ -40,7 +51,9 @@ class COCODetection(ImageFileDataset):
         class_names: category names in label order.
         label_to_category_id: ``{label: COCO category id}``.
         category_id_to_label: the inverse.
-        skipped_annotations: the annotation records left out for a box with no area.
+        skipped_annotations: the annotation records left out for a box with no area
+            (in the file, or inside the image).
+        box_audit: the boxes clipped to their image or left out.
 
     Raises:
         FileNotFoundError: the annotation file does not exist.
@@ -68,37 +81,67 @@ class COCODetection(ImageFileDataset):
         if len(position) != len(self._images):
             raise ValueError(f"{file}: duplicate image ids")
         self.image_files = [_image_file(self.images_dir, image, file) for image in self._images]
+        self._sizes = [
+            _record_size(image) or _file_size(path)
+            for image, path in zip(self._images, self.image_files, strict=True)
+        ]
         rows: list[list[list[float]]] = [[] for _ in self._images]
         labels: list[list[int]] = [[] for _ in self._images]
         crowd: list[list[bool]] = [[] for _ in self._images]
         self.skipped_annotations: list[dict[str, Any]] = []
+        self.box_audit = BoxAudit()
         for k, ann in enumerate(data.get("annotations", [])):
-            name = f"annotation {ann.get('id', f'#{k}')}"
-            if ann.get("image_id") not in position:
-                raise ValueError(f"{file}: {name} has unknown image_id {ann.get('image_id')!r}")
-            if ann.get("category_id") not in self.category_id_to_label:
-                raise ValueError(
-                    f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
-                    f"{category_ids}"
-                )
-            bbox = ann.get("bbox")
-            if (
-                not isinstance(bbox, list)
-                or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
-            ):
-                raise ValueError(f"{file}: {name} has bbox {bbox!r}, not [x, y, width, height]")
-            x, y, w, h = (float(v) for v in bbox)
-            if w <= 0 or h <= 0:
+            name = f"annotation {ann.get('id', f'#{k}') if isinstance(ann, dict) else f'#{k}'}"
+            k_image = self._check_annotation(ann, name, position)
+            box = self._box(ann, name, k_image)
+            if box is None:
                 self.skipped_annotations.append(ann)
                 continue
-            k_image = position[ann["image_id"]]
-            rows[k_image].append([x, y, x + w, y + h])
+            rows[k_image].append(box)
             labels[k_image].append(self.category_id_to_label[ann["category_id"]])
             crowd[k_image].append(bool(ann.get("iscrowd", 0)))
         self._boxes = [boxes_tensor(r) for r in rows]
         self._labels = [torch.tensor(v, dtype=torch.int64) for v in labels]
         self._crowd = [torch.tensor(v, dtype=torch.bool) for v in crowd]
+        self.box_audit.warn(str(file))
+
+    def _check_annotation(self, ann: Any, name: str, position: dict[int, int]) -> int:
+        """The position of the image of annotation ``ann``, whose ids are checked."""
+        file = self.annotation_file
+        if not isinstance(ann, dict):
+            raise ValueError(f"{file}: {name} is {type(ann).__name__}, not an object")
+        if not _is_id(ann.get("image_id")) or ann["image_id"] not in position:
+            raise ValueError(f"{file}: {name} has unknown image_id {ann.get('image_id')!r}")
+        if (
+            not _is_id(ann.get("category_id"))
+            or ann["category_id"] not in self.category_id_to_label
+        ):
+            raise ValueError(
+                f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
+                f"{list(self.category_id_to_label)}"
+            )
+        return position[ann["image_id"]]
+
+    def _box(self, ann: dict[str, Any], name: str, k_image: int) -> list[float] | None:
+        """``x1, y1, x2, y2`` of an annotation, clipped to its image when the image's size
+        is known; ``None`` (counted) when it has no area there."""
+        bbox = ann.get("bbox")
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(_is_number(v) and math.isfinite(v) for v in bbox)
+        ):
+            raise ValueError(
+                f"{self.annotation_file}: {name} has bbox {bbox!r}, not [x, y, width, height]"
+            )
+        x, y, w, h = (float(v) for v in bbox)
+        if w <= 0 or h <= 0:
+            self.box_audit.drop(f"{name} {bbox}", "no area")
+            return None
+        size = self._sizes[k_image]
+        if size is None:
+            return [x, y, x + w, y + h]
+        return self.box_audit.clip([x, y, x + w, y + h], size[1], size[0], name)
 
     def target(self, index: int) -> Target:
         """The target of image ``index``, without decoding the image."""
@@ -111,12 +154,9 @@ class COCODetection(ImageFileDataset):
         }
 
     def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` from the json, None when it lacks them."""
-        image = self._images[index]
-        height, width = image.get("height"), image.get("width")
-        if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
-            return height, width
-        return None
+        """``(height, width)`` from the json, else from the file's header; None when
+        neither tells."""
+        return self._sizes[index]
 
 
 def drop_crowd(target: Target) -> Target:
@@ -138,7 +178,7 @@ def _load_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"COCO annotation file {path} does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid json ({error})") from error
     if not isinstance(data, dict) or "images" not in data or "categories" not in data:
@@ -164,8 +204,29 @@ def _check_records(data: Any, file: Path) -> None:
             raise ValueError(f"{file}: image #{k} has id {shown!r}, not an integer")
 
 
+def _record_size(image: dict[str, Any]) -> tuple[int, int] | None:
+    """``(height, width)`` of an image record, None when it lacks them."""
+    height, width = image.get("height"), image.get("width")
+    if _is_id(height) and _is_id(width) and height > 0 and width > 0:
+        return height, width
+    return None
+
+
+def _file_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` from an image file's header; None when it cannot be read
+    (loading the image will say why)."""
+    try:
+        return read_image_size(path)
+    except UnreadableImageError:
+        return None
+
+
 def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .synthetic import SyntheticShapes
@@ -62,12 +62,13 @@ class MissingImageError(UnreadableImageError, FileNotFoundError):
     """An image file that does not exist."""
 
 
-def read_image(path: Path) -> Tensor:
+def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
     """Decode an image file to ``float32[3, H, W]`` RGB in 0..1.
 
-    Pixels are taken as stored: an EXIF orientation tag is not applied, because box
-    annotations are drawn on the stored pixels by the common labelling tools. 16- and
-    32-bit grey images are scaled by their depth (PIL's RGB conversion clips them white).
+    Pixels are taken as stored: an EXIF orientation tag is not applied (unless
+    ``exif_transpose``), because box annotations are drawn on the stored pixels by the
+    common labelling tools. 16- and 32-bit grey images are scaled by their depth (PIL's
+    RGB conversion clips them white).
 
     Raises:
         MissingImageError: the file does not exist (a ``FileNotFoundError``).
@@ -76,7 +77,7 @@ def read_image(path: Path) -> Tensor:
     """
     with _open_image(path) as image:
         try:
-            pixels = _rgb_pixels(image)
+            pixels = _rgb_pixels(ImageOps.exif_transpose(image) if exif_transpose else image)
         except OSError as error:  # truncated or corrupt data, found while decoding
             raise UnreadableImageError(path, f"cannot read image {path}: {error}") from error
     return torch.from_numpy(pixels).permute(2, 0, 1)
@@ -84,9 +85,26 @@ def read_image(path: Path) -> Tensor:
 
 def read_image_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` of an image file, read from its header without decoding it."""
+    return read_image_header(path)[:2]
+
+
+# EXIF orientations that turn the image by 90 degrees one way or the other.
+EXIF_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def read_image_header(path: Path) -> tuple[int, int, int]:
+    """``(height, width, EXIF orientation)`` of an image file as stored, from its header
+    without decoding it; the orientation is 1 (upright) when the file has none."""
     with _open_image(path) as image:
         width, height = image.size
-    return height, width
+        try:
+            orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+        except (OSError, SyntaxError, ValueError, TypeError):  # a malformed EXIF block
+            orientation = 1
+    return height, width, orientation
+
+
+_EXIF_ORIENTATION = 0x0112
 
 
 # Full scale of the grey modes PIL keeps at more than 8 bits.
@@ -187,7 +205,11 @@ class ImageFileDataset(ABC):
 
     def __getitem__(self, index: int) -> Sample:
         target = self.target(index)  # checks the index first
-        return read_image(self.image_path(index)), target
+        return self._read_image(index), target
+
+    def _read_image(self, index: int) -> Tensor:
+        """The decoded image ``index`` (a reader may turn it, see :meth:`VOCDetection`)."""
+        return read_image(self.image_path(index))
 
     @abstractmethod
     def target(self, index: int) -> Target:
@@ -212,6 +234,21 @@ class ImageFileDataset(ABC):
     def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self.image_files):
             raise IndexError(f"index {index} out of range for {len(self.image_files)} images")
+
+
+def read_text(path: Path) -> str:
+    """The text of an annotation or list file: UTF-8, a byte-order mark allowed.
+
+    Raises:
+        ValueError: the file is not UTF-8, naming it and the first bad byte.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        bad = error.object[error.start : error.start + 1]
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {error.start} is {bad!r}); save it as UTF-8"
+        ) from None
 
 
 def boxes_tensor(rows: list[list[float]]) -> Tensor:

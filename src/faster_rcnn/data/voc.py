@@ -11,13 +11,20 @@ ignored, since real datasets get it wrong.
 
 Coordinates: VOC boxes are 1-based, inclusive pixel indices (``xmin = 1, xmax = W`` is
 the whole width). They become continuous pixel coordinates as in detectron2:
-``x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax``. They are not clipped to the
-image.
+``x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax``, then are clipped to the image;
+boxes left without area are dropped (see :mod:`.box_audit`).
+
+Image sizes: each image file's header is read when the dataset is opened. When
+``<size>`` is the image's size turned by 90 degrees and the file has an EXIF orientation
+that turns it so, the image is turned on reading (the annotation was drawn on the turned
+image); when ``<size>`` disagrees otherwise, the file's size is taken. Either is reported
+in a warning.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +32,19 @@ from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as ElementTree
 import torch
+from torch import Tensor
 
-from .dataset import ImageFileDataset, Target, boxes_tensor
+from .box_audit import BoxAudit
+from .dataset import (
+    EXIF_QUARTER_TURNS,
+    ImageFileDataset,
+    Target,
+    UnreadableImageError,
+    boxes_tensor,
+    read_image,
+    read_image_header,
+    read_text,
+)
 
 _BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -63,6 +81,9 @@ class VOCDetection(ImageFileDataset):
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "difficult": bool[N], "image_id": i}``.
 
+    Attributes:
+        box_audit: the boxes clipped to their image or dropped (warned about on opening).
+
     Raises:
         FileNotFoundError: a missing split file, annotation or image, named.
         ValueError: malformed XML, a box that is empty after conversion (naming the file
@@ -80,25 +101,32 @@ class VOCDetection(ImageFileDataset):
         self.split = split
         self.keep_difficult = keep_difficult
         self.ids = _read_split(self.root, split)
-        self._records = [_parse_annotation(self._annotation_path(i)) for i in self.ids]
+        records = [_parse_annotation(self._annotation_path(i)) for i in self.ids]
         self.image_files = [self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids]
         for image_id, path in zip(self.ids, self.image_files, strict=True):
             if not path.is_file():
                 raise FileNotFoundError(
                     f"image file {path} (id {image_id!r} of split {split!r}) does not exist"
                 )
-        found = sorted({obj.name for record in self._records for obj in record.objects})
+        found = sorted({obj.name for record in records for obj in record.objects})
         self.class_names: tuple[str, ...] = (
             tuple(found) if class_names is None else tuple(class_names)
         )
         self._label_of = {name: i + 1 for i, name in enumerate(self.class_names)}
-        for record in self._records:
+        for record in records:
             for j, obj in enumerate(record.objects):
                 if obj.name not in self._label_of:
                     raise ValueError(
                         f"{self._annotation_path(record.image_id)}: object {j} has class "
                         f"{obj.name!r}, not one of {list(self.class_names)}"
                     )
+        source = f"{self.root} ({split})"
+        self._sizes, self._turned = _image_sizes(records, self.image_files, source)
+        self.box_audit = BoxAudit()
+        self._records = [
+            self._clipped(record, size) for record, size in zip(records, self._sizes, strict=True)
+        ]
+        self.box_audit.warn(source)
 
     def target(self, index: int) -> Target:
         """The target of image ``index``, without decoding the image."""
@@ -114,11 +142,77 @@ class VOCDetection(ImageFileDataset):
         }
 
     def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` from the XML ``<size>``, None when it has none."""
-        return self._records[index].size
+        """``(height, width)`` of the image as read (see :func:`_image_sizes`); None when
+        neither its file nor its ``<size>`` tells."""
+        return self._sizes[index]
+
+    def _read_image(self, index: int) -> Tensor:
+        return read_image(self.image_path(index), exif_transpose=index in self._turned)
 
     def _annotation_path(self, image_id: str) -> Path:
         return self.root / "Annotations" / f"{image_id}.xml"
+
+    def _clipped(self, record: _VOCRecord, size: tuple[int, int] | None) -> _VOCRecord:
+        """``record`` with its boxes clipped to the ``(height, width)`` image and those
+        left without area dropped (all kept when the size is unknown)."""
+        if size is None:
+            return record
+        height, width = size
+        objects = []
+        for j, obj in enumerate(record.objects):
+            where = f"Annotations/{record.image_id}.xml object {j}"
+            box = self.box_audit.clip(obj.box, width, height, where)
+            if box is not None:
+                objects.append(_VOCObject(obj.name, box, obj.difficult))
+        return _VOCRecord(record.image_id, objects, size)
+
+
+def _image_sizes(
+    records: list[_VOCRecord], image_files: list[Path], source: str
+) -> tuple[list[tuple[int, int] | None], frozenset[int]]:
+    """Per image, ``(height, width)`` of its pixels as the reader gives them, and the
+    images to turn by their EXIF orientation; disagreements with ``<size>`` are warned of.
+
+    The file's header decides, except when ``<size>`` is its size turned by 90 degrees and
+    the file's EXIF orientation turns it so: the labelling tool showed the turned image.
+    An image whose header is unreadable keeps its ``<size>``; loading it will fail.
+    """
+    sizes: list[tuple[int, int] | None] = []
+    turned: list[int] = []
+    mismatched: list[str] = []
+    for k, (record, path) in enumerate(zip(records, image_files, strict=True)):
+        try:
+            height, width, orientation = read_image_header(path)
+        except UnreadableImageError:
+            sizes.append(record.size)
+            continue
+        if record.size == (width, height) and orientation in EXIF_QUARTER_TURNS:
+            turned.append(k)
+            sizes.append(record.size)
+            continue
+        if record.size not in (None, (height, width)):
+            h, w = record.size
+            mismatched.append(f"{record.image_id} (<size> {w}x{h}, file {width}x{height})")
+        sizes.append((height, width))
+    _warn_of_sizes(source, [records[k].image_id for k in turned], mismatched)
+    return sizes, frozenset(turned)
+
+
+def _warn_of_sizes(source: str, turned: list[str], mismatched: list[str], shown: int = 3) -> None:
+    if turned:
+        more = ", ..." if len(turned) > shown else ""
+        warnings.warn(
+            f"{source}: {len(turned)} images turned by their EXIF orientation to agree with "
+            f"their <size> ({', '.join(turned[:shown])}{more})",
+            stacklevel=4,
+        )
+    if mismatched:
+        more = ", ..." if len(mismatched) > shown else ""
+        warnings.warn(
+            f"{source}: {len(mismatched)} images' <size> differs from the image file's, which "
+            f"is used ({', '.join(mismatched[:shown])}{more})",
+            stacklevel=4,
+        )
 
 
 def _read_split(root: Path, split: str) -> tuple[str, ...]:
@@ -129,7 +223,7 @@ def _read_split(root: Path, split: str) -> tuple[str, ...]:
         raise FileNotFoundError(
             f"VOC split file {split_file} does not exist (splits found: {available})"
         )
-    lines = split_file.read_text().splitlines()
+    lines = read_text(split_file).splitlines()
     ids = tuple(line.split()[0] for line in lines if line.strip())
     if not ids:
         raise ValueError(f"VOC split file {split_file} lists no image ids")

@@ -8,7 +8,9 @@ Layout under ``root``, where ``[split/]`` is present when a split is asked for::
 
 Label coordinates are the box centre and size as fractions of the image width and
 height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
-file has no object.
+file has no object. Boxes reaching past the image border are clipped to it, and boxes
+wholly outside it dropped; both are counted in ``box_audit`` and reported in a warning
+when the dataset is opened.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .dataset import ImageFileDataset, Sample, Target, boxes_tensor, read_image
+from .box_audit import BoxAudit
+from .dataset import ImageFileDataset, Sample, Target, boxes_tensor, read_image, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 NAMES_FILES = ("classes.txt", "obj.names")
@@ -40,10 +43,14 @@ class YOLODetection(ImageFileDataset):
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4] x1 y1 x2 y2 pixels, "labels": int64[N], "image_id": i}``.
 
+    Attributes:
+        box_audit: the boxes clipped to their image or dropped.
+
     Raises:
         FileNotFoundError: the images folder does not exist.
         ValueError: no image found, or a label line that is not five numbers with an
-            integer class and coordinates in 0..1 (naming the file and line number).
+            integer class, a positive width and height, and corners within one image
+            size of the image (naming the file and line number).
     """
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
@@ -62,15 +69,17 @@ class YOLODetection(ImageFileDataset):
         if not self.image_files:
             raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
-        # Per image: int64[N] class ids and float32[N, 4] normalised cx, cy, w, h.
-        self._labels = [_parse_label_file(path) for path in label_files]
+        self.box_audit = BoxAudit()
+        # Per image: int64[N] class ids and float32[N, 4] x1, y1, x2, y2 in 0..1.
+        self._labels = [_parse_label_file(path, self.box_audit) for path in label_files]
+        self.box_audit.warn(str(labels_dir))
 
         largest = [int(c.max()) if len(c) else -1 for c, _ in self._labels]
         names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
         if names_file is None:
             self.class_names: tuple[str, ...] = tuple(f"class{k}" for k in range(max(largest) + 1))
         else:
-            lines = names_file.read_text().splitlines()
+            lines = read_text(names_file).splitlines()
             self.class_names = tuple(line.strip() for line in lines if line.strip())
         for path, class_id in zip(label_files, largest, strict=True):
             if class_id >= len(self.class_names):
@@ -90,37 +99,48 @@ class YOLODetection(ImageFileDataset):
 
     def _target(self, index: int, size: tuple[int, int]) -> Target:
         height, width = size
-        classes, rel = self._labels[index]
+        classes, corners = self._labels[index]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        centre, extent = rel[:, :2], rel[:, 2:]
-        boxes = torch.cat([centre - extent / 2, centre + extent / 2], dim=1) * scale
-        return {"boxes": boxes, "labels": classes + 1, "image_id": index}
+        return {"boxes": corners * scale, "labels": classes + 1, "image_id": index}
 
 
-def _parse_label_file(path: Path) -> tuple[Tensor, Tensor]:
-    """``(int64[N] class ids, float32[N, 4] cx, cy, w, h)`` of one label file; empty when
-    the file does not exist."""
+def _parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
+    """``(int64[N] class ids, float32[N, 4] x1, y1, x2, y2 as fractions)`` of one label
+    file, boxes clipped to the image (those outside it dropped, both counted in
+    ``audit``); empty when the file does not exist."""
     classes: list[int] = []
     rows: list[list[float]] = []
-    if path.is_file():
-        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {line_number}"
-            try:
-                values = [float(v) for v in line.split()]
-            except ValueError:
-                raise ValueError(f"{where}: {line.strip()!r} is not numbers") from None
-            if len(values) != 5:
-                raise ValueError(f"{where}: expected 5 values 'class cx cy w h', got {len(values)}")
-            class_id, cx, cy, w, h = values
-            if not class_id.is_integer() or class_id < 0:
-                raise ValueError(f"{where}: class {class_id:g} is not an integer >= 0")
-            if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)) or w == 0 or h == 0:
-                raise ValueError(
-                    f"{where}: cx cy w h = {cx:g} {cy:g} {w:g} {h:g} must be fractions of "
-                    "the image size in 0..1, with w and h > 0"
-                )
-            classes.append(int(class_id))
-            rows.append([cx, cy, w, h])
+    if not path.is_file():
+        return torch.zeros(0, dtype=torch.int64), boxes_tensor(rows)
+    for line_number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name}, line {line_number}"
+        class_id, corners = _parse_label_line(line, f"{path}, line {line_number}")
+        clipped = audit.clip(corners, 1.0, 1.0, where)
+        if clipped is not None:
+            classes.append(class_id)
+            rows.append(clipped)
     return torch.tensor(classes, dtype=torch.int64), boxes_tensor(rows)
+
+
+def _parse_label_line(line: str, where: str) -> tuple[int, list[float]]:
+    """The class and the ``x1, y1, x2, y2`` fractions of one ``class cx cy w h`` line."""
+    try:
+        values = [float(v) for v in line.split()]
+    except ValueError:
+        raise ValueError(f"{where}: {line.strip()!r} is not numbers") from None
+    if len(values) != 5:
+        raise ValueError(f"{where}: expected 5 values 'class cx cy w h', got {len(values)}")
+    class_id, cx, cy, w, h = values
+    if not class_id.is_integer() or class_id < 0:
+        raise ValueError(f"{where}: class {class_id:g} is not an integer >= 0")
+    corners = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+    # Fractions of the image size: a box reaching further than one image size beyond it
+    # (pixel coordinates, most likely) is an error, not a box to clip.
+    if not (w > 0 and h > 0 and all(-1.0 <= v <= 2.0 for v in corners)):
+        raise ValueError(
+            f"{where}: cx cy w h = {cx:g} {cy:g} {w:g} {h:g} must be fractions of the image "
+            "size (w and h > 0, the box within one image size of the image)"
+        )
+    return int(class_id), corners

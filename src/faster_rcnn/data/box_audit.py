@@ -1,0 +1,64 @@
+"""What a reader does to annotated boxes that leave their image: clip, drop, and say so.
+
+Annotation tools and conversions leave boxes that reach past the image border (a
+negative ``xmin``, ``xmax = 5000`` on a 650-pixel image), lie wholly outside it, or have
+no area. The readers clip every box to its image, drop the boxes with no area left, and
+count both in a :class:`BoxAudit`, which they report in one warning when the dataset is
+opened, with the first few boxes named. Training and evaluation then see only boxes
+inside their images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BoxAudit:
+    """The boxes of one dataset that were clipped or dropped, each named by where it is.
+
+    Attributes:
+        clipped: per box clipped to its image and kept, where it is (e.g.
+            ``"Annotations/a.xml object 2 [-3, 0, 700, 90] on 640x480"``).
+        dropped: per box left out, where it is and why.
+    """
+
+    clipped: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def clip(self, box: list[float], width: float, height: float, where: str) -> list[float] | None:
+        """``box`` (``x1, y1, x2, y2``) clipped to a ``width`` x ``height`` image, counted
+        when that changed it; ``None``, counted as dropped, when no area is left."""
+        x1, y1, x2, y2 = box
+        clipped = [min(max(x1, 0.0), width), min(max(y1, 0.0), height)]
+        clipped += [min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+        shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] on {width:g}x{height:g}"
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            self.dropped.append(f"{shown}: outside the image")
+            return None
+        if clipped != box:
+            self.clipped.append(shown)
+        return clipped
+
+    def drop(self, where: str, reason: str) -> None:
+        """Count a box left out for ``reason``."""
+        self.dropped.append(f"{where}: {reason}")
+
+    def summary(self, shown: int = 3) -> str:
+        """One line: how many boxes were clipped and dropped, the first ``shown`` of each;
+        empty when none was."""
+        parts = []
+        for count_of, verb in ((self.clipped, "clipped to the image"), (self.dropped, "dropped")):
+            if count_of:
+                more = ", ..." if len(count_of) > shown else ""
+                plural = "es" if len(count_of) > 1 else ""
+                examples = "; ".join(count_of[:shown])
+                parts.append(f"{len(count_of)} box{plural} {verb} ({examples}{more})")
+        return "; ".join(parts)
+
+    def warn(self, source: str) -> None:
+        """Warn about the boxes clipped and dropped in the dataset ``source``, if any."""
+        summary = self.summary()
+        if summary:
+            warnings.warn(f"{source}: {summary}", stacklevel=3)
