@@ -70,7 +70,6 @@ def test_demo_writes_model_metrics_and_pictures(tmp_path):
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
         (["train", "--amp"], "--amp needs a CUDA device, got --device cpu"),
-        (["train", "--scheme", "alternating", "--resume"], "does not take --resume"),
         (["train", "--scheme", "alternating", "--channels-last"], "take --channels-last"),
         (["train", "--scheme", "alternating", "--minutes", "3"], "take --minutes"),
     ],

@@ -14,6 +14,7 @@ from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.train.checkpoint import TrainingCheckpoint
 from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.state import TrainingState
 from faster_rcnn.train.stops import TrainingDiverged, TrainingInterrupted
 from faster_rcnn.train.train_config import TrainConfig
 from faster_rcnn.train.trainer import Trainer
@@ -216,6 +217,21 @@ def test_a_stop_signal_ends_the_stage_with_a_checkpoint_that_resumes_bit_for_bit
     resumed = tiny_model(seed=1)
     assert Trainer(resumed, DATA, CFG, out_dir=tmp_path).fit(resume=True) == expected
     assert_same_state(straight, resumed)
+
+
+def test_a_stop_signal_during_the_last_checkpoint_is_not_lost(tmp_path, monkeypatch):
+    save = TrainingState.save
+
+    def save_and_be_signalled(self, stage_dir, history):
+        save(self, stage_dir, history)
+        if len(history) == CFG.steps:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives after the loop's last check
+
+    monkeypatch.setattr(TrainingState, "save", save_and_be_signalled)
+    trainer = Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path)
+    with pytest.raises(TrainingInterrupted, match=f"stopped by SIGTERM after {CFG.steps} steps"):
+        trainer.fit()
+    assert TrainingCheckpoint.find(tmp_path / "joint") == tmp_path / "joint"
 
 
 def test_resuming_without_a_checkpoint_is_refused(tmp_path):

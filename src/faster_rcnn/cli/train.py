@@ -1,8 +1,9 @@
 """``faster-rcnn train``: a detector trained on a dataset by one of the paper's schemes.
 
-``--scheme joint`` (approximate joint training, the default) and ``--scheme rpn`` (the
-RPN alone) checkpoint as they go and resume; ``--scheme alternating`` runs the paper's
-four steps, each on a fresh stage, and accepts only the options it honours.
+``--scheme joint`` (approximate joint training, the default), ``--scheme rpn`` (the
+RPN alone) and ``--scheme alternating`` (the paper's four steps, each a stage of its own)
+checkpoint as they go and resume; the alternating scheme refuses the options it does not
+honour yet.
 """
 
 from __future__ import annotations
@@ -42,11 +43,8 @@ CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
 # Options the alternating scheme would silently ignore or misapply, with the reason.
 NOT_FOR_ALTERNATING = {
-    "resume": ("--resume", "its four steps keep no checkpoints yet"),
     "channels_last": ("--channels-last", "it builds its models itself"),
     "minutes": ("--minutes", "the budget would apply to each of its four steps"),
-    "checkpoint_every": ("--checkpoint-every", "its four steps keep no checkpoints yet"),
-    "checkpoint_minutes": ("--checkpoint-minutes", "its four steps keep no checkpoints yet"),
 }
 
 
@@ -223,15 +221,12 @@ def train_alternating_scheme(
         dataset,
         AlternatingConfig.proportional(args.steps, base=train_cfg, init_seed=args.seed),
         backbone_weights=args.weights,
-        on_step=print_alternating_progress,
         device=args.device,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=True,
     )
     if result.weights_report is not None:
         print(result.weights_report)
     save_model(result.model, args.out / MODEL_FILE)
     return result.model
-
-
-def print_alternating_progress(step_name: str, step: int, losses: dict[str, float]) -> None:
-    if step % 50 == 0:
-        print(f"{step_name:20s} step {step:5d}  loss {losses['loss']:.4f}", flush=True)

@@ -20,6 +20,13 @@
 The result is one :class:`~faster_rcnn.FasterRCNN` whose RPN and RoI head share the
 backbone. Proposals are always constants for the RoI head: no gradient reaches the
 network that made them.
+
+Given an output folder, each step is a stage of its own (``rpn``, ``fast_rcnn``,
+``rpn_finetune``, ``fast_rcnn_finetune``) that checkpoints as it goes into
+``<out_dir>/<stage>/`` and logs to ``<out_dir>/metrics.jsonl``. Resumed, the finished
+steps are restored from their final checkpoints without a step run, the interrupted
+one continues from its last, and the steps never reached start afresh: the run ends with
+the same weights, bit for bit, as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -37,10 +45,12 @@ from ..backbones import LoadReport, load_backbone_weights
 from ..config import FasterRCNNConfig
 from ..data.dataset import Sample
 from ..model import FasterRCNN
+from .checkpoint import TrainingCheckpoint
 from .rpn_only import rpn_losses, rpn_trainer
 from .train_config import TrainConfig
 from .trainer import LossFn, OnStep, Trainer
 
+STAGES = ("rpn", "fast_rcnn", "rpn_finetune", "fast_rcnn_finetune")
 # The paper's iterations per step on PASCAL VOC 2007 (py-faster-rcnn's alt-opt schedule);
 # each step divides its learning rate by 10 after 3/4 of its iterations.
 PAPER_STEPS = (80_000, 40_000, 80_000, 40_000)
@@ -172,6 +182,9 @@ def train_fast_rcnn_on_proposals(
     dataset: Sequence[Sample],
     cfg: TrainConfig,
     on_step: OnStep | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> list[dict[str, float]]:
     """Step 2: train ``detector``'s backbone and RoI head on ``proposer``'s proposals.
 
@@ -187,6 +200,8 @@ def train_fast_rcnn_on_proposals(
         dataset: items ``(image, {"boxes", "labels"})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
+        out_dir / resume / progress: as for :func:`fit_stage` and
+            :class:`~faster_rcnn.train.trainer.Trainer` (stage ``"fast_rcnn"``).
 
     Returns:
         Per step, ``{"loss_classifier", "loss_box_reg", "loss"}`` as floats.
@@ -206,14 +221,26 @@ def train_fast_rcnn_on_proposals(
         for p in chain(detector.backbone.parameters(), detector.roi_heads.parameters())
         if p.requires_grad
     ]
-    return Trainer(
+    trainer = Trainer(
         detector,
         dataset,
         cfg,
         compute_losses=partial(fast_rcnn_losses, proposer=proposer),
         parameters=parameters,
+        stage="fast_rcnn",
+        out_dir=out_dir,
         on_step=on_step,
-    ).fit()
+        progress=progress,
+    )
+    return fit_stage(trainer, resume)
+
+
+def fit_stage(trainer: Trainer, resume: bool) -> list[dict[str, float]]:
+    """``trainer.fit``, resumed when ``resume`` is asked and the stage has a checkpoint: a
+    stage that an interrupted run never reached starts afresh."""
+    stage_dir = trainer.stage_dir
+    has_checkpoint = stage_dir is not None and TrainingCheckpoint.find(stage_dir) is not None
+    return trainer.fit(resume=resume and has_checkpoint)
 
 
 def share_backbone(detector: FasterRCNN, rpn_source: FasterRCNN) -> FasterRCNN:
@@ -231,6 +258,10 @@ def frozen_backbone_trainer(
     compute_losses: LossFn,
     parameters: Iterable[nn.Parameter],
     on_step: OnStep | None = None,
+    *,
+    stage: str,
+    out_dir: Path | None = None,
+    progress: bool = False,
 ) -> Trainer:
     """A stage that trains only ``parameters`` with the shared convolutional layers fixed:
     the backbone gets ``requires_grad=False`` (and keeps it), and it runs in eval mode,
@@ -248,7 +279,15 @@ def frozen_backbone_trainer(
         return compute_losses(model, images, targets, generator)
 
     return Trainer(
-        model, dataset, cfg, compute_losses=losses, parameters=list(parameters), on_step=on_step
+        model,
+        dataset,
+        cfg,
+        compute_losses=losses,
+        parameters=list(parameters),
+        stage=stage,
+        out_dir=out_dir,
+        on_step=on_step,
+        progress=progress,
     )
 
 
@@ -257,15 +296,30 @@ def finetune_rpn(
     dataset: Sequence[Sample],
     cfg: TrainConfig,
     on_step: OnStep | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> list[dict[str, float]]:
     """Step 3: freeze the backbone (weights and batch-norm statistics) and train only the
-    layers unique to the RPN (``rpn.head``) on the RPN losses, in place.
+    layers unique to the RPN (``rpn.head``) on the RPN losses, in place (stage
+    ``"rpn_finetune"``; ``out_dir``, ``resume``, ``progress`` as for :func:`fit_stage`).
 
     Returns:
         Per step, ``{"loss_objectness", "loss_rpn_box_reg", "loss"}`` as floats.
     """
     head = model.rpn.head.parameters()
-    return frozen_backbone_trainer(model, dataset, cfg, rpn_losses, head, on_step).fit()
+    trainer = frozen_backbone_trainer(
+        model,
+        dataset,
+        cfg,
+        rpn_losses,
+        head,
+        on_step,
+        stage="rpn_finetune",
+        out_dir=out_dir,
+        progress=progress,
+    )
+    return fit_stage(trainer, resume)
 
 
 def finetune_fast_rcnn(
@@ -273,16 +327,31 @@ def finetune_fast_rcnn(
     dataset: Sequence[Sample],
     cfg: TrainConfig,
     on_step: OnStep | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> list[dict[str, float]]:
     """Step 4: with the backbone frozen, train only the layers unique to Fast R-CNN
     (``roi_heads``: box head and predictor) on the proposals of the model's own RPN, which
-    runs with its training-time numbers and is not changed.
+    runs with its training-time numbers and is not changed (stage
+    ``"fast_rcnn_finetune"``; ``out_dir``, ``resume``, ``progress`` as for :func:`fit_stage`).
 
     Returns:
         Per step, ``{"loss_classifier", "loss_box_reg", "loss"}`` as floats.
     """
     heads = model.roi_heads.parameters()
-    return frozen_backbone_trainer(model, dataset, cfg, fast_rcnn_losses, heads, on_step).fit()
+    trainer = frozen_backbone_trainer(
+        model,
+        dataset,
+        cfg,
+        fast_rcnn_losses,
+        heads,
+        on_step,
+        stage="fast_rcnn_finetune",
+        out_dir=out_dir,
+        progress=progress,
+    )
+    return fit_stage(trainer, resume)
 
 
 def train_alternating(
@@ -292,6 +361,9 @@ def train_alternating(
     backbone_weights: str | Path | None = None,
     on_step: Callable[[str, int, dict[str, float]], None] | None = None,
     device: torch.device | str = "cpu",
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> AlternatingResult:
     """Train a Faster R-CNN with the paper's 4-step alternating scheme (see the module).
 
@@ -306,33 +378,43 @@ def train_alternating(
             ``"fast_rcnn"``, ``"rpn_finetune"``, ``"fast_rcnn_finetune"``), the
             iteration within the step and its losses.
         device: where the models are trained.
+        out_dir: where each step checkpoints (``<out_dir>/<stage>/``) and logs its
+            metrics; ``None`` writes nothing.
+        resume: continue the run in ``out_dir`` (see the module).
+        progress: show each step's progress bar.
 
     Returns:
         The network (in eval mode, its backbone frozen) and the four loss histories.
-    """
 
-    def report(name: str) -> Callable[[int, dict[str, float]], None] | None:
-        return None if on_step is None else partial(on_step, name)
+    Raises:
+        FileNotFoundError: ``resume`` and no step of the run has a checkpoint.
+    """
+    if resume:
+        _check_resumable(out_dir)
+
+    def stage(name: str) -> dict[str, Any]:
+        step_report = None if on_step is None else partial(on_step, name)
+        return {"on_step": step_report, "out_dir": out_dir, "progress": progress}
 
     model_a, weights_report = build_initial_model(
         config, backbone_weights, alt_cfg.init_seed, device
     )
-    rpn_history = rpn_trainer(model_a, dataset, alt_cfg.rpn, on_step=report("rpn")).fit()
+    rpn_history = fit_stage(rpn_trainer(model_a, dataset, alt_cfg.rpn, **stage("rpn")), resume)
     # A is frozen from here on: its last gradients are only memory.
     model_a.zero_grad(set_to_none=True)
 
     model_b, _ = build_initial_model(config, backbone_weights, alt_cfg.init_seed + 1, device)
     fast_rcnn_history = train_fast_rcnn_on_proposals(
-        model_b, model_a, dataset, alt_cfg.fast_rcnn, report("fast_rcnn")
+        model_b, model_a, dataset, alt_cfg.fast_rcnn, resume=resume, **stage("fast_rcnn")
     )
 
     model = share_backbone(model_b, model_a)
     del model_a  # its backbone is not part of the result
     rpn_finetune_history = finetune_rpn(
-        model, dataset, alt_cfg.rpn_finetune, report("rpn_finetune")
+        model, dataset, alt_cfg.rpn_finetune, resume=resume, **stage("rpn_finetune")
     )
     fast_rcnn_finetune_history = finetune_fast_rcnn(
-        model, dataset, alt_cfg.fast_rcnn_finetune, report("fast_rcnn_finetune")
+        model, dataset, alt_cfg.fast_rcnn_finetune, resume=resume, **stage("fast_rcnn_finetune")
     )
     model.zero_grad(set_to_none=True)
     return AlternatingResult(
@@ -343,3 +425,14 @@ def train_alternating(
         fast_rcnn_finetune=fast_rcnn_finetune_history,
         weights_report=weights_report,
     )
+
+
+def _check_resumable(out_dir: Path | None) -> None:
+    """Some step of the run in ``out_dir`` has a checkpoint to resume from."""
+    if out_dir is None:
+        raise ValueError("resume=True needs out_dir, where the checkpoints are")
+    if not any(TrainingCheckpoint.find(Path(out_dir) / name) for name in STAGES):
+        raise FileNotFoundError(
+            f"nothing to resume: no checkpoint of any alternating step ({', '.join(STAGES)}) "
+            f"in {out_dir}; start without resuming"
+        )

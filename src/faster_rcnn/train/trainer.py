@@ -202,6 +202,8 @@ class Trainer:
                 if guard.diverged or stopped:
                     break
             cadence.at_end(len(history))
+        if not stopped:  # a signal may have come during the last step's checkpoint
+            stopped = self._stop_requested(stops)
         self.skipped_steps = guard.skipped
         self._sync_replicas()
         if stopped:
