@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .config import TransformConfig
 from .image_list import ImageList
+from .ops.boxes import clip_boxes_to_image
 
 
 class ImageTransform(nn.Module):
@@ -100,11 +101,16 @@ class ImageTransform(nn.Module):
         image_sizes: list[tuple[int, int]],
         original_image_sizes: list[tuple[int, int]],
     ) -> list[dict[str, Tensor]]:
-        """Map detection boxes from resized-image to original-image pixels (in place)."""
+        """Map detection boxes from resized-image to original-image pixels (in place).
+
+        The boxes were clipped to the resized image; scaled back, float rounding can put a
+        side a few millionths of a pixel past the original image, so they are clipped to
+        it again."""
         for detection, resized, original in zip(
             detections, image_sizes, original_image_sizes, strict=True
         ):
-            detection["boxes"] = resize_boxes(detection["boxes"], resized, original)
+            boxes = resize_boxes(detection["boxes"], resized, original)
+            detection["boxes"] = clip_boxes_to_image(boxes, original)
         return detections
 
     def _choose_min_size(self, generator: torch.Generator | None) -> int:

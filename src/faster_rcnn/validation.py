@@ -6,6 +6,7 @@ detection libraries; they are rejected here, before any computation, instead.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -19,7 +20,8 @@ _BRIGHTEST = 1.5
 
 
 def validate_images(images: list[Tensor]) -> None:
-    """Each image must be a floating point ``(3, H, W)`` tensor with ``H, W > 0``."""
+    """Each image must be a floating point ``(3, H, W)`` tensor with ``H, W > 0`` and
+    finite values (0..255 values are warned of: the model expects 0..1)."""
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise ValueError("images must be a non-empty list of (3, H, W) tensors")
     for i, image in enumerate(images):
@@ -29,7 +31,9 @@ def validate_images(images: list[Tensor]) -> None:
             raise ValueError(f"image {i}: expected shape (3, H, W), got {tuple(image.shape)}")
         if not image.is_floating_point():
             raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
-        brightest = float(image.max()) if image.numel() else 0.0
+        darkest, brightest = (float(v) for v in torch.aminmax(image))
+        if not (math.isfinite(darkest) and math.isfinite(brightest)):
+            raise ValueError(f"image {i}: NaN or infinite pixel values")
         if brightest > _BRIGHTEST:
             warnings.warn(
                 f"image {i}: pixel values up to {brightest:g}; the model expects "

@@ -13,6 +13,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass
 class BoxAudit:
@@ -30,14 +32,18 @@ class BoxAudit:
     def clip(self, box: list[float], width: float, height: float, where: str) -> list[float] | None:
         """``box`` (``x1, y1, x2, y2``) clipped to a ``width`` x ``height`` image, counted
         when that changed it; ``None``, counted as dropped, when no area is left."""
-        x1, y1, x2, y2 = box
-        clipped = [min(max(x1, 0.0), width), min(max(y1, 0.0), height)]
-        clipped += [min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+        limits = (width, height, width, height)
+        # In float32, as the targets hold them: a box thinner than float32 can tell from
+        # nothing has no area either.
+        clipped = [
+            float(np.float32(min(max(v, 0.0), limit))) for v, limit in zip(box, limits, strict=True)
+        ]
         shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] on {width:g}x{height:g}"
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            self.dropped.append(f"{shown}: outside the image")
+            reason = "outside the image" if _outside(box, width, height) else "no area"
+            self.dropped.append(f"{shown}: {reason}")
             return None
-        if clipped != box:
+        if clipped != [float(np.float32(v)) for v in box]:
             self.clipped.append(shown)
         return clipped
 
@@ -62,3 +68,8 @@ class BoxAudit:
         summary = self.summary()
         if summary:
             warnings.warn(f"{source}: {summary}", stacklevel=3)
+
+
+def _outside(box: list[float], width: float, height: float) -> bool:
+    x1, y1, x2, y2 = box
+    return x1 >= width or y1 >= height or x2 <= 0 or y2 <= 0

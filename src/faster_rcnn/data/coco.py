@@ -193,6 +193,8 @@ def _check_records(data: Any, file: Path) -> None:
         raise ValueError(f"{file}: expected a COCO object with a 'categories' list")
     if not isinstance(data.get("images"), list):
         raise ValueError(f"{file}: expected a COCO object with an 'images' list")
+    if not isinstance(data.get("annotations", []), list):
+        raise ValueError(f"{file}: 'annotations' must be a list")
     for k, category in enumerate(data["categories"]):
         if not isinstance(category, dict) or not _is_id(category.get("id")):
             raise ValueError(f"{file}: category #{k} has no integer id")

@@ -78,8 +78,12 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
     with _open_image(path) as image:
         try:
             pixels = _rgb_pixels(ImageOps.exif_transpose(image) if exif_transpose else image)
-        except OSError as error:  # truncated or corrupt data, found while decoding
-            raise UnreadableImageError(path, f"cannot read image {path}: {error}") from error
+        # Corrupt data is found while decoding, and PIL's decoders report it as OSError,
+        # SyntaxError, ValueError, EOFError, struct.error... whatever it is, the file is
+        # unreadable.
+        except Exception as error:
+            reason = str(error) or type(error).__name__
+            raise UnreadableImageError(path, f"cannot read image {path}: {reason}") from error
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
@@ -99,7 +103,7 @@ def read_image_header(path: Path) -> tuple[int, int, int]:
         width, height = image.size
         try:
             orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
-        except (OSError, SyntaxError, ValueError, TypeError):  # a malformed EXIF block
+        except Exception:  # a malformed EXIF block, in any of the ways PIL reports it
             orientation = 1
     return height, width, orientation
 
@@ -135,8 +139,9 @@ def _open_image(path: Path) -> Image.Image:
     except UnidentifiedImageError as error:
         message = f"cannot read image {path}: not in an image format PIL knows"
         raise UnreadableImageError(path, message) from error
-    except OSError as error:
-        raise UnreadableImageError(path, f"cannot read image {path}: {error}") from error
+    except Exception as error:  # as when decoding: PIL reports bad headers many ways
+        reason = str(error) or type(error).__name__
+        raise UnreadableImageError(path, f"cannot read image {path}: {reason}") from error
 
 
 def image_size_of(dataset: object, index: int) -> tuple[int, int]:
