@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .dataset import first_few
+
 
 @dataclass
 class BoxAudit:
@@ -57,10 +59,9 @@ class BoxAudit:
         parts = []
         for count_of, verb in ((self.clipped, "clipped to the image"), (self.dropped, "dropped")):
             if count_of:
-                more = ", ..." if len(count_of) > shown else ""
                 plural = "es" if len(count_of) > 1 else ""
-                examples = "; ".join(count_of[:shown])
-                parts.append(f"{len(count_of)} box{plural} {verb} ({examples}{more})")
+                examples = first_few(count_of, shown, separator="; ")
+                parts.append(f"{len(count_of)} box{plural} {verb} ({examples})")
         return "; ".join(parts)
 
     def warn(self, source: str) -> None:

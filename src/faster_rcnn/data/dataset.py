@@ -16,6 +16,7 @@ image files (VOC, COCO, YOLO) share all of that through :class:`ImageFileDataset
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -254,6 +255,13 @@ def read_text(path: Path) -> str:
         raise ValueError(
             f"{path}: not UTF-8 text (byte {error.start} is {bad!r}); save it as UTF-8"
         ) from None
+
+
+def first_few(items: Sequence[str], shown: int = 3, separator: str = ", ") -> str:
+    """The first ``shown`` of ``items`` joined, with ``", ..."`` when there are more: how
+    the data warnings name what they count."""
+    more = ", ..." if len(items) > shown else ""
+    return separator.join(items[:shown]) + more
 
 
 def boxes_tensor(rows: list[list[float]]) -> Tensor:

@@ -22,7 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import DetectionDataset, Sample, UnreadableImageError, WrappedDataset
+from .dataset import (
+    DetectionDataset,
+    Sample,
+    UnreadableImageError,
+    WrappedDataset,
+    first_few,
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ class UnreadableLog:
         if not self.times_skipped:
             return ""
         count, times = len(self.times_skipped), sum(self.times_skipped.values())
-        names = ", ".join(self.files[:shown]) + (", ..." if count > shown else "")
+        names = first_few(self.files, shown)
         plural = "s" if count > 1 else ""
         repeated = f" ({times} times)" if times > count else ""
         return f"{count} unreadable image{plural} skipped{repeated}: {names}"

@@ -41,6 +41,7 @@ from .dataset import (
     Target,
     UnreadableImageError,
     boxes_tensor,
+    first_few,
     read_image,
     read_image_header,
     read_text,
@@ -198,19 +199,17 @@ def _image_sizes(
     return sizes, frozenset(turned)
 
 
-def _warn_of_sizes(source: str, turned: list[str], mismatched: list[str], shown: int = 3) -> None:
+def _warn_of_sizes(source: str, turned: list[str], mismatched: list[str]) -> None:
     if turned:
-        more = ", ..." if len(turned) > shown else ""
         warnings.warn(
             f"{source}: {len(turned)} images turned by their EXIF orientation to agree with "
-            f"their <size> ({', '.join(turned[:shown])}{more})",
+            f"their <size> ({first_few(turned)})",
             stacklevel=4,
         )
     if mismatched:
-        more = ", ..." if len(mismatched) > shown else ""
         warnings.warn(
             f"{source}: {len(mismatched)} images' <size> differs from the image file's, which "
-            f"is used ({', '.join(mismatched[:shown])}{more})",
+            f"is used ({first_few(mismatched)})",
             stacklevel=4,
         )
 
