@@ -34,18 +34,17 @@ class BoxAudit:
     def clip(self, box: list[float], width: float, height: float, where: str) -> list[float] | None:
         """``box`` (``x1, y1, x2, y2``) clipped to a ``width`` x ``height`` image, counted
         when that changed it; ``None``, counted as dropped, when no area is left."""
-        limits = (width, height, width, height)
         # In float32, as the targets hold them: a box thinner than float32 can tell from
         # nothing has no area either.
-        clipped = [
-            float(np.float32(min(max(v, 0.0), limit))) for v, limit in zip(box, limits, strict=True)
-        ]
+        stored = [float(np.float32(v)) for v in box]
+        limits = (width, height, width, height)
+        clipped = [min(max(v, 0.0), limit) for v, limit in zip(stored, limits, strict=True)]
         shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] on {width:g}x{height:g}"
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             reason = "outside the image" if _outside(box, width, height) else "no area"
             self.dropped.append(f"{shown}: {reason}")
             return None
-        if clipped != [float(np.float32(v)) for v in box]:
+        if clipped != stored:
             self.clipped.append(shown)
         return clipped
 
