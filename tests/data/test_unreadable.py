@@ -216,3 +216,18 @@ def test_the_command_line_skips_and_sums_up_or_stops_with_strict(tmp_path, capsy
     model = str(tmp_path / "run/model.safetensors")
     assert main(["evaluate", "--model", model, "--data", data, "--split", "train"]) == 0
     assert "images: 4 (1 unreadable, left out)" in capsys.readouterr().out
+
+
+def test_the_alternating_scheme_warns_once_and_sums_up_its_four_steps(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    yolo_tree(tmp_path / "data", {3: b"not an image"})
+    argv = ["train", "--data", data, "--steps", "12", "--batch-size", "2", "--no-flip"]
+    argv += ["--min-size", "64", "--max-size", "64", "--split", "train", "--scheme", "alternating"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    bad = tmp_path / "data/images/3.png"
+    # Each of the four steps (4, 2, 4 and 2 steps) starts the batch stream afresh.
+    stream = batch_stream(2, epochs=2)
+    times = sum(1 for steps in (4, 2, 4, 2) for batch in stream[:steps] if 3 in batch)
+    assert f"alternating: 1 unreadable image skipped ({times} times): {bad}" in out
+    assert len([line for line in err.splitlines() if "warning" in line]) == 1

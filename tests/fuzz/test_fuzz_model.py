@@ -87,7 +87,7 @@ def examples(draw: st.DrawFn) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
 
 
 def _assert_one_line(error: BaseException) -> None:
-    kind = re.sub(r"[-\d.e+, \[\]()]+", " ", str(error))[:50]  # the message without numbers
+    kind = re.sub(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", "#", str(error))[:60]  # numbers out
     event(f"refused: {type(error).__name__}: {kind}")
     assert "\n" not in str(error), f"a message over several lines: {error!r}"
 
@@ -106,7 +106,7 @@ def test_training_gives_finite_losses_or_a_one_line_error(model, batch):
     event("trained")
     assert set(losses) >= {"loss_objectness", "loss_rpn_box_reg", "loss_classifier"}
     for name, value in losses.items():
-        assert math.isfinite(float(value)), (name, value)
+        assert math.isfinite(value.item()), (name, value)
 
 
 @FUZZ

@@ -228,5 +228,7 @@ def train_alternating_scheme(
     )
     if result.weights_report is not None:
         print(result.weights_report)
+    if result.unreadable.files:
+        print(f"alternating: {result.unreadable.summary()}")
     save_model(result.model, args.out / MODEL_FILE)
     return result.model

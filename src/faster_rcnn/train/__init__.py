@@ -7,7 +7,7 @@ alternating schemes give it other losses and parameters); :func:`save_model` /
 """
 
 from .checkpoint import TrainingCheckpoint, load_model, read_model_config, save_model
-from .distributed import DistributedContext, destroy_distributed, init_distributed
+from .distributed import DistributedContext, PeersLost, destroy_distributed, init_distributed
 from .metrics import MetricsLogger, read_metrics
 from .schedule import learning_rate
 from .train_config import TrainConfig
@@ -17,6 +17,7 @@ __all__ = [
     "DistributedContext",
     "LossFn",
     "MetricsLogger",
+    "PeersLost",
     "TrainConfig",
     "Trainer",
     "TrainingCheckpoint",

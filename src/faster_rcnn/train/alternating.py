@@ -44,8 +44,10 @@ from torch import Tensor, nn
 from ..backbones import LoadReport, load_backbone_weights
 from ..config import FasterRCNNConfig
 from ..data.dataset import Sample
+from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
 from .checkpoint import TrainingCheckpoint
+from .distributed import rank_and_world_size
 from .rpn_only import rpn_losses, rpn_trainer
 from .train_config import TrainConfig
 from .trainer import LossFn, OnStep, Trainer
@@ -102,7 +104,8 @@ class AlternatingResult:
     """The trained network and the per-step loss histories of :func:`train_alternating`.
 
     Each history holds, per iteration, the step's losses and their sum ``"loss"``;
-    ``weights_report`` says what the ImageNet checkpoint provided (``None``: none given).
+    ``weights_report`` says what the ImageNet checkpoint provided (``None``: none given);
+    ``unreadable``, the images no step could read (each replaced by the next readable one).
     """
 
     model: FasterRCNN
@@ -111,6 +114,7 @@ class AlternatingResult:
     rpn_finetune: list[dict[str, float]]
     fast_rcnn_finetune: list[dict[str, float]]
     weights_report: LoadReport | None = None
+    unreadable: UnreadableLog = field(default_factory=UnreadableLog)
 
 
 def build_initial_model(
@@ -185,6 +189,7 @@ def train_fast_rcnn_on_proposals(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    unreadable: UnreadableLog | None = None,
 ) -> list[dict[str, float]]:
     """Step 2: train ``detector``'s backbone and RoI head on ``proposer``'s proposals.
 
@@ -200,7 +205,7 @@ def train_fast_rcnn_on_proposals(
         dataset: items ``(image, {"boxes", "labels"})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
-        out_dir / resume / progress: as for :func:`fit_stage` and
+        out_dir / resume / progress / unreadable: as for :func:`fit_stage` and
             :class:`~faster_rcnn.train.trainer.Trainer` (stage ``"fast_rcnn"``).
 
     Returns:
@@ -231,6 +236,7 @@ def train_fast_rcnn_on_proposals(
         out_dir=out_dir,
         on_step=on_step,
         progress=progress,
+        unreadable=unreadable,
     )
     return fit_stage(trainer, resume)
 
@@ -262,6 +268,7 @@ def frozen_backbone_trainer(
     stage: str,
     out_dir: Path | None = None,
     progress: bool = False,
+    unreadable: UnreadableLog | None = None,
 ) -> Trainer:
     """A stage that trains only ``parameters`` with the shared convolutional layers fixed:
     the backbone gets ``requires_grad=False`` (and keeps it), and it runs in eval mode,
@@ -288,6 +295,7 @@ def frozen_backbone_trainer(
         out_dir=out_dir,
         on_step=on_step,
         progress=progress,
+        unreadable=unreadable,
     )
 
 
@@ -299,10 +307,11 @@ def finetune_rpn(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    unreadable: UnreadableLog | None = None,
 ) -> list[dict[str, float]]:
     """Step 3: freeze the backbone (weights and batch-norm statistics) and train only the
     layers unique to the RPN (``rpn.head``) on the RPN losses, in place (stage
-    ``"rpn_finetune"``; ``out_dir``, ``resume``, ``progress`` as for :func:`fit_stage`).
+    ``"rpn_finetune"``; the other arguments as for :func:`train_fast_rcnn_on_proposals`).
 
     Returns:
         Per step, ``{"loss_objectness", "loss_rpn_box_reg", "loss"}`` as floats.
@@ -318,6 +327,7 @@ def finetune_rpn(
         stage="rpn_finetune",
         out_dir=out_dir,
         progress=progress,
+        unreadable=unreadable,
     )
     return fit_stage(trainer, resume)
 
@@ -330,11 +340,13 @@ def finetune_fast_rcnn(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    unreadable: UnreadableLog | None = None,
 ) -> list[dict[str, float]]:
     """Step 4: with the backbone frozen, train only the layers unique to Fast R-CNN
     (``roi_heads``: box head and predictor) on the proposals of the model's own RPN, which
     runs with its training-time numbers and is not changed (stage
-    ``"fast_rcnn_finetune"``; ``out_dir``, ``resume``, ``progress`` as for :func:`fit_stage`).
+    ``"fast_rcnn_finetune"``; the other arguments as for
+    :func:`train_fast_rcnn_on_proposals`).
 
     Returns:
         Per step, ``{"loss_classifier", "loss_box_reg", "loss"}`` as floats.
@@ -350,6 +362,7 @@ def finetune_fast_rcnn(
         stage="fast_rcnn_finetune",
         out_dir=out_dir,
         progress=progress,
+        unreadable=unreadable,
     )
     return fit_stage(trainer, resume)
 
@@ -392,9 +405,18 @@ def train_alternating(
     if resume:
         _check_resumable(out_dir)
 
+    # One log for the four steps: each file is warned about once, and counted once.
+    rank, _ = rank_and_world_size()
+    unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
+
     def stage(name: str) -> dict[str, Any]:
         step_report = None if on_step is None else partial(on_step, name)
-        return {"on_step": step_report, "out_dir": out_dir, "progress": progress}
+        return {
+            "on_step": step_report,
+            "out_dir": out_dir,
+            "progress": progress,
+            "unreadable": unreadable,
+        }
 
     model_a, weights_report = build_initial_model(
         config, backbone_weights, alt_cfg.init_seed, device
@@ -424,6 +446,7 @@ def train_alternating(
         rpn_finetune=rpn_finetune_history,
         fast_rcnn_finetune=fast_rcnn_finetune_history,
         weights_report=weights_report,
+        unreadable=unreadable,
     )
 
 

@@ -12,12 +12,19 @@ process group and
   which rank ``r`` trains on items ``r::world_size``;
 - averages the logged losses over the ranks, and writes checkpoints and metrics on
   rank 0 only.
+
+When a process dies, the others fail in their next collective; the trainer turns that
+failure into a one-line :class:`PeersLost` that names the checkpoint to resume from
+(rank 0 writes a checkpoint only once every rank has reached it, so a crash never leaves
+a partial one behind).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +94,27 @@ def init_distributed(backend: str | None = None) -> DistributedContext:
             backend or ("nccl" if use_cuda else "gloo"), rank=rank, world_size=world_size
         )
     return DistributedContext(rank, local_rank, world_size, device)
+
+
+class PeersLost(RuntimeError):
+    """A data-parallel run lost one of its processes (it died, or the link to it did)."""
+
+
+@contextmanager
+def peers_lost_as_error(message: Callable[[str], str]) -> Iterator[None]:
+    """Inside a process group, raise a collective's transport failure - the sign that
+    another process is gone - as :class:`PeersLost` with ``message(reason)``, where
+    ``reason`` is the first sentence of the backend's error."""
+    try:
+        yield
+    except RuntimeError as error:
+        text = str(error)
+        transport = isinstance(error, dist.DistError) or "gloo" in text.lower()
+        if not (dist.is_available() and dist.is_initialized() and transport):
+            raise
+        # Gloo's messages start with "[path/to/file.cc:line] ".
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", text).split(". ")[0].splitlines()[0]
+        raise PeersLost(message(reason)) from error
 
 
 def destroy_distributed() -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..data.dataset import Sample
+from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
 from .train_config import TrainConfig
 from .trainer import OnStep, Trainer
@@ -60,6 +61,7 @@ def rpn_trainer(
     out_dir: Path | None = None,
     on_step: OnStep | None = None,
     progress: bool = False,
+    unreadable: UnreadableLog | None = None,
 ) -> Trainer:
     """The stage ``"rpn"``: the backbone's trainable layers and the RPN trained on
     :func:`rpn_losses`, in place; the RoI head is neither run nor changed.
@@ -71,7 +73,8 @@ def rpn_trainer(
         model: the detector whose RPN is trained.
         dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
         cfg: optimisation settings.
-        out_dir / on_step / progress: as for :class:`~faster_rcnn.train.trainer.Trainer`.
+        out_dir / on_step / progress / unreadable: as for
+            :class:`~faster_rcnn.train.trainer.Trainer`.
     """
     parameters = [
         p for p in chain(model.backbone.parameters(), model.rpn.parameters()) if p.requires_grad
@@ -86,4 +89,5 @@ def rpn_trainer(
         out_dir=out_dir,
         on_step=on_step,
         progress=progress,
+        unreadable=unreadable,
     )

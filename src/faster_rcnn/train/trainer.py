@@ -87,6 +87,9 @@ class Trainer:
         progress: show a progress bar (running mean losses, steps/s, time left).
         tensorboard_dir: also log the metrics for TensorBoard there (needs the
             ``tensorboard`` package).
+        unreadable: where the unreadable images met are recorded, shared by the stages
+            of one run (default: a log of this stage's own, strict unless
+            ``cfg.skip_unreadable``, warning on rank 0).
 
     The samplers draw from a generator seeded with ``cfg.seed`` (and the rank), and the
     batch order depends on ``cfg.seed`` and the step alone, so a run is repeatable on the
@@ -110,6 +113,7 @@ class Trainer:
         on_step: OnStep | None = None,
         progress: bool = False,
         tensorboard_dir: Path | None = None,
+        unreadable: UnreadableLog | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", stage):
             raise ValueError(f"stage name {stage!r} must be letters, digits, '_' or '-'")
@@ -131,7 +135,9 @@ class Trainer:
         # Steps of the last fit whose loss was not finite (no update applied).
         self.skipped_steps = 0
         # The unreadable images met, each replaced by the next readable one.
-        self.unreadable = UnreadableLog(strict=not cfg.skip_unreadable, warn=self.rank == 0)
+        if unreadable is None:
+            unreadable = UnreadableLog(strict=not cfg.skip_unreadable, warn=self.rank == 0)
+        self.unreadable = unreadable
 
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
         """Run the stage's steps (those left, resumed) and return their losses.
@@ -163,19 +169,44 @@ class Trainer:
                 no readable image at all.
         """
         history = self._start(resume)
+        guard = NonFiniteGuard(self.stage, self.cfg.max_nonfinite_steps)
+        with stop_requests() as stops, distributed.peers_lost_as_error(self._lost_peers_message):
+            unreadable = self._run_steps(history, resume, guard, stops)
+            # Also a signal that came during the last step's checkpoint.
+            stopped = self._stop_requested(stops)
+            self._sync_replicas()
+        self.skipped_steps = guard.skipped
+        if stopped:
+            # Data-parallel, the signal may have reached another process only.
+            signum = stops.signum if stops.signum is not None else signal.SIGTERM
+            raise TrainingInterrupted(self.stage, len(history), signum, self.stage_dir)
+        if guard.diverged:
+            raise guard.error(self.stage_dir)
+        if unreadable is not None:
+            saved = f"; checkpoint in {self.stage_dir}" if self.stage_dir is not None else ""
+            raise UnreadableImageError(unreadable.path, f"{unreadable}{saved}")
+        return history
+
+    def _run_steps(
+        self,
+        history: list[dict[str, float]],
+        resume: bool,
+        guard: NonFiniteGuard,
+        stops: StopRequest,
+    ) -> UnreadableImageError | None:
+        """Append the records of the steps left to ``history`` until the last step, the
+        time budget, a stop request, divergence or an unreadable image that must stop the
+        stage (returned) ends them; then write the final checkpoint."""
         start_step = len(history)
         cadence = self._cadence(history, resume)
-        guard = NonFiniteGuard(self.stage, self.cfg.max_nonfinite_steps)
         losses_of = self._batch_losses()
         self.model.train()
         budget = TimeBudget(
             self.cfg.steps, self.cfg.max_seconds, start_step, self.world_size, self.device
         )
         show = self.progress and self.rank == 0
-        stopped = False
         unreadable: UnreadableImageError | None = None
         with (
-            stop_requests() as stops,
             self._metrics_logger() as logger,
             closing(self._batches(start_step)) as batches,
             closing(ProgressBar(self.stage, self.cfg.steps, start_step, enabled=show)) as bar,
@@ -198,24 +229,17 @@ class Trainer:
                 cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
-                stopped = self._stop_requested(stops)
-                if guard.diverged or stopped:
+                if guard.diverged or self._stop_requested(stops):
                     break
             cadence.at_end(len(history))
-        if not stopped:  # a signal may have come during the last step's checkpoint
-            stopped = self._stop_requested(stops)
-        self.skipped_steps = guard.skipped
-        self._sync_replicas()
-        if stopped:
-            # Data-parallel, the signal may have reached another process only.
-            signum = stops.signum if stops.signum is not None else signal.SIGTERM
-            raise TrainingInterrupted(self.stage, len(history), signum, self.stage_dir)
-        if guard.diverged:
-            raise guard.error(self.stage_dir)
-        if unreadable is not None:
-            saved = f"; checkpoint in {self.stage_dir}" if self.stage_dir is not None else ""
-            raise UnreadableImageError(unreadable.path, f"{unreadable}{saved}")
-        return history
+        return unreadable
+
+    def _lost_peers_message(self, reason: str) -> str:
+        """What a data-parallel stage that lost a process says (see
+        :func:`.distributed.peers_lost_as_error`)."""
+        saved = TrainingCheckpoint.find(self.stage_dir) if self.stage_dir is not None else None
+        where = f"resume from the checkpoint in {saved}" if saved else "nothing was saved"
+        return f"{self.stage}: lost contact with the other training processes ({reason}); {where}"
 
     def _check_batch(self, step: int, batch: Batch) -> UnreadableImageError | None:
         """Record the batch's unreadable images; the error that ends the stage (strict,
