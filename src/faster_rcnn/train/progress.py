@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from tqdm.auto import tqdm
@@ -44,8 +45,13 @@ class ProgressBar:
 
 
 def running_means(records: deque[dict[str, float]]) -> dict[str, str]:
-    """Per loss (without its ``loss_`` prefix), the mean over ``records``, for display."""
-    return {
-        name.removeprefix("loss_"): f"{sum(r[name] for r in records) / len(records):.3f}"
-        for name in records[-1]
-    }
+    """Per loss (without its ``loss_`` prefix), the mean over ``records``, for display.
+
+    Skipped steps' non-finite losses are left out, so that one does not hide the
+    progress of the next :data:`PROGRESS_WINDOW` steps; ``"nan"`` when no value is finite.
+    """
+    means = {}
+    for name in records[-1]:
+        finite = [r[name] for r in records if math.isfinite(r[name])]
+        means[name.removeprefix("loss_")] = f"{sum(finite) / len(finite):.3f}" if finite else "nan"
+    return means
