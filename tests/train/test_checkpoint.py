@@ -1,7 +1,9 @@
 """Model files and training checkpoints: round trips, atomic writes, clear errors."""
 
+import json
 import os
 import random
+import re
 
 import pytest
 import safetensors.torch
@@ -115,6 +117,37 @@ def test_missing_and_foreign_files_get_clear_errors(tmp_path):
     safetensors.torch.save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(ValueError, match="not a faster-rcnn model file"):
         load_model(foreign)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"rpn": {"nms_thresh": 7.5}}, r"RPNConfig\.nms_thresh must be in \[0, 1\]"),
+        ({"rpn": {"pre_nms_top_n_test": "x"}}, r"RPNConfig\.pre_nms_top_n_test must be an integer"),
+        ({"num_classes": 1e9}, r"FasterRCNNConfig\.num_classes must be an integer"),
+        ({"backbone": {"name": "os.system"}}, r"BackboneConfig\.name must be one of"),
+        ({"rpn": 3}, r"RPNConfig must be a JSON object"),
+    ],
+)
+def test_a_crafted_config_is_refused_before_anything_is_built(tmp_path, change, reason):
+    path = tmp_path / "m.safetensors"
+    save_model(tiny_model(), path)
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata()
+    config = json.loads(metadata["config"])
+    for key, value in change.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    crafted = tmp_path / "crafted.safetensors"
+    metadata["config"] = json.dumps(config)
+    safetensors.torch.save_file(safetensors.torch.load_file(path), crafted, metadata)
+    built = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FasterRCNN, "__init__", lambda *args: built.append(args))
+        with pytest.raises(
+            ValueError, match=rf"^{re.escape(str(crafted))}: its config is invalid: {reason}"
+        ):
+            load_model(crafted)
+    assert built == []
 
 
 def test_truncated_file_and_mismatched_weights_are_refused(tmp_path):

@@ -62,7 +62,8 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a safetensors file written by :func:`save_model`.
+        ValueError: ``path`` is not a safetensors file written by :func:`save_model`, or
+            its config is invalid (out of range, of the wrong type).
     """
     path = Path(path)
     if not path.is_file():
@@ -77,7 +78,10 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
             f"{path} is not a faster-rcnn model file: its metadata has no "
             f"'format': {MODEL_FORMAT!r} and 'config' (found keys {sorted(metadata)})"
         )
-    return FasterRCNNConfig.from_json(metadata["config"])
+    try:
+        return FasterRCNNConfig.from_json(metadata["config"])
+    except ValueError as error:
+        raise ValueError(f"{path}: its config is invalid: {error}") from error
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRCNN:
