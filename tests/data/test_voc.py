@@ -163,9 +163,9 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_warn
     with pytest.warns(UserWarning) as warned:
         data = VOCDetection(root)
     assert [str(w.message) for w in warned] == [
-        f"{root} (train): 2 boxes clipped to the image (Annotations/x.xml object 0 "
-        "[-1, 0, 10, 5] on 40x30; Annotations/x.xml object 1 [4, 2, 60, 30] on 40x30); "
-        "1 box dropped (Annotations/x.xml object 2 [49, 39, 60, 45] on 40x30: outside the "
+        f"{root} (train): 2 boxes clipped to the image (x.xml object 0 "
+        "[-1, 0, 10, 5] on 40x30; x.xml object 1 [4, 2, 60, 30] on 40x30); "
+        "1 box dropped (x.xml object 2 [49, 39, 60, 45] on 40x30: outside the "
         "image)"
     ]
     target = data.target(0)

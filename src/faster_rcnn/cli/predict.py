@@ -15,12 +15,10 @@ from typing import Any
 
 from torch import Tensor
 
-from ..data.dataset import read_image
+from ..data.dataset import IMAGE_SUFFIXES, read_image
 from ..insight.draw import save_pictures
 from ..train.checkpoint import load_model
 from .arguments import device_name, probability
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,14 @@ class COCODetection(ImageFileDataset):
     """Images and boxes of a COCO annotation file.
 
     Args:
-        images_dir: the folder that ``file_name`` of every image is relative to.
+        images_dir: the folder that ``file_name`` of every image is relative to; or the
+            folders it may be, of which the first that holds the first image is taken
+            (exporters differ: Label Studio writes ``images/x.jpg`` from the file's own
+            folder, CVAT ``x.jpg`` inside ``images/``).
         annotation_file: the COCO json file.
+
+    A category that has no annotation and is the ``supercategory`` of another is not a
+    class: Roboflow's exports name the dataset so, as category 0.
 
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
@@ -61,14 +68,16 @@ class COCODetection(ImageFileDataset):
             an unknown image or category id or a malformed ``bbox`` (named by its ``id``).
     """
 
-    def __init__(self, images_dir: str | Path, annotation_file: str | Path) -> None:
-        self.images_dir = Path(images_dir)
+    def __init__(
+        self, images_dir: str | Path | Sequence[str | Path], annotation_file: str | Path
+    ) -> None:
         self.annotation_file = Path(annotation_file)
         data = _load_json(self.annotation_file)
         file = self.annotation_file
 
         _check_records(data, file)
-        categories = sorted(data["categories"], key=lambda c: c["id"])
+        self.images_dir = _images_dir(images_dir, data["images"])
+        categories = sorted(_classes(data), key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]
         if len(set(category_ids)) != len(category_ids):
             raise ValueError(f"{file}: duplicate category ids in {category_ids}")
@@ -229,6 +238,33 @@ def _is_id(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _images_dir(candidates: str | Path | Sequence[str | Path], images: list[Any]) -> Path:
+    """The first candidate folder holding the first image (the first folder if none)."""
+    if isinstance(candidates, (str, Path)):
+        return Path(candidates)
+    folders = [Path(c) for c in candidates]
+    name = images[0].get("file_name") if images else None
+    if isinstance(name, str) and name:
+        for folder in folders:
+            if (folder / name).is_file():
+                return folder
+    return folders[0]
+
+
+def _classes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The categories that are classes: not a placeholder without annotations that only
+    groups others (Roboflow's category 0, named after the dataset)."""
+    categories = data["categories"]
+    annotations = data.get("annotations") or []
+    ids = (a.get("category_id") for a in annotations if isinstance(a, dict))
+    used = {i for i in ids if _is_id(i)}
+    parents = {
+        c.get("supercategory") for c in categories if isinstance(c.get("supercategory"), str)
+    }
+    parents -= {c["name"] for c in categories if c.get("supercategory") == c["name"]}
+    return [c for c in categories if c["id"] in used or c["name"] not in parents]
 
 
 def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:

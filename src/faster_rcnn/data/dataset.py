@@ -30,6 +30,9 @@ from .synthetic import SyntheticShapes
 Target = dict[str, Tensor | int]
 Sample = tuple[Tensor, Target]
 
+# The image files the readers look for (compared in lower case).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
 # Target entries with one row per box: whatever removes boxes must filter all of them.
 PER_BOX_KEYS = ("boxes", "labels", "difficult", "iscrowd")
 

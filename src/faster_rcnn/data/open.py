@@ -1,131 +1,279 @@
-"""Open a dataset by path, telling its format from the files it holds."""
+"""Open a dataset by path, telling its layout from the files it holds.
+
+:func:`find_layout` says what a path holds - its format and its splits - and
+:func:`open_dataset` opens one split of it. Layouts, in the order they are tried:
+
+- ``"synthetic"`` or ``"synthetic:N"``: :class:`SyntheticShapes` of ``N`` images
+  (default 2000 for ``train``, 200 otherwise), seed 0 for ``train``, 1 for the others.
+- a ``.yaml`` file: an Ultralytics data YAML (:mod:`.ultralytics`).
+- a ``.json`` file: COCO, that file; images looked for in ``<split>/``, ``<json stem>/``
+  and ``images/`` next to its ``annotations/`` folder (or next to the file), then in the
+  file's own folder.
+- a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
+  ``ImageSets/Main/<split>.txt``.
+- a folder with ``annotations/*.json`` (COCO's own layout, CVAT's, Label Studio's): one
+  file, or a split per ``instances_<split>.json``; images as for a ``.json`` file.
+- a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
+  ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder.
+- a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
+- a folder with ``labels/``: YOLO, a split per ``images/<split>/`` folder, or none when
+  ``images/`` holds the files directly.
+- a folder holding one ``.json`` file: COCO, that file.
+- a folder of VOC ``.xml`` files, or with one subfolder of them (LabelImg; see
+  :mod:`.voc_folder`).
+
+Split names need not match exactly: ``train`` finds ``train2017``, ``val`` finds
+``valid`` or ``val2017``, when just one split fits. A layout without splits gives all its
+images for any split; hold part out with :mod:`.holdout`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .coco import COCODetection
-from .dataset import DetectionDataset
+from .dataset import IMAGE_SUFFIXES, DetectionDataset
 from .synthetic import SyntheticShapes
+from .ultralytics import UltralyticsYOLO, read_data_yaml, yaml_splits
 from .voc import VOCDetection
+from .voc_folder import VOCFolder, holds_voc_xml
 from .yolo import YOLODetection
 
 # Generated images: validation and test share a seed, training has its own.
 SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 1}
 SYNTHETIC_SIZES = {"train": 2000, "val": 200, "test": 200}
+# Other names the exporters give the usual splits.
+SPLIT_ALIASES = {"val": ("valid", "validation"), "test": ("testing",), "train": ("training",)}
+
+Opener = Callable[[str, Sequence[str] | None], DetectionDataset]
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """What a dataset path holds.
+
+    Attributes:
+        path: the path as given.
+        format: e.g. ``"Pascal VOC"``, ``"COCO"``, ``"YOLO (Ultralytics YAML)"``.
+        splits: the split names; empty when the dataset has none.
+        opener: ``opener(split, class_names)`` opens a split (any name when there are no
+            splits).
+    """
+
+    path: str
+    format: str
+    splits: tuple[str, ...]
+    opener: Opener
+
+    def resolve(self, split: str) -> str:
+        """The split ``split`` names: itself, or the one split it is the start of or an
+        alias of (``train`` -> ``train2017``, ``val`` -> ``valid``).
+
+        Raises:
+            ValueError: no split, or several, fit.
+        """
+        if not self.splits or split in self.splits:
+            return split
+        names = (split, *SPLIT_ALIASES.get(split, ()))
+        fits = [s for s in self.splits if any(s.startswith(name) for name in names)]
+        if len(fits) != 1:
+            raise ValueError(
+                f"{self.path} ({self.format}) has the splits {list(self.splits)}; "
+                f"{'none' if not fits else 'more than one'} fits {split!r}"
+            )
+        return fits[0]
+
+    def open(self, split: str, class_names: Sequence[str] | None = None) -> DetectionDataset:
+        """The split ``split`` (see :meth:`resolve`), every image file checked to exist.
+
+        Args:
+            class_names: the class order to use (VOC), or to check against (the others).
+        """
+        dataset = self.opener(self.resolve(split), class_names)
+        check_image_files(dataset)
+        if class_names is not None and tuple(class_names) != dataset.class_names:
+            raise ValueError(
+                f"{self.path} ({split}) has classes {list(dataset.class_names)}, expected "
+                f"{list(class_names)}"
+            )
+        return dataset
 
 
 def open_dataset(
     path: str | Path, split: str = "train", class_names: Sequence[str] | None = None
 ) -> DetectionDataset:
-    """The ``split`` of the dataset at ``path``, in whichever format it is.
-
-    - ``"synthetic"`` or ``"synthetic:N"``: :class:`SyntheticShapes` of ``N`` images
-      (default 2000 for ``train``, 200 otherwise), seed 0 for ``train`` and 1 for ``val``
-      and ``test``.
-    - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC
-      (:class:`VOCDetection`), ``split`` naming ``ImageSets/Main/<split>.txt``.
-    - a folder with ``annotations/*.json``: COCO. The only json file, or else the one
-      named ``instances_<split>*.json``; images in the first folder found of
-      ``<split>/``, ``<json name without instances_>/`` (``val2017/``) and ``images/``.
-    - a ``.json`` file: COCO, that file; images looked for as above next to its
-      ``annotations/`` folder (or next to the file), else in the file's own folder.
-    - a folder with ``labels/``: YOLO (:class:`YOLODetection`), with ``images/<split>/``
-      or, for ``train`` only, ``images/`` holding the files directly.
+    """The ``split`` of the dataset at ``path``, in whichever layout it is (see the module).
 
     Args:
         path: what to open.
-        split: which part of it.
+        split: which part of it (any, for a dataset without splits).
         class_names: for VOC, the class order to use (pass the training classes when
             opening another split); for the other formats, checked against theirs.
 
     Raises:
         FileNotFoundError: ``path``, a file it needs or any of its images does not exist.
-        ValueError: the format cannot be told, or ``class_names`` do not match.
+        ValueError: the layout cannot be told, no split fits, or ``class_names`` differ.
+    """
+    return find_layout(path).open(split, class_names)
+
+
+def find_layout(path: str | Path) -> DatasetLayout:
+    """What ``path`` holds (see the module).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: no layout fits.
     """
     text = str(path)
     if text == "synthetic" or text.startswith("synthetic:"):
-        dataset: DetectionDataset = _open_synthetic(text, split)
-    else:
-        root = Path(path)
-        if not root.exists():
-            raise FileNotFoundError(f"dataset path {root} does not exist")
-        if root.is_file() and root.suffix == ".json":
-            dataset = _open_coco_file(root, split)
-        elif (root / "Annotations").is_dir() and (root / "ImageSets").is_dir():
-            dataset = VOCDetection(root, split, class_names=class_names)
-        elif sorted((root / "annotations").glob("*.json")):
-            dataset = _open_coco_folder(root, split)
-        elif (root / "labels").is_dir():
-            dataset = _open_yolo(root, split)
-        else:
-            raise ValueError(
-                f"cannot tell the dataset format of {root}: looked for Annotations/ and "
-                "ImageSets/ (Pascal VOC), a .json file or annotations/*.json (COCO), "
-                "labels/ (YOLO), or the name 'synthetic[:N]'"
-            )
-    check_image_files(dataset)
-    if class_names is not None and tuple(class_names) != dataset.class_names:
-        raise ValueError(
-            f"{path} ({split}) has classes {list(dataset.class_names)}, expected "
-            f"{list(class_names)}"
-        )
-    return dataset
+        return DatasetLayout(text, "synthetic", tuple(SYNTHETIC_SEEDS), _synthetic_opener(text))
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset path {root} does not exist")
+    if root.is_file():
+        return _file_layout(root)
+    for finder in (_voc, _coco_folder, _split_folders, _yaml_in, _yolo, _one_json, _voc_xml):
+        layout = finder(root)
+        if layout is not None:
+            return layout
+    raise ValueError(
+        f"cannot tell the dataset format of {root}: looked for Annotations/ and ImageSets/ "
+        "(Pascal VOC), .xml files in it or in one subfolder (VOC without ImageSets/), "
+        "a .json file or annotations/*.json (COCO), subfolders with one .json each "
+        "(Roboflow COCO), data.yaml (Ultralytics), labels/ (YOLO), or the name "
+        "'synthetic[:N]'"
+    )
 
 
-def _open_synthetic(text: str, split: str) -> SyntheticShapes:
-    if split not in SYNTHETIC_SEEDS:
-        raise ValueError(f"synthetic data has splits {list(SYNTHETIC_SEEDS)}, not {split!r}")
+def _file_layout(file: Path) -> DatasetLayout:
+    if file.suffix in (".yaml", ".yml"):
+        return _yaml_layout(file)
+    if file.suffix == ".json":
+        return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file, split))
+    raise ValueError(f"{file}: a dataset file must be a COCO .json or a data .yaml")
+
+
+def _synthetic_opener(text: str) -> Opener:
     count = text.partition(":")[2]
     if count and (not count.isdigit() or int(count) == 0):
         raise ValueError(f"{text!r}: the number of images must be a positive integer")
-    size = int(count) if count else SYNTHETIC_SIZES[split]
-    return SyntheticShapes(size, seed=SYNTHETIC_SEEDS[split])
+
+    def opener(split: str, _: Sequence[str] | None) -> SyntheticShapes:
+        size = int(count) if count else SYNTHETIC_SIZES[split]
+        return SyntheticShapes(size, seed=SYNTHETIC_SEEDS[split])
+
+    return opener
 
 
-def _open_coco_folder(root: Path, split: str) -> COCODetection:
-    files = sorted((root / "annotations").glob("*.json"))
-    if len(files) > 1:
-        files = [f for f in files if f.name.startswith(f"instances_{split}")]
-        if len(files) != 1:
-            names = [f.name for f in sorted((root / "annotations").glob("*.json"))]
-            raise ValueError(
-                f"{root / 'annotations'}: expected one file instances_{split}*.json among "
-                f"{names}, found {len(files)}"
-            )
-    candidates = _coco_image_folders(root, split, files[0])
-    images_dir = next((folder for folder in candidates if folder.is_dir()), None)
-    if images_dir is None:
-        raise FileNotFoundError(
-            f"no images folder for {files[0]}: looked for {[str(c) for c in candidates]}"
-        )
-    return COCODetection(images_dir, files[0])
-
-
-def _open_coco_file(file: Path, split: str) -> COCODetection:
-    root = file.parent.parent if file.parent.name == "annotations" else file.parent
-    candidates = _coco_image_folders(root, split, file)
-    images_dir = next((folder for folder in candidates if folder.is_dir()), file.parent)
-    return COCODetection(images_dir, file)
-
-
-def _coco_image_folders(root: Path, split: str, annotation_file: Path) -> list[Path]:
-    """Where the images of ``annotation_file`` may be, most specific first."""
-    stem = annotation_file.stem.removeprefix("instances_")
-    return [root / split, root / stem, root / "images"]
-
-
-def _open_yolo(root: Path, split: str) -> YOLODetection:
-    images = root / "images"
-    if (images / split).is_dir():
-        return YOLODetection(root, split)
-    if images.is_dir() and split == "train" and not any(p.is_dir() for p in images.iterdir()):
-        return YOLODetection(root)
-    raise FileNotFoundError(
-        f"YOLO dataset {root} has no images/{split}/ folder (images/ holding the files "
-        "directly counts as the 'train' split)"
+def _voc(root: Path) -> DatasetLayout | None:
+    if not ((root / "Annotations").is_dir() and (root / "ImageSets").is_dir()):
+        return None
+    splits = tuple(sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")))
+    return DatasetLayout(
+        str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)
     )
+
+
+def _coco_folder(root: Path) -> DatasetLayout | None:
+    files = sorted((root / "annotations").glob("*.json"))
+    if not files:
+        return None
+    if len(files) == 1:
+        return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0], split))
+    by_split = {f.stem.removeprefix("instances_"): f for f in files}
+    splits = tuple(by_split)
+    return DatasetLayout(
+        str(root), "COCO", splits, lambda split, _: _coco_file(by_split[split], split)
+    )
+
+
+def _split_folders(root: Path) -> DatasetLayout | None:
+    """Roboflow's COCO export: each split a folder with its ``.json`` and images."""
+    by_split = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.json"))
+        if len(files) == 1 and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            by_split[folder.name] = files[0]
+    if not by_split:
+        return None
+    return DatasetLayout(
+        str(root),
+        "COCO (a folder per split)",
+        tuple(by_split),
+        lambda split, _: COCODetection(by_split[split].parent, by_split[split]),
+    )
+
+
+def _yaml_in(root: Path) -> DatasetLayout | None:
+    candidates = [root / "data.yaml"] if (root / "data.yaml").is_file() else []
+    candidates = candidates or sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+    for file in candidates:
+        try:
+            read_data_yaml(file)
+        except ValueError:
+            continue
+        return _yaml_layout(file)
+    return None
+
+
+def _yaml_layout(file: Path) -> DatasetLayout:
+    return DatasetLayout(
+        str(file),
+        "YOLO (Ultralytics YAML)",
+        yaml_splits(file),
+        lambda split, _: UltralyticsYOLO(file, split),
+    )
+
+
+def _yolo(root: Path) -> DatasetLayout | None:
+    images = root / "images"
+    if not ((root / "labels").is_dir() and images.is_dir()):
+        return None
+    splits = tuple(sorted(p.name for p in images.iterdir() if p.is_dir()))
+    if splits:
+        return DatasetLayout(str(root), "YOLO", splits, lambda split, _: YOLODetection(root, split))
+    return DatasetLayout(str(root), "YOLO", (), lambda split, _: YOLODetection(root))
+
+
+def _one_json(root: Path) -> DatasetLayout | None:
+    files = sorted(root.glob("*.json"))
+    if len(files) != 1:
+        return None
+    return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0], split))
+
+
+def _voc_xml(root: Path) -> DatasetLayout | None:
+    folders = [root] if holds_voc_xml(root) else []
+    folders = folders or [p for p in sorted(root.iterdir()) if holds_voc_xml(p)]
+    if len(folders) != 1:
+        return None
+    return DatasetLayout(
+        str(root),
+        "Pascal VOC XML files (no ImageSets/)",
+        (),
+        lambda split, names: VOCFolder(folders[0], class_names=names),
+    )
+
+
+def _coco_file(file: Path, split: str) -> COCODetection:
+    """The COCO ``file``, its images in the first folder that holds them (see the module).
+
+    Raises:
+        FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere.
+    """
+    in_annotations = file.parent.name == "annotations"
+    root = file.parent.parent if in_annotations else file.parent
+    stem = file.stem.removeprefix("instances_")
+    usual = [root / name for name in SPLIT_ALIASES if stem.startswith(name)]  # train2017
+    folders = [root / split, root / stem, *usual, root / "images"]
+    found = [folder for folder in folders if folder.is_dir()]
+    if not found and in_annotations:
+        raise FileNotFoundError(
+            f"no images folder for {file}: looked for {[str(f) for f in folders]}"
+        )
+    return COCODetection([*found, root], file)
 
 
 def check_image_files(dataset: object, shown: int = 5) -> None:

@@ -58,10 +58,11 @@ class _VOCObject:
 
 
 @dataclass(frozen=True)
-class _VOCRecord:
-    image_id: str
+class VOCRecord:
+    image_id: str  # the annotation file's stem
     objects: list[_VOCObject]
     size: tuple[int, int] | None  # (height, width) from <size>, None when absent or 0
+    filename: str | None  # <filename>, the image file the annotation names
 
 
 class VOCDetection(ImageFileDataset):
@@ -100,28 +101,45 @@ class VOCDetection(ImageFileDataset):
     ) -> None:
         self.root = Path(root)
         self.split = split
-        self.keep_difficult = keep_difficult
-        self.ids = _read_split(self.root, split)
-        records = [_parse_annotation(self._annotation_path(i)) for i in self.ids]
-        self.image_files = [self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids]
-        for image_id, path in zip(self.ids, self.image_files, strict=True):
+        ids = _read_split(self.root, split)
+        annotation_files = [self.root / "Annotations" / f"{i}.xml" for i in ids]
+        records = [parse_annotation(path) for path in annotation_files]
+        image_files = [self.root / "JPEGImages" / f"{i}.jpg" for i in ids]
+        source = f"{self.root} ({split})"
+        self._load(records, annotation_files, image_files, source, class_names, keep_difficult)
+        for image_id, path in zip(ids, image_files, strict=True):
             if not path.is_file():
                 raise FileNotFoundError(
                     f"image file {path} (id {image_id!r} of split {split!r}) does not exist"
                 )
+
+    def _load(
+        self,
+        records: list[VOCRecord],
+        annotation_files: list[Path],
+        image_files: list[Path],
+        source: str,
+        class_names: Sequence[str] | None,
+        keep_difficult: bool,
+    ) -> None:
+        """Take the parsed annotations of ``annotation_files`` and their images, in this
+        order; ``source`` names the dataset in warnings."""
+        self.keep_difficult = keep_difficult
+        self.annotation_files = annotation_files
+        self.ids = tuple(path.stem for path in annotation_files)
+        self.image_files = image_files
         found = sorted({obj.name for record in records for obj in record.objects})
         self.class_names: tuple[str, ...] = (
             tuple(found) if class_names is None else tuple(class_names)
         )
         self._label_of = {name: i + 1 for i, name in enumerate(self.class_names)}
-        for record in records:
+        for path, record in zip(annotation_files, records, strict=True):
             for j, obj in enumerate(record.objects):
                 if obj.name not in self._label_of:
                     raise ValueError(
-                        f"{self._annotation_path(record.image_id)}: object {j} has class "
-                        f"{obj.name!r}, not one of {list(self.class_names)}"
+                        f"{path}: object {j} has class {obj.name!r}, not one of "
+                        f"{list(self.class_names)}"
                     )
-        source = f"{self.root} ({split})"
         self._sizes, self._turned = _image_sizes(records, self.image_files, source)
         self.box_audit = BoxAudit()
         self._records = [
@@ -150,10 +168,7 @@ class VOCDetection(ImageFileDataset):
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=index in self._turned)
 
-    def _annotation_path(self, image_id: str) -> Path:
-        return self.root / "Annotations" / f"{image_id}.xml"
-
-    def _clipped(self, record: _VOCRecord, size: tuple[int, int] | None) -> _VOCRecord:
+    def _clipped(self, record: VOCRecord, size: tuple[int, int] | None) -> VOCRecord:
         """``record`` with its boxes clipped to the ``(height, width)`` image and those
         left without area dropped (all kept when the size is unknown)."""
         if size is None:
@@ -161,15 +176,15 @@ class VOCDetection(ImageFileDataset):
         height, width = size
         objects = []
         for j, obj in enumerate(record.objects):
-            where = f"Annotations/{record.image_id}.xml object {j}"
+            where = f"{record.image_id}.xml object {j}"
             box = self.box_audit.clip(obj.box, width, height, where)
             if box is not None:
                 objects.append(_VOCObject(obj.name, box, obj.difficult))
-        return _VOCRecord(record.image_id, objects, size)
+        return VOCRecord(record.image_id, objects, size, record.filename)
 
 
 def _image_sizes(
-    records: list[_VOCRecord], image_files: list[Path], source: str
+    records: list[VOCRecord], image_files: list[Path], source: str
 ) -> tuple[list[tuple[int, int] | None], frozenset[int]]:
     """Per image, ``(height, width)`` of its pixels as the reader gives them, and the
     images to turn by their EXIF orientation; disagreements with ``<size>`` are warned of.
@@ -229,7 +244,7 @@ def _read_split(root: Path, split: str) -> tuple[str, ...]:
     return ids
 
 
-def _parse_annotation(path: Path) -> _VOCRecord:
+def parse_annotation(path: Path) -> VOCRecord:
     """Read one VOC XML file; every problem is reported with the file's path."""
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
@@ -241,7 +256,8 @@ def _parse_annotation(path: Path) -> _VOCRecord:
     height = _number(root, "size/height", path, "<size>")
     size = (int(height), int(width)) if width and height else None
     objects = [_parse_object(element, j, path) for j, element in enumerate(root.iter("object"))]
-    return _VOCRecord(image_id=path.stem, objects=objects, size=size)
+    filename = (root.findtext("filename") or "").strip() or None
+    return VOCRecord(image_id=path.stem, objects=objects, size=size, filename=filename)
 
 
 def _parse_object(element: Element, index: int, path: Path) -> _VOCObject:

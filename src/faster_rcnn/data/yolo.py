@@ -21,9 +21,16 @@ import torch
 from torch import Tensor
 
 from .box_audit import BoxAudit
-from .dataset import ImageFileDataset, Sample, Target, boxes_tensor, read_image, read_text
+from .dataset import (
+    IMAGE_SUFFIXES,
+    ImageFileDataset,
+    Sample,
+    Target,
+    boxes_tensor,
+    read_image,
+    read_text,
+)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 NAMES_FILES = ("classes.txt", "obj.names")
 
 
@@ -69,23 +76,36 @@ class YOLODetection(ImageFileDataset):
         if not self.image_files:
             raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
+        names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
+        names = None
+        if names_file is not None:
+            lines = read_text(names_file).splitlines()
+            names = tuple(line.strip() for line in lines if line.strip())
+        self._load(label_files, names, str(names_file), str(labels_dir))
+
+    def _load(
+        self,
+        label_files: list[Path],
+        class_names: tuple[str, ...] | None,
+        names_source: str,
+        source: str,
+    ) -> None:
+        """Parse the label file of each image of ``self.image_files``; ``class_names``
+        None names the classes ``class0, class1, ...`` up to the largest id found.
+        ``names_source`` and ``source`` name where the names and the labels come from."""
         self.box_audit = BoxAudit()
         # Per image: int64[N] class ids and float32[N, 4] x1, y1, x2, y2 in 0..1.
         self._labels = [_parse_label_file(path, self.box_audit) for path in label_files]
-        self.box_audit.warn(str(labels_dir))
-
+        self.box_audit.warn(source)
         largest = [int(c.max()) if len(c) else -1 for c, _ in self._labels]
-        names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
-        if names_file is None:
-            self.class_names: tuple[str, ...] = tuple(f"class{k}" for k in range(max(largest) + 1))
-        else:
-            lines = read_text(names_file).splitlines()
-            self.class_names = tuple(line.strip() for line in lines if line.strip())
+        if class_names is None:
+            class_names = tuple(f"class{k}" for k in range(max(largest, default=-1) + 1))
+        self.class_names: tuple[str, ...] = class_names
         for path, class_id in zip(label_files, largest, strict=True):
             if class_id >= len(self.class_names):
                 raise ValueError(
                     f"{path}: class {class_id} is not among the {len(self.class_names)} "
-                    f"classes named in {names_file}"
+                    f"classes named in {names_source}"
                 )
 
     def __getitem__(self, index: int) -> Sample:

@@ -1,0 +1,110 @@
+"""YOLO datasets described by an Ultralytics data YAML (``--data data.yaml``)::
+
+    path: ../datasets/coco128   # the dataset root; relative to the YAML's folder
+    train: images/train2017     # a folder of images, a .txt list of images, or a list
+    val: images/val2017
+    test:                       # optional
+    names: {0: person, 1: bicycle}   # or a list: [person, bicycle]
+
+Each image's labels are at the same path with its last ``images`` folder replaced by
+``labels`` and the suffix by ``.txt`` (Ultralytics' rule); the labels are read as
+:class:`~faster_rcnn.data.yolo.YOLODetection` reads them. In a ``.txt`` list, a relative
+path is relative to the list's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .dataset import IMAGE_SUFFIXES, read_text
+from .yolo import YOLODetection
+
+SPLIT_KEYS = ("train", "val", "test")
+
+
+def read_data_yaml(file: Path) -> dict[str, Any]:
+    """The YAML's mapping, checked to be one.
+
+    Raises:
+        ValueError: not YAML, or not a mapping with ``names``.
+    """
+    try:
+        data = yaml.safe_load(read_text(file))
+    except yaml.YAMLError as error:
+        problem = str(error).replace("\n", " ")
+        raise ValueError(f"{file}: not a readable YAML file ({problem})") from None
+    if not isinstance(data, dict) or "names" not in data:
+        raise ValueError(f"{file}: expected an Ultralytics data YAML, a mapping with 'names'")
+    return data
+
+
+def yaml_splits(file: Path) -> tuple[str, ...]:
+    """The splits the YAML names (of train, val and test, those with a value)."""
+    data = read_data_yaml(file)
+    return tuple(key for key in SPLIT_KEYS if data.get(key))
+
+
+class UltralyticsYOLO(YOLODetection):
+    """The images and boxes of one split of an Ultralytics data YAML (see the module).
+
+    Args:
+        yaml_file: the data YAML.
+        split: ``train``, ``val`` or ``test``.
+
+    Raises:
+        FileNotFoundError: a folder or list the YAML names does not exist.
+        ValueError: a malformed YAML, ``names`` or label, or no image in the split.
+    """
+
+    def __init__(self, yaml_file: str | Path, split: str = "train") -> None:
+        file = Path(yaml_file)
+        data = read_data_yaml(file)
+        self.root = file.parent / str(data.get("path") or ".")
+        self.split = split
+        entries = data.get(split)
+        if not entries:
+            named = [key for key in SPLIT_KEYS if data.get(key)]
+            raise ValueError(f"{file} names no {split!r} split (it names {named})")
+        entries = entries if isinstance(entries, list) else [entries]
+        self.image_files = [image for e in entries for image in _images(self.root / str(e), file)]
+        if not self.image_files:
+            raise ValueError(f"{file}: no image in its {split!r} split ({entries})")
+        label_files = [label_path(image) for image in self.image_files]
+        self._load(label_files, _names(data.get("names"), file), str(file), f"{file} ({split})")
+
+
+def label_path(image: Path) -> Path:
+    """Ultralytics' rule: the last ``images`` folder becomes ``labels``, the suffix ``.txt``."""
+    parts = list(image.parts)
+    if "images" in parts:
+        k = len(parts) - 1 - parts[::-1].index("images")
+        parts[k] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def _images(entry: Path, file: Path) -> list[Path]:
+    """The images a split entry names: a folder's (recursively), or a list file's."""
+    if entry.is_dir():
+        found = entry.rglob("*")
+        return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if entry.is_file() and entry.suffix == ".txt":
+        lines = [line.strip() for line in read_text(entry).splitlines() if line.strip()]
+        return [entry.parent / line for line in lines]
+    raise FileNotFoundError(f"{file}: {entry} is neither a folder of images nor a .txt list")
+
+
+def _names(names: Any, file: Path) -> tuple[str, ...]:
+    """Class names from a list, or from a mapping of the ids 0..C-1."""
+    if isinstance(names, list) and all(isinstance(n, (str, int)) for n in names):
+        return tuple(str(n) for n in names)
+    ids = list(names) if isinstance(names, dict) else None
+    if (
+        ids is not None
+        and all(type(k) is int for k in ids)
+        and sorted(ids) == list(range(len(ids)))
+    ):
+        return tuple(str(names[k]) for k in range(len(names)))
+    raise ValueError(f"{file}: 'names' must be a list of names or a mapping 0..C-1 -> name")

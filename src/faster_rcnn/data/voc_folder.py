@@ -1,0 +1,114 @@
+"""Pascal VOC XML files in a folder, without ``ImageSets/``: what LabelImg, CVAT's
+"Pascal VOC" export without subsets and many tutorials produce.
+
+Layouts::
+
+    <folder>/*.xml, <folder>/*.jpg           the images alongside their annotations
+    <root>/annots/*.xml, <root>/images/*.jpg  the images in a sibling folder
+
+Each annotation's image is the file its ``<filename>`` names (only the name: LabelImg
+may store a full path from another machine), else the one with its stem and an image
+suffix; looked for in the XML folder first, then in the sibling folders that hold
+images (``images/`` and ``JPEGImages/`` first). Boxes and sizes are read as in
+:class:`~faster_rcnn.data.voc.VOCDetection`. Such a folder has no splits: hold part of it
+out with :mod:`faster_rcnn.data.holdout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path, PureWindowsPath
+
+from .dataset import IMAGE_SUFFIXES
+from .voc import VOCDetection, VOCRecord, parse_annotation
+
+# Sibling folders looked in first, in this order; then the others, by name.
+PREFERRED_IMAGE_FOLDERS = ("images", "JPEGImages", "imgs", "img")
+
+
+class VOCFolder(VOCDetection):
+    """The images and boxes of a folder of VOC XML files (see the module).
+
+    Args:
+        xml_dir: the folder holding the ``.xml`` files (all are read, sorted by name).
+        images_dir: where the images are; default: looked for (see the module).
+        class_names / keep_difficult: as for :class:`~faster_rcnn.data.voc.VOCDetection`.
+
+    Raises:
+        ValueError: no ``.xml`` file in ``xml_dir``, or an annotation problem (named).
+        FileNotFoundError: an annotation whose image is found nowhere, with what was
+            looked for and where.
+    """
+
+    def __init__(
+        self,
+        xml_dir: str | Path,
+        images_dir: str | Path | None = None,
+        class_names: Sequence[str] | None = None,
+        keep_difficult: bool = True,
+    ) -> None:
+        self.root, self.split = Path(xml_dir), None
+        annotation_files = sorted(self.root.glob("*.xml"))
+        if not annotation_files:
+            raise ValueError(f"no .xml annotation file in {self.root}")
+        records = [parse_annotation(path) for path in annotation_files]
+        folders = [Path(images_dir)] if images_dir is not None else image_folders(self.root)
+        index = ImageIndex(folders)
+        image_files = [
+            index.find(record, path) for record, path in zip(records, annotation_files, strict=True)
+        ]
+        self._load(
+            records, annotation_files, image_files, str(self.root), class_names, keep_difficult
+        )
+
+
+def holds_voc_xml(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``.xml`` file."""
+    return folder.is_dir() and next(folder.glob("*.xml"), None) is not None
+
+
+def image_folders(xml_dir: Path) -> list[Path]:
+    """Where the images of the annotations in ``xml_dir`` may be, in search order."""
+    siblings = sorted(p for p in xml_dir.parent.iterdir() if p.is_dir() and p != xml_dir)
+    preferred = {name: rank for rank, name in enumerate(PREFERRED_IMAGE_FOLDERS)}
+    siblings.sort(key=lambda p: preferred.get(p.name, len(preferred)))
+    return [folder for folder in [xml_dir, *siblings] if _image_files(folder)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class ImageIndex:
+    """The image files of some folders, found by name or by stem, folder by folder."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.folders = folders
+        self._by_name: list[dict[str, Path]] = []
+        self._by_stem: list[dict[str, Path]] = []
+        for folder in folders:
+            files = _image_files(folder) if folder.is_dir() else []
+            self._by_name.append({p.name.lower(): p for p in files})
+            self._by_stem.append({p.stem.lower(): p for p in files})
+
+    def find(self, record: VOCRecord, annotation_file: Path) -> Path:
+        """The image of ``record``: by its ``<filename>``, else by the annotation's stem.
+
+        Raises:
+            FileNotFoundError: neither is in any folder; names what was looked for where.
+        """
+        name = PureWindowsPath(record.filename).name.lower() if record.filename else None
+        for by_name in self._by_name:
+            if name is not None and name in by_name:
+                return by_name[name]
+        stem = annotation_file.stem.lower()
+        for by_stem in self._by_stem:
+            if stem in by_stem:
+                return by_stem[stem]
+        wanted = ([f"{record.filename!r} (<filename>)"] if record.filename else []) + [
+            f"{annotation_file.stem}{{{','.join(IMAGE_SUFFIXES)}}}"
+        ]
+        where = ", ".join(str(f) for f in self.folders) or "no folder holding images"
+        raise FileNotFoundError(
+            f"{annotation_file}: no image found: looked for {' or '.join(wanted)} in {where}"
+        )
