@@ -47,6 +47,14 @@ def probability(text: str) -> float:
     return value
 
 
+def open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def device_name(text: str) -> str:
     """A device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
     try:

@@ -9,17 +9,18 @@ from pathlib import Path
 import torch
 
 from ..data.dataset import Sample
-from ..data.open import open_dataset
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
 from ..train.checkpoint import load_model
 from .arguments import add_data_arguments, add_strict_argument, device_name, positive_int
+from .splits import add_holdout_arguments, evaluation_images
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
     parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
     add_data_arguments(parser, default_split="test")
+    add_holdout_arguments(parser)
     add_strict_argument(parser)
     parser.add_argument("--out", type=Path, help="write metrics.json here")
     parser.add_argument("--batch-size", type=positive_int, default=4)
@@ -30,7 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     # The model's label order decides which class each label means.
-    dataset = open_dataset(args.data, args.split, class_names=model.config.class_names or None)
+    dataset = evaluation_images(args, model.config.class_names or None)
     evaluate_and_report(model, dataset, args.out, args.device, args.batch_size, args.strict)
     return 0
 

@@ -21,7 +21,6 @@ from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip
 from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample
-from ..data.open import open_dataset
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
@@ -36,6 +35,7 @@ from .arguments import (
     positive_float,
     positive_int,
 )
+from .splits import add_holdout_arguments, training_images
 
 MODEL_FILE = "model.safetensors"
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
@@ -51,6 +51,7 @@ NOT_FOR_ALTERNATING = {
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("train", help="train a detector on a dataset")
     add_data_arguments(parser, default_split="train")
+    add_holdout_arguments(parser)
     add_strict_argument(parser)
     parser.add_argument("--preset", choices=list(PRESETS), default="small")
     parser.add_argument(
@@ -108,7 +109,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     check_options(args)
-    dataset = open_dataset(args.data, args.split)
+    dataset = training_images(args)
     config = model_config(args, dataset)
     dataset = training_view(dataset, args)
     train_cfg = TrainConfig(

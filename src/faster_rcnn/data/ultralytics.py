@@ -69,7 +69,7 @@ class UltralyticsYOLO(YOLODetection):
             named = [key for key in SPLIT_KEYS if data.get(key)]
             raise ValueError(f"{file} names no {split!r} split (it names {named})")
         entries = entries if isinstance(entries, list) else [entries]
-        self.image_files = [image for e in entries for image in _images(self.root / str(e), file)]
+        self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
         if not self.image_files:
             raise ValueError(f"{file}: no image in its {split!r} split ({entries})")
         label_files = [label_path(image) for image in self.image_files]
@@ -85,8 +85,15 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _images(entry: Path, file: Path) -> list[Path]:
-    """The images a split entry names: a folder's (recursively), or a list file's."""
+def _images(root: Path, name: str, file: Path) -> list[Path]:
+    """The images a split entry names: a folder's (recursively), or a list file's.
+
+    Like Ultralytics, ``../x`` that does not exist is taken as ``x`` (Roboflow's exports
+    write ``train: ../train/images`` beside ``train/``).
+    """
+    entry = root / name
+    if not entry.exists() and name.startswith("../"):
+        entry = root / name[3:]
     if entry.is_dir():
         found = entry.rglob("*")
         return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,35 @@
+"""``faster-rcnn data``: what a dataset path holds, as the other commands will read it."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.describe import summarize_split
+from ..data.open import find_layout
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "data",
+        help="what a dataset holds: format, splits, classes, boxes, image sizes",
+        description="Detect the dataset's layout and summarise each split: images, boxes "
+        "and images per class, image sizes, and boxes the reader clipped or dropped. Run "
+        "it first on your own data.",
+    )
+    parser.add_argument("--data", required=True, help="a dataset folder or file")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    layout = find_layout(args.data)
+    splits = list(layout.splits) or ["all"]
+    described = "splits " + ", ".join(layout.splits) if layout.splits else "no splits"
+    print(f"{args.data}: {layout.format}, {described}")
+    for split in splits:
+        print("\n".join(summarize_split(layout, split).lines()))
+    if not layout.splits:
+        print(
+            "no splits: `train --val-fraction 0.2` holds out a reproducible fifth of the "
+            "images, which `evaluate` then scores"
+        )
+    return 0

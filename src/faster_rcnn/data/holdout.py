@@ -1,0 +1,126 @@
+"""A reproducible train / validation split of a dataset that has none.
+
+An image goes to validation by the order of ``sha256("<seed>/<key>")``, its key being
+its file's path relative to the dataset's folder (the item index for generated data):
+the same on every machine, whatever order the files are listed in. The ``round(F * n)``
+images first in that order are held out (at least one, and at least one left to train).
+
+Training writes the split to ``<out>/split.json``; evaluation reads it from beside the
+model, so it scores exactly the images training never saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .dataset import DetectionDataset, Sample, Target, WrappedDataset, image_size_of
+
+SPLIT_FILE = "split.json"
+SPLIT_FORMAT = "faster-rcnn/split/1"
+PARTS = ("train", "val")
+
+
+class Subset(WrappedDataset):
+    """Items ``indices`` of ``dataset``, renumbered ``0..len-1`` (``image_id`` too).
+
+    Attributes:
+        indices: the wrapped items, in order.
+        image_files: theirs, when the wrapped dataset has files.
+    """
+
+    def __init__(self, dataset: DetectionDataset, indices: Sequence[int]) -> None:
+        super().__init__(dataset)
+        self.indices = list(indices)
+        files = getattr(dataset, "image_files", None)
+        if files is not None:
+            self.image_files = [files[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Sample:
+        image, target = self.dataset[self.indices[index]]
+        return image, {**target, "image_id": index}
+
+    def target(self, index: int) -> Target:
+        """The target of item ``index``, without decoding its image where the wrapped
+        dataset allows."""
+        inner = getattr(self.dataset, "target", None)
+        target = inner(self.indices[index]) if callable(inner) else self[index][1]
+        return {**target, "image_id": index}
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        return image_size_of(self.dataset, self.indices[index])
+
+
+def item_keys(dataset: DetectionDataset) -> list[str]:
+    """Per item, what the split hashes: the image file relative to the files' common
+    folder (``/``-separated), or the index for data without files."""
+    files = getattr(dataset, "image_files", None)
+    if not files:
+        return [str(i) for i in range(len(dataset))]
+    common = Path(os.path.commonpath([str(Path(f).parent) for f in files]))
+    return [Path(f).relative_to(common).as_posix() for f in files]
+
+
+def holdout_indices(keys: Sequence[str], fraction: float, seed: int) -> dict[str, list[int]]:
+    """``{"train": [...], "val": [...]}``, the item indices of each part, increasing.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1), or too few items to leave one per part.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be between 0 and 1, got {fraction}")
+    if len(keys) < 2:
+        raise ValueError(f"cannot hold out part of {len(keys)} image(s): two are needed")
+    held = min(max(round(fraction * len(keys)), 1), len(keys) - 1)
+    order = sorted(
+        range(len(keys)), key=lambda i: hashlib.sha256(f"{seed}/{keys[i]}".encode()).hexdigest()
+    )
+    return {"train": sorted(order[held:]), "val": sorted(order[:held])}
+
+
+def write_split(
+    path: Path, data: str, dataset: DetectionDataset, fraction: float, seed: int
+) -> dict[str, list[int]]:
+    """Split ``dataset`` (see :func:`holdout_indices`) and write the split to ``path``."""
+    keys = item_keys(dataset)
+    parts = holdout_indices(keys, fraction, seed)
+    record = {"format": SPLIT_FORMAT, "data": data, "val_fraction": fraction, "seed": seed}
+    record.update({part: [keys[i] for i in parts[part]] for part in PARTS})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    return parts
+
+
+def read_split(path: Path, dataset: DetectionDataset, part: str) -> Subset:
+    """The ``part`` (``train`` or ``val``) of ``dataset`` that the split file lists.
+
+    Raises:
+        ValueError: not a split file, or it lists images the dataset does not have.
+    """
+    record = _read_record(path)
+    position = {key: i for i, key in enumerate(item_keys(dataset))}
+    missing = [key for key in record[part] if key not in position]
+    if missing:
+        raise ValueError(
+            f"{path}: {len(missing)} of its {len(record[part])} {part} images are not in "
+            f"the dataset ({', '.join(missing[:3])}); is it the same dataset?"
+        )
+    return Subset(dataset, sorted(position[key] for key in record[part]))
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable split file ({error})") from None
+    valid = isinstance(record, dict) and record.get("format") == SPLIT_FORMAT
+    if not valid or not all(isinstance(record.get(p), list) for p in PARTS):
+        raise ValueError(f"{path}: not a faster-rcnn split file (format {SPLIT_FORMAT})")
+    return record
