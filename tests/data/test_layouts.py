@@ -1,0 +1,252 @@
+"""Datasets laid out as annotation tools export them, each built here from small files:
+LabelImg VOC folders, Ultralytics data YAMLs, Roboflow / CVAT / Label Studio COCO; and
+the held-out split of data without splits, from the command line through evaluation."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.cli import main
+from faster_rcnn.data import open_dataset
+from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
+from faster_rcnn.data.open import find_layout
+from faster_rcnn.data.ultralytics import label_path
+
+
+def image(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 120, 200)).save(path)
+    return path
+
+
+def voc_xml(path: Path, filename: str | None, boxes: list[tuple[str, list[int]]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for name, b in boxes
+    )
+    named = f"<filename>{filename}</filename>" if filename is not None else ""
+    path.write_text(
+        f"<annotation>{named}<size><width>40</width><height>30</height></size>"
+        f"{objects}</annotation>"
+    )
+
+
+# --- VOC XML without ImageSets/ (LabelImg) --------------------------------------------
+
+
+def test_labelimg_xml_beside_their_images(tmp_path):
+    image(tmp_path / "a.jpg")
+    image(tmp_path / "b.png")
+    voc_xml(tmp_path / "a.xml", "a.jpg", [("dog", [2, 3, 20, 25])])
+    voc_xml(tmp_path / "b.xml", None, [("cat", [1, 1, 10, 10]), ("dog", [5, 5, 30, 28])])
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("Pascal VOC XML files (no ImageSets/)", ())
+    dataset = open_dataset(tmp_path)
+    assert dataset.class_names == ("cat", "dog")
+    assert dataset.image_files == [tmp_path / "a.jpg", tmp_path / "b.png"]  # b by its stem
+    assert torch.equal(dataset[0][1]["boxes"], torch.tensor([[1.0, 2.0, 20.0, 25.0]]))
+    assert dataset[1][1]["labels"].tolist() == [1, 2]
+
+
+def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):
+    # <filename> as LabelImg writes it on Windows, a name from another machine.
+    voc_xml(
+        tmp_path / "annots" / "x1.xml", r"C:\Users\me\Pictures\IMG_7.JPG", [("r", [1, 1, 9, 9])]
+    )
+    voc_xml(tmp_path / "annots" / "x2.xml", "renamed-since.jpg", [("r", [1, 1, 9, 9])])
+    image(tmp_path / "images" / "IMG_7.jpg")
+    image(tmp_path / "images" / "x2.jpeg")
+    image(tmp_path / "notes" / "unrelated.png")  # a sibling with images, searched after
+    dataset = open_dataset(tmp_path)
+    assert dataset.image_files == [tmp_path / "images/IMG_7.jpg", tmp_path / "images/x2.jpeg"]
+    voc_xml(tmp_path / "annots" / "x3.xml", "gone.jpg", [("r", [1, 1, 9, 9])])
+    with pytest.raises(FileNotFoundError) as error:
+        open_dataset(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'annots/x3.xml'}: no image found: looked for ")
+    assert "'gone.jpg' (<filename>) or x3{.jpg,.jpeg,.png,.bmp,.webp}" in message
+    assert f"in {tmp_path / 'images'}, {tmp_path / 'notes'}" in message
+
+
+# --- Ultralytics data YAML -----------------------------------------------------------
+
+
+def yolo_images(root: Path, split: str, count: int, class_id: int = 0) -> None:
+    for k in range(count):
+        image(root / "images" / split / f"{split}{k}.jpg")
+        label = root / "labels" / split / f"{split}{k}.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text(f"{class_id} 0.5 0.5 0.25 0.5\n")
+
+
+@pytest.mark.parametrize("names", ["[person, bicycle]", "{0: person, 1: bicycle}"])
+def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
+    root = tmp_path / "datasets" / "coco8"
+    yolo_images(root, "train2017", 3, class_id=1)
+    yolo_images(root, "val2017", 2)
+    (root / "val.txt").write_text("./images/val2017/val20171.jpg\nimages/val2017/val20170.jpg\n")
+    yaml = tmp_path / "cfg" / "coco8.yaml"
+    yaml.parent.mkdir()
+    yaml.write_text(
+        f"path: ../datasets/coco8\ntrain: images/train2017\nval: val.txt\nnames: {names}\n"
+    )
+    layout = find_layout(yaml)
+    assert (layout.format, layout.splits) == ("YOLO (Ultralytics YAML)", ("train", "val"))
+    train = open_dataset(yaml)
+    assert train.class_names == ("person", "bicycle") and len(train) == 3
+    assert torch.equal(train[0][1]["boxes"], torch.tensor([[15.0, 7.5, 25.0, 22.5]]))
+    assert train[0][1]["labels"].tolist() == [2]
+    val = open_dataset(yaml, "val")
+    assert [p.name for p in val.image_files] == ["val20171.jpg", "val20170.jpg"]
+    with pytest.raises(ValueError, match=r"has the splits \['train', 'val'\]; none fits 'test'"):
+        open_dataset(yaml, "test")
+
+
+def test_ultralytics_rule_for_label_paths_and_roboflow_yaml_beside_its_splits(tmp_path):
+    assert label_path(Path("/d/images/a/images/x.jpg")) == Path("/d/images/a/labels/x.txt")
+    # Roboflow's YOLO export: data.yaml says ../train/images, next to train/.
+    for split in ("train", "valid"):
+        yolo_images(tmp_path / split, "", 2)
+    (tmp_path / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['cell']\n"
+    )
+    assert len(open_dataset(tmp_path, "train")) == 2
+    assert open_dataset(tmp_path, "val").class_names == ("cell",)
+
+
+def test_yolo_split_folders_with_other_names(tmp_path):
+    yolo_images(tmp_path, "train2017", 2)
+    yolo_images(tmp_path, "val2017", 1)
+    assert find_layout(tmp_path).splits == ("train2017", "val2017")
+    assert len(open_dataset(tmp_path)) == 2  # "train" finds train2017
+    assert len(open_dataset(tmp_path, "val")) == 1
+
+
+# --- COCO as exporters write it ---------------------------------------------------------
+
+
+def coco(path: Path, file_names: list[str], categories: list[dict], category_id: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [
+        {"id": k, "file_name": n, "width": 40, "height": 30} for k, n in enumerate(file_names)
+    ]
+    annotations = [
+        {"id": k, "image_id": k, "category_id": category_id, "bbox": [2, 2, 10, 8], "iscrowd": 0}
+        for k in range(len(file_names))
+    ]
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    return path
+
+
+def test_roboflow_coco_one_folder_per_split_without_its_placeholder_category(tmp_path):
+    categories = [
+        {"id": 0, "name": "cells", "supercategory": "none"},
+        {"id": 1, "name": "rbc", "supercategory": "cells"},
+    ]
+    for split, count in (("train", 3), ("valid", 2), ("test", 1)):
+        names = [f"{split}{k}_jpg.rf.abc.jpg" for k in range(count)]
+        for name in names:
+            image(tmp_path / split / name)
+        coco(tmp_path / split / "_annotations.coco.json", names, categories, category_id=1)
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == (
+        "COCO (a folder per split)",
+        ("test", "train", "valid"),
+    )
+    val = open_dataset(tmp_path, "val")
+    assert len(val) == 2 and val.class_names == ("rbc",)
+    assert val[0][1]["labels"].tolist() == [1]
+
+
+def test_cvat_and_label_studio_coco_exports(tmp_path):
+    # CVAT: annotations/instances_default.json, images/.
+    cvat = tmp_path / "cvat"
+    coco(cvat / "annotations/instances_default.json", ["a.jpg"], [{"id": 1, "name": "car"}], 1)
+    image(cvat / "images" / "a.jpg")
+    assert open_dataset(cvat).image_files == [cvat / "images/a.jpg"]
+    # Label Studio: result.json beside images/, file names relative to the json's folder.
+    studio = tmp_path / "studio"
+    coco(studio / "result.json", ["images/b.jpg"], [{"id": 0, "name": "car"}], 0)
+    image(studio / "images" / "b.jpg")
+    layout = find_layout(studio)
+    assert (layout.format, layout.splits) == ("COCO", ())
+    assert open_dataset(studio).image_files == [studio / "images/b.jpg"]
+
+
+# --- held-out splits ----------------------------------------------------------------------
+
+
+def test_the_held_out_split_is_stable_and_independent_of_listing_order():
+    keys = [f"img{k:03d}.jpg" for k in range(100)]
+    parts = holdout_indices(keys, 0.2, seed=7)
+    assert len(parts["val"]) == 20 and sorted(parts["train"] + parts["val"]) == list(range(100))
+    # The same images, listed backwards: the same ones are held out.
+    backwards = holdout_indices(keys[::-1], 0.2, seed=7)
+    assert {keys[::-1][i] for i in backwards["val"]} == {keys[i] for i in parts["val"]}
+    assert holdout_indices(keys, 0.2, seed=8)["val"] != parts["val"]
+    # The hash, not a random generator: fixed across machines and library versions.
+    assert holdout_indices(["a", "b", "c", "d"], 0.5, seed=0)["val"] == [1, 2]
+    assert holdout_indices(["a", "b"], 0.01, seed=0)["val"] != []  # at least one held out
+    with pytest.raises(ValueError, match="two are needed"):
+        holdout_indices(["a"], 0.5, seed=0)
+
+
+def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp_path, capsys):
+    data = tmp_path / "data"
+    for k in range(10):
+        image(data / "images" / f"{k}.jpg")
+        voc_xml(data / "annots" / f"{k}.xml", f"{k}.jpg", [("cell", [5, 5, 20, 20])])
+    assert main(["data", "--data", str(data)]) == 0
+    summary = capsys.readouterr().out
+    assert f"{data}: Pascal VOC XML files (no ImageSets/), no splits" in summary
+    assert "  all: 10 images, 10 boxes; image sizes 40x30 to 40x30 (width x height)" in summary
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--steps", "2", "--batch-size", "2", "--out", str(out)]
+    argv += ["--min-size", "64", "--max-size", "64", "--val-fraction", "0.3", "--split-seed", "1"]
+    assert main(argv) == 0
+    assert "3 of 10 images held out for evaluation" in capsys.readouterr().out
+    whole = open_dataset(data)
+    held = read_split(out / "split.json", whole, "val")
+    expected = holdout_indices(item_keys(whole), 0.3, seed=1)["val"]
+    assert isinstance(held, Subset) and held.indices == expected
+
+    model = str(out / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--data", str(data)]) == 0
+    scored = capsys.readouterr().out
+    assert f"scoring the 3 images held out in {out / 'split.json'}" in scored
+    assert "images: 3" in scored
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                model,
+                "--data",
+                str(data),
+                "--val-fraction",
+                "0.3",
+                "--split-seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "scoring the 3 of 10 images held out by --val-fraction 0.3" in capsys.readouterr().out
+    (out / "split.json").unlink()
+    assert main(["evaluate", "--model", model, "--data", str(data)]) == 0
+    assert "scoring all 10 images, which training may have seen" in capsys.readouterr().err
+
+    pictures = tmp_path / "pred"
+    assert (
+        main(["predict", "--model", model, str(data / "images" / "0.jpg"), "--out", str(pictures)])
+        == 0
+    )
+    assert (pictures / "detections.json").is_file()
