@@ -250,3 +250,18 @@ def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp
         == 0
     )
     assert (pictures / "detections.json").is_file()
+
+
+def test_evaluate_scores_val_where_there_is_no_test_split(tmp_path, capsys):
+    root = tmp_path / "d"
+    yolo_images(root, "train", 2)
+    yolo_images(root, "val", 2)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cell]\n")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(root / "data.yaml"), "--steps", "1", "--batch-size", "2"]
+    assert main([*argv, "--min-size", "64", "--max-size", "64", "--out", str(out)]) == 0
+    model = str(out / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--data", str(root)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{root / 'data.yaml'} has no test split: scoring val" in printed
+    assert "images: 2" in printed

@@ -7,14 +7,16 @@ import argparse
 import torch
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, default_split: str) -> None:
-    """``--data`` (a dataset, format auto-detected) and ``--split``."""
+def add_data_arguments(parser: argparse.ArgumentParser, default_split: str | None) -> None:
+    """``--data`` (a dataset, format auto-detected) and ``--split`` (``None``: the
+    command chooses)."""
     parser.add_argument(
         "--data",
         default="synthetic",
         help="'synthetic', or a Pascal VOC, COCO or YOLO dataset (format auto-detected)",
     )
-    parser.add_argument("--split", default=default_split)
+    chosen = "test, else val" if default_split is None else default_split
+    parser.add_argument("--split", default=default_split, help=f"default: {chosen}")
 
 
 def add_strict_argument(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from .splits import add_holdout_arguments, evaluation_images
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
     parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
-    add_data_arguments(parser, default_split="test")
+    add_data_arguments(parser, default_split=None)
     add_holdout_arguments(parser)
     add_strict_argument(parser)
     parser.add_argument("--out", type=Path, help="write metrics.json here")

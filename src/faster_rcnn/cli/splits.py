@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..data.dataset import DetectionDataset
 from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, write_split
-from ..data.open import find_layout
+from ..data.open import DatasetLayout, find_layout
 from .arguments import open_fraction
 
 
@@ -49,14 +49,23 @@ def training_images(args: argparse.Namespace) -> DetectionDataset:
     return Subset(dataset, parts["train"])
 
 
+def _test_or_val(layout: DatasetLayout) -> str:
+    """``test`` when the layout has such a split (or none at all), else ``val``."""
+    try:
+        return layout.resolve("test")
+    except ValueError:
+        print(f"{layout.path} has no test split: scoring val")
+        return "val"
+
+
 def evaluation_images(
     args: argparse.Namespace, class_names: Sequence[str] | None
 ) -> DetectionDataset:
-    """The ``--split`` of ``--data``; for data without splits, the images held out by
-    ``--val-fraction``, else by the ``split.json`` beside ``--model``, else all of them
-    (with a warning)."""
+    """The ``--split`` of ``--data`` (default: ``test``, else ``val``); for data without
+    splits, the images held out by ``--val-fraction``, else by the ``split.json`` beside
+    ``--model``, else all of them (with a warning)."""
     layout = find_layout(args.data)
-    dataset = layout.open(args.split, class_names)
+    dataset = layout.open(args.split or _test_or_val(layout), class_names)
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         print(

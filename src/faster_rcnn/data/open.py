@@ -18,9 +18,9 @@
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
 - a folder with ``labels/``: YOLO, a split per ``images/<split>/`` folder, or none when
   ``images/`` holds the files directly.
-- a folder holding one ``.json`` file: COCO, that file.
 - a folder of VOC ``.xml`` files, or with one subfolder of them (LabelImg; see
   :mod:`.voc_folder`).
+- a folder holding one ``.json`` file: COCO, that file (Label Studio).
 
 Split names need not match exactly: ``train`` finds ``train2017``, ``val`` finds
 ``valid`` or ``val2017``, when just one split fits. A layout without splits gives all its
@@ -134,16 +134,16 @@ def find_layout(path: str | Path) -> DatasetLayout:
         raise FileNotFoundError(f"dataset path {root} does not exist")
     if root.is_file():
         return _file_layout(root)
-    for finder in (_voc, _coco_folder, _split_folders, _yaml_in, _yolo, _one_json, _voc_xml):
+    for finder in (_voc, _coco_folder, _split_folders, _yaml_in, _yolo, _voc_xml, _one_json):
         layout = finder(root)
         if layout is not None:
             return layout
     raise ValueError(
         f"cannot tell the dataset format of {root}: looked for Annotations/ and ImageSets/ "
-        "(Pascal VOC), .xml files in it or in one subfolder (VOC without ImageSets/), "
-        "a .json file or annotations/*.json (COCO), subfolders with one .json each "
-        "(Roboflow COCO), data.yaml (Ultralytics), labels/ (YOLO), or the name "
-        "'synthetic[:N]'"
+        "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
+        "one .json and images each (Roboflow COCO), data.yaml (Ultralytics), labels/ "
+        "(YOLO), .xml files in it or in one subfolder (VOC without ImageSets/), or the "
+        "name 'synthetic[:N]'"
     )
 
 
