@@ -1,7 +1,8 @@
 """``faster-rcnn train``: a detector trained on a dataset by one of the paper's schemes.
 
-``--scheme joint`` (approximate joint training, the default), ``--scheme rpn`` (the
-RPN alone) and ``--scheme alternating`` (the paper's four steps, each a stage of its own)
+``--scheme joint`` (approximate joint training, the default), ``--scheme
+non-approximate`` (the paper's third scheme), ``--scheme rpn`` (the RPN alone) and
+``--scheme alternating`` (the paper's four steps, each a stage of its own)
 checkpoint as they go and resume; the alternating scheme refuses the options it does not
 honour yet.
 """
@@ -25,6 +26,7 @@ from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
 from ..train.checkpoint import save_model
+from ..train.non_approximate import non_approximate_trainer
 from ..train.rpn_only import rpn_trainer
 from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
@@ -38,6 +40,8 @@ from .arguments import (
 from .splits import add_holdout_arguments, training_images
 
 MODEL_FILE = "model.safetensors"
+# The trainers of the single-stage schemes; "alternating" runs four stages.
+STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, "rpn": rpn_trainer}
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
@@ -56,9 +60,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=list(PRESETS), default="small")
     parser.add_argument(
         "--scheme",
-        choices=["joint", "rpn", "alternating"],
+        choices=[*STAGE_TRAINERS, "alternating"],
         default="joint",
-        help="approximate joint training, the RPN alone, or the paper's 4-step scheme",
+        help="approximate joint training; non-approximate joint training (the detection "
+        "losses also train the RPN's box regression through RoIAlign); the RPN alone; or "
+        "the paper's 4-step alternating scheme",
     )
     parser.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
     parser.add_argument("--steps", type=positive_int, default=2000)
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         model = train_alternating_scheme(args, config, dataset, train_cfg)
     else:
         model = build_model(args, config)
-        trainer_of = rpn_trainer if args.scheme == "rpn" else Trainer
+        trainer_of = STAGE_TRAINERS[args.scheme]
         trainer = trainer_of(model, dataset, train_cfg, out_dir=args.out, progress=True)
         fit_and_save(trainer, args.out, args.resume)
     print(f"wrote {args.out / MODEL_FILE}")

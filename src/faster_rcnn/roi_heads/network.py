@@ -128,7 +128,8 @@ class RoIHeads(nn.Module):
         Args:
             features: backbone feature maps by name, each ``(N, C, Hl, Wl)``.
             proposals: per image, ``(Pi, 4)`` proposals in the resized image's pixels
-                (constants: no gradient flows into them).
+                (constants, except in non-approximate joint training, where the gradient
+                flows through the pooling's sampling positions into them).
             image_shapes: per image, ``(height, width)`` of the resized image.
             targets: training only; per image ``{"boxes": float (Gi, 4), "labels":
                 int64 (Gi,)}`` in the resized image's pixels, ``Gi = 0`` allowed.

@@ -83,7 +83,8 @@ class LevelMapper:
         Returns:
             ``(sum Ki,)`` int64 index into the feature maps, ``level - k_min``.
         """
-        s = torch.sqrt(torch.cat([box_area(b) for b in boxes]))
+        # A discrete choice: never differentiated, even for boxes that carry a gradient.
+        s = torch.sqrt(torch.cat([box_area(b.detach()) for b in boxes]))
         # Summed in torchvision's order so that boxes on a level boundary agree with it.
         target_lvls = torch.floor(
             self.lvl0 + torch.log2(s / self.s0) + torch.tensor(self.eps, dtype=s.dtype)

@@ -97,7 +97,8 @@ class ProposalTargetCreator:
         """Draw the training RoIs of a batch and their targets.
 
         Args:
-            proposals: per image, ``(Pi, 4)`` proposals (the RPN's, detached).
+            proposals: per image, ``(Pi, 4)`` proposals (the RPN's; constants, except in
+                non-approximate joint training).
             targets: per image, ``{"boxes": float (Gi, 4), "labels": int64 (Gi,)}``;
                 ``Gi = 0`` is allowed.
             generator: random source of the sampler; ``None`` draws from the global
@@ -110,8 +111,12 @@ class ProposalTargetCreator:
         gt_boxes = [t["boxes"].to(dtype) for t in targets]
         gt_labels = [t["labels"] for t in targets]
 
+        # Ground-truth boxes join as constants. Matching and the regression targets use
+        # the proposals' values only: the targets must not chase the proposals (with
+        # differentiable proposals, the RoIs alone carry their gradient).
         proposals = add_gt_proposals(proposals, gt_boxes)
-        matched_idxs, labels = self.assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+        constant = [p.detach() for p in proposals]
+        matched_idxs, labels = self.assign_targets_to_proposals(constant, gt_boxes, gt_labels)
         pos_masks, neg_masks = self.fg_bg_sampler(labels, None, generator)
 
         sampled_proposals, sampled_matched_idxs, sampled_labels, matched_gt_boxes = [], [], [], []
@@ -129,7 +134,9 @@ class ProposalTargetCreator:
                 img_gt = torch.zeros((1, 4), dtype=dtype, device=device)
             matched_gt_boxes.append(img_gt[img_matched])
 
-        regression_targets = self.box_coder.encode(matched_gt_boxes, sampled_proposals)
+        regression_targets = self.box_coder.encode(
+            matched_gt_boxes, [p.detach() for p in sampled_proposals]
+        )
         return SampledRoIs(
             sampled_proposals, sampled_matched_idxs, sampled_labels, list(regression_targets)
         )

@@ -95,7 +95,11 @@ class RegionProposalNetwork(nn.Module):
 
     The proposals are decoded from *detached* deltas, so no gradient flows through their
     coordinates into the RPN from whatever consumes them: the paper's approximate joint
-    training. The RPN's own losses train the head (and the backbone behind it).
+    training. The RPN's own losses train the head (and the backbone behind it). With
+    :attr:`differentiable_proposals` set (non-approximate joint training, see
+    :mod:`faster_rcnn.train.non_approximate`) the kept proposals carry the gradient of
+    their coordinates back to the regression branch; which proposals are kept stays a
+    discrete choice that is not differentiated.
 
     Args:
         anchor_generator: the anchors of every feature level.
@@ -143,6 +147,8 @@ class RegionProposalNetwork(nn.Module):
         self.loss_normalization = loss_normalization
         self.box_loss_weight = box_loss_weight
         self.smooth_l1_beta = smooth_l1_beta
+        # A training-time switch, not part of the model: see the class docstring.
+        self.differentiable_proposals = False
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> RegionProposalNetwork:
@@ -222,7 +228,10 @@ class RegionProposalNetwork(nn.Module):
     def predict(self, images: ImageList, features: dict[str, Tensor]) -> RPNPrediction:
         """Score every anchor, decode every anchor and select the proposals."""
         scored = self.score_anchors(images, features)
-        proposals = self.box_coder.decode(scored.pred_bbox_deltas.detach(), scored.anchors)
+        deltas = scored.pred_bbox_deltas
+        if not self.differentiable_proposals:
+            deltas = deltas.detach()
+        proposals = self.box_coder.decode(deltas, scored.anchors)
         proposals = proposals.view(len(scored.anchors), -1, 4)
         boxes, scores = select_proposals(
             proposals,

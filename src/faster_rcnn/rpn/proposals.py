@@ -47,7 +47,10 @@ def select_proposals(
     Per image: keep the ``pre_nms_top_n`` best-scoring boxes of each level, clip them to
     the image, drop boxes with a side below ``min_size`` and those whose objectness
     probability is below ``score_thresh``, run NMS at ``nms_thresh`` independently per
-    level, and keep the ``post_nms_top_n`` best. Nothing here is differentiated.
+    level, and keep the ``post_nms_top_n`` best. Every choice (top-K, size, score, NMS) is
+    made on detached values and not differentiated; the kept boxes are indexed out of
+    ``proposals``, so they carry its gradient when it has one (clipping passes none for
+    a coordinate clipped to the border).
 
     Args:
         proposals: ``(N, sum_l A_l, 4)`` decoded boxes, in the order of the anchors.
@@ -67,7 +70,6 @@ def select_proposals(
     num_images = proposals.shape[0]
     device = proposals.device
     objectness = objectness.detach().reshape(num_images, -1)
-    proposals = proposals.detach()
 
     levels = torch.cat(
         [
@@ -89,12 +91,12 @@ def select_proposals(
         proposals, probabilities, levels, image_sizes, strict=True
     ):
         boxes = clip_boxes_to_image(boxes, image_size)
-        keep = remove_small_boxes(boxes, min_size)
+        keep = remove_small_boxes(boxes.detach(), min_size)
         boxes, scores, level = boxes[keep], scores[keep], level[keep]
         # >= as torchvision: score_thresh = 0 keeps everything.
         keep = torch.where(scores >= score_thresh)[0]
         boxes, scores, level = boxes[keep], scores[keep], level[keep]
-        keep = batched_nms(boxes, scores, level, nms_thresh)[:post_nms_top_n]
+        keep = batched_nms(boxes.detach(), scores, level, nms_thresh)[:post_nms_top_n]
         final_boxes.append(boxes[keep])
         final_scores.append(scores[keep])
     return final_boxes, final_scores

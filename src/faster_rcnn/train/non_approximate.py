@@ -1,0 +1,97 @@
+"""Non-approximate joint training: the third training scheme of the paper.
+
+The paper trains RPN and Fast R-CNN jointly by treating the proposals as constants
+("approximate joint training", :func:`~faster_rcnn.train.trainer.detector_losses`),
+which ignores the derivative of the detection losses with respect to the proposal
+coordinates; it names the exact scheme, which needs "an RoI pooling layer that is
+differentiable w.r.t. the box coordinates", and leaves it out of scope. RoIAlign is
+that layer (:func:`faster_rcnn.ops.roi_align` is differentiable in the boxes), so here
+the Fast R-CNN losses also train the RPN's regression branch through the proposals.
+
+Where the gradient flows, and where it stops (and why):
+
+- **Proposal coordinates -> RPN deltas -> RPN head, backbone: flows.** Each kept
+  proposal is decoded from its anchor's predicted deltas; the detection losses reach
+  them through RoIAlign's bilinear sampling positions.
+- **Which proposals are kept (top-K, minimum size, score threshold, NMS): stops.** A
+  discrete choice, made on detached values; the objectness logits get no gradient from
+  the detection losses (only from the RPN's own loss).
+- **Clipping to the image: flows inside, stops at the border.** A coordinate clipped to
+  the border is a constant of the image.
+- **Ground-truth boxes appended to the proposals: stop.** They are data.
+- **The RoI head's regression targets, matching and sampling: stop.** They are computed
+  from the proposals' values; a target that followed the proposal would let the loss
+  be lowered by moving the proposal instead of predicting the offset.
+- **FPN level of each RoI: stops.** A discrete choice from the box's size.
+- **RoIPool: refused.** Its quantised bins have no gradient in the box coordinates, so
+  the scheme would silently reduce to the approximate one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.dataset import Sample
+from ..model import FasterRCNN
+from ..rpn.network import RegionProposalNetwork
+from .train_config import TrainConfig
+from .trainer import Trainer
+
+STAGE = "non_approximate"
+
+
+@contextmanager
+def differentiable_proposals(rpn: RegionProposalNetwork) -> Iterator[None]:
+    """While inside, the RPN's proposals carry the gradient of their coordinates."""
+    previous, rpn.differentiable_proposals = rpn.differentiable_proposals, True
+    try:
+        yield
+    finally:
+        rpn.differentiable_proposals = previous
+
+
+def non_approximate_losses(
+    model: FasterRCNN,
+    images: list[Tensor],
+    targets: list[dict[str, Tensor]],
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """The four losses of one forward pass in which the Fast R-CNN losses also reach the
+    RPN's regression branch through the proposals (see the module)."""
+    check_box_differentiable(model)
+    with differentiable_proposals(model.rpn):
+        return model(images, targets, generator=generator)
+
+
+def check_box_differentiable(model: FasterRCNN) -> None:
+    """Refuse a model whose RoI pooling has no gradient in the box coordinates.
+
+    Raises:
+        ValueError: the model pools with RoIPool.
+    """
+    if model.config.roi_heads.pooler != "align":
+        raise ValueError(
+            "non-approximate joint training needs RoIAlign (pooler 'align'): RoIPool's "
+            "quantised bins pass no gradient to the box coordinates"
+        )
+
+
+def non_approximate_trainer(
+    model: FasterRCNN, dataset: Sequence[Sample], cfg: TrainConfig, **options: Any
+) -> Trainer:
+    """The stage ``"non_approximate"``: every trainable parameter on
+    :func:`non_approximate_losses`; ``options`` as for
+    :class:`~faster_rcnn.train.trainer.Trainer` (``out_dir``, ``progress``, ...).
+
+    Raises:
+        ValueError: the model pools with RoIPool.
+    """
+    check_box_differentiable(model)
+    return Trainer(
+        model, dataset, cfg, compute_losses=non_approximate_losses, stage=STAGE, **options
+    )
