@@ -9,6 +9,7 @@ import torch
 from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.train.alternating import STAGES
 from faster_rcnn.train.checkpoint import load_model
 
 TINY = ["--min-size", "96", "--max-size", "128"]
@@ -70,8 +71,6 @@ def test_demo_writes_model_metrics_and_pictures(tmp_path):
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
         (["train", "--amp"], "--amp needs a CUDA device, got --device cpu"),
-        (["train", "--scheme", "alternating", "--channels-last"], "take --channels-last"),
-        (["train", "--scheme", "alternating", "--minutes", "3"], "take --minutes"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -128,3 +127,17 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     results = json.loads((tmp_path / "p" / "detections.json").read_text())
     assert {r["file_name"] for r in results} <= {str(images / "good.png")}
     assert (tmp_path / "p" / "good_proposals.png").is_file()
+
+
+def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_path):
+    out = tmp_path / "alt"
+    argv = ["train", "--data", "synthetic:8", "--scheme", "alternating", "--minutes", "0.05"]
+    argv += ["--steps", "100000", "--batch-size", "1", "--min-size", "64", "--max-size", "64"]
+    assert main([*argv, "--channels-last", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = {stage: sum(r["stage"] == stage for r in records) for stage in STAGES}
+    assert all(count > 0 for count in steps.values()), steps  # each got its share
+    seconds = [r["seconds"] for r in records]
+    # A step stops once its share is spent: the 3 s are overrun by at most a step each.
+    assert sum(seconds) <= 3.0 + 4 * max(seconds)
+    assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names

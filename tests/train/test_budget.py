@@ -4,7 +4,9 @@ fit (values worked out by hand)."""
 import itertools
 import random
 
-from faster_rcnn.train.budget import TimeBudget, TimeBudgetPacer
+import pytest
+
+from faster_rcnn.train.budget import SharedBudget, TimeBudget, TimeBudgetPacer
 from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
 
@@ -76,3 +78,17 @@ def test_pacer_counts_from_a_resumed_step():
 def test_an_overrun_budget_ends_the_plan_at_the_next_step():
     pacer = TimeBudgetPacer(1000, max_seconds=10.0, min_steps=1)
     assert pacer.update(30, 12.0) == 31
+
+
+def test_a_shared_budget_gives_each_stage_its_share_of_the_time_left(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: now[0])
+    budget = SharedBudget(60.0, (2, 1, 2, 1))
+    assert budget.seconds_for(0) == 20.0  # 60 * 2/6
+    now[0] = 10.0  # the first stage finished early: its 10 s left go to the others
+    assert budget.seconds_for(1) == 12.5  # 50 * 1/4
+    now[0] = 25.0
+    assert budget.seconds_for(2) == pytest.approx(35 * 2 / 3)
+    now[0] = 70.0  # overrun: the last stage runs no step
+    assert budget.seconds_for(3) == 1e-3
+    assert SharedBudget(None, (1, 1)).seconds_for(0) is None

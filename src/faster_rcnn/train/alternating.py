@@ -46,6 +46,7 @@ from ..config import FasterRCNNConfig
 from ..data.dataset import Sample
 from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
+from .budget import SharedBudget
 from .checkpoint import TrainingCheckpoint
 from .distributed import rank_and_world_size
 from .rpn_only import rpn_losses, rpn_trainer
@@ -122,6 +123,7 @@ def build_initial_model(
     backbone_weights: str | Path | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    channels_last: bool = False,
 ) -> tuple[FasterRCNN, LoadReport | None]:
     """A fresh detector for step 1 or 2: random layers drawn from ``seed``, and the
     backbone (with VGG-16's fc6/fc7) from an ImageNet checkpoint when one is given.
@@ -129,7 +131,8 @@ def build_initial_model(
     The global random state is left as it was.
 
     Returns:
-        The model on ``device``, and what was loaded from ``backbone_weights`` (or ``None``).
+        The model on ``device`` (in NHWC memory layout with ``channels_last``), and what
+        was loaded from ``backbone_weights`` (or ``None``).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -137,7 +140,10 @@ def build_initial_model(
     report = None
     if backbone_weights is not None:
         report = load_backbone_weights(model, backbone_weights)
-    return model.to(device), report
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, report
 
 
 def fast_rcnn_losses(
@@ -377,6 +383,8 @@ def train_alternating(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    max_seconds: float | None = None,
+    channels_last: bool = False,
 ) -> AlternatingResult:
     """Train a Faster R-CNN with the paper's 4-step alternating scheme (see the module).
 
@@ -395,6 +403,10 @@ def train_alternating(
             metrics; ``None`` writes nothing.
         resume: continue the run in ``out_dir`` (see the module).
         progress: show each step's progress bar.
+        max_seconds: one time budget for the four steps, shared 2:1:2:1 as their
+            iterations (see :class:`~.budget.SharedBudget`); each step lays its
+            schedule over the steps that fit in its share.
+        channels_last: build the models in NHWC memory layout (faster on CPU).
 
     Returns:
         The network (in eval mode, its backbone frozen) and the four loss histories.
@@ -406,8 +418,10 @@ def train_alternating(
         _check_resumable(out_dir)
 
     # One log for the four steps: each file is warned about once, and counted once.
-    rank, _ = rank_and_world_size()
+    rank, world_size = rank_and_world_size()
     unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
+    device = torch.device(device)
+    budget = SharedBudget(max_seconds, PAPER_STEPS, world_size, device)
 
     def stage(name: str) -> dict[str, Any]:
         step_report = None if on_step is None else partial(on_step, name)
@@ -418,25 +432,34 @@ def train_alternating(
             "unreadable": unreadable,
         }
 
-    model_a, weights_report = build_initial_model(
-        config, backbone_weights, alt_cfg.init_seed, device
-    )
-    rpn_history = fit_stage(rpn_trainer(model_a, dataset, alt_cfg.rpn, **stage("rpn")), resume)
+    def cfg(name: str) -> TrainConfig:
+        """The step's settings; with ``max_seconds``, its share of the time left as it
+        starts."""
+        step_cfg = getattr(alt_cfg, name)
+        if max_seconds is None:
+            return step_cfg
+        return replace(step_cfg, max_seconds=budget.seconds_for(STAGES.index(name)))
+
+    def initial_model(seed: int) -> tuple[FasterRCNN, LoadReport | None]:
+        return build_initial_model(config, backbone_weights, seed, device, channels_last)
+
+    model_a, weights_report = initial_model(alt_cfg.init_seed)
+    rpn_history = fit_stage(rpn_trainer(model_a, dataset, cfg("rpn"), **stage("rpn")), resume)
     # A is frozen from here on: its last gradients are only memory.
     model_a.zero_grad(set_to_none=True)
 
-    model_b, _ = build_initial_model(config, backbone_weights, alt_cfg.init_seed + 1, device)
+    model_b, _ = initial_model(alt_cfg.init_seed + 1)
     fast_rcnn_history = train_fast_rcnn_on_proposals(
-        model_b, model_a, dataset, alt_cfg.fast_rcnn, resume=resume, **stage("fast_rcnn")
+        model_b, model_a, dataset, cfg("fast_rcnn"), resume=resume, **stage("fast_rcnn")
     )
 
     model = share_backbone(model_b, model_a)
     del model_a  # its backbone is not part of the result
     rpn_finetune_history = finetune_rpn(
-        model, dataset, alt_cfg.rpn_finetune, resume=resume, **stage("rpn_finetune")
+        model, dataset, cfg("rpn_finetune"), resume=resume, **stage("rpn_finetune")
     )
     fast_rcnn_finetune_history = finetune_fast_rcnn(
-        model, dataset, alt_cfg.fast_rcnn_finetune, resume=resume, **stage("fast_rcnn_finetune")
+        model, dataset, cfg("fast_rcnn_finetune"), resume=resume, **stage("fast_rcnn_finetune")
     )
     model.zero_grad(set_to_none=True)
     return AlternatingResult(

@@ -2,13 +2,15 @@
 
 A run given ``max_seconds`` stops when they are spent; so that it still ends at its
 lowest learning rate, :class:`TimeBudgetPacer` re-plans the schedule's length from the
-speed measured as it runs.
+speed measured as it runs. :class:`SharedBudget` splits one budget among the stages of a
+run (the alternating scheme's four steps).
 """
 
 from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -110,3 +112,37 @@ class TimeBudgetPacer:
         most = self.total_steps * (step + 1) // (last_step + 1)
         self.total_steps = max(step + 1, min(fits, most, self.max_steps))
         return self.total_steps
+
+
+class SharedBudget:
+    """One time budget for stages run one after another, shared by weight: each stage
+    gets its weight's share of the time left when it starts, so time a stage leaves
+    unused (it finished its steps early) goes to the stages after it.
+
+    Args:
+        seconds: the whole budget (``None``: no stage has one).
+        weights: one per stage, in the order they run.
+        world_size / device: as for :class:`TimeBudget` (rank 0's clock decides).
+    """
+
+    def __init__(
+        self,
+        seconds: float | None,
+        weights: Sequence[float],
+        world_size: int = 1,
+        device: torch.device = _CPU,
+    ) -> None:
+        self.seconds, self.weights = seconds, list(weights)
+        self.world_size, self.device = world_size, device
+        self.start = time.perf_counter()
+
+    def seconds_for(self, stage: int) -> float | None:
+        """The budget of stage ``stage`` (0-based), starting now; at least a millisecond,
+        so that a stage reached after the budget is spent runs no step."""
+        if self.seconds is None:
+            return None
+        elapsed = time.perf_counter() - self.start
+        if self.world_size > 1:
+            elapsed = distributed.value_of_main(elapsed, self.device)
+        left = self.seconds - elapsed
+        return max(left * self.weights[stage] / sum(self.weights[stage:]), 1e-3)
