@@ -163,6 +163,15 @@ def image_size_of(dataset: object, index: int) -> tuple[int, int]:
     return int(image.shape[-2]), int(image.shape[-1])
 
 
+def target_of(dataset: object, index: int) -> Target:
+    """The target of item ``index`` of any dataset: through the reader's ``target(index)``
+    (no image decoded) when it has one, else from ``dataset[index]``."""
+    target = getattr(dataset, "target", None)
+    if callable(target):
+        return target(index)
+    return dataset[index][1]  # type: ignore[index]
+
+
 class WrappedDataset:
     """Base of the datasets that wrap another: class names, length and image sizes are
     the wrapped dataset's.

@@ -7,7 +7,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .dataset import DetectionDataset, image_size_of
+from .dataset import image_size_of, target_of
 from .open import DatasetLayout
 
 
@@ -49,7 +49,7 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
     summary.boxes.update(dict.fromkeys(dataset.class_names, 0))
     areas = []
     for index in range(len(dataset)):
-        labels = _target(dataset, index)["labels"].tolist()
+        labels = target_of(dataset, index)["labels"].tolist()
         names = [dataset.class_names[label - 1] for label in labels]
         summary.boxes.update(names)
         summary.images_with.update(set(names))
@@ -58,11 +58,6 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
         summary.smallest = min(areas, key=lambda hw: hw[0] * hw[1])
         summary.largest = max(areas, key=lambda hw: hw[0] * hw[1])
     return summary
-
-
-def _target(dataset: DetectionDataset, index: int) -> dict:
-    target = getattr(dataset, "target", None)
-    return target(index) if callable(target) else dataset[index][1]
 
 
 def _hw(size: tuple[int, int]) -> str:

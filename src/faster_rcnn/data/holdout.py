@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .dataset import DetectionDataset, Sample, Target, WrappedDataset, image_size_of
+from .dataset import DetectionDataset, Sample, Target, WrappedDataset, image_size_of, target_of
 
 SPLIT_FILE = "split.json"
 SPLIT_FORMAT = "faster-rcnn/split/1"
@@ -50,9 +50,7 @@ class Subset(WrappedDataset):
     def target(self, index: int) -> Target:
         """The target of item ``index``, without decoding its image where the wrapped
         dataset allows."""
-        inner = getattr(self.dataset, "target", None)
-        target = inner(self.indices[index]) if callable(inner) else self[index][1]
-        return {**target, "image_id": index}
+        return {**target_of(self.dataset, self.indices[index]), "image_id": index}
 
     def image_size(self, index: int) -> tuple[int, int]:
         return image_size_of(self.dataset, self.indices[index])

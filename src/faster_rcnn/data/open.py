@@ -211,18 +211,18 @@ def _yaml_in(root: Path) -> DatasetLayout | None:
     candidates = candidates or sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
     for file in candidates:
         try:
-            read_data_yaml(file)
+            return _yaml_layout(file)
         except ValueError:
             continue
-        return _yaml_layout(file)
     return None
 
 
 def _yaml_layout(file: Path) -> DatasetLayout:
+    """Raises ValueError: ``file`` is not a data YAML."""
     return DatasetLayout(
         str(file),
         "YOLO (Ultralytics YAML)",
-        yaml_splits(file),
+        yaml_splits(read_data_yaml(file)),
         lambda split, _: UltralyticsYOLO(file, split),
     )
 

@@ -41,9 +41,9 @@ def read_data_yaml(file: Path) -> dict[str, Any]:
     return data
 
 
-def yaml_splits(file: Path) -> tuple[str, ...]:
-    """The splits the YAML names (of train, val and test, those with a value)."""
-    data = read_data_yaml(file)
+def yaml_splits(data: dict[str, Any]) -> tuple[str, ...]:
+    """The splits a data YAML's mapping names (of train, val and test, those with a
+    value)."""
     return tuple(key for key in SPLIT_KEYS if data.get(key))
 
 
@@ -66,7 +66,7 @@ class UltralyticsYOLO(YOLODetection):
         self.split = split
         entries = data.get(split)
         if not entries:
-            named = [key for key in SPLIT_KEYS if data.get(key)]
+            named = list(yaml_splits(data))
             raise ValueError(f"{file} names no {split!r} split (it names {named})")
         entries = entries if isinstance(entries, list) else [entries]
         self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
