@@ -166,12 +166,18 @@ class FasterRCNN(nn.Module):
 
     @torch.no_grad()
     def detect_with_proposals(
-        self, images: list[Tensor]
+        self, images: list[Tensor], proposal_limit: int | None = None
     ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
         """Eval-mode detections and the RPN proposals they came from.
 
         Args:
             images: per image, ``float[3, H_i, W_i]`` in 0..1.
+            proposal_limit: return up to this many proposals an image, to evaluate them
+                (the RPN's post-NMS limit raised to it for this call, never lowered). The
+                detections still come from the model's own first
+                ``config.rpn.post_nms_top_n_test``: proposals are kept by decreasing score
+                after a greedy NMS, so those are exactly the proposals of the model's own
+                limit, and the detections are bit-identical to :meth:`forward`'s.
 
         Returns:
             Per image, the detections (as :meth:`forward` in eval mode) and the proposals
@@ -182,9 +188,11 @@ class FasterRCNN(nn.Module):
             raise RuntimeError("detect_with_proposals needs the model in eval mode")
         batch = self.prepare_batch(images)
         features = self.features(batch.images)
-        boxes, scores = self.rpn.propose(batch.images, features)
+        own = self.rpn.post_nms_top_n()
+        limit = own if proposal_limit is None else max(own, proposal_limit)
+        boxes, scores = self.rpn.propose(batch.images, features, post_nms_top_n=limit)
         sizes = batch.images.image_sizes
-        detections, _ = self.roi_heads(features, boxes, sizes)
+        detections, _ = self.roi_heads(features, [b[:own] for b in boxes], sizes)
         proposals = [{"boxes": b, "scores": s} for b, s in zip(boxes, scores, strict=True)]
         return (
             self.transform.postprocess(detections, sizes, batch.original_sizes),

@@ -31,9 +31,9 @@ class PerfectDetector:
         return self
 
     def detect_with_proposals(
-        self, images: list[Tensor]
+        self, images: list[Tensor], proposal_limit: int | None = None
     ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
-        assert not self.training
+        assert not self.training and proposal_limit == 1000
         self.calls += 1
         detections, proposals = [], []
         for image in images:
@@ -75,7 +75,7 @@ def test_untrained_small_model_runs_and_reports_every_figure() -> None:
     assert expected <= set(flat)
     for key, value in flat.items():
         assert isinstance(value, float)
-        if key not in ("num_gt", "num_images"):
+        if not key.startswith(("num_", "proposals_per_image/")):
             assert math.isnan(value) or 0.0 <= value <= 1.0, key
     assert flat["num_images"] == 4.0
     table = result.table()
@@ -127,3 +127,19 @@ def test_coco_against_an_annotation_file(tmp_path) -> None:
     dataset.label_to_category_id = {1: 9, 2: 5, 3: 11}
     swapped = evaluate_detector(PerfectDetector(base), dataset, coco_annotation_file=coco_file)
     assert swapped.coco["AP"] < 0.9
+
+
+def test_limits_no_image_reached_are_named_not_printed() -> None:
+    dataset = SyntheticShapes(5, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    result = evaluate_detector(PerfectDetector(dataset), dataset, batch_size=2)
+    most = max(len(dataset[i][1]["boxes"]) for i in range(5))  # proposals = the boxes
+    assert result.proposals["proposals_per_image/max"] == most < 100
+    assert result.detection_proposals is None  # a model without a config
+    table = result.table()
+    assert "proposals evaluated up to 1000 per image:" in table
+    assert "@300, @1000 not measured: no image had more than 100 proposals" in table
+    assert "recall@100@0.7: 1.000" in table
+    assert "AR@300" not in table and "recall@1000" not in table
+    assert "recall by size at IoU 0.7, 100 proposals: small 1.000" in table
+    # The dict keeps every key: the largest limit's figures are what up to 1000 gives.
+    assert result.proposals["AR@1000"] == result.proposals["AR@100"] == 1.0

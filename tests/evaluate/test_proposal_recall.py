@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
 
 from faster_rcnn.evaluate.proposal_recall import ProposalRecallEvaluator, greedy_coverage
+
+SizedEvaluator = Callable[..., ProposalRecallEvaluator]
 
 G0 = [0.0, 0.0, 10.0, 10.0]
 G1 = [100.0, 100.0, 110.0, 110.0]
@@ -101,3 +104,57 @@ def test_mismatched_inputs_are_rejected() -> None:
         evaluator.update([], [target([G0])])
     with pytest.raises(ValueError, match="image 0: 1 proposal boxes but scores"):
         evaluator.update([proposals([G0], [0.5, 0.4])], [target([G0])])
+
+
+def test_recall_by_object_size(sized_evaluator: SizedEvaluator) -> None:
+    result = sized_evaluator((1, 2, 3)).compute()
+    assert [result[f"num_gt/{size}"] for size in ("small", "medium", "large")] == [2, 1, 1]
+    # conftest.py: coverage (A, B, C, D) with 1 (1, 0, 0, 0), 2 (1, .6, 1, 0), 3 (1, .6, 1, .8).
+    expected = {
+        "recall@1@0.5/small": 0.5, "recall@1@0.5/medium": 0.0, "recall@1@0.5/large": 0.0,
+        "recall@2@0.5/small": 0.5, "recall@2@0.5/medium": 1.0, "recall@2@0.7/medium": 0.0,
+        "recall@2@0.7/large": 1.0, "recall@3@0.5/small": 1.0, "recall@3@0.7/small": 1.0,
+        "recall@3@0.7/medium": 0.0, "recall@3@0.7/large": 1.0,
+    }  # fmt: skip
+    assert {key: result[key] for key in expected} == expected
+    assert result["recall@3@0.7"] == 0.75
+    assert result["proposals_per_image/mean"] == 2.5
+    assert result["proposals_per_image/max"] == 3.0
+
+
+def test_size_groups_are_coco_area_edges_half_open() -> None:
+    boxes = [
+        [0.0, 0.0, 31.0, 33.0],
+        [0.0, 0.0, 32.0, 32.0],
+        [0.0, 0.0, 95.0, 97.0],
+        [0.0, 0.0, 96.0, 96.0],
+    ]
+    evaluator = ProposalRecallEvaluator(limits=(10,), iou_thresholds=(0.5,))
+    evaluator.update([proposals([], [])], [target(boxes)])
+    result = evaluator.compute()
+    assert [result[f"num_gt/{size}"] for size in ("small", "medium", "large")] == [1, 2, 1]
+    assert result["recall@10@0.5/medium"] == 0.0
+    empty = ProposalRecallEvaluator(limits=(10,), iou_thresholds=(0.5,))
+    empty.update([proposals([G0], [0.5])], [target([G0])])
+    assert math.isnan(empty.compute()["recall@10@0.5/large"])
+
+
+def test_recall_against_the_number_of_proposals(sized_evaluator: SizedEvaluator) -> None:
+    counts, recall = sized_evaluator((3,)).recall_vs_proposals(0.5)
+    assert counts.tolist() == [1, 2, 3]  # the curve's counts below the limit, and the limit
+    assert recall.tolist() == [0.25, 0.75, 1.0]
+    assert sized_evaluator((3,)).recall_vs_proposals(0.7)[1].tolist() == [0.25, 0.5, 0.75]
+    default_counts = ProposalRecallEvaluator().recall_vs_proposals(0.5)[0].tolist()
+    assert default_counts == [1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000]
+
+
+def test_a_larger_limit_is_measured_only_when_an_image_has_more_proposals(
+    sized_evaluator: SizedEvaluator,
+) -> None:
+    more = sized_evaluator((2, 10)).recall_curves()
+    assert more.measured(more.limits) == (2, 10)  # image 1 has 3 proposals > 2
+    assert more.figures["recall@10@0.5"] == 1.0 > more.figures["recall@2@0.5"] == 0.75
+    fewer = sized_evaluator((2, 10), images=1).recall_curves()  # 2 proposals: 10 not reached
+    assert fewer.measured(fewer.limits) == (2,)
+    assert fewer.figures["recall@10@0.5"] == fewer.figures["recall@2@0.5"]
+    assert fewer.measured(fewer.proposal_counts) == (1, 2)  # of 1, 2, 5, 10

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..data.dataset import Sample
+from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
 from ..train.checkpoint import load_model
@@ -22,7 +23,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_data_arguments(parser, default_split=None)
     add_holdout_arguments(parser)
     add_strict_argument(parser)
-    parser.add_argument("--out", type=Path, help="write metrics.json here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write metrics.json and the proposal recall plots (recall_vs_iou, "
+        "recall_vs_proposals, recall_by_size: each a .png with its numbers in a .json) here; "
+        "default: the folder 'evaluation' beside --model",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
@@ -32,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
-    evaluate_and_report(model, dataset, args.out, args.device, args.batch_size, args.strict)
+    out = args.out if args.out is not None else args.model.parent / "evaluation"
+    evaluate_and_report(model, dataset, out, args.device, args.batch_size, args.strict)
     return 0
 
 
@@ -44,8 +52,9 @@ def evaluate_and_report(
     batch_size: int,
     strict: bool = False,
 ) -> EvaluationResult:
-    """Evaluate, print the table, and write ``<out>/metrics.json`` when ``out`` is given;
-    ``strict`` stops at an unreadable image instead of leaving it out."""
+    """Evaluate, print the table, and when ``out`` is given write ``<out>/metrics.json``
+    and the recall plots (:func:`write_recall_plots`), saying where; ``strict`` stops at an
+    unreadable image instead of leaving it out."""
     result = evaluate_detector(
         model,
         dataset,
@@ -58,4 +67,7 @@ def evaluate_and_report(
     print(result.table())
     if out is not None:
         result.save_json(out / "metrics.json")
+        plots = write_recall_plots(result.recall_curves, out, result.detection_proposals)
+        names = ", ".join(plot.name for plot in plots)
+        print(f"wrote {out}/metrics.json and the recall plots {names} (numbers in .json beside)")
     return result

@@ -18,7 +18,7 @@ from ..data.dataset import Sample
 from ..data.loader import make_eval_loader
 from ..data.unreadable import UnreadableLog
 from .coco_ap import COCOEvaluator
-from .proposal_recall import ProposalRecallEvaluator
+from .proposal_recall import SIZE_GROUPS, ProposalRecallEvaluator, RecallCurves
 from .voc_map import VOCEvaluator, VOCResult
 
 
@@ -33,7 +33,7 @@ class Detector(Protocol):
     def train(self, mode: bool = True) -> Any: ...
 
     def detect_with_proposals(
-        self, images: list[Tensor]
+        self, images: list[Tensor], proposal_limit: int | None = None
     ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]: ...
 
 
@@ -46,8 +46,13 @@ class EvaluationResult:
         voc07: VOC AP at IoU 0.5, 11-point (VOC2007).
         coco: COCO box figures by name (``"AP"``, ``"AP50"``, ..., ``"ARl"``), NaN where
             there is no ground truth of the kind.
-        proposals: proposal recall (``"recall@300@0.7"``, ``"AR@100"``, ``"num_gt"``).
+        proposals: proposal recall (``"recall@300@0.7"``, ``"AR@100"``, ``"num_gt"``, by
+            size ``"recall@300@0.7/small"``, ``"num_gt/small"``, and
+            ``"proposals_per_image/mean"`` and ``"/max"``).
+        recall_curves: the numbers behind the recall plots (``proposals`` among them).
         num_images: images evaluated.
+        detection_proposals: proposals per image the model's detections use (its
+            ``config.rpn.post_nms_top_n_test``), ``None`` for a model without a config.
         unreadable: the image files that could not be read, left out of every figure
             (their ground truth too).
     """
@@ -56,7 +61,9 @@ class EvaluationResult:
     voc07: VOCResult
     coco: dict[str, float]
     proposals: dict[str, float]
+    recall_curves: RecallCurves
     num_images: int
+    detection_proposals: int | None = None
     unreadable: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, float]:
@@ -88,7 +95,6 @@ class EvaluationResult:
     def table(self) -> str:
         """A short printable summary followed by the per-class VOC table."""
         coco = self.coco
-        recall_keys = [key for key in self.proposals if key != "num_gt"]
         skipped = f" ({len(self.unreadable)} unreadable, left out)" if self.unreadable else ""
         lines = [
             f"images: {self.num_images}{skipped}",
@@ -96,12 +102,40 @@ class EvaluationResult:
             f"COCO AP: {_fmt(coco['AP'])}  AP50: {_fmt(coco['AP50'])}  "
             f"AP75: {_fmt(coco['AP75'])}  APs/m/l: {_fmt(coco['APs'])} / "
             f"{_fmt(coco['APm'])} / {_fmt(coco['APl'])}  AR100: {_fmt(coco['AR100'])}",
-            f"proposals ({int(self.proposals['num_gt'])} boxes): "
-            + "  ".join(f"{key}: {_fmt(self.proposals[key])}" for key in recall_keys),
+            *self._proposal_lines(),
             "",
             self.voc.table(),
         ]
         return "\n".join(lines)
+
+    def _proposal_lines(self) -> list[str]:
+        """Proposal recall at the limits measured, what was evaluated, and recall by size."""
+        curves = self.recall_curves
+        measured = curves.measured(curves.limits)
+        own = self.detection_proposals
+        uses = "" if own is None else f" (the model's detections use its {own})"
+        lines = [
+            f"proposal recall ({curves.num_gt} boxes), proposals evaluated up to "
+            f"{curves.limits[-1]} per image{uses}:",
+            f"  mean {_fmt_count(self.proposals['proposals_per_image/mean'])} proposals made "
+            f"per image, max {curves.max_proposals}",
+        ]
+        for k in measured:
+            keys = (*(f"recall@{k}@{t:g}" for t in curves.iou_thresholds), f"AR@{k}")
+            lines.append("  " + "  ".join(f"{key}: {_fmt(self.proposals[key])}" for key in keys))
+        missing = ", ".join(f"@{k}" for k in curves.not_measured())
+        if missing:
+            lines.append(
+                f"  {missing} not measured: no image had more than {measured[-1]} proposals "
+                f"(the figures would repeat @{measured[-1]})"
+            )
+        limit = own if own in measured else measured[-1]
+        counts = curves.size_counts()
+        for t in curves.iou_thresholds:
+            recall = curves.by_size(limit, t)
+            sizes = "  ".join(f"{g} {_fmt(recall[g])} ({counts[g]} boxes)" for g in SIZE_GROUPS)
+            lines.append(f"  recall by size at IoU {t:g}, {limit} proposals: {sizes}")
+        return lines
 
 
 def evaluate_detector(
@@ -120,6 +154,11 @@ def evaluate_detector(
     without gradients. It must already be on ``device``; images go there, results come
     back to the CPU. An image that cannot be read is left out with a warning and listed
     in the result's ``unreadable``.
+
+    The proposal recall is evaluated with up to 1000 proposals per image, more than some
+    models keep: the RPN is run with its post-NMS limit raised to that for the evaluation
+    only, and the detections come from the model's own first proposals, as without it
+    (``detect_with_proposals(images, proposal_limit=1000)``).
 
     Args:
         model: a detector with ``num_classes`` (background included) and
@@ -158,6 +197,8 @@ def evaluate_detector(
                 f"predicts {num_classes - 1} classes"
             )
     proposals = ProposalRecallEvaluator()
+    # The RPN gives as many proposals as the recall is evaluated with, the head its own.
+    proposal_limit = max(proposals.limits)
 
     # In-memory COCO ground truth: the dataset index is the image id.
     index_ids = coco_annotation_file is None
@@ -172,7 +213,7 @@ def evaluate_detector(
                 if not images:
                     continue
                 detections, batch_proposals = model.detect_with_proposals(
-                    [image.to(device) for image in images]
+                    [image.to(device) for image in images], proposal_limit=proposal_limit
                 )
                 detections = [_to_cpu(d) for d in detections]
                 voc.update(detections, targets)
@@ -182,18 +223,31 @@ def evaluate_detector(
                 seen += len(images)
     finally:
         model.train(was_training)
+    curves = proposals.recall_curves()
     return EvaluationResult(
         voc=voc.compute(use_07_metric=False),
         voc07=voc.compute(use_07_metric=True),
         coco=coco.compute(),
-        proposals=proposals.compute(),
+        proposals=curves.figures,
+        recall_curves=curves,
         num_images=seen,
+        detection_proposals=_detection_proposals(model),
         unreadable=unreadable.files,
     )
 
 
+def _detection_proposals(model: Detector) -> int | None:
+    """The proposals per image the model's detections use, when it has a config saying so."""
+    config = getattr(model, "config", None)
+    return None if config is None else int(config.rpn.post_nms_top_n_test)
+
+
 def _to_cpu(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {key: value.detach().cpu() for key, value in tensors.items()}
+
+
+def _fmt_count(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0f}"
 
 
 def _fmt(value: float) -> str:

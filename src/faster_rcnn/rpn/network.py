@@ -207,10 +207,12 @@ class RegionProposalNetwork(nn.Module):
         return prediction.boxes, self.compute_loss(prediction, targets, images, generator)
 
     def propose(
-        self, images: ImageList, features: dict[str, Tensor]
+        self, images: ImageList, features: dict[str, Tensor], post_nms_top_n: int | None = None
     ) -> tuple[list[Tensor], list[Tensor]]:
-        """Per image ``(P_i, 4)`` proposals and ``(P_i,)`` objectness probabilities."""
-        prediction = self.predict(images, features)
+        """Per image ``(P_i, 4)`` proposals and ``(P_i,)`` objectness probabilities, by
+        decreasing probability; ``post_nms_top_n`` replaces the mode's own post-NMS limit
+        for this call (the first ``n`` of a larger limit are those of limit ``n``)."""
+        prediction = self.predict(images, features, post_nms_top_n)
         return prediction.boxes, prediction.scores
 
     def score_anchors(self, images: ImageList, features: dict[str, Tensor]) -> AnchorScores:
@@ -225,8 +227,13 @@ class RegionProposalNetwork(nn.Module):
             anchors, objectness, pred_bbox_deltas, num_anchors_per_level, num_anchor_locations
         )
 
-    def predict(self, images: ImageList, features: dict[str, Tensor]) -> RPNPrediction:
-        """Score every anchor, decode every anchor and select the proposals."""
+    def predict(
+        self, images: ImageList, features: dict[str, Tensor], post_nms_top_n: int | None = None
+    ) -> RPNPrediction:
+        """Score every anchor, decode every anchor and select the proposals, at most
+        ``post_nms_top_n`` an image (default the mode's own limit)."""
+        if post_nms_top_n is None:
+            post_nms_top_n = self.post_nms_top_n()
         scored = self.score_anchors(images, features)
         deltas = scored.pred_bbox_deltas
         if not self.differentiable_proposals:
@@ -239,7 +246,7 @@ class RegionProposalNetwork(nn.Module):
             images.image_sizes,
             scored.num_anchors_per_level,
             pre_nms_top_n=self.pre_nms_top_n(),
-            post_nms_top_n=self.post_nms_top_n(),
+            post_nms_top_n=post_nms_top_n,
             nms_thresh=self.nms_thresh,
             score_thresh=self.score_thresh,
             min_size=self.min_size,

@@ -1,0 +1,56 @@
+"""Figures the insight tools write: matplotlib without pyplot's global state, saved as a PNG
+with the numbers behind it in a JSON file of the same name.
+
+Every plot is made from a :class:`~matplotlib.figure.Figure` of its own (no ``pyplot``),
+so plotting is thread-safe, needs no display and leaves no figure open.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# Colours that stay distinguishable for the common kinds of colour blindness (Okabe-Ito).
+COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+DPI = 110
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of ``width`` x ``height`` inches, drawn by the Agg backend."""
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(
+    figure: Figure, path: str | os.PathLike[str], data: dict[str, Any] | None = None
+) -> Path:
+    """Write ``figure`` to ``path`` (a ``.png``; its folder created) and, when ``data`` is
+    given, the numbers it shows to the ``.json`` beside it (NaN and inf as ``null``).
+
+    Returns:
+        The PNG's path.
+    """
+    path = Path(path).with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    if data is not None:
+        path.with_suffix(".json").write_text(json.dumps(_finite(data), indent=2) + "\n")
+    return path
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
