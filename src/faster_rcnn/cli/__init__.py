@@ -1,4 +1,5 @@
-"""The ``faster-rcnn`` command line: demo, data, train, evaluate, predict and anchors.
+"""The ``faster-rcnn`` command line: demo, data, train, evaluate, predict, anchors and
+explain.
 
 Each command is a module here that defines its options (``add_parser``) and runs them
 (``run``) through the library's functions. User mistakes (a missing file, an unknown
@@ -21,9 +22,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..train.stops import TrainingInterrupted
-from . import anchors, data, demo, evaluate, predict, train
+from . import anchors, data, demo, evaluate, explain, predict, train
 
-COMMANDS = (demo, data, train, evaluate, predict, anchors)
+COMMANDS = (demo, data, train, evaluate, predict, anchors, explain)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,7 +95,7 @@ class YOLODetection(ImageFileDataset):
         ``names_source`` and ``source`` name where the names and the labels come from."""
         self.box_audit = BoxAudit()
         # Per image: int64[N] class ids and float32[N, 4] x1, y1, x2, y2 in 0..1.
-        self._labels = [_parse_label_file(path, self.box_audit) for path in label_files]
+        self._labels = [parse_label_file(path, self.box_audit) for path in label_files]
         self.box_audit.warn(source)
         largest = [int(c.max()) if len(c) else -1 for c, _ in self._labels]
         if class_names is None:
@@ -124,7 +124,7 @@ class YOLODetection(ImageFileDataset):
         return {"boxes": corners * scale, "labels": classes + 1, "image_id": index}
 
 
-def _parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
+def parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
     """``(int64[N] class ids, float32[N, 4] x1, y1, x2, y2 as fractions)`` of one label
     file, boxes clipped to the image (those outside it dropped, both counted in
     ``audit``); empty when the file does not exist."""

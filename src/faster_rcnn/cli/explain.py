@@ -1,0 +1,189 @@
+"""``faster-rcnn explain``: one picture of what the RPN does with an image.
+
+With ``--model`` all six panels (anchors of one location, every anchor's label, the
+sampled mini-batch, proposals before and after NMS, detections); without it a preset's
+freshly built model gives the anchors and their labels (the first three). The boxes of
+``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt`` or a COCO ``.json``
+that lists the image - are the ground truth the anchors are labelled against.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import Tensor
+
+from ..data.box_audit import BoxAudit
+from ..data.coco import COCODetection, drop_crowd
+from ..data.dataset import boxes_tensor, read_image, read_text
+from ..data.voc import parse_annotation
+from ..data.yolo import NAMES_FILES, parse_label_file
+from ..insight.explain import draw_explanation, explain
+from ..model import FasterRCNN
+from ..models import PRESETS, preset_config
+from ..train.checkpoint import load_model
+from .arguments import device_name, positive_int, probability
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "explain",
+        help="one picture of the RPN at work on an image: anchors, labels, sampled batch, "
+        "proposals, detections",
+        description="Panels of what the model's own code does with one image: the anchors "
+        "of one location, every anchor's label against the ground truth, the sampled "
+        "mini-batch, and with --model the proposals before and after NMS and the detections. "
+        "The numbers go to a JSON file beside the PNG.",
+    )
+    parser.add_argument("image", type=Path, help="an image file")
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt or a COCO .json",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="a model.safetensors: all six panels")
+    source.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="small",
+        help="without --model, an untrained preset gives the anchors (panels 1-3)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=Path,
+        help="class names of a YOLO .txt, one a line (default: classes.txt or obj.names "
+        "beside it or above it, else the model's)",
+    )
+    parser.add_argument("--out", type=Path, help="default: runs/explain/<image>_explained.png")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled mini-batch")
+    parser.add_argument(
+        "--top", type=positive_int, default=50, help="proposals drawn before and after NMS"
+    )
+    parser.add_argument(
+        "--score", type=probability, default=0.5, help="detections drawn from this score"
+    )
+    parser.add_argument("--device", type=device_name, default="cpu")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    image = read_image(args.image)
+    if args.model:
+        model = load_model(args.model, device=args.device)
+        name = f"model {args.model}"
+    else:
+        torch.manual_seed(args.seed)  # the untrained weights (a hard-negative sampler's ranks)
+        model = FasterRCNN.from_config(preset_config(args.preset)).to(args.device)
+        name = f"untrained preset {args.preset}"
+    boxes, names = None, ()
+    if args.annotations:
+        size = (int(image.shape[-2]), int(image.shape[-1]))
+        boxes, names = read_annotations(
+            args.annotations, args.image, size, args.classes, model.config.label_names()
+        )
+    explanation = explain(model, image, boxes, names, args.seed, with_proposals=bool(args.model))
+    out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
+    path = draw_explanation(explanation, out, f"{args.image.name}, {name}", args.top, args.score)
+    counts = explanation.counts()
+    print(
+        f"{counts['anchors']:,} anchors: {counts['positive']:,} positive, {counts['negative']:,} "
+        f"negative, {counts['ignored']:,} ignored, {counts['outside']:,} outside the border; "
+        f"sampled {counts['sampled_positive']} + {counts['sampled_negative']} -> {path}"
+    )
+    return 0
+
+
+def read_annotations(
+    path: Path,
+    image_path: Path,
+    image_size: tuple[int, int],
+    classes_file: Path | None = None,
+    model_names: Sequence[str] = (),
+) -> tuple[Tensor, tuple[str, ...]]:
+    """The ground truth of one image from an annotation file, by its suffix.
+
+    Args:
+        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt`` or a COCO ``.json``.
+        image_path: the image (a COCO file is searched for its file name).
+        image_size: its ``(height, width)``; boxes are clipped to it.
+        classes_file: class names of a YOLO file, one a line.
+        model_names: class names of a YOLO file when no names file is found.
+
+    Returns:
+        ``(G, 4)`` boxes in the image's pixels and a class name per box.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: an unknown suffix, a malformed file, a COCO file without the image.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return _voc_boxes(path, image_size)
+    if suffix == ".txt":
+        return _yolo_boxes(path, image_size, _yolo_names(path, classes_file, model_names))
+    if suffix == ".json":
+        return _coco_boxes(path, image_path)
+    raise ValueError(f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt or a COCO .json")
+
+
+def _voc_boxes(path: Path, image_size: tuple[int, int]) -> tuple[Tensor, tuple[str, ...]]:
+    """A VOC XML's boxes, clipped to the image as the VOC reader clips them."""
+    audit, rows, names = BoxAudit(), [], []
+    for j, obj in enumerate(parse_annotation(path).objects):
+        box = audit.clip(obj.box, image_size[1], image_size[0], f"object {j}")
+        if box is not None:
+            rows.append(box)
+            names.append(obj.name)
+    audit.warn(str(path))
+    return boxes_tensor(rows), tuple(names)
+
+
+def _yolo_names(
+    path: Path, classes_file: Path | None, model_names: Sequence[str]
+) -> tuple[str, ...]:
+    """Class names of a YOLO label file: ``classes_file``, a names file beside it or up
+    to two folders above it (``labels/<split>/``), else ``model_names``."""
+    candidates = [classes_file] if classes_file else []
+    candidates += [folder / name for folder in path.parents[:3] for name in NAMES_FILES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return tuple(line.strip() for line in read_text(candidate).splitlines() if line.strip())
+    if classes_file:
+        raise FileNotFoundError(f"classes file {classes_file} does not exist")
+    return tuple(model_names)
+
+
+def _yolo_boxes(
+    path: Path, image_size: tuple[int, int], class_names: tuple[str, ...]
+) -> tuple[Tensor, tuple[str, ...]]:
+    """A YOLO label file's boxes in pixels, read by the YOLO reader's parser."""
+    audit = BoxAudit()
+    classes, corners = parse_label_file(path, audit)
+    audit.warn(str(path))
+    if len(classes) and int(classes.max()) >= len(class_names):
+        raise ValueError(
+            f"{path}: class {int(classes.max())} has no name ({len(class_names)} known); give "
+            "the names with --classes FILE, one a line"
+        )
+    height, width = image_size
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    return corners * scale, tuple(class_names[k] for k in classes.tolist())
+
+
+def _coco_boxes(path: Path, image_path: Path) -> tuple[Tensor, tuple[str, ...]]:
+    """The boxes of the image named like ``image_path`` in a COCO file (crowd left out,
+    as in training)."""
+    dataset = COCODetection(image_path.parent, path)
+    matches = [k for k, file in enumerate(dataset.image_files) if file.name == image_path.name]
+    if not matches:
+        raise ValueError(f"{path} has no image named {image_path.name!r}")
+    target = drop_crowd(dataset.target(matches[0]))
+    boxes, labels = cast(Tensor, target["boxes"]), cast(Tensor, target["labels"])
+    return boxes, tuple(dataset.class_names[k - 1] for k in labels.tolist())

@@ -1,0 +1,275 @@
+"""The explainer against the model's own assignment, sampler, proposals and detections, and
+against labels counted by hand on a tiny anchor grid."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from faster_rcnn import models
+from faster_rcnn.cli import main
+from faster_rcnn.cli.explain import read_annotations
+from faster_rcnn.data.dataset import read_image
+from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.insight.explain import (
+    IGNORED_CODE,
+    NEGATIVE_CODE,
+    OUTSIDE_CODE,
+    POSITIVE_CODE,
+    cell_label_map,
+    draw_explanation,
+    explain,
+)
+from faster_rcnn.model import FasterRCNN
+from faster_rcnn.models import preset_config
+from faster_rcnn.ops.boxes import clip_boxes_to_image, remove_small_boxes
+from faster_rcnn.rpn.proposals import top_n_per_level
+from faster_rcnn.train.checkpoint import load_model, save_model
+
+BOXES = torch.tensor([[20.0, 30.0, 120.0, 150.0], [150.0, 40.0, 190.0, 70.0], [60, 60, 80, 90.0]])
+
+
+def square_anchor_model(allowed_border: float = -1) -> FasterRCNN:
+    """The small backbone (strides 8, 16, 32, 64) with one square anchor per level, 2x the
+    stride, centred on multiples of the stride; 64-px images are not resized."""
+    config = preset_config("small", 4).replace(
+        anchors={"sizes": ((16,), (32,), (64,), (128,)), "aspect_ratios": ((1.0,),) * 4},
+        transform={"min_size": (64,), "max_size": 128},
+        rpn={"fg_iou_thresh": 0.7, "allowed_border": allowed_border},
+    )
+    return FasterRCNN.from_config(config)
+
+
+def seeded_small(seed: int = 0) -> FasterRCNN:
+    """The small preset in eval mode, resizing to 160 / 256 px (quicker than 320 / 512)."""
+    torch.manual_seed(seed)
+    config = preset_config("small", 4).replace(transform={"min_size": (160,), "max_size": 256})
+    return FasterRCNN.from_config(config).eval()
+
+
+def smooth_image(height: int, width: int) -> torch.Tensor:
+    """A gradient image (quick to encode as PNG), ``float[3, H, W]``."""
+    y = torch.linspace(0, 1, height)[:, None].expand(height, width)
+    x = torch.linspace(0, 1, width)[None, :].expand(height, width)
+    return torch.stack([x, y, (x + y) / 2])
+
+
+def model_anchors_and_labels(model: FasterRCNN, image: torch.Tensor, boxes: torch.Tensor):
+    """Anchors and labels straight from the model's pieces, for comparison."""
+    target = {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
+    batch = model.prepare_batch([image], [target])
+    with torch.no_grad():
+        features = list(model.features(batch.images).values())
+    anchors = model.rpn.anchor_generator(batch.images, features)[0]
+    size = batch.images.image_sizes[0]
+    labels, _ = model.rpn.target_creator.assign_single(anchors, batch.targets[0]["boxes"], size)
+    return anchors, labels
+
+
+def test_labels_are_the_target_creators():
+    model = seeded_small()
+    image = torch.rand(3, 200, 260)
+    explanation = explain(model, image, BOXES, with_proposals=False)
+    anchors, labels = model_anchors_and_labels(model, image, BOXES)
+    torch.testing.assert_close(explanation.anchors, anchors, rtol=0, atol=0)
+    assert torch.equal(explanation.labels, labels)
+    counts = explanation.counts()
+    assert counts["positive"] == int((labels == 1).sum()) > 0
+    assert counts["negative"] == int((labels == 0).sum())
+    assert counts["ignored"] == int((labels == -1).sum()) > 0
+    assert counts["outside"] == 0  # the small preset uses every anchor (allowed_border -1)
+    assert sum(counts[k] for k in ("positive", "negative", "ignored")) == len(anchors)
+
+
+@pytest.mark.parametrize(
+    ("allowed_border", "expected"),
+    [
+        # The box is the 16-px anchor at (16, 16): its IoU is 1. Its four 16-px neighbours
+        # overlap it by 128 / 384 = 1/3: ignored. The other 80 of the 8x8 + 4x4 + 2x2 + 1
+        # anchors are below 0.3 (the diagonal ones 64 / 448, the 32-px one at (16, 16) 1/4).
+        (-1, {"positive": 1, "ignored": 4, "negative": 80, "outside": 0}),
+        # Anchors centred on row or column 0 reach past the 64-px image: 15 of 64, 7 of 16,
+        # 3 of 4 and 1 of 1; the positive and the ignored ones are inside.
+        (0, {"positive": 1, "ignored": 4, "negative": 54, "outside": 26}),
+    ],
+)
+def test_labels_counted_by_hand_on_a_tiny_grid(allowed_border, expected):
+    model = square_anchor_model(allowed_border)
+    box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
+    assert model.training  # run in eval mode, given back as it was
+    counts = explanation.counts()
+    assert {k: counts[k] for k in expected} == expected
+    assert counts["anchors"] == 85
+    assert (explanation.labels[explanation.outside] == -1).all()
+    # Panel 1 shows the cell of the box's best anchor: level 0, cell (2, 2), IoU 1.
+    location = explanation.location
+    assert (location.level, location.row, location.col) == (0, 2, 2)
+    assert float(location.iou.max()) == 1.0
+    assert [grid.grid_size for grid in explanation.levels] == [(8, 8), (4, 4), (2, 2), (1, 1)]
+    assert [grid.stride for grid in explanation.levels] == [(8, 8), (16, 16), (32, 32), (64, 64)]
+
+
+def test_cell_map_shows_each_cells_best_label():
+    model = square_anchor_model(allowed_border=0)
+    box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
+    codes, extent = cell_label_map(explanation)
+    assert codes.shape == (8, 8)  # the stride-8 level's cells, centred on its anchors
+    assert extent == (-4.0, 60.0, 60.0, -4.0)
+    assert codes[2, 2] == POSITIVE_CODE
+    assert [int(codes[r, c]) for r, c in ((1, 2), (3, 2), (2, 1), (2, 3))] == [IGNORED_CODE] * 4
+    # Row and column 0: every level's anchor there crosses the border; (1, 1) is inside.
+    assert (codes[0] == OUTSIDE_CODE).all() and (codes[:, 0] == OUTSIDE_CODE).all()
+    assert codes[1, 1] == NEGATIVE_CODE
+
+
+def test_sampled_batch_is_the_samplers_for_the_seed():
+    model = seeded_small()
+    # 30 boxes of 24 to 53 px: more than 128 positives.
+    corners = torch.cartesian_prod(torch.arange(6.0) * 50, torch.arange(5.0) * 45)
+    boxes = torch.cat([corners, corners + torch.arange(24.0, 54.0)[:, None]], dim=1)
+    image = torch.rand(3, 240, 320)
+    explanation = explain(model, image, boxes, seed=7, with_proposals=False)
+    _, labels = model_anchors_and_labels(model, image, boxes)
+    generator = torch.Generator().manual_seed(7)
+    positive, negative = model.rpn.fg_bg_sampler([labels], None, generator)
+    assert torch.equal(explanation.sampled_positive, positive[0].bool())
+    assert torch.equal(explanation.sampled_negative, negative[0].bool())
+    counts = explanation.counts()
+    batch_size = model.config.rpn.batch_size_per_image
+    assert counts["positive"] > batch_size // 2
+    assert counts["sampled_positive"] == batch_size // 2
+    assert counts["sampled_positive"] + counts["sampled_negative"] == batch_size
+    assert (labels[explanation.sampled_positive] == 1).all()
+    assert (labels[explanation.sampled_negative] == 0).all()
+    other = explain(model, image, boxes, seed=8, with_proposals=False)
+    assert not torch.equal(other.sampled_negative, explanation.sampled_negative)
+
+
+def test_proposals_and_detections_are_the_models():
+    model = seeded_small(3)
+    image = torch.rand(3, 180, 240)
+    explanation = explain(model, image, BOXES)
+    detections, proposals = model.detect_with_proposals([image])
+    stages = explanation.proposals
+    assert stages is not None
+    torch.testing.assert_close(stages.boxes, proposals[0]["boxes"], rtol=0, atol=0)
+    torch.testing.assert_close(stages.scores, proposals[0]["scores"], rtol=0, atol=0)
+    for key in ("boxes", "labels", "scores"):
+        torch.testing.assert_close(stages.detections[key], detections[0][key], rtol=0, atol=0)
+    assert len(stages.candidates) == candidates_entering_nms(model, image)
+    assert len(stages.boxes) <= model.config.rpn.post_nms_top_n_test < len(stages.candidates)
+    assert (stages.candidate_scores[:-1] >= stages.candidate_scores[1:]).all()
+
+
+def candidates_entering_nms(model: FasterRCNN, image: torch.Tensor) -> int:
+    """The boxes NMS receives, counted step by step as the RPN's selection makes them."""
+    rpn = model.rpn
+    batch = model.prepare_batch([image])
+    with torch.no_grad():
+        prediction = rpn.predict(batch.images, model.features(batch.images))
+    decoded = rpn.box_coder.decode(prediction.pred_bbox_deltas, prediction.anchors).view(-1, 4)
+    objectness = prediction.objectness.view(1, -1)
+    top = top_n_per_level(objectness, prediction.num_anchors_per_level, rpn.pre_nms_top_n())[0]
+    boxes = clip_boxes_to_image(decoded[top], batch.images.image_sizes[0])
+    keep = remove_small_boxes(boxes, rpn.min_size)
+    return int((torch.sigmoid(objectness[0, top[keep]]) >= rpn.score_thresh).sum())
+
+
+def test_without_ground_truth_every_anchor_is_negative():
+    model = seeded_small()
+    explanation = explain(model, torch.rand(3, 100, 200), with_proposals=False)
+    counts = explanation.counts()
+    assert counts["negative"] == counts["anchors"]
+    assert counts["sampled_negative"] == model.config.rpn.batch_size_per_image
+    # Panel 1: the middle level's cell at the centre of the 128 x 256 resized image.
+    location = explanation.location
+    grid = explanation.levels[location.level]
+    assert location.level == len(explanation.levels) // 2 and location.gt_index is None
+    assert (location.row * grid.stride[0], location.col * grid.stride[1]) == (64, 128)
+
+
+def test_dense_ground_truth_on_a_large_image_is_quick(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(300, 2, generator=generator) * torch.tensor([1950.0, 1450.0])
+    boxes = torch.cat([corners, corners + 8 + 40 * torch.rand(300, 2, generator=generator)], 1)
+    model = models.small(num_classes=4).eval()  # its own 320 / 512 resize
+    start = time.perf_counter()
+    explanation = explain(model, smooth_image(1500, 2000), boxes, ("cell",) * 300)
+    path = draw_explanation(explanation, tmp_path / "dense.png")
+    assert time.perf_counter() - start < 20
+    summary = json.loads(path.with_suffix(".json").read_text())
+    assert summary["counts"] == explanation.counts() and len(summary["ground_truth"]) == 300
+    assert path.stat().st_size > 10_000
+
+
+def write_voc(path: Path, objects: list[tuple[str, list[int]]]) -> None:
+    """A LabelImg XML of 1-based inclusive boxes ``xmin ymin xmax ymax``."""
+    boxes = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+        f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+        for name, (x1, y1, x2, y2) in objects
+    )
+    path.write_text(
+        f"<annotation><size><width>160</width><height>120</height></size>{boxes}</annotation>"
+    )
+
+
+def test_cli_with_a_model_and_voc_annotations(tmp_path, capsys):
+    torch.manual_seed(0)
+    save_model(models.small(num_classes=4), tmp_path / "model.safetensors")
+    to_pil(smooth_image(120, 160)).save(tmp_path / "a.png")
+    write_voc(tmp_path / "a.xml", [("cat", [11, 21, 90, 100]), ("dog", [100, 10, 150, 60])])
+    out = tmp_path / "out" / "a.png"
+    argv = ["explain", str(tmp_path / "a.png"), "--annotations", str(tmp_path / "a.xml")]
+    argv += ["--model", str(tmp_path / "model.safetensors"), "--out", str(out), "--seed", "3"]
+    assert main(argv) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    # The same numbers as the explainer on the decoded PNG with the VOC boxes made 0-based.
+    model = load_model(tmp_path / "model.safetensors")
+    boxes = torch.tensor([[10.0, 20.0, 90.0, 100.0], [99.0, 9.0, 150.0, 60.0]])
+    expected = explain(model, read_image(tmp_path / "a.png"), boxes, seed=3)
+    assert summary["counts"] == expected.counts()
+    assert [gt["name"] for gt in summary["ground_truth"]] == ["cat", "dog"]
+    assert summary["proposals"]["after_nms"] == len(expected.proposals.boxes)
+    assert "-> " in capsys.readouterr().out
+
+
+def test_cli_without_annotations_or_model(tmp_path):
+    to_pil(smooth_image(90, 120)).save(tmp_path / "b.png")
+    assert main(["explain", str(tmp_path / "b.png"), "--out", str(tmp_path / "b_out.png")]) == 0
+    summary = json.loads((tmp_path / "b_out.json").read_text())
+    assert summary["counts"]["positive"] == 0 and "proposals" not in summary
+    assert summary["counts"]["negative"] == summary["counts"]["anchors"]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    to_pil(torch.rand(3, 40, 40)).save(tmp_path / "c.png")
+    assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(tmp_path / "x.xml")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    (tmp_path / "c.csv").write_text("1,2")
+    assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(tmp_path / "c.csv")]) == 2
+    assert "YOLO .txt" in capsys.readouterr().err
+
+
+def test_yolo_and_coco_annotations(tmp_path):
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    (tmp_path / "labels" / "d.txt").write_text("1 0.5 0.5 0.5 0.25\n")
+    boxes, names = read_annotations(tmp_path / "labels" / "d.txt", tmp_path / "d.png", (40, 80))
+    torch.testing.assert_close(boxes, torch.tensor([[20.0, 15.0, 60.0, 25.0]]))
+    assert names == ("dog",)
+    coco = {
+        "images": [{"id": 5, "file_name": "images/d.png", "width": 80, "height": 40}],
+        "categories": [{"id": 3, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 5, "category_id": 3, "bbox": [1, 2, 10, 20]}],
+    }
+    (tmp_path / "d.json").write_text(json.dumps(coco))
+    boxes, names = read_annotations(tmp_path / "d.json", tmp_path / "d.png", (40, 80))
+    torch.testing.assert_close(boxes, torch.tensor([[1.0, 2.0, 11.0, 22.0]]))
+    assert names == ("cat",)
+    with pytest.raises(ValueError, match=r"no image named 'e\.png'"):
+        read_annotations(tmp_path / "d.json", tmp_path / "e.png", (40, 80))
