@@ -5,7 +5,12 @@ import torch
 
 from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
-from faster_rcnn.insight.anchor_coverage import dataset_targets, measure_anchor_coverage
+from faster_rcnn.image_list import ImageList
+from faster_rcnn.insight.anchor_coverage import (
+    PaddedBatchAnchors,
+    dataset_targets,
+    measure_anchor_coverage,
+)
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
@@ -116,3 +121,43 @@ def test_cli_prints_the_table(capsys):
     assert main(["anchors", "--data", "synthetic:6", "--max-images", "4"]) == 0
     out = capsys.readouterr().out
     assert "in 4 images" in out and "median best IoU" in out
+
+
+def test_coverage_keeps_each_box_as_given_and_its_image():
+    model = square_anchor_model(min_size=64, max_size=128)
+    first = torch.tensor([[8.0, 8.0, 24.0, 24.0], [1.5, 2.5, 40.25, 30.0]])
+    third = torch.tensor([[4.0, 4.0, 12.0, 12.0]])
+    targets = [((64, 64), first), ((50, 50), torch.zeros((0, 4))), ((32, 48), third)]
+    coverage = measure_anchor_coverage(model, targets)
+    # In the image's own pixels, not the resized ones (the third image is doubled), and
+    # the index among the images given, counting the one without boxes.
+    torch.testing.assert_close(coverage.boxes, torch.cat([first, third]))
+    assert coverage.image_index.tolist() == [0, 0, 2]
+    assert coverage.image_index.dtype == torch.int64
+    torch.testing.assert_close(coverage.sizes[2], torch.tensor(16.0))  # 8 px, doubled
+    # The order of the boxes is the order given, also when images of one size are
+    # measured together out of order.
+    shuffled = [((32, 48), third), ((64, 64), first), ((32, 48), third * 2)]
+    coverage = measure_anchor_coverage(model, shuffled)
+    assert coverage.image_index.tolist() == [0, 1, 1, 2]
+    torch.testing.assert_close(coverage.boxes, torch.cat([third, first, third * 2]))
+    # Both 32 x 48 images' boxes become exact anchors (16 and 32 px) once doubled.
+    torch.testing.assert_close(coverage.best_iou[[0, 3]], torch.ones(2))
+
+
+@pytest.mark.parametrize("preset", ["small", "mobilenet_v2_fpn"])
+def test_empty_batch_feature_sizes_are_the_real_forward_pass(preset):
+    config = preset_config(preset, 4).replace(transform={"min_size": (64,), "max_size": 256})
+    model = FasterRCNN.from_config(config).train()
+    grids = PaddedBatchAnchors(model)
+    # Heights and widths are cached apart: (96, 64) after (64, 96) and (96, 96) reuse them.
+    for padded in [(64, 96), (96, 64), (96, 96), (64, 64), (160, 224), (32, 256)]:
+        images = ImageList(torch.zeros(1, 3, *padded), [padded])
+        with torch.no_grad():
+            features = list(model.eval().features(images).values())
+        model.train()
+        assert grids.grid_sizes(padded) == [tuple(f.shape[-2:]) for f in features], padded
+        # And the anchors are the generator's on those maps.
+        torch.testing.assert_close(grids(padded), model.rpn.anchor_generator(images, features)[0])
+    # The pass leaves the model in training mode, batch norm included.
+    assert all(module.training for module in model.modules())

@@ -1,42 +1,184 @@
-"""``faster-rcnn anchors``: how well a preset's or a model's anchors cover a dataset."""
+"""``faster-rcnn anchors``: how well a preset's or a model's anchors cover a dataset, as a
+table, a picture and JSON; with ``--fit``, anchors fitted to the dataset on the model's
+own grid, written as a file ``train --anchors`` takes."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
+from ..anchor_file import with_anchor_file, write_anchor_file
+from ..data.dataset import Sample
 from ..data.open import open_dataset
-from ..insight.anchor_coverage import dataset_targets, measure_anchor_coverage
+from ..insight.anchor_coverage import (
+    ImageBoxes,
+    PaddedBatchAnchors,
+    dataset_targets,
+    measure_anchor_coverage,
+    resized_targets,
+)
+from ..insight.anchor_fit import AnchorFit, fit_anchors
+from ..insight.anchor_plots import CoverageReport
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model
-from .arguments import add_data_arguments, positive_int
+from .arguments import (
+    add_data_arguments,
+    add_image_size_arguments,
+    positive_int,
+    probability,
+    with_image_sizes,
+)
+
+FITTED_FILE = "fitted_anchors.json"
+UNCOVERED_SHOWN = 5
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "anchors",
-        help="how well a preset's anchors cover a dataset's boxes (no training)",
+        help="how well a preset's anchors cover a dataset's boxes, and anchors fitted to it",
         description="For every ground-truth box, the best IoU of any anchor the RPN trains "
         "on and the number of anchors at or above the positive threshold, by box size and "
-        "aspect ratio.",
+        "aspect ratio; a picture (anchors.png) and the numbers (anchors.json) in --out. "
+        "With --fit, anchor sizes and ratios that give the most boxes a positive anchor on "
+        "the model's own grid, written to --out/fitted_anchors.json for train --anchors.",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", choices=list(PRESETS), default="small")
     source.add_argument("--model", type=Path, help="a model.safetensors (its anchors)")
+    parser.add_argument("--anchors", type=Path, help="an anchor file to measure instead")
+    add_image_size_arguments(parser)
     add_data_arguments(parser, default_split="train")
     parser.add_argument("--max-images", type=positive_int, help="measure the first N images")
+    parser.add_argument("--out", type=Path, default=Path("runs/anchors"))
+    parser.add_argument("--fit", action="store_true", help="fit anchors to the boxes")
+    parser.add_argument(
+        "--iou",
+        type=probability,
+        help="--fit covers boxes at this IoU (default: the RPN's "
+        "positive threshold, 0.7 in the paper's rule)",
+    )
+    parser.add_argument(
+        "--per-level",
+        action="store_true",
+        help="--fit each level's anchors alone; by default one set of shapes is scaled with "
+        "the stride on every level, as the RPN's shared head expects",
+    )
+    parser.add_argument(
+        "--anchors-per-location",
+        type=positive_int,
+        help="--fit: anchors per feature-map location (default: the model's)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, args.split)
-    if args.model:
-        model = load_model(args.model)
-    else:
-        model = FasterRCNN.from_config(preset_config(args.preset, dataset.num_classes))
+    model = measured_model(args, dataset.num_classes)
     count = min(len(dataset), args.max_images or len(dataset))
-    coverage = measure_anchor_coverage(model, dataset_targets(dataset, count))
-    print(f"{len(coverage)} boxes in {count} images")
-    print(coverage.table())
+    targets = list(dataset_targets(dataset, count))
+    names = image_names(dataset, count)
+    report = coverage_report(model, targets, names)
+    print(f"{len(report.coverage)} boxes in {count} images")
+    print(report.coverage.table())
+    print_uncovered(report)
+    picture = report.save(args.out / "anchors.png", f"anchor coverage: {describe(args)}")
+    print(f"wrote {picture} and {picture.with_suffix('.json')}")
+    if args.fit:
+        fit_and_report(args, model, targets, names)
     return 0
+
+
+def measured_model(args: argparse.Namespace, num_classes: int) -> FasterRCNN:
+    """The model whose anchors are measured: ``--model``, or ``--preset`` for the data's
+    classes; with ``--anchors`` and the image sizes given in place of its own."""
+    if args.model:
+        config = load_model(args.model).config
+    else:
+        config = preset_config(args.preset, num_classes)
+    if args.anchors:
+        config = with_anchor_file(config, args.anchors)
+    return FasterRCNN.from_config(with_image_sizes(config, args))
+
+
+def coverage_report(
+    model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]
+) -> CoverageReport:
+    """The coverage of the model's anchors over ``targets`` (per image: size, boxes)."""
+    coverage = measure_anchor_coverage(model, targets)
+    return CoverageReport(
+        coverage,
+        model.config.anchors,
+        level_strides(model, targets),
+        model.config.rpn.bg_iou_thresh,
+        names,
+    )
+
+
+def level_strides(model: FasterRCNN, targets: list[ImageBoxes]) -> list[tuple[int, int]]:
+    """``(stride_h, stride_w)`` of every anchor level, on the first image's batch."""
+    first = next(resized_targets(model, targets))
+    grids = PaddedBatchAnchors(model).grid_sizes(first.padded_size)
+    height, width = first.padded_size
+    return [(height // h, width // w) for h, w in grids]
+
+
+def image_names(dataset: Sequence[Sample], count: int) -> list[str]:
+    """What to call each of the first ``count`` images: its file, else its index."""
+    image_path = getattr(dataset, "image_path", None)
+    if callable(image_path):
+        return [str(image_path(index)) for index in range(count)]
+    return [f"image {index}" for index in range(count)]
+
+
+def print_uncovered(report: CoverageReport) -> None:
+    """One line on the boxes no anchor overlaps by the negative threshold, and a few."""
+    uncovered = report.uncovered()
+    if not uncovered:
+        return
+    sizes = sorted(box["size"] for box in uncovered)
+    share = len(uncovered) / len(report.coverage)
+    print(
+        f"{len(uncovered)} boxes ({share:.1%}) have no anchor at IoU {report.bg_iou_thresh:g} "
+        f"(every anchor is background to them): sizes {sizes[0]:g} to {sizes[-1]:g} px "
+        f"resized, median {sizes[len(sizes) // 2]:g}; the worst:"
+    )
+    for box in uncovered[:UNCOVERED_SHOWN]:
+        print(f"  {box['image']} {box['box']} ({box['size']:g} px, best IoU {box['best_iou']:g})")
+
+
+def fit_and_report(
+    args: argparse.Namespace, model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]
+) -> AnchorFit:
+    """Fit anchors, print the coverage before and after, and write the anchor file and
+    the fitted anchors' picture."""
+    fit = fit_anchors(
+        model,
+        targets,
+        iou=args.iou,
+        anchors_per_location=args.anchors_per_location,
+        tie_levels=not args.per_level,
+    )
+    print(
+        f"\nfitted on {fit.num_boxes} boxes: share with an anchor at IoU >= {fit.iou:g} on "
+        f"the model's grid: {fit.covered['start']:.1%} (the model's anchors), "
+        f"{fit.covered['kmeans']:.1%} (k-means of box shapes), {fit.covered['fitted']:.1%} "
+        "(fitted)"
+    )
+    fitted_model = FasterRCNN.from_config(model.config.replace(anchors=fit.anchors))
+    report = coverage_report(fitted_model, targets, names)
+    print(report.coverage.table())
+    notes = {"fitted_at_iou": fit.iou, "covered": fit.covered, "data": str(args.data)}
+    path = write_anchor_file(args.out / FITTED_FILE, fit.anchors, notes)
+    picture = report.save(args.out / "anchors_fitted.png", f"fitted anchors: {describe(args)}")
+    print(f"wrote {path} and {picture}; train with them: faster-rcnn train ... --anchors {path}")
+    return fit
+
+
+def describe(args: argparse.Namespace) -> str:
+    """``data (split), model or preset`` for a title."""
+    source = args.model or f"preset {args.preset}"
+    anchors = f", anchors {args.anchors}" if args.anchors else ""
+    return f"{args.data} ({args.split}), {source}{anchors}"

@@ -6,6 +6,8 @@ import argparse
 
 import torch
 
+from ..config import FasterRCNNConfig
+
 
 def add_data_arguments(parser: argparse.ArgumentParser, default_split: str | None) -> None:
     """``--data`` (a dataset, format auto-detected) and ``--split`` (``None``: the
@@ -17,6 +19,21 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str | Non
     )
     chosen = "test, else val" if default_split is None else default_split
     parser.add_argument("--split", default=default_split, help=f"default: {chosen}")
+
+
+def add_image_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--min-size`` and ``--max-size``: the resize, in place of the preset's."""
+    parser.add_argument("--min-size", type=positive_int, nargs="+", help="shorter image side(s)")
+    parser.add_argument("--max-size", type=positive_int, help="longer image side at most")
+
+
+def with_image_sizes(config: FasterRCNNConfig, args: argparse.Namespace) -> FasterRCNNConfig:
+    """``config`` with the ``--min-size`` / ``--max-size`` given."""
+    if args.min_size:
+        config = config.replace(transform={"min_size": tuple(args.min_size)})
+    if args.max_size:
+        config = config.replace(transform={"max_size": args.max_size})
+    return config
 
 
 def add_strict_argument(parser: argparse.ArgumentParser) -> None:

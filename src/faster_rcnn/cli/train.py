@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..anchor_file import with_anchor_file
 from ..backbones import load_backbone_weights
 from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip
@@ -32,10 +33,12 @@ from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
 from .arguments import (
     add_data_arguments,
+    add_image_size_arguments,
     add_strict_argument,
     device_name,
     positive_float,
     positive_int,
+    with_image_sizes,
 )
 from .splits import add_holdout_arguments, training_images
 
@@ -62,13 +65,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "the paper's 4-step alternating scheme",
     )
     parser.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
+    parser.add_argument(
+        "--anchors",
+        type=Path,
+        help="an anchor file (sizes and aspect ratios per level) in place of the preset's, "
+        "e.g. the one `faster-rcnn anchors --fit` writes",
+    )
     parser.add_argument("--steps", type=positive_int, default=2000)
     parser.add_argument("--minutes", type=positive_float, help="stop after this long")
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--lr", type=positive_float, default=0.02)
     parser.add_argument("--schedule", choices=["step", "cosine"], default="step")
-    parser.add_argument("--min-size", type=positive_int, nargs="+", help="shorter image side(s)")
-    parser.add_argument("--max-size", type=positive_int, help="longer image side at most")
+    add_image_size_arguments(parser)
     parser.add_argument(
         "--no-flip",
         action="store_true",
@@ -146,14 +154,12 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterRCNNConfig:
-    """The preset for the dataset's classes, with the image sizes asked for."""
+    """The preset for the dataset's classes, with the anchors and image sizes asked for."""
     config = preset_config(args.preset, dataset.num_classes)
     config = config.replace(class_names=tuple(dataset.class_names))
-    if args.min_size:
-        config = config.replace(transform={"min_size": tuple(args.min_size)})
-    if args.max_size:
-        config = config.replace(transform={"max_size": args.max_size})
-    return config
+    if args.anchors:
+        config = with_anchor_file(config, args.anchors)
+    return with_image_sizes(config, args)
 
 
 def training_view(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:

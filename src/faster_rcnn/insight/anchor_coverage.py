@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.func import functional_call
 
 from ..anchors import anchors_crossing_border
 from ..data.dataset import Sample
@@ -28,11 +27,16 @@ from ..model import FasterRCNN
 from ..ops.boxes import box_iou
 from ..transform import padded_size, resize_boxes, resized_size
 
+# Per image: its (height, width) and its (G, 4) GT boxes in its pixels.
+ImageBoxes = tuple[tuple[int, int], Tensor]
+
 # Box-size bins (square root of the area, in resized-image pixels): octaves, as anchor
 # sizes usually are.
 DEFAULT_SIZE_EDGES = (0.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, math.inf)
 # Aspect-ratio bins (height / width): wide, near-square, tall.
 DEFAULT_RATIO_EDGES = (0.0, 1 / 1.5, 1.5, math.inf)
+# Boxes measured against a grid's anchors at once: bounds the (boxes, anchors) IoU matrix.
+BOXES_PER_CHUNK = 256
 
 
 @dataclass
@@ -45,6 +49,8 @@ class AnchorCoverage:
         best_iou: ``(G,)`` the highest IoU of any anchor the RPN may train on.
         num_positive: ``(G,)`` anchors with IoU ``>= fg_iou_thresh`` (before sampling).
         fg_iou_thresh: the RPN's positive threshold the counts use.
+        boxes: ``(G, 4)`` the boxes in their own image's pixels, as given.
+        image_index: ``(G,)`` int64, which of the given images each box belongs to.
     """
 
     sizes: Tensor
@@ -52,6 +58,8 @@ class AnchorCoverage:
     best_iou: Tensor
     num_positive: Tensor
     fg_iou_thresh: float
+    boxes: Tensor
+    image_index: Tensor
 
     def __len__(self) -> int:
         return int(self.sizes.numel())
@@ -127,17 +135,56 @@ class AnchorCoverage:
         }
 
 
+@dataclass(frozen=True)
+class ResizedTargets:
+    """One image's GT boxes as the model trains on them.
+
+    Attributes:
+        image_index: the image's position among those given.
+        boxes: ``(G, 4)`` the boxes in the image's own pixels.
+        resized_boxes: ``(G, 4)`` float32, in the resized image's pixels.
+        image_size: ``(height, width)`` of the resized image.
+        padded_size: ``(height, width)`` of the padded batch of that image alone.
+    """
+
+    image_index: int
+    boxes: Tensor
+    resized_boxes: Tensor
+    image_size: tuple[int, int]
+    padded_size: tuple[int, int]
+
+
+def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterator[ResizedTargets]:
+    """The GT boxes of every image that has some, resized as the model resizes the image
+    in evaluation (the last ``min_size``, capped by ``max_size``) and placed on the batch
+    it pads that image to alone.
+
+    Args:
+        model: the detector whose transform is used.
+        targets: per image, its ``(height, width)`` and its ``(G, 4)`` GT boxes.
+    """
+    transform = model.transform
+    for index, (image_size, boxes) in enumerate(targets):
+        if boxes.numel() == 0:
+            continue
+        resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
+        yield ResizedTargets(
+            index,
+            boxes,
+            resize_boxes(boxes.to(torch.float32), image_size, resized),
+            resized,
+            padded_size([resized], transform.size_divisible),
+        )
+
+
 @torch.no_grad()
-def measure_anchor_coverage(
-    model: FasterRCNN, targets: Iterable[tuple[tuple[int, int], Tensor]]
-) -> AnchorCoverage:
+def measure_anchor_coverage(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> AnchorCoverage:
     """How well the model's anchors cover the GT boxes of a dataset.
 
-    Each image is taken as the model takes it in evaluation: resized to the last
-    ``min_size`` (capped by ``max_size``) and padded to ``size_divisible``; its anchors are
-    the ones the model places on that padded batch, less those the RPN's border policy
-    leaves out of training. Nothing is trained and no image is decoded: the feature-map
-    sizes come from running the backbone on the ``meta`` device.
+    Each image is taken as the model takes it in evaluation (:func:`resized_targets`);
+    its anchors are the ones the model places on that padded batch, less those the RPN's
+    border policy leaves out of training. Nothing is trained and no image is decoded: the
+    feature-map sizes come from running the backbone on an empty batch.
 
     Args:
         model: the detector whose anchors, transform and RPN settings are measured.
@@ -147,75 +194,104 @@ def measure_anchor_coverage(
     Returns:
         The coverage of every GT box, in the order given.
     """
-    transform = model.transform
-    allowed_border = model.config.rpn.allowed_border
-    padded_batch_anchors = PaddedBatchAnchors(model)
-    sizes, ratios, best, positives = [], [], [], []
-    for image_size, boxes in targets:
-        if boxes.numel() == 0:
-            continue
-        resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
-        boxes = resize_boxes(boxes.to(torch.float32), image_size, resized)
-        anchors = padded_batch_anchors(padded_size([resized], transform.size_divisible))
-        anchors = anchors[~anchors_crossing_border(anchors, resized, allowed_border)]
-        iou = box_iou(boxes, anchors)
-        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        sizes.append((width * height).sqrt())
-        ratios.append(height / width)
-        best.append(iou.max(dim=1).values if anchors.numel() else torch.zeros(len(boxes)))
-        positives.append((iou >= model.config.rpn.fg_iou_thresh).sum(dim=1))
-    if not sizes:
+    images = list(resized_targets(model, targets))
+    if not images:
         raise ValueError("the dataset has no ground-truth boxes to measure")
+    resized = torch.cat([image.resized_boxes for image in images])
+    best, positives = _best_and_positives(model, images, resized)
+    width, height = resized[:, 2] - resized[:, 0], resized[:, 3] - resized[:, 1]
     return AnchorCoverage(
-        torch.cat(sizes),
-        torch.cat(ratios),
-        torch.cat(best),
-        torch.cat(positives),
+        (width * height).sqrt(),
+        height / width,
+        best,
+        positives,
         model.config.rpn.fg_iou_thresh,
+        torch.cat([image.boxes.to(torch.float32) for image in images]),
+        torch.cat([torch.full((len(i.boxes),), i.image_index) for i in images]),
     )
 
 
+def _best_and_positives(
+    model: FasterRCNN, images: list[ResizedTargets], resized: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``(G,)`` best anchor IoU and ``(G,)`` anchors at the positive threshold of the
+    ``resized`` boxes of ``images`` (concatenated in order). Images of one size share
+    their anchors, so their boxes are measured together, a few hundred at a time."""
+    rpn = model.config.rpn
+    start = torch.cumsum(torch.tensor([0] + [len(i.boxes) for i in images]), 0).tolist()
+    groups: dict[tuple[tuple[int, int], tuple[int, int]], list[Tensor]] = {}
+    for position, image in enumerate(images):
+        rows = torch.arange(start[position], start[position + 1])
+        groups.setdefault((image.image_size, image.padded_size), []).append(rows)
+    best = torch.zeros(len(resized))
+    positives = torch.zeros(len(resized), dtype=torch.int64)
+    padded_batch_anchors = PaddedBatchAnchors(model)
+    for (image_size, padded), rows in groups.items():
+        anchors = padded_batch_anchors(padded)
+        anchors = anchors[~anchors_crossing_border(anchors, image_size, rpn.allowed_border)]
+        if anchors.numel() == 0:
+            continue
+        for chunk in torch.cat(rows).split(BOXES_PER_CHUNK):
+            iou = box_iou(resized[chunk], anchors)
+            best[chunk] = iou.max(dim=1).values
+            positives[chunk] = (iou >= rpn.fg_iou_thresh).sum(dim=1)
+    return best, positives
+
+
 class PaddedBatchAnchors:
-    """The model's anchors on a padded batch of a given size, computed shape-only and
-    cached: they depend on nothing else."""
+    """The model's anchors on a padded batch of a given size, and the feature-map sizes
+    they sit on, computed shape-only and cached: they depend on nothing else."""
 
     def __init__(self, model: FasterRCNN) -> None:
         self.backbone = model.backbone
         self.generator = model.rpn.anchor_generator
-        self.meta_state = {
-            name: tensor.to("meta")
-            for name, tensor in (
-                *model.backbone.named_parameters(),
-                *model.backbone.named_buffers(),
-            )
-        }
-        self.cache: dict[tuple[int, int], Tensor] = {}
+        self.heights: dict[int, list[int]] = {}
+        self.widths: dict[int, list[int]] = {}
+        self.anchors: dict[tuple[int, int], Tensor] = {}
 
     def __call__(self, padded_size: tuple[int, int]) -> Tensor:
         """``(A, 4)`` anchors of a batch padded to ``padded_size`` (height, width)."""
-        if padded_size not in self.cache:
-            was_training = self.backbone.training
-            # Batch norm in training mode refuses the 1 x 1 maps of a small single image.
-            self.backbone.eval()
-            try:
-                features = functional_call(
-                    self.backbone,
-                    self.meta_state,
-                    (torch.empty((1, 3, *padded_size), device="meta"),),
-                )
-            finally:
-                self.backbone.train(was_training)
-            maps = [features] if isinstance(features, Tensor) else list(features.values())
+        if padded_size not in self.anchors:
             # Zero-channel tensors carry the shapes the anchor generator reads, nothing else.
             images = ImageList(torch.empty((1, 0, *padded_size)), [padded_size])
-            grids = [torch.empty((1, 0, *m.shape[-2:])) for m in maps]
-            self.cache[padded_size] = self.generator(images, grids)[0]
-        return self.cache[padded_size]
+            maps = [torch.empty((1, 0, *grid)) for grid in self.grid_sizes(padded_size)]
+            self.anchors[padded_size] = self.generator(images, maps)[0]
+        return self.anchors[padded_size]
+
+    def grid_sizes(self, padded_size: tuple[int, int]) -> list[tuple[int, int]]:
+        """``(H_l, W_l)`` of every anchor level's feature map for a batch of
+        ``padded_size``.
+
+        A convolutional network's output height depends on the input height alone (and
+        the width on the width), so the maps' heights are cached by padded height and
+        their widths by padded width: a dataset of many image sizes needs few passes.
+        """
+        height, width = padded_size
+        if height not in self.heights or width not in self.widths:
+            maps = self._feature_shapes(padded_size)
+            self.heights[height] = [shape[0] for shape in maps]
+            self.widths[width] = [shape[1] for shape in maps]
+        return list(zip(self.heights[height], self.widths[width], strict=True))
+
+    def _feature_shapes(self, padded_size: tuple[int, int]) -> list[tuple[int, int]]:
+        """The backbone's output map sizes, from a pass over an empty batch: every layer
+        works out its output shape and computes nothing (a pass on the ``meta`` device
+        takes a hundred times longer)."""
+        was_training = self.backbone.training
+        # Batch norm in training mode refuses a batch without values.
+        self.backbone.eval()
+        try:
+            parameter = next(self.backbone.parameters())
+            empty = parameter.new_empty((0, 3, *padded_size))
+            with torch.no_grad():
+                features = self.backbone(empty)
+        finally:
+            self.backbone.train(was_training)
+        maps = [features] if isinstance(features, Tensor) else list(features.values())
+        return [(int(m.shape[-2]), int(m.shape[-1])) for m in maps]
 
 
-def dataset_targets(
-    dataset: Sequence[Sample], count: int | None = None
-) -> Iterator[tuple[tuple[int, int], Tensor]]:
+def dataset_targets(dataset: Sequence[Sample], count: int | None = None) -> Iterator[ImageBoxes]:
     """``(image size, GT boxes)`` of the first ``count`` items (default all) of a dataset,
     for :func:`measure_anchor_coverage`.
 

@@ -1,0 +1,164 @@
+"""Anchor files: the JSON that ``faster-rcnn anchors --fit`` writes and ``train --anchors``
+reads."""
+
+import json
+
+import pytest
+
+from faster_rcnn.anchor_file import read_anchor_file, with_anchor_file, write_anchor_file
+from faster_rcnn.cli import main
+from faster_rcnn.config import AnchorConfig
+from faster_rcnn.models import preset_config
+from faster_rcnn.train.checkpoint import load_model
+
+# Four levels of 4 sizes x 3 ratios, as the small preset has, but other sizes and offset.
+FITTED = AnchorConfig(
+    sizes=(
+        (12.7, 16.0, 20.16, 25.4),
+        (25.4, 32.0, 40.32, 50.8),
+        (50.8, 64.0, 80.64, 101.6),
+        (101.6, 128.0, 161.28, 203.2),
+    ),
+    aspect_ratios=((0.707, 1.0, 2.0),) * 4,
+    offset=0.5,
+)
+ONE_LEVEL = {"sizes": [[32, 64]], "aspect_ratios": [[0.5, 1.0, 2.0]]}
+
+
+def test_write_and_read_back(tmp_path):
+    notes = {"fitted_at_iou": 0.7, "covered": {"start": 0.41, "fitted": 0.61}, "data": "x"}
+    path = write_anchor_file(tmp_path / "new" / "anchors.json", FITTED, notes)
+    assert path == tmp_path / "new" / "anchors.json"
+    data = json.loads(path.read_text())
+    assert data["sizes"] == [list(level) for level in FITTED.sizes]
+    assert data["aspect_ratios"] == [[0.707, 1.0, 2.0]] * 4
+    assert data["offset"] == 0.5
+    assert data["covered"] == notes["covered"]
+    # The notes are ignored on reading; the anchors come back as they were.
+    assert read_anchor_file(path) == FITTED
+    # Without an offset, the config's default (0).
+    (tmp_path / "plain.json").write_text(json.dumps({**ONE_LEVEL, "comment": "any other key"}))
+    assert read_anchor_file(tmp_path / "plain.json") == AnchorConfig(
+        sizes=((32, 64),), aspect_ratios=((0.5, 1.0, 2.0),), offset=0.0
+    )
+
+
+def test_notes_never_replace_the_anchors(tmp_path):
+    # A note under the name of a field must not change the anchors the file holds.
+    path = tmp_path / "anchors.json"
+    try:
+        write_anchor_file(path, FITTED, {"offset": 0.0, "sizes": "see the plot"})
+    except ValueError:
+        return  # refusing such notes is as good
+    assert read_anchor_file(path) == FITTED
+
+
+BAD_FILES = {
+    "not JSON": ("{'sizes': [[32]]", "not a JSON anchor file"),
+    "not an object": ("[[32], [1.0]]", "needs 'sizes' and 'aspect_ratios'"),
+    "no sizes": ('{"aspect_ratios": [[1.0]]}', "needs 'sizes' and 'aspect_ratios'"),
+    "no ratios": ('{"sizes": [[32]]}', "needs 'sizes' and 'aspect_ratios'"),
+    "different anchor counts": (
+        '{"sizes": [[16, 32], [64]], "aspect_ratios": [[1.0], [1.0]]}',
+        "the same number of anchors per location on every level, got [2, 1]",
+    ),
+    "negative size": ('{"sizes": [[-16]], "aspect_ratios": [[1.0]]}', "sizes[0] must be positive"),
+    "zero ratio": (
+        '{"sizes": [[16]], "aspect_ratios": [[0]]}',
+        "aspect_ratios[0] must be positive",
+    ),
+    "a size not a number": ('{"sizes": [["16"]], "aspect_ratios": [[1]]}', "must be a number"),
+    "flat sizes": ('{"sizes": [16, 32], "aspect_ratios": [1.0]}', "must be a tuple"),
+    "offset out of range": (
+        '{"sizes": [[16]], "aspect_ratios": [[1]], "offset": 1.5}',
+        "offset must be in [0, 1)",
+    ),
+    "ratios for other levels": (
+        '{"sizes": [[16], [32]], "aspect_ratios": [[1.0]]}',
+        "one tuple per level of sizes (2)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_file_is_a_one_line_error_naming_it(tmp_path, case):
+    text, expected = BAD_FILES[case]
+    path = tmp_path / "anchors.json"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        read_anchor_file(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_a_file_not_in_utf8_is_named(tmp_path):
+    path = tmp_path / "anchors.json"
+    path.write_bytes(b'{"sizes": [[16]], "aspect_ratios": [[1.0]], "data": "\xe9"}')
+    with pytest.raises(ValueError, match="not UTF-8") as error:
+        read_anchor_file(path)
+    assert str(path) in str(error.value)
+
+
+def test_with_anchor_file_replaces_only_the_anchors(tmp_path):
+    path = write_anchor_file(tmp_path / "fitted.json", FITTED)
+    small = preset_config("small", 4)
+    config = with_anchor_file(small, path)
+    assert config.anchors == FITTED
+    assert config.replace(anchors=small.anchors) == small
+    # One level of 2 x 3 anchors suits the paper's single feature map...
+    one_level = tmp_path / "one_level.json"
+    one_level.write_text(json.dumps(ONE_LEVEL))
+    vgg = with_anchor_file(preset_config("paper_vgg16", 4), one_level)
+    assert vgg.anchors.sizes == ((32, 64),)
+    # ... not the small backbone's four.
+    with pytest.raises(ValueError) as error:
+        with_anchor_file(small, one_level)
+    message = str(error.value)
+    assert message.startswith(f"{one_level}: ")
+    assert "one tuple per feature map" in message and "got 1" in message
+    assert "\n" not in message
+
+
+TRAIN = ["train", "--data", "synthetic:8", "--steps", "2", "--batch-size", "2"]
+TINY = ["--min-size", "64", "--max-size", "64"]
+
+
+def test_train_uses_the_anchor_file(tmp_path, capsys):
+    path = write_anchor_file(tmp_path / "fitted.json", FITTED, {"covered": {"fitted": 0.5}})
+    out = tmp_path / "run"
+    assert main([*TRAIN, *TINY, "--anchors", str(path), "--out", str(out)]) == 0
+    model = load_model(out / "model.safetensors")
+    assert model.config.anchors == FITTED
+    assert model.config.transform.min_size == (64,)
+    assert model.rpn.anchor_generator.num_anchors_per_location() == [12] * 4
+
+
+@pytest.mark.parametrize(
+    ("command", "content", "expected"),
+    [
+        ("train", "{not json", "not a JSON anchor file"),
+        ("train", json.dumps(ONE_LEVEL), "one tuple per feature map"),
+        ("train", None, "No such file"),
+        ("anchors", json.dumps({"sizes": [[-1]], "aspect_ratios": [[1]]}), "must be positive"),
+        ("anchors", json.dumps(ONE_LEVEL), "one tuple per feature map"),
+    ],
+)
+def test_cli_refuses_a_bad_file_in_one_line(
+    tmp_path, capsys, monkeypatch, command, content, expected
+):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "anchors.json"
+    if content is not None:
+        path.write_text(content)
+    if command == "train":
+        argv = [*TRAIN, *TINY, "--out", str(tmp_path / "run")]
+    else:
+        argv = ["anchors", "--data", "synthetic:2", "--out", str(tmp_path / "measured")]
+    assert main([*argv, "--anchors", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("faster-rcnn: error: ")
+    assert str(path) in err and expected in err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
