@@ -161,3 +161,29 @@ def test_empty_batch_feature_sizes_are_the_real_forward_pass(preset):
         torch.testing.assert_close(grids(padded), model.rpn.anchor_generator(images, features)[0])
     # The pass leaves the model in training mode, batch norm included.
     assert all(module.training for module in model.modules())
+
+
+def test_windowed_measure_equals_the_dense_one():
+    # Boxes from 2 to 400 px, anywhere, against the small preset's real anchors at
+    # 320 x 480, with and without the border policy: measuring only the anchors that can
+    # matter must change neither the best IoU nor the count at the positive IoU.
+    from faster_rcnn.anchors import anchors_crossing_border
+    from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors, _measure_group
+
+    generator = torch.Generator().manual_seed(0)
+    size = 2 * 200 ** torch.rand(600, generator=generator)
+    ratio = 4 ** (2 * torch.rand(600, generator=generator) - 1)
+    centre = torch.rand(600, 2, generator=generator) * torch.tensor([480.0, 320.0])
+    half = torch.stack((size / ratio.sqrt(), size * ratio.sqrt()), dim=1) / 2
+    boxes = torch.cat((centre - half, centre + half), dim=1)
+    for threshold, border in ((0.1, -1), (0.5, 0), (0.7, -1)):
+        config = preset_config("small", 4).replace(
+            rpn={"fg_iou_thresh": threshold, "bg_iou_thresh": 0.1, "allowed_border": border}
+        )
+        grid = PaddedBatchAnchors(FasterRCNN.from_config(config)).grid((320, 480))
+        allowed = ~anchors_crossing_border(grid.anchors, (300, 470), border)
+        best, positives = _measure_group(boxes, grid, allowed, config.rpn)
+        iou = box_iou(boxes, grid.anchors[allowed])
+        torch.testing.assert_close(best, iou.max(dim=1).values, rtol=0, atol=0)
+        assert torch.equal(positives, (iou >= threshold).sum(dim=1))
+        assert (best < 0.25).any() and (best >= 0.25).any()  # both paths taken

@@ -167,7 +167,8 @@ def fit_and_report(
         f"{fit.covered['kmeans']:.1%} (k-means of box shapes), {fit.covered['fitted']:.1%} "
         "(fitted)"
     )
-    fitted_model = FasterRCNN.from_config(model.config.replace(anchors=fit.anchors))
+    # The same backbone: only the anchors (and the RPN head they size) change.
+    fitted_model = FasterRCNN(model.backbone, model.config.replace(anchors=fit.anchors))
     report = coverage_report(fitted_model, targets, names)
     print(report.coverage.table())
     notes = {"fitted_at_iou": fit.iou, "covered": fit.covered, "data": str(args.data)}

@@ -16,11 +16,13 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..anchors import anchors_crossing_border
+from ..config import RPNConfig
 from ..data.dataset import Sample
 from ..image_list import ImageList
 from ..model import FasterRCNN
@@ -37,6 +39,11 @@ DEFAULT_SIZE_EDGES = (0.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, math.inf)
 DEFAULT_RATIO_EDGES = (0.0, 1 / 1.5, 1.5, math.inf)
 # Boxes measured against a grid's anchors at once: bounds the (boxes, anchors) IoU matrix.
 BOXES_PER_CHUNK = 256
+# Boxes are first measured against the anchors within this factor of their area (exact
+# for every best IoU at or above it, see _measure_group) ...
+AREA_FACTOR = 0.25
+# ... at most about this many (box, anchor) pairs at once.
+ANCHORS_PER_CHUNK = 2_000_000
 
 
 @dataclass
@@ -216,7 +223,7 @@ def _best_and_positives(
 ) -> tuple[Tensor, Tensor]:
     """``(G,)`` best anchor IoU and ``(G,)`` anchors at the positive threshold of the
     ``resized`` boxes of ``images`` (concatenated in order). Images of one size share
-    their anchors, so their boxes are measured together, a few hundred at a time."""
+    their anchors, so their boxes are measured together (:func:`_measure_group`)."""
     rpn = model.config.rpn
     start = torch.cumsum(torch.tensor([0] + [len(i.boxes) for i in images]), 0).tolist()
     groups: dict[tuple[tuple[int, int], tuple[int, int]], list[Tensor]] = {}
@@ -227,15 +234,150 @@ def _best_and_positives(
     positives = torch.zeros(len(resized), dtype=torch.int64)
     padded_batch_anchors = PaddedBatchAnchors(model)
     for (image_size, padded), rows in groups.items():
-        anchors = padded_batch_anchors(padded)
-        anchors = anchors[~anchors_crossing_border(anchors, image_size, rpn.allowed_border)]
-        if anchors.numel() == 0:
-            continue
-        for chunk in torch.cat(rows).split(BOXES_PER_CHUNK):
-            iou = box_iou(resized[chunk], anchors)
-            best[chunk] = iou.max(dim=1).values
-            positives[chunk] = (iou >= rpn.fg_iou_thresh).sum(dim=1)
+        grid = padded_batch_anchors.grid(padded)
+        allowed = ~anchors_crossing_border(grid.anchors, image_size, rpn.allowed_border)
+        rows = torch.cat(rows)
+        best[rows], positives[rows] = _measure_group(resized[rows], grid, allowed, rpn)
     return best, positives
+
+
+def _measure_group(
+    boxes: Tensor, grid: AnchorGrid, allowed: Tensor, rpn: RPNConfig
+) -> tuple[Tensor, Tensor]:
+    """``(G,)`` best IoU and ``(G,)`` anchors at ``rpn.fg_iou_thresh`` or more of ``(G, 4)``
+    boxes against the ``allowed`` anchors of ``grid``, exactly, from the few anchors that
+    can matter.
+
+    Two boxes whose areas differ by a factor ``r < 1`` overlap by IoU ``r`` at most. So a
+    box is measured on the levels with an anchor shape within :data:`AREA_FACTOR` of its
+    area, against the anchors of the cells whose anchors can reach it: every anchor left
+    out is below ``AREA_FACTOR`` IoU, so a best IoU found at or above it is the best, and
+    every anchor at the positive threshold is counted. The few boxes whose best stays
+    below it are measured against every anchor.
+    """
+    floor = min(AREA_FACTOR, rpn.fg_iou_thresh)
+    best, positives = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for level in grid.levels:
+        shape_areas = (level.cell[:, 2] - level.cell[:, 0]) * (level.cell[:, 3] - level.cell[:, 1])
+        ratio = torch.minimum(areas[:, None], shape_areas) / torch.maximum(
+            areas[:, None], shape_areas
+        )
+        rows = (ratio >= floor).any(dim=1).nonzero().flatten()
+        level_best, level_count = _measure_level(boxes[rows], grid, level, allowed, rpn)
+        best[rows] = best[rows].maximum(level_best)
+        positives[rows] += level_count
+    far = (best < floor).nonzero().flatten()
+    best[far], positives[far] = _measure_dense(boxes[far], grid.anchors[allowed], rpn)
+    return best, positives
+
+
+def _measure_dense(boxes: Tensor, anchors: Tensor, rpn: RPNConfig) -> tuple[Tensor, Tensor]:
+    """``(G,)`` best IoU and count at the positive threshold of ``boxes`` against every
+    one of ``anchors``, a few hundred boxes at a time."""
+    best, count = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
+    if len(anchors) == 0:
+        return best, count
+    for chunk in torch.arange(len(boxes)).split(BOXES_PER_CHUNK):
+        iou = box_iou(boxes[chunk], anchors)
+        best[chunk] = iou.max(dim=1).values
+        count[chunk] = (iou >= rpn.fg_iou_thresh).sum(dim=1)
+    return best, count
+
+
+def _measure_level(
+    boxes: Tensor, grid: AnchorGrid, level: LevelGrid, allowed: Tensor, rpn: RPNConfig
+) -> tuple[Tensor, Tensor]:
+    """``(G,)`` best IoU and count at the positive threshold of ``boxes`` with the allowed
+    anchors of the cells of one level whose anchors overlap them, boxes taken a bounded
+    number of anchors at a time (those of fewest cells first)."""
+    first_x, last_x = _cell_window(boxes, level, grid.offset, axis=0)
+    first_y, last_y = _cell_window(boxes, level, grid.offset, axis=1)
+    cells = (last_x - first_x + 1).clamp(min=0) * (last_y - first_y + 1).clamp(min=0)
+    num_anchors = level.size[0] * level.size[1] * len(level.cell)
+    if int(cells.sum()) * len(level.cell) * 2 > len(boxes) * num_anchors:
+        # Windows as large as the map (large anchors on a coarse map): all of them at once.
+        anchors = grid.anchors[level.start : level.start + num_anchors]
+        return _measure_dense(boxes, anchors[allowed[level.start : level.start + num_anchors]], rpn)
+    best, count = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
+    order = cells.argsort()
+    done = 0
+    while done < len(order):
+        widest = int(cells[order[min(done + BOXES_PER_CHUNK, len(order)) - 1]])
+        size = max(1, min(BOXES_PER_CHUNK, ANCHORS_PER_CHUNK // max(widest * len(level.cell), 1)))
+        rows = order[done : done + size]
+        index = _window_anchors(level, first_x[rows], last_x[rows], first_y[rows], last_y[rows])
+        valid = (index >= 0) & allowed[index.clamp(min=0)]
+        iou = _paired_iou(boxes[rows], grid.anchors[index.clamp(min=0)]).masked_fill(~valid, -1.0)
+        best[rows] = iou.amax(dim=1).clamp(min=0) if iou.shape[1] else 0.0
+        count[rows] = (iou >= rpn.fg_iou_thresh).sum(dim=1)
+        done += size
+    return best, count
+
+
+def _cell_window(
+    boxes: Tensor, level: LevelGrid, offset: float, axis: int
+) -> tuple[Tensor, Tensor]:
+    """``(G,)`` first and last cell index along ``axis`` (0: x, 1: y) of the level whose
+    anchors can overlap each box (one cell of margin against rounding), within the map."""
+    stride = level.stride[1 - axis]
+    reach_low, reach_high = float(level.cell[:, axis].min()), float(level.cell[:, axis + 2].max())
+    first = torch.floor((boxes[:, axis] - reach_high) / stride - offset) - 1
+    last = torch.ceil((boxes[:, axis + 2] - reach_low) / stride - offset) + 1
+    cells = level.size[1 - axis]
+    return first.clamp(0, cells - 1).long(), last.clamp(0, cells - 1).long()
+
+
+def _window_anchors(
+    level: LevelGrid, first_x: Tensor, last_x: Tensor, first_y: Tensor, last_y: Tensor
+) -> Tensor:
+    """``(C, K)`` indices into the grid's anchors of every anchor in each box's window of
+    cells, padded with -1 to the widest window."""
+    columns = first_x[:, None] + torch.arange(int((last_x - first_x).max()) + 1)
+    rows = first_y[:, None] + torch.arange(int((last_y - first_y).max()) + 1)
+    inside = (rows <= last_y[:, None])[:, :, None] & (columns <= last_x[:, None])[:, None, :]
+    cell = rows[:, :, None] * level.size[1] + columns[:, None, :]
+    per_cell = len(level.cell)
+    index = level.start + cell[..., None] * per_cell + torch.arange(per_cell)
+    return index.masked_fill(~inside[..., None], -1).flatten(1)
+
+
+def _paired_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
+    """``(C, K)`` IoU of each of ``(C, 4)`` boxes with its own ``(C, K, 4)`` anchors, with
+    :func:`~faster_rcnn.ops.box_iou`'s arithmetic (so the same numbers)."""
+    area1 = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area2 = (anchors[..., 2] - anchors[..., 0]) * (anchors[..., 3] - anchors[..., 1])
+    top_left = torch.max(boxes[:, None, :2], anchors[..., :2])
+    bottom_right = torch.min(boxes[:, None, 2:], anchors[..., 2:])
+    wh = (bottom_right - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area1[:, None] + area2 - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+
+
+class LevelGrid(NamedTuple):
+    """Where one level's anchors sit in a padded batch's anchors.
+
+    Attributes:
+        start: the index of its first anchor.
+        size: ``(H, W)`` of its feature map.
+        stride: ``(stride_h, stride_w)`` in pixels.
+        cell: ``(A, 4)`` its origin-centred anchor shapes (anchor ``(i * W + j) * A + a`` is
+            ``cell[a]`` centred at ``((j + offset) * stride_w, (i + offset) * stride_h)``).
+    """
+
+    start: int
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    cell: Tensor
+
+
+class AnchorGrid(NamedTuple):
+    """The anchors of a padded batch and their levels."""
+
+    anchors: Tensor
+    levels: list[LevelGrid]
+    offset: float
 
 
 class PaddedBatchAnchors:
@@ -257,6 +399,17 @@ class PaddedBatchAnchors:
             maps = [torch.empty((1, 0, *grid)) for grid in self.grid_sizes(padded_size)]
             self.anchors[padded_size] = self.generator(images, maps)[0]
         return self.anchors[padded_size]
+
+    def grid(self, padded_size: tuple[int, int]) -> AnchorGrid:
+        """The anchors of a batch padded to ``padded_size``, level by level."""
+        height, width = padded_size
+        levels, start = [], 0
+        for size, cell in zip(
+            self.grid_sizes(padded_size), self.generator.cell_anchors, strict=True
+        ):
+            levels.append(LevelGrid(start, size, (height // size[0], width // size[1]), cell))
+            start += size[0] * size[1] * len(cell)
+        return AnchorGrid(self(padded_size), levels, self.generator.offset)
 
     def grid_sizes(self, padded_size: tuple[int, int]) -> list[tuple[int, int]]:
         """``(H_l, W_l)`` of every anchor level's feature map for a batch of

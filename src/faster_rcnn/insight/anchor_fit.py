@@ -18,15 +18,20 @@ is the one whose centre is nearest the box's centre on each axis among the ancho
 inside the border. :func:`best_iou_on_level` computes it for every (shape, box) pair
 at once; the search then runs on these numbers alone.
 
-The search is coordinate ascent over the config's structure (``S`` sizes x ``R`` aspect
-ratios): each size or ratio in turn is replaced by the candidate that covers the most
-boxes given the others (ties broken by how close the uncovered boxes come), until nothing
-changes. It starts from the model's anchors and from the k-means anchors
-(:mod:`.anchor_kmeans`). By default one set of shapes is chosen for every level, scaled
-with the level's stride (:class:`LevelTying`), because one RPN head predicts every level:
-on the synthetic shapes, anchors chosen level by level for the most coverage (62% of the
-boxes at IoU 0.7 against the preset's 40%) trained to a recall@300 at IoU 0.7 of 0.60
-against the preset's 0.91 (3 seeds each).
+The search (:class:`CoverageSearch`) chooses the config's structure (``S`` sizes x ``R``
+aspect ratios) one set at a time given the others: exactly when the options are few,
+else by replacing a size and a ratio together, pair of slots by pair, until nothing
+improves. It starts from the model's anchors and from the k-means anchors
+(:mod:`.anchor_kmeans`) and keeps the better end.
+
+Two defaults come from training A/Bs (3 seeds each, `benchmarks/anchor_fit_ab.md`). One
+set of shapes is chosen for every level, scaled with the level's stride
+(:class:`LevelTying`), because one RPN head predicts every level; and boxes count as
+covered at the RPN's own positive IoU. On the synthetic shapes with the ``small`` preset
+(positives at 0.5), anchors chosen level by level for IoU 0.7 covered 62% of the boxes
+at 0.7 against the preset's 40%, yet trained to a recall@300 at IoU 0.7 of 0.60 against
+0.91: they covered fewer boxes at the 0.5 the RPN trains with, and a shared head learns
+shapes that differ level by level poorly.
 """
 
 from __future__ import annotations
