@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
-from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation
+from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation, init_conv_bn_
 from faster_rcnn.backbones.fpn import BackboneWithFPN
 from faster_rcnn.backbones.freezing import check_trainable_layers, freeze_before
 from faster_rcnn.backbones.frozen_bn import NormLayer, batch_norm_layer
@@ -110,12 +110,7 @@ def mobilenet_v2_features(norm_layer: NormLayer) -> nn.Sequential:
         Conv2dNormActivation(in_channels, 1280, 1, norm_layer=norm_layer, activation_layer=nn.ReLU6)
     )
     sequential = nn.Sequential(*features)
-    for module in sequential.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+    init_conv_bn_(sequential)
     return sequential
 
 
