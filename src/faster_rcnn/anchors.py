@@ -8,6 +8,7 @@ level (the paper: 3 ratios x 3 sizes = 9 at stride 16; an FPN: 3 ratios x 1 size
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -75,6 +76,24 @@ class AnchorGenerator(nn.Module):
         """Anchor shapes per cell, per level (the ``A`` the RPN head predicts for)."""
         return [len(s) * len(r) for s, r in zip(self.sizes, self.aspect_ratios, strict=True)]
 
+    def level_grids(
+        self,
+        padded_size: tuple[int, int],
+        grid_sizes: Sequence[tuple[int, int]],
+        names: Sequence[str] | None = None,
+    ) -> list[LevelGrid]:
+        """Where each level's anchors sit on a batch padded to ``padded_size`` whose
+        feature maps have ``grid_sizes`` (named ``names``, default ``"0"``, ``"1"``, ...),
+        with the strides :meth:`forward` uses (padded size // map size)."""
+        height, width = padded_size
+        names = names or [str(level) for level in range(len(grid_sizes))]
+        grids, start = [], 0
+        for name, size, cell in zip(names, grid_sizes, self.cell_anchors, strict=True):
+            stride = (height // size[0], width // size[1])
+            grids.append(LevelGrid(name, tuple(size), stride, cell, start, self.offset))
+            start += grids[-1].num_anchors
+        return grids
+
     def forward(self, images: ImageList, feature_maps: list[Tensor]) -> list[Tensor]:
         """Anchors of every level for every image of the batch.
 
@@ -112,6 +131,46 @@ class AnchorGenerator(nn.Module):
                 )
             )
         return [torch.cat(per_level) for _ in images.image_sizes]
+
+
+@dataclass(frozen=True)
+class LevelGrid:
+    """Where one feature level's anchors sit in :class:`AnchorGenerator`'s output.
+
+    Row ``start + (i * W + j) * A + a`` is ``cell_anchors[a]`` centred on cell ``(i, j)``,
+    at ``((j + offset) * stride_w, (i + offset) * stride_h)``.
+
+    Attributes:
+        name: the feature map's name.
+        grid_size: ``(H, W)`` cells.
+        stride: ``(stride_h, stride_w)`` in pixels of the padded batch.
+        cell_anchors: ``(A, 4)`` float32 origin-centred anchor shapes of every cell.
+        start: the row of the level's first anchor.
+        offset: see :class:`AnchorGenerator`.
+    """
+
+    name: str
+    grid_size: tuple[int, int]
+    stride: tuple[int, int]
+    cell_anchors: Tensor
+    start: int
+    offset: float
+
+    @property
+    def anchors_per_location(self) -> int:
+        """``A``, the anchor shapes of each cell."""
+        return int(self.cell_anchors.shape[0])
+
+    @property
+    def num_anchors(self) -> int:
+        """``H * W * A``."""
+        return self.grid_size[0] * self.grid_size[1] * self.anchors_per_location
+
+    def cell_centres(self) -> tuple[Tensor, Tensor]:
+        """``(H,)`` y and ``(W,)`` x of the cell centres, in pixels."""
+        rows = (torch.arange(self.grid_size[0]) + self.offset) * self.stride[0]
+        cols = (torch.arange(self.grid_size[1]) + self.offset) * self.stride[1]
+        return rows, cols
 
 
 def base_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> Tensor:

@@ -120,9 +120,7 @@ def coverage_report(
 def level_strides(model: FasterRCNN, targets: list[ImageBoxes]) -> list[tuple[int, int]]:
     """``(stride_h, stride_w)`` of every anchor level, on the first image's batch."""
     first = next(resized_targets(model, targets))
-    grids = PaddedBatchAnchors(model).grid_sizes(first.padded_size)
-    height, width = first.padded_size
-    return [(height // h, width // w) for h, w in grids]
+    return [level.stride for level in PaddedBatchAnchors(model).grid(first.padded_size).levels]
 
 
 def image_names(dataset: Sequence[Sample], count: int) -> list[str]:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..anchors import anchors_crossing_border
+from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
 from ..data.dataset import Sample
 from ..image_list import ImageList
@@ -259,7 +259,9 @@ def _measure_group(
     best, positives = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     for level in grid.levels:
-        shape_areas = (level.cell[:, 2] - level.cell[:, 0]) * (level.cell[:, 3] - level.cell[:, 1])
+        shape_areas = (level.cell_anchors[:, 2] - level.cell_anchors[:, 0]) * (
+            level.cell_anchors[:, 3] - level.cell_anchors[:, 1]
+        )
         ratio = torch.minimum(areas[:, None], shape_areas) / torch.maximum(
             areas[:, None], shape_areas
         )
@@ -291,11 +293,11 @@ def _measure_level(
     """``(G,)`` best IoU and count at the positive threshold of ``boxes`` with the allowed
     anchors of the cells of one level whose anchors overlap them, boxes taken a bounded
     number of anchors at a time (those of fewest cells first)."""
-    first_x, last_x = _cell_window(boxes, level, grid.offset, axis=0)
-    first_y, last_y = _cell_window(boxes, level, grid.offset, axis=1)
+    first_x, last_x = _cell_window(boxes, level, axis=0)
+    first_y, last_y = _cell_window(boxes, level, axis=1)
     cells = (last_x - first_x + 1).clamp(min=0) * (last_y - first_y + 1).clamp(min=0)
-    num_anchors = level.size[0] * level.size[1] * len(level.cell)
-    if int(cells.sum()) * len(level.cell) * 2 > len(boxes) * num_anchors:
+    num_anchors = level.num_anchors
+    if int(cells.sum()) * level.anchors_per_location * 2 > len(boxes) * num_anchors:
         # Windows as large as the map (large anchors on a coarse map): all of them at once.
         anchors = grid.anchors[level.start : level.start + num_anchors]
         return _measure_dense(boxes, anchors[allowed[level.start : level.start + num_anchors]], rpn)
@@ -304,7 +306,10 @@ def _measure_level(
     done = 0
     while done < len(order):
         widest = int(cells[order[min(done + BOXES_PER_CHUNK, len(order)) - 1]])
-        size = max(1, min(BOXES_PER_CHUNK, ANCHORS_PER_CHUNK // max(widest * len(level.cell), 1)))
+        size = max(
+            1,
+            min(BOXES_PER_CHUNK, ANCHORS_PER_CHUNK // max(widest * level.anchors_per_location, 1)),
+        )
         rows = order[done : done + size]
         index = _window_anchors(level, first_x[rows], last_x[rows], first_y[rows], last_y[rows])
         valid = (index >= 0) & allowed[index.clamp(min=0)]
@@ -315,16 +320,14 @@ def _measure_level(
     return best, count
 
 
-def _cell_window(
-    boxes: Tensor, level: LevelGrid, offset: float, axis: int
-) -> tuple[Tensor, Tensor]:
+def _cell_window(boxes: Tensor, level: LevelGrid, axis: int) -> tuple[Tensor, Tensor]:
     """``(G,)`` first and last cell index along ``axis`` (0: x, 1: y) of the level whose
     anchors can overlap each box (one cell of margin against rounding), within the map."""
-    stride = level.stride[1 - axis]
-    reach_low, reach_high = float(level.cell[:, axis].min()), float(level.cell[:, axis + 2].max())
-    first = torch.floor((boxes[:, axis] - reach_high) / stride - offset) - 1
-    last = torch.ceil((boxes[:, axis + 2] - reach_low) / stride - offset) + 1
-    cells = level.size[1 - axis]
+    stride, shapes = level.stride[1 - axis], level.cell_anchors
+    reach_low, reach_high = float(shapes[:, axis].min()), float(shapes[:, axis + 2].max())
+    first = torch.floor((boxes[:, axis] - reach_high) / stride - level.offset) - 1
+    last = torch.ceil((boxes[:, axis + 2] - reach_low) / stride - level.offset) + 1
+    cells = level.grid_size[1 - axis]
     return first.clamp(0, cells - 1).long(), last.clamp(0, cells - 1).long()
 
 
@@ -336,8 +339,8 @@ def _window_anchors(
     columns = first_x[:, None] + torch.arange(int((last_x - first_x).max()) + 1)
     rows = first_y[:, None] + torch.arange(int((last_y - first_y).max()) + 1)
     inside = (rows <= last_y[:, None])[:, :, None] & (columns <= last_x[:, None])[:, None, :]
-    cell = rows[:, :, None] * level.size[1] + columns[:, None, :]
-    per_cell = len(level.cell)
+    cell = rows[:, :, None] * level.grid_size[1] + columns[:, None, :]
+    per_cell = level.anchors_per_location
     index = level.start + cell[..., None] * per_cell + torch.arange(per_cell)
     return index.masked_fill(~inside[..., None], -1).flatten(1)
 
@@ -355,29 +358,11 @@ def _paired_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
 
 
-class LevelGrid(NamedTuple):
-    """Where one level's anchors sit in a padded batch's anchors.
-
-    Attributes:
-        start: the index of its first anchor.
-        size: ``(H, W)`` of its feature map.
-        stride: ``(stride_h, stride_w)`` in pixels.
-        cell: ``(A, 4)`` its origin-centred anchor shapes (anchor ``(i * W + j) * A + a`` is
-            ``cell[a]`` centred at ``((j + offset) * stride_w, (i + offset) * stride_h)``).
-    """
-
-    start: int
-    size: tuple[int, int]
-    stride: tuple[int, int]
-    cell: Tensor
-
-
 class AnchorGrid(NamedTuple):
-    """The anchors of a padded batch and their levels."""
+    """The anchors of a padded batch and where each level's sit among them."""
 
     anchors: Tensor
     levels: list[LevelGrid]
-    offset: float
 
 
 class PaddedBatchAnchors:
@@ -402,14 +387,8 @@ class PaddedBatchAnchors:
 
     def grid(self, padded_size: tuple[int, int]) -> AnchorGrid:
         """The anchors of a batch padded to ``padded_size``, level by level."""
-        height, width = padded_size
-        levels, start = [], 0
-        for size, cell in zip(
-            self.grid_sizes(padded_size), self.generator.cell_anchors, strict=True
-        ):
-            levels.append(LevelGrid(start, size, (height // size[0], width // size[1]), cell))
-            start += size[0] * size[1] * len(cell)
-        return AnchorGrid(self(padded_size), levels, self.generator.offset)
+        levels = self.generator.level_grids(padded_size, self.grid_sizes(padded_size))
+        return AnchorGrid(self(padded_size), levels)
 
     def grid_sizes(self, padded_size: tuple[int, int]) -> list[tuple[int, int]]:
         """``(H_l, W_l)`` of every anchor level's feature map for a batch of

@@ -32,7 +32,7 @@ from matplotlib.patches import Patch
 from matplotlib.patheffects import withStroke
 from torch import Tensor
 
-from ..anchors import anchors_crossing_border
+from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
 from ..image_list import ImageList
 from ..model import FasterRCNN, PreparedBatch
@@ -44,39 +44,6 @@ from .plots import COLOURS, new_figure, save_figure
 
 # The labels of AnchorTargetCreator.
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
-
-
-@dataclass
-class LevelGrid:
-    """The anchor grid of one feature level.
-
-    Attributes:
-        name: the feature map's name.
-        grid_size: ``(H_l, W_l)`` cells.
-        stride: ``(stride_h, stride_w)`` in resized-image pixels.
-        anchors_per_location: ``A_l``, the anchor shapes of each cell.
-        start: the index of the level's first anchor among all anchors.
-        offset: cell ``(i, j)`` is centred at ``((j + offset) * stride_w, (i + offset) *
-            stride_h)``.
-    """
-
-    name: str
-    grid_size: tuple[int, int]
-    stride: tuple[int, int]
-    anchors_per_location: int
-    start: int
-    offset: float
-
-    @property
-    def num_anchors(self) -> int:
-        """``H_l * W_l * A_l``."""
-        return self.grid_size[0] * self.grid_size[1] * self.anchors_per_location
-
-    def cell_centres(self) -> tuple[Tensor, Tensor]:
-        """``(H_l,)`` y and ``(W_l,)`` x of the cell centres, in resized-image pixels."""
-        rows = (torch.arange(self.grid_size[0]) + self.offset) * self.stride[0]
-        cols = (torch.arange(self.grid_size[1]) + self.offset) * self.stride[1]
-        return rows, cols
 
 
 @dataclass
@@ -240,7 +207,7 @@ def _explain(
     scored = model.rpn.score_anchors(batch.images, features) if prediction is None else prediction
     resized_gt, resized = batch.training_targets()[0]["boxes"], batch.images.image_sizes[0]
     labels, outside, positive, negative = _anchor_targets(model, scored, resized_gt, resized, seed)
-    levels = _level_grids(model, batch.images, features, scored.num_anchors_per_level)
+    levels = _level_grids(model, batch.images, features)
     anchors = scored.anchors[0].cpu()
     return Explanation(
         image=image.detach().cpu(),
@@ -288,28 +255,12 @@ def _anchor_targets(
 
 
 def _level_grids(
-    model: FasterRCNN,
-    images: ImageList,
-    features: dict[str, Tensor],
-    num_anchors_per_level: list[int],
+    model: FasterRCNN, images: ImageList, features: dict[str, Tensor]
 ) -> list[LevelGrid]:
     """The grid of each level, with the anchor generator's strides (padded size // grid)."""
-    padded_height, padded_width = images.tensors.shape[-2:]
-    generator = model.rpn.anchor_generator
-    starts = np.cumsum([0, *num_anchors_per_level[:-1]]).tolist()
-    return [
-        LevelGrid(
-            name=name,
-            grid_size=(int(feature.shape[-2]), int(feature.shape[-1])),
-            stride=(padded_height // feature.shape[-2], padded_width // feature.shape[-1]),
-            anchors_per_location=per_location,
-            start=int(start),
-            offset=generator.offset,
-        )
-        for (name, feature), per_location, start in zip(
-            features.items(), generator.num_anchors_per_location(), starts, strict=True
-        )
-    ]
+    padded = (int(images.tensors.shape[-2]), int(images.tensors.shape[-1]))
+    sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features.values()]
+    return model.rpn.anchor_generator.level_grids(padded, sizes, list(features))
 
 
 def _pick_location(
