@@ -19,9 +19,9 @@ from torch import Tensor
 
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
-from ..data.dataset import boxes_tensor, read_image, read_text
+from ..data.dataset import boxes_tensor, read_image
 from ..data.voc import parse_annotation
-from ..data.yolo import NAMES_FILES, parse_label_file
+from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file
 from ..insight.explain import draw_explanation, explain
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
@@ -154,7 +154,7 @@ def _yolo_names(
     candidates += [folder / name for folder in path.parents[:3] for name in NAMES_FILES]
     for candidate in candidates:
         if candidate.is_file():
-            return tuple(line.strip() for line in read_text(candidate).splitlines() if line.strip())
+            return read_names_file(candidate)
     if classes_file:
         raise FileNotFoundError(f"classes file {classes_file} does not exist")
     return tuple(model_names)

@@ -34,6 +34,12 @@ from .dataset import (
 NAMES_FILES = ("classes.txt", "obj.names")
 
 
+def read_names_file(path: Path) -> tuple[str, ...]:
+    """The class names of a ``classes.txt`` / ``obj.names`` file: one a line, blank lines
+    left out."""
+    return tuple(line.strip() for line in read_text(path).splitlines() if line.strip())
+
+
 class YOLODetection(ImageFileDataset):
     """Images and boxes of a YOLO-format dataset.
 
@@ -77,10 +83,7 @@ class YOLODetection(ImageFileDataset):
             raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
         names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
-        names = None
-        if names_file is not None:
-            lines = read_text(names_file).splitlines()
-            names = tuple(line.strip() for line in lines if line.strip())
+        names = read_names_file(names_file) if names_file is not None else None
         self._load(label_files, names, str(names_file), str(labels_dir))
 
     def _load(
