@@ -30,6 +30,7 @@ from .loader import (
     make_train_loader,
 )
 from .open import open_dataset
+from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .unreadable import Skipped, SkipUnreadable, UnreadableLog
 from .voc import VOCDetection
@@ -50,6 +51,7 @@ __all__ = [
     "SkipUnreadable",
     "Skipped",
     "SyntheticShapes",
+    "SyntheticSlides",
     "Target",
     "Transform",
     "UnreadableImageError",

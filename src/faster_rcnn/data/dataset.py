@@ -25,8 +25,6 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from .synthetic import SyntheticShapes
-
 Target = dict[str, Tensor | int]
 Sample = tuple[Tensor, Target]
 
@@ -151,14 +149,14 @@ def _open_image(path: Path) -> Image.Image:
 def image_size_of(dataset: object, index: int) -> tuple[int, int]:
     """``(height, width)`` of item ``index`` of any dataset, as cheaply as it allows.
 
-    Readers answer through ``image_size(index)``; :class:`SyntheticShapes` has one size
-    for all images; any other dataset has its item decoded.
+    Readers answer through ``image_size(index)``; the generated datasets have one
+    ``image_size`` for all images; any other dataset has its item decoded.
     """
-    if isinstance(dataset, SyntheticShapes):
-        return dataset.image_size
     image_size = getattr(dataset, "image_size", None)
     if callable(image_size):
         return image_size(index)
+    if isinstance(image_size, tuple):
+        return image_size
     image = dataset[index][0]  # type: ignore[index]
     return int(image.shape[-2]), int(image.shape[-1])
 

@@ -5,6 +5,9 @@
 
 - ``"synthetic"`` or ``"synthetic:N"``: :class:`SyntheticShapes` of ``N`` images
   (default 2000 for ``train``, 200 otherwise), seed 0 for ``train``, 1 for the others.
+- ``"slides"`` or ``"slides:N"``: :class:`SyntheticSlides`, generated microscope slides
+  with a small rare class (default 300 images for ``train``, 100 otherwise; seeds as
+  above).
 - a ``.yaml`` file: an Ultralytics data YAML (:mod:`.ultralytics`).
 - a ``.json`` file: COCO, that file; images looked for in ``<split>/``, ``<json stem>/``
   and ``images/`` next to its ``annotations/`` folder (or next to the file), then in the
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from .coco import COCODetection
 from .dataset import IMAGE_SUFFIXES, DetectionDataset
+from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, yaml_splits
 from .voc import VOCDetection
@@ -44,10 +48,16 @@ from .yolo import YOLODetection
 # Generated images: validation and test share a seed, training has its own.
 SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 1}
 SYNTHETIC_SIZES = {"train": 2000, "val": 200, "test": 200}
+SLIDES_SIZES = {"train": 300, "val": 100, "test": 100}
 # Other names the exporters give the usual splits.
 SPLIT_ALIASES = {"val": ("valid", "validation"), "test": ("testing",), "train": ("training",)}
 
 Opener = Callable[[str, Sequence[str] | None], DetectionDataset]
+# The generated datasets, by name: what makes one and its default size per split.
+GENERATED: dict[str, tuple[Callable[..., DetectionDataset], dict[str, int]]] = {
+    "synthetic": (SyntheticShapes, SYNTHETIC_SIZES),
+    "slides": (SyntheticSlides, SLIDES_SIZES),
+}
 
 
 @dataclass(frozen=True)
@@ -127,8 +137,10 @@ def find_layout(path: str | Path) -> DatasetLayout:
         ValueError: no layout fits.
     """
     text = str(path)
-    if text == "synthetic" or text.startswith("synthetic:"):
-        return DatasetLayout(text, "synthetic", tuple(SYNTHETIC_SEEDS), _synthetic_opener(text))
+    for name, generated in GENERATED.items():
+        if text == name or text.startswith(f"{name}:"):
+            opener = _generated_opener(text, *generated)
+            return DatasetLayout(text, name, tuple(SYNTHETIC_SEEDS), opener)
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"dataset path {root} does not exist")
@@ -143,7 +155,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
         "one .json and images each (Roboflow COCO), data.yaml (Ultralytics), labels/ "
         "(YOLO), .xml files in it or in one subfolder (VOC without ImageSets/), or the "
-        "name 'synthetic[:N]'"
+        "names 'synthetic[:N]' and 'slides[:N]'"
     )
 
 
@@ -155,14 +167,16 @@ def _file_layout(file: Path) -> DatasetLayout:
     raise ValueError(f"{file}: a dataset file must be a COCO .json or a data .yaml")
 
 
-def _synthetic_opener(text: str) -> Opener:
+def _generated_opener(
+    text: str, make: Callable[..., DetectionDataset], sizes: dict[str, int]
+) -> Opener:
     count = text.partition(":")[2]
     if count and (not count.isdigit() or int(count) == 0):
         raise ValueError(f"{text!r}: the number of images must be a positive integer")
 
-    def opener(split: str, _: Sequence[str] | None) -> SyntheticShapes:
-        size = int(count) if count else SYNTHETIC_SIZES[split]
-        return SyntheticShapes(size, seed=SYNTHETIC_SEEDS[split])
+    def opener(split: str, _: Sequence[str] | None) -> DetectionDataset:
+        size = int(count) if count else sizes[split]
+        return make(size, seed=SYNTHETIC_SEEDS[split])
 
     return opener
 

@@ -1,0 +1,222 @@
+"""Generated microscope slides: the hard case of many touching objects and two rare classes.
+
+Each 480 x 640 image (the size of common blood-smear sets) is a stained slide:
+
+- ``cell``: the common class, 10 to 24 an image, discs of 70 to 110 px with a pale centre
+  and a darker rim, touching and overlapping (drawn translucent, as cells are, so both
+  outlines show where two overlap);
+- ``platelet``: small and rare, 28 to 50 px irregular purple granules, none to two an
+  image (about 7 % of the boxes), often lying on a cell;
+- ``leukocyte``: large and rare, 140 to 220 px, pale cytoplasm around a dark lobed
+  nucleus, in about 80 % of the images.
+
+Unlabelled purple specks under 18 px look like small platelets: a detector must learn
+size as well as colour. Objects may be cut by the border; a box is the object's extent
+inside the image, and an object with less than 40 % of its area inside is not drawn.
+Images depend only on ``(seed, index)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CLASS_NAMES = ("cell", "platelet", "leukocyte")
+IMAGE_SIZE = (480, 640)  # (height, width)
+# Diameter range in pixels, and how many an image (drawn uniformly in the range).
+_CELL_DIAMETER, _CELLS = (70.0, 110.0), (10, 24)
+_PLATELET_DIAMETER, _PLATELETS = (28.0, 50.0), (0, 2)
+_LEUKOCYTE_DIAMETER = (140.0, 220.0)
+_LEUKOCYTE_FRACTION = 0.8  # images with one leukocyte (a tenth of those get a second)
+_SPECKS = (0, 6)
+_MIN_INSIDE = 0.4  # the share of an object's area that must be inside the image
+
+
+class SyntheticSlides:
+    """Deterministic generated microscope slides (see the module).
+
+    Args:
+        num_images: dataset length.
+        seed: images depend only on ``(seed, index)``.
+
+    ``dataset[i]`` is ``(image float[3, 480, 640] in 0..1, {"boxes": float[N, 4],
+    "labels": int64[N]})`` with labels ``1..3`` in :data:`CLASS_NAMES` order (0 is
+    background); boxes are ``x1, y1, x2, y2`` pixels; pixel values are multiples of 1/255.
+    """
+
+    class_names = CLASS_NAMES
+    image_size = IMAGE_SIZE
+
+    def __init__(self, num_images: int, seed: int = 0) -> None:
+        self.num_images = num_images
+        self.seed = seed
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(CLASS_NAMES) + 1
+
+    def __len__(self) -> int:
+        return self.num_images
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        if not 0 <= index < self.num_images:
+            raise IndexError(f"index {index} out of range for {self.num_images} images")
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index + 7_919)
+        canvas = _Canvas(gen)
+        for _ in range(_count(gen, *_CELLS)):
+            canvas.draw_cell()
+        if _uniform(gen) < _LEUKOCYTE_FRACTION:
+            for _ in range(1 + int(_uniform(gen) < 0.1)):
+                canvas.draw_leukocyte()
+        for _ in range(_count(gen, *_SPECKS)):
+            canvas.draw_speck()
+        for _ in range(_count(gen, *_PLATELETS)):
+            canvas.draw_platelet()
+        return canvas.finish()
+
+
+class _Canvas:
+    """One slide being drawn: the image so far and the boxes of the labelled objects."""
+
+    def __init__(self, gen: torch.Generator) -> None:
+        self.gen = gen
+        height, width = IMAGE_SIZE
+        self.ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
+        self.xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
+        self.image = _background(gen)
+        self.boxes: list[Tensor] = []
+        self.labels: list[int] = []
+
+    def draw_cell(self) -> None:
+        """A translucent disc with a pale centre and a darker rim (an erythrocyte)."""
+        r = self._radius(_CELL_DIAMETER) * self._roundness()
+        shape = self._place(r, label=1)
+        if shape is None:
+            return
+        mask, dist, _ = shape
+        colour = _jitter(self.gen, (0.86, 0.42, 0.45), 0.06)
+        pale_centre = 0.35 * torch.exp(-((dist / 0.45) ** 2))
+        rim = 0.25 * torch.exp(-(((dist - 0.92) / 0.08) ** 2))
+        fill = colour[:, None, None] * (1 - rim) + (1 - colour[:, None, None]) * pale_centre
+        self._blend(mask, fill, alpha=0.75)
+
+    def draw_platelet(self) -> None:
+        """A small irregular granular purple blob (a thrombocyte)."""
+        r = self._radius(_PLATELET_DIAMETER)
+        shape = self._place(r, label=2, lobes=0.25)
+        if shape is None:
+            return
+        mask, dist, _ = shape
+        colour = _jitter(self.gen, (0.52, 0.30, 0.62), 0.07)
+        grain = 0.12 * torch.rand(mask.shape, generator=self.gen)
+        fill = colour[:, None, None] * (0.9 + grain - 0.15 * dist.clamp(max=1))
+        # Stains take unevenly: some platelets are faint.
+        self._blend(mask, fill, alpha=_uniform(self.gen, 0.6, 0.9))
+
+    def draw_leukocyte(self) -> None:
+        """A large cell: pale violet cytoplasm around a dark nucleus of 2 to 4 lobes."""
+        r = self._radius(_LEUKOCYTE_DIAMETER)
+        shape = self._place(r, label=3)
+        if shape is None:
+            return
+        mask, _, (cx, cy) = shape
+        cytoplasm = _jitter(self.gen, (0.78, 0.70, 0.86), 0.04)
+        self._blend(mask, cytoplasm[:, None, None].expand(3, *mask.shape), alpha=0.9)
+        nucleus = _jitter(self.gen, (0.36, 0.18, 0.50), 0.05)
+        for _ in range(2 + int(_uniform(self.gen) * 3)):
+            angle = _uniform(self.gen, 0, 2 * math.pi)
+            offset = _uniform(self.gen, 0.15, 0.4) * r
+            lobe_r = _uniform(self.gen, 0.28, 0.42) * r
+            lx, ly = cx + offset * math.cos(angle), cy + offset * math.sin(angle)
+            lobe = (self.xs - lx) ** 2 + (self.ys - ly) ** 2 <= lobe_r**2
+            self._blend(lobe & mask, nucleus[:, None, None].expand(3, *mask.shape), alpha=0.95)
+
+    def draw_speck(self) -> None:
+        """Unlabelled debris: a purple dot under 18 px."""
+        r = _uniform(self.gen, 2.5, 9.0)
+        cx, cy = self._centre(r)
+        mask = (self.xs - cx) ** 2 + (self.ys - cy) ** 2 <= r**2
+        colour = _jitter(self.gen, (0.50, 0.30, 0.60), 0.08)
+        self._blend(mask, colour[:, None, None].expand(3, *mask.shape), alpha=0.85)
+
+    def finish(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The noisy, 8-bit-quantised image and its target."""
+        image = self.image + 0.025 * torch.randn(self.image.shape, generator=self.gen)
+        image = image.clamp(0, 1).mul_(255).round_().div_(255)
+        target = {
+            "boxes": torch.stack(self.boxes) if self.boxes else torch.zeros((0, 4)),
+            "labels": torch.tensor(self.labels, dtype=torch.int64),
+        }
+        return image, target
+
+    def _radius(self, diameters: tuple[float, float]) -> float:
+        return _uniform(self.gen, *diameters) / 2
+
+    def _roundness(self) -> float:
+        return _uniform(self.gen, 0.92, 1.08)
+
+    def _centre(self, r: float) -> tuple[float, float]:
+        """A centre that may put up to half the object past the border."""
+        height, width = IMAGE_SIZE
+        return _uniform(self.gen, -0.5 * r, width + 0.5 * r), _uniform(
+            self.gen, -0.5 * r, height + 0.5 * r
+        )
+
+    def _place(
+        self, r: float, label: int, lobes: float = 0.06
+    ) -> tuple[Tensor, Tensor, tuple[float, float]] | None:
+        """Place an object of mean radius ``r``, outline perturbed by up to ``lobes`` of it,
+        and record its box: ``((H, W) mask, (H, W) distance from the centre in radii,
+        centre)``, or ``None`` when too little of it is inside the image."""
+        cx, cy = self._centre(r)
+        dx, dy = self.xs - cx, self.ys - cy
+        angle = torch.atan2(dy, dx)
+        outline = torch.ones_like(angle)
+        for order in (2, 3, 5):
+            phase = _uniform(self.gen, 0, 2 * math.pi)
+            outline = outline + lobes * _uniform(self.gen, -1, 1) * torch.cos(order * angle + phase)
+        dist = torch.sqrt(dx**2 + dy**2) / (r * outline)
+        mask = dist <= 1
+        inside = int(mask.sum())
+        if inside < _MIN_INSIDE * math.pi * r * r or inside == 0:
+            return None
+        rows = torch.where(mask.any(dim=1))[0]
+        cols = torch.where(mask.any(dim=0))[0]
+        box = [float(cols[0]), float(rows[0]), float(cols[-1]) + 1, float(rows[-1]) + 1]
+        self.boxes.append(torch.tensor(box))
+        self.labels.append(label)
+        return mask, dist, (cx, cy)
+
+    def _blend(self, mask: Tensor, fill: Tensor, alpha: float) -> None:
+        """Lay ``fill`` ``(3, H, W)`` over the image where ``mask``, ``alpha`` opaque."""
+        weight = alpha * mask.float()
+        self.image = self.image * (1 - weight) + fill * weight
+
+
+def _background(gen: torch.Generator) -> Tensor:
+    """A pale, unevenly lit stained field with fine grain: ``(3, H, W)`` in 0..1."""
+    height, width = IMAGE_SIZE
+    tint = _jitter(gen, (0.93, 0.86, 0.84), 0.03)
+    light = F.interpolate(torch.rand((1, 1, 4, 4), generator=gen), size=IMAGE_SIZE, mode="bicubic")[
+        0
+    ]
+    grain = torch.rand((1, 1, height // 2, width // 2), generator=gen)
+    grain = F.interpolate(grain, size=IMAGE_SIZE, mode="bilinear")[0]
+    return (tint[:, None, None] * (0.92 + 0.08 * light) + 0.04 * (grain - 0.5)).clamp(0, 1)
+
+
+def _jitter(gen: torch.Generator, colour: tuple[float, float, float], amount: float) -> Tensor:
+    return (torch.tensor(colour) + amount * (2 * torch.rand(3, generator=gen) - 1)).clamp(0, 1)
+
+
+def _count(gen: torch.Generator, low: int, high: int) -> int:
+    """A whole number in ``[low, high]``, uniformly."""
+    return low + int(_uniform(gen) * (high - low + 1))
+
+
+def _uniform(gen: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    return low + (high - low) * float(torch.rand((), generator=gen))

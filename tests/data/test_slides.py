@@ -1,0 +1,64 @@
+"""The generated microscope slides: deterministic, valid targets, the classes promised."""
+
+from __future__ import annotations
+
+import torch
+
+from faster_rcnn.data import open_dataset
+from faster_rcnn.data.dataset import image_size_of
+from faster_rcnn.data.slides import CLASS_NAMES, SyntheticSlides
+
+
+def test_same_seed_same_slides_other_seed_other_slides() -> None:
+    a, b, c = SyntheticSlides(2, seed=5), SyntheticSlides(2, seed=5), SyntheticSlides(2, seed=6)
+    for i in range(2):
+        assert torch.equal(a[i][0], b[i][0])
+        assert torch.equal(a[i][1]["boxes"], b[i][1]["boxes"])
+    assert not torch.equal(a[0][0], c[0][0])
+
+
+def test_slides_hold_many_common_objects_and_a_small_rare_class() -> None:
+    data = SyntheticSlides(24, seed=0)
+    per_class = {label: [] for label in (1, 2, 3)}
+    per_image = []
+    for i in range(len(data)):
+        image, target = data[i]
+        assert image.shape == (3, 480, 640) and image.dtype == torch.float32
+        assert float(image.min()) >= 0 and float(image.max()) <= 1
+        assert torch.equal(image * 255, (image * 255).round())  # 8-bit values
+        boxes, labels = target["boxes"], target["labels"]
+        assert labels.dtype == torch.int64 and set(labels.tolist()) <= {1, 2, 3}
+        assert bool((boxes[:, 2:] > boxes[:, :2]).all())
+        assert bool((boxes[:, :2] >= 0).all()) and bool((boxes[:, 2] <= 640).all())
+        assert bool((boxes[:, 3] <= 480).all())
+        per_image.append(len(boxes))
+        for box, label in zip(boxes, labels.tolist(), strict=True):
+            per_class[label].append(float((box[2] - box[0]) * (box[3] - box[1])) ** 0.5)
+    counts = {label: len(sides) for label, sides in per_class.items()}
+    total = sum(counts.values())
+    assert sum(per_image) / len(per_image) >= 10  # crowded
+    assert 0.03 <= counts[2] / total <= 0.10  # platelets: rare
+    assert 0.02 <= counts[3] / total <= 0.10  # leukocytes: rare
+    median = {label: torch.tensor(sides).median().item() for label, sides in per_class.items()}
+    assert 30 <= median[2] <= 50  # small: 28-50 px before cuts by the border
+    assert 70 <= median[1] <= 110 and median[3] >= 130
+
+
+def test_cells_touch_and_overlap() -> None:
+    from faster_rcnn.ops.boxes import box_iou
+
+    overlapping = 0
+    data = SyntheticSlides(10, seed=1)
+    for i in range(len(data)):
+        boxes = data[i][1]["boxes"]
+        iou = box_iou(boxes, boxes).fill_diagonal_(0)
+        overlapping += int((iou > 0.1).any(dim=1).sum())
+    assert overlapping >= 20
+
+
+def test_slides_open_by_name_with_split_sizes_and_seeds() -> None:
+    train, test = open_dataset("slides", "train"), open_dataset("slides:7", "test")
+    assert (len(train), len(test)) == (300, 7)
+    assert train.class_names == CLASS_NAMES
+    assert not torch.equal(train[0][0], test[0][0])
+    assert image_size_of(test, 3) == (480, 640)
