@@ -1,9 +1,10 @@
 """Drawing a balanced training batch from labelled candidates (anchors or RoIs).
 
-Every sampler has one signature, ``sampler(labels, scores, generator)``: per image the
-candidates' labels (1 positive, 0 negative, -1 ignored) and, for samplers that rank by
-difficulty, their scores; it returns per image a mask of the sampled positives and one of
-the sampled negatives.
+Every sampler has one signature, ``sampler(labels, keys, generator)``: per image the
+candidates' labels (1 positive, 0 negative, -1 ignored) and, for samplers that need them,
+per-candidate keys (objectness logits to rank negatives by difficulty, matched object
+indices to spread positives over objects); it returns per image a mask of the sampled
+positives and one of the sampled negatives.
 """
 
 from __future__ import annotations
@@ -132,3 +133,74 @@ class HardNegativeSampler:
             pos_masks.append(_index_mask(labels_per_image, pos_idx))
             neg_masks.append(_index_mask(labels_per_image, neg_idx))
         return pos_masks, neg_masks
+
+
+class ObjectBalancedSampler:
+    """Balanced sampling whose positives are spread evenly over the objects.
+
+    Random sampling draws each object's positives in proportion to how many candidates
+    overlap it, and large objects overlap many more proposals than small ones: in a
+    crowded image a small object may get no positive RoI at all. Here the objects take
+    turns (Libra R-CNN's instance-balanced sampling, Pang et al. 2019): one random positive
+    of each object, in random order, then a second of each, until the positive quota is
+    filled, so the counts of two objects differ by at most one unless one ran out. The
+    number of positives and the negatives are as in
+    :class:`BalancedPositiveNegativeSampler`.
+
+    Args:
+        batch_size_per_image: candidates sampled per image.
+        positive_fraction: at most this fraction of them positive.
+    """
+
+    def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
+        self.balanced = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
+
+    def __call__(
+        self,
+        labels: list[Tensor],
+        objects: list[Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Sample each image's batch.
+
+        Args:
+            labels: per image, ``(N_i,)`` labels: >= 1 positive, 0 negative, -1 ignored.
+            objects: per image, ``(N_i,)`` int64 index of the object each candidate is
+                matched to (read for the positives only).
+            generator: random source; ``None`` uses the global one.
+
+        Returns:
+            Two lists of ``(N_i,)`` uint8 masks per image: sampled positives, sampled
+            negatives.
+        """
+        if objects is None:
+            raise ValueError("object-balanced sampling needs each candidate's object")
+        pos_masks, neg_masks = [], []
+        for labels_per_image, objects_per_image in zip(labels, objects, strict=True):
+            positive = torch.where(labels_per_image >= 1)[0]
+            negative = torch.where(labels_per_image == 0)[0]
+            num_pos, num_neg = self.balanced.sample_counts(positive.numel(), negative.numel())
+            taken = _round_robin_subset(objects_per_image[positive], num_pos, generator)
+            neg_idx = negative[
+                _random_subset(negative.numel(), num_neg, negative.device, generator)
+            ]
+            pos_masks.append(_index_mask(labels_per_image, positive[taken]))
+            neg_masks.append(_index_mask(labels_per_image, neg_idx))
+        return pos_masks, neg_masks
+
+
+def _round_robin_subset(groups: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """``k`` indices into ``groups`` ``(n,)``, taken one from each group in turn: every
+    candidate's rank within its group (in a random order) decides, then that order."""
+    n = groups.numel()
+    if k >= n:
+        return torch.arange(n, device=groups.device)
+    order = _random_subset(n, n, groups.device, generator)
+    shuffled = groups[order]
+    by_group = torch.sort(shuffled, stable=True).indices  # each group's run keeps the order
+    counts = torch.unique_consecutive(shuffled[by_group], return_counts=True)[1]
+    starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    rank = torch.empty_like(by_group)
+    rank[by_group] = torch.arange(n, device=groups.device) - starts
+    first = torch.sort(rank * n + torch.arange(n, device=groups.device)).indices[:k]
+    return order[first]

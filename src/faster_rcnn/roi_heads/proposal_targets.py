@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import BoxCoder, box_iou
-from ..samplers import BalancedPositiveNegativeSampler
+from ..samplers import BalancedPositiveNegativeSampler, ObjectBalancedSampler
 
 
 class SampledRoIs(NamedTuple):
@@ -66,6 +66,8 @@ class ProposalTargetCreator:
         batch_size_per_image: RoIs drawn per image (paper: 128, torchvision: 512).
         positive_fraction: at most this fraction of them foreground.
         box_coder: encodes the regression targets (weights 10, 10, 5, 5).
+        object_balanced: spread the foreground RoIs evenly over the objects
+            (:class:`~faster_rcnn.samplers.ObjectBalancedSampler`) instead of at random.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class ProposalTargetCreator:
         batch_size_per_image: int,
         positive_fraction: float,
         box_coder: BoxCoder,
+        object_balanced: bool = False,
     ) -> None:
         # Background is IoU in [lo, hi); below lo (paper: 0.1) a proposal overlaps no
         # object even that much and is not sampled; between hi and fg it is ambiguous.
@@ -83,9 +86,8 @@ class ProposalTargetCreator:
             (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh),
             (IGNORED, NEGATIVE, IGNORED, POSITIVE),
         )
-        self.fg_bg_sampler = BalancedPositiveNegativeSampler(
-            batch_size_per_image, positive_fraction
-        )
+        sampler = ObjectBalancedSampler if object_balanced else BalancedPositiveNegativeSampler
+        self.fg_bg_sampler = sampler(batch_size_per_image, positive_fraction)
         self.box_coder = box_coder
 
     def __call__(
@@ -117,7 +119,7 @@ class ProposalTargetCreator:
         proposals = add_gt_proposals(proposals, gt_boxes)
         constant = [p.detach() for p in proposals]
         matched_idxs, labels = self.assign_targets_to_proposals(constant, gt_boxes, gt_labels)
-        pos_masks, neg_masks = self.fg_bg_sampler(labels, None, generator)
+        pos_masks, neg_masks = self.fg_bg_sampler(labels, matched_idxs, generator)
 
         sampled_proposals, sampled_matched_idxs, sampled_labels, matched_gt_boxes = [], [], [], []
         for img_proposals, img_matched, img_labels, img_gt, pos, neg in zip(
