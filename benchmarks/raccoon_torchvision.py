@@ -24,7 +24,13 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from faster_rcnn.data import Augmented, RandomHorizontalFlip, iterate_batches, open_dataset
+from faster_rcnn.data import (
+    Augmented,
+    InMemoryDataset,
+    RandomHorizontalFlip,
+    iterate_batches,
+    open_dataset,
+)
 from faster_rcnn.evaluate import VOCEvaluator
 from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
@@ -65,6 +71,9 @@ def main() -> None:
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cache-images", action="store_true", help="as faster-rcnn train's: decode once"
+    )
     args = parser.parse_args()
 
     train_set = open_dataset(args.data, "train")
@@ -74,7 +83,8 @@ def main() -> None:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, schedule="cosine")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
-    flipped = Augmented(train_set, [RandomHorizontalFlip(0.5)], seed=args.seed)
+    images = InMemoryDataset(train_set) if args.cache_images else train_set
+    flipped = Augmented(images, [RandomHorizontalFlip(0.5)], seed=args.seed)
     batches = iterate_batches(flipped, args.batch_size, seed=args.seed)
 
     model.train()
