@@ -15,7 +15,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str | Non
     parser.add_argument(
         "--data",
         default="synthetic",
-        help="'synthetic', or a Pascal VOC, COCO or YOLO dataset (format auto-detected)",
+        help="'synthetic', 'slides' (generated: see faster_rcnn.data.slides), or a Pascal "
+        "VOC, COCO or YOLO dataset (format auto-detected)",
     )
     chosen = "test, else val" if default_split is None else default_split
     parser.add_argument("--split", default=default_split, help=f"default: {chosen}")

@@ -28,6 +28,7 @@ from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
 from ..train.checkpoint import save_model
 from ..train.non_approximate import non_approximate_trainer
+from ..train.recipe import choose_recipe, object_statistics
 from ..train.rpn_only import rpn_trainer
 from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
@@ -48,6 +49,11 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
+# The settings the recipe may choose, and the options that give them instead.
+RECIPE_OPTIONS = {
+    "roi_heads.batch_size_per_image": "roi_batch_size",
+    "roi_heads.sampler": "roi_sampler",
+}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -70,6 +76,26 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=Path,
         help="an anchor file (sizes and aspect ratios per level) in place of the preset's, "
         "e.g. the one `faster-rcnn anchors --fit` writes",
+    )
+    parser.add_argument(
+        "--roi-batch-size",
+        type=positive_int,
+        metavar="N",
+        help="RoIs sampled per image for the detection head's loss (presets: 512, "
+        "torchvision's; the paper: 128)",
+    )
+    parser.add_argument(
+        "--roi-sampler",
+        choices=["random", "object_balanced"],
+        help="how the head's foreground RoIs are drawn: at random (the paper's), or "
+        "spread evenly over the objects so small ones in crowded images get theirs",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=["auto", "preset"],
+        default="auto",
+        help="auto (default): adjust the preset to the dataset where measurements showed "
+        "it helps, and print each change and why; preset: the preset's numbers as they are",
     )
     parser.add_argument("--steps", type=positive_int, default=2000)
     parser.add_argument("--minutes", type=positive_float, help="stop after this long")
@@ -119,8 +145,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     check_options(args)
     dataset = training_images(args)
+    if args.cache_images:
+        dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset)
-    dataset = training_view(dataset, args)
+    if args.recipe == "auto":
+        config = with_recipe(config, dataset, args)
+    dataset = flipped(dataset, args)
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -159,13 +189,28 @@ def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterR
     config = config.replace(class_names=tuple(dataset.class_names))
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
+    if args.roi_batch_size:
+        config = config.replace(roi_heads={"batch_size_per_image": args.roi_batch_size})
+    if args.roi_sampler:
+        config = config.replace(roi_heads={"sampler": args.roi_sampler})
     return with_image_sizes(config, args)
 
 
-def training_view(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
-    """The dataset as training reads it: cached in memory and flipped, as asked."""
-    if args.cache_images:
-        dataset = InMemoryDataset(dataset)
+def with_recipe(
+    config: FasterRCNNConfig, dataset: Sequence[Sample], args: argparse.Namespace
+) -> FasterRCNNConfig:
+    """``config`` adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each change
+    printed with its reason; the options given on the command line stay."""
+    given = {setting for setting, option in RECIPE_OPTIONS.items() if getattr(args, option)}
+    config, choices = choose_recipe(config, object_statistics(dataset, config), given)
+    if choices:
+        print("recipe (--recipe preset keeps the preset's numbers):")
+        print("\n".join(choice.line() for choice in choices))
+    return config
+
+
+def flipped(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
+    """The dataset as training reads it: flipped at random, unless ``--no-flip``."""
     if not args.no_flip:
         dataset = Augmented(dataset, [RandomHorizontalFlip(0.5)], seed=args.seed)
     return dataset

@@ -1,0 +1,142 @@
+"""The training recipe: the preset's numbers, adjusted to the dataset and the budget.
+
+A preset states the detector as its source publishes it (torchvision's 512 RoIs an image,
+say); what trains best in a short CPU budget on a given dataset is not always that.
+:func:`choose_recipe` looks at the training objects - how many an image, how small the
+smallest class is once resized - and changes what the measurements recorded in
+``benchmarks/recipe_ab.md`` show to help, each change with its reason, so that ``train``
+can print what it chose and why. Settings the user gave are never changed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..config import FasterRCNNConfig
+from ..data.dataset import Sample, image_size_of, target_of
+from ..transform import resized_size
+
+# The paper's RoIs an image (Fast R-CNN's 128). torchvision's 512 make the box head
+# about half of a mobilenet_v2_fpn training step on a CPU; at 128, a budget fits more
+# steps, and on the generated slides more steps won (benchmarks/recipe_ab.md).
+ROI_BATCH_SIZE = 128
+# Images read to describe the objects: enough for stable medians, bounded time.
+MAX_IMAGES_READ = 2000
+
+
+@dataclass(frozen=True)
+class ObjectStatistics:
+    """The training objects as the model will see them.
+
+    Attributes:
+        images: images read.
+        objects_per_image: median count of objects an image.
+        class_counts: objects per class name.
+        class_sides: per class name, the median object side ``sqrt(w h)`` in pixels of
+            the resized image.
+    """
+
+    images: int
+    objects_per_image: float
+    class_counts: dict[str, int]
+    class_sides: dict[str, float]
+
+    def smallest_class(self) -> str | None:
+        """The class with the smallest median side (``None`` without objects)."""
+        if not self.class_sides:
+            return None
+        return min(self.class_sides, key=self.class_sides.__getitem__)
+
+    def share(self, name: str) -> float:
+        """Fraction of all objects that are of class ``name``."""
+        return self.class_counts[name] / max(1, sum(self.class_counts.values()))
+
+
+def object_statistics(
+    dataset: Sequence[Sample], config: FasterRCNNConfig, max_images: int = MAX_IMAGES_READ
+) -> ObjectStatistics:
+    """Describe the objects of up to ``max_images`` images spread evenly over the dataset,
+    resized as ``config`` resizes them in evaluation (the last ``min_size``).
+
+    Readers answer from the annotations alone; other datasets are read whole.
+    """
+    transform = config.transform
+    names = config.class_names
+    step = max(1, len(dataset) // max_images)
+    indices = range(0, len(dataset), step)
+    counts, sides = [], {}
+    for index in indices:
+        target = target_of(dataset, index)
+        boxes, labels = target["boxes"], target["labels"]
+        counts.append(len(boxes))
+        if len(boxes) == 0:
+            continue
+        height, width = image_size_of(dataset, index)
+        new_height, _ = resized_size((height, width), transform.min_size[-1], transform.max_size)
+        scale = new_height / height
+        side = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clamp(min=0).sqrt()
+        for label, value in zip(labels.tolist(), (side * scale).tolist(), strict=True):
+            name = names[label - 1] if names else str(label)
+            sides.setdefault(name, []).append(value)
+    return ObjectStatistics(
+        images=len(indices),
+        objects_per_image=float(statistics.median(counts)) if counts else 0.0,
+        class_counts={name: len(values) for name, values in sides.items()},
+        class_sides={name: float(torch.tensor(v).median()) for name, v in sides.items()},
+    )
+
+
+@dataclass(frozen=True)
+class RecipeChoice:
+    """One setting the recipe changed: ``setting`` is the config path, ``why`` says why."""
+
+    setting: str
+    value: object
+    why: str
+
+    def line(self) -> str:
+        return f"  {self.setting} = {self.value}: {self.why}"
+
+
+def choose_recipe(
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str] = ()
+) -> tuple[FasterRCNNConfig, list[RecipeChoice]]:
+    """The config to train, and the choices that made it from ``config``.
+
+    Args:
+        config: the preset's config (with what the user gave applied).
+        stats: the training objects (:func:`object_statistics`).
+        given: the settings the user gave (``"roi_heads.batch_size_per_image"``,
+            ``"roi_heads.sampler"``), which stay as they are.
+    """
+    choices = []
+    roi = config.roi_heads
+    if "roi_heads.batch_size_per_image" not in given and roi.batch_size_per_image > ROI_BATCH_SIZE:
+        choices.append(
+            RecipeChoice(
+                "roi_heads.batch_size_per_image",
+                ROI_BATCH_SIZE,
+                f"the paper's RoIs an image, not {roi.batch_size_per_image}: the box head "
+                "costs a quarter as much, and the budget fits more steps",
+            )
+        )
+    smallest = stats.smallest_class()
+    if "roi_heads.sampler" not in given and roi.sampler == "random" and smallest is not None:
+        choices.append(
+            RecipeChoice(
+                "roi_heads.sampler",
+                "object_balanced",
+                f"{stats.objects_per_image:g} objects an image (median), the smallest "
+                f"class {smallest!r} {stats.class_sides[smallest]:.0f} px once resized and "
+                f"{100 * stats.share(smallest):.0f}% of the objects: foreground RoIs are "
+                "spread over the objects, so each small one gets its share",
+            )
+        )
+    for choice in choices:
+        section, field = choice.setting.split(".")
+        config = config.replace(**{section: {field: choice.value}})
+    return config, choices

@@ -1,0 +1,76 @@
+"""The training recipe: object statistics by hand, choices that respect the user's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from faster_rcnn.cli import main
+from faster_rcnn.models import preset_config
+from faster_rcnn.train.checkpoint import load_model
+from faster_rcnn.train.recipe import ROI_BATCH_SIZE, choose_recipe, object_statistics
+
+
+def _item(height: int, width: int, boxes: list[list[float]], labels: list[int]):
+    target = {"boxes": torch.tensor(boxes).reshape(-1, 4), "labels": torch.tensor(labels)}
+    return torch.zeros(3, height, width), target
+
+
+# Two classes; images of 400 x 600 resize to 800 x 1200 at min_size 800 (scale 2), and
+# 800 x 800 stays (scale 1).
+DATASET = [
+    _item(400, 600, [[0, 0, 10, 40], [0, 0, 100, 100], [5, 5, 105, 105]], [1, 2, 2]),
+    _item(800, 800, [[0, 0, 30, 30]], [1]),
+    _item(400, 600, [], []),
+]
+
+
+def test_object_statistics_are_measured_on_the_resized_objects() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics(DATASET, config)
+    assert stats.images == 3 and stats.objects_per_image == 1  # counts 3, 1, 0
+    assert stats.class_counts == {"dot": 2, "blob": 2}
+    # dot: sqrt(10 * 40) * 2 = 40 and 30 * 1 = 30, median (torch: lower) 30; blob: 200, 200
+    assert stats.class_sides == {"dot": pytest.approx(30.0), "blob": pytest.approx(200.0)}
+    assert stats.smallest_class() == "dot" and stats.share("dot") == 0.5
+
+
+def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics(DATASET, config)
+    chosen, choices = choose_recipe(config, stats)
+    assert chosen.roi_heads.batch_size_per_image == ROI_BATCH_SIZE
+    assert chosen.roi_heads.sampler == "object_balanced"
+    assert [c.setting for c in choices] == [
+        "roi_heads.batch_size_per_image",
+        "roi_heads.sampler",
+    ]
+    assert "'dot' 30 px" in choices[1].line() and "50%" in choices[1].line()
+    # What the user gave stays.
+    kept, choices = choose_recipe(config, stats, given={"roi_heads.batch_size_per_image"})
+    assert kept.roi_heads.batch_size_per_image == 512
+    assert [c.setting for c in choices] == ["roi_heads.sampler"]
+
+
+def test_recipe_leaves_a_dataset_without_objects_and_small_batches_alone() -> None:
+    config = preset_config("small", 3)
+    stats = object_statistics([DATASET[2]], config)
+    chosen, choices = choose_recipe(config, stats)
+    assert choices == [] and chosen == config
+
+
+def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--data", "slides:2", "--steps", "1", "--min-size", "96"]
+    assert (
+        main([*argv, "--max-size", "128", "--preset", "mobilenet_v2_fpn", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "recipe (--recipe preset keeps the preset's numbers):" in printed
+    assert "roi_heads.sampler = object_balanced" in printed
+    assert load_model(out / "model.safetensors").config.roi_heads.sampler == "object_balanced"
+    argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--recipe", "preset"]
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    assert "recipe (" not in capsys.readouterr().out
+    plain = load_model(tmp_path / "plain" / "model.safetensors").config.roi_heads
+    assert (plain.sampler, plain.batch_size_per_image) == ("random", 512)
