@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import FasterRCNNConfig
-from ..data.dataset import Sample, image_size_of, target_of
+from ..data.dataset import Sample, UnreadableImageError, image_size_of, target_of
 from ..transform import resized_size
 
 # The paper's RoIs an image (Fast R-CNN's 128). torchvision's 512 make the box head
@@ -62,7 +62,8 @@ def object_statistics(
     """Describe the objects of up to ``max_images`` images spread evenly over the dataset,
     resized as ``config`` resizes them in evaluation (the last ``min_size``).
 
-    Readers answer from the annotations alone; other datasets are read whole.
+    Readers answer from the annotations alone; other datasets are read whole. An image
+    that cannot be read is left out here (training skips it too, and says so).
     """
     transform = config.transform
     names = config.class_names
@@ -70,12 +71,15 @@ def object_statistics(
     indices = range(0, len(dataset), step)
     counts, sides = [], {}
     for index in indices:
-        target = target_of(dataset, index)
+        try:
+            target = target_of(dataset, index)
+            height, width = image_size_of(dataset, index)
+        except UnreadableImageError:
+            continue
         boxes, labels = target["boxes"], target["labels"]
         counts.append(len(boxes))
         if len(boxes) == 0:
             continue
-        height, width = image_size_of(dataset, index)
         new_height, _ = resized_size((height, width), transform.min_size[-1], transform.max_size)
         scale = new_height / height
         side = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clamp(min=0).sqrt()
@@ -83,7 +87,7 @@ def object_statistics(
             name = names[label - 1] if names else str(label)
             sides.setdefault(name, []).append(value)
     return ObjectStatistics(
-        images=len(indices),
+        images=len(counts),
         objects_per_image=float(statistics.median(counts)) if counts else 0.0,
         class_counts={name: len(values) for name, values in sides.items()},
         class_sides={name: float(torch.tensor(v).median()) for name, v in sides.items()},
