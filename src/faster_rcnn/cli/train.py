@@ -23,6 +23,7 @@ from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip
 from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample
+from ..data.difficult import WithoutDifficult
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
@@ -41,6 +42,7 @@ from .arguments import (
     positive_int,
     with_image_sizes,
 )
+from .model_options import add_config_options, given_settings, with_config_options
 from .splits import add_holdout_arguments, training_images
 
 MODEL_FILE = "model.safetensors"
@@ -49,11 +51,6 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
-# The settings the recipe may choose, and the options that give them instead.
-RECIPE_OPTIONS = {
-    "roi_heads.batch_size_per_image": "roi_batch_size",
-    "roi_heads.sampler": "roi_sampler",
-}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -77,19 +74,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="an anchor file (sizes and aspect ratios per level) in place of the preset's, "
         "e.g. the one `faster-rcnn anchors --fit` writes",
     )
-    parser.add_argument(
-        "--roi-batch-size",
-        type=positive_int,
-        metavar="N",
-        help="RoIs sampled per image for the detection head's loss (presets: 512, "
-        "torchvision's; the paper: 128)",
-    )
-    parser.add_argument(
-        "--roi-sampler",
-        choices=["random", "object_balanced"],
-        help="how the head's foreground RoIs are drawn: at random (the paper's), or "
-        "spread evenly over the objects so small ones in crowded images get theirs",
-    )
+    add_config_options(parser)
     parser.add_argument(
         "--recipe",
         choices=["auto", "preset"],
@@ -107,6 +92,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--no-flip",
         action="store_true",
         help="no random horizontal flips (the paper's only augmentation)",
+    )
+    parser.add_argument(
+        "--skip-difficult",
+        action="store_true",
+        help="train without the objects VOC marks difficult (py-faster-rcnn's choice; by "
+        "default they are trained on like any other, as in torchvision's references)",
     )
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument(
@@ -145,6 +136,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     check_options(args)
     dataset = training_images(args)
+    if args.skip_difficult:
+        dataset = WithoutDifficult(dataset)
     if args.cache_images:
         dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset)
@@ -189,10 +182,7 @@ def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterR
     config = config.replace(class_names=tuple(dataset.class_names))
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
-    if args.roi_batch_size:
-        config = config.replace(roi_heads={"batch_size_per_image": args.roi_batch_size})
-    if args.roi_sampler:
-        config = config.replace(roi_heads={"sampler": args.roi_sampler})
+    config = with_config_options(config, args)
     return with_image_sizes(config, args)
 
 
@@ -201,8 +191,8 @@ def with_recipe(
 ) -> FasterRCNNConfig:
     """``config`` adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each change
     printed with its reason; the options given on the command line stay."""
-    given = {setting for setting, option in RECIPE_OPTIONS.items() if getattr(args, option)}
-    config, choices = choose_recipe(config, object_statistics(dataset, config), given)
+    stats = object_statistics(dataset, config)
+    config, choices = choose_recipe(config, stats, given_settings(args))
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(choice.line() for choice in choices))

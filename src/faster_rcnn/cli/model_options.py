@@ -1,0 +1,123 @@
+"""``train``'s options that set one field of the model config each: the paper's choices
+(hard negatives, the border policy, the RPN loss normalisation) and the RoI sampling.
+
+Each option's help shows the field's value in every preset, so ``train --help`` says what
+a run without the option does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import FasterRCNNConfig
+from ..models import PRESETS
+from .arguments import positive_float, positive_int
+
+
+@dataclass(frozen=True)
+class ConfigOption:
+    """An option that sets the config field ``setting`` (``"section.field"``)."""
+
+    flag: str
+    setting: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    def preset_values(self) -> str:
+        """``"paper_vgg16: 0, resnet50_fpn: -1, ..."``: the field in every preset."""
+        section, field = self.setting.split(".")
+        values = {name: getattr(getattr(make(), section), field) for name, make in PRESETS.items()}
+        return ", ".join(
+            f"{name}: {value:g}" if isinstance(value, float) else f"{name}: {value}"
+            for name, value in values.items()
+        )
+
+
+def border(text: str) -> float:
+    """Pixels an anchor may cross the border by, or -1 (keep every anchor)."""
+    value = float(text)
+    if value < 0 and value != -1:
+        raise argparse.ArgumentTypeError(f"must be >= 0, or -1 to keep every anchor, got {text}")
+    return value
+
+
+CONFIG_OPTIONS = (
+    ConfigOption(
+        "--rpn-sampler",
+        "rpn.sampler",
+        "the RPN's negative anchors: drawn at random, or the hardest (highest objectness)",
+        choices=("random", "hard_negative"),
+    ),
+    ConfigOption(
+        "--allowed-border",
+        "rpn.allowed_border",
+        "anchors crossing the image border by more than this many pixels are left out of "
+        "the RPN's training (the paper: 0); -1 keeps every anchor",
+        type=border,
+        metavar="PX",
+    ),
+    ConfigOption(
+        "--rpn-loss",
+        "rpn.loss_normalization",
+        "the RPN box loss divided by the sampled anchors (per_sample, torchvision's) or by "
+        "the anchor locations, N_reg (paper, with lambda = --rpn-box-weight)",
+        choices=("per_sample", "paper"),
+    ),
+    ConfigOption(
+        "--rpn-box-weight",
+        "rpn.box_loss_weight",
+        "the weight of the RPN's box loss, the paper's lambda",
+        type=positive_float,
+        metavar="LAMBDA",
+    ),
+    ConfigOption(
+        "--roi-batch-size",
+        "roi_heads.batch_size_per_image",
+        "RoIs sampled per image for the detection head's loss (the paper: 128)",
+        type=positive_int,
+        metavar="N",
+    ),
+    ConfigOption(
+        "--roi-sampler",
+        "roi_heads.sampler",
+        "the head's foreground RoIs drawn at random (the paper's), or spread evenly over "
+        "the objects so that small ones in crowded images get theirs",
+        choices=("random", "object_balanced"),
+    ),
+)
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """Add every :data:`CONFIG_OPTIONS` option, its help ending with the presets' values."""
+    for option in CONFIG_OPTIONS:
+        parser.add_argument(
+            option.flag,
+            type=option.type,
+            choices=option.choices,
+            metavar=option.metavar,
+            help=f"{option.help} (presets: {option.preset_values()})",
+        )
+
+
+def given_settings(args: argparse.Namespace) -> set[str]:
+    """The config fields the command line set."""
+    return {o.setting for o in CONFIG_OPTIONS if getattr(args, o.dest) is not None}
+
+
+def with_config_options(config: FasterRCNNConfig, args: argparse.Namespace) -> FasterRCNNConfig:
+    """``config`` with the fields the command line set."""
+    for option in CONFIG_OPTIONS:
+        value = getattr(args, option.dest)
+        if value is not None:
+            section, field = option.setting.split(".")
+            config = config.replace(**{section: {field: value}})
+    return config

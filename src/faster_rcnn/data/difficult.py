@@ -1,0 +1,37 @@
+"""Training without the objects Pascal VOC marks ``difficult``, as py-faster-rcnn does."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .dataset import Sample, Target, WrappedDataset, target_of
+
+
+class WithoutDifficult(WrappedDataset):
+    """``dataset`` with its ``difficult`` objects taken out of every target.
+
+    py-faster-rcnn trains without them (``USE_DIFF = False``) and VOC's evaluation ignores
+    them. Left in (the default here, as torchvision's references do), they are positives
+    like any other box. Targets without a ``"difficult"`` entry are returned as they are.
+    """
+
+    def __getitem__(self, index: int) -> Sample:
+        image, target = self.dataset[index]
+        return image, without_difficult(target)
+
+    def target(self, index: int) -> Target:
+        """The target of item ``index``, read as cheaply as the wrapped dataset allows."""
+        return without_difficult(target_of(self.dataset, index))
+
+
+def without_difficult(target: Target) -> Target:
+    """``target`` without its difficult boxes; per-box entries are filtered alike."""
+    difficult = target.get("difficult")
+    if not isinstance(difficult, Tensor) or not bool(difficult.any()):
+        return target
+    keep = ~difficult
+    num = len(keep)
+    return {
+        key: value[keep] if isinstance(value, Tensor) and value.shape[:1] == (num,) else value
+        for key, value in target.items()
+    }

@@ -1,0 +1,60 @@
+"""train's options for the paper's choices: each sets its config field, help shows presets."""
+
+from __future__ import annotations
+
+import torch
+
+from faster_rcnn.cli import main
+from faster_rcnn.cli.model_options import CONFIG_OPTIONS
+from faster_rcnn.data.difficult import WithoutDifficult, without_difficult
+from faster_rcnn.train.checkpoint import load_model
+
+TINY = ["--min-size", "96", "--max-size", "128", "--steps", "1"]
+
+
+def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
+    options = ["--rpn-sampler", "hard_negative", "--allowed-border", "0", "--rpn-loss", "paper"]
+    options += ["--rpn-box-weight", "10", "--roi-batch-size", "256", "--roi-sampler", "random"]
+    argv = ["train", "--data", "synthetic:2", *TINY, *options, "--out", str(tmp_path)]
+    assert main(argv) == 0
+    config = load_model(tmp_path / "model.safetensors").config
+    assert (config.rpn.sampler, config.rpn.allowed_border) == ("hard_negative", 0)
+    assert (config.rpn.loss_normalization, config.rpn.box_loss_weight) == ("paper", 10)
+    assert (config.roi_heads.batch_size_per_image, config.roi_heads.sampler) == (256, "random")
+
+
+def test_help_shows_every_presets_value(capsys) -> None:
+    try:
+        main(["train", "--help"])
+    except SystemExit:
+        pass
+    text = " ".join(capsys.readouterr().out.split())
+    assert "paper_vgg16: 0, resnet50_fpn: -1, mobilenet_v2_fpn: -1, small: -1" in text
+    assert "paper_vgg16: 10, resnet50_fpn: 1, mobilenet_v2_fpn: 1, small: 10" in text
+    assert len(CONFIG_OPTIONS) == 6
+
+
+def test_a_bad_border_is_refused_in_one_line(capsys) -> None:
+    try:
+        main(["train", "--allowed-border", "-2"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    assert "must be >= 0, or -1 to keep every anchor, got -2" in capsys.readouterr().err
+
+
+def test_difficult_objects_leave_every_per_box_entry() -> None:
+    target = {
+        "boxes": torch.tensor([[0.0, 0, 5, 5], [1, 1, 6, 6], [2, 2, 9, 9]]),
+        "labels": torch.tensor([1, 2, 3]),
+        "difficult": torch.tensor([False, True, False]),
+        "image_id": 7,
+    }
+    kept = without_difficult(target)
+    assert kept["labels"].tolist() == [1, 3] and kept["image_id"] == 7
+    assert torch.equal(kept["boxes"], target["boxes"][[0, 2]])
+    assert not bool(kept["difficult"].any())
+    plain = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    assert without_difficult(plain) is plain
+    dataset = WithoutDifficult([(torch.zeros(3, 10, 10), target)])
+    assert dataset[0][1]["labels"].tolist() == [1, 3]
+    assert dataset.target(0)["labels"].tolist() == [1, 3]
