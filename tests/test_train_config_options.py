@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from faster_rcnn.cli import main
@@ -24,10 +25,8 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
 
 
 def test_help_shows_every_presets_value(capsys) -> None:
-    try:
+    with pytest.raises(SystemExit):
         main(["train", "--help"])
-    except SystemExit:
-        pass
     text = " ".join(capsys.readouterr().out.split())
     assert "paper_vgg16: 0, resnet50_fpn: -1, mobilenet_v2_fpn: -1, small: -1" in text
     assert "paper_vgg16: 10, resnet50_fpn: 1, mobilenet_v2_fpn: 1, small: 10" in text
@@ -35,10 +34,9 @@ def test_help_shows_every_presets_value(capsys) -> None:
 
 
 def test_a_bad_border_is_refused_in_one_line(capsys) -> None:
-    try:
+    with pytest.raises(SystemExit) as exit_:
         main(["train", "--allowed-border", "-2"])
-    except SystemExit as exit_:
-        assert exit_.code == 2
+    assert exit_.value.code == 2
     assert "must be >= 0, or -1 to keep every anchor, got -2" in capsys.readouterr().err
 
 
