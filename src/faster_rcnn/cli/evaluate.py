@@ -30,7 +30,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "recall_vs_proposals, recall_by_size: each a .png with its numbers in a .json) here; "
         "default: the folder 'evaluation' beside --model",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=1,
+        help="images run together (default 1: each image as predict sees it; images of "
+        "different sizes batched together are padded to one, which changes the detections "
+        "near the padding, and so the score)",
+    )
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
