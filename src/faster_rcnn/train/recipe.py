@@ -20,9 +20,9 @@ from ..config import FasterRCNNConfig
 from ..data.dataset import Sample, UnreadableImageError, image_size_of, target_of
 from ..transform import resized_size
 
-# The paper's RoIs an image (Fast R-CNN's 128). torchvision's 512 make the box head
-# about half of a mobilenet_v2_fpn training step on a CPU; at 128, a budget fits more
-# steps, and on the generated slides more steps won (benchmarks/recipe_ab.md).
+# The paper's RoIs an image (Fast R-CNN's 128). With torchvision's 512 the box head is
+# about a third of a mobilenet_v2_fpn training step on a CPU: at 128 a 30-minute budget
+# on the generated slides fitted 143 steps instead of 110 (benchmarks/recipe_ab.md).
 ROI_BATCH_SIZE = 128
 # Images read to describe the objects: enough for stable medians, bounded time.
 MAX_IMAGES_READ = 2000
