@@ -141,3 +141,30 @@ def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_pa
     # A step stops once its share is spent: the 3 s are overrun by at most a step each.
     assert sum(seconds) <= 3.0 + 4 * max(seconds)
     assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names
+
+
+def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):
+    assert (
+        main(
+            ["train", "--data", "synthetic:2", "--steps", "1", *TINY, "--out", str(tmp_path / "r")]
+        )
+        == 0
+    )
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        to_pil(SyntheticShapes(1, image_size=(64, 80), seed=ord(folder))[0][0]).save(
+            tmp_path / folder / "img.png"
+        )
+    (tmp_path / "a" / "other.png").write_bytes((tmp_path / "a" / "img.png").read_bytes())
+    out = tmp_path / "pred"
+    argv = ["predict", "--model", str(tmp_path / "r" / "model.safetensors"), "--out", str(out)]
+    assert main([*argv, str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    pictures = sorted(p.name for p in out.glob("*.png"))
+    assert pictures == [
+        "a_img_png.png",
+        "a_img_png_proposals.png",
+        "b_img_png.png",
+        "b_img_png_proposals.png",
+        "other.png",
+        "other_proposals.png",
+    ]

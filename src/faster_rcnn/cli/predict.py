@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     unreadable = []
-    for image_id, path in enumerate(paths):
+    for image_id, (path, name) in enumerate(zip(paths, picture_names(paths), strict=True)):
         try:
             image = read_image(path)
         except ValueError as error:  # one bad file does not cost the others
@@ -50,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
         detections, proposals = model.detect_with_proposals([image.to(args.device)])
         det = {k: v.cpu() for k, v in detections[0].items()}
         results += coco_records(det, image_id, path, names)
-        stem = args.out / path.stem
-        save_pictures(image, det, proposals[0], names, stem, args.score, suffix="")
+        save_pictures(image, det, proposals[0], names, args.out / name, args.score, suffix="")
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     skipped = f" ({len(unreadable)} unreadable, skipped)" if unreadable else ""
     print(
@@ -81,6 +82,24 @@ def coco_records(
             strict=True,
         )
     ]
+
+
+def picture_names(paths: Sequence[Path]) -> list[str]:
+    """A distinct name for each image's pictures: its file stem where no other image has
+    that stem, else its path below the images' common folder with ``/`` and ``.`` as
+    ``_`` (``a/img.jpg`` and ``b/img.jpg`` -> ``a_img_jpg``, ``b_img_jpg``)."""
+    stems = Counter(path.stem for path in paths)
+    folders = [path.resolve().parent for path in paths]
+    root = Path(os.path.commonpath(folders)) if folders else Path()
+    names: list[str] = []
+    for path in paths:
+        name = path.stem
+        if stems[name] > 1:
+            name = "_".join(path.resolve().relative_to(root).parts).replace(".", "_")
+        while name in names:  # the rare name that still repeats gets a number
+            name += "_"
+        names.append(name)
+    return names
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
