@@ -20,6 +20,9 @@ class BalancedPositiveNegativeSampler:
     rest of the batch is filled with random negatives (the paper's 256 anchors, up to
     1:1). Randomness comes from ``generator``; with ``None`` the global generator is used in
     exactly torchvision's order of calls, so a shared seed gives the same sample.
+
+    The other samplers change how positives or negatives are chosen
+    (:meth:`choose_positives`, :meth:`choose_negatives`), never how many.
     """
 
     def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
@@ -37,34 +40,115 @@ class BalancedPositiveNegativeSampler:
     def __call__(
         self,
         labels: list[Tensor],
-        scores: list[Tensor] | None = None,
+        keys: list[Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Sample each image's batch.
 
         Args:
-            labels: per image, ``(Ni,)`` labels: >= 1 positive, 0 negative, -1 ignored.
-            scores: unused (random sampling ranks nothing).
+            labels: per image, ``(N_i,)`` labels: >= 1 positive, 0 negative, -1 ignored.
+            keys: per image, ``(N_i,)`` what the sampler chooses by (unused here).
             generator: random source; ``None`` uses the global one.
 
         Returns:
-            Two lists of ``(Ni,)`` uint8 masks per image: the sampled positives and the
+            Two lists of ``(N_i,)`` uint8 masks per image: the sampled positives and the
             sampled negatives.
         """
         pos_masks, neg_masks = [], []
-        for labels_per_image in labels:
+        per_image = [None] * len(labels) if keys is None else keys
+        for labels_per_image, keys_per_image in zip(labels, per_image, strict=True):
             positive = torch.where(labels_per_image >= 1)[0]
             negative = torch.where(labels_per_image == 0)[0]
             num_pos, num_neg = self.sample_counts(positive.numel(), negative.numel())
-            pos_idx = positive[
-                _random_subset(positive.numel(), num_pos, positive.device, generator)
-            ]
-            neg_idx = negative[
-                _random_subset(negative.numel(), num_neg, negative.device, generator)
-            ]
+            pos_idx = self.choose_positives(positive, keys_per_image, num_pos, generator)
+            neg_idx = self.choose_negatives(negative, keys_per_image, num_neg, generator)
             pos_masks.append(_index_mask(labels_per_image, pos_idx))
             neg_masks.append(_index_mask(labels_per_image, neg_idx))
         return pos_masks, neg_masks
+
+    def choose_positives(
+        self, positive: Tensor, keys: Tensor | None, k: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """``k`` of the positive candidates (indices ``positive``), at random."""
+        return positive[_random_subset(positive.numel(), k, positive.device, generator)]
+
+    def choose_negatives(
+        self, negative: Tensor, keys: Tensor | None, k: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """``k`` of the negative candidates (indices ``negative``), at random."""
+        return negative[_random_subset(negative.numel(), k, negative.device, generator)]
+
+
+class HardNegativeSampler(BalancedPositiveNegativeSampler):
+    """Balanced sampling that keeps the hardest negatives instead of random ones.
+
+    Positives are drawn at random exactly as by :class:`BalancedPositiveNegativeSampler`
+    (same counts, same random draws for them); the negatives are the ones with the highest
+    objectness loss, ``softplus(logit)`` (binary cross-entropy against label 0), ties
+    going to the lower index. ``keys`` are per image the ``(N_i,)`` objectness logits (not
+    differentiated).
+
+    Args:
+        batch_size_per_image: anchors sampled per image.
+        positive_fraction: at most this fraction of them positive.
+    """
+
+    def __call__(
+        self,
+        labels: list[Tensor],
+        keys: list[Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        if keys is None:
+            raise ValueError("hard negative mining needs the candidates' scores")
+        return super().__call__(labels, keys, generator)
+
+    def choose_negatives(
+        self, negative: Tensor, keys: Tensor | None, k: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """The ``k`` negatives with the highest logits."""
+        assert keys is not None
+        # softplus(logit), the loss of a negative, increases with the logit: sorting the
+        # logits ranks by loss without softplus's rounding ties at the extremes.
+        negative_logits = keys.detach().reshape(-1)[negative]
+        hardest = torch.sort(negative_logits, descending=True, stable=True).indices
+        return negative[hardest[:k]]
+
+
+class ObjectBalancedSampler(BalancedPositiveNegativeSampler):
+    """Balanced sampling whose positives are spread evenly over the objects.
+
+    Random sampling draws each object's positives in proportion to how many candidates
+    overlap it, and large objects overlap many more proposals than small ones: in a
+    crowded image a small object may get no positive RoI at all. Here the objects take
+    turns (Libra R-CNN's instance-balanced sampling, Pang et al. 2019): one random positive
+    of each object, in random order, then a second of each, until the positive quota is
+    filled, so the counts of two objects differ by at most one unless one ran out. The
+    number of positives and the negatives are as in
+    :class:`BalancedPositiveNegativeSampler`. ``keys`` are per image the ``(N_i,)`` int64
+    index of the object each candidate is matched to (read for the positives only).
+
+    Args:
+        batch_size_per_image: candidates sampled per image.
+        positive_fraction: at most this fraction of them positive.
+    """
+
+    def __call__(
+        self,
+        labels: list[Tensor],
+        keys: list[Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        if keys is None:
+            raise ValueError("object-balanced sampling needs each candidate's object")
+        return super().__call__(labels, keys, generator)
+
+    def choose_positives(
+        self, positive: Tensor, keys: Tensor | None, k: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """``k`` positives, the objects taking turns."""
+        assert keys is not None
+        return positive[_round_robin_subset(keys[positive], k, generator)]
 
 
 def _random_subset(
@@ -80,113 +164,6 @@ def _index_mask(like: Tensor, indices: Tensor) -> Tensor:
     mask = torch.zeros_like(like, dtype=torch.uint8)
     mask[indices] = 1
     return mask
-
-
-class HardNegativeSampler:
-    """Balanced sampling that keeps the hardest negatives instead of random ones.
-
-    Positives are drawn at random exactly as by :class:`BalancedPositiveNegativeSampler`
-    (same counts, same random draws for them); the negatives are the ones with the highest
-    objectness loss, ``softplus(logit)`` (binary cross-entropy against label 0), ties
-    going to the lower index.
-
-    Args:
-        batch_size_per_image: anchors sampled per image.
-        positive_fraction: at most this fraction of them positive.
-    """
-
-    def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
-        self.balanced = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
-
-    def __call__(
-        self,
-        labels: list[Tensor],
-        scores: list[Tensor] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        """Sample each image's batch.
-
-        Args:
-            labels: per image, ``(N_i,)`` labels: >= 1 positive, 0 negative, -1 ignored.
-            scores: per image, ``(N_i,)`` objectness logits (not differentiated).
-            generator: random source for the positives; ``None`` uses the global one.
-
-        Returns:
-            Two lists of ``(N_i,)`` uint8 masks per image: sampled positives, sampled
-            negatives.
-        """
-        if scores is None:
-            raise ValueError("hard negative mining needs the candidates' scores")
-        pos_masks, neg_masks = [], []
-        for labels_per_image, logits in zip(labels, scores, strict=True):
-            positive = torch.where(labels_per_image >= 1)[0]
-            negative = torch.where(labels_per_image == 0)[0]
-            num_pos, num_neg = self.balanced.sample_counts(positive.numel(), negative.numel())
-            pos_idx = positive[
-                _random_subset(positive.numel(), num_pos, positive.device, generator)
-            ]
-            # softplus(logit), the loss of a negative, increases with the logit: sorting the
-            # logits ranks by loss without softplus's rounding ties at the extremes.
-            negative_logits = logits.detach().reshape(-1)[negative]
-            hardest = torch.sort(negative_logits, descending=True, stable=True).indices
-            neg_idx = negative[hardest[:num_neg]]
-            pos_masks.append(_index_mask(labels_per_image, pos_idx))
-            neg_masks.append(_index_mask(labels_per_image, neg_idx))
-        return pos_masks, neg_masks
-
-
-class ObjectBalancedSampler:
-    """Balanced sampling whose positives are spread evenly over the objects.
-
-    Random sampling draws each object's positives in proportion to how many candidates
-    overlap it, and large objects overlap many more proposals than small ones: in a
-    crowded image a small object may get no positive RoI at all. Here the objects take
-    turns (Libra R-CNN's instance-balanced sampling, Pang et al. 2019): one random positive
-    of each object, in random order, then a second of each, until the positive quota is
-    filled, so the counts of two objects differ by at most one unless one ran out. The
-    number of positives and the negatives are as in
-    :class:`BalancedPositiveNegativeSampler`.
-
-    Args:
-        batch_size_per_image: candidates sampled per image.
-        positive_fraction: at most this fraction of them positive.
-    """
-
-    def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
-        self.balanced = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
-
-    def __call__(
-        self,
-        labels: list[Tensor],
-        objects: list[Tensor] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        """Sample each image's batch.
-
-        Args:
-            labels: per image, ``(N_i,)`` labels: >= 1 positive, 0 negative, -1 ignored.
-            objects: per image, ``(N_i,)`` int64 index of the object each candidate is
-                matched to (read for the positives only).
-            generator: random source; ``None`` uses the global one.
-
-        Returns:
-            Two lists of ``(N_i,)`` uint8 masks per image: sampled positives, sampled
-            negatives.
-        """
-        if objects is None:
-            raise ValueError("object-balanced sampling needs each candidate's object")
-        pos_masks, neg_masks = [], []
-        for labels_per_image, objects_per_image in zip(labels, objects, strict=True):
-            positive = torch.where(labels_per_image >= 1)[0]
-            negative = torch.where(labels_per_image == 0)[0]
-            num_pos, num_neg = self.balanced.sample_counts(positive.numel(), negative.numel())
-            taken = _round_robin_subset(objects_per_image[positive], num_pos, generator)
-            neg_idx = negative[
-                _random_subset(negative.numel(), num_neg, negative.device, generator)
-            ]
-            pos_masks.append(_index_mask(labels_per_image, positive[taken]))
-            neg_masks.append(_index_mask(labels_per_image, neg_idx))
-        return pos_masks, neg_masks
 
 
 def _round_robin_subset(groups: Tensor, k: int, generator: torch.Generator | None) -> Tensor:

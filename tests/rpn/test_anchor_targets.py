@@ -145,7 +145,7 @@ def test_sampler_counts(num_pos: int, num_neg: int, expected: tuple[int, int]) -
     random_sampler = BalancedPositiveNegativeSampler(256, 0.5)
     hard_sampler = HardNegativeSampler(256, 0.5)
     for pos, neg in (
-        random_sampler([labels], torch.Generator().manual_seed(0)),
+        random_sampler([labels], None, torch.Generator().manual_seed(0)),
         hard_sampler([labels], [logits], torch.Generator().manual_seed(0)),
     ):
         assert (int(pos[0].sum()), int(neg[0].sum())) == expected
