@@ -1,4 +1,4 @@
-"""The training recipe: the preset's numbers, adjusted to the dataset and the budget.
+"""The training recipe: the preset's numbers, adjusted to the dataset.
 
 A preset states the detector as its source publishes it (torchvision's 512 RoIs an image,
 say); what trains best in a short CPU budget on a given dataset is not always that.
