@@ -22,8 +22,11 @@ class BalancedPositiveNegativeSampler:
     exactly torchvision's order of calls, so a shared seed gives the same sample.
 
     The other samplers change how positives or negatives are chosen
-    (:meth:`choose_positives`, :meth:`choose_negatives`), never how many.
+    (:meth:`choose_positives`, :meth:`choose_negatives`), never how many; one that
+    chooses by ``keys`` says why it needs them in ``keys_needed``.
     """
+
+    keys_needed: str | None = None
 
     def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
         if not 0.0 <= positive_fraction <= 1.0:
@@ -54,6 +57,8 @@ class BalancedPositiveNegativeSampler:
             Two lists of ``(N_i,)`` uint8 masks per image: the sampled positives and the
             sampled negatives.
         """
+        if keys is None and self.keys_needed:
+            raise ValueError(self.keys_needed)
         pos_masks, neg_masks = [], []
         per_image = [None] * len(labels) if keys is None else keys
         for labels_per_image, keys_per_image in zip(labels, per_image, strict=True):
@@ -93,15 +98,7 @@ class HardNegativeSampler(BalancedPositiveNegativeSampler):
         positive_fraction: at most this fraction of them positive.
     """
 
-    def __call__(
-        self,
-        labels: list[Tensor],
-        keys: list[Tensor] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        if keys is None:
-            raise ValueError("hard negative mining needs the candidates' scores")
-        return super().__call__(labels, keys, generator)
+    keys_needed = "hard negative mining needs the candidates' scores"
 
     def choose_negatives(
         self, negative: Tensor, keys: Tensor | None, k: int, generator: torch.Generator | None
@@ -133,15 +130,7 @@ class ObjectBalancedSampler(BalancedPositiveNegativeSampler):
         positive_fraction: at most this fraction of them positive.
     """
 
-    def __call__(
-        self,
-        labels: list[Tensor],
-        keys: list[Tensor] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        if keys is None:
-            raise ValueError("object-balanced sampling needs each candidate's object")
-        return super().__call__(labels, keys, generator)
+    keys_needed = "object-balanced sampling needs each candidate's object"
 
     def choose_positives(
         self, positive: Tensor, keys: Tensor | None, k: int, generator: torch.Generator | None
