@@ -80,13 +80,14 @@ class SyntheticSlides:
 
 
 class _Canvas:
-    """One slide being drawn: the image so far and the boxes of the labelled objects."""
+    """One slide being drawn: the image so far and the boxes of the labelled objects.
+
+    Each object is drawn inside its own window (the square around it that its outline
+    cannot leave), so a slide costs its objects' area, not 30 whole-image passes.
+    """
 
     def __init__(self, gen: torch.Generator) -> None:
         self.gen = gen
-        height, width = IMAGE_SIZE
-        self.ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
-        self.xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
         self.image = _background(gen)
         self.boxes: list[Tensor] = []
         self.labels: list[int] = []
@@ -97,12 +98,12 @@ class _Canvas:
         shape = self._place(r, label=1)
         if shape is None:
             return
-        mask, dist, _ = shape
-        colour = _jitter(self.gen, (0.86, 0.42, 0.45), 0.06)
+        window, mask, dist, _ = shape
+        colour = _jitter(self.gen, (0.86, 0.42, 0.45), 0.06)[:, None, None]
         pale_centre = 0.35 * torch.exp(-((dist / 0.45) ** 2))
         rim = 0.25 * torch.exp(-(((dist - 0.92) / 0.08) ** 2))
-        fill = colour[:, None, None] * (1 - rim) + (1 - colour[:, None, None]) * pale_centre
-        self._blend(mask, fill, alpha=0.75)
+        fill = colour * (1 - rim) + (1 - colour) * pale_centre
+        self._blend(window, mask, fill, alpha=0.75)
 
     def draw_platelet(self) -> None:
         """A small irregular granular purple blob (a thrombocyte)."""
@@ -110,12 +111,14 @@ class _Canvas:
         shape = self._place(r, label=2, lobes=0.25)
         if shape is None:
             return
-        mask, dist, _ = shape
-        colour = _jitter(self.gen, (0.52, 0.30, 0.62), 0.07)
-        grain = 0.12 * torch.rand(mask.shape, generator=self.gen)
-        fill = colour[:, None, None] * (0.9 + grain - 0.15 * dist.clamp(max=1))
+        window, mask, dist, _ = shape
+        colour = _jitter(self.gen, (0.52, 0.30, 0.62), 0.07)[:, None, None]
+        # The grain is drawn for the whole slide so that the random stream (and so every
+        # slide) stays what it was when objects were drawn over the whole image.
+        grain = 0.12 * torch.rand(IMAGE_SIZE, generator=self.gen)[window]
+        fill = colour * (0.9 + grain - 0.15 * dist.clamp(max=1))
         # Stains take unevenly: some platelets are faint.
-        self._blend(mask, fill, alpha=_uniform(self.gen, 0.6, 0.9))
+        self._blend(window, mask, fill, alpha=_uniform(self.gen, 0.6, 0.9))
 
     def draw_leukocyte(self) -> None:
         """A large cell: pale violet cytoplasm around a dark nucleus of 2 to 4 lobes."""
@@ -123,25 +126,28 @@ class _Canvas:
         shape = self._place(r, label=3)
         if shape is None:
             return
-        mask, _, (cx, cy) = shape
-        cytoplasm = _jitter(self.gen, (0.78, 0.70, 0.86), 0.04)
-        self._blend(mask, cytoplasm[:, None, None].expand(3, *mask.shape), alpha=0.9)
-        nucleus = _jitter(self.gen, (0.36, 0.18, 0.50), 0.05)
+        window, mask, _, (cx, cy) = shape
+        cytoplasm = _jitter(self.gen, (0.78, 0.70, 0.86), 0.04)[:, None, None]
+        self._blend(window, mask, cytoplasm, alpha=0.9)
+        nucleus = _jitter(self.gen, (0.36, 0.18, 0.50), 0.05)[:, None, None]
+        ys, xs = _pixel_centres(window)
         for _ in range(2 + int(_uniform(self.gen) * 3)):
             angle = _uniform(self.gen, 0, 2 * math.pi)
             offset = _uniform(self.gen, 0.15, 0.4) * r
             lobe_r = _uniform(self.gen, 0.28, 0.42) * r
             lx, ly = cx + offset * math.cos(angle), cy + offset * math.sin(angle)
-            lobe = (self.xs - lx) ** 2 + (self.ys - ly) ** 2 <= lobe_r**2
-            self._blend(lobe & mask, nucleus[:, None, None].expand(3, *mask.shape), alpha=0.95)
+            lobe = (xs - lx) ** 2 + (ys - ly) ** 2 <= lobe_r**2
+            self._blend(window, lobe & mask, nucleus, alpha=0.95)
 
     def draw_speck(self) -> None:
         """Unlabelled debris: a purple dot under 18 px."""
         r = _uniform(self.gen, 2.5, 9.0)
         cx, cy = self._centre(r)
-        mask = (self.xs - cx) ** 2 + (self.ys - cy) ** 2 <= r**2
-        colour = _jitter(self.gen, (0.50, 0.30, 0.60), 0.08)
-        self._blend(mask, colour[:, None, None].expand(3, *mask.shape), alpha=0.85)
+        window = _window(cx, cy, r)
+        ys, xs = _pixel_centres(window)
+        mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= r**2
+        colour = _jitter(self.gen, (0.50, 0.30, 0.60), 0.08)[:, None, None]
+        self._blend(window, mask, colour, alpha=0.85)
 
     def finish(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The noisy, 8-bit-quantised image and its target."""
@@ -168,12 +174,16 @@ class _Canvas:
 
     def _place(
         self, r: float, label: int, lobes: float = 0.06
-    ) -> tuple[Tensor, Tensor, tuple[float, float]] | None:
+    ) -> tuple[Window, Tensor, Tensor, tuple[float, float]] | None:
         """Place an object of mean radius ``r``, outline perturbed by up to ``lobes`` of it,
-        and record its box: ``((H, W) mask, (H, W) distance from the centre in radii,
-        centre)``, or ``None`` when too little of it is inside the image."""
+        and record its box: ``(window, (h, w) mask, (h, w) distance from the centre in
+        radii, centre)`` over the object's window, or ``None`` when too little of it is
+        inside the image."""
         cx, cy = self._centre(r)
-        dx, dy = self.xs - cx, self.ys - cy
+        # Three harmonics of amplitude at most `lobes` each: the outline stays within this.
+        window = _window(cx, cy, r * (1 + 3 * lobes))
+        ys, xs = _pixel_centres(window)
+        dx, dy = xs - cx, ys - cy
         angle = torch.atan2(dy, dx)
         outline = torch.ones_like(angle)
         for order in (2, 3, 5):
@@ -184,17 +194,42 @@ class _Canvas:
         inside = int(mask.sum())
         if inside < _MIN_INSIDE * math.pi * r * r or inside == 0:
             return None
-        rows = torch.where(mask.any(dim=1))[0]
-        cols = torch.where(mask.any(dim=0))[0]
+        rows = torch.where(mask.any(dim=1))[0] + window[0].start
+        cols = torch.where(mask.any(dim=0))[0] + window[1].start
         box = [float(cols[0]), float(rows[0]), float(cols[-1]) + 1, float(rows[-1]) + 1]
         self.boxes.append(torch.tensor(box))
         self.labels.append(label)
-        return mask, dist, (cx, cy)
+        return window, mask, dist, (cx, cy)
 
-    def _blend(self, mask: Tensor, fill: Tensor, alpha: float) -> None:
-        """Lay ``fill`` ``(3, H, W)`` over the image where ``mask``, ``alpha`` opaque."""
+    def _blend(self, window: Window, mask: Tensor, fill: Tensor, alpha: float) -> None:
+        """Lay ``fill`` (``(3, h, w)``, or ``(3, 1, 1)`` for one colour) over the image
+        where ``mask`` ``(h, w)`` is set inside ``window``, ``alpha`` opaque."""
         weight = alpha * mask.float()
-        self.image = self.image * (1 - weight) + fill * weight
+        region = self.image[:, window[0], window[1]]
+        self.image[:, window[0], window[1]] = region * (1 - weight) + fill * weight
+
+
+Window = tuple[slice, slice]  # rows, columns of the image
+
+
+def _window(cx: float, cy: float, reach: float) -> Window:
+    """The pixels whose centres lie within ``reach`` of ``(cx, cy)`` along each axis,
+    cut to the image (possibly empty)."""
+    height, width = IMAGE_SIZE
+
+    def span(centre: float, size: int) -> slice:
+        start = min(max(math.floor(centre - reach - 0.5), 0), size)
+        return slice(start, min(max(math.ceil(centre + reach + 0.5), start), size))
+
+    return span(cy, height), span(cx, width)
+
+
+def _pixel_centres(window: Window) -> tuple[Tensor, Tensor]:
+    """``(h, 1)`` row and ``(1, w)`` column pixel-centre coordinates of ``window``."""
+    rows, cols = window
+    ys = torch.arange(rows.start, rows.stop, dtype=torch.float32)[:, None] + 0.5
+    xs = torch.arange(cols.start, cols.stop, dtype=torch.float32)[None, :] + 0.5
+    return ys, xs
 
 
 def _background(gen: torch.Generator) -> Tensor:
