@@ -16,6 +16,8 @@ this package's, so the only difference from ``faster-rcnn train`` is the detecto
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import time
 
 import torch
@@ -74,12 +76,15 @@ def main() -> None:
     parser.add_argument(
         "--cache-images", action="store_true", help="as faster-rcnn train's: decode once"
     )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", help="write the steps, their seconds and the scores here (JSON)")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     train_set = open_dataset(args.data, "train")
     test_set = open_dataset(args.data, "test", class_names=train_set.class_names)
     torch.manual_seed(args.seed)
-    model = build(train_set.num_classes, args.weights, args.min_size, args.max_size)
+    model = build(train_set.num_classes, args.weights, args.min_size, args.max_size).to(device)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, schedule="cosine")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
@@ -89,32 +94,53 @@ def main() -> None:
 
     model.train()
     start = time.perf_counter()
-    step = 0
+    step, step_seconds = 0, []
     while step < cfg.steps and time.perf_counter() - start < args.minutes * 60:
+        step_start = time.perf_counter()
         images, targets = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        losses = model(images, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+        images = [image.to(device) for image in images]
+        targets = [
+            {"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets
+        ]
+        losses = model(images, targets)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
         optimizer.step()
+        step_seconds.append(time.perf_counter() - step_start)
         if step % 20 == 0:
             print(
                 f"step {step} {time.perf_counter() - start:.0f}s loss {total.item():.3f}",
                 flush=True,
             )
         step += 1
-    print(f"torchvision: {step} steps in {time.perf_counter() - start:.0f} s")
+    seconds = time.perf_counter() - start
+    print(f"torchvision: {step} steps in {seconds:.0f} s")
 
     model.eval()
     evaluator = VOCEvaluator(train_set.num_classes, class_names=train_set.class_names)
     with torch.no_grad():
         for i in range(len(test_set)):
             image, target = test_set[i]
-            evaluator.update(model([image]), [target])
-    print(evaluator.compute().table())
+            detections = model([image.to(device)])
+            evaluator.update([{k: v.cpu() for k, v in d.items()} for d in detections], [target])
+    result = evaluator.compute()
+    print(result.table())
+    if args.out:
+        record = {
+            "detector": "torchvision",
+            "steps": step,
+            "train_seconds": seconds,
+            "median_step_seconds": statistics.median(step_seconds[1:] or step_seconds),
+            "voc_map50": result.map,
+            "voc_ap50": result.ap,
+            "args": vars(args),
+        }
+        with open(args.out, "w") as f:
+            json.dump(record, f, indent=1)
 
 
 if __name__ == "__main__":
