@@ -17,7 +17,9 @@ def test_small_model_overfits_a_few_images():
     cfg = cfg.replace(transform={"min_size": (160,), "max_size": 160})
     model = FasterRCNN.from_config(cfg)
 
-    cfg = TrainConfig(steps=150, batch_size=4, warmup_steps=10, lr_decay_at=(0.8,))
+    cfg = TrainConfig(
+        steps=150, batch_size=4, lr=0.02, warmup_steps=10, schedule="step", lr_decay_at=(0.8,)
+    )
     history = Trainer(model, samples, cfg).fit()
     first = sum(h["loss"] for h in history[:10]) / 10
     last = sum(h["loss"] for h in history[-10:]) / 10

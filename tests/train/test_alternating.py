@@ -52,7 +52,9 @@ def samples(num_images: int = 3) -> list[tuple[Tensor, dict[str, Tensor]]]:
 
 
 def step_config(steps: int) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=2, lr=0.02, warmup_steps=0, lr_decay_at=())
+    return TrainConfig(
+        steps=steps, batch_size=2, lr=0.02, warmup_steps=0, schedule="step", lr_decay_at=()
+    )
 
 
 def state(module: torch.nn.Module, prefix: str = "") -> State:

@@ -38,7 +38,7 @@ def make_checkpoint(step: int) -> TrainingCheckpoint:
         stage="joint",
         step=step,
         history=[{"loss": float(i)} for i in range(step)],
-        train_config={"steps": 10, "lr_decay_at": (0.5,)},
+        train_config={"steps": 10, "schedule": "step", "lr_decay_at": (0.5,)},
         optimizer={"state": {0: {"momentum_buffer": torch.full((3,), float(step))}}},
         generator_states=[generator.get_state()],
         torch_rng_state=torch.get_rng_state(),

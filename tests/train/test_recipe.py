@@ -20,7 +20,7 @@ def _item(height: int, width: int, boxes: list[list[float]], labels: list[int]):
 # 800 x 800 stays (scale 1).
 DATASET = [
     _item(400, 600, [[0, 0, 10, 40], [0, 0, 100, 100], [5, 5, 105, 105]], [1, 2, 2]),
-    _item(800, 800, [[0, 0, 30, 30]], [1]),
+    _item(800, 800, [[0, 0, 30, 30], [0, 0, 60, 60]], [1, 2]),
     _item(400, 600, [], []),
 ]
 
@@ -28,11 +28,12 @@ DATASET = [
 def test_object_statistics_are_measured_on_the_resized_objects() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics(DATASET, config)
-    assert stats.images == 3 and stats.objects_per_image == 1  # counts 3, 1, 0
-    assert stats.class_counts == {"dot": 2, "blob": 2}
-    # dot: sqrt(10 * 40) * 2 = 40 and 30 * 1 = 30, median (torch: lower) 30; blob: 200, 200
+    assert stats.images == 3 and stats.objects_per_image == 2  # counts 3, 2, 0
+    assert stats.class_counts == {"dot": 2, "blob": 3}
+    # dot: sqrt(10 * 40) * 2 = 40 and 30 * 1 = 30, median (torch: lower) 30; blob: 200,
+    # 200 and 60
     assert stats.class_sides == {"dot": pytest.approx(30.0), "blob": pytest.approx(200.0)}
-    assert stats.smallest_class() == "dot" and stats.share("dot") == 0.5
+    assert stats.smallest_class() == "dot" and stats.share("dot") == 0.4
 
 
 def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
@@ -45,11 +46,22 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
         "roi_heads.batch_size_per_image",
         "roi_heads.sampler",
     ]
-    assert "'dot' 30 px" in choices[1].line() and "50%" in choices[1].line()
+    assert "'dot' 30 px" in choices[1].line() and "40%" in choices[1].line()
     # What the user gave stays.
     kept, choices = choose_recipe(config, stats, given={"roi_heads.batch_size_per_image"})
     assert kept.roi_heads.batch_size_per_image == 512
     assert [c.setting for c in choices] == ["roi_heads.sampler"]
+
+
+def test_recipe_samples_at_random_with_one_object_an_image() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics([DATASET[0], *DATASET[2:] * 2], config)  # counts 3, 0, 0
+    chosen, choices = choose_recipe(config, stats)
+    assert stats.objects_per_image == 0 and chosen.roi_heads.sampler == "random"
+    assert [c.setting for c in choices] == ["roi_heads.batch_size_per_image"]
+    single = [_item(400, 600, [[0, 0, 50, 50]], [2])] * 3
+    chosen, _ = choose_recipe(config, object_statistics(single, config))
+    assert chosen.roi_heads.sampler == "random"
 
 
 def test_recipe_leaves_a_dataset_without_objects_and_small_batches_alone() -> None:

@@ -77,7 +77,9 @@ def rpn_run() -> dict[str, object]:
     samples = synthetic(4, seed=3)
     model = small_model(seed=1)
     before = state(model)
-    cfg = TrainConfig(steps=30, batch_size=2, lr=0.02, warmup_steps=0, lr_decay_at=())
+    cfg = TrainConfig(
+        steps=30, batch_size=2, lr=0.02, warmup_steps=0, schedule="step", lr_decay_at=()
+    )
     history = rpn_trainer(model, samples, cfg).fit()
     return {"model": model, "before": before, "history": history}
 

@@ -10,7 +10,9 @@ from faster_rcnn.train.train_config import TrainConfig
 
 
 def test_warmup_rises_linearly_from_the_warmup_factor():
-    cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=10, warmup_factor=0.1, lr_decay_at=())
+    cfg = TrainConfig(
+        steps=100, lr=0.1, warmup_steps=10, warmup_factor=0.1, schedule="step", lr_decay_at=()
+    )
     assert learning_rate(cfg, 0) == pytest.approx(0.01)
     assert learning_rate(cfg, 5) == pytest.approx(0.1 * (0.1 + 0.9 * 0.5))
     assert learning_rate(cfg, 9) == pytest.approx(0.1 * (0.1 + 0.9 * 0.9))
@@ -18,7 +20,7 @@ def test_warmup_rises_linearly_from_the_warmup_factor():
 
 
 def test_step_schedule_divides_by_ten_at_each_boundary():
-    cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=0, lr_decay_at=(0.5, 0.75))
+    cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=0, schedule="step", lr_decay_at=(0.5, 0.75))
     expected = {0: 0.1, 49: 0.1, 50: 0.01, 74: 0.01, 75: 0.001, 99: 0.001}
     for step, lr in expected.items():
         assert learning_rate(cfg, step) == pytest.approx(lr), step
@@ -55,6 +57,6 @@ def test_bad_settings_are_refused(fields):
 
 
 def test_total_steps_overrides_the_planned_length():
-    cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=0, lr_decay_at=(0.5,))
+    cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=0, schedule="step", lr_decay_at=(0.5,))
     assert learning_rate(cfg, 30, total_steps=60) == pytest.approx(0.01)
     assert learning_rate(cfg, 30) == pytest.approx(0.1)

@@ -117,6 +117,7 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
         lr=0.01,
         warmup_steps=0,
         max_seconds=90.0,
+        schedule="step",
         lr_decay_at=(0.5,),
         checkpoint_every=None,
     )

@@ -31,6 +31,7 @@ from ..train.checkpoint import save_model
 from ..train.non_approximate import non_approximate_trainer
 from ..train.recipe import choose_recipe, object_statistics
 from ..train.rpn_only import rpn_trainer
+from ..train.schedule import SCHEDULES
 from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
 from .arguments import (
@@ -51,6 +52,10 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
+
+
+# The step schedule's decays, as argparse help writes percent signs.
+DECAYS = " and ".join(f"{100 * fraction:.0f}%%" for fraction in TrainConfig.lr_decay_at)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -84,9 +89,21 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=positive_int, default=2000)
     parser.add_argument("--minutes", type=positive_float, help="stop after this long")
-    parser.add_argument("--batch-size", type=positive_int, default=4)
-    parser.add_argument("--lr", type=positive_float, default=0.02)
-    parser.add_argument("--schedule", choices=["step", "cosine"], default="step")
+    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=TrainConfig.lr,
+        help=f"peak learning rate (default {TrainConfig.lr:g}, measured for batches of 4: "
+        "benchmarks/seed_study.md)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=TrainConfig.schedule,
+        help=f"after the warm-up: 'step' divides the rate by 10 at {DECAYS} of the run; "
+        f"'cosine' lowers it smoothly to 0 (default {TrainConfig.schedule!r})",
+    )
     add_image_size_arguments(parser)
     parser.add_argument(
         "--no-flip",

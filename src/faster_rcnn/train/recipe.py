@@ -4,8 +4,9 @@ A preset states the detector as its source publishes it (torchvision's 512 RoIs 
 say); what trains best in a short CPU budget on a given dataset is not always that.
 :func:`choose_recipe` looks at the training objects - how many an image, how small the
 smallest class is once resized - and changes what the measurements recorded in
-``benchmarks/recipe_ab.md`` show to help, each change with its reason, so that ``train``
-can print what it chose and why. Settings the user gave are never changed.
+``benchmarks/recipe_ab.md`` and ``benchmarks/seed_study.md`` show to help, each change
+with its reason, so that ``train`` can print what it chose and why. Settings the user gave
+are never changed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from ..transform import resized_size
 
 # The paper's RoIs an image (Fast R-CNN's 128). With torchvision's 512 the box head is
 # about a third of a mobilenet_v2_fpn training step on a CPU: at 128 a 30-minute budget
-# on the generated slides fitted 143 steps instead of 110 (benchmarks/recipe_ab.md).
+# on the generated slides fitted 143 steps instead of 110 (benchmarks/recipe_ab.md). At
+# equal steps the two scored alike (benchmarks/seed_study.md): the gain is the steps.
 ROI_BATCH_SIZE = 128
 # Images read to describe the objects: enough for stable medians, bounded time.
 MAX_IMAGES_READ = 2000
@@ -129,7 +131,10 @@ def choose_recipe(
             )
         )
     smallest = stats.smallest_class()
-    if "roi_heads.sampler" not in given and roi.sampler == "random" and smallest is not None:
+    # With one object an image, taking turns among the objects is random sampling.
+    crowded = stats.objects_per_image >= 2
+    if "roi_heads.sampler" not in given and roi.sampler == "random" and crowded:
+        assert smallest is not None
         choices.append(
             RecipeChoice(
                 "roi_heads.sampler",
