@@ -47,103 +47,119 @@ class Arm:
     options: tuple[str, ...] = ()
 
 
-# The preset's size, batch and learning rate for every arm of a 20-minute study; each side
-# then trains with its own schedule (ours: step decays, torchvision's script: cosine).
-_DEFAULTS = ("--batch-size", "4", "--lr", "0.02", "--min-size", "800", "--max-size", "1333")
-_DEFAULTS_LR_01 = (*_DEFAULTS[:2], "--lr", "0.01", *_DEFAULTS[4:])
+# Every arm states its size, batch, rate and schedule, so that its results stay what they
+# were when train's defaults change. The preset's size and batch:
+_SIZE = ("--batch-size", "4", "--min-size", "800", "--max-size", "1333")
+_OLD = ("--lr", "0.02", "--schedule", "step")  # train's defaults before this study
+_NEW = ("--lr", "0.01", "--schedule", "cosine")  # ... and after it
+_TORCHVISION = ("--lr", "0.02")  # its script always runs cosine
 # The README's raccoon recipe, the same for both sides.
-_README_RACCOON = ("--batch-size", "2", "--lr", "0.01", "--min-size", "512", "--max-size", "853")
-_README_COSINE = (*_README_RACCOON, "--schedule", "cosine")  # torchvision's script: always
+_README = ("--batch-size", "2", "--lr", "0.01", "--min-size", "512", "--max-size", "853")
 
 # Steps in 20 minutes on 2 cores: 1200 s over the median seconds a step of 10-16 steps,
 # each side alone, both on torch 2.14.1 (seed_study.md).
 SLIDES_OURS, SLIDES_TORCHVISION = 285, 149  # 4.21 s and 8.07 s a step
 RACCOON_OURS, RACCOON_TORCHVISION = 168, 123  # 7.14 s and 9.74 s a step
 
+
+def _ours(name: str, data: str, steps: int, *options: str) -> Arm:
+    return Arm(name, "ours", data, steps, options)
+
+
+def _torchvision(name: str, data: str, steps: int, *options: str) -> Arm:
+    return Arm(name, "torchvision", data, steps, options)
+
+
 STUDIES: dict[str, tuple[Arm, ...]] = {
     "slides_20min": (
-        Arm("ours", "ours", "slides", SLIDES_OURS, _DEFAULTS),
-        Arm("torchvision", "torchvision", "slides", SLIDES_TORCHVISION, _DEFAULTS),
+        _ours("ours", "slides", SLIDES_OURS, *_SIZE, *_OLD),
+        _torchvision("torchvision", "slides", SLIDES_TORCHVISION, *_SIZE, *_TORCHVISION),
     ),
     # What each of the recipe's changes does alone, and torchvision given our steps.
     "slides_ablation": (
-        Arm("ours_preset", "ours", "slides", SLIDES_OURS, (*_DEFAULTS, "--recipe", "preset")),
-        Arm(
-            "ours_128_random",
-            "ours",
-            "slides",
-            SLIDES_OURS,
-            (*_DEFAULTS, "--roi-sampler", "random"),
-        ),
-        Arm(
-            "ours_512_balanced",
-            "ours",
-            "slides",
-            SLIDES_OURS,
-            (*_DEFAULTS, "--roi-batch-size", "512"),
-        ),
-        Arm("torchvision_our_steps", "torchvision", "slides", SLIDES_OURS, _DEFAULTS),
+        _ours("ours_preset", "slides", SLIDES_OURS, *_SIZE, *_OLD, "--recipe", "preset"),
+        _ours("ours_128_random", "slides", SLIDES_OURS, *_SIZE, *_OLD, "--roi-sampler", "random"),
+        _ours("ours_512_balanced", "slides", SLIDES_OURS, *_SIZE, *_OLD, "--roi-batch-size", "512"),
+        _torchvision("torchvision_our_steps", "slides", SLIDES_OURS, *_SIZE, *_TORCHVISION),
     ),
     "raccoon": (
-        Arm("ours_20min", "ours", RACCOON, RACCOON_OURS, _DEFAULTS),
-        Arm("torchvision_20min", "torchvision", RACCOON, RACCOON_TORCHVISION, _DEFAULTS),
-        Arm("ours_readme", "ours", RACCOON, 360, _README_COSINE),
-        Arm("torchvision_readme", "torchvision", RACCOON, 360, _README_RACCOON),
+        _ours("ours_20min", RACCOON, RACCOON_OURS, *_SIZE, *_OLD),
+        _torchvision("torchvision_20min", RACCOON, RACCOON_TORCHVISION, *_SIZE, *_TORCHVISION),
+        _ours("ours_readme", RACCOON, 360, *_README, "--schedule", "cosine"),
+        _torchvision("torchvision_readme", RACCOON, 360, *_README),
     ),
-    # The schedule and rate of a 20-minute run, on both datasets (with the recipe).
-    "schedule": (
-        Arm(
-            "ours_20min_cosine", "ours", RACCOON, RACCOON_OURS, (*_DEFAULTS, "--schedule", "cosine")
-        ),
-        Arm(
-            "ours_20min_cosine_lr_0.01",
-            "ours",
-            RACCOON,
-            RACCOON_OURS,
-            (*_DEFAULTS_LR_01, "--schedule", "cosine"),
-        ),
-        Arm("ours_cosine", "ours", "slides", SLIDES_OURS, (*_DEFAULTS, "--schedule", "cosine")),
-        Arm(
-            "ours_cosine_lr_0.01",
-            "ours",
-            "slides",
-            SLIDES_OURS,
-            (*_DEFAULTS_LR_01, "--schedule", "cosine"),
-        ),
-        Arm("ours_lr_0.01", "ours", "slides", SLIDES_OURS, _DEFAULTS_LR_01),
-    ),
-    # Why ours trails on raccoon: the recipe's two changes apart, the schedule, the rate.
+    # Why ours trailed on raccoon: the recipe's two changes apart, the schedule, the rate.
     "raccoon_ablation": (
-        Arm("ours_readme_preset", "ours", RACCOON, 360, (*_README_COSINE, "--recipe", "preset")),
-        Arm(
+        _ours(
+            "ours_readme_preset",
+            RACCOON,
+            360,
+            *_README,
+            "--schedule",
+            "cosine",
+            "--recipe",
+            "preset",
+        ),
+        _ours(
             "ours_readme_128_random",
-            "ours",
             RACCOON,
             360,
-            (*_README_COSINE, "--roi-sampler", "random"),
+            *_README,
+            "--schedule",
+            "cosine",
+            "--roi-sampler",
+            "random",
         ),
-        Arm(
+        _ours(
             "ours_readme_512_balanced",
-            "ours",
             RACCOON,
             360,
-            (*_README_COSINE, "--roi-batch-size", "512"),
+            *_README,
+            "--schedule",
+            "cosine",
+            "--roi-batch-size",
+            "512",
         ),
-        Arm("ours_20min_preset", "ours", RACCOON, RACCOON_OURS, (*_DEFAULTS, "--recipe", "preset")),
-        Arm(
+        _ours("ours_20min_preset", RACCOON, RACCOON_OURS, *_SIZE, *_OLD, "--recipe", "preset"),
+        _ours(
             "ours_20min_preset_cosine",
-            "ours",
             RACCOON,
             RACCOON_OURS,
-            (*_DEFAULTS, "--recipe", "preset", "--schedule", "cosine"),
+            *_SIZE,
+            "--lr",
+            "0.02",
+            "--schedule",
+            "cosine",
+            "--recipe",
+            "preset",
         ),
-        Arm(
+        _ours(
             "ours_20min_lr_0.01",
-            "ours",
             RACCOON,
             RACCOON_OURS,
-            _DEFAULTS_LR_01,
+            *_SIZE,
+            "--lr",
+            "0.01",
+            "--schedule",
+            "step",
         ),
+    ),
+    # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
+    "schedule": (
+        _ours(
+            "ours_20min_cosine",
+            RACCOON,
+            RACCOON_OURS,
+            *_SIZE,
+            "--lr",
+            "0.02",
+            "--schedule",
+            "cosine",
+        ),
+        _ours("ours_20min_cosine_lr_0.01", RACCOON, RACCOON_OURS, *_SIZE, *_NEW),
+        _ours("ours_cosine", "slides", SLIDES_OURS, *_SIZE, "--lr", "0.02", "--schedule", "cosine"),
+        _ours("ours_cosine_lr_0.01", "slides", SLIDES_OURS, *_SIZE, *_NEW),
+        _ours("ours_lr_0.01", "slides", SLIDES_OURS, *_SIZE, "--lr", "0.01", "--schedule", "step"),
     ),
 }
 
@@ -194,6 +210,31 @@ def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
     }
 
 
+@dataclass
+class Run:
+    """A training under way."""
+
+    arm: Arm
+    seed: int
+    folder: Path
+    process: subprocess.Popen
+    began: float
+
+
+def start(arm: Arm, seed: int, args: argparse.Namespace) -> Run:
+    """Start ``arm``'s commands for ``seed`` in the background, logged to its folder."""
+    folder = args.out / arm.name / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = commands(arm, seed, folder, args.data_root, args.device, args.max_steps)
+    script = " && ".join(subprocess.list2cmdline(c) for c in steps)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
+    with open(folder / "log.txt", "w") as log:  # the child keeps its own handle
+        process = subprocess.Popen(
+            script, shell=True, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    return Run(arm, seed, folder, process, time.monotonic())
+
+
 def run_study(args: argparse.Namespace) -> None:
     arms = [arm for study in args.study for arm in STUDIES[study]]
     results_file = args.results or args.out / "results.json"
@@ -201,33 +242,23 @@ def run_study(args: argparse.Namespace) -> None:
     for done in args.done:
         results.update(json.loads(Path(done).read_text()))
     todo = [(arm, seed) for seed in args.seeds for arm in arms if key(arm, seed) not in results]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
-    start, running = time.monotonic(), []
-    while todo or running:
-        while todo and len(running) < args.jobs and time.monotonic() - start < args.minutes * 60:
-            arm, seed = todo.pop(0)
-            run_dir = args.out / arm.name / f"seed{seed}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            steps = commands(arm, seed, run_dir, args.data_root, args.device, args.max_steps)
-            script = " && ".join(subprocess.list2cmdline(c) for c in steps)
-            with open(run_dir / "log.txt", "w") as log:  # the child keeps its own handle
-                process = subprocess.Popen(
-                    script, shell=True, stdout=log, stderr=subprocess.STDOUT, env=env
-                )
-            running.append((arm, seed, run_dir, process, time.monotonic()))
-        if not todo or time.monotonic() - start >= args.minutes * 60:
-            todo = []
+    deadline = time.monotonic() + args.minutes * 60
+    running: list[Run] = []
+    while running or (todo and time.monotonic() < deadline):
+        while todo and len(running) < args.jobs and time.monotonic() < deadline:
+            running.append(start(*todo.pop(0), args))
         time.sleep(2)
-        for item in [r for r in running if r[3].poll() is not None]:
-            running.remove(item)
-            arm, seed, run_dir, process, began = item
-            if process.returncode != 0:
-                tail = (run_dir / "log.txt").read_text()[-2000:]
-                print(f"{key(arm, seed)} failed ({process.returncode}):\n{tail}", flush=True)
+        for run in [r for r in running if r.process.poll() is not None]:
+            running.remove(run)
+            name = key(run.arm, run.seed)
+            if run.process.returncode != 0:
+                tail = (run.folder / "log.txt").read_text()[-2000:]
+                print(f"{name} failed ({run.process.returncode}):\n{tail}", flush=True)
                 continue
-            results[key(arm, seed)] = {**scores(arm, run_dir), "seconds": time.monotonic() - began}
+            seconds = time.monotonic() - run.began
+            results[name] = {**scores(run.arm, run.folder), "seconds": seconds}
             results_file.write_text(json.dumps(results, indent=1))
-            print(f"{key(arm, seed)}: mAP {results[key(arm, seed)]['map']:.3f}", flush=True)
+            print(f"{name}: mAP {results[name]['map']:.3f}", flush=True)
 
 
 def key(arm: Arm, seed: int) -> str:
