@@ -263,5 +263,5 @@ def test_evaluate_scores_val_where_there_is_no_test_split(tmp_path, capsys):
     model = str(out / "model.safetensors")
     assert main(["evaluate", "--model", model, "--data", str(root)]) == 0
     printed = capsys.readouterr().out
-    assert f"{root / 'data.yaml'} has no test split: scoring val" in printed
+    assert f"{root / 'data.yaml'} has no test split: using val" in printed
     assert "images: 2" in printed

@@ -1,14 +1,18 @@
-"""``faster-rcnn evaluate``: VOC mAP, COCO AP and proposal recall of a model file."""
+"""``faster-rcnn evaluate``: VOC mAP, COCO AP and proposal recall of a model file; or the
+COCO AP of a detections file (``predict --data`` writes one) against a COCO annotation
+file, with no model."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ..data.dataset import Sample
+from ..evaluate.coco_ap import score_results_file
 from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
@@ -19,7 +23,19 @@ from .splits import add_holdout_arguments, evaluation_images
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
-    parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    parser.add_argument("--model", type=Path, help="a model.safetensors")
+    parser.add_argument(
+        "--coco-annotations",
+        type=Path,
+        help="score COCO AP against this COCO annotation file (its ids, areas and crowd "
+        "flags, as the official evaluation does) instead of the dataset's targets",
+    )
+    parser.add_argument(
+        "--detections",
+        type=Path,
+        help="instead of --model: a COCO results file (e.g. predict --data's "
+        "detections.json) to score against --coco-annotations",
+    )
     add_data_arguments(parser, default_split=None)
     add_holdout_arguments(parser)
     add_strict_argument(parser)
@@ -43,11 +59,33 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.model is None) == (args.detections is None):
+        raise ValueError("evaluate needs --model or --detections (not both)")
+    if args.detections is not None:
+        return score_detections_file(args)
     model = load_model(args.model, device=args.device)
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
     out = args.out if args.out is not None else args.model.parent / "evaluation"
-    evaluate_and_report(model, dataset, out, args.device, args.batch_size, args.strict)
+    evaluate_and_report(
+        model, dataset, out, args.device, args.batch_size, args.strict, args.coco_annotations
+    )
+    return 0
+
+
+def score_detections_file(args: argparse.Namespace) -> int:
+    """Print (and with ``--out`` write) the COCO figures of ``--detections`` against
+    ``--coco-annotations``."""
+    if args.coco_annotations is None:
+        raise ValueError("--detections is scored against a COCO file: give --coco-annotations")
+    figures = score_results_file(args.coco_annotations, args.detections)
+    print(f"{args.detections} against {args.coco_annotations}:")
+    print("  ".join(f"{name} {value:.4f}" for name, value in figures.items()))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        metrics = {f"coco_{name.lower()}": value for name, value in figures.items()}
+        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        print(f"wrote {args.out}/metrics.json")
     return 0
 
 
@@ -58,10 +96,12 @@ def evaluate_and_report(
     device: str | torch.device,
     batch_size: int,
     strict: bool = False,
+    coco_annotations: Path | None = None,
 ) -> EvaluationResult:
     """Evaluate, print the table, and when ``out`` is given write ``<out>/metrics.json``
     and the recall plots (:func:`write_recall_plots`), saying where; ``strict`` stops at an
-    unreadable image instead of leaving it out."""
+    unreadable image instead of leaving it out; COCO AP is scored against
+    ``coco_annotations`` when given."""
     result = evaluate_detector(
         model,
         dataset,
@@ -69,6 +109,7 @@ def evaluate_and_report(
         device=device,
         class_names=model.config.label_names(),
         progress=True,
+        coco_annotation_file=coco_annotations,
         strict=strict,
     )
     print(result.table())

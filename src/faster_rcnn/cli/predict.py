@@ -1,5 +1,10 @@
 """``faster-rcnn predict``: detections of image files as COCO-style JSON and pictures.
 
+Given files and folders, an image's ``image_id`` is its place in the sorted list and
+``category_id`` the model's label. Given a dataset (``--data``), they are the dataset's
+own: a COCO file's image and category ids (so ``evaluate --detections`` can score the
+JSON against that file), else the image's place in the split and the label.
+
 An unreadable image is skipped with a one-line warning naming it: the others are still
 detected and written, and the exit status is 1.
 """
@@ -11,16 +16,18 @@ import json
 import os
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
-from ..data.dataset import IMAGE_SUFFIXES, read_image
+from ..data.dataset import IMAGE_SUFFIXES, read_image, target_of
+from ..data.open import find_layout
 from ..insight.draw import save_pictures
 from ..train.checkpoint import load_model
 from .arguments import device_name, probability
+from .splits import test_or_val
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,7 +35,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "predict", help="detect objects in images: COCO-style JSON and annotated PNGs"
     )
     parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
-    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders")
+    parser.add_argument(
+        "--data",
+        help="instead of files: the images of a dataset's --split, written with its own "
+        "image and category ids",
+    )
+    parser.add_argument("--split", help="with --data (default: test, else val)")
     parser.add_argument("--out", type=Path, default=Path("runs/predict"))
     parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
     parser.add_argument("--device", type=device_name, default="cpu")
@@ -37,12 +50,19 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
-    paths = image_paths(args.inputs)
     names = model.config.label_names()
+    if (args.data is None) == (not args.inputs):
+        raise ValueError("predict needs image files or folders, or --data (not both)")
+    if args.data is not None:
+        paths, image_ids, category_ids = dataset_images(args, model.config.class_names or None)
+    else:
+        paths = image_paths(args.inputs)
+        image_ids, category_ids = list(range(len(paths))), None
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     unreadable = []
-    for image_id, (path, name) in enumerate(zip(paths, picture_names(paths), strict=True)):
+    items = zip(paths, image_ids, picture_names(paths), strict=True)
+    for path, image_id, name in items:
         try:
             image = read_image(path)
         except ValueError as error:  # one bad file does not cost the others
@@ -51,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         detections, proposals = model.detect_with_proposals([image.to(args.device)])
         det = {k: v.cpu() for k, v in detections[0].items()}
-        results += coco_records(det, image_id, path, names)
+        results += coco_records(det, image_id, path, names, category_ids)
         save_pictures(image, det, proposals[0], names, args.out / name, args.score, suffix="")
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     skipped = f" ({len(unreadable)} unreadable, skipped)" if unreadable else ""
@@ -62,15 +82,35 @@ def run(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
+def dataset_images(
+    args: argparse.Namespace, class_names: Sequence[str] | None
+) -> tuple[list[Path], list[int], dict[int, int] | None]:
+    """The image files of ``--data``'s ``--split``, their image ids and the label ->
+    category id map (``None`` where the dataset has no ids of its own: the place in the
+    split and the label stand in)."""
+    layout = find_layout(args.data)
+    dataset = layout.open(args.split or test_or_val(layout), class_names)
+    files = getattr(dataset, "image_files", None)
+    if files is None:
+        raise ValueError(f"{args.data} is generated, not image files: predict needs files")
+    image_ids = [int(target_of(dataset, i).get("image_id", i)) for i in range(len(files))]
+    return list(files), image_ids, getattr(dataset, "label_to_category_id", None)
+
+
 def coco_records(
-    detections: dict[str, Tensor], image_id: int, path: Path, class_names: Sequence[str]
+    detections: dict[str, Tensor],
+    image_id: int,
+    path: Path,
+    class_names: Sequence[str],
+    category_ids: Mapping[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """One image's detections as COCO results (``bbox`` as x, y, width, height)."""
+    """One image's detections as COCO results (``bbox`` as x, y, width, height), the
+    labels written as ``category_ids[label]`` when given."""
     return [
         {
             "image_id": image_id,
             "file_name": str(path),
-            "category_id": label,
+            "category_id": category_ids[label] if category_ids else label,
             "category_name": class_names[label - 1],
             "bbox": [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
             "score": round(score, 5),

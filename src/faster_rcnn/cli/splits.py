@@ -49,12 +49,12 @@ def training_images(args: argparse.Namespace) -> DetectionDataset:
     return Subset(dataset, parts["train"])
 
 
-def _test_or_val(layout: DatasetLayout) -> str:
+def test_or_val(layout: DatasetLayout) -> str:
     """``test`` when the layout has such a split (or none at all), else ``val``."""
     try:
         return layout.resolve("test")
     except ValueError:
-        print(f"{layout.path} has no test split: scoring val")
+        print(f"{layout.path} has no test split: using val")
         return "val"
 
 
@@ -65,7 +65,7 @@ def evaluation_images(
     splits, the images held out by ``--val-fraction``, else by the ``split.json`` beside
     ``--model``, else all of them (with a warning)."""
     layout = find_layout(args.data)
-    dataset = layout.open(args.split or _test_or_val(layout), class_names)
+    dataset = layout.open(args.split or test_or_val(layout), class_names)
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         print(

@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -105,14 +107,7 @@ class COCOEvaluator:
         target's ``"image_id"``); the targets' boxes are not used. Only the images seen
         by :meth:`update` are evaluated.
         """
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"COCO annotation file not found: {path}")
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt = COCO(os.fspath(path))
-        # Fill the fields COCOeval needs but some hand-made files leave out.
-        for ann in coco_gt.dataset.get("annotations", []):
-            ann.setdefault("iscrowd", 0)
-            ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
+        coco_gt = load_coco_annotations(path)
         category_ids = sorted(coco_gt.getCatIds())
         if label_to_category_id is None:
             label_to_category_id = {i + 1: cat for i, cat in enumerate(category_ids)}
@@ -176,28 +171,7 @@ class COCOEvaluator:
     def compute(self) -> dict[str, float]:
         """The twelve COCO box figures, by the names in :data:`STAT_NAMES`."""
         coco_gt = self._coco_gt if self._coco_gt is not None else self._in_memory_gt()
-        with contextlib.redirect_stdout(io.StringIO()):
-            if self._detections:
-                coco_dt = coco_gt.loadRes(copy.deepcopy(self._detections))
-            else:
-                # loadRes fails on an empty list; an empty result set scores 0 wherever
-                # there is ground truth, exactly as COCOeval would.
-                coco_dt = _coco_from_dict(
-                    {
-                        "images": coco_gt.dataset["images"],
-                        "categories": copy.deepcopy(coco_gt.dataset["categories"]),
-                        "annotations": [],
-                    }
-                )
-            coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
-            coco_eval.params.imgIds = sorted(self._seen)
-            coco_eval.evaluate()
-            coco_eval.accumulate()
-            coco_eval.summarize()
-        return {
-            name: (math.nan if value < 0 else float(value))
-            for name, value in zip(STAT_NAMES, coco_eval.stats, strict=True)
-        }
+        return coco_figures(coco_gt, self._detections, sorted(self._seen))
 
     def _image_id(
         self, index: int, target: dict[str, Tensor] | None, image_ids: Sequence[int] | None
@@ -279,3 +253,94 @@ def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
+    """A COCO annotation file as pycocotools reads it, quietly, with the fields COCOeval
+    needs but hand-made files leave out (``iscrowd``, ``area``) filled in."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"COCO annotation file not found: {path}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(os.fspath(path))
+    for ann in coco_gt.dataset.get("annotations", []):
+        ann.setdefault("iscrowd", 0)
+        ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
+    return coco_gt
+
+
+def coco_figures(
+    coco_gt: COCO, detections: Sequence[dict[str, Any]], image_ids: Sequence[int]
+) -> dict[str, float]:
+    """The twelve COCO box figures (:data:`STAT_NAMES`) of COCO result entries
+    ``detections`` against ``coco_gt``, over the images ``image_ids``."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        if detections:
+            coco_dt = coco_gt.loadRes(copy.deepcopy(list(detections)))
+        else:
+            # loadRes fails on an empty list; an empty result set scores 0 wherever there
+            # is ground truth, exactly as COCOeval would.
+            coco_dt = _coco_from_dict(
+                {
+                    "images": coco_gt.dataset["images"],
+                    "categories": copy.deepcopy(coco_gt.dataset["categories"]),
+                    "annotations": [],
+                }
+            )
+        coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+        coco_eval.params.imgIds = list(image_ids)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return {
+        name: (math.nan if value < 0 else float(value))
+        for name, value in zip(STAT_NAMES, coco_eval.stats, strict=True)
+    }
+
+
+def score_results_file(
+    annotation_file: str | os.PathLike[str], results_file: str | os.PathLike[str]
+) -> dict[str, float]:
+    """The COCO box figures of a results file (a JSON list of ``{"image_id",
+    "category_id", "bbox": [x, y, w, h], "score"}``, as ``faster-rcnn predict --data``
+    writes) against an annotation file, over all of the annotation file's images, as the
+    official evaluation scores them.
+
+    Raises:
+        ValueError: the results are not such a list, or an entry names an image or a
+            category the annotation file does not have (the entry is named).
+    """
+    coco_gt = load_coco_annotations(annotation_file)
+    try:
+        results = json.loads(Path(results_file).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{results_file}: not a readable JSON file ({error})") from None
+    if not isinstance(results, list):
+        raise ValueError(f"{results_file}: expected a list of detections, got {type(results)}")
+    for k, entry in enumerate(results):
+        _check_result(entry, k, coco_gt, results_file, annotation_file)
+    return coco_figures(coco_gt, results, sorted(coco_gt.getImgIds()))
+
+
+def _check_result(
+    entry: Any, k: int, coco_gt: COCO, results_file: object, annotation_file: object
+) -> None:
+    """A one-line error naming detection ``k`` unless it is a result COCOeval can use."""
+    where = f"{results_file}: detection {k}"
+    if not isinstance(entry, dict) or not {"image_id", "category_id", "bbox", "score"} <= set(
+        entry
+    ):
+        raise ValueError(f"{where} needs image_id, category_id, bbox and score, got {entry!r}")
+    if entry["image_id"] not in coco_gt.imgs:
+        raise ValueError(f"{where}: image_id {entry['image_id']!r} is not in {annotation_file}")
+    if entry["category_id"] not in coco_gt.cats:
+        raise ValueError(
+            f"{where}: category_id {entry['category_id']!r} is not in {annotation_file} "
+            f"(its ids: {sorted(coco_gt.cats)})"
+        )
+    bbox = entry["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_finite, bbox))):
+        raise ValueError(f"{where}: bbox must be [x, y, width, height], got {bbox!r}")
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

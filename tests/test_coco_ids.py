@@ -1,0 +1,125 @@
+"""A COCO dataset's own ids through the command line: ``predict --data`` writes them, and
+``evaluate --coco-annotations`` scores against the file (with or without a model)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faster_rcnn.cli import main
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.insight.draw import to_pil
+
+TINY = ["--min-size", "96", "--max-size", "128"]
+# Ids as real COCO files have them: not contiguous, not starting at 1 or 0.
+CATEGORY_IDS = {"rectangle": 5, "ellipse": 9, "triangle": 20}
+IMAGE_IDS = {"train": [101, 102, 103, 104], "test": [205, 207]}
+
+
+def write_coco_split(root: Path, split: str) -> Path:
+    """A Roboflow-style split folder of synthetic images; returns its annotation file."""
+    folder = root / split
+    folder.mkdir(parents=True)
+    shapes = SyntheticShapes(len(IMAGE_IDS[split]), image_size=(80, 120), seed=len(split))
+    names = SyntheticShapes.class_names
+    images, annotations = [], []
+    for k, image_id in enumerate(IMAGE_IDS[split]):
+        image, target = shapes[k]
+        to_pil(image).save(folder / f"{image_id}.png")
+        images.append({"id": image_id, "file_name": f"{image_id}.png", "width": 120, "height": 80})
+        for (x1, y1, x2, y2), label in zip(
+            target["boxes"].tolist(), target["labels"].tolist(), strict=True
+        ):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": CATEGORY_IDS[names[label - 1]],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": i, "name": n} for n, i in CATEGORY_IDS.items()]
+    file = folder / "_annotations.coco.json"
+    file.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    return file
+
+
+@pytest.fixture(scope="module")
+def coco_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    test_file = write_coco_split(root, "test")
+    write_coco_split(root, "train")
+    model = root / "run" / "model.safetensors"
+    argv = ["train", "--data", str(root), "--steps", "1", "--batch-size", "2", *TINY]
+    assert main([*argv, "--out", str(model.parent)]) == 0
+    return root, test_file, model
+
+
+def test_predict_writes_the_datasets_image_and_category_ids(coco_run, tmp_path):
+    root, _, model = coco_run
+    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path), "--score", "0"]) == 0
+    results = json.loads((tmp_path / "detections.json").read_text())
+    assert results, "an untrained model still returns low-scored detections"
+    assert {r["image_id"] for r in results} <= set(IMAGE_IDS["test"])
+    for r in results:
+        assert r["category_id"] == CATEGORY_IDS[r["category_name"]]
+        assert Path(r["file_name"]).name == f"{r['image_id']}.png"
+
+
+def test_evaluate_scores_a_detections_file_against_the_coco_file(coco_run, tmp_path, capsys):
+    _, test_file, _ = coco_run
+    truth = json.loads(test_file.read_text())["annotations"]
+    perfect = [{**a, "score": 1.0} for a in truth]
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps(perfect))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(test_file)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ap50"] == pytest.approx(1.0)
+    # Half the objects found: recall at 100 detections halves.
+    half = [d for k, d in enumerate(perfect) if k % 2 == 0]
+    detections.write_text(json.dumps(half))
+    assert main([*argv, "--out", str(tmp_path / "h")]) == 0
+    metrics = json.loads((tmp_path / "h" / "metrics.json").read_text())
+    assert metrics["coco_ar100"] == pytest.approx(len(half) / len(perfect), abs=0.1)
+    assert "AP 0." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"image_id": 999}, "detection 0: image_id 999 is not in"),
+        ({"category_id": 1}, "detection 0: category_id 1 is not in"),
+        ({"bbox": [1, 2, 3]}, "detection 0: bbox must be [x, y, width, height]"),
+    ],
+)
+def test_a_bad_detection_is_named_in_one_line(coco_run, tmp_path, capsys, entry, message):
+    _, test_file, _ = coco_run
+    detection = {"image_id": 205, "category_id": 5, "bbox": [1, 2, 3, 4], "score": 0.5}
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps([{**detection, **entry}]))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(test_file)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("faster-rcnn: error: ") and message in err and "\n" not in err
+
+
+def test_evaluate_a_model_against_the_coco_file_scores_as_against_the_targets(coco_run, tmp_path):
+    root, test_file, model = coco_run
+    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "targets")]) == 0
+    assert main([*argv, "--coco-annotations", str(test_file), "--out", str(tmp_path / "f")]) == 0
+    by_targets = json.loads((tmp_path / "targets" / "metrics.json").read_text())
+    by_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    # The file has no segmentation areas, so both take the box areas: the same figures.
+    for name in ("coco_ap", "coco_ap50", "coco_ar100"):
+        assert by_file[name] == pytest.approx(by_targets[name], nan_ok=True), name
+
+
+def test_evaluate_needs_a_model_or_a_detections_file(capsys):
+    assert main(["evaluate", "--data", "synthetic:2"]) == 2
+    assert "evaluate needs --model or --detections" in capsys.readouterr().err
