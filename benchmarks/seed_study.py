@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from faster_rcnn.data.open import GENERATED
+
 HERE = Path(__file__).resolve().parent
 WEIGHTS = "weights/mobilenet_v2-b0353104.pth"  # under --data-root
 RACCOON = "data/raccoon"  # under --data-root
@@ -38,13 +40,17 @@ RACCOON = "data/raccoon"  # under --data-root
 @dataclass(frozen=True)
 class Arm:
     """One way of training: ``detector`` is ``ours`` or ``torchvision``; ``data`` a dataset
-    name or a path under ``--data-root``; ``options`` go to the training command."""
+    name or a path under ``--data-root``; ``options`` go to the training command; ``steps``
+    is the run's length (or its cap, with ``--minutes`` among the options); ``weights``
+    the ImageNet backbone under ``--data-root`` (``None``: none, as for ``small``)."""
 
     name: str
     detector: str
     data: str
     steps: int
     options: tuple[str, ...] = ()
+    preset: str = "mobilenet_v2_fpn"
+    weights: str | None = WEIGHTS
 
 
 # Every arm states its size, batch, rate and schedule, so that its results stay what they
@@ -64,6 +70,17 @@ RACCOON_OURS, RACCOON_TORCHVISION = 168, 123  # 7.14 s and 9.74 s a step
 
 def _ours(name: str, data: str, steps: int, *options: str) -> Arm:
     return Arm(name, "ours", data, steps, options)
+
+
+def _small(name: str, steps: int, *options: str) -> Arm:
+    """Ours, the ``small`` preset on the generated shapes, without pretrained weights."""
+    return Arm(name, "ours", "synthetic", steps, options, preset="small", weights=None)
+
+
+# The paper's three schemes (issue 13) on the generated shapes: the same budget, and the
+# same steps (joint training's median in that budget).
+SCHEMES = ("joint", "non-approximate", "alternating")
+SCHEME_MINUTES = 2
 
 
 def _torchvision(name: str, data: str, steps: int, *options: str) -> Arm:
@@ -144,6 +161,17 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
             "step",
         ),
     ),
+    "schemes": tuple(
+        _small(
+            f"{scheme}_{SCHEME_MINUTES}min",
+            10**6,
+            "--scheme",
+            scheme,
+            "--minutes",
+            str(SCHEME_MINUTES),
+        )
+        for scheme in SCHEMES
+    ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
         _ours(
@@ -169,16 +197,18 @@ def commands(
 ) -> list[list[str]]:
     """The commands that train ``arm`` with ``seed`` (for at most ``max_steps``) and leave
     its scores in ``run_dir``."""
-    data = arm.data if arm.data == "slides" else str(root / arm.data)
+    data = arm.data if arm.data in GENERATED else str(root / arm.data)
     steps = arm.steps if max_steps is None else min(arm.steps, max_steps)
-    common = ["--data", data, "--weights", str(root / WEIGHTS), "--seed", str(seed)]
-    common += ["--steps", str(steps), "--cache-images", "--device", device, *arm.options]
+    common = ["--data", data, "--seed", str(seed), "--steps", str(steps), "--cache-images"]
+    if arm.weights is not None:
+        common += ["--weights", str(root / arm.weights)]
+    common += ["--device", device, *arm.options]
     if arm.detector == "torchvision":
         script = str(HERE / "raccoon_torchvision.py")
         # Steps, not its default 20-minute clock, end the run.
         script_options = ["--minutes", "1e6", "--out", str(run_dir / "scores.json")]
         return [[sys.executable, script, *common, *script_options]]
-    train = [sys.executable, "-m", "faster_rcnn", "train", "--preset", "mobilenet_v2_fpn"]
+    train = [sys.executable, "-m", "faster_rcnn", "train", "--preset", arm.preset]
     evaluate = [sys.executable, "-m", "faster_rcnn", "evaluate", "--data", data]
     evaluate += ["--split", "test", "--device", device, "--out", str(run_dir / "eval")]
     return [
@@ -189,7 +219,8 @@ def commands(
 
 def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
     """``{"map": ..., "ap/<class>": ...}`` of a finished run, and for ours its proposal
-    recall and mean loss over the last 10 steps."""
+    recall, mean loss over the last 10 steps, steps run (in all stages) and median
+    seconds a step."""
     if arm.detector == "torchvision":
         record = json.loads((run_dir / "scores.json").read_text())
         aps = record["voc_ap50"]
@@ -201,12 +232,13 @@ def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
         if k.startswith("voc_ap50/")
     }
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    final_loss = statistics.mean(step["losses"]["loss"] for step in steps[-10:])
     return {
         "map": metrics["voc_map50"],
         **per_class,
         "recall@300@0.7": metrics["recall@300@0.7"],
-        "final_loss": final_loss,
+        "final_loss": statistics.mean(step["losses"]["loss"] for step in steps[-10:]),
+        "steps": len(steps),
+        "step_seconds": statistics.median(step["seconds"] for step in steps),
     }
 
 
@@ -272,8 +304,9 @@ def table(results_path: Path) -> str:
     for name, record in results.items():
         arm, seed = name.rsplit("/", 1)
         by_arm.setdefault(arm, {})[seed] = record
-    score_names = sorted({s for r in results.values() for s in r if s == "map" or "/" in s})
-    score_names = ["map", *[s for s in score_names if s != "map"]]
+    present = {s for r in results.values() for s in r}
+    extra = [s for s in ("recall@300@0.7", "steps", "step_seconds") if s in present]
+    score_names = ["map", *sorted(s for s in present if "/" in s), *extra]
     lines = [
         "| arm | seeds | " + " | ".join(score_names) + " |",
         "| --- | --- | " + " | ".join("---" for _ in score_names) + " |",
@@ -286,8 +319,12 @@ def table(results_path: Path) -> str:
                 cells.append("")
                 continue
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            each = " ".join(f"{v:.2f}" for v in values)
-            cells.append(f"**{statistics.mean(values):.3f}** ± {spread:.3f} ({each})")
+            if score == "steps":
+                each = " ".join(f"{v:.0f}" for v in values)
+                cells.append(f"{statistics.mean(values):.0f} ± {spread:.0f} ({each})")
+            else:
+                each = " ".join(f"{v:.2f}" for v in values)
+                cells.append(f"**{statistics.mean(values):.3f}** ± {spread:.3f} ({each})")
         lines.append(f"| {arm} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
