@@ -81,6 +81,7 @@ def _small(name: str, steps: int, *options: str) -> Arm:
 # same steps (joint training's median in that budget).
 SCHEMES = ("joint", "non-approximate", "alternating")
 SCHEME_MINUTES = 2
+SCHEME_STEPS = 355  # joint training's median in 2 minutes, 3 seeds (347, 355, 375)
 
 
 def _torchvision(name: str, data: str, steps: int, *options: str) -> Arm:
@@ -170,6 +171,10 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
             "--minutes",
             str(SCHEME_MINUTES),
         )
+        for scheme in SCHEMES
+    ),
+    "schemes_same_steps": tuple(
+        _small(f"{scheme}_{SCHEME_STEPS}_steps", SCHEME_STEPS, "--scheme", scheme)
         for scheme in SCHEMES
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
