@@ -252,8 +252,8 @@ def _measure_group(
     box is measured on the levels with an anchor shape within :data:`AREA_FACTOR` of its
     area, against the anchors of the cells whose anchors can reach it: every anchor left
     out is below ``AREA_FACTOR`` IoU, so a best IoU found at or above it is the best, and
-    every anchor at the positive threshold is counted. The few boxes whose best stays
-    below it are measured against every anchor.
+    every anchor at the positive threshold is counted. The boxes whose best stays below
+    it are measured on every level, against the anchors that overlap them.
     """
     floor = min(AREA_FACTOR, rpn.fg_iou_thresh)
     best, positives = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
@@ -269,8 +269,12 @@ def _measure_group(
         level_best, level_count = _measure_level(boxes[rows], grid, level, allowed, rpn)
         best[rows] = best[rows].maximum(level_best)
         positives[rows] += level_count
+    # Below the floor no anchor is positive (floor <= the threshold), so only the best
+    # IoU is left to find: from the overlapping anchors of every level.
     far = (best < floor).nonzero().flatten()
-    best[far], positives[far] = _measure_dense(boxes[far], grid.anchors[allowed], rpn)
+    for level in grid.levels:
+        level_best, _ = _measure_level(boxes[far], grid, level, allowed, rpn)
+        best[far] = best[far].maximum(level_best)
     return best, positives
 
 
