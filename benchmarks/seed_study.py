@@ -5,7 +5,8 @@ each arm trains once a seed and is scored on the test split (VOC AP@0.5 per clas
 arms of a study are listed in :data:`STUDIES`. Step counts stand for a CPU budget: the
 steps each side fits in 20 minutes on this project's 2-core machine, measured there
 (``benchmarks/seed_study.md``), so a study can run where training is fast (a GPU) and still
-compare what each side reaches in that budget.
+compare what each side reaches in that budget. An arm with ``--minutes`` among its options
+(the ``schemes`` study) is timed where it runs instead.
 
     python benchmarks/seed_study.py run --study slides_20min raccoon --seeds 0 1 2 3 4 \\
         --data-root ../shared --device cuda --jobs 8 --out runs/seeds

@@ -306,8 +306,9 @@ def score_results_file(
     official evaluation scores them.
 
     Raises:
-        ValueError: the results are not such a list, or an entry names an image or a
-            category the annotation file does not have (the entry is named).
+        ValueError: the results are not such a list, or an entry lacks a field, has a
+            malformed bbox, or names an image or a category the annotation file does not
+            have (the entry is named).
     """
     coco_gt = load_coco_annotations(annotation_file)
     try:
@@ -326,9 +327,8 @@ def _check_result(
 ) -> None:
     """A one-line error naming detection ``k`` unless it is a result COCOeval can use."""
     where = f"{results_file}: detection {k}"
-    if not isinstance(entry, dict) or not {"image_id", "category_id", "bbox", "score"} <= set(
-        entry
-    ):
+    needed = {"image_id", "category_id", "bbox", "score"}
+    if not isinstance(entry, dict) or not needed <= entry.keys():
         raise ValueError(f"{where} needs image_id, category_id, bbox and score, got {entry!r}")
     if entry["image_id"] not in coco_gt.imgs:
         raise ValueError(f"{where}: image_id {entry['image_id']!r} is not in {annotation_file}")

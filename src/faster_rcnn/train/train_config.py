@@ -37,8 +37,9 @@ class TrainConfig:
 
     The defaults, ``lr = 0.01`` for 4 images a step and ``"cosine"``, won on both a
     crowded set with a small rare class and raccoon's one large object an image, in runs
-    of the steps 20 CPU minutes allow (``benchmarks/seed_study.md``): at 0.02, or under
-    ``"step"``, raccoon's head often never learned its class.
+    of the steps 20 CPU minutes allow (``benchmarks/seed_study.md``). At 0.02 under
+    ``"step"`` raccoon's head mostly never learned its class; either change alone left it
+    unstable.
 
     Validated when made (types and ranges); change one with :meth:`replace`.
 
