@@ -59,9 +59,12 @@ class Arm:
 _SIZE = ("--batch-size", "4", "--min-size", "800", "--max-size", "1333")
 _OLD = ("--lr", "0.02", "--schedule", "step")  # train's defaults before this study
 _NEW = ("--lr", "0.01", "--schedule", "cosine")  # ... and after it
+_OLD_RATE_COSINE = ("--lr", "0.02", "--schedule", "cosine")
+_NEW_RATE_STEP = ("--lr", "0.01", "--schedule", "step")
 _TORCHVISION = ("--lr", "0.02")  # its script always runs cosine
 # The README's raccoon recipe, the same for both sides.
 _README = ("--batch-size", "2", "--lr", "0.01", "--min-size", "512", "--max-size", "853")
+_README_COSINE = (*_README, "--schedule", "cosine")  # ours; torchvision's script always is
 
 # Steps in 20 minutes on 2 cores: 1200 s over the median seconds a step of 10-16 steps,
 # each side alone, both on torch 2.14.1 (seed_study.md).
@@ -104,64 +107,25 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     "raccoon": (
         _ours("ours_20min", RACCOON, RACCOON_OURS, *_SIZE, *_OLD),
         _torchvision("torchvision_20min", RACCOON, RACCOON_TORCHVISION, *_SIZE, *_TORCHVISION),
-        _ours("ours_readme", RACCOON, 360, *_README, "--schedule", "cosine"),
+        _ours("ours_readme", RACCOON, 360, *_README_COSINE),
         _torchvision("torchvision_readme", RACCOON, 360, *_README),
     ),
     # Why ours trailed on raccoon: the recipe's two changes apart, the schedule, the rate.
     "raccoon_ablation": (
-        _ours(
-            "ours_readme_preset",
-            RACCOON,
-            360,
-            *_README,
-            "--schedule",
-            "cosine",
-            "--recipe",
-            "preset",
-        ),
-        _ours(
-            "ours_readme_128_random",
-            RACCOON,
-            360,
-            *_README,
-            "--schedule",
-            "cosine",
-            "--roi-sampler",
-            "random",
-        ),
-        _ours(
-            "ours_readme_512_balanced",
-            RACCOON,
-            360,
-            *_README,
-            "--schedule",
-            "cosine",
-            "--roi-batch-size",
-            "512",
-        ),
+        _ours("ours_readme_preset", RACCOON, 360, *_README_COSINE, "--recipe", "preset"),
+        _ours("ours_readme_128_random", RACCOON, 360, *_README_COSINE, "--roi-sampler", "random"),
+        _ours("ours_readme_512_balanced", RACCOON, 360, *_README_COSINE, "--roi-batch-size", "512"),
         _ours("ours_20min_preset", RACCOON, RACCOON_OURS, *_SIZE, *_OLD, "--recipe", "preset"),
         _ours(
             "ours_20min_preset_cosine",
             RACCOON,
             RACCOON_OURS,
             *_SIZE,
-            "--lr",
-            "0.02",
-            "--schedule",
-            "cosine",
+            *_OLD_RATE_COSINE,
             "--recipe",
             "preset",
         ),
-        _ours(
-            "ours_20min_lr_0.01",
-            RACCOON,
-            RACCOON_OURS,
-            *_SIZE,
-            "--lr",
-            "0.01",
-            "--schedule",
-            "step",
-        ),
+        _ours("ours_20min_lr_0.01", RACCOON, RACCOON_OURS, *_SIZE, *_NEW_RATE_STEP),
     ),
     "schemes": tuple(
         _small(
@@ -180,20 +144,11 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
-        _ours(
-            "ours_20min_cosine",
-            RACCOON,
-            RACCOON_OURS,
-            *_SIZE,
-            "--lr",
-            "0.02",
-            "--schedule",
-            "cosine",
-        ),
+        _ours("ours_20min_cosine", RACCOON, RACCOON_OURS, *_SIZE, *_OLD_RATE_COSINE),
         _ours("ours_20min_cosine_lr_0.01", RACCOON, RACCOON_OURS, *_SIZE, *_NEW),
-        _ours("ours_cosine", "slides", SLIDES_OURS, *_SIZE, "--lr", "0.02", "--schedule", "cosine"),
+        _ours("ours_cosine", "slides", SLIDES_OURS, *_SIZE, *_OLD_RATE_COSINE),
         _ours("ours_cosine_lr_0.01", "slides", SLIDES_OURS, *_SIZE, *_NEW),
-        _ours("ours_lr_0.01", "slides", SLIDES_OURS, *_SIZE, "--lr", "0.01", "--schedule", "step"),
+        _ours("ours_lr_0.01", "slides", SLIDES_OURS, *_SIZE, *_NEW_RATE_STEP),
     ),
 }
 
