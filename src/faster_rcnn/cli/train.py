@@ -87,23 +87,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="auto (default): adjust the preset to the dataset where measurements showed "
         "it helps, and print each change and why; preset: the preset's numbers as they are",
     )
-    parser.add_argument("--steps", type=positive_int, default=2000)
-    parser.add_argument("--minutes", type=positive_float, help="stop after this long")
-    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
-    parser.add_argument(
-        "--lr",
-        type=positive_float,
-        default=TrainConfig.lr,
-        help=f"peak learning rate (default {TrainConfig.lr:g}, measured for batches of 4: "
-        "benchmarks/seed_study.md)",
-    )
-    parser.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default=TrainConfig.schedule,
-        help=f"after the warm-up: 'step' divides the rate by 10 at {DECAYS} of the run; "
-        f"'cosine' lowers it smoothly to 0 (default {TrainConfig.schedule!r})",
-    )
+    add_optimisation_arguments(parser)
     add_image_size_arguments(parser)
     parser.add_argument(
         "--no-flip",
@@ -129,6 +113,36 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="NHWC memory layout: faster convolutions on CPU (joint and rpn schemes)",
     )
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs/train"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", type=device_name, default="cpu")
+    return parser
+
+
+def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run's length and budget, batch, learning rate and schedule."""
+    parser.add_argument("--steps", type=positive_int, default=2000)
+    parser.add_argument("--minutes", type=positive_float, help="stop after this long")
+    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=TrainConfig.lr,
+        help=f"peak learning rate (default {TrainConfig.lr:g}, measured for batches of 4: "
+        "benchmarks/seed_study.md)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=TrainConfig.schedule,
+        help=f"after the warm-up: 'step' divides the rate by 10 at {DECAYS} of the run; "
+        f"'cosine' lowers it smoothly to 0 (default {TrainConfig.schedule!r})",
+    )
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--resume`` and how often checkpoints are written."""
     parser.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in --out"
     )
@@ -144,10 +158,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="... and whenever MINUTES have passed since the last one (default 5)",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/train"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", type=device_name, default="cpu")
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
