@@ -239,12 +239,15 @@ def test_alternating_config_follows_the_paper_proportions():
     steps = [default.rpn, default.fast_rcnn, default.rpn_finetune, default.fast_rcnn_finetune]
     assert [c.steps for c in steps] == [2000, 1000, 2000, 1000]
     assert all(c.lr_decay_at == (0.75,) for c in steps)
+    assert all(c.warmup_steps == 50 for c in steps)  # TrainConfig's, under a tenth of each
 
     base = TrainConfig(lr=0.001, batch_size=1)
     scaled = AlternatingConfig.proportional(120, base, init_seed=5)
     assert [scaled.rpn.steps, scaled.fast_rcnn.steps] == [40, 20]
     assert [scaled.rpn_finetune.steps, scaled.fast_rcnn_finetune.steps] == [40, 20]
-    assert scaled.fast_rcnn == replace(base, steps=20)
+    # A short step warms up for a tenth of it, not for the base's 50 steps.
+    assert scaled.fast_rcnn == replace(base, steps=20, warmup_steps=2)
+    assert scaled.rpn.warmup_steps == 4
     assert scaled.init_seed == 5
 
 

@@ -59,6 +59,7 @@ STAGES = ("rpn", "fast_rcnn", "rpn_finetune", "fast_rcnn_finetune")
 PAPER_STEPS = (80_000, 40_000, 80_000, 40_000)
 PAPER_LR_DECAY_AT = (0.75,)
 DEFAULT_TOTAL_STEPS = 6_000
+WARMUP_SHARE = 10  # a step's warm-up is at most 1/WARMUP_SHARE of it
 
 
 def paper_step_config(
@@ -70,11 +71,15 @@ def paper_step_config(
         index: which of the four steps.
         total_steps: the iterations of all four steps together.
         base: every other setting (default: :class:`TrainConfig` with the lr divided by 10
-            after 3/4 of each step, as in the paper).
+            after 3/4 of each step, as in the paper); its warm-up is cut to a tenth of
+            the step where longer.
     """
     base = base if base is not None else TrainConfig(lr_decay_at=PAPER_LR_DECAY_AT)
-    steps = round(total_steps * PAPER_STEPS[index] / sum(PAPER_STEPS))
-    return replace(base, steps=max(1, steps))
+    steps = max(1, round(total_steps * PAPER_STEPS[index] / sum(PAPER_STEPS)))
+    # Each step warms up from scratch: at most a tenth of it, or a short step (59 of 355
+    # steps, say) spends itself warming up (benchmarks/seed_study.md).
+    warmup = min(base.warmup_steps, steps // WARMUP_SHARE)
+    return replace(base, steps=steps, warmup_steps=warmup)
 
 
 @dataclass
