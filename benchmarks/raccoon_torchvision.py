@@ -11,6 +11,10 @@ fpn=True, trainable_layers=3)`` with the anchors of our ``mobilenet_v2_fpn`` pre
 data (readers, flips, batch order), the optimiser (SGD, momentum 0.9, weight decay 5e-4,
 warm-up then cosine), the budget and the evaluation (VOC mAP@0.5 on the test split) are
 this package's, so the only difference from ``faster-rcnn train`` is the detector code.
+Its ``--lr`` stays 0.02, the rate of the runs recorded with it; ``faster-rcnn train``'s
+default is now 0.01 (``seed_study.md``). ``--device cuda`` trains on a GPU, and ``--out
+FILE`` writes the steps, the median seconds a step and the scores as JSON (what
+``seed_study.py`` reads).
 """
 
 from __future__ import annotations
