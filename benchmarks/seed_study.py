@@ -62,6 +62,7 @@ _NEW = ("--lr", "0.01", "--schedule", "cosine")  # ... and after it
 _OLD_RATE_COSINE = ("--lr", "0.02", "--schedule", "cosine")
 _NEW_RATE_STEP = ("--lr", "0.01", "--schedule", "step")
 _TORCHVISION = ("--lr", "0.02")  # its script always runs cosine
+_TORCHVISION_NEW = ("--lr", "0.01")  # ... at our new default rate
 # The README's raccoon recipe, the same for both sides.
 _README = ("--batch-size", "2", "--lr", "0.01", "--min-size", "512", "--max-size", "853")
 _README_COSINE = (*_README, "--schedule", "cosine")  # ours; torchvision's script always is
@@ -140,6 +141,23 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     ),
     "schemes_same_steps": tuple(
         _small(f"{scheme}_{SCHEME_STEPS}_steps", SCHEME_STEPS, "--scheme", scheme)
+        for scheme in SCHEMES
+    ),
+    # The new defaults over five seeds, against torchvision at the same rate and schedule.
+    "defaults": (
+        _ours("ours_defaults", "slides", SLIDES_OURS, *_SIZE, *_NEW),
+        _torchvision(
+            "torchvision_lr_0.01", "slides", SLIDES_TORCHVISION, *_SIZE, *_TORCHVISION_NEW
+        ),
+        _ours("ours_20min_defaults", RACCOON, RACCOON_OURS, *_SIZE, *_NEW),
+        _torchvision(
+            "torchvision_20min_lr_0.01", RACCOON, RACCOON_TORCHVISION, *_SIZE, *_TORCHVISION_NEW
+        ),
+    ),
+    # The paper's three schemes on real data with a pretrained backbone, 20 CPU minutes of
+    # joint training's steps.
+    "schemes_raccoon": tuple(
+        _ours(f"raccoon_{scheme}", RACCOON, RACCOON_OURS, *_SIZE, *_NEW, "--scheme", scheme)
         for scheme in SCHEMES
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).

@@ -163,10 +163,12 @@ def test_empty_batch_feature_sizes_are_the_real_forward_pass(preset):
     assert all(module.training for module in model.modules())
 
 
-def test_windowed_measure_equals_the_dense_one():
-    # Boxes from 2 to 400 px, anywhere, against the small preset's real anchors at
-    # 320 x 480, with and without the border policy: measuring only the anchors that can
-    # matter must change neither the best IoU nor the count at the positive IoU.
+@pytest.mark.parametrize("preset", ["small", "mobilenet_v2_fpn"])
+def test_windowed_measure_equals_the_dense_one(preset):
+    # Boxes from 2 to 400 px, anywhere, against a preset's real anchors at 320 x 480 (one
+    # level of 9 shapes; three levels of 15 shapes from 32 to 512 px, up to stride 64),
+    # with and without the border policy: measuring only the anchors that can matter must
+    # change neither the best IoU nor the count at the positive IoU.
     from faster_rcnn.anchors import anchors_crossing_border
     from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors, _measure_group
 
@@ -177,7 +179,7 @@ def test_windowed_measure_equals_the_dense_one():
     half = torch.stack((size / ratio.sqrt(), size * ratio.sqrt()), dim=1) / 2
     boxes = torch.cat((centre - half, centre + half), dim=1)
     for threshold, border in ((0.1, -1), (0.5, 0), (0.7, -1)):
-        config = preset_config("small", 4).replace(
+        config = preset_config(preset, 4).replace(
             rpn={"fg_iou_thresh": threshold, "bg_iou_thresh": 0.1, "allowed_border": border}
         )
         grid = PaddedBatchAnchors(FasterRCNN.from_config(config)).grid((320, 480))

@@ -265,16 +265,20 @@ def _measure_group(
         ratio = torch.minimum(areas[:, None], shape_areas) / torch.maximum(
             areas[:, None], shape_areas
         )
-        rows = (ratio >= floor).any(dim=1).nonzero().flatten()
-        level_best, level_count = _measure_level(boxes[rows], grid, level, allowed, rpn)
-        best[rows] = best[rows].maximum(level_best)
-        positives[rows] += level_count
+        # One shape at a time: its window of cells is as wide as the shape, not as the
+        # level's largest one (15 shapes from 32 to 512 px share a level in some presets).
+        for shape in range(level.anchors_per_location):
+            rows = (ratio[:, shape] >= floor).nonzero().flatten()
+            level_best, level_count = _measure_level(boxes[rows], grid, level, shape, allowed, rpn)
+            best[rows] = best[rows].maximum(level_best)
+            positives[rows] += level_count
     # Below the floor no anchor is positive (floor <= the threshold), so only the best
     # IoU is left to find: from the overlapping anchors of every level.
     far = (best < floor).nonzero().flatten()
     for level in grid.levels:
-        level_best, _ = _measure_level(boxes[far], grid, level, allowed, rpn)
-        best[far] = best[far].maximum(level_best)
+        for shape in range(level.anchors_per_location):
+            level_best, _ = _measure_level(boxes[far], grid, level, shape, allowed, rpn)
+            best[far] = best[far].maximum(level_best)
     return best, positives
 
 
@@ -292,30 +296,30 @@ def _measure_dense(boxes: Tensor, anchors: Tensor, rpn: RPNConfig) -> tuple[Tens
 
 
 def _measure_level(
-    boxes: Tensor, grid: AnchorGrid, level: LevelGrid, allowed: Tensor, rpn: RPNConfig
+    boxes: Tensor, grid: AnchorGrid, level: LevelGrid, shape: int, allowed: Tensor, rpn: RPNConfig
 ) -> tuple[Tensor, Tensor]:
     """``(G,)`` best IoU and count at the positive threshold of ``boxes`` with the allowed
-    anchors of the cells of one level whose anchors overlap them, boxes taken a bounded
-    number of anchors at a time (those of fewest cells first)."""
-    first_x, last_x = _cell_window(boxes, level, axis=0)
-    first_y, last_y = _cell_window(boxes, level, axis=1)
+    anchors of one ``shape`` (a row of ``level.cell_anchors``) in the cells of one level
+    whose anchors of that shape overlap them, boxes taken a bounded number of anchors at a
+    time (those of fewest cells first)."""
+    first_x, last_x = _cell_window(boxes, level, shape, axis=0)
+    first_y, last_y = _cell_window(boxes, level, shape, axis=1)
     cells = (last_x - first_x + 1).clamp(min=0) * (last_y - first_y + 1).clamp(min=0)
-    num_anchors = level.num_anchors
-    if int(cells.sum()) * level.anchors_per_location * 2 > len(boxes) * num_anchors:
-        # Windows as large as the map (large anchors on a coarse map): all of them at once.
-        anchors = grid.anchors[level.start : level.start + num_anchors]
-        return _measure_dense(boxes, anchors[allowed[level.start : level.start + num_anchors]], rpn)
+    num_cells = level.grid_size[0] * level.grid_size[1]
+    if int(cells.sum()) * 2 > len(boxes) * num_cells:
+        # Windows as large as the map (a large shape on a coarse map): all cells at once.
+        index = level.start + torch.arange(num_cells) * level.anchors_per_location + shape
+        return _measure_dense(boxes, grid.anchors[index[allowed[index]]], rpn)
     best, count = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
     order = cells.argsort()
     done = 0
     while done < len(order):
         widest = int(cells[order[min(done + BOXES_PER_CHUNK, len(order)) - 1]])
-        size = max(
-            1,
-            min(BOXES_PER_CHUNK, ANCHORS_PER_CHUNK // max(widest * level.anchors_per_location, 1)),
-        )
+        size = max(1, min(BOXES_PER_CHUNK, ANCHORS_PER_CHUNK // max(widest, 1)))
         rows = order[done : done + size]
-        index = _window_anchors(level, first_x[rows], last_x[rows], first_y[rows], last_y[rows])
+        index = _window_anchors(
+            level, shape, first_x[rows], last_x[rows], first_y[rows], last_y[rows]
+        )
         valid = (index >= 0) & allowed[index.clamp(min=0)]
         iou = _paired_iou(boxes[rows], grid.anchors[index.clamp(min=0)]).masked_fill(~valid, -1.0)
         best[rows] = iou.amax(dim=1).clamp(min=0) if iou.shape[1] else 0.0
@@ -324,11 +328,12 @@ def _measure_level(
     return best, count
 
 
-def _cell_window(boxes: Tensor, level: LevelGrid, axis: int) -> tuple[Tensor, Tensor]:
+def _cell_window(boxes: Tensor, level: LevelGrid, shape: int, axis: int) -> tuple[Tensor, Tensor]:
     """``(G,)`` first and last cell index along ``axis`` (0: x, 1: y) of the level whose
-    anchors can overlap each box (one cell of margin against rounding), within the map."""
-    stride, shapes = level.stride[1 - axis], level.cell_anchors
-    reach_low, reach_high = float(shapes[:, axis].min()), float(shapes[:, axis + 2].max())
+    anchors of ``shape`` can overlap each box (one cell of margin against rounding), within
+    the map."""
+    stride, anchor = level.stride[1 - axis], level.cell_anchors[shape]
+    reach_low, reach_high = float(anchor[axis]), float(anchor[axis + 2])
     first = torch.floor((boxes[:, axis] - reach_high) / stride - level.offset) - 1
     last = torch.ceil((boxes[:, axis + 2] - reach_low) / stride - level.offset) + 1
     cells = level.grid_size[1 - axis]
@@ -336,17 +341,16 @@ def _cell_window(boxes: Tensor, level: LevelGrid, axis: int) -> tuple[Tensor, Te
 
 
 def _window_anchors(
-    level: LevelGrid, first_x: Tensor, last_x: Tensor, first_y: Tensor, last_y: Tensor
+    level: LevelGrid, shape: int, first_x: Tensor, last_x: Tensor, first_y: Tensor, last_y: Tensor
 ) -> Tensor:
-    """``(C, K)`` indices into the grid's anchors of every anchor in each box's window of
-    cells, padded with -1 to the widest window."""
+    """``(C, K)`` indices into the grid's anchors of the anchor of ``shape`` in every cell
+    of each box's window, padded with -1 to the widest window."""
     columns = first_x[:, None] + torch.arange(int((last_x - first_x).max()) + 1)
     rows = first_y[:, None] + torch.arange(int((last_y - first_y).max()) + 1)
     inside = (rows <= last_y[:, None])[:, :, None] & (columns <= last_x[:, None])[:, None, :]
     cell = rows[:, :, None] * level.grid_size[1] + columns[:, None, :]
-    per_cell = level.anchors_per_location
-    index = level.start + cell[..., None] * per_cell + torch.arange(per_cell)
-    return index.masked_fill(~inside[..., None], -1).flatten(1)
+    index = level.start + cell * level.anchors_per_location + shape
+    return index.masked_fill(~inside, -1).flatten(1)
 
 
 def _paired_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
