@@ -71,6 +71,9 @@ _README_COSINE = (*_README, "--schedule", "cosine")  # ours; torchvision's scrip
 # each side alone, both on torch 2.14.1 (seed_study.md).
 SLIDES_OURS, SLIDES_TORCHVISION = 285, 149  # 4.21 s and 8.07 s a step
 RACCOON_OURS, RACCOON_TORCHVISION = 168, 123  # 7.14 s and 9.74 s a step
+# Slides at 1024/1707: 7.65 s a step against 4.5 s at 800/1333 (both torch 2.13.0), so
+# 285 * 4.5 / 7.65 steps.
+SLIDES_1024_OURS = 168
 
 
 def _ours(name: str, data: str, steps: int, *options: str) -> Arm:
@@ -87,6 +90,7 @@ def _small(name: str, steps: int, *options: str) -> Arm:
 SCHEMES = ("joint", "non-approximate", "alternating")
 SCHEME_MINUTES = 2
 SCHEME_STEPS = 355  # joint training's median in 2 minutes, 3 seeds (347, 355, 375)
+SCHEME_LONG_STEPS = 4 * SCHEME_STEPS  # does alternating training catch up given longer?
 
 
 def _torchvision(name: str, data: str, steps: int, *options: str) -> Arm:
@@ -159,6 +163,25 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     "schemes_raccoon": tuple(
         _ours(f"raccoon_{scheme}", RACCOON, RACCOON_OURS, *_SIZE, *_NEW, "--scheme", scheme)
         for scheme in SCHEMES
+    ),
+    "schemes_long": tuple(
+        _small(f"{scheme}_{SCHEME_LONG_STEPS}_steps", SCHEME_LONG_STEPS, "--scheme", scheme)
+        for scheme in SCHEMES
+    ),
+    # A larger input for the small class, in the same 20 CPU minutes.
+    "input_size": (
+        _ours(
+            "ours_1024",
+            "slides",
+            SLIDES_1024_OURS,
+            *_NEW,
+            "--batch-size",
+            "4",
+            "--min-size",
+            "1024",
+            "--max-size",
+            "1707",
+        ),
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
