@@ -71,6 +71,7 @@ _README_COSINE = (*_README, "--schedule", "cosine")  # ours; torchvision's scrip
 # each side alone, both on torch 2.14.1 (seed_study.md).
 SLIDES_OURS, SLIDES_TORCHVISION = 285, 149  # 4.21 s and 8.07 s a step
 RACCOON_OURS, RACCOON_TORCHVISION = 168, 123  # 7.14 s and 9.74 s a step
+RACCOON_ALTERNATING_20MIN = 234  # 1200 s / 5.13 s, see schemes_raccoon_same_time
 # Slides at 1024/1707: 7.65 s a step against 4.5 s at 800/1333 (both torch 2.13.0), so
 # 285 * 4.5 / 7.65 steps.
 SLIDES_1024_OURS = 168
@@ -163,6 +164,22 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     "schemes_raccoon": tuple(
         _ours(f"raccoon_{scheme}", RACCOON, RACCOON_OURS, *_SIZE, *_NEW, "--scheme", scheme)
         for scheme in SCHEMES
+    ),
+    # Alternating training in joint training's 20 CPU minutes on raccoon. Its stages
+    # take 5.48 / 10.30 / 3.11 / 3.29 s a step on this CPU (torch 2.13.0, medians; the
+    # second runs the first stage's RPN too), so 2:1:2:1 steps average 5.13 s a step
+    # against joint's 6.9 s (174 steps in 1205 s). Non-approximate training's 6.45 s a
+    # step makes its equal-time count joint's.
+    "schemes_raccoon_same_time": (
+        _ours(
+            "raccoon_alternating_20min",
+            RACCOON,
+            RACCOON_ALTERNATING_20MIN,
+            *_SIZE,
+            *_NEW,
+            "--scheme",
+            "alternating",
+        ),
     ),
     "schemes_long": tuple(
         _small(f"{scheme}_{SCHEME_LONG_STEPS}_steps", SCHEME_LONG_STEPS, "--scheme", scheme)

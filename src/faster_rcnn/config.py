@@ -54,6 +54,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(("0",), 5, 3, fixed_channels=512),
     "resnet50_fpn": BackboneSpec(("0", "1", "2", "3", "pool"), 5, 3),
     "mobilenet_v2_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
+    "mobilenet_v3_large_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
     "small": BackboneSpec(("0", "1", "2", "pool"), 5, 5),
 }
 # A backbone built by the user and passed to ``FasterRCNN(backbone, config)``.
@@ -314,7 +315,8 @@ class BackboneConfig:
     """Which backbone to build (see :func:`faster_rcnn.backbones.build_backbone`).
 
     Attributes:
-        name: ``"vgg16"``, ``"resnet50_fpn"``, ``"mobilenet_v2_fpn"``, ``"small"``, or
+        name: ``"vgg16"``, ``"resnet50_fpn"``, ``"mobilenet_v2_fpn"``,
+            ``"mobilenet_v3_large_fpn"``, ``"small"``, or
             ``"custom"`` for a backbone module the user builds and passes to
             ``FasterRCNN(backbone, config)``.
         trainable_layers: how many of the last stages are trained (the rest are frozen);

@@ -1,12 +1,17 @@
 """Named presets: each builds a :class:`~faster_rcnn.FasterRCNN` from a complete config.
 
-==================  ==========================================================
-``paper_vgg16``     Ren et al. 2015: VGG-16 conv5_3 (stride 16), 9 anchors,
-                    600/1000 resize, RoIPool, border anchors ignored, lambda = 10
-``resnet50_fpn``    torchvision's ``fasterrcnn_resnet50_fpn``, number for number
-``mobilenet_v2_fpn`` MobileNetV2 + FPN as torchvision builds it (``mobilenet_backbone``)
-``small``           a small model trained from scratch on CPU (the demo's)
-==================  ==========================================================
+==============================  ==================================================
+``paper_vgg16``                 Ren et al. 2015: VGG-16 conv5_3 (stride 16), 9 anchors,
+                                600/1000 resize, RoIPool, border anchors ignored,
+                                lambda = 10
+``resnet50_fpn``                torchvision's ``fasterrcnn_resnet50_fpn``, number for
+                                number
+``mobilenet_v2_fpn``            MobileNetV2 + FPN as torchvision builds it
+                                (``mobilenet_backbone``)
+``mobilenet_v3_large_fpn``      torchvision's ``fasterrcnn_mobilenet_v3_large_fpn``
+``mobilenet_v3_large_320_fpn``  torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn``
+``small``                       a small model trained from scratch on CPU (the demo's)
+==============================  ==================================================
 
 Every preset takes ``num_classes`` (background included) and returns the model; the
 config is ``model.config``. :func:`preset_config` gives the config alone, to edit before
@@ -82,6 +87,21 @@ def mobilenet_v2_fpn_config(num_classes: int = 91) -> FasterRCNNConfig:
     )
 
 
+def mobilenet_v3_large_fpn_config(num_classes: int = 91) -> FasterRCNNConfig:
+    """torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` (COCO: 91 classes): the
+    MobileNet detectors' anchors and RPN score threshold on MobileNetV3-Large + FPN."""
+    return mobilenet_v2_fpn_config(num_classes).replace(backbone={"name": "mobilenet_v3_large_fpn"})
+
+
+def mobilenet_v3_large_320_fpn_config(num_classes: int = 91) -> FasterRCNNConfig:
+    """torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn``: the same network on
+    320/640 images, keeping 150 proposals before and after NMS at test time."""
+    return mobilenet_v3_large_fpn_config(num_classes).replace(
+        transform={"min_size": (320,), "max_size": 640},
+        rpn={"pre_nms_top_n_test": 150, "post_nms_top_n_test": 150},
+    )
+
+
 def small_config(num_classes: int = 4) -> FasterRCNNConfig:
     """A small detector for CPU training from scratch on images of about 320 px."""
     return FasterRCNNConfig(
@@ -125,6 +145,8 @@ PRESETS: dict[str, Callable[[int], FasterRCNNConfig]] = {
     "paper_vgg16": paper_vgg16_config,
     "resnet50_fpn": resnet50_fpn_config,
     "mobilenet_v2_fpn": mobilenet_v2_fpn_config,
+    "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn_config,
+    "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn_config,
     "small": small_config,
 }
 
@@ -147,6 +169,14 @@ def resnet50_fpn(num_classes: int = 91) -> FasterRCNN:
 
 def mobilenet_v2_fpn(num_classes: int = 91) -> FasterRCNN:
     return FasterRCNN.from_config(mobilenet_v2_fpn_config(num_classes))
+
+
+def mobilenet_v3_large_fpn(num_classes: int = 91) -> FasterRCNN:
+    return FasterRCNN.from_config(mobilenet_v3_large_fpn_config(num_classes))
+
+
+def mobilenet_v3_large_320_fpn(num_classes: int = 91) -> FasterRCNN:
+    return FasterRCNN.from_config(mobilenet_v3_large_320_fpn_config(num_classes))
 
 
 def small(num_classes: int = 4) -> FasterRCNN:

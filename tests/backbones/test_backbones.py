@@ -17,6 +17,7 @@ from faster_rcnn.backbones import (
     FrozenBatchNorm2d,
     LastLevelMaxPool,
     MobileNetV2FPNBackbone,
+    MobileNetV3FPNBackbone,
     ResNetFPNBackbone,
     SmallFPNBackbone,
     VGG16Backbone,
@@ -58,9 +59,11 @@ def test_resnet50_fpn_outputs(height: int, width: int) -> None:
 
 
 @pytest.mark.parametrize(("height", "width"), [(224, 320), (225, 333)])
-def test_mobilenet_v2_fpn_outputs(height: int, width: int) -> None:
-    # torchvision's extractor reads blocks 14 and 18, which are both at stride 32.
-    backbone = build_backbone(BackboneConfig(name="mobilenet_v2_fpn"))
+@pytest.mark.parametrize("name", ["mobilenet_v2_fpn", "mobilenet_v3_large_fpn"])
+def test_mobilenet_fpn_outputs(name: str, height: int, width: int) -> None:
+    # torchvision's extractor reads the last two stages' first blocks (14 and 18 of
+    # MobileNetV2, 13 and 16 of MobileNetV3-Large), which are both at stride 32.
+    backbone = build_backbone(BackboneConfig(name=name))
     assert backbone.out_channels == 256
     s32, s64 = ceil_sizes(height, width, [32, 64])
     expected = [("0", 256, s32), ("1", 256, s32), ("pool", 256, s64)]
@@ -268,6 +271,34 @@ def test_mobilenet_v2_fpn_has_torchvision_keys_and_shapes() -> None:
     assert sum(p.numel() for p in backbone.body.parameters()) == 2_223_872
 
 
+def test_mobilenet_v3_large_fpn_has_torchvision_keys_and_shapes() -> None:
+    backbone = MobileNetV3FPNBackbone(frozen_batch_norm=False)
+    state = backbone.state_dict()
+    shapes = {
+        "body.0.0.weight": (16, 3, 3, 3),
+        "body.1.block.0.0.weight": (16, 1, 3, 3),  # 16 -> 16: no expansion conv
+        "body.1.block.1.0.weight": (16, 16, 1, 1),
+        "body.2.block.0.0.weight": (64, 16, 1, 1),
+        "body.4.block.1.0.weight": (72, 1, 5, 5),  # 5x5 depthwise
+        "body.4.block.2.fc1.weight": (24, 72, 1, 1),  # squeeze: 72 / 4 = 18, rounded to 24
+        "body.4.block.2.fc2.bias": (72,),
+        "body.4.block.3.0.weight": (40, 72, 1, 1),
+        "body.13.block.2.fc1.weight": (168, 672, 1, 1),
+        "body.15.block.3.1.running_var": (160,),
+        "body.16.0.weight": (960, 160, 1, 1),
+        "fpn.inner_blocks.0.0.weight": (256, 160, 1, 1),
+        "fpn.inner_blocks.1.0.weight": (256, 960, 1, 1),
+    }
+    assert {k: tuple(state[k].shape) for k in shapes} == shapes
+    assert backbone.body.return_layers == {"13": "0", "16": "1"}
+    assert list(backbone.body) == [str(i) for i in range(17)]
+    # torchvision's mobilenet_v3_large has 5,483,032 parameters; its classifier,
+    # Linear(960, 1280) and Linear(1280, 1000), has 2,511,080.
+    assert sum(p.numel() for p in backbone.body.parameters()) == 2_971_952
+    # Squeeze-and-excitation convolutions start with zero biases, as in torchvision.
+    assert torch.count_nonzero(state["body.4.block.2.fc1.bias"]) == 0
+
+
 def test_vgg16_has_torchvision_feature_indices() -> None:
     backbone = VGG16Backbone()
     conv_indices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
@@ -317,6 +348,14 @@ def test_mobilenet_v2_fpn_freezes_the_blocks_before_the_trained_stages() -> None
     assert trainable_prefixes(last_only.body, 1) == {"18"}
     everything = MobileNetV2FPNBackbone(trainable_layers=6, frozen_batch_norm=False)
     assert trainable_prefixes(everything.body, 1) == {str(i) for i in range(19)}
+
+
+def test_mobilenet_v3_large_fpn_freezes_the_blocks_before_the_trained_stages() -> None:
+    # Stages start at blocks 0, 2, 4, 7, 13, 16; three trained stages = blocks 7..16.
+    backbone = MobileNetV3FPNBackbone(trainable_layers=3, frozen_batch_norm=False)
+    assert trainable_prefixes(backbone.body, 1) == {str(i) for i in range(7, 17)}
+    two = MobileNetV3FPNBackbone(trainable_layers=2, frozen_batch_norm=False)
+    assert trainable_prefixes(two.body, 1) == {str(i) for i in range(13, 17)}
 
 
 def test_vgg16_default_freezes_conv1_and_conv2_like_py_faster_rcnn() -> None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from faster_rcnn.backbones import (
     MobileNetV2FPNBackbone,
+    MobileNetV3FPNBackbone,
     ResNetFPNBackbone,
     SmallFPNBackbone,
     VGG16Backbone,
@@ -135,6 +136,32 @@ def test_real_mobilenet_v2_file_loads_into_a_bare_backbone() -> None:
     assert report.loaded[0] == "body.0.0.weight"
     assert report.missing == [] and report.unexpected == []
     assert "loaded 260 tensors (mobilenet_v2)" in str(report)
+
+
+def test_mobilenet_v3_large_file_fills_the_body_and_drops_the_classifier(
+    tmp_path: Path,
+) -> None:
+    # A ``mobilenet_v3_large-*.pth`` lookalike: torchvision's ``features.N`` keys (the
+    # body's, which test_torchvision_layouts checks against torchvision) with batch norm
+    # counters, and its two-layer classifier.
+    trunk = MobileNetV3FPNBackbone(frozen_batch_norm=False).body.state_dict()
+    state = {f"features.{k}": v for k, v in random_like(trunk, seed=3).items()}
+    state |= {
+        "classifier.0.weight": torch.rand(1280, 960),
+        "classifier.0.bias": torch.rand(1280),
+        "classifier.3.weight": torch.rand(1000, 1280),
+        "classifier.3.bias": torch.rand(1000),
+    }
+    detector = FakeDetector(MobileNetV3FPNBackbone())
+    report = load_backbone_weights(detector, save(state, tmp_path / "mobilenet_v3_large.pth"))
+    assert report.architecture == "mobilenet_v3_large"
+    assert report.missing == [] and report.unexpected == []
+    assert sorted(report.dropped) == sorted(k for k in state if k.startswith("classifier."))
+    model_state = detector.state_dict()
+    for key, value in state.items():
+        if key.startswith("features.") and not key.endswith("num_batches_tracked"):
+            model_key = "backbone.body." + key.removeprefix("features.")
+            assert torch.equal(model_state[model_key], value), key
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """End to end against torchvision's own detectors (random weights) for the presets that
-mirror them: ``fasterrcnn_resnet50_fpn`` and a ``FasterRCNN`` on ``mobilenet_backbone(
-"mobilenet_v2", fpn=True)``.
+mirror them: ``fasterrcnn_resnet50_fpn``, a ``FasterRCNN`` on ``mobilenet_backbone(
+"mobilenet_v2", fpn=True)``, ``fasterrcnn_mobilenet_v3_large_fpn`` and
+``fasterrcnn_mobilenet_v3_large_320_fpn``.
 
 torchvision cannot be imported next to this project's torch, so the peer runs in its own
 environment (design.md, "Measuring"): point ``FASTER_RCNN_TORCHVISION_PYTHON`` at that
@@ -16,11 +17,21 @@ import pytest
 import torch
 from torchvision_record import check_eval, check_resize, check_train
 
-from faster_rcnn.models import mobilenet_v2_fpn, resnet50_fpn
+from faster_rcnn.models import (
+    mobilenet_v2_fpn,
+    mobilenet_v3_large_320_fpn,
+    mobilenet_v3_large_fpn,
+    resnet50_fpn,
+)
 
 PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
 SCRIPT = Path(__file__).parent / "torchvision_side.py"
-PRESETS = {"resnet50": resnet50_fpn, "mobilenet_v2_fpn": mobilenet_v2_fpn}
+PRESETS = {
+    "resnet50": resnet50_fpn,
+    "mobilenet_v2_fpn": mobilenet_v2_fpn,
+    "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn,
+    "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn,
+}
 
 pytestmark = pytest.mark.skipif(
     not Path(PEER_PYTHON).is_file(),

@@ -5,6 +5,8 @@ Runs in an environment that has torchvision (see design.md, "Measuring"):
     python tests/parity/torchvision_side.py tiny OUT.pt              # the committed fixture
     python tests/parity/torchvision_side.py resnet50 OUT.pt          # fasterrcnn_resnet50_fpn
     python tests/parity/torchvision_side.py mobilenet_v2_fpn OUT.pt  # MobileNetV2 + FPN
+    python tests/parity/torchvision_side.py mobilenet_v3_large_fpn OUT.pt      # and its 320
+    python tests/parity/torchvision_side.py mobilenet_v3_large_320_fpn OUT.pt  # version
     python tests/parity/torchvision_side.py keys OUT.json            # state-dict layouts
 
 The record holds the model's state dict, the input images (uint8, fed as ``x / 255``) and
@@ -27,10 +29,14 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torchvision.models import resnet50
+from torchvision.models import mobilenet_v3_large, resnet50
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, mobilenet_backbone
+from torchvision.models.detection.backbone_utils import (
+    _mobilenet_extractor,
+    _resnet_fpn_extractor,
+    mobilenet_backbone,
+)
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -94,6 +100,23 @@ def mobilenet_v2_fpn_model():
     return FasterRCNN(backbone, 91, rpn_anchor_generator=anchors, rpn_score_thresh=0.05)
 
 
+def mobilenet_v3_large_fpn_model(**kwargs):
+    """fasterrcnn_mobilenet_v3_large_fpn as its builder makes it with pretrained weights
+    (frozen batch norm, 3 trainable layers), randomly initialised; ``kwargs`` are the
+    320 version's settings."""
+    body = mobilenet_v3_large(weights=None, norm_layer=FrozenBatchNorm2d)
+    backbone = _mobilenet_extractor(body, True, 3)
+    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    return FasterRCNN(backbone, 91, rpn_anchor_generator=anchors, rpn_score_thresh=0.05, **kwargs)
+
+
+def mobilenet_v3_large_320_fpn_model():
+    """fasterrcnn_mobilenet_v3_large_320_fpn, as above."""
+    return mobilenet_v3_large_fpn_model(
+        min_size=320, max_size=640, rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=150
+    )
+
+
 def randomize_frozen_batch_norm(model, image):
     """Give every frozen batch norm random affine parameters and the statistics of its
     input on ``image``, so that features keep unit scale through a randomly initialised
@@ -119,7 +142,11 @@ def randomize_frozen_batch_norm(model, image):
 
 def state_dict_layouts():
     """Key -> shape of each torchvision model a preset mirrors."""
-    models = {"resnet50_fpn": resnet50_model(), "mobilenet_v2_fpn": mobilenet_v2_fpn_model()}
+    models = {
+        "resnet50_fpn": resnet50_model(),
+        "mobilenet_v2_fpn": mobilenet_v2_fpn_model(),
+        "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn_model(),
+    }
     return {
         name: {k: list(v.shape) for k, v in model.state_dict().items()}
         for name, model in models.items()
@@ -130,9 +157,17 @@ MODELS = {
     "tiny": tiny_model,
     "resnet50": resnet50_model,
     "mobilenet_v2_fpn": mobilenet_v2_fpn_model,
+    "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn_model,
+    "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn_model,
 }
 # Class-score std per model: scores above the 0.05 threshold, none saturating at 1.
-CLS_SCORE_STD = {"tiny": 0.15, "resnet50": 0.05, "mobilenet_v2_fpn": 0.2}
+CLS_SCORE_STD = {
+    "tiny": 0.15,
+    "resnet50": 0.05,
+    "mobilenet_v2_fpn": 0.2,
+    "mobilenet_v3_large_fpn": 0.2,
+    "mobilenet_v3_large_320_fpn": 0.2,
+}
 IMAGE_SIZES = [(375, 500), (500, 375), (333, 500), (250, 710)]
 
 

@@ -14,6 +14,7 @@ from faster_rcnn.backbones.fpn import (
 )
 from faster_rcnn.backbones.frozen_bn import FrozenBatchNorm2d
 from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
+from faster_rcnn.backbones.mobilenet_v3 import MobileNetV3FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.small import SmallFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
@@ -28,6 +29,7 @@ __all__ = [
     "LastLevelMaxPool",
     "LoadReport",
     "MobileNetV2FPNBackbone",
+    "MobileNetV3FPNBackbone",
     "ResNetFPNBackbone",
     "SmallFPNBackbone",
     "VGG16Backbone",

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
+from faster_rcnn.backbones.mobilenet_v3 import MobileNetV3FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.small import SmallFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
@@ -34,6 +35,8 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
         return ResNetFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
     if cfg.name == "mobilenet_v2_fpn":
         return MobileNetV2FPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
+    if cfg.name == "mobilenet_v3_large_fpn":
+        return MobileNetV3FPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
     return SmallFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
 
 

@@ -57,14 +57,16 @@ class Conv2dNormActivation(nn.Sequential):
 
 def init_conv_bn_(module: nn.Module) -> None:
     """torchvision's ImageNet-classifier initialisation, in place: Kaiming-normal (fan out)
-    convolutions, batch norm with unit scale and zero shift. A module on the ``meta``
-    device (the shape-only build that ``check_backbone_matches`` makes) holds no values to
-    draw, and drawing them there takes seconds: it is left as it is."""
+    convolutions with zero biases, batch norm with unit scale and zero shift. A module on
+    the ``meta`` device (the shape-only build that ``check_backbone_matches`` makes) holds
+    no values to draw, and drawing them there takes seconds: it is left as it is."""
     if any(parameter.is_meta for parameter in module.parameters()):
         return
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

@@ -114,11 +114,47 @@ def mobilenet_v2_features(norm_layer: NormLayer) -> nn.Sequential:
     return sequential
 
 
-class MobileNetV2FPNBackbone(BackboneWithFPN):
+class MobileNetFPNBackbone(BackboneWithFPN):
+    """A MobileNet's ``features`` + FPN, as torchvision's ``_mobilenet_extractor`` builds
+    it: outputs ``"0"`` and ``"1"`` from the last two stages and ``"pool"`` from the last.
+
+    The stages are delimited by the first block, every stride-2 block (``starts_stage``)
+    and the last block; the FPN reads the first block of the second-to-last stage and the
+    last block.
+
+    Args:
+        features: the network's blocks, input side first.
+        name: the backbone's name, for errors.
+        out_channels: FPN width (256 in torchvision).
+        trainable_layers: how many of the stages, counted from the top, are trained; every
+            block before them is frozen.
+    """
+
+    def __init__(
+        self, features: nn.Sequential, name: str, out_channels: int, trainable_layers: int
+    ) -> None:
+        stage_indices = [
+            0,
+            *(i for i, block in enumerate(features) if getattr(block, "starts_stage", False)),
+            len(features) - 1,
+        ]
+        check_trainable_layers(trainable_layers, len(stage_indices), name)
+        returned = stage_indices[-2:]
+        super().__init__(
+            OrderedDict(features.named_children()),
+            return_layers={str(index): str(level) for level, index in enumerate(returned)},
+            in_channels_list=[features[index].out_channels for index in returned],
+            out_channels=out_channels,
+        )
+        stage_bounds = pairwise([*stage_indices, len(features)])
+        stages = [features[start:stop] for start, stop in stage_bounds]
+        freeze_before(stages, trainable_layers)
+
+
+class MobileNetV2FPNBackbone(MobileNetFPNBackbone):
     """MobileNetV2 + FPN; outputs ``"0"``, ``"1"`` (both stride 32) and ``"pool"`` (stride 64).
 
-    The stages are delimited by the first block, every stride-2 block and the last block
-    (indices 0, 2, 4, 7, 14, 18); the FPN reads the last two.
+    The stages start at blocks 0, 2, 4, 7, 14 and 18; the FPN reads blocks 14 and 18.
 
     Args:
         out_channels: FPN width (256 in torchvision).
@@ -132,20 +168,4 @@ class MobileNetV2FPNBackbone(BackboneWithFPN):
         self, out_channels: int = 256, trainable_layers: int = 3, frozen_batch_norm: bool = True
     ) -> None:
         features = mobilenet_v2_features(batch_norm_layer(frozen_batch_norm))
-        stage_indices = [
-            0,
-            *(i for i, block in enumerate(features) if getattr(block, "starts_stage", False)),
-            len(features) - 1,
-        ]
-        num_stages = len(stage_indices)
-        check_trainable_layers(trainable_layers, num_stages, "mobilenet_v2_fpn")
-        returned = stage_indices[-2:]
-        super().__init__(
-            OrderedDict(features.named_children()),
-            return_layers={str(index): str(level) for level, index in enumerate(returned)},
-            in_channels_list=[features[index].out_channels for index in returned],
-            out_channels=out_channels,
-        )
-        stage_bounds = pairwise([*stage_indices, len(features)])
-        stages = [features[start:stop] for start, stop in stage_bounds]
-        freeze_before(stages, trainable_layers)
+        super().__init__(features, "mobilenet_v2_fpn", out_channels, trainable_layers)

@@ -1,11 +1,12 @@
 """Load torchvision ImageNet classification checkpoints into a backbone (and VGG's fc6/fc7).
 
 Supported files are the published torchvision ones, ``resnet50-*.pth``,
-``mobilenet_v2-*.pth`` and ``vgg16-*.pth`` (or the same state dicts as ``.safetensors``).
-Their keys are renamed to the detector's: ``features.N`` -> ``backbone.body.N`` for
-MobileNetV2 and VGG-16, ``conv1``/``layerN`` -> ``backbone.body.*`` for ResNet. The
-classifiers are dropped, except VGG-16's first two fully connected layers, which become
-the box head's ``fc6`` and ``fc7`` as in the paper (when the detector has such layers).
+``mobilenet_v2-*.pth``, ``mobilenet_v3_large-*.pth`` and ``vgg16-*.pth`` (or the same
+state dicts as ``.safetensors``). Their keys are renamed to the detector's: ``features.N``
+-> ``backbone.body.N`` for the MobileNets and VGG-16, ``conv1``/``layerN`` ->
+``backbone.body.*`` for ResNet. The classifiers are dropped, except VGG-16's first two
+fully connected layers, which become the box head's ``fc6`` and ``fc7`` as in the paper
+(when the detector has such layers).
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ import torch
 from torch import Tensor, nn
 
 from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
+from faster_rcnn.backbones.mobilenet_v3 import MobileNetV3FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
 from faster_rcnn.state_dict_io import read_state_dict
 
 # The ImageNet classifier, left out of a detector (apart from VGG's fc6/fc7, below).
-_CLASSIFIER_PREFIX = {"resnet50": "fc.", "mobilenet_v2": "classifier.", "vgg16": "classifier."}
+_CLASSIFIER_PREFIX = {
+    "resnet50": "fc.",
+    "mobilenet_v2": "classifier.",
+    "mobilenet_v3_large": "classifier.",
+    "vgg16": "classifier.",
+}
 # VGG-16's classifier: Linear(25088, 4096), ReLU, Dropout, Linear(4096, 4096), ReLU,
 # Dropout, Linear(4096, 1000). The first two are the paper's fc6 and fc7.
 _VGG_FC_LAYERS = {
@@ -37,7 +44,8 @@ class LoadReport:
 
     Attributes:
         path: the checkpoint file.
-        architecture: ``"resnet50"``, ``"mobilenet_v2"`` or ``"vgg16"``.
+        architecture: ``"resnet50"``, ``"mobilenet_v2"``, ``"mobilenet_v3_large"`` or
+            ``"vgg16"``.
         loaded: model keys that received a tensor from the file.
         missing: model keys that the file should have provided but did not.
         unexpected: file keys that fit nowhere in the model.
@@ -77,7 +85,8 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
     Args:
         model: a detector with a ``backbone`` attribute (and possibly
             ``roi_heads.box_head.fc6``/``fc7``), or a bare backbone.
-        path: a torchvision ``resnet50``, ``mobilenet_v2`` or ``vgg16`` checkpoint.
+        path: a torchvision ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_large`` or
+            ``vgg16`` checkpoint.
 
     Returns:
         A :class:`LoadReport` of the loaded, missing, unexpected and dropped keys.
@@ -140,11 +149,14 @@ def _architecture_of(backbone: nn.Module) -> str:
         return "resnet50"
     if isinstance(backbone, MobileNetV2FPNBackbone):
         return "mobilenet_v2"
+    if isinstance(backbone, MobileNetV3FPNBackbone):
+        return "mobilenet_v3_large"
     if isinstance(backbone, VGG16Backbone):
         return "vgg16"
     raise ValueError(
         f"no ImageNet checkpoint format for a {type(backbone).__name__} backbone "
-        "(supported: resnet50_fpn, mobilenet_v2_fpn, vgg16; the small backbone trains from scratch)"
+        "(supported: resnet50_fpn, mobilenet_v2_fpn, mobilenet_v3_large_fpn, vgg16; "
+        "the small backbone trains from scratch)"
     )
 
 
