@@ -53,6 +53,7 @@ class BackboneSpec(NamedTuple):
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(("0",), 5, 3, fixed_channels=512),
     "resnet50_fpn": BackboneSpec(("0", "1", "2", "3", "pool"), 5, 3),
+    "resnet50_fpn_v2": BackboneSpec(("0", "1", "2", "3", "pool"), 5, 3),
     "mobilenet_v2_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
     "mobilenet_v3_large_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
     "small": BackboneSpec(("0", "1", "2", "pool"), 5, 5),
@@ -162,6 +163,8 @@ class RPNConfig:
         min_size: proposals with a side shorter than this (in pixels of the resized image)
             are dropped.
         box_coder_weights: weights of the RPN's box coder.
+        head_conv_depth: 3x3 conv + ReLU layers of the head before its two sibling
+            layers (the paper and torchvision: 1; ``fasterrcnn_resnet50_fpn_v2``: 2).
     """
 
     fg_iou_thresh: float = 0.7
@@ -183,11 +186,13 @@ class RPNConfig:
     score_thresh: float = 0.0
     min_size: float = 1e-3
     box_coder_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    head_conv_depth: int = 1
 
     def __post_init__(self) -> None:
         check_fields(self)
         _require_order(self, ("bg_iou_thresh", "fg_iou_thresh"), 0.0, 1.0)
         _require_order(self, ("low_quality_min_iou", "fg_iou_thresh"), 0.0, 1.0)
+        require(self, "head_conv_depth", 1 <= self.head_conv_depth <= 8, "in [1, 8]")
         require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
         require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
         require(
@@ -232,9 +237,11 @@ class RoIHeadsConfig:
         aligned: RoIAlign's half-pixel correction (False in torchvision's Faster R-CNN).
         canonical_scale / canonical_level: the FPN level mapping
             ``k = floor(k0 + log2(sqrt(wh) / 224))``.
-        box_head: ``"two_mlp"`` (torchvision's TwoMLPHead) or ``"vgg16"`` (fc6/fc7 with
-            dropout, which take ImageNet VGG-16 classifier weights).
-        representation_size: width of the two fully connected layers (1024; VGG: 4096).
+        box_head: ``"two_mlp"`` (torchvision's TwoMLPHead), ``"vgg16"`` (fc6/fc7 with
+            dropout, which take ImageNet VGG-16 classifier weights) or ``"conv_fc"``
+            (torchvision's FastRCNNConvFCHead of ``fasterrcnn_resnet50_fpn_v2``: four 3x3
+            convs with batch norm, then one fully connected layer).
+        representation_size: width of the fully connected layers (1024; VGG: 4096).
         predictor_init_std: ``None`` keeps ``nn.Linear``'s initialisation (torchvision);
             a value draws class scores from N(0, std) and box deltas from
             N(0, std / 10) (py-faster-rcnn: 0.01 / 0.001).
@@ -259,7 +266,7 @@ class RoIHeadsConfig:
     aligned: bool = False
     canonical_scale: int = 224
     canonical_level: int = 4
-    box_head: Literal["two_mlp", "vgg16"] = "two_mlp"
+    box_head: Literal["two_mlp", "vgg16", "conv_fc"] = "two_mlp"
     representation_size: int = 1024
     predictor_init_std: float | None = None
     box_coder_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)

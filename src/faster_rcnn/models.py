@@ -6,6 +6,8 @@
                                 lambda = 10
 ``resnet50_fpn``                torchvision's ``fasterrcnn_resnet50_fpn``, number for
                                 number
+``resnet50_fpn_v2``             torchvision's ``fasterrcnn_resnet50_fpn_v2`` (Li et al.
+                                2021: batch norm everywhere, two RPN convs, a conv head)
 ``mobilenet_v2_fpn``            MobileNetV2 + FPN as torchvision builds it
                                 (``mobilenet_backbone``)
 ``mobilenet_v3_large_fpn``      torchvision's ``fasterrcnn_mobilenet_v3_large_fpn``
@@ -70,6 +72,20 @@ def resnet50_fpn_config(num_classes: int = 91) -> FasterRCNNConfig:
     """torchvision's ``fasterrcnn_resnet50_fpn`` (COCO: 91 classes)."""
     return FasterRCNNConfig(
         num_classes=num_classes, backbone=BackboneConfig(name="resnet50_fpn", trainable_layers=3)
+    )
+
+
+def resnet50_fpn_v2_config(num_classes: int = 91) -> FasterRCNNConfig:
+    """torchvision's ``fasterrcnn_resnet50_fpn_v2`` (COCO: 91 classes): ResNet-50 with
+    trainable batch norm, an FPN with batch norm, two 3x3 convs in the RPN head and a box
+    head of four 3x3 convs with batch norm and one fully connected layer."""
+    return FasterRCNNConfig(
+        num_classes=num_classes,
+        backbone=BackboneConfig(
+            name="resnet50_fpn_v2", trainable_layers=3, frozen_batch_norm=False
+        ),
+        rpn=RPNConfig(head_conv_depth=2),
+        roi_heads=RoIHeadsConfig(box_head="conv_fc"),
     )
 
 
@@ -144,6 +160,7 @@ def small_config(num_classes: int = 4) -> FasterRCNNConfig:
 PRESETS: dict[str, Callable[[int], FasterRCNNConfig]] = {
     "paper_vgg16": paper_vgg16_config,
     "resnet50_fpn": resnet50_fpn_config,
+    "resnet50_fpn_v2": resnet50_fpn_v2_config,
     "mobilenet_v2_fpn": mobilenet_v2_fpn_config,
     "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn_config,
     "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn_config,
@@ -165,6 +182,10 @@ def paper_vgg16(num_classes: int = 21) -> FasterRCNN:
 
 def resnet50_fpn(num_classes: int = 91) -> FasterRCNN:
     return FasterRCNN.from_config(resnet50_fpn_config(num_classes))
+
+
+def resnet50_fpn_v2(num_classes: int = 91) -> FasterRCNN:
+    return FasterRCNN.from_config(resnet50_fpn_v2_config(num_classes))
 
 
 def mobilenet_v2_fpn(num_classes: int = 91) -> FasterRCNN:

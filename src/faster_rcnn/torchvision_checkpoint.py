@@ -1,9 +1,12 @@
 """Loading torchvision Faster R-CNN checkpoints into the matching preset.
 
-The ``resnet50_fpn`` and ``mobilenet_v2_fpn`` presets have exactly the module tree of
-torchvision's ``fasterrcnn_resnet50_fpn`` and of a torchvision ``FasterRCNN`` on
-``mobilenet_backbone("mobilenet_v2", fpn=True)``, so a checkpoint of either loads with
-``strict=True`` and gives the same detections, with no torchvision installed.
+The ``resnet50_fpn``, ``resnet50_fpn_v2``, ``mobilenet_v3_large_fpn`` and
+``mobilenet_v3_large_320_fpn`` presets have exactly the module tree of torchvision's
+``fasterrcnn_resnet50_fpn``, ``fasterrcnn_resnet50_fpn_v2``,
+``fasterrcnn_mobilenet_v3_large_fpn`` and ``fasterrcnn_mobilenet_v3_large_320_fpn``, and
+``mobilenet_v2_fpn`` that of a torchvision ``FasterRCNN`` on ``mobilenet_backbone(
+"mobilenet_v2", fpn=True)``, so a checkpoint of any of them loads with ``strict=True`` and
+gives the same detections, with no torchvision installed.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def load_torchvision_checkpoint(
 
     Args:
         path: a ``.pth`` file (see :func:`read_torchvision_state_dict`).
-        preset: ``"resnet50_fpn"`` or ``"mobilenet_v2_fpn"``.
+        preset: ``"resnet50_fpn"``, ``"resnet50_fpn_v2"``, ``"mobilenet_v2_fpn"``,
+            ``"mobilenet_v3_large_fpn"`` or ``"mobilenet_v3_large_320_fpn"``.
         num_classes: classes including background; by default read from the
             checkpoint's class-score layer (91 for COCO).
 

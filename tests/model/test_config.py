@@ -55,6 +55,8 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RPNConfig(pre_nms_top_n_test=True), "pre_nms_top_n_test must be an integer"),
         (lambda: RPNConfig(allowed_border=-2), "allowed_border must be >= 0, or -1"),
         (lambda: RPNConfig(box_coder_weights=(1.0, 1.0)), "must have 4 values, got 2"),
+        (lambda: RPNConfig(head_conv_depth=0), r"head_conv_depth must be in \[1, 8\]"),
+        (lambda: RoIHeadsConfig(box_head="fc"), "box_head must be one of 'two_mlp', 'vgg16'"),
         (lambda: RoIHeadsConfig(bg_iou_thresh_lo=0.6), "bg_iou_thresh_lo.*ordered"),
         (lambda: RoIHeadsConfig(pooler="pool"), "single feature map with pooler='pool'"),
         (lambda: RoIHeadsConfig(representation_size=10**9), "representation_size must be in"),

@@ -19,6 +19,7 @@ LAYOUTS = json.loads(
 # other only in its resize and proposal counts).
 LAYOUT_OF = {
     "resnet50_fpn": "resnet50_fpn",
+    "resnet50_fpn_v2": "resnet50_fpn_v2",
     "mobilenet_v2_fpn": "mobilenet_v2_fpn",
     "mobilenet_v3_large_fpn": "mobilenet_v3_large_fpn",
     "mobilenet_v3_large_320_fpn": "mobilenet_v3_large_fpn",

@@ -1,7 +1,7 @@
 """End to end against torchvision's own detectors (random weights) for the presets that
-mirror them: ``fasterrcnn_resnet50_fpn``, a ``FasterRCNN`` on ``mobilenet_backbone(
-"mobilenet_v2", fpn=True)``, ``fasterrcnn_mobilenet_v3_large_fpn`` and
-``fasterrcnn_mobilenet_v3_large_320_fpn``.
+mirror them: ``fasterrcnn_resnet50_fpn`` and ``fasterrcnn_resnet50_fpn_v2``, a
+``FasterRCNN`` on ``mobilenet_backbone("mobilenet_v2", fpn=True)``,
+``fasterrcnn_mobilenet_v3_large_fpn`` and ``fasterrcnn_mobilenet_v3_large_320_fpn``.
 
 torchvision cannot be imported next to this project's torch, so the peer runs in its own
 environment (design.md, "Measuring"): point ``FASTER_RCNN_TORCHVISION_PYTHON`` at that
@@ -22,12 +22,14 @@ from faster_rcnn.models import (
     mobilenet_v3_large_320_fpn,
     mobilenet_v3_large_fpn,
     resnet50_fpn,
+    resnet50_fpn_v2,
 )
 
 PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
 SCRIPT = Path(__file__).parent / "torchvision_side.py"
 PRESETS = {
     "resnet50": resnet50_fpn,
+    "resnet50_fpn_v2": resnet50_fpn_v2,
     "mobilenet_v2_fpn": mobilenet_v2_fpn,
     "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn,
     "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn,

@@ -16,10 +16,21 @@ HEAD_PREFIXES = ("rpn.head.", "roi_heads.box_head.", "roi_heads.box_predictor.")
 BOX_ATOL = 1e-3  # px, detections and proposals
 SCORE_ATOL = 1e-4
 LOSS_ATOL = 1e-4
-# Relative to the largest entry of each gradient. Not tighter: a pre-activation within
-# float rounding of 0 can open a ReLU on one side only, moving a few entries (8e-5 seen
-# in fc7 of resnet50_fpn, where the mean difference is 1e-8).
-GRAD_ATOL = 2e-4
+# Relative to the largest entry of each gradient (the worst seen: 2.2e-6, the tiny model).
+GRAD_ATOL = 2e-5
+# Where the box head's fc6/fc7 output unit has a pre-activation this close to 0 (relative
+# to the layer's largest) for some RoI, the two sides may disagree on whether its ReLU is
+# open for that RoI, and so on the unit's whole gradient row: those rows are left out of
+# the gradient comparison. Two rows of fc6's 1024 in mobilenet_v3_large_fpn's record (min
+# |pre-activation| 5e-8 and 7e-8) differed by 5e-4; every other row by 2e-7 at most.
+RELU_EDGE = 3e-7
+# ... and at most this share of a layer's rows may be left out.
+MAX_EDGE_ROWS = 0.02
+# A box head with batch norm in training mode (resnet50_fpn_v2's four convs) couples all
+# RoIs of a channel through the batch statistics, so such an edge at one RoI moves the
+# whole channel's gradient: up to 1.6e-3 there, over most entries, while the predictor
+# after it and the losses agree within 1.4e-7 and 5e-10. Its gradients get this tolerance.
+GRAD_ATOL_BATCH_NORM_HEAD = 5e-3
 
 
 class ReplaySampler:
@@ -136,14 +147,41 @@ def check_eval(model: FasterRCNN, record: dict) -> dict[str, float]:
     return {key: max(worst_single[key], worst_batched[key]) for key in worst_single}
 
 
+@contextmanager
+def relu_edge_rows(model: FasterRCNN) -> Iterator[dict[str, Tensor]]:
+    """Within the block: ``{"roi_heads.box_head.fc6": (out,) bool, ...}``, the output units
+    of the box head's fully connected layers whose pre-activation came within
+    :data:`RELU_EDGE` of 0 for some RoI (filled in by the forward pass)."""
+    rows: dict[str, Tensor] = {}
+
+    def record_edges(name: str):
+        def hook(module, inputs, output: Tensor) -> None:
+            edge = RELU_EDGE * output.abs().max()
+            rows[name] = (output.detach().abs() < edge).any(dim=0)
+
+        return hook
+
+    head = model.roi_heads.box_head
+    hooks = [
+        getattr(head, fc).register_forward_hook(record_edges(f"roi_heads.box_head.{fc}"))
+        for fc in ("fc6", "fc7")
+        if isinstance(getattr(head, fc, None), torch.nn.Linear)
+    ]
+    try:
+        yield rows
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def check_train(model: FasterRCNN, record: dict) -> dict[str, float]:
     """Same four losses and head gradients, samplers replayed; the worst differences."""
     model.train()
     model.zero_grad(set_to_none=True)
-    with replayed_samplers(model, record):
+    with replayed_samplers(model, record), relu_edge_rows(model) as edge_rows:
         losses = model(record_images(record), record["targets"])
     assert set(losses) == set(record["train_losses"])
-    worst = {"loss": 0.0, "grad_relative": 0.0}
+    worst = {"loss": 0.0, "grad_relative": 0.0, "relu_edge_rows": 0}
     for name, value in record["train_losses"].items():
         ours = losses[name].detach()
         torch.testing.assert_close(
@@ -157,11 +195,23 @@ def check_train(model: FasterRCNN, record: dict) -> dict[str, float]:
         if name.startswith(HEAD_PREFIXES) and p.grad is not None
     }
     assert set(grads) == set(record["train_grads"])
+    head_norms = any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.roi_heads.box_head.modules()
+    )
     for name, theirs in record["train_grads"].items():
         scale = theirs.abs().max().clamp(min=1e-12)
         ours, theirs = grads[name] / scale, theirs / scale
+        layer = name.removesuffix(".weight").removesuffix(".bias")
+        if layer in edge_rows:
+            kept = ~edge_rows[layer]
+            assert kept.float().mean() >= 1 - MAX_EDGE_ROWS, f"{layer}: too many ReLU edges"
+            ours, theirs = ours[kept], theirs[kept]
+            worst["relu_edge_rows"] = max(worst["relu_edge_rows"], int((~kept).sum()))
+        loose = head_norms and name.startswith("roi_heads.box_head.")
+        atol = GRAD_ATOL_BATCH_NORM_HEAD if loose else GRAD_ATOL
         torch.testing.assert_close(
-            ours, theirs, atol=GRAD_ATOL, rtol=0, msg=lambda m, name=name: f"{name}: {m}"
+            ours, theirs, atol=atol, rtol=0, msg=lambda m, name=name: f"{name}: {m}"
         )
-        worst["grad_relative"] = max(worst["grad_relative"], max_abs_difference(ours, theirs))
+        key = "grad_relative_batch_norm_head" if loose else "grad_relative"
+        worst[key] = max(worst.get(key, 0.0), max_abs_difference(ours, theirs))
     return worst

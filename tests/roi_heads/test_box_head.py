@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from faster_rcnn.roi_heads.box_head import TwoMLPHead, VGG16BoxHead
+from faster_rcnn.roi_heads.box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 
 
@@ -109,3 +110,28 @@ def test_predictor_paper_init_is_gaussian_with_zero_bias() -> None:
     assert (predictor.cls_score.bias == 0).all() and (predictor.bbox_pred.bias == 0).all()
     again = FastRCNNPredictor(1024, 21, init_std=0.01, generator=torch.Generator().manual_seed(6))
     torch.testing.assert_close(again.cls_score.weight, cls_w, rtol=0, atol=0)
+
+
+def test_conv_fc_head_is_torchvisions_fastrcnn_conv_fc_head() -> None:
+    # torchvision's FastRCNNConvFCHead((C, S, S), [C] * 4, [R], norm_layer=BatchNorm2d):
+    # keys 0..3 (conv, batch norm), 4 the flatten, 5 the linear layer; convs without bias.
+    torch.manual_seed(3)
+    head = ConvFCHead(in_channels=8, output_size=3, representation_size=16).eval()
+    keys = list(head.state_dict())
+    assert keys[:6] == [
+        "0.0.weight",
+        "0.1.weight",
+        "0.1.bias",
+        "0.1.running_mean",
+        "0.1.running_var",
+        "0.1.num_batches_tracked",
+    ]
+    assert keys[-2:] == ["5.weight", "5.bias"] and "3.0.weight" in keys and "4.0.weight" not in keys
+    assert head[5].weight.shape == (16, 8 * 3 * 3)
+    x = torch.randn(5, 8, 3, 3)
+    expected = x
+    for block in list(head)[:4]:
+        conv, norm = block[0], block[1]
+        expected = torch.relu(norm(F.conv2d(expected, conv.weight, padding=1)))
+    expected = torch.relu(head[5](expected.flatten(1)))
+    torch.testing.assert_close(head(x), expected)

@@ -33,6 +33,10 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
         return VGG16Backbone(trainable_layers)
     if cfg.name == "resnet50_fpn":
         return ResNetFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
+    if cfg.name == "resnet50_fpn_v2":
+        return ResNetFPNBackbone(
+            cfg.out_channels, trainable_layers, cfg.frozen_batch_norm, nn.BatchNorm2d
+        )
     if cfg.name == "mobilenet_v2_fpn":
         return MobileNetV2FPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
     if cfg.name == "mobilenet_v3_large_fpn":

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation
+from faster_rcnn.backbones.frozen_bn import NormLayer
 
 
 class IntermediateLayerGetter(nn.ModuleDict):
@@ -80,6 +81,8 @@ class FeaturePyramidNetwork(nn.Module):
         in_channels_list: channels of each input level, finest first.
         out_channels: channels of every output level.
         extra_blocks: optional module adding levels (``LastLevelMaxPool``).
+        norm_layer: normalisation after each conv (``fasterrcnn_resnet50_fpn_v2``: batch
+            norm; the convs then have no bias), or ``None``.
     """
 
     # Version 2 wraps each conv in a Conv2dNormActivation (keys gain a ".0"); older
@@ -92,24 +95,26 @@ class FeaturePyramidNetwork(nn.Module):
         in_channels_list: list[int],
         out_channels: int,
         extra_blocks: LastLevelMaxPool | None = None,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
         if not in_channels_list or min(in_channels_list) <= 0:
             raise ValueError(f"in_channels_list must be positive, got {in_channels_list}")
         self.inner_blocks = nn.ModuleList(
-            Conv2dNormActivation(c, out_channels, 1, norm_layer=None, activation_layer=None)
+            Conv2dNormActivation(c, out_channels, 1, norm_layer=norm_layer, activation_layer=None)
             for c in in_channels_list
         )
         self.layer_blocks = nn.ModuleList(
             Conv2dNormActivation(
-                out_channels, out_channels, 3, norm_layer=None, activation_layer=None
+                out_channels, out_channels, 3, norm_layer=norm_layer, activation_layer=None
             )
             for _ in in_channels_list
         )
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_uniform_(module.weight, a=1)
-                nn.init.constant_(module.bias, 0)
+                if module.bias is not None:
+                    nn.init.constant_(module.bias, 0)
         self.extra_blocks = extra_blocks
 
     def _load_from_state_dict(
@@ -170,6 +175,7 @@ class BackboneWithFPN(nn.Module):
         return_layers: ``{layer name: output name}`` of the maps fed to the FPN, finest first.
         in_channels_list: channels of those maps.
         out_channels: FPN width; every output has this many channels.
+        fpn_norm_layer: the FPN's normalisation (see :class:`FeaturePyramidNetwork`).
 
     Attributes:
         out_channels: channels of every output map.
@@ -181,10 +187,13 @@ class BackboneWithFPN(nn.Module):
         return_layers: Mapping[str, str],
         in_channels_list: list[int],
         out_channels: int,
+        fpn_norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
         self.body = IntermediateLayerGetter(layers, return_layers)
-        self.fpn = FeaturePyramidNetwork(in_channels_list, out_channels, LastLevelMaxPool())
+        self.fpn = FeaturePyramidNetwork(
+            in_channels_list, out_channels, LastLevelMaxPool(), norm_layer=fpn_norm_layer
+        )
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:

@@ -102,10 +102,16 @@ class ResNetFPNBackbone(BackboneWithFPN):
             ``bn1`` is trained as well.
         frozen_batch_norm: ``FrozenBatchNorm2d`` (fine-tuning ImageNet weights) instead of
             ``nn.BatchNorm2d``.
+        fpn_norm_layer: the FPN's normalisation: ``None`` (``fasterrcnn_resnet50_fpn``) or
+            ``nn.BatchNorm2d`` (``fasterrcnn_resnet50_fpn_v2``).
     """
 
     def __init__(
-        self, out_channels: int = 256, trainable_layers: int = 3, frozen_batch_norm: bool = True
+        self,
+        out_channels: int = 256,
+        trainable_layers: int = 3,
+        frozen_batch_norm: bool = True,
+        fpn_norm_layer: NormLayer | None = None,
     ) -> None:
         check_trainable_layers(trainable_layers, 5, "resnet50_fpn")
         layers = resnet_layers(RESNET50_BLOCKS, batch_norm_layer(frozen_batch_norm))
@@ -114,6 +120,7 @@ class ResNetFPNBackbone(BackboneWithFPN):
             return_layers={f"layer{k}": str(k - 1) for k in range(1, 5)},
             in_channels_list=[256, 512, 1024, 2048],
             out_channels=out_channels,
+            fpn_norm_layer=fpn_norm_layer,
         )
         stem = nn.ModuleList([layers["conv1"], layers["bn1"]])
         stages = [stem, *(layers[f"layer{k}"] for k in range(1, 5))]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..backbones.conv_norm_act import Conv2dNormActivation
+
 
 class TwoMLPHead(nn.Module):
     """Two fully connected layers with ReLU, torchvision's box head for FPN models.
@@ -55,3 +57,35 @@ class VGG16BoxHead(nn.Module):
         x = x.flatten(start_dim=1)
         x = self.dropout(F.relu(self.fc6(x)))
         return self.dropout(F.relu(self.fc7(x)))
+
+
+class ConvFCHead(nn.Sequential):
+    """3x3 convs with batch norm and ReLU, then fully connected layers with ReLU:
+    torchvision's ``FastRCNNConvFCHead``, the box head of ``fasterrcnn_resnet50_fpn_v2``
+    (four convs of 256 channels, one layer of 1024). Keys ``0.0.weight`` (first conv),
+    ``0.1.*`` (its batch norm) ... ``5.weight`` (the layer after the flatten at 4). Maps
+    ``(K, C, S, S)`` pooled RoIs to ``(K, representation_size)`` features.
+
+    Args:
+        in_channels: channels of a pooled RoI (the FPN's width).
+        output_size: side of a pooled RoI (7).
+        representation_size: width of the fully connected layer.
+        num_convs: how many convs, each keeping ``in_channels`` channels.
+    """
+
+    def __init__(
+        self, in_channels: int, output_size: int, representation_size: int, num_convs: int = 4
+    ) -> None:
+        layers: list[nn.Module] = [
+            Conv2dNormActivation(in_channels, in_channels, 3, norm_layer=nn.BatchNorm2d)
+            for _ in range(num_convs)
+        ]
+        layers += [
+            nn.Flatten(),
+            nn.Linear(in_channels * output_size**2, representation_size),
+            nn.ReLU(inplace=True),
+        ]
+        super().__init__(*layers)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

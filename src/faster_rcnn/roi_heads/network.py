@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..config import FasterRCNNConfig
+from ..config import FasterRCNNConfig, RoIHeadsConfig
 from ..ops.boxes import BoxCoder
-from .box_head import TwoMLPHead, VGG16BoxHead
+from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .postprocess import postprocess_detections
@@ -68,12 +68,12 @@ class RoIHeads(nn.Module):
 
         ``roi_heads.pooler`` picks :class:`MultiScaleRoIAlign` over ``featmap_names``
         (torchvision) or :class:`SingleScaleRoIPool` over the one feature map named (the
-        paper); ``roi_heads.box_head`` picks :class:`TwoMLPHead` or :class:`VGG16BoxHead`,
+        paper); ``roi_heads.box_head`` picks :class:`TwoMLPHead`, :class:`VGG16BoxHead` or
+        :class:`ConvFCHead`,
         and ``roi_heads.predictor_init_std`` the predictor's initialisation. The pooled
         maps have ``backbone.out_channels`` channels.
         """
         cfg = config.roi_heads
-        pooled_size = config.backbone.out_channels * cfg.output_size**2
         # Built in the order pooler, head, predictor: with the global generator, the
         # layers draw their initial weights in torchvision's order.
         box_roi_pool: nn.Module
@@ -88,8 +88,7 @@ class RoIHeads(nn.Module):
             )
         else:
             box_roi_pool = SingleScaleRoIPool(cfg.featmap_names[0], cfg.output_size)
-        head_type = TwoMLPHead if cfg.box_head == "two_mlp" else VGG16BoxHead
-        box_head = head_type(pooled_size, cfg.representation_size)
+        box_head = _box_head(cfg, config.backbone.out_channels)
         box_predictor = FastRCNNPredictor(
             cfg.representation_size, config.num_classes, cfg.predictor_init_std
         )
@@ -194,3 +193,11 @@ class RoIHeads(nn.Module):
         box_features = self.box_roi_pool(features, boxes, image_shapes)
         box_features = self.box_head(box_features)
         return self.box_predictor(box_features)
+
+
+def _box_head(cfg: RoIHeadsConfig, in_channels: int) -> nn.Module:
+    """The box head ``cfg.box_head`` names, on pooled RoIs of ``in_channels`` channels."""
+    if cfg.box_head == "conv_fc":
+        return ConvFCHead(in_channels, cfg.output_size, cfg.representation_size)
+    head_type = TwoMLPHead if cfg.box_head == "two_mlp" else VGG16BoxHead
+    return head_type(in_channels * cfg.output_size**2, cfg.representation_size)

@@ -158,7 +158,11 @@ class RegionProposalNetwork(nn.Module):
         sampler_type = SAMPLERS[rpn.sampler]
         return cls(
             AnchorGenerator.from_config(config),
-            RPNHead(config.backbone.out_channels, config.anchors.num_anchors_per_location()),
+            RPNHead(
+                config.backbone.out_channels,
+                config.anchors.num_anchors_per_location(),
+                conv_depth=rpn.head_conv_depth,
+            ),
             target_creator=AnchorTargetCreator.from_config(config),
             fg_bg_sampler=sampler_type(rpn.batch_size_per_image, rpn.positive_fraction),
             box_coder=BoxCoder(rpn.box_coder_weights),
