@@ -120,25 +120,34 @@ class MobileNetFPNBackbone(BackboneWithFPN):
 
     The stages are delimited by the first block, every stride-2 block (``starts_stage``)
     and the last block; the FPN reads the first block of the second-to-last stage and the
-    last block.
+    last block. A subclass names the network (:attr:`name`) and builds its blocks
+    (:meth:`features`).
 
     Args:
-        features: the network's blocks, input side first.
-        name: the backbone's name, for errors.
         out_channels: FPN width (256 in torchvision).
-        trainable_layers: how many of the stages, counted from the top, are trained; every
-            block before them is frozen.
+        trainable_layers: how many of the 6 stages, counted from the top, are trained;
+            every block before them is frozen (torchvision's default with ImageNet
+            weights: 3).
+        frozen_batch_norm: ``FrozenBatchNorm2d`` instead of ``nn.BatchNorm2d``.
     """
 
+    name: str
+
+    @staticmethod
+    def features(norm_layer: NormLayer) -> nn.Sequential:
+        """The network's blocks, input side first."""
+        raise NotImplementedError
+
     def __init__(
-        self, features: nn.Sequential, name: str, out_channels: int, trainable_layers: int
+        self, out_channels: int = 256, trainable_layers: int = 3, frozen_batch_norm: bool = True
     ) -> None:
+        features = self.features(batch_norm_layer(frozen_batch_norm))
         stage_indices = [
             0,
             *(i for i, block in enumerate(features) if getattr(block, "starts_stage", False)),
             len(features) - 1,
         ]
-        check_trainable_layers(trainable_layers, len(stage_indices), name)
+        check_trainable_layers(trainable_layers, len(stage_indices), self.name)
         returned = stage_indices[-2:]
         super().__init__(
             OrderedDict(features.named_children()),
@@ -152,20 +161,9 @@ class MobileNetFPNBackbone(BackboneWithFPN):
 
 
 class MobileNetV2FPNBackbone(MobileNetFPNBackbone):
-    """MobileNetV2 + FPN; outputs ``"0"``, ``"1"`` (both stride 32) and ``"pool"`` (stride 64).
+    """MobileNetV2 + FPN; outputs ``"0"``, ``"1"`` (both stride 32) and ``"pool"`` (stride
+    64). The stages start at blocks 0, 2, 4, 7, 14 and 18; the FPN reads blocks 14 and 18,
+    and 3 trainable stages are blocks 7 onwards."""
 
-    The stages start at blocks 0, 2, 4, 7, 14 and 18; the FPN reads blocks 14 and 18.
-
-    Args:
-        out_channels: FPN width (256 in torchvision).
-        trainable_layers: how many of the 6 stages, counted from the top, are trained;
-            every block before them is frozen (torchvision's default with ImageNet
-            weights: 3, i.e. blocks 7 onwards).
-        frozen_batch_norm: ``FrozenBatchNorm2d`` instead of ``nn.BatchNorm2d``.
-    """
-
-    def __init__(
-        self, out_channels: int = 256, trainable_layers: int = 3, frozen_batch_norm: bool = True
-    ) -> None:
-        features = mobilenet_v2_features(batch_norm_layer(frozen_batch_norm))
-        super().__init__(features, "mobilenet_v2_fpn", out_channels, trainable_layers)
+    name = "mobilenet_v2_fpn"
+    features = staticmethod(mobilenet_v2_features)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation, init_conv_bn_
-from faster_rcnn.backbones.frozen_bn import NormLayer, batch_norm_layer
+from faster_rcnn.backbones.frozen_bn import NormLayer
 from faster_rcnn.backbones.mobilenet import MobileNetFPNBackbone
 
 
@@ -152,20 +152,8 @@ def mobilenet_v3_large_features(norm_layer: NormLayer) -> nn.Sequential:
 
 class MobileNetV3FPNBackbone(MobileNetFPNBackbone):
     """MobileNetV3-Large + FPN; outputs ``"0"``, ``"1"`` (both stride 32) and ``"pool"``
-    (stride 64).
+    (stride 64). The stages start at blocks 0, 2, 4, 7, 13 and 16; the FPN reads blocks 13
+    and 16, and 3 trainable stages are blocks 7 onwards."""
 
-    The stages start at blocks 0, 2, 4, 7, 13 and 16; the FPN reads blocks 13 and 16.
-
-    Args:
-        out_channels: FPN width (256 in torchvision).
-        trainable_layers: how many of the 6 stages, counted from the top, are trained;
-            every block before them is frozen (torchvision's default with ImageNet
-            weights: 3, i.e. blocks 7 onwards).
-        frozen_batch_norm: ``FrozenBatchNorm2d`` instead of ``nn.BatchNorm2d``.
-    """
-
-    def __init__(
-        self, out_channels: int = 256, trainable_layers: int = 3, frozen_batch_norm: bool = True
-    ) -> None:
-        features = mobilenet_v3_large_features(batch_norm_layer(frozen_batch_norm))
-        super().__init__(features, "mobilenet_v3_large_fpn", out_channels, trainable_layers)
+    name = "mobilenet_v3_large_fpn"
+    features = staticmethod(mobilenet_v3_large_features)
