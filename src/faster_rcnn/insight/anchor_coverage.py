@@ -249,11 +249,11 @@ def _measure_group(
     can matter.
 
     Two boxes whose areas differ by a factor ``r < 1`` overlap by IoU ``r`` at most. So a
-    box is measured on the levels with an anchor shape within :data:`AREA_FACTOR` of its
-    area, against the anchors of the cells whose anchors can reach it: every anchor left
-    out is below ``AREA_FACTOR`` IoU, so a best IoU found at or above it is the best, and
-    every anchor at the positive threshold is counted. The boxes whose best stays below
-    it are measured on every level, against the anchors that overlap them.
+    box is measured against each anchor shape within :data:`AREA_FACTOR` of its area, in
+    the cells whose anchor of that shape can reach it: every anchor left out is below
+    ``AREA_FACTOR`` IoU, so a best IoU found at or above it is the best, and every anchor
+    at the positive threshold is counted. The boxes whose best stays below it are
+    measured against every shape of every level, in the cells that overlap them.
     """
     floor = min(AREA_FACTOR, rpn.fg_iou_thresh)
     best, positives = torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.int64)
