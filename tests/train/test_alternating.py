@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from faster_rcnn.train.alternating import (
     train_fast_rcnn_on_proposals,
 )
 from faster_rcnn.train.rpn_only import rpn_trainer
+from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -245,9 +247,13 @@ def test_alternating_config_follows_the_paper_proportions():
     scaled = AlternatingConfig.proportional(120, base, init_seed=5)
     assert [scaled.rpn.steps, scaled.fast_rcnn.steps] == [40, 20]
     assert [scaled.rpn_finetune.steps, scaled.fast_rcnn_finetune.steps] == [40, 20]
-    # A short step warms up for a tenth of it, not for the base's 50 steps.
-    assert scaled.fast_rcnn == replace(base, steps=20, warmup_steps=2)
-    assert scaled.rpn.warmup_steps == 4
+    # A short step warms up for a tenth of it (of its planned length), not for the base's
+    # 50 steps.
+    assert scaled.fast_rcnn == replace(base, steps=20, warmup_share=10)
+    # The 40-step first step: warm-up over 4 steps, then the plain cosine.
+    rates = [learning_rate(scaled.rpn, step) for step in (3, 4)]
+    assert rates[0] < 0.001 * 0.5 * (1 + math.cos(math.pi * 3 / 40))
+    assert rates[1] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 4 / 40)))
     assert scaled.init_seed == 5
 
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from faster_rcnn.train.alternating import paper_step_config
 from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
 
@@ -60,3 +61,31 @@ def test_total_steps_overrides_the_planned_length():
     cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=0, schedule="step", lr_decay_at=(0.5,))
     assert learning_rate(cfg, 30, total_steps=60) == pytest.approx(0.01)
     assert learning_rate(cfg, 30) == pytest.approx(0.1)
+
+
+def test_warmup_share_caps_the_warmup_at_a_share_of_the_planned_run() -> None:
+    # 60 steps with a share of 10: 6 warm-up steps, not 50. A time-limited run whose plan
+    # is 1000 steps gets min(50, 100) = 50; without a share the warm-up is always 50.
+    capped = TrainConfig(
+        steps=60, lr=1.0, warmup_steps=50, warmup_factor=0.1, warmup_share=10,
+        schedule="step", lr_decay_at=(),
+    )  # fmt: skip
+    assert learning_rate(capped, 3) == pytest.approx(0.1 + 0.9 * 3 / 6)
+    assert learning_rate(capped, 6) == 1.0
+    assert learning_rate(capped, 3, total_steps=1000) == pytest.approx(0.1 + 0.9 * 3 / 50)
+    uncapped = capped.replace(warmup_share=None)
+    assert learning_rate(uncapped, 3) == pytest.approx(0.1 + 0.9 * 3 / 50)
+    # Fewer steps than the share: no warm-up at all.
+    assert learning_rate(capped.replace(steps=9), 0) == 1.0
+
+
+def test_alternating_steps_warm_up_for_a_tenth_of_their_planned_length() -> None:
+    # 355 steps split 2:1:2:1: the second step has 59, so it warms up for 5.
+    stage = paper_step_config(1, total_steps=355)
+    assert (stage.steps, stage.warmup_share, stage.schedule) == (59, 10, "cosine")
+
+    def cosine(step: int) -> float:
+        return stage.lr * 0.5 * (1 + math.cos(math.pi * step / 59))
+
+    assert learning_rate(stage, 4) == pytest.approx(cosine(4) * (0.1 + 0.9 * 4 / 5))
+    assert learning_rate(stage, 5) == pytest.approx(cosine(5))

@@ -72,14 +72,14 @@ def paper_step_config(
         total_steps: the iterations of all four steps together.
         base: every other setting (default: :class:`TrainConfig` with the lr divided by 10
             after 3/4 of each step, as in the paper); its warm-up is cut to a tenth of
-            the step where longer.
+            the step where longer (``warmup_share``).
     """
     base = base if base is not None else TrainConfig(lr_decay_at=PAPER_LR_DECAY_AT)
     steps = max(1, round(total_steps * PAPER_STEPS[index] / sum(PAPER_STEPS)))
-    # Each step warms up from scratch: at most a tenth of it, or a short step (59 of 355
-    # steps, say) spends itself warming up (benchmarks/seed_study.md).
-    warmup = min(base.warmup_steps, steps // WARMUP_SHARE)
-    return replace(base, steps=steps, warmup_steps=warmup)
+    # Each step warms up from scratch: at most a tenth of it (of its planned length, under
+    # a time budget), or a short step (59 of 355 steps, say) spends itself warming up
+    # (benchmarks/seed_study.md).
+    return replace(base, steps=steps, warmup_share=WARMUP_SHARE)
 
 
 @dataclass

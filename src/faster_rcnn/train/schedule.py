@@ -1,7 +1,8 @@
 """The learning-rate schedule: a pure function of the step, so a resumed run needs no state.
 
-A linear warm-up from ``lr * warmup_factor`` to ``lr`` over ``warmup_steps`` multiplies
-the main schedule, which is either
+A linear warm-up from ``lr * warmup_factor`` to ``lr`` over ``warmup_steps`` (at most
+``1 / warmup_share`` of the run, where a share is set) multiplies the main schedule,
+which is either
 
 - ``"step"``: ``lr``, divided by 10 at each fraction of ``steps`` in ``lr_decay_at`` (the
   paper: 0.001, then 0.0001 for the last part of training); or
@@ -25,6 +26,7 @@ class ScheduleSettings(Protocol):
     schedule: str
     warmup_steps: int
     warmup_factor: float
+    warmup_share: int | None
     lr_decay_at: tuple[float, ...]
 
 
@@ -40,6 +42,10 @@ def learning_rate(cfg: ScheduleSettings, step: int, total_steps: int | None = No
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
-    if step < cfg.warmup_steps:
-        lr *= cfg.warmup_factor + (1.0 - cfg.warmup_factor) * step / cfg.warmup_steps
+    warmup = cfg.warmup_steps
+    if cfg.warmup_share is not None:
+        # Of the run as planned now: a time-limited run's plan is re-made as it goes.
+        warmup = min(warmup, steps // cfg.warmup_share)
+    if step < warmup:
+        lr *= cfg.warmup_factor + (1.0 - cfg.warmup_factor) * step / warmup
     return lr

@@ -28,9 +28,10 @@ class TrainConfig:
 
     The paper's optimiser is SGD with momentum 0.9 and weight decay 0.0005. The learning
     rate follows ``schedule`` (see :mod:`faster_rcnn.train.schedule`): a linear warm-up
-    from ``lr * warmup_factor`` over ``warmup_steps``, then ``"step"`` (divided by 10 at
-    each fraction of ``steps`` in ``lr_decay_at``) or ``"cosine"`` (down to 0 at
-    ``steps``). ``max_seconds`` stops the run early; the schedule is then laid out over the
+    from ``lr * warmup_factor`` over ``warmup_steps`` (at most ``1 / warmup_share`` of the
+    run as planned, where a share is set: the alternating scheme's short steps), then
+    ``"step"`` (divided by 10 at each fraction of ``steps`` in ``lr_decay_at``) or
+    ``"cosine"`` (down to 0 at ``steps``). ``max_seconds`` stops the run early; the schedule is then laid out over the
     steps that fit in it (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run
     cut short still ends at its lowest learning rate. Such a run depends on the machine's
     speed: only runs without ``max_seconds`` resume bit for bit.
@@ -71,6 +72,7 @@ class TrainConfig:
     schedule: Literal["step", "cosine"] = "cosine"
     warmup_steps: int = 50
     warmup_factor: float = 0.1
+    warmup_share: int | None = None
     lr_decay_at: tuple[float, ...] = (0.7, 0.9)
     grad_clip_norm: float | None = 10.0
     max_seconds: float | None = None
@@ -92,6 +94,8 @@ class TrainConfig:
         require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
         require(self, "warmup_steps", self.warmup_steps >= 0, ">= 0")
         require(self, "warmup_factor", 0 < self.warmup_factor <= 1, "in (0, 1]")
+        share = self.warmup_share
+        require(self, "warmup_share", share is None or share >= 1, ">= 1 or None")
         require(self, "lr_decay_at", all(0 <= f <= 1 for f in self.lr_decay_at), "in [0, 1]")
         clip = self.grad_clip_norm
         require(self, "grad_clip_norm", clip is None or clip > 0, "> 0 or None")
