@@ -57,6 +57,7 @@ class Arm:
 # Every arm states its size, batch, rate and schedule, so that its results stay what they
 # were when train's defaults change. The preset's size and batch:
 _SIZE = ("--batch-size", "4", "--min-size", "800", "--max-size", "1333")
+_SIZE_1024 = ("--batch-size", "4", "--min-size", "1024", "--max-size", "1707")
 _OLD = ("--lr", "0.02", "--schedule", "step")  # train's defaults before this study
 _NEW = ("--lr", "0.01", "--schedule", "cosine")  # ... and after it
 _OLD_RATE_COSINE = ("--lr", "0.02", "--schedule", "cosine")
@@ -186,20 +187,7 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
         for scheme in SCHEMES
     ),
     # A larger input for the small class, in the same 20 CPU minutes.
-    "input_size": (
-        _ours(
-            "ours_1024",
-            "slides",
-            SLIDES_1024_OURS,
-            *_NEW,
-            "--batch-size",
-            "4",
-            "--min-size",
-            "1024",
-            "--max-size",
-            "1707",
-        ),
-    ),
+    "input_size": (_ours("ours_1024", "slides", SLIDES_1024_OURS, *_SIZE_1024, *_NEW),),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
         _ours("ours_20min_cosine", RACCOON, RACCOON_OURS, *_SIZE, *_OLD_RATE_COSINE),

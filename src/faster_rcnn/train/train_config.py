@@ -31,10 +31,11 @@ class TrainConfig:
     from ``lr * warmup_factor`` over ``warmup_steps`` (at most ``1 / warmup_share`` of the
     run as planned, where a share is set: the alternating scheme's short steps), then
     ``"step"`` (divided by 10 at each fraction of ``steps`` in ``lr_decay_at``) or
-    ``"cosine"`` (down to 0 at ``steps``). ``max_seconds`` stops the run early; the schedule is then laid out over the
-    steps that fit in it (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run
-    cut short still ends at its lowest learning rate. Such a run depends on the machine's
-    speed: only runs without ``max_seconds`` resume bit for bit.
+    ``"cosine"`` (down to 0 at ``steps``). ``max_seconds`` stops the run early; the
+    schedule is then laid out over the steps that fit in it
+    (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run cut short still ends at
+    its lowest learning rate. Such a run depends on the machine's speed: only runs without
+    ``max_seconds`` resume bit for bit.
 
     The defaults, ``lr = 0.01`` for 4 images a step and ``"cosine"``, won on both a
     crowded set with a small rare class and raccoon's one large object an image, in runs
