@@ -105,13 +105,27 @@ class AnchorGenerator(nn.Module):
             Per image, ``(sum_l H_l * W_l * A_l, 4)`` anchors in the padded image's pixels,
             on the device and in the dtype of the features (the same for every image).
         """
+        anchors = self.image_anchors(images.tensors.shape[-2:], feature_maps)
+        return [anchors] + [anchors.clone() for _ in images.image_sizes[1:]]
+
+    def image_anchors(self, padded_size: Sequence[int], feature_maps: list[Tensor]) -> Tensor:
+        """The anchors of one image of a batch padded to ``padded_size`` (``(H, W)``).
+
+        Args:
+            padded_size: the batch's padded ``(height, width)``; it sets the strides.
+            feature_maps: per level, ``(N, C, H_l, W_l)`` features, in level order.
+
+        Returns:
+            ``(sum_l H_l * W_l * A_l, 4)`` anchors in the padded image's pixels, on the
+            device and in the dtype of the features.
+        """
         if len(feature_maps) != len(self.cell_anchors):
             raise ValueError(
                 f"AnchorGenerator has anchor sizes/aspect ratios for {len(self.cell_anchors)} "
                 f"feature level(s) but received {len(feature_maps)} feature map(s); configure "
                 "one tuple of sizes and one tuple of aspect ratios per feature map"
             )
-        image_height, image_width = images.tensors.shape[-2:]
+        image_height, image_width = padded_size
         dtype, device = feature_maps[0].dtype, feature_maps[0].device
         per_level = []
         for feature_map, cell in zip(feature_maps, self.cell_anchors, strict=True):
@@ -130,7 +144,7 @@ class AnchorGenerator(nn.Module):
                     self.offset,
                 )
             )
-        return [torch.cat(per_level) for _ in images.image_sizes]
+        return torch.cat(per_level)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,297 @@
+"""The eval-mode detector as one batched graph with fixed-shape tensors, for export.
+
+:class:`DetectionGraph` computes exactly :class:`~faster_rcnn.model.FasterRCNN`'s
+detections, step for step, but on whole-batch tensors instead of per-image lists, so
+that ``torch.export`` can trace it with the batch size and the image size left symbolic.
+Where the eager model keeps a varying number of items (proposals that survive NMS,
+detections), the graph keeps a fixed number and marks the rest: a score of ``-inf``
+inside, ``label 0`` (the background, never a detection) in the output. The two
+data-dependent steps, NMS and per-level RoI pooling, are the operators of
+:mod:`faster_rcnn.export.graph_ops`.
+
+Resizing stays outside the graph (images of one batch are resized each by its own
+factor): the input is the batch the model's transform would build, before normalising
+(:func:`prepare_graph_inputs`). Normalising, padding's masking and the mapping of the
+boxes back to each original image are inside.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..model import FasterRCNN
+from ..roi_heads.pooling import LevelMapper, MultiScaleRoIAlign, setup_scales
+from ..rpn.network import concat_box_prediction_layers
+from ..transform import ImageTransform, resize_image
+from .graph_ops import nms_rows, pool_levels
+
+GRAPH_INPUTS = ("images", "image_sizes", "original_sizes")
+GRAPH_OUTPUTS = ("boxes", "scores", "labels")
+
+
+class DetectionGraph(nn.Module):
+    """A :class:`FasterRCNN` in eval mode, batched and of fixed output shape.
+
+    Args:
+        model: the detector (float32); its modules are shared, not copied, and the graph
+            (so the model) is put in eval mode.
+
+    Raises:
+        ValueError: the model is not float32.
+    """
+
+    def __init__(self, model: FasterRCNN) -> None:
+        super().__init__()
+        dtype = next(model.parameters()).dtype
+        if dtype != torch.float32:
+            raise ValueError(f"export needs a float32 model, this one is {dtype}")
+        self.model = model
+        config = model.config
+        mean, std = config.transform.image_mean, config.transform.image_std
+        self.register_buffer("image_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.eval()
+        self.pooled_names, self.spatial_scales, self.level_mapper = _pooling_levels(model)
+
+    def forward(
+        self, images: Tensor, image_sizes: Tensor, original_sizes: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Detect objects in a padded batch.
+
+        Args:
+            images: ``(N, 3, H, W)`` float32 in 0..1: each image resized as the model's
+                transform does, in the top-left corner; the rest is ignored.
+            image_sizes: ``(N, 2)`` int64 ``(height, width)`` of each resized image.
+            original_sizes: ``(N, 2)`` int64 ``(height, width)`` of each image before
+                resizing; the boxes come out in these pixels.
+
+        Returns:
+            ``(N, D, 4)`` boxes, ``(N, D)`` scores and ``(N, D)`` int64 labels,
+            ``D = detections_per_img``: per image, its detections by decreasing score,
+            then rows of label 0 and score 0.
+        """
+        features = _backbone_features(self.model, self._normalize(images, image_sizes))
+        proposals, proposal_valid = self._proposals(images, list(features.values()), image_sizes)
+        class_logits, box_regression = self._classify(features, proposals)
+        return self._detections(
+            class_logits, box_regression, proposals, proposal_valid, image_sizes, original_sizes
+        )
+
+    def _normalize(self, images: Tensor, image_sizes: Tensor) -> Tensor:
+        """``(images - mean) / std``, and 0 outside each image, as the transform pads."""
+        normalized = (images - self.image_mean) / self.image_std
+        rows = torch.arange(images.shape[-2], device=images.device)
+        cols = torch.arange(images.shape[-1], device=images.device)
+        inside = (rows.view(1, -1, 1) < image_sizes[:, 0].view(-1, 1, 1)) & (
+            cols.view(1, 1, -1) < image_sizes[:, 1].view(-1, 1, 1)
+        )
+        return torch.where(inside[:, None], normalized, torch.zeros_like(normalized))
+
+    def _proposals(
+        self, images: Tensor, feature_maps: list[Tensor], image_sizes: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """:func:`~faster_rcnn.rpn.proposals.select_proposals` on the whole batch.
+
+        Returns:
+            ``(N, P, 4)`` proposals by decreasing objectness and ``(N, P)`` bool: which are
+            real, ``P = post_nms_top_n``.
+        """
+        rpn = self.model.rpn
+        num_images = images.shape[0]
+        objectness, deltas = rpn.head(feature_maps)
+        anchors = rpn.anchor_generator.image_anchors(images.shape[-2:], feature_maps)
+        counts = [level[0].numel() for level in objectness]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        logits, candidates = _top_per_level(
+            objectness.reshape(num_images, -1), counts, rpn.pre_nms_top_n()
+        )
+        deltas = _take(deltas.reshape(num_images, -1, 4), candidates)
+        boxes = rpn.box_coder.decode_single(deltas.reshape(-1, 4), anchors[candidates].view(-1, 4))
+        boxes = _clip(boxes.view(num_images, -1, 4), image_sizes)
+        probabilities = torch.sigmoid(logits)
+        # >= as the eager model: score_thresh = 0 keeps everything.
+        keep = _large_enough(boxes, rpn.min_size) & (probabilities >= rpn.score_thresh)
+        scores = torch.where(keep, probabilities, torch.full_like(probabilities, -torch.inf))
+        # One NMS row per (image, level): levels never suppress each other.
+        rows = len(counts) * num_images
+        boxes, scores = _nms_rows(
+            boxes.view(rows, -1, 4), scores.view(rows, -1), rpn.nms_thresh, rpn.post_nms_top_n()
+        )
+        scores, order = scores.view(num_images, -1).topk(rpn.post_nms_top_n(), dim=1)
+        return _take(boxes.view(num_images, -1, 4), order), scores > -torch.inf
+
+    def _classify(self, features: dict[str, Tensor], proposals: Tensor) -> tuple[Tensor, Tensor]:
+        """Pool every proposal and run the box head and the predictor on it.
+
+        Returns:
+            ``(N * P, num_classes)`` class logits and ``(N * P, 4 * num_classes)`` deltas.
+        """
+        heads = self.model.roi_heads
+        num_images, per_image = proposals.shape[:2]
+        boxes = proposals.reshape(-1, 4)
+        image_index = torch.arange(num_images, device=boxes.device).repeat_interleave(per_image)
+        rois = torch.cat((image_index[:, None].to(boxes.dtype), boxes), dim=1)
+        if self.level_mapper is None:
+            levels = torch.zeros_like(image_index)
+        else:
+            levels = self.level_mapper([boxes])
+        pooler = heads.box_roi_pool
+        align = isinstance(pooler, MultiScaleRoIAlign)
+        pooled = pool_levels(
+            [features[name] for name in self.pooled_names],
+            rois,
+            levels,
+            self.spatial_scales,
+            pooler.output_size[0],
+            pooler.sampling_ratio if align else 0,
+            pooler.aligned if align else False,
+            not align,
+        )
+        return heads.box_predictor(heads.box_head(pooled))
+
+    def _detections(
+        self,
+        class_logits: Tensor,
+        box_regression: Tensor,
+        proposals: Tensor,
+        proposal_valid: Tensor,
+        image_sizes: Tensor,
+        original_sizes: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:func:`~faster_rcnn.roi_heads.postprocess.postprocess_detections` and the
+        transform's mapping back, on the whole batch."""
+        heads = self.model.roi_heads
+        num_images, per_image = proposals.shape[:2]
+        num_classes = class_logits.shape[-1]
+        boxes = heads.box_coder.decode_single(box_regression, proposals.reshape(-1, 4))
+        boxes = _clip(boxes.view(num_images, -1, 4), image_sizes)
+        boxes = boxes.view(num_images, per_image, num_classes, 4)[:, :, 1:]
+        scores = F.softmax(class_logits, -1).view(num_images, per_image, num_classes)[:, :, 1:]
+        keep = (
+            proposal_valid[:, :, None]
+            & (scores > heads.score_thresh)
+            & _large_enough(boxes, heads.min_box_size)
+        )
+        scores = torch.where(keep, scores, torch.full_like(scores, -torch.inf))
+        # One NMS row per (image, class): classes never suppress each other.
+        rows = num_images * (num_classes - 1)
+        limit = heads.detections_per_img
+        boxes, scores = _nms_rows(
+            boxes.transpose(1, 2).reshape(rows, per_image, 4),
+            scores.transpose(1, 2).reshape(rows, per_image),
+            heads.nms_thresh,
+            limit,
+        )
+        labels = torch.arange(1, num_classes, device=boxes.device).repeat_interleave(limit)
+        scores, order = scores.view(num_images, -1).topk(limit, dim=1)
+        found = scores > -torch.inf
+        boxes = _to_original(
+            _take(boxes.view(num_images, -1, 4), order), image_sizes, original_sizes
+        )
+        return (
+            torch.where(found[:, :, None], boxes, torch.zeros_like(boxes)),
+            torch.where(found, scores, torch.zeros_like(scores)),
+            torch.where(found, labels[order], torch.zeros_like(order)),
+        )
+
+
+def prepare_graph_inputs(
+    transform: ImageTransform, images: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The inputs of :class:`DetectionGraph` for images as :class:`FasterRCNN` takes them.
+
+    Each image is resized as ``transform`` (the model's) resizes it in eval mode and
+    placed in the top-left corner of a zero batch padded to a multiple of
+    ``size_divisible``.
+
+    Args:
+        transform: the model's transform (``model.transform``).
+        images: per image, ``float[3, H_i, W_i]`` in 0..1.
+
+    Returns:
+        ``(N, 3, H, W)`` images, ``(N, 2)`` int64 resized and original sizes.
+    """
+    resized = [resize_image(image, transform.min_size[-1], transform.max_size) for image in images]
+    return (
+        transform.batch(resized),
+        torch.tensor([image.shape[-2:] for image in resized], dtype=torch.int64),
+        torch.tensor([image.shape[-2:] for image in images], dtype=torch.int64),
+    )
+
+
+def _pooling_levels(model: FasterRCNN) -> tuple[list[str], list[float], LevelMapper | None]:
+    """The feature maps the RoI head pools from, their scales, and the level mapper
+    (``None`` for one map), inferred as the eager pooler infers them, from a probe."""
+    pooler = model.roi_heads.box_roi_pool
+    names = list(getattr(pooler, "featmap_names", None) or [pooler.featmap_name])
+    size = 512  # a multiple of every stride, so each scale is exact
+    with torch.no_grad():
+        probe = _backbone_features(model, torch.zeros(1, 3, size, size))
+    scales, mapper = setup_scales(
+        [probe[name] for name in names],
+        [(size, size)],
+        getattr(pooler, "canonical_scale", 224),
+        getattr(pooler, "canonical_level", 4),
+    )
+    return names, scales, mapper if len(names) > 1 else None
+
+
+def _backbone_features(model: FasterRCNN, images: Tensor) -> dict[str, Tensor]:
+    """The backbone's feature maps by name (a single map is named ``"0"``)."""
+    features = model.backbone(images)
+    return {"0": features} if isinstance(features, Tensor) else features
+
+
+def _top_per_level(objectness: Tensor, counts: list[int], top_n: int) -> tuple[Tensor, Tensor]:
+    """Each level's ``top_n`` best logits and their anchors, padded with ``-inf`` where a
+    level has fewer anchors: ``(N, L * top_n)`` logits and int64 indices."""
+    logits, indices, start = [], [], 0
+    for count in counts:
+        level = objectness.narrow(1, start, count)
+        values, positions = level.topk(torch.sym_min(top_n, count), dim=1)
+        missing = top_n - values.shape[1]
+        logits.append(F.pad(values, (0, missing), value=-torch.inf))
+        indices.append(F.pad(positions + start, (0, missing), value=0))
+        start += count
+    return torch.cat(logits, dim=1), torch.cat(indices, dim=1)
+
+
+def _nms_rows(
+    boxes: Tensor, scores: Tensor, iou_threshold: float, limit: int
+) -> tuple[Tensor, Tensor]:
+    """Per row, the first ``limit`` boxes NMS keeps and their scores (``-inf`` after the
+    kept ones): ``(R, limit, 4)`` and ``(R, limit)``."""
+    kept = nms_rows(boxes, scores, iou_threshold, limit)
+    found = kept >= 0
+    kept = kept.clamp(min=0)
+    kept_scores = scores.gather(1, kept)
+    return _take(boxes, kept), torch.where(
+        found, kept_scores, torch.full_like(kept_scores, -torch.inf)
+    )
+
+
+def _take(rows: Tensor, indices: Tensor) -> Tensor:
+    """``rows[n, indices[n, k]]`` for ``(N, M, 4)`` rows and ``(N, K)`` indices."""
+    return rows.gather(1, indices[:, :, None].expand(-1, -1, rows.shape[-1]))
+
+
+def _clip(boxes: Tensor, sizes: Tensor) -> Tensor:
+    """``(N, M, 4)`` boxes clipped to each image's ``(height, width)`` of ``(N, 2)``."""
+    sizes = sizes.to(boxes.dtype)
+    upper = torch.stack((sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]), dim=1)
+    return torch.minimum(boxes.clamp(min=0), upper[:, None, :])
+
+
+def _large_enough(boxes: Tensor, min_size: float) -> Tensor:
+    """Whether both sides of each box in ``(..., 4)`` are at least ``min_size``."""
+    return (boxes[..., 2] - boxes[..., 0] >= min_size) & (boxes[..., 3] - boxes[..., 1] >= min_size)
+
+
+def _to_original(boxes: Tensor, resized: Tensor, original: Tensor) -> Tensor:
+    """``(N, M, 4)`` boxes scaled from resized to original pixels and clipped there, as the
+    transform's ``postprocess`` (per-axis float32 ratios)."""
+    ratio = original.to(torch.float32) / resized.to(torch.float32)
+    ratios = torch.stack((ratio[:, 1], ratio[:, 0], ratio[:, 1], ratio[:, 0]), dim=1)
+    return _clip(boxes * ratios[:, None, :], original)

@@ -1,0 +1,101 @@
+"""The detector as an ONNX model: any batch size and image size, NMS and RoI pooling as
+ONNX's own operators (the optional ``onnx`` extra: ``onnx``, ``onnxscript``,
+``onnxruntime``).
+
+The ONNX model is :class:`~faster_rcnn.export.graph.DetectionGraph`: inputs ``images``
+``(N, 3, H, W)`` float32 in 0..1 (each image resized as the model's transform does, top
+left, any padding), ``image_sizes`` and ``original_sizes`` ``(N, 2)`` int64 (height,
+width); outputs ``boxes`` ``(N, D, 4)`` in original pixels, ``scores`` ``(N, D)`` and
+``labels`` ``(N, D)`` int64, label 0 after each image's detections. The model's config
+travels in the file's metadata, so :class:`~faster_rcnn.export.onnx_runtime.OnnxDetector`
+resizes as the model did and names the classes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..model import FasterRCNN
+from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, DetectionGraph, prepare_graph_inputs
+
+ONNX_FORMAT = "faster-rcnn-onnx/1"
+FORMAT_KEY = "faster_rcnn.format"
+CONFIG_KEY = "faster_rcnn.config"
+# RoiAlign's coordinate_transformation_mode (torchvision's aligned=False) needs opset 16.
+OPSET = 18
+ONNX_EXTRA = "pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
+
+
+def require_onnx(*modules: str) -> None:
+    """Fail with the install command when a module of the ``onnx`` extra is missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"ONNX support needs {', '.join(missing)}: {ONNX_EXTRA}")
+
+
+def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``model`` (on the CPU, float32) to the ONNX file ``path``.
+
+    The graph is traced once, on two images of different sizes, with the batch size and
+    the image size symbolic; NMS and RoI pooling are exported as operators, never traced,
+    so the file gives the eager model's detections for every input.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: the ``onnx`` extra is missing, or the model is not a float32 CPU model.
+    """
+    require_onnx("onnx", "onnxscript")
+    from .onnx_translations import translation_table
+
+    if next(model.parameters()).device.type != "cpu":
+        raise ValueError("export a CPU model (model.cpu())")
+    graph = DetectionGraph(model)
+    example = prepare_graph_inputs(model.transform, _example_images(model.transform.min_size[-1]))
+    dynamic = torch.export.Dim.DYNAMIC
+    with torch.no_grad(), _quiet_exporter():
+        program = torch.onnx.export(
+            graph,
+            example,
+            input_names=list(GRAPH_INPUTS),
+            output_names=list(GRAPH_OUTPUTS),
+            dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic}, {0: dynamic}, {0: dynamic}),
+            custom_translation_table=translation_table(),
+            opset_version=opset,
+            verbose=False,
+        )
+    program.model.metadata_props[FORMAT_KEY] = ONNX_FORMAT
+    program.model.metadata_props[CONFIG_KEY] = model.config.to_json()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(path))
+    return path
+
+
+def _example_images(min_size: int) -> list[Tensor]:
+    """Two images whose resized sizes share no side with each other or with the batch
+    size, so that the trace ties no dimension to another."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = ((min_size * 3 // 4, min_size), (min_size * 5 // 6, min_size))
+    return [torch.rand(3, *size, generator=generator) for size in sizes]
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Keep the exporter's progress lines and its notes on torchvision's operators (which
+    the graph does not use) off the console."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

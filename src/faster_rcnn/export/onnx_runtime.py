@@ -1,0 +1,69 @@
+"""Run an exported detector with ONNX Runtime, as :class:`~faster_rcnn.model.FasterRCNN`
+runs in eval mode: a list of images in, per image ``{"boxes", "labels", "scores"}`` out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..config import FasterRCNNConfig
+from ..transform import ImageTransform
+from ..validation import validate_image_sizes, validate_images
+from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, prepare_graph_inputs
+from .onnx_export import CONFIG_KEY, FORMAT_KEY, ONNX_FORMAT, require_onnx
+
+
+class OnnxDetector:
+    """An ONNX file written by :func:`~faster_rcnn.export.export_onnx`, on the CPU.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: ONNX Runtime's intra-op threads (default: its own choice).
+
+    Raises:
+        ValueError: ``onnxruntime`` is missing, or the file is not such an export.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        require_onnx("onnxruntime")
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ONNX Runtime raises its own untyped errors
+            raise ValueError(f"{path}: not an ONNX model ONNX Runtime can load ({error})") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if metadata.get(FORMAT_KEY) != ONNX_FORMAT:
+            raise ValueError(f"{path}: not a faster-rcnn ONNX export (no {ONNX_FORMAT} metadata)")
+        self.config = FasterRCNNConfig.from_json(metadata[CONFIG_KEY])
+        self.transform = ImageTransform(self.config.transform).eval()
+
+    def __call__(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+        """Detect objects.
+
+        Args:
+            images: per image, ``float[3, H_i, W_i]`` in 0..1; sizes may differ.
+
+        Returns:
+            Per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}`` in the image's
+            pixels, by decreasing score.
+        """
+        validate_images(images)
+        validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
+        inputs = prepare_graph_inputs(self.transform, [image.float().cpu() for image in images])
+        feeds = {name: tensor.numpy() for name, tensor in zip(GRAPH_INPUTS, inputs, strict=True)}
+        boxes, scores, labels = (
+            torch.from_numpy(output) for output in self.session.run(list(GRAPH_OUTPUTS), feeds)
+        )
+        found = labels > 0
+        return [
+            {"boxes": b[f], "labels": lab[f], "scores": s[f]}
+            for b, s, lab, f in zip(boxes, scores, labels, found, strict=True)
+        ]
