@@ -1,5 +1,5 @@
-"""The ``faster-rcnn`` command line: demo, data, train, evaluate, predict, anchors and
-explain.
+"""The ``faster-rcnn`` command line: demo, data, train, evaluate, predict, export, anchors
+and explain.
 
 Each command is a module here that defines its options (``add_parser``) and runs them
 (``run``) through the library's functions. User mistakes (a missing file, an unknown
@@ -22,9 +22,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..train.stops import TrainingInterrupted
-from . import anchors, data, demo, evaluate, explain, predict, train
+from . import anchors, data, demo, evaluate, explain, export, predict, train
 
-COMMANDS = (demo, data, train, evaluate, predict, anchors, explain)
+COMMANDS = (demo, data, train, evaluate, predict, export, anchors, explain)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,8 +72,17 @@ class DetectionGraph(nn.Module):
             ``D = detections_per_img``: per image, its detections by decreasing score,
             then rows of label 0 and score 0.
         """
-        features = _backbone_features(self.model, self._normalize(images, image_sizes))
-        proposals, proposal_valid = self._proposals(images, list(features.values()), image_sizes)
+        return self.detect(self._normalize(images, image_sizes), image_sizes, original_sizes)
+
+    def detect(
+        self, normalized: Tensor, image_sizes: Tensor, original_sizes: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` on a batch the model's transform has normalised and padded
+        (``ImageList.tensors``), sizes and outputs as there."""
+        features = _backbone_features(self.model, normalized)
+        proposals, proposal_valid = self._proposals(
+            normalized, list(features.values()), image_sizes
+        )
         class_logits, box_regression = self._classify(features, proposals)
         return self._detections(
             class_logits, box_regression, proposals, proposal_valid, image_sizes, original_sizes

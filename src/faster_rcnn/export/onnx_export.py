@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,9 @@ def _quiet_exporter() -> Iterator[None]:
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            # torch's own deprecation notes on its internals, nothing the user can act on.
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
     finally:
         logger.setLevel(level)

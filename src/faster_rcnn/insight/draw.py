@@ -85,15 +85,17 @@ def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50)
 def save_pictures(
     image: Tensor,
     detections: dict[str, Tensor],
-    proposals: dict[str, Tensor],
+    proposals: dict[str, Tensor] | None,
     class_names: Sequence[str],
     stem: Path,
     score_threshold: float = 0.5,
     suffix: str = "_detections",
 ) -> None:
-    """Write ``<stem><suffix>.png`` (:func:`draw_detections`) and ``<stem>_proposals.png``
-    (:func:`draw_proposals`) of one image; the tensors may be on any device."""
+    """Write ``<stem><suffix>.png`` (:func:`draw_detections`) and, given proposals,
+    ``<stem>_proposals.png`` (:func:`draw_proposals`) of one image; the tensors may be on
+    any device."""
     det = {k: v.cpu() for k, v in detections.items()}
-    props = {k: v.cpu() for k, v in proposals.items()}
     draw_detections(image.cpu(), det, class_names, score_threshold).save(f"{stem}{suffix}.png")
-    draw_proposals(image.cpu(), props).save(f"{stem}_proposals.png")
+    if proposals is not None:
+        props = {k: v.cpu() for k, v in proposals.items()}
+        draw_proposals(image.cpu(), props).save(f"{stem}_proposals.png")

@@ -1,0 +1,37 @@
+"""``faster-rcnn export``: a trained model as an ONNX file that ONNX Runtime runs with any
+batch size and image size (``predict --onnx`` runs it)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..export import export_onnx
+from ..train.checkpoint import load_model
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "export",
+        help="write a model as ONNX (any batch and image size; NMS and RoIAlign as ONNX ops)",
+        description="Inputs: images (N, 3, H, W) float32 in 0..1, each resized as the model "
+        "resizes it, top left; image_sizes and original_sizes (N, 2) int64 (height, width). "
+        "Outputs: boxes (N, D, 4) in original pixels, scores (N, D), labels (N, D) int64, "
+        "label 0 after each image's detections. The model's config is in the file's "
+        "metadata. Needs the onnx extra: pip install -e '.[onnx]'.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    parser.add_argument("--format", choices=["onnx"], default="onnx")
+    parser.add_argument("--out", type=Path, help="the file to write (default: MODEL.onnx)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    out = args.out or args.model.with_suffix(".onnx")
+    start = time.perf_counter()
+    export_onnx(model, out)
+    size = out.stat().st_size / 2**20
+    print(f"{args.model} -> {out} ({size:.1f} MiB, {time.perf_counter() - start:.0f} s)")
+    return 0

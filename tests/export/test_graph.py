@@ -1,0 +1,110 @@
+"""DetectionGraph: the eager detector's detections, batched and of fixed shape.
+
+Fed the batch the eager transform builds, the graph must give the eager detections bit for
+bit: every step is the same arithmetic on the same values, only batched. From raw resized
+images (normalised inside the graph, after resizing rather than before) it agrees to float
+noise.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from spread_models import images_of_sizes, small_detector, spread_scores
+
+from faster_rcnn import FasterRCNN, FasterRCNNConfig, models
+from faster_rcnn.export import DetectionGraph, prepare_graph_inputs
+from faster_rcnn.export.graph_ops import nms_rows
+from faster_rcnn.models import paper_vgg16_config
+from faster_rcnn.ops import nms
+
+SIZES = [(240, 320), (300, 200), (100, 400)]
+
+
+def _smaller(config: FasterRCNNConfig) -> FasterRCNN:
+    """The preset at a third of its image size (VGG-16 at 600 px is slow on a CPU)."""
+    return FasterRCNN.from_config(config.replace(transform={"min_size": (208,), "max_size": 320}))
+
+
+def _eager_and_graph(model, images):
+    graph = DetectionGraph(model)
+    with torch.no_grad():
+        eager = model(images)
+        batch = model.prepare_batch(images)
+        sizes = torch.tensor(batch.images.image_sizes)
+        originals = torch.tensor(batch.original_sizes)
+        exact = graph.detect(batch.images.tensors, sizes, originals)
+        from_raw = graph(*prepare_graph_inputs(model.transform, images))
+    return eager, exact, from_raw
+
+
+def _unpadded(outputs, image):
+    boxes, scores, labels = (output[image] for output in outputs)
+    found = labels > 0
+    return {"boxes": boxes[found], "scores": scores[found], "labels": labels[found]}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        small_detector,
+        lambda: spread_scores(models.mobilenet_v3_large_320_fpn(5), reinit_backbone=True),
+        lambda: spread_scores(_smaller(paper_vgg16_config(5)), reinit_backbone=True),
+    ],
+    ids=["small", "mobilenet_v3_large_320_fpn", "paper_vgg16_roi_pool"],
+)
+def test_graph_gives_the_eager_detections_bit_for_bit(make):
+    torch.manual_seed(0)
+    model = make()
+    eager, exact, from_raw = _eager_and_graph(model, images_of_sizes(SIZES))
+    assert sum(len(d["scores"]) for d in eager) > 0
+    for image, expected in enumerate(eager):
+        got = _unpadded(exact, image)
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(got[key], expected[key]), (image, key)
+        close = _unpadded(from_raw, image)
+        assert torch.equal(close["labels"], expected["labels"])
+        torch.testing.assert_close(close["scores"], expected["scores"], atol=1e-4, rtol=0)
+
+
+def test_padding_rows_are_label_zero_and_score_zero():
+    model = small_detector()
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.bias[0] += 8  # background wins mostly
+        boxes, scores, labels = DetectionGraph(model)(
+            *prepare_graph_inputs(model.transform, images_of_sizes(SIZES))
+        )
+        eager = model(images_of_sizes(SIZES))
+    limit = model.config.roi_heads.detections_per_img
+    assert boxes.shape == (3, limit, 4) and scores.shape == labels.shape == (3, limit)
+    for image, expected in enumerate(eager):
+        found = int((labels[image] > 0).sum())
+        assert found == len(expected["scores"]) < limit
+        assert (labels[image, found:] == 0).all() and (scores[image, found:] == 0).all()
+        assert (boxes[image, found:] == 0).all()
+
+
+def test_no_detections_at_all_gives_all_padding():
+    model = small_detector()
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.bias[0] += 100
+        _, scores, labels = DetectionGraph(model)(
+            *prepare_graph_inputs(model.transform, images_of_sizes(SIZES))
+        )
+    assert (labels == 0).all() and (scores == 0).all()
+
+
+def test_nms_rows_keeps_the_greedy_choice_of_every_row():
+    # A chain: each box overlaps the next above the threshold, not the one after.
+    chain = torch.tensor([[0.0, 0, 10, 10], [6, 0, 16, 10], [12, 0, 22, 10], [18, 0, 28, 10]])
+    boxes = torch.stack((chain, chain + 100.0))
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.6], [0.5, -torch.inf, 0.7, 0.6]])
+    kept = nms_rows(boxes, scores, 0.2, 3)
+    assert nms(chain, scores[0], 0.2).tolist() == [0, 2]
+    # Row 2 without its second box: 2 beats 3 and 0 is apart from both.
+    assert kept.tolist() == [[0, 2, -1], [2, 0, -1]]
+
+
+def test_graph_refuses_a_float64_model():
+    with pytest.raises(ValueError, match="float32"):
+        DetectionGraph(models.small(3).double())
