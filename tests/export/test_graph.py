@@ -15,7 +15,7 @@ from spread_models import images_of_sizes, small_detector, spread_scores
 from faster_rcnn import FasterRCNN, FasterRCNNConfig, models
 from faster_rcnn.export import DetectionGraph, prepare_graph_inputs
 from faster_rcnn.export.graph_ops import nms_rows
-from faster_rcnn.models import paper_vgg16_config
+from faster_rcnn.models import paper_vgg16_config, small_config
 from faster_rcnn.ops import nms
 
 SIZES = [(240, 320), (300, 200), (100, 400)]
@@ -65,6 +65,20 @@ def test_graph_gives_the_eager_detections_bit_for_bit(make):
         close = _unpadded(from_raw, image)
         assert torch.equal(close["labels"], expected["labels"])
         torch.testing.assert_close(close["scores"], expected["scores"], atol=1e-4, rtol=0)
+
+
+def test_levels_with_fewer_anchors_than_the_pre_nms_limit_are_padded_not_filled():
+    # 20,000 a level is more than any level of these images has, and every survivor of NMS
+    # is kept: a padding entry let through would be an extra proposal.
+    config = small_config(4).replace(
+        rpn={"pre_nms_top_n_test": 20000, "post_nms_top_n_test": 20000}
+    )
+    torch.manual_seed(0)
+    model = spread_scores(FasterRCNN.from_config(config))
+    eager, exact, _ = _eager_and_graph(model, images_of_sizes(SIZES[:2]))
+    for image, expected in enumerate(eager):
+        got = _unpadded(exact, image)
+        assert all(torch.equal(got[key], expected[key]) for key in got)
 
 
 def test_padding_rows_are_label_zero_and_score_zero():

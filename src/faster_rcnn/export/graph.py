@@ -120,8 +120,13 @@ class DetectionGraph(nn.Module):
         boxes = rpn.box_coder.decode_single(deltas.reshape(-1, 4), anchors[candidates].view(-1, 4))
         boxes = _clip(boxes.view(num_images, -1, 4), image_sizes)
         probabilities = torch.sigmoid(logits)
-        # >= as the eager model: score_thresh = 0 keeps everything.
-        keep = _large_enough(boxes, rpn.min_size) & (probabilities >= rpn.score_thresh)
+        # >= as the eager model: score_thresh = 0 keeps every real candidate (a level's
+        # padding has logit -inf, probability 0).
+        keep = (
+            (logits > -torch.inf)
+            & _large_enough(boxes, rpn.min_size)
+            & (probabilities >= rpn.score_thresh)
+        )
         scores = torch.where(keep, probabilities, torch.full_like(probabilities, -torch.inf))
         # One NMS row per (image, level): levels never suppress each other.
         rows = len(counts) * num_images

@@ -1,0 +1,213 @@
+"""ONNX Runtime against eager PyTorch, ours and torchvision's, with the same weights.
+
+    /work/tvenv/bin/python benchmarks/bench_onnx.py [--presets ...] [--rounds 3] [--repeats 5]
+
+Run it in torchvision's environment with this package installed there (``pip install
+--no-deps -e .`` plus the onnx extra), so that both eager detectors run on the same torch.
+For each preset, torchvision's randomly initialised detector (seed 0) is saved and loaded
+into ours; each side is exported with its own exporter (torchvision's documented path:
+the TorchScript-based exporter, opset 11); then four arms are timed on one image:
+eager ours, ONNX ours (``OnnxDetector``: our resizing in torch, then the session),
+eager torchvision and ONNX torchvision (resizing inside its graph). Every timing runs in a
+fresh process, the arms alternate round by round, and each process reports the median of
+``--repeats`` calls after one warm-up; the record keeps the median and the range over the
+rounds. An arm that cannot run (an export that fails) is recorded with its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+ARMS = ("ours_eager", "ours_onnx", "torchvision_eager", "torchvision_onnx")
+TORCHVISION_BUILDERS = {
+    "resnet50_fpn": "fasterrcnn_resnet50_fpn",
+    "mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn",
+    "mobilenet_v3_large_320_fpn": "fasterrcnn_mobilenet_v3_large_320_fpn",
+}
+IMAGE_SIZE = (480, 640)
+RESULTS = Path(__file__).parent / "results" / "bench_onnx.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=list(TORCHVISION_BUILDERS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--worker", nargs=3, metavar=("ARM", "PRESET", "FOLDER"))
+    args = parser.parse_args()
+    if args.worker:
+        arm, preset, folder = args.worker
+        print(json.dumps(time_arm(arm, preset, Path(folder), args.repeats)))
+        return
+    record = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "versions": _versions(),
+        "image": list(IMAGE_SIZE),
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "presets": {},
+    }
+    with tempfile.TemporaryDirectory() as temporary:
+        for preset in args.presets:
+            folder = Path(temporary) / preset
+            record["presets"][preset] = measure_preset(preset, folder, args)
+            print(json.dumps({preset: record["presets"][preset]}, indent=1), flush=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"-> {args.results}")
+
+
+def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
+    """Export both sides, then time the four arms, alternating, in fresh processes."""
+    folder.mkdir(parents=True)
+    exports = prepare(preset, folder)
+    medians: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    errors: dict[str, str] = {}
+    for _ in range(args.rounds):
+        for arm in ARMS:
+            if arm in errors or exports.get(arm) is False:
+                continue
+            worker = [sys.executable, __file__, "--worker", arm, preset, str(folder)]
+            done = subprocess.run(
+                [*worker, "--repeats", str(args.repeats)], capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                errors[arm] = done.stderr.strip().splitlines()[-1]
+                continue
+            medians[arm].append(json.loads(done.stdout.splitlines()[-1])["seconds"])
+    result = {"export_seconds": exports["seconds"], "errors": {**exports["errors"], **errors}}
+    for arm, values in medians.items():
+        if values:
+            result[arm] = {
+                "median_s": round(statistics.median(values), 4),
+                "min_s": round(min(values), 4),
+                "max_s": round(max(values), 4),
+            }
+    for slower, faster in (
+        ("ours_eager", "ours_onnx"),
+        ("torchvision_eager", "ours_eager"),
+        ("torchvision_onnx", "ours_onnx"),
+        ("torchvision_onnx", "torchvision_eager"),
+    ):
+        if slower in result and faster in result:
+            ratio = result[slower]["median_s"] / result[faster]["median_s"]
+            result[f"{slower}_over_{faster}"] = round(ratio, 3)
+    return result
+
+
+def prepare(preset: str, folder: Path) -> dict:
+    """torchvision's random detector saved and exported; ours loaded from it and exported."""
+    import torchvision
+
+    from faster_rcnn import load_torchvision_checkpoint
+    from faster_rcnn.export import export_onnx
+
+    torch.manual_seed(0)
+    builder = getattr(torchvision.models.detection, TORCHVISION_BUILDERS[preset])
+    theirs = builder(weights=None, weights_backbone=None).eval()
+    torch.save(theirs.state_dict(), folder / "torchvision.pth")
+    seconds, errors = {}, {}
+    start = time.perf_counter()
+    export_onnx(
+        load_torchvision_checkpoint(folder / "torchvision.pth", preset), folder / "ours.onnx"
+    )
+    seconds["ours"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    try:
+        torch.onnx.export(
+            theirs,
+            ([_image()],),
+            str(folder / "torchvision.onnx"),
+            opset_version=11,
+            dynamo=False,
+            input_names=["images"],
+            output_names=["boxes", "labels", "scores"],
+            dynamic_axes={"images": [1, 2], "boxes": [0], "labels": [0], "scores": [0]},
+        )
+        seconds["torchvision"] = round(time.perf_counter() - start, 1)
+    except Exception as error:  # whatever the exporter raises is the finding
+        errors["torchvision_onnx"] = f"export failed: {type(error).__name__}: {error}"[:300]
+    return {
+        "seconds": seconds,
+        "errors": errors,
+        "torchvision_onnx": "torchvision_onnx" not in errors,
+    }
+
+
+def time_arm(arm: str, preset: str, folder: Path, repeats: int) -> dict:
+    """Median seconds of ``repeats`` calls of one arm on the benchmark image."""
+    image = _image()
+    if arm == "ours_eager":
+        from faster_rcnn import load_torchvision_checkpoint
+
+        model = load_torchvision_checkpoint(folder / "torchvision.pth", preset)
+        run = _no_grad(lambda: model([image]))
+    elif arm == "ours_onnx":
+        from faster_rcnn.export import OnnxDetector
+
+        detector = OnnxDetector(folder / "ours.onnx")
+        run = lambda: detector([image])  # noqa: E731
+    elif arm == "torchvision_eager":
+        import torchvision
+
+        builder = getattr(torchvision.models.detection, TORCHVISION_BUILDERS[preset])
+        model = builder(weights=None, weights_backbone=None).eval()
+        model.load_state_dict(torch.load(folder / "torchvision.pth"))
+        run = _no_grad(lambda: model([image]))
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(
+            str(folder / "torchvision.onnx"), providers=["CPUExecutionProvider"]
+        )
+        feed = {session.get_inputs()[0].name: image.numpy()}
+        run = lambda: session.run(None, feed)  # noqa: E731
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times)}
+
+
+def _no_grad(fn):
+    def run():
+        with torch.inference_mode():
+            return fn()
+
+    return run
+
+
+def _image() -> torch.Tensor:
+    return torch.rand(3, *IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+
+
+def _versions() -> dict:
+    import onnxruntime
+
+    versions = {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+    try:
+        import torchvision
+
+        versions["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+if __name__ == "__main__":
+    main()
