@@ -68,15 +68,34 @@ def test_graph_gives_the_eager_detections_bit_for_bit(make):
 
 
 def test_levels_with_fewer_anchors_than_the_pre_nms_limit_are_padded_not_filled():
-    # 20,000 a level is more than any level of these images has, and every survivor of NMS
-    # is kept: a padding entry let through would be an extra proposal.
+    # 20,000 a level is more than the coarser levels have (6720 anchors and fewer), and
+    # every survivor of NMS is kept: a padding entry let through would be one more proposal.
     config = small_config(4).replace(
         rpn={"pre_nms_top_n_test": 20000, "post_nms_top_n_test": 20000}
     )
     torch.manual_seed(0)
     model = spread_scores(FasterRCNN.from_config(config))
+    graph = DetectionGraph(model)
+    with torch.no_grad():
+        batch = model.prepare_batch(images_of_sizes(SIZES[:2]))
+        features = model.features(batch.images)
+        expected, _ = model.rpn.propose(batch.images, features)
+        sizes = torch.tensor(batch.images.image_sizes)
+        proposals, real = graph._proposals(batch.images.tensors, list(features.values()), sizes)
+    for image, boxes in enumerate(expected):
+        assert torch.equal(proposals[image][real[image]], boxes)
+
+
+def test_equal_scores_are_ordered_as_the_eager_model_orders_them():
+    # Every RoI gets the same class scores, so all detections tie: the eager model lists
+    # them by proposal, then by class, and so must the graph.
+    model = small_detector()
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.weight.zero_()
+        model.roi_heads.box_predictor.cls_score.bias.copy_(torch.tensor([0.0, 1, 1, 1]))
     eager, exact, _ = _eager_and_graph(model, images_of_sizes(SIZES[:2]))
     for image, expected in enumerate(eager):
+        assert len(expected["scores"].unique()) == 1 and len(expected["labels"].unique()) > 1
         got = _unpadded(exact, image)
         assert all(torch.equal(got[key], expected[key]) for key in got)
 

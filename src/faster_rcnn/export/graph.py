@@ -130,10 +130,14 @@ class DetectionGraph(nn.Module):
         scores = torch.where(keep, probabilities, torch.full_like(probabilities, -torch.inf))
         # One NMS row per (image, level): levels never suppress each other.
         rows = len(counts) * num_images
-        boxes, scores = _nms_rows(
-            boxes.view(rows, -1, 4), scores.view(rows, -1), rpn.nms_thresh, rpn.post_nms_top_n()
+        limit = rpn.post_nms_top_n()
+        _, boxes, scores = _nms_rows(
+            boxes.view(rows, -1, 4), scores.view(rows, -1), rpn.nms_thresh, limit
         )
-        scores, order = scores.view(num_images, -1).topk(rpn.post_nms_top_n(), dim=1)
+        # Levels in order, each by decreasing score: a stable sort breaks ties by level and
+        # then by place, as the eager model's sort by anchor index does.
+        scores, order = scores.view(num_images, -1).sort(dim=1, descending=True, stable=True)
+        order, scores = order[:, :limit], scores[:, :limit]
         return _take(boxes.view(num_images, -1, 4), order), scores > -torch.inf
 
     def _classify(self, features: dict[str, Tensor], proposals: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,14 +196,20 @@ class DetectionGraph(nn.Module):
         # One NMS row per (image, class): classes never suppress each other.
         rows = num_images * (num_classes - 1)
         limit = heads.detections_per_img
-        boxes, scores = _nms_rows(
+        kept, boxes, scores = _nms_rows(
             boxes.transpose(1, 2).reshape(rows, per_image, 4),
             scores.transpose(1, 2).reshape(rows, per_image),
             heads.nms_thresh,
             limit,
         )
         labels = torch.arange(1, num_classes, device=boxes.device).repeat_interleave(limit)
-        scores, order = scores.view(num_images, -1).topk(limit, dim=1)
+        # Equal scores in the eager model's order: by proposal, then by class.
+        eager_index = kept.view(num_images, -1) * (num_classes - 1) + labels - 1
+        order = eager_index.sort(dim=1, stable=True).indices
+        scores, by_score = (
+            scores.view(num_images, -1).gather(1, order).sort(dim=1, descending=True, stable=True)
+        )
+        order, scores = order.gather(1, by_score[:, :limit]), scores[:, :limit]
         found = scores > -torch.inf
         boxes = _to_original(
             _take(boxes.view(num_images, -1, 4), order), image_sizes, original_sizes
@@ -274,15 +284,18 @@ def _top_per_level(objectness: Tensor, counts: list[int], top_n: int) -> tuple[T
 
 def _nms_rows(
     boxes: Tensor, scores: Tensor, iou_threshold: float, limit: int
-) -> tuple[Tensor, Tensor]:
-    """Per row, the first ``limit`` boxes NMS keeps and their scores (``-inf`` after the
-    kept ones): ``(R, limit, 4)`` and ``(R, limit)``."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row, the first ``limit`` boxes NMS keeps: their indices (``-1`` after the kept
+    ones), boxes and scores (``-inf`` after the kept ones); ``(R, limit)``,
+    ``(R, limit, 4)`` and ``(R, limit)``."""
     kept = nms_rows(boxes, scores, iou_threshold, limit)
     found = kept >= 0
-    kept = kept.clamp(min=0)
-    kept_scores = scores.gather(1, kept)
-    return _take(boxes, kept), torch.where(
-        found, kept_scores, torch.full_like(kept_scores, -torch.inf)
+    index = kept.clamp(min=0)
+    kept_scores = scores.gather(1, index)
+    return (
+        kept,
+        _take(boxes, index),
+        torch.where(found, kept_scores, torch.full_like(kept_scores, -torch.inf)),
     )
 
 

@@ -2,8 +2,9 @@
 
 Each function builds, from ONNX's standard operators, a subgraph that computes what the
 PyTorch operator computes: ``NonMaxSuppression`` for greedy NMS, ``RoiAlign`` /
-``MaxRoiPool`` level by level for the pooling. The ONNX exporter calls them with its own
-symbolic tensors (``custom_translation_table`` of ``torch.onnx.export``).
+``MaxRoiPool`` level by level for the pooling, ``TopK`` for a stable sort. The ONNX
+exporter calls them with its own symbolic tensors (``custom_translation_table`` of
+``torch.onnx.export``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,15 @@ def pool_levels(
     return pooled
 
 
+def stable_sort(
+    values: Any, stable: bool | None = None, dim: int = -1, descending: bool = False
+) -> tuple[Any, Any]:
+    """``aten::sort.stable`` (the exporter has none): ``TopK`` over the whole axis, which
+    ONNX defines to list equal values by increasing index, so stable either way."""
+    length = op.Shape(values, start=dim, end=dim + 1 if dim != -1 else None)
+    return op.TopK(values, length, axis=dim, largest=int(descending), sorted=1)
+
+
 def _ints(*values: int) -> Any:
     return op.Constant(value_ints=list(values))
 
@@ -126,4 +136,5 @@ def translation_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     return {
         torch.ops.faster_rcnn.nms_rows.default: nms_rows,
         torch.ops.faster_rcnn.pool_levels.default: pool_levels,
+        torch.ops.aten.sort.stable: stable_sort,
     }
