@@ -78,6 +78,9 @@ class FasterRCNN(nn.Module):
         self.backbone = backbone
         self.rpn = RegionProposalNetwork.from_config(config)
         self.roi_heads = RoIHeads.from_config(config)
+        # Set by faster_rcnn.fast_inference.optimize_for_inference.
+        self.memory_format = torch.contiguous_format
+        self.inference_only = False
 
     @property
     def config(self) -> FasterRCNNConfig:
@@ -159,7 +162,7 @@ class FasterRCNN(nn.Module):
 
     def features(self, images: ImageList) -> dict[str, Tensor]:
         """The backbone's feature maps of a prepared batch, as an ordered dict."""
-        features = self.backbone(images.tensors)
+        features = self.backbone(images.tensors.contiguous(memory_format=self.memory_format))
         if isinstance(features, Tensor):
             return OrderedDict([("0", features)])
         return features

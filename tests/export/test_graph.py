@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from spread_models import images_of_sizes, small_detector, spread_scores
 
 from faster_rcnn import FasterRCNN, FasterRCNNConfig, models
 from faster_rcnn.export import DetectionGraph, prepare_graph_inputs
 from faster_rcnn.export.graph_ops import nms_rows
 from faster_rcnn.models import paper_vgg16_config, small_config
 from faster_rcnn.ops import nms
+from spread_models import images_of_sizes, small_detector, spread_scores
 
 SIZES = [(240, 320), (300, 200), (100, 400)]
 

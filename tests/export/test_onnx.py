@@ -12,7 +12,6 @@ import json
 
 import pytest
 import torch
-from spread_models import images_of_sizes, small_detector, spread_scores
 
 from faster_rcnn import models
 from faster_rcnn.cli import main
@@ -20,6 +19,7 @@ from faster_rcnn.export import OnnxDetector, export_onnx
 from faster_rcnn.export.graph_ops import nms_rows, pool_levels
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.train.checkpoint import save_model
+from spread_models import images_of_sizes, small_detector, spread_scores
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),

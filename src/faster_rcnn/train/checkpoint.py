@@ -50,6 +50,11 @@ def save_model(model: FasterRCNN, path: str | Path) -> None:
     Tensors that share storage are written once (``safetensors.torch.save_model``); a
     model in ``channels_last`` memory format is written in the standard layout.
     """
+    if model.inference_only:
+        raise ValueError(
+            "this model was rewritten for inference (its batch norms are folded): "
+            "save the model it was made from"
+        )
     metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
     with atomic_write(Path(path)) as temporary:
         safetensors.torch.save_model(

@@ -1,13 +1,15 @@
-"""ONNX Runtime against eager PyTorch, ours and torchvision's, with the same weights.
+"""End-to-end inference, ours and torchvision's, eager and ONNX, with the same weights.
 
-    /work/tvenv/bin/python benchmarks/bench_onnx.py [--presets ...] [--rounds 3] [--repeats 5]
+    /work/tvenv/bin/python benchmarks/bench_end_to_end.py [--presets ...] [--arms ...]
+        [--rounds 3] [--repeats 5]
 
 Run it in torchvision's environment with this package installed there (``pip install
 --no-deps -e .`` plus the onnx extra), so that both eager detectors run on the same torch.
 For each preset, torchvision's randomly initialised detector (seed 0) is saved and loaded
 into ours; each side is exported with its own exporter (torchvision's documented path:
-the TorchScript-based exporter, opset 11); then four arms are timed on one image:
-eager ours, ONNX ours (``OnnxDetector``: our resizing in torch, then the session),
+the TorchScript-based exporter, opset 11); then the arms are timed on one image:
+eager ours, eager ours after ``optimize_for_inference`` (batch norms folded,
+channels-last), ONNX ours (``OnnxDetector``: our resizing in torch, then the session),
 eager torchvision and ONNX torchvision (resizing inside its graph). Every timing runs in a
 fresh process, the arms alternate round by round, and each process reports the median of
 ``--repeats`` calls after one warm-up; the record keeps the median and the range over the
@@ -29,19 +31,20 @@ from pathlib import Path
 
 import torch
 
-ARMS = ("ours_eager", "ours_onnx", "torchvision_eager", "torchvision_onnx")
+ARMS = ("ours_eager", "ours_fast", "ours_onnx", "torchvision_eager", "torchvision_onnx")
 TORCHVISION_BUILDERS = {
     "resnet50_fpn": "fasterrcnn_resnet50_fpn",
     "mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn",
     "mobilenet_v3_large_320_fpn": "fasterrcnn_mobilenet_v3_large_320_fpn",
 }
 IMAGE_SIZE = (480, 640)
-RESULTS = Path(__file__).parent / "results" / "bench_onnx.json"
+RESULTS = Path(__file__).parent / "results" / "bench_end_to_end.json"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(TORCHVISION_BUILDERS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -73,11 +76,11 @@ def main() -> None:
 def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
     """Export both sides, then time the four arms, alternating, in fresh processes."""
     folder.mkdir(parents=True)
-    exports = prepare(preset, folder)
-    medians: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    exports = prepare(preset, folder, args.arms)
+    medians: dict[str, list[float]] = {arm: [] for arm in args.arms}
     errors: dict[str, str] = {}
     for _ in range(args.rounds):
-        for arm in ARMS:
+        for arm in args.arms:
             if arm in errors or exports.get(arm) is False:
                 continue
             worker = [sys.executable, __file__, "--worker", arm, preset, str(folder)]
@@ -97,7 +100,9 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
                 "max_s": round(max(values), 4),
             }
     for slower, faster in (
+        ("ours_eager", "ours_fast"),
         ("ours_eager", "ours_onnx"),
+        ("torchvision_eager", "ours_fast"),
         ("torchvision_eager", "ours_eager"),
         ("torchvision_onnx", "ours_onnx"),
         ("torchvision_onnx", "torchvision_eager"),
@@ -108,8 +113,8 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-def prepare(preset: str, folder: Path) -> dict:
-    """torchvision's random detector saved and exported; ours loaded from it and exported."""
+def prepare(preset: str, folder: Path, arms: list[str]) -> dict:
+    """torchvision's random detector saved; each side exported where an arm needs it."""
     import torchvision
 
     from faster_rcnn import load_torchvision_checkpoint
@@ -120,26 +125,27 @@ def prepare(preset: str, folder: Path) -> dict:
     theirs = builder(weights=None, weights_backbone=None).eval()
     torch.save(theirs.state_dict(), folder / "torchvision.pth")
     seconds, errors = {}, {}
-    start = time.perf_counter()
-    export_onnx(
-        load_torchvision_checkpoint(folder / "torchvision.pth", preset), folder / "ours.onnx"
-    )
-    seconds["ours"] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    try:
-        torch.onnx.export(
-            theirs,
-            ([_image()],),
-            str(folder / "torchvision.onnx"),
-            opset_version=11,
-            dynamo=False,
-            input_names=["images"],
-            output_names=["boxes", "labels", "scores"],
-            dynamic_axes={"images": [1, 2], "boxes": [0], "labels": [0], "scores": [0]},
-        )
-        seconds["torchvision"] = round(time.perf_counter() - start, 1)
-    except Exception as error:  # whatever the exporter raises is the finding
-        errors["torchvision_onnx"] = f"export failed: {type(error).__name__}: {error}"[:300]
+    if "ours_onnx" in arms:
+        start = time.perf_counter()
+        ours = load_torchvision_checkpoint(folder / "torchvision.pth", preset)
+        export_onnx(ours, folder / "ours.onnx")
+        seconds["ours"] = round(time.perf_counter() - start, 1)
+    if "torchvision_onnx" in arms:
+        start = time.perf_counter()
+        try:
+            torch.onnx.export(
+                theirs,
+                ([_image()],),
+                str(folder / "torchvision.onnx"),
+                opset_version=11,
+                dynamo=False,
+                input_names=["images"],
+                output_names=["boxes", "labels", "scores"],
+                dynamic_axes={"images": [1, 2], "boxes": [0], "labels": [0], "scores": [0]},
+            )
+            seconds["torchvision"] = round(time.perf_counter() - start, 1)
+        except Exception as error:  # whatever the exporter raises is the finding
+            errors["torchvision_onnx"] = f"export failed: {type(error).__name__}: {error}"[:300]
     return {
         "seconds": seconds,
         "errors": errors,
@@ -150,10 +156,13 @@ def prepare(preset: str, folder: Path) -> dict:
 def time_arm(arm: str, preset: str, folder: Path, repeats: int) -> dict:
     """Median seconds of ``repeats`` calls of one arm on the benchmark image."""
     image = _image()
-    if arm == "ours_eager":
+    if arm in ("ours_eager", "ours_fast"):
         from faster_rcnn import load_torchvision_checkpoint
+        from faster_rcnn.fast_inference import optimize_for_inference
 
         model = load_torchvision_checkpoint(folder / "torchvision.pth", preset)
+        if arm == "ours_fast":
+            model = optimize_for_inference(model)
         run = _no_grad(lambda: model([image]))
     elif arm == "ours_onnx":
         from faster_rcnn.export import OnnxDetector
