@@ -49,6 +49,9 @@ def save_model(model: FasterRCNN, path: str | Path) -> None:
 
     Tensors that share storage are written once (``safetensors.torch.save_model``); a
     model in ``channels_last`` memory format is written in the standard layout.
+
+    Raises:
+        ValueError: ``model`` came from ``optimize_for_inference`` (no batch norms left).
     """
     if model.inference_only:
         raise ValueError(
