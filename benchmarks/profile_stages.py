@@ -1,0 +1,95 @@
+"""Where one eval-mode detection spends its time, stage by stage, plain and rewritten.
+
+    python benchmarks/profile_stages.py [--preset resnet50_fpn] [--repeats 5]
+
+One 480x640 image, random weights, ``torch.inference_mode``; each stage timed with
+forward hooks on its module, per call, median over the repeats (after one warm-up).
+Proposal selection is the RPN minus its head; post-processing is the RoI heads minus
+pooling, box head and predictor; preparing is everything before the backbone (checks,
+resize, normalise, pad) and the mapping back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+
+import torch
+
+from faster_rcnn.fast_inference import optimize_for_inference
+from faster_rcnn.model import FasterRCNN
+from faster_rcnn.models import PRESETS, preset_config
+
+HOOKED = {
+    "backbone body": "backbone.body",
+    "FPN": "backbone.fpn",
+    "RPN head": "rpn.head",
+    "RPN": "rpn",
+    "RoI pooling": "roi_heads.box_roi_pool",
+    "box head": "roi_heads.box_head",
+    "box predictor": "roi_heads.box_predictor",
+    "RoI heads": "roi_heads",
+}
+
+
+def profile(model: FasterRCNN, image: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median seconds per stage, and in all."""
+    spent: dict[str, list[float]] = defaultdict(list)
+    started: dict[str, float] = {}
+    modules = dict(model.named_modules())
+    hooks = []
+    for stage, name in HOOKED.items():
+        if name not in modules:
+            continue
+
+        def before(module, args, stage=stage):
+            started[stage] = time.perf_counter()
+
+        def after(module, args, output, stage=stage):
+            spent[stage].append(time.perf_counter() - started[stage])
+
+        hooks.append(modules[name].register_forward_pre_hook(before))
+        hooks.append(modules[name].register_forward_hook(after))
+    with torch.inference_mode():
+        model([image])
+        spent.clear()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model([image])
+            spent["total"].append(time.perf_counter() - start)
+    for hook in hooks:
+        hook.remove()
+    median = {stage: statistics.median(times) for stage, times in spent.items()}
+    median["proposal selection"] = median.pop("RPN") - median["RPN head"]
+    heads = median.pop("RoI heads")
+    parts = ("RoI pooling", "box head", "box predictor")
+    median["post-processing"] = heads - sum(median[p] for p in parts)
+    body = median.get("backbone body", 0.0) + median.get("FPN", 0.0)
+    median["preparing"] = (
+        median["total"] - body - median["RPN head"] - median["proposal selection"] - heads
+    )
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="resnet50_fpn", choices=list(PRESETS))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(preset_config(args.preset)).eval()
+    image = torch.rand(3, 480, 640, generator=torch.Generator().manual_seed(0))
+    plain = profile(model, image, args.repeats)
+    fast = profile(optimize_for_inference(model), image, args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.preset}")
+    print(f"{'stage':20s} {'plain':>9s} {'rewritten':>9s}")
+    for stage in [*sorted(set(plain) - {"total"}, key=lambda s: -plain[s]), "total"]:
+        share = 100 * plain[stage] / plain["total"]
+        line = f"{stage:20s} {plain[stage] * 1000:7.0f} ms {fast[stage] * 1000:7.0f} ms"
+        print(f"{line}  ({share:4.1f} % of plain)")
+
+
+if __name__ == "__main__":
+    main()
