@@ -61,15 +61,15 @@ def profile(model: FasterRCNN, image: torch.Tensor, repeats: int) -> dict[str, f
             spent["total"].append(time.perf_counter() - start)
     for hook in hooks:
         hook.remove()
+    # The derived stages per call, then medians: residuals of medians could be negative.
+    heads = spent.pop("RoI heads")
+    rpn = spent.pop("RPN")
+    parts = zip(spent["RoI pooling"], spent["box head"], spent["box predictor"], strict=True)
+    spent["post-processing"] = [h - sum(p) for h, p in zip(heads, parts, strict=True)]
+    spent["proposal selection"] = [r - h for r, h in zip(rpn, spent["RPN head"], strict=True)]
+    network = zip(spent["backbone body"], spent["FPN"], rpn, heads, strict=True)
+    spent["preparing"] = [t - sum(n) for t, n in zip(spent["total"], network, strict=True)]
     median = {stage: statistics.median(times) for stage, times in spent.items()}
-    median["proposal selection"] = median.pop("RPN") - median["RPN head"]
-    heads = median.pop("RoI heads")
-    parts = ("RoI pooling", "box head", "box predictor")
-    median["post-processing"] = heads - sum(median[p] for p in parts)
-    body = median.get("backbone body", 0.0) + median.get("FPN", 0.0)
-    median["preparing"] = (
-        median["total"] - body - median["RPN head"] - median["proposal selection"] - heads
-    )
     return median
 
 
