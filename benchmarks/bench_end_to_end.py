@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from bench_inference import median_seconds
+
 ARMS = ("ours_eager", "ours_fast", "ours_onnx", "torchvision_eager", "torchvision_onnx")
 TORCHVISION_BUILDERS = {
     "resnet50_fpn": "fasterrcnn_resnet50_fpn",
@@ -184,13 +186,7 @@ def time_arm(arm: str, preset: str, folder: Path, repeats: int) -> dict:
         )
         feed = {session.get_inputs()[0].name: image.numpy()}
         run = lambda: session.run(None, feed)  # noqa: E731
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times)}
+    return {"seconds": median_seconds(run, repeats)}
 
 
 def _no_grad(fn):

@@ -162,7 +162,12 @@ class FasterRCNN(nn.Module):
 
     def features(self, images: ImageList) -> dict[str, Tensor]:
         """The backbone's feature maps of a prepared batch, as an ordered dict."""
-        features = self.backbone(images.tensors.contiguous(memory_format=self.memory_format))
+        return self.backbone_features(images.tensors)
+
+    def backbone_features(self, tensors: Tensor) -> dict[str, Tensor]:
+        """The backbone's feature maps of ``(N, 3, H, W)`` normalised, padded images, as an
+        ordered dict (a backbone's single map is named ``"0"``)."""
+        features = self.backbone(tensors.contiguous(memory_format=self.memory_format))
         if isinstance(features, Tensor):
             return OrderedDict([("0", features)])
         return features

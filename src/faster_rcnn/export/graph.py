@@ -1,7 +1,8 @@
 """The eval-mode detector as one batched graph with fixed-shape tensors, for export.
 
-:class:`DetectionGraph` computes exactly :class:`~faster_rcnn.model.FasterRCNN`'s
-detections, step for step, but on whole-batch tensors instead of per-image lists, so
+:class:`DetectionGraph` computes :class:`~faster_rcnn.model.FasterRCNN`'s detections,
+step for step (bit for bit from the batch the model's transform builds,
+:meth:`DetectionGraph.detect`), but on whole-batch tensors instead of per-image lists, so
 that ``torch.export`` can trace it with the batch size and the image size left symbolic.
 Where the eager model keeps a varying number of items (proposals that survive NMS,
 detections), the graph keeps a fixed number and marks the rest: a score of ``-inf``
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..model import FasterRCNN
+from ..ops.boxes import large_enough
 from ..roi_heads.pooling import LevelMapper, MultiScaleRoIAlign, setup_scales
 from ..rpn.network import concat_box_prediction_layers
 from ..transform import ImageTransform, resize_image
@@ -79,7 +81,7 @@ class DetectionGraph(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`forward` on a batch the model's transform has normalised and padded
         (``ImageList.tensors``), sizes and outputs as there."""
-        features = _backbone_features(self.model, normalized)
+        features = self.model.backbone_features(normalized)
         proposals, proposal_valid = self._proposals(
             normalized, list(features.values()), image_sizes
         )
@@ -124,7 +126,7 @@ class DetectionGraph(nn.Module):
         # padding has logit -inf, probability 0).
         keep = (
             (logits > -torch.inf)
-            & _large_enough(boxes, rpn.min_size)
+            & large_enough(boxes, rpn.min_size)
             & (probabilities >= rpn.score_thresh)
         )
         scores = torch.where(keep, probabilities, torch.full_like(probabilities, -torch.inf))
@@ -190,7 +192,7 @@ class DetectionGraph(nn.Module):
         keep = (
             proposal_valid[:, :, None]
             & (scores > heads.score_thresh)
-            & _large_enough(boxes, heads.min_box_size)
+            & large_enough(boxes, heads.min_box_size)
         )
         scores = torch.where(keep, scores, torch.full_like(scores, -torch.inf))
         # One NMS row per (image, class): classes never suppress each other.
@@ -252,7 +254,7 @@ def _pooling_levels(model: FasterRCNN) -> tuple[list[str], list[float], LevelMap
     names = list(getattr(pooler, "featmap_names", None) or [pooler.featmap_name])
     size = 512  # a multiple of every stride, so each scale is exact
     with torch.no_grad():
-        probe = _backbone_features(model, torch.zeros(1, 3, size, size))
+        probe = model.backbone_features(torch.zeros(1, 3, size, size))
     scales, mapper = setup_scales(
         [probe[name] for name in names],
         [(size, size)],
@@ -260,12 +262,6 @@ def _pooling_levels(model: FasterRCNN) -> tuple[list[str], list[float], LevelMap
         getattr(pooler, "canonical_level", 4),
     )
     return names, scales, mapper if len(names) > 1 else None
-
-
-def _backbone_features(model: FasterRCNN, images: Tensor) -> dict[str, Tensor]:
-    """The backbone's feature maps by name (a single map is named ``"0"``)."""
-    features = model.backbone(images)
-    return {"0": features} if isinstance(features, Tensor) else features
 
 
 def _top_per_level(objectness: Tensor, counts: list[int], top_n: int) -> tuple[Tensor, Tensor]:
@@ -309,11 +305,6 @@ def _clip(boxes: Tensor, sizes: Tensor) -> Tensor:
     sizes = sizes.to(boxes.dtype)
     upper = torch.stack((sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]), dim=1)
     return torch.minimum(boxes.clamp(min=0), upper[:, None, :])
-
-
-def _large_enough(boxes: Tensor, min_size: float) -> Tensor:
-    """Whether both sides of each box in ``(..., 4)`` are at least ``min_size``."""
-    return (boxes[..., 2] - boxes[..., 0] >= min_size) & (boxes[..., 3] - boxes[..., 1] >= min_size)
 
 
 def _to_original(boxes: Tensor, resized: Tensor, original: Tensor) -> Tensor:

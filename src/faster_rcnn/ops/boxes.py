@@ -74,9 +74,13 @@ def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     Returns:
         ``(K,)`` int64 indices into ``boxes``, in increasing order.
     """
-    ws = boxes[:, 2] - boxes[:, 0]
-    hs = boxes[:, 3] - boxes[:, 1]
-    return torch.where((ws >= min_size) & (hs >= min_size))[0]
+    return torch.where(large_enough(boxes, min_size))[0]
+
+
+def large_enough(boxes: Tensor, min_size: float) -> Tensor:
+    """Whether both sides of each of the ``(..., 4)`` boxes are at least ``min_size``:
+    a ``(...)`` bool mask (what :func:`remove_small_boxes` keeps)."""
+    return (boxes[..., 2] - boxes[..., 0] >= min_size) & (boxes[..., 3] - boxes[..., 1] >= min_size)
 
 
 class BoxCoder:
