@@ -1,7 +1,7 @@
 """End-to-end inference, ours and torchvision's, eager and ONNX, with the same weights.
 
     /work/tvenv/bin/python benchmarks/bench_end_to_end.py [--presets ...] [--arms ...]
-        [--rounds 3] [--repeats 5]
+        [--rounds 3] [--repeats 5] [--batch 1]
 
 Run it in torchvision's environment with this package installed there (``pip install
 --no-deps -e .`` plus the onnx extra), so that both eager detectors run on the same torch.
@@ -13,7 +13,9 @@ channels-last), ONNX ours (``OnnxDetector``: our resizing in torch, then the ses
 eager torchvision and ONNX torchvision (resizing inside its graph). Every timing runs in a
 fresh process, the arms alternate round by round, and each process reports the median of
 ``--repeats`` calls after one warm-up; the record keeps the median and the range over the
-rounds. An arm that cannot run (an export that fails) is recorded with its error.
+rounds. An arm that cannot run (an export that fails) is recorded with its error. With
+``--batch N`` each call detects N different images at once (padding included) and the
+record adds images per second.
 """
 
 from __future__ import annotations
@@ -50,17 +52,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--batch", type=int, default=1, help="images a call (throughput)")
     parser.add_argument("--worker", nargs=3, metavar=("ARM", "PRESET", "FOLDER"))
     args = parser.parse_args()
     if args.worker:
         arm, preset, folder = args.worker
-        print(json.dumps(time_arm(arm, preset, Path(folder), args.repeats)))
+        print(json.dumps(time_arm(arm, preset, Path(folder), args.repeats, args.batch)))
         return
     record = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "versions": _versions(),
         "image": list(IMAGE_SIZE),
+        "batch": args.batch,
         "rounds": args.rounds,
         "repeats": args.repeats,
         "presets": {},
@@ -87,7 +91,9 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
                 continue
             worker = [sys.executable, __file__, "--worker", arm, preset, str(folder)]
             done = subprocess.run(
-                [*worker, "--repeats", str(args.repeats)], capture_output=True, text=True
+                [*worker, "--repeats", str(args.repeats), "--batch", str(args.batch)],
+                capture_output=True,
+                text=True,
             )
             if done.returncode != 0:
                 errors[arm] = done.stderr.strip().splitlines()[-1]
@@ -97,6 +103,7 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
     for arm, values in medians.items():
         if values:
             result[arm] = {
+                "images_per_s": round(args.batch / statistics.median(values), 3),
                 "median_s": round(statistics.median(values), 4),
                 "min_s": round(min(values), 4),
                 "max_s": round(max(values), 4),
@@ -155,9 +162,9 @@ def prepare(preset: str, folder: Path, arms: list[str]) -> dict:
     }
 
 
-def time_arm(arm: str, preset: str, folder: Path, repeats: int) -> dict:
-    """Median seconds of ``repeats`` calls of one arm on the benchmark image."""
-    image = _image()
+def time_arm(arm: str, preset: str, folder: Path, repeats: int, batch: int) -> dict:
+    """Median seconds of ``repeats`` calls of one arm on ``batch`` benchmark images."""
+    images = [_image(seed) for seed in range(batch)]
     if arm in ("ours_eager", "ours_fast"):
         from faster_rcnn import load_torchvision_checkpoint
         from faster_rcnn.fast_inference import optimize_for_inference
@@ -165,26 +172,28 @@ def time_arm(arm: str, preset: str, folder: Path, repeats: int) -> dict:
         model = load_torchvision_checkpoint(folder / "torchvision.pth", preset)
         if arm == "ours_fast":
             model = optimize_for_inference(model)
-        run = _no_grad(lambda: model([image]))
+        run = _no_grad(lambda: model(images))
     elif arm == "ours_onnx":
         from faster_rcnn.export import OnnxDetector
 
         detector = OnnxDetector(folder / "ours.onnx")
-        run = lambda: detector([image])  # noqa: E731
+        run = lambda: detector(images)  # noqa: E731
     elif arm == "torchvision_eager":
         import torchvision
 
         builder = getattr(torchvision.models.detection, TORCHVISION_BUILDERS[preset])
         model = builder(weights=None, weights_backbone=None).eval()
         model.load_state_dict(torch.load(folder / "torchvision.pth"))
-        run = _no_grad(lambda: model([image]))
+        run = _no_grad(lambda: model(images))
     else:
         import onnxruntime
 
         session = onnxruntime.InferenceSession(
             str(folder / "torchvision.onnx"), providers=["CPUExecutionProvider"]
         )
-        feed = {session.get_inputs()[0].name: image.numpy()}
+        if batch != 1:
+            raise ValueError("torchvision's ONNX export takes the one image it was traced with")
+        feed = {session.get_inputs()[0].name: images[0].numpy()}
         run = lambda: session.run(None, feed)  # noqa: E731
     return {"seconds": median_seconds(run, repeats)}
 
@@ -197,8 +206,8 @@ def _no_grad(fn):
     return run
 
 
-def _image() -> torch.Tensor:
-    return torch.rand(3, *IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+def _image(seed: int = 0) -> torch.Tensor:
+    return torch.rand(3, *IMAGE_SIZE, generator=torch.Generator().manual_seed(seed))
 
 
 def _versions() -> dict:
