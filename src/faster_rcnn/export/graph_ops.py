@@ -90,14 +90,6 @@ def pool_levels(
 
 @pool_levels.register_fake
 def _pool_levels_shape(
-    features: list[Tensor],
-    rois: Tensor,
-    levels: Tensor,
-    spatial_scales: list[float],
-    output_size: int,
-    sampling_ratio: int,
-    aligned: bool,
-    max_pool: bool,
+    features: list[Tensor], rois: Tensor, levels: Tensor, scales: list[float], size: int, *_: object
 ) -> Tensor:
-    first = features[0]
-    return first.new_empty((rois.shape[0], first.shape[1], output_size, output_size))
+    return features[0].new_empty((rois.shape[0], features[0].shape[1], size, size))
