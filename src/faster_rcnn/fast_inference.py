@@ -4,8 +4,9 @@ A frozen (or eval-mode) batch norm after a convolution is an affine map per outp
 channel, ``y = conv(x) * scale + shift``, so it can be folded into the convolution's
 weights and bias: one pass over the feature map instead of three. Channels-last memory
 layout lets the CPU's convolution kernels (oneDNN) run without reordering each feature map.
-Both change only float rounding: the detections agree with the plain model's within the
-parity tolerances (``tests/model/test_fast_inference.py``).
+Both change only float rounding: the detections agree with the plain model's to
+within it (``tests/model/test_fast_inference.py``; against torchvision,
+``tests/parity``).
 """
 
 from __future__ import annotations

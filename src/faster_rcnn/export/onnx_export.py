@@ -82,8 +82,9 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
 
 
 def _example_images(min_size: int) -> list[Tensor]:
-    """Two images whose resized sizes share no side with each other or with the batch
-    size, so that the trace ties no dimension to another."""
+    """Two images of different widths: their padded batch is wider than high, and no
+    dimension is 0, 1 or equal to another, so the trace ties no dimension to a constant
+    or to another dimension."""
     generator = torch.Generator().manual_seed(0)
     sizes = ((min_size * 3 // 4, min_size), (min_size * 5 // 6, min_size))
     return [torch.rand(3, *size, generator=generator) for size in sizes]
