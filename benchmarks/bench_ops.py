@@ -7,15 +7,20 @@ clutter, random scores) at IoU 0.7; RoIAlign and RoIPool pool 512 RoIs from a
 256 x 200 x 336 feature map (stride 4 of an 800 x 1344 image) to 7 x 7, RoIAlign with
 sampling ratio 2, as in torchvision's Faster R-CNN box head. Where torchvision is importable
 (run this file in its environment), its operators run on the same inputs: the ratio of
-the medians is printed and the outputs are compared.
+the medians is printed and the outputs are compared. The record goes to
+``results/bench_ops.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -25,6 +30,7 @@ from faster_rcnn.ops import nms, roi_align, roi_pool
 IMAGE_HEIGHT, IMAGE_WIDTH = 800, 1344
 FEATURE_STRIDE = 4
 NUM_OBJECTS = 50
+RESULTS = Path(__file__).parent / "results" / "bench_ops.json"
 
 
 def synchronize(device: torch.device) -> None:
@@ -80,18 +86,30 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     try:
-        import torchvision.ops as peer
+        import torchvision
     except ImportError:
-        peer = None
+        torchvision = None
+    peer = torchvision and torchvision.ops
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
     if peer is None:
         print("torchvision: not installed")
 
+    record = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
+        "versions": {"torch": torch.__version__},
+        "repeats": args.repeats,
+        "operators": {},
+    }
+    if torchvision is not None:
+        record["versions"]["torchvision"] = torchvision.__version__
+    operators = record["operators"]
     generator = torch.Generator().manual_seed(0)
     for num_boxes in (6000, 12000):
         boxes = rpn_like_boxes(num_boxes, generator).to(device)
@@ -100,7 +118,8 @@ def main() -> None:
         if peer is not None:
             cases["torchvision"] = lambda b=boxes, s=scores: peer.nms(b, s, 0.7)
         kept = len(nms(boxes, scores, 0.7))
-        report(f"nms {num_boxes} boxes ({kept} kept)", cases, device, args.repeats)
+        name = f"nms {num_boxes} boxes ({kept} kept)"
+        operators[name] = report(name, cases, device, args.repeats)
 
     features = torch.randn(1, 256, 200, 336, generator=generator).to(device)
     rois = torch.cat((torch.zeros(512, 1), rpn_like_boxes(512, generator)), dim=1).to(device)
@@ -121,11 +140,14 @@ def main() -> None:
             cases = {"ours": lambda f=ours: f(features)}
             if theirs is not None:
                 cases["torchvision"] = lambda f=theirs: f(features)
-            report(name, cases, device, args.repeats)
+            operators[name] = report(name, cases, device, args.repeats)
         cases = {"ours": lambda f=ours: forward_backward(f, trainable)}
         if theirs is not None:
             cases["torchvision"] = lambda f=theirs: forward_backward(f, trainable)
-        report("  + backward", cases, device, args.repeats)
+        operators[f"{name} + backward"] = report("  + backward", cases, device, args.repeats)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"-> {args.results}")
 
 
 def forward_backward(op: Callable[[Tensor], Tensor], features: Tensor) -> Tensor:
@@ -137,9 +159,11 @@ def forward_backward(op: Callable[[Tensor], Tensor], features: Tensor) -> Tensor
 
 def report(
     name: str, cases: dict[str, Callable[[], Tensor]], device: torch.device, repeats: int
-) -> None:
-    """Print the median of each case, the ratio to torchvision and whether they agree."""
+) -> dict[str, float]:
+    """Print the median of each case, the ratio to torchvision and whether they agree;
+    returns the medians in milliseconds and the ratio."""
     seconds = {case: median_seconds(fn, device, repeats) for case, fn in cases.items()}
+    result = {f"{case}_ms": round(value * 1000, 2) for case, value in seconds.items()}
     line = f"{name:42s} ours {seconds['ours'] * 1000:9.1f} ms"
     if "torchvision" in cases:
         ours, theirs = cases["ours"](), cases["torchvision"]()
@@ -151,7 +175,9 @@ def report(
             f"   torchvision {seconds['torchvision'] * 1000:9.1f} ms"
             f"   ours/torchvision {seconds['ours'] / seconds['torchvision']:.2f}   {agree}"
         )
+        result["torchvision_over_ours"] = round(seconds["torchvision"] / seconds["ours"], 2)
     print(line, flush=True)
+    return result
 
 
 if __name__ == "__main__":

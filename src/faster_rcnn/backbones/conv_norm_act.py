@@ -1,7 +1,8 @@
 """Convolution, then optional norm and activation: torchvision's ``Conv2dNormActivation``.
 
 It is an ``nn.Sequential`` so its parameters are named ``0.weight`` (the convolution),
-``1.weight`` ... (the norm), exactly as in torchvision's MobileNetV2 and FPN checkpoints.
+``1.weight`` ... (the norm), exactly as in torchvision's MobileNetV2 and FPN checkpoints;
+in training it runs convolution and norm as one (:mod:`.training_conv`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Callable
 from torch import nn
 
 from faster_rcnn.backbones.frozen_bn import NormLayer
+from faster_rcnn.backbones.training_conv import ConvSequence
 
 
-class Conv2dNormActivation(nn.Sequential):
+class Conv2dNormActivation(ConvSequence):
     """``conv -> norm -> activation``; the convolution has a bias only when there is no norm.
 
     Args:

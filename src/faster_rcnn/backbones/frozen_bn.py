@@ -53,17 +53,17 @@ class FrozenBatchNorm2d(nn.Module):
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
+    def scale_and_shift(self) -> tuple[Tensor, Tensor]:
+        """``(C,)`` scale and shift with ``y = x * scale + shift``."""
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        return scale, self.bias - self.running_mean * scale
+
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` of shape ``(N, C, H, W)``; returns the same shape."""
         # One scale and one shift per channel, in torchvision's order of operations so
         # that the results agree bit for bit.
-        weight = self.weight.reshape(1, -1, 1, 1)
-        bias = self.bias.reshape(1, -1, 1, 1)
-        running_var = self.running_var.reshape(1, -1, 1, 1)
-        running_mean = self.running_mean.reshape(1, -1, 1, 1)
-        scale = weight * (running_var + self.eps).rsqrt()
-        shift = bias - running_mean * scale
-        return x * scale + shift
+        scale, shift = self.scale_and_shift()
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"

@@ -17,6 +17,7 @@ from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation, init_conv_
 from faster_rcnn.backbones.fpn import BackboneWithFPN
 from faster_rcnn.backbones.freezing import check_trainable_layers, freeze_before
 from faster_rcnn.backbones.frozen_bn import NormLayer, batch_norm_layer
+from faster_rcnn.backbones.training_conv import ConvSequence
 
 # (expansion t, output channels c, repeats n, first stride s), Sandler et al. 2018, Table 2.
 MOBILENET_V2_SETTING = (
@@ -75,7 +76,7 @@ class InvertedResidual(nn.Module):
             nn.Conv2d(hidden, out_channels, 1, bias=False),
             norm_layer(out_channels),
         ]
-        self.conv = nn.Sequential(*layers)
+        self.conv = ConvSequence(*layers)
         self.out_channels = out_channels
         # A stride-2 block starts a new stage ("C_n" block in torchvision's terms).
         self.starts_stage = stride > 1

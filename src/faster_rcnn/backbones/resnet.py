@@ -16,6 +16,7 @@ from faster_rcnn.backbones.conv_norm_act import init_conv_bn_
 from faster_rcnn.backbones.fpn import BackboneWithFPN
 from faster_rcnn.backbones.freezing import check_trainable_layers, freeze_before
 from faster_rcnn.backbones.frozen_bn import NormLayer, batch_norm_layer
+from faster_rcnn.backbones.training_conv import ConvSequence, conv_norm
 
 RESNET50_BLOCKS = (3, 4, 6, 3)
 
@@ -46,7 +47,7 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
         if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
+            self.downsample = ConvSequence(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
                 norm_layer(out_channels),
             )
@@ -54,9 +55,9 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_channels, H, W)`` -> ``(N, 4 * width, ceil(H / stride), ceil(W / stride))``."""
         shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.relu(conv_norm(self.conv1, self.bn1, x))
+        out = self.relu(conv_norm(self.conv2, self.bn2, out))
+        out = conv_norm(self.conv3, self.bn3, out)
         return self.relu(out + shortcut)
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..backbones.training_conv import conv_norm
+
 
 class RPNHead(nn.Module):
     """3x3 conv + ReLU, then two sibling 1x1 convs: objectness and box deltas per anchor.
@@ -59,8 +61,9 @@ class RPNHead(nn.Module):
         logits, deltas = [], []
         for feature in features:
             hidden = self.conv(feature)
-            logits.append(self.cls_logits(hidden))
-            deltas.append(self.bbox_pred(hidden))
+            # In training the 1x1 siblings run as matrix products (training_conv).
+            logits.append(conv_norm(self.cls_logits, None, hidden))
+            deltas.append(conv_norm(self.bbox_pred, None, hidden))
         return logits, deltas
 
     def _load_from_state_dict(

@@ -1,0 +1,159 @@
+"""NMS, ours against torchvision's, on the inputs a detector really gives it.
+
+    /work/tvenv/bin/python benchmarks/bench_nms.py [--model M.safetensors --images DIR]
+        [--repeats 7]
+
+Run it in torchvision's environment (this package installed there with ``pip install
+--no-deps -e .``): both operators then run on the same torch, in one process, on the
+same tensors, alternating case by case; the kept indices must be identical. The cases:
+
+- ``synthetic``: 6000 and 12000 RPN-like boxes (``bench_ops.rpn_like_boxes``: boxes
+  jittered around 50 objects plus clutter, random scores) at IoU 0.7;
+- with ``--model`` and ``--images`` (a trained model and a folder of photos), what that
+  model's NMS calls receive on each photo, recorded while it detects:
+  - ``rpn_levels``: the RPN's per-level batched NMS (up to ``pre_nms_top_n`` boxes a
+    level) at its ``nms_thresh``;
+  - ``rpn_top6000`` / ``rpn_top12000``: the paper's single-map selection, the 6000 (or
+    12000) best-scoring decoded proposals of all levels, clipped, in one NMS at 0.7;
+  - ``detections``: the RoI head's class-batched NMS of its post-processing.
+
+Each case reports the median over its inputs of the per-input median times, and the
+ratio torchvision / ours; the record goes to ``results/bench_nms.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date
+from functools import partial
+from pathlib import Path
+
+import torch
+import torchvision.ops
+from torch import Tensor
+
+import faster_rcnn.roi_heads.postprocess as postprocess
+import faster_rcnn.rpn.network as rpn_network
+import faster_rcnn.rpn.proposals as rpn_proposals
+from bench_ops import median_seconds, rpn_like_boxes
+from faster_rcnn.data.dataset import IMAGE_SUFFIXES, read_image
+from faster_rcnn.ops import batched_nms, clip_boxes_to_image, nms
+from faster_rcnn.train.checkpoint import load_model
+
+RESULTS = Path(__file__).parent / "results" / "bench_nms.json"
+# One NMS call: boxes, scores, categories (None: plain NMS), IoU threshold.
+Call = tuple[Tensor, Tensor, Tensor | None, float]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--images", type=Path)
+    parser.add_argument("--max-images", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if (args.model is None) != (args.images is None):
+        parser.error("--model and --images go together")
+    cases = synthetic_cases()
+    if args.model is not None:
+        cases.update(recorded_cases(args.model, args.images, args.max_images))
+    record = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+        "model": str(args.model) if args.model else None,
+        "repeats": args.repeats,
+        "cases": {name: measure(calls, args.repeats) for name, calls in cases.items()},
+    }
+    for name, result in record["cases"].items():
+        print(f"{name:14s} {json.dumps(result)}", flush=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"-> {args.results}")
+
+
+def synthetic_cases() -> dict[str, list[Call]]:
+    generator = torch.Generator().manual_seed(0)
+    cases = {}
+    for num_boxes in (6000, 12000):
+        boxes = rpn_like_boxes(num_boxes, generator)
+        scores = torch.rand(num_boxes, generator=generator)
+        cases[f"synthetic_{num_boxes}"] = [(boxes, scores, None, 0.7)]
+    return cases
+
+
+def recorded_cases(model_path: Path, folder: Path, max_images: int) -> dict[str, list[Call]]:
+    """The NMS inputs of a trained model detecting each photo of ``folder``."""
+    model = load_model(model_path).eval()
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    cases: dict[str, list[Call]] = defaultdict(list)
+    rpn_nms = _recorder(rpn_proposals, "batched_nms", cases["rpn_levels"])
+    head_nms = _recorder(postprocess, "batched_nms", cases["detections"])
+    select = rpn_network.select_proposals
+
+    def select_and_record(proposals, objectness, image_sizes, *rest, **options):
+        scores = objectness.detach().reshape(proposals.shape[0], -1)
+        for boxes, image_scores, size in zip(proposals, scores, image_sizes, strict=True):
+            for top in (6000, 12000):
+                best = image_scores.topk(min(top, image_scores.numel())).indices
+                clipped = clip_boxes_to_image(boxes[best].detach(), size)
+                cases[f"rpn_top{top}"].append((clipped, image_scores[best], None, 0.7))
+        return select(proposals, objectness, image_sizes, *rest, **options)
+
+    rpn_network.select_proposals = select_and_record
+    try:
+        with torch.inference_mode():
+            for photo in photos[:max_images]:
+                model([read_image(photo)])
+    finally:
+        rpn_network.select_proposals = select
+        rpn_proposals.batched_nms = rpn_nms
+        postprocess.batched_nms = head_nms
+    return dict(cases)
+
+
+def _recorder(module: object, name: str, calls: list[Call]) -> Callable:
+    """Replace ``module.name`` (a batched NMS) by one that records its inputs; returns it."""
+    original = getattr(module, name)
+
+    def recording(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+        calls.append((boxes.clone(), scores.clone(), idxs.clone(), iou_threshold))
+        return original(boxes, scores, idxs, iou_threshold)
+
+    setattr(module, name, recording)
+    return original
+
+
+def measure(calls: list[Call], repeats: int) -> dict:
+    """Median times of ours and torchvision's over the calls; the outputs must agree."""
+    ours, theirs = [], []
+    device = torch.device("cpu")
+    for boxes, scores, idxs, threshold in calls:
+        if idxs is None:
+            run_ours = partial(nms, boxes, scores, threshold)
+            run_theirs = partial(torchvision.ops.nms, boxes, scores, threshold)
+        else:
+            run_ours = partial(batched_nms, boxes, scores, idxs, threshold)
+            run_theirs = partial(torchvision.ops.batched_nms, boxes, scores, idxs, threshold)
+        if not torch.equal(run_ours(), run_theirs()):
+            raise SystemExit(f"different kept boxes on an input of {len(boxes)} boxes")
+        ours.append(median_seconds(run_ours, device, repeats))
+        theirs.append(median_seconds(run_theirs, device, repeats))
+    ours_ms, theirs_ms = statistics.median(ours) * 1e3, statistics.median(theirs) * 1e3
+    return {
+        "inputs": len(calls),
+        "boxes_median": int(statistics.median(len(call[0]) for call in calls)),
+        "ours_ms": round(ours_ms, 2),
+        "torchvision_ms": round(theirs_ms, 2),
+        "torchvision_over_ours": round(theirs_ms / ours_ms, 2),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Write README's "Performance" table from the benchmark records in ``results/``.
+
+    python benchmarks/performance_table.py [--readme README.md]
+
+The table goes between the ``<!-- performance:begin -->`` and ``<!-- performance:end -->``
+lines of the README, replacing what was there; each row names the record it comes from,
+and the header gives the machine, the versions and the dates of the records. Records that
+do not exist are left out. Run the benchmarks first (each in torchvision's environment):
+``bench_end_to_end.py``, ``bench_train_step.py``, ``bench_nms.py`` and ``bench_ops.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
+NMS_CASES = {
+    "synthetic_6000": "NMS, 6000 RPN-like boxes, IoU 0.7",
+    "synthetic_12000": "NMS, 12000 RPN-like boxes",
+    "rpn_top6000": "NMS, a trained RPN's best 6000 proposals (the paper's)",
+    "rpn_top12000": "NMS, a trained RPN's best 12000 proposals",
+    "rpn_levels": "NMS, a trained RPN's per-level batched NMS",
+    "detections": "NMS, class-batched, of a trained model's detections",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=Path(__file__).parents[1] / "README.md")
+    args = parser.parse_args()
+    text = args.readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{args.readme}: no {BEGIN} ... {END} block to replace")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    args.readme.write_text(f"{head}{BEGIN}\n{table(load_records())}{END}{tail}")
+    print(f"-> {args.readme}")
+
+
+def load_records() -> dict[str, dict]:
+    names = ("bench_end_to_end", "bench_train_step", "bench_nms", "bench_ops")
+    paths = {name: RESULTS / f"{name}.json" for name in names}
+    return {name: json.loads(path.read_text()) for name, path in paths.items() if path.exists()}
+
+
+def table(records: dict[str, dict]) -> str:
+    """The markdown: a header line, then one table of ours against torchvision."""
+    first = next(iter(records.values()))
+    versions = {k: v for record in records.values() for k, v in record["versions"].items()}
+    dates = sorted({record["date"] for record in records.values()})
+    lines = [
+        f"Measured {' to '.join(dict.fromkeys([dates[0], dates[-1]]))} on {first['machine']}, "
+        + ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+        + "; every ratio is torchvision's median over ours, measured in the same run "
+        "(`python benchmarks/performance_table.py` rewrites this table from "
+        "`benchmarks/results/`).",
+        "",
+        "| what | ours | torchvision | torchvision / ours | record |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += _inference_rows(records.get("bench_end_to_end"))
+    lines += _training_rows(records.get("bench_train_step"))
+    lines += _nms_rows(records.get("bench_nms"))
+    lines += _roi_align_rows(records.get("bench_ops"))
+    return "\n".join(lines) + "\n"
+
+
+def _row(what: str, ours: str, theirs: str, ratio: float, record: str) -> str:
+    return f"| {what} | {ours} | {theirs} | **{ratio:.2f}x** | `{record}` |"
+
+
+def _inference_rows(record: dict | None) -> list[str]:
+    if record is None:
+        return []
+    rows = []
+    height, width = record["image"]
+    for preset, result in record["presets"].items():
+        theirs = result.get("torchvision_eager")
+        for arm, label in (("ours_eager", "eager"), ("ours_fast", "rewritten")):
+            if theirs is None or arm not in result:
+                continue
+            ours = result[arm]["median_s"]
+            rows.append(
+                _row(
+                    f"`{preset}` inference, one {height}x{width} image, {label}",
+                    f"{ours:.2f} s",
+                    f"{theirs['median_s']:.2f} s",
+                    theirs["median_s"] / ours,
+                    "bench_end_to_end",
+                )
+            )
+    return rows
+
+
+def _training_rows(record: dict | None) -> list[str]:
+    if record is None:
+        return []
+    rows = []
+    height, width = record["images"][0]
+    for preset, result in record["presets"].items():
+        ours, theirs = result["ours"], result["torchvision"]
+        rows.append(
+            _row(
+                f"`{preset}` training step, 2 images of {height}x{width} (peak memory)",
+                f"{ours['median_s']:.2f} s ({ours['peak_rss_gb']:.1f} GB)",
+                f"{theirs['median_s']:.2f} s ({theirs['peak_rss_gb']:.1f} GB)",
+                result["torchvision_over_ours"],
+                "bench_train_step",
+            )
+        )
+    return rows
+
+
+def _nms_rows(record: dict | None) -> list[str]:
+    if record is None:
+        return []
+    rows = []
+    for case, label in NMS_CASES.items():
+        result = record["cases"].get(case)
+        if result is None:
+            continue
+        inputs = "" if result["inputs"] == 1 else f" (median of {result['inputs']} inputs)"
+        rows.append(
+            _row(
+                label + inputs,
+                f"{result['ours_ms']:.1f} ms",
+                f"{result['torchvision_ms']:.1f} ms",
+                result["torchvision_over_ours"],
+                "bench_nms",
+            )
+        )
+    return rows
+
+
+def _roi_align_rows(record: dict | None) -> list[str]:
+    if record is None:
+        return []
+    rows = []
+    for name, result in record["operators"].items():
+        if name.startswith("roi_align") and "torchvision_ms" in result:
+            rows.append(
+                _row(
+                    name.replace("roi_align", "RoIAlign,", 1),
+                    f"{result['ours_ms']:.1f} ms",
+                    f"{result['torchvision_ms']:.1f} ms",
+                    result["torchvision_over_ours"],
+                    "bench_ops",
+                )
+            )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Convolutions as training runs them: frozen batch norm inside, 1x1 as matrix products.
+
+In eval mode every convolution and norm runs as its own module, so that inference
+matches torchvision's operations bit for bit. In training mode two rewrites with the
+same arithmetic (up to rounding) save a third of a fine-tuning step on a CPU:
+
+- A frozen batch norm after a bias-free convolution is ``y * scale + shift`` with
+  constant ``scale`` and ``shift``, so it is the convolution with weights
+  ``weight * scale`` and bias ``shift``. Scaling the weights (thousands of numbers)
+  replaces two passes over the activation (millions) forward and one backward; the
+  weights' gradient flows through the scaling.
+- A 1x1 convolution of stride 1 is a matrix product per image. On a CPU, on contiguous
+  (NCHW) maps, ``baddbmm`` runs it 2 to 3 times faster than the convolution, which
+  reorders the maps into its blocked layout and back on every call (forward and
+  backward). Elsewhere, and on channels-last maps, the convolution runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from faster_rcnn.backbones.frozen_bn import FrozenBatchNorm2d
+
+
+def conv_norm(conv: nn.Conv2d, norm: nn.Module | None, x: Tensor) -> Tensor:
+    """``norm(conv(x))`` (``conv(x)`` without a norm), rewritten in training mode.
+
+    Args:
+        conv: a zero-padded convolution.
+        norm: the norm that follows it, or ``None``.
+        x: ``(N, C_in, H, W)``.
+
+    Returns:
+        ``(N, C_out, H', W')``.
+    """
+    if not conv.training:
+        return conv(x) if norm is None else norm(conv(x))
+    weight, bias = conv.weight, conv.bias
+    if isinstance(norm, FrozenBatchNorm2d) and bias is None:
+        scale, bias = norm.scale_and_shift()
+        weight = weight * scale.reshape(-1, 1, 1, 1)
+        norm = None
+    out = _convolve(conv, x, weight, bias)
+    return out if norm is None else norm(out)
+
+
+def run_layers(layers: Iterable[nn.Module], x: Tensor) -> Tensor:
+    """Apply ``layers`` in order, each convolution together with the norm after it."""
+    pending: nn.Conv2d | None = None
+    for layer in layers:
+        if pending is not None:
+            is_norm = isinstance(layer, FrozenBatchNorm2d | nn.BatchNorm2d)
+            x = conv_norm(pending, layer if is_norm else None, x)
+            pending = None
+            if is_norm:
+                continue
+        if isinstance(layer, nn.Conv2d):
+            pending = layer
+        else:
+            x = layer(x)
+    return x if pending is None else conv_norm(pending, None, x)
+
+
+class ConvSequence(nn.Sequential):
+    """An ``nn.Sequential`` (same parameter names) that runs through :func:`run_layers`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C_in, H, W)`` -> the last layer's output."""
+        return run_layers(self, x)
+
+
+def _convolve(conv: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    pointwise = conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.groups == 1
+    if pointwise and x.device.type == "cpu" and x.is_contiguous():
+        return _pointwise_conv(x, weight, bias)
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """1x1 convolution of ``(N, C_in, H, W)`` with ``(C_out, C_in, 1, 1)`` weights."""
+    n, c_in, height, width = x.shape
+    matrix = weight.reshape(1, -1, c_in).expand(n, -1, -1)
+    pixels = x.reshape(n, c_in, height * width)
+    if bias is None:
+        out = torch.bmm(matrix, pixels)
+    else:
+        out = bias.reshape(1, -1, 1).expand(n, -1, height * width).baddbmm(matrix, pixels)
+    return out.reshape(n, -1, height, width)
