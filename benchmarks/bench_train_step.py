@@ -113,7 +113,7 @@ def time_arm(arm: str, preset: str, checkpoint: Path, repeats: int) -> dict:
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=1e-3, momentum=0.9, weight_decay=1e-4)
-    images, targets = _batch()
+    images, targets = training_batch()
 
     def step() -> dict[str, float]:
         torch.manual_seed(0)  # the same samples each step, whatever the sampler draws
@@ -153,7 +153,7 @@ def torchvision_detector(preset: str) -> torch.nn.Module:
     return FasterRCNN(backbone, num_classes=91, rpn_anchor_generator=anchors, rpn_score_thresh=0.05)
 
 
-def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+def training_batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Two random 800x1066 images with four boxes each, of sizes 40 to 400 pixels."""
     generator = torch.Generator().manual_seed(0)
     height, width = IMAGE_SIZE

@@ -8,7 +8,12 @@ from torch import nn
 
 from faster_rcnn.backbones.build import build_backbone
 from faster_rcnn.backbones.frozen_bn import FrozenBatchNorm2d
-from faster_rcnn.backbones.training_conv import ConvSequence, conv_norm, run_layers
+from faster_rcnn.backbones.training_conv import (
+    ConvSequence,
+    conv_norm,
+    run_layers,
+    training_rewrites,
+)
 from faster_rcnn.config import BackboneConfig
 
 
@@ -64,6 +69,16 @@ def test_eval_mode_runs_the_modules_bit_for_bit():
     norm = frozen_norm(8, generator)
     x = torch.randn(1, 8, 5, 7, generator=generator)
     assert torch.equal(conv_norm(conv, norm, x), norm(conv(x)))
+
+
+def test_rewrites_switched_off_run_the_modules_bit_for_bit_in_training():
+    generator = torch.Generator().manual_seed(4)
+    conv = nn.Conv2d(8, 8, 1, bias=False).train()
+    norm = frozen_norm(8, generator)
+    x = torch.randn(2, 8, 5, 7, generator=generator)
+    with training_rewrites(False):
+        assert torch.equal(conv_norm(conv, norm, x), norm(conv(x)))
+    assert not torch.equal(conv_norm(conv, norm, x), norm(conv(x)))  # on again: rewritten
 
 
 def test_channels_last_and_trainable_norm_keep_the_convolution():

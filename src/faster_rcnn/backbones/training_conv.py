@@ -13,11 +13,18 @@ same arithmetic (up to rounding) save a third of a fine-tuning step on a CPU:
   (NCHW) maps, ``baddbmm`` runs it 2 to 3 times faster than the convolution, which
   reorders the maps into its blocked layout and back on every call (forward and
   backward). Elsewhere, and on channels-last maps, the convolution runs.
+
+Rounding differs from the separate modules' (about 1e-6 relative), which is enough to
+move a proposal of a random network across an NMS or top-k cut; inside
+``with training_rewrites(False):`` training runs torchvision's exact operations, as the
+parity tests need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +32,22 @@ from torch import Tensor, nn
 
 from faster_rcnn.backbones.frozen_bn import FrozenBatchNorm2d
 
+_REWRITES = ContextVar("training_rewrites", default=True)
+
+
+@contextmanager
+def training_rewrites(enabled: bool) -> Iterator[None]:
+    """Within the block, training-mode convolutions are rewritten only if ``enabled``."""
+    token = _REWRITES.set(enabled)
+    try:
+        yield
+    finally:
+        _REWRITES.reset(token)
+
 
 def conv_norm(conv: nn.Conv2d, norm: nn.Module | None, x: Tensor) -> Tensor:
-    """``norm(conv(x))`` (``conv(x)`` without a norm), rewritten in training mode.
+    """``norm(conv(x))`` (``conv(x)`` without a norm), rewritten in training mode
+    (unless switched off by :func:`training_rewrites`).
 
     Args:
         conv: a zero-padded convolution.
@@ -37,7 +57,7 @@ def conv_norm(conv: nn.Conv2d, norm: nn.Module | None, x: Tensor) -> Tensor:
     Returns:
         ``(N, C_out, H', W')``.
     """
-    if not conv.training:
+    if not (conv.training and _REWRITES.get()):
         return conv(x) if norm is None else norm(conv(x))
     weight, bias = conv.weight, conv.bias
     if isinstance(norm, FrozenBatchNorm2d) and bias is None:
