@@ -25,7 +25,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from faster_rcnn.anchors import AnchorGenerator
+from faster_rcnn.models import preset_config
 from faster_rcnn.ops import nms, roi_align, roi_pool
+from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
 
 IMAGE_HEIGHT, IMAGE_WIDTH = 800, 1344
 FEATURE_STRIDE = 4
@@ -121,6 +124,8 @@ def main() -> None:
         name = f"nms {num_boxes} boxes ({kept} kept)"
         operators[name] = report(name, cases, device, args.repeats)
 
+    operators.update(anchor_assignment(generator, device, peer, args.repeats))
+
     features = torch.randn(1, 256, 200, 336, generator=generator).to(device)
     rois = torch.cat((torch.zeros(512, 1), rpn_like_boxes(512, generator)), dim=1).to(device)
     scale = 1.0 / FEATURE_STRIDE
@@ -148,6 +153,40 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {args.results}")
+
+
+def anchor_assignment(
+    generator: torch.Generator, device: torch.device, peer, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Label the ``resnet50_fpn`` anchors of an 800 x 1344 image against 100 boxes (0.7 /
+    0.3, best anchors of each box positive): ours, and torchvision's Matcher on its
+    box_iou, both with the matched boxes gathered."""
+    config = preset_config("resnet50_fpn")
+    generate = AnchorGenerator(config.anchors.sizes, config.anchors.aspect_ratios)
+    maps = [
+        torch.empty(1, 1, -(-IMAGE_HEIGHT // s), -(-IMAGE_WIDTH // s)) for s in (4, 8, 16, 32, 64)
+    ]
+    anchors = generate.image_anchors((IMAGE_HEIGHT, IMAGE_WIDTH), maps).to(device)
+    gt = rpn_like_boxes(100, generator).to(device)
+    size = (IMAGE_HEIGHT, IMAGE_WIDTH)
+    ours = AnchorTargetCreator.from_config(config)
+    cases = {"ours": lambda: ours([anchors], [gt], [size])[0][0]}
+    if peer is not None:
+        from torchvision.models.detection import _utils as detection_utils
+
+        matcher = detection_utils.Matcher(0.7, 0.3, allow_low_quality_matches=True)
+
+        def theirs() -> Tensor:
+            matched = matcher(peer.box_iou(gt, anchors))
+            gt[matched.clamp(min=0)]  # the matched boxes, as ours returns them
+            labels = (matched >= 0).to(torch.float32)
+            labels[matched == matcher.BELOW_LOW_THRESHOLD] = 0.0
+            labels[matched == matcher.BETWEEN_THRESHOLDS] = -1.0
+            return labels
+
+        cases["torchvision"] = theirs
+    name = f"anchor assignment {len(anchors)} anchors x 100 boxes"
+    return {name: report(name, cases, device, repeats)}
 
 
 def forward_backward(op: Callable[[Tensor], Tensor], features: Tensor) -> Tensor:
