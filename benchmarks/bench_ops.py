@@ -129,7 +129,7 @@ def main() -> None:
     features = torch.randn(1, 256, 200, 336, generator=generator).to(device)
     rois = torch.cat((torch.zeros(512, 1), rpn_like_boxes(512, generator)), dim=1).to(device)
     scale = 1.0 / FEATURE_STRIDE
-    operators = {
+    pooling = {
         "roi_align 512 x 256 x 7 x 7, ratio 2": (
             lambda x: roi_align(x, rois, 7, scale, 2),
             peer and (lambda x: peer.roi_align(x, rois, 7, scale, 2)),
@@ -140,7 +140,7 @@ def main() -> None:
         ),
     }
     trainable = features.clone().requires_grad_()
-    for name, (ours, theirs) in operators.items():
+    for name, (ours, theirs) in pooling.items():
         with torch.inference_mode():
             cases = {"ours": lambda f=ours: f(features)}
             if theirs is not None:
@@ -159,18 +159,23 @@ def anchor_assignment(
     generator: torch.Generator, device: torch.device, peer, repeats: int
 ) -> dict[str, dict[str, float]]:
     """Label the ``resnet50_fpn`` anchors of an 800 x 1344 image against 100 boxes (0.7 /
-    0.3, best anchors of each box positive): ours, and torchvision's Matcher on its
-    box_iou, both with the matched boxes gathered."""
+    0.3, best anchors of each box positive): ours as the RPN runs it (the anchors that
+    can reach 0.3, from the levels' layout), ours measuring every anchor, and
+    torchvision's Matcher on its box_iou; all with the matched boxes gathered."""
     config = preset_config("resnet50_fpn")
     generate = AnchorGenerator(config.anchors.sizes, config.anchors.aspect_ratios)
     maps = [
         torch.empty(1, 1, -(-IMAGE_HEIGHT // s), -(-IMAGE_WIDTH // s)) for s in (4, 8, 16, 32, 64)
     ]
     anchors = generate.image_anchors((IMAGE_HEIGHT, IMAGE_WIDTH), maps).to(device)
-    gt = rpn_like_boxes(100, generator).to(device)
     size = (IMAGE_HEIGHT, IMAGE_WIDTH)
+    levels = generate.level_grids(size, [(m.shape[-2], m.shape[-1]) for m in maps])
+    gt = rpn_like_boxes(100, generator).to(device)
     ours = AnchorTargetCreator.from_config(config)
-    cases = {"ours": lambda: ours([anchors], [gt], [size])[0][0]}
+    cases = {
+        "ours": lambda: ours([anchors], [gt], [size], levels)[0][0],
+        "ours_every_anchor": lambda: ours([anchors], [gt], [size])[0][0],
+    }
     if peer is not None:
         from torchvision.models.detection import _utils as detection_utils
 

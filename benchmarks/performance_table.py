@@ -64,7 +64,7 @@ def table(records: dict[str, dict]) -> str:
     lines += _inference_rows(records.get("bench_end_to_end"))
     lines += _training_rows(records.get("bench_train_step"))
     lines += _nms_rows(records.get("bench_nms"))
-    lines += _roi_align_rows(records.get("bench_ops"))
+    lines += _operator_rows(records.get("bench_ops"))
     return "\n".join(lines) + "\n"
 
 
@@ -135,21 +135,29 @@ def _nms_rows(record: dict | None) -> list[str]:
     return rows
 
 
-def _roi_align_rows(record: dict | None) -> list[str]:
+def _operator_rows(record: dict | None) -> list[str]:
+    """RoIAlign (forward, and with its backward) and the RPN's anchor assignment."""
     if record is None:
         return []
     rows = []
     for name, result in record["operators"].items():
-        if name.startswith("roi_align") and "torchvision_ms" in result:
-            rows.append(
-                _row(
-                    name.replace("roi_align", "RoIAlign,", 1),
-                    f"{result['ours_ms']:.1f} ms",
-                    f"{result['torchvision_ms']:.1f} ms",
-                    result["torchvision_over_ours"],
-                    "bench_ops",
-                )
+        if "torchvision_ms" not in result:
+            continue
+        if name.startswith("roi_align"):
+            what = name.replace("roi_align", "RoIAlign,", 1)
+        elif name.startswith("anchor assignment"):
+            what = name.replace("anchor assignment", "RPN anchor assignment,", 1)
+        else:
+            continue
+        rows.append(
+            _row(
+                what,
+                f"{result['ours_ms']:.1f} ms",
+                f"{result['torchvision_ms']:.1f} ms",
+                result["torchvision_over_ours"],
+                "bench_ops",
             )
+        )
     return rows
 
 

@@ -87,6 +87,38 @@ class Matcher:
             labels[self._best_matches(match_quality_matrix)] = POSITIVE
         return matches, labels
 
+    def match_pairs(
+        self, gt: Tensor, pred: Tensor, iou: Tensor, num_gt: int, num_pred: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`__call__` on a sparse matrix: the ``(G, P)`` matrix that holds ``iou`` at
+        the listed pairs and 0 everywhere else, without making it.
+
+        Args:
+            gt: ``(K,)`` int64 GT index of each pair (each pair listed once).
+            pred: ``(K,)`` int64 prediction index of each pair.
+            iou: ``(K,)`` the pairs' IoU.
+            num_gt: ``G``.
+            num_pred: ``P``.
+
+        Returns:
+            What :meth:`__call__` returns for that matrix, and ``(P,)`` each prediction's
+            best IoU.
+        """
+        best_of_pred = iou.new_zeros(num_pred).scatter_reduce(0, pred, iou, "amax")
+        labels = self._band_labels(best_of_pred)
+        # Ties go to the first GT box, as max() does on the dense matrix; a prediction
+        # whose best is 0 has every GT box tied, so the first.
+        at_best = iou == best_of_pred[pred]
+        matches = torch.full((num_pred,), num_gt, dtype=torch.int64, device=iou.device)
+        matches = matches.scatter_reduce(0, pred[at_best], gt[at_best], "amin")
+        matches = matches.masked_fill((best_of_pred == 0) | (matches == num_gt), 0)
+        if self.allow_low_quality_matches and num_gt > 0:
+            best_of_gt = iou.new_zeros(num_gt).scatter_reduce(0, gt, iou, "amax")
+            counts = (best_of_gt > 0) & (best_of_gt >= self.low_quality_min_iou)
+            is_best = (iou == best_of_gt[gt]) & counts[gt]
+            labels[pred[is_best]] = POSITIVE
+        return matches, labels, best_of_pred
+
     def _best_matches(self, match_quality_matrix: Tensor) -> Tensor:
         """``(P,)`` whether a prediction is among the best of a GT box whose best IoU is
         above 0 and at least ``low_quality_min_iou`` (rule (i))."""

@@ -34,7 +34,6 @@ from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
-from ..image_list import ImageList
 from ..model import FasterRCNN, PreparedBatch
 from ..ops.boxes import box_area, box_iou
 from ..rpn.network import AnchorScores, RPNPrediction
@@ -207,7 +206,7 @@ def _explain(
     scored = model.rpn.score_anchors(batch.images, features) if prediction is None else prediction
     resized_gt, resized = batch.training_targets()[0]["boxes"], batch.images.image_sizes[0]
     labels, outside, positive, negative = _anchor_targets(model, scored, resized_gt, resized, seed)
-    levels = _level_grids(model, batch.images, features)
+    levels = scored.levels
     anchors = scored.anchors[0].cpu()
     return Explanation(
         image=image.detach().cpu(),
@@ -247,20 +246,11 @@ def _anchor_targets(
     """
     anchors = scored.anchors[0]
     creator = model.rpn.target_creator
-    labels, _ = creator.assign_single(anchors, gt_boxes, image_size)
+    labels, _ = creator.assign_single(anchors, gt_boxes, image_size, scored.levels)
     outside = anchors_crossing_border(anchors, image_size, creator.allowed_border)
     generator = torch.Generator(device=anchors.device).manual_seed(seed)
     positive, negative = model.rpn.fg_bg_sampler([labels], [scored.objectness.view(-1)], generator)
     return labels.cpu(), outside.cpu(), positive[0].bool().cpu(), negative[0].bool().cpu()
-
-
-def _level_grids(
-    model: FasterRCNN, images: ImageList, features: dict[str, Tensor]
-) -> list[LevelGrid]:
-    """The grid of each level, with the anchor generator's strides (padded size // grid)."""
-    padded = (int(images.tensors.shape[-2]), int(images.tensors.shape[-1]))
-    sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features.values()]
-    return model.rpn.anchor_generator.level_grids(padded, sizes, list(features))
 
 
 def _pick_location(

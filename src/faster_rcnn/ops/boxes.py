@@ -38,13 +38,27 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     Returns:
         ``(N, M)`` IoU matrix. A pair whose union is empty (two degenerate boxes) has IoU 0.
     """
-    area1 = box_area(boxes1)
-    area2 = box_area(boxes2)
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    return paired_box_iou(boxes1[:, None, :], boxes2[None, :, :])
+
+
+def paired_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Intersection over union of boxes paired up position by position.
+
+    Args:
+        boxes1: ``(..., 4)`` boxes.
+        boxes2: ``(..., 4)`` boxes, broadcastable with ``boxes1``.
+
+    Returns:
+        The broadcast shape without its last dimension: the IoU of each pair, 0 where the
+        union is empty.
+    """
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    top_left = torch.max(boxes1[..., :2], boxes2[..., :2])
+    bottom_right = torch.min(boxes1[..., 2:], boxes2[..., 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    union = area1[:, None] + area2[None, :] - inter
+    union = area1 + area2 - inter
     return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
 
 

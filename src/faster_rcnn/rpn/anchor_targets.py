@@ -3,13 +3,16 @@ which are background, and which GT box each positive regresses to."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from ..anchors import anchors_crossing_border
+from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import FasterRCNNConfig
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
-from ..ops.boxes import box_iou
+from ..ops.boxes import box_iou, paired_box_iou
+from .anchor_windows import AnchorShapes, anchors_reaching
 
 
 class AnchorTargetCreator:
@@ -62,7 +65,11 @@ class AnchorTargetCreator:
         )
 
     def __call__(
-        self, anchors: list[Tensor], gt_boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+        self,
+        anchors: list[Tensor],
+        gt_boxes: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        levels: Sequence[LevelGrid] | None = None,
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Targets of every image (see :meth:`assign_single`).
 
@@ -70,6 +77,8 @@ class AnchorTargetCreator:
             anchors: per image, ``(A, 4)`` anchors.
             gt_boxes: per image, ``(G_i, 4)`` GT boxes (``G_i = 0`` allowed).
             image_sizes: per image, its own ``(height, width)`` (for the border policy).
+            levels: where each level's anchors lie (the same for every image of a batch);
+                ``None`` measures every anchor against every box.
 
         Returns:
             Per image, ``(A,)`` labels and ``(A, 4)`` matched GT boxes.
@@ -79,14 +88,18 @@ class AnchorTargetCreator:
             anchors, gt_boxes, image_sizes, strict=True
         ):
             labels_per_image, matched_per_image = self.assign_single(
-                anchors_per_image, gt_per_image, image_size
+                anchors_per_image, gt_per_image, image_size, levels
             )
             labels.append(labels_per_image)
             matched_gt_boxes.append(matched_per_image)
         return labels, matched_gt_boxes
 
     def assign_single(
-        self, anchors: Tensor, gt_boxes: Tensor, image_size: tuple[int, int]
+        self,
+        anchors: Tensor,
+        gt_boxes: Tensor,
+        image_size: tuple[int, int],
+        levels: Sequence[LevelGrid] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Targets of one image.
 
@@ -94,11 +107,13 @@ class AnchorTargetCreator:
             anchors: ``(A, 4)`` anchors.
             gt_boxes: ``(G, 4)`` GT boxes, or any empty tensor for an image without objects.
             image_size: the image's own ``(height, width)``.
+            levels: where each level's anchors lie among ``anchors``; ``None`` measures
+                every anchor against every box.
 
         Returns:
             ``(A,)`` labels (1, 0, -1) in the anchors' dtype, and ``(A, 4)`` the GT box of
-            each anchor (the best-overlapping one; zeros when the image has no GT box; only
-            meaningful for positives).
+            each anchor: for a positive its best-overlapping one; for the others some GT
+            box, never used (zeros when the image has no GT box).
         """
         crossing = anchors_crossing_border(anchors, image_size, self.allowed_border)
         if gt_boxes.numel() == 0:
@@ -106,12 +121,61 @@ class AnchorTargetCreator:
             matched_gt_boxes = torch.zeros_like(anchors)
         else:
             gt_boxes = gt_boxes.to(dtype=anchors.dtype, device=anchors.device)
-            iou = box_iou(gt_boxes, anchors)
-            if self.allowed_border >= 0:
-                # Below every real IoU: never a match, never the best anchor of a GT box.
-                iou = iou.masked_fill(crossing[None, :], -1.0)
-            matched_idxs, labels = self.matcher(iou)
+            if levels is None or self.matcher.thresholds[0] <= 0:
+                matched_idxs, labels = self._match_all(anchors, gt_boxes, crossing)
+            else:
+                matched_idxs, labels = self._match_windows(anchors, gt_boxes, crossing, levels)
             matched_gt_boxes = gt_boxes[matched_idxs]
             labels = labels.to(anchors.dtype)
         labels[crossing] = IGNORED
         return labels, matched_gt_boxes
+
+    def _match_all(
+        self, anchors: Tensor, gt_boxes: Tensor, crossing: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``(A,)`` matched GT index and label of every anchor, from every IoU."""
+        iou = box_iou(gt_boxes, anchors)
+        if self.allowed_border >= 0:
+            # Below every real IoU: never a match, never the best anchor of a GT box.
+            iou = iou.masked_fill(crossing[None, :], -1.0)
+        return self.matcher(iou)
+
+    def _match_windows(
+        self, anchors: Tensor, gt_boxes: Tensor, crossing: Tensor, levels: Sequence[LevelGrid]
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`_match_all`'s labels, and its GT index for every positive, from the
+        anchors that can reach the negative threshold.
+
+        Every anchor left out is below it, so its label is the one its IoU would give.
+        A GT box whose best IoU is below it too (a small or thin box) is measured against
+        every anchor that overlaps it, so that its best anchors are found, ties included.
+        Such a best anchor may have its own best GT box among the boxes that were left
+        out, so the positives below the threshold are matched against every box.
+        """
+        floor = self.matcher.thresholds[0]
+        shapes = AnchorShapes.of_levels(levels, anchors.device)
+        gt, pred, iou = self._pairs(anchors, gt_boxes, crossing, shapes, floor)
+        best_of_gt = iou.new_zeros(len(gt_boxes)).scatter_reduce(0, gt, iou, "amax")
+        far = (best_of_gt < floor).nonzero().flatten()
+        if len(far):
+            far_gt, far_pred, far_iou = self._pairs(anchors, gt_boxes[far], crossing, shapes, 0.0)
+            near = best_of_gt[gt] >= floor
+            gt = torch.cat((gt[near], far[far_gt]))
+            pred, iou = torch.cat((pred[near], far_pred)), torch.cat((iou[near], far_iou))
+        matches, labels, best = self.matcher.match_pairs(gt, pred, iou, len(gt_boxes), len(anchors))
+        unsure = ((labels == POSITIVE) & (best < floor)).nonzero().flatten()
+        if len(unsure):
+            matches[unsure] = box_iou(gt_boxes, anchors[unsure]).max(dim=0).indices
+        return matches, labels
+
+    @staticmethod
+    def _pairs(
+        anchors: Tensor, gt_boxes: Tensor, crossing: Tensor, shapes: AnchorShapes, min_iou: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(K,)`` GT index, anchor row and IoU of the pairs that can reach ``min_iou``
+        (:func:`~faster_rcnn.rpn.anchor_windows.anchors_reaching`), crossing anchors left
+        out."""
+        gt, pred = anchors_reaching(gt_boxes, shapes, min_iou)
+        inside = ~crossing[pred]
+        gt, pred = gt[inside], pred[inside]
+        return gt, pred, paired_box_iou(gt_boxes[gt], anchors[pred])

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..anchors import AnchorGenerator
+from ..anchors import AnchorGenerator, LevelGrid
 from ..config import FasterRCNNConfig
 from ..image_list import ImageList
 from ..ops.boxes import BoxCoder
@@ -30,6 +30,7 @@ class AnchorScores(NamedTuple):
         pred_bbox_deltas: ``(N * A, 4)`` predicted deltas, same order.
         num_anchors_per_level: ``H_l * W_l * A_l`` per level (per image).
         num_anchor_locations: ``sum_l H_l * W_l`` per image (the paper's N_reg per image).
+        levels: where each level's anchors lie among every image's anchors.
     """
 
     anchors: list[Tensor]
@@ -37,6 +38,7 @@ class AnchorScores(NamedTuple):
     pred_bbox_deltas: Tensor
     num_anchors_per_level: list[int]
     num_anchor_locations: int
+    levels: list[LevelGrid]
 
 
 class RPNPrediction(NamedTuple):
@@ -55,6 +57,7 @@ class RPNPrediction(NamedTuple):
     pred_bbox_deltas: Tensor
     num_anchors_per_level: list[int]
     num_anchor_locations: int
+    levels: list[LevelGrid]
 
 
 def concat_box_prediction_layers(
@@ -224,11 +227,19 @@ class RegionProposalNetwork(nn.Module):
         feature_maps = list(features.values())
         objectness, pred_bbox_deltas = self.head(feature_maps)
         anchors = self.anchor_generator(images, feature_maps)
+        grid_sizes = [(int(o.shape[-2]), int(o.shape[-1])) for o in objectness]
+        padded_size = (int(images.tensors.shape[-2]), int(images.tensors.shape[-1]))
+        levels = self.anchor_generator.level_grids(padded_size, grid_sizes, list(features))
         num_anchors_per_level = [o[0].numel() for o in objectness]
         num_anchor_locations = sum(o.shape[-2] * o.shape[-1] for o in objectness)
         objectness, pred_bbox_deltas = concat_box_prediction_layers(objectness, pred_bbox_deltas)
         return AnchorScores(
-            anchors, objectness, pred_bbox_deltas, num_anchors_per_level, num_anchor_locations
+            anchors,
+            objectness,
+            pred_bbox_deltas,
+            num_anchors_per_level,
+            num_anchor_locations,
+            levels,
         )
 
     def predict(
@@ -268,7 +279,7 @@ class RegionProposalNetwork(nn.Module):
         "loss_rpn_box_reg"}``."""
         anchors = prediction.anchors
         labels, matched_gt_boxes = self.target_creator(
-            anchors, [t["boxes"] for t in targets], images.image_sizes
+            anchors, [t["boxes"] for t in targets], images.image_sizes, prediction.levels
         )
         regression_targets = self.box_coder.encode(matched_gt_boxes, anchors)
         logits_per_image = list(prediction.objectness.view(len(anchors), -1))
