@@ -186,6 +186,24 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
         _small(f"{scheme}_{SCHEME_LONG_STEPS}_steps", SCHEME_LONG_STEPS, "--scheme", scheme)
         for scheme in SCHEMES
     ),
+    # Non-approximate training once background RoIs stopped moving their proposals
+    # (train/non_approximate.py), beside joint training run again in the same session.
+    "schemes_foreground": tuple(
+        _small(f"{scheme}_{steps}_steps", steps, "--scheme", scheme)
+        for steps in (SCHEME_STEPS, SCHEME_LONG_STEPS)
+        for scheme in ("joint", "non-approximate")
+    ),
+    "schemes_raccoon_foreground": (
+        _ours(
+            "raccoon_non-approximate",
+            RACCOON,
+            RACCOON_OURS,
+            *_SIZE,
+            *_NEW,
+            "--scheme",
+            "non-approximate",
+        ),
+    ),
     # A larger input for the small class, in the same 20 CPU minutes.
     "input_size": (_ours("ours_1024", "slides", SLIDES_1024_OURS, *_SIZE_1024, *_NEW),),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).

@@ -1,5 +1,6 @@
-"""Non-approximate joint training: the detection losses reach the RPN's regression
-branch through the proposals, exactly (finite differences), and only there."""
+"""Non-approximate joint training: the classification loss of the foreground RoIs
+reaches the RPN's regression branch through the proposals, exactly (finite
+differences), and nothing else does."""
 
 import pytest
 import torch
@@ -30,11 +31,15 @@ def tiny_model(pooler: str = "align", dtype: torch.dtype = torch.float32) -> Fas
     return FasterRCNN.from_config(cfg).to(dtype).train()
 
 
-def detection_loss(model, losses_of, dtype=torch.float32) -> torch.Tensor:
+DETECTION_LOSSES = ("loss_classifier", "loss_box_reg")
+CLASSIFIER = ("loss_classifier",)
+
+
+def detection_loss(model, losses_of, dtype=torch.float32, names=DETECTION_LOSSES):
     images = [DATA[i][0].to(dtype) for i in range(2)]
     targets = [DATA[i][1] for i in range(2)]
     losses = losses_of(model, images, targets, torch.Generator().manual_seed(1))
-    return losses["loss_classifier"] + losses["loss_box_reg"]
+    return sum(losses[name] for name in names)
 
 
 def test_the_detection_losses_reach_the_rpn_regression_branch_only_in_this_scheme():
@@ -61,12 +66,35 @@ def first_result_kept(function):
     return kept
 
 
+def background_kept(creator):
+    """``creator`` (a ProposalTargetCreator), except that every call after the first
+    gives the background RoIs of the first: the scheme holds them constant."""
+    first = []
+
+    def kept(*args, **kwargs):
+        sample = creator(*args, **kwargs)
+        if not first:
+            first.append(sample)
+            return sample
+        rois = [
+            torch.where((labels > 0)[:, None], now, then.detach())
+            for now, then, labels in zip(
+                sample.proposals, first[0].proposals, first[0].labels, strict=True
+            )
+        ]
+        return sample._replace(proposals=rois)
+
+    return kept
+
+
 def test_the_gradient_through_the_proposals_matches_finite_differences(monkeypatch):
+    """The gradient of both detection losses with respect to the RPN's box deltas is the
+    finite-difference derivative of the classification loss, with the regression
+    targets and the background RoIs held as they were (the scheme's stops)."""
     model = tiny_model(dtype=torch.float64)
-    # The scheme holds the regression targets constant (they must not chase the
-    # proposals): so do the finite differences, with the first forward's targets.
-    coder = model.roi_heads.target_creator.box_coder
-    monkeypatch.setattr(coder, "encode", first_result_kept(coder.encode))
+    creator = model.roi_heads.target_creator
+    monkeypatch.setattr(creator.box_coder, "encode", first_result_kept(creator.box_coder.encode))
+    monkeypatch.setattr(model.roi_heads, "target_creator", background_kept(creator))
     bias = model.rpn.head.bbox_pred.bias
     detection_loss(model, non_approximate_losses, torch.float64).backward()
     analytic = bias.grad.clone()
@@ -74,13 +102,52 @@ def test_the_gradient_through_the_proposals_matches_finite_differences(monkeypat
     for k in analytic.abs().argsort(descending=True)[:6].tolist():
         with torch.no_grad():
             bias[k] += eps
-            plus = detection_loss(model, non_approximate_losses, torch.float64)
+            plus = detection_loss(model, non_approximate_losses, torch.float64, CLASSIFIER)
             bias[k] -= 2 * eps
-            minus = detection_loss(model, non_approximate_losses, torch.float64)
+            minus = detection_loss(model, non_approximate_losses, torch.float64, CLASSIFIER)
             bias[k] += eps
         numeric = (plus - minus) / (2 * eps)
         assert numeric.item() == pytest.approx(analytic[k].item(), rel=1e-4, abs=1e-9), k
     assert analytic.abs().max() > 1e-3  # the comparison was not between zeros
+
+
+def test_background_rois_move_no_proposal():
+    """With no object in the images every sampled RoI is background: the detection
+    losses then give the RPN's regression branch nothing."""
+    model = tiny_model()
+    images = [DATA[i][0] for i in range(2)]
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)}
+    losses = non_approximate_losses(model, images, [empty, empty], torch.Generator())
+    (losses["loss_classifier"] + losses["loss_box_reg"]).backward()
+    grad = model.rpn.head.bbox_pred.weight.grad
+    assert grad is None or not grad.any()
+    assert model.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+
+
+def test_the_box_loss_moves_no_proposal():
+    """Its targets are held constant, so its gradient in the proposal would only say
+    where the head's prediction matches a stale target: it is not used."""
+    model = tiny_model()
+    detection_loss(model, non_approximate_losses, names=("loss_box_reg",)).backward()
+    grad = model.rpn.head.bbox_pred.weight.grad
+    assert grad is None or not grad.any()
+    assert model.roi_heads.box_predictor.bbox_pred.weight.grad.abs().sum() > 0
+
+
+def test_the_losses_are_those_of_approximate_training():
+    """What moves the proposals adds a term of value 0: the logged losses, and every
+    gradient but the RPN's box branch's, are the approximate scheme's."""
+    approximate, exact = tiny_model(), tiny_model()
+    images, targets = [DATA[i][0] for i in range(2)], [DATA[i][1] for i in range(2)]
+    ours = non_approximate_losses(exact, images, targets, torch.Generator().manual_seed(1))
+    theirs = detector_losses(approximate, images, targets, torch.Generator().manual_seed(1))
+    assert {k: v.item() for k, v in ours.items()} == {k: v.item() for k, v in theirs.items()}
+    sum(ours.values()).backward()
+    sum(theirs.values()).backward()
+    for (name, p), q in zip(exact.named_parameters(), approximate.parameters(), strict=True):
+        if p.grad is None or name.startswith(("rpn.head", "backbone")):
+            continue
+        assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-7), name
 
 
 def test_roipool_is_refused_with_the_reason():

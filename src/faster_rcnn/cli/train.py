@@ -69,8 +69,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=[*STAGE_TRAINERS, "alternating"],
         default="joint",
         help="approximate joint training; non-approximate joint training (the detection "
-        "losses also train the RPN's box regression through RoIAlign); the RPN alone; or "
-        "the paper's 4-step alternating scheme",
+        "head's classification loss also trains the RPN's box regression, through "
+        "RoIAlign); the RPN alone; or the paper's 4-step alternating scheme",
     )
     parser.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
     parser.add_argument(

@@ -19,6 +19,7 @@ from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .postprocess import postprocess_detections
 from .predictor import FastRCNNPredictor
+from .proposal_gradient import classification_pull, pooled_boxes
 from .proposal_targets import ProposalTargetCreator
 
 
@@ -144,16 +145,7 @@ class RoIHeads(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("the Fast R-CNN head needs targets in training mode")
-            sample = self.target_creator(proposals, targets, generator=generator)
-            class_logits, box_regression = self.predict(features, sample.proposals, image_shapes)
-            loss_classifier, loss_box_reg = fastrcnn_loss(
-                class_logits,
-                box_regression,
-                sample.labels,
-                sample.regression_targets,
-                beta=self.smooth_l1_beta,
-            )
-            return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            return [], self.losses(features, proposals, image_shapes, targets, generator)
 
         class_logits, box_regression = self.predict(features, proposals, image_shapes)
         boxes, scores, labels = postprocess_detections(
@@ -172,6 +164,37 @@ class RoIHeads(nn.Module):
             for b, s, lab in zip(boxes, scores, labels, strict=True)
         ]
         return detections, {}
+
+    def losses(
+        self,
+        features: Mapping[str, Tensor],
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict[str, Tensor]],
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """``{"loss_classifier", "loss_box_reg"}`` on the RoIs sampled from ``proposals``
+        (arguments as for :meth:`forward`).
+
+        Proposals that carry a gradient (non-approximate joint training) are pooled as
+        constants, and only the classification loss of the foreground RoIs moves them
+        (:mod:`~faster_rcnn.roi_heads.proposal_gradient`).
+        """
+        sample = self.target_creator(proposals, targets, generator=generator)
+        moving = any(r.requires_grad for r in sample.proposals)
+        rois = pooled_boxes(sample.proposals) if moving else sample.proposals
+        class_logits, box_regression = self.predict(features, rois, image_shapes)
+        loss_classifier, loss_box_reg = fastrcnn_loss(
+            class_logits,
+            box_regression,
+            sample.labels,
+            sample.regression_targets,
+            beta=self.smooth_l1_beta,
+        )
+        if moving:
+            pull = classification_pull(loss_classifier, sample.proposals, rois, sample.labels)
+            loss_classifier = loss_classifier + pull
+        return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
 
     def predict(
         self,
