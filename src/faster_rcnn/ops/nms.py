@@ -72,28 +72,29 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
     if boxes.shape[0] == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    boxes = boxes[order]
+    columns = _box_columns(boxes[order])
     groups = idxs[order] if idxs is not None else None
-    columns = _BoxColumns(boxes)
 
     kept = boxes.new_zeros((0,), dtype=torch.int64)
-    for start in range(0, boxes.shape[0], _BLOCK_SIZE):
+    kept_columns = columns[:, :0]
+    for start in range(0, columns.shape[1], _BLOCK_SIZE):
         # Candidates of the block, in score order, that no earlier kept box suppresses.
-        candidates = torch.arange(
-            start, min(start + _BLOCK_SIZE, boxes.shape[0]), device=boxes.device
-        )
+        stop = min(start + _BLOCK_SIZE, columns.shape[1])
+        candidates = torch.arange(start, stop, device=boxes.device)
+        candidate_columns = columns[:, start:stop]
         for tile_start in range(0, kept.shape[0], _KEPT_TILE_SIZE):
-            tile = kept[tile_start : tile_start + _KEPT_TILE_SIZE]
-            overlap = columns.iou_exceeds(tile, candidates, iou_threshold)
+            tile = slice(tile_start, tile_start + _KEPT_TILE_SIZE)
+            overlap = _iou_exceeds(kept_columns[:, tile], candidate_columns, iou_threshold)
             if groups is not None:
-                overlap &= groups[tile, None] == groups[None, candidates]
+                overlap &= groups[kept[tile], None] == groups[None, candidates]
             # A column-wise max over bytes is several times faster than any(dim=0).
-            candidates = candidates[overlap.view(torch.uint8).amax(dim=0) == 0]
+            free = overlap.view(torch.uint8).amax(dim=0) == 0
+            candidates, candidate_columns = candidates[free], candidate_columns[:, free]
             if candidates.numel() == 0:
                 break
 
         # Greedy order inside the block: only earlier boxes (upper triangle) suppress.
-        overlap = torch.triu(columns.iou_exceeds(candidates, candidates, iou_threshold), 1)
+        overlap = _iou_exceeds(candidate_columns, candidate_columns, iou_threshold).triu_(1)
         if groups is not None:
             candidate_groups = groups[candidates]
             overlap &= candidate_groups[:, None] == candidate_groups[None, :]
@@ -108,35 +109,37 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
             keep = new_keep
 
         kept = torch.cat((kept, candidates[keep]))
+        kept_columns = torch.cat((kept_columns, candidate_columns[:, keep]), dim=1)
     return order[kept]
 
 
-class _BoxColumns:
-    """Boxes stored as coordinate columns, for IoU tests between subsets of them.
+def _box_columns(boxes: Tensor) -> Tensor:
+    """``(5, N)``: the ``x1, y1, x2, y2`` and area rows of ``(N, 4)`` boxes, each row
+    contiguous, so that a run of boxes is a view and an IoU test reads whole rows."""
+    return torch.cat((boxes.t(), box_area(boxes)[None]))
 
-    :meth:`iou_exceeds` performs exactly the floating-point operations of
+
+def _iou_exceeds(rows: Tensor, cols: Tensor, iou_threshold: float) -> Tensor:
+    """``(M, N)`` bool: the IoU of box ``i`` of ``rows`` with box ``j`` of ``cols``
+    (``(5, M)`` and ``(5, N)`` :func:`_box_columns`) is above the threshold.
+
+    It performs exactly the floating-point operations of
     :func:`~faster_rcnn.ops.boxes.box_iou` (so the decisions are the same), but on
     contiguous ``(M, N)`` tensors rather than broadcast ``(M, N, 2)`` ones, which is
     several times faster.
     """
-
-    def __init__(self, boxes: Tensor) -> None:
-        self.x1, self.y1, self.x2, self.y2 = boxes.t().contiguous()
-        self.area = box_area(boxes)
-
-    def iou_exceeds(self, rows: Tensor, cols: Tensor, iou_threshold: float) -> Tensor:
-        """``(M, N)`` bool: IoU of box ``rows[i]`` with box ``cols[j]`` > threshold."""
-        # In place where possible: on CPU, allocating the (M, N) temporaries costs about
-        # as much as the arithmetic.
-        width = torch.minimum(self.x2[rows, None], self.x2[None, cols])
-        width -= torch.maximum(self.x1[rows, None], self.x1[None, cols])
-        height = torch.minimum(self.y2[rows, None], self.y2[None, cols])
-        height -= torch.maximum(self.y1[rows, None], self.y1[None, cols])
-        inter = width.clamp_(min=0).mul_(height.clamp_(min=0))
-        union = self.area[rows, None] + self.area[None, cols]
-        union -= inter
-        # box_iou's IoU 0 for an empty union needs no mask: a positive intersection
-        # needs two boxes of positive area, so an empty union has inter = 0, and 0 / tiny
-        # is 0 too.
-        iou = inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
-        return iou > iou_threshold
+    x1, y1, x2, y2, area = (row[:, None] for row in rows)
+    other_x1, other_y1, other_x2, other_y2, other_area = (row[None, :] for row in cols)
+    # In place where possible: on CPU, allocating the (M, N) temporaries costs about as
+    # much as the arithmetic.
+    width = torch.minimum(x2, other_x2)
+    width -= torch.maximum(x1, other_x1)
+    height = torch.minimum(y2, other_y2)
+    height -= torch.maximum(y1, other_y1)
+    inter = width.clamp_(min=0).mul_(height.clamp_(min=0))
+    union = area + other_area
+    union -= inter
+    # box_iou's IoU 0 for an empty union needs no mask: a positive intersection needs two
+    # boxes of positive area, so an empty union has inter = 0, and 0 / tiny is 0 too.
+    iou = inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
+    return iou > iou_threshold
