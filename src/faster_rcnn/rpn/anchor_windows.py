@@ -19,7 +19,7 @@ a box, whatever the image size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -60,7 +60,7 @@ class AnchorShapes(NamedTuple):
     def of_levels(cls, levels: Sequence[LevelGrid], device: torch.device) -> AnchorShapes:
         """The shapes of ``levels`` (``AnchorGenerator.level_grids``), on ``device``."""
 
-        def per_shape(value_of: object, dtype: torch.dtype) -> Tensor:
+        def per_shape(value_of: Callable[[LevelGrid], float], dtype: torch.dtype) -> Tensor:
             values = [
                 value_of(level) for level in levels for _ in range(level.anchors_per_location)
             ]
@@ -70,9 +70,9 @@ class AnchorShapes(NamedTuple):
         shape_index = torch.cat([torch.arange(level.anchors_per_location) for level in levels])
         first_row = per_shape(lambda level: level.start, torch.int64) + shape_index.to(device)
         return cls(
-            *corners.to(torch.float64).unbind(1),
-            stride_x=per_shape(lambda level: level.stride[1], torch.float64),
-            stride_y=per_shape(lambda level: level.stride[0], torch.float64),
+            *corners.to(torch.float32).unbind(1),
+            stride_x=per_shape(lambda level: level.stride[1], torch.float32),
+            stride_y=per_shape(lambda level: level.stride[0], torch.float32),
             cells_x=per_shape(lambda level: level.grid_size[1], torch.int64),
             cells_y=per_shape(lambda level: level.grid_size[0], torch.int64),
             first_row=first_row,
@@ -95,7 +95,9 @@ def anchors_reaching(boxes: Tensor, shapes: AnchorShapes, min_iou: float) -> tup
         once, with every pair whose IoU is at least ``min_iou`` (above 0 when it is 0)
         among them.
     """
-    boxes = boxes.to(torch.float64)
+    # float32 on every device (MPS has no float64): the windows' margin of a cell dwarfs
+    # its rounding.
+    boxes = boxes.to(torch.float32)
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     shape_width, shape_height = shapes.x2 - shapes.x1, shapes.y2 - shapes.y1
     # Overlap needed along each axis: min_iou times the wider (taller) of box and shape.
