@@ -193,16 +193,9 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
         for steps in (SCHEME_STEPS, SCHEME_LONG_STEPS)
         for scheme in ("joint", "non-approximate")
     ),
-    "schemes_raccoon_foreground": (
-        _ours(
-            "raccoon_non-approximate",
-            RACCOON,
-            RACCOON_OURS,
-            *_SIZE,
-            *_NEW,
-            "--scheme",
-            "non-approximate",
-        ),
+    "schemes_raccoon_foreground": tuple(
+        _ours(f"raccoon_{scheme}", RACCOON, RACCOON_OURS, *_SIZE, *_NEW, "--scheme", scheme)
+        for scheme in ("joint", "non-approximate")
     ),
     # A larger input for the small class, in the same 20 CPU minutes.
     "input_size": (_ours("ours_1024", "slides", SLIDES_1024_OURS, *_SIZE_1024, *_NEW),),
