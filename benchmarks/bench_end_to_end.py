@@ -10,18 +10,22 @@ into ours; each side is exported with its own exporter (torchvision's documented
 the TorchScript-based exporter, opset 11); then the arms are timed on one image:
 eager ours, eager ours after ``optimize_for_inference`` (batch norms folded,
 channels-last), ONNX ours (``OnnxDetector``: our resizing in torch, then the session),
-eager torchvision and ONNX torchvision (resizing inside its graph). Every timing runs in a
-fresh process, the arms alternate round by round, and each process reports the median of
-``--repeats`` calls after one warm-up; the record keeps the median and the range over the
-rounds. An arm that cannot run (an export that fails) is recorded with its error. With
-``--batch N`` each call detects N different images at once (padding included) and the
-record adds images per second.
+eager torchvision and ONNX torchvision (resizing inside its graph); and, only when asked
+for, ``ours_compiled``: the rewritten model with its backbone through ``torch.compile``.
+Every timing runs in a fresh process, the arms alternate round by round, and each
+process reports the median of ``--repeats`` calls after a first call that is timed on its
+own (the compiled arm's compiles, into an Inductor cache of the run's own that the later
+rounds find warm); the record keeps the median and the range over the rounds, and every
+round's first call. An arm that cannot run (an export that fails) is recorded with its
+error. With ``--batch N`` each call detects N different images at once (padding
+included) and the record adds images per second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -36,6 +40,7 @@ import torch
 from bench_inference import median_seconds
 
 ARMS = ("ours_eager", "ours_fast", "ours_onnx", "torchvision_eager", "torchvision_onnx")
+OPTIONAL_ARMS = ("ours_compiled",)
 TORCHVISION_BUILDERS = {
     "resnet50_fpn": "fasterrcnn_resnet50_fpn",
     "mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn",
@@ -48,7 +53,7 @@ RESULTS = Path(__file__).parent / "results" / "bench_end_to_end.json"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(TORCHVISION_BUILDERS))
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + OPTIONAL_ARMS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -84,6 +89,7 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
     folder.mkdir(parents=True)
     exports = prepare(preset, folder, args.arms)
     medians: dict[str, list[float]] = {arm: [] for arm in args.arms}
+    first_calls: dict[str, list[float]] = {arm: [] for arm in args.arms}
     errors: dict[str, str] = {}
     for _ in range(args.rounds):
         for arm in args.arms:
@@ -94,11 +100,14 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
                 [*worker, "--repeats", str(args.repeats), "--batch", str(args.batch)],
                 capture_output=True,
                 text=True,
+                env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(folder / "inductor")},
             )
             if done.returncode != 0:
                 errors[arm] = done.stderr.strip().splitlines()[-1]
                 continue
-            medians[arm].append(json.loads(done.stdout.splitlines()[-1])["seconds"])
+            timing = json.loads(done.stdout.splitlines()[-1])
+            medians[arm].append(timing["seconds"])
+            first_calls[arm].append(timing["first_call_s"])
     result = {"export_seconds": exports["seconds"], "errors": {**exports["errors"], **errors}}
     for arm, values in medians.items():
         if values:
@@ -107,9 +116,12 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
                 "median_s": round(statistics.median(values), 4),
                 "min_s": round(min(values), 4),
                 "max_s": round(max(values), 4),
+                "first_call_s": [round(seconds, 3) for seconds in first_calls[arm]],
             }
     for slower, faster in (
         ("ours_eager", "ours_fast"),
+        ("ours_fast", "ours_compiled"),
+        ("torchvision_eager", "ours_compiled"),
         ("ours_eager", "ours_onnx"),
         ("torchvision_eager", "ours_fast"),
         ("torchvision_eager", "ours_eager"),
@@ -163,15 +175,20 @@ def prepare(preset: str, folder: Path, arms: list[str]) -> dict:
 
 
 def time_arm(arm: str, preset: str, folder: Path, repeats: int, batch: int) -> dict:
-    """Median seconds of ``repeats`` calls of one arm on ``batch`` benchmark images."""
+    """The first call's seconds, and the median of ``repeats`` calls after it, of one arm
+    on ``batch`` benchmark images."""
     images = [_image(seed) for seed in range(batch)]
-    if arm in ("ours_eager", "ours_fast"):
+    if arm in ("ours_eager", "ours_fast", "ours_compiled"):
         from faster_rcnn import load_torchvision_checkpoint
         from faster_rcnn.fast_inference import optimize_for_inference
 
         model = load_torchvision_checkpoint(folder / "torchvision.pth", preset)
-        if arm == "ours_fast":
+        if arm != "ours_eager":
             model = optimize_for_inference(model)
+        if arm == "ours_compiled":
+            # The backbone (with the FPN) is where the time goes; the rest has
+            # data-dependent shapes that torch.compile would split into many graphs.
+            model.backbone = torch.compile(model.backbone, dynamic=False)
         run = _no_grad(lambda: model(images))
     elif arm == "ours_onnx":
         from faster_rcnn.export import OnnxDetector
@@ -195,7 +212,10 @@ def time_arm(arm: str, preset: str, folder: Path, repeats: int, batch: int) -> d
             raise ValueError("torchvision's ONNX export takes the one image it was traced with")
         feed = {session.get_inputs()[0].name: images[0].numpy()}
         run = lambda: session.run(None, feed)  # noqa: E731
-    return {"seconds": median_seconds(run, repeats)}
+    start = time.perf_counter()
+    run()
+    first_call = time.perf_counter() - start
+    return {"seconds": median_seconds(run, repeats, warmup=0), "first_call_s": first_call}
 
 
 def _no_grad(fn):

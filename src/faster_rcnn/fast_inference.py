@@ -6,7 +6,9 @@ weights and bias: one pass over the feature map instead of three. Channels-last 
 layout lets the CPU's convolution kernels (oneDNN) run without reordering each feature map.
 Both change only float rounding: the detections agree with the plain model's to
 within it (``tests/model/test_fast_inference.py``; against torchvision,
-``tests/parity``).
+``tests/parity``). ``torch.compile`` of the backbone is not among the rewrites: on a CPU
+it was no faster (0.91-1.11 times, ``benchmarks/bench_end_to_end.py --arms
+ours_compiled``) and its first call compiles for half a minute.
 """
 
 from __future__ import annotations

@@ -15,13 +15,7 @@ from faster_rcnn.train.train_config import TrainConfig
 Sample = tuple[Tensor, dict[str, Tensor]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These models are tiny: on two shared cores a second intra-op thread mostly waits.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(min_size: tuple[int, ...] = (128,), seed: int = 0) -> FasterRCNN:

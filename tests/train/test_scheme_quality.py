@@ -23,13 +23,7 @@ TRAIN = SyntheticShapes(400, image_size=(SIZE, SIZE), seed=0, max_objects=4)
 TEST = SyntheticShapes(60, image_size=(SIZE, SIZE), seed=1, max_objects=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # A small model: on two shared cores a second intra-op thread mostly waits.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @cache
