@@ -41,7 +41,9 @@ Where the gradient flows, and where it stops (and why):
   box head). Generated shapes, 3 seeds, mAP@0.5 and proposal recall at IoU 0.7 (300
   proposals): at 355 steps 0.884 and 0.830 against approximate training's 0.871 and
   0.741; at 1420 steps 0.966 and 0.927 against 0.969 and 0.921. With every RoI and both
-  losses moving the proposals, it was 0.827 and 0.588 at 355 steps.
+  losses moving the proposals, it was 0.827 and 0.588 at 355 steps. On raccoon
+  (``mobilenet_v2_fpn`` from ImageNet weights, 168 steps) it stays behind: 0.770 against
+  0.832, with the same recall (``benchmarks/seed_study.md``).
 - **The RoI head's regression targets, matching and sampling: stop.** They are computed
   from the proposals' values; a target that followed the proposal would let the loss
   be lowered by moving the proposal instead of predicting the offset.
