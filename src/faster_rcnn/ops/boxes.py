@@ -20,12 +20,12 @@ def box_area(boxes: Tensor) -> Tensor:
     """Area of each box.
 
     Args:
-        boxes: ``(N, 4)`` boxes.
+        boxes: ``(..., 4)`` boxes.
 
     Returns:
-        ``(N,)`` areas.
+        ``(...)`` areas.
     """
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -52,8 +52,7 @@ def paired_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         The broadcast shape without its last dimension: the IoU of each pair, 0 where the
         union is empty.
     """
-    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
-    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    area1, area2 = box_area(boxes1), box_area(boxes2)
     top_left = torch.max(boxes1[..., :2], boxes2[..., :2])
     bottom_right = torch.min(boxes1[..., 2:], boxes2[..., 2:])
     wh = (bottom_right - top_left).clamp(min=0)
