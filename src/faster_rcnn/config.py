@@ -15,6 +15,7 @@ Lists are accepted where tuples are expected (JSON has no tuples) and stored as 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import types
@@ -40,22 +41,35 @@ class BackboneSpec(NamedTuple):
         stages: how many stages ``trainable_layers`` counts over.
         default_trainable_layers: stages trained when the config says ``None``.
         fixed_channels: its output width when the architecture fixes it (VGG-16's 512).
+        returned_layers: the stages whose outputs feed the FPN by default, where they can
+            be chosen (torchvision's ``returned_layers``); ``None`` where they cannot.
+        returnable: the stage indices ``returned_layers`` may name.
     """
 
     feature_maps: tuple[str, ...]
     stages: int
     default_trainable_layers: int
     fixed_channels: int | None = None
+    returned_layers: tuple[int, ...] | None = None
+    returnable: range = range(0)
 
 
 # torchvision's and py-faster-rcnn's trainable stages for ImageNet-initialised backbones;
 # every stage for the small backbone, which is trained from scratch.
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(("0",), 5, 3, fixed_channels=512),
-    "resnet50_fpn": BackboneSpec(("0", "1", "2", "3", "pool"), 5, 3),
-    "resnet50_fpn_v2": BackboneSpec(("0", "1", "2", "3", "pool"), 5, 3),
-    "mobilenet_v2_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
-    "mobilenet_v3_large_fpn": BackboneSpec(("0", "1", "pool"), 6, 3),
+    "resnet50_fpn": BackboneSpec(
+        ("0", "1", "2", "3", "pool"), 5, 3, returned_layers=(1, 2, 3, 4), returnable=range(1, 5)
+    ),
+    "resnet50_fpn_v2": BackboneSpec(
+        ("0", "1", "2", "3", "pool"), 5, 3, returned_layers=(1, 2, 3, 4), returnable=range(1, 5)
+    ),
+    "mobilenet_v2_fpn": BackboneSpec(
+        ("0", "1", "pool"), 6, 3, returned_layers=(4, 5), returnable=range(0, 6)
+    ),
+    "mobilenet_v3_large_fpn": BackboneSpec(
+        ("0", "1", "pool"), 6, 3, returned_layers=(4, 5), returnable=range(0, 6)
+    ),
     "small": BackboneSpec(("0", "1", "2", "pool"), 5, 5),
 }
 # A backbone built by the user and passed to ``FasterRCNN(backbone, config)``.
@@ -332,12 +346,19 @@ class BackboneConfig:
             when fine-tuning from ImageNet weights.
         out_channels: channels of every output feature map (the FPN's width; 512 for
             VGG-16).
+        returned_layers: the stages whose outputs the FPN reads, in increasing order
+            (torchvision's ``returned_layers``: ResNet ``layer1..layer4`` are 1-4; a
+            MobileNet's stages 0-5 start at its first block and each stride-2 block, and
+            the FPN reads a stage's first block); ``None`` means the backbone's own
+            (ResNet 1-4, MobileNet 4-5: two stride-32 maps). Stage 3 added to a
+            MobileNet's gives the FPN a stride-16 map.
     """
 
     name: str = "resnet50_fpn"
     trainable_layers: int | None = None
     frozen_batch_norm: bool = True
     out_channels: int = 256
+    returned_layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -365,6 +386,44 @@ class BackboneConfig:
             self.trainable_layers is None or 0 <= self.trainable_layers <= spec.stages,
             f"None or in [0, {spec.stages}] for {self.name}",
         )
+        self._check_returned_layers(spec)
+
+    def _check_returned_layers(self, spec: BackboneSpec) -> None:
+        chosen = self.returned_layers
+        if chosen is None:
+            return
+        require(
+            self,
+            "returned_layers",
+            spec.returned_layers is not None,
+            f"None for {self.name}, whose feature maps are fixed",
+        )
+        first, last = spec.returnable.start, spec.returnable.stop - 1
+        require(
+            self,
+            "returned_layers",
+            len(chosen) >= 1
+            and all(a < b for a, b in itertools.pairwise(chosen))
+            and set(chosen) <= set(spec.returnable),
+            f"increasing stage indices in [{first}, {last}] for {self.name}, got {chosen}",
+        )
+
+    def feature_maps(self) -> tuple[str, ...] | None:
+        """Names of the backbone's output feature maps, finest first (``None`` for a
+        custom backbone): ``"0"``, ``"1"``... one per returned stage, then ``"pool"``."""
+        spec = BACKBONES.get(self.name)
+        if spec is None:
+            return None
+        if self.returned_layers is None:
+            return spec.feature_maps
+        return (*(str(level) for level in range(len(self.returned_layers))), "pool")
+
+    def resolved_returned_layers(self) -> tuple[int, ...] | None:
+        """``returned_layers``, the backbone's default where it is ``None``."""
+        spec = BACKBONES.get(self.name)
+        if self.returned_layers is None and spec is not None:
+            return spec.returned_layers
+        return self.returned_layers
 
     def resolved_trainable_layers(self) -> int | None:
         """``trainable_layers``, the backbone's default where it is ``None``."""
@@ -410,22 +469,22 @@ class FasterRCNNConfig:
 
     def _check_feature_maps(self) -> None:
         """Anchor levels and pooled maps against the backbone's outputs."""
-        spec = BACKBONES.get(self.backbone.name)
-        if spec is None:  # a custom backbone: checked against the module when built
+        maps = self.backbone.feature_maps()
+        if maps is None:  # a custom backbone: checked against the module when built
             return
         require(
             self,
             "anchors.sizes",
-            len(self.anchors.sizes) == len(spec.feature_maps),
-            f"one tuple per feature map of {self.backbone.name} ({len(spec.feature_maps)}: "
-            f"{', '.join(spec.feature_maps)}); got {len(self.anchors.sizes)}",
+            len(self.anchors.sizes) == len(maps),
+            f"one tuple per feature map of {self.backbone.name} ({len(maps)}: "
+            f"{', '.join(maps)}); got {len(self.anchors.sizes)}",
         )
-        unknown = sorted(set(self.roi_heads.featmap_names) - set(spec.feature_maps))
+        unknown = sorted(set(self.roi_heads.featmap_names) - set(maps))
         require(
             self,
             "roi_heads.featmap_names",
             not unknown,
-            f"among {self.backbone.name}'s feature maps {spec.feature_maps}; {unknown} are not",
+            f"among {self.backbone.name}'s feature maps {maps}; {unknown} are not",
         )
 
     def _check_layer_sizes(self) -> None:
@@ -456,6 +515,38 @@ class FasterRCNNConfig:
             if name in _SECTIONS and isinstance(value, dict):
                 changes[name] = dataclasses.replace(getattr(self, name), **value)
         return dataclasses.replace(self, **changes)
+
+    def with_returned_layers(self, returned_layers: tuple[int, ...]) -> FasterRCNNConfig:
+        """A copy whose FPN reads the backbone stages ``returned_layers``, with anchors
+        and pooled maps to match: the RoI head pools from every map but ``"pool"``, and
+        each level keeps its stage's anchors (a stage the config does not read takes the
+        anchors every level has, where all levels have the same).
+
+        Raises:
+            ValueError: the stages are not the backbone's, or a new stage has no anchors
+                to take (give an anchor file for the new levels).
+        """
+        backbone = dataclasses.replace(self.backbone, returned_layers=tuple(returned_layers))
+        current = self.backbone.resolved_returned_layers()
+        maps = backbone.feature_maps()
+        assert current is not None and maps is not None  # validated by the replace above
+        sizes, ratios = self.anchors.sizes, self.anchors.aspect_ratios
+        same = len(set(zip(sizes, ratios, strict=True))) == 1
+        missing = sorted(set(returned_layers) - set(current))
+        if missing and not same:
+            raise ValueError(
+                f"backbone stages {missing} have no anchors in this config: give an anchor "
+                f"file with one level per feature map ({', '.join(maps)})"
+            )
+        levels = [*(current.index(k) if k in current else 0 for k in returned_layers), -1]
+        anchors = dataclasses.replace(
+            self.anchors,
+            sizes=tuple(sizes[i] for i in levels),
+            aspect_ratios=tuple(ratios[i] for i in levels),
+        )
+        return self.replace(
+            backbone=backbone, anchors=anchors, roi_heads={"featmap_names": maps[:-1]}
+        )
 
     def label_names(self) -> tuple[str, ...]:
         """The names of labels ``1..num_classes-1``: ``class_names``, or ``"class<k>"``

@@ -460,3 +460,39 @@ def test_fpn_initialisation_and_level_check() -> None:
     assert weight.abs().max() > 0.9 * math.sqrt(3 / (32 * 9))
     with pytest.raises(ValueError, match="built for 2 levels, got 1"):
         fpn(OrderedDict(x=torch.zeros(1, 8, 4, 4)))
+
+
+# torchvision's `returned_layers`: the stages the FPN reads, with the strides they give.
+@pytest.mark.parametrize(
+    ("name", "returned", "strides"),
+    [
+        ("mobilenet_v2_fpn", (3, 4, 5), (16, 32, 32, 64)),
+        ("mobilenet_v2_fpn", (2, 5), (8, 32, 64)),
+        ("mobilenet_v3_large_fpn", (3, 4, 5), (16, 32, 32, 64)),
+        ("resnet50_fpn", (2, 3, 4), (8, 16, 32, 64)),
+    ],
+)
+def test_returned_layers_choose_the_maps_the_fpn_reads(
+    name: str, returned: tuple[int, ...], strides: tuple[int, ...]
+) -> None:
+    config = BackboneConfig(name=name, out_channels=16, returned_layers=returned)
+    backbone = build_backbone(config)
+    with torch.no_grad():
+        features = backbone(torch.rand(1, 3, 256, 256))
+    assert tuple(features) == config.feature_maps()
+    assert tuple(256 // f.shape[-1] for f in features.values()) == strides
+    # Frozen stages stay frozen whatever the FPN reads: 3 trainable stages of 6 (MobileNet)
+    # or of 5 (ResNet) leave the stem frozen.
+    stem = backbone.body["0"] if "mobilenet" in name else backbone.body.conv1
+    assert not any(p.requires_grad for p in stem.parameters())
+
+
+def test_returned_layers_are_refused_where_the_maps_are_fixed_or_out_of_range() -> None:
+    with pytest.raises(ValueError, match="None for small, whose feature maps are fixed"):
+        BackboneConfig(name="small", returned_layers=(1, 2))
+    with pytest.raises(ValueError, match=r"increasing stage indices in \[0, 5\]"):
+        BackboneConfig(name="mobilenet_v2_fpn", returned_layers=(5, 3))
+    with pytest.raises(ValueError, match=r"increasing stage indices in \[1, 4\]"):
+        BackboneConfig(name="resnet50_fpn", returned_layers=(0, 1))
+    with pytest.raises(ValueError, match=r"increasing stage indices"):
+        BackboneConfig(name="mobilenet_v2_fpn", returned_layers=())

@@ -109,3 +109,29 @@ def test_lists_from_json_become_tuples_and_ints_are_numbers():
 def test_every_preset_names_a_known_backbone_with_matching_levels(name):
     cfg = preset_config(name)
     assert len(cfg.anchors.sizes) == len(BACKBONES[cfg.backbone.name].feature_maps)
+
+
+def test_with_returned_layers_gives_each_map_its_anchors_and_pools_from_all_but_pool():
+    mobile = preset_config("mobilenet_v2_fpn", 4)
+    finer = mobile.with_returned_layers((3, 4, 5))
+    assert finer.backbone.feature_maps() == ("0", "1", "2", "pool")
+    # The MobileNet presets put the same 15 anchors on every level: the new one too.
+    assert finer.anchors.sizes == ((32, 64, 128, 256, 512),) * 4
+    assert finer.anchors.aspect_ratios == ((0.5, 1.0, 2.0),) * 4
+    assert finer.roi_heads.featmap_names == ("0", "1", "2")
+    assert FasterRCNNConfig.from_json(finer.to_json()) == finer
+    # ResNet's anchors belong to the strides: without layer1 its 32-px anchors go.
+    resnet = preset_config("resnet50_fpn", 4).with_returned_layers((2, 3, 4))
+    assert resnet.anchors.sizes == ((64,), (128,), (256,), (512,))
+    assert resnet.roi_heads.featmap_names == ("0", "1", "2")
+    # The default stages change nothing but the field.
+    same = mobile.with_returned_layers((4, 5))
+    assert same.replace(backbone={"returned_layers": None}) == mobile
+
+
+def test_with_returned_layers_refuses_a_new_stage_without_anchors_to_give_it():
+    resnet = preset_config("resnet50_fpn", 4)
+    with pytest.raises(ValueError, match=r"stages \[1\] have no anchors.*0, 1, pool"):
+        resnet.with_returned_layers((2, 3, 4)).with_returned_layers((1, 2))
+    with pytest.raises(ValueError, match=r"anchors\.sizes must be one tuple per feature map"):
+        preset_config("mobilenet_v2_fpn").replace(backbone={"returned_layers": (3, 4, 5)})

@@ -86,3 +86,20 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     assert "recipe (" not in capsys.readouterr().out
     plain = load_model(tmp_path / "plain" / "model.safetensors").config.roi_heads
     assert (plain.sampler, plain.batch_size_per_image) == ("random", 512)
+
+
+def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--data", "slides:2", "--steps", "1", "--min-size", "96", "--max-size", "128"]
+    argv += ["--preset", "mobilenet_v2_fpn", "--returned-layers", "3", "4", "5"]
+    assert main([*argv, "--out", str(out)]) == 0
+    config = load_model(out / "model.safetensors").config
+    assert config.backbone.returned_layers == (3, 4, 5)
+    assert len(config.anchors.sizes) == 4 and config.roi_heads.featmap_names == ("0", "1", "2")
+    capsys.readouterr()
+    assert main([*argv[:-4], "--returned-layers", "4", "3", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "faster-rcnn: error: BackboneConfig.returned_layers must be increasing stage indices "
+        "in [0, 5] for mobilenet_v2_fpn, got (4, 3)"
+    )

@@ -18,7 +18,7 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
 
     Every backbone has an ``out_channels`` attribute and maps ``(N, 3, H, W)`` images to an
     ordered dict of feature maps with that many channels, finest first (their names are
-    ``faster_rcnn.config.BACKBONES[name].feature_maps``).
+    ``cfg.feature_maps()``).
 
     Raises:
         ValueError: the config names a custom backbone, which only its user can build.
@@ -31,17 +31,20 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
     assert trainable_layers is not None  # every named backbone has a default
     if cfg.name == "vgg16":
         return VGG16Backbone(trainable_layers)
-    if cfg.name == "resnet50_fpn":
-        return ResNetFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
-    if cfg.name == "resnet50_fpn_v2":
+    if cfg.name == "small":
+        return SmallFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
+    returned = cfg.resolved_returned_layers()
+    assert returned is not None  # the ResNets and MobileNets have a default
+    if cfg.name in ("resnet50_fpn", "resnet50_fpn_v2"):
+        fpn_norm = nn.BatchNorm2d if cfg.name == "resnet50_fpn_v2" else None
         return ResNetFPNBackbone(
-            cfg.out_channels, trainable_layers, cfg.frozen_batch_norm, nn.BatchNorm2d
+            cfg.out_channels, trainable_layers, cfg.frozen_batch_norm, fpn_norm, returned
         )
-    if cfg.name == "mobilenet_v2_fpn":
-        return MobileNetV2FPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
-    if cfg.name == "mobilenet_v3_large_fpn":
-        return MobileNetV3FPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
-    return SmallFPNBackbone(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm)
+    mobilenet = {
+        "mobilenet_v2_fpn": MobileNetV2FPNBackbone,
+        "mobilenet_v3_large_fpn": MobileNetV3FPNBackbone,
+    }[cfg.name]
+    return mobilenet(cfg.out_channels, trainable_layers, cfg.frozen_batch_norm, returned)
 
 
 def check_backbone_matches(backbone: nn.Module, cfg: BackboneConfig) -> None:

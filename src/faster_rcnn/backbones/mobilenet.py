@@ -117,12 +117,13 @@ def mobilenet_v2_features(norm_layer: NormLayer) -> nn.Sequential:
 
 class MobileNetFPNBackbone(BackboneWithFPN):
     """A MobileNet's ``features`` + FPN, as torchvision's ``_mobilenet_extractor`` builds
-    it: outputs ``"0"`` and ``"1"`` from the last two stages and ``"pool"`` from the last.
+    it: by default outputs ``"0"`` and ``"1"`` from the last two stages and ``"pool"``
+    from the last.
 
     The stages are delimited by the first block, every stride-2 block (``starts_stage``)
-    and the last block; the FPN reads the first block of the second-to-last stage and the
-    last block. A subclass names the network (:attr:`name`) and builds its blocks
-    (:meth:`features`).
+    and the last block; the FPN reads the first block of each returned stage (by default
+    the second-to-last stage and the last block). A subclass names the network
+    (:attr:`name`) and builds its blocks (:meth:`features`).
 
     Args:
         out_channels: FPN width (256 in torchvision).
@@ -130,6 +131,8 @@ class MobileNetFPNBackbone(BackboneWithFPN):
             every block before them is frozen (torchvision's default with ImageNet
             weights: 3).
         frozen_batch_norm: ``FrozenBatchNorm2d`` instead of ``nn.BatchNorm2d``.
+        returned_layers: the stages (0-5) whose first block the FPN reads; torchvision's
+            default is the last two, ``(4, 5)``.
     """
 
     name: str
@@ -140,7 +143,11 @@ class MobileNetFPNBackbone(BackboneWithFPN):
         raise NotImplementedError
 
     def __init__(
-        self, out_channels: int = 256, trainable_layers: int = 3, frozen_batch_norm: bool = True
+        self,
+        out_channels: int = 256,
+        trainable_layers: int = 3,
+        frozen_batch_norm: bool = True,
+        returned_layers: tuple[int, ...] = (4, 5),
     ) -> None:
         features = self.features(batch_norm_layer(frozen_batch_norm))
         stage_indices = [
@@ -149,7 +156,7 @@ class MobileNetFPNBackbone(BackboneWithFPN):
             len(features) - 1,
         ]
         check_trainable_layers(trainable_layers, len(stage_indices), self.name)
-        returned = stage_indices[-2:]
+        returned = [stage_indices[stage] for stage in returned_layers]
         super().__init__(
             OrderedDict(features.named_children()),
             return_layers={str(index): str(level) for level, index in enumerate(returned)},

@@ -105,6 +105,7 @@ class ResNetFPNBackbone(BackboneWithFPN):
             ``nn.BatchNorm2d``.
         fpn_norm_layer: the FPN's normalisation: ``None`` (``fasterrcnn_resnet50_fpn``) or
             ``nn.BatchNorm2d`` (``fasterrcnn_resnet50_fpn_v2``).
+        returned_layers: which of ``layer1..layer4`` (1-4) the FPN reads.
     """
 
     def __init__(
@@ -113,13 +114,14 @@ class ResNetFPNBackbone(BackboneWithFPN):
         trainable_layers: int = 3,
         frozen_batch_norm: bool = True,
         fpn_norm_layer: NormLayer | None = None,
+        returned_layers: tuple[int, ...] = (1, 2, 3, 4),
     ) -> None:
         check_trainable_layers(trainable_layers, 5, "resnet50_fpn")
         layers = resnet_layers(RESNET50_BLOCKS, batch_norm_layer(frozen_batch_norm))
         super().__init__(
             layers,
-            return_layers={f"layer{k}": str(k - 1) for k in range(1, 5)},
-            in_channels_list=[256, 512, 1024, 2048],
+            return_layers={f"layer{k}": str(level) for level, k in enumerate(returned_layers)},
+            in_channels_list=[256 * 2 ** (k - 1) for k in returned_layers],
             out_channels=out_channels,
             fpn_norm_layer=fpn_norm_layer,
         )

@@ -79,6 +79,15 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="an anchor file (sizes and aspect ratios per level) in place of the preset's, "
         "e.g. the one `faster-rcnn anchors --fit` writes",
     )
+    parser.add_argument(
+        "--returned-layers",
+        type=int,
+        nargs="+",
+        metavar="STAGE",
+        help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
+        "1-4; MobileNets: 0-5, default 4 5, both stride 32, and 3 adds a stride-16 map, "
+        "35%% slower a step and behind in a 20-minute budget: benchmarks/recipe_ab.md)",
+    )
     add_config_options(parser)
     parser.add_argument(
         "--recipe",
@@ -207,6 +216,8 @@ def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterR
     """The preset for the dataset's classes, with the anchors and image sizes asked for."""
     config = preset_config(args.preset, dataset.num_classes)
     config = config.replace(class_names=tuple(dataset.class_names))
+    if args.returned_layers:
+        config = config.with_returned_layers(tuple(args.returned_layers))
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
     config = with_config_options(config, args)
