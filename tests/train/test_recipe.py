@@ -8,7 +8,13 @@ import torch
 from faster_rcnn.cli import main
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import load_model
-from faster_rcnn.train.recipe import ROI_BATCH_SIZE, choose_recipe, object_statistics
+from faster_rcnn.train.recipe import (
+    ROI_BATCH_SIZE,
+    SMALL_SIDE,
+    choose_recipe,
+    multi_scale_sizes,
+    object_statistics,
+)
 
 
 def _item(height: int, width: int, boxes: list[list[float]], labels: list[int]):
@@ -45,12 +51,44 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
     assert [c.setting for c in choices] == [
         "roi_heads.batch_size_per_image",
         "roi_heads.sampler",
+        "transform.min_size",
     ]
     assert "'dot' 30 px" in choices[1].line() and "40%" in choices[1].line()
     # What the user gave stays.
-    kept, choices = choose_recipe(config, stats, given={"roi_heads.batch_size_per_image"})
-    assert kept.roi_heads.batch_size_per_image == 512
+    given = {"roi_heads.batch_size_per_image", "transform.min_size"}
+    kept, choices = choose_recipe(config, stats, given=given)
+    assert kept.roi_heads.batch_size_per_image == 512 and kept.transform.min_size == (800,)
     assert [c.setting for c in choices] == ["roi_heads.sampler"]
+
+
+def test_multi_scale_sizes_end_at_the_preset_size() -> None:
+    assert multi_scale_sizes(800) == (640, 672, 704, 736, 768, 800)
+    assert multi_scale_sizes(320) == (256, 288, 320)
+    assert multi_scale_sizes(600) == (504, 536, 568, 600)
+    assert multi_scale_sizes(96) == (96,)
+
+
+def test_recipe_trains_at_several_scales_when_a_class_is_small() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    chosen, choices = choose_recipe(config, object_statistics(DATASET, config))
+    assert chosen.transform.min_size == (640, 672, 704, 736, 768, 800)
+    assert (
+        choices[-1]
+        .line()
+        .startswith(
+            "  transform.min_size = (640, 672, 704, 736, 768, 800): the smallest class 'dot' "
+            "is 30 px once resized"
+        )
+    )
+    # Not when the smallest class is large: 'dot' at 4.3x is 129 px.
+    large = config.replace(transform={"min_size": (3440,), "max_size": 6000})
+    stats = object_statistics(DATASET, large)
+    assert stats.class_sides["dot"] >= SMALL_SIDE
+    assert choose_recipe(large, stats)[0].transform.min_size == (3440,)
+    # Nor when the config already has several sizes.
+    several = config.replace(transform={"min_size": (600, 800)})
+    stats = object_statistics(DATASET, several)
+    assert choose_recipe(several, stats)[0].transform.min_size == (600, 800)
 
 
 def test_recipe_samples_at_random_with_one_object_an_image() -> None:
@@ -58,7 +96,7 @@ def test_recipe_samples_at_random_with_one_object_an_image() -> None:
     stats = object_statistics([DATASET[0], *DATASET[2:] * 2], config)  # counts 3, 0, 0
     chosen, choices = choose_recipe(config, stats)
     assert stats.objects_per_image == 0 and chosen.roi_heads.sampler == "random"
-    assert [c.setting for c in choices] == ["roi_heads.batch_size_per_image"]
+    assert "roi_heads.sampler" not in [c.setting for c in choices]
     single = [_item(400, 600, [[0, 0, 50, 50]], [2])] * 3
     chosen, _ = choose_recipe(config, object_statistics(single, config))
     assert chosen.roi_heads.sampler == "random"

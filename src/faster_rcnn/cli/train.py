@@ -86,7 +86,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="STAGE",
         help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
         "1-4; MobileNets: 0-5, default 4 5, both stride 32, and 3 adds a stride-16 map, "
-        "35%% slower a step and behind in a 20-minute budget: benchmarks/recipe_ab.md)",
+        "22-36%% slower a step, and behind in a 20-minute budget: benchmarks/recipe_ab.md)",
     )
     add_config_options(parser)
     parser.add_argument(
@@ -230,7 +230,8 @@ def with_recipe(
     """``config`` adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each change
     printed with its reason; the options given on the command line stay."""
     stats = object_statistics(dataset, config)
-    config, choices = choose_recipe(config, stats, given_settings(args))
+    given = given_settings(args) | ({"transform.min_size"} if args.min_size else set())
+    config, choices = choose_recipe(config, stats, given)
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(choice.line() for choice in choices))

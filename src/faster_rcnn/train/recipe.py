@@ -28,6 +28,12 @@ from ..transform import resized_size
 ROI_BATCH_SIZE = 128
 # Images read to describe the objects: enough for stable medians, bounded time.
 MAX_IMAGES_READ = 2000
+# Multi-scale training (detectron2's 640-800 in steps of 32) where a class is small: each
+# image's shorter side is drawn from SCALE_RANGE x the preset's size up to it, in
+# SCALE_STEP px steps. On the generated slides (platelets 69 px once resized) it won
+# twice at equal time (benchmarks/recipe_ab.md, round 5).
+SCALE_RANGE, SCALE_STEP = 0.8, 32
+SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ def choose_recipe(
         config: the preset's config (with what the user gave applied).
         stats: the training objects (:func:`object_statistics`).
         given: the settings the user gave (``"roi_heads.batch_size_per_image"``,
-            ``"roi_heads.sampler"``), which stay as they are.
+            ``"roi_heads.sampler"``, ``"transform.min_size"``), which stay as they are.
     """
     choices = []
     roi = config.roi_heads
@@ -145,7 +151,40 @@ def choose_recipe(
                 "spread over the objects, so each small one gets its share",
             )
         )
+    scales = _multi_scale_choice(config, stats, given)
+    if scales is not None:
+        choices.append(scales)
     for choice in choices:
         section, field = choice.setting.split(".")
         config = config.replace(**{section: {field: choice.value}})
     return config, choices
+
+
+def multi_scale_sizes(size: int) -> tuple[int, ...]:
+    """Shorter sides from ``SCALE_RANGE * size`` up to ``size`` (the last, which
+    evaluation uses), ``SCALE_STEP`` apart: 800 gives 640, 672, ..., 800."""
+    steps = round((1 - SCALE_RANGE) * size) // SCALE_STEP
+    return tuple(size - SCALE_STEP * k for k in range(steps, -1, -1))
+
+
+def _multi_scale_choice(
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
+) -> RecipeChoice | None:
+    """Multi-scale training when the smallest class is small once resized and the user
+    gave no sizes."""
+    smallest = stats.smallest_class()
+    sizes = config.transform.min_size
+    if smallest is None or "transform.min_size" in given or len(sizes) > 1:
+        return None
+    side = stats.class_sides[smallest]
+    scales = multi_scale_sizes(sizes[0])
+    if side >= SMALL_SIDE or len(scales) == 1:
+        return None
+    return RecipeChoice(
+        "transform.min_size",
+        scales,
+        f"the smallest class {smallest!r} is {side:.0f} px once resized: each image is "
+        f"drawn at one of {len(scales)} sizes from {scales[0]} to {scales[-1]} px (the "
+        "shorter side), so the head sees every object at several scales and the smaller "
+        f"steps fit more of them in the budget; evaluation stays at {scales[-1]}",
+    )
