@@ -30,8 +30,9 @@ ROI_BATCH_SIZE = 128
 MAX_IMAGES_READ = 2000
 # Multi-scale training (detectron2's 640-800 in steps of 32) where a class is small: each
 # image's shorter side is drawn from SCALE_RANGE x the preset's size up to it, in
-# SCALE_STEP px steps. On the generated slides (platelets 69 px once resized) it won
-# twice at equal time (benchmarks/recipe_ab.md, round 5).
+# SCALE_STEP px steps. On the generated slides (platelets 69 px once resized) it was
+# ahead on both seeds at 150-200 steps and even at 300, where the slides are near their
+# ceiling (benchmarks/recipe_ab.md, round 5).
 SCALE_RANGE, SCALE_STEP = 0.8, 32
 SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 
