@@ -60,6 +60,15 @@ def worker(out_dir: Path) -> None:
     result = {"initial": initial, "final": model.state_dict(), "seen": seen, "history": history}
     torch.save(result, out_dir / f"rank{context.rank}.pt")
     destroy_distributed()
+    (out_dir / f"rank{context.rank}.threads.json").write_text(json.dumps(thread_names()))
+
+
+def thread_names() -> list[str] | None:
+    """The names of this process's threads (Linux); ``None`` elsewhere."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
 
 
 def test_two_processes_train_the_same_model_on_different_images(tmp_path):
@@ -75,6 +84,11 @@ def test_two_processes_train_the_same_model_on_different_images(tmp_path):
         assert torch.equal(value, ranks[1]["final"][name]), name
     assert any(not torch.equal(value, ranks[0]["initial"][name]) for name, value in final.items())
     assert ranks[0]["history"] == ranks[1]["history"]  # losses averaged over the ranks
+    # Leaving the group joined Gloo's threads: one left running at exit can abort the
+    # process while Python shuts down (see distributed._import_group_defaults).
+    for r in (0, 1):
+        names = json.loads((tmp_path / f"rank{r}.threads.json").read_text())
+        assert names is None or not [name for name in names if "gloo" in name], names
 
     # Rank r trained on items r::2 of each global batch of 2, drawn with the shared seed.
     batches = iterate_batches(DATA, 2, seed=CFG.seed, drop_last=True)

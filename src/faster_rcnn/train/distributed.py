@@ -90,6 +90,7 @@ def init_distributed(backend: str | None = None) -> DistributedContext:
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
+        _import_group_defaults()
         dist.init_process_group(
             backend or ("nccl" if use_cuda else "gloo"), rank=rank, world_size=world_size
         )
@@ -209,3 +210,15 @@ def broadcast_buffers(module: nn.Module) -> None:
 def barrier() -> None:
     """Wait until every rank gets here."""
     dist.barrier()
+
+
+def _import_group_defaults() -> None:
+    """Import ``torch.distributed.nn`` before the process group exists.
+
+    Its functions take the default group as a default argument, bound at import. Imported
+    later (DDP's constructor imports it, through ``torch._dynamo``), they keep the group
+    alive past :func:`destroy_distributed`, and with it Gloo's worker threads: one still
+    releasing a collective's tensors when Python shuts down needs the interpreter lock
+    then, and aborts the process ("terminate called without an active exception").
+    """
+    import torch.distributed.nn  # noqa: F401
