@@ -18,7 +18,10 @@ own (the compiled arm's compiles, into an Inductor cache of the run's own that t
 rounds find warm); the record keeps the median and the range over the rounds, and every
 round's first call. An arm that cannot run (an export that fails) is recorded with its
 error. With ``--batch N`` each call detects N different images at once (padding
-included) and the record adds images per second.
+included) and the record adds images per second. The arms named by
+``--reuse-freed-memory`` keep freed memory for reuse, as ``faster-rcnn``'s commands do
+(:mod:`faster_rcnn.host_memory`): name every arm for a comparison on the same allocator
+settings, only ours for ours as the program runs against torchvision as its users run it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 import torch
 
 from bench_inference import median_seconds
+from faster_rcnn.host_memory import reuse_freed_memory
 
 ARMS = ("ours_eager", "ours_fast", "ours_onnx", "torchvision_eager", "torchvision_onnx")
 OPTIONAL_ARMS = ("ours_compiled",)
@@ -58,9 +62,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--batch", type=int, default=1, help="images a call (throughput)")
+    parser.add_argument(
+        "--reuse-freed-memory",
+        nargs="+",
+        default=[],
+        metavar="ARM",
+        choices=ARMS + OPTIONAL_ARMS,
+        help="arms whose process keeps freed memory for reuse, as faster-rcnn's commands do",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("ARM", "PRESET", "FOLDER"))
+    parser.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        if args.reuse:
+            reuse_freed_memory()
         arm, preset, folder = args.worker
         print(json.dumps(time_arm(arm, preset, Path(folder), args.repeats, args.batch)))
         return
@@ -70,6 +85,7 @@ def main() -> None:
         "versions": _versions(),
         "image": list(IMAGE_SIZE),
         "batch": args.batch,
+        "reuse_freed_memory": args.reuse_freed_memory,
         "rounds": args.rounds,
         "repeats": args.repeats,
         "presets": {},
@@ -96,8 +112,11 @@ def measure_preset(preset: str, folder: Path, args: argparse.Namespace) -> dict:
             if arm in errors or exports.get(arm) is False:
                 continue
             worker = [sys.executable, __file__, "--worker", arm, preset, str(folder)]
+            worker += ["--repeats", str(args.repeats), "--batch", str(args.batch)]
+            if arm in args.reuse_freed_memory:
+                worker.append("--reuse")
             done = subprocess.run(
-                [*worker, "--repeats", str(args.repeats), "--batch", str(args.batch)],
+                worker,
                 capture_output=True,
                 text=True,
                 env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(folder / "inductor")},

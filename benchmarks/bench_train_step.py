@@ -14,7 +14,9 @@ update (momentum 0.9, weight decay 1e-4) of the trainable parameters. Every timi
 in a fresh process, ours and torchvision's alternating round by round; each process
 reports the median of ``--repeats`` steps after one warm-up step and its peak resident
 memory (``ru_maxrss``: weights, activations, gradients and the interpreter). The record
-keeps the median and range over the rounds and the ratio torchvision / ours.
+keeps the median and range over the rounds and the ratio torchvision / ours. The arms
+named by ``--reuse-freed-memory`` keep freed memory for reuse, as ``faster-rcnn``'s
+commands do (:mod:`faster_rcnn.host_memory`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from faster_rcnn.host_memory import reuse_freed_memory
+
 ARMS = ("ours", "torchvision")
 PRESETS = ("resnet50_fpn", "mobilenet_v2_fpn")
 IMAGE_SIZE = (800, 1066)
@@ -47,9 +51,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--reuse-freed-memory",
+        nargs="+",
+        default=[],
+        metavar="ARM",
+        choices=ARMS,
+        help="arms whose process keeps freed memory for reuse, as faster-rcnn's commands do",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("ARM", "PRESET", "CHECKPOINT"))
+    parser.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        if args.reuse:
+            reuse_freed_memory()
         arm, preset, checkpoint = args.worker
         print(json.dumps(time_arm(arm, preset, Path(checkpoint), args.repeats)))
         return
@@ -58,6 +73,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "versions": _versions(),
         "images": [list(IMAGE_SIZE)] * 2,
+        "reuse_freed_memory": args.reuse_freed_memory,
         "rounds": args.rounds,
         "repeats": args.repeats,
         "presets": {},
@@ -79,9 +95,10 @@ def measure_preset(preset: str, checkpoint: Path, args: argparse.Namespace) -> d
     for _ in range(args.rounds):
         for arm in args.arms:
             worker = [sys.executable, __file__, "--worker", arm, preset, str(checkpoint)]
-            done = subprocess.run(
-                [*worker, "--repeats", str(args.repeats)], capture_output=True, text=True
-            )
+            worker += ["--repeats", str(args.repeats)]
+            if arm in args.reuse_freed_memory:
+                worker.append("--reuse")
+            done = subprocess.run(worker, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"{arm} {preset}: {done.stderr.strip().splitlines()[-1]}")
             runs[arm].append(json.loads(done.stdout.splitlines()[-1]))

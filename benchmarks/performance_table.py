@@ -6,7 +6,9 @@ The table goes between the ``<!-- performance:begin -->`` and ``<!-- performance
 lines of the README, replacing what was there; each row names the record it comes from,
 and the header gives the machine, the versions and the dates of the records. Records that
 do not exist are left out. Run the benchmarks first (each in torchvision's environment):
-``bench_end_to_end.py``, ``bench_train_step.py``, ``bench_nms.py`` and ``bench_ops.py``.
+``bench_end_to_end.py``, ``bench_train_step.py``, ``bench_nms.py`` and ``bench_ops.py``;
+the first two again with ``--reuse-freed-memory ARM ... --results
+results/NAME_reused.json`` for the rows whose processes keep freed memory for reuse.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ def main() -> None:
 
 
 def load_records() -> dict[str, dict]:
-    names = ("bench_end_to_end", "bench_train_step", "bench_nms", "bench_ops")
+    names = (
+        "bench_end_to_end",
+        "bench_end_to_end_reused",
+        "bench_train_step",
+        "bench_train_step_reused",
+        "bench_nms",
+        "bench_ops",
+    )
     paths = {name: RESULTS / f"{name}.json" for name in names}
     return {name: json.loads(path.read_text()) for name, path in paths.items() if path.exists()}
 
@@ -61,8 +70,10 @@ def table(records: dict[str, dict]) -> str:
         "| what | ours | torchvision | torchvision / ours | record |",
         "| --- | --- | --- | --- | --- |",
     ]
-    lines += _inference_rows(records.get("bench_end_to_end"))
-    lines += _training_rows(records.get("bench_train_step"))
+    for name in ("bench_end_to_end", "bench_end_to_end_reused"):
+        lines += _inference_rows(records.get(name), name)
+    for name in ("bench_train_step", "bench_train_step_reused"):
+        lines += _training_rows(records.get(name), name)
     lines += _nms_rows(records.get("bench_nms"))
     lines += _operator_rows(records.get("bench_ops"))
     return "\n".join(lines) + "\n"
@@ -72,7 +83,17 @@ def _row(what: str, ours: str, theirs: str, ratio: float, record: str) -> str:
     return f"| {what} | {ours} | {theirs} | **{ratio:.2f}x** | `{record}` |"
 
 
-def _inference_rows(record: dict | None) -> list[str]:
+def _memory_label(record: dict, ours: str, theirs: str) -> str:
+    """Which sides' processes kept freed memory for reuse (``--reuse-freed-memory``)."""
+    reused = set(record.get("reuse_freed_memory", ()))
+    if ours in reused and theirs in reused:
+        return ", both reusing freed memory"
+    if ours in reused:
+        return ", ours reusing freed memory"
+    return ""
+
+
+def _inference_rows(record: dict | None, name: str) -> list[str]:
     if record is None:
         return []
     rows = []
@@ -83,32 +104,34 @@ def _inference_rows(record: dict | None) -> list[str]:
             if theirs is None or arm not in result:
                 continue
             ours = result[arm]["median_s"]
+            label += _memory_label(record, arm, "torchvision_eager")
             rows.append(
                 _row(
                     f"`{preset}` inference, one {height}x{width} image, {label}",
                     f"{ours:.2f} s",
                     f"{theirs['median_s']:.2f} s",
                     theirs["median_s"] / ours,
-                    "bench_end_to_end",
+                    name,
                 )
             )
     return rows
 
 
-def _training_rows(record: dict | None) -> list[str]:
+def _training_rows(record: dict | None, name: str) -> list[str]:
     if record is None:
         return []
     rows = []
     height, width = record["images"][0]
+    memory = _memory_label(record, "ours", "torchvision")
     for preset, result in record["presets"].items():
         ours, theirs = result["ours"], result["torchvision"]
         rows.append(
             _row(
-                f"`{preset}` training step, 2 images of {height}x{width} (peak memory)",
+                f"`{preset}` training step, 2 images of {height}x{width}{memory} (peak memory)",
                 f"{ours['median_s']:.2f} s ({ours['peak_rss_gb']:.1f} GB)",
                 f"{theirs['median_s']:.2f} s ({theirs['peak_rss_gb']:.1f} GB)",
                 result["torchvision_over_ours"],
-                "bench_train_step",
+                name,
             )
         )
     return rows

@@ -1,12 +1,15 @@
 """Where one eval-mode detection spends its time, stage by stage, plain and rewritten.
 
     python benchmarks/profile_stages.py [--preset resnet50_fpn] [--repeats 5]
+        [--reuse-freed-memory]
 
 One 480x640 image, random weights, ``torch.inference_mode``; each stage timed with
 forward hooks on its module, per call, median over the repeats (after one warm-up).
 Proposal selection is the RPN minus its head; post-processing is the RoI heads minus
 pooling, box head and predictor; preparing is everything before the backbone (checks,
-resize, normalise, pad) and the mapping back.
+resize, normalise, pad) and the mapping back. ``--reuse-freed-memory`` runs it as
+``faster-rcnn``'s commands do, keeping freed memory for reuse
+(:mod:`faster_rcnn.host_memory`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections import defaultdict
 import torch
 
 from faster_rcnn.fast_inference import optimize_for_inference
+from faster_rcnn.host_memory import reuse_freed_memory
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config
 
@@ -77,13 +81,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="resnet50_fpn", choices=list(PRESETS))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reuse-freed-memory", action="store_true")
     args = parser.parse_args()
+    reused = args.reuse_freed_memory and reuse_freed_memory()
     torch.manual_seed(0)
     model = FasterRCNN.from_config(preset_config(args.preset)).eval()
     image = torch.rand(3, 480, 640, generator=torch.Generator().manual_seed(0))
     plain = profile(model, image, args.repeats)
     fast = profile(optimize_for_inference(model), image, args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.preset}")
+    memory = "freed memory reused" if reused else "freed memory unmapped"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.preset}, {memory}")
     print(f"{'stage':20s} {'plain':>9s} {'rewritten':>9s}")
     for stage in [*sorted(set(plain) - {"total"}, key=lambda s: -plain[s]), "total"]:
         share = 100 * plain[stage] / plain["total"]

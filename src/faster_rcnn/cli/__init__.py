@@ -21,10 +21,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..host_memory import reuse_freed_memory
 from ..train.stops import TrainingInterrupted
 from . import anchors, data, demo, evaluate, explain, export, predict, train
 
 COMMANDS = (demo, data, train, evaluate, predict, export, anchors, explain)
+
+
+def console_main() -> int:
+    """The ``faster-rcnn`` program: :func:`main` in a process of its own, which keeps
+    the memory it frees for reuse (:func:`~faster_rcnn.host_memory.reuse_freed_memory`:
+    a tenth to a quarter of a CPU training step)."""
+    reuse_freed_memory()
+    return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
