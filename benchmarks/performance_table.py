@@ -83,6 +83,11 @@ def _row(what: str, ours: str, theirs: str, ratio: float, record: str) -> str:
     return f"| {what} | {ours} | {theirs} | **{ratio:.2f}x** | `{record}` |"
 
 
+def _milliseconds(value: float) -> str:
+    """A time in ms: one decimal, two significant digits under 1 ms (0.04, not 0.0)."""
+    return f"{value:.2g} ms" if value < 1 else f"{value:.1f} ms"
+
+
 def _memory_label(record: dict, ours: str, theirs: str) -> str:
     """Which sides' processes kept freed memory for reuse (``--reuse-freed-memory``)."""
     reused = set(record.get("reuse_freed_memory", ()))
@@ -149,8 +154,8 @@ def _nms_rows(record: dict | None) -> list[str]:
         rows.append(
             _row(
                 label + inputs,
-                f"{result['ours_ms']:.1f} ms",
-                f"{result['torchvision_ms']:.1f} ms",
+                _milliseconds(result["ours_ms"]),
+                _milliseconds(result["torchvision_ms"]),
                 result["torchvision_over_ours"],
                 "bench_nms",
             )
@@ -175,8 +180,8 @@ def _operator_rows(record: dict | None) -> list[str]:
         rows.append(
             _row(
                 what,
-                f"{result['ours_ms']:.1f} ms",
-                f"{result['torchvision_ms']:.1f} ms",
+                _milliseconds(result["ours_ms"]),
+                _milliseconds(result["torchvision_ms"]),
                 result["torchvision_over_ours"],
                 "bench_ops",
             )

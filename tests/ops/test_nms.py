@@ -149,6 +149,8 @@ def test_iou_test_is_box_iou_on_degenerate_and_inverted_boxes() -> None:
         ]
     )
     columns = nms_module._box_columns(boxes)
+    scratch = nms_module._PairScratch(columns, len(boxes) ** 2)
     for threshold in (-0.5, 0.0, 0.3, 0.7, 1.0):
         expected = box_iou(boxes, boxes) > threshold
-        assert torch.equal(nms_module._iou_exceeds(columns, columns, threshold), expected)
+        exceeds = nms_module._iou_exceeds(columns, columns, threshold, scratch)
+        assert torch.equal(exceeds, expected)
