@@ -16,7 +16,8 @@ reports the median of ``--repeats`` steps after one warm-up step and its peak re
 memory (``ru_maxrss``: weights, activations, gradients and the interpreter). The record
 keeps the median and range over the rounds and the ratio torchvision / ours. The arms
 named by ``--reuse-freed-memory`` keep freed memory for reuse, as ``faster-rcnn``'s
-commands do (:mod:`faster_rcnn.host_memory`).
+commands do (:mod:`faster_rcnn.host_memory`); those named by ``--channels-last`` run the
+model in NHWC memory layout, as ``faster-rcnn train`` does on a CPU.
 """
 
 from __future__ import annotations
@@ -59,14 +60,23 @@ def main() -> None:
         choices=ARMS,
         help="arms whose process keeps freed memory for reuse, as faster-rcnn's commands do",
     )
+    parser.add_argument(
+        "--channels-last",
+        nargs="+",
+        default=[],
+        metavar="ARM",
+        choices=ARMS,
+        help="arms whose model runs in NHWC memory layout, as faster-rcnn train does on a CPU",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("ARM", "PRESET", "CHECKPOINT"))
     parser.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--nhwc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         if args.reuse:
             reuse_freed_memory()
         arm, preset, checkpoint = args.worker
-        print(json.dumps(time_arm(arm, preset, Path(checkpoint), args.repeats)))
+        print(json.dumps(time_arm(arm, preset, Path(checkpoint), args.repeats, args.nhwc)))
         return
     record = {
         "date": date.today().isoformat(),
@@ -74,6 +84,7 @@ def main() -> None:
         "versions": _versions(),
         "images": [list(IMAGE_SIZE)] * 2,
         "reuse_freed_memory": args.reuse_freed_memory,
+        "channels_last": args.channels_last,
         "rounds": args.rounds,
         "repeats": args.repeats,
         "presets": {},
@@ -98,6 +109,8 @@ def measure_preset(preset: str, checkpoint: Path, args: argparse.Namespace) -> d
             worker += ["--repeats", str(args.repeats)]
             if arm in args.reuse_freed_memory:
                 worker.append("--reuse")
+            if arm in args.channels_last:
+                worker.append("--nhwc")
             done = subprocess.run(worker, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"{arm} {preset}: {done.stderr.strip().splitlines()[-1]}")
@@ -118,8 +131,11 @@ def measure_preset(preset: str, checkpoint: Path, args: argparse.Namespace) -> d
     return result
 
 
-def time_arm(arm: str, preset: str, checkpoint: Path, repeats: int) -> dict:
-    """Median seconds of ``repeats`` training steps after one warm-up, and the peak memory."""
+def time_arm(
+    arm: str, preset: str, checkpoint: Path, repeats: int, channels_last: bool = False
+) -> dict:
+    """Median seconds of ``repeats`` training steps after one warm-up, and the peak memory;
+    the model in NHWC memory layout with ``channels_last``."""
     if arm == "ours":
         from faster_rcnn import load_torchvision_checkpoint
 
@@ -127,6 +143,8 @@ def time_arm(arm: str, preset: str, checkpoint: Path, repeats: int) -> dict:
     else:
         model = torchvision_detector(preset)
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=1e-3, momentum=0.9, weight_decay=1e-4)

@@ -6,7 +6,8 @@ import re
 import pytest
 import torch
 
-from faster_rcnn.cli import main
+from faster_rcnn.cli import build_parser, main
+from faster_rcnn.cli.train import uses_channels_last
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.train.alternating import STAGES
@@ -24,6 +25,7 @@ def test_train_evaluate_predict(tmp_path, capsys):
     assert model.config.transform.min_size == (96,)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 1, 2]
+    assert "memory layout: channels-last" in capsys.readouterr().out
 
     metrics_dir = tmp_path / "eval"
     args = ["evaluate", "--model", str(out / "model.safetensors"), "--data", "synthetic:4"]
@@ -141,6 +143,16 @@ def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_pa
     # A step stops once its share is spent: the 3 s are overrun by at most a step each.
     assert sum(seconds) <= 3.0 + 4 * max(seconds)
     assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names
+
+
+@pytest.mark.parametrize(
+    ("options", "device", "expected"),
+    [([], "cpu", True), (["--no-channels-last"], "cpu", False), ([], "cuda", False)],
+)
+def test_training_runs_channels_last_by_default_on_a_cpu(options, device, expected):
+    args = build_parser().parse_args(["train", "--data", "synthetic:2", *options])
+    args.device = device  # set after parsing: the parser refuses a device this machine lacks
+    assert uses_channels_last(args) is expected
 
 
 def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):

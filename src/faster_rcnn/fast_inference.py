@@ -21,6 +21,7 @@ from torch import nn
 
 from .backbones.frozen_bn import FrozenBatchNorm2d
 from .model import FasterRCNN
+from .roi_heads.box_head import TwoMLPHead, as_roi_kernel
 
 _NORMS = (FrozenBatchNorm2d, nn.BatchNorm2d)
 
@@ -43,8 +44,25 @@ def optimize_for_inference(model: FasterRCNN, channels_last: bool = True) -> Fas
     if channels_last:
         fast.to(memory_format=torch.channels_last)
         fast.memory_format = torch.channels_last
+        _box_head_fc6_as_convolution(fast)
     fast.inference_only = True
     return fast
+
+
+@torch.no_grad()
+def _box_head_fc6_as_convolution(model: FasterRCNN) -> None:
+    """Replace a :class:`TwoMLPHead`'s fc6 by the convolution that computes it over
+    channels-last RoIs (see ``roi_heads.box_head``), its kernel laid out once rather than
+    on every call (51 MB for ``resnet50_fpn``: 20 ms a detection)."""
+    head = model.roi_heads.box_head
+    if not isinstance(head, TwoMLPHead):
+        return
+    side = model.roi_heads.box_roi_pool.output_size
+    channels = head.fc6.in_features // (side[0] * side[1])
+    conv = nn.Conv2d(channels, head.fc6.out_features, side)
+    conv.weight = nn.Parameter(as_roi_kernel(head.fc6.weight, (channels, *side)))
+    conv.bias = head.fc6.bias
+    head.fc6 = conv
 
 
 def fold_batch_norms(module: nn.Module) -> int:

@@ -83,6 +83,9 @@ def test_rewritten_detector_gives_the_plain_detections(make, channels_last):
                 _random_norm(norm, generator)
         spread_scores(model)
     fast = optimize_for_inference(model, channels_last=channels_last)
+    # Channels-last, the box head's fc6 runs as a convolution over the pooled RoIs.
+    fc6 = fast.roi_heads.box_head.fc6
+    assert isinstance(fc6, nn.Conv2d if channels_last else nn.Linear)
     images = images_of_sizes([(240, 320), (300, 200)])
     with torch.inference_mode():
         expected, got = model(images), fast(images)

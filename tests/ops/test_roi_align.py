@@ -231,7 +231,12 @@ def test_channels_last_and_non_contiguous_input() -> None:
     rois = torch.tensor([[1, 0.5, 1.0, 5.0, 4.5], [0, -1.0, 2.0, 3.0, 9.0]], dtype=torch.float64)
     for op in (lambda t: roi_align(t, rois, 2, 1.0, 2), lambda t: roi_pool(t, rois, 2)):
         expected = op(x)
-        torch.testing.assert_close(op(x.contiguous(memory_format=torch.channels_last)), expected)
+        assert expected.is_contiguous()
+        nhwc = op(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(nhwc, expected)
+        # Channels-last maps give channels-last RoIs, as a convolution would.
+        assert nhwc.is_contiguous(memory_format=torch.channels_last)
+        assert not nhwc.is_contiguous()
         wide = torch.cat((x, x), dim=3)[..., ::2]  # strided view
         torch.testing.assert_close(op(wide), op(wide.contiguous()))
 

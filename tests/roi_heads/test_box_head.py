@@ -25,6 +25,25 @@ def test_two_mlp_head_shapes_keys_and_relu() -> None:
     torch.testing.assert_close(out, expected)
 
 
+def test_two_mlp_head_on_channels_last_rois_is_the_same_function_and_gradient() -> None:
+    """Channels-last RoIs run fc6 as a 3x3 convolution: the flattened linear layer, to
+    float rounding, for the output and for every gradient."""
+    torch.manual_seed(0)
+    head = TwoMLPHead(4 * 3 * 3, 16).double()
+    x = torch.randn(5, 4, 3, 3, dtype=torch.float64)
+    nhwc = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    nchw = x.clone().requires_grad_()
+    outputs = {}
+    for name, rois in (("nchw", nchw), ("nhwc", nhwc)):
+        head.zero_grad()
+        out = head(rois)
+        out.pow(2).sum().backward()
+        outputs[name] = (out, rois.grad, head.fc6.weight.grad.clone(), head.fc6.bias.grad.clone())
+    for plain, convolved in zip(outputs["nchw"], outputs["nhwc"], strict=True):
+        torch.testing.assert_close(convolved, plain, rtol=1e-12, atol=1e-12)
+    assert outputs["nchw"][0].abs().sum() > 0
+
+
 def test_two_mlp_head_has_default_linear_init() -> None:
     # nn.Linear draws weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     torch.manual_seed(1)

@@ -62,7 +62,8 @@ def roi_align(
             also stretches RoIs smaller than one feature pixel to one pixel.
 
     Returns:
-        ``(K, C, out_h, out_w)`` pooled features, in ``input``'s dtype.
+        ``(K, C, out_h, out_w)`` pooled features, in ``input``'s dtype and memory layout
+        (channels-last for a channels-last map).
     """
     pooled_h, pooled_w = _pair(output_size)
     compute_dtype = _compute_dtype(input.dtype)
@@ -133,7 +134,7 @@ def roi_align(
         count = count[order]
     output = per_bin.view(-1, pooled_h, pooled_w, channels) / count[:, None, None, None]
     output = _restore_order(output, order)
-    return output.permute(0, 3, 1, 2).contiguous().to(input.dtype)
+    return _in_layout_of(input, output).to(input.dtype)
 
 
 def roi_pool(
@@ -159,7 +160,8 @@ def roi_pool(
         spatial_scale: feature-map size over image size (``1 / stride``).
 
     Returns:
-        ``(K, C, out_h, out_w)`` pooled features, in ``input``'s dtype.
+        ``(K, C, out_h, out_w)`` pooled features, in ``input``'s dtype and memory layout
+        (channels-last for a channels-last map).
     """
     pooled_h, pooled_w = _pair(output_size)
     compute_dtype = _compute_dtype(input.dtype)
@@ -206,7 +208,21 @@ def roi_pool(
     empty = (num_rows_per_bin[order, :, None] == 0) | (num_cols_per_bin[order, None, :] == 0)
     output = torch.where(empty[..., None], 0.0, per_bin.view(-1, pooled_h, pooled_w, channels))
     output = _restore_order(output, order)
-    return output.permute(0, 3, 1, 2).contiguous()
+    return _in_layout_of(input, output)
+
+
+def memory_format_of(maps: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for ``(N, C, H, W)`` maps stored channels-last, else
+    ``torch.contiguous_format``: the layout pooled RoIs take from the maps."""
+    channels_last = maps.stride(1) == 1 and maps.shape[1] > 1
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _in_layout_of(input: Tensor, bins: Tensor) -> Tensor:
+    """``(K, C, out_h, out_w)`` from ``(K, out_h, out_w, C)`` bins, in the memory layout of
+    the ``(N, C, H, W)`` ``input``, as a convolution would answer: channels-last bins
+    are already laid out so (no copy), and contiguous ones are copied into NCHW."""
+    return bins.permute(0, 3, 1, 2).contiguous(memory_format=memory_format_of(input))
 
 
 class RoIAlign(nn.Module):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..backbones.conv_norm_act import Conv2dNormActivation
+from ..ops.roi_align import memory_format_of
 
 
 class TwoMLPHead(nn.Module):
@@ -25,9 +29,34 @@ class TwoMLPHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(K, C, S, S)`` pooled RoIs -> ``(K, representation_size)`` features."""
-        x = x.flatten(start_dim=1)
-        x = F.relu(self.fc6(x))
+        x = F.relu(_on_pooled_rois(self.fc6, x))
         return F.relu(self.fc7(x))
+
+
+def _on_pooled_rois(layer: nn.Linear | nn.Conv2d, x: Tensor) -> Tensor:
+    """``layer`` on ``(K, C, S, S)`` pooled RoIs, flattened: ``(K, out_features)``.
+
+    Channels-last RoIs (pooled from channels-last maps) run the linear layer as an
+    ``S x S`` convolution with its weights viewed ``(out_features, C, S, S)``: the same
+    sums, rounded otherwise, without flattening the RoIs into NCHW order first. On a CPU
+    oneDNN's convolution also runs it at about twice the rate of the matrix product
+    (MKL's, whose AVX2 path runs on AMD CPUs): 59 ms against 124 ms for 1000 RoIs of
+    256 x 7 x 7 into 1024 features on the 2-core machine. Contiguous RoIs take
+    torchvision's exact path, a flatten and ``F.linear``. A layer that
+    :func:`~faster_rcnn.fast_inference.optimize_for_inference` already turned into that
+    convolution runs as it is.
+    """
+    if isinstance(layer, nn.Conv2d):
+        return layer(x).flatten(start_dim=1)
+    if memory_format_of(x) != torch.channels_last:
+        return layer(x.flatten(start_dim=1))
+    return F.conv2d(x, as_roi_kernel(layer.weight, x.shape[1:]), layer.bias).flatten(1)
+
+
+def as_roi_kernel(weight: Tensor, roi_shape: Sequence[int]) -> Tensor:
+    """``(out, C * S * S)`` linear weights as the ``(out, C, S, S)`` channels-last kernel
+    of the convolution that computes them over ``(C, S, S)`` RoIs."""
+    return weight.view(-1, *roi_shape).contiguous(memory_format=torch.channels_last)
 
 
 class VGG16BoxHead(nn.Module):

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import box_area
-from ..ops.roi_align import boxes_to_rois, roi_align, roi_pool
+from ..ops.roi_align import boxes_to_rois, memory_format_of, roi_align, roi_pool
 
 
 def infer_scale(feature: Tensor, original_size: tuple[int, int]) -> float:
@@ -186,11 +186,12 @@ class MultiScaleRoIAlign(nn.Module):
 
         levels = mapper(boxes)
         first = features[0]
-        result = torch.zeros(
+        result = torch.empty(
             (rois.shape[0], first.shape[1], *self.output_size),
             dtype=first.dtype,
             device=first.device,
-        )
+            memory_format=memory_format_of(first),
+        ).zero_()
         for level, (feature, scale) in enumerate(zip(features, scales, strict=True)):
             idx_in_level = torch.where(levels == level)[0]
             pooled = self._roi_align(feature, rois[idx_in_level], scale)
