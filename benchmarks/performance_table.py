@@ -48,6 +48,7 @@ def load_records() -> dict[str, dict]:
         "bench_end_to_end_reused",
         "bench_train_step",
         "bench_train_step_reused",
+        "bench_train_step_channels_last",
         "bench_nms",
         "bench_ops",
     )
@@ -72,7 +73,7 @@ def table(records: dict[str, dict]) -> str:
     ]
     for name in ("bench_end_to_end", "bench_end_to_end_reused"):
         lines += _inference_rows(records.get(name), name)
-    for name in ("bench_train_step", "bench_train_step_reused"):
+    for name in ("bench_train_step", "bench_train_step_reused", "bench_train_step_channels_last"):
         lines += _training_rows(records.get(name), name)
     lines += _nms_rows(records.get("bench_nms"))
     lines += _operator_rows(records.get("bench_ops"))
@@ -89,13 +90,19 @@ def _milliseconds(value: float) -> str:
 
 
 def _memory_label(record: dict, ours: str, theirs: str) -> str:
-    """Which sides' processes kept freed memory for reuse (``--reuse-freed-memory``)."""
-    reused = set(record.get("reuse_freed_memory", ()))
-    if ours in reused and theirs in reused:
-        return ", both reusing freed memory"
-    if ours in reused:
-        return ", ours reusing freed memory"
-    return ""
+    """Which sides' processes kept freed memory for reuse (``--reuse-freed-memory``) and
+    ran in NHWC layout (``--channels-last``)."""
+    label = ""
+    for option, what in (
+        ("reuse_freed_memory", "reusing freed memory"),
+        ("channels_last", "channels-last"),
+    ):
+        sides = set(record.get(option, ()))
+        if ours in sides and theirs in sides:
+            label += f", both {what}"
+        elif ours in sides:
+            label += f", ours {what}"
+    return label
 
 
 def _inference_rows(record: dict | None, name: str) -> list[str]:

@@ -50,7 +50,8 @@ def _on_pooled_rois(layer: nn.Linear | nn.Conv2d, x: Tensor) -> Tensor:
         return layer(x).flatten(start_dim=1)
     if memory_format_of(x) != torch.channels_last:
         return layer(x.flatten(start_dim=1))
-    return F.conv2d(x, as_roi_kernel(layer.weight, x.shape[1:]), layer.bias).flatten(1)
+    kernel = as_roi_kernel(layer.weight, x.shape[1:])
+    return F.conv2d(x, kernel, layer.bias).flatten(start_dim=1)
 
 
 def as_roi_kernel(weight: Tensor, roi_shape: Sequence[int]) -> Tensor:
