@@ -85,3 +85,57 @@ def test_the_program_reuses_freed_memory_and_main_does_not() -> None:
     )
     run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "1"
+
+
+# Reuses freed memory, writes and frees 416 MB, then calls give_back_when_short with the
+# fraction given; prints whether it gave memory back and the resident MB before and after.
+GIVE_BACK = """
+import json, os, sys, torch
+from faster_rcnn import host_memory
+page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+resident = lambda: int(open("/proc/self/statm").read().split()[1]) * page_mb
+applied = host_memory.reuse_freed_memory() if sys.argv[1] == "reuse" else None
+maps = [torch.empty(n * 2**20).fill_(1.0) for n in (48, 16, 32, 8)]
+del maps
+before = resident()
+given = host_memory.give_back_when_short(float(sys.argv[2]))
+print(json.dumps({"applied": applied, "given": given, "before": before, "after": resident()}))
+"""
+FREED_MB = (48 + 16 + 32 + 8) * 4
+
+
+def give_back(mode: str, short_fraction: float) -> dict:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    environment.pop("FASTER_RCNN_REUSE_FREED_MEMORY", None)
+    run = subprocess.run(
+        [sys.executable, "-c", GIVE_BACK, mode, str(short_fraction)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(run.stdout)
+
+
+def test_freed_memory_goes_back_to_the_kernel_when_the_machine_is_short() -> None:
+    # A fraction above 1 makes any machine short.
+    result = give_back("reuse", 1.01)
+    assert result["applied"] is True and result["given"] is True
+    assert result["before"] - result["after"] > 0.9 * FREED_MB
+
+
+def test_freed_memory_is_kept_while_the_machine_has_enough() -> None:
+    result = give_back("reuse", 0.0)
+    assert result["given"] is False
+    assert abs(result["before"] - result["after"]) < 0.1 * FREED_MB
+
+
+def test_nothing_is_given_back_when_freed_memory_is_not_kept() -> None:
+    result = give_back("default", 1.01)
+    assert result["given"] is False
+
+
+def test_available_fraction_is_a_fraction() -> None:
+    from faster_rcnn.host_memory import available_fraction
+
+    assert 0.0 < available_fraction() <= 1.0

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import Batch, iterate_batches
 from ..data.unreadable import UnreadableLog
+from ..host_memory import give_back_when_short
 from ..model import FasterRCNN
 from . import distributed
 from .budget import TimeBudget
@@ -222,6 +223,7 @@ class Trainer:
                     break
                 lr = learning_rate(self.cfg, step, planned_steps)
                 record = self._step(batch, lr, losses_of)
+                give_back_when_short()
                 history.append(record)
                 guard.check(step, record)
                 logger.log(self._metrics(step, lr, record, len(batch[0]), tic))
