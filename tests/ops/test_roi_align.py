@@ -355,3 +355,14 @@ def test_roi_align_gradcheck_boxes(aligned: bool, sampling_ratio: int) -> None:
     assert torch.autograd.gradcheck(pooled, (boxes,))
     list_pooled = roi_align(x, [boxes[:1], boxes[1:]], (2, 2), 1.0, sampling_ratio, aligned)
     assert list_pooled.requires_grad
+
+
+def test_memory_format_of_reads_the_layout_and_calls_ambiguous_maps_contiguous() -> None:
+    memory_format_of = roi_align_module.memory_format_of
+    maps = torch.rand(2, 8, 5, 6)
+    assert memory_format_of(maps) == torch.contiguous_format
+    assert memory_format_of(maps.contiguous(memory_format=torch.channels_last)) == (
+        torch.channels_last
+    )
+    # A 1x1 map is laid out the same both ways: its strides fit either.
+    assert memory_format_of(torch.rand(2, 8, 1, 1)) == torch.contiguous_format

@@ -213,9 +213,14 @@ def roi_pool(
 
 def memory_format_of(maps: Tensor) -> torch.memory_format:
     """``torch.channels_last`` for ``(N, C, H, W)`` maps stored channels-last, else
-    ``torch.contiguous_format``: the layout pooled RoIs take from the maps."""
-    channels_last = maps.stride(1) == 1 and maps.shape[1] > 1
-    return torch.channels_last if channels_last else torch.contiguous_format
+    ``torch.contiguous_format``: the layout pooled RoIs take from the maps. Maps that are
+    both (a 1x1 map, or a single channel) count as contiguous."""
+    channels_last = maps.is_contiguous(memory_format=torch.channels_last)
+    return (
+        torch.channels_last
+        if channels_last and not maps.is_contiguous()
+        else torch.contiguous_format
+    )
 
 
 def _in_layout_of(input: Tensor, bins: Tensor) -> Tensor:
