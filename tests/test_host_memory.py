@@ -10,13 +10,18 @@ import sys
 
 import pytest
 
+from faster_rcnn.host_memory import available_fraction
+
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="the setting is glibc's (mallopt)"
 )
 
-# Three "steps", each allocating four feature maps (48, 16, 32 and 8 Mi floats: 416 MB),
-# writing them and freeing them; prints the minor page faults of each step. A fresh
-# mapping faults in every 4 KiB page.
+# Four feature maps of 48, 16, 32 and 8 Mi floats: 416 MB.
+MAPS_MB = (48 + 16 + 32 + 8) * 4
+PAGES = MAPS_MB * 2**20 // 4096
+
+# Three "steps", each allocating the four maps, writing them and freeing them; prints the
+# minor page faults of each step. A fresh mapping faults in every 4 KiB page.
 PROBE = """
 import json, resource, sys, torch
 from faster_rcnn.host_memory import reuse_freed_memory
@@ -30,20 +35,25 @@ for _ in range(3):
     steps.append(faults() - before)
 print(json.dumps({"applied": applied, "faults": steps}))
 """
-PAGES = (48 + 16 + 32 + 8) * 2**20 * 4 // 4096
 
 
-def probe(mode: str, **env: str) -> dict:
+def run_script(script: str, *args: str, **env: str) -> dict:
+    """The JSON ``script`` prints, run in a fresh process with ``args``, with ``env`` on
+    an environment cleared of malloc settings and of the switch."""
     ours = ("MALLOC_", "GLIBC_TUNABLES", "FASTER_RCNN_REUSE_FREED_MEMORY")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
+        [sys.executable, "-c", script, *args],
         env={**environment, **env},
         capture_output=True,
         text=True,
         check=True,
     )
     return json.loads(run.stdout)
+
+
+def probe(mode: str, **env: str) -> dict:
+    return run_script(PROBE, mode, **env)
 
 
 def test_glibc_maps_large_allocations_afresh_every_step_by_default() -> None:
@@ -87,7 +97,7 @@ def test_the_program_reuses_freed_memory_and_main_does_not() -> None:
     assert run.stdout.strip().splitlines()[-1] == "1"
 
 
-# Reuses freed memory, writes and frees 416 MB, then calls give_back_when_short with the
+# Reuses freed memory, writes and frees the four maps, then calls give_back_when_short with the
 # fraction given; prints whether it gave memory back and the resident MB before and after.
 GIVE_BACK = """
 import json, os, sys, torch
@@ -101,33 +111,23 @@ before = resident()
 given = host_memory.give_back_when_short(float(sys.argv[2]))
 print(json.dumps({"applied": applied, "given": given, "before": before, "after": resident()}))
 """
-FREED_MB = (48 + 16 + 32 + 8) * 4
 
 
 def give_back(mode: str, short_fraction: float) -> dict:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    environment.pop("FASTER_RCNN_REUSE_FREED_MEMORY", None)
-    run = subprocess.run(
-        [sys.executable, "-c", GIVE_BACK, mode, str(short_fraction)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(run.stdout)
+    return run_script(GIVE_BACK, mode, str(short_fraction))
 
 
 def test_freed_memory_goes_back_to_the_kernel_when_the_machine_is_short() -> None:
     # A fraction above 1 makes any machine short.
     result = give_back("reuse", 1.01)
     assert result["applied"] is True and result["given"] is True
-    assert result["before"] - result["after"] > 0.9 * FREED_MB
+    assert result["before"] - result["after"] > 0.9 * MAPS_MB
 
 
 def test_freed_memory_is_kept_while_the_machine_has_enough() -> None:
     result = give_back("reuse", 0.0)
     assert result["given"] is False
-    assert abs(result["before"] - result["after"]) < 0.1 * FREED_MB
+    assert abs(result["before"] - result["after"]) < 0.1 * MAPS_MB
 
 
 def test_nothing_is_given_back_when_freed_memory_is_not_kept() -> None:
@@ -136,6 +136,4 @@ def test_nothing_is_given_back_when_freed_memory_is_not_kept() -> None:
 
 
 def test_available_fraction_is_a_fraction() -> None:
-    from faster_rcnn.host_memory import available_fraction
-
     assert 0.0 < available_fraction() <= 1.0

@@ -18,8 +18,8 @@ Images of many sizes fragment the heap further: on raccoon (95 resized shapes) 1
 took 116 s instead of 174 s but peaked at 6.7 GB resident instead of 3.4. So the trainer
 calls :func:`give_back_when_short` after each step: when the machine runs short of
 memory, the freed pages go back to the kernel, and the run goes on instead of swapping or
-being killed (made to count as short at 4-5 GB, those 120 steps took 127 s and peaked at
-5.3 GB).
+being killed (made to count as short once 5.3 of the machine's 24 GB were in use, those
+120 steps took 127 s and peaked at 5.3 GB).
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ def give_back_when_short(short_fraction: float = SHORT_FRACTION) -> bool:
     (``malloc_trim``) when less than ``short_fraction`` of the machine's memory is
     available (``MemAvailable`` of ``/proc/meminfo``).
 
-    The pages are faulted in again as they are reused. Trimming a 7 GB heap took 0.26 s
-    on the 2-core machine, and it only happens when the machine runs short again.
+    The pages are faulted in again as they are reused. Giving back 4.5-5.2 GB resident
+    took 0.25-0.31 s on the 2-core machine, and it only happens when the machine runs
+    short again.
 
     Returns:
         Whether memory was given back: never when freed memory is not kept, or outside
