@@ -13,10 +13,11 @@ Runs in an environment that has torchvision (see design.md, "Measuring"):
 The record holds the model's state dict, the input images (uint8, fed as ``x / 255``) and
 targets, the sizes torchvision resized them to, eval detections (each image alone and all
 batched), and one training step: the four losses, the head gradients, the RPN's
-proposals, and the masks both samplers drew, so that the other side can replay the same
-random choices. Weights are random with a fixed seed; the class-score layer is drawn with
-a small std so that scores are spread out instead of saturating at 1 (exact ties would
-make the order of detections arbitrary on both sides).
+proposals, the masks both samplers drew, and which of the box head's fc6/fc7 ReLUs were
+open for each RoI, so that the other side can replay the same random choices and the same
+decisions at a ReLU's edge. Weights are random with a fixed seed; the class-score layer
+is drawn with a small std so that scores are spread out instead of saturating at 1 (exact
+ties would make the order of detections arbitrary on both sides).
 
 The image sizes are ones where torchvision's eager resize (scale in Python floats) and its
 scripted one (float32) disagree by a pixel, at both the tiny model's 200/320 and the
@@ -218,6 +219,23 @@ def inputs():
     return images, targets
 
 
+def record_relu_open(box_head) -> dict:
+    """``{"roi_heads.box_head.fc6": (K, out) bool, ...}``, filled in by the forward pass:
+    where the fully connected layer's output was positive, its ReLU open."""
+    relu_open = {}
+
+    def record_open(name):
+        def hook(module, inputs, output):
+            relu_open[name] = output.detach() > 0
+
+        return hook
+
+    for fc in ("fc6", "fc7"):
+        if isinstance(getattr(box_head, fc, None), torch.nn.Linear):
+            getattr(box_head, fc).register_forward_hook(record_open(f"roi_heads.box_head.{fc}"))
+    return relu_open
+
+
 def record(kind):
     torch.manual_seed(0)
     model = MODELS[kind]()
@@ -242,6 +260,7 @@ def record(kind):
     model.roi_heads.fg_bg_sampler = roi_sampler
     proposals = []
     model.rpn.register_forward_hook(lambda m, i, out: proposals.extend(p.clone() for p in out[0]))
+    relu_open = record_relu_open(model.roi_heads.box_head)
     losses = model(images, targets)
     sum(losses.values()).backward()
     grads = {
@@ -260,6 +279,7 @@ def record(kind):
         "train_losses": {k: v.detach() for k, v in losses.items()},
         "train_grads": grads,
         "train_proposals": proposals,
+        "train_relu_open": relu_open,
         "rpn_samples": rpn_sampler.calls,
         "roi_samples": roi_sampler.calls,
     }
