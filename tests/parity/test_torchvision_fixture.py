@@ -85,3 +85,14 @@ def test_eval_detections_match_torchvision(model, record):
 
 def test_training_losses_and_head_gradients_match_torchvision(model, record):
     print("\ntiny training, worst differences:", check_train(model, record))
+
+
+def test_relu_decisions_are_replayed_only_at_the_edge(model, record):
+    # The peer's recorded ReLU decisions are taken only where our pre-activation is within
+    # RELU_EDGE of 0; one that differs farther from 0 is a real difference and fails.
+    relu_open = dict(record["train_relu_open"])
+    flipped = relu_open["roi_heads.box_head.fc7"].clone()
+    flipped[0, 0] = ~flipped[0, 0]
+    tampered = {**record, "train_relu_open": {**relu_open, "roi_heads.box_head.fc7": flipped}}
+    with pytest.raises(AssertionError, match="fc7: a ReLU away from 0 differs"):
+        check_train(model, tampered)
