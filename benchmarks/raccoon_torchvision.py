@@ -14,7 +14,8 @@ this package's, so the only difference from ``faster-rcnn train`` is the detecto
 Its ``--lr`` stays 0.02, the rate of the runs recorded with it; ``faster-rcnn train``'s
 default is now 0.01 (``seed_study.md``). ``--device cuda`` trains on a GPU, and ``--out
 FILE`` writes the steps, the median seconds a step and the scores as JSON (what
-``seed_study.py`` reads).
+``seed_study.py`` reads). A run that ``--minutes`` stops before ``--steps`` lays its
+cosine over the steps that fit, as ``faster-rcnn train`` does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from faster_rcnn.data import (
     open_dataset,
 )
 from faster_rcnn.evaluate import VOCEvaluator
+from faster_rcnn.train.budget import TimeBudget
 from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
 
@@ -98,12 +100,15 @@ def main() -> None:
 
     model.train()
     start = time.perf_counter()
+    # Paced as `faster-rcnn train` paces a budget: the cosine is laid over the steps that
+    # fit, so a run the clock stops still ends at its lowest learning rate.
+    budget = TimeBudget(cfg.steps, args.minutes * 60)
     step, step_seconds = 0, []
-    while step < cfg.steps and time.perf_counter() - start < args.minutes * 60:
+    while step < cfg.steps and (planned_steps := budget.plan(step)) is not None:
         step_start = time.perf_counter()
         images, targets = next(batches)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = learning_rate(cfg, step, planned_steps)
         images = [image.to(device) for image in images]
         targets = [
             {"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets
