@@ -211,13 +211,14 @@ def replayed_relu_edges(model: FasterRCNN, record: dict) -> Iterator[list[int]]:
     def replay(name: str):
         def hook(module, inputs, output: Tensor) -> Tensor:
             theirs_open = record["train_relu_open"][name]
-            differ = (output.detach() > 0) != theirs_open
-            near_zero = output.detach().abs() < RELU_EDGE * output.detach().abs().max()
+            value = output.detach()
+            differ = (value > 0) != theirs_open
+            near_zero = value.abs() < RELU_EDGE * value.abs().max()
             assert not (differ & ~near_zero).any(), f"{name}: a ReLU away from 0 differs"
             replayed.append(int(differ.sum()))
-            magnitude = output.detach().abs().clamp(min=torch.finfo(output.dtype).tiny)
+            magnitude = value.abs().clamp(min=torch.finfo(value.dtype).tiny)
             target = torch.where(theirs_open, magnitude, -magnitude)
-            return output + torch.where(differ, target - output.detach(), 0.0)
+            return output + torch.where(differ, target - value, 0.0)
 
         return hook
 
