@@ -152,5 +152,19 @@ def test_iou_test_is_box_iou_on_degenerate_and_inverted_boxes() -> None:
     scratch = nms_module._PairScratch(columns, len(boxes) ** 2)
     for threshold in (-0.5, 0.0, 0.3, 0.7, 1.0):
         expected = box_iou(boxes, boxes) > threshold
-        exceeds = nms_module._iou_exceeds(columns, columns, threshold, scratch)
+        exceeds = nms_module._iou_exceeds(columns, columns, threshold, scratch).bool()
         assert torch.equal(exceeds, expected)
+
+
+def test_same_answer_inside_and_outside_inference_mode() -> None:
+    """The triangle kept between calls, first made under inference mode, serves later
+    calls outside it (and gradient-carrying boxes) alike."""
+    nms_module._triangle.cache_clear()
+    generator = torch.Generator().manual_seed(1)
+    centres = torch.rand(300, 2, generator=generator) * 100
+    boxes = torch.cat((centres, centres + 10 + 20 * torch.rand(300, 2, generator=generator)), 1)
+    scores = torch.rand(300, generator=generator)
+    expected = reference_nms(boxes, scores, 0.5)
+    with torch.inference_mode():
+        assert nms(boxes, scores, 0.5).tolist() == expected
+    assert nms(boxes.requires_grad_(), scores, 0.5).tolist() == expected
