@@ -77,7 +77,9 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
     order = torch.sort(scores, descending=True, stable=True).indices
     # Indices carry no gradient: the IoU tests need no graph.
     columns = _box_columns(boxes.detach()[order])
-    groups = idxs[order] if idxs is not None else None
+    # Categories as float64 (exact below 2**53): comparing floats into a float matrix is
+    # several times faster than writing booleans.
+    groups = idxs[order].double() if idxs is not None else None
     block = min(_BLOCK_SIZE, columns.shape[1])
     scratch = _PairScratch(columns, block * max(block, min(_KEPT_TILE_SIZE, columns.shape[1])))
 
@@ -92,7 +94,7 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
             tile = slice(tile_start, tile_start + _KEPT_TILE_SIZE)
             overlap = _iou_exceeds(kept_columns[:, tile], candidate_columns, iou_threshold, scratch)
             if groups is not None:
-                overlap.mul_(groups[kept[tile], None] == groups[None, candidates])
+                overlap.mul_(_same_group(groups[kept[tile]], groups[candidates], scratch))
             free = overlap.amax(dim=0) == 0
             candidates, candidate_columns = candidates[free], candidate_columns[:, free]
             if candidates.numel() == 0:
@@ -103,7 +105,7 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshol
         suppressors.mul_(_strict_upper_triangle(suppressors))
         if groups is not None:
             candidate_groups = groups[candidates]
-            suppressors.mul_(candidate_groups[:, None] == candidate_groups[None, :])
+            suppressors.mul_(_same_group(candidate_groups, candidate_groups, scratch))
         # Each pass counts the kept suppressors of every box with one matrix-vector
         # product: exact (0/1 entries, integer sums), and far faster than boolean masks.
         keep = suppressors.new_ones(candidates.shape)
@@ -136,6 +138,13 @@ class _PairScratch:
         """Three ``(rows, cols)`` matrices, all distinct memory."""
         size = rows * cols
         return tuple(self.values[k, :size].view(rows, cols) for k in range(3))
+
+
+def _same_group(rows: Tensor, cols: Tensor, scratch: _PairScratch) -> Tensor:
+    """``(M, N)``: 1 where category ``i`` of ``rows`` equals category ``j`` of ``cols``,
+    else 0, in the second matrix of ``scratch`` (the first holds the IoU flags)."""
+    same = scratch.matrices(rows.shape[0], cols.shape[0])[1]
+    return torch.eq(rows[:, None], cols[None, :], out=same)
 
 
 def _strict_upper_triangle(matrix: Tensor) -> Tensor:
