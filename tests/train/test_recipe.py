@@ -35,6 +35,7 @@ def test_object_statistics_are_measured_on_the_resized_objects() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics(DATASET, config)
     assert stats.images == 3 and stats.objects_per_image == 2  # counts 3, 2, 0
+    assert stats.most_objects == 3
     assert stats.class_counts == {"dot": 2, "blob": 3}
     # dot: sqrt(10 * 40) * 2 = 40 and 30 * 1 = 30, median (torch: lower) 30; blob: 200,
     # 200 and 60
@@ -100,6 +101,39 @@ def test_recipe_samples_at_random_with_one_object_an_image() -> None:
     single = [_item(400, 600, [[0, 0, 50, 50]], [2])] * 3
     chosen, _ = choose_recipe(config, object_statistics(single, config))
     assert chosen.roi_heads.sampler == "random"
+
+
+def _crowded(count: int):
+    """A 400 x 600 image with ``count`` 10-px objects of class 1 in a row."""
+    boxes = [[12.0 * k, 0.0, 12.0 * k + 10, 10.0] for k in range(count)]
+    return _item(400, 600, boxes, [1] * count)
+
+
+def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # The most objects in an image is 51: twice that, in hundreds, is 200.
+    stats = object_statistics([_crowded(51), _crowded(3), DATASET[2]], config)
+    chosen, choices = choose_recipe(config, stats)
+    assert chosen.roi_heads.detections_per_img == 200
+    # 1000 proposals an image already leave room.
+    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (1000, 1000)
+    line = next(c.line() for c in choices if c.setting == "roi_heads.detections_per_img")
+    assert line.startswith("  roi_heads.detections_per_img = 200: up to 51 objects an image")
+    # 50 objects leave room in 100 detections.
+    stats = object_statistics([_crowded(50)], config)
+    assert choose_recipe(config, stats)[0].roi_heads.detections_per_img == 100
+    # The preset that keeps 150 proposals keeps as many as the detections.
+    fast = preset_config("mobilenet_v3_large_320_fpn", 3).replace(class_names=("dot", "blob"))
+    chosen, choices = choose_recipe(fast, object_statistics([_crowded(120)], fast))
+    assert chosen.roi_heads.detections_per_img == 300
+    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (300, 300)
+    assert "  rpn.post_nms_top_n_test = 300: 150 proposals an image cannot make 300" in "\n".join(
+        c.line() for c in choices
+    )
+    # A cap the user gave stays, and so do the proposals.
+    given = {"roi_heads.detections_per_img"}
+    kept, choices = choose_recipe(fast, object_statistics([_crowded(120)], fast), given)
+    assert kept.roi_heads.detections_per_img == 100 and kept.rpn == fast.rpn
 
 
 def test_recipe_leaves_a_dataset_without_objects_and_small_batches_alone() -> None:

@@ -1,5 +1,6 @@
 """``train``'s options that set one field of the model config each: the paper's choices
-(hard negatives, the border policy, the RPN loss normalisation) and the RoI sampling.
+(hard negatives, the border policy, the RPN loss normalisation), the RoI sampling and the
+detections an image.
 
 Each option's help shows the field's value in every preset, so ``train --help`` says what
 a run without the option does.
@@ -92,6 +93,14 @@ CONFIG_OPTIONS = (
         "the head's foreground RoIs drawn at random (the paper's), or spread evenly over "
         "the objects so that small ones in crowded images get theirs",
         choices=("random", "object_balanced"),
+    ),
+    ConfigOption(
+        "--detections-per-image",
+        "roi_heads.detections_per_img",
+        "most detections the trained model returns an image (by default raised to twice "
+        "the most objects of a training image, in hundreds, where that is more)",
+        type=positive_int,
+        metavar="N",
     ),
 )
 

@@ -35,6 +35,13 @@ MAX_IMAGES_READ = 2000
 # ceiling (benchmarks/recipe_ab.md, round 5).
 SCALE_RANGE, SCALE_STEP = 0.8, 32
 SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
+# Detections an image: at least this many times the most objects of a training image, in
+# whole hundreds. The rare classes score lowest and are the first a cap cuts: on 3x3
+# mosaics of the generated slides (117-186 objects an image) torchvision's 100 gave mAP
+# 0.49 (platelets 0.00, leukocytes 0.77), 200 and more 0.75 (0.38, 0.98). Twice, as
+# models return more detections than there are objects: up to 209 on test images of at
+# most 178 objects there (benchmarks/recipe_ab.md, round 9).
+DETECTIONS_PER_OBJECT = 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class ObjectStatistics:
     Attributes:
         images: images read.
         objects_per_image: median count of objects an image.
+        most_objects: the most objects in one image.
         class_counts: objects per class name.
         class_sides: per class name, the median object side ``sqrt(w h)`` in pixels of
             the resized image.
@@ -51,6 +59,7 @@ class ObjectStatistics:
 
     images: int
     objects_per_image: float
+    most_objects: int
     class_counts: dict[str, int]
     class_sides: dict[str, float]
 
@@ -98,6 +107,7 @@ def object_statistics(
     return ObjectStatistics(
         images=len(counts),
         objects_per_image=float(statistics.median(counts)) if counts else 0.0,
+        most_objects=max(counts, default=0),
         class_counts={name: len(values) for name, values in sides.items()},
         class_sides={name: float(torch.tensor(v).median()) for name, v in sides.items()},
     )
@@ -155,6 +165,7 @@ def choose_recipe(
     scales = _multi_scale_choice(config, stats, given)
     if scales is not None:
         choices.append(scales)
+    choices += _detections_choices(config, stats, given)
     for choice in choices:
         section, field = choice.setting.split(".")
         config = config.replace(**{section: {field: choice.value}})
@@ -189,3 +200,34 @@ def _multi_scale_choice(
         "shorter side), so the head sees every object at several scales and the smaller "
         f"steps fit more of them in the budget; evaluation stays at {scales[-1]}",
     )
+
+
+def _detections_choices(
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
+) -> list[RecipeChoice]:
+    """More detections an image (and at least as many proposals) when images hold more
+    objects than the preset's cap leaves room for."""
+    cap = config.roi_heads.detections_per_img
+    needed = -(-DETECTIONS_PER_OBJECT * stats.most_objects // 100) * 100
+    if "roi_heads.detections_per_img" in given or needed <= cap:
+        return []
+    choices = [
+        RecipeChoice(
+            "roi_heads.detections_per_img",
+            needed,
+            f"up to {stats.most_objects} objects an image: {cap} detections would leave "
+            "some uncounted, the rare classes' first (they score lowest)",
+        )
+    ]
+    # A detection is a refined proposal, and NMS only removes boxes: each stage before the
+    # detections keeps at least as many.
+    reasons = {
+        "pre_nms_top_n_test": "boxes a level before the RPN's NMS",
+        "post_nms_top_n_test": "proposals an image",
+    }
+    for setting, what in reasons.items():
+        value = getattr(config.rpn, setting)
+        if value < needed:
+            why = f"{value} {what} cannot make {needed} detections"
+            choices.append(RecipeChoice(f"rpn.{setting}", needed, why))
+    return choices
