@@ -26,7 +26,7 @@ def _item(height: int, width: int, boxes: list[list[float]], labels: list[int]):
 # 800 x 800 stays (scale 1).
 DATASET = [
     _item(400, 600, [[0, 0, 10, 40], [0, 0, 100, 100], [5, 5, 105, 105]], [1, 2, 2]),
-    _item(800, 800, [[0, 0, 30, 30], [0, 0, 60, 60]], [1, 2]),
+    _item(800, 800, [[0, 0, 33, 33], [0, 0, 60, 60]], [1, 2]),
     _item(400, 600, [], []),
 ]
 
@@ -37,9 +37,9 @@ def test_object_statistics_are_measured_on_the_resized_objects() -> None:
     assert stats.images == 3 and stats.objects_per_image == 2  # counts 3, 2, 0
     assert stats.most_objects == 3
     assert stats.class_counts == {"dot": 2, "blob": 3}
-    # dot: sqrt(10 * 40) * 2 = 40 and 30 * 1 = 30, median (torch: lower) 30; blob: 200,
+    # dot: sqrt(10 * 40) * 2 = 40 and 33 * 1 = 33, median (torch: lower) 33; blob: 200,
     # 200 and 60
-    assert stats.class_sides == {"dot": pytest.approx(30.0), "blob": pytest.approx(200.0)}
+    assert stats.class_sides == {"dot": pytest.approx(33.0), "blob": pytest.approx(200.0)}
     assert stats.smallest_class() == "dot" and stats.share("dot") == 0.4
 
 
@@ -54,7 +54,7 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
         "roi_heads.sampler",
         "transform.min_size",
     ]
-    assert "'dot' 30 px" in choices[1].line() and "40%" in choices[1].line()
+    assert "'dot' 33 px" in choices[1].line() and "40%" in choices[1].line()
     # What the user gave stays.
     given = {"roi_heads.batch_size_per_image", "transform.min_size"}
     kept, choices = choose_recipe(config, stats, given=given)
@@ -78,10 +78,10 @@ def test_recipe_trains_at_several_scales_when_a_class_is_small() -> None:
         .line()
         .startswith(
             "  transform.min_size = (640, 672, 704, 736, 768, 800): the smallest class 'dot' "
-            "is 30 px once resized"
+            "is 33 px once resized"
         )
     )
-    # Not when the smallest class is large: 'dot' at 4.3x is 129 px.
+    # Not when the smallest class is large: 'dot' at 4.3x is 142 px.
     large = config.replace(transform={"min_size": (3440,), "max_size": 6000})
     stats = object_statistics(DATASET, large)
     assert stats.class_sides["dot"] >= SMALL_SIDE
@@ -101,6 +101,33 @@ def test_recipe_samples_at_random_with_one_object_an_image() -> None:
     single = [_item(400, 600, [[0, 0, 50, 50]], [2])] * 3
     chosen, _ = choose_recipe(config, object_statistics(single, config))
     assert chosen.roi_heads.sampler == "random"
+
+
+def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # 'dot' 25 px once resized to 800 (400 x 600 images resize 2x), anchors from 32: 1.28
+    # times larger, 1024 px in steps of 32, and the longer side's cap alike.
+    dots = [_item(400, 600, [[0, 0, 12.5, 12.5], [0, 0, 100, 100]], [1, 2])] * 3
+    chosen, choices = choose_recipe(config, object_statistics(dots, config))
+    assert [c.setting for c in choices[:2]] == ["transform.min_size", "transform.max_size"]
+    assert choices[0].value == (1024,) and choices[1].value == round(1333 * 1024 / 800)
+    assert choices[0].line() == (
+        "  transform.min_size = (1024,): the smallest class 'dot' is 25 px once resized to "
+        "800, under the smallest anchor (32 px): images are resized 1.28 times larger"
+    )
+    # Multi-scale training then builds on 1024, and says the size the objects have there.
+    assert chosen.transform.min_size == multi_scale_sizes(1024)
+    assert chosen.transform.max_size == 1706
+    assert "'dot' is 32 px once resized" in choices[-1].line()
+    # Not where more than 1.4 times would be needed: 'dot' 20 px.
+    specks = [_item(400, 600, [[0, 0, 10, 10]], [1])] * 3
+    chosen, choices = choose_recipe(config, object_statistics(specks, config))
+    assert "transform.max_size" not in [c.setting for c in choices]
+    assert chosen.transform.min_size == multi_scale_sizes(800)
+    # Sizes the user gave stay, either of them.
+    for given in ({"transform.min_size"}, {"transform.max_size"}):
+        chosen, _ = choose_recipe(config, object_statistics(dots, config), given)
+        assert chosen.transform.max_size == 1333
 
 
 def _crowded(count: int):
@@ -175,3 +202,19 @@ def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path
         "faster-rcnn: error: BackboneConfig.returned_layers must be increasing stage indices "
         "in [0, 5] for mobilenet_v2_fpn, got (4, 3)"
     )
+
+
+def test_train_enlarges_images_unless_a_side_is_given(tmp_path, capsys) -> None:
+    """The slides' platelets are 25 px at mobilenet_v3_large_320_fpn's 320 (anchors from
+    32): images are resized 1.28 times larger, 416 px; with a --max-size given they stay
+    at 320."""
+    argv = ["train", "--data", "slides:2", "--steps", "1"]
+    argv += ["--preset", "mobilenet_v3_large_320_fpn", "--out"]
+    assert main([*argv, str(tmp_path / "auto")]) == 0
+    assert "transform.max_size = 832" in capsys.readouterr().out
+    transform = load_model(tmp_path / "auto" / "model.safetensors").config.transform
+    assert (transform.min_size[-1], transform.max_size) == (416, 832)
+    assert main([*argv, str(tmp_path / "given"), "--max-size", "400"]) == 0
+    assert "transform.max_size" not in capsys.readouterr().out
+    transform = load_model(tmp_path / "given" / "model.safetensors").config.transform
+    assert (transform.min_size[-1], transform.max_size) == (320, 400)

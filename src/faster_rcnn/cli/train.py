@@ -233,7 +233,9 @@ def with_recipe(
     """``config`` adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each change
     printed with its reason; the options given on the command line stay."""
     stats = object_statistics(dataset, config)
-    given = given_settings(args) | ({"transform.min_size"} if args.min_size else set())
+    given = given_settings(args)
+    given |= {"transform.min_size"} if args.min_size else set()
+    given |= {"transform.max_size"} if args.max_size else set()
     config, choices = choose_recipe(config, stats, given)
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
