@@ -124,6 +124,10 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
     chosen, choices = choose_recipe(config, object_statistics(specks, config))
     assert "transform.max_size" not in [c.setting for c in choices]
     assert chosen.transform.min_size == multi_scale_sizes(800)
+    # Nor for a class of points.
+    points = [_item(400, 600, [[5, 5, 5, 5]], [1])] * 3
+    chosen, _ = choose_recipe(config, object_statistics(points, config))
+    assert chosen.transform.max_size == 1333
     # Sizes the user gave stay, either of them.
     for given in ({"transform.min_size"}, {"transform.max_size"}):
         chosen, _ = choose_recipe(config, object_statistics(dots, config), given)

@@ -223,7 +223,7 @@ def _input_size_choices(
     if smallest is None or sizes_given or len(transform.min_size) > 1:
         return []
     side, anchor = stats.class_sides[smallest], min(min(s) for s in config.anchors.sizes)
-    scale = anchor / side
+    scale = anchor / side if side > 0 else math.inf
     if not 1 < scale <= MAX_UPSCALE:
         # Further from the anchors than the measured enlargement: for the anchors to fit,
         # `faster-rcnn anchors --fit`.
