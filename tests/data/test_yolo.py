@@ -107,6 +107,20 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     assert len(data.box_audit.clipped) == 2 and len(data.box_audit.dropped) == 1
 
 
+def test_a_corner_past_the_border_by_the_files_rounding_is_clipped_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    """cx 0.0123455 - w / 2 (w 0.024692) is -5e-7 (6 decimals' rounding): clipped to 0,
+    not reported; -2e-6 is beyond rounding and reported."""
+    text = "0 0.0123455 0.5 0.024692 0.5\n1 0.0123440 0.5 0.024692 0.5\n"
+    root = _yolo(tmp_path, None, {"a": text}, names="cat\ndog\n")
+    with pytest.warns(UserWarning) as warned:
+        data = YOLODetection(root)
+    assert len(data.box_audit.clipped) == 1 and "a.txt, line 2" in data.box_audit.clipped[0]
+    assert len(warned) == 1 and "1 box clipped" in str(warned[0].message)
+    assert data[0][1]["boxes"][:, 0].tolist() == [0.0, 0.0]
+
+
 def test_a_label_file_not_in_utf8_is_named(tmp_path: Path) -> None:
     root = _yolo(tmp_path, None, {}, names="cat\ndog\n")
     (root / "classes.txt").write_bytes("chat\nc\xe9page\n".encode("latin-1"))

@@ -31,9 +31,12 @@ class BoxAudit:
     clipped: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
 
-    def clip(self, box: list[float], width: float, height: float, where: str) -> list[float] | None:
+    def clip(
+        self, box: list[float], width: float, height: float, where: str, rounding: float = 0.0
+    ) -> list[float] | None:
         """``box`` (``x1, y1, x2, y2``) clipped to a ``width`` x ``height`` image, counted
-        when that changed it; ``None``, counted as dropped, when no area is left."""
+        when that moved a corner by more than ``rounding`` (the format's own rounding,
+        which only clipping undoes); ``None``, counted as dropped, when no area is left."""
         # In float32, as the targets hold them: a box thinner than float32 can tell from
         # nothing has no area either.
         stored = [float(np.float32(v)) for v in box]
@@ -44,7 +47,7 @@ class BoxAudit:
             reason = "outside the image" if _outside(box, width, height) else "no area"
             self.dropped.append(f"{shown}: {reason}")
             return None
-        if clipped != stored:
+        if any(abs(c - v) > rounding for c, v in zip(clipped, stored, strict=True)):
             self.clipped.append(shown)
         return clipped
 

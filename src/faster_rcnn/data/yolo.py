@@ -32,6 +32,9 @@ from .dataset import (
 )
 
 NAMES_FILES = ("classes.txt", "obj.names")
+# A corner cx - w / 2 of fractions written with 6 decimals is off by up to 1e-6: a box
+# that much past the border is the file's rounding, clipped without a warning.
+FRACTION_ROUNDING = 1e-6
 
 
 def read_names_file(path: Path) -> tuple[str, ...]:
@@ -140,7 +143,7 @@ def parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
             continue
         where = f"{path.name}, line {line_number}"
         class_id, corners = _parse_label_line(line, f"{path}, line {line_number}")
-        clipped = audit.clip(corners, 1.0, 1.0, where)
+        clipped = audit.clip(corners, 1.0, 1.0, where, rounding=FRACTION_ROUNDING)
         if clipped is not None:
             classes.append(class_id)
             rows.append(clipped)
