@@ -9,16 +9,18 @@ import torch
 from ..config import FasterRCNNConfig
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, default_split: str | None) -> None:
+def add_data_arguments(
+    parser: argparse.ArgumentParser, default_split: str | None, chosen: str = "test, else val"
+) -> None:
     """``--data`` (a dataset, format auto-detected) and ``--split`` (``None``: the
-    command chooses)."""
+    command chooses, as ``chosen`` says)."""
     parser.add_argument(
         "--data",
         default="synthetic",
         help="'synthetic', 'slides' (generated: see faster_rcnn.data.slides), or a Pascal "
         "VOC, COCO or YOLO dataset (format auto-detected)",
     )
-    chosen = "test, else val" if default_split is None else default_split
+    chosen = chosen if default_split is None else default_split
     parser.add_argument("--split", default=default_split, help=f"default: {chosen}")
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from ..data.describe import summarize_split
 from ..data.open import find_layout
+from .splits import default_training_splits
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,4 +33,6 @@ def run(args: argparse.Namespace) -> int:
             "no splits: `train --val-fraction 0.2` holds out a reproducible fifth of the "
             "images, which `evaluate` then scores"
         )
+    elif default_training_splits(layout) == ("train", "val"):
+        print("train trains on train and val together (--split train: on train alone)")
     return 0

@@ -1,16 +1,28 @@
 """Which images a command takes from ``--data``: a split, or the part of a dataset
-without splits that ``--val-fraction`` holds out (see :mod:`faster_rcnn.data.holdout`)."""
+without splits that ``--val-fraction`` holds out (see :mod:`faster_rcnn.data.holdout`).
+
+Training takes ``train``, and ``val`` with it where the data keeps a ``test`` split
+apart from both: Pascal VOC's ``trainval`` convention, which detectron2 and mmdetection
+follow too. ``train`` never looks at validation images, so they would go unused
+otherwise. The splits trained on are written to ``<--out>/training_splits.json``, and
+``evaluate`` warns when asked to score one of them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..data.dataset import DetectionDataset
 from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, write_split
-from ..data.open import DatasetLayout, find_layout
+from ..data.joined import JoinedDataset
+from ..data.open import GENERATED, DatasetLayout, find_layout
 from .arguments import open_fraction
+
+TRAINING_SPLITS_FILE = "training_splits.json"
 
 
 def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,10 +40,13 @@ def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def training_images(args: argparse.Namespace) -> DetectionDataset:
-    """The ``--split`` of ``--data``, less what ``--val-fraction`` holds out (the split
-    written to ``<--out>/split.json``)."""
+    """The ``--split`` of ``--data`` (default: :func:`default_training_splits`), less what
+    ``--val-fraction`` holds out (the split written to ``<--out>/split.json``)."""
     layout = find_layout(args.data)
-    dataset = layout.open(args.split)
+    splits = (args.split,) if args.split else default_training_splits(layout)
+    dataset, trained_on = _open_training_splits(layout, splits)
+    if layout.splits:
+        _write_training_splits(args.out / TRAINING_SPLITS_FILE, args.data, trained_on)
     if args.val_fraction is None:
         if not layout.splits:
             print(
@@ -47,6 +62,60 @@ def training_images(args: argparse.Namespace) -> DetectionDataset:
         f"{file}"
     )
     return Subset(dataset, parts["train"])
+
+
+def default_training_splits(layout: DatasetLayout) -> tuple[str, ...]:
+    """``("train", "val")`` when ``layout`` has a test split and a validation split (files,
+    not generated data, whose validation and test images are the same), else
+    ``("train",)``."""
+    if layout.format in GENERATED or not all(_has_split(layout, s) for s in ("test", "val")):
+        return ("train",)
+    return ("train", "val")
+
+
+def _has_split(layout: DatasetLayout, split: str) -> bool:
+    if not layout.splits:
+        return False
+    try:
+        layout.resolve(split)
+    except ValueError:
+        return False
+    return True
+
+
+def _open_training_splits(
+    layout: DatasetLayout, splits: Sequence[str]
+) -> tuple[DetectionDataset, list[str]]:
+    """The first of ``splits``, joined by the others where their classes agree; and the
+    names of the splits it holds."""
+    first = layout.open(splits[0])
+    parts, names = [first], [layout.resolve(splits[0])]
+    for split in splits[1:]:
+        try:
+            parts.append(layout.open(split, first.class_names))
+        except ValueError as error:
+            print(f"{layout.path}: {split} not trained on: {error}")
+            continue
+        names.append(layout.resolve(split))
+    if len(parts) == 1:
+        return first, names
+    counts = " + ".join(f"{len(part)} {name}" for part, name in zip(parts, names, strict=True))
+    print(
+        f"{layout.path}: training on {counts} images; test is kept for evaluate "
+        f"(--split {splits[0]} trains on {splits[0]} alone)"
+    )
+    return JoinedDataset(parts), names
+
+
+def _write_training_splits(path: Path, data: str, splits: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"data": _data_key(data), "splits": splits}, indent=1))
+
+
+def _data_key(data: str) -> str:
+    """``--data`` as training and evaluation both name it: the absolute path of a file
+    dataset, the name of a generated one."""
+    return str(Path(data).resolve()) if Path(data).exists() else data
 
 
 def test_or_val(layout: DatasetLayout) -> str:
@@ -65,7 +134,8 @@ def evaluation_images(
     splits, the images held out by ``--val-fraction``, else by the ``split.json`` beside
     ``--model``, else all of them (with a warning)."""
     layout = find_layout(args.data)
-    dataset = layout.open(args.split or test_or_val(layout), class_names)
+    split = args.split or test_or_val(layout)
+    dataset = layout.open(split, class_names)
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         print(
@@ -74,6 +144,9 @@ def evaluation_images(
         )
         return Subset(dataset, held)
     if layout.splits:
+        if args.model is not None:
+            record = args.model.parent / TRAINING_SPLITS_FILE
+            _warn_if_trained_on(record, args.data, layout, split)
         return dataset
     file = args.model.parent / SPLIT_FILE
     if file.is_file():
@@ -86,3 +159,22 @@ def evaluation_images(
         file=sys.stderr,
     )
     return dataset
+
+
+def _warn_if_trained_on(record: Path, data: str, layout: DatasetLayout, split: str) -> None:
+    """Warn when the training run beside the model (its ``training_splits.json``) trained
+    on the ``split`` of ``data`` about to be scored."""
+    if not record.is_file():
+        return
+    try:
+        trained = json.loads(record.read_text())
+        same_data = trained["data"] == _data_key(data)
+        splits = list(trained["splits"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return  # not ours to judge: scoring goes on
+    if same_data and layout.resolve(split) in splits:
+        print(
+            f"faster-rcnn: warning: the model was trained on the {split} split of {data} "
+            f"({record}): its scores there are not held out",
+            file=sys.stderr,
+        )

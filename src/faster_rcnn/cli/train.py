@@ -60,7 +60,7 @@ DECAYS = " and ".join(f"{100 * fraction:.0f}%%" for fraction in TrainConfig.lr_d
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("train", help="train a detector on a dataset")
-    add_data_arguments(parser, default_split="train")
+    add_data_arguments(parser, None, chosen="train, and val too where there is a test split")
     add_holdout_arguments(parser)
     add_strict_argument(parser)
     parser.add_argument("--preset", choices=list(PRESETS), default="small")

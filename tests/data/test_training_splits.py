@@ -1,0 +1,131 @@
+"""What ``train`` trains on where the data has splits: ``train`` and ``val`` joined when a
+``test`` split is kept apart (VOC's ``trainval``), ``train`` alone otherwise; and the
+warning of ``evaluate`` on a split the model was trained on."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from faster_rcnn.cli import main
+from faster_rcnn.cli.splits import TRAINING_SPLITS_FILE, default_training_splits
+from faster_rcnn.data import open_dataset
+from faster_rcnn.data.joined import JoinedDataset
+from faster_rcnn.data.open import find_layout
+
+
+def voc(root: Path, splits: dict[str, list[tuple[str, str, int]]]) -> Path:
+    """A VOC dataset: per split, ``(image id, class, image width)`` of one-box images."""
+    (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    (root / "Annotations").mkdir(exist_ok=True)
+    (root / "JPEGImages").mkdir(exist_ok=True)
+    for split, items in splits.items():
+        ids = "".join(f"{image_id}\n" for image_id, _, _ in items)
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text(ids)
+        for image_id, name, width in items:
+            Image.new("RGB", (width, 30), (90, 120, 200)).save(
+                root / "JPEGImages" / f"{image_id}.jpg"
+            )
+            (root / "Annotations" / f"{image_id}.xml").write_text(
+                f"<annotation><size><width>{width}</width><height>30</height></size><object>"
+                f"<name>{name}</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>20</xmax>"
+                "<ymax>25</ymax></bndbox></object></annotation>"
+            )
+    return root
+
+
+THREE_SPLITS = {
+    "train": [("a", "dog", 40), ("b", "cat", 44)],
+    "val": [("c", "cat", 48)],
+    "test": [("d", "dog", 52)],
+}
+
+
+def test_joined_dataset_numbers_the_items_of_its_parts_in_order(tmp_path):
+    root = voc(tmp_path, THREE_SPLITS)
+    train = open_dataset(root, "train")
+    val = open_dataset(root, "val", train.class_names)
+    joined = JoinedDataset([train, val])
+    assert len(joined) == 3 and joined.class_names == ("cat", "dog") and joined.num_classes == 3
+    assert [joined.image_size(i) for i in range(3)] == [(30, 40), (30, 44), (30, 48)]
+    assert [Path(f).stem for f in joined.image_files] == ["a", "b", "c"]
+    image, target = joined[2]
+    assert image.shape == (3, 30, 48) and target["image_id"] == 2
+    assert target["labels"].tolist() == [1]  # cat, in train's class order
+    assert torch.equal(joined.target(1)["boxes"], train.target(1)["boxes"])
+    assert joined.target(1)["image_id"] == 1
+    with pytest.raises(IndexError, match="index 3 out of range for 3 images"):
+        joined[3]
+
+
+def test_joined_dataset_refuses_parts_whose_classes_differ(tmp_path):
+    root = voc(tmp_path, {"train": [("a", "dog", 40)], "val": [("c", "cat", 48)]})
+    with pytest.raises(ValueError, match=r"different classes: \['dog'\] and \['cat'\]"):
+        JoinedDataset([open_dataset(root, "train"), open_dataset(root, "val")])
+    with pytest.raises(ValueError, match="no datasets"):
+        JoinedDataset([])
+
+
+@pytest.mark.parametrize(
+    ("splits", "expected"),
+    [
+        (("train", "val", "test"), ("train", "val")),
+        (("train", "val", "test", "trainval"), ("train", "val")),
+        (("train", "test"), ("train",)),  # no validation images to add
+        (("train", "val"), ("train",)),  # val is what evaluate scores
+        (("trainval", "test"), ("train",)),  # train finds trainval
+    ],
+)
+def test_default_training_splits(tmp_path, splits, expected):
+    root = voc(tmp_path, {s: [(f"{s}0", "dog", 40)] for s in splits})
+    assert default_training_splits(find_layout(root)) == expected
+
+
+def test_generated_data_trains_on_train_alone():
+    # Their validation and test images are the same ones (one seed).
+    assert default_training_splits(find_layout("slides:2")) == ("train",)
+
+
+def run_training(data: Path, out: Path, *extra: str) -> None:
+    argv = ["train", "--data", str(data), "--steps", "1", "--batch-size", "1", "--out", str(out)]
+    assert main([*argv, "--min-size", "64", "--max-size", "64", *extra]) == 0
+
+
+def test_train_joins_val_where_test_is_kept_apart_and_evaluate_warns_on_it(tmp_path, capsys):
+    data = voc(tmp_path / "data", THREE_SPLITS)
+    assert main(["data", "--data", str(data)]) == 0
+    assert "train trains on train and val together" in capsys.readouterr().out
+    run_training(data, tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert f"{data}: training on 2 train + 1 val images; test is kept for evaluate" in printed
+    record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
+    assert record == {"data": str(data.resolve()), "splits": ["train", "val"]}
+
+    model = str(tmp_path / "run" / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--data", str(data), "--split", "val"]) == 0
+    assert "the model was trained on the val split" in capsys.readouterr().err
+    assert main(["evaluate", "--model", model, "--data", str(data)]) == 0
+    assert "trained on" not in capsys.readouterr().err  # test is held out
+
+
+def test_train_with_split_given_trains_on_it_alone(tmp_path, capsys):
+    data = voc(tmp_path / "data", THREE_SPLITS)
+    run_training(data, tmp_path / "run", "--split", "train")
+    assert "training on" not in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
+    assert record["splits"] == ["train"]
+    model = str(tmp_path / "run" / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--data", str(data), "--split", "val"]) == 0
+    assert "trained on" not in capsys.readouterr().err
+
+
+def test_a_val_split_with_classes_train_lacks_is_left_out(tmp_path, capsys):
+    splits = {**THREE_SPLITS, "val": [("c", "bird", 48)]}
+    data = voc(tmp_path / "data", splits)
+    run_training(data, tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert f"{data}: val not trained on: " in printed and "'bird'" in printed
+    record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
+    assert record["splits"] == ["train"]
