@@ -33,6 +33,16 @@ def test_train_evaluate_predict(tmp_path, capsys):
     metrics = json.loads((metrics_dir / "metrics.json").read_text())
     assert {"voc_map50", "coco_ap", "recall@300@0.7", "AR@100"} <= set(metrics)
     assert "VOC mAP@0.5" in capsys.readouterr().out
+    # A lower threshold only adds detections below those kept: no AP can drop.
+    for thresh in ("0.001", "0.99"):
+        assert main([*args, "--out", str(tmp_path / thresh), "--score-thresh", thresh]) == 0
+        assert f"scoring detections down to score {thresh} (the model's threshold: 0.05)" in (
+            capsys.readouterr().out
+        )
+    scored = {t: json.loads((tmp_path / t / "metrics.json").read_text()) for t in ("0.001", "0.99")}
+    assert scored["0.001"]["voc_map50"] >= metrics["voc_map50"]
+    assert scored["0.001"]["coco_ap"] >= metrics["coco_ap"]
+    assert scored["0.99"]["voc_map50"] == 0.0  # three steps: nothing scores 0.99
 
     images = tmp_path / "images"
     images.mkdir()

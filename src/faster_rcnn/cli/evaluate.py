@@ -17,7 +17,13 @@ from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
 from ..train.checkpoint import load_model
-from .arguments import add_data_arguments, add_strict_argument, device_name, positive_int
+from .arguments import (
+    add_data_arguments,
+    add_strict_argument,
+    device_name,
+    open_fraction,
+    positive_int,
+)
 from .splits import add_holdout_arguments, evaluation_images
 
 
@@ -54,6 +60,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "different sizes batched together are padded to one, which changes the detections "
         "near the padding, and so the score)",
     )
+    parser.add_argument(
+        "--score-thresh",
+        type=open_fraction,
+        metavar="T",
+        help="score the detections down to this score (default: the model's own, 0.05 for "
+        "every preset); 0.001 is how Ultralytics scores mAP: a lower threshold only adds "
+        "detections below those kept, which never lowers an AP",
+    )
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
@@ -64,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     if args.detections is not None:
         return score_detections_file(args)
     model = load_model(args.model, device=args.device)
+    if args.score_thresh is not None:
+        print(
+            f"scoring detections down to score {args.score_thresh:g} "
+            f"(the model's threshold: {model.roi_heads.score_thresh:g})"
+        )
+        model.roi_heads.score_thresh = args.score_thresh
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
     out = args.out if args.out is not None else args.model.parent / "evaluation"
