@@ -83,6 +83,15 @@ def test_default_training_splits(tmp_path, splits, expected):
     assert default_training_splits(find_layout(root)) == expected
 
 
+def test_voc_per_class_image_lists_are_not_splits(tmp_path):
+    root = voc(tmp_path, THREE_SPLITS)
+    for listed in ("dog_train", "dog_val", "cat_test", "my_dogs"):
+        (root / "ImageSets" / "Main" / f"{listed}.txt").write_text("a -1\nb 1\n")
+    layout = find_layout(root)
+    assert layout.splits == ("my_dogs", "test", "train", "val")  # "dogs" is no split
+    assert default_training_splits(layout) == ("train", "val")
+
+
 def test_generated_data_trains_on_train_alone():
     # Their validation and test images are the same ones (one seed).
     assert default_training_splits(find_layout("slides:2")) == ("train",)

@@ -13,7 +13,8 @@
   and ``images/`` next to its ``annotations/`` folder (or next to the file), then in the
   file's own folder.
 - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
-  ``ImageSets/Main/<split>.txt``.
+  ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
+  are not splits).
 - a folder with ``annotations/*.json`` (COCO's own layout, CVAT's, Label Studio's): one
   file, or a split per ``instances_<split>.json``; images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
@@ -184,10 +185,18 @@ def _generated_opener(
 def _voc(root: Path) -> DatasetLayout | None:
     if not ((root / "Annotations").is_dir() and (root / "ImageSets").is_dir()):
         return None
-    splits = tuple(sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")))
+    stems = {p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")}
+    splits = tuple(sorted(stem for stem in stems if not _per_class_list(stem, stems)))
     return DatasetLayout(
         str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)
     )
+
+
+def _per_class_list(stem: str, stems: set[str]) -> bool:
+    """Whether ``stem`` is one of VOC's per-class image lists (``dog_train``, marking
+    which images of ``train`` hold a dog), not a split."""
+    name, _, split = stem.rpartition("_")
+    return bool(name) and split in stems
 
 
 def _coco_folder(root: Path) -> DatasetLayout | None:
