@@ -241,9 +241,11 @@ class RoIHeadsConfig:
             (paper: [0.1, 0.5); torchvision: [0, 0.5)).
         batch_size_per_image: RoIs sampled per image (paper: 128, torchvision: 512).
         positive_fraction: at most this fraction of them foreground (0.25).
-        sampler: ``"random"`` (the paper's and torchvision's) or ``"object_balanced"``
+        sampler: ``"random"`` (the paper's and torchvision's), ``"object_balanced"``
             (the foreground RoIs spread evenly over the objects; see
-            :class:`faster_rcnn.samplers.ObjectBalancedSampler`).
+            :class:`faster_rcnn.samplers.ObjectBalancedSampler`) or ``"class_balanced"``
+            (spread evenly over the classes, then over each class's objects; see
+            :class:`faster_rcnn.samplers.ClassBalancedSampler`).
         pooler: ``"align"`` (multi-scale RoIAlign) or ``"pool"`` (the paper's RoIPool).
         featmap_names: the backbone outputs that are pooled.
         output_size: pooled grid size (7).
@@ -272,7 +274,7 @@ class RoIHeadsConfig:
     bg_iou_thresh_lo: float = 0.0
     batch_size_per_image: int = 512
     positive_fraction: float = 0.25
-    sampler: Literal["random", "object_balanced"] = "random"
+    sampler: Literal["random", "object_balanced", "class_balanced"] = "random"
     pooler: Literal["align", "pool"] = "align"
     featmap_names: tuple[str, ...] = ("0", "1", "2", "3")
     output_size: int = 7

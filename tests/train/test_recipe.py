@@ -48,13 +48,13 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
     stats = object_statistics(DATASET, config)
     chosen, choices = choose_recipe(config, stats)
     assert chosen.roi_heads.batch_size_per_image == ROI_BATCH_SIZE
-    assert chosen.roi_heads.sampler == "object_balanced"
+    assert chosen.roi_heads.sampler == "class_balanced"
     assert [c.setting for c in choices] == [
         "roi_heads.batch_size_per_image",
         "roi_heads.sampler",
         "transform.min_size",
     ]
-    assert "'dot' 33 px" in choices[1].line() and "40%" in choices[1].line()
+    assert "'dot' 33 px" in choices[1].line() and "rarest 'dot' 40%" in choices[1].line()
     # What the user gave stays.
     given = {"roi_heads.batch_size_per_image", "transform.min_size"}
     kept, choices = choose_recipe(config, stats, given=given)
@@ -140,6 +140,16 @@ def _crowded(count: int):
     return _item(400, 600, boxes, [1] * count)
 
 
+def test_recipe_balances_the_objects_of_a_single_class() -> None:
+    # With one class, class-balanced sampling is object-balanced sampling: the recipe
+    # names the simpler one.
+    config = preset_config("mobilenet_v2_fpn", 2).replace(class_names=("dot",))
+    chosen, choices = choose_recipe(config, object_statistics([_crowded(5)], config))
+    assert chosen.roi_heads.sampler == "object_balanced"
+    line = next(c.line() for c in choices if c.setting == "roi_heads.sampler")
+    assert "5 objects an image (median), the smallest class 'dot' 20 px" in line
+
+
 def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     # The most objects in an image is 51: twice that, in hundreds, is 200.
@@ -182,8 +192,8 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     )
     printed = capsys.readouterr().out
     assert "recipe (--recipe preset keeps the preset's numbers):" in printed
-    assert "roi_heads.sampler = object_balanced" in printed
-    assert load_model(out / "model.safetensors").config.roi_heads.sampler == "object_balanced"
+    assert "roi_heads.sampler = class_balanced" in printed
+    assert load_model(out / "model.safetensors").config.roi_heads.sampler == "class_balanced"
     argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--recipe", "preset"]
     assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
     assert "recipe (" not in capsys.readouterr().out

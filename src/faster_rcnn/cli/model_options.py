@@ -90,9 +90,10 @@ CONFIG_OPTIONS = (
     ConfigOption(
         "--roi-sampler",
         "roi_heads.sampler",
-        "the head's foreground RoIs drawn at random (the paper's), or spread evenly over "
-        "the objects so that small ones in crowded images get theirs",
-        choices=("random", "object_balanced"),
+        "the head's foreground RoIs drawn at random (the paper's), spread evenly over "
+        "the objects so that small ones in crowded images get theirs, or over the "
+        "classes first so that a rare class gets as many as a common one",
+        choices=("random", "object_balanced", "class_balanced"),
     ),
     ConfigOption(
         "--detections-per-image",

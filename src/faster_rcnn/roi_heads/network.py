@@ -101,7 +101,7 @@ class RoIHeads(nn.Module):
             batch_size_per_image=cfg.batch_size_per_image,
             positive_fraction=cfg.positive_fraction,
             box_coder=box_coder,
-            object_balanced=cfg.sampler == "object_balanced",
+            sampler=cfg.sampler,
         )
         return cls(
             box_roi_pool,

@@ -20,7 +20,14 @@ from torch import Tensor
 
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import BoxCoder, box_iou
-from ..samplers import BalancedPositiveNegativeSampler, ObjectBalancedSampler
+from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, ObjectBalancedSampler
+
+# The head's foreground RoI samplers by the name ``RoIHeadsConfig.sampler`` gives.
+ROI_SAMPLERS: dict[str, type[BalancedPositiveNegativeSampler]] = {
+    "random": BalancedPositiveNegativeSampler,
+    "object_balanced": ObjectBalancedSampler,
+    "class_balanced": ClassBalancedSampler,
+}
 
 
 class SampledRoIs(NamedTuple):
@@ -66,8 +73,8 @@ class ProposalTargetCreator:
         batch_size_per_image: RoIs drawn per image (paper: 128, torchvision: 512).
         positive_fraction: at most this fraction of them foreground.
         box_coder: encodes the regression targets (weights 10, 10, 5, 5).
-        object_balanced: spread the foreground RoIs evenly over the objects
-            (:class:`~faster_rcnn.samplers.ObjectBalancedSampler`) instead of at random.
+        sampler: how the foreground RoIs are drawn: ``"random"``, ``"object_balanced"``
+            or ``"class_balanced"`` (see :data:`ROI_SAMPLERS`).
     """
 
     def __init__(
@@ -78,7 +85,7 @@ class ProposalTargetCreator:
         batch_size_per_image: int,
         positive_fraction: float,
         box_coder: BoxCoder,
-        object_balanced: bool = False,
+        sampler: str = "random",
     ) -> None:
         # Background is IoU in [lo, hi); below lo (paper: 0.1) a proposal overlaps no
         # object even that much and is not sampled; between hi and fg it is ambiguous.
@@ -86,8 +93,7 @@ class ProposalTargetCreator:
             (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh),
             (IGNORED, NEGATIVE, IGNORED, POSITIVE),
         )
-        sampler = ObjectBalancedSampler if object_balanced else BalancedPositiveNegativeSampler
-        self.fg_bg_sampler = sampler(batch_size_per_image, positive_fraction)
+        self.fg_bg_sampler = ROI_SAMPLERS[sampler](batch_size_per_image, positive_fraction)
         self.box_coder = box_coder
 
     def __call__(

@@ -77,6 +77,12 @@ class ObjectStatistics:
             return None
         return min(self.class_sides, key=self.class_sides.__getitem__)
 
+    def rarest_class(self) -> str | None:
+        """The class with the fewest objects (``None`` without objects)."""
+        if not self.class_counts:
+            return None
+        return min(self.class_counts, key=self.class_counts.__getitem__)
+
     def share(self, name: str) -> float:
         """Fraction of all objects that are of class ``name``."""
         return self.class_counts[name] / max(1, sum(self.class_counts.values()))
@@ -166,7 +172,7 @@ def choose_recipe(
 def _roi_sampling_choices(
     config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
 ) -> list[RecipeChoice]:
-    """The paper's RoIs an image, and object-balanced sampling in crowded images."""
+    """The paper's RoIs an image, and balanced sampling in crowded images."""
     choices = []
     roi = config.roi_heads
     if "roi_heads.batch_size_per_image" not in given and roi.batch_size_per_image > ROI_BATCH_SIZE:
@@ -178,22 +184,32 @@ def _roi_sampling_choices(
                 "costs a quarter as much, and the budget fits more steps",
             )
         )
-    smallest = stats.smallest_class()
     # With one object an image, taking turns among the objects is random sampling.
     crowded = stats.objects_per_image >= 2
     if "roi_heads.sampler" not in given and roi.sampler == "random" and crowded:
-        assert smallest is not None
-        choices.append(
-            RecipeChoice(
-                "roi_heads.sampler",
-                "object_balanced",
-                f"{stats.objects_per_image:g} objects an image (median), the smallest "
-                f"class {smallest!r} {stats.class_sides[smallest]:.0f} px once resized and "
-                f"{100 * stats.share(smallest):.0f}% of the objects: foreground RoIs are "
-                "spread over the objects, so each small one gets its share",
-            )
-        )
+        choices.append(_sampler_choice(stats))
     return choices
+
+
+def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
+    """Object-balanced sampling of the foreground RoIs, class-balanced with several
+    classes (with one class the two draw alike)."""
+    smallest, rarest = stats.smallest_class(), stats.rarest_class()
+    assert smallest is not None and rarest is not None
+    crowd = f"{stats.objects_per_image:g} objects an image (median)"
+    small = f"the smallest class {smallest!r} {stats.class_sides[smallest]:.0f} px once resized"
+    if len(stats.class_counts) == 1:
+        why = (
+            f"{crowd}, {small}: foreground RoIs are spread over the objects, so each small "
+            "one gets its share"
+        )
+        return RecipeChoice("roi_heads.sampler", "object_balanced", why)
+    why = (
+        f"{crowd}, {small}, the rarest {rarest!r} {100 * stats.share(rarest):.0f}% of the "
+        "objects: foreground RoIs are spread over the classes, then over each class's "
+        "objects, so a rare class gets as many as a common one and each small object its share"
+    )
+    return RecipeChoice("roi_heads.sampler", "class_balanced", why)
 
 
 def _with_choices(config: FasterRCNNConfig, choices: Sequence[RecipeChoice]) -> FasterRCNNConfig:
