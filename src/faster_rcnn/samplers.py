@@ -148,12 +148,18 @@ class ObjectBalancedSampler(BalancedPositiveNegativeSampler):
         k: int,
         generator: torch.Generator | None,
     ) -> Tensor:
-        """``k`` positives, the objects taking turns."""
+        """``k`` positives, taking turns as :meth:`turns_taken` says."""
         assert keys is not None
         if k >= positive.numel():
             return positive
         order = _random_subset(positive.numel(), positive.numel(), positive.device, generator)
-        return positive[_take_turns(keys[positive], order, k)]
+        return positive[self.turns_taken(classes, keys[positive], order, k)]
+
+    def turns_taken(self, classes: Tensor, objects: Tensor, order: Tensor, k: int) -> Tensor:
+        """``k`` indices into the positives ``(n,)`` of ``classes`` and ``objects``, the
+        objects taking turns, each object's candidates in ``order`` (a random permutation).
+        """
+        return _take_turns(objects, order, k)
 
 
 class ClassBalancedSampler(ObjectBalancedSampler):
@@ -169,24 +175,11 @@ class ClassBalancedSampler(ObjectBalancedSampler):
     :class:`ObjectBalancedSampler`.
     """
 
-    def choose_positives(
-        self,
-        positive: Tensor,
-        classes: Tensor,
-        keys: Tensor | None,
-        k: int,
-        generator: torch.Generator | None,
-    ) -> Tensor:
-        """``k`` positives, the classes taking turns, and each class's objects."""
-        assert keys is not None
-        if k >= positive.numel():
-            return positive
-        order = _random_subset(positive.numel(), positive.numel(), positive.device, generator)
-        # Each class's candidates in the order its objects take turns in, then the classes
-        # take turns along those orders.
-        object_turns = _turns(keys[positive], order)
-        by_object_turn = order[torch.sort(object_turns[order], stable=True).indices]
-        return positive[_take_turns(classes, by_object_turn, k)]
+    def turns_taken(self, classes: Tensor, objects: Tensor, order: Tensor, k: int) -> Tensor:
+        """``k`` indices, the classes taking turns along each class's candidates in the
+        order its objects take turns in."""
+        by_object_turn = order[torch.sort(_turns(objects, order)[order], stable=True).indices]
+        return _take_turns(classes, by_object_turn, k)
 
 
 def _random_subset(
