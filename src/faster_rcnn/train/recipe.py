@@ -196,7 +196,7 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
     classes (with one class the two draw alike)."""
     # Class-balanced against object-balanced, side by side on the slides and their
     # mosaics: ahead in every pair, +0.009 to +0.124 mAP@0.5, the rare classes learned in
-    # far fewer steps, the common class 0.01-0.05 lower (benchmarks/recipe_ab.md, round 12).
+    # far fewer steps, the common class 0.01-0.06 lower (benchmarks/recipe_ab.md, round 12).
     smallest, rarest = stats.smallest_class(), stats.rarest_class()
     assert smallest is not None and rarest is not None
     crowd = f"{stats.objects_per_image:g} objects an image (median)"
