@@ -3,6 +3,7 @@ counts as the random sampler's."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -137,6 +138,72 @@ def test_counts_per_class_and_per_object_differ_by_at_most_one_unless_exhausted(
             assert int(counts.max()) <= int(counts[left].min()) + 1
 
 
+def test_a_class_takes_turns_in_proportion_to_a_power_of_its_objects() -> None:
+    # Nine cells and one platelet, ten candidates each, 20 positives, exponent 0.5: the
+    # cells take turns 3 times as often as the platelet (sqrt 9 against sqrt 1), so by
+    # turn time 5 the cells have had 15 turns and the platelet 5. The cells' 15 go 1 or 2
+    # to each cell.
+    labels, objects = _candidates([1] * 9 + [2], [10] * 10, negatives=60)
+    for seed in range(20):
+        generator = torch.Generator().manual_seed(seed)
+        sampler = ClassBalancedSampler(40, 0.5, share_exponent=0.5)
+        (pos,), (neg,) = sampler([labels], [objects], generator)
+        assert torch.bincount(labels[pos.bool()], minlength=3).tolist() == [0, 15, 5]
+        cells = torch.bincount(objects[pos.bool() & (labels == 1)], minlength=9)
+        assert sorted(cells.tolist()) == [1] * 3 + [2] * 6
+        assert int(neg.sum()) == 20
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    objects=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 8)), min_size=1, max_size=9),
+    exponent=st.sampled_from([0.25, 0.5, 0.75, 1.0]),
+    batch=st.integers(1, 60),
+    seed=st.integers(0, 10_000),
+)
+def test_no_class_gets_a_full_turn_ahead_of_its_share(
+    objects: list[tuple[int, int]], exponent: float, batch: int, seed: int
+) -> None:
+    # Class c with n_c objects takes its j-th turn at time (j + 1) / n_c ** exponent: when
+    # the quota fills at time T, every class has at most T * w_c positives, and a class
+    # with candidates left has all its turns due before T: at least T * w_c - 1.
+    classes, per_object = [c for c, _ in objects], [n for _, n in objects]
+    labels, keys = _candidates(classes, per_object, negatives=10)
+    generator = torch.Generator().manual_seed(seed)
+    (pos,), _ = ClassBalancedSampler(batch, 0.5, exponent)([labels], [keys], generator)
+    (rpos,), _ = BalancedPositiveNegativeSampler(batch, 0.5)([labels])
+    assert int(pos.sum()) == int(rpos.sum())
+    taken = torch.bincount(labels[pos.bool()], minlength=4)[1:].double()
+    available = torch.bincount(labels[labels > 0], minlength=4)[1:]
+    weight = torch.bincount(torch.tensor(classes), minlength=4)[1:].double() ** exponent
+    present, open_classes = available > 0, taken < available
+    for c in torch.where(present)[0]:
+        for d in torch.where(open_classes)[0]:
+            assert taken[c] / weight[c] <= (taken[d] + 1) / weight[d] + 1e-9
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    classes=st.lists(st.integers(1, 3), min_size=1, max_size=8),
+    batch=st.integers(1, 40),
+    seed=st.integers(0, 10_000),
+)
+def test_with_exponent_one_every_object_gets_an_even_share(
+    classes: list[int], batch: int, seed: int
+) -> None:
+    # Objects with equal candidates: exponent 1 gives the counts object-balanced gives.
+    labels, keys = _candidates(classes, [6] * len(classes), negatives=30)
+    generator = torch.Generator().manual_seed(seed)
+    (pos,), _ = ClassBalancedSampler(batch, 0.5, 1.0)([labels], [keys], generator)
+    counts = torch.bincount(keys[pos.bool()], minlength=len(classes))
+    assert int(counts.max()) - int(counts.min()) <= 1
+
+
+def test_the_share_exponent_is_checked() -> None:
+    with pytest.raises(ValueError, match=r"share_exponent must be in \[0, 1\], got 1.5"):
+        ClassBalancedSampler(128, 0.25, share_exponent=1.5)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     per_object=st.lists(st.integers(1, 10), min_size=1, max_size=6),
@@ -156,11 +223,13 @@ def test_with_one_class_it_is_object_balanced_sampling_draw_for_draw(
 
 def test_the_config_names_the_heads_sampler() -> None:
     expected = {
-        "random": BalancedPositiveNegativeSampler,
-        "object_balanced": ObjectBalancedSampler,
-        "class_balanced": ClassBalancedSampler,
+        "random": (BalancedPositiveNegativeSampler, None),
+        "object_balanced": (ObjectBalancedSampler, None),
+        "class_balanced": (ClassBalancedSampler, 0.0),
+        "class_sqrt_balanced": (ClassBalancedSampler, 0.5),
     }
-    for name, sampler in expected.items():
+    for name, (sampler, exponent) in expected.items():
         config = small_config().replace(roi_heads={"sampler": name})
-        heads = RoIHeads.from_config(config)
-        assert type(heads.target_creator.fg_bg_sampler) is sampler
+        chosen = RoIHeads.from_config(config).target_creator.fg_bg_sampler
+        assert type(chosen) is sampler
+        assert getattr(chosen, "share_exponent", None) == exponent

@@ -243,9 +243,11 @@ class RoIHeadsConfig:
         positive_fraction: at most this fraction of them foreground (0.25).
         sampler: ``"random"`` (the paper's and torchvision's), ``"object_balanced"``
             (the foreground RoIs spread evenly over the objects; see
-            :class:`faster_rcnn.samplers.ObjectBalancedSampler`) or ``"class_balanced"``
+            :class:`faster_rcnn.samplers.ObjectBalancedSampler`), ``"class_balanced"``
             (spread evenly over the classes, then over each class's objects; see
-            :class:`faster_rcnn.samplers.ClassBalancedSampler`).
+            :class:`faster_rcnn.samplers.ClassBalancedSampler`) or
+            ``"class_sqrt_balanced"`` (each class's share of them growing with the square
+            root of its objects in the image).
         pooler: ``"align"`` (multi-scale RoIAlign) or ``"pool"`` (the paper's RoIPool).
         featmap_names: the backbone outputs that are pooled.
         output_size: pooled grid size (7).
@@ -274,7 +276,9 @@ class RoIHeadsConfig:
     bg_iou_thresh_lo: float = 0.0
     batch_size_per_image: int = 512
     positive_fraction: float = 0.25
-    sampler: Literal["random", "object_balanced", "class_balanced"] = "random"
+    sampler: Literal["random", "object_balanced", "class_balanced", "class_sqrt_balanced"] = (
+        "random"
+    )
     pooler: Literal["align", "pool"] = "align"
     featmap_names: tuple[str, ...] = ("0", "1", "2", "3")
     output_size: int = 7

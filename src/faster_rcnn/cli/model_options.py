@@ -92,8 +92,9 @@ CONFIG_OPTIONS = (
         "roi_heads.sampler",
         "the head's foreground RoIs drawn at random (the paper's), spread evenly over "
         "the objects so that small ones in crowded images get theirs, or over the "
-        "classes first so that a rare class gets as many as a common one",
-        choices=("random", "object_balanced", "class_balanced"),
+        "classes first so that a rare class gets as many as a common one (or a share that "
+        "grows with the square root of its objects)",
+        choices=("random", "object_balanced", "class_balanced", "class_sqrt_balanced"),
     ),
     ConfigOption(
         "--detections-per-image",

@@ -13,6 +13,8 @@ paper's lower background bound added (``bg_iou_thresh_lo = 0`` reproduces torchv
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -22,11 +24,13 @@ from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import BoxCoder, box_iou
 from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, ObjectBalancedSampler
 
-# The head's foreground RoI samplers by the name ``RoIHeadsConfig.sampler`` gives.
-ROI_SAMPLERS: dict[str, type[BalancedPositiveNegativeSampler]] = {
+# The head's foreground RoI samplers by the name ``RoIHeadsConfig.sampler`` gives, each
+# made from the RoIs an image and the foreground fraction.
+ROI_SAMPLERS: dict[str, Callable[[int, float], BalancedPositiveNegativeSampler]] = {
     "random": BalancedPositiveNegativeSampler,
     "object_balanced": ObjectBalancedSampler,
     "class_balanced": ClassBalancedSampler,
+    "class_sqrt_balanced": partial(ClassBalancedSampler, share_exponent=0.5),
 }
 
 
@@ -73,8 +77,8 @@ class ProposalTargetCreator:
         batch_size_per_image: RoIs drawn per image (paper: 128, torchvision: 512).
         positive_fraction: at most this fraction of them foreground.
         box_coder: encodes the regression targets (weights 10, 10, 5, 5).
-        sampler: how the foreground RoIs are drawn: ``"random"``, ``"object_balanced"``
-            or ``"class_balanced"`` (see :data:`ROI_SAMPLERS`).
+        sampler: how the foreground RoIs are drawn: ``"random"``, ``"object_balanced"``,
+            ``"class_balanced"`` or ``"class_sqrt_balanced"`` (see :data:`ROI_SAMPLERS`).
     """
 
     def __init__(

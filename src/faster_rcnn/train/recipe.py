@@ -197,6 +197,8 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
     # Class-balanced against object-balanced, side by side on the slides and their
     # mosaics: ahead in every pair, +0.009 to +0.124 mAP@0.5, the rare classes learned in
     # far fewer steps, the common class 0.01-0.06 lower (benchmarks/recipe_ab.md, round 12).
+    # A share growing with the square root of a class's objects kept the common class
+    # but was far behind on small rare objects in crowded images (round 13).
     smallest, rarest = stats.smallest_class(), stats.rarest_class()
     assert smallest is not None and rarest is not None
     crowd = f"{stats.objects_per_image:g} objects an image (median)"
