@@ -157,7 +157,7 @@ def test_a_class_takes_turns_in_proportion_to_a_power_of_its_objects() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     objects=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 8)), min_size=1, max_size=9),
-    exponent=st.sampled_from([0.25, 0.5, 0.75, 1.0]),
+    exponent=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]),
     batch=st.integers(1, 60),
     seed=st.integers(0, 10_000),
 )

@@ -199,7 +199,7 @@ class ClassBalancedSampler(ObjectBalancedSampler):
         by_object_turn = order[torch.sort(object_turn[order], stable=True).indices]
         # Class c's j-th turn is due at (j + 1) / n_c ** exponent; ties keep the order.
         objects_of_class = torch.bincount(classes[object_turn == 0])[classes]
-        rate = objects_of_class.double() ** self.share_exponent
+        rate = objects_of_class.float() ** self.share_exponent
         due = (_turns(classes, by_object_turn) + 1) / rate
         return by_object_turn[torch.sort(due[by_object_turn], stable=True).indices[:k]]
 
