@@ -27,6 +27,8 @@ from ..transform import resized_size
 # about a third of a mobilenet_v2_fpn training step on a CPU: at 128 a 30-minute budget
 # on the generated slides fitted 143 steps instead of 110 (benchmarks/recipe_ab.md). At
 # equal steps the two scored alike (benchmarks/seed_study.md): the gain is the steps.
+# Even with 150 objects an image 512 was behind (round 14: fewer steps, and the extra
+# foreground RoIs went to the common class once the rare one's ran out).
 ROI_BATCH_SIZE = 128
 # Images read to describe the objects: enough for stable medians, bounded time.
 MAX_IMAGES_READ = 2000
