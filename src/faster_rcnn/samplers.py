@@ -197,11 +197,10 @@ class ClassBalancedSampler(ObjectBalancedSampler):
         order its objects take turns in."""
         object_turn = _turns(objects, order)
         by_object_turn = order[torch.sort(object_turn[order], stable=True).indices]
-        # Class c's j-th turn is due at (j + 1) / n_c ** exponent; ties keep the order.
+        # Class c's j-th turn is due at (j + 1) / n_c ** exponent.
         objects_of_class = torch.bincount(classes[object_turn == 0])[classes]
         rate = objects_of_class.float() ** self.share_exponent
-        due = (_turns(classes, by_object_turn) + 1) / rate
-        return by_object_turn[torch.sort(due[by_object_turn], stable=True).indices[:k]]
+        return _take_turns(classes, by_object_turn, k, rate)
 
 
 def _random_subset(
@@ -232,10 +231,13 @@ def _turns(groups: Tensor, order: Tensor) -> Tensor:
     return turns
 
 
-def _take_turns(groups: Tensor, order: Tensor, k: int) -> Tensor:
+def _take_turns(groups: Tensor, order: Tensor, k: int, rate: Tensor | None = None) -> Tensor:
     """``k`` indices into ``groups`` ``(n,)``, one from each group in turn, each group's
     candidates coming in ``order`` (a permutation): the first of every group, in that
-    order, then the second of every group, and so on."""
-    n = groups.numel()
-    position = torch.arange(n, device=groups.device)
-    return order[torch.sort(_turns(groups, order)[order] * n + position).indices[:k]]
+    order, then the second of every group, and so on. With a per-candidate ``rate``
+    ``(n,)`` a group's ``j``-th turn is due at ``(j + 1) / rate`` instead (stride
+    scheduling), ties in ``order``."""
+    due = _turns(groups, order)[order] + 1
+    if rate is not None:
+        due = due / rate[order]
+    return order[torch.sort(due, stable=True).indices[:k]]
