@@ -16,14 +16,14 @@ TINY = ["--min-size", "96", "--max-size", "128", "--steps", "1"]
 def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     options = ["--rpn-sampler", "hard_negative", "--allowed-border", "0", "--rpn-loss", "paper"]
     options += ["--rpn-box-weight", "10", "--roi-batch-size", "256", "--roi-sampler", "random"]
-    options += ["--detections-per-image", "300"]
+    options += ["--detections-per-image", "300", "--gt-jitter", "2"]
     argv = ["train", "--data", "synthetic:2", *TINY, *options, "--out", str(tmp_path)]
     assert main(argv) == 0
     config = load_model(tmp_path / "model.safetensors").config
     assert (config.rpn.sampler, config.rpn.allowed_border) == ("hard_negative", 0)
     assert (config.rpn.loss_normalization, config.rpn.box_loss_weight) == ("paper", 10)
     assert (config.roi_heads.batch_size_per_image, config.roi_heads.sampler) == (256, "random")
-    assert config.roi_heads.detections_per_img == 300
+    assert (config.roi_heads.detections_per_img, config.roi_heads.gt_jitter) == (300, 2)
 
 
 def test_help_shows_every_presets_value(capsys) -> None:
@@ -42,7 +42,7 @@ def test_help_shows_every_presets_value(capsys) -> None:
     )
     assert f"paper_vgg16: 0, {torchvision.format(-1)}, small: -1" in text
     assert f"paper_vgg16: 10, {torchvision.format(1)}, small: 10" in text
-    assert len(CONFIG_OPTIONS) == 7
+    assert len(CONFIG_OPTIONS) == 8
 
 
 def test_a_bad_border_is_refused_in_one_line(capsys) -> None:
@@ -50,6 +50,13 @@ def test_a_bad_border_is_refused_in_one_line(capsys) -> None:
         main(["train", "--allowed-border", "-2"])
     assert exit_.value.code == 2
     assert "must be >= 0, or -1 to keep every anchor, got -2" in capsys.readouterr().err
+
+
+def test_a_negative_jitter_is_refused_in_one_line(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--gt-jitter", "-1"])
+    assert exit_.value.code == 2
+    assert "must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_difficult_objects_leave_every_per_box_entry() -> None:

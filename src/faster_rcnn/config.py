@@ -248,6 +248,9 @@ class RoIHeadsConfig:
             :class:`faster_rcnn.samplers.ClassBalancedSampler`) or
             ``"class_sqrt_balanced"`` (each class's share of them growing with the square
             root of its objects in the image).
+        gt_jitter: in training, this many randomly moved copies of each GT box join the
+            candidate RoIs, so that every object has several foreground RoIs from the
+            first step (0: none, as the paper and torchvision).
         pooler: ``"align"`` (multi-scale RoIAlign) or ``"pool"`` (the paper's RoIPool).
         featmap_names: the backbone outputs that are pooled.
         output_size: pooled grid size (7).
@@ -279,6 +282,7 @@ class RoIHeadsConfig:
     sampler: Literal["random", "object_balanced", "class_balanced", "class_sqrt_balanced"] = (
         "random"
     )
+    gt_jitter: int = 0
     pooler: Literal["align", "pool"] = "align"
     featmap_names: tuple[str, ...] = ("0", "1", "2", "3")
     output_size: int = 7
@@ -301,6 +305,7 @@ class RoIHeadsConfig:
         _require_order(self, ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"), 0.0, 1.0)
         require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
         require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
+        require(self, "gt_jitter", self.gt_jitter >= 0, ">= 0")
         require(self, "featmap_names", len(self.featmap_names) > 0, "at least one name")
         require(
             self,

@@ -61,6 +61,7 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RoIHeadsConfig(pooler="pool"), "single feature map with pooler='pool'"),
         (lambda: RoIHeadsConfig(representation_size=10**9), "representation_size must be in"),
         (lambda: RoIHeadsConfig(predictor_init_std=0.0), "positive or None"),
+        (lambda: RoIHeadsConfig(gt_jitter=-1), "gt_jitter must be >= 0"),
         (lambda: TransformConfig(min_size=()), "min_size must be at least one size"),
         (lambda: TransformConfig(max_size=0), r"must be in \[1, 16384\]"),
         (lambda: TransformConfig(image_std=(0.2, 0.0, 0.2)), "image_std must be positive"),

@@ -8,7 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faster_rcnn.ops.boxes import BoxCoder, box_iou
-from faster_rcnn.roi_heads.proposal_targets import ProposalTargetCreator, add_gt_proposals
+from faster_rcnn.roi_heads.proposal_targets import (
+    ProposalTargetCreator,
+    add_gt_proposals,
+    jittered_boxes,
+)
 
 CODER = BoxCoder((10.0, 10.0, 5.0, 5.0))
 
@@ -28,7 +32,7 @@ PROPOSALS = torch.tensor(
 
 
 def make_creator(
-    bg_lo: float = 0.0, fg: float = 0.5, batch: int = 512, fraction: float = 0.25
+    bg_lo: float = 0.0, fg: float = 0.5, batch: int = 512, fraction: float = 0.25, jitter: int = 0
 ) -> ProposalTargetCreator:
     return ProposalTargetCreator(
         fg_iou_thresh=fg,
@@ -37,6 +41,7 @@ def make_creator(
         batch_size_per_image=batch,
         positive_fraction=fraction,
         box_coder=CODER,
+        gt_jitter=jitter,
     )
 
 
@@ -92,6 +97,64 @@ def test_small_batch_takes_everything_with_exact_targets() -> None:
         sample.regression_targets[0][1],
         torch.tensor([0.0, 5.0, 0.0, 5.0 * torch.log(torch.tensor(2.0)).item()]),
     )
+
+
+def test_jittered_boxes_move_each_box_by_unit_normal_deltas() -> None:
+    copies = jittered_boxes(GT_BOXES, 3, CODER, torch.Generator().manual_seed(4))
+    codes = torch.randn((6, 4), generator=torch.Generator().manual_seed(4))
+    assert copies.shape == (6, 4)
+    # First copy of every box, then the second...; each is its box moved by the codes.
+    originals = GT_BOXES[[0, 1, 0, 1, 0, 1]]
+    torch.testing.assert_close(CODER.encode_single(copies, originals), codes)
+    # Hand check of the first: GT 0 (centre 5, 5; 10 x 10) moved by 10 * tx px and
+    # scaled by exp(tw / 5).
+    tx, ty, tw, th = codes[0].tolist()
+    cx, cy, w, h = 5 + tx, 5 + ty, 10 * torch.tensor(tw / 5).exp(), 10 * torch.tensor(th / 5).exp()
+    torch.testing.assert_close(
+        copies[0], torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+    )
+
+
+def test_jittered_boxes_overlap_their_box_as_documented() -> None:
+    box = torch.tensor([[100.0, 50.0, 140.0, 110.0]])
+    copies = jittered_boxes(box, 20000, CODER, torch.Generator().manual_seed(5))
+    iou = box_iou(box, copies)[0]
+    # Nine in ten at IoU >= 0.5, half at 0.66 or more, whatever the box's size.
+    assert 0.92 < float((iou >= 0.5).float().mean()) < 0.95
+    assert 0.64 < float(iou.median()) < 0.67
+    deltas = CODER.encode_single(copies, box.expand(20000, 4))
+    torch.testing.assert_close(deltas.std(dim=0), torch.ones(4), atol=0.03, rtol=0)
+
+
+def test_jittered_copies_join_the_candidates_as_foreground_and_background() -> None:
+    target = {"boxes": GT_BOXES, "labels": GT_LABELS}
+    sample = make_creator(jitter=5)(
+        [PROPOSALS], [target], generator=torch.Generator().manual_seed(6)
+    )
+    copies = jittered_boxes(GT_BOXES, 5, CODER, torch.Generator().manual_seed(6))
+    candidates = torch.cat([PROPOSALS, GT_BOXES, copies])
+    best_iou, best_gt = box_iou(GT_BOXES, candidates).max(dim=0)
+    # The batch takes every labelled candidate (torchvision's background is [0, 0.5)):
+    # the sample is the candidates reordered, each labelled by its best IoU.
+    assert len(sample.labels[0]) == len(candidates)
+    expected = torch.where(best_iou >= 0.5, GT_LABELS[best_gt], 0)
+    assert sorted(sample.labels[0].tolist()) == sorted(expected.tolist())
+    assert int((sample.labels[0] > 0).sum()) > 2 + 3  # more foreground than without copies
+    for roi, label in zip(sample.proposals[0], sample.labels[0], strict=True):
+        row = int(torch.where((candidates == roi).all(dim=1))[0][0])
+        assert int(label) == int(expected[row])
+
+
+def test_jittered_copies_come_from_the_generator_alone() -> None:
+    target = {"boxes": GT_BOXES, "labels": GT_LABELS}
+    creator = make_creator(batch=16, jitter=3)
+    state = torch.get_rng_state()
+    first = creator([PROPOSALS], [target], generator=torch.Generator().manual_seed(9))
+    second = creator([PROPOSALS], [target], generator=torch.Generator().manual_seed(9))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first.proposals[0], second.proposals[0])
+    other = creator([PROPOSALS], [target], generator=torch.Generator().manual_seed(10))
+    assert not torch.equal(first.proposals[0], other.proposals[0])
 
 
 def _proposals_around(box: torch.Tensor, count: int, jitter: float, gen: torch.Generator):

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config import FasterRCNNConfig
 from ..models import PRESETS
-from .arguments import positive_float, positive_int
+from .arguments import non_negative_int, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,14 @@ CONFIG_OPTIONS = (
         "classes first so that a rare class gets as many as a common one (or a share that "
         "grows with the square root of its objects)",
         choices=("random", "object_balanced", "class_balanced", "class_sqrt_balanced"),
+    ),
+    ConfigOption(
+        "--gt-jitter",
+        "roi_heads.gt_jitter",
+        "randomly moved copies of each ground-truth box added to the head's candidate "
+        "RoIs in training, so that small objects have foreground RoIs from the first step",
+        type=non_negative_int,
+        metavar="N",
     ),
     ConfigOption(
         "--detections-per-image",

@@ -102,6 +102,7 @@ class RoIHeads(nn.Module):
             positive_fraction=cfg.positive_fraction,
             box_coder=box_coder,
             sampler=cfg.sampler,
+            gt_jitter=cfg.gt_jitter,
         )
         return cls(
             box_roi_pool,
