@@ -9,6 +9,7 @@ from faster_rcnn.cli import main
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import (
+    GT_JITTER,
     ROI_BATCH_SIZE,
     SMALL_SIDE,
     choose_recipe,
@@ -49,16 +50,19 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
     chosen, choices = choose_recipe(config, stats)
     assert chosen.roi_heads.batch_size_per_image == ROI_BATCH_SIZE
     assert chosen.roi_heads.sampler == "class_balanced"
+    assert chosen.roi_heads.gt_jitter == GT_JITTER
     assert [c.setting for c in choices] == [
         "roi_heads.batch_size_per_image",
+        "roi_heads.gt_jitter",
         "roi_heads.sampler",
         "transform.min_size",
     ]
-    assert "'dot' 33 px" in choices[1].line() and "rarest 'dot' 40%" in choices[1].line()
-    # What the user gave stays.
-    given = {"roi_heads.batch_size_per_image", "transform.min_size"}
+    assert "'dot' 33 px" in choices[2].line() and "rarest 'dot' 40%" in choices[2].line()
+    # What the user gave stays, an explicit 0 copies too.
+    given = {"roi_heads.batch_size_per_image", "roi_heads.gt_jitter", "transform.min_size"}
     kept, choices = choose_recipe(config, stats, given=given)
     assert kept.roi_heads.batch_size_per_image == 512 and kept.transform.min_size == (800,)
+    assert kept.roi_heads.gt_jitter == 0
     assert [c.setting for c in choices] == ["roi_heads.sampler"]
 
 
@@ -193,12 +197,14 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     printed = capsys.readouterr().out
     assert "recipe (--recipe preset keeps the preset's numbers):" in printed
     assert "roi_heads.sampler = class_balanced" in printed
-    assert load_model(out / "model.safetensors").config.roi_heads.sampler == "class_balanced"
+    assert f"roi_heads.gt_jitter = {GT_JITTER}" in printed
+    trained = load_model(out / "model.safetensors").config.roi_heads
+    assert (trained.sampler, trained.gt_jitter) == ("class_balanced", GT_JITTER)
     argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--recipe", "preset"]
     assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
     assert "recipe (" not in capsys.readouterr().out
     plain = load_model(tmp_path / "plain" / "model.safetensors").config.roi_heads
-    assert (plain.sampler, plain.batch_size_per_image) == ("random", 512)
+    assert (plain.sampler, plain.batch_size_per_image, plain.gt_jitter) == ("random", 512, 0)
 
 
 def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path, capsys) -> None:
