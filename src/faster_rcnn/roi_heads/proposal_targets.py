@@ -3,9 +3,10 @@
 Each image's proposals, with its ground-truth boxes appended, are matched to the GT box
 they overlap most (with ``gt_jitter`` randomly moved copies of each GT box too); those
 with IoU >= ``fg_iou_thresh`` become foreground of the GT box's class, those with best
-IoU in ``[bg_iou_thresh_lo, bg_iou_thresh_hi)`` background, the rest are ignored. A batch of ``batch_size_per_image`` RoIs with at most
-``positive_fraction`` foreground is drawn, and the regression target of each RoI is its
-GT box encoded against it (background RoIs get a target too; the loss ignores it).
+IoU in ``[bg_iou_thresh_lo, bg_iou_thresh_hi)`` background, the rest are ignored. A
+batch of ``batch_size_per_image`` RoIs with at most ``positive_fraction`` foreground is
+drawn, and the regression target of each RoI is its GT box encoded against it
+(background RoIs get a target too; the loss ignores it).
 
 This is torchvision's ``RoIHeads.select_training_samples``, step for step, with the
 paper's lower background bound added (``bg_iou_thresh_lo = 0`` reproduces torchvision).
