@@ -202,6 +202,9 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     "readme_today": (
         _ours("ours_readme_jitter", RACCOON, 360, *_README_COSINE),
         _torchvision("torchvision_readme_cpu", RACCOON, 360, *_README),
+        # ... and which of the recipe's choices costs at equal steps.
+        _ours("ours_readme_no_jitter", RACCOON, 360, *_README_COSINE, "--gt-jitter", "0"),
+        _ours("ours_readme_preset_cpu", RACCOON, 360, *_README_COSINE, "--recipe", "preset"),
     ),
     # A larger input for the small class, in the same 20 CPU minutes.
     "input_size": (_ours("ours_1024", "slides", SLIDES_1024_OURS, *_SIZE_1024, *_NEW),),
