@@ -245,8 +245,8 @@ def commands(
 
 
 def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
-    """``{"map": ..., "ap/<class>": ...}`` of a finished run, and for ours its proposal
-    recall, mean loss over the last 10 steps, steps run (in all stages) and median
+    """``{"map": ..., "ap/<class>": ...}`` of a finished run, and for ours its COCO AP,
+    proposal recall, mean loss over the last 10 steps, steps run (in all stages) and median
     seconds a step."""
     if arm.detector == "torchvision":
         record = json.loads((run_dir / "scores.json").read_text())
@@ -262,6 +262,7 @@ def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
     return {
         "map": metrics["voc_map50"],
         **per_class,
+        "coco_ap": metrics["coco_ap"],
         "recall@300@0.7": metrics["recall@300@0.7"],
         "final_loss": statistics.mean(step["losses"]["loss"] for step in steps[-10:]),
         "steps": len(steps),
@@ -332,7 +333,7 @@ def table(results_path: Path) -> str:
         arm, seed = name.rsplit("/", 1)
         by_arm.setdefault(arm, {})[seed] = record
     present = {s for r in results.values() for s in r}
-    extra = [s for s in ("recall@300@0.7", "steps", "step_seconds") if s in present]
+    extra = [s for s in ("coco_ap", "recall@300@0.7", "steps", "step_seconds") if s in present]
     score_names = ["map", *sorted(s for s in present if "/" in s), *extra]
     lines = [
         "| arm | seeds | " + " | ".join(score_names) + " |",
