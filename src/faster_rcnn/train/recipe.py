@@ -34,8 +34,10 @@ ROI_BATCH_SIZE = 128
 # of the slides (150 objects an image, platelets 33 px) 4 copies were ahead on both
 # seeds in the same 15 minutes: mAP@0.5 0.841 / 0.861 against 0.810 / 0.803, platelets
 # 0.698 / 0.753 against 0.601 / 0.585, the cells even; ahead on all three seeds of the
-# slides (near their ceiling) and both of raccoon, 0.882 / 0.864 against 0.858 / 0.819
-# (benchmarks/recipe_ab.md, round 15).
+# slides (near their ceiling) and on 3 seeds of 4 of raccoon, +0.020 mAP@0.5 on average
+# (benchmarks/recipe_ab.md, round 15). At equal steps, without a clock, raccoon at 512 px
+# scored 0.013 lower with them (benchmarks/seed_study.md, readme_today): their gain is
+# the budget's, the recipe's case.
 GT_JITTER = 4
 # Images read to describe the objects: enough for stable medians, bounded time.
 MAX_IMAGES_READ = 2000
