@@ -197,8 +197,8 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
         _ours(f"raccoon_{scheme}", RACCOON, RACCOON_OURS, *_SIZE, *_NEW, "--scheme", scheme)
         for scheme in ("joint", "non-approximate")
     ),
-    # The README's raccoon recipe again, once the recipe added class-balanced sampling and
-    # jittered GT copies (round 15 of recipe_ab.md), both sides on this machine's CPU.
+    # The README's raccoon recipe again, once the recipe added jittered GT copies (round 15
+    # of recipe_ab.md), both sides on this machine's CPU.
     "readme_today": (
         _ours("ours_readme_jitter", RACCOON, 360, *_README_COSINE),
         _torchvision("torchvision_readme_cpu", RACCOON, 360, *_README),
