@@ -35,9 +35,10 @@ ROI_BATCH_SIZE = 128
 # seeds in the same 15 minutes: mAP@0.5 0.841 / 0.861 against 0.810 / 0.803, platelets
 # 0.698 / 0.753 against 0.601 / 0.585, the cells even; ahead on all three seeds of the
 # slides (near their ceiling) and on 3 seeds of 4 of raccoon, +0.020 mAP@0.5 on average
-# (benchmarks/recipe_ab.md, round 15). At equal steps, without a clock, raccoon at 512 px
-# scored 0.013 lower with them (benchmarks/seed_study.md, readme_today): their gain is
-# the budget's, the recipe's case.
+# (benchmarks/recipe_ab.md, round 15); on raccoon in 20 minutes even at IoU 0.5 and
+# +0.020 COCO AP, ahead in all 3 seeds (round 16). At equal steps, without a clock,
+# raccoon at 512 px scored 0.013 lower with them (benchmarks/seed_study.md,
+# readme_today): their gain is the budget's, the recipe's case.
 GT_JITTER = 4
 # Images read to describe the objects: enough for stable medians, bounded time.
 MAX_IMAGES_READ = 2000
