@@ -45,6 +45,11 @@ def worker(out_dir: Path, mode: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     trainer = Trainer(model, DATA, CFG, out_dir=out_dir, on_step=crash)
+    # torchrun sends the survivor SIGTERM as soon as it sees the lost process, racing the
+    # survivor's own report: inside training the trainer records the signal, but between
+    # leaving the training loop and printing the report a default SIGTERM would end the
+    # process silently (seen once under load). Ignored out here, the report always gets out.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         trainer.fit(resume=mode == "resume")
     except PeersLost as error:
