@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from faster_rcnn import models
+from faster_rcnn import fast_inference, models
 from faster_rcnn.backbones.frozen_bn import FrozenBatchNorm2d
 from faster_rcnn.fast_inference import fold_batch_norms, optimize_for_inference
 from faster_rcnn.train.checkpoint import save_model
@@ -72,8 +72,15 @@ def test_every_batch_norm_of_a_preset_is_folded(preset):
     ],
     ids=["small", "mobilenet_v3_large_320_fpn"],
 )
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_rewritten_detector_gives_the_plain_detections(make, channels_last):
+@pytest.mark.parametrize(
+    ("channels_last", "convolution_faster"), [(False, True), (True, True), (True, False)]
+)
+def test_rewritten_detector_gives_the_plain_detections(
+    monkeypatch, make, channels_last, convolution_faster
+):
+    monkeypatch.setattr(
+        fast_inference, "roi_convolution_is_faster", lambda device: convolution_faster
+    )
     torch.manual_seed(0)
     model = make()
     generator = torch.Generator().manual_seed(0)
@@ -83,9 +90,10 @@ def test_rewritten_detector_gives_the_plain_detections(make, channels_last):
                 _random_norm(norm, generator)
         spread_scores(model)
     fast = optimize_for_inference(model, channels_last=channels_last)
-    # Channels-last, the box head's fc6 runs as a convolution over the pooled RoIs.
+    # Channels-last, where that is faster, the box head's fc6 runs as a convolution over
+    # the pooled RoIs.
     fc6 = fast.roi_heads.box_head.fc6
-    assert isinstance(fc6, nn.Conv2d if channels_last else nn.Linear)
+    assert isinstance(fc6, nn.Conv2d if channels_last and convolution_faster else nn.Linear)
     images = images_of_sizes([(240, 320), (300, 200)])
     with torch.inference_mode():
         expected, got = model(images), fast(images)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faster_rcnn.roi_heads import box_head
 from faster_rcnn.roi_heads.box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 
@@ -25,9 +26,16 @@ def test_two_mlp_head_shapes_keys_and_relu() -> None:
     torch.testing.assert_close(out, expected)
 
 
-def test_two_mlp_head_on_channels_last_rois_is_the_same_function_and_gradient() -> None:
-    """Channels-last RoIs run fc6 as a 3x3 convolution: the flattened linear layer, to
-    float rounding, for the output and for every gradient."""
+@pytest.mark.parametrize("convolution_faster", [True, False])
+def test_two_mlp_head_on_channels_last_rois_is_the_same_function_and_gradient(
+    monkeypatch, convolution_faster
+) -> None:
+    """Channels-last RoIs run fc6 as a 3x3 convolution where that is the faster way, and
+    flattened otherwise: the flattened linear layer, to float rounding, either way, for
+    the output and for every gradient."""
+    monkeypatch.setattr(box_head, "roi_convolution_is_faster", lambda device: convolution_faster)
+    convolutions = []
+    monkeypatch.setattr(box_head.F, "conv2d", _recorded(F.conv2d, convolutions))
     torch.manual_seed(0)
     head = TwoMLPHead(4 * 3 * 3, 16).double()
     x = torch.randn(5, 4, 3, 3, dtype=torch.float64)
@@ -39,9 +47,33 @@ def test_two_mlp_head_on_channels_last_rois_is_the_same_function_and_gradient() 
         out = head(rois)
         out.pow(2).sum().backward()
         outputs[name] = (out, rois.grad, head.fc6.weight.grad.clone(), head.fc6.bias.grad.clone())
+    assert len(convolutions) == int(convolution_faster)  # the NCHW RoIs never convolve
     for plain, convolved in zip(outputs["nchw"], outputs["nhwc"], strict=True):
         torch.testing.assert_close(convolved, plain, rtol=1e-12, atol=1e-12)
     assert outputs["nchw"][0].abs().sum() > 0
+
+
+def _recorded(function, calls: list):
+    def recorded(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return recorded
+
+
+@pytest.mark.parametrize(
+    ("device", "capability", "faster"),
+    [
+        ("cpu", "AVX512", True),
+        ("cpu", "AVX2", False),
+        ("cpu", "DEFAULT", False),
+        ("cuda", "AVX512", False),
+        ("meta", "AVX512", False),
+    ],
+)
+def test_the_roi_convolution_is_taken_on_avx512_cpus_only(monkeypatch, device, capability, faster):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert box_head.roi_convolution_is_faster(torch.device(device)) is faster
 
 
 def test_two_mlp_head_has_default_linear_init() -> None:

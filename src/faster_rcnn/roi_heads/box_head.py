@@ -36,22 +36,35 @@ class TwoMLPHead(nn.Module):
 def _on_pooled_rois(layer: nn.Linear | nn.Conv2d, x: Tensor) -> Tensor:
     """``layer`` on ``(K, C, S, S)`` pooled RoIs, flattened: ``(K, out_features)``.
 
-    Channels-last RoIs (pooled from channels-last maps) run the linear layer as an
-    ``S x S`` convolution with its weights viewed ``(out_features, C, S, S)``: the same
-    sums, rounded otherwise, without flattening the RoIs into NCHW order first. On a CPU
-    oneDNN's convolution also runs it at about twice the rate of the matrix product
-    (MKL's, whose AVX2 path runs on AMD CPUs): 59 ms against 124 ms for 1000 RoIs of
-    256 x 7 x 7 into 1024 features on the 2-core machine. Contiguous RoIs take
-    torchvision's exact path, a flatten and ``F.linear``. A layer that
+    Channels-last RoIs (pooled from channels-last maps), where
+    :func:`roi_convolution_is_faster`, run the linear layer as an ``S x S`` convolution
+    with its weights viewed ``(out_features, C, S, S)``: the same sums, rounded otherwise,
+    without flattening the RoIs into NCHW order first. Other RoIs take torchvision's
+    exact path, a flatten and ``F.linear``. A layer that
     :func:`~faster_rcnn.fast_inference.optimize_for_inference` already turned into that
     convolution runs as it is.
     """
     if isinstance(layer, nn.Conv2d):
         return layer(x).flatten(start_dim=1)
-    if memory_format_of(x) != torch.channels_last:
+    if memory_format_of(x) != torch.channels_last or not roi_convolution_is_faster(x.device):
         return layer(x.flatten(start_dim=1))
     kernel = as_roi_kernel(layer.weight, x.shape[1:])
     return F.conv2d(x, kernel, layer.bias).flatten(start_dim=1)
+
+
+def roi_convolution_is_faster(device: torch.device) -> bool:
+    """Whether fc6 over channels-last RoIs runs faster as an ``S x S`` convolution than as
+    a flatten and a matrix product: on a CPU with AVX-512 only.
+
+    There oneDNN's AVX-512 convolution ran 1000 RoIs of 256 x 7 x 7 into 1024 features in
+    59 ms against 124 ms for the matrix product (MKL's, whose AVX2 path is what runs on
+    AMD CPUs). On an AVX2-only CPU (AMD EPYC, Zen 3) oneDNN's convolution for that shape
+    (``brg_conv_fwd:avx2``) took 2.1 s forward and 8.1 s with the backward pass for 1024
+    RoIs, against 0.18 s and 0.59 s for the flatten and the matrix product: a
+    ``mobilenet_v2_fpn`` training step took 11.0 s instead of 2.0 s. Elsewhere (CUDA, other
+    CPUs) nothing was measured, so torchvision's path stays.
+    """
+    return device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
 def as_roi_kernel(weight: Tensor, roi_shape: Sequence[int]) -> Tensor:
