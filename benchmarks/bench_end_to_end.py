@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+import machine
 from bench_inference import median_seconds
 from faster_rcnn.host_memory import reuse_freed_memory
 
@@ -81,7 +81,7 @@ def main() -> None:
         return
     record = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine.describe(),
         "versions": _versions(),
         "image": list(IMAGE_SIZE),
         "batch": args.batch,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from torch import Tensor
 import faster_rcnn.roi_heads.postprocess as postprocess
 import faster_rcnn.rpn.network as rpn_network
 import faster_rcnn.rpn.proposals as rpn_proposals
+import machine
 from bench_ops import median_seconds, rpn_like_boxes
 from faster_rcnn.data.dataset import IMAGE_SUFFIXES, read_image
 from faster_rcnn.ops import batched_nms, clip_boxes_to_image, nms
@@ -66,7 +66,7 @@ def main() -> None:
         cases.update(recorded_cases(args.model, args.images, args.max_images))
     record = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine.describe(),
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__},
         "model": str(args.model) if args.model else None,
         "repeats": args.repeats,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+import machine
 from faster_rcnn.anchors import AnchorGenerator
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops import nms, roi_align, roi_pool
@@ -105,7 +105,7 @@ def main() -> None:
 
     record = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
+        "machine": f"{machine.describe()}, {device}",
         "versions": {"torch": torch.__version__},
         "repeats": args.repeats,
         "operators": {},

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+import machine
 from faster_rcnn.host_memory import reuse_freed_memory
 
 ARMS = ("ours", "torchvision")
@@ -80,7 +80,7 @@ def main() -> None:
         return
     record = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine.describe(),
         "versions": _versions(),
         "images": [list(IMAGE_SIZE)] * 2,
         "reuse_freed_memory": args.reuse_freed_memory,

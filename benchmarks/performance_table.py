@@ -1,11 +1,13 @@
-"""Write README's "Performance" table from the benchmark records in ``results/``.
+"""Write README's "Performance" tables from the benchmark records in ``results/``.
 
-    python benchmarks/performance_table.py [--readme README.md]
+    python benchmarks/performance_table.py [--readme README.md] [--results DIR --block NAME]
 
-The table goes between the ``<!-- performance:begin -->`` and ``<!-- performance:end -->``
-lines of the README, replacing what was there; each row names the record it comes from,
-and the header gives the machine, the versions and the dates of the records. Records that
-do not exist are left out. Run the benchmarks first (each in torchvision's environment):
+The table goes between the ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` lines of the
+README (``performance`` by default), replacing what was there; each row names the record
+it comes from, and the header gives the machine, the versions and the dates of the
+records. Records that do not exist are left out. The records of another kind of machine
+keep a folder and a block of their own (``--results benchmarks/results/avx2 --block
+performance-avx2``). Run the benchmarks first (each in torchvision's environment):
 ``bench_end_to_end.py``, ``bench_train_step.py``, ``bench_nms.py`` and ``bench_ops.py``;
 the first two again with ``--reuse-freed-memory ARM ... --results
 results/NAME_reused.json`` for the rows whose processes keep freed memory for reuse.
@@ -18,7 +20,6 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
 NMS_CASES = {
     "synthetic_6000": "NMS, 6000 RPN-like boxes, IoU 0.7",
     "synthetic_12000": "NMS, 12000 RPN-like boxes",
@@ -32,17 +33,24 @@ NMS_CASES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=Path(__file__).parents[1] / "README.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of records")
+    parser.add_argument("--block", default="performance", help="the README block to rewrite")
     args = parser.parse_args()
+    begin, end = f"<!-- {args.block}:begin -->", f"<!-- {args.block}:end -->"
     text = args.readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{args.readme}: no {BEGIN} ... {END} block to replace")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    args.readme.write_text(f"{head}{BEGIN}\n{table(load_records())}{END}{tail}")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{args.readme}: no {begin} ... {end} block to replace")
+    records = load_records(args.results)
+    if not records:
+        raise SystemExit(f"{args.results}: no benchmark records")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    source = args.results.resolve().relative_to(Path(__file__).resolve().parents[1])
+    args.readme.write_text(f"{head}{begin}\n{table(records, source)}{end}{tail}")
     print(f"-> {args.readme}")
 
 
-def load_records() -> dict[str, dict]:
+def load_records(folder: Path) -> dict[str, dict]:
     names = (
         "bench_end_to_end",
         "bench_end_to_end_reused",
@@ -52,12 +60,13 @@ def load_records() -> dict[str, dict]:
         "bench_nms",
         "bench_ops",
     )
-    paths = {name: RESULTS / f"{name}.json" for name in names}
+    paths = {name: folder / f"{name}.json" for name in names}
     return {name: json.loads(path.read_text()) for name, path in paths.items() if path.exists()}
 
 
-def table(records: dict[str, dict]) -> str:
-    """The markdown: a header line, then one table of ours against torchvision."""
+def table(records: dict[str, dict], source: Path) -> str:
+    """The markdown: a header line, then one table of ours against torchvision;
+    ``source`` is the records' folder, relative to the project's root."""
     first = next(iter(records.values()))
     versions = {k: v for record in records.values() for k, v in record["versions"].items()}
     dates = sorted({record["date"] for record in records.values()})
@@ -65,8 +74,7 @@ def table(records: dict[str, dict]) -> str:
         f"Measured {' to '.join(dict.fromkeys([dates[0], dates[-1]]))} on {first['machine']}, "
         + ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
         + "; every ratio is torchvision's median over ours, measured in the same run "
-        "(`python benchmarks/performance_table.py` rewrites this table from "
-        "`benchmarks/results/`).",
+        f"(`python benchmarks/performance_table.py` rewrites this table from `{source}/`).",
         "",
         "| what | ours | torchvision | torchvision / ours | record |",
         "| --- | --- | --- | --- | --- |",
