@@ -274,7 +274,10 @@ def uses_channels_last(args: argparse.Namespace) -> bool:
     reordering every map into their blocked layout and back. Steps measured there in NHWC
     against NCHW (benchmarks/recipe_ab.md, round 7): ``mobilenet_v2_fpn`` on the slides
     0.89 s against 1.33 s (1449 steps against 855 in 20 minutes), peak memory 2.8 GB
-    against 3.8 over the first 30; ``resnet50_fpn`` 6.4 s against 8.0."""
+    against 3.8 over the first 30; ``resnet50_fpn`` 6.4 s against 8.0. On a CPU without
+    AVX-512 (AMD EPYC, Zen 3) the two layouts were even: ``mobilenet_v2_fpn`` on two
+    800x1066 images 2.00 and 1.99 s against 1.97 and 2.11 s, once the box head stopped
+    convolving there (``roi_heads.box_head.roi_convolution_is_faster``)."""
     if args.channels_last is not None:
         return args.channels_last
     return torch.device(args.device).type == "cpu"
