@@ -46,7 +46,10 @@ def main() -> None:
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     source = args.results.resolve().relative_to(Path(__file__).resolve().parents[1])
-    args.readme.write_text(f"{head}{begin}\n{table(records, source)}{end}{tail}")
+    command = "python benchmarks/performance_table.py"
+    if args.block != "performance":
+        command += f" --results {source} --block {args.block}"
+    args.readme.write_text(f"{head}{begin}\n{table(records, source, command)}{end}{tail}")
     print(f"-> {args.readme}")
 
 
@@ -64,9 +67,10 @@ def load_records(folder: Path) -> dict[str, dict]:
     return {name: json.loads(path.read_text()) for name, path in paths.items() if path.exists()}
 
 
-def table(records: dict[str, dict], source: Path) -> str:
+def table(records: dict[str, dict], source: Path, command: str) -> str:
     """The markdown: a header line, then one table of ours against torchvision;
-    ``source`` is the records' folder, relative to the project's root."""
+    ``source`` is the records' folder, relative to the project's root, and ``command``
+    what rewrites the table."""
     first = next(iter(records.values()))
     versions = {k: v for record in records.values() for k, v in record["versions"].items()}
     dates = sorted({record["date"] for record in records.values()})
@@ -74,7 +78,7 @@ def table(records: dict[str, dict], source: Path) -> str:
         f"Measured {' to '.join(dict.fromkeys([dates[0], dates[-1]]))} on {first['machine']}, "
         + ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
         + "; every ratio is torchvision's median over ours, measured in the same run "
-        f"(`python benchmarks/performance_table.py` rewrites this table from `{source}/`).",
+        f"(`{command}` rewrites this table from `{source}/`).",
         "",
         "| what | ours | torchvision | torchvision / ours | record |",
         "| --- | --- | --- | --- | --- |",

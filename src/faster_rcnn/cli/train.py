@@ -120,8 +120,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        help="NHWC memory layout (default: on a CPU, where training steps take a fifth to "
-        "a third less time)",
+        help="NHWC memory layout (default: on a CPU with AVX-512, where training steps take "
+        "a fifth to a third less time; without AVX-512 NCHW was as fast or faster)",
     )
     add_checkpoint_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/train"))
@@ -181,8 +181,14 @@ def run(args: argparse.Namespace) -> int:
     if args.recipe == "auto":
         config = with_recipe(config, dataset, args)
     dataset = flipped(dataset, args)
-    if args.channels_last is None and uses_channels_last(args):
-        print("memory layout: channels-last, faster on a CPU (--no-channels-last keeps NCHW)")
+    if args.channels_last is None and torch.device(args.device).type == "cpu":
+        print(
+            "memory layout: channels-last, faster on a CPU with AVX-512 (--no-channels-last "
+            "keeps NCHW)"
+            if uses_channels_last(args)
+            else "memory layout: NCHW, as fast or faster on a CPU without AVX-512 "
+            "(--channels-last for NHWC)"
+        )
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -270,17 +276,18 @@ def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCN
 
 
 def uses_channels_last(args: argparse.Namespace) -> bool:
-    """``--channels-last`` as given; by default on a CPU, where oneDNN's convolutions skip
-    reordering every map into their blocked layout and back. Steps measured there in NHWC
-    against NCHW (benchmarks/recipe_ab.md, round 7): ``mobilenet_v2_fpn`` on the slides
-    0.89 s against 1.33 s (1449 steps against 855 in 20 minutes), peak memory 2.8 GB
-    against 3.8 over the first 30; ``resnet50_fpn`` 6.4 s against 8.0. On a CPU without
-    AVX-512 (AMD EPYC, Zen 3) the two layouts were even: ``mobilenet_v2_fpn`` on two
-    800x1066 images 2.00 and 1.99 s against 1.97 and 2.11 s, once the box head stopped
-    convolving there (``roi_heads.box_head.roi_convolution_is_faster``)."""
+    """``--channels-last`` as given; by default on a CPU with AVX-512, where oneDNN's
+    convolutions skip reordering every map into their blocked layout and back. Steps
+    measured there in NHWC against NCHW (benchmarks/recipe_ab.md, round 7):
+    ``mobilenet_v2_fpn`` on the slides 0.89 s against 1.33 s (1449 steps against 855 in 20
+    minutes), peak memory 2.8 GB against 3.8 over the first 30; ``resnet50_fpn`` 6.4 s
+    against 8.0. On a CPU without AVX-512 (AMD EPYC, Zen 3; two 800x1066 images, 2
+    threads) NHWC was no faster: ``mobilenet_v2_fpn`` 2.00 and 1.99 s against 1.97 and
+    2.11 s, ``resnet50_fpn`` 33.6 s against 23.0 s (benchmarks/recipe_ab.md, round 17)."""
     if args.channels_last is not None:
         return args.channels_last
-    return torch.device(args.device).type == "cpu"
+    cpu = torch.device(args.device).type == "cpu"
+    return cpu and torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
 def expects_pretrained_backbone(config: FasterRCNNConfig) -> bool:
