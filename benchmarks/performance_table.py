@@ -45,7 +45,8 @@ def main() -> None:
         raise SystemExit(f"{args.results}: no benchmark records")
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    source = args.results.resolve().relative_to(Path(__file__).resolve().parents[1])
+    root, results = Path(__file__).resolve().parents[1], args.results.resolve()
+    source = results.relative_to(root) if results.is_relative_to(root) else args.results
     command = "python benchmarks/performance_table.py"
     if args.block != "performance":
         command += f" --results {source} --block {args.block}"
