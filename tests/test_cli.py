@@ -10,6 +10,7 @@ from faster_rcnn.cli import build_parser, main
 from faster_rcnn.cli.train import uses_channels_last
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.models import preset_config
 from faster_rcnn.train.alternating import STAGES
 from faster_rcnn.train.checkpoint import load_model
 
@@ -156,22 +157,27 @@ def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("options", "device", "capability", "expected"),
+    ("options", "preset", "device", "capability", "expected"),
     [
-        ([], "cpu", "AVX512", True),
-        ([], "cpu", "AVX2", False),
-        (["--no-channels-last"], "cpu", "AVX512", False),
-        (["--channels-last"], "cpu", "AVX2", True),
-        ([], "cuda", "AVX512", False),
+        ([], "resnet50_fpn", "cpu", "AVX512", True),
+        ([], "mobilenet_v2_fpn", "cpu", "AVX512", True),
+        ([], "resnet50_fpn", "cpu", "AVX2", False),
+        ([], "paper_vgg16", "cpu", "AVX2", False),
+        ([], "mobilenet_v2_fpn", "cpu", "AVX2", True),
+        ([], "mobilenet_v3_large_320_fpn", "cpu", "AVX2", True),
+        ([], "small", "cpu", "DEFAULT", True),
+        (["--no-channels-last"], "mobilenet_v2_fpn", "cpu", "AVX512", False),
+        (["--channels-last"], "resnet50_fpn", "cpu", "AVX2", True),
+        ([], "mobilenet_v2_fpn", "cuda", "AVX512", False),
     ],
 )
-def test_training_runs_channels_last_by_default_on_an_avx512_cpu(
-    monkeypatch, options, device, capability, expected
+def test_training_runs_channels_last_where_it_was_measured_faster(
+    monkeypatch, options, preset, device, capability, expected
 ):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     args = build_parser().parse_args(["train", "--data", "synthetic:2", *options])
     args.device = device  # set after parsing: the parser refuses a device this machine lacks
-    assert uses_channels_last(args) is expected
+    assert uses_channels_last(args, preset_config(preset, 3)) is expected
 
 
 def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):

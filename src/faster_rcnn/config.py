@@ -44,6 +44,8 @@ class BackboneSpec(NamedTuple):
         returned_layers: the stages whose outputs feed the FPN by default, where they can
             be chosen (torchvision's ``returned_layers``); ``None`` where they cannot.
         returnable: the stage indices ``returned_layers`` may name.
+        depthwise: built of depthwise-separable blocks (MobileNets, the small backbone),
+            whose depthwise convolutions oneDNN runs several times faster in NHWC.
     """
 
     feature_maps: tuple[str, ...]
@@ -52,6 +54,7 @@ class BackboneSpec(NamedTuple):
     fixed_channels: int | None = None
     returned_layers: tuple[int, ...] | None = None
     returnable: range = range(0)
+    depthwise: bool = False
 
 
 # torchvision's and py-faster-rcnn's trainable stages for ImageNet-initialised backbones;
@@ -65,12 +68,12 @@ BACKBONES: dict[str, BackboneSpec] = {
         ("0", "1", "2", "3", "pool"), 5, 3, returned_layers=(1, 2, 3, 4), returnable=range(1, 5)
     ),
     "mobilenet_v2_fpn": BackboneSpec(
-        ("0", "1", "pool"), 6, 3, returned_layers=(4, 5), returnable=range(0, 6)
+        ("0", "1", "pool"), 6, 3, returned_layers=(4, 5), returnable=range(0, 6), depthwise=True
     ),
     "mobilenet_v3_large_fpn": BackboneSpec(
-        ("0", "1", "pool"), 6, 3, returned_layers=(4, 5), returnable=range(0, 6)
+        ("0", "1", "pool"), 6, 3, returned_layers=(4, 5), returnable=range(0, 6), depthwise=True
     ),
-    "small": BackboneSpec(("0", "1", "2", "pool"), 5, 5),
+    "small": BackboneSpec(("0", "1", "2", "pool"), 5, 5, depthwise=True),
 }
 # A backbone built by the user and passed to ``FasterRCNN(backbone, config)``.
 CUSTOM_BACKBONE = "custom"

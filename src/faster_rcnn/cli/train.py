@@ -28,6 +28,7 @@ from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
 from ..train.checkpoint import save_model
+from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
 from ..train.recipe import choose_recipe, object_statistics
 from ..train.rpn_only import rpn_trainer
@@ -120,8 +121,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        help="NHWC memory layout (default: on a CPU with AVX-512, where training steps take "
-        "a fifth to a third less time; without AVX-512 NCHW was as fast or faster)",
+        help="NHWC memory layout (default: on a CPU where it trains the backbone faster: "
+        "with AVX-512 every one, without it the depthwise-separable ones)",
     )
     add_checkpoint_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/train"))
@@ -182,13 +183,7 @@ def run(args: argparse.Namespace) -> int:
         config = with_recipe(config, dataset, args)
     dataset = flipped(dataset, args)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
-        print(
-            "memory layout: channels-last, faster on a CPU with AVX-512 (--no-channels-last "
-            "keeps NCHW)"
-            if uses_channels_last(args)
-            else "memory layout: NCHW, as fast or faster on a CPU without AVX-512 "
-            "(--channels-last for NHWC)"
-        )
+        print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -270,24 +265,17 @@ def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCN
             file=sys.stderr,
         )
     model.to(torch.device(args.device))
-    if uses_channels_last(args):
+    if uses_channels_last(args, config):
         model.to(memory_format=torch.channels_last)
     return model
 
 
-def uses_channels_last(args: argparse.Namespace) -> bool:
-    """``--channels-last`` as given; by default on a CPU with AVX-512, where oneDNN's
-    convolutions skip reordering every map into their blocked layout and back. Steps
-    measured there in NHWC against NCHW (benchmarks/recipe_ab.md, round 7):
-    ``mobilenet_v2_fpn`` on the slides 0.89 s against 1.33 s (1449 steps against 855 in 20
-    minutes), peak memory 2.8 GB against 3.8 over the first 30; ``resnet50_fpn`` 6.4 s
-    against 8.0. On a CPU without AVX-512 (AMD EPYC, Zen 3; two 800x1066 images, 2
-    threads) NHWC was no faster: ``mobilenet_v2_fpn`` 2.00 and 1.99 s against 1.97 and
-    2.11 s, ``resnet50_fpn`` 33.6 s against 23.0 s (benchmarks/recipe_ab.md, round 17)."""
+def uses_channels_last(args: argparse.Namespace, config: FasterRCNNConfig) -> bool:
+    """``--channels-last`` as given; by default the layout measured faster for the
+    backbone on the device (:func:`~faster_rcnn.train.memory_layout.default_memory_layout`)."""
     if args.channels_last is not None:
         return args.channels_last
-    cpu = torch.device(args.device).type == "cpu"
-    return cpu and torch.backends.cpu.get_cpu_capability() == "AVX512"
+    return default_memory_layout(config.backbone.name, torch.device(args.device)).channels_last
 
 
 def expects_pretrained_backbone(config: FasterRCNNConfig) -> bool:
@@ -332,7 +320,7 @@ def train_alternating_scheme(
         resume=args.resume,
         progress=True,
         max_seconds=train_cfg.max_seconds,
-        channels_last=uses_channels_last(args),
+        channels_last=uses_channels_last(args, config),
     )
     if result.weights_report is not None:
         print(result.weights_report)
