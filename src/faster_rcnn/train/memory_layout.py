@@ -7,11 +7,11 @@ on the CPU and on the convolutions (``benchmarks/recipe_ab.md``, rounds 7, 17 an
 - With AVX-512 every preset trained faster in NHWC: ``mobilenet_v2_fpn`` 0.89 s a step
   against 1.33 s, ``resnet50_fpn`` 6.4 s against 8.0.
 - Without it (AVX2), oneDNN's NHWC depthwise convolutions still run 3 to 6 times faster
-  than its NCHW ones, so the depthwise-separable backbones train faster in NHWC (a step on
-  the slides, two runs side by side: ``mobilenet_v2_fpn`` 4.33 s against 4.68,
-  ``mobilenet_v3_large_fpn`` 3.61 against 3.96, ``small`` 0.35 against 0.38), while the
-  dense convolutions of ResNet and VGG ran much slower in NHWC (``resnet50_fpn`` 97-108 s
-  against 58-60, ``vgg16`` 94-95 against 55-57).
+  than its NCHW ones, so the depthwise-separable backbones train a little faster in NHWC
+  (a step on the slides, two runs side by side, ``benchmarks/layout_ab.py``:
+  ``mobilenet_v2_fpn`` 3.82 s against 4.06, ``mobilenet_v3_large_fpn`` 3.46 against 3.58,
+  ``small`` 0.46 against 0.48), while the dense convolutions of ResNet and VGG run much
+  slower in NHWC (``resnet50_fpn`` 78.4 s against 52.4, ``vgg16`` 63.0 against 43.1).
 - On a GPU the layout stays NCHW unless asked for.
 """
 
