@@ -32,11 +32,13 @@ def test_two_steps_follow_sgd_with_momentum_and_weight_decay():
     model = one_weight([1.0, -2.0])
     cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=0.01, grad_clip_norm=None)
     state = TrainingState(model, cfg, list(model.parameters()), "joint")  # type: ignore[arg-type]
-    record = train_step(state, quadratic(model), [], [], lr=0.1)
-    assert record == pytest.approx({"loss_a": 2.5, "loss_b": -3.0, "loss": -0.5})
+    result = train_step(state, quadratic(model), [], [], lr=0.1)
+    assert result.losses == pytest.approx({"loss_a": 2.5, "loss_b": -3.0, "loss": -0.5})
     # g = w + 3 + 0.01 w; first step: buffer = g, w -= lr * g.
     w = torch.tensor([1.0, -2.0])
     g = w + 3 + 0.01 * w
+    # The reported norm is the loss gradient's (w + 3 = (4, 1)); decay is the optimizer's.
+    assert result.grad_norm == pytest.approx(math.sqrt(17))
     w1 = w - 0.1 * g
     assert torch.allclose(model.weight[0], w1)
     train_step(state, quadratic(model), [], [], lr=0.05)
@@ -48,7 +50,8 @@ def test_gradients_are_clipped_to_the_norm():
     model = one_weight([0.0, 0.0])  # gradient (3, 3), norm 4.24
     cfg = TrainConfig(momentum=0.0, weight_decay=0.0, grad_clip_norm=1.0)
     state = TrainingState(model, cfg, list(model.parameters()), "joint")  # type: ignore[arg-type]
-    train_step(state, quadratic(model), [], [], lr=1.0)
+    result = train_step(state, quadratic(model), [], [], lr=1.0)
+    assert result.grad_norm == pytest.approx(math.sqrt(18))  # before clipping
     expected = -torch.full((2,), 1 / math.sqrt(2))
     assert torch.allclose(model.weight[0], expected, atol=1e-5)
 
@@ -60,7 +63,8 @@ def test_a_non_finite_loss_is_returned_and_leaves_weights_and_momentum_alone():
     def infinite(images, targets, generator):
         return {"loss_a": model.weight.sum() * math.inf}
 
-    record = train_step(state, infinite, [], [], lr=0.1)
-    assert record == {"loss_a": math.inf, "loss": math.inf}
+    result = train_step(state, infinite, [], [], lr=0.1)
+    assert result.losses == {"loss_a": math.inf, "loss": math.inf}
+    assert result.grad_norm is None
     assert model.weight.tolist() == [[1.0, 2.0]]
     assert model.weight.grad is None and state.optimizer.state == {}

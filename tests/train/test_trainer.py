@@ -95,6 +95,7 @@ def test_metrics_file_has_one_record_per_step(tmp_path):
         assert record["stage"] == "rpn1" and record["step"] == step
         assert record["lr"] == pytest.approx(learning_rate(cfg, step))
         assert record["losses"] == history[step]
+        assert record["grad_norm"] > 0
         assert record["seconds"] > 0
         assert record["images_per_s"] == pytest.approx(2 / record["seconds"])
     assert set(history[0]) == {

@@ -3,7 +3,9 @@
 ``metrics.jsonl`` holds one JSON object per training step, of every stage of a run::
 
     {"stage": "joint", "step": 0, "lr": 0.002, "losses": {"loss_classifier": 1.38, ...,
-     "loss": 2.91}, "seconds": 0.41, "images_per_s": 9.8}
+     "loss": 2.91}, "grad_norm": 4.7, "seconds": 0.41, "images_per_s": 9.8}
+
+``grad_norm`` is the gradients' total norm before clipping (null for a skipped step).
 
 A stage first drops its own records from its first step on: a resumed stage those written
 after its checkpoint (they are about to be redone), a fresh one all of them, so that the
@@ -42,7 +44,7 @@ class MetricsLogger:
 
     def log(self, record: dict[str, Any]) -> None:
         """Write one step's record: ``stage``, ``step``, ``lr``, ``losses`` (a dict of
-        floats), ``seconds`` and ``images_per_s``."""
+        floats), ``grad_norm`` (where known), ``seconds`` and ``images_per_s``."""
         if self._file is not None:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
@@ -51,6 +53,8 @@ class MetricsLogger:
             for name, value in record["losses"].items():
                 self._writer.add_scalar(f"{stage}/{name}", value, step)
             self._writer.add_scalar(f"{stage}/lr", record["lr"], step)
+            if record.get("grad_norm") is not None:
+                self._writer.add_scalar(f"{stage}/grad_norm", record["grad_norm"], step)
             self._writer.add_scalar(f"{stage}/images_per_s", record["images_per_s"], step)
 
     def close(self) -> None:

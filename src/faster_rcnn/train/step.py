@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -15,13 +16,27 @@ from .state import TrainingState
 BatchLosses = Callable[[list[Tensor], list[dict[str, Tensor]], torch.Generator], dict[str, Tensor]]
 
 
+class StepResult(NamedTuple):
+    """What a step reports.
+
+    Attributes:
+        losses: the losses and their sum (``"loss"``) as floats, averaged over the
+            processes.
+        grad_norm: the gradients' total norm before clipping (``None``: the update was
+            skipped). A rising or spiking norm is the first sign of a run going astray.
+    """
+
+    losses: dict[str, float]
+    grad_norm: float | None
+
+
 def train_step(
     state: TrainingState,
     losses_of: BatchLosses,
     images: list[Tensor],
     targets: list[dict[str, Tensor]],
     lr: float,
-) -> dict[str, float]:
+) -> StepResult:
     """One SGD step at learning rate ``lr`` on the summed losses of a batch.
 
     Args:
@@ -32,9 +47,9 @@ def train_step(
         lr: the learning rate of this step.
 
     Returns:
-        The losses and their sum (``"loss"``) as floats, averaged over the processes. When
-        one is infinite or NaN the update is skipped (with mixed precision the gradient
-        scaler skips it), so the weights never see it.
+        The losses and the gradients' norm. When a loss is infinite or NaN the update is
+        skipped (with mixed precision the gradient scaler skips it, and the norm it
+        reports is infinite), so the weights never see it.
     """
     for group in state.optimizer.param_groups:
         group["lr"] = lr
@@ -52,10 +67,12 @@ def train_step(
         # Skipped after the backward pass all the same: data-parallel processes must
         # each finish the gradient reduction the forward pass began.
         state.optimizer.zero_grad(set_to_none=True)
-        return record
+        return StepResult(record, None)
+    state.scaler.unscale_(state.optimizer)
+    grads = [p.grad for p in state.params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
     if state.cfg.grad_clip_norm is not None:
-        state.scaler.unscale_(state.optimizer)
-        torch.nn.utils.clip_grad_norm_(state.params, state.cfg.grad_clip_norm)
+        torch.nn.utils.clip_grads_with_norm_(state.params, state.cfg.grad_clip_norm, norm)
     state.scaler.step(state.optimizer)
     state.scaler.update()
-    return record
+    return StepResult(record, float(norm))

@@ -46,7 +46,7 @@ from .metrics import METRICS_FILE, MetricsLogger, drop_records
 from .progress import ProgressBar
 from .schedule import learning_rate
 from .state import TrainingState
-from .step import BatchLosses, train_step
+from .step import BatchLosses, StepResult, train_step
 from .stops import NonFiniteGuard, StopRequest, TrainingInterrupted, stop_requests
 from .train_config import TrainConfig
 
@@ -222,11 +222,11 @@ class Trainer:
                 if unreadable is not None:
                     break
                 lr = learning_rate(self.cfg, step, planned_steps)
-                record = self._step(batch, lr, losses_of)
+                record, grad_norm = self._step(batch, lr, losses_of)
                 give_back_when_short()
                 history.append(record)
                 guard.check(step, record)
-                logger.log(self._metrics(step, lr, record, len(batch[0]), tic))
+                logger.log(self._metrics(step, lr, record, grad_norm, len(batch[0]), tic))
                 bar.update(record, planned_steps)
                 cadence.after_step(len(history))
                 if self.on_step is not None:
@@ -304,7 +304,7 @@ class Trainer:
             drop_records(self.out_dir / METRICS_FILE, self.stage, len(history))
         return history
 
-    def _step(self, batch: Batch, lr: float, losses_of: BatchLosses) -> dict[str, float]:
+    def _step(self, batch: Batch, lr: float, losses_of: BatchLosses) -> StepResult:
         """One SGD step on this process's share of the global batch."""
         all_images, all_targets = batch
         images = [image.to(self.device) for image in all_images[self.rank :: self.world_size]]
@@ -346,15 +346,22 @@ class Trainer:
         return MetricsLogger(path, self.tensorboard_dir)
 
     def _metrics(
-        self, step: int, lr: float, losses: dict[str, float], images: int, tic: float
+        self,
+        step: int,
+        lr: float,
+        losses: dict[str, float],
+        grad_norm: float | None,
+        images: int,
+        tic: float,
     ) -> dict[str, Any]:
         seconds = time.perf_counter() - tic
         return {
             "stage": self.stage,
             "step": step,
             "lr": lr,
-            # Strict JSON: a skipped step's non-finite losses are null.
-            "losses": {k: v if math.isfinite(v) else None for k, v in losses.items()},
+            # Strict JSON: a skipped step's non-finite losses (and norm) are null.
+            "losses": {k: _finite_or_none(v) for k, v in losses.items()},
+            "grad_norm": None if grad_norm is None else _finite_or_none(grad_norm),
             "seconds": seconds,
             "images_per_s": images / seconds,
         }
@@ -365,6 +372,10 @@ class Trainer:
         if self.world_size > 1:
             distributed.broadcast_buffers(self.model)
             distributed.barrier()
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _to_device(target: dict[str, Any], device: torch.device) -> dict[str, Any]:
