@@ -48,10 +48,19 @@ def test_logger_writes_tensorboard_scalars(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
     with MetricsLogger(None, tmp_path / "tb") as logger:
         logger.log(record("rpn1", 7, loss=2.5))
+        logger.log({**record("rpn1", 8, loss=2.0), "grad_norm": 6.5})
+        logger.log({**record("rpn1", 9, loss=2.0), "grad_norm": None})  # a skipped step
     assert scalars == [
         ("rpn1/loss", 2.5, 7),
         ("rpn1/lr", 0.01, 7),
         ("rpn1/images_per_s", 4.0, 7),
+        ("rpn1/loss", 2.0, 8),
+        ("rpn1/lr", 0.01, 8),
+        ("rpn1/grad_norm", 6.5, 8),
+        ("rpn1/images_per_s", 4.0, 8),
+        ("rpn1/loss", 2.0, 9),
+        ("rpn1/lr", 0.01, 9),
+        ("rpn1/images_per_s", 4.0, 9),
         "closed",
     ]
 

@@ -180,6 +180,7 @@ def test_non_finite_steps_are_skipped_and_too_many_in_a_row_stop_with_a_checkpoi
     assert TrainingCheckpoint.load(tmp_path / "joint", tiny_model(seed=5)).step == 3
     records = read_records(tmp_path / "metrics.jsonl")
     assert [r["losses"] for r in records] == [{"loss_nan": None, "loss": None}] * 3
+    assert [r["grad_norm"] for r in records] == [None] * 3
 
 
 def test_a_single_non_finite_step_is_skipped_and_training_goes_on():
