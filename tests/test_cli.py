@@ -12,7 +12,7 @@ from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.alternating import STAGES
-from faster_rcnn.train.checkpoint import load_model
+from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model
 
 TINY = ["--min-size", "96", "--max-size", "128"]
 
@@ -205,3 +205,14 @@ def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):
         "other.png",
         "other_proposals.png",
     ]
+
+
+def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):
+    out = tmp_path / "clip"
+    argv = ["train", "--data", "synthetic:2", "--steps", "2", "--grad-clip-norm", "0.5", *TINY]
+    assert main([*argv, "--out", str(out)]) == 0
+    model = load_model(out / "model.safetensors")
+    saved = TrainingCheckpoint.load(out / "joint", model).train_config
+    assert saved["grad_clip_norm"] == 0.5
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(record["grad_norm"] > 0 for record in records)

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         # The settings the demo's score was measured with, not train's defaults.
         lr=0.02,
         schedule="step",
+        grad_clip_norm=10.0,
         max_seconds=args.minutes * 60,
         seed=args.seed,
     )

@@ -144,6 +144,15 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         "benchmarks/seed_study.md)",
     )
     parser.add_argument(
+        "--grad-clip-norm",
+        type=positive_float,
+        default=TrainConfig.grad_clip_norm,
+        metavar="NORM",
+        help="clip the gradients' total norm to this (default "
+        f"{TrainConfig.grad_clip_norm:g}; each step's norm before clipping is in "
+        "metrics.jsonl)",
+    )
+    parser.add_argument(
         "--schedule",
         choices=SCHEDULES,
         default=TrainConfig.schedule,
@@ -188,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        grad_clip_norm=args.grad_clip_norm,
         schedule=args.schedule,
         max_seconds=args.minutes * 60 if args.minutes else None,
         amp=args.amp,
