@@ -49,7 +49,7 @@ def train_step(
     Returns:
         The losses and the gradients' norm. When a loss is infinite or NaN the update is
         skipped (with mixed precision the gradient scaler skips it, and the norm it
-        reports is infinite), so the weights never see it.
+        reports is not finite), so the weights never see it.
     """
     for group in state.optimizer.param_groups:
         group["lr"] = lr

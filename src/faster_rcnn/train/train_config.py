@@ -48,7 +48,8 @@ class TrainConfig:
     allowed climbed back up in loss once the warm-up ended, and one full run was lost
     (mAP 0.23); clipped to 5 the loss kept falling, and full runs scored as healthy ones
     do on raccoon and on the slides (``benchmarks/recipe_ab.md``, round 19). Steps whose
-    norm is below 5, the first ones and most of a run's end, are left as they were.
+    norm is below 5 (the first ones; on the slides, most of the second half) are left as
+    they were.
 
     Validated when made (types and ranges); change one with :meth:`replace`.
 
