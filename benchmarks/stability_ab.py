@@ -1,6 +1,6 @@
 """Does a training setting keep the first steps at the peak learning rate from going astray?
 
-    python benchmarks/stability_ab.py --arms base="" clip5="--grad-clip-norm 5" \
+    python benchmarks/stability_ab.py --arms clip10="--grad-clip-norm 10" clip5="" \
         [--data ../shared/data/raccoon] [--weights PATH] [--seeds 0 1 2 3] \
         [--planned-steps 444] [--stop-after 130] [--results FILE]
 
@@ -57,9 +57,9 @@ def main() -> None:
         "stop_after": args.stop_after,
         "arms": {arm: {"options": options, "seeds": {}} for arm, options in arms.items()},
     }
+    command = partial_command(args)
     with tempfile.TemporaryDirectory() as tmp:
         for pair in (runs[i : i + 2] for i in range(0, len(runs), 2)):
-            command = partial_command(args)
             folders = side_by_side(
                 {
                     f"{arm}_s{seed}": [*command, *shlex.split(arms[arm]), "--seed", str(seed)]
@@ -97,10 +97,12 @@ def side_by_side(commands: dict[str, list[str]], tmp: Path, stop_after: int) -> 
                 [*command, "--out", str(tmp / name)], env=env, stdout=log, stderr=log
             )
         running[name] = process
+    stopped: set[str] = set()
     while any(process.poll() is None for process in running.values()):
         for name, process in running.items():
-            if process.poll() is None and steps_done(tmp / name) >= stop_after:
+            if name not in stopped and steps_done(tmp / name) >= stop_after:
                 process.send_signal(signal.SIGTERM)  # a checkpoint, then a one-line exit
+                stopped.add(name)
         time.sleep(2)
     for name in running:
         if steps_done(tmp / name) < stop_after:
