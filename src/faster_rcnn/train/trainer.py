@@ -361,7 +361,7 @@ class Trainer:
             "lr": lr,
             # Strict JSON: a skipped step's non-finite losses (and norm) are null.
             "losses": {k: _finite_or_none(v) for k, v in losses.items()},
-            "grad_norm": None if grad_norm is None else _finite_or_none(grad_norm),
+            "grad_norm": _finite_or_none(grad_norm),
             "seconds": seconds,
             "images_per_s": images / seconds,
         }
@@ -374,8 +374,8 @@ class Trainer:
             distributed.barrier()
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _to_device(target: dict[str, Any], device: torch.device) -> dict[str, Any]:
