@@ -76,6 +76,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600, help="schedule length")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument(
+        "--grad-clip-norm",
+        type=float,
+        default=10.0,
+        help="the clip of the runs recorded with it; faster-rcnn train's default is now 5",
+    )
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--seed", type=int, default=0)
@@ -91,7 +97,13 @@ def main() -> None:
     test_set = open_dataset(args.data, "test", class_names=train_set.class_names)
     torch.manual_seed(args.seed)
     model = build(train_set.num_classes, args.weights, args.min_size, args.max_size).to(device)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, schedule="cosine")
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        grad_clip_norm=args.grad_clip_norm,
+        schedule="cosine",
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
     images = InMemoryDataset(train_set) if args.cache_images else train_set
