@@ -366,23 +366,6 @@ def sync_into(ours: FasterRCNN, state: TrainingState, tv_model: nn.Module, tv_op
 # ----------------------------------------------------------------------------- steps
 
 
-class ClipRecorder:
-    """Wraps ``torch.nn.utils.clip_grad_norm_`` (called by both training loops) to keep
-    the total norm before clipping."""
-
-    def __init__(self) -> None:
-        self.original = torch.nn.utils.clip_grad_norm_
-        self.norms: list[float] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
-        norm = self.original(*args, **kwargs)
-        self.norms.append(float(norm))
-        return norm
-
-    def take(self) -> float:
-        return self.norms.pop() if self.norms else math.nan
-
-
 def torchvision_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -391,19 +374,20 @@ def torchvision_step(
     lr: float,
     images: list[Tensor],
     targets: Targets,
-) -> dict[str, float]:
-    """One step exactly as raccoon_torchvision.py's loop takes it."""
+) -> tuple[dict[str, float], float]:
+    """One step exactly as raccoon_torchvision.py's loop takes it: its losses, and the
+    gradients' total norm before clipping."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     losses = model(images, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
     total = sum(losses.values())
     optimizer.zero_grad(set_to_none=True)
     total.backward()
-    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+    norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
     optimizer.step()
     record = {k: float(v.detach()) for k, v in losses.items()}
     record["loss"] = float(total.detach())
-    return record
+    return record, float(norm)
 
 
 def our_losses_global(
@@ -537,6 +521,7 @@ def run_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
         steps=args.schedule_steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        grad_clip_norm=10.0,  # the clip of the runs step_parity.md records
         schedule="cosine",
         seed=args.seed,
     )
@@ -550,8 +535,6 @@ def run_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     flipped = Augmented(train_set, [RandomHorizontalFlip(0.5)], seed=args.seed)
     batches: Iterator = iterate_batches(flipped, args.batch_size, seed=args.seed)
-    clip = ClipRecorder()
-    torch.nn.utils.clip_grad_norm_ = clip  # type: ignore[assignment]
     for model in (tv_model, ours, control):
         if model is not None:
             model.train()
@@ -577,14 +560,13 @@ def run_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         if not keyed:
             torch.manual_seed(seed)
-        tv_rec = torchvision_step(
+        tv_rec, tv_norm = torchvision_step(
             tv_model, tv_opt, tv_params, cfg, lr, *clone_batch(images, targets)
         )
-        tv_norm = clip.take()
         if not keyed:
             torch.manual_seed(seed)
-        our_rec = train_step(state, losses_of, *clone_batch(images, targets), lr)
-        our_norm = clip.take()
+        our_step = train_step(state, losses_of, *clone_batch(images, targets), lr)
+        our_rec, our_norm = our_step.losses, our_step.grad_norm
         grad_rel, per_tensor = grad_difference(tv_model, ours)
         record: dict[str, Any] = {
             "step": step,
@@ -604,10 +586,9 @@ def run_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
         if control is not None:
             if not keyed:
                 torch.manual_seed(seed)
-            control_rec = torchvision_step(
+            control_rec, _ = torchvision_step(
                 control, control_opt, control_params, cfg, lr, *clone_batch(images, targets)
             )
-            clip.take()
             record["control"] = control_rec
             record["control_grad_rel_diff"] = grad_difference(tv_model, control)[0]
             record["control_drift"] = drift(tv_model, control)[0]
@@ -624,7 +605,6 @@ def run_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
             worst = ", ".join(f"{name} {value:.1e}" for name, value in per_tensor[:3])
             print(f"      gradient differs most in: {worst}")
             print(f"      box-head ReLU sign flips: {relu_flips(tv_tap, our_tap)}")
-    torch.nn.utils.clip_grad_norm_ = clip.original
     print_summary(records)
     return records
 
