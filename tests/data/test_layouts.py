@@ -1,8 +1,10 @@
 """Datasets laid out as annotation tools export them, each built here from small files:
-LabelImg VOC folders, Ultralytics data YAMLs, Roboflow / CVAT / Label Studio COCO; and
-the held-out split of data without splits, from the command line through evaluation."""
+LabelImg VOC folders, Roboflow's VOC split folders, Ultralytics data YAMLs, Roboflow /
+CVAT / Label Studio COCO; and the held-out split of data without splits, from the command
+line through evaluation."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,38 @@ def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):
     assert message.startswith(f"{tmp_path / 'annots/x3.xml'}: no image found: looked for ")
     assert "'gone.jpg' (<filename>) or x3{.jpg,.jpeg,.png,.bmp,.webp}" in message
     assert f"in {tmp_path / 'images'}, {tmp_path / 'notes'}" in message
+
+
+def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(tmp_path):
+    for split, boxes in (("train", [[2, 3, 20, 25]]), ("valid", [[1, 1, 9, 9]] * 2)):
+        voc_xml(tmp_path / split / "c_jpg.rf.1.xml", "c_jpg.rf.1.jpg", [("wbc", b) for b in boxes])
+        image(tmp_path / split / "c_jpg.rf.1.jpg")  # the same name in both splits
+    voc_xml(tmp_path / "test" / "d.xml", "d.jpg", [("rbc", [5, 5, 30, 28])])
+    image(tmp_path / "test" / "d.jpg")
+    layout = find_layout(tmp_path)
+    assert layout.format == "Pascal VOC XML files (a folder per split)"
+    assert layout.splits == ("test", "train", "valid")
+    val = open_dataset(tmp_path, "val", class_names=("rbc", "wbc"))
+    assert val.image_files == [tmp_path / "valid/c_jpg.rf.1.jpg"]
+    assert val[0][1]["labels"].tolist() == [2, 2]
+    assert open_dataset(tmp_path, "test", class_names=("rbc", "wbc"))[0][1]["labels"].tolist() == [
+        1
+    ]
+    # An image missing from its split's folder is not taken from another split's.
+    (tmp_path / "valid" / "c_jpg.rf.1.jpg").unlink()
+    image(tmp_path / "valid" / "other.jpg")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"in {tmp_path / 'valid'}") + "$"):
+        open_dataset(tmp_path, "val")
+
+
+def test_a_labelimg_folder_beside_its_images_folder_is_not_a_split_layout(tmp_path):
+    voc_xml(tmp_path / "annots" / "a.xml", "a.jpg", [("r", [1, 1, 9, 9])])
+    voc_xml(tmp_path / "more_annots" / "b.xml", "b.jpg", [("r", [1, 1, 9, 9])])
+    image(tmp_path / "images" / "a.jpg")
+    image(tmp_path / "images" / "b.jpg")
+    # Two folders of XML files, neither holding images: not Roboflow's split folders.
+    with pytest.raises(ValueError, match="cannot tell the dataset format"):
+        find_layout(tmp_path)
 
 
 # --- Ultralytics data YAML -----------------------------------------------------------

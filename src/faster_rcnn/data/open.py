@@ -19,6 +19,9 @@
   file, or a split per ``instances_<split>.json``; images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
   ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder.
+- a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
+  images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``): a split per
+  subfolder, each image looked for in its own split's folder only.
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
 - a folder with ``labels/``: YOLO, a split per ``images/<split>/`` folder, or none when
   ``images/`` holds the files directly.
@@ -147,16 +150,27 @@ def find_layout(path: str | Path) -> DatasetLayout:
         raise FileNotFoundError(f"dataset path {root} does not exist")
     if root.is_file():
         return _file_layout(root)
-    for finder in (_voc, _coco_folder, _split_folders, _yaml_in, _yolo, _voc_xml, _one_json):
+    finders = (
+        _voc,
+        _coco_folder,
+        _split_folders,
+        _voc_split_folders,
+        _yaml_in,
+        _yolo,
+        _voc_xml,
+        _one_json,
+    )
+    for finder in finders:
         layout = finder(root)
         if layout is not None:
             return layout
     raise ValueError(
         f"cannot tell the dataset format of {root}: looked for Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
-        "one .json and images each (Roboflow COCO), data.yaml (Ultralytics), labels/ "
-        "(YOLO), .xml files in it or in one subfolder (VOC without ImageSets/), or the "
-        "names 'synthetic[:N]' and 'slides[:N]'"
+        "one .json and images each (Roboflow COCO), subfolders with .xml files and "
+        "images each (Roboflow Pascal VOC), data.yaml (Ultralytics), labels/ (YOLO), "
+        ".xml files in it or in one subfolder (VOC without ImageSets/), or the names "
+        "'synthetic[:N]' and 'slides[:N]'"
     )
 
 
@@ -217,7 +231,7 @@ def _split_folders(root: Path) -> DatasetLayout | None:
     by_split = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted(folder.glob("*.json"))
-        if len(files) == 1 and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        if len(files) == 1 and _holds_images(folder):
             by_split[folder.name] = files[0]
     if not by_split:
         return None
@@ -227,6 +241,29 @@ def _split_folders(root: Path) -> DatasetLayout | None:
         tuple(by_split),
         lambda split, _: COCODetection(by_split[split].parent, by_split[split]),
     )
+
+
+def _voc_split_folders(root: Path) -> DatasetLayout | None:
+    """Roboflow's Pascal VOC export: each split a folder of ``.xml`` files beside their
+    images. Its images are looked for in that folder alone, so that an image of another
+    split with the same name is never taken."""
+    by_split = {
+        folder.name: folder
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if holds_voc_xml(folder) and _holds_images(folder)
+    }
+    if len(by_split) < 2:
+        return None
+    return DatasetLayout(
+        str(root),
+        "Pascal VOC XML files (a folder per split)",
+        tuple(by_split),
+        lambda split, names: VOCFolder(by_split[split], by_split[split], class_names=names),
+    )
+
+
+def _holds_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
 
 
 def _yaml_in(root: Path) -> DatasetLayout | None:
