@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import torch
 
+CPUINFO = Path("/proc/cpuinfo")
+
 
 def describe() -> str:
-    """``"x86_64 AVX2, 2 threads"``: the processor's architecture, the widest vector
-    instructions PyTorch's CPU kernels use on it, and the threads they run on. The
+    """``"x86_64 AVX2 (AMD EPYC, family 25 model 1), 2 threads"``: the processor's
+    architecture, the widest vector instructions PyTorch's CPU kernels use on it, the
+    processor itself where Linux names it, and the threads the kernels run on. The
     project's machines have come both with and without AVX-512, and some kernels differ
-    between the two by an order of magnitude (``roi_heads/box_head.py``)."""
+    between the two by an order of magnitude (``roi_heads/box_head.py``); two AMD EPYCs
+    with AVX-512 (family 25 model 17 is Zen 4) have differed too."""
     capability = torch.backends.cpu.get_cpu_capability()
-    return f"{platform.machine()} {capability}, {torch.get_num_threads()} threads"
+    processor = _processor()
+    named = f" ({processor})" if processor else ""
+    return f"{platform.machine()} {capability}{named}, {torch.get_num_threads()} threads"
+
+
+def _processor() -> str:
+    """``"AMD EPYC, family 25 model 17"`` from ``/proc/cpuinfo``'s first processor, or
+    ``""`` where there is no such file."""
+    if not CPUINFO.is_file():
+        return ""
+    fields: dict[str, str] = {}
+    for line in CPUINFO.read_text().splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    name = fields.get("model name", "")
+    if "cpu family" in fields and "model" in fields:
+        name += f", family {fields['cpu family']} model {fields['model']}"
+    return name
