@@ -97,7 +97,7 @@ def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(
         open_dataset(tmp_path, "val")
 
 
-def test_a_labelimg_folder_beside_its_images_folder_is_not_a_split_layout(tmp_path):
+def test_xml_folders_without_images_or_under_a_labelimg_folder_are_not_split_folders(tmp_path):
     voc_xml(tmp_path / "annots" / "a.xml", "a.jpg", [("r", [1, 1, 9, 9])])
     voc_xml(tmp_path / "more_annots" / "b.xml", "b.jpg", [("r", [1, 1, 9, 9])])
     image(tmp_path / "images" / "a.jpg")
@@ -105,6 +105,12 @@ def test_a_labelimg_folder_beside_its_images_folder_is_not_a_split_layout(tmp_pa
     # Two folders of XML files, neither holding images: not Roboflow's split folders.
     with pytest.raises(ValueError, match="cannot tell the dataset format"):
         find_layout(tmp_path)
+    # XML files beside images in the folder itself: LabelImg's, whatever its subfolders hold.
+    for folder in ("annots", "more_annots"):
+        image(tmp_path / folder / "c.jpg")
+    voc_xml(tmp_path / "d.xml", "d.jpg", [("r", [1, 1, 9, 9])])
+    image(tmp_path / "d.jpg")
+    assert find_layout(tmp_path).format == "Pascal VOC XML files (no ImageSets/)"
 
 
 # --- Ultralytics data YAML -----------------------------------------------------------

@@ -246,7 +246,10 @@ def _split_folders(root: Path) -> DatasetLayout | None:
 def _voc_split_folders(root: Path) -> DatasetLayout | None:
     """Roboflow's Pascal VOC export: each split a folder of ``.xml`` files beside their
     images. Its images are looked for in that folder alone, so that an image of another
-    split with the same name is never taken."""
+    split with the same name is never taken. XML files in ``root`` itself make it a
+    LabelImg folder instead."""
+    if holds_voc_xml(root):
+        return None
     by_split = {
         folder.name: folder
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
