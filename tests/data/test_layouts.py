@@ -87,10 +87,10 @@ def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(
     val = open_dataset(tmp_path, "val", class_names=("rbc", "wbc"))
     assert val.image_files == [tmp_path / "valid/c_jpg.rf.1.jpg"]
     assert val[0][1]["labels"].tolist() == [2, 2]
-    assert open_dataset(tmp_path, "test", class_names=("rbc", "wbc"))[0][1]["labels"].tolist() == [
-        1
-    ]
-    # An image missing from its split's folder is not taken from another split's.
+    test = open_dataset(tmp_path, "test", class_names=("rbc", "wbc"))
+    assert test[0][1]["labels"].tolist() == [1]
+    # An image missing from its split's folder (which still holds images, so it is still
+    # a split) is not taken from another split's.
     (tmp_path / "valid" / "c_jpg.rf.1.jpg").unlink()
     image(tmp_path / "valid" / "other.jpg")
     with pytest.raises(FileNotFoundError, match=re.escape(f"in {tmp_path / 'valid'}") + "$"):
