@@ -11,7 +11,7 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def describe() -> str:
-    """``"x86_64 AVX2 (AMD EPYC, family 25 model 1), 2 threads"``: the processor's
+    """``"x86_64 AVX512 (AMD EPYC, family 25 model 17), 2 threads"``: the processor's
     architecture, the widest vector instructions PyTorch's CPU kernels use on it, the
     processor itself where Linux names it, and the threads the kernels run on. The
     project's machines have come both with and without AVX-512, and some kernels differ

@@ -62,10 +62,10 @@ def roi_convolution_is_faster(device: torch.device) -> bool:
     (``brg_conv_fwd:avx2``) took 2.1 s forward and 8.1 s with the backward pass for 1024
     RoIs, against 0.18 s and 0.59 s for the flatten and the matrix product: a
     ``mobilenet_v2_fpn`` training step took 11.0 s instead of 2.0 s. On a Zen 4 EPYC
-    (AVX-512, family 25 model 17) the convolution lost a little: 512 RoIs 74 ms forward and
-    199 ms backward against 72 and 165 ms, a step on the slides 1.61-1.63 s against
-    1.57 s (3 %). Elsewhere (CUDA, other CPUs) nothing was measured, so torchvision's path
-    stays.
+    (AVX-512, family 25 model 17) the convolution lost a little: 512 RoIs 74-79 ms forward
+    and 199-282 ms backward against 72-76 and 165-174 ms (two passes), a step on the slides
+    1.61-1.63 s against 1.57 s (3 %). Elsewhere (CUDA, other CPUs) nothing was measured,
+    so torchvision's path stays.
     """
     return device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512"
 
