@@ -16,7 +16,7 @@ TINY = ["--min-size", "96", "--max-size", "128", "--steps", "1"]
 def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     options = ["--rpn-sampler", "hard_negative", "--allowed-border", "0", "--rpn-loss", "paper"]
     options += ["--rpn-box-weight", "10", "--roi-batch-size", "256", "--roi-sampler", "random"]
-    options += ["--detections-per-image", "300", "--gt-jitter", "2"]
+    options += ["--detections-per-image", "300", "--gt-jitter", "2", "--box-nms-thresh", "0.45"]
     argv = ["train", "--data", "synthetic:2", *TINY, *options, "--out", str(tmp_path)]
     assert main(argv) == 0
     config = load_model(tmp_path / "model.safetensors").config
@@ -24,6 +24,7 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     assert (config.rpn.loss_normalization, config.rpn.box_loss_weight) == ("paper", 10)
     assert (config.roi_heads.batch_size_per_image, config.roi_heads.sampler) == (256, "random")
     assert (config.roi_heads.detections_per_img, config.roi_heads.gt_jitter) == (300, 2)
+    assert (config.roi_heads.nms_thresh, config.roi_heads.class_nms_thresh) == (0.45, ())
 
 
 def test_help_shows_every_presets_value(capsys) -> None:
@@ -42,7 +43,8 @@ def test_help_shows_every_presets_value(capsys) -> None:
     )
     assert f"paper_vgg16: 0, {torchvision.format(-1)}, small: -1" in text
     assert f"paper_vgg16: 10, {torchvision.format(1)}, small: 10" in text
-    assert len(CONFIG_OPTIONS) == 8
+    assert f"paper_vgg16: 0.3, {torchvision.format(0.5)}, small: 0.5" in text
+    assert len(CONFIG_OPTIONS) == 9
 
 
 def test_a_bad_border_is_refused_in_one_line(capsys) -> None:

@@ -273,6 +273,8 @@ class RoIHeadsConfig:
         smooth_l1_beta: smooth-L1 transition of the box loss (1/9 in torchvision).
         score_thresh: detections scoring below this are dropped.
         nms_thresh: per-class NMS threshold (paper: 0.3, torchvision: 0.5).
+        class_nms_thresh: one NMS threshold per class ``1..num_classes-1``, in place of
+            ``nms_thresh``; empty (the default): every class uses ``nms_thresh``.
         detections_per_img: detections kept per image.
         min_box_size: detections with a side shorter than this are dropped.
     """
@@ -300,6 +302,7 @@ class RoIHeadsConfig:
     smooth_l1_beta: float = 1.0 / 9
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
+    class_nms_thresh: tuple[float, ...] = ()
     detections_per_img: int = 100
     min_box_size: float = 1e-2
 
@@ -341,6 +344,12 @@ class RoIHeadsConfig:
         require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
         require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
         require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
+        require(
+            self,
+            "class_nms_thresh",
+            all(0.0 <= value <= 1.0 for value in self.class_nms_thresh),
+            "in [0, 1]",
+        )
         require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
         require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
 
@@ -477,6 +486,14 @@ class FasterRCNNConfig:
             not self.class_names or len(self.class_names) == self.num_classes - 1,
             f"{self.num_classes - 1} names, one per class without the background; got "
             f"{len(self.class_names)}",
+        )
+        thresholds = self.roi_heads.class_nms_thresh
+        require(
+            self,
+            "roi_heads.class_nms_thresh",
+            not thresholds or len(thresholds) == self.num_classes - 1,
+            f"empty or {self.num_classes - 1} IoUs, one per class without the background; "
+            f"got {len(thresholds)}",
         )
         self._check_feature_maps()
         self._check_layer_sizes()

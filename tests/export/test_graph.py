@@ -67,6 +67,25 @@ def test_graph_gives_the_eager_detections_bit_for_bit(make):
         torch.testing.assert_close(close["scores"], expected["scores"], atol=1e-4, rtol=0)
 
 
+def test_graph_applies_each_class_its_own_nms_threshold():
+    model = small_detector()
+    model.roi_heads.detections_per_img = 1000  # the cap would hide what NMS keeps
+    images = images_of_sizes(SIZES)
+    with torch.no_grad():
+        uniform = model(images)
+    model.roi_heads.class_nms_thresh = (0.9, 0.5, 0.2)
+    eager, exact, _ = _eager_and_graph(model, images)
+    # The thresholds change what NMS keeps, class 1 more and class 3 less...
+    for label, more in ((1, True), (3, False)):
+        counts = [sum(int((d["labels"] == label).sum()) for d in ds) for ds in (eager, uniform)]
+        assert (counts[0] > counts[1]) if more else (counts[0] < counts[1]), (label, counts)
+    # ... and the graph keeps the same.
+    for image, expected in enumerate(eager):
+        got = _unpadded(exact, image)
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(got[key], expected[key]), (image, key)
+
+
 def test_levels_with_fewer_anchors_than_the_pre_nms_limit_are_padded_not_filled():
     # 20,000 a level is more than the coarser levels have (6720 anchors and fewer), and
     # every survivor of NMS is kept: a padding entry let through would be one more proposal.

@@ -91,6 +91,17 @@ def test_exported_model_without_detections_returns_empty_results(tmp_path):
     assert [tuple(r["boxes"].shape) for r in results] == [(0, 4), (0, 4)]
 
 
+def test_exported_model_keeps_each_class_its_nms_threshold(tmp_path):
+    model = small_detector()
+    model.roi_heads.detections_per_img = 1000  # 100 would hide what NMS keeps
+    model.roi_heads.class_nms_thresh = (0.9, 0.5, 0.2)
+    detector = OnnxDetector(export_onnx(model, tmp_path / "classes.onnx"))
+    images = images_of_sizes(BATCHES[0])
+    with torch.no_grad():
+        expected = model(images)
+    assert_same_detections(detector(images), expected)
+
+
 def test_exported_fpn_preset_gives_the_eager_detections(tmp_path):
     torch.manual_seed(0)
     model = spread_scores(models.mobilenet_v3_large_320_fpn(5), reinit_backbone=True)

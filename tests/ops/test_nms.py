@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faster_rcnn.ops import batched_nms, box_iou, nms
+from faster_rcnn.ops import batched_nms, batched_nms_per_category, box_iou, nms
 
 nms_module = importlib.import_module("faster_rcnn.ops.nms")
 
@@ -102,6 +102,21 @@ def test_batched_nms_is_per_category_nms_merged_by_score(
     assert kept.tolist() == expected
 
 
+@settings(max_examples=150, deadline=None)
+@given(data=detections(), thresholds=st.lists(threshold, min_size=3, max_size=3))
+def test_batched_nms_per_category_is_each_category_at_its_threshold(
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], thresholds: list[float]
+) -> None:
+    boxes, scores, categories = data
+    expected: list[int] = []
+    for category in categories.unique().tolist():
+        members = torch.where(categories == category)[0]
+        kept = reference_nms(boxes[members], scores[members], thresholds[category])
+        expected += members[kept].tolist()
+    expected.sort(key=lambda i: (-scores[i].item(), i))
+    assert batched_nms_per_category(boxes, scores, categories, thresholds).tolist() == expected
+
+
 def test_hand_computed() -> None:
     boxes = torch.tensor(
         [
@@ -117,10 +132,22 @@ def test_hand_computed() -> None:
     assert nms(boxes, scores, 0.0).tolist() == [3, 0, 4]
     categories = torch.tensor([0, 1, 0, 0, 0])
     assert batched_nms(boxes, scores, categories, 0.5).tolist() == [3, 0, 1, 2, 4]
+    # Category 0 at 0.9 keeps box 1 beside box 0 (IoU 9/11 = 0.82); at 0.4 it drops box 2
+    # (IoU 0.5) too. Category 1 is box 2 alone.
+    categories = torch.tensor([0, 0, 1, 0, 0])
+    kept = batched_nms_per_category(boxes, scores, categories, (0.9, 0.5))
+    assert kept.tolist() == [3, 0, 1, 2, 4]
+    categories = torch.tensor([0, 0, 0, 0, 1])
+    assert batched_nms_per_category(boxes, scores, categories, (0.4, 0.0)).tolist() == [3, 0, 4]
 
 
 def test_empty_input() -> None:
-    for op in (nms, lambda b, s, t: batched_nms(b, s, torch.zeros(0, dtype=torch.int64), t)):
+    none = torch.zeros(0, dtype=torch.int64)
+    for op in (
+        nms,
+        lambda b, s, t: batched_nms(b, s, none, t),
+        lambda b, s, t: batched_nms_per_category(b, s, none, (t, t)),
+    ):
         kept = op(torch.zeros(0, 4), torch.zeros(0), 0.5)
         assert kept.shape == (0,)
         assert kept.dtype == torch.int64

@@ -28,7 +28,7 @@ PROBS = torch.tensor(
 )
 
 
-def run(score_thresh: float = 0.05, detections_per_img: int = 100):
+def run(score_thresh: float = 0.05, detections_per_img: int = 100, class_nms_thresh=()):
     logits = PROBS.log()
     deltas = torch.zeros(4, 12)
     deltas[0, 4] = 1.0  # p0's class-1 box moves right by 1/10 of its width: x + 4
@@ -42,6 +42,7 @@ def run(score_thresh: float = 0.05, detections_per_img: int = 100):
         nms_thresh=0.5,
         detections_per_img=detections_per_img,
         min_box_size=1e-2,
+        class_nms_thresh=class_nms_thresh,
     )
     return boxes[0], scores[0], labels[0]
 
@@ -60,6 +61,19 @@ def test_per_class_nms_clipping_and_thresholds() -> None:
         ),
     )
     assert labels.dtype == torch.int64
+
+
+def test_each_class_can_have_its_own_nms_threshold() -> None:
+    # Class 1 at 0.9 keeps p1 (0.5) beside p0 shifted (0.6): their IoU is 38^2 / (2 * 40^2
+    # - 38^2) = 0.82. Class 2 at 0.5 still drops p0 (0.3) under p1 (0.4), as at 0.5 for all.
+    boxes, scores, labels = run(class_nms_thresh=(0.9, 0.5))
+    assert labels.tolist() == [1, 1, 2, 2]
+    torch.testing.assert_close(scores, torch.tensor([0.6, 0.5, 0.48, 0.4]))
+    torch.testing.assert_close(boxes[1], torch.tensor([12.0, 12.0, 52.0, 52.0]))
+    # Class 2 at 0.9 keeps p0 too; class 1 at 0.5 drops p1, as before.
+    _, scores, labels = run(class_nms_thresh=(0.5, 0.9))
+    assert labels.tolist() == [1, 2, 2, 2]
+    torch.testing.assert_close(scores, torch.tensor([0.6, 0.48, 0.4, 0.3]))
 
 
 def test_score_threshold_is_strict() -> None:

@@ -9,12 +9,14 @@ from faster_rcnn.cli import main
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import (
+    CROWDED_NMS_THRESH,
     GT_JITTER,
     ROI_BATCH_SIZE,
     SMALL_SIDE,
     choose_recipe,
     multi_scale_sizes,
     object_statistics,
+    same_class_neighbour_iou,
 )
 
 
@@ -42,6 +44,14 @@ def test_object_statistics_are_measured_on_the_resized_objects() -> None:
     # 200 and 60
     assert stats.class_sides == {"dot": pytest.approx(33.0), "blob": pytest.approx(200.0)}
     assert stats.smallest_class() == "dot" and stats.share("dot") == 0.4
+    # The two blobs of the first image overlap at 95^2 / (2 * 100^2 - 95^2); nothing else
+    # overlaps one of its class.
+    pair = 95**2 / (2 * 100**2 - 95**2)
+    assert stats.neighbour_ious["dot"] == (0.0, 0.0)
+    assert stats.neighbour_ious["blob"] == pytest.approx((pair, pair, 0.0))
+    assert stats.overlapping_share("blob", 0.5) == pytest.approx(2 / 3)
+    assert stats.overlapping_share("blob", 0.83) == stats.overlapping_share("dot", 0.5) == 0.0
+    assert stats.overlapping_share("none", 0.5) == 0.0
 
 
 def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
@@ -56,6 +66,7 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
         "roi_heads.gt_jitter",
         "roi_heads.sampler",
         "transform.min_size",
+        "roi_heads.class_nms_thresh",
     ]
     assert "'dot' 33 px" in choices[2].line() and "rarest 'dot' 40%" in choices[2].line()
     # What the user gave stays, an explicit 0 copies too.
@@ -63,7 +74,7 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
     kept, choices = choose_recipe(config, stats, given=given)
     assert kept.roi_heads.batch_size_per_image == 512 and kept.transform.min_size == (800,)
     assert kept.roi_heads.gt_jitter == 0
-    assert [c.setting for c in choices] == ["roi_heads.sampler"]
+    assert [c.setting for c in choices] == ["roi_heads.sampler", "roi_heads.class_nms_thresh"]
 
 
 def test_multi_scale_sizes_end_at_the_preset_size() -> None:
@@ -77,13 +88,10 @@ def test_recipe_trains_at_several_scales_when_a_class_is_small() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     chosen, choices = choose_recipe(config, object_statistics(DATASET, config))
     assert chosen.transform.min_size == (640, 672, 704, 736, 768, 800)
-    assert (
-        choices[-1]
-        .line()
-        .startswith(
-            "  transform.min_size = (640, 672, 704, 736, 768, 800): the smallest class 'dot' "
-            "is 33 px once resized"
-        )
+    line = next(c.line() for c in choices if c.setting == "transform.min_size")
+    assert line.startswith(
+        "  transform.min_size = (640, 672, 704, 736, 768, 800): the smallest class 'dot' "
+        "is 33 px once resized"
     )
     # Not when the smallest class is large: 'dot' at 4.3x is 142 px.
     large = config.replace(transform={"min_size": (3440,), "max_size": 6000})
@@ -181,6 +189,68 @@ def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     assert kept.roi_heads.detections_per_img == 100 and kept.rpn == fast.rpn
 
 
+def test_same_class_neighbour_iou_by_hand() -> None:
+    boxes = torch.tensor([[0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30.0]])
+    # Boxes 0 and 1 (class 1) share half a box: IoU 50 / 150. Box 2 is box 0 again but of
+    # class 2, and box 3 is alone: neither has a neighbour of its class.
+    labels = torch.tensor([1, 1, 2, 1])
+    ious = same_class_neighbour_iou(boxes, labels)
+    assert ious.tolist() == pytest.approx([1 / 3, 1 / 3, 0.0, 0.0])
+    assert (
+        same_class_neighbour_iou(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)).numel() == 0
+    )
+
+
+def _with_overlapping_pair(spread: int):
+    """``spread`` separate 10-px objects of class 1, and two of it that overlap at IoU 0.9,
+    beside one of class 2."""
+    pair = [[300.0, 300.0, 400.0, 400.0], [300.0, 300.0, 400.0, 390.0]]
+    boxes = _crowded(spread)[1]["boxes"].tolist() + pair + [[300.0, 300.0, 400.0, 400.0]]
+    return _item(400, 600, boxes, [1] * (spread + 2) + [2])
+
+
+def test_recipe_raises_the_nms_of_a_class_whose_objects_overlap() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    chosen, choices = choose_recipe(config, object_statistics(DATASET, config))
+    assert CROWDED_NMS_THRESH == 0.6
+    assert chosen.roi_heads.class_nms_thresh == (0.5, 0.6)
+    assert choices[-1].line() == (
+        "  roi_heads.class_nms_thresh = (0.5, 0.6): 67% of the 'blob' objects overlap another "
+        "of their class at an IoU above 0.5, and NMS at 0.5 keeps one detection of each "
+        "such pair: 'blob' at 0.6, the other classes at 0.5"
+    )
+    # A twentieth of a class's objects is enough (2 of 40), a little less is not (2 of 41);
+    # the blob under the pair is of another class and does not count.
+    for spread, thresholds in ((38, (0.6, 0.5)), (39, ())):
+        stats = object_statistics([_with_overlapping_pair(spread)], config)
+        assert choose_recipe(config, stats)[0].roi_heads.class_nms_thresh == thresholds
+    # Measured against the preset's own IoU: the paper's 0.3 counts looser overlaps too.
+    paper = preset_config("paper_vgg16", 3).replace(class_names=("dot", "blob"))
+    loose = [_item(400, 600, [[0, 0, 10, 10], [5, 0, 15, 10]], [2, 2])]
+    chosen = choose_recipe(paper, object_statistics(loose, paper))[0]
+    assert chosen.roi_heads.class_nms_thresh == (0.3, 0.6)
+    chosen = choose_recipe(config, object_statistics(loose, config))[0]
+    assert chosen.roi_heads.class_nms_thresh == ()
+    # Every class crowded: no other class to name. A model without class names counts
+    # labels.
+    both = [
+        _item(
+            400, 600, [[0, 0, 10, 10], [0, 0, 10, 9], [0, 0, 9, 10], [0, 0, 10, 10]], [1, 1, 2, 2]
+        )
+    ]
+    unnamed = preset_config("mobilenet_v2_fpn", 3)
+    chosen, choices = choose_recipe(unnamed, object_statistics(both, unnamed))
+    assert chosen.roi_heads.class_nms_thresh == (0.6, 0.6)
+    assert choices[-1].line().endswith("'1' and '2' at 0.6")
+    # An IoU the user gave stays, for every class, and a preset's at 0.6 or above is kept.
+    stats = object_statistics(DATASET, config)
+    kept, choices = choose_recipe(config, stats, given={"roi_heads.nms_thresh"})
+    assert kept.roi_heads.class_nms_thresh == ()
+    assert "roi_heads.class_nms_thresh" not in [c.setting for c in choices]
+    high = config.replace(roi_heads={"nms_thresh": 0.7})
+    assert choose_recipe(high, stats)[0].roi_heads.class_nms_thresh == ()
+
+
 def test_recipe_leaves_a_dataset_without_objects_and_small_batches_alone() -> None:
     config = preset_config("small", 3)
     stats = object_statistics([DATASET[2]], config)
@@ -198,13 +268,22 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     assert "recipe (--recipe preset keeps the preset's numbers):" in printed
     assert "roi_heads.sampler = class_balanced" in printed
     assert f"roi_heads.gt_jitter = {GT_JITTER}" in printed
+    # 2 of the 26 cells of these two slides overlap another at an IoU above 0.5.
+    assert "roi_heads.class_nms_thresh = (0.6, 0.5, 0.5): 8% of the 'cell' objects" in printed
     trained = load_model(out / "model.safetensors").config.roi_heads
     assert (trained.sampler, trained.gt_jitter) == ("class_balanced", GT_JITTER)
+    assert (trained.nms_thresh, trained.class_nms_thresh) == (0.5, (0.6, 0.5, 0.5))
     argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--recipe", "preset"]
     assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
     assert "recipe (" not in capsys.readouterr().out
     plain = load_model(tmp_path / "plain" / "model.safetensors").config.roi_heads
     assert (plain.sampler, plain.batch_size_per_image, plain.gt_jitter) == ("random", 512, 0)
+    assert (plain.nms_thresh, plain.class_nms_thresh) == (0.5, ())
+    given = ["--box-nms-thresh", "0.45", "--out", str(tmp_path / "given")]
+    assert main([*argv[:-2], *given]) == 0
+    assert "nms_thresh" not in capsys.readouterr().out
+    heads = load_model(tmp_path / "given" / "model.safetensors").config.roi_heads
+    assert (heads.nms_thresh, heads.class_nms_thresh) == (0.45, ())
 
 
 def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path, capsys) -> None:

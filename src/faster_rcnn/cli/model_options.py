@@ -1,6 +1,6 @@
 """``train``'s options that set one field of the model config each: the paper's choices
-(hard negatives, the border policy, the RPN loss normalisation), the RoI sampling and the
-detections an image.
+(hard negatives, the border policy, the RPN loss normalisation), the RoI sampling, the
+detections an image and their NMS.
 
 Each option's help shows the field's value in every preset, so ``train --help`` says what
 a run without the option does.
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config import FasterRCNNConfig
 from ..models import PRESETS
-from .arguments import non_negative_int, positive_float, positive_int
+from .arguments import non_negative_int, positive_float, positive_int, probability
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,16 @@ CONFIG_OPTIONS = (
         "the most objects of a training image, in hundreds, where that is more)",
         type=positive_int,
         metavar="N",
+    ),
+    ConfigOption(
+        "--box-nms-thresh",
+        "roi_heads.nms_thresh",
+        "the trained model's NMS IoU, for every class: of two detections of a class "
+        "overlapping more, the lower-scoring one is removed (by default the preset's, and "
+        "0.6 for a class of which a twentieth of the training objects overlap another of "
+        "it beyond that)",
+        type=probability,
+        metavar="IOU",
     ),
 )
 

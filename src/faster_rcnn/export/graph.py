@@ -18,6 +18,8 @@ boxes back to each original image are inside.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -196,13 +198,10 @@ class DetectionGraph(nn.Module):
         )
         scores = torch.where(keep, scores, torch.full_like(scores, -torch.inf))
         # One NMS row per (image, class): classes never suppress each other.
-        rows = num_images * (num_classes - 1)
         limit = heads.detections_per_img
-        kept, boxes, scores = _nms_rows(
-            boxes.transpose(1, 2).reshape(rows, per_image, 4),
-            scores.transpose(1, 2).reshape(rows, per_image),
-            heads.nms_thresh,
-            limit,
+        thresholds = heads.class_nms_thresh or (heads.nms_thresh,) * (num_classes - 1)
+        kept, boxes, scores = _nms_rows_per_class(
+            boxes.transpose(1, 2), scores.transpose(1, 2), thresholds, limit
         )
         labels = torch.arange(1, num_classes, device=boxes.device).repeat_interleave(limit)
         # Equal scores in the eager model's order: by proposal, then by class.
@@ -293,6 +292,46 @@ def _nms_rows(
         _take(boxes, index),
         torch.where(found, kept_scores, torch.full_like(kept_scores, -torch.inf)),
     )
+
+
+def _nms_rows_per_class(
+    boxes: Tensor, scores: Tensor, thresholds: Sequence[float], limit: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_nms_rows` over ``(N, K, M, 4)`` boxes and ``(N, K, M)`` scores with class
+    ``k`` at ``thresholds[k]``: one call per threshold, over the classes that have it.
+
+    Returns:
+        As :func:`_nms_rows`, rows ordered by image, then class: ``(N K, limit)``,
+        ``(N K, limit, 4)`` and ``(N K, limit)``.
+    """
+    num_images, num_classes, per_image = scores.shape
+    groups: dict[float, list[int]] = {}
+    for k, threshold in enumerate(thresholds):
+        groups.setdefault(threshold, []).append(k)
+    if len(groups) == 1:
+        rows = num_images * num_classes
+        return _nms_rows(
+            boxes.reshape(rows, per_image, 4), scores.reshape(rows, per_image), thresholds[0], limit
+        )
+    parts = []
+    for threshold, classes in groups.items():
+        index = torch.tensor(classes, device=boxes.device)
+        rows = num_images * len(classes)
+        found = _nms_rows(
+            boxes.index_select(1, index).reshape(rows, per_image, 4),
+            scores.index_select(1, index).reshape(rows, per_image),
+            threshold,
+            limit,
+        )
+        parts.append([t.view(num_images, len(classes), *t.shape[1:]) for t in found])
+    # Back to class order: the groups' classes, concatenated, are a permutation of them.
+    order = torch.tensor([k for classes in groups.values() for k in classes]).argsort()
+    order = order.to(boxes.device)
+    joined = (
+        torch.cat(tensors, dim=1).index_select(1, order) for tensors in zip(*parts, strict=True)
+    )
+    kept, kept_boxes, kept_scores = (t.flatten(0, 1) for t in joined)
+    return kept, kept_boxes, kept_scores
 
 
 def _take(rows: Tensor, indices: Tensor) -> Tensor:

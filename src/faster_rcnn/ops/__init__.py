@@ -1,7 +1,7 @@
 """Detection operators in plain PyTorch: box geometry, NMS, RoIAlign and RoIPool."""
 
 from .boxes import BoxCoder, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
-from .nms import batched_nms, nms
+from .nms import batched_nms, batched_nms_per_category, nms
 from .roi_align import RoIAlign, RoIPool, boxes_to_rois, roi_align, roi_pool
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "RoIAlign",
     "RoIPool",
     "batched_nms",
+    "batched_nms_per_category",
     "box_area",
     "box_iou",
     "boxes_to_rois",

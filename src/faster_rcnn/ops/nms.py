@@ -16,6 +16,7 @@ of a call share memory allocated once (:class:`_PairScratch`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -67,7 +68,37 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
         members[_greedy_nms(boxes[members], scores[members], None, iou_threshold)]
         for members in (torch.where(idxs == category)[0] for category in idxs.unique())
     ]
-    kept_by_index = torch.cat(kept).sort().values
+    return _by_score(torch.cat(kept), scores)
+
+
+def batched_nms_per_category(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_thresholds: Sequence[float]
+) -> Tensor:
+    """:func:`batched_nms` with each category's own threshold.
+
+    Args:
+        boxes: ``(N, 4)`` boxes.
+        scores: ``(N,)`` scores.
+        idxs: ``(N,)`` int64 category of each box, in ``[0, len(iou_thresholds))``.
+        iou_thresholds: per category, as ``iou_threshold`` in :func:`nms`.
+
+    Returns:
+        As :func:`batched_nms`.
+    """
+    thresholds = torch.tensor(iou_thresholds, dtype=torch.float64)[idxs.cpu()]
+    kept = []
+    for threshold in thresholds.unique().tolist():
+        members = torch.where(thresholds == threshold)[0].to(boxes.device)
+        found = batched_nms(boxes[members], scores[members], idxs[members], threshold)
+        kept.append(members[found])
+    if not kept:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    return _by_score(torch.cat(kept), scores)
+
+
+def _by_score(kept: Tensor, scores: Tensor) -> Tensor:
+    """The indices ``kept`` by decreasing score, equal scores in index order."""
+    kept_by_index = kept.sort().values
     return kept_by_index[torch.sort(scores[kept_by_index], descending=True, stable=True).indices]
 
 

@@ -33,8 +33,9 @@ class RoIHeads(nn.Module):
         target_creator: labels the proposals and samples the training RoIs.
         box_coder: the head's box parameterisation (weights 10, 10, 5, 5).
         smooth_l1_beta: smooth-L1 transition of the box loss.
-        score_thresh / nms_thresh / detections_per_img / min_box_size: how detections
-            are selected (see :func:`postprocess_detections`).
+        score_thresh / nms_thresh / detections_per_img / min_box_size /
+            class_nms_thresh: how detections are selected (see
+            :func:`postprocess_detections`).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class RoIHeads(nn.Module):
         nms_thresh: float,
         detections_per_img: int,
         min_box_size: float,
+        class_nms_thresh: tuple[float, ...] = (),
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -62,6 +64,7 @@ class RoIHeads(nn.Module):
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
         self.min_box_size = min_box_size
+        self.class_nms_thresh = class_nms_thresh
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> RoIHeads:
@@ -115,6 +118,7 @@ class RoIHeads(nn.Module):
             nms_thresh=cfg.nms_thresh,
             detections_per_img=cfg.detections_per_img,
             min_box_size=cfg.min_box_size,
+            class_nms_thresh=cfg.class_nms_thresh,
         )
 
     def forward(
@@ -159,6 +163,7 @@ class RoIHeads(nn.Module):
             nms_thresh=self.nms_thresh,
             detections_per_img=self.detections_per_img,
             min_box_size=self.min_box_size,
+            class_nms_thresh=self.class_nms_thresh,
         )
         detections = [
             {"boxes": b, "labels": lab, "scores": s}

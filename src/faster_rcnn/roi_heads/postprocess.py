@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops.boxes import BoxCoder, clip_boxes_to_image, remove_small_boxes
-from ..ops.nms import batched_nms
+from ..ops.nms import batched_nms, batched_nms_per_category
 
 
 def postprocess_detections(
@@ -20,6 +22,7 @@ def postprocess_detections(
     nms_thresh: float,
     detections_per_img: int,
     min_box_size: float,
+    class_nms_thresh: Sequence[float] = (),
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Turn every RoI into one candidate detection per class and keep the good ones.
 
@@ -39,6 +42,8 @@ def postprocess_detections(
         nms_thresh: per-class NMS IoU threshold.
         detections_per_img: most detections kept per image.
         min_box_size: smallest side kept, in pixels.
+        class_nms_thresh: per class ``1..num_classes-1``, its own NMS IoU threshold in
+            place of ``nms_thresh``; empty: ``nms_thresh`` for all.
 
     Returns:
         Per image, ``(D, 4)`` boxes, ``(D,)`` scores and ``(D,)`` int64 labels
@@ -72,7 +77,11 @@ def postprocess_detections(
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = remove_small_boxes(boxes, min_box_size)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = batched_nms(boxes, scores, labels, nms_thresh)[:detections_per_img]
+        if class_nms_thresh:
+            keep = batched_nms_per_category(boxes, scores, labels - 1, class_nms_thresh)
+        else:
+            keep = batched_nms(boxes, scores, labels, nms_thresh)
+        keep = keep[:detections_per_img]
 
         all_boxes.append(boxes[keep])
         all_scores.append(scores[keep])
