@@ -196,9 +196,8 @@ def test_same_class_neighbour_iou_by_hand() -> None:
     labels = torch.tensor([1, 1, 2, 1])
     ious = same_class_neighbour_iou(boxes, labels)
     assert ious.tolist() == pytest.approx([1 / 3, 1 / 3, 0.0, 0.0])
-    assert (
-        same_class_neighbour_iou(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)).numel() == 0
-    )
+    none = same_class_neighbour_iou(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    assert none.shape == (0,)
 
 
 def _with_overlapping_pair(spread: int):
@@ -233,11 +232,8 @@ def test_recipe_raises_the_nms_of_a_class_whose_objects_overlap() -> None:
     assert chosen.roi_heads.class_nms_thresh == ()
     # Every class crowded: no other class to name. A model without class names counts
     # labels.
-    both = [
-        _item(
-            400, 600, [[0, 0, 10, 10], [0, 0, 10, 9], [0, 0, 9, 10], [0, 0, 10, 10]], [1, 1, 2, 2]
-        )
-    ]
+    two_pairs = [[0, 0, 10, 10], [0, 0, 10, 9], [0, 0, 9, 10], [0, 0, 10, 10]]
+    both = [_item(400, 600, two_pairs, [1, 1, 2, 2])]
     unnamed = preset_config("mobilenet_v2_fpn", 3)
     chosen, choices = choose_recipe(unnamed, object_statistics(both, unnamed))
     assert chosen.roi_heads.class_nms_thresh == (0.6, 0.6)
