@@ -28,7 +28,7 @@ from faster_rcnn.data.open import open_dataset
 from faster_rcnn.evaluate.coco_ap import COCOEvaluator
 from faster_rcnn.evaluate.voc_map import VOCEvaluator
 from faster_rcnn.model import FasterRCNN
-from faster_rcnn.ops.nms import batched_nms_per_category
+from faster_rcnn.roi_heads.postprocess import best_after_nms
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import same_class_neighbour_iou
 
@@ -82,10 +82,10 @@ def candidates_before_nms(model: FasterRCNN, dataset: Sequence[Sample]) -> list[
 
 def after_nms(detections: Detections, ious: Sequence[float], cap: int) -> Detections:
     """``detections`` after per-class NMS, class ``k`` at ``ious[k - 1]``, the ``cap``
-    best kept."""
+    best kept, as the model's head keeps them."""
     boxes, scores, labels = (detections[key] for key in ("boxes", "scores", "labels"))
-    keep = batched_nms_per_category(boxes, scores, labels - 1, ious)
-    return {name: values[keep[:cap]] for name, values in detections.items()}
+    keep = best_after_nms(boxes, scores, labels, ious[0], ious, cap)
+    return {name: values[keep] for name, values in detections.items()}
 
 
 def scores(

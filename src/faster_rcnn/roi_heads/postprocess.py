@@ -77,13 +77,30 @@ def postprocess_detections(
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = remove_small_boxes(boxes, min_box_size)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        if class_nms_thresh:
-            keep = batched_nms_per_category(boxes, scores, labels - 1, class_nms_thresh)
-        else:
-            keep = batched_nms(boxes, scores, labels, nms_thresh)
-        keep = keep[:detections_per_img]
+        keep = best_after_nms(
+            boxes, scores, labels, nms_thresh, class_nms_thresh, detections_per_img
+        )
 
         all_boxes.append(boxes[keep])
         all_scores.append(scores[keep])
         all_labels.append(labels[keep])
     return all_boxes, all_scores, all_labels
+
+
+def best_after_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    nms_thresh: float,
+    class_nms_thresh: Sequence[float],
+    detections_per_img: int,
+) -> Tensor:
+    """Per-class NMS of ``(D, 4)`` boxes, ``(D,)`` scores and ``(D,)`` labels
+    ``1..num_classes-1``, class ``k`` at ``class_nms_thresh[k - 1]`` (empty: all at
+    ``nms_thresh``): the indices of the ``detections_per_img`` best kept, by decreasing
+    score."""
+    if class_nms_thresh:
+        keep = batched_nms_per_category(boxes, scores, labels - 1, class_nms_thresh)
+    else:
+        keep = batched_nms(boxes, scores, labels, nms_thresh)
+    return keep[:detections_per_img]
