@@ -1,12 +1,16 @@
-"""A crowded dataset: 3 x 3 mosaics of the generated slides, written in YOLO layout.
+"""Crowded datasets: mosaics of the generated slides, written in YOLO layout.
 
-    python benchmarks/crowded_slides.py OUT [--train 150] [--test 30]
+    python benchmarks/crowded_slides.py OUT [--train 150] [--test 30] [--grid 3]
+        [--cells 10 24]
 
-Each 1440 x 1920 image tiles nine 480 x 640 slides (``faster_rcnn.data.slides``), so it
-holds 117-186 objects (about 150): many more than torchvision's 100 detections an image,
-with the slides' small rare class (platelets, 23 px once resized to 800) and large rare
-class among them. The train split draws its slides with seed 0, the test split with
-seed 1. ``recipe_ab.md`` (round 9) trains and evaluates on it.
+By default each 1440 x 1920 image tiles 3 x 3 slides of 480 x 640
+(``faster_rcnn.data.slides``), so it holds 117-186 objects (about 150): many more than
+torchvision's 100 detections an image, with the slides' small rare class (platelets,
+23 px once resized to 800) and large rare class among them. ``recipe_ab.md`` (round 9)
+trains and evaluates on it. ``--grid 1`` writes the slides themselves, and ``--cells``
+changes how many cells a slide holds, so how many overlap each other heavily (round 23:
+``--grid 1 --cells 5 12`` and ``--cells 30 50``). The train split draws its slides with
+seed 0, the test split with seed 1.
 """
 
 from __future__ import annotations
@@ -20,44 +24,51 @@ from torch import Tensor
 
 from faster_rcnn.data.slides import CLASS_NAMES, IMAGE_SIZE, SyntheticSlides
 
-GRID = 3
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--train", type=int, default=150, help="mosaics in the train split")
     parser.add_argument("--test", type=int, default=30, help="mosaics in the test split")
+    parser.add_argument("--grid", type=int, default=3, help="slides a mosaic's side (default 3)")
+    parser.add_argument(
+        "--cells",
+        type=int,
+        nargs=2,
+        default=(10, 24),
+        metavar=("FEWEST", "MOST"),
+        help="cells drawn on a slide (default 10 24)",
+    )
     args = parser.parse_args()
     for split, count, seed in (("train", args.train, 0), ("test", args.test, 1)):
-        write_split(args.out, split, count, seed)
+        slides = SyntheticSlides(count * args.grid**2, seed=seed, cells=tuple(args.cells))
+        write_split(args.out / "images" / split, args.out / "labels" / split, slides, args.grid)
     (args.out / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
     print(f"-> {args.out}")
 
 
-def write_split(root: Path, split: str, count: int, seed: int) -> None:
-    """``count`` mosaics as ``images/<split>/mNNNN.jpg`` and ``labels/<split>/mNNNN.txt``."""
-    slides = SyntheticSlides(count * GRID * GRID, seed=seed)
-    images, labels = root / "images" / split, root / "labels" / split
+def write_split(images: Path, labels: Path, slides: SyntheticSlides, grid: int) -> None:
+    """The ``grid x grid`` mosaics of ``slides``, in order, as ``images/mNNNN.jpg`` and
+    ``labels/mNNNN.txt``."""
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        tiles = [slides[index * GRID * GRID + k] for k in range(GRID * GRID)]
-        mosaic, lines = mosaic_of(tiles)
+    for index in range(len(slides) // grid**2):
+        tiles = [slides[index * grid**2 + k] for k in range(grid**2)]
+        mosaic, lines = mosaic_of(tiles, grid)
         pixels = (mosaic * 255).round().byte().permute(1, 2, 0).numpy()
         Image.fromarray(pixels).save(images / f"m{index:04d}.jpg", quality=92)
         (labels / f"m{index:04d}.txt").write_text("\n".join(lines) + "\n")
 
 
-def mosaic_of(tiles: list[tuple[Tensor, dict[str, Tensor]]]) -> tuple[Tensor, list[str]]:
-    """The ``(3, H, W)`` mosaic of ``GRID * GRID`` slides, row by row, and its YOLO label
+def mosaic_of(tiles: list[tuple[Tensor, dict[str, Tensor]]], grid: int) -> tuple[Tensor, list[str]]:
+    """The ``(3, H, W)`` mosaic of ``grid * grid`` slides, row by row, and its YOLO label
     lines (``class cx cy w h`` as fractions of the mosaic)."""
     height, width = IMAGE_SIZE
-    mosaic = torch.zeros(3, height * GRID, width * GRID)
-    scale = torch.tensor([width * GRID, height * GRID] * 2)
+    mosaic = torch.zeros(3, height * grid, width * grid)
+    scale = torch.tensor([width * grid, height * grid] * 2)
     lines = []
     for k, (image, target) in enumerate(tiles):
-        row, col = divmod(k, GRID)
+        row, col = divmod(k, grid)
         mosaic[:, row * height : (row + 1) * height, col * width : (col + 1) * width] = image
         offset = torch.tensor([col * width, row * height] * 2)
         boxes = ((target["boxes"] + offset) / scale).clamp(0, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from faster_rcnn.data import open_dataset
@@ -62,3 +63,26 @@ def test_slides_open_by_name_with_split_sizes_and_seeds() -> None:
     assert train.class_names == CLASS_NAMES
     assert not torch.equal(train[0][0], test[0][0])
     assert image_size_of(test, 3) == (480, 640)
+
+
+def test_more_cells_crowd_the_slides_and_leave_the_default_slides_as_they_were() -> None:
+    from faster_rcnn.ops.boxes import box_iou
+
+    default, same = SyntheticSlides(6, seed=2), SyntheticSlides(6, seed=2, cells=(10, 24))
+    assert torch.equal(default[4][0], same[4][0])
+    # Cells with another beyond IoU 0.5, over six slides.
+    overlapping = dict.fromkeys(((5, 12), (30, 50)), 0)
+    for cells in overlapping:
+        data = SyntheticSlides(6, seed=2, cells=cells)
+        for i in range(len(data)):
+            target = data[i][1]
+            boxes = target["boxes"][target["labels"] == 1]
+            assert len(boxes) <= cells[1]
+            iou = box_iou(boxes, boxes).fill_diagonal_(0)
+            overlapping[cells] += int((iou > 0.5).any(dim=1).sum())
+    assert overlapping[(30, 50)] > 4 * overlapping[(5, 12)]
+
+
+def test_a_cell_range_that_is_not_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="fewest <= most"):
+        SyntheticSlides(2, cells=(12, 5))

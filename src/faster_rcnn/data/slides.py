@@ -41,6 +41,9 @@ class SyntheticSlides:
     Args:
         num_images: dataset length.
         seed: images depend only on ``(seed, index)``.
+        cells: the fewest and most cells drawn on a slide (``(10, 24)`` by default);
+            more crowd them, and more of them overlap each other heavily. Cells whose
+            area lies mostly outside the image are not drawn, so fewer may be labelled.
 
     ``dataset[i]`` is ``(image float[3, 480, 640] in 0..1, {"boxes": float[N, 4],
     "labels": int64[N]})`` with labels ``1..3`` in :data:`CLASS_NAMES` order (0 is
@@ -50,9 +53,12 @@ class SyntheticSlides:
     class_names = CLASS_NAMES
     image_size = IMAGE_SIZE
 
-    def __init__(self, num_images: int, seed: int = 0) -> None:
+    def __init__(self, num_images: int, seed: int = 0, cells: tuple[int, int] = _CELLS) -> None:
+        if not 0 <= cells[0] <= cells[1]:
+            raise ValueError(f"cells must be (fewest, most) with 0 <= fewest <= most, not {cells}")
         self.num_images = num_images
         self.seed = seed
+        self.cells = cells
 
     @property
     def num_classes(self) -> int:
@@ -67,7 +73,7 @@ class SyntheticSlides:
             raise IndexError(f"index {index} out of range for {self.num_images} images")
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index + 7_919)
         canvas = _Canvas(gen)
-        for _ in range(_count(gen, *_CELLS)):
+        for _ in range(_count(gen, *self.cells)):
             canvas.draw_cell()
         if _uniform(gen) < _LEUKOCYTE_FRACTION:
             for _ in range(1 + int(_uniform(gen) < 0.1)):
