@@ -10,6 +10,7 @@ from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import (
     CROWDED_NMS_THRESH,
+    CROWDED_SHARE,
     GT_JITTER,
     ROI_BATCH_SIZE,
     SMALL_SIDE,
@@ -218,9 +219,10 @@ def test_recipe_raises_the_nms_of_a_class_whose_objects_overlap() -> None:
         "of their class at an IoU above 0.5, and NMS at 0.5 keeps one detection of each "
         "such pair: 'blob' at 0.6, the other classes at 0.5"
     )
-    # A twentieth of a class's objects is enough (2 of 40), a little less is not (2 of 41);
-    # the blob under the pair is of another class and does not count.
-    for spread, thresholds in ((38, (0.6, 0.5)), (39, ())):
+    # A fiftieth of a class's objects is enough (2 of 100), a little less is not (2 of
+    # 101); the blob under the pair is of another class and does not count.
+    assert CROWDED_SHARE == 0.02
+    for spread, thresholds in ((98, (0.6, 0.5)), (99, ())):
         stats = object_statistics([_with_overlapping_pair(spread)], config)
         assert choose_recipe(config, stats)[0].roi_heads.class_nms_thresh == thresholds
     # Measured against the preset's own IoU: the paper's 0.3 counts looser overlaps too.
