@@ -1,16 +1,20 @@
 """One trained model scored with several IoUs for the head's per-class NMS.
 
     python benchmarks/box_nms_sweep.py --model M.safetensors --data D [--split test]
-        [--ious 0.3 0.4 0.5 0.55 0.6 0.65 0.7] [--class-ious 0.6 0.5 0.5] [--out F.json]
+        [--ious 0.3 0.4 0.5 0.55 0.6 0.65 0.7] [--class-ious 0.6 0.5 0.5]
+        [--soft-sigmas 0.5] [--out F.json]
 
 The model runs once over the split with its NMS lifted; each IoU then applies the
 per-class NMS and the model's cap on detections an image to those same candidates, as
 the model would have, so the differences are only what NMS removes. ``--class-ious``
 adds one arm with an IoU per class (what ``train``'s recipe chooses where a class's
-objects overlap each other: :mod:`faster_rcnn.train.recipe`). Prints, for each arm, VOC
-mAP@0.5 and AP per class, COCO AP and AP75, and the detections kept; and per class the
-share of the split's objects that overlap another of their class at IoU 0.5 and 0.6 or
-more.
+objects overlap each other: :mod:`faster_rcnn.train.recipe`). ``--soft-sigmas`` adds
+one arm per sigma with Gaussian Soft-NMS in each class instead
+(:mod:`faster_rcnn.ops.soft_nms`: overlapping detections are lowered in score, not
+removed, down to the model's score threshold; then the cap, by lowered score). Prints,
+for each arm, VOC mAP@0.5 and AP per class, COCO AP and AP75, and the detections kept;
+and per class the share of the split's objects that overlap another of their class at
+IoU 0.5 and 0.6 or more.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from faster_rcnn.data.open import open_dataset
 from faster_rcnn.evaluate.coco_ap import COCOEvaluator
 from faster_rcnn.evaluate.voc_map import VOCEvaluator
 from faster_rcnn.model import FasterRCNN
+from faster_rcnn.ops import batched_soft_nms
 from faster_rcnn.roi_heads.postprocess import best_after_nms
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import same_class_neighbour_iou
@@ -44,6 +49,7 @@ def main() -> None:
         "--ious", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7]
     )
     parser.add_argument("--class-ious", type=float, nargs="+", help="one IoU per class")
+    parser.add_argument("--soft-sigmas", type=float, nargs="+", default=[], help="Soft-NMS arms")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     model = load_model(args.model).eval()
@@ -54,7 +60,7 @@ def main() -> None:
     record["model_nms_iou"] = [model.roi_heads.nms_thresh, model.roi_heads.class_nms_thresh]
     record["overlapping_share"] = overlapping_shares(targets, names, (0.5, 0.6))
     print(json.dumps(record["overlapping_share"]))
-    cap = model.roi_heads.detections_per_img
+    cap, lowest = model.roi_heads.detections_per_img, model.roi_heads.score_thresh
     candidates = candidates_before_nms(model, dataset)
     arms = [(iou,) * len(names) for iou in args.ious]
     arms += [tuple(args.class_ious)] if args.class_ious else []
@@ -64,6 +70,11 @@ def main() -> None:
         name = f"{ious[0]:g}" if len(set(ious)) == 1 else " ".join(f"{iou:g}" for iou in ious)
         record["ious"][name] = scores(kept, targets, names)
         print(f"{name:>12} {json.dumps(record['ious'][name])}", flush=True)
+    record["soft_nms_sigmas"] = {}
+    for sigma in args.soft_sigmas:
+        kept = [after_soft_nms(detections, sigma, lowest, cap) for detections in candidates]
+        record["soft_nms_sigmas"][f"{sigma:g}"] = arm = scores(kept, targets, names)
+        print(f"{f'soft {sigma:g}':>12} {json.dumps(arm)}", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=1) + "\n")
@@ -86,6 +97,15 @@ def after_nms(detections: Detections, ious: Sequence[float], cap: int) -> Detect
     boxes, scores, labels = (detections[key] for key in ("boxes", "scores", "labels"))
     keep = best_after_nms(boxes, scores, labels, ious[0], ious, cap)
     return {name: values[keep] for name, values in detections.items()}
+
+
+def after_soft_nms(detections: Detections, sigma: float, lowest: float, cap: int) -> Detections:
+    """``detections`` after Gaussian Soft-NMS in each class (scores lowered, those below
+    ``lowest`` dropped), the ``cap`` best by lowered score kept."""
+    boxes, scores, labels = (detections[key] for key in ("boxes", "scores", "labels"))
+    keep, lowered = batched_soft_nms(boxes, scores, labels, sigma, lowest)
+    keep, lowered = keep[:cap], lowered[:cap]
+    return {"boxes": boxes[keep], "scores": lowered, "labels": labels[keep]}
 
 
 def scores(
