@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from box_strategies import detections
 from faster_rcnn.ops import batched_nms, batched_nms_per_category, box_iou, nms
 
 nms_module = importlib.import_module("faster_rcnn.ops.nms")
@@ -31,28 +32,6 @@ def reference_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -
         if all(python_iou(box_list[j], box_list[i]) <= threshold for j in kept):
             kept.append(i)
     return kept
-
-
-# Boxes on a coarse grid, drawn from a small pool, with scores from a small set: many
-# exact duplicates, ties in score, touching and nested boxes, and some degenerate ones.
-corner = st.integers(0, 6).map(float)
-pool_box = st.tuples(corner, corner, st.integers(0, 4), st.integers(0, 4)).map(
-    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
-)
-
-
-@st.composite
-def detections(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    pool = draw(st.lists(pool_box, min_size=1, max_size=12))
-    n = draw(st.integers(0, 40))
-    boxes = [pool[draw(st.integers(0, len(pool) - 1))] for _ in range(n)]
-    scores = draw(st.lists(st.sampled_from([0.1, 0.5, 0.7, 0.9]), min_size=n, max_size=n))
-    categories = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
-    return (
-        torch.tensor(boxes, dtype=torch.float64).reshape(n, 4),
-        torch.tensor(scores, dtype=torch.float64),
-        torch.tensor(categories, dtype=torch.int64),
-    )
 
 
 threshold = st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0])

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from box_strategies import detections
 from faster_rcnn.ops import batched_soft_nms, box_iou
 
 # A, B and C side by side, each 10 x 10, each sharing half of itself with the next: IoU
@@ -84,29 +85,12 @@ def reference_soft_nms(
     return sorted(visited, key=lambda pair: (-pair[1], pair[0]))
 
 
-corner = st.integers(0, 6).map(float)
-pool_box = st.tuples(corner, corner, st.integers(1, 4), st.integers(1, 4)).map(
-    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
-)
-
-
-@st.composite
-def detections(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Boxes from a small pool (duplicates, nested and touching boxes), distinct scores."""
-    pool = draw(st.lists(pool_box, min_size=1, max_size=8))
-    n = draw(st.integers(0, 25))
-    boxes = [pool[draw(st.integers(0, len(pool) - 1))] for _ in range(n)]
-    scores = draw(st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n, unique=True))
-    categories = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
-    return (
-        torch.tensor(boxes, dtype=torch.float64).reshape(n, 4),
-        torch.tensor(scores, dtype=torch.float64),
-        torch.tensor(categories, dtype=torch.int64),
-    )
-
-
 @settings(max_examples=150, deadline=None)
-@given(detections(), st.sampled_from([0.1, 0.5, 2.0]), st.sampled_from([0.0, 0.05, 0.3]))
+@given(
+    detections(distinct_scores=True),
+    st.sampled_from([0.1, 0.5, 2.0]),
+    st.sampled_from([0.0, 0.05, 0.3]),
+)
 def test_soft_nms_matches_the_reference(data, sigma: float, low: float) -> None:
     boxes, scores, categories = data
     kept, lowered = batched_soft_nms(boxes, scores, categories, sigma, low)
