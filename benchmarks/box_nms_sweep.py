@@ -32,7 +32,6 @@ from faster_rcnn.data.open import open_dataset
 from faster_rcnn.evaluate.coco_ap import COCOEvaluator
 from faster_rcnn.evaluate.voc_map import VOCEvaluator
 from faster_rcnn.model import FasterRCNN
-from faster_rcnn.ops import batched_soft_nms
 from faster_rcnn.roi_heads.postprocess import best_after_nms
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import same_class_neighbour_iou
@@ -95,7 +94,7 @@ def after_nms(detections: Detections, ious: Sequence[float], cap: int) -> Detect
     """``detections`` after per-class NMS, class ``k`` at ``ious[k - 1]``, the ``cap``
     best kept, as the model's head keeps them."""
     boxes, scores, labels = (detections[key] for key in ("boxes", "scores", "labels"))
-    keep = best_after_nms(boxes, scores, labels, ious[0], ious, cap)
+    keep, _ = best_after_nms(boxes, scores, labels, ious[0], ious, cap)
     return {name: values[keep] for name, values in detections.items()}
 
 
@@ -103,8 +102,7 @@ def after_soft_nms(detections: Detections, sigma: float, lowest: float, cap: int
     """``detections`` after Gaussian Soft-NMS in each class (scores lowered, those below
     ``lowest`` dropped), the ``cap`` best by lowered score kept."""
     boxes, scores, labels = (detections[key] for key in ("boxes", "scores", "labels"))
-    keep, lowered = batched_soft_nms(boxes, scores, labels, sigma, lowest)
-    keep, lowered = keep[:cap], lowered[:cap]
+    keep, lowered = best_after_nms(boxes, scores, labels, 0.0, (), cap, sigma, lowest)
     return {"boxes": boxes[keep], "scores": lowered, "labels": labels[keep]}
 
 

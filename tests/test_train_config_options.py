@@ -27,6 +27,15 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     assert (config.roi_heads.nms_thresh, config.roi_heads.class_nms_thresh) == (0.45, ())
 
 
+def test_soft_nms_reaches_the_model_and_turns_the_recipes_nms_choice_off(tmp_path, capsys):
+    # Two slides, whose cells overlap each other: the recipe's per-class NMS would be chosen.
+    argv = ["train", "--data", "slides:2", *TINY, "--preset", "mobilenet_v2_fpn"]
+    assert main([*argv, "--soft-nms", "0.3", "--out", str(tmp_path)]) == 0
+    assert "class_nms_thresh" not in capsys.readouterr().out
+    heads = load_model(tmp_path / "model.safetensors").roi_heads
+    assert (heads.soft_nms_sigma, heads.class_nms_thresh) == (0.3, ())
+
+
 def test_help_shows_every_presets_value(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -44,7 +53,7 @@ def test_help_shows_every_presets_value(capsys) -> None:
     assert f"paper_vgg16: 0, {torchvision.format(-1)}, small: -1" in text
     assert f"paper_vgg16: 10, {torchvision.format(1)}, small: 10" in text
     assert f"paper_vgg16: 0.3, {torchvision.format(0.5)}, small: 0.5" in text
-    assert len(CONFIG_OPTIONS) == 9
+    assert len(CONFIG_OPTIONS) == 10
 
 
 def test_a_bad_border_is_refused_in_one_line(capsys) -> None:

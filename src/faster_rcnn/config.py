@@ -275,6 +275,10 @@ class RoIHeadsConfig:
         nms_thresh: per-class NMS threshold (paper: 0.3, torchvision: 0.5).
         class_nms_thresh: one NMS threshold per class ``1..num_classes-1``, in place of
             ``nms_thresh``; empty (the default): every class uses ``nms_thresh``.
+        soft_nms_sigma: above 0, Gaussian Soft-NMS with this sigma selects each class's
+            detections instead of greedy NMS (``nms_thresh`` and ``class_nms_thresh`` are
+            then unused): a detection overlapping a better one is lowered in score, by
+            ``exp(-IoU^2 / sigma)``, not removed. 0 (the default, torchvision's): greedy NMS.
         detections_per_img: detections kept per image.
         min_box_size: detections with a side shorter than this are dropped.
     """
@@ -303,6 +307,7 @@ class RoIHeadsConfig:
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
     class_nms_thresh: tuple[float, ...] = ()
+    soft_nms_sigma: float = 0.0
     detections_per_img: int = 100
     min_box_size: float = 1e-2
 
@@ -350,6 +355,7 @@ class RoIHeadsConfig:
             all(0.0 <= value <= 1.0 for value in self.class_nms_thresh),
             "in [0, 1]",
         )
+        require(self, "soft_nms_sigma", self.soft_nms_sigma >= 0, ">= 0")
         require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
         require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
 

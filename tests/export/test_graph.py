@@ -86,6 +86,24 @@ def test_graph_applies_each_class_its_own_nms_threshold():
             assert torch.equal(got[key], expected[key]), (image, key)
 
 
+def test_graph_gives_the_eager_soft_nms_detections_bit_for_bit():
+    model = small_detector()
+    model.roi_heads.detections_per_img = 1000  # the cap would hide what NMS keeps
+    images = images_of_sizes(SIZES)
+    with torch.no_grad():
+        greedy = model(images)
+    model.roi_heads.soft_nms_sigma = 0.5
+    eager, exact, from_raw = _eager_and_graph(model, images)
+    # Soft-NMS keeps detections that greedy NMS removes (lowered in score).
+    assert sum(len(d["scores"]) for d in eager) > sum(len(d["scores"]) for d in greedy)
+    for image, expected in enumerate(eager):
+        got = _unpadded(exact, image)
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(got[key], expected[key]), (image, key)
+        close = _unpadded(from_raw, image)
+        assert torch.equal(close["labels"], expected["labels"])
+
+
 def test_levels_with_fewer_anchors_than_the_pre_nms_limit_are_padded_not_filled():
     # 20,000 a level is more than the coarser levels have (6720 anchors and fewer), and
     # every survivor of NMS is kept: a padding entry let through would be one more proposal.

@@ -102,6 +102,19 @@ def test_exported_model_keeps_each_class_its_nms_threshold(tmp_path):
     assert_same_detections(detector(images), expected)
 
 
+def test_exported_model_keeps_its_soft_nms(tmp_path):
+    model = small_detector()
+    model.roi_heads.soft_nms_sigma = 0.5
+    # The graph unrolls one Soft-NMS step per detection kept: a small cap exports quickly.
+    model.roi_heads.detections_per_img = 12
+    detector = OnnxDetector(export_onnx(model, tmp_path / "soft.onnx"))
+    images = images_of_sizes(BATCHES[2])
+    with torch.no_grad():
+        expected = model(images)
+    assert sum(len(d["scores"]) for d in expected) > 0
+    assert_same_detections(detector(images), expected)
+
+
 def test_exported_fpn_preset_gives_the_eager_detections(tmp_path):
     torch.manual_seed(0)
     model = spread_scores(models.mobilenet_v3_large_320_fpn(5), reinit_backbone=True)

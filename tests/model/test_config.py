@@ -1,6 +1,7 @@
 """Configs are frozen and validated completely when made: type, range, consistency."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -62,6 +63,8 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RoIHeadsConfig(representation_size=10**9), "representation_size must be in"),
         (lambda: RoIHeadsConfig(predictor_init_std=0.0), "positive or None"),
         (lambda: RoIHeadsConfig(gt_jitter=-1), "gt_jitter must be >= 0"),
+        (lambda: RoIHeadsConfig(soft_nms_sigma=-0.5), "soft_nms_sigma must be >= 0"),
+        (lambda: RoIHeadsConfig(soft_nms_sigma=math.inf), "soft_nms_sigma must be finite"),
         (lambda: TransformConfig(min_size=()), "min_size must be at least one size"),
         (lambda: TransformConfig(max_size=0), r"must be in \[1, 16384\]"),
         (lambda: TransformConfig(image_std=(0.2, 0.0, 0.2)), "image_std must be positive"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from faster_rcnn.ops.boxes import BoxCoder
@@ -28,7 +30,7 @@ PROBS = torch.tensor(
 )
 
 
-def run(score_thresh: float = 0.05, detections_per_img: int = 100, class_nms_thresh=()):
+def run(score_thresh: float = 0.05, detections_per_img: int = 100, class_nms_thresh=(), soft=0.0):
     logits = PROBS.log()
     deltas = torch.zeros(4, 12)
     deltas[0, 4] = 1.0  # p0's class-1 box moves right by 1/10 of its width: x + 4
@@ -43,6 +45,7 @@ def run(score_thresh: float = 0.05, detections_per_img: int = 100, class_nms_thr
         detections_per_img=detections_per_img,
         min_box_size=1e-2,
         class_nms_thresh=class_nms_thresh,
+        soft_nms_sigma=soft,
     )
     return boxes[0], scores[0], labels[0]
 
@@ -92,6 +95,20 @@ def test_detections_per_image_keeps_the_best() -> None:
     _, scores, labels = run(detections_per_img=2)
     assert labels.tolist() == [1, 2]
     torch.testing.assert_close(scores, torch.tensor([0.6, 0.48]))
+
+
+def test_soft_nms_lowers_the_overlapping_detections_instead_of_removing_them() -> None:
+    # The pairs greedy NMS splits (p0 and p1 in each class) overlap at IoU 1444 / 1756:
+    # the lower of each keeps exp(-IoU^2 / 0.5) of its score, and both are found.
+    factor = math.exp(-((1444 / 1756) ** 2) / 0.5)
+    boxes, scores, labels = run(soft=0.5, class_nms_thresh=(0.1, 0.1))
+    assert labels.tolist() == [1, 2, 2, 1, 2]
+    expected = torch.tensor([0.6, 0.48, 0.4, 0.5 * factor, 0.3 * factor])
+    torch.testing.assert_close(scores, expected)
+    torch.testing.assert_close(boxes[3:], torch.tensor([[12.0, 12, 52, 52], [10, 10, 50, 50]]))
+    # Lowered below the score threshold, a detection is dropped.
+    _, _, labels = run(score_thresh=0.1, soft=0.5)
+    assert labels.tolist() == [1, 2, 2, 1]
 
 
 def test_images_are_processed_separately() -> None:

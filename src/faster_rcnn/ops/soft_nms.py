@@ -58,10 +58,8 @@ def _soft_nms(
 ) -> tuple[Tensor, Tensor]:
     """Soft-NMS of one category: the visited indices, in visiting order, and their scores."""
     boxes, scores = boxes.detach(), scores.detach()
-    # Every box is visited at most once: each pair's factor is computed once, up front. A
-    # factor never reaches 0, so that a dropped box's -inf stays -inf (not NaN).
-    factors = torch.exp(-(box_iou(boxes, boxes) ** 2) / sigma).to(scores.dtype)
-    factors.clamp_(min=torch.finfo(scores.dtype).tiny)
+    # Every box is visited at most once: each pair's factor is computed once, up front.
+    factors = soft_nms_factor(box_iou(boxes, boxes), sigma, scores.dtype)
     current = scores.masked_fill(scores < score_threshold, float("-inf"))
     visited, visited_scores = [], []
     for _ in range(boxes.shape[0]):
@@ -77,3 +75,9 @@ def _soft_nms(
     if not visited:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device), scores.new_empty((0,))
     return torch.tensor(visited, device=boxes.device), torch.stack(visited_scores)
+
+
+def soft_nms_factor(iou: Tensor, sigma: float, dtype: torch.dtype) -> Tensor:
+    """What Soft-NMS multiplies a score by at ``iou``: ``exp(-iou^2 / sigma)`` in
+    ``dtype``, never 0, so that a dropped box's ``-inf`` stays ``-inf`` (not NaN)."""
+    return torch.exp(-(iou**2) / sigma).to(dtype).clamp(min=torch.finfo(dtype).tiny)

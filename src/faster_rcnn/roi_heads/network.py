@@ -34,7 +34,7 @@ class RoIHeads(nn.Module):
         box_coder: the head's box parameterisation (weights 10, 10, 5, 5).
         smooth_l1_beta: smooth-L1 transition of the box loss.
         score_thresh / nms_thresh / detections_per_img / min_box_size /
-            class_nms_thresh: how detections are selected (see
+            class_nms_thresh / soft_nms_sigma: how detections are selected (see
             :func:`postprocess_detections`).
     """
 
@@ -52,6 +52,7 @@ class RoIHeads(nn.Module):
         detections_per_img: int,
         min_box_size: float,
         class_nms_thresh: tuple[float, ...] = (),
+        soft_nms_sigma: float = 0.0,
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -65,6 +66,7 @@ class RoIHeads(nn.Module):
         self.detections_per_img = detections_per_img
         self.min_box_size = min_box_size
         self.class_nms_thresh = class_nms_thresh
+        self.soft_nms_sigma = soft_nms_sigma
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> RoIHeads:
@@ -119,6 +121,7 @@ class RoIHeads(nn.Module):
             detections_per_img=cfg.detections_per_img,
             min_box_size=cfg.min_box_size,
             class_nms_thresh=cfg.class_nms_thresh,
+            soft_nms_sigma=cfg.soft_nms_sigma,
         )
 
     def forward(
@@ -164,6 +167,7 @@ class RoIHeads(nn.Module):
             detections_per_img=self.detections_per_img,
             min_box_size=self.min_box_size,
             class_nms_thresh=self.class_nms_thresh,
+            soft_nms_sigma=self.soft_nms_sigma,
         )
         detections = [
             {"boxes": b, "labels": lab, "scores": s}

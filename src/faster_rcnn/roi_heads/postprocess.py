@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..ops.boxes import BoxCoder, clip_boxes_to_image, remove_small_boxes
 from ..ops.nms import batched_nms, batched_nms_per_category
+from ..ops.soft_nms import batched_soft_nms
 
 
 def postprocess_detections(
@@ -23,14 +24,16 @@ def postprocess_detections(
     detections_per_img: int,
     min_box_size: float,
     class_nms_thresh: Sequence[float] = (),
+    soft_nms_sigma: float = 0.0,
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Turn every RoI into one candidate detection per class and keep the good ones.
 
     Per image: each proposal's class-specific deltas are decoded into one box per
     foreground class and clipped to the image; a (box, class) pair is kept when its softmax
     score is strictly above ``score_thresh`` and both sides are at least ``min_box_size``;
-    NMS then runs separately per class, and the ``detections_per_img`` highest-scoring
-    survivors are returned.
+    NMS then runs separately per class (greedy, or Gaussian Soft-NMS, which lowers scores
+    instead of removing boxes), and the ``detections_per_img`` highest-scoring survivors
+    are returned.
 
     Args:
         class_logits: ``(K, num_classes)`` logits, ``K = sum Ki``.
@@ -44,10 +47,12 @@ def postprocess_detections(
         min_box_size: smallest side kept, in pixels.
         class_nms_thresh: per class ``1..num_classes-1``, its own NMS IoU threshold in
             place of ``nms_thresh``; empty: ``nms_thresh`` for all.
+        soft_nms_sigma: above 0, Gaussian Soft-NMS with this sigma instead of greedy NMS
+            (the two thresholds above unused), down to ``score_thresh``.
 
     Returns:
-        Per image, ``(D, 4)`` boxes, ``(D,)`` scores and ``(D,)`` int64 labels
-        (``1..num_classes-1``), by decreasing score.
+        Per image, ``(D, 4)`` boxes, ``(D,)`` scores (lowered by Soft-NMS, with it) and
+        ``(D,)`` int64 labels (``1..num_classes-1``), by decreasing score.
     """
     device = class_logits.device
     num_classes = class_logits.shape[-1]
@@ -77,12 +82,19 @@ def postprocess_detections(
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = remove_small_boxes(boxes, min_box_size)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = best_after_nms(
-            boxes, scores, labels, nms_thresh, class_nms_thresh, detections_per_img
+        keep, scores = best_after_nms(
+            boxes,
+            scores,
+            labels,
+            nms_thresh,
+            class_nms_thresh,
+            detections_per_img,
+            soft_nms_sigma,
+            score_thresh,
         )
 
         all_boxes.append(boxes[keep])
-        all_scores.append(scores[keep])
+        all_scores.append(scores)
         all_labels.append(labels[keep])
     return all_boxes, all_scores, all_labels
 
@@ -94,13 +106,20 @@ def best_after_nms(
     nms_thresh: float,
     class_nms_thresh: Sequence[float],
     detections_per_img: int,
-) -> Tensor:
+    soft_nms_sigma: float = 0.0,
+    score_thresh: float = 0.0,
+) -> tuple[Tensor, Tensor]:
     """Per-class NMS of ``(D, 4)`` boxes, ``(D,)`` scores and ``(D,)`` labels
     ``1..num_classes-1``, class ``k`` at ``class_nms_thresh[k - 1]`` (empty: all at
-    ``nms_thresh``): the indices of the ``detections_per_img`` best kept, by decreasing
-    score."""
+    ``nms_thresh``), or, with ``soft_nms_sigma`` above 0, Gaussian Soft-NMS down to
+    ``score_thresh``: the indices of the ``detections_per_img`` best kept and their
+    scores (as lowered by Soft-NMS), by decreasing score."""
+    if soft_nms_sigma > 0:
+        keep, lowered = batched_soft_nms(boxes, scores, labels, soft_nms_sigma, score_thresh)
+        return keep[:detections_per_img], lowered[:detections_per_img]
     if class_nms_thresh:
         keep = batched_nms_per_category(boxes, scores, labels - 1, class_nms_thresh)
     else:
         keep = batched_nms(boxes, scores, labels, nms_thresh)
-    return keep[:detections_per_img]
+    keep = keep[:detections_per_img]
+    return keep, scores[keep]

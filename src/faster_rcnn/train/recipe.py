@@ -391,9 +391,10 @@ def _crowded_nms_choice(
 ) -> RecipeChoice | None:
     """NMS at ``CROWDED_NMS_THRESH`` for each class of which at least ``CROWDED_SHARE``
     of the objects overlap another of it beyond the preset's NMS IoU; the other classes
-    keep that IoU."""
+    keep that IoU. Nothing with Soft-NMS, which removes no detection."""
     thresh = config.roi_heads.nms_thresh
-    if "roi_heads.nms_thresh" in given or thresh >= CROWDED_NMS_THRESH:
+    greedy = config.roi_heads.soft_nms_sigma == 0
+    if "roi_heads.nms_thresh" in given or thresh >= CROWDED_NMS_THRESH or not greedy:
         return None
     names = config.class_names or tuple(str(k) for k in range(1, config.num_classes))
     shares = {name: stats.overlapping_share(name, thresh) for name in names}
