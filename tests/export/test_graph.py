@@ -44,6 +44,23 @@ def _unpadded(outputs, image):
     return {"boxes": boxes[found], "scores": scores[found], "labels": labels[found]}
 
 
+def _assert_bit_for_bit(outputs, eager):
+    for image, expected in enumerate(eager):
+        got = _unpadded(outputs, image)
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(got[key], expected[key]), (image, key)
+
+
+def _uncapped_small_detector():
+    """The small detector with a cap that hides nothing NMS keeps, the test images, and
+    its detections with greedy NMS at one IoU for every class."""
+    model = small_detector()
+    model.roi_heads.detections_per_img = 1000
+    images = images_of_sizes(SIZES)
+    with torch.no_grad():
+        return model, images, model(images)
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -58,21 +75,15 @@ def test_graph_gives_the_eager_detections_bit_for_bit(make):
     model = make()
     eager, exact, from_raw = _eager_and_graph(model, images_of_sizes(SIZES))
     assert sum(len(d["scores"]) for d in eager) > 0
+    _assert_bit_for_bit(exact, eager)
     for image, expected in enumerate(eager):
-        got = _unpadded(exact, image)
-        for key in ("boxes", "scores", "labels"):
-            assert torch.equal(got[key], expected[key]), (image, key)
         close = _unpadded(from_raw, image)
         assert torch.equal(close["labels"], expected["labels"])
         torch.testing.assert_close(close["scores"], expected["scores"], atol=1e-4, rtol=0)
 
 
 def test_graph_applies_each_class_its_own_nms_threshold():
-    model = small_detector()
-    model.roi_heads.detections_per_img = 1000  # the cap would hide what NMS keeps
-    images = images_of_sizes(SIZES)
-    with torch.no_grad():
-        uniform = model(images)
+    model, images, uniform = _uncapped_small_detector()
     model.roi_heads.class_nms_thresh = (0.9, 0.5, 0.2)
     eager, exact, _ = _eager_and_graph(model, images)
     # The thresholds change what NMS keeps, class 1 more and class 3 less...
@@ -80,28 +91,18 @@ def test_graph_applies_each_class_its_own_nms_threshold():
         counts = [sum(int((d["labels"] == label).sum()) for d in ds) for ds in (eager, uniform)]
         assert (counts[0] > counts[1]) if more else (counts[0] < counts[1]), (label, counts)
     # ... and the graph keeps the same.
-    for image, expected in enumerate(eager):
-        got = _unpadded(exact, image)
-        for key in ("boxes", "scores", "labels"):
-            assert torch.equal(got[key], expected[key]), (image, key)
+    _assert_bit_for_bit(exact, eager)
 
 
 def test_graph_gives_the_eager_soft_nms_detections_bit_for_bit():
-    model = small_detector()
-    model.roi_heads.detections_per_img = 1000  # the cap would hide what NMS keeps
-    images = images_of_sizes(SIZES)
-    with torch.no_grad():
-        greedy = model(images)
+    model, images, greedy = _uncapped_small_detector()
     model.roi_heads.soft_nms_sigma = 0.5
     eager, exact, from_raw = _eager_and_graph(model, images)
     # Soft-NMS keeps detections that greedy NMS removes (lowered in score).
     assert sum(len(d["scores"]) for d in eager) > sum(len(d["scores"]) for d in greedy)
+    _assert_bit_for_bit(exact, eager)
     for image, expected in enumerate(eager):
-        got = _unpadded(exact, image)
-        for key in ("boxes", "scores", "labels"):
-            assert torch.equal(got[key], expected[key]), (image, key)
-        close = _unpadded(from_raw, image)
-        assert torch.equal(close["labels"], expected["labels"])
+        assert torch.equal(_unpadded(from_raw, image)["labels"], expected["labels"])
 
 
 def test_levels_with_fewer_anchors_than_the_pre_nms_limit_are_padded_not_filled():
