@@ -105,8 +105,6 @@ def test_exported_model_keeps_each_class_its_nms_threshold(tmp_path):
 def test_exported_model_keeps_its_soft_nms(tmp_path):
     model = small_detector()
     model.roi_heads.soft_nms_sigma = 0.5
-    # The graph unrolls one Soft-NMS step per detection kept: a small cap exports quickly.
-    model.roi_heads.detections_per_img = 12
     detector = OnnxDetector(export_onnx(model, tmp_path / "soft.onnx"))
     images = images_of_sizes(BATCHES[2])
     with torch.no_grad():

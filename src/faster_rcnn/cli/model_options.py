@@ -129,8 +129,7 @@ CONFIG_OPTIONS = (
         "sigma instead of greedy NMS: a detection overlapping a better one of its class is "
         "lowered in score, by exp(-IoU^2 / sigma), not removed (0.3 and 0.5 were ahead of "
         "greedy NMS in COCO AP on ten models of four datasets: benchmarks/recipe_ab.md, "
-        "round 23); its ONNX graph unrolls one step per detection kept, so exporting "
-        "takes minutes (3 at 100 detections an image)",
+        "round 23)",
         type=positive_float,
         metavar="SIGMA",
     ),

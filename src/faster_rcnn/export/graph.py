@@ -8,9 +8,7 @@ Where the eager model keeps a varying number of items (proposals that survive NM
 detections), the graph keeps a fixed number and marks the rest: a score of ``-inf``
 inside, ``label 0`` (the background, never a detection) in the output. The two
 data-dependent steps, NMS and per-level RoI pooling, are the operators of
-:mod:`faster_rcnn.export.graph_ops`. A head with Soft-NMS runs it in plain tensor
-operations instead, one step per detection kept (``detections_per_img`` steps): exact,
-but the traced graph grows with the cap.
+:mod:`faster_rcnn.export.graph_ops`, as is the head's Soft-NMS where it has one.
 
 Resizing stays outside the graph (images of one batch are resized each by its own
 factor): the input is the batch the model's transform would build, before normalising
@@ -27,12 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..model import FasterRCNN
-from ..ops.boxes import large_enough, paired_box_iou
-from ..ops.soft_nms import soft_nms_factor
+from ..ops.boxes import large_enough
 from ..roi_heads.pooling import LevelMapper, MultiScaleRoIAlign, setup_scales
 from ..rpn.network import concat_box_prediction_layers
 from ..transform import ImageTransform, resize_image
-from .graph_ops import nms_rows, pool_levels
+from .graph_ops import nms_rows, pool_levels, soft_nms_rows
 
 GRAPH_INPUTS = ("images", "image_sizes", "original_sizes")
 GRAPH_OUTPUTS = ("boxes", "scores", "labels")
@@ -351,25 +348,15 @@ def _soft_nms_rows(
     boxes: Tensor, scores: Tensor, sigma: float, score_threshold: float, limit: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Gaussian Soft-NMS (:func:`~faster_rcnn.ops.batched_soft_nms`) in every row of
-    ``(R, M, 4)`` boxes and ``(R, M)`` scores (``-inf``: not a candidate), as
-    :func:`_nms_rows` returns its rows, with the lowered scores.
+    ``(R, M, 4)`` boxes and ``(R, M)`` scores, as :func:`_nms_rows` returns its rows,
+    with the lowered scores.
 
     A row's visits come by non-increasing lowered score, so the best ``limit`` of all
-    rows of an image are among each row's first ``limit`` visits: ``limit`` steps, each
-    over the whole row, give what the eager model keeps.
+    rows of an image are among each row's first ``limit`` visits: ``limit`` visits give
+    what the eager model keeps.
     """
-    current = scores
-    kept, kept_scores = [], []
-    for _ in range(limit):
-        best = current.argmax(dim=1, keepdim=True)  # the first of equal scores
-        kept.append(best)
-        kept_scores.append(current.gather(1, best))
-        iou = paired_box_iou(_take(boxes, best), boxes)
-        current = current.scatter(1, best, -torch.inf) * soft_nms_factor(iou, sigma, scores.dtype)
-        current = torch.where(current < score_threshold, -torch.inf, current)
-    index, lowered = torch.cat(kept, dim=1), torch.cat(kept_scores, dim=1)
-    found = lowered > -torch.inf
-    return torch.where(found, index, -1), _take(boxes, index), lowered
+    kept, lowered = soft_nms_rows(boxes, scores, sigma, score_threshold, limit)
+    return kept, _take(boxes, kept.clamp(min=0)), lowered
 
 
 def _take(rows: Tensor, indices: Tensor) -> Tensor:

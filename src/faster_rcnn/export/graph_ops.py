@@ -1,13 +1,15 @@
 """The detector's data-dependent steps as opaque operators of fixed output shape.
 
-``torch.export`` cannot trace greedy NMS (its loop runs as long as the boxes say) nor the
-per-level RoI pooling (how many boxes a level gets depends on their sizes). Traced anyway,
-such a step is frozen to the example's choices and silently wrong on other inputs. Here
-each is one ``torch.library`` custom operator: in PyTorch it runs the library's exact
-eager code; to ``torch.export`` it is a node with a known output shape; the ONNX exporter
-maps it to ONNX's own ``NonMaxSuppression`` and ``RoiAlign`` / ``MaxRoiPool``
-(:mod:`faster_rcnn.export.onnx_translations`). Every output has a shape that the input
-shapes fix, padded where the true count varies, so nothing downstream depends on data.
+``torch.export`` cannot trace greedy NMS (its loop runs as long as the boxes say) nor
+the per-level RoI pooling (how many boxes a level gets depends on their sizes);
+Soft-NMS, traced, would be one copy of its step per detection kept. Traced anyway, such
+a step is frozen to the example's choices and silently wrong on other inputs. Here each
+is one ``torch.library`` custom operator: in PyTorch it runs the library's exact eager
+code; to ``torch.export`` it is a node with a known output shape; the ONNX exporter maps
+it to ONNX's own ``NonMaxSuppression`` and ``RoiAlign`` / ``MaxRoiPool``, and Soft-NMS
+to a ``Loop`` (:mod:`faster_rcnn.export.onnx_translations`). Every output has a shape
+that the input shapes fix, padded where the true count varies, so nothing downstream
+depends on data.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..ops.boxes import paired_box_iou
 from ..ops.nms import nms
 from ..ops.roi_align import roi_align, roi_pool
+from ..ops.soft_nms import soft_nms_factor
 
 # The ONNX exporter looks operators up by these names.
 NAMESPACE = "faster_rcnn"
@@ -48,6 +52,46 @@ def nms_rows(boxes: Tensor, scores: Tensor, iou_threshold: float, max_output: in
 @nms_rows.register_fake
 def _nms_rows_shape(boxes: Tensor, scores: Tensor, iou_threshold: float, max_output: int) -> Tensor:
     return boxes.new_empty((boxes.shape[0], max_output), dtype=torch.int64)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::soft_nms_rows", mutates_args=())
+def soft_nms_rows(
+    boxes: Tensor, scores: Tensor, sigma: float, score_threshold: float, max_output: int
+) -> tuple[Tensor, Tensor]:
+    """Gaussian Soft-NMS (:func:`faster_rcnn.ops.batched_soft_nms`) in every row, its
+    first ``max_output`` visits.
+
+    Args:
+        boxes: ``(R, M, 4)`` boxes.
+        scores: ``(R, M)`` scores; ``-inf`` marks a candidate that is not one.
+        sigma / score_threshold: as in :func:`~faster_rcnn.ops.batched_soft_nms`.
+        max_output: visits per row (at least 1).
+
+    Returns:
+        ``(R, max_output)`` int64 indices (into ``M``) of the boxes visited, by
+        decreasing lowered score, then ``-1``; and their ``(R, max_output)`` lowered
+        scores, then ``-inf``.
+    """
+    current = scores
+    kept, kept_scores = [], []
+    for _ in range(max_output):
+        best = current.argmax(dim=1, keepdim=True)  # the first of equal scores
+        kept.append(best)
+        kept_scores.append(current.gather(1, best))
+        best_boxes = boxes.gather(1, best[:, :, None].expand(-1, -1, 4))
+        factor = soft_nms_factor(paired_box_iou(best_boxes, boxes), sigma, scores.dtype)
+        current = current.scatter(1, best, -torch.inf) * factor
+        current = torch.where(current < score_threshold, -torch.inf, current)
+    index, lowered = torch.cat(kept, dim=1), torch.cat(kept_scores, dim=1)
+    return torch.where(lowered > -torch.inf, index, -1), lowered
+
+
+@soft_nms_rows.register_fake
+def _soft_nms_rows_shape(
+    boxes: Tensor, scores: Tensor, sigma: float, score_threshold: float, max_output: int
+) -> tuple[Tensor, Tensor]:
+    shape = (boxes.shape[0], max_output)
+    return boxes.new_empty(shape, dtype=torch.int64), scores.new_empty(shape)
 
 
 @torch.library.custom_op(f"{NAMESPACE}::pool_levels", mutates_args=())

@@ -1,10 +1,10 @@
 """ONNX for the operators of :mod:`faster_rcnn.export.graph_ops` (needs ``onnxscript``).
 
 Each function builds, from ONNX's standard operators, a subgraph that computes what the
-PyTorch operator computes: ``NonMaxSuppression`` for greedy NMS, ``RoiAlign`` /
-``MaxRoiPool`` level by level for the pooling, ``TopK`` for a stable sort. The ONNX
-exporter calls them with its own symbolic tensors (``custom_translation_table`` of
-``torch.onnx.export``).
+PyTorch operator computes: ``NonMaxSuppression`` for greedy NMS, a ``Loop`` for Soft-NMS
+(ONNX has no such operator), ``RoiAlign`` / ``MaxRoiPool`` level by level for the
+pooling, ``TopK`` for a stable sort. The ONNX exporter calls them with its own symbolic
+tensors (``custom_translation_table`` of ``torch.onnx.export``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from onnxscript import FLOAT, INT64, script
 from onnxscript import opset18 as op
 
 # ONNX's NonMaxSuppression drops boxes scoring below its threshold: below every finite
@@ -125,6 +126,58 @@ def stable_sort(
     return op.TopK(values, length, axis=dim, largest=int(descending), sorted=1)
 
 
+@script()
+def soft_nms_rows(
+    boxes: FLOAT, scores: FLOAT, sigma: float, score_threshold: float, max_output: int
+) -> tuple[INT64, FLOAT]:
+    """``faster_rcnn::soft_nms_rows``: ``(R, M, 4)`` boxes, ``(R, M)`` scores ->
+    ``(R, max_output)`` indices and lowered scores, by an ONNX ``Loop`` of ``max_output``
+    visits. Each visit records every row's best score, multiplies the rest of the row by
+    ``exp(-IoU^2 / sigma)`` with that box (at least the smallest normal float, as
+    :func:`~faster_rcnn.ops.soft_nms.soft_nms_factor`) and sets scores under the
+    threshold to ``-inf``; the indices and scores grow by a column each."""
+    rows = op.Shape(scores, start=0, end=1)
+    no_columns = op.Concat(rows, op.Constant(value_ints=[0]), axis=0)
+    kept = op.Expand(op.Constant(value_ints=[0]), no_columns)
+    lowered = op.Expand(op.Constant(value_floats=[0.0]), no_columns)
+    width_of_gaussian = op.Constant(value_float=sigma)
+    lowest_kept = op.Constant(value_float=score_threshold)
+    visits = op.Constant(value_int=max_output)
+    zero = op.Constant(value_float=0.0)
+    dropped = op.Constant(value_floats=[float("-inf")])
+    x1, y1, x2, y2 = op.Split(boxes, axis=2, num_outputs=4)
+    areas = op.Mul(op.Sub(x2, x1), op.Sub(y2, y1))
+    for _ in range(visits):
+        best = op.ArgMax(scores, axis=1, keepdims=1)
+        kept = op.Concat(kept, best, axis=1)
+        lowered = op.Concat(lowered, op.GatherElements(scores, best, axis=1), axis=1)
+        at = op.Unsqueeze(best, op.Constant(value_ints=[2]))
+        bx1 = op.GatherElements(x1, at, axis=1)
+        by1 = op.GatherElements(y1, at, axis=1)
+        bx2 = op.GatherElements(x2, at, axis=1)
+        by2 = op.GatherElements(y2, at, axis=1)
+        width = op.Max(op.Sub(op.Min(bx2, x2), op.Max(bx1, x1)), zero)
+        height = op.Max(op.Sub(op.Min(by2, y2), op.Max(by1, y1)), zero)
+        inter = op.Mul(width, height)
+        union = op.Sub(op.Add(op.GatherElements(areas, at, axis=1), areas), inter)
+        iou = op.Squeeze(
+            op.Where(op.Greater(union, zero), op.Div(inter, union), zero),
+            op.Constant(value_ints=[2]),
+        )
+        factor = op.Max(
+            op.Exp(op.Div(op.Neg(op.Mul(iou, iou)), width_of_gaussian)),
+            op.Constant(value_float=1.1754943508222875e-38),
+        )
+        scores = op.ScatterElements(scores, best, op.Expand(dropped, op.Shape(best)), axis=1)
+        scores = op.Mul(scores, factor)
+        scores = op.Where(
+            op.Less(scores, lowest_kept), op.Expand(dropped, op.Shape(scores)), scores
+        )
+    found = op.Greater(lowered, op.Constant(value_float=float("-inf")))
+    indices = op.Where(found, kept, op.Constant(value_int=-1))
+    return indices, lowered
+
+
 def _ints(*values: int) -> Any:
     return op.Constant(value_ints=list(values))
 
@@ -135,6 +188,7 @@ def translation_table() -> dict[Callable[..., Any], Callable[..., Any]]:
 
     return {
         torch.ops.faster_rcnn.nms_rows.default: nms_rows,
+        torch.ops.faster_rcnn.soft_nms_rows.default: soft_nms_rows,
         torch.ops.faster_rcnn.pool_levels.default: pool_levels,
         torch.ops.aten.sort.stable: stable_sort,
     }
