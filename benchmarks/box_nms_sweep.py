@@ -85,6 +85,7 @@ def candidates_before_nms(model: FasterRCNN, dataset: Sequence[Sample]) -> list[
     (box, class) pair above the score threshold, in the model's order."""
     model.roi_heads.nms_thresh = 1.0  # NMS removes a box overlapping *more* than this
     model.roi_heads.class_nms_thresh = ()
+    model.roi_heads.soft_nms_sigma = 0.0  # greedy NMS, lifted: no score is lowered
     model.roi_heads.detections_per_img = 1_000_000
     with torch.inference_mode():
         return [model([dataset[index][0]])[0] for index in range(len(dataset))]
