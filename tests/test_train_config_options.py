@@ -27,13 +27,23 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     assert (config.roi_heads.nms_thresh, config.roi_heads.class_nms_thresh) == (0.45, ())
 
 
-def test_soft_nms_reaches_the_model_and_turns_the_recipes_nms_choice_off(tmp_path, capsys):
-    # Two slides, whose cells overlap each other: the recipe's per-class NMS would be chosen.
+def test_a_sigma_given_reaches_the_model_and_0_keeps_greedy_nms(tmp_path, capsys) -> None:
+    # Two slides, whose cells overlap each other: with greedy NMS the recipe raises the
+    # cells' IoU, and by default it chooses Soft-NMS at 0.3.
     argv = ["train", "--data", "slides:2", *TINY, "--preset", "mobilenet_v2_fpn"]
-    assert main([*argv, "--soft-nms", "0.3", "--out", str(tmp_path)]) == 0
-    assert "class_nms_thresh" not in capsys.readouterr().out
-    heads = load_model(tmp_path / "model.safetensors").roi_heads
-    assert (heads.soft_nms_sigma, heads.class_nms_thresh) == (0.3, ())
+    assert main([*argv, "--soft-nms", "0.5", "--out", str(tmp_path / "soft")]) == 0
+    assert "nms" not in capsys.readouterr().out
+    heads = load_model(tmp_path / "soft" / "model.safetensors").roi_heads
+    assert (heads.soft_nms_sigma, heads.class_nms_thresh) == (0.5, ())
+    assert main([*argv, "--soft-nms", "0", "--out", str(tmp_path / "greedy")]) == 0
+    printed = capsys.readouterr().out
+    assert "soft_nms_sigma" not in printed and "class_nms_thresh = (0.6, 0.5, 0.5)" in printed
+    heads = load_model(tmp_path / "greedy" / "model.safetensors").roi_heads
+    assert (heads.soft_nms_sigma, heads.class_nms_thresh) == (0.0, (0.6, 0.5, 0.5))
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--soft-nms", "-0.1", "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("argument --soft-nms: must be >= 0, got -0.1")
 
 
 def test_help_shows_every_presets_value(capsys) -> None:

@@ -15,7 +15,13 @@ from typing import Any
 
 from ..config import FasterRCNNConfig
 from ..models import PRESETS
-from .arguments import non_negative_int, positive_float, positive_int, probability
+from .arguments import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 @dataclass(frozen=True)
@@ -115,10 +121,9 @@ CONFIG_OPTIONS = (
     ConfigOption(
         "--box-nms-thresh",
         "roi_heads.nms_thresh",
-        "the trained model's NMS IoU, for every class: of two detections of a class "
-        "overlapping more, the lower-scoring one is removed (by default the preset's, and "
-        "0.6 for a class of which 2 %% of the training objects overlap another of it "
-        "beyond that)",
+        "the trained model selects each class's detections by greedy NMS at this IoU: of "
+        "two detections of a class overlapping more, the lower-scoring one is removed (by "
+        "default Soft-NMS, see --soft-nms)",
         type=probability,
         metavar="IOU",
     ),
@@ -126,11 +131,12 @@ CONFIG_OPTIONS = (
         "--soft-nms",
         "roi_heads.soft_nms_sigma",
         "the trained model selects each class's detections by Gaussian Soft-NMS with this "
-        "sigma instead of greedy NMS: a detection overlapping a better one of its class is "
-        "lowered in score, by exp(-IoU^2 / sigma), not removed (0.3 and 0.5 were ahead of "
-        "greedy NMS in COCO AP on ten models of four datasets: benchmarks/recipe_ab.md, "
-        "round 23)",
-        type=positive_float,
+        "sigma: a detection overlapping a better one of its class is lowered in score, by "
+        "exp(-IoU^2 / sigma), not removed (by default 0.3, ahead of greedy NMS in COCO AP "
+        "on ten models of four datasets: benchmarks/recipe_ab.md, round 23). 0 keeps greedy "
+        "NMS at the preset's IoU, and at 0.6 for a class of which 2 %% of the training "
+        "objects overlap another of it beyond that",
+        type=non_negative_float,
         metavar="SIGMA",
     ),
 )
