@@ -399,9 +399,9 @@ def _detections_choices(
 def _nms_choice(
     config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
 ) -> RecipeChoice | None:
-    """Soft-NMS at ``SOFT_NMS_SIGMA``, unless the user gave how to select detections: an
-    IoU keeps greedy NMS at it for every class, and ``--soft-nms 0`` keeps greedy NMS with
-    the crowded classes' IoU (:func:`_crowded_nms_choice`)."""
+    """Soft-NMS at ``SOFT_NMS_SIGMA`` on data with objects, unless the user gave how to
+    select detections: an IoU keeps greedy NMS at it for every class, and ``--soft-nms 0``
+    keeps greedy NMS with the crowded classes' IoU (:func:`_crowded_nms_choice`)."""
     objects = bool(stats.class_counts)
     if "roi_heads.nms_thresh" in given or config.roi_heads.soft_nms_sigma > 0 or not objects:
         return None
