@@ -122,8 +122,8 @@ CONFIG_OPTIONS = (
         "--box-nms-thresh",
         "roi_heads.nms_thresh",
         "the trained model selects each class's detections by greedy NMS at this IoU: of "
-        "two detections of a class overlapping more, the lower-scoring one is removed (by "
-        "default Soft-NMS, see --soft-nms)",
+        "two detections of a class overlapping more, the lower-scoring one is removed "
+        "(without it, the recipe chooses Soft-NMS: see --soft-nms)",
         type=probability,
         metavar="IOU",
     ),
@@ -132,10 +132,10 @@ CONFIG_OPTIONS = (
         "roi_heads.soft_nms_sigma",
         "the trained model selects each class's detections by Gaussian Soft-NMS with this "
         "sigma: a detection overlapping a better one of its class is lowered in score, by "
-        "exp(-IoU^2 / sigma), not removed (by default 0.3, ahead of greedy NMS in COCO AP "
-        "on ten models of four datasets: benchmarks/recipe_ab.md, round 23). 0 keeps greedy "
-        "NMS at the preset's IoU, and at 0.6 for a class of which 2 %% of the training "
-        "objects overlap another of it beyond that",
+        "exp(-IoU^2 / sigma), not removed (without it the recipe chooses 0.3, ahead of "
+        "greedy NMS in COCO AP on 16 models of four datasets: benchmarks/recipe_ab.md, "
+        "rounds 23-24). 0 keeps the preset's greedy NMS, at 0.6 for a class of which 2 %% "
+        "of the training objects overlap another of it beyond the preset's IoU",
         type=non_negative_float,
         metavar="SIGMA",
     ),
