@@ -133,7 +133,7 @@ CONFIG_OPTIONS = (
         "the trained model selects each class's detections by Gaussian Soft-NMS with this "
         "sigma: a detection overlapping a better one of its class is lowered in score, by "
         "exp(-IoU^2 / sigma), not removed (without it the recipe chooses 0.3, ahead of "
-        "greedy NMS in COCO AP on 16 models of four datasets: benchmarks/recipe_ab.md, "
+        "greedy NMS in COCO AP on all 18 models measured: benchmarks/recipe_ab.md, "
         "rounds 23-24). 0 keeps the preset's greedy NMS, at 0.6 for a class of which 2 %% "
         "of the training objects overlap another of it beyond the preset's IoU",
         type=non_negative_float,
