@@ -153,7 +153,7 @@ def object_statistics(
     that cannot be read is left out here (training skips it too, and says so).
     """
     transform = config.transform
-    names = config.class_names
+    names = _class_names(config)
     step = max(1, len(dataset) // max_images)
     indices = range(0, len(dataset), step)
     counts, sides, neighbour_ious = [], {}, {}
@@ -173,7 +173,7 @@ def object_statistics(
         neighbours = same_class_neighbour_iou(boxes, labels).tolist()
         resized = (side * scale).tolist()
         for label, value, iou in zip(labels.tolist(), resized, neighbours, strict=True):
-            name = names[label - 1] if names else str(label)
+            name = names[label - 1]
             sides.setdefault(name, []).append(value)
             neighbour_ious.setdefault(name, []).append(iou)
     return ObjectStatistics(
@@ -452,6 +452,8 @@ def _crowded_nms_choice(config: FasterRCNNConfig, stats: ObjectStatistics) -> Re
 
 
 def _class_names(config: FasterRCNNConfig) -> tuple[str, ...]:
+    """The names the statistics give labels ``1..num_classes-1``: ``class_names``, or the
+    label itself for a config without names."""
     return config.class_names or tuple(str(k) for k in range(1, config.num_classes))
 
 
