@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from faster_rcnn.cli import build_parser, main
-from faster_rcnn.cli.train import uses_channels_last
+from faster_rcnn.cli.train import uses_amp, uses_channels_last
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.models import preset_config
@@ -83,7 +83,6 @@ def test_demo_writes_model_metrics_and_pictures(tmp_path):
         (["train", "--data", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
-        (["train", "--amp"], "--amp needs a CUDA device, got --device cpu"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -178,6 +177,48 @@ def test_training_runs_channels_last_where_it_was_measured_faster(
     args = build_parser().parse_args(["train", "--data", "synthetic:2", *options])
     args.device = device  # set after parsing: the parser refuses a device this machine lacks
     assert uses_channels_last(args, preset_config(preset, 3)) is expected
+
+
+@pytest.mark.parametrize(
+    ("options", "preset", "device", "bfloat16", "expected"),
+    [
+        ([], "mobilenet_v2_fpn", "cpu", True, True),
+        ([], "resnet50_fpn_v2", "cpu", True, True),  # not measured: as the others
+        ([], "small", "cpu", True, False),  # measured no faster in bfloat16
+        (["--amp"], "small", "cpu", True, True),
+        ([], "mobilenet_v2_fpn", "cpu", False, False),
+        (["--no-amp"], "mobilenet_v2_fpn", "cpu", True, False),
+        ([], "mobilenet_v2_fpn", "cuda", True, False),
+        (["--amp"], "mobilenet_v2_fpn", "cuda", False, True),
+    ],
+)
+def test_training_is_mixed_precision_by_default_on_a_cpu_with_bfloat16(
+    monkeypatch, options, preset, device, bfloat16, expected
+):
+    monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: bfloat16)
+    args = build_parser().parse_args(["train", "--data", "synthetic:2", *options])
+    args.device = device  # set after parsing: the parser refuses a device this machine lacks
+    assert uses_amp(args, preset_config(preset, 3)) is expected
+
+
+@pytest.mark.parametrize(("bfloat16", "line"), [(True, "bfloat16 mixed"), (False, "float32")])
+def test_train_says_which_precision_it_chose_on_a_cpu(
+    monkeypatch, capsys, tmp_path, bfloat16, line
+):
+    monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: bfloat16)
+    argv = ["train", "--data", "synthetic:2", "--preset", "mobilenet_v2_fpn", "--steps", "1"]
+    argv += [*TINY, "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = [x for x in capsys.readouterr().out.splitlines() if x.startswith("precision:")]
+    assert len(printed) == 1 and line in printed[0]
+
+
+def test_amp_on_a_cpu_without_bfloat16_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: False)
+    assert main(["train", "--data", "synthetic:2", "--amp"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--amp needs a CUDA device or a CPU with bfloat16 instructions" in err
+    assert "\n" not in err
 
 
 def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):

@@ -13,6 +13,7 @@ from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.train.checkpoint import TrainingCheckpoint
+from faster_rcnn.train.precision import cpu_has_bfloat16
 from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.state import TrainingState
 from faster_rcnn.train.stops import TrainingDiverged, TrainingInterrupted
@@ -131,12 +132,31 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
     assert lrs == pytest.approx([0.01] * 20 + [0.001] * 10)
 
 
-def test_amp_is_ignored_on_cpu():
+def test_amp_is_ignored_on_a_cpu_without_bfloat16(monkeypatch):
+    monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: False)
     cfg = TrainConfig(steps=2, batch_size=1, lr=0.01, warmup_steps=0)
     plain, mixed = tiny_model(), tiny_model()
     Trainer(plain, DATA, cfg).fit()
     Trainer(mixed, DATA, cfg.replace(amp=True)).fit()
     assert_same_state(plain, mixed)
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="this CPU has no bfloat16 instructions")
+def test_amp_trains_in_bfloat16_on_a_cpu_that_has_it(tmp_path):
+    cfg = TrainConfig(steps=2, batch_size=2, lr=0.01, warmup_steps=0, amp=True)
+    plain, mixed = tiny_model(), tiny_model()
+    expected = Trainer(plain, DATA, cfg.replace(amp=False)).fit()
+    history = Trainer(mixed, DATA, cfg, out_dir=tmp_path).fit()
+    # The same losses but for bfloat16's rounding (8 significant bits in every layer,
+    # a few per cent after the backbone's), not float32's.
+    first, reference = history[0], expected[0]
+    assert first != reference
+    for name, value in reference.items():
+        assert first[name] == pytest.approx(value, rel=0.1), name
+    weights = [p for p in mixed.parameters() if p.requires_grad]
+    assert all(p.dtype == torch.float32 for p in weights)  # autocast keeps float32 weights
+    # No loss scaling: bfloat16 has float32's range.
+    assert TrainingCheckpoint.load(tmp_path / "joint", tiny_model()).grad_scaler is None
 
 
 def test_only_the_given_parameters_are_trained():

@@ -19,6 +19,7 @@ from ..data.augment import derive_seed
 from ..model import FasterRCNN
 from . import distributed
 from .checkpoint import TrainingCheckpoint
+from .precision import mixed_precision_dtype
 from .train_config import TrainConfig
 
 
@@ -47,8 +48,10 @@ class TrainingState:
         self.optimizer = torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
-        self.use_amp = cfg.amp and next(model.parameters()).device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.device_type = next(model.parameters()).device.type
+        self.amp_dtype = mixed_precision_dtype(self.device_type) if cfg.amp else None
+        # float16's range needs the loss scaled; bfloat16 has float32's.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         # Three keys: never one of the (seed, epoch) streams that order the batches.
         self.generator = torch.Generator().manual_seed(derive_seed(cfg.seed, rank, world_size))
 
@@ -71,7 +74,7 @@ class TrainingState:
             torch_rng_state=torch.get_rng_state(),
             cuda_rng_states=cuda_states,
             python_rng_state=random.getstate(),
-            grad_scaler=self.scaler.state_dict() if self.use_amp else None,
+            grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
         ).save(stage_dir, self.model)
 
     def restore(self, stage_dir: Path) -> list[dict[str, float]]:
@@ -92,7 +95,7 @@ class TrainingState:
                 stacklevel=3,
             )
         self.optimizer.load_state_dict(checkpoint.optimizer)
-        if self.use_amp and checkpoint.grad_scaler is not None:
+        if self.scaler.is_enabled() and checkpoint.grad_scaler is not None:
             self.scaler.load_state_dict(checkpoint.grad_scaler)
         self._restore_generator(checkpoint, stage_dir)
         checkpoint.restore_global_rng()

@@ -48,13 +48,13 @@ def train_step(
 
     Returns:
         The losses and the gradients' norm. When a loss is infinite or NaN the update is
-        skipped (with mixed precision the gradient scaler skips it, and the norm it
-        reports is not finite), so the weights never see it.
+        skipped (with float16 the gradient scaler skips it, and the norm it reports is
+        not finite), so the weights never see it.
     """
     for group in state.optimizer.param_groups:
         group["lr"] = lr
-    device_type = next(state.model.parameters()).device.type
-    with torch.autocast(device_type, enabled=state.use_amp):
+    amp = state.amp_dtype is not None
+    with torch.autocast(state.device_type, dtype=state.amp_dtype, enabled=amp):
         losses = losses_of(images, targets, state.generator)
     total = sum(losses.values())
     values = torch.stack([value.detach().float() for value in (*losses.values(), total)])
@@ -63,7 +63,7 @@ def train_step(
     record = dict(zip([*losses, "loss"], values.tolist(), strict=True))
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(total).backward()
-    if not state.use_amp and not all(map(math.isfinite, record.values())):
+    if not state.scaler.is_enabled() and not all(map(math.isfinite, record.values())):
         # Skipped after the backward pass all the same: data-parallel processes must
         # each finish the gradient reduction the forward pass began.
         state.optimizer.zero_grad(set_to_none=True)

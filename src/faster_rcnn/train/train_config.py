@@ -58,8 +58,9 @@ class TrainConfig:
             ``batch_size * world_size`` images).
         grad_clip_norm: the gradients' total norm is clipped to this (``None``: never).
         seed: decides the batch order and every random draw of the samplers.
-        amp: mixed precision (float16 autocast and a gradient scaler) on CUDA; on other
-            devices it is ignored.
+        amp: mixed precision (:mod:`~faster_rcnn.train.precision`): float16 autocast and
+            a gradient scaler on CUDA, bfloat16 autocast on a CPU with bfloat16
+            instructions; elsewhere it is ignored.
         checkpoint_every: with an output folder, steps between checkpoints (``None``:
             only at the end).
         checkpoint_minutes: ... and a checkpoint whenever this long has passed since the
