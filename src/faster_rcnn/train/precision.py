@@ -64,7 +64,7 @@ class Precision(NamedTuple):
 
 # A training step's time in bfloat16 over float32's, per backbone, on a Zen 4 EPYC (one
 # thread, 4 images of 800 px; round 25). Mixed precision is the default where it is
-# clearly below 1.
+# under MAX_STEP_TIME_RATIO.
 BFLOAT16_STEP_TIME = {
     "mobilenet_v2_fpn": 0.58,
     "mobilenet_v3_large_fpn": 0.73,
@@ -72,19 +72,19 @@ BFLOAT16_STEP_TIME = {
     "vgg16": 0.49,
     "small": 0.95,
 }
-FASTER = 0.9
+MAX_STEP_TIME_RATIO = 0.9
 
 
 def default_cpu_precision(backbone: str) -> Precision:
-    """Mixed precision where this CPU multiplies bfloat16 natively and ``backbone`` (a
-    :data:`~faster_rcnn.config.BACKBONES` name, or ``"custom"``) is not measured to train
-    no faster in it; float32 elsewhere."""
+    """Mixed precision where this CPU multiplies bfloat16 natively, unless ``backbone`` (a
+    :data:`~faster_rcnn.config.BACKBONES` name, or ``"custom"``) was measured to gain too
+    little in it (:data:`BFLOAT16_STEP_TIME`); float32 elsewhere."""
     if not cpu_has_bfloat16():
         return Precision(False, "this CPU has no bfloat16 instructions")
     ratio = BFLOAT16_STEP_TIME.get(backbone)
     if ratio is None:
         return Precision(True, "the measured backbones trained 1.4-2.2 times as fast in it")
-    if ratio >= FASTER:
+    if ratio >= MAX_STEP_TIME_RATIO:
         why = f"a {backbone} step took {ratio:.2f} times as long in bfloat16 (--amp for it)"
         return Precision(False, why)
     return Precision(True, f"a {backbone} step took {ratio:.2f} times as long in it")
