@@ -122,8 +122,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--amp",
         action=argparse.BooleanOptionalAction,
         help="mixed precision: float16 on CUDA, bfloat16 on a CPU with bfloat16 instructions "
-        "(default: on such a CPU, where a step took 0.46-0.73 times as long for every "
-        "backbone but small's: benchmarks/recipe_ab.md, round 25)",
+        "(default: on such a CPU, where a step took 0.46-0.76 times as long: "
+        "benchmarks/recipe_ab.md, round 25)",
     )
     parser.add_argument(
         "--channels-last",
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     if args.amp is None and torch.device(args.device).type == "cpu":
-        print(default_cpu_precision(config.backbone.name).line())
+        print(default_cpu_precision().line())
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         grad_clip_norm=args.grad_clip_norm,
         schedule=args.schedule,
         max_seconds=args.minutes * 60 if args.minutes else None,
-        amp=uses_amp(args, config),
+        amp=uses_amp(args),
         num_workers=args.workers,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
@@ -292,14 +292,12 @@ def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCN
     return model
 
 
-def uses_amp(args: argparse.Namespace, config: FasterRCNNConfig) -> bool:
+def uses_amp(args: argparse.Namespace) -> bool:
     """``--amp`` as given; by default mixed precision on a CPU with bfloat16 instructions
-    for a backbone that trains faster in it
     (:func:`~faster_rcnn.train.precision.default_cpu_precision`), float32 elsewhere."""
     if args.amp is not None:
         return args.amp
-    cpu = torch.device(args.device).type == "cpu"
-    return cpu and default_cpu_precision(config.backbone.name).amp
+    return torch.device(args.device).type == "cpu" and default_cpu_precision().amp
 
 
 def uses_channels_last(args: argparse.Namespace, config: FasterRCNNConfig) -> bool:

@@ -7,14 +7,14 @@ float32's range, and it pays only where the CPU multiplies bfloat16 natively (AV
 AMX): there oneDNN runs the convolutions on it, elsewhere bfloat16 is emulated and slower
 than float32.
 
-On a Zen 4 EPYC with AVX512-BF16 a training step (4 images of 800 px, one thread) took
-0.58 times as long in bfloat16 as in float32 for ``mobilenet_v2_fpn``, 0.73 for
-``mobilenet_v3_large_fpn``, 0.46 for ``resnet50_fpn`` and 0.49 for ``paper_vgg16``, while
-the ``small`` preset's narrow convolutions ran no faster. Side by side in 20 minutes,
-``mobilenet_v2_fpn`` in bfloat16 fitted 1.6 times the steps on the generated slides, their
-crowded mosaics and raccoon, scored as well or better at IoU 0.5 and better at stricter
-IoUs (``benchmarks/recipe_ab.md``, round 25). So ``train`` uses it by default on such a
-CPU, except for the small backbone.
+On a Zen 4 EPYC with AVX512-BF16 a training step (4 images resized to the preset's size,
+one thread) took 0.58 times as long in bfloat16 as in float32 for ``mobilenet_v2_fpn``,
+0.73 for ``mobilenet_v3_large_fpn``, 0.46 for ``resnet50_fpn``, 0.49 for ``paper_vgg16``
+and about 0.72 for ``small``. Side by side in 20 minutes, ``mobilenet_v2_fpn`` in bfloat16
+fitted 1.6 times the steps on the generated slides, their crowded mosaics and raccoon,
+scored as well or better at IoU 0.5 and better at stricter IoUs; ``small`` in 3 minutes
+on the generated shapes fitted 1.17 times the steps and scored higher too
+(``benchmarks/recipe_ab.md``, round 25). So ``train`` uses it by default on such a CPU.
 """
 
 from __future__ import annotations
@@ -62,29 +62,9 @@ class Precision(NamedTuple):
         return f"precision: float32, {self.reason}"
 
 
-# A training step's time in bfloat16 over float32's, per backbone, on a Zen 4 EPYC (one
-# thread, 4 images of 800 px; round 25). Mixed precision is the default where it is
-# under MAX_STEP_TIME_RATIO.
-BFLOAT16_STEP_TIME = {
-    "mobilenet_v2_fpn": 0.58,
-    "mobilenet_v3_large_fpn": 0.73,
-    "resnet50_fpn": 0.46,
-    "vgg16": 0.49,
-    "small": 0.95,
-}
-MAX_STEP_TIME_RATIO = 0.9
-
-
-def default_cpu_precision(backbone: str) -> Precision:
-    """Mixed precision where this CPU multiplies bfloat16 natively, unless ``backbone`` (a
-    :data:`~faster_rcnn.config.BACKBONES` name, or ``"custom"``) was measured to gain too
-    little in it (:data:`BFLOAT16_STEP_TIME`); float32 elsewhere."""
-    if not cpu_has_bfloat16():
-        return Precision(False, "this CPU has no bfloat16 instructions")
-    ratio = BFLOAT16_STEP_TIME.get(backbone)
-    if ratio is None:
-        return Precision(True, "the measured backbones trained 1.4-2.2 times as fast in it")
-    if ratio >= MAX_STEP_TIME_RATIO:
-        why = f"a {backbone} step took {ratio:.2f} times as long in bfloat16 (--amp for it)"
-        return Precision(False, why)
-    return Precision(True, f"a {backbone} step took {ratio:.2f} times as long in it")
+def default_cpu_precision() -> Precision:
+    """Mixed precision where this CPU multiplies bfloat16 natively, float32 elsewhere."""
+    if cpu_has_bfloat16():
+        why = "on a Zen 4 EPYC a training step took 0.46-0.76 times as long in it"
+        return Precision(True, why)
+    return Precision(False, "this CPU has no bfloat16 instructions")
