@@ -4,8 +4,8 @@ Mixed precision (``torch.autocast``) runs the convolutions and matrix products i
 type and keeps the weights, their updates and the losses in float32. On CUDA that type is
 float16, whose narrow range needs the loss scaled; on a CPU it is bfloat16, which has
 float32's range, and it pays only where the CPU multiplies bfloat16 natively (AVX512-BF16,
-AMX): there oneDNN runs the convolutions on it, elsewhere bfloat16 is emulated and slower
-than float32.
+AMX): there oneDNN runs the convolutions on it; elsewhere it emulates bfloat16, which is
+not expected to beat float32 (not measured here), so training stays float32.
 
 On a Zen 4 EPYC with AVX512-BF16 a training step (4 images resized to the preset's size,
 one thread) took 0.58 times as long in bfloat16 as in float32 for ``mobilenet_v2_fpn``,
