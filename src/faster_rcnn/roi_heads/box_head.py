@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..backbones.conv_norm_act import Conv2dNormActivation
+from ..ops.autocast import runs_in_bfloat16
 from ..ops.roi_align import memory_format_of
 
 
@@ -40,13 +41,17 @@ def _on_pooled_rois(layer: nn.Linear | nn.Conv2d, x: Tensor) -> Tensor:
     :func:`roi_convolution_is_faster`, run the linear layer as an ``S x S`` convolution
     with its weights viewed ``(out_features, C, S, S)``: the same sums, rounded otherwise,
     without flattening the RoIs into NCHW order first. Other RoIs take torchvision's
-    exact path, a flatten and ``F.linear``. A layer that
+    exact path, a flatten and ``F.linear``, as do RoIs in bfloat16: there oneDNN runs
+    both ways, and the matrix product saved the reorders of the kernel and its gradient
+    (on a Zen 4 EPYC, 512 RoIs 140 ms forward and backward against 172 ms, a
+    ``mobilenet_v2_fpn`` step 2.4 % shorter). A layer that
     :func:`~faster_rcnn.fast_inference.optimize_for_inference` already turned into that
     convolution runs as it is.
     """
     if isinstance(layer, nn.Conv2d):
         return layer(x).flatten(start_dim=1)
-    if memory_format_of(x) != torch.channels_last or not roi_convolution_is_faster(x.device):
+    convolution = memory_format_of(x) == torch.channels_last and not runs_in_bfloat16(x)
+    if not (convolution and roi_convolution_is_faster(x.device)):
         return layer(x.flatten(start_dim=1))
     kernel = as_roi_kernel(layer.weight, x.shape[1:])
     return F.conv2d(x, kernel, layer.bias).flatten(start_dim=1)
