@@ -21,15 +21,16 @@ SHAPES = [
 ]
 
 
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
 @pytest.mark.parametrize(
     ("channels", "height", "width", "kernel", "stride", "padding", "bias"), SHAPES
 )
 def test_gradients_are_the_convolutions_in_float64(
-    channels, height, width, kernel, stride, padding, bias
+    channels, height, width, kernel, stride, padding, bias, layout
 ) -> None:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, channels, height, width, dtype=torch.float64, generator=generator)
-    x = x.contiguous(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=layout)
     weight = torch.randn(channels, 1, kernel, kernel, dtype=torch.float64, generator=generator)
     b = torch.randn(channels, dtype=torch.float64, generator=generator) if bias else None
     leaves = [t for t in (x, weight, b) if t is not None]

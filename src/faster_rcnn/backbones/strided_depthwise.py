@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from faster_rcnn.ops.roi_align import memory_format_of
+
 IntPair = tuple[int, int]
 
 
@@ -92,10 +94,13 @@ def _spread(
 ) -> Tensor:
     """The ``(N, C, H_out, W_out)`` output gradient of the strided convolution placed at
     every ``stride``-th position of the stride-1 convolution's ``(N, C, H1, W1)`` output,
-    zeros elsewhere; channels-last, as oneDNN's depthwise kernels want it."""
+    zeros elsewhere, in ``x``'s memory layout."""
     n, channels = grad_out.shape[:2]
     height, width = (x.shape[i + 2] + 2 * padding[i] - weight.shape[i + 2] + 1 for i in (0, 1))
-    spread = grad_out.new_zeros(n, height, width, channels).permute(0, 3, 1, 2)
+    layout = memory_format_of(x)
+    spread = torch.empty(
+        n, channels, height, width, dtype=grad_out.dtype, memory_format=layout
+    ).zero_()
     spread[:, :, :: stride[0], :: stride[1]] = grad_out
     return spread
 
