@@ -53,24 +53,27 @@ def test_two_mlp_head_on_channels_last_rois_is_the_same_function_and_gradient(
     assert outputs["nchw"][0].abs().sum() > 0
 
 
-def test_two_mlp_head_in_bfloat16_runs_the_linear_layer(monkeypatch) -> None:
-    """Under bfloat16 autocast on a CPU, channels-last RoIs are flattened for fc6 even
-    where the convolution is the faster way in float32; the result is fc6 in bfloat16."""
+@pytest.mark.parametrize("extra", [0, 1])
+def test_two_mlp_head_in_bfloat16_runs_few_rois_through_the_linear_layer(monkeypatch, extra):
+    """Under bfloat16 autocast on a CPU, up to BFLOAT16_LINEAR_ROIS channels-last RoIs
+    are flattened for fc6 even where the convolution is the faster way in float32; more
+    RoIs convolve. Either way the result is fc6 in bfloat16, to its rounding."""
     monkeypatch.setattr(box_head, "roi_convolution_is_faster", lambda device: True)
     convolutions = []
     monkeypatch.setattr(box_head.F, "conv2d", _recorded(F.conv2d, convolutions))
     torch.manual_seed(0)
     head = TwoMLPHead(4 * 3 * 3, 16)
-    x = torch.randn(5, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    count = box_head.BFLOAT16_LINEAR_ROIS + extra
+    x = torch.randn(count, 4, 3, 3).contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = head(x)
-    assert convolutions == [] and out.dtype == torch.bfloat16
+    assert len(convolutions) == extra and out.dtype == torch.bfloat16
     bf16 = torch.bfloat16
-    hidden = torch.relu(
-        F.linear(x.reshape(5, 36).to(bf16), *(p.to(bf16) for p in head.fc6.parameters()))
-    )
-    expected = torch.relu(F.linear(hidden, *(p.to(bf16) for p in head.fc7.parameters())))
-    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    fc6, fc7 = ([p.to(bf16) for p in layer.parameters()] for layer in (head.fc6, head.fc7))
+    hidden = torch.relu(F.linear(x.reshape(count, 36).to(bf16), *fc6))
+    expected = torch.relu(F.linear(hidden, *fc7))
+    tolerance = {} if extra else {"rtol": 0, "atol": 0}  # the linear layer: bit for bit
+    torch.testing.assert_close(out, expected, **tolerance)
 
 
 def _recorded(function, calls: list):

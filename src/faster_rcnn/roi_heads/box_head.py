@@ -34,6 +34,15 @@ class TwoMLPHead(nn.Module):
         return F.relu(self.fc7(x))
 
 
+# In bfloat16 oneDNN runs fc6 either way, and the convolution pays a fixed cost a call
+# (the kernel's reorder, its gradient's back) that more RoIs amortise. On a Zen 4 EPYC,
+# one thread, forward and backward: 512 RoIs (a step of 4 images at the recipe's 128)
+# 298 ms as a matrix product against 349 ms as a convolution, 1024 RoIs 563 against 638,
+# 2048 RoIs (the presets' 512 an image) 1145 against 1074; a mobilenet_v2_fpn step of
+# 512 RoIs 1.4-2.4 % shorter (benchmarks/recipe_ab.md, round 26).
+BFLOAT16_LINEAR_ROIS = 1024
+
+
 def _on_pooled_rois(layer: nn.Linear | nn.Conv2d, x: Tensor) -> Tensor:
     """``layer`` on ``(K, C, S, S)`` pooled RoIs, flattened: ``(K, out_features)``.
 
@@ -41,16 +50,15 @@ def _on_pooled_rois(layer: nn.Linear | nn.Conv2d, x: Tensor) -> Tensor:
     :func:`roi_convolution_is_faster`, run the linear layer as an ``S x S`` convolution
     with its weights viewed ``(out_features, C, S, S)``: the same sums, rounded otherwise,
     without flattening the RoIs into NCHW order first. Other RoIs take torchvision's
-    exact path, a flatten and ``F.linear``, as do RoIs in bfloat16: there oneDNN runs
-    both ways, and the matrix product saved the reorders of the kernel and its gradient
-    (on a Zen 4 EPYC, 512 RoIs 140 ms forward and backward against 172 ms, a
-    ``mobilenet_v2_fpn`` step 2.4 % shorter). A layer that
+    exact path, a flatten and ``F.linear``, as do up to :data:`BFLOAT16_LINEAR_ROIS` RoIs
+    in bfloat16 (see there). A layer that
     :func:`~faster_rcnn.fast_inference.optimize_for_inference` already turned into that
     convolution runs as it is.
     """
     if isinstance(layer, nn.Conv2d):
         return layer(x).flatten(start_dim=1)
-    convolution = memory_format_of(x) == torch.channels_last and not runs_in_bfloat16(x)
+    few_in_bfloat16 = x.shape[0] <= BFLOAT16_LINEAR_ROIS and runs_in_bfloat16(x)
+    convolution = memory_format_of(x) == torch.channels_last and not few_in_bfloat16
     if not (convolution and roi_convolution_is_faster(x.device)):
         return layer(x.flatten(start_dim=1))
     kernel = as_roi_kernel(layer.weight, x.shape[1:])
