@@ -10,11 +10,14 @@ not expected to beat float32 (not measured here), so training stays float32.
 On a Zen 4 EPYC with AVX512-BF16 a training step (4 images resized to the preset's size,
 one thread) took 0.58 times as long in bfloat16 as in float32 for ``mobilenet_v2_fpn``,
 0.73 for ``mobilenet_v3_large_fpn``, 0.46 for ``resnet50_fpn``, 0.49 for ``paper_vgg16``
-and about 0.72 for ``small``. Side by side in 20 minutes, ``mobilenet_v2_fpn`` in bfloat16
-fitted 1.6 times the steps on the generated slides, their crowded mosaics and raccoon,
-scored as well or better at IoU 0.5 and better at stricter IoUs; ``small`` in 3 minutes
-on the generated shapes fitted 1.17 times the steps and scored higher too
+and about 0.72 for ``small``. Side by side in 20 minutes, ``mobilenet_v2_fpn`` in
+bfloat16 fitted 1.6 times the steps on the generated slides, their crowded mosaics and
+raccoon, scored as well or better at IoU 0.5 and better at stricter IoUs; ``small`` in 3
+minutes on the generated shapes fitted 1.17 times the steps and scored higher too
 (``benchmarks/recipe_ab.md``, round 25). So ``train`` uses it by default on such a CPU.
+Working around two of oneDNN's bfloat16 kernels later made a ``mobilenet_v2_fpn``
+bfloat16 step another 7-9 % shorter (round 26: ``backbones/strided_depthwise.py``,
+``roi_heads/box_head.py``).
 """
 
 from __future__ import annotations
