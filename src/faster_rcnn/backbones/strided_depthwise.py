@@ -58,7 +58,7 @@ class _StridedDepthwiseConv(torch.autograd.Function):
         padding: IntPair,
     ) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
+        ctx.stride, ctx.padding = stride, padding
         return F.conv2d(x, weight, bias, stride, padding, 1, x.shape[1])
 
     @staticmethod
@@ -77,14 +77,9 @@ class _StridedDepthwiseConv(torch.autograd.Function):
                 ctx.padding,
                 (True, False, False),
             )[0]
-        if needs_weight or (needs_bias and ctx.has_bias):
+        if needs_weight or needs_bias:  # a missing bias needs no gradient
             _, grad_weight, grad_bias = _convolution_backward(
-                grad_out,
-                x,
-                weight,
-                ctx.stride,
-                ctx.padding,
-                (False, needs_weight, needs_bias and ctx.has_bias),
+                grad_out, x, weight, ctx.stride, ctx.padding, (False, needs_weight, needs_bias)
             )
         return grad_x, grad_weight, grad_bias, None, None
 

@@ -38,8 +38,9 @@ class TwoMLPHead(nn.Module):
 # (the kernel's reorder, its gradient's back) that more RoIs amortise. On a Zen 4 EPYC,
 # one thread, forward and backward: 512 RoIs (a step of 4 images at the recipe's 128)
 # 298 ms as a matrix product against 349 ms as a convolution, 1024 RoIs 563 against 638,
-# 2048 RoIs (the presets' 512 an image) 1145 against 1074; a mobilenet_v2_fpn step of
-# 512 RoIs 1.4-2.4 % shorter (benchmarks/recipe_ab.md, round 26).
+# 2048 RoIs (the presets' 512 an image) 1145 against 1074. A mobilenet_v2_fpn step of
+# 512 RoIs was 2.5 % shorter on 2 threads, 3.7 % on one (benchmarks/bfloat16_kernels.py;
+# benchmarks/recipe_ab.md, round 26).
 BFLOAT16_LINEAR_ROIS = 1024
 
 
