@@ -7,7 +7,7 @@ On a CPU with bfloat16 instructions, a training step runs under
 ``torch.autocast("cpu", dtype=torch.bfloat16)`` as ``faster-rcnn train`` runs it there
 (channels-last, the recipe's RoIs an image and jittered GT copies), on 4 images of
 800x1066 with 4 boxes each. Four arms take turns step by step in one process, on the
-same weights (learning rate 0, so every step computes the same thing):
+same weights (learning rate 0: only the sampled anchors, RoIs and GT copies differ):
 
 - ``both``: the strided depthwise convolutions' input gradient from a stride-1
   convolution's (``backbones/strided_depthwise.py``) and fc6 as a matrix product on up to
