@@ -16,7 +16,7 @@ raccoon, scored as well or better at IoU 0.5 and better at stricter IoUs; ``smal
 minutes on the generated shapes fitted 1.17 times the steps and scored higher too
 (``benchmarks/recipe_ab.md``, round 25). So ``train`` uses it by default on such a CPU.
 Working around two of oneDNN's bfloat16 kernels later made a ``mobilenet_v2_fpn``
-bfloat16 step another 7-9 % shorter (round 26: ``backbones/strided_depthwise.py``,
+bfloat16 step another 7-10 % shorter (round 26: ``backbones/strided_depthwise.py``,
 ``roi_heads/box_head.py``).
 """
 
