@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faster_rcnn.backbones import training_conv
+from faster_rcnn.backbones import strided_depthwise, training_conv
 from faster_rcnn.backbones.strided_depthwise import _StridedDepthwiseConv, strided_depthwise_conv
 from faster_rcnn.backbones.training_conv import conv_norm
 from faster_rcnn.ops.autocast import runs_in_bfloat16
@@ -49,13 +49,22 @@ def test_gradients_are_the_convolutions_in_float64(
         torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_only_the_gradients_asked_for_are_computed() -> None:
+def test_only_the_gradients_asked_for_are_computed(monkeypatch) -> None:
+    masks = []
+    backward = strided_depthwise._convolution_backward
+
+    def recorded(*args):
+        masks.append(args[-1])
+        return backward(*args)
+
+    monkeypatch.setattr(strided_depthwise, "_convolution_backward", recorded)
     x = torch.randn(1, 4, 8, 8, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(4, 1, 3, 3, dtype=torch.float64)  # frozen
     bias = torch.randn(4, dtype=torch.float64)
     _StridedDepthwiseConv.apply(x, weight, bias, (2, 2), (1, 1)).sum().backward()
     reference = x.detach().requires_grad_()
     F.conv2d(reference, weight, bias, 2, 1, 1, 4).sum().backward()
+    assert masks == [(True, False, False)]  # the frozen weights and bias: none
     torch.testing.assert_close(x.grad, reference.grad, rtol=1e-12, atol=1e-12)
 
 
