@@ -80,14 +80,20 @@ def main() -> None:
     print(f"wrote {args.results}")
 
 
-def training_setup(preset: str, rois: int):
-    """The model in training mode, channels-last, its SGD optimizer at rate 0, a batch."""
+def training_setup(preset: str, rois: int, trainable_layers: int | None = None):
+    """The model in training mode, channels-last, its SGD optimizer at rate 0, a batch
+    (the backbone's last ``trainable_layers`` stages trained, the preset's by default)."""
     torch.manual_seed(0)
     config = preset_config(preset, 4)
     roi_heads = dataclasses.replace(
         config.roi_heads, batch_size_per_image=rois, gt_jitter=GT_JITTER
     )
-    model = FasterRCNN.from_config(dataclasses.replace(config, roi_heads=roi_heads))
+    backbone = config.backbone
+    if trainable_layers is not None:
+        backbone = dataclasses.replace(backbone, trainable_layers=trainable_layers)
+    model = FasterRCNN.from_config(
+        dataclasses.replace(config, roi_heads=roi_heads, backbone=backbone)
+    )
     model.to(memory_format=torch.channels_last)
     model.memory_format = torch.channels_last
     model.train()

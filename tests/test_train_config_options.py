@@ -17,6 +17,7 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     options = ["--rpn-sampler", "hard_negative", "--allowed-border", "0", "--rpn-loss", "paper"]
     options += ["--rpn-box-weight", "10", "--roi-batch-size", "256", "--roi-sampler", "random"]
     options += ["--detections-per-image", "300", "--gt-jitter", "2", "--box-nms-thresh", "0.45"]
+    options += ["--trainable-layers", "2"]
     argv = ["train", "--data", "synthetic:2", *TINY, *options, "--out", str(tmp_path)]
     assert main(argv) == 0
     config = load_model(tmp_path / "model.safetensors").config
@@ -25,6 +26,7 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     assert (config.roi_heads.batch_size_per_image, config.roi_heads.sampler) == (256, "random")
     assert (config.roi_heads.detections_per_img, config.roi_heads.gt_jitter) == (300, 2)
     assert (config.roi_heads.nms_thresh, config.roi_heads.class_nms_thresh) == (0.45, ())
+    assert config.backbone.trainable_layers == 2
 
 
 def test_a_sigma_given_reaches_the_model_and_0_keeps_greedy_nms(tmp_path, capsys) -> None:
@@ -63,7 +65,9 @@ def test_help_shows_every_presets_value(capsys) -> None:
     assert f"paper_vgg16: 0, {torchvision.format(-1)}, small: -1" in text
     assert f"paper_vgg16: 10, {torchvision.format(1)}, small: 10" in text
     assert f"paper_vgg16: 0.3, {torchvision.format(0.5)}, small: 0.5" in text
-    assert len(CONFIG_OPTIONS) == 10
+    # The small backbone leaves its trained stages to its default: all five.
+    assert f"paper_vgg16: 3, {torchvision.format(3)}, small: 5" in text
+    assert len(CONFIG_OPTIONS) == 11
 
 
 def test_a_bad_border_is_refused_in_one_line(capsys) -> None:
@@ -71,6 +75,15 @@ def test_a_bad_border_is_refused_in_one_line(capsys) -> None:
         main(["train", "--allowed-border", "-2"])
     assert exit_.value.code == 2
     assert "must be >= 0, or -1 to keep every anchor, got -2" in capsys.readouterr().err
+
+
+def test_more_trainable_layers_than_the_backbone_has_are_refused_in_one_line(
+    tmp_path, capsys
+) -> None:
+    argv = ["train", "--data", "synthetic:2", *TINY, "--preset", "mobilenet_v2_fpn"]
+    assert main([*argv, "--trainable-layers", "7", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("trainable_layers must be None or in [0, 6] for mobilenet_v2_fpn")
 
 
 def test_a_negative_jitter_is_refused_in_one_line(capsys) -> None:

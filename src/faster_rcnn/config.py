@@ -58,7 +58,9 @@ class BackboneSpec(NamedTuple):
 
 
 # torchvision's and py-faster-rcnn's trainable stages for ImageNet-initialised backbones;
-# every stage for the small backbone, which is trained from scratch.
+# every stage for the small backbone, which is trained from scratch. In a 20-minute CPU
+# budget mobilenet_v2_fpn's 3 was ahead of 2, 4 and 5, each at the steps it fits
+# (benchmarks/recipe_ab.md, round 27).
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(("0",), 5, 3, fixed_channels=512),
     "resnet50_fpn": BackboneSpec(

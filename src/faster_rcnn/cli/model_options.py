@@ -1,6 +1,6 @@
-"""``train``'s options that set one field of the model config each: the paper's choices
-(hard negatives, the border policy, the RPN loss normalisation), the RoI sampling, the
-detections an image and their NMS.
+"""``train``'s options that set one field of the model config each: the backbone's trained
+stages, the paper's choices (hard negatives, the border policy, the RPN loss
+normalisation), the RoI sampling, the detections an image and their NMS.
 
 Each option's help shows the field's value in every preset, so ``train --help`` says what
 a run without the option does.
@@ -34,6 +34,8 @@ class ConfigOption:
     type: Callable[[str], Any] | None = None
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    # What the field means in a config, where it may leave that to a default (None).
+    resolved: Callable[[FasterRCNNConfig], Any] | None = None
 
     @property
     def dest(self) -> str:
@@ -41,12 +43,18 @@ class ConfigOption:
 
     def preset_values(self) -> str:
         """``"paper_vgg16: 0, resnet50_fpn: -1, ..."``: the field in every preset."""
-        section, field = self.setting.split(".")
-        values = {name: getattr(getattr(make(), section), field) for name, make in PRESETS.items()}
+        values = {name: self.value_in(make()) for name, make in PRESETS.items()}
         return ", ".join(
             f"{name}: {value:g}" if isinstance(value, float) else f"{name}: {value}"
             for name, value in values.items()
         )
+
+    def value_in(self, config: FasterRCNNConfig) -> Any:
+        """The field's value in ``config``, a default resolved."""
+        if self.resolved is not None:
+            return self.resolved(config)
+        section, field = self.setting.split(".")
+        return getattr(getattr(config, section), field)
 
 
 def border(text: str) -> float:
@@ -58,6 +66,17 @@ def border(text: str) -> float:
 
 
 CONFIG_OPTIONS = (
+    ConfigOption(
+        "--trainable-layers",
+        "backbone.trainable_layers",
+        "the backbone's last stages that train (torchvision's trainable_backbone_layers); "
+        "the earlier ones keep their pretrained weights. mobilenet_v2_fpn's 3 was ahead of "
+        "2, 4 and 5, each at the steps it fits in 20 CPU minutes "
+        "(benchmarks/recipe_ab.md, round 27)",
+        type=non_negative_int,
+        metavar="N",
+        resolved=lambda config: config.backbone.resolved_trainable_layers(),
+    ),
     ConfigOption(
         "--rpn-sampler",
         "rpn.sampler",
