@@ -11,12 +11,15 @@ each on its own model (same seed, learning rate 0). The record keeps each arm's 
 step after the first round and its ratio to the preset's count: a run with N trained
 stages fits about 1 / ratio times the preset's steps in the same budget, which is how
 round 27 of ``recipe_ab.md`` set each arm's steps. Thread count: ``OMP_NUM_THREADS``.
+With ``ONEDNN_MAX_CPU_ISA=AVX512_CORE`` (kept in the record) oneDNN emulates bfloat16 as
+on an AVX-512 CPU without AVX512-BF16.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from datetime import date
@@ -48,6 +51,7 @@ def main() -> None:
         "date": date.today().isoformat(),
         "machine": machine.describe(),
         "threads": torch.get_num_threads(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "preset": args.preset,
         "preset_trainable_layers": preset_layers,
     }

@@ -4,8 +4,8 @@ Mixed precision (``torch.autocast``) runs the convolutions and matrix products i
 type and keeps the weights, their updates and the losses in float32. On CUDA that type is
 float16, whose narrow range needs the loss scaled; on a CPU it is bfloat16, which has
 float32's range, and it pays only where the CPU multiplies bfloat16 natively (AVX512-BF16,
-AMX): there oneDNN runs the convolutions on it; elsewhere it emulates bfloat16, which is
-not expected to beat float32 (not measured here), so training stays float32.
+AMX): there oneDNN runs the convolutions on it; elsewhere it emulates bfloat16, which was
+1.75-1.87 times slower than float32 (:func:`cpu_has_bfloat16`), so training stays float32.
 
 On a Zen 4 EPYC with AVX512-BF16 a training step (4 images resized to the preset's size,
 one thread) took 0.58 times as long in bfloat16 as in float32 for ``mobilenet_v2_fpn``,
@@ -22,19 +22,41 @@ bfloat16 step another 7-10 % shorter (round 26: ``backbones/strided_depthwise.py
 
 from __future__ import annotations
 
+import platform
 from typing import NamedTuple
 
 import torch
 
+X86 = ("x86_64", "amd64", "i386", "i686")
+
 
 def cpu_has_bfloat16() -> bool:
-    """This CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), as oneDNN detects it."""
+    """This CPU multiplies bfloat16 natively (on x86, AVX512-BF16, which every CPU with
+    AMX has too) and oneDNN runs bfloat16 on it.
+
+    oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is true on every
+    CPU with AVX-512, where oneDNN emulates bfloat16: on a Zen 4 EPYC with oneDNN held to
+    AVX-512 without BF16 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE``), a ``mobilenet_v2_fpn``
+    training step took 1.75-1.87 times as long in bfloat16 as in float32
+    (``benchmarks/recipe_ab.md``, round 27). So on x86 the instructions themselves are
+    checked too. On ARM oneDNN's check is already the CPU's bfloat16 extension.
+    """
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without the check
         return False
+    if platform.machine().lower() in X86:
+        return onednn and _has_avx512_bf16()
+    return onednn
+
+
+def _has_avx512_bf16() -> bool:
+    """The CPU reports AVX512-BF16 (torch's cpuinfo check; ``False`` in a torch without
+    it)."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return check is not None and bool(check())
 
 
 def mixed_precision_dtype(device_type: str) -> torch.dtype | None:
