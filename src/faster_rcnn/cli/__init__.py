@@ -21,6 +21,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
 from ..train.stops import TrainingInterrupted
 from . import anchors, data, demo, evaluate, explain, export, predict, train
@@ -31,8 +32,12 @@ COMMANDS = (demo, data, train, evaluate, predict, export, anchors, explain)
 def console_main() -> int:
     """The ``faster-rcnn`` program: :func:`main` in a process of its own, which keeps
     the memory it frees for reuse (:func:`~faster_rcnn.host_memory.reuse_freed_memory`:
-    a tenth to a quarter of a CPU training step)."""
+    a tenth to a quarter of a CPU training step) and runs as many threads as its CPU
+    quota allows (:func:`~faster_rcnn.host_cpus.threads_for_cpu_quota`)."""
     reuse_freed_memory()
+    limit = threads_for_cpu_quota()
+    if limit is not None:
+        print(limit.line())
     return main()
 
 
