@@ -1,6 +1,7 @@
 """The main job as a benchmark: `faster-rcnn demo`, end to end, several times.
 
     python benchmarks/bench_demo.py [--runs 3] [--minutes 4.5] [--out runs/bench_demo]
+        [--demo-options=--no-amp]
 
 Run k is the command a user types, with ``--seed k``, in a fresh process, timed from
 start to exit; the figures are read back from its ``metrics.json``. Prints every run and
@@ -23,9 +24,9 @@ from pathlib import Path
 FIGURES = ("voc_map50", "coco_ap", "recall@300@0.5", "recall@300@0.7", "AR@300")
 
 
-def run_once(minutes: float, out: Path, seed: int) -> dict[str, float]:
+def run_once(minutes: float, out: Path, seed: int, options: list[str]) -> dict[str, float]:
     command = [sys.executable, "-m", "faster_rcnn", "demo", "--minutes", str(minutes)]
-    command += ["--out", str(out), "--seed", str(seed)]
+    command += ["--out", str(out), "--seed", str(seed), *options]
     start = time.perf_counter()
     finished = subprocess.run(command, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
@@ -43,10 +44,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=4.5)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_demo"))
+    parser.add_argument(
+        "--demo-options",
+        default="",
+        help="more options for demo, as one argument: --demo-options='--no-amp'",
+    )
     args = parser.parse_args()
     results = []
     for run in range(args.runs):
-        result = run_once(args.minutes, args.out / f"run{run}", seed=run)
+        result = run_once(args.minutes, args.out / f"run{run}", run, args.demo_options.split())
         results.append(result)
         print(f"run {run}: " + "  ".join(f"{k} {v:.3f}" for k, v in result.items()), flush=True)
     medians = {name: statistics.median(r[name] for r in results) for name in results[0]}

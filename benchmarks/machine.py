@@ -7,20 +7,25 @@ from pathlib import Path
 
 import torch
 
+from faster_rcnn.train.precision import cpu_has_bfloat16
+
 CPUINFO = Path("/proc/cpuinfo")
 
 
 def describe() -> str:
-    """``"x86_64 AVX512 (AMD EPYC, family 25 model 17), 2 threads"``: the processor's
-    architecture, the widest vector instructions PyTorch's CPU kernels use on it, the
-    processor itself where Linux names it, and the threads the kernels run on. The
+    """``"x86_64 AVX512 with bfloat16 (AMD EPYC, family 25 model 17), 2 threads"``: the
+    processor's architecture, the widest vector instructions PyTorch's CPU kernels use on
+    it, whether it multiplies bfloat16 natively (``train`` then trains in it by default),
+    the processor itself where Linux names it, and the threads the kernels run on. The
     project's machines have come both with and without AVX-512, and some kernels differ
     between the two by an order of magnitude (``roi_heads/box_head.py``); two AMD EPYCs
     with AVX-512 (family 25 model 17 is Zen 4) have differed too."""
     capability = torch.backends.cpu.get_cpu_capability()
+    bfloat16 = " with bfloat16" if cpu_has_bfloat16() else ""
     processor = _processor()
     named = f" ({processor})" if processor else ""
-    return f"{platform.machine()} {capability}{named}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{platform.machine()} {capability}{bfloat16}{named}, {threads} threads"
 
 
 def _processor() -> str:

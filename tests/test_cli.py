@@ -2,6 +2,7 @@
 
 import json
 import re
+import signal
 
 import pytest
 import torch
@@ -74,6 +75,37 @@ def test_demo_writes_model_metrics_and_pictures(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 8
     assert len(list((out / "pictures").glob("*_detections.png"))) == 8
+
+
+@pytest.mark.parametrize(
+    ("options", "bfloat16", "amp", "printed"),
+    [([], True, True, 1), ([], False, False, 1), (["--no-amp"], True, False, 0)],
+)
+def test_demo_trains_in_the_precision_train_would_choose(
+    monkeypatch, capsys, tmp_path, options, bfloat16, amp, printed
+):
+    monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: bfloat16)
+    chosen = []
+
+    class StopAtTheTrainer:
+        def __init__(self, model, dataset, cfg, **kwargs):
+            chosen.append(cfg.amp)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("faster_rcnn.cli.demo.Trainer", StopAtTheTrainer)
+    argv = ["demo", "--minutes", "0.05", "--out", str(tmp_path), *options]
+    assert main(argv) == 128 + signal.SIGINT
+    assert chosen == [amp]
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("precision:")]
+    assert len(lines) == printed
+
+
+def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: False)
+    assert main(["demo", "--amp", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--amp needs a CUDA device or a CPU with bfloat16 instructions" in err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

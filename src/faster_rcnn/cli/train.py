@@ -200,8 +200,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = flipped(dataset, args)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
-    if args.amp is None and torch.device(args.device).type == "cpu":
-        print(default_cpu_precision().line())
+    say_default_precision(args)
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -231,6 +230,11 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse options the run would ignore or cannot honour, before anything is loaded."""
     if args.cache_images and args.workers:
         raise ValueError("--cache-images works with --workers 0 only")
+    check_amp(args)
+
+
+def check_amp(args: argparse.Namespace) -> None:
+    """Refuse ``--amp`` where there is no mixed precision to train in."""
     if args.amp and mixed_precision_dtype(torch.device(args.device).type) is None:
         raise ValueError(
             f"--amp needs a CUDA device or a CPU with bfloat16 instructions (AVX512-BF16 "
@@ -290,6 +294,12 @@ def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCN
     if uses_channels_last(args, config):
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def say_default_precision(args: argparse.Namespace) -> None:
+    """Print the precision chosen on a CPU when ``--amp`` / ``--no-amp`` was not given."""
+    if args.amp is None and torch.device(args.device).type == "cpu":
+        print(default_cpu_precision().line())
 
 
 def uses_amp(args: argparse.Namespace) -> bool:
