@@ -113,17 +113,23 @@ def alternate(model, optimizer, images, targets, repeats: int) -> dict[str, list
             for arm, (depthwise, fc6) in ARMS.items():
                 training_conv._is_strided_depthwise = strided if depthwise else _never
                 box_head.BFLOAT16_LINEAR_ROIS = linear_rois if fc6 else 0
-                start = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    total = sum(model(images, targets).values())
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                seconds[arm].append(time.perf_counter() - start)
+                seconds[arm].append(timed_step(model, optimizer, images, targets, True))
     finally:
         training_conv._is_strided_depthwise = strided
         box_head.BFLOAT16_LINEAR_ROIS = linear_rois
     return seconds
+
+
+def timed_step(model, optimizer, images, targets, bfloat16: bool) -> float:
+    """Seconds of one training step: the summed losses, backward, the optimizer's step
+    (under bfloat16 autocast where ``bfloat16``)."""
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        total = sum(model(images, targets).values())
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return time.perf_counter() - start
 
 
 def _never(conv: torch.nn.Conv2d) -> bool:

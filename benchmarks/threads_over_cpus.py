@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import statistics
-import time
 from datetime import date
 from pathlib import Path
 
 import torch
 
 import machine
-from bfloat16_kernels import training_setup
+from bfloat16_kernels import timed_step, training_setup
 from faster_rcnn.host_cpus import cpu_quota
 from faster_rcnn.host_memory import reuse_freed_memory
 from faster_rcnn.train.precision import cpu_has_bfloat16
@@ -50,13 +49,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for n in args.threads:
             torch.set_num_threads(n)
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-                total = sum(model(images, targets).values())
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            seconds[n].append(time.perf_counter() - start)
+            seconds[n].append(timed_step(model, optimizer, images, targets, bfloat16))
     medians = {n: statistics.median(times[1:]) for n, times in seconds.items()}
     first = medians[args.threads[0]]
     record = {

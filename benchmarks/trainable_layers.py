@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import statistics
-import time
 from datetime import date
 from pathlib import Path
 
 import torch
 
 import machine
-from bfloat16_kernels import training_setup
+from bfloat16_kernels import timed_step, training_setup
 from faster_rcnn.host_memory import reuse_freed_memory
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.precision import cpu_has_bfloat16
@@ -80,14 +79,8 @@ def alternate(
     arms = {k: training_setup(preset, rois=128, trainable_layers=k) for k in layers}
     seconds = {k: [] for k in layers}
     for _ in range(repeats):
-        for k, (model, optimizer, images, targets) in arms.items():
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-                total = sum(model(images, targets).values())
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            seconds[k].append(time.perf_counter() - start)
+        for k, arm in arms.items():
+            seconds[k].append(timed_step(*arm, bfloat16))
     return seconds
 
 
