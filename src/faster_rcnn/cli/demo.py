@@ -20,7 +20,8 @@ from .arguments import device_name, positive_float, positive_int
 from .evaluate import evaluate_and_report
 from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
-# More steps a second than the demo's training reaches on any CPU (about 5 on two cores).
+# More steps a second than the demo's training reaches on any CPU (3.6-13.5 on the 2-core
+# machines measured: README, quick start).
 DEMO_MAX_STEPS_PER_SECOND = 20
 PICTURES = 8
 
