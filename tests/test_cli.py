@@ -285,3 +285,18 @@ def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp
     assert saved["grad_clip_norm"] == 0.5
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(record["grad_norm"] > 0 for record in records)
+
+
+def test_the_learning_rate_follows_the_batch_unless_given(tmp_path):
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", *TINY]
+    expected = {
+        (): (2, 0.005),
+        ("--batch-size", "4"): (4, 0.01),
+        ("--batch-size", "4", "--lr", "0.003"): (4, 0.003),
+    }
+    for number, (options, (batch_size, lr)) in enumerate(expected.items()):
+        out = tmp_path / str(number)
+        assert main([*argv, *options, "--out", str(out)]) == 0
+        model = load_model(out / "model.safetensors")
+        saved = TrainingCheckpoint.load(out / "joint", model).train_config
+        assert (saved["batch_size"], saved["lr"]) == (batch_size, pytest.approx(lr))

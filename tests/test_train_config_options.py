@@ -17,7 +17,7 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     options = ["--rpn-sampler", "hard_negative", "--allowed-border", "0", "--rpn-loss", "paper"]
     options += ["--rpn-box-weight", "10", "--roi-batch-size", "256", "--roi-sampler", "random"]
     options += ["--detections-per-image", "300", "--gt-jitter", "2", "--box-nms-thresh", "0.45"]
-    options += ["--trainable-layers", "2"]
+    options += ["--trainable-layers", "2", "--multi-scale-per", "batch"]
     argv = ["train", "--data", "synthetic:2", *TINY, *options, "--out", str(tmp_path)]
     assert main(argv) == 0
     config = load_model(tmp_path / "model.safetensors").config
@@ -27,6 +27,7 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     assert (config.roi_heads.detections_per_img, config.roi_heads.gt_jitter) == (300, 2)
     assert (config.roi_heads.nms_thresh, config.roi_heads.class_nms_thresh) == (0.45, ())
     assert config.backbone.trainable_layers == 2
+    assert config.transform.multi_scale_per == "batch"
 
 
 def test_a_sigma_given_reaches_the_model_and_0_keeps_greedy_nms(tmp_path, capsys) -> None:
@@ -67,7 +68,8 @@ def test_help_shows_every_presets_value(capsys) -> None:
     assert f"paper_vgg16: 0.3, {torchvision.format(0.5)}, small: 0.5" in text
     # The small backbone leaves its trained stages to its default: all five.
     assert f"paper_vgg16: 3, {torchvision.format(3)}, small: 5" in text
-    assert len(CONFIG_OPTIONS) == 11
+    assert f"paper_vgg16: image, {torchvision.format('image')}, small: image" in text
+    assert len(CONFIG_OPTIONS) == 12
 
 
 def test_a_bad_border_is_refused_in_one_line(capsys) -> None:

@@ -86,7 +86,8 @@ class TransformConfig:
     """Resize, normalise and batch (see :class:`faster_rcnn.transform.ImageTransform`).
 
     ``min_size`` is the target length of the shorter side; a tuple means multi-scale
-    training (one size drawn per image in training, the last one used in evaluation).
+    training (in training one size drawn per image, as torchvision and detectron2 do, or
+    per batch, as YOLOv5 does, by ``multi_scale_per``; the last one used in evaluation).
     The longer side is capped at ``max_size``. Batches are zero-padded so that height and
     width are multiples of ``size_divisible``.
     """
@@ -96,6 +97,7 @@ class TransformConfig:
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
     size_divisible: int = 32
+    multi_scale_per: Literal["image", "batch"] = "image"
 
     def __post_init__(self) -> None:
         check_fields(self)

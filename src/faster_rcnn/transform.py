@@ -26,7 +26,9 @@ class ImageTransform(nn.Module):
     Each image is scaled so that its shorter side becomes ``min_size`` unless that makes
     the longer side exceed ``max_size``, in which case the longer side becomes
     ``max_size`` (the paper's 600 / 1000, torchvision's 800 / 1333). In training, with
-    several ``min_size`` values one is drawn per image (multi-scale training).
+    several ``min_size`` values one is drawn per image (multi-scale training), or one per
+    batch (``multi_scale_per="batch"``), so that no image is padded up to a larger one's
+    size.
     """
 
     def __init__(self, cfg: TransformConfig) -> None:
@@ -36,6 +38,7 @@ class ImageTransform(nn.Module):
         self.size_divisible = cfg.size_divisible
         self.image_mean = cfg.image_mean
         self.image_std = cfg.image_std
+        self.multi_scale_per = cfg.multi_scale_per
 
     def forward(
         self,
@@ -58,10 +61,13 @@ class ImageTransform(nn.Module):
         """
         resized_images = []
         resized_targets = [] if targets is not None else None
+        per_batch = self.multi_scale_per == "batch"
+        shared_size = self._choose_min_size(generator) if per_batch else None
         for i, image in enumerate(images):
             image = self.normalize(image)
             original_size = (int(image.shape[-2]), int(image.shape[-1]))
-            image = resize_image(image, self._choose_min_size(generator), self.max_size)
+            min_size = shared_size if shared_size is not None else self._choose_min_size(generator)
+            image = resize_image(image, min_size, self.max_size)
             resized_images.append(image)
             if targets is not None and resized_targets is not None:
                 target = dict(targets[i])

@@ -71,6 +71,28 @@ def test_multiscale_training_draws_each_size_and_eval_uses_last():
     assert transform([torch.rand(3, 16, 16)])[0].image_sizes == [(64, 64)]
 
 
+def test_multi_scale_per_batch_resizes_every_image_of_a_batch_alike():
+    sizes = (32, 48, 64)
+    per_image = ImageTransform(TransformConfig(min_size=sizes, max_size=1000)).train()
+    per_batch_config = TransformConfig(min_size=sizes, max_size=1000, multi_scale_per="batch")
+    per_batch = ImageTransform(per_batch_config)
+    per_batch.train()
+    images = [torch.rand(3, 16, 16), torch.rand(3, 16, 24), torch.rand(3, 16, 16)]
+    gen_image, gen_batch = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    mixed, shorter_sides = 0, set()
+    for _ in range(30):
+        batch = per_batch(images, generator=gen_batch)[0]
+        # One draw a batch: every image's shorter side is the same one of the sizes.
+        assert len({min(size) for size in batch.image_sizes}) == 1
+        assert batch.image_sizes[0] == batch.image_sizes[2]
+        shorter_sides.add(min(batch.image_sizes[0]))
+        mixed += len({min(s) for s in per_image(images, generator=gen_image)[0].image_sizes}) > 1
+    assert shorter_sides == set(sizes)
+    assert mixed > 0  # drawn per image, a batch's sizes differ
+    per_batch.eval()
+    assert per_batch(images)[0].image_sizes == [(64, 64), (64, 96), (64, 64)]
+
+
 def test_integer_images_are_rejected():
     with pytest.raises(TypeError, match="floating point"):
         make_transform().normalize(torch.zeros(3, 4, 4, dtype=torch.uint8))

@@ -68,6 +68,7 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
         "roi_heads.gt_jitter",
         "roi_heads.sampler",
         "transform.min_size",
+        "transform.multi_scale_per",
         "roi_heads.soft_nms_sigma",
     ]
     assert "'dot' 33 px" in choices[2].line() and "rarest 'dot' 40%" in choices[2].line()
@@ -104,6 +105,26 @@ def test_recipe_trains_at_several_scales_when_a_class_is_small() -> None:
     several = config.replace(transform={"min_size": (600, 800)})
     stats = object_statistics(DATASET, several)
     assert choose_recipe(several, stats)[0].transform.min_size == (600, 800)
+
+
+def test_recipe_draws_the_multi_scale_size_per_batch() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    chosen, choices = choose_recipe(config, object_statistics(DATASET, config))
+    assert chosen.transform.multi_scale_per == "batch"
+    line = next(c.line() for c in choices if c.setting == "transform.multi_scale_per")
+    assert line.startswith("  transform.multi_scale_per = batch: the images of a batch")
+    # Sizes the user gave are drawn per batch too, unless the user said per image.
+    several = config.replace(transform={"min_size": (600, 800)})
+    stats = object_statistics(DATASET, several)
+    given = {"transform.min_size"}
+    assert choose_recipe(several, stats, given)[0].transform.multi_scale_per == "batch"
+    given = {"transform.min_size", "transform.multi_scale_per"}
+    assert choose_recipe(several, stats, given)[0].transform.multi_scale_per == "image"
+    # One size: nothing to draw.
+    large = config.replace(transform={"min_size": (3440,), "max_size": 6000})
+    chosen, choices = choose_recipe(large, object_statistics(DATASET, large))
+    assert chosen.transform.multi_scale_per == "image"
+    assert "transform.multi_scale_per" not in [c.setting for c in choices]
 
 
 def test_recipe_samples_at_random_with_one_object_an_image() -> None:

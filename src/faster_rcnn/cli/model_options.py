@@ -1,6 +1,7 @@
 """``train``'s options that set one field of the model config each: the backbone's trained
 stages, the paper's choices (hard negatives, the border policy, the RPN loss
-normalisation), the RoI sampling, the detections an image and their NMS.
+normalisation), the RoI sampling, the detections an image and their NMS, and how
+multi-scale training draws its sizes.
 
 Each option's help shows the field's value in every preset, so ``train --help`` says what
 a run without the option does.
@@ -157,6 +158,14 @@ CONFIG_OPTIONS = (
         "of the training objects overlap another of it beyond the preset's IoU",
         type=non_negative_float,
         metavar="SIGMA",
+    ),
+    ConfigOption(
+        "--multi-scale-per",
+        "transform.multi_scale_per",
+        "with several --min-size values, training draws one for each image (torchvision's "
+        "way) or one for each batch, so that no image is padded up to a larger one's size "
+        "(the recipe's choice wherever it trains at several sizes: shorter steps)",
+        choices=("image", "batch"),
     ),
 )
 

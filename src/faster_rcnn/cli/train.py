@@ -34,7 +34,7 @@ from ..train.precision import default_cpu_precision, mixed_precision_dtype
 from ..train.recipe import choose_recipe, object_statistics
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
-from ..train.train_config import TrainConfig
+from ..train.train_config import LR_PER_IMAGE, TrainConfig
 from ..train.trainer import Trainer
 from .arguments import (
     add_data_arguments,
@@ -142,13 +142,19 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     """The run's length and budget, batch, learning rate and schedule."""
     parser.add_argument("--steps", type=positive_int, default=2000)
     parser.add_argument("--minutes", type=positive_float, help="stop after this long")
-    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=TrainConfig.batch_size,
+        help=f"images a step (default {TrainConfig.batch_size}: in a time budget twice the "
+        "steps of 4, and ahead of 4 on every set measured: benchmarks/recipe_ab.md, round 28)",
+    )
     parser.add_argument(
         "--lr",
         type=positive_float,
-        default=TrainConfig.lr,
-        help=f"peak learning rate (default {TrainConfig.lr:g}, measured for batches of 4: "
-        "benchmarks/seed_study.md)",
+        help=f"peak learning rate (default {LR_PER_IMAGE:g} for each image of a batch, so "
+        f"{LR_PER_IMAGE * TrainConfig.batch_size:g} at the default batch: for batches of 4, "
+        f"{LR_PER_IMAGE * 4:g} measured best, benchmarks/seed_study.md)",
     )
     parser.add_argument(
         "--grad-clip-norm",
@@ -204,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size,
         grad_clip_norm=args.grad_clip_norm,
         schedule=args.schedule,
         max_seconds=args.minutes * 60 if args.minutes else None,

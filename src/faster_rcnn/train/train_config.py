@@ -20,6 +20,9 @@ RESUMABLE_CHANGES = frozenset(
         "skip_unreadable",
     }
 )
+# The peak learning rate for each image of a batch (linear scaling, as detectron2's and
+# torchvision's references do): 0.01 for 4 images measured best (benchmarks/seed_study.md).
+LR_PER_IMAGE = 0.0025
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,13 @@ class TrainConfig:
     its lowest learning rate. Such a run depends on the machine's speed: only runs without
     ``max_seconds`` resume bit for bit.
 
-    The defaults, ``lr = 0.01`` for 4 images a step and ``"cosine"``, won on both a
-    crowded set with a small rare class and raccoon's one large object an image, in runs
-    of the steps 20 CPU minutes allow (``benchmarks/seed_study.md``). At 0.02 under
-    ``"step"`` raccoon's head mostly never learned its class; either change alone left it
-    unstable.
+    ``lr = 0.01`` for 4 images a step and ``"cosine"`` won on both a crowded set with a
+    small rare class and raccoon's one large object an image, in runs of the steps 20 CPU
+    minutes allow (``benchmarks/seed_study.md``). At 0.02 under ``"step"`` raccoon's head
+    mostly never learned its class; either change alone left it unstable. Batches of 2 at
+    the same rate an image (``LR_PER_IMAGE``: 0.005) fit twice the steps in a budget, each
+    image a little sooner (less padding), and were ahead of batches of 4 on every pair
+    measured (``benchmarks/recipe_ab.md``, round 28): hence the defaults.
 
     ``grad_clip_norm = 5``: at the peak rate the gradients' norm runs at 10-15, with
     spikes to 80. Clipped to 10, raccoon runs planned for the 444 steps 20 CPU minutes
@@ -75,8 +80,8 @@ class TrainConfig:
     """
 
     steps: int = 1000
-    batch_size: int = 4
-    lr: float = 0.01
+    batch_size: int = 2
+    lr: float = 2 * LR_PER_IMAGE
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: Literal["step", "cosine"] = "cosine"
