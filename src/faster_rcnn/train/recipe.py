@@ -52,9 +52,10 @@ MAX_IMAGES_READ = 2000
 SCALE_RANGE, SCALE_STEP = 0.8, 32
 # One of those sizes drawn per batch, not per image (YOLOv5's multi-scale; torchvision
 # and detectron2 draw per image): the same sizes as often, but no image of a batch is
-# zero-padded up to a larger one's size, which the backbone would convolve. A 4-image
-# step of a trained model on the slides took 0.71 s against 0.86 (2 threads, bfloat16;
-# benchmarks/recipe_ab.md, round 28).
+# zero-padded up to a larger one's size, which the backbone would convolve. On the
+# slides a step took 0.940 times as long with 2 images (padding 1.1 % of the pixels
+# instead of 9.2 %) and 0.912 with 4 (instead of 15.2 %; benchmarks/recipe_ab.md,
+# round 28).
 MULTI_SCALE_PER = "batch"
 SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # A larger input where the smallest class is smaller than the smallest anchor once
@@ -394,7 +395,7 @@ def _multi_scale_per_choice(
         MULTI_SCALE_PER,
         "the images of a batch are resized to the same drawn size, so that none is padded "
         "up to a larger one's: the sizes are drawn as often as per image, and a step is "
-        "shorter (0.71 s against 0.86 for 4 images of the slides)",
+        "shorter (on the slides 6 % with 2 images, 9 % with 4)",
     )
 
 
