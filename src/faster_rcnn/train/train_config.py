@@ -44,7 +44,7 @@ class TrainConfig:
     small rare class and raccoon's one large object an image, in runs of the steps 20 CPU
     minutes allow (``benchmarks/seed_study.md``). At 0.02 under ``"step"`` raccoon's head
     mostly never learned its class; either change alone left it unstable. Batches of 2 at
-    the same rate an image (``LR_PER_IMAGE``: 0.005) fit twice the steps in a budget. In
+    the same rate an image (``LR_PER_IMAGE``, so lr 0.005) fit twice the steps in a budget. In
     20 minutes they were ahead of batches of 4 on the crowded mosaics with the small rare
     class (two seeds: mAP@0.5 +0.014 and +0.007, COCO AP +0.027 and +0.025) and even on
     raccoon and the slides (mAP@0.5 +0.036, -0.004, -0.005; COCO AP +0.008, -0.003,
