@@ -45,7 +45,9 @@ from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
 
 
-def build(num_classes: int, weights: str, min_size: int, max_size: int) -> FasterRCNN:
+def build(
+    num_classes: int, weights: str, min_size: int, max_size: int, detections_per_img: int
+) -> FasterRCNN:
     backbone = mobilenet_backbone(
         backbone_name="mobilenet_v2",
         fpn=True,
@@ -66,6 +68,7 @@ def build(num_classes: int, weights: str, min_size: int, max_size: int) -> Faste
         max_size=max_size,
         rpn_anchor_generator=anchors,
         rpn_score_thresh=0.05,
+        box_detections_per_img=detections_per_img,
     )
 
 
@@ -85,6 +88,12 @@ def main() -> None:
     )
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--max-size", type=int, default=1333)
+    parser.add_argument(
+        "--detections-per-image",
+        type=int,
+        default=100,
+        help="torchvision's box_detections_per_img (its default 100 caps crowded images)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cache-images", action="store_true", help="as faster-rcnn train's: decode once"
@@ -97,7 +106,13 @@ def main() -> None:
     train_set = open_dataset(args.data, "train")
     test_set = open_dataset(args.data, "test", class_names=train_set.class_names)
     torch.manual_seed(args.seed)
-    model = build(train_set.num_classes, args.weights, args.min_size, args.max_size).to(device)
+    model = build(
+        train_set.num_classes,
+        args.weights,
+        args.min_size,
+        args.max_size,
+        args.detections_per_image,
+    ).to(device)
     cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
