@@ -46,7 +46,7 @@ from faster_rcnn.train.train_config import TrainConfig
 
 
 def build(
-    num_classes: int, weights: str, min_size: int, max_size: int, detections_per_img: int
+    num_classes: int, weights: str, min_size: int, max_size: int, detections_per_img: int = 100
 ) -> FasterRCNN:
     backbone = mobilenet_backbone(
         backbone_name="mobilenet_v2",
