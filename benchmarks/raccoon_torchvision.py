@@ -15,7 +15,9 @@ Its ``--lr`` stays 0.02, the rate of the runs recorded with it; ``faster-rcnn tr
 default is now 0.01 (``seed_study.md``); likewise its ``--grad-clip-norm`` stays 10 where
 ``train``'s is now 5 (``recipe_ab.md``, round 19). ``--device cuda`` trains on a GPU, and
 ``--out FILE`` writes the steps, the median seconds a step and the scores as JSON (what
-``seed_study.py`` reads). A run that ``--minutes`` stops before ``--steps`` lays its
+``seed_study.py`` reads). ``--detections-per-image`` raises torchvision's cap of 100
+detections an image for crowded data, where the cap alone would cut the rare classes
+(``recipe_ab.md``, round 9). A run that ``--minutes`` stops before ``--steps`` lays its
 cosine over the steps that fit, as ``faster-rcnn train`` does.
 """
 
