@@ -12,7 +12,8 @@ data (readers, flips, batch order), the optimiser (SGD, momentum 0.9, weight dec
 warm-up then cosine), the budget and the evaluation (VOC mAP@0.5 on the test split) are
 this package's, so the only difference from ``faster-rcnn train`` is the detector code.
 Its ``--lr`` stays 0.02, the rate of the runs recorded with it; ``faster-rcnn train``'s
-default is now 0.01 (``seed_study.md``); likewise its ``--grad-clip-norm`` stays 10 where
+default is now 0.0025 an image (``seed_study.md``): 0.005 for its batches of 2
+(``recipe_ab.md``, round 28); likewise its ``--grad-clip-norm`` stays 10 where
 ``train``'s is now 5 (``recipe_ab.md``, round 19). ``--device cuda`` trains on a GPU, and
 ``--out FILE`` writes the steps, the median seconds a step and the scores as JSON (what
 ``seed_study.py`` reads). ``--detections-per-image`` raises torchvision's cap of 100
