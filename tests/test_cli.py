@@ -115,6 +115,7 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
         (["train", "--data", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
+        (["train", "--color-jitter", "0.2", "0.2", "0.2", "0.6"], "HUE is at most 0.5 turns"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):

@@ -20,10 +20,11 @@ import torch
 from ..anchor_file import with_anchor_file
 from ..backbones import load_backbone_weights
 from ..config import BACKBONES, FasterRCNNConfig
-from ..data.augment import Augmented, RandomHorizontalFlip
+from ..data.augment import Augmented, RandomHorizontalFlip, Transform
 from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample
 from ..data.difficult import WithoutDifficult
+from ..data.photometric import ColorJitter
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
@@ -41,6 +42,7 @@ from .arguments import (
     add_image_size_arguments,
     add_strict_argument,
     device_name,
+    non_negative_float,
     positive_float,
     positive_int,
     with_image_sizes,
@@ -104,6 +106,15 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--no-flip",
         action="store_true",
         help="no random horizontal flips (the paper's only augmentation)",
+    )
+    parser.add_argument(
+        "--color-jitter",
+        type=non_negative_float,
+        nargs=4,
+        metavar=("BRIGHTNESS", "CONTRAST", "SATURATION", "HUE"),
+        help="random brightness, contrast and saturation factors drawn from [1 - x, 1 + x], "
+        "and a hue turn from [-HUE, HUE] (at most 0.5), as torchvision's ColorJitter "
+        "(faster_rcnn.data.photometric); default none",
     )
     parser.add_argument(
         "--skip-difficult",
@@ -204,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     config = model_config(args, dataset)
     if args.recipe == "auto":
         config = with_recipe(config, dataset, args)
-    dataset = flipped(dataset, args)
+    dataset = augmented(dataset, args)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
@@ -237,6 +248,8 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse options the run would ignore or cannot honour, before anything is loaded."""
     if args.cache_images and args.workers:
         raise ValueError("--cache-images works with --workers 0 only")
+    if args.color_jitter and args.color_jitter[3] > 0.5:
+        raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_amp(args)
 
 
@@ -277,11 +290,13 @@ def with_recipe(
     return config
 
 
-def flipped(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
-    """The dataset as training reads it: flipped at random, unless ``--no-flip``."""
-    if not args.no_flip:
-        dataset = Augmented(dataset, [RandomHorizontalFlip(0.5)], seed=args.seed)
-    return dataset
+def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
+    """The dataset as training reads it: flipped at random (unless ``--no-flip``), then
+    colour-jittered (with ``--color-jitter``)."""
+    transforms: list[Transform] = [] if args.no_flip else [RandomHorizontalFlip(0.5)]
+    if args.color_jitter and any(args.color_jitter):
+        transforms.append(ColorJitter(*args.color_jitter))
+    return Augmented(dataset, transforms, seed=args.seed) if transforms else dataset
 
 
 def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCNN:
