@@ -102,20 +102,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_optimisation_arguments(parser)
     add_image_size_arguments(parser)
-    parser.add_argument(
-        "--no-flip",
-        action="store_true",
-        help="no random horizontal flips (the paper's only augmentation)",
-    )
-    parser.add_argument(
-        "--color-jitter",
-        type=non_negative_float,
-        nargs=4,
-        metavar=("BRIGHTNESS", "CONTRAST", "SATURATION", "HUE"),
-        help="random brightness, contrast and saturation factors drawn from [1 - x, 1 + x], "
-        "and a hue turn from [-HUE, HUE] (at most 0.5), as torchvision's ColorJitter "
-        "(faster_rcnn.data.photometric); default none",
-    )
+    add_augmentation_arguments(parser)
     parser.add_argument(
         "--skip-difficult",
         action="store_true",
@@ -147,6 +134,24 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
+
+
+def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The random changes training makes to its images: flips, and colours if asked."""
+    parser.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="no random horizontal flips (the paper's only augmentation)",
+    )
+    parser.add_argument(
+        "--color-jitter",
+        type=non_negative_float,
+        nargs=4,
+        metavar=("BRIGHTNESS", "CONTRAST", "SATURATION", "HUE"),
+        help="random brightness, contrast and saturation factors drawn from [1 - x, 1 + x], "
+        "and a hue turn from [-HUE, HUE] (at most 0.5), as torchvision's ColorJitter "
+        "(faster_rcnn.data.photometric); default none",
+    )
 
 
 def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
