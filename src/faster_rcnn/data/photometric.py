@@ -68,7 +68,7 @@ class ColorJitter:
             for s, u in zip((brightness, contrast, saturation), draws[:3], strict=True)
         ]
         turns = hue * (2 * draws[3] - 1)
-        matrix, offset = color_map(*factors, turns, image.mean(dim=(1, 2), dtype=torch.float64))
+        matrix, offset = color_map(*factors, turns, image.mean(dim=(1, 2)))
         return apply_color_map(image, matrix, offset), target
 
 
