@@ -79,6 +79,17 @@ RACCOON_ALTERNATING_20MIN = 234  # 1200 s / 5.13 s, see schemes_raccoon_same_tim
 # Slides at 1024/1707: 7.65 s a step against 4.5 s at 800/1333 (both torch 2.13.0), so
 # 285 * 4.5 / 7.65 steps.
 SLIDES_1024_OURS = 168
+# Today's defaults (batches of 2) in 20 minutes: the mosaics' steps on a Zen 4 EPYC in
+# bfloat16 (753-886 over rounds 28-30 of recipe_ab.md) and raccoon's on a Zen 3 EPYC in
+# float32 (388-392, round 31). Rate arms keep everything else at today's defaults.
+MOSAICS_ZEN4_BATCH2 = 820
+RACCOON_ZEN3_BATCH2 = 390
+MOSAICS = "data/mosaics"  # under --data-root: benchmarks/crowded_slides.py writes it
+
+
+def _rate(lr: str) -> tuple[str, ...]:
+    """Today's recipe (batches of 2, the clip at 5, float32) at the rate ``lr``."""
+    return ("--batch-size", "2", "--lr", lr, "--grad-clip-norm", "5", "--no-amp")
 
 
 def _ours(name: str, data: str, steps: int, *options: str) -> Arm:
@@ -211,6 +222,16 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     ),
     # A larger input for the small class, in the same 20 CPU minutes.
     "input_size": (_ours("ours_1024", "slides", SLIDES_1024_OURS, *_SIZE_1024, *_NEW),),
+    # Twice the default rate at batch 2 where a 20-minute budget fits many steps (the
+    # mosaics on a Zen 4) and few (raccoon on a Zen 3): round 32 of recipe_ab.md.
+    "rate_batch2": tuple(
+        _ours(f"{name}_{steps}_lr{lr}", data, steps, *_rate(lr))
+        for name, data, steps in (
+            ("mosaics", MOSAICS, MOSAICS_ZEN4_BATCH2),
+            ("raccoon", RACCOON, RACCOON_ZEN3_BATCH2),
+        )
+        for lr in ("0.005", "0.01")
+    ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
         _ours("ours_20min_cosine", RACCOON, RACCOON_OURS, *_SIZE, *_OLD_RATE_COSINE),
@@ -248,8 +269,8 @@ def commands(
 
 
 def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
-    """``{"map": ..., "ap/<class>": ...}`` of a finished run, and for ours its COCO AP,
-    proposal recall, mean loss over the last 10 steps, steps run (in all stages) and median
+    """``{"map": ..., "ap/<class>": ...}`` of a finished run, and for ours its COCO AP and
+    AP75, proposal recall, mean loss over the last 10 steps, steps run (in all stages) and median
     seconds a step."""
     if arm.detector == "torchvision":
         record = json.loads((run_dir / "scores.json").read_text())
@@ -266,6 +287,7 @@ def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
         "map": metrics["voc_map50"],
         **per_class,
         "coco_ap": metrics["coco_ap"],
+        "coco_ap75": metrics["coco_ap75"],
         "recall@300@0.7": metrics["recall@300@0.7"],
         "final_loss": statistics.mean(step["losses"]["loss"] for step in steps[-10:]),
         "steps": len(steps),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -9,17 +11,22 @@ from faster_rcnn.cli import main
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import load_model
 from faster_rcnn.train.recipe import (
+    CROWDED_LR_PER_IMAGE,
     CROWDED_NMS_THRESH,
+    CROWDED_OBJECTS,
     CROWDED_SHARE,
     GT_JITTER,
     ROI_BATCH_SIZE,
     SMALL_SIDE,
     SOFT_NMS_SIGMA,
+    ObjectStatistics,
+    choose_learning_rate,
     choose_recipe,
     multi_scale_sizes,
     object_statistics,
     same_class_neighbour_iou,
 )
+from faster_rcnn.train.train_config import LR_PER_IMAGE
 
 
 def _item(height: int, width: int, boxes: list[list[float]], labels: list[int]):
@@ -310,6 +317,26 @@ def test_recipe_leaves_a_dataset_without_objects_and_small_batches_alone() -> No
     assert choices == [] and chosen == config
 
 
+def test_recipe_doubles_the_rate_for_crowded_images_only() -> None:
+    def stats(objects_per_image: float) -> ObjectStatistics:
+        return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0})
+
+    assert CROWDED_LR_PER_IMAGE == 2 * LR_PER_IMAGE == 0.005
+    rate = choose_learning_rate(stats(CROWDED_OBJECTS), batch_size=2)
+    assert rate is not None and rate.setting == "train.lr"
+    assert rate.value == pytest.approx(0.01)
+    assert f"{CROWDED_OBJECTS:g} objects an image (median)" in rate.line()
+    assert "0.005 for each image of a batch, not 0.0025" in rate.line()
+    assert choose_learning_rate(stats(150), batch_size=4).value == pytest.approx(0.02)
+    assert choose_learning_rate(stats(CROWDED_OBJECTS - 0.5), batch_size=2) is None
+    assert choose_learning_rate(stats(150), batch_size=2, given={"train.lr"}) is None
+
+
+def _first_rate(run) -> float:
+    """The learning rate of a run's first step (the warm-up's 0.1 of its peak)."""
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["lr"]
+
+
 def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     argv = ["train", "--data", "slides:2", "--steps", "1", "--min-size", "96"]
@@ -323,6 +350,9 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     # 2 of the 26 cells of these two slides overlap another at an IoU above 0.5.
     assert "roi_heads.soft_nms_sigma = 0.3: a detection overlapping" in printed
     assert "(8% of the 'cell' objects overlap another" in printed
+    # These slides hold 18 and 12 objects: crowded, so twice the rate an image.
+    assert "train.lr = 0.01: 15 objects an image (median)" in printed
+    assert _first_rate(out) == pytest.approx(0.1 * 0.01)
     trained = load_model(out / "model.safetensors").config.roi_heads
     assert (trained.sampler, trained.gt_jitter) == ("class_balanced", GT_JITTER)
     assert (trained.soft_nms_sigma, trained.class_nms_thresh) == (0.3, ())
@@ -332,9 +362,12 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     plain = load_model(tmp_path / "plain" / "model.safetensors").config.roi_heads
     assert (plain.sampler, plain.batch_size_per_image, plain.gt_jitter) == ("random", 512, 0)
     assert (plain.nms_thresh, plain.class_nms_thresh, plain.soft_nms_sigma) == (0.5, (), 0)
-    given = ["--box-nms-thresh", "0.45", "--out", str(tmp_path / "given")]
+    assert _first_rate(tmp_path / "plain") == pytest.approx(0.1 * 2 * LR_PER_IMAGE)
+    given = ["--box-nms-thresh", "0.45", "--lr", "0.003", "--out", str(tmp_path / "given")]
     assert main([*argv[:-2], *given]) == 0
-    assert "nms" not in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "nms" not in printed and "train.lr" not in printed
+    assert _first_rate(tmp_path / "given") == pytest.approx(0.1 * 0.003)
     heads = load_model(tmp_path / "given" / "model.safetensors").config.roi_heads
     assert (heads.nms_thresh, heads.class_nms_thresh, heads.soft_nms_sigma) == (0.45, (), 0)
 

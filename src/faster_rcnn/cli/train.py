@@ -32,7 +32,12 @@ from ..train.checkpoint import save_model
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
-from ..train.recipe import choose_recipe, object_statistics
+from ..train.recipe import (
+    CROWDED_OBJECTS,
+    choose_learning_rate,
+    choose_recipe,
+    object_statistics,
+)
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
 from ..train.train_config import LR_PER_IMAGE, TrainConfig
@@ -171,7 +176,9 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         help=f"peak learning rate (default {LR_PER_IMAGE:g} for each image of a batch, so "
         f"{LR_PER_IMAGE * TrainConfig.batch_size:g} at the default batch: for batches of 4, "
-        f"{LR_PER_IMAGE * 4:g} measured best, benchmarks/seed_study.md)",
+        f"{LR_PER_IMAGE * 4:g} measured best, benchmarks/seed_study.md; the recipe doubles "
+        f"it where images hold {CROWDED_OBJECTS} objects or more, benchmarks/recipe_ab.md, "
+        "round 32)",
     )
     parser.add_argument(
         "--grad-clip-norm",
@@ -218,8 +225,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cache_images:
         dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset)
+    lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
     if args.recipe == "auto":
-        config = with_recipe(config, dataset, args)
+        config, lr = with_recipe(config, dataset, args, lr)
     dataset = augmented(dataset, args)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
@@ -227,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
-        lr=args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size,
+        lr=lr,
         grad_clip_norm=args.grad_clip_norm,
         schedule=args.schedule,
         max_seconds=args.minutes * 60 if args.minutes else None,
@@ -280,19 +288,25 @@ def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterR
 
 
 def with_recipe(
-    config: FasterRCNNConfig, dataset: Sequence[Sample], args: argparse.Namespace
-) -> FasterRCNNConfig:
-    """``config`` adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each change
-    printed with its reason; the options given on the command line stay."""
+    config: FasterRCNNConfig, dataset: Sequence[Sample], args: argparse.Namespace, lr: float
+) -> tuple[FasterRCNNConfig, float]:
+    """``config`` and the learning rate ``lr`` adjusted to the dataset
+    (:mod:`faster_rcnn.train.recipe`), each change printed with its reason; the options
+    given on the command line stay."""
     stats = object_statistics(dataset, config)
     given = given_settings(args)
     given |= {"transform.min_size"} if args.min_size else set()
     given |= {"transform.max_size"} if args.max_size else set()
+    given |= {"train.lr"} if args.lr is not None else set()
     config, choices = choose_recipe(config, stats, given)
+    rate = choose_learning_rate(stats, args.batch_size, given)
+    if rate is not None:
+        choices.append(rate)
+        lr = rate.value
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(choice.line() for choice in choices))
-    return config
+    return config, lr
 
 
 def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:

@@ -24,6 +24,7 @@ from ..config import FasterRCNNConfig
 from ..data.dataset import Sample, UnreadableImageError, image_size_of, target_of
 from ..ops.boxes import box_iou
 from ..transform import resized_size
+from .train_config import LR_PER_IMAGE
 
 # The paper's RoIs an image (Fast R-CNN's 128). With torchvision's 512 the box head is
 # about a third of a mobilenet_v2_fpn training step on a CPU: at 128 a 30-minute budget
@@ -98,6 +99,16 @@ CROWDED_SHARE = 0.02  # of a class's objects, with a neighbour of it beyond the 
 # mAP@0.5 and +0.008 in COCO AP (two seeds): 18 models, COCO AP ahead on all. It costs
 # about 10 ms an image on a CPU core where greedy NMS costs 2.
 SOFT_NMS_SIGMA = 0.3
+# Twice the rate an image where images are crowded: a step's losses then average over
+# many objects, so its gradient is steadier and a longer step pays. At batches of 2,
+# twice the rate was ahead on the slides (17 objects an image; two seeds, 20 minutes on
+# a Zen 3 EPYC: mAP@0.5 +0.005 and +0.010, COCO AP +0.026 and +0.040) and on their
+# mosaics (150: +0.17 and +0.09 there, the platelets 0.70 and 0.63 against 0.23 and 0.38;
+# at a Zen 4's 820 steps +0.014 over three seeds, the platelets +0.028), and behind on
+# raccoon (one an image) in COCO AP on all five seeds, at IoU 0.5 on four by 0.02-0.10
+# (benchmarks/recipe_ab.md, rounds 31 and 32). No set between 1 and 13 was measured.
+CROWDED_OBJECTS = 8
+CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
 
 @dataclass(frozen=True)
@@ -499,3 +510,19 @@ def _overlaps(shares: dict[str, float], thresh: float) -> str:
     """'8% of the 'cell' objects overlap another of their class at an IoU above 0.5'."""
     classes = ", ".join(f"{100 * share:.0f}% of the {name!r}" for name, share in shares.items())
     return f"{classes} objects overlap another of their class at an IoU above {thresh:g}"
+
+
+def choose_learning_rate(
+    stats: ObjectStatistics, batch_size: int, given: Collection[str] = ()
+) -> RecipeChoice | None:
+    """Twice the default rate an image where the images hold ``CROWDED_OBJECTS`` objects
+    or more (the median); ``None`` (the default rate) elsewhere, or where ``"train.lr"``
+    is in ``given``."""
+    if "train.lr" in given or stats.objects_per_image < CROWDED_OBJECTS:
+        return None
+    why = (
+        f"{stats.objects_per_image:g} objects an image (median): a step's losses average "
+        "over many objects, so its gradient is steadier and a step can go further: "
+        f"{CROWDED_LR_PER_IMAGE:g} for each image of a batch, not {LR_PER_IMAGE:g}"
+    )
+    return RecipeChoice("train.lr", CROWDED_LR_PER_IMAGE * batch_size, why)

@@ -48,7 +48,8 @@ class TrainConfig:
     20 minutes they were ahead of batches of 4 on the crowded mosaics with the small rare
     class (two seeds: mAP@0.5 +0.014 and +0.007, COCO AP +0.027 and +0.025) and even on
     raccoon and the slides (mAP@0.5 +0.036, -0.004, -0.005; COCO AP +0.008, -0.003,
-    +0.006; ``benchmarks/recipe_ab.md``, round 28): hence the defaults.
+    +0.006; ``benchmarks/recipe_ab.md``, round 28): hence the defaults. ``train``'s recipe
+    doubles the rate for crowded images (:data:`~faster_rcnn.train.recipe.CROWDED_OBJECTS`).
 
     ``grad_clip_norm = 5``: at the peak rate the gradients' norm runs at 10-15, with
     spikes to 80. Clipped to 10, raccoon runs planned for the 444 steps 20 CPU minutes
