@@ -1,0 +1,86 @@
+"""Mosaics of a real dataset: crowded images of real objects, written in YOLO layout.
+
+    python benchmarks/mosaic_dataset.py DATA OUT [--grid 3] [--tile 400] [--train 160]
+        [--test 40]
+
+Each mosaic tiles ``grid x grid`` images of one split of DATA (any layout ``faster-rcnn``
+opens), each scaled to fit a ``tile``-pixel square (its aspect kept, centred on grey),
+drawn at random with no image twice in a mosaic: the train split's mosaics from DATA's
+train split with seed 0, the test split's from its test split with seed 1. Raccoon's
+photos (one large raccoon each) in 3 x 3 mosaics make a real set of 9-10 objects an
+image, crowded by ``train``'s recipe, where the generated slides are the only crowded
+sets otherwise (``recipe_ab.md``, round 33). Boxes VOC marks difficult are written as
+plain boxes (raccoon has none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from faster_rcnn.data.dataset import DetectionDataset
+from faster_rcnn.data.open import open_dataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="the dataset whose images are tiled")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--grid", type=int, default=3, help="images a mosaic's side")
+    parser.add_argument("--tile", type=int, default=400, help="a tile's side in pixels")
+    parser.add_argument("--train", type=int, default=160, help="mosaics in the train split")
+    parser.add_argument("--test", type=int, default=40, help="mosaics in the test split")
+    args = parser.parse_args()
+    for split, count, seed in (("train", args.train, 0), ("test", args.test, 1)):
+        dataset = open_dataset(args.data, split)
+        if len(dataset) < args.grid**2:
+            parser.error(f"{args.data}: {split} has {len(dataset)} images, fewer than a mosaic")
+        images, labels = args.out / "images" / split, args.out / "labels" / split
+        images.mkdir(parents=True, exist_ok=True)
+        labels.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(seed)
+        for index in range(count):
+            drawn = rng.sample(range(len(dataset)), args.grid**2)
+            mosaic, lines = mosaic_of(dataset, drawn, args.grid, args.tile)
+            pixels = (mosaic * 255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(images / f"m{index:04d}.jpg", quality=92)
+            (labels / f"m{index:04d}.txt").write_text("".join(f"{line}\n" for line in lines))
+    names = open_dataset(args.data, "train").class_names
+    (args.out / "classes.txt").write_text("\n".join(names) + "\n")
+    print(f"-> {args.out}")
+
+
+def mosaic_of(
+    dataset: DetectionDataset, drawn: list[int], grid: int, tile: int
+) -> tuple[Tensor, list[str]]:
+    """The ``(3, grid * tile, grid * tile)`` mosaic of the items ``drawn``, row by row, and
+    its YOLO label lines (``class cx cy w h`` as fractions of the mosaic)."""
+    side = grid * tile
+    mosaic = torch.full((3, side, side), 0.5)
+    lines = []
+    for k, index in enumerate(drawn):
+        image, target = dataset[index]
+        height, width = image.shape[-2:]
+        scale = tile / max(height, width)
+        size = (round(height * scale), round(width * scale))
+        resized = F.interpolate(image[None], size, mode="bilinear", antialias=True)[0]
+        row, col = divmod(k, grid)
+        top = row * tile + (tile - size[0]) // 2
+        left = col * tile + (tile - size[1]) // 2
+        mosaic[:, top : top + size[0], left : left + size[1]] = resized.clamp(0, 1)
+        boxes = (target["boxes"] * scale + torch.tensor([left, top] * 2)) / side
+        centres, sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+        for label, centre, extent in zip(target["labels"].tolist(), centres, sizes, strict=True):
+            values = " ".join(f"{v:.7f}" for v in (*centre.tolist(), *extent.tolist()))
+            lines.append(f"{label - 1} {values}")
+    return mosaic, lines
+
+
+if __name__ == "__main__":
+    main()
