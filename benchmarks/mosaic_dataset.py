@@ -7,10 +7,10 @@ Each mosaic tiles ``grid x grid`` images of one split of DATA (any layout ``fast
 opens), each scaled to fit a ``tile``-pixel square (its aspect kept, centred on grey),
 drawn at random with no image twice in a mosaic: the train split's mosaics from DATA's
 train split with seed 0, the test split's from its test split with seed 1. Raccoon's
-photos (one large raccoon each) in 3 x 3 mosaics make a real set of 9-10 objects an
-image, crowded by ``train``'s recipe, where the generated slides are the only crowded
-sets otherwise (``recipe_ab.md``, round 33). Boxes VOC marks difficult are written as
-plain boxes (raccoon has none).
+photos (one large raccoon each, mostly) make real crowded sets, where the generated
+slides are the only ones otherwise: 3 x 3 mosaics hold 9-12 raccoons (10, the median),
+2 x 2 (``--grid 2 --tile 600``) 4-7 (4); ``recipe_ab.md``, round 33, trains on both.
+Boxes VOC marks difficult are written as plain boxes (raccoon has none).
 """
 
 from __future__ import annotations

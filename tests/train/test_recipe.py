@@ -329,6 +329,7 @@ def test_recipe_doubles_the_rate_for_crowded_images_only() -> None:
     assert "0.005 for each image of a batch, not 0.0025" in rate.line()
     assert choose_learning_rate(stats(150), batch_size=4).value == pytest.approx(0.02)
     assert choose_learning_rate(stats(CROWDED_OBJECTS - 0.5), batch_size=2) is None
+    assert choose_learning_rate(stats(1), batch_size=2) is None  # raccoon's one an image
     assert choose_learning_rate(stats(150), batch_size=2, given={"train.lr"}) is None
 
 

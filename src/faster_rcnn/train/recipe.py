@@ -106,8 +106,12 @@ SOFT_NMS_SIGMA = 0.3
 # mosaics (150: +0.17 and +0.09 there, the platelets 0.70 and 0.63 against 0.23 and 0.38;
 # at a Zen 4's 820 steps +0.014 over three seeds, the platelets +0.028), and behind on
 # raccoon (one an image) in COCO AP on all five seeds, at IoU 0.5 on four by 0.02-0.10
-# (benchmarks/recipe_ab.md, rounds 31 and 32). No set between 1 and 13 was measured.
-CROWDED_OBJECTS = 8
+# (benchmarks/recipe_ab.md, rounds 31 and 32). The same raccoon photos tiled 2 x 2 to an
+# image (4 objects) were ahead on the CPU in AP75 on three seeds of three, in COCO AP on
+# two (+0.020 on average) and at IoU 0.5 by +0.014 on average (-0.004, +0.002, +0.045);
+# 3 x 3 (10) in COCO AP on all four seeds, CPU and GPU (round 33). The generated slides
+# gained even at 2 objects an image; no real set between 1 and 4 was measured.
+CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
 
