@@ -83,11 +83,19 @@ def mosaic_of(tiles: list[tuple[Tensor, dict[str, Tensor]]], grid: int) -> tuple
         mosaic[:, row * height : (row + 1) * height, col * width : (col + 1) * width] = image
         offset = torch.tensor([col * width, row * height] * 2)
         boxes = ((target["boxes"] + offset) / scale).clamp(0, 1)
-        centres, sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
-        for label, centre, size in zip(target["labels"].tolist(), centres, sizes, strict=True):
-            values = " ".join(f"{v:.7f}" for v in (*centre.tolist(), *size.tolist()))
-            lines.append(f"{label - 1} {values}")
+        lines += yolo_lines(boxes, target["labels"].tolist())
     return mosaic, lines
+
+
+def yolo_lines(boxes: Tensor, labels: list[int]) -> list[str]:
+    """The YOLO label lines (``class cx cy w h``) of ``(N, 4)`` boxes ``(x1, y1, x2, y2)``
+    given as fractions of the image, for ``labels`` counted from 1 (0 is background)."""
+    centres, sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+    lines = []
+    for label, centre, size in zip(labels, centres, sizes, strict=True):
+        values = " ".join(f"{v:.7f}" for v in (*centre.tolist(), *size.tolist()))
+        lines.append(f"{label - 1} {values}")
+    return lines
 
 
 if __name__ == "__main__":

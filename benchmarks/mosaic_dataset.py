@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from crowded_slides import yolo_lines
 from faster_rcnn.data.dataset import DetectionDataset
 from faster_rcnn.data.open import open_dataset
 
@@ -75,10 +76,7 @@ def mosaic_of(
         left = col * tile + (tile - size[1]) // 2
         mosaic[:, top : top + size[0], left : left + size[1]] = resized.clamp(0, 1)
         boxes = (target["boxes"] * scale + torch.tensor([left, top] * 2)) / side
-        centres, sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
-        for label, centre, extent in zip(target["labels"].tolist(), centres, sizes, strict=True):
-            values = " ".join(f"{v:.7f}" for v in (*centre.tolist(), *extent.tolist()))
-            lines.append(f"{label - 1} {values}")
+        lines += yolo_lines(boxes, target["labels"].tolist())
     return mosaic, lines
 
 
