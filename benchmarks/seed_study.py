@@ -86,13 +86,14 @@ MOSAICS_ZEN4_BATCH2 = 820
 RACCOON_ZEN3_BATCH2 = 390
 MOSAICS = "data/mosaics"  # under --data-root: benchmarks/crowded_slides.py writes it
 # Slides with 2-6 cells (5 objects an image, the median): ``crowded_slides.py SPARSE
-# --grid 1 --cells 2 6 --train 300 --test 100``. The slides' steps in 20 minutes on a Zen 3
-# (464-563 over round 32 of recipe_ab.md).
+# --grid 1 --cells 2 6 --train 300 --test 100``; with 0-2 cells (2 an image): --cells 0 2.
+# They run the slides' steps in 20 minutes on a Zen 3 (464-563 over round 32 of
+# recipe_ab.md).
 SPARSE = "data/sparse"
-SCARCE = "data/scarce"  # ... and with 0-2 cells (3 objects an image): --cells 0 2
+SCARCE = "data/scarce"
+SLIDES_ZEN3_BATCH2 = 520
 # Raccoon's photos, 3 x 3 to an image (``mosaic_dataset.py``): real and crowded.
 RACCOON_MOSAICS = "data/raccoon_mosaics"
-SLIDES_ZEN3_BATCH2 = 520
 
 
 def _rate(lr: str) -> tuple[str, ...]:
@@ -240,7 +241,7 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
         )
         for lr in ("0.005", "0.01")
     ),
-    # Where the crowded rate starts: images of 5 and 3 objects (round 33 of recipe_ab.md).
+    # Where the crowded rate starts: images of 5 and 2 objects (round 33 of recipe_ab.md).
     "rate_sparse": tuple(
         _ours(f"{name}_{SLIDES_ZEN3_BATCH2}_lr{lr}", data, SLIDES_ZEN3_BATCH2, *_rate(lr))
         for name, data in (("sparse", SPARSE), ("scarce", SCARCE))
@@ -249,8 +250,7 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     # ... and on real photos, crowded (10 objects an image).
     "rate_raccoon_mosaics": tuple(
         _ours(f"raccoon_mosaics_{steps}_lr{lr}", RACCOON_MOSAICS, steps, *_rate(lr))
-        for steps in (RACCOON_ZEN3_BATCH2,)
-        for lr in ("0.005", "0.01")
+        for steps, lr in ((RACCOON_ZEN3_BATCH2, "0.005"), (RACCOON_ZEN3_BATCH2, "0.01"))
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
