@@ -109,8 +109,9 @@ SOFT_NMS_SIGMA = 0.3
 # (benchmarks/recipe_ab.md, rounds 31 and 32). The same raccoon photos tiled 2 x 2 to an
 # image (4 objects) were ahead on the CPU in AP75 on three seeds of three, in COCO AP on
 # two (+0.020 on average) and at IoU 0.5 by +0.014 on average (-0.004, +0.002, +0.045);
-# 3 x 3 (10) in COCO AP on all four seeds, CPU and GPU (round 33). The generated slides
-# gained even at 2 objects an image; no real set between 1 and 4 was measured.
+# 3 x 3 (10) in COCO AP on all four seeds, CPU and GPU; 1 x 2 (2) were mixed on one
+# seed (mAP@0.5 -0.027, COCO AP +0.030; round 33), though the generated slides gained
+# even at 2 objects an image.
 CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
