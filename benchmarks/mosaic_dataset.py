@@ -4,15 +4,14 @@
         [--train 160] [--test 40]
 
 Each mosaic tiles ``grid`` rows of ``columns`` images (``grid`` unless given) of one split
-of DATA (any layout ``faster-rcnn``
-opens), each scaled to fit a ``tile``-pixel square (its aspect kept, centred on grey),
-drawn at random with no image twice in a mosaic: the train split's mosaics from DATA's
-train split with seed 0, the test split's from its test split with seed 1. Raccoon's
-photos (one large raccoon each, mostly) make real crowded sets, where the generated
-slides are the only ones otherwise: 3 x 3 mosaics hold 9-12 raccoons (10, the median),
-2 x 2 (``--grid 2 --tile 600``) 4-7 (4), 1 x 2 (``--grid 1 --columns 2 --tile 600``)
-2-4 (2); ``recipe_ab.md``, round 33, trains on them.
-Boxes VOC marks difficult are written as plain boxes (raccoon has none).
+of DATA (any layout ``faster-rcnn`` opens), each scaled to fit a ``tile``-pixel square
+(its aspect kept, centred on grey), drawn at random with no image twice in a mosaic: the
+train split's mosaics from DATA's train split with seed 0, the test split's from its test
+split with seed 1. Raccoon's photos (one large raccoon each, mostly) make real crowded
+sets, where the generated slides are the only ones otherwise: 3 x 3 mosaics hold 9-12
+raccoons (10, the median), 2 x 2 (``--grid 2 --tile 600``) 4-7 (4), 1 x 2 (``--grid 1
+--columns 2 --tile 600``) 2-4 (2); ``recipe_ab.md``, round 33, trains on them. Boxes VOC
+marks difficult are written as plain boxes (raccoon has none).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=40, help="mosaics in the test split")
     args = parser.parse_args()
     shape = (args.grid, args.columns or args.grid)
+    names: tuple[str, ...] = ()
     for split, count, seed in (("train", args.train, 0), ("test", args.test, 1)):
         dataset = open_dataset(args.data, split)
         if len(dataset) < shape[0] * shape[1]:
@@ -49,6 +49,7 @@ def main() -> None:
         images, labels = args.out / "images" / split, args.out / "labels" / split
         images.mkdir(parents=True, exist_ok=True)
         labels.mkdir(parents=True, exist_ok=True)
+        names = names or dataset.class_names  # the train split's
         rng = random.Random(seed)
         for index in range(count):
             drawn = rng.sample(range(len(dataset)), shape[0] * shape[1])
@@ -56,7 +57,6 @@ def main() -> None:
             pixels = (mosaic * 255).round().byte().permute(1, 2, 0).numpy()
             Image.fromarray(pixels).save(images / f"m{index:04d}.jpg", quality=92)
             (labels / f"m{index:04d}.txt").write_text("".join(f"{line}\n" for line in lines))
-    names = open_dataset(args.data, "train").class_names
     (args.out / "classes.txt").write_text("\n".join(names) + "\n")
     print(f"-> {args.out}")
 

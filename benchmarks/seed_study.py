@@ -249,8 +249,13 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
     ),
     # ... and on real photos, crowded (10 objects an image).
     "rate_raccoon_mosaics": tuple(
-        _ours(f"raccoon_mosaics_{steps}_lr{lr}", RACCOON_MOSAICS, steps, *_rate(lr))
-        for steps, lr in ((RACCOON_ZEN3_BATCH2, "0.005"), (RACCOON_ZEN3_BATCH2, "0.01"))
+        _ours(
+            f"raccoon_mosaics_{RACCOON_ZEN3_BATCH2}_lr{lr}",
+            RACCOON_MOSAICS,
+            RACCOON_ZEN3_BATCH2,
+            *_rate(lr),
+        )
+        for lr in ("0.005", "0.01")
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
     "schedule": (
@@ -290,8 +295,8 @@ def commands(
 
 def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
     """``{"map": ..., "ap/<class>": ...}`` of a finished run, and for ours its COCO AP and
-    AP75, proposal recall, mean loss over the last 10 steps, steps run (in all stages) and median
-    seconds a step."""
+    AP75, proposal recall, mean loss over the last 10 steps, steps run (in all stages) and
+    median seconds a step."""
     if arm.detector == "torchvision":
         record = json.loads((run_dir / "scores.json").read_text())
         aps = record["voc_ap50"]
