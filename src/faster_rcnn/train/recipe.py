@@ -100,18 +100,22 @@ CROWDED_SHARE = 0.02  # of a class's objects, with a neighbour of it beyond the 
 # about 10 ms an image on a CPU core where greedy NMS costs 2.
 SOFT_NMS_SIGMA = 0.3
 # Twice the rate an image where images are crowded: a step's losses then average over
-# many objects, so its gradient is steadier and a longer step pays. At batches of 2,
-# twice the rate was ahead on the slides (17 objects an image; two seeds, 20 minutes on
-# a Zen 3 EPYC: mAP@0.5 +0.005 and +0.010, COCO AP +0.026 and +0.040) and on their
-# mosaics (150: +0.17 and +0.09 there, the platelets 0.70 and 0.63 against 0.23 and 0.38;
-# at a Zen 4's 820 steps +0.014 over three seeds, the platelets +0.028), and behind on
-# raccoon (one an image) in COCO AP on all five seeds, at IoU 0.5 on four by 0.02-0.10
-# (benchmarks/recipe_ab.md, rounds 31 and 32). The same raccoon photos tiled 2 x 2 to an
-# image (4 objects) were ahead on the CPU in AP75 on three seeds of three, in COCO AP on
-# two (+0.020 on average) and at IoU 0.5 by +0.014 on average (-0.004, +0.002, +0.045);
-# 3 x 3 (10) in COCO AP on all four seeds, CPU and GPU; 1 x 2 (2) were mixed on one
-# seed (mAP@0.5 -0.027, COCO AP +0.030; round 33), though the generated slides gained
-# even at 2 objects an image.
+# the objects of all the batch's images, so its gradient is steadier and a longer step
+# pays. At batches of 2, twice the rate was ahead on the slides (17 objects an image;
+# two seeds, 20 minutes on a Zen 3 EPYC: mAP@0.5 +0.005 and +0.010, COCO AP +0.026 and
+# +0.040) and on their mosaics (150: +0.17 and +0.09 there, the platelets 0.70 and 0.63
+# against 0.23 and 0.38; at a Zen 4's 820 steps +0.014 over three seeds, the platelets
+# +0.028), and behind on raccoon (one an image) in COCO AP on all five seeds, at IoU 0.5
+# on four by 0.02-0.10 (benchmarks/recipe_ab.md, rounds 31 and 32). The same raccoon
+# photos tiled 2 x 2 to an image (4 objects) were ahead on the CPU in AP75 on three
+# seeds of three, in COCO AP on two (+0.020 on average) and at IoU 0.5 by +0.014 on
+# average (-0.004, +0.002, +0.045); 3 x 3 (10) in COCO AP on all four seeds, CPU and
+# GPU; 1 x 2 (2) were mixed over three seeds: behind at IoU 0.5 on two (-0.027, +0.004,
+# -0.034), ahead in COCO AP on two (+0.030, -0.004, +0.010; rounds 33 and 34), though
+# the generated slides gained even at 2 objects an image. Four times the rate was behind
+# twice it on the slides with a quarter of their cells unlabelled (13 an image; two
+# seeds: mAP@0.5 -0.005 and -0.010, COCO AP -0.004 and -0.009; round 34): the gain stops
+# at twice.
 CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
@@ -525,9 +529,10 @@ def choose_learning_rate(
     is in ``given``."""
     if "train.lr" in given or stats.objects_per_image < CROWDED_OBJECTS:
         return None
+    objects = stats.objects_per_image
     why = (
-        f"{stats.objects_per_image:g} objects an image (median): a step's losses average "
-        "over many objects, so its gradient is steadier and a step can go further: "
-        f"{CROWDED_LR_PER_IMAGE:g} for each image of a batch, not {LR_PER_IMAGE:g}"
+        f"{objects:g} objects an image (median): a step's losses average over about "
+        f"{round(objects * batch_size)} objects, so its gradient is steadier and a step can go "
+        f"further: {CROWDED_LR_PER_IMAGE:g} for each image of a batch, not {LR_PER_IMAGE:g}"
     )
     return RecipeChoice("train.lr", CROWDED_LR_PER_IMAGE * batch_size, why)
