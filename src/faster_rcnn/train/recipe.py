@@ -114,8 +114,8 @@ SOFT_NMS_SIGMA = 0.3
 # -0.034), ahead in COCO AP on two (+0.030, -0.004, +0.010; rounds 33 and 34), though
 # the generated slides gained even at 2 objects an image. Four times the rate was behind
 # twice it on the slides with a quarter of their cells unlabelled (13 an image; two
-# seeds: mAP@0.5 -0.005 and -0.010, COCO AP -0.004 and -0.009; round 34): the gain stops
-# at twice.
+# seeds: mAP@0.5 -0.005 and -0.010, COCO AP -0.004 and -0.009; round 34), so the rate
+# stays at twice (the 150-object mosaics were not tried at four times).
 CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
