@@ -10,8 +10,8 @@ train split's mosaics from DATA's train split with seed 0, the test split's from
 split with seed 1. Raccoon's photos (one large raccoon each, mostly) make real crowded
 sets, where the generated slides are the only ones otherwise: 3 x 3 mosaics hold 9-12
 raccoons (10, the median), 2 x 2 (``--grid 2 --tile 600``) 4-7 (4), 1 x 2 (``--grid 1
---columns 2 --tile 600``) 2-4 (2); ``recipe_ab.md``, round 33, trains on them. Boxes VOC
-marks difficult are written as plain boxes (raccoon has none).
+--columns 2 --tile 600``) 2-4 (2); ``recipe_ab.md``, rounds 33 and 34, trains on them.
+Boxes VOC marks difficult are written as plain boxes (raccoon has none).
 """
 
 from __future__ import annotations
