@@ -94,10 +94,9 @@ SCARCE = "data/scarce"
 SLIDES_ZEN3_BATCH2 = 520
 # Raccoon's photos, 3 x 3 to an image (``mosaic_dataset.py``): real and crowded.
 RACCOON_MOSAICS = "data/raccoon_mosaics"
-# ... 2 x 2 to an image (``--grid 2 --tile 600``), and one photo in a grey 2 x 2 mosaic
-# (``--photos 1``): raccoons as small as the 2 x 2 mosaics' and as few as raccoon's own.
-# Both run the steps the 2 x 2 mosaics fit in 20 minutes on a Zen 3 (533-588, round 33).
-RACCOON_MOSAICS_2X2 = "data/raccoon_mosaics2"
+# One photo in a grey 2 x 2 mosaic (``--grid 2 --tile 600 --photos 1``): raccoons as
+# small as the 2 x 2 mosaics' and as few as raccoon's own, at the steps the 2 x 2 mosaics
+# fit in 20 minutes on a Zen 3 (533-588, round 33).
 RACCOON_LONE = "data/raccoon_lone"
 RACCOON_2X2_ZEN3_BATCH2 = 560
 
@@ -263,10 +262,15 @@ STUDIES: dict[str, tuple[Arm, ...]] = {
         )
         for lr in ("0.005", "0.01")
     ),
-    # ... and which of the crowd and the objects' size it follows (round 35).
+    # ... and which of the crowd and the objects' size it follows: raccoons as small as the
+    # 2 x 2 mosaics' (ahead at 0.01 in round 33), one an image (round 35).
     "rate_lone_raccoons": tuple(
-        _ours(f"{name}_{RACCOON_2X2_ZEN3_BATCH2}_lr{lr}", data, RACCOON_2X2_ZEN3_BATCH2, *_rate(lr))
-        for name, data in (("raccoon_lone", RACCOON_LONE), ("raccoon_2x2", RACCOON_MOSAICS_2X2))
+        _ours(
+            f"raccoon_lone_{RACCOON_2X2_ZEN3_BATCH2}_lr{lr}",
+            RACCOON_LONE,
+            RACCOON_2X2_ZEN3_BATCH2,
+            *_rate(lr),
+        )
         for lr in ("0.005", "0.01")
     ),
     # The rate and schedule of a 20-minute run, on both datasets (with the recipe).
