@@ -115,13 +115,14 @@ SOFT_NMS_SIGMA = 0.3
 # the generated slides gained even at 2 objects an image. Four times the rate was behind
 # twice it on the slides with a quarter of their cells unlabelled (13 an image; two
 # seeds: mAP@0.5 -0.005 and -0.010, COCO AP -0.004 and -0.009; round 34), so the rate
-# stays at twice (the 150-object mosaics were not tried at four times). The paper's
-# alternating scheme gained most from twice (the slides, two seeds: mAP@0.5 +0.149 and
-# +0.108, the platelets +0.43 and +0.32; round 34), and the RPN trained alone proposed
-# better at it (the slides, two seeds: AR@300 +0.021 and +0.023; round 35). The cut
-# counts objects, not their size: raccoons as small as the 2 x 2 mosaics' but one an
-# image were behind at IoU 0.5 on four GPU seeds of four (-0.029 on average), though
-# ahead at IoU 0.75 (round 35).
+# stays at twice; on the 150-object mosaics four times was ahead (two seeds: mAP@0.5
+# +0.058 and +0.047; at 17 objects even, one seed; round 35), but where between the
+# two it starts to pay is not measured. The paper's alternating scheme gained most from
+# twice (the slides, two seeds: mAP@0.5 +0.149 and +0.108, the platelets +0.43 and
+# +0.32; round 34), and the RPN trained alone proposed better at it (the slides, two
+# seeds: AR@300 +0.021 and +0.023; round 35). The cut counts objects, not their size:
+# raccoons as small as the 2 x 2 mosaics' but one an image were behind at IoU 0.5 on
+# four GPU seeds of four (-0.029 on average), though ahead at IoU 0.75 (round 35).
 CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
