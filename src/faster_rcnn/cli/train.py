@@ -178,7 +178,7 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         f"{LR_PER_IMAGE * TrainConfig.batch_size:g} at the default batch: for batches of 4, "
         f"{LR_PER_IMAGE * 4:g} measured best, benchmarks/seed_study.md; the recipe doubles "
         f"it where images hold {CROWDED_OBJECTS} objects or more, benchmarks/recipe_ab.md, "
-        "rounds 32-35)",
+        "rounds 32-36)",
     )
     parser.add_argument(
         "--grad-clip-norm",
