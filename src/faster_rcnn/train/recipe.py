@@ -117,15 +117,16 @@ SOFT_NMS_SIGMA = 0.3
 # seeds: mAP@0.5 -0.005 and -0.010, COCO AP -0.004 and -0.009; round 34), so the rate
 # stays at twice; on the 150-object mosaics four times was ahead (two seeds: mAP@0.5
 # +0.058 and +0.047; at 17 objects even, one seed; round 35), at 37 and 66 within a
-# seed's spread (+0.018 and -0.012; +0.002 and +0.005), and ahead at 66 where 10
-# minutes fitted half the steps (+0.013 and +0.028; round 36): the crowd and few steps
-# both count, no cut is set. The paper's alternating scheme gained most from twice (the
-# slides, two seeds: mAP@0.5 +0.149 and +0.108, the platelets +0.43 and +0.32; round
-# 34), the RPN trained alone proposed better at it (the slides, two seeds: AR@300 +0.021
-# and +0.023; round 35), and non-approximate training was ahead too (one seed: mAP@0.5
-# +0.008, COCO AP +0.041; round 36). The cut counts objects, not their size:
-# raccoons as small as the 2 x 2 mosaics' but one an image were behind at IoU 0.5 on
-# four GPU seeds of four (-0.029 on average), though ahead at IoU 0.75 (round 35).
+# seed's spread (+0.018 and -0.012; +0.002 and +0.005), and ahead at 66 where 10 minutes
+# fitted half the steps (+0.013 and +0.028), as at 17 (one seed: +0.009; round 36): the
+# crowd and few steps both count, no cut is set. The paper's alternating scheme gained
+# most from twice (the slides, two seeds: mAP@0.5 +0.149 and +0.108, the platelets +0.43
+# and +0.32; round 34), the RPN trained alone proposed better at it (the slides, two
+# seeds: AR@300 +0.021 and +0.023; round 35), and non-approximate training was ahead too
+# (one seed: mAP@0.5 +0.008, COCO AP +0.041; round 36). The cut counts objects, not
+# their size: raccoons as small as the 2 x 2 mosaics' but one an image were behind at
+# IoU 0.5 on four GPU seeds of four (-0.029 on average), though ahead at IoU 0.75 (round
+# 35).
 CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 
