@@ -33,6 +33,16 @@ def test_pacer_keeps_the_plan_without_a_budget_or_before_min_steps():
     assert TimeBudgetPacer(100, 120.0, min_steps=20).update(10, 100.0) == 100
 
 
+def test_the_plan_is_projected_from_min_steps_on_or_always_without_a_budget():
+    assert TimeBudgetPacer(100, None).projected
+    pacer = TimeBudgetPacer(1000, max_seconds=100.0, min_steps=20)
+    pacer.update(0, 0.0)
+    pacer.update(19, 9.5)
+    assert not pacer.projected
+    pacer.update(20, 10.0)
+    assert pacer.projected
+
+
 def test_pacer_follows_the_recent_speed_and_lengthens_only_as_progress_allows():
     pacer = TimeBudgetPacer(1000, max_seconds=100.0, min_steps=20)
     assert pacer.update(0, 0.0) == 1000

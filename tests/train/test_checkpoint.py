@@ -261,3 +261,21 @@ def test_missing_or_corrupt_training_state_is_reported(tmp_path):
     torch.save({"format": "something else"}, tmp_path / "joint" / STATE_FILE)
     with pytest.raises(ValueError, match="not a faster-rcnn training state"):
         TrainingCheckpoint.load(tmp_path / "joint", model)
+
+
+def test_the_rate_scale_round_trips_and_older_states_without_it_still_load(tmp_path):
+    model = tiny_model()
+    checkpoint = make_checkpoint(step=2)
+    checkpoint.lr_scale = 1.5
+    checkpoint.save(tmp_path / "joint", model)
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).lr_scale == 1.5
+    # A state written before the field existed: the scale is not settled yet.
+    state = torch.load(tmp_path / "joint" / STATE_FILE, weights_only=True)
+    del state["lr_scale"]
+    torch.save(state, tmp_path / "joint" / STATE_FILE)
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).lr_scale is None
+    # A missing required field, or one the format does not know, is still refused.
+    for broken in ({**state, "surprise": 1}, {k: v for k, v in state.items() if k != "step"}):
+        torch.save(broken, tmp_path / "joint" / STATE_FILE)
+        with pytest.raises(ValueError, match="holds the fields"):
+            TrainingCheckpoint.load(tmp_path / "joint", model)

@@ -9,7 +9,7 @@ import torch
 
 from faster_rcnn.cli import main
 from faster_rcnn.models import preset_config
-from faster_rcnn.train.checkpoint import load_model
+from faster_rcnn.train.checkpoint import STATE_FILE, load_model
 from faster_rcnn.train.recipe import (
     CROWDED_LR_PER_IMAGE,
     CROWDED_NMS_THRESH,
@@ -17,11 +17,13 @@ from faster_rcnn.train.recipe import (
     CROWDED_SHARE,
     GT_JITTER,
     ROI_BATCH_SIZE,
+    SHORT_RUN_STEPS,
     SMALL_SIDE,
     SOFT_NMS_SIGMA,
     ObjectStatistics,
     choose_learning_rate,
     choose_recipe,
+    choose_short_run_steps,
     multi_scale_sizes,
     object_statistics,
     same_class_neighbour_iou,
@@ -335,6 +337,20 @@ def test_recipe_doubles_the_rate_for_crowded_images_only() -> None:
     assert choose_learning_rate(stats(150), batch_size=2, given={"train.lr"}) is None
 
 
+def test_the_recipe_raises_a_short_runs_rate_in_a_budget_on_crowded_images_only() -> None:
+    def stats(objects_per_image: float) -> ObjectStatistics:
+        return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0})
+
+    choice = choose_short_run_steps(stats(17), "joint", budgeted=True)
+    assert choice is not None and choice.setting == "train.short_run_steps"
+    assert choice.value == SHORT_RUN_STEPS
+    assert f"rises {SHORT_RUN_STEPS} / steps times, at most twice" in choice.line()
+    assert choose_short_run_steps(stats(1), "joint", budgeted=True) is None  # raccoon
+    assert choose_short_run_steps(stats(17), "joint", budgeted=False) is None  # --steps
+    assert choose_short_run_steps(stats(17), "alternating", budgeted=True) is None
+    assert choose_short_run_steps(stats(17), "joint", True, given={"train.lr"}) is None
+
+
 def _first_rate(run) -> float:
     """The learning rate of a run's first step (the warm-up's 0.1 of its peak)."""
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["lr"]
@@ -355,6 +371,7 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     assert "(8% of the 'cell' objects overlap another" in printed
     # These slides hold 18 and 12 objects: crowded, so twice the rate an image.
     assert "train.lr = 0.01: 15 objects an image (median)" in printed
+    assert "train.short_run_steps" not in printed  # no time budget
     assert _first_rate(out) == pytest.approx(0.1 * 0.01)
     trained = load_model(out / "model.safetensors").config.roi_heads
     assert (trained.sampler, trained.gt_jitter) == ("class_balanced", GT_JITTER)
@@ -373,6 +390,20 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     assert _first_rate(tmp_path / "given") == pytest.approx(0.1 * 0.003)
     heads = load_model(tmp_path / "given" / "model.safetensors").config.roi_heads
     assert (heads.nms_thresh, heads.class_nms_thresh, heads.soft_nms_sigma) == (0.45, (), 0)
+
+
+def test_a_time_budget_on_crowded_images_trains_with_the_short_run_steps(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", "slides:2", "--steps", "2", "--minutes", "5", "--min-size", "96"]
+    argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--out", str(out)]
+    assert main(argv) == 0
+    expected = f"train.short_run_steps = {SHORT_RUN_STEPS}: where the budget fits fewer steps"
+    assert expected in capsys.readouterr().out
+    state = torch.load(out / "joint" / STATE_FILE, weights_only=True)
+    assert state["train_config"]["short_run_steps"] == SHORT_RUN_STEPS
+    # Two steps end the run before the budget projects its length: the rate is the plain one.
+    assert state["lr_scale"] is None
+    assert _first_rate(out) == pytest.approx(0.1 * 0.01)
 
 
 def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path, capsys) -> None:

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from faster_rcnn.train.alternating import paper_step_config
-from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.schedule import learning_rate, short_run_scale
 from faster_rcnn.train.train_config import TrainConfig
 
 
@@ -89,3 +89,20 @@ def test_alternating_steps_warm_up_for_a_tenth_of_their_planned_length() -> None
 
     assert learning_rate(stage, 4) == pytest.approx(cosine(4) * (0.1 + 0.9 * 4 / 5))
     assert learning_rate(stage, 5) == pytest.approx(cosine(5))
+
+
+@pytest.mark.parametrize(
+    ("short_run_steps", "total_steps", "scale"),
+    [(None, 100, 1.0), (520, 600, 1.0), (520, 520, 1.0), (520, 400, 1.3), (520, 260, 2.0),
+     (520, 100, 2.0)],
+)  # fmt: skip
+def test_a_short_run_scales_its_rate_by_the_steps_it_lacks_at_most_twice(
+    short_run_steps, total_steps, scale
+):
+    cfg = TrainConfig(short_run_steps=short_run_steps)
+    assert short_run_scale(cfg, total_steps) == pytest.approx(scale)
+
+
+def test_short_run_steps_must_be_positive():
+    with pytest.raises(ValueError, match="short_run_steps"):
+        TrainConfig(short_run_steps=0)

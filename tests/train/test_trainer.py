@@ -132,6 +132,36 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
     assert lrs == pytest.approx([0.01] * 20 + [0.001] * 10)
 
 
+def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
+    tmp_path, monkeypatch
+):
+    clock = iter(range(10_000))  # as above: 1 s a reading, 3 readings a step
+    monkeypatch.setattr("faster_rcnn.train.trainer.time.perf_counter", lambda: float(next(clock)))
+    cfg = TrainConfig(
+        steps=100, batch_size=1, lr=0.01, warmup_steps=0, max_seconds=90.0, schedule="step",
+        lr_decay_at=(0.5,), checkpoint_every=25, short_run_steps=40,
+    )  # fmt: skip
+
+    def interrupt(step, losses):
+        if step == 25:
+            raise InterruptedError
+
+    with pytest.raises(InterruptedError):
+        Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path, on_step=interrupt).fit()
+    # As above, the first projection (step 20) fits 29 steps, fewer than 40: the rate is
+    # 40 / 29 times the schedule's from there on (past the decay at step 14).
+    scale = 40 / 29
+    lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
+    assert lrs == pytest.approx([0.01] * 20 + [0.001 * scale] * 6)
+    saved = TrainingCheckpoint.load(tmp_path / "joint", tiny_model())
+    assert saved.step == 25 and saved.lr_scale == pytest.approx(scale)
+    # Resumed at step 25 with a fresh budget, which plans 100 steps (no decay) until it
+    # projects again: the settled scale applies from the first resumed step.
+    Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit(resume=True)
+    resumed = read_records(tmp_path / "metrics.jsonl")[25]
+    assert resumed["step"] == 25 and resumed["lr"] == pytest.approx(0.01 * scale)
+
+
 def test_amp_is_ignored_on_a_cpu_without_bfloat16(monkeypatch):
     monkeypatch.setattr("faster_rcnn.train.precision.cpu_has_bfloat16", lambda: False)
     cfg = TrainConfig(steps=2, batch_size=1, lr=0.01, warmup_steps=0)

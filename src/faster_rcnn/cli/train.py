@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,6 +37,7 @@ from ..train.recipe import (
     CROWDED_OBJECTS,
     choose_learning_rate,
     choose_recipe,
+    choose_short_run_steps,
     object_statistics,
 )
 from ..train.rpn_only import rpn_trainer
@@ -226,8 +228,9 @@ def run(args: argparse.Namespace) -> int:
         dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset)
     lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
+    rate: dict[str, Any] = {"lr": lr}
     if args.recipe == "auto":
-        config, lr = with_recipe(config, dataset, args, lr)
+        config, rate = with_recipe(config, dataset, args, rate)
     dataset = augmented(dataset, args)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
@@ -235,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
-        lr=lr,
+        **rate,
         grad_clip_norm=args.grad_clip_norm,
         schedule=args.schedule,
         max_seconds=args.minutes * 60 if args.minutes else None,
@@ -288,25 +291,31 @@ def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterR
 
 
 def with_recipe(
-    config: FasterRCNNConfig, dataset: Sequence[Sample], args: argparse.Namespace, lr: float
-) -> tuple[FasterRCNNConfig, float]:
-    """``config`` and the learning rate ``lr`` adjusted to the dataset
-    (:mod:`faster_rcnn.train.recipe`), each change printed with its reason; the options
-    given on the command line stay."""
+    config: FasterRCNNConfig,
+    dataset: Sequence[Sample],
+    args: argparse.Namespace,
+    rate: dict[str, Any],
+) -> tuple[FasterRCNNConfig, dict[str, Any]]:
+    """``config`` and the rate settings ``rate`` (``TrainConfig``'s ``lr``, and
+    ``short_run_steps``) adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each
+    change printed with its reason; the options given on the command line stay."""
     stats = object_statistics(dataset, config)
     given = given_settings(args)
     given |= {"transform.min_size"} if args.min_size else set()
     given |= {"transform.max_size"} if args.max_size else set()
     given |= {"train.lr"} if args.lr is not None else set()
     config, choices = choose_recipe(config, stats, given)
-    rate = choose_learning_rate(stats, args.batch_size, given)
-    if rate is not None:
-        choices.append(rate)
-        lr = rate.value
+    rate_choices = [
+        choose_learning_rate(stats, args.batch_size, given),
+        choose_short_run_steps(stats, args.scheme, args.minutes is not None, given),
+    ]
+    for choice in filter(None, rate_choices):
+        choices.append(choice)
+        rate = {**rate, choice.setting.removeprefix("train."): choice.value}
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(choice.line() for choice in choices))
-    return config, lr
+    return config, rate
 
 
 def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:

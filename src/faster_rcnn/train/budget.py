@@ -52,6 +52,12 @@ class TimeBudget:
             return None
         return self.pacer.update(step, elapsed)
 
+    @property
+    def projected(self) -> bool:
+        """Whether the last plan was the run's length as projected from its speed (always,
+        without a budget), not the planned length it starts from."""
+        return self.pacer.projected
+
     def elapsed(self) -> float:
         """Seconds since the start (rank 0's in a data-parallel run with a budget)."""
         elapsed = time.perf_counter() - self.start
@@ -88,6 +94,8 @@ class TimeBudgetPacer:
         self.max_seconds = max_seconds
         self.start_step = start_step
         self.min_steps = max(1, min_steps)
+        # Whether the plan is the run's length as projected (or, without a budget, as set).
+        self.projected = max_seconds is None
         # (step, seconds since start_step) at every update, the run's start first.
         self._timeline: list[tuple[int, float]] = [(start_step, 0.0)]
 
@@ -106,6 +114,7 @@ class TimeBudgetPacer:
         since_step, since_seconds = self._timeline[max(past - 1, 0)]
         if elapsed <= since_seconds:
             return self.total_steps
+        self.projected = True
         steps_per_second = (step - since_step) / (elapsed - since_seconds)
         fits = step + int((self.max_seconds - elapsed) * steps_per_second)
         # Lengthening keeps (step + 1) / plan from falling (see the class docstring).

@@ -40,6 +40,8 @@ from ..model import FasterRCNN
 
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
+# Fields added to the format since: a state written before them lacks them (defaults).
+_ADDED_FIELDS = frozenset({"lr_scale"})
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 
@@ -139,6 +141,9 @@ class TrainingCheckpoint:
         cuda_rng_states: the global generators' states of all CUDA devices (may be empty).
         python_rng_state: ``random.getstate()``.
         grad_scaler: the mixed-precision gradient scaler's state dict, when one is used.
+        lr_scale: the short-run scale of the learning rate, once the run settled it
+            (:func:`~faster_rcnn.train.schedule.short_run_scale`); absent from the states
+            of older versions.
     """
 
     stage: str
@@ -151,6 +156,7 @@ class TrainingCheckpoint:
     cuda_rng_states: list[Tensor]
     python_rng_state: tuple[Any, ...]
     grad_scaler: dict[str, Any] | None = None
+    lr_scale: float | None = None
 
     def restore_global_rng(self) -> None:
         """Put the global torch, CUDA and ``random`` generators back as they were."""
@@ -216,7 +222,7 @@ class TrainingCheckpoint:
         fields = {field.name for field in dataclasses.fields(cls)}
         if not isinstance(state, dict) or state.pop("format", None) != STATE_FORMAT:
             raise ValueError(f"{state_path} is not a faster-rcnn training state")
-        if set(state) != fields:
+        if not fields - _ADDED_FIELDS <= set(state) <= fields:
             raise ValueError(
                 f"{state_path} holds the fields {sorted(state)}; expected {sorted(fields)}"
             )

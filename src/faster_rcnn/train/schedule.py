@@ -8,6 +8,9 @@ which is either
   paper: 0.001, then 0.0001 for the last part of training); or
 - ``"cosine"``: ``lr * (1 + cos(pi * step / steps)) / 2``, from ``lr`` down to 0 at
   ``steps``.
+
+A run planned for fewer than ``short_run_steps`` steps scales all of it by
+:func:`short_run_scale`, once its length is known.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ import math
 from typing import Protocol
 
 SCHEDULES = ("step", "cosine")
+# A short run's rate rises at most this much: the most that was measured (four times the
+# default rate an image on crowded images, twice the recipe's; benchmarks/recipe_ab.md,
+# rounds 35-37).
+SHORT_RUN_MAX_SCALE = 2.0
 
 
 class ScheduleSettings(Protocol):
@@ -28,6 +35,7 @@ class ScheduleSettings(Protocol):
     warmup_factor: float
     warmup_share: int | None
     lr_decay_at: tuple[float, ...]
+    short_run_steps: int | None
 
 
 def learning_rate(cfg: ScheduleSettings, step: int, total_steps: int | None = None) -> float:
@@ -49,3 +57,14 @@ def learning_rate(cfg: ScheduleSettings, step: int, total_steps: int | None = No
     if step < warmup:
         lr *= cfg.warmup_factor + (1.0 - cfg.warmup_factor) * step / warmup
     return lr
+
+
+def short_run_scale(cfg: ScheduleSettings, total_steps: int) -> float:
+    """What a run of ``total_steps`` multiplies its rate by: ``cfg.short_run_steps /
+    total_steps``, between 1 and :data:`SHORT_RUN_MAX_SCALE` (1 where unset).
+
+    The schedule's steps times its rate is how far it can take the weights: a run with
+    half the steps goes as far at twice the rate."""
+    if cfg.short_run_steps is None or total_steps <= 0:
+        return 1.0
+    return min(max(cfg.short_run_steps / total_steps, 1.0), SHORT_RUN_MAX_SCALE)

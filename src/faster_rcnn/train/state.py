@@ -1,8 +1,9 @@
 """What a training stage updates besides the model, and how it is saved and resumed.
 
-The optimizer (momentum buffers), the mixed-precision gradient scaler and the samplers'
-generator, with the global random states, are what a resumed run needs, beside the
-weights, to continue exactly as an uninterrupted one would.
+The optimizer (momentum buffers), the mixed-precision gradient scaler, the samplers'
+generator and the learning rate's short-run scale, with the global random states, are
+what a resumed run needs, beside the weights, to continue exactly as an uninterrupted
+one would.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class TrainingState:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         # Three keys: never one of the (seed, epoch) streams that order the batches.
         self.generator = torch.Generator().manual_seed(derive_seed(cfg.seed, rank, world_size))
+        # The short-run scale of the rate, once the stage settles it (see Trainer).
+        self.lr_scale: float | None = None
 
     def save(self, stage_dir: Path, history: list[dict[str, float]]) -> None:
         """Checkpoint the model and this state after ``len(history)`` steps (rank 0
@@ -75,6 +78,7 @@ class TrainingState:
             cuda_rng_states=cuda_states,
             python_rng_state=random.getstate(),
             grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            lr_scale=self.lr_scale,
         ).save(stage_dir, self.model)
 
     def restore(self, stage_dir: Path) -> list[dict[str, float]]:
@@ -99,6 +103,7 @@ class TrainingState:
             self.scaler.load_state_dict(checkpoint.grad_scaler)
         self._restore_generator(checkpoint, stage_dir)
         checkpoint.restore_global_rng()
+        self.lr_scale = checkpoint.lr_scale
         return list(checkpoint.history)
 
     def _restore_generator(self, checkpoint: TrainingCheckpoint, stage_dir: Path) -> None:

@@ -80,6 +80,10 @@ class TrainConfig:
             replaced by the next readable one, with a warning; off, it stops the stage.
         num_workers: DataLoader worker processes that load images (0: in this process).
         group_by_aspect_ratio: batch landscape and portrait images apart.
+        short_run_steps: a run planned for fewer steps trains at a higher rate, ``lr``
+            times ``short_run_steps / steps`` and at most twice ``lr``
+            (:func:`~faster_rcnn.train.schedule.short_run_scale`), settled once the time
+            budget first projects the run's length (``None``: always ``lr``).
     """
 
     steps: int = 1000
@@ -102,6 +106,7 @@ class TrainConfig:
     skip_unreadable: bool = True
     num_workers: int = 0
     group_by_aspect_ratio: bool = True
+    short_run_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -125,6 +130,8 @@ class TrainConfig:
         require(self, "checkpoint_minutes", minutes is None or minutes > 0, "> 0 or None")
         require(self, "max_nonfinite_steps", self.max_nonfinite_steps >= 1, ">= 1")
         require(self, "num_workers", self.num_workers >= 0, ">= 0")
+        short = self.short_run_steps
+        require(self, "short_run_steps", short is None or short >= 1, ">= 1 or None")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""

@@ -44,7 +44,7 @@ from .cadence import CheckpointCadence
 from .checkpoint import TrainingCheckpoint
 from .metrics import METRICS_FILE, MetricsLogger, drop_records
 from .progress import ProgressBar
-from .schedule import learning_rate
+from .schedule import learning_rate, short_run_scale
 from .state import TrainingState
 from .step import BatchLosses, StepResult, train_step
 from .stops import NonFiniteGuard, StopRequest, TrainingInterrupted, stop_requests
@@ -221,7 +221,9 @@ class Trainer:
                 unreadable = self._check_batch(step, batch)
                 if unreadable is not None:
                     break
-                lr = learning_rate(self.cfg, step, planned_steps)
+                lr = self._rate_scale(budget, planned_steps) * learning_rate(
+                    self.cfg, step, planned_steps
+                )
                 record, grad_norm = self._step(batch, lr, losses_of)
                 give_back_when_short()
                 history.append(record)
@@ -235,6 +237,20 @@ class Trainer:
                     break
             cadence.at_end(len(history))
         return unreadable
+
+    def _rate_scale(self, budget: TimeBudget, planned_steps: int) -> float:
+        """The short-run scale of the rate (``cfg.short_run_steps``): 1 until the budget
+        first projects the run's length, then the scale settled from that projection,
+        kept for the rest of the stage (its checkpoints carry it), though the plan moves."""
+        if self.state.lr_scale is None and budget.projected:
+            self.state.lr_scale = short_run_scale(self.cfg, planned_steps)
+            if self.state.lr_scale > 1 and self.progress and self.rank == 0:
+                tqdm.write(
+                    f"{self.stage}: about {planned_steps} steps fit, fewer than "
+                    f"{self.cfg.short_run_steps} (train.short_run_steps): the rate rises "
+                    f"{self.state.lr_scale:.2f} times, to {self.cfg.lr * self.state.lr_scale:g}"
+                )
+        return 1.0 if self.state.lr_scale is None else self.state.lr_scale
 
     def _lost_peers_message(self, reason: str) -> str:
         """What a data-parallel stage that lost a process says (see
