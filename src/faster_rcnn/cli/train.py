@@ -35,6 +35,7 @@ from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
 from ..train.recipe import (
     CROWDED_OBJECTS,
+    SHORT_RUN_STEPS,
     choose_learning_rate,
     choose_recipe,
     choose_short_run_steps,
@@ -179,8 +180,9 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"peak learning rate (default {LR_PER_IMAGE:g} for each image of a batch, so "
         f"{LR_PER_IMAGE * TrainConfig.batch_size:g} at the default batch: for batches of 4, "
         f"{LR_PER_IMAGE * 4:g} measured best, benchmarks/seed_study.md; the recipe doubles "
-        f"it where images hold {CROWDED_OBJECTS} objects or more, benchmarks/recipe_ab.md, "
-        "rounds 32-36)",
+        f"it where images hold {CROWDED_OBJECTS} objects or more, and raises that up to twice "
+        f"where --minutes fit fewer than {SHORT_RUN_STEPS} steps, benchmarks/recipe_ab.md, "
+        "rounds 32-37; a rate given is kept as it is)",
     )
     parser.add_argument(
         "--grad-clip-norm",

@@ -131,11 +131,11 @@ CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # Where the time budget fits fewer steps than this, the crowded rate rises by this many
 # steps over those that fit, at most twice (schedule.short_run_scale): a schedule of
-# half the steps at twice the rate takes the weights as far. Four times the default rate
-# an image against the crowded twice, on a Zen 3 EPYC at batches of 2 (one thread each,
-# side by side; benchmarks/recipe_ab.md, rounds 35-37): where the budget fitted 255-279
-# steps ahead at 17 objects an image (two seeds: mAP@0.5 +0.009 and 0.000, COCO AP
-# +0.055 and +0.032), at 66 (+0.013 and +0.028) and at 150 (+0.058 and +0.047); at 4
+# half the steps at twice the rate can take the weights as far. Four times the default
+# rate an image against the crowded twice, on a Zen 3 EPYC at batches of 2 (one thread
+# each, side by side; benchmarks/recipe_ab.md, rounds 35-37): where the budget fitted
+# 255-279 steps ahead at 17 objects an image (two seeds: mAP@0.5 +0.009 and 0.000, COCO
+# AP +0.055 and +0.032), at 66 (+0.013 and +0.028) and at 150 (+0.058 and +0.047); at 4
 # (raccoon's photos tiled 2 x 2) mixed at IoU 0.5 (-0.023 and +0.002) and ahead in COCO
 # AP (+0.020 and +0.022) and AP75 (+0.085 and +0.151), as twice the rate was there at 20
 # minutes (round 33). Where the budget fitted 471-537 steps four times was within a
@@ -575,6 +575,6 @@ def choose_short_run_steps(
     why = (
         f"where the budget fits fewer steps (as projected once the first steps are timed), "
         f"the rate rises {SHORT_RUN_STEPS} / steps times, at most twice: a shorter "
-        "schedule at a higher rate takes the weights as far"
+        "schedule at a higher rate can take the weights as far"
     )
     return RecipeChoice("train.short_run_steps", SHORT_RUN_STEPS, why)

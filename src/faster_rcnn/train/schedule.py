@@ -63,8 +63,8 @@ def short_run_scale(cfg: ScheduleSettings, total_steps: int) -> float:
     """What a run of ``total_steps`` multiplies its rate by: ``cfg.short_run_steps /
     total_steps``, between 1 and :data:`SHORT_RUN_MAX_SCALE` (1 where unset).
 
-    The schedule's steps times its rate is how far it can take the weights: a run with
-    half the steps goes as far at twice the rate."""
+    The sum of a schedule's rates, times the gradients' norm (which the clip bounds),
+    bounds how far it can move the weights: half the steps at twice the rate keep it."""
     if cfg.short_run_steps is None or total_steps <= 0:
         return 1.0
     return min(max(cfg.short_run_steps / total_steps, 1.0), SHORT_RUN_MAX_SCALE)
