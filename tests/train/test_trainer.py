@@ -133,7 +133,7 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
 
 
 def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     clock = iter(range(10_000))  # as above: 1 s a reading, 3 readings a step
     monkeypatch.setattr("faster_rcnn.train.trainer.time.perf_counter", lambda: float(next(clock)))
@@ -147,10 +147,12 @@ def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
             raise InterruptedError
 
     with pytest.raises(InterruptedError):
-        Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path, on_step=interrupt).fit()
+        Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path, on_step=interrupt, progress=True).fit()
     # As above, the first projection (step 20) fits 29 steps, fewer than 40: the rate is
     # 40 / 29 times the schedule's from there on (past the decay at step 14).
     scale = 40 / 29
+    said = "joint: about 29 steps fit, fewer than 40 (train.short_run_steps): the rate rises"
+    assert f"{said} 1.38 times, to 0.0137931" in capsys.readouterr().out
     lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
     assert lrs == pytest.approx([0.01] * 20 + [0.001 * scale] * 6)
     saved = TrainingCheckpoint.load(tmp_path / "joint", tiny_model())
