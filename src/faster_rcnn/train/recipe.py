@@ -119,14 +119,14 @@ SOFT_NMS_SIGMA = 0.3
 # +0.058 and +0.047; at 17 objects even, one seed; round 35), at 37 and 66 within a
 # seed's spread (+0.018 and -0.012; +0.002 and +0.005), and ahead at 66 where 10 minutes
 # fitted half the steps (+0.013 and +0.028), as at 17 (one seed: +0.009; round 36): the
-# crowd and few steps both count, no cut is set. The paper's alternating scheme gained
-# most from twice (the slides, two seeds: mAP@0.5 +0.149 and +0.108, the platelets +0.43
-# and +0.32; round 34), the RPN trained alone proposed better at it (the slides, two
-# seeds: AR@300 +0.021 and +0.023; round 35), and non-approximate training was ahead too
-# (one seed: mAP@0.5 +0.008, COCO AP +0.041; round 36). The cut counts objects, not
-# their size: raccoons as small as the 2 x 2 mosaics' but one an image were behind at
-# IoU 0.5 on four GPU seeds of four (-0.029 on average), though ahead at IoU 0.75 (round
-# 35).
+# crowd and few steps both count (SHORT_RUN_STEPS). The paper's alternating scheme
+# gained most from twice (the slides, two seeds: mAP@0.5 +0.149 and +0.108, the
+# platelets +0.43 and +0.32; round 34), the RPN trained alone proposed better at it (the
+# slides, two seeds: AR@300 +0.021 and +0.023; round 35), and non-approximate training
+# was ahead too (one seed: mAP@0.5 +0.008, COCO AP +0.041; round 36). The cut counts
+# objects, not their size: raccoons as small as the 2 x 2 mosaics' but one an image were
+# behind at IoU 0.5 on four GPU seeds of four (-0.029 on average), though ahead at IoU
+# 0.75 (round 35).
 CROWDED_OBJECTS = 4
 CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # Where the time budget fits fewer steps than this, the crowded rate rises by this many
@@ -142,7 +142,9 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # seed's spread at 17, 37 and 66 objects (-0.002; +0.018 and -0.012; +0.002 and +0.005),
 # so a scale of 1-1.2 there changes little. Raccoon (one object an image, 217-219 steps)
 # lost at twice its default rate (mAP@0.5 -0.092, COCO AP -0.083), so the rise applies
-# only where the crowded rate does.
+# only where the crowded rate does. Against the crowded rate alone, side by side in 10
+# minutes (240-261 steps, one seed each), the rise was ahead at IoU 0.5 on the slides
+# (+0.008, the platelets +0.025) and at 66 objects (+0.015, COCO AP +0.033; round 37).
 SHORT_RUN_STEPS = 520
 
 
