@@ -555,7 +555,7 @@ def choose_learning_rate(
     """Twice the default rate an image where the images hold ``CROWDED_OBJECTS`` objects
     or more (the median); ``None`` (the default rate) elsewhere, or where ``"train.lr"``
     is in ``given``."""
-    if "train.lr" in given or stats.objects_per_image < CROWDED_OBJECTS:
+    if not _takes_crowded_rate(stats, given):
         return None
     objects = stats.objects_per_image
     why = (
@@ -572,7 +572,7 @@ def choose_short_run_steps(
     """``SHORT_RUN_STEPS`` for joint training in a time budget on crowded images (where
     :func:`choose_learning_rate` doubles the rate); ``None`` elsewhere, or where
     ``"train.lr"`` is in ``given``."""
-    if not budgeted or scheme != "joint" or choose_learning_rate(stats, 1, given) is None:
+    if not budgeted or scheme != "joint" or not _takes_crowded_rate(stats, given):
         return None
     why = (
         f"where the budget fits fewer steps (as projected once the first steps are timed), "
@@ -580,3 +580,9 @@ def choose_short_run_steps(
         "schedule at a higher rate can take the weights as far"
     )
     return RecipeChoice("train.short_run_steps", SHORT_RUN_STEPS, why)
+
+
+def _takes_crowded_rate(stats: ObjectStatistics, given: Collection[str]) -> bool:
+    """Whether the images hold ``CROWDED_OBJECTS`` objects or more (the median) and no
+    rate was given: where the recipe trains at the crowded rate."""
+    return "train.lr" not in given and stats.objects_per_image >= CROWDED_OBJECTS

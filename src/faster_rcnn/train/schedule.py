@@ -9,8 +9,9 @@ which is either
 - ``"cosine"``: ``lr * (1 + cos(pi * step / steps)) / 2``, from ``lr`` down to 0 at
   ``steps``.
 
-A run planned for fewer than ``short_run_steps`` steps scales all of it by
-:func:`short_run_scale`, once its length is known.
+A run planned for fewer than ``short_run_steps`` steps multiplies its rate by
+:func:`short_run_scale` from the step its length is known on (a time-limited run's first
+projection of it; the trainer applies it).
 """
 
 from __future__ import annotations
