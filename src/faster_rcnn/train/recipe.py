@@ -143,8 +143,9 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # so a scale of 1-1.2 there changes little. Raccoon (one object an image, 217-219 steps)
 # lost at twice its default rate (mAP@0.5 -0.092, COCO AP -0.083), so the rise applies
 # only where the crowded rate does. Against the crowded rate alone, side by side in 10
-# minutes (240-261 steps, one seed each), the rise was ahead at IoU 0.5 on the slides
-# (+0.008, the platelets +0.025) and at 66 objects (+0.015, COCO AP +0.033; round 37).
+# minutes (240-282 steps), the rise was ahead at IoU 0.5 on the slides' seed 19 (+0.008,
+# the platelets +0.025) and even on seed 20 (-0.001, COCO AP +0.014), and ahead at 66
+# objects (+0.015, COCO AP +0.033; round 37).
 SHORT_RUN_STEPS = 520
 
 
