@@ -145,7 +145,11 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # only where the crowded rate does. Against the crowded rate alone, side by side in 10
 # minutes (240-282 steps), the rise was ahead at IoU 0.5 on the slides' seed 19 (+0.008,
 # the platelets +0.025) and even on seed 20 (-0.001, COCO AP +0.014), and ahead at 66
-# objects (+0.015, COCO AP +0.033; round 37).
+# objects (+0.015, COCO AP +0.033; round 37). Where 5 minutes fitted 129-143 steps, so
+# that the cap held the scale at twice, it was ahead on all five pairs (the slides,
+# three seeds: +0.039, +0.058 and +0.056; 66 objects, two: +0.064 and +0.035; the
+# platelets +0.106 to +0.187), and at 66 objects in 10 minutes on a second seed (+0.014;
+# round 38).
 SHORT_RUN_STEPS = 520
 
 

@@ -20,9 +20,10 @@ import math
 from typing import Protocol
 
 SCHEDULES = ("step", "cosine")
-# A short run's rate rises at most this much: the most that was measured (four times the
-# default rate an image on crowded images, twice the recipe's; benchmarks/recipe_ab.md,
-# rounds 35-37).
+# A short run's rate rises at most this much: four times the default rate an image on
+# crowded images (twice the recipe's) was ahead of twice where few steps fit
+# (benchmarks/recipe_ab.md, rounds 35-37), and eight times within a seed's spread of
+# four where 5 minutes fitted about 140 steps (round 38).
 SHORT_RUN_MAX_SCALE = 2.0
 
 
