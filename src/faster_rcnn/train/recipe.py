@@ -150,8 +150,9 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # three seeds: +0.039, +0.058 and +0.056; 66 objects, two: +0.064 and +0.035; the
 # platelets +0.106 to +0.187), and at 66 objects in 10 minutes on a second seed (+0.014;
 # round 38). The alternating scheme trains at the crowded rate without the rise: with it
-# in every stage (one seed, 20 minutes) it was ahead at IoU 0.5 (+0.048, the platelets
-# +0.148) but behind in COCO AP (-0.013) and AP75 (-0.045; round 38).
+# in every stage (two seeds, 20 minutes) it was ahead at IoU 0.5 (+0.048 and +0.055, the
+# platelets +0.148 and +0.183) and in COCO AP behind on one seed, ahead on the other
+# (-0.013 and +0.035; round 38).
 SHORT_RUN_STEPS = 520
 
 
