@@ -341,14 +341,13 @@ def test_the_recipe_raises_a_short_runs_rate_in_a_budget_on_crowded_images_only(
     def stats(objects_per_image: float) -> ObjectStatistics:
         return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0})
 
-    choice = choose_short_run_steps(stats(17), "joint", budgeted=True)
+    choice = choose_short_run_steps(stats(17), budgeted=True)
     assert choice is not None and choice.setting == "train.short_run_steps"
     assert choice.value == SHORT_RUN_STEPS
     assert f"rises {SHORT_RUN_STEPS} / steps times, at most twice" in choice.line()
-    assert choose_short_run_steps(stats(1), "joint", budgeted=True) is None  # raccoon
-    assert choose_short_run_steps(stats(17), "joint", budgeted=False) is None  # --steps
-    assert choose_short_run_steps(stats(17), "alternating", budgeted=True) is None
-    assert choose_short_run_steps(stats(17), "joint", True, given={"train.lr"}) is None
+    assert choose_short_run_steps(stats(1), budgeted=True) is None  # raccoon
+    assert choose_short_run_steps(stats(17), budgeted=False) is None  # --steps
+    assert choose_short_run_steps(stats(17), True, given={"train.lr"}) is None
 
 
 def _first_rate(run) -> float:
@@ -392,18 +391,32 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     assert (heads.nms_thresh, heads.class_nms_thresh, heads.soft_nms_sigma) == (0.45, (), 0)
 
 
-def test_a_time_budget_on_crowded_images_trains_with_the_short_run_steps(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("scheme", "stages"),
+    [
+        ("joint", ["joint"]),
+        ("non-approximate", ["non_approximate"]),
+        ("rpn", ["rpn"]),
+        ("alternating", ["rpn", "fast_rcnn", "rpn_finetune", "fast_rcnn_finetune"]),
+    ],
+)
+def test_a_time_budget_on_crowded_images_trains_with_the_short_run_steps(
+    tmp_path, capsys, scheme, stages
+):
     out = tmp_path / "run"
-    argv = ["train", "--data", "slides:2", "--steps", "2", "--minutes", "5", "--min-size", "96"]
-    argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--out", str(out)]
-    assert main(argv) == 0
+    argv = ["train", "--data", "slides:2", "--steps", "6", "--minutes", "5", "--min-size", "96"]
+    argv += ["--max-size", "128", "--preset", "mobilenet_v2_fpn", "--scheme", scheme]
+    assert main([*argv, "--out", str(out)]) == 0
     expected = f"train.short_run_steps = {SHORT_RUN_STEPS}: where the budget fits fewer steps"
     assert expected in capsys.readouterr().out
-    state = torch.load(out / "joint" / STATE_FILE, weights_only=True)
-    assert state["train_config"]["short_run_steps"] == SHORT_RUN_STEPS
-    # Two steps end the run before the budget projects its length: the rate is the plain one.
-    assert state["lr_scale"] is None
-    assert _first_rate(out) == pytest.approx(0.1 * 0.01)
+    for stage in stages:
+        state = torch.load(out / stage / STATE_FILE, weights_only=True)
+        assert state["train_config"]["short_run_steps"] == SHORT_RUN_STEPS, stage
+        assert state["train_config"]["lr"] == pytest.approx(0.01), stage  # the crowded rate
+        # The stage ends before the budget projects its length: the rate is not raised.
+        assert state["lr_scale"] is None, stage
+    rates = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rates) == 6 and max(rates) <= 0.01 * (1 + 1e-6)
 
 
 def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path, capsys) -> None:

@@ -182,7 +182,7 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         f"{LR_PER_IMAGE * 4:g} measured best, benchmarks/seed_study.md; the recipe doubles "
         f"it where images hold {CROWDED_OBJECTS} objects or more, and raises that up to twice "
         f"where --minutes fit fewer than {SHORT_RUN_STEPS} steps, benchmarks/recipe_ab.md, "
-        "rounds 32-37; a rate given is kept as it is)",
+        "rounds 32-39; a rate given is kept as it is)",
     )
     parser.add_argument(
         "--grad-clip-norm",
@@ -309,7 +309,7 @@ def with_recipe(
     config, choices = choose_recipe(config, stats, given)
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),
-        choose_short_run_steps(stats, args.scheme, args.minutes is not None, given),
+        choose_short_run_steps(stats, args.minutes is not None, given),
     ]
     for choice in filter(None, rate_choices):
         choices.append(choice)

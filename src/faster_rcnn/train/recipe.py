@@ -575,12 +575,13 @@ def choose_learning_rate(
 
 
 def choose_short_run_steps(
-    stats: ObjectStatistics, scheme: str, budgeted: bool, given: Collection[str] = ()
+    stats: ObjectStatistics, budgeted: bool, given: Collection[str] = ()
 ) -> RecipeChoice | None:
-    """``SHORT_RUN_STEPS`` for joint training in a time budget on crowded images (where
-    :func:`choose_learning_rate` doubles the rate); ``None`` elsewhere, or where
-    ``"train.lr"`` is in ``given``."""
-    if not budgeted or scheme != "joint" or not _takes_crowded_rate(stats, given):
+    """``SHORT_RUN_STEPS`` for a run in a time budget on crowded images (where
+    :func:`choose_learning_rate` doubles the rate), in every scheme (each stage of the
+    alternating one projects its own steps); ``None`` elsewhere, or where ``"train.lr"``
+    is in ``given``."""
+    if not budgeted or not _takes_crowded_rate(stats, given):
         return None
     why = (
         f"where the budget fits fewer steps (as projected once the first steps are timed), "
