@@ -153,9 +153,9 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # own steps: there, with the rise in every stage (20 minutes, three seeds), ahead at IoU
 # 0.5 on two (+0.048, +0.055 and -0.009, the platelets +0.148, +0.183 and -0.030) and
 # even in COCO AP (-0.013, +0.035 and 0.000; rounds 38-39); non-approximate training in
-# 10 minutes even on one seed and ahead on the other (mAP@0.5 -0.003 and +0.017, COCO AP
-# -0.005 and +0.033), and the RPN alone proposing better on both (AR@300 +0.015 and
-# +0.012; round 39).
+# 10 minutes even on two seeds of three and ahead on the other (mAP@0.5 -0.003, +0.017
+# and +0.002, COCO AP -0.005, +0.033 and +0.010), and the RPN alone proposing better on
+# both (AR@300 +0.015 and +0.012; round 39).
 SHORT_RUN_STEPS = 520
 
 
