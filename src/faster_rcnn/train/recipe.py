@@ -155,7 +155,7 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # even in COCO AP (-0.013, +0.035 and 0.000; rounds 38-39); non-approximate training in
 # 10 minutes even on two seeds of three and ahead on the other (mAP@0.5 -0.003, +0.017
 # and +0.002, COCO AP -0.005, +0.033 and +0.010), and the RPN alone proposing better on
-# both (AR@300 +0.015 and +0.012; round 39).
+# all three (AR@300 +0.015, +0.012 and +0.010; round 39).
 SHORT_RUN_STEPS = 520
 
 
