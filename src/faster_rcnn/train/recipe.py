@@ -149,13 +149,13 @@ CROWDED_LR_PER_IMAGE = 2 * LR_PER_IMAGE
 # that the cap held the scale at twice, it was ahead on all five pairs (the slides,
 # three seeds: +0.039, +0.058 and +0.056; 66 objects, two: +0.064 and +0.035; the
 # platelets +0.106 to +0.187), and at 66 objects in 10 minutes on a second seed (+0.014;
-# round 38). It holds for every scheme, each stage of the alternating one projecting its
-# own steps: there, with the rise in every stage (20 minutes, three seeds), ahead at IoU
-# 0.5 on two (+0.048, +0.055 and -0.009, the platelets +0.148, +0.183 and -0.030) and
-# even in COCO AP (-0.013, +0.035 and 0.000; rounds 38-39); non-approximate training in
-# 10 minutes even on two seeds of three and ahead on the other (mAP@0.5 -0.003, +0.017
-# and +0.002, COCO AP -0.005, +0.033 and +0.010), and the RPN alone proposing better on
-# all three (AR@300 +0.015, +0.012 and +0.010; round 39).
+# round 38). The rise is set for every scheme, each stage of the alternating one
+# projecting its own steps: that scheme, with the rise in every stage (20 minutes, three
+# seeds), was ahead at IoU 0.5 on two (+0.048, +0.055 and -0.009, the platelets +0.148,
+# +0.183 and -0.030) and even in COCO AP (-0.013, +0.035 and 0.000; rounds 38-39);
+# non-approximate training in 10 minutes was even on two seeds of three and ahead on the
+# other (mAP@0.5 -0.003, +0.017 and +0.002, COCO AP -0.005, +0.033 and +0.010), and the
+# RPN alone proposed better on all three (AR@300 +0.015, +0.012 and +0.010; round 39).
 SHORT_RUN_STEPS = 520
 
 
