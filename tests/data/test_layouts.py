@@ -5,6 +5,7 @@ line through evaluation."""
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):
         open_dataset(tmp_path)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'annots/x3.xml'}: no image found: looked for ")
-    assert "'gone.jpg' (<filename>) or x3{.jpg,.jpeg,.png,.bmp,.webp}" in message
+    assert "'gone.jpg' (<filename>) or x3{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff}" in message
     assert f"in {tmp_path / 'images'}, {tmp_path / 'notes'}" in message
 
 
@@ -145,6 +146,23 @@ def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
     assert [p.name for p in val.image_files] == ["val20171.jpg", "val20170.jpg"]
     with pytest.raises(ValueError, match=r"has the splits \['train', 'val'\]; none fits 'test'"):
         open_dataset(yaml, "test")
+
+
+def test_ultralytics_stray_labels_are_warned_of_in_folders_not_beside_a_partial_list(tmp_path):
+    yolo_images(tmp_path, "train", 2)
+    yolo_images(tmp_path, "val", 2)
+    (tmp_path / "labels" / "train" / "gone.txt").write_text("0 0.5 0.5 0.25 0.5\n")
+    (tmp_path / "val.txt").write_text("images/val/val1.jpg\n")  # val0's label is not stray
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: val.txt\nnames: [cell]\n")
+    with pytest.warns(UserWarning) as warned:
+        assert len(open_dataset(tmp_path / "data.yaml", "train")) == 2
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'data.yaml'} (train): 1 label file is not read, no image of theirs was "
+        "found (.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff): gone.txt"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(open_dataset(tmp_path / "data.yaml", "val")) == 1
 
 
 def test_ultralytics_rule_for_label_paths_and_roboflow_yaml_beside_its_splits(tmp_path):

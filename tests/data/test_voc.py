@@ -125,11 +125,27 @@ def test_missing_files_are_named(voc: Path) -> None:
     ):
         VOCDetection(voc, split="val")
     (voc / "JPEGImages" / "img_b.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match=r"img_b\.jpg \(id 'img_b' of split 'train'\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no image for id 'img_b' of split 'train': looked for .*JPEGImages/img_b\{\.jpg,",
+    ):
         VOCDetection(voc)
     (voc / "Annotations" / "img_a.xml").unlink()
     with pytest.raises(FileNotFoundError, match=r"img_a\.xml does not exist"):
         VOCDetection(voc)
+
+
+def test_an_image_of_another_suffix_is_found_by_its_id(voc: Path) -> None:
+    # CVAT's VOC export keeps each image's own format; a .jpg of the id comes first.
+    jpegs = voc / "JPEGImages"
+    Image.open(jpegs / "img_a.jpg").save(jpegs / "img_a.png")
+    (jpegs / "img_a.jpg").rename(jpegs / "img_a.JPG")
+    (jpegs / "img_b.jpg").rename(jpegs / "img_b.tif")
+    data = VOCDetection(voc)
+    assert [p.name for p in data.image_files] == ["img_a.JPG", "img_b.tif"]
+    assert data[1][0].shape == (3, 50, 20)
+    (jpegs / "img_a.JPG").unlink()
+    assert VOCDetection(voc).image_files[0].name == "img_a.png"
 
 
 @pytest.mark.skipif(not RACCOON.is_dir(), reason="needs ../shared/data/raccoon")

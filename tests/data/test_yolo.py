@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,36 @@ def test_a_label_file_not_in_utf8_is_named(tmp_path: Path) -> None:
     (root / "classes.txt").write_bytes("chat\nc\xe9page\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"classes\.txt: not UTF-8 text \(byte 6 is b'\\xe9'\)"):
         YOLODetection(root)
+
+
+def test_label_files_without_a_readable_image_are_named_in_a_warning(tmp_path: Path) -> None:
+    # c.gif is not a format the readers take; A.txt differs from a.png's stem in case.
+    labels = {"a": "0 0.5 0.5 0.2 0.2\n", "A": "0 0.5 0.5 0.2 0.2\n", "c": "0 0.5 0.5 0.2 0.2\n"}
+    root = _yolo(tmp_path, "train", labels)
+    Image.new("RGB", (8, 8)).save(root / "images" / "train" / "c.gif")
+    (root / "labels" / "train" / "classes.txt").write_text("cat\n")  # a names file: not labels
+    with pytest.warns(UserWarning) as warned:
+        data = YOLODetection(root, "train")
+    assert [str(w.message) for w in warned] == [
+        f"{root / 'labels' / 'train'}: 2 label files are not read, no image of theirs was found "
+        "(.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff): A.txt, c.txt"
+    ]
+    assert [p.name for p in data.image_files] == ["a.png", "b.jpg"]
+
+
+def test_tiff_images_are_read_and_a_dataset_whose_labels_all_have_images_is_quiet(
+    tmp_path: Path,
+) -> None:
+    root = _yolo(tmp_path, None, {"a": "0 0.5 0.5 0.5 0.5\n"})
+    Image.new("I;16", (16, 12), 32768).save(root / "images" / "c.tif")
+    (root / "labels" / "c.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = YOLODetection(root)
+    assert [p.name for p in data.image_files] == ["a.png", "b.jpg", "c.tif"]
+    image, target = data[2]
+    # 16-bit grey at half scale, as three equal channels.
+    assert image.shape == (3, 12, 16) and torch.allclose(
+        image, torch.full_like(image, 0.5), atol=1e-4
+    )
+    assert torch.equal(target["boxes"], torch.tensor([[4.0, 3, 12, 9]]))

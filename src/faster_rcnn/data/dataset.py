@@ -28,8 +28,9 @@ from torch import Tensor
 Target = dict[str, Tensor | int]
 Sample = tuple[Tensor, Target]
 
-# The image files the readers look for (compared in lower case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# The image files the readers look for (compared in lower case): those of Ultralytics'
+# list that PIL decodes. TIFF is common in microscopy.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 # Target entries with one row per box: whatever removes boxes must filter all of them.
 PER_BOX_KEYS = ("boxes", "labels", "difficult", "iscrowd")

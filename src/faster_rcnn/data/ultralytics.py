@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from .dataset import IMAGE_SUFFIXES, read_text
-from .yolo import YOLODetection
+from .yolo import YOLODetection, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
 
@@ -74,6 +74,8 @@ class UltralyticsYOLO(YOLODetection):
             raise ValueError(f"{file}: no image in its {split!r} split ({entries})")
         label_files = [label_path(image) for image in self.image_files]
         self._load(label_files, _names(data.get("names"), file), str(file), f"{file} ({split})")
+        folders = [entry for e in entries if (entry := _entry(self.root, str(e))).is_dir()]
+        warn_of_unread_labels(_labels_in(folders, self.image_files), f"{file} ({split})")
 
 
 def label_path(image: Path) -> Path:
@@ -91,9 +93,7 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
     Like Ultralytics, ``../x`` that does not exist is taken as ``x`` (Roboflow's exports
     write ``train: ../train/images`` beside ``train/``).
     """
-    entry = root / name
-    if not entry.exists() and name.startswith("../"):
-        entry = root / name[3:]
+    entry = _entry(root, name)
     if entry.is_dir():
         found = entry.rglob("*")
         return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -101,6 +101,24 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
         lines = [line.strip() for line in read_text(entry).splitlines() if line.strip()]
         return [entry.parent / line for line in lines]
     raise FileNotFoundError(f"{file}: {entry} is neither a folder of images nor a .txt list")
+
+
+def _labels_in(folders: list[Path], images: list[Path]) -> list[Path]:
+    """The label files of the images in ``folders``: a folder entry reads all its images,
+    so a label file beside theirs is a stray (a ``.txt`` list may name only some)."""
+    return [
+        label_path(image)
+        for image in images
+        if any(image.is_relative_to(folder) for folder in folders)
+    ]
+
+
+def _entry(root: Path, name: str) -> Path:
+    """The folder or list file a split entry names."""
+    entry = root / name
+    if not entry.exists() and name.startswith("../"):
+        return root / name[3:]
+    return entry
 
 
 def _names(names: Any, file: Path) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ Layout under ``root``::
 
     ImageSets/Main/<split>.txt    one image id per line
     Annotations/<id>.xml          <size>, and one <object> per box
-    JPEGImages/<id>.jpg
+    JPEGImages/<id>.jpg           or <id> with another image suffix (.png, .JPG, ...)
 
 The id decides both file names, as in the VOC tools: the XML ``<filename>`` field is
 ignored, since real datasets get it wrong.
@@ -37,6 +37,7 @@ from torch import Tensor
 from .box_audit import BoxAudit
 from .dataset import (
     EXIF_QUARTER_TURNS,
+    IMAGE_SUFFIXES,
     ImageFileDataset,
     Target,
     UnreadableImageError,
@@ -104,14 +105,9 @@ class VOCDetection(ImageFileDataset):
         ids = _read_split(self.root, split)
         annotation_files = [self.root / "Annotations" / f"{i}.xml" for i in ids]
         records = [parse_annotation(path) for path in annotation_files]
-        image_files = [self.root / "JPEGImages" / f"{i}.jpg" for i in ids]
+        image_files = _image_files(self.root / "JPEGImages", ids, split)
         source = f"{self.root} ({split})"
         self._load(records, annotation_files, image_files, source, class_names, keep_difficult)
-        for image_id, path in zip(ids, image_files, strict=True):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"image file {path} (id {image_id!r} of split {split!r}) does not exist"
-                )
 
     def _load(
         self,
@@ -227,6 +223,45 @@ def _warn_of_sizes(source: str, turned: list[str], mismatched: list[str]) -> Non
             f"is used ({first_few(mismatched)})",
             stacklevel=4,
         )
+
+
+def _image_files(folder: Path, ids: Sequence[str], split: str) -> list[Path]:
+    """The image of each id: ``<id>.jpg`` in ``folder``, as the VOC tools have it, else
+    the file of that stem with another image suffix (CVAT's VOC export keeps each image's
+    own: ``.png``, ``.JPG``).
+
+    Raises:
+        FileNotFoundError: an id without an image, naming what was looked for where.
+    """
+    others: dict[str, Path] | None = None  # stem -> file, listed once if ever needed
+    files = []
+    for image_id in ids:
+        path = folder / f"{image_id}.jpg"
+        if not path.is_file():
+            if others is None:
+                others = _files_by_stem(folder)
+            if image_id not in others:
+                raise FileNotFoundError(
+                    f"no image for id {image_id!r} of split {split!r}: looked for "
+                    f"{folder / image_id}{{{','.join(IMAGE_SUFFIXES)}}}"
+                )
+            path = others[image_id]
+        files.append(path)
+    return files
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    """The image files in ``folder`` by stem (the first in name order where several
+    share one)."""
+    if not folder.is_dir():
+        return {}
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    by_stem: dict[str, Path] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, path)
+    return by_stem
 
 
 def _read_split(root: Path, split: str) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 
 Layout under ``root``, where ``[split/]`` is present when a split is asked for::
 
-    images/[split/]<name>.jpg|jpeg|png|bmp
+    images/[split/]<name>.jpg|jpeg|png|bmp|webp|tif|tiff
     labels/[split/]<name>.txt     one "class cx cy w h" line per box
     classes.txt or obj.names      optional, one class name per line
 
@@ -10,11 +10,13 @@ Label coordinates are the box centre and size as fractions of the image width an
 height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
 file has no object. Boxes reaching past the image border are clipped to it, and boxes
 wholly outside it dropped; both are counted in ``box_audit`` and reported in a warning
-when the dataset is opened.
+when the dataset is opened, as are label files whose image is not found.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -27,6 +29,7 @@ from .dataset import (
     Sample,
     Target,
     boxes_tensor,
+    first_few,
     read_image,
     read_text,
 )
@@ -88,6 +91,7 @@ class YOLODetection(ImageFileDataset):
         names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
         names = read_names_file(names_file) if names_file is not None else None
         self._load(label_files, names, str(names_file), str(labels_dir))
+        warn_of_unread_labels(label_files, str(labels_dir))
 
     def _load(
         self,
@@ -128,6 +132,26 @@ class YOLODetection(ImageFileDataset):
         classes, corners = self._labels[index]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
         return {"boxes": corners * scale, "labels": classes + 1, "image_id": index}
+
+
+def warn_of_unread_labels(label_files: Sequence[Path], source: str) -> None:
+    """Warn of the label files beside ``label_files`` that no image read has: their image
+    is missing, named in another case, or of a format the readers do not take."""
+    read = set(label_files)
+    unread = sorted(
+        path.name
+        for folder in sorted({p.parent for p in label_files})
+        if folder.is_dir()
+        for path in folder.glob("*.txt")
+        if path not in read and path.name not in NAMES_FILES
+    )
+    if unread:
+        files = "label files are" if len(unread) > 1 else "label file is"
+        warnings.warn(
+            f"{source}: {len(unread)} {files} not read, no image of theirs was found "
+            f"({'/'.join(IMAGE_SUFFIXES)}): {first_few(unread)}",
+            stacklevel=3,
+        )
 
 
 def parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
