@@ -60,7 +60,11 @@ def test_flat_layout_and_class_names_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("0 0.5 0.5 0.2\n", r"a\.txt, line 1: expected 5 values 'class cx cy w h', got 4"),
+        ("0 0.5 0.5 0.2\n", r"a\.txt, line 1: expected 5 values 'class cx cy w h' or a .*got 4"),
+        ("0 0.1 0.1 0.5 0.1 0.5\n", r"a\.txt, line 1: expected 5 values .* polygon .*got 6"),
+        ("0 0.1 0.1 0.5 0.1 0.5 0.9 0.3\n", r"line 1: expected 5 values .*got 8"),
+        ("0 0.1 0.1 0.5 0.1 30 80\n", r"line 1: polygon point 3 \(x y = 30 80\) must be fractions"),
+        ("0 0.1 0.1 0.5 0.1 0.3 0.1\n", r"a\.txt, line 1: the polygon encloses no area"),
         ("0 0.5 0.5 0.2 0.2\n0 0.5 3.5 0.2 0.2\n", r"a\.txt, line 2: cx cy w h = 0.5 3.5"),
         ("0 120 80 30 20\n", r"a\.txt, line 1: .* must be fractions of the image size"),
         ("0 0.5 0.5 0 0.2\n", r"a\.txt, line 1: .* \(w and h > 0"),
@@ -160,3 +164,14 @@ def test_tiff_images_are_read_and_a_dataset_whose_labels_all_have_images_is_quie
         image, torch.full_like(image, 0.5), atol=1e-4
     )
     assert torch.equal(target["boxes"], torch.tensor([[4.0, 3, 12, 9]]))
+
+
+def test_polygon_lines_become_the_box_of_their_extent(tmp_path: Path) -> None:
+    # Ultralytics' segment labels (a triangle) and oriented boxes (four corners) beside a
+    # plain box, in one file; a.png is 40 x 20.
+    text = "0 0.1 0.2 0.5 0.1 0.3 0.9\n1 0.5 0.5 0.25 0.5\n1 0.6 0.2 0.9 0.5 0.7 0.8 0.4 0.5\n"
+    root = _yolo(tmp_path, None, {"a": text}, names="cat\ndog\n")
+    target = YOLODetection(root)[0][1]
+    expected = torch.tensor([[4.0, 2, 20, 18], [15, 5, 25, 15], [16, 4, 36, 16]])
+    assert torch.allclose(target["boxes"], expected)
+    assert target["labels"].tolist() == [1, 2, 2]

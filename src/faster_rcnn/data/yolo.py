@@ -3,7 +3,8 @@
 Layout under ``root``, where ``[split/]`` is present when a split is asked for::
 
     images/[split/]<name>.jpg|jpeg|png|bmp|webp|tif|tiff
-    labels/[split/]<name>.txt     one "class cx cy w h" line per box
+    labels/[split/]<name>.txt     one "class cx cy w h" line per box, or a polygon
+                                  "class x1 y1 x2 y2 x3 y3 ..." (its extent is the box)
     classes.txt or obj.names      optional, one class name per line
 
 Label coordinates are the box centre and size as fractions of the image width and
@@ -175,16 +176,28 @@ def parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
 
 
 def _parse_label_line(line: str, where: str) -> tuple[int, list[float]]:
-    """The class and the ``x1, y1, x2, y2`` fractions of one ``class cx cy w h`` line."""
+    """The class and the ``x1, y1, x2, y2`` fractions of one ``class cx cy w h`` line, or
+    of one ``class x1 y1 x2 y2 x3 y3 ...`` polygon line (Ultralytics' segment and
+    oriented-box labels: the box is the polygon's extent)."""
     try:
         values = [float(v) for v in line.split()]
     except ValueError:
         raise ValueError(f"{where}: {line.strip()!r} is not numbers") from None
-    if len(values) != 5:
-        raise ValueError(f"{where}: expected 5 values 'class cx cy w h', got {len(values)}")
-    class_id, cx, cy, w, h = values
+    if len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
+        raise ValueError(
+            f"{where}: expected 5 values 'class cx cy w h' or a polygon 'class x1 y1 x2 y2 "
+            f"x3 y3 ...', got {len(values)}"
+        )
+    class_id = values[0]
     if not class_id.is_integer() or class_id < 0:
         raise ValueError(f"{where}: class {class_id:g} is not an integer >= 0")
+    corners = _box_corners(values[1:], where) if len(values) == 5 else _extent(values[1:], where)
+    return int(class_id), corners
+
+
+def _box_corners(values: list[float], where: str) -> list[float]:
+    """``x1, y1, x2, y2`` of a ``cx cy w h`` box in fractions of the image size."""
+    cx, cy, w, h = values
     corners = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
     # Fractions of the image size: a box reaching further than one image size beyond it
     # (pixel coordinates, most likely) is an error, not a box to clip.
@@ -193,4 +206,19 @@ def _parse_label_line(line: str, where: str) -> tuple[int, list[float]]:
             f"{where}: cx cy w h = {cx:g} {cy:g} {w:g} {h:g} must be fractions of the image "
             "size (w and h > 0, the box within one image size of the image)"
         )
-    return int(class_id), corners
+    return corners
+
+
+def _extent(points: list[float], where: str) -> list[float]:
+    """``x1, y1, x2, y2`` enclosing a polygon's ``x y`` points, fractions of the image."""
+    xs, ys = points[0::2], points[1::2]
+    for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        if not (-1.0 <= x <= 2.0 and -1.0 <= y <= 2.0):  # NaN fails too
+            raise ValueError(
+                f"{where}: polygon point {k + 1} (x y = {x:g} {y:g}) must be fractions of "
+                "the image size, within one image size of the image"
+            )
+    corners = [min(xs), min(ys), max(xs), max(ys)]
+    if not (corners[2] > corners[0] and corners[3] > corners[1]):
+        raise ValueError(f"{where}: the polygon encloses no area")
+    return corners
