@@ -136,8 +136,9 @@ class YOLODetection(ImageFileDataset):
 
 
 def warn_of_unread_labels(label_files: Sequence[Path], source: str) -> None:
-    """Warn of the label files beside ``label_files`` that no image read has: their image
-    is missing, named in another case, or of a format the readers do not take."""
+    """Warn of the ``.txt`` files in the folders of ``label_files`` that are not among
+    them: no image of theirs was found (missing, named in another case, or of a format
+    the readers do not take), so their boxes would be lost without a word."""
     read = set(label_files)
     unread = sorted(
         path.name

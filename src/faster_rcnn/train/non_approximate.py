@@ -13,7 +13,12 @@ Where the gradient flows, and where it stops (and why):
 
 - **Proposal coordinates -> RPN deltas -> RPN head, backbone: flows.** Each kept
   proposal is decoded from its anchor's predicted deltas; the classification loss
-  reaches them through RoIAlign's bilinear sampling positions.
+  reaches them through RoIAlign's bilinear sampling positions. It is large there: on
+  trained models (the slides, ``benchmarks/recipe_ab.md`` round 40) 4-10 times the
+  gradient of the RPN's own losses on the RPN head and the FPN, and orthogonal to it,
+  and the RPN's losses run near twice joint training's. Stopped at the regression
+  layer's input, it left them lower without moving the detections beyond the seeds'
+  spread, so it flows on, as the paper's exact scheme has it.
 - **Which proposals are kept (top-K, minimum size, score threshold, NMS): stops.** A
   discrete choice, made on detached values; the objectness logits get no gradient from
   the detection losses (only from the RPN's own loss).
