@@ -1,4 +1,5 @@
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,22 @@ def test_unknown_layout_and_missing_path(tmp_path: Path) -> None:
         open_dataset(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         open_dataset(tmp_path / "nothing")
+
+
+def test_classes_named_alike_are_warned_of(tmp_path: Path) -> None:
+    root = tmp_path / "yolo"
+    _image(root / "images" / "a.jpg")
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("RBC\nrbc\nred_cell\nRed Cell\nWBC\n")
+    with pytest.warns(UserWarning) as warned:
+        data = open_dataset(root)
+    assert data.class_names == ("RBC", "rbc", "red_cell", "Red Cell", "WBC")
+    assert [str(w.message) for w in warned] == [
+        f"{root} (train): the classes 'RBC' and 'rbc'; 'red_cell' and 'Red Cell' differ only "
+        "in case, spaces or punctuation: where they are one class, give it one name in the "
+        "annotations"
+    ]
+    (root / "classes.txt").write_text("RBC\nWBC\nplatelet\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_dataset(root).class_names == ("RBC", "WBC", "platelet")

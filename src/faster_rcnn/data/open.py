@@ -36,6 +36,7 @@ images for any split; hold part out with :mod:`.holdout`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,7 @@ class DatasetLayout:
         """
         dataset = self.opener(self.resolve(split), class_names)
         check_image_files(dataset)
+        warn_of_look_alike_classes(dataset.class_names, f"{self.path} ({split})")
         if class_names is not None and tuple(class_names) != dataset.class_names:
             raise ValueError(
                 f"{self.path} ({split}) has classes {list(dataset.class_names)}, expected "
@@ -337,6 +339,22 @@ def _coco_file(file: Path, split: str) -> COCODetection:
             f"no images folder for {file}: looked for {[str(f) for f in folders]}"
         )
     return COCODetection([*found, root], file)
+
+
+def warn_of_look_alike_classes(class_names: Sequence[str], source: str) -> None:
+    """Warn of class names that differ only in case, spaces or punctuation (``RBC`` and
+    ``rbc``, ``red_cell`` and ``red cell``): most likely one class labelled two ways,
+    which would train as two that compete for the same objects."""
+    groups: dict[str, list[str]] = {}
+    for name in class_names:
+        groups.setdefault("".join(c for c in name.casefold() if c.isalnum()), []).append(name)
+    alike = [" and ".join(map(repr, names)) for names in groups.values() if len(names) > 1]
+    if alike:
+        warnings.warn(
+            f"{source}: the classes {'; '.join(alike)} differ only in case, spaces or "
+            "punctuation: where they are one class, give it one name in the annotations",
+            stacklevel=3,
+        )
 
 
 def check_image_files(dataset: object, shown: int = 5) -> None:
