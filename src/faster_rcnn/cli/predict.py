@@ -26,7 +26,7 @@ from typing import Any
 from torch import Tensor
 
 from ..config import FasterRCNNConfig
-from ..data.dataset import IMAGE_SUFFIXES, read_image, target_of
+from ..data.dataset import IMAGE_SUFFIXES, image_files_in, read_image, target_of
 from ..data.open import find_layout
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
@@ -178,7 +178,7 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += image_files_in(item)
         elif item.is_file():
             paths.append(item)
         else:

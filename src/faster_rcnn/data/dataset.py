@@ -36,6 +36,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PER_BOX_KEYS = ("boxes", "labels", "difficult", "iscrowd")
 
 
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a file with one of :data:`IMAGE_SUFFIXES` (in any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def image_files_in(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
 class DetectionDataset(Protocol):
     """The interface of every reader in :mod:`faster_rcnn.data`."""
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .coco import COCODetection
-from .dataset import IMAGE_SUFFIXES, DetectionDataset
+from .dataset import DetectionDataset, is_image_file
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, yaml_splits
@@ -268,7 +268,7 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
 
 
 def _holds_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    return any(map(is_image_file, folder.iterdir()))
 
 
 def _yaml_in(root: Path) -> DatasetLayout | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .dataset import IMAGE_SUFFIXES, read_text
+from .dataset import is_image_file, read_text
 from .yolo import YOLODetection, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -96,7 +96,7 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
     entry = _entry(root, name)
     if entry.is_dir():
         found = entry.rglob("*")
-        return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(p for p in found if is_image_file(p))
     if entry.is_file() and entry.suffix == ".txt":
         lines = [line.strip() for line in read_text(entry).splitlines() if line.strip()]
         return [entry.parent / line for line in lines]

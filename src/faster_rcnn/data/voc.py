@@ -43,6 +43,7 @@ from .dataset import (
     UnreadableImageError,
     boxes_tensor,
     first_few,
+    image_files_in,
     read_image,
     read_image_header,
     read_text,
@@ -253,13 +254,8 @@ def _image_files(folder: Path, ids: Sequence[str], split: str) -> list[Path]:
 def _files_by_stem(folder: Path) -> dict[str, Path]:
     """The image files in ``folder`` by stem (the first in name order where several
     share one)."""
-    if not folder.is_dir():
-        return {}
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
     by_stem: dict[str, Path] = {}
-    for path in files:
+    for path in image_files_in(folder) if folder.is_dir() else []:
         by_stem.setdefault(path.stem, path)
     return by_stem
 

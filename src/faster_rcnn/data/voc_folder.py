@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
 
-from .dataset import IMAGE_SUFFIXES
+from .dataset import IMAGE_SUFFIXES, image_files_in
 from .voc import VOCDetection, VOCRecord, parse_annotation
 
 # Sibling folders looked in first, in this order; then the others, by name.
@@ -72,11 +72,7 @@ def image_folders(xml_dir: Path) -> list[Path]:
     siblings = sorted(p for p in xml_dir.parent.iterdir() if p.is_dir() and p != xml_dir)
     preferred = {name: rank for rank, name in enumerate(PREFERRED_IMAGE_FOLDERS)}
     siblings.sort(key=lambda p: preferred.get(p.name, len(preferred)))
-    return [folder for folder in [xml_dir, *siblings] if _image_files(folder)]
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [folder for folder in [xml_dir, *siblings] if image_files_in(folder)]
 
 
 class ImageIndex:
@@ -87,7 +83,7 @@ class ImageIndex:
         self._by_name: list[dict[str, Path]] = []
         self._by_stem: list[dict[str, Path]] = []
         for folder in folders:
-            files = _image_files(folder) if folder.is_dir() else []
+            files = image_files_in(folder) if folder.is_dir() else []
             self._by_name.append({p.name.lower(): p for p in files})
             self._by_stem.append({p.stem.lower(): p for p in files})
 

@@ -31,6 +31,7 @@ from .dataset import (
     Target,
     boxes_tensor,
     first_few,
+    image_files_in,
     read_image,
     read_text,
 )
@@ -83,9 +84,7 @@ class YOLODetection(ImageFileDataset):
             raise FileNotFoundError(
                 f"YOLO images folder {images_dir} does not exist (splits found: {found})"
             )
-        self.image_files = sorted(
-            p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        self.image_files = image_files_in(images_dir)
         if not self.image_files:
             raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
