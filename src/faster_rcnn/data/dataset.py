@@ -46,6 +46,11 @@ def image_files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
+def holds_images(folder: Path) -> bool:
+    """Whether ``folder`` holds an image file directly (it stops at the first)."""
+    return any(map(is_image_file, folder.iterdir()))
+
+
 class DetectionDataset(Protocol):
     """The interface of every reader in :mod:`faster_rcnn.data`."""
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .coco import COCODetection
-from .dataset import DetectionDataset, is_image_file
+from .dataset import DetectionDataset, holds_images
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, yaml_splits
@@ -233,7 +233,7 @@ def _split_folders(root: Path) -> DatasetLayout | None:
     by_split = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted(folder.glob("*.json"))
-        if len(files) == 1 and _holds_images(folder):
+        if len(files) == 1 and holds_images(folder):
             by_split[folder.name] = files[0]
     if not by_split:
         return None
@@ -255,7 +255,7 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
     by_split = {
         folder.name: folder
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        if holds_voc_xml(folder) and _holds_images(folder)
+        if holds_voc_xml(folder) and holds_images(folder)
     }
     if len(by_split) < 2:
         return None
@@ -265,10 +265,6 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
         tuple(by_split),
         lambda split, names: VOCFolder(by_split[split], by_split[split], class_names=names),
     )
-
-
-def _holds_images(folder: Path) -> bool:
-    return any(map(is_image_file, folder.iterdir()))
 
 
 def _yaml_in(root: Path) -> DatasetLayout | None:

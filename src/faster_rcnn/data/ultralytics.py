@@ -75,7 +75,8 @@ class UltralyticsYOLO(YOLODetection):
         label_files = [label_path(image) for image in self.image_files]
         self._load(label_files, _names(data.get("names"), file), str(file), f"{file} ({split})")
         folders = [entry for e in entries if (entry := _entry(self.root, str(e))).is_dir()]
-        warn_of_unread_labels(_labels_in(folders, self.image_files), f"{file} ({split})")
+        in_folders = _in_folders(folders, self.image_files, label_files)
+        warn_of_unread_labels(in_folders, f"{file} ({split})")
 
 
 def label_path(image: Path) -> Path:
@@ -103,12 +104,13 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
     raise FileNotFoundError(f"{file}: {entry} is neither a folder of images nor a .txt list")
 
 
-def _labels_in(folders: list[Path], images: list[Path]) -> list[Path]:
-    """The label files of the images in ``folders``: a folder entry reads all its images,
-    so a label file beside theirs is a stray (a ``.txt`` list may name only some)."""
+def _in_folders(folders: list[Path], images: list[Path], labels: list[Path]) -> list[Path]:
+    """The ``labels`` of the ``images`` in ``folders``: a folder entry reads all its
+    images, so a label file beside theirs is a stray (a ``.txt`` list may name only
+    some)."""
     return [
-        label_path(image)
-        for image in images
+        label
+        for image, label in zip(images, labels, strict=True)
         if any(image.is_relative_to(folder) for folder in folders)
     ]
 

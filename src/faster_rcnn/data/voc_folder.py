@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
 
-from .dataset import IMAGE_SUFFIXES, image_files_in
+from .dataset import IMAGE_SUFFIXES, holds_images, image_files_in
 from .voc import VOCDetection, VOCRecord, parse_annotation
 
 # Sibling folders looked in first, in this order; then the others, by name.
@@ -72,7 +72,7 @@ def image_folders(xml_dir: Path) -> list[Path]:
     siblings = sorted(p for p in xml_dir.parent.iterdir() if p.is_dir() and p != xml_dir)
     preferred = {name: rank for rank, name in enumerate(PREFERRED_IMAGE_FOLDERS)}
     siblings.sort(key=lambda p: preferred.get(p.name, len(preferred)))
-    return [folder for folder in [xml_dir, *siblings] if image_files_in(folder)]
+    return [folder for folder in [xml_dir, *siblings] if holds_images(folder)]
 
 
 class ImageIndex:
