@@ -1,11 +1,11 @@
 """What a reader does to annotated boxes that leave their image: clip, drop, and say so.
 
 Annotation tools and conversions leave boxes that reach past the image border (a
-negative ``xmin``, ``xmax = 5000`` on a 650-pixel image), lie wholly outside it, or have
-no area. The readers clip every box to its image, drop the boxes with no area left, and
-count both in a :class:`BoxAudit`, which they report in one warning when the dataset is
-opened, with the first few boxes named. Training and evaluation then see only boxes
-inside their images.
+negative ``xmin``, ``xmax = 5000`` on a 650-pixel image), lie wholly outside it, have no
+area, or have their corners reversed (``xmax < xmin``). The readers clip every box to
+its image, drop the boxes with no area left, and count both in a :class:`BoxAudit`,
+which they report in one warning when the dataset is opened, with the first few boxes
+named. Training and evaluation then see only boxes inside their images.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ class BoxAudit:
         clipped = [min(max(v, 0.0), limit) for v, limit in zip(stored, limits, strict=True)]
         shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] on {width:g}x{height:g}"
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            reason = "outside the image" if _outside(box, width, height) else "no area"
-            self.dropped.append(f"{shown}: {reason}")
+            self.dropped.append(f"{shown}: {_why_dropped(box, width, height)}")
             return None
         if any(abs(c - v) > rounding for c, v in zip(clipped, stored, strict=True)):
             self.clipped.append(shown)
@@ -71,6 +70,13 @@ class BoxAudit:
         summary = self.summary()
         if summary:
             warnings.warn(f"{source}: {summary}", stacklevel=3)
+
+
+def _why_dropped(box: list[float], width: float, height: float) -> str:
+    x1, y1, x2, y2 = box
+    if x2 < x1 or y2 < y1:
+        return "corners reversed"
+    return "outside the image" if _outside(box, width, height) else "no area"
 
 
 def _outside(box: list[float], width: float, height: float) -> bool:

@@ -12,7 +12,9 @@ ignored, since real datasets get it wrong.
 Coordinates: VOC boxes are 1-based, inclusive pixel indices (``xmin = 1, xmax = W`` is
 the whole width). They become continuous pixel coordinates as in detectron2:
 ``x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax``, then are clipped to the image;
-boxes left without area are dropped (see :mod:`.box_audit`).
+boxes left without area are dropped (see :mod:`.box_audit`), and so are boxes whose
+corners are reversed (``xmax < xmin`` or ``ymax < ymin``), as the COCO reader drops a
+negative width.
 
 Image sizes: each image file's header is read when the dataset is opened. When
 ``<size>`` is the image's size turned by 90 degrees and the file has an EXIF orientation
@@ -90,8 +92,8 @@ class VOCDetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: a missing split file, annotation or image, named.
-        ValueError: malformed XML, a box that is empty after conversion (naming the file
-            and the object's index among its ``<object>`` elements) or an unknown class.
+        ValueError: malformed XML (naming the file and the object's index among its
+            ``<object>`` elements) or an unknown class.
     """
 
     def __init__(
@@ -306,13 +308,9 @@ def _parse_object(element: Element, index: int, path: Path) -> _VOCObject:
             raise ValueError(f"{path}: {where} ({name!r}) has no <bndbox>/<{field}>")
         raw.append(value)
     xmin, ymin, xmax, ymax = raw
+    # A box with xmax < xmin (or ymax < ymin) is kept as read: the reader drops it, as it
+    # drops every box without area, and says so (BoxAudit).
     box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
-    if box[2] <= box[0] or box[3] <= box[1]:
-        raise ValueError(
-            f"{path}: {where} ({name!r}) has an empty box: xmin={xmin:g} ymin={ymin:g} "
-            f"xmax={xmax:g} ymax={ymax:g} is x1 y1 x2 y2 = {box} (VOC boxes are 1-based "
-            "and inclusive, so xmax >= xmin and ymax >= ymin are needed)"
-        )
     return _VOCObject(name=name, box=box, difficult=difficult_text == "1")
 
 
