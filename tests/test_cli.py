@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from faster_rcnn.cli import build_parser, main
-from faster_rcnn.cli.train import uses_amp, uses_channels_last
+from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.models import preset_config
@@ -286,6 +286,21 @@ def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp
     assert saved["grad_clip_norm"] == 0.5
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(record["grad_norm"] > 0 for record in records)
+
+
+@pytest.mark.parametrize(
+    ("options", "steps"),
+    [
+        ([], 2000),
+        (["--steps", "300"], 300),
+        # The budget alone ends the run: 20 minutes bound it at 1000 steps a second.
+        (["--minutes", "20"], 1_200_000),
+        (["--minutes", "20", "--steps", "300"], 300),
+    ],
+)
+def test_a_run_is_as_long_as_its_steps_or_else_its_budget(options, steps):
+    args = build_parser().parse_args(["train", "--data", "synthetic:2", *options])
+    assert run_length(args) == steps
 
 
 def test_the_learning_rate_follows_the_batch_unless_given(tmp_path):

@@ -18,11 +18,8 @@ from ..train.train_config import TrainConfig
 from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int
 from .evaluate import evaluate_and_report
-from .train import check_amp, fit_and_save, say_default_precision, uses_amp
+from .train import check_amp, fit_and_save, say_default_precision, steps_bound, uses_amp
 
-# More steps a second than the demo's training reaches on any CPU (3.6-13.5 on the 2-core
-# machines measured: README, quick start).
-DEMO_MAX_STEPS_PER_SECOND = 20
 PICTURES = 8
 
 
@@ -63,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     if default_memory_layout(config.backbone.name, torch.device(args.device)).channels_last:
         model.to(memory_format=torch.channels_last)
     # The schedule is laid out over the steps that fit in the budget (measured as it
-    # runs); this bound is never reached on CPU.
+    # runs), which ends the run.
     train_cfg = TrainConfig(
-        steps=max(100, int(args.minutes * 60 * DEMO_MAX_STEPS_PER_SECOND)),
+        steps=steps_bound(args.minutes),
         batch_size=4,
         # The settings the demo's score was measured with, not train's defaults.
         lr=0.02,

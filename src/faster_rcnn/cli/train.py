@@ -64,6 +64,12 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
+# The run's length without --minutes.
+DEFAULT_STEPS = 2000
+# With --minutes and no --steps the budget alone ends the run: the steps are bounded only
+# for the schedule's arithmetic, at more a second than any device runs (a step launches
+# hundreds of operators, each costing microseconds at the least).
+MAX_STEPS_PER_SECOND = 1000
 
 
 # The step schedule's decays, as argparse help writes percent signs.
@@ -164,8 +170,17 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     """The run's length and budget, batch, learning rate and schedule."""
-    parser.add_argument("--steps", type=positive_int, default=2000)
-    parser.add_argument("--minutes", type=positive_float, help="stop after this long")
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        help=f"SGD steps (default {DEFAULT_STEPS}; with --minutes, as many as the budget "
+        "fits, and where both are given the first reached ends the run)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=positive_float,
+        help="stop after this long; the schedule is laid over the steps that fit",
+    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
@@ -238,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
     train_cfg = TrainConfig(
-        steps=args.steps,
+        steps=run_length(args),
         batch_size=args.batch_size,
         **rate,
         grad_clip_norm=args.grad_clip_norm,
@@ -260,6 +275,19 @@ def run(args: argparse.Namespace) -> int:
         fit_and_save(trainer, args.out, args.resume)
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
+
+
+def run_length(args: argparse.Namespace) -> int:
+    """The steps to train: ``--steps``; else, with ``--minutes``, a bound the budget ends
+    the run before; else :data:`DEFAULT_STEPS`."""
+    if args.steps is not None:
+        return args.steps
+    return DEFAULT_STEPS if args.minutes is None else steps_bound(args.minutes)
+
+
+def steps_bound(minutes: float) -> int:
+    """More steps than fit in ``minutes`` on any device (see :data:`MAX_STEPS_PER_SECOND`)."""
+    return max(1, int(minutes * 60 * MAX_STEPS_PER_SECOND))
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -405,7 +433,7 @@ def train_alternating_scheme(
     result = train_alternating(
         config,
         dataset,
-        AlternatingConfig.proportional(args.steps, base=base, init_seed=args.seed),
+        AlternatingConfig.proportional(train_cfg.steps, base=base, init_seed=args.seed),
         backbone_weights=args.weights,
         device=args.device,
         out_dir=args.out,

@@ -312,9 +312,10 @@ class Trainer:
                 )
             history = self.state.restore(self.stage_dir)
             if self.progress and self.rank == 0:
+                # A time-limited run's length is the budget's, not its bound in cfg.steps.
+                of = f" of {self.cfg.steps}" if self.cfg.max_seconds is None else ""
                 tqdm.write(
-                    f"{self.stage}: resuming from step {len(history)} of {self.cfg.steps} "
-                    f"({self.stage_dir})"
+                    f"{self.stage}: resuming from step {len(history)}{of} ({self.stage_dir})"
                 )
         if self.out_dir is not None and self.rank == 0:
             drop_records(self.out_dir / METRICS_FILE, self.stage, len(history))
