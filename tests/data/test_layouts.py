@@ -256,6 +256,30 @@ def test_the_held_out_split_is_stable_and_independent_of_listing_order():
         holdout_indices(["a"], 0.5, seed=0)
 
 
+def test_data_gives_box_sides_per_class_and_names_boxes_annotated_twice(tmp_path, capsys):
+    data = tmp_path / "data"
+    image(data / "a.jpg")
+    image(data / "b.jpg")
+    # VOC corners are 1-based and inclusive: [1, 1, 10, 10] is 10 px a side.
+    twice = [("cell", [1, 1, 10, 10]), ("cell", [1, 1, 10, 10]), ("cell", [5, 5, 24, 24])]
+    voc_xml(data / "a.xml", "a.jpg", [*twice, ("platelet", [3, 3, 3, 3])])
+    platelets = [("platelet", [1, 1, 4, 4]), ("platelet", [1, 1, 6, 6])]
+    voc_xml(data / "b.xml", "b.jpg", [("cell", [1, 1, 10, 10]), *platelets])
+    assert main(["data", "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:5] == [
+        "    class     boxes  images  box side px: median (range)",
+        "    cell          4       2  10 (10-20)",
+        "    platelet      3       2  4 (1-6)",
+    ]
+    assert lines[5] == (
+        "    note: 1 box repeats another box of its class in its image, corner for corner "
+        "(a.jpg 'cell' [0, 0, 10, 10]): an annotation slip most likely; evaluation counts "
+        "each as an object to find (as the VOC and COCO tools do), and no detector finds "
+        "one object twice"
+    )
+
+
 def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp_path, capsys):
     data = tmp_path / "data"
     for k in range(10):

@@ -13,9 +13,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "data",
         help="what a dataset holds: format, splits, classes, boxes, image sizes",
-        description="Detect the dataset's layout and summarise each split: images, boxes "
-        "and images per class, image sizes, and boxes the reader clipped or dropped. Run "
-        "it first on your own data.",
+        description="Detect the dataset's layout and summarise each split: images, boxes, "
+        "images and box sides per class, image sizes, the boxes the reader clipped or "
+        "dropped and those annotated twice. Run it first on your own data.",
     )
     parser.add_argument("--data", required=True, help="a dataset folder or file")
     return parser

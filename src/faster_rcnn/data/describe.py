@@ -1,28 +1,51 @@
-"""What a split of a dataset holds, for ``faster-rcnn data``: images, boxes per class,
-image sizes and what the reader said on opening it."""
+"""What a split of a dataset holds, for ``faster-rcnn data``: images, boxes and box sizes
+per class, image sizes, and what the reader said on opening it."""
 
 from __future__ import annotations
 
+import statistics
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .dataset import image_size_of, target_of
+from torch import Tensor
+
+from .dataset import Target, first_few, image_size_of, target_of
 from .open import DatasetLayout
 
 
 @dataclass
 class SplitSummary:
-    """One split: ``name``, its images, boxes and images per class, the smallest and
-    largest image (``(height, width)``, by area) and the reader's warnings."""
+    """One split: ``name``, its images, boxes, images and box sides per class, the
+    smallest and largest image (``(height, width)``, by area), the boxes that repeat
+    another of their class in their image, and the reader's warnings.
+
+    A box's side is the square root of its area, in the image's pixels as annotated.
+    """
 
     name: str
     images: int
     boxes: Counter[str] = field(default_factory=Counter)
     images_with: Counter[str] = field(default_factory=Counter)
+    sides: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     smallest: tuple[int, int] | None = None
     largest: tuple[int, int] | None = None
+    repeated: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def count(self, target: Target, class_names: Sequence[str], image: str) -> None:
+        """Count the boxes of ``target``, the annotation of the image named ``image``."""
+        boxes, labels = target["boxes"], target["labels"]
+        names = [class_names[label - 1] for label in labels.tolist()]
+        self.boxes.update(names)
+        self.images_with.update(set(names))
+        sides = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
+        for name, side in zip(names, sides.tolist(), strict=True):
+            self.sides[name].append(side)
+        for k in _repeated_boxes(boxes, labels):
+            corners = ", ".join(f"{v:g}" for v in boxes[k].tolist())
+            self.repeated.append(f"{image} {names[k]!r} [{corners}]")
 
     def lines(self) -> list[str]:
         """The summary as indented lines of text."""
@@ -32,11 +55,25 @@ class SplitSummary:
             sizes = f"; image sizes {_hw(self.smallest)} to {_hw(self.largest)} (width x height)"
         lines = [f"  {self.name}: {self.images} images, {total} boxes{sizes}"]
         width = max([len(name) for name in self.boxes] + [5])
-        lines.append(f"    {'class':<{width}}  boxes  images")
+        lines.append(f"    {'class':<{width}}  boxes  images  box side px: median (range)")
         for name, count in self.boxes.items():
-            lines.append(f"    {name:<{width}}  {count:>5}  {self.images_with[name]:>6}")
-        lines += [f"    note: {note}" for note in self.notes]
+            row = f"    {name:<{width}}  {count:>5}  {self.images_with[name]:>6}"
+            lines.append(f"{row}  {_side_range(self.sides[name])}".rstrip())
+        lines += [f"    note: {note}" for note in self.notes + self._repeated_note()]
         return lines
+
+    def _repeated_note(self) -> list[str]:
+        if not self.repeated:
+            return []
+        count = len(self.repeated)
+        boxes = "box repeats" if count == 1 else "boxes repeat"
+        its = "its" if count == 1 else "their"
+        return [
+            f"{count} {boxes} another box of {its} class in {its} image, corner for corner "
+            f"({first_few(self.repeated, separator='; ')}): an annotation slip most "
+            "likely; evaluation counts each as an object to find (as the VOC and COCO "
+            "tools do), and no detector finds one object twice"
+        ]
 
 
 def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
@@ -49,15 +86,36 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
     summary.boxes.update(dict.fromkeys(dataset.class_names, 0))
     areas = []
     for index in range(len(dataset)):
-        labels = target_of(dataset, index)["labels"].tolist()
-        names = [dataset.class_names[label - 1] for label in labels]
-        summary.boxes.update(names)
-        summary.images_with.update(set(names))
+        image = _image_name(dataset, index)
+        summary.count(target_of(dataset, index), dataset.class_names, image)
         areas.append(image_size_of(dataset, index))
     if areas:
         summary.smallest = min(areas, key=lambda hw: hw[0] * hw[1])
         summary.largest = max(areas, key=lambda hw: hw[0] * hw[1])
     return summary
+
+
+def _repeated_boxes(boxes: Tensor, labels: Tensor) -> list[int]:
+    """Indices of the boxes (``float32[N, 4]``, labels ``int64[N]``) equal, label and
+    corners, to an earlier one."""
+    seen: set[tuple[int, tuple[float, ...]]] = set()
+    repeated = []
+    for k, row in enumerate(zip(labels.tolist(), map(tuple, boxes.tolist()), strict=True)):
+        if row in seen:
+            repeated.append(k)
+        seen.add(row)
+    return repeated
+
+
+def _image_name(dataset: object, index: int) -> str:
+    image_path = getattr(dataset, "image_path", None)
+    return image_path(index).name if callable(image_path) else f"image {index}"
+
+
+def _side_range(sides: list[float]) -> str:
+    if not sides:
+        return ""
+    return f"{statistics.median(sides):.0f} ({min(sides):.0f}-{max(sides):.0f})"
 
 
 def _hw(size: tuple[int, int]) -> str:
