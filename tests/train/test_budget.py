@@ -27,6 +27,21 @@ def test_without_a_budget_the_plan_is_the_configured_length(monkeypatch):
     assert [budget.plan(step) for step in range(10, 50)] == [50] * 40
 
 
+def test_the_plan_shown_is_none_until_the_budget_projects_the_run(monkeypatch):
+    # One step a second: step 20 is planned 21 s in (the clock started at 0), when the
+    # 100 s budget fits 20 + 79 = 99 steps.
+    clock = iter(range(10_000))
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
+    budget = TimeBudget(steps=1_000_000, max_seconds=100.0)
+    assert budget.shown_plan is None  # the steps are only a bound
+    shown = []
+    for step in range(21):
+        budget.plan(step)
+        shown.append(budget.shown_plan)
+    assert shown == [None] * 20 + [99]
+    assert TimeBudget(steps=50, max_seconds=None).shown_plan == 50
+
+
 def test_pacer_keeps_the_plan_without_a_budget_or_before_min_steps():
     assert TimeBudgetPacer(100, None).update(50, 1e9) == 100
     # 10 steps in 100 s of a 120 s budget would project 12 steps, but 10 < min_steps.

@@ -58,6 +58,12 @@ class TimeBudget:
         without a budget), not the planned length it starts from."""
         return self.pacer.projected
 
+    @property
+    def shown_plan(self) -> int | None:
+        """The run length to show: the plan once it is the run's as projected (always,
+        without a budget); ``None`` before, when the plan is only a bound."""
+        return self.pacer.total_steps if self.projected else None
+
     def elapsed(self) -> float:
         """Seconds since the start (rank 0's in a data-parallel run with a budget)."""
         elapsed = time.perf_counter() - self.start

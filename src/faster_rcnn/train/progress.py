@@ -17,12 +17,15 @@ class ProgressBar:
 
     Args:
         stage: the bar's label.
-        total: the planned steps.
+        total: the planned steps (``None``: not known yet, as in a time-limited run
+            before its length is first projected).
         initial: the steps already done (a resumed stage).
         enabled: ``False`` shows nothing.
     """
 
-    def __init__(self, stage: str, total: int, initial: int = 0, enabled: bool = True) -> None:
+    def __init__(
+        self, stage: str, total: int | None, initial: int = 0, enabled: bool = True
+    ) -> None:
         self._bar = tqdm(
             total=total,
             initial=initial,
@@ -33,8 +36,9 @@ class ProgressBar:
         )
         self._recent: deque[dict[str, float]] = deque(maxlen=PROGRESS_WINDOW)
 
-    def update(self, losses: dict[str, float], planned_steps: int) -> None:
-        """One more step done, with its losses; the plan may have changed (time budget)."""
+    def update(self, losses: dict[str, float], planned_steps: int | None) -> None:
+        """One more step done, with its losses; the plan may have changed (time budget;
+        ``None`` while it is not known)."""
         self._recent.append(losses)
         self._bar.total = planned_steps
         self._bar.set_postfix(running_means(self._recent), refresh=False)

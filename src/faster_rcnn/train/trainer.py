@@ -210,7 +210,7 @@ class Trainer:
         with (
             self._metrics_logger() as logger,
             closing(self._batches(start_step)) as batches,
-            closing(ProgressBar(self.stage, self.cfg.steps, start_step, enabled=show)) as bar,
+            closing(ProgressBar(self.stage, budget.shown_plan, start_step, enabled=show)) as bar,
         ):
             for step in range(start_step, self.cfg.steps):
                 tic = time.perf_counter()
@@ -229,7 +229,7 @@ class Trainer:
                 history.append(record)
                 guard.check(step, record)
                 logger.log(self._metrics(step, lr, record, grad_norm, len(batch[0]), tic))
-                bar.update(record, planned_steps)
+                bar.update(record, budget.shown_plan)
                 cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
