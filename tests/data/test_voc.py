@@ -168,43 +168,39 @@ def test_raccoon_dataset() -> None:
         assert torch.equal(target["labels"], torch.ones(len(target["boxes"]), dtype=torch.int64))
 
 
-def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_warning(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("boxes", "warning", "kept", "labels"),
+    [
+        (
+            [("dog", (0, 1, 10, 5)), ("cat", (5, 3, 60, 30)), ("dog", (50, 40, 60, 45))],
+            "2 boxes clipped to the image (x.xml object 0 [-1, 0, 10, 5] on 40x30; x.xml "
+            "object 1 [4, 2, 60, 30] on 40x30); 1 box dropped (x.xml object 2 [49, 39, 60, "
+            "45] on 40x30: outside the image)",
+            [[0.0, 0, 10, 5], [4, 2, 40, 30]],
+            [2, 1],
+        ),
+        (
+            [("dog", (5, 5, 3, 9)), ("cat", (5, 5, 9, 3)), ("dog", (5, 5, 4, 9))],
+            "3 boxes dropped (x.xml object 0 [4, 4, 3, 9] on 40x30: corners reversed; x.xml "
+            "object 1 [4, 4, 9, 3] on 40x30: corners reversed; x.xml object 2 [4, 4, 4, 9] "
+            "on 40x30: no area)",
+            [],
+            [],
+        ),
+    ],
+)
+def test_boxes_leaving_the_image_or_without_area_are_clipped_or_dropped_with_a_warning(
+    tmp_path: Path, boxes: list, warning: str, kept: list, labels: list[int]
 ) -> None:
-    objects = _object("dog", (0, 1, 10, 5)) + _object("cat", (5, 3, 60, 30))
-    objects += _object("dog", (50, 40, 60, 45)) + _object("cat", (2, 2, 8, 8))
+    # The last box, xmin = xmax, is one pixel wide in VOC's inclusive pixel indices: kept.
+    objects = "".join(_object(name, box) for name, box in [*boxes, ("cat", (2, 2, 2, 2))])
     root = _write_voc(tmp_path, {"x": ((40, 30), "x.jpg", objects)})
     with pytest.warns(UserWarning) as warned:
         data = VOCDetection(root)
-    assert [str(w.message) for w in warned] == [
-        f"{root} (train): 2 boxes clipped to the image (x.xml object 0 "
-        "[-1, 0, 10, 5] on 40x30; x.xml object 1 [4, 2, 60, 30] on 40x30); "
-        "1 box dropped (x.xml object 2 [49, 39, 60, 45] on 40x30: outside the "
-        "image)"
-    ]
+    assert [str(w.message) for w in warned] == [f"{root} (train): {warning}"]
     target = data.target(0)
-    expected = torch.tensor([[0.0, 0, 10, 5], [4, 2, 40, 30], [1, 1, 8, 8]])
-    assert torch.equal(target["boxes"], expected)
-    assert target["labels"].tolist() == [2, 1, 1]
-    assert len(data.box_audit.clipped) == 2 and len(data.box_audit.dropped) == 1
-
-
-def test_boxes_with_reversed_corners_or_no_area_are_dropped_with_a_warning(
-    tmp_path: Path,
-) -> None:
-    objects = _object("dog", (5, 5, 3, 9)) + _object("cat", (5, 5, 9, 3))
-    objects += _object("dog", (5, 5, 4, 9)) + _object("cat", (2, 2, 2, 2))
-    root = _write_voc(tmp_path, {"x": ((40, 30), "x.jpg", objects)})
-    with pytest.warns(UserWarning) as warned:
-        data = VOCDetection(root)
-    assert [str(w.message) for w in warned] == [
-        f"{root} (train): 3 boxes dropped (x.xml object 0 [4, 4, 3, 9] on 40x30: corners "
-        "reversed; x.xml object 1 [4, 4, 9, 3] on 40x30: corners reversed; x.xml object 2 "
-        "[4, 4, 4, 9] on 40x30: no area)"
-    ]
-    # xmin = xmax is a box one pixel wide in VOC's inclusive pixel indices: kept.
-    assert torch.equal(data.target(0)["boxes"], torch.tensor([[1.0, 1, 2, 2]]))
-    assert data.target(0)["labels"].tolist() == [1]
+    assert torch.equal(target["boxes"], torch.tensor([*kept, [1.0, 1, 2, 2]]))
+    assert target["labels"].tolist() == [*labels, 1]
 
 
 def _exif_jpeg(path: Path, size: tuple[int, int], orientation: int) -> None:
