@@ -3,9 +3,10 @@
 Annotation tools and conversions leave boxes that reach past the image border (a
 negative ``xmin``, ``xmax = 5000`` on a 650-pixel image), lie wholly outside it, have no
 area, or have their corners reversed (``xmax < xmin``). The readers clip every box to
-its image, drop the boxes with no area left, and count both in a :class:`BoxAudit`,
-which they report in one warning when the dataset is opened, with the first few boxes
-named. Training and evaluation then see only boxes inside their images.
+its image, drop the boxes left without area (reversed ones among them), and count both
+in a :class:`BoxAudit`, which they report in one warning when the dataset is opened,
+with the first few boxes named. Training and evaluation then see only boxes inside their
+images.
 """
 
 from __future__ import annotations
