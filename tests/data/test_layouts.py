@@ -274,9 +274,9 @@ def test_data_gives_box_sides_per_class_and_names_boxes_annotated_twice(tmp_path
     ]
     assert lines[5] == (
         "    note: 1 box repeats another box of its class in its image, corner for corner "
-        "(a.jpg 'cell' [0, 0, 10, 10]): an annotation slip most likely; evaluation counts "
-        "each as an object to find (as the VOC and COCO tools do), and no detector finds "
-        "one object twice"
+        f"({data / 'a.jpg'} 'cell' [0, 0, 10, 10]): an annotation slip most likely; "
+        "evaluation counts each as an object to find (as the VOC and COCO tools do), and no "
+        "detector finds one object twice"
     )
 
 

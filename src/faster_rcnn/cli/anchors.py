@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..anchor_file import with_anchor_file, write_anchor_file
-from ..data.dataset import Sample
+from ..data.dataset import image_name_of
 from ..data.open import open_dataset
 from ..insight.anchor_coverage import (
     ImageBoxes,
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     model = measured_model(args, dataset.num_classes)
     count = min(len(dataset), args.max_images or len(dataset))
     targets = list(dataset_targets(dataset, count))
-    names = image_names(dataset, count)
+    names = [image_name_of(dataset, index) for index in range(count)]
     report = coverage_report(model, targets, names)
     print(f"{len(report.coverage)} boxes in {count} images")
     print(report.coverage.table())
@@ -121,14 +121,6 @@ def level_strides(model: FasterRCNN, targets: list[ImageBoxes]) -> list[tuple[in
     """``(stride_h, stride_w)`` of every anchor level, on the first image's batch."""
     first = next(resized_targets(model, targets))
     return [level.stride for level in PaddedBatchAnchors(model).grid(first.padded_size).levels]
-
-
-def image_names(dataset: Sequence[Sample], count: int) -> list[str]:
-    """What to call each of the first ``count`` images: its file, else its index."""
-    image_path = getattr(dataset, "image_path", None)
-    if callable(image_path):
-        return [str(image_path(index)) for index in range(count)]
-    return [f"image {index}" for index in range(count)]
 
 
 def print_uncovered(report: CoverageReport) -> None:

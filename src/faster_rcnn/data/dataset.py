@@ -177,6 +177,13 @@ def image_size_of(dataset: object, index: int) -> tuple[int, int]:
     return int(image.shape[-2]), int(image.shape[-1])
 
 
+def image_name_of(dataset: object, index: int) -> str:
+    """What to call item ``index`` of any dataset in a message: its file where the reader
+    has one (``image_path(index)``), else its index."""
+    image_path = getattr(dataset, "image_path", None)
+    return str(image_path(index)) if callable(image_path) else f"image {index}"
+
+
 def target_of(dataset: object, index: int) -> Target:
     """The target of item ``index`` of any dataset: through the reader's ``target(index)``
     (no image decoded) when it has one, else from ``dataset[index]``."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from .dataset import Target, first_few, image_size_of, target_of
+from .dataset import Target, first_few, image_name_of, image_size_of, target_of
 from .open import DatasetLayout
 
 
@@ -86,7 +86,7 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
     summary.boxes.update(dict.fromkeys(dataset.class_names, 0))
     areas = []
     for index in range(len(dataset)):
-        image = _image_name(dataset, index)
+        image = image_name_of(dataset, index)
         summary.count(target_of(dataset, index), dataset.class_names, image)
         areas.append(image_size_of(dataset, index))
     if areas:
@@ -105,11 +105,6 @@ def _repeated_boxes(boxes: Tensor, labels: Tensor) -> list[int]:
             repeated.append(k)
         seen.add(row)
     return repeated
-
-
-def _image_name(dataset: object, index: int) -> str:
-    image_path = getattr(dataset, "image_path", None)
-    return image_path(index).name if callable(image_path) else f"image {index}"
 
 
 def _side_range(sides: list[float]) -> str:
