@@ -303,6 +303,16 @@ def test_a_run_is_as_long_as_its_steps_or_else_its_budget(options, steps):
     assert run_length(args) == steps
 
 
+def test_train_lays_a_budget_without_steps_over_the_steps_that_fit(tmp_path):
+    out = tmp_path / "budget"
+    assert (
+        main(["train", "--data", "synthetic:2", "--minutes", "0.01", *TINY, "--out", str(out)]) == 0
+    )
+    model = load_model(out / "model.safetensors")
+    # 0.6 s at 1000 steps a second: the bound, not 2000, so the clock ends the run.
+    assert TrainingCheckpoint.load(out / "joint", model).train_config["steps"] == 600
+
+
 def test_the_learning_rate_follows_the_batch_unless_given(tmp_path):
     argv = ["train", "--data", "synthetic:4", "--steps", "1", *TINY]
     expected = {
