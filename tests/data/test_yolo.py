@@ -67,8 +67,7 @@ def test_flat_layout_and_class_names_file(tmp_path: Path) -> None:
         ("0 0.1 0.1 0.5 0.1 0.3 0.1\n", r"a\.txt, line 1: the polygon encloses no area"),
         ("0 0.5 0.5 0.2 0.2\n0 0.5 3.5 0.2 0.2\n", r"a\.txt, line 2: cx cy w h = 0.5 3.5"),
         ("0 120 80 30 20\n", r"a\.txt, line 1: .* must be fractions of the image size"),
-        ("0 0.5 0.5 0 0.2\n", r"a\.txt, line 1: .* \(w and h > 0"),
-        ("0 0.5 0.5 nan 0.2\n", r"a\.txt, line 1: .* \(w and h > 0"),
+        ("0 0.5 0.5 nan 0.2\n", r"a\.txt, line 1: cx cy w h = 0.5 0.5 nan 0.2 must be"),
         ("1.5 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: class 1.5 is not an integer"),
         ("nan 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: class nan is not an integer"),
         ("dog 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: 'dog 0.5 0.5 0.2 0.2' is not numbers"),
@@ -110,6 +109,20 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     assert torch.allclose(data[0][1]["boxes"], expected)
     assert data[0][1]["labels"].tolist() == [1, 1, 2]
     assert len(data.box_audit.clipped) == 2 and len(data.box_audit.dropped) == 1
+
+
+def test_boxes_of_no_width_or_a_negative_one_are_dropped_with_a_count(tmp_path: Path) -> None:
+    text = "0 0.5 0.5 0 0.2\n1 0.5 0.5 -0.2 0.2\n0 0.5 0.5 0.5 0.5\n"
+    root = _yolo(tmp_path, None, {"a": text}, names="cat\ndog\n")
+    with pytest.warns(UserWarning) as warned:
+        data = YOLODetection(root)
+    assert [str(w.message) for w in warned] == [
+        f"{root / 'labels'}: 2 boxes dropped (a.txt, line 1 [0.5, 0.4, 0.5, 0.6] on 1x1: no "
+        "area; a.txt, line 2 [0.6, 0.4, 0.4, 0.6] on 1x1: corners reversed)"
+    ]
+    # a.png is 40 x 20: the third box spans x 0.25..0.75 -> 10..30, y 0.25..0.75 -> 5..15.
+    assert torch.allclose(data[0][1]["boxes"], torch.tensor([[10.0, 5, 30, 15]]))
+    assert data[0][1]["labels"].tolist() == [1]
 
 
 def test_a_corner_past_the_border_by_the_files_rounding_is_clipped_without_a_warning(

@@ -10,8 +10,9 @@ Layout under ``root``, where ``[split/]`` is present when a split is asked for::
 Label coordinates are the box centre and size as fractions of the image width and
 height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
 file has no object. Boxes reaching past the image border are clipped to it, and boxes
-wholly outside it dropped; both are counted in ``box_audit`` and reported in a warning
-when the dataset is opened, as are label files whose image is not found.
+wholly outside it or without area (a width or height of 0 or below) dropped; both are
+counted in ``box_audit`` and reported in a warning when the dataset is opened, as are
+label files whose image is not found.
 """
 
 from __future__ import annotations
@@ -200,11 +201,12 @@ def _box_corners(values: list[float], where: str) -> list[float]:
     cx, cy, w, h = values
     corners = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
     # Fractions of the image size: a box reaching further than one image size beyond it
-    # (pixel coordinates, most likely) is an error, not a box to clip.
-    if not (w > 0 and h > 0 and all(-1.0 <= v <= 2.0 for v in corners)):
+    # (pixel coordinates, most likely) is an error, not a box to clip. A size of 0 or
+    # below is a box without area, which the reader drops as it drops any (BoxAudit).
+    if not all(-1.0 <= v <= 2.0 for v in corners):
         raise ValueError(
             f"{where}: cx cy w h = {cx:g} {cy:g} {w:g} {h:g} must be fractions of the image "
-            "size (w and h > 0, the box within one image size of the image)"
+            "size (the box within one image size of the image)"
         )
     return corners
 
