@@ -64,7 +64,6 @@ def test_flat_layout_and_class_names_file(tmp_path: Path) -> None:
         ("0 0.1 0.1 0.5 0.1 0.5\n", r"a\.txt, line 1: expected 5 values .* polygon .*got 6"),
         ("0 0.1 0.1 0.5 0.1 0.5 0.9 0.3\n", r"line 1: expected 5 values .*got 8"),
         ("0 0.1 0.1 0.5 0.1 30 80\n", r"line 1: polygon point 3 \(x y = 30 80\) must be fractions"),
-        ("0 0.1 0.1 0.5 0.1 0.3 0.1\n", r"a\.txt, line 1: the polygon encloses no area"),
         ("0 0.5 0.5 0.2 0.2\n0 0.5 3.5 0.2 0.2\n", r"a\.txt, line 2: cx cy w h = 0.5 3.5"),
         ("0 120 80 30 20\n", r"a\.txt, line 1: .* must be fractions of the image size"),
         ("0 0.5 0.5 nan 0.2\n", r"a\.txt, line 1: cx cy w h = 0.5 0.5 nan 0.2 must be"),
@@ -112,13 +111,16 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
 
 
 def test_boxes_of_no_width_or_a_negative_one_are_dropped_with_a_count(tmp_path: Path) -> None:
-    text = "0 0.5 0.5 0 0.2\n1 0.5 0.5 -0.2 0.2\n0 0.5 0.5 0.5 0.5\n"
+    """Line 4 is a flat polygon: its three points lie on y = 0.1, so its extent has no
+    height."""
+    text = "0 0.5 0.5 0 0.2\n1 0.5 0.5 -0.2 0.2\n0 0.5 0.5 0.5 0.5\n1 0.1 0.1 0.5 0.1 0.3 0.1\n"
     root = _yolo(tmp_path, None, {"a": text}, names="cat\ndog\n")
     with pytest.warns(UserWarning) as warned:
         data = YOLODetection(root)
     assert [str(w.message) for w in warned] == [
-        f"{root / 'labels'}: 2 boxes dropped (a.txt, line 1 [0.5, 0.4, 0.5, 0.6] on 1x1: no "
-        "area; a.txt, line 2 [0.6, 0.4, 0.4, 0.6] on 1x1: corners reversed)"
+        f"{root / 'labels'}: 3 boxes dropped (a.txt, line 1 [0.5, 0.4, 0.5, 0.6] on 1x1: no "
+        "area; a.txt, line 2 [0.6, 0.4, 0.4, 0.6] on 1x1: corners reversed; a.txt, line 4 "
+        "[0.1, 0.1, 0.5, 0.1] on 1x1: no area)"
     ]
     # a.png is 40 x 20: the third box spans x 0.25..0.75 -> 10..30, y 0.25..0.75 -> 5..15.
     assert torch.allclose(data[0][1]["boxes"], torch.tensor([[10.0, 5, 30, 15]]))
