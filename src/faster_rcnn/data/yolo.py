@@ -10,9 +10,9 @@ Layout under ``root``, where ``[split/]`` is present when a split is asked for::
 Label coordinates are the box centre and size as fractions of the image width and
 height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
 file has no object. Boxes reaching past the image border are clipped to it, and boxes
-wholly outside it or without area (a width or height of 0 or below) dropped; both are
-counted in ``box_audit`` and reported in a warning when the dataset is opened, as are
-label files whose image is not found.
+wholly outside it or without area (a width or height of 0 or below, a polygon whose
+points lie on one line) dropped; both are counted in ``box_audit`` and reported in a
+warning when the dataset is opened, as are label files whose image is not found.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ class YOLODetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: the images folder does not exist.
-        ValueError: no image found, or a label line that is not five numbers with an
-            integer class, a positive width and height, and corners within one image
-            size of the image (naming the file and line number).
+        ValueError: no image found, or a label line that is not five numbers or a
+            polygon, with an integer class and corners within one image size of the
+            image (naming the file and line number).
     """
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
