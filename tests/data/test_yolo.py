@@ -110,7 +110,7 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     assert len(data.box_audit.clipped) == 2 and len(data.box_audit.dropped) == 1
 
 
-def test_boxes_of_no_width_or_a_negative_one_are_dropped_with_a_count(tmp_path: Path) -> None:
+def test_boxes_without_area_are_dropped_with_a_count(tmp_path: Path) -> None:
     """Line 4 is a flat polygon: its three points lie on y = 0.1, so its extent has no
     height."""
     text = "0 0.5 0.5 0 0.2\n1 0.5 0.5 -0.2 0.2\n0 0.5 0.5 0.5 0.5\n1 0.1 0.1 0.5 0.1 0.3 0.1\n"

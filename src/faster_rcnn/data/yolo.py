@@ -11,8 +11,8 @@ Label coordinates are the box centre and size as fractions of the image width an
 height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
 file has no object. Boxes reaching past the image border are clipped to it, and boxes
 wholly outside it or without area (a width or height of 0 or below, a polygon whose
-points lie on one line) dropped; both are counted in ``box_audit`` and reported in a
-warning when the dataset is opened, as are label files whose image is not found.
+points all share one x or one y) dropped; both are counted in ``box_audit`` and reported
+in a warning when the dataset is opened, as are label files whose image is not found.
 """
 
 from __future__ import annotations
@@ -220,6 +220,6 @@ def _extent(points: list[float], where: str) -> list[float]:
                 f"{where}: polygon point {k + 1} (x y = {x:g} {y:g}) must be fractions of "
                 "the image size, within one image size of the image"
             )
-    # A flat polygon (all points on one line) has an extent without area, which the
-    # reader drops as it drops any box without area (BoxAudit).
+    # A polygon whose points all share one x or one y has an extent without area, which
+    # the reader drops as it drops any box without area (BoxAudit).
     return [min(xs), min(ys), max(xs), max(ys)]
