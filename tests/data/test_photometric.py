@@ -1,13 +1,9 @@
-import argparse
 import colorsys
 
 import pytest
 import torch
 
-from faster_rcnn.cli.train import augmented
-from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip
 from faster_rcnn.data.photometric import LUMA, ColorJitter, apply_color_map, color_map, hue_rotation
-from faster_rcnn.data.synthetic import SyntheticShapes
 
 LUMA_T = torch.tensor(LUMA, dtype=torch.float64)
 
@@ -93,16 +89,3 @@ def test_draws_are_repeatable_within_their_ranges_and_boxes_stay() -> None:
 def test_bad_strengths_are_refused(strengths, message) -> None:
     with pytest.raises(ValueError, match=message):
         ColorJitter(*strengths)
-
-
-def test_training_reads_flips_then_colour_jitter() -> None:
-    data = SyntheticShapes(2, image_size=(16, 16), seed=0)
-    plain = argparse.Namespace(no_flip=True, color_jitter=None, seed=0)
-    assert augmented(data, plain) is data
-    both = argparse.Namespace(no_flip=False, color_jitter=[0.1, 0.2, 0.3, 0.04], seed=0)
-    wrapped = augmented(data, both)
-    assert isinstance(wrapped, Augmented)
-    flip, jitter = wrapped.transforms
-    assert isinstance(flip, RandomHorizontalFlip) and jitter.strengths == (0.1, 0.2, 0.3, 0.04)
-    zero = argparse.Namespace(no_flip=True, color_jitter=[0.0] * 4, seed=0)
-    assert augmented(data, zero) is data

@@ -22,6 +22,7 @@ from ..anchor_file import with_anchor_file
 from ..backbones import load_backbone_weights
 from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip, Transform
+from ..data.blur_noise import BlurAndNoise
 from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample
 from ..data.difficult import WithoutDifficult
@@ -151,7 +152,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The random changes training makes to its images: flips, and colours if asked."""
+    """The random changes training makes to its images: flips, and colours, blur and
+    noise if asked."""
     parser.add_argument(
         "--no-flip",
         action="store_true",
@@ -165,6 +167,16 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="random brightness, contrast and saturation factors drawn from [1 - x, 1 + x], "
         "and a hue turn from [-HUE, HUE] (at most 0.5), as torchvision's ColorJitter "
         "(faster_rcnn.data.photometric); default none",
+    )
+    parser.add_argument(
+        "--blur-noise",
+        type=non_negative_float,
+        nargs=2,
+        metavar=("BLUR", "NOISE"),
+        help="a Gaussian blur of standard deviation drawn from [0, BLUR] px, then Gaussian "
+        "noise of standard deviation drawn from [0, NOISE] (pixels 0..1), after any colour "
+        "jitter: for images whose focus or camera will differ from the training images' "
+        "(faster_rcnn.data.blur_noise); default none",
     )
 
 
@@ -350,10 +362,13 @@ def with_recipe(
 
 def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
     """The dataset as training reads it: flipped at random (unless ``--no-flip``), then
-    colour-jittered (with ``--color-jitter``)."""
+    colour-jittered (with ``--color-jitter``), then blurred and noised (with
+    ``--blur-noise``)."""
     transforms: list[Transform] = [] if args.no_flip else [RandomHorizontalFlip(0.5)]
     if args.color_jitter and any(args.color_jitter):
         transforms.append(ColorJitter(*args.color_jitter))
+    if args.blur_noise and any(args.blur_noise):
+        transforms.append(BlurAndNoise(*args.blur_noise))
     return Augmented(dataset, transforms, seed=args.seed) if transforms else dataset
 
 
