@@ -40,9 +40,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     _range(parser, "--blur", (0.5, 2.0), "Gaussian blur's standard deviation, px")
     _range(parser, "--fade", (0.55, 0.9), "contrast kept about the mean colour")
-    parser.add_argument("--cast", type=float, default=0.06, help="channel gains in 1 +- cast")
+    parser.add_argument(
+        "--cast", type=float, default=0.06, help="channel gains in 1 +- cast (default 0.06)"
+    )
     _range(parser, "--noise", (0.01, 0.04), "noise's standard deviation, 0..1 pixels")
-    _range(parser, "--quality", (35, 75), "JPEG quality", type=int)
+    _range(parser, "--quality", (35, 75), "JPEG quality", kind=int)
     args = parser.parse_args()
     args.out.mkdir(parents=True)
     shutil.copy(args.src / "classes.txt", args.out / "classes.txt")
@@ -74,15 +76,16 @@ def degrade(
 
 
 def _range(
-    parser: argparse.ArgumentParser, flag: str, default: tuple, help: str, type=float
+    parser: argparse.ArgumentParser, flag: str, default: tuple, meaning: str, kind=float
 ) -> None:
+    """A ``LOW HIGH`` option whose strength is drawn from that range for each image."""
     parser.add_argument(
         flag,
-        type=type,
+        type=kind,
         nargs=2,
         default=default,
         metavar=("LOW", "HIGH"),
-        help=f"{help} (default {default[0]} {default[1]})",
+        help=f"{meaning} (default {default[0]} {default[1]})",
     )
 
 
