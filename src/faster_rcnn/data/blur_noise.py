@@ -65,16 +65,20 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     radius = min(math.ceil(_REACH * sigma), image.shape[1] - 1, image.shape[2] - 1)
     taps = gaussian_taps(sigma, radius).tolist()
     padded = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")[0]
-    height, width = image.shape[1:]
-    # A weighted sum of shifted views, accumulated in place: on one core, at sigma 2 on a
-    # 480 x 640 image, 3 ms against 15-32 ms for a grouped convolution with the same taps.
-    rows = padded[:, :, :width] * taps[0]
+    rows = _shifted_sum(padded, taps, dim=2, size=image.shape[2])
+    return _shifted_sum(rows, taps, dim=1, size=image.shape[1])
+
+
+def _shifted_sum(padded: Tensor, taps: list[float], dim: int, size: int) -> Tensor:
+    """``sum_k taps[k] * padded.narrow(dim, k, size)``: one pass of a separable filter.
+
+    Accumulated in place over views: on one core, at sigma 2 on a 480 x 640 image, the
+    two passes take 3 ms against 15-32 ms for a grouped convolution with the same taps.
+    """
+    total = padded.narrow(dim, 0, size) * taps[0]
     for shift, tap in enumerate(taps[1:], start=1):
-        rows.add_(padded[:, :, shift : shift + width], alpha=tap)
-    blurred = rows[:, :height] * taps[0]
-    for shift, tap in enumerate(taps[1:], start=1):
-        blurred.add_(rows[:, shift : shift + height], alpha=tap)
-    return blurred
+        total.add_(padded.narrow(dim, shift, size), alpha=tap)
+    return total
 
 
 def gaussian_taps(sigma: float, radius: int) -> Tensor:
