@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from faster_rcnn.data.dataset import image_files_in
 
 
 def main() -> None:
@@ -93,12 +93,7 @@ def _image_files(images: Path) -> list[Path]:
     """The images, the training split's first, then the other splits by name."""
     splits = sorted(path for path in images.iterdir() if path.is_dir())
     splits.sort(key=lambda split: split.name != "train")
-    return [
-        path
-        for split in splits
-        for path in sorted(split.iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    return [path for split in splits for path in image_files_in(split)]
 
 
 if __name__ == "__main__":
