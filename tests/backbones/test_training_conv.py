@@ -110,16 +110,18 @@ def test_run_layers_pairs_each_convolution_with_the_norm_after_it():
     assert list(sequence.state_dict()) == list(reference.state_dict())
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("name", ["resnet50_fpn", "mobilenet_v2_fpn", "mobilenet_v3_large_fpn"])
-def test_backbone_features_and_gradients_agree_in_train_and_eval(name):
-    """Frozen batch norm behaves the same in both modes, so only the rewrites differ."""
+def test_backbone_features_and_gradients_agree_in_train_and_eval(name, layout):
+    """Frozen batch norm behaves the same in both modes, so only the rewrites differ
+    (channels-last: the activations fused into the convolutions on an x86 CPU)."""
     torch.manual_seed(0)
-    backbone = build_backbone(BackboneConfig(name=name))
+    backbone = build_backbone(BackboneConfig(name=name)).to(memory_format=layout)
     for module in backbone.modules():
         if isinstance(module, FrozenBatchNorm2d):
             module.running_var.uniform_(0.5, 2.0)
             module.running_mean.normal_(0.0, 0.1)
-    x = torch.rand(1, 3, 96, 128)
+    x = torch.rand(1, 3, 96, 128).contiguous(memory_format=layout)
     trainable = [p for p in backbone.parameters() if p.requires_grad]
 
     def features_and_gradients(train: bool) -> list[torch.Tensor]:

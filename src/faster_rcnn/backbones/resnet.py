@@ -55,8 +55,8 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_channels, H, W)`` -> ``(N, 4 * width, ceil(H / stride), ceil(W / stride))``."""
         shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(conv_norm(self.conv1, self.bn1, x))
-        out = self.relu(conv_norm(self.conv2, self.bn2, out))
+        out = conv_norm(self.conv1, self.bn1, x, self.relu)
+        out = conv_norm(self.conv2, self.bn2, out, self.relu)
         out = conv_norm(self.conv3, self.bn3, out)
         return self.relu(out + shortcut)
 
