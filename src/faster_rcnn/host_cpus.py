@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
+# What Python's platform.machine() calls an x86 processor, lowered.
+X86 = ("x86_64", "amd64", "i386", "i686")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 # The user's own thread count, which this leaves alone.
@@ -123,3 +126,9 @@ def _read(file: Path) -> str | None:
         return file.read_text().strip()
     except OSError:
         return None
+
+
+def is_x86() -> bool:
+    """This machine's processor is an x86 (Intel or AMD), where oneDNN's checks and
+    kernels are the ones the project measured."""
+    return platform.machine().lower() in X86

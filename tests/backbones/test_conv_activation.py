@@ -22,6 +22,9 @@ pytestmark = pytest.mark.skipif(
     not fused_module._has_post_ops(), reason="oneDNN's fused convolution needs an x86 CPU"
 )
 
+needs_bfloat16 = pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="oneDNN has no bfloat16 here"
+)
 CHANNELS_LAST = torch.channels_last
 # out_channels, kernel, stride, padding, dilation, groups, bias
 GEOMETRIES = [
@@ -65,9 +68,7 @@ def test_output_and_gradients_are_the_layers_in_float32(geometry, activation):
     assert fused[0].is_contiguous(memory_format=CHANNELS_LAST)
 
 
-@pytest.mark.skipif(
-    not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="oneDNN has no bfloat16 here"
-)
+@needs_bfloat16
 def test_under_bfloat16_autocast_it_computes_in_bfloat16_as_the_layers_do():
     generator = torch.Generator().manual_seed(1)
     conv = nn.Conv2d(16, 32, 1)
@@ -131,6 +132,7 @@ def test_training_runs_each_convolution_norm_and_activation_as_one_call(monkeypa
     assert calls == ["hardtanh"]  # the norm runs between the second conv and its ReLU
 
 
+@needs_bfloat16
 def test_a_strided_depthwise_convolution_trained_in_bfloat16_keeps_its_own_gradient(
     monkeypatch,
 ):

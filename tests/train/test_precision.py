@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from faster_rcnn.train import precision
+from faster_rcnn.host_cpus import is_x86
 from faster_rcnn.train.precision import cpu_has_bfloat16, default_cpu_precision
 
-X86 = platform.machine().lower() in precision.X86
+X86 = is_x86()
 CPUINFO = Path("/proc/cpuinfo")
 
 

@@ -22,17 +22,15 @@ convolution is the same oneDNN kernel (``tests/backbones/test_conv_activation.py
 
 from __future__ import annotations
 
-import platform
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from faster_rcnn.host_cpus import is_x86
 from faster_rcnn.ops.autocast import runs_in_bfloat16
 from faster_rcnn.ops.roi_align import memory_format_of
-
-X86 = ("x86_64", "amd64", "i386", "i686")
 
 
 class PostOp(NamedTuple):
@@ -78,7 +76,7 @@ def can_fuse(conv: nn.Conv2d, x: Tensor) -> bool:
 
 def _has_post_ops() -> bool:
     return (
-        platform.machine().lower() in X86
+        is_x86()
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
     )

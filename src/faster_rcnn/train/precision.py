@@ -25,12 +25,11 @@ Xeon, 2 threads, bfloat16 took 0.51 times as long as float32 for ``mobilenet_v2_
 
 from __future__ import annotations
 
-import platform
 from typing import NamedTuple
 
 import torch
 
-X86 = ("x86_64", "amd64", "i386", "i686")
+from faster_rcnn.host_cpus import is_x86
 
 
 def cpu_has_bfloat16() -> bool:
@@ -50,7 +49,7 @@ def cpu_has_bfloat16() -> bool:
         onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without the check
         return False
-    if platform.machine().lower() in X86:
+    if is_x86():
         return onednn and _has_avx512_bf16()
     return onednn
 
