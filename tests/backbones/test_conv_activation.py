@@ -17,6 +17,7 @@ from faster_rcnn.backbones.conv_activation import (
     post_op,
 )
 from faster_rcnn.backbones.training_conv import conv_norm, run_layers
+from layer_gradients import outputs_and_gradients
 
 pytestmark = pytest.mark.skipif(
     not fused_module._has_post_ops(), reason="oneDNN's fused convolution needs an x86 CPU"
@@ -37,16 +38,6 @@ GEOMETRIES = [
 ACTIVATIONS = [nn.ReLU(), nn.ReLU6(), nn.Hardtanh(-0.5, 1.0)]
 
 
-def gradients(run, x: torch.Tensor, conv: nn.Conv2d) -> list[torch.Tensor]:
-    """The output and the gradients of the input and of ``conv``'s parameters."""
-    conv.zero_grad(set_to_none=True)
-    x = x.detach().requires_grad_()
-    out = run(x)
-    # A fixed, uneven upstream gradient, so every output element matters.
-    out.backward(torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).reshape(out.shape))
-    return [out.detach(), x.grad, *(p.grad for p in conv.parameters())]
-
-
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda a: type(a).__name__)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_output_and_gradients_are_the_layers_in_float32(geometry, activation):
@@ -57,10 +48,10 @@ def test_output_and_gradients_are_the_layers_in_float32(geometry, activation):
     nn.init.normal_(conv.weight, std=2.0, generator=generator)
     x = torch.randn(2, 8, 11, 14, generator=generator).contiguous(memory_format=CHANNELS_LAST)
     assert can_fuse(conv, x)
-    fused = gradients(
-        lambda i: conv_activation(conv, i, conv.weight, conv.bias, post_op(activation)), x, conv
+    fused = outputs_and_gradients(
+        lambda i: conv_activation(conv, i, conv.weight, conv.bias, post_op(activation)), conv, x
     )
-    layers = gradients(lambda i: activation(conv(i)), x, conv)
+    layers = outputs_and_gradients(lambda i: activation(conv(i)), conv, x)
     low, high = activation(torch.tensor([-99.0, 99.0]))
     assert (fused[0] == low).any() and ((fused[0] == high).any() or high == 99.0)
     for got, want in zip(fused, layers, strict=True):
@@ -76,10 +67,10 @@ def test_under_bfloat16_autocast_it_computes_in_bfloat16_as_the_layers_do():
     x = torch.randn(2, 16, 9, 12, generator=generator).contiguous(memory_format=CHANNELS_LAST)
     relu6 = nn.ReLU6()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        fused = gradients(
-            lambda i: conv_activation(conv, i, conv.weight, conv.bias, post_op(relu6)), x, conv
+        fused = outputs_and_gradients(
+            lambda i: conv_activation(conv, i, conv.weight, conv.bias, post_op(relu6)), conv, x
         )
-        layers = gradients(lambda i: relu6(conv(i)), x, conv)
+        layers = outputs_and_gradients(lambda i: relu6(conv(i)), conv, x)
     assert fused[0].dtype == torch.bfloat16
     assert torch.equal(fused[0], layers[0])  # the same kernel, and an exact clamp
     for got, want in zip(fused[1:], layers[1:], strict=True):

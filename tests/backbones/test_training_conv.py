@@ -17,6 +17,7 @@ from faster_rcnn.backbones.training_conv import (
     training_rewrites,
 )
 from faster_rcnn.config import BackboneConfig
+from layer_gradients import outputs_and_gradients
 
 
 def frozen_norm(channels: int, generator: torch.Generator) -> FrozenBatchNorm2d:
@@ -27,16 +28,6 @@ def frozen_norm(channels: int, generator: torch.Generator) -> FrozenBatchNorm2d:
     norm.running_mean.copy_(torch.randn(channels, generator=generator))
     norm.running_var.copy_(torch.rand(channels, generator=generator) + 0.1)
     return norm
-
-
-def outputs_and_gradients(run, conv: nn.Conv2d, x: torch.Tensor) -> list[torch.Tensor]:
-    """The output, and the gradients of the input and of every conv parameter."""
-    conv.zero_grad(set_to_none=True)
-    x = x.detach().requires_grad_()
-    out = run(x)
-    # A fixed, uneven upstream gradient, so every output element matters.
-    out.backward(torch.linspace(-1.0, 1.0, out.numel()).reshape(out.shape))
-    return [out.detach(), x.grad, *(p.grad for p in conv.parameters())]
 
 
 @pytest.mark.parametrize(
