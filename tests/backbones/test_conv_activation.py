@@ -11,7 +11,6 @@ from faster_rcnn.backbones import conv_activation as fused_module
 from faster_rcnn.backbones import training_conv
 from faster_rcnn.backbones.conv_activation import (
     PostOp,
-    can_fuse,
     conv_activation,
     fuses,
     post_op,
@@ -47,7 +46,7 @@ def test_output_and_gradients_are_the_layers_in_float32(geometry, activation):
     # Outputs well on both sides of each clamp, so the masks matter.
     nn.init.normal_(conv.weight, std=2.0, generator=generator)
     x = torch.randn(2, 8, 11, 14, generator=generator).contiguous(memory_format=CHANNELS_LAST)
-    assert can_fuse(conv, x)
+    assert fuses(conv, x)
     fused = outputs_and_gradients(
         lambda i: conv_activation(conv, i, conv.weight, conv.bias, post_op(activation)), conv, x
     )
@@ -88,18 +87,18 @@ def test_post_ops_of_the_fusable_activations_only():
 def test_only_zero_padded_convolutions_of_channels_last_float32_or_bfloat16_maps_fuse():
     conv = nn.Conv2d(4, 4, 3, padding=1)
     x = torch.randn(1, 4, 5, 6)
-    assert can_fuse(conv, x.contiguous(memory_format=CHANNELS_LAST))
-    assert not can_fuse(conv, x)  # contiguous: the matrix-product rewrite's
-    assert not can_fuse(conv, x.double().contiguous(memory_format=CHANNELS_LAST))
-    assert not can_fuse(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), x)
+    assert fuses(conv, x.contiguous(memory_format=CHANNELS_LAST))
+    assert not fuses(conv, x)  # contiguous: the matrix-product rewrite's
+    assert not fuses(conv, x.double().contiguous(memory_format=CHANNELS_LAST))
+    assert not fuses(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), x)
     same = nn.Conv2d(4, 4, 3, padding="same")
-    assert not can_fuse(same, x.contiguous(memory_format=CHANNELS_LAST))
+    assert not fuses(same, x.contiguous(memory_format=CHANNELS_LAST))
 
 
-def test_training_fuses_in_bfloat16_only():
+def test_training_fuses_in_float32_and_in_bfloat16_where_onednn_has_it():
     conv = nn.Conv2d(4, 4, 3, padding=1)
     x = torch.randn(1, 4, 5, 6).contiguous(memory_format=CHANNELS_LAST)
-    assert not fuses(conv, x)  # float32: the separate layers
+    assert fuses(conv, x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert fuses(conv, x) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     assert fuses(conv, x.bfloat16()) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -113,7 +112,6 @@ def test_training_runs_each_convolution_norm_and_activation_as_one_call(monkeypa
         return conv_activation(*args)
 
     monkeypatch.setattr(training_conv, "conv_activation", counted)
-    monkeypatch.setattr(training_conv, "fuses", can_fuse)  # float32 too, for exact sums
     generator = torch.Generator().manual_seed(2)
     norm = nn.BatchNorm2d(8).eval()  # an nn.BatchNorm2d is not folded: it runs between
     layers = [nn.Conv2d(4, 8, 3, padding=1), nn.ReLU6(), nn.Conv2d(8, 8, 1), norm, nn.ReLU()]

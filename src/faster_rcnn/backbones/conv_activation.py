@@ -8,8 +8,9 @@ PyTorch's clamp is slow besides: ReLU6 of MobileNetV2's first expansion (4 image
 convolution before it took 13. In a ``mobilenet_v2_fpn`` bfloat16 training step (4
 images at 800 px) the clamps and their gradients took a quarter of the step; with the
 activations fused the step took 0.69 times as long on an Intel Xeon with AMX (2
-threads; ``benchmarks/recipe_ab.md``, round 44). Training fuses them in bfloat16 only
-(:func:`fuses`).
+threads; ``benchmarks/recipe_ab.md``, round 44). In float32 it took 0.89-0.95 times as
+long, with oneDNN on AVX-512 or held to AVX2, and a ``resnet50_fpn`` step as long as
+before (0.99-1.00; round 45), so training fuses in both (:func:`fuses`).
 
 The activation's gradient needs only its output: ReLU6 passes the gradient where
 ``0 < y < 6`` and ReLU where ``y > 0``, which holds of the output exactly where it holds
@@ -51,18 +52,9 @@ def post_op(activation: nn.Module) -> PostOp | None:
 
 
 def fuses(conv: nn.Conv2d, x: Tensor) -> bool:
-    """Whether training runs ``conv`` on ``x`` with the activation after it as one call:
-    where :func:`can_fuse` and in bfloat16, whose clamp is slow. In float32 the clamp is
-    fast, and the fused call gained on ``mobilenet_v2_fpn`` (a step 0.93 times as long)
-    but lost on ``resnet50_fpn`` in two of three A/Bs (1.09 and 1.19 times as long), so
-    float32 keeps the separate layers (``benchmarks/recipe_ab.md``, round 44)."""
-    return can_fuse(conv, x) and runs_in_bfloat16(x)
-
-
-def can_fuse(conv: nn.Conv2d, x: Tensor) -> bool:
-    """Whether :func:`conv_activation` can run ``conv`` on ``x``: a zero-padded
-    convolution of channels-last ``(N, C, H, W)`` maps on an x86 CPU, in float32 or in
-    bfloat16 where oneDNN has it."""
+    """Whether training runs ``conv`` on ``x`` with the activation after it as one call
+    (:func:`conv_activation`): a zero-padded convolution of channels-last
+    ``(N, C, H, W)`` maps on an x86 CPU, in float32 or in bfloat16 where oneDNN has it."""
     if not (x.device.type == "cpu" and x.dim() == 4 and _has_post_ops()):
         return False
     if memory_format_of(x) != torch.channels_last:
@@ -88,7 +80,7 @@ def conv_activation(
     """``activation(F.conv2d(x, weight, bias, ...))`` with ``conv``'s stride, padding,
     dilation and groups, as one oneDNN call; differentiable in ``x``, ``weight`` and
     ``bias``. Under bfloat16 autocast it computes in bfloat16, as autocast's convolution
-    would. Call it only where :func:`can_fuse` holds.
+    would. Call it only where :func:`fuses` holds.
 
     Args:
         conv: the convolution whose geometry to use.

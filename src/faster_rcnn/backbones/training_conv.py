@@ -16,9 +16,9 @@ arithmetic (up to rounding) save a third of a fine-tuning step on a CPU:
 - A depthwise convolution of stride 2 in bfloat16 takes its input gradient from a
   stride-1 convolution's, which oneDNN computes about 6 times faster
   (:mod:`.strided_depthwise`).
-- In bfloat16 a ReLU or ReLU6 after a convolution of channels-last maps on an x86 CPU
-  runs inside the convolution's oneDNN call (:mod:`.conv_activation`), forward and
-  backward, except after such a strided depthwise convolution.
+- A ReLU or ReLU6 after a convolution of channels-last maps on an x86 CPU runs inside
+  the convolution's oneDNN call (:mod:`.conv_activation`), forward and backward, except
+  after such a strided depthwise convolution in bfloat16.
 
 Rounding differs from the separate modules' (about 1e-6 relative), which is enough to
 move a proposal of a random network across an NMS or top-k cut; inside
