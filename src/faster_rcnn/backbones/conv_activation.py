@@ -9,8 +9,10 @@ convolution before it took 13. In a ``mobilenet_v2_fpn`` bfloat16 training step 
 images at 800 px) the clamps and their gradients took a quarter of the step; with the
 activations fused the step took 0.69 times as long on an Intel Xeon with AMX (2
 threads; ``benchmarks/recipe_ab.md``, round 44). In float32 it took 0.89-0.95 times as
-long, with oneDNN on AVX-512 or held to AVX2, and a ``resnet50_fpn`` step as long as
-before (0.99-1.00; round 45), so training fuses in both (:func:`fuses`).
+long, with oneDNN on AVX-512 or held to AVX2. ResNet-50's convolutions, whose work per
+output value dwarfs the activation's pass, ran as fast fused as apart, layer by layer
+(0.97-1.02, forward and backward), so training fuses in both precisions (:func:`fuses`;
+round 45).
 
 The activation's gradient needs only its output: ReLU6 passes the gradient where
 ``0 < y < 6`` and ReLU where ``y > 0``, which holds of the output exactly where it holds
