@@ -135,8 +135,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--amp",
         action=argparse.BooleanOptionalAction,
         help="mixed precision: float16 on CUDA, bfloat16 on a CPU with bfloat16 instructions "
-        "(default: on such a CPU, where a step took 0.25-0.84 times as long: "
-        "benchmarks/recipe_ab.md, rounds 25 and 44)",
+        "(default: on such a CPU, where a step took 0.25-0.83 times as long: "
+        "benchmarks/recipe_ab.md, rounds 25, 44 and 45)",
     )
     parser.add_argument(
         "--channels-last",

@@ -19,8 +19,9 @@ Working around two of oneDNN's bfloat16 kernels later made a ``mobilenet_v2_fpn`
 bfloat16 step another 7-10 % shorter (round 26: ``backbones/strided_depthwise.py``,
 ``roi_heads/box_head.py``), and running its ReLU6 inside the convolutions 0.69 times as
 long (round 44, on an Intel Xeon with AMX: ``backbones/conv_activation.py``). On that
-Xeon, 2 threads, bfloat16 took 0.51 times as long as float32 for ``mobilenet_v2_fpn``,
-0.77 for ``mobilenet_v3_large_fpn``, 0.25 for ``resnet50_fpn`` and 0.84 for ``small``.
+Xeon, 2 threads, the activations fused in both precisions (round 45), bfloat16 took 0.55
+times as long as float32 for ``mobilenet_v2_fpn``, 0.76 for ``mobilenet_v3_large_fpn``,
+0.25 for ``resnet50_fpn`` and 0.83 for ``small``.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def default_cpu_precision() -> Precision:
     if cpu_has_bfloat16():
         why = (
             "a training step took 0.46-0.76 times as long in it on a Zen 4 EPYC, "
-            "0.25-0.84 on a Xeon with AMX"
+            "0.25-0.83 on a Xeon with AMX"
         )
         return Precision(True, why)
     return Precision(False, "this CPU has no bfloat16 instructions")
