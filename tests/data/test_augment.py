@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip, derive_seed
+from faster_rcnn.data.augment import (
+    Augmented,
+    RandomFlip,
+    RandomHorizontalFlip,
+    RandomVerticalFlip,
+    derive_seed,
+)
 from faster_rcnn.data.synthetic import SyntheticShapes
 
 
@@ -33,6 +39,29 @@ def test_flip_mirrors_image_and_boxes_exactly() -> None:
     assert kept is image and same is target
     with pytest.raises(ValueError, match=r"in 0\.\.1"):
         RandomHorizontalFlip(p=1.5)
+
+
+def test_vertical_flip_mirrors_image_and_boxes_exactly() -> None:
+    image, target = _sample()
+    before = target["boxes"].clone()
+    flipped, out = RandomVerticalFlip(p=1.0)(image, target, torch.Generator())
+    assert torch.equal(flipped[:, 0], image[:, 1]) and torch.equal(flipped[:, 1], image[:, 0])
+    # y1' = H - y2, y2' = H - y1 with H = 2; x unchanged.
+    assert torch.equal(out["boxes"], torch.tensor([[0.0, 0.0, 2.0, 1.5], [1.5, 1.0, 5.0, 2.0]]))
+    assert torch.equal(target["boxes"], before)  # input untouched
+    twice = RandomVerticalFlip(p=1.0)(flipped, out, torch.Generator())
+    assert torch.equal(twice[0], image) and torch.equal(twice[1]["boxes"], before)
+    with pytest.raises(ValueError, match="direction must be one of"):
+        RandomFlip(0.5, "diagonal")
+
+
+def test_both_flips_turn_the_image_half_round() -> None:
+    image, target = _sample()
+    gen = torch.Generator()
+    flipped, out = RandomHorizontalFlip(p=1.0)(*RandomVerticalFlip(p=1.0)(image, target, gen), gen)
+    assert torch.equal(flipped, image.rot90(2, dims=(1, 2)))
+    # A half turn maps (x1, y1, x2, y2) to (W - x2, H - y2, W - x1, H - y1), W = 5, H = 2.
+    assert torch.equal(out["boxes"], torch.tensor([[3.0, 0.0, 5.0, 1.5], [0.0, 1.0, 3.5, 2.0]]))
 
 
 def test_flip_of_empty_boxes() -> None:

@@ -6,7 +6,7 @@ import torch
 
 from faster_rcnn.cli import main
 from faster_rcnn.cli.train import augmented
-from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip
+from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip
 from faster_rcnn.data.blur_noise import BlurAndNoise, gaussian_blur, gaussian_taps
 from faster_rcnn.data.photometric import ColorJitter
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -106,18 +106,27 @@ def test_a_negative_strength_is_refused(strengths: tuple[float, float]) -> None:
 
 def test_training_reads_flips_then_colour_jitter_then_blur_and_noise() -> None:
     data = SyntheticShapes(2, image_size=(16, 16), seed=0)
-    plain = argparse.Namespace(no_flip=True, color_jitter=None, blur_noise=None, seed=0)
+    plain = argparse.Namespace(
+        no_flip=True, vertical_flip=False, color_jitter=None, blur_noise=None, seed=0
+    )
     assert augmented(data, plain) is data
     every = argparse.Namespace(
-        no_flip=False, color_jitter=[0.1, 0.2, 0.3, 0.04], blur_noise=[1.5, 0.02], seed=0
+        no_flip=False,
+        vertical_flip=True,
+        color_jitter=[0.1, 0.2, 0.3, 0.04],
+        blur_noise=[1.5, 0.02],
+        seed=0,
     )
     wrapped = augmented(data, every)
     assert isinstance(wrapped, Augmented)
-    flip, jitter, blur_noise = wrapped.transforms
-    assert isinstance(flip, RandomHorizontalFlip)
+    flip, vertical, jitter, blur_noise = wrapped.transforms
+    assert isinstance(flip, RandomHorizontalFlip) and flip.direction == "horizontal"
+    assert isinstance(vertical, RandomVerticalFlip) and vertical.direction == "vertical"
     assert isinstance(jitter, ColorJitter) and jitter.strengths == (0.1, 0.2, 0.3, 0.04)
     assert isinstance(blur_noise, BlurAndNoise) and blur_noise.strengths == (1.5, 0.02)
-    zero = argparse.Namespace(no_flip=True, color_jitter=[0.0] * 4, blur_noise=[0.0, 0.0], seed=0)
+    zero = argparse.Namespace(
+        no_flip=True, vertical_flip=False, color_jitter=[0.0] * 4, blur_noise=[0.0, 0.0], seed=0
+    )
     assert augmented(data, zero) is data
 
 

@@ -21,7 +21,7 @@ import torch
 from ..anchor_file import with_anchor_file
 from ..backbones import load_backbone_weights
 from ..config import BACKBONES, FasterRCNNConfig
-from ..data.augment import Augmented, RandomHorizontalFlip, Transform
+from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
 from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample
@@ -152,12 +152,19 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The random changes training makes to its images: flips, and colours, blur and
-    noise if asked."""
+    """The random changes training makes to its images: left-right flips, and top-bottom
+    flips, colours, blur and noise if asked."""
     parser.add_argument(
         "--no-flip",
         action="store_true",
         help="no random horizontal flips (the paper's only augmentation)",
+    )
+    parser.add_argument(
+        "--vertical-flip",
+        action="store_true",
+        help="also flip half the images top-bottom, drawn apart from the left-right flip: "
+        "for images with no up or down, such as microscope slides or aerial photographs "
+        "(default off)",
     )
     parser.add_argument(
         "--color-jitter",
@@ -361,10 +368,12 @@ def with_recipe(
 
 
 def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
-    """The dataset as training reads it: flipped at random (unless ``--no-flip``), then
-    colour-jittered (with ``--color-jitter``), then blurred and noised (with
-    ``--blur-noise``)."""
+    """The dataset as training reads it: flipped left-right at random (unless
+    ``--no-flip``) and top-bottom (with ``--vertical-flip``), then colour-jittered (with
+    ``--color-jitter``), then blurred and noised (with ``--blur-noise``)."""
     transforms: list[Transform] = [] if args.no_flip else [RandomHorizontalFlip(0.5)]
+    if args.vertical_flip:
+        transforms.append(RandomVerticalFlip(0.5))
     if args.color_jitter and any(args.color_jitter):
         transforms.append(ColorJitter(*args.color_jitter))
     if args.blur_noise and any(args.blur_noise):

@@ -4,7 +4,14 @@ Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with targ
 as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
 """
 
-from .augment import Augmented, RandomHorizontalFlip, Transform, derive_seed
+from .augment import (
+    Augmented,
+    RandomFlip,
+    RandomHorizontalFlip,
+    RandomVerticalFlip,
+    Transform,
+    derive_seed,
+)
 from .box_audit import BoxAudit
 from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
@@ -46,7 +53,9 @@ __all__ = [
     "ImageFileDataset",
     "InMemoryDataset",
     "MissingImageError",
+    "RandomFlip",
     "RandomHorizontalFlip",
+    "RandomVerticalFlip",
     "Sample",
     "SkipUnreadable",
     "Skipped",

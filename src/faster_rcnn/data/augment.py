@@ -33,17 +33,26 @@ class Transform(Protocol):
     ) -> tuple[Tensor, Target]: ...
 
 
-class RandomHorizontalFlip:
-    """Mirror the image left-right with probability ``p``.
+# Per flip direction: the image axis mirrored and the box columns (low, high) along it.
+FLIP_AXES = {"horizontal": (-1, 0, 2), "vertical": (-2, 1, 3)}
 
-    Boxes follow: ``x1' = W - x2, x2' = W - x1`` (continuous coordinates, so the flip is
-    exact); ``y`` and all other entries are unchanged. Inputs are never modified.
+
+class RandomFlip:
+    """Mirror the image left-right (``"horizontal"``) or top-bottom (``"vertical"``) with
+    probability ``p``.
+
+    Boxes follow: ``x1' = W - x2, x2' = W - x1`` left-right, ``y1' = H - y2, y2' = H - y1``
+    top-bottom (continuous coordinates, so the flip is exact); all other entries are
+    unchanged. Inputs are never modified.
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, direction: str = "horizontal") -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"flip probability must be in 0..1, got {p}")
+        if direction not in FLIP_AXES:
+            raise ValueError(f"flip direction must be one of {list(FLIP_AXES)}, got {direction!r}")
         self.p = p
+        self.direction = direction
 
     def __call__(
         self, image: Tensor, target: Target, generator: torch.Generator
@@ -51,12 +60,27 @@ class RandomHorizontalFlip:
         """``image``: ``(3, H, W)``; ``target["boxes"]``: ``(N, 4)`` x1 y1 x2 y2."""
         if float(torch.rand((), generator=generator)) >= self.p:
             return image, target
-        width = image.shape[-1]
+        axis, low, high = FLIP_AXES[self.direction]
+        size = image.shape[axis]
         boxes: Tensor = target["boxes"]  # type: ignore[assignment]
-        flipped = torch.stack(
-            [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
-        )
-        return image.flip(-1), {**target, "boxes": flipped}
+        flipped = boxes.clone()
+        flipped[:, low], flipped[:, high] = size - boxes[:, high], size - boxes[:, low]
+        return image.flip(axis), {**target, "boxes": flipped}
+
+
+class RandomHorizontalFlip(RandomFlip):
+    """Mirror the image left-right with probability ``p`` (see :class:`RandomFlip`)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__(p, "horizontal")
+
+
+class RandomVerticalFlip(RandomFlip):
+    """Mirror the image top-bottom with probability ``p`` (see :class:`RandomFlip`): for
+    images with no up or down, such as microscope slides or aerial photographs."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__(p, "vertical")
 
 
 class Augmented(WrappedDataset):
