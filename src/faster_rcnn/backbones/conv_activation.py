@@ -56,7 +56,8 @@ def post_op(activation: nn.Module) -> PostOp | None:
 def fuses(conv: nn.Conv2d, x: Tensor) -> bool:
     """Whether training runs ``conv`` on ``x`` with the activation after it as one call
     (:func:`conv_activation`): a zero-padded convolution of channels-last
-    ``(N, C, H, W)`` maps on an x86 CPU, in float32 or in bfloat16 where oneDNN has it."""
+    ``(N, C, H, W)`` maps on an x86 CPU, in float32 or in bfloat16 where oneDNN has it.
+    Contiguous maps keep the rewrites of :mod:`.training_conv`."""
     if not (x.device.type == "cpu" and x.dim() == 4 and _has_post_ops()):
         return False
     if memory_format_of(x) != torch.channels_last:
