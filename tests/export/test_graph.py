@@ -101,8 +101,13 @@ def test_graph_gives_the_eager_soft_nms_detections_bit_for_bit():
     # Soft-NMS keeps detections that greedy NMS removes (lowered in score).
     assert sum(len(d["scores"]) for d in eager) > sum(len(d["scores"]) for d in greedy)
     _assert_bit_for_bit(exact, eager)
+    # From raw images, float noise may swap two detections of different classes whose
+    # lowered scores are 1e-6 apart (it did on 2 threads): each class keeps its own.
     for image, expected in enumerate(eager):
-        assert torch.equal(_unpadded(from_raw, image)["labels"], expected["labels"])
+        got = _unpadded(from_raw, image)
+        for label in range(1, model.num_classes):
+            scores = [d["scores"][d["labels"] == label] for d in (got, expected)]
+            torch.testing.assert_close(*scores, atol=1e-4, rtol=0)
 
 
 def test_levels_with_fewer_anchors_than_the_pre_nms_limit_are_padded_not_filled():
