@@ -192,15 +192,41 @@ class FasterRCNN(nn.Module):
             ``{"boxes": (P, 4), "scores": (P,)}`` by decreasing objectness, both in the
             input image's pixels.
         """
+        return self._detect(images, proposal_limit, before_nms=False)
+
+    @torch.no_grad()
+    def candidates_with_proposals(
+        self, images: list[Tensor], proposal_limit: int | None = None
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        """As :meth:`detect_with_proposals`, but every (box, class) pair above the score
+        threshold in place of the detections, before the head's NMS and limit
+        (``model.roi_heads.select`` of an image's candidates in resized-image pixels gives
+        its detections): what test-time augmentation merges across views.
+
+        Returns:
+            Per image, the candidates ``{"boxes": (C, 4), "labels": (C,), "scores":
+            (C,)}`` and the proposals, both in the input image's pixels.
+        """
+        return self._detect(images, proposal_limit, before_nms=True)
+
+    def _detect(
+        self, images: list[Tensor], proposal_limit: int | None, before_nms: bool
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        """The detections (or, ``before_nms``, the head's candidates) and the proposals
+        of :meth:`detect_with_proposals`."""
         if self.training:
-            raise RuntimeError("detect_with_proposals needs the model in eval mode")
+            raise RuntimeError("detecting needs the model in eval mode")
         batch = self.prepare_batch(images)
         features = self.features(batch.images)
         own = self.rpn.post_nms_top_n()
         limit = own if proposal_limit is None else max(own, proposal_limit)
         boxes, scores = self.rpn.propose(batch.images, features, post_nms_top_n=limit)
         sizes = batch.images.image_sizes
-        detections, _ = self.roi_heads(features, [b[:own] for b in boxes], sizes)
+        heads_input = (features, [b[:own] for b in boxes], sizes)
+        if before_nms:
+            detections = self.roi_heads.candidates(*heads_input)
+        else:
+            detections, _ = self.roi_heads(*heads_input)
         proposals = [{"boxes": b, "scores": s} for b, s in zip(boxes, scores, strict=True)]
         return (
             self.transform.postprocess(detections, sizes, batch.original_sizes),

@@ -37,13 +37,30 @@ class Transform(Protocol):
 FLIP_AXES = {"horizontal": (-1, 0, 2), "vertical": (-2, 1, 3)}
 
 
+def flip_image(image: Tensor, direction: str) -> Tensor:
+    """``(C, H, W)`` mirrored left-right (``"horizontal"``) or top-bottom
+    (``"vertical"``)."""
+    return image.flip(FLIP_AXES[direction][0])
+
+
+def flip_boxes(boxes: Tensor, image_shape: Sequence[int], direction: str) -> Tensor:
+    """``(N, 4)`` x1 y1 x2 y2 boxes of an image of ``image_shape`` (``(..., H, W)``) as
+    they lie in :func:`flip_image`'s mirror of it: ``x1' = W - x2, x2' = W - x1``
+    left-right, ``y1' = H - y2, y2' = H - y1`` top-bottom (continuous coordinates, so
+    flipping twice gives the boxes back exactly)."""
+    axis, low, high = FLIP_AXES[direction]
+    size = image_shape[axis]
+    flipped = boxes.clone()
+    flipped[:, low], flipped[:, high] = size - boxes[:, high], size - boxes[:, low]
+    return flipped
+
+
 class RandomFlip:
     """Mirror the image left-right (``"horizontal"``) or top-bottom (``"vertical"``) with
     probability ``p``.
 
-    Boxes follow: ``x1' = W - x2, x2' = W - x1`` left-right, ``y1' = H - y2, y2' = H - y1``
-    top-bottom (continuous coordinates, so the flip is exact); all other entries are
-    unchanged. Inputs are never modified.
+    Boxes follow (:func:`flip_boxes`); all other entries are unchanged. Inputs are never
+    modified.
     """
 
     def __init__(self, p: float = 0.5, direction: str = "horizontal") -> None:
@@ -60,12 +77,9 @@ class RandomFlip:
         """``image``: ``(3, H, W)``; ``target["boxes"]``: ``(N, 4)`` x1 y1 x2 y2."""
         if float(torch.rand((), generator=generator)) >= self.p:
             return image, target
-        axis, low, high = FLIP_AXES[self.direction]
-        size = image.shape[axis]
         boxes: Tensor = target["boxes"]  # type: ignore[assignment]
-        flipped = boxes.clone()
-        flipped[:, low], flipped[:, high] = size - boxes[:, high], size - boxes[:, low]
-        return image.flip(axis), {**target, "boxes": flipped}
+        flipped = flip_boxes(boxes, image.shape, self.direction)
+        return flip_image(image, self.direction), {**target, "boxes": flipped}
 
 
 class RandomHorizontalFlip(RandomFlip):

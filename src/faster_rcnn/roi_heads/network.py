@@ -17,7 +17,7 @@ from ..ops.boxes import BoxCoder
 from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
-from .postprocess import postprocess_detections
+from .postprocess import best_after_nms, detection_candidates, postprocess_detections
 from .predictor import FastRCNNPredictor
 from .proposal_gradient import classification_pull, pooled_boxes
 from .proposal_targets import ProposalTargetCreator
@@ -174,6 +174,51 @@ class RoIHeads(nn.Module):
             for b, s, lab in zip(boxes, scores, labels, strict=True)
         ]
         return detections, {}
+
+    def candidates(
+        self,
+        features: Mapping[str, Tensor],
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+    ) -> list[dict[str, Tensor]]:
+        """Eval: every (box, class) pair above the score threshold, before NMS
+        (:func:`detection_candidates`; arguments as for :meth:`forward`).
+
+        Returns:
+            Per image ``{"boxes": (C, 4), "labels": int64 (C,), "scores": (C,)}`` in the
+            resized image's pixels; :meth:`select` keeps the detections among them.
+        """
+        class_logits, box_regression = self.predict(features, proposals, image_shapes)
+        candidates = detection_candidates(
+            class_logits,
+            box_regression,
+            proposals,
+            image_shapes,
+            self.box_coder,
+            score_thresh=self.score_thresh,
+            min_box_size=self.min_box_size,
+        )
+        return [{"boxes": b, "labels": lab, "scores": s} for b, s, lab in candidates]
+
+    def select(self, candidates: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The detections this head keeps of one image's candidates (``{"boxes": (C, 4),
+        "labels": (C,), "scores": (C,)}``, any pixels): its per-class NMS or Soft-NMS and
+        its ``detections_per_img`` best, by decreasing score."""
+        keep, scores = best_after_nms(
+            candidates["boxes"],
+            candidates["scores"],
+            candidates["labels"],
+            self.nms_thresh,
+            self.class_nms_thresh,
+            self.detections_per_img,
+            self.soft_nms_sigma,
+            self.score_thresh,
+        )
+        return {
+            "boxes": candidates["boxes"][keep],
+            "labels": candidates["labels"][keep],
+            "scores": scores,
+        }
 
     def losses(
         self,

@@ -28,23 +28,15 @@ def postprocess_detections(
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Turn every RoI into one candidate detection per class and keep the good ones.
 
-    Per image: each proposal's class-specific deltas are decoded into one box per
-    foreground class and clipped to the image; a (box, class) pair is kept when its softmax
-    score is strictly above ``score_thresh`` and both sides are at least ``min_box_size``;
-    NMS then runs separately per class (greedy, or Gaussian Soft-NMS, which lowers scores
-    instead of removing boxes), and the ``detections_per_img`` highest-scoring survivors
-    are returned.
+    Per image: the candidates of :func:`detection_candidates`; NMS then runs separately
+    per class (greedy, or Gaussian Soft-NMS, which lowers scores instead of removing
+    boxes), and the ``detections_per_img`` highest-scoring survivors are returned.
 
     Args:
-        class_logits: ``(K, num_classes)`` logits, ``K = sum Ki``.
-        box_regression: ``(K, 4 * num_classes)`` deltas.
-        proposals: per image, ``(Ki, 4)`` proposals the deltas refer to.
-        image_shapes: per image, ``(height, width)`` to clip to.
-        box_coder: decodes the deltas (weights 10, 10, 5, 5).
-        score_thresh: detections must score above this.
+        class_logits / box_regression / proposals / image_shapes / box_coder /
+            score_thresh / min_box_size: as for :func:`detection_candidates`.
         nms_thresh: per-class NMS IoU threshold.
         detections_per_img: most detections kept per image.
-        min_box_size: smallest side kept, in pixels.
         class_nms_thresh: per class ``1..num_classes-1``, its own NMS IoU threshold in
             place of ``nms_thresh``; empty: ``nms_thresh`` for all.
         soft_nms_sigma: above 0, Gaussian Soft-NMS with this sigma instead of greedy NMS
@@ -53,6 +45,61 @@ def postprocess_detections(
     Returns:
         Per image, ``(D, 4)`` boxes, ``(D,)`` scores (lowered by Soft-NMS, with it) and
         ``(D,)`` int64 labels (``1..num_classes-1``), by decreasing score.
+    """
+    all_boxes, all_scores, all_labels = [], [], []
+    candidates = detection_candidates(
+        class_logits,
+        box_regression,
+        proposals,
+        image_shapes,
+        box_coder,
+        score_thresh,
+        min_box_size,
+    )
+    for boxes, scores, labels in candidates:
+        keep, scores = best_after_nms(
+            boxes,
+            scores,
+            labels,
+            nms_thresh,
+            class_nms_thresh,
+            detections_per_img,
+            soft_nms_sigma,
+            score_thresh,
+        )
+        all_boxes.append(boxes[keep])
+        all_scores.append(scores)
+        all_labels.append(labels[keep])
+    return all_boxes, all_scores, all_labels
+
+
+def detection_candidates(
+    class_logits: Tensor,
+    box_regression: Tensor,
+    proposals: list[Tensor],
+    image_shapes: list[tuple[int, int]],
+    box_coder: BoxCoder,
+    score_thresh: float,
+    min_box_size: float,
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Every RoI as one candidate detection per foreground class, before NMS.
+
+    Per image: each proposal's class-specific deltas are decoded into one box per
+    foreground class and clipped to the image; a (box, class) pair is kept when its softmax
+    score is strictly above ``score_thresh`` and both sides are at least ``min_box_size``.
+
+    Args:
+        class_logits: ``(K, num_classes)`` logits, ``K = sum Ki``.
+        box_regression: ``(K, 4 * num_classes)`` deltas.
+        proposals: per image, ``(Ki, 4)`` proposals the deltas refer to.
+        image_shapes: per image, ``(height, width)`` to clip to.
+        box_coder: decodes the deltas (weights 10, 10, 5, 5).
+        score_thresh: candidates must score above this.
+        min_box_size: smallest side kept, in pixels.
+
+    Returns:
+        Per image, ``(C, 4)`` boxes, ``(C,)`` scores and ``(C,)`` int64 labels
+        (``1..num_classes-1``), proposal by proposal, classes in order within each.
     """
     device = class_logits.device
     num_classes = class_logits.shape[-1]
@@ -63,7 +110,7 @@ def postprocess_detections(
     )
     pred_scores = F.softmax(class_logits, -1)
 
-    all_boxes, all_scores, all_labels = [], [], []
+    candidates = []
     for boxes, scores, image_shape in zip(
         pred_boxes.split(boxes_per_image, 0),
         pred_scores.split(boxes_per_image, 0),
@@ -81,22 +128,8 @@ def postprocess_detections(
         keep = torch.where(scores > score_thresh)[0]
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = remove_small_boxes(boxes, min_box_size)
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep, scores = best_after_nms(
-            boxes,
-            scores,
-            labels,
-            nms_thresh,
-            class_nms_thresh,
-            detections_per_img,
-            soft_nms_sigma,
-            score_thresh,
-        )
-
-        all_boxes.append(boxes[keep])
-        all_scores.append(scores)
-        all_labels.append(labels[keep])
-    return all_boxes, all_scores, all_labels
+        candidates.append((boxes[keep], scores[keep], labels[keep]))
+    return candidates
 
 
 def best_after_nms(
