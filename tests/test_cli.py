@@ -9,9 +9,12 @@ import torch
 
 from faster_rcnn.cli import build_parser, main
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
+from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.fast_inference import optimize_for_inference
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.models import preset_config
+from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
 from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model
 
@@ -116,11 +119,12 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
         (["train", "--color-jitter", "0.2", "0.2", "0.2", "0.6"], "HUE is at most 0.5 turns"),
+        (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if argv[0] == "predict":
+    if argv[:2] == ["predict", "--model"]:
         main(["train", "--data", "synthetic:2", "--steps", "1", "--out", "r", *TINY])
         argv = ["predict", "--model", "r/model.safetensors", "absent.png"]
         capsys.readouterr()  # the training output
@@ -172,6 +176,32 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     results = json.loads((tmp_path / "p" / "detections.json").read_text())
     assert {r["file_name"] for r in results} <= {str(images / "good.png")}
     assert (tmp_path / "p" / "good_proposals.png").is_file()
+
+
+def test_evaluate_and_predict_with_test_time_flips(tmp_path, capsys):
+    main(["train", "--data", "synthetic:4", "--steps", "3", "--out", str(tmp_path / "r"), *TINY])
+    model_file = tmp_path / "r" / "model.safetensors"
+    capsys.readouterr()
+    args = ["evaluate", "--model", str(model_file), "--data", "synthetic:4", "--tta", "both"]
+    assert main([*args, "--out", str(tmp_path / "eval")]) == 0
+    views = "as it is, mirrored left-right, mirrored top-bottom, turned half"
+    assert f"each image detected 4 times ({views})" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "0.png")
+    pred = tmp_path / "pred"
+    args = ["predict", "--model", str(model_file), str(images), "--out", str(pred)]
+    assert main([*args, "--score", "0", "--tta", "horizontal"]) == 0
+    written = json.loads((pred / "detections.json").read_text())
+    detector = TestTimeFlips(optimize_for_inference(load_model(model_file)), "horizontal")
+    (expected,) = detector([read_image(images / "0.png")])
+    assert len(written) == len(expected["scores"]) > 0
+    for record, box, score in zip(written, expected["boxes"], expected["scores"], strict=True):
+        x1, y1, x2, y2 = box.tolist()
+        assert record["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.006)
+        assert record["score"] == pytest.approx(float(score), abs=1e-5)
 
 
 def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_path):

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from ..config import FasterRCNNConfig
+from ..test_time_flips import TEST_TIME_FLIPS
 
 
 def add_data_arguments(
@@ -45,6 +46,18 @@ def add_strict_argument(parser: argparse.ArgumentParser) -> None:
         "--strict",
         action="store_true",
         help="stop at an unreadable image (default: warn, skip it, count it in the summary)",
+    )
+
+
+def add_tta_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tta FLIPS``: test-time flips (:class:`~faster_rcnn.test_time_flips.TestTimeFlips`)."""
+    parser.add_argument(
+        "--tta",
+        choices=list(TEST_TIME_FLIPS),
+        help="test-time augmentation: detect each image as it is and mirrored, and keep "
+        "the best of the pooled boxes with the model's own NMS; 'horizontal' mirrors "
+        "left-right (2 views), 'vertical' top-bottom (2), 'both' both ways (4 views: for "
+        "images with no up, such as slides); a view costs a detection (default: none)",
     )
 
 

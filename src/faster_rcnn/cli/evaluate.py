@@ -16,10 +16,12 @@ from ..evaluate.coco_ap import score_results_file
 from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector
 from ..model import FasterRCNN
+from ..test_time_flips import TestTimeFlips
 from ..train.checkpoint import load_model
 from .arguments import (
     add_data_arguments,
     add_strict_argument,
+    add_tta_argument,
     device_name,
     open_fraction,
     positive_int,
@@ -45,6 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_data_arguments(parser, default_split=None)
     add_holdout_arguments(parser)
     add_strict_argument(parser)
+    add_tta_argument(parser)
     parser.add_argument(
         "--out",
         type=Path,
@@ -87,8 +90,12 @@ def run(args: argparse.Namespace) -> int:
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
     out = args.out if args.out is not None else args.model.parent / "evaluation"
+    detector: FasterRCNN | TestTimeFlips = model
+    if args.tta is not None:
+        detector = TestTimeFlips(model, args.tta)
+        print(detector.describe())
     evaluate_and_report(
-        model, dataset, out, args.device, args.batch_size, args.strict, args.coco_annotations
+        detector, dataset, out, args.device, args.batch_size, args.strict, args.coco_annotations
     )
     return 0
 
@@ -110,7 +117,7 @@ def score_detections_file(args: argparse.Namespace) -> int:
 
 
 def evaluate_and_report(
-    model: FasterRCNN,
+    model: FasterRCNN | TestTimeFlips,
     dataset: Sequence[Sample],
     out: Path | None,
     device: str | torch.device,

@@ -31,8 +31,10 @@ from ..data.open import find_layout
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.draw import save_pictures
+from ..model import FasterRCNN
+from ..test_time_flips import TestTimeFlips
 from ..train.checkpoint import load_model
-from .arguments import device_name, probability
+from .arguments import add_tta_argument, device_name, probability
 from .splits import test_or_val
 
 
@@ -52,6 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--split", help="with --data (default: test, else val)")
     parser.add_argument("--out", type=Path, default=Path("runs/predict"))
     parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
+    add_tta_argument(parser)
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
@@ -98,13 +101,19 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
     if args.onnx is not None:
         if args.device != "cpu":
             raise ValueError("predict --onnx runs on the CPU (ONNX Runtime's CPU provider)")
+        if args.tta is not None:
+            raise ValueError("--tta runs a --model: an exported model detects each image once")
         onnx_detector = OnnxDetector(args.onnx)
         return (lambda image: (onnx_detector([image])[0], None)), onnx_detector.config
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
     model = optimize_for_inference(load_model(args.model, device=args.device))
+    detector: FasterRCNN | TestTimeFlips = model
+    if args.tta is not None:
+        detector = TestTimeFlips(model, args.tta)
+        print(detector.describe())
 
     def detect(image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
-        detections, proposals = model.detect_with_proposals([image.to(args.device)])
+        detections, proposals = detector.detect_with_proposals([image.to(args.device)])
         return (
             {k: v.cpu() for k, v in detections[0].items()},
             {k: v.cpu() for k, v in proposals[0].items()},
