@@ -199,9 +199,10 @@ class FasterRCNN(nn.Module):
         self, images: list[Tensor], proposal_limit: int | None = None
     ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
         """As :meth:`detect_with_proposals`, but every (box, class) pair above the score
-        threshold in place of the detections, before the head's NMS and limit
-        (``model.roi_heads.select`` of an image's candidates in resized-image pixels gives
-        its detections): what test-time augmentation merges across views.
+        threshold in place of the detections, before the head's NMS and limit: what
+        test-time augmentation pools across views. ``model.roi_heads.select`` keeps an
+        image's detections among them (to float rounding: its IoUs are then computed in
+        the input image's pixels rather than the resized image's).
 
         Returns:
             Per image, the candidates ``{"boxes": (C, 4), "labels": (C,), "scores":
