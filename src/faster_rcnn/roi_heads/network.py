@@ -17,7 +17,7 @@ from ..ops.boxes import BoxCoder
 from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
-from .postprocess import best_after_nms, detection_candidates, postprocess_detections
+from .postprocess import best_after_nms, detection_candidates
 from .predictor import FastRCNNPredictor
 from .proposal_gradient import classification_pull, pooled_boxes
 from .proposal_targets import ProposalTargetCreator
@@ -155,24 +155,8 @@ class RoIHeads(nn.Module):
                 raise ValueError("the Fast R-CNN head needs targets in training mode")
             return [], self.losses(features, proposals, image_shapes, targets, generator)
 
-        class_logits, box_regression = self.predict(features, proposals, image_shapes)
-        boxes, scores, labels = postprocess_detections(
-            class_logits,
-            box_regression,
-            proposals,
-            image_shapes,
-            self.box_coder,
-            score_thresh=self.score_thresh,
-            nms_thresh=self.nms_thresh,
-            detections_per_img=self.detections_per_img,
-            min_box_size=self.min_box_size,
-            class_nms_thresh=self.class_nms_thresh,
-            soft_nms_sigma=self.soft_nms_sigma,
-        )
-        detections = [
-            {"boxes": b, "labels": lab, "scores": s}
-            for b, s, lab in zip(boxes, scores, labels, strict=True)
-        ]
+        # postprocess_detections' arithmetic: the candidates, then each image's selection.
+        detections = [self.select(c) for c in self.candidates(features, proposals, image_shapes)]
         return detections, {}
 
     def candidates(
