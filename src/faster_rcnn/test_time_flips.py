@@ -100,18 +100,19 @@ class TestTimeFlips:
     ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
         """The merged detections and the unflipped view's proposals (as
         :meth:`FasterRCNN.detect_with_proposals`, whose arguments these are)."""
-        pooled: list[list[dict[str, Tensor]]] = [[] for _ in images]
+        pooled: list[list[dict[str, Tensor]]] = [[] for _ in images]  # per image, per view
         proposals: list[dict[str, Tensor]] = []
         for directions in self.views:
-            views = [_mirrored(image, directions) for image in images]
+            mirrors = [_mirrored(image, directions) for image in images]
             limit = None if directions else proposal_limit
-            candidates, view_proposals = self.model.candidates_with_proposals(views, limit)
+            candidates, view_proposals = self.model.candidates_with_proposals(mirrors, limit)
             if not directions:
                 proposals = view_proposals
-            for found, image, view in zip(candidates, images, pooled, strict=True):
+            for found, image, image_pool in zip(candidates, images, pooled, strict=True):
                 boxes = _boxes_mirrored(found["boxes"], image.shape, directions)
-                view.append({**found, "boxes": boxes})
-        return [self.model.roi_heads.select(_joined(views)) for views in pooled], proposals
+                image_pool.append({**found, "boxes": boxes})
+        detections = [self.model.roi_heads.select(_joined(found)) for found in pooled]
+        return detections, proposals
 
 
 def _mirrored(image: Tensor, directions: Sequence[str]) -> Tensor:

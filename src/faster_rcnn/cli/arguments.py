@@ -7,7 +7,8 @@ import argparse
 import torch
 
 from ..config import FasterRCNNConfig
-from ..test_time_flips import TEST_TIME_FLIPS
+from ..model import FasterRCNN
+from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
 
 
 def add_data_arguments(
@@ -59,6 +60,15 @@ def add_tta_argument(parser: argparse.ArgumentParser) -> None:
         "left-right (2 views), 'vertical' top-bottom (2), 'both' both ways (4 views: for "
         "images with no up, such as slides); a view costs a detection (default: none)",
     )
+
+
+def with_tta(model: FasterRCNN, args: argparse.Namespace) -> FasterRCNN | TestTimeFlips:
+    """``model``, or with ``--tta`` its :class:`TestTimeFlips`, saying what runs."""
+    if args.tta is None:
+        return model
+    detector = TestTimeFlips(model, args.tta)
+    print(detector.describe())
+    return detector
 
 
 def positive_int(text: str) -> int:

@@ -25,6 +25,7 @@ from .arguments import (
     device_name,
     open_fraction,
     positive_int,
+    with_tta,
 )
 from .splits import add_holdout_arguments, evaluation_images
 
@@ -90,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
     out = args.out if args.out is not None else args.model.parent / "evaluation"
-    detector: FasterRCNN | TestTimeFlips = model
-    if args.tta is not None:
-        detector = TestTimeFlips(model, args.tta)
-        print(detector.describe())
     evaluate_and_report(
-        detector, dataset, out, args.device, args.batch_size, args.strict, args.coco_annotations
+        with_tta(model, args),
+        dataset,
+        out,
+        args.device,
+        args.batch_size,
+        args.strict,
+        args.coco_annotations,
     )
     return 0
 

@@ -31,10 +31,8 @@ from ..data.open import find_layout
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.draw import save_pictures
-from ..model import FasterRCNN
-from ..test_time_flips import TestTimeFlips
 from ..train.checkpoint import load_model
-from .arguments import add_tta_argument, device_name, probability
+from .arguments import add_tta_argument, device_name, probability, with_tta
 from .splits import test_or_val
 
 
@@ -107,10 +105,7 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
         return (lambda image: (onnx_detector([image])[0], None)), onnx_detector.config
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
     model = optimize_for_inference(load_model(args.model, device=args.device))
-    detector: FasterRCNN | TestTimeFlips = model
-    if args.tta is not None:
-        detector = TestTimeFlips(model, args.tta)
-        print(detector.describe())
+    detector = with_tta(model, args)
 
     def detect(image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
         detections, proposals = detector.detect_with_proposals([image.to(args.device)])
