@@ -57,6 +57,11 @@ def test_perfect_detector_scores_one_and_keeps_its_mode() -> None:
     assert flat["recall@300@0.7"] == 1.0
     assert flat["num_gt"] == sum(len(dataset[i][1]["labels"]) for i in range(5))
     assert set(result.voc.ap) == {"rectangle", "ellipse", "triangle"}
+    errors = result.errors
+    assert errors is not None and errors.objects == result.voc.npos
+    for name in errors.ap:
+        assert sum(errors.missed[name].values()) == 0
+        assert sum(errors.false_positives[name].values()) == 0
 
 
 def test_untrained_small_model_runs_and_reports_every_figure() -> None:
@@ -143,3 +148,21 @@ def test_limits_no_image_reached_are_named_not_printed() -> None:
     assert "recall by size at IoU 0.7, 100 proposals: small 1.000" in table
     # The dict keeps every key: the largest limit's figures are what up to 1000 gives.
     assert result.proposals["AR@1000"] == result.proposals["AR@100"] == 1.0
+
+
+def test_error_breakdown_counts_every_object_once() -> None:
+    """An untrained model misses most objects: found plus missed is every object, and
+    found is no more than its best recall allows."""
+    torch.manual_seed(0)
+    model = small(num_classes=4)
+    dataset = SyntheticShapes(4, image_size=(96, 128), seed=0, empty_fraction=0.0)
+    result = evaluate_detector(model, dataset, batch_size=2)
+    errors = result.errors
+    assert errors is not None
+    assert errors.objects == result.voc.npos
+    assert sum(errors.objects.values()) == result.proposals["num_gt"]
+    for name, objects in errors.objects.items():
+        assert all(count >= 0 for count in errors.missed[name].values())
+        assert sum(errors.missed[name].values()) <= objects
+        assert sum(errors.false_positives[name].values()) <= result.voc.num_detections[name]
+    assert "missed objects at IoU 0.5" in result.table()

@@ -18,6 +18,7 @@ from ..data.dataset import Sample
 from ..data.loader import make_eval_loader
 from ..data.unreadable import UnreadableLog
 from .coco_ap import COCOEvaluator
+from .error_breakdown import ErrorBreakdown, ErrorBreakdownEvaluator
 from .proposal_recall import SIZE_GROUPS, ProposalRecallEvaluator, RecallCurves
 from .voc_map import VOCEvaluator, VOCResult
 
@@ -55,6 +56,8 @@ class EvaluationResult:
             ``config.rpn.post_nms_top_n_test``), ``None`` for a model without a config.
         unreadable: the image files that could not be read, left out of every figure
             (their ground truth too).
+        errors: where VOC AP@0.5 is lost per class: the false positives by kind and
+            the missed objects by the stage that lost them.
     """
 
     voc: VOCResult
@@ -65,6 +68,7 @@ class EvaluationResult:
     num_images: int
     detection_proposals: int | None = None
     unreadable: tuple[str, ...] = ()
+    errors: ErrorBreakdown | None = None
 
     def as_dict(self) -> dict[str, float]:
         """All figures as one flat dict of floats (NaN where undefined).
@@ -80,6 +84,8 @@ class EvaluationResult:
         flat.update({f"voc_ap50/{name}": ap for name, ap in self.voc.ap.items()})
         flat.update({f"coco_{name.lower()}": value for name, value in self.coco.items()})
         flat.update(self.proposals)
+        if self.errors is not None:
+            flat.update(self.errors.as_dict())
         flat["num_images"] = float(self.num_images)
         flat["num_unreadable_images"] = float(len(self.unreadable))
         return flat
@@ -106,6 +112,8 @@ class EvaluationResult:
             "",
             self.voc.table(),
         ]
+        if self.errors is not None:
+            lines += ["", self.errors.table()]
         return "\n".join(lines)
 
     def _proposal_lines(self) -> list[str]:
@@ -196,9 +204,11 @@ def evaluate_detector(
                 f"{coco_annotation_file} has {coco.num_classes - 1} categories but the model "
                 f"predicts {num_classes - 1} classes"
             )
+    errors = ErrorBreakdownEvaluator(num_classes, class_names=class_names)
     proposals = ProposalRecallEvaluator()
     # The RPN gives as many proposals as the recall is evaluated with, the head its own.
     proposal_limit = max(proposals.limits)
+    head_proposals = _detection_proposals(model) or proposal_limit
 
     # In-memory COCO ground truth: the dataset index is the image id.
     index_ids = coco_annotation_file is None
@@ -219,7 +229,10 @@ def evaluate_detector(
                 voc.update(detections, targets)
                 ids = list(range(seen, seen + len(images))) if index_ids else None
                 coco.update(detections, targets, image_ids=ids)
-                proposals.update([_to_cpu(p) for p in batch_proposals], targets)
+                batch_proposals = [_to_cpu(p) for p in batch_proposals]
+                proposals.update(batch_proposals, targets)
+                scored = [{"boxes": p["boxes"][:head_proposals]} for p in batch_proposals]
+                errors.update(detections, scored, targets)
                 seen += len(images)
     finally:
         model.train(was_training)
@@ -233,6 +246,7 @@ def evaluate_detector(
         num_images=seen,
         detection_proposals=_detection_proposals(model),
         unreadable=unreadable.files,
+        errors=errors.compute(),
     )
 
 

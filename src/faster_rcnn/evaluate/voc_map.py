@@ -72,6 +72,30 @@ def voc_ap(recall: Tensor, precision: Tensor, use_07_metric: bool = False) -> fl
     return float(((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]).sum())
 
 
+def ranked_ap(
+    scores: Tensor, tp: Tensor, fp: Tensor, npos: int, use_07_metric: bool = False
+) -> float:
+    """One class's AP from its detections' scores and true/false-positive flags.
+
+    Args:
+        scores: ``(D,)`` the class's detections over the dataset, ranked here by a
+            stable sort (ties keep their order).
+        tp: bool ``(D,)``; fp: bool ``(D,)`` (a detection on a difficult box has neither).
+        npos: the class's non-difficult ground truth boxes.
+        use_07_metric: the VOC2007 11-point average.
+
+    Returns:
+        The AP; NaN when ``npos`` is 0 (recall is undefined).
+    """
+    if npos == 0:
+        return math.nan
+    order = torch.sort(scores, descending=True, stable=True).indices
+    tp_cum = tp[order].to(torch.float64).cumsum(0)
+    fp_cum = fp[order].to(torch.float64).cumsum(0)
+    precision = tp_cum / (tp_cum + fp_cum).clamp(min=_EPS)
+    return voc_ap(tp_cum / npos, precision, use_07_metric)
+
+
 @dataclass(frozen=True)
 class VOCResult:
     """Per-class VOC AP and its mean.
@@ -160,7 +184,7 @@ class VOCEvaluator:
             det_boxes, det_labels, det_scores = read_detections(prediction, image, self.num_classes)
             gt_boxes, gt_labels = read_ground_truth(target, image, self.num_classes)
             difficult = box_flags(target, "difficult", gt_boxes.shape[0], image)
-            tp, fp = _match_image(
+            tp, fp = match_image(
                 det_boxes,
                 det_labels,
                 det_scores,
@@ -194,18 +218,9 @@ class VOCEvaluator:
         num_detections: dict[str, int] = {}
         for label, name in enumerate(self.class_names, start=1):
             keep = labels == label
-            order = torch.sort(scores[keep], descending=True, stable=True).indices
-            tp_cum = tp[keep][order].to(torch.float64).cumsum(0)
-            fp_cum = fp[keep][order].to(torch.float64).cumsum(0)
-            positives = int(self._npos[label])
-            npos[name] = positives
+            npos[name] = int(self._npos[label])
             num_detections[name] = int(keep.sum())
-            if positives == 0:
-                ap[name] = math.nan
-                continue
-            recall = tp_cum / positives
-            precision = tp_cum / (tp_cum + fp_cum).clamp(min=_EPS)
-            ap[name] = voc_ap(recall, precision, use_07_metric)
+            ap[name] = ranked_ap(scores[keep], tp[keep], fp[keep], npos[name], use_07_metric)
         defined = [value for value in ap.values() if not math.isnan(value)]
         mean = sum(defined) / len(defined) if defined else math.nan
         return VOCResult(
@@ -218,7 +233,7 @@ class VOCEvaluator:
         )
 
 
-def _match_image(
+def match_image(
     det_boxes: Tensor,
     det_labels: Tensor,
     det_scores: Tensor,
