@@ -98,6 +98,8 @@ def test_difficult_boxes_are_neither_missed_nor_false_positives() -> None:
     assert result.objects == {"cell": 1, "platelet": 0}
     assert sum(result.missed["cell"].values()) == 0
     assert math.isnan(result.ap["platelet"])
+    platelet_row = next(line for line in result.table().splitlines() if "platelet" in line)
+    assert platelet_row.split()[1:4] == ["n/a", "n/a", "(0)"]
     # d2 and d3 still duplicate A; d4 lies on the (difficult) platelet, d5 on C (difficult,
     # below IoU 0.5, so not ignored).
     assert result.false_positives["cell"] == {

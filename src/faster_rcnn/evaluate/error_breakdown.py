@@ -31,6 +31,7 @@ fits:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,10 +100,11 @@ class ErrorBreakdown:
         ]
         for name, ap in self.ap.items():
             cells = (
-                f"{self.cost[name][k]:+.3f} ({self.false_positives[name][k]})"
+                f"{_signed(self.cost[name][k])} ({self.false_positives[name][k]})"
                 for k in FALSE_POSITIVE_KINDS
             )
-            costs.append(f"{name:<{width}}  {ap:>6.3f}" + "".join(f"  {c:>15}" for c in cells))
+            shown = "n/a" if math.isnan(ap) else f"{ap:.3f}"
+            costs.append(f"{name:<{width}}  {shown:>6}" + "".join(f"  {c:>15}" for c in cells))
         missed = [
             f"{'class':<{width}}  {'objects':>7}  {'found':>5}"
             + "".join(f"  {k:>12}" for k in MISSED_KINDS)
@@ -252,6 +254,11 @@ class _Overlaps:
         kinds[_best(self.other, 0) >= t] = MISSED_KINDS.index("other class")
         kinds[_best(self.own, 0) >= t] = MISSED_KINDS.index("neighbour")
         return torch.where(taken | difficult, -1, kinds)
+
+
+def _signed(value: float) -> str:
+    """An AP difference with its sign; ``n/a`` for a class without ground truth."""
+    return "n/a" if math.isnan(value) else f"{value:+.3f}"
 
 
 def _best(iou: Tensor, dim: int) -> Tensor:
