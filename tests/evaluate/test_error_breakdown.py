@@ -136,3 +136,9 @@ def test_an_image_without_detections_or_objects() -> None:
     assert result.missed["cell"]["not proposed"] == 5
     assert result.missed["platelet"]["not proposed"] == 1
     assert result.false_positives["platelet"]["background"] == 1
+
+
+@pytest.mark.parametrize("iou", [0.0, 1.5])
+def test_an_iou_no_match_could_mean_is_refused(iou: float) -> None:
+    with pytest.raises(ValueError, match="iou_threshold must be in"):
+        ErrorBreakdownEvaluator(3, iou_threshold=iou)

@@ -41,6 +41,7 @@ from torch import Tensor
 from ..ops.boxes import box_iou
 from .inputs import (
     box_flags,
+    check_iou_threshold,
     check_num_classes,
     check_one_per_image,
     cpu_boxes,
@@ -141,8 +142,7 @@ class ErrorBreakdownEvaluator:
         class_names: Sequence[str] | None = None,
     ) -> None:
         check_num_classes(num_classes)
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+        check_iou_threshold(iou_threshold)
         self.num_classes = num_classes
         self.iou_threshold = iou_threshold
         self.class_names = foreground_class_names(num_classes, class_names)

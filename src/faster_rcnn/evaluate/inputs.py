@@ -19,6 +19,12 @@ def check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes counts the background and must be >= 2, got {num_classes}")
 
 
+def check_iou_threshold(iou_threshold: float) -> None:
+    """Refuse an IoU a match could not reach, or that every pair of boxes reaches."""
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+
+
 def foreground_class_names(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
     """Names of labels ``1..num_classes-1``.
 
