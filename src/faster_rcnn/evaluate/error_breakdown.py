@@ -24,8 +24,8 @@ fits:
   (two touching objects, one detection: NMS or a box between them);
 - **other class**: a detection of another class overlaps it at IoU >= t;
 - **mislocated**: a detection of its class overlaps it at IoU >= 0.1, but below t;
-- **not detected**: one of the proposals the head scored covers it at IoU >= t, yet no
-  detection is near it: the RPN found it and the head turned it down;
+- **not detected**: none of these, though one of the proposals the head scored covers it
+  at IoU >= t: the RPN found it and the head turned it down;
 - **not proposed**: no such proposal: the RPN missed it.
 """
 
