@@ -283,6 +283,11 @@ class RoIHeadsConfig:
             detections instead of greedy NMS (``nms_thresh`` and ``class_nms_thresh`` are
             then unused): a detection overlapping a better one is lowered in score, by
             ``exp(-IoU^2 / sigma)``, not removed. 0 (the default, torchvision's): greedy NMS.
+        soft_nms_min_score: Soft-NMS keeps a detection until its lowered score falls below
+            this (0.001, as the Soft-NMS paper's code and mmcv's ``soft_nms``); its
+            candidates must still score above ``score_thresh``. Lowered scores rank below
+            every detection they could displace, so a lower floor only adds detections
+            at the end of the ranking, where they never lower an AP.
         detections_per_img: detections kept per image.
         min_box_size: detections with a side shorter than this are dropped.
     """
@@ -312,6 +317,7 @@ class RoIHeadsConfig:
     nms_thresh: float = 0.5
     class_nms_thresh: tuple[float, ...] = ()
     soft_nms_sigma: float = 0.0
+    soft_nms_min_score: float = 0.001
     detections_per_img: int = 100
     min_box_size: float = 1e-2
 
@@ -360,6 +366,7 @@ class RoIHeadsConfig:
             "in [0, 1]",
         )
         require(self, "soft_nms_sigma", self.soft_nms_sigma >= 0, ">= 0")
+        require(self, "soft_nms_min_score", 0.0 <= self.soft_nms_min_score < 1.0, "in [0, 1)")
         require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
         require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
 

@@ -65,6 +65,8 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RoIHeadsConfig(gt_jitter=-1), "gt_jitter must be >= 0"),
         (lambda: RoIHeadsConfig(soft_nms_sigma=-0.5), "soft_nms_sigma must be >= 0"),
         (lambda: RoIHeadsConfig(soft_nms_sigma=math.inf), "soft_nms_sigma must be finite"),
+        (lambda: RoIHeadsConfig(soft_nms_min_score=1.0), "soft_nms_min_score must be in"),
+        (lambda: RoIHeadsConfig(soft_nms_min_score=-0.1), "soft_nms_min_score must be in"),
         (lambda: TransformConfig(min_size=()), "min_size must be at least one size"),
         (lambda: TransformConfig(max_size=0), r"must be in \[1, 16384\]"),
         (lambda: TransformConfig(image_std=(0.2, 0.0, 0.2)), "image_std must be positive"),

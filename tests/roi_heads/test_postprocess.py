@@ -30,7 +30,13 @@ PROBS = torch.tensor(
 )
 
 
-def run(score_thresh: float = 0.05, detections_per_img: int = 100, class_nms_thresh=(), soft=0.0):
+def run(
+    score_thresh: float = 0.05,
+    detections_per_img: int = 100,
+    class_nms_thresh=(),
+    soft=0.0,
+    soft_min_score: float = 0.001,
+):
     logits = PROBS.log()
     deltas = torch.zeros(4, 12)
     deltas[0, 4] = 1.0  # p0's class-1 box moves right by 1/10 of its width: x + 4
@@ -46,6 +52,7 @@ def run(score_thresh: float = 0.05, detections_per_img: int = 100, class_nms_thr
         min_box_size=1e-2,
         class_nms_thresh=class_nms_thresh,
         soft_nms_sigma=soft,
+        soft_nms_min_score=soft_min_score,
     )
     return boxes[0], scores[0], labels[0]
 
@@ -106,8 +113,16 @@ def test_soft_nms_lowers_the_overlapping_detections_instead_of_removing_them() -
     expected = torch.tensor([0.6, 0.48, 0.4, 0.5 * factor, 0.3 * factor])
     torch.testing.assert_close(scores, expected)
     torch.testing.assert_close(boxes[3:], torch.tensor([[12.0, 12, 52, 52], [10, 10, 50, 50]]))
-    # Lowered below the score threshold, a detection is dropped.
-    _, _, labels = run(score_thresh=0.1, soft=0.5)
+    # The score threshold picks the candidates; lowered, a detection stays down to the
+    # Soft-NMS floor: p0's class-2 box (0.3, lowered to 0.077) is kept under a threshold
+    # of 0.1, and dropped once the floor is 0.1 too.
+    _, scores, labels = run(score_thresh=0.1, soft=0.5)
+    assert labels.tolist() == [1, 2, 2, 1, 2]
+    torch.testing.assert_close(scores[-1], torch.tensor(0.3 * factor))
+    _, _, labels = run(score_thresh=0.1, soft=0.5, soft_min_score=0.1)
+    assert labels.tolist() == [1, 2, 2, 1]
+    # A candidate under the score threshold is not one, whatever the floor.
+    _, _, labels = run(score_thresh=0.35, soft=0.5)
     assert labels.tolist() == [1, 2, 2, 1]
 
 

@@ -68,9 +68,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--score-thresh",
         type=open_fraction,
         metavar="T",
-        help="score the detections down to this score (default: the model's own, 0.05 for "
-        "every preset); 0.001 is how Ultralytics scores mAP: a lower threshold only adds "
-        "detections below those kept, which never lowers an AP",
+        help="score the head's candidates down to this score (default: the model's own, "
+        "0.05 for every preset; a Soft-NMS head keeps the scores it lowers down to its "
+        "roi_heads.soft_nms_min_score, 0.001 by default); 0.001 is how Ultralytics scores "
+        "mAP: a lower threshold only adds detections below those kept, which never lowers "
+        "an AP",
     )
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser

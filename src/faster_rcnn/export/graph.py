@@ -205,7 +205,7 @@ class DetectionGraph(nn.Module):
                 boxes.transpose(1, 2).reshape(rows, per_image, 4),
                 scores.transpose(1, 2).reshape(rows, per_image),
                 heads.soft_nms_sigma,
-                heads.score_thresh,
+                heads.soft_nms_min_score,
                 limit,
             )
         else:

@@ -34,7 +34,8 @@ class RoIHeads(nn.Module):
         box_coder: the head's box parameterisation (weights 10, 10, 5, 5).
         smooth_l1_beta: smooth-L1 transition of the box loss.
         score_thresh / nms_thresh / detections_per_img / min_box_size /
-            class_nms_thresh / soft_nms_sigma: how detections are selected (see
+            class_nms_thresh / soft_nms_sigma / soft_nms_min_score: how detections are
+            selected (see
             :func:`postprocess_detections`).
     """
 
@@ -53,6 +54,7 @@ class RoIHeads(nn.Module):
         min_box_size: float,
         class_nms_thresh: tuple[float, ...] = (),
         soft_nms_sigma: float = 0.0,
+        soft_nms_min_score: float = 0.001,
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -67,6 +69,7 @@ class RoIHeads(nn.Module):
         self.min_box_size = min_box_size
         self.class_nms_thresh = class_nms_thresh
         self.soft_nms_sigma = soft_nms_sigma
+        self.soft_nms_min_score = soft_nms_min_score
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> RoIHeads:
@@ -122,6 +125,7 @@ class RoIHeads(nn.Module):
             min_box_size=cfg.min_box_size,
             class_nms_thresh=cfg.class_nms_thresh,
             soft_nms_sigma=cfg.soft_nms_sigma,
+            soft_nms_min_score=cfg.soft_nms_min_score,
         )
 
     def forward(
@@ -196,7 +200,7 @@ class RoIHeads(nn.Module):
             self.class_nms_thresh,
             self.detections_per_img,
             self.soft_nms_sigma,
-            self.score_thresh,
+            self.soft_nms_min_score,
         )
         return {
             "boxes": candidates["boxes"][keep],

@@ -25,6 +25,7 @@ def postprocess_detections(
     min_box_size: float,
     class_nms_thresh: Sequence[float] = (),
     soft_nms_sigma: float = 0.0,
+    soft_nms_min_score: float = 0.001,
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Turn every RoI into one candidate detection per class and keep the good ones.
 
@@ -40,7 +41,9 @@ def postprocess_detections(
         class_nms_thresh: per class ``1..num_classes-1``, its own NMS IoU threshold in
             place of ``nms_thresh``; empty: ``nms_thresh`` for all.
         soft_nms_sigma: above 0, Gaussian Soft-NMS with this sigma instead of greedy NMS
-            (the two thresholds above unused), down to ``score_thresh``.
+            (the two thresholds above unused).
+        soft_nms_min_score: Soft-NMS drops a detection whose lowered score falls below
+            this.
 
     Returns:
         Per image, ``(D, 4)`` boxes, ``(D,)`` scores (lowered by Soft-NMS, with it) and
@@ -65,7 +68,7 @@ def postprocess_detections(
             class_nms_thresh,
             detections_per_img,
             soft_nms_sigma,
-            score_thresh,
+            soft_nms_min_score,
         )
         all_boxes.append(boxes[keep])
         all_scores.append(scores)
@@ -140,15 +143,15 @@ def best_after_nms(
     class_nms_thresh: Sequence[float],
     detections_per_img: int,
     soft_nms_sigma: float = 0.0,
-    score_thresh: float = 0.0,
+    soft_nms_min_score: float = 0.001,
 ) -> tuple[Tensor, Tensor]:
     """Per-class NMS of ``(D, 4)`` boxes, ``(D,)`` scores and ``(D,)`` labels
     ``1..num_classes-1``, class ``k`` at ``class_nms_thresh[k - 1]`` (empty: all at
     ``nms_thresh``), or, with ``soft_nms_sigma`` above 0, Gaussian Soft-NMS down to
-    ``score_thresh``: the indices of the ``detections_per_img`` best kept and their
+    ``soft_nms_min_score``: the indices of the ``detections_per_img`` best kept and their
     scores (as lowered by Soft-NMS), by decreasing score."""
     if soft_nms_sigma > 0:
-        keep, lowered = batched_soft_nms(boxes, scores, labels, soft_nms_sigma, score_thresh)
+        keep, lowered = batched_soft_nms(boxes, scores, labels, soft_nms_sigma, soft_nms_min_score)
         return keep[:detections_per_img], lowered[:detections_per_img]
     if class_nms_thresh:
         keep = batched_nms_per_category(boxes, scores, labels - 1, class_nms_thresh)

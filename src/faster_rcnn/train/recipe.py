@@ -509,7 +509,8 @@ def _soft_nms_choice(config: FasterRCNNConfig, stats: ObjectStatistics) -> Recip
     shares = _crowded_shares(config, stats)
     why = (
         "a detection overlapping a better one of its class is lowered in score, by "
-        f"exp(-IoU^2 / {SOFT_NMS_SIGMA:g}), instead of removed by NMS at {thresh:g}"
+        f"exp(-IoU^2 / {SOFT_NMS_SIGMA:g}), and kept down to "
+        f"{config.roi_heads.soft_nms_min_score:g}, instead of removed by NMS at {thresh:g}"
     )
     if shares:
         why += f" ({_overlaps(shares, thresh)}, and NMS would keep one of each such pair)"
