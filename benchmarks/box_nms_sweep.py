@@ -8,13 +8,13 @@ The model runs once over the split with its NMS lifted; each IoU then applies th
 per-class NMS and the model's cap on detections an image to those same candidates, as
 the model would have, so the differences are only what NMS removes. ``--class-ious``
 adds one arm with an IoU per class (what ``train``'s recipe chooses where a class's
-objects overlap each other: :mod:`faster_rcnn.train.recipe`). ``--soft-sigmas`` adds
-one arm per sigma with Gaussian Soft-NMS in each class instead
+objects overlap each other: :mod:`faster_rcnn.train.recipe`). ``--soft-sigmas`` adds one
+arm per sigma with Gaussian Soft-NMS in each class instead
 (:mod:`faster_rcnn.ops.soft_nms`: overlapping detections are lowered in score, not
-removed, down to the model's score threshold; then the cap, by lowered score). Prints,
-for each arm, VOC mAP@0.5 and AP per class, COCO AP and AP75, and the detections kept;
-and per class the share of the split's objects that overlap another of their class at
-IoU 0.5 and 0.6 or more.
+removed, down to the model's floor, ``roi_heads.soft_nms_min_score``; then the cap, by
+lowered score). Prints, for each arm, VOC mAP@0.5 and AP per class, COCO AP and AP75,
+and the detections kept; and per class the share of the split's objects that overlap
+another of their class at IoU 0.5 and 0.6 or more.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     record["model_nms_iou"] = [model.roi_heads.nms_thresh, model.roi_heads.class_nms_thresh]
     record["overlapping_share"] = overlapping_shares(targets, names, (0.5, 0.6))
     print(json.dumps(record["overlapping_share"]))
-    cap, lowest = model.roi_heads.detections_per_img, model.roi_heads.score_thresh
+    cap, lowest = model.roi_heads.detections_per_img, model.roi_heads.soft_nms_min_score
     candidates = candidates_before_nms(model, dataset)
     arms = [(iou,) * len(names) for iou in args.ious]
     arms += [tuple(args.class_ious)] if args.class_ious else []
