@@ -34,9 +34,8 @@ class RoIHeads(nn.Module):
         box_coder: the head's box parameterisation (weights 10, 10, 5, 5).
         smooth_l1_beta: smooth-L1 transition of the box loss.
         score_thresh / nms_thresh / detections_per_img / min_box_size /
-            class_nms_thresh / soft_nms_sigma / soft_nms_min_score: how detections are
-            selected (see
-            :func:`postprocess_detections`).
+            class_nms_thresh / soft_nms_sigma / soft_nms_min_score: how detections
+            are selected (see :func:`postprocess_detections`).
     """
 
     def __init__(
