@@ -151,8 +151,9 @@ def test_limits_no_image_reached_are_named_not_printed() -> None:
 
 
 def test_error_breakdown_counts_every_object_once() -> None:
-    """An untrained model misses most objects: found plus missed is every object, and
-    found is no more than its best recall allows."""
+    """On an untrained model's detections: the breakdown counts VOC's objects, no class
+    misses more objects than it has, and no class has more false positives than
+    detections."""
     torch.manual_seed(0)
     model = small(num_classes=4)
     dataset = SyntheticShapes(4, image_size=(96, 128), seed=0, empty_fraction=0.0)

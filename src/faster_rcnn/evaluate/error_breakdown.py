@@ -84,9 +84,9 @@ class ErrorBreakdown:
         flat: dict[str, float] = {}
         for name in self.ap:
             for kind in FALSE_POSITIVE_KINDS:
-                key = kind.replace(" ", "_")
-                flat[f"fp_cost/{key}/{name}"] = self.cost[name][kind]
-                flat[f"num_false_positives/{key}/{name}"] = float(self.false_positives[name][kind])
+                key = f"{kind.replace(' ', '_')}/{name}"
+                flat[f"fp_cost/{key}"] = self.cost[name][kind]
+                flat[f"num_false_positives/{key}"] = float(self.false_positives[name][kind])
             for kind in MISSED_KINDS:
                 flat[f"num_missed/{kind.replace(' ', '_')}/{name}"] = float(self.missed[name][kind])
         return flat
@@ -177,7 +177,7 @@ class ErrorBreakdownEvaluator:
                 boxes, labels, scores, gt_boxes, gt_labels, difficult, self.iou_threshold
             )
             overlaps = _Overlaps(boxes, labels, gt_boxes, gt_labels)
-            kinds = overlaps.false_positive_kinds(tp, fp, self.iou_threshold)
+            kinds = overlaps.false_positive_kinds(fp, self.iou_threshold)
             self._detections.append((labels, scores, tp, fp, kinds))
             missed = overlaps.missed_kinds(tp, difficult, proposed, self.iou_threshold)
             self._missed.index_put_(
@@ -231,7 +231,7 @@ class _Overlaps:
         self.own = torch.where(own, iou, -1.0)
         self.other = torch.where(own, -1.0, iou)
 
-    def false_positive_kinds(self, tp: Tensor, fp: Tensor, t: float) -> Tensor:
+    def false_positive_kinds(self, fp: Tensor, t: float) -> Tensor:
         """int64 ``(D,)``: each false positive's index in :data:`FALSE_POSITIVE_KINDS`,
         -1 for the rest."""
         own, other = _best(self.own, 1), _best(self.other, 1)
@@ -248,11 +248,12 @@ class _Overlaps:
         if tp.any():
             taken[self.own[tp].argmax(1)] = True
         proposed = _best(box_iou(proposals.to(torch.float64), self.gt_boxes.to(torch.float64)), 0)
+        own, other = _best(self.own, 0), _best(self.other, 0)
         kinds = torch.full(taken.shape, MISSED_KINDS.index("not proposed"))
         kinds[proposed >= t] = MISSED_KINDS.index("not detected")
-        kinds[_best(self.own, 0) >= NEAR_IOU] = MISSED_KINDS.index("mislocated")
-        kinds[_best(self.other, 0) >= t] = MISSED_KINDS.index("other class")
-        kinds[_best(self.own, 0) >= t] = MISSED_KINDS.index("neighbour")
+        kinds[own >= NEAR_IOU] = MISSED_KINDS.index("mislocated")
+        kinds[other >= t] = MISSED_KINDS.index("other class")
+        kinds[own >= t] = MISSED_KINDS.index("neighbour")
         return torch.where(taken | difficult, -1, kinds)
 
 
