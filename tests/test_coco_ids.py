@@ -89,12 +89,87 @@ def test_evaluate_scores_a_detections_file_against_the_coco_file(coco_run, tmp_p
     assert "AP 0." in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("first_id", [0, 1])
+def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_path, first_id):
+    """pycocotools reads an annotation id of 0 as "not matched" and indexes one of two
+    annotations of the same id: the file's ids are renumbered, so the ground truth itself,
+    as detections, scores 1 with Roboflow's ids from 0 and with an id repeated."""
+    _, test_file, _ = coco_run
+    data = json.loads(test_file.read_text())
+    for k, annotation in enumerate(data["annotations"]):
+        annotation["id"] = first_id + k
+    data["annotations"][-1]["id"] = data["annotations"][0]["id"]
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps(data))
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps([{**a, "score": 1.0} for a in data["annotations"]]))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bbox": None}, "annotation 1 has bbox None, not [x, y, width, height]"),
+        ({"bbox": [1, 2, -3, 4]}, "annotation 1 has bbox [1, 2, -3, 4], of a negative side"),
+        ({"image_id": 999}, "annotation 1 has unknown image_id 999"),
+        ({"category_id": 6}, "annotation 1 has category_id 6, not one of [5, 9, 20]"),
+    ],
+)
+def test_a_bad_ground_truth_annotation_is_named_in_one_line(
+    coco_run, tmp_path, capsys, change, message
+):
+    _, test_file, _ = coco_run
+    data = json.loads(test_file.read_text())
+    data["annotations"][0].update(change)
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps(data))
+    detections = tmp_path / "detections.json"
+    detections.write_text("[]")
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"faster-rcnn: error: {truth}: {message}"
+
+
+def test_an_unreadable_annotation_file_is_named(tmp_path, capsys):
+    truth, detections = tmp_path / "truth.json", tmp_path / "detections.json"
+    truth.write_text('{"images": [')
+    detections.write_text("[]")
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"faster-rcnn: error: {truth}: not valid json") and "\n" not in err
+
+
+def test_the_annotation_file_of_another_split_is_refused(coco_run, tmp_path, capsys):
+    """Both splits' files number their images from 1 in the same way; the file names
+    tell them apart."""
+    root, _, model = coco_run
+    train = json.loads((root / "train" / "_annotations.coco.json").read_text())
+    for image, test_id in zip(train["images"], IMAGE_IDS["test"], strict=False):
+        image["id"] = test_id
+    other = tmp_path / "train.json"
+    other.write_text(json.dumps({**train, "annotations": []}))
+    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--coco-annotations", str(other), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"faster-rcnn: error: {other}: image 205 is 101.png, not 205.png: is it the "
+        "annotation file of another split?"
+    )
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
         ({"image_id": 999}, "detection 0: image_id 999 is not in"),
         ({"category_id": 1}, "detection 0: category_id 1 is not in"),
         ({"bbox": [1, 2, 3]}, "detection 0: bbox must be [x, y, width, height]"),
+        ({"bbox": [1, 2, 3, -4]}, "detection 0: bbox [1, 2, 3, -4] has a negative width"),
+        ({"score": "0.5"}, "detection 0: score must be a finite number, got '0.5'"),
     ],
 )
 def test_a_bad_detection_is_named_in_one_line(coco_run, tmp_path, capsys, entry, message):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +72,10 @@ class COCODetection(ImageFileDataset):
         self, images_dir: str | Path | Sequence[str | Path], annotation_file: str | Path
     ) -> None:
         self.annotation_file = Path(annotation_file)
-        data = _load_json(self.annotation_file)
+        data = load_coco_json(self.annotation_file)
         file = self.annotation_file
 
-        _check_records(data, file)
+        check_coco_records(data, file)
         self.images_dir = _images_dir(images_dir, data["images"])
         categories = sorted(_classes(data), key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]
@@ -100,8 +100,9 @@ class COCODetection(ImageFileDataset):
         self.skipped_annotations: list[dict[str, Any]] = []
         self.box_audit = BoxAudit()
         for k, ann in enumerate(data.get("annotations", [])):
-            name = f"annotation {ann.get('id', f'#{k}') if isinstance(ann, dict) else f'#{k}'}"
-            k_image = self._check_annotation(ann, name, position)
+            name = annotation_name(ann, k)
+            check_annotation_ids(ann, name, position, self.category_id_to_label, file)
+            k_image = position[ann["image_id"]]
             box = self._box(ann, name, k_image)
             if box is None:
                 self.skipped_annotations.append(ann)
@@ -114,38 +115,12 @@ class COCODetection(ImageFileDataset):
         self._crowd = [torch.tensor(v, dtype=torch.bool) for v in crowd]
         self.box_audit.warn(str(file))
 
-    def _check_annotation(self, ann: Any, name: str, position: dict[int, int]) -> int:
-        """The position of the image of annotation ``ann``, whose ids are checked."""
-        file = self.annotation_file
-        if not isinstance(ann, dict):
-            raise ValueError(f"{file}: {name} is {type(ann).__name__}, not an object")
-        if not _is_id(ann.get("image_id")) or ann["image_id"] not in position:
-            raise ValueError(f"{file}: {name} has unknown image_id {ann.get('image_id')!r}")
-        if (
-            not _is_id(ann.get("category_id"))
-            or ann["category_id"] not in self.category_id_to_label
-        ):
-            raise ValueError(
-                f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
-                f"{list(self.category_id_to_label)}"
-            )
-        return position[ann["image_id"]]
-
     def _box(self, ann: dict[str, Any], name: str, k_image: int) -> list[float] | None:
         """``x1, y1, x2, y2`` of an annotation, clipped to its image when the image's size
         is known; ``None`` (counted) when it has no area there."""
-        bbox = ann.get("bbox")
-        if (
-            not isinstance(bbox, list)
-            or len(bbox) != 4
-            or not all(_is_number(v) and math.isfinite(v) for v in bbox)
-        ):
-            raise ValueError(
-                f"{self.annotation_file}: {name} has bbox {bbox!r}, not [x, y, width, height]"
-            )
-        x, y, w, h = (float(v) for v in bbox)
+        x, y, w, h = annotation_bbox(ann, name, self.annotation_file)
         if w <= 0 or h <= 0:
-            self.box_audit.drop(f"{name} {bbox}", "no area")
+            self.box_audit.drop(f"{name} {ann['bbox']}", "no area")
             return None
         size = self._sizes[k_image]
         if size is None:
@@ -183,7 +158,9 @@ def drop_crowd(target: Target) -> Target:
     }
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def load_coco_json(path: Path) -> dict[str, Any]:
+    """The object of a COCO json file; a one-line error naming the file when there is
+    none or it is not such an object."""
     if not path.is_file():
         raise FileNotFoundError(f"COCO annotation file {path} does not exist")
     try:
@@ -195,7 +172,7 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_records(data: Any, file: Path) -> None:
+def check_coco_records(data: Any, file: Path) -> None:
     """The fields the reader relies on: categories with an integer ``id`` and a ``name``,
     images with an integer ``id`` (each named by position when it is not)."""
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
@@ -213,6 +190,41 @@ def _check_records(data: Any, file: Path) -> None:
         if not isinstance(image, dict) or not _is_id(image.get("id")):
             shown = image.get("id") if isinstance(image, dict) else image
             raise ValueError(f"{file}: image #{k} has id {shown!r}, not an integer")
+
+
+def annotation_name(ann: Any, k: int) -> str:
+    """How errors name annotation ``k`` of a file: by its ``id``, else its position."""
+    shown = ann.get("id", f"#{k}") if isinstance(ann, dict) else f"#{k}"
+    return f"annotation {shown}"
+
+
+def check_annotation_ids(
+    ann: Any, name: str, image_ids: Collection[int], category_ids: Collection[int], file: Path
+) -> None:
+    """A one-line error naming annotation ``name`` unless it is an object whose
+    ``image_id`` and ``category_id`` are among the file's."""
+    if not isinstance(ann, dict):
+        raise ValueError(f"{file}: {name} is {type(ann).__name__}, not an object")
+    if not _is_id(ann.get("image_id")) or ann["image_id"] not in image_ids:
+        raise ValueError(f"{file}: {name} has unknown image_id {ann.get('image_id')!r}")
+    if not _is_id(ann.get("category_id")) or ann["category_id"] not in category_ids:
+        raise ValueError(
+            f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
+            f"{sorted(category_ids)}"
+        )
+
+
+def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, ...]:
+    """``x, y, width, height`` of an annotation; a one-line error naming it unless its
+    ``bbox`` is four finite numbers."""
+    bbox = ann.get("bbox")
+    if (
+        not isinstance(bbox, list)
+        or len(bbox) != 4
+        or not all(_is_number(v) and math.isfinite(v) for v in bbox)
+    ):
+        raise ValueError(f"{file}: {name} has bbox {bbox!r}, not [x, y, width, height]")
+    return tuple(float(v) for v in bbox)
 
 
 def _record_size(image: dict[str, Any]) -> tuple[int, int] | None:

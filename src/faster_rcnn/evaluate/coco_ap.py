@@ -18,8 +18,8 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
 from typing import Any
 
 import torch
@@ -27,6 +27,13 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import Tensor
 
+from ..data.coco import (
+    annotation_bbox,
+    annotation_name,
+    check_annotation_ids,
+    check_coco_records,
+    load_coco_json,
+)
 from .inputs import (
     box_flags,
     check_num_classes,
@@ -87,6 +94,7 @@ class COCOEvaluator:
         ]
         # Set by from_coco_json: the ground truth then comes from the file.
         self._coco_gt: COCO | None = None
+        self._coco_file: Path | None = None
         self.reset()
 
     @classmethod
@@ -120,7 +128,33 @@ class COCOEvaluator:
         names = [coco_gt.cats[label_to_category_id[label]]["name"] for label in labels]
         evaluator = cls(len(labels) + 1, names, label_to_category_id)
         evaluator._coco_gt = coco_gt
+        evaluator._coco_file = Path(path)
         return evaluator
+
+    def check_file_names(self, images: Iterable[tuple[int, str]]) -> None:
+        """Refuse an image whose file name is not the one the annotation file gives its
+        id: the file of another split (Roboflow names each split's
+        ``_annotations.coco.json``) would otherwise pair images by id alone and score
+        each against another image's boxes.
+
+        Args:
+            images: ``(image_id, file name)`` of each image to be evaluated.
+
+        Raises:
+            ValueError: naming the id and both files.
+        """
+        if self._coco_gt is None:
+            return
+        for image_id, name in images:
+            record = self._coco_gt.imgs.get(image_id)
+            if record is None:
+                raise ValueError(f"{self._coco_file}: has no image of id {image_id} ({name})")
+            listed = record.get("file_name")
+            if isinstance(listed, str) and PurePath(listed).name != PurePath(name).name:
+                raise ValueError(
+                    f"{self._coco_file}: image {image_id} is {listed}, not {name}: "
+                    "is it the annotation file of another split?"
+                )
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
@@ -256,16 +290,37 @@ def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
 
 
 def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
-    """A COCO annotation file as pycocotools reads it, quietly, with the fields COCOeval
-    needs but hand-made files leave out (``iscrowd``, ``area``) filled in."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"COCO annotation file not found: {path}")
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(os.fspath(path))
-    for ann in coco_gt.dataset.get("annotations", []):
+    """A COCO annotation file as pycocotools reads it, quietly, each record checked and
+    the fields COCOeval needs but hand-made files leave out (``iscrowd``, ``area``)
+    filled in.
+
+    The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
+    annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
+    a file whose ids start at 0 (Roboflow's exports) or repeat would score its matches as
+    false positives. Results never refer to annotation ids, so the figures of a file with
+    valid ids do not change.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a COCO json object, or an annotation without a known
+            ``image_id`` and ``category_id`` or four finite ``bbox`` numbers with no
+            negative side (the file and the annotation are named).
+    """
+    file = Path(path)
+    data = load_coco_json(file)
+    check_coco_records(data, file)
+    image_ids = {image["id"] for image in data["images"]}
+    category_ids = {category["id"] for category in data["categories"]}
+    for k, ann in enumerate(data.get("annotations", [])):
+        name = annotation_name(ann, k)
+        check_annotation_ids(ann, name, image_ids, category_ids, file)
+        _, _, width, height = annotation_bbox(ann, name, file)
+        if width < 0 or height < 0:
+            raise ValueError(f"{file}: {name} has bbox {ann['bbox']}, of a negative side")
+        ann["id"] = k + 1
         ann.setdefault("iscrowd", 0)
-        ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
-    return coco_gt
+        ann.setdefault("area", width * height)
+    return _coco_from_dict(data)
 
 
 def coco_figures(
@@ -340,6 +395,10 @@ def _check_result(
     bbox = entry["bbox"]
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_finite, bbox))):
         raise ValueError(f"{where}: bbox must be [x, y, width, height], got {bbox!r}")
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise ValueError(f"{where}: bbox {bbox!r} has a negative width or height")
+    if not _is_finite(entry["score"]):
+        raise ValueError(f"{where}: score must be a finite number, got {entry['score']!r}")
 
 
 def _is_finite(value: Any) -> bool:

@@ -204,6 +204,7 @@ def evaluate_detector(
                 f"{coco_annotation_file} has {coco.num_classes - 1} categories but the model "
                 f"predicts {num_classes - 1} classes"
             )
+        coco.check_file_names(_image_files(dataset))
     errors = ErrorBreakdownEvaluator(num_classes, class_names=class_names)
     proposals = ProposalRecallEvaluator()
     # The RPN gives as many proposals as the recall is evaluated with, the head its own.
@@ -248,6 +249,21 @@ def evaluate_detector(
         unreadable=unreadable.files,
         errors=errors.compute(),
     )
+
+
+def _image_files(dataset: Sequence[Sample]) -> list[tuple[int, str]]:
+    """``(image_id, file name)`` of each image of a reader that knows both (its targets'
+    ``image_id``, its ``image_files``), read without decoding an image; else none."""
+    files = getattr(dataset, "image_files", None)
+    target = getattr(dataset, "target", None)
+    if files is None or target is None:
+        return []
+    pairs = []
+    for index, file in enumerate(files):
+        image_id = target(index).get("image_id")
+        if image_id is not None:
+            pairs.append((int(image_id), Path(file).name))
+    return pairs
 
 
 def _detection_proposals(model: Detector) -> int | None:
