@@ -31,7 +31,14 @@ def test_a_file_that_would_run_code_is_refused_without_running_it(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "content"), [("junk.pth", b"not a zip"), ("junk.safetensors", b"\x00" * 16)]
+    ("name", "content"),
+    [
+        ("junk.pth", b"not a zip"),
+        ("junk.safetensors", b"\x00" * 16),
+        # Text saved as weights: its first byte is an unknown pickle opcode (a KeyError).
+        ("hello.pth", b"hello"),
+        ("notes.pth", b"hi\n"),
+    ],
 )
 def test_unreadable_files_get_one_line(tmp_path, name, content):
     (tmp_path / name).write_bytes(content)
