@@ -356,3 +356,24 @@ def test_the_learning_rate_follows_the_batch_unless_given(tmp_path):
         model = load_model(out / "model.safetensors")
         saved = TrainingCheckpoint.load(out / "joint", model).train_config
         assert (saved["batch_size"], saved["lr"]) == (batch_size, pytest.approx(lr))
+
+
+def test_training_images_without_a_box_are_refused(tmp_path, capsys):
+    """A YOLO folder whose label files are all empty (or missing) reads as images without
+    objects: training on it would learn only background, so it is refused before a model
+    is built."""
+    images, labels = (tmp_path / "data" / part / "train" for part in ("images", "labels"))
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    (tmp_path / "data" / "classes.txt").write_text("cell\n")
+    for k, (image, _) in enumerate(SyntheticShapes(3, image_size=(64, 80), seed=0)):
+        to_pil(image).save(images / f"{k}.png")
+        (labels / f"{k}.txt").write_text("")
+    data = tmp_path / "data"
+    assert main(["train", "--data", str(data), "--steps", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"faster-rcnn: error: {data}: no box in any of the 3 training images: nothing to "
+        f"learn (`faster-rcnn data --data {data}` shows what was read)"
+    )
+    assert not (tmp_path / "r" / "model.safetensors").exists()

@@ -24,7 +24,7 @@ from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
 from ..data.cache import InMemoryDataset
-from ..data.dataset import DetectionDataset, Sample
+from ..data.dataset import DetectionDataset, Sample, target_of
 from ..data.difficult import WithoutDifficult
 from ..data.photometric import ColorJitter
 from ..model import FasterRCNN
@@ -260,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = training_images(args)
     if args.skip_difficult:
         dataset = WithoutDifficult(dataset)
+    require_boxes(dataset, args)
     if args.cache_images:
         dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset)
@@ -294,6 +295,19 @@ def run(args: argparse.Namespace) -> int:
         fit_and_save(trainer, args.out, args.resume)
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
+
+
+def require_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
+    """Refuse training images without a single box among them: the detector would learn
+    only background, and say nothing (labels in a folder the reader does not look in,
+    or every object difficult and left out)."""
+    if any(len(target_of(dataset, i)["boxes"]) for i in range(len(dataset))):
+        return
+    left_out = " once --skip-difficult left out the difficult ones" if args.skip_difficult else ""
+    raise ValueError(
+        f"{args.data}: no box in any of the {len(dataset)} training images{left_out}: "
+        f"nothing to learn (`faster-rcnn data --data {args.data}` shows what was read)"
+    )
 
 
 def run_length(args: argparse.Namespace) -> int:
