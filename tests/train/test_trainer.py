@@ -315,3 +315,30 @@ def test_bad_arguments_are_refused():
         Trainer(tiny_model(), DATA, cfg, stage="a/b")
     with pytest.raises(ValueError, match="needs out_dir"):
         Trainer(tiny_model(), DATA, cfg).fit(resume=True)
+
+
+def test_resuming_on_other_classes_is_refused_in_one_line(tmp_path):
+    """The same number of classes in another order would load without a shape error and
+    go on training each class's weights under another's name."""
+
+    def named(names):
+        return FasterRCNN.from_config(tiny_model().config.replace(class_names=names))
+
+    Trainer(named(DATA.class_names), DATA, CFG, out_dir=tmp_path).fit()
+    names = tuple(reversed(DATA.class_names))
+    renamed = named(names)
+    with pytest.raises(ValueError) as info:
+        Trainer(renamed, DATA, CFG, out_dir=tmp_path).fit(resume=True)
+    message = str(info.value)
+    assert message == (
+        f"{tmp_path / 'joint'} was trained on the classes {list(DATA.class_names)}, not "
+        f"{list(names)}: resume with the data it was trained on, or train afresh in another --out"
+    )
+
+
+def test_weights_of_another_shape_are_refused_in_one_line(tmp_path):
+    Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path).fit()
+    wider = tiny_model().config.replace(num_classes=DATA.num_classes + 1)
+    with pytest.raises(ValueError, match="do not fit the model: size mismatch for ") as info:
+        Trainer(FasterRCNN.from_config(wider), DATA, CFG, out_dir=tmp_path).fit(resume=True)
+    assert "\n" not in str(info.value) and "more)" in str(info.value)

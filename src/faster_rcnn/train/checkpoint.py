@@ -122,7 +122,11 @@ def load_weights(model: FasterRCNN, path: str | Path) -> None:
     except SafetensorError as error:
         raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     except RuntimeError as error:
-        raise ValueError(f"the weights in {path} do not fit the model: {error}") from error
+        # torch lists every mismatched tensor on a line of its own: the first one, counted.
+        problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        first = problems[0] if problems else str(error)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"the weights in {path} do not fit the model: {first}{more}") from error
 
 
 @dataclass
@@ -226,8 +230,21 @@ class TrainingCheckpoint:
             raise ValueError(
                 f"{state_path} holds the fields {sorted(state)}; expected {sorted(fields)}"
             )
+        _check_same_classes(found, model)
         load_weights(model, found / MODEL_FILE)
         return cls(**state)
+
+
+def _check_same_classes(checkpoint: Path, model: FasterRCNN) -> None:
+    """Refuse to resume a run on other classes: weights learnt for one list of names,
+    in one order, would go on training as the names of another (same count, no error)."""
+    saved = read_model_config(checkpoint / MODEL_FILE).class_names
+    names = model.config.class_names
+    if saved and names and saved != names:
+        raise ValueError(
+            f"{checkpoint} was trained on the classes {list(saved)}, not {list(names)}: "
+            "resume with the data it was trained on, or train afresh in another --out"
+        )
 
 
 def _siblings(directory: Path) -> tuple[Path, Path]:
