@@ -171,7 +171,7 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     args = ["predict", "--model", model, str(images), "--out", str(tmp_path / "p"), "--score", "0"]
     assert main(args) == 1
     out, err = capsys.readouterr()
-    assert "in 1 images (1 unreadable, skipped)" in out
+    assert "in 1 images (1 skipped)" in out
     assert re.search(r"^faster-rcnn: warning: cannot read image .*bad\.png.*; skipped$", err, re.M)
     results = json.loads((tmp_path / "p" / "detections.json").read_text())
     assert {r["file_name"] for r in results} <= {str(images / "good.png")}
@@ -377,3 +377,34 @@ def test_training_images_without_a_box_are_refused(tmp_path, capsys):
         f"learn (`faster-rcnn data --data {data}` shows what was read)"
     )
     assert not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_an_image_too_elongated_to_resize_is_skipped_as_an_unreadable_one(tmp_path, capsys):
+    """A 1x600 strip would shrink to 0x128 at min_size 96 / max_size 128: training uses
+    the next image in its place and predict skips it, each naming the file; neither
+    stops."""
+    images, labels = (tmp_path / "data" / part / "train" for part in ("images", "labels"))
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    (tmp_path / "data" / "classes.txt").write_text("\n".join(SyntheticShapes.class_names))
+    for k, (image, target) in enumerate(SyntheticShapes(3, image_size=(64, 80), seed=0)):
+        to_pil(image).save(images / f"{k}.png")
+        rows = [
+            f"{label - 1} {(x1 + x2) / 160} {(y1 + y2) / 128} {(x2 - x1) / 80} {(y2 - y1) / 64}"
+            for (x1, y1, x2, y2), label in zip(
+                target["boxes"].tolist(), target["labels"].tolist(), strict=True
+            )
+        ]
+        (labels / f"{k}.txt").write_text("\n".join(rows))
+    to_pil(torch.rand(3, 1, 600)).save(images / "strip.png")
+    (labels / "strip.txt").write_text("0 0.5 0.5 0.1 1.0")
+    run = tmp_path / "r"
+    argv = ["train", "--data", str(tmp_path / "data"), "--steps", "4", "--batch-size", "2"]
+    assert main([*argv, *TINY, "--out", str(run)]) == 0
+    reason = "1x600 is too elongated to resize to min_size 96 / max_size 128"
+    assert f"{images / 'strip.png'}: {reason}" in capsys.readouterr().err
+    argv = ["predict", "--model", str(run / "model.safetensors"), str(images / "strip.png")]
+    assert main([*argv, str(images / "0.png"), "--out", str(tmp_path / "p")]) == 1
+    captured = capsys.readouterr()
+    assert f"{images / 'strip.png'}: {reason}" in captured.err
+    assert "in 1 images (1 skipped)" in captured.out

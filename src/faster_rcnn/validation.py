@@ -43,17 +43,25 @@ def validate_images(images: list[Tensor]) -> None:
 
 
 def validate_image_sizes(images: list[Tensor], min_sizes: Sequence[int], max_size: int) -> None:
-    """Each image must keep at least one pixel a side when resized (a 1x5000 strip would
-    become 0x1333 at ``min_size`` 800 and ``max_size`` 1333). The smallest ``min_size``
-    shrinks an image most, so it alone is checked."""
-    min_size = min(min_sizes)
+    """Each image must keep at least one pixel a side when resized (see
+    :func:`too_elongated`)."""
     for i, image in enumerate(images):
-        size = (int(image.shape[-2]), int(image.shape[-1]))
-        if min(resized_size(size, min_size, max_size)) < 1:
-            raise ValueError(
-                f"image {i}: {size[0]}x{size[1]} is too elongated to resize to min_size "
-                f"{min_size} / max_size {max_size}: a side would shrink to 0 pixels"
-            )
+        reason = too_elongated((int(image.shape[-2]), int(image.shape[-1])), min_sizes, max_size)
+        if reason is not None:
+            raise ValueError(f"image {i}: {reason}")
+
+
+def too_elongated(size: tuple[int, int], min_sizes: Sequence[int], max_size: int) -> str | None:
+    """Why an image of ``(height, width)`` cannot be resized to ``min_sizes`` capped by
+    ``max_size`` (a 1x5000 strip would become 0x1333 at 800 / 1333), or ``None`` when
+    it can. The smallest ``min_size`` shrinks an image most, so it alone is checked."""
+    min_size = min(min_sizes)
+    if min(resized_size(size, min_size, max_size)) >= 1:
+        return None
+    return (
+        f"{size[0]}x{size[1]} is too elongated to resize to min_size {min_size} / max_size "
+        f"{max_size}: a side would shrink to 0 pixels"
+    )
 
 
 def validate_targets(

@@ -57,6 +57,16 @@ def test_boxes_are_scaled_like_the_images():
     torch.testing.assert_close(coverage.sizes, torch.tensor([16.0]))
 
 
+def test_an_image_the_model_cannot_resize_is_left_out():
+    """A 1 x 1000 strip would be resized to 0 x 128 (min_size 64, max_size 128): the
+    model refuses it, so its box is not counted; the 32 x 48 image's box still is."""
+    model = square_anchor_model(min_size=64, max_size=128)
+    strip = ((1, 1000), torch.tensor([[0.0, 0.0, 100.0, 1.0]]))
+    fits = ((32, 48), torch.tensor([[4.0, 4.0, 12.0, 12.0]]))
+    coverage = measure_anchor_coverage(model, [strip, fits])
+    torch.testing.assert_close(coverage.best_iou, torch.tensor([1.0]))
+
+
 def test_padded_size_is_the_size_of_the_transform_batch():
     # Coverage places anchors on the padded batch of one image; the transform pads the same.
     assert padded_size([(64, 65)], 32) == (64, 96)

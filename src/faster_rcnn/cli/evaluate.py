@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..data.dataset import Sample
+from ..data.resizable import ResizableImages
 from ..evaluate.coco_ap import score_results_file
 from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         model.roi_heads.score_thresh = args.score_thresh
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
+    transform = model.config.transform
+    # An image the model cannot resize is left out as an unreadable one is.
+    dataset = ResizableImages(dataset, transform.min_size, transform.max_size)
     out = args.out if args.out is not None else args.model.parent / "evaluation"
     evaluate_and_report(
         with_tta(model, args),

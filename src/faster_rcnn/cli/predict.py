@@ -8,8 +8,9 @@ JSON against that file), else the image's place in the split and the label.
 With ``--onnx`` an exported model runs instead, with ONNX Runtime on the CPU; it gives
 the same detections, but no proposals to draw.
 
-An unreadable image is skipped with a one-line warning naming it: the others are still
-detected and written, and the exit status is 1.
+An unreadable image, or one too elongated for the model to resize, is skipped with a
+one-line warning naming it: the others are still detected and written, and the exit
+status is 1.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor
 from ..config import FasterRCNNConfig
 from ..data.dataset import IMAGE_SUFFIXES, image_files_in, read_image, target_of
 from ..data.open import find_layout
+from ..data.resizable import check_resizable
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.draw import save_pictures
@@ -69,25 +71,26 @@ def run(args: argparse.Namespace) -> int:
         image_ids, category_ids = list(range(len(paths))), None
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    unreadable = []
+    skipped = []
     items = zip(paths, image_ids, picture_names(paths), strict=True)
     for path, image_id, name in items:
         try:
             image = read_image(path)
+            check_resizable(image, path, config.transform.min_size, config.transform.max_size)
         except ValueError as error:  # one bad file does not cost the others
             warnings.warn(f"{error}; skipped", stacklevel=1)
-            unreadable.append(path)
+            skipped.append(path)
             continue
         det, proposals = detect(image)
         results += coco_records(det, image_id, path, names, category_ids)
         save_pictures(image, det, proposals, names, args.out / name, args.score, suffix="")
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
-    skipped = f" ({len(unreadable)} unreadable, skipped)" if unreadable else ""
+    left_out = f" ({len(skipped)} skipped)" if skipped else ""
     print(
-        f"{len(results)} detections in {len(paths) - len(unreadable)} images{skipped} "
+        f"{len(results)} detections in {len(paths) - len(skipped)} images{left_out} "
         f"-> {args.out}/detections.json"
     )
-    return 1 if unreadable else 0
+    return 1 if skipped else 0
 
 
 Detect = Callable[[Tensor], tuple[dict[str, Tensor], dict[str, Tensor] | None]]

@@ -27,6 +27,7 @@ from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample, target_of
 from ..data.difficult import WithoutDifficult
 from ..data.photometric import ColorJitter
+from ..data.resizable import ResizableImages
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
@@ -268,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     rate: dict[str, Any] = {"lr": lr}
     if args.recipe == "auto":
         config, rate = with_recipe(config, dataset, args, rate)
-    dataset = augmented(dataset, args)
+    dataset = augmented(resizable(dataset, config), args)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
@@ -308,6 +309,12 @@ def require_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
         f"{args.data}: no box in any of the {len(dataset)} training images{left_out}: "
         f"nothing to learn (`faster-rcnn data --data {args.data}` shows what was read)"
     )
+
+
+def resizable(dataset: DetectionDataset, config: FasterRCNNConfig) -> DetectionDataset:
+    """``dataset``, an image too elongated for the model's sizes skipped as an unreadable
+    one is (:mod:`faster_rcnn.data.resizable`)."""
+    return ResizableImages(dataset, config.transform.min_size, config.transform.max_size)
 
 
 def run_length(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from ..image_list import ImageList
 from ..model import FasterRCNN
 from ..ops.boxes import box_iou
 from ..transform import padded_size, resize_boxes, resized_size
+from ..validation import too_elongated
 
 # Per image: its (height, width) and its (G, 4) GT boxes in its pixels.
 ImageBoxes = tuple[tuple[int, int], Tensor]
@@ -164,7 +165,8 @@ class ResizedTargets:
 def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterator[ResizedTargets]:
     """The GT boxes of every image that has some, resized as the model resizes the image
     in evaluation (the last ``min_size``, capped by ``max_size``) and placed on the batch
-    it pads that image to alone.
+    it pads that image to alone. An image too elongated to resize so is left out, as
+    training and evaluation leave it out.
 
     Args:
         model: the detector whose transform is used.
@@ -172,7 +174,8 @@ def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterato
     """
     transform = model.transform
     for index, (image_size, boxes) in enumerate(targets):
-        if boxes.numel() == 0:
+        evaluation_size = transform.min_size[-1:]
+        if boxes.numel() == 0 or too_elongated(image_size, evaluation_size, transform.max_size):
             continue
         resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
         yield ResizedTargets(

@@ -1,0 +1,69 @@
+"""Leaving out the images a model cannot resize, as the unreadable ones are.
+
+An image so elongated that resizing it to the model's ``min_size``, capped by its
+``max_size``, would leave a side of 0 pixels (a 1x2000 strip at 256 / 512) stops the
+model's forward pass, and with it a whole training run or evaluation. Through
+:class:`ResizableImages` such an image raises
+:class:`~faster_rcnn.data.dataset.UnreadableImageError` when loaded, naming its file and
+its size, so that training replaces it and evaluation leaves it out, each with a warning,
+as they do an image that cannot be decoded (``--strict`` stops at it, with a checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from ..validation import too_elongated
+from .dataset import (
+    DetectionDataset,
+    Sample,
+    Target,
+    UnreadableImageError,
+    WrappedDataset,
+    target_of,
+)
+
+
+def check_resizable(image: Tensor, file: Path, min_sizes: Sequence[int], max_size: int) -> None:
+    """Raise :class:`UnreadableImageError` naming ``file`` when ``image`` (``[3, H, W]``)
+    cannot be resized to ``min_sizes`` capped by ``max_size``."""
+    reason = too_elongated((int(image.shape[-2]), int(image.shape[-1])), min_sizes, max_size)
+    if reason is not None:
+        raise UnreadableImageError(file, f"{file}: {reason}")
+
+
+class ResizableImages(WrappedDataset):
+    """``dataset``, whose items too elongated for ``min_sizes`` / ``max_size`` raise
+    :class:`UnreadableImageError` (see the module). Every other attribute of the wrapped
+    dataset (``image_files``, ``label_to_category_id``, ...) is its own.
+
+    Args:
+        dataset: any detection dataset.
+        min_sizes / max_size: the model's ``transform.min_size`` and ``max_size``.
+    """
+
+    def __init__(self, dataset: DetectionDataset, min_sizes: Sequence[int], max_size: int) -> None:
+        super().__init__(dataset)
+        self.min_sizes, self.max_size = tuple(min_sizes), max_size
+
+    def __getitem__(self, index: int) -> Sample:
+        image, target = self.dataset[index]
+        files = getattr(self.dataset, "image_files", None)
+        file = Path(files[index]) if files is not None else Path(f"image {index}")
+        check_resizable(image, file, self.min_sizes, self.max_size)
+        return image, target
+
+    def target(self, index: int) -> Target:
+        """The wrapped dataset's target of item ``index``, read as cheaply as it allows."""
+        return target_of(self.dataset, index)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what this class lacks; "dataset" itself is missing only while
+        # an unpickled copy is being rebuilt, which must not recurse.
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
