@@ -280,6 +280,39 @@ def test_data_gives_box_sides_per_class_and_names_boxes_annotated_twice(tmp_path
     )
 
 
+def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
+    """An empty file among YOLO images: its boxes cannot be placed (YOLO's are fractions
+    of the image's size), so `data` names it in a note and counts the other image,
+    `anchors` measures the other image's boxes and `predict --data` detects the other
+    image, where all three stopped at it."""
+    data = tmp_path / "data"
+    image(data / "images" / "train" / "a.jpg")
+    (data / "images" / "train" / "b.jpg").write_bytes(b"")
+    for name in ("a", "b"):
+        (data / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        (data / "labels" / "train" / f"{name}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (data / "classes.txt").write_text("cell\n")
+    assert main(["data", "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  train: 2 images, 1 boxes; image sizes 40x30 to 40x30 (width x height)"
+    empty = data / "images" / "train" / "b.jpg"
+    assert lines[4] == (
+        f"    note: 1 image cannot be read (cannot read image {empty}: not in an image format "
+        "PIL knows): train, "
+        "evaluate and predict skip them"
+    )
+    argv = ["anchors", "--data", str(data), "--preset", "small", "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    coverage = json.loads((tmp_path / "a" / "anchors.json").read_text())
+    assert coverage["boxes"] == 1
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--steps", "1", "--min-size", "32", "--max-size", "64"]
+    assert main([*argv, "--out", str(run)]) == 0
+    argv = ["predict", "--model", str(run / "model.safetensors"), "--data", str(data)]
+    assert main([*argv, "--split", "train", "--out", str(tmp_path / "p")]) == 1
+    assert "in 1 images (1 skipped)" in capsys.readouterr().out
+
+
 def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp_path, capsys):
     data = tmp_path / "data"
     for k in range(10):

@@ -27,7 +27,14 @@ from typing import Any
 from torch import Tensor
 
 from ..config import FasterRCNNConfig
-from ..data.dataset import IMAGE_SUFFIXES, image_files_in, read_image, target_of
+from ..data.dataset import (
+    IMAGE_SUFFIXES,
+    DetectionDataset,
+    UnreadableImageError,
+    image_files_in,
+    read_image,
+    target_of,
+)
 from ..data.open import find_layout
 from ..data.resizable import check_resizable
 from ..export import OnnxDetector
@@ -131,8 +138,18 @@ def dataset_images(
     files = getattr(dataset, "image_files", None)
     if files is None:
         raise ValueError(f"{args.data} is generated, not image files: predict needs files")
-    image_ids = [int(target_of(dataset, i).get("image_id", i)) for i in range(len(files))]
+    image_ids = [_image_id(dataset, i) for i in range(len(files))]
     return list(files), image_ids, getattr(dataset, "label_to_category_id", None)
+
+
+def _image_id(dataset: DetectionDataset, index: int) -> int:
+    """The dataset's id of image ``index``; its place where the dataset has none, or
+    where its target cannot be read (a YOLO target needs the image's size: the image is
+    then skipped as unreadable)."""
+    try:
+        return int(target_of(dataset, index).get("image_id", index))
+    except UnreadableImageError:
+        return index
 
 
 def coco_records(

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from .dataset import Target, first_few, image_name_of, image_size_of, target_of
+from .dataset import (
+    Target,
+    UnreadableImageError,
+    first_few,
+    image_name_of,
+    image_size_of,
+    target_of,
+)
 from .open import DatasetLayout
 
 
@@ -84,11 +91,21 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
         dataset = layout.open(split)
     summary = SplitSummary(split, len(dataset), notes=[str(w.message) for w in caught])
     summary.boxes.update(dict.fromkeys(dataset.class_names, 0))
-    areas = []
+    areas, unreadable = [], []
     for index in range(len(dataset)):
-        image = image_name_of(dataset, index)
-        summary.count(target_of(dataset, index), dataset.class_names, image)
-        areas.append(image_size_of(dataset, index))
+        try:  # a YOLO target needs its image's size too
+            target, size = target_of(dataset, index), image_size_of(dataset, index)
+        except UnreadableImageError as error:
+            unreadable.append(str(error))
+            continue
+        summary.count(target, dataset.class_names, image_name_of(dataset, index))
+        areas.append(size)
+    if unreadable:
+        images = "image cannot" if len(unreadable) == 1 else "images cannot"
+        summary.notes.append(
+            f"{len(unreadable)} {images} be read ({first_few(unreadable, separator='; ')}): "
+            "train, evaluate and predict skip them"
+        )
     if areas:
         summary.smallest = min(areas, key=lambda hw: hw[0] * hw[1])
         summary.largest = max(areas, key=lambda hw: hw[0] * hw[1])

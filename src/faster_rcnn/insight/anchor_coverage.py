@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
-from ..data.dataset import Sample
+from ..data.dataset import Sample, UnreadableImageError
 from ..image_list import ImageList
 from ..model import FasterRCNN
 from ..ops.boxes import box_iou
@@ -439,15 +440,21 @@ def dataset_targets(dataset: Sequence[Sample], count: int | None = None) -> Iter
     for :func:`measure_anchor_coverage`.
 
     Uses the reader's ``target(i)`` and ``image_size(i)`` when it has them (no image is
-    decoded), else ``dataset[i]``.
+    decoded), else ``dataset[i]``. An image that cannot be read is left out with a
+    warning, as training leaves it out.
     """
     has_target = hasattr(dataset, "target") and hasattr(dataset, "image_size")
     for index in range(len(dataset) if count is None else count):
-        if has_target:
-            yield dataset.image_size(index), dataset.target(index)["boxes"]
-        else:
-            image, target = dataset[index]
-            yield (int(image.shape[-2]), int(image.shape[-1])), target["boxes"]
+        try:
+            if has_target:
+                item = dataset.image_size(index), dataset.target(index)["boxes"]
+            else:
+                image, target = dataset[index]
+                item = (int(image.shape[-2]), int(image.shape[-1])), target["boxes"]
+        except UnreadableImageError as error:
+            warnings.warn(f"{error}; skipped", stacklevel=2)
+            continue
+        yield item
 
 
 def _bins(edges: Sequence[float]) -> list[tuple[float, float]]:
