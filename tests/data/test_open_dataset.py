@@ -138,6 +138,15 @@ def test_classes_named_alike_are_warned_of(tmp_path: Path) -> None:
         "in case, spaces or punctuation: where they are one class, give it one name in the "
         "annotations"
     ]
+    (root / "classes.txt").write_text("cell\ncell\nCell\nWBC\n")
+    with pytest.warns(UserWarning) as warned:
+        open_dataset(root)
+    assert [str(w.message) for w in warned] == [
+        f"{root} (train): the class names 'cell' are given more than once: each is a class "
+        "of its own, trained apart and reported under one name",
+        f"{root} (train): the classes 'cell' and 'Cell' differ only in case, spaces or "
+        "punctuation: where they are one class, give it one name in the annotations",
+    ]
     (root / "classes.txt").write_text("RBC\nWBC\nplatelet\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -28,6 +28,25 @@ def test_16_bit_grey_is_scaled_by_its_depth_not_clipped_white(tmp_path: Path) ->
     assert torch.equal(image[0], image[2])
 
 
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        # Float TIFFs in 0..1 and in 0..255 (a NaN is black), and 32-bit integers beyond
+        # 16 bits, which take their own brightest pixel as white.
+        (np.array([[0.0, 0.25, 0.5, 1.0]], np.float32), [0.0, 0.25, 0.5, 1.0]),
+        (np.array([[0.0, 63.75, np.nan, 255.0]], np.float32), [0.0, 0.25, 0.0, 1.0]),
+        (np.array([[0, 2**18, 2**19, 2**20]], np.int32), [0.0, 0.25, 0.5, 1.0]),
+    ],
+)
+def test_32_bit_grey_is_scaled_by_the_range_it_is_stored_in(
+    tmp_path: Path, pixels: np.ndarray, expected: list[float]
+) -> None:
+    Image.fromarray(pixels).save(tmp_path / "grey32.tif")
+    image = read_image(tmp_path / "grey32.tif")
+    assert image.shape == (3, 1, 4)
+    assert torch.allclose(image[1], torch.tensor([expected]), atol=1e-6)
+
+
 def test_a_decompression_bomb_is_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
     Image.new("RGB", (300, 300)).save(tmp_path / "big.png")
     # A limit of 20000 pixels stands for PIL's 89 million: the file declares 90000.

@@ -129,19 +129,28 @@ def read_image_header(path: Path) -> tuple[int, int, int]:
 _EXIF_ORIENTATION = 0x0112
 
 
-# Full scale of the grey modes PIL keeps at more than 8 bits.
-_GREY_FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+# The grey modes PIL keeps at more than 8 bits: 16-bit, 32-bit integer, 32-bit float.
+_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I", "F"})
+# The ranges such pixels are stored in: a float image in 0..1 or 0..255, an integer one in
+# 0..65535 (16 bits, or 12 and 14 bits stored in 16, as microscope and X-ray cameras do).
+_FULL_SCALES = (1.0, 255.0, 65535.0)
 
 
 def _rgb_pixels(image: Image.Image) -> np.ndarray:
     """``float32[H, W, 3]`` in 0..1 of an open image."""
-    scale = _GREY_FULL_SCALE.get(image.mode)
-    if scale is None:
+    if image.mode not in _GREY_MODES:
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    grey = np.asarray(image, dtype=np.float32)
-    if image.mode == "I" and grey.max(initial=0) > scale:  # 32-bit data: its own range
-        scale = float(np.iinfo(np.int32).max)
-    return np.repeat(np.clip(grey / scale, 0.0, 1.0)[..., None], 3, axis=2)
+    grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.repeat(np.clip(grey / _full_scale(grey, image.mode), 0.0, 1.0)[..., None], 3, axis=2)
+
+
+def _full_scale(grey: np.ndarray, mode: str) -> float:
+    """The value that is white in a grey image of ``mode``: 65535 for integers, else the
+    first of the float conventions 1 and 255 its pixels fit; pixels beyond every
+    convention (20 or 32 bits of data) take their own largest value."""
+    brightest = float(grey.max(initial=0.0))
+    scales = _FULL_SCALES if mode == "F" else _FULL_SCALES[2:]
+    return next((scale for scale in scales if brightest <= scale), brightest)
 
 
 def _open_image(path: Path) -> Image.Image:

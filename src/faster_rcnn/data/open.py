@@ -341,8 +341,15 @@ def warn_of_look_alike_classes(class_names: Sequence[str], source: str) -> None:
     """Warn of class names that differ only in case, spaces or punctuation (``RBC`` and
     ``rbc``, ``red_cell`` and ``red cell``): most likely one class labelled two ways,
     which would train as two that compete for the same objects."""
+    repeated = sorted({name for name in class_names if class_names.count(name) > 1})
+    if repeated:
+        warnings.warn(
+            f"{source}: the class names {', '.join(map(repr, repeated))} are given more than "
+            "once: each is a class of its own, trained apart and reported under one name",
+            stacklevel=3,
+        )
     groups: dict[str, list[str]] = {}
-    for name in class_names:
+    for name in dict.fromkeys(class_names):
         groups.setdefault("".join(c for c in name.casefold() if c.isalnum()), []).append(name)
     alike = [" and ".join(map(repr, names)) for names in groups.values() if len(names) > 1]
     if alike:
