@@ -164,3 +164,41 @@ def test_an_annotation_file_not_in_utf8_is_named(tmp_path: Path) -> None:
     annotation_file.write_bytes(text.encode("latin-1"))
     with pytest.raises(ValueError, match=r"instances\.json: not UTF-8 text \(byte \d+ is"):
         COCODetection(tmp_path / "images", annotation_file)
+
+
+def test_an_exif_turned_image_is_turned_and_a_wrong_size_gives_way_to_the_file(
+    tmp_path: Path,
+) -> None:
+    """a.png's record is replaced by a JPEG stored 40 wide and 20 high whose orientation 6
+    shows it 20 wide and 40 high, as its record says: it is turned on reading, so its box
+    at y 25-35 lies inside. b.png's record says 32 x 32 for a 16 x 16 file: the file's
+    size is used, and its box clipped to it."""
+    images, _ = _coco(tmp_path)
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 4, 20))  # a red left edge shows the turn
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(images / "t.jpg", exif=exif, quality=95)
+    records = [
+        {"id": 11, "file_name": "t.jpg", "height": 40, "width": 20},
+        {"id": 5, "file_name": "b.png", "height": 32, "width": 32},
+    ]
+    boxes = [
+        {"id": 1, "image_id": 11, "category_id": 7, "bbox": [2, 25, 10, 10]},
+        {"id": 2, "image_id": 5, "category_id": 7, "bbox": [8, 8, 20, 20]},
+    ]
+    _, annotation_file = _coco(tmp_path, images=records, annotations=boxes)
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(images, annotation_file)
+    messages = [str(w.message) for w in warned]
+    assert messages[:2] == [
+        f"{annotation_file}: 1 images turned by their EXIF orientation to agree with their "
+        f"width and height ({images / 't.jpg'})",
+        f"{annotation_file}: 1 images' width and height differs from the image file's, which "
+        f"is used ({images / 'b.png'} (width and height 32x32, file 16x16))",
+    ]
+    image, target = data[0]
+    assert image.shape == (3, 40, 20) and image[0, :4].mean() > 0.9  # the red edge on top
+    assert torch.equal(target["boxes"], torch.tensor([[2.0, 25, 12, 35]]))
+    assert data.image_size(1) == (16, 16)
+    assert torch.equal(data.target(1)["boxes"], torch.tensor([[8.0, 8, 16, 16]]))

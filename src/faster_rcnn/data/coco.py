@@ -4,14 +4,18 @@ Category ids, which need not be contiguous, become labels ``1..C`` in increasing
 category-id order; ``label_to_category_id`` and ``category_id_to_label`` translate
 between the two (detections must be written back with category ids for COCO evaluation).
 
-``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes
-``x1, y1, x2, y2 = x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``)
-are kept with ``target["iscrowd"]`` set: evaluation needs them, training should not see
-them - :func:`drop_crowd` removes them, and the training loaders call it. Images without
-annotations are kept as examples with no object. Boxes are clipped to their image (its
-``width`` and ``height``, else its file's header); annotations whose box has no area,
-or none inside the image, are left out and listed in ``skipped_annotations``. Both are
-counted in ``box_audit`` and reported in a warning when the file is read.
+``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes ``x1, y1, x2, y2
+= x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``) are kept with
+``target["iscrowd"]`` set: evaluation needs them, training should not see them -
+:func:`drop_crowd` removes them, and the training loaders call it. Images without
+annotations are kept as examples with no object. Each image file's header is read when
+the file is opened: where an image's ``width`` and ``height`` are its file's turned by
+90 degrees and the file has an EXIF orientation that turns it so, the image is turned on
+reading (the annotation was drawn on the turned image); where they disagree otherwise,
+the file's size is taken; either is reported in a warning. Boxes are clipped to that
+size; annotations whose box has no area, or none inside the image, are left out and
+listed in ``skipped_annotations``. Both are counted in ``box_audit`` and reported in a
+warning when the file is read.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from .dataset import (
     PER_BOX_KEYS,
     ImageFileDataset,
     Target,
-    UnreadableImageError,
     boxes_tensor,
-    read_image_size,
+    image_sizes,
+    read_image,
     read_text,
 )
 
@@ -90,10 +94,10 @@ class COCODetection(ImageFileDataset):
         if len(position) != len(self._images):
             raise ValueError(f"{file}: duplicate image ids")
         self.image_files = [_image_file(self.images_dir, image, file) for image in self._images]
-        self._sizes = [
-            _record_size(image) or _file_size(path)
-            for image, path in zip(self._images, self.image_files, strict=True)
-        ]
+        names = [str(path) for path in self.image_files]
+        recorded = [_record_size(image) for image in self._images]
+        sizes = image_sizes(recorded, self.image_files, names, str(file), "width and height")
+        self._sizes, self._turned = sizes.sizes, sizes.turned
         rows: list[list[list[float]]] = [[] for _ in self._images]
         labels: list[list[int]] = [[] for _ in self._images]
         crowd: list[list[bool]] = [[] for _ in self._images]
@@ -138,9 +142,12 @@ class COCODetection(ImageFileDataset):
         }
 
     def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` from the json, else from the file's header; None when
-        neither tells."""
+        """``(height, width)`` of the image as read (see :func:`~.dataset.image_sizes`);
+        None when neither its file nor the json tells."""
         return self._sizes[index]
+
+    def _read_image(self, index: int) -> Tensor:
+        return read_image(self.image_path(index), exif_transpose=index in self._turned)
 
 
 def drop_crowd(target: Target) -> Target:
@@ -233,15 +240,6 @@ def _record_size(image: dict[str, Any]) -> tuple[int, int] | None:
     if _is_id(height) and _is_id(width) and height > 0 and width > 0:
         return height, width
     return None
-
-
-def _file_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` from an image file's header; None when it cannot be read
-    (loading the image will say why)."""
-    try:
-        return read_image_size(path)
-    except UnreadableImageError:
-        return None
 
 
 def _is_id(value: Any) -> bool:

@@ -15,8 +15,10 @@ image files (VOC, COCO, YOLO) share all of that through :class:`ImageFileDataset
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -103,6 +105,68 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
             reason = str(error) or type(error).__name__
             raise UnreadableImageError(path, f"cannot read image {path}: {reason}") from error
     return torch.from_numpy(pixels).permute(2, 0, 1)
+
+
+@dataclass(frozen=True)
+class ImageSizes:
+    """The sizes a reader gives its images, reconciled with their files' headers (see
+    :func:`image_sizes`).
+
+    Attributes:
+        sizes: per image, ``(height, width)`` of its pixels as read; ``None`` when
+            neither its file nor its annotation tells.
+        turned: the images turned by their EXIF orientation on reading.
+    """
+
+    sizes: list[tuple[int, int] | None]
+    turned: frozenset[int]
+
+
+def image_sizes(
+    annotated: Sequence[tuple[int, int] | None],
+    image_files: Sequence[Path],
+    names: Sequence[str],
+    source: str,
+    field: str,
+) -> ImageSizes:
+    """Each image's size, read from its file's header and checked against the
+    ``(height, width)`` its annotation gives (``field`` names it in the warnings).
+
+    The file decides, except where the annotated size is the file's turned by 90 degrees
+    and the file's EXIF orientation turns it so: the labelling tool showed the turned
+    image, so it is turned on reading. Both cases are reported in a warning naming the
+    first few images (by ``names``). An image whose header cannot be read keeps its
+    annotated size; loading it will fail.
+    """
+    sizes: list[tuple[int, int] | None] = []
+    turned: list[int] = []
+    mismatched: list[str] = []
+    for k, (size, path) in enumerate(zip(annotated, image_files, strict=True)):
+        try:
+            height, width, orientation = read_image_header(path)
+        except UnreadableImageError:
+            sizes.append(size)
+            continue
+        if size == (width, height) and orientation in EXIF_QUARTER_TURNS:
+            turned.append(k)
+            sizes.append(size)
+            continue
+        if size not in (None, (height, width)):
+            mismatched.append(f"{names[k]} ({field} {size[1]}x{size[0]}, file {width}x{height})")
+        sizes.append((height, width))
+    if turned:
+        warnings.warn(
+            f"{source}: {len(turned)} images turned by their EXIF orientation to agree with "
+            f"their {field} ({first_few([names[k] for k in turned])})",
+            stacklevel=3,
+        )
+    if mismatched:
+        warnings.warn(
+            f"{source}: {len(mismatched)} images' {field} differs from the image file's, "
+            f"which is used ({first_few(mismatched)})",
+            stacklevel=3,
+        )
+    return ImageSizes(sizes, frozenset(turned))
 
 
 def read_image_size(path: Path) -> tuple[int, int]:

@@ -26,7 +26,6 @@ in a warning.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,16 +37,13 @@ from torch import Tensor
 
 from .box_audit import BoxAudit
 from .dataset import (
-    EXIF_QUARTER_TURNS,
     IMAGE_SUFFIXES,
     ImageFileDataset,
     Target,
-    UnreadableImageError,
     boxes_tensor,
-    first_few,
     image_files_in,
+    image_sizes,
     read_image,
-    read_image_header,
     read_text,
 )
 
@@ -139,7 +135,9 @@ class VOCDetection(ImageFileDataset):
                         f"{path}: object {j} has class {obj.name!r}, not one of "
                         f"{list(self.class_names)}"
                     )
-        self._sizes, self._turned = _image_sizes(records, self.image_files, source)
+        names = [record.image_id for record in records]
+        sizes = image_sizes([r.size for r in records], self.image_files, names, source, "<size>")
+        self._sizes, self._turned = sizes.sizes, sizes.turned
         self.box_audit = BoxAudit()
         self._records = [
             self._clipped(record, size) for record, size in zip(records, self._sizes, strict=True)
@@ -160,7 +158,7 @@ class VOCDetection(ImageFileDataset):
         }
 
     def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` of the image as read (see :func:`_image_sizes`); None when
+        """``(height, width)`` of the image as read (see :func:`~.dataset.image_sizes`); None when
         neither its file nor its ``<size>`` tells."""
         return self._sizes[index]
 
@@ -180,52 +178,6 @@ class VOCDetection(ImageFileDataset):
             if box is not None:
                 objects.append(_VOCObject(obj.name, box, obj.difficult))
         return VOCRecord(record.image_id, objects, size, record.filename)
-
-
-def _image_sizes(
-    records: list[VOCRecord], image_files: list[Path], source: str
-) -> tuple[list[tuple[int, int] | None], frozenset[int]]:
-    """Per image, ``(height, width)`` of its pixels as the reader gives them, and the
-    images to turn by their EXIF orientation; disagreements with ``<size>`` are warned of.
-
-    The file's header decides, except when ``<size>`` is its size turned by 90 degrees and
-    the file's EXIF orientation turns it so: the labelling tool showed the turned image.
-    An image whose header is unreadable keeps its ``<size>``; loading it will fail.
-    """
-    sizes: list[tuple[int, int] | None] = []
-    turned: list[int] = []
-    mismatched: list[str] = []
-    for k, (record, path) in enumerate(zip(records, image_files, strict=True)):
-        try:
-            height, width, orientation = read_image_header(path)
-        except UnreadableImageError:
-            sizes.append(record.size)
-            continue
-        if record.size == (width, height) and orientation in EXIF_QUARTER_TURNS:
-            turned.append(k)
-            sizes.append(record.size)
-            continue
-        if record.size not in (None, (height, width)):
-            h, w = record.size
-            mismatched.append(f"{record.image_id} (<size> {w}x{h}, file {width}x{height})")
-        sizes.append((height, width))
-    _warn_of_sizes(source, [records[k].image_id for k in turned], mismatched)
-    return sizes, frozenset(turned)
-
-
-def _warn_of_sizes(source: str, turned: list[str], mismatched: list[str]) -> None:
-    if turned:
-        warnings.warn(
-            f"{source}: {len(turned)} images turned by their EXIF orientation to agree with "
-            f"their <size> ({first_few(turned)})",
-            stacklevel=4,
-        )
-    if mismatched:
-        warnings.warn(
-            f"{source}: {len(mismatched)} images' <size> differs from the image file's, which "
-            f"is used ({first_few(mismatched)})",
-            stacklevel=4,
-        )
 
 
 def _image_files(folder: Path, ids: Sequence[str], split: str) -> list[Path]:
