@@ -198,3 +198,26 @@ def test_evaluate_a_model_against_the_coco_file_scores_as_against_the_targets(co
 def test_evaluate_needs_a_model_or_a_detections_file(capsys):
     assert main(["evaluate", "--data", "synthetic:2"]) == 2
     assert "evaluate needs --model or --detections" in capsys.readouterr().err
+
+
+def test_a_split_without_images_is_refused_by_train_and_evaluate(coco_run, tmp_path, capsys):
+    """A COCO file that lists no image: train said "no training batch", evaluate wrote a
+    metrics.json of nulls and exited 0."""
+    _, _, model = coco_run
+    root = tmp_path / "data"
+    write_coco_split(root, "train")
+    listed = write_coco_split(root, "test")
+    listed.write_text(
+        json.dumps({**json.loads(listed.read_text()), "images": [], "annotations": []})
+    )
+    hint = f"(`faster-rcnn data --data {root}`)"
+    argv = ["train", "--data", str(root), "--split", "test", "--steps", "1", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"faster-rcnn: error: {root}: no training images {hint}"
+    )
+    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"faster-rcnn: error: {root}: no images to evaluate {hint}"
+    assert not (tmp_path / "e" / "metrics.json").exists()

@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         model.roi_heads.score_thresh = args.score_thresh
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
+    if not len(dataset):
+        raise ValueError(
+            f"{args.data}: no images to evaluate (`faster-rcnn data --data {args.data}`)"
+        )
     transform = model.config.transform
     # An image the model cannot resize is left out as an unreadable one is.
     dataset = ResizableImages(dataset, transform.min_size, transform.max_size)

@@ -302,6 +302,8 @@ def require_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
     """Refuse training images without a single box among them: the detector would learn
     only background, and say nothing (labels in a folder the reader does not look in,
     or every object difficult and left out)."""
+    if not len(dataset):
+        raise ValueError(f"{args.data}: no training images (`faster-rcnn data --data {args.data}`)")
     if any(len(target_of(dataset, i)["boxes"]) for i in range(len(dataset))):
         return
     left_out = " once --skip-difficult left out the difficult ones" if args.skip_difficult else ""
