@@ -4,10 +4,10 @@ Category ids, which need not be contiguous, become labels ``1..C`` in increasing
 category-id order; ``label_to_category_id`` and ``category_id_to_label`` translate
 between the two (detections must be written back with category ids for COCO evaluation).
 
-``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes ``x1, y1, x2, y2
-= x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``) are kept with
-``target["iscrowd"]`` set: evaluation needs them, training should not see them -
-:func:`drop_crowd` removes them, and the training loaders call it. Images without
+``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes
+``x1, y1, x2, y2 = x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``)
+are kept with ``target["iscrowd"]`` set: evaluation needs them, training should not see
+them - :func:`drop_crowd` removes them, and the training loaders call it. Images without
 annotations are kept as examples with no object. Each image file's header is read when
 the file is opened: where an image's ``width`` and ``height`` are its file's turned by
 90 degrees and the file has an EXIF orientation that turns it so, the image is turned on

@@ -148,7 +148,7 @@ class COCOEvaluator:
         for image_id, name in images:
             record = self._coco_gt.imgs.get(image_id)
             if record is None:
-                raise ValueError(f"{self._coco_file}: has no image of id {image_id} ({name})")
+                raise ValueError(f"{self._coco_file} has no image of id {image_id} ({name})")
             listed = record.get("file_name")
             if isinstance(listed, str) and PurePath(listed).name != PurePath(name).name:
                 raise ValueError(
