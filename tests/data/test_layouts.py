@@ -54,6 +54,15 @@ def test_labelimg_xml_beside_their_images(tmp_path):
     assert dataset.image_files == [tmp_path / "a.jpg", tmp_path / "b.png"]  # b by its stem
     assert torch.equal(dataset[0][1]["boxes"], torch.tensor([[1.0, 2.0, 20.0, 25.0]]))
     assert dataset[1][1]["labels"].tolist() == [1, 2]
+    # An image no .xml names is left out, and said so.
+    image(tmp_path / "c.jpg")
+    with pytest.warns(UserWarning) as warned:
+        dataset = open_dataset(tmp_path)
+    assert dataset.image_files == [tmp_path / "a.jpg", tmp_path / "b.png"]
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path}: 1 images have no .xml and are left out (c.jpg): an image without "
+        "objects needs an .xml without <object> to be trained on"
+    ]
 
 
 def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):

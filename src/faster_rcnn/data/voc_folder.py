@@ -16,10 +16,11 @@ out with :mod:`faster_rcnn.data.holdout`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
 
-from .dataset import IMAGE_SUFFIXES, holds_images, image_files_in
+from .dataset import IMAGE_SUFFIXES, first_few, holds_images, image_files_in
 from .voc import VOCDetection, VOCRecord, parse_annotation
 
 # Sibling folders looked in first, in this order; then the others, by name.
@@ -57,8 +58,29 @@ class VOCFolder(VOCDetection):
         image_files = [
             index.find(record, path) for record, path in zip(records, annotation_files, strict=True)
         ]
+        _warn_of_images_without_xml(image_files, str(self.root))
         self._load(
             records, annotation_files, image_files, str(self.root), class_names, keep_difficult
+        )
+
+
+def _warn_of_images_without_xml(image_files: list[Path], source: str) -> None:
+    """Warn of the images beside the annotated ones that no ``.xml`` names: left out,
+    where the user may have meant them as images without objects (LabelImg writes no
+    file for an image it was not asked to save)."""
+    used = set(image_files)
+    unused = sorted(
+        path
+        for folder in sorted({path.parent for path in image_files})
+        for path in image_files_in(folder)
+        if path not in used
+    )
+    if unused:
+        warnings.warn(
+            f"{source}: {len(unused)} images have no .xml and are left out "
+            f"({first_few([p.name for p in unused])}): an image without objects needs an "
+            ".xml without <object> to be trained on",
+            stacklevel=3,
         )
 
 
