@@ -253,6 +253,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "c.csv").write_text("1,2")
     assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(tmp_path / "c.csv")]) == 2
     assert "YOLO .txt" in capsys.readouterr().err
+    # Another image's XML, by its <filename> and its own name: refused, not drawn.
+    other = tmp_path / "d.xml"
+    other.write_text("<annotation><filename>d.jpg</filename></annotation>")
+    assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(other)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {other} annotates d.jpg, not c.png"
+    )
 
 
 def test_yolo_and_coco_annotations(tmp_path):

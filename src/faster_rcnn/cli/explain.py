@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import cast
 
 import torch
@@ -125,7 +125,7 @@ def read_annotations(
         raise FileNotFoundError(f"annotation file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".xml":
-        return _voc_boxes(path, image_size)
+        return _voc_boxes(path, image_path, image_size)
     if suffix == ".txt":
         return _yolo_boxes(path, image_size, _yolo_names(path, classes_file, model_names))
     if suffix == ".json":
@@ -133,10 +133,17 @@ def read_annotations(
     raise ValueError(f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt or a COCO .json")
 
 
-def _voc_boxes(path: Path, image_size: tuple[int, int]) -> tuple[Tensor, tuple[str, ...]]:
-    """A VOC XML's boxes, clipped to the image as the VOC reader clips them."""
+def _voc_boxes(
+    path: Path, image_path: Path, image_size: tuple[int, int]
+) -> tuple[Tensor, tuple[str, ...]]:
+    """A VOC XML's boxes, clipped to the image as the VOC reader clips them; refused when
+    neither its ``<filename>`` nor its own name is the image's (another image's boxes)."""
+    record = parse_annotation(path)
+    named = PureWindowsPath(record.filename).name if record.filename else None
+    if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
+        raise ValueError(f"{path} annotates {named}, not {image_path.name}")
     audit, rows, names = BoxAudit(), [], []
-    for j, obj in enumerate(parse_annotation(path).objects):
+    for j, obj in enumerate(record.objects):
         box = audit.clip(obj.box, image_size[1], image_size[0], f"object {j}")
         if box is not None:
             rows.append(box)
