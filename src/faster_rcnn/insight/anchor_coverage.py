@@ -174,8 +174,8 @@ def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterato
         targets: per image, its ``(height, width)`` and its ``(G, 4)`` GT boxes.
     """
     transform = model.transform
+    evaluation_size = transform.min_size[-1:]
     for index, (image_size, boxes) in enumerate(targets):
-        evaluation_size = transform.min_size[-1:]
         if boxes.numel() == 0 or too_elongated(image_size, evaluation_size, transform.max_size):
             continue
         resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
