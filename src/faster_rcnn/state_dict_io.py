@@ -57,9 +57,11 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
             f"{path} holds Python objects besides tensors, which could run code when "
             "loaded; refused (export the weights as a plain state dict or safetensors)"
         ) from error
-    except (RuntimeError, EOFError, KeyError, IndexError, ValueError) as error:
+    except (KeyError, IndexError) as error:
         # Bytes that are no pickle at all stop the unpickler anywhere: an unknown opcode
-        # is a KeyError, a missing argument an IndexError.
+        # is a KeyError (naming the byte), a missing argument an IndexError.
+        raise ValueError(f"{path} is not a readable PyTorch file: not a pickle") from error
+    except (RuntimeError, EOFError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{path} is not a readable PyTorch file: {reason}") from error
     if checkpoint_key is not None and isinstance(content, Mapping) and checkpoint_key in content:
