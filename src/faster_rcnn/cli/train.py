@@ -107,7 +107,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
         "1-4; MobileNets: 0-5, default 4 5, both stride 32, and 3 adds a stride-16 map, "
         "22-36%% slower a step: in a 20-minute budget its boxes were tighter and a "
-        "crowded class better found, a small rare class worse: benchmarks/recipe_ab.md, "
+        "crowded class better found, a rare class of 33 px worse: benchmarks/recipe_ab.md, "
         "round 48)",
     )
     add_config_options(parser)
