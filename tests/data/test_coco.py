@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from exif_images import save_exif_jpeg
 from faster_rcnn.data.coco import COCODetection, drop_crowd
 
 # The fixture's annotation 3 has no area on purpose: it is dropped with this warning.
@@ -174,11 +175,7 @@ def test_an_exif_turned_image_is_turned_and_a_wrong_size_gives_way_to_the_file(
     at y 25-35 lies inside. b.png's record says 32 x 32 for a 16 x 16 file: the file's
     size is used, and its box clipped to it."""
     images, _ = _coco(tmp_path)
-    stored = Image.new("RGB", (40, 20), (0, 0, 255))
-    stored.paste((255, 0, 0), (0, 0, 4, 20))  # a red left edge shows the turn
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    stored.save(images / "t.jpg", exif=exif, quality=95)
+    save_exif_jpeg(images / "t.jpg", (40, 20), orientation=6)
     records = [
         {"id": 11, "file_name": "t.jpg", "height": 40, "width": 20},
         {"id": 5, "file_name": "b.png", "height": 32, "width": 32},

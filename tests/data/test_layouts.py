@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from exif_images import save_exif_jpeg
 from faster_rcnn.cli import main
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
@@ -389,3 +390,25 @@ def test_evaluate_scores_val_where_there_is_no_test_split(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{root / 'data.yaml'} has no test split: using val" in printed
     assert "images: 2" in printed
+
+
+def test_predict_data_reads_each_image_as_its_reader_does_turned_by_exif_in_yolo(tmp_path):
+    """A YOLO set's phone photo, stored 40 wide and 30 high with EXIF orientation 6, is
+    trained and predicted upright (30 wide, 40 high) through --data; named as a file, it
+    is predicted as stored, as image files without annotations are."""
+    data = tmp_path / "data"
+    (data / "labels" / "train").mkdir(parents=True)
+    image(data / "images" / "train" / "a.jpg")
+    photo = data / "images" / "train" / "b.jpg"
+    save_exif_jpeg(photo, (40, 30), orientation=6)
+    for name in ("a", "b"):
+        (data / "labels" / "train" / f"{name}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--steps", "1", "--min-size", "32", "--max-size", "64"]
+    assert main([*argv, "--out", str(run)]) == 0
+    model = str(run / "model.safetensors")
+    argv = ["predict", "--model", model, "--data", str(data), "--split", "train"]
+    assert main([*argv, "--out", str(tmp_path / "p")]) == 0
+    assert Image.open(tmp_path / "p" / "b.png").size == (30, 40)
+    assert main(["predict", "--model", model, str(photo), "--out", str(tmp_path / "f")]) == 0
+    assert Image.open(tmp_path / "f" / "b.png").size == (40, 30)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from exif_images import save_exif_jpeg
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.voc import VOCDetection
 
@@ -203,19 +204,11 @@ def test_boxes_leaving_the_image_or_without_area_are_clipped_or_dropped_with_a_w
     assert target["labels"].tolist() == [*labels, 1]
 
 
-def _exif_jpeg(path: Path, size: tuple[int, int], orientation: int) -> None:
-    image = Image.new("RGB", size, (0, 0, 255))
-    image.paste((255, 0, 0), (0, 0, 4, size[1]))  # a red left edge shows the turn
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    image.save(path, exif=exif, quality=95)
-
-
 def test_an_exif_turned_image_is_turned_when_that_agrees_with_its_size(tmp_path: Path) -> None:
     root = _write_voc(tmp_path, {"x": ((20, 40), "x.jpg", _object("dog", (1, 1, 20, 10)))})
     # Stored 40 wide and 20 high; orientation 6 shows it turned 90 degrees clockwise,
     # 20 wide and 40 high, as <size> says.
-    _exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 20), orientation=6)
+    save_exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 20), orientation=6)
     with pytest.warns(UserWarning, match=r"1 images turned by their EXIF orientation .*\(x\)"):
         data = VOCDetection(root)
     image, target = data[0]
@@ -232,7 +225,7 @@ def test_a_size_that_disagrees_with_the_file_is_reported_and_the_file_decides(
     root = _write_voc(tmp_path, {"x": ((40, 30), "x.jpg", _object("dog", (1, 1, 50, 50)))})
     xml = root / "Annotations" / "x.xml"
     xml.write_text(xml.read_text().replace("<width>40</width>", "<width>64</width>"))
-    _exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 30), orientation=6)  # not a turn's size
+    save_exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 30), orientation=6)  # not a turn's size
     with pytest.warns(UserWarning) as warned:
         data = VOCDetection(root)
     messages = [str(w.message) for w in warned]

@@ -5,6 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from exif_images import save_exif_jpeg
+from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.yolo import YOLODetection
 
 
@@ -190,3 +192,38 @@ def test_polygon_lines_become_the_box_of_their_extent(tmp_path: Path) -> None:
     expected = torch.tensor([[4.0, 2, 20, 18], [15, 5, 25, 15], [16, 4, 36, 16]])
     assert torch.allclose(target["boxes"], expected)
     assert target["labels"].tolist() == [1, 2, 2]
+
+
+def test_an_exif_tagged_image_is_read_upright_and_its_labels_placed_on_it(
+    tmp_path: Path,
+) -> None:
+    """As Ultralytics reads YOLO sets (OpenCV applies the tag), the labels are fractions
+    of the upright image: c.jpg is stored 40 wide and 20 high with orientation 6, so it
+    is read 20 wide and 40 high, its red left edge on top, and the box in its top half
+    lies at y 0-20 of 40, not 0-10 of 20."""
+    root = _yolo(tmp_path, None, {"c": "0 0.5 0.25 1 0.5\n"})
+    save_exif_jpeg(root / "images" / "c.jpg", (40, 20), orientation=6)
+    data = YOLODetection(root)
+    index = [p.name for p in data.image_files].index("c.jpg")
+    image, target = data[index]
+    stored = read_image(root / "images" / "c.jpg")
+    assert image.shape == (3, 40, 20) and data.image_size(index) == (40, 20)
+    assert torch.equal(image, torch.rot90(stored, k=-1, dims=(1, 2)))
+    assert image[0, :4].mean() > 0.9 and image[2, -4:].mean() > 0.9  # red top, blue bottom
+    expected = torch.tensor([[0.0, 0, 20, 20]])
+    assert torch.equal(target["boxes"], expected)
+    assert torch.equal(data.target(index)["boxes"], expected)  # from the header alone
+
+
+@pytest.mark.parametrize("orientation", [1, 9])
+def test_an_upright_or_undefined_orientation_reads_the_image_as_stored(
+    tmp_path: Path, orientation: int
+) -> None:
+    root = _yolo(tmp_path, None, {"c": "0 0.5 0.5 0.5 0.5\n"})
+    save_exif_jpeg(root / "images" / "c.jpg", (40, 20), orientation)
+    dataset = YOLODetection(root)
+    index = [p.name for p in dataset.image_files].index("c.jpg")
+    image, target = dataset[index]
+    assert torch.equal(image, read_image(root / "images" / "c.jpg"))
+    assert image.shape == (3, 20, 40) and dataset.image_size(index) == (20, 40)
+    assert torch.equal(target["boxes"], torch.tensor([[10.0, 5, 30, 15]]))

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from exif_images import save_exif_jpeg
 from faster_rcnn import models
 from faster_rcnn.cli import main
-from faster_rcnn.cli.explain import read_annotations
+from faster_rcnn.cli.explain import read_annotated_image
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.insight.explain import (
@@ -263,10 +264,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_yolo_and_coco_annotations(tmp_path):
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "d.png")
     (tmp_path / "labels").mkdir()
     (tmp_path / "classes.txt").write_text("cat\ndog\n")
     (tmp_path / "labels" / "d.txt").write_text("1 0.5 0.5 0.5 0.25\n")
-    boxes, names = read_annotations(tmp_path / "labels" / "d.txt", tmp_path / "d.png", (40, 80))
+    image, boxes, names = read_annotated_image(tmp_path / "labels" / "d.txt", tmp_path / "d.png")
+    assert torch.equal(image, read_image(tmp_path / "d.png"))
     torch.testing.assert_close(boxes, torch.tensor([[20.0, 15.0, 60.0, 25.0]]))
     assert names == ("dog",)
     coco = {
@@ -275,8 +278,40 @@ def test_yolo_and_coco_annotations(tmp_path):
         "annotations": [{"id": 1, "image_id": 5, "category_id": 3, "bbox": [1, 2, 10, 20]}],
     }
     (tmp_path / "d.json").write_text(json.dumps(coco))
-    boxes, names = read_annotations(tmp_path / "d.json", tmp_path / "d.png", (40, 80))
+    image, boxes, names = read_annotated_image(tmp_path / "d.json", tmp_path / "d.png")
+    assert torch.equal(image, read_image(tmp_path / "d.png"))  # file_name is elsewhere
     torch.testing.assert_close(boxes, torch.tensor([[1.0, 2.0, 11.0, 22.0]]))
     assert names == ("cat",)
     with pytest.raises(ValueError, match=r"no image named 'e\.png'"):
-        read_annotations(tmp_path / "d.json", tmp_path / "e.png", (40, 80))
+        read_annotated_image(tmp_path / "d.json", tmp_path / "e.png")
+
+
+def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_path):
+    """e.jpg is stored 40 wide and 20 high with orientation 6 (shown 20 wide, 40 high). A
+    YOLO label is read on the upright image; a VOC <size> or COCO record of the turned
+    size turns it too; a VOC <size> of the stored size leaves it as stored."""
+    save_exif_jpeg(tmp_path / "e.jpg", (40, 20), orientation=6)
+    stored = read_image(tmp_path / "e.jpg")
+    turned = torch.rot90(stored, k=-1, dims=(1, 2))
+    (tmp_path / "e.txt").write_text("0 0.5 0.5 1 1\n")
+    image, boxes, _ = read_annotated_image(tmp_path / "e.txt", tmp_path / "e.jpg", None, ["a"])
+    assert torch.equal(image, turned)
+    assert torch.equal(boxes, torch.tensor([[0.0, 0, 20, 40]]))
+    for width, height, expected in [(20, 40, turned), (40, 20, stored)]:
+        (tmp_path / "e.xml").write_text(
+            f"<annotation><size><width>{width}</width><height>{height}</height></size><object>"
+            "<name>a</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>30</xmax><ymax>30</ymax>"
+            "</bndbox></object></annotation>"
+        )
+        image, boxes, _ = read_annotated_image(tmp_path / "e.xml", tmp_path / "e.jpg")
+        assert torch.equal(image, expected)
+        assert torch.equal(boxes, torch.tensor([[0.0, 0, min(width, 30), min(height, 30)]]))
+    coco = {
+        "images": [{"id": 1, "file_name": "e.jpg", "width": 20, "height": 40}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 25, 20, 15]}],
+    }
+    (tmp_path / "e.json").write_text(json.dumps(coco))
+    image, boxes, _ = read_annotated_image(tmp_path / "e.json", tmp_path / "e.jpg")
+    assert torch.equal(image, turned)
+    assert torch.equal(boxes, torch.tensor([[0.0, 25, 20, 40]]))

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
-from ..data.dataset import boxes_tensor, read_image
+from ..data.dataset import boxes_tensor, image_sizes, read_image
 from ..data.voc import parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file
 from ..insight.explain import draw_explanation, explain
@@ -72,7 +72,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    image = read_image(args.image)
     if args.model:
         model = load_model(args.model, device=args.device)
         name = f"model {args.model}"
@@ -80,11 +79,10 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)  # the untrained weights (a hard-negative sampler's ranks)
         model = FasterRCNN.from_config(preset_config(args.preset)).to(args.device)
         name = f"untrained preset {args.preset}"
-    boxes, names = None, ()
+    image, boxes, names = read_image(args.image), None, ()
     if args.annotations:
-        size = (int(image.shape[-2]), int(image.shape[-1]))
-        boxes, names = read_annotations(
-            args.annotations, args.image, size, args.classes, model.config.label_names()
+        image, boxes, names = read_annotated_image(
+            args.annotations, args.image, args.classes, model.config.label_names()
         )
     explanation = explain(model, image, boxes, names, args.seed, with_proposals=bool(args.model))
     out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
@@ -98,24 +96,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_annotations(
+def read_annotated_image(
     path: Path,
     image_path: Path,
-    image_size: tuple[int, int],
     classes_file: Path | None = None,
     model_names: Sequence[str] = (),
-) -> tuple[Tensor, tuple[str, ...]]:
-    """The ground truth of one image from an annotation file, by its suffix.
+) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """An image and its ground truth from an annotation file, by its suffix, the image
+    decoded as that format's reader decodes it (turned by its EXIF orientation where the
+    reader turns it).
 
     Args:
         path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt`` or a COCO ``.json``.
         image_path: the image (a COCO file is searched for its file name).
-        image_size: its ``(height, width)``; boxes are clipped to it.
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
 
     Returns:
-        ``(G, 4)`` boxes in the image's pixels and a class name per box.
+        The image ``float32[3, H, W]`` in 0..1, its ``(G, 4)`` boxes in pixels, clipped
+        to it, and a class name per box.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -125,31 +124,35 @@ def read_annotations(
         raise FileNotFoundError(f"annotation file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".xml":
-        return _voc_boxes(path, image_path, image_size)
+        return _voc_annotated(path, image_path)
     if suffix == ".txt":
-        return _yolo_boxes(path, image_size, _yolo_names(path, classes_file, model_names))
+        # Upright, as the YOLO reader (and Ultralytics) reads it.
+        image = read_image(image_path, exif_transpose=True)
+        names = _yolo_names(path, classes_file, model_names)
+        return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), names))
     if suffix == ".json":
-        return _coco_boxes(path, image_path)
+        return _coco_annotated(path, image_path)
     raise ValueError(f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt or a COCO .json")
 
 
-def _voc_boxes(
-    path: Path, image_path: Path, image_size: tuple[int, int]
-) -> tuple[Tensor, tuple[str, ...]]:
-    """A VOC XML's boxes, clipped to the image as the VOC reader clips them; refused when
-    neither its ``<filename>`` nor its own name is the image's (another image's boxes)."""
+def _voc_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and its VOC XML's boxes, turned and clipped as the VOC reader turns and
+    clips them; refused when neither the XML's ``<filename>`` nor its own name is the
+    image's (another image's boxes)."""
     record = parse_annotation(path)
     named = PureWindowsPath(record.filename).name if record.filename else None
     if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
         raise ValueError(f"{path} annotates {named}, not {image_path.name}")
+    sizes = image_sizes([record.size], [image_path], [image_path.name], str(path), "<size>")
+    image = read_image(image_path, exif_transpose=bool(sizes.turned))
     audit, rows, names = BoxAudit(), [], []
     for j, obj in enumerate(record.objects):
-        box = audit.clip(obj.box, image_size[1], image_size[0], f"object {j}")
+        box = audit.clip(obj.box, image.shape[-1], image.shape[-2], f"object {j}")
         if box is not None:
             rows.append(box)
             names.append(obj.name)
     audit.warn(str(path))
-    return boxes_tensor(rows), tuple(names)
+    return image, boxes_tensor(rows), tuple(names)
 
 
 def _yolo_names(
@@ -184,13 +187,18 @@ def _yolo_boxes(
     return corners * scale, tuple(class_names[k] for k in classes.tolist())
 
 
-def _coco_boxes(path: Path, image_path: Path) -> tuple[Tensor, tuple[str, ...]]:
-    """The boxes of the image named like ``image_path`` in a COCO file (crowd left out,
-    as in training)."""
+def _coco_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image named like ``image_path`` in a COCO file and its boxes (crowd left out,
+    as in training). Where the file's ``file_name`` is the image, it is decoded as the
+    COCO reader decodes it (turned where it turns it); else as stored."""
     dataset = COCODetection(image_path.parent, path)
     matches = [k for k, file in enumerate(dataset.image_files) if file.name == image_path.name]
     if not matches:
         raise ValueError(f"{path} has no image named {image_path.name!r}")
-    target = drop_crowd(dataset.target(matches[0]))
+    if dataset.image_files[matches[0]].resolve() == image_path.resolve():
+        image, target = dataset[matches[0]]
+    else:
+        image, target = read_image(image_path), dataset.target(matches[0])
+    target = drop_crowd(target)
     boxes, labels = cast(Tensor, target["boxes"]), cast(Tensor, target["labels"])
-    return boxes, tuple(dataset.class_names[k - 1] for k in labels.tolist())
+    return image, boxes, tuple(dataset.class_names[k - 1] for k in labels.tolist())

@@ -21,6 +21,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +73,18 @@ def run(args: argparse.Namespace) -> int:
     detect, config = load_detector(args)
     names = config.label_names()
     if args.data is not None:
-        paths, image_ids, category_ids = dataset_images(args, config.class_names or None)
+        images = dataset_images(args, config.class_names or None)
     else:
         paths = image_paths(args.inputs)
-        image_ids, category_ids = list(range(len(paths))), None
+        images = ImagesToDetect(paths, list(range(len(paths))), lambda k: read_image(paths[k]))
+    paths, category_ids = images.paths, images.category_ids
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped = []
-    items = zip(paths, image_ids, picture_names(paths), strict=True)
-    for path, image_id, name in items:
+    items = zip(paths, images.image_ids, picture_names(paths), strict=True)
+    for k, (path, image_id, name) in enumerate(items):
         try:
-            image = read_image(path)
+            image = images.read(k)
             check_resizable(image, path, config.transform.min_size, config.transform.max_size)
         except ValueError as error:  # one bad file does not cost the others
             warnings.warn(f"{error}; skipped", stacklevel=1)
@@ -127,19 +129,37 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
     return detect, model.config
 
 
-def dataset_images(
-    args: argparse.Namespace, class_names: Sequence[str] | None
-) -> tuple[list[Path], list[int], dict[int, int] | None]:
-    """The image files of ``--data``'s ``--split``, their image ids and the label ->
-    category id map (``None`` where the dataset has no ids of its own: the place in the
-    split and the label stand in)."""
+@dataclass(frozen=True)
+class ImagesToDetect:
+    """The images ``predict`` detects.
+
+    Attributes:
+        paths: their files.
+        image_ids: the id each is written with.
+        read: image ``k`` decoded, ``float32[3, H, W]`` in 0..1, as the model sees it.
+        category_ids: the label -> category id map its detections are written with;
+            ``None`` writes the label.
+    """
+
+    paths: list[Path]
+    image_ids: list[int]
+    read: Callable[[int], Tensor]
+    category_ids: Mapping[int, int] | None = None
+
+
+def dataset_images(args: argparse.Namespace, class_names: Sequence[str] | None) -> ImagesToDetect:
+    """The images of ``--data``'s ``--split``: decoded by its reader (turned as it turns
+    them for training and evaluation), with its image ids and label -> category id map
+    (where the dataset has no ids of its own, the place in the split and the label stand
+    in)."""
     layout = find_layout(args.data)
     dataset = layout.open(args.split or test_or_val(layout), class_names)
     files = getattr(dataset, "image_files", None)
     if files is None:
         raise ValueError(f"{args.data} is generated, not image files: predict needs files")
     image_ids = [_image_id(dataset, i) for i in range(len(files))]
-    return list(files), image_ids, getattr(dataset, "label_to_category_id", None)
+    category_ids = getattr(dataset, "label_to_category_id", None)
+    return ImagesToDetect(list(files), image_ids, lambda k: dataset[k][0], category_ids)
 
 
 def _image_id(dataset: DetectionDataset, index: int) -> int:

@@ -97,7 +97,7 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
     """
     with _open_image(path) as image:
         try:
-            pixels = _rgb_pixels(ImageOps.exif_transpose(image) if exif_transpose else image)
+            pixels = _rgb_pixels(_upright(image) if exif_transpose else image)
         # Corrupt data is found while decoding, and PIL's decoders report it as OSError,
         # SyntaxError, ValueError, EOFError, struct.error... whatever it is, the file is
         # unreadable.
@@ -174,6 +174,13 @@ def read_image_size(path: Path) -> tuple[int, int]:
     return read_image_header(path)[:2]
 
 
+def read_upright_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file once turned by its EXIF orientation (as
+    ``read_image(path, exif_transpose=True)`` decodes it), from its header."""
+    height, width, orientation = read_image_header(path)
+    return (width, height) if orientation in EXIF_QUARTER_TURNS else (height, width)
+
+
 # EXIF orientations that turn the image by 90 degrees one way or the other.
 EXIF_QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
@@ -183,11 +190,21 @@ def read_image_header(path: Path) -> tuple[int, int, int]:
     without decoding it; the orientation is 1 (upright) when the file has none."""
     with _open_image(path) as image:
         width, height = image.size
-        try:
-            orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
-        except Exception:  # a malformed EXIF block, in any of the ways PIL reports it
-            orientation = 1
-    return height, width, orientation
+        return height, width, _orientation(image)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an open image: 1 (upright) when it has none, or when its
+    EXIF block is malformed."""
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a malformed EXIF block, in any of the ways PIL reports it
+        return 1
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """An open image turned by its EXIF orientation (itself when upright, uncopied)."""
+    return image if _orientation(image) == 1 else ImageOps.exif_transpose(image)
 
 
 _EXIF_ORIENTATION = 0x0112

@@ -8,7 +8,10 @@ Layout under ``root``, where ``[split/]`` is present when a split is asked for::
     classes.txt or obj.names      optional, one class name per line
 
 Label coordinates are the box centre and size as fractions of the image width and
-height; classes count from 0, so class ``k`` is label ``k + 1``. An image without a label
+height; classes count from 0, so class ``k`` is label ``k + 1``. Images are read upright,
+turned by their EXIF orientation as Ultralytics reads them (OpenCV applies it), since
+its users label and check their boxes on the turned image; Roboflow's exports are
+turned already and carry no orientation. An image without a label
 file has no object. Boxes reaching past the image border are clipped to it, and boxes
 wholly outside it or without area (a width or height of 0 or below, a polygon whose
 points all share one x or one y) dropped; both are counted in ``box_audit`` and reported
@@ -35,6 +38,7 @@ from .dataset import (
     image_files_in,
     read_image,
     read_text,
+    read_upright_size,
 )
 
 NAMES_FILES = ("classes.txt", "obj.names")
@@ -121,12 +125,19 @@ class YOLODetection(ImageFileDataset):
 
     def __getitem__(self, index: int) -> Sample:
         # The boxes scale with the image size: take it from the decoded image.
-        image = read_image(self.image_path(index))
+        image = self._read_image(index)
         return image, self._target(index, (image.shape[-2], image.shape[-1]))
 
     def target(self, index: int) -> Target:
         """The target of image ``index``; only the image file's header is read."""
         return self._target(index, self.image_size(index))
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index`` upright, from its file's header."""
+        return read_upright_size(self.image_path(index))
+
+    def _read_image(self, index: int) -> Tensor:
+        return read_image(self.image_path(index), exif_transpose=True)
 
     def _target(self, index: int, size: tuple[int, int]) -> Target:
         height, width = size
