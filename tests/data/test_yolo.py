@@ -102,8 +102,8 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     assert len(warned) == 1
     assert str(warned[0].message) == (
         f"{root / 'labels'}: 2 boxes clipped to the image (a.txt, line 1 [0.6, 0.4, 1.2, 0.6] "
-        "on 1x1; a.txt, line 4 [-0.3, -0.1, 0.1, 1.1] on 1x1); 1 box dropped (a.txt, line 2 "
-        "[0.4, 1.4, 0.6, 1.6] on 1x1: outside the image)"
+        "in image fractions; a.txt, line 4 [-0.3, -0.1, 0.1, 1.1] in image fractions); 1 box "
+        "dropped (a.txt, line 2 [0.4, 1.4, 0.6, 1.6] in image fractions: outside the image)"
     )
     # a.png is 40 x 20: x 0.6..1.0 -> 24..40, y 0.4..0.6 -> 8..12; x 0..0.1 -> 0..4.
     expected = torch.tensor([[24.0, 8, 40, 12], [10, 5, 30, 15], [0, 0, 4, 20]])
@@ -120,9 +120,9 @@ def test_boxes_without_area_are_dropped_with_a_count(tmp_path: Path) -> None:
     with pytest.warns(UserWarning) as warned:
         data = YOLODetection(root)
     assert [str(w.message) for w in warned] == [
-        f"{root / 'labels'}: 3 boxes dropped (a.txt, line 1 [0.5, 0.4, 0.5, 0.6] on 1x1: no "
-        "area; a.txt, line 2 [0.6, 0.4, 0.4, 0.6] on 1x1: corners reversed; a.txt, line 4 "
-        "[0.1, 0.1, 0.5, 0.1] on 1x1: no area)"
+        f"{root / 'labels'}: 3 boxes dropped (a.txt, line 1 [0.5, 0.4, 0.5, 0.6] in image "
+        "fractions: no area; a.txt, line 2 [0.6, 0.4, 0.4, 0.6] in image fractions: corners "
+        "reversed; a.txt, line 4 [0.1, 0.1, 0.5, 0.1] in image fractions: no area)"
     ]
     # a.png is 40 x 20: the third box spans x 0.25..0.75 -> 10..30, y 0.25..0.75 -> 5..15.
     assert torch.allclose(data[0][1]["boxes"], torch.tensor([[10.0, 5, 30, 15]]))

@@ -33,17 +33,26 @@ class BoxAudit:
     dropped: list[str] = field(default_factory=list)
 
     def clip(
-        self, box: list[float], width: float, height: float, where: str, rounding: float = 0.0
+        self,
+        box: list[float],
+        width: float,
+        height: float,
+        where: str,
+        rounding: float = 0.0,
+        frame: str | None = None,
     ) -> list[float] | None:
         """``box`` (``x1, y1, x2, y2``) clipped to a ``width`` x ``height`` image, counted
         when that moved a corner by more than ``rounding`` (the format's own rounding,
-        which only clipping undoes); ``None``, counted as dropped, when no area is left."""
+        which only clipping undoes); ``None``, counted as dropped, when no area is left.
+        ``frame`` says what the numbers are measured in, where the box is named (default
+        ``on <width>x<height>``)."""
         # In float32, as the targets hold them: a box thinner than float32 can tell from
         # nothing has no area either.
         stored = [float(np.float32(v)) for v in box]
         limits = (width, height, width, height)
         clipped = [min(max(v, 0.0), limit) for v, limit in zip(stored, limits, strict=True)]
-        shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] on {width:g}x{height:g}"
+        frame = frame or f"on {width:g}x{height:g}"
+        shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] {frame}"
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             self.dropped.append(f"{shown}: {_why_dropped(box, width, height)}")
             return None

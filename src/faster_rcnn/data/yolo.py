@@ -180,7 +180,9 @@ def parse_label_file(path: Path, audit: BoxAudit) -> tuple[Tensor, Tensor]:
             continue
         where = f"{path.name}, line {line_number}"
         class_id, corners = _parse_label_line(line, f"{path}, line {line_number}")
-        clipped = audit.clip(corners, 1.0, 1.0, where, rounding=FRACTION_ROUNDING)
+        clipped = audit.clip(
+            corners, 1.0, 1.0, where, rounding=FRACTION_ROUNDING, frame="in image fractions"
+        )
         if clipped is not None:
             classes.append(class_id)
             rows.append(clipped)
