@@ -16,8 +16,9 @@ CATEGORY_IDS = {"rectangle": 5, "ellipse": 9, "triangle": 20}
 IMAGE_IDS = {"train": [101, 102, 103, 104], "test": [205, 207]}
 
 
-def write_coco_split(root: Path, split: str) -> Path:
-    """A Roboflow-style split folder of synthetic images; returns its annotation file."""
+def write_coco_split(root: Path, split: str, category_ids: dict[str, int] = CATEGORY_IDS) -> Path:
+    """A Roboflow-style split folder of synthetic images, its categories and their ids
+    ``category_ids`` (the boxes of other classes left out); returns its annotation file."""
     folder = root / split
     folder.mkdir(parents=True)
     shapes = SyntheticShapes(len(IMAGE_IDS[split]), image_size=(80, 120), seed=len(split))
@@ -30,16 +31,18 @@ def write_coco_split(root: Path, split: str) -> Path:
         for (x1, y1, x2, y2), label in zip(
             target["boxes"].tolist(), target["labels"].tolist(), strict=True
         ):
+            if names[label - 1] not in category_ids:
+                continue
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
-                    "category_id": CATEGORY_IDS[names[label - 1]],
+                    "category_id": category_ids[names[label - 1]],
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "iscrowd": 0,
                 }
             )
-    categories = [{"id": i, "name": n} for n, i in CATEGORY_IDS.items()]
+    categories = [{"id": i, "name": n} for n, i in category_ids.items()]
     file = folder / "_annotations.coco.json"
     file.write_text(
         json.dumps({"images": images, "annotations": annotations, "categories": categories})
@@ -221,3 +224,32 @@ def test_a_split_without_images_is_refused_by_train_and_evaluate(coco_run, tmp_p
     err = capsys.readouterr().err.strip()
     assert err == f"faster-rcnn: error: {root}: no images to evaluate {hint}"
     assert not (tmp_path / "e" / "metrics.json").exists()
+
+
+def test_a_split_with_some_of_the_models_classes_in_its_own_order_is_scored(
+    coco_run, tmp_path, capsys
+):
+    """A test file that lists only two of the model's three classes, numbered in another
+    order (ellipse 1, rectangle 2; the model's labels are rectangle 1, ellipse 2,
+    triangle 3), as a tool exporting each split on its own writes it: its labels are
+    renumbered by name, evaluate scores it with and without --coco-annotations, and
+    predict writes its own category ids, leaving out the class it lacks."""
+    _, _, model = coco_run
+    root = tmp_path / "data"
+    test_file = write_coco_split(root, "test", {"ellipse": 1, "rectangle": 2})
+    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["voc_ap50/triangle"] is None  # no box of it: no AP, out of the mean
+    assert metrics["voc_ap50/ellipse"] is not None and metrics["voc_ap50/rectangle"] is not None
+    argv += ["--coco-annotations", str(test_file), "--out", str(tmp_path / "f")]
+    assert main(argv) == 0
+    with_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert with_file["coco_ap"] == pytest.approx(metrics["coco_ap"], abs=1e-6)
+
+    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "p"), "--score", "0"]) == 0
+    results = json.loads((tmp_path / "p" / "detections.json").read_text())
+    assert results and {r["category_name"] for r in results} <= {"ellipse", "rectangle"}
+    for r in results:
+        assert r["category_id"] == {"ellipse": 1, "rectangle": 2}[r["category_name"]]

@@ -77,7 +77,7 @@ def test_coco_folder_picks_the_split_file_and_images_folder(tmp_path: Path) -> N
     assert train.images_dir == tmp_path / "train" and len(train) == 2
     with pytest.raises(ValueError, match=r"splits \['train2017', 'val2017'\]; none fits 'test'"):
         open_dataset(tmp_path, "test")
-    with pytest.raises(ValueError, match=r"has classes \['dog'\], expected \['cat'\]"):
+    with pytest.raises(ValueError, match=r"has classes \['dog'\]: \['dog'\] not among \['cat'\]"):
         open_dataset(tmp_path, "val", class_names=["cat"])
 
 
@@ -151,3 +151,45 @@ def test_classes_named_alike_are_warned_of(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert open_dataset(root).class_names == ("RBC", "WBC", "platelet")
+
+
+def _roboflow_split(root: Path, split: str, categories: dict[str, int], boxes: list) -> None:
+    """``root/split/_annotations.coco.json`` and its one image, with ``categories`` (name
+    -> id) and ``boxes`` (category name, x, y, w, h)."""
+    _image(root / split / "a.png", (40, 30))
+    annotations = [
+        {"id": k + 1, "image_id": 0, "category_id": categories[name], "bbox": box}
+        for k, (name, *box) in enumerate(boxes)
+    ]
+    data = {
+        "images": [{"id": 0, "file_name": "a.png", "width": 40, "height": 30}],
+        "categories": [{"id": i, "name": name} for name, i in categories.items()],
+        "annotations": annotations,
+    }
+    (root / split / "_annotations.coco.json").write_text(json.dumps(data))
+
+
+def test_coco_splits_with_their_own_category_lists_are_read_in_one_class_order(
+    tmp_path: Path,
+) -> None:
+    """Each split's file lists its own categories: valid numbers them in another order,
+    test lacks dog. Opened in train's order, their labels are renumbered by name; a split
+    with a class that order lacks is refused."""
+    _roboflow_split(tmp_path, "train", {"raccoon": 1, "dog": 2}, [("raccoon", 1, 1, 9, 9)])
+    valid_boxes = [("raccoon", 1, 1, 9, 9), ("dog", 20, 10, 9, 9)]
+    _roboflow_split(tmp_path, "valid", {"dog": 1, "raccoon": 2}, valid_boxes)
+    _roboflow_split(tmp_path, "test", {"raccoon": 7}, [("raccoon", 1, 1, 9, 9)])
+    names = open_dataset(tmp_path, "train").class_names
+    assert names == ("raccoon", "dog")
+    valid = open_dataset(tmp_path, "val", class_names=names)
+    assert valid.class_names == names and valid.num_classes == 3
+    assert valid[0][1]["labels"].tolist() == valid.target(0)["labels"].tolist() == [1, 2]
+    assert valid.label_to_category_id == {1: 2, 2: 1}
+    test = open_dataset(tmp_path, "test", class_names=names)
+    assert test.class_names == names and test.target(0)["labels"].tolist() == [1]
+    assert test.label_to_category_id == {1: 7} and test.category_id_to_label == {7: 1}
+    assert test.image_files == [tmp_path / "test" / "a.png"]  # the reader's, passed through
+    with pytest.raises(
+        ValueError, match=r"\['dog', 'raccoon'\]: \['dog'\] not among \['raccoon'\]"
+    ):
+        open_dataset(tmp_path, "val", class_names=["raccoon"])

@@ -135,6 +135,29 @@ def test_category_ids_and_from_coco_json(tmp_path) -> None:
         COCOEvaluator.from_coco_json(tmp_path / "nowhere.json")
 
 
+def test_a_file_lacking_some_of_the_models_classes_scores_those_it_has(tmp_path) -> None:
+    """The file has cat (3) and dog (18); the model's labels are bird 1, dog 2, cat 3.
+    Its detections of bird, which the file cannot score, are left out: with them the
+    perfect cat and dog detections still score AP 1."""
+    dataset = {
+        "images": [{"id": 42, "width": 400, "height": 400}],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 18, "name": "dog"}],
+        "annotations": [
+            {"id": 1, "image_id": 42, "category_id": 18, "bbox": [100, 100, 50, 50]},
+            {"id": 2, "image_id": 42, "category_id": 3, "bbox": [200, 200, 120, 120]},
+        ],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(dataset))
+    evaluator = COCOEvaluator.from_coco_json(path, {2: 18, 3: 3}, ["bird", "dog", "cat"])
+    assert evaluator.num_classes == 4 and evaluator.class_names == ["bird", "dog", "cat"]
+    found = det([MEDIUM, MEDIUM, LARGE, SMALL], [1, 2, 3, 1], [0.99, 0.9, 0.9, 0.95])
+    evaluator.update([found], image_ids=[42])
+    assert evaluator.compute()["AP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"labels \[2, 3\] are not among the 2 classes"):
+        COCOEvaluator.from_coco_json(path, {2: 18, 3: 3}, ["bird", "dog"])
+
+
 def test_label_to_category_id_in_memory() -> None:
     targets = [gt([MEDIUM, LARGE], [1, 2])]
     stats = evaluate(targets_as_detections(targets), targets, label_to_category_id={1: 7, 2: 3})

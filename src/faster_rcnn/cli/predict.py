@@ -3,7 +3,9 @@
 Given files and folders, an image's ``image_id`` is its place in the sorted list and
 ``category_id`` the model's label. Given a dataset (``--data``), they are the dataset's
 own: a COCO file's image and category ids (so ``evaluate --detections`` can score the
-JSON against that file), else the image's place in the split and the label.
+JSON against that file; a class of the model's that the file lacks has no id, and its
+detections are drawn but not written), else the image's place in the split and the
+label.
 
 With ``--onnx`` an exported model runs instead, with ONNX Runtime on the CPU; it gives
 the same detections, but no proposals to draw.
@@ -180,12 +182,13 @@ def coco_records(
     category_ids: Mapping[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One image's detections as COCO results (``bbox`` as x, y, width, height), the
-    labels written as ``category_ids[label]`` when given."""
+    labels written as ``category_ids[label]`` when given; a label without one (a class
+    the dataset's file lacks) is left out, as no file of its ids can score it."""
     return [
         {
             "image_id": image_id,
             "file_name": str(path),
-            "category_id": category_ids[label] if category_ids else label,
+            "category_id": label if category_ids is None else category_ids[label],
             "category_name": class_names[label - 1],
             "bbox": [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
             "score": round(score, 5),
@@ -196,6 +199,7 @@ def coco_records(
             detections["scores"].tolist(),
             strict=True,
         )
+        if category_ids is None or label in category_ids
     ]
 
 

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -310,6 +310,19 @@ class WrappedDataset:
     def image_size(self, index: int) -> tuple[int, int]:
         """``(height, width)`` of the wrapped item ``index``."""
         return image_size_of(self.dataset, index)
+
+
+class TransparentWrapper(WrappedDataset):
+    """A wrapper that changes some of what a dataset gives and passes every other
+    attribute through: the wrapped reader's ``image_files``, ``image_path``,
+    ``box_audit``, ``label_to_category_id`` and the rest are the wrapper's."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what the wrapper lacks; "dataset" itself is missing only while
+        # an unpickled copy is being rebuilt, which must not recurse.
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 class ImageFileDataset(ABC):

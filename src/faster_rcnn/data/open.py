@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .class_order import InClassOrder, takes_class_order
 from .coco import COCODetection
 from .dataset import DetectionDataset, holds_images
 from .slides import SyntheticSlides
@@ -104,17 +105,25 @@ class DatasetLayout:
         """The split ``split`` (see :meth:`resolve`), every image file checked to exist.
 
         Args:
-            class_names: the class order to use (VOC), or to check against (the others).
+            class_names: the class order of the labels. A split whose own classes are
+                among them, in another order or some of them missing (a COCO file lists
+                its own), is renumbered to it by name (:class:`InClassOrder`).
+
+        Raises:
+            ValueError: the split has a class that ``class_names`` lacks.
         """
         dataset = self.opener(self.resolve(split), class_names)
         check_image_files(dataset)
         warn_of_look_alike_classes(dataset.class_names, f"{self.path} ({split})")
-        if class_names is not None and tuple(class_names) != dataset.class_names:
+        if class_names is None or tuple(class_names) == dataset.class_names:
+            return dataset
+        if not takes_class_order(dataset.class_names, class_names):
+            others = [name for name in dataset.class_names if name not in class_names]
+            why = f"{others} not among {list(class_names)}" if others else "a name twice"
             raise ValueError(
-                f"{self.path} ({split}) has classes {list(dataset.class_names)}, expected "
-                f"{list(class_names)}"
+                f"{self.path} ({split}) has classes {list(dataset.class_names)}: {why}"
             )
-        return dataset
+        return InClassOrder(dataset, class_names)
 
 
 def open_dataset(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor
 
@@ -22,8 +21,8 @@ from .dataset import (
     DetectionDataset,
     Sample,
     Target,
+    TransparentWrapper,
     UnreadableImageError,
-    WrappedDataset,
     target_of,
 )
 
@@ -36,7 +35,7 @@ def check_resizable(image: Tensor, file: Path, min_sizes: Sequence[int], max_siz
         raise UnreadableImageError(file, f"{file}: {reason}")
 
 
-class ResizableImages(WrappedDataset):
+class ResizableImages(TransparentWrapper):
     """``dataset``, whose items too elongated for ``min_sizes`` / ``max_size`` raise
     :class:`UnreadableImageError` (see the module). Every other attribute of the wrapped
     dataset (``image_files``, ``label_to_category_id``, ...) is its own.
@@ -60,10 +59,3 @@ class ResizableImages(WrappedDataset):
     def target(self, index: int) -> Target:
         """The wrapped dataset's target of item ``index``, read as cheaply as it allows."""
         return target_of(self.dataset, index)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for what this class lacks; "dataset" itself is missing only while
-        # an unpickled copy is being rebuilt, which must not recurse.
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)

@@ -102,6 +102,7 @@ class COCOEvaluator:
         cls,
         path: str | os.PathLike[str],
         label_to_category_id: Mapping[int, int] | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> COCOEvaluator:
         """Evaluate against a COCO annotation file instead of the targets.
 
@@ -110,6 +111,10 @@ class COCOEvaluator:
             label_to_category_id: our label -> ``category_id``; default labels
                 ``1..K`` for the file's categories in increasing id order (the usual
                 contiguous mapping of COCO datasets).
+            class_names: the names of labels ``1..K`` where the file may lack some of
+                them (a test split without a class the model has): a label without a
+                category id is then not scored, its detections left out. Default: the
+                file's names, each label mapped.
 
         Then :meth:`update` needs each image's COCO ``image_id`` (an argument or the
         target's ``"image_id"``); the targets' boxes are not used. Only the images seen
@@ -123,10 +128,16 @@ class COCOEvaluator:
         if unknown:
             raise ValueError(f"{path}: category ids {unknown} are not in the file")
         labels = sorted(label_to_category_id)
-        if labels != list(range(1, len(labels) + 1)):
-            raise ValueError(f"labels must be 1..K with no gap, got {labels}")
-        names = [coco_gt.cats[label_to_category_id[label]]["name"] for label in labels]
-        evaluator = cls(len(labels) + 1, names, label_to_category_id)
+        if class_names is None:
+            if labels != list(range(1, len(labels) + 1)):
+                raise ValueError(f"labels must be 1..K with no gap, got {labels}")
+            class_names = [coco_gt.cats[label_to_category_id[label]]["name"] for label in labels]
+        elif not set(labels) <= set(range(1, len(class_names) + 1)):
+            raise ValueError(f"labels {labels} are not among the {len(class_names)} classes")
+        evaluator = cls(len(class_names) + 1, class_names)
+        evaluator.label_to_category_id = {
+            label: int(label_to_category_id[label]) for label in labels
+        }
         evaluator._coco_gt = coco_gt
         evaluator._coco_file = Path(path)
         return evaluator
@@ -256,7 +267,8 @@ class COCOEvaluator:
     def _detection_results(
         self, image_id: int, prediction: dict[str, Tensor]
     ) -> list[dict[str, Any]]:
-        """COCO result entries (``"bbox"`` as x, y, w, h) of an image's detections."""
+        """COCO result entries (``"bbox"`` as x, y, w, h) of an image's detections; those of
+        a class the annotation file lacks are left out (nothing scores them)."""
         boxes, labels, scores = read_detections(prediction, image_id, self.num_classes)
         boxes = boxes.to(torch.float64)
         xywh = torch.cat((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), dim=1).tolist()
@@ -268,6 +280,7 @@ class COCOEvaluator:
                 "score": float(score),
             }
             for box, label, score in zip(xywh, labels.tolist(), scores.tolist(), strict=True)
+            if label in self.label_to_category_id
         ]
 
     def _in_memory_gt(self) -> COCO:

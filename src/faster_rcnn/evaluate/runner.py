@@ -196,9 +196,10 @@ def evaluate_detector(
     if coco_annotation_file is None:
         coco = COCOEvaluator(num_classes, class_names=class_names)
     else:
-        coco = COCOEvaluator.from_coco_json(
-            coco_annotation_file, getattr(dataset, "label_to_category_id", None)
-        )
+        category_ids = getattr(dataset, "label_to_category_id", None)
+        # With the dataset's own map its classes may be some of the model's (InClassOrder).
+        names = class_names if category_ids is not None else None
+        coco = COCOEvaluator.from_coco_json(coco_annotation_file, category_ids, names)
         if coco.num_classes != num_classes:
             raise ValueError(
                 f"{coco_annotation_file} has {coco.num_classes - 1} categories but the model "
