@@ -263,6 +263,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     )
 
 
+def _one_image_coco(
+    path: Path, file_name: str, size: tuple[int, int], name: str, bbox: list[float]
+) -> None:
+    """A COCO file of one ``(width, height)`` image with one box of class ``name``."""
+    coco = {
+        "images": [{"id": 5, "file_name": file_name, "width": size[0], "height": size[1]}],
+        "categories": [{"id": 3, "name": name}],
+        "annotations": [{"id": 1, "image_id": 5, "category_id": 3, "bbox": bbox}],
+    }
+    path.write_text(json.dumps(coco))
+
+
 def test_yolo_and_coco_annotations(tmp_path):
     to_pil(torch.rand(3, 40, 80)).save(tmp_path / "d.png")
     (tmp_path / "labels").mkdir()
@@ -272,12 +284,7 @@ def test_yolo_and_coco_annotations(tmp_path):
     assert torch.equal(image, read_image(tmp_path / "d.png"))
     torch.testing.assert_close(boxes, torch.tensor([[20.0, 15.0, 60.0, 25.0]]))
     assert names == ("dog",)
-    coco = {
-        "images": [{"id": 5, "file_name": "images/d.png", "width": 80, "height": 40}],
-        "categories": [{"id": 3, "name": "cat"}],
-        "annotations": [{"id": 1, "image_id": 5, "category_id": 3, "bbox": [1, 2, 10, 20]}],
-    }
-    (tmp_path / "d.json").write_text(json.dumps(coco))
+    _one_image_coco(tmp_path / "d.json", "images/d.png", (80, 40), "cat", [1, 2, 10, 20])
     image, boxes, names = read_annotated_image(tmp_path / "d.json", tmp_path / "d.png")
     assert torch.equal(image, read_image(tmp_path / "d.png"))  # file_name is elsewhere
     torch.testing.assert_close(boxes, torch.tensor([[1.0, 2.0, 11.0, 22.0]]))
@@ -306,12 +313,7 @@ def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_p
         image, boxes, _ = read_annotated_image(tmp_path / "e.xml", tmp_path / "e.jpg")
         assert torch.equal(image, expected)
         assert torch.equal(boxes, torch.tensor([[0.0, 0, min(width, 30), min(height, 30)]]))
-    coco = {
-        "images": [{"id": 1, "file_name": "e.jpg", "width": 20, "height": 40}],
-        "categories": [{"id": 1, "name": "a"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 25, 20, 15]}],
-    }
-    (tmp_path / "e.json").write_text(json.dumps(coco))
+    _one_image_coco(tmp_path / "e.json", "e.jpg", (20, 40), "a", [0, 25, 20, 15])
     image, boxes, _ = read_annotated_image(tmp_path / "e.json", tmp_path / "e.jpg")
     assert torch.equal(image, turned)
     assert torch.equal(boxes, torch.tensor([[0.0, 25, 20, 40]]))
