@@ -20,6 +20,22 @@ def test_the_budget_stops_the_run_once_its_seconds_are_spent(monkeypatch):
     assert budget.plan(3) is None  # 40 s > 35 s
 
 
+def test_a_resumed_budget_goes_on_from_the_seconds_counted_and_the_plan_projected(
+    monkeypatch,
+):
+    """A run stopped after 25 s and 30 steps, having projected 60: resumed, its clock
+    reads 25 s more than this process's, it keeps the 60 steps until it has timed 20
+    steps of its own, and it stops once the 35 s budget is spent, 10 s on."""
+    clock = iter(range(1000, 10_000))  # 1 s a reading; this process starts at 1000 s
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
+    budget = TimeBudget(steps=1000, max_seconds=35.0, start_step=30, spent=25.0, plan=60)
+    assert budget.projected and budget.shown_plan == budget.kept_plan == 60
+    assert budget.seconds_spent() == 26.0  # 1 s after the budget was made
+    assert [budget.plan(step) for step in range(30, 39)] == [60] * 9  # at 27 ... 35 s
+    assert budget.plan(39) is None  # 36 s > 35 s
+    assert TimeBudget(steps=1000, max_seconds=None).kept_plan is None
+
+
 def test_without_a_budget_the_plan_is_the_configured_length(monkeypatch):
     clock = iter(range(0, 10**9, 10**6))
     monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
@@ -117,3 +133,16 @@ def test_a_shared_budget_gives_each_stage_its_share_of_the_time_left(monkeypatch
     now[0] = 70.0  # overrun: the last stage runs no step
     assert budget.seconds_for(3) == 1e-3
     assert SharedBudget(None, (1, 1)).seconds_for(0) is None
+
+
+def test_a_resumed_shared_budget_counts_the_seconds_its_stages_spent_before(monkeypatch):
+    """60 s shared 2:1:2:1; before the interruption the first stage spent 18 s and the
+    second 4 s of its share. Resumed, the first stage is done, the second's share is what
+    it was when first reached (42 * 1/4; its own budget goes on from its 4 s), and the
+    third's follows from the 4 + 7 s the second spent in all."""
+    now = [0.0]
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: now[0])
+    budget = SharedBudget(60.0, (2, 1, 2, 1), spent=(18.0, 4.0, 0.0, 0.0))
+    assert budget.seconds_for(1) == 10.5  # (60 - 18) * 1/4
+    now[0] = 7.0  # the second stage's resumed part
+    assert budget.seconds_for(2) == pytest.approx((60 - 18 - 4 - 7) * 2 / 3)

@@ -157,11 +157,14 @@ def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
     assert lrs == pytest.approx([0.01] * 20 + [0.001 * scale] * 6)
     saved = TrainingCheckpoint.load(tmp_path / "joint", tiny_model())
     assert saved.step == 25 and saved.lr_scale == pytest.approx(scale)
-    # Resumed at step 25 with a fresh budget, which plans 100 steps (no decay) until it
-    # projects again: the settled scale applies from the first resumed step.
-    Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit(resume=True)
-    resumed = read_records(tmp_path / "metrics.jsonl")[25]
-    assert resumed["step"] == 25 and resumed["lr"] == pytest.approx(0.01 * scale)
+    # Resumed at step 25, the budget goes on from the seconds it had counted and the plan
+    # it had projected: the rate stays decayed and scaled, and the run stops where the
+    # uninterrupted one did (after step 29), not after a second budget.
+    assert saved.planned_steps == 29 and saved.seconds_spent == pytest.approx(76.0)
+    history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit(resume=True)
+    lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
+    assert len(history) == len(lrs) == 30
+    assert lrs[25:] == pytest.approx([0.001 * scale] * 5)
 
 
 def test_amp_is_ignored_on_a_cpu_without_bfloat16(monkeypatch):

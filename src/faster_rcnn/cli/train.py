@@ -463,7 +463,8 @@ def fit_and_save(trainer: Trainer, out: Path, resume: bool = False) -> list[dict
         f" ({trainer.skipped_steps} skipped: non-finite loss)" if trainer.skipped_steps else ""
     )
     seconds = time.perf_counter() - start
-    print(f"{trainer.stage}: {len(history)} steps in {seconds:.0f} s{skipped}")
+    resumed = f", resumed at step {trainer.resumed_at}" if trainer.resumed_at is not None else ""
+    print(f"{trainer.stage}: {len(history)} steps in {seconds:.0f} s{resumed}{skipped}")
     if trainer.unreadable.files:
         print(f"{trainer.stage}: {trainer.unreadable.summary()}")
     save_model(trainer.model, out / MODEL_FILE)

@@ -426,7 +426,13 @@ def train_alternating(
     rank, world_size = rank_and_world_size()
     unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
     device = torch.device(device)
-    budget = SharedBudget(max_seconds, PAPER_STEPS, world_size, device)
+    # A resumed run's stages spent their seconds before: its budget goes on from them.
+    spent = (
+        [TrainingCheckpoint.seconds_spent_in(Path(out_dir) / name) for name in STAGES]
+        if resume and out_dir is not None
+        else None
+    )
+    budget = SharedBudget(max_seconds, PAPER_STEPS, world_size, device, spent)
 
     def stage(name: str) -> dict[str, Any]:
         step_report = None if on_step is None else partial(on_step, name)

@@ -29,6 +29,10 @@ class TimeBudget:
         world_size: processes of a data-parallel run; with more than one, every rank
             reads rank 0's clock (a collective), so that all plan and stop alike.
         device: where that collective's tensor lives.
+        spent: the seconds already counted, by the run a resumption continues (its
+            checkpoint's :meth:`seconds_spent`): the clock goes on from them.
+        plan: the run length that run had projected (its checkpoint's :attr:`kept_plan`),
+            kept until the resumption has timed its own steps.
     """
 
     def __init__(
@@ -38,11 +42,13 @@ class TimeBudget:
         start_step: int = 0,
         world_size: int = 1,
         device: torch.device = _CPU,
+        spent: float = 0.0,
+        plan: int | None = None,
     ) -> None:
         self.max_seconds = max_seconds
         self.world_size, self.device = world_size, device
-        self.pacer = TimeBudgetPacer(steps, max_seconds, start_step)
-        self.start = time.perf_counter()
+        self.pacer = TimeBudgetPacer(steps, max_seconds, start_step, spent=spent, plan=plan)
+        self.start = time.perf_counter() - spent
 
     def plan(self, step: int) -> int | None:
         """The run length to lay the schedule over at step ``step``; ``None`` once the
@@ -64,9 +70,18 @@ class TimeBudget:
         without a budget); ``None`` before, when the plan is only a bound."""
         return self.pacer.total_steps if self.projected else None
 
+    @property
+    def kept_plan(self) -> int | None:
+        """The plan a checkpoint keeps: the projected run length, ``None`` before one."""
+        return self.pacer.total_steps if self.max_seconds is not None and self.projected else None
+
+    def seconds_spent(self) -> float:
+        """Seconds counted so far, on this process's clock (no collective)."""
+        return time.perf_counter() - self.start
+
     def elapsed(self) -> float:
         """Seconds since the start (rank 0's in a data-parallel run with a budget)."""
-        elapsed = time.perf_counter() - self.start
+        elapsed = self.seconds_spent()
         if self.max_seconds is not None and self.world_size > 1:
             elapsed = distributed.value_of_main(elapsed, self.device)
         return elapsed
@@ -90,23 +105,32 @@ class TimeBudgetPacer:
         max_seconds: the time budget (``None``: the plan is always ``steps``).
         start_step: the step the run (or its resumption) starts at.
         min_steps: steps timed before the first projection.
+        spent: the seconds the budget had counted at ``start_step`` (a resumption's).
+        plan: the run length projected before ``start_step`` (a resumption's): the plan
+            until ``min_steps`` more steps are timed.
     """
 
     def __init__(
-        self, steps: int, max_seconds: float | None, start_step: int = 0, min_steps: int = 20
+        self,
+        steps: int,
+        max_seconds: float | None,
+        start_step: int = 0,
+        min_steps: int = 20,
+        spent: float = 0.0,
+        plan: int | None = None,
     ) -> None:
         self.max_steps = steps
-        self.total_steps = steps
+        self.total_steps = steps if plan is None else min(plan, steps)
         self.max_seconds = max_seconds
         self.start_step = start_step
         self.min_steps = max(1, min_steps)
         # Whether the plan is the run's length as projected (or, without a budget, as set).
-        self.projected = max_seconds is None
-        # (step, seconds since start_step) at every update, the run's start first.
-        self._timeline: list[tuple[int, float]] = [(start_step, 0.0)]
+        self.projected = max_seconds is None or plan is not None
+        # (step, seconds counted) at every update, the run's start first.
+        self._timeline: list[tuple[int, float]] = [(start_step, spent)]
 
     def update(self, step: int, elapsed: float) -> int:
-        """The plan at step ``step``, ``elapsed`` seconds after ``start_step`` began."""
+        """The plan at step ``step``, with ``elapsed`` seconds counted."""
         if self.max_seconds is None:
             return self.total_steps
         last_step = self._timeline[-1][0]
@@ -138,6 +162,10 @@ class SharedBudget:
         seconds: the whole budget (``None``: no stage has one).
         weights: one per stage, in the order they run.
         world_size / device: as for :class:`TimeBudget` (rank 0's clock decides).
+        spent: per stage, the seconds it had spent before this process, for a resumed
+            run (its checkpoint's); a stage's share is then what it was when the run
+            first reached it, and its own :class:`TimeBudget` goes on from its spent
+            seconds.
     """
 
     def __init__(
@@ -146,18 +174,21 @@ class SharedBudget:
         weights: Sequence[float],
         world_size: int = 1,
         device: torch.device = _CPU,
+        spent: Sequence[float] | None = None,
     ) -> None:
         self.seconds, self.weights = seconds, list(weights)
         self.world_size, self.device = world_size, device
+        self.spent = list(spent) if spent is not None else [0.0] * len(self.weights)
         self.start = time.perf_counter()
 
     def seconds_for(self, stage: int) -> float | None:
-        """The budget of stage ``stage`` (0-based), starting now; at least a millisecond,
-        so that a stage reached after the budget is spent runs no step."""
+        """The budget of stage ``stage`` (0-based), starting now (counting its seconds
+        spent before a resumption); at least a millisecond, so that a stage reached after
+        the budget is spent runs no step."""
         if self.seconds is None:
             return None
         elapsed = time.perf_counter() - self.start
         if self.world_size > 1:
             elapsed = distributed.value_of_main(elapsed, self.device)
-        left = self.seconds - elapsed
+        left = self.seconds - sum(self.spent[:stage]) - elapsed
         return max(left * self.weights[stage] / sum(self.weights[stage:]), 1e-3)

@@ -41,7 +41,7 @@ from ..model import FasterRCNN
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
 # Fields added to the format since: a state written before them lacks them (defaults).
-_ADDED_FIELDS = frozenset({"lr_scale"})
+_ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps"})
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 
@@ -148,6 +148,10 @@ class TrainingCheckpoint:
         lr_scale: the short-run scale of the learning rate, once the run settled it
             (:func:`~faster_rcnn.train.schedule.short_run_scale`); absent from the states
             of older versions.
+        seconds_spent: the seconds the stage's time budget had counted; absent from
+            older versions' states.
+        planned_steps: the run length its time budget had projected (the schedule's
+            length), ``None`` before a projection; absent from older versions' states.
     """
 
     stage: str
@@ -161,6 +165,8 @@ class TrainingCheckpoint:
     python_rng_state: tuple[Any, ...]
     grad_scaler: dict[str, Any] | None = None
     lr_scale: float | None = None
+    seconds_spent: float | None = None
+    planned_steps: int | None = None
 
     def restore_global_rng(self) -> None:
         """Put the global torch, CUDA and ``random`` generators back as they were."""
@@ -206,6 +212,19 @@ class TrainingCheckpoint:
         return None
 
     @classmethod
+    def seconds_spent_in(cls, directory: str | Path) -> float:
+        """The seconds the time budget of the checkpoint in ``directory`` had counted; 0
+        where there is no checkpoint, or its state does not say (an older version's).
+
+        Raises:
+            ValueError: the state file is unreadable.
+        """
+        found = cls.find(directory)
+        if found is None:
+            return 0.0
+        return float(_read_state(found / STATE_FILE).get("seconds_spent") or 0.0)
+
+    @classmethod
     def load(cls, directory: str | Path, model: FasterRCNN) -> TrainingCheckpoint:
         """Load the checkpoint in ``directory``: weights into ``model``, the rest returned.
 
@@ -219,13 +238,8 @@ class TrainingCheckpoint:
                 f"no training checkpoint in {directory} (expected {MODEL_FILE} and {STATE_FILE})"
             )
         state_path = found / STATE_FILE
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
-            raise ValueError(f"{state_path} is not a readable training state: {error}") from error
+        state = _read_state(state_path)
         fields = {field.name for field in dataclasses.fields(cls)}
-        if not isinstance(state, dict) or state.pop("format", None) != STATE_FORMAT:
-            raise ValueError(f"{state_path} is not a faster-rcnn training state")
         if not fields - _ADDED_FIELDS <= set(state) <= fields:
             raise ValueError(
                 f"{state_path} holds the fields {sorted(state)}; expected {sorted(fields)}"
@@ -233,6 +247,22 @@ class TrainingCheckpoint:
         _check_same_classes(found, model)
         load_weights(model, found / MODEL_FILE)
         return cls(**state)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """The fields of the training state file ``path``, its format mark removed.
+
+    Raises:
+        ValueError: the file is unreadable, or not a faster-rcnn training state.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
+        reason = str(error) or f"{type(error).__name__} (an empty or cut-off file?)"
+        raise ValueError(f"{path} is not a readable training state: {reason}") from error
+    if not isinstance(state, dict) or state.pop("format", None) != STATE_FORMAT:
+        raise ValueError(f"{path} is not a faster-rcnn training state")
+    return state
 
 
 def _check_same_classes(checkpoint: Path, model: FasterRCNN) -> None:

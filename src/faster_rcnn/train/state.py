@@ -57,6 +57,11 @@ class TrainingState:
         self.generator = torch.Generator().manual_seed(derive_seed(cfg.seed, rank, world_size))
         # The short-run scale of the rate, once the stage settles it (see Trainer).
         self.lr_scale: float | None = None
+        # Where the stage's time budget stands: the seconds it counted and the run length
+        # it projected, so that a resumed run goes on with the time left and the same
+        # schedule (see TimeBudget).
+        self.seconds_spent = 0.0
+        self.planned_steps: int | None = None
 
     def save(self, stage_dir: Path, history: list[dict[str, float]]) -> None:
         """Checkpoint the model and this state after ``len(history)`` steps (rank 0
@@ -79,6 +84,8 @@ class TrainingState:
             python_rng_state=random.getstate(),
             grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             lr_scale=self.lr_scale,
+            seconds_spent=self.seconds_spent,
+            planned_steps=self.planned_steps,
         ).save(stage_dir, self.model)
 
     def restore(self, stage_dir: Path) -> list[dict[str, float]]:
@@ -104,6 +111,8 @@ class TrainingState:
         self._restore_generator(checkpoint, stage_dir)
         checkpoint.restore_global_rng()
         self.lr_scale = checkpoint.lr_scale
+        self.seconds_spent = checkpoint.seconds_spent or 0.0
+        self.planned_steps = checkpoint.planned_steps
         return list(checkpoint.history)
 
     def _restore_generator(self, checkpoint: TrainingCheckpoint, stage_dir: Path) -> None:

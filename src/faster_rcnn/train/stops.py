@@ -2,7 +2,9 @@
 
 Ctrl-C (SIGINT) or a scheduler's SIGTERM asks the stage to stop: the step under way
 finishes, the checkpoint is written, and :class:`TrainingInterrupted` says where it is.
-A second Ctrl-C stops at once, as Python's default does. A run of steps whose loss is not
+A second Ctrl-C stops at once, as Python's default does, without that checkpoint; one
+that comes within :data:`DOUBLE_PRESS_SECONDS` of the first is taken for the same
+press (a key pressed twice in haste) and ignored. A run of steps whose loss is not
 finite ends in :class:`TrainingDiverged`, also after a checkpoint.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +23,8 @@ from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A second Ctrl-C sooner than this after the first is the same press, not a new request.
+DOUBLE_PRESS_SECONDS = 1.0
 
 
 class TrainingInterrupted(Exception):
@@ -43,10 +49,19 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._first_press = 0.0
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            if time.monotonic() - self._first_press > DOUBLE_PRESS_SECONDS:
+                raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
+            return  # the same press, twice in haste
+        if signum == signal.SIGINT:
+            self._first_press = time.monotonic()
+            sys.stderr.write(
+                "\nstopping after the step under way, with a checkpoint (Ctrl-C again quits "
+                "without one)\n"
+            )
         self.signum = signum
 
 

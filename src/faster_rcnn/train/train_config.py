@@ -38,7 +38,8 @@ class TrainConfig:
     schedule is then laid out over the steps that fit in it
     (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run cut short still ends at
     its lowest learning rate. Such a run depends on the machine's speed: only runs without
-    ``max_seconds`` resume bit for bit.
+    ``max_seconds`` resume bit for bit. A resumed one goes on with the time its budget had
+    left and the run length it had projected.
 
     ``lr = 0.01`` for 4 images a step and ``"cosine"`` won on both a crowded set with a
     small rare class and raccoon's one large object an image, in runs of the steps 20 CPU

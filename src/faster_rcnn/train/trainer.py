@@ -135,6 +135,8 @@ class Trainer:
         self.on_step, self.progress, self.tensorboard_dir = on_step, progress, tensorboard_dir
         # Steps of the last fit whose loss was not finite (no update applied).
         self.skipped_steps = 0
+        # The step the last fit resumed at; None when it started afresh.
+        self.resumed_at: int | None = None
         # The unreadable images met, each replaced by the next readable one.
         if unreadable is None:
             unreadable = UnreadableLog(strict=not cfg.skip_unreadable, warn=self.rank == 0)
@@ -199,12 +201,18 @@ class Trainer:
         time budget, a stop request, divergence or an unreadable image that must stop the
         stage (returned) ends them; then write the final checkpoint."""
         start_step = len(history)
-        cadence = self._cadence(history, resume)
+        budget = TimeBudget(
+            self.cfg.steps,
+            self.cfg.max_seconds,
+            start_step,
+            self.world_size,
+            self.device,
+            spent=self.state.seconds_spent,
+            plan=self.state.planned_steps,
+        )
+        cadence = self._cadence(history, resume, budget)
         losses_of = self._batch_losses()
         self.model.train()
-        budget = TimeBudget(
-            self.cfg.steps, self.cfg.max_seconds, start_step, self.world_size, self.device
-        )
         show = self.progress and self.rank == 0
         unreadable: UnreadableImageError | None = None
         with (
@@ -275,9 +283,12 @@ class Trainer:
             return error
         return None
 
-    def _cadence(self, history: list[dict[str, float]], resumed: bool) -> CheckpointCadence:
-        """When this stage writes ``history`` and the state (nothing without a folder)."""
-        save = partial(self.state.save, self.stage_dir, history) if self.stage_dir else None
+    def _cadence(
+        self, history: list[dict[str, float]], resumed: bool, budget: TimeBudget
+    ) -> CheckpointCadence:
+        """When this stage writes ``history`` and the state, with where ``budget`` stands
+        (nothing without a folder)."""
+        save = partial(self._save, self.stage_dir, history, budget) if self.stage_dir else None
         return CheckpointCadence(
             self.cfg.checkpoint_every,
             save,
@@ -285,6 +296,13 @@ class Trainer:
             minutes=self.cfg.checkpoint_minutes,
             clock=self._shared_clock,
         )
+
+    def _save(self, stage_dir: Path, history: list[dict[str, float]], budget: TimeBudget) -> None:
+        """Checkpoint the stage in ``stage_dir`` after ``len(history)`` steps, with the
+        seconds its budget counted and the run length it projected."""
+        self.state.seconds_spent = budget.seconds_spent()
+        self.state.planned_steps = budget.kept_plan
+        self.state.save(stage_dir, history)
 
     def _shared_clock(self) -> float:
         """Seconds on rank 0's clock (a collective in a data-parallel run)."""
@@ -311,6 +329,7 @@ class Trainer:
                     f"{self.stage_dir}; start without resuming"
                 )
             history = self.state.restore(self.stage_dir)
+            self.resumed_at = len(history)
             if self.progress and self.rank == 0:
                 # A time-limited run's length is the budget's, not its bound in cfg.steps.
                 of = f" of {self.cfg.steps}" if self.cfg.max_seconds is None else ""
