@@ -408,3 +408,40 @@ def test_an_image_too_elongated_to_resize_is_skipped_as_an_unreadable_one(tmp_pa
     captured = capsys.readouterr()
     assert f"{images / 'strip.png'}: {reason}" in captured.err
     assert "in 1 images (1 skipped)" in captured.out
+
+
+def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, capsys):
+    """A checkpoint written after the model file (or without one) is a run that stopped
+    before its end: a fresh run there is refused before anything is loaded, --resume
+    continues it; a finished run may be trained over. --out naming a file is refused."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "2", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    assert main(argv) == 0  # finished: trained over, as before
+    (out / "model.safetensors").unlink()  # as a run stopped by a signal leaves it
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {out} holds the checkpoint of a run that did not finish "
+        f"({out / 'joint'}): --resume continues it; to start anew, remove it or choose "
+        "another --out"
+    )
+    assert main([*argv, "--resume"]) == 0
+    (tmp_path / "file").write_text("")
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(tmp_path / "file")]
+    assert main(argv) == 2
+    assert "is a file: training writes a folder there" in capsys.readouterr().err
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:4", "--steps", "1", "--out", str(run), *TINY]) == 0
+    model = str(run / "model.safetensors")
+    (tmp_path / "file").write_text("")
+    capsys.readouterr()
+    argv = ["evaluate", "--model", model, "--data", "synthetic:2", "--out", str(tmp_path / "file")]
+    assert main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"faster-rcnn: error: File exists: {tmp_path / 'file'}"
+    assert main(["export", "--model", model, "--out", str(tmp_path)]) == 2
+    assert "is a folder: name the .onnx file to write" in capsys.readouterr().err

@@ -3,10 +3,10 @@ and explain.
 
 Each command is a module here that defines its options (``add_parser``) and runs them
 (``run``) through the library's functions. User mistakes (a missing file, an unknown
-preset, a bad option value, a flag the chosen scheme would ignore) end in one line on
-stderr and exit status 2, not a traceback; so does a training run that diverged. Ctrl-C
-or SIGTERM during training ends it after a checkpoint, with one line and status
-128 + the signal's number.
+preset, a bad option value, a flag the chosen scheme would ignore, an output path that
+cannot be written) end in one line on stderr and exit status 2, not a traceback; so does
+a training run that diverged. Ctrl-C or SIGTERM during training ends it after a
+checkpoint, with one line and status 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -62,9 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as error:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path that cannot be written: a file, read-only, disk full
+        print(f"faster-rcnn: error: {_os_error_line(error)}", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
         warnings.showwarning = previous_show
+
+
+def _os_error_line(error: OSError) -> str:
+    """``error`` as the system says it, naming the path: "Is a directory: out.onnx"."""
+    if error.strerror and error.filename is not None:
+        return f"{error.strerror}: {error.filename}"
+    return str(error)
 
 
 class Interrupted(Exception):

@@ -28,8 +28,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
     out = args.out or args.model.with_suffix(".onnx")
+    if out.is_dir():  # found now, not after the export's work
+        raise ValueError(f"--out {out} is a folder: name the .onnx file to write")
+    model = load_model(args.model)
     start = time.perf_counter()
     export_onnx(model, out)
     size = out.stat().st_size / 2**20

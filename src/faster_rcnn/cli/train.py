@@ -31,7 +31,7 @@ from ..data.resizable import ResizableImages
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
-from ..train.checkpoint import save_model
+from ..train.checkpoint import STATE_FILE, TrainingCheckpoint, save_model
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
@@ -341,6 +341,36 @@ def check_options(args: argparse.Namespace) -> None:
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_amp(args)
+    check_out(args.out, args.resume)
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """Refuse an ``--out`` that is a file, and, without ``--resume``, one holding the
+    checkpoint of a run that did not finish: starting afresh there would overwrite the
+    work it saved, which ``--resume`` continues."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: training writes a folder there")
+    if resume or not out.is_dir():
+        return
+    unfinished = unfinished_checkpoints(out)
+    if unfinished:
+        raise ValueError(
+            f"{out} holds the checkpoint of a run that did not finish ({unfinished[0]}): "
+            "--resume continues it; to start anew, remove it or choose another --out"
+        )
+
+
+def unfinished_checkpoints(out: Path) -> list[Path]:
+    """The training checkpoints under ``out`` (one folder a stage) written after its
+    model file, or without one: a run that stopped before the end."""
+    model = out / MODEL_FILE
+    finished = model.stat().st_mtime if model.is_file() else -1.0
+    found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
+    return [
+        checkpoint
+        for checkpoint in found
+        if checkpoint is not None and (checkpoint / STATE_FILE).stat().st_mtime > finished
+    ]
 
 
 def check_amp(args: argparse.Namespace) -> None:
