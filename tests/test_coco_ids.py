@@ -159,10 +159,17 @@ def test_the_annotation_file_of_another_split_is_refused(coco_run, tmp_path, cap
     argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
     assert main([*argv, "--coco-annotations", str(other), "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (
+    refusal = (
         f"faster-rcnn: error: {other}: image 205 is 101.png, not 205.png: is it the "
         "annotation file of another split?"
     )
+    assert err == refusal
+    # So is scoring predict's detections of the test images against it.
+    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "p"), "--score", "0"]) == 0
+    detections = str(tmp_path / "p" / "detections.json")
+    assert main(["evaluate", "--detections", detections, "--coco-annotations", str(other)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == refusal
 
 
 @pytest.mark.parametrize(

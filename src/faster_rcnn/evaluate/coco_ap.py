@@ -154,18 +154,8 @@ class COCOEvaluator:
         Raises:
             ValueError: naming the id and both files.
         """
-        if self._coco_gt is None:
-            return
-        for image_id, name in images:
-            record = self._coco_gt.imgs.get(image_id)
-            if record is None:
-                raise ValueError(f"{self._coco_file} has no image of id {image_id} ({name})")
-            listed = record.get("file_name")
-            if isinstance(listed, str) and PurePath(listed).name != PurePath(name).name:
-                raise ValueError(
-                    f"{self._coco_file}: image {image_id} is {listed}, not {name}: "
-                    "is it the annotation file of another split?"
-                )
+        if self._coco_gt is not None:
+            check_file_names(self._coco_gt, self._coco_file, images)
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
@@ -365,6 +355,23 @@ def coco_figures(
     }
 
 
+def check_file_names(
+    coco_gt: COCO, coco_file: str | os.PathLike[str] | None, images: Iterable[tuple[int, str]]
+) -> None:
+    """Refuse an image whose file name is not the one the annotation file ``coco_file``
+    gives its id (see :meth:`COCOEvaluator.check_file_names`)."""
+    for image_id, name in images:
+        record = coco_gt.imgs.get(image_id)
+        if record is None:
+            raise ValueError(f"{coco_file} has no image of id {image_id} ({name})")
+        listed, name = record.get("file_name"), PurePath(name).name
+        if isinstance(listed, str) and PurePath(listed).name != name:
+            raise ValueError(
+                f"{coco_file}: image {image_id} is {listed}, not {name}: "
+                "is it the annotation file of another split?"
+            )
+
+
 def score_results_file(
     annotation_file: str | os.PathLike[str], results_file: str | os.PathLike[str]
 ) -> dict[str, float]:
@@ -373,20 +380,28 @@ def score_results_file(
     writes) against an annotation file, over all of the annotation file's images, as the
     official evaluation scores them.
 
+    Entries that carry the ``file_name`` of their image (``predict`` writes it) are
+    checked against the annotation file's name for their ``image_id``, so that another
+    split's annotation file is refused rather than scored by ids alone.
+
     Raises:
         ValueError: the results are not such a list, or an entry lacks a field, has a
             malformed bbox, or names an image or a category the annotation file does not
-            have (the entry is named).
+            have, or another file name for its image (the entry is named).
     """
     coco_gt = load_coco_annotations(annotation_file)
     try:
-        results = json.loads(Path(results_file).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        results = json.loads(Path(results_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{results_file}: not a readable JSON file ({error})") from None
     if not isinstance(results, list):
         raise ValueError(f"{results_file}: expected a list of detections, got {type(results)}")
     for k, entry in enumerate(results):
         _check_result(entry, k, coco_gt, results_file, annotation_file)
+    named = {
+        (e["image_id"], e["file_name"]) for e in results if isinstance(e.get("file_name"), str)
+    }
+    check_file_names(coco_gt, annotation_file, sorted(named))
     return coco_figures(coco_gt, results, sorted(coco_gt.getImgIds()))
 
 
