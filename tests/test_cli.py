@@ -445,3 +445,23 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     assert last == f"faster-rcnn: error: File exists: {tmp_path / 'file'}"
     assert main(["export", "--model", model, "--out", str(tmp_path)]) == 2
     assert "is a folder: name the .onnx file to write" in capsys.readouterr().err
+
+
+def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(run), *TINY]
+    assert main(argv) == 0
+    model = run / "model.safetensors"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--out", str(tmp_path / "e")]) == 0
+    out = capsys.readouterr().out
+    assert f"scoring synthetic:4, the data {model} was trained on" in out
+    assert "images: 4" in out  # synthetic:4's test split
+    alone = tmp_path / "alone" / "model.safetensors"
+    alone.parent.mkdir()
+    alone.write_bytes(model.read_bytes())
+    assert main(["evaluate", "--model", str(alone)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: --data: which dataset to score? Nothing beside {alone} names "
+        "the one it was trained on (training_splits.json or split.json)"
+    )

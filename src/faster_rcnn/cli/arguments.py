@@ -12,15 +12,20 @@ from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
 
 
 def add_data_arguments(
-    parser: argparse.ArgumentParser, default_split: str | None, chosen: str = "test, else val"
+    parser: argparse.ArgumentParser,
+    default_split: str | None,
+    chosen: str = "test, else val",
+    default_data: str | None = "synthetic",
+    data_help: str = "",
 ) -> None:
-    """``--data`` (a dataset, format auto-detected) and ``--split`` (``None``: the
-    command chooses, as ``chosen`` says)."""
+    """``--data`` (a dataset, format auto-detected; ``default_data`` when not given, as
+    ``data_help`` adds) and ``--split`` (``None``: the command chooses, as ``chosen``
+    says)."""
     parser.add_argument(
         "--data",
-        default="synthetic",
+        default=default_data,
         help="'synthetic', 'slides' (generated: see faster_rcnn.data.slides), or a Pascal "
-        "VOC, COCO or YOLO dataset (format auto-detected)",
+        f"VOC, COCO or YOLO dataset (format auto-detected){data_help}",
     )
     chosen = chosen if default_split is None else default_split
     parser.add_argument("--split", default=default_split, help=f"default: {chosen}")

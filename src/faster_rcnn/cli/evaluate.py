@@ -28,7 +28,7 @@ from .arguments import (
     positive_int,
     with_tta,
 )
-from .splits import add_holdout_arguments, evaluation_images
+from .splits import add_holdout_arguments, evaluation_images, trained_data
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -46,7 +46,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="instead of --model: a COCO results file (e.g. predict --data's "
         "detections.json) to score against --coco-annotations",
     )
-    add_data_arguments(parser, default_split=None)
+    add_data_arguments(
+        parser,
+        default_split=None,
+        default_data=None,
+        data_help="; default: the data --model was trained on",
+    )
     add_holdout_arguments(parser)
     add_strict_argument(parser)
     add_tta_argument(parser)
@@ -91,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             f"(the model's threshold: {model.roi_heads.score_thresh:g})"
         )
         model.roi_heads.score_thresh = args.score_thresh
+    if args.data is None:
+        args.data = trained_data(args.model)
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
     if not len(dataset):

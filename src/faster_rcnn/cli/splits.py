@@ -118,6 +118,28 @@ def _data_key(data: str) -> str:
     return str(Path(data).resolve()) if Path(data).exists() else data
 
 
+def trained_data(model: Path) -> str:
+    """The dataset the training run beside ``model`` was trained on, as its
+    ``training_splits.json`` (or the ``split.json`` of ``--val-fraction``) names it.
+
+    Raises:
+        ValueError: neither file names a dataset that is still there.
+    """
+    for name in (TRAINING_SPLITS_FILE, SPLIT_FILE):
+        file = model.parent / name
+        try:
+            data = json.loads(file.read_text()).get("data") if file.is_file() else None
+        except (ValueError, AttributeError):  # not JSON, or not an object
+            data = None
+        if isinstance(data, str) and (Path(data).exists() or data.split(":")[0] in GENERATED):
+            print(f"scoring {data}, the data {model} was trained on (--data names another)")
+            return data
+    raise ValueError(
+        f"--data: which dataset to score? Nothing beside {model} names the one it was "
+        f"trained on ({TRAINING_SPLITS_FILE} or {SPLIT_FILE})"
+    )
+
+
 def test_or_val(layout: DatasetLayout) -> str:
     """``test`` when the layout has such a split (or none at all), else ``val``."""
     try:
