@@ -606,6 +606,15 @@ class FasterRCNNConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def changes_since(self, other: FasterRCNNConfig) -> list[str]:
+        """The settings that differ from ``other``'s, as ``"section.name old -> new"``."""
+        ours, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        return [
+            f"{name} {theirs.get(name)!r} -> {ours.get(name)!r}"
+            for name in sorted(ours.keys() | theirs.keys())
+            if ours.get(name) != theirs.get(name)
+        ]
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
@@ -627,6 +636,17 @@ class FasterRCNNConfig:
     @classmethod
     def from_json(cls, text: str) -> FasterRCNNConfig:
         return cls.from_dict(json.loads(text))
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections' settings under dotted names (``transform.min_size``)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 _SECTIONS: dict[str, type] = {

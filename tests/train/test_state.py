@@ -45,3 +45,20 @@ def test_another_stages_checkpoint_is_refused_and_changed_settings_are_named(tmp
         state_of(model, "joint").restore(tmp_path)
     with pytest.warns(UserWarning, match=r"changed settings: seed 3 -> 4; "):
         state_of(model, "rpn", CFG.replace(seed=4, max_seconds=60.0)).restore(tmp_path)
+
+
+def test_changed_model_settings_are_named_too(tmp_path):
+    """Sizes and the head's NMS go on training under the new values: the warning names
+    them, as the optimisation settings."""
+    model = FasterRCNN.from_config(small_config(3))
+    state_of(model).save(tmp_path, [])
+    changed = small_config(3).replace(
+        transform={"min_size": (128,), "max_size": 192}, roi_heads={"soft_nms_sigma": 0.3}
+    )
+    expected = (
+        "changed settings: roi_heads.soft_nms_sigma 0.0 -> 0.3, transform.max_size 512 -> "
+        "192, transform.min_size (320,) -> (128,); "
+    )
+    with pytest.warns(UserWarning) as warned:
+        state_of(FasterRCNN.from_config(changed)).restore(tmp_path)
+    assert expected in str(warned[0].message)

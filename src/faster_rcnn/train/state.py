@@ -19,7 +19,7 @@ from torch import nn
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
 from . import distributed
-from .checkpoint import TrainingCheckpoint
+from .checkpoint import MODEL_FILE, TrainingCheckpoint, read_model_config
 from .precision import mixed_precision_dtype
 from .train_config import TrainConfig
 
@@ -99,6 +99,9 @@ class TrainingState:
         if checkpoint.stage != self.stage:
             raise ValueError(f"{stage_dir} holds stage {checkpoint.stage!r}, not {self.stage!r}")
         changed = self.cfg.changes_since(checkpoint.train_config)
+        found = TrainingCheckpoint.find(stage_dir)
+        if found is not None:  # the model's settings too: sizes, NMS, sampling...
+            changed += self.model.config.changes_since(read_model_config(found / MODEL_FILE))
         if changed:
             warnings.warn(
                 f"resuming {stage_dir} with changed settings: {', '.join(changed)}; the run "
