@@ -296,6 +296,23 @@ def test_resuming_without_a_checkpoint_is_refused(tmp_path):
     trainer = Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         trainer.fit(resume=True)
+    Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path).fit()
+    (tmp_path / "joint" / "state.pt").unlink()
+    with pytest.raises(FileNotFoundError) as refused:
+        trainer.fit(resume=True)
+    assert str(refused.value) == (
+        f"the checkpoint in {tmp_path / 'joint'} is incomplete (it has model.safetensors but "
+        "no state.pt) and cannot be resumed; start without resuming"
+    )
+
+
+def test_resuming_a_run_past_the_steps_asked_says_so(tmp_path, capsys):
+    Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path).fit()
+    fewer = CFG.replace(steps=CFG.steps - 1)
+    history = Trainer(tiny_model(), DATA, fewer, out_dir=tmp_path, progress=True).fit(resume=True)
+    assert len(history) == CFG.steps
+    said = f"joint: the checkpoint has {CFG.steps} steps, the {CFG.steps - 1} asked are done"
+    assert said in capsys.readouterr().out
 
 
 def test_tensorboard_without_the_package_fails_before_training(tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ from ..model import FasterRCNN
 from . import distributed
 from .budget import TimeBudget
 from .cadence import CheckpointCadence
-from .checkpoint import TrainingCheckpoint
+from .checkpoint import MODEL_FILE, STATE_FILE, TrainingCheckpoint
 from .metrics import METRICS_FILE, MetricsLogger, drop_records
 from .progress import ProgressBar
 from .schedule import learning_rate, short_run_scale
@@ -324,21 +324,22 @@ class Trainer:
             if self.stage_dir is None:
                 raise ValueError("resume=True needs out_dir, where the checkpoint is")
             if TrainingCheckpoint.find(self.stage_dir) is None:
-                raise FileNotFoundError(
-                    f"nothing to resume: no checkpoint of stage {self.stage!r} in "
-                    f"{self.stage_dir}; start without resuming"
-                )
+                raise FileNotFoundError(_nothing_to_resume(self.stage, self.stage_dir))
             history = self.state.restore(self.stage_dir)
             self.resumed_at = len(history)
             if self.progress and self.rank == 0:
-                # A time-limited run's length is the budget's, not its bound in cfg.steps.
-                of = f" of {self.cfg.steps}" if self.cfg.max_seconds is None else ""
-                tqdm.write(
-                    f"{self.stage}: resuming from step {len(history)}{of} ({self.stage_dir})"
-                )
+                tqdm.write(f"{self.stage}: {self._resuming(len(history))} ({self.stage_dir})")
         if self.out_dir is not None and self.rank == 0:
             drop_records(self.out_dir / METRICS_FILE, self.stage, len(history))
         return history
+
+    def _resuming(self, done: int) -> str:
+        """What resuming after ``done`` steps does, in words."""
+        if done >= self.cfg.steps:
+            return f"the checkpoint has {done} steps, the {self.cfg.steps} asked are done"
+        # A time-limited run's length is the budget's, not its bound in cfg.steps.
+        of = f" of {self.cfg.steps}" if self.cfg.max_seconds is None else ""
+        return f"resuming from step {done}{of}"
 
     def _step(self, batch: Batch, lr: float, losses_of: BatchLosses) -> StepResult:
         """One SGD step on this process's share of the global batch."""
@@ -412,6 +413,21 @@ class Trainer:
 
 def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _nothing_to_resume(stage: str, stage_dir: Path) -> str:
+    """Why there is no checkpoint of ``stage`` in ``stage_dir`` to resume."""
+    held = [name for name in (MODEL_FILE, STATE_FILE) if (stage_dir / name).is_file()]
+    if len(held) == 1:
+        lacking = STATE_FILE if held == [MODEL_FILE] else MODEL_FILE
+        return (
+            f"the checkpoint in {stage_dir} is incomplete (it has {held[0]} but no {lacking}) "
+            "and cannot be resumed; start without resuming"
+        )
+    return (
+        f"nothing to resume: no checkpoint of stage {stage!r} in {stage_dir}; start without "
+        "resuming"
+    )
 
 
 def _to_device(target: dict[str, Any], device: torch.device) -> dict[str, Any]:
