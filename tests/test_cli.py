@@ -120,10 +120,13 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
         (["train", "--color-jitter", "0.2", "0.2", "0.2", "0.6"], "HUE is at most 0.5 turns"),
         (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
+        (["evaluate", "--model", "m.onnx"], "m.onnx is an exported ONNX model: `predict --onnx"),
+        (["predict", "--onnx", "m.onnx", "x.png", "--split", "test"], "image files have none"),
     ],
 )
 def test_user_mistakes_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07")  # the start of an ONNX protobuf
     if argv[:2] == ["predict", "--model"]:
         main(["train", "--data", "synthetic:2", "--steps", "1", "--out", "r", *TINY])
         argv = ["predict", "--model", "r/model.safetensors", "absent.png"]
@@ -380,9 +383,9 @@ def test_training_images_without_a_box_are_refused(tmp_path, capsys):
 
 
 def test_an_image_too_elongated_to_resize_is_skipped_as_an_unreadable_one(tmp_path, capsys):
-    """A 1x600 strip would shrink to 0x128 at min_size 96 / max_size 128: training uses
-    the next image in its place and predict skips it, each naming the file; neither
-    stops."""
+    """A strip 600 wide and 1 high would be 128 wide and 0 high at min_size 96 / max_size
+    128: training uses the next image in its place and predict skips it, each naming the
+    file; neither stops."""
     images, labels = (tmp_path / "data" / part / "train" for part in ("images", "labels"))
     images.mkdir(parents=True)
     labels.mkdir(parents=True)
@@ -401,7 +404,7 @@ def test_an_image_too_elongated_to_resize_is_skipped_as_an_unreadable_one(tmp_pa
     run = tmp_path / "r"
     argv = ["train", "--data", str(tmp_path / "data"), "--steps", "4", "--batch-size", "2"]
     assert main([*argv, *TINY, "--out", str(run)]) == 0
-    reason = "1x600 is too elongated to resize to min_size 96 / max_size 128"
+    reason = "600x1 (width x height) is too elongated to resize to min_size 96 / max_size 128"
     assert f"{images / 'strip.png'}: {reason}" in capsys.readouterr().err
     argv = ["predict", "--model", str(run / "model.safetensors"), str(images / "strip.png")]
     assert main([*argv, str(images / "0.png"), "--out", str(tmp_path / "p")]) == 1

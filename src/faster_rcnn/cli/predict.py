@@ -72,6 +72,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if (args.data is None) == (not args.inputs):
         raise ValueError("predict needs image files or folders, or --data (not both)")
+    if args.split is not None and args.data is None:
+        raise ValueError("--split chooses a split of --data; image files have none")
     detect, config = load_detector(args)
     names = config.label_names()
     if args.data is not None:

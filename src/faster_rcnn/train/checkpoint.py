@@ -78,6 +78,8 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path} is an exported ONNX model: `predict --onnx` runs it")
     try:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
