@@ -3,6 +3,7 @@
 import json
 import re
 import signal
+import warnings
 
 import pytest
 import torch
@@ -468,3 +469,18 @@ def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, ca
         f"faster-rcnn: error: --data: which dataset to score? Nothing beside {alone} names "
         "the one it was trained on (training_splits.json or split.json)"
     )
+
+
+def test_a_model_of_the_rpn_trained_alone_warns_that_its_box_head_is_untrained(tmp_path, capsys):
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--scheme", "rpn", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "rpn")]) == 0
+    model = tmp_path / "rpn" / "model.safetensors"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--out", str(tmp_path / "e")]) == 0
+    said = f"faster-rcnn: warning: {model}: the RPN was trained alone (--scheme rpn), its box"
+    assert said in capsys.readouterr().err
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "joint")]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a jointly trained model loads without a word
+        load_model(tmp_path / "joint" / "model.safetensors")

@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         model = build_model(args, config)
         trainer_of = STAGE_TRAINERS[args.scheme]
         trainer = trainer_of(model, dataset, train_cfg, out_dir=args.out, progress=True)
-        fit_and_save(trainer, args.out, args.resume)
+        fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
 
@@ -485,8 +485,11 @@ def expects_pretrained_backbone(config: FasterRCNNConfig) -> bool:
     return backbone.frozen_batch_norm or frozen_stages
 
 
-def fit_and_save(trainer: Trainer, out: Path, resume: bool = False) -> list[dict[str, float]]:
-    """Run the trainer (checkpoints and metrics under ``out``), then write the model file."""
+def fit_and_save(
+    trainer: Trainer, out: Path, resume: bool = False, box_head_trained: bool = True
+) -> list[dict[str, float]]:
+    """Run the trainer (checkpoints and metrics under ``out``), then write the model file
+    (marked when the trainer left its box head untrained)."""
     start = time.perf_counter()
     history = trainer.fit(resume=resume)
     skipped = (
@@ -497,7 +500,7 @@ def fit_and_save(trainer: Trainer, out: Path, resume: bool = False) -> list[dict
     print(f"{trainer.stage}: {len(history)} steps in {seconds:.0f} s{resumed}{skipped}")
     if trainer.unreadable.files:
         print(f"{trainer.stage}: {trainer.unreadable.summary()}")
-    save_model(trainer.model, out / MODEL_FILE)
+    save_model(trainer.model, out / MODEL_FILE, box_head_trained)
     return history
 
 

@@ -24,6 +24,7 @@ import pickle
 import random
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,14 +44,18 @@ STATE_FORMAT = "faster-rcnn-training/1"
 # Fields added to the format since: a state written before them lacks them (defaults).
 _ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps"})
 MODEL_FILE = "model.safetensors"
+# The metadata of a model whose box head was never trained (the RPN trained alone).
+UNTRAINED = "untrained"
 STATE_FILE = "state.pt"
 
 
-def save_model(model: FasterRCNN, path: str | Path) -> None:
+def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = True) -> None:
     """Write ``model``'s weights and config to the safetensors file ``path`` atomically.
 
     Tensors that share storage are written once (``safetensors.torch.save_model``); a
-    model in ``channels_last`` memory format is written in the standard layout.
+    model in ``channels_last`` memory format is written in the standard layout. A model
+    whose box head was never trained (the RPN trained alone) says so in the metadata
+    (``"box_head": "untrained"``), and :func:`load_model` warns of it.
 
     Raises:
         ValueError: ``model`` came from ``optimize_for_inference`` (no batch norms left).
@@ -61,6 +66,8 @@ def save_model(model: FasterRCNN, path: str | Path) -> None:
             "save the model it was made from"
         )
     metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
+    if not box_head_trained:
+        metadata["box_head"] = UNTRAINED
     with atomic_write(Path(path)) as temporary:
         safetensors.torch.save_model(
             model, str(temporary), metadata=metadata, force_contiguous=True
@@ -76,6 +83,19 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
             its config is invalid (out of range, of the wrong type).
     """
     path = Path(path)
+    try:
+        return FasterRCNNConfig.from_json(_model_metadata(path)["config"])
+    except ValueError as error:
+        raise ValueError(f"{path}: its config is invalid: {error}") from error
+
+
+def _model_metadata(path: Path) -> dict[str, str]:
+    """The metadata of the model file ``path`` (its ``format`` checked).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a safetensors file written by :func:`save_model`.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     if path.suffix.lower() == ".onnx":
@@ -90,21 +110,27 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
             f"{path} is not a faster-rcnn model file: its metadata has no "
             f"'format': {MODEL_FORMAT!r} and 'config' (found keys {sorted(metadata)})"
         )
-    try:
-        return FasterRCNNConfig.from_json(metadata["config"])
-    except ValueError as error:
-        raise ValueError(f"{path}: its config is invalid: {error}") from error
+    return metadata
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRCNN:
-    """Rebuild the model saved by :func:`save_model` at ``path``, in eval mode.
+    """Rebuild the model saved by :func:`save_model` at ``path``, in eval mode; warn when
+    its box head was never trained (its detections mean nothing, its proposals do).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a model file, or its weights do not fit its config.
     """
+    path = Path(path)
     model = FasterRCNN.from_config(read_model_config(path))
     load_weights(model, path)
+    if _model_metadata(path).get("box_head") == UNTRAINED:
+        warnings.warn(
+            f"{path}: the RPN was trained alone (--scheme rpn), its box head never was: "
+            "its detections mean nothing; its proposals are what it learned (evaluate's "
+            "proposal recall, predict's _proposals pictures)",
+            stacklevel=2,
+        )
     return model.to(device).eval()
 
 
