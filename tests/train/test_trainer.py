@@ -311,7 +311,7 @@ def test_resuming_a_run_past_the_steps_asked_says_so(tmp_path, capsys):
     fewer = CFG.replace(steps=CFG.steps - 1)
     history = Trainer(tiny_model(), DATA, fewer, out_dir=tmp_path, progress=True).fit(resume=True)
     assert len(history) == CFG.steps
-    said = f"joint: the checkpoint has {CFG.steps} steps, the {CFG.steps - 1} asked are done"
+    said = f"joint: the checkpoint has {CFG.steps} steps, more than the {CFG.steps - 1} asked"
     assert said in capsys.readouterr().out
 
 

@@ -79,11 +79,12 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)  # the untrained weights (a hard-negative sampler's ranks)
         model = FasterRCNN.from_config(preset_config(args.preset)).to(args.device)
         name = f"untrained preset {args.preset}"
-    image, boxes, names = read_image(args.image), None, ()
     if args.annotations:
         image, boxes, names = read_annotated_image(
             args.annotations, args.image, args.classes, model.config.label_names()
         )
+    else:
+        image, boxes, names = read_image(args.image), None, ()
     explanation = explain(model, image, boxes, names, args.seed, with_proposals=bool(args.model))
     out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
     path = draw_explanation(explanation, out, f"{args.image.name}, {name}", args.top, args.score)

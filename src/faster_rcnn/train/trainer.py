@@ -335,8 +335,8 @@ class Trainer:
 
     def _resuming(self, done: int) -> str:
         """What resuming after ``done`` steps does, in words."""
-        if done >= self.cfg.steps:
-            return f"the checkpoint has {done} steps, the {self.cfg.steps} asked are done"
+        if done > self.cfg.steps:
+            return f"the checkpoint has {done} steps, more than the {self.cfg.steps} asked"
         # A time-limited run's length is the budget's, not its bound in cfg.steps.
         of = f" of {self.cfg.steps}" if self.cfg.max_seconds is None else ""
         return f"resuming from step {done}{of}"
