@@ -3,6 +3,7 @@
 import json
 import re
 import signal
+import sys
 import warnings
 
 import pytest
@@ -484,3 +485,24 @@ def test_a_model_of_the_rpn_trained_alone_warns_that_its_box_head_is_untrained(t
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a jointly trained model loads without a word
         load_model(tmp_path / "joint" / "model.safetensors")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
+def test_a_second_training_run_in_the_same_out_is_refused_while_the_first_runs(tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]
+    out.mkdir()
+    with open(out / ".training.lock", "a+") as held:  # as a run in progress holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: {out} is being written by another training run (process "
+            "4242): wait for it to end, or choose another --out"
+        )
+        assert not (out / "model.safetensors").exists()
+    assert main(argv) == 0  # the lock went with its holder
+    assert main(argv) == 0  # and a run's own lock with the run

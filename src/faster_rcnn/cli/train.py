@@ -58,6 +58,7 @@ from .arguments import (
     with_image_sizes,
 )
 from .model_options import add_config_options, given_settings, with_config_options
+from .out_lock import training_lock
 from .splits import add_holdout_arguments, training_images
 
 MODEL_FILE = "model.safetensors"
@@ -260,6 +261,12 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_options(args)
+    with training_lock(args.out):
+        return train(args)
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train as ``args`` say (their options checked) and write the model file."""
     dataset = training_images(args)
     if args.skip_difficult:
         dataset = WithoutDifficult(dataset)
