@@ -122,7 +122,7 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
         (["train", "--color-jitter", "0.2", "0.2", "0.2", "0.6"], "HUE is at most 0.5 turns"),
         (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
-        (["evaluate", "--model", "m.onnx"], "m.onnx is an exported ONNX model: `predict --onnx"),
+        (["evaluate", "--model", "m.onnx"], "error: m.onnx is an exported ONNX model: `predict"),
         (["predict", "--onnx", "m.onnx", "x.png", "--split", "test"], "image files have none"),
     ],
 )

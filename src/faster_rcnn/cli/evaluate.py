@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         model.roi_heads.score_thresh = args.score_thresh
     if args.data is None:
         args.data = trained_data(args.model)
+        print(f"scoring {args.data}, the data {args.model} was trained on (--data names another)")
     # The model's label order decides which class each label means.
     dataset = evaluation_images(args, model.config.class_names or None)
     if not len(dataset):

@@ -132,7 +132,6 @@ def trained_data(model: Path) -> str:
         except (ValueError, AttributeError):  # not JSON, or not an object
             data = None
         if isinstance(data, str) and (Path(data).exists() or data.split(":")[0] in GENERATED):
-            print(f"scoring {data}, the data {model} was trained on (--data names another)")
             return data
     raise ValueError(
         f"--data: which dataset to score? Nothing beside {model} names the one it was "

@@ -83,8 +83,13 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
             its config is invalid (out of range, of the wrong type).
     """
     path = Path(path)
+    return _config_of(_model_metadata(path), path)
+
+
+def _config_of(metadata: dict[str, str], path: Path) -> FasterRCNNConfig:
+    """The config in the metadata of the model file ``path``, validated."""
     try:
-        return FasterRCNNConfig.from_json(_model_metadata(path)["config"])
+        return FasterRCNNConfig.from_json(metadata["config"])
     except ValueError as error:
         raise ValueError(f"{path}: its config is invalid: {error}") from error
 
@@ -122,9 +127,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRC
         ValueError: ``path`` is not a model file, or its weights do not fit its config.
     """
     path = Path(path)
-    model = FasterRCNN.from_config(read_model_config(path))
+    metadata = _model_metadata(path)
+    model = FasterRCNN.from_config(_config_of(metadata, path))
     load_weights(model, path)
-    if _model_metadata(path).get("box_head") == UNTRAINED:
+    if metadata.get("box_head") == UNTRAINED:
         warnings.warn(
             f"{path}: the RPN was trained alone (--scheme rpn), its box head never was: "
             "its detections mean nothing; its proposals are what it learned (evaluate's "
