@@ -120,6 +120,14 @@ def test_the_log_warns_once_per_file_counts_every_time_and_sums_up():
         log.note([Skipped(1, "b.png", "image file b.png does not exist")], "joint, step 10")
     assert log.files == ("a.png", "b.png")
     assert log.summary() == "2 unreadable images skipped (4 times): a.png, b.png"
+    too_long = Skipped(2, "c.png", "c.png: 600x1 is too elongated", kind="unresizable")
+    with pytest.warns(UserWarning, match="c.png"):
+        log.note([too_long], "joint, step 11")
+    assert log.files == ("a.png", "b.png", "c.png")
+    assert log.files_of("unresizable") == ("c.png",)
+    assert log.summary() == (
+        "2 unreadable images skipped (4 times): a.png, b.png; 1 unresizable image skipped: c.png"
+    )
     assert UnreadableLog().summary() == ""
     with pytest.raises(UnreadableImageError, match=r"^evaluate: cannot read .* \(strict\)$"):
         UnreadableLog(strict=True).note(entries[:1], "evaluate")

@@ -140,12 +140,21 @@ def trained_data(model: Path) -> str:
 
 
 def test_or_val(layout: DatasetLayout) -> str:
-    """``test`` when the layout has such a split (or none at all), else ``val``."""
+    """``test`` when the layout has such a split (or none at all), else ``val``.
+
+    Raises:
+        ValueError: the layout has neither (only ``train``, say): ``--split`` must name one.
+    """
     try:
         return layout.resolve("test")
-    except ValueError:
-        print(f"{layout.path} has no test split: using val")
-        return "val"
+    except ValueError as no_test:
+        try:
+            split = layout.resolve("val")
+        except ValueError:
+            message = f"{no_test} (nor 'val'): name the split to score with --split"
+            raise ValueError(message) from None
+    print(f"{layout.path} has no test split: using val")
+    return split
 
 
 def evaluation_images(

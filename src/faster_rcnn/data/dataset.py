@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -68,7 +68,10 @@ class DetectionDataset(Protocol):
 
 class UnreadableImageError(ValueError):
     """An image file that cannot be decoded (corrupt, truncated, not an image, or too
-    large); ``path`` is the file."""
+    large); ``path`` is the file. ``kind`` names such images in a run's summary (a
+    subclass for another reason to leave an image out names its own)."""
+
+    kind: ClassVar[str] = "unreadable"
 
     def __init__(self, path: Path, message: str) -> None:
         super().__init__(message)

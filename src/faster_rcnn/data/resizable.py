@@ -3,10 +3,11 @@
 An image so elongated that resizing it to the model's ``min_size``, capped by its
 ``max_size``, would leave a side of 0 pixels (a 1x2000 strip at 256 / 512) stops the
 model's forward pass, and with it a whole training run or evaluation. Through
-:class:`ResizableImages` such an image raises
-:class:`~faster_rcnn.data.dataset.UnreadableImageError` when loaded, naming its file and
-its size, so that training replaces it and evaluation leaves it out, each with a warning,
-as they do an image that cannot be decoded (``--strict`` stops at it, with a checkpoint).
+:class:`ResizableImages` such an image raises :class:`UnresizableImageError` (an
+:class:`~faster_rcnn.data.dataset.UnreadableImageError`) when loaded, naming its file
+and its size, so that training replaces it and evaluation leaves it out, each with a
+warning, as they do an image that cannot be decoded (``--strict`` stops at it, with a
+checkpoint); a run's summary counts it as unresizable, not as unreadable.
 """
 
 from __future__ import annotations
@@ -27,17 +28,23 @@ from .dataset import (
 )
 
 
+class UnresizableImageError(UnreadableImageError):
+    """An image that decodes but cannot be resized to the model's sizes."""
+
+    kind = "unresizable"
+
+
 def check_resizable(image: Tensor, file: Path, min_sizes: Sequence[int], max_size: int) -> None:
-    """Raise :class:`UnreadableImageError` naming ``file`` when ``image`` (``[3, H, W]``)
+    """Raise :class:`UnresizableImageError` naming ``file`` when ``image`` (``[3, H, W]``)
     cannot be resized to ``min_sizes`` capped by ``max_size``."""
     reason = too_elongated((int(image.shape[-2]), int(image.shape[-1])), min_sizes, max_size)
     if reason is not None:
-        raise UnreadableImageError(file, f"{file}: {reason}")
+        raise UnresizableImageError(file, f"{file}: {reason}")
 
 
 class ResizableImages(TransparentWrapper):
     """``dataset``, whose items too elongated for ``min_sizes`` / ``max_size`` raise
-    :class:`UnreadableImageError` (see the module). Every other attribute of the wrapped
+    :class:`UnresizableImageError` (see the module). Every other attribute of the wrapped
     dataset (``image_files``, ``label_to_category_id``, ...) is its own.
 
     Args:

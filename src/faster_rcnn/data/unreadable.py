@@ -11,7 +11,9 @@ file and counts, or under ``strict`` stops at the first.
 In training an unreadable item is replaced by the next readable one in dataset order: a
 batch keeps its size (data-parallel processes still split it evenly) and every step still
 trains on a batch, so the step-to-batch correspondence that bit-identical resume relies
-on holds. In evaluation an unreadable image is left out, its ground truth with it.
+on holds. In evaluation an unreadable image is left out, its ground truth with it. An
+image that decodes but that the model cannot resize (:mod:`.resizable`) goes the same
+way, counted apart, as unresizable.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .dataset import (
@@ -41,12 +43,15 @@ class Skipped:
         reason: the reader's one-line error.
         replacement: the item that takes its place in a training batch; ``None`` in
             evaluation, or when no item of the dataset is readable.
+        kind: why it is left out, as a run's summary counts it: ``"unreadable"``, or
+            the ``kind`` of the reader's error (``"unresizable"``).
     """
 
     index: int
     file: str
     reason: str
     replacement: Sample | None = None
+    kind: str = UnreadableImageError.kind
 
 
 class SkipUnreadable(WrappedDataset):
@@ -67,10 +72,10 @@ class SkipUnreadable(WrappedDataset):
         try:
             return self.dataset[index]
         except UnreadableImageError as error:
-            skipped = Skipped(index, str(error.path), str(error))
+            skipped = Skipped(index, str(error.path), str(error), kind=error.kind)
         if not self.replace:
             return skipped
-        return Skipped(index, skipped.file, skipped.reason, self._next_readable(index))
+        return replace(skipped, replacement=self._next_readable(index))
 
     def _next_readable(self, index: int) -> Sample | None:
         """The first readable item after ``index``; ``None`` when there is none."""
@@ -94,6 +99,7 @@ class UnreadableLog:
     def __init__(self, strict: bool = False, warn: bool = True) -> None:
         self.strict, self.warn = strict, warn
         self.times_skipped: Counter[str] = Counter()  # file -> times met
+        self.kinds: dict[str, str] = {}  # file -> its Skipped.kind
 
     def note(self, skipped: Iterable[Skipped], where: str) -> None:
         """Record the entries of one batch; ``where`` (e.g. ``"joint, step 35"``) starts
@@ -109,19 +115,28 @@ class UnreadableLog:
                 instead = "" if entry.replacement is None else ", the next readable image used"
                 warnings.warn(f"{where}: {entry.reason}; skipped{instead}", stacklevel=2)
             self.times_skipped[entry.file] += 1
+            self.kinds[entry.file] = entry.kind
 
     @property
     def files(self) -> tuple[str, ...]:
         """The unreadable files met, in the order first met."""
         return tuple(self.times_skipped)
 
+    def files_of(self, kind: str) -> tuple[str, ...]:
+        """The files met of one :attr:`Skipped.kind`, in the order first met."""
+        return tuple(file for file, its_kind in self.kinds.items() if its_kind == kind)
+
     def summary(self, shown: int = 3) -> str:
-        """One line for a run's summary, e.g. ``"1 unreadable image skipped (4 times):
-        a.jpg"``; empty when there was none."""
-        if not self.times_skipped:
-            return ""
-        count, times = len(self.times_skipped), sum(self.times_skipped.values())
-        names = first_few(self.files, shown)
-        plural = "s" if count > 1 else ""
-        repeated = f" ({times} times)" if times > count else ""
-        return f"{count} unreadable image{plural} skipped{repeated}: {names}"
+        """One line for a run's summary, a part for each kind, e.g. ``"1 unreadable
+        image skipped (4 times): a.jpg; 1 unresizable image skipped: b.jpg"``; empty
+        when there was none."""
+        parts = []
+        for kind in dict.fromkeys(self.kinds.values()):
+            files = self.files_of(kind)
+            count, times = len(files), sum(self.times_skipped[file] for file in files)
+            plural = "s" if count > 1 else ""
+            repeated = f" ({times} times)" if times > count else ""
+            parts.append(
+                f"{count} {kind} image{plural} skipped{repeated}: {first_few(files, shown)}"
+            )
+        return "; ".join(parts)

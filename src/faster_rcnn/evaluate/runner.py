@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.dataset import Sample
+from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import make_eval_loader
+from ..data.resizable import UnresizableImageError
 from ..data.unreadable import UnreadableLog
 from .coco_ap import COCOEvaluator
 from .error_breakdown import ErrorBreakdown, ErrorBreakdownEvaluator
@@ -56,6 +57,8 @@ class EvaluationResult:
             ``config.rpn.post_nms_top_n_test``), ``None`` for a model without a config.
         unreadable: the image files that could not be read, left out of every figure
             (their ground truth too).
+        unresizable: the images too elongated to resize to the model's sizes, left out
+            alike.
         errors: where VOC AP@0.5 is lost per class: the false positives by kind and
             the missed objects by the stage that lost them.
     """
@@ -68,6 +71,7 @@ class EvaluationResult:
     num_images: int
     detection_proposals: int | None = None
     unreadable: tuple[str, ...] = ()
+    unresizable: tuple[str, ...] = ()
     errors: ErrorBreakdown | None = None
 
     def as_dict(self) -> dict[str, float]:
@@ -88,6 +92,7 @@ class EvaluationResult:
             flat.update(self.errors.as_dict())
         flat["num_images"] = float(self.num_images)
         flat["num_unreadable_images"] = float(len(self.unreadable))
+        flat["num_unresizable_images"] = float(len(self.unresizable))
         return flat
 
     def save_json(self, path: str | os.PathLike[str]) -> None:
@@ -101,7 +106,9 @@ class EvaluationResult:
     def table(self) -> str:
         """A short printable summary followed by the per-class VOC table."""
         coco = self.coco
-        skipped = f" ({len(self.unreadable)} unreadable, left out)" if self.unreadable else ""
+        kinds = (("unreadable", self.unreadable), ("unresizable", self.unresizable))
+        skipped = ", ".join(f"{len(files)} {kind}" for kind, files in kinds if files)
+        skipped = f" ({skipped}, left out)" if skipped else ""
         lines = [
             f"images: {self.num_images}{skipped}",
             f"VOC mAP@0.5: {_fmt(self.voc.map)} (area)  {_fmt(self.voc07.map)} (11-point)",
@@ -247,7 +254,8 @@ def evaluate_detector(
         recall_curves=curves,
         num_images=seen,
         detection_proposals=_detection_proposals(model),
-        unreadable=unreadable.files,
+        unreadable=unreadable.files_of(UnreadableImageError.kind),
+        unresizable=unreadable.files_of(UnresizableImageError.kind),
         errors=errors.compute(),
     )
 
