@@ -384,10 +384,10 @@ def test_training_images_without_a_box_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r" / "model.safetensors").exists()
 
 
-def test_an_image_too_elongated_to_resize_is_skipped_as_an_unreadable_one(tmp_path, capsys):
+def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(tmp_path, capsys):
     """A strip 600 wide and 1 high would be 128 wide and 0 high at min_size 96 / max_size
-    128: training uses the next image in its place and predict skips it, each naming the
-    file; neither stops."""
+    128: training uses the next image in its place, evaluate leaves it out and predict
+    skips it, each naming the file, none stops; the summaries count it as unresizable."""
     images, labels = (tmp_path / "data" / part / "train" for part in ("images", "labels"))
     images.mkdir(parents=True)
     labels.mkdir(parents=True)
@@ -407,7 +407,20 @@ def test_an_image_too_elongated_to_resize_is_skipped_as_an_unreadable_one(tmp_pa
     argv = ["train", "--data", str(tmp_path / "data"), "--steps", "4", "--batch-size", "2"]
     assert main([*argv, *TINY, "--out", str(run)]) == 0
     reason = "600x1 (width x height) is too elongated to resize to min_size 96 / max_size 128"
-    assert f"{images / 'strip.png'}: {reason}" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert f"{images / 'strip.png'}: {reason}" in captured.err
+    # Counted as what it is, not as an image that could not be read.
+    assert "joint: 1 unresizable image skipped" in captured.out
+    assert "unreadable" not in captured.out
+    data = str(tmp_path / "data")
+    evaluate = ["evaluate", "--model", str(run / "model.safetensors"), "--data", data]
+    assert main(evaluate) == 2  # the data has a train split only
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {tmp_path / 'data'} (YOLO) has the splits ['train']; none fits "
+        "'test' (nor 'val'): name the split to score with --split"
+    )
+    assert main([*evaluate, "--split", "train"]) == 0
+    assert "images: 3 (1 unresizable, left out)" in capsys.readouterr().out
     argv = ["predict", "--model", str(run / "model.safetensors"), str(images / "strip.png")]
     assert main([*argv, str(images / "0.png"), "--out", str(tmp_path / "p")]) == 1
     captured = capsys.readouterr()
@@ -444,10 +457,16 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     model = str(run / "model.safetensors")
     (tmp_path / "file").write_text("")
     capsys.readouterr()
-    argv = ["evaluate", "--model", model, "--data", "synthetic:2", "--out", str(tmp_path / "file")]
+    file = tmp_path / "file"
+    argv = ["evaluate", "--model", model, "--data", "synthetic:2", "--out", str(file)]
     assert main(argv) == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == f"faster-rcnn: error: File exists: {tmp_path / 'file'}"
+    captured = capsys.readouterr()  # refused before the evaluation, not after it
+    assert captured.out == ""
+    said = f"faster-rcnn: error: --out {file} is a file: evaluate writes a folder there\n"
+    assert captured.err == said
+    assert main([*argv[:-1], str(file / "e")]) == 2
+    said = f"--out {file / 'e'} is inside the file {file}: evaluate writes a folder there"
+    assert said in capsys.readouterr().err
     assert main(["export", "--model", model, "--out", str(tmp_path)]) == 2
     assert "is a folder: name the .onnx file to write" in capsys.readouterr().err
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import torch
 
@@ -74,6 +76,18 @@ def with_tta(model: FasterRCNN, args: argparse.Namespace) -> FasterRCNN | TestTi
     detector = TestTimeFlips(model, args.tta)
     print(detector.describe())
     return detector
+
+
+def check_out_folder(out: Path, writes: str) -> None:
+    """Refuse, before any work, an ``--out`` folder that cannot be made or written:
+    ``out`` or the nearest folder above it that exists is a file, or is read-only.
+    ``writes`` ends the message: "training writes"."""
+    existing = next(path for path in (out, *out.parents) if path.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == out else f"is inside the file {existing}"
+        raise ValueError(f"--out {out} {what}: {writes} a folder there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is read-only")
 
 
 def positive_int(text: str) -> int:

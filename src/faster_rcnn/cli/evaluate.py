@@ -23,6 +23,7 @@ from .arguments import (
     add_data_arguments,
     add_strict_argument,
     add_tta_argument,
+    check_out_folder,
     device_name,
     open_fraction,
     positive_int,
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("evaluate needs --model or --detections (not both)")
     if args.detections is not None:
         return score_detections_file(args)
+    out = args.out if args.out is not None else args.model.parent / "evaluation"
+    check_out_folder(out, "evaluate writes")
     model = load_model(args.model, device=args.device)
     if args.score_thresh is not None:
         print(
@@ -108,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
     transform = model.config.transform
     # An image the model cannot resize is left out as an unreadable one is.
     dataset = ResizableImages(dataset, transform.min_size, transform.max_size)
-    out = args.out if args.out is not None else args.model.parent / "evaluation"
     evaluate_and_report(
         with_tta(model, args),
         dataset,

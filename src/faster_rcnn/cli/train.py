@@ -51,6 +51,7 @@ from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
     add_strict_argument,
+    check_out_folder,
     device_name,
     non_negative_float,
     positive_float,
@@ -355,8 +356,7 @@ def check_out(out: Path, resume: bool) -> None:
     """Refuse an ``--out`` that is a file, and, without ``--resume``, one holding the
     checkpoint of a run that did not finish: starting afresh there would overwrite the
     work it saved, which ``--resume`` continues."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file: training writes a folder there")
+    check_out_folder(out, "training writes")
     if resume or not out.is_dir():
         return
     unfinished = unfinished_checkpoints(out)
