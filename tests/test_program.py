@@ -1,0 +1,48 @@
+"""The ``faster-rcnn`` program before its command line has loaded: ``import faster_rcnn``
+loads no PyTorch, so the program's :func:`~faster_rcnn.__main__.main` runs while PyTorch
+loads, and Ctrl-C then is one line, as it is later, not Python's traceback."""
+
+import importlib.abc
+import subprocess
+import sys
+
+import pytest
+
+import faster_rcnn
+from faster_rcnn import __main__ as program
+
+
+def test_importing_the_package_loads_torch_only_when_a_name_is_used():
+    code = "import sys, faster_rcnn\n"
+    code += "print('torch' in sys.modules)\n"
+    code += "faster_rcnn.FasterRCNN\n"
+    code += "print('torch' in sys.modules)\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "True"]
+
+
+def test_every_public_name_is_found_and_an_unknown_one_is_an_attribute_error():
+    for name in faster_rcnn.__all__:
+        assert getattr(faster_rcnn, name).__name__ == name
+    assert set(faster_rcnn.__all__) <= set(dir(faster_rcnn))
+    with pytest.raises(AttributeError, match="module 'faster_rcnn' has no attribute 'Nope'"):
+        faster_rcnn.Nope  # noqa: B018
+
+
+class InterruptedImport(importlib.abc.MetaPathFinder):
+    """A finder that is interrupted, as by Ctrl-C, when asked for ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, name, path, target=None):
+        if name == self.name:
+            raise KeyboardInterrupt
+        return None
+
+
+def test_ctrl_c_while_the_command_line_imports_is_one_line(monkeypatch, capsys):
+    monkeypatch.delitem(sys.modules, "faster_rcnn.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport("faster_rcnn.cli"), *sys.meta_path])
+    assert program.main() == 130
+    assert capsys.readouterr().err == "faster-rcnn: interrupted by SIGINT\n"
