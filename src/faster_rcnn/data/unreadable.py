@@ -119,7 +119,7 @@ class UnreadableLog:
 
     @property
     def files(self) -> tuple[str, ...]:
-        """The unreadable files met, in the order first met."""
+        """The files met, of every kind, in the order first met."""
         return tuple(self.times_skipped)
 
     def files_of(self, kind: str) -> tuple[str, ...]:
