@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -40,11 +41,21 @@ def add_image_size_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def with_image_sizes(config: FasterRCNNConfig, args: argparse.Namespace) -> FasterRCNNConfig:
-    """``config`` with the ``--min-size`` / ``--max-size`` given."""
+    """``config`` with the ``--min-size`` / ``--max-size`` given; a warning says when a
+    shorter side given is above the longer side's cap, so that the cap alone decides."""
     if args.min_size:
         config = config.replace(transform={"min_size": tuple(args.min_size)})
     if args.max_size:
         config = config.replace(transform={"max_size": args.max_size})
+    max_size = config.transform.max_size
+    above = [str(size) for size in config.transform.min_size if size > max_size]
+    if above and (args.min_size or args.max_size):
+        some = "" if len(above) == len(config.transform.min_size) else "at those sizes "
+        warnings.warn(
+            f"--min-size {' '.join(above)} above --max-size {max_size}: {some}each image is "
+            f"resized so that its longer side is {max_size}",
+            stacklevel=2,
+        )
     return config
 
 

@@ -1,0 +1,40 @@
+"""Options several commands share: image sizes, and ``--out`` folders checked before work."""
+
+import argparse
+import warnings
+
+import pytest
+
+from faster_rcnn.cli.arguments import check_out_folder, with_image_sizes
+from faster_rcnn.models import preset_config
+
+
+def sizes(min_size=None, max_size=None) -> argparse.Namespace:
+    return argparse.Namespace(min_size=min_size, max_size=max_size)
+
+
+def test_image_sizes_given_replace_the_presets_and_a_min_size_above_the_cap_is_warned():
+    config = preset_config("small")  # 320 / 512
+    assert with_image_sizes(config, sizes()).transform == config.transform
+    given = with_image_sizes(config, sizes([256, 288], 400)).transform
+    assert (given.min_size, given.max_size) == ((256, 288), 400)
+    with pytest.warns(UserWarning) as record:
+        with_image_sizes(config, sizes([800], 100))
+    assert str(record[0].message) == (
+        "--min-size 800 above --max-size 100: each image is resized so that its longer side is 100"
+    )
+    with pytest.warns(UserWarning, match=r"^--min-size 600 above --max-size 512: at those sizes"):
+        with_image_sizes(config, sizes([300, 600]))  # the preset's cap
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_image_sizes(config, sizes([512], 512))  # equal: the shorter side can reach it
+
+
+def test_an_out_folder_in_a_file_is_refused_before_any_work(tmp_path):
+    check_out_folder(tmp_path / "new" / "deeper", "training writes")  # made later: fine
+    file = tmp_path / "file"
+    file.write_text("")
+    with pytest.raises(ValueError, match=rf"^--out {file} is a file: training writes a folder"):
+        check_out_folder(file, "training writes")
+    with pytest.raises(ValueError, match=rf"^--out {file / 'e'} is inside the file {file}: "):
+        check_out_folder(file / "e", "evaluate writes")
