@@ -467,6 +467,15 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     assert main([*argv[:-1], str(file / "e")]) == 2
     said = f"--out {file / 'e'} is inside the file {file}: evaluate writes a folder there"
     assert said in capsys.readouterr().err
+    # The default folder beside the model, unwritable: the figures are printed anyway.
+    (run / "evaluation").write_text("")
+    assert main(argv[:-2]) == 0
+    captured = capsys.readouterr()
+    assert "VOC mAP@0.5" in captured.out
+    assert captured.err.splitlines()[0] == (
+        f"faster-rcnn: warning: {run / 'evaluation'} is a file: the figures are printed, not "
+        "written (--out names a folder)"
+    )
     assert main(["export", "--model", model, "--out", str(tmp_path)]) == 2
     assert "is a folder: name the .onnx file to write" in capsys.readouterr().err
 

@@ -90,15 +90,25 @@ def with_tta(model: FasterRCNN, args: argparse.Namespace) -> FasterRCNN | TestTi
 
 
 def check_out_folder(out: Path, writes: str) -> None:
-    """Refuse, before any work, an ``--out`` folder that cannot be made or written:
-    ``out`` or the nearest folder above it that exists is a file, or is read-only.
-    ``writes`` ends the message: "training writes"."""
-    existing = next(path for path in (out, *out.parents) if path.exists())
+    """Refuse, before any work, an ``--out`` folder that cannot be made or written
+    (:func:`unwritable_folder`); ``writes`` ends the message: "training writes"."""
+    reason = unwritable_folder(out)
+    if reason is not None:
+        raise ValueError(f"--out {out} {reason}: {writes} a folder there")
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot be made or written ("is a file", "is inside the read-only
+    folder /data", ...), from the nearest path at or above it that exists; ``None`` when
+    it can."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
     if not existing.is_dir():
-        what = "is a file" if existing == out else f"is inside the file {existing}"
-        raise ValueError(f"--out {out} {what}: {writes} a folder there")
+        return "is a file" if existing == folder else f"is inside the file {existing}"
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {existing} is read-only")
+        return (
+            "is read-only" if existing == folder else f"is inside the read-only folder {existing}"
+        )
+    return None
 
 
 def positive_int(text: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .arguments import (
     device_name,
     open_fraction,
     positive_int,
+    unwritable_folder,
     with_tta,
 )
 from .splits import add_holdout_arguments, evaluation_images, trained_data
@@ -90,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("evaluate needs --model or --detections (not both)")
     if args.detections is not None:
         return score_detections_file(args)
-    out = args.out if args.out is not None else args.model.parent / "evaluation"
-    check_out_folder(out, "evaluate writes")
+    out = output_folder(args.out, args.model)
     model = load_model(args.model, device=args.device)
     if args.score_thresh is not None:
         print(
@@ -121,6 +122,24 @@ def run(args: argparse.Namespace) -> int:
         args.coco_annotations,
     )
     return 0
+
+
+def output_folder(out: Path | None, model: Path) -> Path | None:
+    """Where the figures go: ``out`` (refused now if it cannot be written), by default
+    the folder ``evaluation`` beside ``model``, or, where that cannot be written (a
+    read-only model folder), nowhere, with a warning: the figures are printed anyway."""
+    if out is not None:
+        check_out_folder(out, "evaluate writes")
+        return out
+    default = model.parent / "evaluation"
+    reason = unwritable_folder(default)
+    if reason is None:
+        return default
+    warnings.warn(
+        f"{default} {reason}: the figures are printed, not written (--out names a folder)",
+        stacklevel=2,
+    )
+    return None
 
 
 def score_detections_file(args: argparse.Namespace) -> int:
