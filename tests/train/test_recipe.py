@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
+from faster_rcnn.backbones import build_backbone
 from faster_rcnn.cli import main
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import STATE_FILE, load_model
@@ -15,6 +17,7 @@ from faster_rcnn.train.recipe import (
     CROWDED_NMS_THRESH,
     CROWDED_OBJECTS,
     CROWDED_SHARE,
+    FINER_MAP_OBJECTS,
     GT_JITTER,
     ROI_BATCH_SIZE,
     SHORT_RUN_STEPS,
@@ -77,6 +80,7 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
         "roi_heads.gt_jitter",
         "roi_heads.sampler",
         "transform.min_size",
+        "backbone.returned_layers",
         "transform.multi_scale_per",
         "roi_heads.soft_nms_sigma",
     ]
@@ -86,7 +90,11 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
     kept, choices = choose_recipe(config, stats, given=given)
     assert kept.roi_heads.batch_size_per_image == 512 and kept.transform.min_size == (800,)
     assert kept.roi_heads.gt_jitter == 0
-    assert [c.setting for c in choices] == ["roi_heads.sampler", "roi_heads.soft_nms_sigma"]
+    assert [c.setting for c in choices] == [
+        "roi_heads.sampler",
+        "backbone.returned_layers",
+        "roi_heads.soft_nms_sigma",
+    ]
 
 
 def test_multi_scale_sizes_end_at_the_preset_size() -> None:
@@ -177,6 +185,53 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
     for given in ({"transform.min_size"}, {"transform.max_size"}):
         chosen, _ = choose_recipe(config, object_statistics(dots, config), given)
         assert chosen.transform.max_size == 1333
+
+
+def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_sparse() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics(DATASET, config)  # 'dot' 33 px once resized, 2 objects an image
+    chosen, choices = choose_recipe(config, stats)
+    assert chosen.backbone.returned_layers == (3, 4, 5)
+    # Every map keeps the preset's anchors; the head pools from all but "pool".
+    assert chosen.anchors.sizes == (config.anchors.sizes[0],) * 4
+    assert chosen.roi_heads.featmap_names == ("0", "1", "2")
+    line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
+    assert line.startswith(
+        "  backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 33 px once resized "
+        "and an image holds 2 objects (the median): the FPN reads the backbone stage before "
+        "stage 4 too"
+    )
+    # The new map is stride 16, the preset's two stride 32.
+    backbone = build_backbone(chosen.backbone).eval()
+    with torch.no_grad():
+        maps = backbone(torch.zeros(1, 3, 256, 320))
+    assert {name: tuple(m.shape[-2:]) for name, m in maps.items()} == {
+        "0": (16, 20),
+        "1": (8, 10),
+        "2": (8, 10),
+        "pool": (4, 5),
+    }
+
+
+def test_recipe_keeps_the_presets_stages_where_the_finer_one_is_not_for_this_data() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics(DATASET, config)
+    # Crowded images: FINER_MAP_OBJECTS objects an image (the median).
+    crowded = dataclasses.replace(stats, objects_per_image=float(FINER_MAP_OBJECTS))
+    assert choose_recipe(config, crowded)[0].backbone.returned_layers is None
+    # No class small once resized: 'dot' 142 px at 3440.
+    large = config.replace(transform={"min_size": (3440,), "max_size": 6000})
+    assert choose_recipe(large, object_statistics(DATASET, large))[0].backbone == config.backbone
+    # Stages or anchors the user gave.
+    for given in ({"backbone.returned_layers"}, {"anchors"}):
+        assert choose_recipe(config, stats, given)[0].backbone == config.backbone
+    # A backbone without a finer stage to read (ResNet-50's FPN reads its four) or whose
+    # stages are fixed.
+    for preset in ("resnet50_fpn", "small"):
+        other = preset_config(preset, 3).replace(class_names=("dot", "blob"))
+        chosen, choices = choose_recipe(other, object_statistics(DATASET, other))
+        assert chosen.backbone == other.backbone
+        assert "backbone.returned_layers" not in [c.setting for c in choices]
 
 
 def _crowded(count: int):

@@ -415,6 +415,8 @@ def with_recipe(
     given |= {"transform.min_size"} if args.min_size else set()
     given |= {"transform.max_size"} if args.max_size else set()
     given |= {"train.lr"} if args.lr is not None else set()
+    given |= {"backbone.returned_layers"} if args.returned_layers else set()
+    given |= {"anchors"} if args.anchors else set()
     config, choices = choose_recipe(config, stats, given)
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import FasterRCNNConfig
+from ..config import BACKBONES, FasterRCNNConfig
 from ..data.dataset import Sample, UnreadableImageError, image_size_of, target_of
 from ..ops.boxes import box_iou
 from ..transform import resized_size
@@ -59,6 +59,18 @@ SCALE_RANGE, SCALE_STEP = 0.8, 32
 # round 28).
 MULTI_SCALE_PER = "batch"
 SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
+# The backbone stage before the first the FPN reads, where a class is small once resized
+# (under SMALL_SIDE) and images are not crowded (fewer than FINER_MAP_OBJECTS objects, the
+# median): MobileNetV2's FPN reads two stride-32 stages (torchvision's default), and its
+# stride-16 stage gives small objects a map four times as fine, for 0.8-0.86 times the
+# steps. On the slides with their platelets 33 px once resized (15 objects an image, 5
+# minutes, four seeds) it was ahead on all four: mAP@0.5 +0.040 to +0.097, the platelets
+# +0.089 to +0.254, COCO AP +0.10 to +0.15; at the slides' own size (platelets 68 px, 20
+# minutes, two seeds) +0.001 and +0.007, COCO AP +0.022 and +0.005. Where 150 objects
+# crowd an image it lost the small platelets in the RPN (two seeds: -0.085 and -0.107,
+# though the cells gained), and on raccoon (no class under SMALL_SIDE) it was behind
+# (benchmarks/recipe_ab.md, rounds 48 and 49).
+FINER_MAP_OBJECTS = 40
 # A larger input where the smallest class is smaller than the smallest anchor once
 # resized, by at most MAX_UPSCALE (a step costs about its square). On 3x3 mosaics of the
 # slides (platelets 23 px at 800, anchors from 32) 896-1088 px was ahead on both seeds
@@ -287,7 +299,8 @@ def choose_recipe(
             ``"roi_heads.sampler"``, ``"roi_heads.gt_jitter"``, ``"transform.min_size"``,
             ``"transform.max_size"``, ``"transform.multi_scale_per"``,
             ``"roi_heads.detections_per_img"``, ``"roi_heads.nms_thresh"``,
-            ``"roi_heads.soft_nms_sigma"``), which stay as they are.
+            ``"roi_heads.soft_nms_sigma"``, ``"backbone.returned_layers"``; ``"anchors"``
+            for an anchor file), which stay as they are.
     """
     choices = _input_size_choices(config, stats, given)
     if choices:
@@ -299,6 +312,9 @@ def choose_recipe(
     if scales is not None:
         choices.append(scales)
         config = _with_choices(config, [scales])
+    finer = _finer_map_choice(config, stats, given)
+    if finer is not None:
+        choices.append(finer)
     per_batch = _multi_scale_per_choice(config, given)
     if per_batch is not None:
         choices.append(per_batch)
@@ -371,6 +387,9 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
 
 def _with_choices(config: FasterRCNNConfig, choices: Sequence[RecipeChoice]) -> FasterRCNNConfig:
     for choice in choices:
+        if choice.setting == "backbone.returned_layers":  # the anchors and pooled maps too
+            config = config.with_returned_layers(choice.value)  # type: ignore[arg-type]
+            continue
         section, field = choice.setting.split(".")
         config = config.replace(**{section: {field: choice.value}})
     return config
@@ -436,6 +455,33 @@ def _multi_scale_choice(
         f"drawn at one of {len(scales)} sizes from {scales[0]} to {scales[-1]} px (the "
         "shorter side), so the head sees every object at several scales and the smaller "
         f"steps fit more of them in the budget; evaluation stays at {scales[-1]}",
+    )
+
+
+def _finer_map_choice(
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
+) -> RecipeChoice | None:
+    """The FPN reads the backbone stage before its first one too, where the smallest
+    class is small once resized, the images are not crowded, the backbone reads its
+    default stages and has such a stage (MobileNets), and the user chose neither the
+    stages nor the anchors (which are one level a map)."""
+    smallest = stats.smallest_class()
+    spec = BACKBONES.get(config.backbone.name)
+    stages = config.backbone.resolved_returned_layers()
+    if smallest is None or spec is None or stages is None or stages != spec.returned_layers:
+        return None
+    if {"backbone.returned_layers", "anchors"} & set(given) or stages[0] - 1 not in spec.returnable:
+        return None
+    side = stats.class_sides[smallest]
+    if side >= SMALL_SIDE or stats.objects_per_image >= FINER_MAP_OBJECTS:
+        return None
+    return RecipeChoice(
+        "backbone.returned_layers",
+        (stages[0] - 1, *stages),
+        f"the smallest class {smallest!r} is {side:.0f} px once resized and an image holds "
+        f"{stats.objects_per_image:g} objects (the median): the FPN reads the backbone stage "
+        f"before stage {stages[0]} too, a map twice as fine each way, where a small object "
+        "spans more cells; a step takes about 1.2 times as long",
     )
 
 
