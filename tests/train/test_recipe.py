@@ -492,6 +492,29 @@ def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path
     )
 
 
+def test_a_run_resumed_where_the_recipe_would_build_other_stages_is_told_its_own(
+    tmp_path, capsys
+) -> None:
+    """A run of the preset's stages (as every run before round 49's recipe), stopped and
+    resumed where the recipe now adds the finer stage: one line naming what differs and
+    the option that builds the run's own stages, with which it resumes."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "slides:2", "--steps", "2", "--min-size", "96", "--max-size"]
+    argv += ["128", "--preset", "mobilenet_v2_fpn", "--out", str(out)]
+    assert main([*argv, "--steps", "1", "--returned-layers", "4", "5"]) == 0
+    (out / "model.safetensors").unlink()  # as a run stopped by a signal leaves it
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"faster-rcnn: error: {out / 'joint'} was trained with other model settings than this "
+        "run builds (anchors.aspect_ratios, anchors.sizes, backbone.returned_layers, "
+        "roi_heads.featmap_names): resume with the options the run was started with (its "
+        "backbone stages: --returned-layers 4 5)"
+    )
+    assert main([*argv, "--resume", "--returned-layers", "4", "5"]) == 0
+    assert load_model(out / "model.safetensors").config.backbone.returned_layers == (4, 5)
+
+
 def test_train_enlarges_images_unless_a_side_is_given(tmp_path, capsys) -> None:
     """The slides' platelets are 25 px at mobilenet_v3_large_320_fpn's 320 (anchors from
     32): images are resized 1.28 times larger, 416 px; with a --max-size given they stay

@@ -37,7 +37,9 @@ from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
 from ..train.recipe import (
     CROWDED_OBJECTS,
+    FINER_MAP_OBJECTS,
     SHORT_RUN_STEPS,
+    SMALL_SIDE,
     choose_learning_rate,
     choose_recipe,
     choose_short_run_steps,
@@ -108,9 +110,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="STAGE",
         help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
         "1-4; MobileNets: 0-5, default 4 5, both stride 32, and 3 adds a stride-16 map, "
-        "22-36%% slower a step: in a 20-minute budget its boxes were tighter and a "
-        "crowded class better found, a rare class of 33 px worse: benchmarks/recipe_ab.md, "
-        "round 48)",
+        f"which the recipe chooses where a class is under {SMALL_SIDE} px once resized and "
+        f"images hold fewer than {FINER_MAP_OBJECTS} objects: benchmarks/recipe_ab.md, rounds "
+        "48 and 49)",
     )
     add_config_options(parser)
     parser.add_argument(

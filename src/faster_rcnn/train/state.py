@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config import FasterRCNNConfig
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
 from . import distributed
@@ -95,13 +96,19 @@ class TrainingState:
         Raises:
             ValueError: the checkpoint is another stage's, or unreadable.
         """
-        checkpoint = TrainingCheckpoint.load(stage_dir, self.model)
+        found = TrainingCheckpoint.find(stage_dir)
+        trained = read_model_config(found / MODEL_FILE) if found is not None else None
+        try:
+            checkpoint = TrainingCheckpoint.load(stage_dir, self.model)
+        except ValueError as error:
+            if trained is None or trained == self.model.config:
+                raise
+            raise ValueError(_other_model_message(stage_dir, trained, self.model.config)) from error
         if checkpoint.stage != self.stage:
             raise ValueError(f"{stage_dir} holds stage {checkpoint.stage!r}, not {self.stage!r}")
         changed = self.cfg.changes_since(checkpoint.train_config)
-        found = TrainingCheckpoint.find(stage_dir)
-        if found is not None:  # the model's settings too: sizes, NMS, sampling...
-            changed += self.model.config.changes_since(read_model_config(found / MODEL_FILE))
+        if trained is not None:  # the model's settings too: sizes, NMS, sampling...
+            changed += self.model.config.changes_since(trained)
         if changed:
             warnings.warn(
                 f"resuming {stage_dir} with changed settings: {', '.join(changed)}; the run "
@@ -130,3 +137,18 @@ class TrainingState:
         )
         seed = derive_seed(self.cfg.seed, self.rank, self.world_size, checkpoint.step)
         self.generator.manual_seed(seed)
+
+
+def _other_model_message(stage_dir: Path, trained: FasterRCNNConfig, now: FasterRCNNConfig) -> str:
+    """Why a checkpoint's weights do not fit this run's model: the settings it was trained
+    with that differ, and for the backbone's stages (which the recipe chooses by the data)
+    the option that builds its own."""
+    names = sorted({change.split()[0] for change in now.changes_since(trained)})
+    message = (
+        f"{stage_dir} was trained with other model settings than this run builds "
+        f"({', '.join(names)}): resume with the options the run was started with"
+    )
+    stages = trained.backbone.resolved_returned_layers()
+    if stages is not None and stages != now.backbone.resolved_returned_layers():
+        message += f" (its backbone stages: --returned-layers {' '.join(map(str, stages))})"
+    return message
