@@ -140,13 +140,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRC
     return model.to(device).eval()
 
 
+class WeightsMismatchError(ValueError):
+    """A model file whose tensors' names or shapes differ from the model's."""
+
+
 def load_weights(model: FasterRCNN, path: str | Path) -> None:
     """Load the weights of the model file ``path`` into ``model`` in place, strictly.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is unreadable, or its tensors' names or shapes differ from
-            ``model``'s.
+        WeightsMismatchError: its tensors' names or shapes differ from ``model``'s.
+        ValueError: the file is unreadable.
     """
     path = Path(path)
     if not path.is_file():
@@ -160,7 +164,8 @@ def load_weights(model: FasterRCNN, path: str | Path) -> None:
         problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
         first = problems[0] if problems else str(error)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ValueError(f"the weights in {path} do not fit the model: {first}{more}") from error
+        message = f"the weights in {path} do not fit the model: {first}{more}"
+        raise WeightsMismatchError(message) from error
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..config import FasterRCNNConfig
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
 from . import distributed
-from .checkpoint import MODEL_FILE, TrainingCheckpoint, read_model_config
+from .checkpoint import MODEL_FILE, TrainingCheckpoint, WeightsMismatchError, read_model_config
 from .precision import mixed_precision_dtype
 from .train_config import TrainConfig
 
@@ -100,10 +100,11 @@ class TrainingState:
         trained = read_model_config(found / MODEL_FILE) if found is not None else None
         try:
             checkpoint = TrainingCheckpoint.load(stage_dir, self.model)
-        except ValueError as error:
+        except WeightsMismatchError as error:
             if trained is None or trained == self.model.config:
                 raise
-            raise ValueError(_other_model_message(stage_dir, trained, self.model.config)) from error
+            message = _other_model_message(stage_dir, trained, self.model.config)
+            raise ValueError(f"{message}; {error}") from error
         if checkpoint.stage != self.stage:
             raise ValueError(f"{stage_dir} holds stage {checkpoint.stage!r}, not {self.stage!r}")
         changed = self.cfg.changes_since(checkpoint.train_config)
