@@ -106,7 +106,10 @@ class EvaluationResult:
     def table(self) -> str:
         """A short printable summary followed by the per-class VOC table."""
         coco = self.coco
-        kinds = (("unreadable", self.unreadable), ("unresizable", self.unresizable))
+        kinds = (
+            (UnreadableImageError.kind, self.unreadable),
+            (UnresizableImageError.kind, self.unresizable),
+        )
         skipped = ", ".join(f"{len(files)} {kind}" for kind, files in kinds if files)
         skipped = f" ({skipped}, left out)" if skipped else ""
         lines = [
