@@ -19,9 +19,9 @@ def describe() -> str:
     and whether with AMX's matrix tiles (oneDNN's fastest bfloat16 kernels), the
     processor itself where Linux names it, and the threads the kernels run on. The
     project's machines have come both with and without AVX-512, and some kernels differ
-    between the two by an order of magnitude (``roi_heads/box_head.py``); two AMD EPYCs
-    with AVX-512 (family 25 model 17 is Zen 4) have differed too, and an Intel Xeon with
-    AMX (family 6 model 167) from both."""
+    between the two by an order of magnitude (``roi_heads/box_head.py``); AMD EPYCs with
+    AVX-512 (family 25 model 17 is Zen 4, family 26 model 2 Zen 5) have differed too, and
+    an Intel Xeon with AMX (family 6 model 167) from them."""
     capability = torch.backends.cpu.get_cpu_capability()
     bfloat16 = " with bfloat16" if cpu_has_bfloat16() else ""
     if bfloat16 and _has_amx():
