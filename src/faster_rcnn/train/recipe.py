@@ -60,19 +60,23 @@ SCALE_RANGE, SCALE_STEP = 0.8, 32
 MULTI_SCALE_PER = "batch"
 SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # The backbone stage before the first the FPN reads, where a class is small once resized
-# (under SMALL_SIDE) and images are not crowded (fewer than FINER_MAP_OBJECTS objects, the
-# median): MobileNetV2's FPN reads two stride-32 stages (torchvision's default), and its
-# stride-16 stage gives small objects a map four times as fine, for 0.80-0.89 times the
-# steps. On the slides with their platelets 33 px once resized (15 objects an image, 5
-# minutes, four seeds) it was ahead on all four: mAP@0.5 +0.040 to +0.097, the platelets
-# +0.089 to +0.254 (on the stride-32 maps their detections were misplaced), COCO AP +0.10
-# to +0.15; at the slides' own size (platelets 68 px, 20 minutes, two seeds) +0.001 and
-# +0.007, COCO AP +0.022 and +0.005. Crowded images hold many small objects to learn from,
-# and there the stride-32 maps learnt them too: at 66 objects an image (platelets 34 px,
-# two seeds) it was even at IoU 0.5 (-0.005 and +0.003; the platelets -0.032 and -0.003,
-# some never proposed) though ahead in COCO AP (+0.043 and +0.051); at 150 behind (-0.019
-# and -0.028, the platelets -0.085 and -0.107). Raccoon (no class under SMALL_SIDE) was
-# behind (-0.006 and -0.002; benchmarks/recipe_ab.md, rounds 48 and 49).
+# (under SMALL_SIDE) and images are not crowded (fewer than FINER_MAP_OBJECTS objects,
+# the median): MobileNetV2's FPN reads two stride-32 stages (torchvision's default), and
+# its stride-16 stage gives small objects a map four times as fine, for 0.78-0.89 times
+# the steps. On the slides with their platelets 33 px once resized (15 objects an image,
+# 5 minutes, four seeds) it was ahead on all four: mAP@0.5 +0.040 to +0.097, the
+# platelets +0.089 to +0.254 (on the stride-32 maps their detections were misplaced),
+# COCO AP +0.10 to +0.15; at the slides' own size (platelets 68 px, 20 minutes, two
+# seeds) +0.001 and +0.007, COCO AP +0.022 and +0.005. At 30 objects an image (platelets
+# 35 px, 20 minutes, two seeds) it was even to ahead at IoU 0.5 (+0.001 and +0.007, the
+# platelets 0.000 and +0.013) and ahead in COCO AP (+0.034 and +0.039). Crowded images
+# hold many small objects to learn from, and there the stride-32 maps learnt them too:
+# at 66 objects an image (platelets 34 px, two seeds) it was even at IoU 0.5 (-0.005 and
+# +0.003; the platelets -0.032 and -0.003, some never proposed) though ahead in COCO AP
+# (+0.043 and +0.051); at 150 behind (-0.019 and -0.028, the platelets -0.085 and
+# -0.107). Raccoon (no class under SMALL_SIDE) was behind (-0.006 and -0.002;
+# benchmarks/recipe_ab.md, rounds 48 to 50). Below 40 objects it was never behind at IoU
+# 0.5, nor was its small class; at 66 the small class was.
 FINER_MAP_OBJECTS = 40
 # A larger input where the smallest class is smaller than the smallest anchor once
 # resized, by at most MAX_UPSCALE (a step costs about its square). On 3x3 mosaics of the
@@ -484,7 +488,7 @@ def _finer_map_choice(
         f"the smallest class {smallest!r} is {side:.0f} px once resized and an image holds "
         f"{stats.objects_per_image:g} objects (the median): the FPN reads the backbone stage "
         f"before stage {stages[0]} too, a map twice as fine each way, where a small object "
-        "spans more cells; a step takes 1.1-1.25 times as long",
+        "spans more cells; a step takes 1.1-1.3 times as long",
     )
 
 
