@@ -62,7 +62,7 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # The backbone stage before the first the FPN reads, where a class is small once resized
 # (under SMALL_SIDE) and images are not crowded (fewer than FINER_MAP_OBJECTS objects,
 # the median): MobileNetV2's FPN reads two stride-32 stages (torchvision's default), and
-# its stride-16 stage gives small objects a map four times as fine, for 0.78-0.89 times
+# its stride-16 stage gives small objects a map four times as fine, for 0.77-0.89 times
 # the steps. On the slides with their platelets 33 px once resized (15 objects an image,
 # 5 minutes, four seeds) it was ahead on all four: mAP@0.5 +0.040 to +0.097, the
 # platelets +0.089 to +0.254 (on the stride-32 maps their detections were misplaced),
