@@ -1,10 +1,12 @@
 """Options several commands share: image sizes, and ``--out`` folders checked before work."""
 
 import argparse
+import os
 import warnings
 
 import pytest
 
+from faster_rcnn.cli import arguments
 from faster_rcnn.cli.arguments import check_out_folder, with_image_sizes
 from faster_rcnn.models import preset_config
 
@@ -38,3 +40,20 @@ def test_an_out_folder_in_a_file_is_refused_before_any_work(tmp_path):
         check_out_folder(file, "training writes")
     with pytest.raises(ValueError, match=rf"^--out {file / 'e'} is inside the file {file}: "):
         check_out_folder(file / "e", "evaluate writes")
+
+
+def test_an_out_folder_in_a_read_only_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # Root may write anywhere, so the permission check is what stands for the folder's mode.
+    allowed = os.access
+    monkeypatch.setattr(
+        arguments.os, "access", lambda path, mode: path != locked and allowed(path, mode)
+    )
+    with pytest.raises(ValueError, match=rf"^--out {locked} is read-only: training writes a "):
+        check_out_folder(locked, "training writes")
+    inside = locked / "run" / "deeper"
+    said = rf"^--out {inside} is inside the read-only folder {locked}: evaluate writes a folder"
+    with pytest.raises(ValueError, match=said):
+        check_out_folder(inside, "evaluate writes")
+    check_out_folder(tmp_path / "free", "training writes")  # its parent is writable: fine
