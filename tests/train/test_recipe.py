@@ -172,11 +172,20 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
     assert chosen.transform.max_size == 1706
     scales = next(c for c in choices[2:] if c.setting == "transform.min_size")
     assert "'dot' is 32 px once resized" in scales.line()
-    # Not where more than 1.4 times would be needed: 'dot' 20 px.
+    # Where more than 1.4 times would be needed ('dot' 20 px), by 1.4: 1120 px.
     specks = [_item(400, 600, [[0, 0, 10, 10]], [1])] * 3
     chosen, choices = choose_recipe(config, object_statistics(specks, config))
-    assert "transform.max_size" not in [c.setting for c in choices]
-    assert chosen.transform.min_size == multi_scale_sizes(800)
+    assert choices[0].value == (1120,) and choices[1].value == 1866
+    assert choices[0].line() == (
+        "  transform.min_size = (1120,): the smallest class 'dot' is 20 px once resized to "
+        "800, under the smallest anchor (32 px): images are resized 1.40 times larger (at "
+        "most 1.4: a step takes longer on larger images)"
+    )
+    assert chosen.transform.min_size == multi_scale_sizes(1120)
+    # A size from which 1.4 times is not a step of 32 px larger stays.
+    tiny = config.replace(transform={"min_size": (64,), "max_size": 100})
+    chosen, _ = choose_recipe(tiny, object_statistics(specks, tiny))
+    assert (chosen.transform.min_size, chosen.transform.max_size) == ((64,), 100)
     # Nor for a class of points.
     points = [_item(400, 600, [[5, 5, 5, 5]], [1])] * 3
     chosen, _ = choose_recipe(config, object_statistics(points, config))
@@ -247,7 +256,8 @@ def test_recipe_balances_the_objects_of_a_single_class() -> None:
     chosen, choices = choose_recipe(config, object_statistics([_crowded(5)], config))
     assert chosen.roi_heads.sampler == "object_balanced"
     line = next(c.line() for c in choices if c.setting == "roi_heads.sampler")
-    assert "5 objects an image (median), the smallest class 'dot' 20 px" in line
+    # 'dot' 20 px at 800, seen at the 1.4 times larger input the recipe chose first.
+    assert "5 objects an image (median), the smallest class 'dot' 28 px" in line
 
 
 def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:

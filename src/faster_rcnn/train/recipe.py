@@ -79,10 +79,14 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # 0.5, nor its small class by more than 0.003; at 66 the small class lost up to 0.032.
 FINER_MAP_OBJECTS = 40
 # A larger input where the smallest class is smaller than the smallest anchor once
-# resized, by at most MAX_UPSCALE (a step costs about its square). On 3x3 mosaics of the
-# slides (platelets 23 px at 800, anchors from 32) 896-1088 px was ahead on both seeds
-# in the same 15 minutes, with 40 % fewer steps: mAP@0.5 0.695 / 0.684 against 0.620 /
-# 0.616, platelets 0.25 / 0.26 against 0.12 / 0.12 (benchmarks/recipe_ab.md, round 9).
+# resized: by what reaches the anchor, at most MAX_UPSCALE (a step costs about its
+# square). On 3x3 mosaics of the slides (platelets 23 px at 800, anchors from 32)
+# 896-1088 px was ahead on both seeds in the same 15 minutes, with 40 % fewer steps:
+# mAP@0.5 0.695 / 0.684 against 0.620 / 0.616, platelets 0.25 / 0.26 against 0.12 / 0.12
+# (benchmarks/recipe_ab.md, round 9). Further from the anchors, MAX_UPSCALE is still
+# ahead: on 4x4 mosaics (platelets 17 px at 800, 48 objects an image) 896-1120 px gave
+# mAP@0.5 0.977 / 0.976 against 0.953 / 0.951, platelets 0.957 / 0.959 against 0.891 /
+# 0.885, in 20 minutes with 0.67 times the steps (round 51).
 MAX_UPSCALE = 1.4
 # Detections an image: at least this many times the most objects of a training image, in
 # whole hundreds. The rare classes score lowest and are the first a cap cuts: on 3x3
@@ -413,27 +417,30 @@ def _input_size_choices(
     config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
 ) -> list[RecipeChoice]:
     """A larger input when the smallest class is smaller than the smallest anchor once
-    resized, by at most ``MAX_UPSCALE``, and the user gave no sizes: the shorter side
-    grows (in ``SCALE_STEP`` px) until the class reaches the anchor, and the longer
-    side's cap alike."""
+    resized and the user gave no sizes: the shorter side grows (in ``SCALE_STEP`` px)
+    until the class reaches the anchor, by at most ``MAX_UPSCALE``, and the longer side's
+    cap alike."""
     smallest = stats.smallest_class()
     transform = config.transform
     sizes_given = {"transform.min_size", "transform.max_size"} & set(given)
     if smallest is None or sizes_given or len(transform.min_size) > 1:
         return []
     side, anchor = stats.class_sides[smallest], min(min(s) for s in config.anchors.sizes)
-    scale = anchor / side if side > 0 else math.inf
-    if not 1 < scale <= MAX_UPSCALE:
-        # Further from the anchors than the measured enlargement: for the anchors to fit,
-        # `faster-rcnn anchors --fit`.
+    if not 0 < side < anchor:  # a class of points has no size to enlarge
         return []
-    size = SCALE_STEP * math.ceil(transform.min_size[0] * scale / SCALE_STEP)
-    max_size = round(transform.max_size * size / transform.min_size[0])
+    preset = transform.min_size[0]
+    reaching = SCALE_STEP * math.ceil(preset * anchor / side / SCALE_STEP)
+    size = min(reaching, SCALE_STEP * math.floor(preset * MAX_UPSCALE / SCALE_STEP))
+    if size <= preset:
+        return []
+    max_size = round(transform.max_size * size / preset)
     why = (
-        f"the smallest class {smallest!r} is {side:.0f} px once resized to "
-        f"{transform.min_size[0]}, under the smallest anchor ({anchor:g} px): images are "
-        f"resized {size / transform.min_size[0]:.2f} times larger"
+        f"the smallest class {smallest!r} is {side:.0f} px once resized to {preset}, under "
+        f"the smallest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
+        "larger"
     )
+    if size < reaching:
+        why += f" (at most {MAX_UPSCALE:g}: a step takes longer on larger images)"
     return [
         RecipeChoice("transform.min_size", (size,), why),
         RecipeChoice(
