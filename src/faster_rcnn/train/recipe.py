@@ -84,9 +84,11 @@ FINER_MAP_OBJECTS = 40
 # 896-1088 px was ahead on both seeds in the same 15 minutes, with 40 % fewer steps:
 # mAP@0.5 0.695 / 0.684 against 0.620 / 0.616, platelets 0.25 / 0.26 against 0.12 / 0.12
 # (benchmarks/recipe_ab.md, round 9). Further from the anchors, MAX_UPSCALE is still
-# ahead: on 4x4 mosaics (platelets 17 px at 800, 48 objects an image) 896-1120 px gave
-# mAP@0.5 0.977 / 0.976 against 0.953 / 0.951, platelets 0.957 / 0.959 against 0.891 /
-# 0.885, in 20 minutes with 0.67 times the steps (round 51).
+# ahead: with platelets 17 px at 800, 896-1120 px gave in 20 minutes, two seeds, on 4x4
+# mosaics (48 objects an image) mAP@0.5 0.977 / 0.976 against 0.953 / 0.951, platelets
+# 0.957 / 0.959 against 0.891 / 0.885, with 0.67 times the steps; on the slides on a
+# larger canvas (17 objects an image) 0.930 / 0.915 against 0.802 / 0.830, platelets
+# 0.849 / 0.803 against 0.477 / 0.563, with 0.61 times (round 51).
 MAX_UPSCALE = 1.4
 # Detections an image: at least this many times the most objects of a training image, in
 # whole hundreds. The rare classes score lowest and are the first a cap cuts: on 3x3
