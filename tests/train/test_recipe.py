@@ -182,6 +182,12 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
         "most 1.4: a step takes longer on larger images)"
     )
     assert chosen.transform.min_size == multi_scale_sizes(1120)
+    # The step of 32 px that reaches the anchor is not taken past 1.4 times: 'dot' 23 px
+    # at 600 needs 1.39 times, 864 px in steps of 32 (1.44), and gets 832 (1.39).
+    at_600 = config.replace(transform={"min_size": (600,), "max_size": 1000})
+    near = [_item(400, 600, [[0, 0, 15.3, 15.3]], [1])] * 3
+    chosen, choices = choose_recipe(at_600, object_statistics(near, at_600))
+    assert choices[0].value == (832,) and chosen.transform.max_size == round(1000 * 832 / 600)
     # A size from which 1.4 times is not a step of 32 px larger stays.
     tiny = config.replace(transform={"min_size": (64,), "max_size": 100})
     chosen, _ = choose_recipe(tiny, object_statistics(specks, tiny))
