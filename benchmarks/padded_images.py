@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from faster_rcnn.data.dataset import image_files_in
+
 NOISE = 3.0
 JPEG_QUALITY = 92
 
@@ -42,7 +44,9 @@ def main() -> None:
     (args.out / "classes.txt").write_text((args.src / "classes.txt").read_text())
     places, noise = random.Random(args.seed), np.random.default_rng(args.seed)
     for split, count in (("train", args.train), ("test", args.test)):
-        for path in sorted((args.src / "images" / split).iterdir())[:count]:
+        for folder in ("images", "labels"):
+            (args.out / folder / split).mkdir(parents=True)
+        for path in image_files_in(args.src / "images" / split)[:count]:
             labels = args.src / "labels" / split / f"{path.stem}.txt"
             pad_image(path, labels, args.out, split, tuple(args.canvas), places, noise)
     print(f"{args.out}: {args.src}'s images on {args.canvas[0]} x {args.canvas[1]} canvases")
@@ -67,8 +71,6 @@ def pad_image(
     left = places.randrange(canvas_width - width + 1)
     top = places.randrange(canvas_height - height + 1)
     canvas[top : top + height, left : left + width] = image
-    for folder in ("images", "labels"):
-        (out / folder / split).mkdir(parents=True, exist_ok=True)
     picture = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
     picture.save(out / "images" / split / f"{image_file.stem}.jpg", quality=JPEG_QUALITY)
     moved = []
