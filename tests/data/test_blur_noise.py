@@ -9,6 +9,7 @@ from faster_rcnn.cli.train import augmented
 from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip
 from faster_rcnn.data.blur_noise import BlurAndNoise, gaussian_blur, gaussian_taps
 from faster_rcnn.data.photometric import ColorJitter
+from faster_rcnn.data.random_crop import RandomCrop
 from faster_rcnn.data.synthetic import SyntheticShapes
 
 
@@ -104,13 +105,19 @@ def test_a_negative_strength_is_refused(strengths: tuple[float, float]) -> None:
         BlurAndNoise(*strengths)
 
 
-def test_training_reads_flips_then_colour_jitter_then_blur_and_noise() -> None:
+def test_training_reads_crops_flips_then_colour_jitter_then_blur_and_noise() -> None:
     data = SyntheticShapes(2, image_size=(16, 16), seed=0)
     plain = argparse.Namespace(
-        no_flip=True, vertical_flip=False, color_jitter=None, blur_noise=None, seed=0
+        random_crop=None,
+        no_flip=True,
+        vertical_flip=False,
+        color_jitter=None,
+        blur_noise=None,
+        seed=0,
     )
     assert augmented(data, plain) is data
     every = argparse.Namespace(
+        random_crop=0.6,
         no_flip=False,
         vertical_flip=True,
         color_jitter=[0.1, 0.2, 0.3, 0.04],
@@ -119,13 +126,19 @@ def test_training_reads_flips_then_colour_jitter_then_blur_and_noise() -> None:
     )
     wrapped = augmented(data, every)
     assert isinstance(wrapped, Augmented)
-    flip, vertical, jitter, blur_noise = wrapped.transforms
+    crop, flip, vertical, jitter, blur_noise = wrapped.transforms
+    assert isinstance(crop, RandomCrop) and (crop.min_scale, crop.p) == (0.6, 0.5)
     assert isinstance(flip, RandomHorizontalFlip) and flip.direction == "horizontal"
     assert isinstance(vertical, RandomVerticalFlip) and vertical.direction == "vertical"
     assert isinstance(jitter, ColorJitter) and jitter.strengths == (0.1, 0.2, 0.3, 0.04)
     assert isinstance(blur_noise, BlurAndNoise) and blur_noise.strengths == (1.5, 0.02)
     zero = argparse.Namespace(
-        no_flip=True, vertical_flip=False, color_jitter=[0.0] * 4, blur_noise=[0.0, 0.0], seed=0
+        random_crop=None,
+        no_flip=True,
+        vertical_flip=False,
+        color_jitter=[0.0] * 4,
+        blur_noise=[0.0, 0.0],
+        seed=0,
     )
     assert augmented(data, zero) is data
 

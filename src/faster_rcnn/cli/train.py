@@ -27,6 +27,7 @@ from ..data.cache import InMemoryDataset
 from ..data.dataset import DetectionDataset, Sample, target_of
 from ..data.difficult import WithoutDifficult
 from ..data.photometric import ColorJitter
+from ..data.random_crop import RandomCrop
 from ..data.resizable import ResizableImages
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
@@ -56,6 +57,7 @@ from .arguments import (
     check_out_folder,
     device_name,
     non_negative_float,
+    open_fraction,
     positive_float,
     positive_int,
     with_image_sizes,
@@ -172,6 +174,15 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="also flip half the images top-bottom, drawn apart from the left-right flip: "
         "for images with no up or down, such as microscope slides or aerial photographs "
         "(default off)",
+    )
+    parser.add_argument(
+        "--random-crop",
+        type=open_fraction,
+        metavar="MIN_SCALE",
+        help="cut half the images to a random window of their own shape, its sides drawn "
+        "from MIN_SCALE..1 times theirs, so that their objects are seen up to 1 / MIN_SCALE "
+        "times larger; boxes are cut to the window (faster_rcnn.data.random_crop); "
+        "default none",
     )
     parser.add_argument(
         "--color-jitter",
@@ -434,10 +445,13 @@ def with_recipe(
 
 
 def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
-    """The dataset as training reads it: flipped left-right at random (unless
-    ``--no-flip``) and top-bottom (with ``--vertical-flip``), then colour-jittered (with
-    ``--color-jitter``), then blurred and noised (with ``--blur-noise``)."""
-    transforms: list[Transform] = [] if args.no_flip else [RandomHorizontalFlip(0.5)]
+    """The dataset as training reads it: cropped (with ``--random-crop``), flipped
+    left-right at random (unless ``--no-flip``) and top-bottom (with ``--vertical-flip``),
+    then colour-jittered (with ``--color-jitter``), then blurred and noised (with
+    ``--blur-noise``)."""
+    transforms: list[Transform] = [RandomCrop(args.random_crop)] if args.random_crop else []
+    if not args.no_flip:
+        transforms.append(RandomHorizontalFlip(0.5))
     if args.vertical_flip:
         transforms.append(RandomVerticalFlip(0.5))
     if args.color_jitter and any(args.color_jitter):
