@@ -102,8 +102,9 @@ class Augmented(WrappedDataset):
 
     Args:
         dataset: any detection dataset.
-        transforms: steps applied in order; they keep the image size (a flip does), so
-            sizes are the wrapped dataset's.
+        transforms: steps applied in order; they keep the image's aspect ratio (a flip
+            keeps its size, a crop its shape), so batches grouped by the wrapped
+            dataset's sizes still group landscape and portrait images apart.
         seed: with the epoch and the index, decides every random draw.
 
     Call :meth:`set_epoch` before each epoch so that every epoch draws afresh. DataLoader
