@@ -100,6 +100,12 @@ def test_a_scale_outside_zero_to_one_is_refused(min_scale: float) -> None:
         RandomCrop(min_scale)
 
 
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_a_probability_outside_zero_to_one_is_refused(p: float) -> None:
+    with pytest.raises(ValueError, match=r"crop probability must be in 0\.\.1"):
+        RandomCrop(0.5, p)
+
+
 def test_cropped_batches_train_the_loader_as_any_other() -> None:
     # The loader groups by the dataset's aspect ratio: crops keep it, and the batches
     # repeat for the same seed.
