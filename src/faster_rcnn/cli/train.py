@@ -181,8 +181,8 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MIN_SCALE",
         help="cut half the images to a random window of their own shape, its sides drawn "
         "from MIN_SCALE..1 times theirs, so that their objects are seen up to 1 / MIN_SCALE "
-        "times larger; boxes are cut to the window (faster_rcnn.data.random_crop); "
-        "default none",
+        "times larger; a box whose centre is in the window is kept, cut to it "
+        "(faster_rcnn.data.random_crop); default none",
     )
     parser.add_argument(
         "--color-jitter",
