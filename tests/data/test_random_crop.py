@@ -3,6 +3,8 @@ import torch
 
 from faster_rcnn.cli import main
 from faster_rcnn.data.augment import Augmented
+from faster_rcnn.data.coco import drop_crowd
+from faster_rcnn.data.difficult import without_difficult
 from faster_rcnn.data.loader import iterate_batches
 from faster_rcnn.data.random_crop import RandomCrop, boxes_in_window
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -139,3 +141,23 @@ def test_train_refuses_a_crop_scale_outside_zero_to_one(capsys) -> None:
         main(["train", "--data", "synthetic:2", "--steps", "1", "--random-crop", "1.5"])
     assert info.value.code == 2
     assert "--random-crop: must be between 0 and 1, got 1.5" in capsys.readouterr().err
+
+
+def test_every_per_box_entry_is_filtered_by_one_rule() -> None:
+    # Difficult, crowd and cropped-out boxes leave with all of their per-box entries,
+    # COCO's "area" too; entries of the image stay.
+    target = {
+        "boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0], [10.0, 10.0, 20.0, 20.0]]),
+        "labels": torch.tensor([1, 2]),
+        "difficult": torch.tensor([True, False]),
+        "iscrowd": torch.tensor([True, False]),
+        "area": torch.tensor([16.0, 100.0]),
+        "image_id": 3,
+    }
+    for kept in (
+        without_difficult(target),
+        drop_crowd(target),
+        boxes_in_window(target, (8, 8, 30, 30)),
+    ):
+        assert kept["labels"].tolist() == [2] and kept["area"].tolist() == [100.0]
+        assert kept["image_id"] == 3

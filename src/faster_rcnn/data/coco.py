@@ -31,9 +31,9 @@ from torch import Tensor
 
 from .box_audit import BoxAudit
 from .dataset import (
-    PER_BOX_KEYS,
     ImageFileDataset,
     Target,
+    boxes_kept,
     boxes_tensor,
     image_sizes,
     read_image,
@@ -158,11 +158,7 @@ def drop_crowd(target: Target) -> Target:
     crowd = target.get("iscrowd")
     if not isinstance(crowd, Tensor) or not bool(crowd.any()):
         return target
-    keep = ~crowd
-    return {
-        key: value[keep] if key in PER_BOX_KEYS and isinstance(value, Tensor) else value
-        for key, value in target.items()
-    }
+    return boxes_kept(target, ~crowd)
 
 
 def load_coco_json(path: Path) -> dict[str, Any]:

@@ -34,8 +34,9 @@ Sample = tuple[Tensor, Target]
 # list that PIL decodes. TIFF is common in microscopy.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
-# Target entries with one row per box: whatever removes boxes must filter all of them.
-PER_BOX_KEYS = ("boxes", "labels", "difficult", "iscrowd")
+# Target entries with one row per box: whatever removes boxes must filter all of them
+# ("area" is COCO's, which COCO AP reads where a target carries it).
+PER_BOX_KEYS = ("boxes", "labels", "difficult", "iscrowd", "area")
 
 
 def is_image_file(path: Path) -> bool:
@@ -284,6 +285,15 @@ def target_of(dataset: object, index: int) -> Target:
     if callable(target):
         return target(index)
     return dataset[index][1]  # type: ignore[index]
+
+
+def boxes_kept(target: Target, keep: Tensor) -> Target:
+    """``target`` with only the boxes ``keep`` selects (a bool mask of ``N`` or indices):
+    every per-box entry (:data:`PER_BOX_KEYS`) is filtered alike, the others stay."""
+    return {
+        key: value[keep] if key in PER_BOX_KEYS and isinstance(value, Tensor) else value
+        for key, value in target.items()
+    }
 
 
 class WrappedDataset:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .dataset import Sample, Target, WrappedDataset, target_of
+from .dataset import Sample, Target, WrappedDataset, boxes_kept, target_of
 
 
 class WithoutDifficult(WrappedDataset):
@@ -29,9 +29,4 @@ def without_difficult(target: Target) -> Target:
     difficult = target.get("difficult")
     if not isinstance(difficult, Tensor) or not bool(difficult.any()):
         return target
-    keep = ~difficult
-    num = len(keep)
-    return {
-        key: value[keep] if isinstance(value, Tensor) and value.shape[:1] == (num,) else value
-        for key, value in target.items()
-    }
+    return boxes_kept(target, ~difficult)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .dataset import PER_BOX_KEYS, Target
+from .dataset import Target, boxes_kept
 
 
 class RandomCrop:
@@ -66,5 +66,4 @@ def boxes_in_window(target: Target, window: tuple[int, int, int, int]) -> Target
     keep = ((centres >= corner) & (centres < far)).all(dim=1)
     limit = (far - corner).repeat(2)
     moved = torch.minimum((boxes - corner.repeat(2)).clamp(min=0), limit)
-    cut = {key: value[keep] for key, value in target.items() if key in PER_BOX_KEYS}
-    return {**target, **cut, "boxes": moved[keep]}
+    return boxes_kept({**target, "boxes": moved}, keep)
