@@ -29,6 +29,7 @@ from ..data.difficult import WithoutDifficult
 from ..data.photometric import ColorJitter
 from ..data.random_crop import RandomCrop
 from ..data.resizable import ResizableImages
+from ..data.small_object_paste import SmallObjectPaste
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
@@ -44,6 +45,7 @@ from ..train.recipe import (
     choose_learning_rate,
     choose_recipe,
     choose_short_run_steps,
+    class_label,
     object_statistics,
 )
 from ..train.rpn_only import rpn_trainer
@@ -185,6 +187,14 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         "(faster_rcnn.data.random_crop); default none",
     )
     parser.add_argument(
+        "--paste-small",
+        type=positive_int,
+        metavar="COPIES",
+        help="in half the images, paste COPIES more copies of each object of the smallest "
+        "class (by median side once resized) where no box lies, each copy's border faded "
+        "into its new place (faster_rcnn.data.small_object_paste); default none",
+    )
+    parser.add_argument(
         "--color-jitter",
         type=non_negative_float,
         nargs=4,
@@ -292,7 +302,8 @@ def train(args: argparse.Namespace) -> int:
     rate: dict[str, Any] = {"lr": lr}
     if args.recipe == "auto":
         config, rate = with_recipe(config, dataset, args, rate)
-    dataset = augmented(resizable(dataset, config), args)
+    pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
+    dataset = augmented(resizable(dataset, config), args, pasted)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
@@ -444,12 +455,33 @@ def with_recipe(
     return config, rate
 
 
-def augmented(dataset: Sequence[Sample], args: argparse.Namespace) -> Sequence[Sample]:
-    """The dataset as training reads it: cropped (with ``--random-crop``), flipped
+def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copies: int) -> int:
+    """The label of the training objects' smallest class (by median side once resized),
+    whose objects ``--paste-small`` copies; says so."""
+    stats = object_statistics(dataset, config)
+    name = stats.smallest_class()
+    if name is None:
+        raise ValueError("--paste-small: the training images hold no objects to copy")
+    print(
+        f"paste: {copies} more copies of each {name!r} object (the smallest class, "
+        f"{stats.class_sides[name]:.0f} px once resized) in half the images, where no box lies"
+    )
+    return class_label(config, name)
+
+
+def augmented(
+    dataset: Sequence[Sample], args: argparse.Namespace, pasted: int | None = None
+) -> Sequence[Sample]:
+    """The dataset as training reads it: with copies of class ``pasted``'s objects (with
+    ``--paste-small``), cropped (with ``--random-crop``), flipped
     left-right at random (unless ``--no-flip``) and top-bottom (with ``--vertical-flip``),
     then colour-jittered (with ``--color-jitter``), then blurred and noised (with
     ``--blur-noise``)."""
-    transforms: list[Transform] = [RandomCrop(args.random_crop)] if args.random_crop else []
+    transforms: list[Transform] = []
+    if pasted is not None:
+        transforms.append(SmallObjectPaste([pasted], args.paste_small))
+    if args.random_crop:
+        transforms.append(RandomCrop(args.random_crop))
     if not args.no_flip:
         transforms.append(RandomHorizontalFlip(0.5))
     if args.vertical_flip:

@@ -604,6 +604,11 @@ def _crowded_nms_choice(config: FasterRCNNConfig, stats: ObjectStatistics) -> Re
     return RecipeChoice("roi_heads.class_nms_thresh", value, why)
 
 
+def class_label(config: FasterRCNNConfig, name: str) -> int:
+    """The label (``1..num_classes-1``) of the class the statistics call ``name``."""
+    return _class_names(config).index(name) + 1
+
+
 def _class_names(config: FasterRCNNConfig) -> tuple[str, ...]:
     """The names the statistics give labels ``1..num_classes-1``: ``class_names``, or the
     label itself for a config without names."""
