@@ -10,6 +10,7 @@ from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip, RandomVert
 from faster_rcnn.data.blur_noise import BlurAndNoise, gaussian_blur, gaussian_taps
 from faster_rcnn.data.photometric import ColorJitter
 from faster_rcnn.data.random_crop import RandomCrop
+from faster_rcnn.data.small_object_paste import SmallObjectPaste
 from faster_rcnn.data.synthetic import SyntheticShapes
 
 
@@ -105,7 +106,7 @@ def test_a_negative_strength_is_refused(strengths: tuple[float, float]) -> None:
         BlurAndNoise(*strengths)
 
 
-def test_training_reads_crops_flips_then_colour_jitter_then_blur_and_noise() -> None:
+def test_training_reads_copies_crops_flips_then_colour_jitter_then_blur_and_noise() -> None:
     data = SyntheticShapes(2, image_size=(16, 16), seed=0)
     plain = argparse.Namespace(
         random_crop=None,
@@ -117,6 +118,7 @@ def test_training_reads_crops_flips_then_colour_jitter_then_blur_and_noise() -> 
     )
     assert augmented(data, plain) is data
     every = argparse.Namespace(
+        paste_small=3,
         random_crop=0.6,
         no_flip=False,
         vertical_flip=True,
@@ -124,9 +126,11 @@ def test_training_reads_crops_flips_then_colour_jitter_then_blur_and_noise() -> 
         blur_noise=[1.5, 0.02],
         seed=0,
     )
-    wrapped = augmented(data, every)
+    wrapped = augmented(data, every, pasted=2)
     assert isinstance(wrapped, Augmented)
-    crop, flip, vertical, jitter, blur_noise = wrapped.transforms
+    paste, crop, flip, vertical, jitter, blur_noise = wrapped.transforms
+    assert isinstance(paste, SmallObjectPaste) and paste.labels == {2}
+    assert (paste.copies, paste.p) == (3, 0.5)
     assert isinstance(crop, RandomCrop) and (crop.min_scale, crop.p) == (0.6, 0.5)
     assert isinstance(flip, RandomHorizontalFlip) and flip.direction == "horizontal"
     assert isinstance(vertical, RandomVerticalFlip) and vertical.direction == "vertical"
