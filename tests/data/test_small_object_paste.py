@@ -106,6 +106,20 @@ def test_an_object_cut_by_the_border_is_copied_whole_without_a_margin_there() ->
         assert out.sum().item() == pytest.approx(image.sum().item() + 3 * 64 * 0.6, rel=1e-5)
 
 
+def test_a_box_over_the_border_is_copied_as_far_as_the_image_goes() -> None:
+    image = torch.full((3, 40, 60), 0.2)
+    image[:, 30:40, 0:6] = 0.8  # an object whose box runs past the bottom-left corner
+    target = {"boxes": torch.tensor([[-3.0, 30.0, 6.0, 43.0]]), "labels": torch.tensor([1])}
+    for seed in range(10):
+        generator = torch.Generator().manual_seed(seed)
+        out, grown = SmallObjectPaste([1], copies=1, p=1.0)(image, target, generator)
+        # The copy is the object's 6 x 10 pixels in the image, its box cut to them.
+        x1, y1, x2, y2 = grown["boxes"][1].int().tolist()
+        assert (x2 - x1, y2 - y1) == (6, 10)
+        assert torch.allclose(out[:, y1:y2, x1:x2], torch.full((3, 10, 6), 0.8))
+        assert out.sum().item() == pytest.approx(image.sum().item() + 3 * 60 * 0.6, rel=1e-5)
+
+
 def test_copies_stay_in_the_image_apart_from_every_box_over_many_draws() -> None:
     image = torch.rand(3, 120, 160, generator=torch.Generator().manual_seed(0))
     boxes = torch.tensor([[10.5, 12.2, 21.7, 25.0], [40.0, 40.0, 100.0, 90.0], [130, 5, 141, 14]])

@@ -191,8 +191,8 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         metavar="COPIES",
         help="in half the images, paste COPIES more copies of each object of the smallest "
-        "class (by median side once resized) where no box lies, each copy's border faded "
-        "into its new place (faster_rcnn.data.small_object_paste); default none",
+        "class (by median side once resized) where no box lies, each with a margin that "
+        "fades into its new place (faster_rcnn.data.small_object_paste); default none",
     )
     parser.add_argument(
         "--color-jitter",

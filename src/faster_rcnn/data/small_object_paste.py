@@ -3,11 +3,11 @@
 A small object covers few anchors and few RoIs, so a rare one gives the RPN and the head
 few positives a step. Kisantal et al. (2019, "Augmentation for small object detection")
 copied each small object several times within its image and found the small objects' AP
-rose. Boxes carry no mask, so here the box is copied whole with a margin of what surrounds it,
-and the margin fades into the place the copy lands on: the object is pasted as it is, and
-no sharp seam marks a pasted object for the model to learn. A copy with its margin lands
-only where it overlaps no box, the image's own or an earlier copy's; where none of a few
-drawn places is free it is not pasted.
+rose. Boxes carry no mask, so here the box is copied whole with a margin of what
+surrounds it, and the margin fades into the place the copy lands on: the object is pasted
+as it is, and no sharp seam marks a pasted object for the model to learn. A copy with its
+margin lands only where it overlaps no box, the image's own or an earlier copy's; where
+none of a few drawn places is free it is not pasted.
 """
 
 from __future__ import annotations
@@ -74,11 +74,14 @@ class SmallObjectPaste:
 def paste_copy(
     image: Tensor, pasted: Tensor, box: Tensor, occupied: Tensor, generator: torch.Generator
 ) -> Tensor | None:
-    """Copy the pixels under ``box`` (``(4,)``) of ``image``, with a margin around it, into
-    ``pasted`` (both ``(3, H, W)``) at a drawn place where the copy and its margin overlap
-    none of ``occupied`` (``(M, 4)``); the margin fades into the place. Returns the copy's
-    box, or ``None`` where it does not fit the image or no place tried was free."""
+    """Copy the pixels under ``box`` (``(4,)``, cut to the image) of ``image``, with a
+    margin around it, into ``pasted`` (both ``(3, H, W)``) at a drawn place where the copy
+    and its margin overlap none of ``occupied`` (``(M, 4)``); the margin fades into the
+    place. Returns the copy's box, or ``None`` where it does not fit the image or no place
+    tried was free."""
     height, width = image.shape[-2:]
+    # The copy is of the object as far as the image shows it.
+    box = torch.minimum(box.clamp(min=0), box.new_tensor([width, height]).repeat(2))
     x1, y1, x2, y2 = box.tolist()
     margin = max(1, round(MARGIN * math.sqrt(max(0.0, (x2 - x1) * (y2 - y1)))))
     left, top = max(0, math.floor(x1) - margin), max(0, math.floor(y1) - margin)
@@ -94,11 +97,10 @@ def paste_copy(
     if not free.any():
         return None
     new_left, new_top = (int(v) for v in corners[int(free.nonzero()[0])].tolist())
-    alpha = fade_mask(
-        (math.floor(y1) - top, bottom - math.ceil(y2)),
-        (math.floor(x1) - left, right - math.ceil(x2)),
-        (patch_h, patch_w),
-    ).to(image.dtype)
+    # The margins as copied: narrower, or none, where the image's border cuts them.
+    rows = (math.floor(y1) - top, bottom - math.ceil(y2))
+    cols = (math.floor(x1) - left, right - math.ceil(x2))
+    alpha = fade_mask(rows, cols, (patch_h, patch_w)).to(image.dtype)
     region = (slice(None), slice(new_top, new_top + patch_h), slice(new_left, new_left + patch_w))
     pasted[region] = alpha * image[:, top:bottom, left:right] + (1 - alpha) * pasted[region]
     shift = box.new_tensor([new_left - left, new_top - top])
