@@ -462,8 +462,9 @@ def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copie
     name = stats.smallest_class()
     if name is None:
         raise ValueError("--paste-small: the training images hold no objects to copy")
+    noun = "copy" if copies == 1 else "copies"
     print(
-        f"paste: {copies} more copies of each {name!r} object (the smallest class, "
+        f"paste: {copies} more {noun} of each {name!r} object (the smallest class, "
         f"{stats.class_sides[name]:.0f} px once resized) in half the images, where no box lies"
     )
     return class_label(config, name)
