@@ -18,6 +18,7 @@ from collections.abc import Collection
 import torch
 from torch import Tensor
 
+from ..ops.boxes import box_iou, clip_boxes_to_image
 from .dataset import PER_BOX_KEYS, Target
 
 # Places drawn for a copy before it is given up: a crowded image may have no free one.
@@ -81,7 +82,7 @@ def paste_copy(
     tried was free."""
     height, width = image.shape[-2:]
     # The copy is of the object as far as the image shows it.
-    box = torch.minimum(box.clamp(min=0), box.new_tensor([width, height]).repeat(2))
+    box = clip_boxes_to_image(box, (height, width))
     x1, y1, x2, y2 = box.tolist()
     margin = max(1, round(MARGIN * math.sqrt(max(0.0, (x2 - x1) * (y2 - y1)))))
     left, top = max(0, math.floor(x1) - margin), max(0, math.floor(y1) - margin)
@@ -93,7 +94,8 @@ def paste_copy(
     corners = torch.rand((PLACES_TRIED, 2), dtype=torch.float64, generator=generator)
     corners = (corners * corners.new_tensor([width - patch_w + 1, height - patch_h + 1])).floor()
     regions = torch.cat((corners, corners + corners.new_tensor([patch_w, patch_h])), dim=1)
-    free = ~_overlaps_any(regions, occupied.double())
+    # Every region has a positive area, so an IoU above 0 is an overlap of positive area.
+    free = box_iou(regions, occupied.double()).amax(dim=1) == 0
     if not free.any():
         return None
     new_left, new_top = (int(v) for v in corners[int(free.nonzero()[0])].tolist())
@@ -121,14 +123,6 @@ def _ramp(size: int, before: int, after: int) -> Tensor:
     rise = (index + 1) / (before + 1)
     fall = (size - index) / (after + 1)
     return torch.minimum(rise, fall).clamp(max=1.0)
-
-
-def _overlaps_any(candidates: Tensor, boxes: Tensor) -> Tensor:
-    """``(K,)`` whether each of ``(K, 4)`` ``candidates`` overlaps any of ``(M, 4)``
-    ``boxes`` with a positive area."""
-    low = torch.maximum(candidates[:, None, :2], boxes[None, :, :2])
-    high = torch.minimum(candidates[:, None, 2:], boxes[None, :, 2:])
-    return ((high - low) > 0).all(dim=2).any(dim=1)
 
 
 def with_copies(target: Target, boxes: Tensor, copied_from: Tensor) -> Target:
