@@ -84,12 +84,14 @@ def paste_copy(
     # The copy is of the object as far as the image shows it.
     box = clip_boxes_to_image(box, (height, width))
     x1, y1, x2, y2 = box.tolist()
-    margin = max(1, round(MARGIN * math.sqrt(max(0.0, (x2 - x1) * (y2 - y1)))))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    margin = max(1, round(MARGIN * math.sqrt((x2 - x1) * (y2 - y1))))
     left, top = max(0, math.floor(x1) - margin), max(0, math.floor(y1) - margin)
     right = min(width, math.ceil(x2) + margin)
     bottom = min(height, math.ceil(y2) + margin)
     patch_w, patch_h = right - left, bottom - top
-    if x2 <= x1 or y2 <= y1 or patch_w >= width or patch_h >= height:
+    if patch_w >= width or patch_h >= height:
         return None
     corners = torch.rand((PLACES_TRIED, 2), dtype=torch.float64, generator=generator)
     corners = (corners * corners.new_tensor([width - patch_w + 1, height - patch_h + 1])).floor()
