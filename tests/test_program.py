@@ -29,6 +29,17 @@ def test_every_public_name_is_found_and_an_unknown_one_is_an_attribute_error():
         faster_rcnn.Nope  # noqa: B018
 
 
+def test_dir_lists_the_public_names_and_submodules_not_the_file_s_own_helpers():
+    import faster_rcnn.config  # a submodule: listed once imported
+
+    listed = set(dir(faster_rcnn))
+    assert set(faster_rcnn.__all__) | {"config", "__name__", "__all__"} <= listed
+    assert (
+        not {"import_module", "Any", "TYPE_CHECKING", "ModuleType", "annotations", "_HOMES"}
+        & listed
+    )
+
+
 class InterruptedImport(importlib.abc.MetaPathFinder):
     """A finder that is interrupted, as by Ctrl-C, when asked for ``name``."""
 

@@ -8,6 +8,7 @@ answers Ctrl-C in one line, before PyTorch has loaded (see :mod:`faster_rcnn.__m
 from __future__ import annotations
 
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
@@ -52,4 +53,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public names, the submodules imported so far and the module's own dunders:
+    not the helpers this file imports for itself (``import_module``, ``Any``)."""
+    shown = {name for name, value in globals().items() if isinstance(value, ModuleType)}
+    shown |= {name for name in globals() if name.startswith("__")}
+    return sorted({*shown, *__all__})
