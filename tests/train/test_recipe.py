@@ -228,6 +228,47 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     }
 
 
+def test_recipe_reads_two_finer_stages_where_the_smallest_class_stays_under_the_anchor() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # 'dot' 10 px in 400 x 600 images: 20 px at 800, 28 px once enlarged 1.4 times to
+    # 1120, still under the 32-px anchor; 'blob' 100 px. Crowded images too.
+    dots = [_item(400, 600, [[0, 0, 10, 10], [0, 0, 100, 100]], [1, 2])] * 3
+    stats = object_statistics(dots, config)
+    for objects in (2.0, float(FINER_MAP_OBJECTS), 150.0):
+        counted = dataclasses.replace(stats, objects_per_image=objects)
+        chosen, choices = choose_recipe(config, counted)
+        assert chosen.transform.min_size[-1] == 1120
+        assert chosen.backbone.returned_layers == (2, 3, 4, 5)
+        assert chosen.anchors.sizes == (config.anchors.sizes[0],) * 5
+        assert chosen.roi_heads.featmap_names == ("0", "1", "2", "3")
+    line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
+    assert line.startswith(
+        "  backbone.returned_layers = (2, 3, 4, 5): the smallest class 'dot' is 28 px once "
+        "resized, under the smallest anchor (32 px): the FPN reads the two backbone stages "
+        "before stage 4 too"
+    )
+    # The new maps are strides 8 and 16.
+    backbone = build_backbone(chosen.backbone).eval()
+    with torch.no_grad():
+        maps = backbone(torch.zeros(1, 3, 256, 320))
+    assert [tuple(m.shape[-2:]) for m in maps.values()] == [
+        (32, 40),
+        (16, 20),
+        (8, 10),
+        (8, 10),
+        (4, 5),
+    ]
+    # 'dot' 24 px at 800 reaches the anchor at 1088 (32.6 px): the one finer stage where
+    # images are sparse, none where they are crowded.
+    at_anchor = stats.resized(1.2)
+    assert choose_recipe(config, at_anchor)[0].backbone.returned_layers == (3, 4, 5)
+    crowded = dataclasses.replace(at_anchor, objects_per_image=float(FINER_MAP_OBJECTS))
+    assert choose_recipe(config, crowded)[0].backbone.returned_layers is None
+    # Stages or anchors the user gave stay.
+    for given in ({"backbone.returned_layers"}, {"anchors"}):
+        assert choose_recipe(config, stats, given)[0].backbone == config.backbone
+
+
 def test_recipe_keeps_the_presets_stages_where_the_finer_one_is_not_for_this_data() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics(DATASET, config)

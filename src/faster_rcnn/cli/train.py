@@ -113,10 +113,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         nargs="+",
         metavar="STAGE",
         help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
-        "1-4; MobileNets: 0-5, default 4 5, both stride 32, and 3 adds a stride-16 map, "
-        f"which the recipe chooses where a class is under {SMALL_SIDE} px once resized and "
-        f"images hold fewer than {FINER_MAP_OBJECTS} objects: benchmarks/recipe_ab.md, rounds "
-        "48 and 49)",
+        "1-4; MobileNets: 0-5, default 4 5, both stride 32; 3 adds a stride-16 map, which "
+        f"the recipe chooses where a class is under {SMALL_SIDE} px once resized and images "
+        f"hold fewer than {FINER_MAP_OBJECTS} objects, and 2 3 stride-8 and stride-16 maps, "
+        "which it chooses where the smallest class is under the smallest anchor once "
+        "resized: benchmarks/recipe_ab.md, rounds 48, 49 and 54)",
     )
     add_config_options(parser)
     parser.add_argument(
