@@ -78,6 +78,16 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # benchmarks/recipe_ab.md, rounds 48 to 50). Below 40 objects it was never behind at IoU
 # 0.5, nor its small class by more than 0.003; at 66 the small class lost up to 0.032.
 FINER_MAP_OBJECTS = 40
+# Where the smallest class stays under the smallest anchor once resized (the enlargement
+# below stopped at MAX_UPSCALE), the FPN reads the two stages before its first (strides 8
+# and 16), crowded images or not. In 20 minutes, side by side, with 0.42 to 0.55 times
+# the steps: on 6x6 mosaics of the slides (108 objects an image, platelets 16 px, two
+# seeds) mAP@0.5 0.972 / 0.970 against 0.924 / 0.930, platelets 0.953 / 0.951 against
+# 0.810 / 0.829, COCO AP 0.810 / 0.813 against 0.650 / 0.671; on 4x4 mosaics (48
+# objects, platelets 24 px) 0.981 against 0.976, COCO AP 0.869 against 0.802; on the
+# slides on a larger canvas (17 objects, platelets 24 px, against the stride-16 map)
+# 0.941 against 0.923, COCO AP 0.746 against 0.684. A 16-px anchor on every level as
+# well scored less (0.961; benchmarks/recipe_ab.md, round 54).
 # A larger input where the smallest class is smaller than the smallest anchor once
 # resized: by what reaches the anchor, at most MAX_UPSCALE (a step costs about its
 # square). On 3x3 mosaics of the slides (platelets 23 px at 800, anchors from 32)
