@@ -78,16 +78,6 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # benchmarks/recipe_ab.md, rounds 48 to 50). Below 40 objects it was never behind at IoU
 # 0.5, nor its small class by more than 0.003; at 66 the small class lost up to 0.032.
 FINER_MAP_OBJECTS = 40
-# Where the smallest class stays under the smallest anchor once resized (the enlargement
-# below stopped at MAX_UPSCALE), the FPN reads the two stages before its first (strides 8
-# and 16), crowded images or not. In 20 minutes, side by side, with 0.42 to 0.55 times
-# the steps: on 6x6 mosaics of the slides (108 objects an image, platelets 16 px, two
-# seeds) mAP@0.5 0.972 / 0.970 against 0.924 / 0.930, platelets 0.953 / 0.951 against
-# 0.810 / 0.829, COCO AP 0.810 / 0.813 against 0.650 / 0.671; on 4x4 mosaics (48
-# objects, platelets 24 px) 0.981 against 0.976, COCO AP 0.869 against 0.802; on the
-# slides on a larger canvas (17 objects, platelets 24 px, against the stride-16 map)
-# 0.941 against 0.923, COCO AP 0.746 against 0.684. A 16-px anchor on every level as
-# well scored less (0.961; benchmarks/recipe_ab.md, round 54).
 # A larger input where the smallest class is smaller than the smallest anchor once
 # resized: by what reaches the anchor, at most MAX_UPSCALE (a step costs about its
 # square). On 3x3 mosaics of the slides (platelets 23 px at 800, anchors from 32)
@@ -419,6 +409,11 @@ def _with_choices(config: FasterRCNNConfig, choices: Sequence[RecipeChoice]) -> 
     return config
 
 
+def _smallest_anchor(config: FasterRCNNConfig) -> float:
+    """The side of the config's smallest anchor, in resized-image pixels."""
+    return min(min(sizes) for sizes in config.anchors.sizes)
+
+
 def multi_scale_sizes(size: int) -> tuple[int, ...]:
     """Shorter sides from ``SCALE_RANGE * size`` up to ``size`` (the last, which
     evaluation uses), ``SCALE_STEP`` apart: 800 gives 640, 672, ..., 800."""
@@ -438,7 +433,7 @@ def _input_size_choices(
     sizes_given = {"transform.min_size", "transform.max_size"} & set(given)
     if smallest is None or sizes_given or len(transform.min_size) > 1:
         return []
-    side, anchor = stats.class_sides[smallest], min(min(s) for s in config.anchors.sizes)
+    side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
     if not 0 < side < anchor:  # a class of points has no size to enlarge
         return []
     preset = transform.min_size[0]
@@ -501,8 +496,17 @@ def _finer_map_choice(
         return None
     if {"backbone.returned_layers", "anchors"} & set(given) or stages[0] - 1 not in spec.returnable:
         return None
-    side = stats.class_sides[smallest]
-    anchor = min(min(sizes) for sizes in config.anchors.sizes)
+    side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
+    # Where the smallest class stays under the smallest anchor once resized (its enlargement
+    # stopped at MAX_UPSCALE), the FPN reads the two stages before its first (strides 8 and
+    # 16), crowded images or not. In 20 minutes, side by side, with 0.42 to 0.55 times the
+    # steps: on 6x6 mosaics of the slides (108 objects an image, platelets 16 px, two seeds)
+    # mAP@0.5 0.972 / 0.970 against 0.924 / 0.930, platelets 0.953 / 0.951 against 0.810 /
+    # 0.829, COCO AP 0.810 / 0.813 against 0.650 / 0.671; on 4x4 mosaics (48 objects,
+    # platelets 24 px) 0.981 against 0.976, COCO AP 0.869 against 0.802; on the slides on a
+    # larger canvas (17 objects, platelets 24 px, against the stride-16 map) 0.941 against
+    # 0.923, COCO AP 0.746 against 0.684. A 16-px anchor on every level as well scored less
+    # (0.961; benchmarks/recipe_ab.md, round 54).
     if side < anchor and stages[0] - 2 in spec.returnable:
         return RecipeChoice(
             "backbone.returned_layers",
