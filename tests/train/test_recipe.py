@@ -196,6 +196,7 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
     points = [_item(400, 600, [[5, 5, 5, 5]], [1])] * 3
     chosen, _ = choose_recipe(config, object_statistics(points, config))
     assert chosen.transform.max_size == 1333
+    assert chosen.backbone.returned_layers != (2, 3, 4, 5)  # nor read the finest maps
     # Sizes the user gave stay, either of them.
     for given in ({"transform.min_size"}, {"transform.max_size"}):
         chosen, _ = choose_recipe(config, object_statistics(dots, config), given)

@@ -497,17 +497,17 @@ def _finer_map_choice(
     if {"backbone.returned_layers", "anchors"} & set(given) or stages[0] - 1 not in spec.returnable:
         return None
     side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
-    # Where the smallest class stays under the smallest anchor once resized (its enlargement
-    # stopped at MAX_UPSCALE), the FPN reads the two stages before its first (strides 8 and
-    # 16), crowded images or not. In 20 minutes, side by side, with 0.42 to 0.55 times the
-    # steps: on 6x6 mosaics of the slides (108 objects an image, platelets 16 px, two seeds)
-    # mAP@0.5 0.972 / 0.970 against 0.924 / 0.930, platelets 0.953 / 0.951 against 0.810 /
-    # 0.829, COCO AP 0.810 / 0.813 against 0.650 / 0.671; on 4x4 mosaics (48 objects,
-    # platelets 24 px) 0.981 against 0.976, COCO AP 0.869 against 0.802; on the slides on a
-    # larger canvas (17 objects, platelets 24 px, against the stride-16 map) 0.941 against
-    # 0.923, COCO AP 0.746 against 0.684. A 16-px anchor on every level as well scored less
-    # (0.961; benchmarks/recipe_ab.md, round 54).
-    if side < anchor and stages[0] - 2 in spec.returnable:
+    # Where the smallest class stays under the smallest anchor once resized (no enlargement,
+    # at most MAX_UPSCALE, brought it there), the FPN reads the two stages before its first
+    # (strides 8 and 16), crowded images or not. In 20 minutes, side by side, with 0.42 to
+    # 0.55 times the steps: on 6x6 mosaics of the slides (108 objects an image, platelets 16
+    # px, two seeds) mAP@0.5 0.972 / 0.970 against 0.924 / 0.930, platelets 0.953 / 0.951
+    # against 0.810 / 0.829, COCO AP 0.810 / 0.813 against 0.650 / 0.671; on 4x4 mosaics (48
+    # objects, platelets 24 px) 0.981 against 0.976, COCO AP 0.869 against 0.802; on the
+    # slides on a larger canvas (17 objects, platelets 24 px, against the stride-16 map)
+    # 0.941 against 0.923, COCO AP 0.746 against 0.684. A 16-px anchor on every level as
+    # well scored less (0.961; benchmarks/recipe_ab.md, round 54).
+    if 0 < side < anchor and stages[0] - 2 in spec.returnable:  # points have no size
         return RecipeChoice(
             "backbone.returned_layers",
             (stages[0] - 2, stages[0] - 1, *stages),
