@@ -504,9 +504,10 @@ def _finer_map_choice(
     # px, two seeds) mAP@0.5 0.972 / 0.970 against 0.924 / 0.930, platelets 0.953 / 0.951
     # against 0.810 / 0.829, COCO AP 0.810 / 0.813 against 0.650 / 0.671; on 4x4 mosaics (48
     # objects, platelets 24 px) 0.981 against 0.976, COCO AP 0.869 against 0.802; on the
-    # slides on a larger canvas (17 objects, platelets 24 px, against the stride-16 map)
-    # 0.941 against 0.923, COCO AP 0.746 against 0.684. A 16-px anchor on every level as
-    # well scored less (0.961; benchmarks/recipe_ab.md, round 54).
+    # slides on a larger canvas (17 objects, platelets 24 px, against the stride-16 map, two
+    # seeds) 0.941 / 0.950 against 0.923 / 0.916, COCO AP 0.746 / 0.741 against 0.684 /
+    # 0.690. A 16-px anchor on every level as well scored less (0.961;
+    # benchmarks/recipe_ab.md, round 54).
     if 0 < side < anchor and stages[0] - 2 in spec.returnable:  # points have no size
         return RecipeChoice(
             "backbone.returned_layers",
