@@ -10,6 +10,7 @@ four steps 2:1:2:1.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +29,13 @@ from ..data.dataset import DetectionDataset, Sample, target_of
 from ..data.difficult import WithoutDifficult
 from ..data.photometric import ColorJitter
 from ..data.random_crop import RandomCrop
+from ..data.repeat_factor import (
+    Repeated,
+    class_image_shares,
+    image_labels,
+    repeat_factors,
+    repeated_indices,
+)
 from ..data.resizable import ResizableImages
 from ..data.small_object_paste import SmallObjectPaste
 from ..model import FasterRCNN
@@ -196,6 +204,14 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         "fades into its new place (faster_rcnn.data.small_object_paste); default none",
     )
     parser.add_argument(
+        "--repeat-threshold",
+        type=open_fraction,
+        metavar="SHARE",
+        help="list the images of a class held by fewer than SHARE of the training images "
+        "more often, sqrt(SHARE / its share) times, as LVIS's repeat-factor sampling "
+        "(faster_rcnn.data.repeat_factor); default none",
+    )
+    parser.add_argument(
         "--color-jitter",
         type=non_negative_float,
         nargs=4,
@@ -304,7 +320,7 @@ def train(args: argparse.Namespace) -> int:
     if args.recipe == "auto":
         config, rate = with_recipe(config, dataset, args, rate)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
-    dataset = augmented(resizable(dataset, config), args, pasted)
+    dataset = augmented(repeated(resizable(dataset, config), args), args, pasted)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
@@ -469,6 +485,31 @@ def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copie
         f"{stats.class_sides[name]:.0f} px once resized) in half the images, where no box lies"
     )
     return class_label(config, name)
+
+
+def repeated(dataset: DetectionDataset, args: argparse.Namespace) -> DetectionDataset:
+    """The dataset with the images of classes few images hold listed more often, with
+    ``--repeat-threshold`` (see :mod:`faster_rcnn.data.repeat_factor`); says which."""
+    if args.repeat_threshold is None:
+        return dataset
+    labels = image_labels(dataset)
+    factors = repeat_factors(labels, args.repeat_threshold)
+    shares = class_image_shares(labels)
+    repeats = [
+        f"{dataset.class_names[label - 1]!r} (in {share:.0%} of the images) "
+        f"{math.sqrt(args.repeat_threshold / share):.2f} times"
+        for label, share in shares.items()
+        if share < args.repeat_threshold
+    ]
+    if not repeats:
+        print(f"repeat: every class is in at least {args.repeat_threshold:.0%} of the images")
+        return dataset
+    indices = repeated_indices(factors, args.seed)
+    print(
+        f"repeat: an image is listed as often as its rarest class asks, {'; '.join(repeats)}: "
+        f"an epoch reads {len(indices)} items of {len(dataset)} images"
+    )
+    return Repeated(dataset, indices)
 
 
 def augmented(
