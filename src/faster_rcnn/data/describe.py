@@ -21,6 +21,12 @@ from .dataset import (
 )
 from .open import DatasetLayout
 
+# A class held by fewer than this share of a split's images gets a note; the threshold
+# suggested for it was ahead where a class was in 5 % of the training images
+# (benchmarks/recipe_ab.md, round 55).
+IMAGE_RARE_SHARE = 0.1
+SUGGESTED_REPEAT_THRESHOLD = 0.4
+
 
 @dataclass
 class SplitSummary:
@@ -66,8 +72,23 @@ class SplitSummary:
         for name, count in self.boxes.items():
             row = f"    {name:<{width}}  {count:>5}  {self.images_with[name]:>6}"
             lines.append(f"{row}  {_side_range(self.sides[name])}".rstrip())
-        lines += [f"    note: {note}" for note in self.notes + self._repeated_note()]
+        notes = self.notes + self._repeated_note() + self._image_rare_note()
+        lines += [f"    note: {note}" for note in notes]
         return lines
+
+    def _image_rare_note(self) -> list[str]:
+        rare = [
+            f"{name!r} in {count} ({count / self.images:.0%})"
+            for name, count in self.images_with.items()
+            if 0 < count < IMAGE_RARE_SHARE * self.images
+        ]
+        if not rare or self.name == "test":
+            return []
+        return [
+            f"a class few images hold: {', '.join(rare)} of the {self.images} images; "
+            f"train --repeat-threshold {SUGGESTED_REPEAT_THRESHOLD} lists such images "
+            "more often (repeat-factor sampling)"
+        ]
 
     def _repeated_note(self) -> list[str]:
         if not self.repeated:
