@@ -10,7 +10,6 @@ four steps 2:1:2:1.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from ..data.random_crop import RandomCrop
 from ..data.repeat_factor import (
     Repeated,
     class_image_shares,
+    class_repeat_factors,
     image_labels,
     repeat_factors,
     repeated_indices,
@@ -493,18 +493,17 @@ def repeated(dataset: DetectionDataset, args: argparse.Namespace) -> DetectionDa
     if args.repeat_threshold is None:
         return dataset
     labels = image_labels(dataset)
-    factors = repeat_factors(labels, args.repeat_threshold)
     shares = class_image_shares(labels)
     repeats = [
-        f"{dataset.class_names[label - 1]!r} (in {share:.0%} of the images) "
-        f"{math.sqrt(args.repeat_threshold / share):.2f} times"
-        for label, share in shares.items()
-        if share < args.repeat_threshold
+        f"{dataset.class_names[label - 1]!r} (in {shares[label]:.0%} of the images) "
+        f"{factor:.2f} times"
+        for label, factor in class_repeat_factors(shares, args.repeat_threshold).items()
+        if factor > 1
     ]
     if not repeats:
         print(f"repeat: every class is in at least {args.repeat_threshold:.0%} of the images")
         return dataset
-    indices = repeated_indices(factors, args.seed)
+    indices = repeated_indices(repeat_factors(labels, args.repeat_threshold), args.seed)
     print(
         f"repeat: an image is listed as often as its rarest class asks, {'; '.join(repeats)}: "
         f"an epoch reads {len(indices)} items of {len(dataset)} images"

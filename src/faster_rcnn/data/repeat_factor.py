@@ -56,13 +56,18 @@ def class_image_shares(labels_per_image: Sequence[Sequence[int]]) -> dict[int, f
     return {label: count / images for label, count in sorted(counts.items())}
 
 
-def repeat_factors(labels_per_image: Sequence[Sequence[int]], threshold: float) -> list[float]:
-    """Per image, ``max(1, sqrt(threshold / f_c))`` over its classes ``c`` (1 for an image
-    without objects); ``f_c`` as in :func:`class_image_shares`."""
+def class_repeat_factors(shares: dict[int, float], threshold: float) -> dict[int, float]:
+    """Per label of ``shares`` (label -> share of the images holding it), its repeat
+    factor ``max(1, sqrt(threshold / share))``."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"repeat threshold must be in (0, 1], got {threshold}")
-    shares = class_image_shares(labels_per_image)
-    factor = {label: max(1.0, math.sqrt(threshold / share)) for label, share in shares.items()}
+    return {label: max(1.0, math.sqrt(threshold / share)) for label, share in shares.items()}
+
+
+def repeat_factors(labels_per_image: Sequence[Sequence[int]], threshold: float) -> list[float]:
+    """Per image, the largest of its classes' factors (:func:`class_repeat_factors` of
+    :func:`class_image_shares`), 1 for an image without objects."""
+    factor = class_repeat_factors(class_image_shares(labels_per_image), threshold)
     return [max((factor[label] for label in labels), default=1.0) for labels in labels_per_image]
 
 
