@@ -1,17 +1,21 @@
 """A detection dataset drawn on the fly from a seed: no files, same images every time.
 
-Each image holds up to ``max_objects`` filled shapes - one class per geometry (rectangle,
-ellipse, triangle) with a class-typical but jittered colour - on a textured, noisy
-background. Object sizes run from about 12 px to most of the image and aspect ratios
-from 1:3 to 3:1; objects may overlap (IoU of their boxes at most ``max_overlap``, and a
-shape drawn over others leaves at least ``min_visible`` of each visible) and may be cut
-off by the image border, and some images hold no object at all. Boxes are the tight
-extent of each shape's visible part, in ``x1, y1, x2, y2`` pixels.
+Each image holds up to ``max_objects`` filled shapes - by default one class per geometry
+(rectangle, ellipse, triangle) with a class-typical but jittered colour - on a textured,
+noisy background. Other classes (a geometry and a colour each) and how often each is
+drawn can be given, for a long-tailed set of many classes. Object sizes run from about
+12 px to most of the image and aspect ratios from 1:3 to 3:1; objects may overlap (IoU
+of their boxes at most ``max_overlap``, and a shape drawn over others leaves at least
+``min_visible`` of each visible) and may be cut off by the image border, and some images
+hold no object at all. Boxes are the tight extent of each shape's visible part, in
+``x1, y1, x2, y2`` pixels.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +23,25 @@ from torch import Tensor
 
 from ..ops.boxes import box_iou
 
-CLASS_NAMES = ("rectangle", "ellipse", "triangle")
-# Mean RGB colour of each class; every object jitters it, so colour hints at the class
-# without deciding it.
-_CLASS_COLOURS = ((0.85, 0.25, 0.2), (0.2, 0.75, 0.3), (0.25, 0.35, 0.9))
-# Area of each shape as a fraction of its w x h bounding box.
-_AREA_FRACTION = (1.0, math.pi / 4, 0.5)
+
+class ShapeClass(NamedTuple):
+    """A class of drawn objects: its name, its geometry (a key of ``AREA_FRACTION``) and
+    its mean RGB colour in 0..1, which every object jitters, so that colour hints at the
+    class without deciding it."""
+
+    name: str
+    geometry: str
+    colour: tuple[float, float, float]
+
+
+# Area of each geometry as a fraction of its w x h bounding box.
+AREA_FRACTION = {"rectangle": 1.0, "ellipse": math.pi / 4, "triangle": 0.5}
+CLASSES = (
+    ShapeClass("rectangle", "rectangle", (0.85, 0.25, 0.2)),
+    ShapeClass("ellipse", "ellipse", (0.2, 0.75, 0.3)),
+    ShapeClass("triangle", "triangle", (0.25, 0.35, 0.9)),
+)
+CLASS_NAMES = tuple(c.name for c in CLASSES)
 
 
 class SyntheticShapes:
@@ -40,9 +57,12 @@ class SyntheticShapes:
         max_overlap: largest IoU allowed between two objects' boxes.
         min_visible: smallest share of an object's pixels in the image that the shapes
             drawn over it must leave visible.
+        classes: the classes drawn, label ``k`` being ``classes[k - 1]``.
+        class_weights: how often each class is drawn for an object, relative to the
+            others (``None``: all alike).
 
     ``dataset[i]`` is ``(image float[3, H, W] in 0..1, {"boxes": float[N, 4],
-    "labels": int64[N]})`` with labels ``1..3`` (0 is background); pixel values are
+    "labels": int64[N]})`` with labels ``1..len(classes)`` (0 is background); pixel values are
     multiples of 1/255, as in a decoded 8-bit image.
     """
 
@@ -58,7 +78,18 @@ class SyntheticShapes:
         min_object_size: float = 12.0,
         max_overlap: float = 0.4,
         min_visible: float = 0.7,
+        classes: Sequence[ShapeClass] = CLASSES,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
+        unknown = [c.geometry for c in classes if c.geometry not in AREA_FRACTION]
+        if not classes or unknown:
+            raise ValueError(f"classes need geometries among {sorted(AREA_FRACTION)}: {unknown}")
+        if class_weights is not None and (
+            len(class_weights) != len(classes) or min(class_weights) <= 0
+        ):
+            raise ValueError(
+                f"class_weights needs {len(classes)} positive numbers: {class_weights}"
+            )
         self.num_images = num_images
         self.image_size = image_size
         self.seed = seed
@@ -67,11 +98,18 @@ class SyntheticShapes:
         self.min_object_size = min_object_size
         self.max_overlap = max_overlap
         self.min_visible = min_visible
+        self.classes = tuple(classes)
+        self.class_names = tuple(c.name for c in self.classes)
+        # Cumulative shares, for drawing a label from one uniform number.
+        self._label_edges = None
+        if class_weights is not None:
+            self._label_edges = torch.tensor(class_weights, dtype=torch.float64).cumsum(0)
+            self._label_edges /= self._label_edges[-1].clone()
 
     @property
     def num_classes(self) -> int:
         """Classes including background."""
-        return len(CLASS_NAMES) + 1
+        return len(self.classes) + 1
 
     def __len__(self) -> int:
         return self.num_images
@@ -111,7 +149,7 @@ class SyntheticShapes:
                     )
                 ):
                     continue
-                colour = torch.tensor(_CLASS_COLOURS[label - 1]) + 0.15 * (
+                colour = torch.tensor(self.classes[label - 1].colour) + 0.15 * (
                     torch.rand(3, generator=gen) - 0.5
                 )
                 shade = 1.0 - 0.25 * (ys / height)  # a vertical shading so fills are not flat
@@ -135,7 +173,8 @@ class SyntheticShapes:
         """One random shape: ``(label, (H, W) mask, (4,) visible box)``, or ``None`` when
         too little of it is inside the image."""
         height, width = self.image_size
-        label = 1 + int(_uniform(gen) * len(CLASS_NAMES))
+        label = self._label(_uniform(gen))
+        geometry = self.classes[label - 1].geometry
         largest = 0.8 * min(height, width)
         size = math.exp(_uniform(gen, math.log(self.min_object_size), math.log(largest)))
         ratio = math.exp(_uniform(gen, math.log(1 / 3), math.log(3)))  # height / width
@@ -144,17 +183,23 @@ class SyntheticShapes:
         cx = _uniform(gen, -0.15 * w, width + 0.15 * w)
         cy = _uniform(gen, -0.15 * h, height + 0.15 * h)
         u, v = (xs - cx) / (w / 2), (ys - cy) / (h / 2)  # shape-normalised coordinates
-        if label == 1:
+        if geometry == "rectangle":
             mask = (u.abs() <= 1) & (v.abs() <= 1)
-        elif label == 2:
+        elif geometry == "ellipse":
             mask = u**2 + v**2 <= 1
         else:  # apex up, base at the bottom edge
             mask = (v <= 1) & (2 * u.abs() <= v + 1)
-        full_area = w * h * _AREA_FRACTION[label - 1]
+        full_area = w * h * AREA_FRACTION[geometry]
         if int(mask.sum()) < 0.4 * full_area:  # mostly outside the image
             return None
         box = self._visible_box(mask)
         return None if box is None else (label, mask, box)
+
+    def _label(self, draw: float) -> int:
+        """The label (``1..len(classes)``) that a uniform ``draw`` in [0, 1) picks."""
+        if self._label_edges is None:
+            return 1 + int(draw * len(self.classes))
+        return 1 + int(torch.searchsorted(self._label_edges, draw, right=True))
 
     @staticmethod
     def _visible_box(mask: Tensor) -> Tensor | None:
