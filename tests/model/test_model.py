@@ -54,6 +54,24 @@ def test_preset_trains_and_detects(name):
         assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= image.shape[1]).all()
 
 
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_batch_that_leaves_the_head_no_roi_trains_the_rpn(name):
+    """Images without objects whose proposals all score under the RPN's threshold (here
+    0.999, where an untrained RPN scores about 0.5) leave the head no RoI: its losses are
+    zero, not the NaN of a mean over none, and the RPN still learns from the batch."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny(name).replace(rpn={"score_thresh": 0.999})).train()
+    images = batch()[0]
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)}
+    losses = model(images, [empty, empty], generator=torch.Generator().manual_seed(0))
+    assert losses["loss_classifier"].item() == 0 and losses["loss_box_reg"].item() == 0
+    assert losses["loss_objectness"].item() > 0.1
+    sum(losses.values()).backward()
+    assert model.rpn.head.cls_logits.weight.grad.abs().sum() > 0
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
 def test_resnet50_fpn_has_torchvisions_module_tree():
     # fasterrcnn_resnet50_fpn: 295 state-dict entries and 41,755,286 parameters (its
     # published figure; frozen batch-norm statistics and affine terms are buffers).

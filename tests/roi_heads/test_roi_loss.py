@@ -64,3 +64,13 @@ def test_all_background_gives_zero_box_loss() -> None:
     )
     assert loss_box.item() == 0.0
     assert math.isclose(loss_cls.item(), math.log(4), rel_tol=1e-6)
+
+
+def test_no_rois_give_zero_losses_that_backpropagate() -> None:
+    logits = torch.zeros((0, 3), requires_grad=True)
+    deltas = torch.zeros((0, 12), requires_grad=True)
+    no_labels, no_targets = [torch.zeros(0, dtype=torch.int64)] * 2, [torch.zeros((0, 4))] * 2
+    loss_cls, loss_box = fastrcnn_loss(logits, deltas, no_labels, no_targets)
+    assert loss_cls.item() == 0 and loss_box.item() == 0
+    (loss_cls + loss_box).backward()
+    assert logits.grad.shape == (0, 3) and deltas.grad.shape == (0, 12)

@@ -30,10 +30,15 @@ def fastrcnn_loss(
             is beta = 1).
 
     Returns:
-        Scalar classification loss and scalar box loss.
+        Scalar classification loss and scalar box loss (both zero when ``K = 0``).
     """
     labels = torch.cat(labels, dim=0)
     regression_targets = torch.cat(regression_targets, dim=0)
+    if labels.numel() == 0:
+        # No RoI in the batch: images without objects whose proposals all scored under the
+        # RPN's score threshold. A mean over no RoIs would be NaN and the step skipped;
+        # zero losses that keep the graph let the RPN's losses train on such a batch.
+        return class_logits.sum() * 0.0, box_regression.sum() * 0.0
 
     classification_loss = F.cross_entropy(class_logits, labels)
 
