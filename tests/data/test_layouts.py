@@ -414,19 +414,26 @@ def test_predict_data_reads_each_image_as_its_reader_does_turned_by_exif_in_yolo
     assert Image.open(tmp_path / "f" / "b.png").size == (40, 30)
 
 
-def test_data_notes_a_class_that_few_images_hold(tmp_path, capsys):
+def test_data_notes_the_classes_that_few_images_hold_rarest_first(tmp_path, capsys):
     data = tmp_path / "data"
-    for k in range(11):
+    platelet, leukocyte = ("platelet", [3, 3, 8, 8]), ("leukocyte", [2, 2, 9, 9])
+    rare = {0: platelet, 1: platelet, 2: leukocyte}
+    for k in range(30):
+        objects = [("cell", [1, 1, 10, 10]), *([rare[k]] if k in rare else [])]
         image(data / f"i{k:02d}.jpg")
-        objects = [("cell", [1, 1, 10, 10])] + ([("platelet", [3, 3, 8, 8])] if k == 0 else [])
         voc_xml(data / f"i{k:02d}.xml", f"i{k:02d}.jpg", objects)
     assert main(["data", "--data", str(data)]) == 0
-    # 1 of 11 images (9 %) holds a platelet: under a tenth.
-    assert capsys.readouterr().out.splitlines()[5] == (
-        "    note: a class few images hold: 'platelet' in 1 (9%) of the 11 images; train "
+    # Platelets in 2 of 30 images (7 %), leukocytes in 1 (3 %): both under a tenth.
+    assert capsys.readouterr().out.splitlines()[6] == (
+        "    note: a class few images hold: 'leukocyte' in 1 (3%), 'platelet' in 2 (7%) of the "
+        "30 images; train --repeat-threshold 0.4 lists such images more often (repeat-factor "
+        "sampling)"
+    )
+    for k in range(20, 30):
+        (data / f"i{k:02d}.xml").unlink()
+        (data / f"i{k:02d}.jpg").unlink()
+    assert main(["data", "--data", str(data)]) == 0  # platelets in 2 of 20: a tenth
+    assert capsys.readouterr().out.splitlines()[6] == (
+        "    note: a class few images hold: 'leukocyte' in 1 (5%) of the 20 images; train "
         "--repeat-threshold 0.4 lists such images more often (repeat-factor sampling)"
     )
-    (data / "i10.xml").unlink()
-    (data / "i10.jpg").unlink()
-    assert main(["data", "--data", str(data)]) == 0  # 1 of 10: a tenth, no note
-    assert "note:" not in capsys.readouterr().out

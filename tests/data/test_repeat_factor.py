@@ -119,6 +119,18 @@ def test_train_says_when_no_class_is_that_rare(tmp_path: Path, capsys) -> None:
     assert "repeat: every class is in at least 5% of the images" in capsys.readouterr().out
 
 
+def test_train_names_the_rarest_class_first(tmp_path: Path, capsys) -> None:
+    # At 0.95 class 3 ('class2', 10 %) asks 3.08 and class 2 ('class1', 90 %) 1.03.
+    root = _slide_set(tmp_path / "data")
+    argv = ["train", "--data", str(root), "--preset", "small", "--steps", "1"]
+    argv += ["--repeat-threshold", "0.95", "--recipe", "preset", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert (
+        "repeat: an image is listed as often as its rarest class asks, 'class2' (in 10% of the "
+        "images) 3.08 times, 'class1' (in 90%) 1.03: an epoch reads"
+    ) in capsys.readouterr().out
+
+
 def test_train_refuses_a_threshold_of_one_or_more(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["train", "--data", "synthetic:2", "--steps", "1", "--repeat-threshold", "1"])

@@ -494,18 +494,18 @@ def repeated(dataset: DetectionDataset, args: argparse.Namespace) -> DetectionDa
         return dataset
     labels = image_labels(dataset)
     shares = class_image_shares(labels)
-    repeats = [
-        f"{dataset.class_names[label - 1]!r} (in {shares[label]:.0%} of the images) "
-        f"{factor:.2f} times"
-        for label, factor in class_repeat_factors(shares, args.repeat_threshold).items()
-        if factor > 1
-    ]
-    if not repeats:
+    factors = class_repeat_factors(shares, args.repeat_threshold)
+    rarest_first = sorted(((f, label) for label, f in factors.items() if f > 1), reverse=True)
+    if not rarest_first:
         print(f"repeat: every class is in at least {args.repeat_threshold:.0%} of the images")
         return dataset
+    (factor, label), *others = rarest_first
+    names = dataset.class_names
+    repeats = [f"{names[label - 1]!r} (in {shares[label]:.0%} of the images) {factor:.2f} times"]
+    repeats += [f"{names[c - 1]!r} (in {shares[c]:.0%}) {f:.2f}" for f, c in others]
     indices = repeated_indices(repeat_factors(labels, args.repeat_threshold), args.seed)
     print(
-        f"repeat: an image is listed as often as its rarest class asks, {'; '.join(repeats)}: "
+        f"repeat: an image is listed as often as its rarest class asks, {', '.join(repeats)}: "
         f"an epoch reads {len(indices)} items of {len(dataset)} images"
     )
     return Repeated(dataset, indices)

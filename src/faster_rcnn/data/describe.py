@@ -79,7 +79,7 @@ class SplitSummary:
     def _image_rare_note(self) -> list[str]:
         rare = [
             f"{name!r} in {count} ({count / self.images:.0%})"
-            for name, count in self.images_with.items()
+            for name, count in sorted(self.images_with.items(), key=lambda item: item[1])
             if 0 < count < IMAGE_RARE_SHARE * self.images
         ]
         if not rare or self.name == "test":
