@@ -97,6 +97,16 @@ def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
     ]
 
 
+def test_recipe_gives_a_share_under_one_percent_its_tenth() -> None:
+    # One dot among 250 objects: 0.4 %, not "0%".
+    blobs = [[4 * k, 0, 4 * k + 30, 30] for k in range(249)]
+    data = [_item(400, 1200, [[0, 0, 10, 40], *blobs], [1] + [2] * 249)]
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    _, choices = choose_recipe(config, object_statistics(data, config))
+    sampler = next(c for c in choices if c.setting == "roi_heads.sampler")
+    assert "the rarest 'dot' 0.4% of the objects" in sampler.line()
+
+
 def test_multi_scale_sizes_end_at_the_preset_size() -> None:
     assert multi_scale_sizes(800) == (640, 672, 704, 736, 768, 800)
     assert multi_scale_sizes(320) == (256, 288, 320)

@@ -385,6 +385,7 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
     assert smallest is not None and rarest is not None
     crowd = f"{stats.objects_per_image:g} objects an image (median)"
     small = f"the smallest class {smallest!r} {stats.class_sides[smallest]:.0f} px once resized"
+    share = 100 * stats.share(rarest)  # a tenth of a percent where under one
     if len(stats.class_counts) == 1:
         why = (
             f"{crowd}, {small}: foreground RoIs are spread over the objects, so each small "
@@ -392,7 +393,7 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
         )
         return RecipeChoice("roi_heads.sampler", "object_balanced", why)
     why = (
-        f"{crowd}, {small}, the rarest {rarest!r} {100 * stats.share(rarest):.0f}% of the "
+        f"{crowd}, {small}, the rarest {rarest!r} {share:.{0 if share >= 1 else 1}f}% of the "
         "objects: foreground RoIs are spread over the classes, then over each class's "
         "objects, so a rare class gets as many as a common one and each small object its share"
     )
