@@ -426,14 +426,21 @@ def test_data_notes_the_classes_that_few_images_hold_rarest_first(tmp_path, caps
     # Platelets in 2 of 30 images (7 %), leukocytes in 1 (3 %): both under a tenth.
     assert capsys.readouterr().out.splitlines()[6] == (
         "    note: a class few images hold: 'leukocyte' in 1 (3%), 'platelet' in 2 (7%) of the "
-        "30 images; train --repeat-threshold 0.4 lists such images more often (repeat-factor "
-        "sampling)"
+        "30 images; train lists such images more often (repeat-factor sampling at 0.4; "
+        "--repeat-threshold 0 lists each image once)"
     )
     for k in range(20, 30):
         (data / f"i{k:02d}.xml").unlink()
         (data / f"i{k:02d}.jpg").unlink()
     assert main(["data", "--data", str(data)]) == 0  # platelets in 2 of 20: a tenth
     assert capsys.readouterr().out.splitlines()[6] == (
-        "    note: a class few images hold: 'leukocyte' in 1 (5%) of the 20 images; train "
-        "--repeat-threshold 0.4 lists such images more often (repeat-factor sampling)"
+        "    note: a class few images hold: 'leukocyte' in 1 (5%) of the 20 images; train lists "
+        "such images more often (repeat-factor sampling at 0.4; --repeat-threshold 0 lists "
+        "each image once)"
     )
+    for k in range(20):  # one class, in 1 of 20 images: none to balance it against
+        voc_xml(
+            data / f"i{k:02d}.xml", f"i{k:02d}.jpg", [("cell", [1, 1, 10, 10])] if k == 0 else []
+        )
+    assert main(["data", "--data", str(data)]) == 0
+    assert "few images hold" not in capsys.readouterr().out

@@ -57,12 +57,12 @@ def test_a_fraction_is_an_extra_listing_that_often_drawn_from_the_seed() -> None
     assert repeated_indices(factors, seed=6) != indices
 
 
-def _slide_set(root: Path) -> Path:
-    """A YOLO train split of ten 16 x 24 images, labelled as ``LABELS`` (classes 1..3 are
-    YOLO's 0..2), image ``i`` filled with grey level ``10 i``."""
+def _slide_set(root: Path, images: list[list[int]] = LABELS) -> Path:
+    """A YOLO train split of 16 x 24 images labelled as ``images`` (ten, ``LABELS``, by
+    default; classes 1..3 are YOLO's 0..2), image ``i`` filled with grey level ``10 i``."""
     for folder in ("images/train", "labels/train"):
         (root / folder).mkdir(parents=True)
-    for index, labels in enumerate(LABELS):
+    for index, labels in enumerate(images):
         Image.new("RGB", (24, 16), (10 * index,) * 3).save(root / f"images/train/i{index}.png")
         lines = [f"{label - 1} 0.{2 + k} 0.5 0.25 0.5" for k, label in enumerate(labels)]
         (root / f"labels/train/i{index}.txt").write_text("\n".join(lines) + "\n")
@@ -131,8 +131,32 @@ def test_train_names_the_rarest_class_first(tmp_path: Path, capsys) -> None:
     ) in capsys.readouterr().out
 
 
-def test_train_refuses_a_threshold_of_one_or_more(capsys) -> None:
+def test_the_recipe_repeats_where_a_class_is_in_under_a_tenth_of_the_images(
+    tmp_path: Path, capsys
+) -> None:
+    # Class 3 ('class2') in 1 of 11 images (9 %): listed sqrt(0.4 / (1 / 11)) = 2.10 times.
+    root = _slide_set(tmp_path / "data", [*LABELS[:9], [1, 2], [1, 3]])
+    argv = ["train", "--data", str(root), "--preset", "small", "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  train.repeat_threshold = 0.4: the class 'class2' is in 9.1% of the training images: "
+        "an image is listed max(1, sqrt(0.4 / share)) times an epoch for its rarest class"
+    ) in out
+    assert "'class2' (in 9% of the images) 2.10 times" in out
+    assert main([*argv, "--repeat-threshold", "0", "--out", str(tmp_path / "off")]) == 0
+    out = capsys.readouterr().out
+    assert "repeat_threshold" not in out and "repeat:" not in out and "recipe (" in out
+    # Class 3 in 1 of 10 images: a tenth, not under it.
+    other = _slide_set(tmp_path / "ten")
+    argv = ["train", "--data", str(other), "--preset", "small", "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "run10")]) == 0
+    out = capsys.readouterr().out
+    assert "repeat_threshold" not in out and "repeat:" not in out
+
+
+def test_train_refuses_a_threshold_over_one(capsys) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["train", "--data", "synthetic:2", "--steps", "1", "--repeat-threshold", "1"])
+        main(["train", "--data", "synthetic:2", "--steps", "1", "--repeat-threshold", "1.5"])
     assert info.value.code == 2
     assert "--repeat-threshold" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch
 
 from faster_rcnn.backbones import build_backbone
 from faster_rcnn.cli import main
+from faster_rcnn.data.repeat_factor import REPEAT_THRESHOLD
 from faster_rcnn.models import preset_config
 from faster_rcnn.train.checkpoint import STATE_FILE, load_model
 from faster_rcnn.train.recipe import (
@@ -26,6 +27,7 @@ from faster_rcnn.train.recipe import (
     ObjectStatistics,
     choose_learning_rate,
     choose_recipe,
+    choose_repeat_threshold,
     choose_short_run_steps,
     multi_scale_sizes,
     object_statistics,
@@ -66,6 +68,7 @@ def test_object_statistics_are_measured_on_the_resized_objects() -> None:
     assert stats.overlapping_share("blob", 0.5) == pytest.approx(2 / 3)
     assert stats.overlapping_share("blob", 0.83) == stats.overlapping_share("dot", 0.5) == 0.0
     assert stats.overlapping_share("none", 0.5) == 0.0
+    assert stats.images_with == {"dot": 2, "blob": 2}  # images, not boxes
 
 
 def test_recipe_changes_the_roi_sampling_and_says_why() -> None:
@@ -105,6 +108,20 @@ def test_recipe_gives_a_share_under_one_percent_its_tenth() -> None:
     _, choices = choose_recipe(config, object_statistics(data, config))
     sampler = next(c for c in choices if c.setting == "roi_heads.sampler")
     assert "the rarest 'dot' 0.4% of the objects" in sampler.line()
+
+
+def test_recipe_repeats_images_where_a_class_is_in_under_a_tenth_of_them() -> None:
+    def stats(images_with: dict[str, int]) -> ObjectStatistics:
+        return ObjectStatistics(100, 3.0, 9, {}, {}, images_with=images_with)
+
+    chosen = choose_repeat_threshold(stats({"cell": 98, "platelet": 5, "leukocyte": 9}))
+    assert chosen is not None and chosen.value == REPEAT_THRESHOLD == 0.4
+    assert chosen.setting == "train.repeat_threshold"
+    assert "'platelet' is in 5.0% of the training images (and 1 more under a tenth)" in chosen.why
+    assert choose_repeat_threshold(stats({"cell": 98, "platelet": 10})) is None  # a tenth
+    assert choose_repeat_threshold(stats({"raccoon": 5})) is None  # one class
+    given = {"train.repeat_threshold"}
+    assert choose_repeat_threshold(stats({"cell": 98, "platelet": 5}), given) is None
 
 
 def test_multi_scale_sizes_end_at_the_preset_size() -> None:

@@ -52,6 +52,7 @@ from ..train.recipe import (
     SMALL_SIDE,
     choose_learning_rate,
     choose_recipe,
+    choose_repeat_threshold,
     choose_short_run_steps,
     class_label,
     object_statistics,
@@ -70,6 +71,7 @@ from .arguments import (
     open_fraction,
     positive_float,
     positive_int,
+    probability,
     with_image_sizes,
 )
 from .model_options import add_config_options, given_settings, with_config_options
@@ -205,11 +207,12 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repeat-threshold",
-        type=open_fraction,
+        type=probability,
         metavar="SHARE",
         help="list the images of a class held by fewer than SHARE of the training images "
         "more often, sqrt(SHARE / its share) times, as LVIS's repeat-factor sampling "
-        "(faster_rcnn.data.repeat_factor); default none",
+        "(faster_rcnn.data.repeat_factor); 0 lists each image once; default: the recipe's "
+        "0.4 where a class of two or more is in under a tenth of the images, else 0",
     )
     parser.add_argument(
         "--color-jitter",
@@ -317,10 +320,11 @@ def train(args: argparse.Namespace) -> int:
     config = model_config(args, dataset)
     lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
     rate: dict[str, Any] = {"lr": lr}
+    repeat = args.repeat_threshold
     if args.recipe == "auto":
-        config, rate = with_recipe(config, dataset, args, rate)
+        config, rate, repeat = with_recipe(config, dataset, args, rate)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
-    dataset = augmented(repeated(resizable(dataset, config), args), args, pasted)
+    dataset = augmented(repeated(resizable(dataset, config), repeat, args.seed), args, pasted)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
@@ -447,15 +451,17 @@ def with_recipe(
     dataset: Sequence[Sample],
     args: argparse.Namespace,
     rate: dict[str, Any],
-) -> tuple[FasterRCNNConfig, dict[str, Any]]:
-    """``config`` and the rate settings ``rate`` (``TrainConfig``'s ``lr``, and
-    ``short_run_steps``) adjusted to the dataset (:mod:`faster_rcnn.train.recipe`), each
-    change printed with its reason; the options given on the command line stay."""
+) -> tuple[FasterRCNNConfig, dict[str, Any], float | None]:
+    """``config``, the rate settings ``rate`` (``TrainConfig``'s ``lr``, and
+    ``short_run_steps``) and the repeat threshold, adjusted to the dataset
+    (:mod:`faster_rcnn.train.recipe`), each change printed with its reason; the options
+    given on the command line stay."""
     stats = object_statistics(dataset, config)
     given = given_settings(args)
     given |= {"transform.min_size"} if args.min_size else set()
     given |= {"transform.max_size"} if args.max_size else set()
     given |= {"train.lr"} if args.lr is not None else set()
+    given |= {"train.repeat_threshold"} if args.repeat_threshold is not None else set()
     given |= {"backbone.returned_layers"} if args.returned_layers else set()
     given |= {"anchors"} if args.anchors else set()
     config, choices = choose_recipe(config, stats, given)
@@ -466,10 +472,12 @@ def with_recipe(
     for choice in filter(None, rate_choices):
         choices.append(choice)
         rate = {**rate, choice.setting.removeprefix("train."): choice.value}
+    repeat = choose_repeat_threshold(stats, given)
+    choices += [repeat] if repeat else []
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(choice.line() for choice in choices))
-    return config, rate
+    return config, rate, repeat.value if repeat else args.repeat_threshold
 
 
 def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copies: int) -> int:
@@ -487,23 +495,24 @@ def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copie
     return class_label(config, name)
 
 
-def repeated(dataset: DetectionDataset, args: argparse.Namespace) -> DetectionDataset:
-    """The dataset with the images of classes few images hold listed more often, with
-    ``--repeat-threshold`` (see :mod:`faster_rcnn.data.repeat_factor`); says which."""
-    if args.repeat_threshold is None:
+def repeated(dataset: DetectionDataset, threshold: float | None, seed: int) -> DetectionDataset:
+    """The dataset with the images of classes few images hold listed more often, at repeat
+    ``threshold`` (see :mod:`faster_rcnn.data.repeat_factor`; ``None`` or 0: each image
+    once), the fractions drawn from ``seed``; says which."""
+    if not threshold:
         return dataset
     labels = image_labels(dataset)
     shares = class_image_shares(labels)
-    factors = class_repeat_factors(shares, args.repeat_threshold)
+    factors = class_repeat_factors(shares, threshold)
     rarest_first = sorted(((f, label) for label, f in factors.items() if f > 1), reverse=True)
     if not rarest_first:
-        print(f"repeat: every class is in at least {args.repeat_threshold:.0%} of the images")
+        print(f"repeat: every class is in at least {threshold:.0%} of the images")
         return dataset
     (factor, label), *others = rarest_first
     names = dataset.class_names
     repeats = [f"{names[label - 1]!r} (in {shares[label]:.0%} of the images) {factor:.2f} times"]
     repeats += [f"{names[c - 1]!r} (in {shares[c]:.0%}) {f:.2f}" for f, c in others]
-    indices = repeated_indices(repeat_factors(labels, args.repeat_threshold), args.seed)
+    indices = repeated_indices(repeat_factors(labels, threshold), seed)
     print(
         f"repeat: an image is listed as often as its rarest class asks, {', '.join(repeats)}: "
         f"an epoch reads {len(indices)} items of {len(dataset)} images"

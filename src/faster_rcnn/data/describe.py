@@ -20,12 +20,7 @@ from .dataset import (
     target_of,
 )
 from .open import DatasetLayout
-
-# A class held by fewer than this share of a split's images gets a note; the threshold
-# suggested for it was ahead where a class was in 5 % of the training images
-# (benchmarks/recipe_ab.md, round 55).
-IMAGE_RARE_SHARE = 0.1
-SUGGESTED_REPEAT_THRESHOLD = 0.4
+from .repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 
 
 @dataclass
@@ -80,14 +75,15 @@ class SplitSummary:
         rare = [
             f"{name!r} in {count} ({count / self.images:.0%})"
             for name, count in sorted(self.images_with.items(), key=lambda item: item[1])
-            if 0 < count < IMAGE_RARE_SHARE * self.images
+            if 0 < count < RARE_IMAGE_SHARE * self.images
         ]
-        if not rare or self.name == "test":
+        classes = sum(count > 0 for count in self.images_with.values())
+        if not rare or classes < 2 or self.name == "test":
             return []
         return [
             f"a class few images hold: {', '.join(rare)} of the {self.images} images; "
-            f"train --repeat-threshold {SUGGESTED_REPEAT_THRESHOLD} lists such images "
-            "more often (repeat-factor sampling)"
+            f"train lists such images more often (repeat-factor sampling at "
+            f"{REPEAT_THRESHOLD}; --repeat-threshold 0 lists each image once)"
         ]
 
     def _repeated_note(self) -> list[str]:

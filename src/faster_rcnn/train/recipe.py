@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..config import BACKBONES, FasterRCNNConfig
 from ..data.dataset import Sample, UnreadableImageError, image_size_of, target_of
+from ..data.repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 from ..ops.boxes import box_iou
 from ..transform import resized_size
 from .train_config import LR_PER_IMAGE
@@ -198,6 +199,7 @@ class ObjectStatistics:
             the resized image.
         neighbour_ious: per class name, per object, its highest IoU with another object
             of its class in its image (0 without one).
+        images_with: per class name, the images (of ``images``) that hold it.
     """
 
     images: int
@@ -206,6 +208,7 @@ class ObjectStatistics:
     class_counts: dict[str, int]
     class_sides: dict[str, float]
     neighbour_ious: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    images_with: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def smallest_class(self) -> str | None:
         """The class with the smallest median side (``None`` without objects)."""
@@ -248,7 +251,7 @@ def object_statistics(
     names = _class_names(config)
     step = max(1, len(dataset) // max_images)
     indices = range(0, len(dataset), step)
-    counts, sides, neighbour_ious = [], {}, {}
+    counts, sides, neighbour_ious, images_with = [], {}, {}, {}
     for index in indices:
         try:
             target = target_of(dataset, index)
@@ -268,6 +271,8 @@ def object_statistics(
             name = names[label - 1]
             sides.setdefault(name, []).append(value)
             neighbour_ious.setdefault(name, []).append(iou)
+        for label in set(labels.tolist()):
+            images_with[names[label - 1]] = images_with.get(names[label - 1], 0) + 1
     return ObjectStatistics(
         images=len(counts),
         objects_per_image=float(statistics.median(counts)) if counts else 0.0,
@@ -275,6 +280,7 @@ def object_statistics(
         class_counts={name: len(values) for name, values in sides.items()},
         class_sides={name: float(torch.tensor(v).median()) for name, v in sides.items()},
         neighbour_ious={name: tuple(values) for name, values in neighbour_ious.items()},
+        images_with=images_with,
     )
 
 
@@ -690,6 +696,30 @@ def choose_short_run_steps(
         "schedule at a higher rate can take the weights as far"
     )
     return RecipeChoice("train.short_run_steps", SHORT_RUN_STEPS, why)
+
+
+def choose_repeat_threshold(
+    stats: ObjectStatistics, given: Collection[str] = ()
+) -> RecipeChoice | None:
+    """Repeat-factor sampling at ``REPEAT_THRESHOLD`` where, of two classes or more, one
+    is held by fewer than ``RARE_IMAGE_SHARE`` of the images; ``None`` elsewhere, or where
+    ``"train.repeat_threshold"`` is in ``given``."""
+    rare = {
+        name: count / stats.images
+        for name, count in stats.images_with.items()
+        if count < RARE_IMAGE_SHARE * stats.images
+    }
+    if "train.repeat_threshold" in given or len(stats.images_with) < 2 or not rare:
+        return None
+    rarest = min(rare, key=rare.__getitem__)
+    others = f" (and {len(rare) - 1} more under a tenth)" if len(rare) > 1 else ""
+    why = (
+        f"the class {rarest!r} is in {rare[rarest]:.1%} of the training images{others}: an "
+        f"image is listed max(1, sqrt({REPEAT_THRESHOLD:g} / share)) times an epoch for its "
+        "rarest class, so a class that few images hold is in more steps (repeat-factor "
+        "sampling); --repeat-threshold 0 lists each image once"
+    )
+    return RecipeChoice("train.repeat_threshold", REPEAT_THRESHOLD, why)
 
 
 def _takes_crowded_rate(stats: ObjectStatistics, given: Collection[str]) -> bool:
