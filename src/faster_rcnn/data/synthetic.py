@@ -62,8 +62,8 @@ class SyntheticShapes:
             others (``None``: all alike).
 
     ``dataset[i]`` is ``(image float[3, H, W] in 0..1, {"boxes": float[N, 4],
-    "labels": int64[N]})`` with labels ``1..len(classes)`` (0 is background); pixel values are
-    multiples of 1/255, as in a decoded 8-bit image.
+    "labels": int64[N]})`` with labels ``1..len(classes)`` (0 is background); pixel
+    values are multiples of 1/255, as in a decoded 8-bit image.
     """
 
     class_names = CLASS_NAMES
