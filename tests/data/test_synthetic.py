@@ -64,8 +64,7 @@ def test_every_box_shows_its_shape():
 
 def test_classes_are_drawn_as_often_as_their_weights_ask():
     """Four classes at weights 8 : 4 : 2 : 1 over 400 images of up to 6 objects (about
-    1260 objects): each class's share of the objects within 4 sigma of 8/15 ... 1/15,
-    drawn in its own geometry and colour."""
+    1260 objects): each class's share of the objects within 4 sigma of 8/15 ... 1/15."""
     classes = (
         ShapeClass("red_ellipse", "ellipse", (0.85, 0.25, 0.2)),
         ShapeClass("blue_ellipse", "ellipse", (0.25, 0.35, 0.9)),
