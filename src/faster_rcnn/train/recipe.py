@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -251,7 +252,7 @@ def object_statistics(
     names = _class_names(config)
     step = max(1, len(dataset) // max_images)
     indices = range(0, len(dataset), step)
-    counts, sides, neighbour_ious, images_with = [], {}, {}, {}
+    counts, sides, neighbour_ious, images_with = [], {}, {}, Counter()
     for index in indices:
         try:
             target = target_of(dataset, index)
@@ -271,8 +272,7 @@ def object_statistics(
             name = names[label - 1]
             sides.setdefault(name, []).append(value)
             neighbour_ious.setdefault(name, []).append(iou)
-        for label in set(labels.tolist()):
-            images_with[names[label - 1]] = images_with.get(names[label - 1], 0) + 1
+        images_with.update(names[label - 1] for label in set(labels.tolist()))
     return ObjectStatistics(
         images=len(counts),
         objects_per_image=float(statistics.median(counts)) if counts else 0.0,
@@ -280,7 +280,7 @@ def object_statistics(
         class_counts={name: len(values) for name, values in sides.items()},
         class_sides={name: float(torch.tensor(v).median()) for name, v in sides.items()},
         neighbour_ious={name: tuple(values) for name, values in neighbour_ious.items()},
-        images_with=images_with,
+        images_with=dict(images_with),
     )
 
 
