@@ -19,6 +19,20 @@ def test_8_bit_rgb_is_divided_by_255(tmp_path: Path) -> None:
     assert torch.equal(image, expected)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "CMYK", "1"])
+def test_8_bit_modes_give_pils_rgb_divided_by_255(tmp_path: Path, mode: str) -> None:
+    pixels = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 4
+    image = Image.fromarray(pixels).convert(mode)
+    path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
+    image.save(path)
+    with Image.open(path) as saved:
+        expected = torch.from_numpy(np.array(saved.convert("RGB"))).permute(2, 0, 1).float() / 255
+    decoded = read_image(path)
+    assert torch.equal(decoded, expected)
+    decoded.mul_(0)  # the image is the caller's own, writable memory
+    assert torch.equal(read_image(path), expected)
+
+
 def test_16_bit_grey_is_scaled_by_its_depth_not_clipped_white(tmp_path: Path) -> None:
     grey = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
     Image.fromarray(grey).save(tmp_path / "grey16.png")
