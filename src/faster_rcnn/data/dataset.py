@@ -227,8 +227,8 @@ def _rgb_pixels(image: Image.Image) -> np.ndarray:
         image.load()  # decoded here, so that a corrupt file raises PIL's own error
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), np.float32)
         # Divided in place: a new array for the quotient is a fresh allocation, which glibc
-        # maps and the kernel zeroes a page at a time; a 640 x 480 JPEG took 1.3 ms
-        # instead of 5.7 where freed memory is not kept (benchmarks/bench_decode.py).
+        # maps and the kernel zeroes a page at a time; a 640 x 480 JPEG took 1.2 ms
+        # instead of 5.6 where freed memory is not kept (benchmarks/bench_decode.py).
         pixels /= 255.0
         return pixels
     grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

@@ -533,7 +533,7 @@ def _finer_map_choice(
         f"the smallest class {smallest!r} is {side:.0f} px once resized and an image holds "
         f"{stats.objects_per_image:g} objects (the median): the FPN reads the backbone stage "
         f"before stage {stages[0]} too, a map twice as fine each way, where a small object "
-        "spans more cells; a step takes 1.1-1.3 times as long",
+        "spans more cells; a step takes 1.1-1.4 times as long",
     )
 
 
