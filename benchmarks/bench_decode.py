@@ -1,15 +1,16 @@
 """Median time to decode a JPEG to the float image a model takes, by image size.
 
-    python benchmarks/bench_decode.py [--repeats 9] [--threads 1] [--reuse-freed-memory]
+    python benchmarks/bench_decode.py [--repeats 9] [--reuse-freed-memory]
 
-Each size is a JPEG (quality 90) of smooth random texture, written to a temporary folder.
-``read_image`` (this package's decoder: PIL, widened from 8 bits by torch) is timed
-against PIL's pixels widened and divided in numpy, as the readers did before (and as
-``numpy.asarray(image, dtype=float32) / 255`` does in most training scripts). Both give
-the same values, which is checked. ``--reuse-freed-memory`` runs it as ``faster-rcnn``'s
-commands do, keeping freed memory for reuse (:mod:`faster_rcnn.host_memory`), where a new
-array costs little; a script that reads images through the library does not. The record
-goes to ``results/bench_decode.json``, or ``bench_decode_reused.json``.
+Each size is a JPEG (quality 90) of smooth random texture, written to a temporary
+folder. ``read_image`` (this package's decoder: PIL's pixels widened to float32 and
+divided by 255 in place) is timed against the same division into a new array, as the
+readers did before (and as ``numpy.asarray(image, dtype=float32) / 255`` does in most
+training scripts). Both give the same values, which is checked. Decoding is
+single-threaded. ``--reuse-freed-memory`` runs it as ``faster-rcnn``'s commands do,
+keeping freed memory for reuse (:mod:`faster_rcnn.host_memory`), where a new array costs
+little; a script that reads images through the library does not. The record goes to
+``results/bench_decode.json``, or ``bench_decode_reused.json``.
 """
 
 from __future__ import annotations
@@ -66,10 +67,8 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse-freed-memory", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     reused = args.reuse_freed_memory and reuse_freed_memory()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -87,7 +86,6 @@ def main() -> None:
     record = {
         "date": str(date.today()),
         "machine": machine.describe(),
-        "threads": args.threads,
         "repeats": args.repeats,
         "freed_memory": "reused" if reused else "unmapped",
         "rows": rows,
