@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from PIL import Image
 from torch import Tensor
 
 import machine
+from bench_inference import median_seconds
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.host_memory import reuse_freed_memory
 
@@ -53,17 +51,6 @@ def write_jpeg(folder: Path, width: int, height: int) -> Path:
     return path
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` in milliseconds over ``repeats`` runs, after one."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
@@ -76,8 +63,8 @@ def main() -> None:
             path = write_jpeg(Path(folder), width, height)
             if not torch.equal(read_image(path), numpy_decode(path)):
                 raise SystemExit(f"{path.name}: read_image and numpy differ")
-            ours = median_ms(lambda p=path: read_image(p), args.repeats)
-            numpy_ms = median_ms(lambda p=path: numpy_decode(p), args.repeats)
+            ours = 1000 * median_seconds(lambda p=path: read_image(p), args.repeats)
+            numpy_ms = 1000 * median_seconds(lambda p=path: numpy_decode(p), args.repeats)
             rows.append({"size": f"{width}x{height}", "read_image_ms": ours, "numpy_ms": numpy_ms})
             print(
                 f"{width}x{height}: read_image {ours:.1f} ms, numpy {numpy_ms:.1f} ms "
