@@ -29,6 +29,8 @@ from ..data.difficult import WithoutDifficult
 from ..data.photometric import ColorJitter
 from ..data.random_crop import RandomCrop
 from ..data.repeat_factor import (
+    RARE_IMAGE_SHARE,
+    REPEAT_THRESHOLD,
     Repeated,
     class_image_shares,
     class_repeat_factors,
@@ -212,7 +214,8 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="list the images of a class held by fewer than SHARE of the training images "
         "more often, sqrt(SHARE / its share) times, as LVIS's repeat-factor sampling "
         "(faster_rcnn.data.repeat_factor); 0 lists each image once; default: the recipe's "
-        "0.4 where a class of two or more is in under a tenth of the images, else 0",
+        f"{REPEAT_THRESHOLD:g} where a class of two or more is in under "
+        f"{RARE_IMAGE_SHARE:.0%}% of the images, else 0",  # %% is argparse's "%"
     )
     parser.add_argument(
         "--color-jitter",
