@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
+from PIL import Image
 
 from faster_rcnn.backbones import build_backbone
 from faster_rcnn.cli import main
 from faster_rcnn.data.repeat_factor import REPEAT_THRESHOLD
 from faster_rcnn.models import preset_config
+from faster_rcnn.train import recipe
 from faster_rcnn.train.checkpoint import STATE_FILE, load_model
 from faster_rcnn.train.recipe import (
     CROWDED_LR_PER_IMAGE,
     CROWDED_NMS_THRESH,
     CROWDED_OBJECTS,
     CROWDED_SHARE,
+    FINER_MAP_ANY_STEPS_SIDE,
     FINER_MAP_OBJECTS,
+    FINER_MAP_STEPS,
     GT_JITTER,
     ROI_BATCH_SIZE,
     SHORT_RUN_STEPS,
@@ -33,6 +38,7 @@ from faster_rcnn.train.recipe import (
     object_statistics,
     same_class_neighbour_iou,
 )
+from faster_rcnn.train.step_timing import TIMED_STEPS
 from faster_rcnn.train.train_config import LR_PER_IMAGE
 
 
@@ -310,6 +316,94 @@ def test_recipe_keeps_the_presets_stages_where_the_finer_one_is_not_for_this_dat
         assert "backbone.returned_layers" not in [c.setting for c in choices]
 
 
+def test_recipe_reads_the_finer_stage_for_larger_small_objects_in_runs_that_fit_it() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics(DATASET, config).resized(2)  # 'dot' 66 px, 2 objects an image
+    assert FINER_MAP_ANY_STEPS_SIDE <= stats.class_sides["dot"] < SMALL_SIDE
+    preset_stages, _ = choose_recipe(config, stats, {"backbone.returned_layers"})
+    # Steps not known: the finer stage, marked as paying from FINER_MAP_STEPS on.
+    chosen, choices = choose_recipe(config, stats)
+    (finer,) = [c for c in choices if c.setting == "backbone.returned_layers"]
+    assert (chosen.backbone.returned_layers, finer.min_steps) == ((3, 4, 5), FINER_MAP_STEPS)
+    # As many steps: the finer stage, and how many fit.
+    chosen, choices = choose_recipe(config, stats, steps=FINER_MAP_STEPS)
+    (finer,) = [c for c in choices if c.setting == "backbone.returned_layers"]
+    assert (chosen.backbone.returned_layers, finer.min_steps) == ((3, 4, 5), None)
+    assert finer.line().endswith(
+        f"a step takes 1.1-1.4 times as long, and the run fits about {FINER_MAP_STEPS} of "
+        f"them (at least {FINER_MAP_STEPS})"
+    )
+    # One step fewer: the preset's stages and config, and the line says why.
+    chosen, choices = choose_recipe(config, stats, steps=FINER_MAP_STEPS - 1)
+    assert chosen == preset_stages
+    (kept,) = [c for c in choices if c.setting == "backbone.returned_layers"]
+    assert kept.line() == (
+        "  backbone.returned_layers = (4, 5): the smallest class 'dot' is 66 px once resized "
+        f"and an image holds 2 objects (the median), but the run fits about "
+        f"{FINER_MAP_STEPS - 1} steps: reading the stage before stage 4 too, a map twice as "
+        f"fine, pays from about {FINER_MAP_STEPS} of its steps on (each 1.1-1.4 times as "
+        "long), so the FPN reads the preset's stages"
+    )
+    # A class further under the stride-32 maps' cells takes the finer stage at any steps.
+    small = object_statistics(DATASET, config)  # 'dot' 33 px
+    assert small.class_sides["dot"] < FINER_MAP_ANY_STEPS_SIDE
+    chosen, choices = choose_recipe(config, small, steps=1)
+    (finer,) = [c for c in choices if c.setting == "backbone.returned_layers"]
+    assert (chosen.backbone.returned_layers, finer.min_steps) == ((3, 4, 5), None)
+
+
+def _large_dots(root):
+    """A YOLO set of four 160 x 160 images, each with two 80-px 'dot's."""
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.txt").write_text("dot\n")
+    for k in range(4):
+        Image.new("RGB", (160, 160), (40 * k, 90, 160)).save(root / "images" / "train" / f"{k}.png")
+        lines = "0 0.25 0.25 0.5 0.5\n0 0.75 0.75 0.5 0.5\n"
+        (root / "labels" / "train" / f"{k}.txt").write_text(lines)
+    return root
+
+
+def test_a_time_budget_takes_the_finer_stage_by_the_steps_timed(tmp_path, capsys, monkeypatch):
+    data = _large_dots(tmp_path / "dots")
+    argv = ["train", "--data", str(data), "--min-size", "160", "--max-size", "160"]
+    argv += ["--preset", "mobilenet_v2_fpn", "--minutes", "0.05"]
+    # A run fits at least FINER_MAP_STEPS: the finer stage, and the steps timed.
+    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 2)
+    assert main([*argv, "--out", str(tmp_path / "kept")]) == 0
+    printed = capsys.readouterr().out
+    timed = re.search(
+        rf"timed {TIMED_STEPS} training steps of the recipe's model at 160 px: [\d.]+ s a "
+        r"step \(the median\), about (\d+) steps in 0.05 minutes",
+        printed,
+    )
+    assert timed is not None and int(timed[1]) >= 2
+    assert (
+        "backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 80 px once resized "
+        "and an image holds 2 objects (the median): the FPN reads the backbone stage before "
+        "stage 4 too, a map twice as fine each way, where a small object spans more cells; a "
+        f"step takes 1.1-1.4 times as long, and the run fits about {timed[1]} of them (at "
+        "least 2)\n"
+    ) in printed
+    kept = load_model(tmp_path / "kept" / "model.safetensors").config.backbone
+    assert kept.returned_layers == (3, 4, 5)
+    # Fewer: the preset's stages.
+    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 10**6)
+    assert main([*argv, "--out", str(tmp_path / "preset")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(
+        r"backbone.returned_layers = \(4, 5\): the smallest class 'dot' is 80 px once resized "
+        r"and an image holds 2 objects \(the median\), but the run fits about \d+ steps",
+        printed,
+    )
+    preset = load_model(tmp_path / "preset" / "model.safetensors").config.backbone
+    assert preset.resolved_returned_layers() == (4, 5)
+    # Steps given without a budget: nothing timed.
+    assert main([*argv[:-2], "--steps", "1", "--out", str(tmp_path / "steps")]) == 0
+    printed = capsys.readouterr().out
+    assert "timed" not in printed and "but the run fits about 1 step:" in printed
+
+
 def _crowded(count: int):
     """A 400 x 600 image with ``count`` 10-px objects of class 1 in a row."""
     boxes = [[12.0 * k, 0.0, 12.0 * k + 10, 10.0] for k in range(count)]
@@ -569,19 +663,20 @@ def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path
     )
 
 
-def test_a_run_resumed_where_the_recipe_would_build_other_stages_is_told_its_own(
+def test_a_resumed_run_keeps_its_own_stages_and_is_told_them_where_others_are_given(
     tmp_path, capsys
 ) -> None:
-    """A run of the preset's stages (as every run before round 49's recipe), stopped and
-    resumed where the recipe now adds the finer stage: one line naming what differs and
-    the option that builds the run's own stages, with which it resumes."""
+    """A run of the preset's stages, stopped and resumed where the recipe would add the
+    finer stage (as it may where its choice turned on timed steps): it resumes with its
+    own. Given other stages, one line names what differs and the option that builds the
+    run's own."""
     out = tmp_path / "run"
     argv = ["train", "--data", "slides:2", "--steps", "2", "--min-size", "96", "--max-size"]
     argv += ["128", "--preset", "mobilenet_v2_fpn", "--out", str(out)]
     assert main([*argv, "--steps", "1", "--returned-layers", "4", "5"]) == 0
     (out / "model.safetensors").unlink()  # as a run stopped by a signal leaves it
     capsys.readouterr()
-    assert main([*argv, "--resume"]) == 2
+    assert main([*argv, "--resume", "--returned-layers", "3", "4", "5"]) == 2
     assert (
         capsys.readouterr()
         .err.strip()
@@ -593,7 +688,8 @@ def test_a_run_resumed_where_the_recipe_would_build_other_stages_is_told_its_own
             "backbone stages: --returned-layers 4 5); the weights in "
         )
     )
-    assert main([*argv, "--resume", "--returned-layers", "4", "5"]) == 0
+    assert main([*argv, "--resume"]) == 0
+    assert "backbone.returned_layers" not in capsys.readouterr().out
     assert load_model(out / "model.safetensors").config.backbone.returned_layers == (4, 5)
 
 

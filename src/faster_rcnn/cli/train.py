@@ -40,10 +40,11 @@ from ..data.repeat_factor import (
 )
 from ..data.resizable import ResizableImages
 from ..data.small_object_paste import SmallObjectPaste
+from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import AlternatingConfig, train_alternating
-from ..train.checkpoint import STATE_FILE, TrainingCheckpoint, save_model
+from ..train.checkpoint import STATE_FILE, TrainingCheckpoint, read_model_config, save_model
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
@@ -61,6 +62,7 @@ from ..train.recipe import (
 )
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
+from ..train.step_timing import TIMED_STEPS, median_step_seconds
 from ..train.train_config import LR_PER_IMAGE, TrainConfig
 from ..train.trainer import Trainer
 from .arguments import (
@@ -441,33 +443,52 @@ def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterR
     """The preset for the dataset's classes, with the anchors and image sizes asked for."""
     config = preset_config(args.preset, dataset.num_classes)
     config = config.replace(class_names=tuple(dataset.class_names))
-    if args.returned_layers:
-        config = config.with_returned_layers(tuple(args.returned_layers))
+    stages = returned_layers(args)
+    if stages:
+        config = config.with_returned_layers(stages)
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
     config = with_config_options(config, args)
     return with_image_sizes(config, args)
 
 
+def returned_layers(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """``--returned-layers``; with ``--resume`` and none given, those of the model the
+    run continues, which the recipe keeps (its choice of them can turn on timed steps,
+    and a second timing need not come out alike)."""
+    if args.returned_layers:
+        return tuple(args.returned_layers)
+    if args.resume and args.out.is_dir():
+        for checkpoint in unfinished_checkpoints(args.out):
+            return read_model_config(checkpoint / MODEL_FILE).backbone.resolved_returned_layers()
+    return None
+
+
 def with_recipe(
     config: FasterRCNNConfig,
-    dataset: Sequence[Sample],
+    dataset: DetectionDataset,
     args: argparse.Namespace,
     rate: dict[str, Any],
 ) -> tuple[FasterRCNNConfig, dict[str, Any], float | None]:
     """``config``, the rate settings ``rate`` (``TrainConfig``'s ``lr``, and
     ``short_run_steps``) and the repeat threshold, adjusted to the dataset
     (:mod:`faster_rcnn.train.recipe`), each change printed with its reason; the options
-    given on the command line stay."""
+    given on the command line stay. Where a choice turns on the run's steps and
+    ``--minutes`` leaves them unknown, steps are timed first (:func:`steps_that_fit`)."""
     stats = object_statistics(dataset, config)
     given = given_settings(args)
     given |= {"transform.min_size"} if args.min_size else set()
     given |= {"transform.max_size"} if args.max_size else set()
     given |= {"train.lr"} if args.lr is not None else set()
     given |= {"train.repeat_threshold"} if args.repeat_threshold is not None else set()
-    given |= {"backbone.returned_layers"} if args.returned_layers else set()
+    given |= {"backbone.returned_layers"} if returned_layers(args) else set()
     given |= {"anchors"} if args.anchors else set()
-    config, choices = choose_recipe(config, stats, given)
+    steps = None if args.minutes is not None else run_length(args)
+    chosen, choices = choose_recipe(config, stats, given, steps)
+    if steps is None and any(choice.min_steps for choice in choices):
+        steps = steps_that_fit(args, chosen, dataset)
+        chosen, choices = choose_recipe(config, stats, given, steps)
+    config = chosen
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),
         choose_short_run_steps(stats, args.minutes is not None, given),
@@ -481,6 +502,41 @@ def with_recipe(
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(choice.line() for choice in choices))
     return config, rate, repeat.value if repeat else args.repeat_threshold
+
+
+def steps_that_fit(
+    args: argparse.Namespace, config: FasterRCNNConfig, dataset: DetectionDataset
+) -> int:
+    """The steps of the run in ``--minutes`` (at most ``--steps``), projected from
+    :data:`TIMED_STEPS` steps of a throwaway model of ``config`` timed on the run's images,
+    batch and precision (:mod:`faster_rcnn.train.step_timing`); says what it timed.
+
+    Where training draws among several sizes, the steps are timed at the middle one: the
+    first step at each new size is slow (its kernels are set up), which a run pays once
+    a size but a few timed steps would pay at nearly every step.
+    """
+    sizes = config.transform.min_size
+    size = sizes[len(sizes) // 2]
+    config = config.replace(transform={"min_size": (size,)})
+    cfg = TrainConfig(
+        steps=1 + TIMED_STEPS,
+        batch_size=args.batch_size,
+        amp=uses_amp(args),
+        num_workers=args.workers,
+        seed=args.seed,
+        checkpoint_every=None,
+    )
+    trainer_of = STAGE_TRAINERS.get(args.scheme, Trainer)  # alternating: its joint steps
+    images = augmented(resizable(dataset, config), args)
+    quiet = UnreadableLog(warn=False)  # the run itself warns
+    trainer = trainer_of(build_model(args, config, quiet=True), images, cfg, unreadable=quiet)
+    seconds = median_step_seconds(trainer)
+    fits = max(1, int(args.minutes * 60 / seconds))
+    print(
+        f"timed {TIMED_STEPS} training steps of the recipe's model at {size} px: "
+        f"{seconds:.2f} s a step (the median), about {fits} steps in {args.minutes:g} minutes"
+    )
+    return fits if args.steps is None else min(fits, args.steps)
 
 
 def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copies: int) -> int:
@@ -547,13 +603,18 @@ def augmented(
     return Augmented(dataset, transforms, seed=args.seed) if transforms else dataset
 
 
-def build_model(args: argparse.Namespace, config: FasterRCNNConfig) -> FasterRCNN:
-    """A fresh model drawn from ``--seed``, with ``--weights`` loaded, on ``--device``."""
+def build_model(
+    args: argparse.Namespace, config: FasterRCNNConfig, quiet: bool = False
+) -> FasterRCNN:
+    """A fresh model drawn from ``--seed``, with ``--weights`` loaded, on ``--device``;
+    it says which weights it loaded, and warns where it expected some, unless ``quiet``."""
     torch.manual_seed(args.seed)
     model = FasterRCNN.from_config(config)
     if args.weights:
-        print(load_backbone_weights(model, args.weights))
-    elif expects_pretrained_backbone(config):
+        report = load_backbone_weights(model, args.weights)
+        if not quiet:
+            print(report)
+    elif expects_pretrained_backbone(config) and not quiet:
         print(
             f"faster-rcnn: warning: the {args.preset} preset freezes backbone layers or batch "
             "norm for ImageNet weights, and no --weights were given: those layers stay "

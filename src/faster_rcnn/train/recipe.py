@@ -80,6 +80,21 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # benchmarks/recipe_ab.md, rounds 48 to 50). Below 40 objects it was never behind at IoU
 # 0.5, nor its small class by more than 0.003; at 66 the small class lost up to 0.032.
 FINER_MAP_OBJECTS = 40
+# Where the smallest class is at least FINER_MAP_ANY_STEPS_SIDE px once resized (two cells
+# of the stride-32 maps), the stride-16 map pays only in a run of FINER_MAP_STEPS of its
+# steps or more: the new level starts untrained, and a short run spends fewer, longer steps
+# on it. In float32 held to AVX2 on a Zen 5 (one thread each, side by side), on the slides
+# with a quarter of their cells unlabelled (13 objects an image): with the platelets 69 px
+# once resized it was behind at 421-424 of its steps (mAP@0.5 -0.022 and -0.021, the
+# platelets -0.046 and -0.050), TBD530, and ahead at 637-644 (+0.006 and +0.003, COCO AP
+# +0.024 and +0.019). Under that size it pays at any steps: with the platelets 50 px it was
+# even at 324-363 steps (+0.003 and -0.005, COCO AP +0.055 and +0.032), and with them 33 px
+# far ahead at 329-337 (+0.093 and +0.108, the platelets +0.221 and +0.264, whose boxes the
+# stride-32 maps misplaced; benchmarks/recipe_ab.md, rounds 57 and 58). In a time budget
+# the steps are not known before the model is built: train times a few first
+# (train.step_timing).
+FINER_MAP_ANY_STEPS_SIDE = 64
+FINER_MAP_STEPS = 530
 # A larger input where the smallest class is smaller than the smallest anchor once
 # resized: by what reaches the anchor, at most MAX_UPSCALE (a step costs about its
 # square). On 3x3 mosaics of the slides (platelets 23 px at 800, anchors from 32)
@@ -297,18 +312,27 @@ def same_class_neighbour_iou(boxes: Tensor, labels: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class RecipeChoice:
-    """One setting the recipe changed: ``setting`` is the config path, ``why`` says why."""
+    """One setting the recipe chose: ``setting`` is the config path, ``why`` says why (the
+    preset's value where a change was weighed and left out, and why not).
+
+    ``min_steps`` marks a choice made without knowing the run's steps that pays only in a
+    run of at least that many: the caller times steps, and asks again with them.
+    """
 
     setting: str
     value: object
     why: str
+    min_steps: int | None = None
 
     def line(self) -> str:
         return f"  {self.setting} = {self.value}: {self.why}"
 
 
 def choose_recipe(
-    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str] = ()
+    config: FasterRCNNConfig,
+    stats: ObjectStatistics,
+    given: Collection[str] = (),
+    steps: int | None = None,
 ) -> tuple[FasterRCNNConfig, list[RecipeChoice]]:
     """The config to train, and the choices that made it from ``config``.
 
@@ -321,6 +345,9 @@ def choose_recipe(
             ``"roi_heads.detections_per_img"``, ``"roi_heads.nms_thresh"``,
             ``"roi_heads.soft_nms_sigma"``, ``"backbone.returned_layers"``; ``"anchors"``
             for an anchor file), which stay as they are.
+        steps: the run's steps where known (given, or projected from timed steps in a
+            time budget); ``None``: not known, and a choice that turns on them carries
+            its ``min_steps``.
     """
     choices = _input_size_choices(config, stats, given)
     if choices:
@@ -332,7 +359,7 @@ def choose_recipe(
     if scales is not None:
         choices.append(scales)
         config = _with_choices(config, [scales])
-    finer = _finer_map_choice(config, stats, given)
+    finer = _finer_map_choice(config, stats, given, steps)
     if finer is not None:
         choices.append(finer)
     per_batch = _multi_scale_per_choice(config, given)
@@ -409,7 +436,8 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
 def _with_choices(config: FasterRCNNConfig, choices: Sequence[RecipeChoice]) -> FasterRCNNConfig:
     for choice in choices:
         if choice.setting == "backbone.returned_layers":  # the anchors and pooled maps too
-            config = config.with_returned_layers(choice.value)  # type: ignore[arg-type]
+            if choice.value != config.backbone.resolved_returned_layers():  # not kept ones
+                config = config.with_returned_layers(choice.value)  # type: ignore[arg-type]
             continue
         section, field = choice.setting.split(".")
         config = config.replace(**{section: {field: choice.value}})
@@ -488,14 +516,15 @@ def _multi_scale_choice(
 
 
 def _finer_map_choice(
-    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str], steps: int | None
 ) -> RecipeChoice | None:
     """The FPN reads backbone stages before its first one too, where the backbone reads
     its default stages and has such stages (MobileNets) and the user chose neither the
     stages nor the anchors (which are one level a map): the two before it where the
     smallest class is under the smallest anchor once resized (the input's enlargement
     did not bring it there), else the one before it where the class is small and the
-    images are not crowded."""
+    images are not crowded (where the class is ``FINER_MAP_ANY_STEPS_SIDE`` or more, two
+    stride-32 cells, only in a run of ``FINER_MAP_STEPS``: :func:`_steps_for_finer_map`)."""
     smallest = stats.smallest_class()
     spec = BACKBONES.get(config.backbone.name)
     stages = config.backbone.resolved_returned_layers()
@@ -527,13 +556,43 @@ def _finer_map_choice(
         )
     if side >= SMALL_SIDE or stats.objects_per_image >= FINER_MAP_OBJECTS:
         return None
+    sparse = (
+        f"the smallest class {smallest!r} is {side:.0f} px once resized and an image holds "
+        f"{stats.objects_per_image:g} objects (the median)"
+    )
+    finer = (stages[0] - 1, *stages)
+    why = (
+        f"{sparse}: the FPN reads the backbone stage before stage {stages[0]} too, a map "
+        "twice as fine each way, where a small object spans more cells; a step takes "
+        "1.1-1.4 times as long"
+    )
+    if side < FINER_MAP_ANY_STEPS_SIDE:
+        return RecipeChoice("backbone.returned_layers", finer, why)
+    return _steps_for_finer_map(finer, stages, sparse, why, steps)
+
+
+def _steps_for_finer_map(
+    finer: tuple[int, ...],
+    stages: tuple[int, ...],
+    sparse: str,
+    why: str,
+    steps: int | None,
+) -> RecipeChoice:
+    """The ``finer`` stages where the run fits ``FINER_MAP_STEPS`` (not known: the choice
+    says so), else the preset's ``stages`` and why; ``sparse`` and ``why`` say why the
+    finer map was weighed and what it does."""
+    if steps is None:
+        return RecipeChoice("backbone.returned_layers", finer, why, FINER_MAP_STEPS)
+    if steps >= FINER_MAP_STEPS:
+        why += f", and the run fits about {steps} of them (at least {FINER_MAP_STEPS})"
+        return RecipeChoice("backbone.returned_layers", finer, why)
     return RecipeChoice(
         "backbone.returned_layers",
-        (stages[0] - 1, *stages),
-        f"the smallest class {smallest!r} is {side:.0f} px once resized and an image holds "
-        f"{stats.objects_per_image:g} objects (the median): the FPN reads the backbone stage "
-        f"before stage {stages[0]} too, a map twice as fine each way, where a small object "
-        "spans more cells; a step takes 1.1-1.4 times as long",
+        stages,
+        f"{sparse}, but the run fits about {steps} step{'s' * (steps != 1)}: reading the "
+        f"stage before stage {stages[0]} too, a map twice as fine, pays from about "
+        f"{FINER_MAP_STEPS} of its steps on (each 1.1-1.4 times as long), so the FPN reads "
+        "the preset's stages",
     )
 
 
