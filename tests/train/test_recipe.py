@@ -366,9 +366,10 @@ def _large_dots(root):
 
 def test_a_time_budget_takes_the_finer_stage_by_the_steps_timed(tmp_path, capsys, monkeypatch):
     data = _large_dots(tmp_path / "dots")
-    argv = ["train", "--data", str(data), "--min-size", "160", "--max-size", "160"]
-    argv += ["--preset", "mobilenet_v2_fpn", "--minutes", "0.05"]
-    # A run fits at least FINER_MAP_STEPS: the finer stage, and the steps timed.
+    argv = ["train", "--data", str(data), "--min-size", "128", "160", "192", "--max-size"]
+    argv += ["192", "--preset", "mobilenet_v2_fpn", "--minutes", "0.05"]
+    # A run fits at least FINER_MAP_STEPS: the finer stage, and the steps timed (at the
+    # middle of the sizes drawn).
     monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 2)
     assert main([*argv, "--out", str(tmp_path / "kept")]) == 0
     printed = capsys.readouterr().out
@@ -379,29 +380,32 @@ def test_a_time_budget_takes_the_finer_stage_by_the_steps_timed(tmp_path, capsys
     )
     assert timed is not None and int(timed[1]) >= 2
     assert (
-        "backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 80 px once resized "
+        "backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 96 px once resized "
         "and an image holds 2 objects (the median): the FPN reads the backbone stage before "
         "stage 4 too, a map twice as fine each way, where a small object spans more cells; a "
         f"step takes 1.1-1.4 times as long, and the run fits about {timed[1]} of them (at "
         "least 2)\n"
     ) in printed
-    kept = load_model(tmp_path / "kept" / "model.safetensors").config.backbone
-    assert kept.returned_layers == (3, 4, 5)
+    kept = load_model(tmp_path / "kept" / "model.safetensors").config
+    assert kept.backbone.returned_layers == (3, 4, 5)
+    assert kept.transform.min_size == (128, 160, 192)
     # Fewer: the preset's stages.
     monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 10**6)
     assert main([*argv, "--out", str(tmp_path / "preset")]) == 0
     printed = capsys.readouterr().out
-    assert re.search(
-        r"backbone.returned_layers = \(4, 5\): the smallest class 'dot' is 80 px once resized "
-        r"and an image holds 2 objects \(the median\), but the run fits about \d+ steps",
-        printed,
-    )
+    fits = re.search(r"about (\d+) steps in 0.05 minutes", printed)
+    assert fits is not None
+    assert (
+        "backbone.returned_layers = (4, 5): the smallest class 'dot' is 96 px once resized and "
+        f"an image holds 2 objects (the median), but the run fits about {fits[1]} steps: "
+    ) in printed
     preset = load_model(tmp_path / "preset" / "model.safetensors").config.backbone
     assert preset.resolved_returned_layers() == (4, 5)
     # Steps given without a budget: nothing timed.
     assert main([*argv[:-2], "--steps", "1", "--out", str(tmp_path / "steps")]) == 0
     printed = capsys.readouterr().out
-    assert "timed" not in printed and "but the run fits about 1 step:" in printed
+    assert "training steps of the recipe's model" not in printed
+    assert "but the run fits about 1 step: " in printed
 
 
 def _crowded(count: int):

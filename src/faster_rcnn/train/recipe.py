@@ -80,19 +80,20 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # benchmarks/recipe_ab.md, rounds 48 to 50). Below 40 objects it was never behind at IoU
 # 0.5, nor its small class by more than 0.003; at 66 the small class lost up to 0.032.
 FINER_MAP_OBJECTS = 40
-# Where the smallest class is at least FINER_MAP_ANY_STEPS_SIDE px once resized (two cells
-# of the stride-32 maps), the stride-16 map pays only in a run of FINER_MAP_STEPS of its
-# steps or more: the new level starts untrained, and a short run spends fewer, longer steps
-# on it. In float32 held to AVX2 on a Zen 5 (one thread each, side by side), on the slides
-# with a quarter of their cells unlabelled (13 objects an image): with the platelets 69 px
-# once resized it was behind at 421-424 of its steps (mAP@0.5 -0.022 and -0.021, the
-# platelets -0.046 and -0.050), TBD530, and ahead at 637-644 (+0.006 and +0.003, COCO AP
-# +0.024 and +0.019). Under that size it pays at any steps: with the platelets 50 px it was
-# even at 324-363 steps (+0.003 and -0.005, COCO AP +0.055 and +0.032), and with them 33 px
-# far ahead at 329-337 (+0.093 and +0.108, the platelets +0.221 and +0.264, whose boxes the
-# stride-32 maps misplaced; benchmarks/recipe_ab.md, rounds 57 and 58). In a time budget
-# the steps are not known before the model is built: train times a few first
-# (train.step_timing).
+# Where the smallest class is at least FINER_MAP_ANY_STEPS_SIDE px once resized (two
+# cells of the stride-32 maps), the stride-16 map pays only in a run of FINER_MAP_STEPS
+# of its steps or more: a short run has fewer, longer steps to learn its extra level in
+# (the likely reading). In float32 held to AVX2 on a Zen 5 (one thread each, side by
+# side), on the slides with a quarter of their cells unlabelled (13 objects an image):
+# with the platelets 69 px once resized it was behind at 421-424 of its steps (mAP@0.5
+# -0.022 and -0.021, the platelets -0.046 and -0.050), even at 513-516 (-0.005 and
+# +0.003, COCO AP +0.004 and -0.008) and ahead at 637-644 (+0.006 and +0.003, COCO AP
+# +0.024 and +0.019). Under that size it pays at any steps: with the platelets 50 px it
+# was even at 324-363 steps (+0.003 and -0.005, COCO AP +0.055 and +0.032), and with
+# them 33 px far ahead at 329-337 (+0.093 and +0.108, the platelets +0.221 and +0.264,
+# whose boxes the stride-32 maps misplaced; benchmarks/recipe_ab.md, rounds 57 and 58).
+# In a time budget the steps are not known before the model is built: train times a few
+# first (train.step_timing).
 FINER_MAP_ANY_STEPS_SIDE = 64
 FINER_MAP_STEPS = 530
 # A larger input where the smallest class is smaller than the smallest anchor once
