@@ -251,7 +251,8 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--minutes",
         type=positive_float,
-        help="stop after this long; the schedule is laid over the steps that fit",
+        help="stop after this long; the schedule is laid over the steps that fit (where a "
+        "recipe choice turns on them, a few steps are timed before the budget starts)",
     )
     parser.add_argument(
         "--batch-size",
@@ -534,7 +535,8 @@ def steps_that_fit(
     fits = max(1, int(args.minutes * 60 / seconds))
     print(
         f"timed {TIMED_STEPS} training steps of the recipe's model at {size} px: "
-        f"{seconds:.2f} s a step (the median), about {fits} steps in {args.minutes:g} minutes"
+        f"{seconds:.2f} s a step (the median), about {fits} step{'s' * (fits != 1)} in "
+        f"{args.minutes:g} minutes"
     )
     return fits if args.steps is None else min(fits, args.steps)
 
