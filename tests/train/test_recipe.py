@@ -401,6 +401,12 @@ def test_a_time_budget_takes_the_finer_stage_by_the_steps_timed(tmp_path, capsys
     ) in printed
     preset = load_model(tmp_path / "preset" / "model.safetensors").config.backbone
     assert preset.resolved_returned_layers() == (4, 5)
+    # The timed model leaves the run as it would be without it: the same first step as a
+    # run given the stages, which times nothing.
+    assert main([*argv, "--returned-layers", "4", "5", "--out", str(tmp_path / "given")]) == 0
+    assert "training steps of the recipe's model" not in capsys.readouterr().out
+    timed, given = (_first_losses(tmp_path / run) for run in ("preset", "given"))
+    assert timed == given
     # Steps given without a budget: nothing timed.
     assert main([*argv[:-2], "--steps", "1", "--out", str(tmp_path / "steps")]) == 0
     printed = capsys.readouterr().out
@@ -581,6 +587,11 @@ def test_the_recipe_raises_a_short_runs_rate_in_a_budget_on_crowded_images_only(
     assert choose_short_run_steps(stats(17), True, given={"train.lr"}) is None
 
 
+def _first_losses(run) -> dict[str, float]:
+    """The losses of a run's first step."""
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["losses"]
+
+
 def _first_rate(run) -> float:
     """The learning rate of a run's first step (the warm-up's 0.1 of its peak)."""
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["lr"]
@@ -694,6 +705,9 @@ def test_a_resumed_run_keeps_its_own_stages_and_is_told_them_where_others_are_gi
     )
     assert main([*argv, "--resume"]) == 0
     assert "backbone.returned_layers" not in capsys.readouterr().out
+    assert load_model(out / "model.safetensors").config.backbone.returned_layers == (4, 5)
+    # A finished run resumed: its checkpoint's stages still.
+    assert main([*argv, "--resume"]) == 0
     assert load_model(out / "model.safetensors").config.backbone.returned_layers == (4, 5)
 
 

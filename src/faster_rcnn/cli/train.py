@@ -423,12 +423,13 @@ def unfinished_checkpoints(out: Path) -> list[Path]:
     model file, or without one: a run that stopped before the end."""
     model = out / MODEL_FILE
     finished = model.stat().st_mtime if model.is_file() else -1.0
+    return [c for c in saved_checkpoints(out) if (c / STATE_FILE).stat().st_mtime > finished]
+
+
+def saved_checkpoints(out: Path) -> list[Path]:
+    """The training checkpoints under ``out``, one folder a stage."""
     found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
-    return [
-        checkpoint
-        for checkpoint in found
-        if checkpoint is not None and (checkpoint / STATE_FILE).stat().st_mtime > finished
-    ]
+    return [checkpoint for checkpoint in found if checkpoint is not None]
 
 
 def check_amp(args: argparse.Namespace) -> None:
@@ -460,7 +461,7 @@ def returned_layers(args: argparse.Namespace) -> tuple[int, ...] | None:
     if args.returned_layers:
         return tuple(args.returned_layers)
     if args.resume and args.out.is_dir():
-        for checkpoint in unfinished_checkpoints(args.out):
+        for checkpoint in saved_checkpoints(args.out):
             return read_model_config(checkpoint / MODEL_FILE).backbone.resolved_returned_layers()
     return None
 
