@@ -88,12 +88,13 @@ FINER_MAP_OBJECTS = 40
 # with the platelets 69 px once resized it was behind at 421-424 of its steps (mAP@0.5
 # -0.022 and -0.021, the platelets -0.046 and -0.050), even at 513-516 (-0.005 and
 # +0.003, COCO AP +0.004 and -0.008) and ahead at 637-644 (+0.006 and +0.003, COCO AP
-# +0.024 and +0.019). Under that size it pays at any steps: with the platelets 50 px it
-# was even at 324-363 steps (+0.003 and -0.005, COCO AP +0.055 and +0.032), and with
-# them 33 px far ahead at 329-337 (+0.093 and +0.108, the platelets +0.221 and +0.264,
-# whose boxes the stride-32 maps misplaced; benchmarks/recipe_ab.md, rounds 57 and 58).
-# In a time budget the steps are not known before the model is built: train times a few
-# first (train.step_timing).
+# +0.024 and +0.019). Under that size it pays at any steps: with the platelets 60 px it
+# was even at 459-466 steps (+0.004 and -0.003, COCO AP +0.021 and +0.027), with them 50
+# px even at 324-363 (+0.003 and -0.005, COCO AP +0.055 and +0.032), and with them 33 px
+# far ahead at 329-337 (+0.093 and +0.108, the platelets +0.221 and +0.264, whose boxes
+# the stride-32 maps misplaced; benchmarks/recipe_ab.md, rounds 57 and 58). In a time
+# budget the steps are not known before the model is built: train times a few first
+# (train.step_timing).
 FINER_MAP_ANY_STEPS_SIDE = 64
 FINER_MAP_STEPS = 530
 # A larger input where the smallest class is smaller than the smallest anchor once
