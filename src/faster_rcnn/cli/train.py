@@ -513,9 +513,10 @@ def steps_that_fit(
     :data:`TIMED_STEPS` steps of a throwaway model of ``config`` timed on the run's images,
     batch and precision (:mod:`faster_rcnn.train.step_timing`); says what it timed.
 
-    Where training draws among several sizes, the steps are timed at the middle one: the
-    first step at each new size is slow (its kernels are set up), which a run pays once
-    a size but a few timed steps would pay at nearly every step.
+    Where training draws among several sizes, the steps are timed at the middle one: a
+    step's time follows the size drawn (0.76-1.14 s among the recipe's six on the
+    slides), so a median of a few drawn ones would be noisy, where the middle size's is
+    near the run's mean.
     """
     sizes = config.transform.min_size
     size = sizes[len(sizes) // 2]
