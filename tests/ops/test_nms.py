@@ -96,6 +96,65 @@ def test_batched_nms_per_category_is_each_category_at_its_threshold(
     assert batched_nms_per_category(boxes, scores, categories, thresholds).tolist() == expected
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    data=detections(),
+    iou_threshold=threshold,
+    block=block_size,
+    tile=tile_size,
+    max_kept=st.integers(0, 12),
+)
+def test_batched_nms_max_kept_is_the_first_of_all_kept(
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    iou_threshold: float,
+    block: int,
+    tile: int,
+    max_kept: int,
+) -> None:
+    """Stopping once ``max_kept`` are settled gives the whole NMS's first ``max_kept``,
+    ties included; small blocks make it stop between blocks of several categories."""
+    boxes, scores, categories = data
+    alone = reference_nms(boxes, scores, iou_threshold)
+    expected: list[int] = []
+    for category in categories.unique().tolist():
+        members = torch.where(categories == category)[0]
+        expected += members[reference_nms(boxes[members], scores[members], iou_threshold)].tolist()
+    expected.sort(key=lambda i: (-scores[i].item(), i))
+    thresholds = (iou_threshold, 0.5, iou_threshold)
+    with (
+        mock.patch.object(nms_module, "_BLOCK_SIZE", block),
+        mock.patch.object(nms_module, "_KEPT_TILE_SIZE", tile),
+    ):
+        first_alone = nms(boxes, scores, iou_threshold, max_kept=max_kept)
+        kept = batched_nms(boxes, scores, categories, iou_threshold, max_kept=max_kept)
+        all_thresholds = batched_nms_per_category(boxes, scores, categories, thresholds)
+        first = batched_nms_per_category(boxes, scores, categories, thresholds, max_kept)
+    assert first_alone.tolist() == alone[:max_kept]
+    assert kept.tolist() == expected[:max_kept]
+    assert first.tolist() == all_thresholds.tolist()[:max_kept]
+
+
+def test_batched_nms_max_kept_stops_early() -> None:
+    """3 categories of 1500 boxes, 20 wanted: one block of each is visited, not three,
+    and the answer is the whole NMS's first 20; without categories, one block of nine."""
+    generator = torch.Generator().manual_seed(2)
+    centres = torch.rand(4500, 2, generator=generator) * 400
+    boxes = torch.cat((centres, centres + 10 + 30 * torch.rand(4500, 2, generator=generator)), 1)
+    scores = torch.rand(4500, generator=generator)
+    categories = torch.arange(4500) % 3
+    everything = batched_nms(boxes, scores, categories, 0.7)
+    visit_block = nms_module._GreedyRun.visit_block
+    with mock.patch.object(nms_module._GreedyRun, "visit_block", autospec=True) as visits:
+        visits.side_effect = visit_block
+        kept = batched_nms(boxes, scores, categories, 0.7, max_kept=20)
+        assert visits.call_count == 3
+        visits.reset_mock()
+        first_alone = nms(boxes, scores, 0.7, max_kept=20)
+        assert visits.call_count == 1
+    assert kept.tolist() == everything[:20].tolist()
+    assert first_alone.tolist() == nms(boxes, scores, 0.7)[:20].tolist()
+
+
 def test_hand_computed() -> None:
     boxes = torch.tensor(
         [

@@ -43,8 +43,8 @@ def nms_rows(boxes: Tensor, scores: Tensor, iou_threshold: float, max_output: in
     kept = torch.full((boxes.shape[0], max_output), -1, dtype=torch.int64, device=boxes.device)
     for row, (row_boxes, row_scores) in enumerate(zip(boxes, scores, strict=True)):
         candidates = torch.where(row_scores > float("-inf"))[0]
-        keep = candidates[nms(row_boxes[candidates], row_scores[candidates], iou_threshold)]
-        keep = keep[:max_output]
+        found = nms(row_boxes[candidates], row_scores[candidates], iou_threshold, max_output)
+        keep = candidates[found]
         kept[row, : keep.shape[0]] = keep
     return kept
 

@@ -154,8 +154,9 @@ def best_after_nms(
         keep, lowered = batched_soft_nms(boxes, scores, labels, soft_nms_sigma, soft_nms_min_score)
         return keep[:detections_per_img], lowered[:detections_per_img]
     if class_nms_thresh:
-        keep = batched_nms_per_category(boxes, scores, labels - 1, class_nms_thresh)
+        keep = batched_nms_per_category(
+            boxes, scores, labels - 1, class_nms_thresh, max_kept=detections_per_img
+        )
     else:
-        keep = batched_nms(boxes, scores, labels, nms_thresh)
-    keep = keep[:detections_per_img]
+        keep = batched_nms(boxes, scores, labels, nms_thresh, max_kept=detections_per_img)
     return keep, scores[keep]

@@ -96,7 +96,7 @@ def select_proposals(
         # >= as torchvision: score_thresh = 0 keeps everything.
         keep = torch.where(scores >= score_thresh)[0]
         boxes, scores, level = boxes[keep], scores[keep], level[keep]
-        keep = batched_nms(boxes.detach(), scores, level, nms_thresh)[:post_nms_top_n]
+        keep = batched_nms(boxes.detach(), scores, level, nms_thresh, max_kept=post_nms_top_n)
         final_boxes.append(boxes[keep])
         final_scores.append(scores[keep])
     return final_boxes, final_scores
