@@ -13,13 +13,19 @@ up to the order of boxes with equal scores (torchvision sorts them unstably). Th
 - with ``--model`` and ``--images`` (a trained model and a folder of photos), what that
   model's NMS calls receive on each photo, recorded while it detects:
   - ``rpn_levels``: the RPN's per-level batched NMS (up to ``pre_nms_top_n`` boxes a
-    level) at its ``nms_thresh``;
+    level) at its ``nms_thresh``, its ``post_nms_top_n`` best kept (ours stops once
+    they are settled; torchvision's NMS runs whole and is cut);
+  - ``rpn_levels_train``: the same at the model's training numbers
+    (``pre_nms_top_n_train``, ``post_nms_top_n_train``: 2000 and 2000 in the presets),
+    what every training step runs per image;
   - ``rpn_top6000`` / ``rpn_top12000``: the paper's single-map selection, the 6000 (or
     12000) best-scoring decoded proposals of all levels, clipped, in one NMS at 0.7;
-  - ``detections``: the RoI head's class-batched NMS of its post-processing.
+  - ``detections``: the RoI head's class-batched NMS of its post-processing (none where
+    the head selects by Soft-NMS, as the recipe's models do).
 
 Each case reports the median over its inputs of the per-input median times, and the
-ratio torchvision / ours; the record goes to ``results/bench_nms.json``.
+ratio torchvision / ours; the record goes to ``results/bench_nms.json`` (or
+``--results``).
 """
 
 from __future__ import annotations
@@ -43,12 +49,14 @@ import faster_rcnn.rpn.proposals as rpn_proposals
 import machine
 from bench_ops import median_seconds, rpn_like_boxes
 from faster_rcnn.data.dataset import IMAGE_SUFFIXES, read_image
+from faster_rcnn.model import FasterRCNN
 from faster_rcnn.ops import batched_nms, clip_boxes_to_image, nms
-from faster_rcnn.train.checkpoint import load_model
+from faster_rcnn.train.checkpoint import load_model, load_weights, read_model_config
 
 RESULTS = Path(__file__).parent / "results" / "bench_nms.json"
-# One NMS call: boxes, scores, categories (None: plain NMS), IoU threshold.
-Call = tuple[Tensor, Tensor, Tensor | None, float]
+# One NMS call: boxes, scores, categories (None: plain NMS), IoU threshold, the number
+# of best kept boxes wanted (None: all).
+Call = tuple[Tensor, Tensor, Tensor | None, float, int | None]
 
 
 def main() -> None:
@@ -85,14 +93,46 @@ def synthetic_cases() -> dict[str, list[Call]]:
     for num_boxes in (6000, 12000):
         boxes = rpn_like_boxes(num_boxes, generator)
         scores = torch.rand(num_boxes, generator=generator)
-        cases[f"synthetic_{num_boxes}"] = [(boxes, scores, None, 0.7)]
+        cases[f"synthetic_{num_boxes}"] = [(boxes, scores, None, 0.7, None)]
     return cases
 
 
 def recorded_cases(model_path: Path, folder: Path, max_images: int) -> dict[str, list[Call]]:
-    """The NMS inputs of a trained model detecting each photo of ``folder``."""
-    model = load_model(model_path).eval()
+    """The NMS inputs of a trained model detecting each photo of ``folder``, and those of
+    its RPN at its training numbers."""
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    photos = photos[:max_images]
+    cases = _detection_cases(load_model(model_path), photos)
+    model = _with_training_proposals(model_path)
+    original = _recorder(rpn_proposals, "batched_nms", cases["rpn_levels_train"])
+    try:
+        with torch.inference_mode():
+            for photo in photos:
+                model([read_image(photo)])
+    finally:
+        rpn_proposals.batched_nms = original
+    # A model whose head runs Soft-NMS (the recipe's) makes no class-batched NMS call.
+    return {name: calls for name, calls in cases.items() if calls}
+
+
+def _with_training_proposals(model_path: Path) -> FasterRCNN:
+    """The model of ``model_path``, in eval mode, its RPN at its training numbers (boxes a
+    level before NMS, proposals kept)."""
+    config = read_model_config(model_path)
+    rpn = config.rpn
+    config = config.replace(
+        rpn={
+            "pre_nms_top_n_test": rpn.pre_nms_top_n_train,
+            "post_nms_top_n_test": rpn.post_nms_top_n_train,
+        }
+    )
+    model = FasterRCNN.from_config(config)
+    load_weights(model, model_path)
+    return model.eval()
+
+
+def _detection_cases(model: FasterRCNN, photos: list[Path]) -> defaultdict[str, list[Call]]:
+    """The NMS inputs of ``model`` detecting each photo."""
     cases: dict[str, list[Call]] = defaultdict(list)
     rpn_nms = _recorder(rpn_proposals, "batched_nms", cases["rpn_levels"])
     head_nms = _recorder(postprocess, "batched_nms", cases["detections"])
@@ -104,31 +144,41 @@ def recorded_cases(model_path: Path, folder: Path, max_images: int) -> dict[str,
             for top in (6000, 12000):
                 best = image_scores.topk(min(top, image_scores.numel())).indices
                 clipped = clip_boxes_to_image(boxes[best].detach(), size)
-                cases[f"rpn_top{top}"].append((clipped, image_scores[best], None, 0.7))
+                cases[f"rpn_top{top}"].append((clipped, image_scores[best], None, 0.7, None))
         return select(proposals, objectness, image_sizes, *rest, **options)
 
     rpn_network.select_proposals = select_and_record
     try:
         with torch.inference_mode():
-            for photo in photos[:max_images]:
+            for photo in photos:
                 model([read_image(photo)])
     finally:
         rpn_network.select_proposals = select
         rpn_proposals.batched_nms = rpn_nms
         postprocess.batched_nms = head_nms
-    return dict(cases)
+    return cases
 
 
 def _recorder(module: object, name: str, calls: list[Call]) -> Callable:
     """Replace ``module.name`` (a batched NMS) by one that records its inputs; returns it."""
     original = getattr(module, name)
 
-    def recording(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
-        calls.append((boxes.clone(), scores.clone(), idxs.clone(), iou_threshold))
-        return original(boxes, scores, idxs, iou_threshold)
+    def recording(
+        boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, max_kept: int | None
+    ) -> Tensor:
+        calls.append((boxes.clone(), scores.clone(), idxs.clone(), iou_threshold, max_kept))
+        return original(boxes, scores, idxs, iou_threshold, max_kept)
 
     setattr(module, name, recording)
     return original
+
+
+def _first_kept(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, max_kept: int | None
+) -> Tensor:
+    """torchvision's batched NMS, cut to its ``max_kept`` best, as its RPN and RoI heads
+    cut it."""
+    return torchvision.ops.batched_nms(boxes, scores, idxs, iou_threshold)[:max_kept]
 
 
 def _same_kept(ours: Tensor, theirs: Tensor, scores: Tensor) -> bool:
@@ -141,13 +191,13 @@ def measure(calls: list[Call], repeats: int) -> dict:
     """Median times of ours and torchvision's over the calls; the outputs must agree."""
     ours, theirs = [], []
     device = torch.device("cpu")
-    for boxes, scores, idxs, threshold in calls:
+    for boxes, scores, idxs, threshold, max_kept in calls:
         if idxs is None:
             run_ours = partial(nms, boxes, scores, threshold)
             run_theirs = partial(torchvision.ops.nms, boxes, scores, threshold)
         else:
-            run_ours = partial(batched_nms, boxes, scores, idxs, threshold)
-            run_theirs = partial(torchvision.ops.batched_nms, boxes, scores, idxs, threshold)
+            run_ours = partial(batched_nms, boxes, scores, idxs, threshold, max_kept)
+            run_theirs = partial(_first_kept, boxes, scores, idxs, threshold, max_kept)
         if not _same_kept(run_ours(), run_theirs(), scores):
             raise SystemExit(f"different kept boxes on an input of {len(boxes)} boxes")
         ours.append(median_seconds(run_ours, device, repeats))

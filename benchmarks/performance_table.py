@@ -10,7 +10,9 @@ keep a folder and a block of their own (``--results benchmarks/results/avx2 --bl
 performance-avx2``). Run the benchmarks first (each in torchvision's environment):
 ``bench_end_to_end.py``, ``bench_train_step.py``, ``bench_nms.py`` and ``bench_ops.py``;
 the first two again with ``--reuse-freed-memory ARM ... --results
-results/NAME_reused.json`` for the rows whose processes keep freed memory for reuse.
+results/NAME_reused.json`` for the rows whose processes keep freed memory for reuse, and
+``bench_nms.py`` again with a model trained on crowded images (``--results
+results/bench_nms_crowded.json``), whose RPN keeps many more of its boxes.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ NMS_CASES = {
     "synthetic_12000": "NMS, 12000 RPN-like boxes",
     "rpn_top6000": "NMS, a trained RPN's best 6000 proposals (the paper's)",
     "rpn_top12000": "NMS, a trained RPN's best 12000 proposals",
-    "rpn_levels": "NMS, a trained RPN's per-level batched NMS",
+    "rpn_levels": "NMS, a trained RPN's per-level batched NMS (up to 1000 a level, 1000 kept)",
+    "rpn_levels_train": "NMS, the same at training's numbers (up to 2000 a level, 2000 kept)",
     "detections": "NMS, class-batched, of a trained model's detections",
 }
+# The cases of a second model's record (``bench_nms_crowded``), on crowded images.
+RECORDED_NMS_CASES = ("rpn_top6000", "rpn_levels", "rpn_levels_train", "detections")
 
 
 def main() -> None:
@@ -62,6 +67,7 @@ def load_records(folder: Path) -> dict[str, dict]:
         "bench_train_step_reused",
         "bench_train_step_channels_last",
         "bench_nms",
+        "bench_nms_crowded",
         "bench_ops",
     )
     paths = {name: folder / f"{name}.json" for name in names}
@@ -88,7 +94,9 @@ def table(records: dict[str, dict], source: Path, command: str) -> str:
         lines += _inference_rows(records.get(name), name)
     for name in ("bench_train_step", "bench_train_step_reused", "bench_train_step_channels_last"):
         lines += _training_rows(records.get(name), name)
-    lines += _nms_rows(records.get("bench_nms"))
+    lines += _nms_rows(records.get("bench_nms"), "bench_nms", NMS_CASES)
+    crowded = {case: f"{NMS_CASES[case]}, on crowded slides" for case in RECORDED_NMS_CASES}
+    lines += _nms_rows(records.get("bench_nms_crowded"), "bench_nms_crowded", crowded)
     lines += _operator_rows(records.get("bench_ops"))
     return "\n".join(lines) + "\n"
 
@@ -162,11 +170,12 @@ def _training_rows(record: dict | None, name: str) -> list[str]:
     return rows
 
 
-def _nms_rows(record: dict | None) -> list[str]:
+def _nms_rows(record: dict | None, name: str, labels: dict[str, str]) -> list[str]:
+    """A row for each case of ``labels`` that the record ``name`` has."""
     if record is None:
         return []
     rows = []
-    for case, label in NMS_CASES.items():
+    for case, label in labels.items():
         result = record["cases"].get(case)
         if result is None:
             continue
@@ -177,7 +186,7 @@ def _nms_rows(record: dict | None) -> list[str]:
                 _milliseconds(result["ours_ms"]),
                 _milliseconds(result["torchvision_ms"]),
                 result["torchvision_over_ours"],
-                "bench_nms",
+                name,
             )
         )
     return rows
