@@ -106,9 +106,7 @@ def recorded_cases(model_path: Path, folder: Path, max_images: int) -> dict[str,
     model = _with_training_proposals(model_path)
     original = _recorder(rpn_proposals, "batched_nms", cases["rpn_levels_train"])
     try:
-        with torch.inference_mode():
-            for photo in photos:
-                model([read_image(photo)])
+        _detect_each(model, photos)
     finally:
         rpn_proposals.batched_nms = original
     # A model whose head runs Soft-NMS (the recipe's) makes no class-batched NMS call.
@@ -149,14 +147,19 @@ def _detection_cases(model: FasterRCNN, photos: list[Path]) -> defaultdict[str, 
 
     rpn_network.select_proposals = select_and_record
     try:
-        with torch.inference_mode():
-            for photo in photos:
-                model([read_image(photo)])
+        _detect_each(model, photos)
     finally:
         rpn_network.select_proposals = select
         rpn_proposals.batched_nms = rpn_nms
         postprocess.batched_nms = head_nms
     return cases
+
+
+def _detect_each(model: FasterRCNN, photos: list[Path]) -> None:
+    """Detect each photo with ``model`` (for the NMS calls it makes)."""
+    with torch.inference_mode():
+        for photo in photos:
+            model([read_image(photo)])
 
 
 def _recorder(module: object, name: str, calls: list[Call]) -> Callable:
