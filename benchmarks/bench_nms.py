@@ -17,7 +17,7 @@ up to the order of boxes with equal scores (torchvision sorts them unstably). Th
     they are settled; torchvision's NMS runs whole and is cut);
   - ``rpn_levels_train``: the same at the model's training numbers
     (``pre_nms_top_n_train``, ``post_nms_top_n_train``: 2000 and 2000 in the presets),
-    what every training step runs per image;
+    what every training step runs per image (here at the detection's image size);
   - ``rpn_top6000`` / ``rpn_top12000``: the paper's single-map selection, the 6000 (or
     12000) best-scoring decoded proposals of all levels, clipped, in one NMS at 0.7;
   - ``detections``: the RoI head's class-batched NMS of its post-processing (none where

@@ -165,8 +165,8 @@ def _next_rank(run: _GreedyRun) -> int:
 
 
 def _enough_kept(runs: Sequence[_GreedyRun], max_kept: int | None) -> bool:
-    """Whether the runs are done: all visited all their boxes, or ``max_kept`` boxes are
-    kept above every box not yet visited, so that they are the NMS's first."""
+    """Whether the runs are done: each has visited all its boxes, or ``max_kept`` boxes
+    are kept above every box not yet visited, so that they are the NMS's first."""
     if all(run.finished for run in runs):
         return True
     if max_kept is None or sum(run.kept.shape[0] for run in runs) < max_kept:
