@@ -167,7 +167,11 @@ def _recorder(module: object, name: str, calls: list[Call]) -> Callable:
     original = getattr(module, name)
 
     def recording(
-        boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, max_kept: int | None
+        boxes: Tensor,
+        scores: Tensor,
+        idxs: Tensor,
+        iou_threshold: float,
+        max_kept: int | None = None,
     ) -> Tensor:
         calls.append((boxes.clone(), scores.clone(), idxs.clone(), iou_threshold, max_kept))
         return original(boxes, scores, idxs, iou_threshold, max_kept)
