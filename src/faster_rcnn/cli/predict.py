@@ -5,7 +5,9 @@ Given files and folders, an image's ``image_id`` is its place in the sorted list
 own: a COCO file's image and category ids (so ``evaluate --detections`` can score the
 JSON against that file; a class of the model's that the file lacks has no id, and its
 detections are drawn but not written), else the image's place in the split and the
-label.
+label. Image files are read upright, turned by their EXIF orientation as a viewer shows
+them, and their boxes are in that frame; a dataset's images are read as its reader reads
+them.
 
 With ``--onnx`` an exported model runs instead, with ONNX Runtime on the CPU; it gives
 the same detections, but no proposals to draw.
@@ -80,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
         images = dataset_images(args, config.class_names or None)
     else:
         paths = image_paths(args.inputs)
-        images = ImagesToDetect(paths, list(range(len(paths))), lambda k: read_image(paths[k]))
+        # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
+        # explain and Ultralytics read it); no annotations were drawn on it as stored.
+        images = ImagesToDetect(
+            paths, list(range(len(paths))), lambda k: read_image(paths[k], exif_transpose=True)
+        )
     paths, category_ids = images.paths, images.category_ids
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
