@@ -134,6 +134,17 @@ def test_missing_files_are_named(voc: Path) -> None:
         VOCDetection(voc)
 
 
+def test_an_id_with_spaces_is_the_whole_line(tmp_path: Path) -> None:
+    root = _write_voc(
+        tmp_path, {"photo 2 copy": ((30, 20), "photo 2 copy.jpg", _object("dog", (2, 3, 12, 15)))}
+    )
+    (root / "ImageSets" / "Main" / "train.txt").write_text("  photo 2 copy \r\n\n")
+    data = VOCDetection(root)
+    assert data.ids == ("photo 2 copy",)
+    assert [p.name for p in data.image_files] == ["photo 2 copy.jpg"]
+    assert torch.equal(data[0][1]["boxes"], torch.tensor([[1.0, 2, 12, 15]]))
+
+
 def test_an_image_of_another_suffix_is_found_by_its_id(voc: Path) -> None:
     # CVAT's VOC export keeps each image's own format; a .jpg of the id comes first.
     jpegs = voc / "JPEGImages"

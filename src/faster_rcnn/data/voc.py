@@ -215,7 +215,9 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
 
 
 def _read_split(root: Path, split: str) -> tuple[str, ...]:
-    """The image ids listed in ``ImageSets/Main/<split>.txt`` (first column of each line)."""
+    """The image ids listed in ``ImageSets/Main/<split>.txt``, one a line: the whole line,
+    since ids may hold spaces (CVAT names them after the image files), as torchvision's
+    ``VOCDetection`` reads them."""
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
         available = sorted(p.stem for p in split_file.parent.glob("*.txt"))
@@ -223,7 +225,7 @@ def _read_split(root: Path, split: str) -> tuple[str, ...]:
             f"VOC split file {split_file} does not exist (splits found: {available})"
         )
     lines = read_text(split_file).splitlines()
-    ids = tuple(line.split()[0] for line in lines if line.strip())
+    ids = tuple(line.strip() for line in lines if line.strip())
     if not ids:
         raise ValueError(f"VOC split file {split_file} lists no image ids")
     return ids
