@@ -8,9 +8,7 @@ import warnings
 
 import pytest
 import torch
-from PIL import Image
 
-from exif_images import save_exif_jpeg
 from faster_rcnn.cli import build_parser, main
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.dataset import read_image
@@ -183,23 +181,6 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     results = json.loads((tmp_path / "p" / "detections.json").read_text())
     assert {r["file_name"] for r in results} <= {str(images / "good.png")}
     assert (tmp_path / "p" / "good_proposals.png").is_file()
-
-
-def test_predict_detects_a_photo_upright_as_its_exif_orientation_shows_it(tmp_path):
-    """p.jpg is stored 120 wide and 96 high, tagged to be shown turned a quarter (96 wide,
-    120 high): its picture and boxes are in the turned frame."""
-    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
-    images = tmp_path / "images"
-    images.mkdir()
-    save_exif_jpeg(images / "p.jpg", (120, 96), orientation=6)
-    model = str(tmp_path / "r" / "model.safetensors")
-    args = ["predict", "--model", model, str(images), "--out", str(tmp_path / "p"), "--score", "0"]
-    assert main(args) == 0
-    with Image.open(tmp_path / "p" / "p.png") as picture:
-        assert picture.size == (96, 120)
-    for record in json.loads((tmp_path / "p" / "detections.json").read_text()):
-        x, y, w, h = record["bbox"]
-        assert x + w <= 96 + 1e-3 and y + h <= 120 + 1e-3
 
 
 def test_evaluate_and_predict_with_test_time_flips(tmp_path, capsys):

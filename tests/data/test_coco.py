@@ -101,6 +101,10 @@ def test_drop_crowd_filters_every_per_box_entry(tmp_path: Path) -> None:
             r"annotation 6 has bbox \[0, 0, 1\]",
         ),
         ({"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}, "duplicate category"),
+        (
+            {"images": [{"id": 4, "file_name": "a.png"}, {"id": 4, "file_name": "b.png"}]},
+            r"duplicate image ids \(4\)",
+        ),
         ({"images": [{"id": 11, "file_name": "a.png"}, {"id": 2}]}, "image 2 has no file_name"),
         (
             {"images": [{"id": 4, "file_name": "../../etc/passwd"}]},

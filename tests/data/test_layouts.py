@@ -156,6 +156,11 @@ def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
     assert [p.name for p in val.image_files] == ["val20171.jpg", "val20170.jpg"]
     with pytest.raises(ValueError, match=r"has the splits \['train', 'val'\]; none fits 'test'"):
         open_dataset(yaml, "test")
+    yaml.write_text(f"path: ../datasets/coco8\ntrain: images/train2017\nnc: 2\nnames: {names}\n")
+    assert open_dataset(yaml).class_names == ("person", "bicycle")
+    yaml.write_text(f"path: ../datasets/coco8\ntrain: images/train2017\nnc: 3\nnames: {names}\n")
+    with pytest.raises(ValueError, match=r"coco8\.yaml: 'nc: 3' but 'names' lists 2 classes"):
+        open_dataset(yaml)
 
 
 def test_ultralytics_stray_labels_are_warned_of_in_folders_not_beside_a_partial_list(tmp_path):
@@ -246,6 +251,11 @@ def test_cvat_and_label_studio_coco_exports(tmp_path):
     layout = find_layout(studio)
     assert (layout.format, layout.splits) == ("COCO", ())
     assert open_dataset(studio).image_files == [studio / "images/b.jpg"]
+    # A Windows tool's separators read as /, the first image's too, which chose the folder.
+    names = ["images\\c.jpg", "images/b.jpg"]
+    coco(studio / "result.json", names, [{"id": 0, "name": "car"}], 0)
+    image(studio / "images" / "c.jpg")
+    assert open_dataset(studio).image_files == [studio / "images/c.jpg", studio / "images/b.jpg"]
 
 
 # --- held-out splits ----------------------------------------------------------------------
@@ -288,6 +298,32 @@ def test_data_gives_box_sides_per_class_and_names_boxes_annotated_twice(tmp_path
         "evaluation counts each as an object to find (as the VOC and COCO tools do), and no "
         "detector finds one object twice"
     )
+
+
+def test_data_names_a_split_it_cannot_open_and_describes_the_others(tmp_path, capsys):
+    data = tmp_path / "voc"
+    image(data / "JPEGImages" / "a.jpg")
+    voc_xml(data / "Annotations" / "a.xml", "a.jpg", [("cell", [1, 1, 10, 10])])
+    (data / "ImageSets" / "Main").mkdir(parents=True)
+    (data / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    (data / "ImageSets" / "Main" / "val.txt").write_text("gone\n")
+    assert main(["data", "--data", str(data)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  train: 1 images, 1 boxes; image sizes 40x30 to 40x30 (width x height)"
+    missing = data / "Annotations" / "gone.xml"
+    assert f"  val: cannot be opened: annotation file {missing} does not exist" in lines
+
+
+def test_data_shows_portrait_and_landscape_images_of_one_area(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "labels" / "train").mkdir(parents=True)
+    for name, size in (("a", (40, 30)), ("b", (30, 40)), ("c", (40, 30))):
+        image(data / "images" / "train" / f"{name}.jpg", size)
+        (data / "labels" / "train" / f"{name}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (data / "classes.txt").write_text("cell\n")
+    assert main(["data", "--data", str(data)]) == 0
+    sizes = "image sizes 30x40 to 40x30 (width x height)"
+    assert capsys.readouterr().out.splitlines()[1].endswith(sizes)
 
 
 def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
@@ -364,7 +400,19 @@ def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp
         )
         == 0
     )
-    assert "scoring the 3 of 10 images held out by --val-fraction 0.3" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "scoring the 3 of 10 images held out by --val-fraction 0.3" in printed.out
+    assert "trained on" not in printed.err
+    # Another fraction scores images the model's split.json trained on: said so.
+    argv = ["evaluate", "--model", model, "--data", str(data), "--split-seed", "1"]
+    assert main([*argv, "--val-fraction", "0.5"]) == 0
+    seen = set(holdout_indices(item_keys(whole), 0.5, seed=1)["val"]) - set(expected)
+    assert f"{len(seen)} of the 5 images scored were trained on" in capsys.readouterr().err
+    assert main([*argv, "--split", "train"]) == 0
+    printed = capsys.readouterr()
+    assert "scoring the 7 images of" in printed.err and "images: 7" in printed.out
+    assert main([*argv, "--split", "test"]) == 2
+    assert "--split test: " in capsys.readouterr().err
     (out / "split.json").unlink()
     assert main(["evaluate", "--model", model, "--data", str(data)]) == 0
     assert "scoring all 10 images, which training may have seen" in capsys.readouterr().err
@@ -375,6 +423,26 @@ def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp
         == 0
     )
     assert (pictures / "detections.json").is_file()
+
+
+def test_a_model_trained_on_a_relative_data_path_finds_its_data_from_elsewhere(
+    tmp_path, capsys, monkeypatch
+):
+    for k in range(4):
+        image(tmp_path / "data" / "images" / f"{k}.jpg")
+        voc_xml(tmp_path / "data" / "annots" / f"{k}.xml", f"{k}.jpg", [("cell", [5, 5, 20, 20])])
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--data", "data", "--steps", "1", "--batch-size", "2", "--out", "run"]
+    assert main([*argv, "--min-size", "64", "--max-size", "64", "--val-fraction", "0.5"]) == 0
+    monkeypatch.chdir(tmp_path / "run")
+    assert main(["evaluate", "--model", "model.safetensors"]) == 0
+    printed = capsys.readouterr().out
+    assert f"scoring {tmp_path / 'data'}, the data model.safetensors was trained on" in printed
+    assert "images: 2" in printed
+    (tmp_path / "data").rename(tmp_path / "moved")
+    assert main(["evaluate", "--model", "model.safetensors"]) == 2
+    gone = f"split.json names {tmp_path / 'data'}, which is not there from here"
+    assert gone in capsys.readouterr().err
 
 
 def test_evaluate_scores_val_where_there_is_no_test_split(tmp_path, capsys):
@@ -395,7 +463,8 @@ def test_evaluate_scores_val_where_there_is_no_test_split(tmp_path, capsys):
 def test_predict_data_reads_each_image_as_its_reader_does_turned_by_exif_in_yolo(tmp_path):
     """A YOLO set's phone photo, stored 40 wide and 30 high with EXIF orientation 6, is
     trained and predicted upright (30 wide, 40 high) through --data; named as a file, it
-    is predicted as stored, as image files without annotations are."""
+    is predicted upright too, as a viewer shows it (and detectron2, mmdetection and
+    Ultralytics read it), its boxes in that frame."""
     data = tmp_path / "data"
     (data / "labels" / "train").mkdir(parents=True)
     image(data / "images" / "train" / "a.jpg")
@@ -410,8 +479,12 @@ def test_predict_data_reads_each_image_as_its_reader_does_turned_by_exif_in_yolo
     argv = ["predict", "--model", model, "--data", str(data), "--split", "train"]
     assert main([*argv, "--out", str(tmp_path / "p")]) == 0
     assert Image.open(tmp_path / "p" / "b.png").size == (30, 40)
-    assert main(["predict", "--model", model, str(photo), "--out", str(tmp_path / "f")]) == 0
-    assert Image.open(tmp_path / "f" / "b.png").size == (40, 30)
+    argv = ["predict", "--model", model, str(photo), "--out", str(tmp_path / "f"), "--score", "0"]
+    assert main(argv) == 0
+    assert Image.open(tmp_path / "f" / "b.png").size == (30, 40)
+    for record in json.loads((tmp_path / "f" / "detections.json").read_text()):
+        x, y, w, h = record["bbox"]
+        assert x + w <= 30 + 1e-3 and y + h <= 40 + 1e-3
 
 
 def test_data_notes_the_classes_that_few_images_hold_rarest_first(tmp_path, capsys):

@@ -26,8 +26,13 @@ def run(args: argparse.Namespace) -> int:
     splits = list(layout.splits) or ["all"]
     described = "splits " + ", ".join(layout.splits) if layout.splits else "no splits"
     print(f"{args.data}: {layout.format}, {described}")
+    unopened = 0
     for split in splits:
-        print("\n".join(summarize_split(layout, split).lines()))
+        try:
+            print("\n".join(summarize_split(layout, split).lines()))
+        except (ValueError, FileNotFoundError) as error:  # one bad split hides no other
+            print(f"  {split}: cannot be opened: {error}")
+            unopened += 1
     if not layout.splits:
         print(
             "no splits: `train --val-fraction 0.2` holds out a reproducible fifth of the "
@@ -35,4 +40,4 @@ def run(args: argparse.Namespace) -> int:
         )
     elif default_training_splits(layout) == ("train", "val"):
         print("train trains on train and val together (--split train: on train alone)")
-    return 0
+    return 1 if unopened else 0

@@ -55,7 +55,7 @@ def training_images(args: argparse.Namespace) -> DetectionDataset:
             )
         return dataset
     file = args.out / SPLIT_FILE
-    parts = write_split(file, str(args.data), dataset, args.val_fraction, args.split_seed)
+    parts = write_split(file, _data_key(args.data), dataset, args.val_fraction, args.split_seed)
     print(
         f"{args.data}: {len(parts['val'])} of {len(dataset)} images held out for evaluation "
         f"(--val-fraction {args.val_fraction:g}, --split-seed {args.split_seed}), listed in "
@@ -125,6 +125,7 @@ def trained_data(model: Path) -> str:
     Raises:
         ValueError: neither file names a dataset that is still there.
     """
+    gone = None
     for name in (TRAINING_SPLITS_FILE, SPLIT_FILE):
         file = model.parent / name
         try:
@@ -133,10 +134,11 @@ def trained_data(model: Path) -> str:
             data = None
         if isinstance(data, str) and (Path(data).exists() or data.split(":")[0] in GENERATED):
             return data
-    raise ValueError(
-        f"--data: which dataset to score? Nothing beside {model} names the one it was "
-        f"trained on ({TRAINING_SPLITS_FILE} or {SPLIT_FILE})"
-    )
+        if isinstance(data, str) and gone is None:
+            gone = f"{file} names {data}, which is not there from here"
+    files = f"{TRAINING_SPLITS_FILE} or {SPLIT_FILE}"
+    nothing = f"Nothing beside {model} names the one it was trained on ({files})"
+    raise ValueError(f"--data: which dataset to score? {gone or nothing}")
 
 
 def test_or_val(layout: DatasetLayout) -> str:
@@ -161,34 +163,71 @@ def evaluation_images(
     args: argparse.Namespace, class_names: Sequence[str] | None
 ) -> DetectionDataset:
     """The ``--split`` of ``--data`` (default: ``test``, else ``val``); for data without
-    splits, the images held out by ``--val-fraction``, else by the ``split.json`` beside
-    ``--model``, else all of them (with a warning)."""
+    splits, the images held out by ``--val-fraction`` (with a warning where the model's
+    ``split.json`` trained on some), else by the ``split.json`` beside ``--model`` (its
+    ``train`` part with ``--split train``), else all of them (with a warning)."""
     layout = find_layout(args.data)
     split = args.split or test_or_val(layout)
     dataset = layout.open(split, class_names)
+    file = args.model.parent / SPLIT_FILE
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         print(
             f"{args.data}: scoring the {len(held)} of {len(dataset)} images held out by "
             f"--val-fraction {args.val_fraction:g} --split-seed {args.split_seed}"
         )
+        if file.is_file():
+            _warn_if_held_images_trained_on(file, dataset, held)
         return Subset(dataset, held)
     if layout.splits:
-        if args.model is not None:
-            record = args.model.parent / TRAINING_SPLITS_FILE
-            _warn_if_trained_on(record, args.data, layout, split)
+        record = args.model.parent / TRAINING_SPLITS_FILE
+        _warn_if_trained_on(record, args.data, layout, split)
         return dataset
-    file = args.model.parent / SPLIT_FILE
     if file.is_file():
-        subset = read_split(file, dataset, "val")
-        print(f"{args.data} has no splits: scoring the {len(subset)} images held out in {file}")
-        return subset
+        return _part_of_split_file(file, dataset, args)
     print(
         f"faster-rcnn: warning: {args.data} has no splits and there is no {file}: scoring all "
         f"{len(dataset)} images, which training may have seen",
         file=sys.stderr,
     )
     return dataset
+
+
+def _part_of_split_file(file: Path, dataset: DetectionDataset, args: argparse.Namespace) -> Subset:
+    """The part of ``dataset`` (data without splits) that ``--split`` names in ``file``, the
+    model's ``split.json``: its held-out ``val`` by default, or its ``train`` (with a
+    warning: the model was trained on it)."""
+    part = args.split or "val"
+    if part not in ("train", "val"):
+        raise ValueError(
+            f"--split {part}: {args.data} has no splits; {file} holds 'train' and 'val'"
+        )
+    subset = read_split(file, dataset, part)
+    if part == "val":
+        print(f"{args.data} has no splits: scoring the {len(subset)} images held out in {file}")
+    else:
+        print(
+            f"faster-rcnn: warning: scoring the {len(subset)} images of {args.data} the model "
+            f"was trained on ({file}): its scores there are not held out",
+            file=sys.stderr,
+        )
+    return subset
+
+
+def _warn_if_held_images_trained_on(file: Path, dataset: DetectionDataset, held: list[int]) -> None:
+    """Warn when images held out by a ``--val-fraction`` given to ``evaluate`` are among
+    those the model's ``split.json`` (``file``) trained on."""
+    try:
+        trained = set(read_split(file, dataset, "train").indices)
+    except ValueError:
+        return  # another dataset's split: not ours to judge
+    seen = len(trained.intersection(held))
+    if seen:
+        print(
+            f"faster-rcnn: warning: {seen} of the {len(held)} images scored were trained on "
+            f"({file}): give the --val-fraction and --split-seed training was given",
+            file=sys.stderr,
+        )
 
 
 def _warn_if_trained_on(record: Path, data: str, layout: DatasetLayout, split: str) -> None:

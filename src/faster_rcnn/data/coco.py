@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from .dataset import (
     Target,
     boxes_kept,
     boxes_tensor,
+    first_few,
     image_sizes,
     read_image,
     read_text,
@@ -46,9 +48,10 @@ class COCODetection(ImageFileDataset):
 
     Args:
         images_dir: the folder that ``file_name`` of every image is relative to; or the
-            folders it may be, of which the first that holds the first image is taken
-            (exporters differ: Label Studio writes ``images/x.jpg`` from the file's own
-            folder, CVAT ``x.jpg`` inside ``images/``).
+            folders it may be, of which the one holding most of the first images is
+            taken (exporters differ: Label Studio writes ``images/x.jpg`` from the file's
+            own folder, CVAT ``x.jpg`` inside ``images/``). A ``file_name`` written with
+            Windows' ``\\`` separators is read with ``/``.
         annotation_file: the COCO json file.
 
     A category that has no annotation and is the ``supercategory`` of another is not a
@@ -92,7 +95,11 @@ class COCODetection(ImageFileDataset):
         self._images: list[dict[str, Any]] = list(data["images"])
         position = {image["id"]: k for k, image in enumerate(self._images)}
         if len(position) != len(self._images):
-            raise ValueError(f"{file}: duplicate image ids")
+            ids = Counter(image["id"] for image in self._images)
+            repeated = [i for i, count in ids.items() if count > 1]
+            raise ValueError(
+                f"{file}: duplicate image ids ({first_few([str(i) for i in repeated])})"
+            )
         self.image_files = [_image_file(self.images_dir, image, file) for image in self._images]
         names = [str(path) for path in self.image_files]
         recorded = [_record_size(image) for image in self._images]
@@ -246,17 +253,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# Image records looked for in each candidate folder: enough that one odd record (a file
+# missing, or named from another folder) does not decide for the others.
+_IMAGES_PROBED = 20
+
+
 def _images_dir(candidates: str | Path | Sequence[str | Path], images: list[Any]) -> Path:
-    """The first candidate folder holding the first image (the first folder if none)."""
+    """The candidate folder holding most of the first :data:`_IMAGES_PROBED` images (the
+    first of those that tie, the first folder if none holds any)."""
     if isinstance(candidates, (str, Path)):
         return Path(candidates)
     folders = [Path(c) for c in candidates]
-    name = images[0].get("file_name") if images else None
-    if isinstance(name, str) and name:
-        for folder in folders:
-            if (folder / name).is_file():
-                return folder
-    return folders[0]
+    names = [_file_name(image) for image in images[:_IMAGES_PROBED]]
+    names = [name for name in names if name is not None]
+    found = [sum((folder / name).is_file() for name in names) for folder in folders]
+    return folders[found.index(max(found))]
+
+
+def _file_name(image: Any) -> Path | None:
+    """The ``file_name`` of an image record as a relative path (a Windows tool's ``\\``
+    separators read as ``/``), or ``None`` when it has none."""
+    name = image.get("file_name") if isinstance(image, dict) else None
+    return Path(name.replace("\\", "/")) if isinstance(name, str) and name else None
 
 
 def _classes(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -275,13 +293,12 @@ def _classes(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:
     """The file of an image record, which must lie inside ``images_dir``."""
-    name = image.get("file_name")
-    if not isinstance(name, str) or not name:
+    relative = _file_name(image)
+    if relative is None:
         raise ValueError(f"{file}: image {image['id']} has no file_name")
-    relative = Path(name)
     if relative.is_absolute() or ".." in relative.parts:
         raise ValueError(
-            f"{file}: image {image['id']} has file_name {name!r}, which leaves the image "
-            f"folder {images_dir}"
+            f"{file}: image {image['id']} has file_name {image['file_name']!r}, which leaves "
+            f"the image folder {images_dir}"
         )
     return images_dir / relative

@@ -26,7 +26,7 @@ from .repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 @dataclass
 class SplitSummary:
     """One split: ``name``, its images, boxes, images and box sides per class, the
-    smallest and largest image (``(height, width)``, by area), the boxes that repeat
+    smallest and largest image (``(height, width)``, by area, then width), the boxes that repeat
     another of their class in their image, and the reader's warnings.
 
     A box's side is the square root of its area, in the image's pixels as annotated.
@@ -124,8 +124,9 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
             "train, evaluate and predict skip them"
         )
     if areas:
-        summary.smallest = min(areas, key=lambda hw: hw[0] * hw[1])
-        summary.largest = max(areas, key=lambda hw: hw[0] * hw[1])
+        # By area, then width: a portrait and a landscape image of one area both show.
+        summary.smallest = min(areas, key=lambda hw: (hw[0] * hw[1], hw[1]))
+        summary.largest = max(areas, key=lambda hw: (hw[0] * hw[1], hw[1]))
     return summary
 
 

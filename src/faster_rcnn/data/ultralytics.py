@@ -73,7 +73,8 @@ class UltralyticsYOLO(YOLODetection):
         if not self.image_files:
             raise ValueError(f"{file}: no image in its {split!r} split ({entries})")
         label_files = [label_path(image) for image in self.image_files]
-        self._load(label_files, _names(data.get("names"), file), str(file), f"{file} ({split})")
+        names = _names(data.get("names"), file, data.get("nc"))
+        self._load(label_files, names, str(file), f"{file} ({split})")
         folders = [entry for e in entries if (entry := _entry(self.root, str(e))).is_dir()]
         in_folders = _in_folders(folders, self.image_files, label_files)
         warn_of_unread_labels(in_folders, f"{file} ({split})")
@@ -123,8 +124,18 @@ def _entry(root: Path, name: str) -> Path:
     return entry
 
 
-def _names(names: Any, file: Path) -> tuple[str, ...]:
-    """Class names from a list, or from a mapping of the ids 0..C-1."""
+def _names(names: Any, file: Path, count: Any = None) -> tuple[str, ...]:
+    """Class names from a list, or from a mapping of the ids 0..C-1; as many as ``count``
+    (the YAML's ``nc``) where it is given, as Ultralytics requires."""
+    found = _listed_names(names, file)
+    if count is not None and count != len(found):
+        raise ValueError(
+            f"{file}: 'nc: {count}' but 'names' lists {len(found)} classes: they must agree"
+        )
+    return found
+
+
+def _listed_names(names: Any, file: Path) -> tuple[str, ...]:
     if isinstance(names, list) and all(isinstance(n, (str, int)) for n in names):
         return tuple(str(n) for n in names)
     ids = list(names) if isinstance(names, dict) else None
