@@ -26,7 +26,7 @@ TEST = SyntheticShapes(60, image_size=(SIZE, SIZE), seed=1, max_objects=4)
 SEEDS = (0, 1, 2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.long]
 
 
 @cache
