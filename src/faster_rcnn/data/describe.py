@@ -26,8 +26,8 @@ from .repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 @dataclass
 class SplitSummary:
     """One split: ``name``, its images, boxes, images and box sides per class, the
-    smallest and largest image (``(height, width)``, by area, then width), the boxes that repeat
-    another of their class in their image, and the reader's warnings.
+    smallest and largest image (``(height, width)``, by area, then width), the boxes that
+    repeat another of their class in their image, and the reader's warnings.
 
     A box's side is the square root of its area, in the image's pixels as annotated.
     """

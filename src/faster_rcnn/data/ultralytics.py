@@ -126,9 +126,9 @@ def _entry(root: Path, name: str) -> Path:
 
 def _names(names: Any, file: Path, count: Any = None) -> tuple[str, ...]:
     """Class names from a list, or from a mapping of the ids 0..C-1; as many as ``count``
-    (the YAML's ``nc``) where it is given, as Ultralytics requires."""
+    (the YAML's ``nc``) where it gives a number, as Ultralytics requires."""
     found = _listed_names(names, file)
-    if count is not None and count != len(found):
+    if isinstance(count, int) and count != len(found):
         raise ValueError(
             f"{file}: 'nc: {count}' but 'names' lists {len(found)} classes: they must agree"
         )
