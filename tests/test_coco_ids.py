@@ -260,3 +260,40 @@ def test_a_split_with_some_of_the_models_classes_in_its_own_order_is_scored(
     assert results and {r["category_name"] for r in results} <= {"ellipse", "rectangle"}
     for r in results:
         assert r["category_id"] == {"ellipse": 1, "rectangle": 2}[r["category_name"]]
+
+
+def test_a_split_with_classes_the_model_lacks_scores_them_as_never_found(tmp_path, capsys):
+    """A model trained without ellipses, scored on a test file with ellipses and a listed
+    category with no box: evaluate said the split had classes the model lacked and
+    stopped; now it warns, scores ellipse 0 (never detected) and leaves the box-less
+    category out of the mean, against the targets and against the file alike; predict
+    writes the detections of the classes it has, with the file's ids."""
+    root = tmp_path / "data"
+    write_coco_split(root, "train", {"rectangle": 5, "triangle": 20})
+    test_file = write_coco_split(root, "test", {**CATEGORY_IDS, "hexagon": 30})
+    model = tmp_path / "run" / "model.safetensors"
+    argv = ["train", "--data", str(root), "--split", "train", "--steps", "1", *TINY]
+    assert main([*argv, "--batch-size", "2", "--out", str(model.parent)]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"faster-rcnn: warning: {root} (test) has classes the model was not trained on, "
+        "['ellipse', 'hexagon']: they are scored as never found" in err
+    )
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["voc_ap50/ellipse"] == 0.0 and metrics["voc_ap50/hexagon"] is None
+    assert metrics["voc_ap50/triangle"] is None  # the model's, but no box of it in test
+    assert metrics["voc_map50"] == pytest.approx(metrics["voc_ap50/rectangle"] / 2)
+    argv += ["--coco-annotations", str(test_file), "--out", str(tmp_path / "f")]
+    assert main(argv) == 0
+    with_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert with_file["coco_ap"] == pytest.approx(metrics["coco_ap"], abs=1e-6)
+
+    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "p"), "--score", "0"]) == 0
+    results = json.loads((tmp_path / "p" / "detections.json").read_text())
+    assert results and {r["category_name"] for r in results} <= {"rectangle", "triangle"}
+    for r in results:
+        assert r["category_id"] == CATEGORY_IDS[r["category_name"]]

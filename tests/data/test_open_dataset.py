@@ -13,6 +13,7 @@ from faster_rcnn.data import (
     YOLODetection,
     open_dataset,
 )
+from faster_rcnn.data.open import find_layout
 
 
 def _image(path: Path, size: tuple[int, int] = (8, 6)) -> None:
@@ -193,3 +194,24 @@ def test_coco_splits_with_their_own_category_lists_are_read_in_one_class_order(
         ValueError, match=r"\['dog', 'raccoon'\]: \['dog'\] not among \['raccoon'\]"
     ):
         open_dataset(tmp_path, "val", class_names=["raccoon"])
+
+
+def test_classes_the_order_lacks_can_follow_it(tmp_path: Path) -> None:
+    """For evaluate: a split's classes the given order lacks come after it, in the split's
+    order, instead of being refused, in VOC (whose reader refuses an unknown name) and in
+    a COCO file that also lists a category with no box."""
+    root = _voc(tmp_path / "voc")
+    layout = find_layout(root)
+    with pytest.raises(ValueError, match="cat"):
+        layout.open("val", ["dog"])
+    val = layout.open("val", ["dog"], append_unknown=True)
+    assert val.class_names == ("dog", "cat") and val.target(0)["labels"].tolist() == [2]
+    same = layout.open("val", ["cat", "dog"], append_unknown=True)
+    assert same.class_names == ("cat", "dog") and same.target(0)["labels"].tolist() == [1]
+    coco = tmp_path / "coco"
+    boxes = [("raccoon", 1, 1, 9, 9), ("fox", 20, 10, 9, 9)]
+    _roboflow_split(coco, "test", {"owl": 1, "fox": 2, "raccoon": 3}, boxes)
+    test = find_layout(coco).open("test", ["raccoon"], append_unknown=True)
+    assert test.class_names == ("raccoon", "owl", "fox")
+    assert test.target(0)["labels"].tolist() == [1, 3]
+    assert test.label_to_category_id == {1: 3, 2: 1, 3: 2}

@@ -167,3 +167,35 @@ def test_error_breakdown_counts_every_object_once() -> None:
         assert sum(errors.missed[name].values()) <= objects
         assert sum(errors.false_positives[name].values()) <= result.voc.num_detections[name]
     assert "missed objects at IoU 0.5" in result.table()
+
+
+class BlindToLastClass(PerfectDetector):
+    """A perfect detector trained without the dataset's last class: it never reports it."""
+
+    def __init__(self, dataset: SyntheticShapes) -> None:
+        super().__init__(dataset)
+        self.num_classes = dataset.num_classes - 1
+
+    def detect_with_proposals(
+        self, images: list[Tensor], proposal_limit: int | None = None
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        detections, proposals = super().detect_with_proposals(images, proposal_limit)
+        kept = [{k: v[d["labels"] < self.num_classes] for k, v in d.items()} for d in detections]
+        return kept, proposals
+
+
+def test_a_class_the_model_was_not_trained_on_scores_zero() -> None:
+    """The dataset's classes go on past the model's: the last one, with boxes and never
+    detected, has AP 0 and is missed wholly; the others score as before."""
+    dataset = SyntheticShapes(6, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    model = BlindToLastClass(dataset)
+    result = evaluate_detector(model, dataset, batch_size=2, class_names=dataset.class_names)
+    assert model.num_classes == 3 and dataset.class_names[-1] == "triangle"
+    assert result.voc.npos["triangle"] > 0 and result.voc.num_detections["triangle"] == 0
+    assert result.voc.ap == {"rectangle": 1.0, "ellipse": 1.0, "triangle": 0.0}
+    assert result.voc.map == pytest.approx(2 / 3)
+    assert result.coco["AP"] == pytest.approx(2 / 3)
+    errors = result.errors
+    assert (
+        errors is not None and sum(errors.missed["triangle"].values()) == errors.objects["triangle"]
+    )

@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size,
         args.strict,
         args.coco_annotations,
+        class_names=dataset.class_names if model.config.class_names else None,
     )
     return 0
 
@@ -166,17 +167,19 @@ def evaluate_and_report(
     batch_size: int,
     strict: bool = False,
     coco_annotations: Path | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate, print the table, and when ``out`` is given write ``<out>/metrics.json``
     and the recall plots (:func:`write_recall_plots`), saying where; ``strict`` stops at an
     unreadable image instead of leaving it out; COCO AP is scored against
-    ``coco_annotations`` when given."""
+    ``coco_annotations`` when given; ``class_names`` (default: the model's) may go on
+    past the model's classes (see :func:`evaluate_detector`)."""
     result = evaluate_detector(
         model,
         dataset,
         batch_size=batch_size,
         device=device,
-        class_names=model.config.label_names(),
+        class_names=class_names or model.config.label_names(),
         progress=True,
         coco_annotation_file=coco_annotations,
         strict=strict,

@@ -161,9 +161,9 @@ def dataset_images(args: argparse.Namespace, class_names: Sequence[str] | None) 
     """The images of ``--data``'s ``--split``: decoded by its reader (turned as it turns
     them for training and evaluation), with its image ids and label -> category id map
     (where the dataset has no ids of its own, the place in the split and the label stand
-    in)."""
+    in); a class of the split's that the model lacks does not stop it."""
     layout = find_layout(args.data)
-    dataset = layout.open(args.split or test_or_val(layout), class_names)
+    dataset = layout.open(args.split or test_or_val(layout), class_names, append_unknown=True)
     files = getattr(dataset, "image_files", None)
     if files is None:
         raise ValueError(f"{args.data} is generated, not image files: predict needs files")

@@ -162,13 +162,17 @@ def test_or_val(layout: DatasetLayout) -> str:
 def evaluation_images(
     args: argparse.Namespace, class_names: Sequence[str] | None
 ) -> DetectionDataset:
-    """The ``--split`` of ``--data`` (default: ``test``, else ``val``); for data without
-    splits, the images held out by ``--val-fraction`` (with a warning where the model's
-    ``split.json`` trained on some), else by the ``split.json`` beside ``--model`` (its
-    ``train`` part with ``--split train``), else all of them (with a warning)."""
+    """The ``--split`` of ``--data`` (default: ``test``, else ``val``), labelled in the
+    model's class order ``class_names`` (a class of the split's that the model lacks comes
+    after them, with a warning); for data without splits, the images held out by
+    ``--val-fraction`` (with a warning where the model's ``split.json`` trained on some),
+    else by the ``split.json`` beside ``--model`` (its ``train`` part with ``--split
+    train``), else all of them (with a warning)."""
     layout = find_layout(args.data)
     split = args.split or test_or_val(layout)
-    dataset = layout.open(split, class_names)
+    dataset = layout.open(split, class_names, append_unknown=True)
+    if class_names is not None:
+        _warn_of_untrained_classes(f"{args.data} ({split})", dataset, class_names)
     file = args.model.parent / SPLIT_FILE
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
@@ -191,6 +195,19 @@ def evaluation_images(
         file=sys.stderr,
     )
     return dataset
+
+
+def _warn_of_untrained_classes(
+    source: str, dataset: DetectionDataset, class_names: Sequence[str]
+) -> None:
+    """Warn when ``dataset`` (``source``) has classes after the model's ``class_names``."""
+    untrained = list(dataset.class_names[len(class_names) :])
+    if untrained:
+        print(
+            f"faster-rcnn: warning: {source} has classes the model was not trained on, "
+            f"{untrained}: they are scored as never found (AP 0 where they have a box)",
+            file=sys.stderr,
+        )
 
 
 def _part_of_split_file(file: Path, dataset: DetectionDataset, args: argparse.Namespace) -> Subset:

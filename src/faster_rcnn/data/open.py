@@ -101,25 +101,36 @@ class DatasetLayout:
             )
         return fits[0]
 
-    def open(self, split: str, class_names: Sequence[str] | None = None) -> DetectionDataset:
+    def open(
+        self,
+        split: str,
+        class_names: Sequence[str] | None = None,
+        append_unknown: bool = False,
+    ) -> DetectionDataset:
         """The split ``split`` (see :meth:`resolve`), every image file checked to exist.
 
         Args:
             class_names: the class order of the labels. A split whose own classes are
                 among them, in another order or some of them missing (a COCO file lists
                 its own), is renumbered to it by name (:class:`InClassOrder`).
+            append_unknown: a class of the split's that ``class_names`` lacks follows
+                them, in the split's order, instead of being refused (``evaluate``
+                scores the classes a model was not trained on as never found).
 
         Raises:
-            ValueError: the split has a class that ``class_names`` lacks.
+            ValueError: the split has a class that ``class_names`` lacks (unless
+                ``append_unknown``), or a class name twice.
         """
-        dataset = self.opener(self.resolve(split), class_names)
+        dataset = self.opener(self.resolve(split), None if append_unknown else class_names)
         check_image_files(dataset)
         warn_of_look_alike_classes(dataset.class_names, f"{self.path} ({split})")
         if class_names is None or tuple(class_names) == dataset.class_names:
             return dataset
+        unknown = [name for name in dataset.class_names if name not in class_names]
+        if append_unknown:
+            class_names, unknown = [*class_names, *dict.fromkeys(unknown)], []
         if not takes_class_order(dataset.class_names, class_names):
-            others = [name for name in dataset.class_names if name not in class_names]
-            why = f"{others} not among {list(class_names)}" if others else "a name twice"
+            why = f"{unknown} not among {list(class_names)}" if unknown else "a name twice"
             raise ValueError(
                 f"{self.path} ({split}) has classes {list(dataset.class_names)}: {why}"
             )

@@ -187,8 +187,9 @@ def evaluate_detector(
         batch_size: images per forward pass (batches of
             :func:`~faster_rcnn.data.make_eval_loader`, in dataset order).
         device: where the images are sent.
-        class_names: names of classes ``1..num_classes-1``; default the dataset's
-            ``class_names`` attribute if it has one.
+        class_names: names of classes ``1..num_classes-1``, then of any the dataset
+            has that the model was not trained on (each scored: never found); default
+            the dataset's ``class_names`` attribute if it has one.
         progress: show a progress bar.
         coco_annotation_file: score COCO AP against this annotation file (segmentation
             areas for the size buckets, as the official numbers) instead of the targets;
@@ -202,6 +203,8 @@ def evaluate_detector(
     num_classes = int(model.num_classes)
     if class_names is None:
         class_names = getattr(dataset, "class_names", None)
+    if class_names is not None:  # classes after the model's are scored: never found
+        num_classes = max(num_classes, len(class_names) + 1)
     voc = VOCEvaluator(num_classes, class_names=class_names)
     if coco_annotation_file is None:
         coco = COCOEvaluator(num_classes, class_names=class_names)
