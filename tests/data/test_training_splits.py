@@ -133,8 +133,28 @@ def test_train_with_split_given_trains_on_it_alone(tmp_path, capsys):
 def test_a_val_split_with_classes_train_lacks_is_left_out(tmp_path, capsys):
     splits = {**THREE_SPLITS, "val": [("c", "bird", 48)]}
     data = voc(tmp_path / "data", splits)
+    assert main(["data", "--data", str(data)]) == 0
+    described = capsys.readouterr().out.splitlines()
+    assert described[-2:] == [
+        "note: val has boxes of classes that train has none of, 'bird' (1 box): train's "
+        "model never learns them, and evaluate scores them as never found (AP 0)",
+        "train trains on train alone: val has a class it lacks",
+    ]
     run_training(data, tmp_path / "run")
     printed = capsys.readouterr().out
     assert f"{data}: val not trained on: " in printed and "'bird'" in printed
     record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
     assert record["splits"] == ["train"]
+
+
+def test_data_names_the_test_classes_training_never_sees(tmp_path, capsys):
+    """A test split with a class train and val have no box of: data says so, once per
+    split (val has only classes train has: no note, and it joins train)."""
+    splits = {**THREE_SPLITS, "test": [("d", "dog", 52), ("e", "fox", 52), ("f", "fox", 40)]}
+    data = voc(tmp_path / "data", splits)
+    assert main(["data", "--data", str(data)]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "none of" in line]
+    assert notes == [
+        "note: test has boxes of classes that train and val have none of, 'fox' (2 boxes): "
+        "train's model never learns them, and evaluate scores them as never found (AP 0)"
+    ]

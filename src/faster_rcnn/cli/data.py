@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.describe import summarize_split
-from ..data.open import find_layout
+from ..data.describe import SplitSummary, summarize_split
+from ..data.open import DatasetLayout, find_layout
 from .splits import default_training_splits
 
 
@@ -15,7 +15,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="what a dataset holds: format, splits, classes, boxes, image sizes",
         description="Detect the dataset's layout and summarise each split: images, boxes, "
         "images and box sides per class, image sizes, the boxes the reader clipped or "
-        "dropped and those annotated twice. Run it first on your own data.",
+        "dropped and those annotated twice, the splits train takes and the classes other "
+        "splits have that those lack. Run it first on your own data.",
     )
     parser.add_argument("--data", required=True, help="a dataset folder or file")
     return parser
@@ -26,18 +27,66 @@ def run(args: argparse.Namespace) -> int:
     splits = list(layout.splits) or ["all"]
     described = "splits " + ", ".join(layout.splits) if layout.splits else "no splits"
     print(f"{args.data}: {layout.format}, {described}")
-    unopened = 0
+    summaries: dict[str, SplitSummary] = {}
     for split in splits:
         try:
-            print("\n".join(summarize_split(layout, split).lines()))
+            summaries[split] = summarize_split(layout, split)
         except (ValueError, FileNotFoundError) as error:  # one bad split hides no other
             print(f"  {split}: cannot be opened: {error}")
-            unopened += 1
+            continue
+        print("\n".join(summaries[split].lines()))
+    trained = _default_training_splits(layout, summaries)
+    for line in _untrained_class_notes(trained, summaries):
+        print(line)
+    defaults = default_training_splits(layout)
     if not layout.splits:
         print(
             "no splits: `train --val-fraction 0.2` holds out a reproducible fifth of the "
             "images, which `evaluate` then scores"
         )
-    elif default_training_splits(layout) == ("train", "val"):
+    elif trained is not None and len(trained) == 2:
         print("train trains on train and val together (--split train: on train alone)")
-    return 1 if unopened else 0
+    elif trained is not None and len(defaults) == 2:
+        print(f"train trains on {trained[0]} alone: val has a class it lacks")
+    return 0 if len(summaries) == len(splits) else 1
+
+
+def _default_training_splits(
+    layout: DatasetLayout, summaries: dict[str, SplitSummary]
+) -> list[str] | None:
+    """The splits ``train`` trains on by default, joined as it joins them (a later one
+    with a class the first lacks is left out); None where there is no such split or one
+    of them could not be opened."""
+    try:
+        names = [layout.resolve(split) for split in default_training_splits(layout)]
+    except ValueError:  # no split that train takes by default
+        return None
+    if not layout.splits or any(name not in summaries for name in names):
+        return None
+    first = set(summaries[names[0]].boxes)
+    return [names[0], *(name for name in names[1:] if set(summaries[name].boxes) <= first)]
+
+
+def _untrained_class_notes(
+    trained: list[str] | None, summaries: dict[str, SplitSummary]
+) -> list[str]:
+    """A note for each split not ``trained`` on with boxes of a class the ``trained``
+    splits have none of: a model trained on them never learns that class."""
+    if trained is None:
+        return []
+    learned = {name for split in trained for name, n in summaries[split].boxes.items() if n}
+    have = "has" if len(trained) == 1 else "have"
+    notes = []
+    for split, summary in summaries.items():
+        unseen = {name: n for name, n in summary.boxes.items() if n and name not in learned}
+        if split in trained or not unseen:
+            continue
+        listed = ", ".join(
+            f"{name!r} ({n} {'box' if n == 1 else 'boxes'})" for name, n in unseen.items()
+        )
+        notes.append(
+            f"note: {split} has boxes of classes that {' and '.join(trained)} {have} none "
+            f"of, {listed}: train's model never learns them, and evaluate scores them as "
+            "never found (AP 0)"
+        )
+    return notes
