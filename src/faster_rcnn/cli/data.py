@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {split}: cannot be opened: {error}")
             continue
         print("\n".join(summaries[split].lines()))
-    trained = _default_training_splits(layout, summaries)
+    trained = _splits_train_takes(layout, summaries)
     for line in _untrained_class_notes(trained, summaries):
         print(line)
     defaults = default_training_splits(layout)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if len(summaries) == len(splits) else 1
 
 
-def _default_training_splits(
+def _splits_train_takes(
     layout: DatasetLayout, summaries: dict[str, SplitSummary]
 ) -> list[str] | None:
     """The splits ``train`` trains on by default, joined as it joins them (a later one
