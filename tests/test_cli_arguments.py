@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from faster_rcnn.cli import arguments
+from faster_rcnn.cli import arguments, main
 from faster_rcnn.cli.arguments import check_out_folder, with_image_sizes
 from faster_rcnn.models import preset_config
 
@@ -57,3 +57,33 @@ def test_an_out_folder_in_a_read_only_folder_is_refused_before_any_work(tmp_path
     with pytest.raises(ValueError, match=said):
         check_out_folder(inside, "evaluate writes")
     check_out_folder(tmp_path / "free", "training writes")  # its parent is writable: fine
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["train", "--seed", "-1"], "argument --seed: must be from 0 to 2**63 - 1, got -1"),
+        (["train", "--seed", str(2**63)], f"--seed: must be from 0 to 2**63 - 1, got {2**63}"),
+        (["demo", "--seed", "-1"], "argument --seed: must be from 0 to 2**63 - 1, got -1"),
+        (["explain", "x.png", "--seed", "-3"], "--seed: must be from 0 to 2**63 - 1, got -3"),
+        (["train", "--split-seed", "-2"], "--split-seed: must be from 0 to 2**63 - 1, got -2"),
+        (["train", "--workers", "-1"], "argument --workers: must be >= 0, got -1"),
+        (["train", "--minutes", "inf"], "argument --minutes: must be a finite number > 0, got inf"),
+        (["train", "--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
+        (["anchors", "--iou", "0"], "argument --iou: must be between 0 and 1, got 0"),
+        (["anchors", "--iou", "1"], "argument --iou: must be between 0 and 1, got 1"),
+    ],
+)
+def test_flags_out_of_range_are_refused_by_name_before_any_work(argv, error, capsys):
+    """A seed torch cannot take, a negative worker count, an endless budget or an IoU no
+    anchor can fit at were refused late, by an internal name or not at all."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(error)
+
+
+def test_the_largest_seed_trains(tmp_path):
+    argv = ["train", "--data", "synthetic:2", "--preset", "small", "--steps", "1"]
+    argv += ["--min-size", "64", "--max-size", "96", "--seed", str(2**63 - 1)]
+    assert main([*argv, "--out", str(tmp_path)]) == 0

@@ -46,7 +46,11 @@ def test_a_sigma_given_reaches_the_model_and_0_keeps_greedy_nms(tmp_path, capsys
     with pytest.raises(SystemExit) as exit_:
         main([*argv, "--soft-nms", "-0.1", "--out", str(tmp_path / "bad")])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.strip().endswith("argument --soft-nms: must be >= 0, got -0.1")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("argument --soft-nms: must be a finite number >= 0, got -0.1")
+    )
 
 
 def test_help_shows_every_presets_value(capsys) -> None:

@@ -199,3 +199,26 @@ def test_windowed_measure_equals_the_dense_one(preset):
         torch.testing.assert_close(best, iou.max(dim=1).values, rtol=0, atol=0)
         assert torch.equal(positives, (iou >= threshold).sum(dim=1))
         assert (best < 0.25).any() and (best >= 0.25).any()  # both paths taken
+
+
+def test_cli_measures_the_data_the_model_was_trained_on_by_default(tmp_path, capsys):
+    """Without --data, anchors --model measured 2000 generated images, whatever the model
+    was trained on; it now measures the model's own data, as evaluate scores it."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:3", "--preset", "small", "--steps", "1"]
+    assert main([*argv, "--min-size", "64", "--max-size", "96", "--out", str(run)]) == 0
+    capsys.readouterr()
+    model = run / "model.safetensors"
+    assert main(["anchors", "--model", str(model), "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"measuring synthetic:3, the data {model} was trained on")
+    assert " in 3 images" in out
+    file = tmp_path / "file"
+    file.write_text("")
+    assert main(["anchors", "--model", str(model), "--out", str(file)]) == 2
+    captured = capsys.readouterr()
+    assert (
+        captured.err.strip()
+        == f"faster-rcnn: error: --out {file} is a file: anchors writes a folder there"
+    )
+    assert captured.out == ""  # refused before measuring

@@ -26,10 +26,12 @@ from ..train.checkpoint import load_model
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
+    check_out_folder,
+    open_fraction,
     positive_int,
-    probability,
     with_image_sizes,
 )
+from .splits import trained_data
 
 FITTED_FILE = "fitted_anchors.json"
 UNCOVERED_SHOWN = 5
@@ -50,13 +52,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source.add_argument("--model", type=Path, help="a model.safetensors (its anchors)")
     parser.add_argument("--anchors", type=Path, help="an anchor file to measure instead")
     add_image_size_arguments(parser)
-    add_data_arguments(parser, default_split="train")
+    add_data_arguments(
+        parser,
+        default_split="train",
+        default_data=None,
+        data_help="; default: the data --model was trained on, else 'synthetic'",
+    )
     parser.add_argument("--max-images", type=positive_int, help="measure the first N images")
     parser.add_argument("--out", type=Path, default=Path("runs/anchors"))
     parser.add_argument("--fit", action="store_true", help="fit anchors to the boxes")
     parser.add_argument(
         "--iou",
-        type=probability,
+        type=open_fraction,
         help="--fit covers boxes at this IoU (default: the RPN's "
         "positive threshold, 0.7 in the paper's rule)",
     )
@@ -75,6 +82,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out_folder(args.out, "anchors writes")
+    args.data = measured_data(args)
     dataset = open_dataset(args.data, args.split)
     model = measured_model(args, dataset.num_classes)
     count = min(len(dataset), args.max_images or len(dataset))
@@ -89,6 +98,18 @@ def run(args: argparse.Namespace) -> int:
     if args.fit:
         fit_and_report(args, model, targets, names)
     return 0
+
+
+def measured_data(args: argparse.Namespace) -> str:
+    """``--data``; by default the data ``--model`` was trained on (saying so), else the
+    generated shapes."""
+    if args.data is not None:
+        return args.data
+    if args.model is None:
+        return "synthetic"
+    data = trained_data(args.model, "measure")
+    print(f"measuring {data}, the data {args.model} was trained on (--data names another)")
+    return data
 
 
 def measured_model(args: argparse.Namespace, num_classes: int) -> FasterRCNN:

@@ -26,7 +26,7 @@ from ..insight.explain import draw_explanation, explain
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model
-from .arguments import device_name, positive_int, probability
+from .arguments import device_name, positive_int, probability, random_seed
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -60,7 +60,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "beside it or above it, else the model's)",
     )
     parser.add_argument("--out", type=Path, help="default: runs/explain/<image>_explained.png")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled mini-batch")
+    parser.add_argument(
+        "--seed", type=random_seed, default=0, help="seed of the sampled mini-batch"
+    )
     parser.add_argument(
         "--top", type=positive_int, default=50, help="proposals drawn before and after NMS"
     )

@@ -20,7 +20,7 @@ from ..data.dataset import DetectionDataset
 from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, write_split
 from ..data.joined import JoinedDataset
 from ..data.open import GENERATED, DatasetLayout, find_layout
-from .arguments import open_fraction
+from .arguments import open_fraction, random_seed
 
 TRAINING_SPLITS_FILE = "training_splits.json"
 
@@ -35,7 +35,7 @@ def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
         "splits); the split is written to --out/split.json",
     )
     parser.add_argument(
-        "--split-seed", type=int, default=0, help="which images --val-fraction holds out"
+        "--split-seed", type=random_seed, default=0, help="which images --val-fraction holds out"
     )
 
 
@@ -118,9 +118,10 @@ def _data_key(data: str) -> str:
     return str(Path(data).resolve()) if Path(data).exists() else data
 
 
-def trained_data(model: Path) -> str:
+def trained_data(model: Path, use: str = "score") -> str:
     """The dataset the training run beside ``model`` was trained on, as its
-    ``training_splits.json`` (or the ``split.json`` of ``--val-fraction``) names it.
+    ``training_splits.json`` (or the ``split.json`` of ``--val-fraction``) names it;
+    ``use`` says what the command does with it, for the error.
 
     Raises:
         ValueError: neither file names a dataset that is still there.
@@ -138,7 +139,7 @@ def trained_data(model: Path) -> str:
             gone = f"{file} names {data}, which is not there from here"
     files = f"{TRAINING_SPLITS_FILE} or {SPLIT_FILE}"
     nothing = f"Nothing beside {model} names the one it was trained on ({files})"
-    raise ValueError(f"--data: which dataset to score? {gone or nothing}")
+    raise ValueError(f"--data: which dataset to {use}? {gone or nothing}")
 
 
 def test_or_val(layout: DatasetLayout) -> str:

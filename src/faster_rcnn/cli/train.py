@@ -72,10 +72,12 @@ from .arguments import (
     check_out_folder,
     device_name,
     non_negative_float,
+    non_negative_int,
     open_fraction,
     positive_float,
     positive_int,
     probability,
+    random_seed,
     with_image_sizes,
 )
 from .model_options import add_config_options, given_settings, with_config_options
@@ -150,7 +152,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="train without the objects VOC marks difficult (py-faster-rcnn's choice; by "
         "default they are trained on like any other, as in torchvision's references)",
     )
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument(
+        "--workers", type=non_negative_int, default=0, help="DataLoader worker processes"
+    )
     parser.add_argument(
         "--cache-images",
         action="store_true",
@@ -172,7 +176,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_checkpoint_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/train"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=random_seed, default=0)
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
