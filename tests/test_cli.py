@@ -480,6 +480,35 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     assert "is a folder: name the .onnx file to write" in capsys.readouterr().err
 
 
+def test_a_folder_given_for_a_model_or_an_image_is_said_to_be_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run, empty = tmp_path / "run", tmp_path / "empty"
+    empty.mkdir()
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"")  # refused as a folder before it is read
+    commands = [
+        ["predict", "x.png", "--model"],
+        ["evaluate", "--model"],
+        ["export", "--model"],
+        ["anchors", "--model"],
+        ["explain", "x.png", "--model"],
+    ]
+    for command in commands:
+        assert main([*command, str(run)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: {run} is a folder: pass the model file in it, "
+            f"{run / 'model.safetensors'}\n"
+        )
+    assert main(["evaluate", "--model", str(empty)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {empty} is a folder with no model.safetensors in it: pass a "
+        "model file\n"
+    )
+    assert main(["explain", str(empty)]) == 2
+    said = f"faster-rcnn: error: {empty} is a folder, not an image file\n"
+    assert capsys.readouterr().err == said
+
+
 def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(run), *TINY]
