@@ -312,6 +312,25 @@ def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):
     ]
 
 
+def test_predict_writes_no_picture_over_another(tmp_path):
+    """``a_proposals.jpg``'s detections picture would be ``a.jpg``'s proposals picture."""
+    run = tmp_path / "r"
+    assert main(["train", "--data", "synthetic:2", "--steps", "1", *TINY, "--out", str(run)]) == 0
+    images = tmp_path / "coll"
+    images.mkdir()
+    for seed, name in enumerate(("a.jpg", "a_proposals.jpg")):
+        to_pil(SyntheticShapes(1, image_size=(64, 80), seed=seed)[0][0]).save(images / name)
+    out = tmp_path / "pc"
+    argv = ["predict", "--model", str(run / "model.safetensors"), str(images), "--out", str(out)]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "a_jpg.png",
+        "a_jpg_proposals.png",
+        "a_proposals_jpg.png",
+        "a_proposals_jpg_proposals.png",
+    ]
+
+
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):
     out = tmp_path / "clip"
     argv = ["train", "--data", "synthetic:2", "--steps", "2", "--grad-clip-norm", "0.5", *TINY]
