@@ -1,6 +1,7 @@
 """The command line end to end on tiny budgets: files written, metrics present, clear errors."""
 
 import json
+import os
 import re
 import signal
 import sys
@@ -9,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from faster_rcnn.cli import build_parser, main
+from faster_rcnn.cli import arguments, build_parser, main
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -497,6 +498,43 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     )
     assert main(["export", "--model", model, "--out", str(tmp_path)]) == 2
     assert "is a folder: name the .onnx file to write" in capsys.readouterr().err
+
+
+def test_predict_explain_and_export_refuse_an_out_they_cannot_write_before_any_work(
+    tmp_path, capsys, monkeypatch
+):
+    """An --out inside a file, or in a read-only folder, is refused before the model is
+    loaded (predict would have detected every image, export spent seconds exporting)."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(run), *TINY]) == 0
+    model = str(run / "model.safetensors")
+    image = tmp_path / "0.png"
+    to_pil(SyntheticShapes(1, image_size=(64, 80), seed=3)[0][0]).save(image)
+    (tmp_path / "file").write_text("")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    allowed = os.access  # root may write anywhere: the permission check stands for the mode
+    monkeypatch.setattr(
+        arguments.os, "access", lambda path, mode: path != locked and allowed(path, mode)
+    )
+    capsys.readouterr()
+    for out, reason in [
+        (tmp_path / "file", "is a file"),
+        (locked, "is read-only"),
+    ]:
+        assert main(["predict", "--model", model, str(image), "--out", str(out)]) == 2
+        said = f"faster-rcnn: error: --out {out} {reason}: predict writes a folder there\n"
+        assert capsys.readouterr() == ("", said)
+    for command in (["explain", str(image), "--model", model], ["export", "--model", model]):
+        for folder, reason in [
+            (tmp_path / "file", f"is inside the file {tmp_path / 'file'}"),
+            (locked, f"is inside the read-only folder {locked}"),
+        ]:
+            out = folder / "x.png"
+            assert main([*command, "--out", str(out)]) == 2
+            said = f"faster-rcnn: error: --out {out} {reason}: {command[0]} writes a file there\n"
+            assert capsys.readouterr() == ("", said)
+    assert list(locked.iterdir()) == []
 
 
 def test_a_folder_given_for_a_model_or_an_image_is_said_to_be_one(tmp_path, capsys, monkeypatch):

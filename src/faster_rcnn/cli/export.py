@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..export import export_onnx
 from ..train.checkpoint import load_model
+from .arguments import check_out_file
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.model.with_suffix(".onnx")
     if out.is_dir():  # found now, not after the export's work
         raise ValueError(f"--out {out} is a folder: name the .onnx file to write")
+    check_out_file(out, "export writes")
     model = load_model(args.model)
     start = time.perf_counter()
     export_onnx(model, out)

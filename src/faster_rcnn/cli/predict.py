@@ -46,7 +46,13 @@ from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.draw import save_pictures
 from ..train.checkpoint import load_model
-from .arguments import add_tta_argument, device_name, probability, with_tta
+from .arguments import (
+    add_tta_argument,
+    check_out_folder,
+    device_name,
+    probability,
+    with_tta,
+)
 from .splits import test_or_val
 
 
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("predict needs image files or folders, or --data (not both)")
     if args.split is not None and args.data is None:
         raise ValueError("--split chooses a split of --data; image files have none")
+    check_out_folder(args.out, "predict writes")
     detect, config = load_detector(args)
     names = config.label_names()
     if args.data is not None:
