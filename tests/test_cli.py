@@ -537,6 +537,27 @@ def test_predict_explain_and_export_refuse_an_out_they_cannot_write_before_any_w
     assert list(locked.iterdir()) == []
 
 
+def test_export_refuses_to_write_over_its_model_or_a_file_that_is_not_onnx(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(run), *TINY]) == 0
+    model = run / "model.safetensors"
+    kept = {path: path.read_bytes() for path in (model, run / "metrics.jsonl")}
+    capsys.readouterr()
+    for out in (model, tmp_path / "run" / ".." / "run" / "model.safetensors"):
+        assert main(["export", "--model", str(model), "--out", str(out)]) == 2
+        said = (
+            f"faster-rcnn: error: --out {out} is the --model file: name the .onnx file to write\n"
+        )
+        assert capsys.readouterr() == ("", said)
+    assert main(["export", "--model", str(model), "--out", str(run / "metrics.jsonl")]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {run / 'metrics.jsonl'} exists and is not an .onnx file: "
+        "export overwrites only .onnx files; name the .onnx file to write\n"
+    )
+    assert {path: path.read_bytes() for path in kept} == kept
+    load_model(model)
+
+
 def test_a_folder_given_for_a_model_or_an_image_is_said_to_be_one(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run, empty = tmp_path / "run", tmp_path / "empty"
