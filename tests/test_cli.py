@@ -1,6 +1,7 @@
 """The command line end to end on tiny budgets: files written, metrics present, clear errors."""
 
 import json
+import os
 import re
 import signal
 import sys
@@ -9,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from faster_rcnn.cli import build_parser, main
+from faster_rcnn.cli import arguments, build_parser, main
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -312,6 +313,25 @@ def test_predict_keeps_same_named_images_from_different_folders_apart(tmp_path):
     ]
 
 
+def test_predict_writes_no_picture_over_another(tmp_path):
+    """``a_proposals.jpg``'s detections picture would be ``a.jpg``'s proposals picture."""
+    run = tmp_path / "r"
+    assert main(["train", "--data", "synthetic:2", "--steps", "1", *TINY, "--out", str(run)]) == 0
+    images = tmp_path / "coll"
+    images.mkdir()
+    for seed, name in enumerate(("a.jpg", "a_proposals.jpg")):
+        to_pil(SyntheticShapes(1, image_size=(64, 80), seed=seed)[0][0]).save(images / name)
+    out = tmp_path / "pc"
+    argv = ["predict", "--model", str(run / "model.safetensors"), str(images), "--out", str(out)]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "a_jpg.png",
+        "a_jpg_proposals.png",
+        "a_proposals_jpg.png",
+        "a_proposals_jpg_proposals.png",
+    ]
+
+
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):
     out = tmp_path / "clip"
     argv = ["train", "--data", "synthetic:2", "--steps", "2", "--grad-clip-norm", "0.5", *TINY]
@@ -478,6 +498,93 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     )
     assert main(["export", "--model", model, "--out", str(tmp_path)]) == 2
     assert "is a folder: name the .onnx file to write" in capsys.readouterr().err
+
+
+def test_predict_explain_and_export_refuse_an_out_they_cannot_write_before_any_work(
+    tmp_path, capsys, monkeypatch
+):
+    """An --out inside a file, or in a read-only folder, is refused before the model is
+    loaded (predict would have detected every image, export spent seconds exporting)."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(run), *TINY]) == 0
+    model = str(run / "model.safetensors")
+    image = tmp_path / "0.png"
+    to_pil(SyntheticShapes(1, image_size=(64, 80), seed=3)[0][0]).save(image)
+    (tmp_path / "file").write_text("")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    allowed = os.access  # root may write anywhere: the permission check stands for the mode
+    monkeypatch.setattr(
+        arguments.os, "access", lambda path, mode: path != locked and allowed(path, mode)
+    )
+    capsys.readouterr()
+    for out, reason in [
+        (tmp_path / "file", "is a file"),
+        (locked, "is read-only"),
+    ]:
+        assert main(["predict", "--model", model, str(image), "--out", str(out)]) == 2
+        said = f"faster-rcnn: error: --out {out} {reason}: predict writes a folder there\n"
+        assert capsys.readouterr() == ("", said)
+    for command in (["explain", str(image), "--model", model], ["export", "--model", model]):
+        for folder, reason in [
+            (tmp_path / "file", f"is inside the file {tmp_path / 'file'}"),
+            (locked, f"is inside the read-only folder {locked}"),
+        ]:
+            out = folder / "x.png"
+            assert main([*command, "--out", str(out)]) == 2
+            said = f"faster-rcnn: error: --out {out} {reason}: {command[0]} writes a file there\n"
+            assert capsys.readouterr() == ("", said)
+    assert list(locked.iterdir()) == []
+
+
+def test_export_refuses_to_write_over_its_model_or_a_file_that_is_not_onnx(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(run), *TINY]) == 0
+    model = run / "model.safetensors"
+    kept = {path: path.read_bytes() for path in (model, run / "metrics.jsonl")}
+    capsys.readouterr()
+    for out in (model, tmp_path / "run" / ".." / "run" / "model.safetensors"):
+        assert main(["export", "--model", str(model), "--out", str(out)]) == 2
+        said = (
+            f"faster-rcnn: error: --out {out} is the --model file: name the .onnx file to write\n"
+        )
+        assert capsys.readouterr() == ("", said)
+    assert main(["export", "--model", str(model), "--out", str(run / "metrics.jsonl")]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {run / 'metrics.jsonl'} exists and is not an .onnx file: "
+        "export overwrites only .onnx files; name the .onnx file to write\n"
+    )
+    assert {path: path.read_bytes() for path in kept} == kept
+    load_model(model)
+
+
+def test_a_folder_given_for_a_model_or_an_image_is_said_to_be_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run, empty = tmp_path / "run", tmp_path / "empty"
+    empty.mkdir()
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"")  # refused as a folder before it is read
+    commands = [
+        ["predict", "x.png", "--model"],
+        ["evaluate", "--model"],
+        ["export", "--model"],
+        ["anchors", "--model"],
+        ["explain", "x.png", "--model"],
+    ]
+    for command in commands:
+        assert main([*command, str(run)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: {run} is a folder: pass the model file in it, "
+            f"{run / 'model.safetensors'}\n"
+        )
+    assert main(["evaluate", "--model", str(empty)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {empty} is a folder with no model.safetensors in it: pass a "
+        "model file\n"
+    )
+    assert main(["explain", str(empty)]) == 2
+    said = f"faster-rcnn: error: {empty} is a folder, not an image file\n"
+    assert capsys.readouterr().err == said
 
 
 def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, capsys):

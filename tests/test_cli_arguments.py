@@ -1,4 +1,5 @@
-"""Options several commands share: image sizes, and ``--out`` folders checked before work."""
+"""Options several commands share: image sizes, and ``--out`` folders and files checked
+before work."""
 
 import argparse
 import os
@@ -7,7 +8,7 @@ import warnings
 import pytest
 
 from faster_rcnn.cli import arguments, main
-from faster_rcnn.cli.arguments import check_out_folder, with_image_sizes
+from faster_rcnn.cli.arguments import check_out_file, check_out_folder, with_image_sizes
 from faster_rcnn.models import preset_config
 
 
@@ -87,3 +88,25 @@ def test_the_largest_seed_trains(tmp_path):
     argv = ["train", "--data", "synthetic:2", "--preset", "small", "--steps", "1"]
     argv += ["--min-size", "64", "--max-size", "96", "--seed", str(2**63 - 1)]
     assert main([*argv, "--out", str(tmp_path)]) == 0
+
+
+def test_an_out_file_in_a_file_or_a_read_only_folder_is_refused_before_any_work(
+    tmp_path, monkeypatch
+):
+    check_out_file(tmp_path / "new" / "m.onnx", "export writes")  # its folder made later
+    file = tmp_path / "file"
+    file.write_text("")
+    check_out_file(file, "export writes")  # an existing file is written over
+    said = rf"^--out {file / 'm.onnx'} is inside the file {file}: export writes a file there$"
+    with pytest.raises(ValueError, match=said):
+        check_out_file(file / "m.onnx", "export writes")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    allowed = os.access  # root may write anywhere: the permission check stands for the mode
+    monkeypatch.setattr(
+        arguments.os, "access", lambda path, mode: path != locked and allowed(path, mode)
+    )
+    inside = locked / "run" / "x.png"
+    said = rf"^--out {inside} is inside the read-only folder {locked}: explain writes a file"
+    with pytest.raises(ValueError, match=said):
+        check_out_file(inside, "explain writes")

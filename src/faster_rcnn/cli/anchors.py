@@ -22,7 +22,7 @@ from ..insight.anchor_fit import AnchorFit, fit_anchors
 from ..insight.anchor_plots import CoverageReport
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
-from ..train.checkpoint import load_model
+from ..train.checkpoint import load_model, read_model_config
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
@@ -83,6 +83,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     check_out_folder(args.out, "anchors writes")
+    if args.model:
+        read_model_config(args.model)  # a bad --model is named before its data is sought
     args.data = measured_data(args)
     dataset = open_dataset(args.data, args.split)
     model = measured_model(args, dataset.num_classes)

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -98,17 +99,29 @@ def check_out_folder(out: Path, writes: str) -> None:
         raise ValueError(f"--out {out} {reason}: {writes} a folder there")
 
 
+def check_out_file(out: Path, writes: str) -> None:
+    """Refuse, before any work, an ``--out`` file whose folder cannot be made or written
+    (inside a file, or a read-only folder); ``writes`` ends the message: "export writes"."""
+    reason = _unwritable(out, out.parents)
+    if reason is not None:
+        raise ValueError(f"--out {out} {reason}: {writes} a file there")
+
+
 def unwritable_folder(folder: Path) -> str | None:
     """Why ``folder`` cannot be made or written ("is a file", "is inside the read-only
     folder /data", ...), from the nearest path at or above it that exists; ``None`` when
     it can."""
-    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    return _unwritable(folder, (folder, *folder.parents))
+
+
+def _unwritable(path: Path, candidates: Sequence[Path]) -> str | None:
+    """Why ``path`` cannot be made or written, from the first of ``candidates`` (``path``
+    or the folders above it, nearest first) that exists; ``None`` when it can."""
+    existing = next(candidate for candidate in candidates if candidate.exists())
     if not existing.is_dir():
-        return "is a file" if existing == folder else f"is inside the file {existing}"
+        return "is a file" if existing == path else f"is inside the file {existing}"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return (
-            "is read-only" if existing == folder else f"is inside the read-only folder {existing}"
-        )
+        return "is read-only" if existing == path else f"is inside the read-only folder {existing}"
     return None
 
 

@@ -26,7 +26,7 @@ from ..insight.explain import draw_explanation, explain
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model
-from .arguments import device_name, positive_int, probability, random_seed
+from .arguments import check_out_file, device_name, positive_int, probability, random_seed
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -74,6 +74,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
+    check_out_file(out, "explain writes")
     if args.model:
         model = load_model(args.model, device=args.device)
         name = f"model {args.model}"
@@ -88,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         image, boxes, names = read_image(args.image), None, ()
     explanation = explain(model, image, boxes, names, args.seed, with_proposals=bool(args.model))
-    out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
     path = draw_explanation(explanation, out, f"{args.image.name}, {name}", args.top, args.score)
     counts = explanation.counts()
     print(

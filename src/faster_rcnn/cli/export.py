@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from ..export import export_onnx
-from ..train.checkpoint import load_model
+from ..train.checkpoint import load_model, read_model_config
+from .arguments import check_out_file
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,11 +30,27 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     out = args.out or args.model.with_suffix(".onnx")
-    if out.is_dir():  # found now, not after the export's work
-        raise ValueError(f"--out {out} is a folder: name the .onnx file to write")
+    read_model_config(args.model)  # a bad --model is named as such before --out is checked
+    check_onnx_out(out, args.model)
     model = load_model(args.model)
     start = time.perf_counter()
     export_onnx(model, out)
     size = out.stat().st_size / 2**20
     print(f"{args.model} -> {out} ({size:.1f} MiB, {time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def check_onnx_out(out: Path, model: Path) -> None:
+    """Refuse, before the export's work, an ``--out`` that cannot be written or that
+    would overwrite a file other than an ONNX one: the ``model`` itself, a run's
+    metrics."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: name the .onnx file to write")
+    check_out_file(out, "export writes")
+    if out.exists() and out.samefile(model):
+        raise ValueError(f"--out {out} is the --model file: name the .onnx file to write")
+    if out.exists() and out.suffix.lower() != ".onnx":
+        raise ValueError(
+            f"--out {out} exists and is not an .onnx file: export overwrites only .onnx "
+            "files; name the .onnx file to write"
+        )

@@ -46,7 +46,13 @@ from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.draw import save_pictures
 from ..train.checkpoint import load_model
-from .arguments import add_tta_argument, device_name, probability, with_tta
+from .arguments import (
+    add_tta_argument,
+    check_out_folder,
+    device_name,
+    probability,
+    with_tta,
+)
 from .splits import test_or_val
 
 
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("predict needs image files or folders, or --data (not both)")
     if args.split is not None and args.data is None:
         raise ValueError("--split chooses a split of --data; image files have none")
+    check_out_folder(args.out, "predict writes")
     detect, config = load_detector(args)
     names = config.label_names()
     if args.data is not None:
@@ -91,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped = []
-    items = zip(paths, images.image_ids, picture_names(paths), strict=True)
+    names_of = picture_names(paths, proposals=args.onnx is None)
+    items = zip(paths, images.image_ids, names_of, strict=True)
     for k, (path, image_id, name) in enumerate(items):
         try:
             image = images.read(k)
@@ -211,21 +219,31 @@ def coco_records(
     ]
 
 
-def picture_names(paths: Sequence[Path]) -> list[str]:
-    """A distinct name for each image's pictures: its file stem where no other image has
-    that stem, else its path below the images' common folder with ``/`` and ``.`` as
-    ``_`` (``a/img.jpg`` and ``b/img.jpg`` -> ``a_img_jpg``, ``b_img_jpg``)."""
-    stems = Counter(path.stem for path in paths)
+def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
+    """A name for each image's pictures, ``<name>.png`` and with ``proposals``
+    ``<name>_proposals.png``, such that no picture is another's: its file stem where no
+    other image's pictures take those names, else its path below the images' common
+    folder with ``/`` and ``.`` as ``_`` (``a/img.jpg`` and ``b/img.jpg`` -> ``a_img_jpg``,
+    ``b_img_jpg``; ``a.jpg`` and ``a_proposals.jpg``, whose detections picture would be
+    the proposals picture of ``a.jpg`` -> ``a_jpg``, ``a_proposals_jpg``)."""
+    suffixes = ("", "_proposals") if proposals else ("",)
+
+    def pictures(name: str) -> set[str]:
+        return {name + suffix for suffix in suffixes}
+
+    wanted = Counter(picture for path in paths for picture in pictures(path.stem))
     folders = [path.resolve().parent for path in paths]
     root = Path(os.path.commonpath(folders)) if folders else Path()
     names: list[str] = []
+    taken: set[str] = set()
     for path in paths:
         name = path.stem
-        if stems[name] > 1:
+        if any(wanted[picture] > 1 for picture in pictures(name)):
             name = "_".join(path.resolve().relative_to(root).parts).replace(".", "_")
-        while name in names:  # the rare name that still repeats gets a number
+        while pictures(name) & taken:  # the rare name that still repeats gets a "_" more
             name += "_"
         names.append(name)
+        taken |= pictures(name)
     return names
 
 

@@ -97,7 +97,8 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
     Raises:
         MissingImageError: the file does not exist (a ``FileNotFoundError``).
         UnreadableImageError: the file is not an image PIL can read, is truncated, or
-            declares more pixels than PIL's decompression-bomb limit (a ``ValueError``).
+            declares more pixels than PIL's decompression-bomb limit, or ``path`` is a
+            folder (a ``ValueError``).
     """
     with _open_image(path) as image:
         try:
@@ -246,6 +247,8 @@ def _full_scale(grey: np.ndarray, mode: str) -> float:
 
 def _open_image(path: Path) -> Image.Image:
     """``Image.open`` with its errors as the reader's one-line ones."""
+    if path.is_dir():
+        raise UnreadableImageError(path, f"{path} is a folder, not an image file")
     if not path.is_file():
         raise MissingImageError(path, f"image file {path} does not exist")
     try:

@@ -79,8 +79,8 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a safetensors file written by :func:`save_model`, or
-            its config is invalid (out of range, of the wrong type).
+        ValueError: ``path`` is a folder, or not a safetensors file written by
+            :func:`save_model`, or its config is invalid (out of range, of the wrong type).
     """
     path = Path(path)
     return _config_of(_model_metadata(path), path)
@@ -99,10 +99,10 @@ def _model_metadata(path: Path) -> dict[str, str]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a safetensors file written by :func:`save_model`.
+        ValueError: ``path`` is a folder, or not a safetensors file written by
+            :func:`save_model`.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+    _check_model_file(path)
     if path.suffix.lower() == ".onnx":
         raise ValueError(f"{path} is an exported ONNX model: `predict --onnx` runs it")
     try:
@@ -124,7 +124,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRC
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a model file, or its weights do not fit its config.
+        ValueError: ``path`` is a folder or not a model file, or its weights do not fit
+            its config.
     """
     path = Path(path)
     metadata = _model_metadata(path)
@@ -140,6 +141,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRC
     return model.to(device).eval()
 
 
+def _check_model_file(path: Path) -> None:
+    """Refuse a ``path`` that is no file: a folder (naming the model file in it, as in a
+    run's folder) is a ``ValueError``, a missing path a ``FileNotFoundError``."""
+    if path.is_dir():
+        inside = path / MODEL_FILE
+        if inside.is_file():
+            raise ValueError(f"{path} is a folder: pass the model file in it, {inside}")
+        raise ValueError(f"{path} is a folder with no {MODEL_FILE} in it: pass a model file")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+
+
 class WeightsMismatchError(ValueError):
     """A model file whose tensors' names or shapes differ from the model's."""
 
@@ -150,11 +163,10 @@ def load_weights(model: FasterRCNN, path: str | Path) -> None:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         WeightsMismatchError: its tensors' names or shapes differ from ``model``'s.
-        ValueError: the file is unreadable.
+        ValueError: ``path`` is a folder, or the file is unreadable.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+    _check_model_file(path)
     try:
         safetensors.torch.load_model(model, path, strict=True)
     except SafetensorError as error:
