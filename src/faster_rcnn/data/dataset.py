@@ -247,9 +247,9 @@ def _full_scale(grey: np.ndarray, mode: str) -> float:
 
 def _open_image(path: Path) -> Image.Image:
     """``Image.open`` with its errors as the reader's one-line ones."""
-    if path.is_dir():
-        raise UnreadableImageError(path, f"{path} is a folder, not an image file")
-    if not path.is_file():
+    if not path.is_file():  # one stat for the image that is there
+        if path.is_dir():
+            raise UnreadableImageError(path, f"{path} is a folder, not an image file")
         raise MissingImageError(path, f"image file {path} does not exist")
     try:
         return Image.open(path)
