@@ -227,6 +227,24 @@ def test_shape_mismatch_names_the_key_and_both_shapes(
     assert all(torch.equal(v, before[k]) for k, v in detector.state_dict().items())
 
 
+def test_a_training_checkpoint_loads_and_a_detectors_is_named_as_one(
+    resnet50_state: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    """A reference script's ``{"model": state, "optimizer": ...}`` loads as its state; a
+    whole detector's state dict fits no backbone key, and the error says what it is
+    (it asked whether the file was an ImageNet checkpoint, or said it got a dict)."""
+    checkpoint = {"model": resnet50_state, "optimizer": {"lr": torch.tensor(0.02)}}
+    torch.save(checkpoint, tmp_path / "checkpoint.pth")
+    report = load_backbone_weights(FakeDetector(ResNetFPNBackbone()), tmp_path / "checkpoint.pth")
+    trunk = [k for k in resnet50_state if not k.startswith("fc.")]
+    assert len(report.loaded) == sum(not k.endswith("num_batches_tracked") for k in trunk)
+    detector_state = {f"backbone.body.{k}": v for k, v in resnet50_state.items()}
+    detector_state["rpn.head.conv.0.0.weight"] = torch.zeros(256, 256, 3, 3)
+    torch.save({"model": detector_state}, tmp_path / "detector.pth")
+    with pytest.raises(ValueError, match=r"it is a whole detector's \(backbone, rpn, roi_heads\)"):
+        load_backbone_weights(FakeDetector(ResNetFPNBackbone()), tmp_path / "detector.pth")
+
+
 # ---------------------------------------------------------------------------------------
 # VGG-16: conv layers into the body, fc6/fc7 into the box head
 # ---------------------------------------------------------------------------------------
@@ -292,13 +310,3 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no checkpoint file at .*absent\.pth"):
         load_backbone_weights(VGG16Backbone(), tmp_path / "absent.pth")
-
-
-def test_a_training_checkpoint_is_not_taken_for_a_backbone_file(tmp_path: Path) -> None:
-    # Only the torchvision detector reader looks inside a checkpoint's "model" entry.
-    path = tmp_path / "checkpoint.pth"
-    torch.save({"model": vgg16_state(fc_in=24, fc_width=16)}, path)
-    with pytest.raises(
-        ValueError, match=r"checkpoint\.pth: expected a state dict of named tensors, got dict"
-    ):
-        load_backbone_weights(VGG16Backbone(), path)

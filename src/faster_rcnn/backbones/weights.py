@@ -86,7 +86,8 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
         model: a detector with a ``backbone`` attribute (and possibly
             ``roi_heads.box_head.fc6``/``fc7``), or a bare backbone.
         path: a torchvision ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_large`` or
-            ``vgg16`` checkpoint.
+            ``vgg16`` checkpoint: its state dict, or a training checkpoint whose
+            ``"model"`` entry is one.
 
     Returns:
         A :class:`LoadReport` of the loaded, missing, unexpected and dropped keys.
@@ -101,7 +102,7 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
     backbone = getattr(model, "backbone", model)
     prefix = "backbone." if backbone is not model else ""
     architecture = _architecture_of(backbone)
-    state = read_state_dict(path)
+    state = read_state_dict(path, checkpoint_key="model")
     targets = model.state_dict(keep_vars=True)
     expected = {
         key
@@ -133,7 +134,7 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
     if not copies:
         raise ValueError(
             f"{path}: none of its {len(state)} tensors fit the {architecture} backbone; "
-            f"is it a torchvision {architecture} ImageNet checkpoint?"
+            + _what_else(state, architecture)
         )
     # Every shape is checked before the first copy: a bad file leaves the model untouched.
     with torch.no_grad():
@@ -170,3 +171,19 @@ def _model_key(architecture: str, file_key: str, prefix: str) -> str | None:
         if architecture == "vgg16" and file_key.startswith(classifier):
             return box_head + file_key.removeprefix(classifier)
     return None
+
+
+# The top-level modules of a whole detector's state dict (torchvision's and ours).
+_DETECTOR_PREFIXES = ("backbone.", "rpn.", "roi_heads.")
+
+
+def _what_else(state: dict[str, Tensor], architecture: str) -> str:
+    """What a file whose tensors fit no backbone is, for the error: a whole detector's
+    checkpoint, or (a guess) another network's."""
+    if any(key.startswith(_DETECTOR_PREFIXES) for key in state):
+        return (
+            "it is a whole detector's (backbone, rpn, roi_heads), not an ImageNet "
+            "backbone's; a torchvision detector's checkpoint loads with "
+            "faster_rcnn.load_torchvision_checkpoint"
+        )
+    return f"is it a torchvision {architecture} ImageNet checkpoint?"
