@@ -14,11 +14,11 @@ from ..insight.draw import save_pictures
 from ..model import FasterRCNN
 from ..models import preset_config
 from ..train.memory_layout import default_memory_layout
-from ..train.train_config import TrainConfig
+from ..train.train_config import TrainConfig, steps_bound
 from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int
 from .evaluate import evaluate_and_report
-from .train import check_amp, fit_and_save, say_default_precision, steps_bound, uses_amp
+from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
 PICTURES = 8
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     # The schedule is laid out over the steps that fit in the budget (measured as it
     # runs), which ends the run.
     train_cfg = TrainConfig(
-        steps=steps_bound(args.minutes),
+        steps=steps_bound(args.minutes * 60),
         batch_size=4,
         # The settings the demo's score was measured with, not train's defaults.
         lr=0.02,

@@ -63,7 +63,7 @@ from ..train.recipe import (
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
 from ..train.step_timing import TIMED_STEPS, median_step_seconds
-from ..train.train_config import LR_PER_IMAGE, TrainConfig
+from ..train.train_config import LR_PER_IMAGE, TrainConfig, steps_bound
 from ..train.trainer import Trainer
 from .arguments import (
     add_data_arguments,
@@ -90,10 +90,6 @@ CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
-# With --minutes and no --steps the budget alone ends the run: the steps are bounded only
-# for the schedule's arithmetic, at more a second than any device runs (a step launches
-# hundreds of operators, each costing microseconds at the least).
-MAX_STEPS_PER_SECOND = 1000
 
 
 # The step schedule's decays, as argparse help writes percent signs.
@@ -385,12 +381,7 @@ def run_length(args: argparse.Namespace) -> int:
     the run before; else :data:`DEFAULT_STEPS`."""
     if args.steps is not None:
         return args.steps
-    return DEFAULT_STEPS if args.minutes is None else steps_bound(args.minutes)
-
-
-def steps_bound(minutes: float) -> int:
-    """More steps than fit in ``minutes`` on any device (see :data:`MAX_STEPS_PER_SECOND`)."""
-    return max(1, int(minutes * 60 * MAX_STEPS_PER_SECOND))
+    return DEFAULT_STEPS if args.minutes is None else steps_bound(args.minutes * 60)
 
 
 def check_options(args: argparse.Namespace) -> None:
