@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import signal
 import sys
 import warnings
@@ -157,6 +158,29 @@ def test_a_device_this_machine_lacks_is_named_with_those_it_has(device, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"no device '{device}' here; available: cpu" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("seed", ["-1", str(2**64 - 1)])  # the alternating scheme adds 1
+def test_a_seed_the_generators_cannot_take_is_refused_before_any_work(
+    command, seed, capsys, tmp_path
+):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--seed", seed, "--out", str(tmp_path / "run")])
+    assert info.value.code == 2
+    assert f"argument --seed: must be from 0 to 2**64 - 2, got {seed}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_options_that_make_no_model_are_refused_before_the_data_is_read(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "absent"), "--preset", "mobilenet_v2_fpn"]
+    assert main([*argv, "--returned-layers", "7", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: BackboneConfig.returned_layers must be increasing stage indices "
+        "in [0, 5] for mobilenet_v2_fpn, got (7,)\n"
+    )
+    assert not out.exists()
 
 
 def test_a_preset_meant_for_imagenet_weights_warns_without_them(tmp_path, capsys):
@@ -449,6 +473,46 @@ def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, c
     argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(tmp_path / "file")]
     assert main(argv) == 2
     assert "is a file: training writes a folder there" in capsys.readouterr().err
+
+
+def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
+    """--resume, or a fresh start, in a folder holding another scheme's run says which
+    --scheme continues it; the alternating scheme's first step and the RPN trained alone
+    are both a stage 'rpn', told apart."""
+
+    def train(out, *options):
+        return main(
+            ["train", "--data", "synthetic:4", "--steps", "4", "--out", str(out), *TINY, *options]
+        )
+
+    out = tmp_path / "alt"
+    assert train(out, "--scheme", "alternating") == 0
+    (out / "model.safetensors").unlink()  # as a run stopped in its first step leaves it
+    for stage in STAGES[1:]:
+        shutil.rmtree(out / stage)
+    capsys.readouterr()
+    for scheme in ("joint", "rpn"):
+        assert train(out, "--scheme", scheme, "--resume") == 2
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: {out} holds an unfinished --scheme alternating run "
+            f"({out / 'rpn'}), not a --scheme {scheme} one: give --scheme alternating "
+            "--resume to continue it"
+        )
+    assert train(out) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {out} holds the checkpoint of a run that did not finish "
+        f"({out / 'rpn'}): --scheme alternating --resume continues it; to start anew, remove "
+        "it or choose another --out"
+    )
+    assert train(out, "--scheme", "alternating", "--resume") == 0
+    rpn = tmp_path / "rpn"
+    assert train(rpn, "--scheme", "rpn") == 0
+    capsys.readouterr()
+    assert train(rpn, "--scheme", "alternating", "--resume") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {rpn} holds a finished --scheme rpn run ({rpn / 'rpn'}), not a "
+        "--scheme alternating one: give --scheme rpn --resume to continue it"
+    )
 
 
 def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):

@@ -125,6 +125,15 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed_number(text: str) -> int:
+    """A random seed: torch's generators take 0 to 2**64 - 1, and the alternating scheme
+    draws its second model from the seed plus one."""
+    value = int(text)
+    if not 0 <= value < 2**64 - 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64 - 2, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:

@@ -16,7 +16,7 @@ from ..models import preset_config
 from ..train.memory_layout import default_memory_layout
 from ..train.train_config import TrainConfig, steps_bound
 from ..train.trainer import Trainer
-from .arguments import device_name, positive_float, positive_int
+from .arguments import device_name, positive_float, positive_int, seed_number
 from .evaluate import evaluate_and_report
 from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--minutes", type=positive_float, default=4.5, help="training budget")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--test-images", type=positive_int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_number, default=0)
     parser.add_argument("--device", type=device_name, default="cpu")
     parser.add_argument(
         "--amp",
