@@ -20,6 +20,7 @@ from faster_rcnn.models import preset_config
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
 from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model
+from faster_rcnn.train.stops import TrainingInterrupted
 
 TINY = ["--min-size", "96", "--max-size", "128"]
 
@@ -76,8 +77,12 @@ def test_train_evaluate_predict(tmp_path, capsys):
 
 def test_demo_writes_model_metrics_and_pictures(tmp_path):
     out = tmp_path / "demo"
+    out.mkdir()
+    # An earlier training run's record: evaluate would take it for the demo model's.
+    (out / "training_splits.json").write_text('{"data": "synthetic:4", "splits": ["train"]}')
     assert main(["demo", "--minutes", "0.05", "--out", str(out), "--test-images", "8"]) == 0
     assert (out / "model.safetensors").is_file()
+    assert not (out / "training_splits.json").exists()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 8
     assert len(list((out / "pictures").glob("*_detections.png"))) == 8
@@ -512,6 +517,52 @@ def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"faster-rcnn: error: {rpn} holds a finished --scheme rpn run ({rpn / 'rpn'}), not a "
         "--scheme alternating one: give --scheme rpn --resume to continue it"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
+def test_the_demo_refuses_an_out_that_train_refuses(tmp_path, capsys, monkeypatch):
+    """A folder holding a run that did not finish, one a training run is writing, one
+    that cannot be written: refused before the demo trains; and a demo stopped by Ctrl-C
+    offers no --resume, which it does not have."""
+    import fcntl
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]) == 0
+    (out / "model.safetensors").unlink()  # as a run stopped by a signal leaves it
+    capsys.readouterr()
+    demo = ["demo", "--minutes", "0.05", "--test-images", "2", "--out"]
+    assert main([*demo, str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"faster-rcnn: error: {out} holds the checkpoint of a run that did not finish "
+        f"({out / 'joint'}): to start anew, remove it or choose another --out\n"
+    )
+    shutil.rmtree(out / "joint")
+    with open(out / ".training.lock", "w") as held:  # as a run in progress holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        assert main([*demo, str(out)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: {out} is being written by another training run (process "
+            "4242): wait for it to end, or choose another --out"
+        )
+    (tmp_path / "file").write_text("")
+    assert main([*demo, str(tmp_path / "file" / "demo")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: --out {tmp_path / 'file' / 'demo'} is inside the file "
+        f"{tmp_path / 'file'}: the demo writes a folder there"
+    )
+
+    class Stopped:
+        def __init__(self, *args, **kwargs):
+            raise TrainingInterrupted("joint", 3, signal.SIGINT, out / "joint")
+
+    monkeypatch.setattr("faster_rcnn.cli.demo.Trainer", Stopped)
+    assert main([*demo, str(out)]) == 128 + signal.SIGINT
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: joint: stopped by SIGINT after 3 steps; checkpoint in {out / 'joint'}"
     )
 
 

@@ -1,4 +1,4 @@
-"""One training run at a time in an output folder.
+"""One training run (``train``'s or ``demo``'s) at a time in an output folder.
 
 Two runs writing to one ``--out`` at once would each replace the other's checkpoints,
 metrics and model file, and both would end "successfully". A run holds an advisory lock
