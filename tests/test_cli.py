@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import warnings
@@ -20,6 +21,7 @@ from faster_rcnn.models import preset_config
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
 from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model
+from faster_rcnn.train.stops import TrainingInterrupted
 
 TINY = ["--min-size", "96", "--max-size", "128"]
 
@@ -76,8 +78,12 @@ def test_train_evaluate_predict(tmp_path, capsys):
 
 def test_demo_writes_model_metrics_and_pictures(tmp_path):
     out = tmp_path / "demo"
+    out.mkdir()
+    # An earlier training run's record: evaluate would take it for the demo model's.
+    (out / "training_splits.json").write_text('{"data": "synthetic:4", "splits": ["train"]}')
     assert main(["demo", "--minutes", "0.05", "--out", str(out), "--test-images", "8"]) == 0
     assert (out / "model.safetensors").is_file()
+    assert not (out / "training_splits.json").exists()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 8
     assert len(list((out / "pictures").glob("*_detections.png"))) == 8
@@ -158,6 +164,17 @@ def test_a_device_this_machine_lacks_is_named_with_those_it_has(device, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"no device '{device}' here; available: cpu" in err and "Traceback" not in err
+
+
+def test_options_that_make_no_model_are_refused_before_the_data_is_read(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "absent"), "--preset", "mobilenet_v2_fpn"]
+    assert main([*argv, "--returned-layers", "7", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: BackboneConfig.returned_layers must be increasing stage indices "
+        "in [0, 5] for mobilenet_v2_fpn, got (7,)\n"
+    )
+    assert not out.exists()
 
 
 def test_a_preset_meant_for_imagenet_weights_warns_without_them(tmp_path, capsys):
@@ -469,6 +486,92 @@ def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, c
     argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(tmp_path / "file")]
     assert main(argv) == 2
     assert "is a file: training writes a folder there" in capsys.readouterr().err
+
+
+def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
+    """--resume, or a fresh start, in a folder holding another scheme's run says which
+    --scheme continues it; the alternating scheme's first step and the RPN trained alone
+    are both a stage 'rpn', told apart."""
+
+    def train(out, *options):
+        return main(
+            ["train", "--data", "synthetic:4", "--steps", "4", "--out", str(out), *TINY, *options]
+        )
+
+    out = tmp_path / "alt"
+    assert train(out, "--scheme", "alternating") == 0
+    (out / "model.safetensors").unlink()  # as a run stopped in its first step leaves it
+    for stage in STAGES[1:]:
+        shutil.rmtree(out / stage)
+    capsys.readouterr()
+    for scheme in ("joint", "rpn"):
+        assert train(out, "--scheme", scheme, "--resume") == 2
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: {out} holds an unfinished --scheme alternating run "
+            f"({out / 'rpn'}), not a --scheme {scheme} one: give --scheme alternating "
+            "--resume to continue it"
+        )
+    assert train(out) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {out} holds the checkpoint of a run that did not finish "
+        f"({out / 'rpn'}): --scheme alternating --resume continues it; to start anew, remove "
+        "it or choose another --out"
+    )
+    assert train(out, "--scheme", "alternating", "--resume") == 0
+    rpn = tmp_path / "rpn"
+    assert train(rpn, "--scheme", "rpn") == 0
+    capsys.readouterr()
+    assert train(rpn, "--scheme", "alternating", "--resume") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {rpn} holds a finished --scheme rpn run ({rpn / 'rpn'}), not a "
+        "--scheme alternating one: give --scheme rpn --resume to continue it"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
+def test_the_demo_refuses_an_out_that_train_refuses(tmp_path, capsys, monkeypatch):
+    """A folder holding a run that did not finish, one a training run is writing, one
+    that cannot be written: refused before the demo trains; and a demo stopped by Ctrl-C
+    offers no --resume, which it does not have."""
+    import fcntl
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]) == 0
+    (out / "model.safetensors").unlink()  # as a run stopped by a signal leaves it
+    capsys.readouterr()
+    demo = ["demo", "--minutes", "0.05", "--test-images", "2", "--out"]
+    assert main([*demo, str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"faster-rcnn: error: {out} holds the checkpoint of a run that did not finish "
+        f"({out / 'joint'}): to start anew, remove it or choose another --out\n"
+    )
+    shutil.rmtree(out / "joint")
+    with open(out / ".training.lock", "w") as held:  # as a run in progress holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        assert main([*demo, str(out)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: {out} is being written by another training run (process "
+            "4242): wait for it to end, or choose another --out"
+        )
+    (tmp_path / "file").write_text("")
+    assert main([*demo, str(tmp_path / "file" / "demo")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: --out {tmp_path / 'file' / 'demo'} is inside the file "
+        f"{tmp_path / 'file'}: the demo writes a folder there"
+    )
+
+    class Stopped:
+        def __init__(self, *args, **kwargs):
+            raise TrainingInterrupted("joint", 3, signal.SIGINT, out / "joint")
+
+    monkeypatch.setattr("faster_rcnn.cli.demo.Trainer", Stopped)
+    assert main([*demo, str(out)]) == 128 + signal.SIGINT
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: joint: stopped by SIGINT after 3 steps; checkpoint in {out / 'joint'}"
+    )
 
 
 def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):

@@ -2,6 +2,7 @@
 with the same weights, bit for bit, as one that was never interrupted: for the joint
 scheme and for the paper's alternating scheme, whose four steps each checkpoint."""
 
+import os
 import random
 import re
 import signal
@@ -88,3 +89,29 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path, scheme):
     refused = subprocess.run(command(tmp_path, scheme, "--resume"), capture_output=True, text=True)
     assert refused.returncode == 2
     assert refused.stderr.startswith("faster-rcnn: error: nothing to resume")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_ctrl_c_with_data_loader_workers_says_once_that_the_run_stops(tmp_path):
+    """A Ctrl-C reaches every process of the terminal's group, the data-loader workers
+    (forked with the run's handler) too: the main process alone says what it does."""
+    # 16 batches an epoch: the workers are up through the first steps.
+    run = ["train", "--data", "synthetic:32", "--steps", "300", "--workers", "2"]
+    run += ["--min-size", "96", "--max-size", "128"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "faster_rcnn", *run, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 120
+    while steps_logged(tmp_path) < 2 and process.poll() is None:
+        assert time.monotonic() < deadline, "the run logged no steps in 2 minutes"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT
+    said = "stopping after the step under way, with a checkpoint (Ctrl-C again quits without one)"
+    assert stderr.count(said) == 1
+    assert stderr.splitlines()[-1].startswith("faster-rcnn: joint: stopped by SIGINT after")

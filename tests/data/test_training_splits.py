@@ -3,6 +3,7 @@
 warning of ``evaluate`` on a split the model was trained on."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 from faster_rcnn.cli import main
 from faster_rcnn.cli.splits import TRAINING_SPLITS_FILE, default_training_splits
 from faster_rcnn.data import open_dataset
+from faster_rcnn.data.holdout import SPLIT_FILE
 from faster_rcnn.data.joined import JoinedDataset
 from faster_rcnn.data.open import find_layout
 
@@ -158,3 +160,56 @@ def test_data_names_the_test_classes_training_never_sees(tmp_path, capsys):
         "note: test has boxes of classes that train and val have none of, 'fox' (2 boxes): "
         "train's model never learns them, and evaluate scores them as never found (AP 0)"
     ]
+
+
+def without_splits(root: Path, images: int) -> Path:
+    """VOC XML files without ImageSets/: a dataset without splits."""
+    voc(root, {"all": [(f"i{k}", "dog", 40) for k in range(images)]})
+    shutil.rmtree(root / "ImageSets")
+    return root
+
+
+def test_a_run_that_fails_leaves_the_records_beside_the_model_as_they_were(tmp_path, capsys):
+    """evaluate takes the records beside a model for that model's: a run refused before
+    the data is read, or stopped by an error after, leaves the earlier run's (and a
+    refused run into a new folder makes none)."""
+    run = tmp_path / "run"
+    run_training(voc(tmp_path / "data", THREE_SPLITS), run)
+    record = (run / TRAINING_SPLITS_FILE).read_text()
+    other = without_splits(tmp_path / "other", 4)
+    (tmp_path / "text.pth").write_text("not weights")
+    failures = {
+        ("--preset", "mobilenet_v2_fpn", "--weights", str(tmp_path / "text.pth")): "--weights: "
+        f"{tmp_path / 'text.pth'} is not a readable PyTorch file",
+        ("--resume", "--scheme", "rpn"): f"{run} holds a finished --scheme joint run "
+        f"({run / 'joint'}), not a --scheme rpn one: give --scheme joint --resume to continue it",
+        # Refused once the data is read: other classes than the checkpoint's.
+        ("--resume", "--val-fraction", "0.5"): "was trained on the classes ['cat', 'dog'], not "
+        "['dog']",
+    }
+    capsys.readouterr()
+    for options, said in failures.items():
+        argv = ["train", "--data", str(other), "--steps", "1", *options, "--out", str(run)]
+        assert main(argv) == 2
+        assert (run / TRAINING_SPLITS_FILE).read_text() == record
+        assert not (run / SPLIT_FILE).exists()
+        assert said in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    assert main(["train", "--weights", str(tmp_path / "text.pth"), "--out", str(fresh)]) == 2
+    assert not fresh.exists()
+
+
+def test_a_run_leaves_no_record_of_an_earlier_one_beside_its_model(tmp_path, capsys):
+    data = voc(tmp_path / "data", THREE_SPLITS)
+    run = tmp_path / "run"
+    run_training(data, run)
+    other = without_splits(tmp_path / "other", 4)
+    run_training(other, run, "--val-fraction", "0.5")
+    assert not (run / TRAINING_SPLITS_FILE).exists()  # it named the first run's data
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run / "model.safetensors")]) == 0
+    printed = capsys.readouterr().out
+    assert f"scoring {other}, the data {run / 'model.safetensors'} was trained on" in printed
+    assert f"scoring the 2 images held out in {run / SPLIT_FILE}" in printed
+    run_training(data, run)
+    assert not (run / SPLIT_FILE).exists() and (run / TRAINING_SPLITS_FILE).is_file()

@@ -1,12 +1,14 @@
 """A stage's optimizer and random state: saved, restored, and what a restore refuses."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.models import small_config
 from faster_rcnn.train.state import TrainingState
-from faster_rcnn.train.train_config import TrainConfig
+from faster_rcnn.train.train_config import TrainConfig, steps_bound
 
 CFG = TrainConfig(lr=0.01, seed=3)
 
@@ -45,6 +47,28 @@ def test_another_stages_checkpoint_is_refused_and_changed_settings_are_named(tmp
         state_of(model, "joint").restore(tmp_path)
     with pytest.warns(UserWarning, match=r"changed settings: seed 3 -> 4; "):
         state_of(model, "rpn", CFG.replace(seed=4, max_seconds=60.0)).restore(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "said"),
+    [
+        # --minutes 0.1, then 0.4: the steps are the budgets' bounds, which nobody gave.
+        ((steps_bound(6.0), 6.0), (steps_bound(24.0), 24.0), "0.1 minutes -> 0.4 minutes"),
+        ((steps_bound(6.0), 6.0), (120, None), "0.1 minutes -> 120 steps"),
+        (
+            (300, 6.0),
+            (600, 6.0),
+            "0.1 minutes, at most 300 steps -> 0.1 minutes, at most 600 steps",
+        ),
+    ],
+)
+def test_a_changed_run_length_is_named_as_it_was_given(before, after, said):
+    saved = dataclasses.asdict(CFG.replace(steps=before[0], max_seconds=before[1]))
+    resumed = CFG.replace(steps=after[0], max_seconds=after[1])
+    assert resumed.changes_since(saved) == [f"run length {said}"]
+    assert CFG.replace(steps=4).changes_since(dataclasses.asdict(CFG.replace(steps=2))) == [
+        "steps 2 -> 4"
+    ]
 
 
 def test_changed_model_settings_are_named_too(tmp_path):

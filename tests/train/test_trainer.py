@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 
@@ -165,6 +166,37 @@ def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
     lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
     assert len(history) == len(lrs) == 30
     assert lrs[25:] == pytest.approx([0.001 * scale] * 5)
+
+
+def test_a_time_limited_run_resumed_for_longer_lays_its_schedule_over_the_new_length(
+    tmp_path, monkeypatch
+):
+    """A finished run given twice its budget plans twice the steps it had projected (what
+    twice the time fits at its speed), and one given a step count plans those: kept, its
+    plan would have ended the cosine at once, and every step past it trained at 0."""
+    clock = iter(range(10_000))  # as above: 1 s a reading, 3 readings a step
+    monkeypatch.setattr("faster_rcnn.train.trainer.time.perf_counter", lambda: float(next(clock)))
+    cfg = TrainConfig(
+        steps=1000, batch_size=1, lr=0.01, warmup_steps=0, max_seconds=66.0, checkpoint_every=None
+    )
+    Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path / "minutes").fit()
+    # The first projection (step 20, 62 s) fits 21 steps; step 21 (65 s) still runs.
+    saved = TrainingCheckpoint.load(tmp_path / "minutes" / "joint", tiny_model())
+    assert (saved.step, saved.planned_steps) == (22, 22)
+    shutil.copytree(tmp_path / "minutes", tmp_path / "steps")
+
+    longer = cfg.replace(max_seconds=132.0)
+    Trainer(tiny_model(), DATA, longer, out_dir=tmp_path / "minutes").fit(resume=True)
+    lrs = [record["lr"] for record in read_records(tmp_path / "minutes" / "metrics.jsonl")]
+    # The plan of 44 steps holds until the resumed run has timed 20 steps of its own.
+    assert lrs[22:42] == pytest.approx([learning_rate(cfg, step, 44) for step in range(22, 42)])
+    assert min(lrs[22:]) > 0
+
+    steps = cfg.replace(steps=33, max_seconds=None)
+    Trainer(tiny_model(), DATA, steps, out_dir=tmp_path / "steps").fit(resume=True)
+    lrs = [record["lr"] for record in read_records(tmp_path / "steps" / "metrics.jsonl")]
+    assert lrs[22:] == pytest.approx([learning_rate(steps, step) for step in range(22, 33)])
+    assert min(lrs[22:]) > 0
 
 
 def test_amp_is_ignored_on_a_cpu_without_bfloat16(monkeypatch):

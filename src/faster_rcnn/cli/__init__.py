@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except TrainingInterrupted as stop:
-        resume = "; add --resume to continue" if stop.checkpoint is not None else ""
+        resumable = stop.checkpoint is not None and hasattr(args, "resume")  # not the demo
+        resume = "; add --resume to continue" if resumable else ""
         print(f"faster-rcnn: {stop}{resume}", file=sys.stderr)
         return 128 + stop.signum
     except Interrupted as stop:

@@ -14,11 +14,13 @@ from ..insight.draw import save_pictures
 from ..model import FasterRCNN
 from ..models import preset_config
 from ..train.memory_layout import default_memory_layout
-from ..train.train_config import TrainConfig
+from ..train.train_config import TrainConfig, steps_bound
 from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int, random_seed
 from .evaluate import evaluate_and_report
-from .train import check_amp, fit_and_save, say_default_precision, steps_bound, uses_amp
+from .out_lock import training_lock
+from .splits import write_records
+from .train import check_amp, check_out, fit_and_save, say_default_precision, uses_amp
 
 PICTURES = 8
 
@@ -46,7 +48,17 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Refuse what ``train`` refuses of ``--amp`` and ``--out`` (the demo has no
+    ``--resume``: a run that did not finish is not overwritten), then run the demo
+    holding ``--out``'s lock, as a training run."""
     check_amp(args)
+    check_out(args.out, None, resume=False, writes="the demo writes")
+    with training_lock(args.out):
+        return demo(args)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Train, evaluate and draw as ``args`` say (checked), into ``--out``."""
     # Kept in memory (600 MB for the 2000 images): drawing the 4 images of a step costs
     # about a seventh of the step, and each image is drawn once instead of every epoch.
     train_set = InMemoryDataset(open_dataset("synthetic", "train"))
@@ -62,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     # The schedule is laid out over the steps that fit in the budget (measured as it
     # runs), which ends the run.
     train_cfg = TrainConfig(
-        steps=steps_bound(args.minutes),
+        steps=steps_bound(args.minutes * 60),
         batch_size=4,
         # The settings the demo's score was measured with, not train's defaults.
         lr=0.02,
@@ -75,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     say_default_precision(args)
     print(f"training the small preset on synthetic images for up to {args.minutes:g} min")
     fit_and_save(Trainer(model, flipped, train_cfg, out_dir=args.out, progress=True), args.out)
+    write_records(args.out, {})  # an earlier training run's would name its data
     evaluate_and_report(model, test_set, args.out, args.device, batch_size=4)
     write_pictures(model, [test_set[i][0] for i in range(min(PICTURES, len(test_set)))], args)
     print(f"wrote {args.out}/model.safetensors, metrics.json and pictures/")

@@ -1,4 +1,4 @@
-"""One training run at a time in an output folder.
+"""One training run (``train``'s or ``demo``'s) at a time in an output folder.
 
 Two runs writing to one ``--out`` at once would each replace the other's checkpoints,
 metrics and model file, and both would end "successfully". A run holds an advisory lock
@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 try:
     import fcntl
@@ -30,22 +31,49 @@ def training_lock(out: Path) -> Iterator[None]:
     Raises:
         ValueError: another process holds it, naming that process.
     """
-    if fcntl is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if not _locks():
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
     with open(out / LOCK_FILE, "a+", encoding="utf-8") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or "unknown"
-            raise ValueError(
-                f"{out} is being written by another training run (process {holder}): wait "
-                "for it to end, or choose another --out"
-            ) from None
+        _lock(file, out)
         file.seek(0)
         file.truncate()
         file.write(f"{os.getpid()}\n")
         file.flush()
         yield
+
+
+def check_unlocked(out: Path) -> None:
+    """Refuse an ``out`` whose lock another process holds, without creating anything: a
+    check of what ``out`` holds must not take a run's files for those of a finished or
+    stopped one.
+
+    Raises:
+        ValueError: another process holds the lock, naming that process.
+    """
+    if _locks() and (out / LOCK_FILE).is_file():
+        with open(out / LOCK_FILE, encoding="utf-8") as file:
+            _lock(file, out)  # released as the file closes
+
+
+def _locks() -> bool:
+    """Whether runs lock their folder here (see the module)."""
+    return fcntl is not None and int(os.environ.get("WORLD_SIZE", "1")) <= 1
+
+
+def _lock(file: IO[str], out: Path) -> None:
+    """Take the lock of ``out`` on its open lock ``file``.
+
+    Raises:
+        ValueError: another process holds it, naming that process.
+    """
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "unknown"
+        raise ValueError(
+            f"{out} is being written by another training run (process {holder}): wait "
+            "for it to end, or choose another --out"
+        ) from None

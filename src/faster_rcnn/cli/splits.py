@@ -6,6 +6,11 @@ apart from both: Pascal VOC's ``trainval`` convention, which detectron2 and mmde
 follow too. ``train`` never looks at validation images, so they would go unused
 otherwise. The splits trained on are written to ``<--out>/training_splits.json``, and
 ``evaluate`` warns when asked to score one of them.
+
+These records are written with the model file, once it is trained, and an earlier run's
+record that a run does not rewrite is removed then: ``evaluate`` reads the records beside
+a model as that model's, so they must always be those of the run that wrote it, not of
+one that failed to start or stopped before its end, nor of an earlier one.
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..data.dataset import DetectionDataset
-from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, write_split
+from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, split_record
 from ..data.joined import JoinedDataset
 from ..data.open import GENERATED, DatasetLayout, find_layout
 from .arguments import open_fraction, random_seed
 
 TRAINING_SPLITS_FILE = "training_splits.json"
+# What a training run records beside its model file (file name: its JSON content).
+Records = dict[str, dict[str, Any]]
 
 
 def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,29 +47,45 @@ def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def training_images(args: argparse.Namespace) -> DetectionDataset:
+def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records]:
     """The ``--split`` of ``--data`` (default: :func:`default_training_splits`), less what
-    ``--val-fraction`` holds out (the split written to ``<--out>/split.json``)."""
+    ``--val-fraction`` holds out; and the records of both (``training_splits.json`` for
+    data with splits, ``split.json`` for a held-out part) for :func:`write_records` to
+    write beside the model once it is trained."""
     layout = find_layout(args.data)
     splits = (args.split,) if args.split else default_training_splits(layout)
     dataset, trained_on = _open_training_splits(layout, splits)
+    data = _data_key(args.data)
+    records: Records = {}
     if layout.splits:
-        _write_training_splits(args.out / TRAINING_SPLITS_FILE, args.data, trained_on)
+        records[TRAINING_SPLITS_FILE] = {"data": data, "splits": trained_on}
     if args.val_fraction is None:
         if not layout.splits:
             print(
                 f"{args.data}: {layout.format} without splits: training on all "
                 f"{len(dataset)} images (--val-fraction F holds some out for evaluate)"
             )
-        return dataset
-    file = args.out / SPLIT_FILE
-    parts = write_split(file, _data_key(args.data), dataset, args.val_fraction, args.split_seed)
+        return dataset, records
+    parts, records[SPLIT_FILE] = split_record(data, dataset, args.val_fraction, args.split_seed)
     print(
         f"{args.data}: {len(parts['val'])} of {len(dataset)} images held out for evaluation "
         f"(--val-fraction {args.val_fraction:g}, --split-seed {args.split_seed}), listed in "
-        f"{file}"
+        f"{args.out / SPLIT_FILE} with the model"
     )
-    return Subset(dataset, parts["train"])
+    return Subset(dataset, parts["train"]), records
+
+
+def write_records(out: Path, records: Mapping[str, dict[str, Any]]) -> None:
+    """Write a training run's ``records`` (file name: content) into ``out``, beside the
+    model file it has just written, and remove an earlier run's record that ``records``
+    lacks: ``evaluate`` reads both as the model's (:func:`trained_data`,
+    :func:`evaluation_images`)."""
+    for name in (TRAINING_SPLITS_FILE, SPLIT_FILE):
+        file = out / name
+        if name in records:
+            file.write_text(json.dumps(records[name], indent=1))
+        else:
+            file.unlink(missing_ok=True)
 
 
 def default_training_splits(layout: DatasetLayout) -> tuple[str, ...]:
@@ -105,11 +129,6 @@ def _open_training_splits(
         f"(--split {splits[0]} trains on {splits[0]} alone)"
     )
     return JoinedDataset(parts), names
-
-
-def _write_training_splits(path: Path, data: str, splits: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"data": _data_key(data), "splits": splits}, indent=1))
 
 
 def _data_key(data: str) -> str:

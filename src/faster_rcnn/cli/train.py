@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
 from ..anchor_file import with_anchor_file
-from ..backbones import load_backbone_weights
+from ..backbones import build_backbone, load_backbone_weights
 from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
@@ -43,7 +44,14 @@ from ..data.small_object_paste import SmallObjectPaste
 from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
-from ..train.alternating import AlternatingConfig, train_alternating
+from ..train import non_approximate, rpn_only
+from ..train.alternating import (
+    STAGES,
+    AlternatingConfig,
+    is_step_config,
+    no_step_to_resume,
+    train_alternating,
+)
 from ..train.checkpoint import STATE_FILE, TrainingCheckpoint, read_model_config, save_model
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
@@ -63,8 +71,8 @@ from ..train.recipe import (
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
 from ..train.step_timing import TIMED_STEPS, median_step_seconds
-from ..train.train_config import LR_PER_IMAGE, TrainConfig
-from ..train.trainer import Trainer
+from ..train.train_config import LR_PER_IMAGE, TrainConfig, steps_bound
+from ..train.trainer import Trainer, nothing_to_resume
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
@@ -81,21 +89,24 @@ from .arguments import (
     with_image_sizes,
 )
 from .model_options import add_config_options, given_settings, with_config_options
-from .out_lock import training_lock
-from .splits import add_holdout_arguments, training_images
+from .out_lock import check_unlocked, training_lock
+from .splits import add_holdout_arguments, training_images, write_records
 
 MODEL_FILE = "model.safetensors"
 # The trainers of the single-stage schemes; "alternating" runs four stages.
 STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, "rpn": rpn_trainer}
+# The stages of each scheme's run: the folders under --out its checkpoints are in.
+SCHEME_STAGES = {
+    "joint": ("joint",),
+    "non-approximate": (non_approximate.STAGE,),
+    "rpn": (rpn_only.STAGE,),
+    "alternating": STAGES,
+}
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
-# With --minutes and no --steps the budget alone ends the run: the steps are bounded only
-# for the schedule's arithmetic, at more a second than any device runs (a step launches
-# hundreds of operators, each costing microseconds at the least).
-MAX_STEPS_PER_SECOND = 1000
 
 
 # The step schedule's decays, as argparse help writes percent signs.
@@ -321,13 +332,13 @@ def run(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """Train as ``args`` say (their options checked) and write the model file."""
-    dataset = training_images(args)
+    dataset, records = training_images(args)
     if args.skip_difficult:
         dataset = WithoutDifficult(dataset)
     require_boxes(dataset, args)
     if args.cache_images:
         dataset = InMemoryDataset(dataset)
-    config = model_config(args, dataset)
+    config = model_config(args, dataset.class_names)
     lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
     rate: dict[str, Any] = {"lr": lr}
     repeat = args.repeat_threshold
@@ -359,6 +370,7 @@ def train(args: argparse.Namespace) -> int:
         trainer_of = STAGE_TRAINERS[args.scheme]
         trainer = trainer_of(model, dataset, train_cfg, out_dir=args.out, progress=True)
         fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
+    write_records(args.out, records)
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
 
@@ -389,37 +401,116 @@ def run_length(args: argparse.Namespace) -> int:
     the run before; else :data:`DEFAULT_STEPS`."""
     if args.steps is not None:
         return args.steps
-    return DEFAULT_STEPS if args.minutes is None else steps_bound(args.minutes)
-
-
-def steps_bound(minutes: float) -> int:
-    """More steps than fit in ``minutes`` on any device (see :data:`MAX_STEPS_PER_SECOND`)."""
-    return max(1, int(minutes * 60 * MAX_STEPS_PER_SECOND))
+    return DEFAULT_STEPS if args.minutes is None else steps_bound(args.minutes * 60)
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """Refuse options the run would ignore or cannot honour, before anything is loaded."""
+    """Refuse, before the data is read or anything written, options the run would ignore
+    or cannot honour: model settings that make no valid model, an ``--out`` it cannot
+    write (or resume) in, ``--weights`` that do not load."""
     if args.cache_images and args.workers:
         raise ValueError("--cache-images works with --workers 0 only")
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_amp(args)
-    check_out(args.out, args.resume)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the run's own config warns
+        model_config(args, ["object"])  # one class: the options' settings do not vary
+    check_out(args.out, args.scheme, args.resume)
+    check_weights(args)
 
 
-def check_out(out: Path, resume: bool) -> None:
-    """Refuse an ``--out`` that is a file, and, without ``--resume``, one holding the
-    checkpoint of a run that did not finish: starting afresh there would overwrite the
-    work it saved, which ``--resume`` continues."""
-    check_out_folder(out, "training writes")
-    if resume or not out.is_dir():
+def check_weights(args: argparse.Namespace) -> None:
+    """Refuse ``--weights`` that do not load into the preset's backbone (unreadable, not
+    ImageNet weights of its kind, or for a backbone it has none for)."""
+    if args.weights is None:
         return
+    backbone = build_backbone(preset_config(args.preset, 2).backbone)
+    try:
+        load_backbone_weights(backbone, args.weights)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"--weights: {error}") from None
+
+
+def check_out(
+    out: Path, scheme: str | None, resume: bool = False, writes: str = "training writes"
+) -> None:
+    """Refuse an ``--out`` that cannot be written (``writes`` ends the message) or that
+    another run is writing; with ``resume``, one without a checkpoint of a ``scheme``
+    run; without it, one holding the checkpoint of a run that did not finish, whose work
+    a fresh start would overwrite (``scheme`` ``None``: a command without ``--resume``,
+    the demo)."""
+    check_out_folder(out, writes)
+    if out.is_dir():
+        check_unlocked(out)
+    if scheme is not None and resume:
+        check_resume(out, scheme)
+    elif out.is_dir():
+        refuse_unfinished_run(out, scheme)
+
+
+def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
+    """Refuse an ``out`` holding the checkpoint of a run that did not finish, saying how
+    a command training ``scheme`` continues it (``None``: it cannot)."""
     unfinished = unfinished_checkpoints(out)
     if unfinished:
         raise ValueError(
             f"{out} holds the checkpoint of a run that did not finish ({unfinished[0]}): "
-            "--resume continues it; to start anew, remove it or choose another --out"
+            f"{continued_by(unfinished[0], scheme)}to start anew, remove it or choose "
+            "another --out"
         )
+
+
+def continued_by(checkpoint: Path, scheme: str | None) -> str:
+    """The options that continue the run of ``checkpoint`` from a command running
+    ``scheme`` (``None``: one that cannot resume), as advice ending in "; "."""
+    if scheme is None:
+        return ""
+    its_scheme = scheme_of(checkpoint)
+    if its_scheme is None or its_scheme == scheme:
+        return "--resume continues it; "
+    return f"--scheme {its_scheme} --resume continues it; "
+
+
+def check_resume(out: Path, scheme: str) -> None:
+    """Refuse ``--resume`` where ``out`` holds no checkpoint of a ``scheme`` run, naming
+    the scheme of the run whose checkpoint it holds, if any."""
+    saved = saved_checkpoints(out) if out.is_dir() else []
+    found = {checkpoint: scheme_of(checkpoint) for checkpoint in saved}
+    if scheme in found.values():
+        return
+    others = [(checkpoint, its) for checkpoint, its in found.items() if its is not None]
+    if not others:
+        nothing_to_resume_in(out, scheme)
+    checkpoint, its_scheme = others[0]
+    state = "an unfinished" if checkpoint in unfinished_checkpoints(out) else "a finished"
+    raise ValueError(
+        f"{out} holds {state} --scheme {its_scheme} run ({checkpoint}), not a --scheme "
+        f"{scheme} one: give --scheme {its_scheme} --resume to continue it"
+    )
+
+
+def nothing_to_resume_in(out: Path, scheme: str) -> NoReturn:
+    """Refuse ``--resume`` where ``out`` holds no checkpoint of ``scheme``'s stages, as
+    its trainers would once the data is read.
+
+    Raises:
+        FileNotFoundError: always.
+    """
+    if scheme == "alternating":
+        raise FileNotFoundError(no_step_to_resume(out))
+    stage = SCHEME_STAGES[scheme][0]
+    raise FileNotFoundError(nothing_to_resume(stage, out / stage))
+
+
+def scheme_of(checkpoint: Path) -> str | None:
+    """The ``--scheme`` of the run that wrote the stage checkpoint ``checkpoint`` (a
+    folder of ``--out``, or its ``.previous``); ``None`` for a stage no scheme has."""
+    stage = checkpoint.name.removesuffix(".previous")
+    if stage == rpn_only.STAGE:
+        alternating = is_step_config(TrainingCheckpoint.train_config_in(checkpoint))
+        return "alternating" if alternating else "rpn"
+    return next((name for name, stages in SCHEME_STAGES.items() if stage in stages), None)
 
 
 def unfinished_checkpoints(out: Path) -> list[Path]:
@@ -445,10 +536,11 @@ def check_amp(args: argparse.Namespace) -> None:
         )
 
 
-def model_config(args: argparse.Namespace, dataset: DetectionDataset) -> FasterRCNNConfig:
-    """The preset for the dataset's classes, with the anchors and image sizes asked for."""
-    config = preset_config(args.preset, dataset.num_classes)
-    config = config.replace(class_names=tuple(dataset.class_names))
+def model_config(args: argparse.Namespace, class_names: Sequence[str]) -> FasterRCNNConfig:
+    """The preset for the classes ``class_names``, with the anchors and image sizes asked
+    for."""
+    config = preset_config(args.preset, len(class_names) + 1)
+    config = config.replace(class_names=tuple(class_names))
     stages = returned_layers(args)
     if stages:
         config = config.with_returned_layers(stages)
@@ -466,7 +558,9 @@ def returned_layers(args: argparse.Namespace) -> tuple[int, ...] | None:
         return tuple(args.returned_layers)
     if args.resume and args.out.is_dir():
         for checkpoint in saved_checkpoints(args.out):
-            return read_model_config(checkpoint / MODEL_FILE).backbone.resolved_returned_layers()
+            if scheme_of(checkpoint) == args.scheme:
+                model = read_model_config(checkpoint / MODEL_FILE)
+                return model.backbone.resolved_returned_layers()
     return None
 
 

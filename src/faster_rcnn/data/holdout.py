@@ -83,17 +83,21 @@ def holdout_indices(keys: Sequence[str], fraction: float, seed: int) -> dict[str
     return {"train": sorted(order[held:]), "val": sorted(order[:held])}
 
 
-def write_split(
-    path: Path, data: str, dataset: DetectionDataset, fraction: float, seed: int
-) -> dict[str, list[int]]:
-    """Split ``dataset`` (see :func:`holdout_indices`) and write the split to ``path``."""
+def split_record(
+    data: str, dataset: DetectionDataset, fraction: float, seed: int
+) -> tuple[dict[str, list[int]], dict[str, Any]]:
+    """Split ``dataset`` (see :func:`holdout_indices`): the item indices of each part, and
+    the record of the split that a split file holds (:func:`read_split` reads it)."""
     keys = item_keys(dataset)
     parts = holdout_indices(keys, fraction, seed)
-    record = {"format": SPLIT_FORMAT, "data": data, "val_fraction": fraction, "seed": seed}
+    record: dict[str, Any] = {
+        "format": SPLIT_FORMAT,
+        "data": data,
+        "val_fraction": fraction,
+        "seed": seed,
+    }
     record.update({part: [keys[i] for i in parts[part]] for part in PARTS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
-    return parts
+    return parts, record
 
 
 def read_split(path: Path, dataset: DetectionDataset, part: str) -> Subset:

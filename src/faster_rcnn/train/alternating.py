@@ -31,7 +31,7 @@ the same weights, bit for bit, as one that was never interrupted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import chain
@@ -80,6 +80,13 @@ def paper_step_config(
     # a time budget), or a short step (59 of 355 steps, say) spends itself warming up
     # (benchmarks/seed_study.md).
     return replace(base, steps=steps, warmup_share=WARMUP_SHARE)
+
+
+def is_step_config(settings: Mapping[str, Any]) -> bool:
+    """Whether ``settings`` (a checkpoint's ``TrainConfig`` as a dict) are a step's of this
+    scheme, whose first step is a stage ``"rpn"`` as the RPN trained alone is: each step
+    caps its warm-up at a share of it (:func:`paper_step_config`), the other schemes never."""
+    return settings.get("warmup_share") is not None
 
 
 @dataclass
@@ -489,7 +496,12 @@ def _check_resumable(out_dir: Path | None) -> None:
     if out_dir is None:
         raise ValueError("resume=True needs out_dir, where the checkpoints are")
     if not any(TrainingCheckpoint.find(Path(out_dir) / name) for name in STAGES):
-        raise FileNotFoundError(
-            f"nothing to resume: no checkpoint of any alternating step ({', '.join(STAGES)}) "
-            f"in {out_dir}; start without resuming"
-        )
+        raise FileNotFoundError(no_step_to_resume(out_dir))
+
+
+def no_step_to_resume(out_dir: Path) -> str:
+    """Why there is no run of this scheme to resume in ``out_dir``."""
+    return (
+        f"nothing to resume: no checkpoint of any alternating step ({', '.join(STAGES)}) "
+        f"in {out_dir}; start without resuming"
+    )

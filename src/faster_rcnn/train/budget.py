@@ -153,6 +153,23 @@ class TimeBudgetPacer:
         return self.total_steps
 
 
+def resumed_plan(plan: int | None, planned_for: float | None, seconds: float | None) -> int | None:
+    """The run length a resumed stage starts from, with a budget of ``seconds`` (``None``:
+    none), where its checkpoint had projected ``plan`` steps for one of ``planned_for``.
+
+    Where the budget changed (a finished run given more minutes, say), the plan is as many
+    steps as the new budget fits at the speed that plan was projected from: kept as it
+    was, it would end the schedule at the old length, and every step past it would train
+    at the final rate (0 for the cosine). Without a budget the plan is the steps asked for
+    (``None``), as in any run without one.
+    """
+    if seconds is None:
+        return None
+    if plan is None or not planned_for:
+        return plan
+    return max(1, round(plan * seconds / planned_for))
+
+
 class SharedBudget:
     """One time budget for stages run one after another, shared by weight: each stage
     gets its weight's share of the time left when it starts, so time a stage leaves

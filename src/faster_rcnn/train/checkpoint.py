@@ -276,6 +276,19 @@ class TrainingCheckpoint:
         return float(_read_state(found / STATE_FILE).get("seconds_spent") or 0.0)
 
     @classmethod
+    def train_config_in(cls, directory: str | Path) -> dict[str, Any]:
+        """The training settings (``TrainConfig`` as a dict) of the checkpoint in
+        ``directory``, its weights unread; empty where there is no checkpoint.
+
+        Raises:
+            ValueError: the state file is unreadable.
+        """
+        found = cls.find(directory)
+        if found is None:
+            return {}
+        return dict(_read_state(found / STATE_FILE).get("train_config") or {})
+
+    @classmethod
     def load(cls, directory: str | Path, model: FasterRCNN) -> TrainingCheckpoint:
         """Load the checkpoint in ``directory``: weights into ``model``, the rest returned.
 

@@ -22,6 +22,8 @@ from ..model import FasterRCNN
 from .train_config import TrainConfig
 from .trainer import OnStep, Trainer
 
+STAGE = "rpn"
+
 
 def rpn_losses(
     model: FasterRCNN,
@@ -85,7 +87,7 @@ def rpn_trainer(
         cfg,
         compute_losses=rpn_losses,
         parameters=parameters,
-        stage="rpn",
+        stage=STAGE,
         out_dir=out_dir,
         on_step=on_step,
         progress=progress,

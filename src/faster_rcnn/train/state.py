@@ -20,6 +20,7 @@ from ..config import FasterRCNNConfig
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
 from . import distributed
+from .budget import resumed_plan
 from .checkpoint import MODEL_FILE, TrainingCheckpoint, WeightsMismatchError, read_model_config
 from .precision import mixed_precision_dtype
 from .train_config import TrainConfig
@@ -123,7 +124,10 @@ class TrainingState:
         checkpoint.restore_global_rng()
         self.lr_scale = checkpoint.lr_scale
         self.seconds_spent = checkpoint.seconds_spent or 0.0
-        self.planned_steps = checkpoint.planned_steps
+        saved_budget = checkpoint.train_config.get("max_seconds")
+        self.planned_steps = resumed_plan(
+            checkpoint.planned_steps, saved_budget, self.cfg.max_seconds
+        )
         return list(checkpoint.history)
 
     def _restore_generator(self, checkpoint: TrainingCheckpoint, stage_dir: Path) -> None:

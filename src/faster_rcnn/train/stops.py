@@ -11,6 +11,7 @@ finite ends in :class:`TrainingDiverged`, also after a checkpoint.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -45,13 +46,22 @@ class TrainingDiverged(FloatingPointError):
 
 
 class StopRequest:
-    """The stop signal received, if any: :attr:`signum`, set by :meth:`handle`."""
+    """The stop signal received, if any: :attr:`signum`, set by :meth:`handle`.
+
+    Only the process that made it handles signals: a data-loader worker forked while its
+    handler is installed inherits it, and a Ctrl-C reaches every process of the
+    terminal's group, but the main process alone decides when training stops (the
+    worker loads on until it is shut down) and says so.
+    """
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._first_press = 0.0
+        self._pid = os.getpid()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            return
         if signum == signal.SIGINT and self.signum == signal.SIGINT:
             if time.monotonic() - self._first_press > DOUBLE_PRESS_SECONDS:
                 raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait

@@ -20,9 +20,18 @@ RESUMABLE_CHANGES = frozenset(
         "skip_unreadable",
     }
 )
+# With a time budget and no step count, a run's steps are bounded only for the schedule's
+# arithmetic, at more a second than any device runs (a step launches hundreds of
+# operators, each costing microseconds at the least): the budget alone ends the run.
+MAX_STEPS_PER_SECOND = 1000
 # The peak learning rate for each image of a batch (linear scaling, as detectron2's and
 # torchvision's references do): 0.01 for 4 images measured best (benchmarks/seed_study.md).
 LR_PER_IMAGE = 0.0025
+
+
+def steps_bound(seconds: float) -> int:
+    """More steps than fit in ``seconds`` on any device (:data:`MAX_STEPS_PER_SECOND`)."""
+    return max(1, int(seconds * MAX_STEPS_PER_SECOND))
 
 
 @dataclass(frozen=True)
@@ -140,10 +149,31 @@ class TrainConfig:
 
     def changes_since(self, saved: dict[str, Any]) -> list[str]:
         """The settings that differ from ``saved`` (a checkpoint's ``asdict``) and change
-        what a resumed run computes, as ``"name old -> new"``."""
+        what a resumed run computes, as ``"name old -> new"``; changed steps as the run's
+        length (:func:`_length_change`)."""
         current = dataclasses.asdict(self)
         return [
-            f"{name} {saved.get(name)!r} -> {current[name]!r}"
+            _length_change(saved, current)
+            if name == "steps"
+            else f"{name} {saved.get(name)!r} -> {current[name]!r}"
             for name in sorted(current.keys() - RESUMABLE_CHANGES)
             if saved.get(name) != current[name]
         ]
+
+
+def _length_change(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """``"steps 2 -> 4"``; where a time budget bounds either run, ``"run length 0.1
+    minutes -> 0.4 minutes"``: the steps of a run its budget ends are only the budget's
+    bound (:func:`steps_bound`), which nobody gave."""
+    if saved.get("max_seconds") is None and current["max_seconds"] is None:
+        return f"steps {saved.get('steps')!r} -> {current['steps']!r}"
+    return f"run length {_run_length(saved)} -> {_run_length(current)}"
+
+
+def _run_length(settings: dict[str, Any]) -> str:
+    """What ends a run of ``settings``: its steps, its budget, or the first of both."""
+    steps, seconds = settings.get("steps"), settings.get("max_seconds")
+    if seconds is None:
+        return f"{steps} steps"
+    minutes = f"{seconds / 60:g} minutes"
+    return minutes if steps >= steps_bound(seconds) else f"{minutes}, at most {steps} steps"

@@ -56,7 +56,7 @@ LossFn = Callable[
 # The stage's step callback: (step index, its losses as floats).
 OnStep = Callable[[int, dict[str, float]], None]
 
-__all__ = ["LossFn", "OnStep", "Trainer", "detector_losses"]
+__all__ = ["LossFn", "OnStep", "Trainer", "detector_losses", "nothing_to_resume"]
 
 
 def detector_losses(
@@ -324,7 +324,7 @@ class Trainer:
             if self.stage_dir is None:
                 raise ValueError("resume=True needs out_dir, where the checkpoint is")
             if TrainingCheckpoint.find(self.stage_dir) is None:
-                raise FileNotFoundError(_nothing_to_resume(self.stage, self.stage_dir))
+                raise FileNotFoundError(nothing_to_resume(self.stage, self.stage_dir))
             history = self.state.restore(self.stage_dir)
             self.resumed_at = len(history)
             if self.progress and self.rank == 0:
@@ -415,7 +415,7 @@ def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _nothing_to_resume(stage: str, stage_dir: Path) -> str:
+def nothing_to_resume(stage: str, stage_dir: Path) -> str:
     """Why there is no checkpoint of ``stage`` in ``stage_dir`` to resume."""
     held = [name for name in (MODEL_FILE, STATE_FILE) if (stage_dir / name).is_file()]
     if len(held) == 1:
