@@ -193,7 +193,8 @@ def test_a_time_limited_run_resumed_for_longer_lays_its_schedule_over_the_new_le
     assert min(lrs[22:]) > 0
 
     steps = cfg.replace(steps=33, max_seconds=None)
-    Trainer(tiny_model(), DATA, steps, out_dir=tmp_path / "steps").fit(resume=True)
+    with pytest.warns(UserWarning, match=r"run length 1\.1 minutes, at most 1000 steps -> 33 "):
+        Trainer(tiny_model(), DATA, steps, out_dir=tmp_path / "steps").fit(resume=True)
     lrs = [record["lr"] for record in read_records(tmp_path / "steps" / "metrics.jsonl")]
     assert lrs[22:] == pytest.approx([learning_rate(steps, step) for step in range(22, 33)])
     assert min(lrs[22:]) > 0
