@@ -233,6 +233,29 @@ def test_a_split_without_images_is_refused_by_train_and_evaluate(coco_run, tmp_p
     assert not (tmp_path / "e" / "metrics.json").exists()
 
 
+def scored_both_ways(
+    model: Path, root: Path, test_file: Path, tmp_path: Path, capsys
+) -> tuple[dict, str]:
+    """``evaluate``'s metrics of the test split of ``root`` against its targets and what it
+    printed to stderr, checked to give the COCO AP it gives against ``test_file``."""
+    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    err = capsys.readouterr().err
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    argv += ["--coco-annotations", str(test_file), "--out", str(tmp_path / "f")]
+    assert main(argv) == 0
+    with_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert with_file["coco_ap"] == pytest.approx(metrics["coco_ap"], abs=1e-6)
+    return metrics, err
+
+
+def detections_of_test_split(model: Path, root: Path, out: Path) -> list[dict]:
+    """``predict --data``'s detections of the test split of ``root``, every score."""
+    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(out), "--score", "0"]) == 0
+    return json.loads((out / "detections.json").read_text())
+
+
 def test_a_split_with_some_of_the_models_classes_in_its_own_order_is_scored(
     coco_run, tmp_path, capsys
 ):
@@ -244,19 +267,11 @@ def test_a_split_with_some_of_the_models_classes_in_its_own_order_is_scored(
     _, _, model = coco_run
     root = tmp_path / "data"
     test_file = write_coco_split(root, "test", {"ellipse": 1, "rectangle": 2})
-    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
-    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
-    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    metrics, _ = scored_both_ways(model, root, test_file, tmp_path, capsys)
     assert metrics["voc_ap50/triangle"] is None  # no box of it: no AP, out of the mean
     assert metrics["voc_ap50/ellipse"] is not None and metrics["voc_ap50/rectangle"] is not None
-    argv += ["--coco-annotations", str(test_file), "--out", str(tmp_path / "f")]
-    assert main(argv) == 0
-    with_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
-    assert with_file["coco_ap"] == pytest.approx(metrics["coco_ap"], abs=1e-6)
 
-    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
-    assert main([*argv, "--out", str(tmp_path / "p"), "--score", "0"]) == 0
-    results = json.loads((tmp_path / "p" / "detections.json").read_text())
+    results = detections_of_test_split(model, root, tmp_path / "p")
     assert results and {r["category_name"] for r in results} <= {"ellipse", "rectangle"}
     for r in results:
         assert r["category_id"] == {"ellipse": 1, "rectangle": 2}[r["category_name"]]
@@ -275,25 +290,16 @@ def test_a_split_with_classes_the_model_lacks_scores_them_as_never_found(tmp_pat
     argv = ["train", "--data", str(root), "--split", "train", "--steps", "1", *TINY]
     assert main([*argv, "--batch-size", "2", "--out", str(model.parent)]) == 0
     capsys.readouterr()
-    argv = ["evaluate", "--model", str(model), "--data", str(root), "--split", "test"]
-    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
-    err = capsys.readouterr().err
+    metrics, err = scored_both_ways(model, root, test_file, tmp_path, capsys)
     assert (
         f"faster-rcnn: warning: {root} (test) has classes the model was not trained on, "
         "['ellipse', 'hexagon']: they are scored as never found" in err
     )
-    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["voc_ap50/ellipse"] == 0.0 and metrics["voc_ap50/hexagon"] is None
     assert metrics["voc_ap50/triangle"] is None  # the model's, but no box of it in test
     assert metrics["voc_map50"] == pytest.approx(metrics["voc_ap50/rectangle"] / 2)
-    argv += ["--coco-annotations", str(test_file), "--out", str(tmp_path / "f")]
-    assert main(argv) == 0
-    with_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
-    assert with_file["coco_ap"] == pytest.approx(metrics["coco_ap"], abs=1e-6)
 
-    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
-    assert main([*argv, "--out", str(tmp_path / "p"), "--score", "0"]) == 0
-    results = json.loads((tmp_path / "p" / "detections.json").read_text())
+    results = detections_of_test_split(model, root, tmp_path / "p")
     assert results and {r["category_name"] for r in results} <= {"rectangle", "triangle"}
     for r in results:
         assert r["category_id"] == CATEGORY_IDS[r["category_name"]]
