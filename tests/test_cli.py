@@ -17,6 +17,7 @@ from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.fast_inference import optimize_for_inference
 from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
@@ -181,6 +182,44 @@ def test_a_preset_meant_for_imagenet_weights_warns_without_them(tmp_path, capsys
     argv = ["train", "--data", "synthetic:2", "--steps", "1", "--preset", "mobilenet_v2_fpn"]
     assert main([*argv, *TINY, "--out", str(tmp_path)]) == 0
     assert "no --weights were given: those layers stay random" in capsys.readouterr().err
+
+
+def test_train_fine_tunes_from_a_model_file_and_says_what_it_took(tmp_path, capsys):
+    assert (
+        main(
+            ["train", "--data", "synthetic:2", "--steps", "1", *TINY, "--out", str(tmp_path / "a")]
+        )
+        == 0
+    )
+    weights = tmp_path / "a" / "model.safetensors"
+    capsys.readouterr()
+    argv = ["train", "--data", "slides:2", "--steps", "1", *TINY, "--weights", str(weights)]
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert f"{weights}: loaded 124 tensors (a whole detector)\n" in out
+    assert (
+        "  the box predictor starts fresh: none of the data's classes is among the file's "
+        "(rectangle, ellipse, triangle)\n"
+    ) in out
+    assert load_model(tmp_path / "b" / "model.safetensors").config.class_names == (
+        "cell",
+        "platelet",
+        "leukocyte",
+    )
+
+
+def test_a_detector_of_another_backbone_as_weights_is_one_line_before_any_writing(tmp_path, capsys):
+    coco = FasterRCNN.from_config(preset_config("mobilenet_v3_large_fpn", 91)).state_dict()
+    torch.save(coco, tmp_path / "coco.pth")
+    argv = ["train", "--data", "synthetic:2", "--steps", "1", *TINY, "--out", str(tmp_path / "r")]
+    assert main([*argv, "--weights", str(tmp_path / "coco.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"faster-rcnn: error: --weights: {tmp_path / 'coco.pth'}: its backbone is not this "
+        "preset's (backbone.body."
+    )
+    assert err.endswith("train with the preset it was trained with\n") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):

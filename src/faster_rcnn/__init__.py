@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them
     from .model import FasterRCNN as FasterRCNN
     from .torchvision_checkpoint import load_torchvision_checkpoint as load_torchvision_checkpoint
     from .torchvision_checkpoint import read_torchvision_state_dict as read_torchvision_state_dict
+    from .train.initial_weights import load_initial_weights as load_initial_weights
 
 # Each public name and the module that defines it.
 _HOMES = {
@@ -37,6 +38,7 @@ _HOMES = {
     "TransformConfig": ".config",
     "build_backbone": ".backbones",
     "load_backbone_weights": ".backbones",
+    "load_initial_weights": ".train.initial_weights",
     "load_torchvision_checkpoint": ".torchvision_checkpoint",
     "read_torchvision_state_dict": ".torchvision_checkpoint",
 }

@@ -49,8 +49,10 @@ class LoadReport:
         loaded: model keys that received a tensor from the file.
         missing: model keys that the file should have provided but did not.
         unexpected: file keys that fit nowhere in the model.
-        dropped: file keys left out on purpose (the ImageNet classifier, or VGG's fc6/fc7
-            when the model has no such layers).
+        dropped: file keys left out on purpose (the ImageNet classifier, VGG's fc6/fc7
+            when the model has no such layers, or a detector's tensors whose shapes
+            differ from the model's).
+        notes: sentences on what was loaded and why, printed under the first line.
     """
 
     path: str
@@ -59,9 +61,11 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"{self.path}: loaded {len(self.loaded)} tensors ({self.architecture})"]
+        lines += [f"  {note}" for note in self.notes]
         for title, keys in (
             ("missing", self.missing),
             ("unexpected", self.unexpected),
@@ -99,10 +103,14 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
             model's (the message names both keys and shapes), or nothing in the file fits
             the model.
     """
+    return load_backbone_state(model, read_state_dict(path, checkpoint_key="model"), path)
+
+
+def load_backbone_state(model: nn.Module, state: dict[str, Tensor], path: str | Path) -> LoadReport:
+    """:func:`load_backbone_weights` of the state dict ``state``, read from ``path``."""
     backbone = getattr(model, "backbone", model)
     prefix = "backbone." if backbone is not model else ""
     architecture = _architecture_of(backbone)
-    state = read_state_dict(path, checkpoint_key="model")
     targets = model.state_dict(keep_vars=True)
     expected = {
         key
@@ -174,16 +182,22 @@ def _model_key(architecture: str, file_key: str, prefix: str) -> str | None:
 
 
 # The top-level modules of a whole detector's state dict (torchvision's and ours).
-_DETECTOR_PREFIXES = ("backbone.", "rpn.", "roi_heads.")
+DETECTOR_PREFIXES = ("backbone.", "rpn.", "roi_heads.")
+
+
+def is_detector_state(state: dict[str, Tensor]) -> bool:
+    """Whether ``state`` is a whole detector's (keys under ``backbone.``, ``rpn.`` or
+    ``roi_heads.``) rather than an ImageNet classifier's."""
+    return any(key.startswith(DETECTOR_PREFIXES) for key in state)
 
 
 def _what_else(state: dict[str, Tensor], architecture: str) -> str:
     """What a file whose tensors fit no backbone is, for the error: a whole detector's
     checkpoint, or (a guess) another network's."""
-    if any(key.startswith(_DETECTOR_PREFIXES) for key in state):
+    if is_detector_state(state):
         return (
             "it is a whole detector's (backbone, rpn, roi_heads), not an ImageNet "
-            "backbone's; a torchvision detector's checkpoint loads with "
-            "faster_rcnn.load_torchvision_checkpoint"
+            "backbone's: faster_rcnn.load_initial_weights starts a model from it "
+            "(fine-tuning), faster_rcnn.load_torchvision_checkpoint rebuilds it"
         )
     return f"is it a torchvision {architecture} ImageNet checkpoint?"

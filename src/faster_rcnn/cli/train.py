@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 import torch
 
 from ..anchor_file import with_anchor_file
-from ..backbones import build_backbone, load_backbone_weights
 from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
@@ -53,6 +52,7 @@ from ..train.alternating import (
     train_alternating,
 )
 from ..train.checkpoint import STATE_FILE, TrainingCheckpoint, read_model_config, save_model
+from ..train.initial_weights import load_initial_weights
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
@@ -127,7 +127,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "head's classification loss also trains the RPN's box regression, through "
         "RoIAlign); the RPN alone; or the paper's 4-step alternating scheme",
     )
-    parser.add_argument("--weights", type=Path, help="ImageNet backbone weights (torchvision)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="ImageNet backbone weights (torchvision), or a whole detector's to fine-tune: "
+        "a model file of this package or a torchvision Faster R-CNN checkpoint of the same "
+        "preset (every layer that fits; the classes a model file shares with the data "
+        "keep their outputs)",
+    )
     parser.add_argument(
         "--anchors",
         type=Path,
@@ -421,13 +428,13 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def check_weights(args: argparse.Namespace) -> None:
-    """Refuse ``--weights`` that do not load into the preset's backbone (unreadable, not
-    ImageNet weights of its kind, or for a backbone it has none for)."""
+    """Refuse ``--weights`` that do not load into the preset's model (unreadable, not
+    ImageNet weights of its backbone's kind, a detector of another backbone, or for a
+    backbone it has none for)."""
     if args.weights is None:
         return
-    backbone = build_backbone(preset_config(args.preset, 2).backbone)
     try:
-        load_backbone_weights(backbone, args.weights)
+        load_initial_weights(FasterRCNN.from_config(preset_config(args.preset, 2)), args.weights)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"--weights: {error}") from None
 
@@ -713,7 +720,7 @@ def build_model(
     torch.manual_seed(args.seed)
     model = FasterRCNN.from_config(config)
     if args.weights:
-        report = load_backbone_weights(model, args.weights)
+        report = load_initial_weights(model, args.weights)
         if not quiet:
             print(report)
     elif expects_pretrained_backbone(config) and not quiet:

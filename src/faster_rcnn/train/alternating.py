@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..backbones import LoadReport, load_backbone_weights
+from ..backbones import LoadReport
 from ..config import FasterRCNNConfig
 from ..data.dataset import Sample
 from ..data.unreadable import UnreadableLog
@@ -49,6 +49,7 @@ from ..model import FasterRCNN
 from .budget import SharedBudget
 from .checkpoint import TrainingCheckpoint
 from .distributed import rank_and_world_size
+from .initial_weights import load_initial_weights
 from .rpn_only import rpn_losses, rpn_trainer
 from .train_config import TrainConfig
 from .trainer import LossFn, OnStep, Trainer
@@ -117,7 +118,7 @@ class AlternatingResult:
     """The trained network and the per-step loss histories of :func:`train_alternating`.
 
     Each history holds, per iteration, the step's losses and their sum ``"loss"``;
-    ``weights_report`` says what the ImageNet checkpoint provided (``None``: none given);
+    ``weights_report`` says what the initial weights provided (``None``: none given);
     ``unreadable``, the images no step could read (each replaced by the next readable one).
     """
 
@@ -138,7 +139,9 @@ def build_initial_model(
     channels_last: bool = False,
 ) -> tuple[FasterRCNN, LoadReport | None]:
     """A fresh detector for step 1 or 2: random layers drawn from ``seed``, and the
-    backbone (with VGG-16's fc6/fc7) from an ImageNet checkpoint when one is given.
+    backbone (with VGG-16's fc6/fc7) from an ImageNet checkpoint, or what fits of a whole
+    detector's (:func:`~faster_rcnn.train.initial_weights.load_initial_weights`), when
+    one is given.
 
     The global random state is left as it was.
 
@@ -151,7 +154,7 @@ def build_initial_model(
         model = FasterRCNN.from_config(config)
     report = None
     if backbone_weights is not None:
-        report = load_backbone_weights(model, backbone_weights)
+        report = load_initial_weights(model, backbone_weights)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -406,7 +409,8 @@ def train_alternating(
         alt_cfg: the four steps' settings and the initialisation seed (A uses
             ``init_seed``, B ``init_seed + 1``).
         backbone_weights: an ImageNet checkpoint for both backbones (and VGG-16's
-            fc6/fc7); ``None`` keeps the random initialisation.
+            fc6/fc7), or a whole detector's for both networks (what fits of it);
+            ``None`` keeps the random initialisation.
         on_step: called after every iteration with the step's name (``"rpn"``,
             ``"fast_rcnn"``, ``"rpn_finetune"``, ``"fast_rcnn_finetune"``), the
             iteration within the step and its losses.

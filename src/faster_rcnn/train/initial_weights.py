@@ -1,0 +1,247 @@
+"""The weights a training run starts from: an ImageNet backbone's, or a whole detector's.
+
+``train --weights`` takes either. An ImageNet classifier fills the backbone
+(:func:`~faster_rcnn.backbones.load_backbone_weights`). A whole detector's checkpoint, a
+model file of this package or a torchvision Faster R-CNN checkpoint of the same preset
+(COCO's, say), starts a fine-tuning run: every tensor whose name and shape fit the model is
+taken (the backbone and its FPN, the RPN, the box head) and the rest start fresh, as in
+torchvision's fine-tuning tutorial and detectron2. The class-specific layers, the box
+predictor's class scores and box deltas, are taken class by class where the file names its
+classes, as this package's model files do: a class of the data that the file knows keeps
+what it learned, a new one starts fresh. A torchvision file names none, so its predictor
+is left out, as the tutorial replaces it. The FPN's blocks are matched by the backbone
+stage they read, so a model whose FPN reads a finer stage (the recipe's finer map) than
+the file's still takes each level's blocks from the level that read its stage.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..backbones.weights import LoadReport, is_detector_state, load_backbone_state
+from ..config import BACKBONES, FasterRCNNConfig
+from ..model import FasterRCNN
+from ..torchvision_checkpoint import read_torchvision_state_dict
+from .checkpoint import read_model_config
+
+PREDICTOR = "roi_heads.box_predictor."
+# The predictor's layers and how many outputs each has per class.
+_PREDICTOR_LAYERS = {"cls_score": 1, "bbox_pred": 4}
+# An FPN block's key: which of the two blocks, and its level (old layouts included).
+_FPN_BLOCK = re.compile(r"^backbone\.fpn\.(inner_blocks|layer_blocks)\.(\d+)\.(.*)$")
+
+
+def load_initial_weights(model: FasterRCNN, path: str | Path) -> LoadReport:
+    """Load the weights a training run starts from into a fresh ``model``, in place.
+
+    Args:
+        model: the detector to train, as built (random layers drawn).
+        path: an ImageNet classifier's checkpoint (for the backbone) or a whole
+            detector's: a model file of this package, or a torchvision Faster R-CNN state
+            dict or training checkpoint (``{"model": ...}``) of the same preset.
+
+    Returns:
+        What was loaded, dropped and left fresh, with notes on the box predictor.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is unreadable, or its backbone is not the model's (the
+            message names the first tensor that differs).
+    """
+    state = read_torchvision_state_dict(path)
+    if not is_detector_state(state):
+        return load_backbone_state(model, state, path)
+    return load_detector_state(model, state, path, _model_config_in(path))
+
+
+def load_detector_state(
+    model: FasterRCNN,
+    state: dict[str, Tensor],
+    path: str | Path,
+    file_config: FasterRCNNConfig | None = None,
+) -> LoadReport:
+    """Fine-tuning's start: the tensors of the detector state dict ``state`` (read from
+    ``path``) that fit ``model``, its predictor class by class.
+
+    Args:
+        file_config: the config of the model that wrote ``state`` where known (this
+            package's model files): its classes and the stages its FPN reads. ``None``
+            (torchvision's files): no class names, and the backbone's default stages.
+
+    Raises:
+        ValueError: ``state``'s backbone is not ``model``'s; the model is left untouched.
+    """
+    targets = model.state_dict()
+    _check_backbone_fits(state, targets, path)
+    report = LoadReport(path=str(path), architecture="a whole detector")
+    state = _align_fpn_levels(state, _fpn_stages(model.config, file_config), report)
+    fitting: dict[str, Tensor] = {}
+    reshaped = []
+    for key, tensor in state.items():
+        target = targets.get(key)
+        if key.startswith(PREDICTOR) or target is None or target.shape == tensor.shape:
+            fitting[key] = tensor
+        else:
+            reshaped.append(key)
+    report.dropped += reshaped
+    if reshaped:
+        key = reshaped[0]
+        report.notes.append(
+            f"dropped: tensors whose shapes differ from the model's start fresh (the "
+            f"first, {key}: {tuple(state[key].shape)} in the file, "
+            f"{tuple(targets[key].shape)} in the model)"
+        )
+    predictor = {k: fitting.pop(k) for k in list(fitting) if k.startswith(PREDICTOR)}
+    # Old torchvision key layouts are renamed by the modules' own load hooks.
+    result = model.load_state_dict(fitting, strict=False)
+    report.unexpected = list(result.unexpected_keys)
+    missing = set(result.missing_keys)
+    file_classes = (file_config.class_names or None) if file_config is not None else None
+    taken = _load_predictor(model, predictor, file_classes, report)
+    missing -= {PREDICTOR + key for key in taken}
+    report.loaded = [key for key in targets if key not in missing]
+    report.missing = [
+        key
+        for key in targets
+        if key in missing and not key.startswith(PREDICTOR) and key not in state
+    ]
+    return report
+
+
+def _fpn_stages(
+    config: FasterRCNNConfig, file_config: FasterRCNNConfig | None
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The backbone stages the file's FPN levels read and the model's, in level order;
+    ``None`` where the backbone has no choice of stages."""
+    spec = BACKBONES.get(config.backbone.name)
+    model_stages = config.backbone.resolved_returned_layers()
+    if spec is None or spec.returned_layers is None or model_stages is None:
+        return None
+    if file_config is None:
+        return spec.returned_layers, model_stages
+    return file_config.backbone.resolved_returned_layers() or spec.returned_layers, model_stages
+
+
+def _align_fpn_levels(
+    state: dict[str, Tensor],
+    stages: tuple[tuple[int, ...], tuple[int, ...]] | None,
+    report: LoadReport,
+) -> dict[str, Tensor]:
+    """``state`` with each FPN block renamed to the model's level that reads the same
+    backbone stage; the blocks of a stage the model does not read are dropped."""
+    if stages is None or stages[0] == stages[1]:
+        return state
+    file_stages, model_stages = stages
+    aligned = {}
+    for key, tensor in state.items():
+        match = _FPN_BLOCK.match(key)
+        if match is None:
+            aligned[key] = tensor
+            continue
+        block, level, rest = match.groups()
+        stage = file_stages[int(level)] if int(level) < len(file_stages) else None
+        if stage in model_stages:
+            aligned[f"backbone.fpn.{block}.{model_stages.index(stage)}.{rest}"] = tensor
+        else:
+            report.dropped.append(key)
+    report.notes.append(
+        f"the FPN's levels are matched by the backbone stage they read: the file's stages "
+        f"{file_stages}, the model's {model_stages}"
+    )
+    return aligned
+
+
+def _check_backbone_fits(
+    state: dict[str, Tensor], targets: dict[str, Tensor], path: str | Path
+) -> None:
+    """Refuse a detector of another backbone: a fine-tuning run keeps the file's."""
+    for key, target in targets.items():
+        if not key.startswith("backbone.body.") or key.endswith("num_batches_tracked"):
+            continue
+        tensor = state.get(key)
+        if tensor is None or tensor.shape != target.shape:
+            found = "absent" if tensor is None else f"{tuple(tensor.shape)}"
+            raise ValueError(
+                f"{path}: its backbone is not this preset's ({key}: {found} in the file, "
+                f"{tuple(target.shape)} in the model); train with the preset it was "
+                "trained with"
+            )
+
+
+def _load_predictor(
+    model: FasterRCNN,
+    predictor: dict[str, Tensor],
+    file_classes: tuple[str, ...] | None,
+    report: LoadReport,
+) -> list[str]:
+    """Copy the file's predictor rows of the classes ``model`` shares with it; return the
+    predictor keys (``cls_score.weight``, ...) that took rows. The rest keep their
+    fresh draw and the report says why."""
+    names = model.config.class_names
+    layers = model.roi_heads.box_predictor
+    shared = [name for name in names if file_classes and name in file_classes]
+    reason = _why_fresh(names, file_classes, shared, layers, predictor)
+    if reason is not None:
+        report.dropped += sorted(predictor)
+        report.notes.append(f"the box predictor starts fresh: {reason}")
+        return []
+    assert file_classes is not None  # _why_fresh said so
+    # Row 0 is the background; class i is row i + 1, in the model and in the file.
+    rows = [(0, 0)] + [(names.index(n) + 1, file_classes.index(n) + 1) for n in shared]
+    taken = []
+    with torch.no_grad():
+        for layer_name, per_class in _PREDICTOR_LAYERS.items():
+            layer = getattr(layers, layer_name)
+            for kind in ("weight", "bias"):
+                source = predictor[f"{PREDICTOR}{layer_name}.{kind}"]
+                target = getattr(layer, kind)
+                for to, come_from in rows:
+                    target[to * per_class : (to + 1) * per_class] = source[
+                        come_from * per_class : (come_from + 1) * per_class
+                    ]
+                taken.append(f"{layer_name}.{kind}")
+    fresh = [name for name in names if name not in shared]
+    report.notes.append(
+        f"the box predictor: {len(shared)} of {len(names)} classes taken from the file "
+        f"({', '.join(shared)})" + (f"; {', '.join(fresh)} start fresh" if fresh else "")
+    )
+    return taken
+
+
+def _why_fresh(
+    names: tuple[str, ...],
+    file_classes: tuple[str, ...] | None,
+    shared: list[str],
+    layers: nn.Module,
+    predictor: dict[str, Tensor],
+) -> str | None:
+    """Why no row of the file's predictor can be taken (``None``: some can)."""
+    scores = predictor.get(PREDICTOR + "cls_score.weight")
+    if scores is None:
+        return "the file has none"
+    if file_classes is None or not names:
+        return f"the file does not name its {scores.shape[0] - 1} classes"
+    if not shared:
+        return f"none of the data's classes is among the file's ({', '.join(file_classes)})"
+    for layer_name, per_class in _PREDICTOR_LAYERS.items():
+        layer = getattr(layers, layer_name)
+        for kind in ("weight", "bias"):
+            source = predictor.get(f"{PREDICTOR}{layer_name}.{kind}")
+            expected = (per_class * (len(file_classes) + 1), *getattr(layer, kind).shape[1:])
+            if source is None or tuple(source.shape) != expected:
+                return f"its {layer_name}.{kind} does not fit the model's box head"
+    return None
+
+
+def _model_config_in(path: str | Path) -> FasterRCNNConfig | None:
+    """The config of a model file of this package; ``None`` for any other file."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    try:
+        return read_model_config(path)
+    except ValueError:  # a safetensors file this package did not write
+        return None
