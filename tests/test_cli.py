@@ -240,6 +240,28 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     assert (tmp_path / "p" / "good_proposals.png").is_file()
 
 
+def test_predict_names_what_a_folder_holds_besides_images(tmp_path, capsys):
+    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
+    images = tmp_path / "images"
+    (images / "more").mkdir(parents=True)
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "good.png")
+    for name in ("moving.gif", "notes.txt", ".DS_Store"):
+        (images / name).write_bytes(b"not read")
+    capsys.readouterr()
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "p")]) == 0
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: warning: {images}: 1 folder and 2 other files (.gif, .txt) left out: "
+        "predict reads the image files directly inside a folder (.jpg, .jpeg, .png, .bmp, "
+        ".webp, .tif, .tiff)\n"
+    )
+    (images / "more").rmdir()
+    for name in ("moving.gif", "notes.txt"):
+        (images / name).unlink()
+    assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "q")]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_evaluate_and_predict_with_test_time_flips(tmp_path, capsys):
     main(["train", "--data", "synthetic:4", "--steps", "3", "--out", str(tmp_path / "r"), *TINY])
     model_file = tmp_path / "r" / "model.safetensors"

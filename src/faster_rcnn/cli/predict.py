@@ -248,11 +248,14 @@ def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
-    """The image files named, and those directly inside the folders named, sorted."""
+    """The image files named, and those directly inside the folders named, sorted; a
+    warning names what else such a folder holds."""
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            paths += image_files_in(item)
+            images = image_files_in(item)
+            warn_of_the_rest(item, images)
+            paths += images
         elif item.is_file():
             paths.append(item)
         else:
@@ -262,3 +265,22 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
             f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}"
         )
     return paths
+
+
+def warn_of_the_rest(folder: Path, images: Sequence[Path]) -> None:
+    """Warn of the subfolders and other files (hidden ones aside) of ``folder`` that are
+    not among its ``images``: predict reads only the image files directly inside."""
+    taken = set(images)
+    rest = [p for p in folder.iterdir() if p not in taken and not p.name.startswith(".")]
+    folders = sum(p.is_dir() for p in rest)
+    files = len(rest) - folders
+    parts = [f"{folders} folder{'s' * (folders > 1)}"] if folders else []
+    if files:
+        kinds = sorted({p.suffix.lower() or "no suffix" for p in rest if not p.is_dir()})
+        parts.append(f"{files} other file{'s' * (files > 1)} ({', '.join(kinds)})")
+    if parts:
+        warnings.warn(
+            f"{folder}: {' and '.join(parts)} left out: predict reads the image files "
+            f"directly inside a folder ({', '.join(IMAGE_SUFFIXES)})",
+            stacklevel=1,
+        )
