@@ -79,22 +79,7 @@ def load_detector_state(
     _check_backbone_fits(state, targets, path)
     report = LoadReport(path=str(path), architecture="a whole detector")
     state = _align_fpn_levels(state, _fpn_stages(model.config, file_config), report)
-    fitting: dict[str, Tensor] = {}
-    reshaped = []
-    for key, tensor in state.items():
-        target = targets.get(key)
-        if key.startswith(PREDICTOR) or target is None or target.shape == tensor.shape:
-            fitting[key] = tensor
-        else:
-            reshaped.append(key)
-    report.dropped += reshaped
-    if reshaped:
-        key = reshaped[0]
-        report.notes.append(
-            f"dropped: tensors whose shapes differ from the model's start fresh (the "
-            f"first, {key}: {tuple(state[key].shape)} in the file, "
-            f"{tuple(targets[key].shape)} in the model)"
-        )
+    fitting = _drop_reshaped(state, targets, report)
     predictor = {k: fitting.pop(k) for k in list(fitting) if k.startswith(PREDICTOR)}
     # Old torchvision key layouts are renamed by the modules' own load hooks.
     result = model.load_state_dict(fitting, strict=False)
@@ -110,6 +95,30 @@ def load_detector_state(
         if key in missing and not key.startswith(PREDICTOR) and key not in state
     ]
     return report
+
+
+def _drop_reshaped(
+    state: dict[str, Tensor], targets: dict[str, Tensor], report: LoadReport
+) -> dict[str, Tensor]:
+    """``state`` without the tensors whose shapes differ from the model's (another count
+    of anchors a place, a box head of another width): those layers start fresh. The
+    predictor's are kept for :func:`_load_predictor`, which takes them class by class."""
+    fitting, reshaped = {}, []
+    for key, tensor in state.items():
+        target = targets.get(key)
+        if key.startswith(PREDICTOR) or target is None or target.shape == tensor.shape:
+            fitting[key] = tensor
+        else:
+            reshaped.append(key)
+    if reshaped:
+        key = reshaped[0]
+        report.dropped += reshaped
+        report.notes.append(
+            f"dropped: tensors whose shapes differ from the model's start fresh (the "
+            f"first, {key}: {tuple(state[key].shape)} in the file, "
+            f"{tuple(targets[key].shape)} in the model)"
+        )
+    return fitting
 
 
 def _fpn_stages(
