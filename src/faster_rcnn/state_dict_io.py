@@ -74,3 +74,22 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
             expected += f" or a checkpoint with a {checkpoint_key!r} entry"
         raise ValueError(f"{path}: expected {expected}, got {type(content).__name__}")
     return dict(content)
+
+
+def check_finite(tensors: Mapping[str, Tensor], path: str | Path) -> None:
+    """Refuse weights read from ``path`` that hold NaN or infinite values: a model of them
+    detects nothing (every score NaN), and training from them never recovers.
+
+    Raises:
+        ValueError: naming how many tensors are not finite and the first of them.
+    """
+    bad = [
+        key
+        for key, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"{path}: {len(bad)} of its tensors hold NaN or infinite values (the first, "
+            f"{bad[0]}): the training run that wrote them diverged"
+        )

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .model import FasterRCNN
 from .models import preset_config
-from .state_dict_io import read_state_dict
+from .state_dict_io import check_finite, read_state_dict
 
 _NUM_CLASSES_KEY = "roi_heads.box_predictor.cls_score.weight"
 
@@ -55,8 +55,14 @@ def load_torchvision_checkpoint(
 
     Returns:
         The model in eval mode.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file holds no state dict, one with NaN or infinite values, or
+            one that does not fit the preset.
     """
     state_dict = read_torchvision_state_dict(path)
+    check_finite(state_dict, path)
     if num_classes is None:
         if _NUM_CLASSES_KEY not in state_dict:
             raise ValueError(f"{path}: no {_NUM_CLASSES_KEY!r}; is this a Faster R-CNN checkpoint?")

@@ -161,6 +161,23 @@ def test_truncated_file_and_mismatched_weights_are_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_model_file_with_non_finite_weights_is_refused(tmp_path, value):
+    """A diverged run's weights detect nothing (every score NaN): loading says so rather
+    than letting evaluate score zero boxes."""
+    model = tiny_model(num_classes=4)
+    with torch.no_grad():
+        model.rpn.head.cls_logits.weight[0, 0] = value
+        model.roi_heads.box_predictor.bbox_pred.bias[3] = value
+    save_model(model, tmp_path / "m.safetensors")
+    with pytest.raises(ValueError) as error:
+        load_model(tmp_path / "m.safetensors")
+    assert str(error.value) == (
+        f"{tmp_path / 'm.safetensors'}: 2 of its tensors hold NaN or infinite values (the "
+        "first, rpn.head.cls_logits.weight): the training run that wrote them diverged"
+    )
+
+
 def test_interrupted_model_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "m.safetensors"
     old = tiny_model(seed=0)

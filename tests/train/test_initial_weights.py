@@ -198,3 +198,16 @@ def test_fpn_levels_are_matched_by_the_stage_they_read(
     else:  # the model's stage-3 level has nothing to take
         assert sorted(report.missing) == sorted(stage_3) and not report.dropped
     assert report.notes[1] == "the box predictor: 1 of 1 classes taken from the file (a)"
+
+
+def test_weights_with_nan_are_refused_untouched(tmp_path: Path) -> None:
+    source = small_model(("a",), seed=0)
+    with torch.no_grad():
+        source.roi_heads.box_head.fc6.weight[0, 0] = float("nan")
+    state = source.state_dict()
+    torch.save(state, tmp_path / "diverged.pth")
+    model = small_model(("a",), seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"diverged\.pth: 1 of its tensors hold NaN or infinite"):
+        load_initial_weights(model, tmp_path / "diverged.pth")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

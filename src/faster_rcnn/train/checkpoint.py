@@ -38,6 +38,7 @@ from torch import Tensor
 
 from ..config import FasterRCNNConfig
 from ..model import FasterRCNN
+from ..state_dict_io import check_finite
 
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
@@ -125,12 +126,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRC
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is a folder or not a model file, or its weights do not fit
-            its config.
+            its config or are not all finite.
     """
     path = Path(path)
     metadata = _model_metadata(path)
     model = FasterRCNN.from_config(_config_of(metadata, path))
     load_weights(model, path)
+    check_finite(model.state_dict(), path)
     if metadata.get("box_head") == UNTRAINED:
         warnings.warn(
             f"{path}: the RPN was trained alone (--scheme rpn), its box head never was: "

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..backbones.weights import LoadReport, is_detector_state, load_backbone_state
 from ..config import BACKBONES, FasterRCNNConfig
 from ..model import FasterRCNN
+from ..state_dict_io import check_finite
 from ..torchvision_checkpoint import read_torchvision_state_dict
 from .checkpoint import read_model_config
 
@@ -49,10 +50,11 @@ def load_initial_weights(model: FasterRCNN, path: str | Path) -> LoadReport:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is unreadable, or its backbone is not the model's (the
-            message names the first tensor that differs).
+        ValueError: the file is unreadable, holds NaN or infinite values, or its
+            backbone is not the model's (the message names the first tensor that differs).
     """
     state = read_torchvision_state_dict(path)
+    check_finite(state, path)
     if not is_detector_state(state):
         return load_backbone_state(model, state, path)
     return load_detector_state(model, state, path, _model_config_in(path))
