@@ -59,7 +59,7 @@ def test_the_predictor_is_taken_class_by_class_by_name(tmp_path: Path) -> None:
     assert torch.equal(new.cls_score.weight[2], drawn["cls_score.weight"][2])
     assert torch.equal(new.bbox_pred.weight[8:12], drawn["bbox_pred.weight"][8:12])
     assert report.notes == [
-        "the box predictor: 2 of 3 classes taken from the file (c, a); x start fresh"
+        "the box predictor: 2 of 3 classes taken from the file (c, a); x starts fresh"
     ]
 
 
@@ -105,7 +105,47 @@ def test_a_torchvision_coco_checkpoint_fine_tunes_with_a_fresh_predictor(
     assert all(torch.equal(loaded[k], v) for k, v in coco.items() if PREDICTOR not in k)
     assert not report.missing and not report.unexpected
     assert len(report.loaded) == len(coco) - 4
-    assert report.notes == ["the box predictor starts fresh: the file does not name its 90 classes"]
+    assert report.notes == [
+        "the box predictor starts fresh: none of the data's classes is among the file's 91 "
+        "outputs, read as COCO's categories"
+    ]
+
+
+def test_a_coco_detectors_outputs_of_the_datas_classes_are_taken_by_category(
+    tmp_path: Path,
+) -> None:
+    """A 91-output torchvision file's rows are COCO's category ids: person is 1, VOC's
+    aeroplane COCO's airplane (5), traffic light 10 whatever its case and spacing; a
+    class COCO lacks starts fresh. A file of other outputs names nothing."""
+    torch.manual_seed(0)
+    coco = FasterRCNN.from_config(preset_config("small", 91)).state_dict()
+    torch.save(coco, tmp_path / "coco.pth")
+    classes = ("Traffic_Light", "raccoon", "person", "aeroplane")
+    model = small_model(classes, seed=1)
+    drawn = model.roi_heads.box_predictor.cls_score.weight.clone()
+    report = load_initial_weights(model, tmp_path / "coco.pth")
+    scores = model.roi_heads.box_predictor.cls_score.weight
+    deltas = model.roi_heads.box_predictor.bbox_pred.weight
+    source_scores = coco[PREDICTOR + "cls_score.weight"]
+    source_deltas = coco[PREDICTOR + "bbox_pred.weight"]
+    for to, category in ((0, 0), (1, 10), (3, 1), (4, 5)):
+        assert torch.equal(scores[to], source_scores[category])
+        assert torch.equal(
+            deltas[4 * to : 4 * to + 4], source_deltas[4 * category : 4 * category + 4]
+        )
+    assert torch.equal(scores[2], drawn[2])
+    assert report.notes == [
+        "the box predictor: 3 of 4 classes taken from the file's 91 outputs, read as COCO's "
+        "categories (Traffic_Light as traffic light, person, aeroplane as airplane); "
+        "raccoon starts fresh"
+    ]
+    coco_without_a_row = {
+        k: v[: 4 * 90] if "bbox_pred" in k else v[:90] if "cls_score" in k else v
+        for k, v in coco.items()
+    }
+    torch.save(coco_without_a_row, tmp_path / "other.pth")
+    report = load_initial_weights(small_model(classes, seed=1), tmp_path / "other.pth")
+    assert report.notes == ["the box predictor starts fresh: the file does not name its classes"]
 
 
 def test_tensors_of_another_shape_start_fresh_and_are_named(tmp_path: Path) -> None:

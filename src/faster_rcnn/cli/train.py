@@ -132,8 +132,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=Path,
         help="ImageNet backbone weights (torchvision), or a whole detector's to fine-tune: "
         "a model file of this package or a torchvision Faster R-CNN checkpoint of the same "
-        "preset (every layer that fits; the classes a model file shares with the data "
-        "keep their outputs)",
+        "preset (every layer that fits; the data's classes the file has, by name or as "
+        "a COCO file's categories, keep their outputs)",
     )
     parser.add_argument(
         "--anchors",

@@ -3,20 +3,24 @@
 ``train --weights`` takes either. An ImageNet classifier fills the backbone
 (:func:`~faster_rcnn.backbones.load_backbone_weights`). A whole detector's checkpoint, a
 model file of this package or a torchvision Faster R-CNN checkpoint of the same preset
-(COCO's, say), starts a fine-tuning run: every tensor whose name and shape fit the model is
-taken (the backbone and its FPN, the RPN, the box head) and the rest start fresh, as in
-torchvision's fine-tuning tutorial and detectron2. The class-specific layers, the box
-predictor's class scores and box deltas, are taken class by class where the file names its
-classes, as this package's model files do: a class of the data that the file knows keeps
-what it learned, a new one starts fresh. A torchvision file names none, so its predictor
-is left out, as the tutorial replaces it. The FPN's blocks are matched by the backbone
-stage they read, so a model whose FPN reads a finer stage (the recipe's finer map) than
-the file's still takes each level's blocks from the level that read its stage.
+(COCO's, say), starts a fine-tuning run: every tensor whose name and shape fit the model
+is taken (the backbone and its FPN, the RPN, the box head) and the rest start fresh, as
+in torchvision's fine-tuning tutorial and detectron2. The class-specific layers, the box
+predictor's class scores and box deltas, are taken class by class where the file names
+its classes, as this package's model files do: a class of the data that the file knows
+keeps what it learned, a new one starts fresh. A torchvision file names none, but one of
+91 outputs (its published COCO detectors') is read as COCO's categories, so a class
+named as one (``person``, or Pascal VOC's ``aeroplane``) keeps its outputs; any other
+torchvision file's predictor is left out, as the tutorial replaces it. The FPN's blocks
+are matched by the backbone stage they read, so a model whose FPN reads a finer stage
+(the recipe's finer map) than the file's still takes each level's blocks from the level
+that read its stage.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +28,7 @@ from torch import Tensor, nn
 
 from ..backbones.weights import LoadReport, is_detector_state, load_backbone_state
 from ..config import BACKBONES, FasterRCNNConfig
+from ..data.coco_categories import COCO_CATEGORIES, COCO_OUTPUTS, coco_category_id
 from ..model import FasterRCNN
 from ..state_dict_io import check_finite
 from ..torchvision_checkpoint import read_torchvision_state_dict
@@ -87,8 +92,7 @@ def load_detector_state(
     result = model.load_state_dict(fitting, strict=False)
     report.unexpected = list(result.unexpected_keys)
     missing = set(result.missing_keys)
-    file_classes = (file_config.class_names or None) if file_config is not None else None
-    taken = _load_predictor(model, predictor, file_classes, report)
+    taken = _load_predictor(model, predictor, file_config, report)
     missing -= {PREDICTOR + key for key in taken}
     report.loaded = [key for key in targets if key not in missing]
     report.missing = [
@@ -186,7 +190,7 @@ def _check_backbone_fits(
 def _load_predictor(
     model: FasterRCNN,
     predictor: dict[str, Tensor],
-    file_classes: tuple[str, ...] | None,
+    file_config: FasterRCNNConfig | None,
     report: LoadReport,
 ) -> list[str]:
     """Copy the file's predictor rows of the classes ``model`` shares with it; return the
@@ -194,15 +198,15 @@ def _load_predictor(
     fresh draw and the report says why."""
     names = model.config.class_names
     layers = model.roi_heads.box_predictor
-    shared = [name for name in names if file_classes and name in file_classes]
-    reason = _why_fresh(names, file_classes, shared, layers, predictor)
+    file_classes = _file_classes(file_config, predictor)
+    rows = {name: row for name in names if (row := file_classes.row_of(name)) is not None}
+    reason = _unfit(layers, predictor) or file_classes.why_none(rows)
     if reason is not None:
         report.dropped += sorted(predictor)
         report.notes.append(f"the box predictor starts fresh: {reason}")
         return []
-    assert file_classes is not None  # _why_fresh said so
-    # Row 0 is the background; class i is row i + 1, in the model and in the file.
-    rows = [(0, 0)] + [(names.index(n) + 1, file_classes.index(n) + 1) for n in shared]
+    # Row 0 is the background; class i of the model is its row i + 1.
+    pairs = [(0, 0)] + [(names.index(name) + 1, row) for name, row in rows.items()]
     taken = []
     with torch.no_grad():
         for layer_name, per_class in _PREDICTOR_LAYERS.items():
@@ -210,39 +214,82 @@ def _load_predictor(
             for kind in ("weight", "bias"):
                 source = predictor[f"{PREDICTOR}{layer_name}.{kind}"]
                 target = getattr(layer, kind)
-                for to, come_from in rows:
+                for to, come_from in pairs:
                     target[to * per_class : (to + 1) * per_class] = source[
                         come_from * per_class : (come_from + 1) * per_class
                     ]
                 taken.append(f"{layer_name}.{kind}")
-    fresh = [name for name in names if name not in shared]
+    fresh = [name for name in names if name not in rows]
     report.notes.append(
-        f"the box predictor: {len(shared)} of {len(names)} classes taken from the file "
-        f"({', '.join(shared)})" + (f"; {', '.join(fresh)} start fresh" if fresh else "")
+        f"the box predictor: {len(rows)} of {len(names)} classes taken from "
+        f"{file_classes.source} ({', '.join(file_classes.describe(name) for name in rows)})"
+        + (f"; {', '.join(fresh)} start{'s' * (len(fresh) == 1)} fresh" if fresh else "")
     )
     return taken
 
 
-def _why_fresh(
-    names: tuple[str, ...],
-    file_classes: tuple[str, ...] | None,
-    shared: list[str],
-    layers: nn.Module,
-    predictor: dict[str, Tensor],
-) -> str | None:
-    """Why no row of the file's predictor can be taken (``None``: some can)."""
+@dataclass(frozen=True)
+class _FileClasses:
+    """What the rows of a file's predictor are.
+
+    Attributes:
+        names: the class of each row 1.. (``None``: unknown).
+        source: how the notes name them.
+        coco: the rows are COCO's category ids, matched by :func:`coco_category_id`.
+    """
+
+    names: tuple[str, ...] | None
+    source: str = "the file"
+    coco: bool = False
+
+    def row_of(self, name: str) -> int | None:
+        """The file's row of the class ``name``, ``None`` where it has none."""
+        if self.coco:
+            return coco_category_id(name)
+        if self.names is None or name not in self.names:
+            return None
+        return self.names.index(name) + 1
+
+    def describe(self, name: str) -> str:
+        """``name``, and the COCO category it was matched to where that is named otherwise."""
+        category = COCO_CATEGORIES.get(self.row_of(name) or 0) if self.coco else None
+        return name if category in (None, name) else f"{name} as {category}"
+
+    def why_none(self, rows: dict[str, int]) -> str | None:
+        """Why no class of the model's is taken, given the ``rows`` found for them
+        (``None``: some are)."""
+        if self.names is None and not self.coco:
+            return "the file does not name its classes"
+        if rows:
+            return None
+        if self.coco:
+            return f"none of the data's classes is among {self.source}"
+        return f"none of the data's classes is among the file's ({', '.join(self.names or ())})"
+
+
+def _file_classes(
+    file_config: FasterRCNNConfig | None, predictor: dict[str, Tensor]
+) -> _FileClasses:
+    """The classes of the file's predictor rows: a model file's names; COCO's categories
+    for a torchvision file of 91 outputs (its published COCO detectors'); else unknown."""
+    if file_config is not None and file_config.class_names:
+        return _FileClasses(file_config.class_names)
+    scores = predictor.get(PREDICTOR + "cls_score.weight")
+    if file_config is None and scores is not None and scores.shape[0] == COCO_OUTPUTS:
+        return _FileClasses(None, "the file's 91 outputs, read as COCO's categories", coco=True)
+    return _FileClasses(None)
+
+
+def _unfit(layers: nn.Module, predictor: dict[str, Tensor]) -> str | None:
+    """Why the file's predictor cannot fit ``layers`` (``None``: it can, row by row)."""
     scores = predictor.get(PREDICTOR + "cls_score.weight")
     if scores is None:
         return "the file has none"
-    if file_classes is None or not names:
-        return f"the file does not name its {scores.shape[0] - 1} classes"
-    if not shared:
-        return f"none of the data's classes is among the file's ({', '.join(file_classes)})"
     for layer_name, per_class in _PREDICTOR_LAYERS.items():
         layer = getattr(layers, layer_name)
         for kind in ("weight", "bias"):
             source = predictor.get(f"{PREDICTOR}{layer_name}.{kind}")
-            expected = (per_class * (len(file_classes) + 1), *getattr(layer, kind).shape[1:])
+            expected = (per_class * scores.shape[0], *getattr(layer, kind).shape[1:])
             if source is None or tuple(source.shape) != expected:
                 return f"its {layer_name}.{kind} does not fit the model's box head"
     return None
