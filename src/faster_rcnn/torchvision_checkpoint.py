@@ -11,10 +11,12 @@ gives the same detections, with no torchvision installed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch import Tensor
 
+from .data.coco_categories import COCO_OUTPUTS, coco_output_names
 from .model import FasterRCNN
 from .models import preset_config
 from .state_dict_io import check_finite, read_state_dict
@@ -42,7 +44,10 @@ def read_torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
 
 
 def load_torchvision_checkpoint(
-    path: str | Path, preset: str = "resnet50_fpn", num_classes: int | None = None
+    path: str | Path,
+    preset: str = "resnet50_fpn",
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> FasterRCNN:
     """Build ``preset`` and load a torchvision checkpoint into it (``strict=True``).
 
@@ -52,6 +57,9 @@ def load_torchvision_checkpoint(
             ``"mobilenet_v3_large_fpn"`` or ``"mobilenet_v3_large_320_fpn"``.
         num_classes: classes including background; by default read from the
             checkpoint's class-score layer (91 for COCO).
+        class_names: the names of labels ``1..num_classes-1``; by default COCO's
+            categories for 91 classes (:func:`~faster_rcnn.data.coco_categories.
+            coco_output_names`), else none.
 
     Returns:
         The model in eval mode.
@@ -59,7 +67,7 @@ def load_torchvision_checkpoint(
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no state dict, one with NaN or infinite values, or
-            one that does not fit the preset.
+            one that does not fit the preset; or ``class_names`` are not one per class.
     """
     state_dict = read_torchvision_state_dict(path)
     check_finite(state_dict, path)
@@ -67,9 +75,44 @@ def load_torchvision_checkpoint(
         if _NUM_CLASSES_KEY not in state_dict:
             raise ValueError(f"{path}: no {_NUM_CLASSES_KEY!r}; is this a Faster R-CNN checkpoint?")
         num_classes = state_dict[_NUM_CLASSES_KEY].shape[0]
-    model = FasterRCNN.from_config(preset_config(preset, num_classes))
+    if class_names is None:
+        class_names = coco_output_names() if num_classes == COCO_OUTPUTS else ()
+    elif len(class_names) != num_classes - 1:
+        raise ValueError(
+            f"{path} has {num_classes - 1} classes besides the background, but "
+            f"{len(class_names)} class names were given"
+        )
+    config = preset_config(preset, num_classes).replace(class_names=tuple(class_names))
+    model = FasterRCNN.from_config(config)
     try:
         model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path} does not fit the {preset} preset: {error}") from None
+    except RuntimeError:
+        raise ValueError(
+            f"{path} does not fit the {preset} preset: {_how_it_differs(model, state_dict)}; "
+            "is it another preset's checkpoint?"
+        ) from None
     return model.eval()
+
+
+def _how_it_differs(model: FasterRCNN, state_dict: dict[str, Tensor]) -> str:
+    """How ``state_dict`` differs from ``model``'s, in one line: how many tensors are
+    missing, extra or of another shape, and the first of each (torch lists them all)."""
+    expected = model.state_dict()
+    counted = [k for k in expected if not k.endswith("num_batches_tracked")]
+    missing = [k for k in counted if k not in state_dict]
+    extra = [k for k in state_dict if k not in expected and not k.endswith("num_batches_tracked")]
+    reshaped = [k for k in counted if k in state_dict and state_dict[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(
+            f"{len(missing)} of the preset's tensors are not in it (the first, {missing[0]})"
+        )
+    if extra:
+        parts.append(f"{len(extra)} of its tensors are not the preset's (the first, {extra[0]})")
+    if reshaped:
+        key = reshaped[0]
+        parts.append(
+            f"{len(reshaped)} differ in shape (the first, {key}: {tuple(state_dict[key].shape)} "
+            f"in the file, {tuple(expected[key].shape)} in the preset)"
+        )
+    return "; ".join(parts)

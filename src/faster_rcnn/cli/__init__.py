@@ -1,5 +1,5 @@
-"""The ``faster-rcnn`` command line: demo, data, train, evaluate, predict, export, anchors
-and explain.
+"""The ``faster-rcnn`` command line: demo, data, train, evaluate, predict, export, convert,
+anchors and explain.
 
 Each command is a module here that defines its options (``add_parser``) and runs them
 (``run``) through the library's functions. User mistakes (a missing file, an unknown
@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
 from ..train.stops import TrainingInterrupted
-from . import anchors, data, demo, evaluate, explain, export, predict, train
+from . import anchors, convert, data, demo, evaluate, explain, export, predict, train
 
-COMMANDS = (demo, data, train, evaluate, predict, export, anchors, explain)
+COMMANDS = (demo, data, train, evaluate, predict, export, convert, anchors, explain)
 
 
 def console_main() -> int:

@@ -110,3 +110,10 @@ def coco_category_id(name: str) -> int | None:
     """
     plain = name.strip().lower().replace("_", " ").replace("-", " ")
     return _ID_OF.get(_VOC_NAMES.get(plain, plain))
+
+
+def coco_output_names() -> tuple[str, ...]:
+    """The names of a COCO detector's outputs 1..90: each category's, and ``"N/A <id>"``
+    for an id no category has (torchvision names those outputs ``"N/A"``; the id keeps
+    each name unique)."""
+    return tuple(COCO_CATEGORIES.get(k, f"N/A {k}") for k in range(1, COCO_OUTPUTS))

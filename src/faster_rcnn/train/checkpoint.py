@@ -110,6 +110,11 @@ def _model_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
     except SafetensorError as error:
+        if _is_torch_save_file(path):
+            raise ValueError(
+                f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert "
+                f"{path} --preset P` makes one of a torchvision Faster R-CNN's"
+            ) from error
         raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     if metadata.get("format") != MODEL_FORMAT or "config" not in metadata:
         raise ValueError(
@@ -117,6 +122,14 @@ def _model_metadata(path: Path) -> dict[str, str]:
             f"'format': {MODEL_FORMAT!r} and 'config' (found keys {sorted(metadata)})"
         )
     return metadata
+
+
+def _is_torch_save_file(path: Path) -> bool:
+    """Whether ``path`` starts as ``torch.save`` writes: a zip archive, or (the legacy
+    format) a pickle."""
+    with path.open("rb") as file:
+        start = file.read(4)
+    return start == b"PK\x03\x04" or start[:1] == b"\x80"
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRCNN:

@@ -1,0 +1,88 @@
+"""faster-rcnn convert: a torchvision checkpoint as a model file the other commands run."""
+
+import pytest
+import torch
+
+from faster_rcnn import FasterRCNN, load_torchvision_checkpoint
+from faster_rcnn.cli import main
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.models import preset_config
+from faster_rcnn.train.checkpoint import load_model
+
+PRESET = "mobilenet_v3_large_320_fpn"
+
+
+@pytest.fixture(scope="module")
+def coco_file(tmp_path_factory):
+    """A 91-output checkpoint laid out as torchvision's (this preset is its module tree)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("torchvision") / "fasterrcnn_coco.pth"
+    torch.save(FasterRCNN.from_config(preset_config(PRESET, 91)).state_dict(), path)
+    return path
+
+
+def test_the_model_file_detects_as_the_checkpoint_and_names_coco_s_classes(
+    coco_file, tmp_path, capsys
+):
+    out = tmp_path / "coco.safetensors"
+    assert main(["convert", str(coco_file), "--preset", PRESET, "--out", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        f"{coco_file} -> {out} ({PRESET}; classes person, bicycle, car, motorcycle, "
+        "airplane, ... (90 in all))\n"
+    )
+    converted = load_model(out)
+    assert converted.config.class_names[:2] == ("person", "bicycle")
+    assert converted.config.class_names[11] == "N/A 12"
+    image = SyntheticShapes(1, image_size=(120, 160), seed=1)[0][0]
+    reference = load_torchvision_checkpoint(coco_file, PRESET)
+    with torch.no_grad():
+        _, ours = converted.detect_with_proposals([image])
+        _, theirs = reference.detect_with_proposals([image])
+    assert len(ours[0]["boxes"]) > 0 and torch.equal(ours[0]["boxes"], theirs[0]["boxes"])
+    to_pil(image).save(tmp_path / "image.png")
+    predict = ["predict", "--model", str(out), str(tmp_path / "image.png")]
+    assert main([*predict, "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "detections.json").is_file()
+
+
+def test_names_are_given_one_per_class_or_the_run_says_how_many(coco_file, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    argv = ["convert", str(coco_file), "--preset", PRESET, "--out", str(out), "--classes"]
+    assert main([*argv, "cat", "dog"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {coco_file} has 90 classes besides the background, but 2 "
+        "class names were given\n"
+    )
+    assert not out.exists()
+    names = [f"c{k}" for k in range(1, 91)]
+    assert main([*argv, *names]) == 0
+    assert load_model(out).config.class_names == tuple(names)
+
+
+def test_convert_refuses_another_preset_s_file_and_an_out_it_would_overwrite(
+    coco_file, tmp_path, capsys
+):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["convert", str(coco_file), "--out", str(notes)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {notes} exists and is not a model file: convert "
+        "overwrites only model files; name the file to write\n"
+    )
+    assert notes.read_text() == "mine"
+    assert main(["convert", str(coco_file), "--out", str(tmp_path / "r50.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"faster-rcnn: error: {coco_file} does not fit the resnet50_fpn preset: 2"
+    )
+    assert err.endswith("is it another preset's checkpoint?\n") and err.count("\n") == 1
+
+
+def test_a_checkpoint_given_as_a_model_file_points_to_convert(coco_file, capsys):
+    assert main(["evaluate", "--model", str(coco_file), "--data", "slides:1"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {coco_file} is a PyTorch checkpoint, not a model file: "
+        f"`faster-rcnn convert {coco_file} --preset P` makes one of a torchvision "
+        "Faster R-CNN's\n"
+    )
