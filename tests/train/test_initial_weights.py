@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from faster_rcnn import FasterRCNN, load_initial_weights
+from faster_rcnn import FasterRCNN, load_initial_weights, load_torchvision_checkpoint
 from faster_rcnn.config import AnchorConfig
 from faster_rcnn.models import preset_config
 from faster_rcnn.train import save_model
@@ -139,6 +139,12 @@ def test_a_coco_detectors_outputs_of_the_datas_classes_are_taken_by_category(
         "categories (Traffic_Light as traffic light, person, aeroplane as airplane); "
         "raccoon starts fresh"
     ]
+    converted = load_torchvision_checkpoint(tmp_path / "coco.pth", "small")
+    save_model(converted, tmp_path / "converted.safetensors")  # as `faster-rcnn convert` does
+    model = small_model(classes, seed=1)
+    again = load_initial_weights(model, tmp_path / "converted.safetensors")
+    assert again.notes == report.notes
+    assert torch.equal(model.roi_heads.box_predictor.cls_score.weight, scores)
     coco_without_a_row = {
         k: v[: 4 * 90] if "bbox_pred" in k else v[:90] if "cls_score" in k else v
         for k, v in coco.items()

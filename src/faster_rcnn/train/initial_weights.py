@@ -28,7 +28,12 @@ from torch import Tensor, nn
 
 from ..backbones.weights import LoadReport, is_detector_state, load_backbone_state
 from ..config import BACKBONES, FasterRCNNConfig
-from ..data.coco_categories import COCO_CATEGORIES, COCO_OUTPUTS, coco_category_id
+from ..data.coco_categories import (
+    COCO_CATEGORIES,
+    COCO_OUTPUTS,
+    coco_category_id,
+    coco_output_names,
+)
 from ..model import FasterRCNN
 from ..state_dict_io import check_finite
 from ..torchvision_checkpoint import read_torchvision_state_dict
@@ -270,14 +275,15 @@ class _FileClasses:
 def _file_classes(
     file_config: FasterRCNNConfig | None, predictor: dict[str, Tensor]
 ) -> _FileClasses:
-    """The classes of the file's predictor rows: a model file's names; COCO's categories
-    for a torchvision file of 91 outputs (its published COCO detectors'); else unknown."""
-    if file_config is not None and file_config.class_names:
-        return _FileClasses(file_config.class_names)
+    """The classes of the file's predictor rows: COCO's categories for a torchvision file
+    of 91 outputs (its published COCO detectors') and for one ``convert`` wrote; a model
+    file's names; else unknown."""
+    names = file_config.class_names if file_config is not None else None
     scores = predictor.get(PREDICTOR + "cls_score.weight")
-    if file_config is None and scores is not None and scores.shape[0] == COCO_OUTPUTS:
+    coco_outputs = scores is not None and scores.shape[0] == COCO_OUTPUTS
+    if names == coco_output_names() or (file_config is None and coco_outputs):
         return _FileClasses(None, "the file's 91 outputs, read as COCO's categories", coco=True)
-    return _FileClasses(None)
+    return _FileClasses(names or None)
 
 
 def _unfit(layers: nn.Module, predictor: dict[str, Tensor]) -> str | None:
