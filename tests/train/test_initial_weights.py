@@ -12,7 +12,7 @@ from faster_rcnn import FasterRCNN, load_initial_weights, load_torchvision_check
 from faster_rcnn.config import AnchorConfig
 from faster_rcnn.models import preset_config
 from faster_rcnn.train import save_model
-from faster_rcnn.train.initial_weights import PREDICTOR
+from faster_rcnn.train.initial_weights import PREDICTOR, detector_fpn_stages
 
 
 def small_model(class_names: tuple[str, ...], seed: int, **changes) -> FasterRCNN:
@@ -257,3 +257,13 @@ def test_weights_with_nan_are_refused_untouched(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"diverged\.pth: 1 of its tensors hold NaN or infinite"):
         load_initial_weights(model, tmp_path / "diverged.pth")
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_the_fpn_stages_of_a_model_file_are_read_from_its_header(tmp_path: Path) -> None:
+    config = preset_config("mobilenet_v2_fpn", 2).with_returned_layers((3, 4, 5))
+    save_model(FasterRCNN.from_config(config), tmp_path / "finer.safetensors")
+    save_model(small_model(("a",), seed=0), tmp_path / "small.safetensors")
+    torch.save(small_model(("a",), seed=0).state_dict(), tmp_path / "torchvision.pth")
+    assert detector_fpn_stages(tmp_path / "finer.safetensors") == (3, 4, 5)
+    assert detector_fpn_stages(tmp_path / "small.safetensors") is None  # no choice of stages
+    assert detector_fpn_stages(tmp_path / "torchvision.pth") is None

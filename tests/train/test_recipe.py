@@ -254,6 +254,26 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     assert _map_strides(chosen) == {"0": 16, "1": 32, "2": 32, "pool": 64}
 
 
+def test_a_run_from_a_detector_keeps_the_stages_its_fpn_read() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    stats = object_statistics(DATASET, config)  # alone, the rule reads stage 3 too
+    chosen, choices = choose_recipe(config, stats, weights_stages=(4, 5))
+    assert chosen.backbone.resolved_returned_layers() == (4, 5)
+    assert next(c.line() for c in choices if c.setting == "backbone.returned_layers") == (
+        "  backbone.returned_layers = (4, 5): --weights is a detector whose FPN read the "
+        "backbone stages 4, 5: the FPN reads them, as its blocks for them are trained "
+        "(another stage's level would start fresh)"
+    )
+    # The finer map at any budget where the detector read it, and its anchors with it.
+    chosen, _ = choose_recipe(config, stats, steps=10, weights_stages=(3, 4, 5))
+    assert chosen.backbone.returned_layers == (3, 4, 5)
+    assert chosen.anchors.sizes == (config.anchors.sizes[0],) * 4
+    # Stages the user gave stay.
+    given = config.with_returned_layers((2, 3, 4, 5))
+    chosen, _ = choose_recipe(given, stats, {"backbone.returned_layers"}, weights_stages=(4, 5))
+    assert chosen.backbone.returned_layers == (2, 3, 4, 5)
+
+
 def _map_strides(config) -> dict[str, int]:
     """The stride of each feature map the config's backbone returns, from a 256 x 320
     input."""

@@ -52,7 +52,7 @@ from ..train.alternating import (
     train_alternating,
 )
 from ..train.checkpoint import STATE_FILE, TrainingCheckpoint, read_model_config, save_model
-from ..train.initial_weights import load_initial_weights
+from ..train.initial_weights import detector_fpn_stages, load_initial_weights
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
@@ -591,10 +591,11 @@ def with_recipe(
     given |= {"backbone.returned_layers"} if returned_layers(args) else set()
     given |= {"anchors"} if args.anchors else set()
     steps = None if args.minutes is not None else run_length(args)
-    chosen, choices = choose_recipe(config, stats, given, steps)
+    kept = detector_fpn_stages(args.weights) if args.weights else None
+    chosen, choices = choose_recipe(config, stats, given, steps, kept)
     if steps is None and any(choice.min_steps for choice in choices):
         steps = steps_that_fit(args, chosen, dataset)
-        chosen, choices = choose_recipe(config, stats, given, steps)
+        chosen, choices = choose_recipe(config, stats, given, steps, kept)
     config = chosen
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),

@@ -301,6 +301,14 @@ def _unfit(layers: nn.Module, predictor: dict[str, Tensor]) -> str | None:
     return None
 
 
+def detector_fpn_stages(path: str | Path) -> tuple[int, ...] | None:
+    """The backbone stages the FPN of the model file ``path`` read (its backbone's
+    default where it chose none); ``None`` for any other file, whose header alone does
+    not say (an ImageNet classifier's, a torchvision detector's)."""
+    config = _model_config_in(path)
+    return config.backbone.resolved_returned_layers() if config is not None else None
+
+
 def _model_config_in(path: str | Path) -> FasterRCNNConfig | None:
     """The config of a model file of this package; ``None`` for any other file."""
     if Path(path).suffix != ".safetensors":
