@@ -15,6 +15,7 @@ Lists are accepted where tuples are expected (JSON has no tuples) and stored as 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import json
 import math
@@ -331,6 +332,12 @@ class RoIHeadsConfig:
         require(
             self,
             "featmap_names",
+            len(set(self.featmap_names)) == len(self.featmap_names),
+            f"names of different maps, got {self.featmap_names}",
+        )
+        require(
+            self,
+            "featmap_names",
             self.pooler == "align" or len(self.featmap_names) == 1,
             "a single feature map with pooler='pool' (RoIPool pools one map)",
         )
@@ -504,6 +511,8 @@ class FasterRCNNConfig:
             f"{self.num_classes - 1} names, one per class without the background; got "
             f"{len(self.class_names)}",
         )
+        repeated = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
+        require(self, "class_names", not repeated, f"names of different classes; {repeated} repeat")
         thresholds = self.roi_heads.class_nms_thresh
         require(
             self,
@@ -561,8 +570,8 @@ class FasterRCNNConfig:
         """
         for name, value in changes.items():
             if name in _SECTIONS and isinstance(value, dict):
-                changes[name] = dataclasses.replace(getattr(self, name), **value)
-        return dataclasses.replace(self, **changes)
+                changes[name] = _replaced(getattr(self, name), value)
+        return _replaced(self, changes)
 
     def with_returned_layers(self, returned_layers: tuple[int, ...]) -> FasterRCNNConfig:
         """A copy whose FPN reads the backbone stages ``returned_layers``, with anchors
@@ -661,11 +670,25 @@ _SECTIONS: dict[str, type] = {
 def _build_section(section: type, values: Any) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"{section.__name__} must be a JSON object, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(section)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {section.__name__} field(s): {sorted(unknown)}")
+    _check_known(section, values)
     return section(**values)
+
+
+def _replaced(config: Any, changes: dict[str, Any]) -> Any:
+    """``dataclasses.replace``, with a field the config lacks refused as a ``ValueError``
+    (as every bad value is), not a ``TypeError``."""
+    _check_known(type(config), changes)
+    return dataclasses.replace(config, **changes)
+
+
+def _check_known(section: type, values: dict[str, Any]) -> None:
+    """Refuse fields ``section`` lacks, naming them (and the likely one meant)."""
+    known = [f.name for f in dataclasses.fields(section)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown {section.__name__} field(s): {unknown}{meant}")
 
 
 def require(config: object, name: str, condition: bool, expected: str) -> None:

@@ -36,6 +36,27 @@ def test_unknown_fields_and_inconsistent_class_names_are_rejected():
         FasterRCNNConfig.from_dict({"colour": 1})
 
 
+def test_replace_names_a_misspelt_field_and_refuses_repeated_names():
+    config = preset_config("small", num_classes=3)
+    with pytest.raises(ValueError) as error:
+        config.replace(rpn={"nms_thresold": 0.5})
+    assert str(error.value) == (
+        "unknown RPNConfig field(s): ['nms_thresold'] (did you mean 'nms_thresh'?)"
+    )
+    with pytest.raises(ValueError, match=r"^unknown FasterRCNNConfig field\(s\): \['colour'\]$"):
+        config.replace(colour=1)
+    with pytest.raises(ValueError) as error:
+        config.replace(class_names=("dog", "dog"))
+    assert str(error.value) == (
+        "FasterRCNNConfig.class_names must be names of different classes; ['dog'] repeat"
+    )
+    with pytest.raises(ValueError) as error:
+        config.replace(roi_heads={"featmap_names": ("0", "0")})
+    assert str(error.value) == (
+        "RoIHeadsConfig.featmap_names must be names of different maps, got ('0', '0')"
+    )
+
+
 def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
     cfg = preset_config("small")
     with pytest.raises(dataclasses.FrozenInstanceError):
