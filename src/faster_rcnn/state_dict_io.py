@@ -30,8 +30,12 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
         checkpoint_key: also accept a training checkpoint, a mapping whose entry of this
             name (``"model"`` in torchvision's reference scripts) is the state dict.
 
+    A file is read as safetensors by its suffix or, whatever its name, by its header (a
+    model file saved as ``model.pth`` is one).
+
     Returns:
-        ``{name: tensor}`` as stored (no key is renamed).
+        ``{name: tensor}`` as stored, but for the ``module.`` prefix that
+        ``DistributedDataParallel`` leaves on every key, which is removed.
 
     Raises:
         FileNotFoundError: there is no file at ``path``.
@@ -41,9 +45,9 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors" or _has_safetensors_header(path):
         try:
-            return load_file(path, device="cpu")
+            return _without_ddp_prefix(load_file(path, device="cpu"))
         except SafetensorError as error:
             raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     try:
@@ -73,7 +77,26 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
         if checkpoint_key is not None:
             expected += f" or a checkpoint with a {checkpoint_key!r} entry"
         raise ValueError(f"{path}: expected {expected}, got {type(content).__name__}")
-    return dict(content)
+    return _without_ddp_prefix(dict(content))
+
+
+def _has_safetensors_header(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file does: the header's length (8 bytes,
+    little-endian, within the file) and the header, a JSON object."""
+    with path.open("rb") as file:
+        start = file.read(9)
+    if len(start) < 9:
+        return False
+    length = int.from_bytes(start[:8], "little")
+    return start[8:9] == b"{" and 8 + length <= path.stat().st_size
+
+
+def _without_ddp_prefix(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` without the ``module.`` prefix ``DistributedDataParallel`` puts on every
+    key of the model it wraps."""
+    if state and all(key.startswith("module.") for key in state):
+        return {key.removeprefix("module."): tensor for key, tensor in state.items()}
+    return state
 
 
 def check_finite(tensors: Mapping[str, Tensor], path: str | Path) -> None:

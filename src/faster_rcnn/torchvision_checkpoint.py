@@ -37,10 +37,7 @@ def read_torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no state dict of tensors.
     """
-    state_dict = read_state_dict(path, checkpoint_key="model")
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
-    return state_dict
+    return read_state_dict(path, checkpoint_key="model")
 
 
 def load_torchvision_checkpoint(

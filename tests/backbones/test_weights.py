@@ -310,3 +310,18 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no checkpoint file at .*absent\.pth"):
         load_backbone_weights(VGG16Backbone(), tmp_path / "absent.pth")
+
+
+def test_a_backbone_file_with_nan_is_refused_and_a_ddp_prefix_is_removed(
+    resnet50_state: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    wrapped = {f"module.{k}": v for k, v in resnet50_state.items()}
+    torch.save(wrapped, tmp_path / "ddp.pth")
+    report = load_backbone_weights(FakeDetector(ResNetFPNBackbone()), tmp_path / "ddp.pth")
+    assert report.loaded and not report.unexpected
+    diverged = dict(resnet50_state)
+    diverged["conv1.weight"] = diverged["conv1.weight"].clone()
+    diverged["conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(diverged, tmp_path / "nan.pth")
+    with pytest.raises(ValueError, match=r"nan\.pth: 1 of its tensors hold NaN or infinite"):
+        load_backbone_weights(FakeDetector(ResNetFPNBackbone()), tmp_path / "nan.pth")

@@ -267,3 +267,11 @@ def test_the_fpn_stages_of_a_model_file_are_read_from_its_header(tmp_path: Path)
     assert detector_fpn_stages(tmp_path / "finer.safetensors") == (3, 4, 5)
     assert detector_fpn_stages(tmp_path / "small.safetensors") is None  # no choice of stages
     assert detector_fpn_stages(tmp_path / "torchvision.pth") is None
+
+
+@pytest.mark.parametrize("name", ["model.pth", "model.SAFETENSORS", "model"])
+def test_a_model_file_is_one_whatever_its_name(tmp_path: Path, name: str) -> None:
+    source = small_model(("a", "b"), seed=0)
+    path = saved(source, tmp_path / name)
+    report = load_initial_weights(small_model(("b",), seed=1), path)
+    assert report.notes == ["the box predictor: 1 of 1 classes taken from the file (b)"]

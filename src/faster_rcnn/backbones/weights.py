@@ -21,7 +21,7 @@ from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
 from faster_rcnn.backbones.mobilenet_v3 import MobileNetV3FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
-from faster_rcnn.state_dict_io import read_state_dict
+from faster_rcnn.state_dict_io import check_finite, read_state_dict
 
 # The ImageNet classifier, left out of a detector (apart from VGG's fc6/fc7, below).
 _CLASSIFIER_PREFIX = {
@@ -100,10 +100,12 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> LoadReport:
         FileNotFoundError: there is no file at ``path``.
         ValueError: the file holds no state dict (see :func:`read_state_dict`), the
             backbone has no ImageNet checkpoint format, a tensor's shape differs from the
-            model's (the message names both keys and shapes), or nothing in the file fits
-            the model.
+            model's (the message names both keys and shapes), nothing in the file fits
+            the model, or a tensor holds NaN or infinite values.
     """
-    return load_backbone_state(model, read_state_dict(path, checkpoint_key="model"), path)
+    state = read_state_dict(path, checkpoint_key="model")
+    check_finite(state, path)
+    return load_backbone_state(model, state, path)
 
 
 def load_backbone_state(model: nn.Module, state: dict[str, Tensor], path: str | Path) -> LoadReport:

@@ -310,10 +310,9 @@ def detector_fpn_stages(path: str | Path) -> tuple[int, ...] | None:
 
 
 def _model_config_in(path: str | Path) -> FasterRCNNConfig | None:
-    """The config of a model file of this package; ``None`` for any other file."""
-    if Path(path).suffix != ".safetensors":
-        return None
+    """The config of a model file of this package (whatever its name); ``None`` for any
+    other file."""
     try:
         return read_model_config(path)
-    except ValueError:  # a safetensors file this package did not write
+    except ValueError:  # a file this package did not write
         return None
