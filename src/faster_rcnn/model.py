@@ -83,6 +83,19 @@ class FasterRCNN(nn.Module):
         self.inference_only = False
 
     @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout the backbone reads the image batch in (``torch.channels_last`` after
+        ``optimize_for_inference``)."""
+        return getattr(torch, self._memory_format)
+
+    @memory_format.setter
+    def memory_format(self, value: torch.memory_format) -> None:
+        if not isinstance(value, torch.memory_format):
+            raise TypeError(f"memory_format must be a torch.memory_format, got {value!r}")
+        # Kept by name: a torch.memory_format does not pickle, and torch.save(model) must.
+        self._memory_format = str(value).removeprefix("torch.")
+
+    @property
     def config(self) -> FasterRCNNConfig:
         """The (immutable) config this network was built from."""
         return self._config

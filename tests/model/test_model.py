@@ -1,5 +1,7 @@
 """The assembled detector: every preset trains and detects; the data contract holds."""
 
+import io
+
 import pytest
 import torch
 
@@ -118,6 +120,24 @@ def test_state_dict_round_trip_gives_identical_detections():
     for x, y in zip(a, b, strict=True):
         for key in x:
             torch.testing.assert_close(x[key], y[key])
+
+
+def test_torch_save_of_the_whole_model_round_trips_with_identical_detections():
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    model.memory_format = torch.channels_last
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert loaded.memory_format == torch.channels_last and loaded.config == model.config
+    images, _ = batch()
+    with torch.no_grad():
+        a, b = model(images), loaded(images)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys() and all(torch.equal(x[key], y[key]) for key in x)
+    with pytest.raises(TypeError, match=r"^memory_format must be a torch\.memory_format, got 'x'$"):
+        model.memory_format = "x"
 
 
 def test_batched_and_single_image_inference_agree():
