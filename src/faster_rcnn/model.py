@@ -18,6 +18,7 @@ from .backbones import build_backbone, check_backbone_matches
 from .config import FasterRCNNConfig
 from .image_list import ImageList
 from .roi_heads import RoIHeads
+from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
 from .transform import ImageTransform
 from .validation import validate_image_sizes, validate_images, validate_targets
@@ -63,7 +64,8 @@ class FasterRCNN(nn.Module):
             one of the user's own with ``config.backbone.out_channels`` channels.
         config: every setting; ``config.num_classes`` counts the background. It is kept
             as :attr:`config` and describes exactly this network (a checkpoint's config
-            rebuilds it).
+            rebuilds it), also after ``roi_heads.box_predictor`` is replaced by one of
+            another class count (torchvision's fine-tuning idiom), which it follows.
 
     Raises:
         ValueError: the backbone contradicts ``config.backbone``.
@@ -73,7 +75,6 @@ class FasterRCNN(nn.Module):
         super().__init__()
         check_backbone_matches(backbone, config.backbone)
         self._config = config
-        self.num_classes = config.num_classes
         self.transform = ImageTransform(config.transform)
         self.backbone = backbone
         self.rpn = RegionProposalNetwork.from_config(config)
@@ -97,8 +98,36 @@ class FasterRCNN(nn.Module):
 
     @property
     def config(self) -> FasterRCNNConfig:
-        """The (immutable) config this network was built from."""
+        """The (immutable) config of this network: the one it was built from, or, once
+        ``roi_heads.box_predictor`` was replaced by one of another class count
+        (``FastRCNNPredictor(in_features, k)``, torchvision's fine-tuning idiom), a copy
+        with ``num_classes = k`` and without the class names and per-class NMS thresholds,
+        which were the old classes' (the head's thresholds are dropped too, its
+        ``nms_thresh`` serving every class).
+
+        Raises:
+            ValueError: the predictor's ``bbox_pred`` has not four outputs per class.
+        """
+        self._follow_predictor()
         return self._config
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including the background: the box predictor's (``config.num_classes``)."""
+        return self.config.num_classes
+
+    def _follow_predictor(self) -> None:
+        """Bring the config (and the head's per-class NMS thresholds) to a replaced box
+        predictor's class count, as :attr:`config` describes; every forward pass calls it,
+        so labels are checked against the predictor's classes."""
+        classes = predictor_num_classes(self.roi_heads.box_predictor)
+        if classes is None or classes == self._config.num_classes:
+            return
+        self._config = self._config.replace(
+            num_classes=classes, class_names=(), roi_heads={"class_nms_thresh": ()}
+        )
+        if len(self.roi_heads.class_nms_thresh) != classes - 1:
+            self.roi_heads.class_nms_thresh = ()
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> FasterRCNN:
@@ -162,11 +191,12 @@ class FasterRCNN(nn.Module):
             ValueError: a malformed image or target, an image too elongated to resize, a
                 box wholly outside its image or far beyond it.
         """
+        num_classes = self.num_classes  # follows a replaced predictor
         validate_images(images)
         validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         if targets is not None:
-            validate_targets(targets, len(images), self.num_classes, original_sizes)
+            validate_targets(targets, len(images), num_classes, original_sizes)
         # A float64 or float16 image meets float32 weights: computed in the weights' dtype.
         dtype = next(self.parameters()).dtype
         images = [image.to(dtype) for image in images]

@@ -4,9 +4,11 @@ import io
 
 import pytest
 import torch
+from torch import nn
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
+from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 
 
 def tiny(name: str, num_classes: int = 3):
@@ -166,6 +168,52 @@ def test_training_rejects_missing_and_invalid_targets():
     targets[1] = {"boxes": torch.tensor([[5.0, 5.0, 9.0, 9.0]]), "labels": torch.tensor([3])}
     with pytest.raises(ValueError, match=r"image 1, box 0: label 3 is outside 1..2"):
         model(images, targets)
+
+
+def test_a_replaced_box_predictor_sets_the_class_count_labels_are_checked_against():
+    """torchvision's fine-tuning idiom: ``roi_heads.box_predictor = FastRCNNPredictor(in_
+    features, k)``; the config follows, without the old classes' names and thresholds."""
+    config = tiny("small", 4).replace(
+        class_names=("a", "b", "c"), roi_heads={"class_nms_thresh": (0.3, 0.5, 0.7)}
+    )
+    model = FasterRCNN.from_config(config).train()
+    in_features = model.roi_heads.box_predictor.cls_score.in_features
+    images, targets = batch()
+    targets[0]["labels"] = torch.tensor([1, 6])
+    with pytest.raises(ValueError, match=r"^image 0, box 1: label 6 is outside 1\.\.3 "):
+        model(images, targets)
+
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, 7)
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model.num_classes == 7
+    assert model.config == config.replace(
+        num_classes=7, class_names=(), roi_heads={"class_nms_thresh": ()}
+    )
+    assert model.roi_heads.class_nms_thresh == ()
+    model.eval()
+    with torch.no_grad():
+        labels = torch.cat([d["labels"] for d in model(images)])
+    assert len(labels) > 0 and labels.max() <= 6
+
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, 3)
+    with pytest.raises(ValueError, match=r"^image 0, box 1: label 6 is outside 1\.\.2 "):
+        model.train()(images, targets)
+    assert model.config.num_classes == 3
+
+
+def test_a_predictor_whose_box_deltas_do_not_fit_its_classes_is_refused():
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    predictor = model.roi_heads.box_predictor
+    predictor.bbox_pred = nn.Linear(predictor.bbox_pred.in_features, 4 * 5)
+    message = (
+        r"^the box predictor's bbox_pred has 20 outputs, but its cls_score's 3 classes "
+        r"need 12 \(four deltas per class\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        model(batch()[0])
+    with pytest.raises(ValueError, match=message):
+        _ = model.config
 
 
 def test_detect_with_proposals_matches_forward_and_maps_proposals_back():

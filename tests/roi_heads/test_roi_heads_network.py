@@ -7,6 +7,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from torch import nn
 
 from faster_rcnn.config import BackboneConfig, FasterRCNNConfig, RoIHeadsConfig
 from faster_rcnn.roi_heads import (
@@ -17,6 +18,7 @@ from faster_rcnn.roi_heads import (
     VGG16BoxHead,
     fastrcnn_loss,
 )
+from faster_rcnn.roi_heads.predictor import FastRCNNPredictor, predictor_num_classes
 
 NUM_CLASSES = 4
 IMAGE_SHAPES = [(128, 128), (112, 128)]
@@ -195,3 +197,12 @@ def test_paper_head_trains_and_detects() -> None:
     with torch.no_grad():
         detections, _ = heads(features, proposals, IMAGE_SHAPES)
     assert len(detections) == 2
+
+
+def test_predictor_num_classes_reads_the_score_layer_and_checks_the_deltas() -> None:
+    assert predictor_num_classes(FastRCNNPredictor(8, 5)) == 5
+    assert predictor_num_classes(nn.Linear(8, 5)) is None  # another kind: no count read
+    mismatched = FastRCNNPredictor(8, 5)
+    mismatched.bbox_pred = nn.Linear(8, 16)
+    with pytest.raises(ValueError, match=r"bbox_pred has 16 outputs, but its cls_score's 5 "):
+        predictor_num_classes(mismatched)

@@ -13,6 +13,7 @@ from safetensors import safe_open
 from faster_rcnn import FasterRCNN
 from faster_rcnn.config import FasterRCNNConfig
 from faster_rcnn.models import small_config
+from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 from faster_rcnn.train import checkpoint as checkpoint_module
 from faster_rcnn.train.checkpoint import (
     MODEL_FILE,
@@ -95,6 +96,26 @@ def test_a_channels_last_model_saves_and_detects_like_the_standard_layout(tmp_pa
     torch.testing.assert_close(got["boxes"], expected["boxes"], atol=1e-3, rtol=0)
     torch.testing.assert_close(got["scores"], expected["scores"], atol=1e-5, rtol=0)
     assert torch.equal(got["labels"], expected["labels"])
+
+
+def test_a_model_whose_box_predictor_was_replaced_saves_and_loads(tmp_path):
+    """torchvision's fine-tuning idiom: the file holds the new predictor's class count."""
+    model = tiny_model(num_classes=4).eval()
+    in_features = model.roi_heads.box_predictor.cls_score.in_features
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, 11)
+    with torch.no_grad():
+        for parameter in model.roi_heads.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
+    loaded = load_model(path)
+    assert read_model_config(path).num_classes == 11 and loaded.config == model.config
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = model([image])[0], loaded([image])[0]
+    assert len(expected["boxes"]) > 0
+    for key in ("boxes", "labels", "scores"):
+        assert torch.equal(expected[key], got[key]), key
 
 
 def test_model_file_metadata_holds_format_and_config(tmp_path):

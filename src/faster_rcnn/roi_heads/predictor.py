@@ -52,3 +52,29 @@ class FastRCNNPredictor(nn.Module):
             raise ValueError(f"expected (K, C) or (K, C, 1, 1) features, got {tuple(x.shape)}")
         x = x.flatten(start_dim=1)
         return self.cls_score(x), self.bbox_pred(x)
+
+
+def predictor_num_classes(predictor: nn.Module) -> int | None:
+    """The classes (background included) a Fast R-CNN predictor scores: its ``cls_score``
+    layer's outputs, checked against its ``bbox_pred``'s four deltas per class.
+
+    Reads :class:`FastRCNNPredictor` and torchvision's alike, so a model follows a
+    predictor replaced as in torchvision's fine-tuning tutorial.
+
+    Returns:
+        The count, or ``None`` for a predictor without those two ``nn.Linear`` layers.
+
+    Raises:
+        ValueError: ``bbox_pred`` does not have four outputs per class of ``cls_score``.
+    """
+    scores = getattr(predictor, "cls_score", None)
+    deltas = getattr(predictor, "bbox_pred", None)
+    if not (isinstance(scores, nn.Linear) and isinstance(deltas, nn.Linear)):
+        return None
+    classes = scores.out_features
+    if deltas.out_features != 4 * classes:
+        raise ValueError(
+            f"the box predictor's bbox_pred has {deltas.out_features} outputs, but its "
+            f"cls_score's {classes} classes need {4 * classes} (four deltas per class)"
+        )
+    return classes
