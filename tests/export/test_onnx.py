@@ -91,6 +91,21 @@ def test_exported_model_without_detections_returns_empty_results(tmp_path):
     assert [tuple(r["boxes"].shape) for r in results] == [(0, 4), (0, 4)]
 
 
+def test_export_leaves_every_module_of_the_model_in_its_mode(tmp_path):
+    """A training loop that exports a snapshot goes on training: the modes come back, a
+    backbone frozen in eval mode (as alternating training does) included."""
+    model = models.small(4).train()
+    model.backbone.eval()
+    modes = [(name, module.training) for name, module in model.named_modules()]
+    export_onnx(model, tmp_path / "snapshot.onnx")
+    assert [(name, module.training) for name, module in model.named_modules()] == modes
+    assert model.training and not model.backbone.training
+    image = torch.rand(3, 100, 120, generator=torch.Generator().manual_seed(0))
+    target = {"boxes": torch.tensor([[10.0, 20.0, 60.0, 80.0]]), "labels": torch.tensor([1])}
+    losses = model([image], [target])
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+
+
 def test_exported_model_keeps_each_class_its_nms_threshold(tmp_path):
     model = small_detector()
     model.roi_heads.detections_per_img = 1000  # 100 would hide what NMS keeps

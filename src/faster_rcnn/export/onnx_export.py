@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..model import FasterRCNN
 from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, DetectionGraph, prepare_graph_inputs
@@ -46,7 +46,9 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
 
     The graph is traced once, on two images of different sizes, with the batch size and
     the image size symbolic; NMS and RoI pooling are exported as operators, never traced,
-    so the file gives the eager model's detections for every input.
+    so the file gives the eager model's detections for every input. The graph is the
+    eval-mode model; ``model`` is left in the mode it was in (each module's own), so a
+    training loop can export a snapshot and go on training.
 
     Returns:
         ``path``.
@@ -59,10 +61,12 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
 
     if next(model.parameters()).device.type != "cpu":
         raise ValueError("export a CPU model (model.cpu())")
-    graph = DetectionGraph(model)
-    example = prepare_graph_inputs(model.transform, _example_images(model.transform.min_size[-1]))
     dynamic = torch.export.Dim.DYNAMIC
-    with torch.no_grad(), _quiet_exporter():
+    with _modes_kept(model), torch.no_grad(), _quiet_exporter():
+        graph = DetectionGraph(model)  # puts the model in eval mode
+        example = prepare_graph_inputs(
+            model.transform, _example_images(model.transform.min_size[-1])
+        )
         program = torch.onnx.export(
             graph,
             example,
@@ -88,6 +92,17 @@ def _example_images(min_size: int) -> list[Tensor]:
     generator = torch.Generator().manual_seed(0)
     sizes = ((min_size * 3 // 4, min_size), (min_size * 5 // 6, min_size))
     return [torch.rand(3, *size, generator=generator) for size in sizes]
+
+
+@contextmanager
+def _modes_kept(model: nn.Module) -> Iterator[None]:
+    """Give every module of ``model`` back its training flag on exit."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 @contextmanager
