@@ -30,7 +30,8 @@ def optimize_for_inference(model: FasterRCNN, channels_last: bool = True) -> Fas
     """A copy of ``model`` for inference: batch norms folded, channels-last convolutions.
 
     The copy is in eval mode and meant for inference only: its batch norms are gone, so
-    it cannot be trained or saved as a checkpoint (save ``model`` itself).
+    it cannot be trained (``train()`` raises ``ValueError``) or saved as a checkpoint
+    (train and save ``model`` itself).
 
     Args:
         model: the detector; left unchanged.
@@ -39,12 +40,13 @@ def optimize_for_inference(model: FasterRCNN, channels_last: bool = True) -> Fas
     Returns:
         The rewritten copy.
     """
-    fast = copy.deepcopy(model).eval()
+    fast = copy.deepcopy(model)
     fold_batch_norms(fast)
     if channels_last:
         fast.to(memory_format=torch.channels_last)
         fast.memory_format = torch.channels_last
         _box_head_fc6_as_convolution(fast)
+    fast.eval()  # the modules the rewrites put in too
     fast.inference_only = True
     return fast
 

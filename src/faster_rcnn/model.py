@@ -129,6 +129,20 @@ class FasterRCNN(nn.Module):
         if len(self.roi_heads.class_nms_thresh) != classes - 1:
             self.roi_heads.class_nms_thresh = ()
 
+    def train(self, mode: bool = True) -> FasterRCNN:
+        """Set training mode (``mode``) or eval mode, as ``nn.Module.train`` does.
+
+        Raises:
+            ValueError: training mode for a model from ``optimize_for_inference`` (its
+                batch norms are folded with their eval statistics).
+        """
+        if mode and self.inference_only:
+            raise ValueError(
+                "this model was rewritten for inference (its batch norms are folded): "
+                "train the model it was made from"
+            )
+        return super().train(mode)
+
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> FasterRCNN:
         """Build the model a config describes, backbone included (randomly initialised)."""

@@ -108,3 +108,17 @@ def test_a_rewritten_model_is_not_saved_as_a_checkpoint(tmp_path):
     fast = optimize_for_inference(small_detector())
     with pytest.raises(ValueError, match="rewritten for inference"):
         save_model(fast, tmp_path / "model.safetensors")
+
+
+def test_a_rewritten_model_refuses_training_mode_and_keeps_eval_mode():
+    fast = optimize_for_inference(small_detector())
+    message = (
+        r"^this model was rewritten for inference \(its batch norms are folded\): "
+        r"train the model it was made from$"
+    )
+    with pytest.raises(ValueError, match=message):
+        fast.train()
+    with pytest.raises(ValueError, match=message):
+        nn.Sequential(fast).train()
+    assert not any(module.training for module in fast.modules())
+    assert fast.eval() is fast and fast.train(False) is fast and not fast.training
