@@ -40,13 +40,13 @@ def optimize_for_inference(model: FasterRCNN, channels_last: bool = True) -> Fas
     Returns:
         The rewritten copy.
     """
-    fast = copy.deepcopy(model)
+    fast = copy.deepcopy(model).eval()  # the batch norms fold their eval statistics
     fold_batch_norms(fast)
     if channels_last:
         fast.to(memory_format=torch.channels_last)
         fast.memory_format = torch.channels_last
         _box_head_fc6_as_convolution(fast)
-    fast.eval()  # the modules the rewrites put in too
+    fast.eval()  # the modules the rewrites added too
     fast.inference_only = True
     return fast
 
