@@ -254,20 +254,28 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     assert _map_strides(chosen) == {"0": 16, "1": 32, "2": 32, "pool": 64}
 
 
-def test_a_run_from_a_detector_keeps_the_stages_its_fpn_read() -> None:
+def test_a_run_from_a_detector_keeps_its_fpn_s_finer_stages() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
-    stats = object_statistics(DATASET, config)  # alone, the rule reads stage 3 too
-    chosen, choices = choose_recipe(config, stats, weights_stages=(4, 5))
-    assert chosen.backbone.resolved_returned_layers() == (4, 5)
-    assert next(c.line() for c in choices if c.setting == "backbone.returned_layers") == (
-        "  backbone.returned_layers = (4, 5): --weights is a detector whose FPN read the "
-        "backbone stages 4, 5: the FPN reads them, as its blocks for them are trained "
-        "(another stage's level would start fresh)"
-    )
-    # The finer map at any budget where the detector read it, and its anchors with it.
-    chosen, _ = choose_recipe(config, stats, steps=10, weights_stages=(3, 4, 5))
+    # 'dot' 66 px once resized: the rule reads stage 3 too only in a run of 530 steps.
+    stats = object_statistics(DATASET, config).resized(2.0)
+    chosen, choices = choose_recipe(config, stats, steps=150, weights_stages=(3, 4, 5))
     assert chosen.backbone.returned_layers == (3, 4, 5)
     assert chosen.anchors.sizes == (config.anchors.sizes[0],) * 4
+    assert next(c.line() for c in choices if c.setting == "backbone.returned_layers") == (
+        "  backbone.returned_layers = (3, 4, 5): --weights is a detector whose FPN read the "
+        "backbone stages 3, 4, 5: the FPN reads them, as its blocks for them are trained, "
+        "rather than leave the finer ones out"
+    )
+    assert choose_recipe(config, stats, steps=150)[0].backbone.resolved_returned_layers() == (
+        4,
+        5,
+    )
+    # Where the rule reads a finer stage than the detector did, the rule decides.
+    for weights in ((4, 5), (3, 4, 5)):
+        chosen, choices = choose_recipe(config, stats, steps=600, weights_stages=weights)
+        assert chosen.backbone.returned_layers == (3, 4, 5)
+        line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
+        assert "--weights" not in line
     # Stages the user gave stay.
     given = config.with_returned_layers((2, 3, 4, 5))
     chosen, _ = choose_recipe(given, stats, {"backbone.returned_layers"}, weights_stages=(4, 5))

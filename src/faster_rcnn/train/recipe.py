@@ -352,8 +352,8 @@ def choose_recipe(
             time budget); ``None``: not known, and a choice that turns on them carries
             its ``min_steps``.
         weights_stages: the backbone stages the FPN of the run's initial weights read,
-            where they are a detector's (a model file of this package): kept, as its
-            blocks for them are trained.
+            where they are a detector's (a model file of this package): kept where they
+            are finer than those the rule reads, as its blocks for them are trained.
     """
     choices = _input_size_choices(config, stats, given)
     if choices:
@@ -535,18 +535,39 @@ def _finer_map_choice(
     did not bring it there), else the one before it where the class is small and the
     images are not crowded (where the class is ``FINER_MAP_ANY_STEPS_SIDE`` or more, two
     stride-32 cells, only in a run of ``FINER_MAP_STEPS``: :func:`_steps_for_finer_map`).
-    A run that starts from a detector keeps the stages its FPN read (``weights_stages``)."""
-    smallest = stats.smallest_class()
+    A run that starts from a detector whose FPN read finer stages than those keeps them
+    (``weights_stages``)."""
     spec = BACKBONES.get(config.backbone.name)
     stages = config.backbone.resolved_returned_layers()
-    if smallest is None or spec is None or stages is None or stages != spec.returned_layers:
+    if stats.smallest_class() is None or spec is None or stages is None:
         return None
-    if {"backbone.returned_layers", "anchors"} & set(given):
+    if stages != spec.returned_layers or {"backbone.returned_layers", "anchors"} & set(given):
         return None
-    if weights_stages is not None:
+    rule = _finer_map_rule(config, stats, steps, stages, spec.returnable)
+    # Fine-tuning round 59's 20-minute model of the slides (stages 3, 4 and 5) for 150
+    # steps on the slides, two seeds: COCO AP 0.867 and 0.867 keeping its stages, 0.768
+    # and 0.776 on those the rule reads at 150 steps (4 and 5); from a model of stages 4
+    # and 5, 600 steps on the finer map the rule chose scored 0.851 against 0.842 on the
+    # model's stages, one seed (benchmarks/recipe_ab.md, round 61).
+    ruled = rule.value[0] if rule is not None else stages[0]  # type: ignore[index]
+    if weights_stages is not None and weights_stages[0] < ruled:
         return _weights_stages_choice(weights_stages)
-    if stages[0] - 1 not in spec.returnable:
+    return rule
+
+
+def _finer_map_rule(
+    config: FasterRCNNConfig,
+    stats: ObjectStatistics,
+    steps: int | None,
+    stages: tuple[int, ...],
+    returnable: Collection[int],
+) -> RecipeChoice | None:
+    """:func:`_finer_map_choice` for a run from ImageNet weights, on the backbone's
+    default ``stages``; ``returnable``: the stages it has."""
+    if stages[0] - 1 not in returnable:
         return None
+    smallest = stats.smallest_class()
+    assert smallest is not None  # _finer_map_choice said so
     side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
     # Where the smallest class stays under the smallest anchor once resized (no enlargement,
     # at most MAX_UPSCALE, brought it there), the FPN reads the two stages before its first
@@ -559,7 +580,7 @@ def _finer_map_choice(
     # seeds) 0.941 / 0.950 against 0.923 / 0.916, COCO AP 0.746 / 0.741 against 0.684 /
     # 0.690. A 16-px anchor on every level as well scored less (0.961;
     # benchmarks/recipe_ab.md, round 54).
-    if 0 < side < anchor and stages[0] - 2 in spec.returnable:  # points have no size
+    if 0 < side < anchor and stages[0] - 2 in returnable:  # points have no size
         return RecipeChoice(
             "backbone.returned_layers",
             (stages[0] - 2, stages[0] - 1, *stages),
@@ -588,17 +609,12 @@ def _finer_map_choice(
 
 def _weights_stages_choice(stages: tuple[int, ...]) -> RecipeChoice:
     """The stages the FPN of the detector a run starts from read, kept."""
-    # Fine-tuning from round 59's 20-minute model of the slides (stages 3, 4 and 5) for
-    # 150 steps on the slides, two seeds: COCO AP 0.867 and 0.867 keeping its stages,
-    # 0.768 and 0.776 on the stages the finer-map rule reads at 150 steps (4 and 5, the
-    # stage-3 blocks left out); mAP@0.5 0.982 / 0.988 against 0.978 / 0.977
-    # (benchmarks/recipe_ab.md, round 61).
     return RecipeChoice(
         "backbone.returned_layers",
         stages,
         "--weights is a detector whose FPN read the backbone stages "
         f"{', '.join(map(str, stages))}: the FPN reads them, as its blocks for them are "
-        "trained (another stage's level would start fresh)",
+        "trained, rather than leave the finer ones out",
     )
 
 
