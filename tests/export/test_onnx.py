@@ -91,15 +91,24 @@ def test_exported_model_without_detections_returns_empty_results(tmp_path):
     assert [tuple(r["boxes"].shape) for r in results] == [(0, 4), (0, 4)]
 
 
-def test_export_leaves_every_module_of_the_model_in_its_mode(tmp_path):
+def test_export_leaves_every_module_of_the_model_in_its_mode(tmp_path, monkeypatch):
     """A training loop that exports a snapshot goes on training: the modes come back, a
-    backbone frozen in eval mode (as alternating training does) included."""
+    backbone frozen in eval mode (as alternating training does) included, also when the
+    export fails. The exporter (stubbed: a real export takes 40 s) sees the eval model."""
     model = models.small(4).train()
     model.backbone.eval()
     modes = [(name, module.training) for name, module in model.named_modules()]
-    export_onnx(model, tmp_path / "snapshot.onnx")
+    seen = []
+
+    def exporter(graph, *args, **kwargs):
+        seen.append(any(module.training for module in model.modules()))
+        raise RuntimeError("stub exporter")
+
+    monkeypatch.setattr(torch.onnx, "export", exporter)
+    with pytest.raises(RuntimeError, match="stub exporter"):
+        export_onnx(model, tmp_path / "snapshot.onnx")
+    assert seen == [False]
     assert [(name, module.training) for name, module in model.named_modules()] == modes
-    assert model.training and not model.backbone.training
     image = torch.rand(3, 100, 120, generator=torch.Generator().manual_seed(0))
     target = {"boxes": torch.tensor([[10.0, 20.0, 60.0, 80.0]]), "labels": torch.tensor([1])}
     losses = model([image], [target])
