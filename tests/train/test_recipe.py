@@ -254,7 +254,7 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     assert _map_strides(chosen) == {"0": 16, "1": 32, "2": 32, "pool": 64}
 
 
-def test_a_run_from_a_detector_keeps_its_fpn_s_finer_stages() -> None:
+def test_a_run_from_a_detector_keeps_its_fpn_s_finer_stages_for_small_objects() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     # 'dot' 66 px once resized: the rule reads stage 3 too only in a run of 530 steps.
     stats = object_statistics(DATASET, config).resized(2.0)
@@ -276,6 +276,10 @@ def test_a_run_from_a_detector_keeps_its_fpn_s_finer_stages() -> None:
         assert chosen.backbone.returned_layers == (3, 4, 5)
         line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
         assert "--weights" not in line
+    # Nor where every class is large (132 px once resized): no finer map is weighed.
+    large = object_statistics(DATASET, config).resized(4.0)
+    chosen, _ = choose_recipe(config, large, steps=150, weights_stages=(3, 4, 5))
+    assert chosen.backbone.resolved_returned_layers() == (4, 5)
     # Stages the user gave stay.
     given = config.with_returned_layers((2, 3, 4, 5))
     chosen, _ = choose_recipe(given, stats, {"backbone.returned_layers"}, weights_stages=(4, 5))

@@ -353,7 +353,8 @@ def choose_recipe(
             its ``min_steps``.
         weights_stages: the backbone stages the FPN of the run's initial weights read,
             where they are a detector's (a model file of this package): kept where they
-            are finer than those the rule reads, as its blocks for them are trained.
+            are finer than those the rule reads and a class is small, as its blocks
+            for them are trained.
     """
     choices = _input_size_choices(config, stats, given)
     if choices:
@@ -536,7 +537,7 @@ def _finer_map_choice(
     images are not crowded (where the class is ``FINER_MAP_ANY_STEPS_SIDE`` or more, two
     stride-32 cells, only in a run of ``FINER_MAP_STEPS``: :func:`_steps_for_finer_map`).
     A run that starts from a detector whose FPN read finer stages than those keeps them
-    (``weights_stages``)."""
+    (``weights_stages``) where the smallest class is small (a finer map is weighed at all)."""
     spec = BACKBONES.get(config.backbone.name)
     stages = config.backbone.resolved_returned_layers()
     if stats.smallest_class() is None or spec is None or stages is None:
@@ -550,7 +551,8 @@ def _finer_map_choice(
     # and 5, 600 steps on the finer map the rule chose scored 0.851 against 0.842 on the
     # model's stages, one seed (benchmarks/recipe_ab.md, round 61).
     ruled = rule.value[0] if rule is not None else stages[0]  # type: ignore[index]
-    if weights_stages is not None and weights_stages[0] < ruled:
+    small = stats.class_sides[stats.smallest_class()] < SMALL_SIDE  # type: ignore[index]
+    if weights_stages is not None and weights_stages[0] < ruled and small:
         return _weights_stages_choice(weights_stages)
     return rule
 
