@@ -113,6 +113,14 @@ DEFAULT_STEPS = 2000
 DECAYS = " and ".join(f"{100 * fraction:.0f}%%" for fraction in TrainConfig.lr_decay_at)
 
 
+WEIGHTS_HELP = (
+    "ImageNet backbone weights (torchvision), or a whole detector's to fine-tune: a model "
+    "file of this package or a torchvision Faster R-CNN checkpoint of the same preset "
+    "(every layer that fits; the data's classes the file has, by name or as a COCO file's "
+    "categories, keep their outputs)"
+)
+
+
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("train", help="train a detector on a dataset")
     add_data_arguments(parser, None, chosen="train, and val too where there is a test split")
@@ -127,14 +135,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "head's classification loss also trains the RPN's box regression, through "
         "RoIAlign); the RPN alone; or the paper's 4-step alternating scheme",
     )
-    parser.add_argument(
-        "--weights",
-        type=Path,
-        help="ImageNet backbone weights (torchvision), or a whole detector's to fine-tune: "
-        "a model file of this package or a torchvision Faster R-CNN checkpoint of the same "
-        "preset (every layer that fits; the data's classes the file has, by name or as "
-        "a COCO file's categories, keep their outputs)",
-    )
+    parser.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     parser.add_argument(
         "--anchors",
         type=Path,
