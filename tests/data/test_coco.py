@@ -85,6 +85,21 @@ def test_drop_crowd_filters_every_per_box_entry(tmp_path: Path) -> None:
     assert drop_crowd(plain) is plain
 
 
+def test_a_placeholder_category_named_as_its_one_class_is_no_class(tmp_path: Path) -> None:
+    # Roboflow's category 0 is named after the project, and so may its one class be; a
+    # category that is its own supercategory (COCO's) stays a class without annotations.
+    categories = [
+        {"id": 0, "name": "raccoon", "supercategory": "none"},
+        {"id": 1, "name": "raccoon", "supercategory": "raccoon"},
+        {"id": 2, "name": "person", "supercategory": "person"},
+    ]
+    annotations = [{"id": 1, "image_id": 11, "category_id": 1, "bbox": [2, 3, 10, 5]}]
+    data = COCODetection(*_coco(tmp_path, categories=categories, annotations=annotations))
+    assert data.class_names == ("raccoon", "person")
+    assert data.label_to_category_id == {1: 1, 2: 2}
+    assert data.target(0)["labels"].tolist() == [1]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

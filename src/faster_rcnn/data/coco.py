@@ -279,16 +279,23 @@ def _file_name(image: Any) -> Path | None:
 
 def _classes(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The categories that are classes: not a placeholder without annotations that only
-    groups others (Roboflow's category 0, named after the dataset)."""
+    groups others (Roboflow's category 0, named after the dataset, which may be the name
+    of its one class too)."""
     categories = data["categories"]
     annotations = data.get("annotations") or []
     ids = (a.get("category_id") for a in annotations if isinstance(a, dict))
     used = {i for i in ids if _is_id(i)}
-    parents = {
+    parents = Counter(
         c.get("supercategory") for c in categories if isinstance(c.get("supercategory"), str)
-    }
-    parents -= {c["name"] for c in categories if c.get("supercategory") == c["name"]}
-    return [c for c in categories if c["id"] in used or c["name"] not in parents]
+    )
+
+    def groups_others(category: dict[str, Any]) -> bool:
+        # Whether another category has its name as supercategory: its own does not count
+        # (COCO's "person" is its own, as is the class Roboflow names as its project).
+        own = category.get("supercategory") == category["name"]
+        return parents[category["name"]] > own
+
+    return [c for c in categories if c["id"] in used or not groups_others(c)]
 
 
 def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:
