@@ -258,6 +258,22 @@ def test_cvat_and_label_studio_coco_exports(tmp_path):
     assert open_dataset(studio).image_files == [studio / "images/c.jpg", studio / "images/b.jpg"]
 
 
+def test_label_studio_coco_with_the_image_paths_of_its_server(tmp_path):
+    # Label Studio 1.16's "COCO with images" names each image by its path on the server
+    # and puts the image in images/: the file is found there by its name.
+    names = ["..\\..\\label-studio\\media\\upload\\4\\cb-a.jpg", "/data/upload/1/cd-b.jpg"]
+    coco(tmp_path / "result.json", names, [{"id": 0, "name": "car"}], 0)
+    for name in ("cb-a.jpg", "cd-b.jpg"):
+        image(tmp_path / "images" / name)
+    data = open_dataset(tmp_path)
+    assert data.image_files == [tmp_path / "images/cb-a.jpg", tmp_path / "images/cd-b.jpg"]
+    assert data.target(1)["boxes"].tolist() == [[2.0, 2.0, 12.0, 10.0]]
+    # Where the name is not there either, the path is refused, naming both.
+    (tmp_path / "images/cd-b.jpg").unlink()
+    with pytest.raises(ValueError, match=r"'/data/upload/1/cd-b.jpg', which leaves .* cd-b.jpg"):
+        open_dataset(tmp_path)
+
+
 # --- held-out splits ----------------------------------------------------------------------
 
 

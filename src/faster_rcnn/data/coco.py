@@ -51,7 +51,8 @@ class COCODetection(ImageFileDataset):
             folders it may be, of which the one holding most of the first images is
             taken (exporters differ: Label Studio writes ``images/x.jpg`` from the file's
             own folder, CVAT ``x.jpg`` inside ``images/``). A ``file_name`` written with
-            Windows' ``\\`` separators is read with ``/``.
+            Windows' ``\\`` separators is read with ``/``; one that leaves the folder
+            (Label Studio's path on its server) is looked for by its last part.
         annotation_file: the COCO json file.
 
     A category that has no annotation and is the ``supercategory`` of another is not a
@@ -265,7 +266,7 @@ def _images_dir(candidates: str | Path | Sequence[str | Path], images: list[Any]
         return Path(candidates)
     folders = [Path(c) for c in candidates]
     names = [_file_name(image) for image in images[:_IMAGES_PROBED]]
-    names = [name for name in names if name is not None]
+    names = [_in_folder(name) for name in names if name is not None]
     found = [sum((folder / name).is_file() for name in names) for folder in folders]
     return folders[found.index(max(found))]
 
@@ -298,14 +299,24 @@ def _classes(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in categories if c["id"] in used or not groups_others(c)]
 
 
+def _in_folder(name: Path) -> Path:
+    """Where an image's ``file_name`` is looked for in the image folder: itself, or its
+    last part where it leaves the folder. Label Studio writes the path an image had on
+    its server (``../../label-studio/media/upload/4/x.png``, ``/data/upload/1/x.png``)
+    and exports the image as ``images/x.png``."""
+    return Path(name.name) if name.is_absolute() or ".." in name.parts else name
+
+
 def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:
-    """The file of an image record, which must lie inside ``images_dir``."""
+    """The file of an image record, which must lie inside ``images_dir``: a
+    ``file_name`` that leaves it is taken by its last part, where that is there."""
     relative = _file_name(image)
     if relative is None:
         raise ValueError(f"{file}: image {image['id']} has no file_name")
-    if relative.is_absolute() or ".." in relative.parts:
+    inside = _in_folder(relative)
+    if inside != relative and not (images_dir / inside).is_file():
         raise ValueError(
             f"{file}: image {image['id']} has file_name {image['file_name']!r}, which leaves "
-            f"the image folder {images_dir}"
+            f"the image folder {images_dir}, and {inside} is not in it either"
         )
-    return images_dir / relative
+    return images_dir / inside
