@@ -8,7 +8,12 @@ import math
 import pytest
 import torch
 
-from faster_rcnn.evaluate.coco_ap import STAT_NAMES, COCOEvaluator
+from faster_rcnn.evaluate.coco_ap import (
+    STAT_NAMES,
+    COCOEvaluator,
+    check_file_names,
+    load_coco_annotations,
+)
 
 
 def boxes(values: list[list[float]]) -> torch.Tensor:
@@ -164,3 +169,14 @@ def test_label_to_category_id_in_memory() -> None:
     assert stats["AP"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"box 0: predicted label 5"):
         evaluate([det([MEDIUM], [5])], targets)
+
+
+def test_file_names_with_windows_separators_are_checked_by_their_name(tmp_path):
+    # Label Studio on Windows writes "images\\x.jpg", which the COCO reader reads as x.jpg.
+    images = [{"id": 1, "file_name": "images\\a.jpg"}, {"id": 2, "file_name": "b.jpg"}]
+    file = tmp_path / "result.json"
+    file.write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    coco = load_coco_annotations(file)
+    check_file_names(coco, file, [(1, "/data/images/a.jpg"), (2, "/data/b.jpg")])
+    with pytest.raises(ValueError, match=r"image 1 is images\\a.jpg, not b.jpg"):
+        check_file_names(coco, file, [(1, "/data/images/b.jpg")])

@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
 import torch
@@ -365,7 +365,8 @@ def check_file_names(
         if record is None:
             raise ValueError(f"{coco_file} has no image of id {image_id} ({name})")
         listed, name = record.get("file_name"), PurePath(name).name
-        if isinstance(listed, str) and PurePath(listed).name != name:
+        # Read as the reader reads it: a Windows tool's "images\\x.jpg" is x.jpg.
+        if isinstance(listed, str) and PureWindowsPath(listed).name != name:
             raise ValueError(
                 f"{coco_file}: image {image_id} is {listed}, not {name}: "
                 "is it the annotation file of another split?"
