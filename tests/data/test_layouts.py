@@ -258,6 +258,16 @@ def test_cvat_and_label_studio_coco_exports(tmp_path):
     assert open_dataset(studio).image_files == [studio / "images/c.jpg", studio / "images/b.jpg"]
 
 
+def test_cvat_coco_export_with_its_images_in_a_folder_per_subset(tmp_path):
+    # CVAT's COCO 1.0 export (Datumaro's, merge_images=False): images/<subset>/ beside
+    # annotations/instances_<subset>.json, file names without the folder.
+    coco(tmp_path / "annotations/instances_default.json", ["a.PNG"], [{"id": 1, "name": "car"}], 1)
+    image(tmp_path / "images/default/a.PNG")
+    data = open_dataset(tmp_path)
+    assert data.image_files == [tmp_path / "images/default/a.PNG"]
+    assert data.target(0)["labels"].tolist() == [1]
+
+
 def test_label_studio_coco_with_the_image_paths_of_its_server(tmp_path):
     # Label Studio 1.16's "COCO with images" names each image by its path on the server
     # and puts the image in images/: the file is found there by its name.

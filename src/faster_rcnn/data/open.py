@@ -9,9 +9,10 @@
   with a small rare class (default 300 images for ``train``, 100 otherwise; seeds as
   above).
 - a ``.yaml`` file: an Ultralytics data YAML (:mod:`.ultralytics`).
-- a ``.json`` file: COCO, that file; images looked for in ``<split>/``, ``<json stem>/``
-  and ``images/`` next to its ``annotations/`` folder (or next to the file), then in the
-  file's own folder.
+- a ``.json`` file: COCO, that file; images looked for in ``<split>/``, ``<json stem>/``,
+  ``images/<json stem>/`` (CVAT's ``images/default/`` beside
+  ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
+  folder (or next to the file), then in the file's own folder.
 - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
   ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
   are not splits).
@@ -348,7 +349,7 @@ def _coco_file(file: Path, split: str) -> COCODetection:
     root = file.parent.parent if in_annotations else file.parent
     stem = file.stem.removeprefix("instances_")
     usual = [root / name for name in SPLIT_ALIASES if stem.startswith(name)]  # train2017
-    folders = [root / split, root / stem, *usual, root / "images"]
+    folders = [root / split, root / stem, *usual, root / "images" / stem, root / "images"]
     found = [folder for folder in folders if folder.is_dir()]
     if not found and in_annotations:
         raise FileNotFoundError(
