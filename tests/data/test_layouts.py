@@ -268,6 +268,21 @@ def test_cvat_coco_export_with_its_images_in_a_folder_per_subset(tmp_path):
     assert data.target(0)["labels"].tolist() == [1]
 
 
+def test_cvat_subsets_train_validation_test_are_found_in_any_case(tmp_path):
+    # CVAT's subsets are named Train, Validation and Test.
+    for subset, count in (("Train", 2), ("Validation", 1), ("Test", 1)):
+        names = [f"{subset}{k}.jpg" for k in range(count)]
+        coco(
+            tmp_path / f"annotations/instances_{subset}.json", names, [{"id": 1, "name": "car"}], 1
+        )
+        for name in names:
+            image(tmp_path / "images" / subset / name)
+    layout = find_layout(tmp_path)
+    assert [layout.resolve(s) for s in ("train", "val", "test")] == ["Train", "Validation", "Test"]
+    assert len(open_dataset(tmp_path, "train")) == 2
+    assert len(open_dataset(tmp_path, "val")) == 1
+
+
 def test_label_studio_coco_with_the_image_paths_of_its_server(tmp_path):
     # Label Studio 1.16's "COCO with images" names each image by its path on the server
     # and puts the image in images/: the file is found there by its name.

@@ -30,9 +30,10 @@
   :mod:`.voc_folder`).
 - a folder holding one ``.json`` file: COCO, that file (Label Studio).
 
-Split names need not match exactly: ``train`` finds ``train2017``, ``val`` finds
-``valid`` or ``val2017``, when just one split fits. A layout without splits gives all its
-images for any split; hold part out with :mod:`.holdout`.
+Split names need not match exactly: ``train`` finds ``train2017`` or ``Train``, ``val``
+finds ``valid``, ``val2017`` or ``Validation`` (CVAT's subsets), when just one split
+fits. A layout without splits gives all its images for any split; hold part out with
+:mod:`.holdout`.
 """
 
 from __future__ import annotations
@@ -86,15 +87,16 @@ class DatasetLayout:
 
     def resolve(self, split: str) -> str:
         """The split ``split`` names: itself, or the one split it is the start of or an
-        alias of (``train`` -> ``train2017``, ``val`` -> ``valid``).
+        alias of, in any case (``train`` -> ``train2017``, ``val`` -> ``valid``, CVAT's
+        ``Validation``).
 
         Raises:
             ValueError: no split, or several, fit.
         """
         if not self.splits or split in self.splits:
             return split
-        names = (split, *SPLIT_ALIASES.get(split, ()))
-        fits = [s for s in self.splits if any(s.startswith(name) for name in names)]
+        names = (split.lower(), *SPLIT_ALIASES.get(split.lower(), ()))
+        fits = [s for s in self.splits if any(s.lower().startswith(name) for name in names)]
         if len(fits) != 1:
             raise ValueError(
                 f"{self.path} ({self.format}) has the splits {list(self.splits)}; "
