@@ -59,6 +59,17 @@ def test_flat_layout_and_class_names_file(tmp_path: Path) -> None:
     assert torch.equal(target["labels"], torch.tensor([3]))
 
 
+def test_labelimg_classes_file_beside_the_labels(tmp_path: Path) -> None:
+    # LabelImg writes classes.txt into the folder it saves the labels in.
+    root = _yolo(tmp_path, "train", {"a": "1 0.5 0.5 0.25 0.5\n"})
+    (root / "labels" / "train" / "classes.txt").write_text("cat\ndog\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor is classes.txt a label file without an image
+        data = YOLODetection(root, "train")
+    assert data.class_names == ("cat", "dog")
+    assert data.target(0)["labels"].tolist() == [2]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

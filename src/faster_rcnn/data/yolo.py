@@ -5,7 +5,7 @@ Layout under ``root``, where ``[split/]`` is present when a split is asked for::
     images/[split/]<name>.jpg|jpeg|png|bmp|webp|tif|tiff
     labels/[split/]<name>.txt     one "class cx cy w h" line per box, or a polygon
                                   "class x1 y1 x2 y2 x3 y3 ..." (its extent is the box)
-    classes.txt or obj.names      optional, one class name per line
+    classes.txt or obj.names      optional, one class name per line (or in labels/[split/])
 
 Label coordinates are the box centre and size as fractions of the image width and
 height; classes count from 0, so class ``k`` is label ``k + 1``. Images are read upright,
@@ -63,8 +63,9 @@ class YOLODetection(ImageFileDataset):
         split: the subfolder of both, e.g. ``"train"``; None when they hold the files
             directly.
 
-    Class names come from ``classes.txt`` or ``obj.names`` in ``root``, else they are
-    ``class0, class1, ...`` up to the largest class id found.
+    Class names come from ``classes.txt`` or ``obj.names`` in ``root``, else in the
+    labels folder (where LabelImg writes ``classes.txt``), else they are ``class0,
+    class1, ...`` up to the largest class id found.
 
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4] x1 y1 x2 y2 pixels, "labels": int64[N], "image_id": i}``.
@@ -93,7 +94,8 @@ class YOLODetection(ImageFileDataset):
         if not self.image_files:
             raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
-        names_file = next((self.root / n for n in NAMES_FILES if (self.root / n).is_file()), None)
+        names_files = [folder / n for folder in (self.root, labels_dir) for n in NAMES_FILES]
+        names_file = next((path for path in names_files if path.is_file()), None)
         names = read_names_file(names_file) if names_file is not None else None
         self._load(label_files, names, str(names_file), str(labels_dir))
         warn_of_unread_labels(label_files, str(labels_dir))
