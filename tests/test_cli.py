@@ -129,6 +129,10 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
         (["train", "--color-jitter", "0.2", "0.2", "0.2", "0.6"], "HUE is at most 0.5 turns"),
+        (
+            ["train", "--data", "absent", "--box-nms-thresh", "0.4", "--soft-nms", "0.5"],
+            "--box-nms-thresh 0.4 sets greedy NMS, which --soft-nms 0.5 replaces",
+        ),
         (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
         (["evaluate", "--model", "m.onnx"], "error: m.onnx is an exported ONNX model: `predict"),
         (["predict", "--onnx", "m.onnx", "x.png", "--split", "test"], "image files have none"),

@@ -182,6 +182,16 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def check_nms_options(args: argparse.Namespace) -> None:
+    """Refuse ``--box-nms-thresh`` beside a Soft-NMS ``--soft-nms``, which replaces the
+    greedy NMS it sets (``--soft-nms 0`` keeps greedy NMS, at that IoU)."""
+    if args.box_nms_thresh is not None and args.soft_nms:
+        raise ValueError(
+            f"--box-nms-thresh {args.box_nms_thresh:g} sets greedy NMS, which --soft-nms "
+            f"{args.soft_nms:g} replaces: give one of them (or --soft-nms 0)"
+        )
+
+
 def given_settings(args: argparse.Namespace) -> set[str]:
     """The config fields the command line set."""
     return {o.setting for o in CONFIG_OPTIONS if getattr(args, o.dest) is not None}

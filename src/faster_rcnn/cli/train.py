@@ -88,7 +88,12 @@ from .arguments import (
     random_seed,
     with_image_sizes,
 )
-from .model_options import add_config_options, given_settings, with_config_options
+from .model_options import (
+    add_config_options,
+    check_nms_options,
+    given_settings,
+    with_config_options,
+)
 from .out_lock import check_unlocked, training_lock
 from .splits import add_holdout_arguments, training_images, write_records
 
@@ -421,6 +426,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_amp(args)
+    check_nms_options(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run's own config warns
         model_config(args, ["object"])  # one class: the options' settings do not vary
