@@ -1,5 +1,6 @@
 """A COCO dataset's own ids through the command line: ``predict --data`` writes them, and
-``evaluate --coco-annotations`` scores against the file (with or without a model)."""
+``evaluate --coco-annotations`` scores against the file (with or without a model); a YOLO
+dataset's class ids, as its label files number them."""
 
 import json
 from pathlib import Path
@@ -71,6 +72,25 @@ def test_predict_writes_the_datasets_image_and_category_ids(coco_run, tmp_path):
     for r in results:
         assert r["category_id"] == CATEGORY_IDS[r["category_name"]]
         assert Path(r["file_name"]).name == f"{r['image_id']}.png"
+
+
+def test_predict_writes_a_yolo_datasets_class_ids(coco_run, tmp_path):
+    _, _, model = coco_run
+    root = tmp_path / "yolo"
+    for folder in ("images/test", "labels/test"):
+        (root / folder).mkdir(parents=True)
+    (root / "classes.txt").write_text("triangle\nrectangle\n")  # the model's in another order
+    for k in range(2):
+        to_pil(SyntheticShapes(1, image_size=(80, 120), seed=k)[0][0]).save(
+            root / "images" / "test" / f"{k}.png"
+        )
+        (root / "labels" / "test" / f"{k}.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    argv = ["predict", "--model", str(model), "--data", str(root), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--score", "0"]) == 0
+    results = json.loads((tmp_path / "out" / "detections.json").read_text())
+    written = {(r["category_name"], r["category_id"]) for r in results}
+    # The model's ellipse is no class of the data: drawn, not written.
+    assert written == {("triangle", 0), ("rectangle", 1)}
 
 
 def test_evaluate_scores_a_detections_file_against_the_coco_file(coco_run, tmp_path, capsys):

@@ -4,10 +4,10 @@ Given files and folders, an image's ``image_id`` is its place in the sorted list
 ``category_id`` the model's label. Given a dataset (``--data``), they are the dataset's
 own: a COCO file's image and category ids (so ``evaluate --detections`` can score the
 JSON against that file; a class of the model's that the file lacks has no id, and its
-detections are drawn but not written), else the image's place in the split and the
-label. Image files are read upright, turned by their EXIF orientation as a viewer shows
-them, and their boxes are in that frame; a dataset's images are read as its reader reads
-them.
+detections are drawn but not written), a YOLO dataset's class ids (from 0, as in its
+label files), else the image's place in the split and the label. Image files are read
+upright, turned by their EXIF orientation as a viewer shows them, and their boxes are in
+that frame; a dataset's images are read as its reader reads them.
 
 With ``--onnx`` an exported model runs instead, with ONNX Runtime on the CPU; it gives
 the same detections, but no proposals to draw.

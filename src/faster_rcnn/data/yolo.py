@@ -72,6 +72,7 @@ class YOLODetection(ImageFileDataset):
 
     Attributes:
         box_audit: the boxes clipped to their image or dropped.
+        label_to_category_id: ``{label: class id in the label files}`` (``k + 1: k``).
 
     Raises:
         FileNotFoundError: the images folder does not exist.
@@ -118,6 +119,9 @@ class YOLODetection(ImageFileDataset):
         if class_names is None:
             class_names = tuple(f"class{k}" for k in range(max(largest, default=-1) + 1))
         self.class_names: tuple[str, ...] = class_names
+        # The file's class ids, as detections are written for this data (Ultralytics'
+        # predictions JSON writes them so): label k + 1 is class k.
+        self.label_to_category_id = {k + 1: k for k in range(len(class_names))}
         for path, class_id in zip(label_files, largest, strict=True):
             if class_id >= len(self.class_names):
                 raise ValueError(
