@@ -19,6 +19,7 @@ import difflib
 import itertools
 import json
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -739,13 +740,16 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     if origin is tuple:
         return _typed_tuple(value, args, where)
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"{where} must be a number, got {value!r}")
         if not math.isfinite(value):
             raise ValueError(f"{where} must be finite, got {value!r}")
-        return value
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{where} must be an integer, got {value!r}")
+        # A NumPy scalar (an array's element) as Python's own: the config is written as JSON.
+        return value if isinstance(value, (int, float)) else float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        return int(value)
     if isinstance(hint, type) and not isinstance(value, hint):
         raise ValueError(f"{where} must be a {hint.__name__}, got {value!r}")
     return value

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from faster_rcnn.config import (
@@ -117,6 +118,23 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
 def test_bad_settings_are_refused_with_the_field_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_numpy_numbers_are_taken_as_pythons_own():
+    # Values computed with NumPy (an anchor fit, a grid search) are NumPy scalars.
+    cfg = preset_config("small").replace(
+        rpn={"nms_thresh": np.float32(0.5), "batch_size_per_image": np.int64(128)},
+        transform={"min_size": (np.int32(96), 128), "max_size": np.uint16(160)},
+    )
+    assert (cfg.rpn.nms_thresh, cfg.rpn.batch_size_per_image) == (0.5, 128)
+    assert (cfg.transform.min_size, cfg.transform.max_size) == ((96, 128), 160)
+    kinds = {type(cfg.rpn.nms_thresh), type(cfg.transform.min_size[0])}
+    assert kinds == {float, int}
+    assert FasterRCNNConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError, match="batch_size_per_image must be an integer"):
+        RPNConfig(batch_size_per_image=np.float64(128.0))
+    with pytest.raises(ValueError, match="nms_thresh must be a number"):
+        RPNConfig(nms_thresh=np.bool_(True))
 
 
 def test_a_model_file_asking_for_a_huge_layer_is_refused_before_any_allocation():
