@@ -224,7 +224,18 @@ class FasterRCNN(nn.Module):
     def backbone_features(self, tensors: Tensor) -> dict[str, Tensor]:
         """The backbone's feature maps of ``(N, 3, H, W)`` normalised, padded images, as an
         ordered dict (a backbone's single map is named ``"0"``)."""
-        features = self.backbone(tensors.contiguous(memory_format=self.memory_format))
+        try:
+            features = self.backbone(tensors.contiguous(memory_format=self.memory_format))
+        except ValueError as error:
+            # PyTorch's words for a training batch norm given a single value a channel.
+            if not self.training or "more than 1 value per channel" not in str(error):
+                raise
+            n, _, height, width = tensors.shape
+            raise ValueError(
+                f"a training batch of {n} image(s) padded to {height}x{width} px leaves one "
+                "value a channel to a batch norm of the backbone (its last map is 1x1): "
+                "train on 2 or more images a batch, or on larger ones"
+            ) from error
         if isinstance(features, Tensor):
             return OrderedDict([("0", features)])
         return features

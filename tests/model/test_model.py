@@ -170,6 +170,15 @@ def test_training_rejects_missing_and_invalid_targets():
         model(images, targets)
 
 
+def test_a_batch_too_small_for_the_backbones_training_batch_norms_is_named():
+    cfg = preset_config("small", 3).replace(transform={"min_size": (16,), "max_size": 16})
+    model = FasterRCNN.from_config(cfg).train()  # the small preset trains its batch norms
+    images, targets = batch()
+    with pytest.raises(ValueError, match=r"^a training batch of 1 image\(s\) padded to 32x32 px"):
+        model(images[1:], targets[1:])
+    assert set(model(images, targets)) >= {"loss_classifier"}  # two images: a value each
+
+
 def test_a_replaced_box_predictor_sets_the_class_count_labels_are_checked_against():
     """torchvision's fine-tuning idiom: ``roi_heads.box_predictor = FastRCNNPredictor(in_
     features, k)``; the config follows, without the old classes' names and thresholds."""
