@@ -130,6 +130,7 @@ def test_classes_named_alike_are_warned_of(tmp_path: Path) -> None:
     root = tmp_path / "yolo"
     _image(root / "images" / "a.jpg")
     (root / "labels").mkdir()
+    (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (root / "classes.txt").write_text("RBC\nrbc\nred_cell\nRed Cell\nWBC\n")
     with pytest.warns(UserWarning) as warned:
         data = open_dataset(root)

@@ -238,3 +238,15 @@ def test_an_upright_or_undefined_orientation_reads_the_image_as_stored(
     assert torch.equal(image, read_image(root / "images" / "c.jpg"))
     assert image.shape == (3, 20, 40) and dataset.image_size(index) == (20, 40)
     assert torch.equal(target["boxes"], torch.tensor([[10.0, 5, 30, 15]]))
+
+
+def test_a_split_without_any_label_file_is_named_in_a_warning(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, "val", {})
+    (root / "labels" / "val").rmdir()  # labels/val was never made, or named otherwise
+    with pytest.warns(UserWarning, match=r"no label file for any of the 2 images \(as .*a\.txt\)"):
+        data = YOLODetection(root, "val")
+    assert [len(data[i][1]["boxes"]) for i in range(2)] == [0, 0]
+    root = _yolo(tmp_path / "labelled", "val", {"b": ""})  # an empty file: a background image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        YOLODetection(root, "val")

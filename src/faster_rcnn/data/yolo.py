@@ -115,6 +115,12 @@ class YOLODetection(ImageFileDataset):
         # Per image: int64[N] class ids and float32[N, 4] x1, y1, x2, y2 in 0..1.
         self._labels = [parse_label_file(path, self.box_audit) for path in label_files]
         self.box_audit.warn(source)
+        if not any(path.is_file() for path in label_files):  # as Ultralytics warns
+            warnings.warn(
+                f"{source}: no label file for any of the {len(label_files)} images (as "
+                f"{label_files[0]}): every image is read as holding no object",
+                stacklevel=3,
+            )
         largest = [int(c.max()) if len(c) else -1 for c, _ in self._labels]
         if class_names is None:
             class_names = tuple(f"class{k}" for k in range(max(largest, default=-1) + 1))
