@@ -533,11 +533,17 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
 def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, capsys):
     """A checkpoint written after the model file (or without one) is a run that stopped
     before its end: a fresh run there is refused before anything is loaded, --resume
-    continues it; a finished run may be trained over. --out naming a file is refused."""
+    continues it; a finished run may be trained over, and the run says so. --out naming a
+    file is refused."""
     out = tmp_path / "run"
     argv = ["train", "--data", "synthetic:4", "--steps", "2", "--out", str(out), *TINY]
     assert main(argv) == 0
+    assert " holds a finished run" not in capsys.readouterr().out
     assert main(argv) == 0  # finished: trained over, as before
+    replaced = f"{out} holds a finished run (its model.safetensors of 20"
+    assert capsys.readouterr().out.startswith(replaced)
+    assert main([*argv, "--resume"]) == 0  # continued, not replaced
+    assert " holds a finished run" not in capsys.readouterr().out
     (out / "model.safetensors").unlink()  # as a run stopped by a signal leaves it
     capsys.readouterr()
     assert main(argv) == 2

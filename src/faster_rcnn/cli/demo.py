@@ -20,7 +20,14 @@ from .arguments import device_name, positive_float, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import training_lock
 from .splits import write_records
-from .train import check_amp, check_out, fit_and_save, say_default_precision, uses_amp
+from .train import (
+    check_amp,
+    check_out,
+    fit_and_save,
+    say_default_precision,
+    say_replaced_run,
+    uses_amp,
+)
 
 PICTURES = 8
 
@@ -54,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     check_amp(args)
     check_out(args.out, None, resume=False, writes="the demo writes")
     with training_lock(args.out):
+        say_replaced_run(args.out)
         return demo(args)
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -340,6 +341,8 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_options(args)
     with training_lock(args.out):
+        if not args.resume:
+            say_replaced_run(args.out)
         return train(args)
 
 
@@ -473,6 +476,15 @@ def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
             f"{continued_by(unfinished[0], scheme)}to start anew, remove it or choose "
             "another --out"
         )
+
+
+def say_replaced_run(out: Path) -> None:
+    """Say that the run about to start replaces the finished one whose model ``out``
+    holds (its checkpoints and records go with it)."""
+    model = out / MODEL_FILE
+    if model.is_file():
+        written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        print(f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces it")
 
 
 def continued_by(checkpoint: Path, scheme: str | None) -> str:
