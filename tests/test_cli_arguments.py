@@ -110,3 +110,28 @@ def test_an_out_file_in_a_file_or_a_read_only_folder_is_refused_before_any_work(
     said = rf"^--out {inside} is inside the read-only folder {locked}: explain writes a file"
     with pytest.raises(ValueError, match=said):
         check_out_file(inside, "explain writes")
+
+
+# Small enough that a command which ignores the flag tested ends soon.
+ANCHORS = ["anchors", "--data", "synthetic:2", "--max-images", "1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        ([*ANCHORS, "--iou", "0.5"], "--iou has no effect without --fit (options of the fit)"),
+        (
+            [*ANCHORS, "--per-level", "--anchors-per-location", "3"],
+            "--per-level and --anchors-per-location have no effect without --fit",
+        ),
+    ],
+)
+def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(
+    argv, error, capsys, tmp_path
+):
+    """Each was accepted and silently ignored, the command run as if it were not given."""
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("faster-rcnn: error: ") and error in err and err.count("\n") == 1
+    assert not out.exists()

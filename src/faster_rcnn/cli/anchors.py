@@ -82,6 +82,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_fit_options(args)
     check_out_folder(args.out, "anchors writes")
     if args.model:
         read_model_config(args.model)  # a bad --model is named before its data is sought
@@ -100,6 +101,21 @@ def run(args: argparse.Namespace) -> int:
     if args.fit:
         fit_and_report(args, model, targets, names)
     return 0
+
+
+def check_fit_options(args: argparse.Namespace) -> None:
+    """Refuse ``--fit``'s own options without it: the coverage alone would ignore them."""
+    fit_options = {
+        "--iou": args.iou is not None,
+        "--per-level": args.per_level,
+        "--anchors-per-location": args.anchors_per_location is not None,
+    }
+    given = [flag for flag, is_given in fit_options.items() if is_given]
+    if given and not args.fit:
+        verb = "has" if len(given) == 1 else "have"
+        raise ValueError(
+            f"{' and '.join(given)} {verb} no effect without --fit (options of the fit)"
+        )
 
 
 def measured_data(args: argparse.Namespace) -> str:
