@@ -114,6 +114,7 @@ def test_an_out_file_in_a_file_or_a_read_only_folder_is_refused_before_any_work(
 
 # Small enough that a command which ignores the flag tested ends soon.
 ANCHORS = ["anchors", "--data", "synthetic:2", "--max-images", "1"]
+SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.json"]
 
 
 @pytest.mark.parametrize(
@@ -124,6 +125,13 @@ ANCHORS = ["anchors", "--data", "synthetic:2", "--max-images", "1"]
             [*ANCHORS, "--per-level", "--anchors-per-location", "3"],
             "--per-level and --anchors-per-location have no effect without --fit",
         ),
+        (
+            [*SCORED_FILE, "--tta", "both", "--score-thresh", "0.01"],
+            "--tta and --score-thresh have no effect with --detections (detections already "
+            "made): they set how a --model detects",
+        ),
+        ([*SCORED_FILE, "--data", "synthetic"], "--data has no effect with --detections"),
+        ([*SCORED_FILE, "--batch-size", "4"], "--batch-size has no effect with --detections"),
     ],
 )
 def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(

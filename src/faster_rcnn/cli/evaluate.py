@@ -143,11 +143,35 @@ def output_folder(out: Path | None, model: Path) -> Path | None:
     return None
 
 
+# The options that say how a --model detects, and their defaults: --detections has none.
+MODEL_OPTIONS = {
+    "--data": None,
+    "--split": None,
+    "--val-fraction": None,
+    "--split-seed": 0,
+    "--strict": False,
+    "--tta": None,
+    "--batch-size": 1,
+    "--score-thresh": None,
+    "--device": "cpu",
+}
+
+
 def score_detections_file(args: argparse.Namespace) -> int:
     """Print (and with ``--out`` write) the COCO figures of ``--detections`` against
-    ``--coco-annotations``."""
+    ``--coco-annotations``; refuse the options of a ``--model``'s detection."""
     if args.coco_annotations is None:
         raise ValueError("--detections is scored against a COCO file: give --coco-annotations")
+    given = [
+        flag
+        for flag, default in MODEL_OPTIONS.items()
+        if getattr(args, flag.removeprefix("--").replace("-", "_")) != default
+    ]
+    if given:
+        raise ValueError(
+            f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect with "
+            "--detections (detections already made): they set how a --model detects"
+        )
     figures = score_results_file(args.coco_annotations, args.detections)
     print(f"{args.detections} against {args.coco_annotations}:")
     print("  ".join(f"{name} {value:.4f}" for name, value in figures.items()))
