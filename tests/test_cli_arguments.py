@@ -132,6 +132,15 @@ SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.js
         ),
         ([*SCORED_FILE, "--data", "synthetic"], "--data has no effect with --detections"),
         ([*SCORED_FILE, "--batch-size", "4"], "--batch-size has no effect with --detections"),
+        (
+            ["train", "--data", "synthetic:2", "--steps", "1", "--split-seed", "3"],
+            "--split-seed has no effect without --val-fraction: it draws the images "
+            "--val-fraction holds out",
+        ),
+        (
+            ["evaluate", "--model", "m.safetensors", "--split-seed", "3"],
+            "--split-seed has no effect without --val-fraction",
+        ),
     ],
 )
 def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(

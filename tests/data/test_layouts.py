@@ -445,8 +445,8 @@ def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp
     assert "scoring the 3 of 10 images held out by --val-fraction 0.3" in printed.out
     assert "trained on" not in printed.err
     # Another fraction scores images the model's split.json trained on: said so.
-    argv = ["evaluate", "--model", model, "--data", str(data), "--split-seed", "1"]
-    assert main([*argv, "--val-fraction", "0.5"]) == 0
+    argv = ["evaluate", "--model", model, "--data", str(data)]
+    assert main([*argv, "--val-fraction", "0.5", "--split-seed", "1"]) == 0
     seen = set(holdout_indices(item_keys(whole), 0.5, seed=1)["val"]) - set(expected)
     assert seen  # the two fractions' held-out images differ
     assert f"{len(seen)} of the 5 images scored were trained on" in capsys.readouterr().err

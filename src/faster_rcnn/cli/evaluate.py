@@ -31,7 +31,7 @@ from .arguments import (
     unwritable_folder,
     with_tta,
 )
-from .splits import add_holdout_arguments, evaluation_images, trained_data
+from .splits import add_holdout_arguments, check_split_seed, evaluation_images, trained_data
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("evaluate needs --model or --detections (not both)")
     if args.detections is not None:
         return score_detections_file(args)
+    check_split_seed(args)
     out = output_folder(args.out, args.model)
     model = load_model(args.model, device=args.device)
     if args.score_thresh is not None:

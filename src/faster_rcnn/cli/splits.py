@@ -47,6 +47,15 @@ def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_split_seed(args: argparse.Namespace) -> None:
+    """Refuse a ``--split-seed`` without the ``--val-fraction`` it draws."""
+    if args.split_seed and args.val_fraction is None:
+        raise ValueError(
+            "--split-seed has no effect without --val-fraction: it draws the images "
+            "--val-fraction holds out"
+        )
+
+
 def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records]:
     """The ``--split`` of ``--data`` (default: :func:`default_training_splits`), less what
     ``--val-fraction`` holds out; and the records of both (``training_splits.json`` for
