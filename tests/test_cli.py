@@ -21,7 +21,7 @@ from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
-from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model
+from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model, save_model
 from faster_rcnn.train.stops import TrainingInterrupted
 
 TINY = ["--min-size", "96", "--max-size", "128"]
@@ -412,6 +412,24 @@ def test_predict_writes_no_picture_over_another(tmp_path):
         "a_proposals_jpg.png",
         "a_proposals_jpg_proposals.png",
     ]
+
+
+def test_predict_refuses_an_out_where_its_pictures_would_replace_its_images(tmp_path, capsys):
+    """``--out`` the images' own folder wrote ``a.png``'s picture over ``a.png``."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(64, 80))[0][0]).save(images / "a.png")
+    before = (images / "a.png").read_bytes()
+    argv = ["predict", "--model", str(model), str(images / "a.png"), "--out", str(images)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {images}: the picture a.png would replace the image "
+        f"{images / 'a.png'} it is drawn from; choose another --out\n"
+    )
+    assert (images / "a.png").read_bytes() == before
+    assert sorted(p.name for p in images.iterdir()) == ["a.png"]
 
 
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):

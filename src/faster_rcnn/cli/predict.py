@@ -95,10 +95,11 @@ def run(args: argparse.Namespace) -> int:
             paths, list(range(len(paths))), lambda k: read_image(paths[k], exif_transpose=True)
         )
     paths, category_ids = images.paths, images.category_ids
+    names_of = picture_names(paths, proposals=args.onnx is None)
+    check_no_image_written_over(args.out, paths, names_of, proposals=args.onnx is None)
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped = []
-    names_of = picture_names(paths, proposals=args.onnx is None)
     items = zip(paths, images.image_ids, names_of, strict=True)
     for k, (path, image_id, name) in enumerate(items):
         try:
@@ -245,6 +246,24 @@ def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
         names.append(name)
         taken |= pictures(name)
     return names
+
+
+def check_no_image_written_over(
+    out: Path, paths: Sequence[Path], names: Sequence[str], proposals: bool = True
+) -> None:
+    """Refuse an ``out`` where a picture predict writes (``<name>.png``, with ``proposals``
+    ``<name>_proposals.png``, for each of ``names``) would replace one of the images
+    ``paths`` it reads: an --out that is the images' own folder."""
+    suffixes = ("", "_proposals") if proposals else ("",)
+    read = {path.resolve() for path in paths}
+    for name in names:
+        for suffix in suffixes:
+            picture = (out / f"{name}{suffix}.png").resolve()
+            if picture in read:
+                raise ValueError(
+                    f"--out {out}: the picture {picture.name} would replace the image "
+                    f"{picture} it is drawn from; choose another --out"
+                )
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
