@@ -263,6 +263,31 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     )
 
 
+def test_cli_refuses_an_out_that_would_replace_what_it_reads(tmp_path, capsys):
+    """``--out`` the image itself, or the PNG whose JSON of numbers is the COCO file read,
+    wrote the explanation over them; a folder was written as ``<folder>.png``."""
+    image = tmp_path / "f.png"
+    to_pil(smooth_image(40, 40)).save(image)
+    coco = tmp_path / "boxes.json"
+    _one_image_coco(coco, "f.png", (40, 40), "cat", [1, 2, 10, 20])
+    kept = image.read_bytes(), coco.read_bytes()
+    argv = ["explain", str(image), "--annotations", str(coco), "--out"]
+    assert main([*argv, str(image)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {image} would write {image} over the image, which it reads\n"
+    )
+    assert main([*argv, str(tmp_path / "boxes.png")]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"would write {coco} over --annotations, which it reads\n"
+    )
+    assert main([*argv, str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {tmp_path} is a folder: name the .png file to write\n"
+    )
+    assert (image.read_bytes(), coco.read_bytes()) == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boxes.json", "f.png"]
+
+
 def _one_image_coco(
     path: Path, file_name: str, size: tuple[int, int], name: str, bbox: list[float]
 ) -> None:

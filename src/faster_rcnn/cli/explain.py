@@ -75,7 +75,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
-    check_out_file(out, "explain writes")
+    check_explain_out(out, args)
     if args.model:
         model = load_model(args.model, device=args.device)
         name = f"model {args.model}"
@@ -98,6 +98,19 @@ def run(args: argparse.Namespace) -> int:
         f"sampled {counts['sampled_positive']} + {counts['sampled_negative']} -> {path}"
     )
     return 0
+
+
+def check_explain_out(out: Path, args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that cannot be written, that is a folder, or whose PNG or the
+    JSON beside it would replace the image, ``--annotations`` or ``--classes`` read."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: name the .png file to write")
+    check_out_file(out, "explain writes")
+    read = {"the image": args.image, "--annotations": args.annotations, "--classes": args.classes}
+    for written in (out.with_suffix(".png"), out.with_suffix(".json")):
+        for what, path in read.items():
+            if path is not None and written.exists() and path.exists() and written.samefile(path):
+                raise ValueError(f"--out {out} would write {written} over {what}, which it reads")
 
 
 def read_annotated_image(
