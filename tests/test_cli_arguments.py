@@ -141,6 +141,16 @@ SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.js
             ["evaluate", "--model", "m.safetensors", "--split-seed", "3"],
             "--split-seed has no effect without --val-fraction",
         ),
+        (
+            ["explain", "x.png", "--top", "10", "--score", "0"],
+            "--top and --score have no effect without --model: an untrained preset draws no "
+            "proposals or detections",
+        ),
+        (
+            ["explain", "x.png", "--annotations", "x.xml", "--classes", "names.txt"],
+            "--classes has no effect without a YOLO .txt as --annotations",
+        ),
+        (["explain", "x.png", "--classes", "names.txt"], "--classes has no effect without"),
     ],
 )
 def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(

@@ -64,16 +64,21 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--seed", type=random_seed, default=0, help="seed of the sampled mini-batch"
     )
     parser.add_argument(
-        "--top", type=positive_int, default=50, help="proposals drawn before and after NMS"
+        "--top",
+        type=positive_int,
+        help="with --model: proposals drawn before and after NMS (default 50)",
     )
     parser.add_argument(
-        "--score", type=probability, default=0.5, help="detections drawn from this score"
+        "--score",
+        type=probability,
+        help="with --model: detections drawn from this score (default 0.5)",
     )
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
     check_explain_out(out, args)
     if args.model:
@@ -90,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         image, boxes, names = read_image(args.image), None, ()
     explanation = explain(model, image, boxes, names, args.seed, with_proposals=bool(args.model))
-    path = draw_explanation(explanation, out, f"{args.image.name}, {name}", args.top, args.score)
+    drawn = {"top_k": args.top, "score_threshold": args.score}
+    given = {setting: value for setting, value in drawn.items() if value is not None}
+    path = draw_explanation(explanation, out, f"{args.image.name}, {name}", **given)
     counts = explanation.counts()
     print(
         f"{counts['anchors']:,} anchors: {counts['positive']:,} positive, {counts['negative']:,} "
@@ -98,6 +105,25 @@ def run(args: argparse.Namespace) -> int:
         f"sampled {counts['sampled_positive']} + {counts['sampled_negative']} -> {path}"
     )
     return 0
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse the options that the panels asked for leave without effect: ``--top`` and
+    ``--score`` without ``--model`` (they draw its proposals and detections), ``--classes``
+    without a YOLO ``.txt`` as ``--annotations`` (the names of its class numbers)."""
+    drawn = [
+        flag for flag, value in (("--top", args.top), ("--score", args.score)) if value is not None
+    ]
+    if drawn and args.model is None:
+        raise ValueError(
+            f"{' and '.join(drawn)} {'has' if len(drawn) == 1 else 'have'} no effect without "
+            "--model: an untrained preset draws no proposals or detections"
+        )
+    if args.classes and (args.annotations is None or args.annotations.suffix.lower() != ".txt"):
+        raise ValueError(
+            "--classes has no effect without a YOLO .txt as --annotations: it names the "
+            "class numbers of such a file"
+        )
 
 
 def check_explain_out(out: Path, args: argparse.Namespace) -> None:
