@@ -114,6 +114,8 @@ def test_an_out_file_in_a_file_or_a_read_only_folder_is_refused_before_any_work(
 
 # Small enough that a command which ignores the flag tested ends soon.
 ANCHORS = ["anchors", "--data", "synthetic:2", "--max-images", "1"]
+TINY = ["--min-size", "64", "--max-size", "96"]
+TRAIN_RPN = ["train", "--data", "synthetic:2", "--steps", "1", "--scheme", "rpn", *TINY]
 SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.json"]
 
 
@@ -151,6 +153,12 @@ SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.js
             "--classes has no effect without a YOLO .txt as --annotations",
         ),
         (["explain", "x.png", "--classes", "names.txt"], "--classes has no effect without"),
+        (
+            [*TRAIN_RPN, "--roi-sampler", "class_balanced", "--gt-jitter", "2"],
+            "--roi-sampler and --gt-jitter have no effect with --scheme rpn: it trains the RPN "
+            "alone, not the detection head they sample RoIs for",
+        ),
+        ([*TRAIN_RPN, "--roi-batch-size", "64"], "--roi-batch-size has no effect with --scheme"),
     ],
 )
 def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(

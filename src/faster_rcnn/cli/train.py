@@ -111,6 +111,8 @@ SCHEME_STAGES = {
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
+# The options that set how the detection head's RoIs are sampled in training.
+HEAD_TRAINING_OPTIONS = ("--roi-batch-size", "--roi-sampler", "--gt-jitter")
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
 
@@ -429,6 +431,7 @@ def check_options(args: argparse.Namespace) -> None:
     check_split_seed(args)
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
+    check_head_training_options(args)
     check_amp(args)
     check_nms_options(args)
     with warnings.catch_warnings():
@@ -436,6 +439,21 @@ def check_options(args: argparse.Namespace) -> None:
         model_config(args, ["object"])  # one class: the options' settings do not vary
     check_out(args.out, args.scheme, args.resume)
     check_weights(args)
+
+
+def check_head_training_options(args: argparse.Namespace) -> None:
+    """Refuse the options of the detection head's training with ``--scheme rpn``, which
+    never runs the head."""
+    given = [
+        flag
+        for flag in HEAD_TRAINING_OPTIONS
+        if getattr(args, flag.removeprefix("--").replace("-", "_")) is not None
+    ]
+    if given and args.scheme == "rpn":
+        raise ValueError(
+            f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect with "
+            "--scheme rpn: it trains the RPN alone, not the detection head they sample RoIs for"
+        )
 
 
 def check_weights(args: argparse.Namespace) -> None:
