@@ -21,7 +21,12 @@ from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
-from faster_rcnn.train.checkpoint import TrainingCheckpoint, load_model, save_model
+from faster_rcnn.train.checkpoint import (
+    TrainingCheckpoint,
+    load_model,
+    read_model_config,
+    save_model,
+)
 from faster_rcnn.train.stops import TrainingInterrupted
 
 TINY = ["--min-size", "96", "--max-size", "128"]
@@ -812,6 +817,18 @@ def test_a_model_of_the_rpn_trained_alone_warns_that_its_box_head_is_untrained(t
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a jointly trained model loads without a word
         load_model(tmp_path / "joint" / "model.safetensors")
+
+
+def test_the_recipe_samples_no_rois_for_the_rpn_trained_alone(tmp_path, capsys):
+    """On these images the recipe moves copies of the boxes into a joint run's RoIs and
+    spreads them over the classes; the RPN alone samples no RoIs: it was said all the same."""
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--scheme", "rpn", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "rpn")]) == 0
+    printed = capsys.readouterr().out
+    assert "roi_heads.soft_nms_sigma = 0.3" in printed  # the recipe's choice for any model
+    assert "roi_heads.gt_jitter" not in printed and "roi_heads.sampler" not in printed
+    roi_heads = read_model_config(tmp_path / "rpn" / "model.safetensors").roi_heads
+    assert (roi_heads.gt_jitter, roi_heads.sampler) == (0, "random")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
