@@ -115,7 +115,8 @@ def test_an_out_file_in_a_file_or_a_read_only_folder_is_refused_before_any_work(
 # Small enough that a command which ignores the flag tested ends soon.
 ANCHORS = ["anchors", "--data", "synthetic:2", "--max-images", "1"]
 TINY = ["--min-size", "64", "--max-size", "96"]
-TRAIN_RPN = ["train", "--data", "synthetic:2", "--steps", "1", "--scheme", "rpn", *TINY]
+TRAIN = ["train", "--data", "synthetic:2", "--steps", "1"]
+TRAIN_RPN = [*TRAIN, "--scheme", "rpn", *TINY]
 SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.json"]
 
 
@@ -159,6 +160,15 @@ SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.js
             "alone, not the detection head they sample RoIs for",
         ),
         ([*TRAIN_RPN, "--roi-batch-size", "64"], "--roi-batch-size has no effect with --scheme"),
+        (
+            [*TRAIN, *TINY, "--multi-scale-per", "batch"],
+            "--multi-scale-per has no effect with the one --min-size 64: it chooses how "
+            "training draws among several",
+        ),
+        (
+            [*TRAIN, "--recipe", "preset", "--multi-scale-per", "image"],
+            "--multi-scale-per has no effect with the one --min-size 320",
+        ),
     ],
 )
 def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(

@@ -17,7 +17,8 @@ def test_each_option_sets_its_field_and_the_recipe_keeps_it(tmp_path) -> None:
     options = ["--rpn-sampler", "hard_negative", "--allowed-border", "0", "--rpn-loss", "paper"]
     options += ["--rpn-box-weight", "10", "--roi-batch-size", "256", "--roi-sampler", "random"]
     options += ["--detections-per-image", "300", "--gt-jitter", "2", "--box-nms-thresh", "0.45"]
-    options += ["--trainable-layers", "2", "--multi-scale-per", "batch"]
+    # Two shorter sides for --multi-scale-per to draw from (TINY's last given is taken).
+    options += ["--trainable-layers", "2", "--multi-scale-per", "batch", "--min-size", "96", "112"]
     argv = ["train", "--data", "synthetic:2", *TINY, *options, "--out", str(tmp_path)]
     assert main(argv) == 0
     config = load_model(tmp_path / "model.safetensors").config

@@ -441,9 +441,21 @@ def check_options(args: argparse.Namespace) -> None:
     check_nms_options(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run's own config warns
-        model_config(args, ["object"])  # one class: the options' settings do not vary
+        config = model_config(args, ["object"])  # one class: the settings do not vary
+    check_multi_scale_per(args, config.transform.min_size)
     check_out(args.out, args.scheme, args.resume)
     check_weights(args)
+
+
+def check_multi_scale_per(args: argparse.Namespace, min_sizes: Sequence[int]) -> None:
+    """Refuse ``--multi-scale-per`` where training has one shorter side ``min_sizes`` to
+    draw (given, or the preset's kept): only the recipe may choose several."""
+    fixed = args.min_size or args.recipe == "preset"
+    if args.multi_scale_per and fixed and len(min_sizes) == 1:
+        raise ValueError(
+            f"--multi-scale-per has no effect with the one --min-size {min_sizes[0]}: it "
+            "chooses how training draws among several"
+        )
 
 
 def check_head_training_options(args: argparse.Namespace) -> None:
