@@ -316,6 +316,10 @@ def test_yolo_and_coco_annotations(tmp_path):
     assert names == ("cat",)
     with pytest.raises(ValueError, match=r"no image named 'e\.png'"):
         read_annotated_image(tmp_path / "d.json", tmp_path / "e.png")
+    # A YOLO label file is its image's by name alone: another image's is refused.
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "e.png")
+    with pytest.raises(ValueError, match=r"d\.txt labels d\.\*, not e\.png$"):
+        read_annotated_image(tmp_path / "labels" / "d.txt", tmp_path / "e.png")
 
 
 def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_path):

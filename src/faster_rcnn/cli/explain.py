@@ -161,7 +161,8 @@ def read_annotated_image(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: an unknown suffix, a malformed file, a COCO file without the image.
+        ValueError: an unknown suffix, a malformed file, a VOC or YOLO file of another
+            image, a COCO file without the image.
     """
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
@@ -169,6 +170,8 @@ def read_annotated_image(
     if suffix == ".xml":
         return _voc_annotated(path, image_path)
     if suffix == ".txt":
+        if path.stem.lower() != image_path.stem.lower():  # YOLO's only link to its image
+            raise ValueError(f"{path} labels {path.stem}.*, not {image_path.name}")
         # Upright, as the YOLO reader (and Ultralytics) reads it.
         image = read_image(image_path, exif_transpose=True)
         names = _yolo_names(path, classes_file, model_names)
