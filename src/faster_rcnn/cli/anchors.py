@@ -27,8 +27,10 @@ from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
     check_out_folder,
+    given_flags,
     open_fraction,
     positive_int,
+    refuse_without_effect,
     with_image_sizes,
 )
 from .splits import trained_data
@@ -105,17 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
 def check_fit_options(args: argparse.Namespace) -> None:
     """Refuse ``--fit``'s own options without it: the coverage alone would ignore them."""
-    fit_options = {
-        "--iou": args.iou is not None,
-        "--per-level": args.per_level,
-        "--anchors-per-location": args.anchors_per_location is not None,
-    }
-    given = [flag for flag, is_given in fit_options.items() if is_given]
-    if given and not args.fit:
-        verb = "has" if len(given) == 1 else "have"
-        raise ValueError(
-            f"{' and '.join(given)} {verb} no effect without --fit (options of the fit)"
-        )
+    if not args.fit:
+        unset = {"--iou": None, "--per-level": False, "--anchors-per-location": None}
+        refuse_without_effect(given_flags(args, unset), "without --fit (options of the fit)")
 
 
 def measured_data(args: argparse.Namespace) -> str:

@@ -16,6 +16,24 @@ from ..model import FasterRCNN
 from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
 
 
+def refuse_without_effect(flags: Sequence[str], context: str) -> None:
+    """Refuse the options ``flags`` given (none: nothing to refuse), which have no effect
+    in ``context`` (``"without --fit: ..."``), in one line naming them."""
+    if flags:
+        verb = "has" if len(flags) == 1 else "have"
+        raise ValueError(f"{' and '.join(flags)} {verb} no effect {context}")
+
+
+def given_flags(args: argparse.Namespace, unset: dict[str, object]) -> list[str]:
+    """The flags of ``unset`` (``{"--flag": its value when not given}``) that ``args``
+    sets to another value."""
+    return [
+        flag
+        for flag, value in unset.items()
+        if getattr(args, flag.removeprefix("--").replace("-", "_")) != value
+    ]
+
+
 def add_data_arguments(
     parser: argparse.ArgumentParser,
     default_split: str | None,

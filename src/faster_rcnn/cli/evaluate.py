@@ -26,8 +26,10 @@ from .arguments import (
     add_tta_argument,
     check_out_folder,
     device_name,
+    given_flags,
     open_fraction,
     positive_int,
+    refuse_without_effect,
     unwritable_folder,
     with_tta,
 )
@@ -163,16 +165,10 @@ def score_detections_file(args: argparse.Namespace) -> int:
     ``--coco-annotations``; refuse the options of a ``--model``'s detection."""
     if args.coco_annotations is None:
         raise ValueError("--detections is scored against a COCO file: give --coco-annotations")
-    given = [
-        flag
-        for flag, default in MODEL_OPTIONS.items()
-        if getattr(args, flag.removeprefix("--").replace("-", "_")) != default
-    ]
-    if given:
-        raise ValueError(
-            f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect with "
-            "--detections (detections already made): they set how a --model detects"
-        )
+    refuse_without_effect(
+        given_flags(args, MODEL_OPTIONS),
+        "with --detections (detections already made): they set how a --model detects",
+    )
     figures = score_results_file(args.coco_annotations, args.detections)
     print(f"{args.detections} against {args.coco_annotations}:")
     print("  ".join(f"{name} {value:.4f}" for name, value in figures.items()))

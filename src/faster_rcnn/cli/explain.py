@@ -26,7 +26,15 @@ from ..insight.explain import draw_explanation, explain
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model
-from .arguments import check_out_file, device_name, positive_int, probability, random_seed
+from .arguments import (
+    check_out_file,
+    device_name,
+    given_flags,
+    positive_int,
+    probability,
+    random_seed,
+    refuse_without_effect,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -111,13 +119,10 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse the options that the panels asked for leave without effect: ``--top`` and
     ``--score`` without ``--model`` (they draw its proposals and detections), ``--classes``
     without a YOLO ``.txt`` as ``--annotations`` (the names of its class numbers)."""
-    drawn = [
-        flag for flag, value in (("--top", args.top), ("--score", args.score)) if value is not None
-    ]
-    if drawn and args.model is None:
-        raise ValueError(
-            f"{' and '.join(drawn)} {'has' if len(drawn) == 1 else 'have'} no effect without "
-            "--model: an untrained preset draws no proposals or detections"
+    if args.model is None:
+        refuse_without_effect(
+            given_flags(args, {"--top": None, "--score": None}),
+            "without --model: an untrained preset draws no proposals or detections",
         )
     if args.classes and (args.annotations is None or args.annotations.suffix.lower() != ".txt"):
         raise ValueError(

@@ -80,6 +80,7 @@ from .arguments import (
     add_strict_argument,
     check_out_folder,
     device_name,
+    given_flags,
     non_negative_float,
     non_negative_int,
     open_fraction,
@@ -87,6 +88,7 @@ from .arguments import (
     positive_int,
     probability,
     random_seed,
+    refuse_without_effect,
     with_image_sizes,
 )
 from .model_options import (
@@ -461,15 +463,11 @@ def check_multi_scale_per(args: argparse.Namespace, min_sizes: Sequence[int]) ->
 def check_head_training_options(args: argparse.Namespace) -> None:
     """Refuse the options of the detection head's training with ``--scheme rpn``, which
     never runs the head."""
-    given = [
-        flag
-        for flag in HEAD_TRAINING_OPTIONS
-        if getattr(args, flag.removeprefix("--").replace("-", "_")) is not None
-    ]
-    if given and args.scheme == "rpn":
-        raise ValueError(
-            f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect with "
-            "--scheme rpn: it trains the RPN alone, not the detection head they sample RoIs for"
+    if args.scheme == "rpn":
+        refuse_without_effect(
+            given_flags(args, dict.fromkeys(HEAD_TRAINING_OPTIONS)),
+            "with --scheme rpn: it trains the RPN alone, not the detection head they sample "
+            "RoIs for",
         )
 
 
