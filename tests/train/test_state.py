@@ -1,13 +1,14 @@
 """A stage's optimizer and random state: saved, restored, and what a restore refuses."""
 
 import dataclasses
+import re
 
 import pytest
 import torch
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.models import small_config
-from faster_rcnn.train.state import TrainingState
+from faster_rcnn.train.state import TrainingState, data_changes, data_signature
 from faster_rcnn.train.train_config import TrainConfig, steps_bound
 
 CFG = TrainConfig(lr=0.01, seed=3)
@@ -86,3 +87,28 @@ def test_changed_model_settings_are_named_too(tmp_path):
     with pytest.warns(UserWarning) as warned:
         state_of(FasterRCNN.from_config(changed)).restore(tmp_path)
     assert expected in str(warned[0].message)
+
+
+class Files(list):
+    """A dataset of image files in ``folder``, as the readers are (its length and files)."""
+
+    def __init__(self, names, folder="/data"):
+        super().__init__(names)
+        self.image_files = [f"{folder}/{name}.jpg" for name in names]
+
+
+def test_a_resume_on_other_training_images_is_named(tmp_path):
+    model = FasterRCNN.from_config(small_config(3))
+    saved = data_signature(Files("abcd"))
+    TrainingState(model, CFG, list(model.parameters()), "joint", data=saved).save(tmp_path, [])
+    for data, said in [
+        (Files("abc"), "the training images (4 -> 3)"),
+        (Files("abce"), "the training images (as many, 4, but other files)"),
+    ]:
+        resumed = TrainingState(
+            model, CFG, [*model.parameters()], "joint", data=data_signature(data)
+        )
+        with pytest.warns(UserWarning, match=rf"changed settings: {re.escape(said)}; "):
+            resumed.restore(tmp_path)
+    assert data_changes(saved, data_signature(Files("abcd", "/moved/elsewhere"))) == []
+    assert data_signature(range(5)) == {"images": 5, "files": None}  # generated: no files

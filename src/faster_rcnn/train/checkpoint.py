@@ -43,7 +43,7 @@ from ..state_dict_io import check_finite
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
 # Fields added to the format since: a state written before them lacks them (defaults).
-_ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps"})
+_ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps", "data"})
 MODEL_FILE = "model.safetensors"
 # The metadata of a model whose box head was never trained (the RPN trained alone).
 UNTRAINED = "untrained"
@@ -218,6 +218,8 @@ class TrainingCheckpoint:
             older versions' states.
         planned_steps: the run length its time budget had projected (the schedule's
             length), ``None`` before a projection; absent from older versions' states.
+        data: what the stage trained on (:func:`data_signature`); absent from older
+            versions' states.
     """
 
     stage: str
@@ -233,6 +235,7 @@ class TrainingCheckpoint:
     lr_scale: float | None = None
     seconds_spent: float | None = None
     planned_steps: int | None = None
+    data: dict[str, Any] | None = None
 
     def restore_global_rng(self) -> None:
         """Put the global torch, CUDA and ``random`` generators back as they were."""

@@ -9,9 +9,12 @@ one would.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import warnings
+from collections.abc import Sized
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +29,31 @@ from .precision import mixed_precision_dtype
 from .train_config import TrainConfig
 
 
+def data_signature(dataset: Sized) -> dict[str, Any]:
+    """What a stage trains on, as its checkpoints record it: ``{"images": the dataset's
+    length, "files": a SHA-256 of the names of the image files under its wrappers
+    (augmentation, repetition), in order, or None where there are none (generated
+    data)}``. Names, not paths: a dataset moved elsewhere is the same data."""
+    files, inner = None, dataset
+    while files is None and inner is not None:
+        files = getattr(inner, "image_files", None)
+        inner = getattr(inner, "dataset", None)  # the wrapped one
+    digest = None
+    if files is not None:
+        digest = hashlib.sha256("\n".join(Path(f).name for f in files).encode()).hexdigest()
+    return {"images": len(dataset), "files": digest}
+
+
+def data_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """How the data of ``now`` differs from ``then`` (:func:`data_signature`), in the
+    words of the resume warning's list of changed settings."""
+    if then["images"] != now["images"]:
+        return [f"the training images ({then['images']} -> {now['images']})"]
+    if then["files"] != now["files"]:
+        return [f"the training images (as many, {now['images']}, but other files)"]
+    return []
+
+
 class TrainingState:
     """The optimizer, the gradient scaler and the samplers' generator of one stage.
 
@@ -35,6 +63,8 @@ class TrainingState:
         params: the parameters the optimizer updates.
         stage: the stage's name, which its checkpoints carry.
         rank / world_size: this process and the number of processes (1: not distributed).
+        data: what the stage trains on (:func:`data_signature`), which its checkpoints
+            carry, so that a resumed run on other data is warned of.
     """
 
     def __init__(
@@ -45,8 +75,10 @@ class TrainingState:
         stage: str,
         rank: int = 0,
         world_size: int = 1,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self.model, self.cfg, self.params, self.stage = model, cfg, params, stage
+        self.data = data
         self.rank, self.world_size = rank, world_size
         self.optimizer = torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -88,6 +120,7 @@ class TrainingState:
             lr_scale=self.lr_scale,
             seconds_spent=self.seconds_spent,
             planned_steps=self.planned_steps,
+            data=self.data,
         ).save(stage_dir, self.model)
 
     def restore(self, stage_dir: Path) -> list[dict[str, float]]:
@@ -111,6 +144,8 @@ class TrainingState:
         changed = self.cfg.changes_since(checkpoint.train_config)
         if trained is not None:  # the model's settings too: sizes, NMS, sampling...
             changed += self.model.config.changes_since(trained)
+        if checkpoint.data is not None and self.data is not None:
+            changed += data_changes(checkpoint.data, self.data)
         if changed:
             warnings.warn(
                 f"resuming {stage_dir} with changed settings: {', '.join(changed)}; the run "

@@ -45,7 +45,7 @@ from .checkpoint import MODEL_FILE, STATE_FILE, TrainingCheckpoint
 from .metrics import METRICS_FILE, MetricsLogger, drop_records
 from .progress import ProgressBar
 from .schedule import learning_rate, short_run_scale
-from .state import TrainingState
+from .state import TrainingState, data_signature
 from .step import BatchLosses, StepResult, train_step
 from .stops import NonFiniteGuard, StopRequest, TrainingInterrupted, stop_requests
 from .train_config import TrainConfig
@@ -124,7 +124,9 @@ class Trainer:
         trained = [p for p in model.parameters() if p.requires_grad]
         if parameters is not None:
             trained = list(parameters)
-        self.state = TrainingState(model, cfg, trained, stage, self.rank, self.world_size)
+        self.state = TrainingState(
+            model, cfg, trained, stage, self.rank, self.world_size, data_signature(dataset)
+        )
         self.compute_losses = compute_losses
         # The default loss uses every parameter; others may leave some out.
         self.may_leave_parameters_out = (
