@@ -509,6 +509,26 @@ def test_training_images_without_a_box_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r" / "model.safetensors").exists()
 
 
+def test_a_batch_larger_than_the_training_images_is_refused_and_the_default_fits_them(
+    tmp_path, capsys
+):
+    """3 images in batches of 4 would train on batches of 3 at the rate of 4 (0.01, not
+    0.0075): refused before a model is built. Without --batch-size, one image trains in
+    batches of 1, at the preset's rate of 1 (0.0025, not the default batch's 0.005)."""
+    argv = ["train", "--steps", "1", *TINY, "--out", str(tmp_path / "r")]
+    assert main([*argv, "--data", "synthetic:3", "--batch-size", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "faster-rcnn: error: --batch-size 4: synthetic:3 has 3 training images, so no "
+        "batch would hold more than 3 (the learning rate follows the batch size): give "
+        "--batch-size 3 or less"
+    )
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+    assert main([*argv, "--data", "synthetic:1", "--recipe", "preset"]) == 0
+    model = load_model(tmp_path / "r" / "model.safetensors")
+    saved = TrainingCheckpoint.load(tmp_path / "r" / "joint", model).train_config
+    assert (saved["batch_size"], saved["lr"]) == (1, pytest.approx(0.0025))
+
+
 def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(tmp_path, capsys):
     """A strip 600 wide and 1 high would be 128 wide and 0 high at min_size 96 / max_size
     128: training uses the next image in its place, evaluate leaves it out and predict

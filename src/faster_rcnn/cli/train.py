@@ -295,10 +295,9 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=TrainConfig.batch_size,
-        help=f"images a step (default {TrainConfig.batch_size}: in a time budget twice the "
-        "steps of 4, ahead of 4 on crowded images with a small rare class and even on "
-        "others: benchmarks/recipe_ab.md, round 28)",
+        help=f"images a step (default {TrainConfig.batch_size}, or the training images where "
+        "fewer: in a time budget twice the steps of 4, ahead of 4 on crowded images with a "
+        "small rare class and even on others: benchmarks/recipe_ab.md, round 28)",
     )
     parser.add_argument(
         "--lr",
@@ -361,6 +360,7 @@ def train(args: argparse.Namespace) -> int:
     if args.skip_difficult:
         dataset = WithoutDifficult(dataset)
     require_boxes(dataset, args)
+    args.batch_size = batch_size(dataset, args)
     if args.cache_images:
         dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset.class_names)
@@ -413,6 +413,22 @@ def require_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
         f"{args.data}: no box in any of the {len(dataset)} training images{left_out}: "
         f"nothing to learn (`faster-rcnn data --data {args.data}` shows what was read)"
     )
+
+
+def batch_size(dataset: DetectionDataset, args: argparse.Namespace) -> int:
+    """``--batch-size``, by default :class:`TrainConfig`'s or the training images where
+    fewer. One above the training images is refused: every batch would hold them all,
+    fewer than asked, at the learning rate of the batch asked for (``--lr`` follows the
+    batch size), and without a word."""
+    if args.batch_size is None:
+        return min(TrainConfig.batch_size, len(dataset))
+    if args.batch_size > len(dataset):
+        raise ValueError(
+            f"--batch-size {args.batch_size}: {args.data} has {len(dataset)} training "
+            f"images, so no batch would hold more than {len(dataset)} (the learning rate "
+            f"follows the batch size): give --batch-size {len(dataset)} or less"
+        )
+    return args.batch_size
 
 
 def resizable(dataset: DetectionDataset, config: FasterRCNNConfig) -> DetectionDataset:
