@@ -110,11 +110,13 @@ def test_missing_images_are_reported_together_when_the_dataset_is_opened(tmp_pat
 def test_yolo_folder(tmp_path: Path) -> None:
     _image(tmp_path / "split" / "images" / "val" / "a.png")
     (tmp_path / "split" / "labels" / "val").mkdir(parents=True)
+    (tmp_path / "split" / "labels" / "val" / "a.txt").write_text("")  # an image of no object
     assert isinstance(open_dataset(tmp_path / "split", "val"), YOLODetection)
     with pytest.raises(ValueError, match=r"has the splits \['val'\]; none fits 'train'"):
         open_dataset(tmp_path / "split", "train")
     _image(tmp_path / "flat" / "images" / "a.png")
     (tmp_path / "flat" / "labels").mkdir(parents=True)
+    (tmp_path / "flat" / "labels" / "a.txt").write_text("")
     assert open_dataset(tmp_path / "flat").split is None
     assert len(open_dataset(tmp_path / "flat", "val")) == 1  # no splits: every image
 
