@@ -93,6 +93,16 @@ def test_predict_writes_a_yolo_datasets_class_ids(coco_run, tmp_path):
     assert written == {("triangle", 0), ("rectangle", 1)}
 
 
+def test_generated_images_are_not_scored_against_a_coco_file(coco_run, capsys):
+    _, test_file, model = coco_run
+    argv = ["evaluate", "--model", str(model), "--data", "synthetic:2"]
+    assert main([*argv, "--coco-annotations", str(test_file)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: --coco-annotations {test_file}: synthetic:2 is generated, not "
+        "image files of that annotation file"
+    )
+
+
 def test_evaluate_scores_a_detections_file_against_the_coco_file(coco_run, tmp_path, capsys):
     _, test_file, _ = coco_run
     truth = json.loads(test_file.read_text())["annotations"]

@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.data}: no images to evaluate (`faster-rcnn data --data {args.data}`)"
         )
+    if args.coco_annotations is not None and getattr(dataset, "image_files", None) is None:
+        raise ValueError(
+            f"--coco-annotations {args.coco_annotations}: {args.data} is generated, not "
+            "image files of that annotation file"
+        )
     transform = model.config.transform
     # An image the model cannot resize is left out as an unreadable one is.
     dataset = ResizableImages(dataset, transform.min_size, transform.max_size)
