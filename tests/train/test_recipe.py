@@ -236,6 +236,35 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
         assert chosen.transform.max_size == 1333
 
 
+def test_recipe_makes_the_input_smaller_where_every_class_is_above_the_largest_anchor() -> None:
+    config = preset_config("mobilenet_v2_fpn", 2).replace(class_names=("raccoon",))
+    # 321 px a side in 400 x 600 images, 642 px once resized to 800 (as raccoon's median):
+    # above the largest anchor (512 px) until 800 * 512 / 642 = 638, 640 in steps of 32.
+    large = [_item(400, 600, [[0, 0, 321, 321]], [1])] * 3
+    chosen, choices = choose_recipe(config, object_statistics(large, config))
+    assert [c.setting for c in choices[:2]] == ["transform.min_size", "transform.max_size"]
+    assert (chosen.transform.min_size, chosen.transform.max_size) == ((640,), 1066)
+    assert (
+        choices[0]
+        .line()
+        .startswith(
+            "  transform.min_size = (640,): the smallest class 'raccoon' is 642 px once resized "
+            "to 800, above the largest anchor (512 px): images are resized 0.80 times as large"
+        )
+    )
+    # Within the largest anchor (510 px once resized), or given sizes: the preset's.
+    within = [_item(400, 600, [[0, 0, 255, 255]], [1])] * 3
+    chosen, _ = choose_recipe(config, object_statistics(within, config))
+    assert (chosen.transform.min_size, chosen.transform.max_size) == ((800,), 1333)
+    chosen, _ = choose_recipe(config, object_statistics(large, config), {"transform.max_size"})
+    assert chosen.transform.min_size == (800,)
+    # A second, smaller class within the anchors keeps the size too.
+    mixed = [_item(400, 600, [[0, 0, 321, 321], [0, 0, 100, 100]], [1, 2])] * 3
+    two = config.replace(num_classes=3, class_names=("raccoon", "cat"))
+    chosen, _ = choose_recipe(two, object_statistics(mixed, two))
+    assert chosen.transform.min_size == (800,)
+
+
 def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_sparse() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics(DATASET, config)  # 'dot' 33 px once resized, 2 objects an image

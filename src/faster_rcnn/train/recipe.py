@@ -110,6 +110,13 @@ FINER_MAP_STEPS = 530
 # 0.849 / 0.803 against 0.477 / 0.563, with 0.61 times. Enlarged 1.88 times there, to
 # the anchor, it was even at IoU 0.5 (0.929 / 0.918) in 0.65 times the steps (round 51).
 MAX_UPSCALE = 1.4
+# Where even the smallest class is larger than the largest anchor once resized, the images
+# are made smaller until it is within it. Raccoon (its objects 642 px at 800), 20 minutes,
+# two seeds: at 640 px COCO AP 0.552 / 0.587 against 0.513 / 0.530, AP75 0.658 / 0.649
+# against 0.492 / 0.555, mAP@0.5 0.910 / 0.945 against 0.908 / 0.907, in about as many
+# steps; at 512 px (1.5 times the steps) 0.576 / 0.605, 0.632 / 0.698 and 0.933 / 0.950,
+# further still, but with the objects under the anchor (round 62).
+SMALLER_INPUT = "on raccoon COCO AP +0.04 and +0.06: benchmarks/recipe_ab.md, round 62"
 # Detections an image: at least this many times the most objects of a training image, in
 # whole hundreds. The rare classes score lowest and are the first a cap cuts: on 3x3
 # mosaics of the generated slides (117-186 objects an image) torchvision's 100 gave mAP
@@ -456,6 +463,38 @@ def _smallest_anchor(config: FasterRCNNConfig) -> float:
     return min(min(sizes) for sizes in config.anchors.sizes)
 
 
+def _largest_anchor(config: FasterRCNNConfig) -> float:
+    """The side of the config's largest anchor, in resized-image pixels."""
+    return max(max(sizes) for sizes in config.anchors.sizes)
+
+
+def _smaller_input_choices(
+    config: FasterRCNNConfig, smallest: str, side: float
+) -> list[RecipeChoice]:
+    """A smaller input where the smallest class, ``smallest``, is ``side`` px once
+    resized, above the largest anchor: the shorter side shrinks (in ``SCALE_STEP`` px)
+    until the class is within that anchor, and the longer side's cap alike. Every object
+    is then still at least that large, the anchors still cover it, and a step costs less
+    (:data:`SMALLER_INPUT`)."""
+    transform = config.transform
+    preset, anchor = transform.min_size[0], _largest_anchor(config)
+    size = SCALE_STEP * math.ceil(preset * anchor / side / SCALE_STEP)
+    if size >= preset:
+        return []
+    why = (
+        f"the smallest class {smallest!r} is {side:.0f} px once resized to {preset}, above "
+        f"the largest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
+        f"as large, and a step takes less ({SMALLER_INPUT})"
+    )
+    max_size = round(transform.max_size * size / preset)
+    return [
+        RecipeChoice("transform.min_size", (size,), why),
+        RecipeChoice(
+            "transform.max_size", max_size, f"the longer side's cap, {transform.max_size}, alike"
+        ),
+    ]
+
+
 def multi_scale_sizes(size: int) -> tuple[int, ...]:
     """Shorter sides from ``SCALE_RANGE * size`` up to ``size`` (the last, which
     evaluation uses), ``SCALE_STEP`` apart: 800 gives 640, 672, ..., 800."""
@@ -469,13 +508,16 @@ def _input_size_choices(
     """A larger input when the smallest class is smaller than the smallest anchor once
     resized and the user gave no sizes: the shorter side grows (in ``SCALE_STEP`` px)
     until the class reaches the anchor, by at most ``MAX_UPSCALE``, and the longer side's
-    cap alike."""
+    cap alike; a smaller one where the class is larger than the largest anchor
+    (:func:`_smaller_input_choices`)."""
     smallest = stats.smallest_class()
     transform = config.transform
     sizes_given = {"transform.min_size", "transform.max_size"} & set(given)
     if smallest is None or sizes_given or len(transform.min_size) > 1:
         return []
     side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
+    if side > _largest_anchor(config):
+        return _smaller_input_choices(config, smallest, side)
     if not 0 < side < anchor:  # a class of points has no size to enlarge
         return []
     preset = transform.min_size[0]
