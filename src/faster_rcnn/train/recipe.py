@@ -473,8 +473,8 @@ def _smaller_input_choices(
 ) -> list[RecipeChoice]:
     """A smaller input where the smallest class, ``smallest``, is ``side`` px once
     resized, above the largest anchor: the shorter side shrinks (in ``SCALE_STEP`` px)
-    until the class is within that anchor, and the longer side's cap alike. Every object
-    is then still at least that large, the anchors still cover it, and a step costs less
+    until the class (its median side) is within that anchor, and the longer side's cap
+    alike: the objects are then where the anchors reach, with fewer pixels to convolve
     (:data:`SMALLER_INPUT`)."""
     transform = config.transform
     preset, anchor = transform.min_size[0], _largest_anchor(config)
@@ -484,7 +484,7 @@ def _smaller_input_choices(
     why = (
         f"the smallest class {smallest!r} is {side:.0f} px once resized to {preset}, above "
         f"the largest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
-        f"as large, and a step takes less ({SMALLER_INPUT})"
+        f"as large, the class then within that anchor ({SMALLER_INPUT})"
     )
     max_size = round(transform.max_size * size / preset)
     return [
