@@ -486,7 +486,14 @@ def _smaller_input_choices(
         f"the largest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
         f"as large, the class then within that anchor ({SMALLER_INPUT})"
     )
-    max_size = round(transform.max_size * size / preset)
+    return _resized_input(config, size, why)
+
+
+def _resized_input(config: FasterRCNNConfig, size: int, why: str) -> list[RecipeChoice]:
+    """The choices that resize the preset's single shorter side to ``size`` (``why``), and
+    the longer side's cap alike."""
+    transform = config.transform
+    max_size = round(transform.max_size * size / transform.min_size[0])
     return [
         RecipeChoice("transform.min_size", (size,), why),
         RecipeChoice(
@@ -525,7 +532,6 @@ def _input_size_choices(
     size = min(reaching, SCALE_STEP * math.floor(preset * MAX_UPSCALE / SCALE_STEP))
     if size <= preset:
         return []
-    max_size = round(transform.max_size * size / preset)
     why = (
         f"the smallest class {smallest!r} is {side:.0f} px once resized to {preset}, under "
         f"the smallest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
@@ -533,12 +539,7 @@ def _input_size_choices(
     )
     if size < reaching:
         why += f" (at most {MAX_UPSCALE:g}: a step takes longer on larger images)"
-    return [
-        RecipeChoice("transform.min_size", (size,), why),
-        RecipeChoice(
-            "transform.max_size", max_size, f"the longer side's cap, {transform.max_size}, alike"
-        ),
-    ]
+    return _resized_input(config, size, why)
 
 
 def _multi_scale_choice(
