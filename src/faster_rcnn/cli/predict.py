@@ -220,6 +220,12 @@ def coco_records(
     ]
 
 
+def picture_suffixes(proposals: bool) -> tuple[str, ...]:
+    """What follows an image's picture name: ``""`` (its detections) and, with
+    ``proposals``, ``"_proposals"``."""
+    return ("", "_proposals") if proposals else ("",)
+
+
 def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
     """A name for each image's pictures, ``<name>.png`` and with ``proposals``
     ``<name>_proposals.png``, such that no picture is another's: its file stem where no
@@ -227,7 +233,7 @@ def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
     folder with ``/`` and ``.`` as ``_`` (``a/img.jpg`` and ``b/img.jpg`` -> ``a_img_jpg``,
     ``b_img_jpg``; ``a.jpg`` and ``a_proposals.jpg``, whose detections picture would be
     the proposals picture of ``a.jpg`` -> ``a_jpg``, ``a_proposals_jpg``)."""
-    suffixes = ("", "_proposals") if proposals else ("",)
+    suffixes = picture_suffixes(proposals)
 
     def pictures(name: str) -> set[str]:
         return {name + suffix for suffix in suffixes}
@@ -254,11 +260,11 @@ def check_no_image_written_over(
     """Refuse an ``out`` where a picture predict writes (``<name>.png``, with ``proposals``
     ``<name>_proposals.png``, for each of ``names``) would replace one of the images
     ``paths`` it reads: an --out that is the images' own folder."""
-    suffixes = ("", "_proposals") if proposals else ("",)
+    folder = out.resolve()  # the names hold no folders: each picture is in it
     read = {path.resolve() for path in paths}
     for name in names:
-        for suffix in suffixes:
-            picture = (out / f"{name}{suffix}.png").resolve()
+        for suffix in picture_suffixes(proposals):
+            picture = folder / f"{name}{suffix}.png"
             if picture in read:
                 raise ValueError(
                     f"--out {out}: the picture {picture.name} would replace the image "
