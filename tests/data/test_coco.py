@@ -2,12 +2,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from exif_images import save_exif_jpeg
 from faster_rcnn.data.coco import COCODetection, drop_crowd
+from faster_rcnn.evaluate.coco_ap import load_coco_annotations
 
 # The fixture's annotation 3 has no area on purpose: it is dropped with this warning.
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*1 box dropped \(annotation 3")
@@ -100,6 +103,12 @@ def test_a_placeholder_category_named_as_its_one_class_is_no_class(tmp_path: Pat
     assert data.target(0)["labels"].tolist() == [1]
 
 
+def _segmented(segmentation: Any) -> dict[str, Any]:
+    """The fixture's changes for one annotation with ``segmentation`` and no bbox."""
+    annotation = {"id": 6, "image_id": 11, "category_id": 3, "segmentation": segmentation}
+    return {"annotations": [annotation]}
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -114,6 +123,19 @@ def test_a_placeholder_category_named_as_its_one_class_is_no_class(tmp_path: Pat
         (
             {"annotations": [{"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 1]}]},
             r"annotation 6 has bbox \[0, 0, 1\]",
+        ),
+        (_segmented([]), r"annotation 6 has bbox None, not \[x, y, width, height\]$"),
+        (  # a polygon of fewer than three points
+            _segmented([[1, 2, 3, 4]]),
+            r"annotation 6 has no bbox, and its segmentation \[\[1, 2, 3, 4\]\] is neither",
+        ),
+        (  # an uncompressed RLE whose counts do not cover its 2x2 pixels
+            _segmented({"size": [2, 2], "counts": [1, 2]}),
+            r"annotation 6 has no bbox, and its segmentation \{'counts': \[1, 2\], 'size'",
+        ),
+        (  # an RLE without its height
+            _segmented({"size": [30], "counts": "PP"}),
+            r"annotation 6 has no bbox, and its segmentation \{'counts': 'PP', 'size': \[30\]\}",
         ),
         ({"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}, "duplicate category"),
         (
@@ -139,6 +161,55 @@ def test_bad_annotations_are_errors_naming_them(
 ) -> None:
     with pytest.raises(ValueError, match=r"instances\.json: " + message):
         COCODetection(*_coco(tmp_path, **changes))
+
+
+def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Path) -> None:
+    """Polygons: the extent of all their points; an RLE, compressed (a string) or not (a
+    list): pycocotools' toBbox. A bbox, where there is one, decides; an empty mask is a
+    box without area."""
+    mask = np.zeros((30, 40), dtype=np.uint8, order="F")
+    mask[5:12, 8:20] = 1  # rows 5-11, columns 8-19 of a.png (40x30)
+    compressed = mask_utils.encode(mask)
+    compressed["counts"] = compressed["counts"].decode()
+    # b.png (16x16), column by column: rows 2-5 of columns 3 and 4.
+    uncompressed = {"size": [16, 16], "counts": [50, 4, 12, 4, 186]}
+    polygons = [[1, 2, 6, 2, 6, 9.5], [4, 3, 8.5, 12, 5, 20]]  # on c.png (12x24)
+    annotations = [
+        {"id": 1, "image_id": 11, "category_id": 7, "segmentation": compressed},
+        {"id": 2, "image_id": 5, "category_id": 3, "segmentation": uncompressed},
+        {"id": 3, "image_id": 2, "category_id": 3, "segmentation": polygons},
+        {
+            "id": 4,
+            "image_id": 11,
+            "category_id": 3,
+            "segmentation": polygons,
+            "bbox": [2, 3, 10, 5],
+        },
+        {
+            "id": 5,
+            "image_id": 5,
+            "category_id": 3,
+            "segmentation": {"size": [16, 16], "counts": [256]},
+        },
+    ]
+    images, annotation_file = _coco(tmp_path, annotations=annotations)
+    with pytest.warns(
+        UserWarning, match=r"annotation 5 segmentation extent \[0, 0, 0, 0\]: no area"
+    ):
+        data = COCODetection(images, annotation_file)
+    assert torch.equal(data.target(0)["boxes"], torch.tensor([[8.0, 5, 20, 12], [2, 3, 12, 8]]))
+    assert torch.equal(data.target(1)["boxes"], torch.tensor([[3.0, 2, 5, 6]]))
+    assert torch.equal(data.target(2)["boxes"], torch.tensor([[1.0, 2, 8.5, 20]]))
+    assert [a["id"] for a in data.skipped_annotations] == [5]
+    # Evaluation against the file scores the same boxes (x, y, width, height).
+    scored = load_coco_annotations(annotation_file).dataset["annotations"]
+    assert [a["bbox"] for a in scored] == [
+        [8, 5, 12, 7],
+        [3, 2, 2, 4],
+        [1, 2, 7.5, 18],
+        [2, 3, 10, 5],
+        [0, 0, 0, 0],
+    ]
 
 
 def test_unreadable_files_are_errors(tmp_path: Path) -> None:

@@ -5,29 +5,34 @@ category-id order; ``label_to_category_id`` and ``category_id_to_label`` transla
 between the two (detections must be written back with category ids for COCO evaluation).
 
 ``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes
-``x1, y1, x2, y2 = x, y, x + width, y + height``. Crowd annotations (``iscrowd = 1``)
-are kept with ``target["iscrowd"]`` set: evaluation needs them, training should not see
-them - :func:`drop_crowd` removes them, and the training loaders call it. Images without
-annotations are kept as examples with no object. Each image file's header is read when
-the file is opened: where an image's ``width`` and ``height`` are its file's turned by
-90 degrees and the file has an EXIF orientation that turns it so, the image is turned on
-reading (the annotation was drawn on the turned image); where they disagree otherwise,
-the file's size is taken; either is reported in a warning. Boxes are clipped to that
-size; annotations whose box has no area, or none inside the image, are left out and
-listed in ``skipped_annotations``. Both are counted in ``box_audit`` and reported in a
-warning when the file is read.
+``x1, y1, x2, y2 = x, y, x + width, y + height``. An annotation without one (some tools
+export masks only) takes the extent of its ``segmentation``: of its polygons' points, or
+of its RLE, compressed or not, as pycocotools' ``toBbox`` gives it.
+
+Crowd annotations (``iscrowd = 1``) are kept with ``target["iscrowd"]`` set: evaluation
+needs them, training should not see them - :func:`drop_crowd` removes them, and the
+training loaders call it. Images without annotations are kept as examples with no
+object. Each image file's header is read when the file is opened: where an image's
+``width`` and ``height`` are its file's turned by 90 degrees and the file has an EXIF
+orientation that turns it so, the image is turned on reading (the annotation was drawn
+on the turned image); where they disagree otherwise, the file's size is taken; either is
+reported in a warning. Boxes are clipped to that size; annotations whose box has no
+area, or none inside the image, are left out and listed in ``skipped_annotations``. Both
+are counted in ``box_audit`` and reported in a warning when the file is read.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from pycocotools import mask as mask_utils
 from torch import Tensor
 
 from .box_audit import BoxAudit
@@ -73,7 +78,8 @@ class COCODetection(ImageFileDataset):
     Raises:
         FileNotFoundError: the annotation file does not exist.
         ValueError: unreadable json, an image without ``file_name``, or an annotation with
-            an unknown image or category id or a malformed ``bbox`` (named by its ``id``).
+            an unknown image or category id or a malformed ``bbox`` (or, without one, a
+            malformed ``segmentation``), named by its ``id``.
     """
 
     def __init__(
@@ -132,7 +138,8 @@ class COCODetection(ImageFileDataset):
         is known; ``None`` (counted) when it has no area there."""
         x, y, w, h = annotation_bbox(ann, name, self.annotation_file)
         if w <= 0 or h <= 0:
-            self.box_audit.drop(f"{name} {ann['bbox']}", "no area")
+            shown = ann.get("bbox") or f"segmentation extent [{x:g}, {y:g}, {w:g}, {h:g}]"
+            self.box_audit.drop(f"{name} {shown}", "no area")
             return None
         size = self._sizes[k_image]
         if size is None:
@@ -226,9 +233,12 @@ def check_annotation_ids(
 
 
 def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, ...]:
-    """``x, y, width, height`` of an annotation; a one-line error naming it unless its
-    ``bbox`` is four finite numbers."""
+    """``x, y, width, height`` of an annotation: its ``bbox``, else the extent of its
+    ``segmentation`` (:func:`segmentation_extent`); a one-line error naming it unless its
+    ``bbox`` is four finite numbers or, without one, it has a segmentation."""
     bbox = ann.get("bbox")
+    if bbox is None and ann.get("segmentation"):
+        return segmentation_extent(ann["segmentation"], name, file)
     if (
         not isinstance(bbox, list)
         or len(bbox) != 4
@@ -236,6 +246,53 @@ def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, 
     ):
         raise ValueError(f"{file}: {name} has bbox {bbox!r}, not [x, y, width, height]")
     return tuple(float(v) for v in bbox)
+
+
+def segmentation_extent(segmentation: Any, name: str, file: Path) -> tuple[float, ...]:
+    """``x, y, width, height`` enclosing a COCO segmentation: polygons ``[[x1, y1, x2, y2,
+    x3, y3, ...], ...]`` (the extent of all their points) or an RLE ``{"size": [height,
+    width], "counts": ...}``, its counts a list (uncompressed) or a string (compressed);
+    a one-line error naming annotation ``name`` when it is neither."""
+    if isinstance(segmentation, list) and all(map(_is_polygon, segmentation)):
+        xs = [v for polygon in segmentation for v in polygon[0::2]]
+        ys = [v for polygon in segmentation for v in polygon[1::2]]
+        x1, y1, x2, y2 = float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+        return x1, y1, x2 - x1, y2 - y1
+    if _is_rle(segmentation):
+        height, width = segmentation["size"]
+        if isinstance(segmentation["counts"], list):
+            segmentation = mask_utils.frPyObjects(segmentation, height, width)
+        return tuple(float(v) for v in mask_utils.toBbox(segmentation))
+    raise ValueError(
+        f"{file}: {name} has no bbox, and its segmentation {reprlib.repr(segmentation)} is "
+        "neither polygons [[x1, y1, x2, y2, x3, y3, ...]] nor an RLE {'size': [height, "
+        "width], 'counts': ...}"
+    )
+
+
+def _is_polygon(polygon: Any) -> bool:
+    """Whether ``polygon`` is a list of three or more ``x, y`` points, finite numbers."""
+    return (
+        isinstance(polygon, list)
+        and len(polygon) >= 6
+        and len(polygon) % 2 == 0
+        and all(_is_number(v) and math.isfinite(v) for v in polygon)
+    )
+
+
+def _is_rle(segmentation: Any) -> bool:
+    """Whether ``segmentation`` is an RLE: a positive ``size`` ``[height, width]`` and
+    ``counts`` a string (compressed) or a list of counts that cover the image."""
+    if not isinstance(segmentation, dict):
+        return False
+    size, counts = segmentation.get("size"), segmentation.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_id(v) and v > 0 for v in size)):
+        return False
+    return isinstance(counts, str) or (
+        isinstance(counts, list)
+        and all(_is_id(c) and c >= 0 for c in counts)
+        and sum(counts) == size[0] * size[1]
+    )
 
 
 def _record_size(image: dict[str, Any]) -> tuple[int, int] | None:

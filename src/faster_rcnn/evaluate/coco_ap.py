@@ -294,8 +294,8 @@ def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
 
 def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     """A COCO annotation file as pycocotools reads it, quietly, each record checked and
-    the fields COCOeval needs but hand-made files leave out (``iscrowd``, ``area``)
-    filled in.
+    the fields COCOeval needs but hand-made files leave out (``iscrowd``, ``area``, and
+    ``bbox``: the segmentation's extent, as the reader takes it) filled in.
 
     The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
     annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
@@ -317,9 +317,10 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     for k, ann in enumerate(data.get("annotations", [])):
         name = annotation_name(ann, k)
         check_annotation_ids(ann, name, image_ids, category_ids, file)
-        _, _, width, height = annotation_bbox(ann, name, file)
+        x, y, width, height = annotation_bbox(ann, name, file)
         if width < 0 or height < 0:
             raise ValueError(f"{file}: {name} has bbox {ann['bbox']}, of a negative side")
+        ann["bbox"] = [x, y, width, height]
         ann["id"] = k + 1
         ann.setdefault("iscrowd", 0)
         ann.setdefault("area", width * height)
