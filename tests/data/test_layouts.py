@@ -200,6 +200,75 @@ def test_yolo_split_folders_with_other_names(tmp_path):
     assert len(open_dataset(tmp_path, "val")) == 1
 
 
+# --- Darknet YOLO (CVAT's "YOLO 1.1") ----------------------------------------------------
+
+
+def cvat_yolo(root: Path, subsets: dict[str, dict[str, str]], prefix: str = "data/") -> Path:
+    """CVAT's "YOLO 1.1" export of ``subsets`` (``{subset: {image stem: label lines}}``),
+    classes cat and dog: ``obj.data`` and the lists name paths from Darknet's folder, in
+    which ``root`` is ``data/`` (``prefix``)."""
+    lists = "".join(f"{subset} = {prefix}{subset}.txt\n" for subset in subsets)
+    (root / "obj.data").parent.mkdir(parents=True, exist_ok=True)
+    (root / "obj.data").write_text(
+        f"classes = 2\n{lists}names = {prefix}obj.names\nbackup = backup/\n"
+    )
+    (root / "obj.names").write_text("cat\ndog\n")
+    for subset, labels in subsets.items():
+        folder = root / f"obj_{subset}_data"
+        for stem, lines in labels.items():
+            image(folder / f"{stem}.jpg")
+            (folder / f"{stem}.txt").write_text(lines)
+        listed = "".join(f"{prefix}obj_{subset}_data/{stem}.jpg\n" for stem in labels)
+        (root / f"{subset}.txt").write_text(listed)
+    return root
+
+
+@pytest.mark.parametrize("prefix", ["data/", ""])
+def test_cvat_yolo_export_in_darknets_layout(tmp_path, capsys, prefix):
+    """The paths are CVAT's (``data/obj_train_data/a.jpg``, from the folder above this
+    one, whatever its name) or relative to this folder."""
+    root = tmp_path / "task_7_dataset_yolo 1.1"
+    subsets = {
+        "train": {"a": "0 0.5 0.5 0.5 0.4\n1 0.25 0.25 0.1 0.2\n", "b": ""},
+        "valid": {"c": "1 0.5 0.5 0.2 0.2\n"},
+    }
+    cvat_yolo(root, subsets, prefix)
+    layout = find_layout(root)
+    assert (layout.format, layout.splits) == ("YOLO (Darknet obj.data)", ("train", "valid"))
+    train = open_dataset(root)
+    assert train.class_names == ("cat", "dog")
+    assert train.image_files == [root / "obj_train_data/a.jpg", root / "obj_train_data/b.jpg"]
+    _, target = train[0]  # a.jpg is 40x30
+    assert torch.equal(target["boxes"], torch.tensor([[10.0, 9, 30, 21], [8, 4.5, 12, 10.5]]))
+    assert target["labels"].tolist() == [1, 2]
+    assert train.target(1)["boxes"].shape == (0, 4)
+    valid = open_dataset(root, "val")  # val finds valid
+    assert valid.image_files == [root / "obj_valid_data/c.jpg"]
+    assert torch.equal(valid.target(0)["boxes"], torch.tensor([[16.0, 12, 24, 18]]))
+    with pytest.raises(ValueError, match=r"has the splits \['train', 'valid'\]; none fits 'test'"):
+        open_dataset(root, "test")
+    assert main(["data", "--data", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{root}: YOLO (Darknet obj.data), splits train, valid"
+    assert out[1] == "  train: 2 images, 2 boxes; image sizes 40x30 to 40x30 (width x height)"
+
+
+def test_cvat_yolo_export_problems_are_named(tmp_path):
+    root = cvat_yolo(tmp_path, {"train": {"a": "0 0.5 0.5 0.5 0.4\n"}})
+    (root / "obj.names").write_text("cat\n")
+    with pytest.raises(ValueError, match=r"obj\.data: 'classes = 2' but .*obj\.names names 1"):
+        open_dataset(root)
+    (root / "train.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"obj\.data: the train list .*train\.txt does"):
+        open_dataset(root)
+    (root / "obj.data").write_text("classes = 2\nnames = data/obj.names\n")
+    with pytest.raises(ValueError, match=r"obj\.data names no list of images"):
+        find_layout(root)
+    (root / "obj.data").write_text("classes = 2\ntrain data/train.txt\n")
+    with pytest.raises(ValueError, match=r"obj\.data, line 2: 'train data/train\.txt' is not"):
+        find_layout(root)
+
+
 # --- COCO as exporters write it ---------------------------------------------------------
 
 

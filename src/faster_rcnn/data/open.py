@@ -24,6 +24,8 @@
   images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``): a split per
   subfolder, each image looked for in its own split's folder only.
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
+- a folder with ``obj.data``: YOLO in Darknet's layout (CVAT's "YOLO 1.1"), a split per
+  list it names (``train``, ``valid``; see :mod:`.darknet`).
 - a folder with ``labels/``: YOLO, a split per ``images/<split>/`` folder, or none when
   ``images/`` holds the files directly.
 - a folder of VOC ``.xml`` files, or with one subfolder of them (LabelImg; see
@@ -45,6 +47,7 @@ from pathlib import Path
 
 from .class_order import InClassOrder, takes_class_order
 from .coco import COCODetection
+from .darknet import DATA_FILE, DarknetYOLO, darknet_splits, read_obj_data
 from .dataset import DetectionDataset, holds_images
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
@@ -181,6 +184,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _split_folders,
         _voc_split_folders,
         _yaml_in,
+        _darknet,
         _yolo,
         _voc_xml,
         _one_json,
@@ -193,7 +197,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         f"cannot tell the dataset format of {root}: looked for Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
         "one .json and images each (Roboflow COCO), subfolders with .xml files and "
-        "images each (Roboflow Pascal VOC), data.yaml (Ultralytics), labels/ (YOLO), "
+        "images each (Roboflow Pascal VOC), data.yaml (Ultralytics), obj.data (Darknet "
+        "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
         ".xml files in it or in one subfolder (VOC without ImageSets/), or the names "
         "'synthetic[:N]' and 'slides[:N]'"
     )
@@ -308,6 +313,23 @@ def _yaml_layout(file: Path) -> DatasetLayout:
         "YOLO (Ultralytics YAML)",
         yaml_splits(read_data_yaml(file)),
         lambda split, _: UltralyticsYOLO(file, split),
+    )
+
+
+def _darknet(root: Path) -> DatasetLayout | None:
+    """Darknet's layout (CVAT's "YOLO 1.1"): a split per list ``obj.data`` names.
+
+    Raises:
+        ValueError: ``obj.data`` is malformed or names no list.
+    """
+    file = root / DATA_FILE
+    if not file.is_file():
+        return None
+    splits = tuple(darknet_splits(read_obj_data(file)))
+    if not splits:
+        raise ValueError(f"{file} names no list of images (as 'train = data/train.txt')")
+    return DatasetLayout(
+        str(root), "YOLO (Darknet obj.data)", splits, lambda split, _: DarknetYOLO(root, split)
     )
 
 

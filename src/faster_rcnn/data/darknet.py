@@ -1,0 +1,116 @@
+"""YOLO datasets in Darknet's layout, as CVAT's "YOLO 1.1" export writes them::
+
+    obj.data             classes = 2, names = data/obj.names, train = data/train.txt,
+                         valid = data/valid.txt (optional), backup = backup/
+    obj.names            one class name per line
+    train.txt            one image a line: data/obj_train_data/img1.jpg
+    obj_train_data/      the images and, beside each, its label file img1.txt
+    valid.txt, obj_valid_data/   another subset, where there is one
+
+Each ``obj.data`` entry whose value is a ``.txt`` list (other than ``names``) is a split,
+named by its key: ``train``, ``valid``. Paths in ``obj.data`` and in the lists are as
+Darknet reads them from its own folder, where this one is ``data/``: they are taken
+relative to this folder, whatever its name, or relative to it as written where their
+first folder is in it. The labels are read as :class:`~faster_rcnn.data.yolo.YOLODetection`
+reads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .dataset import read_text
+from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
+
+DATA_FILE = "obj.data"
+NAMES_FILE = "obj.names"
+# obj.data keys that are not splits; any other whose value is a .txt list is one.
+NOT_SPLITS = ("classes", "names", "backup")
+
+
+def read_obj_data(file: Path) -> dict[str, str]:
+    """The ``key = value`` entries of an ``obj.data`` file (``#`` starts a comment).
+
+    Raises:
+        ValueError: a line that is not ``key = value``, naming it.
+    """
+    entries = {}
+    for line_number, line in enumerate(read_text(file).splitlines(), start=1):
+        text = line.partition("#")[0].strip()
+        if not text:
+            continue
+        key, equals, value = (part.strip() for part in text.partition("="))
+        if not equals or not key:
+            raise ValueError(f"{file}, line {line_number}: {text!r} is not 'key = value'")
+        entries[key] = value
+    return entries
+
+
+def darknet_splits(entries: dict[str, str]) -> dict[str, str]:
+    """The split lists of ``obj.data``'s ``entries``: ``{split: list path}``."""
+    return {
+        key: value
+        for key, value in entries.items()
+        if key not in NOT_SPLITS and value.endswith(".txt")
+    }
+
+
+def darknet_path(root: Path, name: str) -> Path:
+    """A path of ``obj.data`` or of a list, in the folder ``root``: relative to it where
+    its first folder is in it, else written from Darknet's folder, which holds this one
+    as ``data/`` (CVAT's ``data/obj_train_data/x.jpg``)."""
+    path = Path(name)
+    if path.is_absolute() or len(path.parts) < 2 or (root / path.parts[0]).is_dir():
+        return root / path
+    return root.joinpath(*path.parts[1:])
+
+
+class DarknetYOLO(YOLODetection):
+    """The images and boxes of one split of a Darknet folder (see the module).
+
+    Args:
+        root: the folder holding ``obj.data``.
+        split: an ``obj.data`` key naming a list, ``train`` or ``valid``.
+
+    Class names come from the file ``obj.data`` names (``obj.names`` where it names
+    none), and must be as many as its ``classes`` where it gives them.
+
+    Raises:
+        FileNotFoundError: the split's list does not exist.
+        ValueError: a malformed ``obj.data`` or label, no such split, or no image in it.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train") -> None:
+        self.root = Path(root)
+        self.split = split
+        data_file = self.root / DATA_FILE
+        entries = read_obj_data(data_file)
+        lists = darknet_splits(entries)
+        if split not in lists:
+            raise ValueError(f"{data_file} names no {split!r} split (it names {list(lists)})")
+        listed = darknet_path(self.root, lists[split])
+        if not listed.is_file():
+            raise FileNotFoundError(f"{data_file}: the {split} list {listed} does not exist")
+        lines = [line.strip() for line in read_text(listed).splitlines() if line.strip()]
+        self.image_files = [darknet_path(self.root, line) for line in lines]
+        if not self.image_files:
+            raise ValueError(f"{listed}: no image in the {split!r} split")
+        label_files = [image.with_suffix(".txt") for image in self.image_files]
+        names_file = darknet_path(self.root, entries.get("names", NAMES_FILE))
+        names = _names(names_file, data_file, entries.get("classes"))
+        self._load(label_files, names, str(names_file), f"{self.root} ({split})")
+        warn_of_unread_labels(label_files, f"{self.root} ({split})")
+
+
+def _names(file: Path, data_file: Path, classes: str | None) -> tuple[str, ...] | None:
+    """The class names of ``file`` (None where it does not exist), as many as
+    ``obj.data``'s ``classes`` where it gives them."""
+    if not file.is_file():
+        return None
+    names = read_names_file(file)
+    if classes is not None and classes != str(len(names)):
+        raise ValueError(
+            f"{data_file}: 'classes = {classes}' but {file} names {len(names)} classes: they "
+            "must agree"
+        )
+    return names
