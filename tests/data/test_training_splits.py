@@ -2,6 +2,7 @@
 ``test`` split is kept apart (VOC's ``trainval``), ``train`` alone otherwise; and the
 warning of ``evaluate`` on a split the model was trained on."""
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from faster_rcnn.cli import main
-from faster_rcnn.cli.splits import TRAINING_SPLITS_FILE, default_training_splits
+from faster_rcnn.cli.splits import TRAINING_SPLITS_FILE, default_training_splits, training_images
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.holdout import SPLIT_FILE
 from faster_rcnn.data.joined import JoinedDataset
@@ -92,6 +93,34 @@ def test_voc_per_class_image_lists_are_not_splits(tmp_path):
     layout = find_layout(root)
     assert layout.splits == ("my_dogs", "test", "train", "val")  # "dogs" is no split
     assert default_training_splits(layout) == ("train", "val")
+
+
+def test_cvat_voc_without_subsets_is_its_default_list_without_splits(tmp_path, capsys):
+    """CVAT's Pascal VOC export without subsets lists all its images in default.txt (and
+    per class, car_default.txt): data without splits, which train takes whole and
+    --val-fraction holds part of out. Beside a train.txt, default is a split as before."""
+    items = [("a", "car", 40), ("b", "car", 44), ("c", "bus", 48)]
+    data = voc(tmp_path / "data", {"default": items})
+    (data / "ImageSets" / "Main" / "car_default.txt").write_text("a 1\nb 1\nc -1\n")
+    layout = find_layout(data)
+    assert layout.splits == () and default_training_splits(layout) == ("train",)
+    assert [path.stem for path in open_dataset(data).image_files] == ["a", "b", "c"]
+    assert main(["data", "--data", str(data)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    format_ = "Pascal VOC, all images in ImageSets/Main/default.txt (CVAT's export without subsets)"
+    assert printed[0] == f"{data}: {format_}, no splits"
+    assert printed[1] == "  all: 3 images, 3 boxes; image sizes 40x30 to 48x30 (width x height)"
+    args = argparse.Namespace(data=str(data), split=None, val_fraction=None, split_seed=0)
+    dataset, records = training_images(args)
+    assert len(dataset) == 3 and records == {}
+    assert capsys.readouterr().out == (
+        f"{data}: {format_} without splits: training on all 3 images (--val-fraction F holds "
+        "some out for evaluate)\n"
+    )
+    (data / "ImageSets" / "Main" / "train.txt").write_text("a\nb\n")
+    layout = find_layout(data)
+    assert (layout.format, layout.splits) == ("Pascal VOC", ("default", "train"))
+    assert len(layout.open("train")) == 2
 
 
 def test_generated_data_trains_on_train_alone():

@@ -15,7 +15,8 @@
   folder (or next to the file), then in the file's own folder.
 - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
   ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
-  are not splits).
+  are not splits); where the one list is ``default.txt`` (CVAT's export without
+  subsets), its images without splits.
 - a folder with ``annotations/*.json`` (COCO's own layout, CVAT's, Label Studio's): one
   file, or a split per ``instances_<split>.json``; images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
@@ -60,6 +61,8 @@ from .yolo import YOLODetection
 SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 1}
 SYNTHETIC_SIZES = {"train": 2000, "val": 200, "test": 200}
 SLIDES_SIZES = {"train": 300, "val": 100, "test": 100}
+# The one image list of CVAT's Pascal VOC export without subsets: not a split.
+CVAT_NO_SUBSET = "default"
 # Other names the exporters give the usual splits.
 SPLIT_ALIASES = {"val": ("valid", "validation"), "test": ("testing",), "train": ("training",)}
 
@@ -227,10 +230,20 @@ def _generated_opener(
 
 
 def _voc(root: Path) -> DatasetLayout | None:
+    """Pascal VOC: a split per list in ``ImageSets/Main/``; where the one list is CVAT's
+    ``default.txt`` (its export without subsets), that list without splits."""
     if not ((root / "Annotations").is_dir() and (root / "ImageSets").is_dir()):
         return None
     stems = {p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")}
     splits = tuple(sorted(stem for stem in stems if not _per_class_list(stem, stems)))
+    if splits == (CVAT_NO_SUBSET,):
+        return DatasetLayout(
+            str(root),
+            f"Pascal VOC, all images in ImageSets/Main/{CVAT_NO_SUBSET}.txt (CVAT's export "
+            "without subsets)",
+            (),
+            lambda _, names: VOCDetection(root, CVAT_NO_SUBSET, names),
+        )
     return DatasetLayout(
         str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)
     )
