@@ -242,7 +242,8 @@ def test_cvat_yolo_export_in_darknets_layout(tmp_path, capsys, prefix):
     assert torch.equal(target["boxes"], torch.tensor([[10.0, 9, 30, 21], [8, 4.5, 12, 10.5]]))
     assert target["labels"].tolist() == [1, 2]
     assert train.target(1)["boxes"].shape == (0, 4)
-    valid = open_dataset(root, "val")  # val finds valid
+    assert find_layout(root / "obj.data").splits == ("train", "valid")  # as Darknet takes it
+    valid = open_dataset(root / "obj.data", "val")  # val finds valid
     assert valid.image_files == [root / "obj_valid_data/c.jpg"]
     assert torch.equal(valid.target(0)["boxes"], torch.tensor([[16.0, 12, 24, 18]]))
     with pytest.raises(ValueError, match=r"has the splits \['train', 'valid'\]; none fits 'test'"):

@@ -13,6 +13,7 @@
   ``images/<json stem>/`` (CVAT's ``images/default/`` beside
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
   folder (or next to the file), then in the file's own folder.
+- an ``obj.data`` file: Darknet's layout, of its folder (below).
 - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
   ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
   are not splits); where the one list is ``default.txt`` (CVAT's export without
@@ -212,7 +213,11 @@ def _file_layout(file: Path) -> DatasetLayout:
         return _yaml_layout(file)
     if file.suffix == ".json":
         return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file, split))
-    raise ValueError(f"{file}: a dataset file must be a COCO .json or a data .yaml")
+    if file.name == DATA_FILE:
+        return _darknet_layout(file)
+    raise ValueError(
+        f"{file}: a dataset file must be a COCO .json, a data .yaml or Darknet's {DATA_FILE}"
+    )
 
 
 def _generated_opener(
@@ -330,17 +335,20 @@ def _yaml_layout(file: Path) -> DatasetLayout:
 
 
 def _darknet(root: Path) -> DatasetLayout | None:
+    file = root / DATA_FILE
+    return _darknet_layout(file) if file.is_file() else None
+
+
+def _darknet_layout(file: Path) -> DatasetLayout:
     """Darknet's layout (CVAT's "YOLO 1.1"): a split per list ``obj.data`` names.
 
     Raises:
         ValueError: ``obj.data`` is malformed or names no list.
     """
-    file = root / DATA_FILE
-    if not file.is_file():
-        return None
     splits = tuple(darknet_splits(read_obj_data(file)))
     if not splits:
         raise ValueError(f"{file} names no list of images (as 'train = data/train.txt')")
+    root = file.parent
     return DatasetLayout(
         str(root), "YOLO (Darknet obj.data)", splits, lambda split, _: DarknetYOLO(root, split)
     )
