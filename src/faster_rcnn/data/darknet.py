@@ -8,11 +8,11 @@
     valid.txt, obj_valid_data/   another subset, where there is one
 
 Each ``obj.data`` entry whose value is a ``.txt`` list (other than ``names``) is a split,
-named by its key: ``train``, ``valid``. Paths in ``obj.data`` and in the lists are as
-Darknet reads them from its own folder, where this one is ``data/``: they are taken
-relative to this folder, whatever its name, or relative to it as written where their
-first folder is in it. The labels are read as :class:`~faster_rcnn.data.yolo.YOLODetection`
-reads them.
+named by its key: ``train``, ``valid``. Paths in ``obj.data`` and in the lists are
+written as Darknet reads them, from the folder above this one, which it names ``data/``
+(``data/obj_train_data/img1.jpg``): their first folder stands for this one, whatever its
+name. A path whose first folder is in this one (``obj_train_data/img1.jpg``) is relative
+to it. The labels are read as :class:`~faster_rcnn.data.yolo.YOLODetection` reads them.
 """
 
 from __future__ import annotations
