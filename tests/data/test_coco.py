@@ -133,6 +133,18 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
             _segmented({"size": [2, 2], "counts": [1, 2]}),
             r"annotation 6 has no bbox, and its segmentation \{'counts': \[1, 2\], 'size'",
         ),
+        (  # more pixels than pycocotools counts in 32 bits
+            _segmented({"size": [65536, 65536], "counts": [2**32]}),
+            r"annotation 6 has no bbox, and its segmentation \{'counts': \[4294967296\]",
+        ),
+        (  # a compressed RLE of characters pycocotools does not write
+            _segmented({"size": [30, 40], "counts": "0\u00e9~"}),
+            r"annotation 6 has no bbox, and its segmentation \{'counts': '0\u00e9~'",
+        ),
+        (  # polygons whose extent is not finite
+            _segmented([[1e308, 0, -1e308, 5, 3, 3]]),
+            r"annotation 6 has no bbox, and its segmentation \[\[1e\+308, 0, -1e\+308",
+        ),
         (  # an RLE without its height
             _segmented({"size": [30], "counts": "PP"}),
             r"annotation 6 has no bbox, and its segmentation \{'counts': 'PP', 'size': \[30\]\}",

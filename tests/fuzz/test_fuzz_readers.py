@@ -12,10 +12,12 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from faster_rcnn.data.dataset import UnreadableImageError, read_image
 from faster_rcnn.data.open import open_dataset
@@ -205,6 +207,50 @@ def coco_files(draw: st.DrawFn) -> object:
 @FUZZ
 @given(data=coco_files())
 def test_coco_opens_or_says_what_is_wrong_in_one_line(data):
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "a.png").write_bytes(VALID_IMAGES[0])
+        (root / "instances.json").write_text(json.dumps(data))
+        _open_or_one_line_error(lambda: open_dataset(root / "instances.json"))
+
+
+@st.composite
+def rles(draw: st.DrawFn) -> dict:
+    """An RLE of a random mask, uncompressed (its counts) or compressed (pycocotools'
+    string), sometimes with a count, a character or its size changed."""
+    height, width = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    cuts = sorted(draw(st.lists(st.integers(0, height * width), max_size=6)))
+    counts = [b - a for a, b in zip([0, *cuts], [*cuts, height * width], strict=True)]
+    rle: dict = {"size": [height, width], "counts": counts}
+    if draw(st.booleans()):
+        pixels = np.repeat(np.arange(len(counts)) % 2, counts).astype(np.uint8)
+        mask = np.asfortranarray(pixels.reshape((height, width), order="F"))
+        rle["counts"] = mask_utils.encode(mask)["counts"].decode()
+    if draw(st.integers(0, 3)) == 0:
+        key = draw(st.sampled_from(["size", "counts"]))
+        rle[key] = draw(JSON_VALUES | st.text(max_size=6) | st.lists(st.integers(-1, 2**40)))
+    return rle
+
+
+SEGMENTATIONS = st.one_of(
+    st.lists(st.lists(st.one_of(st.integers(-10, 40), NUMBERS), max_size=8), max_size=3),
+    rles(),
+    JSON_VALUES,
+)
+
+
+@FUZZ
+@given(segmentations=st.lists(SEGMENTATIONS, min_size=1, max_size=3))
+def test_coco_segmentations_without_bbox_open_or_say_what_is_wrong_in_one_line(segmentations):
+    annotations = [
+        {"id": k, "image_id": 1, "category_id": 3, "segmentation": segmentation}
+        for k, segmentation in enumerate(segmentations)
+    ]
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 24, "height": 16}],
+        "categories": [{"id": 3, "name": "dog"}],
+        "annotations": annotations,
+    }
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "a.png").write_bytes(VALID_IMAGES[0])

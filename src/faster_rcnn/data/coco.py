@@ -252,22 +252,36 @@ def segmentation_extent(segmentation: Any, name: str, file: Path) -> tuple[float
     """``x, y, width, height`` enclosing a COCO segmentation: polygons ``[[x1, y1, x2, y2,
     x3, y3, ...], ...]`` (the extent of all their points) or an RLE ``{"size": [height,
     width], "counts": ...}``, its counts a list (uncompressed) or a string (compressed);
-    a one-line error naming annotation ``name`` when it is neither."""
+    a one-line error naming annotation ``name`` when it is neither, or its extent is not
+    finite."""
+    extent = None
     if isinstance(segmentation, list) and all(map(_is_polygon, segmentation)):
-        xs = [v for polygon in segmentation for v in polygon[0::2]]
-        ys = [v for polygon in segmentation for v in polygon[1::2]]
-        x1, y1, x2, y2 = float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
-        return x1, y1, x2 - x1, y2 - y1
-    if _is_rle(segmentation):
-        height, width = segmentation["size"]
-        if isinstance(segmentation["counts"], list):
-            segmentation = mask_utils.frPyObjects(segmentation, height, width)
-        return tuple(float(v) for v in mask_utils.toBbox(segmentation))
-    raise ValueError(
-        f"{file}: {name} has no bbox, and its segmentation {reprlib.repr(segmentation)} is "
-        "neither polygons [[x1, y1, x2, y2, x3, y3, ...]] nor an RLE {'size': [height, "
-        "width], 'counts': ...}"
-    )
+        extent = _polygons_extent(segmentation)
+    elif _is_rle(segmentation):
+        extent = _rle_extent(segmentation)
+    if extent is None or not all(map(math.isfinite, extent)):
+        raise ValueError(
+            f"{file}: {name} has no bbox, and its segmentation {reprlib.repr(segmentation)} "
+            "is neither polygons [[x1, y1, x2, y2, x3, y3, ...]] nor an RLE {'size': "
+            "[height, width], 'counts': ...}"
+        )
+    return extent
+
+
+def _polygons_extent(polygons: list[list[float]]) -> tuple[float, ...]:
+    """``x, y, width, height`` enclosing the points of ``polygons``."""
+    xs = [v for polygon in polygons for v in polygon[0::2]]
+    ys = [v for polygon in polygons for v in polygon[1::2]]
+    x1, y1, x2, y2 = float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def _rle_extent(rle: dict[str, Any]) -> tuple[float, ...]:
+    """``x, y, width, height`` of an RLE's mask, as pycocotools' ``toBbox`` gives it."""
+    height, width = rle["size"]
+    if isinstance(rle["counts"], list):  # uncompressed
+        rle = mask_utils.frPyObjects(rle, height, width)
+    return tuple(float(v) for v in mask_utils.toBbox(rle))
 
 
 def _is_polygon(polygon: Any) -> bool:
@@ -280,15 +294,25 @@ def _is_polygon(polygon: Any) -> bool:
     )
 
 
+# pycocotools counts an RLE's pixels in 32 bits, and writes a compressed count in the
+# characters "0" (48) to "o" (111).
+_RLE_PIXELS = 2**32
+_RLE_CHARACTERS = frozenset(map(chr, range(48, 112)))
+
+
 def _is_rle(segmentation: Any) -> bool:
     """Whether ``segmentation`` is an RLE: a positive ``size`` ``[height, width]`` and
-    ``counts`` a string (compressed) or a list of counts that cover the image."""
+    ``counts`` a compressed string or a list of counts that cover the image."""
     if not isinstance(segmentation, dict):
         return False
     size, counts = segmentation.get("size"), segmentation.get("counts")
     if not (isinstance(size, list) and len(size) == 2 and all(_is_id(v) and v > 0 for v in size)):
         return False
-    return isinstance(counts, str) or (
+    if size[0] * size[1] >= _RLE_PIXELS:
+        return False
+    if isinstance(counts, str):
+        return _RLE_CHARACTERS.issuperset(counts)
+    return (
         isinstance(counts, list)
         and all(_is_id(c) and c >= 0 for c in counts)
         and sum(counts) == size[0] * size[1]
