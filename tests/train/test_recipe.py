@@ -37,6 +37,7 @@ from faster_rcnn.train.recipe import (
     multi_scale_sizes,
     object_statistics,
     same_class_neighbour_iou,
+    sizes_reached,
 )
 from faster_rcnn.train.step_timing import TIMED_STEPS
 from faster_rcnn.train.train_config import LR_PER_IMAGE
@@ -155,6 +156,35 @@ def test_recipe_trains_at_several_scales_when_a_class_is_small() -> None:
     several = config.replace(transform={"min_size": (600, 800)})
     stats = object_statistics(DATASET, several)
     assert choose_recipe(several, stats)[0].transform.min_size == (600, 800)
+
+
+def test_recipe_leaves_out_sizes_the_longer_sides_cap_makes_equal() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # 200 x 3000 strips (15:1): the cap of 1333 resizes every one to 88 x 1333 at each of
+    # 640..800, so several sizes would draw one; the dot is 13 px there.
+    strips = [_item(200, 3000, [[0, 0, 30, 30], [0, 0, 150, 150]], [1, 2])] * 3
+    stats = object_statistics(strips, config)
+    assert stats.aspect == 15.0
+    assert sizes_reached(multi_scale_sizes(800), 1333, stats.aspect) == (88,)
+    chosen, choices = choose_recipe(config, stats, given={"transform.max_size"})
+    assert chosen.transform.min_size == (800,)
+    assert "transform.min_size" not in [c.setting for c in choices]
+    # With the input enlarged (the dot is under the anchor), the cap grows alike: one size.
+    chosen, choices = choose_recipe(config, stats)
+    assert chosen.transform.min_size == (1120,) and chosen.transform.max_size == 1866
+    # 16:9 (450 x 800) reaches 640..749 of 640..800: drawn, and the line says so.
+    wide = [_item(450, 800, [[0, 0, 10, 10], [0, 0, 150, 150]], [1, 2])] * 3
+    stats = object_statistics(wide, config)
+    assert sizes_reached(multi_scale_sizes(800), 1333, stats.aspect) == (640, 672, 704, 736, 749)
+    chosen, choices = choose_recipe(config, stats, given={"transform.max_size"})
+    assert chosen.transform.min_size == multi_scale_sizes(800)
+    line = next(c.line() for c in choices if c.setting == "transform.min_size")
+    assert line.endswith(
+        "(images of the median shape, 1.78:1, reach 640 to 749 px: the longer side's cap, "
+        "1333, stops the rest)"
+    )
+    # 4:3 reaches them all, and the line is as before.
+    assert sizes_reached(multi_scale_sizes(800), 1333, 4 / 3) == multi_scale_sizes(800)
 
 
 def test_recipe_draws_the_multi_scale_size_per_batch() -> None:
