@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 
-from faster_rcnn.insight.draw import draw_detections, draw_proposals, to_pil
+from faster_rcnn.insight.draw import draw_detections, draw_proposals, save_pictures, to_pil
 
 
 def test_to_pil_keeps_pixel_values():
@@ -34,3 +36,29 @@ def test_proposals_strongest_brightest():
     }
     array = np.asarray(draw_proposals(image, proposals, top_k=2)).astype(int)
     assert array[10, 5].sum() > array[30, 25].sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("picture", "label", "written", "image_format"),
+    [
+        ("a.jpg", "", ["a.jpg", "a_proposals.jpg"], "JPEG"),
+        ("b.tif", "_detections", ["b_detections.tif", "b_proposals.tif"], "TIFF"),
+        ("c.d.png", "", ["c.d.png", "c.d_proposals.png"], "PNG"),
+    ],
+)
+def test_an_images_pictures_are_in_the_format_of_the_name_given(
+    tmp_path, picture, label, written, image_format
+):
+    """The proposals picture was always ``<stem>_proposals.png``, whatever the name."""
+    detections = {
+        "boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.9]),
+    }
+    proposals = {"boxes": detections["boxes"], "scores": detections["scores"]}
+    image = torch.rand(3, 30, 40)
+    save_pictures(image, detections, proposals, ["a"], tmp_path / picture, label=label)
+    assert sorted(p.name for p in tmp_path.iterdir()) == written
+    for name in written:
+        with Image.open(tmp_path / name) as saved:
+            assert (saved.format, saved.mode, saved.size) == (image_format, "RGB", (40, 30))

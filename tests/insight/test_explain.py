@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from exif_images import save_exif_jpeg
 from faster_rcnn import models
@@ -282,7 +283,7 @@ def test_cli_refuses_an_out_that_would_replace_what_it_reads(tmp_path, capsys):
     )
     assert main([*argv, str(tmp_path)]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: --out {tmp_path} is a folder: name the .png file to write\n"
+        f"faster-rcnn: error: --out {tmp_path} is a folder: name the picture file to write\n"
     )
     assert (image.read_bytes(), coco.read_bytes()) == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boxes.json", "f.png"]
@@ -346,3 +347,27 @@ def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_p
     image, boxes, _ = read_annotated_image(tmp_path / "e.json", tmp_path / "e.jpg")
     assert torch.equal(image, turned)
     assert torch.equal(boxes, torch.tensor([[0.0, 25, 20, 40]]))
+
+
+@pytest.mark.parametrize(
+    ("name", "written", "image_format"),
+    [("g.jpg", "g.jpg", "JPEG"), ("g.WEBP", "g.WEBP", "WEBP"), ("g", "g.png", "PNG")],
+)
+def test_cli_writes_the_picture_format_out_names(tmp_path, name, written, image_format):
+    """``--out g.jpg`` was written as ``g.png``: the suffix given is the format written
+    (a JPEG without the figure's alpha), a PNG where there is none."""
+    to_pil(smooth_image(40, 60)).save(tmp_path / "g_in.png")
+    assert main(["explain", str(tmp_path / "g_in.png"), "--out", str(tmp_path / name)]) == 0
+    with Image.open(tmp_path / written) as picture:
+        assert picture.format == image_format
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["g_in.png", written, "g.json"])
+
+
+def test_cli_refuses_an_out_suffix_no_picture_format_has(tmp_path, capsys):
+    to_pil(smooth_image(40, 60)).save(tmp_path / "h.png")
+    assert main(["explain", str(tmp_path / "h.png"), "--out", str(tmp_path / "h.txt")]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {tmp_path / 'h.txt'}: a picture is written as .png, "
+        ".jpg, .jpeg, .webp, .bmp, .tif, .tiff, not .txt\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["h.png"]

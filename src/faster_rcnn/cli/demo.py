@@ -11,6 +11,7 @@ from ..data.augment import Augmented, RandomHorizontalFlip
 from ..data.cache import InMemoryDataset
 from ..data.open import open_dataset
 from ..insight.draw import save_pictures
+from ..insight.pictures import DEFAULT_SUFFIX
 from ..model import FasterRCNN
 from ..models import preset_config
 from ..train.memory_layout import default_memory_layout
@@ -111,4 +112,5 @@ def write_pictures(model: FasterRCNN, images: list[torch.Tensor], args: argparse
     detections, proposals = model.detect_with_proposals([image.to(device) for image in images])
     names = model.config.label_names()
     for i, (image, det, props) in enumerate(zip(images, detections, proposals, strict=True)):
-        save_pictures(image, det, props, names, out / f"{i:02d}")
+        picture = out / f"{i:02d}{DEFAULT_SUFFIX}"
+        save_pictures(image, det, props, names, picture, label="_detections")

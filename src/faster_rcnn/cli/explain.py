@@ -23,6 +23,7 @@ from ..data.dataset import boxes_tensor, image_sizes, read_image
 from ..data.voc import parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file
 from ..insight.explain import draw_explanation, explain
+from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model
@@ -45,7 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Panels of what the model's own code does with one image: the anchors "
         "of one location, every anchor's label against the ground truth, the sampled "
         "mini-batch, and with --model the proposals before and after NMS and the detections. "
-        "The numbers go to a JSON file beside the PNG.",
+        "The numbers go to a JSON file beside the picture.",
     )
     parser.add_argument("image", type=Path, help="an image file")
     parser.add_argument(
@@ -67,7 +68,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="class names of a YOLO .txt, one a line (default: classes.txt or obj.names "
         "beside it or above it, else the model's)",
     )
-    parser.add_argument("--out", type=Path, help="default: runs/explain/<image>_explained.png")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"the picture to write, in the format its suffix names ({', '.join(FORMATS)}; "
+        f"{DEFAULT_SUFFIX} without one), the numbers in a .json beside it (default: "
+        f"runs/explain/<image>_explained{DEFAULT_SUFFIX})",
+    )
     parser.add_argument(
         "--seed", type=random_seed, default=0, help="seed of the sampled mini-batch"
     )
@@ -87,8 +94,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     check_options(args)
-    out = args.out or Path("runs/explain") / f"{args.image.stem}_explained.png"
-    check_explain_out(out, args)
+    out = args.out or Path("runs/explain") / f"{args.image.stem}_explained{DEFAULT_SUFFIX}"
+    out = check_explain_out(out, args)
     if args.model:
         model = load_model(args.model, device=args.device)
         name = f"model {args.model}"
@@ -131,17 +138,21 @@ def check_options(args: argparse.Namespace) -> None:
         )
 
 
-def check_explain_out(out: Path, args: argparse.Namespace) -> None:
-    """Refuse an ``--out`` that cannot be written, that is a folder, or whose PNG or the
-    JSON beside it would replace the image, ``--annotations`` or ``--classes`` read."""
+def check_explain_out(out: Path, args: argparse.Namespace) -> Path:
+    """The picture ``--out`` names (:func:`picture_path`: its own format, a PNG without a
+    suffix); refused where it cannot be written, is a folder, has a suffix no picture
+    format has, or where it or the JSON beside it would replace the image,
+    ``--annotations`` or ``--classes`` read."""
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder: name the .png file to write")
-    check_out_file(out, "explain writes")
+        raise ValueError(f"--out {out} is a folder: name the picture file to write")
+    picture = picture_path(out, "--out")
+    check_out_file(picture, "explain writes")
     read = {"the image": args.image, "--annotations": args.annotations, "--classes": args.classes}
-    for written in (out.with_suffix(".png"), out.with_suffix(".json")):
+    for written in (picture, picture.with_suffix(".json")):
         for what, path in read.items():
             if path is not None and written.exists() and path.exists() and written.samefile(path):
                 raise ValueError(f"--out {out} would write {written} over {what}, which it reads")
+    return picture
 
 
 def read_annotated_image(

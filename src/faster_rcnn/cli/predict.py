@@ -45,6 +45,7 @@ from ..data.resizable import check_resizable
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.draw import save_pictures
+from ..insight.pictures import DEFAULT_SUFFIX, image_pictures
 from ..train.checkpoint import load_model
 from .arguments import (
     add_tta_argument,
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         det, proposals = detect(image)
         results += coco_records(det, image_id, path, names, category_ids)
-        save_pictures(image, det, proposals, names, args.out / name, args.score, suffix="")
+        save_pictures(image, det, proposals, names, args.out / name, args.score)
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     left_out = f" ({len(skipped)} skipped)" if skipped else ""
     print(
@@ -220,23 +221,17 @@ def coco_records(
     ]
 
 
-def picture_suffixes(proposals: bool) -> tuple[str, ...]:
-    """What follows an image's picture name: ``""`` (its detections) and, with
-    ``proposals``, ``"_proposals"``."""
-    return ("", "_proposals") if proposals else ("",)
-
-
 def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
-    """A name for each image's pictures, ``<name>.png`` and with ``proposals``
-    ``<name>_proposals.png``, such that no picture is another's: its file stem where no
-    other image's pictures take those names, else its path below the images' common
-    folder with ``/`` and ``.`` as ``_`` (``a/img.jpg`` and ``b/img.jpg`` -> ``a_img_jpg``,
-    ``b_img_jpg``; ``a.jpg`` and ``a_proposals.jpg``, whose detections picture would be
-    the proposals picture of ``a.jpg`` -> ``a_jpg``, ``a_proposals_jpg``)."""
-    suffixes = picture_suffixes(proposals)
+    """A file name for each image's detections picture, ``<name>.png`` (with ``proposals``
+    its ``<name>_proposals.png`` beside it: :func:`image_pictures`), such that no picture
+    is another's: its file stem where no other image's pictures take those names, else its
+    path below the images' common folder with ``/`` and ``.`` as ``_`` (``a/img.jpg`` and
+    ``b/img.jpg`` -> ``a_img_jpg.png``, ``b_img_jpg.png``; ``a.jpg`` and
+    ``a_proposals.jpg``, whose detections picture would be the proposals picture of
+    ``a.jpg`` -> ``a_jpg.png``, ``a_proposals_jpg.png``)."""
 
     def pictures(name: str) -> set[str]:
-        return {name + suffix for suffix in suffixes}
+        return {p.name for p in image_pictures(Path(name + DEFAULT_SUFFIX), proposals)}
 
     wanted = Counter(picture for path in paths for picture in pictures(path.stem))
     folders = [path.resolve().parent for path in paths]
@@ -249,7 +244,7 @@ def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
             name = "_".join(path.resolve().relative_to(root).parts).replace(".", "_")
         while pictures(name) & taken:  # the rare name that still repeats gets a "_" more
             name += "_"
-        names.append(name)
+        names.append(name + DEFAULT_SUFFIX)
         taken |= pictures(name)
     return names
 
@@ -257,14 +252,13 @@ def picture_names(paths: Sequence[Path], proposals: bool = True) -> list[str]:
 def check_no_image_written_over(
     out: Path, paths: Sequence[Path], names: Sequence[str], proposals: bool = True
 ) -> None:
-    """Refuse an ``out`` where a picture predict writes (``<name>.png``, with ``proposals``
-    ``<name>_proposals.png``, for each of ``names``) would replace one of the images
+    """Refuse an ``out`` where a picture predict writes (each of ``names`` and, with
+    ``proposals``, its proposals picture beside it) would replace one of the images
     ``paths`` it reads: an --out that is the images' own folder."""
     folder = out.resolve()  # the names hold no folders: each picture is in it
     read = {path.resolve() for path in paths}
     for name in names:
-        for suffix in picture_suffixes(proposals):
-            picture = folder / f"{name}{suffix}.png"
+        for picture in image_pictures(folder / name, proposals):
             if picture in read:
                 raise ValueError(
                     f"--out {out}: the picture {picture.name} would replace the image "

@@ -9,6 +9,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from .pictures import image_pictures, save_picture
+
 # Distinct, readable outline colours, cycled by class label.
 _PALETTE = (
     (230, 25, 75),
@@ -87,15 +89,17 @@ def save_pictures(
     detections: dict[str, Tensor],
     proposals: dict[str, Tensor] | None,
     class_names: Sequence[str],
-    stem: Path,
+    picture: Path,
     score_threshold: float = 0.5,
-    suffix: str = "_detections",
+    label: str = "",
 ) -> None:
-    """Write ``<stem><suffix>.png`` (:func:`draw_detections`) and, given proposals,
-    ``<stem>_proposals.png`` (:func:`draw_proposals`) of one image; the tensors may be on
-    any device."""
+    """Write the pictures of one image named after ``picture``, in the format of its
+    suffix (:func:`~faster_rcnn.insight.pictures.image_pictures`): its detections
+    (:func:`draw_detections`), with ``label`` after the name, and given proposals,
+    ``_proposals`` after it (:func:`draw_proposals`); the tensors may be on any device."""
+    paths = image_pictures(picture, proposals is not None, label)
     det = {k: v.cpu() for k, v in detections.items()}
-    draw_detections(image.cpu(), det, class_names, score_threshold).save(f"{stem}{suffix}.png")
+    save_picture(draw_detections(image.cpu(), det, class_names, score_threshold), paths[0])
     if proposals is not None:
         props = {k: v.cpu() for k, v in proposals.items()}
-        draw_proposals(image.cpu(), props).save(f"{stem}_proposals.png")
+        save_picture(draw_proposals(image.cpu(), props), paths[1])

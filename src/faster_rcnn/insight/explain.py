@@ -5,8 +5,8 @@ training step and an inference pass use - the model's resize, backbone, anchor
 generator, anchor labelling (:class:`~faster_rcnn.rpn.anchor_targets.AnchorTargetCreator`,
 border policy included), mini-batch sampler, proposal selection and detection head - and
 keeps what each step produced in an :class:`Explanation`. :func:`draw_explanation` turns
-it into one PNG of panels, each titled with the numbers behind it, and writes those
-numbers to the JSON beside it:
+it into one picture of panels (a PNG unless named otherwise), each titled with the
+numbers behind it, and writes those numbers to the JSON beside it:
 
 1. the anchors of one location, with its level's stride and feature-map size;
 2. every anchor's label: positive, negative, ignored, or outside the border;
@@ -411,18 +411,19 @@ def draw_explanation(
     top_k: int = 50,
     score_threshold: float = 0.5,
 ) -> Path:
-    """Write the explanation's panels to the PNG ``path`` and its numbers to the JSON
+    """Write the explanation's panels to the picture ``path`` and its numbers to the JSON
     beside it (:func:`explanation_summary`).
 
     Args:
         explanation: from :func:`explain`; panels 4-6 need its proposals.
-        path: the ``.png`` to write (its folder is made).
+        path: the picture to write, in the format of its suffix (a PNG without one:
+            :func:`~faster_rcnn.insight.pictures.picture_path`; its folder is made).
         title: the figure's title (e.g. the image's and the model's names).
         top_k: proposals drawn before and after NMS.
         score_threshold: detections drawn from this score.
 
     Returns:
-        The PNG's path.
+        The picture's path.
     """
     height, width = explanation.original_size
     panel_height = min(max(PANEL_WIDTH * height / width, 2.4), 8.0) + 1.2

@@ -1,5 +1,6 @@
-"""Figures the insight tools write: matplotlib without pyplot's global state, saved as a PNG
-with the numbers behind it in a JSON file of the same name.
+"""Figures the insight tools write: matplotlib without pyplot's global state, saved as a
+picture (a PNG unless named otherwise) with the numbers behind it in a JSON file of the
+same name.
 
 Every plot is made from a :class:`~matplotlib.figure.Figure` of its own (no ``pyplot``),
 so plotting is thread-safe, needs no display and leaves no figure open.
@@ -11,10 +12,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
+
+from .pictures import picture_path, save_picture
 
 # Colours that stay distinguishable for the common kinds of colour blindness (Okabe-Ito).
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
@@ -31,15 +36,19 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(
     figure: Figure, path: str | os.PathLike[str], data: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``figure`` to ``path`` (a ``.png``; its folder created) and, when ``data`` is
-    given, the numbers it shows to the ``.json`` beside it (NaN and inf as ``null``).
+    """Write ``figure`` to ``path`` (a picture in the format of its suffix, a PNG without
+    one: :func:`~faster_rcnn.insight.pictures.picture_path`; its folder created) and,
+    when ``data`` is given, the numbers it shows to the ``.json`` beside it (NaN and inf
+    as ``null``).
 
     Returns:
-        The PNG's path.
+        The picture's path.
     """
-    path = Path(path).with_suffix(".png")
+    path = picture_path(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
+    canvas = cast(FigureCanvasAgg, figure.canvas)  # new_figure's, at its DPI
+    canvas.draw()
+    save_picture(Image.fromarray(np.asarray(canvas.buffer_rgba())), path)
     if data is not None:
         path.with_suffix(".json").write_text(json.dumps(_finite(data), indent=2) + "\n")
     return path
