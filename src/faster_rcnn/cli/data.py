@@ -6,6 +6,8 @@ import argparse
 
 from ..data.describe import SplitSummary, summarize_split
 from ..data.open import DatasetLayout, find_layout
+from ..models import PRESETS, preset_config
+from .arguments import add_image_size_arguments, with_image_sizes
 from .splits import default_training_splits
 
 
@@ -15,14 +17,25 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="what a dataset holds: format, splits, classes, boxes, image sizes",
         description="Detect the dataset's layout and summarise each split: images, boxes, "
         "images and box sides per class, image sizes, the boxes the reader clipped or "
-        "dropped and those annotated twice, the splits train takes and the classes other "
-        "splits have that those lack. Run it first on your own data.",
+        "dropped and those annotated twice, the boxes too small to find and the images "
+        "enlarged many times once resized as --preset resizes them, the splits train "
+        "takes and the classes other splits have that those lack. Run it first on your "
+        "own data.",
     )
     parser.add_argument("--data", required=True, help="a dataset folder or file")
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="small",
+        help="the model whose resize the boxes and images are measured at (default: "
+        "train's, small)",
+    )
+    add_image_size_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    transform = with_image_sizes(preset_config(args.preset), args).transform
     layout = find_layout(args.data)
     splits = list(layout.splits) or ["all"]
     described = "splits " + ", ".join(layout.splits) if layout.splits else "no splits"
@@ -30,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     summaries: dict[str, SplitSummary] = {}
     for split in splits:
         try:
-            summaries[split] = summarize_split(layout, split)
+            summaries[split] = summarize_split(
+                layout, split, transform.min_size, transform.max_size
+            )
         except (ValueError, FileNotFoundError) as error:  # one bad split hides no other
             print(f"  {split}: cannot be opened: {error}")
             continue

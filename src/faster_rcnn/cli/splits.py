@@ -25,7 +25,7 @@ from typing import Any
 from ..data.dataset import DetectionDataset
 from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, split_record
 from ..data.joined import JoinedDataset
-from ..data.open import GENERATED, DatasetLayout, find_layout
+from ..data.open import GENERATED, DatasetLayout, find_layout, is_generated
 from .arguments import open_fraction, random_seed
 
 TRAINING_SPLITS_FILE = "training_splits.json"
@@ -161,7 +161,7 @@ def trained_data(model: Path, use: str = "score") -> str:
             data = json.loads(file.read_text()).get("data") if file.is_file() else None
         except (ValueError, AttributeError):  # not JSON, or not an object
             data = None
-        if isinstance(data, str) and (Path(data).exists() or data.split(":")[0] in GENERATED):
+        if isinstance(data, str) and (Path(data).exists() or is_generated(data)):
             return data
         if isinstance(data, str) and gone is None:
             gone = f"{file} names {data}, which is not there from here"

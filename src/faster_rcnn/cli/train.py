@@ -25,8 +25,9 @@ from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
 from ..data.cache import InMemoryDataset
-from ..data.dataset import DetectionDataset, Sample, target_of
+from ..data.dataset import DetectionDataset, Sample, spread_indices, target_of
 from ..data.difficult import WithoutDifficult
+from ..data.open import is_generated
 from ..data.photometric import ColorJitter
 from ..data.random_crop import RandomCrop
 from ..data.repeat_factor import (
@@ -40,6 +41,7 @@ from ..data.repeat_factor import (
     repeated_indices,
 )
 from ..data.resizable import ResizableImages
+from ..data.resize_audit import audit_resize
 from ..data.small_object_paste import SmallObjectPaste
 from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
@@ -60,6 +62,7 @@ from ..train.precision import default_cpu_precision, mixed_precision_dtype
 from ..train.recipe import (
     CROWDED_OBJECTS,
     FINER_MAP_OBJECTS,
+    MAX_IMAGES_READ,
     SHORT_RUN_STEPS,
     SMALL_SIDE,
     choose_learning_rate,
@@ -369,6 +372,8 @@ def train(args: argparse.Namespace) -> int:
     repeat = args.repeat_threshold
     if args.recipe == "auto":
         config, rate, repeat = with_recipe(config, dataset, args, rate)
+    if not is_generated(args.data):  # its images are drawn to give their boxes
+        warn_of_resizing(dataset, config)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
     dataset = augmented(repeated(resizable(dataset, config), repeat, args.seed), args, pasted)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
@@ -429,6 +434,17 @@ def batch_size(dataset: DetectionDataset, args: argparse.Namespace) -> int:
             f"follows the batch size): give --batch-size {len(dataset)} or less"
         )
     return args.batch_size
+
+
+def warn_of_resizing(dataset: DetectionDataset, config: FasterRCNNConfig) -> None:
+    """Warn of the training objects too small to find once resized as ``config`` resizes
+    them, and of the images it enlarges many times (:mod:`faster_rcnn.data.resize_audit`,
+    as ``data`` notes them), among up to :data:`MAX_IMAGES_READ` images spread over
+    ``dataset``, as the recipe reads them."""
+    transform = config.transform
+    indices = spread_indices(len(dataset), MAX_IMAGES_READ)
+    for note in audit_resize(dataset, transform.min_size, transform.max_size, indices).notes():
+        warnings.warn(f"training images: {note}", stacklevel=2)
 
 
 def resizable(dataset: DetectionDataset, config: FasterRCNNConfig) -> DetectionDataset:

@@ -422,6 +422,19 @@ def first_few(items: Sequence[str], shown: int = 3, separator: str = ", ") -> st
     return separator.join(items[:shown]) + more
 
 
+def spread_indices(length: int, most: int) -> range:
+    """Indices of about ``most`` items spread evenly over ``length`` (every one where
+    ``length`` is at most ``most``): what is read to describe a large dataset."""
+    return range(0, length, max(1, length // most))
+
+
+def named_box(image: str, name: str, box: Tensor) -> str:
+    """A box as the data notes name it: its image, class and corners
+    (``a.jpg 'cell' [0, 0, 10, 10]``)."""
+    corners = ", ".join(f"{v:g}" for v in box.tolist())
+    return f"{image} {name!r} [{corners}]"
+
+
 def boxes_tensor(rows: list[list[float]]) -> Tensor:
     """``float32[N, 4]`` from a list of ``N`` rows, ``(0, 4)`` when empty."""
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)

@@ -1,5 +1,6 @@
 """What a split of a dataset holds, for ``faster-rcnn data``: images, boxes and box sizes
-per class, image sizes, and what the reader said on opening it."""
+per class, image sizes, what the reader said on opening it, and what the model's resize
+makes of them (:mod:`~faster_rcnn.data.resize_audit`)."""
 
 from __future__ import annotations
 
@@ -17,23 +18,27 @@ from .dataset import (
     first_few,
     image_name_of,
     image_size_of,
+    named_box,
     target_of,
 )
 from .open import DatasetLayout
 from .repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
+from .resize_audit import ResizeAudit
 
 
 @dataclass
 class SplitSummary:
-    """One split: ``name``, its images, boxes, images and box sides per class, the
-    smallest and largest image (``(height, width)``, by area, then width), the boxes that
-    repeat another of their class in their image, and the reader's warnings.
+    """One split: ``name``, its images, what the resize makes of them (``resize``), boxes,
+    images and box sides per class, the smallest and largest image (``(height, width)``,
+    by area, then width), the boxes that repeat another of their class in their image,
+    and the reader's warnings.
 
     A box's side is the square root of its area, in the image's pixels as annotated.
     """
 
     name: str
     images: int
+    resize: ResizeAudit
     boxes: Counter[str] = field(default_factory=Counter)
     images_with: Counter[str] = field(default_factory=Counter)
     sides: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -42,18 +47,21 @@ class SplitSummary:
     repeated: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def count(self, target: Target, class_names: Sequence[str], image: str) -> None:
-        """Count the boxes of ``target``, the annotation of the image named ``image``."""
+    def count(
+        self, target: Target, class_names: Sequence[str], image: str, size: tuple[int, int]
+    ) -> None:
+        """Count the boxes of ``target``, the annotation of the image named ``image`` of
+        ``(height, width)`` ``size``."""
         boxes, labels = target["boxes"], target["labels"]
         names = [class_names[label - 1] for label in labels.tolist()]
+        self.resize.count(image, size, boxes, names)
         self.boxes.update(names)
         self.images_with.update(set(names))
         sides = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
         for name, side in zip(names, sides.tolist(), strict=True):
             self.sides[name].append(side)
         for k in _repeated_boxes(boxes, labels):
-            corners = ", ".join(f"{v:g}" for v in boxes[k].tolist())
-            self.repeated.append(f"{image} {names[k]!r} [{corners}]")
+            self.repeated.append(named_box(image, names[k], boxes[k]))
 
     def lines(self) -> list[str]:
         """The summary as indented lines of text."""
@@ -68,6 +76,7 @@ class SplitSummary:
             row = f"    {name:<{width}}  {count:>5}  {self.images_with[name]:>6}"
             lines.append(f"{row}  {_side_range(self.sides[name])}".rstrip())
         notes = self.notes + self._repeated_note() + self._image_rare_note()
+        notes += self.resize.notes()
         lines += [f"    note: {note}" for note in notes]
         return lines
 
@@ -100,13 +109,17 @@ class SplitSummary:
         ]
 
 
-def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
-    """Open ``split`` of ``layout`` and count what it holds (annotations and image headers
-    only: no image is decoded, except for generated data)."""
+def summarize_split(
+    layout: DatasetLayout, split: str, min_sizes: Sequence[int], max_size: int
+) -> SplitSummary:
+    """Open ``split`` of ``layout`` and count what it holds, resized to ``min_sizes``
+    capped by ``max_size`` (the model's ``transform``); annotations and image headers
+    only: no image is decoded, except for generated data."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = layout.open(split)
-    summary = SplitSummary(split, len(dataset), notes=[str(w.message) for w in caught])
+    resize = ResizeAudit(tuple(min_sizes), max_size)
+    summary = SplitSummary(split, len(dataset), resize, notes=[str(w.message) for w in caught])
     summary.boxes.update(dict.fromkeys(dataset.class_names, 0))
     areas, unreadable = [], []
     for index in range(len(dataset)):
@@ -115,7 +128,7 @@ def summarize_split(layout: DatasetLayout, split: str) -> SplitSummary:
         except UnreadableImageError as error:
             unreadable.append(str(error))
             continue
-        summary.count(target, dataset.class_names, image_name_of(dataset, index))
+        summary.count(target, dataset.class_names, image_name_of(dataset, index), size)
         areas.append(size)
     if unreadable:
         images = "image cannot" if len(unreadable) == 1 else "images cannot"

@@ -75,6 +75,11 @@ GENERATED: dict[str, tuple[Callable[..., DetectionDataset], dict[str, int]]] = {
 }
 
 
+def is_generated(data: str | Path) -> bool:
+    """Whether ``data`` names a generated dataset (``"synthetic:100"``, ``"slides"``)."""
+    return str(data).partition(":")[0] in GENERATED
+
+
 @dataclass(frozen=True)
 class DatasetLayout:
     """What a dataset path holds.

@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 from ..config import BACKBONES, FasterRCNNConfig
-from ..data.dataset import Sample, UnreadableImageError, image_size_of, target_of
+from ..data.dataset import (
+    Sample,
+    UnreadableImageError,
+    image_size_of,
+    spread_indices,
+    target_of,
+)
 from ..data.repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 from ..ops.boxes import box_iou
 from ..transform import resized_size
@@ -276,8 +282,7 @@ def object_statistics(
     """
     transform = config.transform
     names = _class_names(config)
-    step = max(1, len(dataset) // max_images)
-    indices = range(0, len(dataset), step)
+    indices = spread_indices(len(dataset), max_images)
     counts, aspects, sides, neighbour_ious, images_with = [], [], {}, {}, Counter()
     for index in indices:
         try:
