@@ -17,10 +17,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="what a dataset holds: format, splits, classes, boxes, image sizes",
         description="Detect the dataset's layout and summarise each split: images, boxes, "
         "images and box sides per class, image sizes, the boxes the reader clipped or "
-        "dropped and those annotated twice, the boxes too small to find and the images "
-        "enlarged many times once resized as --preset resizes them, the splits train "
-        "takes and the classes other splits have that those lack. Run it first on your "
-        "own data.",
+        "dropped and those annotated twice, the boxes too small to find once resized as "
+        "--preset resizes them, the splits train takes and the classes other splits have "
+        "that those lack. Run it first on your own data.",
     )
     parser.add_argument("--data", required=True, help="a dataset folder or file")
     parser.add_argument(

@@ -1,20 +1,19 @@
-"""What the model's resize makes of a dataset's objects and images that training cannot use.
+"""The objects that the model's resize leaves too small to find.
 
 Every image is resized so that its shorter side is the model's ``min_size`` (its longer
-side at most ``max_size``), whatever its own size. Two cases then go wrong without a
-word, and :class:`ResizeAudit` counts them for ``faster-rcnn data`` and ``train``:
+side at most ``max_size``), whatever its own size. An object under :data:`TINY_SIDE`
+pixels on a side once resized (a 2-pixel box on a 1280x960 photo resized to 320 px) is
+too small for an anchor to match it well or for the model to find it: most often an
+annotation slip, a click instead of a drag. :class:`ResizeAudit` counts them for
+``faster-rcnn data`` and ``train``.
 
-* an object under :data:`TINY_SIDE` pixels on a side once resized (a 2-pixel box on a
-  1280x960 photo resized to 320 px) is too small for an anchor to match it well or for
-  the model to find it: most often an annotation slip, a click instead of a drag;
-* an image enlarged more than :data:`LARGE_ENLARGEMENT` times (a 32x32 crop resized to
-  320 px is enlarged 10 times) gives the backbone many times its pixels to convolve,
-  none of them new: a ``--min-size`` near the images' own size keeps them as they are.
+Images the resize enlarges many times are not noted: enlarging is what brings small
+objects up to the anchors' sizes (the recipe enlarges the input further where a class
+is under the smallest anchor, and shrinks it where every class is over the largest).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,43 +31,32 @@ from .dataset import (
 )
 
 TINY_SIDE = 2.0  # px once resized
-LARGE_ENLARGEMENT = 4.0
 
 
 @dataclass
 class ResizeAudit:
-    """The objects too small once resized and the images enlarged many times, of the
-    images counted.
+    """The objects too small once resized, of the images counted.
 
     The smallest of ``min_sizes`` (the sizes training draws the shorter side from)
-    shrinks an image most and the largest enlarges it most: each case is counted at
-    that size.
+    shrinks an image most: objects are measured at that size.
 
     Attributes:
         min_sizes / max_size: the model's ``transform.min_size`` and ``max_size``.
-        images / boxes: those counted.
+        boxes: the boxes counted.
         tiny: the objects under :data:`TINY_SIDE` px on a side once resized, per class.
         tiny_example: the first of them, its image, class, box and resized side.
-        enlarged: per image enlarged more than :data:`LARGE_ENLARGEMENT` times, the
-            factor, its name and its ``(height, width)``.
     """
 
     min_sizes: tuple[int, ...]
     max_size: int
-    images: int = 0
     boxes: int = 0
     tiny: Counter[str] = field(default_factory=Counter)
     tiny_example: str = ""
-    enlarged: list[tuple[float, str, tuple[int, int]]] = field(default_factory=list)
 
     def count(self, image: str, size: tuple[int, int], boxes: Tensor, names: Sequence[str]) -> None:
-        """Count the image named ``image``, of ``(height, width)`` ``size``, and its
-        ``(N, 4)`` ``boxes`` in its pixels, of the classes ``names``."""
-        self.images += 1
+        """Count the ``(N, 4)`` ``boxes`` of the image named ``image``, of ``(height,
+        width)`` ``size``, in its pixels, of the classes ``names``."""
         self.boxes += len(boxes)
-        enlargement = resize_scale(size, max(self.min_sizes), self.max_size)
-        if enlargement > LARGE_ENLARGEMENT:
-            self.enlarged.append((enlargement, image, size))
         scale = resize_scale(size, min(self.min_sizes), self.max_size)
         sides = (boxes[:, 2:] - boxes[:, :2]).amin(dim=1) * scale
         for k in (sides < TINY_SIDE).nonzero().flatten().tolist():
@@ -78,10 +66,7 @@ class ResizeAudit:
             self.tiny[names[k]] += 1
 
     def notes(self) -> list[str]:
-        """A line for each case found (none where neither was)."""
-        return self._tiny_note() + self._enlarged_note()
-
-    def _tiny_note(self) -> list[str]:
+        """A line where objects too small were found (none where none was)."""
         count = sum(self.tiny.values())
         if not count:
             return []
@@ -92,21 +77,6 @@ class ResizeAudit:
             f"resized to {min(self.min_sizes)} px ({classes}; the first: "
             f"{self.tiny_example}): too small for an anchor to match or the model to "
             "find; an annotation slip most likely, or objects that need a larger --min-size"
-        ]
-
-    def _enlarged_note(self) -> list[str]:
-        if not self.enlarged:
-            return []
-        factor, image, (height, width) = max(self.enlarged, key=lambda item: item[0])
-        sides = statistics.median_low(min(size) for _, _, size in self.enlarged)
-        are = "is" if len(self.enlarged) == 1 else "are"
-        return [
-            f"{len(self.enlarged)} of the {self.images} images {are} enlarged more than "
-            f"{LARGE_ENLARGEMENT:g} times by the resize to {max(self.min_sizes)} px (the "
-            f"most {factor:.1f} times: {image}, {width}x{height}): training and detection "
-            f"convolve many times their pixels, with nothing new in them; `train "
-            f"--min-size {sides}` (their median shorter side; every image is resized to "
-            "it) keeps them near their own size"
         ]
 
 
