@@ -642,6 +642,83 @@ def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
     )
 
 
+def weights_file(path, seed):
+    """A model file of the small preset for the synthetic shapes, drawn from ``seed``."""
+    torch.manual_seed(seed)
+    config = preset_config("small", 4).replace(class_names=SyntheticShapes.class_names)
+    save_model(FasterRCNN.from_config(config), path)
+    return path
+
+
+def forget_started_weights(stage_dir):
+    """Make ``stage_dir``'s checkpoint as an earlier version wrote it: without the record
+    of the weights its run started from."""
+    state = torch.load(stage_dir / "state.pt", weights_only=True)
+    del state["weights"]
+    torch.save(state, stage_dir / "state.pt")
+
+
+def test_a_resumed_run_takes_no_weights_but_those_it_started_from(tmp_path, capsys, monkeypatch):
+    """--resume continues from the checkpoint's weights: --weights naming the file the run
+    started from (the command repeated with --resume added) is taken, any other refused in
+    one line, as any is where the run started without, or (of an earlier version) does
+    not record which."""
+    start, other = weights_file(tmp_path / "start.pt", 0), weights_file(tmp_path / "other.pt", 1)
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "2", *TINY, "--out", str(out)]
+    assert main([*argv, "--weights", str(start)]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--weights", str(other)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --weights {other}: a resumed run continues from its "
+        f"checkpoint's weights, so --weights has no effect (the run started from "
+        f"{start.resolve()}): leave --weights out, or start a new --out to train from {other}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--resume", "--weights", "start.pt"]) == 0  # the same file
+    assert main([*argv, "--resume"]) == 0
+    assert "loaded" not in capsys.readouterr().out  # the checkpoint's weights, not the file's
+    assert main([*argv, "--resume", "--weights", "start.pt"]) == 0  # still recorded
+    forget_started_weights(out / "joint")
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--weights", "start.pt"]) == 2
+    assert f"has no effect ({out} does not record which it started from: an earlier " in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--out", str(tmp_path / "random")]) == 0
+    argv = [*argv, "--out", str(tmp_path / "random"), "--resume", "--weights", "start.pt"]
+    assert main(argv) == 2
+    assert "has no effect (the run started without --weights)" in capsys.readouterr().err
+
+
+def test_a_resumed_alternating_run_starts_its_steps_to_come_from_its_own_weights(tmp_path, capsys):
+    """The alternating scheme builds its second step's model from the weights the run
+    started from: resumed before that step, without --weights, it takes them, and ends as
+    the uninterrupted run did; other weights are refused."""
+    start, other = weights_file(tmp_path / "start.pt", 0), weights_file(tmp_path / "other.pt", 1)
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "4", "--scheme", "alternating", *TINY]
+    argv += ["--out", str(out)]
+    assert main([*argv, "--weights", str(start)]) == 0
+    whole = load_model(out / "model.safetensors").state_dict()
+    (out / "model.safetensors").unlink()  # as a run stopped in its first step leaves it
+    for stage in STAGES[1:]:
+        shutil.rmtree(out / stage)
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--weights", str(other)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --weights {other}: a resumed run continues from its "
+        "checkpoints' weights, and its steps not begun start from the weights the run "
+        f"started from (the run started from {start.resolve()}): leave --weights out, or "
+        f"start a new --out to train from {other}\n"
+    )
+    assert main([*argv, "--resume"]) == 0
+    said = f"{out}: its step fast_rcnn, not begun, starts from the run's weights, {start.resolve()}"
+    assert said in capsys.readouterr().out
+    resumed = load_model(out / "model.safetensors").state_dict()
+    assert all(torch.equal(resumed[key], value) for key, value in whole.items())
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
 def test_the_demo_refuses_an_out_that_train_refuses(tmp_path, capsys, monkeypatch):
     """A folder holding a run that did not finish, one a training run is writing, one

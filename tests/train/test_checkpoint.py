@@ -24,6 +24,7 @@ from faster_rcnn.train.checkpoint import (
     read_model_config,
     save_model,
 )
+from faster_rcnn.train.state import weights_record
 
 
 def tiny_model(seed: int = 0, num_classes: int = 4) -> FasterRCNN:
@@ -317,3 +318,21 @@ def test_the_rate_scale_round_trips_and_older_states_without_it_still_load(tmp_p
         torch.save(broken, tmp_path / "joint" / STATE_FILE)
         with pytest.raises(ValueError, match="holds the fields"):
             TrainingCheckpoint.load(tmp_path / "joint", model)
+
+
+def test_the_initial_weights_round_trip_and_older_states_without_them_still_load(tmp_path):
+    """A checkpoint records the weights file its run started from (read without the
+    weights); one of an earlier version does not say, and still loads."""
+    model = tiny_model()
+    assert TrainingCheckpoint.weights_in(tmp_path / "joint") is None  # no checkpoint
+    checkpoint = make_checkpoint(step=2)
+    checkpoint.weights = weights_record(tmp_path / "." / "start.pth")
+    checkpoint.save(tmp_path / "joint", model)
+    recorded = {"file": str((tmp_path / "start.pth").resolve())}
+    assert TrainingCheckpoint.weights_in(tmp_path / "joint") == recorded
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).weights == recorded
+    state = torch.load(tmp_path / "joint" / STATE_FILE, weights_only=True)
+    del state["weights"]
+    torch.save(state, tmp_path / "joint" / STATE_FILE)
+    assert TrainingCheckpoint.weights_in(tmp_path / "joint") is None
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).weights is None

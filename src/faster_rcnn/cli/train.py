@@ -10,6 +10,7 @@ four steps 2:1:2:1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -74,6 +75,7 @@ from ..train.recipe import (
 )
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
+from ..train.state import weights_record
 from ..train.step_timing import TIMED_STEPS, median_step_seconds
 from ..train.train_config import LR_PER_IMAGE, TrainConfig, steps_bound
 from ..train.trainer import Trainer, nothing_to_resume
@@ -135,7 +137,9 @@ WEIGHTS_HELP = (
     "ImageNet backbone weights (torchvision), or a whole detector's to fine-tune: a model "
     "file of this package or a torchvision Faster R-CNN checkpoint of the same preset "
     "(every layer that fits; the data's classes the file has, by name or as a COCO file's "
-    "categories, keep their outputs)"
+    "categories, keep their outputs); --resume goes on from the checkpoint's weights (the "
+    "alternating scheme's steps not begun from the file the run started from), and takes "
+    "no other file"
 )
 
 
@@ -351,6 +355,8 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_options(args)
+    if args.resume:
+        args.weights = resumed_weights(args)
     with training_lock(args.out):
         if not args.resume:
             say_replaced_run(args.out)
@@ -398,7 +404,10 @@ def train(args: argparse.Namespace) -> int:
     else:
         model = build_model(args, config)
         trainer_of = STAGE_TRAINERS[args.scheme]
-        trainer = trainer_of(model, dataset, train_cfg, out_dir=args.out, progress=True)
+        started = weights_record(args.weights)  # a resumed stage keeps its checkpoint's
+        trainer = trainer_of(
+            model, dataset, train_cfg, out_dir=args.out, progress=True, weights=started
+        )
         fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
     write_records(args.out, records)
     print(f"wrote {args.out / MODEL_FILE}")
@@ -513,6 +522,96 @@ def check_weights(args: argparse.Namespace) -> None:
         load_initial_weights(FasterRCNN.from_config(preset_config(args.preset, 2)), args.weights)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"--weights: {error}") from None
+
+
+def resumed_weights(args: argparse.Namespace) -> Path | None:
+    """The weights file a resumed run loads, once ``--weights`` is checked against the
+    file the run started from (as its checkpoints record it): none for a single-stage
+    scheme, whose checkpoint holds every weight; for the alternating scheme, that file,
+    which its steps not begun start from too, where they are some.
+
+    Raises:
+        ValueError: ``--weights`` is not the file the run started from (of a single-stage
+            scheme's run that does not record it, any file: it has no effect).
+        FileNotFoundError: the file an alternating run started from is gone, and a step
+            not begun needs it.
+    """
+    started = started_weights(args.out, SCHEME_STAGES[args.scheme])
+    alternating = args.scheme == "alternating"
+    if args.weights is not None and not same_start(args.weights, started, alternating):
+        raise ValueError(other_weights_message(args, started))
+    if not alternating:
+        return None
+    if args.weights is not None or started is None or started["file"] is None:
+        return args.weights
+    return weights_of_steps_to_come(args.out, Path(started["file"]))
+
+
+def started_weights(out: Path, stages: Sequence[str]) -> dict[str, Any] | None:
+    """The initial weights the run in ``out`` records (in the checkpoint of the first of
+    its ``stages`` that records them: :func:`~faster_rcnn.train.state.weights_record`);
+    ``None`` where none does (an earlier version's run)."""
+    records = (TrainingCheckpoint.weights_in(out / stage) for stage in stages)
+    return next((record for record in records if record is not None), None)
+
+
+def same_start(weights: Path, started: dict[str, Any] | None, alternating: bool) -> bool:
+    """Whether the file ``weights`` is the one a run started from, ``started`` (its
+    record); where the run does not say, only an alternating run's may be (its steps
+    not begun load it), not a single-stage one's (its checkpoint holds every weight)."""
+    if started is None:
+        return alternating
+    file = started["file"]
+    return file is not None and (weights.resolve() == Path(file) or _same_inode(weights, file))
+
+
+def _same_inode(path: Path, other: str) -> bool:
+    """Whether ``path`` and ``other`` are one file (a hard link); not where either is gone."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def other_weights_message(args: argparse.Namespace, started: dict[str, Any] | None) -> str:
+    """Why the ``--weights`` of a resumed run (not the file it started from, ``started``)
+    are refused, and what to do instead."""
+    if started is None:
+        was = f"{args.out} does not record which it started from: an earlier version wrote it"
+    elif started["file"] is None:
+        was = "the run started without --weights"
+    else:
+        was = f"the run started from {started['file']}"
+    if args.scheme == "alternating":
+        effect = (
+            "continues from its checkpoints' weights, and its steps not begun start from the "
+            "weights the run started from"
+        )
+    else:
+        effect = "continues from its checkpoint's weights, so --weights has no effect"
+    return (
+        f"--weights {args.weights}: a resumed run {effect} ({was}): leave --weights out, or "
+        f"start a new --out to train from {args.weights}"
+    )
+
+
+def weights_of_steps_to_come(out: Path, file: Path) -> Path | None:
+    """``file``, the weights the alternating run in ``out`` started from, where a step built
+    from them (its first two) has not begun, saying so; ``None`` where both have.
+
+    Raises:
+        FileNotFoundError: ``file`` is gone.
+    """
+    to_come = [stage for stage in STAGES[:2] if TrainingCheckpoint.find(out / stage) is None]
+    if not to_come:
+        return None
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file}, the weights the run in {out} started from, is gone, and its step "
+            f"{to_come[0]}, not begun, starts from it: put it back, or start a new --out"
+        )
+    print(f"{out}: its step {to_come[0]}, not begun, starts from the run's weights, {file}")
+    return file
 
 
 def check_out(
@@ -804,14 +903,15 @@ def build_model(
     args: argparse.Namespace, config: FasterRCNNConfig, quiet: bool = False
 ) -> FasterRCNN:
     """A fresh model drawn from ``--seed``, with ``--weights`` loaded, on ``--device``;
-    it says which weights it loaded, and warns where it expected some, unless ``quiet``."""
+    it says which weights it loaded, and warns where it expected some (unless ``quiet``,
+    or resuming: the checkpoint's weights replace them)."""
     torch.manual_seed(args.seed)
     model = FasterRCNN.from_config(config)
     if args.weights:
         report = load_initial_weights(model, args.weights)
         if not quiet:
             print(report)
-    elif expects_pretrained_backbone(config) and not quiet:
+    elif expects_pretrained_backbone(config) and not (quiet or args.resume):
         print(
             f"faster-rcnn: warning: the {args.preset} preset freezes backbone layers or batch "
             "norm for ImageNet weights, and no --weights were given: those layers stay "

@@ -51,6 +51,7 @@ from .checkpoint import TrainingCheckpoint
 from .distributed import rank_and_world_size
 from .initial_weights import load_initial_weights
 from .rpn_only import rpn_losses, rpn_trainer
+from .state import weights_record
 from .train_config import TrainConfig
 from .trainer import LossFn, OnStep, Trainer
 
@@ -211,6 +212,7 @@ def train_fast_rcnn_on_proposals(
     resume: bool = False,
     progress: bool = False,
     unreadable: UnreadableLog | None = None,
+    weights: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Step 2: train ``detector``'s backbone and RoI head on ``proposer``'s proposals.
 
@@ -226,8 +228,8 @@ def train_fast_rcnn_on_proposals(
         dataset: items ``(image, {"boxes", "labels"})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
-        out_dir / resume / progress / unreadable: as for :func:`fit_stage` and
-            :class:`~faster_rcnn.train.trainer.Trainer` (stage ``"fast_rcnn"``).
+        out_dir / resume / progress / unreadable / weights: as for :func:`fit_stage`
+            and :class:`~faster_rcnn.train.trainer.Trainer` (stage ``"fast_rcnn"``).
 
     Returns:
         Per step, ``{"loss_classifier", "loss_box_reg", "loss"}`` as floats.
@@ -258,6 +260,7 @@ def train_fast_rcnn_on_proposals(
         on_step=on_step,
         progress=progress,
         unreadable=unreadable,
+        weights=weights,
     )
     return fit_stage(trainer, resume)
 
@@ -410,7 +413,9 @@ def train_alternating(
             ``init_seed``, B ``init_seed + 1``).
         backbone_weights: an ImageNet checkpoint for both backbones (and VGG-16's
             fc6/fc7), or a whole detector's for both networks (what fits of it);
-            ``None`` keeps the random initialisation.
+            ``None`` keeps the random initialisation. The checkpoints of steps 1 and 2
+            record the file (:func:`~.state.weights_record`); a resumed step keeps its
+            checkpoint's record.
         on_step: called after every iteration with the step's name (``"rpn"``,
             ``"fast_rcnn"``, ``"rpn_finetune"``, ``"fast_rcnn_finetune"``), the
             iteration within the step and its losses.
@@ -465,14 +470,23 @@ def train_alternating(
     def initial_model(seed: int) -> tuple[FasterRCNN, LoadReport | None]:
         return build_initial_model(config, backbone_weights, seed, device, channels_last)
 
+    # The two steps whose models are built from the initial weights record them.
+    started = weights_record(backbone_weights)
     model_a, weights_report = initial_model(alt_cfg.init_seed)
-    rpn_history = fit_stage(rpn_trainer(model_a, dataset, cfg("rpn"), **stage("rpn")), resume)
+    rpn = rpn_trainer(model_a, dataset, cfg("rpn"), **stage("rpn"), weights=started)
+    rpn_history = fit_stage(rpn, resume)
     # A is frozen from here on: its last gradients are only memory.
     model_a.zero_grad(set_to_none=True)
 
     model_b, _ = initial_model(alt_cfg.init_seed + 1)
     fast_rcnn_history = train_fast_rcnn_on_proposals(
-        model_b, model_a, dataset, cfg("fast_rcnn"), resume=resume, **stage("fast_rcnn")
+        model_b,
+        model_a,
+        dataset,
+        cfg("fast_rcnn"),
+        resume=resume,
+        weights=started,
+        **stage("fast_rcnn"),
     )
 
     model = share_backbone(model_b, model_a)

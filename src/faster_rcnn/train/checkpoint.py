@@ -43,7 +43,7 @@ from ..state_dict_io import check_finite
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
 # Fields added to the format since: a state written before them lacks them (defaults).
-_ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps", "data"})
+_ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps", "data", "weights"})
 MODEL_FILE = "model.safetensors"
 # The metadata of a model whose box head was never trained (the RPN trained alone).
 UNTRAINED = "untrained"
@@ -220,6 +220,9 @@ class TrainingCheckpoint:
             length), ``None`` before a projection; absent from older versions' states.
         data: what the stage trained on (:func:`data_signature`); absent from older
             versions' states.
+        weights: the initial weights the stage's model was built from
+            (:func:`~faster_rcnn.train.state.weights_record`); absent from older versions'
+            states, and ``None`` where the trainer was not told.
     """
 
     stage: str
@@ -236,6 +239,7 @@ class TrainingCheckpoint:
     seconds_spent: float | None = None
     planned_steps: int | None = None
     data: dict[str, Any] | None = None
+    weights: dict[str, Any] | None = None
 
     def restore_global_rng(self) -> None:
         """Put the global torch, CUDA and ``random`` generators back as they were."""
@@ -305,6 +309,20 @@ class TrainingCheckpoint:
         if found is None:
             return {}
         return dict(_read_state(found / STATE_FILE).get("train_config") or {})
+
+    @classmethod
+    def weights_in(cls, directory: str | Path) -> dict[str, Any] | None:
+        """The initial weights the checkpoint in ``directory`` records
+        (:func:`~faster_rcnn.train.state.weights_record`), its weights unread; ``None``
+        where there is no checkpoint, or it does not say (an older version's).
+
+        Raises:
+            ValueError: the state file is unreadable.
+        """
+        found = cls.find(directory)
+        if found is None:
+            return None
+        return _read_state(found / STATE_FILE).get("weights")
 
     @classmethod
     def load(cls, directory: str | Path, model: FasterRCNN) -> TrainingCheckpoint:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -64,6 +65,7 @@ def rpn_trainer(
     on_step: OnStep | None = None,
     progress: bool = False,
     unreadable: UnreadableLog | None = None,
+    weights: dict[str, Any] | None = None,
 ) -> Trainer:
     """The stage ``"rpn"``: the backbone's trainable layers and the RPN trained on
     :func:`rpn_losses`, in place; the RoI head is neither run nor changed.
@@ -75,7 +77,7 @@ def rpn_trainer(
         model: the detector whose RPN is trained.
         dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
         cfg: optimisation settings.
-        out_dir / on_step / progress / unreadable: as for
+        out_dir / on_step / progress / unreadable / weights: as for
             :class:`~faster_rcnn.train.trainer.Trainer`.
     """
     parameters = [
@@ -92,4 +94,5 @@ def rpn_trainer(
         on_step=on_step,
         progress=progress,
         unreadable=unreadable,
+        weights=weights,
     )

@@ -44,6 +44,14 @@ def data_signature(dataset: Sized) -> dict[str, Any]:
     return {"images": len(dataset), "files": digest}
 
 
+def weights_record(path: str | Path | None) -> dict[str, str | None]:
+    """The initial weights a stage's model was built from, as its checkpoints record them,
+    so that a resumed run can tell the file it started from: ``{"file": path}``, the
+    absolute path of the weights file (``train --weights``), or ``None`` where the model's
+    layers started random."""
+    return {"file": str(Path(path).resolve()) if path is not None else None}
+
+
 def data_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """How the data of ``now`` differs from ``then`` (:func:`data_signature`), in the
     words of the resume warning's list of changed settings."""
@@ -65,6 +73,9 @@ class TrainingState:
         rank / world_size: this process and the number of processes (1: not distributed).
         data: what the stage trains on (:func:`data_signature`), which its checkpoints
             carry, so that a resumed run on other data is warned of.
+        weights: what the model's initial weights came from (:func:`weights_record`),
+            which its checkpoints carry (``None``: not said); a resumed stage keeps its
+            checkpoint's.
     """
 
     def __init__(
@@ -76,9 +87,10 @@ class TrainingState:
         rank: int = 0,
         world_size: int = 1,
         data: dict[str, Any] | None = None,
+        weights: dict[str, Any] | None = None,
     ) -> None:
         self.model, self.cfg, self.params, self.stage = model, cfg, params, stage
-        self.data = data
+        self.data, self.weights = data, weights
         self.rank, self.world_size = rank, world_size
         self.optimizer = torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -121,6 +133,7 @@ class TrainingState:
             seconds_spent=self.seconds_spent,
             planned_steps=self.planned_steps,
             data=self.data,
+            weights=self.weights,
         ).save(stage_dir, self.model)
 
     def restore(self, stage_dir: Path) -> list[dict[str, float]]:
@@ -158,6 +171,7 @@ class TrainingState:
         self._restore_generator(checkpoint, stage_dir)
         checkpoint.restore_global_rng()
         self.lr_scale = checkpoint.lr_scale
+        self.weights = checkpoint.weights  # the run's start, not this process's
         self.seconds_spent = checkpoint.seconds_spent or 0.0
         saved_budget = checkpoint.train_config.get("max_seconds")
         self.planned_steps = resumed_plan(

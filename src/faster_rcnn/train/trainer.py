@@ -91,6 +91,8 @@ class Trainer:
         unreadable: where the unreadable images met are recorded, shared by the stages
             of one run (default: a log of this stage's own, strict unless
             ``cfg.skip_unreadable``, warning on rank 0).
+        weights: the initial weights the model was built from, which its checkpoints
+            record (:func:`~faster_rcnn.train.state.weights_record`; ``None``: not said).
 
     The samplers draw from a generator seeded with ``cfg.seed`` (and the rank), and the
     batch order depends on ``cfg.seed`` and the step alone, so a run is repeatable on the
@@ -115,6 +117,7 @@ class Trainer:
         progress: bool = False,
         tensorboard_dir: Path | None = None,
         unreadable: UnreadableLog | None = None,
+        weights: dict[str, Any] | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", stage):
             raise ValueError(f"stage name {stage!r} must be letters, digits, '_' or '-'")
@@ -125,7 +128,14 @@ class Trainer:
         if parameters is not None:
             trained = list(parameters)
         self.state = TrainingState(
-            model, cfg, trained, stage, self.rank, self.world_size, data_signature(dataset)
+            model,
+            cfg,
+            trained,
+            stage,
+            self.rank,
+            self.world_size,
+            data_signature(dataset),
+            weights,
         )
         self.compute_losses = compute_losses
         # The default loss uses every parameter; others may leave some out.
