@@ -311,6 +311,28 @@ def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_pa
     assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names
 
 
+def test_alternating_steps_count_its_four_stages_together(tmp_path, capsys):
+    """--steps for the alternating scheme are its four stages' together, split 2:1:2:1 to
+    the step (5: 2:1:1:1), and said so; under 4 a stage would have none: refused in one
+    line before the data is read."""
+    out = tmp_path / "alt"
+    argv = ["train", "--data", str(tmp_path / "absent"), "--scheme", "alternating"]
+    argv += ["--min-size", "64", "--max-size", "64", "--out", str(out)]
+    assert main([*argv, "--steps", "3"]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --steps 3: the alternating scheme runs four stages, split "
+        "2:1:2:1, each at least one step; give at least 4\n"
+    )
+    assert not out.exists()
+    argv[2] = "synthetic:4"
+    assert main([*argv, "--steps", "5"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [sum(r["stage"] == stage for r in records) for stage in STAGES] == [2, 1, 1, 1]
+    assert (
+        "alternating: 5 steps (rpn 2, fast_rcnn 1, rpn_finetune 1, fast_rcnn_finetune 1) in "
+    ) in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("options", "preset", "device", "capability", "expected"),
     [

@@ -20,6 +20,7 @@ from faster_rcnn.train.alternating import (
     finetune_fast_rcnn,
     finetune_rpn,
     share_backbone,
+    split_steps,
     train_alternating,
     train_fast_rcnn_on_proposals,
 )
@@ -249,6 +250,26 @@ def test_alternating_config_follows_the_paper_proportions():
     assert rates[0] < 0.001 * 0.5 * (1 + math.cos(math.pi * 3 / 40))
     assert rates[1] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 4 / 40)))
     assert scaled.init_seed == 5
+
+
+@pytest.mark.parametrize(
+    ("total", "split"),
+    [(4, (1, 1, 1, 1)), (5, (2, 1, 1, 1)), (7, (3, 1, 2, 1)), (9, (3, 2, 3, 1)),
+     (355, (119, 59, 118, 59)), (2000, (667, 333, 667, 333))],
+)  # fmt: skip
+def test_the_steps_are_split_2_1_2_1_summing_to_the_total(total, split):
+    """Each step's share rounded down, the rest to the largest remainders (an earlier step
+    first): the four ran as many as asked, each at least one."""
+    assert split_steps(total) == split
+    configs = AlternatingConfig.proportional(total)
+    steps = [configs.rpn, configs.fast_rcnn, configs.rpn_finetune, configs.fast_rcnn_finetune]
+    assert tuple(c.steps for c in steps) == split
+    assert all(sum(split_steps(n)) == n and min(split_steps(n)) >= 1 for n in range(4, 2000))
+
+
+def test_fewer_than_four_steps_leave_a_step_none_and_are_refused():
+    with pytest.raises(ValueError, match="3 iterations are too few for the alternating"):
+        AlternatingConfig.proportional(3)
 
 
 def test_step2_needs_one_transform_for_both_networks():

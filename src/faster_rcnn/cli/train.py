@@ -291,7 +291,8 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=positive_int,
         help=f"SGD steps (default {DEFAULT_STEPS}; with --minutes, as many as the budget "
-        "fits, and where both are given the first reached ends the run)",
+        "fits, and where both are given the first reached ends the run); the alternating "
+        "scheme's four stages share them 2:1:2:1, so it takes 4 or more",
     )
     parser.add_argument(
         "--minutes",
@@ -480,6 +481,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_head_training_options(args)
+    check_alternating_steps(args)
     check_amp(args)
     check_nms_options(args)
     with warnings.catch_warnings():
@@ -498,6 +500,16 @@ def check_multi_scale_per(args: argparse.Namespace, min_sizes: Sequence[int]) ->
         raise ValueError(
             f"--multi-scale-per has no effect with the one --min-size {min_sizes[0]}: it "
             "chooses how training draws among several"
+        )
+
+
+def check_alternating_steps(args: argparse.Namespace) -> None:
+    """Refuse ``--steps`` too few for the alternating scheme's four stages to have one
+    each (:func:`~faster_rcnn.train.alternating.split_steps`)."""
+    if args.scheme == "alternating" and args.steps is not None and args.steps < len(STAGES):
+        raise ValueError(
+            f"--steps {args.steps}: the alternating scheme runs four stages, split 2:1:2:1, "
+            f"each at least one step; give at least {len(STAGES)}"
         )
 
 
@@ -979,13 +991,17 @@ def train_alternating_scheme(
     dataset: Sequence[Sample],
     train_cfg: TrainConfig,
 ) -> FasterRCNN:
-    """The paper's four steps, ``--steps`` split among them 2:1:2:1; the model is saved."""
+    """The paper's four steps, ``--steps`` split among them 2:1:2:1 (at least 4,
+    checked); the model is saved, and the steps each ran said."""
     # One budget for the four steps, shared 2:1:2:1, rather than --minutes for each.
     base = train_cfg.replace(max_seconds=None)
+    # Without --steps, a bound --minutes ends the run before: a step each at the least.
+    total = max(train_cfg.steps, len(STAGES))
+    start = time.perf_counter()
     result = train_alternating(
         config,
         dataset,
-        AlternatingConfig.proportional(train_cfg.steps, base=base, init_seed=args.seed),
+        AlternatingConfig.proportional(total, base=base, init_seed=args.seed),
         backbone_weights=args.weights,
         device=args.device,
         out_dir=args.out,
@@ -996,6 +1012,10 @@ def train_alternating_scheme(
     )
     if result.weights_report is not None:
         print(result.weights_report)
+    ran = {stage: len(getattr(result, stage)) for stage in STAGES}
+    each = ", ".join(f"{stage} {steps}" for stage, steps in ran.items())
+    seconds = time.perf_counter() - start
+    print(f"alternating: {sum(ran.values())} steps ({each}) in {seconds:.0f} s")
     if result.unreadable.files:
         print(f"alternating: {result.unreadable.summary()}")
     save_model(result.model, args.out / MODEL_FILE)

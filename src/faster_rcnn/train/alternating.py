@@ -64,20 +64,47 @@ DEFAULT_TOTAL_STEPS = 6_000
 WARMUP_SHARE = 10  # a step's warm-up is at most 1/WARMUP_SHARE of it
 
 
+def split_steps(total_steps: int) -> tuple[int, ...]:
+    """``total_steps`` split among the four steps as the paper's 80k:40k:80k:40k, summing
+    to it exactly: each step's share rounded down, and the iterations left over given one
+    each to the largest remainders, an earlier step first on a tie (5 is 2:1:1:1, 7 is
+    3:1:2:1). Four or more give every step at least one.
+
+    Raises:
+        ValueError: fewer than four: a step would have none.
+    """
+    if total_steps < len(PAPER_STEPS):
+        raise ValueError(
+            f"{total_steps} iterations are too few for the alternating scheme's four steps, "
+            "split 2:1:2:1: at least 4 give each one"
+        )
+    whole = sum(PAPER_STEPS)
+    shares = [total_steps * paper // whole for paper in PAPER_STEPS]
+    remainders = [total_steps * paper % whole for paper in PAPER_STEPS]
+    largest_first = sorted(range(len(PAPER_STEPS)), key=lambda i: -remainders[i])
+    for index in largest_first[: total_steps - sum(shares)]:
+        shares[index] += 1
+    return tuple(shares)
+
+
 def paper_step_config(
     index: int, total_steps: int = DEFAULT_TOTAL_STEPS, base: TrainConfig | None = None
 ) -> TrainConfig:
-    """Step ``index`` (0..3) of a schedule of ``total_steps`` split as 80k:40k:80k:40k.
+    """Step ``index`` (0..3) of a schedule of ``total_steps`` split as 80k:40k:80k:40k
+    (:func:`split_steps`).
 
     Args:
         index: which of the four steps.
-        total_steps: the iterations of all four steps together.
+        total_steps: the iterations of all four steps together, at least 4.
         base: every other setting (default: :class:`TrainConfig` with the lr divided by 10
             after 3/4 of each step, as in the paper); its warm-up is cut to a tenth of
             the step where longer (``warmup_share``).
+
+    Raises:
+        ValueError: ``total_steps`` under 4.
     """
     base = base if base is not None else TrainConfig(lr_decay_at=PAPER_LR_DECAY_AT)
-    steps = max(1, round(total_steps * PAPER_STEPS[index] / sum(PAPER_STEPS)))
+    steps = split_steps(total_steps)[index]
     # Each step warms up from scratch: at most a tenth of it (of its planned length, under
     # a time budget), or a short step (59 of 355 steps, say) spends itself warming up
     # (benchmarks/seed_study.md).
