@@ -242,3 +242,36 @@ def test_a_run_leaves_no_record_of_an_earlier_one_beside_its_model(tmp_path, cap
     assert f"scoring the 2 images held out in {run / SPLIT_FILE}" in printed
     run_training(data, run)
     assert not (run / SPLIT_FILE).exists() and (run / TRAINING_SPLITS_FILE).is_file()
+
+
+@pytest.mark.parametrize(
+    "splits",
+    [
+        THREE_SPLITS,  # val joins train: --val-fraction would hold out val images too
+        {"train": THREE_SPLITS["train"], "val": THREE_SPLITS["val"]},  # evaluate scores val
+    ],
+)
+def test_val_fraction_is_refused_where_the_data_has_a_validation_split(tmp_path, capsys, splits):
+    """Images held out of data with splits are scored nowhere (evaluate scores its test
+    or val split): --val-fraction there is refused in one line, naming the data's own,
+    before anything is written."""
+    data = voc(tmp_path / "data", splits)
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--steps", "1", "--out", str(out)]
+    assert main([*argv, "--val-fraction", "0.5"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --val-fraction 0.5: {data} has a validation split of its own, "
+        "val (1 image): --val-fraction is for data without one (evaluate scores the data's "
+        "own splits, not images held out of train): leave it out\n"
+    )
+    assert not out.exists()
+
+
+def test_val_fraction_holds_part_of_train_out_where_the_data_has_no_validation_split(
+    tmp_path, capsys
+):
+    splits = {"train": [("a", "dog", 40), ("b", "dog", 44)], "test": THREE_SPLITS["test"]}
+    data = voc(tmp_path / "data", splits)
+    run_training(data, tmp_path / "run", "--val-fraction", "0.5")
+    assert f"{data}: 1 of 2 images held out for evaluation" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / SPLIT_FILE).read_text())["val"] in (["a.jpg"], ["b.jpg"])

@@ -56,6 +56,31 @@ def check_split_seed(args: argparse.Namespace) -> None:
         )
 
 
+def check_val_fraction(args: argparse.Namespace) -> None:
+    """Refuse ``--val-fraction`` on data with a validation split of its own: it would hold
+    out part of what training takes (``train``, or ``train`` and ``val``), images that
+    ``evaluate`` does not score on such data (it scores ``test`` or ``val``), so it is
+    almost surely a mistake.
+
+    Raises:
+        ValueError: the data has a validation split.
+        FileNotFoundError: ``--data`` does not exist.
+    """
+    if args.val_fraction is None:
+        return
+    layout = find_layout(args.data)
+    if not _has_split(layout, "val"):
+        return
+    split = layout.resolve("val")
+    images = len(layout.opener(split, None))
+    raise ValueError(
+        f"--val-fraction {args.val_fraction:g}: {args.data} has a validation split of its "
+        f"own, {split} ({images} image{'s' * (images != 1)}): --val-fraction is for data "
+        "without one (evaluate scores the data's own splits, not images held out of train): "
+        "leave it out"
+    )
+
+
 def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records]:
     """The ``--split`` of ``--data`` (default: :func:`default_training_splits`), less what
     ``--val-fraction`` holds out; and the records of both (``training_splits.json`` for

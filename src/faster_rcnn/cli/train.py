@@ -103,7 +103,13 @@ from .model_options import (
     with_config_options,
 )
 from .out_lock import check_unlocked, training_lock
-from .splits import add_holdout_arguments, check_split_seed, training_images, write_records
+from .splits import (
+    add_holdout_arguments,
+    check_split_seed,
+    check_val_fraction,
+    training_images,
+    write_records,
+)
 
 MODEL_FILE = "model.safetensors"
 # The trainers of the single-stage schemes; "alternating" runs four stages.
@@ -478,6 +484,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.cache_images and args.workers:
         raise ValueError("--cache-images works with --workers 0 only")
     check_split_seed(args)
+    check_val_fraction(args)
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_head_training_options(args)
