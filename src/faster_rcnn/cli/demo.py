@@ -20,15 +20,9 @@ from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import training_lock
+from .run_folder import check_out, say_replaced_run
 from .splits import write_records
-from .train import (
-    check_amp,
-    check_out,
-    fit_and_save,
-    say_default_precision,
-    say_replaced_run,
-    uses_amp,
-)
+from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
 PICTURES = 8
 

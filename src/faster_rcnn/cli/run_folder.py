@@ -1,0 +1,221 @@
+"""What a run's ``--out`` holds, for ``train`` and ``demo``: a finished or an unfinished
+run, the scheme whose checkpoints it holds, and what resuming it takes (the scheme, and
+the weights file it started from)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..train import non_approximate, rpn_only
+from ..train.alternating import STAGES, is_step_config, no_step_to_resume
+from ..train.checkpoint import MODEL_FILE, STATE_FILE, TrainingCheckpoint
+from ..train.trainer import nothing_to_resume
+from .arguments import check_out_folder
+from .out_lock import check_unlocked
+
+# The stages of each scheme's run: the folders under --out its checkpoints are in.
+SCHEME_STAGES = {
+    "joint": ("joint",),
+    "non-approximate": (non_approximate.STAGE,),
+    "rpn": (rpn_only.STAGE,),
+    "alternating": STAGES,
+}
+
+
+def check_out(
+    out: Path, scheme: str | None, resume: bool = False, writes: str = "training writes"
+) -> None:
+    """Refuse an ``--out`` that cannot be written (``writes`` ends the message) or that
+    another run is writing; with ``resume``, one without a checkpoint of a ``scheme``
+    run; without it, one holding the checkpoint of a run that did not finish, whose work
+    a fresh start would overwrite (``scheme`` ``None``: a command without ``--resume``,
+    the demo)."""
+    check_out_folder(out, writes)
+    if out.is_dir():
+        check_unlocked(out)
+    if scheme is not None and resume:
+        check_resume(out, scheme)
+    elif out.is_dir():
+        refuse_unfinished_run(out, scheme)
+
+
+def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
+    """Refuse an ``out`` holding the checkpoint of a run that did not finish, saying how
+    a command training ``scheme`` continues it (``None``: it cannot)."""
+    unfinished = unfinished_checkpoints(out)
+    if unfinished:
+        raise ValueError(
+            f"{out} holds the checkpoint of a run that did not finish ({unfinished[0]}): "
+            f"{continued_by(unfinished[0], scheme)}to start anew, remove it or choose "
+            "another --out"
+        )
+
+
+def say_replaced_run(out: Path) -> None:
+    """Say that the run about to start replaces the finished one whose model ``out``
+    holds (its checkpoints and records go with it)."""
+    model = out / MODEL_FILE
+    if model.is_file():
+        written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        print(f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces it")
+
+
+def continued_by(checkpoint: Path, scheme: str | None) -> str:
+    """The options that continue the run of ``checkpoint`` from a command running
+    ``scheme`` (``None``: one that cannot resume), as advice ending in "; "."""
+    if scheme is None:
+        return ""
+    its_scheme = scheme_of(checkpoint)
+    if its_scheme is None or its_scheme == scheme:
+        return "--resume continues it; "
+    return f"--scheme {its_scheme} --resume continues it; "
+
+
+def check_resume(out: Path, scheme: str) -> None:
+    """Refuse ``--resume`` where ``out`` holds no checkpoint of a ``scheme`` run, naming
+    the scheme of the run whose checkpoint it holds, if any."""
+    saved = saved_checkpoints(out) if out.is_dir() else []
+    found = {checkpoint: scheme_of(checkpoint) for checkpoint in saved}
+    if scheme in found.values():
+        return
+    others = [(checkpoint, its) for checkpoint, its in found.items() if its is not None]
+    if not others:
+        nothing_to_resume_in(out, scheme)
+    checkpoint, its_scheme = others[0]
+    state = "an unfinished" if checkpoint in unfinished_checkpoints(out) else "a finished"
+    raise ValueError(
+        f"{out} holds {state} --scheme {its_scheme} run ({checkpoint}), not a --scheme "
+        f"{scheme} one: give --scheme {its_scheme} --resume to continue it"
+    )
+
+
+def nothing_to_resume_in(out: Path, scheme: str) -> NoReturn:
+    """Refuse ``--resume`` where ``out`` holds no checkpoint of ``scheme``'s stages, as
+    its trainers would once the data is read.
+
+    Raises:
+        FileNotFoundError: always.
+    """
+    if scheme == "alternating":
+        raise FileNotFoundError(no_step_to_resume(out))
+    stage = SCHEME_STAGES[scheme][0]
+    raise FileNotFoundError(nothing_to_resume(stage, out / stage))
+
+
+def scheme_of(checkpoint: Path) -> str | None:
+    """The ``--scheme`` of the run that wrote the stage checkpoint ``checkpoint`` (a
+    folder of ``--out``, or its ``.previous``); ``None`` for a stage no scheme has."""
+    stage = checkpoint.name.removesuffix(".previous")
+    if stage == rpn_only.STAGE:
+        alternating = is_step_config(TrainingCheckpoint.train_config_in(checkpoint))
+        return "alternating" if alternating else "rpn"
+    return next((name for name, stages in SCHEME_STAGES.items() if stage in stages), None)
+
+
+def unfinished_checkpoints(out: Path) -> list[Path]:
+    """The training checkpoints under ``out`` (one folder a stage) written after its
+    model file, or without one: a run that stopped before the end."""
+    model = out / MODEL_FILE
+    finished = model.stat().st_mtime if model.is_file() else -1.0
+    return [c for c in saved_checkpoints(out) if (c / STATE_FILE).stat().st_mtime > finished]
+
+
+def saved_checkpoints(out: Path) -> list[Path]:
+    """The training checkpoints under ``out``, one folder a stage."""
+    found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
+    return [checkpoint for checkpoint in found if checkpoint is not None]
+
+
+def resumed_weights(args: argparse.Namespace) -> Path | None:
+    """The weights file a resumed run loads, once ``--weights`` is checked against the
+    file the run started from (as its checkpoints record it): none for a single-stage
+    scheme, whose checkpoint holds every weight; for the alternating scheme, that file,
+    which its steps not begun start from too, where they are some.
+
+    Raises:
+        ValueError: ``--weights`` is not the file the run started from (of a single-stage
+            scheme's run that does not record it, any file: it has no effect).
+        FileNotFoundError: the file an alternating run started from is gone, and a step
+            not begun needs it.
+    """
+    started = started_weights(args.out, SCHEME_STAGES[args.scheme])
+    alternating = args.scheme == "alternating"
+    if args.weights is not None and not same_start(args.weights, started, alternating):
+        raise ValueError(other_weights_message(args, started))
+    if not alternating:
+        return None
+    if args.weights is not None or started is None or started["file"] is None:
+        return args.weights
+    return weights_of_steps_to_come(args.out, Path(started["file"]))
+
+
+def started_weights(out: Path, stages: Sequence[str]) -> dict[str, Any] | None:
+    """The initial weights the run in ``out`` records (in the checkpoint of the first of
+    its ``stages`` that records them: :func:`~faster_rcnn.train.state.weights_record`);
+    ``None`` where none does (an earlier version's run)."""
+    records = (TrainingCheckpoint.weights_in(out / stage) for stage in stages)
+    return next((record for record in records if record is not None), None)
+
+
+def same_start(weights: Path, started: dict[str, Any] | None, alternating: bool) -> bool:
+    """Whether the file ``weights`` is the one a run started from, ``started`` (its
+    record); where the run does not say, only an alternating run's may be (its steps
+    not begun load it), not a single-stage one's (its checkpoint holds every weight)."""
+    if started is None:
+        return alternating
+    file = started["file"]
+    return file is not None and (weights.resolve() == Path(file) or _same_inode(weights, file))
+
+
+def _same_inode(path: Path, other: str) -> bool:
+    """Whether ``path`` and ``other`` are one file (a hard link); not where either is gone."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def other_weights_message(args: argparse.Namespace, started: dict[str, Any] | None) -> str:
+    """Why the ``--weights`` of a resumed run (not the file it started from, ``started``)
+    are refused, and what to do instead."""
+    if started is None:
+        was = f"{args.out} does not record which it started from: an earlier version wrote it"
+    elif started["file"] is None:
+        was = "the run started without --weights"
+    else:
+        was = f"the run started from {started['file']}"
+    if args.scheme == "alternating":
+        effect = (
+            "continues from its checkpoints' weights, and its steps not begun start from the "
+            "weights the run started from"
+        )
+    else:
+        effect = "continues from its checkpoint's weights, so --weights has no effect"
+    return (
+        f"--weights {args.weights}: a resumed run {effect} ({was}): leave --weights out, or "
+        f"start a new --out to train from {args.weights}"
+    )
+
+
+def weights_of_steps_to_come(out: Path, file: Path) -> Path | None:
+    """``file``, the weights the alternating run in ``out`` started from, where a step built
+    from them (its first two) has not begun, saying so; ``None`` where both have.
+
+    Raises:
+        FileNotFoundError: ``file`` is gone.
+    """
+    to_come = [stage for stage in STAGES[:2] if TrainingCheckpoint.find(out / stage) is None]
+    if not to_come:
+        return None
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file}, the weights the run in {out} started from, is gone, and its step "
+            f"{to_come[0]}, not begun, starts from it: put it back, or start a new --out"
+        )
+    print(f"{out}: its step {to_come[0]}, not begun, starts from the run's weights, {file}")
+    return file
