@@ -617,13 +617,27 @@ class FasterRCNNConfig:
         return dataclasses.asdict(self)
 
     def changes_since(self, other: FasterRCNNConfig) -> list[str]:
-        """The settings that differ from ``other``'s, as ``"section.name old -> new"``."""
-        ours, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        """The settings that differ from ``other``'s, as ``"section.name old -> new"``; a
+        backbone setting left to its default (``None``) and that default are no change."""
+        ours, theirs = (
+            _flat(self._defaults_spelled().to_dict()),
+            _flat(other._defaults_spelled().to_dict()),
+        )
         return [
             f"{name} {theirs.get(name)!r} -> {ours.get(name)!r}"
             for name in sorted(ours.keys() | theirs.keys())
             if ours.get(name) != theirs.get(name)
         ]
+
+    def _defaults_spelled(self) -> FasterRCNNConfig:
+        """This config with the backbone's stages and trainable layers given as the values
+        its ``None`` (the backbone's default) stands for."""
+        backbone = self.backbone
+        spelled = {
+            "returned_layers": backbone.resolved_returned_layers(),
+            "trainable_layers": backbone.resolved_trainable_layers(),
+        }
+        return self.replace(backbone=spelled)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -180,3 +180,19 @@ def test_with_returned_layers_refuses_a_new_stage_without_anchors_to_give_it():
         resnet.with_returned_layers((2, 3, 4)).with_returned_layers((1, 2))
     with pytest.raises(ValueError, match=r"anchors\.sizes must be one tuple per feature map"):
         preset_config("mobilenet_v2_fpn").replace(backbone={"returned_layers": (3, 4, 5)})
+
+
+def test_a_backbone_default_and_its_value_are_no_change() -> None:
+    """A run started with the backbone's stages left to its default (None) and resumed with
+    them spelled out, as the recipe and --resume give them, changed nothing; other stages,
+    or other trainable layers, did (said by
+    the values the defaults stand for)."""
+    left = preset_config("mobilenet_v2_fpn", 3).replace(backbone={"trainable_layers": None})
+    assert left.backbone.returned_layers is None and left.backbone.trainable_layers is None
+    spelled = left.replace(backbone={"returned_layers": (4, 5), "trainable_layers": 3})
+    assert spelled.changes_since(left) == [] and left.changes_since(spelled) == []
+    finer = left.with_returned_layers((3, 4, 5))
+    assert "backbone.returned_layers (4, 5) -> (3, 4, 5)" in finer.changes_since(left)
+    assert left.replace(backbone={"trainable_layers": 5}).changes_since(left) == [
+        "backbone.trainable_layers 3 -> 5"
+    ]
