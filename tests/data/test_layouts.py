@@ -124,6 +124,22 @@ def test_xml_folders_without_images_or_under_a_labelimg_folder_are_not_split_fol
     assert find_layout(tmp_path).format == "Pascal VOC XML files (no ImageSets/)"
 
 
+def test_a_folder_holding_only_a_dataset_folder_names_it(tmp_path):
+    """An export unzipped into a folder of its own: --data one level too high is told
+    where the dataset is; a folder with anything else beside it is not guessed at."""
+    inner = tmp_path / "export" / "task_1 yolo"
+    yolo_images(inner, "train", 1)
+    with pytest.raises(ValueError) as refused:
+        find_layout(tmp_path / "export")
+    assert str(refused.value).startswith(
+        f"cannot tell the dataset format of {tmp_path / 'export'} (it holds one folder only, "
+        f"which reads as YOLO: --data {inner}): looked for "
+    )
+    (tmp_path / "export" / "notes.txt").write_text("exported by hand\n")
+    with pytest.raises(ValueError, match=f"format of {re.escape(str(tmp_path / 'export'))}: "):
+        find_layout(tmp_path / "export")
+
+
 # --- Ultralytics data YAML -----------------------------------------------------------
 
 

@@ -203,7 +203,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         if layout is not None:
             return layout
     raise ValueError(
-        f"cannot tell the dataset format of {root}: looked for Annotations/ and ImageSets/ "
+        f"cannot tell the dataset format of {root}{_nested_layout_hint(root)}: looked for "
+        "Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
         "one .json and images each (Roboflow COCO), subfolders with .xml files and "
         "images each (Roboflow Pascal VOC), data.yaml (Ultralytics), obj.data (Darknet "
@@ -211,6 +212,19 @@ def find_layout(path: str | Path) -> DatasetLayout:
         ".xml files in it or in one subfolder (VOC without ImageSets/), or the names "
         "'synthetic[:N]' and 'slides[:N]'"
     )
+
+
+def _nested_layout_hint(root: Path) -> str:
+    """Where ``root`` holds nothing but one folder, and that folder is a dataset (an
+    export unzipped into a folder of its own), advice naming it; else ``""``."""
+    entries = [entry for entry in root.iterdir() if not entry.name.startswith(".")]
+    if len(entries) != 1 or not entries[0].is_dir():
+        return ""
+    try:
+        layout = find_layout(entries[0])
+    except ValueError:
+        return ""
+    return f" (it holds one folder only, which reads as {layout.format}: --data {entries[0]})"
 
 
 def _file_layout(file: Path) -> DatasetLayout:
