@@ -469,13 +469,7 @@ def train_alternating(
     rank, world_size = rank_and_world_size()
     unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
     device = torch.device(device)
-    # A resumed run's stages spent their seconds before: its budget goes on from them.
-    spent = (
-        [TrainingCheckpoint.seconds_spent_in(Path(out_dir) / name) for name in STAGES]
-        if resume and out_dir is not None
-        else None
-    )
-    budget = SharedBudget(max_seconds, PAPER_STEPS, world_size, device, spent)
+    budget = _shared_budget(max_seconds, world_size, device, out_dir if resume else None)
 
     def stage(name: str) -> dict[str, Any]:
         step_report = None if on_step is None else partial(on_step, name)
@@ -534,6 +528,17 @@ def train_alternating(
         weights_report=weights_report,
         unreadable=unreadable,
     )
+
+
+def _shared_budget(
+    max_seconds: float | None, world_size: int, device: torch.device, resumed: Path | None
+) -> SharedBudget:
+    """The four steps' one budget of ``max_seconds``, shared 2:1:2:1; for the run
+    ``resumed`` (its ``out_dir``), going on from the seconds its steps spent before."""
+    spent = None
+    if resumed is not None:
+        spent = [TrainingCheckpoint.seconds_spent_in(Path(resumed) / name) for name in STAGES]
+    return SharedBudget(max_seconds, PAPER_STEPS, world_size, device, spent)
 
 
 def _check_resumable(out_dir: Path | None) -> None:
