@@ -43,6 +43,27 @@ def test_an_out_folder_in_a_file_is_refused_before_any_work(tmp_path):
         check_out_folder(file / "e", "evaluate writes")
 
 
+def test_an_out_folder_named_as_a_file_is_refused_unless_it_is_a_folder(tmp_path, capsys):
+    """predict --out x.jpg made a folder x.jpg: a user naming a file is told the command
+    writes a folder; a folder of that name already there is taken."""
+    with pytest.raises(ValueError) as refused:
+        check_out_folder(tmp_path / "boxes.JPG", "predict writes")
+    assert str(refused.value) == (
+        f"--out {tmp_path / 'boxes.JPG'} names a .JPG file, but predict writes a folder there "
+        "(its files inside): name a folder"
+    )
+    for name in ("metrics.json", "model.safetensors", "run.pth"):
+        with pytest.raises(ValueError, match="names a"):
+            check_out_folder(tmp_path / name, "training writes")
+    (tmp_path / "old.json").mkdir()
+    check_out_folder(tmp_path / "old.json", "evaluate writes")
+    check_out_folder(tmp_path / "run.v2", "training writes")  # no file's suffix: a folder
+    argv = ["predict", str(tmp_path / "a.jpg"), "--model", "m", "--out", str(tmp_path / "x.png")]
+    assert main(argv) == 2
+    assert "names a .png file, but predict writes a folder there" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_an_out_folder_in_a_read_only_folder_is_refused_before_any_work(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -12,8 +12,13 @@ from pathlib import Path
 import torch
 
 from ..config import FasterRCNNConfig
+from ..insight.pictures import FORMATS
 from ..model import FasterRCNN
 from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
+
+# Suffixes of the files the commands write or read, which no one gives a folder: an --out
+# of a command that writes a folder, not there yet, with one of them names a file.
+FILE_SUFFIXES = frozenset({*FORMATS, ".json", ".safetensors", ".onnx", ".pt", ".pth"})
 
 
 def refuse_without_effect(flags: Sequence[str], context: str) -> None:
@@ -111,7 +116,13 @@ def with_tta(model: FasterRCNN, args: argparse.Namespace) -> FasterRCNN | TestTi
 
 def check_out_folder(out: Path, writes: str) -> None:
     """Refuse, before any work, an ``--out`` folder that cannot be made or written
-    (:func:`unwritable_folder`); ``writes`` ends the message: "training writes"."""
+    (:func:`unwritable_folder`), or that names a file (not there yet, with one of
+    :data:`FILE_SUFFIXES`); ``writes`` ends the message: "training writes"."""
+    if out.suffix.lower() in FILE_SUFFIXES and not out.exists():
+        raise ValueError(
+            f"--out {out} names a {out.suffix} file, but {writes} a folder there (its "
+            "files inside): name a folder"
+        )
     reason = unwritable_folder(out)
     if reason is not None:
         raise ValueError(f"--out {out} {reason}: {writes} a folder there")
