@@ -526,10 +526,20 @@ class FasterRCNNConfig:
         self._check_layer_sizes()
 
     def _check_feature_maps(self) -> None:
-        """Anchor levels and pooled maps against the backbone's outputs."""
+        """Anchor levels and pooled maps against the named backbone's outputs."""
         maps = self.backbone.feature_maps()
         if maps is None:  # a custom backbone: checked against the module when built
             return
+        self.check_feature_maps(maps)
+
+    def check_feature_maps(self, maps: tuple[str, ...]) -> None:
+        """Refuse anchor levels or pooled maps that do not fit a backbone returning the
+        feature maps named ``maps`` (finest first): one level of anchors per map, and
+        only those maps pooled.
+
+        Raises:
+            ValueError: naming the field and the backbone's maps.
+        """
         require(
             self,
             "anchors.sizes",

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .backbones import build_backbone, check_backbone_matches
+from .backbones import build_backbone, check_backbone_matches, check_custom_feature_maps
 from .config import FasterRCNNConfig
 from .image_list import ImageList
 from .roi_heads import RoIHeads
@@ -68,12 +68,15 @@ class FasterRCNN(nn.Module):
             another class count (torchvision's fine-tuning idiom), which it follows.
 
     Raises:
-        ValueError: the backbone contradicts ``config.backbone``.
+        ValueError: the backbone contradicts ``config.backbone``, or a custom one returns
+            another number of feature maps than ``config.anchors`` has levels (or not the
+            maps ``config.roi_heads`` pools).
     """
 
     def __init__(self, backbone: nn.Module, config: FasterRCNNConfig) -> None:
         super().__init__()
         check_backbone_matches(backbone, config.backbone)
+        check_custom_feature_maps(backbone, config)
         self._config = config
         self.transform = ImageTransform(config.transform)
         self.backbone = backbone

@@ -148,6 +148,42 @@ def test_a_backbone_that_contradicts_the_config_is_refused() -> None:
     FasterRCNN(build_backbone(small.backbone), small)  # the matching one builds
 
 
+class TwoMapBackbone(nn.Module):
+    """A user's backbone returning two maps, ``"0"`` (stride 8) and ``"1"`` (stride 16)."""
+
+    out_channels = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fine = nn.Conv2d(3, 8, 3, stride=8, padding=1)
+        self.coarse = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        fine = self.fine(x)
+        return OrderedDict([("0", fine), ("1", self.coarse(fine))])
+
+
+def test_a_custom_backbone_with_other_maps_than_the_anchor_levels_is_refused_when_built() -> None:
+    custom = preset_config("small").replace(
+        backbone={"name": "custom", "out_channels": 8}, roi_heads={"featmap_names": ("0", "1")}
+    )
+    # The small preset's four anchor levels on a two-map backbone: refused when built,
+    # not at the first forward pass.
+    with pytest.raises(ValueError, match=r"anchors\.sizes must be one tuple per feature map "):
+        FasterRCNN(TwoMapBackbone(), custom)
+    anchors = custom.anchors
+    two_levels = custom.replace(
+        anchors={"sizes": anchors.sizes[:2], "aspect_ratios": anchors.aspect_ratios[:2]}
+    )
+    with pytest.raises(ValueError, match=r"featmap_names must be among .* \['2'\] are not"):
+        FasterRCNN(TwoMapBackbone(), two_levels.replace(roi_heads={"featmap_names": ("0", "2")}))
+    backbone = TwoMapBackbone()
+    weights = {k: v.clone() for k, v in backbone.state_dict().items()}
+    model = FasterRCNN(backbone, two_levels).eval()  # the matching one builds...
+    assert all(torch.equal(v, weights[k]) for k, v in backbone.state_dict().items())
+    assert len(model([torch.rand(3, 64, 64)])) == 1  # ... and detects
+
+
 def test_build_backbone_follows_frozen_batch_norm() -> None:
     frozen = build_backbone(BackboneConfig(name="resnet50_fpn", frozen_batch_norm=True))
     trained = build_backbone(BackboneConfig(name="resnet50_fpn", frozen_batch_norm=False))

@@ -4,7 +4,11 @@ Each maps ``(N, 3, H, W)`` images to an ordered dict of feature maps, finest fir
 with ``out_channels`` channels.
 """
 
-from faster_rcnn.backbones.build import build_backbone, check_backbone_matches
+from faster_rcnn.backbones.build import (
+    build_backbone,
+    check_backbone_matches,
+    check_custom_feature_maps,
+)
 from faster_rcnn.backbones.conv_norm_act import Conv2dNormActivation
 from faster_rcnn.backbones.fpn import (
     BackboneWithFPN,
@@ -35,5 +39,6 @@ __all__ = [
     "VGG16Backbone",
     "build_backbone",
     "check_backbone_matches",
+    "check_custom_feature_maps",
     "load_backbone_weights",
 ]

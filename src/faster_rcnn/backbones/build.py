@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from faster_rcnn.backbones.mobilenet import MobileNetV2FPNBackbone
 from faster_rcnn.backbones.mobilenet_v3 import MobileNetV3FPNBackbone
 from faster_rcnn.backbones.resnet import ResNetFPNBackbone
 from faster_rcnn.backbones.small import SmallFPNBackbone
 from faster_rcnn.backbones.vgg import VGG16Backbone
-from faster_rcnn.config import CUSTOM_BACKBONE, BackboneConfig
+from faster_rcnn.config import CUSTOM_BACKBONE, BackboneConfig, FasterRCNNConfig
 
 
 def build_backbone(cfg: BackboneConfig) -> nn.Module:
@@ -81,3 +84,40 @@ def check_backbone_matches(backbone: nn.Module, cfg: BackboneConfig) -> None:
             f"the {cfg.name} backbone differs from the one config.backbone describes "
             f"({cfg}): first difference {differing[0]}"
         )
+
+
+def check_custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> None:
+    """Refuse a custom backbone whose feature maps do not fit ``config``'s anchor levels
+    and pooled maps (:meth:`FasterRCNNConfig.check_feature_maps`), when the model is
+    built rather than at its first forward pass. The maps are those of a batch of the
+    config's smallest size, run on the meta device (:func:`probed_feature_maps`).
+
+    Raises:
+        ValueError: naming the field that does not fit and the backbone's maps.
+    """
+    if config.backbone.name != CUSTOM_BACKBONE:
+        return
+    transform = config.transform
+    divisor = transform.size_divisible
+    side = math.ceil(min(transform.min_size) / divisor) * divisor
+    maps = probed_feature_maps(backbone, side)
+    if maps is not None:
+        config.check_feature_maps(maps)
+
+
+def probed_feature_maps(backbone: nn.Module, side: int) -> tuple[str, ...] | None:
+    """The names of the feature maps ``backbone`` returns for a ``(1, 3, side, side)``
+    batch (a single tensor is map ``"0"``), found on the meta device: nothing is computed
+    and its weights and statistics are untouched. ``None`` where it does not run there
+    (one that reads values, say), so that its first forward pass says what is wrong."""
+    tensors = itertools.chain(backbone.named_parameters(), backbone.named_buffers())
+    on_meta = {name: tensor.to("meta") for name, tensor in tensors}
+    images = torch.empty(1, 3, side, side, device="meta")
+    try:
+        with torch.no_grad():
+            features = torch.func.functional_call(backbone, on_meta, (images,))
+    except Exception:  # a user's module may fail on the meta device in any way
+        return None
+    if isinstance(features, Tensor):
+        return ("0",)
+    return tuple(features) if isinstance(features, dict) else None
