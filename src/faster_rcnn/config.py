@@ -766,7 +766,7 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"{where} must be a number, got {value!r}")
-        if not math.isfinite(value):
+        if not _finite(value):
             raise ValueError(f"{where} must be finite, got {value!r}")
         # A NumPy scalar (an array's element) as Python's own: the config is written as JSON.
         return value if isinstance(value, (int, float)) else float(value)
@@ -777,6 +777,15 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     if isinstance(hint, type) and not isinstance(value, hint):
         raise ValueError(f"{where} must be a {hint.__name__}, got {value!r}")
     return value
+
+
+def _finite(value: numbers.Real) -> bool:
+    """Whether ``value`` is a finite float: an integer beyond float's range (a JSON
+    ``1e400`` spelt out in digits) is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _typed_tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...]:

@@ -74,6 +74,11 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RPNConfig(sampler="ohem"), r"sampler must be one of 'random', 'hard_negative'"),
         (lambda: RPNConfig(nms_thresh="0.7"), "nms_thresh must be a number"),
         (lambda: RPNConfig(nms_thresh=float("nan")), "nms_thresh must be finite"),
+        (lambda: RPNConfig(nms_thresh=10**400), "nms_thresh must be finite, got 1000"),
+        (
+            lambda: AnchorConfig(sizes=((10**400,),), aspect_ratios=((1.0,),)),
+            r"sizes\[0\]\[0\] must be finite",
+        ),
         (lambda: RPNConfig(batch_size_per_image=0), "batch_size_per_image must be >= 1"),
         (lambda: RPNConfig(pre_nms_top_n_test=True), "pre_nms_top_n_test must be an integer"),
         (lambda: RPNConfig(allowed_border=-2), "allowed_border must be >= 0, or -1"),
