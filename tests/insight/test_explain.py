@@ -114,6 +114,18 @@ def test_labels_counted_by_hand_on_a_tiny_grid(allowed_border, expected):
     assert [grid.stride for grid in explanation.levels] == [(8, 8), (16, 16), (32, 32), (64, 64)]
 
 
+def test_panel_1_shows_the_best_anchor_where_every_anchor_crosses_the_border():
+    # A 128 x 8 strip (not resized): every square anchor (16 px and up) reaches past it.
+    model = square_anchor_model(allowed_border=0)
+    box = torch.tensor([[40.0, 0.0, 56.0, 8.0]])
+    explanation = explain(model, torch.rand(3, 8, 128), box, with_proposals=False)
+    assert bool(explanation.outside.all())
+    # The box's best anchor among them all (the 16-px one at x = 48), not cell (0, 0).
+    location = explanation.location
+    assert (location.level, location.row, location.col) == (0, 0, 6)
+    assert float(location.iou.max()) == 0.5
+
+
 def test_cell_map_shows_each_cells_best_label():
     model = square_anchor_model(allowed_border=0)
     box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])

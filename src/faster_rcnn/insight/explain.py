@@ -260,8 +260,9 @@ def _pick_location(
     levels: list[LevelGrid],
     image_size: tuple[int, int],
 ) -> Location:
-    """The cell holding the best anchor (inside the border) of the largest GT box; without
-    GT, the cell of the middle level nearest the image centre.
+    """The cell holding the best anchor (inside the border) of the largest GT box, or of
+    every anchor where all cross the border (a strip of an image); without GT, the cell
+    of the middle level nearest the image centre.
 
     Args:
         anchors: ``(A, 4)``; gt_boxes: ``(G, 4)``; outside: ``(A,)`` bool; all in
@@ -271,7 +272,8 @@ def _pick_location(
     if len(gt_boxes):
         gt_index = int(box_area(gt_boxes).argmax())
         iou = box_iou(gt_boxes[gt_index : gt_index + 1], anchors)[0]
-        best = int(iou.masked_fill(outside, -1.0).argmax())
+        inside = iou if bool(outside.all()) else iou.masked_fill(outside, -1.0)
+        best = int(inside.argmax())
         level = max(k for k, grid in enumerate(levels) if grid.start <= best)
         cell = (best - levels[level].start) // levels[level].anchors_per_location
     else:
@@ -540,6 +542,7 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
         why = "no ground truth: the middle level, at the image centre"
     else:
         why = f"best IoU {float(location.iou.max()):.2f} with the largest ground-truth box"
+        why += " (every anchor crosses the border)" if bool(explanation.outside.all()) else ""
     _finish(
         ax,
         f"1 · the {len(anchors)} anchors of one location{' (zoomed in)' if zoomed else ''}\n"
