@@ -163,7 +163,7 @@ class TwoMapBackbone(nn.Module):
         return OrderedDict([("0", fine), ("1", self.coarse(fine))])
 
 
-def test_a_custom_backbone_with_other_maps_than_the_anchor_levels_is_refused_when_built() -> None:
+def test_a_custom_backbone_with_other_maps_than_the_config_is_refused_when_built() -> None:
     custom = preset_config("small").replace(
         backbone={"name": "custom", "out_channels": 8}, roi_heads={"featmap_names": ("0", "1")}
     )
@@ -177,6 +177,10 @@ def test_a_custom_backbone_with_other_maps_than_the_anchor_levels_is_refused_whe
     )
     with pytest.raises(ValueError, match=r"featmap_names must be among .* \['2'\] are not"):
         FasterRCNN(TwoMapBackbone(), two_levels.replace(roi_heads={"featmap_names": ("0", "2")}))
+    narrower = TwoMapBackbone()
+    narrower.out_channels = 4  # its maps have 8
+    with pytest.raises(ValueError, match=r"maps have \{'0': 8, '1': 8\} channels .* are 4"):
+        FasterRCNN(narrower, two_levels.replace(backbone={"out_channels": 4}))
     backbone = TwoMapBackbone()
     weights = {k: v.clone() for k, v in backbone.state_dict().items()}
     model = FasterRCNN(backbone, two_levels).eval()  # the matching one builds...

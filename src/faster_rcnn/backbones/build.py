@@ -88,12 +88,13 @@ def check_backbone_matches(backbone: nn.Module, cfg: BackboneConfig) -> None:
 
 def check_custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> None:
     """Refuse a custom backbone whose feature maps do not fit ``config``'s anchor levels
-    and pooled maps (:meth:`FasterRCNNConfig.check_feature_maps`), when the model is
-    built rather than at its first forward pass. The maps are those of a batch of the
-    config's smallest size, run on the meta device (:func:`probed_feature_maps`).
+    and pooled maps (:meth:`FasterRCNNConfig.check_feature_maps`), or have another width
+    than ``config.backbone.out_channels``, when the model is built rather than at its
+    first forward pass. The maps are those of a batch of the config's smallest size, run
+    on the meta device (:func:`probed_feature_maps`).
 
     Raises:
-        ValueError: naming the field that does not fit and the backbone's maps.
+        ValueError: naming what does not fit and the backbone's maps.
     """
     if config.backbone.name != CUSTOM_BACKBONE:
         return
@@ -101,15 +102,24 @@ def check_custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> 
     divisor = transform.size_divisible
     side = math.ceil(min(transform.min_size) / divisor) * divisor
     maps = probed_feature_maps(backbone, side)
-    if maps is not None:
-        config.check_feature_maps(maps)
+    if maps is None:
+        return
+    config.check_feature_maps(tuple(maps))
+    channels = config.backbone.out_channels
+    wider = {name: width for name, width in maps.items() if width != channels}
+    if wider:
+        raise ValueError(
+            f"the backbone's feature maps have {wider} channels (by name), but its "
+            f"out_channels and config.backbone.out_channels are {channels}"
+        )
 
 
-def probed_feature_maps(backbone: nn.Module, side: int) -> tuple[str, ...] | None:
-    """The names of the feature maps ``backbone`` returns for a ``(1, 3, side, side)``
-    batch (a single tensor is map ``"0"``), found on the meta device: nothing is computed
-    and its weights and statistics are untouched. ``None`` where it does not run there
-    (one that reads values, say), so that its first forward pass says what is wrong."""
+def probed_feature_maps(backbone: nn.Module, side: int) -> dict[str, int] | None:
+    """The feature maps ``backbone`` returns for a ``(1, 3, side, side)`` batch, as
+    name -> channels (a single tensor is map ``"0"``), found on the meta device: nothing
+    is computed and its weights and statistics are untouched. ``None`` where it does not
+    run there (one that reads values, say), so that its first forward pass says what is
+    wrong."""
     tensors = itertools.chain(backbone.named_parameters(), backbone.named_buffers())
     on_meta = {name: tensor.to("meta") for name, tensor in tensors}
     images = torch.empty(1, 3, side, side, device="meta")
@@ -119,5 +129,9 @@ def probed_feature_maps(backbone: nn.Module, side: int) -> tuple[str, ...] | Non
     except Exception:  # a user's module may fail on the meta device in any way
         return None
     if isinstance(features, Tensor):
-        return ("0",)
-    return tuple(features) if isinstance(features, dict) else None
+        features = {"0": features}
+    if not isinstance(features, dict) or not all(
+        isinstance(f, Tensor) and f.dim() == 4 for f in features.values()
+    ):
+        return None
+    return {str(name): int(f.shape[1]) for name, f in features.items()}
