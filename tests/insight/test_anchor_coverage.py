@@ -65,6 +65,12 @@ def test_an_image_the_model_cannot_resize_is_left_out():
     fits = ((32, 48), torch.tensor([[4.0, 4.0, 12.0, 12.0]]))
     coverage = measure_anchor_coverage(model, [strip, fits])
     torch.testing.assert_close(coverage.best_iou, torch.tensor([1.0]))
+    # Only the strip holds boxes: the error says why none is measured, not that there
+    # is none.
+    with pytest.raises(
+        ValueError, match=r"cannot resize any of the 1 image\(s\) with ground-truth"
+    ):
+        measure_anchor_coverage(model, [strip, ((32, 48), torch.zeros((0, 4)))])
 
 
 def test_padded_size_is_the_size_of_the_transform_batch():

@@ -205,9 +205,10 @@ def measure_anchor_coverage(model: FasterRCNN, targets: Iterable[ImageBoxes]) ->
     Returns:
         The coverage of every GT box, in the order given.
     """
+    targets = list(targets)
     images = list(resized_targets(model, targets))
     if not images:
-        raise ValueError("the dataset has no ground-truth boxes to measure")
+        raise ValueError(_nothing_to_measure(model, targets))
     resized = torch.cat([image.resized_boxes for image in images])
     best, positives = _best_and_positives(model, images, resized)
     width, height = resized[:, 2] - resized[:, 0], resized[:, 3] - resized[:, 1]
@@ -219,6 +220,20 @@ def measure_anchor_coverage(model: FasterRCNN, targets: Iterable[ImageBoxes]) ->
         model.config.rpn.fg_iou_thresh,
         torch.cat([image.boxes.to(torch.float32) for image in images]),
         torch.cat([torch.full((len(i.boxes),), i.image_index) for i in images]),
+    )
+
+
+def _nothing_to_measure(model: FasterRCNN, targets: list[ImageBoxes]) -> str:
+    """Why :func:`resized_targets` leaves no box to measure: there is none, or every
+    image holding some is too elongated for the model to resize."""
+    holding = [size for size, boxes in targets if boxes.numel()]
+    if not holding:
+        return "the dataset has no ground-truth boxes to measure"
+    transform = model.transform
+    reason = too_elongated(holding[0], transform.min_size[-1:], transform.max_size)
+    return (
+        f"no box to measure: the model cannot resize any of the {len(holding)} image(s) "
+        f"with ground-truth boxes (the first: {reason})"
     )
 
 
