@@ -115,14 +115,14 @@ def check_custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> 
 
 
 def probed_feature_maps(backbone: nn.Module, side: int) -> dict[str, int] | None:
-    """The feature maps ``backbone`` returns for a ``(1, 3, side, side)`` batch, as
-    name -> channels (a single tensor is map ``"0"``), found on the meta device: nothing
-    is computed and its weights and statistics are untouched. ``None`` where it does not
-    run there (one that reads values, say), so that its first forward pass says what is
-    wrong."""
+    """The feature maps ``backbone`` returns for a ``(2, 3, side, side)`` batch (two
+    images: a training batch norm refuses one value a channel), as name -> channels (a
+    single tensor is map ``"0"``), found on the meta device: nothing is computed and its
+    weights and statistics are untouched. ``None`` where it does not run there (one that
+    reads values, say), so that its first forward pass says what is wrong."""
     tensors = itertools.chain(backbone.named_parameters(), backbone.named_buffers())
     on_meta = {name: tensor.to("meta") for name, tensor in tensors}
-    images = torch.empty(1, 3, side, side, device="meta")
+    images = torch.empty(2, 3, side, side, device="meta")
     try:
         with torch.no_grad():
             features = torch.func.functional_call(backbone, on_meta, (images,))
