@@ -68,6 +68,9 @@ class FasterRCNN(nn.Module):
             another class count (torchvision's fine-tuning idiom), which it follows.
 
     Raises:
+        TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
+            ``FasterRCNN(backbone, num_classes)`` is ``FasterRCNN(backbone, config)``
+            here, the class count in the config).
         ValueError: the backbone contradicts ``config.backbone``, or a custom one returns
             another number of feature maps than ``config.anchors`` has levels (or not the
             maps ``config.roi_heads`` pools).
@@ -75,6 +78,12 @@ class FasterRCNN(nn.Module):
 
     def __init__(self, backbone: nn.Module, config: FasterRCNNConfig) -> None:
         super().__init__()
+        if not isinstance(config, FasterRCNNConfig):
+            raise TypeError(
+                f"config must be a FasterRCNNConfig, got {type(config).__name__}: the class "
+                "count is its num_classes (faster_rcnn.models.preset_config(name, "
+                "num_classes), with backbone name 'custom' for a backbone of your own)"
+            )
         check_backbone_matches(backbone, config.backbone)
         check_custom_feature_maps(backbone, config)
         self._config = config

@@ -211,6 +211,17 @@ def test_a_replaced_box_predictor_sets_the_class_count_labels_are_checked_agains
     assert model.config.num_classes == 3
 
 
+def test_torchvision_s_class_count_in_place_of_the_config_is_named():
+    """torchvision's ``FasterRCNN(backbone, num_classes)``: here the count is the config's."""
+    backbone = FasterRCNN.from_config(tiny("small")).backbone
+    message = r"^config must be a FasterRCNNConfig, got int: the class count is its num_classes"
+    with pytest.raises(TypeError, match=message):
+        FasterRCNN(backbone, 3)
+    with pytest.raises(TypeError, match=r"^config must be a FasterRCNNConfig, got dict: "):
+        FasterRCNN(backbone, {"num_classes": 3})
+    assert FasterRCNN(backbone, tiny("small", 5)).num_classes == 5
+
+
 def test_a_predictor_whose_box_deltas_do_not_fit_its_classes_is_refused():
     model = FasterRCNN.from_config(tiny("small")).eval()
     predictor = model.roi_heads.box_predictor
