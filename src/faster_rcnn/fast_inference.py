@@ -56,9 +56,12 @@ def _box_head_fc6_as_convolution(model: FasterRCNN) -> None:
     """Replace a :class:`TwoMLPHead`'s fc6 by the convolution that computes it over
     channels-last RoIs (see ``roi_heads.box_head``), its kernel laid out once rather than
     on every call (51 MB for ``resnet50_fpn``: 20 ms a detection); only on a device where
-    that convolution is the faster way (:func:`roi_convolution_is_faster`)."""
+    that convolution is the faster way (:func:`roi_convolution_is_faster`), and only once
+    (a model rewritten before has the convolution already)."""
     head = model.roi_heads.box_head
-    if not (isinstance(head, TwoMLPHead) and roi_convolution_is_faster(head.fc6.weight.device)):
+    if not (isinstance(head, TwoMLPHead) and isinstance(head.fc6, nn.Linear)):
+        return
+    if not roi_convolution_is_faster(head.fc6.weight.device):
         return
     side = model.roi_heads.box_roi_pool.output_size
     channels = head.fc6.in_features // (side[0] * side[1])

@@ -104,6 +104,22 @@ def test_rewritten_detector_gives_the_plain_detections(
         torch.testing.assert_close(g["boxes"], e["boxes"], atol=1e-3, rtol=1e-4)
 
 
+def test_rewriting_a_rewritten_detector_again_changes_nothing(monkeypatch):
+    monkeypatch.setattr(fast_inference, "roi_convolution_is_faster", lambda device: True)
+    fast = optimize_for_inference(small_detector())
+    again = optimize_for_inference(fast)
+    fc6 = again.roi_heads.box_head.fc6
+    assert isinstance(fc6, nn.Conv2d) and torch.equal(
+        fc6.weight, fast.roi_heads.box_head.fc6.weight
+    )
+    images = images_of_sizes([(240, 320)])
+    with torch.inference_mode():
+        expected, got = fast(images)[0], again(images)[0]
+    assert len(expected["scores"]) > 0
+    for key in ("boxes", "labels", "scores"):
+        assert torch.equal(got[key], expected[key])
+
+
 def test_a_rewritten_model_is_not_saved_as_a_checkpoint(tmp_path):
     fast = optimize_for_inference(small_detector())
     with pytest.raises(ValueError, match="rewritten for inference"):
