@@ -8,7 +8,7 @@ from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.models import preset_config
-from faster_rcnn.train.checkpoint import load_model
+from faster_rcnn.train.checkpoint import load_model, save_model
 
 PRESET = "mobilenet_v3_large_320_fpn"
 
@@ -77,6 +77,23 @@ def test_convert_refuses_another_preset_s_file_and_an_out_it_would_overwrite(
         f"faster-rcnn: error: {coco_file} does not fit the resnet50_fpn preset: 2"
     )
     assert err.endswith("is it another preset's checkpoint?\n") and err.count("\n") == 1
+
+
+def test_a_model_file_of_ours_is_refused_not_stripped_of_its_config(tmp_path, capsys):
+    """Loaded into the preset, it would lose its class names, resize and thresholds."""
+    config = preset_config(PRESET, 2).replace(
+        class_names=("raccoon",), transform={"min_size": (256,)}, roi_heads={"score_thresh": 0.5}
+    )
+    model_file, out = tmp_path / "raccoon.safetensors", tmp_path / "converted.safetensors"
+    save_model(FasterRCNN.from_config(config), model_file)
+    assert main(["convert", str(model_file), "--preset", PRESET, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {model_file} is a model file of this package already (classes "
+        "raccoon): load_model reads it with its own config and class names, which a "
+        "preset's would replace, and every command takes it as it is\n"
+    )
+    assert not out.exists()
+    assert load_model(model_file).config == config
 
 
 def test_a_checkpoint_given_as_a_model_file_points_to_convert(coco_file, capsys):

@@ -64,9 +64,12 @@ def load_torchvision_checkpoint(
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no state dict, one with NaN or infinite values, or
-            one that does not fit the preset; or ``class_names`` are not one per class.
+            one that does not fit the preset; or it is a model file of this package
+            (whose config and class names the preset's would replace); or
+            ``class_names`` are not one per class.
     """
     state_dict = read_torchvision_state_dict(path)
+    _refuse_model_file(path)
     check_finite(state_dict, path)
     if num_classes is None:
         if _NUM_CLASSES_KEY not in state_dict:
@@ -89,6 +92,27 @@ def load_torchvision_checkpoint(
             "is it another preset's checkpoint?"
         ) from None
     return model.eval()
+
+
+def _refuse_model_file(path: str | Path) -> None:
+    """Refuse a model file of this package: it carries its own config (resize, thresholds)
+    and class names, which loading it into a preset would silently replace.
+
+    Raises:
+        ValueError: ``path`` is such a model file.
+    """
+    from .train.checkpoint import read_model_config  # faster_rcnn.train imports this module
+
+    try:
+        config = read_model_config(path)
+    except ValueError:  # a file this package did not write
+        return
+    names = ", ".join(config.label_names()[:3]) + (", ..." if config.num_classes > 4 else "")
+    raise ValueError(
+        f"{path} is a model file of this package already (classes {names}): load_model "
+        "reads it with its own config and class names, which a preset's would replace, "
+        "and every command takes it as it is"
+    )
 
 
 def _how_it_differs(model: FasterRCNN, state_dict: dict[str, Tensor]) -> str:
