@@ -115,18 +115,54 @@ class FasterRCNN(nn.Module):
         (``FastRCNNPredictor(in_features, k)``, torchvision's fine-tuning idiom), a copy
         with ``num_classes = k`` and without the class names and per-class NMS thresholds,
         which were the old classes' (the head's thresholds are dropped too, its
-        ``nms_thresh`` serving every class).
+        ``nms_thresh`` serving every class). It also follows the inference settings that
+        torchvision's users set on the modules (``model.roi_heads.score_thresh = 0.5``,
+        ``model.transform.min_size = (600,)``; see :meth:`_follow_settings`), so a model
+        file or an ONNX export of the model records what it runs with.
 
         Raises:
-            ValueError: the predictor's ``bbox_pred`` has not four outputs per class.
+            ValueError: the predictor's ``bbox_pred`` has not four outputs per class, or
+                a setting set on a module is out of its config field's range.
         """
         self._follow_predictor()
+        self._follow_settings()
         return self._config
 
     @property
     def num_classes(self) -> int:
         """Classes including the background: the box predictor's (``config.num_classes``)."""
-        return self.config.num_classes
+        self._follow_predictor()
+        return self._config.num_classes
+
+    def _follow_settings(self) -> None:
+        """Bring the config to the settings of the transform, the RPN and the head that
+        torchvision names alike and its users change after building the model: the
+        resize, the RPN's and the head's thresholds, the detections an image."""
+        rpn, heads = self.rpn, self.roi_heads
+        live = {
+            "transform": {"min_size": self.transform.min_size, "max_size": self.transform.max_size},
+            "rpn": {
+                "nms_thresh": rpn.nms_thresh,
+                "score_thresh": rpn.score_thresh,
+                "min_size": rpn.min_size,
+            },
+            "roi_heads": {
+                "score_thresh": heads.score_thresh,
+                "nms_thresh": heads.nms_thresh,
+                "detections_per_img": heads.detections_per_img,
+            },
+        }
+        changed = {
+            section: fields
+            for section, fields in live.items()
+            if any(getattr(getattr(self._config, section), k) != v for k, v in fields.items())
+        }
+        if not changed:
+            return
+        try:
+            self._config = self._config.replace(**changed)
+        except ValueError as error:
+            raise ValueError(f"a setting set on the model's modules is invalid: {error}") from None
 
     def _follow_predictor(self) -> None:
         """Bring the config (and the head's per-class NMS thresholds) to a replaced box

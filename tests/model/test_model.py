@@ -9,6 +9,8 @@ from torch import nn
 from faster_rcnn import FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
+from faster_rcnn.train.checkpoint import load_model, save_model
+from spread_models import spread_scores
 
 
 def tiny(name: str, num_classes: int = 3):
@@ -140,6 +142,34 @@ def test_torch_save_of_the_whole_model_round_trips_with_identical_detections():
         assert x.keys() == y.keys() and all(torch.equal(x[key], y[key]) for key in x)
     with pytest.raises(TypeError, match=r"^memory_format must be a torch\.memory_format, got 'x'$"):
         model.memory_format = "x"
+
+
+def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
+    """torchvision's users change the thresholds and the resize on the built model: the
+    config follows, so the model file detects as the model that wrote it."""
+    torch.manual_seed(0)
+    model = spread_scores(FasterRCNN.from_config(tiny("small")))
+    images, _ = batch()
+    with torch.no_grad():
+        before = model(images)[0]
+    model.roi_heads.score_thresh = float(before["scores"][4])
+    model.roi_heads.detections_per_img = 3
+    model.roi_heads.nms_thresh = 0.3
+    model.rpn.nms_thresh = 0.6
+    model.transform.min_size = (192,)
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert loaded.config.transform.min_size == (192,) and loaded.rpn.nms_thresh == 0.6
+    assert loaded.roi_heads.detections_per_img == 3 and loaded.roi_heads.nms_thresh == 0.3
+    with torch.no_grad():
+        expected, got = model(images), loaded(images)
+    assert [len(d["scores"]) for d in got] == [len(d["scores"]) for d in expected]
+    assert 0 < len(got[0]["scores"]) <= 3
+    for x, y in zip(got, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in x)
+    model.roi_heads.score_thresh = 1.5
+    with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
+        save_model(model, tmp_path / "other.safetensors")
 
 
 def test_batched_and_single_image_inference_agree():
