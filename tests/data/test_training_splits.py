@@ -275,3 +275,40 @@ def test_val_fraction_holds_part_of_train_out_where_the_data_has_no_validation_s
     run_training(data, tmp_path / "run", "--val-fraction", "0.5")
     assert f"{data}: 1 of 2 images held out for evaluation" in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / SPLIT_FILE).read_text())["val"] in (["a.jpg"], ["b.jpg"])
+
+
+def test_evaluate_val_fraction_scores_the_images_train_held_out_of_train(tmp_path, capsys):
+    """On data with train and test splits, evaluate --val-fraction scores the part of
+    train that train --val-fraction held out, not a part of test (which no run held
+    out); where the model trained on all of train, it says so."""
+    splits = {
+        "train": [(f"t{k}", "dog", 40) for k in range(6)],
+        "test": [(f"s{k}", "dog", 40) for k in range(4)],
+    }
+    data = voc(tmp_path / "data", splits)
+    run_training(data, tmp_path / "held", "--val-fraction", "0.5")
+    capsys.readouterr()
+    argv = ["evaluate", "--data", str(data), "--val-fraction", "0.5", "--out", str(tmp_path)]
+    assert main([*argv, "--model", str(tmp_path / "held" / "model.safetensors")]) == 0
+    captured = capsys.readouterr()
+    said = f"{data} (train): scoring the 3 of 6 images held out by --val-fraction 0.5"
+    assert said in captured.out and "images: 3" in captured.out
+    assert "trained on" not in captured.err
+    run_training(data, tmp_path / "whole")
+    capsys.readouterr()
+    assert main([*argv, "--model", str(tmp_path / "whole" / "model.safetensors")]) == 0
+    assert "the model was trained on the train split" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_val_fraction_where_the_data_has_a_validation_split(tmp_path, capsys):
+    """As train refuses it: such data is scored on its own splits."""
+    data = voc(tmp_path / "data", THREE_SPLITS)
+    run_training(data, tmp_path / "run")
+    capsys.readouterr()
+    model = str(tmp_path / "run" / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--val-fraction", "0.5"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --val-fraction 0.5: {data.resolve()} has a validation split of "
+        "its own, val (1 image): --val-fraction is for data without one (evaluate scores the "
+        "data's own splits, not images held out of train): leave it out\n"
+    )

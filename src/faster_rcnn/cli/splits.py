@@ -213,6 +213,15 @@ def test_or_val(layout: DatasetLayout) -> str:
     return split
 
 
+def _scored_split(layout: DatasetLayout, val_fraction: float | None) -> str:
+    """The split ``evaluate`` scores without ``--split``: with ``--val-fraction`` on data
+    with splits (and no validation split: :func:`check_val_fraction`), ``train``, which
+    ``train --val-fraction`` holds part of out; else :func:`test_or_val`."""
+    if val_fraction is not None and layout.splits:
+        return layout.resolve("train")
+    return test_or_val(layout)
+
+
 def evaluation_images(
     args: argparse.Namespace, class_names: Sequence[str] | None
 ) -> DetectionDataset:
@@ -221,24 +230,31 @@ def evaluation_images(
     after them, with a warning); for data without splits, the images held out by
     ``--val-fraction`` (with a warning where the model's ``split.json`` trained on some),
     else by the ``split.json`` beside ``--model`` (its ``train`` part with ``--split
-    train``), else all of them (with a warning)."""
+    train``), else all of them (with a warning). On data with splits, ``--val-fraction``
+    is what ``train`` takes it for: refused where the data has a validation split
+    (:func:`check_val_fraction`), else it holds out part of ``train`` (by default), the
+    images ``train --val-fraction`` held out."""
+    check_val_fraction(args)
     layout = find_layout(args.data)
-    split = args.split or test_or_val(layout)
+    split = args.split or _scored_split(layout, args.val_fraction)
     dataset = layout.open(split, class_names, append_unknown=True)
     if class_names is not None:
         _warn_of_untrained_classes(f"{args.data} ({split})", dataset, class_names)
     file = args.model.parent / SPLIT_FILE
+    record = args.model.parent / TRAINING_SPLITS_FILE
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
+        source = f"{args.data} ({split})" if layout.splits else args.data
         print(
-            f"{args.data}: scoring the {len(held)} of {len(dataset)} images held out by "
+            f"{source}: scoring the {len(held)} of {len(dataset)} images held out by "
             f"--val-fraction {args.val_fraction:g} --split-seed {args.split_seed}"
         )
         if file.is_file():
             _warn_if_held_images_trained_on(file, dataset, held)
+        elif layout.splits:  # trained on the whole split, if on it at all
+            _warn_if_trained_on(record, args.data, layout, split)
         return Subset(dataset, held)
     if layout.splits:
-        record = args.model.parent / TRAINING_SPLITS_FILE
         _warn_if_trained_on(record, args.data, layout, split)
         return dataset
     if file.is_file():
