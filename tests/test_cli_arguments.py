@@ -201,3 +201,20 @@ def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(
     err = capsys.readouterr().err
     assert err.startswith("faster-rcnn: error: ") and error in err and err.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "said", "unsaid"),
+    [
+        ("train", "the split is written to --out/split.json", "no split written"),
+        ("evaluate", "they are scored, and no split written", "written to --out/split.json"),
+    ],
+)
+def test_val_fraction_help_says_what_the_command_does_with_the_images(
+    command, said, unsaid, capsys
+):
+    """evaluate writes no split.json: its help had said it did, as train's does."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert said in text and unsaid not in text

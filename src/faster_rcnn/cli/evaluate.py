@@ -57,7 +57,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default_data=None,
         data_help="; default: the data --model was trained on",
     )
-    add_holdout_arguments(parser)
+    add_holdout_arguments(
+        parser,
+        "they are scored, and no split written (without it, data without splits is "
+        "scored on the split.json that train --val-fraction wrote beside --model)",
+    )
     add_strict_argument(parser)
     add_tta_argument(parser)
     parser.add_argument(

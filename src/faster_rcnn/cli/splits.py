@@ -33,14 +33,15 @@ TRAINING_SPLITS_FILE = "training_splits.json"
 Records = dict[str, dict[str, Any]]
 
 
-def add_holdout_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--val-fraction`` and ``--split-seed``."""
+def add_holdout_arguments(parser: argparse.ArgumentParser, held_out: str) -> None:
+    """``--val-fraction`` and ``--split-seed``; ``held_out`` ends the help of
+    ``--val-fraction``: what the command does with the images it holds out."""
     parser.add_argument(
         "--val-fraction",
         type=open_fraction,
         metavar="F",
         help="hold out this fraction of the images for evaluation (for data without "
-        "splits); the split is written to --out/split.json",
+        f"splits, or with train and test alone: of train); {held_out}",
     )
     parser.add_argument(
         "--split-seed", type=random_seed, default=0, help="which images --val-fraction holds out"

@@ -145,7 +145,7 @@ WEIGHTS_HELP = (
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("train", help="train a detector on a dataset")
     add_data_arguments(parser, None, chosen="train, and val too where there is a test split")
-    add_holdout_arguments(parser)
+    add_holdout_arguments(parser, "the split is written to --out/split.json")
     add_strict_argument(parser)
     parser.add_argument("--preset", choices=list(PRESETS), default="small")
     parser.add_argument(
