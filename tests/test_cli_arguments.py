@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from faster_rcnn.cli import arguments, main
+from faster_rcnn.cli import arguments, evaluate, main
 from faster_rcnn.cli.arguments import check_out_file, check_out_folder, with_image_sizes
 from faster_rcnn.models import preset_config
 
@@ -218,3 +218,16 @@ def test_val_fraction_help_says_what_the_command_does_with_the_images(
         main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert said in text and unsaid not in text
+
+
+def test_every_option_of_a_models_detection_is_refused_with_detections():
+    """evaluate --detections refuses each option that sets how a --model detects, at any
+    value but the default its parser declares (read from it, not kept twice)."""
+    command = evaluate.add_parser(argparse.ArgumentParser().add_subparsers())
+    scoring = {"--help", "--model", "--detections", "--coco-annotations", "--out"}
+    flags = {action.option_strings[-1] for action in command._actions} - scoring
+    assert flags == set(evaluate.MODEL_OPTIONS)
+    args = command.parse_args(["--detections", "d.json"])
+    assert arguments.given_flags(args, args.model_option_defaults) == []
+    assert args.model_option_defaults["--device"] == "cpu"
+    assert args.model_option_defaults["--batch-size"] == 1

@@ -32,11 +32,19 @@ def refuse_without_effect(flags: Sequence[str], context: str) -> None:
 def given_flags(args: argparse.Namespace, unset: dict[str, object]) -> list[str]:
     """The flags of ``unset`` (``{"--flag": its value when not given}``) that ``args``
     sets to another value."""
-    return [
-        flag
-        for flag, value in unset.items()
-        if getattr(args, flag.removeprefix("--").replace("-", "_")) != value
-    ]
+    return [flag for flag, value in unset.items() if getattr(args, _dest(flag)) != value]
+
+
+def parser_defaults(parser: argparse.ArgumentParser, flags: Sequence[str]) -> dict[str, object]:
+    """``{"--flag": its default}`` of ``flags``, as ``parser`` declares them: the
+    ``unset`` of :func:`given_flags`, without a second copy of the defaults to keep in
+    step."""
+    return {flag: parser.get_default(_dest(flag)) for flag in flags}
+
+
+def _dest(flag: str) -> str:
+    """The attribute ``--flag-name`` is parsed into: ``flag_name``."""
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def add_data_arguments(

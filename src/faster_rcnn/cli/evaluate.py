@@ -28,6 +28,7 @@ from .arguments import (
     device_name,
     given_flags,
     open_fraction,
+    parser_defaults,
     positive_int,
     refuse_without_effect,
     unwritable_folder,
@@ -90,6 +91,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "an AP",
     )
     parser.add_argument("--device", type=device_name, default="cpu")
+    # Their values when not given, read from the options above, for --detections to refuse.
+    parser.set_defaults(model_option_defaults=parser_defaults(parser, MODEL_OPTIONS))
     return parser
 
 
@@ -155,18 +158,18 @@ def output_folder(out: Path | None, model: Path) -> Path | None:
     return None
 
 
-# The options that say how a --model detects, and their defaults: --detections has none.
-MODEL_OPTIONS = {
-    "--data": None,
-    "--split": None,
-    "--val-fraction": None,
-    "--split-seed": 0,
-    "--strict": False,
-    "--tta": None,
-    "--batch-size": 1,
-    "--score-thresh": None,
-    "--device": "cpu",
-}
+# The options that say how a --model detects: --detections has none.
+MODEL_OPTIONS = (
+    "--data",
+    "--split",
+    "--val-fraction",
+    "--split-seed",
+    "--strict",
+    "--tta",
+    "--batch-size",
+    "--score-thresh",
+    "--device",
+)
 
 
 def score_detections_file(args: argparse.Namespace) -> int:
@@ -175,7 +178,7 @@ def score_detections_file(args: argparse.Namespace) -> int:
     if args.coco_annotations is None:
         raise ValueError("--detections is scored against a COCO file: give --coco-annotations")
     refuse_without_effect(
-        given_flags(args, MODEL_OPTIONS),
+        given_flags(args, args.model_option_defaults),
         "with --detections (detections already made): they set how a --model detects",
     )
     figures = score_results_file(args.coco_annotations, args.detections)
