@@ -122,6 +122,23 @@ def test_evaluate_scores_a_detections_file_against_the_coco_file(coco_run, tmp_p
     assert "AP 0." in capsys.readouterr().out
 
 
+def test_a_detections_files_undefined_figures_are_written_as_null(coco_run, tmp_path, capsys):
+    """APl and ARl of images without large objects are undefined: metrics.json had them
+    as NaN, which is no JSON (json.loads takes it, jq and JavaScript do not); --model's
+    metrics.json writes null."""
+    _, test_file, _ = coco_run
+    truth = json.loads(test_file.read_text())["annotations"]
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps([{**a, "score": 1.0} for a in truth]))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(test_file)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    text = (tmp_path / "e" / "metrics.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {text}"))
+    assert metrics["coco_apl"] is None and metrics["coco_arl"] is None
+    assert metrics["coco_ap"] == pytest.approx(1.0)
+    assert "APl n/a" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("first_id", [0, 1])
 def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_path, first_id):
     """pycocotools reads an annotation id of 0 as "not matched" and indexes one of two

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -183,13 +184,23 @@ def score_detections_file(args: argparse.Namespace) -> int:
     )
     figures = score_results_file(args.coco_annotations, args.detections)
     print(f"{args.detections} against {args.coco_annotations}:")
-    print("  ".join(f"{name} {value:.4f}" for name, value in figures.items()))
+    print("  ".join(f"{name} {_figure(value)}" for name, value in figures.items()))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        metrics = {f"coco_{name.lower()}": value for name, value in figures.items()}
+        # An undefined figure (APl without large objects) as null, as --model writes it:
+        # NaN is no JSON.
+        metrics = {
+            f"coco_{name.lower()}": None if math.isnan(value) else value
+            for name, value in figures.items()
+        }
         (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         print(f"wrote {args.out}/metrics.json")
     return 0
+
+
+def _figure(value: float) -> str:
+    """A COCO figure as printed: ``n/a`` where it is undefined (NaN)."""
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def evaluate_and_report(
