@@ -10,6 +10,9 @@ import pytest
 from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight.draw import to_pil
+from faster_rcnn.model import FasterRCNN
+from faster_rcnn.models import preset_config
+from faster_rcnn.train.checkpoint import save_model
 
 TINY = ["--min-size", "96", "--max-size", "128"]
 # Ids as real COCO files have them: not contiguous, not starting at 1 or 0.
@@ -350,3 +353,22 @@ def test_a_split_with_classes_the_model_lacks_scores_them_as_never_found(tmp_pat
     assert results and {r["category_name"] for r in results} <= {"rectangle", "triangle"}
     for r in results:
         assert r["category_id"] == CATEGORY_IDS[r["category_name"]]
+
+
+def test_evaluate_refuses_data_with_more_classes_than_a_model_without_names(tmp_path, capsys):
+    """A model that names no classes (a checkpoint converted without --classes) has its
+    outputs taken for the data's first classes; a box of a class past them stopped
+    evaluate after detecting, with "image 0, box 0: ground truth label 3 is outside
+    1..2", naming no file or class."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 3)), model)
+    write_coco_split(tmp_path / "data", "test")
+    data = tmp_path / "data"
+    argv = ["evaluate", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "e")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {model} names no classes: its 2 outputs are taken for the "
+        f"first of the 3 classes of {data}, ['rectangle', 'ellipse', 'triangle']; name its "
+        "classes (faster-rcnn convert CHECKPOINT --classes NAME ...)\n"
+    )
+    assert not (tmp_path / "e").exists()

@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.data}: no images to evaluate (`faster-rcnn data --data {args.data}`)"
         )
+    check_unnamed_outputs(model, getattr(dataset, "class_names", ()), args)
     if args.coco_annotations is not None and getattr(dataset, "image_files", None) is None:
         raise ValueError(
             f"--coco-annotations {args.coco_annotations}: {args.data} is generated, not "
@@ -139,6 +140,24 @@ def run(args: argparse.Namespace) -> int:
         class_names=dataset.class_names if model.config.class_names else None,
     )
     return 0
+
+
+def check_unnamed_outputs(
+    model: FasterRCNN, class_names: Sequence[str], args: argparse.Namespace
+) -> None:
+    """Refuse data with more classes ``class_names`` than ``--model`` has outputs, where
+    it names no classes (a checkpoint converted without ``--classes``): its outputs are
+    taken for the data's first classes, and a box of a class past them stopped the
+    evaluation at it, naming no file or class."""
+    outputs = model.config.num_classes - 1
+    if model.config.class_names or len(class_names) <= outputs:
+        return
+    raise ValueError(
+        f"{args.model} names no classes: its {outputs} output{'s' * (outputs != 1)} are "
+        f"taken for the first of the {len(class_names)} classes of {args.data}, "
+        f"{list(class_names)}; name its classes (faster-rcnn convert CHECKPOINT --classes "
+        "NAME ...)"
+    )
 
 
 def output_folder(out: Path | None, model: Path) -> Path | None:
