@@ -180,3 +180,27 @@ def test_file_names_with_windows_separators_are_checked_by_their_name(tmp_path):
     check_file_names(coco, file, [(1, "/data/images/a.jpg"), (2, "/data/b.jpg")])
     with pytest.raises(ValueError, match=r"image 1 is images\\a.jpg, not b.jpg"):
         check_file_names(coco, file, [(1, "/data/images/b.jpg")])
+
+
+def test_a_missing_area_is_the_segmentations_pixels_as_in_cocos_own_files(tmp_path):
+    # COCO's "area" is the mask's: a right triangle fills half its box, which moves it
+    # from medium (1600 px) to small (< 32^2). Two 30-pixel columns 10 apart in an RLE
+    # fill 60 of their box's 330. A given area stands; polygons on an image of unknown
+    # size cannot be rasterised, and keep the box's.
+    triangle = [[0, 0, 40, 0, 0, 40]]
+    columns = {"size": [100, 100], "counts": [1000, 30, 970, 30, 7970]}
+    data = {
+        "images": [{"id": 1, "width": 100, "height": 100}, {"id": 2}],
+        "categories": [{"id": 1, "name": "cell"}],
+        "annotations": [
+            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "segmentation": triangle},
+            {"image_id": 1, "category_id": 1, "segmentation": columns},
+            {"image_id": 1, "category_id": 1, "segmentation": triangle, "area": 1234},
+            {"image_id": 2, "category_id": 1, "segmentation": triangle},
+        ],
+    }
+    file = tmp_path / "masks.json"
+    file.write_text(json.dumps(data))
+    areas = [ann["area"] for ann in load_coco_annotations(file).dataset["annotations"]]
+    assert areas[0] == pytest.approx(800, abs=40) and areas[0] < 32**2
+    assert areas[1:] == [60.0, 1234, 1600.0]

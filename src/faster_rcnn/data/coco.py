@@ -109,7 +109,7 @@ class COCODetection(ImageFileDataset):
             )
         self.image_files = [_image_file(self.images_dir, image, file) for image in self._images]
         names = [str(path) for path in self.image_files]
-        recorded = [_record_size(image) for image in self._images]
+        recorded = [image_record_size(image) for image in self._images]
         sizes = image_sizes(recorded, self.image_files, names, str(file), "width and height")
         self._sizes, self._turned = sizes.sizes, sizes.turned
         rows: list[list[list[float]]] = [[] for _ in self._images]
@@ -268,6 +268,21 @@ def segmentation_extent(segmentation: Any, name: str, file: Path) -> tuple[float
     return extent
 
 
+def segmentation_area(segmentation: Any, size: tuple[int, int] | None) -> float | None:
+    """The pixel area of a COCO segmentation as pycocotools measures it (the ``area``
+    COCO's own files carry): an RLE's pixels, or those of polygons rasterised on the
+    ``(height, width)`` image; ``None`` for anything else, or polygons on an image of
+    unknown size."""
+    if _is_rle(segmentation):
+        return float(mask_utils.area(_compressed_rle(segmentation)))
+    if size is None or not isinstance(segmentation, list) or not segmentation:
+        return None
+    if not all(map(_is_polygon, segmentation)):
+        return None
+    rles = mask_utils.frPyObjects(segmentation, *size)
+    return float(mask_utils.area(mask_utils.merge(rles)))
+
+
 def _polygons_extent(polygons: list[list[float]]) -> tuple[float, ...]:
     """``x, y, width, height`` enclosing the points of ``polygons``."""
     xs = [v for polygon in polygons for v in polygon[0::2]]
@@ -278,10 +293,14 @@ def _polygons_extent(polygons: list[list[float]]) -> tuple[float, ...]:
 
 def _rle_extent(rle: dict[str, Any]) -> tuple[float, ...]:
     """``x, y, width, height`` of an RLE's mask, as pycocotools' ``toBbox`` gives it."""
-    height, width = rle["size"]
-    if isinstance(rle["counts"], list):  # uncompressed
-        rle = mask_utils.frPyObjects(rle, height, width)
-    return tuple(float(v) for v in mask_utils.toBbox(rle))
+    return tuple(float(v) for v in mask_utils.toBbox(_compressed_rle(rle)))
+
+
+def _compressed_rle(rle: dict[str, Any]) -> dict[str, Any]:
+    """An RLE as pycocotools' mask functions take it: counts compressed to a string."""
+    if isinstance(rle["counts"], list):
+        return mask_utils.frPyObjects(rle, *rle["size"])
+    return rle
 
 
 def _is_polygon(polygon: Any) -> bool:
@@ -319,7 +338,7 @@ def _is_rle(segmentation: Any) -> bool:
     )
 
 
-def _record_size(image: dict[str, Any]) -> tuple[int, int] | None:
+def image_record_size(image: dict[str, Any]) -> tuple[int, int] | None:
     """``(height, width)`` of an image record, None when it lacks them."""
     height, width = image.get("height"), image.get("width")
     if _is_id(height) and _is_id(width) and height > 0 and width > 0:

@@ -32,7 +32,9 @@ from ..data.coco import (
     annotation_name,
     check_annotation_ids,
     check_coco_records,
+    image_record_size,
     load_coco_json,
+    segmentation_area,
 )
 from .inputs import (
     box_flags,
@@ -294,8 +296,10 @@ def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
 
 def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     """A COCO annotation file as pycocotools reads it, quietly, each record checked and
-    the fields COCOeval needs but hand-made files leave out (``iscrowd``, ``area``, and
-    ``bbox``: the segmentation's extent, as the reader takes it) filled in.
+    the fields COCOeval needs but hand-made files leave out filled in: ``iscrowd``,
+    ``bbox`` (the segmentation's extent, as the reader takes it) and ``area`` (the
+    segmentation's pixels, as COCO's own files count them, else the box's), which decides
+    an object's small, medium or large.
 
     The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
     annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
@@ -312,18 +316,20 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     file = Path(path)
     data = load_coco_json(file)
     check_coco_records(data, file)
-    image_ids = {image["id"] for image in data["images"]}
+    image_sizes = {image["id"]: image_record_size(image) for image in data["images"]}
     category_ids = {category["id"] for category in data["categories"]}
     for k, ann in enumerate(data.get("annotations", [])):
         name = annotation_name(ann, k)
-        check_annotation_ids(ann, name, image_ids, category_ids, file)
+        check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
         x, y, width, height = annotation_bbox(ann, name, file)
         if width < 0 or height < 0:
             raise ValueError(f"{file}: {name} has bbox {ann['bbox']}, of a negative side")
         ann["bbox"] = [x, y, width, height]
         ann["id"] = k + 1
         ann.setdefault("iscrowd", 0)
-        ann.setdefault("area", width * height)
+        if "area" not in ann:
+            mask_area = segmentation_area(ann.get("segmentation"), image_sizes[ann["image_id"]])
+            ann["area"] = width * height if mask_area is None else mask_area
     return _coco_from_dict(data)
 
 
