@@ -270,11 +270,30 @@ def test_val_fraction_is_refused_where_the_data_has_a_validation_split(tmp_path,
 def test_val_fraction_holds_part_of_train_out_where_the_data_has_no_validation_split(
     tmp_path, capsys
 ):
+    """Data with train and test but no val: the part held out of train is its val, which
+    evaluate --split val scores (test stays the default); on data with train alone, the
+    held-out part is the default."""
     splits = {"train": [("a", "dog", 40), ("b", "dog", 44)], "test": THREE_SPLITS["test"]}
     data = voc(tmp_path / "data", splits)
     run_training(data, tmp_path / "run", "--val-fraction", "0.5")
-    assert f"{data}: 1 of 2 images held out for evaluation" in capsys.readouterr().out
-    assert json.loads((tmp_path / "run" / SPLIT_FILE).read_text())["val"] in (["a.jpg"], ["b.jpg"])
+    assert (
+        f"{data}: 1 of 2 images held out for evaluation (--val-fraction 0.5, --split-seed 0), "
+        f"listed in {tmp_path / 'run' / SPLIT_FILE} with the model; evaluate --split val "
+        "scores them"
+    ) in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / SPLIT_FILE).read_text())
+    assert record["split"] == "train" and record["val"] in (["a.jpg"], ["b.jpg"])
+    evaluate = ["evaluate", "--model", str(tmp_path / "run" / "model.safetensors")]
+    held = f"scoring the 1 images of train held out in {tmp_path / 'run' / SPLIT_FILE}"
+    assert main([*evaluate, "--data", str(data), "--split", "val"]) == 0
+    printed = capsys.readouterr().out
+    assert held in printed and "images: 1\n" in printed
+    assert main([*evaluate, "--data", str(data)]) == 0
+    assert held not in capsys.readouterr().out  # test
+
+    (data / "ImageSets" / "Main" / "test.txt").unlink()
+    assert main([*evaluate, "--data", str(data)]) == 0
+    assert held in capsys.readouterr().out
 
 
 def test_evaluate_val_fraction_scores_the_images_train_held_out_of_train(tmp_path, capsys):

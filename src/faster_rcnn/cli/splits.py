@@ -102,10 +102,14 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
             )
         return dataset, records
     parts, records[SPLIT_FILE] = split_record(data, dataset, args.val_fraction, args.split_seed)
+    scored = ""
+    if layout.splits:  # check_val_fraction has refused data with a val split: one split here
+        records[SPLIT_FILE]["split"] = trained_on[0]
+        scored = "; evaluate --split val scores them"
     print(
         f"{args.data}: {len(parts['val'])} of {len(dataset)} images held out for evaluation "
         f"(--val-fraction {args.val_fraction:g}, --split-seed {args.split_seed}), listed in "
-        f"{args.out / SPLIT_FILE} with the model"
+        f"{args.out / SPLIT_FILE} with the model{scored}"
     )
     return Subset(dataset, parts["train"]), records
 
@@ -234,14 +238,16 @@ def evaluation_images(
     train``), else all of them (with a warning). On data with splits, ``--val-fraction``
     is what ``train`` takes it for: refused where the data has a validation split
     (:func:`check_val_fraction`), else it holds out part of ``train`` (by default), the
-    images ``train --val-fraction`` held out."""
+    images ``train --val-fraction`` held out; and where such data has no ``val``, the
+    ``val`` the model's ``split.json`` held out of a split stands in for one."""
     check_val_fraction(args)
     layout = find_layout(args.data)
-    split = args.split or _scored_split(layout, args.val_fraction)
+    file = args.model.parent / SPLIT_FILE
+    held_from = _held_out_of(layout, args.split, file)
+    split = held_from or args.split or _scored_split(layout, args.val_fraction)
     dataset = layout.open(split, class_names, append_unknown=True)
     if class_names is not None:
         _warn_of_untrained_classes(f"{args.data} ({split})", dataset, class_names)
-    file = args.model.parent / SPLIT_FILE
     record = args.model.parent / TRAINING_SPLITS_FILE
     if args.val_fraction is not None:
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
@@ -255,6 +261,13 @@ def evaluation_images(
         elif layout.splits:  # trained on the whole split, if on it at all
             _warn_if_trained_on(record, args.data, layout, split)
         return Subset(dataset, held)
+    if held_from:
+        held_part = read_split(file, dataset, "val")
+        print(
+            f"{args.data} has no val split: scoring the {len(held_part)} images of "
+            f"{held_from} held out in {file}"
+        )
+        return held_part
     if layout.splits:
         _warn_if_trained_on(record, args.data, layout, split)
         return dataset
@@ -266,6 +279,22 @@ def evaluation_images(
         file=sys.stderr,
     )
     return dataset
+
+
+def _held_out_of(layout: DatasetLayout, split: str | None, file: Path) -> str | None:
+    """The split of ``layout`` whose images the model's ``split.json`` (``file``) held
+    part of out, where those are what evaluate should score: data with splits but no
+    ``val`` of its own, asked for ``--split val``, or for nothing and without ``test``;
+    else ``None``."""
+    if not layout.splits or not file.is_file() or _has_split(layout, "val"):
+        return None
+    if split != "val" and (split is not None or _has_split(layout, "test")):
+        return None
+    try:
+        held_from = json.loads(file.read_text()).get("split")
+    except (ValueError, AttributeError):  # not JSON, or not an object: read_split says so
+        held_from = None
+    return held_from if isinstance(held_from, str) and _has_split(layout, held_from) else None
 
 
 def _warn_of_untrained_classes(
