@@ -162,3 +162,16 @@ def test_cli_refuses_a_bad_file_in_one_line(
     assert err.startswith("faster-rcnn: error: ")
     assert str(path) in err and expected in err
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_fit_never_writes_over_the_anchor_file_it_starts_from(tmp_path, capsys):
+    path = write_anchor_file(tmp_path / "run" / "fitted_anchors.json", FITTED, {})
+    before = path.read_text()
+    argv = ["anchors", "--data", "synthetic:2", "--anchors", str(path), "--fit"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --anchors {path}: --fit would write its fitted anchors over "
+        "it; give another --out\n"
+    )
+    assert path.read_text() == before
+    assert not (tmp_path / "run" / "anchors.png").exists()

@@ -106,10 +106,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_fit_options(args: argparse.Namespace) -> None:
-    """Refuse ``--fit``'s own options without it: the coverage alone would ignore them."""
+    """Refuse ``--fit``'s own options without it (the coverage alone would ignore them),
+    and a fit that would write its anchor file over the ``--anchors`` it starts from."""
     if not args.fit:
         unset = {"--iou": None, "--per-level": False, "--anchors-per-location": None}
         refuse_without_effect(given_flags(args, unset), "without --fit (options of the fit)")
+    elif args.anchors and Path(args.anchors).resolve() == (args.out / FITTED_FILE).resolve():
+        raise ValueError(
+            f"--anchors {args.anchors}: --fit would write its fitted anchors over it; give "
+            "another --out"
+        )
 
 
 def measured_data(args: argparse.Namespace) -> str:
