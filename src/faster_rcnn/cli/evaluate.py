@@ -61,8 +61,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_holdout_arguments(
         parser,
-        "they are scored, and no split written (without it, data without splits is "
-        "scored on the split.json that train --val-fraction wrote beside --model)",
+        "they are scored, and no split written (without it, the split.json that train "
+        "--val-fraction wrote beside --model says which: by default on data without "
+        "splits, with --split val on data without val)",
     )
     add_strict_argument(parser)
     add_tta_argument(parser)
