@@ -16,13 +16,16 @@
 ==============================  ==================================================
 
 Every preset takes ``num_classes`` (background included) and returns the model; the
-config is ``model.config``. :func:`preset_config` gives the config alone, to edit before
-building with ``FasterRCNN.from_config``.
+config is ``model.config``. They take torchvision's keyword arguments for its builders too
+(``resnet50_fpn(3, box_score_thresh=0.7, min_size=600)``), as config fields
+(:mod:`faster_rcnn.torchvision_options`). :func:`preset_config` gives the config alone,
+to edit before building with ``FasterRCNN.from_config``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .config import (
     AnchorConfig,
@@ -33,6 +36,7 @@ from .config import (
     TransformConfig,
 )
 from .model import FasterRCNN
+from .torchvision_options import with_torchvision_options
 
 
 def paper_vgg16_config(num_classes: int = 21) -> FasterRCNNConfig:
@@ -176,29 +180,41 @@ def preset_config(name: str, num_classes: int | None = None) -> FasterRCNNConfig
     return make() if num_classes is None else make(num_classes)
 
 
-def paper_vgg16(num_classes: int = 21) -> FasterRCNN:
-    return FasterRCNN.from_config(paper_vgg16_config(num_classes))
+def _built(config: FasterRCNNConfig, name: str, options: dict[str, Any]) -> FasterRCNN:
+    """The preset ``name`` built from ``config`` with torchvision's keyword ``options``
+    (:func:`~faster_rcnn.torchvision_options.with_torchvision_options`)."""
+    return FasterRCNN.from_config(with_torchvision_options(config, options, name))
 
 
-def resnet50_fpn(num_classes: int = 91) -> FasterRCNN:
-    return FasterRCNN.from_config(resnet50_fpn_config(num_classes))
+def paper_vgg16(num_classes: int = 21, **torchvision_options: Any) -> FasterRCNN:
+    return _built(paper_vgg16_config(num_classes), "paper_vgg16", torchvision_options)
 
 
-def resnet50_fpn_v2(num_classes: int = 91) -> FasterRCNN:
-    return FasterRCNN.from_config(resnet50_fpn_v2_config(num_classes))
+def resnet50_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
+    return _built(resnet50_fpn_config(num_classes), "resnet50_fpn", torchvision_options)
 
 
-def mobilenet_v2_fpn(num_classes: int = 91) -> FasterRCNN:
-    return FasterRCNN.from_config(mobilenet_v2_fpn_config(num_classes))
+def resnet50_fpn_v2(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
+    return _built(resnet50_fpn_v2_config(num_classes), "resnet50_fpn_v2", torchvision_options)
 
 
-def mobilenet_v3_large_fpn(num_classes: int = 91) -> FasterRCNN:
-    return FasterRCNN.from_config(mobilenet_v3_large_fpn_config(num_classes))
+def mobilenet_v2_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
+    return _built(mobilenet_v2_fpn_config(num_classes), "mobilenet_v2_fpn", torchvision_options)
 
 
-def mobilenet_v3_large_320_fpn(num_classes: int = 91) -> FasterRCNN:
-    return FasterRCNN.from_config(mobilenet_v3_large_320_fpn_config(num_classes))
+def mobilenet_v3_large_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
+    return _built(
+        mobilenet_v3_large_fpn_config(num_classes), "mobilenet_v3_large_fpn", torchvision_options
+    )
 
 
-def small(num_classes: int = 4) -> FasterRCNN:
-    return FasterRCNN.from_config(small_config(num_classes))
+def mobilenet_v3_large_320_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
+    return _built(
+        mobilenet_v3_large_320_fpn_config(num_classes),
+        "mobilenet_v3_large_320_fpn",
+        torchvision_options,
+    )
+
+
+def small(num_classes: int = 4, **torchvision_options: Any) -> FasterRCNN:
+    return _built(small_config(num_classes), "small", torchvision_options)

@@ -1,0 +1,104 @@
+"""torchvision's keyword arguments for its detectors, as this package's config fields.
+
+torchvision's builders take a detector's settings as keyword arguments
+(``fasterrcnn_resnet50_fpn(weights=None, num_classes=3, box_score_thresh=0.7,
+min_size=600)``); here they are fields of its :class:`~faster_rcnn.FasterRCNNConfig`. The
+presets of :mod:`faster_rcnn.models` take the same keywords and set those fields
+(:func:`with_torchvision_options`), so code written for torchvision's builders keeps its
+arguments. What torchvision passes as a module (``rpn_head``, ``box_predictor``, ...) is a
+config field or a module replaced on the built model here, and ``weights`` would download:
+both are refused in one line saying what to do instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .config import FasterRCNNConfig
+
+# torchvision's keyword: (config section, field).
+_FIELDS = {
+    "min_size": ("transform", "min_size"),
+    "max_size": ("transform", "max_size"),
+    "image_mean": ("transform", "image_mean"),
+    "image_std": ("transform", "image_std"),
+    "rpn_pre_nms_top_n_train": ("rpn", "pre_nms_top_n_train"),
+    "rpn_pre_nms_top_n_test": ("rpn", "pre_nms_top_n_test"),
+    "rpn_post_nms_top_n_train": ("rpn", "post_nms_top_n_train"),
+    "rpn_post_nms_top_n_test": ("rpn", "post_nms_top_n_test"),
+    "rpn_nms_thresh": ("rpn", "nms_thresh"),
+    "rpn_fg_iou_thresh": ("rpn", "fg_iou_thresh"),
+    "rpn_bg_iou_thresh": ("rpn", "bg_iou_thresh"),
+    "rpn_batch_size_per_image": ("rpn", "batch_size_per_image"),
+    "rpn_positive_fraction": ("rpn", "positive_fraction"),
+    "rpn_score_thresh": ("rpn", "score_thresh"),
+    "box_score_thresh": ("roi_heads", "score_thresh"),
+    "box_nms_thresh": ("roi_heads", "nms_thresh"),
+    "box_detections_per_img": ("roi_heads", "detections_per_img"),
+    "box_fg_iou_thresh": ("roi_heads", "fg_iou_thresh"),
+    # torchvision's background RoIs overlap a box by [0, box_bg_iou_thresh).
+    "box_bg_iou_thresh": ("roi_heads", "bg_iou_thresh_hi"),
+    "box_batch_size_per_image": ("roi_heads", "batch_size_per_image"),
+    "box_positive_fraction": ("roi_heads", "positive_fraction"),
+    "bbox_reg_weights": ("roi_heads", "box_coder_weights"),
+    "trainable_backbone_layers": ("backbone", "trainable_layers"),
+}
+# torchvision's keywords that take a module, and where that part is set here.
+_MODULES = {
+    "rpn_anchor_generator": "config.anchors (sizes and aspect_ratios of each level)",
+    "rpn_head": "config.rpn.head_conv_depth, or model.rpn.head replaced on the built model",
+    "box_roi_pool": "config.roi_heads (pooler, output_size, sampling_ratio, featmap_names)",
+    "box_head": "config.roi_heads (box_head, representation_size)",
+    "box_predictor": "model.roi_heads.box_predictor replaced on the built model "
+    "(torchvision's fine-tuning idiom; num_classes follows it)",
+}
+# Keywords that would download weights: only None (nothing downloaded) is taken.
+_DOWNLOADS = {
+    "weights": "faster_rcnn.load_torchvision_checkpoint(FILE) reads a detector's file",
+    "weights_backbone": "faster_rcnn.load_backbone_weights(model, FILE) reads an ImageNet "
+    "backbone's file",
+}
+
+
+def with_torchvision_options(
+    config: FasterRCNNConfig, options: Mapping[str, Any], builder: str
+) -> FasterRCNNConfig:
+    """``config`` with torchvision's keyword ``options`` for ``builder`` (the name of the
+    function they were given to) set as its fields; ``progress`` is taken and has no
+    effect (nothing is downloaded). A ``None`` leaves a field as the preset has it, as
+    ``bbox_reg_weights=None`` and ``trainable_backbone_layers=None`` do in torchvision.
+
+    Raises:
+        TypeError: a keyword torchvision's builders do not take.
+        ValueError: a module (not ``None``) where this package takes config fields,
+            weights to download, or a value out of its field's range (naming the field).
+    """
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        known = key in _FIELDS or key in _MODULES or key in _DOWNLOADS or key == "progress"
+        if not known:
+            raise TypeError(f"{builder}() got an unexpected keyword argument {key!r}")
+        if value is None or key == "progress":
+            continue
+        section, name = _field(key, builder)
+        if key == "min_size" and isinstance(value, int):
+            value = (value,)  # torchvision takes one size as an int
+        sections.setdefault(section, {})[name] = value
+    return config.replace(**sections) if sections else config
+
+
+def _field(key: str, builder: str) -> tuple[str, str]:
+    """The ``(section, field)`` torchvision's keyword ``key`` sets; a one-line error for
+    a module or weights to download."""
+    if key in _MODULES:
+        raise ValueError(
+            f"{builder}({key}=...): torchvision takes a module there; here that part is "
+            f"{_MODULES[key]}"
+        )
+    if key in _DOWNLOADS:
+        raise ValueError(
+            f"{builder}({key}=...): nothing is downloaded here (only None is taken); "
+            f"{_DOWNLOADS[key]}"
+        )
+    return _FIELDS[key]
