@@ -969,3 +969,20 @@ def test_a_second_training_run_in_the_same_out_is_refused_while_the_first_runs(t
         assert not (out / "model.safetensors").exists()
     assert main(argv) == 0  # the lock went with its holder
     assert main(argv) == 0  # and a run's own lock with the run
+
+
+def test_predict_reads_a_pattern_its_shell_left_unexpanded_and_each_image_once(tmp_path):
+    """Windows' shells pass `images\\*.png` on as it is: predict expands it (image files
+    only, sorted); a file named twice, or named and in a folder named, is read once."""
+    from faster_rcnn.cli.predict import image_paths
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("b.png", "a.png", "c.jpg", "notes.txt"):
+        (images / name).write_bytes(b"x")
+    assert image_paths([images / "*.png"]) == [images / "a.png", images / "b.png"]
+    assert image_paths([images / "[bc].*"]) == [images / "b.png", images / "c.jpg"]
+    named = [images / "c.jpg", images / ".." / "images" / "c.jpg", images]
+    assert image_paths(named) == [images / "c.jpg", images / "a.png", images / "b.png"]
+    with pytest.raises(FileNotFoundError, match=r"no image file matches .*\*\.gif$"):
+        image_paths([images / "*.gif"])

@@ -20,6 +20,7 @@ status is 1.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import warnings
@@ -37,6 +38,7 @@ from ..data.dataset import (
     DetectionDataset,
     UnreadableImageError,
     image_files_in,
+    is_image_file,
     read_image,
     target_of,
 )
@@ -64,7 +66,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="a model.safetensors")
     source.add_argument("--onnx", type=Path, help="a model exported by faster-rcnn export")
-    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders")
+    parser.add_argument(
+        "inputs", nargs="*", type=Path, help="image files, folders or patterns (images/*.jpg)"
+    )
     parser.add_argument(
         "--data",
         help="instead of files: the images of a dataset's --split, written with its own "
@@ -267,8 +271,9 @@ def check_no_image_written_over(
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
-    """The image files named, and those directly inside the folders named, sorted; a
-    warning names what else such a folder holds."""
+    """The image files named, in the order given, with those directly inside the folders
+    named and the image files a pattern names (``images/*.jpg``: Windows' shells pass it
+    on as it is), each sorted; every file once. A warning names what else a folder holds."""
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
@@ -277,13 +282,38 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
             paths += images
         elif item.is_file():
             paths.append(item)
+        elif any(c in str(item) for c in "*?["):
+            paths += _pattern_images(item)
         else:
             raise FileNotFoundError(f"no such image or folder: {item}")
     if not paths:
         raise ValueError(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}"
         )
-    return paths
+    return _each_once(paths)
+
+
+def _each_once(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without a file named again (by another path to it, too)."""
+    seen: set[Path] = set()
+    unique = []
+    for path in paths:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique
+
+
+def _pattern_images(pattern: Path) -> list[Path]:
+    """The image files ``pattern`` (``*``, ``?`` or ``[...]``) names, sorted.
+
+    Raises:
+        FileNotFoundError: it names none.
+    """
+    images = sorted(p for p in map(Path, glob.glob(str(pattern))) if is_image_file(p))
+    if not images:
+        raise FileNotFoundError(f"no image file matches {pattern}")
+    return images
 
 
 def warn_of_the_rest(folder: Path, images: Sequence[Path]) -> None:
