@@ -331,3 +331,56 @@ def test_evaluate_refuses_val_fraction_where_the_data_has_a_validation_split(tmp
         "its own, val (1 image): --val-fraction is for data without one (evaluate scores the "
         "data's own splits, not images held out of train): leave it out\n"
     )
+
+
+def test_a_split_name_that_data_without_splits_lacks_is_refused(tmp_path, capsys):
+    """Data without splits gave all its images for any --split: evaluate --split bogus
+    scored them all, predict --split test and train --split X took them all. train names
+    all of them there (train, anchors, evaluate), val the images held out by
+    --val-fraction or the model's split.json (evaluate); any other name is refused."""
+    data = without_splits(tmp_path / "data", 2)
+    run = tmp_path / "run"
+    run_training(data, run, "--split", "train")
+    model = str(run / "model.safetensors")
+    evaluate = ["evaluate", "--model", model, "--data", str(data)]
+    no_val = (
+        "--split train scores all its images; there is no 'val' without --val-fraction F "
+        f"(given here, or to train, which writes {run / SPLIT_FILE})"
+    )
+    refused = [
+        (
+            ["train", "--data", str(data), "--steps", "1", "--out", str(tmp_path / "r")],
+            "X",
+            "train takes all its images: leave --split out",
+        ),
+        (evaluate, "bogus", no_val),
+        (evaluate, "val", no_val),
+        (
+            [*evaluate, "--val-fraction", "0.5"],
+            "test",
+            "--val-fraction scores the images it holds out of all of them: leave --split out",
+        ),
+        (
+            ["predict", "--model", model, "--data", str(data), "--out", str(tmp_path / "p")],
+            "test",
+            "predict takes all its images: leave --split out",
+        ),
+        (
+            ["anchors", "--data", str(data), "--out", str(tmp_path / "a")],
+            "val",
+            "anchors measures all its images: leave --split out",
+        ),
+    ]
+    capsys.readouterr()
+    for argv, split, said in refused:
+        assert main([*argv, "--split", split]) == 2, argv
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: --split {split}: {data} (Pascal VOC XML files (no "
+            f"ImageSets/)) has no splits; {said}"
+        )
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+    assert not (tmp_path / "p" / "detections.json").exists()
+    assert main([*evaluate, "--split", "train"]) == 0
+    assert "scoring all 2 images, which training may have seen" in capsys.readouterr().err
+    assert main([*evaluate, "--split", "val", "--val-fraction", "0.5"]) == 0
+    assert "scoring the 1 of 2 images held out by --val-fraction 0.5" in capsys.readouterr().out

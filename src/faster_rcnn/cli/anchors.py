@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..anchor_file import with_anchor_file, write_anchor_file
 from ..data.dataset import image_name_of
-from ..data.open import open_dataset
+from ..data.open import find_layout
 from ..insight.anchor_coverage import (
     ImageBoxes,
     PaddedBatchAnchors,
@@ -33,7 +33,7 @@ from .arguments import (
     refuse_without_effect,
     with_image_sizes,
 )
-from .splits import trained_data
+from .splits import check_split_name, trained_data
 
 FITTED_FILE = "fitted_anchors.json"
 UNCOVERED_SHOWN = 5
@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         read_model_config(args.model)  # a bad --model is named before its data is sought
     args.data = measured_data(args)
-    dataset = open_dataset(args.data, args.split)
+    layout = find_layout(args.data)
+    hint = "anchors measures all its images: leave --split out"
+    check_split_name(layout, args.split, ("train",), hint)
+    dataset = layout.open(args.split)
     model = measured_model(args, dataset.num_classes)
     count = min(len(dataset), args.max_images or len(dataset))
     targets = list(dataset_targets(dataset, count))

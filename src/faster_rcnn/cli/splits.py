@@ -82,12 +82,32 @@ def check_val_fraction(args: argparse.Namespace) -> None:
     )
 
 
+def check_split_name(
+    layout: DatasetLayout, split: str | None, meaningful: Sequence[str], hint: str
+) -> None:
+    """Refuse a ``--split`` (``None``: not given) other than the ``meaningful`` ones on
+    data without splits, where it names no part of the images (``hint`` says what to do
+    instead): such data gives all its images for any name, so a ``--split test`` or a typo
+    silently took them all.
+
+    Raises:
+        ValueError: ``layout`` has no splits and ``split`` is not among ``meaningful``.
+    """
+    if split is None or layout.splits or split in meaningful:
+        return
+    raise ValueError(f"--split {split}: {layout.path} ({layout.format}) has no splits; {hint}")
+
+
 def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records]:
     """The ``--split`` of ``--data`` (default: :func:`default_training_splits`), less what
     ``--val-fraction`` holds out; and the records of both (``training_splits.json`` for
     data with splits, ``split.json`` for a held-out part) for :func:`write_records` to
-    write beside the model once it is trained."""
+    write beside the model once it is trained. On data without splits, ``--split`` can
+    only be ``train`` (all the images, as by default)."""
     layout = find_layout(args.data)
+    check_split_name(
+        layout, args.split, ("train",), "train takes all its images: leave --split out"
+    )
     splits = (args.split,) if args.split else default_training_splits(layout)
     dataset, trained_on = _open_training_splits(layout, splits)
     data = _data_key(args.data)
@@ -243,6 +263,7 @@ def evaluation_images(
     check_val_fraction(args)
     layout = find_layout(args.data)
     file = args.model.parent / SPLIT_FILE
+    _check_split_without_splits(layout, args, file)
     held_from = _held_out_of(layout, args.split, file)
     split = held_from or args.split or _scored_split(layout, args.val_fraction)
     dataset = layout.open(split, class_names, append_unknown=True)
@@ -281,6 +302,26 @@ def evaluation_images(
     return dataset
 
 
+def _check_split_without_splits(
+    layout: DatasetLayout, args: argparse.Namespace, file: Path
+) -> None:
+    """On data without splits, refuse a ``--split`` that names no images there: ``train``
+    is all of them (or the ``train`` part of the model's ``split.json``, ``file``), and
+    ``val`` the images ``--val-fraction`` or ``file`` holds out; without either, ``val``
+    names none."""
+    if args.val_fraction is not None:
+        hint = "--val-fraction scores the images it holds out of all of them: leave --split out"
+    elif file.is_file():
+        hint = f"{file} holds 'train' and 'val' of it"
+    else:
+        hint = (
+            "--split train scores all its images; there is no 'val' without --val-fraction "
+            f"F (given here, or to train, which writes {file})"
+        )
+    held = args.val_fraction is not None or file.is_file()
+    check_split_name(layout, args.split, ("train", "val") if held else ("train",), hint)
+
+
 def _held_out_of(layout: DatasetLayout, split: str | None, file: Path) -> str | None:
     """The split of ``layout`` whose images the model's ``split.json`` (``file``) held
     part of out, where those are what evaluate should score: data with splits but no
@@ -314,11 +355,7 @@ def _part_of_split_file(file: Path, dataset: DetectionDataset, args: argparse.Na
     """The part of ``dataset`` (data without splits) that ``--split`` names in ``file``, the
     model's ``split.json``: its held-out ``val`` by default, or its ``train`` (with a
     warning: the model was trained on it)."""
-    part = args.split or "val"
-    if part not in ("train", "val"):
-        raise ValueError(
-            f"--split {part}: {args.data} has no splits; {file} holds 'train' and 'val'"
-        )
+    part = args.split or "val"  # train or val: _check_split_without_splits
     subset = read_split(file, dataset, part)
     if part == "val":
         print(f"{args.data} has no splits: scoring the {len(subset)} images held out in {file}")
