@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -199,3 +200,25 @@ def test_a_class_the_model_was_not_trained_on_scores_zero() -> None:
     assert (
         errors is not None and sum(errors.missed["triangle"].values()) == errors.objects["triangle"]
     )
+
+
+def test_a_coco_file_of_another_class_count_is_told_from_the_models_classes(tmp_path) -> None:
+    """Scored against a COCO file of 2 categories, data with a class past a model's 2 was
+    refused as "the model predicts 3 classes": it predicts 2, the data adds the third."""
+    dataset = SyntheticShapes(2, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    coco_file = tmp_path / "instances.json"
+    categories = [{"id": 1, "name": "rectangle"}, {"id": 2, "name": "ellipse"}]
+    coco_file.write_text(json.dumps({"images": [], "categories": categories, "annotations": []}))
+    said = (
+        f"{coco_file} has 2 categories but the model predicts 2 classes, and the data has 1 "
+        "more, ['triangle']: 3 classes are scored"
+    )
+    with pytest.raises(ValueError, match=re.escape(said) + "$"):
+        evaluate_detector(
+            BlindToLastClass(dataset),
+            dataset,
+            class_names=dataset.class_names,
+            coco_annotation_file=coco_file,
+        )
+    with pytest.raises(ValueError, match=r"but the model predicts 3 classes$"):
+        evaluate_detector(PerfectDetector(dataset), dataset, coco_annotation_file=coco_file)

@@ -214,9 +214,9 @@ def evaluate_detector(
         names = class_names if category_ids is not None else None
         coco = COCOEvaluator.from_coco_json(coco_annotation_file, category_ids, names)
         if coco.num_classes != num_classes:
+            scored = _scored_classes(int(model.num_classes) - 1, class_names)
             raise ValueError(
-                f"{coco_annotation_file} has {coco.num_classes - 1} categories but the model "
-                f"predicts {num_classes - 1} classes"
+                f"{coco_annotation_file} has {coco.num_classes - 1} categories but {scored}"
             )
         coco.check_file_names(_image_files(dataset))
     errors = ErrorBreakdownEvaluator(num_classes, class_names=class_names)
@@ -263,6 +263,18 @@ def evaluate_detector(
         unreadable=unreadable.files_of(UnreadableImageError.kind),
         unresizable=unreadable.files_of(UnresizableImageError.kind),
         errors=errors.compute(),
+    )
+
+
+def _scored_classes(model_classes: int, class_names: Sequence[str] | None) -> str:
+    """What the classes scored are, for an error: the model's ``model_classes``, and the
+    ``class_names`` after them that the data has and the model lacks."""
+    extra = list(class_names or ())[model_classes:]
+    if not extra:
+        return f"the model predicts {model_classes} classes"
+    return (
+        f"the model predicts {model_classes} classes, and the data has {len(extra)} more, "
+        f"{extra}: {model_classes + len(extra)} classes are scored"
     )
 
 
