@@ -903,6 +903,36 @@ def test_a_folder_given_for_a_model_or_an_image_is_said_to_be_one(tmp_path, caps
     assert capsys.readouterr().err == said
 
 
+def test_a_training_checkpoint_given_as_a_model_points_to_the_runs_model_file(tmp_path, capsys):
+    """<run>/joint/state.pt (or the folder) as --model was refused with advice to convert
+    it, which is for torchvision checkpoints: the run's model file is what to pass, or,
+    before the run has written one, the checkpoint's own model file."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--steps", "1", "--batch-size", "2", *TINY]
+    assert main([*argv, "--out", str(run)]) == 0
+    state, model = run / "joint" / "state.pt", run / "model.safetensors"
+    commands = [["predict", "x.png", "--model"], ["evaluate", "--model"], ["export", "--model"]]
+    capsys.readouterr()
+    for command in commands:
+        assert main([*command, str(state)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: {state} is the state (optimizer, step) of a training "
+            f"checkpoint, not a model file: pass the run's model file, {model}\n"
+        )
+        assert main([*command, str(run / "joint")]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: {run / 'joint'} is a training checkpoint: pass the run's "
+            f"model file, {model}\n"
+        )
+    model.unlink()  # as a run stopped before its end leaves it
+    assert main(["evaluate", "--model", str(state)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {state} is the state (optimizer, step) of a training checkpoint, "
+        f"not a model file: pass the checkpoint's own, {run / 'joint' / 'model.safetensors'} "
+        f"(`train --resume --out {run}` finishes the run and writes {model})\n"
+    )
+
+
 def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(run), *TINY]

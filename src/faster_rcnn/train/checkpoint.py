@@ -111,10 +111,7 @@ def _model_metadata(path: Path) -> dict[str, str]:
             metadata = file.metadata() or {}
     except SafetensorError as error:
         if _is_torch_save_file(path):
-            raise ValueError(
-                f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert "
-                f"{path} --preset P` makes one of a torchvision Faster R-CNN's"
-            ) from error
+            raise ValueError(_not_a_model_file(path)) from error
         raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     if metadata.get("format") != MODEL_FORMAT or "config" not in metadata:
         raise ValueError(
@@ -122,6 +119,28 @@ def _model_metadata(path: Path) -> dict[str, str]:
             f"'format': {MODEL_FORMAT!r} and 'config' (found keys {sorted(metadata)})"
         )
     return metadata
+
+
+def _not_a_model_file(path: Path) -> str:
+    """Why the PyTorch checkpoint ``path`` is refused, and what to pass instead: for a
+    training checkpoint's state (``<run>/<stage>/state.pt``), the run's model file, or
+    while the run has written none the checkpoint's own beside it; else ``convert``,
+    which makes one of a torchvision Faster R-CNN's."""
+    try:
+        _read_state(path)
+    except ValueError:  # not a training state: a torchvision checkpoint, say
+        return (
+            f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert {path} "
+            "--preset P` makes one of a torchvision Faster R-CNN's"
+        )
+    run, beside = path.parent.parent, path.parent / MODEL_FILE
+    state = f"{path} is the state (optimizer, step) of a training checkpoint, not a model file"
+    if (run / MODEL_FILE).is_file():
+        return f"{state}: pass the run's model file, {run / MODEL_FILE}"
+    return (
+        f"{state}: pass the checkpoint's own, {beside} (`train --resume --out {run}` "
+        f"finishes the run and writes {run / MODEL_FILE})"
+    )
 
 
 def _is_torch_save_file(path: Path) -> bool:
@@ -161,6 +180,11 @@ def _check_model_file(path: Path) -> None:
     run's folder) is a ``ValueError``, a missing path a ``FileNotFoundError``."""
     if path.is_dir():
         inside = path / MODEL_FILE
+        run_model = path.parent / MODEL_FILE
+        if inside.is_file() and (path / STATE_FILE).is_file() and run_model.is_file():
+            raise ValueError(
+                f"{path} is a training checkpoint: pass the run's model file, {run_model}"
+            )
         if inside.is_file():
             raise ValueError(f"{path} is a folder: pass the model file in it, {inside}")
         raise ValueError(f"{path} is a folder with no {MODEL_FILE} in it: pass a model file")
