@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from PIL import Image
 
 from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -228,3 +229,27 @@ def test_cli_measures_the_data_the_model_was_trained_on_by_default(tmp_path, cap
         == f"faster-rcnn: error: --out {file} is a file: anchors writes a folder there"
     )
     assert captured.out == ""  # refused before measuring
+
+
+def test_cli_says_how_many_images_it_leaves_out_too_elongated_to_resize(tmp_path, capsys):
+    """A 600 x 1 strip among two images is left out of the measure as training leaves it
+    out: that went unsaid where other images remained."""
+    images, labels = tmp_path / "data" / "images", tmp_path / "data" / "labels"
+    images.mkdir(parents=True)
+    labels.mkdir()
+    (tmp_path / "data" / "classes.txt").write_text("cell\n")
+    for k in range(2):
+        Image.new("RGB", (80, 64)).save(images / f"{k}.png")
+        (labels / f"{k}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    Image.new("RGB", (600, 1)).save(images / "strip.png")
+    (labels / "strip.txt").write_text("0 0.5 0.5 0.1 1.0\n0 0.2 0.5 0.1 1.0\n")
+    argv = ["anchors", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "a")]
+    assert main([*argv, "--min-size", "96", "--max-size", "128"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "2 boxes in 3 images\n1 of the 3 images (2 boxes) left out: too elongated for the " in out
+    )
+    reason = "600x1 (width x height) is too elongated to resize to min_size 96 / max_size 128"
+    assert (
+        f"(the first, {images / 'strip.png'}: {reason}: a side would shrink to 0 pixels)\n" in out
+    )

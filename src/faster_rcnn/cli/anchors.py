@@ -17,6 +17,7 @@ from ..insight.anchor_coverage import (
     dataset_targets,
     measure_anchor_coverage,
     resized_targets,
+    unresizable_images,
 )
 from ..insight.anchor_fit import AnchorFit, fit_anchors
 from ..insight.anchor_plots import CoverageReport
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     names = [image_name_of(dataset, index) for index in range(count)]
     report = coverage_report(model, targets, names)
     print(f"{len(report.coverage)} boxes in {count} images")
+    print_unresizable(model, targets, names)
     print(report.coverage.table())
     print_uncovered(report)
     picture = report.save(args.out / "anchors.png", f"anchor coverage: {describe(args)}")
@@ -163,6 +165,21 @@ def level_strides(model: FasterRCNN, targets: list[ImageBoxes]) -> list[tuple[in
     """``(stride_h, stride_w)`` of every anchor level, on the first image's batch."""
     first = next(resized_targets(model, targets))
     return [level.stride for level in PaddedBatchAnchors(model).grid(first.padded_size).levels]
+
+
+def print_unresizable(model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]) -> None:
+    """One line on the images with boxes left out, too elongated for the model to resize
+    (as training and evaluation leave them out), naming the first."""
+    left_out = unresizable_images(model, targets)
+    if not left_out:
+        return
+    index, _, why = left_out[0]
+    boxes = sum(count for _, count, _ in left_out)
+    print(
+        f"{len(left_out)} of the {len(targets)} images ({boxes} box{'es' * (boxes != 1)}) "
+        "left out: too elongated for the model to resize, as training and evaluation leave "
+        f"them out (the first, {names[index]}: {why})"
+    )
 
 
 def print_uncovered(report: CoverageReport) -> None:

@@ -174,9 +174,8 @@ def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterato
         targets: per image, its ``(height, width)`` and its ``(G, 4)`` GT boxes.
     """
     transform = model.transform
-    evaluation_size = transform.min_size[-1:]
     for index, (image_size, boxes) in enumerate(targets):
-        if boxes.numel() == 0 or too_elongated(image_size, evaluation_size, transform.max_size):
+        if boxes.numel() == 0 or _why_unresizable(model, image_size):
             continue
         resized = resized_size(image_size, transform.min_size[-1], transform.max_size)
         yield ResizedTargets(
@@ -186,6 +185,26 @@ def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterato
             resized,
             padded_size([resized], transform.size_divisible),
         )
+
+
+def unresizable_images(
+    model: FasterRCNN, targets: Iterable[ImageBoxes]
+) -> list[tuple[int, int, str]]:
+    """``(image index, boxes, why)`` of each image with boxes that :func:`resized_targets`
+    leaves out: too elongated for the model to resize."""
+    left_out = []
+    for index, (image_size, boxes) in enumerate(targets):
+        why = _why_unresizable(model, image_size) if boxes.numel() else None
+        if why is not None:
+            left_out.append((index, len(boxes), why))
+    return left_out
+
+
+def _why_unresizable(model: FasterRCNN, image_size: tuple[int, int]) -> str | None:
+    """Why the model cannot resize an image of ``image_size`` as in evaluation (the last
+    ``min_size``, capped by ``max_size``), or ``None`` when it can."""
+    transform = model.transform
+    return too_elongated(image_size, transform.min_size[-1:], transform.max_size)
 
 
 @torch.no_grad()
@@ -229,8 +248,7 @@ def _nothing_to_measure(model: FasterRCNN, targets: list[ImageBoxes]) -> str:
     holding = [size for size, boxes in targets if boxes.numel()]
     if not holding:
         return "the dataset has no ground-truth boxes to measure"
-    transform = model.transform
-    reason = too_elongated(holding[0], transform.min_size[-1:], transform.max_size)
+    reason = _why_unresizable(model, holding[0])
     return (
         f"no box to measure: the model cannot resize any of the {len(holding)} image(s) "
         f"with ground-truth boxes (the first: {reason})"
