@@ -25,6 +25,9 @@ from faster_rcnn.insight.anchor_fit import (
     Candidates,
     LevelTying,
     best_iou_on_level,
+    candidate_ratios,
+    candidate_sizes,
+    check_anchors_per_location,
     factorisations,
     fit_anchors,
     grid_boxes,
@@ -392,6 +395,28 @@ def test_factorisations():
     assert factorisations(7, 10, 10) == [(1, 7), (7, 1)]
     with pytest.raises(ValueError, match="7 anchors per location"):
         factorisations(7, 6, 6)
+
+
+def test_an_anchor_count_no_boxes_could_fit_is_refused_before_any_work(tmp_path, capsys):
+    """anchors --fit --anchors-per-location 100000 wrote anchors.png and anchors.json and
+    only then said that the count does not fit the candidates: refused at once now, by the
+    most candidates any boxes in images of the model's max_size give."""
+    out = tmp_path / "a"
+    argv = ["anchors", "--data", "synthetic:6", "--fit", "--anchors-per-location", "100000"]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --anchors-per-location 100000 is no sizes x ratios within the "
+        "candidate shapes: at most 50 sizes and 25 ratios for images of max_size 512\n"
+    )
+    assert not (out / "anchors.png").exists() and not (out / "anchors.json").exists()
+    with pytest.raises(ValueError, match=r"at most 58 sizes and 25 ratios .* max_size 1333$"):
+        check_anchors_per_location(59, 1333)  # a prime above both
+    check_anchors_per_location(58 * 25, 1333)
+    # The limits are the ladders of the most extreme boxes such an image holds.
+    boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1333.0, 1333.0], [0, 0, 1, 9.0]])
+    assert len(candidate_sizes(boxes)) <= 58 and len(candidate_ratios(boxes)) <= 25
+    boxes = torch.tensor([[0.0, 0.0, 3.0, 100.0], [0.0, 0.0, 100.0, 3.0]])
+    assert len(candidate_ratios(boxes)) == 25
 
 
 def test_snap_takes_the_nearest_distinct_candidates():

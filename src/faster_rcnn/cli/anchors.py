@@ -19,7 +19,7 @@ from ..insight.anchor_coverage import (
     resized_targets,
     unresizable_images,
 )
-from ..insight.anchor_fit import AnchorFit, fit_anchors
+from ..insight.anchor_fit import AnchorFit, check_anchors_per_location, fit_anchors
 from ..insight.anchor_plots import CoverageReport
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
@@ -87,8 +87,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     check_fit_options(args)
     check_out_folder(args.out, "anchors writes")
-    if args.model:
-        read_model_config(args.model)  # a bad --model is named before its data is sought
+    # A bad --model is named before its data is sought.
+    config = read_model_config(args.model) if args.model else preset_config(args.preset, 2)
+    if args.anchors_per_location is not None:
+        max_size = args.max_size or config.transform.max_size
+        check_anchors_per_location(args.anchors_per_location, max_size)
     args.data = measured_data(args)
     layout = find_layout(args.data)
     hint = "anchors measures all its images: leave --split out"

@@ -471,6 +471,32 @@ def _fit_structure(
     return best, kmeans
 
 
+def check_anchors_per_location(count: int, max_size: int) -> None:
+    """Refuse ``count`` anchors per location that no boxes could fit, before any are
+    read: no ``sizes * ratios == count`` within the most candidates :func:`candidate_sizes`
+    and :func:`candidate_ratios` give for boxes in images resized to at most ``max_size``
+    a side (readers clip boxes to their image): those of a 1 px box, of the most
+    elongated ones and of the whole image (1 % larger: a resized box may pass the side
+    by a rounding error).
+
+    Raises:
+        ValueError: naming the count and those limits.
+    """
+    side = 1.01 * max_size
+    extremes = torch.tensor(
+        [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 64.0], [0.0, 0.0, 64.0, 1.0], [0.0, 0.0, side, side]]
+    )
+    sizes, ratios = len(candidate_sizes(extremes)), len(candidate_ratios(extremes))
+    try:
+        factorisations(count, sizes, ratios)
+    except ValueError:
+        raise ValueError(
+            f"--anchors-per-location {count} is no sizes x ratios within the candidate "
+            f"shapes: at most {sizes} sizes and {ratios} ratios for images of max_size "
+            f"{max_size}"
+        ) from None
+
+
 def factorisations(count: int, max_sizes: int, max_ratios: int) -> list[tuple[int, int]]:
     """Every ``(sizes, ratios)`` with ``sizes * ratios == count`` within the candidates."""
     pairs = [(s, count // s) for s in range(1, count + 1) if count % s == 0]
