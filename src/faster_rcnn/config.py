@@ -30,6 +30,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Bounds that keep a hostile or mistyped config (a model file's metadata, say) from
 # allocating terabytes before anything else could fail.
 MAX_IMAGE_SIDE = 16384
+# No box of such an image is larger (the square root of its area), nor more elongated
+# than a strip one pixel wide: anchor sizes, the RoI level mapping's canonical scale and
+# anchor aspect ratios go no further. Nor is a feature map coarser than the image (the
+# level of stride 2**14).
+MAX_ASPECT_RATIO = float(MAX_IMAGE_SIDE)
+MAX_LEVEL = int(math.log2(MAX_IMAGE_SIDE))
 MAX_LAYER_WIDTH = 16384
 MAX_CLASSES = 100_000
 MAX_LAYER_PARAMETERS = 2**28  # 1 GiB of float32 in one fully connected layer
@@ -138,7 +144,20 @@ class AnchorConfig:
         for level, (sizes, ratios) in enumerate(zip(self.sizes, self.aspect_ratios, strict=True)):
             require(self, f"sizes[{level}]", len(sizes) > 0 and min(sizes) > 0, "positive")
             require(
+                self,
+                f"sizes[{level}]",
+                max(sizes) <= MAX_IMAGE_SIDE,
+                f"at most {MAX_IMAGE_SIDE} (no box of an image is larger), got {max(sizes)}",
+            )
+            require(
                 self, f"aspect_ratios[{level}]", len(ratios) > 0 and min(ratios) > 0, "positive"
+            )
+            require(
+                self,
+                f"aspect_ratios[{level}]",
+                min(ratios) >= 1 / MAX_ASPECT_RATIO and max(ratios) <= MAX_ASPECT_RATIO,
+                f"in [1/{MAX_ASPECT_RATIO:g}, {MAX_ASPECT_RATIO:g}] (no box of an image is "
+                f"more elongated), got {list(ratios)}",
             )
         per_location = [
             len(s) * len(r) for s, r in zip(self.sizes, self.aspect_ratios, strict=True)
@@ -349,8 +368,18 @@ class RoIHeadsConfig:
             self.sampling_ratio >= 1 or self.sampling_ratio == -1,
             ">= 1, or -1 for adaptive",
         )
-        require(self, "canonical_scale", self.canonical_scale >= 1, ">= 1")
-        require(self, "canonical_level", self.canonical_level >= 1, ">= 1")
+        require(
+            self,
+            "canonical_scale",
+            1 <= self.canonical_scale <= MAX_IMAGE_SIDE,
+            f"in [1, {MAX_IMAGE_SIDE}] (a box size), got {self.canonical_scale}",
+        )
+        require(
+            self,
+            "canonical_level",
+            1 <= self.canonical_level <= MAX_LEVEL,
+            f"in [1, {MAX_LEVEL}] (the level of stride 2**k), got {self.canonical_level}",
+        )
         require(
             self,
             "representation_size",

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from faster_rcnn.config import (
     BACKBONES,
@@ -15,6 +16,7 @@ from faster_rcnn.config import (
     RPNConfig,
     TransformConfig,
 )
+from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config
 
 
@@ -147,6 +149,37 @@ def test_a_model_file_asking_for_a_huge_layer_is_refused_before_any_allocation()
     data["roi_heads"]["representation_size"] = 10**9
     with pytest.raises(ValueError, match=r"RoIHeadsConfig\.representation_size"):
         FasterRCNNConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value", "message"),
+    [
+        ("roi_heads", "canonical_scale", 10**20, r"canonical_scale must be in \[1, 16384\]"),
+        ("roi_heads", "canonical_level", 10**20, r"canonical_level must be in \[1, 14\]"),
+        ("anchors", "sizes", [[1e39]] * 4, r"sizes\[0\] must be at most 16384 .*, got 1e\+39"),
+        ("anchors", "aspect_ratios", [[1e-50]] * 4, r"aspect_ratios\[0\] must be in \[1/16384"),
+    ],
+)
+def test_a_model_config_whose_numbers_overflow_at_forward_is_refused(section, name, value, message):
+    """A canonical scale or level of 10**20 in a model file's config passed, then raised
+    OverflowError at the first forward pass; an anchor size of 1e39 or ratio of 1e-50
+    made infinite anchors."""
+    data = preset_config("small").to_dict()
+    data[section][name] = value
+    with pytest.raises(ValueError, match=rf"(RoIHeads|Anchor)Config\.{message}"):
+        FasterRCNNConfig.from_dict(data)
+
+
+def test_the_largest_anchors_and_level_mapping_allowed_give_finite_detections():
+    levels = len(preset_config("small").anchors.sizes)
+    config = preset_config("small", 3).replace(
+        anchors={"sizes": ((16384,),) * levels, "aspect_ratios": ((1 / 16384, 16384.0),) * levels},
+        roi_heads={"canonical_scale": 16384, "canonical_level": 14, "score_thresh": 0.0},
+    )
+    model = FasterRCNN.from_config(config).eval()
+    with torch.no_grad():
+        (detections,), (proposals,) = model.detect_with_proposals([torch.rand(3, 64, 64)])
+    assert torch.isfinite(proposals["boxes"]).all() and torch.isfinite(detections["boxes"]).all()
 
 
 def test_lists_from_json_become_tuples_and_ints_are_numbers():
