@@ -46,6 +46,42 @@ def test_the_model_file_detects_as_the_checkpoint_and_names_coco_s_classes(
     assert (tmp_path / "p" / "detections.json").is_file()
 
 
+@pytest.mark.parametrize(
+    ("head", "detector", "tensors"),
+    [
+        ("mask", "Mask R-CNN", ["mask_head.0.0.weight", "mask_predictor.mask_fcn_logits.bias"]),
+        (
+            "keypoint",
+            "Keypoint R-CNN",
+            ["keypoint_head.0.weight", "keypoint_predictor.kps_score_lowres.weight"],
+        ),
+    ],
+)
+def test_a_mask_or_keypoint_rcnn_checkpoint_converts_less_its_added_head(
+    coco_file, tmp_path, capsys, head, detector, tensors
+):
+    """torchvision's Mask R-CNN and Keypoint R-CNN are the Faster R-CNN with a head added
+    that changes no box: convert said "is it another preset's checkpoint?"; it leaves that
+    head out, says so, and the model detects as the Faster R-CNN file of the same
+    weights."""
+    state = torch.load(coco_file, weights_only=True)
+    path = tmp_path / f"{head}rcnn.pth"
+    torch.save({**state, **{f"roi_heads.{key}": torch.ones(2, 3) for key in tensors}}, path)
+    out = tmp_path / f"{head}.safetensors"
+    assert main(["convert", str(path), "--preset", PRESET, "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == (
+        f"faster-rcnn: warning: {path} is a torchvision {detector} checkpoint: its {head} head "
+        f"(2 tensors) is left out; the rest is the Faster R-CNN it is built on, which detects "
+        f"the same boxes (no {head}s)\n"
+    )
+    assert printed.out.startswith(f"{path} -> {out} ({PRESET}; classes person, bicycle")
+    converted, reference = load_model(out), load_torchvision_checkpoint(coco_file, PRESET)
+    assert converted.state_dict().keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value), key
+
+
 def test_names_are_given_one_per_class_or_the_run_says_how_many(coco_file, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     argv = ["convert", str(coco_file), "--preset", PRESET, "--out", str(out), "--classes"]

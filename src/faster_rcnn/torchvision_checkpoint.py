@@ -6,11 +6,16 @@ The ``resnet50_fpn``, ``resnet50_fpn_v2``, ``mobilenet_v3_large_fpn`` and
 ``fasterrcnn_mobilenet_v3_large_fpn`` and ``fasterrcnn_mobilenet_v3_large_320_fpn``, and
 ``mobilenet_v2_fpn`` that of a torchvision ``FasterRCNN`` on ``mobilenet_backbone(
 "mobilenet_v2", fpn=True)``, so a checkpoint of any of them loads with ``strict=True`` and
-gives the same detections, with no torchvision installed.
+gives the same detections, with no torchvision installed. So does a Mask R-CNN or
+Keypoint R-CNN checkpoint (``maskrcnn_resnet50_fpn``, ``maskrcnn_resnet50_fpn_v2``,
+``keypointrcnn_resnet50_fpn``): those detectors are the Faster R-CNN with a mask or
+keypoint head added, which computes from the boxes it detects and changes none of them, so
+the checkpoint less that head (left out, with a warning) gives the same boxes.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +27,9 @@ from .models import preset_config
 from .state_dict_io import check_finite, read_state_dict
 
 _NUM_CLASSES_KEY = "roi_heads.box_predictor.cls_score.weight"
+# The heads torchvision's Mask R-CNN and Keypoint R-CNN add to a Faster R-CNN: the
+# prefix of their tensors, and the detector's name.
+_ADDED_HEADS = {"roi_heads.mask_": "Mask R-CNN", "roi_heads.keypoint_": "Keypoint R-CNN"}
 
 
 def read_torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -68,7 +76,7 @@ def load_torchvision_checkpoint(
             (whose config and class names the preset's would replace); or
             ``class_names`` are not one per class.
     """
-    state_dict = read_torchvision_state_dict(path)
+    state_dict = _without_added_heads(read_torchvision_state_dict(path), path)
     _refuse_model_file(path)
     check_finite(state_dict, path)
     if num_classes is None:
@@ -92,6 +100,23 @@ def load_torchvision_checkpoint(
             "is it another preset's checkpoint?"
         ) from None
     return model.eval()
+
+
+def _without_added_heads(state_dict: dict[str, Tensor], path: str | Path) -> dict[str, Tensor]:
+    """``state_dict`` less the mask or keypoint head of a Mask R-CNN or Keypoint R-CNN
+    checkpoint, with a warning saying so: the rest is the Faster R-CNN it is built on."""
+    for prefix, detector in _ADDED_HEADS.items():
+        added = [key for key in state_dict if key.startswith(prefix)]
+        if added:
+            head = prefix.removeprefix("roi_heads.").removesuffix("_")
+            warnings.warn(
+                f"{path} is a torchvision {detector} checkpoint: its {head} head "
+                f"({len(added)} tensors) is left out; the rest is the Faster R-CNN it is "
+                f"built on, which detects the same boxes (no {head}s)",
+                stacklevel=3,
+            )
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(prefix)}
+    return state_dict
 
 
 def _refuse_model_file(path: str | Path) -> None:

@@ -35,7 +35,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "mobilenet_v3_large_fpn, fasterrcnn_mobilenet_v3_large_320_fpn "
         "mobilenet_v3_large_320_fpn (the same weights as the previous one, on smaller "
         "images), a FasterRCNN on mobilenet_backbone('mobilenet_v2', fpn=True) "
-        "mobilenet_v2_fpn.",
+        "mobilenet_v2_fpn. A Mask R-CNN or Keypoint R-CNN checkpoint converts less its "
+        "mask or keypoint head (maskrcnn_resnet50_fpn is --preset resnet50_fpn, and so "
+        "on): the boxes it detects are the same.",
     )
     parser.add_argument(
         "checkpoint",
