@@ -531,6 +531,41 @@ def test_training_images_without_a_box_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r" / "model.safetensors").exists()
 
 
+def test_crowd_regions_are_neither_boxes_to_learn_nor_objects_the_recipe_counts(tmp_path, capsys):
+    """Training leaves COCO's crowd regions out (CVAT exports masks as such): a file of
+    them alone is refused as one without boxes, and the recipe counts the objects that
+    are trained on: one an image here, not five (twice the rate is for crowded images)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    images = [{"id": k, "file_name": f"{k}.png", "width": 80, "height": 64} for k in range(2)]
+    for k, (image, _) in enumerate(SyntheticShapes(2, image_size=(64, 80), seed=0)):
+        to_pil(image).save(data / f"{k}.png")
+    crowd = [[2 + 3 * j, 2, 20, 20] for j in range(4)]
+    annotations = [
+        {"image_id": k, "category_id": 1, "bbox": box, "iscrowd": 1}
+        for k in range(2)
+        for box in crowd
+    ]
+    coco = {"images": images, "categories": [{"id": 1, "name": "cell"}]}
+    (data / "_annotations.coco.json").write_text(json.dumps({**coco, "annotations": annotations}))
+    argv = ["train", "--data", str(data), "--steps", "1", *TINY, "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"{data}: no box in any of the 2 training images but crowd regions (iscrowd 1), never "
+            f"trained on: nothing to learn (`faster-rcnn data --data {data}` shows what was read)"
+        )
+    )
+    annotations += [{"image_id": k, "category_id": 1, "bbox": [40, 30, 24, 24]} for k in range(2)]
+    (data / "_annotations.coco.json").write_text(json.dumps({**coco, "annotations": annotations}))
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "recipe (" in printed
+    assert "roi_heads.sampler" not in printed and "train.lr" not in printed
+
+
 def test_a_batch_larger_than_the_training_images_is_refused_and_the_default_fits_them(
     tmp_path, capsys
 ):

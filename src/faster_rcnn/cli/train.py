@@ -24,6 +24,7 @@ from ..config import BACKBONES, FasterRCNNConfig
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
 from ..data.cache import InMemoryDataset
+from ..data.coco import WithoutCrowd
 from ..data.dataset import DetectionDataset, Sample, spread_indices, target_of
 from ..data.difficult import WithoutDifficult
 from ..data.open import is_generated
@@ -368,6 +369,7 @@ def train(args: argparse.Namespace) -> int:
     dataset, records = training_images(args)
     if args.skip_difficult:
         dataset = WithoutDifficult(dataset)
+    dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
     require_boxes(dataset, args)
     args.batch_size = batch_size(dataset, args)
     if args.cache_images:
@@ -414,19 +416,26 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def require_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
+def require_boxes(dataset: WithoutCrowd, args: argparse.Namespace) -> None:
     """Refuse training images without a single box among them: the detector would learn
     only background, and say nothing (labels in a folder the reader does not look in,
-    or every object difficult and left out)."""
+    every object difficult and left out, or every box a COCO crowd region)."""
     if not len(dataset):
         raise ValueError(f"{args.data}: no training images (`faster-rcnn data --data {args.data}`)")
-    if any(len(target_of(dataset, i)["boxes"]) for i in range(len(dataset))):
+    if holds_boxes(dataset):
         return
     left_out = " once --skip-difficult left out the difficult ones" if args.skip_difficult else ""
+    if holds_boxes(dataset.dataset):
+        left_out += "," * bool(left_out) + " but crowd regions (iscrowd 1), never trained on"
     raise ValueError(
         f"{args.data}: no box in any of the {len(dataset)} training images{left_out}: "
         f"nothing to learn (`faster-rcnn data --data {args.data}` shows what was read)"
     )
+
+
+def holds_boxes(dataset: DetectionDataset) -> bool:
+    """Whether any image of ``dataset`` has a box."""
+    return any(len(target_of(dataset, i)["boxes"]) for i in range(len(dataset)))
 
 
 def batch_size(dataset: DetectionDataset, args: argparse.Namespace) -> int:

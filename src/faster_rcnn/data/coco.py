@@ -38,13 +38,16 @@ from torch import Tensor
 from .box_audit import BoxAudit
 from .dataset import (
     ImageFileDataset,
+    Sample,
     Target,
+    TransparentWrapper,
     boxes_kept,
     boxes_tensor,
     first_few,
     image_sizes,
     read_image,
     read_text,
+    target_of,
 )
 
 
@@ -174,6 +177,20 @@ def drop_crowd(target: Target) -> Target:
     if not isinstance(crowd, Tensor) or not bool(crowd.any()):
         return target
     return boxes_kept(target, ~crowd)
+
+
+class WithoutCrowd(TransparentWrapper):
+    """``dataset`` with its crowd boxes taken out of every target (:func:`drop_crowd`), as
+    the training loader gives them: what is trained on, for whoever reads the targets
+    before (the recipe, the check that there is a box to learn)."""
+
+    def __getitem__(self, index: int) -> Sample:
+        image, target = self.dataset[index]
+        return image, drop_crowd(target)
+
+    def target(self, index: int) -> Target:
+        """The target of item ``index``, read as cheaply as the wrapped dataset allows."""
+        return drop_crowd(target_of(self.dataset, index))
 
 
 def load_coco_json(path: Path) -> dict[str, Any]:
