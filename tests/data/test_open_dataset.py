@@ -146,8 +146,8 @@ def test_classes_named_alike_are_warned_of(tmp_path: Path) -> None:
     with pytest.warns(UserWarning) as warned:
         open_dataset(root)
     assert [str(w.message) for w in warned] == [
-        f"{root} (train): the class names 'cell' are given more than once: each is a class "
-        "of its own, trained apart and reported under one name",
+        f"{root} (train): the class names 'cell' are given more than once: a model tells its "
+        "classes apart by name, so train refuses them; give each class a name of its own",
         f"{root} (train): the classes 'cell' and 'Cell' differ only in case, spaces or "
         "punctuation: where they are one class, give it one name in the annotations",
     ]

@@ -423,14 +423,16 @@ def _coco_file(file: Path, split: str) -> COCODetection:
 
 
 def warn_of_look_alike_classes(class_names: Sequence[str], source: str) -> None:
-    """Warn of class names that differ only in case, spaces or punctuation (``RBC`` and
+    """Warn of class names given twice, which a model refuses (its classes are told apart
+    by name), and of those that differ only in case, spaces or punctuation (``RBC`` and
     ``rbc``, ``red_cell`` and ``red cell``): most likely one class labelled two ways,
     which would train as two that compete for the same objects."""
     repeated = sorted({name for name in class_names if class_names.count(name) > 1})
     if repeated:
         warnings.warn(
             f"{source}: the class names {', '.join(map(repr, repeated))} are given more than "
-            "once: each is a class of its own, trained apart and reported under one name",
+            "once: a model tells its classes apart by name, so train refuses them; give each "
+            "class a name of its own",
             stacklevel=3,
         )
     groups: dict[str, list[str]] = {}
