@@ -131,6 +131,19 @@ def test_recipe_repeats_images_where_a_class_is_in_under_a_tenth_of_them() -> No
     assert choose_repeat_threshold(stats({"cell": 98, "platelet": 5}), given) is None
 
 
+def test_recipe_gives_a_class_of_sub_pixel_boxes_its_first_digit() -> None:
+    # Boxes of 0.1 x 0.4 px (a label slip), 0.2 px a side, are 0.4 px at 800 and 0.6 px at
+    # the enlarged 1120: not "0 px", which no box is.
+    data = [_item(400, 600, [[0, 0, 0.1, 0.4], [50, 50, 50.1, 50.4]], [1, 1])] * 3
+    config = preset_config("mobilenet_v2_fpn", 2).replace(class_names=("dot",))
+    _, choices = choose_recipe(config, object_statistics(data, config))
+    text = "\n".join(choice.line() for choice in choices)
+    assert "the smallest class 'dot' is 0.4 px once resized to 800, under the smallest" in text
+    assert "the smallest class 'dot' 0.6 px once resized: foreground RoIs" in text
+    assert "the smallest class 'dot' is 0.6 px once resized, under the smallest anchor" in text
+    assert " 0 px" not in text
+
+
 def test_multi_scale_sizes_end_at_the_preset_size() -> None:
     assert multi_scale_sizes(800) == (640, 672, 704, 736, 768, 800)
     assert multi_scale_sizes(320) == (256, 288, 320)

@@ -68,6 +68,7 @@ from ..train.recipe import (
     choose_short_run_steps,
     class_label,
     object_statistics,
+    pixels,
 )
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
@@ -672,7 +673,7 @@ def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copie
     noun = "copy" if copies == 1 else "copies"
     print(
         f"paste: {copies} more {noun} of each {name!r} object (the smallest class, "
-        f"{stats.class_sides[name]:.0f} px once resized) in half the images, where no box lies"
+        f"{pixels(stats.class_sides[name])} px once resized) in half the images, where no box lies"
     )
     return class_label(config, name)
 

@@ -317,6 +317,12 @@ def object_statistics(
     )
 
 
+def pixels(side: float) -> str:
+    """An object side in whole pixels, or to its first digit under one ('0.3'): a class
+    of sub-pixel boxes is not '0 px'."""
+    return f"{side:.0f}" if side >= 1 else f"{side:.1g}"
+
+
 def same_class_neighbour_iou(boxes: Tensor, labels: Tensor) -> Tensor:
     """Per box of ``(N, 4)`` ``boxes``, its highest IoU with another box of the same label
     in ``(N,)`` ``labels``: ``(N,)``, 0 where it has none."""
@@ -440,7 +446,7 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
     smallest, rarest = stats.smallest_class(), stats.rarest_class()
     assert smallest is not None and rarest is not None
     crowd = f"{stats.objects_per_image:g} objects an image (median)"
-    small = f"the smallest class {smallest!r} {stats.class_sides[smallest]:.0f} px once resized"
+    small = f"the smallest class {smallest!r} {pixels(stats.class_sides[smallest])} px once resized"
     share = 100 * stats.share(rarest)  # a tenth of a percent where under one
     if len(stats.class_counts) == 1:
         why = (
@@ -491,7 +497,7 @@ def _smaller_input_choices(
     if size >= preset:
         return []
     why = (
-        f"the smallest class {smallest!r} is {side:.0f} px once resized to {preset}, above "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, above "
         f"the largest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
         f"as large, the class then within that anchor ({SMALLER_INPUT})"
     )
@@ -542,7 +548,7 @@ def _input_size_choices(
     if size <= preset:
         return []
     why = (
-        f"the smallest class {smallest!r} is {side:.0f} px once resized to {preset}, under "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, under "
         f"the smallest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
         "larger"
     )
@@ -566,7 +572,7 @@ def _multi_scale_choice(
     if side >= SMALL_SIDE or len(reached) == 1:  # one size, or all capped alike
         return None
     why = (
-        f"the smallest class {smallest!r} is {side:.0f} px once resized: each image is "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized: each image is "
         f"drawn at one of {len(scales)} sizes from {scales[0]} to {scales[-1]} px (the "
         "shorter side), so the head sees every object at several scales and the smaller "
         f"steps fit more of them in the budget; evaluation stays at {scales[-1]}"
@@ -652,7 +658,7 @@ def _finer_map_rule(
         return RecipeChoice(
             "backbone.returned_layers",
             (stages[0] - 2, stages[0] - 1, *stages),
-            f"the smallest class {smallest!r} is {side:.0f} px once resized, under the "
+            f"the smallest class {smallest!r} is {pixels(side)} px once resized, under the "
             f"smallest anchor ({anchor:g} px): the FPN reads the two backbone stages before "
             f"stage {stages[0]} too, maps two and four times as fine each way, where each "
             "tiny object has cells and a pooled RoI of its own; a step takes 2.2-2.4 times "
@@ -661,7 +667,7 @@ def _finer_map_rule(
     if side >= SMALL_SIDE or stats.objects_per_image >= FINER_MAP_OBJECTS:
         return None
     sparse = (
-        f"the smallest class {smallest!r} is {side:.0f} px once resized and an image holds "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized and an image holds "
         f"{stats.objects_per_image:g} objects (the median)"
     )
     finer = (stages[0] - 1, *stages)
