@@ -324,6 +324,11 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     )
     # The new map is stride 16, the preset's two stride 32.
     assert _map_strides(chosen) == {"0": 16, "1": 32, "2": 32, "pool": 64}
+    # One object an image (the median): "1 object".
+    single = [_item(400, 600, [[0, 0, 20, 20]], [1])] * 3
+    _, choices = choose_recipe(config, object_statistics(single, config))
+    line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
+    assert "is 40 px once resized and an image holds 1 object (the median): " in line
 
 
 def test_a_run_from_a_detector_keeps_its_fpn_s_finer_stages_for_small_objects() -> None:

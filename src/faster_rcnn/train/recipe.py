@@ -668,7 +668,7 @@ def _finer_map_rule(
         return None
     sparse = (
         f"the smallest class {smallest!r} is {pixels(side)} px once resized and an image holds "
-        f"{stats.objects_per_image:g} objects (the median)"
+        f"{stats.objects_per_image:g} object{'s' * (stats.objects_per_image != 1)} (the median)"
     )
     finer = (stages[0] - 1, *stages)
     why = (
