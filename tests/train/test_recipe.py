@@ -558,9 +558,14 @@ def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     chosen, choices = choose_recipe(fast, object_statistics([_crowded(120)], fast))
     assert chosen.roi_heads.detections_per_img == 300
     assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (300, 300)
-    assert "  rpn.post_nms_top_n_test = 300: 150 proposals an image cannot make 300" in "\n".join(
-        c.line() for c in choices
-    )
+    lines = "\n".join(c.line() for c in choices)
+    assert "  rpn.post_nms_top_n_test = 300: 150 proposals an image cannot make 300" in lines
+    # FPN levels keep their boxes apart: one level holds all only where the objects are
+    # of one size.
+    assert (
+        "  rpn.pre_nms_top_n_test = 300: 150 boxes a level before the RPN's NMS (all of one "
+        "level, where the objects are of one size) cannot make 300 detections"
+    ) in lines
     # A cap the user gave stays, and so do the proposals.
     given = {"roi_heads.detections_per_img"}
     kept, choices = choose_recipe(fast, object_statistics([_crowded(120)], fast), given)

@@ -658,7 +658,7 @@ def steps_that_fit(
     print(
         f"timed {TIMED_STEPS} training steps of the recipe's model at {size} px: "
         f"{seconds:.2f} s a step (the median), about {fits} step{'s' * (fits != 1)} in "
-        f"{args.minutes:g} minutes"
+        f"{args.minutes:g} minute{'s' * (args.minutes != 1)}"
     )
     return fits if args.steps is None else min(fits, args.steps)
 

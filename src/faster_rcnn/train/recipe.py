@@ -756,7 +756,9 @@ def _detections_choices(
     # A detection is a refined proposal, and NMS only removes boxes: each stage before the
     # detections keeps at least as many.
     reasons = {
-        "pre_nms_top_n_test": "boxes a level before the RPN's NMS",
+        # One level can hold every object: those of one size.
+        "pre_nms_top_n_test": "boxes a level before the RPN's NMS (all of one level, where "
+        "the objects are of one size)",
         "post_nms_top_n_test": "proposals an image",
     }
     for setting, what in reasons.items():
