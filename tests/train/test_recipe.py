@@ -292,7 +292,8 @@ def test_recipe_makes_the_input_smaller_where_every_class_is_above_the_largest_a
         .line()
         .startswith(
             "  transform.min_size = (640,): the smallest class 'raccoon' is 642 px once resized "
-            "to 800, above the largest anchor (512 px): images are resized 0.80 times as large"
+            "to 800, above the largest anchor (512 px): images are resized 0.80 times as "
+            "large, the class then 514 px, that anchor's size to the input's 32-px step"
         )
     )
     # Within the largest anchor (510 px once resized), or given sizes: the preset's.

@@ -488,9 +488,9 @@ def _smaller_input_choices(
 ) -> list[RecipeChoice]:
     """A smaller input where the smallest class, ``smallest``, is ``side`` px once
     resized, above the largest anchor: the shorter side shrinks (in ``SCALE_STEP`` px)
-    until the class (its median side) is within that anchor, and the longer side's cap
-    alike: the objects are then where the anchors reach, with fewer pixels to convolve
-    (:data:`SMALLER_INPUT`)."""
+    until the class (its median side) is within a step of that anchor, and the longer
+    side's cap alike: the objects are then where the anchors reach, with fewer pixels to
+    convolve (:data:`SMALLER_INPUT`)."""
     transform = config.transform
     preset, anchor = transform.min_size[0], _largest_anchor(config)
     size = SCALE_STEP * math.ceil(preset * anchor / side / SCALE_STEP)
@@ -499,7 +499,8 @@ def _smaller_input_choices(
     why = (
         f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, above "
         f"the largest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
-        f"as large, the class then within that anchor ({SMALLER_INPUT})"
+        f"as large, the class then {pixels(side * size / preset)} px, that anchor's size "
+        f"to the input's {SCALE_STEP}-px step ({SMALLER_INPUT})"
     )
     return _resized_input(config, size, why)
 
