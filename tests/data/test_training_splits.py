@@ -378,6 +378,8 @@ def test_a_split_name_that_data_without_splits_lacks_is_refused(tmp_path, capsys
             f"faster-rcnn: error: --split {split}: {data} (Pascal VOC XML files (no "
             f"ImageSets/)) has no splits; {said}"
         )
+    # The refused train made no folder (it is refused after taking the folder's lock).
+    assert not (tmp_path / "r").exists()
     assert not (tmp_path / "r" / "model.safetensors").exists()
     assert not (tmp_path / "p" / "detections.json").exists()
     assert main([*evaluate, "--split", "train"]) == 0

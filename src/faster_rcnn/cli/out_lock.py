@@ -26,7 +26,8 @@ LOCK_FILE = ".training.lock"
 
 @contextmanager
 def training_lock(out: Path) -> Iterator[None]:
-    """Hold the lock of ``out`` (created if need be) while inside.
+    """Hold the lock of ``out`` (created if need be) while inside. A run refused or
+    stopped inside before it wrote anything leaves no folder it created behind.
 
     Raises:
         ValueError: another process holds it, naming that process.
@@ -34,14 +35,21 @@ def training_lock(out: Path) -> Iterator[None]:
     if not _locks():
         yield
         return
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a+", encoding="utf-8") as file:
-        _lock(file, out)
-        file.seek(0)
-        file.truncate()
-        file.write(f"{os.getpid()}\n")
-        file.flush()
-        yield
+    try:
+        with open(out / LOCK_FILE, "a+", encoding="utf-8") as file:
+            _lock(file, out)
+            file.seek(0)
+            file.truncate()
+            file.write(f"{os.getpid()}\n")
+            file.flush()
+            yield
+    except BaseException:
+        if created and [path.name for path in out.iterdir()] == [LOCK_FILE]:
+            (out / LOCK_FILE).unlink()
+            out.rmdir()
+        raise
 
 
 def check_unlocked(out: Path) -> None:
