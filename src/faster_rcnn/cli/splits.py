@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from ..data.dataset import DetectionDataset
-from ..data.holdout import SPLIT_FILE, Subset, holdout_indices, item_keys, read_split, split_record
+from ..data.holdout import (
+    SPLIT_FILE,
+    Subset,
+    held_out_of,
+    holdout_indices,
+    item_keys,
+    read_split,
+    split_record,
+)
 from ..data.joined import JoinedDataset
 from ..data.open import GENERATED, DatasetLayout, find_layout, is_generated
 from .arguments import open_fraction, random_seed
@@ -121,11 +129,11 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
                 f"{len(dataset)} images (--val-fraction F holds some out for evaluate)"
             )
         return dataset, records
-    parts, records[SPLIT_FILE] = split_record(data, dataset, args.val_fraction, args.split_seed)
-    scored = ""
-    if layout.splits:  # check_val_fraction has refused data with a val split: one split here
-        records[SPLIT_FILE]["split"] = trained_on[0]
-        scored = "; evaluate --split val scores them"
+    # check_val_fraction has refused data with a val split: one split here, if any.
+    held_from = trained_on[0] if layout.splits else None
+    fraction, seed = args.val_fraction, args.split_seed
+    parts, records[SPLIT_FILE] = split_record(data, dataset, fraction, seed, held_from)
+    scored = "; evaluate --split val scores them" if layout.splits else ""
     print(
         f"{args.data}: {len(parts['val'])} of {len(dataset)} images held out for evaluation "
         f"(--val-fraction {args.val_fraction:g}, --split-seed {args.split_seed}), listed in "
@@ -331,11 +339,8 @@ def _held_out_of(layout: DatasetLayout, split: str | None, file: Path) -> str | 
         return None
     if split != "val" and (split is not None or _has_split(layout, "test")):
         return None
-    try:
-        held_from = json.loads(file.read_text()).get("split")
-    except (ValueError, AttributeError):  # not JSON, or not an object: read_split says so
-        held_from = None
-    return held_from if isinstance(held_from, str) and _has_split(layout, held_from) else None
+    held_from = held_out_of(file)
+    return held_from if held_from is not None and _has_split(layout, held_from) else None
 
 
 def _warn_of_untrained_classes(

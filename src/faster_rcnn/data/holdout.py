@@ -84,10 +84,11 @@ def holdout_indices(keys: Sequence[str], fraction: float, seed: int) -> dict[str
 
 
 def split_record(
-    data: str, dataset: DetectionDataset, fraction: float, seed: int
+    data: str, dataset: DetectionDataset, fraction: float, seed: int, split: str | None = None
 ) -> tuple[dict[str, list[int]], dict[str, Any]]:
-    """Split ``dataset`` (see :func:`holdout_indices`): the item indices of each part, and
-    the record of the split that a split file holds (:func:`read_split` reads it)."""
+    """Split ``dataset`` (see :func:`holdout_indices`), the data's split ``split`` (``None``:
+    data without splits): the item indices of each part, and the record of the split that a
+    split file holds (:func:`read_split` reads it, :func:`held_out_of` its ``split``)."""
     keys = item_keys(dataset)
     parts = holdout_indices(keys, fraction, seed)
     record: dict[str, Any] = {
@@ -96,6 +97,8 @@ def split_record(
         "val_fraction": fraction,
         "seed": seed,
     }
+    if split is not None:
+        record["split"] = split
     record.update({part: [keys[i] for i in parts[part]] for part in PARTS})
     return parts, record
 
@@ -115,6 +118,17 @@ def read_split(path: Path, dataset: DetectionDataset, part: str) -> Subset:
             f"the dataset ({', '.join(missing[:3])}); is it the same dataset?"
         )
     return Subset(dataset, sorted(position[key] for key in record[part]))
+
+
+def held_out_of(path: Path) -> str | None:
+    """The split of the data whose images the split file ``path`` holds part of out;
+    ``None`` for data without splits (or a file written before the split was recorded,
+    or not a split file: :func:`read_split` says so)."""
+    try:
+        split = _read_record(path).get("split")
+    except ValueError:
+        return None
+    return split if isinstance(split, str) else None
 
 
 def _read_record(path: Path) -> dict[str, Any]:
