@@ -5,7 +5,6 @@ file, with no model."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from ..data.dataset import Sample
 from ..data.resizable import ResizableImages
 from ..evaluate.coco_ap import score_results_file
 from ..evaluate.recall_plots import write_recall_plots
-from ..evaluate.runner import EvaluationResult, evaluate_detector
+from ..evaluate.runner import EvaluationResult, evaluate_detector, write_figures
 from ..model import FasterRCNN
 from ..test_time_flips import TestTimeFlips
 from ..train.checkpoint import load_model
@@ -206,14 +205,8 @@ def score_detections_file(args: argparse.Namespace) -> int:
     print(f"{args.detections} against {args.coco_annotations}:")
     print("  ".join(f"{name} {_figure(value)}" for name, value in figures.items()))
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        # An undefined figure (APl without large objects) as null, as --model writes it:
-        # NaN is no JSON.
-        metrics = {
-            f"coco_{name.lower()}": None if math.isnan(value) else value
-            for name, value in figures.items()
-        }
-        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        metrics = {f"coco_{name.lower()}": value for name, value in figures.items()}
+        write_figures(args.out / "metrics.json", metrics, indent=1)
         print(f"wrote {args.out}/metrics.json")
     return 0
 

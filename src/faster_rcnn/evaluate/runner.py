@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,10 +98,7 @@ class EvaluationResult:
     def save_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`as_dict` to ``path`` as JSON (its folder created), undefined
         figures (NaN, e.g. a class without objects) as ``null``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figures = {k: None if math.isnan(v) else v for k, v in self.as_dict().items()}
-        path.write_text(json.dumps(figures, indent=2) + "\n")
+        write_figures(path, self.as_dict(), indent=2)
 
     def table(self) -> str:
         """A short printable summary followed by the per-class VOC table."""
@@ -301,6 +298,15 @@ def _detection_proposals(model: Detector) -> int | None:
 
 def _to_cpu(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {key: value.detach().cpu() for key, value in tensors.items()}
+
+
+def write_figures(path: str | os.PathLike[str], figures: Mapping[str, float], indent: int) -> None:
+    """Write ``figures`` to ``path`` as JSON (its folder created), an undefined one (NaN,
+    e.g. a class without objects: no JSON number) as ``null``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    defined = {name: None if math.isnan(value) else value for name, value in figures.items()}
+    path.write_text(json.dumps(defined, indent=indent) + "\n")
 
 
 def _fmt_count(value: float) -> str:
