@@ -2,28 +2,44 @@
 
 A frozen (or eval-mode) batch norm after a convolution is an affine map per output
 channel, ``y = conv(x) * scale + shift``, so it can be folded into the convolution's
-weights and bias: one pass over the feature map instead of three. Channels-last memory
-layout lets the CPU's convolution kernels (oneDNN) run without reordering each feature map.
-Both change only float rounding: the detections agree with the plain model's to
-within it (``tests/model/test_fast_inference.py``; against torchvision,
-``tests/parity``). ``torch.compile`` of the backbone is not among the rewrites: on a CPU
-it was no faster (0.91-1.11 times, ``benchmarks/bench_end_to_end.py --arms
-ours_compiled``) and its first call compiles for half a minute.
+weights and bias: one pass over the feature map instead of three. It is folded only
+where the forward that runs the two is known to give the convolution's output to the
+norm alone (:func:`fold_batch_norms`): a user's block may name a norm ``bn1`` and run it
+before ``conv1``, or on another input. Channels-last memory layout lets the CPU's
+convolution kernels (oneDNN) run without reordering each feature map. Both change only
+float rounding: the detections agree with the plain model's to within it
+(``tests/model/test_fast_inference.py``; against torchvision, ``tests/parity``).
+``torch.compile`` of the backbone is not among the rewrites: on a CPU it was no faster
+(0.91-1.11 times, ``benchmarks/bench_end_to_end.py --arms ours_compiled``) and its first
+call compiles for half a minute.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+from collections import Counter
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from .backbones.fpn import IntermediateLayerGetter
 from .backbones.frozen_bn import FrozenBatchNorm2d
+from .backbones.resnet import Bottleneck
+from .backbones.training_conv import ConvSequence
 from .model import FasterRCNN
 from .roi_heads.box_head import TwoMLPHead, as_roi_kernel, roi_convolution_is_faster
 
 _NORMS = (FrozenBatchNorm2d, nn.BatchNorm2d)
+# Forwards that run the children in order, each on the output of the one before alone
+# (a ConvSequence in eval mode as nn.Sequential does: training_conv.run_layers).
+_CHAIN_FORWARDS = (nn.Sequential.forward, ConvSequence.forward)
+# Forwards of the package's blocks that pass each named convolution's output to the
+# named norm and to nothing else: (convolution, norm) children.
+_BLOCK_PAIRS: dict[Callable[..., object], tuple[tuple[str, str], ...]] = {
+    Bottleneck.forward: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
+}
 
 
 def optimize_for_inference(model: FasterRCNN, channels_last: bool = True) -> FasterRCNN:
@@ -72,47 +88,83 @@ def _box_head_fc6_as_convolution(model: FasterRCNN) -> None:
 
 
 def fold_batch_norms(module: nn.Module) -> int:
-    """Fold every batch norm that directly follows a convolution into it, in place.
+    """Fold every batch norm that reads a convolution's output, and is all that reads it,
+    into that convolution, in place; the batch norm becomes ``nn.Identity``.
 
-    A pair is a convolution and a batch norm that are consecutive children of an
-    ``nn.Sequential``, or children named ``convK`` and ``bnK`` (ResNet's blocks and stem);
-    the batch norm becomes ``nn.Identity``. ``nn.BatchNorm2d`` folds with its running
-    statistics (its eval-mode function).
+    A pair folds only where the forward that runs it is known to compute
+    ``norm(conv(x))`` and to use ``conv(x)`` nowhere else: consecutive children of a
+    module that runs ``nn.Sequential``'s forward (or :class:`ConvSequence`'s), consecutive
+    layers of an :class:`IntermediateLayerGetter` but for those it returns, and ``convK``
+    and ``bnK`` of ResNet's :class:`Bottleneck`. And only a plain ``nn.Conv2d`` held once
+    in ``module`` with a :class:`FrozenBatchNorm2d` or an ``nn.BatchNorm2d`` with running
+    statistics, of the convolution's ``out_channels``, neither with forward hooks. Any
+    other norm is left as it is (a user's block whose ``bn1`` runs before ``conv1``, say),
+    so ``module`` computes what it did, rounding aside. ``nn.BatchNorm2d`` folds with its
+    running statistics (its eval-mode function).
 
     Returns:
         The number of batch norms folded.
     """
+    holders = Counter(child for _, child in module.named_modules(remove_duplicate=False))
     folded = 0
     for parent in list(module.modules()):
         for conv_name, norm_name in _conv_norm_pairs(parent):
-            conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
-            _fold_into(conv, norm)
-            setattr(parent, norm_name, nn.Identity())
-            folded += 1
+            conv, norm = parent._modules[conv_name], parent._modules[norm_name]
+            if holders[conv] == 1 and _folds_exactly(conv, norm):
+                _fold_into(conv, norm)
+                setattr(parent, norm_name, nn.Identity())
+                folded += 1
     return folded
 
 
 def _conv_norm_pairs(parent: nn.Module) -> list[tuple[str, str]]:
-    """Names of the (convolution, batch norm) children of ``parent`` that run in a row."""
-    children = dict(parent.named_children())
-    if isinstance(parent, nn.Sequential):
-        names = list(children)
-        candidates = itertools.pairwise(names)
-    else:
-        candidates = ((name, "bn" + name[4:]) for name in children if name.startswith("conv"))
-    return [
-        (conv, norm)
-        for conv, norm in candidates
-        if isinstance(children.get(conv), nn.Conv2d) and isinstance(children.get(norm), _NORMS)
-    ]
+    """Names ``(first, then)`` of children of ``parent`` whose forward passes ``first``'s
+    output to ``then`` and to nothing else: where a convolution and its norm may be."""
+    forward = _forward_of(parent)
+    # Every slot, in order: named_children() skips a module's second slot.
+    pairs = list(itertools.pairwise(parent._modules))
+    if forward in _CHAIN_FORWARDS:
+        return pairs
+    if forward is IntermediateLayerGetter.forward:
+        return [(first, then) for first, then in pairs if first not in parent.return_layers]
+    return list(_BLOCK_PAIRS.get(forward, ()))
+
+
+def _forward_of(module: nn.Module) -> Callable[..., object] | None:
+    """The forward function of ``module``'s class, or ``None`` where ``module`` has one of
+    its own."""
+    return None if "forward" in vars(module) else type(module).forward
+
+
+def _folds_exactly(conv: nn.Module, norm: nn.Module) -> bool:
+    """Whether ``norm(conv(x))`` is a convolution with other weights: a plain convolution
+    and a batch norm of its output channels with fixed statistics, and no hook that could
+    see or change what either computes."""
+    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (conv, norm))
+    if hooked or type(conv) is not nn.Conv2d or type(norm) not in _NORMS:
+        return False
+    # Without running statistics an eval-mode nn.BatchNorm2d normalises by the batch's.
+    statistics = norm.running_mean
+    return statistics is not None and tuple(statistics.shape) == (conv.out_channels,)
 
 
 @torch.no_grad()
 def _fold_into(conv: nn.Conv2d, norm: nn.Module) -> None:
     """``norm(conv(x))`` as one convolution: weights scaled per output channel, the shift
-    added to the bias (computed in float64, then rounded once)."""
-    scale = norm.weight.double() * (norm.running_var.double() + norm.eps).rsqrt()
-    shift = norm.bias.double() - norm.running_mean.double() * scale
+    added to the bias (computed in float64, then rounded once). The weights are new
+    tensors, not the old ones overwritten: another layer may share them."""
+    scale, shift = _scale_and_shift(norm)
     bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(shift)
-    conv.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias * scale + shift).to(conv.weight.dtype))
+    dtype, trained = conv.weight.dtype, conv.weight.requires_grad
+    conv.weight = nn.Parameter((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(dtype), trained)
+    conv.bias = nn.Parameter((bias * scale + shift).to(dtype))
+
+
+def _scale_and_shift(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(C,)`` float64 scale and shift with ``norm(x) = x * scale + shift`` (an
+    ``nn.BatchNorm2d`` without affine parameters: weight 1, bias 0)."""
+    mean, variance = norm.running_mean.double(), norm.running_var.double()
+    weight = norm.weight.double() if norm.weight is not None else torch.ones_like(mean)
+    bias = norm.bias.double() if norm.bias is not None else torch.zeros_like(mean)
+    scale = weight * (variance + norm.eps).rsqrt()
+    return scale, bias - mean * scale
