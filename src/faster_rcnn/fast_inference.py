@@ -73,18 +73,40 @@ def _box_head_fc6_as_convolution(model: FasterRCNN) -> None:
     channels-last RoIs (see ``roi_heads.box_head``), its kernel laid out once rather than
     on every call (51 MB for ``resnet50_fpn``: 20 ms a detection); only on a device where
     that convolution is the faster way (:func:`roi_convolution_is_faster`), and only once
-    (a model rewritten before has the convolution already)."""
+    (a model rewritten before has the convolution already). A head with a forward of its
+    own, an fc6 other than a plain ``nn.Linear`` without hooks, or RoIs of a side the
+    pooler does not tell, keep the linear layer."""
     head = model.roi_heads.box_head
-    if not (isinstance(head, TwoMLPHead) and isinstance(head.fc6, nn.Linear)):
+    if _forward_of(head) is not TwoMLPHead.forward:
         return
-    if not roi_convolution_is_faster(head.fc6.weight.device):
+    fc6 = head.fc6
+    if (
+        type(fc6) is not nn.Linear
+        or _hooked(fc6)
+        or not roi_convolution_is_faster(fc6.weight.device)
+    ):
         return
-    side = model.roi_heads.box_roi_pool.output_size
-    channels = head.fc6.in_features // (side[0] * side[1])
-    conv = nn.Conv2d(channels, head.fc6.out_features, side)
-    conv.weight = nn.Parameter(as_roi_kernel(head.fc6.weight, (channels, *side)))
-    conv.bias = head.fc6.bias
+    roi_shape = _pooled_roi_shape(model.roi_heads.box_roi_pool, fc6.in_features)
+    if roi_shape is None:
+        return
+    conv = nn.Conv2d(roi_shape[0], fc6.out_features, roi_shape[1:])
+    conv.weight = nn.Parameter(as_roi_kernel(fc6.weight, roi_shape))
+    conv.bias = fc6.bias
     head.fc6 = conv
+
+
+def _pooled_roi_shape(pool: nn.Module, features: int) -> tuple[int, int, int] | None:
+    """``(C, S_h, S_w)`` of the RoIs ``pool`` gives a layer of ``features`` inputs: its
+    ``output_size`` (a side or a pair), ``None`` where it has none or ``features`` is not
+    a whole number of channels of it."""
+    size = getattr(pool, "output_size", None)
+    side = (size, size) if isinstance(size, int) else size
+    if not (isinstance(side, tuple | list) and len(side) == 2):
+        return None
+    if not all(isinstance(length, int) and length > 0 for length in side):
+        return None
+    channels, rest = divmod(features, side[0] * side[1])
+    return (channels, side[0], side[1]) if rest == 0 else None
 
 
 def fold_batch_norms(module: nn.Module) -> int:
@@ -140,12 +162,16 @@ def _folds_exactly(conv: nn.Module, norm: nn.Module) -> bool:
     """Whether ``norm(conv(x))`` is a convolution with other weights: a plain convolution
     and a batch norm of its output channels with fixed statistics, and no hook that could
     see or change what either computes."""
-    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (conv, norm))
-    if hooked or type(conv) is not nn.Conv2d or type(norm) not in _NORMS:
+    if _hooked(conv) or _hooked(norm) or type(conv) is not nn.Conv2d or type(norm) not in _NORMS:
         return False
     # Without running statistics an eval-mode nn.BatchNorm2d normalises by the batch's.
     statistics = norm.running_mean
     return statistics is not None and tuple(statistics.shape) == (conv.out_channels,)
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether ``module`` has a forward hook, which may see or change what it computes."""
+    return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ from faster_rcnn.backbones.fpn import IntermediateLayerGetter
 from faster_rcnn.backbones.frozen_bn import FrozenBatchNorm2d
 from faster_rcnn.fast_inference import fold_batch_norms, optimize_for_inference
 from faster_rcnn.models import preset_config
+from faster_rcnn.roi_heads import TwoMLPHead
 from faster_rcnn.train.checkpoint import save_model
 from spread_models import images_of_sizes, small_detector, spread_scores
 
@@ -314,6 +315,49 @@ def _assert_same_detections(model: FasterRCNN, fast: FasterRCNN) -> None:
         assert torch.equal(g["labels"], e["labels"])
         torch.testing.assert_close(g["scores"], e["scores"], atol=1e-4, rtol=0)
         torch.testing.assert_close(g["boxes"], e["boxes"], atol=1e-3, rtol=1e-4)
+
+
+class FlatteningHead(TwoMLPHead):
+    """A user's :class:`TwoMLPHead` with a forward of its own: it flattens the RoIs for
+    fc6, which an fc6 made a convolution could not take."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(K, C, S, S)`` pooled RoIs -> ``(K, representation_size)`` features."""
+        return F.relu(self.fc7(F.relu(self.fc6(x.flatten(start_dim=1)))))
+
+
+class PoolerOfUntoldSide(nn.Module):
+    """A user's wrapper of the RoI pooler, without its ``output_size``."""
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, *args: object) -> torch.Tensor:
+        """The wrapped pooler's ``(K, C, S, S)`` RoIs."""
+        return self.pool(*args)
+
+
+def _with_flattening_head(model: FasterRCNN) -> FasterRCNN:
+    head = model.roi_heads.box_head
+    flattening = FlatteningHead(head.fc6.in_features, head.fc6.out_features)
+    flattening.load_state_dict(head.state_dict())
+    model.roi_heads.box_head = flattening
+    return model
+
+
+def _with_pooler_of_untold_side(model: FasterRCNN) -> FasterRCNN:
+    model.roi_heads.box_roi_pool = PoolerOfUntoldSide(model.roi_heads.box_roi_pool)
+    return model
+
+
+@pytest.mark.parametrize("change", [_with_flattening_head, _with_pooler_of_untold_side])
+def test_fc6_stays_linear_where_a_convolution_cannot_be_sure_to_compute_it(monkeypatch, change):
+    monkeypatch.setattr(fast_inference, "roi_convolution_is_faster", lambda device: True)
+    model = change(small_detector())
+    fast = optimize_for_inference(model)
+    assert type(fast.roi_heads.box_head.fc6) is nn.Linear
+    _assert_same_detections(model, fast)
 
 
 def test_rewriting_a_rewritten_detector_again_changes_nothing(monkeypatch):
