@@ -117,8 +117,9 @@ class FasterRCNN(nn.Module):
         which were the old classes' (the head's thresholds are dropped too, its
         ``nms_thresh`` serving every class). It also follows the inference settings that
         torchvision's users set on the modules (``model.roi_heads.score_thresh = 0.5``,
-        ``model.transform.min_size = (600,)``; see :meth:`_follow_settings`), so a model
-        file or an ONNX export of the model records what it runs with.
+        ``model.transform.min_size = (600,)``, ``model.rpn._post_nms_top_n["testing"] =
+        300``; see :meth:`_follow_settings`), so a model file or an ONNX export of the
+        model records what it runs with.
 
         Raises:
             ValueError: the predictor's ``bbox_pred`` has not four outputs per class, or
@@ -137,7 +138,18 @@ class FasterRCNN(nn.Module):
     def _follow_settings(self) -> None:
         """Bring the config to the settings of the transform, the RPN and the head that
         torchvision names alike and its users change after building the model: the
-        resize, the RPN's and the head's thresholds, the detections an image."""
+        resize, the RPN's thresholds and proposal limits, the head's thresholds, the
+        detections an image."""
+        try:
+            changed = self._changed_settings()
+            if changed:
+                self._config = self._config.replace(**changed)
+        except ValueError as error:
+            raise ValueError(f"a setting set on the model's modules is invalid: {error}") from None
+
+    def _changed_settings(self) -> dict[str, dict[str, object]]:
+        """The config's sections whose settings on the modules differ from the config,
+        with those settings, per section ``{field: value}``."""
         rpn, heads = self.rpn, self.roi_heads
         live = {
             "transform": {"min_size": self.transform.min_size, "max_size": self.transform.max_size},
@@ -145,6 +157,7 @@ class FasterRCNN(nn.Module):
                 "nms_thresh": rpn.nms_thresh,
                 "score_thresh": rpn.score_thresh,
                 "min_size": rpn.min_size,
+                **rpn.proposal_limits(),
             },
             "roi_heads": {
                 "score_thresh": heads.score_thresh,
@@ -152,17 +165,11 @@ class FasterRCNN(nn.Module):
                 "detections_per_img": heads.detections_per_img,
             },
         }
-        changed = {
+        return {
             section: fields
             for section, fields in live.items()
             if any(getattr(getattr(self._config, section), k) != v for k, v in fields.items())
         }
-        if not changed:
-            return
-        try:
-            self._config = self._config.replace(**changed)
-        except ValueError as error:
-            raise ValueError(f"a setting set on the model's modules is invalid: {error}") from None
 
     def _follow_predictor(self) -> None:
         """Bring the config (and the head's per-class NMS thresholds) to a replaced box

@@ -172,6 +172,36 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
         save_model(model, tmp_path / "other.safetensors")
 
 
+def test_proposal_limits_set_on_the_rpn_are_what_a_model_file_records(tmp_path):
+    """``model.rpn._post_nms_top_n["testing"] = k`` (torchvision's dict) changes the
+    proposals the model keeps, and the config and so the model file follow it."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    images, _ = batch()
+    model.rpn._post_nms_top_n["testing"] = 6
+    model.rpn._pre_nms_top_n = {"training": 400, "testing": 300}
+    _, proposals = model.detect_with_proposals(images)
+    assert [len(p["boxes"]) for p in proposals] == [6, 6]
+    rpn = model.config.rpn
+    assert (rpn.pre_nms_top_n_train, rpn.pre_nms_top_n_test) == (400, 300)
+    assert (rpn.post_nms_top_n_train, rpn.post_nms_top_n_test) == (500, 6)
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert loaded.rpn._pre_nms_top_n == {"training": 400, "testing": 300}
+    assert loaded.rpn._post_nms_top_n == {"training": 500, "testing": 6}
+    with torch.no_grad():
+        expected, got = model(images), loaded(images)
+    for x, y in zip(got, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in x)
+    model.rpn._post_nms_top_n["testing"] = 0
+    with pytest.raises(
+        ValueError,
+        match=r"^a setting set on the model's modules is invalid: "
+        r"RPNConfig\.post_nms_top_n_test must be >= 1$",
+    ):
+        save_model(model, tmp_path / "other.safetensors")
+
+
 def test_batched_and_single_image_inference_agree():
     # Same-size images need no extra padding, so batching must not change any result.
     torch.manual_seed(0)

@@ -153,6 +153,37 @@ def test_eval_mode_proposals_bounded_and_inside_images() -> None:
         assert bool((image_boxes[:, 1::2] >= 0).all() & (image_boxes[:, 1::2] <= height).all())
 
 
+def test_proposal_limits_are_torchvision_s_dicts_read_and_set_per_mode() -> None:
+    """torchvision's users read and set ``rpn._post_nms_top_n["testing"]``: the limits
+    were tuples, which that indexing refused."""
+    rpn = small_fpn_rpn()
+    assert rpn._pre_nms_top_n == {"training": 200, "testing": 100}
+    assert rpn._post_nms_top_n == {"training": 150, "testing": 50}
+    assert (rpn.train().pre_nms_top_n(), rpn.post_nms_top_n()) == (200, 150)
+    assert (rpn.eval().pre_nms_top_n(), rpn.post_nms_top_n()) == (100, 50)
+    images, features = fpn_batch()
+    with torch.no_grad():
+        assert [len(b) for b in rpn(images, features)[0]] == [50, 50]
+        rpn._post_nms_top_n["testing"] = 7
+        assert [len(b) for b in rpn(images, features)[0]] == [7, 7]
+        # One box a level before NMS: at most one proposal from each of the 4 levels.
+        rpn._pre_nms_top_n = {"training": 200, "testing": 1}
+        assert all(len(b) <= 4 for b in rpn(images, features)[0])
+    assert rpn.proposal_limits() == {
+        "pre_nms_top_n_train": 200,
+        "pre_nms_top_n_test": 1,
+        "post_nms_top_n_train": 150,
+        "post_nms_top_n_test": 7,
+    }
+    rpn._post_nms_top_n = {"testing": 7}
+    with pytest.raises(
+        ValueError,
+        match=r"^rpn\._post_nms_top_n must be a dict \{'training': n, 'testing': n\}, "
+        r"got \{'testing': 7\}$",
+    ):
+        rpn.proposal_limits()
+
+
 def test_batch_of_empty_images_has_zero_box_loss() -> None:
     rpn = small_fpn_rpn()
     rpn.train()

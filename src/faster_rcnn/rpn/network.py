@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
@@ -111,8 +112,11 @@ class RegionProposalNetwork(nn.Module):
         target_creator: labels the anchors against the ground truth.
         fg_bg_sampler: draws the anchors of the loss (random or hard-negative).
         box_coder: the anchors' box parameterisation.
-        pre_nms_top_n: boxes kept by score before NMS, per level: ``(training, testing)``.
-        post_nms_top_n: proposals kept after NMS, per image: ``(training, testing)``.
+        pre_nms_top_n: boxes kept by score before NMS, per level, in each mode:
+            ``{"training": n, "testing": n}``, kept as :attr:`_pre_nms_top_n`, which
+            torchvision's users read and set (``rpn._pre_nms_top_n["testing"] = 500``).
+        post_nms_top_n: proposals kept after NMS, per image, in each mode: alike, kept
+            as :attr:`_post_nms_top_n`.
         nms_thresh / score_thresh / min_size: proposal selection (see
             :func:`select_proposals`).
         loss_normalization / box_loss_weight / smooth_l1_beta: the loss (see
@@ -127,8 +131,8 @@ class RegionProposalNetwork(nn.Module):
         target_creator: AnchorTargetCreator,
         fg_bg_sampler: BalancedPositiveNegativeSampler | HardNegativeSampler,
         box_coder: BoxCoder,
-        pre_nms_top_n: tuple[int, int],
-        post_nms_top_n: tuple[int, int],
+        pre_nms_top_n: dict[str, int],
+        post_nms_top_n: dict[str, int],
         nms_thresh: float,
         score_thresh: float,
         min_size: float,
@@ -169,8 +173,11 @@ class RegionProposalNetwork(nn.Module):
             target_creator=AnchorTargetCreator.from_config(config),
             fg_bg_sampler=sampler_type(rpn.batch_size_per_image, rpn.positive_fraction),
             box_coder=BoxCoder(rpn.box_coder_weights),
-            pre_nms_top_n=(rpn.pre_nms_top_n_train, rpn.pre_nms_top_n_test),
-            post_nms_top_n=(rpn.post_nms_top_n_train, rpn.post_nms_top_n_test),
+            pre_nms_top_n={"training": rpn.pre_nms_top_n_train, "testing": rpn.pre_nms_top_n_test},
+            post_nms_top_n={
+                "training": rpn.post_nms_top_n_train,
+                "testing": rpn.post_nms_top_n_test,
+            },
             nms_thresh=rpn.nms_thresh,
             score_thresh=rpn.score_thresh,
             min_size=rpn.min_size,
@@ -180,10 +187,35 @@ class RegionProposalNetwork(nn.Module):
         )
 
     def pre_nms_top_n(self) -> int:
-        return self._pre_nms_top_n[0 if self.training else 1]
+        """Boxes kept by score before NMS, per level, in the current mode."""
+        return self._pre_nms_top_n[self._mode()]
 
     def post_nms_top_n(self) -> int:
-        return self._post_nms_top_n[0 if self.training else 1]
+        """Proposals kept after NMS, per image, in the current mode."""
+        return self._post_nms_top_n[self._mode()]
+
+    def _mode(self) -> str:
+        """The key of the current mode in the proposal limits' dicts."""
+        return "training" if self.training else "testing"
+
+    def proposal_limits(self) -> dict[str, int]:
+        """The proposal limits set on this module, as the fields of
+        :class:`~faster_rcnn.config.RPNConfig`
+        (``{"pre_nms_top_n_train": ..., "post_nms_top_n_test": ...}``).
+
+        Raises:
+            ValueError: :attr:`_pre_nms_top_n` or :attr:`_post_nms_top_n` was set to other
+                than a dict with the keys ``"training"`` and ``"testing"``.
+        """
+        fields: dict[str, int] = {}
+        for name in ("pre_nms_top_n", "post_nms_top_n"):
+            limits = getattr(self, f"_{name}")
+            if not isinstance(limits, Mapping) or not {"training", "testing"} <= set(limits):
+                raise ValueError(
+                    f"rpn._{name} must be a dict {{'training': n, 'testing': n}}, got {limits!r}"
+                )
+            fields[f"{name}_train"], fields[f"{name}_test"] = limits["training"], limits["testing"]
+        return fields
 
     def forward(
         self,
