@@ -96,8 +96,10 @@ class TransformConfig:
     ``min_size`` is the target length of the shorter side; a tuple means multi-scale
     training (in training one size drawn per image, as torchvision and detectron2 do, or
     per batch, as YOLOv5 does, by ``multi_scale_per``; the last one used in evaluation).
-    The longer side is capped at ``max_size``. Batches are zero-padded so that height and
-    width are multiples of ``size_divisible``.
+    One size may be given alone, as torchvision's ``GeneralizedRCNNTransform`` takes it
+    (``min_size=800``): it is stored as the tuple ``(800,)``. The longer side is capped at
+    ``max_size``. Batches are zero-padded so that height and width are multiples of
+    ``size_divisible``.
     """
 
     min_size: tuple[int, ...] = (800,)
@@ -108,6 +110,13 @@ class TransformConfig:
     multi_scale_per: Literal["image", "batch"] = "image"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "min_size", as_sizes(self.min_size))
+        require(
+            self,
+            "min_size",
+            isinstance(self.min_size, (tuple, list)),
+            f"an integer or a tuple of integers, got {self.min_size!r}",
+        )
         check_fields(self)
         require(self, "min_size", len(self.min_size) > 0, "at least one size")
         for size in (*self.min_size, self.max_size):
@@ -743,6 +752,14 @@ def _check_known(section: type, values: dict[str, Any]) -> None:
         close = difflib.get_close_matches(unknown[0], known, n=1)
         meant = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown {section.__name__} field(s): {unknown}{meant}")
+
+
+def as_sizes(value: Any) -> Any:
+    """``value`` as a tuple of sizes where it is one size given alone (torchvision's
+    ``min_size=800``: ``(800,)``); anything else as it is, for the config to check."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return (int(value),)
+    return value
 
 
 def require(config: object, name: str, condition: bool, expected: str) -> None:

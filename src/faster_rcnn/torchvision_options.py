@@ -82,8 +82,6 @@ def with_torchvision_options(
         if value is None or key == "progress":
             continue
         section, name = _field(key, builder)
-        if key == "min_size" and isinstance(value, int):
-            value = (value,)  # torchvision takes one size as an int
         sections.setdefault(section, {})[name] = value
     return config.replace(**sections) if sections else config
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TransformConfig
+from .config import TransformConfig, as_sizes
 from .image_list import ImageList
 from .ops.boxes import clip_boxes_to_image
 
@@ -28,7 +28,7 @@ class ImageTransform(nn.Module):
     ``max_size`` (the paper's 600 / 1000, torchvision's 800 / 1333). In training, with
     several ``min_size`` values one is drawn per image (multi-scale training), or one per
     batch (``multi_scale_per="batch"``), so that no image is padded up to a larger one's
-    size.
+    size. One ``min_size`` set alone (``transform.min_size = 600``) is kept as ``(600,)``.
     """
 
     def __init__(self, cfg: TransformConfig) -> None:
@@ -39,6 +39,16 @@ class ImageTransform(nn.Module):
         self.image_mean = cfg.image_mean
         self.image_std = cfg.image_std
         self.multi_scale_per = cfg.multi_scale_per
+
+    @property
+    def min_size(self) -> tuple[int, ...]:
+        """The shorter side's target lengths (one drawn per image or batch in training,
+        the last in evaluation)."""
+        return self._min_size
+
+    @min_size.setter
+    def min_size(self, value: tuple[int, ...] | int) -> None:
+        self._min_size = as_sizes(value)
 
     def forward(
         self,

@@ -188,6 +188,26 @@ def test_lists_from_json_become_tuples_and_ints_are_numbers():
     assert RPNConfig(nms_thresh=1).nms_thresh == 1
 
 
+def test_one_min_size_given_alone_is_a_tuple_of_one_however_the_config_is_made():
+    """torchvision's transform takes ``min_size=800``; the config refused it ("must be a
+    tuple"), though the presets' keyword took it."""
+    assert TransformConfig(min_size=800).min_size == (800,)
+    assert TransformConfig(min_size=np.int64(600)).min_size == (600,)
+    assert type(TransformConfig(min_size=np.int64(600)).min_size[0]) is int
+    config = FasterRCNNConfig().replace(transform={"min_size": 600})
+    assert config.transform == TransformConfig(min_size=(600,))
+    assert dataclasses.replace(config.transform, min_size=512).min_size == (512,)
+    data = {"transform": {"min_size": 320, "max_size": 640}}
+    assert FasterRCNNConfig.from_dict(data).transform.min_size == (320,)
+    for value in (800.0, True, "800", None):
+        with pytest.raises(
+            ValueError,
+            match=rf"^TransformConfig\.min_size must be an integer or a tuple of integers, "
+            rf"got {value!r}$",
+        ):
+            TransformConfig(min_size=value)
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_names_a_known_backbone_with_matching_levels(name):
     cfg = preset_config(name)

@@ -141,3 +141,13 @@ def test_transform_resizes_like_torchvision_where_float32_is_a_pixel_short(size,
     batch, _ = transform([torch.zeros(3, *size)])
     assert batch.image_sizes == [expected]
     assert resized_size(size, 800, 1333) == expected
+
+
+def test_one_min_size_set_alone_on_the_transform_resizes_as_a_tuple_of_one():
+    """``transform.min_size = 60`` made the next batch fail ('int' object is not
+    iterable); it is the one size ``(60,)``."""
+    transform = make_transform(min_size=(100,), max_size=1000)
+    transform.min_size = 60
+    assert transform.min_size == (60,)
+    images, _ = transform([torch.rand(3, 30, 40)])
+    assert images.image_sizes == [(60, 80)]
