@@ -73,6 +73,10 @@ BAD_FILES = {
         '{"sizes": [[16]], "aspect_ratios": [[1]], "offset": 1.5}',
         "offset must be in [0, 1)",
     ),
+    "a size twice on a level": (
+        '{"sizes": [[16, 16]], "aspect_ratios": [[1.0]]}',
+        "sizes[0] must be distinct (a repeated value repeats its anchors), got [16, 16]",
+    ),
     "ratios for other levels": (
         '{"sizes": [[16], [32]], "aspect_ratios": [[1.0]]}',
         "one tuple per level of sizes (2)",

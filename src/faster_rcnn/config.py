@@ -14,6 +14,7 @@ Lists are accepted where tuples are expected (JSON has no tuples) and stored as 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import itertools
@@ -131,8 +132,9 @@ class TransformConfig:
 class AnchorConfig:
     """Anchors (see :class:`faster_rcnn.anchors.AnchorGenerator`).
 
-    One tuple of sizes and one of aspect ratios (height / width) per feature level. The
-    paper's single level is ``sizes=((128, 256, 512),)``; an FPN has one size per level.
+    One tuple of sizes and one of aspect ratios (height / width) per feature level, each
+    without repeats (a repeat would repeat anchors). The paper's single level is
+    ``sizes=((128, 256, 512),)``; an FPN has one size per level.
     ``offset`` places anchor centres at ``(i + offset) * stride``: 0 in torchvision, 0.5
     (the cell centre) in the paper's code.
     """
@@ -161,6 +163,8 @@ class AnchorConfig:
             require(
                 self, f"aspect_ratios[{level}]", len(ratios) > 0 and min(ratios) > 0, "positive"
             )
+            _require_distinct(self, f"sizes[{level}]", sizes)
+            _require_distinct(self, f"aspect_ratios[{level}]", ratios)
             require(
                 self,
                 f"aspect_ratios[{level}]",
@@ -766,6 +770,18 @@ def require(config: object, name: str, condition: bool, expected: str) -> None:
     """Raise ``ValueError`` naming the section and field unless ``condition`` holds."""
     if not condition:
         raise ValueError(f"{type(config).__name__}.{name} must be {expected}")
+
+
+def _require_distinct(config: object, name: str, values: tuple[float, ...]) -> None:
+    """Each of ``values`` once: a repeated anchor size or ratio repeats its anchors."""
+    repeated = sorted(value for value, count in collections.Counter(values).items() if count > 1)
+    shown = ", ".join(f"{value:g}" for value in repeated)
+    require(
+        config,
+        name,
+        not repeated,
+        f"distinct (a repeated value repeats its anchors), got {list(values)}: {shown} repeats",
+    )
 
 
 def _require_order(config: object, names: tuple[str, ...], low: float, high: float) -> None:

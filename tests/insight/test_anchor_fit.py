@@ -484,6 +484,15 @@ def test_kmeans_recovers_obvious_clusters():
     assert anchors.aspect_ratios[0][0] == pytest.approx(1.0, rel=0.03)
 
 
+def test_kmeans_moves_clusters_on_one_shape_a_rounding_step_apart():
+    """Two box shapes and three clusters: two clusters end on one shape, which the config
+    refuses as a repeated anchor size (``anchors --fit`` on 5 boxes stopped on it)."""
+    boxes = shapes_to_boxes([(10, 20)] * 5 + [(30, 30)] * 5)
+    anchors = kmeans_anchors(boxes, num_levels=1, sizes_per_level=3, ratios_per_level=3)
+    assert anchors.sizes == ((14.14, 14.15, 30.0),)  # sqrt(10 * 20) = 14.142
+    assert anchors.aspect_ratios == ((1.0, 1.001, 2.0),)
+
+
 # --- 7. the command, and the uncovered boxes -----------------------------------------------
 
 

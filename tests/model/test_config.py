@@ -127,6 +127,40 @@ def test_bad_settings_are_refused_with_the_field_named(make, message):
         make()
 
 
+REPEATS = "must be distinct (a repeated value repeats its anchors), got"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "ratios", "message"),
+    [
+        (((32, 32, 64),), ((1.0,),), f"sizes[0] {REPEATS} [32, 32, 64]: 32 repeats"),
+        (
+            ((16, 24, 40, 48), (32.0, 32, 8, 8)),
+            ((2.0,),) * 2,
+            f"sizes[1] {REPEATS} [32.0, 32, 8, 8]: 8, 32 repeats",
+        ),
+        (
+            ((32,),),
+            ((0.5, 1, 1.0, 2.0),),
+            f"aspect_ratios[0] {REPEATS} [0.5, 1, 1.0, 2.0]: 1 repeats",
+        ),
+    ],
+)
+def test_a_repeated_anchor_size_or_ratio_of_a_level_is_refused(sizes, ratios, message):
+    """A level with a size or ratio twice made the same anchors twice, silently."""
+    with pytest.raises(ValueError) as error:
+        AnchorConfig(sizes=sizes, aspect_ratios=ratios)
+    assert str(error.value) == f"AnchorConfig.{message}"
+    data = preset_config("paper_vgg16").to_dict()
+    data["anchors"].update(sizes=sizes[-1:], aspect_ratios=ratios[-1:])
+    with pytest.raises(
+        ValueError, match=r"^AnchorConfig\.(sizes|aspect_ratios)\[0\] must be distinct"
+    ):
+        FasterRCNNConfig.from_dict(data)  # a model file's config
+    # The same value on two levels is no repeat: each level has its own anchors.
+    assert AnchorConfig(sizes=((32,), (32,)), aspect_ratios=((1.0,), (1.0,))).sizes[1] == (32,)
+
+
 def test_numpy_numbers_are_taken_as_pythons_own():
     # Values computed with NumPy (an anchor fit, a grid search) are NumPy scalars.
     cfg = preset_config("small").replace(

@@ -27,7 +27,10 @@ def kmeans_anchors(
     """k-means anchors in the config's structure: ``num_levels * sizes_per_level`` shape
     clusters, whose sizes (square root of the area) go to the levels in ascending order,
     and ``ratios_per_level`` clusters of the boxes' log aspect ratios, shared by every
-    level.
+    level. Where the boxes have fewer distinct shapes than that, clusters end on the same
+    value; each repeat is moved one rounding step (0.01 px, 0.001 in ratio) above the
+    value before it, so that no anchor repeats (the config refuses repeats) and the
+    anchors cover the boxes as the clusters do.
 
     Args:
         boxes: ``(G, 4)`` boxes (``x1, y1, x2, y2``), as the model sees them.
@@ -37,17 +40,29 @@ def kmeans_anchors(
     boxes = boxes.to(torch.float64)
     shapes = torch.stack((boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), dim=1)
     centroids = shape_kmeans(shapes, num_levels * sizes_per_level)
-    sizes = (centroids[:, 0] * centroids[:, 1]).sqrt().sort().values
+    sizes = _ascending_distinct((centroids[:, 0] * centroids[:, 1]).sqrt().tolist(), 2)
     log_ratios = (shapes[:, 1] / shapes[:, 0]).log()[:, None]
     ratios = kmeans(log_ratios, ratios_per_level, _one_dimensional_distance)[:, 0].exp()
-    ratios = tuple(sorted(round(r, 3) for r in ratios.tolist()))
     return AnchorConfig(
         sizes=tuple(
-            tuple(round(s, 2) for s in level.tolist()) for level in sizes.split(sizes_per_level)
+            sizes[start : start + sizes_per_level]
+            for start in range(0, len(sizes), sizes_per_level)
         ),
-        aspect_ratios=(ratios,) * num_levels,
+        aspect_ratios=(_ascending_distinct(ratios.tolist(), 3),) * num_levels,
         offset=offset,
     )
+
+
+def _ascending_distinct(values: list[float], decimals: int) -> tuple[float, ...]:
+    """``values`` rounded to ``decimals``, ascending, each one that repeats the value
+    before it moved one step of ``10**-decimals`` above it."""
+    step = 10.0**-decimals
+    distinct: list[float] = []
+    for value in sorted(round(v, decimals) for v in values):
+        if distinct and value <= distinct[-1]:
+            value = round(distinct[-1] + step, decimals)
+        distinct.append(value)
+    return tuple(distinct)
 
 
 def shape_kmeans(shapes: Tensor, k: int) -> Tensor:
