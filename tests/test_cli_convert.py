@@ -139,3 +139,30 @@ def test_a_checkpoint_given_as_a_model_file_points_to_convert(coco_file, capsys)
         f"`faster-rcnn convert {coco_file} --preset P` makes one of a torchvision "
         "Faster R-CNN's\n"
     )
+
+
+def test_a_training_runs_state_points_to_its_model_file_not_convert(tmp_path, capsys):
+    """<run>/joint/state.pt given to convert said only "got dict": it is a run's training
+    state, whose model is a model file already (the run's, or before the run wrote one,
+    the checkpoint's own, which train --resume finishes)."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--steps", "1", "--batch-size", "2"]
+    assert main([*argv, "--min-size", "96", "--max-size", "128", "--out", str(run)]) == 0
+    state, model = run / "joint" / "state.pt", run / "model.safetensors"
+    capsys.readouterr()
+    assert main(["convert", str(state)]) == 2
+    said = (
+        f"faster-rcnn: error: {state} is the state (optimizer, step) of a training run's "
+        "checkpoint, not a torchvision checkpoint, and its model needs no converting: use "
+    )
+    assert capsys.readouterr().err == f"{said}the run's model file, {model}\n"
+    model.unlink()  # as a run stopped before its end leaves it
+    assert main(["convert", str(state), "--preset", PRESET]) == 2
+    assert capsys.readouterr().err == (
+        f"{said}the checkpoint's own, {run / 'joint' / 'model.safetensors'} (`train --resume "
+        f"--out {run}` finishes the run and writes {model})\n"
+    )
+    assert sorted(path.name for path in (run / "joint").iterdir()) == [
+        "model.safetensors",
+        "state.pt",
+    ]

@@ -73,10 +73,11 @@ def load_torchvision_checkpoint(
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no state dict, one with NaN or infinite values, or
             one that does not fit the preset; or it is a model file of this package
-            (whose config and class names the preset's would replace); or
-            ``class_names`` are not one per class.
+            (whose config and class names the preset's would replace) or a training
+            run's state (naming the run's model file); or ``class_names`` are not one
+            per class.
     """
-    state_dict = _without_added_heads(read_torchvision_state_dict(path), path)
+    state_dict = _without_added_heads(_read_checkpoint(path), path)
     _refuse_model_file(path)
     check_finite(state_dict, path)
     if num_classes is None:
@@ -100,6 +101,23 @@ def load_torchvision_checkpoint(
             "is it another preset's checkpoint?"
         ) from None
     return model.eval()
+
+
+def _read_checkpoint(path: str | Path) -> dict[str, Tensor]:
+    """:func:`read_torchvision_state_dict`, saying of a training run's state file that
+    its model needs no converting, and which model file to use."""
+    from .train.checkpoint import model_file_of_state  # faster_rcnn.train imports this module
+
+    try:
+        return read_torchvision_state_dict(path)
+    except ValueError:
+        model_file = model_file_of_state(Path(path))
+        if model_file is None:
+            raise
+        raise ValueError(
+            f"{path} is the state (optimizer, step) of a training run's checkpoint, not a "
+            f"torchvision checkpoint, and its model needs no converting: use {model_file}"
+        ) from None
 
 
 def _without_added_heads(state_dict: dict[str, Tensor], path: str | Path) -> dict[str, Tensor]:

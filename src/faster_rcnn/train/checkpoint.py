@@ -123,23 +123,35 @@ def _model_metadata(path: Path) -> dict[str, str]:
 
 def _not_a_model_file(path: Path) -> str:
     """Why the PyTorch checkpoint ``path`` is refused, and what to pass instead: for a
-    training checkpoint's state (``<run>/<stage>/state.pt``), the run's model file, or
-    while the run has written none the checkpoint's own beside it; else ``convert``,
-    which makes one of a torchvision Faster R-CNN's."""
-    try:
-        _read_state(path)
-    except ValueError:  # not a training state: a torchvision checkpoint, say
+    training checkpoint's state, the model file of :func:`model_file_of_state`; else
+    ``convert``, which makes one of a torchvision Faster R-CNN's."""
+    model_file = model_file_of_state(path)
+    if model_file is None:  # not a training state: a torchvision checkpoint, say
         return (
             f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert {path} "
             "--preset P` makes one of a torchvision Faster R-CNN's"
         )
-    run, beside = path.parent.parent, path.parent / MODEL_FILE
-    state = f"{path} is the state (optimizer, step) of a training checkpoint, not a model file"
-    if (run / MODEL_FILE).is_file():
-        return f"{state}: pass the run's model file, {run / MODEL_FILE}"
     return (
-        f"{state}: pass the checkpoint's own, {beside} (`train --resume --out {run}` "
-        f"finishes the run and writes {run / MODEL_FILE})"
+        f"{path} is the state (optimizer, step) of a training checkpoint, not a model file: "
+        f"pass {model_file}"
+    )
+
+
+def model_file_of_state(path: Path) -> str | None:
+    """Where the model of the training checkpoint whose state file is ``path``
+    (``<run>/<stage>/state.pt``) is, as words to follow "pass" or "use": the run's model
+    file, or while the run has written none the checkpoint's own beside it (and how the
+    run writes its own); ``None`` where ``path`` is no training state."""
+    try:
+        _read_state(path)
+    except ValueError:
+        return None
+    run, beside = path.parent.parent, path.parent / MODEL_FILE
+    if (run / MODEL_FILE).is_file():
+        return f"the run's model file, {run / MODEL_FILE}"
+    return (
+        f"the checkpoint's own, {beside} (`train --resume --out {run}` finishes the run and "
+        f"writes {run / MODEL_FILE})"
     )
 
 
