@@ -1003,16 +1003,20 @@ def test_a_model_of_the_rpn_trained_alone_warns_that_its_box_head_is_untrained(t
         load_model(tmp_path / "joint" / "model.safetensors")
 
 
-def test_the_recipe_samples_no_rois_for_the_rpn_trained_alone(tmp_path, capsys):
-    """On these images the recipe moves copies of the boxes into a joint run's RoIs and
-    spreads them over the classes; the RPN alone samples no RoIs: it was said all the same."""
-    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--scheme", "rpn", *TINY]
-    assert main([*argv, "--out", str(tmp_path / "rpn")]) == 0
+def test_the_recipe_chooses_nothing_for_the_box_head_of_the_rpn_trained_alone(tmp_path, capsys):
+    """On these images the recipe moves copies of the boxes into a joint run's RoIs,
+    spreads them over the classes and selects its detections by Soft-NMS; the RPN alone
+    never trains its box head: no line is about the head, and its model keeps the
+    preset's head."""
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "joint")]) == 0
     printed = capsys.readouterr().out
-    assert "roi_heads.soft_nms_sigma = 0.3" in printed  # the recipe's choice for any model
-    assert "roi_heads.gt_jitter" not in printed and "roi_heads.sampler" not in printed
+    assert "roi_heads.gt_jitter = 4" in printed and "roi_heads.soft_nms_sigma = 0.3" in printed
+    assert main([*argv, "--scheme", "rpn", "--out", str(tmp_path / "rpn")]) == 0
+    printed = capsys.readouterr().out
+    assert "roi_heads." not in printed
     roi_heads = read_model_config(tmp_path / "rpn" / "model.safetensors").roi_heads
-    assert (roi_heads.gt_jitter, roi_heads.sampler) == (0, "random")
+    assert roi_heads == preset_config("small", 4).roi_heads
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")

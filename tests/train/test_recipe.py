@@ -573,6 +573,37 @@ def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     assert kept.roi_heads.detections_per_img == 100 and kept.rpn == fast.rpn
 
 
+def test_the_rpn_trained_alone_gets_no_choice_that_concerns_the_box_head_alone() -> None:
+    """On crowded images of overlapping objects a joint run's recipe chooses the head's
+    RoI sampling, its detections (and the proposals they need) and their NMS, greedy or
+    soft; the RPN alone keeps the preset's for all of them, and the rest as a joint run."""
+    fast = preset_config("mobilenet_v3_large_320_fpn", 3).replace(class_names=("dot", "blob"))
+    blobs = _item(400, 600, [[300, 300, 400, 400], [300, 300, 400, 390]], [2, 2])  # IoU 0.9
+    stats = object_statistics([_crowded(120), blobs], fast)
+    head_only = {"roi_heads", "rpn.pre_nms_top_n_test", "rpn.post_nms_top_n_test"}
+    for given in (set(), GREEDY):
+        joint, joint_choices = choose_recipe(fast, stats, given)
+        alone, choices = choose_recipe(fast, stats, given, box_head=False)
+        settings = {c.setting for c in joint_choices}
+        assert {s for s in settings if s.startswith(tuple(head_only))} == (
+            {
+                "roi_heads.batch_size_per_image",
+                "roi_heads.gt_jitter",
+                "roi_heads.sampler",
+                "roi_heads.detections_per_img",
+                "rpn.pre_nms_top_n_test",
+                "rpn.post_nms_top_n_test",
+            }
+            | ({"roi_heads.class_nms_thresh"} if given else {"roi_heads.soft_nms_sigma"})
+        )
+        assert [c for c in joint_choices if not c.setting.startswith(tuple(head_only))] == choices
+        # The finer maps the recipe reads for the small dots are pooled from alike.
+        maps = {"featmap_names": joint.roi_heads.featmap_names}
+        assert alone.roi_heads == dataclasses.replace(fast.roi_heads, **maps)
+        assert alone.rpn == fast.rpn
+        assert alone.transform == joint.transform and alone.backbone == joint.backbone
+
+
 def test_same_class_neighbour_iou_by_hand() -> None:
     boxes = torch.tensor([[0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30.0]])
     # Boxes 0 and 1 (class 1) share half a box: IoU 50 / 150. Box 2 is box 0 again but of

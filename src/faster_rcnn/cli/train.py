@@ -119,13 +119,8 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
-# The options that set how the detection head's RoIs are sampled in training: their
-# config fields.
-HEAD_TRAINING_OPTIONS = {
-    "--roi-batch-size": "roi_heads.batch_size_per_image",
-    "--roi-sampler": "roi_heads.sampler",
-    "--gt-jitter": "roi_heads.gt_jitter",
-}
+# The options that set how the detection head's RoIs are sampled in training.
+HEAD_TRAINING_OPTIONS = ("--roi-batch-size", "--roi-sampler", "--gt-jitter")
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
 
@@ -602,14 +597,13 @@ def with_recipe(
     given |= {"train.repeat_threshold"} if args.repeat_threshold is not None else set()
     given |= {"backbone.returned_layers"} if returned_layers(args) else set()
     given |= {"anchors"} if args.anchors else set()
-    # The RPN alone samples no RoIs: the recipe has nothing to choose there.
-    given |= set(HEAD_TRAINING_OPTIONS.values()) if args.scheme == "rpn" else set()
     steps = None if args.minutes is not None else run_length(args)
     kept = detector_fpn_stages(args.weights) if args.weights else None
-    chosen, choices = choose_recipe(config, stats, given, steps, kept)
+    box_head = args.scheme != "rpn"  # the RPN alone: no choice for the head
+    chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head)
     if steps is None and any(choice.min_steps for choice in choices):
         steps = steps_that_fit(args, chosen, dataset)
-        chosen, choices = choose_recipe(config, stats, given, steps, kept)
+        chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head)
     config = chosen
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),

@@ -358,6 +358,7 @@ def choose_recipe(
     given: Collection[str] = (),
     steps: int | None = None,
     weights_stages: tuple[int, ...] | None = None,
+    box_head: bool = True,
 ) -> tuple[FasterRCNNConfig, list[RecipeChoice]]:
     """The config to train, and the choices that made it from ``config``.
 
@@ -377,13 +378,17 @@ def choose_recipe(
             where they are a detector's (a model file of this package): kept where they
             are finer than those the rule reads and a class is small, as its blocks
             for them are trained.
+        box_head: whether the run trains the box head. The RPN trained alone
+            (``--scheme rpn``) gets no choice that concerns the head alone (its RoI
+            sampling, its detections an image and the proposals they need, its NMS):
+            its model keeps the preset's, and says its box head is untrained.
     """
     choices = _input_size_choices(config, stats, given)
     if choices:
         # The choices after it see the objects at the enlarged size.
         stats = stats.resized(choices[0].value[0] / config.transform.min_size[0])
         config = _with_choices(config, choices)
-    choices += _roi_sampling_choices(config, stats, given)
+    choices += _roi_sampling_choices(config, stats, given) if box_head else []
     scales = _multi_scale_choice(config, stats, given)
     if scales is not None:
         choices.append(scales)
@@ -394,11 +399,18 @@ def choose_recipe(
     per_batch = _multi_scale_per_choice(config, given)
     if per_batch is not None:
         choices.append(per_batch)
-    choices += _detections_choices(config, stats, given)
-    nms = _nms_choice(config, stats, given)
-    if nms is not None:
-        choices.append(nms)
+    if box_head:
+        choices += _box_head_output_choices(config, stats, given)
     return _with_choices(config, choices), choices
+
+
+def _box_head_output_choices(
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
+) -> list[RecipeChoice]:
+    """How the trained head's detections are made: as many as the images need (and the
+    proposals for them), selected by Soft-NMS or a crowded class's NMS IoU."""
+    nms = _nms_choice(config, stats, given)
+    return _detections_choices(config, stats, given) + ([nms] if nms is not None else [])
 
 
 def _roi_sampling_choices(
