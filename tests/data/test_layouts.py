@@ -427,6 +427,42 @@ def test_data_gives_box_sides_per_class_and_names_boxes_annotated_twice(tmp_path
     )
 
 
+def test_data_counts_crowd_regions_apart_from_the_boxes_train_trains_on(tmp_path, capsys):
+    """COCO's crowd regions (iscrowd 1) are left out of training: data counts them apart,
+    neither as boxes nor as images holding a class ('blob' is in crowd regions alone)."""
+    data = tmp_path / "data"
+    for k in range(3):
+        image(data / f"{k}.png")
+    boxes = [(0, 1, [2, 2, 10, 8], 0), (0, 1, [0, 0, 20, 20], 1), (1, 2, [0, 0, 30, 20], 1)]
+    boxes += [(2, 2, [5, 5, 30, 20], 1), (2, 1, [5, 5, 8, 8], 0)]
+    annotations = [
+        {"id": n, "image_id": k, "category_id": c, "bbox": box, "iscrowd": crowd}
+        for n, (k, c, box, crowd) in enumerate(boxes)
+    ]
+    images = [{"id": k, "file_name": f"{k}.png", "width": 40, "height": 30} for k in range(3)]
+    categories = [{"id": 1, "name": "cell"}, {"id": 2, "name": "blob"}]
+    coco = {"images": images, "annotations": annotations, "categories": categories}
+    (data / "_annotations.coco.json").write_text(json.dumps(coco))
+    assert main(["data", "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  all: 3 images, 2 boxes; ")
+    # The cells' sides: sqrt(10 * 8) = 8.9 and 8; the crowd region of 20 is none of them.
+    assert lines[2:6] == [
+        "    class  boxes  images  box side px: median (range)",
+        "    cell       2       2  8 (8-9)",
+        "    blob       0       0",
+        "    note: 3 crowd regions (iscrowd 1: 'blob' 2, 'cell' 1) are not among the boxes "
+        "above: train leaves them out, and COCO AP counts neither them as objects to find "
+        "nor a detection on one as a false positive",
+    ]
+    coco["annotations"] = [a for a in annotations if a["category_id"] == 1]
+    (data / "_annotations.coco.json").write_text(json.dumps(coco))
+    assert main(["data", "--data", str(data)]) == 0
+    assert "note: 1 crowd region (iscrowd 1: 'cell' 1) is not among the boxes above" in (
+        capsys.readouterr().out
+    )
+
+
 def test_data_names_a_split_it_cannot_open_and_describes_the_others(tmp_path, capsys):
     data = tmp_path / "voc"
     image(data / "JPEGImages" / "a.jpg")

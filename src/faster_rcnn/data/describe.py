@@ -1,6 +1,9 @@
 """What a split of a dataset holds, for ``faster-rcnn data``: images, boxes and box sizes
 per class, image sizes, what the reader said on opening it, and what the model's resize
-makes of them (:mod:`~faster_rcnn.data.resize_audit`)."""
+makes of them (:mod:`~faster_rcnn.data.resize_audit`).
+
+The boxes are those ``train`` trains on: COCO's crowd regions (``iscrowd`` 1), which it
+leaves out (:class:`~faster_rcnn.data.coco.WithoutCrowd`), are counted apart."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from .coco import drop_crowd
 from .dataset import (
     Target,
     UnreadableImageError,
@@ -29,9 +33,10 @@ from .resize_audit import ResizeAudit
 @dataclass
 class SplitSummary:
     """One split: ``name``, its images, what the resize makes of them (``resize``), boxes,
-    images and box sides per class, the smallest and largest image (``(height, width)``,
-    by area, then width), the boxes that repeat another of their class in their image,
-    and the reader's warnings.
+    images and box sides per class, crowd regions per class (COCO's ``iscrowd``, none of
+    the boxes), the smallest and largest image (``(height, width)``, by area, then
+    width), the boxes that repeat another of their class in their image, and the
+    reader's warnings.
 
     A box's side is the square root of its area, in the image's pixels as annotated.
     """
@@ -42,6 +47,7 @@ class SplitSummary:
     boxes: Counter[str] = field(default_factory=Counter)
     images_with: Counter[str] = field(default_factory=Counter)
     sides: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    crowd: Counter[str] = field(default_factory=Counter)
     smallest: tuple[int, int] | None = None
     largest: tuple[int, int] | None = None
     repeated: list[str] = field(default_factory=list)
@@ -51,7 +57,12 @@ class SplitSummary:
         self, target: Target, class_names: Sequence[str], image: str, size: tuple[int, int]
     ) -> None:
         """Count the boxes of ``target``, the annotation of the image named ``image`` of
-        ``(height, width)`` ``size``."""
+        ``(height, width)`` ``size``; its crowd regions apart."""
+        crowd = target.get("iscrowd")
+        if isinstance(crowd, Tensor):
+            crowd_labels = target["labels"][crowd.bool()].tolist()
+            self.crowd.update(class_names[label - 1] for label in crowd_labels)
+            target = drop_crowd(target)
         boxes, labels = target["boxes"], target["labels"]
         names = [class_names[label - 1] for label in labels.tolist()]
         self.resize.count(image, size, boxes, names)
@@ -75,7 +86,7 @@ class SplitSummary:
         for name, count in self.boxes.items():
             row = f"    {name:<{width}}  {count:>5}  {self.images_with[name]:>6}"
             lines.append(f"{row}  {_side_range(self.sides[name])}".rstrip())
-        notes = self.notes + self._repeated_note() + self._image_rare_note()
+        notes = self.notes + self._crowd_note() + self._repeated_note() + self._image_rare_note()
         notes += self.resize.notes()
         lines += [f"    note: {note}" for note in notes]
         return lines
@@ -93,6 +104,19 @@ class SplitSummary:
             f"a class few images hold: {', '.join(rare)} of the {self.images} images; "
             f"train lists such images more often (repeat-factor sampling at "
             f"{REPEAT_THRESHOLD}; --repeat-threshold 0 lists each image once)"
+        ]
+
+    def _crowd_note(self) -> list[str]:
+        count = sum(self.crowd.values())
+        if not count:
+            return []
+        regions = "crowd region" if count == 1 else "crowd regions"
+        are = "is" if count == 1 else "are"
+        classes = [f"{name!r} {n}" for name, n in self.crowd.most_common()]
+        return [
+            f"{count} {regions} (iscrowd 1: {first_few(classes)}) {are} not among the boxes "
+            "above: train leaves them out, and COCO AP counts neither them as objects to find "
+            "nor a detection on one as a false positive"
         ]
 
     def _repeated_note(self) -> list[str]:
