@@ -61,6 +61,7 @@ def test_object_statistics_are_measured_on_the_resized_objects() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics(DATASET, config)
     assert stats.images == 3 and stats.objects_per_image == 2  # counts 3, 2, 0
+    assert (stats.objects_where_any, stats.images_with_objects) == (2.5, 2)  # 3 and 2
     assert stats.most_objects == 3
     assert stats.class_counts == {"dot": 2, "blob": 3}
     # dot: sqrt(10 * 40) * 2 = 40 and 33 * 1 = 33, median (torch: lower) 33; blob: 200,
@@ -119,7 +120,8 @@ def test_recipe_gives_a_share_under_one_percent_its_tenth() -> None:
 
 def test_recipe_repeats_images_where_a_class_is_in_under_a_tenth_of_them() -> None:
     def stats(images_with: dict[str, int]) -> ObjectStatistics:
-        return ObjectStatistics(100, 3.0, 9, {}, {}, images_with=images_with)
+        held = {"objects_where_any": 3.0, "images_with_objects": 100}
+        return ObjectStatistics(100, 3.0, 9, {}, {}, images_with=images_with, **held)
 
     chosen = choose_repeat_threshold(stats({"cell": 98, "platelet": 5, "leukocyte": 9}))
     assert chosen is not None and chosen.value == REPEAT_THRESHOLD == 0.4
@@ -311,7 +313,8 @@ def test_recipe_makes_the_input_smaller_where_every_class_is_above_the_largest_a
 
 def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_sparse() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
-    stats = object_statistics(DATASET, config)  # 'dot' 33 px once resized, 2 objects an image
+    # 'dot' 33 px once resized; 3 and 2 objects in two images, none in the third.
+    stats = object_statistics(DATASET, config)
     chosen, choices = choose_recipe(config, stats)
     assert chosen.backbone.returned_layers == (3, 4, 5)
     # Every map keeps the preset's anchors; the head pools from all but "pool".
@@ -320,8 +323,8 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
     assert line.startswith(
         "  backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 33 px once resized "
-        "and an image holds 2 objects (the median): the FPN reads the backbone stage before "
-        "stage 4 too"
+        "and an image with objects holds 2.5 (the median; 1 of the 3 images read holds none): "
+        "the FPN reads the backbone stage before stage 4 too"
     )
     # The new map is stride 16, the preset's two stride 32.
     assert _map_strides(chosen) == {"0": 16, "1": 32, "2": 32, "pool": 64}
@@ -330,6 +333,36 @@ def test_recipe_reads_a_finer_backbone_stage_where_a_class_is_small_and_images_s
     _, choices = choose_recipe(config, object_statistics(single, config))
     line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
     assert "is 40 px once resized and an image holds 1 object (the median): " in line
+
+
+def test_the_finer_stage_weighs_the_images_that_hold_objects_where_most_hold_none() -> None:
+    """Seven images of ten without objects: the median image holds none, but the three
+    that hold objects decide how crowded an image is, and the line says so."""
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    empty = DATASET[2]
+    sparse = [DATASET[0], DATASET[1], DATASET[1], *[empty] * 7]  # 3, 2 and 2 objects
+    stats = object_statistics(sparse, config)
+    assert (stats.objects_per_image, stats.objects_where_any) == (0, 2)
+    assert stats.images_with_objects == 3
+    chosen, choices = choose_recipe(config, stats)
+    assert chosen.backbone.returned_layers == (3, 4, 5)
+    line = next(c.line() for c in choices if c.setting == "backbone.returned_layers")
+    assert line.startswith(
+        "  backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 33 px once resized "
+        "and an image with objects holds 2 (the median; 7 of the 10 images read hold none): "
+        "the FPN reads the backbone stage before stage 4 too"
+    )
+
+    # Crowded images among empty ones are crowded: the preset's stages. The dots are 40 px
+    # once resized, within the anchors.
+    def crowded(count: int):
+        corners = [(22.0 * (k % 25), 22.0 * (k // 25)) for k in range(count)]
+        return _item(400, 600, [[x, y, x + 20, y + 20] for x, y in corners], [1] * count)
+
+    held = [crowded(FINER_MAP_OBJECTS), DATASET[1], crowded(FINER_MAP_OBJECTS + 9)]
+    stats = object_statistics([*held, *[empty] * 7], config)
+    assert (stats.objects_per_image, stats.objects_where_any) == (0, FINER_MAP_OBJECTS)
+    assert choose_recipe(config, stats)[0].backbone.returned_layers is None
 
 
 def test_a_run_from_a_detector_keeps_its_fpn_s_finer_stages_for_small_objects() -> None:
@@ -380,7 +413,7 @@ def test_recipe_reads_two_finer_stages_where_the_smallest_class_stays_under_the_
     dots = [_item(400, 600, [[0, 0, 10, 10], [0, 0, 100, 100]], [1, 2])] * 3
     stats = object_statistics(dots, config)
     for objects in (2.0, float(FINER_MAP_OBJECTS), 150.0):
-        counted = dataclasses.replace(stats, objects_per_image=objects)
+        counted = dataclasses.replace(stats, objects_where_any=objects)
         chosen, choices = choose_recipe(config, counted)
         assert chosen.transform.min_size[-1] == 1120
         assert chosen.backbone.returned_layers == (2, 3, 4, 5)
@@ -398,7 +431,7 @@ def test_recipe_reads_two_finer_stages_where_the_smallest_class_stays_under_the_
     # images are sparse, none where they are crowded.
     at_anchor = stats.resized(1.2)
     assert choose_recipe(config, at_anchor)[0].backbone.returned_layers == (3, 4, 5)
-    crowded = dataclasses.replace(at_anchor, objects_per_image=float(FINER_MAP_OBJECTS))
+    crowded = dataclasses.replace(at_anchor, objects_where_any=float(FINER_MAP_OBJECTS))
     assert choose_recipe(config, crowded)[0].backbone.returned_layers is None
     # Stages or anchors the user gave stay.
     for given in ({"backbone.returned_layers"}, {"anchors"}):
@@ -409,7 +442,7 @@ def test_recipe_keeps_the_presets_stages_where_the_finer_one_is_not_for_this_dat
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics(DATASET, config)
     # Crowded images: FINER_MAP_OBJECTS objects an image (the median).
-    crowded = dataclasses.replace(stats, objects_per_image=float(FINER_MAP_OBJECTS))
+    crowded = dataclasses.replace(stats, objects_where_any=float(FINER_MAP_OBJECTS))
     assert choose_recipe(config, crowded)[0].backbone.returned_layers is None
     # No class small once resized: 'dot' 142 px at 3440.
     large = config.replace(transform={"min_size": (3440,), "max_size": 6000})
@@ -428,7 +461,7 @@ def test_recipe_keeps_the_presets_stages_where_the_finer_one_is_not_for_this_dat
 
 def test_recipe_reads_the_finer_stage_for_larger_small_objects_in_runs_that_fit_it() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
-    stats = object_statistics(DATASET, config).resized(2)  # 'dot' 66 px, 2 objects an image
+    stats = object_statistics(DATASET, config).resized(2)  # 'dot' 66 px
     assert FINER_MAP_ANY_STEPS_SIDE <= stats.class_sides["dot"] < SMALL_SIDE
     preset_stages, _ = choose_recipe(config, stats, {"backbone.returned_layers"})
     # Steps not known: the finer stage, marked as paying from FINER_MAP_STEPS on.
@@ -449,7 +482,8 @@ def test_recipe_reads_the_finer_stage_for_larger_small_objects_in_runs_that_fit_
     (kept,) = [c for c in choices if c.setting == "backbone.returned_layers"]
     assert kept.line() == (
         "  backbone.returned_layers = (4, 5): the smallest class 'dot' is 66 px once resized "
-        f"and an image holds 2 objects (the median), but the run fits about "
+        "and an image with objects holds 2.5 (the median; 1 of the 3 images read holds none), "
+        "but the run fits about "
         f"{FINER_MAP_STEPS - 1} steps: reading the stage before stage 4 too, a map twice as "
         f"fine, pays from about {FINER_MAP_STEPS} of its steps on (each 1.1-1.4 times as "
         "long), so the FPN reads the preset's stages"
@@ -704,7 +738,8 @@ def test_recipe_leaves_a_dataset_without_objects_and_small_batches_alone() -> No
 
 def test_recipe_doubles_the_rate_for_crowded_images_only() -> None:
     def stats(objects_per_image: float) -> ObjectStatistics:
-        return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0})
+        held = {"objects_where_any": objects_per_image, "images_with_objects": 10}
+        return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0}, **held)
 
     assert CROWDED_LR_PER_IMAGE == 2 * LR_PER_IMAGE == 0.005
     rate = choose_learning_rate(stats(CROWDED_OBJECTS), batch_size=2)
@@ -722,7 +757,8 @@ def test_recipe_doubles_the_rate_for_crowded_images_only() -> None:
 
 def test_the_recipe_raises_a_short_runs_rate_in_a_budget_on_crowded_images_only() -> None:
     def stats(objects_per_image: float) -> ObjectStatistics:
-        return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0})
+        held = {"objects_where_any": objects_per_image, "images_with_objects": 10}
+        return ObjectStatistics(10, objects_per_image, 30, {"cell": 100}, {"cell": 60.0}, **held)
 
     choice = choose_short_run_steps(stats(17), budgeted=True)
     assert choice is not None and choice.setting == "train.short_run_steps"

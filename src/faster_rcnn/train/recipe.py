@@ -85,6 +85,8 @@ SMALL_SIDE = 128  # px once resized: the measured platelets are well under it
 # -0.107). Raccoon (no class under SMALL_SIDE) was behind (-0.006 and -0.002;
 # benchmarks/recipe_ab.md, rounds 48 to 50). Below 40 objects it was never behind at IoU
 # 0.5, nor its small class by more than 0.003; at 66 the small class lost up to 0.032.
+# The median is over the images that hold objects (every image measured held some):
+# images without any leave those with them as crowded.
 FINER_MAP_OBJECTS = 40
 # Where the smallest class is at least FINER_MAP_ANY_STEPS_SIDE px once resized (two
 # cells of the stride-32 maps), the stride-16 map pays only in a run of FINER_MAP_STEPS
@@ -232,6 +234,9 @@ class ObjectStatistics:
             of its class in its image (0 without one).
         images_with: per class name, the images (of ``images``) that hold it.
         aspect: the images' median longer side over their shorter one.
+        objects_where_any: median count of objects over the images that hold any (0
+            without objects): how crowded an image with objects is, however many hold none.
+        images_with_objects: the images (of ``images``) that hold any object.
     """
 
     images: int
@@ -242,6 +247,8 @@ class ObjectStatistics:
     neighbour_ious: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     images_with: dict[str, int] = dataclasses.field(default_factory=dict)
     aspect: float = 1.0
+    objects_where_any: float = dataclasses.field(kw_only=True)
+    images_with_objects: int = dataclasses.field(kw_only=True)
 
     def smallest_class(self) -> str | None:
         """The class with the smallest median side (``None`` without objects)."""
@@ -305,6 +312,7 @@ def object_statistics(
             sides.setdefault(name, []).append(value)
             neighbour_ious.setdefault(name, []).append(iou)
         images_with.update(names[label - 1] for label in set(labels.tolist()))
+    held = [count for count in counts if count]
     return ObjectStatistics(
         images=len(counts),
         objects_per_image=float(statistics.median(counts)) if counts else 0.0,
@@ -314,6 +322,8 @@ def object_statistics(
         neighbour_ious={name: tuple(values) for name, values in neighbour_ious.items()},
         images_with=dict(images_with),
         aspect=float(statistics.median(aspects)) if aspects else 1.0,
+        objects_where_any=float(statistics.median(held)) if held else 0.0,
+        images_with_objects=len(held),
     )
 
 
@@ -677,11 +687,11 @@ def _finer_map_rule(
             "tiny object has cells and a pooled RoI of its own; a step takes 2.2-2.4 times "
             "as long",
         )
-    if side >= SMALL_SIDE or stats.objects_per_image >= FINER_MAP_OBJECTS:
+    if side >= SMALL_SIDE or stats.objects_where_any >= FINER_MAP_OBJECTS:
         return None
     sparse = (
-        f"the smallest class {smallest!r} is {pixels(side)} px once resized and an image holds "
-        f"{stats.objects_per_image:g} object{'s' * (stats.objects_per_image != 1)} (the median)"
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized and "
+        f"{_objects_an_image(stats)}"
     )
     finer = (stages[0] - 1, *stages)
     why = (
@@ -692,6 +702,20 @@ def _finer_map_rule(
     if side < FINER_MAP_ANY_STEPS_SIDE:
         return RecipeChoice("backbone.returned_layers", finer, why)
     return _steps_for_finer_map(finer, stages, sparse, why, steps)
+
+
+def _objects_an_image(stats: ObjectStatistics) -> str:
+    """'an image holds 2 objects (the median)'; where some images hold none, the median
+    over those that hold any: 'an image with objects holds 2 (the median; 95 of the 100
+    images read hold none)'."""
+    count = stats.objects_where_any
+    if stats.images_with_objects == stats.images:
+        return f"an image holds {count:g} object{'s' * (count != 1)} (the median)"
+    empty = stats.images - stats.images_with_objects
+    return (
+        f"an image with objects holds {count:g} (the median; {empty} of the {stats.images} "
+        f"images read hold{'s' * (empty == 1)} none)"
+    )
 
 
 def _weights_stages_choice(stages: tuple[int, ...]) -> RecipeChoice:
