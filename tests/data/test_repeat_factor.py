@@ -1,3 +1,6 @@
+import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -5,8 +8,10 @@ import torch
 from PIL import Image
 
 from faster_rcnn.cli import main
+from faster_rcnn.cli.train import named_repeats
 from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip
 from faster_rcnn.data.repeat_factor import (
+    REPEAT_FACTORS_FILE,
     Repeated,
     class_image_shares,
     image_labels,
@@ -129,6 +134,50 @@ def test_train_names_the_rarest_class_first(tmp_path: Path, capsys) -> None:
         "repeat: an image is listed as often as its rarest class asks, 'class2' (in 10% of the "
         "images) 3.08 times, 'class1' (in 90%) 1.03: an epoch reads"
     ) in capsys.readouterr().out
+
+
+def test_train_names_the_most_repeated_few_and_records_every_class(tmp_path: Path, capsys) -> None:
+    """Image k holds classes 1..k+1 (at most 8): class j is in 11 - j of the ten images.
+    At 0.95 classes 2..8 ('class1'..'class7') are repeated, sqrt(0.95 / share) times: the
+    line names five, the run's folder records all eight."""
+    root = _slide_set(tmp_path / "data", [list(range(1, min(k + 1, 8) + 1)) for k in range(10)])
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(root), "--preset", "small", "--steps", "1", "--recipe"]
+    argv += ["preset", "--out", str(out)]
+    assert main([*argv, "--repeat-threshold", "0.95"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "repeat: an image is listed as often as its rarest class asks, 'class7' (in 30% of the "
+        "images) 1.78 times, 'class6' (in 40%) 1.54, 'class5' (in 50%) 1.38, 'class4' (in "
+        "60%) 1.26, 'class3' (in 70%) 1.16, and 2 more classes, 1.09 down to 1.03 times "
+        f"(every class in {out / REPEAT_FACTORS_FILE}, written with the model): an epoch "
+        "reads "
+    ) in printed
+    record = json.loads((out / REPEAT_FACTORS_FILE).read_text())
+    items = re.search(r"an epoch reads (\d+) items of 10 images", printed)
+    assert items is not None
+    assert (record["threshold"], record["images"], record["items"]) == (0.95, 10, int(items[1]))
+    shares = {f"class{j - 1}": (11 - j) / 10 for j in range(8, 0, -1)}
+    assert list(record["classes"]) == list(shares)  # the most repeated first
+    for name, share in shares.items():
+        factor = max(1.0, math.sqrt(0.95 / share))
+        assert record["classes"][name] == pytest.approx({"share": share, "factor": factor})
+    # A run that lists each image once leaves no record of an earlier one's repeats.
+    assert main([*argv, "--repeat-threshold", "0"]) == 0
+    assert not (out / REPEAT_FACTORS_FILE).exists()
+
+
+def test_the_repeat_line_names_every_class_where_one_more_would_be_left_out() -> None:
+    names = [f"c{label}" for label in range(1, 9)]
+    shares = {label: label / 100 for label in range(1, 9)}
+    factors = {label: 10 - label for label in range(1, 9)}
+    six = named_repeats(names, shares, factors, list(range(1, 7)), Path("run"))
+    assert six.endswith("'c5' (in 5%) 5.00, 'c6' (in 6%) 4.00") and "more" not in six
+    seven = named_repeats(names, shares, factors, list(range(1, 8)), Path("run"))
+    assert seven.endswith(
+        "'c5' (in 5%) 5.00, and 2 more classes, 4.00 down to 3.00 times (every class in "
+        f"{Path('run') / REPEAT_FACTORS_FILE}, written with the model)"
+    )
 
 
 def test_the_recipe_repeats_where_a_class_is_in_under_a_tenth_of_the_images(

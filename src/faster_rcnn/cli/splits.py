@@ -34,11 +34,13 @@ from ..data.holdout import (
 )
 from ..data.joined import JoinedDataset
 from ..data.open import GENERATED, DatasetLayout, find_layout, is_generated
+from ..data.repeat_factor import REPEAT_FACTORS_FILE
 from .arguments import open_fraction, random_seed
 
 TRAINING_SPLITS_FILE = "training_splits.json"
 # What a training run records beside its model file (file name: its JSON content).
 Records = dict[str, dict[str, Any]]
+RECORD_FILES = (TRAINING_SPLITS_FILE, SPLIT_FILE, REPEAT_FACTORS_FILE)
 
 
 def add_holdout_arguments(parser: argparse.ArgumentParser, held_out: str) -> None:
@@ -143,11 +145,11 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
 
 
 def write_records(out: Path, records: Mapping[str, dict[str, Any]]) -> None:
-    """Write a training run's ``records`` (file name: content) into ``out``, beside the
-    model file it has just written, and remove an earlier run's record that ``records``
-    lacks: ``evaluate`` reads both as the model's (:func:`trained_data`,
-    :func:`evaluation_images`)."""
-    for name in (TRAINING_SPLITS_FILE, SPLIT_FILE):
+    """Write a training run's ``records`` (file name: content, of :data:`RECORD_FILES`)
+    into ``out``, beside the model file it has just written, and remove an earlier run's
+    record that ``records`` lacks: ``evaluate`` reads the splits' as the model's
+    (:func:`trained_data`, :func:`evaluation_images`)."""
+    for name in RECORD_FILES:
         file = out / name
         if name in records:
             file.write_text(json.dumps(records[name], indent=1))

@@ -32,6 +32,7 @@ from ..data.photometric import ColorJitter
 from ..data.random_crop import RandomCrop
 from ..data.repeat_factor import (
     RARE_IMAGE_SHARE,
+    REPEAT_FACTORS_FILE,
     REPEAT_THRESHOLD,
     Repeated,
     class_image_shares,
@@ -107,6 +108,7 @@ from .run_folder import (
     scheme_of,
 )
 from .splits import (
+    Records,
     add_holdout_arguments,
     check_split_seed,
     check_val_fraction,
@@ -123,6 +125,9 @@ CHECKPOINT_MINUTES = 5.0
 HEAD_TRAINING_OPTIONS = ("--roi-batch-size", "--roi-sampler", "--gt-jitter")
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
+# The repeated classes the repeat line names, the most repeated first (the others are
+# in REPEAT_FACTORS_FILE).
+REPEATS_NAMED = 5
 
 
 # The step schedule's decays, as argparse help writes percent signs.
@@ -379,7 +384,9 @@ def train(args: argparse.Namespace) -> int:
     if not is_generated(args.data):  # its images are drawn to give their boxes
         warn_of_resizing(dataset, config)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
-    dataset = augmented(repeated(resizable(dataset, config), repeat, args.seed), args, pasted)
+    listed, repeats = repeated(resizable(dataset, config), repeat, args.seed, args.out)
+    records |= repeats
+    dataset = augmented(listed, args, pasted)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
@@ -672,29 +679,60 @@ def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copie
     return class_label(config, name)
 
 
-def repeated(dataset: DetectionDataset, threshold: float | None, seed: int) -> DetectionDataset:
+def repeated(
+    dataset: DetectionDataset, threshold: float | None, seed: int, out: Path
+) -> tuple[DetectionDataset, Records]:
     """The dataset with the images of classes few images hold listed more often, at repeat
     ``threshold`` (see :mod:`faster_rcnn.data.repeat_factor`; ``None`` or 0: each image
-    once), the fractions drawn from ``seed``; says which."""
+    once), the fractions drawn from ``seed``; says which (the most repeated few); and the
+    record of every class's share and factor, to be written into ``out`` (none where
+    each image is listed once)."""
     if not threshold:
-        return dataset
+        return dataset, {}
     labels = image_labels(dataset)
     shares = class_image_shares(labels)
     factors = class_repeat_factors(shares, threshold)
-    rarest_first = sorted(((f, label) for label, f in factors.items() if f > 1), reverse=True)
-    if not rarest_first:
+    most_first = sorted(factors, key=lambda label: (factors[label], label), reverse=True)
+    if factors[most_first[0]] == 1:
         print(f"repeat: every class is in at least {threshold:.0%} of the images")
-        return dataset
-    (factor, label), *others = rarest_first
-    names = dataset.class_names
-    repeats = [f"{names[label - 1]!r} (in {shares[label]:.0%} of the images) {factor:.2f} times"]
-    repeats += [f"{names[c - 1]!r} (in {shares[c]:.0%}) {f:.2f}" for f, c in others]
+        return dataset, {}
     indices = repeated_indices(repeat_factors(labels, threshold), seed)
+    names = dataset.class_names
+    repeats = [label for label in most_first if factors[label] > 1]
     print(
-        f"repeat: an image is listed as often as its rarest class asks, {', '.join(repeats)}: "
-        f"an epoch reads {len(indices)} items of {len(dataset)} images"
+        "repeat: an image is listed as often as its rarest class asks, "
+        f"{named_repeats(names, shares, factors, repeats, out)}: an epoch reads "
+        f"{len(indices)} items of {len(dataset)} images"
     )
-    return Repeated(dataset, indices)
+    classes = {names[c - 1]: {"share": shares[c], "factor": factors[c]} for c in most_first}
+    record = {"threshold": threshold, "images": len(dataset), "items": len(indices)}
+    return Repeated(dataset, indices), {REPEAT_FACTORS_FILE: {**record, "classes": classes}}
+
+
+def named_repeats(
+    names: Sequence[str],
+    shares: dict[int, float],
+    factors: dict[int, float],
+    repeats: Sequence[int],
+    out: Path,
+) -> str:
+    """The repeated classes ``repeats`` (labels, the most repeated first) with their
+    ``shares`` of the images and their ``factors``: all of them, or where that leaves two
+    or more out, the first ``REPEATS_NAMED``, how many more there are, their factors'
+    range and the record in ``out`` that lists every class."""
+    first, *others = repeats
+    name = names[first - 1]
+    named = [f"{name!r} (in {shares[first]:.0%} of the images) {factors[first]:.2f} times"]
+    shown = others if len(others) <= REPEATS_NAMED else others[: REPEATS_NAMED - 1]
+    named += [f"{names[c - 1]!r} (in {shares[c]:.0%}) {factors[c]:.2f}" for c in shown]
+    if len(shown) < len(others):
+        rest = others[len(shown) :]
+        named.append(
+            f"and {len(rest)} more classes, {factors[rest[0]]:.2f} down to "
+            f"{factors[rest[-1]]:.2f} times (every class in {out / REPEAT_FACTORS_FILE}, "
+            "written with the model)"
+        )
+    return ", ".join(named)
 
 
 def augmented(

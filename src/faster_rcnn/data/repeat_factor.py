@@ -41,6 +41,9 @@ from .dataset import (
 # under a tenth (benchmarks/recipe_ab.md, rounds 55 and 56).
 RARE_IMAGE_SHARE = 0.1
 REPEAT_THRESHOLD = 0.4
+# The record a training run that repeats images writes beside its model file: every
+# class's share and factor (its log names the most repeated few).
+REPEAT_FACTORS_FILE = "repeat_factors.json"
 
 
 def image_labels(dataset: DetectionDataset) -> list[list[int]]:
