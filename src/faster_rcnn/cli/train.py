@@ -55,7 +55,7 @@ from ..train.alternating import (
 from ..train.checkpoint import MODEL_FILE, read_model_config, save_model
 from ..train.initial_weights import detector_fpn_stages, load_initial_weights
 from ..train.memory_layout import default_memory_layout
-from ..train.non_approximate import non_approximate_trainer
+from ..train.non_approximate import check_box_differentiable, non_approximate_trainer
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
 from ..train.recipe import (
     CROWDED_OBJECTS,
@@ -499,6 +499,8 @@ def check_options(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run's own config warns
         config = model_config(args, ["object"])  # one class: the settings do not vary
+    if args.scheme == "non-approximate":
+        check_box_differentiable(config)
     check_multi_scale_per(args, config.transform.min_size)
     check_out(args.out, args.scheme, args.resume)
     check_weights(args)

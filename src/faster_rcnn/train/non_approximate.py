@@ -66,6 +66,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..config import FasterRCNNConfig
 from ..data.dataset import Sample
 from ..model import FasterRCNN
 from ..rpn.network import RegionProposalNetwork
@@ -94,18 +95,19 @@ def non_approximate_losses(
     """The four losses of one forward pass in which the Fast R-CNN classification loss of
     the foreground RoIs also reaches the RPN's regression branch through the proposals
     (see the module). The values are those of approximate training."""
-    check_box_differentiable(model)
+    check_box_differentiable(model.config)
     with differentiable_proposals(model.rpn):
         return model(images, targets, generator=generator)
 
 
-def check_box_differentiable(model: FasterRCNN) -> None:
-    """Refuse a model whose RoI pooling has no gradient in the box coordinates.
+def check_box_differentiable(config: FasterRCNNConfig) -> None:
+    """Refuse a model of ``config`` whose RoI pooling has no gradient in the box
+    coordinates.
 
     Raises:
         ValueError: the model pools with RoIPool.
     """
-    if model.config.roi_heads.pooler != "align":
+    if config.roi_heads.pooler != "align":
         raise ValueError(
             "non-approximate joint training needs RoIAlign (pooler 'align'): RoIPool's "
             "quantised bins pass no gradient to the box coordinates"
@@ -122,7 +124,7 @@ def non_approximate_trainer(
     Raises:
         ValueError: the model pools with RoIPool.
     """
-    check_box_differentiable(model)
+    check_box_differentiable(model.config)
     return Trainer(
         model, dataset, cfg, compute_losses=non_approximate_losses, stage=STAGE, **options
     )
