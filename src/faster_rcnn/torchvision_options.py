@@ -7,15 +7,17 @@ presets of :mod:`faster_rcnn.models` take the same keywords and set those fields
 (:func:`with_torchvision_options`), so code written for torchvision's builders keeps its
 arguments. What torchvision passes as a module (``rpn_head``, ``box_predictor``, ...) is a
 config field or a module replaced on the built model here, and ``weights`` would download:
-both are refused in one line saying what to do instead.
+both are refused in one line saying what to do instead. ``weights_backbone=None`` builds
+the backbone torchvision builds without ImageNet weights (:func:`untrained_backbone`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .config import FasterRCNNConfig
+from .config import BACKBONES, FasterRCNNConfig
 
 # torchvision's keyword: (config section, field).
 _FIELDS = {
@@ -67,7 +69,8 @@ def with_torchvision_options(
     """``config`` with torchvision's keyword ``options`` for ``builder`` (the name of the
     function they were given to) set as its fields; ``progress`` is taken and has no
     effect (nothing is downloaded). A ``None`` leaves a field as the preset has it, as
-    ``bbox_reg_weights=None`` and ``trainable_backbone_layers=None`` do in torchvision.
+    ``bbox_reg_weights=None`` and ``trainable_backbone_layers=None`` do in torchvision;
+    ``weights_backbone=None`` asks for an untrained backbone (:func:`untrained_backbone`).
 
     Raises:
         TypeError: a keyword torchvision's builders do not take.
@@ -83,7 +86,30 @@ def with_torchvision_options(
             continue
         section, name = _field(key, builder)
         sections.setdefault(section, {})[name] = value
+    if "weights_backbone" in options and options["weights_backbone"] is None:
+        asked = options.get("trainable_backbone_layers")
+        sections["backbone"] = untrained_backbone(config, asked, builder)
     return config.replace(**sections) if sections else config
+
+
+def untrained_backbone(
+    config: FasterRCNNConfig, trainable_layers: int | None, builder: str
+) -> dict[str, Any]:
+    """The backbone fields of torchvision's builders given ``weights_backbone=None``: a
+    backbone trained from scratch has batch norms that learn (``nn.BatchNorm2d``, not
+    frozen) and every stage trained; a ``trainable_layers`` other than all of them is
+    warned of and overridden, as torchvision does. Without ImageNet weights, frozen
+    stages and frozen batch norms would keep their random initialisation.
+    """
+    stages = BACKBONES[config.backbone.name].stages
+    if trainable_layers is not None and trainable_layers != stages:
+        warnings.warn(
+            f"{builder}(weights_backbone=None, trainable_backbone_layers={trainable_layers}):"
+            f" an untrained backbone trains all {stages} stages, as torchvision's builders "
+            "do (leave weights_backbone out to freeze stages)",
+            stacklevel=5,
+        )
+    return {"frozen_batch_norm": False, "trainable_layers": stages}
 
 
 def _field(key: str, builder: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from faster_rcnn import models
+from faster_rcnn.backbones import FrozenBatchNorm2d
 from faster_rcnn.models import preset_config
 
 # Each torchvision keyword, a value unlike the presets', and where it lands.
@@ -80,3 +81,35 @@ def test_what_has_no_field_here_is_refused_in_one_line(options, error, said):
     with pytest.raises(error) as raised:
         models.small(3, **options)
     assert said in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("preset", "stages"), [("resnet50_fpn", 5), ("mobilenet_v3_large_fpn", 6)])
+def test_weights_backbone_none_builds_torchvision_s_untrained_backbone(preset, stages):
+    """torchvision's builders given ``weights_backbone=None`` train every stage with
+    ``nn.BatchNorm2d``; left out (ImageNet weights to come), 3 stages and frozen norms."""
+    build = getattr(models, preset)
+    untrained = build(3, weights=None, weights_backbone=None)
+    assert untrained.config == preset_config(preset, 3).replace(
+        backbone={"frozen_batch_norm": False, "trainable_layers": stages}
+    )
+    assert all(p.requires_grad for p in untrained.parameters())
+    modules = list(untrained.backbone.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in modules)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in modules)
+    pretrained_layout = build(3, weights=None)
+    assert pretrained_layout.config == preset_config(preset, 3)
+    assert not all(p.requires_grad for p in pretrained_layout.parameters())
+
+
+def test_trainable_layers_with_an_untrained_backbone_are_overridden_with_a_warning():
+    message = (
+        r"^mobilenet_v3_large_320_fpn\(weights_backbone=None, trainable_backbone_layers=2\): "
+        r"an untrained backbone trains all 6 stages, as torchvision's builders do"
+    )
+    with pytest.warns(UserWarning, match=message) as warned:
+        model = models.mobilenet_v3_large_320_fpn(
+            3, weights_backbone=None, trainable_backbone_layers=2
+        )
+    assert warned[0].filename == __file__  # points at the caller's line
+    assert model.config.backbone.trainable_layers == 6
+    assert all(p.requires_grad for p in model.parameters())
