@@ -21,7 +21,12 @@ from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
 from .transform import ImageTransform
-from .validation import validate_image_sizes, validate_images, validate_targets
+from .validation import (
+    rgb_image_list,
+    validate_image_sizes,
+    validate_images,
+    validate_targets,
+)
 
 
 class PreparedBatch(NamedTuple):
@@ -205,14 +210,16 @@ class FasterRCNN(nn.Module):
 
     def forward(
         self,
-        images: list[Tensor],
+        images: list[Tensor] | Tensor,
         targets: list[dict[str, Tensor]] | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """Detect objects, or compute the training losses.
 
         Args:
-            images: per image, ``float[3, H_i, W_i]`` in 0..1; sizes may differ.
+            images: per image, ``float[3, H_i, W_i]`` in 0..1 (or grey ``float[1, H_i,
+                W_i]``); sizes may differ. A ``float[N, 3, H, W]`` batch tensor is its
+                ``N`` images, as in torchvision.
             targets: training only; per image ``{"boxes": float[N_i, 4], "labels":
                 int64[N_i]}`` in the image's pixels, ``N_i = 0`` allowed.
             generator: random source of the samplers and multi-scale choice; ``None``
@@ -241,7 +248,7 @@ class FasterRCNN(nn.Module):
 
     def prepare_batch(
         self,
-        images: list[Tensor],
+        images: list[Tensor] | Tensor,
         targets: list[dict[str, Tensor]] | None = None,
         generator: torch.Generator | None = None,
     ) -> PreparedBatch:
@@ -249,7 +256,9 @@ class FasterRCNN(nn.Module):
         pad it; the targets' boxes are resized with their images.
 
         Args:
-            images: per image, ``float[3, H_i, W_i]`` in 0..1.
+            images: per image, ``float[3, H_i, W_i]`` in 0..1, or ``float[1, H_i, W_i]``
+                (grey, read as its channel three times); or one ``float[N, 3, H, W]``
+                batch tensor, as torchvision takes them.
             targets: per image, ``{"boxes": float[N_i, 4], "labels": int64[N_i]}`` in the
                 image's pixels, or ``None``.
             generator: random source of the multi-scale choice (training).
@@ -261,6 +270,7 @@ class FasterRCNN(nn.Module):
                 box wholly outside its image or far beyond it.
         """
         num_classes = self.num_classes  # follows a replaced predictor
+        images = rgb_image_list(images)
         validate_images(images)
         validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]

@@ -17,18 +17,46 @@ from .transform import resized_size
 
 # Pixel values this far above 1 mean an image in 0..255, not 0..1.
 _BRIGHTEST = 1.5
+_NOT_A_BATCH = "images must be a non-empty list of (3, H, W) tensors or an (N, 3, H, W) batch"
+
+
+def rgb_image_list(images: Sequence[Tensor] | Tensor) -> list[Tensor]:
+    """The images as a list of ``(3, H, W)`` tensors, in the forms torchvision's detectors
+    take them: an ``(N, C, H, W)`` batch tensor is its ``N`` images, and a grey ``(1, H,
+    W)`` image is its channel three times (what torchvision's normalisation broadcasts it
+    to). Any other image is left as it is, for :func:`validate_images` to name.
+
+    Raises:
+        ValueError: ``images`` is neither a non-empty list (or tuple) nor a batch tensor.
+    """
+    if isinstance(images, Tensor) and images.dim() == 4:
+        images = list(images.unbind(0))
+    if not isinstance(images, (list, tuple)) or len(images) == 0:
+        raise ValueError(_NOT_A_BATCH)
+    return [_as_rgb(image) for image in images]
+
+
+def _as_rgb(image: Tensor) -> Tensor:
+    """A grey ``(1, H, W)`` image as ``(3, H, W)`` (a view); anything else unchanged."""
+    if isinstance(image, Tensor) and image.dim() == 3 and image.shape[0] == 1:
+        return image.expand(3, -1, -1)
+    return image
 
 
 def validate_images(images: list[Tensor]) -> None:
-    """Each image must be a floating point ``(3, H, W)`` tensor with ``H, W > 0`` and
-    finite values (0..255 values are warned of: the model expects 0..1)."""
+    """Each image must be a floating point ``(3, H, W)`` tensor (or a grey ``(1, H, W)``
+    one, which :func:`rgb_image_list` makes ``(3, H, W)``) with ``H, W > 0`` and finite
+    values (0..255 values are warned of: the model expects 0..1)."""
     if not isinstance(images, (list, tuple)) or len(images) == 0:
-        raise ValueError("images must be a non-empty list of (3, H, W) tensors")
+        raise ValueError(_NOT_A_BATCH)
     for i, image in enumerate(images):
         if not isinstance(image, Tensor):
             raise ValueError(f"image {i}: expected a tensor, got {type(image).__name__}")
-        if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] == 0 or image.shape[2] == 0:
-            raise ValueError(f"image {i}: expected shape (3, H, W), got {tuple(image.shape)}")
+        if image.dim() != 3 or image.shape[0] not in (1, 3) or 0 in image.shape:
+            raise ValueError(
+                f"image {i}: expected shape (3, H, W), or (1, H, W) for a grey image, got "
+                f"{tuple(image.shape)}"
+            )
         if not image.is_floating_point():
             raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
         darkest, brightest = (float(v) for v in torch.aminmax(image))

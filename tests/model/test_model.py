@@ -313,3 +313,38 @@ def test_detect_with_proposals_matches_forward_and_maps_proposals_back():
         assert (boxes[:, 0::2] <= image.shape[2]).all() and (boxes[:, 1::2] <= image.shape[1]).all()
     with pytest.raises(RuntimeError, match="eval mode"):
         model.train().detect_with_proposals(images)
+
+
+def test_a_batch_tensor_is_taken_as_its_images():
+    """torchvision's models take an ``(N, 3, H, W)`` tensor in place of a list."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    stacked = torch.rand(2, 3, 100, 150, generator=torch.Generator().manual_seed(1))
+    _, targets = batch()
+    model.train()
+    losses = model(stacked, targets, generator=torch.Generator().manual_seed(2))
+    expected = model(list(stacked), targets, generator=torch.Generator().manual_seed(2))
+    assert all(torch.equal(losses[key], expected[key]) for key in expected)
+    model.eval()
+    with torch.no_grad():
+        found, listed = model(stacked), model(list(stacked))
+    assert len(found) == 2
+    for x, y in zip(found, listed, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
+
+
+def test_a_grey_image_is_read_as_its_channel_three_times():
+    """torchvision's normalisation broadcasts a ``(1, H, W)`` image to three channels:
+    each is ``(grey - mean_c) / std_c``, as for the grey value repeated."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    grey = torch.rand(1, 100, 150, generator=torch.Generator().manual_seed(1))
+    colour = torch.rand(3, 120, 90, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        found = model([grey, colour])
+        expected = model([grey.repeat(3, 1, 1), colour])
+    assert len(found[0]["boxes"]) > 0
+    for x, y in zip(found, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
+    with pytest.raises(ValueError, match=r"^image 0: expected shape \(3, H, W\), or \(1, H, W\)"):
+        model([torch.rand(4, 100, 150)])  # RGBA: its alpha is the caller's to drop

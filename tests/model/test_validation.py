@@ -5,7 +5,12 @@ import torch
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.models import small_config
-from faster_rcnn.validation import validate_image_sizes, validate_images, validate_targets
+from faster_rcnn.validation import (
+    rgb_image_list,
+    validate_image_sizes,
+    validate_images,
+    validate_targets,
+)
 
 
 def target(boxes, labels=None):
@@ -54,7 +59,8 @@ def _with(image: torch.Tensor, value: float) -> torch.Tensor:
     ("images", "message"),
     [
         ([], "non-empty"),
-        ([torch.zeros(1, 4, 4)], r"image 0: expected shape \(3, H, W\)"),
+        ([torch.zeros(4, 4, 4)], r"image 0: expected shape \(3, H, W\), or \(1, H, W\) for a"),
+        ([torch.zeros(1, 3, 4, 4)], r"image 0: expected shape \(3, H, W\)"),
         ([torch.zeros(3, 4, 4), torch.zeros(3, 0, 4)], r"image 1: expected shape"),
         ([torch.zeros(3, 4, 4, dtype=torch.uint8)], "image 0: expected a floating point"),
         ([torch.zeros(3, 4, 4), _with(torch.zeros(3, 4, 4), math.nan)], r"image 1: NaN or inf"),
@@ -124,3 +130,24 @@ def test_images_of_another_float_dtype_are_computed_in_the_weights_dtype():
         torch.testing.assert_close(model([image]), expected, rtol=0, atol=0)
         half = model([image.half()])[0]
     assert half["boxes"].dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "images",
+    [torch.zeros(3, 4, 4), torch.zeros(0, 3, 4, 4), [], None, "image.jpg"],
+)
+def test_what_is_no_batch_of_images_is_named(images):
+    message = r"^images must be a non-empty list of \(3, H, W\) tensors or an \(N, 3, H, W\) batch$"
+    with pytest.raises(ValueError, match=message):
+        rgb_image_list(images)
+
+
+def test_a_batch_tensor_and_grey_images_become_a_list_of_colour_images():
+    batch = torch.rand(2, 3, 4, 5)
+    assert [torch.equal(a, b) for a, b in zip(rgb_image_list(batch), batch, strict=True)] == [
+        True,
+        True,
+    ]
+    grey = torch.rand(1, 4, 5)
+    (colour,) = rgb_image_list([grey])
+    assert colour.shape == (3, 4, 5) and all(torch.equal(c, grey[0]) for c in colour)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..config import FasterRCNNConfig
 from ..transform import ImageTransform
-from ..validation import validate_image_sizes, validate_images
+from ..validation import rgb_image_list, validate_image_sizes, validate_images
 from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, prepare_graph_inputs
 from .onnx_export import CONFIG_KEY, FORMAT_KEY, ONNX_FORMAT, require_onnx
 
@@ -45,16 +45,19 @@ class OnnxDetector:
         self.config = FasterRCNNConfig.from_json(metadata[CONFIG_KEY])
         self.transform = ImageTransform(self.config.transform).eval()
 
-    def __call__(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+    def __call__(self, images: list[Tensor] | Tensor) -> list[dict[str, Tensor]]:
         """Detect objects.
 
         Args:
-            images: per image, ``float[3, H_i, W_i]`` in 0..1; sizes may differ.
+            images: per image, ``float[3, H_i, W_i]`` in 0..1 (or grey ``float[1, H_i,
+                W_i]``); sizes may differ. A ``float[N, 3, H, W]`` batch tensor is its
+                ``N`` images.
 
         Returns:
             Per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}`` in the image's
             pixels, by decreasing score.
         """
+        images = rgb_image_list(images)
         validate_images(images)
         validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
         inputs = prepare_graph_inputs(self.transform, [image.float().cpu() for image in images])
