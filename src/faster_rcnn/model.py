@@ -22,6 +22,7 @@ from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
 from .transform import ImageTransform
 from .validation import (
+    float_boxes,
     rgb_image_list,
     validate_image_sizes,
     validate_images,
@@ -221,7 +222,8 @@ class FasterRCNN(nn.Module):
                 W_i]``); sizes may differ. A ``float[N, 3, H, W]`` batch tensor is its
                 ``N`` images, as in torchvision.
             targets: training only; per image ``{"boxes": float[N_i, 4], "labels":
-                int64[N_i]}`` in the image's pixels, ``N_i = 0`` allowed.
+                int64[N_i]}`` in the image's pixels (integer boxes are taken too),
+                ``N_i = 0`` allowed.
             generator: random source of the samplers and multi-scale choice; ``None``
                 uses the global generator (in torchvision's order of draws).
 
@@ -263,7 +265,8 @@ class FasterRCNN(nn.Module):
                 image's pixels, or ``None``.
             generator: random source of the multi-scale choice (training).
 
-        Images of another floating dtype are converted to the weights' dtype.
+        Images of another floating dtype are converted to the weights' dtype; integer
+        boxes to float32, as torchvision's resize makes them.
 
         Raises:
             ValueError: a malformed image or target, an image too elongated to resize, a
@@ -276,6 +279,7 @@ class FasterRCNN(nn.Module):
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         if targets is not None:
             validate_targets(targets, len(images), num_classes, original_sizes)
+            targets = [float_boxes(target) for target in targets]
         # A float64 or float16 image meets float32 weights: computed in the weights' dtype.
         dtype = next(self.parameters()).dtype
         images = [image.to(dtype) for image in images]

@@ -103,8 +103,9 @@ def validate_targets(
     """Check training targets against the model's data contract.
 
     Args:
-        targets: per image, ``{"boxes": float (N, 4) x1 y1 x2 y2, "labels": int64 (N,)}``;
-            ``N = 0`` (an image with no object) is valid.
+        targets: per image, ``{"boxes": (N, 4) x1 y1 x2 y2, "labels": int64 (N,)}``,
+            the boxes floating point or integer; ``N = 0`` (an image with no object) is
+            valid.
         num_images: how many images the targets belong to.
         num_classes: classes including background; labels must be in ``1..num_classes-1``.
         image_sizes: per image, ``(height, width)``; given, a box must overlap its image
@@ -123,8 +124,11 @@ def validate_targets(
         if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
             shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
             raise ValueError(f"image {i}: boxes must have shape (N, 4), got {shape}")
-        if not boxes.is_floating_point():
-            raise ValueError(f"image {i}: boxes must be floating point, got {boxes.dtype}")
+        if not (boxes.is_floating_point() or _is_integer(boxes)):
+            raise ValueError(
+                f"image {i}: boxes must be floating point or integer, got {boxes.dtype}"
+            )
+        boxes = boxes.double() if _is_integer(boxes) else boxes  # -width wraps in uint8
         if not isinstance(labels, Tensor) or labels.dtype != torch.int64:
             dtype = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
             raise ValueError(f"image {i}: labels must be an int64 tensor, got {dtype}")
@@ -153,6 +157,19 @@ def validate_targets(
                 f"image {i}, box {j}: label {int(labels[j])} is outside 1..{num_classes - 1} "
                 "(0 is background)"
             )
+
+
+def float_boxes(target: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``target`` with integer ``(N, 4)`` boxes as float32, as torchvision's resize makes
+    them (multiplying by float32 ratios); floating boxes are left as they are."""
+    boxes = target["boxes"]
+    if boxes.is_floating_point():
+        return target
+    return {**target, "boxes": boxes.to(torch.float32)}
+
+
+def _is_integer(tensor: Tensor) -> bool:
+    return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
 
 
 def validate_boxes_in_image(boxes: Tensor, image_size: tuple[int, int], image: int) -> None:

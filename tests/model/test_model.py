@@ -348,3 +348,17 @@ def test_a_grey_image_is_read_as_its_channel_three_times():
         assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
     with pytest.raises(ValueError, match=r"^image 0: expected shape \(3, H, W\), or \(1, H, W\)"):
         model([torch.rand(4, 100, 150)])  # RGBA: its alpha is the caller's to drop
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_integer_boxes_train_as_the_same_boxes_in_float(dtype):
+    """torchvision's resize turns integer boxes into float32 ones; so does the model."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).train()
+    images, targets = batch()
+    targets[0]["boxes"] = torch.tensor([[10, 20, 60, 80], [70, 10, 140, 50]])
+    as_integers = [{**t, "boxes": t["boxes"].to(dtype)} for t in targets]
+    losses = model(images, as_integers, generator=torch.Generator().manual_seed(2))
+    expected = model(images, targets, generator=torch.Generator().manual_seed(2))
+    assert all(torch.equal(losses[key], expected[key]) for key in expected)
+    assert as_integers[0]["boxes"].dtype == dtype  # the caller's targets are left alone

@@ -34,7 +34,10 @@ def test_valid_targets_including_an_empty_image_pass():
         (target([[0, 0, 10, 10]], [0]), r"image 1, box 0: label 0 is outside 1..2"),
         (target([[0, 0, 10, 10]], [3]), r"image 1, box 0: label 3 is outside 1..2"),
         ({"boxes": torch.zeros(2, 5), "labels": torch.ones(2, dtype=torch.int64)}, r"\(N, 4\)"),
-        ({"boxes": torch.zeros(1, 4, dtype=torch.int64), "labels": torch.ones(1)}, "floating"),
+        (
+            {"boxes": torch.zeros(1, 4, dtype=torch.bool), "labels": torch.ones(1).long()},
+            r"image 1: boxes must be floating point or integer, got torch.bool",
+        ),
         ({"boxes": torch.tensor([[0.0, 0, 1, 1]]), "labels": torch.ones(1)}, "int64"),
         ({"boxes": torch.tensor([[0.0, 0, 1, 1]]), "labels": torch.ones(2).long()}, r"\(1,\)"),
         ({"boxes": torch.tensor([[0.0, 0, 1, 1]])}, "'boxes' and 'labels'"),
@@ -130,6 +133,11 @@ def test_images_of_another_float_dtype_are_computed_in_the_weights_dtype():
         torch.testing.assert_close(model([image]), expected, rtol=0, atol=0)
         half = model([image.half()])[0]
     assert half["boxes"].dtype == torch.float32
+
+
+def test_integer_boxes_pass():
+    boxes = torch.tensor([[0, 0, 10, 10]], dtype=torch.int32)
+    validate_targets([{"boxes": boxes, "labels": torch.ones(1).long()}], 1, 3, [(20, 20)])
 
 
 @pytest.mark.parametrize(
