@@ -9,7 +9,7 @@ state-dict keys are torchvision's.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,7 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
+from .torchvision_options import constructor_keywords_refused
 from .transform import ImageTransform
 from .validation import (
     float_boxes,
@@ -72,18 +73,28 @@ class FasterRCNN(nn.Module):
             as :attr:`config` and describes exactly this network (a checkpoint's config
             rebuilds it), also after ``roi_heads.box_predictor`` is replaced by one of
             another class count (torchvision's fine-tuning idiom), which it follows.
+        torchvision_keywords: none is taken: torchvision's keywords (``num_classes``,
+            ``rpn_anchor_generator``, ``box_roi_pool``, ``min_size``...) are config fields
+            here, and the error says which.
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
             ``FasterRCNN(backbone, num_classes)`` is ``FasterRCNN(backbone, config)``
-            here, the class count in the config).
+            here, the class count in the config), or keywords were given.
         ValueError: the backbone contradicts ``config.backbone``, or a custom one returns
             another number of feature maps than ``config.anchors`` has levels (or not the
             maps ``config.roi_heads`` pools).
     """
 
-    def __init__(self, backbone: nn.Module, config: FasterRCNNConfig) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        config: FasterRCNNConfig | None = None,
+        **torchvision_keywords: Any,
+    ) -> None:
         super().__init__()
+        if torchvision_keywords:
+            raise TypeError(constructor_keywords_refused(torchvision_keywords))
         if not isinstance(config, FasterRCNNConfig):
             raise TypeError(
                 f"config must be a FasterRCNNConfig, got {type(config).__name__}: the class "

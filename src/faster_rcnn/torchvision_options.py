@@ -14,7 +14,7 @@ the backbone torchvision builds without ImageNet weights (:func:`untrained_backb
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .config import BACKBONES, FasterRCNNConfig
@@ -126,3 +126,30 @@ def _field(key: str, builder: str) -> tuple[str, str]:
             f"{_DOWNLOADS[key]}"
         )
     return _FIELDS[key]
+
+
+def constructor_keywords_refused(keywords: Iterable[str]) -> str:
+    """The one-line error for torchvision's ``FasterRCNN(backbone, num_classes=...,
+    rpn_anchor_generator=..., ...)`` given ``keywords``: each is a config field (or a
+    module replaced on the built model) here, and the config goes in whole.
+
+    Raises:
+        TypeError: a keyword torchvision's ``FasterRCNN`` does not take either.
+    """
+    places = []
+    for key in keywords:
+        if key == "num_classes":
+            places.append("num_classes is config.num_classes")
+        elif key in _MODULES:
+            places.append(f"{key} is {_MODULES[key]}")
+        elif key in _FIELDS:
+            section, name = _FIELDS[key]
+            places.append(f"{key} is config.{section}.{name}")
+        else:
+            raise TypeError(f"FasterRCNN() got an unexpected keyword argument {key!r}")
+    return (
+        "FasterRCNN(backbone, num_classes=..., ...) is torchvision's form; here it is "
+        f"FasterRCNN(backbone, config): {'; '.join(places)} (a config is made by "
+        "faster_rcnn.models.preset_config(name, num_classes).replace(...), with backbone "
+        "name 'custom' and its out_channels for a backbone of your own)"
+    )

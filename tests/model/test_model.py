@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from faster_rcnn import FasterRCNN
+from faster_rcnn import AnchorGenerator, FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
+from faster_rcnn.roi_heads import MultiScaleRoIAlign
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 from faster_rcnn.train.checkpoint import load_model, save_model
 from spread_models import spread_scores
@@ -280,6 +281,31 @@ def test_torchvision_s_class_count_in_place_of_the_config_is_named():
     with pytest.raises(TypeError, match=r"^config must be a FasterRCNNConfig, got dict: "):
         FasterRCNN(backbone, {"num_classes": 3})
     assert FasterRCNN(backbone, tiny("small", 5)).num_classes == 5
+
+
+def test_torchvision_s_constructor_keywords_are_named_with_their_config_fields():
+    """The fine-tuning tutorial's ``FasterRCNN(backbone, num_classes=2,
+    rpn_anchor_generator=..., box_roi_pool=...)``: one line saying where each goes."""
+    backbone = FasterRCNN.from_config(tiny("small")).backbone
+    with pytest.raises(TypeError) as raised:
+        FasterRCNN(
+            backbone,
+            num_classes=2,
+            rpn_anchor_generator=AnchorGenerator(((32, 64),), ((0.5, 1.0, 2.0),)),
+            box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+            min_size=600,
+        )
+    said = str(raised.value)
+    assert said.startswith(
+        "FasterRCNN(backbone, num_classes=..., ...) is torchvision's form; here it is "
+        "FasterRCNN(backbone, config): num_classes is config.num_classes; "
+        "rpn_anchor_generator is config.anchors (sizes and aspect_ratios of each level); "
+        "box_roi_pool is config.roi_heads (pooler, output_size, sampling_ratio, "
+        "featmap_names); min_size is config.transform.min_size (a config is made by "
+    )
+    assert "\n" not in said
+    with pytest.raises(TypeError, match=r"^FasterRCNN\(\) got an unexpected keyword argument 'nm'"):
+        FasterRCNN(backbone, tiny("small"), nm=3)
 
 
 def test_a_predictor_whose_box_deltas_do_not_fit_its_classes_is_refused():
