@@ -143,6 +143,31 @@ def test_single_level_is_plain_roi_align_and_keeps_dtype() -> None:
     torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.parametrize("output_size", [(5, 3), [5, 3]])
+def test_an_output_size_pair_pools_to_that_height_and_width(output_size) -> None:
+    """torchvision's ``output_size`` is one side or ``(height, width)``."""
+    gen = torch.Generator().manual_seed(6)
+    features = pyramid(gen)
+    small, large = random_boxes(gen, 5, 30), torch.tensor([square(60, 500)])
+    pooler = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size, 2)
+    out = pooler(features, [torch.cat([small, large])], [(128, 128)])
+    assert out.shape == (6, 3, 5, 3)
+    # Sides under 112 px pool from level 2 (map "0"), 500 px from level 5 (map "3").
+    expected = [
+        roi_align(features["0"], [small], (5, 3), spatial_scale=1 / 4, sampling_ratio=2),
+        roi_align(features["3"], [large], (5, 3), spatial_scale=1 / 32, sampling_ratio=2),
+    ]
+    torch.testing.assert_close(out, torch.cat(expected))
+    with pytest.raises(ValueError, match=r"^output_size must be an int or \(height, width\)"):
+        MultiScaleRoIAlign(["0"], (7, 7, 7), 2)
+
+
+def test_the_repr_is_torchvisions() -> None:
+    assert repr(MultiScaleRoIAlign(["feat1", "feat3"], 7, 2)) == (
+        "MultiScaleRoIAlign(featmap_names=['feat1', 'feat3'], output_size=(7, 7), sampling_ratio=2)"
+    )
+
+
 def test_missing_feature_map_is_an_error() -> None:
     pooler = MultiScaleRoIAlign(["0", "p9"], 7, 2)
     gen = torch.Generator().manual_seed(3)

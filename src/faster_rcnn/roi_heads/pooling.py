@@ -127,12 +127,27 @@ def _select_features(x: Mapping[str, Tensor], featmap_names: Sequence[str]) -> l
     return selected
 
 
+def pooled_size(output_size: int | Sequence[int]) -> tuple[int, int]:
+    """``(height, width)`` of a pooled RoI: one side for both, or a pair (torchvision's
+    ``output_size``).
+
+    Raises:
+        ValueError: a sequence that is not two sides.
+    """
+    if isinstance(output_size, int):
+        return (output_size, output_size)
+    if len(output_size) != 2:
+        raise ValueError(f"output_size must be an int or (height, width), got {output_size!r}")
+    height, width = output_size
+    return (int(height), int(width))
+
+
 class MultiScaleRoIAlign(nn.Module):
     """RoIAlign from the pyramid level that suits each box's size (torchvision's).
 
     Args:
         featmap_names: the feature maps pooled from, e.g. ``("0", "1", "2", "3")``.
-        output_size: side of the pooled grid (7).
+        output_size: side of the pooled grid (7), or its ``(height, width)``.
         sampling_ratio: bilinear samples per bin side (-1: adaptive).
         aligned: RoIAlign's half-pixel offset (False in torchvision's Faster R-CNN).
         canonical_scale / canonical_level: the level mapping, see :class:`LevelMapper`.
@@ -146,7 +161,7 @@ class MultiScaleRoIAlign(nn.Module):
     def __init__(
         self,
         featmap_names: Sequence[str],
-        output_size: int,
+        output_size: int | Sequence[int],
         sampling_ratio: int,
         aligned: bool = False,
         canonical_scale: int = 224,
@@ -154,7 +169,7 @@ class MultiScaleRoIAlign(nn.Module):
     ) -> None:
         super().__init__()
         self.featmap_names = tuple(featmap_names)
-        self.output_size = (output_size, output_size)
+        self.output_size = pooled_size(output_size)
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
         self.canonical_scale = canonical_scale
@@ -198,6 +213,13 @@ class MultiScaleRoIAlign(nn.Module):
             # Levels may differ in dtype under autocast; the in-place copy needs one.
             result[idx_in_level] = pooled.to(result.dtype)
         return result
+
+    def extra_repr(self) -> str:
+        """torchvision's: ``featmap_names=['0'], output_size=(7, 7), sampling_ratio=2``."""
+        return (
+            f"featmap_names={list(self.featmap_names)}, output_size={self.output_size}, "
+            f"sampling_ratio={self.sampling_ratio}"
+        )
 
     def _roi_align(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
         return roi_align(
