@@ -35,19 +35,23 @@ class AnchorGenerator(nn.Module):
     :func:`faster_rcnn.rpn.network.concat_box_prediction_layers`.
 
     Args:
-        sizes: per level, the anchor sizes (square root of the area) in pixels.
-        aspect_ratios: per level, the aspect ratios (height / width).
+        sizes: per level, the anchor sizes (square root of the area) in pixels; a flat
+            sequence is one size per level, as in torchvision (``(32, 64)`` is
+            ``((32,), (64,))``).
+        aspect_ratios: per level, the aspect ratios (height / width); a flat sequence
+            serves every level, as in torchvision.
         offset: anchor centres at ``(index + offset) * stride``; 0 is torchvision, 0.5 the
             cell centre (the paper's code, up to its "+1" pixel convention).
     """
 
     def __init__(
         self,
-        sizes: Sequence[Sequence[float]] = ((128, 256, 512),),
-        aspect_ratios: Sequence[Sequence[float]] = ((0.5, 1.0, 2.0),),
+        sizes: Sequence[Sequence[float]] | Sequence[float] = ((128, 256, 512),),
+        aspect_ratios: Sequence[Sequence[float]] | Sequence[float] = ((0.5, 1.0, 2.0),),
         offset: float = 0.0,
     ) -> None:
         super().__init__()
+        sizes, aspect_ratios = per_level(sizes, aspect_ratios)
         if len(sizes) != len(aspect_ratios):
             raise ValueError(
                 f"anchor sizes are given for {len(sizes)} feature level(s) but aspect ratios "
@@ -145,6 +149,19 @@ class AnchorGenerator(nn.Module):
                 )
             )
         return torch.cat(per_level)
+
+
+def per_level(
+    sizes: Sequence[Sequence[float]] | Sequence[float],
+    aspect_ratios: Sequence[Sequence[float]] | Sequence[float],
+) -> tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]]:
+    """Anchor sizes and aspect ratios per level, as torchvision's ``AnchorGenerator``
+    reads them: flat sizes are one a level, flat ratios serve every level."""
+    if len(sizes) > 0 and not isinstance(sizes[0], (list, tuple)):
+        sizes = tuple((size,) for size in sizes)
+    if len(aspect_ratios) > 0 and not isinstance(aspect_ratios[0], (list, tuple)):
+        aspect_ratios = (tuple(aspect_ratios),) * len(sizes)
+    return sizes, aspect_ratios
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,21 @@ def test_sizes_and_ratios_level_count_mismatch() -> None:
         AnchorGenerator(((32,), (64,)), ((1.0,),) * 3)
 
 
+def test_flat_sizes_are_one_a_level_and_flat_ratios_serve_every_level() -> None:
+    """torchvision's reading: ``AnchorGenerator((32, 64), (0.5, 1.0))`` is two levels."""
+    generator = AnchorGenerator((32, 64), (0.5, 1.0))
+    assert generator.sizes == ((32.0,), (64.0,))
+    assert generator.aspect_ratios == ((0.5, 1.0),) * 2
+    assert generator.num_anchors_per_location() == [2, 2]
+    # Size 32 at ratio 0.5: 45.25 x 22.63 -> half-sides 23 and 11; 64 at 1: 32 and 32.
+    torch.testing.assert_close(
+        generator.cell_anchors[0][0], torch.tensor([-23.0, -11.0, 23.0, 11.0]), rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        generator.cell_anchors[1][1], torch.tensor([-32.0, -32.0, 32.0, 32.0]), rtol=0, atol=0
+    )
+
+
 def test_dtype_and_batch() -> None:
     generator = paper_generator(0.5)
     features = [torch.zeros(3, 2, 2, 2, dtype=torch.float64)]
