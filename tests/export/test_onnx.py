@@ -59,6 +59,20 @@ def test_exported_small_preset_gives_the_eager_detections(small_export):
         assert_same_detections(detector(images), expected)
 
 
+def test_the_onnx_detector_takes_a_batch_tensor_and_grey_images_as_the_model_does(
+    small_export,
+):
+    model, onnx_file = small_export
+    detector = OnnxDetector(onnx_file)
+    colour = images_of_sizes([(240, 320), (240, 320)])
+    grey = [image[:1] for image in colour]
+    with torch.no_grad():
+        expected_colour, expected_grey = model(colour), model(grey)
+    assert all(len(e["scores"]) > 0 for e in expected_colour + expected_grey)
+    assert_same_detections(detector(torch.stack(colour)), expected_colour)
+    assert_same_detections(detector(grey), expected_grey)
+
+
 def test_predict_onnx_writes_the_eager_json(small_export, tmp_path):
     _, onnx_file = small_export
     images = tmp_path / "images"
