@@ -20,7 +20,7 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
-from .torchvision_options import constructor_keywords_refused
+from .torchvision_options import constructor_config
 from .transform import ImageTransform
 from .validation import (
     float_boxes,
@@ -73,17 +73,20 @@ class FasterRCNN(nn.Module):
             as :attr:`config` and describes exactly this network (a checkpoint's config
             rebuilds it), also after ``roi_heads.box_predictor`` is replaced by one of
             another class count (torchvision's fine-tuning idiom), which it follows.
-        torchvision_keywords: none is taken: torchvision's keywords (``num_classes``,
-            ``rpn_anchor_generator``, ``box_roi_pool``, ``min_size``...) are config fields
-            here, and the error says which.
+        torchvision_keywords: instead of ``config``, torchvision's form
+            (``num_classes=2, rpn_anchor_generator=AnchorGenerator(...),
+            box_roi_pool=MultiScaleRoIAlign(...), min_size=...``): the config is made
+            from them (:func:`~faster_rcnn.torchvision_options.constructor_config`).
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
             ``FasterRCNN(backbone, num_classes)`` is ``FasterRCNN(backbone, config)``
-            here, the class count in the config), or keywords were given.
-        ValueError: the backbone contradicts ``config.backbone``, or a custom one returns
+            or ``FasterRCNN(backbone, num_classes=...)`` here), both a config and
+            keywords were given, or a keyword torchvision's ``FasterRCNN`` does not take.
+        ValueError: the backbone contradicts ``config.backbone``; a custom one returns
             another number of feature maps than ``config.anchors`` has levels (or not the
-            maps ``config.roi_heads`` pools).
+            maps ``config.roi_heads`` pools); a keyword's value is out of its field's
+            range, or is a module that config fields set here (``rpn_head``...).
     """
 
     def __init__(
@@ -94,12 +97,18 @@ class FasterRCNN(nn.Module):
     ) -> None:
         super().__init__()
         if torchvision_keywords:
-            raise TypeError(constructor_keywords_refused(torchvision_keywords))
+            if config is not None:
+                raise TypeError(
+                    "FasterRCNN(backbone, config, ...): give a config or torchvision's "
+                    f"keywords ({', '.join(torchvision_keywords)}), not both"
+                )
+            config = constructor_config(backbone, torchvision_keywords)
         if not isinstance(config, FasterRCNNConfig):
             raise TypeError(
                 f"config must be a FasterRCNNConfig, got {type(config).__name__}: the class "
                 "count is its num_classes (faster_rcnn.models.preset_config(name, "
-                "num_classes), with backbone name 'custom' for a backbone of your own)"
+                "num_classes), with backbone name 'custom' for a backbone of your own), or "
+                "FasterRCNN(backbone, num_classes=...) as in torchvision"
             )
         check_backbone_matches(backbone, config.backbone)
         check_custom_feature_maps(backbone, config)

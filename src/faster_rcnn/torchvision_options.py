@@ -14,10 +14,14 @@ the backbone torchvision builds without ImageNet weights (:func:`untrained_backb
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from .config import BACKBONES, FasterRCNNConfig
+from torch import nn
+
+from .anchors import AnchorGenerator
+from .config import BACKBONES, CUSTOM_BACKBONE, BackboneConfig, FasterRCNNConfig
+from .roi_heads.pooling import MultiScaleRoIAlign
 
 # torchvision's keyword: (config section, field).
 _FIELDS = {
@@ -45,6 +49,8 @@ _FIELDS = {
     "box_positive_fraction": ("roi_heads", "positive_fraction"),
     "bbox_reg_weights": ("roi_heads", "box_coder_weights"),
     "trainable_backbone_layers": ("backbone", "trainable_layers"),
+    # What torchvision's FasterRCNN passes on to its GeneralizedRCNNTransform.
+    "size_divisible": ("transform", "size_divisible"),
 }
 # torchvision's keywords that take a module, and where that part is set here.
 _MODULES = {
@@ -55,6 +61,9 @@ _MODULES = {
     "box_predictor": "model.roi_heads.box_predictor replaced on the built model "
     "(torchvision's fine-tuning idiom; num_classes follows it)",
 }
+# The keywords of torchvision's FasterRCNN(backbone, ...) that set config fields or
+# modules (its builders' trainable_backbone_layers is not among them).
+_CONSTRUCTOR_KEYWORDS = {*_FIELDS, *_MODULES} - {"trainable_backbone_layers"}
 # Keywords that would download weights: only None (nothing downloaded) is taken.
 _DOWNLOADS = {
     "weights": "faster_rcnn.load_torchvision_checkpoint(FILE) reads a detector's file",
@@ -128,28 +137,86 @@ def _field(key: str, builder: str) -> tuple[str, str]:
     return _FIELDS[key]
 
 
-def constructor_keywords_refused(keywords: Iterable[str]) -> str:
-    """The one-line error for torchvision's ``FasterRCNN(backbone, num_classes=...,
-    rpn_anchor_generator=..., ...)`` given ``keywords``: each is a config field (or a
-    module replaced on the built model) here, and the config goes in whole.
+def constructor_config(backbone: nn.Module, keywords: Mapping[str, Any]) -> FasterRCNNConfig:
+    """The config of torchvision's ``FasterRCNN(backbone, num_classes=2,
+    rpn_anchor_generator=AnchorGenerator(...), box_roi_pool=MultiScaleRoIAlign(...),
+    min_size=..., ...)`` (its fine-tuning tutorial's form): torchvision's defaults (those
+    of :class:`FasterRCNNConfig`), a backbone of its own (``"custom"``) with the
+    ``out_channels`` it has, the anchor generator's sizes and aspect ratios, the pooler's
+    feature maps and grid, and the other keywords as :func:`with_torchvision_options`
+    sets them.
 
     Raises:
-        TypeError: a keyword torchvision's ``FasterRCNN`` does not take either.
+        TypeError: a keyword torchvision's ``FasterRCNN`` does not take; a generator or
+            pooler that is not this package's :class:`~faster_rcnn.anchors.AnchorGenerator`
+            or :class:`~faster_rcnn.roi_heads.pooling.MultiScaleRoIAlign`.
+        ValueError: no ``num_classes``; a backbone without an integer ``out_channels``;
+            ``rpn_head``, ``box_head`` or ``box_predictor`` (set here by config fields or
+            replaced on the built model); a value out of its field's range.
     """
-    places = []
-    for key in keywords:
-        if key == "num_classes":
-            places.append("num_classes is config.num_classes")
-        elif key in _MODULES:
-            places.append(f"{key} is {_MODULES[key]}")
-        elif key in _FIELDS:
-            section, name = _FIELDS[key]
-            places.append(f"{key} is config.{section}.{name}")
-        else:
-            raise TypeError(f"FasterRCNN() got an unexpected keyword argument {key!r}")
-    return (
-        "FasterRCNN(backbone, num_classes=..., ...) is torchvision's form; here it is "
-        f"FasterRCNN(backbone, config): {'; '.join(places)} (a config is made by "
-        "faster_rcnn.models.preset_config(name, num_classes).replace(...), with backbone "
-        "name 'custom' and its out_channels for a backbone of your own)"
+    options = dict(keywords)
+    num_classes = options.pop("num_classes", None)
+    generator = options.pop("rpn_anchor_generator", None)
+    pool = options.pop("box_roi_pool", None)
+    unknown = [key for key in options if key not in _CONSTRUCTOR_KEYWORDS]
+    if unknown:
+        raise TypeError(f"FasterRCNN() got an unexpected keyword argument {unknown[0]!r}")
+    if num_classes is None:
+        raise ValueError(
+            "FasterRCNN(backbone, ...) needs num_classes (background included); a box "
+            "predictor of another class count is replaced on the built model here"
+        )
+    channels = getattr(backbone, "out_channels", None)
+    if not isinstance(channels, int) or isinstance(channels, bool):
+        raise ValueError(
+            "FasterRCNN(backbone, num_classes=...): the backbone needs an integer "
+            f"out_channels, the channels of its feature maps (got {channels!r})"
+        )
+    config = FasterRCNNConfig(
+        num_classes=num_classes,
+        backbone=BackboneConfig(name=CUSTOM_BACKBONE, out_channels=channels),
     )
+    sections: dict[str, dict[str, Any]] = {}
+    if generator is not None:
+        sections["anchors"] = _anchor_fields(generator)
+    if pool is not None:
+        sections["roi_heads"] = _pooler_fields(pool)
+    return with_torchvision_options(config.replace(**sections), options, "FasterRCNN")
+
+
+def _anchor_fields(generator: object) -> dict[str, Any]:
+    """The :class:`AnchorConfig` fields of ``rpn_anchor_generator``."""
+    if not isinstance(generator, AnchorGenerator):
+        raise TypeError(
+            "FasterRCNN(rpn_anchor_generator=...) takes faster_rcnn.AnchorGenerator, got "
+            f"{type(generator).__name__}"
+        )
+    return {
+        "sizes": generator.sizes,
+        "aspect_ratios": generator.aspect_ratios,
+        "offset": generator.offset,
+    }
+
+
+def _pooler_fields(pool: object) -> dict[str, Any]:
+    """The :class:`RoIHeadsConfig` fields of ``box_roi_pool``."""
+    if not isinstance(pool, MultiScaleRoIAlign):
+        raise TypeError(
+            "FasterRCNN(box_roi_pool=...) takes faster_rcnn.roi_heads.MultiScaleRoIAlign, got "
+            f"{type(pool).__name__}"
+        )
+    height, width = pool.output_size
+    if height != width:
+        raise ValueError(
+            f"FasterRCNN(box_roi_pool=...): a pooled grid of {height}x{width}; the box "
+            "head here pools square grids (output_size one side)"
+        )
+    return {
+        "pooler": "align",
+        "featmap_names": pool.featmap_names,
+        "output_size": height,
+        "sampling_ratio": pool.sampling_ratio,
+        "aligned": pool.aligned,
+        "canonical_scale": pool.canonical_scale,
+        "canonical_level": pool.canonical_level,
+    }

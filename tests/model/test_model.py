@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from faster_rcnn import AnchorGenerator, FasterRCNN
+from faster_rcnn import AnchorGenerator, FasterRCNN, FasterRCNNConfig
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
 from faster_rcnn.roi_heads import MultiScaleRoIAlign
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
@@ -283,29 +283,92 @@ def test_torchvision_s_class_count_in_place_of_the_config_is_named():
     assert FasterRCNN(backbone, tiny("small", 5)).num_classes == 5
 
 
-def test_torchvision_s_constructor_keywords_are_named_with_their_config_fields():
-    """The fine-tuning tutorial's ``FasterRCNN(backbone, num_classes=2,
-    rpn_anchor_generator=..., box_roi_pool=...)``: one line saying where each goes."""
-    backbone = FasterRCNN.from_config(tiny("small")).backbone
-    with pytest.raises(TypeError) as raised:
-        FasterRCNN(
-            backbone,
-            num_classes=2,
-            rpn_anchor_generator=AnchorGenerator(((32, 64),), ((0.5, 1.0, 2.0),)),
-            box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
-            min_size=600,
+class TutorialBackbone(nn.Sequential):
+    """A backbone of one stride-16 map, returned as a tensor, with the ``out_channels``
+    torchvision's fine-tuning tutorial sets on MobileNetV2's features."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv2d(3, 16, 3, stride=4, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 24, 3, stride=4, padding=1),
         )
-    said = str(raised.value)
-    assert said.startswith(
-        "FasterRCNN(backbone, num_classes=..., ...) is torchvision's form; here it is "
-        "FasterRCNN(backbone, config): num_classes is config.num_classes; "
-        "rpn_anchor_generator is config.anchors (sizes and aspect_ratios of each level); "
-        "box_roi_pool is config.roi_heads (pooler, output_size, sampling_ratio, "
-        "featmap_names); min_size is config.transform.min_size (a config is made by "
+        self.out_channels = 24
+
+
+def test_torchvision_s_constructor_form_builds_the_model_its_config_describes():
+    """The fine-tuning tutorial's ``FasterRCNN(backbone, num_classes=2,
+    rpn_anchor_generator=..., box_roi_pool=...)``: torchvision's defaults, the modules'
+    settings and the keywords as config fields; the same network as that config builds."""
+    torch.manual_seed(0)
+    backbone = TutorialBackbone()
+    model = FasterRCNN(
+        backbone,
+        num_classes=3,
+        rpn_anchor_generator=AnchorGenerator(
+            sizes=((32, 64, 128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),)
+        ),
+        box_roi_pool=MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2),
+        min_size=96,
+        max_size=128,
+        box_score_thresh=0.0,
     )
-    assert "\n" not in said
-    with pytest.raises(TypeError, match=r"^FasterRCNN\(\) got an unexpected keyword argument 'nm'"):
-        FasterRCNN(backbone, tiny("small"), nm=3)
+    expected = FasterRCNNConfig().replace(
+        num_classes=3,
+        backbone={"name": "custom", "out_channels": 24},
+        transform={"min_size": (96,), "max_size": 128},
+        anchors={"sizes": ((32, 64, 128, 256, 512),), "aspect_ratios": ((0.5, 1.0, 2.0),)},
+        roi_heads={
+            "featmap_names": ("0",),
+            "output_size": 7,
+            "sampling_ratio": 2,
+            "score_thresh": 0.0,
+        },
+    )
+    assert model.config == expected
+    assert model.rpn.head.cls_logits.out_channels == 15  # five sizes by three ratios
+    same = FasterRCNN(backbone, expected)
+    same.load_state_dict(model.state_dict())
+    images, targets = batch()
+    model.train()
+    assert all(torch.isfinite(v) for v in model(images, targets).values())
+    with torch.no_grad():
+        got, wanted = model.eval()(images), same.eval()(images)
+    assert sum(len(d["scores"]) for d in got) > 0
+    for g, w in zip(got, wanted, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def test_torchvision_s_constructor_form_is_refused_in_one_line_where_it_cannot_be_built():
+    backbone = TutorialBackbone()
+    refusals = [
+        ({"num_classes": 2, "nm": 3}, TypeError, r"unexpected keyword argument 'nm'$"),
+        ({"num_classes": 2, "trainable_backbone_layers": 3}, TypeError, r"'trainable_backbone"),
+        ({"min_size": 600}, ValueError, r"^FasterRCNN\(backbone, \.\.\.\) needs num_classes"),
+        (
+            {"num_classes": 2, "rpn_head": nn.Identity()},
+            ValueError,
+            r"^FasterRCNN\(rpn_head=\.\.\.\): torchvision takes a module there; here",
+        ),
+        (
+            {"num_classes": 2, "rpn_anchor_generator": nn.Identity()},
+            TypeError,
+            r"takes faster_rcnn.AnchorGenerator, got Identity$",
+        ),
+        (
+            {"num_classes": 2, "box_roi_pool": MultiScaleRoIAlign(["0"], (7, 5), 2)},
+            ValueError,
+            r"a pooled grid of 7x5; the box head here pools square grids",
+        ),
+        ({"num_classes": 2, "box_score_thresh": 2.0}, ValueError, r"score_thresh"),
+    ]
+    for keywords, error, message in refusals:
+        with pytest.raises(error, match=message):
+            FasterRCNN(backbone, **keywords)
+    with pytest.raises(TypeError, match=r"give a config or torchvision's keywords \(min_size\)"):
+        FasterRCNN(backbone, tiny("small"), min_size=600)
+    with pytest.raises(ValueError, match=r"the backbone needs an integer out_channels"):
+        FasterRCNN(nn.Sequential(nn.Conv2d(3, 8, 3)), num_classes=2)
 
 
 def test_a_predictor_whose_box_deltas_do_not_fit_its_classes_is_refused():
