@@ -452,8 +452,8 @@ def test_data_counts_crowd_regions_apart_from_the_boxes_train_trains_on(tmp_path
         "    cell       2       2  8 (8-9)",
         "    blob       0       0",
         "    note: 3 crowd regions (iscrowd 1: 'blob' 2, 'cell' 1) are not among the boxes "
-        "above: train leaves them out, and COCO AP counts neither them as objects to find "
-        "nor a detection on one as a false positive",
+        "above: train leaves them out, and evaluate (COCO AP as VOC mAP) counts neither "
+        "them as objects to find nor a detection in one as a false positive",
     ]
     coco["annotations"] = [a for a in annotations if a["category_id"] == 1]
     (data / "_annotations.coco.json").write_text(json.dumps(coco))

@@ -111,6 +111,35 @@ def test_difficult_boxes_are_neither_missed_nor_false_positives() -> None:
     assert result.ap["cell"] == pytest.approx(1.0)
 
 
+def test_crowd_regions_are_neither_missed_nor_false_positives_nor_mistaken_for() -> None:
+    detections, proposals, target = _crafted_image()
+    # C (a cell) and P (the platelet) become crowd regions, and a cell region holds d6.
+    target["boxes"] = torch.cat((target["boxes"], _boxes([190, 190, 260, 260])))
+    target["labels"] = torch.cat((target["labels"], torch.tensor([CELL])))
+    target["iscrowd"] = torch.tensor([False, False, True, False, False, True, True])
+    result = _evaluated((detections, proposals, target)).compute()
+    assert result.objects == {"cell": 4, "platelet": 0}
+    # C is no object to miss; B, D and E are missed as before.
+    assert result.missed["cell"] == {
+        "neighbour": 1,
+        "other class": 0,
+        "mislocated": 0,
+        "not detected": 1,
+        "not proposed": 1,
+    }
+    assert sum(result.missed["platelet"].values()) == 0
+    # d6 lies in the cell region and d5 in C (all of it, at an IoU of 0.4): ignored. d4,
+    # a cell on the platelet region, is no longer of another class: a region is no object.
+    assert result.false_positives["cell"] == {
+        "duplicate": 2,
+        "other class": 0,
+        "mislocated": 0,
+        "background": 1,
+    }
+    # Ranked d1 (TP) first now: recall 1/4 at precision 1.
+    assert result.ap["cell"] == pytest.approx(0.25)
+
+
 def test_images_add_up_and_flat_figures_name_every_kind() -> None:
     one = _evaluated(_crafted_image()).compute()
     two = _evaluated(_crafted_image(), _crafted_image()).compute()

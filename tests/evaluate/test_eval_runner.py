@@ -170,6 +170,42 @@ def test_error_breakdown_counts_every_object_once() -> None:
     assert "missed objects at IoU 0.5" in result.table()
 
 
+class WithCrowdRegions(WithImageIds):
+    """Every image also holds a crowd region of class 1 (COCO's ``iscrowd``) in its
+    bottom-right corner."""
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict]:
+        image, target = self.dataset[index]
+        region = torch.tensor([[88.0, 88.0, 96.0, 96.0]])
+        crowd = torch.zeros(len(target["labels"]) + 1, dtype=torch.bool)
+        crowd[-1] = True
+        return image, {
+            "boxes": torch.cat((target["boxes"], region)),
+            "labels": torch.cat((target["labels"], torch.tensor([1]))),
+            "iscrowd": crowd,
+        }
+
+
+def test_crowd_regions_are_no_objects_to_any_figure() -> None:
+    """A detector that finds every object and none of the crowd regions scores 1 in
+    every figure, the error breakdown misses nothing, and every figure counts the same
+    objects."""
+    base = SyntheticShapes(3, image_size=(96, 96), seed=5, empty_fraction=0.0)
+    dataset = WithCrowdRegions(base)
+    assert all(dataset[i][1]["iscrowd"].any() for i in range(len(dataset)))
+    result = evaluate_detector(PerfectDetector(base), dataset, batch_size=2)
+    assert result.voc.map == result.voc07.map == 1.0
+    assert result.voc.npos["rectangle"] == sum(
+        int((base[i][1]["labels"] == 1).sum()) for i in range(len(base))
+    )
+    assert result.coco["AP"] == pytest.approx(1.0)
+    assert result.proposals["AR@100"] == 1.0
+    errors = result.errors
+    assert errors is not None and errors.objects == result.voc.npos
+    assert sum(errors.objects.values()) == result.proposals["num_gt"]
+    assert all(sum(errors.missed[name].values()) == 0 for name in errors.ap)
+
+
 class BlindToLastClass(PerfectDetector):
     """A perfect detector trained without the dataset's last class: it never reports it."""
 

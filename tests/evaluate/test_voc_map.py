@@ -18,13 +18,20 @@ def det(boxes: list[list[float]], labels: list[int], scores: list[float]) -> dic
     }
 
 
-def gt(boxes: list[list[float]], labels: list[int], difficult: list[bool] | None = None) -> dict:
+def gt(
+    boxes: list[list[float]],
+    labels: list[int],
+    difficult: list[bool] | None = None,
+    crowd: list[bool] | None = None,
+) -> dict:
     target = {
         "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
         "labels": torch.tensor(labels, dtype=torch.int64),
     }
     if difficult is not None:
         target["difficult"] = torch.tensor(difficult, dtype=torch.bool)
+    if crowd is not None:
+        target["iscrowd"] = torch.tensor(crowd, dtype=torch.bool)
     return target
 
 
@@ -85,6 +92,54 @@ def test_detection_of_a_difficult_box_is_ignored() -> None:
     assert area.ap["1"] == 1.0
 
 
+def test_a_crowd_region_is_not_an_object_to_find() -> None:
+    # One object found and one crowd region not: AP 1 (counted as a miss it was 0.5).
+    targets = [gt([A, B], [1, 1], crowd=[False, True])]
+    for result in both_metrics([det([A], [1], [0.9])], targets):
+        assert result.ap["1"] == 1.0
+        assert result.npos["1"] == 1
+    # A class whose only box is a crowd region has nothing to find: no AP.
+    result, _ = both_metrics([det([A], [1], [0.9])], [gt([A, B], [1, 2], crowd=[False, True])], 3)
+    assert result.npos["2"] == 0
+    assert math.isnan(result.ap["2"])
+    assert result.map == 1.0
+
+
+REGION = [0.0, 0.0, 100.0, 100.0]
+INSIDE = [10.0, 10.0, 20.0, 20.0]  # all of it in REGION, IoU with it 0.01
+OUTSIDE = [200.0, 200.0, 210.0, 210.0]
+
+
+def test_a_detection_in_a_crowd_region_of_its_class_is_ignored() -> None:
+    # As COCOeval: the detection lies in the region (intersection over its own area 1 >=
+    # 0.5), though its IoU with it is 0.01. Counted as a false positive above the true
+    # positive, it would halve the AP.
+    targets = [gt([REGION, OUTSIDE], [1, 1], crowd=[True, False])]
+    result, _ = both_metrics([det([INSIDE, OUTSIDE], [1, 1], [0.9, 0.8])], targets)
+    assert result.ap["1"] == 1.0
+    # Half inside (0.4 of it, below 0.5): a false positive; recall 1 at precision 1/2.
+    half_in = [90.0, 10.0, 115.0, 20.0]
+    result, _ = both_metrics([det([half_in, OUTSIDE], [1, 1], [0.9, 0.8])], targets)
+    assert result.ap["1"] == pytest.approx(0.5)
+    # A region ignores detections of its own class only: a class-2 detection in a class-1
+    # region is class 2's false positive, above its true positive.
+    targets = [gt([REGION, OUTSIDE], [1, 2], crowd=[True, False])]
+    result, _ = both_metrics([det([INSIDE, OUTSIDE], [2, 2], [0.9, 0.8])], targets, 3)
+    assert result.ap["2"] == pytest.approx(0.5)
+
+
+def test_an_object_in_a_crowd_region_is_found_before_the_region_ignores() -> None:
+    # COCOeval matches objects first: the detection on INSIDE takes it (a true positive);
+    # its duplicate, in the region too, is ignored rather than a false positive. Ranked
+    # TP, TP: AP 1; with the duplicate a false positive, TP, FP, TP gives 1/2 + 1/2 * 2/3.
+    targets = [gt([REGION, INSIDE, OUTSIDE], [1, 1, 1], crowd=[True, False, False])]
+    duplicate = [10.5, 10.0, 20.5, 20.0]
+    predictions = [det([INSIDE, duplicate, OUTSIDE], [1, 1, 1], [0.9, 0.8, 0.7])]
+    for result in both_metrics(predictions, targets):
+        assert result.ap["1"] == 1.0
+        assert result.npos["1"] == 2
+
+
 def test_duplicate_detection_is_a_false_positive() -> None:
     a, b = [0.0, 0.0, 10.0, 10.0], [2.0, 0.0, 12.0, 10.0]
     near_a = [0.5, 0.0, 10.5, 10.0]  # IoU 0.905 with a (taken), 0.739 with b (free)
@@ -143,16 +198,19 @@ def test_bad_labels_name_the_image_and_box() -> None:
 
 def reference_voc(predictions, targets, num_classes, iou_threshold, use_07):
     """py-faster-rcnn's voc_eval loop, one detection at a time (>= threshold, stable sort,
-    continuous coordinates)."""
+    continuous coordinates); crowd regions left out of it and, as COCOeval, a false
+    positive inside one of its class (intersection / its area >= threshold) ignored."""
     aps = {}
     for label in range(1, num_classes):
         recs, npos = [], 0
         for target in targets:
-            keep = target["labels"] == label
+            crowd = target.get("iscrowd", torch.zeros(len(target["labels"]), dtype=torch.bool))
+            keep = (target["labels"] == label) & ~crowd
             diff = target.get("difficult", torch.zeros(len(keep), dtype=torch.bool))[keep]
             recs.append(
                 {"bbox": target["boxes"][keep].tolist(), "difficult": diff.tolist(),
-                 "det": [False] * int(keep.sum())}
+                 "det": [False] * int(keep.sum()),
+                 "crowd": target["boxes"][(target["labels"] == label) & crowd].tolist()}
             )  # fmt: skip
             npos += int((~diff).sum())
         entries = []
@@ -187,9 +245,9 @@ def reference_voc(predictions, targets, num_classes, iou_threshold, use_07):
                     rec["det"][jmax] = True
                     tp.append(1.0), fp.append(0.0)
                 else:
-                    tp.append(0.0), fp.append(1.0)
+                    tp.append(0.0), fp.append(0.0 if in_region(bb, rec, iou_threshold) else 1.0)
             else:
-                tp.append(0.0), fp.append(1.0)
+                tp.append(0.0), fp.append(0.0 if in_region(bb, rec, iou_threshold) else 1.0)
         if npos == 0:
             aps[str(label)] = math.nan
             continue
@@ -216,8 +274,19 @@ def reference_voc(predictions, targets, num_classes, iou_threshold, use_07):
     return aps
 
 
-def random_case(gen: torch.Generator, num_images: int, num_classes: int):
-    """Integer boxes near the ground truth, scores on a coarse grid (many ties)."""
+def in_region(bb: list[float], rec: dict, iou_threshold: float) -> bool:
+    """Whether box ``bb`` lies in one of ``rec``'s crowd regions, as COCOeval measures."""
+    for g in rec["crowd"]:
+        iw = max(min(bb[2], g[2]) - max(bb[0], g[0]), 0.0)
+        ih = max(min(bb[3], g[3]) - max(bb[1], g[1]), 0.0)
+        if iw * ih / ((bb[2] - bb[0]) * (bb[3] - bb[1])) >= iou_threshold:
+            return True
+    return False
+
+
+def random_case(gen: torch.Generator, num_images: int, num_classes: int, crowd: bool = False):
+    """Integer boxes near the ground truth, scores on a coarse grid (many ties); with
+    ``crowd``, some boxes crowd regions, some of them large."""
     predictions, targets = [], []
     for _ in range(num_images):
         n = int(torch.randint(0, 5, (), generator=gen))
@@ -235,6 +304,12 @@ def random_case(gen: torch.Generator, num_images: int, num_classes: int):
         d_labels = torch.randint(1, num_classes, (m,), generator=gen)
         scores = torch.randint(1, 6, (m,), generator=gen).float() / 5
         predictions.append({"boxes": d_boxes, "labels": d_labels, "scores": scores})
+        if crowd:  # detections near a grown region lie inside it, at a low IoU
+            iscrowd = torch.rand(n, generator=gen) < 0.3
+            grown = iscrowd & (torch.rand(n, generator=gen) < 0.5)
+            regions = boxes.clone()
+            regions[grown] += torch.tensor([-10.0, -10.0, 10.0, 10.0])
+            targets[-1] |= {"boxes": regions, "iscrowd": iscrowd}
     return predictions, targets
 
 
@@ -242,7 +317,7 @@ def random_case(gen: torch.Generator, num_images: int, num_classes: int):
 def test_matches_the_sequential_devkit_loop(seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     num_classes = 4
-    predictions, targets = random_case(gen, num_images=6, num_classes=num_classes)
+    predictions, targets = random_case(gen, 6, num_classes, crowd=seed % 2 == 1)
     threshold = (0.5, 0.3, 0.7)[seed % 3]
     for use_07 in (False, True):
         evaluator = VOCEvaluator(num_classes, iou_threshold=threshold, use_07_metric=use_07)

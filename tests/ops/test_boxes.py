@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faster_rcnn.ops import BoxCoder, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
+from faster_rcnn.ops.boxes import box_ioa
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:
@@ -41,6 +42,15 @@ def test_box_iou_hand_computed() -> None:
         dtype=torch.float64,
     )
     torch.testing.assert_close(box_iou(boxes1, boxes2), expected)
+
+
+def test_box_ioa_is_the_share_of_the_first_box_inside_the_second() -> None:
+    boxes1 = t([[0, 0, 2, 2], [1, 1, 1, 1]])  # the second has no area
+    boxes2 = t([[0, 0, 10, 10], [1, 0, 3, 2], [5, 5, 6, 6]])
+    expected = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(box_ioa(boxes1, boxes2), expected)
+    # Not symmetric: the large box is a hundredth inside the small one.
+    assert box_ioa(boxes2[:1], boxes1[:1]).item() == pytest.approx(4 / 100)
 
 
 def test_box_iou_of_two_degenerate_boxes_is_zero() -> None:

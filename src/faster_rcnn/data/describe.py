@@ -115,8 +115,8 @@ class SplitSummary:
         classes = [f"{name!r} {n}" for name, n in self.crowd.most_common()]
         return [
             f"{count} {regions} (iscrowd 1: {first_few(classes)}) {are} not among the boxes "
-            "above: train leaves them out, and COCO AP counts neither them as objects to find "
-            "nor a detection on one as a false positive"
+            "above: train leaves them out, and evaluate (COCO AP as VOC mAP) counts neither "
+            "them as objects to find nor a detection in one as a false positive"
         ]
 
     def _repeated_note(self) -> list[str]:

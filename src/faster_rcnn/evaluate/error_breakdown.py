@@ -2,8 +2,9 @@
 missed objects by the stage that lost them.
 
 Matching is VOC's (:mod:`.voc_map`): a detection is a true positive when it takes a box
-of its class at IoU >= t. Every other detection (bar those on difficult boxes) is a false
-positive of the first kind it fits, checked in this order (the kinds of TIDE, Bolya et
+of its class at IoU >= t. Every other detection (bar those it ignores: on a difficult box
+or in one of COCO's crowd regions) is a false positive of the first kind it fits, checked
+in this order against the image's boxes, crowd regions aside (the kinds of TIDE, Bolya et
 al. 2020, with its background IoU of 0.1):
 
 - **duplicate**: it overlaps a box of its class at IoU >= t that a higher-scoring
@@ -17,8 +18,8 @@ rest ranked as before: what fixing it would be worth. Unlike TIDE, which also tu
 fixed error into a true positive, leaving out changes no recall, so the costs of false
 positives and the missed objects below do not count an object twice.
 
-Every non-difficult box that no detection took is a missed object, of the first kind it
-fits:
+Every box that no detection took, difficult ones and crowd regions aside, is a missed
+object, of the first kind it fits:
 
 - **neighbour**: a detection of its class overlaps it at IoU >= t but took another box
   (two touching objects, one detection: NMS or a box between them);
@@ -67,7 +68,7 @@ class ErrorBreakdown:
         ap: class name -> VOC AP (area under the curve); NaN without ground truth.
         cost: class -> false-positive kind -> the AP gained without those detections.
         false_positives: class -> kind -> how many detections are of it.
-        objects: class -> non-difficult ground truth boxes.
+        objects: class -> ground truth boxes neither difficult nor crowd.
         missed: class -> missed kind -> how many boxes no detection took, by why.
     """
 
@@ -163,7 +164,7 @@ class ErrorBreakdownEvaluator:
             predictions: per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``.
             proposals: per image ``{"boxes": (P, 4)}``, the proposals the head scored.
             targets: per image ``{"boxes": (N, 4), "labels": (N,)}``, optionally
-                ``"difficult": bool (N,)``.
+                ``"difficult": bool (N,)`` and ``"iscrowd": bool (N,)``.
         """
         check_one_per_image(predictions, targets)
         check_one_per_image(proposals, targets, "proposal sets")
@@ -172,20 +173,24 @@ class ErrorBreakdownEvaluator:
             boxes, labels, scores = read_detections(prediction, image, self.num_classes)
             gt_boxes, gt_labels = read_ground_truth(target, image, self.num_classes)
             difficult = box_flags(target, "difficult", gt_boxes.shape[0], image)
+            crowd = box_flags(target, "iscrowd", gt_boxes.shape[0], image)
             proposed = cpu_boxes(proposal["boxes"], image, "proposal")
             tp, fp = match_image(
-                boxes, labels, scores, gt_boxes, gt_labels, difficult, self.iou_threshold
+                boxes, labels, scores, gt_boxes, gt_labels, difficult, crowd, self.iou_threshold
             )
-            overlaps = _Overlaps(boxes, labels, gt_boxes, gt_labels)
+            # Crowd regions are no objects: none to find, nor to be mistaken for.
+            objects, object_labels = gt_boxes[~crowd], gt_labels[~crowd]
+            overlaps = _Overlaps(boxes, labels, objects, object_labels)
             kinds = overlaps.false_positive_kinds(fp, self.iou_threshold)
             self._detections.append((labels, scores, tp, fp, kinds))
-            missed = overlaps.missed_kinds(tp, difficult, proposed, self.iou_threshold)
+            missed = overlaps.missed_kinds(tp, difficult[~crowd], proposed, self.iou_threshold)
             self._missed.index_put_(
-                (gt_labels[missed >= 0], missed[missed >= 0]),
+                (object_labels[missed >= 0], missed[missed >= 0]),
                 torch.ones(int((missed >= 0).sum()), dtype=torch.int64),
                 accumulate=True,
             )
-            self._objects += torch.bincount(gt_labels[~difficult], minlength=self.num_classes)
+            to_find = gt_labels[~(difficult | crowd)]
+            self._objects += torch.bincount(to_find, minlength=self.num_classes)
             self._num_images += 1
 
     def compute(self) -> ErrorBreakdown:
@@ -220,8 +225,9 @@ class ErrorBreakdownEvaluator:
 
 
 class _Overlaps:
-    """One image's detections against its ground truth: the IoUs with boxes of the
-    detection's own class and of the others (``(D, N)``, -1 where the other kind)."""
+    """One image's detections against its objects (its ground truth boxes, crowd regions
+    left out): the IoUs with boxes of the detection's own class and of the others
+    (``(D, N)``, -1 where the other kind)."""
 
     def __init__(self, boxes: Tensor, labels: Tensor, gt_boxes: Tensor, gt_labels: Tensor):
         # float64, as VOC matching, so that an IoU of exactly t passes a threshold of t.

@@ -179,8 +179,9 @@ def evaluate_detector(
         model: a detector with ``num_classes`` (background included) and
             ``detect_with_proposals``.
         dataset: items ``(image float[3, H, W], target)``; targets as the model's training
-            targets, optionally with ``"difficult"`` (VOC, proposal recall),
-            ``"iscrowd"`` and ``"area"`` (COCO, proposal recall).
+            targets, optionally with ``"iscrowd"`` (COCO's crowd regions: in no figure
+            an object to find, nor a false positive when detected), ``"difficult"``
+            (alike, but for COCO AP, which has no such flag) and ``"area"`` (COCO).
         batch_size: images per forward pass (batches of
             :func:`~faster_rcnn.data.make_eval_loader`, in dataset order).
         device: where the images are sent.

@@ -2,21 +2,29 @@
 
 Per class, all detections of the class over the dataset are ranked by score (a stable
 sort, so ties keep the order in which they were seen). Each detection goes to the ground
-truth box of its own class that it overlaps most in its image - over *all* such boxes,
-matched or not, as in the devkit's ``VOCevaldet.m`` and py-faster-rcnn's ``voc_eval``:
+truth box of its own class that it overlaps most in its image - over *all* such boxes
+(crowd regions aside), matched or not, as in the devkit's ``VOCevaldet.m`` and
+py-faster-rcnn's ``voc_eval``:
 
 - IoU >= threshold and that box is ``difficult``: ignored (neither TP nor FP);
 - IoU >= threshold and that box not yet taken by a higher-ranked detection: TP;
 - IoU >= threshold and the box already taken: FP (a duplicate);
 - IoU below the threshold (or no box of the class in the image): FP.
 
-Difficult boxes do not count in the number of positives ``npos``. The AP is either the
-VOC2007 11-point interpolated average, or (VOC2010 and later) the area under the
-precision/recall curve made monotone from the right.
+COCO's crowd regions (``iscrowd``) are scored as COCOeval scores them: a detection goes
+to a box first, as above, and one that would then be an FP (a duplicate, or nothing
+reached) but lies in a crowd region of its class - the share of the detection inside
+it, COCO's overlap with a crowd region, at the threshold or more - is ignored.
+
+Neither difficult boxes nor crowd regions count in the number of positives ``npos``:
+missing one costs nothing. The AP is either the VOC2007 11-point interpolated average,
+or (VOC2010 and later) the area under the precision/recall curve made monotone from the
+right.
 
 Coordinates are continuous (no "+1" on widths, unlike the devkit's integer pixels), the
-convention of the rest of the package. A class without a single non-difficult ground
-truth box has no defined recall: its AP is NaN and it is left out of the mean.
+convention of the rest of the package. A class without a single ground truth box that
+is neither difficult nor crowd has no defined recall: its AP is NaN and it is left out of
+the mean.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..ops.boxes import box_iou
+from ..ops.boxes import box_ioa, box_iou
 from .inputs import (
     box_flags,
     check_iou_threshold,
@@ -81,8 +89,9 @@ def ranked_ap(
     Args:
         scores: ``(D,)`` the class's detections over the dataset, ranked here by a
             stable sort (ties keep their order).
-        tp: bool ``(D,)``; fp: bool ``(D,)`` (a detection on a difficult box has neither).
-        npos: the class's non-difficult ground truth boxes.
+        tp: bool ``(D,)``; fp: bool ``(D,)`` (a detection on a difficult box or in a
+            crowd region has neither).
+        npos: the class's ground truth boxes that are neither difficult nor crowd.
         use_07_metric: the VOC2007 11-point average.
 
     Returns:
@@ -103,8 +112,9 @@ class VOCResult:
 
     Attributes:
         map: mean of the per-class APs that are not NaN (NaN when all are).
-        ap: class name -> AP; NaN for a class without non-difficult ground truth.
-        npos: class name -> number of non-difficult ground truth boxes.
+        ap: class name -> AP; NaN for a class without ground truth to find (every box
+            difficult or crowd, or none).
+        npos: class name -> number of ground truth boxes neither difficult nor crowd.
         num_detections: class name -> number of detections of the class.
         iou_threshold: the IoU a detection needs to be a true positive.
         use_07_metric: whether ``ap`` is the 11-point VOC2007 average.
@@ -176,7 +186,8 @@ class VOCEvaluator:
         Args:
             predictions: per image ``{"boxes": (D, 4), "labels": int64 (D,), "scores": (D,)}``.
             targets: per image ``{"boxes": (N, 4), "labels": int64 (N,)}``, optionally
-                ``"difficult": bool (N,)`` (missing: no box is difficult).
+                ``"difficult": bool (N,)`` and ``"iscrowd": bool (N,)`` (missing: no box
+                is).
         """
         check_one_per_image(predictions, targets)
         for prediction, target in zip(predictions, targets, strict=True):
@@ -184,6 +195,7 @@ class VOCEvaluator:
             det_boxes, det_labels, det_scores = read_detections(prediction, image, self.num_classes)
             gt_boxes, gt_labels = read_ground_truth(target, image, self.num_classes)
             difficult = box_flags(target, "difficult", gt_boxes.shape[0], image)
+            crowd = box_flags(target, "iscrowd", gt_boxes.shape[0], image)
             tp, fp = match_image(
                 det_boxes,
                 det_labels,
@@ -191,13 +203,15 @@ class VOCEvaluator:
                 gt_boxes,
                 gt_labels,
                 difficult,
+                crowd,
                 self.iou_threshold,
             )
             self._labels.append(det_labels)
             self._scores.append(det_scores)
             self._tp.append(tp)
             self._fp.append(fp)
-            self._npos += torch.bincount(gt_labels[~difficult], minlength=self.num_classes)
+            to_find = gt_labels[~(difficult | crowd)]
+            self._npos += torch.bincount(to_find, minlength=self.num_classes)
             self._num_images += 1
 
     def compute(self, use_07_metric: bool | None = None) -> VOCResult:
@@ -240,6 +254,7 @@ def match_image(
     gt_boxes: Tensor,
     gt_labels: Tensor,
     difficult: Tensor,
+    crowd: Tensor,
     iou_threshold: float,
 ) -> tuple[Tensor, Tensor]:
     """TP and FP flags of one image's detections, all classes at once.
@@ -248,22 +263,26 @@ def match_image(
     overlap among boxes of its class) does not depend on earlier matches, so the loop
     reduces to "the highest-ranked detection that picks a box takes it, later ones that
     pick it are duplicates". Within one image and class the global ranking is the stable
-    sort of the image's detections by score, which is the order used here.
+    sort of the image's detections by score, which is the order used here. Crowd regions
+    are not boxes to pick: a detection that picked none, or one already taken, and lies
+    in a crowd region of its class (:func:`in_crowd`) is ignored, as COCOeval does.
 
     Args:
         det_boxes: ``(D, 4)``; det_labels: ``(D,)``; det_scores: ``(D,)``.
-        gt_boxes: ``(N, 4)``; gt_labels: ``(N,)``; difficult: bool ``(N,)``.
+        gt_boxes: ``(N, 4)``; gt_labels: ``(N,)``; difficult: bool ``(N,)``; crowd:
+            bool ``(N,)``, the crowd regions.
 
     Returns:
         Bool ``(D,)`` true-positive and false-positive flags in the input order; a
-        detection matched to a difficult box has neither.
+        detection matched to a difficult box, or ignored in a crowd region, has neither.
     """
     num_dets = det_boxes.shape[0]
     if gt_boxes.shape[0] == 0 or num_dets == 0:
         return torch.zeros(num_dets, dtype=torch.bool), torch.ones(num_dets, dtype=torch.bool)
     # float64, so that an IoU of exactly t (70/100, say) passes a threshold of t.
     iou = box_iou(det_boxes.to(torch.float64), gt_boxes.to(torch.float64))
-    iou = torch.where(det_labels[:, None] == gt_labels[None, :], iou, -1.0)
+    own_box = (det_labels[:, None] == gt_labels[None, :]) & ~crowd[None, :]
+    iou = torch.where(own_box, iou, -1.0)
     best_iou, best_gt = iou.max(dim=1)  # ties go to the first box, as in the devkit
     hit = best_iou >= iou_threshold
     ignored = hit & difficult[best_gt]
@@ -275,5 +294,30 @@ def match_image(
     first_rank = torch.full((gt_boxes.shape[0],), num_dets, dtype=torch.int64)
     first_rank.scatter_reduce_(0, best_gt[candidate], rank[candidate], reduce="amin")
     tp = candidate & (rank == first_rank[best_gt])
-    fp = ~tp & ~ignored
+    in_region = in_crowd(det_boxes, det_labels, gt_boxes, gt_labels, crowd, iou_threshold)
+    fp = ~tp & ~ignored & ~in_region
     return tp, fp
+
+
+def in_crowd(
+    det_boxes: Tensor,
+    det_labels: Tensor,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    crowd: Tensor,
+    iou_threshold: float,
+) -> Tensor:
+    """Which detections lie in a crowd region of their class: COCO's overlap with one
+    (the share of the detection inside it) at ``iou_threshold`` or more.
+
+    Args:
+        det_boxes: ``(D, 4)``; det_labels: ``(D,)``.
+        gt_boxes: ``(N, 4)``; gt_labels: ``(N,)``; crowd: bool ``(N,)``.
+
+    Returns:
+        Bool ``(D,)``.
+    """
+    regions = crowd.nonzero().squeeze(1)
+    inside = box_ioa(det_boxes.to(torch.float64), gt_boxes[regions].to(torch.float64))
+    own_class = det_labels[:, None] == gt_labels[regions][None, :]
+    return ((inside >= iou_threshold) & own_class).any(dim=1)

@@ -52,13 +52,43 @@ def paired_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         The broadcast shape without its last dimension: the IoU of each pair, 0 where the
         union is empty.
     """
-    area1, area2 = box_area(boxes1), box_area(boxes2)
+    inter = paired_intersection(boxes1, boxes2)
+    union = box_area(boxes1) + box_area(boxes2) - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+
+
+def box_ioa(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Intersection over the area of the first box, every pair: how much of each box of
+    ``boxes1`` lies inside each box of ``boxes2`` (COCO's overlap of a detection with a
+    crowd region).
+
+    Args:
+        boxes1: ``(N, 4)`` boxes.
+        boxes2: ``(M, 4)`` boxes.
+
+    Returns:
+        ``(N, M)`` matrix in ``[0, 1]``; 0 for a box of ``boxes1`` without area.
+    """
+    inter = paired_intersection(boxes1[:, None, :], boxes2[None, :, :])
+    area = box_area(boxes1)[:, None]
+    return torch.where(area > 0, inter / area.clamp(min=torch.finfo(area.dtype).tiny), 0.0)
+
+
+def paired_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Area of the intersection of boxes paired up position by position.
+
+    Args:
+        boxes1: ``(..., 4)`` boxes.
+        boxes2: ``(..., 4)`` boxes, broadcastable with ``boxes1``.
+
+    Returns:
+        The broadcast shape without its last dimension: each pair's common area (0 where
+        they do not overlap).
+    """
     top_left = torch.max(boxes1[..., :2], boxes2[..., :2])
     bottom_right = torch.min(boxes1[..., 2:], boxes2[..., 2:])
     wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area1 + area2 - inter
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+    return wh[..., 0] * wh[..., 1]
 
 
 def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:
