@@ -224,13 +224,29 @@ def test_recipe_draws_the_multi_scale_size_per_batch() -> None:
 
 def test_recipe_samples_at_random_with_one_object_an_image() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    single = _item(400, 600, [[0, 0, 50, 50]], [2])
+    for images in ([single] * 3, [single, DATASET[2], DATASET[2]]):
+        stats = object_statistics(images, config)
+        chosen, choices = choose_recipe(config, stats)
+        assert stats.objects_where_any == 1 and chosen.roi_heads.sampler == "random"
+        assert "roi_heads.sampler" not in [c.setting for c in choices]
+
+
+def test_recipe_balances_the_rois_of_crowded_images_among_empty_ones() -> None:
+    """Two images of three hold no object: the median image holds none, but the one that
+    holds objects has three to share its foreground RoIs among (an empty image has none
+    to share), and the line says so."""
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     stats = object_statistics([DATASET[0], *DATASET[2:] * 2], config)  # counts 3, 0, 0
+    assert (stats.objects_per_image, stats.objects_where_any) == (0, 3)
     chosen, choices = choose_recipe(config, stats)
-    assert stats.objects_per_image == 0 and chosen.roi_heads.sampler == "random"
-    assert "roi_heads.sampler" not in [c.setting for c in choices]
-    single = [_item(400, 600, [[0, 0, 50, 50]], [2])] * 3
-    chosen, _ = choose_recipe(config, object_statistics(single, config))
-    assert chosen.roi_heads.sampler == "random"
+    assert chosen.roi_heads.sampler == "class_balanced"
+    line = next(c.line() for c in choices if c.setting == "roi_heads.sampler")
+    assert line.startswith(
+        "  roi_heads.sampler = class_balanced: an image with objects holds 3 (the median; 2 "
+        "of the 3 images read hold none), the smallest class 'dot' "
+    )
+    assert "the rarest 'dot' 33% of the objects" in line
 
 
 def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -> None:
@@ -572,7 +588,7 @@ def test_recipe_balances_the_objects_of_a_single_class() -> None:
     assert chosen.roi_heads.sampler == "object_balanced"
     line = next(c.line() for c in choices if c.setting == "roi_heads.sampler")
     # 'dot' 20 px at 800, seen at the 1.4 times larger input the recipe chose first.
-    assert "5 objects an image (median), the smallest class 'dot' 28 px" in line
+    assert "an image holds 5 objects (the median), the smallest class 'dot' 28 px" in line
 
 
 def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:

@@ -450,8 +450,11 @@ def _roi_sampling_choices(
                 "foreground RoIs at several overlaps, before the RPN learns to propose it",
             )
         )
-    # With one object an image, taking turns among the objects is random sampling.
-    crowded = stats.objects_per_image >= 2
+    # With one object an image, taking turns among the objects is random sampling, and an
+    # image without any has no foreground RoI to share out (every sampler draws its
+    # negatives alike): how crowded the images that hold objects are decides, however
+    # many hold none (the median over them).
+    crowded = stats.objects_where_any >= 2
     if "roi_heads.sampler" not in given and roi.sampler == "random" and crowded:
         choices.append(_sampler_choice(stats))
     return choices
@@ -467,7 +470,7 @@ def _sampler_choice(stats: ObjectStatistics) -> RecipeChoice:
     # but was far behind on small rare objects in crowded images (round 13).
     smallest, rarest = stats.smallest_class(), stats.rarest_class()
     assert smallest is not None and rarest is not None
-    crowd = f"{stats.objects_per_image:g} objects an image (median)"
+    crowd = _objects_an_image(stats)
     small = f"the smallest class {smallest!r} {pixels(stats.class_sides[smallest])} px once resized"
     share = 100 * stats.share(rarest)  # a tenth of a percent where under one
     if len(stats.class_counts) == 1:
