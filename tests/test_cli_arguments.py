@@ -178,9 +178,16 @@ SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.js
         (
             [*TRAIN_RPN, "--roi-sampler", "class_balanced", "--gt-jitter", "2"],
             "--roi-sampler and --gt-jitter have no effect with --scheme rpn: it trains the RPN "
-            "alone, not the detection head they sample RoIs for",
+            "alone, not the detection head whose RoI sampling or detections they set",
         ),
         ([*TRAIN_RPN, "--roi-batch-size", "64"], "--roi-batch-size has no effect with --scheme"),
+        (
+            [*TRAIN_RPN, "--detections-per-image", "50", "--box-nms-thresh", "0.6"],
+            "--detections-per-image and --box-nms-thresh have no effect with --scheme rpn: it "
+            "trains the RPN alone, not the detection head whose RoI sampling or detections "
+            "they set",
+        ),
+        ([*TRAIN_RPN, "--soft-nms", "0"], "--soft-nms has no effect with --scheme rpn"),
         (
             [*TRAIN, *TINY, "--multi-scale-per", "batch"],
             "--multi-scale-per has no effect with the one --min-size 64: it chooses how "

@@ -623,10 +623,18 @@ def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     assert kept.roi_heads.detections_per_img == 100 and kept.rpn == fast.rpn
 
 
+# What a joint run's lines say of the head, and the RPN trained alone's instead.
+RPN_WORDS = {
+    "so the head sees every object": "so the RPN sees every object",
+    "cells and a pooled RoI of its own": "cells of its own",
+}
+
+
 def test_the_rpn_trained_alone_gets_no_choice_that_concerns_the_box_head_alone() -> None:
     """On crowded images of overlapping objects a joint run's recipe chooses the head's
     RoI sampling, its detections (and the proposals they need) and their NMS, greedy or
-    soft; the RPN alone keeps the preset's for all of them, and the rest as a joint run."""
+    soft; the RPN alone keeps the preset's for all of them, and the rest as a joint run,
+    its lines speaking of what it trains: the RPN, not the head."""
     fast = preset_config("mobilenet_v3_large_320_fpn", 3).replace(class_names=("dot", "blob"))
     blobs = _item(400, 600, [[300, 300, 400, 400], [300, 300, 400, 390]], [2, 2])  # IoU 0.9
     stats = object_statistics([_crowded(120), blobs], fast)
@@ -646,7 +654,15 @@ def test_the_rpn_trained_alone_gets_no_choice_that_concerns_the_box_head_alone()
             }
             | ({"roi_heads.class_nms_thresh"} if given else {"roi_heads.soft_nms_sigma"})
         )
-        assert [c for c in joint_choices if not c.setting.startswith(tuple(head_only))] == choices
+        kept = [c for c in joint_choices if not c.setting.startswith(tuple(head_only))]
+        assert [(c.setting, c.value) for c in kept] == [(c.setting, c.value) for c in choices]
+        joint_lines = "\n".join(c.line() for c in kept)
+        assert "so the head sees every object" in joint_lines
+        assert "each tiny object has cells and a pooled RoI of its own" in joint_lines
+        for head, rpn in RPN_WORDS.items():
+            joint_lines = joint_lines.replace(head, rpn)
+        lines = "\n".join(c.line() for c in choices)
+        assert lines == joint_lines and "head" not in lines and "RoI" not in lines
         # The finer maps the recipe reads for the small dots are pooled from alike.
         maps = {"featmap_names": joint.roi_heads.featmap_names}
         assert alone.roi_heads == dataclasses.replace(fast.roi_heads, **maps)

@@ -121,8 +121,16 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
-# The options that set how the detection head's RoIs are sampled in training.
-HEAD_TRAINING_OPTIONS = ("--roi-batch-size", "--roi-sampler", "--gt-jitter")
+# The options that set the detection head alone: how its RoIs are sampled in training,
+# and how the trained head selects its detections.
+HEAD_OPTIONS = (
+    "--roi-batch-size",
+    "--roi-sampler",
+    "--gt-jitter",
+    "--detections-per-image",
+    "--box-nms-thresh",
+    "--soft-nms",
+)
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
 # The repeated classes the repeat line names, the most repeated first (the others are
@@ -492,7 +500,7 @@ def check_options(args: argparse.Namespace) -> None:
     check_val_fraction(args)
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
-    check_head_training_options(args)
+    check_head_options(args)
     check_alternating_steps(args)
     check_amp(args)
     check_nms_options(args)
@@ -527,14 +535,15 @@ def check_alternating_steps(args: argparse.Namespace) -> None:
         )
 
 
-def check_head_training_options(args: argparse.Namespace) -> None:
-    """Refuse the options of the detection head's training with ``--scheme rpn``, which
-    never runs the head."""
+def check_head_options(args: argparse.Namespace) -> None:
+    """Refuse the options that set the detection head alone (:data:`HEAD_OPTIONS`) with
+    ``--scheme rpn``, which never trains the head: its model's untrained head makes no
+    detections worth selecting."""
     if args.scheme == "rpn":
         refuse_without_effect(
-            given_flags(args, dict.fromkeys(HEAD_TRAINING_OPTIONS)),
-            "with --scheme rpn: it trains the RPN alone, not the detection head they sample "
-            "RoIs for",
+            given_flags(args, dict.fromkeys(HEAD_OPTIONS)),
+            "with --scheme rpn: it trains the RPN alone, not the detection head whose RoI "
+            "sampling or detections they set",
         )
 
 

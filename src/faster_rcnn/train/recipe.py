@@ -399,11 +399,11 @@ def choose_recipe(
         stats = stats.resized(choices[0].value[0] / config.transform.min_size[0])
         config = _with_choices(config, choices)
     choices += _roi_sampling_choices(config, stats, given) if box_head else []
-    scales = _multi_scale_choice(config, stats, given)
+    scales = _multi_scale_choice(config, stats, given, box_head)
     if scales is not None:
         choices.append(scales)
         config = _with_choices(config, [scales])
-    finer = _finer_map_choice(config, stats, given, steps, weights_stages)
+    finer = _finer_map_choice(config, stats, given, steps, weights_stages, box_head)
     if finer is not None:
         choices.append(finer)
     per_batch = _multi_scale_per_choice(config, given)
@@ -584,10 +584,10 @@ def _input_size_choices(
 
 
 def _multi_scale_choice(
-    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
+    config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str], box_head: bool
 ) -> RecipeChoice | None:
     """Multi-scale training when the smallest class is small once resized and the user
-    gave no sizes."""
+    gave no sizes; ``box_head``: whether the run trains the head (else the RPN alone)."""
     smallest = stats.smallest_class()
     sizes = config.transform.min_size
     if smallest is None or "transform.min_size" in given or len(sizes) > 1:
@@ -597,11 +597,12 @@ def _multi_scale_choice(
     reached = sizes_reached(scales, config.transform.max_size, stats.aspect)
     if side >= SMALL_SIDE or len(reached) == 1:  # one size, or all capped alike
         return None
+    trained = "the head" if box_head else "the RPN"
     why = (
         f"the smallest class {smallest!r} is {pixels(side)} px once resized: each image is "
         f"drawn at one of {len(scales)} sizes from {scales[0]} to {scales[-1]} px (the "
-        "shorter side), so the head sees every object at several scales and the smaller "
-        f"steps fit more of them in the budget; evaluation stays at {scales[-1]}"
+        f"shorter side), so {trained} sees every object at several scales and the "
+        f"smaller steps fit more of them in the budget; evaluation stays at {scales[-1]}"
     )
     if len(reached) < len(scales):
         why += (
@@ -626,6 +627,7 @@ def _finer_map_choice(
     given: Collection[str],
     steps: int | None,
     weights_stages: tuple[int, ...] | None = None,
+    box_head: bool = True,
 ) -> RecipeChoice | None:
     """The FPN reads backbone stages before its first one too, where the backbone reads
     its default stages and has such stages (MobileNets) and the user chose neither the
@@ -635,14 +637,15 @@ def _finer_map_choice(
     images are not crowded (where the class is ``FINER_MAP_ANY_STEPS_SIDE`` or more, two
     stride-32 cells, only in a run of ``FINER_MAP_STEPS``: :func:`_steps_for_finer_map`).
     A run that starts from a detector whose FPN read finer stages than those keeps them
-    (``weights_stages``) where the smallest class is small (a finer map is weighed at all)."""
+    (``weights_stages``) where the smallest class is small (a finer map is weighed at all).
+    ``box_head``: whether the run trains the head (else the RPN alone)."""
     spec = BACKBONES.get(config.backbone.name)
     stages = config.backbone.resolved_returned_layers()
     if stats.smallest_class() is None or spec is None or stages is None:
         return None
     if stages != spec.returned_layers or {"backbone.returned_layers", "anchors"} & set(given):
         return None
-    rule = _finer_map_rule(config, stats, steps, stages, spec.returnable)
+    rule = _finer_map_rule(config, stats, steps, stages, spec.returnable, box_head)
     # Fine-tuning round 59's 20-minute model of the slides (stages 3, 4 and 5) for 150
     # steps on the slides, two seeds: COCO AP 0.867 and 0.867 keeping its stages, 0.768
     # and 0.776 on those the rule reads at 150 steps (4 and 5); from a model of stages 4
@@ -661,9 +664,11 @@ def _finer_map_rule(
     steps: int | None,
     stages: tuple[int, ...],
     returnable: Collection[int],
+    box_head: bool,
 ) -> RecipeChoice | None:
     """:func:`_finer_map_choice` for a run from ImageNet weights, on the backbone's
-    default ``stages``; ``returnable``: the stages it has."""
+    default ``stages``; ``returnable``: the stages it has; ``box_head``: whether the run
+    trains the head, which pools RoIs from the maps (else the RPN alone)."""
     if stages[0] - 1 not in returnable:
         return None
     smallest = stats.smallest_class()
@@ -681,14 +686,14 @@ def _finer_map_rule(
     # 0.690. A 16-px anchor on every level as well scored less (0.961;
     # benchmarks/recipe_ab.md, round 54).
     if 0 < side < anchor and stages[0] - 2 in returnable:  # points have no size
+        own = "cells and a pooled RoI" if box_head else "cells"
         return RecipeChoice(
             "backbone.returned_layers",
             (stages[0] - 2, stages[0] - 1, *stages),
             f"the smallest class {smallest!r} is {pixels(side)} px once resized, under the "
             f"smallest anchor ({anchor:g} px): the FPN reads the two backbone stages before "
             f"stage {stages[0]} too, maps two and four times as fine each way, where each "
-            "tiny object has cells and a pooled RoI of its own; a step takes 2.2-2.4 times "
-            "as long",
+            f"tiny object has {own} of its own; a step takes 2.2-2.4 times as long",
         )
     if side >= SMALL_SIDE or stats.objects_where_any >= FINER_MAP_OBJECTS:
         return None
