@@ -164,8 +164,9 @@ class FasterRCNN(nn.Module):
     def _follow_settings(self) -> None:
         """Bring the config to the settings of the transform, the RPN and the head that
         torchvision names alike and its users change after building the model: the
-        resize, the RPN's thresholds and proposal limits, the head's thresholds, the
-        detections an image."""
+        resize, the anchors (``model.rpn.anchor_generator = AnchorGenerator(...)``), the
+        RPN's thresholds and proposal limits, the head's thresholds, the detections an
+        image."""
         try:
             changed = self._changed_settings()
             if changed:
@@ -176,9 +177,14 @@ class FasterRCNN(nn.Module):
     def _changed_settings(self) -> dict[str, dict[str, object]]:
         """The config's sections whose settings on the modules differ from the config,
         with those settings, per section ``{field: value}``."""
-        rpn, heads = self.rpn, self.roi_heads
+        rpn, heads, anchors = self.rpn, self.roi_heads, self.rpn.anchor_generator
         live = {
             "transform": {"min_size": self.transform.min_size, "max_size": self.transform.max_size},
+            "anchors": {
+                "sizes": anchors.sizes,
+                "aspect_ratios": anchors.aspect_ratios,
+                "offset": anchors.offset,
+            },
             "rpn": {
                 "nms_thresh": rpn.nms_thresh,
                 "score_thresh": rpn.score_thresh,

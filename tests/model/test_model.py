@@ -10,6 +10,7 @@ from faster_rcnn import AnchorGenerator, FasterRCNN, FasterRCNNConfig
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
 from faster_rcnn.roi_heads import MultiScaleRoIAlign
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
+from faster_rcnn.rpn.head import RPNHead
 from faster_rcnn.train.checkpoint import load_model, save_model
 from spread_models import spread_scores
 
@@ -169,6 +170,36 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
     for x, y in zip(got, expected, strict=True):
         assert all(torch.equal(x[key], y[key]) for key in x)
     model.roi_heads.score_thresh = 1.5
+    with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
+        save_model(model, tmp_path / "other.safetensors")
+
+
+def test_an_anchor_generator_set_on_the_rpn_is_what_a_model_file_records(tmp_path):
+    """torchvision's users replace ``model.rpn.anchor_generator`` (with ``model.rpn.head``
+    where the anchors a location change): the config's anchors follow, so the model file
+    rebuilds the anchors the model ran with."""
+    torch.manual_seed(0)
+    model = spread_scores(FasterRCNN.from_config(tiny("small")))
+    levels = len(model.config.anchors.sizes)
+    sizes = tuple((24.0 * 2**level, 40.0 * 2**level) for level in range(levels))
+    model.rpn.anchor_generator = AnchorGenerator(sizes, ((0.5, 2.0),) * levels, offset=0.5)
+    channels = model.rpn.head.conv[0][0].in_channels
+    model.rpn.head = RPNHead(channels, 4)
+    anchors = model.config.anchors
+    assert (anchors.sizes, anchors.aspect_ratios, anchors.offset) == (
+        sizes,
+        ((0.5, 2.0),) * levels,
+        0.5,
+    )
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    images, _ = batch()
+    with torch.no_grad():
+        expected, got = model.eval()(images), loaded(images)
+    assert sum(len(d["scores"]) for d in got) > 0
+    for x, y in zip(got, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in x)
+    model.rpn.anchor_generator = AnchorGenerator(((32,),), ((1.0,),))  # one level of several
     with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
         save_model(model, tmp_path / "other.safetensors")
 
