@@ -369,6 +369,43 @@ def test_cvat_subsets_train_validation_test_are_found_in_any_case(tmp_path):
     assert len(open_dataset(tmp_path, "val")) == 1
 
 
+@pytest.mark.parametrize(
+    ("stem", "splits"),
+    [
+        ("instances_train2017", ("train2017",)),
+        ("instances_val2017", ("val2017",)),
+        ("instances_Validation", ("Validation",)),  # CVAT's one subset
+        ("instances_default", ()),  # CVAT's export without subsets
+        ("labels", ()),
+    ],
+)
+def test_one_coco_instances_file_names_its_split_unless_it_is_cvats_default(tmp_path, stem, splits):
+    coco(tmp_path / f"annotations/{stem}.json", ["a.jpg"], [{"id": 1, "name": "car"}], 1)
+    image(tmp_path / "images" / "a.jpg")
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("COCO", splits)
+    assert open_dataset(tmp_path, splits[0] if splits else "train").image_files == [
+        tmp_path / "images/a.jpg"
+    ]
+
+
+def test_the_layouts_that_name_splits_by_list_name_one_list_alone_too(tmp_path):
+    """One split list alone is a split of its name in every layout that names splits by
+    their lists or folders, as a COCO instances file alone is."""
+    voc = tmp_path / "voc"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "ImageSets/Main").mkdir(parents=True)
+    (voc / "ImageSets/Main/train.txt").write_text("a\n")
+    yolo = tmp_path / "yolo"
+    yolo_images(yolo, "train", 1)
+    (yolo / "data.yaml").write_text("train: images/train\nnames: [cell]\n")
+    darknet = cvat_yolo(tmp_path / "darknet", {"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    for root in (voc, yolo, yolo / "data.yaml", darknet):
+        assert find_layout(root).splits == ("train",), root
+    (yolo / "data.yaml").unlink()
+    assert find_layout(yolo).splits == ("train",)
+
+
 def test_label_studio_coco_with_the_image_paths_of_its_server(tmp_path):
     # Label Studio 1.16's "COCO with images" names each image by its path on the server
     # and puts the image in images/: the file is found there by its name.
@@ -705,7 +742,8 @@ def test_data_notes_boxes_too_small_to_find(tmp_path, capsys):
     """It went unsaid: a box under 2 px once resized, which no anchor matches."""
     photo = small_and_tiny_yolo(tmp_path / "data")
     assert main(["data", "--data", str(tmp_path / "data")]) == 0
-    assert capsys.readouterr().out.splitlines()[5:] == [
+    # The lines after the summary's, before the one on its one split.
+    assert capsys.readouterr().out.splitlines()[5:-1] == [
         "    note: 1 of the 5 boxes is under 2 px on a side once resized to 320 px "
         f"('platelet' 1; the first: {photo} 'platelet' [159, 119.5, 161, 120.5], 0.7 px once "
         "resized): too small for an anchor to match or the model to find; an annotation slip "
@@ -714,7 +752,7 @@ def test_data_notes_boxes_too_small_to_find(tmp_path, capsys):
     # Resized to 640 px (4/3 times), the platelet is 2.7 x 1.3 px: still under.
     sizes = ["--min-size", "640", "--max-size", "1000"]
     assert main(["data", "--data", str(tmp_path / "data"), *sizes]) == 0
-    notes = capsys.readouterr().out.splitlines()[5:]
+    notes = capsys.readouterr().out.splitlines()[5:-1]
     assert len(notes) == 1 and "once resized to 640 px" in notes[0]
     assert "1.3 px once resized" in notes[0]
 

@@ -386,3 +386,88 @@ def test_a_split_name_that_data_without_splits_lacks_is_refused(tmp_path, capsys
     assert "scoring all 2 images, which training may have seen" in capsys.readouterr().err
     assert main([*evaluate, "--split", "val", "--val-fraction", "0.5"]) == 0
     assert "scoring the 1 of 2 images held out by --val-fraction 0.5" in capsys.readouterr().out
+
+
+def coco_split(root: Path, split: str, images: int) -> Path:
+    """COCO's layout with one split: ``annotations/instances_<split>.json``, one box an
+    image, its images in ``<split>/``."""
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / split).mkdir()
+    names = [f"{split}{k}.jpg" for k in range(images)]
+    for name in names:
+        Image.new("RGB", (40, 30), (90, 120, 200)).save(root / split / name)
+    coco = {
+        "images": [
+            {"id": k, "file_name": n, "width": 40, "height": 30} for k, n in enumerate(names)
+        ],
+        "annotations": [
+            {"id": k, "image_id": k, "category_id": 1, "bbox": [2, 3, 18, 22], "iscrowd": 0}
+            for k in range(images)
+        ],
+        "categories": [{"id": 1, "name": "dog"}],
+    }
+    (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_coco_with_train2017_alone_trains_on_it_by_its_name_too(tmp_path, capsys):
+    """COCO's annotations/instances_train2017.json alone is the split train2017, as the
+    README's --split train2017 names it (it was data without splits, which refused the
+    name); evaluate asks which split to score, as on YOLO data with train alone."""
+    data = coco_split(tmp_path / "data", "train2017", 2)
+    assert main(["data", "--data", str(data)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"{data}: COCO, splits train2017"
+    assert printed[-1] == (
+        "one split: `train --split train2017 --val-fraction 0.2` holds out a reproducible "
+        "fifth of its images, which `evaluate` then scores"
+    )
+    run_training(data, tmp_path / "run", "--split", "train2017")
+    assert (
+        f"{data}: COCO with one split, train2017: training on all 2 images (--val-fraction F "
+        "holds some out for evaluate)"
+    ) in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
+    assert record == {"data": str(data.resolve()), "splits": ["train2017"]}
+    evaluate = ["evaluate", "--model", str(tmp_path / "run" / "model.safetensors")]
+    assert main([*evaluate, "--data", str(data)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {data} (COCO) has the splits ['train2017']; none fits 'test' "
+        "(nor 'val'): name the split to score with --split\n"
+    )
+    assert main([*evaluate, "--data", str(data), "--split", "train2017"]) == 0
+    assert "the model was trained on the train2017 split" in capsys.readouterr().err
+
+
+def test_coco_with_val2017_alone_trains_on_it_when_named_and_holds_part_out(tmp_path, capsys):
+    """With val2017 alone, train asks for the split by name; --val-fraction then holds
+    part of it out (val2017 is the only split, not a validation split kept from training),
+    and evaluate scores that part; predict --data takes val2017."""
+    data = coco_split(tmp_path / "data", "val2017", 4)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--steps", "1", "--out", str(run)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {data} (COCO) has the splits ['val2017']; none fits 'train': "
+        "name the split to train on with --split\n"
+    )
+    run_training(data, run, "--split", "val2017", "--val-fraction", "0.5")
+    assert f"{data}: 2 of 4 images held out for evaluation" in capsys.readouterr().out
+    assert json.loads((run / SPLIT_FILE).read_text())["split"] == "val2017"
+    model = str(run / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--data", str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        f"{data} has no val split apart from val2017: scoring the 2 images of val2017 held "
+        f"out in {run / SPLIT_FILE}"
+    ) in printed
+    assert "images: 2\n" in printed
+    argv = ["evaluate", "--model", model, "--data", str(data), "--val-fraction", "0.5"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"{data} (val2017): scoring the 2 of 4 images held out by" in printed
+    argv = ["predict", "--model", model, "--data", str(data), "--out", str(tmp_path / "p")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"{data} has no test split: using val" in printed
+    assert " in 4 images -> " in printed

@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
             "no splits: `train --val-fraction 0.2` holds out a reproducible fifth of the "
             "images, which `evaluate` then scores"
         )
+    elif len(layout.splits) == 1:
+        print(
+            f"one split: `train --split {layout.splits[0]} --val-fraction 0.2` holds out a "
+            "reproducible fifth of its images, which `evaluate` then scores"
+        )
     elif trained is not None and len(trained) == 2:
         print("train trains on train and val together (--split train: on train alone)")
     elif trained is not None and len(defaults) == 2:

@@ -4,8 +4,11 @@ without splits that ``--val-fraction`` holds out (see :mod:`faster_rcnn.data.hol
 Training takes ``train``, and ``val`` with it where the data keeps a ``test`` split
 apart from both: Pascal VOC's ``trainval`` convention, which detectron2 and mmdetection
 follow too. ``train`` never looks at validation images, so they would go unused
-otherwise. The splits trained on are written to ``<--out>/training_splits.json``, and
-``evaluate`` warns when asked to score one of them.
+otherwise. Data with one split trains on it where ``train`` finds it (``train2017``),
+else where ``--split`` names it (``val2017``), and ``--val-fraction`` holds part of it
+out even where it is a validation split: it is no split kept from training. The splits
+trained on are written to ``<--out>/training_splits.json``, and ``evaluate`` warns when
+asked to score one of them.
 
 These records are written with the model file, once it is trained, and an earlier run's
 record that a run does not rewrite is removed then: ``evaluate`` reads the records beside
@@ -68,10 +71,10 @@ def check_split_seed(args: argparse.Namespace) -> None:
 
 
 def check_val_fraction(args: argparse.Namespace) -> None:
-    """Refuse ``--val-fraction`` on data with a validation split of its own: it would hold
-    out part of what training takes (``train``, or ``train`` and ``val``), images that
-    ``evaluate`` does not score on such data (it scores ``test`` or ``val``), so it is
-    almost surely a mistake.
+    """Refuse ``--val-fraction`` on data with a validation split of its own
+    (:func:`_validation_split`): it would hold out part of what training takes (``train``,
+    or ``train`` and ``val``), images that ``evaluate`` does not score on such data (it
+    scores ``test`` or ``val``), so it is almost surely a mistake.
 
     Raises:
         ValueError: the data has a validation split.
@@ -80,9 +83,9 @@ def check_val_fraction(args: argparse.Namespace) -> None:
     if args.val_fraction is None:
         return
     layout = find_layout(args.data)
-    if not _has_split(layout, "val"):
+    split = _validation_split(layout)
+    if split is None:
         return
-    split = layout.resolve("val")
     images = len(layout.opener(split, None))
     raise ValueError(
         f"--val-fraction {args.val_fraction:g}: {args.data} has a validation split of its "
@@ -118,17 +121,18 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     check_split_name(
         layout, args.split, ("train",), "train takes all its images: leave --split out"
     )
-    splits = (args.split,) if args.split else default_training_splits(layout)
+    splits = (args.split,) if args.split else _checked_default_splits(layout)
     dataset, trained_on = _open_training_splits(layout, splits)
     data = _data_key(args.data)
     records: Records = {}
     if layout.splits:
         records[TRAINING_SPLITS_FILE] = {"data": data, "splits": trained_on}
     if args.val_fraction is None:
-        if not layout.splits:
+        if len(layout.splits) < 2:
+            which = f"with one split, {trained_on[0]}" if layout.splits else "without splits"
             print(
-                f"{args.data}: {layout.format} without splits: training on all "
-                f"{len(dataset)} images (--val-fraction F holds some out for evaluate)"
+                f"{args.data}: {layout.format} {which}: training on all {len(dataset)} "
+                "images (--val-fraction F holds some out for evaluate)"
             )
         return dataset, records
     # check_val_fraction has refused data with a val split: one split here, if any.
@@ -164,6 +168,28 @@ def default_training_splits(layout: DatasetLayout) -> tuple[str, ...]:
     if layout.format in GENERATED or not all(_has_split(layout, s) for s in ("test", "val")):
         return ("train",)
     return ("train", "val")
+
+
+def _checked_default_splits(layout: DatasetLayout) -> tuple[str, ...]:
+    """:func:`default_training_splits`, ``train`` among them checked to fit a split.
+
+    Raises:
+        ValueError: no split fits ``train`` (``val2017`` alone): ``--split`` must name one.
+    """
+    try:
+        layout.resolve("train")
+    except ValueError as error:
+        raise ValueError(f"{error}: name the split to train on with --split") from None
+    return default_training_splits(layout)
+
+
+def _validation_split(layout: DatasetLayout) -> str | None:
+    """The validation split of ``layout`` that training leaves for ``evaluate`` to score;
+    ``None`` where there is none, or where it is the only split (``val2017`` alone), which
+    is what ``train --split`` can take and ``--val-fraction`` hold part of out."""
+    if len(layout.splits) < 2 or not _has_split(layout, "val"):
+        return None
+    return layout.resolve("val")
 
 
 def _has_split(layout: DatasetLayout, split: str) -> bool:
@@ -250,10 +276,11 @@ def test_or_val(layout: DatasetLayout) -> str:
 
 def _scored_split(layout: DatasetLayout, val_fraction: float | None) -> str:
     """The split ``evaluate`` scores without ``--split``: with ``--val-fraction`` on data
-    with splits (and no validation split: :func:`check_val_fraction`), ``train``, which
-    ``train --val-fraction`` holds part of out; else :func:`test_or_val`."""
+    with splits (and no validation split: :func:`check_val_fraction`), the split ``train
+    --val-fraction`` holds part of out (``train``, or the only split); else
+    :func:`test_or_val`."""
     if val_fraction is not None and layout.splits:
-        return layout.resolve("train")
+        return layout.resolve("train" if len(layout.splits) > 1 else layout.splits[0])
     return test_or_val(layout)
 
 
@@ -294,8 +321,9 @@ def evaluation_images(
         return Subset(dataset, held)
     if held_from:
         held_part = read_split(file, dataset, "val")
+        apart = f" apart from {held_from}" if _has_split(layout, "val") else ""
         print(
-            f"{args.data} has no val split: scoring the {len(held_part)} images of "
+            f"{args.data} has no val split{apart}: scoring the {len(held_part)} images of "
             f"{held_from} held out in {file}"
         )
         return held_part
@@ -335,9 +363,9 @@ def _check_split_without_splits(
 def _held_out_of(layout: DatasetLayout, split: str | None, file: Path) -> str | None:
     """The split of ``layout`` whose images the model's ``split.json`` (``file``) held
     part of out, where those are what evaluate should score: data with splits but no
-    ``val`` of its own, asked for ``--split val``, or for nothing and without ``test``;
-    else ``None``."""
-    if not layout.splits or not file.is_file() or _has_split(layout, "val"):
+    ``val`` of its own (:func:`_validation_split`), asked for ``--split val``, or for
+    nothing and without ``test``; else ``None``."""
+    if not layout.splits or not file.is_file() or _validation_split(layout) is not None:
         return None
     if split != "val" and (split is not None or _has_split(layout, "test")):
         return None

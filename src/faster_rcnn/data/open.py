@@ -18,8 +18,10 @@
   ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
   are not splits); where the one list is ``default.txt`` (CVAT's export without
   subsets), its images without splits.
-- a folder with ``annotations/*.json`` (COCO's own layout, CVAT's, Label Studio's): one
-  file, or a split per ``instances_<split>.json``; images as for a ``.json`` file.
+- a folder with ``annotations/*.json`` (COCO's own layout, CVAT's, Label Studio's): a
+  split per ``instances_<split>.json``, a single one too (``train2017`` alone), else one
+  file without splits (CVAT's ``instances_default.json``, its export without subsets);
+  images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
   ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder.
 - a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
@@ -281,16 +283,26 @@ def _per_class_list(stem: str, stems: set[str]) -> bool:
 
 
 def _coco_folder(root: Path) -> DatasetLayout | None:
+    """COCO's own layout: a split per ``annotations/instances_<split>.json``, one such file
+    too (``train2017`` alone); any other one file (CVAT's ``instances_default.json``,
+    its export without subsets, or ``labels.json``) without splits."""
     files = sorted((root / "annotations").glob("*.json"))
     if not files:
         return None
-    if len(files) == 1:
+    if len(files) == 1 and _coco_split_name(files[0]) is None:
         return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0], split))
     by_split = {f.stem.removeprefix("instances_"): f for f in files}
     splits = tuple(by_split)
     return DatasetLayout(
         str(root), "COCO", splits, lambda split, _: _coco_file(by_split[split], split)
     )
+
+
+def _coco_split_name(file: Path) -> str | None:
+    """The split an annotation file ``instances_<split>.json`` names; ``None`` for another
+    name, and for CVAT's ``instances_default.json`` (all its images, not a split)."""
+    split = file.stem.removeprefix("instances_")
+    return None if split in (file.stem, "", CVAT_NO_SUBSET) else split
 
 
 def _split_folders(root: Path) -> DatasetLayout | None:
