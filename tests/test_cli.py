@@ -257,7 +257,7 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     args = ["predict", "--model", model, str(images), "--out", str(tmp_path / "p"), "--score", "0"]
     assert main(args) == 1
     out, err = capsys.readouterr()
-    assert "in 1 images (1 skipped)" in out
+    assert "in 1 image (1 skipped)" in out
     assert re.search(r"^faster-rcnn: warning: cannot read image .*bad\.png.*; skipped$", err, re.M)
     results = json.loads((tmp_path / "p" / "detections.json").read_text())
     assert {r["file_name"] for r in results} <= {str(images / "good.png")}
@@ -642,7 +642,7 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
     assert main([*argv, str(images / "0.png"), "--out", str(tmp_path / "p")]) == 1
     captured = capsys.readouterr()
     assert f"{images / 'strip.png'}: {reason}" in captured.err
-    assert "in 1 images (1 skipped)" in captured.out
+    assert "in 1 image (1 skipped)" in captured.out
 
 
 def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, capsys):

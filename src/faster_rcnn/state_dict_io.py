@@ -17,6 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
+from .counted import counted
+
 
 def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict[str, Tensor]:
     """Named tensors of a ``.safetensors`` file or of a ``torch.save``-d state dict, on the CPU.
@@ -113,6 +115,7 @@ def check_finite(tensors: Mapping[str, Tensor], path: str | Path) -> None:
     ]
     if bad:
         raise ValueError(
-            f"{path}: {len(bad)} of its tensors hold NaN or infinite values (the first, "
+            f"{path}: {counted(len(bad), 'tensor holds', 'tensors hold')} NaN or infinite "
+            "values (the first, "
             f"{bad[0]}): the training run that wrote them diverged"
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from .counted import counted
 from .data.coco_categories import COCO_OUTPUTS, coco_output_names
 from .model import FasterRCNN
 from .models import preset_config
@@ -88,8 +89,8 @@ def load_torchvision_checkpoint(
         class_names = coco_output_names() if num_classes == COCO_OUTPUTS else ()
     elif len(class_names) != num_classes - 1:
         raise ValueError(
-            f"{path} has {num_classes - 1} classes besides the background, but "
-            f"{len(class_names)} class names were given"
+            f"{path} has {counted(num_classes - 1, 'class')} besides the background, but "
+            f"{counted(len(class_names), 'class name was', 'class names were')} given"
         )
     config = preset_config(preset, num_classes).replace(class_names=tuple(class_names))
     model = FasterRCNN.from_config(config)
@@ -162,21 +163,24 @@ def _how_it_differs(model: FasterRCNN, state_dict: dict[str, Tensor]) -> str:
     """How ``state_dict`` differs from ``model``'s, in one line: how many tensors are
     missing, extra or of another shape, and the first of each (torch lists them all)."""
     expected = model.state_dict()
-    counted = [k for k in expected if not k.endswith("num_batches_tracked")]
-    missing = [k for k in counted if k not in state_dict]
+    compared = [k for k in expected if not k.endswith("num_batches_tracked")]
+    missing = [k for k in compared if k not in state_dict]
     extra = [k for k in state_dict if k not in expected and not k.endswith("num_batches_tracked")]
-    reshaped = [k for k in counted if k in state_dict and state_dict[k].shape != expected[k].shape]
+    reshaped = [k for k in compared if k in state_dict and state_dict[k].shape != expected[k].shape]
     parts = []
     if missing:
         parts.append(
-            f"{len(missing)} of the preset's tensors are not in it (the first, {missing[0]})"
+            f"{counted(len(missing), 'tensor')} of the preset's not in it (the first, {missing[0]})"
         )
     if extra:
-        parts.append(f"{len(extra)} of its tensors are not the preset's (the first, {extra[0]})")
+        parts.append(
+            f"{counted(len(extra), 'tensor')} in it not the preset's (the first, {extra[0]})"
+        )
     if reshaped:
         key = reshaped[0]
         parts.append(
-            f"{len(reshaped)} differ in shape (the first, {key}: {tuple(state_dict[key].shape)} "
+            f"{counted(len(reshaped), 'differs', 'differ')} in shape (the first, {key}: "
+            f"{tuple(state_dict[key].shape)} "
             f"in the file, {tuple(expected[key].shape)} in the preset)"
         )
     return "; ".join(parts)

@@ -323,5 +323,5 @@ def test_a_backbone_file_with_nan_is_refused_and_a_ddp_prefix_is_removed(
     diverged["conv1.weight"] = diverged["conv1.weight"].clone()
     diverged["conv1.weight"][0, 0, 0, 0] = float("nan")
     torch.save(diverged, tmp_path / "nan.pth")
-    with pytest.raises(ValueError, match=r"nan\.pth: 1 of its tensors hold NaN or infinite"):
+    with pytest.raises(ValueError, match=r"nan\.pth: 1 tensor holds NaN or infinite"):
         load_backbone_weights(FakeDetector(ResNetFPNBackbone()), tmp_path / "nan.pth")

@@ -291,10 +291,10 @@ def test_an_exif_turned_image_is_turned_and_a_wrong_size_gives_way_to_the_file(
         data = COCODetection(images, annotation_file)
     messages = [str(w.message) for w in warned]
     assert messages[:2] == [
-        f"{annotation_file}: 1 images turned by their EXIF orientation to agree with their "
-        f"width and height ({images / 't.jpg'})",
-        f"{annotation_file}: 1 images' width and height differs from the image file's, which "
-        f"is used ({images / 'b.png'} (width and height 32x32, file 16x16))",
+        f"{annotation_file}: 1 image turned by the EXIF orientation to agree with the "
+        f"annotated width and height ({images / 't.jpg'})",
+        f"{annotation_file}: 1 image: the annotated width and height differs from the image "
+        f"file's, which is used ({images / 'b.png'} (width and height 32x32, file 16x16))",
     ]
     image, target = data[0]
     assert image.shape == (3, 40, 20) and image[0, :4].mean() > 0.9  # the red edge on top

@@ -61,7 +61,7 @@ def test_labelimg_xml_beside_their_images(tmp_path):
         dataset = open_dataset(tmp_path)
     assert dataset.image_files == [tmp_path / "a.jpg", tmp_path / "b.png"]
     assert [str(w.message) for w in warned] == [
-        f"{tmp_path}: 1 images have no .xml and are left out (c.jpg): an image without "
+        f"{tmp_path}: 1 image has no .xml and is left out (c.jpg): an image without "
         "objects needs an .xml without <object> to be trained on"
     ]
 
@@ -509,7 +509,7 @@ def test_data_names_a_split_it_cannot_open_and_describes_the_others(tmp_path, ca
     (data / "ImageSets" / "Main" / "val.txt").write_text("gone\n")
     assert main(["data", "--data", str(data)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1] == "  train: 1 images, 1 boxes; image sizes 40x30 to 40x30 (width x height)"
+    assert lines[1] == "  train: 1 image, 1 box; image sizes 40x30 to 40x30 (width x height)"
     missing = data / "Annotations" / "gone.xml"
     assert f"  val: cannot be opened: annotation file {missing} does not exist" in lines
 
@@ -540,7 +540,7 @@ def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
     (data / "classes.txt").write_text("cell\n")
     assert main(["data", "--data", str(data)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1] == "  train: 2 images, 1 boxes; image sizes 40x30 to 40x30 (width x height)"
+    assert lines[1] == "  train: 2 images, 1 box; image sizes 40x30 to 40x30 (width x height)"
     empty = data / "images" / "train" / "b.jpg"
     assert lines[4] == (
         f"    note: 1 image cannot be read (cannot read image {empty}: not in an image format "
@@ -556,7 +556,7 @@ def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
     assert main([*argv, "--out", str(run)]) == 0
     argv = ["predict", "--model", str(run / "model.safetensors"), "--data", str(data)]
     assert main([*argv, "--split", "train", "--out", str(tmp_path / "p")]) == 1
-    assert "in 1 images (1 skipped)" in capsys.readouterr().out
+    assert "in 1 image (1 skipped)" in capsys.readouterr().out
 
 
 def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp_path, capsys):
@@ -608,7 +608,7 @@ def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp
     assert main([*argv, "--val-fraction", "0.5", "--split-seed", "1"]) == 0
     seen = set(holdout_indices(item_keys(whole), 0.5, seed=1)["val"]) - set(expected)
     assert seen  # the two fractions' held-out images differ
-    assert f"{len(seen)} of the 5 images scored were trained on" in capsys.readouterr().err
+    assert f"the model was trained on {len(seen)} of the 5 images scored" in capsys.readouterr().err
     assert main([*argv, "--split", "train"]) == 0
     printed = capsys.readouterr()
     assert "scoring the 7 images of" in printed.err and "images: 7" in printed.out

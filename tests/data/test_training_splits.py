@@ -284,7 +284,7 @@ def test_val_fraction_holds_part_of_train_out_where_the_data_has_no_validation_s
     record = json.loads((tmp_path / "run" / SPLIT_FILE).read_text())
     assert record["split"] == "train" and record["val"] in (["a.jpg"], ["b.jpg"])
     evaluate = ["evaluate", "--model", str(tmp_path / "run" / "model.safetensors")]
-    held = f"scoring the 1 images of train held out in {tmp_path / 'run' / SPLIT_FILE}"
+    held = f"scoring the 1 image of train held out in {tmp_path / 'run' / SPLIT_FILE}"
     assert main([*evaluate, "--data", str(data), "--split", "val"]) == 0
     printed = capsys.readouterr().out
     assert held in printed and "images: 1\n" in printed
@@ -423,10 +423,12 @@ def test_coco_with_train2017_alone_trains_on_it_by_its_name_too(tmp_path, capsys
         "fifth of its images, which `evaluate` then scores"
     )
     run_training(data, tmp_path / "run", "--split", "train2017")
+    printed = capsys.readouterr().out
     assert (
         f"{data}: COCO with one split, train2017: training on all 2 images (--val-fraction F "
         "holds some out for evaluate)"
-    ) in capsys.readouterr().out
+    ) in printed
+    assert "\njoint: 1 step in " in printed  # --steps 1
     record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
     assert record == {"data": str(data.resolve()), "splits": ["train2017"]}
     evaluate = ["evaluate", "--model", str(tmp_path / "run" / "model.safetensors")]

@@ -220,7 +220,10 @@ def test_an_exif_turned_image_is_turned_when_that_agrees_with_its_size(tmp_path:
     # Stored 40 wide and 20 high; orientation 6 shows it turned 90 degrees clockwise,
     # 20 wide and 40 high, as <size> says.
     save_exif_jpeg(root / "JPEGImages" / "x.jpg", (40, 20), orientation=6)
-    with pytest.warns(UserWarning, match=r"1 images turned by their EXIF orientation .*\(x\)"):
+    with pytest.warns(
+        UserWarning,
+        match=r"1 image turned by the EXIF orientation to agree with the annotated <size> \(x\)",
+    ):
         data = VOCDetection(root)
     image, target = data[0]
     stored = read_image(root / "JPEGImages" / "x.jpg")
@@ -241,7 +244,8 @@ def test_a_size_that_disagrees_with_the_file_is_reported_and_the_file_decides(
         data = VOCDetection(root)
     messages = [str(w.message) for w in warned]
     assert messages[0].endswith(
-        "1 images' <size> differs from the image file's, which is used (x (<size> 64x30, "
+        "1 image: the annotated <size> differs from the image file's, which is used (x (<size> "
+        "64x30, "
         "file 40x30))"
     )
     assert "1 box clipped" in messages[1]

@@ -195,7 +195,7 @@ def test_a_model_file_with_non_finite_weights_is_refused(tmp_path, value):
     with pytest.raises(ValueError) as error:
         load_model(tmp_path / "m.safetensors")
     assert str(error.value) == (
-        f"{tmp_path / 'm.safetensors'}: 2 of its tensors hold NaN or infinite values (the "
+        f"{tmp_path / 'm.safetensors'}: 2 tensors hold NaN or infinite values (the "
         "first, rpn.head.cls_logits.weight): the training run that wrote them diverged"
     )
 

@@ -243,7 +243,7 @@ def test_fpn_levels_are_matched_by_the_stage_they_read(
         assert sorted(report.dropped) == sorted(stage_3) and not report.missing
     else:  # the model's stage-3 level has nothing to take
         assert sorted(report.missing) == sorted(stage_3) and not report.dropped
-    assert report.notes[1] == "the box predictor: 1 of 1 classes taken from the file (a)"
+    assert report.notes[1] == "the box predictor: 1 of 1 class taken from the file (a)"
 
 
 def test_weights_with_nan_are_refused_untouched(tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_weights_with_nan_are_refused_untouched(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "diverged.pth")
     model = small_model(("a",), seed=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match=r"diverged\.pth: 1 of its tensors hold NaN or infinite"):
+    with pytest.raises(ValueError, match=r"diverged\.pth: 1 tensor holds NaN or infinite"):
         load_initial_weights(model, tmp_path / "diverged.pth")
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -274,4 +274,4 @@ def test_a_model_file_is_one_whatever_its_name(tmp_path: Path, name: str) -> Non
     source = small_model(("a", "b"), seed=0)
     path = saved(source, tmp_path / name)
     report = load_initial_weights(small_model(("b",), seed=1), path)
-    assert report.notes == ["the box predictor: 1 of 1 classes taken from the file (b)"]
+    assert report.notes == ["the box predictor: 1 of 1 class taken from the file (b)"]

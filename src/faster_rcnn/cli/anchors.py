@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..anchor_file import with_anchor_file, write_anchor_file
+from ..counted import counted
 from ..data.dataset import image_name_of
 from ..data.open import find_layout
 from ..insight.anchor_coverage import (
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     targets = list(dataset_targets(dataset, count))
     names = [image_name_of(dataset, index) for index in range(count)]
     report = coverage_report(model, targets, names)
-    print(f"{len(report.coverage)} boxes in {count} images")
+    print(f"{counted(len(report.coverage), 'box')} in {counted(count, 'image')}")
     print_unresizable(model, targets, names)
     print(report.coverage.table())
     print_uncovered(report)
@@ -179,7 +180,7 @@ def print_unresizable(model: FasterRCNN, targets: list[ImageBoxes], names: Seque
     index, _, why = left_out[0]
     boxes = sum(count for _, count, _ in left_out)
     print(
-        f"{len(left_out)} of the {len(targets)} images ({boxes} box{'es' * (boxes != 1)}) "
+        f"{len(left_out)} of the {counted(len(targets), 'image')} ({counted(boxes, 'box')}) "
         "left out: too elongated for the model to resize, as training and evaluation leave "
         f"them out (the first, {names[index]}: {why})"
     )
@@ -193,9 +194,9 @@ def print_uncovered(report: CoverageReport) -> None:
     sizes = sorted(box["size"] for box in uncovered)
     share = len(uncovered) / len(report.coverage)
     print(
-        f"{len(uncovered)} boxes ({share:.1%}) have no anchor at IoU {report.bg_iou_thresh:g} "
-        f"(every anchor is background to them): sizes {sizes[0]:g} to {sizes[-1]:g} px "
-        f"resized, median {sizes[len(sizes) // 2]:g}; the worst:"
+        f"{counted(len(uncovered), 'box')} ({share:.1%}) without an anchor at IoU "
+        f"{report.bg_iou_thresh:g} (every anchor is background to it): sizes {sizes[0]:g} "
+        f"to {sizes[-1]:g} px resized, median {sizes[len(sizes) // 2]:g}; the worst:"
     )
     for box in uncovered[:UNCOVERED_SHOWN]:
         print(f"  {box['image']} {box['box']} ({box['size']:g} px, best IoU {box['best_iou']:g})")
@@ -214,8 +215,8 @@ def fit_and_report(
         tie_levels=not args.per_level,
     )
     print(
-        f"\nfitted on {fit.num_boxes} boxes: share with an anchor at IoU >= {fit.iou:g} on "
-        f"the model's grid: {fit.covered['start']:.1%} (the model's anchors), "
+        f"\nfitted on {counted(fit.num_boxes, 'box')}: share with an anchor at IoU >= "
+        f"{fit.iou:g} on the model's grid: {fit.covered['start']:.1%} (the model's anchors), "
         f"{fit.covered['kmeans']:.1%} (k-means of box shapes), {fit.covered['fitted']:.1%} "
         "(fitted)"
     )

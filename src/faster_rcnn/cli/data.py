@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..counted import counted
 from ..data.describe import SplitSummary, summarize_split
 from ..data.open import DatasetLayout, find_layout
 from ..models import PRESETS, preset_config
@@ -101,9 +102,7 @@ def _untrained_class_notes(
         unseen = {name: n for name, n in summary.boxes.items() if n and name not in learned}
         if split in trained or not unseen:
             continue
-        listed = ", ".join(
-            f"{name!r} ({n} {'box' if n == 1 else 'boxes'})" for name, n in unseen.items()
-        )
+        listed = ", ".join(f"{name!r} ({counted(n, 'box')})" for name, n in unseen.items())
         notes.append(
             f"note: {split} has boxes of classes that {' and '.join(trained)} {have} none "
             f"of, {listed}: train's model never learns them, and evaluate scores them as "

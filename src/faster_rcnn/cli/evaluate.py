@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..counted import counted
 from ..data.dataset import Sample
 from ..data.resizable import ResizableImages
 from ..evaluate.coco_ap import score_results_file
@@ -153,7 +154,7 @@ def check_unnamed_outputs(
     if model.config.class_names or len(class_names) <= outputs:
         return
     raise ValueError(
-        f"{args.model} names no classes: its {outputs} output{'s' * (outputs != 1)} are "
+        f"{args.model} names no classes: its {counted(outputs, 'output is', 'outputs are')} "
         f"taken for the first of the {len(class_names)} classes of {args.data}, "
         f"{list(class_names)}; name its classes (faster-rcnn convert CHECKPOINT --classes "
         "NAME ...)"

@@ -33,6 +33,7 @@ from typing import Any
 from torch import Tensor
 
 from ..config import FasterRCNNConfig
+from ..counted import counted
 from ..data.dataset import (
     IMAGE_SUFFIXES,
     DetectionDataset,
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     left_out = f" ({len(skipped)} skipped)" if skipped else ""
     print(
-        f"{len(results)} detections in {len(paths) - len(skipped)} images{left_out} "
+        f"{counted(len(results), 'detection')} in "
+        f"{counted(len(paths) - len(skipped), 'image')}{left_out} "
         f"-> {args.out}/detections.json"
     )
     return 1 if skipped else 0
@@ -324,10 +326,10 @@ def warn_of_the_rest(folder: Path, images: Sequence[Path]) -> None:
     rest = [p for p in folder.iterdir() if p not in taken and not p.name.startswith(".")]
     folders = sum(p.is_dir() for p in rest)
     files = len(rest) - folders
-    parts = [f"{folders} folder{'s' * (folders > 1)}"] if folders else []
+    parts = [counted(folders, "folder")] if folders else []
     if files:
         kinds = sorted({p.suffix.lower() or "no suffix" for p in rest if not p.is_dir()})
-        parts.append(f"{files} other file{'s' * (files > 1)} ({', '.join(kinds)})")
+        parts.append(f"{counted(files, 'other file')} ({', '.join(kinds)})")
     if parts:
         warnings.warn(
             f"{folder}: {' and '.join(parts)} left out: predict reads the image files "

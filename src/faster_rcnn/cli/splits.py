@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..counted import counted
 from ..data.dataset import DetectionDataset
 from ..data.holdout import (
     SPLIT_FILE,
@@ -89,7 +90,7 @@ def check_val_fraction(args: argparse.Namespace) -> None:
     images = len(layout.opener(split, None))
     raise ValueError(
         f"--val-fraction {args.val_fraction:g}: {args.data} has a validation split of its "
-        f"own, {split} ({images} image{'s' * (images != 1)}): --val-fraction is for data "
+        f"own, {split} ({counted(images, 'image')}): --val-fraction is for data "
         "without one (evaluate scores the data's own splits, not images held out of train): "
         "leave it out"
     )
@@ -131,8 +132,9 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
         if len(layout.splits) < 2:
             which = f"with one split, {trained_on[0]}" if layout.splits else "without splits"
             print(
-                f"{args.data}: {layout.format} {which}: training on all {len(dataset)} "
-                "images (--val-fraction F holds some out for evaluate)"
+                f"{args.data}: {layout.format} {which}: training on all "
+                f"{counted(len(dataset), 'image')} (--val-fraction F holds some out for "
+                "evaluate)"
             )
         return dataset, records
     # check_val_fraction has refused data with a val split: one split here, if any.
@@ -141,7 +143,8 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     parts, records[SPLIT_FILE] = split_record(data, dataset, fraction, seed, held_from)
     scored = "; evaluate --split val scores them" if layout.splits else ""
     print(
-        f"{args.data}: {len(parts['val'])} of {len(dataset)} images held out for evaluation "
+        f"{args.data}: {len(parts['val'])} of {counted(len(dataset), 'image')} held out for "
+        "evaluation "
         f"(--val-fraction {args.val_fraction:g}, --split-seed {args.split_seed}), listed in "
         f"{args.out / SPLIT_FILE} with the model{scored}"
     )
@@ -311,7 +314,7 @@ def evaluation_images(
         held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         source = f"{args.data} ({split})" if layout.splits else args.data
         print(
-            f"{source}: scoring the {len(held)} of {len(dataset)} images held out by "
+            f"{source}: scoring the {len(held)} of {counted(len(dataset), 'image')} held out by "
             f"--val-fraction {args.val_fraction:g} --split-seed {args.split_seed}"
         )
         if file.is_file():
@@ -323,8 +326,8 @@ def evaluation_images(
         held_part = read_split(file, dataset, "val")
         apart = f" apart from {held_from}" if _has_split(layout, "val") else ""
         print(
-            f"{args.data} has no val split{apart}: scoring the {len(held_part)} images of "
-            f"{held_from} held out in {file}"
+            f"{args.data} has no val split{apart}: scoring the "
+            f"{counted(len(held_part), 'image')} of {held_from} held out in {file}"
         )
         return held_part
     if layout.splits:
@@ -334,7 +337,7 @@ def evaluation_images(
         return _part_of_split_file(file, dataset, args)
     print(
         f"faster-rcnn: warning: {args.data} has no splits and there is no {file}: scoring all "
-        f"{len(dataset)} images, which training may have seen",
+        f"{counted(len(dataset), 'image')}, which training may have seen",
         file=sys.stderr,
     )
     return dataset
@@ -393,11 +396,14 @@ def _part_of_split_file(file: Path, dataset: DetectionDataset, args: argparse.Na
     part = args.split or "val"  # train or val: _check_split_without_splits
     subset = read_split(file, dataset, part)
     if part == "val":
-        print(f"{args.data} has no splits: scoring the {len(subset)} images held out in {file}")
+        print(
+            f"{args.data} has no splits: scoring the {counted(len(subset), 'image')} held out "
+            f"in {file}"
+        )
     else:
         print(
-            f"faster-rcnn: warning: scoring the {len(subset)} images of {args.data} the model "
-            f"was trained on ({file}): its scores there are not held out",
+            f"faster-rcnn: warning: scoring the {counted(len(subset), 'image')} of {args.data} "
+            f"the model was trained on ({file}): its scores there are not held out",
             file=sys.stderr,
         )
     return subset
@@ -413,8 +419,9 @@ def _warn_if_held_images_trained_on(file: Path, dataset: DetectionDataset, held:
     seen = len(trained.intersection(held))
     if seen:
         print(
-            f"faster-rcnn: warning: {seen} of the {len(held)} images scored were trained on "
-            f"({file}): give the --val-fraction and --split-seed training was given",
+            f"faster-rcnn: warning: the model was trained on {seen} of the "
+            f"{counted(len(held), 'image')} scored ({file}): give the --val-fraction and "
+            "--split-seed training was given",
             file=sys.stderr,
         )
 

@@ -21,6 +21,7 @@ import torch
 
 from ..anchor_file import with_anchor_file
 from ..config import BACKBONES, FasterRCNNConfig
+from ..counted import counted
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
 from ..data.cache import InMemoryDataset
@@ -669,8 +670,8 @@ def steps_that_fit(
     fits = max(1, int(args.minutes * 60 / seconds))
     print(
         f"timed {TIMED_STEPS} training steps of the recipe's model at {size} px: "
-        f"{seconds:.2f} s a step (the median), about {fits} step{'s' * (fits != 1)} in "
-        f"{args.minutes:g} minute{'s' * (args.minutes != 1)}"
+        f"{seconds:.2f} s a step (the median), about {counted(fits, 'step')} in "
+        f"{counted(args.minutes, 'minute')}"
     )
     return fits if args.steps is None else min(fits, args.steps)
 
@@ -682,9 +683,8 @@ def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copie
     name = stats.smallest_class()
     if name is None:
         raise ValueError("--paste-small: the training images hold no objects to copy")
-    noun = "copy" if copies == 1 else "copies"
     print(
-        f"paste: {copies} more {noun} of each {name!r} object (the smallest class, "
+        f"paste: {counted(copies, 'more copy')} of each {name!r} object (the smallest class, "
         f"{pixels(stats.class_sides[name])} px once resized) in half the images, where no box lies"
     )
     return class_label(config, name)
@@ -713,7 +713,7 @@ def repeated(
     print(
         "repeat: an image is listed as often as its rarest class asks, "
         f"{named_repeats(names, shares, factors, repeats, out)}: an epoch reads "
-        f"{len(indices)} items of {len(dataset)} images"
+        f"{counted(len(indices), 'item')} of {counted(len(dataset), 'image')}"
     )
     classes = {names[c - 1]: {"share": shares[c], "factor": factors[c]} for c in most_first}
     record = {"threshold": threshold, "images": len(dataset), "items": len(indices)}
@@ -837,7 +837,7 @@ def fit_and_save(
     )
     seconds = time.perf_counter() - start
     resumed = f", resumed at step {trainer.resumed_at}" if trainer.resumed_at is not None else ""
-    print(f"{trainer.stage}: {len(history)} steps in {seconds:.0f} s{resumed}{skipped}")
+    print(f"{trainer.stage}: {counted(len(history), 'step')} in {seconds:.0f} s{resumed}{skipped}")
     if trainer.unreadable.files:
         print(f"{trainer.stage}: {trainer.unreadable.summary()}")
     save_model(trainer.model, out / MODEL_FILE, box_head_trained)
@@ -874,7 +874,7 @@ def train_alternating_scheme(
     ran = {stage: len(getattr(result, stage)) for stage in STAGES}
     each = ", ".join(f"{stage} {steps}" for stage, steps in ran.items())
     seconds = time.perf_counter() - start
-    print(f"alternating: {sum(ran.values())} steps ({each}) in {seconds:.0f} s")
+    print(f"alternating: {counted(sum(ran.values()), 'step')} ({each}) in {seconds:.0f} s")
     if result.unreadable.files:
         print(f"alternating: {result.unreadable.summary()}")
     save_model(result.model, args.out / MODEL_FILE)

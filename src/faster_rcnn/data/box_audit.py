@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..counted import counted
 from .dataset import first_few
 
 
@@ -70,9 +71,8 @@ class BoxAudit:
         parts = []
         for count_of, verb in ((self.clipped, "clipped to the image"), (self.dropped, "dropped")):
             if count_of:
-                plural = "es" if len(count_of) > 1 else ""
                 examples = first_few(count_of, shown, separator="; ")
-                parts.append(f"{len(count_of)} box{plural} {verb} ({examples})")
+                parts.append(f"{counted(len(count_of), 'box')} {verb} ({examples})")
         return "; ".join(parts)
 
     def warn(self, source: str) -> None:

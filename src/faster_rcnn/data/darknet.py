@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..counted import counted
 from .dataset import read_text
 from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
 
@@ -110,7 +111,7 @@ def _names(file: Path, data_file: Path, classes: str | None) -> tuple[str, ...] 
     names = read_names_file(file)
     if classes is not None and classes != str(len(names)):
         raise ValueError(
-            f"{data_file}: 'classes = {classes}' but {file} names {len(names)} classes: they "
-            "must agree"
+            f"{data_file}: 'classes = {classes}' but {file} names "
+            f"{counted(len(names), 'class')}: they must agree"
         )
     return names

@@ -27,6 +27,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from ..counted import counted
+
 Target = dict[str, Tensor | int]
 Sample = tuple[Tensor, Target]
 
@@ -161,13 +163,14 @@ def image_sizes(
         sizes.append((height, width))
     if turned:
         warnings.warn(
-            f"{source}: {len(turned)} images turned by their EXIF orientation to agree with "
-            f"their {field} ({first_few([names[k] for k in turned])})",
+            f"{source}: {counted(len(turned), 'image')} turned by the EXIF orientation to "
+            f"agree with the annotated {field} ({first_few([names[k] for k in turned])})",
             stacklevel=3,
         )
     if mismatched:
         warnings.warn(
-            f"{source}: {len(mismatched)} images' {field} differs from the image file's, "
+            f"{source}: {counted(len(mismatched), 'image')}: the annotated {field} "
+            "differs from the image file's, "
             f"which is used ({first_few(mismatched)})",
             stacklevel=3,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from ..counted import counted
 from .coco import drop_crowd
 from .dataset import (
     Target,
@@ -80,7 +81,7 @@ class SplitSummary:
         sizes = ""
         if self.smallest is not None and self.largest is not None:
             sizes = f"; image sizes {_hw(self.smallest)} to {_hw(self.largest)} (width x height)"
-        lines = [f"  {self.name}: {self.images} images, {total} boxes{sizes}"]
+        lines = [f"  {self.name}: {counted(self.images, 'image')}, {counted(total, 'box')}{sizes}"]
         width = max([len(name) for name in self.boxes] + [5])
         lines.append(f"    {'class':<{width}}  boxes  images  box side px: median (range)")
         for name, count in self.boxes.items():
@@ -101,7 +102,7 @@ class SplitSummary:
         if not rare or classes < 2 or self.name == "test":
             return []
         return [
-            f"a class few images hold: {', '.join(rare)} of the {self.images} images; "
+            f"a class few images hold: {', '.join(rare)} of the {counted(self.images, 'image')}; "
             f"train lists such images more often (repeat-factor sampling at "
             f"{REPEAT_THRESHOLD}; --repeat-threshold 0 lists each image once)"
         ]
@@ -110,23 +111,22 @@ class SplitSummary:
         count = sum(self.crowd.values())
         if not count:
             return []
-        regions = "crowd region" if count == 1 else "crowd regions"
         are = "is" if count == 1 else "are"
         classes = [f"{name!r} {n}" for name, n in self.crowd.most_common()]
         return [
-            f"{count} {regions} (iscrowd 1: {first_few(classes)}) {are} not among the boxes "
-            "above: train leaves them out, and evaluate (COCO AP as VOC mAP) counts neither "
-            "them as objects to find nor a detection in one as a false positive"
+            f"{counted(count, 'crowd region')} (iscrowd 1: {first_few(classes)}) {are} not "
+            "among the boxes above: train leaves them out, and evaluate (COCO AP as VOC mAP) "
+            "counts neither them as objects to find nor a detection in one as a false positive"
         ]
 
     def _repeated_note(self) -> list[str]:
         if not self.repeated:
             return []
         count = len(self.repeated)
-        boxes = "box repeats" if count == 1 else "boxes repeat"
         its = "its" if count == 1 else "their"
         return [
-            f"{count} {boxes} another box of {its} class in {its} image, corner for corner "
+            f"{counted(count, 'box repeats', 'boxes repeat')} another box of {its} class in "
+            f"{its} image, corner for corner "
             f"({first_few(self.repeated, separator='; ')}): an annotation slip most "
             "likely; evaluation counts each as an object to find (as the VOC and COCO "
             "tools do), and no detector finds one object twice"
@@ -155,9 +155,9 @@ def summarize_split(
         summary.count(target, dataset.class_names, image_name_of(dataset, index), size)
         areas.append(size)
     if unreadable:
-        images = "image cannot" if len(unreadable) == 1 else "images cannot"
         summary.notes.append(
-            f"{len(unreadable)} {images} be read ({first_few(unreadable, separator='; ')}): "
+            f"{counted(len(unreadable), 'image')} cannot be read "
+            f"({first_few(unreadable, separator='; ')}): "
             "train, evaluate and predict skip them"
         )
     if areas:

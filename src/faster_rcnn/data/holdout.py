@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..counted import counted
 from .dataset import DetectionDataset, Sample, Target, WrappedDataset, image_size_of, target_of
 
 SPLIT_FILE = "split.json"
@@ -114,8 +115,9 @@ def read_split(path: Path, dataset: DetectionDataset, part: str) -> Subset:
     missing = [key for key in record[part] if key not in position]
     if missing:
         raise ValueError(
-            f"{path}: {len(missing)} of its {len(record[part])} {part} images are not in "
-            f"the dataset ({', '.join(missing[:3])}); is it the same dataset?"
+            f"{path}: the dataset lacks {len(missing)} of its "
+            f"{counted(len(record[part]), f'{part} image')} ({', '.join(missing[:3])}); is it "
+            "the same dataset?"
         )
     return Subset(dataset, sorted(position[key] for key in record[part]))
 

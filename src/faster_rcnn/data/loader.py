@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
+from ..counted import counted
 from .augment import Augmented, derive_seed
 from .coco import drop_crowd
 from .dataset import DetectionDataset, Sample, Target, UnreadableImageError, image_size_of
@@ -185,7 +186,7 @@ def iterate_batches(
     sampler = GroupedBatchSampler(groups, batch_size, seed, drop_last)
     if len(sampler) == 0:
         raise ValueError(
-            f"no training batch: {len(dataset)} images, batch_size {batch_size}, "
+            f"no training batch: {counted(len(dataset), 'image')}, batch_size {batch_size}, "
             f"drop_last {drop_last}"
         )
     epoch, skip = divmod(start_batch, len(sampler))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from ..counted import counted
 from ..transform import resize_scale
 from .dataset import (
     DetectionDataset,
@@ -73,8 +74,8 @@ class ResizeAudit:
         classes = ", ".join(f"{name!r} {n}" for name, n in self.tiny.most_common())
         are = "is" if count == 1 else "are"
         return [
-            f"{count} of the {self.boxes} boxes {are} under {TINY_SIDE:g} px on a side once "
-            f"resized to {min(self.min_sizes)} px ({classes}; the first: "
+            f"{count} of the {counted(self.boxes, 'box')} {are} under {TINY_SIDE:g} px on a "
+            f"side once resized to {min(self.min_sizes)} px ({classes}; the first: "
             f"{self.tiny_example}): too small for an anchor to match or the model to "
             "find; an annotation slip most likely, or objects that need a larger --min-size"
         ]

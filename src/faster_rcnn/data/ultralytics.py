@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ..counted import counted
 from .dataset import is_image_file, read_text
 from .yolo import YOLODetection, warn_of_unread_labels
 
@@ -130,7 +131,8 @@ def _names(names: Any, file: Path, count: Any = None) -> tuple[str, ...]:
     found = _listed_names(names, file)
     if isinstance(count, int) and count != len(found):
         raise ValueError(
-            f"{file}: 'nc: {count}' but 'names' lists {len(found)} classes: they must agree"
+            f"{file}: 'nc: {count}' but 'names' lists {counted(len(found), 'class')}: they "
+            "must agree"
         )
     return found
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..counted import counted
 from .dataset import (
     DetectionDataset,
     Sample,
@@ -134,9 +135,8 @@ class UnreadableLog:
         for kind in dict.fromkeys(self.kinds.values()):
             files = self.files_of(kind)
             count, times = len(files), sum(self.times_skipped[file] for file in files)
-            plural = "s" if count > 1 else ""
             repeated = f" ({times} times)" if times > count else ""
             parts.append(
-                f"{count} {kind} image{plural} skipped{repeated}: {first_few(files, shown)}"
+                f"{counted(count, f'{kind} image')} skipped{repeated}: {first_few(files, shown)}"
             )
         return "; ".join(parts)

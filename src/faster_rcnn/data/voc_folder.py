@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
 
+from ..counted import counted
 from .dataset import IMAGE_SUFFIXES, first_few, holds_images, image_files_in
 from .voc import VOCDetection, VOCRecord, parse_annotation
 
@@ -77,7 +78,9 @@ def _warn_of_images_without_xml(image_files: list[Path], source: str) -> None:
     )
     if unused:
         warnings.warn(
-            f"{source}: {len(unused)} images have no .xml and are left out "
+            f"{source}: "
+            f"{counted(len(unused), 'image has no .xml and is', 'images have no .xml and are')} "
+            "left out "
             f"({first_few([p.name for p in unused])}): an image without objects needs an "
             ".xml without <object> to be trained on",
             stacklevel=3,

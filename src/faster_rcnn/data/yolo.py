@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..counted import counted
 from .box_audit import BoxAudit
 from .dataset import (
     IMAGE_SUFFIXES,
@@ -117,7 +118,7 @@ class YOLODetection(ImageFileDataset):
         self.box_audit.warn(source)
         if not any(path.is_file() for path in label_files):  # as Ultralytics warns
             warnings.warn(
-                f"{source}: no label file for any of the {len(label_files)} images (as "
+                f"{source}: no label file for any of the {counted(len(label_files), 'image')} (as "
                 f"{label_files[0]}): every image is read as holding no object",
                 stacklevel=3,
             )
@@ -131,8 +132,8 @@ class YOLODetection(ImageFileDataset):
         for path, class_id in zip(label_files, largest, strict=True):
             if class_id >= len(self.class_names):
                 raise ValueError(
-                    f"{path}: class {class_id} is not among the {len(self.class_names)} "
-                    f"classes named in {names_source}"
+                    f"{path}: class {class_id} is not among the "
+                    f"{counted(len(self.class_names), 'class')} named in {names_source}"
                 )
 
     def __getitem__(self, index: int) -> Sample:
@@ -171,9 +172,9 @@ def warn_of_unread_labels(label_files: Sequence[Path], source: str) -> None:
         if path not in read and path.name not in NAMES_FILES
     )
     if unread:
-        files = "label files are" if len(unread) > 1 else "label file is"
         warnings.warn(
-            f"{source}: {len(unread)} {files} not read, no image of theirs was found "
+            f"{source}: {counted(len(unread), 'label file is', 'label files are')} not read, "
+            "no image of theirs was found "
             f"({'/'.join(IMAGE_SUFFIXES)}): {first_few(unread)}",
             stacklevel=3,
         )

@@ -27,6 +27,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import Tensor
 
+from ..counted import counted
 from ..data.coco import (
     annotation_bbox,
     annotation_name,
@@ -135,7 +136,9 @@ class COCOEvaluator:
                 raise ValueError(f"labels must be 1..K with no gap, got {labels}")
             class_names = [coco_gt.cats[label_to_category_id[label]]["name"] for label in labels]
         elif not set(labels) <= set(range(1, len(class_names) + 1)):
-            raise ValueError(f"labels {labels} are not among the {len(class_names)} classes")
+            raise ValueError(
+                f"labels {labels} are not among the {counted(len(class_names), 'class')}"
+            )
         evaluator = cls(len(class_names) + 1, class_names)
         evaluator.label_to_category_id = {
             label: int(label_to_category_id[label]) for label in labels

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence, Sized
 import torch
 from torch import Tensor
 
+from ..counted import counted
+
 
 def check_num_classes(num_classes: int) -> None:
     """Refuse a class count without room for the background and one class."""
@@ -38,8 +40,8 @@ def foreground_class_names(num_classes: int, class_names: Sequence[str] | None) 
         return names[1:]
     if len(names) != num_classes - 1:
         raise ValueError(
-            f"expected {num_classes - 1} class names (or {num_classes} with the background "
-            f"first) for num_classes={num_classes}, got {len(names)}"
+            f"expected {counted(num_classes - 1, 'class name')} (or {num_classes} with the "
+            f"background first) for num_classes={num_classes}, got {len(names)}"
         )
     return names
 

@@ -21,6 +21,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from ..counted import counted
 from ..insight.plots import COLOURS, new_figure, save_figure
 from .proposal_recall import SIZE_GROUPS, RecallCurves
 
@@ -77,7 +78,7 @@ def plot_recall_vs_iou(curves: RecallCurves, path: str | os.PathLike[str]) -> Pa
     _style(axes, "IoU threshold", "recall")
     axes.legend(fontsize=TICK_SIZE, loc="best")
     ars = "  ".join(f"AR@{k} = {_fmt(curves.figures[f'AR@{k}'])}" for k in measured)
-    title = f"Proposal recall against IoU, {curves.num_gt} boxes\n{ars}"
+    title = f"Proposal recall against IoU, {counted(curves.num_gt, 'box')}\n{ars}"
     axes.set_title(title + _not_measured_note(curves), fontsize=TITLE_SIZE)
     data = {
         "iou_threshold": list(curves.iou_grid),
@@ -114,7 +115,7 @@ def plot_recall_vs_proposals(
     _style(axes, "proposals per image", "recall")
     axes.legend(fontsize=TICK_SIZE, loc="lower right")
     at_most = ", ".join(f"{_fmt(values[-1])} at IoU {t:g}" for t, values in recall.items())
-    title = f"Proposal recall against proposals per image, {curves.num_gt} boxes"
+    title = f"Proposal recall against proposals per image, {counted(curves.num_gt, 'box')}"
     made = f"made per image: mean {_mean_proposals(curves)}, max {curves.max_proposals}"
     axes.set_title(f"{title}\nwith {counts[-1]}: {at_most}\n{made}", fontsize=TITLE_SIZE)
     data = {
@@ -143,7 +144,9 @@ def plot_recall_by_size(curves: RecallCurves, path: str | os.PathLike[str]) -> P
     panels[0].set_ylabel("recall", fontsize=LABEL_SIZE)
     handles, labels = panels[0].get_legend_handles_labels()
     figure.legend(handles, labels, fontsize=TICK_SIZE, loc="outside lower center", ncols=4)
-    title = f"Proposal recall by box size (area in the input image), {curves.num_gt} boxes"
+    title = (
+        f"Proposal recall by box size (area in the input image), {counted(curves.num_gt, 'box')}"
+    )
     figure.suptitle(title + _not_measured_note(curves), fontsize=TITLE_SIZE)
     data = {
         "recall": {f"{t:g}": {str(k): curves.by_size(k, t) for k in measured} for t in thresholds},
@@ -168,7 +171,7 @@ def _size_bars(axes: Axes, curves: RecallCurves, limits: tuple[int, ...], thresh
             axes.text(x, height + 0.01, text, ha="center", va="bottom", fontsize=TICK_SIZE - 1)
     counts = curves.size_counts()
     axes.set_xticks(range(len(SIZE_GROUPS)))
-    axes.set_xticklabels([f"{SIZE_LABELS[s]}\n{counts[s]} boxes" for s in SIZE_GROUPS])
+    axes.set_xticklabels([f"{SIZE_LABELS[s]}\n{counted(counts[s], 'box')}" for s in SIZE_GROUPS])
     _style(axes, "", "")
     axes.set_ylim(0.0, 1.1)
     axes.set_title(f"IoU {threshold:g}", fontsize=LABEL_SIZE)

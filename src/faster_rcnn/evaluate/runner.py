@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..counted import counted
 from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import make_eval_loader
 from ..data.resizable import UnresizableImageError
@@ -130,7 +131,7 @@ class EvaluationResult:
         own = self.detection_proposals
         uses = "" if own is None else f" (the model's detections use its {own})"
         lines = [
-            f"proposal recall ({curves.num_gt} boxes), proposals evaluated up to "
+            f"proposal recall ({counted(curves.num_gt, 'box')}), proposals evaluated up to "
             f"{curves.limits[-1]} per image{uses}:",
             f"  mean {_fmt_count(self.proposals['proposals_per_image/mean'])} proposals made "
             f"per image, max {curves.max_proposals}",
@@ -148,7 +149,9 @@ class EvaluationResult:
         counts = curves.size_counts()
         for t in curves.iou_thresholds:
             recall = curves.by_size(limit, t)
-            sizes = "  ".join(f"{g} {_fmt(recall[g])} ({counts[g]} boxes)" for g in SIZE_GROUPS)
+            sizes = "  ".join(
+                f"{g} {_fmt(recall[g])} ({counted(counts[g], 'box')})" for g in SIZE_GROUPS
+            )
             lines.append(f"  recall by size at IoU {t:g}, {limit} proposals: {sizes}")
         return lines
 
@@ -214,7 +217,8 @@ def evaluate_detector(
         if coco.num_classes != num_classes:
             scored = _scored_classes(int(model.num_classes) - 1, class_names)
             raise ValueError(
-                f"{coco_annotation_file} has {coco.num_classes - 1} categories but {scored}"
+                f"{coco_annotation_file} has {counted(coco.num_classes - 1, 'category')} but "
+                f"{scored}"
             )
         coco.check_file_names(_image_files(dataset))
     errors = ErrorBreakdownEvaluator(num_classes, class_names=class_names)
@@ -269,9 +273,10 @@ def _scored_classes(model_classes: int, class_names: Sequence[str] | None) -> st
     ``class_names`` after them that the data has and the model lacks."""
     extra = list(class_names or ())[model_classes:]
     if not extra:
-        return f"the model predicts {model_classes} classes"
+        return f"the model predicts {counted(model_classes, 'class')}"
     return (
-        f"the model predicts {model_classes} classes, and the data has {len(extra)} more, "
+        f"the model predicts {counted(model_classes, 'class')}, and the data has "
+        f"{len(extra)} more, "
         f"{extra}: {model_classes + len(extra)} classes are scored"
     )
 

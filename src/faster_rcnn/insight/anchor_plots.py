@@ -14,6 +14,7 @@ import torch
 from matplotlib.axes import Axes
 
 from ..config import AnchorConfig
+from ..counted import counted
 from .anchor_coverage import AnchorCoverage
 from .plots import COLOURS, new_figure, save_figure
 
@@ -96,8 +97,8 @@ class CoverageReport:
         reached = float((cov.best_iou >= cov.fg_iou_thresh).float().mean())
         below = int((cov.best_iou < self.bg_iou_thresh).sum())
         axes.set_title(
-            f"best anchor IoU of {len(cov)} boxes: {reached:.0%} reach {cov.fg_iou_thresh:g}, "
-            f"{below} below {self.bg_iou_thresh:g}",
+            f"best anchor IoU of {counted(len(cov), 'box')}: {reached:.0%} reach "
+            f"{cov.fg_iou_thresh:g}, {below} below {self.bg_iou_thresh:g}",
             fontsize=10,
         )
         axes.set_xlabel("best IoU of any anchor the RPN trains on")

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
+from ..counted import counted
 from ..model import FasterRCNN, PreparedBatch
 from ..ops.boxes import box_area, box_iou
 from ..rpn.network import AnchorScores, RPNPrediction
@@ -545,7 +546,8 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
         why += " (every anchor crosses the border)" if bool(explanation.outside.all()) else ""
     _finish(
         ax,
-        f"1 · the {len(anchors)} anchors of one location{' (zoomed in)' if zoomed else ''}\n"
+        f"1 · the {counted(len(anchors), 'anchor')} of one location"
+        f"{' (zoomed in)' if zoomed else ''}\n"
         f"level '{grid.name}': stride {_pair(grid.stride)} px, feature map "
         f"{grid.grid_size[1]}x{grid.grid_size[0]}, cell ({location.row}, {location.col})\n{why}",
         handles + _gt_handle(explanation),
@@ -615,7 +617,8 @@ def _draw_labels(ax: Axes, explanation: Explanation) -> None:
     _finish(
         ax,
         f"2 · the labels of all {counts['anchors']:,} anchors "
-        f"({_count(explanation.levels, 'level')})\npositive: IoU >= {rpn.fg_iou_thresh:g}{best}; "
+        f"({counted(len(explanation.levels), 'level')})\npositive: IoU >= "
+        f"{rpn.fg_iou_thresh:g}{best}; "
         f"negative: < {rpn.bg_iou_thresh:g}\n{border}{ground}",
         handles + _gt_handle(explanation),
         legend_title="cell colour: the best label of its anchors, all levels",
@@ -639,7 +642,8 @@ def _draw_batch(ax: Axes, explanation: Explanation) -> None:
         ax,
         f"3 · the sampled mini-batch ({how}, seed {explanation.seed})\n"
         f"{len(positives) + len(negatives)} of batch_size_per_image {rpn.batch_size_per_image}, "
-        f"at most {limit} positive:\n{len(positives)} of {counts['positive']:,} positives, "
+        f"at most {limit} positive:\n"
+        f"{len(positives)} of {counted(counts['positive'], 'positive')}, "
         f"{len(negatives)} of {counts['negative']:,} negatives",
         handles + _gt_handle(explanation),
     )
@@ -818,8 +822,3 @@ def _scored(boxes: Tensor, scores: Tensor) -> list[dict[str, Any]]:
 
 def _rounded(box: list[float]) -> list[float]:
     return [round(value, 1) for value in box]
-
-
-def _count(items: list[Any], noun: str) -> str:
-    """``"1 level"``, ``"4 levels"``."""
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"

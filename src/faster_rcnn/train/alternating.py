@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from ..backbones import LoadReport
 from ..config import FasterRCNNConfig
+from ..counted import counted
 from ..data.dataset import Sample
 from ..data.unreadable import UnreadableLog
 from ..model import FasterRCNN
@@ -75,7 +76,8 @@ def split_steps(total_steps: int) -> tuple[int, ...]:
     """
     if total_steps < len(PAPER_STEPS):
         raise ValueError(
-            f"{total_steps} iterations are too few for the alternating scheme's four steps, "
+            f"{counted(total_steps, 'iteration is', 'iterations are')} too few for the "
+            "alternating scheme's four steps, "
             "split 2:1:2:1: at least 4 give each one"
         )
     whole = sum(PAPER_STEPS)

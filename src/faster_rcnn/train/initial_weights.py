@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..backbones.weights import LoadReport, is_detector_state, load_backbone_state
 from ..config import BACKBONES, FasterRCNNConfig
+from ..counted import counted
 from ..data.coco_categories import (
     COCO_CATEGORIES,
     COCO_OUTPUTS,
@@ -226,7 +227,7 @@ def _load_predictor(
                 taken.append(f"{layer_name}.{kind}")
     fresh = [name for name in names if name not in rows]
     report.notes.append(
-        f"the box predictor: {len(rows)} of {len(names)} classes taken from "
+        f"the box predictor: {len(rows)} of {counted(len(names), 'class')} taken from "
         f"{file_classes.source} ({', '.join(file_classes.describe(name) for name in rows)})"
         + (f"; {', '.join(fresh)} start{'s' * (len(fresh) == 1)} fresh" if fresh else "")
     )

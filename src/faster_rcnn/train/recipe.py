@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..config import BACKBONES, FasterRCNNConfig
+from ..counted import counted
 from ..data.dataset import (
     Sample,
     UnreadableImageError,
@@ -718,11 +719,11 @@ def _objects_an_image(stats: ObjectStatistics) -> str:
     images read hold none)'."""
     count = stats.objects_where_any
     if stats.images_with_objects == stats.images:
-        return f"an image holds {count:g} object{'s' * (count != 1)} (the median)"
+        return f"an image holds {counted(count, 'object')} (the median)"
     empty = stats.images - stats.images_with_objects
     return (
-        f"an image with objects holds {count:g} (the median; {empty} of the {stats.images} "
-        f"images read hold{'s' * (empty == 1)} none)"
+        f"an image with objects holds {count:g} (the median; {empty} of the "
+        f"{counted(stats.images, 'image')} read hold{'s' * (empty == 1)} none)"
     )
 
 
@@ -755,7 +756,7 @@ def _steps_for_finer_map(
     return RecipeChoice(
         "backbone.returned_layers",
         stages,
-        f"{sparse}, but the run fits about {steps} step{'s' * (steps != 1)}: reading the "
+        f"{sparse}, but the run fits about {counted(steps, 'step')}: reading the "
         f"stage before stage {stages[0]} too, a map twice as fine, pays from about "
         f"{FINER_MAP_STEPS} of its steps on (each 1.1-1.4 times as long), so the FPN reads "
         "the preset's stages",
@@ -901,9 +902,10 @@ def choose_learning_rate(
         return None
     objects = stats.objects_per_image
     why = (
-        f"{objects:g} objects an image (median): a step's losses average over about "
-        f"{round(objects * batch_size)} objects, so its gradient is steadier and a step can go "
-        f"further: {CROWDED_LR_PER_IMAGE:g} for each image of a batch, not {LR_PER_IMAGE:g}"
+        f"{counted(objects, 'object')} an image (median): a step's losses average over "
+        f"about {counted(round(objects * batch_size), 'object')}, so its gradient is "
+        f"steadier and a step can go further: {CROWDED_LR_PER_IMAGE:g} for each image of a "
+        f"batch, not {LR_PER_IMAGE:g}"
     )
     return RecipeChoice("train.lr", CROWDED_LR_PER_IMAGE * batch_size, why)
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..config import FasterRCNNConfig
+from ..counted import counted
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
 from . import distributed
@@ -185,7 +186,7 @@ class TrainingState:
             self.generator.set_state(checkpoint.generator_states[self.rank])
             return
         warnings.warn(
-            f"{stage_dir} was written by {len(checkpoint.generator_states)} processes, "
+            f"{stage_dir} was written by {counted(len(checkpoint.generator_states), 'process')}, "
             f"resuming with {self.world_size}: the samplers draw afresh",
             stacklevel=4,
         )

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ..counted import counted
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A second Ctrl-C sooner than this after the first is the same press, not a new request.
 DOUBLE_PRESS_SECONDS = 1.0
@@ -37,8 +39,7 @@ class TrainingInterrupted(Exception):
         self.checkpoint = checkpoint
         saved = f"checkpoint in {checkpoint}" if checkpoint is not None else "nothing saved"
         name = signal.Signals(signum).name
-        steps = f"{steps_done} step{'' if steps_done == 1 else 's'}"
-        super().__init__(f"{stage}: stopped by {name} after {steps}; {saved}")
+        super().__init__(f"{stage}: stopped by {name} after {counted(steps_done, 'step')}; {saved}")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -125,7 +126,8 @@ class NonFiniteGuard:
     def error(self, checkpoint: Path | None) -> TrainingDiverged:
         saved = f"checkpoint of the last good weights in {checkpoint}" if checkpoint else ""
         return TrainingDiverged(
-            f"{self.stage}: {self.in_a_row} steps in a row had a non-finite loss; stopped"
+            f"{self.stage}: {counted(self.in_a_row, 'step')} in a row had a non-finite loss; "
+            "stopped"
             f"{' with a ' + saved if saved else ''}. Likely causes: a learning rate too high "
             "for the batch size (--lr), boxes far outside their images, or float16 overflow"
         )

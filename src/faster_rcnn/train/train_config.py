@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..config import check_fields, require
+from ..counted import counted
 
 # Settings that may change between an interrupted run and its resumption without
 # changing what is computed.
@@ -174,6 +175,8 @@ def _run_length(settings: dict[str, Any]) -> str:
     """What ends a run of ``settings``: its steps, its budget, or the first of both."""
     steps, seconds = settings.get("steps"), settings.get("max_seconds")
     if seconds is None:
-        return f"{steps} steps"
-    minutes = f"{seconds / 60:g} minutes"
-    return minutes if steps >= steps_bound(seconds) else f"{minutes}, at most {steps} steps"
+        return counted(steps, "step")
+    minutes = counted(seconds / 60, "minute")
+    return (
+        minutes if steps >= steps_bound(seconds) else f"{minutes}, at most {counted(steps, 'step')}"
+    )

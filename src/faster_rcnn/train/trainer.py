@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..counted import counted
 from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import Batch, iterate_batches
 from ..data.unreadable import UnreadableLog
@@ -266,7 +267,7 @@ class Trainer:
             self.state.lr_scale = short_run_scale(self.cfg, planned_steps)
             if self.state.lr_scale > 1 and self.progress and self.rank == 0:
                 tqdm.write(
-                    f"{self.stage}: about {planned_steps} steps fit, fewer than "
+                    f"{self.stage}: about {counted(planned_steps, 'step')} fit, fewer than "
                     f"{self.cfg.short_run_steps} (train.short_run_steps): the rate rises "
                     f"{self.state.lr_scale:.2f} times, to {self.cfg.lr * self.state.lr_scale:g}"
                 )
@@ -286,7 +287,7 @@ class Trainer:
             first = batch.unreadable[0]
             return UnreadableImageError(
                 Path(first.file),
-                f"{self.stage}: none of the {len(self.dataset)} images can be read "
+                f"{self.stage}: none of the {counted(len(self.dataset), 'image')} can be read "
                 f"({first.reason})",
             )
         try:
