@@ -96,6 +96,29 @@ def test_names_are_given_one_per_class_or_the_run_says_how_many(coco_file, tmp_p
     assert load_model(out).config.class_names == tuple(names)
 
 
+def test_a_file_of_other_outputs_records_no_names_and_says_what_they_are_called(tmp_path, capsys):
+    """Without --classes, a file of other than COCO's 91 outputs is written without class
+    names, as the help says; the line says so, and what the commands that run the model
+    call its outputs, rather than giving those placeholders as its classes."""
+    torch.manual_seed(0)
+    path = tmp_path / "three.pth"
+    torch.save(FasterRCNN.from_config(preset_config(PRESET, 4)).state_dict(), path)
+    out = tmp_path / "three.safetensors"
+    assert main(["convert", str(path), "--preset", PRESET, "--out", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        f"{path} -> {out} ({PRESET}; 3 classes without names, which predict, evaluate and "
+        "explain call class1, class2, class3: --classes NAME ... names them)\n"
+    )
+    config = load_model(out).config
+    assert config.class_names == () and config.label_names() == ("class1", "class2", "class3")
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    assert (
+        "else the model file names none, and predict, evaluate and explain call them "
+        "class1, class2, ...)"
+    ) in " ".join(capsys.readouterr().out.split())
+
+
 def test_convert_refuses_another_preset_s_file_and_an_out_it_would_overwrite(
     coco_file, tmp_path, capsys
 ):

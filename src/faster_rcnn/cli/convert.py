@@ -4,7 +4,8 @@ every other command runs (evaluate, predict, explain, anchors, export, train --w
 The presets that mirror torchvision's detectors module for module load its checkpoints
 strictly (:func:`~faster_rcnn.load_torchvision_checkpoint`) and give the same
 detections; the model file adds what a ``.pth`` lacks, the config and the class names
-(COCO's for a file of 91 outputs, as torchvision's published detectors have).
+(COCO's for a file of 91 outputs, as torchvision's published detectors have; else those
+given, or none: the other commands then call its outputs ``class1``, ``class2``, ...).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import FasterRCNNConfig
+from ..counted import counted
 from ..torchvision_checkpoint import load_torchvision_checkpoint
 from ..train.checkpoint import read_model_config, save_model
 from .arguments import check_out_file
@@ -50,7 +53,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         nargs="+",
         metavar="NAME",
         help="the names of the outputs after the background, in order (default: COCO's "
-        "categories for a file of 91 outputs, else none)",
+        "categories for a file of 91 outputs; else the model file names none, and predict, "
+        "evaluate and explain call them class1, class2, ...)",
     )
     parser.add_argument(
         "--out", type=Path, help="the model file to write (default: CHECKPOINT.safetensors)"
@@ -63,10 +67,22 @@ def run(args: argparse.Namespace) -> int:
     check_model_out(out, args.checkpoint)
     model = load_torchvision_checkpoint(args.checkpoint, args.preset, None, args.classes)
     save_model(model, out)
-    names = model.config.label_names()
-    shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
-    print(f"{args.checkpoint} -> {out} ({args.preset}; classes {shown})")
+    print(f"{args.checkpoint} -> {out} ({args.preset}; {described_classes(model.config)})")
     return 0
+
+
+def described_classes(config: FasterRCNNConfig) -> str:
+    """The classes a model file records, for convert's line: ``classes person, bicycle,
+    ... (90 in all)``; where it records none, how many there are and what the other
+    commands call them (``class1``, ...)."""
+    names = config.label_names()
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+    if config.class_names:
+        return f"classes {shown}"
+    return (
+        f"{counted(len(names), 'class')} without names, which predict, evaluate and explain "
+        f"call {shown}: --classes NAME ... names them"
+    )
 
 
 def check_model_out(out: Path, checkpoint: Path) -> None:
