@@ -86,3 +86,26 @@ def test_more_cells_crowd_the_slides_and_leave_the_default_slides_as_they_were()
 def test_a_cell_range_that_is_not_one_is_refused() -> None:
     with pytest.raises(ValueError, match="fewest <= most"):
         SyntheticSlides(2, cells=(12, 5))
+
+
+@pytest.mark.parametrize(
+    "data", [SyntheticSlides(40, seed=0), SyntheticSlides(10, seed=1, cells=(30, 40))]
+)
+def test_target_gives_the_boxes_of_the_painted_slide_without_painting_it(data, monkeypatch):
+    """target(i) is what the recipe reads: the same boxes and labels as data[i], bit for
+    bit, over every slide (with and without leukocytes and platelets), none painted."""
+    drawn = [data[i][1] for i in range(len(data))]
+    monkeypatch.setattr("faster_rcnn.data.slides._background", _not_painted)
+    monkeypatch.setattr("faster_rcnn.data.slides._Canvas._blend", _not_painted)
+    for i, target in enumerate(drawn):
+        read = data.target(i)
+        assert torch.equal(read["boxes"], target["boxes"]), i
+        assert torch.equal(read["labels"], target["labels"]), i
+    labels = torch.cat([target["labels"] for target in drawn]).tolist()
+    assert {1, 2, 3} <= set(labels)
+    with pytest.raises(IndexError, match="out of range"):
+        data.target(len(data))
+
+
+def _not_painted(*args: object, **kwargs: object) -> None:
+    raise AssertionError("target(i) painted the slide")

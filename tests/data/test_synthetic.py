@@ -106,3 +106,37 @@ def test_unknown_geometries_and_bad_weights_are_refused(classes, weights, messag
     extra = {} if classes is None else {"classes": classes}
     with pytest.raises(ValueError, match=message):
         SyntheticShapes(4, class_weights=weights, **extra)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        SyntheticShapes(400, image_size=(120, 160), seed=0),
+        SyntheticShapes(100, seed=1),  # the default size, validation's seed
+        SyntheticShapes(
+            100,
+            image_size=(96, 128),
+            seed=2,
+            max_objects=12,
+            classes=[ShapeClass("a", "ellipse", (0.5, 0.5, 0.5)), *SyntheticShapes(1).classes],
+            class_weights=[4, 1, 1, 1],
+        ),
+    ],
+)
+def test_target_gives_the_boxes_of_the_drawn_image_without_drawing_it(data, monkeypatch):
+    """target(i) is what the recipe reads: the same boxes and labels as data[i], bit for
+    bit, over every image (the crowded and empty ones too), with no background drawn."""
+    drawn = [data[i][1] for i in range(len(data))]
+    monkeypatch.setattr("faster_rcnn.data.synthetic._background", _not_drawn)
+    for i, target in enumerate(drawn):
+        read = data.target(i)
+        assert torch.equal(read["boxes"], target["boxes"]), i
+        assert torch.equal(read["labels"], target["labels"]), i
+    assert sum(len(target["boxes"]) == 0 for target in drawn) > 0
+    assert max(len(target["boxes"]) for target in drawn) >= 5
+    with pytest.raises(IndexError, match="out of range"):
+        data.target(len(data))
+
+
+def _not_drawn(*args: object) -> None:
+    raise AssertionError("target(i) drew the background")

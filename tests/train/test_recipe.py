@@ -939,3 +939,24 @@ def test_train_enlarges_images_unless_a_side_is_given(tmp_path, capsys) -> None:
     assert "transform.max_size" not in capsys.readouterr().out
     transform = load_model(tmp_path / "given" / "model.safetensors").config.transform
     assert (transform.min_size[-1], transform.max_size) == (320, 400)
+
+
+@pytest.mark.parametrize(
+    ("data", "module"), [("synthetic:30", "synthetic"), ("slides:6", "slides")]
+)
+def test_the_recipe_counts_generated_objects_without_drawing_the_images(data, module, monkeypatch):
+    """train --data synthetic spent minutes drawing its 2000 images before its first step,
+    only for the recipe to count their objects: it reads their targets alone now (as
+    train wraps the data), the counts those of the drawn images."""
+    from faster_rcnn.data.coco import WithoutCrowd
+    from faster_rcnn.data.open import open_dataset
+
+    dataset = open_dataset(data)
+    config = preset_config("small", dataset.num_classes)
+    drawn = object_statistics([dataset[i] for i in range(len(dataset))], config)
+
+    def not_drawn(*args: object) -> None:
+        raise AssertionError("an image was drawn")
+
+    monkeypatch.setattr(f"faster_rcnn.data.{module}._background", not_drawn)
+    assert object_statistics(WithoutCrowd(dataset), config) == drawn

@@ -390,7 +390,7 @@ def train(args: argparse.Namespace) -> int:
     repeat = args.repeat_threshold
     if args.recipe == "auto":
         config, rate, repeat = with_recipe(config, dataset, args, rate)
-    if not is_generated(args.data):  # its images are drawn to give their boxes
+    if not is_generated(args.data):  # its boxes are read by placing every shape again
         warn_of_resizing(dataset, config)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
     listed, repeats = repeated(resizable(dataset, config), repeat, args.seed, args.out)

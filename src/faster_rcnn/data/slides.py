@@ -48,6 +48,7 @@ class SyntheticSlides:
     ``dataset[i]`` is ``(image float[3, 480, 640] in 0..1, {"boxes": float[N, 4],
     "labels": int64[N]})`` with labels ``1..3`` in :data:`CLASS_NAMES` order (0 is
     background); boxes are ``x1, y1, x2, y2`` pixels; pixel values are multiples of 1/255.
+    ``target(i)`` is the same target without the slide painted.
     """
 
     class_names = CLASS_NAMES
@@ -69,10 +70,19 @@ class SyntheticSlides:
         return self.num_images
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        return self._drawn(index, paint=True).finish()
+
+    def target(self, index: int) -> dict[str, Tensor]:
+        """``dataset[index][1]`` without the slide painted: its random numbers are drawn
+        alike, its pixels are not."""
+        return self._drawn(index, paint=False).target()
+
+    def _drawn(self, index: int, paint: bool) -> _Canvas:
+        """Slide ``index`` with its objects placed, painted where ``paint``."""
         if not 0 <= index < self.num_images:
             raise IndexError(f"index {index} out of range for {self.num_images} images")
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index + 7_919)
-        canvas = _Canvas(gen)
+        canvas = _Canvas(gen, paint)
         for _ in range(_count(gen, *self.cells)):
             canvas.draw_cell()
         if _uniform(gen) < _LEUKOCYTE_FRACTION:
@@ -82,19 +92,22 @@ class SyntheticSlides:
             canvas.draw_speck()
         for _ in range(_count(gen, *_PLATELETS)):
             canvas.draw_platelet()
-        return canvas.finish()
+        return canvas
 
 
 class _Canvas:
     """One slide being drawn: the image so far and the boxes of the labelled objects.
 
     Each object is drawn inside its own window (the square around it that its outline
-    cannot leave), so a slide costs its objects' area, not 30 whole-image passes.
+    cannot leave), so a slide costs its objects' area, not 30 whole-image passes. Without
+    ``paint``, the objects are placed and boxed from the same random numbers, and no pixel
+    is painted (``image`` is ``None``).
     """
 
-    def __init__(self, gen: torch.Generator) -> None:
+    def __init__(self, gen: torch.Generator, paint: bool = True) -> None:
         self.gen = gen
-        self.image = _background(gen)
+        draws = _background_draws(gen)
+        self.image = _background(*draws) if paint else None
         self.boxes: list[Tensor] = []
         self.labels: list[int] = []
 
@@ -106,6 +119,8 @@ class _Canvas:
             return
         window, mask, dist, _ = shape
         colour = _jitter(self.gen, (0.86, 0.42, 0.45), 0.06)[:, None, None]
+        if self.image is None:
+            return
         pale_centre = 0.35 * torch.exp(-((dist / 0.45) ** 2))
         rim = 0.25 * torch.exp(-(((dist - 0.92) / 0.08) ** 2))
         fill = colour * (1 - rim) + (1 - colour) * pale_centre
@@ -121,10 +136,12 @@ class _Canvas:
         colour = _jitter(self.gen, (0.52, 0.30, 0.62), 0.07)[:, None, None]
         # The grain is drawn for the whole slide so that the random stream (and so every
         # slide) stays what it was when objects were drawn over the whole image.
-        grain = 0.12 * torch.rand(IMAGE_SIZE, generator=self.gen)[window]
-        fill = colour * (0.9 + grain - 0.15 * dist.clamp(max=1))
-        # Stains take unevenly: some platelets are faint.
-        self._blend(window, mask, fill, alpha=_uniform(self.gen, 0.6, 0.9))
+        grain = torch.rand(IMAGE_SIZE, generator=self.gen)[window]
+        alpha = _uniform(self.gen, 0.6, 0.9)  # stains take unevenly: some platelets are faint
+        if self.image is None:
+            return
+        fill = colour * (0.9 + 0.12 * grain - 0.15 * dist.clamp(max=1))
+        self._blend(window, mask, fill, alpha)
 
     def draw_leukocyte(self) -> None:
         """A large cell: pale violet cytoplasm around a dark nucleus of 2 to 4 lobes."""
@@ -134,36 +151,49 @@ class _Canvas:
             return
         window, mask, _, (cx, cy) = shape
         cytoplasm = _jitter(self.gen, (0.78, 0.70, 0.86), 0.04)[:, None, None]
-        self._blend(window, mask, cytoplasm, alpha=0.9)
         nucleus = _jitter(self.gen, (0.36, 0.18, 0.50), 0.05)[:, None, None]
+        lobes = [self._lobe(cx, cy, r) for _ in range(2 + int(_uniform(self.gen) * 3))]
+        if self.image is None:
+            return
+        self._blend(window, mask, cytoplasm, alpha=0.9)
         ys, xs = _pixel_centres(window)
-        for _ in range(2 + int(_uniform(self.gen) * 3)):
-            angle = _uniform(self.gen, 0, 2 * math.pi)
-            offset = _uniform(self.gen, 0.15, 0.4) * r
-            lobe_r = _uniform(self.gen, 0.28, 0.42) * r
-            lx, ly = cx + offset * math.cos(angle), cy + offset * math.sin(angle)
+        for lx, ly, lobe_r in lobes:
             lobe = (xs - lx) ** 2 + (ys - ly) ** 2 <= lobe_r**2
             self._blend(window, lobe & mask, nucleus, alpha=0.95)
+
+    def _lobe(self, cx: float, cy: float, r: float) -> tuple[float, float, float]:
+        """A lobe of the nucleus of a leukocyte of centre ``(cx, cy)`` and radius ``r``:
+        its centre and radius."""
+        angle = _uniform(self.gen, 0, 2 * math.pi)
+        offset = _uniform(self.gen, 0.15, 0.4) * r
+        lobe_r = _uniform(self.gen, 0.28, 0.42) * r
+        return cx + offset * math.cos(angle), cy + offset * math.sin(angle), lobe_r
 
     def draw_speck(self) -> None:
         """Unlabelled debris: a purple dot under 18 px."""
         r = _uniform(self.gen, 2.5, 9.0)
         cx, cy = self._centre(r)
+        colour = _jitter(self.gen, (0.50, 0.30, 0.60), 0.08)[:, None, None]
+        if self.image is None:
+            return
         window = _window(cx, cy, r)
         ys, xs = _pixel_centres(window)
         mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= r**2
-        colour = _jitter(self.gen, (0.50, 0.30, 0.60), 0.08)[:, None, None]
         self._blend(window, mask, colour, alpha=0.85)
 
     def finish(self) -> tuple[Tensor, dict[str, Tensor]]:
-        """The noisy, 8-bit-quantised image and its target."""
+        """The noisy, 8-bit-quantised image (painted) and its target."""
+        assert self.image is not None, "a canvas that does not paint has no image"
         image = self.image + 0.025 * torch.randn(self.image.shape, generator=self.gen)
         image = image.clamp(0, 1).mul_(255).round_().div_(255)
-        target = {
+        return image, self.target()
+
+    def target(self) -> dict[str, Tensor]:
+        """The boxes and labels of the objects placed."""
+        return {
             "boxes": torch.stack(self.boxes) if self.boxes else torch.zeros((0, 4)),
             "labels": torch.tensor(self.labels, dtype=torch.int64),
         }
-        return image, target
 
     def _radius(self, diameters: tuple[float, float]) -> float:
         return _uniform(self.gen, *diameters) / 2
@@ -238,14 +268,19 @@ def _pixel_centres(window: Window) -> tuple[Tensor, Tensor]:
     return ys, xs
 
 
-def _background(gen: torch.Generator) -> Tensor:
-    """A pale, unevenly lit stained field with fine grain: ``(3, H, W)`` in 0..1."""
+def _background_draws(gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """The random numbers of :func:`_background`, drawn from ``gen``: the ``(3,)`` tint, a
+    ``(1, 1, 4, 4)`` lighting and a ``(1, 1, H / 2, W / 2)`` grain."""
     height, width = IMAGE_SIZE
     tint = _jitter(gen, (0.93, 0.86, 0.84), 0.03)
-    light = F.interpolate(torch.rand((1, 1, 4, 4), generator=gen), size=IMAGE_SIZE, mode="bicubic")[
-        0
-    ]
-    grain = torch.rand((1, 1, height // 2, width // 2), generator=gen)
+    light = torch.rand((1, 1, 4, 4), generator=gen)
+    return tint, light, torch.rand((1, 1, height // 2, width // 2), generator=gen)
+
+
+def _background(tint: Tensor, light: Tensor, grain: Tensor) -> Tensor:
+    """A pale, unevenly lit stained field with fine grain: ``(3, H, W)`` in 0..1, of the
+    draws of :func:`_background_draws`."""
+    light = F.interpolate(light, size=IMAGE_SIZE, mode="bicubic")[0]
     grain = F.interpolate(grain, size=IMAGE_SIZE, mode="bilinear")[0]
     return (tint[:, None, None] * (0.92 + 0.08 * light) + 0.04 * (grain - 0.5)).clamp(0, 1)
 

@@ -63,7 +63,8 @@ class SyntheticShapes:
 
     ``dataset[i]`` is ``(image float[3, H, W] in 0..1, {"boxes": float[N, 4],
     "labels": int64[N]})`` with labels ``1..len(classes)`` (0 is background); pixel
-    values are multiples of 1/255, as in a decoded 8-bit image.
+    values are multiples of 1/255, as in a decoded 8-bit image. ``target(i)`` is the same
+    target without the image drawn.
     """
 
     class_names = CLASS_NAMES
@@ -115,57 +116,76 @@ class SyntheticShapes:
         return self.num_images
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        gen = self._generator(index)
+        height, width = self.image_size
+        image = _background(_background_draws(height, width, gen), height, width)
+        placed, boxes = self._place_objects(gen)
+        shade = 1.0 - 0.25 * (self._pixel_centres()[0] / height)  # fills are not flat
+        for shape in placed:
+            image = torch.where(shape.mask, shape.colour.clamp(0, 1)[:, None, None] * shade, image)
+        image = (image + 0.03 * torch.randn(image.shape, generator=gen)).clamp(0, 1)
+        image = image.mul_(255).round_().div_(255)
+        return image, _target(placed, boxes)
+
+    def target(self, index: int) -> dict[str, Tensor]:
+        """``dataset[index][1]`` without the image drawn: its random numbers are drawn
+        alike, its pixels are not (the background, the fills, the noise)."""
+        gen = self._generator(index)
+        _background_draws(*self.image_size, gen)
+        return _target(*self._place_objects(gen))
+
+    def _generator(self, index: int) -> torch.Generator:
+        """The generator image ``index`` is drawn from, as it starts."""
         if not 0 <= index < self.num_images:
             raise IndexError(f"index {index} out of range for {self.num_images} images")
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+
+    def _pixel_centres(self) -> tuple[Tensor, Tensor]:
+        """``(H, 1)`` row and ``(1, W)`` column pixel-centre coordinates."""
         height, width = self.image_size
-        image = _background(height, width, gen)
         ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
         xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
+        return ys, xs
 
-        labels: list[int] = []
+    def _place_objects(self, gen: torch.Generator) -> tuple[list[_Placed], list[Tensor]]:
+        """The objects of one image, in the order they are drawn, each over the earlier
+        ones; and the ``(4,)`` box of what is visible of each once all are drawn."""
+        ys, xs = self._pixel_centres()
+        placed: list[_Placed] = []
         visible: list[Tensor] = []  # (H, W) pixels of each object not drawn over
         drawn_pixels: list[int] = []  # pixels of each object in the image when drawn
         boxes: list[Tensor] = []
-        if _uniform(gen) >= self.empty_fraction:
-            num_objects = 1 + int(_uniform(gen) * self.max_objects)
-            for _ in range(num_objects * 4):  # a few tries per object to respect overlap
-                if len(boxes) == num_objects:
-                    break
-                drawn = self._draw_object(xs, ys, gen)
-                if drawn is None:
-                    continue
-                label, mask, box = drawn
-                if boxes and box_iou(box[None], torch.stack(boxes)).max() > self.max_overlap:
-                    continue
-                # A new object is drawn over the others; one that would hide too much of
-                # another (a small shape inside a large one's box, say) is not drawn.
-                uncovered = [pixels & ~mask for pixels in visible]
-                uncovered_boxes = [self._visible_box(pixels) for pixels in uncovered]
-                if any(
-                    new_box is None or int(pixels.sum()) < self.min_visible * count
-                    for pixels, new_box, count in zip(
-                        uncovered, uncovered_boxes, drawn_pixels, strict=True
-                    )
-                ):
-                    continue
-                colour = torch.tensor(self.classes[label - 1].colour) + 0.15 * (
-                    torch.rand(3, generator=gen) - 0.5
+        if _uniform(gen) < self.empty_fraction:
+            return placed, boxes
+        num_objects = 1 + int(_uniform(gen) * self.max_objects)
+        for _ in range(num_objects * 4):  # a few tries per object to respect overlap
+            if len(boxes) == num_objects:
+                break
+            drawn = self._draw_object(xs, ys, gen)
+            if drawn is None:
+                continue
+            label, mask, box = drawn
+            if boxes and box_iou(box[None], torch.stack(boxes)).max() > self.max_overlap:
+                continue
+            # A new object is drawn over the others; one that would hide too much of
+            # another (a small shape inside a large one's box, say) is not drawn.
+            uncovered = [pixels & ~mask for pixels in visible]
+            uncovered_boxes = [self._visible_box(pixels) for pixels in uncovered]
+            if any(
+                new_box is None or int(pixels.sum()) < self.min_visible * count
+                for pixels, new_box, count in zip(
+                    uncovered, uncovered_boxes, drawn_pixels, strict=True
                 )
-                shade = 1.0 - 0.25 * (ys / height)  # a vertical shading so fills are not flat
-                fill = colour.clamp(0, 1)[:, None, None] * shade
-                image = torch.where(mask, fill, image)
-                labels.append(label)
-                visible = [*uncovered, mask]
-                drawn_pixels.append(int(mask.sum()))
-                boxes = [*uncovered_boxes, box]
-        image = (image + 0.03 * torch.randn(image.shape, generator=gen)).clamp(0, 1)
-        image = image.mul_(255).round_().div_(255)
-        target = {
-            "boxes": torch.stack(boxes) if boxes else torch.zeros((0, 4)),
-            "labels": torch.tensor(labels, dtype=torch.int64),
-        }
-        return image, target
+            ):
+                continue
+            colour = torch.tensor(self.classes[label - 1].colour) + 0.15 * (
+                torch.rand(3, generator=gen) - 0.5
+            )
+            placed.append(_Placed(label, mask, colour))
+            visible = [*uncovered, mask]
+            drawn_pixels.append(int(mask.sum()))
+            boxes = [*uncovered_boxes, box]
+        return placed, boxes
 
     def _draw_object(
         self, xs: Tensor, ys: Tensor, gen: torch.Generator
@@ -215,20 +235,42 @@ class SyntheticShapes:
         return None if min(box[2] - box[0], box[3] - box[1]) < 6 else box
 
 
+class _Placed(NamedTuple):
+    """An object drawn on an image: its label, ``(H, W)`` pixels and RGB fill colour."""
+
+    label: int
+    mask: Tensor
+    colour: Tensor
+
+
+def _target(placed: Sequence[_Placed], boxes: Sequence[Tensor]) -> dict[str, Tensor]:
+    """The target of an image's ``placed`` objects, whose visible ``boxes`` they are."""
+    return {
+        "boxes": torch.stack(list(boxes)) if boxes else torch.zeros((0, 4)),
+        "labels": torch.tensor([shape.label for shape in placed], dtype=torch.int64),
+    }
+
+
 def _uniform(gen: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
     return low + (high - low) * float(torch.rand((), generator=gen))
 
 
-def _background(height: int, width: int, gen: torch.Generator) -> Tensor:
-    """A smooth random colour field with fine texture: ``(3, height, width)`` in 0..1.
+def _background_draws(height: int, width: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The random numbers of :func:`_background`, drawn from ``gen``: ``(1, 3, 6, 6)``
+    coarse colours and a ``(1, 1, height / 4, width / 4)`` texture."""
+    small = (max(1, height // 4), max(1, width // 4))
+    return torch.rand((1, 3, 6, 6), generator=gen), torch.rand((1, 1, *small), generator=gen)
+
+
+def _background(draws: tuple[Tensor, Tensor], height: int, width: int) -> Tensor:
+    """A smooth random colour field with fine texture: ``(3, height, width)`` in 0..1,
+    of the ``draws`` of :func:`_background_draws`.
 
     Both are drawn at a quarter of the resolution and upsampled once: the texture's cells
     are 4 px anyway, and a bicubic field at full size costs more than the rest of the image.
     """
-    small = (max(1, height // 4), max(1, width // 4))
-    coarse = torch.rand((1, 3, 6, 6), generator=gen)
-    base = F.interpolate(coarse, size=small, mode="bicubic", align_corners=False)
-    texture = torch.rand((1, 1, *small), generator=gen)
+    coarse, texture = draws
+    base = F.interpolate(coarse, size=texture.shape[-2:], mode="bicubic", align_corners=False)
     field = 0.35 + 0.3 * base + 0.25 * (texture - 0.5)
     full = F.interpolate(field, size=(height, width), mode="bilinear", align_corners=False)
     return full[0].clamp(0, 1)

@@ -285,8 +285,9 @@ def object_statistics(
     """Describe the objects of up to ``max_images`` images spread evenly over the dataset,
     resized as ``config`` resizes them in evaluation (the last ``min_size``).
 
-    Readers answer from the annotations alone; other datasets are read whole. An image
-    that cannot be read is left out here (training skips it too, and says so).
+    Readers answer from the annotations alone, the generated datasets without drawing
+    their images (``target(index)``); other datasets are read whole. An image that cannot
+    be read is left out here (training skips it too, and says so).
     """
     transform = config.transform
     names = _class_names(config)
