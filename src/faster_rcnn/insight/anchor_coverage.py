@@ -476,7 +476,8 @@ def dataset_targets(dataset: Sequence[Sample], count: int | None = None) -> Iter
     decoded), else ``dataset[i]``. An image that cannot be read is left out with a
     warning, as training leaves it out.
     """
-    has_target = hasattr(dataset, "target") and hasattr(dataset, "image_size")
+    # A generated dataset's image_size is its one size, not a reader's image_size(i).
+    has_target = all(callable(getattr(dataset, name, None)) for name in ("target", "image_size"))
     for index in range(len(dataset) if count is None else count):
         try:
             if has_target:
