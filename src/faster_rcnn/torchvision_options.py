@@ -189,7 +189,7 @@ def _anchor_fields(generator: object) -> dict[str, Any]:
     if not isinstance(generator, AnchorGenerator):
         raise TypeError(
             "FasterRCNN(rpn_anchor_generator=...) takes faster_rcnn.AnchorGenerator, got "
-            f"{type(generator).__name__}"
+            f"{_class_path(generator)}"
         )
     return {
         "sizes": generator.sizes,
@@ -203,7 +203,7 @@ def _pooler_fields(pool: object) -> dict[str, Any]:
     if not isinstance(pool, MultiScaleRoIAlign):
         raise TypeError(
             "FasterRCNN(box_roi_pool=...) takes faster_rcnn.roi_heads.MultiScaleRoIAlign, got "
-            f"{type(pool).__name__}"
+            f"{_class_path(pool)}"
         )
     height, width = pool.output_size
     if height != width:
@@ -220,3 +220,9 @@ def _pooler_fields(pool: object) -> dict[str, Any]:
         "canonical_scale": pool.canonical_scale,
         "canonical_level": pool.canonical_level,
     }
+
+
+def _class_path(value: object) -> str:
+    """``module.Class`` of ``value``: torchvision's ``AnchorGenerator`` is not this
+    package's, though they share a name."""
+    return f"{type(value).__module__}.{type(value).__qualname__}"

@@ -384,7 +384,7 @@ def test_torchvision_s_constructor_form_is_refused_in_one_line_where_it_cannot_b
         (
             {"num_classes": 2, "rpn_anchor_generator": nn.Identity()},
             TypeError,
-            r"takes faster_rcnn.AnchorGenerator, got Identity$",
+            r"takes faster_rcnn.AnchorGenerator, got torch.nn.modules.linear.Identity$",
         ),
         (
             {"num_classes": 2, "box_roi_pool": MultiScaleRoIAlign(["0"], (7, 5), 2)},
