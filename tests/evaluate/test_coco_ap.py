@@ -204,3 +204,52 @@ def test_a_missing_area_is_the_segmentations_pixels_as_in_cocos_own_files(tmp_pa
     areas = [ann["area"] for ann in load_coco_annotations(file).dataset["annotations"]]
     assert areas[0] == pytest.approx(800, abs=40) and areas[0] < 32**2
     assert areas[1:] == [60.0, 1234, 1600.0]
+
+
+DIFFICULT = [0.0, 200.0, 60.0, 260.0]  # 3600 px: medium, as MEDIUM
+
+
+def test_a_difficult_object_is_ignored_as_in_voc() -> None:
+    # The detection on the difficult object reaches IoU 0.625 with it: at IoU 0.50-0.60
+    # it is matched and ignored, above that a false positive ranked after the found
+    # object, which costs nothing. Counted as an object (as before), the difficult one
+    # was missed at seven of the ten thresholds: AP 0.65, AR100 0.65.
+    targets = [gt([MEDIUM, DIFFICULT], [1, 1], difficult=[False, True])]
+    on_difficult = [0.0, 200.0, 60.0, 237.5]
+    stats = evaluate([det([MEDIUM, on_difficult], [1, 1], [0.9, 0.8])], targets)
+    assert stats["AP"] == pytest.approx(1.0)
+    assert stats["AP75"] == pytest.approx(1.0)
+    assert stats["AR100"] == pytest.approx(1.0)
+    # Missing a difficult object costs nothing either.
+    stats = evaluate([det([MEDIUM], [1], [0.9])], targets)
+    assert stats["AP"] == pytest.approx(1.0)
+    assert stats["AR100"] == pytest.approx(1.0)
+
+
+def test_a_difficult_object_is_matched_by_iou_and_once() -> None:
+    # Unlike a crowd region it is matched by IoU: a detection all inside it at IoU 0.11
+    # is a false positive above the found object, precision 1/2 at recall 1 (as a crowd
+    # region it would be ignored: AP 1).
+    targets = [gt([MEDIUM, DIFFICULT], [1, 1], difficult=[False, True])]
+    inside = [10.0, 210.0, 30.0, 230.0]
+    stats = evaluate([det([inside, MEDIUM], [1, 1], [0.95, 0.9])], targets)
+    assert stats["AP"] == pytest.approx(0.5)
+    # It takes one detection, as COCOeval's ignored objects do: the second one on it is
+    # a false positive ranked first (VOC mAP ignores both).
+    twice = det([DIFFICULT, DIFFICULT, MEDIUM], [1, 1, 1], [0.95, 0.94, 0.9])
+    assert evaluate([twice], targets)["AP"] == pytest.approx(0.5)
+
+
+def test_difficult_objects_and_crowd_regions_together() -> None:
+    # A detection inside the crowd region (IoU 0.2) is ignored as before, the difficult
+    # object missed costs nothing, its class-2 twin not difficult is missed: AP 1 for
+    # class 1, 0 for class 2.
+    crowd = [200.0, 200.0, 400.0, 400.0]
+    inside = [210.0, 210.0, 300.0, 300.0]
+    targets = [gt([MEDIUM, crowd, DIFFICULT], [1, 1, 1], iscrowd=[0, 1, 0], difficult=[0, 0, 1])]
+    stats = evaluate([det([MEDIUM, inside], [1, 1], [0.9, 0.95])], targets, num_classes=2)
+    assert stats["AP"] == pytest.approx(1.0)
+    targets[0] = gt([MEDIUM, crowd, DIFFICULT, LARGE], [1, 1, 1, 2], iscrowd=[0, 1, 0, 0],
+                    difficult=[0, 0, 1, 0])  # fmt: skip
+    stats = evaluate([det([MEDIUM, inside], [1, 1], [0.9, 0.95])], targets)
+    assert stats["AP"] == pytest.approx(0.5)

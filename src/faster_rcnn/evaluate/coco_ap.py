@@ -6,6 +6,14 @@ COCO annotation file (:meth:`COCOEvaluator.from_coco_json`). The detections go t
 ``COCO.loadRes`` and ``COCOeval`` with the default parameters: IoU 0.50:0.05:0.95, at
 most 1/10/100 detections per image, areas small < 32^2 <= medium < 96^2 <= large.
 
+Pascal VOC's ``difficult`` objects of in-memory ground truth are ignored as COCOeval
+ignores an object (its ``ignore`` flag): a detection matched to one, by IoU, is neither a
+true nor a false positive, and missing one costs nothing, as in VOC mAP. COCOeval lets an
+ignored object take one detection and prefers an object to find to it: a second
+detection on a difficult object is a false positive (VOC mAP ignores every detection on
+one). They are not sent as crowd regions (``iscrowd``), which COCOeval matches by the
+share of the detection inside them and lets take any number of detections.
+
 pycocotools reports -1 for a figure without any ground truth (no small objects, say);
 here that is NaN, so that it can't pass for a score.
 """
@@ -181,8 +189,9 @@ class COCOEvaluator:
             predictions: per image ``{"boxes": (D, 4), "labels": int64 (D,), "scores": (D,)}``
                 in the pixels of the annotated image.
             targets: per image ``{"boxes": (N, 4), "labels": int64 (N,)}``, optionally
-                ``"iscrowd": bool (N,)``, ``"area": (N,)`` and ``"image_id"``. Required
-                unless the ground truth comes from a COCO file.
+                ``"iscrowd": bool (N,)``, ``"difficult": bool (N,)`` (ignored objects),
+                ``"area": (N,)`` and ``"image_id"``. Required unless the ground truth
+                comes from a COCO file.
             image_ids: one id per image; default the target's ``"image_id"``, else a
                 running count of the images seen (in-memory ground truth only).
         """
@@ -211,7 +220,8 @@ class COCOEvaluator:
     def compute(self) -> dict[str, float]:
         """The twelve COCO box figures, by the names in :data:`STAT_NAMES`."""
         coco_gt = self._coco_gt if self._coco_gt is not None else self._in_memory_gt()
-        return coco_figures(coco_gt, self._detections, sorted(self._seen))
+        difficult = [ann["id"] for ann in self._gt_annotations if ann["difficult"]]
+        return coco_figures(coco_gt, self._detections, sorted(self._seen), difficult)
 
     def _image_id(
         self, index: int, target: dict[str, Tensor] | None, image_ids: Sequence[int] | None
@@ -236,7 +246,8 @@ class COCOEvaluator:
     def _ground_truth_annotations(
         self, image_id: int, target: dict[str, Tensor]
     ) -> list[dict[str, Any]]:
-        """COCO annotations (without ``"id"``) of an image's ground truth."""
+        """COCO annotations (without ``"id"``) of an image's ground truth, each with its
+        VOC ``"difficult"`` flag (0 or 1), which COCOeval itself does not read."""
         boxes, labels = read_ground_truth(target, image_id, self.num_classes)
         boxes = boxes.to(torch.float64)
         num = boxes.shape[0]
@@ -245,6 +256,7 @@ class COCOEvaluator:
         if target.get("area") is not None:
             areas = per_box(target["area"], "area", num, image_id, "ground truth").double()
         iscrowd = box_flags(target, "iscrowd", num, image_id)
+        difficult = box_flags(target, "difficult", num, image_id)
         xywh = torch.stack((boxes[:, 0], boxes[:, 1], widths, heights), dim=1).tolist()
         return [
             {
@@ -253,9 +265,15 @@ class COCOEvaluator:
                 "bbox": box,
                 "area": float(box_area),
                 "iscrowd": int(crowd),
+                "difficult": int(hard),
             }
-            for box, label, box_area, crowd in zip(
-                xywh, labels.tolist(), areas.tolist(), iscrowd.tolist(), strict=True
+            for box, label, box_area, crowd, hard in zip(
+                xywh,
+                labels.tolist(),
+                areas.tolist(),
+                iscrowd.tolist(),
+                difficult.tolist(),
+                strict=True,
             )
         ]
 
@@ -336,11 +354,41 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     return _coco_from_dict(data)
 
 
+class COCOevalIgnoring(COCOeval):
+    """Box ``COCOeval`` that also ignores the ground truth annotations ``ignored_ids``
+    (VOC's difficult objects), as it ignores a crowd region but matched by IoU, one
+    detection each.
+
+    ``COCOeval._prepare`` sets each annotation's ``ignore`` flag from its ``iscrowd``
+    alone, and ``evaluateImg`` reads that flag: an ignored object is sorted after the
+    others, a detection goes to it only where no object to find that is still free
+    reaches the threshold, and that detection is then neither a true nor a false
+    positive; the object is in no recall. ``iscrowd`` itself, left as it is, decides
+    the overlap (IoU, not the share of the detection inside) and whether more than one
+    detection may match.
+    """
+
+    def __init__(self, coco_gt: COCO, coco_dt: COCO, ignored_ids: Iterable[int]) -> None:
+        super().__init__(coco_gt, coco_dt, "bbox")
+        self.ignored_ids = frozenset(ignored_ids)
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        for image_annotations in self._gts.values():
+            for annotation in image_annotations:
+                if annotation["id"] in self.ignored_ids:
+                    annotation["ignore"] = 1
+
+
 def coco_figures(
-    coco_gt: COCO, detections: Sequence[dict[str, Any]], image_ids: Sequence[int]
+    coco_gt: COCO,
+    detections: Sequence[dict[str, Any]],
+    image_ids: Sequence[int],
+    ignored_ids: Iterable[int] = (),
 ) -> dict[str, float]:
     """The twelve COCO box figures (:data:`STAT_NAMES`) of COCO result entries
-    ``detections`` against ``coco_gt``, over the images ``image_ids``."""
+    ``detections`` against ``coco_gt``, over the images ``image_ids``, the ground truth
+    annotations ``ignored_ids`` ignored (:class:`COCOevalIgnoring`)."""
     with contextlib.redirect_stdout(io.StringIO()):
         if detections:
             coco_dt = coco_gt.loadRes(copy.deepcopy(list(detections)))
@@ -354,7 +402,7 @@ def coco_figures(
                     "annotations": [],
                 }
             )
-        coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+        coco_eval = COCOevalIgnoring(coco_gt, coco_dt, ignored_ids)
         coco_eval.params.imgIds = list(image_ids)
         coco_eval.evaluate()
         coco_eval.accumulate()

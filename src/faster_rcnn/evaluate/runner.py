@@ -184,7 +184,8 @@ def evaluate_detector(
         dataset: items ``(image float[3, H, W], target)``; targets as the model's training
             targets, optionally with ``"iscrowd"`` (COCO's crowd regions: in no figure
             an object to find, nor a false positive when detected), ``"difficult"``
-            (alike, but for COCO AP, which has no such flag) and ``"area"`` (COCO).
+            (alike; in COCO AP matched by IoU and taking one detection, as COCOeval's
+            ignored objects) and ``"area"`` (COCO).
         batch_size: images per forward pass (batches of
             :func:`~faster_rcnn.data.make_eval_loader`, in dataset order).
         device: where the images are sent.
