@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from ..counted import counted
 from ..data.dataset import Sample, UnreadableImageError
-from ..data.loader import make_eval_loader
+from ..data.loader import Batch, make_eval_loader
 from ..data.resizable import UnresizableImageError
 from ..data.unreadable import UnreadableLog
 from .coco_ap import COCOEvaluator
@@ -202,71 +203,169 @@ def evaluate_detector(
     """
     loader = make_eval_loader(dataset, batch_size, skip_unreadable=True)
     unreadable = UnreadableLog(strict=strict)
-    num_classes = int(model.num_classes)
     if class_names is None:
         class_names = getattr(dataset, "class_names", None)
-    if class_names is not None:  # classes after the model's are scored: never found
-        num_classes = max(num_classes, len(class_names) + 1)
-    voc = VOCEvaluator(num_classes, class_names=class_names)
-    if coco_annotation_file is None:
-        coco = COCOEvaluator(num_classes, class_names=class_names)
-    else:
-        category_ids = getattr(dataset, "label_to_category_id", None)
-        # With the dataset's own map its classes may be some of the model's (InClassOrder).
-        names = class_names if category_ids is not None else None
-        coco = COCOEvaluator.from_coco_json(coco_annotation_file, category_ids, names)
-        if coco.num_classes != num_classes:
-            scored = _scored_classes(int(model.num_classes) - 1, class_names)
-            raise ValueError(
-                f"{coco_annotation_file} has {counted(coco.num_classes - 1, 'category')} but "
-                f"{scored}"
-            )
-        coco.check_file_names(_image_files(dataset))
-    errors = ErrorBreakdownEvaluator(num_classes, class_names=class_names)
-    proposals = ProposalRecallEvaluator()
-    # The RPN gives as many proposals as the recall is evaluated with, the head its own.
-    proposal_limit = max(proposals.limits)
-    head_proposals = _detection_proposals(model) or proposal_limit
+    evaluators = _make_evaluators(model, dataset, class_names, coco_annotation_file)
+    with _in_eval_mode(model), torch.no_grad():
+        num_images = _score_batches(model, loader, evaluators, device, unreadable, progress)
+    return evaluators.result(num_images, _detection_proposals(model), unreadable)
 
-    # In-memory COCO ground truth: the dataset index is the image id.
-    index_ids = coco_annotation_file is None
+
+@dataclass(frozen=True)
+class _Evaluators:
+    """The evaluators an evaluation feeds batch by batch.
+
+    Attributes:
+        voc, coco, errors, proposals: the VOC AP, COCO AP, error breakdown and proposal
+            recall evaluators.
+        coco_ids_by_index: whether COCO's image ids are the dataset indices (in-memory
+            ground truth), else the targets' ``"image_id"``.
+        head_proposals: the proposals per image the head scores, those the error
+            breakdown looks for a missed object among.
+    """
+
+    voc: VOCEvaluator
+    coco: COCOEvaluator
+    errors: ErrorBreakdownEvaluator
+    proposals: ProposalRecallEvaluator
+    coco_ids_by_index: bool
+    head_proposals: int
+
+    @property
+    def proposal_limit(self) -> int:
+        """The proposals per image the RPN is asked for: as many as the recall is
+        evaluated with."""
+        return max(self.proposals.limits)
+
+    def update(
+        self,
+        first_index: int,
+        detections: list[dict[str, Tensor]],
+        proposals: list[dict[str, Tensor]],
+        targets: list[dict[str, Tensor]],
+    ) -> None:
+        """Add a batch of images, the first of them dataset image ``first_index``.
+
+        Args:
+            detections: per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``.
+            proposals: per image ``{"boxes": (P, 4), ...}``, best first, up to
+                :attr:`proposal_limit`.
+            targets: per image the dataset's target.
+        """
+        self.voc.update(detections, targets)
+        indices = list(range(first_index, first_index + len(detections)))
+        self.coco.update(detections, targets, indices if self.coco_ids_by_index else None)
+        self.proposals.update(proposals, targets)
+        scored = [{"boxes": p["boxes"][: self.head_proposals]} for p in proposals]
+        self.errors.update(detections, scored, targets)
+
+    def result(
+        self, num_images: int, detection_proposals: int | None, unreadable: UnreadableLog
+    ) -> EvaluationResult:
+        """Every figure of the images added (``num_images`` of them)."""
+        curves = self.proposals.recall_curves()
+        return EvaluationResult(
+            voc=self.voc.compute(use_07_metric=False),
+            voc07=self.voc.compute(use_07_metric=True),
+            coco=self.coco.compute(),
+            proposals=curves.figures,
+            recall_curves=curves,
+            num_images=num_images,
+            detection_proposals=detection_proposals,
+            unreadable=unreadable.files_of(UnreadableImageError.kind),
+            unresizable=unreadable.files_of(UnresizableImageError.kind),
+            errors=self.errors.compute(),
+        )
+
+
+def _make_evaluators(
+    model: Detector,
+    dataset: Sequence[Sample],
+    class_names: Sequence[str] | None,
+    coco_annotation_file: str | os.PathLike[str] | None,
+) -> _Evaluators:
+    """The evaluators of an evaluation of ``model`` on ``dataset`` (see
+    :func:`evaluate_detector` for the arguments)."""
+    num_classes = _scored_num_classes(model, class_names)
+    proposals = ProposalRecallEvaluator()
+    return _Evaluators(
+        voc=VOCEvaluator(num_classes, class_names=class_names),
+        coco=_coco_evaluator(model, dataset, num_classes, class_names, coco_annotation_file),
+        errors=ErrorBreakdownEvaluator(num_classes, class_names=class_names),
+        proposals=proposals,
+        coco_ids_by_index=coco_annotation_file is None,
+        head_proposals=_detection_proposals(model) or max(proposals.limits),
+    )
+
+
+def _scored_num_classes(model: Detector, class_names: Sequence[str] | None) -> int:
+    """The classes scored, the background included: the model's, and those of
+    ``class_names`` after them, which the data has and the model lacks (never found)."""
+    num_classes = int(model.num_classes)
+    if class_names is None:
+        return num_classes
+    return max(num_classes, len(class_names) + 1)
+
+
+def _coco_evaluator(
+    model: Detector,
+    dataset: Sequence[Sample],
+    num_classes: int,
+    class_names: Sequence[str] | None,
+    coco_annotation_file: str | os.PathLike[str] | None,
+) -> COCOEvaluator:
+    """The COCO AP evaluator of the targets, or of ``coco_annotation_file``, refused
+    where its categories are not the ``num_classes`` scored or its file names not the
+    dataset's."""
+    if coco_annotation_file is None:
+        return COCOEvaluator(num_classes, class_names=class_names)
+    category_ids = getattr(dataset, "label_to_category_id", None)
+    # With the dataset's own map its classes may be some of the model's (InClassOrder).
+    names = class_names if category_ids is not None else None
+    coco = COCOEvaluator.from_coco_json(coco_annotation_file, category_ids, names)
+    if coco.num_classes != num_classes:
+        scored = _scored_classes(int(model.num_classes) - 1, class_names)
+        raise ValueError(
+            f"{coco_annotation_file} has {counted(coco.num_classes - 1, 'category')} but {scored}"
+        )
+    coco.check_file_names(_image_files(dataset))
+    return coco
+
+
+@contextmanager
+def _in_eval_mode(model: Detector) -> Iterator[None]:
+    """``model`` in eval mode for the block, then back in the mode it was in."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            seen = 0
-            for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-                unreadable.note(batch.unreadable, "evaluate")
-                images, targets = batch
-                if not images:
-                    continue
-                detections, batch_proposals = model.detect_with_proposals(
-                    [image.to(device) for image in images], proposal_limit=proposal_limit
-                )
-                detections = [_to_cpu(d) for d in detections]
-                voc.update(detections, targets)
-                ids = list(range(seen, seen + len(images))) if index_ids else None
-                coco.update(detections, targets, image_ids=ids)
-                batch_proposals = [_to_cpu(p) for p in batch_proposals]
-                proposals.update(batch_proposals, targets)
-                scored = [{"boxes": p["boxes"][:head_proposals]} for p in batch_proposals]
-                errors.update(detections, scored, targets)
-                seen += len(images)
+        yield
     finally:
         model.train(was_training)
-    curves = proposals.recall_curves()
-    return EvaluationResult(
-        voc=voc.compute(use_07_metric=False),
-        voc07=voc.compute(use_07_metric=True),
-        coco=coco.compute(),
-        proposals=curves.figures,
-        recall_curves=curves,
-        num_images=seen,
-        detection_proposals=_detection_proposals(model),
-        unreadable=unreadable.files_of(UnreadableImageError.kind),
-        unresizable=unreadable.files_of(UnresizableImageError.kind),
-        errors=errors.compute(),
-    )
+
+
+def _score_batches(
+    model: Detector,
+    loader: Iterable[Batch],
+    evaluators: _Evaluators,
+    device: str | torch.device,
+    unreadable: UnreadableLog,
+    progress: bool,
+) -> int:
+    """Run ``model`` over ``loader``'s batches, feeding ``evaluators`` and noting the
+    images left out in ``unreadable``; the number of images scored."""
+    seen = 0
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        unreadable.note(batch.unreadable, "evaluate")
+        images, targets = batch
+        if not images:
+            continue
+        detections, proposals = model.detect_with_proposals(
+            [image.to(device) for image in images], proposal_limit=evaluators.proposal_limit
+        )
+        detections = [_to_cpu(d) for d in detections]
+        evaluators.update(seen, detections, [_to_cpu(p) for p in proposals], targets)
+        seen += len(images)
+    return seen
 
 
 def _scored_classes(model_classes: int, class_names: Sequence[str] | None) -> str:
