@@ -100,6 +100,8 @@ def test_difficult_boxes_are_neither_missed_nor_false_positives() -> None:
     assert math.isnan(result.ap["platelet"])
     platelet_row = next(line for line in result.table().splitlines() if "platelet" in line)
     assert platelet_row.split()[1:4] == ["n/a", "n/a", "(0)"]
+    note = "n/a: no object of the class to find: no AP for its false positives to cost"
+    assert note in result.table().splitlines()
     # d2 and d3 still duplicate A; d4 lies on the (difficult) platelet, d5 on C (difficult,
     # below IoU 0.5, so not ignored).
     assert result.false_positives["cell"] == {
@@ -151,6 +153,7 @@ def test_images_add_up_and_flat_figures_name_every_kind() -> None:
     assert flat["num_false_positives/other_class/cell"] == 2.0
     assert flat["fp_cost/background/cell"] == pytest.approx(two.cost["cell"]["background"])
     assert "other class" in two.table() and "not proposed" in two.table()
+    assert "n/a" not in two.table()  # every class has objects: no note
 
 
 def test_an_image_without_detections_or_objects() -> None:

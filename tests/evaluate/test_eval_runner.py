@@ -258,3 +258,26 @@ def test_a_coco_file_of_another_class_count_is_told_from_the_models_classes(tmp_
         )
     with pytest.raises(ValueError, match=r"but the model predicts 3 classes$"):
         evaluate_detector(PerfectDetector(dataset), dataset, coco_annotation_file=coco_file)
+
+
+def test_the_summary_says_why_figures_are_undefined() -> None:
+    # Images without objects: every AP and recall n/a, said once at the top; no "nan".
+    empty = SyntheticShapes(3, image_size=(96, 96), seed=3, empty_fraction=1.0)
+    table = evaluate_detector(PerfectDetector(empty), empty).table()
+    assert "nan" not in table
+    assert table.splitlines()[:3] == [
+        "images: 3",
+        "no object to find in them (none annotated, or each difficult or a crowd region): "
+        "every AP and recall is n/a, undefined without objects",
+        "VOC mAP@0.5:   n/a (area)    n/a (11-point)",
+    ]
+    # No image at all.
+    table = evaluate_detector(PerfectDetector(empty), []).table()
+    assert table.splitlines()[1] == (
+        "no image was scored: every AP and recall is n/a, undefined without objects"
+    )
+    # Objects, none of them large (96 x 96 images): the COCO line says why APl is n/a.
+    dataset = SyntheticShapes(3, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    lines = evaluate_detector(PerfectDetector(dataset), dataset).table().splitlines()
+    assert lines[1].startswith("VOC mAP@0.5: 1.000")
+    assert lines[2].endswith("/   n/a  AR100: 1.000  (n/a: no object of that size)")

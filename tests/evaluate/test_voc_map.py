@@ -172,7 +172,34 @@ def test_no_ground_truth_at_all_gives_nan_map() -> None:
     result = evaluator.compute()
     assert math.isnan(result.map)
     assert list(result.ap) == ["cat", "dog"]
-    assert "cat" in result.table() and "mAP" in result.table()
+    assert result.table().splitlines()[3:] == [
+        "cat     n/a       0        1",
+        "dog     n/a       0        0",
+        "------------------------------",
+        "mAP     n/a",
+        "n/a: no object to find (none, or each difficult or a crowd region), no recall: "
+        "no class has an AP, nor a mean",
+    ]
+
+
+def test_the_table_says_why_a_class_has_no_ap() -> None:
+    evaluator = VOCEvaluator(4, class_names=["cat", "dog", "owl"])
+    evaluator.update([det([A, B], [1, 2], [0.9, 0.8])], [gt([A], [1])])
+    table = evaluator.compute().table()
+    assert "nan" not in table
+    assert table.splitlines()[3:] == [
+        "cat  1.0000       1        1",
+        "dog     n/a       0        1",
+        "owl     n/a       0        0",
+        "------------------------------",
+        "mAP  1.0000",
+        "n/a: no object to find (none, or each difficult or a crowd region), no recall: "
+        "the mAP is the mean of the other 1 class",
+    ]
+    # Every class with objects: no note.
+    evaluator = VOCEvaluator(2, class_names=["cat"])
+    evaluator.update([det([A], [1], [0.9])], [gt([A], [1])])
+    assert evaluator.compute().table().splitlines()[-1] == "mAP  1.0000"
 
 
 def test_voc_ap_eleven_point_thresholds_match_the_reference_arange() -> None:

@@ -205,11 +205,25 @@ def score_detections_file(args: argparse.Namespace) -> int:
     figures = score_results_file(args.coco_annotations, args.detections)
     print(f"{args.detections} against {args.coco_annotations}:")
     print("  ".join(f"{name} {_figure(value)}" for name, value in figures.items()))
+    for line in _undefined_figures_note(figures, args.coco_annotations):
+        print(line)
     if args.out is not None:
         metrics = {f"coco_{name.lower()}": value for name, value in figures.items()}
         write_figures(args.out / "metrics.json", metrics, indent=1)
         print(f"wrote {args.out}/metrics.json")
     return 0
+
+
+def _undefined_figures_note(figures: dict[str, float], annotation_file: Path) -> list[str]:
+    """Why COCO ``figures`` are n/a (NaN), where one is: a line, or none."""
+    if math.isnan(figures["AP"]):
+        return [
+            f"n/a: {annotation_file} has no object to find in its images (none, or each a "
+            "crowd region): every figure is undefined"
+        ]
+    if any(map(math.isnan, figures.values())):
+        return ["n/a: no object of that size to find"]
+    return []
 
 
 def _figure(value: float) -> str:

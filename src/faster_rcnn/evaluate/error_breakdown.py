@@ -115,10 +115,13 @@ class ErrorBreakdown:
             found = total - sum(self.missed[name].values())
             counts = "".join(f"  {self.missed[name][k]:>12d}" for k in MISSED_KINDS)
             missed.append(f"{name:<{width}}  {total:>7d}  {found:>5d}{counts}")
+        undefined = any(math.isnan(ap) for ap in self.ap.values())
+        note = ["n/a: no object of the class to find: no AP for its false positives to cost"]
         return "\n".join(
             [
                 f"false positives at IoU {t}: the AP each kind costs (how many)",
                 *costs,
+                *(note if undefined else []),
                 f"missed objects at IoU {t} (no detection took them, at any score), by where "
                 "they were lost",
                 *missed,

@@ -104,7 +104,6 @@ class EvaluationResult:
 
     def table(self) -> str:
         """A short printable summary followed by the per-class VOC table."""
-        coco = self.coco
         kinds = (
             (UnreadableImageError.kind, self.unreadable),
             (UnresizableImageError.kind, self.unresizable),
@@ -113,10 +112,9 @@ class EvaluationResult:
         skipped = f" ({skipped}, left out)" if skipped else ""
         lines = [
             f"images: {self.num_images}{skipped}",
+            *self._nothing_to_find_note(),
             f"VOC mAP@0.5: {_fmt(self.voc.map)} (area)  {_fmt(self.voc07.map)} (11-point)",
-            f"COCO AP: {_fmt(coco['AP'])}  AP50: {_fmt(coco['AP50'])}  "
-            f"AP75: {_fmt(coco['AP75'])}  APs/m/l: {_fmt(coco['APs'])} / "
-            f"{_fmt(coco['APm'])} / {_fmt(coco['APl'])}  AR100: {_fmt(coco['AR100'])}",
+            self._coco_line(),
             *self._proposal_lines(),
             "",
             self.voc.table(),
@@ -124,6 +122,30 @@ class EvaluationResult:
         if self.errors is not None:
             lines += ["", self.errors.table()]
         return "\n".join(lines)
+
+    def _nothing_to_find_note(self) -> list[str]:
+        """Why every AP and recall is n/a, where the images hold no object to find."""
+        if sum(self.voc.npos.values()):
+            return []
+        if not self.num_images:
+            return ["no image was scored: every AP and recall is n/a, undefined without objects"]
+        return [
+            "no object to find in them (none annotated, or each difficult or a crowd region): "
+            "every AP and recall is n/a, undefined without objects"
+        ]
+
+    def _coco_line(self) -> str:
+        """The COCO figures, and why a size's AP is n/a where the others are not."""
+        coco = self.coco
+        line = (
+            f"COCO AP: {_fmt(coco['AP'])}  AP50: {_fmt(coco['AP50'])}  "
+            f"AP75: {_fmt(coco['AP75'])}  APs/m/l: {_fmt(coco['APs'])} / "
+            f"{_fmt(coco['APm'])} / {_fmt(coco['APl'])}  AR100: {_fmt(coco['AR100'])}"
+        )
+        sizes = (coco["APs"], coco["APm"], coco["APl"])
+        if math.isnan(coco["AP"]) or not any(map(math.isnan, sizes)):
+            return line
+        return f"{line}  (n/a: no object of that size)"
 
     def _proposal_lines(self) -> list[str]:
         """Proposal recall at the limits measured, what was evaluated, and recall by size."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..counted import counted
 from ..ops.boxes import box_ioa, box_iou
 from .inputs import (
     box_flags,
@@ -128,19 +129,32 @@ class VOCResult:
     use_07_metric: bool
 
     def table(self) -> str:
-        """A plain-text table: one row per class, then the mean."""
+        """A plain-text table: one row per class, then the mean, and where an AP is
+        undefined (``n/a``), why."""
         metric = "11-point" if self.use_07_metric else "area"
         width = max([len("mAP"), *(len(name) for name in self.ap)])
         header = f"{'class':<{width}}  {'AP':>6}  {'npos':>6}  {'dets':>7}"
         lines = [f"VOC AP@{self.iou_threshold:g} ({metric})", header, "-" * len(header)]
         for name, ap in self.ap.items():
             lines.append(
-                f"{name:<{width}}  {ap:>6.4f}  {self.npos[name]:>6d}  "
+                f"{name:<{width}}  {_ap_cell(ap)}  {self.npos[name]:>6d}  "
                 f"{self.num_detections[name]:>7d}"
             )
         lines.append("-" * len(header))
-        lines.append(f"{'mAP':<{width}}  {self.map:>6.4f}")
-        return "\n".join(lines)
+        lines.append(f"{'mAP':<{width}}  {_ap_cell(self.map)}")
+        return "\n".join([*lines, *self._undefined_note()])
+
+    def _undefined_note(self) -> list[str]:
+        """A line saying why the n/a APs are undefined and what the mean is over; none
+        where every AP is defined."""
+        undefined = sum(math.isnan(ap) for ap in self.ap.values())
+        if not undefined:
+            return []
+        why = "n/a: no object to find (none, or each difficult or a crowd region), no recall"
+        if undefined == len(self.ap):
+            return [f"{why}: no class has an AP, nor a mean"]
+        defined = counted(len(self.ap) - undefined, "class")
+        return [f"{why}: the mAP is the mean of the other {defined}"]
 
 
 class VOCEvaluator:
@@ -245,6 +259,11 @@ class VOCEvaluator:
             iou_threshold=self.iou_threshold,
             use_07_metric=use_07_metric,
         )
+
+
+def _ap_cell(ap: float) -> str:
+    """An AP in the table's column of six: four decimals, or ``n/a`` where undefined."""
+    return f"{'n/a':>6}" if math.isnan(ap) else f"{ap:>6.4f}"
 
 
 def match_image(
