@@ -281,3 +281,32 @@ def test_the_summary_says_why_figures_are_undefined() -> None:
     lines = evaluate_detector(PerfectDetector(dataset), dataset).table().splitlines()
     assert lines[1].startswith("VOC mAP@0.5: 1.000")
     assert lines[2].endswith("/   n/a  AR100: 1.000  (n/a: no object of that size)")
+
+
+class WithFirstObjectDifficult:
+    """A dataset whose first object in each image is difficult, and a detector that finds
+    every other one."""
+
+    def __init__(self, dataset: SyntheticShapes) -> None:
+        self.dataset = dataset
+        self.class_names = dataset.class_names
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict]:
+        image, target = self.dataset[index]
+        difficult = torch.zeros(len(target["labels"]), dtype=torch.bool)
+        difficult[0] = True
+        return image, {**target, "difficult": difficult}
+
+
+def test_difficult_objects_missed_cost_nothing_in_any_figure() -> None:
+    base = SyntheticShapes(4, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    model = PerfectDetector(base)
+    model.samples = [(image, {k: v[1:] for k, v in t.items()}) for image, t in model.samples]
+    result = evaluate_detector(model, WithFirstObjectDifficult(base))
+    assert result.voc.map == 1.0
+    assert result.coco["AP"] == pytest.approx(1.0)
+    assert result.coco["AR100"] == pytest.approx(1.0)
+    assert result.proposals["AR@100"] == 1.0
