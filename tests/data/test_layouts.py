@@ -406,6 +406,45 @@ def test_the_layouts_that_name_splits_by_list_name_one_list_alone_too(tmp_path):
     assert find_layout(yolo).splits == ("train",)
 
 
+def test_cocos_own_folder_reads_its_instances_files_alone_as_splits(tmp_path, capsys):
+    """COCO's annotations_trainval2017.zip holds captions_*.json and
+    person_keypoints_*.json beside instances_*.json: each was read as a split (captions
+    without boxes, keypoints of persons alone), and data failed to open four of six."""
+    cars = [{"id": 3, "name": "car", "supercategory": "vehicle"}]
+    persons = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": ["nose"]}]
+    for split, count in (("train2017", 2), ("val2017", 1)):
+        names = [f"{k:012d}.jpg" for k in range(count)]
+        for name in names:
+            image(tmp_path / split / name)
+        coco(tmp_path / f"annotations/instances_{split}.json", names, cars, 3)
+        coco(tmp_path / f"annotations/person_keypoints_{split}.json", names, persons, 1)
+        captions = {"images": [], "annotations": [{"id": 1, "image_id": 0, "caption": "a car"}]}
+        (tmp_path / f"annotations/captions_{split}.json").write_text(json.dumps(captions))
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("COCO", ("train2017", "val2017"))
+    assert [layout.resolve(s) for s in ("train", "val")] == ["train2017", "val2017"]
+    assert open_dataset(tmp_path, "val").class_names == ("car",)
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[:3] == [
+        f"{tmp_path}: COCO, splits train2017, val2017",
+        f"note: {tmp_path / 'annotations'}: 4 files left out (captions_train2017.json, "
+        "captions_val2017.json, person_keypoints_train2017.json, ...): only "
+        "instances_<split>.json files are read as detection splits",
+        "  train2017: 2 images, 2 boxes; image sizes 40x30 to 40x30 (width x height)",
+    ]
+    # Without the instances files, what is left is no detection data.
+    for split in ("train2017", "val2017"):
+        (tmp_path / f"annotations/instances_{split}.json").unlink()
+    with pytest.raises(ValueError) as refused:
+        find_layout(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path / 'annotations'} holds COCO's annotations of other tasks than detection "
+        "(captions_train2017.json, captions_val2017.json, person_keypoints_train2017.json, "
+        "...) and no instances_<split>.json, where its boxes are"
+    )
+
+
 def test_label_studio_coco_with_the_image_paths_of_its_server(tmp_path):
     # Label Studio 1.16's "COCO with images" names each image by its path on the server
     # and puts the image in images/: the file is found there by its name.

@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     splits = list(layout.splits) or ["all"]
     described = "splits " + ", ".join(layout.splits) if layout.splits else "no splits"
     print(f"{args.data}: {layout.format}, {described}")
+    if layout.note is not None:
+        print(f"note: {layout.note}")
     summaries: dict[str, SplitSummary] = {}
     for split in splits:
         try:

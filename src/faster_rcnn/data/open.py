@@ -19,9 +19,10 @@
   are not splits); where the one list is ``default.txt`` (CVAT's export without
   subsets), its images without splits.
 - a folder with ``annotations/*.json`` (COCO's own layout, CVAT's, Label Studio's): a
-  split per ``instances_<split>.json``, a single one too (``train2017`` alone), else one
-  file without splits (CVAT's ``instances_default.json``, its export without subsets);
-  images as for a ``.json`` file.
+  split per ``instances_<split>.json``, a single one too (``train2017`` alone), COCO's
+  other files beside them (``captions_*.json``, ``person_keypoints_*.json``) left out;
+  else one file without splits (CVAT's ``instances_default.json``, its export without
+  subsets); images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
   ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder.
 - a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
@@ -49,10 +50,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..counted import counted
 from .class_order import InClassOrder, takes_class_order
 from .coco import COCODetection
 from .darknet import DATA_FILE, DarknetYOLO, darknet_splits, read_obj_data
-from .dataset import DetectionDataset, holds_images
+from .dataset import DetectionDataset, first_few, holds_images
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, yaml_splits
@@ -66,6 +68,11 @@ SYNTHETIC_SIZES = {"train": 2000, "val": 200, "test": 200}
 SLIDES_SIZES = {"train": 300, "val": 100, "test": 100}
 # The one image list of CVAT's Pascal VOC export without subsets: not a split.
 CVAT_NO_SUBSET = "default"
+# The prefix of COCO's detection annotation files, ``instances_<split>.json``.
+INSTANCES = "instances_"
+# COCO's annotation files of its other tasks (captions, person keypoints, panoptic and
+# stuff segmentation; the image lists of its test splits), found beside its instances.
+COCO_OTHER_TASKS = ("captions_", "person_keypoints_", "panoptic_", "stuff_", "image_info_")
 # Other names the exporters give the usual splits.
 SPLIT_ALIASES = {"val": ("valid", "validation"), "test": ("testing",), "train": ("training",)}
 
@@ -92,12 +99,15 @@ class DatasetLayout:
         splits: the split names; empty when the dataset has none.
         opener: ``opener(split, class_names)`` opens a split (any name when there are no
             splits).
+        note: what of the path the layout leaves out, as ``faster-rcnn data`` says it;
+            ``None`` where it reads everything.
     """
 
     path: str
     format: str
     splits: tuple[str, ...]
     opener: Opener
+    note: str | None = None
 
     def resolve(self, split: str) -> str:
         """The split ``split`` names: itself, or the one split it is the start of or an
@@ -284,24 +294,61 @@ def _per_class_list(stem: str, stems: set[str]) -> bool:
 
 def _coco_folder(root: Path) -> DatasetLayout | None:
     """COCO's own layout: a split per ``annotations/instances_<split>.json``, one such file
-    too (``train2017`` alone); any other one file (CVAT's ``instances_default.json``,
-    its export without subsets, or ``labels.json``) without splits."""
+    too (``train2017`` alone); where there is none, a split per file, any one file
+    without splits (CVAT's ``instances_default.json``, its export without subsets, or
+    ``labels.json``). COCO's files of other tasks are left out (:func:`_detection_files`).
+
+    Raises:
+        ValueError: ``annotations/`` holds only COCO's files of other tasks.
+    """
     files = sorted((root / "annotations").glob("*.json"))
     if not files:
         return None
-    if len(files) == 1 and _coco_split_name(files[0]) is None:
-        return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0], split))
-    by_split = {f.stem.removeprefix("instances_"): f for f in files}
-    splits = tuple(by_split)
+    kept, note = _detection_files(root / "annotations", files)
+    if len(kept) == 1 and _coco_split_name(kept[0]) is None:
+        return DatasetLayout(
+            str(root), "COCO", (), lambda split, _: _coco_file(kept[0], split), note
+        )
+    by_split = {f.stem.removeprefix(INSTANCES): f for f in kept}
     return DatasetLayout(
-        str(root), "COCO", splits, lambda split, _: _coco_file(by_split[split], split)
+        str(root),
+        "COCO",
+        tuple(by_split),
+        lambda split, _: _coco_file(by_split[split], split),
+        note,
+    )
+
+
+def _detection_files(folder: Path, files: list[Path]) -> tuple[list[Path], str | None]:
+    """Of the ``.json`` ``files`` of ``folder``, those of detection splits: the
+    ``instances_<split>.json`` where there are some, else all but COCO's files of other
+    tasks (``captions_*.json``, ``person_keypoints_*.json``); and a note naming the files
+    left out (``None``: none is).
+
+    Raises:
+        ValueError: ``files`` are all COCO's files of other tasks.
+    """
+    instances = [f for f in files if f.stem.startswith(INSTANCES)]
+    kept = instances or [f for f in files if not f.stem.startswith(COCO_OTHER_TASKS)]
+    if not kept:
+        raise ValueError(
+            f"{folder} holds COCO's annotations of other tasks than detection "
+            f"({first_few([f.name for f in files])}) and no {INSTANCES}<split>.json, "
+            "where its boxes are"
+        )
+    left_out = [f.name for f in files if f not in kept]
+    if not left_out:
+        return kept, None
+    return kept, (
+        f"{folder}: {counted(len(left_out), 'file')} left out ({first_few(left_out)}): only "
+        f"{INSTANCES}<split>.json files are read as detection splits"
     )
 
 
 def _coco_split_name(file: Path) -> str | None:
     """The split an annotation file ``instances_<split>.json`` names; ``None`` for another
     name, and for CVAT's ``instances_default.json`` (all its images, not a split)."""
-    split = file.stem.removeprefix("instances_")
+    split = file.stem.removeprefix(INSTANCES)
     return None if split in (file.stem, "", CVAT_NO_SUBSET) else split
 
 
@@ -423,7 +470,7 @@ def _coco_file(file: Path, split: str) -> COCODetection:
     """
     in_annotations = file.parent.name == "annotations"
     root = file.parent.parent if in_annotations else file.parent
-    stem = file.stem.removeprefix("instances_")
+    stem = file.stem.removeprefix(INSTANCES)
     usual = [root / name for name in SPLIT_ALIASES if stem.startswith(name)]  # train2017
     folders = [root / split, root / stem, *usual, root / "images" / stem, root / "images"]
     found = [folder for folder in folders if folder.is_dir()]
