@@ -108,6 +108,30 @@ def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(
         open_dataset(tmp_path, "val")
 
 
+def test_roboflow_voc_export_of_one_split_reads_as_that_split(tmp_path, capsys):
+    """Roboflow's export of its valid split alone, valid/ with the .xml beside the images,
+    read as a LabelImg folder without splits; a lone folder of another name still is
+    one (LabelImg's images/)."""
+    (tmp_path / "README.roboflow.txt").write_text("exported via roboflow.com\n")
+    voc_xml(tmp_path / "valid" / "a_jpg.rf.1.xml", "a_jpg.rf.1.jpg", [("wbc", [2, 3, 20, 25])])
+    image(tmp_path / "valid" / "a_jpg.rf.1.jpg")
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == (
+        "Pascal VOC XML files (a folder per split)",
+        ("valid",),
+    )
+    assert open_dataset(tmp_path, "val").image_files == [tmp_path / "valid/a_jpg.rf.1.jpg"]
+    argv = ["train", "--data", str(tmp_path), "--steps", "1", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {tmp_path} (Pascal VOC XML files (a folder per split)) has the "
+        "splits ['valid']; none fits 'train': name the split to train on with --split\n"
+    )
+    (tmp_path / "valid").rename(tmp_path / "images")
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("Pascal VOC XML files (no ImageSets/)", ())
+
+
 def test_xml_folders_without_images_or_under_a_labelimg_folder_are_not_split_folders(tmp_path):
     voc_xml(tmp_path / "annots" / "a.xml", "a.jpg", [("r", [1, 1, 9, 9])])
     voc_xml(tmp_path / "more_annots" / "b.xml", "b.jpg", [("r", [1, 1, 9, 9])])

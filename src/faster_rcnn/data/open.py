@@ -26,8 +26,9 @@
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
   ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder.
 - a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
-  images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``): a split per
-  subfolder, each image looked for in its own split's folder only.
+  images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``), or one
+  such subfolder named as a split is (``valid/`` alone): a split per subfolder, each
+  image looked for in its own split's folder only.
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
 - a folder with ``obj.data``: YOLO in Darknet's layout (CVAT's "YOLO 1.1"), a split per
   list it names (``train``, ``valid``; see :mod:`.darknet`).
@@ -371,9 +372,11 @@ def _split_folders(root: Path) -> DatasetLayout | None:
 
 def _voc_split_folders(root: Path) -> DatasetLayout | None:
     """Roboflow's Pascal VOC export: each split a folder of ``.xml`` files beside their
-    images. Its images are looked for in that folder alone, so that an image of another
-    split with the same name is never taken. XML files in ``root`` itself make it a
-    LabelImg folder instead."""
+    images, one folder alone too where a split's name names it (``valid/``, an export of
+    that split only). Its images are looked for in that folder alone, so that an image
+    of another split with the same name is never taken. XML files in ``root`` itself
+    make it a LabelImg folder instead, and so does one such folder of another name
+    (``images/``)."""
     if holds_voc_xml(root):
         return None
     by_split = {
@@ -381,7 +384,8 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
         if holds_voc_xml(folder) and holds_images(folder)
     }
-    if len(by_split) < 2:
+    lone_split = len(by_split) == 1 and _names_a_split(next(iter(by_split)))
+    if len(by_split) < 2 and not lone_split:
         return None
     return DatasetLayout(
         str(root),
@@ -389,6 +393,12 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
         tuple(by_split),
         lambda split, names: VOCFolder(by_split[split], by_split[split], class_names=names),
     )
+
+
+def _names_a_split(name: str) -> bool:
+    """Whether the folder name ``name`` is one of the usual splits' (``train``, ``valid``,
+    ``Test``; see ``SPLIT_ALIASES``)."""
+    return any(name.lower() in (split, *aliases) for split, aliases in SPLIT_ALIASES.items())
 
 
 def _yaml_in(root: Path) -> DatasetLayout | None:
