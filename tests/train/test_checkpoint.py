@@ -4,6 +4,8 @@ import json
 import os
 import random
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import safetensors.torch
@@ -21,6 +23,7 @@ from faster_rcnn.train.checkpoint import (
     TrainingCheckpoint,
     load_model,
     load_weights,
+    model_file_of_state,
     read_model_config,
     save_model,
 )
@@ -336,3 +339,38 @@ def test_the_initial_weights_round_trip_and_older_states_without_them_still_load
     torch.save(state, tmp_path / "joint" / STATE_FILE)
     assert TrainingCheckpoint.weights_in(tmp_path / "joint") is None
     assert TrainingCheckpoint.load(tmp_path / "joint", model).weights is None
+
+
+def test_a_states_model_file_is_found_by_the_stage_it_records_not_two_folders_up(
+    tmp_path, monkeypatch
+):
+    """The run was taken as the state's folder's parent: state.pt given from inside its
+    checkpoint folder named the checkpoint's own model as the run's, and a checkpoint
+    copied out of its run named whatever model file lay beside the copy."""
+    run = tmp_path / "run"
+    make_checkpoint(2).save(run / "joint", tiny_model())
+    save_model(tiny_model(), run / MODEL_FILE)
+    monkeypatch.chdir(run / "joint")
+    assert model_file_of_state(Path(STATE_FILE)) == f"the run's model file, {run / MODEL_FILE}"
+    with pytest.raises(ValueError) as refused:
+        load_model(".")
+    assert str(refused.value) == (
+        f". is a training checkpoint: pass the run's model file, {run / MODEL_FILE}"
+    )
+    # A copy under another name is out of any run: its own model file is its model.
+    copy = tmp_path / "joint_backup"
+    shutil.copytree(run / "joint", copy)
+    save_model(tiny_model(), tmp_path / MODEL_FILE)  # some other model beside it
+    own = copy / MODEL_FILE
+    assert model_file_of_state(copy / STATE_FILE) == f"the checkpoint's own, {own}"
+    with pytest.raises(
+        ValueError, match=re.escape(f"is a folder: pass the model file in it, {own}") + "$"
+    ):
+        load_model(copy)
+    # A checkpoint left as joint.previous by a cut-off save is still the run's.
+    (run / MODEL_FILE).unlink()
+    (run / "joint").rename(run / "joint.previous")
+    assert model_file_of_state(run / "joint.previous" / STATE_FILE) == (
+        f"the checkpoint's own, {run / 'joint.previous' / MODEL_FILE} (`train --resume --out "
+        f"{run}` finishes the run and writes {run / MODEL_FILE})"
+    )

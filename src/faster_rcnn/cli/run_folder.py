@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from ..train import non_approximate, rpn_only
 from ..train.alternating import STAGES, is_step_config, no_step_to_resume
-from ..train.checkpoint import MODEL_FILE, STATE_FILE, TrainingCheckpoint
+from ..train.checkpoint import MODEL_FILE, PREVIOUS, STATE_FILE, TrainingCheckpoint
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
 from .out_lock import check_unlocked
@@ -110,7 +110,7 @@ def nothing_to_resume_in(out: Path, scheme: str) -> NoReturn:
 def scheme_of(checkpoint: Path) -> str | None:
     """The ``--scheme`` of the run that wrote the stage checkpoint ``checkpoint`` (a
     folder of ``--out``, or its ``.previous``); ``None`` for a stage no scheme has."""
-    stage = checkpoint.name.removesuffix(".previous")
+    stage = checkpoint.name.removesuffix(PREVIOUS)
     if stage == rpn_only.STAGE:
         alternating = is_step_config(TrainingCheckpoint.train_config_in(checkpoint))
         return "alternating" if alternating else "rpn"

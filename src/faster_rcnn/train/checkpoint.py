@@ -48,6 +48,8 @@ MODEL_FILE = "model.safetensors"
 # The metadata of a model whose box head was never trained (the RPN trained alone).
 UNTRAINED = "untrained"
 STATE_FILE = "state.pt"
+# What a checkpoint folder's name ends in while a save replacing it is cut off.
+PREVIOUS = ".previous"
 
 
 def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = True) -> None:
@@ -141,18 +143,45 @@ def model_file_of_state(path: Path) -> str | None:
     """Where the model of the training checkpoint whose state file is ``path``
     (``<run>/<stage>/state.pt``) is, as words to follow "pass" or "use": the run's model
     file, or while the run has written none the checkpoint's own beside it (and how the
-    run writes its own); ``None`` where ``path`` is no training state."""
+    run writes its own; the own alone where the checkpoint is out of its run:
+    :func:`run_of_checkpoint`); ``None`` where ``path`` is no training state."""
     try:
-        _read_state(path)
+        state = _read_state(path)
     except ValueError:
         return None
-    run, beside = path.parent.parent, path.parent / MODEL_FILE
+    checkpoint = path.resolve().parent
+    run, own = run_of_checkpoint(checkpoint, state.get("stage")), checkpoint / MODEL_FILE
+    if run is None:
+        return f"the checkpoint's own, {own}"
     if (run / MODEL_FILE).is_file():
         return f"the run's model file, {run / MODEL_FILE}"
     return (
-        f"the checkpoint's own, {beside} (`train --resume --out {run}` finishes the run and "
+        f"the checkpoint's own, {own} (`train --resume --out {run}` finishes the run and "
         f"writes {run / MODEL_FILE})"
     )
+
+
+def run_of_checkpoint(checkpoint: Path, stage: object) -> Path | None:
+    """The run folder (``--out``) whose ``stage`` checkpoint is the folder ``checkpoint``,
+    as its state records the stage: the folder's parent, where the folder has the
+    stage's name, as a run names it (``<run>/joint/``, or ``joint.previous/`` after a cut
+    off save); ``None`` where it has another (a copy of it, renamed)."""
+    checkpoint = checkpoint.resolve()
+    if checkpoint.name.removesuffix(PREVIOUS) != stage:
+        return None
+    return checkpoint.parent
+
+
+def _run_model_file(checkpoint: Path) -> Path | None:
+    """The model file of the run whose checkpoint is the folder ``checkpoint``, where
+    the run has written one; ``None`` where it has not, or ``checkpoint`` holds no
+    readable training state."""
+    try:
+        stage = _read_state(checkpoint / STATE_FILE).get("stage")
+    except (OSError, ValueError):
+        return None
+    run = run_of_checkpoint(checkpoint, stage)
+    return run / MODEL_FILE if run is not None and (run / MODEL_FILE).is_file() else None
 
 
 def _is_torch_save_file(path: Path) -> bool:
@@ -192,8 +221,8 @@ def _check_model_file(path: Path) -> None:
     run's folder) is a ``ValueError``, a missing path a ``FileNotFoundError``."""
     if path.is_dir():
         inside = path / MODEL_FILE
-        run_model = path.parent / MODEL_FILE
-        if inside.is_file() and (path / STATE_FILE).is_file() and run_model.is_file():
+        run_model = _run_model_file(path) if inside.is_file() else None
+        if run_model is not None:
             raise ValueError(
                 f"{path} is a training checkpoint: pass the run's model file, {run_model}"
             )
@@ -417,7 +446,7 @@ def _siblings(directory: Path) -> tuple[Path, Path]:
     """Where a checkpoint of ``directory`` is assembled, and where the old one waits."""
     return (
         directory.with_name(directory.name + ".partial"),
-        directory.with_name(directory.name + ".previous"),
+        directory.with_name(directory.name + PREVIOUS),
     )
 
 
