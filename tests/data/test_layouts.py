@@ -232,6 +232,35 @@ def test_ultralytics_rule_for_label_paths_and_roboflow_yaml_beside_its_splits(tm
     assert open_dataset(tmp_path, "val").class_names == ("cell",)
 
 
+def test_a_yaml_split_whose_folder_is_not_there_is_left_out(tmp_path, capsys):
+    """A Roboflow YOLO export without a test split whose data.yaml still names
+    ../test/images: test counted as a split, so train joined train and val ('test is kept
+    for evaluate') and evaluate had nothing to score; data could not open it."""
+    for split in ("train", "valid"):
+        yolo_images(tmp_path / split, "", 2)
+    (tmp_path / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnc: 1\n"
+        "names: ['cell']\n"
+    )
+    layout = find_layout(tmp_path)
+    assert layout.splits == ("train", "val")
+    assert layout.note == (
+        f"{tmp_path / 'data.yaml'}: its test split, ../test/images, is not there: left out"
+    )
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[:2] == [
+        f"{tmp_path}: YOLO (Ultralytics YAML), splits train, val",
+        f"note: {layout.note}",
+    ]
+    assert "train trains on train and val together" not in "\n".join(said)
+    # train is never left out: its absence is an error when it is opened.
+    (tmp_path / "data.yaml").write_text("train: ../gone/images\nval: ../valid/images\nnames: [a]\n")
+    assert find_layout(tmp_path).splits == ("train", "val")
+    with pytest.raises(FileNotFoundError, match="gone/images is neither a folder of images"):
+        open_dataset(tmp_path, "train")
+
+
 def test_yolo_split_folders_with_other_names(tmp_path):
     yolo_images(tmp_path, "train2017", 2)
     yolo_images(tmp_path, "val2017", 1)

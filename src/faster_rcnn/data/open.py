@@ -58,7 +58,7 @@ from .darknet import DATA_FILE, DarknetYOLO, darknet_splits, read_obj_data
 from .dataset import DetectionDataset, first_few, holds_images
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
-from .ultralytics import UltralyticsYOLO, read_data_yaml, yaml_splits
+from .ultralytics import UltralyticsYOLO, absent_splits, read_data_yaml, yaml_splits
 from .voc import VOCDetection
 from .voc_folder import VOCFolder, holds_voc_xml
 from .yolo import YOLODetection
@@ -413,12 +413,21 @@ def _yaml_in(root: Path) -> DatasetLayout | None:
 
 
 def _yaml_layout(file: Path) -> DatasetLayout:
-    """Raises ValueError: ``file`` is not a data YAML."""
+    """An Ultralytics data YAML: a split per one it names, but those whose folders or
+    lists are not there (:func:`absent_splits`), left out with a note.
+
+    Raises:
+        ValueError: ``file`` is not a data YAML.
+    """
+    data = read_data_yaml(file)
+    absent = absent_splits(file, data)
+    note = "; ".join(f"its {split} split, {data[split]}, is not there" for split in absent)
     return DatasetLayout(
         str(file),
         "YOLO (Ultralytics YAML)",
-        yaml_splits(read_data_yaml(file)),
+        tuple(split for split in yaml_splits(data) if split not in absent),
         lambda split, _: UltralyticsYOLO(file, split),
+        f"{file}: {note}: left out" if absent else None,
     )
 
 

@@ -48,6 +48,20 @@ def yaml_splits(data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(key for key in SPLIT_KEYS if data.get(key))
 
 
+def absent_splits(file: Path, data: dict[str, Any]) -> tuple[str, ...]:
+    """The splits but ``train`` that the data YAML ``file`` (its mapping ``data``) names
+    and none of whose folders or lists is there: Roboflow's ``test: ../test/images`` in
+    an export without a test split. Ultralytics trains without them (``train`` it
+    requires)."""
+    root = _root(file, data)
+    return tuple(
+        split
+        for split in yaml_splits(data)
+        if split != "train"
+        and not any(_entry(root, str(e)).exists() for e in _as_list(data[split]))
+    )
+
+
 class UltralyticsYOLO(YOLODetection):
     """The images and boxes of one split of an Ultralytics data YAML (see the module).
 
@@ -63,13 +77,12 @@ class UltralyticsYOLO(YOLODetection):
     def __init__(self, yaml_file: str | Path, split: str = "train") -> None:
         file = Path(yaml_file)
         data = read_data_yaml(file)
-        self.root = file.parent / str(data.get("path") or ".")
+        self.root = _root(file, data)
         self.split = split
-        entries = data.get(split)
-        if not entries:
+        if not data.get(split):
             named = list(yaml_splits(data))
             raise ValueError(f"{file} names no {split!r} split (it names {named})")
-        entries = entries if isinstance(entries, list) else [entries]
+        entries = _as_list(data[split])
         self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
         if not self.image_files:
             raise ValueError(f"{file}: no image in its {split!r} split ({entries})")
@@ -79,6 +92,17 @@ class UltralyticsYOLO(YOLODetection):
         folders = [entry for e in entries if (entry := _entry(self.root, str(e))).is_dir()]
         in_folders = _in_folders(folders, self.image_files, label_files)
         warn_of_unread_labels(in_folders, f"{file} ({split})")
+
+
+def _root(file: Path, data: dict[str, Any]) -> Path:
+    """The folder the split entries of the data YAML ``file`` (its mapping ``data``) are
+    relative to: its ``path``, relative to the YAML's folder."""
+    return file.parent / str(data.get("path") or ".")
+
+
+def _as_list(entries: Any) -> list[Any]:
+    """A split's entries: a list as it is, one entry as a list of it."""
+    return entries if isinstance(entries, list) else [entries]
 
 
 def label_path(image: Path) -> Path:
