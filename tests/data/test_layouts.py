@@ -405,6 +405,17 @@ def test_cvat_coco_export_with_its_images_in_a_folder_per_subset(tmp_path):
     data = open_dataset(tmp_path)
     assert data.image_files == [tmp_path / "images/default/a.PNG"]
     assert data.target(0)["labels"].tolist() == [1]
+    # Exported without its images: the folders looked for are the file's, not ones
+    # named for the split asked of data without splits ('train', data's 'all').
+    (tmp_path / "images/default/a.PNG").unlink()
+    (tmp_path / "images/default").rmdir()
+    (tmp_path / "images").rmdir()
+    file = tmp_path / "annotations/instances_default.json"
+    looked = [str(tmp_path / f) for f in ("default", "images/default", "images")]
+    for split in ("train", "all"):
+        with pytest.raises(FileNotFoundError) as missing:
+            open_dataset(tmp_path, split)
+        assert str(missing.value) == f"no images folder for {file}: looked for {looked}"
 
 
 def test_cvat_subsets_train_validation_test_are_found_in_any_case(tmp_path):

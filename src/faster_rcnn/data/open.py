@@ -9,7 +9,8 @@
   with a small rare class (default 300 images for ``train``, 100 otherwise; seeds as
   above).
 - a ``.yaml`` file: an Ultralytics data YAML (:mod:`.ultralytics`).
-- a ``.json`` file: COCO, that file; images looked for in ``<split>/``, ``<json stem>/``,
+- a ``.json`` file: COCO, that file; images looked for in ``<json stem>/`` (less
+  ``instances_``), ``<split>/`` where the stem starts with its name (``train2017``),
   ``images/<json stem>/`` (CVAT's ``images/default/`` beside
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
   folder (or next to the file), then in the file's own folder.
@@ -244,7 +245,7 @@ def _file_layout(file: Path) -> DatasetLayout:
     if file.suffix in (".yaml", ".yml"):
         return _yaml_layout(file)
     if file.suffix == ".json":
-        return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file, split))
+        return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file))
     if file.name == DATA_FILE:
         return _darknet_layout(file)
     raise ValueError(
@@ -307,15 +308,13 @@ def _coco_folder(root: Path) -> DatasetLayout | None:
         return None
     kept, note = _detection_files(root / "annotations", files)
     if len(kept) == 1 and _coco_split_name(kept[0]) is None:
-        return DatasetLayout(
-            str(root), "COCO", (), lambda split, _: _coco_file(kept[0], split), note
-        )
+        return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(kept[0]), note)
     by_split = {f.stem.removeprefix(INSTANCES): f for f in kept}
     return DatasetLayout(
         str(root),
         "COCO",
         tuple(by_split),
-        lambda split, _: _coco_file(by_split[split], split),
+        lambda split, _: _coco_file(by_split[split]),
         note,
     )
 
@@ -465,7 +464,7 @@ def _one_json(root: Path) -> DatasetLayout | None:
     files = sorted(root.glob("*.json"))
     if len(files) != 1:
         return None
-    return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0], split))
+    return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0]))
 
 
 def _voc_xml(root: Path) -> DatasetLayout | None:
@@ -481,8 +480,11 @@ def _voc_xml(root: Path) -> DatasetLayout | None:
     )
 
 
-def _coco_file(file: Path, split: str) -> COCODetection:
-    """The COCO ``file``, its images in the first folder that holds them (see the module).
+def _coco_file(file: Path) -> COCODetection:
+    """The COCO ``file``, its images in the first folder that holds them (see the module;
+    the ``<split>/`` looked in is the one the file's name gives, ``train2017/`` of
+    ``instances_train2017.json``: a layout without splits opens its file for any split
+    name, which names no folder).
 
     Raises:
         FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere.
@@ -491,7 +493,7 @@ def _coco_file(file: Path, split: str) -> COCODetection:
     root = file.parent.parent if in_annotations else file.parent
     stem = file.stem.removeprefix(INSTANCES)
     usual = [root / name for name in SPLIT_ALIASES if stem.startswith(name)]  # train2017
-    folders = [root / split, root / stem, *usual, root / "images" / stem, root / "images"]
+    folders = list(dict.fromkeys([root / stem, *usual, root / "images" / stem, root / "images"]))
     found = [folder for folder in folders if folder.is_dir()]
     if not found and in_annotations:
         raise FileNotFoundError(
