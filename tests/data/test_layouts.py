@@ -261,6 +261,39 @@ def test_a_yaml_split_whose_folder_is_not_there_is_left_out(tmp_path, capsys):
         open_dataset(tmp_path, "train")
 
 
+def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
+    """LabelImg's YOLO format, each image's .txt and classes.txt beside the images, was
+    no layout ('cannot tell the dataset format'). An image without a .txt was never
+    saved in LabelImg (it writes an empty one for an image without boxes): left out."""
+    (tmp_path / "classes.txt").write_text("dog\ncat\n")
+    image(tmp_path / "a.jpg")
+    (tmp_path / "a.txt").write_text("1 0.5 0.5 0.25 0.5\n")
+    image(tmp_path / "b.png")
+    (tmp_path / "b.txt").write_text("")  # saved without boxes
+    image(tmp_path / "c.jpg")  # never saved
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("YOLO .txt files beside their images", ())
+    with pytest.warns(UserWarning) as warned:
+        dataset = open_dataset(tmp_path)
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path}: 1 image has no .txt and is left out (c.jpg): an image without objects "
+        "needs an empty .txt to be trained on"
+    ]
+    assert dataset.class_names == ("dog", "cat")
+    assert dataset.image_files == [tmp_path / "a.jpg", tmp_path / "b.png"]
+    assert dataset.target(0)["boxes"].tolist() == [[15.0, 7.5, 25.0, 22.5]]
+    assert dataset.target(0)["labels"].tolist() == [2]
+    assert dataset.target(1)["boxes"].shape == (0, 4)
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).unlink()
+    with pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path}: no image has a label file beside it (as a.txt of a.jpg), as LabelImg "
+        "writes them in YOLO format"
+    )
+
+
 def test_yolo_split_folders_with_other_names(tmp_path):
     yolo_images(tmp_path, "train2017", 2)
     yolo_images(tmp_path, "val2017", 1)

@@ -37,6 +37,8 @@
   ``images/`` holds the files directly.
 - a folder of VOC ``.xml`` files, or with one subfolder of them (LabelImg; see
   :mod:`.voc_folder`).
+- a folder of images with their YOLO ``.txt`` files and ``classes.txt`` beside them
+  (LabelImg's YOLO format; see :class:`.YOLOFolder`).
 - a folder holding one ``.json`` file: COCO, that file (Label Studio).
 
 Split names need not match exactly: ``train`` finds ``train2017`` or ``Train``, ``val``
@@ -62,7 +64,7 @@ from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, absent_splits, read_data_yaml, yaml_splits
 from .voc import VOCDetection
 from .voc_folder import VOCFolder, holds_voc_xml
-from .yolo import YOLODetection
+from .yolo import NAMES_FILES, YOLODetection, YOLOFolder
 
 # Generated images: validation and test share a seed, training has its own.
 SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 1}
@@ -210,6 +212,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _darknet,
         _yolo,
         _voc_xml,
+        _yolo_beside_images,
         _one_json,
     )
     for finder in finders:
@@ -223,7 +226,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "one .json and images each (Roboflow COCO), subfolders with .xml files and "
         "images each (Roboflow Pascal VOC), data.yaml (Ultralytics), obj.data (Darknet "
         "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
-        ".xml files in it or in one subfolder (VOC without ImageSets/), or the names "
+        ".xml files in it or in one subfolder (VOC without ImageSets/), images with "
+        "their .txt and classes.txt beside them (LabelImg YOLO), or the names "
         "'synthetic[:N]' and 'slides[:N]'"
     )
 
@@ -458,6 +462,16 @@ def _yolo(root: Path) -> DatasetLayout | None:
     if splits:
         return DatasetLayout(str(root), "YOLO", splits, lambda split, _: YOLODetection(root, split))
     return DatasetLayout(str(root), "YOLO", (), lambda split, _: YOLODetection(root))
+
+
+def _yolo_beside_images(root: Path) -> DatasetLayout | None:
+    """LabelImg's YOLO format: images with their label files and ``classes.txt`` beside
+    them (:class:`YOLOFolder`)."""
+    if not ((root / NAMES_FILES[0]).is_file() and holds_images(root)):
+        return None
+    return DatasetLayout(
+        str(root), "YOLO .txt files beside their images", (), lambda *_: YOLOFolder(root)
+    )
 
 
 def _one_json(root: Path) -> DatasetLayout | None:

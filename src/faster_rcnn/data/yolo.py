@@ -159,6 +159,47 @@ class YOLODetection(ImageFileDataset):
         return {"boxes": corners * scale, "labels": classes + 1, "image_id": index}
 
 
+class YOLOFolder(YOLODetection):
+    """LabelImg's YOLO format: images with the label file of each beside it (``a.txt`` of
+    ``a.jpg``) and ``classes.txt`` in their folder, where LabelImg writes both. LabelImg
+    writes a label file for each image it saves, an empty one for an image without
+    boxes: an image without one was never annotated, and is left out with a warning.
+
+    Args:
+        folder: the folder of the images, their label files and ``classes.txt``.
+
+    Raises:
+        ValueError: no image in ``folder`` has a label file, or a label problem (named).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.root, self.split = Path(folder), None
+        images = image_files_in(self.root)
+        self.image_files = [p for p in images if p.with_suffix(".txt").is_file()]
+        if not self.image_files:
+            raise ValueError(
+                f"{self.root}: no image has a label file beside it (as a.txt of a.jpg), as "
+                "LabelImg writes them in YOLO format"
+            )
+        _warn_of_images_without_labels([p for p in images if p not in self.image_files])
+        label_files = [p.with_suffix(".txt") for p in self.image_files]
+        names_file = self.root / NAMES_FILES[0]
+        self._load(label_files, read_names_file(names_file), str(names_file), str(self.root))
+        warn_of_unread_labels(label_files, str(self.root))
+
+
+def _warn_of_images_without_labels(unlabelled: list[Path]) -> None:
+    """Warn of the images of a LabelImg folder left out for want of a label file."""
+    if unlabelled:
+        warnings.warn(
+            f"{unlabelled[0].parent}: "
+            f"{counted(len(unlabelled), 'image has no .txt and is', 'images have no .txt and are')}"
+            f" left out ({first_few([p.name for p in unlabelled])}): an image without objects "
+            "needs an empty .txt to be trained on",
+            stacklevel=3,
+        )
+
+
 def warn_of_unread_labels(label_files: Sequence[Path], source: str) -> None:
     """Warn of the ``.txt`` files in the folders of ``label_files`` that are not among
     them: no image of theirs was found (missing, named in another case, or of a format
