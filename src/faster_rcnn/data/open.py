@@ -495,10 +495,10 @@ def _voc_xml(root: Path) -> DatasetLayout | None:
 
 
 def _coco_file(file: Path) -> COCODetection:
-    """The COCO ``file``, its images in the first folder that holds them (see the module;
-    the ``<split>/`` looked in is the one the file's name gives, ``train2017/`` of
-    ``instances_train2017.json``: a layout without splits opens its file for any split
-    name, which names no folder).
+    """The COCO ``file``, its images in the first folder that holds them (see the module):
+    folders its own name gives (``train2017/`` or ``train/`` of
+    ``instances_train2017.json``), never one named for the split asked, which a layout
+    without splits takes for any name.
 
     Raises:
         FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere.
