@@ -294,6 +294,26 @@ def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
     )
 
 
+def test_label_studio_yolo_export_without_its_images_says_where_they_go(tmp_path):
+    """Label Studio's YOLO export (labels/, classes.txt, notes.json) may leave the images
+    out: without images/ its notes.json, the one .json there, was read as a COCO file
+    ('not a COCO detection file')."""
+    yolo_images(tmp_path, "", 2)
+    (tmp_path / "classes.txt").write_text("cell\n")
+    (tmp_path / "notes.json").write_text(json.dumps({"categories": [{"id": 0, "name": "cell"}]}))
+    assert find_layout(tmp_path).format == "YOLO"
+    for file in (tmp_path / "images").iterdir():
+        file.unlink()
+    (tmp_path / "images").rmdir()
+    with pytest.raises(FileNotFoundError) as refused:
+        find_layout(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path / 'labels'} holds YOLO label files, but there is no "
+        f"{tmp_path / 'images'} beside it: put their images there (Label Studio's YOLO "
+        "export may leave them out)"
+    )
+
+
 def test_yolo_split_folders_with_other_names(tmp_path):
     yolo_images(tmp_path, "train2017", 2)
     yolo_images(tmp_path, "val2017", 1)

@@ -455,13 +455,29 @@ def _darknet_layout(file: Path) -> DatasetLayout:
 
 
 def _yolo(root: Path) -> DatasetLayout | None:
-    images = root / "images"
-    if not ((root / "labels").is_dir() and images.is_dir()):
+    """YOLO's ``images/`` and ``labels/``: a split per folder of ``images/``, or none.
+
+    Raises:
+        FileNotFoundError: ``labels/`` holds label files and there is no image, in
+            ``images/`` or beside it (Label Studio's YOLO export without its images).
+    """
+    images, labels = root / "images", root / "labels"
+    if labels.is_dir() and not (images.is_dir() or holds_images(root)) and _holds_txt(labels):
+        raise FileNotFoundError(
+            f"{labels} holds YOLO label files, but there is no {images} beside it: put "
+            "their images there (Label Studio's YOLO export may leave them out)"
+        )
+    if not (labels.is_dir() and images.is_dir()):
         return None
     splits = tuple(sorted(p.name for p in images.iterdir() if p.is_dir()))
     if splits:
         return DatasetLayout(str(root), "YOLO", splits, lambda split, _: YOLODetection(root, split))
     return DatasetLayout(str(root), "YOLO", (), lambda split, _: YOLODetection(root))
+
+
+def _holds_txt(folder: Path) -> bool:
+    """Whether ``folder`` or a folder in it holds a ``.txt`` file."""
+    return next(folder.rglob("*.txt"), None) is not None
 
 
 def _yolo_beside_images(root: Path) -> DatasetLayout | None:
