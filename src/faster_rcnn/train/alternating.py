@@ -63,6 +63,8 @@ PAPER_STEPS = (80_000, 40_000, 80_000, 40_000)
 PAPER_LR_DECAY_AT = (0.75,)
 DEFAULT_TOTAL_STEPS = 6_000
 WARMUP_SHARE = 10  # a step's warm-up is at most 1/WARMUP_SHARE of it
+# The run's step callback: (step name, iteration within the step, its losses as floats).
+StepReport = Callable[[str, int, dict[str, float]], None]
 
 
 def split_steps(total_steps: int) -> tuple[int, ...]:
@@ -243,18 +245,14 @@ def train_fast_rcnn_on_proposals(
     unreadable: UnreadableLog | None = None,
     weights: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
-    """Step 2: train ``detector``'s backbone and RoI head on ``proposer``'s proposals.
-
-    The proposer is frozen: no gradient reaches it and nothing in it changes. It is put in
-    eval mode, so its batch norms keep their statistics, except its RPN, which stays in
-    training mode to give the training-time number of proposals (the RPN has no layer that
-    behaves differently in training). The detector's RPN is neither run nor trained.
+    """Step 2: train ``detector``'s backbone and RoI head on ``proposer``'s proposals, in
+    place (:func:`fast_rcnn_trainer`), resumed as :func:`fit_stage` says.
 
     Args:
-        detector: model B, trained in place.
-        proposer: model A, the step-1 RPN; the same transform config as the detector (the
-            prepared batch is shared).
-        dataset: items ``(image, {"boxes", "labels"})``.
+        detector: model B.
+        proposer: model A, the step-1 RPN, frozen (:func:`freeze_proposer`).
+        dataset: items ``(image float[3, H, W], {"boxes": float[N, 4], "labels":
+            int64[N]})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
         out_dir / resume / progress / unreadable / weights: as for :func:`fit_stage`
@@ -266,32 +264,76 @@ def train_fast_rcnn_on_proposals(
     Raises:
         ValueError: the two models prepare images differently.
     """
-    if detector.config.transform != proposer.config.transform:
-        raise ValueError(
-            "the detector and the proposer must share the transform config (one prepared "
-            f"batch feeds both): {detector.config.transform} != {proposer.config.transform}"
-        )
-    proposer.eval()
-    proposer.rpn.train()
-    parameters = [
-        p
-        for p in chain(detector.backbone.parameters(), detector.roi_heads.parameters())
-        if p.requires_grad
-    ]
-    trainer = Trainer(
+    trainer = fast_rcnn_trainer(
         detector,
+        proposer,
         dataset,
         cfg,
-        compute_losses=partial(fast_rcnn_losses, proposer=proposer),
-        parameters=parameters,
-        stage="fast_rcnn",
-        out_dir=out_dir,
         on_step=on_step,
+        out_dir=out_dir,
         progress=progress,
         unreadable=unreadable,
         weights=weights,
     )
     return fit_stage(trainer, resume)
+
+
+def fast_rcnn_trainer(
+    detector: FasterRCNN,
+    proposer: FasterRCNN,
+    dataset: Sequence[Sample],
+    cfg: TrainConfig,
+    **options: Any,
+) -> Trainer:
+    """The stage ``"fast_rcnn"``: ``detector``'s trainable backbone layers and its RoI head
+    (:func:`fast_rcnn_parameters`) on :func:`fast_rcnn_losses` of the frozen ``proposer``'s
+    proposals; the detector's RPN is neither run nor trained. ``options`` as for
+    :class:`~faster_rcnn.train.trainer.Trainer` (``out_dir``, ``on_step``, ...).
+
+    Raises:
+        ValueError: the two models prepare images differently.
+    """
+    check_shared_transform(detector, proposer)
+    freeze_proposer(proposer)
+    return Trainer(
+        detector,
+        dataset,
+        cfg,
+        compute_losses=partial(fast_rcnn_losses, proposer=proposer),
+        parameters=fast_rcnn_parameters(detector),
+        stage="fast_rcnn",
+        **options,
+    )
+
+
+def check_shared_transform(detector: FasterRCNN, proposer: FasterRCNN) -> None:
+    """Refuse a ``proposer`` that prepares images otherwise than ``detector``: one
+    prepared batch feeds both.
+
+    Raises:
+        ValueError: their transform configs differ.
+    """
+    if detector.config.transform != proposer.config.transform:
+        raise ValueError(
+            "the detector and the proposer must share the transform config (one prepared "
+            f"batch feeds both): {detector.config.transform} != {proposer.config.transform}"
+        )
+
+
+def freeze_proposer(proposer: FasterRCNN) -> None:
+    """Put the step-1 network in eval mode, so that its batch norms keep their statistics,
+    but for its RPN, which stays in training mode to give the training-time number of
+    proposals (the RPN has no layer that behaves differently in training). No gradient
+    reaches it (:func:`fast_rcnn_losses`), so nothing in it changes."""
+    proposer.eval()
+    proposer.rpn.train()
+
+
+def fast_rcnn_parameters(detector: FasterRCNN) -> list[nn.Parameter]:
+    """What step 2 trains: the detector's backbone layers that require a gradient (those a
+    preset freezes stay fixed) and its whole RoI head."""
+    trained = chain(detector.backbone.parameters(), detector.roi_heads.parameters())
+    return [p for p in trained if p.requires_grad]
 
 
 def fit_stage(trainer: Trainer, resume: bool) -> list[dict[str, float]]:
@@ -425,7 +467,7 @@ def train_alternating(
     dataset: Sequence[Sample],
     alt_cfg: AlternatingConfig,
     backbone_weights: str | Path | None = None,
-    on_step: Callable[[str, int, dict[str, float]], None] | None = None,
+    on_step: StepReport | None = None,
     device: torch.device | str = "cpu",
     out_dir: Path | None = None,
     resume: bool = False,
@@ -437,7 +479,8 @@ def train_alternating(
 
     Args:
         config: the detector; models A and B are both built from it.
-        dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
+        dataset: items ``(image float[3, H, W], {"boxes": float[N, 4], "labels":
+            int64[N]})``.
         alt_cfg: the four steps' settings and the initialisation seed (A uses
             ``init_seed``, B ``init_seed + 1``).
         backbone_weights: an ImageNet checkpoint for both backbones (and VGG-16's
@@ -466,61 +509,21 @@ def train_alternating(
     """
     if resume:
         _check_resumable(out_dir)
-
-    # One log for the four steps: each file is warned about once, and counted once.
-    rank, world_size = rank_and_world_size()
-    unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
     device = torch.device(device)
-    budget = _shared_budget(max_seconds, world_size, device, out_dir if resume else None)
-
-    def stage(name: str) -> dict[str, Any]:
-        step_report = None if on_step is None else partial(on_step, name)
-        return {
-            "on_step": step_report,
-            "out_dir": out_dir,
-            "progress": progress,
-            "unreadable": unreadable,
-        }
-
-    def cfg(name: str) -> TrainConfig:
-        """The step's settings; with ``max_seconds``, its share of the time left as it
-        starts."""
-        step_cfg = getattr(alt_cfg, name)
-        if max_seconds is None:
-            return step_cfg
-        return replace(step_cfg, max_seconds=budget.seconds_for(STAGES.index(name)))
-
-    def initial_model(seed: int) -> tuple[FasterRCNN, LoadReport | None]:
-        return build_initial_model(config, backbone_weights, seed, device, channels_last)
-
-    # The two steps whose models are built from the initial weights record them.
-    started = weights_record(backbone_weights)
-    model_a, weights_report = initial_model(alt_cfg.init_seed)
-    rpn = rpn_trainer(model_a, dataset, cfg("rpn"), **stage("rpn"), weights=started)
-    rpn_history = fit_stage(rpn, resume)
-    # A is frozen from here on: its last gradients are only memory.
-    model_a.zero_grad(set_to_none=True)
-
-    model_b, _ = initial_model(alt_cfg.init_seed + 1)
-    fast_rcnn_history = train_fast_rcnn_on_proposals(
-        model_b,
-        model_a,
-        dataset,
-        cfg("fast_rcnn"),
-        resume=resume,
-        weights=started,
-        **stage("fast_rcnn"),
+    run = AlternatingRun.start(
+        dataset, alt_cfg, on_step, out_dir, resume, progress, max_seconds, device
     )
-
+    build = partial(
+        build_initial_model, config, backbone_weights, device=device, channels_last=channels_last
+    )
+    started = weights_record(backbone_weights)  # steps 1 and 2 start from the file
+    model_a, weights_report = build(seed=alt_cfg.init_seed)
+    rpn_history = run.train_rpn(model_a, started)
+    model_b, _ = build(seed=alt_cfg.init_seed + 1)
+    fast_rcnn_history = run.train_fast_rcnn(model_b, model_a, started)
     model = share_backbone(model_b, model_a)
     del model_a  # its backbone is not part of the result
-    rpn_finetune_history = finetune_rpn(
-        model, dataset, cfg("rpn_finetune"), resume=resume, **stage("rpn_finetune")
-    )
-    fast_rcnn_finetune_history = finetune_fast_rcnn(
-        model, dataset, cfg("fast_rcnn_finetune"), resume=resume, **stage("fast_rcnn_finetune")
-    )
-    model.zero_grad(set_to_none=True)
+    rpn_finetune_history, fast_rcnn_finetune_history = run.finetune(model)
     return AlternatingResult(
         model=model.eval(),
         rpn=rpn_history,
@@ -528,8 +531,119 @@ def train_alternating(
         rpn_finetune=rpn_finetune_history,
         fast_rcnn_finetune=fast_rcnn_finetune_history,
         weights_report=weights_report,
-        unreadable=unreadable,
+        unreadable=run.unreadable,
     )
+
+
+@dataclass
+class AlternatingRun:
+    """What the four steps of one run share, and each step run with it.
+
+    Attributes:
+        dataset: items ``(image float[3, H, W], {"boxes": float[N, 4], "labels":
+            int64[N]})``.
+        alt_cfg: the four steps' settings.
+        on_step: the run's step callback (``None``: none).
+        out_dir / resume / progress: as for :func:`train_alternating`.
+        unreadable: one log for the four steps: each file is warned about once, and
+            counted once.
+        budget: the four steps' one time budget, shared 2:1:2:1.
+        timed: whether the run has a time budget (``max_seconds``).
+    """
+
+    dataset: Sequence[Sample]
+    alt_cfg: AlternatingConfig
+    on_step: StepReport | None
+    out_dir: Path | None
+    resume: bool
+    progress: bool
+    unreadable: UnreadableLog
+    budget: SharedBudget
+    timed: bool
+
+    @classmethod
+    def start(
+        cls,
+        dataset: Sequence[Sample],
+        alt_cfg: AlternatingConfig,
+        on_step: StepReport | None,
+        out_dir: Path | None,
+        resume: bool,
+        progress: bool,
+        max_seconds: float | None,
+        device: torch.device,
+    ) -> AlternatingRun:
+        """The run of :func:`train_alternating`'s arguments, its budget's clock started
+        (going on from the seconds its steps spent before, resumed)."""
+        rank, world_size = rank_and_world_size()
+        unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
+        budget = _shared_budget(max_seconds, world_size, device, out_dir if resume else None)
+        timed = max_seconds is not None
+        return cls(dataset, alt_cfg, on_step, out_dir, resume, progress, unreadable, budget, timed)
+
+    def cfg(self, name: str) -> TrainConfig:
+        """The settings of step ``name``; with a time budget, its share of the time left
+        as it starts."""
+        step_cfg = getattr(self.alt_cfg, name)
+        if not self.timed:
+            return step_cfg
+        return replace(step_cfg, max_seconds=self.budget.seconds_for(STAGES.index(name)))
+
+    def options(self, name: str) -> dict[str, Any]:
+        """The keyword arguments every step ``name`` takes: its callback, output folder,
+        progress bar and the run's log of unreadable images."""
+        step_report = None if self.on_step is None else partial(self.on_step, name)
+        return {
+            "on_step": step_report,
+            "out_dir": self.out_dir,
+            "progress": self.progress,
+            "unreadable": self.unreadable,
+        }
+
+    def train_rpn(self, model_a: FasterRCNN, weights: dict[str, Any]) -> list[dict[str, float]]:
+        """Step 1 on model A, whose initial ``weights`` its checkpoints record; A's
+        gradients are then dropped, as it is frozen from here on."""
+        trainer = rpn_trainer(
+            model_a, self.dataset, self.cfg("rpn"), **self.options("rpn"), weights=weights
+        )
+        history = fit_stage(trainer, self.resume)
+        model_a.zero_grad(set_to_none=True)  # its last gradients are only memory
+        return history
+
+    def train_fast_rcnn(
+        self, model_b: FasterRCNN, model_a: FasterRCNN, weights: dict[str, Any]
+    ) -> list[dict[str, float]]:
+        """Step 2: model B on model A's proposals (:func:`train_fast_rcnn_on_proposals`)."""
+        return train_fast_rcnn_on_proposals(
+            model_b,
+            model_a,
+            self.dataset,
+            self.cfg("fast_rcnn"),
+            resume=self.resume,
+            weights=weights,
+            **self.options("fast_rcnn"),
+        )
+
+    def finetune(self, model: FasterRCNN) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+        """Steps 3 and 4 on the shared network (:func:`finetune_rpn`, then
+        :func:`finetune_fast_rcnn`), in place, its gradients dropped after; their
+        histories."""
+        rpn_history = finetune_rpn(
+            model,
+            self.dataset,
+            self.cfg("rpn_finetune"),
+            resume=self.resume,
+            **self.options("rpn_finetune"),
+        )
+        fast_rcnn_history = finetune_fast_rcnn(
+            model,
+            self.dataset,
+            self.cfg("fast_rcnn_finetune"),
+            resume=self.resume,
+            **self.options("fast_rcnn_finetune"),
+        )
+        model.zero_grad(set_to_none=True)
+        return rpn_history, fast_rcnn_history
 
 
 def _shared_budget(
