@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import Tensor
 
 from faster_rcnn import FasterRCNNConfig
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import mobilenet_v2_fpn_config, small_config
 from faster_rcnn.train.alternating import (
+    STAGES,
     AlternatingConfig,
     build_initial_model,
     fast_rcnn_losses,
@@ -26,6 +31,7 @@ from faster_rcnn.train.alternating import (
 )
 from faster_rcnn.train.rpn_only import rpn_trainer
 from faster_rcnn.train.schedule import learning_rate
+from faster_rcnn.train.stops import TrainingInterrupted
 from faster_rcnn.train.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -229,6 +235,56 @@ def test_train_alternating_is_the_four_steps_in_order():
     expected = model.state_dict()
     for key, value in result.model.state_dict().items():
         assert torch.equal(value, expected[key]), key
+
+
+def stop_at(stage: str, step: int):
+    """A step callback that sends the process SIGTERM in ``stage``'s step ``step``: the
+    stage stops after it, with a checkpoint."""
+
+    def report(name: str, index: int, _: dict[str, float]) -> None:
+        if (name, index) == (stage, step):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return report
+
+
+def test_a_run_resumed_longer_keeps_the_steps_a_later_step_began_from(tmp_path):
+    """Stopped in step 3 and resumed with more steps, steps 1 and 2 stay as they ended:
+    step 3's checkpoint holds the network they made, so more steps of theirs would reach
+    neither the result nor the steps after them, though the records would count them. The
+    new lengths apply from step 3 on."""
+    data, cfg = samples(2), tiny_config()
+    short = AlternatingConfig(step_config(2), step_config(2), step_config(2), step_config(1))
+    with pytest.raises(TrainingInterrupted, match="rpn_finetune: stopped by SIGTERM after 1 step"):
+        train_alternating(cfg, data, short, on_step=stop_at("rpn_finetune", 0), out_dir=tmp_path)
+    ended = {
+        name: load_file(tmp_path / name / "model.safetensors") for name in ("rpn", "fast_rcnn")
+    }
+
+    longer = AlternatingConfig(step_config(4), step_config(3), step_config(3), step_config(2))
+    with pytest.warns(UserWarning) as caught:
+        result = train_alternating(cfg, data, longer, out_dir=tmp_path, resume=True)
+
+    said = [str(warning.message) for warning in caught]
+    assert said[:2] == [
+        "rpn keeps the 2 steps it ran: the run had gone on to fast_rcnn, which began from it; "
+        "a resumed run's new length applies from the step under way on",
+        "fast_rcnn keeps the 2 steps it ran: the run had gone on to rpn_finetune, which began "
+        "from it; a resumed run's new length applies from the step under way on",
+    ]
+    ran = [result.rpn, result.fast_rcnn, result.rpn_finetune, result.fast_rcnn_finetune]
+    assert [len(history) for history in ran] == [2, 2, 3, 2]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["stage"] for line in lines]
+    assert [logged.count(name) for name in STAGES] == [2, 2, 3, 2]
+    final = result.model.state_dict()
+    for name, weights in ended.items():
+        now = load_file(tmp_path / name / "model.safetensors")
+        assert all(torch.equal(now[key], weights[key]) for key in weights), name
+    # The shared layers are still step 2's, batch-norm statistics included.
+    backbone = [key for key in final if key.startswith("backbone.")]
+    assert any(key.endswith("running_mean") for key in backbone)
+    assert all(torch.equal(final[key], ended["fast_rcnn"][key]) for key in backbone)
 
 
 def test_alternating_config_follows_the_paper_proportions():

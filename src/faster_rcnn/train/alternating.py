@@ -26,17 +26,21 @@ Given an output folder, each step is a stage of its own (``rpn``, ``fast_rcnn``,
 ``<out_dir>/<stage>/`` and logs to ``<out_dir>/metrics.jsonl``. Resumed, the finished
 steps are restored from their final checkpoints without a step run, the interrupted
 one continues from its last, and the steps never reached start afresh: the run ends with
-the same weights, bit for bit, as one that was never interrupted.
+the same weights, bit for bit, as one that was never interrupted. A resumed run given
+another length (``steps``, ``max_seconds``) applies it from the step under way on: a
+step the next one has begun from keeps the length it ran (:class:`AlternatingRun`), as
+more of its steps would reach neither the result nor the steps after it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -549,6 +553,8 @@ class AlternatingRun:
             counted once.
         budget: the four steps' one time budget, shared 2:1:2:1.
         timed: whether the run has a time budget (``max_seconds``).
+        finished: resumed, the steps a later step has begun from
+            (:func:`finished_steps`): they stay as they ended.
     """
 
     dataset: Sequence[Sample]
@@ -560,6 +566,7 @@ class AlternatingRun:
     unreadable: UnreadableLog
     budget: SharedBudget
     timed: bool
+    finished: dict[str, FinishedStep] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -579,15 +586,46 @@ class AlternatingRun:
         unreadable = UnreadableLog(strict=not alt_cfg.rpn.skip_unreadable, warn=rank == 0)
         budget = _shared_budget(max_seconds, world_size, device, out_dir if resume else None)
         timed = max_seconds is not None
-        return cls(dataset, alt_cfg, on_step, out_dir, resume, progress, unreadable, budget, timed)
+        finished = finished_steps(out_dir) if resume and out_dir is not None else {}
+        return cls(
+            dataset,
+            alt_cfg,
+            on_step,
+            out_dir,
+            resume,
+            progress,
+            unreadable,
+            budget,
+            timed,
+            finished,
+        )
 
     def cfg(self, name: str) -> TrainConfig:
         """The settings of step ``name``; with a time budget, its share of the time left
-        as it starts."""
+        as it starts. A step a later one has begun from keeps the length it ran
+        (:meth:`kept_length`)."""
         step_cfg = getattr(self.alt_cfg, name)
+        if name in self.finished:
+            return self.kept_length(name, step_cfg)
         if not self.timed:
             return step_cfg
         return replace(step_cfg, max_seconds=self.budget.seconds_for(STAGES.index(name)))
+
+    def kept_length(self, name: str, step_cfg: TrainConfig) -> TrainConfig:
+        """``step_cfg`` with the steps and time budget that step ``name``, finished, ran
+        with, so that it runs no step more: the later step's checkpoint holds the network
+        it made, and the steps of a longer run would reach neither the result nor the
+        steps after it. Warns where the run asks it for other steps."""
+        finished = self.finished[name]
+        if finished.settings.get("steps") != step_cfg.steps:
+            warnings.warn(
+                f"{name} keeps the {counted(finished.ran, 'step')} it ran: the run had gone "
+                f"on to {STAGES[STAGES.index(name) + 1]}, which began from it; a resumed "
+                "run's new length applies from the step under way on",
+                stacklevel=3,
+            )
+        kept = {key: finished.settings.get(key) for key in ("steps", "max_seconds")}
+        return replace(step_cfg, **kept)
 
     def options(self, name: str) -> dict[str, Any]:
         """The keyword arguments every step ``name`` takes: its callback, output folder,
@@ -644,6 +682,33 @@ class AlternatingRun:
         )
         model.zero_grad(set_to_none=True)
         return rpn_history, fast_rcnn_history
+
+
+class FinishedStep(NamedTuple):
+    """A step of a resumed run that a later step has begun from.
+
+    Attributes:
+        settings: its checkpoint's ``TrainConfig`` as a dict.
+        ran: the steps it ran.
+    """
+
+    settings: dict[str, Any]
+    ran: int
+
+
+def finished_steps(out_dir: Path) -> dict[str, FinishedStep]:
+    """The steps of the run in ``out_dir`` that a later step has begun from (it has a
+    checkpoint), by name: the step under way, the last with a checkpoint, is not among
+    them."""
+    stage_dirs = {name: Path(out_dir) / name for name in STAGES}
+    begun = [name for name, folder in stage_dirs.items() if TrainingCheckpoint.find(folder)]
+    return {
+        name: FinishedStep(
+            TrainingCheckpoint.train_config_in(stage_dirs[name]),
+            TrainingCheckpoint.steps_in(stage_dirs[name]),
+        )
+        for name in begun[:-1]
+    }
 
 
 def _shared_budget(

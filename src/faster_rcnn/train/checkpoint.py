@@ -376,6 +376,19 @@ class TrainingCheckpoint:
         return dict(_read_state(found / STATE_FILE).get("train_config") or {})
 
     @classmethod
+    def steps_in(cls, directory: str | Path) -> int:
+        """The steps the stage of the checkpoint in ``directory`` had run, its weights
+        unread; 0 where there is no checkpoint.
+
+        Raises:
+            ValueError: the state file is unreadable.
+        """
+        found = cls.find(directory)
+        if found is None:
+            return 0
+        return int(_read_state(found / STATE_FILE)["step"])
+
+    @classmethod
     def weights_in(cls, directory: str | Path) -> dict[str, Any] | None:
         """The initial weights the checkpoint in ``directory`` records
         (:func:`~faster_rcnn.train.state.weights_record`), its weights unread; ``None``
