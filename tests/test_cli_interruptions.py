@@ -1,6 +1,7 @@
-"""A real training process stopped mid-run - by SIGKILL or SIGTERM - and resumed ends
-with the same weights, bit for bit, as one that was never interrupted: for the joint
-scheme and for the paper's alternating scheme, whose four steps each checkpoint."""
+"""A real training process stopped mid-run - by SIGKILL, SIGTERM or Ctrl-C's SIGINT - and
+resumed goes on from the step its checkpoint holds and ends with the same weights, bit for
+bit, as one that was never interrupted: for every scheme, the paper's alternating one,
+whose four steps each checkpoint, included."""
 
 import os
 import random
@@ -15,8 +16,22 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from faster_rcnn.cli.run_folder import SCHEME_STAGES
+from faster_rcnn.train.checkpoint import TrainingCheckpoint
+
 STEPS = 10  # the alternating scheme splits them 3, 2, 3, 2
-SCHEMES = ("joint", "alternating")
+SCHEMES = ("joint", "alternating", "rpn", "non-approximate")
+# Each scheme stopped by each signal that takes another path: a crash (no checkpoint
+# written), and the signals a stage handles (SIGTERM and SIGINT alike, by the trainer
+# every scheme drives). The RPN alone writes stage "rpn", as the alternating scheme's
+# first step does, so both ways are taken for it too.
+STOPS = [
+    *[(scheme, signal.SIGKILL) for scheme in SCHEMES],
+    ("joint", signal.SIGTERM),
+    ("alternating", signal.SIGTERM),
+    ("alternating", signal.SIGINT),
+    ("rpn", signal.SIGINT),
+]
 TRAIN = ["train", "--data", "synthetic:8", "--steps", str(STEPS), "--batch-size", "1"]
 TRAIN += ["--min-size", "96", "--max-size", "128", "--checkpoint-every", "2"]
 
@@ -29,6 +44,17 @@ def command(out: Path, scheme: str, *extra: str) -> list[str]:
 def steps_logged(out: Path) -> int:
     metrics = out / "metrics.jsonl"
     return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
+def checkpointed_steps(out: Path, scheme: str) -> dict[str, int]:
+    """The steps each stage of the run in ``out`` has a checkpoint of."""
+    stages = SCHEME_STAGES[scheme]
+    return {stage: TrainingCheckpoint.steps_in(out / stage) for stage in stages}
+
+
+def stage_steps_logged(out: Path, stage: str) -> int:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return sum(f'"stage": "{stage}"' in line for line in lines)
 
 
 def stop_after(out: Path, scheme: str, steps: int, signum: int) -> subprocess.CompletedProcess:
@@ -60,26 +86,33 @@ def straight(tmp_path_factory) -> dict[str, Path]:
     return runs
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize(("scheme", "signum"), STOPS)
 def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path, straight, scheme, signum):
     # After the first checkpoint (step 2; the alternating scheme's first step has 3), at a
     # random step, as a crash would pick, with two steps left for the signal to arrive in.
     at = random.randrange(3, STEPS - 1)
     stopped = stop_after(tmp_path, scheme, at, signum)
-    if signum == signal.SIGTERM:
-        assert stopped.returncode == 128 + signal.SIGTERM
+    saved = checkpointed_steps(tmp_path, scheme)
+    if signum == signal.SIGKILL:
+        assert stopped.returncode == -signal.SIGKILL
+    else:
+        assert stopped.returncode == 128 + signum
         err = stopped.stderr.decode().strip().splitlines()
         # Within a step the stage checkpoints; between two alternating steps the last one
         # has just written its final checkpoint.
-        stage_stop = r"\w+: stopped by SIGTERM after .*; add --resume to continue"
-        assert re.fullmatch(rf"faster-rcnn: ({stage_stop}|interrupted by SIGTERM)", err[-1])
+        name = signal.Signals(signum).name
+        stage_stop = rf"(\w+): stopped by {name} after .*; add --resume to continue"
+        said = re.fullmatch(rf"faster-rcnn: ({stage_stop}|interrupted by {name})", err[-1])
+        assert said, err[-1]
         assert "Traceback" not in stopped.stderr.decode()
-    else:
-        assert stopped.returncode == -signal.SIGKILL
+        if said[2]:  # no step lost: the stage's checkpoint holds every step it logged
+            assert saved[said[2]] == stage_steps_logged(tmp_path, said[2])
     resumed = subprocess.run(command(tmp_path, scheme, "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert ": resuming from step" in resumed.stderr + resumed.stdout
+    # Each stage with a checkpoint goes on from its step; the others start afresh.
+    for stage, steps in saved.items():
+        resuming = f"{stage}: resuming from step {steps} of "
+        assert (resuming in resumed.stdout + resumed.stderr) == (steps > 0), (stage, steps)
     assert steps_logged(tmp_path) == STEPS
     assert_same_weights(straight[scheme], tmp_path)
 
