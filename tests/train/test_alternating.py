@@ -237,6 +237,42 @@ def test_train_alternating_is_the_four_steps_in_order():
         assert torch.equal(value, expected[key]), key
 
 
+def stage_weights(out_dir: Path, stage: str, prefix: str) -> State:
+    """The weights under ``prefix`` (buffers included) of ``stage``'s final checkpoint."""
+    weights = load_file(out_dir / stage / "model.safetensors")
+    return {key: value for key, value in weights.items() if key.startswith(prefix)}
+
+
+def assert_equal_weights(first: State, second: State) -> None:
+    assert first.keys() == second.keys() and first
+    for key, value in first.items():
+        assert torch.equal(value, second[key]), key
+
+
+def test_steps_3_and_4_leave_the_shared_layers_as_step_2_made_them(tmp_path):
+    """The checkpoints of a run: step 3 changes only the RPN's own layers, step 4 only the
+    RoI head's; the shared layers, batch-norm statistics included, are step 2's bit for
+    bit, though step 2 moved those statistics (so a training-mode pass would too)."""
+    alt = AlternatingConfig(step_config(2), step_config(2), step_config(2), step_config(2))
+    result = train_alternating(tiny_config(), samples(2), alt, out_dir=tmp_path)
+
+    step2 = stage_weights(tmp_path, "fast_rcnn", "backbone.")
+    counts = [value for key, value in step2.items() if key.endswith("num_batches_tracked")]
+    assert counts and all(count == 2 for count in counts)  # step 2's two batches
+    for stage in ("rpn_finetune", "fast_rcnn_finetune"):
+        assert_equal_weights(stage_weights(tmp_path, stage, "backbone."), step2)
+    assert_equal_weights(state(result.model, "backbone."), step2)
+    # Step 3 leaves the RoI head as step 2 made it; step 4 the RPN as step 3 did.
+    assert_equal_weights(
+        stage_weights(tmp_path, "rpn_finetune", "roi_heads."),
+        stage_weights(tmp_path, "fast_rcnn", "roi_heads."),
+    )
+    assert_equal_weights(
+        stage_weights(tmp_path, "fast_rcnn_finetune", "rpn."),
+        stage_weights(tmp_path, "rpn_finetune", "rpn."),
+    )
+
+
 def stop_at(stage: str, step: int):
     """A step callback that sends the process SIGTERM in ``stage``'s step ``step``: the
     stage stops after it, with a checkpoint."""
