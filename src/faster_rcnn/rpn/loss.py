@@ -56,33 +56,50 @@ def rpn_loss(
         ``(loss_objectness, loss_rpn_box_reg)``, scalars. With no anchor sampled at all both
         are zero (and keep the graph), instead of NaN.
     """
+    _check_normalization(normalization, num_anchor_locations)
+    positives, sampled = _sampled_anchors(pos_masks, neg_masks)
+    objectness = objectness.flatten()
+    if sampled.numel() == 0:
+        zero = objectness.sum() * 0.0 + pred_bbox_deltas.sum() * 0.0
+        return zero, zero.clone()
+    # Eq. (1)'s p_i* L_reg: only the positives' boxes are regressed.
+    box_loss_sum = F.smooth_l1_loss(
+        pred_bbox_deltas[positives],
+        torch.cat(regression_targets, dim=0)[positives],
+        beta=beta,
+        reduction="sum",
+    )
+    n_reg = _n_reg(normalization, sampled.numel(), len(labels), num_anchor_locations)
+    box_loss = box_loss_sum / n_reg * box_loss_weight
+    objectness_loss = F.binary_cross_entropy_with_logits(
+        objectness[sampled], torch.cat(labels, dim=0)[sampled]
+    )
+    return objectness_loss, box_loss
+
+
+def _check_normalization(normalization: str, num_anchor_locations: int | None) -> None:
+    """Refuse an unknown normalisation, or ``"paper"`` without the anchor locations."""
     if normalization not in ("per_sample", "paper"):
         raise ValueError(f"unknown RPN loss normalization {normalization!r}")
     if normalization == "paper" and num_anchor_locations is None:
         raise ValueError('loss_normalization="paper" needs num_anchor_locations')
-    sampled_pos_inds = torch.where(torch.cat(pos_masks, dim=0))[0]
-    sampled_neg_inds = torch.where(torch.cat(neg_masks, dim=0))[0]
-    sampled_inds = torch.cat([sampled_pos_inds, sampled_neg_inds], dim=0)
 
-    objectness = objectness.flatten()
-    if sampled_inds.numel() == 0:
-        zero = objectness.sum() * 0.0 + pred_bbox_deltas.sum() * 0.0
-        return zero, zero.clone()
-    labels_all = torch.cat(labels, dim=0)
-    targets_all = torch.cat(regression_targets, dim=0)
 
-    box_loss_sum = F.smooth_l1_loss(
-        pred_bbox_deltas[sampled_pos_inds],
-        targets_all[sampled_pos_inds],
-        beta=beta,
-        reduction="sum",
-    )
+def _sampled_anchors(pos_masks: list[Tensor], neg_masks: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """The sampled anchors of all images, as indices into the image-major concatenation of
+    the ``(A_i,)`` masks: ``(P,)`` the positives and ``(P + Q,)`` every sampled anchor,
+    positives first."""
+    positives = torch.where(torch.cat(pos_masks, dim=0))[0]
+    negatives = torch.where(torch.cat(neg_masks, dim=0))[0]
+    return positives, torch.cat([positives, negatives], dim=0)
+
+
+def _n_reg(
+    normalization: str, num_sampled: int, num_images: int, num_anchor_locations: int | None
+) -> int:
+    """Eq. (1)'s ``N_reg``: the sampled anchors of the batch (``"per_sample"``), or the
+    anchor locations of every image (``"paper"``)."""
     if normalization == "per_sample":
-        box_loss = box_loss_sum / sampled_inds.numel()
-    else:
-        box_loss = box_loss_sum / (num_anchor_locations * len(labels))
-    box_loss = box_loss * box_loss_weight
-    objectness_loss = F.binary_cross_entropy_with_logits(
-        objectness[sampled_inds], labels_all[sampled_inds]
-    )
-    return objectness_loss, box_loss
+        return num_sampled
+    assert num_anchor_locations is not None  # checked by _check_normalization
+    return num_anchor_locations * num_images
