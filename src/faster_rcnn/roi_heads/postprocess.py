@@ -104,7 +104,6 @@ def detection_candidates(
         Per image, ``(C, 4)`` boxes, ``(C,)`` scores and ``(C,)`` int64 labels
         (``1..num_classes-1``), proposal by proposal, classes in order within each.
     """
-    device = class_logits.device
     num_classes = class_logits.shape[-1]
     boxes_per_image = [p.shape[0] for p in proposals]
     # Shaped explicitly so that a batch without proposals gives (0, num_classes, 4).
@@ -112,27 +111,41 @@ def detection_candidates(
         -1, num_classes, 4
     )
     pred_scores = F.softmax(class_logits, -1)
+    return [
+        _image_candidates(boxes, scores, image_shape, score_thresh, min_box_size)
+        for boxes, scores, image_shape in zip(
+            pred_boxes.split(boxes_per_image, 0),
+            pred_scores.split(boxes_per_image, 0),
+            image_shapes,
+            strict=True,
+        )
+    ]
 
-    candidates = []
-    for boxes, scores, image_shape in zip(
-        pred_boxes.split(boxes_per_image, 0),
-        pred_scores.split(boxes_per_image, 0),
-        image_shapes,
-        strict=True,
-    ):
-        boxes = clip_boxes_to_image(boxes, image_shape)
-        labels = torch.arange(num_classes, device=device).view(1, -1).expand_as(scores)
 
-        # Column 0 is the background class: it is never a detection.
-        boxes = boxes[:, 1:].reshape(-1, 4)
-        scores = scores[:, 1:].reshape(-1)
-        labels = labels[:, 1:].reshape(-1)
+def _image_candidates(
+    boxes: Tensor,
+    scores: Tensor,
+    image_shape: tuple[int, int],
+    score_thresh: float,
+    min_box_size: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One image's candidates of its ``(Ki, num_classes, 4)`` decoded boxes and
+    ``(Ki, num_classes)`` softmax scores: ``(C, 4)`` boxes clipped to ``image_shape``,
+    ``(C,)`` scores and ``(C,)`` int64 labels, as :func:`detection_candidates` returns."""
+    boxes, scores, labels = _foreground_pairs(clip_boxes_to_image(boxes, image_shape), scores)
+    keep = torch.where(scores > score_thresh)[0]
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = remove_small_boxes(boxes, min_box_size)
+    return boxes[keep], scores[keep], labels[keep]
 
-        keep = torch.where(scores > score_thresh)[0]
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = remove_small_boxes(boxes, min_box_size)
-        candidates.append((boxes[keep], scores[keep], labels[keep]))
-    return candidates
+
+def _foreground_pairs(boxes: Tensor, scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every (proposal, foreground class) pair of ``(Ki, num_classes, 4)`` boxes and
+    ``(Ki, num_classes)`` scores, flattened proposal by proposal: ``(Ki * (num_classes -
+    1), 4)`` boxes, and as many scores and int64 labels ``1..num_classes-1``."""
+    labels = torch.arange(scores.shape[1], device=scores.device).view(1, -1).expand_as(scores)
+    # Column 0 is the background class: it is never a detection.
+    return boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
 
 
 def best_after_nms(
