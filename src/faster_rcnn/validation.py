@@ -114,49 +114,81 @@ def validate_targets(
     Raises:
         ValueError: naming the image index and, where it applies, the box.
     """
+    _check_target_list(targets, num_images)
+    for i, target in enumerate(targets):
+        boxes, labels = _boxes_and_labels(target, i)
+        _check_box_coordinates(boxes, i)
+        if image_sizes is not None and len(boxes):
+            validate_boxes_in_image(boxes, image_sizes[i], i)
+        _check_label_range(labels, num_classes, i)
+
+
+def _check_target_list(targets: object, num_images: int) -> None:
+    """``targets`` must be a list (or tuple) of one target per image."""
     if not isinstance(targets, (list, tuple)) or len(targets) != num_images:
         count = len(targets) if isinstance(targets, (list, tuple)) else type(targets).__name__
         raise ValueError(f"expected a list of {num_images} target dicts, got {count}")
-    for i, target in enumerate(targets):
-        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
-            raise ValueError(f"image {i}: target must be a dict with 'boxes' and 'labels'")
-        boxes, labels = target["boxes"], target["labels"]
-        if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
-            shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-            raise ValueError(f"image {i}: boxes must have shape (N, 4), got {shape}")
-        if not (boxes.is_floating_point() or _is_integer(boxes)):
-            raise ValueError(
-                f"image {i}: boxes must be floating point or integer, got {boxes.dtype}"
-            )
-        boxes = boxes.double() if _is_integer(boxes) else boxes  # -width wraps in uint8
-        if not isinstance(labels, Tensor) or labels.dtype != torch.int64:
-            dtype = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
-            raise ValueError(f"image {i}: labels must be an int64 tensor, got {dtype}")
-        if labels.shape != (boxes.shape[0],):
-            raise ValueError(
-                f"image {i}: labels must have shape ({boxes.shape[0]},) to match the boxes, "
-                f"got {tuple(labels.shape)}"
-            )
-        bad = ~torch.isfinite(boxes).all(dim=1)
-        if bad.any():
-            j = int(torch.where(bad)[0][0])
-            raise ValueError(f"image {i}, box {j}: non-finite coordinates {boxes[j].tolist()}")
-        bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-        if bad.any():
-            j = int(torch.where(bad)[0][0])
-            raise ValueError(
-                f"image {i}, box {j}: {boxes[j].tolist()} has no area "
-                "(boxes are x1, y1, x2, y2 with x2 > x1 and y2 > y1)"
-            )
-        if image_sizes is not None and len(boxes):
-            validate_boxes_in_image(boxes, image_sizes[i], i)
-        bad = (labels < 1) | (labels >= num_classes)
-        if bad.any():
-            j = int(torch.where(bad)[0][0])
-            raise ValueError(
-                f"image {i}, box {j}: label {int(labels[j])} is outside 1..{num_classes - 1} "
-                "(0 is background)"
-            )
+
+
+def _boxes_and_labels(target: object, image: int) -> tuple[Tensor, Tensor]:
+    """The ``(N, 4)`` boxes (integer ones as float64) and ``(N,)`` int64 labels of image
+    ``image``'s target, checked for their types and shapes."""
+    if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
+        raise ValueError(f"image {image}: target must be a dict with 'boxes' and 'labels'")
+    boxes = _checked_boxes(target["boxes"], image)
+    _check_label_tensor(target["labels"], boxes.shape[0], image)
+    return boxes, target["labels"]
+
+
+def _checked_boxes(boxes: object, image: int) -> Tensor:
+    """``boxes`` if an ``(N, 4)`` floating point tensor; integer ones as float64, in which
+    a negative width stays negative (it wraps in uint8)."""
+    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
+        shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
+        raise ValueError(f"image {image}: boxes must have shape (N, 4), got {shape}")
+    if not (boxes.is_floating_point() or _is_integer(boxes)):
+        raise ValueError(
+            f"image {image}: boxes must be floating point or integer, got {boxes.dtype}"
+        )
+    return boxes.double() if _is_integer(boxes) else boxes
+
+
+def _check_label_tensor(labels: object, num_boxes: int, image: int) -> None:
+    """``labels`` must be an int64 tensor of shape ``(num_boxes,)``."""
+    if not isinstance(labels, Tensor) or labels.dtype != torch.int64:
+        dtype = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"image {image}: labels must be an int64 tensor, got {dtype}")
+    if labels.shape != (num_boxes,):
+        raise ValueError(
+            f"image {image}: labels must have shape ({num_boxes},) to match the boxes, "
+            f"got {tuple(labels.shape)}"
+        )
+
+
+def _check_box_coordinates(boxes: Tensor, image: int) -> None:
+    """Each of the ``(N, 4)`` boxes must be finite, with ``x2 > x1`` and ``y2 > y1``."""
+    bad = ~torch.isfinite(boxes).all(dim=1)
+    if bad.any():
+        j = int(torch.where(bad)[0][0])
+        raise ValueError(f"image {image}, box {j}: non-finite coordinates {boxes[j].tolist()}")
+    bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    if bad.any():
+        j = int(torch.where(bad)[0][0])
+        raise ValueError(
+            f"image {image}, box {j}: {boxes[j].tolist()} has no area "
+            "(boxes are x1, y1, x2, y2 with x2 > x1 and y2 > y1)"
+        )
+
+
+def _check_label_range(labels: Tensor, num_classes: int, image: int) -> None:
+    """Each of the ``(N,)`` labels must be a foreground class, ``1..num_classes-1``."""
+    bad = (labels < 1) | (labels >= num_classes)
+    if bad.any():
+        j = int(torch.where(bad)[0][0])
+        raise ValueError(
+            f"image {image}, box {j}: label {int(labels[j])} is outside 1..{num_classes - 1} "
+            "(0 is background)"
+        )
 
 
 def float_boxes(target: dict[str, Tensor]) -> dict[str, Tensor]:
