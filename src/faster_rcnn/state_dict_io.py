@@ -48,13 +48,24 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if path.suffix.lower() == ".safetensors" or _has_safetensors_header(path):
-        try:
-            return _without_ddp_prefix(load_file(path, device="cpu"))
-        except SafetensorError as error:
-            raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+        return _without_ddp_prefix(_read_safetensors(path))
+    return _without_ddp_prefix(_state_dict_in(_torch_load(path), path, checkpoint_key))
+
+
+def _read_safetensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of the safetensors file ``path``, on the CPU."""
+    try:
+        return load_file(path, device="cpu")
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def _torch_load(path: Path) -> object:
+    """What the ``torch.save`` file ``path`` holds, read with ``weights_only=True``, on the
+    CPU; every way the file can fail to be read is a ``ValueError`` naming it."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            content = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # Never suggest weights_only=False: that would run whatever code the file holds.
         if "global" not in str(error).lower():
@@ -70,6 +81,11 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
     except (RuntimeError, EOFError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{path} is not a readable PyTorch file: {reason}") from error
+
+
+def _state_dict_in(content: object, path: Path, checkpoint_key: str | None) -> dict[str, Tensor]:
+    """The state dict of named tensors that ``content``, read from ``path``, is, or (with
+    ``checkpoint_key``) that it holds under that key."""
     if checkpoint_key is not None and isinstance(content, Mapping) and checkpoint_key in content:
         content = content[checkpoint_key]
     if not isinstance(content, Mapping) or not all(
@@ -79,7 +95,7 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
         if checkpoint_key is not None:
             expected += f" or a checkpoint with a {checkpoint_key!r} entry"
         raise ValueError(f"{path}: expected {expected}, got {type(content).__name__}")
-    return _without_ddp_prefix(dict(content))
+    return dict(content)
 
 
 def _has_safetensors_header(path: Path) -> bool:
