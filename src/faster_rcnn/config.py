@@ -357,10 +357,20 @@ class RoIHeadsConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self._check_sampling()
+        self._check_pooling()
+        self._check_box_head()
+        self._check_postprocessing()
+
+    def _check_sampling(self) -> None:
+        """The IoU thresholds, the RoI sample and the jittered GT boxes."""
         _require_order(self, ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"), 0.0, 1.0)
         require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
         require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
         require(self, "gt_jitter", self.gt_jitter >= 0, ">= 0")
+
+    def _check_pooling(self) -> None:
+        """The pooled maps, the pooled grid and the FPN level mapping."""
         require(self, "featmap_names", len(self.featmap_names) > 0, "at least one name")
         require(
             self,
@@ -393,6 +403,9 @@ class RoIHeadsConfig:
             1 <= self.canonical_level <= MAX_LEVEL,
             f"in [1, {MAX_LEVEL}] (the level of stride 2**k), got {self.canonical_level}",
         )
+
+    def _check_box_head(self) -> None:
+        """The box head's width, the predictor's initialisation and the box loss."""
         require(
             self,
             "representation_size",
@@ -407,6 +420,9 @@ class RoIHeadsConfig:
         )
         require(self, "box_coder_weights", min(self.box_coder_weights) > 0, "positive")
         require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
+
+    def _check_postprocessing(self) -> None:
+        """The score threshold, (Soft-)NMS and the detections kept."""
         require(self, "score_thresh", 0.0 <= self.score_thresh < 1.0, "in [0, 1)")
         require(self, "nms_thresh", 0.0 <= self.nms_thresh <= 1.0, "in [0, 1]")
         require(
