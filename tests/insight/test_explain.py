@@ -23,6 +23,7 @@ from faster_rcnn.insight.explain import (
     cell_label_map,
     draw_explanation,
     explain,
+    explanation_figure,
 )
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
@@ -124,6 +125,29 @@ def test_panel_1_shows_the_best_anchor_where_every_anchor_crosses_the_border():
     location = explanation.location
     assert (location.level, location.row, location.col) == (0, 0, 6)
     assert float(location.iou.max()) == 0.5
+
+
+def test_panel_1_quotes_the_best_iou_of_an_anchor_inside_the_border():
+    # Two square anchors a cell (16 and 24 px on the stride-8 level), the paper's border
+    # policy. The box (0, 0, 20, 20) is best met inside the image by the 16-px anchor at
+    # (8, 8): 256 / 400 = 0.64; the 24-px one there, (-4, -4, 20, 20), crosses the border
+    # with 400 / 576 = 0.69 and is never trained on.
+    config = preset_config("small", 4).replace(
+        anchors={
+            "sizes": ((16, 24), (32, 48), (64, 96), (128, 192)),
+            "aspect_ratios": ((1.0,),) * 4,
+        },
+        transform={"min_size": (64,), "max_size": 128},
+        rpn={"fg_iou_thresh": 0.7, "allowed_border": 0},
+    )
+    model = FasterRCNN.from_config(config)
+    box = torch.tensor([[0.0, 0.0, 20.0, 20.0]])
+    explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
+    location = explanation.location
+    assert (location.level, location.row, location.col) == (0, 1, 1)
+    torch.testing.assert_close(location.iou, torch.tensor([0.64, 400 / 576]))
+    title = explanation_figure(explanation).axes[0].get_title(loc="left")
+    assert title.endswith("best IoU 0.64 with the largest ground-truth box")
 
 
 def test_cell_map_shows_each_cells_best_label():

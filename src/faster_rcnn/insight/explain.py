@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.patheffects import withStroke
@@ -428,6 +429,14 @@ def draw_explanation(
     Returns:
         The picture's path.
     """
+    figure = explanation_figure(explanation, title, top_k, score_threshold)
+    return save_figure(figure, path, explanation_summary(explanation, top_k, score_threshold))
+
+
+def explanation_figure(
+    explanation: Explanation, title: str = "", top_k: int = 50, score_threshold: float = 0.5
+) -> Figure:
+    """The panels of :func:`draw_explanation`, as a figure (arguments as there)."""
     height, width = explanation.original_size
     panel_height = min(max(PANEL_WIDTH * height / width, 2.4), 8.0) + 1.2
     rows = 1 if explanation.proposals is None else 2
@@ -446,7 +455,7 @@ def draw_explanation(
     resized_h, resized_w = explanation.resized_size
     sizes = f"{width}x{height} px, resized to {resized_w}x{resized_h} by the model"
     figure.suptitle(f"{title}{': ' if title else ''}{sizes} (boxes in the image's pixels)")
-    return save_figure(figure, path, explanation_summary(explanation, top_k, score_threshold))
+    return figure
 
 
 def display_picture(image: Tensor, max_side: int = DISPLAY_SIDE) -> np.ndarray:
@@ -542,7 +551,7 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
     if location.gt_index is None:
         why = "no ground truth: the middle level, at the image centre"
     else:
-        why = f"best IoU {float(location.iou.max()):.2f} with the largest ground-truth box"
+        why = f"best IoU {_best_trained_iou(explanation):.2f} with the largest ground-truth box"
         why += " (every anchor crosses the border)" if bool(explanation.outside.all()) else ""
     _finish(
         ax,
@@ -552,6 +561,15 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
         f"{grid.grid_size[1]}x{grid.grid_size[0]}, cell ({location.row}, {location.col})\n{why}",
         handles + _gt_handle(explanation),
     )
+
+
+def _best_trained_iou(explanation: Explanation) -> float:
+    """The best IoU of panel 1's anchors with its ground-truth box among those the RPN
+    trains on: inside the border (the cell holds the best of them), or of them all where
+    every anchor crosses it."""
+    location = explanation.location
+    inside = ~explanation.outside[location.anchor_indices]
+    return float((location.iou[inside] if inside.any() else location.iou).max())
 
 
 def _anchor_handle(code: int, iou: Tensor, gt_index: int | None) -> Line2D:
