@@ -150,6 +150,19 @@ def test_panel_1_quotes_the_best_iou_of_an_anchor_inside_the_border():
     assert title.endswith("best IoU 0.64 with the largest ground-truth box")
 
 
+def test_panel_1_gives_the_stride_as_width_x_height_as_the_feature_map():
+    # 160 x 208 (height x width), not resized, is padded to 160 x 224: the pool level
+    # (stride-2 max pool of the 5 x 7 stride-32 map) has 3 x 4 cells, so torchvision's
+    # strides are 160 // 3 = 53 rows and 224 // 4 = 56 columns.
+    model = seeded_small()
+    box = torch.tensor([[20.0, 10.0, 190.0, 150.0]])
+    explanation = explain(model, torch.rand(3, 160, 208), box, with_proposals=False)
+    grid = explanation.levels[explanation.location.level]
+    assert (grid.name, grid.stride, grid.grid_size) == ("pool", (53, 56), (3, 4))
+    title = explanation_figure(explanation).axes[0].get_title(loc="left")
+    assert "level 'pool': stride 56x53 px, feature map 4x3, row 2, column 2\n" in title
+
+
 def test_cell_map_shows_each_cells_best_label():
     model = square_anchor_model(allowed_border=0)
     box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])

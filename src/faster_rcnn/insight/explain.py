@@ -558,7 +558,7 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
         f"1 · the {counted(len(anchors), 'anchor')} of one location"
         f"{' (zoomed in)' if zoomed else ''}\n"
         f"level '{grid.name}': stride {_pair(grid.stride)} px, feature map "
-        f"{grid.grid_size[1]}x{grid.grid_size[0]}, cell ({location.row}, {location.col})\n{why}",
+        f"{_width_x_height(grid.grid_size)}, row {location.row}, column {location.col}\n{why}",
         handles + _gt_handle(explanation),
     )
 
@@ -744,8 +744,14 @@ def _draw_detections(
 
 
 def _pair(values: tuple[int, int]) -> str:
-    """``(8, 8)`` -> ``"8"``, ``(8, 16)`` -> ``"8x16"`` (height x width)."""
-    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+    """``(height, width)`` as width x height, as the titles give sizes: ``(8, 8)`` ->
+    ``"8"``, ``(8, 16)`` -> ``"16x8"``."""
+    return str(values[0]) if values[0] == values[1] else _width_x_height(values)
+
+
+def _width_x_height(values: tuple[int, int]) -> str:
+    """``(height, width)`` -> ``"WxH"``."""
+    return f"{values[1]}x{values[0]}"
 
 
 def explanation_summary(
