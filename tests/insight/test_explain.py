@@ -127,20 +127,24 @@ def test_panel_1_shows_the_best_anchor_where_every_anchor_crosses_the_border():
     assert float(location.iou.max()) == 0.5
 
 
-def test_panel_1_quotes_the_best_iou_of_an_anchor_inside_the_border():
-    # Two square anchors a cell (16 and 24 px on the stride-8 level), the paper's border
-    # policy. The box (0, 0, 20, 20) is best met inside the image by the 16-px anchor at
-    # (8, 8): 256 / 400 = 0.64; the 24-px one there, (-4, -4, 20, 20), crosses the border
-    # with 400 / 576 = 0.69 and is never trained on.
+def two_square_anchor_model(allowed_border: float = -1) -> FasterRCNN:
+    """:func:`square_anchor_model` with two square anchors a cell: 2x and 3x the stride."""
     config = preset_config("small", 4).replace(
         anchors={
             "sizes": ((16, 24), (32, 48), (64, 96), (128, 192)),
             "aspect_ratios": ((1.0,),) * 4,
         },
         transform={"min_size": (64,), "max_size": 128},
-        rpn={"fg_iou_thresh": 0.7, "allowed_border": 0},
+        rpn={"fg_iou_thresh": 0.7, "allowed_border": allowed_border},
     )
-    model = FasterRCNN.from_config(config)
+    return FasterRCNN.from_config(config)
+
+
+def test_panel_1_quotes_the_best_iou_of_an_anchor_inside_the_border():
+    # The paper's border policy. The box (0, 0, 20, 20) is best met inside the image by
+    # the 16-px anchor at (8, 8): 256 / 400 = 0.64; the 24-px one there, (-4, -4, 20, 20),
+    # crosses the border with 400 / 576 = 0.69 and is never trained on.
+    model = two_square_anchor_model(allowed_border=0)
     box = torch.tensor([[0.0, 0.0, 20.0, 20.0]])
     explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
     location = explanation.location
@@ -148,6 +152,20 @@ def test_panel_1_quotes_the_best_iou_of_an_anchor_inside_the_border():
     torch.testing.assert_close(location.iou, torch.tensor([0.64, 400 / 576]))
     title = explanation_figure(explanation).axes[0].get_title(loc="left")
     assert title.endswith("best IoU 0.64 with the largest ground-truth box")
+
+
+def test_panel_1_never_shows_a_negative_at_the_negative_threshold():
+    # A 13.1-px square box centred on the anchors at (16, 16): the 16-px one meets it at
+    # 171.61 / 256 = 0.67 (its best: positive), the 24-px one at 171.61 / 576 = 0.298,
+    # below 0.3: negative, which rounded would read 0.30.
+    model = two_square_anchor_model()
+    box = torch.tensor([[16 - 6.55, 16 - 6.55, 16 + 6.55, 16 + 6.55]])
+    explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
+    location = explanation.location
+    assert (location.level, location.row, location.col) == (0, 2, 2)
+    legend = explanation_figure(explanation).axes[0].get_legend()
+    texts = [text.get_text() for text in legend.get_texts()]
+    assert texts == ["positive (1): IoU 0.67", "negative (1): IoU 0.29", "ground truth (1)"]
 
 
 def test_panel_1_gives_the_stride_as_width_x_height_as_the_feature_map():

@@ -17,6 +17,7 @@ numbers behind it, and writes those numbers to the JSON beside it:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -576,9 +577,19 @@ def _anchor_handle(code: int, iou: Tensor, gt_index: int | None) -> Line2D:
     """Legend entry of the anchors of one label in panel 1, with their IoU range."""
     label = f"{CODE_NAMES[code]} ({iou.numel()})"
     if gt_index is not None and code != OUTSIDE_CODE:
-        low, high = f"{float(iou.min()):.2f}", f"{float(iou.max()):.2f}"
+        below = code in (NEGATIVE_CODE, IGNORED_CODE)
+        low, high = (_iou_text(float(value), below) for value in (iou.min(), iou.max()))
         label += f": IoU {low}" if low == high else f": IoU {low}-{high}"
     return Line2D([], [], color=CODE_COLOURS[code], linewidth=1.4, label=label)
+
+
+def _iou_text(iou: float, below_threshold: bool) -> str:
+    """An IoU to two decimals: rounded down where its label says it is below a threshold
+    (negative: < 0.3, ignored: < 0.7), so that a negative at 0.298 reads 0.29, not the
+    threshold's 0.30; else rounded."""
+    if below_threshold:
+        iou = math.floor(iou * 100 + 1e-4) / 100  # float32 noise: 0.29 stays 0.29
+    return f"{iou:.2f}"
 
 
 def _frame(ax: Axes, explanation: Explanation, boxes: Tensor) -> bool:
