@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from exif_images import save_exif_jpeg
@@ -179,6 +181,30 @@ def test_panel_1_gives_the_stride_as_width_x_height_as_the_feature_map():
     assert (grid.name, grid.stride, grid.grid_size) == ("pool", (53, 56), (3, 4))
     title = explanation_figure(explanation).axes[0].get_title(loc="left")
     assert "level 'pool': stride 56x53 px, feature map 4x3, row 2, column 2\n" in title
+
+
+def text_past_the_figure(figure: Figure) -> list[str]:
+    """The first line of each panel title, and each legend, that reaches past the
+    figure's edges once drawn."""
+    figure.canvas.draw()
+    renderer, frame = figure.canvas.get_renderer(), figure.bbox
+    cut = []
+    for ax in figure.axes:
+        title = ax.get_title(loc="left")
+        parts = [c for c in ax.get_children() if isinstance(c, Text) and c.get_text() == title]
+        for part in [*parts, *([ax.get_legend()] if ax.get_legend() else [])]:
+            box = part.get_window_extent(renderer)
+            if box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0:
+                cut.append(title.splitlines()[0])
+    return cut
+
+
+@pytest.mark.parametrize(("height", "width"), [(1000, 40), (40, 1000), (300, 400)])
+def test_no_title_or_legend_runs_past_the_picture(height, width):
+    # A tall image makes narrow panels: their titles began at the panel's left edge in
+    # the middle of its column, and the third column's ran past the picture's right edge.
+    explanation = explain(seeded_small(), torch.rand(3, height, width), BOXES[:1] / 5)
+    assert text_past_the_figure(explanation_figure(explanation)) == []
 
 
 def test_cell_map_shows_each_cells_best_label():

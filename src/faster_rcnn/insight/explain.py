@@ -488,8 +488,10 @@ def box_outlines(
 
 
 def _show_image(ax: Axes, explanation: Explanation, picture: np.ndarray) -> None:
-    """The image in its own pixels, with the ground truth outlined in white."""
+    """The image in its own pixels, with the ground truth outlined in white, at the left
+    of its column."""
     height, width = explanation.original_size
+    ax.set_anchor("W")
     ax.imshow(picture, extent=(0, width, height, 0))
     if len(explanation.gt_boxes):
         linewidth = 0.7 if len(explanation.gt_boxes) >= MANY_BOXES else 1.3
@@ -512,15 +514,17 @@ def _gt_handle(explanation: Explanation) -> list[Line2D]:
 
 
 def _finish(ax: Axes, title: str, handles: list[Any], legend_title: str | None = None) -> None:
-    """Title the panel and put its legend under it."""
+    """Title the panel and put its legend under it, both from its left edge, which is
+    its column's (:func:`_show_image`): an image much taller than wide makes a narrow
+    panel, whose text would otherwise run past the figure's edge."""
     ax.set_title(title, fontsize=9, loc="left")
     if handles:
         ax.legend(
             handles=handles,
             title=legend_title,
             title_fontsize=8,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.01),
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.01),
             ncols=min(3, len(handles)),
             fontsize=8,
             frameon=False,
