@@ -207,6 +207,22 @@ def test_no_title_or_legend_runs_past_the_picture(height, width):
     assert text_past_the_figure(explanation_figure(explanation)) == []
 
 
+@pytest.mark.parametrize(("height", "width"), [(1000, 40), (40, 1000)])
+def test_panel_1_shows_a_strip_of_an_image_in_a_view_at_most_2_to_1(height, width):
+    # The 160 / 256 resize makes it 10 x 256 px: its anchors (up to 34 px, 133 px in the
+    # image) were drawn in a view of the whole 25:1 strip, a 0.3-inch speck.
+    explanation = explain(seeded_small(), torch.rand(3, height, width), BOXES[:1] / 5)
+    ax = explanation_figure(explanation).axes[0]
+    (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+    view_w, view_h = right - left, bottom - top
+    assert view_w / view_h == pytest.approx(0.5 if height > width else 2.0)
+    anchors = explanation.to_original(explanation.anchors[explanation.location.anchor_indices])
+    x1, y1 = anchors[:, :2].amin(dim=0).tolist()
+    x2, y2 = anchors[:, 2:].amax(dim=0).tolist()
+    assert left <= x1 and x2 <= right and top <= y1 and y2 <= bottom
+    assert max(x2 - x1, y2 - y1) > max(view_w, view_h) / 8
+
+
 def test_cell_map_shows_each_cells_best_label():
     model = square_anchor_model(allowed_border=0)
     box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])

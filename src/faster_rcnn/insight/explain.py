@@ -346,6 +346,9 @@ CLASS_COLOURS = (COLOURS[2], COLOURS[4], COLOURS[3], COLOURS[1], COLOURS[0], COL
 PANEL_WIDTH = 5.4  # inches
 DISPLAY_SIDE = 1200  # the image is drawn downscaled to at most this many pixels a side
 MANY_BOXES = 50  # from this many boxes on, thinner lines and no text per box
+# Panel 1's view is at most this elongated (width / height or height / width): the anchors
+# of one cell of a strip of an image (4000 x 150) are drawn large enough to see.
+MAX_VIEW_ELONGATION = 2.0
 # The RPN settings the panels' titles quote, written to the JSON.
 RPN_SETTINGS = (
     "fg_iou_thresh",
@@ -598,19 +601,21 @@ def _iou_text(iou: float, below_threshold: bool) -> str:
 
 def _frame(ax: Axes, explanation: Explanation, boxes: Tensor) -> bool:
     """Show all of ``boxes`` (original pixels; anchors may reach past the image, whose
-    surroundings are grey) in a view of the image's aspect ratio: zoomed in when they
-    span less than a quarter of the image's size, else the whole image and them. Returns
-    whether it zoomed in."""
+    surroundings are grey) in a view of the image's aspect ratio, or of
+    :data:`MAX_VIEW_ELONGATION` where the image is more elongated: zoomed in where twice
+    their extent fits in half the view of the whole image, else the whole image and
+    them. Returns whether it zoomed in."""
     height, width = explanation.original_size
+    aspect = min(max(width / height, 1 / MAX_VIEW_ELONGATION), MAX_VIEW_ELONGATION)
     x1, y1 = boxes[:, :2].amin(dim=0).tolist()
     x2, y2 = boxes[:, 2:].amax(dim=0).tolist()
     ax.set_facecolor("#dddddd")
-    side = 2.0 * max((x2 - x1) / width, (y2 - y1) / height)  # of the image's size
-    zoomed = side < 0.5
+    view_w = 2.0 * max(x2 - x1, (y2 - y1) * aspect)
+    zoomed = view_w < 0.5 * max(width, height * aspect)
     if not zoomed:
         x1, y1, x2, y2 = min(x1, 0.0), min(y1, 0.0), max(x2, width), max(y2, height)
-        side = max((x2 - x1) / width, (y2 - y1) / height)
-    view_w, view_h = side * width, side * height
+        view_w = max(x2 - x1, (y2 - y1) * aspect)
+    view_h = view_w / aspect
     cx, cy = _centre(x1, x2, width, view_w), _centre(y1, y2, height, view_h)
     ax.set_xlim(cx - view_w / 2, cx + view_w / 2)
     ax.set_ylim(cy + view_h / 2, cy - view_h / 2)
