@@ -156,18 +156,25 @@ def test_panel_1_quotes_the_best_iou_of_an_anchor_inside_the_border():
     assert title.endswith("best IoU 0.64 with the largest ground-truth box")
 
 
-def test_panel_1_never_shows_a_negative_at_the_negative_threshold():
-    # A 13.1-px square box centred on the anchors at (16, 16): the 16-px one meets it at
-    # 171.61 / 256 = 0.67 (its best: positive), the 24-px one at 171.61 / 576 = 0.298,
-    # below 0.3: negative, which rounded would read 0.30.
+@pytest.mark.parametrize(
+    ("half_side", "legend"),
+    [
+        # 13.1 px: the 16-px anchor meets it at 171.61 / 256 = 0.67 (its best: positive),
+        # the 24-px one at 171.61 / 576 = 0.298, below 0.3: negative, not "0.30".
+        (6.55, ["positive (1): IoU 0.67", "negative (1): IoU 0.29"]),
+        # 12.86 px: 165.3 / 256 = 0.646 and 165.3 / 576 = 0.287, rounded as any other.
+        (6.43, ["positive (1): IoU 0.65", "negative (1): IoU 0.29"]),
+    ],
+)
+def test_panel_1_never_shows_a_negative_at_the_negative_threshold(half_side, legend):
+    # A square box centred on the anchors at (16, 16).
     model = two_square_anchor_model()
-    box = torch.tensor([[16 - 6.55, 16 - 6.55, 16 + 6.55, 16 + 6.55]])
+    box = torch.tensor([[16 - half_side, 16 - half_side, 16 + half_side, 16 + half_side]])
     explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
     location = explanation.location
     assert (location.level, location.row, location.col) == (0, 2, 2)
-    legend = explanation_figure(explanation).axes[0].get_legend()
-    texts = [text.get_text() for text in legend.get_texts()]
-    assert texts == ["positive (1): IoU 0.67", "negative (1): IoU 0.29", "ground truth (1)"]
+    texts = explanation_figure(explanation).axes[0].get_legend().get_texts()
+    assert [text.get_text() for text in texts] == [*legend, "ground truth (1)"]
 
 
 def test_panel_1_gives_the_stride_as_width_x_height_as_the_feature_map():

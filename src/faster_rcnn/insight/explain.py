@@ -547,7 +547,9 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
         chosen = codes == code
         if chosen.any():
             ax.add_collection(box_outlines(anchors[chosen], CODE_COLOURS[code], 1.4, stroke=True))
-            handles.insert(0, _anchor_handle(code, location.iou[chosen], location.gt_index))
+            handles.insert(
+                0, _anchor_handle(code, location.iou[chosen], location.gt_index, explanation.rpn)
+            )
     centre = anchors.view(-1, 2, 2).mean(dim=(0, 1))
     ax.plot(*centre.tolist(), marker="+", color="white", markersize=9, markeredgewidth=1.5)
     focus = anchors
@@ -580,23 +582,24 @@ def _best_trained_iou(explanation: Explanation) -> float:
     return float((location.iou[inside] if inside.any() else location.iou).max())
 
 
-def _anchor_handle(code: int, iou: Tensor, gt_index: int | None) -> Line2D:
+def _anchor_handle(code: int, iou: Tensor, gt_index: int | None, rpn: RPNConfig) -> Line2D:
     """Legend entry of the anchors of one label in panel 1, with their IoU range."""
     label = f"{CODE_NAMES[code]} ({iou.numel()})"
     if gt_index is not None and code != OUTSIDE_CODE:
-        below = code in (NEGATIVE_CODE, IGNORED_CODE)
+        below = {NEGATIVE_CODE: rpn.bg_iou_thresh, IGNORED_CODE: rpn.fg_iou_thresh}.get(code)
         low, high = (_iou_text(float(value), below) for value in (iou.min(), iou.max()))
         label += f": IoU {low}" if low == high else f": IoU {low}-{high}"
     return Line2D([], [], color=CODE_COLOURS[code], linewidth=1.4, label=label)
 
 
-def _iou_text(iou: float, below_threshold: bool) -> str:
-    """An IoU to two decimals: rounded down where its label says it is below a threshold
-    (negative: < 0.3, ignored: < 0.7), so that a negative at 0.298 reads 0.29, not the
-    threshold's 0.30; else rounded."""
-    if below_threshold:
-        iou = math.floor(iou * 100 + 1e-4) / 100  # float32 noise: 0.29 stays 0.29
-    return f"{iou:.2f}"
+def _iou_text(iou: float, below: float | None = None) -> str:
+    """An IoU to two decimals, rounded; rounded down where it is under a threshold
+    ``below`` that rounding would reach: a negative at 0.298 reads 0.29, not the 0.30 of
+    its "< 0.3"."""
+    text = f"{iou:.2f}"
+    if below is not None and float(text) >= below > iou:
+        text = f"{math.floor(iou * 100) / 100:.2f}"
+    return text
 
 
 def _frame(ax: Axes, explanation: Explanation, boxes: Tensor) -> bool:
