@@ -356,6 +356,23 @@ def test_cli_with_a_model_and_voc_annotations(tmp_path, capsys):
     assert "-> " in capsys.readouterr().out
 
 
+def test_cli_draws_no_detections_of_a_box_head_never_trained(tmp_path, capsys):
+    # A model of `train --scheme rpn`: its RPN learned, its box head never did.
+    torch.manual_seed(0)
+    save_model(models.small(num_classes=4), tmp_path / "rpn.safetensors", box_head_trained=False)
+    to_pil(smooth_image(120, 160)).save(tmp_path / "a.png")
+    argv = ["explain", str(tmp_path / "a.png"), "--model", str(tmp_path / "rpn.safetensors")]
+    assert main([*argv, "--out", str(tmp_path / "a_out.png")]) == 0
+    assert "its box head never was" in capsys.readouterr().err
+    proposals = json.loads((tmp_path / "a_out.json").read_text())["proposals"]
+    assert proposals["detections"] is None and proposals["after_nms"] > 0
+    with pytest.warns(UserWarning, match="its box head never was"):
+        model = load_model(tmp_path / "rpn.safetensors")
+    explanation = explain(model, smooth_image(120, 160), with_detections=False)
+    title = explanation_figure(explanation).axes[5].get_title(loc="left")
+    assert title.startswith("6 · no detections: the box head was never trained\n")
+
+
 def test_cli_without_annotations_or_model(tmp_path):
     to_pil(smooth_image(90, 120)).save(tmp_path / "b.png")
     assert main(["explain", str(tmp_path / "b.png"), "--out", str(tmp_path / "b_out.png")]) == 0

@@ -26,7 +26,7 @@ from ..insight.explain import draw_explanation, explain
 from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
-from ..train.checkpoint import load_model
+from ..train.checkpoint import box_head_trained, load_model
 from .arguments import (
     check_out_file,
     device_name,
@@ -109,7 +109,16 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         image, boxes, names = read_image(args.image), None, ()
-    explanation = explain(model, image, boxes, names, args.seed, with_proposals=bool(args.model))
+    trained = args.model is not None
+    explanation = explain(
+        model,
+        image,
+        boxes,
+        names,
+        args.seed,
+        with_proposals=trained,
+        with_detections=trained and box_head_trained(args.model),
+    )
     drawn = {"top_k": args.top, "score_threshold": args.score}
     given = {setting: value for setting, value in drawn.items() if value is not None}
     path = draw_explanation(explanation, out, f"{args.image.name}, {name}", **given)

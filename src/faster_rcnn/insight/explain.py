@@ -80,7 +80,8 @@ class ProposalStages:
         num_top_n: boxes kept by the per-level top-n, before clipping and filtering.
         boxes / scores: ``(P, 4)`` / ``(P,)`` the proposals after NMS (``P <=
             post_nms_top_n``), as :meth:`FasterRCNN.detect_with_proposals` returns them.
-        detections: ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``.
+        detections: ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``; ``None``
+            where the box head was never trained (the RPN trained alone).
     """
 
     candidates: Tensor
@@ -88,7 +89,7 @@ class ProposalStages:
     num_top_n: int
     boxes: Tensor
     scores: Tensor
-    detections: dict[str, Tensor]
+    detections: dict[str, Tensor] | None
 
 
 @dataclass
@@ -162,6 +163,7 @@ def explain(
     gt_names: tuple[str, ...] = (),
     seed: int = 0,
     with_proposals: bool = True,
+    with_detections: bool = True,
 ) -> Explanation:
     """Run ``image`` through the model's RPN, keeping what each step computes.
 
@@ -178,6 +180,9 @@ def explain(
         seed: seed of the sampler's ``torch.Generator``.
         with_proposals: also compute the proposals and detections (worth it for a
             trained model only).
+        with_detections: with the proposals, the detections too: not for a model whose
+            box head was never trained (the RPN trained alone), whose detections mean
+            nothing.
 
     Raises:
         ValueError: a malformed image or box (as the model reports it).
@@ -185,7 +190,8 @@ def explain(
     was_training = model.training
     model.eval()
     try:
-        return _explain(model, image, gt_boxes, gt_names, seed, with_proposals)
+        stages = (with_proposals, with_proposals and with_detections)
+        return _explain(model, image, gt_boxes, gt_names, seed, *stages)
     finally:
         model.train(was_training)
 
@@ -197,6 +203,7 @@ def _explain(
     gt_names: tuple[str, ...],
     seed: int,
     with_proposals: bool,
+    with_detections: bool,
 ) -> Explanation:
     device = next(model.parameters()).device
     gt = torch.zeros((0, 4)) if gt_boxes is None else gt_boxes.to(torch.float32).cpu()
@@ -226,7 +233,9 @@ def _explain(
         seed=seed,
         rpn=model.config.rpn,
         class_names=model.config.label_names(),
-        proposals=None if prediction is None else _proposals(model, batch, features, prediction),
+        proposals=None
+        if prediction is None
+        else _proposals(model, batch, features, prediction, with_detections),
     )
 
 
@@ -298,9 +307,11 @@ def _proposals(
     batch: PreparedBatch,
     features: dict[str, Tensor],
     prediction: RPNPrediction,
+    with_detections: bool = True,
 ) -> ProposalStages:
-    """The boxes entering NMS, the proposals after it and the detections, mapped back to
-    the original image as :meth:`FasterRCNN.detect_with_proposals` maps them."""
+    """The boxes entering NMS, the proposals after it and (``with_detections``) the
+    detections, mapped back to the original image as
+    :meth:`FasterRCNN.detect_with_proposals` maps them."""
     rpn, sizes = model.rpn, batch.images.image_sizes
     decoded = rpn.box_coder.decode(prediction.pred_bbox_deltas, prediction.anchors).view(1, -1, 4)
     # NMS at IoU 1.0 suppresses nothing: what the real selection hands to NMS, in order.
@@ -327,7 +338,7 @@ def _proposals(
         num_top_n=sum(min(rpn.pre_nms_top_n(), n) for n in prediction.num_anchors_per_level),
         boxes=back[1]["boxes"].cpu(),
         scores=prediction.scores[0].cpu(),
-        detections={k: v.cpu() for k, v in back[2].items()},
+        detections={k: v.cpu() for k, v in back[2].items()} if with_detections else None,
     )
 
 
@@ -734,8 +745,17 @@ def _draw_proposals(ax: Axes, explanation: Explanation, stages: ProposalStages, 
 def _draw_detections(
     ax: Axes, explanation: Explanation, stages: ProposalStages, score_threshold: float
 ) -> None:
-    """Panel 6: the detections from ``score_threshold``, by class, named when few."""
+    """Panel 6: the detections from ``score_threshold``, by class, named when few; none
+    where the box head was never trained."""
     detections, names = stages.detections, explanation.class_names
+    if detections is None:
+        _finish(
+            ax,
+            "6 · no detections: the box head was never trained\n(the RPN was trained alone: "
+            f"its {len(stages.boxes):,} proposals are what it learned)",
+            _gt_handle(explanation),
+        )
+        return
     keep = detections["scores"] >= score_threshold
     boxes, labels, scores = (detections[k][keep] for k in ("boxes", "labels", "scores"))
     handles: list[Any] = []
@@ -834,8 +854,6 @@ def _level_summary(explanation: Explanation, grid: LevelGrid) -> dict[str, Any]:
 def _proposal_summary(
     explanation: Explanation, stages: ProposalStages, top_k: int, score_threshold: float
 ) -> dict[str, Any]:
-    detections = stages.detections
-    names = explanation.class_names
     return {
         "kept_by_top_n": stages.num_top_n,
         "before_nms": len(stages.candidates),
@@ -843,21 +861,26 @@ def _proposal_summary(
         "before_nms_top": _scored(stages.candidates[:top_k], stages.candidate_scores[:top_k]),
         "after_nms_top": _scored(stages.boxes[:top_k], stages.scores[:top_k]),
         "score_threshold": score_threshold,
-        "detections": [
-            {
-                "box": _rounded(box),
-                "name": names[label - 1],
-                "label": label,
-                "score": round(score, 4),
-            }
-            for box, label, score in zip(
-                detections["boxes"].tolist(),
-                detections["labels"].tolist(),
-                detections["scores"].tolist(),
-                strict=True,
-            )
-        ],
+        "detections": _detection_summary(stages.detections, explanation.class_names),
     }
+
+
+def _detection_summary(
+    detections: dict[str, Tensor] | None, names: tuple[str, ...]
+) -> list[dict[str, Any]] | None:
+    """Each detection's box, class and score; ``None`` where the box head was never
+    trained."""
+    if detections is None:
+        return None
+    return [
+        {"box": _rounded(box), "name": names[label - 1], "label": label, "score": round(score, 4)}
+        for box, label, score in zip(
+            detections["boxes"].tolist(),
+            detections["labels"].tolist(),
+            detections["scores"].tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _scored(boxes: Tensor, scores: Tensor) -> list[dict[str, Any]]:

@@ -89,6 +89,17 @@ def read_model_config(path: str | Path) -> FasterRCNNConfig:
     return _config_of(_model_metadata(path), path)
 
 
+def box_head_trained(path: str | Path) -> bool:
+    """Whether the box head of the model file ``path`` was trained: not where the RPN was
+    trained alone (:func:`save_model`'s ``box_head_trained``), whose detections mean
+    nothing.
+
+    Raises:
+        FileNotFoundError / ValueError: as :func:`read_model_config`.
+    """
+    return _model_metadata(Path(path)).get("box_head") != UNTRAINED
+
+
 def _config_of(metadata: dict[str, str], path: Path) -> FasterRCNNConfig:
     """The config in the metadata of the model file ``path``, validated."""
     try:
