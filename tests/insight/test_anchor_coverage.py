@@ -253,3 +253,26 @@ def test_cli_says_how_many_images_it_leaves_out_too_elongated_to_resize(tmp_path
     assert (
         f"(the first, {images / 'strip.png'}: {reason}: a side would shrink to 0 pixels)\n" in out
     )
+
+
+def test_medians_of_an_even_count_are_the_mean_of_the_middle_two(tmp_path, capsys):
+    # The small preset's stride-8 anchors (12-24 px, centres at multiples of 8) on a 64 x
+    # 64 image, not resized. The 4-px box (18, 18, 22, 22) lies in the 12-px square at
+    # (16, 16): 16 / 144 = 0.111; the 6-px box (41, 41, 47, 47) meets the 12-px one at
+    # (40, 40) by 5 x 5: 25 / 155 = 0.161; the 16-px box (8, 40, 24, 56) is the 16-px
+    # square at (16, 48): 1.
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    (data / "classes.txt").write_text("cell\n")
+    Image.new("RGB", (64, 64)).save(data / "images" / "a.png")
+    (data / "labels" / "a.txt").write_text(
+        "0 0.3125 0.3125 0.0625 0.0625\n0 0.6875 0.6875 0.09375 0.09375\n0 0.25 0.75 0.25 0.25\n"
+    )
+    argv = ["anchors", "--data", str(data), "--out", str(tmp_path / "a")]
+    assert main([*argv, "--min-size", "64", "--max-size", "128"]) == 0
+    out = capsys.readouterr().out
+    # The two boxes under 16 px: median (0.111 + 0.161) / 2, not the lower 0.111.
+    assert "     < 16  0.67-1.50      2            0.136         0.0%" in out
+    assert "      all        all      3            0.161        33.3%" in out
+    assert "sizes 4 to 6 px resized, median 5; the worst:" in out  # not the upper 6

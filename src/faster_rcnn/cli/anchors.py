@@ -5,6 +5,7 @@ own grid, written as a file ``train --anchors`` takes."""
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -191,12 +192,12 @@ def print_uncovered(report: CoverageReport) -> None:
     uncovered = report.uncovered()
     if not uncovered:
         return
-    sizes = sorted(box["size"] for box in uncovered)
+    sizes = [box["size"] for box in uncovered]
     share = len(uncovered) / len(report.coverage)
     print(
         f"{counted(len(uncovered), 'box')} ({share:.1%}) without an anchor at IoU "
-        f"{report.bg_iou_thresh:g} (every anchor is background to it): sizes {sizes[0]:g} "
-        f"to {sizes[-1]:g} px resized, median {sizes[len(sizes) // 2]:g}; the worst:"
+        f"{report.bg_iou_thresh:g} (every anchor is background to it): sizes {min(sizes):g} "
+        f"to {max(sizes):g} px resized, median {statistics.median(sizes):g}; the worst:"
     )
     for box in uncovered[:UNCOVERED_SHOWN]:
         print(f"  {box['image']} {box['box']} ({box['size']:g} px, best IoU {box['best_iou']:g})")

@@ -137,7 +137,8 @@ class AnchorCoverage:
         best = self.best_iou[selected]
         return {
             "boxes": float(best.numel()),
-            "median_best_iou": float(best.median()),
+            # The mean of the middle two of an even count (torch's median is the lower).
+            "median_best_iou": float(best.float().quantile(0.5)),
             "covered_0.5": float((best >= 0.5).float().mean()),
             "covered_0.7": float((best >= 0.7).float().mean()),
             "mean_positives": float(self.num_positive[selected].float().mean()),
