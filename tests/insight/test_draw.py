@@ -62,3 +62,19 @@ def test_an_images_pictures_are_in_the_format_of_the_name_given(
     for name in written:
         with Image.open(tmp_path / name) as saved:
             assert (saved.format, saved.mode, saved.size) == (image_format, "RGB", (40, 30))
+
+
+@pytest.mark.parametrize("letter", ["ü", "ш", "é"])
+def test_captions_draw_letters_beyond_ascii(letter):
+    # PIL's default font drew a class named 'chat ü' or 'кошка' with a box for each such
+    # letter: the glyph of a character no font has (a private-use code point).
+    detections = {
+        "boxes": torch.tensor([[5.0, 30.0, 60.0, 50.0]]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.9]),
+    }
+    image = torch.zeros(3, 60, 80)
+    drawn, missing = (
+        np.asarray(draw_detections(image, detections, [name])) for name in (letter, "\U0010fffd")
+    )
+    assert drawn[:30].any() and not np.array_equal(drawn, missing)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from .pictures import image_pictures, save_picture
@@ -24,6 +26,11 @@ _PALETTE = (
     (210, 245, 60),
     (250, 190, 190),
 )
+# The captions' font: matplotlib's DejaVu Sans, which has the letters of most alphabets
+# (PIL's default drew a box for each letter of 'chat ü' or 'кошка' and, built without
+# FreeType or before Pillow 10.1, failed on a character outside Latin-1).
+CAPTION_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+CAPTION_SIZE = 11  # pixels
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -59,12 +66,19 @@ def draw_detections(
         draw.rectangle(box, outline=colour, width=2)
         name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
         caption = f"{name} {score:.2f}"
+        font = caption_font(CAPTION_SIZE)
         # Above the box, or below it at the top edge: never over the object itself.
-        height = draw.textbbox((0, 0), caption)[3]
+        height = draw.textbbox((0, 0), caption, font=font)[3]
         anchor = (box[0], box[1] - height - 1) if box[1] > height else (box[0], box[3] + 1)
-        draw.rectangle(draw.textbbox(anchor, caption), fill=colour)
-        draw.text(anchor, caption, fill=(0, 0, 0))
+        draw.rectangle(draw.textbbox(anchor, caption, font=font), fill=colour)
+        draw.text(anchor, caption, fill=(0, 0, 0), font=font)
     return picture
+
+
+@functools.cache
+def caption_font(size: int) -> ImageFont.FreeTypeFont:
+    """:data:`CAPTION_FONT` at ``size`` pixels."""
+    return ImageFont.truetype(str(CAPTION_FONT), size)
 
 
 def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50) -> Image.Image:
