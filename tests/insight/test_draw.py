@@ -78,3 +78,29 @@ def test_captions_draw_letters_beyond_ascii(letter):
         np.asarray(draw_detections(image, detections, [name])) for name in (letter, "\U0010fffd")
     )
     assert drawn[:30].any() and not np.array_equal(drawn, missing)
+
+
+def test_lines_and_captions_grow_with_the_image():
+    # A 4000 x 3000 photo viewed whole is shrunk about 3 to 5 times: a 2-px outline and an
+    # 11-px caption (as on a 640-px image) became a hairline and a smudge.
+    image = torch.zeros(3, 3000, 4000)
+    box = torch.tensor([[1000.0, 1000.0, 2000.0, 2000.0]])
+    detections = {"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}
+    drawn = np.asarray(draw_detections(image, detections, ["cell"])).any(axis=-1)
+    scale = (4000 + 3000) / 2 / 640  # 5.47
+    assert drawn[1500, 990:1100].sum() == round(2 * scale)  # the left edge: 11 px
+    caption_rows = drawn[:1000, 1000:2000].any(axis=1).sum()  # above the box
+    assert caption_rows == 48  # 10 on a 640-px image (9 before, whatever the image)
+    outlined = np.asarray(draw_proposals(image, {"boxes": box, "scores": torch.ones(1)}))
+    assert outlined[1500, 990:1100].any(axis=-1).sum() == round(scale)  # 5 px
+
+
+def test_lines_and_captions_on_a_small_image_are_as_they_were():
+    image = torch.zeros(3, 400, 600)
+    box = torch.tensor([[100.0, 100.0, 200.0, 200.0]])
+    detections = {"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}
+    drawn = np.asarray(draw_detections(image, detections, ["cell"])).any(axis=-1)
+    assert drawn[150, 90:120].sum() == 2
+    assert drawn[:100, 100:200].any(axis=1).sum() == 10
+    outlined = np.asarray(draw_proposals(image, {"boxes": box, "scores": torch.ones(1)}))
+    assert outlined[150, 90:120].any(axis=-1).sum() == 1

@@ -31,6 +31,10 @@ _PALETTE = (
 # FreeType or before Pillow 10.1, failed on a character outside Latin-1).
 CAPTION_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 CAPTION_SIZE = 11  # pixels
+# Lines and captions are drawn as here on an image of this mean side, and thicker and
+# larger in proportion on a larger one: a 4000 x 3000 photo viewed whole on a screen shows
+# them as a 640-px image does.
+REFERENCE_SIDE = 640
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -46,7 +50,8 @@ def draw_detections(
     score_threshold: float = 0.5,
 ) -> Image.Image:
     """The image with each detection scoring at least ``score_threshold`` outlined and
-    labelled ``name score``.
+    labelled ``name score``, lines and captions scaled with the image
+    (:func:`drawing_scale`).
 
     Args:
         image: ``float[3, H, W]`` in 0..1.
@@ -55,6 +60,8 @@ def draw_detections(
     """
     picture = to_pil(image)
     draw = ImageDraw.Draw(picture)
+    scale = drawing_scale(picture)
+    font = caption_font(round(CAPTION_SIZE * scale))
     keep = detections["scores"] >= score_threshold
     for box, label, score in zip(
         detections["boxes"][keep].tolist(),
@@ -63,16 +70,21 @@ def draw_detections(
         strict=True,
     ):
         colour = _PALETTE[(label - 1) % len(_PALETTE)]
-        draw.rectangle(box, outline=colour, width=2)
+        draw.rectangle(box, outline=colour, width=round(2 * scale))
         name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
         caption = f"{name} {score:.2f}"
-        font = caption_font(CAPTION_SIZE)
         # Above the box, or below it at the top edge: never over the object itself.
         height = draw.textbbox((0, 0), caption, font=font)[3]
         anchor = (box[0], box[1] - height - 1) if box[1] > height else (box[0], box[3] + 1)
         draw.rectangle(draw.textbbox(anchor, caption, font=font), fill=colour)
         draw.text(anchor, caption, fill=(0, 0, 0), font=font)
     return picture
+
+
+def drawing_scale(picture: Image.Image) -> float:
+    """How much thicker lines and larger captions are drawn on ``picture`` than on an
+    image of :data:`REFERENCE_SIDE`: its mean side over that, at least 1."""
+    return max(1.0, (picture.width + picture.height) / 2 / REFERENCE_SIDE)
 
 
 @functools.cache
@@ -82,7 +94,8 @@ def caption_font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50) -> Image.Image:
-    """The image with the RPN's ``top_k`` proposals, the strongest drawn brightest.
+    """The image with the RPN's ``top_k`` proposals, the strongest drawn brightest, the
+    lines scaled with the image (:func:`drawing_scale`).
 
     Args:
         image: ``float[3, H, W]`` in 0..1.
@@ -92,9 +105,10 @@ def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50)
     overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     boxes = proposals["boxes"][:top_k].tolist()
+    width = round(drawing_scale(picture))
     for rank, box in reversed(list(enumerate(boxes))):
         alpha = int(255 - 200 * rank / max(len(boxes) - 1, 1))
-        draw.rectangle(box, outline=(255, 255, 0, alpha), width=1)
+        draw.rectangle(box, outline=(255, 255, 0, alpha), width=width)
     return Image.alpha_composite(picture, overlay).convert("RGB")
 
 
