@@ -104,3 +104,35 @@ def test_lines_and_captions_on_a_small_image_are_as_they_were():
     assert drawn[:100, 100:200].any(axis=1).sum() == 10
     outlined = np.asarray(draw_proposals(image, {"boxes": box, "scores": torch.ones(1)}))
     assert outlined[150, 90:120].any(axis=-1).sum() == 1
+
+
+def caption_columns_and_rows(image_size: tuple[int, int], box: list[float]) -> tuple[int, int]:
+    """How many columns and rows of the image a detection's caption (in its class's
+    colour, outside the box's outline) colours, drawn on black."""
+    height, width = image_size
+    detections = {
+        "boxes": torch.tensor([box]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.9]),
+    }
+    drawn = np.asarray(draw_detections(torch.zeros(3, height, width), detections, ["cell"]))
+    caption = drawn.any(axis=-1)
+    x1, y1, x2, y2 = (round(v) for v in box)
+    caption[y1 : y2 + 1, x1 : x2 + 1] = False  # the box and its outline
+    return int(caption.any(axis=0).sum()), int(caption.any(axis=1).sum())
+
+
+def test_captions_stay_inside_the_image():
+    whole = caption_columns_and_rows((200, 300), [20.0, 50.0, 60.0, 90.0])
+    assert whole[1] > 0  # above the box
+    # At the right edge it ran past the image, cut short.
+    assert caption_columns_and_rows((200, 300), [285.0, 50.0, 299.0, 90.0]) == whole
+    # On a box as tall as the image it went below the image's bottom, not drawn at all;
+    # it is inside the box, at its top.
+    detections = {
+        "boxes": torch.tensor([[100.0, 0.0, 299.0, 199.0]]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.9]),
+    }
+    drawn = np.asarray(draw_detections(torch.zeros(3, 200, 300), detections, ["cell"]))
+    assert drawn[3:12, 103:140].any()  # inside the outline

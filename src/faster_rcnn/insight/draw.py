@@ -73,12 +73,27 @@ def draw_detections(
         draw.rectangle(box, outline=colour, width=round(2 * scale))
         name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
         caption = f"{name} {score:.2f}"
-        # Above the box, or below it at the top edge: never over the object itself.
-        height = draw.textbbox((0, 0), caption, font=font)[3]
-        anchor = (box[0], box[1] - height - 1) if box[1] > height else (box[0], box[3] + 1)
+        anchor = _caption_place(draw.textbbox((0, 0), caption, font=font), box, picture.size)
         draw.rectangle(draw.textbbox(anchor, caption, font=font), fill=colour)
         draw.text(anchor, caption, fill=(0, 0, 0), font=font)
     return picture
+
+
+def _caption_place(
+    text_box: tuple[float, float, float, float],
+    box: list[float],
+    image_size: tuple[int, int],
+) -> tuple[float, float]:
+    """Where a caption of ``text_box`` (its extent drawn at (0, 0)) goes for ``box``
+    ``[x1, y1, x2, y2]`` on an image of ``image_size`` (width, height): above the box,
+    or below it at the top edge (never over the object itself), inside its top where it
+    fills the image's height; moved left to end inside the image at its right edge."""
+    width, height = image_size
+    text_w, text_h = text_box[2], text_box[3]
+    x = max(0.0, min(box[0], width - text_w - 1))
+    if box[1] > text_h:
+        return x, box[1] - text_h - 1
+    return (x, box[3] + 1) if box[3] + 1 + text_h < height else (x, box[1])
 
 
 def drawing_scale(picture: Image.Image) -> float:
