@@ -1,5 +1,7 @@
 """Anchor coverage against hand-computed IoUs on a known anchor grid."""
 
+import itertools
+
 import pytest
 import torch
 from PIL import Image
@@ -12,6 +14,7 @@ from faster_rcnn.insight.anchor_coverage import (
     dataset_targets,
     measure_anchor_coverage,
 )
+from faster_rcnn.insight.anchor_plots import CoverageReport
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
@@ -276,3 +279,36 @@ def test_medians_of_an_even_count_are_the_mean_of_the_middle_two(tmp_path, capsy
     assert "     < 16  0.67-1.50      2            0.136         0.0%" in out
     assert "      all        all      3            0.161        33.3%" in out
     assert "sizes 4 to 6 px resized, median 5; the worst:" in out  # not the upper 6
+
+
+def visible_tick_labels(axis) -> list:
+    """The tick labels an axis shows (drawn, with text, inside its view)."""
+    low, high = sorted(axis.get_view_interval())
+    ticks = [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+    return [
+        tick.label1
+        for tick in ticks
+        if tick.label1.get_visible() and tick.label1.get_text() and low <= tick.get_loc() <= high
+    ]
+
+
+def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap():
+    # Boxes of 20 to 700 px: a scale of under two decades, on which matplotlib labelled
+    # the minor ticks '3x10^2', '4x10^2', ... into one another.
+    model = square_anchor_model(min_size=800, max_size=1333)
+    sides = torch.tensor([20.0, 45.0, 90.0, 180.0, 350.0, 700.0])
+    boxes = torch.stack([torch.zeros(6), torch.zeros(6), sides, sides * 1.1], dim=1)
+    coverage = measure_anchor_coverage(model, [((800, 800), boxes)])
+    strides = [(8, 8), (16, 16), (32, 32), (64, 64)]
+    report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
+    figure = report.figure("title")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    histogram_axes, shapes_axes = figure.axes[:2]
+    for axis in (shapes_axes.xaxis, shapes_axes.yaxis):
+        labels = visible_tick_labels(axis)
+        assert [float(label.get_text()) for label in labels]  # '20', '50', '100', ...
+        extents = [label.get_window_extent(renderer) for label in labels]
+        assert not any(a.overlaps(b) for a, b in itertools.combinations(extents, 2))
+    counts = [label.get_text() for label in visible_tick_labels(histogram_axes.yaxis)]
+    assert all(text.isdigit() for text in counts)  # boxes, not '2.5' boxes

@@ -12,6 +12,9 @@ from typing import Any
 
 import torch
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..config import AnchorConfig
 from ..counted import counted
@@ -78,12 +81,16 @@ class CoverageReport:
 
     def save(self, path: str | os.PathLike[str], title: str) -> Path:
         """Write the picture to ``path`` (``.png``) and :meth:`summary` beside it."""
+        return save_figure(self.figure(title), path, self.summary())
+
+    def figure(self, title: str) -> Figure:
+        """The picture: the best-IoU histogram, and box shapes over anchor shapes."""
         figure = new_figure(13, 5.2)
         left, right = figure.subplots(1, 2, width_ratios=(1, 1.25))
         self._draw_histogram(left)
         self._draw_shapes(figure, right)
         figure.suptitle(title, fontsize=12)
-        return save_figure(figure, path, self.summary())
+        return figure
 
     def _draw_histogram(self, axes: Axes) -> None:
         cov = self.coverage
@@ -103,6 +110,7 @@ class CoverageReport:
         )
         axes.set_xlabel("best IoU of any anchor the RPN trains on")
         axes.set_ylabel("boxes")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlim(0, 1)
         axes.legend(loc="upper left", fontsize=9)
 
@@ -128,6 +136,8 @@ class CoverageReport:
         self._draw_anchor_shapes(axes)
         axes.set_xscale("log")
         axes.set_yscale("log")
+        for axis in (axes.xaxis, axes.yaxis):
+            _pixel_ticks(axis)
         axes.set_xlabel("box width (px, resized)")
         axes.set_ylabel("box height (px, resized)")
         axes.set_title("box shapes, and the anchor shapes of every level", fontsize=10)
@@ -147,6 +157,15 @@ class CoverageReport:
                 linewidths=1.3,
                 label=f"anchors, level {level} (stride {max(stride)})",
             )
+
+
+def _pixel_ticks(axis: Axis) -> None:
+    """A log scale's ticks at 1, 2 and 5 times the powers of ten, labelled as plain pixel
+    counts: matplotlib's own labels its minor ticks on a scale of under two decades as
+    '3x10^2', '4x10^2', which run into one another."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def histogram(values: torch.Tensor, bins: int = HISTOGRAM_BINS) -> tuple[list[int], list[float]]:
