@@ -292,12 +292,26 @@ def visible_tick_labels(axis) -> list:
     ]
 
 
-def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap():
-    # Boxes of 20 to 700 px: a scale of under two decades, on which matplotlib labelled
-    # the minor ticks '3x10^2', '4x10^2', ... into one another.
-    model = square_anchor_model(min_size=800, max_size=1333)
-    sides = torch.tensor([20.0, 45.0, 90.0, 180.0, 350.0, 700.0])
-    boxes = torch.stack([torch.zeros(6), torch.zeros(6), sides, sides * 1.1], dim=1)
+@pytest.mark.parametrize(
+    ("anchor_sizes", "sides", "x_labels"),
+    [
+        # Boxes of 20 to 700 px: a scale of under two decades, on which matplotlib
+        # labelled the minor ticks '3x10^2', '4x10^2', ... into one another.
+        ((16, 32, 64, 128), (20, 45, 90, 180, 350, 700), ["20", "50", "100", "200", "500"]),
+        # 70 to 130 px, one major tick in view: the minor ones are labelled too.
+        ((80, 96, 112, 128), (70, 85, 100, 115, 130), ["70", "80", "90", "100"]),
+    ],
+)
+def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap(
+    anchor_sizes, sides, x_labels
+):
+    config = preset_config("small", 4).replace(
+        anchors={"sizes": tuple((s,) for s in anchor_sizes), "aspect_ratios": ((1.0,),) * 4},
+        transform={"min_size": (800,), "max_size": 1333},
+    )
+    model = FasterRCNN.from_config(config)
+    side = torch.tensor(sides, dtype=torch.float32)
+    boxes = torch.stack([torch.zeros_like(side), torch.zeros_like(side), side, side], dim=1)
     coverage = measure_anchor_coverage(model, [((800, 800), boxes)])
     strides = [(8, 8), (16, 16), (32, 32), (64, 64)]
     report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
@@ -306,8 +320,8 @@ def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap():
     renderer = figure.canvas.get_renderer()
     histogram_axes, shapes_axes = figure.axes[:2]
     for axis in (shapes_axes.xaxis, shapes_axes.yaxis):
-        labels = visible_tick_labels(axis)
-        assert [float(label.get_text()) for label in labels]  # '20', '50', '100', ...
+        labels = sorted(visible_tick_labels(axis), key=lambda label: float(label.get_text()))
+        assert [label.get_text() for label in labels] == x_labels
         extents = [label.get_window_extent(renderer) for label in labels]
         assert not any(a.overlaps(b) for a, b in itertools.combinations(extents, 2))
     counts = [label.get_text() for label in visible_tick_labels(histogram_axes.yaxis)]

@@ -14,7 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 from ..config import AnchorConfig
 from ..counted import counted
@@ -23,6 +23,8 @@ from .plots import COLOURS, new_figure, save_figure
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 HISTOGRAM_BINS = 40
+# Fewer major ticks than this in view on a log axis, and its minor ticks are labelled.
+MIN_MAJOR_TICKS = 3
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,18 @@ class CoverageReport:
 
 def _pixel_ticks(axis: Axis) -> None:
     """A log scale's ticks at 1, 2 and 5 times the powers of ten, labelled as plain pixel
-    counts: matplotlib's own labels its minor ticks on a scale of under two decades as
+    counts, and its minor ticks too where fewer than three of those are in view (a narrow
+    range): matplotlib's own labels its minor ticks on a scale of under two decades as
     '3x10^2', '4x10^2', which run into one another."""
     axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
+
+    def minor_label(value: float, _: int | None) -> str:
+        low, high = sorted(axis.get_view_interval())
+        in_view = [tick for tick in axis.get_majorticklocs() if low <= tick <= high]
+        return f"{value:g}" if len(in_view) < MIN_MAJOR_TICKS else ""
+
+    axis.set_minor_formatter(FuncFormatter(minor_label))
 
 
 def histogram(values: torch.Tensor, bins: int = HISTOGRAM_BINS) -> tuple[list[int], list[float]]:
