@@ -326,3 +326,13 @@ def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap(
         assert not any(a.overlaps(b) for a, b in itertools.combinations(extents, 2))
     counts = [label.get_text() for label in visible_tick_labels(histogram_axes.yaxis)]
     assert all(text.isdigit() for text in counts)  # boxes, not '2.5' boxes
+
+
+def test_the_tables_last_column_says_it_is_a_mean():
+    # Anchors at 0.7 of each box: 1, 0 and 1 (as in the hand-computed test above), 0.7
+    # a box: the column read as a count of anchors ('anchors >= 0.7').
+    model = square_anchor_model()
+    boxes = torch.tensor([[8.0, 8.0, 24.0, 24.0], [12.0, 8.0, 28.0, 24.0], [0, 0, 64.0, 64.0]])
+    table = measure_anchor_coverage(model, [((64, 64), boxes)]).table().splitlines()
+    assert table[0].endswith("  mean anchors >= 0.7")
+    assert table[-1].split()[-1] == "0.7" and table[-1].startswith("      all")

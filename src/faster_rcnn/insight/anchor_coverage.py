@@ -115,7 +115,7 @@ class AnchorCoverage:
         rows = self.rows(size_edges, ratio_edges)
         header = ["size (px)"] + (["h/w"] if ratio_edges is not None else [])
         header += ["boxes", "median best IoU", "best >= 0.5", "best >= 0.7"]
-        header += [f"anchors >= {self.fg_iou_thresh:g}"]
+        header += [f"mean anchors >= {self.fg_iou_thresh:g}"]
         lines = [header]
         for row in rows:
             cells = [str(row["size"])] + ([str(row["ratio"])] if ratio_edges is not None else [])
