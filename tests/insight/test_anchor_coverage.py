@@ -336,3 +336,20 @@ def test_the_tables_last_column_says_it_is_a_mean():
     table = measure_anchor_coverage(model, [((64, 64), boxes)]).table().splitlines()
     assert table[0].endswith("  mean anchors >= 0.7")
     assert table[-1].split()[-1] == "0.7" and table[-1].startswith("      all")
+
+
+def test_cli_on_data_without_an_object_says_so(tmp_path, capsys):
+    # A VOC set whose one image has no object has no class either: the preset was built
+    # for it with 0 classes and refused ('num_classes must be in [2, 100000]').
+    data = tmp_path / "voc"
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (data / folder).mkdir(parents=True)
+    Image.new("RGB", (64, 48)).save(data / "JPEGImages" / "a.jpg")
+    (data / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename>"
+        "<size><width>64</width><height>48</height><depth>3</depth></size></annotation>"
+    )
+    (data / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    assert main(["anchors", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error == "faster-rcnn: error: the dataset has no ground-truth boxes to measure\n"

@@ -146,7 +146,8 @@ def measured_model(args: argparse.Namespace, num_classes: int) -> FasterRCNN:
     if args.model:
         config = load_model(args.model).config
     else:
-        config = preset_config(args.preset, num_classes)
+        # The anchors do not depend on the classes; data without an object has none.
+        config = preset_config(args.preset, max(num_classes, 2))
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
     return FasterRCNN.from_config(with_image_sizes(config, args))
