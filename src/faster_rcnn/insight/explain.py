@@ -190,8 +190,7 @@ def explain(
     was_training = model.training
     model.eval()
     try:
-        stages = (with_proposals, with_proposals and with_detections)
-        return _explain(model, image, gt_boxes, gt_names, seed, *stages)
+        return _explain(model, image, gt_boxes, gt_names, seed, with_proposals, with_detections)
     finally:
         model.train(was_training)
 
@@ -307,7 +306,7 @@ def _proposals(
     batch: PreparedBatch,
     features: dict[str, Tensor],
     prediction: RPNPrediction,
-    with_detections: bool = True,
+    with_detections: bool,
 ) -> ProposalStages:
     """The boxes entering NMS, the proposals after it and (``with_detections``) the
     detections, mapped back to the original image as
