@@ -95,7 +95,7 @@ def test_lines_and_captions_grow_with_the_image():
     assert outlined[1500, 990:1100].any(axis=-1).sum() == round(scale)  # 5 px
 
 
-def test_lines_and_captions_on_a_small_image_are_as_they_were():
+def test_lines_and_captions_on_an_image_up_to_640_px_keep_their_size():
     image = torch.zeros(3, 400, 600)
     box = torch.tensor([[100.0, 100.0, 200.0, 200.0]])
     detections = {"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}

@@ -31,9 +31,9 @@ _PALETTE = (
 # FreeType or before Pillow 10.1, failed on a character outside Latin-1).
 CAPTION_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 CAPTION_SIZE = 11  # pixels
-# Lines and captions are drawn as here on an image of this mean side, and thicker and
-# larger in proportion on a larger one: a 4000 x 3000 photo viewed whole on a screen shows
-# them as a 640-px image does.
+# Outlines of 2 px, proposals of 1 px and captions of CAPTION_SIZE on an image of this mean
+# side or less, thicker and larger in proportion on a larger one: a 4000 x 3000 photo
+# viewed whole on a screen shows them as a 640-px image does.
 REFERENCE_SIDE = 640
 
 
