@@ -141,10 +141,10 @@ class ProposalRecallEvaluator:
             image = len(self._num_proposals)
             boxes = _ranked_proposals(proposal, image, max(self.limits))
             gt_boxes = _countable_ground_truth(target, image).to(torch.float64)
-            iou = box_iou(boxes.to(torch.float64), gt_boxes)
-            every = greedy_coverage(iou)
+            pairs = ranked_pairs(box_iou(boxes.to(torch.float64), gt_boxes))
+            every = pairs.coverage(len(boxes))
             for k, coverage in self._coverage.items():
-                coverage.append(every if k >= len(boxes) else greedy_coverage(iou[:k]))
+                coverage.append(every if k >= len(boxes) else pairs.coverage(k))
             self._areas.append((gt_boxes[:, 2:] - gt_boxes[:, :2]).prod(dim=1))
             self._num_proposals.append(len(boxes))
 
@@ -252,16 +252,62 @@ def greedy_coverage(iou: Tensor) -> Tensor:
         ``(G,)`` the IoU with which each box was covered; 0 for a box left without a
         proposal.
     """
-    num_proposals, num_gt = iou.shape
-    coverage = iou.new_zeros(num_gt)
-    remaining = iou.clone()
-    for _ in range(min(num_proposals, num_gt)):
-        best_iou, best_proposal = remaining.max(dim=0)
-        gt_iou, gt = best_iou.max(dim=0)
-        coverage[gt] = gt_iou
-        remaining[best_proposal[gt], :] = -1.0
-        remaining[:, gt] = -1.0
-    return coverage
+    return ranked_pairs(iou).coverage(iou.shape[0])
+
+
+@dataclass(frozen=True)
+class RankedPairs:
+    """The (proposal, box) pairs of an IoU matrix that overlap, in the order the greedy
+    assignment takes them: IoU descending, then box, then proposal, ascending.
+
+    A pair of IoU 0 covers its box with 0, as no pair does, so only the overlapping
+    pairs are kept: an image's proposals overlap a few boxes each, and the assignment
+    walks them once instead of searching the whole matrix for each box it covers.
+
+    Attributes:
+        proposal: ``(K,)`` int64 proposal (row) of each pair.
+        box: ``(K,)`` int64 box (column) of each pair.
+        iou: ``(K,)`` the pairs' IoU.
+        num_boxes: ``G``, the matrix's columns.
+    """
+
+    proposal: Tensor
+    box: Tensor
+    iou: Tensor
+    num_boxes: int
+
+    def coverage(self, limit: int) -> Tensor:
+        """``(G,)`` the IoU with which the greedy assignment of the first ``limit``
+        proposals covers each box (0 for a box they leave uncovered)."""
+        covered = self.iou.new_zeros(self.num_boxes)
+        within = self.proposal < limit
+        proposals, boxes = self.proposal[within].tolist(), self.box[within].tolist()
+        ious = self.iou[within]
+        proposal_taken, box_taken = set(), set()
+        taken, chosen = [], []
+        most = min(limit, self.num_boxes)
+        for index, (proposal, box) in enumerate(zip(proposals, boxes, strict=True)):
+            if len(taken) == most:
+                break
+            if proposal in proposal_taken or box in box_taken:
+                continue
+            proposal_taken.add(proposal)
+            box_taken.add(box)
+            taken.append(box)
+            chosen.append(index)
+        covered[taken] = ious[chosen]
+        return covered
+
+
+def ranked_pairs(iou: Tensor) -> RankedPairs:
+    """The overlapping pairs of a ``(P, G)`` IoU matrix (proposals by boxes), ranked as
+    the greedy assignment takes them (:class:`RankedPairs`)."""
+    proposal, box = (iou > 0).nonzero(as_tuple=True)  # by proposal, then box
+    values = iou[proposal, box]
+    by_box = torch.sort(box, stable=True).indices
+    proposal, box, values = proposal[by_box], box[by_box], values[by_box]
+    by_iou = torch.sort(values, descending=True, stable=True).indices
+    return RankedPairs(proposal[by_iou], box[by_iou], values[by_iou], iou.shape[1])
 
 
 def _recall(coverage: Tensor, threshold: float) -> float:
