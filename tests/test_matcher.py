@@ -64,3 +64,13 @@ def test_a_floor_drops_weak_best_matches_and_keeps_strong_ones():
     matcher = Matcher((0.3, 0.7), (0, -1, 1), True, low_quality_min_iou=0.3)
     _, labels = matcher(iou)
     assert labels.tolist() == [0, 1, -1]  # box 0's best (0.25) is under the floor
+
+
+def test_match_best_labels_as_the_matrix_does_and_refuses_low_quality_matches() -> None:
+    iou = torch.tensor([[0.05, 0.5, 0.3, 0.0], [0.2, 0.49, 0.6, 0.0]])
+    best = iou.max(dim=0)
+    matches, labels = PAPER_HEAD.match_best(best.values, best.indices)
+    assert matches.tolist() == [1, 0, 1, 0] and labels.tolist() == [0, 1, 1, -1]
+    assert [m.tolist() for m in PAPER_HEAD(iou)] == [matches.tolist(), labels.tolist()]
+    with pytest.raises(ValueError, match="low-quality matches need every IoU"):
+        RPN.match_best(best.values, best.indices)

@@ -87,6 +87,22 @@ class Matcher:
             labels[self._best_matches(match_quality_matrix)] = POSITIVE
         return matches, labels
 
+    def match_best(self, best_iou: Tensor, best_gt: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`__call__` from each prediction's best IoU and GT box alone (see
+        :func:`~faster_rcnn.ops.boxes.best_box_iou`), for a matcher without rule (i),
+        which needs every IoU.
+
+        Args:
+            best_iou: ``(P,)`` each prediction's highest IoU with a GT box.
+            best_gt: ``(P,)`` int64 the GT box that gives it.
+
+        Returns:
+            What :meth:`__call__` returns for the matrix they came from.
+        """
+        if self.allow_low_quality_matches:
+            raise ValueError("low-quality matches need every IoU: match the IoU matrix")
+        return best_gt, self._band_labels(best_iou)
+
     def match_pairs(
         self, gt: Tensor, pred: Tensor, iou: Tensor, num_gt: int, num_pred: int
     ) -> tuple[Tensor, Tensor, Tensor]:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faster_rcnn.ops import BoxCoder, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
-from faster_rcnn.ops.boxes import box_ioa
+from faster_rcnn.ops.boxes import best_box_iou, box_ioa
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:
@@ -173,3 +173,17 @@ def test_decode_clamps_tw_th_from_above(weights: tuple[float, float, float, floa
         box[2] - box[0], torch.tensor(16 * math.exp(-10.0), dtype=torch.float64)
     )
     assert coder.bbox_xform_clip == pytest.approx(math.log(1000.0 / 16))
+
+
+def test_best_box_iou_is_the_matrix_maximum_bit_for_bit_in_any_block_size() -> None:
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(30, 2, generator=generator) * 40
+    boxes = torch.cat((corners, corners + 10), dim=1)
+    candidates = torch.cat((boxes[:5], boxes + 3, boxes * 0.5))  # ties with boxes[:5]
+    expected = box_iou(boxes, candidates).max(dim=0)
+    for block_pairs in (1, 29, 31, 1000, 1 << 20):
+        values, indices = best_box_iou(boxes, candidates, block_pairs)
+        assert torch.equal(values, expected.values)
+        assert torch.equal(indices, expected.indices)
+    values, indices = best_box_iou(boxes, candidates[:0])
+    assert values.shape == indices.shape == (0,) and indices.dtype == torch.int64

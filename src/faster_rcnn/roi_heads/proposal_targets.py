@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
-from ..ops.boxes import BoxCoder, box_iou
+from ..ops.boxes import BoxCoder, best_box_iou
 from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, ObjectBalancedSampler
 
 # The head's foreground RoI samplers by the name ``RoIHeadsConfig.sampler`` gives, each
@@ -216,7 +216,8 @@ class ProposalTargetCreator:
                 img_matched = torch.zeros((num,), dtype=torch.int64, device=device)
                 img_labels = torch.zeros((num,), dtype=torch.int64, device=device)
             else:
-                matches, band = self.proposal_matcher(box_iou(img_gt_boxes, img_proposals))
+                best = best_box_iou(img_gt_boxes, img_proposals)
+                matches, band = self.proposal_matcher.match_best(*best)
                 foreground = band == POSITIVE
                 img_matched = torch.where(foreground, matches, 0)
                 img_labels = torch.where(foreground, img_gt_labels[matches], band)
