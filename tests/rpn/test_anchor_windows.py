@@ -1,6 +1,8 @@
 """The windowed anchor matching: the pairs it measures hold every pair that matters, and
 the targets equal those of measuring every anchor against every box."""
 
+import subprocess
+import sys
 from functools import cache
 
 import pytest
@@ -81,6 +83,63 @@ def test_windowed_targets_equal_every_anchor_measured(
         assert torch.equal(matched[positive], dense_matched[positive])
         # Every band occurs, and some positives come from the best-anchor rule only.
         assert {NEGATIVE, IGNORED, POSITIVE} <= set(labels.tolist())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_windowed_targets_of_many_boxes_below_the_threshold_equal_every_anchor_measured(
+    preset: str,
+) -> None:
+    # 300 boxes of 3-20 px: most reach no anchor at 0.3, more than one block of them.
+    grid = anchor_grid(preset)
+    generator = torch.Generator().manual_seed(7)
+    height, width = PADDED[preset]
+    corners = torch.rand(300, 2, generator=generator) * torch.tensor([width - 20, height - 20])
+    sides = 3 + 17 * torch.rand(300, 2, generator=generator)
+    boxes = torch.cat((corners, corners + sides), dim=1)
+    boxes[::2] = boxes[::2].round()
+    boxes = torch.cat((boxes, boxes[:5]))  # duplicates: ties between boxes
+    creator = AnchorTargetCreator(0.7, 0.3, True, -1, 0.0)
+    dense_labels, dense_matched = creator.assign_single(grid.anchors, boxes, (height, width))
+    labels, matched = creator.assign_single(grid.anchors, boxes, (height, width), grid.levels)
+    assert torch.equal(labels, dense_labels)
+    positive = labels == POSITIVE
+    assert torch.equal(matched[positive], dense_matched[positive])
+    best_iou = box_iou(boxes, grid.anchors).amax(dim=1)
+    assert (best_iou < 0.3).sum() > 64
+
+
+# 1000 boxes of 16 px on resnet50_fpn's anchors at 800 x 1088, in a fresh process: each
+# reaches 0.25 at best (a 32-px anchor), so every anchor that overlaps it is measured.
+_SMALL_BOXES_MATCHING = """
+import torch
+torch.set_num_threads(1)
+def peak_mb():  # this process's own (ru_maxrss keeps the parent's across exec)
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+from faster_rcnn import FasterRCNN
+from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors
+from faster_rcnn.models import preset_config
+from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
+model = FasterRCNN.from_config(preset_config("resnet50_fpn", 3))
+grid = PaddedBatchAnchors(model).grid((800, 1088))
+creator = AnchorTargetCreator.from_config(model.config)
+corners = torch.rand(1000, 2, generator=torch.Generator().manual_seed(0)) * 780
+boxes = torch.cat((corners, corners + 16), dim=1)
+creator.assign_single(grid.anchors, boxes[:3], (800, 1088), grid.levels)
+before = peak_mb()
+creator.assign_single(grid.anchors, boxes, (800, 1088), grid.levels)
+print(peak_mb() - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_many_boxes_below_the_threshold_are_matched_in_little_memory() -> None:
+    # Their 4.6 million pairs at once raised the peak by 816 MB; 64 boxes at a time, with
+    # only each box's best pairs kept, by under 30 MB.
+    result = subprocess.run(
+        [sys.executable, "-c", _SMALL_BOXES_MATCHING], capture_output=True, text=True, check=True
+    )
+    assert int(result.stdout) < 150  # MB
 
 
 def test_windowed_targets_of_an_image_without_boxes() -> None:
