@@ -82,6 +82,15 @@ def test_graph_gives_the_eager_detections_bit_for_bit(make):
         torch.testing.assert_close(close["scores"], expected["scores"], atol=1e-4, rtol=0)
 
 
+def test_graph_gives_the_eager_detections_of_a_strip_far_wider_than_tall():
+    # 50 x 2000 resizes to 12 x 512 in a batch of 32 rows: the eager pooler took the
+    # scale of its stride-8 map, 4 rows, for 1/4 by the height (the graph knows 1/8).
+    torch.manual_seed(0)
+    eager, exact, _ = _eager_and_graph(small_detector(), images_of_sizes([(50, 2000)]))
+    assert len(eager[0]["scores"]) > 0
+    _assert_bit_for_bit(exact, eager)
+
+
 def test_graph_applies_each_class_its_own_nms_threshold():
     model, images, uniform = _uncapped_small_detector()
     model.roi_heads.class_nms_thresh = (0.9, 0.5, 0.2)

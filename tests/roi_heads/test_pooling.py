@@ -47,11 +47,20 @@ def test_level_mapper_concatenates_images_and_uses_canonical_settings() -> None:
     assert mapper([first, second]).tolist() == [2, 1, 3]
 
 
-def test_infer_scale_rounds_log2_of_height_ratio() -> None:
+def test_infer_scale_rounds_log2_of_the_longer_side_ratio() -> None:
     assert infer_scale(torch.zeros(1, 1, 200, 300), (800, 1216)) == 0.25
     # 38 / 600 = 2 ** -3.98 -> 1/16 (VGG-16 on a padded 608-pixel batch)
     assert infer_scale(torch.zeros(1, 1, 38, 63), (600, 1000)) == 1 / 16
     assert infer_scale(torch.zeros(1, 1, 13, 20), (800, 1216)) == 1 / 64
+
+
+def test_infer_scale_of_a_wide_strip_goes_by_its_width() -> None:
+    # A 2000 x 50 strip resized to 512 x 12, padded to 32 rows: stride 8 gives 4 x 64,
+    # stride 32 1 x 16. By the height alone 4 / 12 said 1/4 and 1 / 12 said 1/16.
+    assert infer_scale(torch.zeros(1, 1, 4, 64), (12, 512)) == 1 / 8
+    assert infer_scale(torch.zeros(1, 1, 1, 16), (12, 512)) == 1 / 32
+    # The same strip standing (12 x 512 -> 512 x 12) went by its height already.
+    assert infer_scale(torch.zeros(1, 1, 64, 4), (512, 12)) == 1 / 8
 
 
 def test_setup_scales_uses_largest_image_and_spans_levels() -> None:

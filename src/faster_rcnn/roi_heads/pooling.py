@@ -30,10 +30,16 @@ def infer_scale(feature: Tensor, original_size: tuple[int, int]) -> float:
         original_size: ``(height, width)`` of the (largest) input image.
 
     Returns:
-        ``2 ** round(log2(Hf / height))``: torchvision decides by the height alone, and
-        rounds in float32 (halves to even), as here.
+        ``2 ** round(log2(Hf / height))``, or with the widths where the image is wider
+        than tall, rounded in float32 (halves to even) as torchvision rounds. torchvision
+        decides by the height alone, which a padded batch's few rows mislead where the
+        image is far wider than tall: a 2000 x 50 strip resized to 512 x 12 and padded
+        to 32 rows has a 4-row stride-8 map, 1/3 of its height, taken for 1/4; the
+        longer side tells, and gives torchvision's scale wherever the height tells.
     """
-    approx_scale = float(feature.shape[-2]) / float(original_size[0])
+    height, width = original_size
+    rows, columns = feature.shape[-2:]
+    approx_scale = float(rows) / float(height) if height >= width else float(columns) / width
     return 2 ** float(torch.tensor(approx_scale).log2().round())
 
 
