@@ -253,3 +253,25 @@ def test_difficult_objects_and_crowd_regions_together() -> None:
                     difficult=[0, 0, 1, 0])  # fmt: skip
     stats = evaluate([det([MEDIUM, inside], [1, 1], [0.9, 0.95])], targets)
     assert stats["AP"] == pytest.approx(0.5)
+
+
+def test_images_with_more_objects_of_a_class_than_coco_scores_detections_are_counted() -> None:
+    # Image 0: 150 of class 1 (one of them a crowd region) and 5 of class 2; image 1: 101
+    # of class 2; image 2: 100 of class 1, as many as COCO scores.
+    def grid(count: int) -> list[list[float]]:
+        return [[float(10 * k), 0.0, float(10 * k + 8), 8.0] for k in range(count)]
+
+    crowd = [True] + [False] * 154
+    targets = [
+        gt(grid(155), [1] * 150 + [2] * 5, iscrowd=crowd),
+        gt(grid(101), [2] * 101),
+        gt(grid(100), [1] * 100),
+    ]
+    evaluator = COCOEvaluator(3)
+    evaluator.update(targets_as_detections(targets), targets)
+    assert evaluator.objects_beyond_the_cap() == (2, 149)
+    stats = evaluator.compute()
+    # Every box detected at score 1, but only the first 100 of a class an image count:
+    # in image 0 the crowd region's (ignored) and 99 objects of class 1, in image 1 100
+    # of the 101 of class 2.
+    assert stats["AR100"] == pytest.approx(((99 + 100) / (149 + 100) + (5 + 100) / 106) / 2)

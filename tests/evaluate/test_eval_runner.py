@@ -310,3 +310,42 @@ def test_difficult_objects_missed_cost_nothing_in_any_figure() -> None:
     assert result.coco["AP"] == pytest.approx(1.0)
     assert result.coco["AR100"] == pytest.approx(1.0)
     assert result.proposals["AR@100"] == 1.0
+
+
+class CrowdedImages:
+    """Two 64 x 64 images: 120 objects of class 1 in the first, 3 in the second."""
+
+    num_classes = 2
+    class_names = ("dot",)
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.samples = []
+        for count in (120, 3):
+            corners = torch.rand(count, 2, generator=generator) * 56
+            target = {
+                "boxes": torch.cat((corners, corners + 8), dim=1),
+                "labels": torch.ones(count, dtype=torch.int64),
+            }
+            self.samples.append((torch.rand(3, 64, 64, generator=generator), target))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.samples[index]
+
+
+def test_images_holding_more_objects_of_a_class_than_coco_scores_are_told() -> None:
+    dataset = CrowdedImages()
+    result = evaluate_detector(PerfectDetector(dataset), dataset, batch_size=2)
+    assert result.coco_capped == (1, 120)
+    assert result.voc.map == 1.0 and result.coco["AR100"] == pytest.approx(103 / 123)
+    assert (
+        "  COCO scores each class's best 100 detections an image (its maxDets): in 1 of 2 "
+        "images a class has more objects (up to 120), at most 100 of which it can count as "
+        "found; VOC mAP scores every detection"
+    ) in result.table().splitlines()
+    shapes = SyntheticShapes(2, image_size=(96, 96), seed=3, empty_fraction=0.0)
+    uncapped = evaluate_detector(PerfectDetector(shapes), shapes, batch_size=2)
+    assert uncapped.coco_capped[0] == 0 and "maxDets" not in uncapped.table()

@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
@@ -54,6 +55,10 @@ from .inputs import (
     read_detections,
     read_ground_truth,
 )
+
+# COCOeval's largest maxDets: the detections of a class an image that it scores, its best
+# by score (AP and AR100 alike).
+COCO_MAX_DETECTIONS = 100
 
 # The order of COCOeval.stats for boxes.
 STAT_NAMES = (
@@ -222,6 +227,24 @@ class COCOEvaluator:
         coco_gt = self._coco_gt if self._coco_gt is not None else self._in_memory_gt()
         difficult = [ann["id"] for ann in self._gt_annotations if ann["difficult"]]
         return coco_figures(coco_gt, self._detections, sorted(self._seen), difficult)
+
+    def objects_beyond_the_cap(self) -> tuple[int, int]:
+        """How many of the images added hold more objects of some class than COCO scores
+        detections of it (:data:`COCO_MAX_DETECTIONS`), and the most objects of one class
+        that an image holds; crowd regions are not objects. Where a class has more, its
+        recall in that image cannot pass ``COCO_MAX_DETECTIONS`` of them, however many
+        detections the model makes."""
+        if self._coco_gt is not None:
+            annotations = self._coco_gt.dataset["annotations"]
+        else:
+            annotations = self._gt_annotations
+        counts = Counter(
+            (a["image_id"], a["category_id"])
+            for a in annotations
+            if not a.get("iscrowd", 0) and a["image_id"] in self._seen
+        )
+        beyond = {image for (image, _), count in counts.items() if count > COCO_MAX_DETECTIONS}
+        return len(beyond), max(counts.values(), default=0)
 
     def _image_id(
         self, index: int, target: dict[str, Tensor] | None, image_ids: Sequence[int] | None

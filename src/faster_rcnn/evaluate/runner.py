@@ -20,7 +20,7 @@ from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import Batch, make_eval_loader
 from ..data.resizable import UnresizableImageError
 from ..data.unreadable import UnreadableLog
-from .coco_ap import COCOEvaluator
+from .coco_ap import COCO_MAX_DETECTIONS, COCOEvaluator
 from .error_breakdown import ErrorBreakdown, ErrorBreakdownEvaluator
 from .proposal_recall import SIZE_GROUPS, ProposalRecallEvaluator, RecallCurves
 from .voc_map import VOCEvaluator, VOCResult
@@ -63,6 +63,9 @@ class EvaluationResult:
             alike.
         errors: where VOC AP@0.5 is lost per class: the false positives by kind and
             the missed objects by the stage that lost them.
+        coco_capped: how many images hold more objects of a class than COCO scores
+            detections of it (:data:`~faster_rcnn.evaluate.coco_ap.COCO_MAX_DETECTIONS`),
+            and the most objects of a class an image holds.
     """
 
     voc: VOCResult
@@ -75,6 +78,7 @@ class EvaluationResult:
     unreadable: tuple[str, ...] = ()
     unresizable: tuple[str, ...] = ()
     errors: ErrorBreakdown | None = None
+    coco_capped: tuple[int, int] = (0, 0)
 
     def as_dict(self) -> dict[str, float]:
         """All figures as one flat dict of floats (NaN where undefined).
@@ -115,6 +119,7 @@ class EvaluationResult:
             *self._nothing_to_find_note(),
             f"VOC mAP@0.5: {_fmt(self.voc.map)} (area)  {_fmt(self.voc07.map)} (11-point)",
             self._coco_line(),
+            *self._coco_cap_lines(),
             *self._proposal_lines(),
             "",
             self.voc.table(),
@@ -146,6 +151,18 @@ class EvaluationResult:
         if math.isnan(coco["AP"]) or not any(map(math.isnan, sizes)):
             return line
         return f"{line}  (n/a: no object of that size)"
+
+    def _coco_cap_lines(self) -> list[str]:
+        """A line saying where COCO's cap on the detections it scores limits its recall."""
+        images, most = self.coco_capped
+        if images == 0:
+            return []
+        return [
+            f"  COCO scores each class's best {COCO_MAX_DETECTIONS} detections an image (its "
+            f"maxDets): in {images} of {counted(self.num_images, 'image')} a class has more "
+            f"objects (up to {most}), at most {COCO_MAX_DETECTIONS} of which it can count "
+            "as found; VOC mAP scores every detection"
+        ]
 
     def _proposal_lines(self) -> list[str]:
         """Proposal recall at the limits measured, what was evaluated, and recall by size."""
@@ -297,6 +314,7 @@ class _Evaluators:
             unreadable=unreadable.files_of(UnreadableImageError.kind),
             unresizable=unreadable.files_of(UnresizableImageError.kind),
             errors=self.errors.compute(),
+            coco_capped=self.coco.objects_beyond_the_cap(),
         )
 
 
