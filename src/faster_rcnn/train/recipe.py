@@ -31,7 +31,7 @@ from ..data.dataset import (
     target_of,
 )
 from ..data.repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
-from ..ops.boxes import box_iou
+from ..ops.boxes import BEST_IOU_BLOCK_PAIRS, box_iou
 from ..transform import resized_size
 from .train_config import LR_PER_IMAGE
 
@@ -337,13 +337,31 @@ def pixels(side: float) -> str:
 
 def same_class_neighbour_iou(boxes: Tensor, labels: Tensor) -> Tensor:
     """Per box of ``(N, 4)`` ``boxes``, its highest IoU with another box of the same label
-    in ``(N,)`` ``labels``: ``(N,)``, 0 where it has none."""
-    if len(boxes) == 0:
-        return boxes.new_zeros(0)
-    same_class = labels[:, None] == labels[None, :]
-    same_class.fill_diagonal_(False)
+    in ``(N,)`` ``labels``: ``(N,)``, 0 where it has none.
+
+    Each class's boxes are measured against each other a block of
+    ``BEST_IOU_BLOCK_PAIRS`` pairs at a time: the whole ``(N, N)`` matrix of an image of
+    5000 objects took 790 MB.
+    """
     boxes = boxes.float()  # a reader may give integer pixels
-    return box_iou(boxes, boxes).where(same_class, 0.0).amax(dim=1)
+    neighbour = boxes.new_zeros(len(boxes))
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        neighbour[members] = _best_other_iou(boxes[members])
+    return neighbour
+
+
+def _best_other_iou(boxes: Tensor) -> Tensor:
+    """Per box of ``(M, 4)`` ``boxes`` (``M >= 1``), its highest IoU with another of them:
+    ``(M,)``, 0 for a box alone."""
+    rows = max(1, BEST_IOU_BLOCK_PAIRS // len(boxes))
+    best = []
+    for first in range(0, len(boxes), rows):
+        iou = box_iou(boxes[first : first + rows], boxes)
+        own = torch.arange(len(iou), device=iou.device)
+        iou[own, own + first] = 0.0
+        best.append(iou.amax(dim=1))
+    return torch.cat(best)
 
 
 @dataclass(frozen=True)
