@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -16,6 +15,7 @@ from faster_rcnn.roi_heads.proposal_targets import (
     add_gt_proposals,
     jittered_boxes,
 )
+from peak_memory import peak_rise_mb
 
 CODER = BoxCoder((10.0, 10.0, 5.0, 5.0))
 
@@ -273,12 +273,7 @@ def test_sample_obeys_the_labelling_rules(
 
 # A crowded image's RoI matching in a fresh process: 2500 GT boxes against 2000 proposals,
 # the GT boxes and 4 jittered copies of each (the recipe's gt_jitter), 36 million pairs.
-_CROWDED_MATCHING = """
-import torch
-torch.set_num_threads(1)
-def peak_mb():  # this process's own (ru_maxrss keeps the parent's across exec)
-    status = open("/proc/self/status").read()
-    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+_CROWDED_MATCHING_SETUP = """
 from faster_rcnn.ops.boxes import BoxCoder
 from faster_rcnn.roi_heads.proposal_targets import ProposalTargetCreator
 creator = ProposalTargetCreator(0.5, 0.5, 0.0, 512, 0.25, BoxCoder((10, 10, 5, 5)), gt_jitter=4)
@@ -290,9 +285,6 @@ def sample(count):
     labels = torch.ones(count, dtype=torch.int64)
     return creator([boxes(2000, 30.0)], [{"boxes": boxes(count, 20.0), "labels": labels}])
 sample(10)
-before = peak_mb()
-rois = sample(2500)
-print(peak_mb() - before)
 """
 
 
@@ -300,7 +292,5 @@ print(peak_mb() - before)
 def test_crowded_image_is_matched_without_a_gt_by_roi_matrix() -> None:
     # The whole (G, P) IoU matrix and its intermediates raised the peak by 1.1 GB; a
     # block of 2^18 pairs at a time raises it by 8 MB.
-    result = subprocess.run(
-        [sys.executable, "-c", _CROWDED_MATCHING], capture_output=True, text=True, check=True
-    )
-    assert int(result.stdout) < 100  # MB
+    rise = peak_rise_mb(_CROWDED_MATCHING_SETUP, "rois = sample(2500)")
+    assert rise < 100  # MB

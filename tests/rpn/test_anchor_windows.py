@@ -1,7 +1,6 @@
 """The windowed anchor matching: the pairs it measures hold every pair that matters, and
 the targets equal those of measuring every anchor against every box."""
 
-import subprocess
 import sys
 from functools import cache
 
@@ -16,6 +15,7 @@ from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
 from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
 from faster_rcnn.rpn.anchor_windows import AnchorShapes, anchors_reaching
+from peak_memory import peak_rise_mb
 
 # Padded sizes that are not multiples of the strides' product, so strides differ by axis.
 PADDED = {"resnet50_fpn": (608, 1024), "mobilenet_v2_fpn": (640, 832), "paper_vgg16": (592, 1008)}
@@ -110,12 +110,7 @@ def test_windowed_targets_of_many_boxes_below_the_threshold_equal_every_anchor_m
 
 # 1000 boxes of 16 px on resnet50_fpn's anchors at 800 x 1088, in a fresh process: each
 # reaches 0.25 at best (a 32-px anchor), so every anchor that overlaps it is measured.
-_SMALL_BOXES_MATCHING = """
-import torch
-torch.set_num_threads(1)
-def peak_mb():  # this process's own (ru_maxrss keeps the parent's across exec)
-    status = open("/proc/self/status").read()
-    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+_SMALL_BOXES_SETUP = """
 from faster_rcnn import FasterRCNN
 from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors
 from faster_rcnn.models import preset_config
@@ -126,9 +121,6 @@ creator = AnchorTargetCreator.from_config(model.config)
 corners = torch.rand(1000, 2, generator=torch.Generator().manual_seed(0)) * 780
 boxes = torch.cat((corners, corners + 16), dim=1)
 creator.assign_single(grid.anchors, boxes[:3], (800, 1088), grid.levels)
-before = peak_mb()
-creator.assign_single(grid.anchors, boxes, (800, 1088), grid.levels)
-print(peak_mb() - before)
 """
 
 
@@ -136,10 +128,10 @@ print(peak_mb() - before)
 def test_many_boxes_below_the_threshold_are_matched_in_little_memory() -> None:
     # Their 4.6 million pairs at once raised the peak by 816 MB; 64 boxes at a time, with
     # only each box's best pairs kept, by under 30 MB.
-    result = subprocess.run(
-        [sys.executable, "-c", _SMALL_BOXES_MATCHING], capture_output=True, text=True, check=True
+    rise = peak_rise_mb(
+        _SMALL_BOXES_SETUP, "creator.assign_single(grid.anchors, boxes, (800, 1088), grid.levels)"
     )
-    assert int(result.stdout) < 150  # MB
+    assert rise < 150  # MB
 
 
 def test_windowed_targets_of_an_image_without_boxes() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import subprocess
 import sys
 
 import pytest
@@ -43,6 +42,7 @@ from faster_rcnn.train.recipe import (
 )
 from faster_rcnn.train.step_timing import TIMED_STEPS
 from faster_rcnn.train.train_config import LR_PER_IMAGE
+from peak_memory import peak_rise_mb
 
 
 def _item(height: int, width: int, boxes: list[list[float]], labels: list[int]):
@@ -685,20 +685,12 @@ def test_same_class_neighbour_iou_by_hand() -> None:
 
 # An image of 5000 objects of 3 classes in a fresh process: each one's nearest neighbour
 # of its class.
-_NEIGHBOURS_OF_5000 = """
-import torch
-torch.set_num_threads(1)
+_NEIGHBOURS_SETUP = """
 from faster_rcnn.train.recipe import same_class_neighbour_iou
-def peak_mb():
-    status = open("/proc/self/status").read()
-    return int(status.split("VmHWM:")[1].split()[0]) // 1024
 generator = torch.Generator().manual_seed(0)
 corners = torch.rand(5000, 2, generator=generator) * 2000
 boxes, labels = torch.cat((corners, corners + 15), 1), torch.arange(5000) % 3 + 1
 same_class_neighbour_iou(boxes[:10], labels[:10])
-before = peak_mb()
-same_class_neighbour_iou(boxes, labels)
-print(peak_mb() - before)
 """
 
 
@@ -706,10 +698,7 @@ print(peak_mb() - before)
 def test_neighbours_of_a_crowded_image_are_found_in_little_memory() -> None:
     # The whole 5000 x 5000 IoU matrix raised the peak by 790 MB; a class at a time, a
     # block of pairs at a time, by about 20.
-    result = subprocess.run(
-        [sys.executable, "-c", _NEIGHBOURS_OF_5000], capture_output=True, text=True, check=True
-    )
-    assert int(result.stdout) < 100  # MB
+    assert peak_rise_mb(_NEIGHBOURS_SETUP, "same_class_neighbour_iou(boxes, labels)") < 100  # MB
 
 
 def _with_overlapping_pair(spread: int):
