@@ -3,6 +3,7 @@ against labels counted by hand on a tiny anchor grid."""
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -281,6 +282,35 @@ def test_proposals_and_detections_are_the_models():
     assert len(stages.candidates) == candidates_entering_nms(model, image)
     assert len(stages.boxes) <= model.config.rpn.post_nms_top_n_test < len(stages.candidates)
     assert (stages.candidate_scores[:-1] >= stages.candidate_scores[1:]).all()
+
+
+def test_detection_captions_stay_inside_the_panel():
+    # Clipped to the panel, a caption above a box at the picture's top was lost whole, and
+    # one beside its right edge was cut: the first goes into its box, the second ends at
+    # its box's right edge.
+    explanation = explain(seeded_small(3), torch.rand(3, 200, 300), BOXES[:1])
+    assert explanation.proposals is not None
+    boxes = torch.tensor(
+        [[10.0, 0.0, 60.0, 40.0], [280.0, 100.0, 299.0, 120.0], [100.0, 80.0, 160.0, 140.0]]
+    )
+    detections = {"boxes": boxes, "labels": torch.tensor([1, 2, 3]), "scores": torch.ones(3)}
+    explanation.proposals = replace(explanation.proposals, detections=detections)
+    figure = explanation_figure(explanation)
+    figure.canvas.draw()
+    ax = figure.axes[5]
+    captions = [t for t in ax.texts if t.get_text().endswith("1.00")]
+    panel = ax.get_window_extent()
+    assert len(captions) == 3
+    for caption in captions:
+        extent = caption.get_window_extent()
+        assert panel.x0 <= extent.x0 and extent.x1 <= panel.x1, caption.get_text()
+        assert panel.y0 <= extent.y0 and extent.y1 <= panel.y1, caption.get_text()
+    # The caption of the box in the middle stays above its top-left corner.
+    assert [(c.get_position(), c.get_ha(), c.get_va()) for c in captions] == [
+        ((10.0, 0.0), "left", "top"),
+        ((299.0, 100.0), "right", "bottom"),
+        ((100.0, 80.0), "left", "bottom"),
+    ]
 
 
 def candidates_entering_nms(model: FasterRCNN, image: torch.Tensor) -> int:

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.patheffects import withStroke
+from matplotlib.text import Text
 from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
@@ -462,13 +463,17 @@ def explanation_figure(
     _draw_location(axes[0], explanation)
     _draw_labels(axes[1], explanation)
     _draw_batch(axes[2], explanation)
+    captions: list[tuple[Text, list[float]]] = []
     if explanation.proposals is not None:
         _draw_candidates(axes[3], explanation, explanation.proposals, top_k)
         _draw_proposals(axes[4], explanation, explanation.proposals, top_k)
-        _draw_detections(axes[5], explanation, explanation.proposals, score_threshold)
+        captions = _draw_detections(axes[5], explanation, explanation.proposals, score_threshold)
     resized_h, resized_w = explanation.resized_size
     sizes = f"{width}x{height} px, resized to {resized_w}x{resized_h} by the model"
     figure.suptitle(f"{title}{': ' if title else ''}{sizes} (boxes in the image's pixels)")
+    if captions:
+        figure.draw_without_rendering()  # the layout, which sets the captions' size
+        _keep_captions_inside(axes[5], captions)
     return figure
 
 
@@ -743,10 +748,16 @@ def _draw_proposals(ax: Axes, explanation: Explanation, stages: ProposalStages, 
 
 def _draw_detections(
     ax: Axes, explanation: Explanation, stages: ProposalStages, score_threshold: float
-) -> None:
+) -> list[tuple[Text, list[float]]]:
     """Panel 6: the detections from ``score_threshold``, by class, named when few; none
-    where the box head was never trained."""
+    where the box head was never trained.
+
+    Returns:
+        Each caption drawn, with its box ``[x1, y1, x2, y2]``, for
+        :func:`_keep_captions_inside` once the figure's layout is done.
+    """
     detections, names = stages.detections, explanation.class_names
+    captions: list[tuple[Text, list[float]]] = []
     if detections is None:
         _finish(
             ax,
@@ -754,7 +765,7 @@ def _draw_detections(
             f"its {len(stages.boxes):,} proposals are what it learned)",
             _gt_handle(explanation),
         )
-        return
+        return captions
     keep = detections["scores"] >= score_threshold
     boxes, labels, scores = (detections[k][keep] for k in ("boxes", "labels", "scores"))
     handles: list[Any] = []
@@ -768,7 +779,7 @@ def _draw_detections(
     if len(boxes) < MANY_BOXES // 2:
         for box, label, score in zip(boxes.tolist(), labels.tolist(), scores.tolist(), strict=True):
             colour = CLASS_COLOURS[(label - 1) % len(CLASS_COLOURS)]
-            ax.text(
+            caption = ax.text(
                 box[0],
                 box[1],
                 f"{names[label - 1]} {score:.2f}",
@@ -777,12 +788,31 @@ def _draw_detections(
                 bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0},
                 clip_on=True,
             )
+            caption.set_in_layout(False)
+            captions.append((caption, box))
     _finish(
         ax,
         f"6 · detections: {len(boxes)} with score >= {score_threshold:g}\n(of "
         f"{len(detections['boxes'])} the head returned from {len(stages.boxes):,} proposals)",
         handles + _gt_handle(explanation),
     )
+    return captions
+
+
+def _keep_captions_inside(ax: Axes, captions: list[tuple[Text, list[float]]]) -> None:
+    """Move each caption, drawn above its box's top-left corner, to where the panel shows
+    all of it: into the box where above would leave the picture's top, ending at the box's
+    right edge where it would run past the right (clipped, a box at the top lost its
+    caption whole). Call once the figure's layout is done: it measures the captions."""
+    to_data = ax.transData.inverted()
+    (_, right), (_, top) = ax.get_xlim(), ax.get_ylim()  # y grows downwards: top < bottom
+    for caption, (_, _, x2, _) in captions:
+        extent = caption.get_window_extent().transformed(to_data)
+        if min(extent.y0, extent.y1) < top:
+            caption.set_verticalalignment("top")
+        if max(extent.x0, extent.x1) > right:
+            caption.set_x(x2)
+            caption.set_horizontalalignment("right")
 
 
 def _pair(values: tuple[int, int]) -> str:
