@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
+from pycocotools.coco import COCO
+from test_voc_map_devkit import devkit_outcomes
 
 from faster_rcnn.evaluate.coco_ap import (
     STAT_NAMES,
+    COCOevalIgnoring,
     COCOEvaluator,
     check_file_names,
     load_coco_annotations,
 )
+from faster_rcnn.evaluate.voc_map import VOCEvaluator
 
 
 def boxes(values: list[list[float]]) -> torch.Tensor:
@@ -226,7 +231,7 @@ def test_a_difficult_object_is_ignored_as_in_voc() -> None:
     assert stats["AR100"] == pytest.approx(1.0)
 
 
-def test_a_difficult_object_is_matched_by_iou_and_once() -> None:
+def test_a_difficult_object_is_matched_by_iou() -> None:
     # Unlike a crowd region it is matched by IoU: a detection all inside it at IoU 0.11
     # is a false positive above the found object, precision 1/2 at recall 1 (as a crowd
     # region it would be ignored: AP 1).
@@ -234,10 +239,81 @@ def test_a_difficult_object_is_matched_by_iou_and_once() -> None:
     inside = [10.0, 210.0, 30.0, 230.0]
     stats = evaluate([det([inside, MEDIUM], [1, 1], [0.95, 0.9])], targets)
     assert stats["AP"] == pytest.approx(0.5)
-    # It takes one detection, as COCOeval's ignored objects do: the second one on it is
-    # a false positive ranked first (VOC mAP ignores both).
+
+
+def test_every_detection_on_a_difficult_object_is_ignored_as_in_voc() -> None:
+    # Two detections on the difficult object above the one on the found object: both
+    # ignored, AP 1, as in VOC mAP. (COCOeval lets the object take one: the second was a
+    # false positive ranked first, precision 1/2 at recall 1, AP 0.5.)
+    targets = [gt([MEDIUM, DIFFICULT], [1, 1], difficult=[False, True])]
     twice = det([DIFFICULT, DIFFICULT, MEDIUM], [1, 1, 1], [0.95, 0.94, 0.9])
-    assert evaluate([twice], targets)["AP"] == pytest.approx(0.5)
+    stats = evaluate([twice], targets)
+    assert stats["AP"] == pytest.approx(1.0) and stats["AP50"] == pytest.approx(1.0)
+    assert stats["AR100"] == pytest.approx(1.0)
+    # The second at IoU 0.625 with it (2250 of its 3600 px): ignored at IoU 0.50-0.60,
+    # a false positive ranked first from 0.65 on: AP (3 * 1 + 7 * 0.5) / 10.
+    partly = [0.0, 200.0, 60.0, 237.5]
+    stats = evaluate([det([DIFFICULT, partly, MEDIUM], [1, 1, 1], [0.95, 0.94, 0.9])], targets)
+    assert stats["AP"] == pytest.approx(0.65)
+    assert stats["AP50"] == pytest.approx(1.0) and stats["AP75"] == pytest.approx(0.5)
+    # The second below IoU 0.5 with it (0.11, all inside): a false positive still.
+    inside = [10.0, 210.0, 30.0, 230.0]
+    stats = evaluate([det([DIFFICULT, inside, MEDIUM], [1, 1, 1], [0.95, 0.94, 0.9])], targets)
+    assert stats["AP"] == pytest.approx(0.5) and stats["AP50"] == pytest.approx(0.5)
+
+
+def test_a_crowd_region_takes_detections_as_before() -> None:
+    # Two detections all inside the crowd region are ignored; one with 40% of it inside
+    # (40 x 100 px of its 100 x 100) is a false positive ranked first: AP 0.5.
+    crowd = [200.0, 200.0, 400.0, 400.0]
+    inside = [[210.0, 210.0, 300.0, 300.0], [300.0, 300.0, 390.0, 390.0]]
+    straddling = [360.0, 200.0, 460.0, 300.0]
+    targets = [gt([MEDIUM, crowd], [1, 1], iscrowd=[False, True])]
+    predictions = [det([*inside, MEDIUM], [1, 1, 1], [0.97, 0.96, 0.9])]
+    assert evaluate(predictions, targets)["AP"] == pytest.approx(1.0)
+    predictions = [det([*inside, straddling, MEDIUM], [1] * 4, [0.97, 0.96, 0.95, 0.9])]
+    assert evaluate(predictions, targets)["AP"] == pytest.approx(0.5)
+
+
+def test_the_area_ranges_ignore_detections_on_difficult_objects_only() -> None:
+    # A large difficult object detected twice above the found large object: APl 1 (the
+    # second was a false positive ranked first: 0.5), AP 1 (2/3). In APm the three large
+    # boxes are out of range and ignored, the medium object found.
+    hard = [400.0, 0.0, 520.0, 120.0]  # 14400 px, large
+    targets = [gt([MEDIUM, LARGE, hard], [1, 1, 1], difficult=[False, False, True])]
+    found = det([hard, hard, LARGE, MEDIUM], [1] * 4, [0.99, 0.98, 0.9, 0.8])
+    stats = evaluate([found], targets)
+    for name in ("AP", "APm", "APl"):
+        assert stats[name] == pytest.approx(1.0), name
+    # An object to find out of the range stays COCOeval's: a large one (10000 px)
+    # detected twice by medium boxes (9200 px, IoU 0.92) above the medium object. In APm
+    # the first is ignored and the second a false positive ranked first up to IoU 0.90;
+    # at 0.95 both are: APm (9 * 1/2 + 1/3) / 10.
+    large, medium = [0.0, 0.0, 100.0, 100.0], [0.0, 0.0, 100.0, 92.0]
+    targets = [gt([MEDIUM, large], [1, 1])]
+    found = det([medium, medium, MEDIUM], [1, 1, 1], [0.99, 0.98, 0.9])
+    assert evaluate([found], targets)["APm"] == pytest.approx((9 / 2 + 1 / 3) / 10)
+
+
+def test_a_detection_goes_to_a_free_object_before_a_difficult_one_it_overlaps_more() -> None:
+    # What still parts COCO AP from VOC mAP. The first detection overlaps the difficult
+    # object by IoU 2/3 and the object to find by 7/13: at IoU 0.5 COCOeval gives it the
+    # object to find, so the second, on that object, is a false positive, and the third
+    # finds the other object: precision 1 up to recall 1/2, then 2/3: AP50
+    # (51 * 1 + 50 * 2/3) / 101. VOC ignores the first (its best overlap is difficult),
+    # the second finds the object: AP 1.
+    ordinary, hard, across = (
+        [0.0, 0.0, 100.0, 100.0],
+        [50.0, 0.0, 150.0, 100.0],
+        [30.0, 0.0, 130.0, 100.0],
+    )
+    other = [300.0, 300.0, 400.0, 400.0]
+    targets = [gt([ordinary, hard, other], [1, 1, 1], difficult=[False, True, False])]
+    predictions = [det([across, ordinary, other], [1, 1, 1], [0.9, 0.8, 0.7])]
+    assert evaluate(predictions, targets)["AP50"] == pytest.approx((51 + 50 * 2 / 3) / 101)
+    voc = VOCEvaluator(2)
+    voc.update(predictions, targets)
+    assert voc.compute().ap["1"] == 1.0
 
 
 def test_difficult_objects_and_crowd_regions_together() -> None:
@@ -275,3 +351,109 @@ def test_images_with_more_objects_of_a_class_than_coco_scores_detections_are_cou
     # in image 0 the crowd region's (ignored) and 99 objects of class 1, in image 1 100
     # of the 101 of class 2.
     assert stats["AR100"] == pytest.approx(((99 + 100) / (149 + 100) + (5 + 100) / 106) / 2)
+
+
+def separated_case(rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+    """VOC-like images, each object (class 1 or 2, a third of them difficult) in a cell of
+    its own of a 4 x 4 grid of 40 px, 5 px or more from the others: a detection that
+    reaches IoU 0.5 with one object reaches no other, so that COCOeval's and VOC's choices
+    of object agree. Each object is detected 0-3 times near it (its class or the other),
+    1-3 detections anywhere; integer boxes, scores on a grid of four (ties)."""
+    predictions, targets = [], []
+    for _ in range(int(rng.integers(1, 5))):
+        cells = rng.permutation(16)[: int(rng.integers(0, 7))]
+        corners = 40 * np.stack((cells % 4, cells // 4), axis=1) + rng.integers(
+            1, 10, (len(cells), 2)
+        )
+        gt_boxes = np.concatenate((corners, corners + rng.integers(8, 28, corners.shape)), axis=1)
+        gt_labels = rng.integers(1, 3, len(cells))
+        copies = rng.integers(0, 4, len(cells))
+        near = np.repeat(gt_boxes, copies, axis=0) + rng.integers(-4, 5, (copies.sum(), 4))
+        anywhere = rng.integers(0, 150, (int(rng.integers(1, 4)), 2))
+        anywhere = np.concatenate(
+            (anywhere, anywhere + rng.integers(4, 30, anywhere.shape)), axis=1
+        )
+        boxes = np.concatenate((near, anywhere)).reshape(-1, 4)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+        labels = np.concatenate((np.repeat(gt_labels, copies), rng.integers(1, 3, len(anywhere))))
+        labels[rng.random(len(labels)) < 0.1] ^= 3  # 1 <-> 2
+        targets.append(
+            {
+                "boxes": torch.tensor(gt_boxes, dtype=torch.float32).reshape(-1, 4),
+                "labels": torch.tensor(gt_labels, dtype=torch.int64),
+                "difficult": torch.tensor(rng.random(len(cells)) < 1 / 3),
+            }
+        )
+        scores = rng.integers(1, 5, len(labels)) / 4
+        predictions.append(det(boxes.tolist(), labels.tolist(), scores.tolist()))
+    return predictions, targets
+
+
+def xywh(box: list[float]) -> list[float]:
+    return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+
+
+def coco_ground_truth(targets: list[dict]) -> tuple[COCO, list[int]]:
+    """The targets of classes 1 and 2 as a pycocotools dataset, and its difficult ids."""
+    annotations, difficult = [], []
+    for image, target in enumerate(targets):
+        fields = (target[key].tolist() for key in ("boxes", "labels", "difficult"))
+        for box, label, hard in zip(*fields, strict=True):
+            bbox = xywh(box)
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": image, "category_id": label,
+                 "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0}
+            )  # fmt: skip
+            if hard:
+                difficult.append(len(annotations))
+    coco = COCO()
+    coco.dataset = {
+        "images": [{"id": image} for image in range(len(targets))],
+        "categories": [{"id": 1, "name": "1"}, {"id": 2, "name": "2"}],
+        "annotations": annotations,
+    }
+    coco.createIndex()
+    return coco, difficult
+
+
+def coco_outcomes(
+    predictions: list[dict], targets: list[dict]
+) -> tuple[np.ndarray, dict[tuple[int, int], list[str]]]:
+    """COCOeval's IoU thresholds, and each detection's outcome at each of them ("tp",
+    "fp" or "ignored", over all areas), by (image, index in the image's prediction)."""
+    coco_gt, difficult = coco_ground_truth(targets)
+    results, where = [], []
+    for image, prediction in enumerate(predictions):
+        fields = (prediction[key].tolist() for key in ("boxes", "labels", "scores"))
+        for k, (box, label, score) in enumerate(zip(*fields, strict=True)):
+            results.append(
+                {"image_id": image, "category_id": label, "bbox": xywh(box), "score": score}
+            )
+            where.append((image, k))
+    coco_eval = COCOevalIgnoring(coco_gt, coco_gt.loadRes(results), difficult)
+    coco_eval.evaluate()
+    outcomes = {}
+    for e in coco_eval.evalImgs:
+        if e is None or e["aRng"] != coco_eval.params.areaRng[0]:
+            continue
+        for k, dt_id in enumerate(e["dtIds"]):  # loadRes numbers the results from 1
+            outcomes[where[dt_id - 1]] = [
+                "ignored" if ignored else "tp" if match else "fp"
+                for match, ignored in zip(e["dtMatches"][:, k], e["dtIgnore"][:, k], strict=True)
+            ]
+    return coco_eval.params.iouThrs, outcomes
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_detections_are_true_false_or_ignored_as_the_voc_devkit_has_them(seed: int) -> None:
+    predictions, targets = separated_case(np.random.default_rng(seed))
+    thresholds, coco = coco_outcomes(predictions, targets)
+    assert len(coco) == sum(len(p["labels"]) for p in predictions)
+    for t, threshold in enumerate(thresholds):
+        for label in (1, 2):
+            ranked, tp, fp, _ = devkit_outcomes(predictions, targets, label, float(threshold))
+            voc = {
+                d: "tp" if hit else "fp" if miss else "ignored"
+                for d, hit, miss in zip(ranked, tp, fp, strict=True)
+            }
+            assert {d: coco[d][t] for d in voc} == voc, (label, threshold)

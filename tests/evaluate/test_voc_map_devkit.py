@@ -27,6 +27,21 @@ def devkit_class_ap(
     predictions: list[dict], targets: list[dict], label: int, threshold: float, use_07: bool
 ) -> tuple[float, int, int]:
     """``(AP, npos, detections)`` of class ``label``, as the devkit scores it."""
+    ranked, tp, fp, npos = devkit_outcomes(predictions, targets, label, threshold)
+    if npos == 0:
+        return math.nan, npos, len(ranked)
+    fp, tp = np.cumsum(fp), np.cumsum(tp)
+    recall = tp / float(npos)
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    return devkit_ap(recall, precision, use_07), npos, len(ranked)
+
+
+def devkit_outcomes(
+    predictions: list[dict], targets: list[dict], label: int, threshold: float
+) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray, int]:
+    """``(ranked, tp, fp, npos)`` of class ``label`` as the devkit matches it: its
+    detections ``(image, index in the image's prediction)`` by rank, whether each is a
+    true and a false positive (neither: ignored), and the objects to find."""
     records, npos = [], 0
     for target in targets:
         keep = target["labels"].numpy() == label
@@ -39,17 +54,17 @@ def devkit_class_ap(
             }
         )
         npos += int((~difficult).sum())
-    image_ids, confidence, detected = [], [], []
+    found, confidence, detected = [], [], []
     for image, prediction in enumerate(predictions):
         keep = prediction["labels"].numpy() == label
-        image_ids += [image] * int(keep.sum())
+        found += [(image, int(k)) for k in np.flatnonzero(keep)]
         confidence += prediction["scores"].numpy()[keep].tolist()
         detected += prediction["boxes"].numpy()[keep].astype(np.float64).tolist()
     order = np.argsort(-np.array(confidence), kind="stable")
     boxes = np.array(detected, dtype=np.float64).reshape(-1, 4)[order]
-    image_ids = [image_ids[i] for i in order]
-    tp, fp = np.zeros(len(image_ids)), np.zeros(len(image_ids))
-    for d, image in enumerate(image_ids):
+    ranked = [found[i] for i in order]
+    tp, fp = np.zeros(len(ranked)), np.zeros(len(ranked))
+    for d, (image, _) in enumerate(ranked):
         record, bb = records[image], boxes[d]
         ovmax, jmax = -np.inf, -1
         gt = record["bbox"]
@@ -73,12 +88,7 @@ def devkit_class_ap(
                     fp[d] = 1.0
         else:
             fp[d] = 1.0
-    if npos == 0:
-        return math.nan, npos, len(image_ids)
-    fp, tp = np.cumsum(fp), np.cumsum(tp)
-    recall = tp / float(npos)
-    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-    return devkit_ap(recall, precision, use_07), npos, len(image_ids)
+    return ranked, tp, fp, npos
 
 
 def devkit_ap(recall: np.ndarray, precision: np.ndarray, use_07: bool) -> float:

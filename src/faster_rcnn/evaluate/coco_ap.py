@@ -6,13 +6,13 @@ COCO annotation file (:meth:`COCOEvaluator.from_coco_json`). The detections go t
 ``COCO.loadRes`` and ``COCOeval`` with the default parameters: IoU 0.50:0.05:0.95, at
 most 1/10/100 detections per image, areas small < 32^2 <= medium < 96^2 <= large.
 
-Pascal VOC's ``difficult`` objects of in-memory ground truth are ignored as COCOeval
-ignores an object (its ``ignore`` flag): a detection matched to one, by IoU, is neither a
-true nor a false positive, and missing one costs nothing, as in VOC mAP. COCOeval lets an
-ignored object take one detection and prefers an object to find to it: a second
-detection on a difficult object is a false positive (VOC mAP ignores every detection on
-one). They are not sent as crowd regions (``iscrowd``), which COCOeval matches by the
-share of the detection inside them and lets take any number of detections.
+Pascal VOC's ``difficult`` objects of in-memory ground truth are ignored as in VOC mAP:
+a detection on one, by IoU, is neither a true nor a false positive, however many found it
+before, and missing one costs nothing. COCOeval's matching stays: a detection goes to a
+free object to find that it reaches before a difficult one, even one that it overlaps
+more, where VOC mAP ignores it (see :class:`COCOevalIgnoring`). They are not sent as
+crowd regions (``iscrowd``), which COCOeval matches by the share of the detection inside
+them.
 
 pycocotools reports -1 for a figure without any ground truth (no small objects, say);
 here that is NaN, so that it can't pass for a score.
@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
+import numpy as np
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -379,16 +380,28 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
 
 class COCOevalIgnoring(COCOeval):
     """Box ``COCOeval`` that also ignores the ground truth annotations ``ignored_ids``
-    (VOC's difficult objects), as it ignores a crowd region but matched by IoU, one
-    detection each.
+    (VOC's difficult objects) as VOC mAP does: matched by IoU, each detection on one
+    ignored.
 
     ``COCOeval._prepare`` sets each annotation's ``ignore`` flag from its ``iscrowd``
     alone, and ``evaluateImg`` reads that flag: an ignored object is sorted after the
     others, a detection goes to it only where no object to find that is still free
     reaches the threshold, and that detection is then neither a true nor a false
     positive; the object is in no recall. ``iscrowd`` itself, left as it is, decides
-    the overlap (IoU, not the share of the detection inside) and whether more than one
-    detection may match.
+    the overlap (IoU, not the share of the detection inside) and that one detection
+    matches it: a second one is left unmatched, a false positive, which
+    :meth:`evaluateImg` then ignores (VOC ignores every detection on a difficult object).
+
+    One difference from VOC mAP remains. VOC gives a detection to the object that it
+    overlaps most and ignores it where that one is difficult; COCOeval gives it to a free
+    object to find that it reaches, if any, before a difficult one that it overlaps more.
+    VOC's choice leaves that object free for a detection ranked lower, which COCOeval
+    matched without it, so only matching the image again, from that detection on, could
+    make it: COCOeval's matching stands. (Between two objects to find, too, COCOeval passes
+    over one found already to a free one that the detection reaches, where VOC counts a
+    false positive.)
+
+    The default ``params.useCats`` is assumed: the IoUs are those of one class.
     """
 
     def __init__(self, coco_gt: COCO, coco_dt: COCO, ignored_ids: Iterable[int]) -> None:
@@ -401,6 +414,37 @@ class COCOevalIgnoring(COCOeval):
             for annotation in image_annotations:
                 if annotation["id"] in self.ignored_ids:
                     annotation["ignore"] = 1
+
+    def evaluateImg(
+        self, imgId: int, catId: int, aRng: Sequence[float], maxDet: int
+    ) -> dict[str, Any] | None:
+        """COCOeval's matches of one image and class, with each detection that no object
+        took (``dtMatches`` 0) ignored (``dtIgnore``, ``(T, D)``) at the IoU thresholds
+        that it reaches with an object of ``ignored_ids``."""
+        result = super().evaluateImg(imgId, catId, aRng, maxDet)
+        if result is not None:
+            on_ignored = self._reaches_ignored(imgId, catId, len(result["dtIds"]))
+            unmatched = result["dtMatches"] == 0
+            result["dtIgnore"] = result["dtIgnore"] | (on_ignored & unmatched)
+        return result
+
+    def _reaches_ignored(self, image_id: int, category_id: int, num_dets: int) -> np.ndarray:
+        """Bool ``(T, D)``: whether the image's ``D = num_dets`` best detections of the
+        class reach each IoU threshold with one of its objects of ``ignored_ids``.
+
+        ``computeIoU`` ranks the detections as ``evaluateImg`` does (by score, a stable
+        sort, the first ``D`` kept there) and keeps the objects in ``self._gts`` order:
+        row ``k`` of ``self.ious`` is ``dtIds[k]``, column ``j`` is ``self._gts[...][j]``.
+        """
+        # evaluateImg's threshold: a match at IoU >= t.
+        thresholds = np.minimum(self.params.iouThrs, 1 - 1e-10)
+        objects = self._gts[image_id, category_id]
+        ignored = [j for j, obj in enumerate(objects) if obj["id"] in self.ignored_ids]
+        ious = self.ious[image_id, category_id]
+        if not ignored or len(ious) == 0:  # ([] without detections)
+            return np.zeros((len(thresholds), num_dets), dtype=bool)
+        best = np.asarray(ious)[:num_dets, ignored].max(axis=1)
+        return best[None, :] >= thresholds[:, None]
 
 
 def coco_figures(
