@@ -1,9 +1,19 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from faster_rcnn.insight.draw import draw_detections, draw_proposals, save_pictures, to_pil
+from faster_rcnn.insight.draw import (
+    caption_font,
+    caption_pixels,
+    caption_places,
+    draw_detections,
+    draw_proposals,
+    save_pictures,
+    to_pil,
+)
 
 
 def test_to_pil_keeps_pixel_values():
@@ -136,3 +146,85 @@ def test_captions_stay_inside_the_image():
     }
     drawn = np.asarray(draw_detections(torch.zeros(3, 200, 300), detections, ["cell"]))
     assert drawn[3:12, 103:140].any()  # inside the outline
+
+
+NAMES = ["cell", "nucleus"]
+
+
+def detections_of(boxes: list[list[float]], labels: list[int], scores: list[float]) -> dict:
+    """A detections dict of the boxes, labels and scores given."""
+    return {
+        "boxes": torch.tensor(boxes),
+        "labels": torch.tensor(labels),
+        "scores": torch.tensor(scores),
+    }
+
+
+def test_a_caption_without_room_above_goes_inside_its_box_not_over_another():
+    # Each caption was drawn at its box's top-left corner, the later over the earlier:
+    # on a crowded image they piled up unreadably.
+    first, second = [100.0, 100.0, 120.0, 120.0], [110.0, 100.0, 130.0, 120.0]
+    image = torch.zeros(3, 200, 300)
+    both = np.asarray(
+        draw_detections(image, detections_of([first, second], [1, 2], [0.9, 0.8]), NAMES)
+    )
+    alone = np.asarray(draw_detections(image, detections_of([first], [1], [0.9]), NAMES))
+    assert np.array_equal(both[:100], alone[:100])  # the better caption, whole, above
+    green = (both[100:121, 132:160] == (60, 180, 75)).all(
+        axis=-1
+    )  # its colour, right of both boxes
+    assert green.any(axis=1).nonzero()[0].tolist() == list(range(2, 12))  # inside its top
+
+
+def caption_extents(captions: list[str], size: int = 11) -> list[tuple]:
+    """Each caption's textbbox at (0, 0) in the captions' font of ``size`` pixels."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return [draw.textbbox((0, 0), caption, font=caption_font(size)) for caption in captions]
+
+
+def test_crowded_captions_never_overlap_and_stay_inside_the_image():
+    # 50 cells of 20 px in a grid of 10 x 5 on a 640 x 480 image, scores falling in
+    # reading order but for the last cell, the best.
+    boxes = [[200.0 + 20 * (k % 10), 150.0 + 20 * (k // 10)] for k in range(50)]
+    boxes = [[x, y, x + 20, y + 20] for x, y in boxes]
+    scores = [0.9 - 0.01 * k for k in range(49)] + [0.99]
+    captions = [f"cell {score:.2f}" for score in scores]
+    extents = caption_extents(captions)
+    places = caption_places(extents, boxes, scores, (640, 480))
+    placed = [
+        caption_pixels(extent, place)
+        for extent, place in zip(extents, places, strict=True)
+        if place is not None
+    ]
+    assert 5 <= len(placed) < 50  # some left out, their boxes drawn bare
+    for a, b in itertools.combinations(placed, 2):
+        assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1], (a, b)
+    assert all(x1 >= 0 and y1 >= 0 and x2 < 640 and y2 < 480 for x1, y1, x2, y2 in placed)
+    # The best, the last cell's, above its box's top-left, as a lone detection's.
+    assert places[49] == (380.0, 218.0)  # its text 11 px high from its top: 230 - 11 - 1
+    # The next best, the first cell's, above its box too.
+    assert places[0] == (200.0, 138.0)
+
+
+def test_a_caption_with_no_free_place_is_left_out_and_its_box_drawn():
+    box = [100.0, 100.0, 160.0, 140.0]
+    scores = [0.9, 0.8, 0.7]
+    extents = caption_extents([f"cell {score:.2f}" for score in scores])
+    places = caption_places(extents, [box] * 3, scores, (300, 200))
+    assert places == [(100.0, 88.0), (100.0, 100.0), None]  # above, inside
+    drawn = np.asarray(
+        draw_detections(torch.zeros(3, 200, 300), detections_of([box] * 3, [1] * 3, scores), NAMES)
+    )
+    assert drawn[120, 100].any() and drawn[120, 160].any()  # the outline, left and right
+
+
+def test_separated_captions_are_drawn_as_each_alone():
+    boxes = [[20.0, 50.0, 60.0, 90.0], [150.0, 100.0, 250.0, 180.0]]
+    image = torch.zeros(3, 200, 300)
+    both = np.asarray(draw_detections(image, detections_of(boxes, [1, 2], [0.6, 0.9]), NAMES))
+    first, second = (
+        np.asarray(draw_detections(image, detections_of([box], [label], [score]), NAMES))
+        for box, label, score in zip(boxes, [1, 2], [0.6, 0.9], strict=True)
+    )
+    assert np.array_equal(both, np.maximum(first, second))
+    assert first[:50, 20:60].any(axis=-1).any(axis=1).sum() == 10  # above, as ever

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
@@ -35,6 +37,8 @@ CAPTION_SIZE = 11  # pixels
 # side or less, thicker and larger in proportion on a larger one: a 4000 x 3000 photo
 # viewed whole on a screen shows them as a 640-px image does.
 REFERENCE_SIDE = 640
+# A caption's textbbox, (left, top, right, bottom) in pixels.
+Rect = tuple[float, float, float, float]
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -51,7 +55,9 @@ def draw_detections(
 ) -> Image.Image:
     """The image with each detection scoring at least ``score_threshold`` outlined and
     labelled ``name score``, lines and captions scaled with the image
-    (:func:`drawing_scale`).
+    (:func:`drawing_scale`). The captions are drawn over every outline, each where
+    :func:`caption_places` puts it: none over another, one without a free place left
+    out.
 
     Args:
         image: ``float[3, H, W]`` in 0..1.
@@ -63,37 +69,108 @@ def draw_detections(
     scale = drawing_scale(picture)
     font = caption_font(round(CAPTION_SIZE * scale))
     keep = detections["scores"] >= score_threshold
-    for box, label, score in zip(
-        detections["boxes"][keep].tolist(),
-        detections["labels"][keep].tolist(),
-        detections["scores"][keep].tolist(),
-        strict=True,
-    ):
-        colour = _PALETTE[(label - 1) % len(_PALETTE)]
-        draw.rectangle(box, outline=colour, width=round(2 * scale))
-        name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
-        caption = f"{name} {score:.2f}"
-        anchor = _caption_place(draw.textbbox((0, 0), caption, font=font), box, picture.size)
-        draw.rectangle(draw.textbbox(anchor, caption, font=font), fill=colour)
-        draw.text(anchor, caption, fill=(0, 0, 0), font=font)
+    boxes = detections["boxes"][keep].tolist()
+    labels = detections["labels"][keep].tolist()
+    scores = detections["scores"][keep].tolist()
+    for box, label in zip(boxes, labels, strict=True):
+        draw.rectangle(box, outline=_colour(label), width=round(2 * scale))
+    captions = [
+        f"{_class_name(label, class_names)} {score:.2f}"
+        for label, score in zip(labels, scores, strict=True)
+    ]
+    extents = [draw.textbbox((0, 0), caption, font=font) for caption in captions]
+    places = caption_places(extents, boxes, scores, picture.size)
+    for caption, label, place in zip(captions, labels, places, strict=True):
+        if place is not None:
+            draw.rectangle(draw.textbbox(place, caption, font=font), fill=_colour(label))
+            draw.text(place, caption, fill=(0, 0, 0), font=font)
     return picture
 
 
-def _caption_place(
-    text_box: tuple[float, float, float, float],
-    box: list[float],
+def _colour(label: int) -> tuple[int, int, int]:
+    """The outline and caption colour of ``label``: :data:`_PALETTE`, cycled."""
+    return _PALETTE[(label - 1) % len(_PALETTE)]
+
+
+def _class_name(label: int, class_names: Sequence[str]) -> str:
+    """The name of ``label`` (from 1), its number where ``class_names`` has none."""
+    return class_names[label - 1] if 0 < label <= len(class_names) else str(label)
+
+
+def caption_places(
+    extents: Sequence[Rect],
+    boxes: Sequence[Sequence[float]],
+    scores: Sequence[float],
     image_size: tuple[int, int],
-) -> tuple[float, float]:
-    """Where a caption of ``text_box`` (its extent drawn at (0, 0)) goes for ``box``
-    ``[x1, y1, x2, y2]`` on an image of ``image_size`` (width, height): above the box,
-    or below it at the top edge (never over the object itself), inside its top where it
-    fills the image's height; moved left to end inside the image at its right edge."""
+) -> list[tuple[float, float] | None]:
+    """Where each detection's caption is drawn (its top-left, as ``draw.text`` takes
+    it), ``None`` where it is left out: best score first (ties in the given order), each
+    at the first of its :func:`caption_candidates` whose pixels meet none of a caption
+    placed before it, so that no caption hides another on a crowded image.
+
+    Args:
+        extents: each caption's ``textbbox`` drawn at (0, 0), ``(left, top, right,
+            bottom)``.
+        boxes: the detections' ``[x1, y1, x2, y2]``.
+        scores: their scores.
+        image_size: ``(width, height)``.
+    """
+    taken = np.empty((len(boxes), 4))  # the pixels of the captions placed, (count, 4)
+    count = 0
+    places: list[tuple[float, float] | None] = [None] * len(boxes)
+    for k in sorted(range(len(boxes)), key=lambda k: -scores[k]):
+        for place in caption_candidates(extents[k], boxes[k], image_size):
+            pixels = caption_pixels(extents[k], place)
+            if not _meets_any(pixels, taken[:count]):
+                taken[count] = pixels
+                count += 1
+                places[k] = place
+                break
+    return places
+
+
+def caption_candidates(
+    extent: Rect, box: Sequence[float], image_size: tuple[int, int]
+) -> list[tuple[float, float]]:
+    """The places a caption of ``extent`` (its ``textbbox`` drawn at (0, 0)) may take
+    for ``box`` ``[x1, y1, x2, y2]`` on an image of ``image_size`` (width, height), by
+    preference: above the box (outside the object itself), or below it where the image
+    has no room above, then inside its top; each at the box's left, moved left to end
+    inside the image at its right edge. Never below a box that has room above: in a crowd
+    that is inside the top of the box beneath, where its own caption would be."""
     width, height = image_size
-    text_w, text_h = text_box[2], text_box[3]
+    text_w, text_h = extent[2], extent[3]
     x = max(0.0, min(box[0], width - text_w - 1))
+    inside = (x, max(0.0, min(box[1], height - text_h - 1)))
     if box[1] > text_h:
-        return x, box[1] - text_h - 1
-    return (x, box[3] + 1) if box[3] + 1 + text_h < height else (x, box[1])
+        return [(x, box[1] - text_h - 1), inside]
+    if box[3] + 1 + text_h < height:
+        return [(x, box[3] + 1), inside]
+    return [inside]
+
+
+def caption_pixels(extent: Rect, place: tuple[float, float]) -> tuple[int, int, int, int]:
+    """The pixels a caption of ``extent`` drawn at ``place`` may colour, its first and
+    last column and row: its ``textbbox`` there, widened to whole pixels."""
+    return (
+        math.floor(extent[0] + place[0]),
+        math.floor(extent[1] + place[1]),
+        math.ceil(extent[2] + place[0]),
+        math.ceil(extent[3] + place[1]),
+    )
+
+
+def _meets_any(pixels: tuple[int, int, int, int], taken: np.ndarray) -> bool:
+    """Whether the pixels ``(x1, y1, x2, y2)`` (both ends included) share one with any
+    row of ``taken`` ``(N, 4)``, given alike."""
+    return bool(
+        (
+            (taken[:, 0] <= pixels[2])
+            & (pixels[0] <= taken[:, 2])
+            & (taken[:, 1] <= pixels[3])
+            & (pixels[1] <= taken[:, 3])
+        ).any()
+    )
 
 
 def drawing_scale(picture: Image.Image) -> float:
