@@ -1,16 +1,25 @@
 import itertools
+import shutil
+import warnings
+from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
+from matplotlib import font_manager
 from PIL import Image, ImageDraw
 
+from faster_rcnn.insight import draw
 from faster_rcnn.insight.draw import (
+    CAPTION_FONT,
     caption_font,
+    caption_font_file,
     caption_pixels,
     caption_places,
     draw_detections,
     draw_proposals,
+    fallback_fonts,
     save_pictures,
     to_pil,
 )
@@ -178,8 +187,9 @@ def test_a_caption_without_room_above_goes_inside_its_box_not_over_another():
 
 def caption_extents(captions: list[str], size: int = 11) -> list[tuple]:
     """Each caption's textbbox at (0, 0) in the captions' font of ``size`` pixels."""
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    return [draw.textbbox((0, 0), caption, font=caption_font(size)) for caption in captions]
+    font = caption_font(CAPTION_FONT, size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return [measure.textbbox((0, 0), caption, font=font) for caption in captions]
 
 
 def test_crowded_captions_never_overlap_and_stay_inside_the_image():
@@ -228,3 +238,66 @@ def test_separated_captions_are_drawn_as_each_alone():
     )
     assert np.array_equal(both, np.maximum(first, second))
     assert first[:50, 20:60].any(axis=-1).any(axis=1).sum() == 10  # above, as ever
+
+
+MATPLOTLIB_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+@pytest.fixture
+def fallbacks(monkeypatch):
+    """Captions fall back on two of matplotlib's own fonts (on every machine with it)
+    alone, DejaVu Sans Mono, which has APL's symbols, and STIX, which has '⌚'; each
+    name's font chosen afresh."""
+    fonts = [MATPLOTLIB_FONTS / "DejaVuSansMono.ttf", MATPLOTLIB_FONTS / "STIXGeneral.ttf"]
+    monkeypatch.setattr(draw, "fallback_fonts", lambda: fonts)
+    caption_font_file.cache_clear()
+    yield fonts
+    caption_font_file.cache_clear()
+
+
+def test_a_name_in_letters_dejavu_sans_lacks_is_drawn_in_a_font_that_has_them(fallbacks):
+    # A class named in Chinese was drawn as a row of boxes, with no word why.
+    assert caption_font_file("кошка") == caption_font_file("γάτα") == CAPTION_FONT
+    assert caption_font_file("⍋ grade") == fallbacks[0]
+    assert caption_font_file("⌚ watch") == fallbacks[1]  # the first font that has it
+    detections = detections_of([[5.0, 30.0, 60.0, 50.0]], [1], [0.9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = np.asarray(draw_detections(torch.zeros(3, 60, 80), detections, ["⌚"]))
+    with pytest.warns(UserWarning, match="shows as boxes"):
+        boxed = np.asarray(draw_detections(torch.zeros(3, 60, 80), detections, ["细"]))
+    assert drawn[:30].any() and not np.array_equal(drawn, boxed)
+
+
+def test_a_name_no_font_here_has_is_warned_of_once(fallbacks):
+    detections = detections_of(
+        [[5.0, 30.0, 30.0, 50.0], [45.0, 30.0, 75.0, 50.0]], [1, 2], [0.9, 0.8]
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # two images
+            draw_detections(torch.zeros(3, 60, 80), detections, ["细胞", "клетка"])
+    assert [str(warning.message) for warning in caught] == [
+        "class '细胞': no font here has its letters, so its name shows as boxes in the pictures"
+    ]
+
+
+def test_captions_fall_back_on_installed_fonts_regular_first_none_all_boxes():
+    fonts = fallback_fonts()
+    regular, bold = MATPLOTLIB_FONTS / "STIXGeneral.ttf", MATPLOTLIB_FONTS / "STIXGeneralBol.ttf"
+    assert fonts.index(regular) < fonts.index(bold)
+    # matplotlib's Last Resort font (3.10 on) "has" every character, each a box.
+    assert MATPLOTLIB_FONTS / "LastResortHE-Regular.ttf" not in fonts
+
+
+def test_a_font_installed_since_matplotlib_listed_the_fonts_is_a_fallback(tmp_path, monkeypatch):
+    # matplotlib lists the fonts installed once and keeps the list: a font installed
+    # after the warning said none had a name's letters was still not used.
+    installed = tmp_path / "Watches.ttf"
+    shutil.copy(MATPLOTLIB_FONTS / "STIXGeneral.ttf", installed)
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda: [str(installed)])
+    fallback_fonts.cache_clear()
+    try:
+        assert installed in fallback_fonts()
+    finally:
+        fallback_fonts.cache_clear()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import torch
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
@@ -30,8 +33,12 @@ _PALETTE = (
 )
 # The captions' font: matplotlib's DejaVu Sans, which has the letters of most alphabets
 # (PIL's default drew a box for each letter of 'chat ü' or 'кошка' and, built without
-# FreeType or before Pillow 10.1, failed on a character outside Latin-1).
+# FreeType or before Pillow 10.1, failed on a character outside Latin-1). A class name in
+# letters it lacks (Chinese, Japanese, Korean) is drawn in an installed font that has
+# them (caption_font_file).
 CAPTION_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+# The code points of a caption besides its class's name: those of its score.
+SCORE_CHARACTERS = frozenset(map(ord, " 0123456789."))
 CAPTION_SIZE = 11  # pixels
 # Outlines of 2 px, proposals of 1 px and captions of CAPTION_SIZE on an image of this mean
 # side or less, thicker and larger in proportion on a larger one: a 4000 x 3000 photo
@@ -67,20 +74,19 @@ def draw_detections(
     picture = to_pil(image)
     draw = ImageDraw.Draw(picture)
     scale = drawing_scale(picture)
-    font = caption_font(round(CAPTION_SIZE * scale))
+    size = round(CAPTION_SIZE * scale)
     keep = detections["scores"] >= score_threshold
     boxes = detections["boxes"][keep].tolist()
     labels = detections["labels"][keep].tolist()
     scores = detections["scores"][keep].tolist()
     for box, label in zip(boxes, labels, strict=True):
         draw.rectangle(box, outline=_colour(label), width=round(2 * scale))
-    captions = [
-        f"{_class_name(label, class_names)} {score:.2f}"
-        for label, score in zip(labels, scores, strict=True)
-    ]
-    extents = [draw.textbbox((0, 0), caption, font=font) for caption in captions]
+    names = [_class_name(label, class_names) for label in labels]
+    captions = [f"{name} {score:.2f}" for name, score in zip(names, scores, strict=True)]
+    fonts = [caption_font(caption_font_file(name), size) for name in names]
+    extents = [draw.textbbox((0, 0), c, font=f) for c, f in zip(captions, fonts, strict=True)]
     places = caption_places(extents, boxes, scores, picture.size)
-    for caption, label, place in zip(captions, labels, places, strict=True):
+    for caption, font, label, place in zip(captions, fonts, labels, places, strict=True):
         if place is not None:
             draw.rectangle(draw.textbbox(place, caption, font=font), fill=_colour(label))
             draw.text(place, caption, fill=(0, 0, 0), font=font)
@@ -180,9 +186,69 @@ def drawing_scale(picture: Image.Image) -> float:
 
 
 @functools.cache
-def caption_font(size: int) -> ImageFont.FreeTypeFont:
-    """:data:`CAPTION_FONT` at ``size`` pixels."""
-    return ImageFont.truetype(str(CAPTION_FONT), size)
+def caption_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    """The font file ``path`` at ``size`` pixels."""
+    return ImageFont.truetype(str(path), size)
+
+
+@functools.cache
+def caption_font_file(name: str) -> Path:
+    """The font file the captions of the class ``name`` are drawn in:
+    :data:`CAPTION_FONT` where it has every character of the name, else the first of
+    :func:`fallback_fonts` that has them and the score's; where none has, a one-line
+    warning (once a name) that the name shows as boxes, and :data:`CAPTION_FONT`."""
+    needed = {ord(c) for c in name if c.isprintable()} | SCORE_CHARACTERS
+    if needed <= font_characters(CAPTION_FONT):
+        return CAPTION_FONT
+    found = next((path for path in fallback_fonts() if needed <= font_characters(path)), None)
+    if found is None:
+        warnings.warn(
+            f"class {name!r}: no font here has its letters, so its name shows as boxes in "
+            "the pictures",
+            stacklevel=2,
+        )
+        return CAPTION_FONT
+    return found
+
+
+@functools.cache
+def fallback_fonts() -> list[Path]:
+    """The font files installed, as matplotlib finds them, and its own: upright ones of
+    regular weight first, then by path; none whose every character is a placeholder box
+    (a "Last Resort" font, as matplotlib's own and macOS's)."""
+    entries = [*font_manager.fontManager.ttflist, *_fonts_new_to_matplotlib()]
+    entries = [e for e in entries if "lastresort" not in e.name.lower().replace(" ", "")]
+    entries.sort(key=lambda e: (e.style != "normal", abs(_weight(e.weight) - 400), e.fname))
+    return list(dict.fromkeys(Path(entry.fname) for entry in entries))
+
+
+def _fonts_new_to_matplotlib() -> list[font_manager.FontEntry]:
+    """The installed fonts that matplotlib's list, kept from the first time it ran, lacks:
+    those installed since (it sees them only once its cache is deleted)."""
+    known = {entry.fname for entry in font_manager.fontManager.ttflist}
+    entries = []
+    for path in font_manager.findSystemFonts():
+        if path not in known:
+            try:
+                entries.append(font_manager.ttfFontProperty(FT2Font(path)))
+            except Exception:  # as matplotlib's own list leaves out a font it cannot read
+                continue
+    return entries
+
+
+def _weight(weight: str | int) -> int:
+    """A font's weight as a number: 400 regular, 700 bold."""
+    return font_manager.weight_dict.get(weight, 400) if isinstance(weight, str) else weight
+
+
+@functools.cache
+def font_characters(path: Path) -> frozenset[int]:
+    """The code points the font file ``path`` has a glyph for (its first face); none
+    where FreeType cannot read it."""
+    try:
+        return frozenset(FT2Font(str(path)).get_charmap())
+    except (OSError, RuntimeError):
+        return frozenset()
 
 
 def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50) -> Image.Image:
