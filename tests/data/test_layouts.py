@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from exif_images import save_exif_jpeg
-from faster_rcnn.cli import main
+from faster_rcnn.cli import main, splits
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
 from faster_rcnn.data.open import find_layout
@@ -259,6 +259,108 @@ def test_a_yaml_split_whose_folder_is_not_there_is_left_out(tmp_path, capsys):
     assert find_layout(tmp_path).splits == ("train", "val")
     with pytest.raises(FileNotFoundError, match="gone/images is neither a folder of images"):
         open_dataset(tmp_path, "train")
+
+
+def voc_lists(root: Path, lists: dict[str, list[str]]) -> Path:
+    """Pascal VOC with ``ImageSets/Main/<split>.txt`` of the image ids ``lists`` gives,
+    each image holding one cat."""
+    (root / "ImageSets/Main").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    for split, ids in lists.items():
+        (root / f"ImageSets/Main/{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+        for i in ids:
+            voc_xml(root / f"Annotations/{i}.xml", None, [("cat", [2, 3, 20, 25])])
+            image(root / f"JPEGImages/{i}.jpg")
+    return root
+
+
+def empty_voc_test(root: Path) -> str:
+    voc_lists(root, {"train": ["a"], "val": ["b"], "test": []})
+    return f"{root / 'ImageSets/Main/test.txt'} lists no image"
+
+
+def empty_coco_test(root: Path) -> str:
+    for split, names in (("train", ["a.jpg"]), ("val", ["b.jpg"]), ("test", [])):
+        for name in names:
+            image(root / split / name)
+        coco(root / f"annotations/instances_{split}.json", names, [{"id": 1, "name": "car"}], 1)
+    return f"{root / 'annotations/instances_test.json'} lists no image"
+
+
+def empty_yolo_test(root: Path) -> str:
+    yolo_images(root, "train", 1)
+    yolo_images(root, "val", 1)
+    (root / "images/test").mkdir()
+    (root / "labels/test").mkdir()
+    return f"{root / 'images/test'} holds no image"
+
+
+def empty_yaml_test(root: Path) -> str:
+    for split in ("train", "valid"):
+        yolo_images(root / split, "", 1)
+    (root / "test/images").mkdir(parents=True)
+    (root / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnames: [cell]\n"
+    )
+    return f"{root / 'data.yaml'}: its test split, ../test/images, holds no image"
+
+
+def empty_darknet_test(root: Path) -> str:
+    cvat_yolo(root, {"train": {"a": "0 0.5 0.5 0.2 0.2\n"}, "valid": {"b": ""}, "test": {}})
+    return f"{root / 'test.txt'} lists no image"
+
+
+@pytest.mark.parametrize(
+    "empty_test",
+    [empty_voc_test, empty_coco_test, empty_yolo_test, empty_yaml_test, empty_darknet_test],
+)
+def test_an_empty_split_is_left_out_with_a_note_naming_its_file(tmp_path, capsys, empty_test):
+    """An empty test split counted as a split: train joined train and val ('test is kept
+    for evaluate') and evaluate took test, which has nothing to score (or could not be
+    opened); data could not describe it."""
+    said = empty_test(tmp_path)
+    layout = find_layout(tmp_path)
+    assert len(layout.splits) == 2 and "test" not in layout.splits
+    assert layout.note == f"{said}: left out"
+    assert splits.default_training_splits(layout) == ("train",)
+    assert splits.test_or_val(layout) == layout.resolve("val")
+    with pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path, "test")
+    assert str(refused.value).endswith(f"none fits 'test' ({said}: left out)")
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
+
+
+def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
+    voc = voc_lists(tmp_path / "voc", {"val": [], "test": []})
+    lists = voc / "ImageSets/Main"
+    with pytest.raises(ValueError) as refused:
+        find_layout(voc)
+    assert str(refused.value) == (
+        f"{voc} (Pascal VOC) has no split with an image: {lists / 'test.txt'} lists no image; "
+        f"{lists / 'val.txt'} lists no image"
+    )
+    roboflow = tmp_path / "roboflow"
+    image(roboflow / "valid/a.jpg")  # not one the file lists
+    coco(roboflow / "valid/_annotations.coco.json", [], [{"id": 1, "name": "car"}], 1)
+    with pytest.raises(ValueError) as refused:
+        find_layout(roboflow)
+    assert str(refused.value) == (
+        f"{roboflow} (COCO (a folder per split)) has no split with an image: "
+        f"{roboflow / 'valid/_annotations.coco.json'} lists no image"
+    )
+
+
+def test_an_empty_training_split_is_kept_for_opening_it_to_name_its_file(tmp_path):
+    """train is never left out, as a data YAML's train whose folder is not there: a note
+    would leave train asking which split to train on."""
+    voc_lists(tmp_path, {"train": [], "val": ["b"], "test": ["c"]})
+    assert find_layout(tmp_path).splits == ("test", "train", "val")
+    with pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path, "train")
+    assert str(refused.value) == (
+        f"VOC split file {tmp_path / 'ImageSets/Main/train.txt'} lists no image ids"
+    )
 
 
 def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):

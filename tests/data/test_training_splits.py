@@ -150,6 +150,21 @@ def test_train_joins_val_where_test_is_kept_apart_and_evaluate_warns_on_it(tmp_p
     assert "trained on" not in capsys.readouterr().err  # test is held out
 
 
+def test_an_empty_test_split_is_neither_kept_for_evaluate_nor_scored(tmp_path, capsys):
+    """An empty ImageSets/Main/test.txt was a split: train joined val to train, keeping
+    test 'for evaluate', which then could not open it."""
+    data = voc(tmp_path / "data", {**THREE_SPLITS, "test": []})
+    run_training(data, tmp_path / "run")
+    assert "test is kept for evaluate" not in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / TRAINING_SPLITS_FILE).read_text())
+    assert record["splits"] == ["train"]
+    model = str(tmp_path / "run" / "model.safetensors")
+    assert main(["evaluate", "--model", model, "--data", str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{data} has no test split: using val" in printed
+    assert "images: 1\n" in printed
+
+
 def test_train_with_split_given_trains_on_it_alone(tmp_path, capsys):
     data = voc(tmp_path / "data", THREE_SPLITS)
     run_training(data, tmp_path / "run", "--split", "train")

@@ -207,6 +207,18 @@ def load_coco_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def listed_image_names(file: Path) -> list[Path] | None:
+    """Where the reader looks for each image the COCO ``file`` lists, relative to its image
+    folder (its ``file_name``, :func:`_in_folder`); ``None`` where ``file`` is no readable
+    COCO file or an image has no ``file_name``, which opening it names."""
+    try:
+        images = load_coco_json(file)["images"]
+    except (OSError, ValueError):
+        return None
+    names = [_file_name(image) for image in images] if isinstance(images, list) else [None]
+    return None if None in names else [_in_folder(name) for name in names if name is not None]
+
+
 def check_coco_records(data: Any, file: Path) -> None:
     """The fields the reader relies on: categories with an integer ``id`` and a ``name``,
     images with an integer ``id`` (each named by position when it is not)."""

@@ -45,23 +45,30 @@ Split names need not match exactly: ``train`` finds ``train2017`` or ``Train``, 
 finds ``valid``, ``val2017`` or ``Validation`` (CVAT's subsets), when just one split
 fits. A layout without splits gives all its images for any split; hold part out with
 :mod:`.holdout`.
+
+A split other than the one ``train`` finds that holds no image is left out, with a note
+naming its file: an empty ``ImageSets/Main/test.txt``, an ``instances_test.json`` or
+Roboflow ``_annotations.coco.json`` whose ``images`` list is empty, a YOLO
+``images/test/`` folder or Darknet list without an image, a data YAML's split whose folders
+are not there or hold no image. Training would join it, and evaluation score nothing. The
+split ``train`` finds is kept whatever it holds, for opening it to say what is wrong.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..counted import counted
 from .class_order import InClassOrder, takes_class_order
-from .coco import COCODetection
-from .darknet import DATA_FILE, DarknetYOLO, darknet_splits, read_obj_data
-from .dataset import DetectionDataset, first_few, holds_images
+from .coco import COCODetection, listed_image_names
+from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
+from .dataset import DetectionDataset, first_few, holds_images, read_text
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
-from .ultralytics import UltralyticsYOLO, absent_splits, read_data_yaml, yaml_splits
+from .ultralytics import UltralyticsYOLO, read_data_yaml, unusable_split, yaml_splits
 from .voc import VOCDetection
 from .voc_folder import VOCFolder, holds_voc_xml
 from .yolo import NAMES_FILES, YOLODetection, YOLOFolder
@@ -105,6 +112,8 @@ class DatasetLayout:
             splits).
         note: what of the path the layout leaves out, as ``faster-rcnn data`` says it;
             ``None`` where it reads everything.
+        left_out: the splits left out for holding no image, each with why (naming its
+            file), for the error of a split asked for by name.
     """
 
     path: str
@@ -112,6 +121,7 @@ class DatasetLayout:
     splits: tuple[str, ...]
     opener: Opener
     note: str | None = None
+    left_out: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, split: str) -> str:
         """The split ``split`` names: itself, or the one split it is the start of or an
@@ -123,12 +133,13 @@ class DatasetLayout:
         """
         if not self.splits or split in self.splits:
             return split
-        names = (split.lower(), *SPLIT_ALIASES.get(split.lower(), ()))
-        fits = [s for s in self.splits if any(s.lower().startswith(name) for name in names)]
+        fits = _fitting(split, self.splits)
         if len(fits) != 1:
+            gone = [self.left_out[name] for name in _fitting(split, tuple(self.left_out))]
+            why = f" ({'; '.join(gone)}: left out)" if gone and not fits else ""
             raise ValueError(
                 f"{self.path} ({self.format}) has the splits {list(self.splits)}; "
-                f"{'none' if not fits else 'more than one'} fits {split!r}"
+                f"{'none' if not fits else 'more than one'} fits {split!r}{why}"
             )
         return fits[0]
 
@@ -166,6 +177,64 @@ class DatasetLayout:
                 f"{self.path} ({split}) has classes {list(dataset.class_names)}: {why}"
             )
         return InClassOrder(dataset, class_names)
+
+
+def _fitting(split: str, splits: Sequence[str]) -> list[str]:
+    """The ``splits`` whose name starts with ``split`` or an alias of it, in any case."""
+    names = (split.lower(), *SPLIT_ALIASES.get(split.lower(), ()))
+    return [s for s in splits if any(s.lower().startswith(name) for name in names)]
+
+
+def _without_unusable(
+    layout: DatasetLayout, unusable: Callable[[str], str | None]
+) -> DatasetLayout:
+    """``layout`` less the splits that hold no image, ``unusable(split)`` saying why
+    (``None``: it holds some), with a note naming them. The split ``train`` finds is
+    kept whatever it holds: opening it says what is wrong, where a note would leave
+    ``train`` asking for a split.
+
+    Raises:
+        ValueError: no split is left, naming why of each.
+    """
+    trained = _split_train_finds(layout)
+    left_out = {
+        split: why
+        for split in layout.splits
+        if split != trained and (why := unusable(split)) is not None
+    }
+    if not left_out:
+        return layout
+    said = "; ".join(left_out.values())
+    kept = tuple(split for split in layout.splits if split not in left_out)
+    if not kept:
+        raise ValueError(f"{layout.path} ({layout.format}) has no split with an image: {said}")
+    note = "; ".join(text for text in (layout.note, f"{said}: left out") if text)
+    return replace(layout, splits=kept, note=note, left_out=left_out)
+
+
+def _split_train_finds(layout: DatasetLayout) -> str | None:
+    """The split ``layout.resolve("train")`` gives; ``None`` where none fits."""
+    try:
+        return layout.resolve("train")
+    except ValueError:
+        return None
+
+
+def _lists_no_image(file: Path) -> str | None:
+    """``"<file> lists no image"`` where the list ``file`` (an image a line) is there and
+    empty; else ``None`` (one that is not there or cannot be read, opening names)."""
+    try:
+        empty = not read_text(file).strip()
+    except (OSError, ValueError):
+        return None
+    return f"{file} lists no image" if empty else None
+
+
+def _coco_lists_no_image(file: Path) -> str | None:
+    """``"<file> lists no image"`` where the COCO ``file``'s ``images`` list is empty;
+    else ``None`` (a file that cannot be read, opening names)."""
+    names = listed_image_names(file)
+    return f"{file} lists no image" if names == [] else None
 
 
 def open_dataset(
@@ -286,8 +355,11 @@ def _voc(root: Path) -> DatasetLayout | None:
             (),
             lambda _, names: VOCDetection(root, CVAT_NO_SUBSET, names),
         )
-    return DatasetLayout(
+    layout = DatasetLayout(
         str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)
+    )
+    return _without_unusable(
+        layout, lambda split: _lists_no_image(root / "ImageSets" / "Main" / f"{split}.txt")
     )
 
 
@@ -314,13 +386,10 @@ def _coco_folder(root: Path) -> DatasetLayout | None:
     if len(kept) == 1 and _coco_split_name(kept[0]) is None:
         return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(kept[0]), note)
     by_split = {f.stem.removeprefix(INSTANCES): f for f in kept}
-    return DatasetLayout(
-        str(root),
-        "COCO",
-        tuple(by_split),
-        lambda split, _: _coco_file(by_split[split]),
-        note,
+    layout = DatasetLayout(
+        str(root), "COCO", tuple(by_split), lambda split, _: _coco_file(by_split[split]), note
     )
+    return _without_unusable(layout, lambda split: _coco_lists_no_image(by_split[split]))
 
 
 def _detection_files(folder: Path, files: list[Path]) -> tuple[list[Path], str | None]:
@@ -365,12 +434,13 @@ def _split_folders(root: Path) -> DatasetLayout | None:
             by_split[folder.name] = files[0]
     if not by_split:
         return None
-    return DatasetLayout(
+    layout = DatasetLayout(
         str(root),
         "COCO (a folder per split)",
         tuple(by_split),
         lambda split, _: COCODetection(by_split[split].parent, by_split[split]),
     )
+    return _without_unusable(layout, lambda split: _coco_lists_no_image(by_split[split]))
 
 
 def _voc_split_folders(root: Path) -> DatasetLayout | None:
@@ -417,21 +487,19 @@ def _yaml_in(root: Path) -> DatasetLayout | None:
 
 def _yaml_layout(file: Path) -> DatasetLayout:
     """An Ultralytics data YAML: a split per one it names, but those whose folders or
-    lists are not there (:func:`absent_splits`), left out with a note.
+    lists are not there or hold no image (:func:`unusable_split`), left out with a note.
 
     Raises:
-        ValueError: ``file`` is not a data YAML.
+        ValueError: ``file`` is not a data YAML, or no split it names holds an image.
     """
     data = read_data_yaml(file)
-    absent = absent_splits(file, data)
-    note = "; ".join(f"its {split} split, {data[split]}, is not there" for split in absent)
-    return DatasetLayout(
+    layout = DatasetLayout(
         str(file),
         "YOLO (Ultralytics YAML)",
-        tuple(split for split in yaml_splits(data) if split not in absent),
+        yaml_splits(data),
         lambda split, _: UltralyticsYOLO(file, split),
-        f"{file}: {note}: left out" if absent else None,
     )
+    return _without_unusable(layout, lambda split: unusable_split(file, data, split))
 
 
 def _darknet(root: Path) -> DatasetLayout | None:
@@ -445,12 +513,18 @@ def _darknet_layout(file: Path) -> DatasetLayout:
     Raises:
         ValueError: ``obj.data`` is malformed or names no list.
     """
-    splits = tuple(darknet_splits(read_obj_data(file)))
-    if not splits:
+    lists = darknet_splits(read_obj_data(file))
+    if not lists:
         raise ValueError(f"{file} names no list of images (as 'train = data/train.txt')")
     root = file.parent
-    return DatasetLayout(
-        str(root), "YOLO (Darknet obj.data)", splits, lambda split, _: DarknetYOLO(root, split)
+    layout = DatasetLayout(
+        str(root),
+        "YOLO (Darknet obj.data)",
+        tuple(lists),
+        lambda split, _: DarknetYOLO(root, split),
+    )
+    return _without_unusable(
+        layout, lambda split: _lists_no_image(darknet_path(root, lists[split]))
     )
 
 
@@ -470,9 +544,15 @@ def _yolo(root: Path) -> DatasetLayout | None:
     if not (labels.is_dir() and images.is_dir()):
         return None
     splits = tuple(sorted(p.name for p in images.iterdir() if p.is_dir()))
-    if splits:
-        return DatasetLayout(str(root), "YOLO", splits, lambda split, _: YOLODetection(root, split))
-    return DatasetLayout(str(root), "YOLO", (), lambda split, _: YOLODetection(root))
+    if not splits:
+        return DatasetLayout(str(root), "YOLO", (), lambda split, _: YOLODetection(root))
+    layout = DatasetLayout(str(root), "YOLO", splits, lambda split, _: YOLODetection(root, split))
+    return _without_unusable(layout, lambda split: _holds_no_image(images / split))
+
+
+def _holds_no_image(folder: Path) -> str | None:
+    """``"<folder> holds no image"`` where ``folder`` holds no image file; else ``None``."""
+    return None if holds_images(folder) else f"{folder} holds no image"
 
 
 def _holds_txt(folder: Path) -> bool:

@@ -48,18 +48,21 @@ def yaml_splits(data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(key for key in SPLIT_KEYS if data.get(key))
 
 
-def absent_splits(file: Path, data: dict[str, Any]) -> tuple[str, ...]:
-    """The splits but ``train`` that the data YAML ``file`` (its mapping ``data``) names
-    and none of whose folders or lists is there: Roboflow's ``test: ../test/images`` in
-    an export without a test split. Ultralytics trains without them (``train`` it
-    requires)."""
+def unusable_split(file: Path, data: dict[str, Any], split: str) -> str | None:
+    """Why the data YAML ``file`` (its mapping ``data``) names ``split`` in vain: none of
+    its folders or lists is there (Roboflow's ``test: ../test/images`` in an export
+    without a test split), or they hold no image; ``None`` where they hold images, or
+    where opening the split is what names the problem (an entry of another kind)."""
     root = _root(file, data)
-    return tuple(
-        split
-        for split in yaml_splits(data)
-        if split != "train"
-        and not any(_entry(root, str(e)).exists() for e in _as_list(data[split]))
-    )
+    said = f"{file}: its {split} split, {data[split]},"
+    there = [str(e) for e in _as_list(data[split]) if _entry(root, str(e)).exists()]
+    if not there:
+        return f"{said} is not there"
+    try:
+        empty = not any(_images(root, name, file) for name in there)
+    except (OSError, ValueError):
+        return None
+    return f"{said} holds no image" if empty else None
 
 
 class UltralyticsYOLO(YOLODetection):
