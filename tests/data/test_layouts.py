@@ -532,6 +532,52 @@ def test_roboflow_coco_one_folder_per_split_without_its_placeholder_category(tmp
     assert val[0][1]["labels"].tolist() == [1]
 
 
+def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_path, capsys):
+    """Roboflow's test/ holding its _annotations.coco.json but none of its images was no
+    split, without a word; a split with some of its images is one, and opening it names
+    those missing; train is kept, its opening naming them all."""
+    cells = [{"id": 1, "name": "rbc"}]
+    for split, count in (("train", 2), ("valid", 1), ("test", 3)):
+        names = [f"{split}{k}.jpg" for k in range(count)]
+        coco(tmp_path / split / "_annotations.coco.json", names, cells, 1)
+        for name in names if split != "test" else []:
+            image(tmp_path / split / name)
+    said = (
+        f"{tmp_path / 'test/_annotations.coco.json'} lists 3 images, none of them in "
+        f"{tmp_path / 'test'}"
+    )
+    layout = find_layout(tmp_path)
+    assert (layout.splits, layout.note) == (("train", "valid"), f"{said}: left out")
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
+    image(tmp_path / "test/test1.jpg")
+    assert find_layout(tmp_path).splits == ("test", "train", "valid")
+    with pytest.raises(FileNotFoundError) as refused:
+        open_dataset(tmp_path, "test")
+    missing = f"{tmp_path / 'test/test0.jpg'}, {tmp_path / 'test/test2.jpg'}"
+    assert str(refused.value) == f"2 of 3 image files are missing: {missing}"
+    for name in ("train0.jpg", "train1.jpg"):
+        (tmp_path / "train" / name).unlink()
+    assert find_layout(tmp_path).splits == ("test", "train", "valid")
+    with pytest.raises(FileNotFoundError, match=r"^2 of 2 image files are missing: "):
+        open_dataset(tmp_path, "train")
+
+
+def test_a_coco_instances_file_whose_images_are_nowhere_is_left_out_saying_so(tmp_path):
+    cars = [{"id": 1, "name": "car"}]
+    coco(tmp_path / "annotations/instances_train2017.json", ["a.jpg"], cars, 1)
+    image(tmp_path / "train2017/a.jpg")
+    coco(tmp_path / "annotations/instances_val2017.json", ["b.jpg", "c.jpg"], cars, 1)
+    layout = find_layout(tmp_path)
+    looked = ("val2017", "val", "images/val2017", "images")
+    places = ", ".join(str(tmp_path / name) for name in looked)
+    assert (layout.splits, layout.note) == (
+        ("train2017",),
+        f"{tmp_path / 'annotations/instances_val2017.json'} lists 2 images, none of them in "
+        f"{places} or {tmp_path}: left out",
+    )
+
+
 def test_cvat_and_label_studio_coco_exports(tmp_path):
     # CVAT: annotations/instances_default.json, images/.
     cvat = tmp_path / "cvat"

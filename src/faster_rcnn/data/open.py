@@ -25,7 +25,8 @@
   else one file without splits (CVAT's ``instances_default.json``, its export without
   subsets); images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
-  ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder.
+  ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder, and
+  per subfolder whose one ``.json`` is named as theirs but holds no image (below).
 - a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
   images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``), or one
   such subfolder named as a split is (``valid/`` alone): a split per subfolder, each
@@ -48,9 +49,10 @@ fits. A layout without splits gives all its images for any split; hold part out 
 
 A split other than the one ``train`` finds that holds no image is left out, with a note
 naming its file: an empty ``ImageSets/Main/test.txt``, an ``instances_test.json`` or
-Roboflow ``_annotations.coco.json`` whose ``images`` list is empty, a YOLO
-``images/test/`` folder or Darknet list without an image, a data YAML's split whose folders
-are not there or hold no image. Training would join it, and evaluation score nothing. The
+Roboflow ``_annotations.coco.json`` whose ``images`` list is empty or none of whose
+images is there (some missing, opening the split names them), a YOLO ``images/test/``
+folder or Darknet list without an image, a data YAML's split whose folders are not there
+or hold no image. Training would join it, and evaluation score nothing. The
 split ``train`` finds is kept whatever it holds, for opening it to say what is wrong.
 """
 
@@ -230,11 +232,19 @@ def _lists_no_image(file: Path) -> str | None:
     return f"{file} lists no image" if empty else None
 
 
-def _coco_lists_no_image(file: Path) -> str | None:
-    """``"<file> lists no image"`` where the COCO ``file``'s ``images`` list is empty;
-    else ``None`` (a file that cannot be read, opening names)."""
+def _coco_without_images(file: Path, folders: Sequence[Path]) -> str | None:
+    """Why the COCO ``file`` gives no image: its ``images`` list is empty, or none of the
+    images it lists is in ``folders``, where the reader looks for them; ``None`` where
+    one is (opening names those missing), or where ``file`` cannot be read."""
     names = listed_image_names(file)
-    return f"{file} lists no image" if names == [] else None
+    if names is None:
+        return None
+    if not names:
+        return f"{file} lists no image"
+    if any((folder / name).is_file() for name in names for folder in folders):
+        return None
+    places = ", ".join(map(str, folders[:-1])) + " or " * (len(folders) > 1) + str(folders[-1])
+    return f"{file} lists {counted(len(names), 'image')}, none of them in {places}"
 
 
 def open_dataset(
@@ -389,7 +399,9 @@ def _coco_folder(root: Path) -> DatasetLayout | None:
     layout = DatasetLayout(
         str(root), "COCO", tuple(by_split), lambda split, _: _coco_file(by_split[split]), note
     )
-    return _without_unusable(layout, lambda split: _coco_lists_no_image(by_split[split]))
+    return _without_unusable(
+        layout, lambda split: _coco_without_images(by_split[split], _coco_folders(by_split[split]))
+    )
 
 
 def _detection_files(folder: Path, files: list[Path]) -> tuple[list[Path], str | None]:
@@ -426,12 +438,17 @@ def _coco_split_name(file: Path) -> str | None:
 
 
 def _split_folders(root: Path) -> DatasetLayout | None:
-    """Roboflow's COCO export: each split a folder with its ``.json`` and images."""
-    by_split = {}
+    """Roboflow's COCO export: each split a folder with its ``.json`` and images. A folder
+    whose one ``.json`` is named as one of theirs is a split too where it holds no image
+    (Roboflow's ``test/`` exported with its ``_annotations.coco.json`` alone): left out
+    with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
+    files = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(folder.glob("*.json"))
-        if len(files) == 1 and holds_images(folder):
-            by_split[folder.name] = files[0]
+        found = sorted(folder.glob("*.json"))
+        if len(found) == 1:
+            files[folder.name] = found[0]
+    names = {file.name for file in files.values() if holds_images(file.parent)}
+    by_split = {split: file for split, file in files.items() if file.name in names}
     if not by_split:
         return None
     layout = DatasetLayout(
@@ -440,7 +457,9 @@ def _split_folders(root: Path) -> DatasetLayout | None:
         tuple(by_split),
         lambda split, _: COCODetection(by_split[split].parent, by_split[split]),
     )
-    return _without_unusable(layout, lambda split: _coco_lists_no_image(by_split[split]))
+    return _without_unusable(
+        layout, lambda split: _coco_without_images(by_split[split], [by_split[split].parent])
+    )
 
 
 def _voc_split_folders(root: Path) -> DatasetLayout | None:
@@ -599,17 +618,23 @@ def _coco_file(file: Path) -> COCODetection:
     Raises:
         FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere.
     """
-    in_annotations = file.parent.name == "annotations"
-    root = file.parent.parent if in_annotations else file.parent
-    stem = file.stem.removeprefix(INSTANCES)
-    usual = [root / name for name in SPLIT_ALIASES if stem.startswith(name)]  # train2017
-    folders = list(dict.fromkeys([root / stem, *usual, root / "images" / stem, root / "images"]))
+    *folders, root = _coco_folders(file)
     found = [folder for folder in folders if folder.is_dir()]
-    if not found and in_annotations:
+    if not found and file.parent.name == "annotations":
         raise FileNotFoundError(
             f"no images folder for {file}: looked for {[str(f) for f in folders]}"
         )
     return COCODetection([*found, root], file)
+
+
+def _coco_folders(file: Path) -> list[Path]:
+    """Where the images of the COCO ``file`` are looked for (see the module): the folders
+    its own name gives, then the dataset's folder (above ``annotations/``, else its own)."""
+    root = file.parent.parent if file.parent.name == "annotations" else file.parent
+    stem = file.stem.removeprefix(INSTANCES)
+    usual = [root / name for name in SPLIT_ALIASES if stem.startswith(name)]  # train2017
+    folders = [root / stem, *usual, root / "images" / stem, root / "images"]
+    return list(dict.fromkeys([*folders, root]))
 
 
 def warn_of_look_alike_classes(class_names: Sequence[str], source: str) -> None:
