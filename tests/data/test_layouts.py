@@ -125,7 +125,8 @@ def test_roboflow_voc_export_of_one_split_reads_as_that_split(tmp_path, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         f"faster-rcnn: error: {tmp_path} (Pascal VOC XML files (a folder per split)) has the "
-        "splits ['valid']; none fits 'train': name the split to train on with --split\n"
+        "splits ['valid']; none fits 'train': --split valid trains on it (add --val-fraction "
+        "0.2 to hold a fifth of it out: evaluate has no other split to score)\n"
     )
     (tmp_path / "valid").rename(tmp_path / "images")
     layout = find_layout(tmp_path)

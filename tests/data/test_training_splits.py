@@ -466,7 +466,8 @@ def test_coco_with_val2017_alone_trains_on_it_when_named_and_holds_part_out(tmp_
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         f"faster-rcnn: error: {data} (COCO) has the splits ['val2017']; none fits 'train': "
-        "name the split to train on with --split\n"
+        "--split val2017 trains on it (add --val-fraction 0.2 to hold a fifth of it out: "
+        "evaluate has no other split to score)\n"
     )
     run_training(data, run, "--split", "val2017", "--val-fraction", "0.5")
     assert f"{data}: 2 of 4 images held out for evaluation" in capsys.readouterr().out
@@ -488,3 +489,36 @@ def test_coco_with_val2017_alone_trains_on_it_when_named_and_holds_part_out(tmp_
     printed = capsys.readouterr().out
     assert f"{data} has no test split: using val" in printed
     assert " in 4 images -> " in printed
+
+
+def test_a_lone_split_not_named_train_is_named_by_the_option_train_refuses_without(
+    tmp_path, capsys
+):
+    """Roboflow's export of valid/ alone, or ImageSets/Main/val.txt alone: train asked for
+    --split without naming it. It names the one to pass; trained on that split, evaluate
+    scores it (the only split there is) and warns that the model was trained on it."""
+    data = voc(tmp_path / "data", {"val": [("a", "dog", 40), ("b", "cat", 44)]})
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--steps", "1", "--out", str(run)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {data} (Pascal VOC) has the splits ['val']; none fits 'train': "
+        "--split val trains on it (add --val-fraction 0.2 to hold a fifth of it out: "
+        "evaluate has no other split to score)\n"
+    )
+    assert not run.exists()
+    run_training(data, run, "--split", "val")
+    assert f"{data}: Pascal VOC with one split, val: training on all 2 images" in (
+        capsys.readouterr().out
+    )
+    assert main(["evaluate", "--model", str(run / "model.safetensors"), "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    assert f"{data} has no test split: using val" in captured.out
+    assert "images: 2\n" in captured.out
+    assert f"the model was trained on the val split of {data}" in captured.err
+    voc(tmp_path / "more", {"val": [("c", "dog", 40)], "test": [("d", "dog", 40)]})
+    argv = ["train", "--data", str(tmp_path / "more"), "--steps", "1", "--out", str(run)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.endswith(
+        "none fits 'train': name the split to train on: --split test or --split val\n"
+    )

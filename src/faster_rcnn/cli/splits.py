@@ -177,13 +177,27 @@ def _checked_default_splits(layout: DatasetLayout) -> tuple[str, ...]:
     """:func:`default_training_splits`, ``train`` among them checked to fit a split.
 
     Raises:
-        ValueError: no split fits ``train`` (``val2017`` alone): ``--split`` must name one.
+        ValueError: no split fits ``train`` (``val2017`` alone): ``--split`` must name one,
+            as the error does (:func:`_split_to_train_on`).
     """
     try:
         layout.resolve("train")
     except ValueError as error:
-        raise ValueError(f"{error}: name the split to train on with --split") from None
+        raise ValueError(f"{error}: {_split_to_train_on(layout)}") from None
     return default_training_splits(layout)
+
+
+def _split_to_train_on(layout: DatasetLayout) -> str:
+    """The ``--split`` to pass where none of ``layout``'s splits fits ``train``: the only
+    one (a validation split, most likely, so ``--val-fraction`` to keep some for
+    ``evaluate``), or one of them."""
+    if len(layout.splits) == 1:
+        return (
+            f"--split {layout.splits[0]} trains on it (add --val-fraction 0.2 to hold a fifth "
+            "of it out: evaluate has no other split to score)"
+        )
+    named = " or ".join(f"--split {split}" for split in layout.splits)
+    return f"name the split to train on: {named}"
 
 
 def _validation_split(layout: DatasetLayout) -> str | None:
