@@ -14,6 +14,7 @@ from PIL import Image
 
 from exif_images import save_exif_jpeg
 from faster_rcnn.cli import main, splits
+from faster_rcnn.counted import counted
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
 from faster_rcnn.data.open import find_layout
@@ -829,6 +830,38 @@ def test_data_shows_portrait_and_landscape_images_of_one_area(tmp_path, capsys):
     assert main(["data", "--data", str(data)]) == 0
     sizes = "image sizes 30x40 to 40x30 (width x height)"
     assert capsys.readouterr().out.splitlines()[1].endswith(sizes)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "said"),
+    [
+        # A 4000x50 strip among photos of 100x100 to 4000x4000: the range by area hid it.
+        (
+            [(640, 480), (100, 100), (4000, 4000), (4000, 50)],
+            "image sizes 100x100 to 4000x4000 (width x height), the widest 4000x50 (80:1)",
+        ),
+        (
+            [(640, 480), (100, 100), (2000, 2000), (50, 1000), (600, 80)],
+            "image sizes 100x100 to 2000x2000 (width x height), the widest 600x80 (7.5:1), "
+            "the tallest 50x1000 (1:20)",
+        ),
+        # The smallest and largest are the widest and tallest: nothing more to say.
+        ([(300, 20), (640, 480)], "image sizes 300x20 to 640x480 (width x height)"),
+    ],
+)
+def test_data_shows_the_widest_and_tallest_images_where_the_sizes_by_area_hide_them(
+    tmp_path, capsys, sizes, said
+):
+    data = tmp_path / "data"
+    (data / "labels" / "train").mkdir(parents=True)
+    for k, size in enumerate(sizes):
+        image(data / "images" / "train" / f"{k}.png", size)
+        (data / "labels" / "train" / f"{k}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (data / "classes.txt").write_text("cell\n")
+    assert main(["data", "--data", str(data)]) == 0
+    count = counted(len(sizes), "image")
+    expected = f"  train: {count}, {counted(len(sizes), 'box')}; {said}"
+    assert capsys.readouterr().out.splitlines()[1] == expected
 
 
 def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):

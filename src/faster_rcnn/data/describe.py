@@ -36,8 +36,9 @@ class SplitSummary:
     """One split: ``name``, its images, what the resize makes of them (``resize``), boxes,
     images and box sides per class, crowd regions per class (COCO's ``iscrowd``, none of
     the boxes), the smallest and largest image (``(height, width)``, by area, then
-    width), the boxes that repeat another of their class in their image, and the
-    reader's warnings.
+    width), the widest and tallest in shape (by width / height, the most and the least),
+    the boxes that repeat another of their class in their image, and the reader's
+    warnings.
 
     A box's side is the square root of its area, in the image's pixels as annotated.
     """
@@ -51,6 +52,8 @@ class SplitSummary:
     crowd: Counter[str] = field(default_factory=Counter)
     smallest: tuple[int, int] | None = None
     largest: tuple[int, int] | None = None
+    widest: tuple[int, int] | None = None
+    tallest: tuple[int, int] | None = None
     repeated: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -81,6 +84,7 @@ class SplitSummary:
         sizes = ""
         if self.smallest is not None and self.largest is not None:
             sizes = f"; image sizes {_hw(self.smallest)} to {_hw(self.largest)} (width x height)"
+            sizes += self._strips()
         lines = [f"  {self.name}: {counted(self.images, 'image')}, {counted(total, 'box')}{sizes}"]
         width = max([len(name) for name in self.boxes] + [5])
         lines.append(f"    {'class':<{width}}  boxes  images  box side px: median (range)")
@@ -91,6 +95,22 @@ class SplitSummary:
         notes += self.resize.notes()
         lines += [f"    note: {note}" for note in notes]
         return lines
+
+    def _strips(self) -> str:
+        """The widest image in shape (``, the widest 4000x50 (80:1)``), where it is wider
+        than the smallest and the largest, and likewise the tallest: a strip that those
+        two, by area, would hide; ``""`` where there is none."""
+        if not (self.smallest and self.largest and self.widest and self.tallest):
+            return ""
+        shown = (self.smallest, self.largest)
+        text = ""
+        if all(_wider(self.widest, size) for size in shown):
+            height, width = self.widest
+            text += f", the widest {_hw(self.widest)} ({width / height:.3g}:1)"
+        if all(_wider(size, self.tallest) for size in shown):
+            height, width = self.tallest
+            text += f", the tallest {_hw(self.tallest)} (1:{height / width:.3g})"
+        return text
 
     def _image_rare_note(self) -> list[str]:
         rare = [
@@ -164,6 +184,8 @@ def summarize_split(
         # By area, then width: a portrait and a landscape image of one area both show.
         summary.smallest = min(areas, key=lambda hw: (hw[0] * hw[1], hw[1]))
         summary.largest = max(areas, key=lambda hw: (hw[0] * hw[1], hw[1]))
+        summary.widest = max(areas, key=lambda hw: (hw[1] / hw[0], hw[1]))
+        summary.tallest = max(areas, key=lambda hw: (hw[0] / hw[1], hw[0]))
     return summary
 
 
@@ -183,6 +205,11 @@ def _side_range(sides: list[float]) -> str:
     if not sides:
         return ""
     return f"{statistics.median(sides):.0f} ({min(sides):.0f}-{max(sides):.0f})"
+
+
+def _wider(size: tuple[int, int], other: tuple[int, int]) -> bool:
+    """Whether the ``(height, width)`` ``size`` is wider for its height than ``other``."""
+    return size[1] * other[0] > other[1] * size[0]
 
 
 def _hw(size: tuple[int, int]) -> str:
