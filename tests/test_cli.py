@@ -634,7 +634,7 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
     assert main(evaluate) == 2  # the data has a train split only
     assert capsys.readouterr().err.strip() == (
         f"faster-rcnn: error: {tmp_path / 'data'} (YOLO) has the splits ['train']; none fits "
-        "'test' (nor 'val'): name the split to score with --split"
+        "'test' (nor 'val'): name the split to score, --split train"
     )
     assert main([*evaluate, "--split", "train"]) == 0
     assert "images: 3 (1 unresizable, left out)" in capsys.readouterr().out

@@ -450,7 +450,7 @@ def test_coco_with_train2017_alone_trains_on_it_by_its_name_too(tmp_path, capsys
     assert main([*evaluate, "--data", str(data)]) == 2
     assert capsys.readouterr().err == (
         f"faster-rcnn: error: {data} (COCO) has the splits ['train2017']; none fits 'test' "
-        "(nor 'val'): name the split to score with --split\n"
+        "(nor 'val'): name the split to score, --split train2017\n"
     )
     assert main([*evaluate, "--data", str(data), "--split", "train2017"]) == 0
     assert "the model was trained on the train2017 split" in capsys.readouterr().err

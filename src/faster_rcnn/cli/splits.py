@@ -277,7 +277,8 @@ def test_or_val(layout: DatasetLayout) -> str:
     """``test`` when the layout has such a split (or none at all), else ``val``.
 
     Raises:
-        ValueError: the layout has neither (only ``train``, say): ``--split`` must name one.
+        ValueError: the layout has neither (only ``train``, say): ``--split`` must name
+            one, as the error does.
     """
     try:
         return layout.resolve("test")
@@ -285,8 +286,8 @@ def test_or_val(layout: DatasetLayout) -> str:
         try:
             split = layout.resolve("val")
         except ValueError:
-            message = f"{no_test} (nor 'val'): name the split to score with --split"
-            raise ValueError(message) from None
+            named = " or ".join(f"--split {split}" for split in layout.splits)
+            raise ValueError(f"{no_test} (nor 'val'): name the split to score, {named}") from None
     print(f"{layout.path} has no test split: using val")
     return split
 
