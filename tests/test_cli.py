@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from faster_rcnn.cli import arguments, build_parser, main
+from faster_rcnn.cli import train as train_cli
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -579,6 +580,27 @@ def test_crowd_regions_are_neither_boxes_to_learn_nor_objects_the_recipe_counts(
     printed = capsys.readouterr().out
     assert "recipe (" in printed
     assert "roi_heads.sampler" not in printed and "train.lr" not in printed
+
+
+def test_images_the_cache_cannot_hold_are_refused_before_they_are_read(
+    tmp_path, capsys, monkeypatch
+):
+    """8 images of 320 x 320 take 2,457,600 bytes decoded: more than 80 % of 3 MB, so
+    --cache-images is refused in one line before a model is built; 2,457,600 / 0.8 bytes
+    available hold them."""
+    monkeypatch.setattr(train_cli, "available_bytes", lambda: 3_000_000)
+    argv = ["train", "--data", "synthetic:8", "--steps", "1", "--cache-images", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "faster-rcnn: error: --cache-images: the 8 training images would take 2.5 MB in "
+        "memory (3 bytes a pixel), more than 80% of the 3.0 MB available: train without "
+        "--cache-images"
+    )
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+    monkeypatch.setattr(train_cli, "available_bytes", lambda: 2_457_600 / 0.8)
+    train_cli.check_cache_fits(SyntheticShapes(8))
+    monkeypatch.setattr(train_cli, "available_bytes", lambda: None)  # the machine does not say
+    train_cli.check_cache_fits(SyntheticShapes(8))
 
 
 def test_a_batch_larger_than_the_training_images_is_refused_and_the_default_fits_them(

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from faster_rcnn.host_memory import available_fraction
+from faster_rcnn.host_memory import available_bytes, available_fraction, bytes_text
 
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="the setting is glibc's (mallopt)"
@@ -141,3 +141,16 @@ def test_nothing_is_given_back_when_freed_memory_is_not_kept() -> None:
 
 def test_available_fraction_is_a_fraction() -> None:
     assert 0.0 < available_fraction() <= 1.0
+
+
+def test_available_bytes_are_at_most_the_machines_memory() -> None:
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    available = available_bytes()
+    assert available is not None and 0 < available <= machine
+    assert abs(available / machine - available_fraction()) < 0.05
+
+
+def test_bytes_are_written_in_megabytes_below_a_gigabyte_and_in_gigabytes_above() -> None:
+    assert bytes_text(2_457_600) == "2.5 MB"
+    assert bytes_text(999_949_999) == "999.9 MB"
+    assert bytes_text(31_249_999_999) == "31.2 GB"

@@ -89,12 +89,34 @@ def give_back_when_short(short_fraction: float = SHORT_FRACTION) -> bool:
 
 def available_fraction() -> float:
     """``MemAvailable / MemTotal`` from ``/proc/meminfo``; 1.0 where it does not say."""
+    kib = _meminfo_kib()
+    if kib is None:
+        return 1.0
+    return kib["MemAvailable"] / kib["MemTotal"]
+
+
+def available_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` (what the kernel can hand out without
+    swapping) in bytes; ``None`` where it does not say."""
+    kib = _meminfo_kib()
+    return None if kib is None else kib["MemAvailable"] * 1024
+
+
+def bytes_text(count: float) -> str:
+    """``count`` bytes as the package's lines write memory: ``2.5 MB``, ``31.2 GB``."""
+    if count >= 1e9:
+        return f"{count / 1e9:.1f} GB"
+    return f"{count / 1e6:.1f} MB"
+
+
+def _meminfo_kib() -> dict[str, int] | None:
+    """``MemAvailable`` and ``MemTotal`` of ``/proc/meminfo`` in KiB; ``None`` outside
+    Linux and before Linux 3.14 (no ``MemAvailable``)."""
     try:
         with open("/proc/meminfo") as meminfo:
             fields = dict(line.split(":", 1) for line in meminfo)
     except OSError:
-        return 1.0
-    if "MemAvailable" not in fields:  # Linux before 3.14
-        return 1.0
-    kib = {name: int(fields[name].split()[0]) for name in ("MemAvailable", "MemTotal")}
-    return kib["MemAvailable"] / kib["MemTotal"]
+        return None
+    if "MemAvailable" not in fields:
+        return None
+    return {name: int(fields[name].split()[0]) for name in ("MemAvailable", "MemTotal")}

@@ -1,8 +1,13 @@
-"""InMemoryDataset: the wrapped items exactly, each read once, fresh tensors every time."""
+"""InMemoryDataset: the wrapped items exactly, each read once, fresh tensors every time;
+the bytes it will hold, from the images' sizes."""
+
+from pathlib import Path
 
 import torch
 
 from faster_rcnn.data import InMemoryDataset, SyntheticShapes, image_size_of
+from faster_rcnn.data.cache import cached_bytes
+from faster_rcnn.data.dataset import UnreadableImageError
 
 
 class CountingReads:
@@ -54,3 +59,40 @@ def test_each_item_is_read_once_and_callers_get_their_own_tensors():
     assert target_again["boxes"].tolist() == [[1.0, 2.0, 5.0, 6.0]]
     assert source.reads == [1]
     assert cached.image_size(0) == (2, 3)
+
+
+class SizedImages:
+    """A dataset of images of the sizes given, answering ``image_size`` without a
+    read; ``None`` is an image that cannot be read."""
+
+    class_names = ("thing",)
+
+    def __init__(self, sizes: list[tuple[int, int] | None]) -> None:
+        self.sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        if self.sizes[index] is None:
+            raise UnreadableImageError(Path(f"{index}.jpg"), f"{index}.jpg: cannot be read")
+        return self.sizes[index]
+
+
+def test_the_bytes_cached_are_three_a_pixel_of_the_images_as_decoded():
+    """Three 48 x 64 images keep 3 x 3 x 48 x 64 bytes, as the cache holds them."""
+    data = SyntheticShapes(3, image_size=(48, 64), seed=5)
+    assert cached_bytes(data, range(3)) == 27648
+    cached = InMemoryDataset(data)
+    for i in range(3):
+        cached[i]
+    assert sum(pixels.nbytes for pixels, _ in cached._items.values()) == 27648
+
+
+def test_the_bytes_cached_are_scaled_from_the_images_read_to_all():
+    """Images 0 and 2 of four hold 100 + 600 pixels: the four, 1400 at 3 bytes a pixel;
+    an image that cannot be read is never cached, and counts for none."""
+    data = SizedImages([(10, 10), (99, 99), (20, 30), None])
+    assert cached_bytes(data, [0, 2]) == 4200
+    assert cached_bytes(data, [0, 2, 3]) == round(3 * 700 * 4 / 3)
+    assert cached_bytes(data, [3]) == 0

@@ -24,7 +24,7 @@ from ..config import BACKBONES, FasterRCNNConfig
 from ..counted import counted
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
-from ..data.cache import InMemoryDataset
+from ..data.cache import BYTES_PER_PIXEL, InMemoryDataset, cached_bytes
 from ..data.coco import WithoutCrowd
 from ..data.dataset import DetectionDataset, Sample, spread_indices, target_of
 from ..data.difficult import WithoutDifficult
@@ -46,6 +46,7 @@ from ..data.resizable import ResizableImages
 from ..data.resize_audit import audit_resize
 from ..data.small_object_paste import SmallObjectPaste
 from ..data.unreadable import UnreadableLog
+from ..host_memory import available_bytes, bytes_text
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import (
@@ -134,6 +135,10 @@ HEAD_OPTIONS = (
 )
 # The run's length without --minutes.
 DEFAULT_STEPS = 2000
+# --cache-images is refused where the decoded images would take more than this share of
+# the memory available: the machine would swap, or the kernel end the run, in its first
+# epoch.
+CACHE_SHARE = 0.8
 # The repeated classes the repeat line names, the most repeated first (the others are
 # in REPEAT_FACTORS_FILE).
 REPEATS_NAMED = 5
@@ -210,7 +215,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--cache-images",
         action="store_true",
         help="keep the images in memory after their first read, at 3 bytes a pixel "
-        "(with --workers 0)",
+        f"(with --workers 0); refused where they would take more than {CACHE_SHARE * 100:.0f}%% "
+        "of the memory available",
     )
     parser.add_argument(
         "--amp",
@@ -383,6 +389,7 @@ def train(args: argparse.Namespace) -> int:
     require_boxes(dataset, args)
     args.batch_size = batch_size(dataset, args)
     if args.cache_images:
+        check_cache_fits(dataset)
         dataset = InMemoryDataset(dataset)
     config = model_config(args, dataset.class_names)
     lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
@@ -464,6 +471,25 @@ def batch_size(dataset: DetectionDataset, args: argparse.Namespace) -> int:
             f"follows the batch size): give --batch-size {len(dataset)} or less"
         )
     return args.batch_size
+
+
+def check_cache_fits(dataset: DetectionDataset) -> None:
+    """Refuse ``--cache-images`` where ``dataset``'s images, decoded as the cache keeps
+    them (:func:`~faster_rcnn.data.cache.cached_bytes`, from the sizes of up to
+    :data:`MAX_IMAGES_READ` images spread over it), would take more than
+    :data:`CACHE_SHARE` of the memory available; where the machine does not say, nothing
+    is checked."""
+    available = available_bytes()
+    if available is None:
+        return
+    needed = cached_bytes(dataset, spread_indices(len(dataset), MAX_IMAGES_READ))
+    if needed > CACHE_SHARE * available:
+        raise ValueError(
+            f"--cache-images: the {counted(len(dataset), 'training image')} would take "
+            f"{bytes_text(needed)} in memory ({BYTES_PER_PIXEL} bytes a pixel), more than "
+            f"{CACHE_SHARE:.0%} of the {bytes_text(available)} available: train without "
+            "--cache-images"
+        )
 
 
 def warn_of_resizing(dataset: DetectionDataset, config: FasterRCNNConfig) -> None:

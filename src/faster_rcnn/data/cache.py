@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from .dataset import DetectionDataset, Sample, Target, WrappedDataset
+from .dataset import (
+    DetectionDataset,
+    Sample,
+    Target,
+    UnreadableImageError,
+    WrappedDataset,
+    image_size_of,
+)
+
+# What a cached image holds a pixel: three 8-bit channels.
+BYTES_PER_PIXEL = 3
 
 
 class InMemoryDataset(WrappedDataset):
@@ -44,3 +56,21 @@ class InMemoryDataset(WrappedDataset):
             height, width = self._items[index][0].shape[-2:]
             return height, width
         return super().image_size(index)
+
+
+def cached_bytes(dataset: DetectionDataset, indices: Sequence[int]) -> int:
+    """The bytes :class:`InMemoryDataset` holds once it has read all of ``dataset``:
+    :data:`BYTES_PER_PIXEL` for each pixel of each image, as decoded (before any resize),
+    from the sizes of the images ``indices`` (their headers, where the reader has them)
+    scaled to the whole dataset; exact where ``indices`` are every image. An image that
+    cannot be read is never cached and is left out; the targets' few bytes are too."""
+    sizes = []
+    for index in indices:
+        try:
+            sizes.append(image_size_of(dataset, index))
+        except UnreadableImageError:
+            continue
+    if not sizes:
+        return 0
+    pixels = sum(height * width for height, width in sizes)
+    return round(BYTES_PER_PIXEL * pixels * len(dataset) / len(indices))
