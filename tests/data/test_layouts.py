@@ -1107,3 +1107,58 @@ def test_train_warns_of_boxes_too_small_to_find(tmp_path, capsys):
     ]
     assert len(warned) == 1
     assert "1 of the 5 boxes is under 2 px on a side once resized to 320 px" in warned[0]
+
+
+class ModelBuilt(Exception):
+    """Raised where training would build its model: the warnings are all out by then."""
+
+
+def strip_among_photos(data: Path) -> Path:
+    """A YOLO dataset of three 300x200 photos (900x600 at 600 / 1000) and a 2000x50 strip
+    (1000x25 there, under every paper_vgg16 anchor's 90 px height); returns the strip."""
+    (data / "labels" / "train").mkdir(parents=True)
+    (data / "classes.txt").write_text("cell\n")
+    for name, size in [
+        ("a", (300, 200)),
+        ("b", (300, 200)),
+        ("strip", (2000, 50)),
+        ("c", (300, 200)),
+    ]:
+        image(data / "images" / "train" / f"{name}.jpg", size)
+        (data / "labels" / "train" / f"{name}.txt").write_text("0 0.5 0.5 0.1 0.5\n")
+    return data / "images" / "train" / "strip.jpg"
+
+
+@pytest.mark.parametrize("preset", ["paper_vgg16", "mobilenet_v2_fpn"])
+def test_train_warns_of_images_without_an_anchor_inside_where_the_rpn_ignores_the_border(
+    tmp_path, capsys, monkeypatch, preset
+):
+    """paper_vgg16 ignores the anchors crossing the border: the strip has none inside, and
+    its RPN loss would be 0 without a word; mobilenet_v2_fpn keeps them, as does
+    paper_vgg16 told to (--allowed-border -1), and nothing is said."""
+    strip = strip_among_photos(tmp_path / "data")
+
+    def stop(*args, **kwargs):
+        raise ModelBuilt
+
+    monkeypatch.setattr("faster_rcnn.cli.train.build_model", stop)
+    argv = ["train", "--data", str(tmp_path / "data"), "--preset", preset, "--recipe", "preset"]
+    for options in ([], ["--allowed-border", "-1"]):
+        with pytest.raises(ModelBuilt):
+            main([*argv, *options, "--steps", "1", "--out", str(tmp_path / "run")])
+        warned = [
+            line
+            for line in capsys.readouterr().err.splitlines()
+            if line.startswith("faster-rcnn: warning: training images: ")
+        ]
+        if preset == "mobilenet_v2_fpn" or options:
+            assert warned == []
+            continue
+        assert warned == [
+            "faster-rcnn: warning: training images: 1 of the 4 images admits no anchor inside "
+            f"once resized to 600 px (the first: {strip}, 2000x50 (width x height), 1000x25 "
+            "once resized), and anchors crossing the border by more than 0 px are ignored in "
+            "training (rpn.allowed_border): the RPN learns nothing from them; keep every "
+            "anchor (--allowed-border -1, as torchvision's presets do) or give smaller ones "
+            "(--anchors)"
+        ]

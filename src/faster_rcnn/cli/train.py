@@ -54,6 +54,7 @@ from ..train.alternating import (
     AlternatingConfig,
     train_alternating,
 )
+from ..train.anchorless import anchorless_images
 from ..train.checkpoint import MODEL_FILE, read_model_config, save_model
 from ..train.initial_weights import detector_fpn_stages, load_initial_weights
 from ..train.memory_layout import default_memory_layout
@@ -495,11 +496,14 @@ def check_cache_fits(dataset: DetectionDataset) -> None:
 def warn_of_resizing(dataset: DetectionDataset, config: FasterRCNNConfig) -> None:
     """Warn of the training objects too small to find once resized as ``config`` resizes
     them, and of the images it enlarges many times (:mod:`faster_rcnn.data.resize_audit`,
-    as ``data`` notes them), among up to :data:`MAX_IMAGES_READ` images spread over
-    ``dataset``, as the recipe reads them."""
+    as ``data`` notes them), and of the images with no anchor inside them where the RPN
+    ignores the anchors crossing the border (:mod:`faster_rcnn.train.anchorless`), among
+    up to :data:`MAX_IMAGES_READ` images spread over ``dataset``, as the recipe reads
+    them."""
     transform = config.transform
     indices = spread_indices(len(dataset), MAX_IMAGES_READ)
-    for note in audit_resize(dataset, transform.min_size, transform.max_size, indices).notes():
+    audit = audit_resize(dataset, transform.min_size, transform.max_size, indices)
+    for note in [*audit.notes(), *anchorless_images(dataset, config, indices).notes()]:
         warnings.warn(f"training images: {note}", stacklevel=2)
 
 
