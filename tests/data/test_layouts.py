@@ -847,6 +847,11 @@ def test_data_shows_portrait_and_landscape_images_of_one_area(tmp_path, capsys):
         ),
         # The smallest and largest are the widest and tallest: nothing more to say.
         ([(300, 20), (640, 480)], "image sizes 300x20 to 640x480 (width x height)"),
+        # Photos of ordinary shapes, up to 2.1:1 (raccoon's): no strip among them.
+        (
+            [(640, 480), (240, 156), (2000, 1333), (328, 154), (577, 1024)],
+            "image sizes 240x156 to 2000x1333 (width x height)",
+        ),
     ],
 )
 def test_data_shows_the_widest_and_tallest_images_where_the_sizes_by_area_hide_them(

@@ -19,8 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Detect the dataset's layout and summarise each split: images, boxes, "
         "images and box sides per class (COCO's crowd regions, which train leaves out, "
         "counted apart), image sizes (the smallest and largest, and the widest and tallest "
-        "in shape where those hide them), the boxes the reader clipped or dropped and those "
-        "annotated twice, the boxes too small to find once resized as "
+        "strips, 3:1 or more, where those hide them), the boxes the reader clipped or "
+        "dropped and those annotated twice, the boxes too small to find once resized as "
         "--preset resizes them, the splits train takes and the classes other splits have "
         "that those lack. Run it first on your own data.",
     )

@@ -30,6 +30,10 @@ from .open import DatasetLayout
 from .repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 from .resize_audit import ResizeAudit
 
+# An image this many times as wide as high, or as high as wide, is a strip: the size line
+# names the most elongated, which photos of ordinary shapes (up to 2:1) never are.
+STRIP_RATIO = 3.0
+
 
 @dataclass
 class SplitSummary:
@@ -97,18 +101,18 @@ class SplitSummary:
         return lines
 
     def _strips(self) -> str:
-        """The widest image in shape (``, the widest 4000x50 (80:1)``), where it is wider
-        than the smallest and the largest, and likewise the tallest: a strip that those
-        two, by area, would hide; ``""`` where there is none."""
+        """The widest image in shape (``, the widest 4000x50 (80:1)``), where it is a
+        strip (:data:`STRIP_RATIO`) wider than the smallest and the largest, and likewise
+        the tallest: what those two, by area, would hide; ``""`` where there is none."""
         if not (self.smallest and self.largest and self.widest and self.tallest):
             return ""
         shown = (self.smallest, self.largest)
         text = ""
-        if all(_wider(self.widest, size) for size in shown):
-            height, width = self.widest
+        height, width = self.widest
+        if width >= STRIP_RATIO * height and all(_wider(self.widest, size) for size in shown):
             text += f", the widest {_hw(self.widest)} ({width / height:.3g}:1)"
-        if all(_wider(size, self.tallest) for size in shown):
-            height, width = self.tallest
+        height, width = self.tallest
+        if height >= STRIP_RATIO * width and all(_wider(size, self.tallest) for size in shown):
             text += f", the tallest {_hw(self.tallest)} (1:{height / width:.3g})"
         return text
 
