@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import torch
 
+from .cgroups import CGROUP_ROOT, PROC_CGROUP, own_cgroup_folders, read_text
+
 # What Python's platform.machine() calls an x86 processor, lowered.
 X86 = ("x86_64", "amd64", "i386", "i686")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC_CGROUP = Path("/proc/self/cgroup")
 # The user's own thread count, which this leaves alone.
 USER_SETTING = "OMP_NUM_THREADS"
 
@@ -75,35 +75,16 @@ def cpu_quota(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> floa
     cgroup and those above it, in cgroup v2 (``cpu.max``) or v1's ``cpu`` controller
     (``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``); ``None`` where none is set or
     there are no cgroups."""
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        lines = []
-    # "0::/path" for v2; "4:cpu,cpuacct:/path" for v1's cpu controller.
-    own = {"v2": "/", "v1": "/"}
-    for line in lines:
-        if line.count(":") < 2:
-            continue
-        _, controllers, path = line.split(":", 2)
-        if not controllers:
-            own["v2"] = path
-        elif "cpu" in controllers.split(","):
-            own["v1"] = path
-    v2 = (_quota(_read(f / "cpu.max")) for f in _up_to(root, own["v2"]))
-    v1 = (_v1_quota(f) for f in _up_to(root / "cpu", own["v1"]))
+    folders = own_cgroup_folders("cpu", root, proc_cgroup)
+    v2 = (_quota(read_text(f / "cpu.max")) for f in folders.v2)
+    v1 = (_v1_quota(f) for f in folders.v1)
     return min((q for q in (*v2, *v1) if q is not None), default=None)
-
-
-def _up_to(base: Path, path: str) -> list[Path]:
-    """``base / path`` and each folder above it, up to ``base``. (A container sees its
-    own cgroup at ``base``, and may see a ``path`` that is its host's.)"""
-    folder = base / path.strip("/")
-    return [folder, *(p for p in folder.parents if p.is_relative_to(base))]
 
 
 def _v1_quota(folder: Path) -> float | None:
     """A v1 ``cpu`` cgroup's quota."""
-    quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+    quota = read_text(folder / "cpu.cfs_quota_us")
+    period = read_text(folder / "cpu.cfs_period_us")
     if quota is None or period is None:
         return None
     return _quota(f"{quota} {period}")
@@ -119,13 +100,6 @@ def _quota(text: str | None) -> float | None:
     except ValueError:  # "max 100000", or not two numbers
         return None
     return quota / period if quota > 0 and period > 0 else None
-
-
-def _read(file: Path) -> str | None:
-    try:
-        return file.read_text().strip()
-    except OSError:
-        return None
 
 
 def is_x86() -> bool:
