@@ -10,7 +10,12 @@ import sys
 
 import pytest
 
-from faster_rcnn.host_memory import available_bytes, available_fraction, bytes_text
+from faster_rcnn.host_memory import (
+    available_bytes,
+    available_fraction,
+    bytes_text,
+    memory_levels,
+)
 
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="the setting is glibc's (mallopt)"
@@ -152,7 +157,8 @@ def test_available_bytes_are_at_most_the_machines_memory() -> None:
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     available = available_bytes()
     assert available is not None and 0 < available <= machine
-    assert abs(available / machine - available_fraction()) < 0.05
+    if len(memory_levels()) == 1:  # the machine's alone: no memory limit applies
+        assert abs(available / machine - available_fraction()) < 0.05
 
 
 def test_bytes_are_written_in_megabytes_below_a_gigabyte_and_in_gigabytes_above() -> None:

@@ -19,7 +19,9 @@ took 116 s instead of 174 s but peaked at 6.7 GB resident instead of 3.4. So the
 calls :func:`give_back_when_short` after each step: when the machine runs short of
 memory, the freed pages go back to the kernel, and the run goes on instead of swapping or
 being killed (made to count as short once 5.3 of the machine's 24 GB were in use, those
-120 steps took 127 s and peaked at 5.3 GB).
+120 steps took 127 s and peaked at 5.3 GB). In a container with a memory limit, short
+means short of the limit (:func:`memory_levels`): ``/proc/meminfo`` there shows the
+host's memory, plentiful while the kernel kills the process at the limit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from pathlib import Path
+from typing import NamedTuple
+
+from .cgroups import CGROUP_ROOT, PROC_CGROUP, own_cgroup_folders, read_text
 
 # mallopt's parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -37,9 +43,28 @@ _NEVER_TRIM = 2**31 - 1
 SWITCH = "FASTER_RCNN_REUSE_FREED_MEMORY"
 # Settings of the user's that this leaves alone: glibc's own, or another allocator.
 _USER_SETTINGS = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
-# Short of memory: less than this fraction of the machine's memory available.
+# Short of memory: less than this fraction of the machine's memory, or of a memory
+# limit's, available.
 SHORT_FRACTION = 0.15
+MEMINFO = Path("/proc/meminfo")
+# cgroup v1's memory.limit_in_bytes of a cgroup with no limit: the largest multiple of
+# the page size under 2**63 (9223372036854771712 with 4 KiB pages). From here up, none.
+_NO_LIMIT = 2**62
 _reusing = False
+
+
+class MemoryLevel(NamedTuple):
+    """The memory one level the process lives in lets it have: the machine, or a
+    cgroup's memory limit.
+
+    Attributes:
+        available: the bytes it can still hand out (without swapping, or within the
+            limit).
+        total: the machine's bytes, or the limit.
+    """
+
+    available: int
+    total: int
 
 
 def reuse_freed_memory() -> bool:
@@ -70,8 +95,8 @@ def reuse_freed_memory() -> bool:
 
 def give_back_when_short(short_fraction: float = SHORT_FRACTION) -> bool:
     """Return the freed memory :func:`reuse_freed_memory` keeps to the kernel
-    (``malloc_trim``) when less than ``short_fraction`` of the machine's memory is
-    available (``MemAvailable`` of ``/proc/meminfo``).
+    (``malloc_trim``) when less than ``short_fraction`` of the machine's memory, or of
+    a memory limit of the process's cgroups, is available (:func:`available_fraction`).
 
     The pages are faulted in again as they are reused. Giving back 4.5-5.2 GB resident
     took 0.25-0.31 s on the 2-core machine, and it only happens when the machine runs
@@ -87,19 +112,25 @@ def give_back_when_short(short_fraction: float = SHORT_FRACTION) -> bool:
     return True
 
 
-def available_fraction() -> float:
-    """``MemAvailable / MemTotal`` from ``/proc/meminfo``; 1.0 where it does not say."""
-    kib = _meminfo_kib()
-    if kib is None:
-        return 1.0
-    return kib["MemAvailable"] / kib["MemTotal"]
+def available_fraction(
+    root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, meminfo: Path = MEMINFO
+) -> float:
+    """The smallest fraction of its memory that any level the process lives in has
+    available (:func:`memory_levels`: the machine's ``MemAvailable / MemTotal``, or a
+    cgroup's memory limit's); 1.0 where none says. It may come from another level than
+    :func:`available_bytes` does: a process limited to 1 GiB, half of it used, on a
+    machine with 6 % of 24 GiB available has 0.06 of its memory available, and 0.5 GiB."""
+    levels = memory_levels(root, proc_cgroup, meminfo)
+    return min((level.available / level.total for level in levels), default=1.0)
 
 
-def available_bytes() -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` (what the kernel can hand out without
-    swapping) in bytes; ``None`` where it does not say."""
-    kib = _meminfo_kib()
-    return None if kib is None else kib["MemAvailable"] * 1024
+def available_bytes(
+    root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, meminfo: Path = MEMINFO
+) -> int | None:
+    """The fewest bytes that any level the process lives in can still hand it
+    (:func:`memory_levels`); ``None`` where none says."""
+    levels = memory_levels(root, proc_cgroup, meminfo)
+    return min((level.available for level in levels), default=None)
 
 
 def bytes_text(count: float) -> str:
@@ -109,14 +140,69 @@ def bytes_text(count: float) -> str:
     return f"{count / 1e6:.1f} MB"
 
 
-def _meminfo_kib() -> dict[str, int] | None:
-    """``MemAvailable`` and ``MemTotal`` of ``/proc/meminfo`` in KiB; ``None`` outside
-    Linux and before Linux 3.14 (no ``MemAvailable``)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            fields = dict(line.split(":", 1) for line in meminfo)
-    except OSError:
+def memory_levels(
+    root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, meminfo: Path = MEMINFO
+) -> list[MemoryLevel]:
+    """The memory of the machine (``MemAvailable`` and ``MemTotal`` of ``meminfo``) and
+    of each memory limit of this process's cgroup and those above it (cgroup v2's
+    ``memory.max``, v1's ``memory.limit_in_bytes``), where they say. A container limited
+    to less than its host's memory (Docker's ``--memory``, a Kubernetes memory limit)
+    sees its host's in ``/proc/meminfo``; the limit is what its kernel enforces, killing
+    the process when the cgroup's usage reaches it and nothing more can be reclaimed."""
+    folders = own_cgroup_folders("memory", root, proc_cgroup)
+    limits = (*map(_v2_limit, folders.v2), *map(_v1_limit, folders.v1))
+    return [level for level in (_machine(meminfo), *limits) if level is not None]
+
+
+def _machine(meminfo: Path) -> MemoryLevel | None:
+    """The machine's memory; ``None`` outside Linux and before Linux 3.14 (no
+    ``MemAvailable``)."""
+    text = read_text(meminfo)
+    fields = dict(line.split(":", 1) for line in (text or "").splitlines())
+    if "MemAvailable" not in fields or "MemTotal" not in fields:
         return None
-    if "MemAvailable" not in fields:
+    kib = {name: int(fields[name].split()[0]) for name in ("MemAvailable", "MemTotal")}
+    return MemoryLevel(kib["MemAvailable"] * 1024, kib["MemTotal"] * 1024)
+
+
+def _v2_limit(folder: Path) -> MemoryLevel | None:
+    """A v2 cgroup's memory limit: ``memory.max`` (``max``: none), ``memory.current``
+    and ``memory.stat``'s ``inactive_file`` (of it and those below it, as the usage)."""
+    return _limit(folder, "memory.max", "memory.current", "inactive_file")
+
+
+def _v1_limit(folder: Path) -> MemoryLevel | None:
+    """A v1 ``memory`` cgroup's limit: ``memory.limit_in_bytes``,
+    ``memory.usage_in_bytes`` and ``memory.stat``'s ``total_inactive_file`` (of it and
+    those below it, as the usage)."""
+    return _limit(folder, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+
+
+def _limit(folder: Path, limit_file: str, usage_file: str, inactive: str) -> MemoryLevel | None:
+    """What a cgroup's memory limit leaves: the limit less its usage, the usage less the
+    page cache the kernel would drop first (``inactive``, 0 where ``memory.stat`` does
+    not say), as ``MemAvailable`` counts page cache as available; ``None`` where there
+    is no limit or a file is missing or unreadable."""
+    limit = _whole_number(read_text(folder / limit_file))
+    if limit is None or not 0 < limit < _NO_LIMIT:
         return None
-    return {name: int(fields[name].split()[0]) for name in ("MemAvailable", "MemTotal")}
+    usage = _whole_number(read_text(folder / usage_file))
+    if usage is None:
+        return None
+    in_use = usage - _stat(folder / "memory.stat", inactive)
+    return MemoryLevel(min(limit, max(0, limit - in_use)), limit)
+
+
+def _stat(memory_stat: Path, name: str) -> int:
+    """The figure ``name`` of a ``memory.stat`` file (a ``name value`` a line); 0 where
+    it does not say."""
+    for line in (read_text(memory_stat) or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == name:
+            return _whole_number(value) or 0
+    return 0
+
+
+def _whole_number(text: str | None) -> int | None:
+    """``text`` as a whole number of bytes; ``None`` for ``max``, or where it is not."""
+    return int(text) if text is not None and text.strip().isdecimal() else None
