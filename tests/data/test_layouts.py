@@ -333,6 +333,23 @@ def test_an_empty_split_is_left_out_with_a_note_naming_its_file(tmp_path, capsys
     assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
 
 
+def test_train_and_evaluate_say_which_split_they_left_out(tmp_path, capsys):
+    """Only data said why an empty test split was gone: train trained on train alone,
+    evaluate scored val ('no test split: using val'), neither naming the empty list."""
+    said = empty_voc_test(tmp_path / "voc")
+    run = tmp_path / "run"
+    train = ["train", "--data", str(tmp_path / "voc"), "--preset", "small", "--steps", "1"]
+    assert main([*train, "--min-size", "64", "--max-size", "64", "--out", str(run)]) == 0
+    assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
+    evaluate = ["evaluate", "--model", str(run / "model.safetensors")]
+    assert main([*evaluate, "--data", str(tmp_path / "voc")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:2] == [
+        f"note: {said}: left out",
+        f"{tmp_path / 'voc'} has no test split: using val",
+    ]
+
+
 def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
     voc = voc_lists(tmp_path / "voc", {"val": [], "test": []})
     lists = voc / "ImageSets/Main"

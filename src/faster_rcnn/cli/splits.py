@@ -118,7 +118,7 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     data with splits, ``split.json`` for a held-out part) for :func:`write_records` to
     write beside the model once it is trained. On data without splits, ``--split`` can
     only be ``train`` (all the images, as by default)."""
-    layout = find_layout(args.data)
+    layout = _layout_saying_what_is_left_out(args.data)
     check_split_name(
         layout, args.split, ("train",), "train takes all its images: leave --split out"
     )
@@ -149,6 +149,16 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
         f"{args.out / SPLIT_FILE} with the model{scored}"
     )
     return Subset(dataset, parts["train"]), records
+
+
+def _layout_saying_what_is_left_out(data: str) -> DatasetLayout:
+    """:func:`find_layout` of ``data``, printing a note for each split it leaves out for
+    holding no image (an empty ``test.txt``): that split is neither trained on nor
+    scored, and only ``data`` said so."""
+    layout = find_layout(data)
+    for why in layout.left_out.values():
+        print(f"note: {why}: left out")
+    return layout
 
 
 def write_records(out: Path, records: Mapping[str, dict[str, Any]]) -> None:
@@ -316,7 +326,7 @@ def evaluation_images(
     images ``train --val-fraction`` held out; and where such data has no ``val``, the
     ``val`` the model's ``split.json`` held out of a split stands in for one."""
     check_val_fraction(args)
-    layout = find_layout(args.data)
+    layout = _layout_saying_what_is_left_out(args.data)
     file = args.model.parent / SPLIT_FILE
     _check_split_without_splits(layout, args, file)
     held_from = _held_out_of(layout, args.split, file)
