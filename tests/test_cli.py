@@ -1092,3 +1092,27 @@ def test_predict_reads_a_pattern_its_shell_left_unexpanded_and_each_image_once(t
     assert image_paths(named) == [images / "c.jpg", images / "a.png", images / "b.png"]
     with pytest.raises(FileNotFoundError, match=r"no image file matches .*\*\.gif$"):
         image_paths([images / "*.gif"])
+
+
+def test_train_and_the_demo_started_by_torchrun_as_several_processes_are_refused(
+    tmp_path, capsys, monkeypatch
+):
+    """The commands train in one process: under `torchrun --nproc_per_node 2` each process
+    would train alone, writing over the other's files in --out. Refused before anything
+    is written; one process (WORLD_SIZE 1, as `torchrun --nproc_per_node 1` sets) trains."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]
+    demo = ["demo", "--minutes", "0.05", "--test-images", "2", "--out", str(out)]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for command, name in ((argv, "train"), (demo, "the demo")):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: {name} trains in one process, and torchrun started 2 "
+            "(WORLD_SIZE=2): each would train alone and write over the others' files in "
+            "--out; data-parallel training is a script's that calls "
+            "faster_rcnn.train.init_distributed() (README, Using it)\n"
+        )
+        assert not out.exists()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert main(argv) == 0
+    assert (out / "model.safetensors").is_file()

@@ -19,7 +19,7 @@ from ..train.train_config import TrainConfig, steps_bound
 from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int, random_seed
 from .evaluate import evaluate_and_report
-from .out_lock import training_lock
+from .out_lock import check_one_process, training_lock
 from .run_folder import check_out, say_replaced_run
 from .splits import write_records
 from .train import check_amp, fit_and_save, say_default_precision, uses_amp
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Refuse what ``train`` refuses of ``--amp`` and ``--out`` (the demo has no
     ``--resume``: a run that did not finish is not overwritten), then run the demo
     holding ``--out``'s lock, as a training run."""
+    check_one_process("the demo")
     check_amp(args)
     check_out(args.out, None, resume=False, writes="the demo writes")
     with training_lock(args.out):

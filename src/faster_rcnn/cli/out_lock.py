@@ -3,9 +3,13 @@
 Two runs writing to one ``--out`` at once would each replace the other's checkpoints,
 metrics and model file, and both would end "successfully". A run holds an advisory lock
 on ``<out>/.training.lock`` (which names its process) while it trains, and a second run
-is refused in one line. The lock goes with the process, however it ends. A data-parallel
-run under ``torchrun``, whose processes share ``--out`` by design, takes none; nor does a
-platform without POSIX file locks.
+is refused in one line. The lock goes with the process, however it ends. A platform
+without POSIX file locks takes none.
+
+The commands train in one process: started by ``torchrun`` as several, each process would
+train alone and replace the others' files, so they are refused (:func:`check_one_process`);
+data-parallel training is a script's that calls
+:func:`faster_rcnn.train.init_distributed`.
 """
 
 from __future__ import annotations
@@ -52,6 +56,23 @@ def training_lock(out: Path) -> Iterator[None]:
         raise
 
 
+def check_one_process(command: str) -> None:
+    """Refuse a training ``command`` ("train", "the demo") started as several processes
+    (``torchrun --nproc_per_node N``, N > 1, which sets ``WORLD_SIZE``).
+
+    Raises:
+        ValueError: ``WORLD_SIZE`` is set to anything but 1, naming it.
+    """
+    processes = os.environ.get("WORLD_SIZE", "1").strip()
+    if processes != "1":
+        raise ValueError(
+            f"{command} trains in one process, and torchrun started {processes} "
+            f"(WORLD_SIZE={processes}): each would train alone and write over the others' "
+            "files in --out; data-parallel training is a script's that calls "
+            "faster_rcnn.train.init_distributed() (README, Using it)"
+        )
+
+
 def check_unlocked(out: Path) -> None:
     """Refuse an ``out`` whose lock another process holds, without creating anything: a
     check of what ``out`` holds must not take a run's files for those of a finished or
@@ -67,7 +88,7 @@ def check_unlocked(out: Path) -> None:
 
 def _locks() -> bool:
     """Whether runs lock their folder here (see the module)."""
-    return fcntl is not None and int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    return fcntl is not None
 
 
 def _lock(file: IO[str], out: Path) -> None:

@@ -102,7 +102,7 @@ from .model_options import (
     given_settings,
     with_config_options,
 )
-from .out_lock import training_lock
+from .out_lock import check_one_process, training_lock
 from .run_folder import (
     check_out,
     resumed_weights,
@@ -372,6 +372,7 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_one_process("train")
     check_options(args)
     if args.resume:
         args.weights = resumed_weights(args)
