@@ -350,6 +350,21 @@ def test_train_and_evaluate_say_which_split_they_left_out(tmp_path, capsys):
     ]
 
 
+@pytest.mark.parametrize(
+    ("lists", "said"),
+    [
+        ({"train": ["a"], "test": ["b"]}, "train trains on train; evaluate scores test"),
+        ({"train": ["a"], "val": ["b"]}, "train trains on train; evaluate scores val"),
+    ],
+)
+def test_data_says_what_train_takes_and_evaluate_scores(tmp_path, capsys, lists, said):
+    """data said which splits train takes only where it joined train and val, or left
+    val out: on raccoon's train and test it said nothing of either command."""
+    voc_lists(tmp_path, lists)
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == said
+
+
 def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
     voc = voc_lists(tmp_path / "voc", {"val": [], "test": []})
     lists = voc / "ImageSets/Main"

@@ -72,7 +72,21 @@ def run(args: argparse.Namespace) -> int:
         print("train trains on train and val together (--split train: on train alone)")
     elif trained is not None and len(defaults) == 2:
         print(f"train trains on {trained[0]} alone: val has a class it lacks")
+    elif trained is not None:
+        print(f"train trains on {trained[0]}{_scored_by_evaluate(layout, trained[0])}")
     return 0 if len(summaries) == len(splits) else 1
+
+
+def _scored_by_evaluate(layout: DatasetLayout, trained: str) -> str:
+    """``"; evaluate scores test"``: the split ``evaluate`` scores by default (its test
+    split, else its validation split), where it is not ``trained``; ``""`` where none."""
+    for split in ("test", "val"):
+        try:
+            scored = layout.resolve(split)
+        except ValueError:
+            continue
+        return f"; evaluate scores {scored}" if scored != trained else ""
+    return ""
 
 
 def _splits_train_takes(
