@@ -134,6 +134,24 @@ def test_roboflow_voc_export_of_one_split_reads_as_that_split(tmp_path, capsys):
     assert (layout.format, layout.splits) == ("Pascal VOC XML files (no ImageSets/)", ())
 
 
+def test_a_roboflow_voc_train_folder_without_images_is_kept_for_opening_to_name_it(tmp_path):
+    """train/ holding its .xml files alone was no split: train asked which of the others
+    to train on ('--split test or --split valid'); it is kept, as train always is, and
+    opening it names an image it lacks."""
+    empty_roboflow_voc_test(tmp_path)
+    (tmp_path / "test").rename(tmp_path / "train2")
+    (tmp_path / "train").rename(tmp_path / "test")
+    (tmp_path / "train2").rename(tmp_path / "train")
+    layout = find_layout(tmp_path)
+    assert (layout.splits, layout.note) == (("test", "train", "valid"), None)
+    with pytest.raises(FileNotFoundError) as refused:
+        open_dataset(tmp_path, "train")
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'train/t0.xml'}: no image found: looked for 't0.jpg' (<filename>)"
+    )
+    assert str(refused.value).endswith(f" in {tmp_path / 'train'}")
+
+
 def test_xml_folders_without_images_or_under_a_labelimg_folder_are_not_split_folders(tmp_path):
     voc_xml(tmp_path / "annots" / "a.xml", "a.jpg", [("r", [1, 1, 9, 9])])
     voc_xml(tmp_path / "more_annots" / "b.xml", "b.jpg", [("r", [1, 1, 9, 9])])
@@ -312,9 +330,26 @@ def empty_darknet_test(root: Path) -> str:
     return f"{root / 'test.txt'} lists no image"
 
 
+def empty_roboflow_voc_test(root: Path) -> str:
+    """Roboflow's Pascal VOC export whose ``test/`` holds its ``.xml`` files alone."""
+    for split in ("train", "valid"):
+        voc_xml(root / split / "a.xml", "a.jpg", [("cat", [2, 3, 20, 25])])
+        image(root / split / "a.jpg")
+    for k in range(3):
+        voc_xml(root / "test" / f"t{k}.xml", f"t{k}.jpg", [("cat", [2, 3, 20, 25])])
+    return f"{root / 'test'} holds 3 .xml files and no image"
+
+
 @pytest.mark.parametrize(
     "empty_test",
-    [empty_voc_test, empty_coco_test, empty_yolo_test, empty_yaml_test, empty_darknet_test],
+    [
+        empty_voc_test,
+        empty_coco_test,
+        empty_yolo_test,
+        empty_yaml_test,
+        empty_darknet_test,
+        empty_roboflow_voc_test,
+    ],
 )
 def test_an_empty_split_is_left_out_with_a_note_naming_its_file(tmp_path, capsys, empty_test):
     """An empty test split counted as a split: train joined train and val ('test is kept

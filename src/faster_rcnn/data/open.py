@@ -30,7 +30,8 @@
 - a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
   images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``), or one
   such subfolder named as a split is (``valid/`` alone): a split per subfolder, each
-  image looked for in its own split's folder only.
+  image looked for in its own split's folder only, and per subfolder of ``.xml`` files
+  beside them that holds no image (below).
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
 - a folder with ``obj.data``: YOLO in Darknet's layout (CVAT's "YOLO 1.1"), a split per
   list it names (``train``, ``valid``; see :mod:`.darknet`).
@@ -50,10 +51,11 @@ fits. A layout without splits gives all its images for any split; hold part out 
 A split other than the one ``train`` finds that holds no image is left out, with a note
 naming its file: an empty ``ImageSets/Main/test.txt``, an ``instances_test.json`` or
 Roboflow ``_annotations.coco.json`` whose ``images`` list is empty or none of whose
-images is there (some missing, opening the split names them), a YOLO ``images/test/``
-folder or Darknet list without an image, a data YAML's split whose folders are not there
-or hold no image. Training would join it, and evaluation score nothing. The
-split ``train`` finds is kept whatever it holds, for opening it to say what is wrong.
+images is there (some missing, opening the split names them), a Roboflow VOC ``test/``
+folder of ``.xml`` files without their images, a YOLO ``images/test/`` folder or Darknet
+list without an image, a data YAML's split whose folders are not there or hold no image.
+Training would join it, and evaluation score nothing. The split ``train`` finds is kept
+whatever it holds, for opening it to say what is wrong.
 """
 
 from __future__ import annotations
@@ -468,23 +470,35 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
     that split only). Its images are looked for in that folder alone, so that an image
     of another split with the same name is never taken. XML files in ``root`` itself
     make it a LabelImg folder instead, and so does one such folder of another name
-    (``images/``)."""
+    (``images/``). A folder of ``.xml`` files without images beside such folders is a
+    split too (Roboflow's ``test/`` exported with its ``.xml`` files alone): left out with
+    a note, unless ``train`` finds it (:func:`_without_unusable`)."""
     if holds_voc_xml(root):
         return None
     by_split = {
         folder.name: folder
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        if holds_voc_xml(folder) and holds_images(folder)
+        if holds_voc_xml(folder)
     }
-    lone_split = len(by_split) == 1 and _names_a_split(next(iter(by_split)))
-    if len(by_split) < 2 and not lone_split:
+    with_images = [split for split, folder in by_split.items() if holds_images(folder)]
+    lone_split = len(with_images) == 1 and _names_a_split(with_images[0])
+    if len(with_images) < 2 and not lone_split:
         return None
-    return DatasetLayout(
+    layout = DatasetLayout(
         str(root),
         "Pascal VOC XML files (a folder per split)",
         tuple(by_split),
         lambda split, names: VOCFolder(by_split[split], by_split[split], class_names=names),
     )
+    return _without_unusable(layout, lambda split: _xml_without_images(by_split[split]))
+
+
+def _xml_without_images(folder: Path) -> str | None:
+    """``"<folder> holds N .xml files and no image"`` where ``folder`` holds no image file
+    (each ``.xml``'s image is looked for there alone); else ``None``."""
+    if holds_images(folder):
+        return None
+    return f"{folder} holds {counted(len(list(folder.glob('*.xml'))), '.xml file')} and no image"
 
 
 def _names_a_split(name: str) -> bool:
