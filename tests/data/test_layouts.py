@@ -420,6 +420,30 @@ def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
     )
 
 
+def test_a_data_yaml_without_train_whose_splits_hold_no_image_is_named(tmp_path, capsys):
+    """Given the folder, the YAML's 'no split with an image' was passed over as though it
+    were no data YAML: 'cannot tell the dataset format'. A YAML that is no data YAML
+    still is, for the layout beside it."""
+    (tmp_path / "valid/images").mkdir(parents=True)
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text("val: ../valid/images\ntest: ../test/images\nnames: [cell]\n")
+    said = (
+        f"{yaml} (YOLO (Ultralytics YAML)) has no split with an image: {yaml}: its val "
+        f"split, ../valid/images, holds no image; {yaml}: its test split, ../test/images, "
+        "is not there"
+    )
+    for given in (tmp_path, yaml):
+        with pytest.raises(ValueError) as refused:
+            find_layout(given)
+        assert str(refused.value) == said
+    assert main(["data", "--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"faster-rcnn: error: {said}\n"
+    yaml.write_text("epochs: 3\n")  # a training config, beside a LabelImg folder
+    image(tmp_path / "a.jpg")
+    voc_xml(tmp_path / "a.xml", "a.jpg", [("cell", [2, 3, 20, 25])])
+    assert find_layout(tmp_path).format == "Pascal VOC XML files (no ImageSets/)"
+
+
 def test_an_empty_training_split_is_kept_for_opening_it_to_name_its_file(tmp_path):
     """train is never left out, as a data YAML's train whose folder is not there: a note
     would leave train asking which split to train on."""

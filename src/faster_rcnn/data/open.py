@@ -64,6 +64,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..counted import counted
 from .class_order import InClassOrder, takes_class_order
@@ -272,7 +273,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: no layout fits.
+        ValueError: no layout fits, or the one that fits has no split with an image.
     """
     text = str(path)
     for name, generated in GENERATED.items():
@@ -328,7 +329,7 @@ def _nested_layout_hint(root: Path) -> str:
 
 def _file_layout(file: Path) -> DatasetLayout:
     if file.suffix in (".yaml", ".yml"):
-        return _yaml_layout(file)
+        return _yaml_layout(file, read_data_yaml(file))
     if file.suffix == ".json":
         return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file))
     if file.name == DATA_FILE:
@@ -508,24 +509,31 @@ def _names_a_split(name: str) -> bool:
 
 
 def _yaml_in(root: Path) -> DatasetLayout | None:
+    """The data YAML in ``root``: its ``data.yaml``, else the first ``.yaml`` that is one
+    (a mapping with ``names``); ``None`` where there is none.
+
+    Raises:
+        ValueError: the data YAML names no split with an image (:func:`_yaml_layout`).
+    """
     candidates = [root / "data.yaml"] if (root / "data.yaml").is_file() else []
     candidates = candidates or sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
     for file in candidates:
         try:
-            return _yaml_layout(file)
+            data = read_data_yaml(file)
         except ValueError:
             continue
+        return _yaml_layout(file, data)
     return None
 
 
-def _yaml_layout(file: Path) -> DatasetLayout:
-    """An Ultralytics data YAML: a split per one it names, but those whose folders or
-    lists are not there or hold no image (:func:`unusable_split`), left out with a note.
+def _yaml_layout(file: Path, data: dict[str, Any]) -> DatasetLayout:
+    """The Ultralytics data YAML ``file`` (its mapping ``data``): a split per one it names,
+    but those whose folders or lists are not there or hold no image
+    (:func:`unusable_split`), left out with a note.
 
     Raises:
-        ValueError: ``file`` is not a data YAML, or no split it names holds an image.
+        ValueError: no split it names holds an image.
     """
-    data = read_data_yaml(file)
     layout = DatasetLayout(
         str(file),
         "YOLO (Ultralytics YAML)",
