@@ -456,6 +456,74 @@ def test_an_empty_training_split_is_kept_for_opening_it_to_name_its_file(tmp_pat
     )
 
 
+def empty_coco_train(root: Path) -> str:
+    """COCO's own layout whose ``instances_train.json`` lists no image (and no ``train/``
+    folder is there)."""
+    for split, names in (("train", []), ("val", ["b.jpg"]), ("test", ["c.jpg"])):
+        for name in names:
+            image(root / split / name)
+        coco(root / f"annotations/instances_{split}.json", names, [{"id": 1, "name": "car"}], 1)
+    return f"{root / 'annotations/instances_train.json'} lists no image"
+
+
+def empty_roboflow_coco_train(root: Path) -> str:
+    for split, names in (("train", []), ("valid", ["b.jpg"]), ("test", ["c.jpg"])):
+        for name in names:
+            image(root / split / name)
+        coco(root / split / "_annotations.coco.json", names, [{"id": 1, "name": "car"}], 1)
+    return f"{root / 'train/_annotations.coco.json'} lists no image"
+
+
+def empty_voc_train(root: Path) -> str:
+    voc_lists(root, {"train": [], "val": ["b"], "test": ["c"]})
+    return f"VOC split file {root / 'ImageSets/Main/train.txt'} lists no image ids"
+
+
+def empty_yolo_train(root: Path) -> str:
+    yolo_images(root, "val", 1)
+    yolo_images(root, "test", 1)
+    (root / "images/train").mkdir()
+    return f"no .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff image in {root / 'images/train'}"
+
+
+def empty_yaml_train(root: Path) -> str:
+    for split in ("valid", "test"):
+        yolo_images(root / split, "", 1)
+    (root / "train/images").mkdir(parents=True)
+    (root / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnames: [cell]\n"
+    )
+    return f"{root / 'data.yaml'}: no image in its 'train' split (['../train/images'])"
+
+
+def empty_darknet_train(root: Path) -> str:
+    cvat_yolo(root, {"train": {}, "valid": {"b": ""}, "test": {"c": "0 0.5 0.5 0.2 0.2\n"}})
+    return f"{root / 'train.txt'}: no image in the 'train' split"
+
+
+@pytest.mark.parametrize(
+    "empty_train",
+    [
+        empty_coco_train,
+        empty_roboflow_coco_train,
+        empty_voc_train,
+        empty_yolo_train,
+        empty_yaml_train,
+        empty_darknet_train,
+    ],
+)
+def test_train_refuses_an_empty_training_split_naming_its_file(tmp_path, capsys, empty_train):
+    """A COCO training file that lists no image, beside val and test: train joined the
+    two and trained on val alone ('training on 0 train + 1 valid images'), or said that
+    the folder of the images it does not list was missing. Each format refuses it."""
+    said = empty_train(tmp_path / "data")
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "data"), "--preset", "small", "--steps", "1"]
+    assert main([*argv, "--out", str(run)]) == 2
+    assert capsys.readouterr().err == f"faster-rcnn: error: {said}\n"
+    assert not (run / "model.safetensors").exists()
+
+
 def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
     """LabelImg's YOLO format, each image's .txt and classes.txt beside the images, was
     no layout ('cannot tell the dataset format'). An image without a .txt was never

@@ -80,9 +80,11 @@ class COCODetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: the annotation file does not exist.
-        ValueError: unreadable json, an image without ``file_name``, or an annotation with
-            an unknown image or category id or a malformed ``bbox`` (or, without one, a
-            malformed ``segmentation``), named by its ``id``.
+        ValueError: unreadable json, an empty ``images`` list (an empty training split
+            would leave training the others alone without a word), an image without
+            ``file_name``, or an annotation with an unknown image or category id or a
+            malformed ``bbox`` (or, without one, a malformed ``segmentation``), named by
+            its ``id``.
     """
 
     def __init__(
@@ -93,6 +95,8 @@ class COCODetection(ImageFileDataset):
         file = self.annotation_file
 
         check_coco_records(data, file)
+        if not data["images"]:
+            raise ValueError(f"{file} lists no image")
         self.images_dir = _images_dir(images_dir, data["images"])
         categories = sorted(_classes(data), key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]

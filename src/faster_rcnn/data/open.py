@@ -638,11 +638,12 @@ def _coco_file(file: Path) -> COCODetection:
     without splits takes for any name.
 
     Raises:
-        FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere.
+        FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere
+            (a file that lists no image is refused as such: :class:`COCODetection`).
     """
     *folders, root = _coco_folders(file)
     found = [folder for folder in folders if folder.is_dir()]
-    if not found and file.parent.name == "annotations":
+    if not found and file.parent.name == "annotations" and listed_image_names(file) != []:
         raise FileNotFoundError(
             f"no images folder for {file}: looked for {[str(f) for f in folders]}"
         )
