@@ -390,11 +390,17 @@ def test_train_and_evaluate_say_which_split_they_left_out(tmp_path, capsys):
     [
         ({"train": ["a"], "test": ["b"]}, "train trains on train; evaluate scores test"),
         ({"train": ["a"], "val": ["b"]}, "train trains on train; evaluate scores val"),
+        (
+            {"train": ["a"], "val": ["b"], "test": ["c"]},
+            "train trains on train and val together (--split train: on train alone); "
+            "evaluate scores test",
+        ),
     ],
 )
 def test_data_says_what_train_takes_and_evaluate_scores(tmp_path, capsys, lists, said):
     """data said which splits train takes only where it joined train and val, or left
-    val out: on raccoon's train and test it said nothing of either command."""
+    val out: on raccoon's train and test it said nothing of either command. Where it
+    joins them, it said nothing of evaluate, which scores test."""
     voc_lists(tmp_path, lists)
     assert main(["data", "--data", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == said

@@ -184,7 +184,7 @@ def test_a_val_split_with_classes_train_lacks_is_left_out(tmp_path, capsys):
     assert described[-2:] == [
         "note: val has boxes of classes that train has none of, 'bird' (1 box): train's "
         "model never learns them, and evaluate scores them as never found (AP 0)",
-        "train trains on train alone: val has a class it lacks",
+        "train trains on train alone: val has a class it lacks; evaluate scores test",
     ]
     run_training(data, tmp_path / "run")
     printed = capsys.readouterr().out

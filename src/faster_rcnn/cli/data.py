@@ -68,24 +68,31 @@ def run(args: argparse.Namespace) -> int:
             f"one split: `train --split {layout.splits[0]} --val-fraction 0.2` holds out a "
             "reproducible fifth of its images, which `evaluate` then scores"
         )
-    elif trained is not None and len(trained) == 2:
-        print("train trains on train and val together (--split train: on train alone)")
-    elif trained is not None and len(defaults) == 2:
-        print(f"train trains on {trained[0]} alone: val has a class it lacks")
     elif trained is not None:
-        print(f"train trains on {trained[0]}{_scored_by_evaluate(layout, trained[0])}")
+        print(_what_train_takes(trained, defaults) + _scored_by_evaluate(layout, trained))
     return 0 if len(summaries) == len(splits) else 1
 
 
-def _scored_by_evaluate(layout: DatasetLayout, trained: str) -> str:
+def _what_train_takes(trained: list[str], defaults: tuple[str, ...]) -> str:
+    """``"train trains on train"``: the ``trained`` splits, and why val is left out where
+    it is one of the ``defaults``."""
+    if len(trained) == 2:
+        return "train trains on train and val together (--split train: on train alone)"
+    if len(defaults) == 2:
+        return f"train trains on {trained[0]} alone: val has a class it lacks"
+    return f"train trains on {trained[0]}"
+
+
+def _scored_by_evaluate(layout: DatasetLayout, trained: list[str]) -> str:
     """``"; evaluate scores test"``: the split ``evaluate`` scores by default (its test
-    split, else its validation split), where it is not ``trained``; ``""`` where none."""
+    split, else its validation split), where it is not one of ``trained``; ``""`` where
+    none."""
     for split in ("test", "val"):
         try:
             scored = layout.resolve(split)
         except ValueError:
             continue
-        return f"; evaluate scores {scored}" if scored != trained else ""
+        return f"; evaluate scores {scored}" if scored not in trained else ""
     return ""
 
 
