@@ -1010,6 +1010,12 @@ def test_data_shows_portrait_and_landscape_images_of_one_area(tmp_path, capsys):
             "image sizes 100x100 to 2000x2000 (width x height), the widest 600x80 (7.5:1), "
             "the tallest 50x1000 (1:20)",
         ),
+        # Ratios from 100:1 on are whole, not '1.33e+03:1'.
+        (
+            [(640, 480), (100, 100), (4000, 4000), (4000, 3), (3, 4000)],
+            "image sizes 100x100 to 4000x4000 (width x height), the widest 4000x3 (1333:1), "
+            "the tallest 3x4000 (1:1333)",
+        ),
         # The smallest and largest are the widest and tallest: nothing more to say.
         ([(300, 20), (640, 480)], "image sizes 300x20 to 640x480 (width x height)"),
         # Photos of ordinary shapes, up to 2.1:1 (raccoon's): no strip among them.

@@ -110,10 +110,10 @@ class SplitSummary:
         text = ""
         height, width = self.widest
         if width >= STRIP_RATIO * height and all(_wider(self.widest, size) for size in shown):
-            text += f", the widest {_hw(self.widest)} ({width / height:.3g}:1)"
+            text += f", the widest {_hw(self.widest)} ({_ratio(width / height)}:1)"
         height, width = self.tallest
         if height >= STRIP_RATIO * width and all(_wider(size, self.tallest) for size in shown):
-            text += f", the tallest {_hw(self.tallest)} (1:{height / width:.3g})"
+            text += f", the tallest {_hw(self.tallest)} (1:{_ratio(height / width)})"
         return text
 
     def _image_rare_note(self) -> list[str]:
@@ -214,6 +214,12 @@ def _side_range(sides: list[float]) -> str:
 def _wider(size: tuple[int, int], other: tuple[int, int]) -> bool:
     """Whether the ``(height, width)`` ``size`` is wider for its height than ``other``."""
     return size[1] * other[0] > other[1] * size[0]
+
+
+def _ratio(ratio: float) -> str:
+    """A side over the other, to 3 digits (``7.5``, ``80``), whole from 100 on (``1333``,
+    where ``.3g`` writes ``1.33e+03``)."""
+    return f"{ratio:.3g}" if ratio < 100 else f"{ratio:.0f}"
 
 
 def _hw(size: tuple[int, int]) -> str:
