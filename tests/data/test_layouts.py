@@ -15,6 +15,7 @@ from PIL import Image
 from exif_images import save_exif_jpeg
 from faster_rcnn.cli import main, splits
 from faster_rcnn.counted import counted
+from faster_rcnn.data import open as layouts_module
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
 from faster_rcnn.data.open import find_layout
@@ -404,6 +405,25 @@ def test_data_says_what_train_takes_and_evaluate_scores(tmp_path, capsys, lists,
     voc_lists(tmp_path, lists)
     assert main(["data", "--data", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == said
+
+
+def test_a_coco_split_whose_own_image_folder_holds_images_is_not_parsed_to_find_it(
+    tmp_path, monkeypatch
+):
+    """Finding the layout parsed every annotation file but train's to see whether it
+    lists an image: 2.6 s for a val file of 50,000 images, before opening parsed it again.
+    A val2017/ that holds images settles it; a test file without its folder is read."""
+    for split, names in (("train2017", ["a.jpg"]), ("val2017", ["b.jpg"]), ("test2017", [])):
+        for name in names:
+            image(tmp_path / split / name)
+        coco(tmp_path / f"annotations/instances_{split}.json", names, [{"id": 1, "name": "car"}], 1)
+    parsed = []
+    monkeypatch.setattr(
+        layouts_module, "listed_image_names", lambda file: parsed.append(file.name) or []
+    )
+    layout = find_layout(tmp_path)
+    assert layout.splits == ("train2017", "val2017")
+    assert parsed == ["instances_test2017.json"]
 
 
 def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
