@@ -61,6 +61,28 @@ def test_a_container_limited_to_4_gib_on_a_host_with_20_gib_available(tmp_path) 
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (1536 * MIB, 0.375)
 
 
+def test_active_page_cache_counts_as_available_too(tmp_path) -> None:
+    # 4 GiB limit, 3.75 GiB used of which 0.5 GiB active and 0.25 GiB inactive page
+    # cache (the kernel reclaims both before it kills): 1 GiB available. Counting the
+    # inactive part alone (0.5 GiB, 0.125) would count as short, and trim every step.
+    files = v2_files(str(4 * GIB), 3 * GIB + 3 * GIB // 4, inactive_file=GIB // 4)
+    files["memory.stat"] += f"active_file {GIB // 2}\n"
+    proc = cgroup_v2(tmp_path / "cg", {".": files})
+    assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB, 0.25)
+    memory = tmp_path / "v1" / "memory"
+    v1_memory(memory, str(4 * GIB), 3 * GIB + 3 * GIB // 4, GIB // 4)
+    with (memory / "memory.stat").open("a") as stat:
+        stat.write(f"active_file 4096\ntotal_active_file {GIB // 2}\n")
+    proc = tmp_path / "proc_v1"
+    proc.write_text("5:memory:/\n0::/\n")
+    root = tmp_path / "v1"
+    host = meminfo(tmp_path, 20)
+    assert (available_bytes(root, proc, host), available_fraction(root, proc, host)) == (
+        GIB,
+        0.25,
+    )
+
+
 def test_page_cache_counts_as_used_where_memory_stat_does_not_say(tmp_path) -> None:
     proc = cgroup_v2(tmp_path / "cg", {".": v2_files(str(4 * GIB), 3 * GIB)})
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB, 0.25)

@@ -167,29 +167,35 @@ def _machine(meminfo: Path) -> MemoryLevel | None:
 
 def _v2_limit(folder: Path) -> MemoryLevel | None:
     """A v2 cgroup's memory limit: ``memory.max`` (``max``: none), ``memory.current``
-    and ``memory.stat``'s ``inactive_file`` (of it and those below it, as the usage)."""
-    return _limit(folder, "memory.max", "memory.current", "inactive_file")
+    and ``memory.stat``'s ``active_file`` and ``inactive_file`` (of it and those below
+    it, as the usage)."""
+    return _limit(folder, "memory.max", "memory.current", ("active_file", "inactive_file"))
 
 
 def _v1_limit(folder: Path) -> MemoryLevel | None:
     """A v1 ``memory`` cgroup's limit: ``memory.limit_in_bytes``,
-    ``memory.usage_in_bytes`` and ``memory.stat``'s ``total_inactive_file`` (of it and
-    those below it, as the usage)."""
-    return _limit(folder, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+    ``memory.usage_in_bytes`` and ``memory.stat``'s ``total_active_file`` and
+    ``total_inactive_file`` (of it and those below it, as the usage)."""
+    cache = ("total_active_file", "total_inactive_file")
+    return _limit(folder, "memory.limit_in_bytes", "memory.usage_in_bytes", cache)
 
 
-def _limit(folder: Path, limit_file: str, usage_file: str, inactive: str) -> MemoryLevel | None:
-    """What a cgroup's memory limit leaves: the limit less its usage, the usage less the
-    page cache the kernel would drop first (``inactive``, 0 where ``memory.stat`` does
-    not say), as ``MemAvailable`` counts page cache as available; ``None`` where there
-    is no limit or a file is missing or unreadable."""
+def _limit(
+    folder: Path, limit_file: str, usage_file: str, cache: tuple[str, str]
+) -> MemoryLevel | None:
+    """What a cgroup's memory limit leaves: the limit less its usage, the usage less its
+    page cache (``memory.stat``'s ``cache`` figures, active and inactive; 0 where it does
+    not say), which the kernel reclaims before it kills, as ``MemAvailable`` counts the
+    machine's page cache as available (counting the inactive part alone, a container
+    whose cache filled its limit would trim the heap at every step, undoing its reuse);
+    ``None`` where there is no limit or a file is missing or unreadable."""
     limit = _whole_number(read_text(folder / limit_file))
     if limit is None or not 0 < limit < _NO_LIMIT:
         return None
     usage = _whole_number(read_text(folder / usage_file))
     if usage is None:
         return None
-    in_use = usage - _stat(folder / "memory.stat", inactive)
+    in_use = usage - sum(_stat(folder / "memory.stat", name) for name in cache)
     return MemoryLevel(min(limit, max(0, limit - in_use)), limit)
 
 
