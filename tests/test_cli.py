@@ -1116,3 +1116,7 @@ def test_train_and_the_demo_started_by_torchrun_as_several_processes_are_refused
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(argv) == 0
     assert (out / "model.safetensors").is_file()
+    # An empty WORLD_SIZE (a shell's `export WORLD_SIZE=`) is no torchrun: it trains.
+    monkeypatch.setenv("WORLD_SIZE", "")
+    empty = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(tmp_path / "e")]
+    assert main([*empty, *TINY]) == 0

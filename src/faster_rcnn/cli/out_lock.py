@@ -61,10 +61,11 @@ def check_one_process(command: str) -> None:
     (``torchrun --nproc_per_node N``, N > 1, which sets ``WORLD_SIZE``).
 
     Raises:
-        ValueError: ``WORLD_SIZE`` is set to anything but 1, naming it.
+        ValueError: ``WORLD_SIZE`` is a number above 1, naming it (an empty or odd one is
+            no torchrun's: no process group is made from it).
     """
     processes = os.environ.get("WORLD_SIZE", "1").strip()
-    if processes != "1":
+    if processes.isdigit() and int(processes) > 1:
         raise ValueError(
             f"{command} trains in one process, and torchrun started {processes} "
             f"(WORLD_SIZE={processes}): each would train alone and write over the others' "
