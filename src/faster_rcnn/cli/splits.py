@@ -206,8 +206,12 @@ def _split_to_train_on(layout: DatasetLayout) -> str:
             f"--split {layout.splits[0]} trains on it (add --val-fraction 0.2 to hold a fifth "
             "of it out: evaluate has no other split to score)"
         )
-    named = " or ".join(f"--split {split}" for split in layout.splits)
-    return f"name the split to train on: {named}"
+    return f"name the split to train on: {_split_options(layout)}"
+
+
+def _split_options(layout: DatasetLayout) -> str:
+    """``"--split train or --split val"``: an option for each of ``layout``'s splits."""
+    return " or ".join(f"--split {split}" for split in layout.splits)
 
 
 def _validation_split(layout: DatasetLayout) -> str | None:
@@ -296,7 +300,7 @@ def test_or_val(layout: DatasetLayout) -> str:
         try:
             split = layout.resolve("val")
         except ValueError:
-            named = " or ".join(f"--split {split}" for split in layout.splits)
+            named = _split_options(layout)
             raise ValueError(f"{no_test} (nor 'val'): name the split to score, {named}") from None
     print(f"{layout.path} has no test split: using val")
     return split
