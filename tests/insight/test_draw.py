@@ -228,6 +228,18 @@ def test_a_caption_with_no_free_place_is_left_out_and_its_box_drawn():
     assert drawn[120, 100].any() and drawn[120, 160].any()  # the outline, left and right
 
 
+def test_a_large_box_whose_left_corner_a_neighbours_caption_holds_keeps_its_own():
+    # The demo's picture: a small ellipse's caption reached over the top-left corner of a
+    # large ellipse beside it, above and inside, so the large one, found at 0.99, had none.
+    small, large = [112.74, 208.08, 124.88, 231.92], [155.89, 204.84, 320.0, 265.7]
+    extents = caption_extents(["ellipse 1.00", "ellipse 1.00"])
+    places = caption_places(extents, [small, large], [0.998, 0.997], (320, 320))
+    text_w, text_h = extents[1][2], extents[1][3]
+    assert places[0] == (112.74, 208.08 - text_h - 1)  # above its box's left
+    # Above the large box, ending at its right edge, moved 1 px in from the image's.
+    assert places[1] == (320 - text_w - 1, 204.84 - text_h - 1)
+
+
 def test_separated_captions_are_drawn_as_each_alone():
     boxes = [[20.0, 50.0, 60.0, 90.0], [150.0, 100.0, 250.0, 180.0]]
     image = torch.zeros(3, 200, 300)

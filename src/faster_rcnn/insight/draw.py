@@ -141,18 +141,22 @@ def caption_candidates(
     """The places a caption of ``extent`` (its ``textbbox`` drawn at (0, 0)) may take
     for ``box`` ``[x1, y1, x2, y2]`` on an image of ``image_size`` (width, height), by
     preference: above the box (outside the object itself), or below it where the image
-    has no room above, then inside its top; each at the box's left, moved left to end
-    inside the image at its right edge. Never below a box that has room above: in a crowd
-    that is inside the top of the box beneath, where its own caption would be."""
+    has no room above, then inside its top; at the box's left, then ending at its right
+    edge (a large box whose left corner a neighbour's caption holds keeps its own), each
+    moved left to end inside the image at its right edge. Never below a box that has room
+    above: in a crowd that is inside the top of the box beneath, where its own caption
+    would be."""
     width, height = image_size
     text_w, text_h = extent[2], extent[3]
-    x = max(0.0, min(box[0], width - text_w - 1))
-    inside = (x, max(0.0, min(box[1], height - text_h - 1)))
+    lefts = dict.fromkeys(max(0.0, min(x, width - text_w - 1)) for x in (box[0], box[2] - text_w))
+    inside = max(0.0, min(box[1], height - text_h - 1))
     if box[1] > text_h:
-        return [(x, box[1] - text_h - 1), inside]
-    if box[3] + 1 + text_h < height:
-        return [(x, box[3] + 1), inside]
-    return [inside]
+        rows = [box[1] - text_h - 1, inside]
+    elif box[3] + 1 + text_h < height:
+        rows = [box[3] + 1, inside]
+    else:
+        rows = [inside]
+    return [(x, y) for y in rows for x in lefts]
 
 
 def caption_pixels(extent: Rect, place: tuple[float, float]) -> tuple[int, int, int, int]:
