@@ -21,8 +21,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "counted apart), image sizes (the smallest and largest, and the widest and tallest "
         "strips, 3:1 or more, where those hide them), the boxes the reader clipped or "
         "dropped and those annotated twice, the boxes too small to find once resized as "
-        "--preset resizes them, the splits train takes and the classes other splits have "
-        "that those lack. Run it first on your own data.",
+        "--preset resizes them, the splits train takes and evaluate scores, and the classes "
+        "other splits have that those lack. Run it first on your own data.",
     )
     parser.add_argument("--data", required=True, help="a dataset folder or file")
     parser.add_argument(
