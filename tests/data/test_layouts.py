@@ -369,9 +369,10 @@ def test_an_empty_split_is_left_out_with_a_note_naming_its_file(tmp_path, capsys
     assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
 
 
-def test_train_and_evaluate_say_which_split_they_left_out(tmp_path, capsys):
+def test_train_evaluate_predict_and_anchors_say_which_split_they_left_out(tmp_path, capsys):
     """Only data said why an empty test split was gone: train trained on train alone,
-    evaluate scored val ('no test split: using val'), neither naming the empty list."""
+    evaluate and predict took val ('no test split: using val'), none naming the empty
+    list."""
     said = empty_voc_test(tmp_path / "voc")
     run = tmp_path / "run"
     train = ["train", "--data", str(tmp_path / "voc"), "--preset", "small", "--steps", "1"]
@@ -384,6 +385,13 @@ def test_train_and_evaluate_say_which_split_they_left_out(tmp_path, capsys):
         f"note: {said}: left out",
         f"{tmp_path / 'voc'} has no test split: using val",
     ]
+    model = str(run / "model.safetensors")
+    predict = ["predict", "--model", model, "--data", str(tmp_path / "voc")]
+    assert main([*predict, "--out", str(tmp_path / "p")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"note: {said}: left out"
+    anchors = ["anchors", "--data", str(tmp_path / "voc"), "--out", str(tmp_path / "a")]
+    assert main(anchors) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"note: {said}: left out"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from pathlib import Path
 from ..anchor_file import with_anchor_file, write_anchor_file
 from ..counted import counted
 from ..data.dataset import image_name_of
-from ..data.open import find_layout
 from ..insight.anchor_coverage import (
     ImageBoxes,
     PaddedBatchAnchors,
@@ -36,7 +35,7 @@ from .arguments import (
     refuse_without_effect,
     with_image_sizes,
 )
-from .splits import check_split_name, trained_data
+from .splits import check_split_name, layout_saying_what_is_left_out, trained_data
 
 FITTED_FILE = "fitted_anchors.json"
 UNCOVERED_SHOWN = 5
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         max_size = args.max_size or config.transform.max_size
         check_anchors_per_location(args.anchors_per_location, max_size)
     args.data = measured_data(args)
-    layout = find_layout(args.data)
+    layout = layout_saying_what_is_left_out(args.data)
     hint = "anchors measures all its images: leave --split out"
     check_split_name(layout, args.split, ("train",), hint)
     dataset = layout.open(args.split)

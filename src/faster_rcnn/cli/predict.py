@@ -43,7 +43,6 @@ from ..data.dataset import (
     read_image,
     target_of,
 )
-from ..data.open import find_layout
 from ..data.resizable import check_resizable
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
@@ -57,7 +56,7 @@ from .arguments import (
     probability,
     with_tta,
 )
-from .splits import check_split_name, test_or_val
+from .splits import check_split_name, layout_saying_what_is_left_out, test_or_val
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -178,7 +177,7 @@ def dataset_images(args: argparse.Namespace, class_names: Sequence[str] | None) 
     them for training and evaluation), with its image ids and label -> category id map
     (where the dataset has no ids of its own, the place in the split and the label stand
     in); a class of the split's that the model lacks does not stop it."""
-    layout = find_layout(args.data)
+    layout = layout_saying_what_is_left_out(args.data)
     check_split_name(layout, args.split, (), "predict takes all its images: leave --split out")
     dataset = layout.open(args.split or test_or_val(layout), class_names, append_unknown=True)
     files = getattr(dataset, "image_files", None)

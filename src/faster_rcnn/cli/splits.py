@@ -118,7 +118,7 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     data with splits, ``split.json`` for a held-out part) for :func:`write_records` to
     write beside the model once it is trained. On data without splits, ``--split`` can
     only be ``train`` (all the images, as by default)."""
-    layout = _layout_saying_what_is_left_out(args.data)
+    layout = layout_saying_what_is_left_out(args.data)
     check_split_name(
         layout, args.split, ("train",), "train takes all its images: leave --split out"
     )
@@ -151,10 +151,10 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     return Subset(dataset, parts["train"]), records
 
 
-def _layout_saying_what_is_left_out(data: str) -> DatasetLayout:
+def layout_saying_what_is_left_out(data: str) -> DatasetLayout:
     """:func:`find_layout` of ``data``, printing a note for each split it leaves out for
-    holding no image (an empty ``test.txt``): that split is neither trained on nor
-    scored, and only ``data`` said so."""
+    holding no image (an empty ``test.txt``): the commands that take a split from it say
+    why that one is not there, as ``data`` does."""
     layout = find_layout(data)
     for why in layout.left_out.values():
         print(f"note: {why}: left out")
@@ -330,7 +330,7 @@ def evaluation_images(
     images ``train --val-fraction`` held out; and where such data has no ``val``, the
     ``val`` the model's ``split.json`` held out of a split stands in for one."""
     check_val_fraction(args)
-    layout = _layout_saying_what_is_left_out(args.data)
+    layout = layout_saying_what_is_left_out(args.data)
     file = args.model.parent / SPLIT_FILE
     _check_split_without_splits(layout, args, file)
     held_from = _held_out_of(layout, args.split, file)
