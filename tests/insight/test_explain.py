@@ -3,9 +3,11 @@ against labels counted by hand on a tiny anchor grid."""
 
 import json
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -17,6 +19,7 @@ from faster_rcnn import models
 from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
 from faster_rcnn.data.dataset import read_image
+from faster_rcnn.insight import draw
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.insight.explain import (
     IGNORED_CODE,
@@ -311,6 +314,36 @@ def test_detection_captions_stay_inside_the_panel():
         ((299.0, 100.0), "right", "bottom"),
         ((100.0, 80.0), "left", "bottom"),
     ]
+
+
+def test_panel_6_writes_a_class_name_in_a_font_that_has_its_letters(monkeypatch):
+    # Its captions and legend were DejaVu Sans alone: '⌚' drew as a box, with
+    # matplotlib's warning of a missing glyph. predict's pictures already fell back.
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    monkeypatch.setattr(draw, "fallback_fonts", lambda: [fonts / "STIXGeneral.ttf"])
+    draw.caption_font_file.cache_clear()
+    explanation = explain(seeded_small(3), torch.rand(3, 200, 300), BOXES[:1])
+    assert explanation.proposals is not None
+    explanation.class_names = ("⌚ watch", "кошка", "cat")
+    boxes = torch.tensor([[10.0, 20.0, 60.0, 60.0], [100.0, 80.0, 160.0, 140.0]])
+    detections = {"boxes": boxes, "labels": torch.tensor([1, 2]), "scores": torch.ones(2)}
+    explanation.proposals = replace(explanation.proposals, detections=detections)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no glyph missing
+        figure = explanation_figure(explanation)
+        figure.canvas.draw()
+    draw.caption_font_file.cache_clear()
+    ax = figure.axes[5]
+    texts = [*ax.texts, *ax.get_legend().get_texts()]
+    fonts_of = {t.get_text(): Path(t.get_fontproperties().get_file() or "").name for t in texts}
+    assert fonts_of == {
+        "⌚ watch 1.00": "STIXGeneral.ttf",
+        "кошка 1.00": "",  # matplotlib's default, DejaVu Sans
+        "⌚ watch (1)": "STIXGeneral.ttf",
+        "кошка (1)": "",
+        "ground truth (1)": "",
+    }
+    assert {t.get_fontsize() for t in texts} == {8.0}
 
 
 def candidates_entering_nms(model: FasterRCNN, image: torch.Tensor) -> int:

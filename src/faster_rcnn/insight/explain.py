@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.patheffects import withStroke
@@ -43,6 +44,7 @@ from ..ops.boxes import box_area, box_iou
 from ..rpn.network import AnchorScores, RPNPrediction
 from ..rpn.proposals import select_proposals
 from ..transform import resize_boxes
+from .draw import CAPTION_FONT, caption_font_file
 from .plots import COLOURS, new_figure, save_figure
 
 # The labels of AnchorTargetCreator.
@@ -783,7 +785,7 @@ def _draw_detections(
                 box[0],
                 box[1],
                 f"{names[label - 1]} {score:.2f}",
-                fontsize=8,
+                fontproperties=_name_font(names[label - 1]),
                 va="bottom",
                 bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0},
                 clip_on=True,
@@ -796,7 +798,20 @@ def _draw_detections(
         f"{len(detections['boxes'])} the head returned from {len(stages.boxes):,} proposals)",
         handles + _gt_handle(explanation),
     )
+    if handles:  # the classes' entries come first, the ground truth's after them
+        texts = ax.get_legend().get_texts()
+        for text, label in zip(texts, labels.unique().tolist(), strict=False):
+            text.set_fontproperties(_name_font(names[label - 1]))
     return captions
+
+
+def _name_font(name: str) -> FontProperties:
+    """The font of 8 pt a class ``name`` is written in: matplotlib's default where
+    DejaVu Sans has its letters, else the installed font ``predict``'s pictures draw it
+    in (:func:`~faster_rcnn.insight.draw.caption_font_file`, which warns once where none
+    has)."""
+    path = caption_font_file(name)
+    return FontProperties(size=8) if path == CAPTION_FONT else FontProperties(fname=path, size=8)
 
 
 def _keep_captions_inside(ax: Axes, captions: list[tuple[Text, list[float]]]) -> None:
