@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ..counted import counted
+from .sample_depth import SampleDepth, declared_depth
 
 Target = dict[str, Tensor | int]
 Sample = tuple[Tensor, Target]
@@ -94,7 +95,8 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
     Pixels are taken as stored: an EXIF orientation tag is not applied (unless
     ``exif_transpose``), because box annotations are drawn on the stored pixels by the
     common labelling tools. 16- and 32-bit grey images are scaled by their depth (PIL's
-    RGB conversion clips them white).
+    RGB conversion clips them white), 12 or 14 bits in 16 where the file declares them
+    (:mod:`faster_rcnn.data.sample_depth`).
 
     Raises:
         MissingImageError: the file does not exist (a ``FileNotFoundError``).
@@ -104,7 +106,8 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
     """
     with _open_image(path) as image:
         try:
-            pixels = _rgb_pixels(_upright(image) if exif_transpose else image)
+            depth = declared_depth(image, path)
+            pixels = _rgb_pixels(_upright(image) if exif_transpose else image, depth)
         # Corrupt data is found while decoding, and PIL's decoders report it as OSError,
         # SyntaxError, ValueError, EOFError, struct.error... whatever it is, the file is
         # unreadable.
@@ -221,12 +224,13 @@ _EXIF_ORIENTATION = 0x0112
 # The grey modes PIL keeps at more than 8 bits: 16-bit, 32-bit integer, 32-bit float.
 _GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I", "F"})
 # The ranges such pixels are stored in: a float image in 0..1 or 0..255, an integer one in
-# 0..65535 (16 bits, or 12 and 14 bits stored in 16, as microscope and X-ray cameras do).
+# 0..65535 (16 bits, or fewer stored in 16 where the file does not declare them).
 _FULL_SCALES = (1.0, 255.0, 65535.0)
 
 
-def _rgb_pixels(image: Image.Image) -> np.ndarray:
-    """``float32[H, W, 3]`` in 0..1 of an open image."""
+def _rgb_pixels(image: Image.Image, depth: SampleDepth | None) -> np.ndarray:
+    """``float32[H, W, 3]`` in 0..1 of an open image, whose file declares ``depth`` (see
+    :func:`faster_rcnn.data.sample_depth.declared_depth`)."""
     if image.mode not in _GREY_MODES:
         image.load()  # decoded here, so that a corrupt file raises PIL's own error
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), np.float32)
@@ -236,13 +240,17 @@ def _rgb_pixels(image: Image.Image) -> np.ndarray:
         pixels /= 255.0
         return pixels
     grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return np.repeat(np.clip(grey / _full_scale(grey, image.mode), 0.0, 1.0)[..., None], 3, axis=2)
+    white = _full_scale(grey, image.mode, depth)
+    return np.repeat(np.clip(grey / white, 0.0, 1.0)[..., None], 3, axis=2)
 
 
-def _full_scale(grey: np.ndarray, mode: str) -> float:
-    """The value that is white in a grey image of ``mode``: 65535 for integers, else the
-    first of the float conventions 1 and 255 its pixels fit; pixels beyond every
-    convention (20 or 32 bits of data) take their own largest value."""
+def _full_scale(grey: np.ndarray, mode: str, depth: SampleDepth | None) -> float:
+    """The value that is white in a grey image of ``mode``: ``2**bits - 1`` where its file
+    declares ``depth`` and its samples are stored at it (:meth:`SampleDepth.holds`), else
+    65535 for integers, else the first of the float conventions 1 and 255 its pixels fit;
+    pixels beyond every convention (20 or 32 bits of data) take their own largest value."""
+    if depth is not None and depth.holds(grey):
+        return float(depth.white)
     brightest = float(grey.max(initial=0.0))
     scales = _FULL_SCALES if mode == "F" else _FULL_SCALES[2:]
     return next((scale for scale in scales if brightest <= scale), brightest)
