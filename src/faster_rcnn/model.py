@@ -20,7 +20,8 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
-from .torchvision_options import constructor_config
+from .torchvision_heads import GivenHeads
+from .torchvision_options import constructor_form
 from .transform import ImageTransform
 from .validation import (
     float_boxes,
@@ -76,7 +77,10 @@ class FasterRCNN(nn.Module):
         torchvision_keywords: instead of ``config``, torchvision's form
             (``num_classes=2, rpn_anchor_generator=AnchorGenerator(...),
             box_roi_pool=MultiScaleRoIAlign(...), min_size=...``): the config is made
-            from them (:func:`~faster_rcnn.torchvision_options.constructor_config`).
+            from them (:func:`~faster_rcnn.torchvision_options.constructor_form`); an
+            ``rpn_head``, ``box_head`` or ``box_predictor`` of this package's class
+            (``RPNHead``, ``TwoMLPHead``, ``FastRCNNPredictor``) sets the fields its shapes
+            give and is used, with its weights, in the model.
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
@@ -86,7 +90,8 @@ class FasterRCNN(nn.Module):
         ValueError: the backbone contradicts ``config.backbone``; a custom one returns
             another number of feature maps than ``config.anchors`` has levels (or not the
             maps ``config.roi_heads`` pools); a keyword's value is out of its field's
-            range, or is a module that config fields set here (``rpn_head``...).
+            range, or is a head module of another class than this package's, or one
+            that contradicts the rest (``num_classes`` with a ``box_predictor``...).
     """
 
     def __init__(
@@ -96,13 +101,14 @@ class FasterRCNN(nn.Module):
         **torchvision_keywords: Any,
     ) -> None:
         super().__init__()
+        heads = GivenHeads()
         if torchvision_keywords:
             if config is not None:
                 raise TypeError(
                     "FasterRCNN(backbone, config, ...): give a config or torchvision's "
                     f"keywords ({', '.join(torchvision_keywords)}), not both"
                 )
-            config = constructor_config(backbone, torchvision_keywords)
+            config, heads = constructor_form(backbone, torchvision_keywords)
         if not isinstance(config, FasterRCNNConfig):
             raise TypeError(
                 f"config must be a FasterRCNNConfig, got {type(config).__name__}: the class "
@@ -115,8 +121,8 @@ class FasterRCNN(nn.Module):
         self._config = config
         self.transform = ImageTransform(config.transform)
         self.backbone = backbone
-        self.rpn = RegionProposalNetwork.from_config(config)
-        self.roi_heads = RoIHeads.from_config(config)
+        self.rpn = RegionProposalNetwork.from_config(config, heads.rpn_head)
+        self.roi_heads = RoIHeads.from_config(config, heads.box_head, heads.box_predictor)
         # Set by faster_rcnn.fast_inference.optimize_for_inference.
         self.memory_format = torch.contiguous_format
         self.inference_only = False

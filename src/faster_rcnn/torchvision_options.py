@@ -7,21 +7,30 @@ presets of :mod:`faster_rcnn.models` take the same keywords and set those fields
 (:func:`with_torchvision_options`), so code written for torchvision's builders keeps its
 arguments. What torchvision passes as a module (``rpn_head``, ``box_predictor``, ...) is a
 config field or a module replaced on the built model here, and ``weights`` would download:
-both are refused in one line saying what to do instead. ``weights_backbone=None`` builds
-the backbone torchvision builds without ImageNet weights (:func:`untrained_backbone`).
+both are refused in one line saying what to do instead (torchvision's constructor,
+``FasterRCNN(backbone, ...)``, takes head modules of this package's classes:
+:func:`constructor_form`). ``weights_backbone=None`` builds the backbone torchvision
+builds without ImageNet weights (:func:`untrained_backbone`).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
 from .anchors import AnchorGenerator
 from .config import BACKBONES, CUSTOM_BACKBONE, BackboneConfig, FasterRCNNConfig
 from .roi_heads.pooling import MultiScaleRoIAlign
+from .torchvision_heads import (
+    HEAD_TYPES,
+    GivenHeads,
+    class_count,
+    take_given_heads,
+    with_given_heads,
+)
 
 # torchvision's keyword: (config section, field).
 _FIELDS = {
@@ -137,22 +146,33 @@ def _field(key: str, builder: str) -> tuple[str, str]:
     return _FIELDS[key]
 
 
-def constructor_config(backbone: nn.Module, keywords: Mapping[str, Any]) -> FasterRCNNConfig:
-    """The config of torchvision's ``FasterRCNN(backbone, num_classes=2,
+class ConstructorForm(NamedTuple):
+    """What torchvision's ``FasterRCNN(backbone, ...)`` keywords make: the config, and
+    the head modules given, which the model uses in place of fresh ones."""
+
+    config: FasterRCNNConfig
+    heads: GivenHeads
+
+
+def constructor_form(backbone: nn.Module, keywords: Mapping[str, Any]) -> ConstructorForm:
+    """The config and head modules of torchvision's ``FasterRCNN(backbone, num_classes=2,
     rpn_anchor_generator=AnchorGenerator(...), box_roi_pool=MultiScaleRoIAlign(...),
     min_size=..., ...)`` (its fine-tuning tutorial's form): torchvision's defaults (those
     of :class:`FasterRCNNConfig`), a backbone of its own (``"custom"``) with the
     ``out_channels`` it has, the anchor generator's sizes and aspect ratios, the pooler's
-    feature maps and grid, and the other keywords as :func:`with_torchvision_options`
-    sets them.
+    feature maps and grid, the fields that ``rpn_head``, ``box_head`` and
+    ``box_predictor`` of this package's classes set
+    (:func:`~faster_rcnn.torchvision_heads.with_given_heads`), and the other keywords as
+    :func:`with_torchvision_options` sets them.
 
     Raises:
         TypeError: a keyword torchvision's ``FasterRCNN`` does not take; a generator or
             pooler that is not this package's :class:`~faster_rcnn.anchors.AnchorGenerator`
             or :class:`~faster_rcnn.roi_heads.pooling.MultiScaleRoIAlign`.
-        ValueError: no ``num_classes``; a backbone without an integer ``out_channels``;
-            ``rpn_head``, ``box_head`` or ``box_predictor`` (set here by config fields or
-            replaced on the built model); a value out of its field's range.
+        ValueError: ``num_classes`` with a ``box_predictor``, or neither; a backbone
+            without an integer ``out_channels``; a head module of another class than this
+            package's (set here by config fields or replaced on the built model), or one
+            that contradicts the rest; a value out of its field's range.
     """
     options = dict(keywords)
     num_classes = options.pop("num_classes", None)
@@ -161,11 +181,10 @@ def constructor_config(backbone: nn.Module, keywords: Mapping[str, Any]) -> Fast
     unknown = [key for key in options if key not in _CONSTRUCTOR_KEYWORDS]
     if unknown:
         raise TypeError(f"FasterRCNN() got an unexpected keyword argument {unknown[0]!r}")
-    if num_classes is None:
-        raise ValueError(
-            "FasterRCNN(backbone, ...) needs num_classes (background included); a box "
-            "predictor of another class count is replaced on the built model here"
-        )
+    heads = take_given_heads(options)
+    for key in [key for key in HEAD_TYPES if key in options]:
+        _field(key, "FasterRCNN")
+    num_classes = class_count(num_classes, heads.box_predictor)
     channels = getattr(backbone, "out_channels", None)
     if not isinstance(channels, int) or isinstance(channels, bool):
         raise ValueError(
@@ -181,7 +200,8 @@ def constructor_config(backbone: nn.Module, keywords: Mapping[str, Any]) -> Fast
         sections["anchors"] = _anchor_fields(generator)
     if pool is not None:
         sections["roi_heads"] = _pooler_fields(pool)
-    return with_torchvision_options(config.replace(**sections), options, "FasterRCNN")
+    config = with_torchvision_options(config.replace(**sections), options, "FasterRCNN")
+    return ConstructorForm(with_given_heads(config, heads), heads)
 
 
 def _anchor_fields(generator: object) -> dict[str, Any]:

@@ -71,7 +71,12 @@ class RoIHeads(nn.Module):
         self.soft_nms_min_score = soft_nms_min_score
 
     @classmethod
-    def from_config(cls, config: FasterRCNNConfig) -> RoIHeads:
+    def from_config(
+        cls,
+        config: FasterRCNNConfig,
+        box_head: nn.Module | None = None,
+        box_predictor: FastRCNNPredictor | None = None,
+    ) -> RoIHeads:
         """Build the head a config describes.
 
         ``roi_heads.pooler`` picks :class:`MultiScaleRoIAlign` over ``featmap_names``
@@ -79,7 +84,9 @@ class RoIHeads(nn.Module):
         paper); ``roi_heads.box_head`` picks :class:`TwoMLPHead`, :class:`VGG16BoxHead` or
         :class:`ConvFCHead`,
         and ``roi_heads.predictor_init_std`` the predictor's initialisation. The pooled
-        maps have ``backbone.out_channels`` channels.
+        maps have ``backbone.out_channels`` channels. A ``box_head`` or ``box_predictor``
+        given (one the config describes, given to torchvision's constructor form) is used,
+        with its weights, in place of a fresh one.
         """
         cfg = config.roi_heads
         # Built in the order pooler, head, predictor: with the global generator, the
@@ -96,10 +103,12 @@ class RoIHeads(nn.Module):
             )
         else:
             box_roi_pool = SingleScaleRoIPool(cfg.featmap_names[0], cfg.output_size)
-        box_head = _box_head(cfg, config.backbone.out_channels)
-        box_predictor = FastRCNNPredictor(
-            cfg.representation_size, config.num_classes, cfg.predictor_init_std
-        )
+        if box_head is None:
+            box_head = _box_head(cfg, config.backbone.out_channels)
+        if box_predictor is None:
+            box_predictor = FastRCNNPredictor(
+                cfg.representation_size, config.num_classes, cfg.predictor_init_std
+            )
         box_coder = BoxCoder(cfg.box_coder_weights)
         target_creator = ProposalTargetCreator(
             fg_iou_thresh=cfg.fg_iou_thresh,

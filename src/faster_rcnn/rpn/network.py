@@ -158,18 +158,23 @@ class RegionProposalNetwork(nn.Module):
         self.differentiable_proposals = False
 
     @classmethod
-    def from_config(cls, config: FasterRCNNConfig) -> RegionProposalNetwork:
+    def from_config(
+        cls, config: FasterRCNNConfig, head: RPNHead | None = None
+    ) -> RegionProposalNetwork:
         """The RPN a config describes, with a fresh :class:`RPNHead` on features of
-        ``config.backbone.out_channels`` channels."""
+        ``config.backbone.out_channels`` channels, or ``head`` (one the config describes,
+        given to torchvision's constructor form) with its weights."""
         rpn = config.rpn
         sampler_type = SAMPLERS[rpn.sampler]
-        return cls(
-            AnchorGenerator.from_config(config),
-            RPNHead(
+        if head is None:
+            head = RPNHead(
                 config.backbone.out_channels,
                 config.anchors.num_anchors_per_location(),
                 conv_depth=rpn.head_conv_depth,
-            ),
+            )
+        return cls(
+            AnchorGenerator.from_config(config),
+            head,
             target_creator=AnchorTargetCreator.from_config(config),
             fg_bg_sampler=sampler_type(rpn.batch_size_per_image, rpn.positive_fraction),
             box_coder=BoxCoder(rpn.box_coder_weights),

@@ -1,0 +1,211 @@
+"""torchvision's constructor form with head modules: ``FasterRCNN(backbone,
+num_classes=None, box_predictor=FastRCNNPredictor(1024, 3))``, ``rpn_head=RPNHead(...)``,
+``box_head=TwoMLPHead(...)``. This package's classes set the config fields their shapes
+give, the model runs them with their weights, and a contradiction is one line."""
+
+import re
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from faster_rcnn import AnchorGenerator, FasterRCNN
+from faster_rcnn.roi_heads import FastRCNNPredictor, MultiScaleRoIAlign, TwoMLPHead
+from faster_rcnn.rpn import RPNHead
+from faster_rcnn.train.checkpoint import load_weights, read_model_config, save_model
+
+CHANNELS = 24
+POOLED = CHANNELS * 7 * 7  # 1176 inputs of a box head on 7x7 RoIs of 24 channels
+
+
+class OneMapBackbone(nn.Sequential):
+    """One stride-16 map of 24 channels, as the fine-tuning tutorial's MobileNetV2."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv2d(3, 16, 3, stride=4, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, CHANNELS, 3, stride=4, padding=1),
+        )
+        self.out_channels = CHANNELS
+
+
+def tutorial_model(**heads: object) -> FasterRCNN:
+    """The tutorial's model (15 anchors a location, one pooled map) with ``heads``;
+    ``num_classes=3`` unless ``heads`` set it."""
+    keywords = {"num_classes": 3, **heads}
+    return FasterRCNN(
+        OneMapBackbone(),
+        rpn_anchor_generator=AnchorGenerator(
+            sizes=((32, 64, 128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),)
+        ),
+        box_roi_pool=MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2),
+        min_size=96,
+        max_size=128,
+        box_score_thresh=0.0,
+        **keywords,
+    )
+
+
+def images() -> list[Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return [torch.rand(3, 100, 150, generator=gen), torch.rand(3, 120, 90, generator=gen)]
+
+
+def detections(model: FasterRCNN) -> list[dict[str, Tensor]]:
+    with torch.no_grad():
+        return model.eval()(images())
+
+
+FORMS = {
+    "tutorial's predictor": (
+        lambda: {"num_classes": None, "box_predictor": FastRCNNPredictor(1024, 4)},
+        {"num_classes": 4, "representation_size": 1024, "head_conv_depth": 1},
+    ),
+    "a predictor of another width, the head built to feed it": (
+        lambda: {"num_classes": None, "box_predictor": FastRCNNPredictor(256, 3)},
+        {"num_classes": 3, "representation_size": 256, "head_conv_depth": 1},
+    ),
+    "an RPN head": (
+        lambda: {"rpn_head": RPNHead(CHANNELS, 15, conv_depth=2)},
+        {"num_classes": 3, "representation_size": 1024, "head_conv_depth": 2},
+    ),
+    "a box head": (
+        lambda: {"box_head": TwoMLPHead(POOLED, 512)},
+        {"num_classes": 3, "representation_size": 512, "head_conv_depth": 1},
+    ),
+    "all three": (
+        lambda: {
+            "num_classes": None,
+            "rpn_head": RPNHead(CHANNELS, 15, conv_depth=3),
+            "box_head": TwoMLPHead(POOLED, 128),
+            "box_predictor": FastRCNNPredictor(128, 5),
+        },
+        {"num_classes": 5, "representation_size": 128, "head_conv_depth": 3},
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_a_head_module_sets_its_fields_runs_with_its_weights_and_round_trips(form, tmp_path):
+    torch.manual_seed(0)
+    heads = FORMS[form][0]()
+    model = tutorial_model(**heads)
+    config = model.config
+    fields = {
+        "num_classes": config.num_classes,
+        "representation_size": config.roi_heads.representation_size,
+        "head_conv_depth": config.rpn.head_conv_depth,
+    }
+    assert fields == FORMS[form][1]
+    given = {
+        "rpn_head": model.rpn.head,
+        "box_head": model.roi_heads.box_head,
+        "box_predictor": model.roi_heads.box_predictor,
+    }
+    for key, module in heads.items():
+        if key != "num_classes":
+            assert given[key] is module
+    save_model(model, tmp_path / "model.safetensors")
+    rebuilt = FasterRCNN(OneMapBackbone(), read_model_config(tmp_path / "model.safetensors"))
+    load_weights(rebuilt, tmp_path / "model.safetensors")
+    expected, got = detections(model), detections(rebuilt)
+    assert sum(len(d["scores"]) for d in got) > 0
+    for x, y in zip(got, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
+
+
+def test_the_given_weights_are_the_ones_the_model_detects_with():
+    """A predictor whose class-2 bias dwarfs the others labels every detection 2: the
+    model did not draw a fresh predictor."""
+    torch.manual_seed(0)
+    predictor = FastRCNNPredictor(1024, 3)
+    with torch.no_grad():
+        predictor.cls_score.bias.copy_(torch.tensor([0.0, 0.0, 50.0]))
+    found = detections(tutorial_model(num_classes=None, box_predictor=predictor))
+    labels = torch.cat([d["labels"] for d in found])
+    assert len(labels) > 0 and bool((labels == 2).all())
+
+
+def test_the_constructor_draws_no_weights_for_a_head_it_is_given():
+    """With a box head and predictor given, the RPN head is the last weights drawn: the
+    random stream continues as after torchvision's constructor, which builds no other."""
+    torch.manual_seed(0)
+    head, predictor = TwoMLPHead(POOLED, 64), FastRCNNPredictor(64, 3)
+    tutorial_model(num_classes=None, box_head=head, box_predictor=predictor)
+    after_model = torch.rand(3)
+    torch.manual_seed(0)
+    _ = [TwoMLPHead(POOLED, 64), FastRCNNPredictor(64, 3), OneMapBackbone(), RPNHead(CHANNELS, 15)]
+    assert torch.equal(after_model, torch.rand(3))
+
+
+def layer_replaced() -> FastRCNNPredictor:
+    predictor = FastRCNNPredictor(1024, 3)
+    predictor.bbox_pred = nn.Linear(1024, 8)
+    return predictor
+
+
+class OwnPredictor(FastRCNNPredictor):
+    """A user's own predictor class (a subclass the config cannot rebuild)."""
+
+
+CONTRADICTIONS = {
+    "num_classes with a predictor": (
+        lambda: {"num_classes": 3, "box_predictor": FastRCNNPredictor(1024, 3)},
+        "FasterRCNN(num_classes=3, box_predictor=FastRCNNPredictor(1024, 3)): num_classes "
+        "must be None when box_predictor is given (its 3 classes are the model's), as in "
+        "torchvision",
+    ),
+    "neither num_classes nor a predictor": (
+        lambda: {"num_classes": None},
+        "FasterRCNN(backbone, ...) needs num_classes (background included), or "
+        "box_predictor=FastRCNNPredictor(in_features, num_classes)",
+    ),
+    "RPN head's channels": (
+        lambda: {"rpn_head": RPNHead(256, 15)},
+        "FasterRCNN(rpn_head=RPNHead(256, 15)): its 256 input channels contradict the "
+        "backbone's out_channels 24",
+    ),
+    "RPN head's anchors": (
+        lambda: {"rpn_head": RPNHead(CHANNELS, 3, conv_depth=2)},
+        "FasterRCNN(rpn_head=RPNHead(24, 3, conv_depth=2)): its 3 anchors a location "
+        "contradict the anchor generator's 15 (5 sizes x 3 aspect ratios a level)",
+    ),
+    "box head's inputs": (
+        lambda: {"box_head": TwoMLPHead(256 * 7 * 7, 1024)},
+        "FasterRCNN(box_head=TwoMLPHead(12544, 1024)): its 12544 inputs contradict a pooled "
+        "RoI's 24 x 7 x 7 = 1176 (the backbone's out_channels, box_roi_pool's output_size)",
+    ),
+    "box head's width and the predictor's": (
+        lambda: {
+            "num_classes": None,
+            "box_head": TwoMLPHead(POOLED, 512),
+            "box_predictor": FastRCNNPredictor(1024, 3),
+        },
+        "FasterRCNN(box_head=TwoMLPHead(1176, 512), box_predictor=FastRCNNPredictor(1024, "
+        "3)): the head's 512 features contradict the predictor's 1024 inputs",
+    ),
+    "a layer replaced in a predictor": (
+        lambda: {"num_classes": None, "box_predictor": layer_replaced()},
+        "FasterRCNN(box_predictor=FastRCNNPredictor(1024, 3)): its bbox_pred.bias is (8,), "
+        "not the (12,) of that head (a layer replaced, which the config cannot rebuild)",
+    ),
+    "a predictor of the user's own class": (
+        lambda: {"num_classes": None, "box_predictor": OwnPredictor(1024, 3)},
+        "FasterRCNN(box_predictor=...): torchvision takes a module there; here that part is "
+        "model.roi_heads.box_predictor replaced on the built model (torchvision's "
+        "fine-tuning idiom; num_classes follows it)",
+    ),
+    "a box head of another class": (
+        lambda: {"box_head": nn.Flatten()},
+        "FasterRCNN(box_head=...): torchvision takes a module there; here that part is "
+        "config.roi_heads (box_head, representation_size)",
+    ),
+}
+
+
+@pytest.mark.parametrize("refused", list(CONTRADICTIONS))
+def test_a_contradiction_or_another_class_is_refused_in_one_line(refused):
+    heads, message = CONTRADICTIONS[refused]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        tutorial_model(**heads())
