@@ -3,6 +3,7 @@
 Runs in an environment that has torchvision (see design.md, "Measuring"):
 
     python tests/parity/torchvision_side.py tiny OUT.pt              # the committed fixture
+    python tests/parity/torchvision_side.py tiny_heads OUT.pt        # ... with an RPN head
     python tests/parity/torchvision_side.py resnet50 OUT.pt          # fasterrcnn_resnet50_fpn
     python tests/parity/torchvision_side.py resnet50_fpn_v2 OUT.pt   # ... and its v2
     python tests/parity/torchvision_side.py mobilenet_v2_fpn OUT.pt  # MobileNetV2 + FPN
@@ -82,6 +83,26 @@ def tiny_model():
         box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2),
         box_head=TwoMLPHead(16 * 7 * 7, 64),
         box_predictor=FastRCNNPredictor(64, 4),
+        box_batch_size_per_image=64,
+    )
+
+
+def tiny_heads_model():
+    """The tiny model with its RPN head given (two convs, six anchors a location) and a
+    box predictor on the default box head, 1024 wide."""
+    return FasterRCNN(
+        TinyBackbone(),
+        num_classes=None,
+        min_size=200,
+        max_size=320,
+        rpn_anchor_generator=AnchorGenerator(((24, 32), (64, 96)), ((0.5, 1.0, 2.0),) * 2),
+        rpn_head=RPNHead(16, 6, conv_depth=2),
+        rpn_pre_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=200,
+        rpn_post_nms_top_n_train=200,
+        rpn_post_nms_top_n_test=100,
+        box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2),
+        box_predictor=FastRCNNPredictor(1024, 4),
         box_batch_size_per_image=64,
     )
 
@@ -181,6 +202,7 @@ def state_dict_layouts():
 
 MODELS = {
     "tiny": tiny_model,
+    "tiny_heads": tiny_heads_model,
     "resnet50": resnet50_model,
     "resnet50_fpn_v2": resnet50_fpn_v2_model,
     "mobilenet_v2_fpn": mobilenet_v2_fpn_model,
@@ -190,6 +212,7 @@ MODELS = {
 # Class-score std per model: scores above the 0.05 threshold, none saturating at 1.
 CLS_SCORE_STD = {
     "tiny": 0.15,
+    "tiny_heads": 0.15,
     "resnet50": 0.06,
     "resnet50_fpn_v2": 0.15,
     "mobilenet_v2_fpn": 0.2,
@@ -243,7 +266,7 @@ def record(kind):
         model.roi_heads.box_predictor.cls_score.weight.normal_(0, CLS_SCORE_STD[kind])
     images_uint8, targets = inputs()
     images = [image.float() / 255 for image in images_uint8]
-    if kind != "tiny":
+    if not kind.startswith("tiny"):
         randomize_frozen_batch_norm(model, images[0])
     state_dict = {k: v.clone() for k, v in model.state_dict().items()}
 
