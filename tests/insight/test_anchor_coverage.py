@@ -171,7 +171,7 @@ def test_coverage_keeps_each_box_as_given_and_its_image():
 def test_empty_batch_feature_sizes_are_the_real_forward_pass(preset):
     config = preset_config(preset, 4).replace(transform={"min_size": (64,), "max_size": 256})
     model = FasterRCNN.from_config(config).train()
-    grids = PaddedBatchAnchors(model)
+    grids = PaddedBatchAnchors.of_model(model)
     # Heights and widths are cached apart: (96, 64) after (64, 96) and (96, 96) reuse them.
     for padded in [(64, 96), (96, 64), (96, 96), (64, 64), (160, 224), (32, 256)]:
         images = ImageList(torch.zeros(1, 3, *padded), [padded])
@@ -204,7 +204,7 @@ def test_windowed_measure_equals_the_dense_one(preset):
         config = preset_config(preset, 4).replace(
             rpn={"fg_iou_thresh": threshold, "bg_iou_thresh": 0.1, "allowed_border": border}
         )
-        grid = PaddedBatchAnchors(FasterRCNN.from_config(config)).grid((320, 480))
+        grid = PaddedBatchAnchors.of_model(FasterRCNN.from_config(config)).grid((320, 480))
         allowed = ~anchors_crossing_border(grid.anchors, (300, 470), border)
         best, positives = _measure_group(boxes, grid, allowed, config.rpn)
         iou = box_iou(boxes, grid.anchors[allowed])

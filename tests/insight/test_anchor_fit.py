@@ -84,7 +84,7 @@ def real_shape_iou(model, targets):
     best IoU of every box with the model's real anchors of that shape: every anchor the
     model's generator places on the box's padded batch, less those the RPN's border
     policy leaves out (0 when none is left), by ``box_iou``. No closed form involved."""
-    grids = PaddedBatchAnchors(model)
+    grids = PaddedBatchAnchors.of_model(model)
     per_location = model.rpn.anchor_generator.num_anchors_per_location()
     border = model.config.rpn.allowed_border
     per_image = []

@@ -188,7 +188,8 @@ def test_a_box_no_anchor_overlaps_adds_no_positive_beyond_its_best_anchors(prese
     # no negative on a 600x800 image, against 16 and 5289 for the other box alone).
     model = FasterRCNN.from_config(preset_config(preset, 2))
     image = (600, 800)
-    anchors = PaddedBatchAnchors(model)(padded_size([image], model.transform.size_divisible))
+    placed = PaddedBatchAnchors.of_model(model)
+    anchors = placed(padded_size([image], model.transform.size_divisible))
     targets = AnchorTargetCreator.from_config(model.config)
     normal = torch.tensor([[200.0, 200.0, 400.0, 400.0]])
     corner = torch.tensor([[0.0, 0.0, 7.0, 7.0]])

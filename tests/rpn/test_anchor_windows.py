@@ -25,7 +25,7 @@ PRESETS = tuple(PADDED)
 @cache
 def anchor_grid(preset: str) -> AnchorGrid:
     model = FasterRCNN.from_config(preset_config(preset, 3))
-    return PaddedBatchAnchors(model).grid(PADDED[preset])
+    return PaddedBatchAnchors.of_model(model).grid(PADDED[preset])
 
 
 def hard_boxes(seed: int, count: int, size: tuple[int, int]) -> torch.Tensor:
@@ -116,7 +116,7 @@ from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors
 from faster_rcnn.models import preset_config
 from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
 model = FasterRCNN.from_config(preset_config("resnet50_fpn", 3))
-grid = PaddedBatchAnchors(model).grid((800, 1088))
+grid = PaddedBatchAnchors.of_model(model).grid((800, 1088))
 creator = AnchorTargetCreator.from_config(model.config)
 corners = torch.rand(1000, 2, generator=torch.Generator().manual_seed(0)) * 780
 boxes = torch.cat((corners, corners + 16), dim=1)

@@ -169,7 +169,8 @@ def coverage_report(
 def level_strides(model: FasterRCNN, targets: list[ImageBoxes]) -> list[tuple[int, int]]:
     """``(stride_h, stride_w)`` of every anchor level, on the first image's batch."""
     first = next(resized_targets(model, targets))
-    return [level.stride for level in PaddedBatchAnchors(model).grid(first.padded_size).levels]
+    grid = PaddedBatchAnchors.of_model(model).grid(first.padded_size)
+    return [level.stride for level in grid.levels]
 
 
 def print_unresizable(model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]) -> None:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..anchors import LevelGrid, anchors_crossing_border
+from ..anchors import AnchorGenerator, LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
 from ..data.dataset import Sample, UnreadableImageError
 from ..image_list import ImageList
@@ -270,7 +270,7 @@ def _best_and_positives(
         groups.setdefault((image.image_size, image.padded_size), []).append(rows)
     best = torch.zeros(len(resized))
     positives = torch.zeros(len(resized), dtype=torch.int64)
-    padded_batch_anchors = PaddedBatchAnchors(model)
+    padded_batch_anchors = PaddedBatchAnchors.of_model(model)
     for (image_size, padded), rows in groups.items():
         grid = padded_batch_anchors.grid(padded)
         allowed = ~anchors_crossing_border(grid.anchors, image_size, rpn.allowed_border)
@@ -415,21 +415,32 @@ class PaddedBatchAnchors:
     """The model's anchors on a padded batch of a given size, and the feature-map sizes
     they sit on, computed shape-only and cached: they depend on nothing else."""
 
-    def __init__(self, model: FasterRCNN) -> None:
-        self.backbone = model.backbone
-        self.generator = model.rpn.anchor_generator
+    def __init__(self, backbone: nn.Module, generator: AnchorGenerator) -> None:
+        self.backbone = backbone
+        self.generator = generator
         self.heights: dict[int, list[int]] = {}
         self.widths: dict[int, list[int]] = {}
         self.anchors: dict[tuple[int, int], Tensor] = {}
 
+    @classmethod
+    def of_model(cls, model: FasterRCNN) -> PaddedBatchAnchors:
+        """The anchors ``model`` places: its RPN's, on its backbone's feature maps."""
+        return cls(model.backbone, model.rpn.anchor_generator)
+
     def __call__(self, padded_size: tuple[int, int]) -> Tensor:
-        """``(A, 4)`` anchors of a batch padded to ``padded_size`` (height, width)."""
+        """``(A, 4)`` anchors of a batch padded to ``padded_size`` (height, width), kept
+        for the next call."""
         if padded_size not in self.anchors:
-            # Zero-channel tensors carry the shapes the anchor generator reads, nothing else.
-            images = ImageList(torch.empty((1, 0, *padded_size)), [padded_size])
-            maps = [torch.empty((1, 0, *grid)) for grid in self.grid_sizes(padded_size)]
-            self.anchors[padded_size] = self.generator(images, maps)[0]
+            self.anchors[padded_size] = self.placed(padded_size)
         return self.anchors[padded_size]
+
+    def placed(self, padded_size: tuple[int, int]) -> Tensor:
+        """``(A, 4)`` anchors of a batch padded to ``padded_size`` (height, width), placed
+        anew and not kept (only the feature-map sizes are)."""
+        # Zero-channel tensors carry the shapes the anchor generator reads, nothing else.
+        images = ImageList(torch.empty((1, 0, *padded_size)), [padded_size])
+        maps = [torch.empty((1, 0, *grid)) for grid in self.grid_sizes(padded_size)]
+        return self.generator(images, maps)[0]
 
     def grid(self, padded_size: tuple[int, int]) -> AnchorGrid:
         """The anchors of a batch padded to ``padded_size``, level by level."""

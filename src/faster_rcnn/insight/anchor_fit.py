@@ -93,7 +93,7 @@ class GridBoxes:
 def grid_boxes(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> GridBoxes:
     """Every GT box of ``targets`` (per image: ``(height, width)`` and ``(G_i, 4)`` boxes)
     with the grid the model's anchors sit on for its image."""
-    grids = PaddedBatchAnchors(model)
+    grids = PaddedBatchAnchors.of_model(model)
     boxes, sizes, grid_sizes, strides = [], [], [], []
     for image in resized_targets(model, targets):
         count = len(image.boxes)
