@@ -1,15 +1,20 @@
 """Training images with no anchor inside them under the paper's border rule, counted from
-their sizes."""
+their sizes on the model's anchor grid.
 
+``paper_vgg16``'s anchors, their half sides rounded as the generator rounds them, are
+182 x 90, 362 x 182, 724 x 362, 128 x 128, 256 x 256, 512 x 512, 90 x 182, 182 x 362 and
+362 x 724, centred every 16 px at 8, 24, 40, 56, ... (offset 0.5)."""
+
+import pytest
 import torch
 
+from faster_rcnn.anchors import AnchorGenerator
+from faster_rcnn.backbones.build import build_backbone
+from faster_rcnn.image_list import ImageList
+from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors
 from faster_rcnn.models import preset_config
-from faster_rcnn.train.anchorless import (
-    AnchorlessImages,
-    admits_an_anchor,
-    anchor_shapes,
-    anchorless_images,
-)
+from faster_rcnn.train.anchorless import AnchorlessImages, admitting_sizes, anchorless_images
+from faster_rcnn.transform import ImageTransform
 
 
 class SizedImages:
@@ -37,31 +42,6 @@ class SizedImages:
 def paper_config(min_size: tuple[int, ...] = (600,), allowed_border: float = 0):
     config = preset_config("paper_vgg16", 2)
     return config.replace(transform={"min_size": min_size}, rpn={"allowed_border": allowed_border})
-
-
-def test_vgg16s_anchors_are_at_least_90_px_on_their_shorter_side():
-    """Sizes 128, 256 and 512 at ratios 0.5, 1 and 2, their half sides rounded: 128 at
-    ratio 0.5 is 181.02 x 90.51, halves 90.51 and 45.25, so 182 x 90."""
-    shapes = anchor_shapes(preset_config("paper_vgg16").anchors)
-    assert shapes.tolist() == [
-        [182, 90],
-        [362, 182],
-        [724, 362],
-        [128, 128],
-        [256, 256],
-        [512, 512],
-        [90, 182],
-        [182, 362],
-        [362, 724],
-    ]
-
-
-def test_an_image_admits_an_anchor_where_one_shape_fits_both_ways():
-    shapes = torch.tensor([[182.0, 90.0], [128.0, 128.0], [90.0, 182.0]])
-    assert not admits_an_anchor((89, 1000), shapes, 0)  # every shape too high
-    assert admits_an_anchor((90, 182), shapes, 0)
-    assert not admits_an_anchor((127, 181), shapes, 0)
-    assert admits_an_anchor((80, 172), shapes, 5)  # 5 px past each side: 90 x 182
 
 
 def test_a_strip_resized_to_1000_x_25_is_counted_on_paper_vgg16():
@@ -107,5 +87,87 @@ def test_an_image_too_elongated_to_resize_is_left_out_as_training_leaves_it_out(
 
 def test_the_line_agrees_with_one_image():
     found = AnchorlessImages(600, 1000, 0)
-    found.count("a.jpg", (50, 2000), anchor_shapes(preset_config("paper_vgg16").anchors))
+    found.count("a.jpg", (50, 2000), {(25, 1000): False})
     assert found.notes()[0].startswith("1 of the 1 image admits no anchor inside")
+
+
+def test_an_anchor_that_fits_but_has_no_place_on_the_grid_leaves_the_image_anchorless():
+    """95 px high holds the 182 x 90 anchor (and 95 px wide the 90 x 182 one) only centred
+    45 to 50 px in, between the centres at 40 and 56; every other anchor is 128 px or more
+    on that side. 101 px has room from 45 to 56: the anchor centred at 56 lies inside."""
+    for side, anchorless in ((95, 2), (100, 2), (101, 0)):
+        data = SizedImages([(side, 1000), (1000, side)])
+        found = anchorless_images(data, paper_config((side,)), range(2))
+        assert (found.images, found.anchorless) == (2, anchorless)
+    found = anchorless_images(SizedImages([(95, 1000)]), paper_config((95,)), [0])
+    assert found.example == "0.jpg, 1000x95 (width x height), 1000x95 once resized"
+
+
+def test_the_border_allowed_widens_the_centres_that_place_an_anchor_inside():
+    """95 px high: 3 px allowed past each side puts the 90 px anchor's centre from 42 to
+    53, still none; 6 px from 39 to 56, where 40 and 56 are."""
+    admitting = [admitting_sizes(paper_config(allowed_border=b), [(95, 1000)]) for b in (0, 3, 6)]
+    assert admitting == [{(95, 1000): False}, {(95, 1000): False}, {(95, 1000): True}]
+
+
+def test_each_size_is_decided_once_on_anchors_placed_once_a_padded_size(monkeypatch):
+    """3000 images of 4 sizes, resized to 600 x 800, 800 x 600, 95 x 1000 and 94 x 1000;
+    the last two are both padded to 96 x 1008."""
+    placed = []
+    place = PaddedBatchAnchors.placed
+
+    def placing(anchors: PaddedBatchAnchors, padded: tuple[int, int]) -> torch.Tensor:
+        placed.append(padded)
+        return place(anchors, padded)
+
+    monkeypatch.setattr(PaddedBatchAnchors, "placed", placing)
+    sizes = [(375, 500), (500, 375), (95, 1000), (94, 1000)] * 750
+    found = anchorless_images(SizedImages(sizes), paper_config(), range(3000))
+    assert (found.images, found.anchorless) == (3000, 1500)
+    assert sorted(placed) == [(96, 1008), (608, 800), (800, 608)]
+
+
+def test_counting_leaves_the_global_random_state_as_it_was():
+    state = torch.get_rng_state()
+    anchorless_images(SizedImages([(95, 1000)]), paper_config(), [0])
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def brute_force_admits(config, backbone: torch.nn.Module, size: tuple[int, int]) -> bool:
+    """Whether an image resized to ``size`` has an anchor inside: ``backbone`` run on the
+    image padded as the model pads it, the anchors placed on its maps, each anchor's
+    corners compared with the image's border."""
+    batch = ImageTransform(config.transform).batch([torch.zeros(3, *size)])
+    with torch.no_grad():
+        maps = list(backbone(batch).values())
+    anchors = AnchorGenerator.from_config(config)(ImageList(batch, [size]), maps)[0]
+    border, (height, width) = config.rpn.allowed_border, size
+    inside = (
+        (anchors[:, 0] >= -border)
+        & (anchors[:, 1] >= -border)
+        & (anchors[:, 2] <= width + border)
+        & (anchors[:, 3] <= height + border)
+    )
+    return bool(inside.any())
+
+
+@pytest.mark.parametrize(
+    ("preset", "heights", "widths", "count"),
+    [("paper_vgg16", (85, 130), (150, 260), 5), ("small", (4, 40), (4, 120), 8)],
+)
+def test_the_count_agrees_with_every_anchor_placed_and_measured(preset, heights, widths, count):
+    """Random sizes around the smallest anchors' sides, on the real feature maps of the
+    padded image: the sizes counted are the ones with no anchor inside."""
+    config = preset_config(preset, 2).replace(rpn={"allowed_border": 0})
+    generator = torch.Generator().manual_seed(0)
+    sizes = list(
+        zip(
+            torch.randint(*heights, (count,), generator=generator).tolist(),
+            torch.randint(*widths, (count,), generator=generator).tolist(),
+            strict=True,
+        )
+    )
+    admitting = admitting_sizes(config, sizes)
+    backbone = build_backbone(config.backbone).eval()
+    assert admitting == {size: brute_force_admits(config, backbone, size) for size in sizes}
+    assert set(admitting.values()) == {True, False}

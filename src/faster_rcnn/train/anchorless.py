@@ -2,49 +2,79 @@
 learns nothing from them, and nothing says so.
 
 With ``rpn.allowed_border >= 0`` (``paper_vgg16``: 0) the anchors that cross the image
-border by more than that are ignored in training. An image whose resized size is smaller
-than every anchor shape in one direction has none inside it: every anchor of it is
-ignored and its RPN loss is 0. A 2000 x 50 strip is one at ``paper_vgg16``'s 600 / 1000:
-resized to 1000 x 25, where its anchors are 90 px high at the least. The torchvision
-presets keep every anchor (``allowed_border = -1``) and have no such images.
+border by more than that are ignored in training. An image none of whose anchors lies
+inside has every anchor ignored and an RPN loss of 0. A 2000 x 50 strip is one at
+``paper_vgg16``'s 600 / 1000: resized to 1000 x 25, where its anchors are 90 px high at
+the least. So is an image resized to 95 px high, though the 182 x 90 anchor fits in it:
+that anchor lies inside only centred 45 to 50 px down, and the anchors' centres are 16 px
+apart, at 8, 24, 40, 56, ... The torchvision presets keep every anchor
+(``allowed_border = -1``) and have no such images.
 
 :func:`anchorless_images` counts them from the images' sizes alone, each at the largest
-shorter side training draws (the best case). The anchors' shapes decide: where one fits,
-the grid of anchor centres may still place none of it inside (a shape 5 px narrower than
-the image, its centres 16 px apart), so an image counted surely has no anchor inside,
-and one left uncounted may have none either.
+shorter side training draws (where it has the most room on a grid of fixed strides). An
+image counts where no anchor the model places on it, padded alone, lies inside by the rule
+training applies (:func:`~faster_rcnn.anchors.anchors_crossing_border`); the anchors are
+the model's own (:class:`~faster_rcnn.insight.anchor_coverage.PaddedBatchAnchors`), on the
+feature maps its backbone makes of that padded size. Each resized size is decided once,
+and the anchors of each padded size are placed once: a 600 px shorter side pads to 608,
+so the sizes of a dataset share few padded sizes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
-from ..anchors import base_anchors, per_level
-from ..config import AnchorConfig, FasterRCNNConfig
+from ..anchors import AnchorGenerator, anchors_crossing_border
+from ..backbones.build import build_backbone
+from ..config import FasterRCNNConfig
 from ..counted import counted
 from ..data.dataset import DetectionDataset, UnreadableImageError, image_name_of, image_size_of
-from ..transform import resized_size
+from ..insight.anchor_coverage import PaddedBatchAnchors
+from ..transform import padded_size, resized_size
 from ..validation import too_elongated
 
 
-def anchor_shapes(anchors: AnchorConfig) -> Tensor:
-    """``(K, 2)`` width and height of every anchor shape of every level, in whole pixels
-    as the anchor generator rounds them (:func:`~faster_rcnn.anchors.base_anchors`)."""
-    sizes, ratios = per_level(anchors.sizes, anchors.aspect_ratios)
-    cells = torch.cat([base_anchors(s, r) for s, r in zip(sizes, ratios, strict=True)])
-    return cells[:, 2:] - cells[:, :2]
+def model_anchors(config: FasterRCNNConfig) -> PaddedBatchAnchors:
+    """The anchors a model of ``config`` places, its backbone built for its feature-map
+    sizes alone (the global random state left as it was).
+
+    Raises:
+        ValueError: ``config`` names a custom backbone, which only its user builds.
+    """
+    with torch.random.fork_rng(devices=[]):
+        backbone = build_backbone(config.backbone)
+    return PaddedBatchAnchors(backbone, AnchorGenerator.from_config(config))
 
 
-def admits_an_anchor(size: tuple[int, int], shapes: Tensor, allowed_border: float) -> bool:
-    """Whether an image of ``(height, width)`` ``size`` has room for one of the ``(K, 2)``
-    anchor ``shapes`` (width, height), each allowed ``allowed_border`` px past every side."""
-    height, width = size
-    room = torch.tensor([width, height], dtype=shapes.dtype) + 2 * allowed_border
-    return bool((shapes <= room).all(dim=1).any())
+def admitting_sizes(
+    config: FasterRCNNConfig, sizes: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], bool]:
+    """Whether an image resized to each of the ``(height, width)`` ``sizes`` has an
+    anchor inside under ``config``'s border rule (``rpn.allowed_border >= 0``), among the
+    anchors a model of ``config`` places on it padded alone: each size decided once, the
+    anchors of each padded size placed once and not kept."""
+    anchors = model_anchors(config)
+    border = config.rpn.allowed_border
+    admitting = {}
+    for padded, group in sizes_by_padded_size(sizes, config.transform.size_divisible).items():
+        placed = anchors.placed(padded)
+        for size in group:
+            admitting[size] = not bool(anchors_crossing_border(placed, size, border).all())
+    return admitting
+
+
+def sizes_by_padded_size(
+    sizes: Iterable[tuple[int, int]], size_divisible: int
+) -> dict[tuple[int, int], set[tuple[int, int]]]:
+    """The distinct ``(height, width)`` ``sizes``, by the size an image of each is padded
+    to alone."""
+    groups: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    for size in sizes:
+        groups.setdefault(padded_size([size], size_divisible), set()).add(size)
+    return groups
 
 
 @dataclass
@@ -67,12 +97,18 @@ class AnchorlessImages:
     anchorless: int = 0
     example: str = ""
 
-    def count(self, image: str, size: tuple[int, int], shapes: Tensor) -> None:
-        """Count the image named ``image``, of ``(height, width)`` ``size``, against the
-        ``(K, 2)`` anchor ``shapes``."""
+    def resized(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The ``(height, width)`` an image of ``size`` is counted at."""
+        return resized_size(size, self.min_size, self.max_size)
+
+    def count(
+        self, image: str, size: tuple[int, int], admitting: Mapping[tuple[int, int], bool]
+    ) -> None:
+        """Count the image named ``image``, of ``(height, width)`` ``size``, by whether
+        its resized size is ``admitting`` an anchor inside."""
         self.images += 1
-        resized = resized_size(size, self.min_size, self.max_size)
-        if admits_an_anchor(resized, shapes, self.allowed_border):
+        resized = self.resized(size)
+        if admitting[resized]:
             return
         if not self.anchorless:
             self.example = (
@@ -108,12 +144,25 @@ def anchorless_images(
     audit = AnchorlessImages(max(transform.min_size), transform.max_size, config.rpn.allowed_border)
     if audit.allowed_border < 0:
         return audit
-    shapes = anchor_shapes(config.anchors)
+    images = resizable_images(dataset, config, indices)
+    admitting = admitting_sizes(config, {audit.resized(size) for _, size in images})
+    for image, size in images:
+        audit.count(image, size, admitting)
+    return audit
+
+
+def resizable_images(
+    dataset: DetectionDataset, config: FasterRCNNConfig, indices: Sequence[int]
+) -> list[tuple[str, tuple[int, int]]]:
+    """The name and ``(height, width)`` of each of the images ``indices`` of ``dataset``
+    that can be read and resized to ``config``'s sizes."""
+    transform = config.transform
+    images = []
     for index in indices:
         try:
             size = image_size_of(dataset, index)
         except UnreadableImageError:
             continue
         if too_elongated(size, transform.min_size, transform.max_size) is None:
-            audit.count(image_name_of(dataset, index), size, shapes)
-    return audit
+            images.append((image_name_of(dataset, index), size))
+    return images
