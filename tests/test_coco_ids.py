@@ -271,7 +271,9 @@ def test_a_split_without_images_is_refused_by_train_and_evaluate(coco_run, tmp_p
     listed.write_text(
         json.dumps({**json.loads(listed.read_text()), "images": [], "annotations": []})
     )
-    said = f"faster-rcnn: error: {listed} lists no image"
+    said = (
+        f"faster-rcnn: error: {listed}: the train split holds no image (its 'images' list is empty)"
+    )
     argv = ["train", "--data", str(root), "--steps", "1", *TINY]
     assert main([*argv, "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == said

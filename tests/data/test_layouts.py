@@ -17,9 +17,15 @@ from faster_rcnn.cli import main, splits
 from faster_rcnn.counted import counted
 from faster_rcnn.data import open as layouts_module
 from faster_rcnn.data import open_dataset
+from faster_rcnn.data.coco import COCODetection
+from faster_rcnn.data.darknet import DarknetYOLO
+from faster_rcnn.data.dataset import IMAGE_SUFFIXES
 from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
 from faster_rcnn.data.open import find_layout
-from faster_rcnn.data.ultralytics import label_path
+from faster_rcnn.data.ultralytics import UltralyticsYOLO, label_path
+from faster_rcnn.data.voc import VOCDetection
+from faster_rcnn.data.voc_folder import VOCFolder
+from faster_rcnn.data.yolo import YOLODetection
 
 
 def image(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
@@ -138,19 +144,18 @@ def test_roboflow_voc_export_of_one_split_reads_as_that_split(tmp_path, capsys):
 def test_a_roboflow_voc_train_folder_without_images_is_kept_for_opening_to_name_it(tmp_path):
     """train/ holding its .xml files alone was no split: train asked which of the others
     to train on ('--split test or --split valid'); it is kept, as train always is, and
-    opening it names an image it lacks."""
+    opening it says it holds no image, as every format says of an empty split."""
     empty_roboflow_voc_test(tmp_path)
     (tmp_path / "test").rename(tmp_path / "train2")
     (tmp_path / "train").rename(tmp_path / "test")
     (tmp_path / "train2").rename(tmp_path / "train")
     layout = find_layout(tmp_path)
     assert (layout.splits, layout.note) == (("test", "train", "valid"), None)
-    with pytest.raises(FileNotFoundError) as refused:
+    with pytest.raises(ValueError) as refused:
         open_dataset(tmp_path, "train")
-    assert str(refused.value).startswith(
-        f"{tmp_path / 'train/t0.xml'}: no image found: looked for 't0.jpg' (<filename>)"
+    assert str(refused.value) == (
+        f"{tmp_path / 'train'}: the train split holds no image (3 .xml files without their images)"
     )
-    assert str(refused.value).endswith(f" in {tmp_path / 'train'}")
 
 
 def test_xml_folders_without_images_or_under_a_labelimg_folder_are_not_split_folders(tmp_path):
@@ -486,7 +491,7 @@ def test_an_empty_training_split_is_kept_for_opening_it_to_name_its_file(tmp_pat
     with pytest.raises(ValueError) as refused:
         open_dataset(tmp_path, "train")
     assert str(refused.value) == (
-        f"VOC split file {tmp_path / 'ImageSets/Main/train.txt'} lists no image ids"
+        f"{tmp_path / 'ImageSets/Main/train.txt'}: the train split holds no image"
     )
 
 
@@ -497,7 +502,10 @@ def empty_coco_train(root: Path) -> str:
         for name in names:
             image(root / split / name)
         coco(root / f"annotations/instances_{split}.json", names, [{"id": 1, "name": "car"}], 1)
-    return f"{root / 'annotations/instances_train.json'} lists no image"
+    return (
+        f"{root / 'annotations/instances_train.json'}: the train split holds no image (its "
+        "'images' list is empty)"
+    )
 
 
 def empty_roboflow_coco_train(root: Path) -> str:
@@ -505,19 +513,25 @@ def empty_roboflow_coco_train(root: Path) -> str:
         for name in names:
             image(root / split / name)
         coco(root / split / "_annotations.coco.json", names, [{"id": 1, "name": "car"}], 1)
-    return f"{root / 'train/_annotations.coco.json'} lists no image"
+    return (
+        f"{root / 'train/_annotations.coco.json'}: the train split holds no image (its "
+        "'images' list is empty)"
+    )
 
 
 def empty_voc_train(root: Path) -> str:
     voc_lists(root, {"train": [], "val": ["b"], "test": ["c"]})
-    return f"VOC split file {root / 'ImageSets/Main/train.txt'} lists no image ids"
+    return f"{root / 'ImageSets/Main/train.txt'}: the train split holds no image"
 
 
 def empty_yolo_train(root: Path) -> str:
     yolo_images(root, "val", 1)
     yolo_images(root, "test", 1)
     (root / "images/train").mkdir()
-    return f"no .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff image in {root / 'images/train'}"
+    return (
+        f"{root / 'images/train'}: the train split holds no image (no "
+        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff file in it)"
+    )
 
 
 def empty_yaml_train(root: Path) -> str:
@@ -527,12 +541,22 @@ def empty_yaml_train(root: Path) -> str:
     (root / "data.yaml").write_text(
         "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnames: [cell]\n"
     )
-    return f"{root / 'data.yaml'}: no image in its 'train' split (['../train/images'])"
+    return f"{root / 'data.yaml'}: the train split holds no image (train: ../train/images)"
 
 
 def empty_darknet_train(root: Path) -> str:
     cvat_yolo(root, {"train": {}, "valid": {"b": ""}, "test": {"c": "0 0.5 0.5 0.2 0.2\n"}})
-    return f"{root / 'train.txt'}: no image in the 'train' split"
+    return f"{root / 'train.txt'}: the train split holds no image"
+
+
+def empty_roboflow_voc_train(root: Path) -> str:
+    """Roboflow's Pascal VOC export whose ``train/`` holds its ``.xml`` files alone."""
+    for split in ("valid", "test"):
+        voc_xml(root / split / "a.xml", "a.jpg", [("cat", [2, 3, 20, 25])])
+        image(root / split / "a.jpg")
+    for k in range(3):
+        voc_xml(root / "train" / f"t{k}.xml", f"t{k}.jpg", [("cat", [2, 3, 20, 25])])
+    return f"{root / 'train'}: the train split holds no image (3 .xml files without their images)"
 
 
 @pytest.mark.parametrize(
@@ -544,18 +568,64 @@ def empty_darknet_train(root: Path) -> str:
         empty_yolo_train,
         empty_yaml_train,
         empty_darknet_train,
+        empty_roboflow_voc_train,
     ],
 )
 def test_train_refuses_an_empty_training_split_naming_its_file(tmp_path, capsys, empty_train):
     """A COCO training file that lists no image, beside val and test: train joined the
     two and trained on val alone ('training on 0 train + 1 valid images'), or said that
-    the folder of the images it does not list was missing. Each format refuses it."""
+    the folder of the images it does not list was missing. Each format refuses it, in one
+    wording: VOC said '... lists no image ids', a data YAML 'no image in its 'train'
+    split', YOLO 'no .jpg/... image in ...', Roboflow VOC named the first .xml's image."""
     said = empty_train(tmp_path / "data")
     run = tmp_path / "run"
     argv = ["train", "--data", str(tmp_path / "data"), "--preset", "small", "--steps", "1"]
     assert main([*argv, "--out", str(run)]) == 2
     assert capsys.readouterr().err == f"faster-rcnn: error: {said}\n"
     assert not (run / "model.safetensors").exists()
+
+
+def test_each_reader_says_a_split_without_images_holds_none_in_one_wording(tmp_path):
+    """The readers named an empty split each its own way ('lists no image', 'no image in
+    its 'val' split', 'no .jpg/... image in', the first .xml's missing image): each says
+    '<file or folder>: the <split> split holds no image', 'the dataset' where there are
+    no splits, with what its format adds in parentheses."""
+    file = coco(tmp_path / "coco/labels.json", [], [{"id": 1, "name": "car"}], 1)
+    said = "holds no image (its 'images' list is empty)"
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{file}: the dataset {said}')}$"):
+        COCODetection(file.parent, file)
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{file}: the val split {said}')}$"):
+        COCODetection(file.parent, file, "val")
+    (tmp_path / "yolo/images").mkdir(parents=True)
+    (tmp_path / "yolo/labels").mkdir()
+    suffixes = "/".join(IMAGE_SUFFIXES)
+    with pytest.raises(ValueError) as refused:
+        YOLODetection(tmp_path / "yolo")
+    assert str(refused.value) == (
+        f"{tmp_path / 'yolo/images'}: the dataset holds no image (no {suffixes} file in it)"
+    )
+    for k in range(2):
+        voc_xml(tmp_path / f"labelimg/t{k}.xml", f"t{k}.jpg", [("cat", [2, 3, 20, 25])])
+    with pytest.raises(ValueError) as refused:
+        VOCFolder(tmp_path / "labelimg")
+    assert str(refused.value) == (
+        f"{tmp_path / 'labelimg'}: the dataset holds no image (2 .xml files without their images)"
+    )
+    yolo_images(tmp_path / "yaml", "train", 1)
+    (tmp_path / "yaml/images/val").mkdir()
+    yaml = tmp_path / "yaml/data.yaml"
+    yaml.write_text("train: images/train\nval: images/val\nnames: [cell]\n")
+    with pytest.raises(ValueError) as refused:
+        UltralyticsYOLO(yaml, "val")
+    assert str(refused.value) == f"{yaml}: the val split holds no image (val: images/val)"
+    cvat_yolo(tmp_path / "darknet", {"train": {"a": ""}, "valid": {}})
+    with pytest.raises(ValueError) as refused:
+        DarknetYOLO(tmp_path / "darknet", "valid")
+    assert str(refused.value) == f"{tmp_path / 'darknet/valid.txt'}: the valid split holds no image"
+    voc = voc_lists(tmp_path / "voc", {"train": ["a"], "val": []})
+    with pytest.raises(ValueError) as refused:
+        VOCDetection(voc, "val")
+    assert str(refused.value) == f"{voc / 'ImageSets/Main/val.txt'}: the val split holds no image"
 
 
 def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):

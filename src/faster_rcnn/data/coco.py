@@ -43,6 +43,7 @@ from .dataset import (
     TransparentWrapper,
     boxes_kept,
     boxes_tensor,
+    empty_split_error,
     first_few,
     image_sizes,
     read_image,
@@ -62,6 +63,8 @@ class COCODetection(ImageFileDataset):
             Windows' ``\\`` separators is read with ``/``; one that leaves the folder
             (Label Studio's path on its server) is looked for by its last part.
         annotation_file: the COCO json file.
+        split: the split the file is (``train`` of ``instances_train.json``), for the error
+            of an empty one; ``None`` for a file without splits.
 
     A category that has no annotation and is the ``supercategory`` of another is not a
     class: Roboflow's exports name the dataset so, as category 0.
@@ -80,15 +83,18 @@ class COCODetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: the annotation file does not exist.
-        ValueError: unreadable json, an empty ``images`` list (an empty training split
-            would leave training the others alone without a word), an image without
-            ``file_name``, or an annotation with an unknown image or category id or a
-            malformed ``bbox`` (or, without one, a malformed ``segmentation``), named by
-            its ``id``.
+        ValueError: unreadable json, an empty ``images`` list (:func:`empty_split_error`:
+            an empty training split would leave training the others alone without a
+            word), an image without ``file_name``, or an annotation with an unknown image
+            or category id or a malformed ``bbox`` (or, without one, a malformed
+            ``segmentation``), named by its ``id``.
     """
 
     def __init__(
-        self, images_dir: str | Path | Sequence[str | Path], annotation_file: str | Path
+        self,
+        images_dir: str | Path | Sequence[str | Path],
+        annotation_file: str | Path,
+        split: str | None = None,
     ) -> None:
         self.annotation_file = Path(annotation_file)
         data = load_coco_json(self.annotation_file)
@@ -96,7 +102,7 @@ class COCODetection(ImageFileDataset):
 
         check_coco_records(data, file)
         if not data["images"]:
-            raise ValueError(f"{file} lists no image")
+            raise empty_split_error(file, split, "its 'images' list is empty")
         self.images_dir = _images_dir(images_dir, data["images"])
         categories = sorted(_classes(data), key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..counted import counted
-from .dataset import read_text
+from .dataset import empty_split_error, read_text
 from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
 
 DATA_FILE = "obj.data"
@@ -78,7 +78,8 @@ class DarknetYOLO(YOLODetection):
 
     Raises:
         FileNotFoundError: the split's list does not exist.
-        ValueError: a malformed ``obj.data`` or label, no such split, or no image in it.
+        ValueError: a malformed ``obj.data`` or label, no such split, or no image in it
+            (:func:`empty_split_error`).
     """
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
@@ -95,7 +96,7 @@ class DarknetYOLO(YOLODetection):
         lines = [line.strip() for line in read_text(listed).splitlines() if line.strip()]
         self.image_files = [darknet_path(self.root, line) for line in lines]
         if not self.image_files:
-            raise ValueError(f"{listed}: no image in the {split!r} split")
+            raise empty_split_error(listed, split)
         label_files = [image.with_suffix(".txt") for image in self.image_files]
         names_file = darknet_path(self.root, entries.get("names", NAMES_FILE))
         names = _names(names_file, data_file, entries.get("classes"))

@@ -411,6 +411,16 @@ class ImageFileDataset(ABC):
             raise IndexError(f"index {index} out of range for {len(self.image_files)} images")
 
 
+def empty_split_error(source: str | Path, split: str | None, detail: str = "") -> ValueError:
+    """The error of a split that holds no image, in one wording for every format's reader:
+    ``"<source>: the train split holds no image (<detail>)"``, ``source`` naming the file
+    or folder the split is read from, ``"the dataset"`` in place of the split where there
+    are no splits, and ``detail`` (what the format adds, if anything) in parentheses."""
+    part = f"the {split} split" if split else "the dataset"
+    said = f" ({detail})" if detail else ""
+    return ValueError(f"{source}: {part} holds no image{said}")
+
+
 def read_text(path: Path) -> str:
     """The text of an annotation or list file: UTF-8, a byte-order mark allowed.
 

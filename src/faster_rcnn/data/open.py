@@ -408,7 +408,11 @@ def _coco_folder(root: Path) -> DatasetLayout | None:
         return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(kept[0]), note)
     by_split = {f.stem.removeprefix(INSTANCES): f for f in kept}
     layout = DatasetLayout(
-        str(root), "COCO", tuple(by_split), lambda split, _: _coco_file(by_split[split]), note
+        str(root),
+        "COCO",
+        tuple(by_split),
+        lambda split, _: _coco_file(by_split[split], split),
+        note,
     )
     return _without_unusable(
         layout, lambda split: _coco_without_images(by_split[split], _coco_folders(by_split[split]))
@@ -466,7 +470,7 @@ def _split_folders(root: Path) -> DatasetLayout | None:
         str(root),
         "COCO (a folder per split)",
         tuple(by_split),
-        lambda split, _: COCODetection(by_split[split].parent, by_split[split]),
+        lambda split, _: COCODetection(by_split[split].parent, by_split[split], split),
     )
     return _without_unusable(
         layout, lambda split: _coco_without_images(by_split[split], [by_split[split].parent])
@@ -497,7 +501,7 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
         str(root),
         "Pascal VOC XML files (a folder per split)",
         tuple(by_split),
-        lambda split, names: VOCFolder(by_split[split], by_split[split], class_names=names),
+        lambda split, names: VOCFolder(by_split[split], by_split[split], names, split=split),
     )
     return _without_unusable(layout, lambda split: _xml_without_images(by_split[split]))
 
@@ -639,11 +643,11 @@ def _voc_xml(root: Path) -> DatasetLayout | None:
     )
 
 
-def _coco_file(file: Path) -> COCODetection:
-    """The COCO ``file``, its images in the first folder that holds them (see the module):
-    folders its own name gives (``train2017/`` or ``train/`` of
-    ``instances_train2017.json``), never one named for the split asked, which a layout
-    without splits takes for any name.
+def _coco_file(file: Path, split: str | None = None) -> COCODetection:
+    """The COCO ``file``, the split ``split`` (``None``: a file without splits), its images
+    in the first folder that holds them (see the module): folders its own name gives
+    (``train2017/`` or ``train/`` of ``instances_train2017.json``), never one named for the
+    split asked, which a layout without splits takes for any name.
 
     Raises:
         FileNotFoundError: a file in ``annotations/`` whose image folder is found nowhere
@@ -655,7 +659,7 @@ def _coco_file(file: Path) -> COCODetection:
         raise FileNotFoundError(
             f"no images folder for {file}: looked for {[str(f) for f in folders]}"
         )
-    return COCODetection([*found, root], file)
+    return COCODetection([*found, root], file, split)
 
 
 def _coco_folders(file: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..counted import counted
-from .dataset import is_image_file, read_text
+from .dataset import empty_split_error, is_image_file, read_text
 from .yolo import YOLODetection, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -83,7 +83,8 @@ class UltralyticsYOLO(YOLODetection):
 
     Raises:
         FileNotFoundError: a folder or list the YAML names does not exist.
-        ValueError: a malformed YAML, ``names`` or label, or no image in the split.
+        ValueError: a malformed YAML, ``names`` or label, or no image in the split
+            (:func:`empty_split_error`).
     """
 
     def __init__(self, yaml_file: str | Path, split: str = "train") -> None:
@@ -97,7 +98,7 @@ class UltralyticsYOLO(YOLODetection):
         entries = _as_list(data[split])
         self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
         if not self.image_files:
-            raise ValueError(f"{file}: no image in its {split!r} split ({entries})")
+            raise empty_split_error(file, split, f"{split}: {data[split]}")
         label_files = [label_path(image) for image in self.image_files]
         names = _names(data.get("names"), file, data.get("nc"))
         self._load(label_files, names, str(file), f"{file} ({split})")

@@ -41,6 +41,7 @@ from .dataset import (
     ImageFileDataset,
     Target,
     boxes_tensor,
+    empty_split_error,
     image_files_in,
     image_sizes,
     read_image,
@@ -88,8 +89,8 @@ class VOCDetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: a missing split file, annotation or image, named.
-        ValueError: malformed XML (naming the file and the object's index among its
-            ``<object>`` elements) or an unknown class.
+        ValueError: an empty split file, malformed XML (naming the file and the object's
+            index among its ``<object>`` elements) or an unknown class.
     """
 
     def __init__(
@@ -217,7 +218,12 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
 def _read_split(root: Path, split: str) -> tuple[str, ...]:
     """The image ids listed in ``ImageSets/Main/<split>.txt``, one a line: the whole line,
     since ids may hold spaces (CVAT names them after the image files), as torchvision's
-    ``VOCDetection`` reads them."""
+    ``VOCDetection`` reads them.
+
+    Raises:
+        FileNotFoundError: the list is not there, naming the lists that are.
+        ValueError: it lists no image (:func:`empty_split_error`).
+    """
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
         available = sorted(p.stem for p in split_file.parent.glob("*.txt"))
@@ -227,7 +233,7 @@ def _read_split(root: Path, split: str) -> tuple[str, ...]:
     lines = read_text(split_file).splitlines()
     ids = tuple(line.strip() for line in lines if line.strip())
     if not ids:
-        raise ValueError(f"VOC split file {split_file} lists no image ids")
+        raise empty_split_error(split_file, split)
     return ids
 
 

@@ -21,7 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
 
 from ..counted import counted
-from .dataset import IMAGE_SUFFIXES, first_few, holds_images, image_files_in
+from .dataset import (
+    IMAGE_SUFFIXES,
+    empty_split_error,
+    first_few,
+    holds_images,
+    image_files_in,
+)
 from .voc import VOCDetection, VOCRecord, parse_annotation
 
 # Sibling folders looked in first, in this order; then the others, by name.
@@ -35,9 +41,12 @@ class VOCFolder(VOCDetection):
         xml_dir: the folder holding the ``.xml`` files (all are read, sorted by name).
         images_dir: where the images are; default: looked for (see the module).
         class_names / keep_difficult: as for :class:`~faster_rcnn.data.voc.VOCDetection`.
+        split: the split ``xml_dir`` is (Roboflow's ``train/``), for the error of one
+            without images; ``None`` for a folder without splits.
 
     Raises:
-        ValueError: no ``.xml`` file in ``xml_dir``, or an annotation problem (named).
+        ValueError: no ``.xml`` file in ``xml_dir``; no image where its images are looked
+            for (:func:`empty_split_error`); or an annotation problem (named).
         FileNotFoundError: an annotation whose image is found nowhere, with what was
             looked for and where.
     """
@@ -48,13 +57,17 @@ class VOCFolder(VOCDetection):
         images_dir: str | Path | None = None,
         class_names: Sequence[str] | None = None,
         keep_difficult: bool = True,
+        split: str | None = None,
     ) -> None:
-        self.root, self.split = Path(xml_dir), None
+        self.root, self.split = Path(xml_dir), split
         annotation_files = sorted(self.root.glob("*.xml"))
         if not annotation_files:
             raise ValueError(f"no .xml annotation file in {self.root}")
-        records = [parse_annotation(path) for path in annotation_files]
         folders = [Path(images_dir)] if images_dir is not None else image_folders(self.root)
+        if not any(folder.is_dir() and holds_images(folder) for folder in folders):
+            without = f"{counted(len(annotation_files), '.xml file')} without their images"
+            raise empty_split_error(self.root, split, without)
+        records = [parse_annotation(path) for path in annotation_files]
         index = ImageIndex(folders)
         image_files = [
             index.find(record, path) for record, path in zip(records, annotation_files, strict=True)
@@ -129,7 +142,7 @@ class ImageIndex:
         wanted = ([f"{record.filename!r} (<filename>)"] if record.filename else []) + [
             f"{annotation_file.stem}{{{','.join(IMAGE_SUFFIXES)}}}"
         ]
-        where = ", ".join(str(f) for f in self.folders) or "no folder holding images"
+        where = ", ".join(str(f) for f in self.folders)
         raise FileNotFoundError(
             f"{annotation_file}: no image found: looked for {' or '.join(wanted)} in {where}"
         )

@@ -35,6 +35,7 @@ from .dataset import (
     Sample,
     Target,
     boxes_tensor,
+    empty_split_error,
     first_few,
     image_files_in,
     read_image,
@@ -77,9 +78,9 @@ class YOLODetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: the images folder does not exist.
-        ValueError: no image found, or a label line that is not five numbers or a
-            polygon, with an integer class and corners within one image size of the
-            image (naming the file and line number).
+        ValueError: no image in the images folder (:func:`empty_split_error`), or a
+            label line that is not five numbers or a polygon, with an integer class and
+            corners within one image size of the image (naming the file and line number).
     """
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
@@ -94,7 +95,8 @@ class YOLODetection(ImageFileDataset):
             )
         self.image_files = image_files_in(images_dir)
         if not self.image_files:
-            raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} image in {images_dir}")
+            suffixes = "/".join(IMAGE_SUFFIXES)
+            raise empty_split_error(images_dir, split, f"no {suffixes} file in it")
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
         names_files = [folder / n for folder in (self.root, labels_dir) for n in NAMES_FILES]
         names_file = next((path for path in names_files if path.is_file()), None)
