@@ -483,6 +483,44 @@ def test_a_data_yaml_without_train_whose_splits_hold_no_image_is_named(tmp_path,
     assert find_layout(tmp_path).format == "Pascal VOC XML files (no ImageSets/)"
 
 
+def test_a_data_yaml_naming_nothing_to_train_on_is_passed_over_for_the_layout_beside_it(
+    tmp_path, capsys
+):
+    """A data YAML without train whose folders are not there, beside a YOLO images/ and
+    labels/ that work, stopped every command with its 'has no split with an image': it
+    names nothing to train on (another dataset's, or its folders moved), so the layout
+    beside it is read, with a warning. Given by name, it is still refused; and a YAML
+    naming train is the dataset's own description, its typo named."""
+    yolo_images(tmp_path, "train", 2)
+    yolo_images(tmp_path, "val", 1)
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text("val: ../valid/images\ntest: ../test/images\nnames: [cell]\n")
+    said = (
+        f"{yaml} (YOLO (Ultralytics YAML)) has no split with an image: {yaml}: its val "
+        f"split, ../valid/images, is not there; {yaml}: its test split, ../test/images, "
+        "is not there"
+    )
+    warned = f"{said}; nor does it name a train split: passed over with its names, "
+    with pytest.warns(UserWarning) as caught:
+        layout = find_layout(tmp_path)
+    assert [str(w.message) for w in caught] == [f"{warned}{tmp_path} is read as YOLO"]
+    assert (layout.format, layout.splits) == ("YOLO", ("train", "val"))
+    with pytest.warns(UserWarning, match="passed over with its names"):
+        assert len(open_dataset(tmp_path)) == 2
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    assert f"faster-rcnn: warning: {warned}" in capsys.readouterr().err
+    with pytest.raises(ValueError) as refused:
+        find_layout(yaml)
+    assert str(refused.value) == said
+    yaml.write_text("train: images/trian\nval: images/val\nnames: [cell]\n")
+    assert find_layout(tmp_path).format == "YOLO (Ultralytics YAML)"
+    with pytest.raises(FileNotFoundError) as refused:
+        open_dataset(tmp_path)
+    assert str(refused.value) == (
+        f"{yaml}: {tmp_path / 'images/trian'} is neither a folder of images nor a .txt list"
+    )
+
+
 def test_an_empty_training_split_is_kept_for_opening_it_to_name_its_file(tmp_path):
     """train is never left out, as a data YAML's train whose folder is not there: a note
     would leave train asking which split to train on."""

@@ -32,7 +32,12 @@
   such subfolder named as a split is (``valid/`` alone): a split per subfolder, each
   image looked for in its own split's folder only, and per subfolder of ``.xml`` files
   beside them that holds no image (below).
-- a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics.
+- a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics. One
+  that names no ``train`` split and no split with an image (another dataset's, or one
+  whose folders were moved) names nothing to train on: it is passed over, with a
+  warning, for a layout after it that the folder holds, and refused where there is none.
+  One that names ``train`` is the dataset's own description: never passed over, a
+  ``train`` folder not there or empty is refused naming it.
 - a folder with ``obj.data``: YOLO in Darknet's layout (CVAT's "YOLO 1.1"), a split per
   list it names (``train``, ``valid``; see :mod:`.darknet`).
 - a folder with ``labels/``: YOLO, a split per ``images/<split>/`` folder, or none when
@@ -103,6 +108,15 @@ GENERATED: dict[str, tuple[Callable[..., DetectionDataset], dict[str, int]]] = {
 def is_generated(data: str | Path) -> bool:
     """Whether ``data`` names a generated dataset (``"synthetic:100"``, ``"slides"``)."""
     return str(data).partition(":")[0] in GENERATED
+
+
+class NoSplitWithImage(ValueError):
+    """A layout none of whose splits holds an image (:func:`_without_unusable`)."""
+
+
+class UnusableDataYAML(ValueError):
+    """A data YAML in a folder that names no ``train`` split and no split with an image:
+    :func:`find_layout` reads a layout beside it instead, where the folder holds one."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,10 @@ class DatasetLayout:
         return InClassOrder(dataset, class_names)
 
 
+# What tells a layout in a folder: ``None`` where it is not that layout.
+Finder = Callable[[Path], DatasetLayout | None]
+
+
 def _fitting(split: str, splits: Sequence[str]) -> list[str]:
     """The ``splits`` whose name starts with ``split`` or an alias of it, in any case."""
     names = (split.lower(), *SPLIT_ALIASES.get(split.lower(), ()))
@@ -199,7 +217,7 @@ def _without_unusable(
     ``train`` asking for a split.
 
     Raises:
-        ValueError: no split is left, naming why of each.
+        NoSplitWithImage: no split is left, naming why of each.
     """
     trained = _split_train_finds(layout)
     left_out = {
@@ -212,7 +230,9 @@ def _without_unusable(
     said = "; ".join(left_out.values())
     kept = tuple(split for split in layout.splits if split not in left_out)
     if not kept:
-        raise ValueError(f"{layout.path} ({layout.format}) has no split with an image: {said}")
+        raise NoSplitWithImage(
+            f"{layout.path} ({layout.format}) has no split with an image: {said}"
+        )
     note = "; ".join(text for text in (layout.note, f"{said}: left out") if text)
     return replace(layout, splits=kept, note=note, left_out=left_out)
 
@@ -281,7 +301,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: no layout fits, or the one that fits has no split with an image.
+        ValueError: no layout fits, or the one that fits has no split with an image
+            (a data YAML in the folder: where no other layout is there).
     """
     text = str(path)
     for name, generated in GENERATED.items():
@@ -305,10 +326,9 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _yolo_beside_images,
         _one_json,
     )
-    for finder in finders:
-        layout = finder(root)
-        if layout is not None:
-            return layout
+    layout = _first_layout(root, finders)
+    if layout is not None:
+        return layout
     raise ValueError(
         f"cannot tell the dataset format of {root}{_nested_layout_hint(root)}: looked for "
         "Annotations/ and ImageSets/ "
@@ -320,6 +340,42 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "their .txt and classes.txt beside them (LabelImg YOLO), or the names "
         "'synthetic[:N]' and 'slides[:N]'"
     )
+
+
+def _first_layout(root: Path, finders: Sequence[Finder]) -> DatasetLayout | None:
+    """The layout the first of ``finders`` finds in the folder ``root``; ``None`` where
+    none does. A data YAML that names nothing to train on is passed over for a layout
+    after it (:func:`_instead_of_yaml`)."""
+    for k, finder in enumerate(finders):
+        try:
+            layout = finder(root)
+        except UnusableDataYAML as unusable:
+            return _instead_of_yaml(root, unusable, finders[k + 1 :])
+        if layout is not None:
+            return layout
+    return None
+
+
+def _instead_of_yaml(
+    root: Path, unusable: UnusableDataYAML, finders: Sequence[Finder]
+) -> DatasetLayout:
+    """The layout one of ``finders`` finds in ``root`` beside its data YAML that names no
+    ``train`` split and no split with an image (``unusable`` says why of each), with a
+    warning that the YAML is passed over: it names nothing to train on, and should not
+    hide a layout that works.
+
+    Raises:
+        UnusableDataYAML: ``unusable``, where no layout is beside the YAML.
+    """
+    layout = _first_layout(root, finders)
+    if layout is None:
+        raise unusable
+    warnings.warn(
+        f"{unusable}; nor does it name a train split: passed over with its names, {root} "
+        f"is read as {layout.format}",
+        stacklevel=4,
+    )
+    return layout
 
 
 def _nested_layout_hint(root: Path) -> str:
@@ -525,7 +581,8 @@ def _yaml_in(root: Path) -> DatasetLayout | None:
     (a mapping with ``names``); ``None`` where there is none.
 
     Raises:
-        ValueError: the data YAML names no split with an image (:func:`_yaml_layout`).
+        UnusableDataYAML: the data YAML names no split with an image
+            (:func:`_yaml_layout`), and so no ``train`` split, which is never left out.
     """
     candidates = [root / "data.yaml"] if (root / "data.yaml").is_file() else []
     candidates = candidates or sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
@@ -534,7 +591,10 @@ def _yaml_in(root: Path) -> DatasetLayout | None:
             data = read_data_yaml(file)
         except ValueError:
             continue
-        return _yaml_layout(file, data)
+        try:
+            return _yaml_layout(file, data)
+        except NoSplitWithImage as error:
+            raise UnusableDataYAML(str(error)) from None
     return None
 
 
@@ -544,7 +604,7 @@ def _yaml_layout(file: Path, data: dict[str, Any]) -> DatasetLayout:
     (:func:`unusable_split`), left out with a note.
 
     Raises:
-        ValueError: no split it names holds an image.
+        NoSplitWithImage: no split it names holds an image.
     """
     layout = DatasetLayout(
         str(file),
