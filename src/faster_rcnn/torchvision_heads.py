@@ -46,6 +46,9 @@ def take_given_heads(options: dict[str, Any]) -> GivenHeads:
         for key, head_type in HEAD_TYPES.items()
         if key in options and (options[key] is None or type(options[key]) is head_type)
     }
+    for key, head in taken.items():
+        if head is not None:
+            _check_layout(key, head)
     return GivenHeads(**taken)
 
 
@@ -70,7 +73,6 @@ def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None) ->
             f"must be None when box_predictor is given (its {_classes(predictor)} classes "
             "are the model's), as in torchvision"
         )
-    _check_layout("box_predictor", predictor, *_predictor_args(predictor))
     return _classes(predictor)
 
 
@@ -99,7 +101,6 @@ def _rpn_head_depth(config: FasterRCNNConfig, head: RPNHead) -> int:
     """The conv depth of ``head``, checked against the backbone's channels and the
     anchors a location of ``config``."""
     channels, anchors, depth = _rpn_head_args(head)
-    _check_layout("rpn_head", head, channels, anchors, depth)
     described = _described(head)
     if channels != config.backbone.out_channels:
         raise ValueError(
@@ -122,8 +123,7 @@ def _box_head_width(config: FasterRCNNConfig, head: TwoMLPHead | None) -> int | 
     flattened pooled RoI of ``config``: out_channels x output_size x output_size."""
     if head is None:
         return None
-    inputs, width = head.fc6.in_features, head.fc6.out_features
-    _check_layout("box_head", head, inputs, width)
+    inputs, width = _box_head_args(head)
     channels, side = config.backbone.out_channels, config.roi_heads.output_size
     if inputs != channels * side * side:
         raise ValueError(
@@ -152,6 +152,11 @@ def _rpn_head_args(head: RPNHead) -> tuple[int, int, int]:
     return head.cls_logits.in_channels, head.cls_logits.out_channels, len(head.conv)
 
 
+def _box_head_args(head: TwoMLPHead) -> tuple[int, int]:
+    """``(in_channels, representation_size)`` of ``head``, as its constructor takes."""
+    return head.fc6.in_features, head.fc6.out_features
+
+
 def _predictor_args(predictor: FastRCNNPredictor) -> tuple[int, int]:
     """``(in_channels, num_classes)`` of ``predictor``, as its constructor takes."""
     return predictor.cls_score.in_features, _classes(predictor)
@@ -169,16 +174,31 @@ def _described(head: nn.Module) -> str:
         channels, anchors, depth = _rpn_head_args(head)
         return f"RPNHead({channels}, {anchors}{f', conv_depth={depth}' if depth != 1 else ''})"
     if isinstance(head, TwoMLPHead):
-        return f"TwoMLPHead({head.fc6.in_features}, {head.fc6.out_features})"
+        return "TwoMLPHead({}, {})".format(*_box_head_args(head))
     assert isinstance(head, FastRCNNPredictor)
     return "FastRCNNPredictor({}, {})".format(*_predictor_args(head))
 
 
-def _check_layout(key: str, given: nn.Module, *args: int) -> None:
-    """Refuse a ``given`` head whose state dict (names and shapes) differs from that of
-    the head its class makes of ``args``, the arguments read off it: a layer replaced
-    inside it, which the config could not rebuild. That head is made on the meta device
-    (no memory, no random draws)."""
+# torchvision's keyword: what its class's constructor took, read off a head of it.
+_HEAD_ARGS = {
+    "rpn_head": _rpn_head_args,
+    "box_head": _box_head_args,
+    "box_predictor": _predictor_args,
+}
+
+
+def _check_layout(key: str, given: nn.Module) -> None:
+    """Refuse a ``given`` head whose layers are not those of the head its class makes of
+    the arguments read off it: a layer replaced inside it (by another of its kind but
+    shape, or by another kind), which the config could not rebuild. That head is made on
+    the meta device (no memory, no random draws)."""
+    try:
+        args = _HEAD_ARGS[key](given)  # type: ignore[operator]
+    except (AttributeError, TypeError):
+        raise ValueError(
+            f"FasterRCNN({key}={type(given).__name__}(...)): its layers are not those of a "
+            f"{type(given).__name__} (a layer replaced, which the config cannot rebuild)"
+        ) from None
     with torch.device("meta"):
         built = type(given)(*args)
     shapes = {name: tuple(value.shape) for name, value in given.state_dict().items()}

@@ -145,6 +145,12 @@ def layer_replaced() -> FastRCNNPredictor:
     return predictor
 
 
+def of_another_kind(head: nn.Module, layer: str) -> nn.Module:
+    """``head`` with its ``layer`` replaced by a module of another kind."""
+    setattr(head, layer, nn.Identity())
+    return head
+
+
 class OwnPredictor(FastRCNNPredictor):
     """A user's own predictor class (a subclass the config cannot rebuild)."""
 
@@ -189,6 +195,24 @@ CONTRADICTIONS = {
         lambda: {"num_classes": None, "box_predictor": layer_replaced()},
         "FasterRCNN(box_predictor=FastRCNNPredictor(1024, 3)): its bbox_pred.bias is (8,), "
         "not the (12,) of that head (a layer replaced, which the config cannot rebuild)",
+    ),
+    "an RPN head's convs replaced by another kind": (
+        lambda: {"rpn_head": of_another_kind(RPNHead(CHANNELS, 15), "conv")},
+        "FasterRCNN(rpn_head=RPNHead(...)): its layers are not those of a RPNHead (a layer "
+        "replaced, which the config cannot rebuild)",
+    ),
+    "a box head's first layer replaced by another kind": (
+        lambda: {"box_head": of_another_kind(TwoMLPHead(POOLED, 1024), "fc6")},
+        "FasterRCNN(box_head=TwoMLPHead(...)): its layers are not those of a TwoMLPHead (a "
+        "layer replaced, which the config cannot rebuild)",
+    ),
+    "a predictor's scores replaced by another kind": (
+        lambda: {
+            "num_classes": None,
+            "box_predictor": of_another_kind(FastRCNNPredictor(1024, 3), "cls_score"),
+        },
+        "FasterRCNN(box_predictor=FastRCNNPredictor(...)): its layers are not those of a "
+        "FastRCNNPredictor (a layer replaced, which the config cannot rebuild)",
     ),
     "a predictor of the user's own class": (
         lambda: {"num_classes": None, "box_predictor": OwnPredictor(1024, 3)},
