@@ -184,3 +184,10 @@ def test_cgroup_v1_container_sees_its_own_cgroup_at_the_mount(tmp_path) -> None:
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (256 * MIB, 0.25)
     v1_memory(memory, V1_NO_LIMIT, 768 * MIB, 0)
     assert figures(tmp_path, proc, meminfo(tmp_path, 6)) == (6 * GIB, 0.25)
+
+
+def test_the_figures_are_read_anew_at_each_call_from_the_folders_found_once(tmp_path) -> None:
+    proc = cgroup_v2(tmp_path / "cg", {".": {}, "pod": v2_files(str(4 * GIB), 3 * GIB)}, "/pod")
+    assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB, 0.25)
+    cgroup_v2(tmp_path / "cg", {"pod": v2_files(str(4 * GIB), 2 * GIB)}, "/pod")
+    assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (2 * GIB, 0.5)

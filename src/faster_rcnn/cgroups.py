@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,8 +23,13 @@ class CgroupFolders(NamedTuple):
         v1: the folders of one v1 controller's hierarchy, under ``root / controller``.
     """
 
-    v2: list[Path]
-    v1: list[Path]
+    v2: tuple[Path, ...]
+    v1: tuple[Path, ...]
+
+
+# The folders found, by controller, root, proc_cgroup and the id of the process that
+# found them (a forked process finds its own).
+_found: dict[tuple[str, Path, Path, int], CgroupFolders] = {}
 
 
 def own_cgroup_folders(
@@ -32,7 +38,26 @@ def own_cgroup_folders(
     """The folders of this process's cgroup and those above it, as ``proc_cgroup``
     names it (``"0::/path"`` for v2; ``"4:cpu,cpuacct:/path"`` for v1's ``controller``
     ``cpu``); the mount alone where it does not say. Folders that do not exist are kept:
-    their files read as ``None``."""
+    their files read as ``None``.
+
+    Found once per process for each ``controller``, ``root`` and ``proc_cgroup`` (a
+    process's cgroup does not change during a run; reading ``proc_cgroup`` again took
+    55 us of each training step's memory check): :func:`forget_cgroup_folders` forgets
+    them."""
+    key = (controller, root, proc_cgroup, os.getpid())
+    if key not in _found:
+        _found[key] = _find_folders(controller, root, proc_cgroup)
+    return _found[key]
+
+
+def forget_cgroup_folders() -> None:
+    """Have :func:`own_cgroup_folders` find the folders again: after this process moved
+    to another cgroup, or ``proc_cgroup`` changed."""
+    _found.clear()
+
+
+def _find_folders(controller: str, root: Path, proc_cgroup: Path) -> CgroupFolders:
+    """:func:`own_cgroup_folders`, read from ``proc_cgroup`` now."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
@@ -49,11 +74,11 @@ def own_cgroup_folders(
     return CgroupFolders(_up_to(root, own["v2"]), _up_to(root / controller, own["v1"]))
 
 
-def _up_to(base: Path, path: str) -> list[Path]:
+def _up_to(base: Path, path: str) -> tuple[Path, ...]:
     """``base / path`` and each folder above it, up to ``base``. (A container sees its
     own cgroup at ``base``, and may see a ``path`` that is its host's.)"""
     folder = base / path.strip("/")
-    return [folder, *(p for p in folder.parents if p.is_relative_to(base))]
+    return (folder, *(p for p in folder.parents if p.is_relative_to(base)))
 
 
 def read_text(file: Path) -> str | None:
