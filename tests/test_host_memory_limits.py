@@ -191,3 +191,30 @@ def test_the_figures_are_read_anew_at_each_call_from_the_folders_found_once(tmp_
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB, 0.25)
     cgroup_v2(tmp_path / "cg", {"pod": v2_files(str(4 * GIB), 2 * GIB)}, "/pod")
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (2 * GIB, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("limit", "high", "expected"),
+    [
+        (str(8 * GIB), str(4 * GIB), (GIB, 0.25)),  # high is tighter: 1 of 4 GiB left
+        ("max", str(4 * GIB), (GIB, 0.25)),  # high alone
+        (str(2 * GIB), str(4 * GIB), (0, 0.0)),  # max is tighter, and all used
+        (str(4 * GIB), "max", (GIB, 0.25)),  # no high
+    ],
+    ids=["high_below_max", "high_alone", "max_below_high", "high_is_max"],
+)
+def test_memory_high_is_a_limit_too(tmp_path, limit, high, expected) -> None:
+    """Above memory.high the kernel throttles and reclaims hard: the tighter of max and
+    high counts. 3 GiB used."""
+    files = {**v2_files(limit, 3 * GIB), "memory.high": high}
+    proc = cgroup_v2(tmp_path / "cg", {".": files})
+    assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == expected
+
+
+def test_memory_high_on_the_way_up_counts(tmp_path) -> None:
+    cgroups = {
+        "kube": {**v2_files("max", 3 * GIB), "memory.high": str(4 * GIB)},  # 1 of 4 GiB
+        "kube/pod": {**v2_files(str(2 * GIB), GIB), "memory.high": "max"},  # 1 of 2 GiB
+    }
+    proc = cgroup_v2(tmp_path / "cg", cgroups, own="/kube/pod")
+    assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB, 0.25)

@@ -147,10 +147,12 @@ def memory_levels(
 ) -> list[MemoryLevel]:
     """The memory of the machine (``MemAvailable`` and ``MemTotal`` of ``meminfo``) and
     of each memory limit of this process's cgroup and those above it (cgroup v2's
-    ``memory.max``, v1's ``memory.limit_in_bytes``), where they say. A container limited
-    to less than its host's memory (Docker's ``--memory``, a Kubernetes memory limit)
-    sees its host's in ``/proc/meminfo``; the limit is what its kernel enforces, killing
-    the process when the cgroup's usage reaches it and nothing more can be reclaimed."""
+    ``memory.max`` or ``memory.high``, the tighter; v1's ``memory.limit_in_bytes``),
+    where they say. A container limited to less than its host's memory (Docker's
+    ``--memory``, a Kubernetes memory limit) sees its host's in ``/proc/meminfo``; the
+    limit is what its kernel enforces, killing the process when the cgroup's usage
+    reaches ``memory.max`` and nothing more can be reclaimed, throttling it above
+    ``memory.high``."""
     folders = own_cgroup_folders("memory", root, proc_cgroup)
     limits = (*map(_v2_limit, folders.v2), *map(_v1_limit, folders.v1))
     return [level for level in (_machine(meminfo), *limits) if level is not None]
@@ -168,10 +170,12 @@ def _machine(meminfo: Path) -> MemoryLevel | None:
 
 
 def _v2_limit(folder: Path) -> MemoryLevel | None:
-    """A v2 cgroup's memory limit: ``memory.max`` (``max``: none), ``memory.current``
-    and ``memory.stat``'s ``active_file`` and ``inactive_file`` (of it and those below
-    it, as the usage)."""
-    return _limit(folder, "memory.max", "memory.current", ("active_file", "inactive_file"))
+    """A v2 cgroup's memory limit: the tighter of ``memory.max`` and ``memory.high``
+    (``max``: none; above ``memory.high`` the kernel throttles the cgroup's allocations
+    and reclaims its memory hard), ``memory.current`` and ``memory.stat``'s
+    ``active_file`` and ``inactive_file`` (of it and those below it, as the usage)."""
+    limits = ("memory.max", "memory.high")
+    return _limit(folder, limits, "memory.current", ("active_file", "inactive_file"))
 
 
 def _v1_limit(folder: Path) -> MemoryLevel | None:
@@ -179,26 +183,35 @@ def _v1_limit(folder: Path) -> MemoryLevel | None:
     ``memory.usage_in_bytes`` and ``memory.stat``'s ``total_active_file`` and
     ``total_inactive_file`` (of it and those below it, as the usage)."""
     cache = ("total_active_file", "total_inactive_file")
-    return _limit(folder, "memory.limit_in_bytes", "memory.usage_in_bytes", cache)
+    return _limit(folder, ("memory.limit_in_bytes",), "memory.usage_in_bytes", cache)
 
 
 def _limit(
-    folder: Path, limit_file: str, usage_file: str, cache: tuple[str, str]
+    folder: Path, limit_files: tuple[str, ...], usage_file: str, cache: tuple[str, str]
 ) -> MemoryLevel | None:
-    """What a cgroup's memory limit leaves: the limit less its usage, the usage less its
-    page cache (``memory.stat``'s ``cache`` figures, active and inactive; 0 where it does
-    not say), which the kernel reclaims before it kills, as ``MemAvailable`` counts the
-    machine's page cache as available (counting the inactive part alone, a container
-    whose cache filled its limit would trim the heap at every step, undoing its reuse);
-    ``None`` where there is no limit or a file is missing or unreadable."""
-    limit = _whole_number(read_text(folder / limit_file))
-    if limit is None or not 0 < limit < _NO_LIMIT:
+    """What a cgroup's memory limit leaves: the limit (the smallest of ``limit_files``)
+    less its usage, the usage less its page cache (``memory.stat``'s ``cache`` figures,
+    active and inactive; 0 where it does not say), which the kernel reclaims before it
+    kills, as ``MemAvailable`` counts the machine's page cache as available (counting
+    the inactive part alone, a container whose cache filled its limit would trim the
+    heap at every step, undoing its reuse); ``None`` where there is no limit or the
+    usage is missing or unreadable."""
+    limits = (_limit_in(folder / name) for name in limit_files)
+    limit = min((limit for limit in limits if limit is not None), default=None)
+    if limit is None:
         return None
     usage = _whole_number(read_text(folder / usage_file))
     if usage is None:
         return None
     in_use = usage - _sum_of_stats(folder / "memory.stat", cache)
     return MemoryLevel(min(limit, max(0, limit - in_use)), limit)
+
+
+def _limit_in(limit_file: Path) -> int | None:
+    """The limit ``limit_file`` sets, in bytes; ``None`` for none (``max``, 0, v1's no
+    limit) or a missing or unreadable file."""
+    limit = _whole_number(read_text(limit_file))
+    return limit if limit is not None and 0 < limit < _NO_LIMIT else None
 
 
 def _sum_of_stats(memory_stat: Path, names: tuple[str, ...]) -> int:
