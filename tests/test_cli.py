@@ -17,6 +17,7 @@ from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.fast_inference import optimize_for_inference
+from faster_rcnn.host_memory import MemoryLevel
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
@@ -588,19 +589,38 @@ def test_images_the_cache_cannot_hold_are_refused_before_they_are_read(
     """8 images of 320 x 320 take 2,457,600 bytes decoded: more than 80 % of 3 MB, so
     --cache-images is refused in one line before a model is built; 2,457,600 / 0.8 bytes
     available hold them."""
-    monkeypatch.setattr(train_cli, "available_bytes", lambda: 3_000_000)
+    machine = MemoryLevel(3_000_000, 24 * 10**9, "MemAvailable")
+    monkeypatch.setattr(train_cli, "least_available", lambda: machine)
     argv = ["train", "--data", "synthetic:8", "--steps", "1", "--cache-images", *TINY]
     assert main([*argv, "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == (
         "faster-rcnn: error: --cache-images: the 8 training images would take 2.5 MB in "
-        "memory (3 bytes a pixel), more than 80% of the 3.0 MB available: train without "
-        "--cache-images"
+        "memory (3 bytes a pixel), more than 80% of the 3.0 MB the machine has available "
+        "(MemAvailable): train without --cache-images"
     )
     assert not (tmp_path / "r" / "model.safetensors").exists()
-    monkeypatch.setattr(train_cli, "available_bytes", lambda: 2_457_600 / 0.8)
+    enough = MemoryLevel(round(2_457_600 / 0.8), 24 * 10**9, "MemAvailable")
+    monkeypatch.setattr(train_cli, "least_available", lambda: enough)
     train_cli.check_cache_fits(SyntheticShapes(8))
-    monkeypatch.setattr(train_cli, "available_bytes", lambda: None)  # the machine does not say
+    monkeypatch.setattr(train_cli, "least_available", lambda: None)  # the machine does not say
     train_cli.check_cache_fits(SyntheticShapes(8))
+
+
+@pytest.mark.parametrize("limit_file", ["memory.max", "memory.high", "memory.limit_in_bytes"])
+def test_a_refusal_by_a_containers_memory_limit_names_the_limit(
+    tmp_path, capsys, monkeypatch, limit_file
+):
+    """Where a container's limit leaves less than the machine has, the refusal says the
+    figure is the limit's, and which file sets it."""
+    container = MemoryLevel(2_000_000, 4 * 2**30, limit_file)
+    monkeypatch.setattr(train_cli, "least_available", lambda: container)
+    argv = ["train", "--data", "synthetic:8", "--steps", "1", "--cache-images", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "faster-rcnn: error: --cache-images: the 8 training images would take 2.5 MB in "
+        "memory (3 bytes a pixel), more than 80% of the 2.0 MB this container's memory "
+        f"limit leaves (cgroup {limit_file}): train without --cache-images"
+    )
 
 
 def test_a_batch_larger_than_the_training_images_is_refused_and_the_default_fits_them(

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from faster_rcnn.host_memory import available_bytes, available_fraction, memory_levels
+from faster_rcnn.host_memory import (
+    MemoryLevel,
+    available_bytes,
+    available_fraction,
+    least_available,
+    memory_levels,
+)
 
 GIB = 2**30
 MIB = 2**20
@@ -111,7 +117,11 @@ def test_each_figure_is_its_own_tightest_level(tmp_path) -> None:
     proc = cgroup_v2(tmp_path / "cg", cgroups, own="/node/pod")
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB // 2, 0.0625)
     levels = memory_levels(tmp_path / "cg", proc, meminfo(tmp_path, 20))
-    assert levels == [(20 * GIB, 24 * GIB), (GIB // 2, GIB), (4 * GIB, 64 * GIB)]
+    assert levels == [
+        (20 * GIB, 24 * GIB, "MemAvailable"),
+        (GIB // 2, GIB, "memory.max"),
+        (4 * GIB, 64 * GIB, "memory.max"),
+    ]
 
 
 def test_no_limit_leaves_the_hosts_figures(tmp_path) -> None:
@@ -218,3 +228,38 @@ def test_memory_high_on_the_way_up_counts(tmp_path) -> None:
     }
     proc = cgroup_v2(tmp_path / "cg", cgroups, own="/kube/pod")
     assert figures(tmp_path, proc, meminfo(tmp_path, 20)) == (GIB, 0.25)
+
+
+def test_the_least_available_level_says_where_its_figure_comes_from(tmp_path) -> None:
+    # The pod's memory.high leaves 1 of 4 GiB; the machine 6 of 24; the node's max 4 of 8.
+    cgroups = {
+        "node": v2_files(str(8 * GIB), 4 * GIB),
+        "node/pod": {**v2_files(str(8 * GIB), 3 * GIB), "memory.high": str(4 * GIB)},
+    }
+    proc = cgroup_v2(tmp_path / "cg", cgroups, own="/node/pod")
+    level = least_available(tmp_path / "cg", proc, meminfo(tmp_path, 6))
+    assert level == MemoryLevel(GIB, 4 * GIB, "memory.high")
+    assert level.available_text() == (
+        "1.1 GB this container's memory limit leaves (cgroup memory.high)"
+    )
+    host = meminfo(tmp_path, 0.5)
+    assert least_available(tmp_path / "cg", proc, host) == (GIB // 2, 24 * GIB, "MemAvailable")
+    assert least_available(tmp_path / "cg", proc, host).available_text() == (
+        "536.9 MB the machine has available (MemAvailable)"
+    )
+    assert least_available(tmp_path / "nothing", proc, tmp_path / "no_meminfo") is None
+
+
+def test_a_v1_limit_is_named_by_its_file(tmp_path) -> None:
+    v1_memory(tmp_path / "cg" / "memory", str(2 * GIB), GIB, 0)
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text("5:memory:/\n0::/\n")
+    level = least_available(tmp_path / "cg", proc, meminfo(tmp_path, 20))
+    assert level == (GIB, 2 * GIB, "memory.limit_in_bytes")
+
+
+def test_memory_max_is_named_where_high_is_the_same(tmp_path) -> None:
+    files = {**v2_files(str(4 * GIB), 3 * GIB), "memory.high": str(4 * GIB)}
+    proc = cgroup_v2(tmp_path / "cg", {".": files})
+    level = least_available(tmp_path / "cg", proc, meminfo(tmp_path, 20))
+    assert level == (GIB, 4 * GIB, "memory.max")

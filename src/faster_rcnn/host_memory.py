@@ -30,7 +30,7 @@ import ctypes
 import os
 import platform
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from .cgroups import CGROUP_ROOT, PROC_CGROUP, own_cgroup_folders, read_text
 
@@ -50,6 +50,9 @@ MEMINFO = Path("/proc/meminfo")
 # cgroup v1's memory.limit_in_bytes of a cgroup with no limit: the largest multiple of
 # the page size under 2**63 (9223372036854771712 with 4 KiB pages). From here up, none.
 _NO_LIMIT = 2**62
+# Where a level's figures come from: the machine's /proc/meminfo, or the file of the
+# cgroup limit that sets it.
+MemorySource = Literal["MemAvailable", "memory.max", "memory.high", "memory.limit_in_bytes"]
 _reusing = False
 
 
@@ -61,10 +64,23 @@ class MemoryLevel(NamedTuple):
         available: the bytes it can still hand out (without swapping, or within the
             limit).
         total: the machine's bytes, or the limit.
+        source: ``MemAvailable`` for the machine; for a limit, the file that sets it.
     """
 
     available: int
     total: int
+    source: MemorySource
+
+    def available_text(self) -> str:
+        """The available bytes, saying whose they are: ``"2.1 GB the machine has
+        available (MemAvailable)"``, ``"2.1 GB this container's memory limit leaves
+        (cgroup memory.max)"``."""
+        if self.source == "MemAvailable":
+            return f"{bytes_text(self.available)} the machine has available (MemAvailable)"
+        return (
+            f"{bytes_text(self.available)} this container's memory limit leaves (cgroup "
+            f"{self.source})"
+        )
 
 
 def reuse_freed_memory() -> bool:
@@ -130,9 +146,19 @@ def available_bytes(
     root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, meminfo: Path = MEMINFO
 ) -> int | None:
     """The fewest bytes that any level the process lives in can still hand it
-    (:func:`memory_levels`); ``None`` where none says."""
+    (:func:`least_available`'s); ``None`` where none says."""
+    level = least_available(root, proc_cgroup, meminfo)
+    return level.available if level is not None else None
+
+
+def least_available(
+    root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, meminfo: Path = MEMINFO
+) -> MemoryLevel | None:
+    """The level the process lives in (:func:`memory_levels`) that can still hand it
+    the fewest bytes, the machine's where a limit leaves as many; ``None`` where none
+    says."""
     levels = memory_levels(root, proc_cgroup, meminfo)
-    return min((level.available for level in levels), default=None)
+    return min(levels, key=lambda level: level.available, default=None)
 
 
 def bytes_text(count: float) -> str:
@@ -166,7 +192,7 @@ def _machine(meminfo: Path) -> MemoryLevel | None:
     if "MemAvailable" not in fields or "MemTotal" not in fields:
         return None
     kib = {name: int(fields[name].split()[0]) for name in ("MemAvailable", "MemTotal")}
-    return MemoryLevel(kib["MemAvailable"] * 1024, kib["MemTotal"] * 1024)
+    return MemoryLevel(kib["MemAvailable"] * 1024, kib["MemTotal"] * 1024, "MemAvailable")
 
 
 def _v2_limit(folder: Path) -> MemoryLevel | None:
@@ -187,7 +213,10 @@ def _v1_limit(folder: Path) -> MemoryLevel | None:
 
 
 def _limit(
-    folder: Path, limit_files: tuple[str, ...], usage_file: str, cache: tuple[str, str]
+    folder: Path,
+    limit_files: tuple[MemorySource, ...],
+    usage_file: str,
+    cache: tuple[str, str],
 ) -> MemoryLevel | None:
     """What a cgroup's memory limit leaves: the limit (the smallest of ``limit_files``)
     less its usage, the usage less its page cache (``memory.stat``'s ``cache`` figures,
@@ -196,15 +225,25 @@ def _limit(
     the inactive part alone, a container whose cache filled its limit would trim the
     heap at every step, undoing its reuse); ``None`` where there is no limit or the
     usage is missing or unreadable."""
-    limits = (_limit_in(folder / name) for name in limit_files)
-    limit = min((limit for limit in limits if limit is not None), default=None)
-    if limit is None:
+    tightest = _tightest_limit(folder, limit_files)
+    if tightest is None:
         return None
     usage = _whole_number(read_text(folder / usage_file))
     if usage is None:
         return None
+    limit, source = tightest
     in_use = usage - _sum_of_stats(folder / "memory.stat", cache)
-    return MemoryLevel(min(limit, max(0, limit - in_use)), limit)
+    return MemoryLevel(min(limit, max(0, limit - in_use)), limit, source)
+
+
+def _tightest_limit(
+    folder: Path, limit_files: tuple[MemorySource, ...]
+) -> tuple[int, MemorySource] | None:
+    """The smallest limit that ``limit_files`` in ``folder`` set, and its file (the
+    first of those setting it); ``None`` where none does."""
+    limits = [(_limit_in(folder / name), name) for name in limit_files]
+    set_limits = [(limit, name) for limit, name in limits if limit is not None]
+    return min(set_limits, key=lambda pair: pair[0], default=None)
 
 
 def _limit_in(limit_file: Path) -> int | None:

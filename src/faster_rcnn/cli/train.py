@@ -46,7 +46,7 @@ from ..data.resizable import ResizableImages
 from ..data.resize_audit import audit_resize
 from ..data.small_object_paste import SmallObjectPaste
 from ..data.unreadable import UnreadableLog
-from ..host_memory import available_bytes, bytes_text
+from ..host_memory import bytes_text, least_available
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.alternating import (
@@ -479,17 +479,17 @@ def check_cache_fits(dataset: DetectionDataset) -> None:
     """Refuse ``--cache-images`` where ``dataset``'s images, decoded as the cache keeps
     them (:func:`~faster_rcnn.data.cache.cached_bytes`, from the sizes of up to
     :data:`MAX_IMAGES_READ` images spread over it), would take more than
-    :data:`CACHE_SHARE` of the memory available; where the machine does not say, nothing
-    is checked."""
-    available = available_bytes()
-    if available is None:
+    :data:`CACHE_SHARE` of the memory available (the machine's, or a container's memory
+    limit's, as the refusal says); where the machine does not say, nothing is checked."""
+    level = least_available()
+    if level is None:
         return
     needed = cached_bytes(dataset, spread_indices(len(dataset), MAX_IMAGES_READ))
-    if needed > CACHE_SHARE * available:
+    if needed > CACHE_SHARE * level.available:
         raise ValueError(
             f"--cache-images: the {counted(len(dataset), 'training image')} would take "
             f"{bytes_text(needed)} in memory ({BYTES_PER_PIXEL} bytes a pixel), more than "
-            f"{CACHE_SHARE:.0%} of the {bytes_text(available)} available: train without "
+            f"{CACHE_SHARE:.0%} of the {level.available_text()}: train without "
             "--cache-images"
         )
 
