@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faster_rcnn.cgroups import forget_cgroup_folders, own_cgroup_folders
+from faster_rcnn.cgroups import forget_cgroup_folders, own_cgroup_folders, read_text
 
 
 def proc_self_cgroup(tmp_path: Path, own: str) -> Path:
@@ -60,3 +60,14 @@ def test_a_forked_process_finds_its_own_folders(tmp_path) -> None:
         assert pipe.read() == str(root / "b")
     assert os.waitpid(child, 0)[1] == 0
     assert own_cgroup_folders("memory", root, proc).v2 == (root / "a", root)
+
+
+def test_read_text_reads_a_whole_file_and_none_for_what_cannot_be_read(tmp_path) -> None:
+    long = tmp_path / "memory.stat"
+    long.write_text("".join(f"figure_{i} {i}\n" for i in range(10_000)))  # 167,780 bytes
+    assert read_text(long) == long.read_text().strip()
+    assert len(read_text(long)) == 167_779
+    (tmp_path / "memory.max").write_bytes(b"\xff\xfe 1024\n")  # not UTF-8
+    assert read_text(tmp_path / "memory.max") is None
+    assert read_text(tmp_path) is None  # a folder
+    assert read_text(tmp_path / "missing") is None
