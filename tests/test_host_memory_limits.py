@@ -10,7 +10,6 @@ import pytest
 
 from faster_rcnn.host_memory import (
     MemoryLevel,
-    available_bytes,
     available_fraction,
     least_available,
     memory_levels,
@@ -54,8 +53,14 @@ def v2_files(limit: str, current: int, inactive_file: int | None = None) -> dict
     return files
 
 
+def available_bytes(root: Path, proc: Path, host: Path) -> int | None:
+    """The bytes of the level of the fake tree that has the fewest available."""
+    level = least_available(root, proc, host)
+    return None if level is None else level.available
+
+
 def figures(tmp_path: Path, proc: Path, host: Path) -> tuple[int | None, float]:
-    """``available_bytes`` and ``available_fraction`` of the fake tree."""
+    """The fewest bytes available and ``available_fraction`` of the fake tree."""
     root = tmp_path / "cg"
     return available_bytes(root, proc, host), available_fraction(root, proc, host)
 

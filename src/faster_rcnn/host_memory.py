@@ -137,19 +137,10 @@ def available_fraction(
     """The smallest fraction of its memory that any level the process lives in has
     available (:func:`memory_levels`: the machine's ``MemAvailable / MemTotal``, or a
     cgroup's memory limit's); 1.0 where none says. It may come from another level than
-    :func:`available_bytes` does: a process limited to 1 GiB, half of it used, on a
+    :func:`least_available` does: a process limited to 1 GiB, half of it used, on a
     machine with 6 % of 24 GiB available has 0.06 of its memory available, and 0.5 GiB."""
     levels = memory_levels(root, proc_cgroup, meminfo)
     return min((level.available / level.total for level in levels), default=1.0)
-
-
-def available_bytes(
-    root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP, meminfo: Path = MEMINFO
-) -> int | None:
-    """The fewest bytes that any level the process lives in can still hand it
-    (:func:`least_available`'s); ``None`` where none says."""
-    level = least_available(root, proc_cgroup, meminfo)
-    return level.available if level is not None else None
 
 
 def least_available(
