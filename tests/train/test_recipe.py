@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
 
 import pytest
@@ -13,9 +12,10 @@ from PIL import Image
 
 from faster_rcnn.backbones import build_backbone
 from faster_rcnn.cli import main
+from faster_rcnn.cli import train as train_cli
 from faster_rcnn.data.repeat_factor import REPEAT_THRESHOLD
 from faster_rcnn.models import preset_config
-from faster_rcnn.train import recipe
+from faster_rcnn.train import recipe, step_timing
 from faster_rcnn.train.checkpoint import STATE_FILE, load_model
 from faster_rcnn.train.recipe import (
     CROWDED_LR_PER_IMAGE,
@@ -526,40 +526,53 @@ def _large_dots(root):
     return root
 
 
+def _timed_at(seconds: float, timings: list[float]):
+    """A stand-in for the CLI's ``median_step_seconds`` that times the steps as the run
+    would (their throwaway model trains), records the median in ``timings`` and returns
+    ``seconds``: the steps that fit do not follow the machine's load."""
+
+    def median_step_seconds(trainer) -> float:
+        timings.append(step_timing.median_step_seconds(trainer))
+        return seconds
+
+    return median_step_seconds
+
+
 def test_a_time_budget_takes_the_finer_stage_by_the_steps_timed(tmp_path, capsys, monkeypatch):
     data = _large_dots(tmp_path / "dots")
     argv = ["train", "--data", str(data), "--min-size", "128", "160", "192", "--max-size"]
     argv += ["192", "--preset", "mobilenet_v2_fpn", "--minutes", "0.05"]
-    # A run fits at least FINER_MAP_STEPS: the finer stage, and the steps timed (at the
-    # middle of the sizes drawn).
-    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 2)
+    # Steps timed at 0.7 s: 0.05 minutes fit int(3 / 0.7) = 4 of them.
+    timings: list[float] = []
+    monkeypatch.setattr(train_cli, "median_step_seconds", _timed_at(0.7, timings))
+    # A run fits FINER_MAP_STEPS: the finer stage, and the steps timed (at the middle of
+    # the sizes drawn).
+    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 4)
     assert main([*argv, "--out", str(tmp_path / "kept")]) == 0
+    assert len(timings) == 1 and timings[0] > 0
     printed = capsys.readouterr().out
-    timed = re.search(
-        rf"timed {TIMED_STEPS} training steps of the recipe's model at 160 px: [\d.]+ s a "
-        r"step \(the median\), about (\d+) steps in 0.05 minutes",
-        printed,
-    )
-    assert timed is not None and int(timed[1]) >= 2
+    assert (
+        f"timed {TIMED_STEPS} training steps of the recipe's model at 160 px: 0.70 s a step "
+        "(the median), about 4 steps in 0.05 minutes\n"
+    ) in printed
     assert (
         "backbone.returned_layers = (3, 4, 5): the smallest class 'dot' is 96 px once resized "
         "and an image holds 2 objects (the median): the FPN reads the backbone stage before "
         "stage 4 too, a map twice as fine each way, where a small object spans more cells; a "
-        f"step takes 1.1-1.4 times as long, and the run fits about {timed[1]} of them (at "
-        "least 2)\n"
+        "step takes 1.1-1.4 times as long, and the run fits about 4 of them (at least 4)\n"
     ) in printed
     kept = load_model(tmp_path / "kept" / "model.safetensors").config
     assert kept.backbone.returned_layers == (3, 4, 5)
     assert kept.transform.min_size == (128, 160, 192)
-    # Fewer: the preset's stages.
-    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 10**6)
+    # One step fewer than FINER_MAP_STEPS: the preset's stages.
+    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 5)
     assert main([*argv, "--out", str(tmp_path / "preset")]) == 0
+    assert len(timings) == 2
     printed = capsys.readouterr().out
-    fits = re.search(r"about (\d+) steps in 0.05 minutes", printed)
-    assert fits is not None
     assert (
         "backbone.returned_layers = (4, 5): the smallest class 'dot' is 96 px once resized and "
-        f"an image holds 2 objects (the median), but the run fits about {fits[1]} steps: "
+        "an image holds 2 objects (the median), but the run fits about 4 steps: reading the "
+        "stage before stage 4 too, a map twice as fine, pays from about 5 of its steps on "
     ) in printed
     preset = load_model(tmp_path / "preset" / "model.safetensors").config.backbone
     assert preset.resolved_returned_layers() == (4, 5)
