@@ -30,6 +30,7 @@ from faster_rcnn.train.checkpoint import (
     save_model,
 )
 from faster_rcnn.train.stops import TrainingInterrupted
+from faster_rcnn.train.trainer import Trainer
 
 TINY = ["--min-size", "96", "--max-size", "128"]
 
@@ -314,15 +315,34 @@ def test_evaluate_and_predict_with_test_time_flips(tmp_path, capsys):
         assert record["score"] == pytest.approx(float(score), abs=1e-5)
 
 
-def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_path):
+def _clock_of_steps(monkeypatch, seconds: float) -> None:
+    """Make ``time.perf_counter`` a clock that stands still but for ``seconds`` a training
+    step: a time budget then fits as many steps whatever the machine's load."""
+    now = [0.0]
+    take_step = Trainer._step
+
+    def timed_step(self, *args, **kwargs):
+        now[0] += seconds
+        return take_step(self, *args, **kwargs)
+
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr(Trainer, "_step", timed_step)
+
+
+def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_path, monkeypatch):
     out = tmp_path / "alt"
     argv = ["train", "--data", "synthetic:8", "--scheme", "alternating", "--minutes", "0.05"]
     argv += ["--steps", "100000", "--batch-size", "1", "--min-size", "64", "--max-size", "64"]
+    _clock_of_steps(monkeypatch, 0.35)
     assert main([*argv, "--channels-last", "--out", str(out)]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = {stage: sum(r["stage"] == stage for r in records) for stage in STAGES}
-    assert all(count > 0 for count in steps.values()), steps  # each got its share
+    # Each step gets 2:1:2:1 of the 3 s left as it starts, and runs while its share is not
+    # spent: rpn 1 s (0.35 s a step: 3 steps, 1.05 s), fast_rcnn 1.95 / 4 = 0.49 s (2, 0.7),
+    # rpn_finetune 1.25 * 2 / 3 = 0.83 s (3, 1.05), fast_rcnn_finetune 0.2 s (1).
+    assert list(steps.values()) == [3, 2, 3, 1]
     seconds = [r["seconds"] for r in records]
+    assert seconds == [pytest.approx(0.35)] * 9
     # A step stops once its share is spent: the 3 s are overrun by at most a step each.
     assert sum(seconds) <= 3.0 + 4 * max(seconds)
     assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names
