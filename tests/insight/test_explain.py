@@ -316,6 +316,33 @@ def test_detection_captions_stay_inside_the_panel():
     ]
 
 
+def test_detection_captions_keep_their_padding_inside_the_panel_at_its_corners():
+    # Measured without their 1-pt padding, captions of boxes at the picture's top-left and
+    # top-right corners moved into their boxes but kept the padding past the panel's edge.
+    explanation = explain(seeded_small(3), torch.rand(3, 200, 300), BOXES[:1])
+    assert explanation.proposals is not None
+    boxes = torch.tensor([[0.0, 0.0, 60.0, 40.0], [270.0, 0.0, 300.0, 40.0]])
+    detections = {"boxes": boxes, "labels": torch.tensor([1, 2]), "scores": torch.ones(2)}
+    explanation.proposals = replace(explanation.proposals, detections=detections)
+    figure = explanation_figure(explanation)
+    figure.canvas.draw()
+    ax = figure.axes[5]
+    panel = ax.get_window_extent()
+    captions = [t for t in ax.texts if t.get_text().endswith("1.00")]
+    assert [(c.get_ha(), c.get_va()) for c in captions] == [("left", "top"), ("right", "top")]
+    for caption in captions:
+        drawn = caption.get_bbox_patch().get_window_extent()
+        text = caption.get_window_extent()
+        assert drawn.width > text.width  # the padding is in what is measured
+        # Inside, to float rounding (a pixel at 110 dpi is 0.65 pt).
+        assert panel.x0 - 1e-6 <= drawn.x0 and drawn.x1 <= panel.x1 + 1e-6, caption.get_text()
+        assert panel.y0 - 1e-6 <= drawn.y0 and drawn.y1 <= panel.y1 + 1e-6, caption.get_text()
+    # Each touches the corner's two edges: moved in by no more than it must.
+    left, right = (c.get_bbox_patch().get_window_extent() for c in captions)
+    assert (left.x0, left.y1) == (pytest.approx(panel.x0), pytest.approx(panel.y1))
+    assert (right.x1, right.y1) == (pytest.approx(panel.x1), pytest.approx(panel.y1))
+
+
 def test_panel_6_writes_a_class_name_in_a_font_that_has_its_letters(monkeypatch):
     # Its captions and legend were DejaVu Sans alone: '⌚' drew as a box, with
     # matplotlib's warning of a missing glyph. predict's pictures already fell back.

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
@@ -34,6 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.patheffects import withStroke
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox, ScaledTranslation
 from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
@@ -816,18 +818,40 @@ def _name_font(name: str) -> FontProperties:
 
 def _keep_captions_inside(ax: Axes, captions: list[tuple[Text, list[float]]]) -> None:
     """Move each caption, drawn above its box's top-left corner, to where the panel shows
-    all of it: into the box where above would leave the picture's top, ending at the box's
-    right edge where it would run past the right (clipped, a box at the top lost its
-    caption whole). Call once the figure's layout is done: it measures the captions."""
-    to_data = ax.transData.inverted()
-    (_, right), (_, top) = ax.get_xlim(), ax.get_ylim()  # y grows downwards: top < bottom
+    all of it, its 1-pt padding too: into the box where above would leave the picture's
+    top, ending at the box's right edge where it would run past the right (clipped, a box
+    at the top lost its caption whole); then, where the padding still crosses the panel's
+    edge (a box on the picture's edge), in by as much. Call once the figure's layout is
+    done: it measures the captions."""
+    renderer = ax.figure.canvas.get_renderer()
+    panel = ax.get_window_extent(renderer)
     for caption, (_, _, x2, _) in captions:
-        extent = caption.get_window_extent().transformed(to_data)
-        if min(extent.y0, extent.y1) < top:
+        drawn = _drawn_extent(caption, renderer)
+        if drawn.y1 > panel.y1:  # display y grows upwards: past the picture's top
             caption.set_verticalalignment("top")
-        if max(extent.x0, extent.x1) > right:
+        if drawn.x1 > panel.x1:
             caption.set_x(x2)
             caption.set_horizontalalignment("right")
+        _move_inside(caption, _drawn_extent(caption, renderer), panel)
+
+
+def _drawn_extent(caption: Text, renderer: RendererBase) -> Bbox:
+    """The display extent of ``caption`` as drawn: its text with the padding of the box
+    behind it."""
+    caption.update_bbox_position_size(renderer)  # where the box is, at the caption's place
+    return caption.get_bbox_patch().get_window_extent(renderer)
+
+
+def _move_inside(caption: Text, drawn: Bbox, panel: Bbox) -> None:
+    """Move ``caption``, whose display extent is ``drawn``, by as much as that crosses the
+    edges of ``panel`` (the left and bottom first where it is larger): an offset in
+    inches, which a later layout's new scale of the panel leaves as it was."""
+    dx = max(panel.x0 - drawn.x0, 0.0) or min(panel.x1 - drawn.x1, 0.0)
+    dy = max(panel.y0 - drawn.y0, 0.0) or min(panel.y1 - drawn.y1, 0.0)
+    if dx or dy:
+        inches = caption.figure.dpi_scale_trans
+        offset = ScaledTranslation(dx / caption.figure.dpi, dy / caption.figure.dpi, inches)
+        caption.set_transform(caption.get_transform() + offset)
 
 
 def _pair(values: tuple[int, int]) -> str:
