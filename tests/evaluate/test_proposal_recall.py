@@ -104,15 +104,16 @@ def test_two_thousand_boxes_and_proposals_are_assigned_in_seconds() -> None:
     # 2000 small objects an image, each with a proposal near it: searching the whole
     # 2000 x 2000 matrix for each pair it took, once per proposal limit, took 104 s on
     # this project's CPU (at 1000 objects 14 s an image in `evaluate`); walking the few
-    # thousand pairs that overlap takes under one.
+    # thousand pairs that overlap takes under one. Timed in this process's CPU seconds,
+    # which other processes sharing the cores leave as they are (the wall clock does not).
     generator = torch.Generator().manual_seed(0)
     corners = torch.rand(2000, 2, generator=generator, dtype=torch.float64) * 800
     boxes = torch.cat((corners, corners + 20), dim=1)
     moved = boxes + torch.randn(2000, 4, generator=generator, dtype=torch.float64) * 4
     evaluator = ProposalRecallEvaluator(limits=(2000,), iou_thresholds=(0.5,))
-    start = time.perf_counter()
+    start = time.process_time()
     evaluator.update([proposals(moved.tolist(), [1.0] * 2000)], [target(boxes.tolist())])
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0
     assert evaluator.compute()["recall@2000@0.5"] > 0.5
 
 

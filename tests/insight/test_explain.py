@@ -405,10 +405,12 @@ def test_dense_ground_truth_on_a_large_image_is_quick(tmp_path):
     corners = torch.rand(300, 2, generator=generator) * torch.tensor([1950.0, 1450.0])
     boxes = torch.cat([corners, corners + 8 + 40 * torch.rand(300, 2, generator=generator)], 1)
     model = models.small(num_classes=4).eval()  # its own 320 / 512 resize
-    start = time.perf_counter()
+    # This process's CPU seconds, which other processes sharing the cores leave as they
+    # are: 3 to 4, where the wall clock read 12 with the cores shared five ways.
+    start = time.process_time()
     explanation = explain(model, smooth_image(1500, 2000), boxes, ("cell",) * 300)
     path = draw_explanation(explanation, tmp_path / "dense.png")
-    assert time.perf_counter() - start < 20
+    assert time.process_time() - start < 20
     summary = json.loads(path.with_suffix(".json").read_text())
     assert summary["counts"] == explanation.counts() and len(summary["ground_truth"]) == 300
     assert path.stat().st_size > 10_000
