@@ -267,6 +267,33 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     assert (tmp_path / "p" / "good_proposals.png").is_file()
 
 
+def test_predict_says_how_many_detections_its_pictures_draw(tmp_path, capsys):
+    # A short run's detections score under the default 0.5: its pictures show none, and
+    # the line saying how many it wrote must not let them pass for drawn.
+    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "0.png")
+    model = str(tmp_path / "r" / "model.safetensors")
+    capsys.readouterr()
+    args = ["predict", "--model", model, str(images), "--score", "0", "--out"]
+    assert main([*args, str(tmp_path / "all")]) == 0
+    scores = sorted(r["score"] for r in json.loads((tmp_path / "all/detections.json").read_text()))
+    assert len(set(scores)) >= 2
+    everything = f"{len(scores)} detections in 1 image -> {tmp_path / 'all'}/detections.json"
+    assert capsys.readouterr().out == (
+        f"{everything}; the pictures draw {len(scores)}, those scoring 0 or more (--score)\n"
+    )
+    # A threshold between two written scores, clear of their rounding.
+    k = next(i for i in range(1, len(scores)) if scores[i] > scores[i - 1])
+    threshold = (scores[k - 1] + scores[k]) / 2
+    args[-2] = str(threshold)
+    assert main([*args, str(tmp_path / "part")]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"the pictures draw {len(scores) - k}, those scoring {threshold:g} or more (--score)\n"
+    )
+
+
 def test_predict_names_what_a_folder_holds_besides_images(tmp_path, capsys):
     main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
     images = tmp_path / "images"

@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped = []
+    drawn = 0
     items = zip(paths, images.image_ids, names_of, strict=True)
     for k, (path, image_id, name) in enumerate(items):
         try:
@@ -117,12 +118,14 @@ def run(args: argparse.Namespace) -> int:
         det, proposals = detect(image)
         results += coco_records(det, image_id, path, names, category_ids)
         save_pictures(image, det, proposals, names, args.out / name, args.score)
+        drawn += int((det["scores"] >= args.score).sum())
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     left_out = f" ({len(skipped)} skipped)" if skipped else ""
     print(
         f"{counted(len(results), 'detection')} in "
         f"{counted(len(paths) - len(skipped), 'image')}{left_out} "
-        f"-> {args.out}/detections.json"
+        f"-> {args.out}/detections.json; the pictures draw {drawn}, those scoring "
+        f"{args.score:g} or more (--score)"
     )
     return 1 if skipped else 0
 
