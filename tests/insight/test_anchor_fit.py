@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from faster_rcnn.anchor_file import read_anchor_file
+from faster_rcnn.anchor_file import read_anchor_file, with_anchor_file
 from faster_rcnn.anchors import anchors_crossing_border, base_anchors
 from faster_rcnn.cli import main
 from faster_rcnn.config import AnchorConfig
@@ -39,6 +39,7 @@ from faster_rcnn.insight.anchor_plots import CoverageReport
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
+from faster_rcnn.train.checkpoint import save_model
 
 # Image sizes (height, width) before the model's resize. small_config() resizes them to
 # 96 x 96, 96 x 144 (padded to 96 x 160) and 33 x 200 (1:6, capped by max_size; padded to
@@ -553,3 +554,29 @@ def test_cli_fits_writes_and_measures_the_fitted_anchors(tmp_path, capsys):
     total = next(line for line in out.splitlines() if line.split()[:2] == ["all", "all"])
     # The "all" row: boxes, median best IoU, best >= 0.5, best >= 0.7, mean positives.
     assert total.split()[4] == f"{summary['share_at_positive_iou']:.1%}"
+
+
+def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path, capsys):
+    # A MobileNet model the recipe gave the stride-16 map has a level of anchors more than
+    # its preset: the fitted file must be trained with the same stages, which the advice
+    # names, or train refuses it ("one tuple per feature map ... got 4").
+    config = preset_config("mobilenet_v2_fpn", 2).with_returned_layers((3, 4, 5))
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(config), model)
+    argv = ["anchors", "--data", "synthetic:4", "--max-images", "2", "--min-size", "160"]
+    out = tmp_path / "fit"
+    assert main([*argv, "--model", str(model), "--fit", "--out", str(out)]) == 0
+    fitted = out / "fitted_anchors.json"
+    assert capsys.readouterr().out.endswith(
+        f"train with them: faster-rcnn train ... --returned-layers 3 4 5 --anchors {fitted}\n"
+    )
+    preset = preset_config("mobilenet_v2_fpn", 2)
+    assert len(with_anchor_file(preset.with_returned_layers((3, 4, 5)), fitted).anchors.sizes) == 4
+    with pytest.raises(ValueError, match=r"got 4$"):
+        with_anchor_file(preset, fitted)
+    # The preset's own stages need no option.
+    own = tmp_path / "own"
+    assert main([*argv, "--preset", "mobilenet_v2_fpn", "--fit", "--out", str(own)]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"train with them: faster-rcnn train ... --anchors {own / 'fitted_anchors.json'}\n"
+    )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..anchor_file import with_anchor_file, write_anchor_file
+from ..config import BACKBONES, FasterRCNNConfig
 from ..counted import counted
 from ..data.dataset import image_name_of
 from ..insight.anchor_coverage import (
@@ -229,8 +230,20 @@ def fit_and_report(
     notes = {"fitted_at_iou": fit.iou, "covered": fit.covered, "data": str(args.data)}
     path = write_anchor_file(args.out / FITTED_FILE, fit.anchors, notes)
     picture = report.save(args.out / "anchors_fitted.png", f"fitted anchors: {describe(args)}")
-    print(f"wrote {path} and {picture}; train with them: faster-rcnn train ... --anchors {path}")
+    options = " ".join([*stages_options(model.config), "--anchors", str(path)])
+    print(f"wrote {path} and {picture}; train with them: faster-rcnn train ... {options}")
     return fit
+
+
+def stages_options(config: FasterRCNNConfig) -> list[str]:
+    """``--returned-layers`` of the measured model where its FPN reads other backbone
+    stages than its backbone's default (a model the recipe gave finer maps): the anchor
+    file holds one level a map, which a model of the default stages would refuse."""
+    stages = config.backbone.resolved_returned_layers()
+    spec = BACKBONES.get(config.backbone.name)
+    if stages is None or spec is None or stages == spec.returned_layers:
+        return []
+    return ["--returned-layers", *map(str, stages)]
 
 
 def describe(args: argparse.Namespace) -> str:
