@@ -271,7 +271,8 @@ def test_a_yaml_split_whose_folder_is_not_there_is_left_out(tmp_path, capsys):
     layout = find_layout(tmp_path)
     assert layout.splits == ("train", "val")
     assert layout.note == (
-        f"{tmp_path / 'data.yaml'}: its test split, ../test/images, is not there: left out"
+        f"{tmp_path / 'data.yaml'}: the test split holds no image (test: ../test/images is "
+        "not there): left out"
     )
     assert main(["data", "--data", str(tmp_path)]) == 0
     said = capsys.readouterr().out.splitlines()
@@ -302,7 +303,7 @@ def voc_lists(root: Path, lists: dict[str, list[str]]) -> Path:
 
 def empty_voc_test(root: Path) -> str:
     voc_lists(root, {"train": ["a"], "val": ["b"], "test": []})
-    return f"{root / 'ImageSets/Main/test.txt'} lists no image"
+    return f"{root / 'ImageSets/Main/test.txt'}: the test split holds no image"
 
 
 def empty_coco_test(root: Path) -> str:
@@ -310,7 +311,21 @@ def empty_coco_test(root: Path) -> str:
         for name in names:
             image(root / split / name)
         coco(root / f"annotations/instances_{split}.json", names, [{"id": 1, "name": "car"}], 1)
-    return f"{root / 'annotations/instances_test.json'} lists no image"
+    return (
+        f"{root / 'annotations/instances_test.json'}: the test split holds no image (its "
+        "'images' list is empty)"
+    )
+
+
+def empty_roboflow_coco_test(root: Path) -> str:
+    for split, names in (("train", ["a.jpg"]), ("valid", ["b.jpg"]), ("test", [])):
+        for name in names:
+            image(root / split / name)
+        coco(root / split / "_annotations.coco.json", names, [{"id": 1, "name": "car"}], 1)
+    return (
+        f"{root / 'test/_annotations.coco.json'}: the test split holds no image (its "
+        "'images' list is empty)"
+    )
 
 
 def empty_yolo_test(root: Path) -> str:
@@ -318,7 +333,10 @@ def empty_yolo_test(root: Path) -> str:
     yolo_images(root, "val", 1)
     (root / "images/test").mkdir()
     (root / "labels/test").mkdir()
-    return f"{root / 'images/test'} holds no image"
+    return (
+        f"{root / 'images/test'}: the test split holds no image (no "
+        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff file in it)"
+    )
 
 
 def empty_yaml_test(root: Path) -> str:
@@ -328,12 +346,12 @@ def empty_yaml_test(root: Path) -> str:
     (root / "data.yaml").write_text(
         "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnames: [cell]\n"
     )
-    return f"{root / 'data.yaml'}: its test split, ../test/images, holds no image"
+    return f"{root / 'data.yaml'}: the test split holds no image (test: ../test/images)"
 
 
 def empty_darknet_test(root: Path) -> str:
     cvat_yolo(root, {"train": {"a": "0 0.5 0.5 0.2 0.2\n"}, "valid": {"b": ""}, "test": {}})
-    return f"{root / 'test.txt'} lists no image"
+    return f"{root / 'test.txt'}: the test split holds no image"
 
 
 def empty_roboflow_voc_test(root: Path) -> str:
@@ -343,7 +361,7 @@ def empty_roboflow_voc_test(root: Path) -> str:
         image(root / split / "a.jpg")
     for k in range(3):
         voc_xml(root / "test" / f"t{k}.xml", f"t{k}.jpg", [("cat", [2, 3, 20, 25])])
-    return f"{root / 'test'} holds 3 .xml files and no image"
+    return f"{root / 'test'}: the test split holds no image (3 .xml files without their images)"
 
 
 @pytest.mark.parametrize(
@@ -351,6 +369,7 @@ def empty_roboflow_voc_test(root: Path) -> str:
     [
         empty_voc_test,
         empty_coco_test,
+        empty_roboflow_coco_test,
         empty_yolo_test,
         empty_yaml_test,
         empty_darknet_test,
@@ -360,11 +379,16 @@ def empty_roboflow_voc_test(root: Path) -> str:
 def test_an_empty_split_is_left_out_with_a_note_naming_its_file(tmp_path, capsys, empty_test):
     """An empty test split counted as a split: train joined train and val ('test is kept
     for evaluate') and evaluate took test, which has nothing to score (or could not be
-    opened); data could not describe it."""
+    opened); data could not describe it. The note says what the format's reader says of
+    the split opened, as of an empty train: the notes said '<file> lists no image',
+    '<folder> holds no image', '<yaml>: its test split, ..., holds no image'."""
     said = empty_test(tmp_path)
     layout = find_layout(tmp_path)
     assert len(layout.splits) == 2 and "test" not in layout.splits
     assert layout.note == f"{said}: left out"
+    with pytest.raises(ValueError) as opened:
+        layout.opener("test", None)
+    assert str(opened.value) == said
     assert splits.default_training_splits(layout) == ("train",)
     assert splits.test_or_val(layout) == layout.resolve("val")
     with pytest.raises(ValueError) as refused:
@@ -445,8 +469,8 @@ def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
     with pytest.raises(ValueError) as refused:
         find_layout(voc)
     assert str(refused.value) == (
-        f"{voc} (Pascal VOC) has no split with an image: {lists / 'test.txt'} lists no image; "
-        f"{lists / 'val.txt'} lists no image"
+        f"{voc} (Pascal VOC) has no split with an image: {lists / 'test.txt'}: the test split "
+        f"holds no image; {lists / 'val.txt'}: the val split holds no image"
     )
     roboflow = tmp_path / "roboflow"
     image(roboflow / "valid/a.jpg")  # not one the file lists
@@ -455,7 +479,8 @@ def test_where_every_split_is_empty_the_error_names_their_files(tmp_path):
         find_layout(roboflow)
     assert str(refused.value) == (
         f"{roboflow} (COCO (a folder per split)) has no split with an image: "
-        f"{roboflow / 'valid/_annotations.coco.json'} lists no image"
+        f"{roboflow / 'valid/_annotations.coco.json'}: the valid split holds no image (its "
+        "'images' list is empty)"
     )
 
 
@@ -467,9 +492,9 @@ def test_a_data_yaml_without_train_whose_splits_hold_no_image_is_named(tmp_path,
     yaml = tmp_path / "data.yaml"
     yaml.write_text("val: ../valid/images\ntest: ../test/images\nnames: [cell]\n")
     said = (
-        f"{yaml} (YOLO (Ultralytics YAML)) has no split with an image: {yaml}: its val "
-        f"split, ../valid/images, holds no image; {yaml}: its test split, ../test/images, "
-        "is not there"
+        f"{yaml} (YOLO (Ultralytics YAML)) has no split with an image: {yaml}: the val split "
+        f"holds no image (val: ../valid/images); {yaml}: the test split holds no image (test: "
+        "../test/images is not there)"
     )
     for given in (tmp_path, yaml):
         with pytest.raises(ValueError) as refused:
@@ -496,9 +521,9 @@ def test_a_data_yaml_naming_nothing_to_train_on_is_passed_over_for_the_layout_be
     yaml = tmp_path / "data.yaml"
     yaml.write_text("val: ../valid/images\ntest: ../test/images\nnames: [cell]\n")
     said = (
-        f"{yaml} (YOLO (Ultralytics YAML)) has no split with an image: {yaml}: its val "
-        f"split, ../valid/images, is not there; {yaml}: its test split, ../test/images, "
-        "is not there"
+        f"{yaml} (YOLO (Ultralytics YAML)) has no split with an image: {yaml}: the val split "
+        f"holds no image (val: ../valid/images is not there); {yaml}: the test split holds "
+        "no image (test: ../test/images is not there)"
     )
     warned = f"{said}; nor does it name a train split: passed over with its names, "
     with pytest.warns(UserWarning) as caught:
@@ -846,8 +871,8 @@ def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_pa
         for name in names if split != "test" else []:
             image(tmp_path / split / name)
     said = (
-        f"{tmp_path / 'test/_annotations.coco.json'} lists 3 images, none of them in "
-        f"{tmp_path / 'test'}"
+        f"{tmp_path / 'test/_annotations.coco.json'}: the test split holds no image (it lists "
+        f"3 images, none of them in {tmp_path / 'test'})"
     )
     layout = find_layout(tmp_path)
     assert (layout.splits, layout.note) == (("train", "valid"), f"{said}: left out")
@@ -876,8 +901,8 @@ def test_a_coco_instances_file_whose_images_are_nowhere_is_left_out_saying_so(tm
     places = ", ".join(str(tmp_path / name) for name in looked)
     assert (layout.splits, layout.note) == (
         ("train2017",),
-        f"{tmp_path / 'annotations/instances_val2017.json'} lists 2 images, none of them in "
-        f"{places} or {tmp_path}: left out",
+        f"{tmp_path / 'annotations/instances_val2017.json'}: the val2017 split holds no image "
+        f"(it lists 2 images, none of them in {places} or {tmp_path}): left out",
     )
 
 

@@ -51,6 +51,9 @@ from .dataset import (
     target_of,
 )
 
+# What an empty split's message adds of a file whose ``images`` list is empty.
+EMPTY_IMAGES_LIST = "its 'images' list is empty"
+
 
 class COCODetection(ImageFileDataset):
     """Images and boxes of a COCO annotation file.
@@ -102,7 +105,7 @@ class COCODetection(ImageFileDataset):
 
         check_coco_records(data, file)
         if not data["images"]:
-            raise empty_split_error(file, split, "its 'images' list is empty")
+            raise empty_split_error(file, split, EMPTY_IMAGES_LIST)
         self.images_dir = _images_dir(images_dir, data["images"])
         categories = sorted(_classes(data), key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]

@@ -412,13 +412,20 @@ class ImageFileDataset(ABC):
 
 
 def empty_split_error(source: str | Path, split: str | None, detail: str = "") -> ValueError:
-    """The error of a split that holds no image, in one wording for every format's reader:
+    """The error of a split that holds no image, in one wording for every format's reader
+    (:func:`empty_split_message`)."""
+    return ValueError(empty_split_message(source, split, detail))
+
+
+def empty_split_message(source: str | Path, split: str | None, detail: str = "") -> str:
+    """What is said of a split that holds no image, in one wording for every format, in
+    the error of one opened and in the note of one left out:
     ``"<source>: the train split holds no image (<detail>)"``, ``source`` naming the file
     or folder the split is read from, ``"the dataset"`` in place of the split where there
     are no splits, and ``detail`` (what the format adds, if anything) in parentheses."""
     part = f"the {split} split" if split else "the dataset"
     said = f" ({detail})" if detail else ""
-    return ValueError(f"{source}: {part} holds no image{said}")
+    return f"{source}: {part} holds no image{said}"
 
 
 def read_text(path: Path) -> str:

@@ -54,13 +54,15 @@ fits. A layout without splits gives all its images for any split; hold part out 
 :mod:`.holdout`.
 
 A split other than the one ``train`` finds that holds no image is left out, with a note
-naming its file: an empty ``ImageSets/Main/test.txt``, an ``instances_test.json`` or
-Roboflow ``_annotations.coco.json`` whose ``images`` list is empty or none of whose
-images is there (some missing, opening the split names them), a Roboflow VOC ``test/``
-folder of ``.xml`` files without their images, a YOLO ``images/test/`` folder or Darknet
-list without an image, a data YAML's split whose folders are not there or hold no image.
-Training would join it, and evaluation score nothing. The split ``train`` finds is kept
-whatever it holds, for opening it to say what is wrong.
+that says so as opening it would (``<file>: the test split holds no image (<detail>)``,
+:func:`.empty_split_message`): an empty ``ImageSets/Main/test.txt``, an
+``instances_test.json`` or Roboflow ``_annotations.coco.json`` whose ``images`` list is
+empty or none of whose images is there (some missing, opening the split names them), a
+Roboflow VOC ``test/`` folder of ``.xml`` files without their images, a YOLO
+``images/test/`` folder or Darknet list without an image, a data YAML's split whose
+folders are not there or hold no image. Training would join it, and evaluation score
+nothing. The split ``train`` finds is kept whatever it holds, for opening it to say what
+is wrong.
 """
 
 from __future__ import annotations
@@ -73,15 +75,21 @@ from typing import Any
 
 from ..counted import counted
 from .class_order import InClassOrder, takes_class_order
-from .coco import COCODetection, listed_image_names
+from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
-from .dataset import DetectionDataset, first_few, holds_images, read_text
+from .dataset import (
+    DetectionDataset,
+    empty_split_message,
+    first_few,
+    holds_images,
+    read_text,
+)
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, unusable_split, yaml_splits
 from .voc import VOCDetection
-from .voc_folder import VOCFolder, holds_voc_xml
-from .yolo import NAMES_FILES, YOLODetection, YOLOFolder
+from .voc_folder import VOCFolder, holds_voc_xml, without_their_images
+from .yolo import NAMES_FILES, NO_IMAGE_FILE, YOLODetection, YOLOFolder
 
 # Generated images: validation and test share a seed, training has its own.
 SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 1}
@@ -211,8 +219,9 @@ def _fitting(split: str, splits: Sequence[str]) -> list[str]:
 def _without_unusable(
     layout: DatasetLayout, unusable: Callable[[str], str | None]
 ) -> DatasetLayout:
-    """``layout`` less the splits that hold no image, ``unusable(split)`` saying why
-    (``None``: it holds some), with a note naming them. The split ``train`` finds is
+    """``layout`` less the splits that hold no image, ``unusable(split)`` saying why as
+    opening it would (:func:`empty_split_message`; ``None``: it holds some), with a note
+    naming them. The split ``train`` finds is
     kept whatever it holds: opening it says what is wrong, where a note would leave
     ``train`` asking for a split.
 
@@ -245,20 +254,22 @@ def _split_train_finds(layout: DatasetLayout) -> str | None:
         return None
 
 
-def _lists_no_image(file: Path) -> str | None:
-    """``"<file> lists no image"`` where the list ``file`` (an image a line) is there and
-    empty; else ``None`` (one that is not there or cannot be read, opening names)."""
+def _lists_no_image(file: Path, split: str) -> str | None:
+    """``"<file>: the <split> split holds no image"`` where the list ``file`` (an image a
+    line) is there and empty; else ``None`` (one that is not there or cannot be read,
+    opening names)."""
     try:
         empty = not read_text(file).strip()
     except (OSError, ValueError):
         return None
-    return f"{file} lists no image" if empty else None
+    return empty_split_message(file, split) if empty else None
 
 
-def _coco_without_images(file: Path, folders: Sequence[Path]) -> str | None:
-    """Why the COCO ``file`` gives no image: its ``images`` list is empty, or none of the
-    images it lists is in ``folders``, where the reader looks for them; ``None`` where
-    one is (opening names those missing), or where ``file`` cannot be read.
+def _coco_without_images(file: Path, folders: Sequence[Path], split: str) -> str | None:
+    """Why the COCO ``file``, the split ``split``, gives no image
+    (:func:`empty_split_message`): its ``images`` list is empty, or none of the images it
+    lists is in ``folders``, where the reader looks for them; ``None`` where one is
+    (opening names those missing), or where ``file`` cannot be read.
 
     An image folder of the split's own beside ``annotations/`` (COCO's ``val2017/``)
     that holds an image settles it unread: parsing is slow (2.6 s for 50,000 images), and
@@ -271,11 +282,12 @@ def _coco_without_images(file: Path, folders: Sequence[Path]) -> str | None:
     if names is None:
         return None
     if not names:
-        return f"{file} lists no image"
+        return empty_split_message(file, split, EMPTY_IMAGES_LIST)
     if any((folder / name).is_file() for name in names for folder in folders):
         return None
     places = ", ".join(map(str, folders[:-1])) + " or " * (len(folders) > 1) + str(folders[-1])
-    return f"{file} lists {counted(len(names), 'image')}, none of them in {places}"
+    listed = f"it lists {counted(len(names), 'image')}, none of them in {places}"
+    return empty_split_message(file, split, listed)
 
 
 def open_dataset(
@@ -436,7 +448,7 @@ def _voc(root: Path) -> DatasetLayout | None:
         str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)
     )
     return _without_unusable(
-        layout, lambda split: _lists_no_image(root / "ImageSets" / "Main" / f"{split}.txt")
+        layout, lambda split: _lists_no_image(root / "ImageSets" / "Main" / f"{split}.txt", split)
     )
 
 
@@ -471,7 +483,8 @@ def _coco_folder(root: Path) -> DatasetLayout | None:
         note,
     )
     return _without_unusable(
-        layout, lambda split: _coco_without_images(by_split[split], _coco_folders(by_split[split]))
+        layout,
+        lambda split: _coco_without_images(by_split[split], _coco_folders(by_split[split]), split),
     )
 
 
@@ -529,7 +542,8 @@ def _split_folders(root: Path) -> DatasetLayout | None:
         lambda split, _: COCODetection(by_split[split].parent, by_split[split], split),
     )
     return _without_unusable(
-        layout, lambda split: _coco_without_images(by_split[split], [by_split[split].parent])
+        layout,
+        lambda split: _coco_without_images(by_split[split], [by_split[split].parent], split),
     )
 
 
@@ -559,15 +573,16 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
         tuple(by_split),
         lambda split, names: VOCFolder(by_split[split], by_split[split], names, split=split),
     )
-    return _without_unusable(layout, lambda split: _xml_without_images(by_split[split]))
+    return _without_unusable(layout, lambda split: _xml_without_images(by_split[split], split))
 
 
-def _xml_without_images(folder: Path) -> str | None:
-    """``"<folder> holds N .xml files and no image"`` where ``folder`` holds no image file
-    (each ``.xml``'s image is looked for there alone); else ``None``."""
+def _xml_without_images(folder: Path, split: str) -> str | None:
+    """``"<folder>: the <split> split holds no image (N .xml files without their images)"``
+    where ``folder`` holds no image file (each ``.xml``'s image is looked for there
+    alone); else ``None``."""
     if holds_images(folder):
         return None
-    return f"{folder} holds {counted(len(list(folder.glob('*.xml'))), '.xml file')} and no image"
+    return empty_split_message(folder, split, without_their_images(folder))
 
 
 def _names_a_split(name: str) -> bool:
@@ -637,7 +652,7 @@ def _darknet_layout(file: Path) -> DatasetLayout:
         lambda split, _: DarknetYOLO(root, split),
     )
     return _without_unusable(
-        layout, lambda split: _lists_no_image(darknet_path(root, lists[split]))
+        layout, lambda split: _lists_no_image(darknet_path(root, lists[split]), split)
     )
 
 
@@ -660,12 +675,13 @@ def _yolo(root: Path) -> DatasetLayout | None:
     if not splits:
         return DatasetLayout(str(root), "YOLO", (), lambda split, _: YOLODetection(root))
     layout = DatasetLayout(str(root), "YOLO", splits, lambda split, _: YOLODetection(root, split))
-    return _without_unusable(layout, lambda split: _holds_no_image(images / split))
+    return _without_unusable(layout, lambda split: _holds_no_image(images / split, split))
 
 
-def _holds_no_image(folder: Path) -> str | None:
-    """``"<folder> holds no image"`` where ``folder`` holds no image file; else ``None``."""
-    return None if holds_images(folder) else f"{folder} holds no image"
+def _holds_no_image(folder: Path, split: str) -> str | None:
+    """``"<folder>: the <split> split holds no image (no .jpg/... file in it)"`` where
+    ``folder`` holds no image file; else ``None``."""
+    return None if holds_images(folder) else empty_split_message(folder, split, NO_IMAGE_FILE)
 
 
 def _holds_txt(folder: Path) -> bool:

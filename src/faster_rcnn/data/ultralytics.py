@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..counted import counted
-from .dataset import empty_split_error, is_image_file, read_text
+from .dataset import empty_split_error, empty_split_message, is_image_file, read_text
 from .yolo import YOLODetection, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -49,20 +49,26 @@ def yaml_splits(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def unusable_split(file: Path, data: dict[str, Any], split: str) -> str | None:
-    """Why the data YAML ``file`` (its mapping ``data``) names ``split`` in vain: none of
-    its folders or lists is there (Roboflow's ``test: ../test/images`` in an export
-    without a test split), or they hold no image; ``None`` where they hold images, or
-    where opening the split is what names the problem (an entry of another kind)."""
+    """Why the data YAML ``file`` (its mapping ``data``) names ``split`` in vain, as the
+    reader says of a split without images (:func:`empty_split_message`): none of its
+    folders or lists is there (Roboflow's ``test: ../test/images`` in an export without
+    a test split), or they hold no image; ``None`` where they hold images, or where
+    opening the split is what names the problem (an entry of another kind)."""
     root = _root(file, data)
-    said = f"{file}: its {split} split, {data[split]},"
     there = [str(e) for e in _as_list(data[split]) if _entry(root, str(e)).exists()]
     if not there:
-        return f"{said} is not there"
+        return empty_split_message(file, split, f"{_split_entry(data, split)} is not there")
     try:
         empty = not any(_names_an_image(root, name, file) for name in there)
     except (OSError, ValueError):
         return None
-    return f"{said} holds no image" if empty else None
+    return empty_split_message(file, split, _split_entry(data, split)) if empty else None
+
+
+def _split_entry(data: dict[str, Any], split: str) -> str:
+    """The data YAML's entry of ``split`` (its mapping ``data``), as written:
+    ``"test: ../test/images"``."""
+    return f"{split}: {data[split]}"
 
 
 def _names_an_image(root: Path, name: str, file: Path) -> bool:
@@ -98,7 +104,7 @@ class UltralyticsYOLO(YOLODetection):
         entries = _as_list(data[split])
         self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
         if not self.image_files:
-            raise empty_split_error(file, split, f"{split}: {data[split]}")
+            raise empty_split_error(file, split, _split_entry(data, split))
         label_files = [label_path(image) for image in self.image_files]
         names = _names(data.get("names"), file, data.get("nc"))
         self._load(label_files, names, str(file), f"{file} ({split})")

@@ -65,8 +65,7 @@ class VOCFolder(VOCDetection):
             raise ValueError(f"no .xml annotation file in {self.root}")
         folders = [Path(images_dir)] if images_dir is not None else image_folders(self.root)
         if not any(folder.is_dir() and holds_images(folder) for folder in folders):
-            without = f"{counted(len(annotation_files), '.xml file')} without their images"
-            raise empty_split_error(self.root, split, without)
+            raise empty_split_error(self.root, split, without_their_images(self.root))
         records = [parse_annotation(path) for path in annotation_files]
         index = ImageIndex(folders)
         image_files = [
@@ -111,6 +110,12 @@ def image_folders(xml_dir: Path) -> list[Path]:
     preferred = {name: rank for rank, name in enumerate(PREFERRED_IMAGE_FOLDERS)}
     siblings.sort(key=lambda p: preferred.get(p.name, len(preferred)))
     return [folder for folder in [xml_dir, *siblings] if holds_images(folder)]
+
+
+def without_their_images(folder: Path) -> str:
+    """What an empty split's message adds of the folder ``folder`` of ``.xml`` files
+    without images: ``"3 .xml files without their images"``."""
+    return f"{counted(len(list(folder.glob('*.xml'))), '.xml file')} without their images"
 
 
 class ImageIndex:

@@ -44,6 +44,8 @@ from .dataset import (
 )
 
 NAMES_FILES = ("classes.txt", "obj.names")
+# What an empty split's message adds of an images folder without an image file.
+NO_IMAGE_FILE = f"no {'/'.join(IMAGE_SUFFIXES)} file in it"
 # A corner cx - w / 2 of fractions written with 6 decimals is off by up to 1e-6: a box
 # that much past the border is the file's rounding, clipped without a warning.
 FRACTION_ROUNDING = 1e-6
@@ -95,8 +97,7 @@ class YOLODetection(ImageFileDataset):
             )
         self.image_files = image_files_in(images_dir)
         if not self.image_files:
-            suffixes = "/".join(IMAGE_SUFFIXES)
-            raise empty_split_error(images_dir, split, f"no {suffixes} file in it")
+            raise empty_split_error(images_dir, split, NO_IMAGE_FILE)
         label_files = [labels_dir / f"{p.stem}.txt" for p in self.image_files]
         names_files = [folder / n for folder in (self.root, labels_dir) for n in NAMES_FILES]
         names_file = next((path for path in names_files if path.is_file()), None)
