@@ -691,6 +691,28 @@ def test_each_reader_says_a_split_without_images_holds_none_in_one_wording(tmp_p
     assert str(refused.value) == f"{voc / 'ImageSets/Main/val.txt'}: the val split holds no image"
 
 
+def test_an_empty_cvat_default_list_is_the_dataset_without_images(tmp_path, capsys):
+    """CVAT's Pascal VOC export without subsets lists all its images in default.txt, data
+    without splits: an empty one said 'the default split holds no image', of a split the
+    data does not have. It says 'the dataset', as other data without splits does; beside
+    a train.txt, default is a split, and named so."""
+    data = voc_lists(tmp_path / "cvat", {"default": []})
+    said = f"{data / 'ImageSets/Main/default.txt'}: the dataset holds no image"
+    with pytest.raises(ValueError) as refused:
+        open_dataset(data)
+    assert str(refused.value) == said
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--preset", "small", "--steps", "1", "--out", str(run)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"faster-rcnn: error: {said}\n"
+    voc_lists(tmp_path / "split", {"train": ["a"], "default": []})
+    with pytest.raises(ValueError) as refused:
+        VOCDetection(tmp_path / "split", "default")
+    assert str(refused.value) == (
+        f"{tmp_path / 'split/ImageSets/Main/default.txt'}: the default split holds no image"
+    )
+
+
 def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
     """LabelImg's YOLO format, each image's .txt and classes.txt beside the images, was
     no layout ('cannot tell the dataset format'). An image without a .txt was never

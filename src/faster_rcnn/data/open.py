@@ -442,7 +442,7 @@ def _voc(root: Path) -> DatasetLayout | None:
             f"Pascal VOC, all images in ImageSets/Main/{CVAT_NO_SUBSET}.txt (CVAT's export "
             "without subsets)",
             (),
-            lambda _, names: VOCDetection(root, CVAT_NO_SUBSET, names),
+            lambda _, names: VOCDetection(root, CVAT_NO_SUBSET, names, is_split=False),
         )
     layout = DatasetLayout(
         str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)

@@ -80,6 +80,9 @@ class VOCDetection(ImageFileDataset):
             splits so that labels agree even when a split lacks a class.
         keep_difficult: keep objects marked ``<difficult>1</difficult>`` (flagged in
             ``target["difficult"]``); when False they are dropped.
+        is_split: False where the list holds all the dataset's images, no split's (CVAT's
+            ``default.txt``, its export without subsets): an empty one is then "the
+            dataset" in the error, not "the default split".
 
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "difficult": bool[N], "image_id": i}``.
@@ -99,10 +102,12 @@ class VOCDetection(ImageFileDataset):
         split: str = "train",
         class_names: Sequence[str] | None = None,
         keep_difficult: bool = True,
+        *,
+        is_split: bool = True,
     ) -> None:
         self.root = Path(root)
         self.split = split
-        ids = _read_split(self.root, split)
+        ids = _read_split(self.root, split, is_split)
         annotation_files = [self.root / "Annotations" / f"{i}.xml" for i in ids]
         records = [parse_annotation(path) for path in annotation_files]
         image_files = _image_files(self.root / "JPEGImages", ids, split)
@@ -215,10 +220,11 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
     return by_stem
 
 
-def _read_split(root: Path, split: str) -> tuple[str, ...]:
+def _read_split(root: Path, split: str, is_split: bool) -> tuple[str, ...]:
     """The image ids listed in ``ImageSets/Main/<split>.txt``, one a line: the whole line,
     since ids may hold spaces (CVAT names them after the image files), as torchvision's
-    ``VOCDetection`` reads them.
+    ``VOCDetection`` reads them. ``is_split``: whether the list is a split's, not all the
+    dataset's images (for the error of an empty one).
 
     Raises:
         FileNotFoundError: the list is not there, naming the lists that are.
@@ -233,7 +239,7 @@ def _read_split(root: Path, split: str) -> tuple[str, ...]:
     lines = read_text(split_file).splitlines()
     ids = tuple(line.strip() for line in lines if line.strip())
     if not ids:
-        raise empty_split_error(split_file, split)
+        raise empty_split_error(split_file, split if is_split else None)
     return ids
 
 
