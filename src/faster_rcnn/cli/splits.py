@@ -71,19 +71,17 @@ def check_split_seed(args: argparse.Namespace) -> None:
         )
 
 
-def check_val_fraction(args: argparse.Namespace) -> None:
-    """Refuse ``--val-fraction`` on data with a validation split of its own
-    (:func:`_validation_split`): it would hold out part of what training takes (``train``,
-    or ``train`` and ``val``), images that ``evaluate`` does not score on such data (it
-    scores ``test`` or ``val``), so it is almost surely a mistake.
+def check_val_fraction(args: argparse.Namespace, layout: DatasetLayout) -> None:
+    """Refuse ``--val-fraction`` on data (``layout``, of ``--data``) with a validation
+    split of its own (:func:`_validation_split`): it would hold out part of what training
+    takes (``train``, or ``train`` and ``val``), images that ``evaluate`` does not score
+    on such data (it scores ``test`` or ``val``), so it is almost surely a mistake.
 
     Raises:
         ValueError: the data has a validation split.
-        FileNotFoundError: ``--data`` does not exist.
     """
     if args.val_fraction is None:
         return
-    layout = find_layout(args.data)
     split = _validation_split(layout)
     if split is None:
         return
@@ -117,8 +115,11 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     ``--val-fraction`` holds out; and the records of both (``training_splits.json`` for
     data with splits, ``split.json`` for a held-out part) for :func:`write_records` to
     write beside the model once it is trained. On data without splits, ``--split`` can
-    only be ``train`` (all the images, as by default)."""
+    only be ``train`` (all the images, as by default); ``--val-fraction`` is refused on
+    data with a validation split (:func:`check_val_fraction`), checked on the layout
+    found once here."""
     layout = layout_saying_what_is_left_out(args.data)
+    check_val_fraction(args, layout)
     check_split_name(
         layout, args.split, ("train",), "train takes all its images: leave --split out"
     )
@@ -329,8 +330,8 @@ def evaluation_images(
     (:func:`check_val_fraction`), else it holds out part of ``train`` (by default), the
     images ``train --val-fraction`` held out; and where such data has no ``val``, the
     ``val`` the model's ``split.json`` held out of a split stands in for one."""
-    check_val_fraction(args)
     layout = layout_saying_what_is_left_out(args.data)
+    check_val_fraction(args, layout)
     file = args.model.parent / SPLIT_FILE
     _check_split_without_splits(layout, args, file)
     held_from = _held_out_of(layout, args.split, file)

@@ -114,7 +114,6 @@ from .splits import (
     Records,
     add_holdout_arguments,
     check_split_seed,
-    check_val_fraction,
     training_images,
     write_records,
 )
@@ -529,7 +528,6 @@ def check_options(args: argparse.Namespace) -> None:
     if args.cache_images and args.workers:
         raise ValueError("--cache-images works with --workers 0 only")
     check_split_seed(args)
-    check_val_fraction(args)
     if args.color_jitter and args.color_jitter[3] > 0.5:
         raise ValueError(f"--color-jitter: HUE is at most 0.5 turns, got {args.color_jitter[3]}")
     check_head_options(args)
