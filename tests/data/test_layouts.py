@@ -364,6 +364,20 @@ def empty_roboflow_voc_test(root: Path) -> str:
     return f"{root / 'test'}: the test split holds no image (3 .xml files without their images)"
 
 
+def empty_roboflow_coco_test_folder(root: Path) -> str:
+    """Roboflow's COCO export with an empty ``test/`` folder: it was no split, silently."""
+    empty_roboflow_coco_test(root)
+    (root / "test/_annotations.coco.json").unlink()
+    return f"{root / 'test'}: the test split holds no image (no .json file or image in it)"
+
+
+def empty_roboflow_voc_test_folder(root: Path) -> str:
+    empty_roboflow_voc_test(root)
+    for k in range(3):
+        (root / f"test/t{k}.xml").unlink()
+    return f"{root / 'test'}: the test split holds no image (no .xml file or image in it)"
+
+
 @pytest.mark.parametrize(
     "empty_test",
     [
@@ -374,6 +388,8 @@ def empty_roboflow_voc_test(root: Path) -> str:
         empty_yaml_test,
         empty_darknet_test,
         empty_roboflow_voc_test,
+        empty_roboflow_coco_test_folder,
+        empty_roboflow_voc_test_folder,
     ],
 )
 def test_an_empty_split_is_left_out_with_a_note_naming_its_file(tmp_path, capsys, empty_test):
@@ -642,6 +658,21 @@ def empty_roboflow_voc_train(root: Path) -> str:
     return f"{root / 'train'}: the train split holds no image (3 .xml files without their images)"
 
 
+def empty_roboflow_coco_train_folder(root: Path) -> str:
+    """Roboflow's COCO export whose ``train/`` is empty: no split, so train said 'none fits
+    'train'' and asked which of valid and test to train on."""
+    empty_roboflow_coco_train(root)
+    (root / "train/_annotations.coco.json").unlink()
+    return f"{root / 'train'}: the train split holds no image (no .json file or image in it)"
+
+
+def empty_roboflow_voc_train_folder(root: Path) -> str:
+    empty_roboflow_voc_train(root)
+    for k in range(3):
+        (root / f"train/t{k}.xml").unlink()
+    return f"{root / 'train'}: the train split holds no image (no .xml file or image in it)"
+
+
 @pytest.mark.parametrize(
     "empty_train",
     [
@@ -652,6 +683,8 @@ def empty_roboflow_voc_train(root: Path) -> str:
         empty_yaml_train,
         empty_darknet_train,
         empty_roboflow_voc_train,
+        empty_roboflow_coco_train_folder,
+        empty_roboflow_voc_train_folder,
     ],
 )
 def test_train_refuses_an_empty_training_split_naming_its_file(tmp_path, capsys, empty_train):

@@ -25,13 +25,14 @@
   else one file without splits (CVAT's ``instances_default.json``, its export without
   subsets); images as for a ``.json`` file.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
-  ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder, and
-  per subfolder whose one ``.json`` is named as theirs but holds no image (below).
+  ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder, per
+  subfolder whose one ``.json`` is named as theirs but holds no image, and per empty
+  subfolder named as a split is (below).
 - a folder with two or more subfolders that each hold VOC ``.xml`` files beside their
   images (Roboflow's "Pascal VOC" export: ``train/``, ``valid/``, ``test/``), or one
   such subfolder named as a split is (``valid/`` alone): a split per subfolder, each
-  image looked for in its own split's folder only, and per subfolder of ``.xml`` files
-  beside them that holds no image (below).
+  image looked for in its own split's folder only, per subfolder of ``.xml`` files
+  beside them that holds no image, and per empty subfolder named as a split is (below).
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics. One
   that names no ``train`` split and no split with an image (another dataset's, or one
   whose folders were moved) names nothing to train on: it is passed over, with a
@@ -60,9 +61,9 @@ that says so as opening it would (``<file>: the test split holds no image (<deta
 empty or none of whose images is there (some missing, opening the split names them), a
 Roboflow VOC ``test/`` folder of ``.xml`` files without their images, a YOLO
 ``images/test/`` folder or Darknet list without an image, a data YAML's split whose
-folders are not there or hold no image. Training would join it, and evaluation score
-nothing. The split ``train`` finds is kept whatever it holds, for opening it to say what
-is wrong.
+folders are not there or hold no image, an empty Roboflow ``test/`` folder. Training
+would join it, and evaluation score nothing. The split ``train`` finds is kept whatever
+it holds, for opening it to say what is wrong.
 """
 
 from __future__ import annotations
@@ -524,7 +525,8 @@ def _coco_split_name(file: Path) -> str | None:
 def _split_folders(root: Path) -> DatasetLayout | None:
     """Roboflow's COCO export: each split a folder with its ``.json`` and images. A folder
     whose one ``.json`` is named as one of theirs is a split too where it holds no image
-    (Roboflow's ``test/`` exported with its ``_annotations.coco.json`` alone): left out
+    (Roboflow's ``test/`` exported with its ``_annotations.coco.json`` alone), and so is
+    a folder named as a split that holds neither (:func:`_empty_split_folders`): left out
     with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
     files = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -535,16 +537,48 @@ def _split_folders(root: Path) -> DatasetLayout | None:
     by_split = {split: file for split, file in files.items() if file.name in names}
     if not by_split:
         return None
+    empty = _empty_split_folders(root, ".json")
     layout = DatasetLayout(
         str(root),
         "COCO (a folder per split)",
-        tuple(by_split),
-        lambda split, _: COCODetection(by_split[split].parent, by_split[split], split),
+        tuple(sorted({*by_split, *empty})),
+        _refusing(
+            empty, lambda split, _: COCODetection(by_split[split].parent, by_split[split], split)
+        ),
     )
     return _without_unusable(
         layout,
-        lambda split: _coco_without_images(by_split[split], [by_split[split].parent], split),
+        lambda split: (
+            empty.get(split)
+            or _coco_without_images(by_split[split], [by_split[split].parent], split)
+        ),
     )
+
+
+def _empty_split_folders(root: Path, suffix: str) -> dict[str, str]:
+    """The folders of ``root`` named as a split is (``train/``, ``valid/``) that hold no
+    image and no ``suffix`` file (``.json``, ``.xml``) beside Roboflow's folders of splits,
+    each with what is said of it (:func:`empty_split_message`): splits that hold no image,
+    so that ``train`` finds an empty ``train/`` and refuses it as such, not as no split
+    fitting ``train``."""
+    return {
+        folder.name: empty_split_message(folder, folder.name, f"no {suffix} file or image in it")
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if _names_a_split(folder.name)
+        and not holds_images(folder)
+        and next(folder.glob(f"*{suffix}"), None) is None
+    }
+
+
+def _refusing(empty: Mapping[str, str], opener: Opener) -> Opener:
+    """``opener``, refusing the ``empty`` splits (split: what is said of it)."""
+
+    def opened(split: str, class_names: Sequence[str] | None) -> DetectionDataset:
+        if split in empty:
+            raise ValueError(empty[split])
+        return opener(split, class_names)
+
+    return opened
 
 
 def _voc_split_folders(root: Path) -> DatasetLayout | None:
@@ -555,7 +589,8 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
     make it a LabelImg folder instead, and so does one such folder of another name
     (``images/``). A folder of ``.xml`` files without images beside such folders is a
     split too (Roboflow's ``test/`` exported with its ``.xml`` files alone): left out with
-    a note, unless ``train`` finds it (:func:`_without_unusable`)."""
+    a note, unless ``train`` finds it (:func:`_without_unusable`), and so is a folder
+    named as a split that holds neither (:func:`_empty_split_folders`)."""
     if holds_voc_xml(root):
         return None
     by_split = {
@@ -567,13 +602,19 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
     lone_split = len(with_images) == 1 and _names_a_split(with_images[0])
     if len(with_images) < 2 and not lone_split:
         return None
+    empty = _empty_split_folders(root, ".xml")
     layout = DatasetLayout(
         str(root),
         "Pascal VOC XML files (a folder per split)",
-        tuple(by_split),
-        lambda split, names: VOCFolder(by_split[split], by_split[split], names, split=split),
+        tuple(sorted({*by_split, *empty})),
+        _refusing(
+            empty,
+            lambda split, names: VOCFolder(by_split[split], by_split[split], names, split=split),
+        ),
     )
-    return _without_unusable(layout, lambda split: _xml_without_images(by_split[split], split))
+    return _without_unusable(
+        layout, lambda split: empty.get(split) or _xml_without_images(by_split[split], split)
+    )
 
 
 def _xml_without_images(folder: Path, split: str) -> str | None:
