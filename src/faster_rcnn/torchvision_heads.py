@@ -84,17 +84,32 @@ def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads) -> FasterRCNNC
 
     Raises:
         ValueError: a head contradicts the config or the other head (naming both), or
-            its layers are not those of the class it is.
+            sets a field out of its range (naming the head and the field).
     """
-    sections: dict[str, dict[str, Any]] = {}
     if heads.rpn_head is not None:
-        sections["rpn"] = {"head_conv_depth": _rpn_head_depth(config, heads.rpn_head)}
+        depth = _rpn_head_depth(config, heads.rpn_head)
+        config = _with_fields("rpn_head", heads.rpn_head, config, rpn={"head_conv_depth": depth})
     width = _box_head_width(config, heads.box_head)
     if heads.box_predictor is not None:
         width = _predictor_width(heads.box_head, heads.box_predictor, width)
-    if width is not None:
-        sections["roi_heads"] = {"box_head": "two_mlp", "representation_size": width}
-    return config.replace(**sections) if sections else config
+    if width is None:
+        return config
+    given = heads.box_head if heads.box_head is not None else heads.box_predictor
+    key = "box_head" if heads.box_head is not None else "box_predictor"
+    fields = {"box_head": "two_mlp", "representation_size": width}
+    return _with_fields(key, given, config, roi_heads=fields)
+
+
+def _with_fields(
+    key: str, head: nn.Module, config: FasterRCNNConfig, **sections: dict[str, Any]
+) -> FasterRCNNConfig:
+    """``config`` with the fields ``sections`` that ``head``, given as ``key``, sets; a
+    field out of its range is refused naming the head (``RPNHead(24, 15,
+    conv_depth=0)``), not only the field."""
+    try:
+        return config.replace(**sections)
+    except ValueError as error:
+        raise ValueError(f"FasterRCNN({key}={_described(head)}): {error}") from None
 
 
 def _rpn_head_depth(config: FasterRCNNConfig, head: RPNHead) -> int:

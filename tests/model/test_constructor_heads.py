@@ -233,3 +233,13 @@ def test_a_contradiction_or_another_class_is_refused_in_one_line(refused):
     heads, message = CONTRADICTIONS[refused]
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         tutorial_model(**heads())
+
+
+@pytest.mark.parametrize("depth", [0, 9])
+def test_an_rpn_head_of_a_depth_the_config_refuses_is_named(depth):
+    with pytest.raises(ValueError) as refused:
+        tutorial_model(rpn_head=RPNHead(CHANNELS, 15, conv_depth=depth))
+    assert str(refused.value) == (
+        f"FasterRCNN(rpn_head=RPNHead(24, 15, conv_depth={depth})): "
+        "RPNConfig.head_conv_depth must be in [1, 8]"
+    )
