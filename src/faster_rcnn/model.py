@@ -79,8 +79,9 @@ class FasterRCNN(nn.Module):
             box_roi_pool=MultiScaleRoIAlign(...), min_size=...``): the config is made
             from them (:func:`~faster_rcnn.torchvision_options.constructor_form`); an
             ``rpn_head``, ``box_head`` or ``box_predictor`` of this package's class
-            (``RPNHead``, ``TwoMLPHead``, ``FastRCNNPredictor``) sets the fields its shapes
-            give and is used, with its weights, in the model.
+            (``RPNHead``; ``TwoMLPHead``, ``VGG16BoxHead`` or ``ConvFCHead``;
+            ``FastRCNNPredictor``) sets the fields its shapes give and is used, with its
+            weights, in the model.
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's

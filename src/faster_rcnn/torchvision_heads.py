@@ -3,29 +3,43 @@
 torchvision's constructor takes the RPN head, the box head and the box predictor as modules
 (``rpn_head=RPNHead(256, 3)``, ``box_head=TwoMLPHead(256 * 7 * 7, 1024)``,
 ``box_predictor=FastRCNNPredictor(1024, 3)``). This package's own classes of them are
-taken: the config's fields are read off their shapes, so that the config (and a model
-file) describes the network, and the model runs the given modules, weights and all. A
-module that contradicts the rest of the model is refused in one line naming both sides.
+taken (the box head a :class:`TwoMLPHead`, a :class:`VGG16BoxHead` or a
+:class:`ConvFCHead`, each as ``config.roi_heads.box_head`` builds it): the config's
+fields are read off their shapes, so that the config (and a model file) describes the
+network, and the model runs the given modules, weights and all. A module that contradicts
+the rest of the model, or that the config cannot describe, is refused in one line naming
+both sides.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from .config import FasterRCNNConfig
-from .roi_heads.box_head import TwoMLPHead
+from .roi_heads.box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .roi_heads.predictor import FastRCNNPredictor
 from .rpn.head import RPNHead
 
-# torchvision's keyword: the class of this package taken there.
-HEAD_TYPES: dict[str, type[nn.Module]] = {
-    "rpn_head": RPNHead,
-    "box_head": TwoMLPHead,
-    "box_predictor": FastRCNNPredictor,
+BoxHead = TwoMLPHead | VGG16BoxHead | ConvFCHead
+# The box head class: its name in config.roi_heads.box_head.
+BOX_HEAD_NAMES: dict[type[nn.Module], str] = {
+    TwoMLPHead: "two_mlp",
+    VGG16BoxHead: "vgg16",
+    ConvFCHead: "conv_fc",
 }
+# torchvision's keyword: the classes of this package taken there.
+HEAD_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
+    "rpn_head": (RPNHead,),
+    "box_head": tuple(BOX_HEAD_NAMES),
+    "box_predictor": (FastRCNNPredictor,),
+}
+# What config.roi_heads.box_head builds, which a given box head must be.
+_CONV_FC_CONVS = 4
+_VGG16_DROPOUT = 0.5
 
 
 class GivenHeads(NamedTuple):
@@ -33,18 +47,18 @@ class GivenHeads(NamedTuple):
     config builds a fresh one."""
 
     rpn_head: RPNHead | None = None
-    box_head: TwoMLPHead | None = None
+    box_head: BoxHead | None = None
     box_predictor: FastRCNNPredictor | None = None
 
 
 def take_given_heads(options: dict[str, Any]) -> GivenHeads:
     """Pop from ``options`` the head keywords whose value is ``None`` or a module of
-    exactly the class :data:`HEAD_TYPES` names; a module of another class (a subclass
+    exactly a class :data:`HEAD_TYPES` names; a module of another class (a subclass
     too, which the config could not rebuild) stays, to be refused there."""
     taken = {
         key: options.pop(key)
         for key, head_type in HEAD_TYPES.items()
-        if key in options and (options[key] is None or type(options[key]) is head_type)
+        if key in options and (options[key] is None or type(options[key]) in head_type)
     }
     for key, head in taken.items():
         if head is not None:
@@ -78,9 +92,9 @@ def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None) ->
 
 def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads) -> FasterRCNNConfig:
     """``config`` with the fields the given heads set (the RPN head's conv depth, the box
-    head's width, or the predictor's where no box head is given, the box head then being
-    built to feed it), each head checked against the backbone's channels, the anchors a
-    location and the pooled grid.
+    head's kind and width, or the predictor's width where no box head is given, the box
+    head of the config's kind then being built to feed it), each head checked against the
+    backbone's channels, the anchors a location and the pooled grid.
 
     Raises:
         ValueError: a head contradicts the config or the other head (naming both), or
@@ -89,15 +103,16 @@ def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads) -> FasterRCNNC
     if heads.rpn_head is not None:
         depth = _rpn_head_depth(config, heads.rpn_head)
         config = _with_fields("rpn_head", heads.rpn_head, config, rpn={"head_conv_depth": depth})
-    width = _box_head_width(config, heads.box_head)
-    if heads.box_predictor is not None:
-        width = _predictor_width(heads.box_head, heads.box_predictor, width)
-    if width is None:
+    width = None
+    if heads.box_head is not None:
+        width = _box_head_width(config, heads.box_head)
+        fields = {"box_head": BOX_HEAD_NAMES[type(heads.box_head)], "representation_size": width}
+        config = _with_fields("box_head", heads.box_head, config, roi_heads=fields)
+    if heads.box_predictor is None:
         return config
-    given = heads.box_head if heads.box_head is not None else heads.box_predictor
-    key = "box_head" if heads.box_head is not None else "box_predictor"
-    fields = {"box_head": "two_mlp", "representation_size": width}
-    return _with_fields(key, given, config, roi_heads=fields)
+    width = _predictor_width(heads.box_head, heads.box_predictor, width)
+    fields = {"representation_size": width}
+    return _with_fields("box_predictor", heads.box_predictor, config, roi_heads=fields)
 
 
 def _with_fields(
@@ -133,12 +148,13 @@ def _rpn_head_depth(config: FasterRCNNConfig, head: RPNHead) -> int:
     return depth
 
 
-def _box_head_width(config: FasterRCNNConfig, head: TwoMLPHead | None) -> int | None:
-    """The representation size of ``head`` (``None`` without one), checked against the
-    flattened pooled RoI of ``config``: out_channels x output_size x output_size."""
-    if head is None:
-        return None
-    inputs, width = _box_head_args(head)
+def _box_head_width(config: FasterRCNNConfig, head: BoxHead) -> int:
+    """The representation size of ``head``, checked against the pooled RoI of ``config``
+    (out_channels x output_size x output_size) and what ``config.roi_heads.box_head``
+    builds: a :class:`ConvFCHead` of 4 convs, a :class:`VGG16BoxHead` dropping 0.5."""
+    if isinstance(head, ConvFCHead):
+        return _conv_fc_width(config, head)
+    inputs, width, *dropout = _HEAD_ARGS[type(head)](head)
     channels, side = config.backbone.out_channels, config.roi_heads.output_size
     if inputs != channels * side * side:
         raise ValueError(
@@ -146,11 +162,41 @@ def _box_head_width(config: FasterRCNNConfig, head: TwoMLPHead | None) -> int | 
             f"pooled RoI's {channels} x {side} x {side} = {channels * side * side} (the "
             "backbone's out_channels, box_roi_pool's output_size)"
         )
+    if dropout and dropout[0] != _VGG16_DROPOUT:
+        raise ValueError(
+            f"FasterRCNN(box_head={_described(head)}): config.roi_heads.box_head 'vgg16' "
+            f"drops {_VGG16_DROPOUT} (the paper's), so a head dropping {dropout[0]} cannot "
+            "be rebuilt from the config"
+        )
+    return width
+
+
+def _conv_fc_width(config: FasterRCNNConfig, head: ConvFCHead) -> int:
+    """The representation size of ``head``, checked against the backbone's channels, the
+    pooled grid and the 4 convs of ``config.roi_heads.box_head = 'conv_fc'``."""
+    channels, side, width, convs = _conv_fc_args(head)
+    described = _described(head)
+    if convs != _CONV_FC_CONVS:
+        raise ValueError(
+            f"FasterRCNN(box_head={described}): config.roi_heads.box_head 'conv_fc' has "
+            f"{_CONV_FC_CONVS} convs (torchvision's FastRCNNConvFCHead), so a head of "
+            f"{convs} cannot be rebuilt from the config"
+        )
+    if channels != config.backbone.out_channels:
+        raise ValueError(
+            f"FasterRCNN(box_head={described}): its {channels} channels contradict the "
+            f"backbone's out_channels {config.backbone.out_channels}"
+        )
+    if side != config.roi_heads.output_size:
+        raise ValueError(
+            f"FasterRCNN(box_head={described}): its {side} x {side} RoIs contradict "
+            f"box_roi_pool's output_size {config.roi_heads.output_size}"
+        )
     return width
 
 
 def _predictor_width(
-    head: TwoMLPHead | None, predictor: FastRCNNPredictor, head_width: int | None
+    head: BoxHead | None, predictor: FastRCNNPredictor, head_width: int | None
 ) -> int:
     """The predictor's input width, which a given box head's ``head_width`` must be."""
     inputs = predictor.cls_score.in_features
@@ -172,6 +218,23 @@ def _box_head_args(head: TwoMLPHead) -> tuple[int, int]:
     return head.fc6.in_features, head.fc6.out_features
 
 
+def _vgg16_args(head: VGG16BoxHead) -> tuple[int, int, float]:
+    """``(in_channels, representation_size, dropout)`` of ``head``, as its constructor
+    takes."""
+    return head.fc6.in_features, head.fc6.out_features, head.dropout.p
+
+
+def _conv_fc_args(head: ConvFCHead) -> tuple[int, int, int, int]:
+    """``(in_channels, output_size, representation_size, num_convs)`` of ``head``, as its
+    constructor takes: the convs, then a flatten, the fully connected layer and a ReLU.
+    Without convs the channels are the layer's inputs, on a 1 x 1 grid."""
+    convs = len(head) - 3
+    layer = head[convs + 1]
+    channels = head[0][0].in_channels if convs else layer.in_features
+    side = math.isqrt(layer.in_features // channels)
+    return channels, side, layer.out_features, convs
+
+
 def _predictor_args(predictor: FastRCNNPredictor) -> tuple[int, int]:
     """``(in_channels, num_classes)`` of ``predictor``, as its constructor takes."""
     return predictor.cls_score.in_features, _classes(predictor)
@@ -182,24 +245,32 @@ def _classes(predictor: FastRCNNPredictor) -> int:
     return predictor.cls_score.out_features
 
 
+# A head's class: what its constructor took, read off a head of it.
+_HEAD_ARGS: dict[type[nn.Module], Any] = {
+    RPNHead: _rpn_head_args,
+    TwoMLPHead: _box_head_args,
+    VGG16BoxHead: _vgg16_args,
+    ConvFCHead: _conv_fc_args,
+    FastRCNNPredictor: _predictor_args,
+}
+# A head's class: its constructor's last argument, shown as a keyword unless the default.
+_LAST_KEYWORD = {
+    RPNHead: ("conv_depth", 1),
+    VGG16BoxHead: ("dropout", _VGG16_DROPOUT),
+    ConvFCHead: ("num_convs", _CONV_FC_CONVS),
+}
+
+
 def _described(head: nn.Module) -> str:
     """``head`` as the constructor call that makes one of its shapes: ``RPNHead(256, 3)``,
-    ``TwoMLPHead(12544, 1024)``, ``FastRCNNPredictor(1024, 3)``."""
-    if isinstance(head, RPNHead):
-        channels, anchors, depth = _rpn_head_args(head)
-        return f"RPNHead({channels}, {anchors}{f', conv_depth={depth}' if depth != 1 else ''})"
-    if isinstance(head, TwoMLPHead):
-        return "TwoMLPHead({}, {})".format(*_box_head_args(head))
-    assert isinstance(head, FastRCNNPredictor)
-    return "FastRCNNPredictor({}, {})".format(*_predictor_args(head))
-
-
-# torchvision's keyword: what its class's constructor took, read off a head of it.
-_HEAD_ARGS = {
-    "rpn_head": _rpn_head_args,
-    "box_head": _box_head_args,
-    "box_predictor": _predictor_args,
-}
+    ``TwoMLPHead(12544, 1024)``, ``ConvFCHead(256, 7, 1024, num_convs=2)``,
+    ``FastRCNNPredictor(1024, 3)``."""
+    args = [str(arg) for arg in _HEAD_ARGS[type(head)](head)]
+    if type(head) in _LAST_KEYWORD:
+        name, default = _LAST_KEYWORD[type(head)]
+        last = args.pop()
+        args += [] if last == str(default) else [f"{name}={last}"]
+    return f"{type(head).__name__}({', '.join(args)})"
 
 
 def _check_layout(key: str, given: nn.Module) -> None:
@@ -208,8 +279,8 @@ def _check_layout(key: str, given: nn.Module) -> None:
     shape, or by another kind), which the config could not rebuild. That head is made on
     the meta device (no memory, no random draws)."""
     try:
-        args = _HEAD_ARGS[key](given)  # type: ignore[operator]
-    except (AttributeError, TypeError):
+        args = _HEAD_ARGS[type(given)](given)
+    except (AttributeError, TypeError, IndexError):
         raise ValueError(
             f"FasterRCNN({key}={type(given).__name__}(...)): its layers are not those of a "
             f"{type(given).__name__} (a layer replaced, which the config cannot rebuild)"

@@ -10,7 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from faster_rcnn import AnchorGenerator, FasterRCNN
-from faster_rcnn.roi_heads import FastRCNNPredictor, MultiScaleRoIAlign, TwoMLPHead
+from faster_rcnn.roi_heads import (
+    ConvFCHead,
+    FastRCNNPredictor,
+    MultiScaleRoIAlign,
+    TwoMLPHead,
+    VGG16BoxHead,
+)
 from faster_rcnn.rpn import RPNHead
 from faster_rcnn.train.checkpoint import load_weights, read_model_config, save_model
 
@@ -60,19 +66,29 @@ def detections(model: FasterRCNN) -> list[dict[str, Tensor]]:
 FORMS = {
     "tutorial's predictor": (
         lambda: {"num_classes": None, "box_predictor": FastRCNNPredictor(1024, 4)},
-        {"num_classes": 4, "representation_size": 1024, "head_conv_depth": 1},
+        {
+            "num_classes": 4,
+            "box_head": "two_mlp",
+            "representation_size": 1024,
+            "head_conv_depth": 1,
+        },
     ),
     "a predictor of another width, the head built to feed it": (
         lambda: {"num_classes": None, "box_predictor": FastRCNNPredictor(256, 3)},
-        {"num_classes": 3, "representation_size": 256, "head_conv_depth": 1},
+        {"num_classes": 3, "box_head": "two_mlp", "representation_size": 256, "head_conv_depth": 1},
     ),
     "an RPN head": (
         lambda: {"rpn_head": RPNHead(CHANNELS, 15, conv_depth=2)},
-        {"num_classes": 3, "representation_size": 1024, "head_conv_depth": 2},
+        {
+            "num_classes": 3,
+            "box_head": "two_mlp",
+            "representation_size": 1024,
+            "head_conv_depth": 2,
+        },
     ),
     "a box head": (
         lambda: {"box_head": TwoMLPHead(POOLED, 512)},
-        {"num_classes": 3, "representation_size": 512, "head_conv_depth": 1},
+        {"num_classes": 3, "box_head": "two_mlp", "representation_size": 512, "head_conv_depth": 1},
     ),
     "all three": (
         lambda: {
@@ -81,7 +97,23 @@ FORMS = {
             "box_head": TwoMLPHead(POOLED, 128),
             "box_predictor": FastRCNNPredictor(128, 5),
         },
-        {"num_classes": 5, "representation_size": 128, "head_conv_depth": 3},
+        {"num_classes": 5, "box_head": "two_mlp", "representation_size": 128, "head_conv_depth": 3},
+    ),
+    "torchvision's conv head of the v2 model": (
+        lambda: {"box_head": ConvFCHead(CHANNELS, 7, 256)},
+        {"num_classes": 3, "box_head": "conv_fc", "representation_size": 256, "head_conv_depth": 1},
+    ),
+    "a conv head and a predictor": (
+        lambda: {
+            "num_classes": None,
+            "box_head": ConvFCHead(CHANNELS, 7, 128),
+            "box_predictor": FastRCNNPredictor(128, 5),
+        },
+        {"num_classes": 5, "box_head": "conv_fc", "representation_size": 128, "head_conv_depth": 1},
+    ),
+    "the paper's VGG-16 head": (
+        lambda: {"box_head": VGG16BoxHead(POOLED, 128)},
+        {"num_classes": 3, "box_head": "vgg16", "representation_size": 128, "head_conv_depth": 1},
     ),
 }
 
@@ -94,6 +126,7 @@ def test_a_head_module_sets_its_fields_runs_with_its_weights_and_round_trips(for
     config = model.config
     fields = {
         "num_classes": config.num_classes,
+        "box_head": config.roi_heads.box_head,
         "representation_size": config.roi_heads.representation_size,
         "head_conv_depth": config.rpn.head_conv_depth,
     }
@@ -213,6 +246,39 @@ CONTRADICTIONS = {
         },
         "FasterRCNN(box_predictor=FastRCNNPredictor(...)): its layers are not those of a "
         "FastRCNNPredictor (a layer replaced, which the config cannot rebuild)",
+    ),
+    "a conv head of another conv count": (
+        lambda: {"box_head": ConvFCHead(CHANNELS, 7, 1024, num_convs=2)},
+        "FasterRCNN(box_head=ConvFCHead(24, 7, 1024, num_convs=2)): config.roi_heads.box_head "
+        "'conv_fc' has 4 convs (torchvision's FastRCNNConvFCHead), so a head of 2 cannot be "
+        "rebuilt from the config",
+    ),
+    "a conv head's channels": (
+        lambda: {"box_head": ConvFCHead(32, 7, 1024)},
+        "FasterRCNN(box_head=ConvFCHead(32, 7, 1024)): its 32 channels contradict the "
+        "backbone's out_channels 24",
+    ),
+    "a conv head's grid": (
+        lambda: {"box_head": ConvFCHead(CHANNELS, 5, 1024)},
+        "FasterRCNN(box_head=ConvFCHead(24, 5, 1024)): its 5 x 5 RoIs contradict "
+        "box_roi_pool's output_size 7",
+    ),
+    "a conv head's conv replaced by another kind": (
+        lambda: {"box_head": of_another_kind(ConvFCHead(CHANNELS, 7, 64), "0")},
+        "FasterRCNN(box_head=ConvFCHead(...)): its layers are not those of a ConvFCHead (a "
+        "layer replaced, which the config cannot rebuild)",
+    ),
+    "a VGG-16 head of another dropout": (
+        lambda: {"box_head": VGG16BoxHead(POOLED, 64, dropout=0.3)},
+        "FasterRCNN(box_head=VGG16BoxHead(1176, 64, dropout=0.3)): config.roi_heads.box_head "
+        "'vgg16' drops 0.5 (the paper's), so a head dropping 0.3 cannot be rebuilt from the "
+        "config",
+    ),
+    "a VGG-16 head's inputs": (
+        lambda: {"box_head": VGG16BoxHead(512 * 7 * 7, 64)},
+        "FasterRCNN(box_head=VGG16BoxHead(25088, 64)): its 25088 inputs contradict a "
+        "pooled RoI's 24 x 7 x 7 = 1176 (the backbone's out_channels, box_roi_pool's "
+        "output_size)",
     ),
     "a predictor of the user's own class": (
         lambda: {"num_classes": None, "box_predictor": OwnPredictor(1024, 3)},

@@ -1,6 +1,6 @@
 """The Fast R-CNN head: RoI sampling, pooling, box head, predictor, loss, detections."""
 
-from .box_head import TwoMLPHead, VGG16BoxHead
+from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .loss import fastrcnn_loss
 from .network import RoIHeads
 from .pooling import (
@@ -15,6 +15,7 @@ from .predictor import FastRCNNPredictor
 from .proposal_targets import ProposalTargetCreator, SampledRoIs, add_gt_proposals
 
 __all__ = [
+    "ConvFCHead",
     "FastRCNNPredictor",
     "LevelMapper",
     "MultiScaleRoIAlign",
