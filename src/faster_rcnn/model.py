@@ -82,12 +82,17 @@ class FasterRCNN(nn.Module):
             (``RPNHead``; ``TwoMLPHead``, ``VGG16BoxHead`` or ``ConvFCHead``;
             ``FastRCNNPredictor``) sets the fields its shapes give and is used, with its
             weights, in the model.
+        heads: with ``config``, head modules it describes, used with their weights in
+            place of fresh ones (a preset's ``rpn_head=``, ``box_head=``,
+            ``box_predictor=``, its config made by
+            :func:`~faster_rcnn.torchvision_heads.with_given_heads`).
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
             ``FasterRCNN(backbone, num_classes)`` is ``FasterRCNN(backbone, config)``
-            or ``FasterRCNN(backbone, num_classes=...)`` here), both a config and
-            keywords were given, or a keyword torchvision's ``FasterRCNN`` does not take.
+            or ``FasterRCNN(backbone, num_classes=...)`` here), both a config (or
+            ``heads``) and keywords were given, or a keyword torchvision's
+            ``FasterRCNN`` does not take.
         ValueError: the backbone contradicts ``config.backbone``; a custom one returns
             another number of feature maps than ``config.anchors`` has levels (or not the
             maps ``config.roi_heads`` pools); a keyword's value is out of its field's
@@ -99,17 +104,19 @@ class FasterRCNN(nn.Module):
         self,
         backbone: nn.Module,
         config: FasterRCNNConfig | None = None,
+        *,
+        heads: GivenHeads | None = None,
         **torchvision_keywords: Any,
     ) -> None:
         super().__init__()
-        heads = GivenHeads()
         if torchvision_keywords:
-            if config is not None:
+            if config is not None or heads is not None:
                 raise TypeError(
                     "FasterRCNN(backbone, config, ...): give a config or torchvision's "
                     f"keywords ({', '.join(torchvision_keywords)}), not both"
                 )
             config, heads = constructor_form(backbone, torchvision_keywords)
+        heads = heads or GivenHeads()
         if not isinstance(config, FasterRCNNConfig):
             raise TypeError(
                 f"config must be a FasterRCNNConfig, got {type(config).__name__}: the class "
@@ -238,9 +245,10 @@ class FasterRCNN(nn.Module):
         return super().train(mode)
 
     @classmethod
-    def from_config(cls, config: FasterRCNNConfig) -> FasterRCNN:
-        """Build the model a config describes, backbone included (randomly initialised)."""
-        return cls(build_backbone(config.backbone), config)
+    def from_config(cls, config: FasterRCNNConfig, heads: GivenHeads | None = None) -> FasterRCNN:
+        """Build the model a config describes, backbone included (randomly initialised),
+        with the given ``heads`` the config describes in place of fresh ones."""
+        return cls(build_backbone(config.backbone), config, heads=heads)
 
     def forward(
         self,

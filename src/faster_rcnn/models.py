@@ -15,11 +15,16 @@
 ``small``                       a small model trained from scratch on CPU (the demo's)
 ==============================  ==================================================
 
-Every preset takes ``num_classes`` (background included) and returns the model; the
-config is ``model.config``. They take torchvision's keyword arguments for its builders too
-(``resnet50_fpn(3, box_score_thresh=0.7, min_size=600)``), as config fields
-(:mod:`faster_rcnn.torchvision_options`). :func:`preset_config` gives the config alone,
-to edit before building with ``FasterRCNN.from_config``.
+Every preset takes ``num_classes`` (background included; ``None``, the default, is the
+preset's own count) and returns the model; the config is ``model.config``. They take
+torchvision's keyword arguments for its builders too (``resnet50_fpn(3,
+box_score_thresh=0.7, min_size=600)``), as config fields
+(:mod:`faster_rcnn.torchvision_options`), and its head modules of this package's classes
+(``rpn_head=RPNHead(256, 3, conv_depth=2)``, ``box_head=ConvFCHead(256, 7, 1024)``,
+``box_predictor=FastRCNNPredictor(1024, 3)``), used with their weights, the config taking
+the fields their shapes give (:mod:`faster_rcnn.torchvision_heads`).
+:func:`preset_config` gives the config alone, to edit before building with
+``FasterRCNN.from_config``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .config import (
     TransformConfig,
 )
 from .model import FasterRCNN
+from .torchvision_heads import class_count, take_given_heads, with_given_heads
 from .torchvision_options import with_torchvision_options
 
 
@@ -180,41 +186,52 @@ def preset_config(name: str, num_classes: int | None = None) -> FasterRCNNConfig
     return make() if num_classes is None else make(num_classes)
 
 
-def _built(config: FasterRCNNConfig, name: str, options: dict[str, Any]) -> FasterRCNN:
-    """The preset ``name`` built from ``config`` with torchvision's keyword ``options``
-    (:func:`~faster_rcnn.torchvision_options.with_torchvision_options`)."""
-    return FasterRCNN.from_config(with_torchvision_options(config, options, name))
+def _built(name: str, num_classes: int | None, options: dict[str, Any]) -> FasterRCNN:
+    """The preset ``name`` with ``num_classes`` (``None``: the preset's, or the given
+    predictor's) and torchvision's keyword ``options``: head modules of this package's
+    classes (:func:`~faster_rcnn.torchvision_heads.take_given_heads`), used in the model
+    and described by its config, and config fields
+    (:func:`~faster_rcnn.torchvision_options.with_torchvision_options`).
+
+    Raises:
+        ValueError: ``num_classes`` with a ``box_predictor``, a head that contradicts the
+            preset, or an option :func:`with_torchvision_options` refuses (one line each).
+    """
+    options = dict(options)
+    heads = take_given_heads(options, name)
+    if num_classes is not None or heads.box_predictor is not None:
+        num_classes = class_count(num_classes, heads.box_predictor, name)
+    config = with_torchvision_options(preset_config(name, num_classes), options, name)
+    return FasterRCNN.from_config(with_given_heads(config, heads, name), heads)
 
 
-def paper_vgg16(num_classes: int = 21, **torchvision_options: Any) -> FasterRCNN:
-    return _built(paper_vgg16_config(num_classes), "paper_vgg16", torchvision_options)
+def paper_vgg16(num_classes: int | None = None, **torchvision_options: Any) -> FasterRCNN:
+    return _built("paper_vgg16", num_classes, torchvision_options)
 
 
-def resnet50_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
-    return _built(resnet50_fpn_config(num_classes), "resnet50_fpn", torchvision_options)
+def resnet50_fpn(num_classes: int | None = None, **torchvision_options: Any) -> FasterRCNN:
+    return _built("resnet50_fpn", num_classes, torchvision_options)
 
 
-def resnet50_fpn_v2(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
-    return _built(resnet50_fpn_v2_config(num_classes), "resnet50_fpn_v2", torchvision_options)
+def resnet50_fpn_v2(num_classes: int | None = None, **torchvision_options: Any) -> FasterRCNN:
+    return _built("resnet50_fpn_v2", num_classes, torchvision_options)
 
 
-def mobilenet_v2_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
-    return _built(mobilenet_v2_fpn_config(num_classes), "mobilenet_v2_fpn", torchvision_options)
+def mobilenet_v2_fpn(num_classes: int | None = None, **torchvision_options: Any) -> FasterRCNN:
+    return _built("mobilenet_v2_fpn", num_classes, torchvision_options)
 
 
-def mobilenet_v3_large_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
-    return _built(
-        mobilenet_v3_large_fpn_config(num_classes), "mobilenet_v3_large_fpn", torchvision_options
-    )
+def mobilenet_v3_large_fpn(
+    num_classes: int | None = None, **torchvision_options: Any
+) -> FasterRCNN:
+    return _built("mobilenet_v3_large_fpn", num_classes, torchvision_options)
 
 
-def mobilenet_v3_large_320_fpn(num_classes: int = 91, **torchvision_options: Any) -> FasterRCNN:
-    return _built(
-        mobilenet_v3_large_320_fpn_config(num_classes),
-        "mobilenet_v3_large_320_fpn",
-        torchvision_options,
-    )
+def mobilenet_v3_large_320_fpn(
+    num_classes: int | None = None, **torchvision_options: Any
+) -> FasterRCNN:
+    return _built("mobilenet_v3_large_320_fpn", num_classes, torchvision_options)
 
 
-def small(num_classes: int = 4, **torchvision_options: Any) -> FasterRCNN:
-    return _built(small_config(num_classes), "small", torchvision_options)
+def small(num_classes: int | None = None, **torchvision_options: Any) -> FasterRCNN:
+    return _built("small", num_classes, torchvision_options)

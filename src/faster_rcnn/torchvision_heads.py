@@ -1,9 +1,11 @@
-"""torchvision's head modules given to ``FasterRCNN(backbone, ...)``, as config fields.
+"""torchvision's head modules given to ``FasterRCNN(backbone, ...)`` or a preset, as
+config fields.
 
 torchvision's constructor takes the RPN head, the box head and the box predictor as modules
 (``rpn_head=RPNHead(256, 3)``, ``box_head=TwoMLPHead(256 * 7 * 7, 1024)``,
-``box_predictor=FastRCNNPredictor(1024, 3)``). This package's own classes of them are
-taken (the box head a :class:`TwoMLPHead`, a :class:`VGG16BoxHead` or a
+``box_predictor=FastRCNNPredictor(1024, 3)``), and its builders pass them on; the
+presets of :mod:`faster_rcnn.models` take them as well. This package's own classes of
+them are taken (the box head a :class:`TwoMLPHead`, a :class:`VGG16BoxHead` or a
 :class:`ConvFCHead`, each as ``config.roi_heads.box_head`` builds it): the config's
 fields are read off their shapes, so that the config (and a model file) describes the
 network, and the model runs the given modules, weights and all. A module that contradicts
@@ -51,10 +53,11 @@ class GivenHeads(NamedTuple):
     box_predictor: FastRCNNPredictor | None = None
 
 
-def take_given_heads(options: dict[str, Any]) -> GivenHeads:
+def take_given_heads(options: dict[str, Any], caller: str) -> GivenHeads:
     """Pop from ``options`` the head keywords whose value is ``None`` or a module of
     exactly a class :data:`HEAD_TYPES` names; a module of another class (a subclass
-    too, which the config could not rebuild) stays, to be refused there."""
+    too, which the config could not rebuild) stays, to be refused there. ``caller``
+    (``"FasterRCNN"``, a preset's name) begins a refusal."""
     taken = {
         key: options.pop(key)
         for key, head_type in HEAD_TYPES.items()
@@ -62,13 +65,14 @@ def take_given_heads(options: dict[str, Any]) -> GivenHeads:
     }
     for key, head in taken.items():
         if head is not None:
-            _check_layout(key, head)
+            _check_layout(key, head, caller)
     return GivenHeads(**taken)
 
 
-def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None) -> int:
+def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None, caller: str) -> int:
     """The model's classes (background included), by torchvision's rule: ``num_classes``
     without a ``box_predictor``, the predictor's with one (``num_classes`` then ``None``).
+    Only the constructor is given neither (a preset has its own class count).
 
     Raises:
         ValueError: both or neither given, or the predictor's layers do not fit.
@@ -83,14 +87,14 @@ def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None) ->
     described = _described(predictor)
     if num_classes is not None:
         raise ValueError(
-            f"FasterRCNN(num_classes={num_classes}, box_predictor={described}): num_classes "
+            f"{caller}(num_classes={num_classes}, box_predictor={described}): num_classes "
             f"must be None when box_predictor is given (its {_classes(predictor)} classes "
             "are the model's), as in torchvision"
         )
     return _classes(predictor)
 
 
-def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads) -> FasterRCNNConfig:
+def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads, caller: str) -> FasterRCNNConfig:
     """``config`` with the fields the given heads set (the RPN head's conv depth, the box
     head's kind and width, or the predictor's width where no box head is given, the box
     head of the config's kind then being built to feed it), each head checked against the
@@ -101,22 +105,23 @@ def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads) -> FasterRCNNC
             sets a field out of its range (naming the head and the field).
     """
     if heads.rpn_head is not None:
-        depth = _rpn_head_depth(config, heads.rpn_head)
-        config = _with_fields("rpn_head", heads.rpn_head, config, rpn={"head_conv_depth": depth})
+        depth = _rpn_head_depth(config, heads.rpn_head, caller)
+        rpn = {"head_conv_depth": depth}
+        config = _with_fields(caller, "rpn_head", heads.rpn_head, config, rpn=rpn)
     width = None
     if heads.box_head is not None:
-        width = _box_head_width(config, heads.box_head)
+        width = _box_head_width(config, heads.box_head, caller)
         fields = {"box_head": BOX_HEAD_NAMES[type(heads.box_head)], "representation_size": width}
-        config = _with_fields("box_head", heads.box_head, config, roi_heads=fields)
+        config = _with_fields(caller, "box_head", heads.box_head, config, roi_heads=fields)
     if heads.box_predictor is None:
         return config
-    width = _predictor_width(heads.box_head, heads.box_predictor, width)
+    width = _predictor_width(heads.box_head, heads.box_predictor, width, caller)
     fields = {"representation_size": width}
-    return _with_fields("box_predictor", heads.box_predictor, config, roi_heads=fields)
+    return _with_fields(caller, "box_predictor", heads.box_predictor, config, roi_heads=fields)
 
 
 def _with_fields(
-    key: str, head: nn.Module, config: FasterRCNNConfig, **sections: dict[str, Any]
+    caller: str, key: str, head: nn.Module, config: FasterRCNNConfig, **sections: dict[str, Any]
 ) -> FasterRCNNConfig:
     """``config`` with the fields ``sections`` that ``head``, given as ``key``, sets; a
     field out of its range is refused naming the head (``RPNHead(24, 15,
@@ -124,23 +129,23 @@ def _with_fields(
     try:
         return config.replace(**sections)
     except ValueError as error:
-        raise ValueError(f"FasterRCNN({key}={_described(head)}): {error}") from None
+        raise ValueError(f"{caller}({key}={_described(head)}): {error}") from None
 
 
-def _rpn_head_depth(config: FasterRCNNConfig, head: RPNHead) -> int:
+def _rpn_head_depth(config: FasterRCNNConfig, head: RPNHead, caller: str) -> int:
     """The conv depth of ``head``, checked against the backbone's channels and the
     anchors a location of ``config``."""
     channels, anchors, depth = _rpn_head_args(head)
     described = _described(head)
     if channels != config.backbone.out_channels:
         raise ValueError(
-            f"FasterRCNN(rpn_head={described}): its {channels} input channels contradict "
+            f"{caller}(rpn_head={described}): its {channels} input channels contradict "
             f"the backbone's out_channels {config.backbone.out_channels}"
         )
     generator = config.anchors
     if anchors != generator.num_anchors_per_location():
         raise ValueError(
-            f"FasterRCNN(rpn_head={described}): its {anchors} anchors a location contradict "
+            f"{caller}(rpn_head={described}): its {anchors} anchors a location contradict "
             f"the anchor generator's {generator.num_anchors_per_location()} "
             f"({len(generator.sizes[0])} sizes x {len(generator.aspect_ratios[0])} aspect "
             "ratios a level)"
@@ -148,61 +153,61 @@ def _rpn_head_depth(config: FasterRCNNConfig, head: RPNHead) -> int:
     return depth
 
 
-def _box_head_width(config: FasterRCNNConfig, head: BoxHead) -> int:
+def _box_head_width(config: FasterRCNNConfig, head: BoxHead, caller: str) -> int:
     """The representation size of ``head``, checked against the pooled RoI of ``config``
     (out_channels x output_size x output_size) and what ``config.roi_heads.box_head``
     builds: a :class:`ConvFCHead` of 4 convs, a :class:`VGG16BoxHead` dropping 0.5."""
     if isinstance(head, ConvFCHead):
-        return _conv_fc_width(config, head)
+        return _conv_fc_width(config, head, caller)
     inputs, width, *dropout = _HEAD_ARGS[type(head)](head)
     channels, side = config.backbone.out_channels, config.roi_heads.output_size
     if inputs != channels * side * side:
         raise ValueError(
-            f"FasterRCNN(box_head={_described(head)}): its {inputs} inputs contradict a "
+            f"{caller}(box_head={_described(head)}): its {inputs} inputs contradict a "
             f"pooled RoI's {channels} x {side} x {side} = {channels * side * side} (the "
             "backbone's out_channels, box_roi_pool's output_size)"
         )
     if dropout and dropout[0] != _VGG16_DROPOUT:
         raise ValueError(
-            f"FasterRCNN(box_head={_described(head)}): config.roi_heads.box_head 'vgg16' "
+            f"{caller}(box_head={_described(head)}): config.roi_heads.box_head 'vgg16' "
             f"drops {_VGG16_DROPOUT} (the paper's), so a head dropping {dropout[0]} cannot "
             "be rebuilt from the config"
         )
     return width
 
 
-def _conv_fc_width(config: FasterRCNNConfig, head: ConvFCHead) -> int:
+def _conv_fc_width(config: FasterRCNNConfig, head: ConvFCHead, caller: str) -> int:
     """The representation size of ``head``, checked against the backbone's channels, the
     pooled grid and the 4 convs of ``config.roi_heads.box_head = 'conv_fc'``."""
     channels, side, width, convs = _conv_fc_args(head)
     described = _described(head)
     if convs != _CONV_FC_CONVS:
         raise ValueError(
-            f"FasterRCNN(box_head={described}): config.roi_heads.box_head 'conv_fc' has "
+            f"{caller}(box_head={described}): config.roi_heads.box_head 'conv_fc' has "
             f"{_CONV_FC_CONVS} convs (torchvision's FastRCNNConvFCHead), so a head of "
             f"{convs} cannot be rebuilt from the config"
         )
     if channels != config.backbone.out_channels:
         raise ValueError(
-            f"FasterRCNN(box_head={described}): its {channels} channels contradict the "
+            f"{caller}(box_head={described}): its {channels} channels contradict the "
             f"backbone's out_channels {config.backbone.out_channels}"
         )
     if side != config.roi_heads.output_size:
         raise ValueError(
-            f"FasterRCNN(box_head={described}): its {side} x {side} RoIs contradict "
+            f"{caller}(box_head={described}): its {side} x {side} RoIs contradict "
             f"box_roi_pool's output_size {config.roi_heads.output_size}"
         )
     return width
 
 
 def _predictor_width(
-    head: BoxHead | None, predictor: FastRCNNPredictor, head_width: int | None
+    head: BoxHead | None, predictor: FastRCNNPredictor, head_width: int | None, caller: str
 ) -> int:
     """The predictor's input width, which a given box head's ``head_width`` must be."""
     inputs = predictor.cls_score.in_features
     if head is not None and head_width != inputs:
         raise ValueError(
-            f"FasterRCNN(box_head={_described(head)}, box_predictor={_described(predictor)}):"
+            f"{caller}(box_head={_described(head)}, box_predictor={_described(predictor)}):"
             f" the head's {head_width} features contradict the predictor's {inputs} inputs"
         )
     return inputs
@@ -273,7 +278,7 @@ def _described(head: nn.Module) -> str:
     return f"{type(head).__name__}({', '.join(args)})"
 
 
-def _check_layout(key: str, given: nn.Module) -> None:
+def _check_layout(key: str, given: nn.Module, caller: str) -> None:
     """Refuse a ``given`` head whose layers are not those of the head its class makes of
     the arguments read off it: a layer replaced inside it (by another of its kind but
     shape, or by another kind), which the config could not rebuild. That head is made on
@@ -282,7 +287,7 @@ def _check_layout(key: str, given: nn.Module) -> None:
         args = _HEAD_ARGS[type(given)](given)
     except (AttributeError, TypeError, IndexError):
         raise ValueError(
-            f"FasterRCNN({key}={type(given).__name__}(...)): its layers are not those of a "
+            f"{caller}({key}={type(given).__name__}(...)): its layers are not those of a "
             f"{type(given).__name__} (a layer replaced, which the config cannot rebuild)"
         ) from None
     with torch.device("meta"):
@@ -294,7 +299,7 @@ def _check_layout(key: str, given: nn.Module) -> None:
     )
     if differ:
         raise ValueError(
-            f"FasterRCNN({key}={_described(built)}): its {differ[0]} is "
+            f"{caller}({key}={_described(built)}): its {differ[0]} is "
             f"{shapes.get(differ[0])}, not the {expected.get(differ[0])} of that head (a "
             "layer replaced, which the config cannot rebuild)"
         )

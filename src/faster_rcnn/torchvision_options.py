@@ -7,9 +7,10 @@ presets of :mod:`faster_rcnn.models` take the same keywords and set those fields
 (:func:`with_torchvision_options`), so code written for torchvision's builders keeps its
 arguments. What torchvision passes as a module (``rpn_head``, ``box_predictor``, ...) is a
 config field or a module replaced on the built model here, and ``weights`` would download:
-both are refused in one line saying what to do instead (torchvision's constructor,
-``FasterRCNN(backbone, ...)``, takes head modules of this package's classes:
-:func:`constructor_form`). ``weights_backbone=None`` builds the backbone torchvision
+both are refused in one line saying what to do instead, but for head modules of this
+package's classes, which the presets and torchvision's constructor
+(``FasterRCNN(backbone, ...)``: :func:`constructor_form`) take first
+(:mod:`faster_rcnn.torchvision_heads`). ``weights_backbone=None`` builds the backbone torchvision
 builds without ImageNet weights (:func:`untrained_backbone`).
 """
 
@@ -181,10 +182,10 @@ def constructor_form(backbone: nn.Module, keywords: Mapping[str, Any]) -> Constr
     unknown = [key for key in options if key not in _CONSTRUCTOR_KEYWORDS]
     if unknown:
         raise TypeError(f"FasterRCNN() got an unexpected keyword argument {unknown[0]!r}")
-    heads = take_given_heads(options)
+    heads = take_given_heads(options, "FasterRCNN")
     for key in [key for key in HEAD_TYPES if key in options]:
         _field(key, "FasterRCNN")
-    num_classes = class_count(num_classes, heads.box_predictor)
+    num_classes = class_count(num_classes, heads.box_predictor, "FasterRCNN")
     channels = getattr(backbone, "out_channels", None)
     if not isinstance(channels, int) or isinstance(channels, bool):
         raise ValueError(
@@ -201,7 +202,7 @@ def constructor_form(backbone: nn.Module, keywords: Mapping[str, Any]) -> Constr
     if pool is not None:
         sections["roi_heads"] = _pooler_fields(pool)
     config = with_torchvision_options(config.replace(**sections), options, "FasterRCNN")
-    return ConstructorForm(with_given_heads(config, heads), heads)
+    return ConstructorForm(with_given_heads(config, heads, "FasterRCNN"), heads)
 
 
 def _anchor_fields(generator: object) -> dict[str, Any]:

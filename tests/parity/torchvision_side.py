@@ -9,6 +9,7 @@ Runs in an environment that has torchvision (see design.md, "Measuring"):
     python tests/parity/torchvision_side.py mobilenet_v2_fpn OUT.pt  # MobileNetV2 + FPN
     python tests/parity/torchvision_side.py mobilenet_v3_large_fpn OUT.pt      # and its 320
     python tests/parity/torchvision_side.py mobilenet_v3_large_320_fpn OUT.pt  # version
+    python tests/parity/torchvision_side.py builder_heads OUT.pt     # its builder, heads given
     python tests/parity/torchvision_side.py keys OUT.json            # state-dict layouts
 
 The record holds the model's state dict, the input images (uint8, fed as ``x / 255``) and
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torchvision.models import mobilenet_v3_large, resnet50
-from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection import FasterRCNN, fasterrcnn_mobilenet_v3_large_320_fpn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import (
     _mobilenet_extractor,
@@ -162,6 +163,20 @@ def mobilenet_v3_large_320_fpn_model():
     )
 
 
+def builder_heads_model():
+    """fasterrcnn_mobilenet_v3_large_320_fpn's builder, untrained (batch norms that learn,
+    every stage trained), given an RPN head of two convs and a box head: the builder
+    passes them on to FasterRCNN. The head must be 1024 wide, the predictor's inputs
+    there."""
+    return fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None,
+        weights_backbone=None,
+        num_classes=4,
+        rpn_head=RPNHead(256, 15, conv_depth=2),
+        box_head=TwoMLPHead(256 * 7 * 7, 1024),
+    )
+
+
 def randomize_frozen_batch_norm(model, image):
     """Give every batch norm of the backbone random affine parameters and the statistics
     of its input on ``image``, so that features keep unit scale through a randomly
@@ -208,6 +223,7 @@ MODELS = {
     "mobilenet_v2_fpn": mobilenet_v2_fpn_model,
     "mobilenet_v3_large_fpn": mobilenet_v3_large_fpn_model,
     "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn_model,
+    "builder_heads": builder_heads_model,
 }
 # Class-score std per model: scores above the 0.05 threshold, none saturating at 1.
 CLS_SCORE_STD = {
@@ -218,6 +234,7 @@ CLS_SCORE_STD = {
     "mobilenet_v2_fpn": 0.2,
     "mobilenet_v3_large_fpn": 0.2,
     "mobilenet_v3_large_320_fpn": 0.2,
+    "builder_heads": 0.2,
 }
 IMAGE_SIZES = [(375, 500), (500, 375), (333, 500), (250, 710)]
 
