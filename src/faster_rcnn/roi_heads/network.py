@@ -85,8 +85,8 @@ class RoIHeads(nn.Module):
         :class:`ConvFCHead`,
         and ``roi_heads.predictor_init_std`` the predictor's initialisation. The pooled
         maps have ``backbone.out_channels`` channels. A ``box_head`` or ``box_predictor``
-        given (one the config describes, given to torchvision's constructor form) is used,
-        with its weights, in place of a fresh one.
+        given (one the config describes, given to torchvision's constructor form or a
+        preset) is used, with its weights, in place of a fresh one.
         """
         cfg = config.roi_heads
         # Built in the order pooler, head, predictor: with the global generator, the

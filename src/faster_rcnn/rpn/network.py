@@ -163,7 +163,7 @@ class RegionProposalNetwork(nn.Module):
     ) -> RegionProposalNetwork:
         """The RPN a config describes, with a fresh :class:`RPNHead` on features of
         ``config.backbone.out_channels`` channels, or ``head`` (one the config describes,
-        given to torchvision's constructor form) with its weights."""
+        given to torchvision's constructor form or a preset) with its weights."""
         rpn = config.rpn
         sampler_type = SAMPLERS[rpn.sampler]
         if head is None:
