@@ -89,7 +89,7 @@ def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None, ca
         raise ValueError(
             f"{caller}(num_classes={num_classes}, box_predictor={described}): num_classes "
             f"must be None when box_predictor is given (its {_classes(predictor)} classes "
-            "are the model's), as in torchvision"
+            "are the model's), as torchvision's FasterRCNN requires"
         )
     return _classes(predictor)
 
@@ -165,7 +165,7 @@ def _box_head_width(config: FasterRCNNConfig, head: BoxHead, caller: str) -> int
         raise ValueError(
             f"{caller}(box_head={_described(head)}): its {inputs} inputs contradict a "
             f"pooled RoI's {channels} x {side} x {side} = {channels * side * side} (the "
-            "backbone's out_channels, box_roi_pool's output_size)"
+            "backbone's out_channels, the RoI pooler's output_size)"
         )
     if dropout and dropout[0] != _VGG16_DROPOUT:
         raise ValueError(
@@ -195,7 +195,7 @@ def _conv_fc_width(config: FasterRCNNConfig, head: ConvFCHead, caller: str) -> i
     if side != config.roi_heads.output_size:
         raise ValueError(
             f"{caller}(box_head={described}): its {side} x {side} RoIs contradict "
-            f"box_roi_pool's output_size {config.roi_heads.output_size}"
+            f"the RoI pooler's output_size {config.roi_heads.output_size}"
         )
     return width
 

@@ -192,8 +192,8 @@ CONTRADICTIONS = {
     "num_classes with a predictor": (
         lambda: {"num_classes": 3, "box_predictor": FastRCNNPredictor(1024, 3)},
         "FasterRCNN(num_classes=3, box_predictor=FastRCNNPredictor(1024, 3)): num_classes "
-        "must be None when box_predictor is given (its 3 classes are the model's), as in "
-        "torchvision",
+        "must be None when box_predictor is given (its 3 classes are the model's), as "
+        "torchvision's FasterRCNN requires",
     ),
     "neither num_classes nor a predictor": (
         lambda: {"num_classes": None},
@@ -213,7 +213,7 @@ CONTRADICTIONS = {
     "box head's inputs": (
         lambda: {"box_head": TwoMLPHead(256 * 7 * 7, 1024)},
         "FasterRCNN(box_head=TwoMLPHead(12544, 1024)): its 12544 inputs contradict a pooled "
-        "RoI's 24 x 7 x 7 = 1176 (the backbone's out_channels, box_roi_pool's output_size)",
+        "RoI's 24 x 7 x 7 = 1176 (the backbone's out_channels, the RoI pooler's output_size)",
     ),
     "box head's width and the predictor's": (
         lambda: {
@@ -261,7 +261,7 @@ CONTRADICTIONS = {
     "a conv head's grid": (
         lambda: {"box_head": ConvFCHead(CHANNELS, 5, 1024)},
         "FasterRCNN(box_head=ConvFCHead(24, 5, 1024)): its 5 x 5 RoIs contradict "
-        "box_roi_pool's output_size 7",
+        "the RoI pooler's output_size 7",
     ),
     "a conv head's conv replaced by another kind": (
         lambda: {"box_head": of_another_kind(ConvFCHead(CHANNELS, 7, 64), "0")},
@@ -277,7 +277,7 @@ CONTRADICTIONS = {
     "a VGG-16 head's inputs": (
         lambda: {"box_head": VGG16BoxHead(512 * 7 * 7, 64)},
         "FasterRCNN(box_head=VGG16BoxHead(25088, 64)): its 25088 inputs contradict a "
-        "pooled RoI's 24 x 7 x 7 = 1176 (the backbone's out_channels, box_roi_pool's "
+        "pooled RoI's 24 x 7 x 7 = 1176 (the backbone's out_channels, the RoI pooler's "
         "output_size)",
     ),
     "a predictor of the user's own class": (

@@ -125,7 +125,8 @@ CONTRADICTIONS = {
     "num_classes with a predictor": (
         lambda: {"num_classes": 3, "box_predictor": FastRCNNPredictor(256, 3)},
         "small(num_classes=3, box_predictor=FastRCNNPredictor(256, 3)): num_classes must be "
-        "None when box_predictor is given (its 3 classes are the model's), as in torchvision",
+        "None when box_predictor is given (its 3 classes are the model's), as torchvision's "
+        "FasterRCNN requires",
     ),
     "RPN head's channels": (
         lambda: {"rpn_head": RPNHead(256, 12)},
@@ -145,7 +146,7 @@ CONTRADICTIONS = {
     "box head's inputs": (
         lambda: {"box_head": TwoMLPHead(256 * 7 * 7, 1024)},
         "small(box_head=TwoMLPHead(12544, 1024)): its 12544 inputs contradict a pooled RoI's "
-        "64 x 7 x 7 = 3136 (the backbone's out_channels, box_roi_pool's output_size)",
+        "64 x 7 x 7 = 3136 (the backbone's out_channels, the RoI pooler's output_size)",
     ),
     "a conv head of another conv count": (
         lambda: {"box_head": ConvFCHead(64, 7, 64, num_convs=1)},
