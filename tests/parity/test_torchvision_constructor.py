@@ -72,5 +72,5 @@ def test_given_heads_draw_torchvision_s_weights_and_compute_what_it_does(record)
     state = model.state_dict()
     assert list(state) == list(record["state_dict"])
     assert [k for k, v in record["state_dict"].items() if not torch.equal(state[k], v)] == []
-    print("\nheads eval, worst differences:", check_eval(model, record))
+    print("\nheads eval, worst differences:", check_eval(model, record, exact_order=False))
     print("heads training, worst differences:", check_train(model, record))
