@@ -37,6 +37,7 @@ from faster_rcnn.train.recipe import (
     choose_short_run_steps,
     multi_scale_sizes,
     object_statistics,
+    recipe_lines,
     same_class_neighbour_iou,
     sizes_reached,
 )
@@ -454,6 +455,26 @@ def test_recipe_reads_two_finer_stages_where_the_smallest_class_stays_under_the_
     # Stages or anchors the user gave stay.
     for given in ({"backbone.returned_layers"}, {"anchors"}):
         assert choose_recipe(config, stats, given)[0].backbone == config.backbone
+
+
+def test_recipe_lines_say_a_setting_chosen_twice_once_with_its_final_value() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # 'dot' 20 px at 800: enlarged to 1120, then drawn at 896-1120.
+    specks = [_item(400, 600, [[0, 0, 10, 10]], [1])] * 3
+    _, choices = choose_recipe(config, object_statistics(specks, config))
+    lines = recipe_lines(choices)
+    sizes = [line for line in lines if line.startswith("  transform.min_size")]
+    assert sizes == [
+        "  transform.min_size = (896, 928, 960, 992, 1024, 1056, 1088, 1120): the smallest "
+        "class 'dot' is 20 px once resized to 800, under the smallest anchor (32 px): images "
+        "are resized 1.40 times larger (at most 1.4: a step takes longer on larger images); "
+        "the smallest class 'dot' is 28 px once resized: each image is drawn at one of 8 "
+        "sizes from 896 to 1120 px (the shorter side), so the head sees every object at "
+        "several scales and the smaller steps fit more of them in the budget; evaluation "
+        "stays at 1120"
+    ]
+    assert lines[0] == sizes[0]  # where it was first chosen
+    assert len(lines) == len({choice.setting for choice in choices})
 
 
 def test_recipe_keeps_the_presets_stages_where_the_finer_one_is_not_for_this_data() -> None:

@@ -73,6 +73,7 @@ from ..train.recipe import (
     class_label,
     object_statistics,
     pixels,
+    recipe_lines,
 )
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
@@ -664,7 +665,7 @@ def with_recipe(
     choices += [repeat] if repeat else []
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
-        print("\n".join(choice.line() for choice in choices))
+        print("\n".join(recipe_lines(choices)))
     return config, rate, repeat.value if repeat else args.repeat_threshold
 
 

@@ -382,6 +382,17 @@ class RecipeChoice:
         return f"  {self.setting} = {self.value}: {self.why}"
 
 
+def recipe_lines(choices: Sequence[RecipeChoice]) -> list[str]:
+    """One line a setting, in the order first chosen: the last value chosen for it (an
+    input enlarged, then drawn at several sizes below that), with every reason."""
+    merged: dict[str, RecipeChoice] = {}
+    for choice in choices:
+        before = merged.get(choice.setting)
+        why = choice.why if before is None else f"{before.why}; {choice.why}"
+        merged[choice.setting] = dataclasses.replace(choice, why=why)
+    return [choice.line() for choice in merged.values()]
+
+
 def choose_recipe(
     config: FasterRCNNConfig,
     stats: ObjectStatistics,
