@@ -10,9 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from faster_rcnn.anchor_file import write_anchor_file
 from faster_rcnn.backbones import build_backbone
 from faster_rcnn.cli import main
 from faster_rcnn.cli import train as train_cli
+from faster_rcnn.config import AnchorConfig
 from faster_rcnn.data.repeat_factor import REPEAT_THRESHOLD
 from faster_rcnn.models import preset_config
 from faster_rcnn.train import recipe, step_timing
@@ -457,6 +459,53 @@ def test_recipe_reads_two_finer_stages_where_the_smallest_class_stays_under_the_
         assert choose_recipe(config, stats, given)[0].backbone == config.backbone
 
 
+def test_an_anchor_file_keeps_the_input_and_stages_and_says_what_the_recipe_forgoes() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    sizes, ratios = ((8, 64, 512),) * 3, ((1.0,),) * 3
+    filed = config.replace(anchors=AnchorConfig(sizes=sizes, aspect_ratios=ratios))
+    # 'dot' 20 px at 800: under the preset's 32-px anchor (1120 px and stages 2 and 3
+    # without the file), over the file's 8 px.
+    dots = [_item(400, 600, [[0, 0, 10, 10], [0, 0, 100, 100]], [1, 2])] * 3
+    stats = object_statistics(dots, config)
+    chosen, choices = choose_recipe(filed, stats, {"anchors"}, preset_anchors=config.anchors)
+    assert chosen.transform.min_size == multi_scale_sizes(800)
+    assert chosen.backbone == config.backbone and chosen.anchors == filed.anchors
+    assert not any(choice.min_steps for choice in choices)  # nothing to time for a note
+    lines = [line for line in recipe_lines(choices) if "min_size" in line or "layers" in line]
+    assert lines == [
+        "  transform.min_size = (640, 672, 704, 736, 768, 800): the smallest class 'dot' is "
+        "20 px once resized: each image is drawn at one of 6 sizes from 640 to 800 px (the "
+        "shorter side), so the head sees every object at several scales and the smaller "
+        "steps fit more of them in the budget; evaluation stays at 800; not enlarged 1.40 "
+        "times as without --anchors, where the smallest class 'dot' (20 px once resized to "
+        "800) is under the preset's smallest anchor (32 px): the anchor file's smallest is "
+        "8 px",
+        "  backbone.returned_layers = (4, 5): kept, --anchors gives one level a map: without "
+        "it the recipe reads stages 2 and 3 too (on the preset's anchors and input: the "
+        "smallest class 'dot' is 28 px once resized, under the smallest anchor (32 px)); "
+        "--returned-layers 2 3 4 5 takes an anchor file of 5 levels",
+    ]
+    # 'dot' 80 px: the one finer stage, which pays in a run of FINER_MAP_STEPS.
+    dots = [_item(400, 600, [[0, 0, 40, 40], [0, 0, 100, 100]], [1, 2])] * 3
+    stats = object_statistics(dots, config)
+    _, choices = choose_recipe(filed, stats, {"anchors"}, preset_anchors=config.anchors)
+    assert choices[-1].line() == (
+        "  backbone.returned_layers = (4, 5): kept, --anchors gives one level a map: without "
+        "it the recipe reads stage 3 too (on the preset's anchors and input: the smallest "
+        "class 'dot' is 80 px once resized and an image holds 2 objects (the median), in a "
+        f"run of {FINER_MAP_STEPS} steps or more); --returned-layers 3 4 5 takes an anchor "
+        "file of 4 levels"
+    )
+    assert choices[-1].min_steps is None
+    # Where the run is too short for it, the recipe would not read it either: no note.
+    _, choices = choose_recipe(filed, stats, {"anchors"}, 100, preset_anchors=config.anchors)
+    assert "backbone.returned_layers" not in [choice.setting for choice in choices]
+    # Stages given as well: the recipe keeps them either way, and says only the input.
+    given = {"anchors", "backbone.returned_layers"}
+    _, choices = choose_recipe(filed, stats, given, preset_anchors=config.anchors)
+    assert "backbone.returned_layers" not in [choice.setting for choice in choices]
+
+
 def test_recipe_lines_say_a_setting_chosen_twice_once_with_its_final_value() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     # 'dot' 20 px at 800: enlarged to 1120, then drawn at 896-1120.
@@ -545,6 +594,24 @@ def _large_dots(root):
         lines = "0 0.25 0.25 0.5 0.5\n0 0.75 0.75 0.5 0.5\n"
         (root / "labels" / "train" / f"{k}.txt").write_text(lines)
     return root
+
+
+def test_train_with_an_anchor_file_says_the_finer_stage_it_forgoes(tmp_path, capsys, monkeypatch):
+    data = _large_dots(tmp_path / "dots")
+    sizes, ratios = ((48, 96),) * 3, ((1.0,),) * 3
+    path = write_anchor_file(tmp_path / "a.json", AnchorConfig(sizes, ratios), {})
+    monkeypatch.setattr(recipe, "FINER_MAP_STEPS", 1)  # the run's one step fits it
+    argv = ["train", "--data", str(data), "--min-size", "128", "160", "192", "--max-size"]
+    argv += ["192", "--preset", "mobilenet_v2_fpn", "--steps", "1", "--anchors", str(path)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    assert (
+        "  backbone.returned_layers = (4, 5): kept, --anchors gives one level a map: without "
+        "it the recipe reads stage 3 too (on the preset's anchors and input: the smallest "
+        "class 'dot' is 96 px once resized and an image holds 2 objects (the median)); "
+        "--returned-layers 3 4 5 takes an anchor file of 4 levels\n"
+    ) in capsys.readouterr().out
+    config = load_model(tmp_path / "run" / "model.safetensors").config
+    assert config.backbone.resolved_returned_layers() == (4, 5)
 
 
 def _timed_at(seconds: float, timings: list[float]):

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..anchor_file import with_anchor_file
-from ..config import BACKBONES, FasterRCNNConfig
+from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig
 from ..counted import counted
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
@@ -627,6 +627,22 @@ def returned_layers(args: argparse.Namespace) -> tuple[int, ...] | None:
     return None
 
 
+def anchors_without_file(
+    args: argparse.Namespace, class_names: Sequence[str]
+) -> AnchorConfig | None:
+    """The anchors the run's model would have without ``--anchors`` (``None`` without
+    it, or where its ``--returned-layers`` need the file), for the recipe to say what the
+    file's anchors forgo."""
+    if not args.anchors:
+        return None
+    try:
+        return model_config(
+            argparse.Namespace(**{**vars(args), "anchors": None}), class_names
+        ).anchors
+    except ValueError:  # stages the preset has no anchors for
+        return None
+
+
 def with_recipe(
     config: FasterRCNNConfig,
     dataset: DetectionDataset,
@@ -649,10 +665,11 @@ def with_recipe(
     steps = None if args.minutes is not None else run_length(args)
     kept = detector_fpn_stages(args.weights) if args.weights else None
     box_head = args.scheme != "rpn"  # the RPN alone: no choice for the head
-    chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head)
+    unfiled = anchors_without_file(args, config.class_names)
+    chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head, unfiled)
     if steps is None and any(choice.min_steps for choice in choices):
         steps = steps_that_fit(args, chosen, dataset)
-        chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head)
+        chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head, unfiled)
     config = chosen
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import BACKBONES, FasterRCNNConfig
+from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig
 from ..counted import counted
 from ..data.dataset import (
     Sample,
@@ -400,6 +400,7 @@ def choose_recipe(
     steps: int | None = None,
     weights_stages: tuple[int, ...] | None = None,
     box_head: bool = True,
+    preset_anchors: AnchorConfig | None = None,
 ) -> tuple[FasterRCNNConfig, list[RecipeChoice]]:
     """The config to train, and the choices that made it from ``config``.
 
@@ -423,7 +424,34 @@ def choose_recipe(
             (``--scheme rpn``) gets no choice that concerns the head alone (its RoI
             sampling, its detections an image and the proposals they need, its NMS):
             its model keeps the preset's, and says its box head is untrained.
+        preset_anchors: the anchors ``config`` has without its anchor file (with
+            ``"anchors"`` given): where they lead to an input or backbone stages the
+            file's anchors do not, a choice keeps the file's and says what it forgoes.
     """
+    chosen, choices = _dataset_choices(config, stats, given, steps, weights_stages, box_head)
+    if preset_anchors is None or "anchors" not in given:
+        return chosen, choices
+    unfiled, unfiled_choices = _dataset_choices(
+        config.replace(anchors=preset_anchors),
+        stats,
+        set(given) - {"anchors"},
+        steps,
+        weights_stages,
+        box_head,
+    )
+    forgone = _forgone_by_anchor_file(chosen, unfiled, unfiled_choices, stats, config)
+    return chosen, choices + forgone
+
+
+def _dataset_choices(
+    config: FasterRCNNConfig,
+    stats: ObjectStatistics,
+    given: Collection[str],
+    steps: int | None,
+    weights_stages: tuple[int, ...] | None,
+    box_head: bool,
+) -> tuple[FasterRCNNConfig, list[RecipeChoice]]:
+    """:func:`choose_recipe` for the anchors ``config`` has."""
     choices = _input_size_choices(config, stats, given)
     if choices:
         # The choices after it see the objects at the enlarged size.
@@ -443,6 +471,66 @@ def choose_recipe(
     if box_head:
         choices += _box_head_output_choices(config, stats, given)
     return _with_choices(config, choices), choices
+
+
+def _forgone_by_anchor_file(
+    chosen: FasterRCNNConfig,
+    unfiled: FasterRCNNConfig,
+    unfiled_choices: Sequence[RecipeChoice],
+    stats: ObjectStatistics,
+    config: FasterRCNNConfig,
+) -> list[RecipeChoice]:
+    """The input size and backbone stages of ``chosen`` (the recipe on an anchor file's
+    anchors) kept where the recipe on the preset's anchors (``unfiled``, made by
+    ``unfiled_choices``) chose others, each saying what the file forgoes; ``stats``: the
+    objects at ``config``'s (the preset's) size."""
+    forgone = []
+    sizes = chosen.transform.min_size
+    if unfiled.transform.min_size[-1] > max(sizes[-1], config.transform.min_size[-1]):
+        forgone.append(
+            RecipeChoice("transform.min_size", sizes, _enlargement_forgone(unfiled, stats, config))
+        )
+    stages = chosen.backbone.resolved_returned_layers()
+    finer = unfiled.backbone.resolved_returned_layers()
+    if finer != stages and finer is not None and stages is not None:
+        rule = next(c for c in unfiled_choices if c.setting == "backbone.returned_layers")
+        forgone.append(
+            RecipeChoice("backbone.returned_layers", stages, _stages_forgone(rule, unfiled, stages))
+        )
+    return forgone
+
+
+def _enlargement_forgone(
+    unfiled: FasterRCNNConfig, stats: ObjectStatistics, config: FasterRCNNConfig
+) -> str:
+    """Why images are not enlarged to the shorter side of ``unfiled`` (the recipe on
+    the preset's anchors) with an anchor file: the class is not under its anchors."""
+    smallest = stats.smallest_class()
+    assert smallest is not None  # an enlargement is for it
+    preset, size = config.transform.min_size[0], unfiled.transform.min_size[-1]
+    return (
+        f"not enlarged {size / preset:.2f} times as without --anchors, where the smallest "
+        f"class {smallest!r} ({pixels(stats.class_sides[smallest])} px once resized to "
+        f"{preset}) is under the preset's smallest anchor ({_smallest_anchor(unfiled):g} px): "
+        f"the anchor file's smallest is {_smallest_anchor(config):g} px"
+    )
+
+
+def _stages_forgone(rule: RecipeChoice, unfiled: FasterRCNNConfig, stages: tuple[int, ...]) -> str:
+    """Why the FPN reads ``stages`` with an anchor file where the recipe on the preset's
+    anchors reads more (``unfiled``, as ``rule`` says): the file has a level a map."""
+    finer = unfiled.backbone.resolved_returned_layers()
+    assert finer is not None  # the caller compared them
+    added = [str(stage) for stage in finer if stage not in stages]
+    named = f"stage{'s' * (len(added) > 1)} {' and '.join(added)}"
+    reason = rule.why.split(": ")[0]  # each rule's why reads 'condition: effect'
+    runs = f", in a run of {rule.min_steps} steps or more" if rule.min_steps else ""
+    option = " ".join(map(str, finer))
+    return (
+        f"kept, --anchors gives one level a map: without it the recipe reads {named} "
+        f"too (on the preset's anchors and input: {reason}{runs}); --returned-layers "
+        f"{option} takes an anchor file of {len(unfiled.anchors.sizes)} levels"
+    )
 
 
 def _box_head_output_choices(
