@@ -7,10 +7,12 @@ import math
 
 import pytest
 import torch
+from PIL import Image
 
 from faster_rcnn.anchor_file import read_anchor_file, with_anchor_file
 from faster_rcnn.anchors import anchors_crossing_border, base_anchors
 from faster_rcnn.cli import main
+from faster_rcnn.cli.anchors import FEW_COVERED
 from faster_rcnn.config import AnchorConfig
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight import anchor_fit
@@ -574,9 +576,67 @@ def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path,
     assert len(with_anchor_file(preset.with_returned_layers((3, 4, 5)), fitted).anchors.sizes) == 4
     with pytest.raises(ValueError, match=r"got 4$"):
         with_anchor_file(preset, fitted)
-    # The preset's own stages need no option.
+    # The preset's own stages need no option (and train without the file reads finer
+    # ones for these small objects, which the advice says first).
     own = tmp_path / "own"
     assert main([*argv, "--preset", "mobilenet_v2_fpn", "--fit", "--out", str(own)]) == 0
     assert capsys.readouterr().out.endswith(
-        f"train with them: faster-rcnn train ... --anchors {own / 'fitted_anchors.json'}\n"
+        f"with them anyway: faster-rcnn train ... --anchors {own / 'fitted_anchors.json'}\n"
+    )
+
+
+def _small_dots(root):
+    """A YOLO set of two 320 x 320 images, each with four 10-px 'dot's: 25 px once resized
+    to the FPN presets' 800, under their 32-px anchors."""
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.txt").write_text("dot\n")
+    centres = "".join(f"0 {x} {y} 0.03125 0.03125\n" for x in (0.3, 0.7) for y in (0.3, 0.7))
+    for k in range(2):
+        Image.new("RGB", (320, 320), (40 * k, 90, 160)).save(root / "images" / "train" / f"{k}.png")
+        (root / "labels" / "train" / f"{k}.txt").write_text(centres)
+    return root
+
+
+def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_path, capsys):
+    # 'dot' 25 px at 800: train enlarges the images 1.28 times (1024 px, the dot 32 px)
+    # and reads stage 3 too (a small class in sparse images); an anchor file (one level a
+    # map, its smallest anchor under the dot) switches both off.
+    data = _small_dots(tmp_path / "dots")
+    argv = ["anchors", "--data", str(data), "--preset", "mobilenet_v2_fpn", "--fit"]
+    assert main([*argv, "--out", str(tmp_path / "fit")]) == 0
+    fitted = tmp_path / "fit" / "fitted_anchors.json"
+    covered = json.loads(fitted.read_text())["covered"]["fitted"]
+    assert covered < FEW_COVERED
+    assert capsys.readouterr().out.endswith(
+        f"; the fitted anchors still give only {covered:.1%} of the boxes an anchor at IoU "
+        "0.7: on this grid no anchor shape reaches the rest\n"
+        "for this data train without --anchors enlarges the images 1.28 times and reads "
+        "backbone stage 3 too, which an anchor file switches off, each measured ahead on "
+        "small objects (benchmarks/recipe_ab.md, rounds 51 and 54): train without "
+        f"--anchors, or with them anyway: faster-rcnn train ... --anchors {fitted}\n"
+    )
+    # Sizes given: no enlargement to forgo, and at 1600 px (the dot 50 px, 1.5 cells of
+    # stride 32) the finer stage alone.
+    sized = tmp_path / "sized"
+    assert main([*argv, "--min-size", "1600", "--max-size", "2000", "--out", str(sized)]) == 0
+    assert (
+        "for this data train without --anchors reads backbone stage 3 too, which an anchor "
+        "file switches off, each measured ahead on small objects (benchmarks/recipe_ab.md, "
+        "round 54): train without --anchors"
+    ) in capsys.readouterr().out
+    # A model: the run it came from chose its maps; the coverage alone is said.
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("mobilenet_v2_fpn", 2)), model)
+    out = tmp_path / "model_fit"
+    assert (
+        main(["anchors", "--data", str(data), "--model", str(model), "--fit", "--out", str(out)])
+        == 0
+    )
+    fitted = out / "fitted_anchors.json"
+    covered = json.loads(fitted.read_text())["covered"]["fitted"]
+    assert capsys.readouterr().out.endswith(
+        f"; the fitted anchors still give only {covered:.1%} of the boxes an anchor at IoU "
+        "0.7: on this grid no anchor shape reaches the rest; a larger input or finer maps "
+        f"reach more; to train with them: faster-rcnn train ... --anchors {fitted}\n"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..anchor_file import with_anchor_file, write_anchor_file
 from ..config import BACKBONES, FasterRCNNConfig
 from ..counted import counted
-from ..data.dataset import image_name_of
+from ..data.dataset import Sample, image_name_of
 from ..insight.anchor_coverage import (
     ImageBoxes,
     PaddedBatchAnchors,
@@ -26,6 +26,7 @@ from ..insight.anchor_plots import CoverageReport
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model, read_model_config
+from ..train.recipe import choose_recipe, object_statistics
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
@@ -40,6 +41,12 @@ from .splits import check_split_name, layout_saying_what_is_left_out, trained_da
 
 FITTED_FILE = "fitted_anchors.json"
 UNCOVERED_SHOWN = 5
+# A fit that leaves most boxes without an anchor at its IoU: no anchor shape reaches them
+# on the model's grid, whose cells are too far apart for them (a plain majority, not a
+# measured threshold).
+FEW_COVERED = 0.5
+# Where the recipe's choices that an anchor file switches off were measured ahead.
+ENLARGED_ROUND, FINER_MAPS_ROUND = 51, 54
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -111,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     picture = report.save(args.out / "anchors.png", f"anchor coverage: {describe(args)}")
     print(f"wrote {picture} and {picture.with_suffix('.json')}")
     if args.fit:
-        fit_and_report(args, model, targets, names)
+        fit_and_report(args, model, targets, names, dataset)
     return 0
 
 
@@ -206,10 +213,14 @@ def print_uncovered(report: CoverageReport) -> None:
 
 
 def fit_and_report(
-    args: argparse.Namespace, model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]
+    args: argparse.Namespace,
+    model: FasterRCNN,
+    targets: list[ImageBoxes],
+    names: Sequence[str],
+    dataset: Sequence[Sample],
 ) -> AnchorFit:
-    """Fit anchors, print the coverage before and after, and write the anchor file and
-    the fitted anchors' picture."""
+    """Fit anchors, print the coverage before and after, write the anchor file and the
+    fitted anchors' picture, and say whether to train with them (:func:`train_advice`)."""
     fit = fit_anchors(
         model,
         targets,
@@ -230,9 +241,67 @@ def fit_and_report(
     notes = {"fitted_at_iou": fit.iou, "covered": fit.covered, "data": str(args.data)}
     path = write_anchor_file(args.out / FITTED_FILE, fit.anchors, notes)
     picture = report.save(args.out / "anchors_fitted.png", f"fitted anchors: {describe(args)}")
-    options = " ".join([*stages_options(model.config), "--anchors", str(path)])
-    print(f"wrote {path} and {picture}; train with them: faster-rcnn train ... {options}")
+    print(f"wrote {path} and {picture}; {train_advice(args, model.config, fit, path, dataset)}")
     return fit
+
+
+def train_advice(
+    args: argparse.Namespace,
+    config: FasterRCNNConfig,
+    fit: AnchorFit,
+    path: Path,
+    dataset: Sequence[Sample],
+) -> str:
+    """The command that trains with the anchor file at ``path``, fitted on ``config``'s
+    model; first, where the fit still covers few boxes (under :data:`FEW_COVERED`) or
+    where ``train`` without the file enlarges the images or reads finer maps for this
+    data (a preset measured, not a model), that: one line, or two."""
+    options = " ".join([*stages_options(config), "--anchors", str(path)])
+    command = f"faster-rcnn train ... {options}"
+    covered = fit.covered["fitted"]
+    few = (
+        f"the fitted anchors still give only {covered:.1%} of the boxes an anchor at IoU "
+        f"{fit.iou:g}: on this grid no anchor shape reaches the rest"
+    )
+    forgone = recipe_forgone(args, config, fit, dataset) if args.model is None else None
+    if forgone is not None:
+        lead = f"{few}\n" if covered < FEW_COVERED else ""
+        return f"{lead}{forgone}: train without --anchors, or with them anyway: {command}"
+    if covered < FEW_COVERED:
+        return f"{few}; a larger input or finer maps reach more; to train with them: {command}"
+    return f"train with them: {command}"
+
+
+def recipe_forgone(
+    args: argparse.Namespace, config: FasterRCNNConfig, fit: AnchorFit, dataset: Sequence[Sample]
+) -> str | None:
+    """What ``train``'s recipe does for this data on the preset's anchors (``config``'s
+    model, at the image sizes given) that the fitted anchors switch off - a larger input,
+    finer maps - with where it was measured ahead; ``None`` where nothing."""
+    preset = config.replace(anchors=preset_config(args.preset, 2).anchors)
+    given = {"transform.min_size"} if args.min_size else set()
+    given |= {"transform.max_size"} if args.max_size else set()
+    stats = object_statistics(dataset, preset)
+    unfiled, _ = choose_recipe(preset, stats, given)
+    filed, _ = choose_recipe(preset.replace(anchors=fit.anchors), stats, given | {"anchors"})
+    done, rounds = [], []
+    size, enlarged = preset.transform.min_size[-1], unfiled.transform.min_size[-1]
+    if enlarged > max(size, filed.transform.min_size[-1]):
+        done.append(f"enlarges the images {enlarged / size:.2f} times")
+        rounds.append(ENLARGED_ROUND)
+    stages = filed.backbone.resolved_returned_layers() or ()
+    added = [str(k) for k in unfiled.backbone.resolved_returned_layers() or () if k not in stages]
+    if added:
+        done.append(f"reads backbone stage{'s' * (len(added) > 1)} {' and '.join(added)} too")
+        rounds.append(FINER_MAPS_ROUND)
+    if not done:
+        return None
+    measured = f"round{'s' * (len(rounds) > 1)} {' and '.join(map(str, rounds))}"
+    return (
+        f"for this data train without --anchors {' and '.join(done)}, which an anchor file "
+        "switches off, each measured ahead on small objects (benchmarks/recipe_ab.md, "
+        f"{measured})"
+    )
 
 
 def stages_options(config: FasterRCNNConfig) -> list[str]:
