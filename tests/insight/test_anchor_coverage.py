@@ -355,3 +355,21 @@ def test_cli_on_data_without_an_object_says_so(tmp_path, capsys):
     assert main(["anchors", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert error == "faster-rcnn: error: the dataset has no ground-truth boxes to measure\n"
+
+
+def test_the_pictures_no_anchor_rings_lie_under_the_boxes_points():
+    # A box of 40 px at the grid's corner (covered) and one of 4 px (no anchor at 0.3): the
+    # rings, drawn over the points, hid the covered boxes beside the uncovered ones.
+    config = preset_config("small", 4).replace(transform={"min_size": (800,), "max_size": 1333})
+    model = FasterRCNN.from_config(config)
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 40.0, 40.0]])
+    coverage = measure_anchor_coverage(model, [((800, 800), boxes)])
+    strides = [(16, 16)] * len(config.anchors.sizes)
+    report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
+    shapes_axes = report.figure("title").axes[1]
+    by_label = {c.get_label(): c for c in shapes_axes.collections}
+    rings = by_label["no anchor at 0.3 (1)"]
+    points = next(c for c in shapes_axes.collections if c.get_array() is not None)
+    anchors = [c for label, c in by_label.items() if label.startswith("anchors, level")]
+    assert rings.get_zorder() < points.get_zorder() < min(a.get_zorder() for a in anchors)
+    assert max(rings.get_linewidths()) < 1

@@ -25,6 +25,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 HISTOGRAM_BINS = 40
 # Fewer major ticks than this in view on a log axis, and its minor ticks are labelled.
 MIN_MAJOR_TICKS = 3
+# The boxes' points are drawn over the "no anchor" rings, the anchor shapes over both.
+POINTS_ZORDER = 2
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,18 @@ class CoverageReport:
         cov = self.coverage
         width = cov.sizes / cov.aspect_ratios.sqrt()
         height = cov.sizes * cov.aspect_ratios.sqrt()
+        # The points over the rings: where many boxes have no anchor, rings drawn on top
+        # hid the points of the covered boxes beside them.
         points = axes.scatter(
-            width, height, c=cov.best_iou, cmap="viridis", vmin=0, vmax=1, s=10, alpha=0.8
+            width,
+            height,
+            c=cov.best_iou,
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            s=10,
+            alpha=0.8,
+            zorder=POINTS_ZORDER,
         )
         figure.colorbar(points, ax=axes, label="best anchor IoU")
         uncovered = cov.best_iou < self.bg_iou_thresh
@@ -132,7 +144,8 @@ class CoverageReport:
                 s=40,
                 facecolors="none",
                 edgecolors=COLOURS[5],
-                linewidths=1.2,
+                linewidths=0.8,
+                zorder=POINTS_ZORDER - 1,
                 label=f"no anchor at {self.bg_iou_thresh:g} ({int(uncovered.sum())})",
             )
         self._draw_anchor_shapes(axes)
@@ -157,6 +170,7 @@ class CoverageReport:
                 facecolors="none",
                 edgecolors="black",
                 linewidths=1.3,
+                zorder=POINTS_ZORDER + 1,
                 label=f"anchors, level {level} (stride {max(stride)})",
             )
 
