@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from faster_rcnn.evaluate.proposal_recall import ProposalRecallEvaluator
-from faster_rcnn.evaluate.recall_plots import write_recall_plots
+from faster_rcnn.evaluate.recall_plots import recall_vs_proposals_figure, write_recall_plots
 
 SizedEvaluator = Callable[..., ProposalRecallEvaluator]
 
@@ -64,3 +64,23 @@ def test_a_limit_no_image_reached_is_left_out_and_an_empty_size_group_is_null(
     by_size = read(tmp_path, "recall_by_size")
     assert by_size["recall"]["0.5"] == {"2": {"small": 1.0, "medium": 1.0, "large": None}}
     assert by_size["not_measured"] == [10]
+
+
+def test_the_recall_against_proposals_legend_lies_outside_the_axes_within_the_picture(
+    sized_evaluator: SizedEvaluator,
+) -> None:
+    # Inside, at the lower right, it covered the points of the most proposals.
+    curves = sized_evaluator((1, 2, 3)).recall_curves()
+    figure, _ = recall_vs_proposals_figure(curves, detection_proposals=2)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.legends
+    box = legend.get_window_extent(renderer)
+    axes = figure.axes[0].get_window_extent(renderer)
+    assert not box.overlaps(axes) and box.x0 > axes.x1
+    assert figure.bbox.contains(box.x0, box.y0) and figure.bbox.contains(box.x1, box.y1)
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "IoU 0.5",
+        "IoU 0.7",
+        "the detections use 2",
+    ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from ..counted import counted
@@ -98,7 +99,17 @@ def plot_recall_vs_proposals(
     The JSON holds ``proposals`` (K,), ``recall`` {threshold: (K,)}, ``num_gt``,
     ``proposals_per_image`` and ``detection_proposals``.
     """
-    figure = new_figure(7.2, 4.8)
+    figure, data = recall_vs_proposals_figure(curves, detection_proposals)
+    return save_figure(figure, path, data)
+
+
+def recall_vs_proposals_figure(
+    curves: RecallCurves, detection_proposals: int | None = None
+) -> tuple[Figure, dict[str, Any]]:
+    """:func:`plot_recall_vs_proposals`'s figure and the numbers it shows. The legend is
+    outside the axes, right of them: inside, at the lower right, it covered the points
+    of the most proposals, where a low recall curve ends."""
+    figure = new_figure(8.4, 4.8)
     axes = figure.add_subplot()
     counts = curves.measured(curves.proposal_counts)
     recall = {t: curves.recall_vs_proposals[t][: len(counts)] for t in curves.iou_thresholds}
@@ -113,7 +124,7 @@ def plot_recall_vs_proposals(
     axes.set_xticklabels([str(k) for k in counts])
     axes.set_xlim(counts[0] / 1.3, counts[-1] * 1.3)
     _style(axes, "proposals per image", "recall")
-    axes.legend(fontsize=TICK_SIZE, loc="lower right")
+    figure.legend(fontsize=TICK_SIZE, loc="outside right upper")
     at_most = ", ".join(f"{_fmt(values[-1])} at IoU {t:g}" for t, values in recall.items())
     title = f"Proposal recall against proposals per image, {counted(curves.num_gt, 'box')}"
     made = f"made per image: mean {_mean_proposals(curves)}, max {curves.max_proposals}"
@@ -124,7 +135,7 @@ def plot_recall_vs_proposals(
         "detection_proposals": detection_proposals,
         **_common_data(curves),
     }
-    return save_figure(figure, path, data)
+    return figure, data
 
 
 def plot_recall_by_size(curves: RecallCurves, path: str | os.PathLike[str]) -> Path:
