@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from given_heads import assert_round_trips, assert_runs_the_given_heads, head_fields
 from torch import Tensor, nn
 
 from faster_rcnn import AnchorGenerator, FasterRCNN
@@ -18,7 +19,6 @@ from faster_rcnn.roi_heads import (
     VGG16BoxHead,
 )
 from faster_rcnn.rpn import RPNHead
-from faster_rcnn.train.checkpoint import load_weights, read_model_config, save_model
 
 CHANNELS = 24
 POOLED = CHANNELS * 7 * 7  # 1176 inputs of a box head on 7x7 RoIs of 24 channels
@@ -123,29 +123,11 @@ def test_a_head_module_sets_its_fields_runs_with_its_weights_and_round_trips(for
     torch.manual_seed(0)
     heads = FORMS[form][0]()
     model = tutorial_model(**heads)
-    config = model.config
-    fields = {
-        "num_classes": config.num_classes,
-        "box_head": config.roi_heads.box_head,
-        "representation_size": config.roi_heads.representation_size,
-        "head_conv_depth": config.rpn.head_conv_depth,
-    }
-    assert fields == FORMS[form][1]
-    given = {
-        "rpn_head": model.rpn.head,
-        "box_head": model.roi_heads.box_head,
-        "box_predictor": model.roi_heads.box_predictor,
-    }
-    for key, module in heads.items():
-        if key != "num_classes":
-            assert given[key] is module
-    save_model(model, tmp_path / "model.safetensors")
-    rebuilt = FasterRCNN(OneMapBackbone(), read_model_config(tmp_path / "model.safetensors"))
-    load_weights(rebuilt, tmp_path / "model.safetensors")
-    expected, got = detections(model), detections(rebuilt)
-    assert sum(len(d["scores"]) for d in got) > 0
-    for x, y in zip(got, expected, strict=True):
-        assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
+    assert head_fields(model) == FORMS[form][1]
+    assert_runs_the_given_heads(model, heads)
+    assert_round_trips(
+        model, lambda config: FasterRCNN(OneMapBackbone(), config), detections, tmp_path
+    )
 
 
 def test_the_given_weights_are_the_ones_the_model_detects_with():

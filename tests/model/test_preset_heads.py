@@ -9,12 +9,12 @@ import re
 
 import pytest
 import torch
+from given_heads import assert_round_trips, assert_runs_the_given_heads, head_fields
 from torch import Tensor
 
 from faster_rcnn import FasterRCNN, models
 from faster_rcnn.roi_heads import ConvFCHead, FastRCNNPredictor, TwoMLPHead, VGG16BoxHead
 from faster_rcnn.rpn import RPNHead
-from faster_rcnn.train.checkpoint import load_weights, read_model_config, save_model
 
 # The small preset: 64 channels, 12 anchors a location (4 sizes x 3 ratios), 7x7 RoIs.
 POOLED = 64 * 7 * 7
@@ -35,27 +35,27 @@ def detections(model: FasterRCNN) -> list[dict[str, Tensor]]:
 FORMS = {
     "a predictor, num_classes left out": (
         lambda: {"box_predictor": FastRCNNPredictor(96, 3)},
-        {"num_classes": 3, "box_head": "two_mlp", "representation_size": 96, "depth": 1},
+        {"num_classes": 3, "box_head": "two_mlp", "representation_size": 96, "head_conv_depth": 1},
     ),
     "a predictor, num_classes None": (
         lambda: {"num_classes": None, "box_predictor": FastRCNNPredictor(256, 5)},
-        {"num_classes": 5, "box_head": "two_mlp", "representation_size": 256, "depth": 1},
+        {"num_classes": 5, "box_head": "two_mlp", "representation_size": 256, "head_conv_depth": 1},
     ),
     "an RPN head": (
         lambda: {"rpn_head": RPNHead(64, 12, conv_depth=2)},
-        {"num_classes": 4, "box_head": "two_mlp", "representation_size": 256, "depth": 2},
+        {"num_classes": 4, "box_head": "two_mlp", "representation_size": 256, "head_conv_depth": 2},
     ),
     "a box head": (
         lambda: {"num_classes": 2, "box_head": TwoMLPHead(POOLED, 128)},
-        {"num_classes": 2, "box_head": "two_mlp", "representation_size": 128, "depth": 1},
+        {"num_classes": 2, "box_head": "two_mlp", "representation_size": 128, "head_conv_depth": 1},
     ),
     "the v2 model's conv head": (
         lambda: {"box_head": ConvFCHead(64, 7, 96)},
-        {"num_classes": 4, "box_head": "conv_fc", "representation_size": 96, "depth": 1},
+        {"num_classes": 4, "box_head": "conv_fc", "representation_size": 96, "head_conv_depth": 1},
     ),
     "the paper's VGG-16 head": (
         lambda: {"box_head": VGG16BoxHead(POOLED, 64)},
-        {"num_classes": 4, "box_head": "vgg16", "representation_size": 64, "depth": 1},
+        {"num_classes": 4, "box_head": "vgg16", "representation_size": 64, "head_conv_depth": 1},
     ),
     "all three": (
         lambda: {
@@ -63,7 +63,7 @@ FORMS = {
             "box_head": ConvFCHead(64, 7, 64),
             "box_predictor": FastRCNNPredictor(64, 6),
         },
-        {"num_classes": 6, "box_head": "conv_fc", "representation_size": 64, "depth": 3},
+        {"num_classes": 6, "box_head": "conv_fc", "representation_size": 64, "head_conv_depth": 3},
     ),
 }
 
@@ -73,27 +73,9 @@ def test_a_head_module_sets_its_fields_runs_with_its_weights_and_round_trips(for
     torch.manual_seed(0)
     heads = FORMS[form][0]()
     model = small_model(**heads)
-    config = model.config
-    fields = {
-        "num_classes": config.num_classes,
-        "box_head": config.roi_heads.box_head,
-        "representation_size": config.roi_heads.representation_size,
-        "depth": config.rpn.head_conv_depth,
-    }
-    assert fields == FORMS[form][1]
-    used = {
-        "rpn_head": model.rpn.head,
-        "box_head": model.roi_heads.box_head,
-        "box_predictor": model.roi_heads.box_predictor,
-    }
-    assert all(used[key] is module for key, module in heads.items() if key != "num_classes")
-    save_model(model, tmp_path / "model.safetensors")
-    rebuilt = FasterRCNN.from_config(read_model_config(tmp_path / "model.safetensors"))
-    load_weights(rebuilt, tmp_path / "model.safetensors")
-    expected, got = detections(model), detections(rebuilt)
-    assert sum(len(d["scores"]) for d in got) > 0
-    for x, y in zip(got, expected, strict=True):
-        assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
+    assert head_fields(model) == FORMS[form][1]
+    assert_runs_the_given_heads(model, heads)
+    assert_round_trips(model, FasterRCNN.from_config, detections, tmp_path)
 
 
 def test_the_given_weights_are_the_ones_the_model_detects_with():

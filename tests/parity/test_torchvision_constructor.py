@@ -8,38 +8,21 @@ The peer runs ``torchvision_side.py tiny_heads`` in its own environment: point
 see test_torchvision_presets.py).
 """
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 import torch
 from tiny_backbone import TinyBackbone
-from torchvision_record import check_eval, check_train
+from torchvision_record import check_eval, check_train, needs_peer, peer_record
 
 from faster_rcnn import AnchorGenerator, FasterRCNN
 from faster_rcnn.roi_heads import FastRCNNPredictor, MultiScaleRoIAlign
 from faster_rcnn.rpn import RPNHead
 
-PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
-SCRIPT = Path(__file__).parent / "torchvision_side.py"
-
-pytestmark = pytest.mark.skipif(
-    not Path(PEER_PYTHON).is_file(),
-    reason="set FASTER_RCNN_TORCHVISION_PYTHON to a Python that has torchvision",
-)
+pytestmark = needs_peer
 
 
 @pytest.fixture(scope="module")
 def record(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("torchvision") / "tiny_heads.pt"
-    threads = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
-    subprocess.run(
-        [PEER_PYTHON, str(SCRIPT), "tiny_heads", str(out)],
-        check=True,
-        env={**os.environ, **threads},
-    )
-    return torch.load(out, weights_only=True)
+    return peer_record("tiny_heads", tmp_path_factory)
 
 
 def heads_model() -> FasterRCNN:

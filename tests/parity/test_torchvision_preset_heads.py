@@ -9,37 +9,19 @@ The peer runs ``torchvision_side.py builder_heads`` in its own environment: poin
 see test_torchvision_presets.py).
 """
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
-import torch
-from torchvision_record import check_eval, check_train
+from torchvision_record import check_eval, check_train, needs_peer, peer_record
 
 from faster_rcnn.models import mobilenet_v3_large_320_fpn
 from faster_rcnn.roi_heads import TwoMLPHead
 from faster_rcnn.rpn import RPNHead
 
-PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
-SCRIPT = Path(__file__).parent / "torchvision_side.py"
-
-pytestmark = pytest.mark.skipif(
-    not Path(PEER_PYTHON).is_file(),
-    reason="set FASTER_RCNN_TORCHVISION_PYTHON to a Python that has torchvision",
-)
+pytestmark = needs_peer
 
 
 @pytest.fixture(scope="module")
 def record(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("torchvision") / "builder_heads.pt"
-    threads = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
-    subprocess.run(
-        [PEER_PYTHON, str(SCRIPT), "builder_heads", str(out)],
-        check=True,
-        env={**os.environ, **threads},
-    )
-    return torch.load(out, weights_only=True)
+    return peer_record("builder_heads", tmp_path_factory)
 
 
 def test_a_preset_given_heads_builds_and_computes_what_torchvision_s_builder_does(record):

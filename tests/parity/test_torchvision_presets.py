@@ -11,13 +11,8 @@ agree within 3.3e-7 of their largest entry on 1 and on 2 threads, once the box h
 ReLUs at the edge are replayed (``torchvision_record.RELU_EDGE``).
 """
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
-import torch
-from torchvision_record import check_eval, check_resize, check_train
+from torchvision_record import check_eval, check_resize, check_train, needs_peer, peer_record
 
 from faster_rcnn.fast_inference import optimize_for_inference
 from faster_rcnn.models import (
@@ -28,8 +23,6 @@ from faster_rcnn.models import (
     resnet50_fpn_v2,
 )
 
-PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
-SCRIPT = Path(__file__).parent / "torchvision_side.py"
 PRESETS = {
     "resnet50": resnet50_fpn,
     "resnet50_fpn_v2": resnet50_fpn_v2,
@@ -38,10 +31,7 @@ PRESETS = {
     "mobilenet_v3_large_320_fpn": mobilenet_v3_large_320_fpn,
 }
 
-pytestmark = pytest.mark.skipif(
-    not Path(PEER_PYTHON).is_file(),
-    reason="set FASTER_RCNN_TORCHVISION_PYTHON to a Python that has torchvision",
-)
+pytestmark = needs_peer
 
 
 @pytest.fixture(scope="module", params=list(PRESETS))
@@ -51,15 +41,7 @@ def preset(request) -> str:
 
 @pytest.fixture(scope="module")
 def record(preset, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("torchvision") / f"{preset}.pt"
-    # The peer runs on as many threads as this process: a convolution's summation order
-    # can depend on the thread count, and a random ResNet-50 amplifies the rounding
-    # (0.002 px on a box between 1 and 2 threads).
-    threads = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
-    subprocess.run(
-        [PEER_PYTHON, str(SCRIPT), preset, str(out)], check=True, env={**os.environ, **threads}
-    )
-    return torch.load(out, weights_only=True)
+    return peer_record(preset, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

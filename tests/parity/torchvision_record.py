@@ -4,14 +4,26 @@ The tolerances below are the ones the README states; the checks return the worst
 differences they saw, which the parity tests print (``pytest -s``).
 """
 
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 import torch
 from torch import Tensor
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.backbones.training_conv import training_rewrites
+
+PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
+SCRIPT = Path(__file__).parent / "torchvision_side.py"
+# The mark of a module that needs the peer: skipped where it is not set.
+needs_peer = pytest.mark.skipif(
+    not Path(PEER_PYTHON).is_file(),
+    reason="set FASTER_RCNN_TORCHVISION_PYTHON to a Python that has torchvision",
+)
 
 HEAD_PREFIXES = ("rpn.head.", "roi_heads.box_head.", "roi_heads.box_predictor.")
 BOX_ATOL = 1e-3  # px, detections and proposals
@@ -33,6 +45,19 @@ RELU_EDGE = 3e-7
 # whole channel's gradient: up to 1.6e-3 there, over most entries, while the predictor
 # after it and the losses agree within 1.4e-7 and 5e-10. Its gradients get this tolerance.
 GRAD_ATOL_BATCH_NORM_HEAD = 5e-3
+
+
+def peer_record(model: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The record ``torchvision_side.py model`` writes, run by the peer's interpreter on
+    as many threads as this process: a convolution's summation order can depend on the
+    thread count, and a random ResNet-50 amplifies the rounding (0.002 px on a box
+    between 1 and 2 threads)."""
+    out = tmp_path_factory.mktemp("torchvision") / f"{model}.pt"
+    threads = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+    subprocess.run(
+        [PEER_PYTHON, str(SCRIPT), model, str(out)], check=True, env={**os.environ, **threads}
+    )
+    return torch.load(out, weights_only=True)
 
 
 class ReplaySampler:
