@@ -11,13 +11,51 @@ from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.train_config import TrainConfig
 
 
-def test_the_budget_stops_the_run_once_its_seconds_are_spent(monkeypatch):
+def test_the_budget_starts_no_step_that_would_end_past_its_seconds(monkeypatch):
     # A clock that reads 10 s later each time it is read; the budget starts at 0 s.
     clock = iter(range(0, 10_000, 10))
     monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
     budget = TimeBudget(steps=1000, max_seconds=35.0)
-    assert [budget.plan(step) for step in range(3)] == [1000, 1000, 1000]  # 10, 20, 30 s
-    assert budget.plan(3) is None  # 40 s > 35 s
+    assert [budget.plan(step) for step in range(2)] == [1000, 1000]  # 10 s, 20 s + 10 s
+    assert budget.plan(2) is None  # 30 s + a 10 s step would end at 40 s > 35 s
+
+
+def test_the_next_step_is_predicted_from_the_median_of_the_last_five(monkeypatch):
+    """Steps of 8, 30, 9, 10 and 10 s after 1 s of setup, in a 70 s budget: each step
+    starts while the median of the steps before it says it ends by 70 s; the sixth, at
+    68 s with a median of 10 s, would end at 78 s and does not start (it used to, and the
+    run overran by most of a step)."""
+    readings = iter([0.0, 1.0, 9.0, 39.0, 48.0, 58.0, 68.0])
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: next(readings))
+    budget = TimeBudget(steps=1000, max_seconds=70.0)
+    # Medians 19 (39 + 19 = 58), 9 (48 + 9 = 57) and 9.5 (58 + 9.5 = 67.5) fit.
+    assert [budget.plan(step) for step in range(5)] == [1000] * 5
+    assert budget.plan(5) is None
+    assert list(budget.recent_step_seconds) == [8.0, 30.0, 9.0, 10.0, 10.0]
+    assert budget.why_stopped() == (
+        "68 s of the 70 s budget spent, and a step takes about 10.0 s (the median of the "
+        "last 5 steps): the next would end past the budget"
+    )
+
+
+def test_the_first_step_runs_unless_the_budget_is_spent(monkeypatch):
+    readings = iter([0.0, 4.0, 0.0, 6.0])
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: next(readings))
+    assert TimeBudget(steps=10, max_seconds=5.0).plan(0) == 10  # nothing timed: 4 s < 5 s
+    spent = TimeBudget(steps=10, max_seconds=5.0)
+    assert spent.plan(0) is None
+    assert spent.why_stopped() == "6 s of the 5 s budget spent"
+
+
+def test_a_resumed_budget_predicts_its_first_step_from_the_steps_timed_before(monkeypatch):
+    """A run that stopped 60 s into a 70 s budget, its last steps 9-12 s: resumed 1 s
+    later, its first step would end at 71 s (the median, 10 s) and does not start."""
+    readings = iter([0.0, 1.0])
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: next(readings))
+    budget = TimeBudget(
+        steps=1000, max_seconds=70.0, start_step=6, spent=60.0, step_seconds=[9.0, 10.0, 12.0]
+    )
+    assert budget.plan(6) is None
 
 
 def test_a_resumed_budget_goes_on_from_the_seconds_counted_and_the_plan_projected(
@@ -25,14 +63,14 @@ def test_a_resumed_budget_goes_on_from_the_seconds_counted_and_the_plan_projecte
 ):
     """A run stopped after 25 s and 30 steps, having projected 60: resumed, its clock
     reads 25 s more than this process's, it keeps the 60 steps until it has timed 20
-    steps of its own, and it stops once the 35 s budget is spent, 10 s on."""
+    steps of its own, and it starts no step that would end past the 35 s budget."""
     clock = iter(range(1000, 10_000))  # 1 s a reading; this process starts at 1000 s
     monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
     budget = TimeBudget(steps=1000, max_seconds=35.0, start_step=30, spent=25.0, plan=60)
     assert budget.projected and budget.shown_plan == budget.kept_plan == 60
     assert budget.seconds_spent() == 26.0  # 1 s after the budget was made
-    assert [budget.plan(step) for step in range(30, 39)] == [60] * 9  # at 27 ... 35 s
-    assert budget.plan(39) is None  # 36 s > 35 s
+    assert [budget.plan(step) for step in range(30, 38)] == [60] * 8  # at 27 ... 34 s
+    assert budget.plan(38) is None  # 35 s + a 1 s step > 35 s
     assert TimeBudget(steps=1000, max_seconds=None).kept_plan is None
 
 

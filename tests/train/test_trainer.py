@@ -110,7 +110,7 @@ def test_metrics_file_has_one_record_per_step(tmp_path):
     assert TrainingCheckpoint.find(tmp_path / "rpn1") is not None
 
 
-def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatch):
+def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatch, capsys):
     # A fake clock that reads 1 s later each time it is read (3 readings per step).
     clock = iter(range(10_000))
     monkeypatch.setattr("faster_rcnn.train.trainer.time.perf_counter", lambda: float(next(clock)))
@@ -124,13 +124,17 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
         lr_decay_at=(0.5,),
         checkpoint_every=None,
     )
-    history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit()
+    history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path, progress=True).fit()
     lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
     # Step k is planned at 3k + 2 s. The plan is 100 steps until the pacer's first
-    # projection at step 20 (62 s): 20 + 28 s * 20 / 62 s = 29 steps, decay at 14, so the
-    # rate drops there at once; step 29 (89 s) still runs, step 30 (92 s) is past 90 s.
-    assert len(history) == len(lrs) == 30
-    assert lrs == pytest.approx([0.01] * 20 + [0.001] * 10)
+    # projection at step 20 (62 s): 20 + 28 s * 20 / 60 s = 29 steps, decay at 14, so the
+    # rate drops there at once; step 28 (86 s) ends by 90 s, step 29 (89 s) would not.
+    assert len(history) == len(lrs) == 29
+    assert lrs == pytest.approx([0.01] * 20 + [0.001] * 9)
+    assert (
+        "joint: stopped after 29 steps: 89 s of the 90 s budget spent, and a step takes about "
+        "3.0 s (the median of the last 5 steps): the next would end past the budget"
+    ) in capsys.readouterr().out
 
 
 def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
@@ -160,12 +164,17 @@ def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
     assert saved.step == 25 and saved.lr_scale == pytest.approx(scale)
     # Resumed at step 25, the budget goes on from the seconds it had counted and the plan
     # it had projected: the rate stays decayed and scaled, and the run stops where the
-    # uninterrupted one did (after step 29), not after a second budget.
+    # uninterrupted one did (after 29 steps: a 3 s step at 89 s would end past 90 s), not
+    # after a second budget.
     assert saved.planned_steps == 29 and saved.seconds_spent == pytest.approx(76.0)
+    assert saved.step_seconds == [3.0] * 5
     history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit(resume=True)
     lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
-    assert len(history) == len(lrs) == 30
-    assert lrs[25:] == pytest.approx([0.001 * scale] * 5)
+    assert len(history) == len(lrs) == 29
+    assert lrs[25:] == pytest.approx([0.001 * scale] * 4)
+    # Resumed again, the steps timed before say the next would end past the budget.
+    history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit(resume=True)
+    assert len(history) == len(read_records(tmp_path / "metrics.jsonl")) == 29
 
 
 def test_a_time_limited_run_resumed_for_longer_lays_its_schedule_over_the_new_length(
@@ -180,24 +189,24 @@ def test_a_time_limited_run_resumed_for_longer_lays_its_schedule_over_the_new_le
         steps=1000, batch_size=1, lr=0.01, warmup_steps=0, max_seconds=66.0, checkpoint_every=None
     )
     Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path / "minutes").fit()
-    # The first projection (step 20, 62 s) fits 21 steps; step 21 (65 s) still runs.
+    # The first projection (step 20, 62 s) fits 21 steps; step 21 (65 s) would end at 68 s.
     saved = TrainingCheckpoint.load(tmp_path / "minutes" / "joint", tiny_model())
-    assert (saved.step, saved.planned_steps) == (22, 22)
+    assert (saved.step, saved.planned_steps) == (21, 21)
     shutil.copytree(tmp_path / "minutes", tmp_path / "steps")
 
     longer = cfg.replace(max_seconds=132.0)
     Trainer(tiny_model(), DATA, longer, out_dir=tmp_path / "minutes").fit(resume=True)
     lrs = [record["lr"] for record in read_records(tmp_path / "minutes" / "metrics.jsonl")]
-    # The plan of 44 steps holds until the resumed run has timed 20 steps of its own.
-    assert lrs[22:42] == pytest.approx([learning_rate(cfg, step, 44) for step in range(22, 42)])
-    assert min(lrs[22:]) > 0
+    # The plan of 42 steps holds until the resumed run has timed 20 steps of its own.
+    assert lrs[21:41] == pytest.approx([learning_rate(cfg, step, 42) for step in range(21, 41)])
+    assert min(lrs[21:]) > 0
 
     steps = cfg.replace(steps=33, max_seconds=None)
     with pytest.warns(UserWarning, match=r"run length 1\.1 minutes, at most 1000 steps -> 33 "):
         Trainer(tiny_model(), DATA, steps, out_dir=tmp_path / "steps").fit(resume=True)
     lrs = [record["lr"] for record in read_records(tmp_path / "steps" / "metrics.jsonl")]
-    assert lrs[22:] == pytest.approx([learning_rate(steps, step) for step in range(22, 33)])
-    assert min(lrs[22:]) > 0
+    assert lrs[21:] == pytest.approx([learning_rate(steps, step) for step in range(21, 33)])
+    assert min(lrs[21:]) > 0
 
 
 def test_amp_is_ignored_on_a_cpu_without_bfloat16(monkeypatch):

@@ -1,22 +1,29 @@
 """The time budget of a run: its clock, and the run length its schedule is laid over.
 
-A run given ``max_seconds`` stops when they are spent; so that it still ends at its
-lowest learning rate, :class:`TimeBudgetPacer` re-plans the schedule's length from the
-speed measured as it runs. :class:`SharedBudget` splits one budget among the stages of a
-run (the alternating scheme's four steps).
+A run given ``max_seconds`` starts no step that its recent steps' times say would end
+past them; so that it still ends at its lowest learning rate, :class:`TimeBudgetPacer`
+re-plans the schedule's length from the speed measured as it runs. :class:`SharedBudget`
+splits one budget among the stages of a run (the alternating scheme's four steps).
 """
 
 from __future__ import annotations
 
 import bisect
+import statistics
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import torch
 
+from ..counted import counted
 from . import distributed
 
 _CPU = torch.device("cpu")
+# The steps whose median time predicts the next step's: few, so that a run that slows
+# down (a loaded machine) is followed within a step or two, and one slow step (a
+# checkpoint written) is not taken for the speed.
+RECENT_STEPS = 5
 
 
 class TimeBudget:
@@ -33,6 +40,8 @@ class TimeBudget:
             checkpoint's :meth:`seconds_spent`): the clock goes on from them.
         plan: the run length that run had projected (its checkpoint's :attr:`kept_plan`),
             kept until the resumption has timed its own steps.
+        step_seconds: that run's last steps' times (its checkpoint's
+            :attr:`recent_step_seconds`), which predict the resumption's first step.
     """
 
     def __init__(
@@ -44,19 +53,46 @@ class TimeBudget:
         device: torch.device = _CPU,
         spent: float = 0.0,
         plan: int | None = None,
+        step_seconds: Sequence[float] = (),
     ) -> None:
         self.max_seconds = max_seconds
         self.world_size, self.device = world_size, device
         self.pacer = TimeBudgetPacer(steps, max_seconds, start_step, spent=spent, plan=plan)
+        self.recent_step_seconds: deque[float] = deque(step_seconds, maxlen=RECENT_STEPS)
+        # The elapsed seconds read at the last plan, when the step after it started.
+        self._last_read: float | None = None
         self.start = time.perf_counter() - spent
 
     def plan(self, step: int) -> int | None:
-        """The run length to lay the schedule over at step ``step``; ``None`` once the
-        budget is spent (the step must not run)."""
+        """The run length to lay the schedule over at step ``step``; ``None`` where the
+        step would end past the budget (:meth:`next_step_seconds` from now): it must not
+        run. A run's first step runs unless the budget is already spent."""
         elapsed = self.elapsed()
-        if self.max_seconds is not None and elapsed > self.max_seconds:
+        if self._last_read is not None:
+            self.recent_step_seconds.append(elapsed - self._last_read)
+        self._last_read = elapsed
+        if self.max_seconds is not None and elapsed + self.next_step_seconds() > self.max_seconds:
             return None
         return self.pacer.update(step, elapsed)
+
+    def why_stopped(self) -> str:
+        """Why the last plan refused its step, in words: the seconds spent, and the
+        step's predicted time where one was timed."""
+        spent = f"{self._last_read:.0f} s of the {self.max_seconds:.0f} s budget spent"
+        timed = len(self.recent_step_seconds)
+        if not timed:
+            return spent
+        return (
+            f"{spent}, and a step takes about {self.next_step_seconds():.1f} s (the median "
+            f"of the last {counted(timed, 'step')}): the next would end past the budget"
+        )
+
+    def next_step_seconds(self) -> float:
+        """The next step's time as predicted: the median of the last
+        :data:`RECENT_STEPS` steps' (0 before a step is timed)."""
+        if not self.recent_step_seconds:
+            return 0.0
+        return statistics.median(self.recent_step_seconds)
 
     @property
     def projected(self) -> bool:

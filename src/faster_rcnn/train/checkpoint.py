@@ -43,7 +43,9 @@ from ..state_dict_io import check_finite
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
 # Fields added to the format since: a state written before them lacks them (defaults).
-_ADDED_FIELDS = frozenset({"lr_scale", "seconds_spent", "planned_steps", "data", "weights"})
+_ADDED_FIELDS = frozenset(
+    {"lr_scale", "seconds_spent", "planned_steps", "step_seconds", "data", "weights"}
+)
 MODEL_FILE = "model.safetensors"
 # The metadata of a model whose box head was never trained (the RPN trained alone).
 UNTRAINED = "untrained"
@@ -294,6 +296,9 @@ class TrainingCheckpoint:
             older versions' states.
         planned_steps: the run length its time budget had projected (the schedule's
             length), ``None`` before a projection; absent from older versions' states.
+        step_seconds: the last steps' times (at most
+            :data:`~faster_rcnn.train.budget.RECENT_STEPS`), which predict whether a
+            resumed run's first step fits its budget; absent from older versions' states.
         data: what the stage trained on (:func:`data_signature`); absent from older
             versions' states.
         weights: the initial weights the stage's model was built from
@@ -314,6 +319,7 @@ class TrainingCheckpoint:
     lr_scale: float | None = None
     seconds_spent: float | None = None
     planned_steps: int | None = None
+    step_seconds: list[float] | None = None
     data: dict[str, Any] | None = None
     weights: dict[str, Any] | None = None
 

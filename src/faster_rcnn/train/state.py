@@ -104,11 +104,13 @@ class TrainingState:
         self.generator = torch.Generator().manual_seed(derive_seed(cfg.seed, rank, world_size))
         # The short-run scale of the rate, once the stage settles it (see Trainer).
         self.lr_scale: float | None = None
-        # Where the stage's time budget stands: the seconds it counted and the run length
-        # it projected, so that a resumed run goes on with the time left and the same
-        # schedule (see TimeBudget).
+        # Where the stage's time budget stands: the seconds it counted, the run length it
+        # projected and its last steps' times, so that a resumed run goes on with the time
+        # left and the same schedule, and starts no step that would end past it (see
+        # TimeBudget).
         self.seconds_spent = 0.0
         self.planned_steps: int | None = None
+        self.step_seconds: list[float] = []
 
     def save(self, stage_dir: Path, history: list[dict[str, float]]) -> None:
         """Checkpoint the model and this state after ``len(history)`` steps (rank 0
@@ -133,6 +135,7 @@ class TrainingState:
             lr_scale=self.lr_scale,
             seconds_spent=self.seconds_spent,
             planned_steps=self.planned_steps,
+            step_seconds=self.step_seconds,
             data=self.data,
             weights=self.weights,
         ).save(stage_dir, self.model)
@@ -174,6 +177,7 @@ class TrainingState:
         self.lr_scale = checkpoint.lr_scale
         self.weights = checkpoint.weights  # the run's start, not this process's
         self.seconds_spent = checkpoint.seconds_spent or 0.0
+        self.step_seconds = list(checkpoint.step_seconds or [])
         saved_budget = checkpoint.train_config.get("max_seconds")
         self.planned_steps = resumed_plan(
             checkpoint.planned_steps, saved_budget, self.cfg.max_seconds

@@ -222,6 +222,7 @@ class Trainer:
             self.device,
             spent=self.state.seconds_spent,
             plan=self.state.planned_steps,
+            step_seconds=self.state.step_seconds,
         )
         cadence = self._cadence(history, resume, budget)
         losses_of = self._batch_losses()
@@ -237,6 +238,10 @@ class Trainer:
                 tic = time.perf_counter()
                 planned_steps = budget.plan(step)
                 if planned_steps is None:
+                    self._say(
+                        f"{self.stage}: stopped after {counted(step, 'step')}: "
+                        + budget.why_stopped()
+                    )
                     break
                 batch = next(batches)
                 unreadable = self._check_batch(step, batch)
@@ -272,6 +277,11 @@ class Trainer:
                     f"{self.state.lr_scale:.2f} times, to {self.cfg.lr * self.state.lr_scale:g}"
                 )
         return 1.0 if self.state.lr_scale is None else self.state.lr_scale
+
+    def _say(self, line: str) -> None:
+        """Write ``line`` above the progress bar, where there is one (rank 0's)."""
+        if self.progress and self.rank == 0:
+            tqdm.write(line)
 
     def _lost_peers_message(self, reason: str) -> str:
         """What a data-parallel stage that lost a process says (see
@@ -312,9 +322,10 @@ class Trainer:
 
     def _save(self, stage_dir: Path, history: list[dict[str, float]], budget: TimeBudget) -> None:
         """Checkpoint the stage in ``stage_dir`` after ``len(history)`` steps, with the
-        seconds its budget counted and the run length it projected."""
+        seconds its budget counted, the run length it projected and its last steps' times."""
         self.state.seconds_spent = budget.seconds_spent()
         self.state.planned_steps = budget.kept_plan
+        self.state.step_seconds = list(budget.recent_step_seconds)
         self.state.save(stage_dir, history)
 
     def _shared_clock(self) -> float:
