@@ -28,8 +28,10 @@ def test_the_next_step_is_predicted_from_the_median_of_the_last_five(monkeypatch
     readings = iter([0.0, 1.0, 9.0, 39.0, 48.0, 58.0, 68.0])
     monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: next(readings))
     budget = TimeBudget(steps=1000, max_seconds=70.0)
-    # Medians 19 (39 + 19 = 58), 9 (48 + 9 = 57) and 9.5 (58 + 9.5 = 67.5) fit.
-    assert [budget.plan(step) for step in range(5)] == [1000] * 5
+    # Medians 19 (39 + 19 = 58), 9 (48 + 9 = 57) and 9.5 (58 + 9.5 = 67.5) fit. From the
+    # third step on, the run fits fewer than 20: 3 + 1 (22 s left at 3 steps in 47 s),
+    # then 4 + 0, at least the step about to run.
+    assert [budget.plan(step) for step in range(5)] == [1000, 1000, 1000, 4, 5]
     assert budget.plan(5) is None
     assert list(budget.recent_step_seconds) == [8.0, 30.0, 9.0, 10.0, 10.0]
     assert budget.why_stopped() == (
@@ -62,14 +64,16 @@ def test_a_resumed_budget_goes_on_from_the_seconds_counted_and_the_plan_projecte
     monkeypatch,
 ):
     """A run stopped after 25 s and 30 steps, having projected 60: resumed, its clock
-    reads 25 s more than this process's, it keeps the 60 steps until it has timed 20
-    steps of its own, and it starts no step that would end past the 35 s budget."""
+    reads 25 s more than this process's, it keeps the 60 steps until it has timed 3 steps
+    of its own that say it fits fewer than 20 more (or 20 steps), and it starts no step
+    that would end past the 35 s budget."""
     clock = iter(range(1000, 10_000))  # 1 s a reading; this process starts at 1000 s
     monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: float(next(clock)))
     budget = TimeBudget(steps=1000, max_seconds=35.0, start_step=30, spent=25.0, plan=60)
     assert budget.projected and budget.shown_plan == budget.kept_plan == 60
     assert budget.seconds_spent() == 26.0  # 1 s after the budget was made
-    assert [budget.plan(step) for step in range(30, 38)] == [60] * 8  # at 27 ... 34 s
+    # At step 33 (30 s), 3 steps in 3 s: 5 s left fit 33 + 5.
+    assert [budget.plan(step) for step in range(30, 38)] == [60] * 3 + [38] * 5  # 27 ... 34 s
     assert budget.plan(38) is None  # 35 s + a 1 s step > 35 s
     assert TimeBudget(steps=1000, max_seconds=None).kept_plan is None
 
@@ -98,8 +102,48 @@ def test_the_plan_shown_is_none_until_the_budget_projects_the_run(monkeypatch):
 
 def test_pacer_keeps_the_plan_without_a_budget_or_before_min_steps():
     assert TimeBudgetPacer(100, None).update(50, 1e9) == 100
-    # 10 steps in 100 s of a 120 s budget would project 12 steps, but 10 < min_steps.
-    assert TimeBudgetPacer(100, 120.0, min_steps=20).update(10, 100.0) == 100
+    # 10 steps in 50 s of a 120 s budget would project 10 + 14 steps, but 10 < min_steps
+    # and the 24 steps are not fewer than min_steps.
+    pacer = TimeBudgetPacer(100, 120.0, min_steps=20)
+    assert pacer.update(10, 50.0) == 100 and not pacer.projected
+
+
+def test_a_run_that_fits_fewer_than_min_steps_is_projected_after_early_steps():
+    """Steps of 15 s in a 3-minute budget (the bound: 180000 steps), after 1 s of setup:
+    from the third step on, the speed says the run fits fewer than 20 steps, and the plan
+    is projected then, not at step 20 (which the run would never reach, its schedule laid
+    over 180000 steps: never out of the warm-up, never decayed)."""
+    pacer = TimeBudgetPacer(180_000, max_seconds=180.0)
+    assert [pacer.update(step, 1.0 + 15 * step) for step in range(3)] == [180_000] * 3
+    assert not pacer.projected
+    # 3 steps in 45 s since the first: 134 s left fit 3 + 8 steps.
+    assert pacer.update(3, 46.0) == 11 and pacer.projected
+    # 4 steps in 60 s: 119 s left fit 4 + 7 (7.9).
+    assert pacer.update(4, 61.0) == 11
+    # A 30 s step: 5 steps in 90 s, 89 s left fit 5 + 4.
+    assert pacer.update(5, 91.0) == 9
+
+
+def test_a_fast_run_keeps_the_plans_it_had_before_early_projections():
+    """At 0.5 s a step a 20-minute budget fits 2400 steps: nothing is projected before
+    step 20, as before there were early projections, and the plans of a run whose speed
+    wanders (the recipe's ~2600 steps in 20 minutes) are those of a pacer that never
+    projects early (early_steps = min_steps)."""
+    pacer = TimeBudgetPacer(1_200_000, max_seconds=1200.0)
+    plans = [pacer.update(step, 0.5 * step) for step in range(2400)]
+    assert plans[:20] == [1_200_000] * 20
+    assert plans[20:] == [2400] * 2380  # 20 + 1190 s at 2 steps a second, and on
+    generator = random.Random(1)
+    early, late = (
+        TimeBudgetPacer(1_200_000, 1200.0),
+        TimeBudgetPacer(1_200_000, 1200.0, early_steps=20),
+    )
+    elapsed, step = 3.0, 0
+    while elapsed <= 1200.0:
+        assert early.update(step, elapsed) == late.update(step, elapsed), step
+        elapsed += generator.uniform(0.3, 0.7) * (4 if step < 3 else 1)
+        step += 1
+    assert step > 2000
 
 
 def test_the_plan_is_projected_from_min_steps_on_or_always_without_a_budget():

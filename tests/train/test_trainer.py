@@ -137,6 +137,26 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
     ) in capsys.readouterr().out
 
 
+def test_a_run_of_few_slow_steps_lays_its_warmup_and_decay_over_the_steps_that_fit(
+    tmp_path, monkeypatch
+):
+    clock = iter(range(10_000))  # as above: 1 s a reading, 3 readings a step
+    monkeypatch.setattr("faster_rcnn.train.trainer.time.perf_counter", lambda: float(next(clock)))
+    cfg = TrainConfig(
+        steps=100, batch_size=1, lr=0.01, warmup_steps=50, warmup_factor=0.1, warmup_share=3,
+        max_seconds=30.0, schedule="step", lr_decay_at=(0.5,), checkpoint_every=None,
+    )  # fmt: skip
+    history = Trainer(tiny_model(), DATA, cfg, out_dir=tmp_path).fit()
+    lrs = [record["lr"] for record in read_records(tmp_path / "metrics.jsonl")]
+    # Step k is planned at 3k + 2 s. Steps 0-2 are laid over 100 steps (a warm-up of
+    # 100 // 3 = 33); at step 3 (11 s), 3 steps in 9 s say 3 + 19 s / 3 s = 9 fit, fewer
+    # than 20: the plan is 9 from then on (a warm-up of 3 steps, the decay at step 4), not
+    # from step 20, which the run never reaches. Step 8 (26 s) ends by 30 s; step 9 would not.
+    assert len(history) == 9
+    warmup = [0.001, 0.01 * (0.1 + 0.9 / 33), 0.01 * (0.1 + 1.8 / 33)]
+    assert lrs == pytest.approx(warmup + [0.01] + [0.001] * 5)
+
+
 def test_a_short_run_raises_its_rate_once_projected_and_a_resumed_one_keeps_it(
     tmp_path, monkeypatch, capsys
 ):

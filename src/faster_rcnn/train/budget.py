@@ -129,7 +129,11 @@ class TimeBudgetPacer:
     A run stopped by the clock before ``steps`` would never reach the schedule's decays (or
     the end of its cosine). From ``min_steps`` steps into the run on, the pacer projects how
     many steps fit in the budget at the recent speed - over the last quarter of the steps
-    run, and at least ``min_steps`` - and makes that the plan. A slower run shortens the
+    run, and at least ``min_steps`` - and makes that the plan. A run of slow steps that
+    would end before then (the speed of its first ``early_steps`` steps or more says it
+    fits fewer than ``min_steps``) is projected from them, from then on: laid over the
+    budget's bound, its schedule would never leave the warm-up. A run that fits
+    ``min_steps`` or more keeps its plan until then, as it always did. A slower run shortens the
     plan at once; a faster one lengthens it only as fast as keeps ``(step + 1) / plan``
     from falling, so the schedule never goes back: the learning rate never rises once
     decayed, and a run that speeds up (a cache filled after the first epoch) takes its
@@ -141,9 +145,12 @@ class TimeBudgetPacer:
         max_seconds: the time budget (``None``: the plan is always ``steps``).
         start_step: the step the run (or its resumption) starts at.
         min_steps: steps timed before the first projection.
+        early_steps: steps timed before a projection of a run that fits fewer than
+            ``min_steps`` (at most ``min_steps``).
         spent: the seconds the budget had counted at ``start_step`` (a resumption's).
         plan: the run length projected before ``start_step`` (a resumption's): the plan
-            until ``min_steps`` more steps are timed.
+            until ``min_steps`` more steps are timed (``early_steps`` where they say the
+            resumption fits fewer than ``min_steps``).
     """
 
     def __init__(
@@ -154,12 +161,16 @@ class TimeBudgetPacer:
         min_steps: int = 20,
         spent: float = 0.0,
         plan: int | None = None,
+        early_steps: int = 3,
     ) -> None:
         self.max_steps = steps
         self.total_steps = steps if plan is None else min(plan, steps)
         self.max_seconds = max_seconds
         self.start_step = start_step
         self.min_steps = max(1, min_steps)
+        self.early_steps = min(max(1, early_steps), self.min_steps)
+        # Whether the plan is projected before min_steps (a run that fits fewer).
+        self._early = False
         # Whether the plan is the run's length as projected (or, without a budget, as set).
         self.projected = max_seconds is None or plan is not None
         # (step, seconds counted) at every update, the run's start first.
@@ -172,21 +183,34 @@ class TimeBudgetPacer:
         last_step = self._timeline[-1][0]
         self._timeline.append((step, elapsed))
         done = step - self.start_step
-        if done < self.min_steps:
+        if done < self.early_steps:
             return self.total_steps
-        window = max(self.min_steps, done // 4)
-        # The latest timing at least `window` steps back.
-        past = bisect.bisect_right(self._timeline, step - window, key=lambda entry: entry[0])
-        since_step, since_seconds = self._timeline[max(past - 1, 0)]
-        if elapsed <= since_seconds:
+        # Before min_steps, over every step timed (the early projection's).
+        window = max(self.min_steps, done // 4) if done >= self.min_steps else done
+        fits = self._steps_that_fit(step, elapsed, window)
+        if fits is None:
             return self.total_steps
+        if done < self.min_steps and not self._early:
+            if fits >= self.start_step + self.min_steps:
+                return self.total_steps
+            self._early = True
         self.projected = True
-        steps_per_second = (step - since_step) / (elapsed - since_seconds)
-        fits = step + int((self.max_seconds - elapsed) * steps_per_second)
         # Lengthening keeps (step + 1) / plan from falling (see the class docstring).
         most = self.total_steps * (step + 1) // (last_step + 1)
         self.total_steps = max(step + 1, min(fits, most, self.max_steps))
         return self.total_steps
+
+    def _steps_that_fit(self, step: int, elapsed: float, window: int) -> int | None:
+        """The run length the budget fits at step ``step`` (``elapsed`` seconds counted),
+        at the speed since the latest timing at least ``window`` steps back; ``None``
+        where no time has passed since."""
+        assert self.max_seconds is not None  # update() returned before without a budget
+        past = bisect.bisect_right(self._timeline, step - window, key=lambda entry: entry[0])
+        since_step, since_seconds = self._timeline[max(past - 1, 0)]
+        if elapsed <= since_seconds:
+            return None
+        steps_per_second = (step - since_step) / (elapsed - since_seconds)
+        return step + int((self.max_seconds - elapsed) * steps_per_second)
 
 
 def resumed_plan(plan: int | None, planned_for: float | None, seconds: float | None) -> int | None:
