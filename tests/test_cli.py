@@ -1,6 +1,7 @@
 """The command line end to end on tiny budgets: files written, metrics present, clear errors."""
 
 import json
+import math
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from faster_rcnn.models import preset_config
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.train.alternating import STAGES
 from faster_rcnn.train.checkpoint import (
+    STATE_FILE,
     TrainingCheckpoint,
     load_model,
     read_model_config,
@@ -373,6 +375,29 @@ def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_pa
     assert seconds == [pytest.approx(0.35)] * 8
     assert sum(seconds) <= 3.0  # within the budget
     assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names
+
+
+def test_a_budget_of_few_slow_steps_ends_its_warmup_and_decays(tmp_path, monkeypatch):
+    """3 s of 0.35 s steps: at step 3 the 3 steps timed say 3 + 1.95 / 0.35 = 8 fit, and
+    the warm-up (50 steps, at most half of a --minutes run) is 4 steps of the 8: steps 4-7
+    train at the cosine's rate, not at a tenth of it."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:8", "--minutes", "0.05", "--steps", "100000"]
+    argv += ["--batch-size", "1", "--min-size", "64", "--max-size", "64", "--out", str(out)]
+    _clock_of_steps(monkeypatch, 0.35)
+    assert main(argv) == 0
+    state = torch.load(out / "joint" / STATE_FILE, weights_only=True)
+    settings = state["train_config"]
+    assert settings["schedule"] == "cosine"
+    assert (settings["warmup_steps"], settings["warmup_factor"]) == (50, 0.1)
+    lr, scale = settings["lr"], state["lr_scale"] or 1.0
+    rates = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # Steps 0-2 are laid over the 100000 steps (a warm-up of 50), 3-7 over 8 (of 4).
+    warming = [lr * (0.1 + 0.9 * step / 50) for step in range(3)]
+    cosine = [lr * scale * (1 + math.cos(math.pi * step / 8)) / 2 for step in range(3, 8)]
+    cosine[0] *= 0.1 + 0.9 * 3 / 4
+    assert rates == pytest.approx(warming + cosine)
+    assert settings["warmup_share"] == 2
 
 
 def test_alternating_steps_count_its_four_stages_together(tmp_path, capsys):
