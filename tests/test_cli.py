@@ -377,7 +377,7 @@ def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_pa
     assert load_model(out / "model.safetensors").config.class_names == SyntheticShapes.class_names
 
 
-def test_a_budget_of_few_slow_steps_ends_its_warmup_and_decays(tmp_path, monkeypatch):
+def test_a_budget_of_few_slow_steps_ends_its_warmup_and_decays(tmp_path, monkeypatch, capsys):
     """3 s of 0.35 s steps: at step 3 the 3 steps timed say 3 + 1.95 / 0.35 = 8 fit, and
     the warm-up (50 steps, at most half of a --minutes run) is 4 steps of the 8: steps 4-7
     train at the cosine's rate, not at a tenth of it."""
@@ -386,6 +386,10 @@ def test_a_budget_of_few_slow_steps_ends_its_warmup_and_decays(tmp_path, monkeyp
     argv += ["--batch-size", "1", "--min-size", "64", "--max-size", "64", "--out", str(out)]
     _clock_of_steps(monkeypatch, 0.35)
     assert main(argv) == 0
+    assert (
+        "joint: stopped after 8 steps: 2.8 s of the 3 s budget spent, and a step takes about "
+        "0.35 s (the median of the last 5 steps): the next would end past the budget"
+    ) in capsys.readouterr().out
     state = torch.load(out / "joint" / STATE_FILE, weights_only=True)
     settings = state["train_config"]
     assert settings["schedule"] == "cosine"

@@ -35,7 +35,7 @@ def test_the_next_step_is_predicted_from_the_median_of_the_last_five(monkeypatch
     assert budget.plan(5) is None
     assert list(budget.recent_step_seconds) == [8.0, 30.0, 9.0, 10.0, 10.0]
     assert budget.why_stopped() == (
-        "68 s of the 70 s budget spent, and a step takes about 10.0 s (the median of the "
+        "68 s of the 70 s budget spent, and a step takes about 10 s (the median of the "
         "last 5 steps): the next would end past the budget"
     )
 

@@ -133,7 +133,7 @@ def test_a_time_budget_paces_the_schedule_and_stops_the_run(tmp_path, monkeypatc
     assert lrs == pytest.approx([0.01] * 20 + [0.001] * 9)
     assert (
         "joint: stopped after 29 steps: 89 s of the 90 s budget spent, and a step takes about "
-        "3.0 s (the median of the last 5 steps): the next would end past the budget"
+        "3 s (the median of the last 5 steps): the next would end past the budget"
     ) in capsys.readouterr().out
 
 

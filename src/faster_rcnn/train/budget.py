@@ -78,13 +78,13 @@ class TimeBudget:
     def why_stopped(self) -> str:
         """Why the last plan refused its step, in words: the seconds spent, and the
         step's predicted time where one was timed."""
-        spent = f"{self._last_read:.0f} s of the {self.max_seconds:.0f} s budget spent"
+        spent = f"{_seconds(self._last_read)} of the {_seconds(self.max_seconds)} budget spent"
         timed = len(self.recent_step_seconds)
         if not timed:
             return spent
         return (
-            f"{spent}, and a step takes about {self.next_step_seconds():.1f} s (the median "
-            f"of the last {counted(timed, 'step')}): the next would end past the budget"
+            f"{spent}, and a step takes about {_seconds(self.next_step_seconds())} (the "
+            f"median of the last {counted(timed, 'step')}): the next would end past the budget"
         )
 
     def next_step_seconds(self) -> float:
@@ -121,6 +121,11 @@ class TimeBudget:
         if self.max_seconds is not None and self.world_size > 1:
             elapsed = distributed.value_of_main(elapsed, self.device)
         return elapsed
+
+
+def _seconds(seconds: float) -> str:
+    """``seconds`` to read: ``"168 s"``, ``"2.8 s"``, ``"0.35 s"`` (3 digits, whole from 100)."""
+    return f"{seconds:.0f} s" if seconds >= 100 else f"{seconds:.3g} s"
 
 
 class TimeBudgetPacer:
