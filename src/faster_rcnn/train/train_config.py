@@ -41,15 +41,16 @@ class TrainConfig:
 
     The paper's optimiser is SGD with momentum 0.9 and weight decay 0.0005. The learning
     rate follows ``schedule`` (see :mod:`faster_rcnn.train.schedule`): a linear warm-up
-    from ``lr * warmup_factor`` over ``warmup_steps`` (at most ``1 / warmup_share`` of the
-    run as planned, where a share is set: the alternating scheme's short steps), then
-    ``"step"`` (divided by 10 at each fraction of ``steps`` in ``lr_decay_at``) or
-    ``"cosine"`` (down to 0 at ``steps``). ``max_seconds`` stops the run early; the
-    schedule is then laid out over the steps that fit in it
-    (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run cut short still ends at
-    its lowest learning rate. Such a run depends on the machine's speed: only runs without
-    ``max_seconds`` resume bit for bit. A resumed one goes on with the time its budget had
-    left and the run length it had projected.
+    from ``lr * warmup_factor`` over ``warmup_steps`` (at most ``1 / warmup_share`` of
+    the run as planned, where a share is set: the alternating scheme's short steps, a
+    ``train --minutes`` run), then ``"step"`` (divided by 10 at each fraction of
+    ``steps`` in ``lr_decay_at``) or ``"cosine"`` (down to 0 at ``steps``).
+    ``max_seconds`` stops the run early (no step starts that its last steps' times say
+    would end past it); the schedule is then laid out over the steps that fit in it
+    (:class:`~faster_rcnn.train.budget.TimeBudgetPacer`), so a run cut short still ends
+    at its lowest learning rate. Such a run depends on the machine's speed: only runs
+    without ``max_seconds`` resume bit for bit. A resumed one goes on with the time its
+    budget had left and the run length it had projected.
 
     ``lr = 0.01`` for 4 images a step and ``"cosine"`` won on both a crowded set with a
     small rare class and raccoon's one large object an image, in runs of the steps 20 CPU
