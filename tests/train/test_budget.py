@@ -49,6 +49,17 @@ def test_the_first_step_runs_unless_the_budget_is_spent(monkeypatch):
     assert spent.why_stopped() == "6 s of the 5 s budget spent"
 
 
+def test_the_seconds_spent_read_as_the_whole_budget_only_where_they_are(monkeypatch):
+    """1199.7 s of a 1200 s budget, rounded to whole seconds as from 100 s on, would read
+    as the whole of it: they are written to a tenth; 1200.4 s are not."""
+    readings = iter([0.0, 1199.7, 0.0, 1200.4])
+    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: next(readings))
+    for said in ("1199.7 s of the 1200 s budget spent", "1200 s of the 1200 s budget spent"):
+        budget = TimeBudget(steps=10, max_seconds=1200.0, step_seconds=[1.0])
+        assert budget.plan(0) is None
+        assert budget.why_stopped().startswith(said + ", and a step takes about 1 s")
+
+
 def test_a_resumed_budget_predicts_its_first_step_from_the_steps_timed_before(monkeypatch):
     """A run that stopped 60 s into a 70 s budget, its last steps 9-12 s: resumed 1 s
     later, its first step would end at 71 s (the median, 10 s) and does not start."""

@@ -78,7 +78,7 @@ class TimeBudget:
     def why_stopped(self) -> str:
         """Why the last plan refused its step, in words: the seconds spent, and the
         step's predicted time where one was timed."""
-        spent = f"{_seconds(self._last_read)} of the {_seconds(self.max_seconds)} budget spent"
+        spent = f"{_spent_seconds(self._last_read, self.max_seconds)} budget spent"
         timed = len(self.recent_step_seconds)
         if not timed:
             return spent
@@ -126,6 +126,16 @@ class TimeBudget:
 def _seconds(seconds: float) -> str:
     """``seconds`` to read: ``"168 s"``, ``"2.8 s"``, ``"0.35 s"`` (3 digits, whole from 100)."""
     return f"{seconds:.0f} s" if seconds >= 100 else f"{seconds:.3g} s"
+
+
+def _spent_seconds(spent: float, budget: float) -> str:
+    """``"168 s of the 180 s"``: the seconds ``spent`` of a ``budget``, to a tenth where
+    rounded they would read as the whole budget they are under (``"1199.7 s of the 1200
+    s"``, not ``"1200 s of the 1200 s"``)."""
+    shown, whole = _seconds(spent), _seconds(budget)
+    if shown == whole and spent < budget:
+        shown = f"{spent:.1f} s"
+    return f"{shown} of the {whole}"
 
 
 class TimeBudgetPacer:
