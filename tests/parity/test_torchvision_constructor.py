@@ -10,11 +10,16 @@ see test_torchvision_presets.py).
 
 import pytest
 import torch
-from tiny_backbone import TinyBackbone
-from torchvision_record import check_eval, check_train, needs_peer, peer_record
+from torchvision_record import (
+    check_eval,
+    check_train,
+    needs_peer,
+    peer_record,
+    tiny_constructor_form,
+)
 
-from faster_rcnn import AnchorGenerator, FasterRCNN
-from faster_rcnn.roi_heads import FastRCNNPredictor, MultiScaleRoIAlign
+from faster_rcnn import FasterRCNN
+from faster_rcnn.roi_heads import FastRCNNPredictor
 from faster_rcnn.rpn import RPNHead
 
 pytestmark = needs_peer
@@ -26,27 +31,14 @@ def record(tmp_path_factory) -> dict:
 
 
 def heads_model() -> FasterRCNN:
-    """``torchvision_side.tiny_heads_model`` with this package's classes, drawn from the
-    record's seed, its class scores redrawn as there."""
-    torch.manual_seed(0)
-    model = FasterRCNN(
-        TinyBackbone(),
-        num_classes=None,
-        min_size=200,
-        max_size=320,
-        rpn_anchor_generator=AnchorGenerator(((24, 32), (64, 96)), ((0.5, 1.0, 2.0),) * 2),
-        rpn_head=RPNHead(16, 6, conv_depth=2),
-        rpn_pre_nms_top_n_train=300,
-        rpn_pre_nms_top_n_test=200,
-        rpn_post_nms_top_n_train=200,
-        rpn_post_nms_top_n_test=100,
-        box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2),
-        box_predictor=FastRCNNPredictor(1024, 4),
-        box_batch_size_per_image=64,
+    """``torchvision_side.tiny_heads_model`` with this package's classes
+    (:func:`~torchvision_record.tiny_constructor_form`)."""
+    return tiny_constructor_form(
+        lambda: {
+            "rpn_head": RPNHead(16, 6, conv_depth=2),
+            "box_predictor": FastRCNNPredictor(1024, 4),
+        }
     )
-    with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.15)
-    return model
 
 
 def test_given_heads_draw_torchvision_s_weights_and_compute_what_it_does(record):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_backbone import TinyBackbone
-from torchvision_record import check_eval, check_resize, check_train
+from torchvision_record import check_eval, check_resize, check_train, tiny_constructor_form
 
-from faster_rcnn import AnchorGenerator, FasterRCNN
+from faster_rcnn import FasterRCNN
 from faster_rcnn.config import (
     AnchorConfig,
     BackboneConfig,
@@ -21,7 +21,7 @@ from faster_rcnn.config import (
     RPNConfig,
     TransformConfig,
 )
-from faster_rcnn.roi_heads import FastRCNNPredictor, MultiScaleRoIAlign, TwoMLPHead
+from faster_rcnn.roi_heads import FastRCNNPredictor, TwoMLPHead
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_fasterrcnn.pt"
 
@@ -101,27 +101,11 @@ def test_relu_decisions_are_replayed_only_at_the_edge(model, record):
 
 def constructor_form_model() -> FasterRCNN:
     """``torchvision_side.tiny_model`` as written there (torchvision's constructor form,
-    its ``box_head`` and ``box_predictor`` given as modules), with this package's classes,
-    drawn from the seed the record's model was, its class scores redrawn as there."""
-    torch.manual_seed(0)
-    model = FasterRCNN(
-        TinyBackbone(),
-        num_classes=None,
-        min_size=200,
-        max_size=320,
-        rpn_anchor_generator=AnchorGenerator(((24, 32), (64, 96)), ((0.5, 1.0, 2.0),) * 2),
-        rpn_pre_nms_top_n_train=300,
-        rpn_pre_nms_top_n_test=200,
-        rpn_post_nms_top_n_train=200,
-        rpn_post_nms_top_n_test=100,
-        box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2),
-        box_head=TwoMLPHead(16 * 7 * 7, 64),
-        box_predictor=FastRCNNPredictor(64, 4),
-        box_batch_size_per_image=64,
+    its ``box_head`` and ``box_predictor`` given as modules), with this package's classes
+    (:func:`~torchvision_record.tiny_constructor_form`)."""
+    return tiny_constructor_form(
+        lambda: {"box_head": TwoMLPHead(16 * 7 * 7, 64), "box_predictor": FastRCNNPredictor(64, 4)}
     )
-    with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.15)
-    return model
 
 
 def test_torchvision_s_constructor_form_builds_the_recorded_model_weight_for_weight(record):

@@ -6,16 +6,18 @@ differences they saw, which the parity tests print (``pytest -s``).
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor
+from tiny_backbone import TinyBackbone
+from torch import Tensor, nn
 
-from faster_rcnn import FasterRCNN
+from faster_rcnn import AnchorGenerator, FasterRCNN
 from faster_rcnn.backbones.training_conv import training_rewrites
+from faster_rcnn.roi_heads import MultiScaleRoIAlign
 
 PEER_PYTHON = os.environ.get("FASTER_RCNN_TORCHVISION_PYTHON", "")
 SCRIPT = Path(__file__).parent / "torchvision_side.py"
@@ -58,6 +60,32 @@ def peer_record(model: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         [PEER_PYTHON, str(SCRIPT), model, str(out)], check=True, env={**os.environ, **threads}
     )
     return torch.load(out, weights_only=True)
+
+
+def tiny_constructor_form(heads: Callable[[], dict[str, nn.Module]]) -> FasterRCNN:
+    """``torchvision_side``'s tiny model in torchvision's constructor form, with the head
+    modules ``heads`` makes (after the backbone, in the order torchvision's side draws
+    them), from the seed the record's model was drawn from, its class scores redrawn as
+    there."""
+    torch.manual_seed(0)
+    backbone = TinyBackbone()
+    model = FasterRCNN(
+        backbone,
+        num_classes=None,
+        min_size=200,
+        max_size=320,
+        rpn_anchor_generator=AnchorGenerator(((24, 32), (64, 96)), ((0.5, 1.0, 2.0),) * 2),
+        rpn_pre_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=200,
+        rpn_post_nms_top_n_train=200,
+        rpn_post_nms_top_n_test=100,
+        box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2),
+        box_batch_size_per_image=64,
+        **heads(),
+    )
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.15)
+    return model
 
 
 class ReplaySampler:
