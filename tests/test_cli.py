@@ -822,14 +822,17 @@ def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
         "it or choose another --out"
     )
     assert train(out, "--scheme", "alternating", "--resume") == 0
-    rpn = tmp_path / "rpn"
-    assert train(rpn, "--scheme", "rpn") == 0
-    capsys.readouterr()
-    assert train(rpn, "--scheme", "alternating", "--resume") == 2
-    assert capsys.readouterr().err.strip() == (
-        f"faster-rcnn: error: {rpn} holds a finished --scheme rpn run ({rpn / 'rpn'}), not a "
-        "--scheme alternating one: give --scheme rpn --resume to continue it"
-    )
+    # The RPN's run warms up over at most half its steps, with a budget or without; the
+    # alternating scheme's steps over a tenth.
+    for name, budget in (("rpn", ()), ("rpn_budget", ("--minutes", "1"))):
+        rpn = tmp_path / name
+        assert train(rpn, "--scheme", "rpn", *budget) == 0
+        capsys.readouterr()
+        assert train(rpn, "--scheme", "alternating", "--resume") == 2
+        assert capsys.readouterr().err.strip() == (
+            f"faster-rcnn: error: {rpn} holds a finished --scheme rpn run ({rpn / 'rpn'}), "
+            "not a --scheme alternating one: give --scheme rpn --resume to continue it"
+        )
 
 
 def weights_file(path, seed):

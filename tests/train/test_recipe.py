@@ -928,7 +928,8 @@ def _first_losses(run) -> dict[str, float]:
 
 
 def _first_rate(run) -> float:
-    """The learning rate of a run's first step (the warm-up's 0.1 of its peak)."""
+    """The learning rate of a run's first step: of a run of one step, its peak (a warm-up
+    takes at most half a run's steps)."""
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["lr"]
 
 
@@ -948,7 +949,7 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     # These slides hold 18 and 12 objects: crowded, so twice the rate an image.
     assert "train.lr = 0.01: 15 objects an image (median)" in printed
     assert "train.short_run_steps" not in printed  # no time budget
-    assert _first_rate(out) == pytest.approx(0.1 * 0.01)
+    assert _first_rate(out) == pytest.approx(0.01)
     trained = load_model(out / "model.safetensors").config.roi_heads
     assert (trained.sampler, trained.gt_jitter) == ("class_balanced", GT_JITTER)
     assert (trained.soft_nms_sigma, trained.class_nms_thresh) == (0.3, ())
@@ -958,12 +959,12 @@ def test_train_prints_its_recipe_and_the_model_keeps_it(tmp_path, capsys) -> Non
     plain = load_model(tmp_path / "plain" / "model.safetensors").config.roi_heads
     assert (plain.sampler, plain.batch_size_per_image, plain.gt_jitter) == ("random", 512, 0)
     assert (plain.nms_thresh, plain.class_nms_thresh, plain.soft_nms_sigma) == (0.5, (), 0)
-    assert _first_rate(tmp_path / "plain") == pytest.approx(0.1 * 2 * LR_PER_IMAGE)
+    assert _first_rate(tmp_path / "plain") == pytest.approx(2 * LR_PER_IMAGE)
     given = ["--box-nms-thresh", "0.45", "--lr", "0.003", "--out", str(tmp_path / "given")]
     assert main([*argv[:-2], *given]) == 0
     printed = capsys.readouterr().out
     assert "nms" not in printed and "train.lr" not in printed
-    assert _first_rate(tmp_path / "given") == pytest.approx(0.1 * 0.003)
+    assert _first_rate(tmp_path / "given") == pytest.approx(0.003)
     heads = load_model(tmp_path / "given" / "model.safetensors").config.roi_heads
     assert (heads.nms_thresh, heads.class_nms_thresh, heads.soft_nms_sigma) == (0.45, (), 0)
 

@@ -79,6 +79,23 @@ def test_warmup_share_caps_the_warmup_at_a_share_of_the_planned_run() -> None:
     assert learning_rate(capped.replace(steps=9), 0) == 1.0
 
 
+def test_a_run_shorter_than_twice_its_warmup_warms_up_over_half_of_it() -> None:
+    # The default warm-up is 50 steps; a run of 30 warms up over 15 and then follows its
+    # cosine from step 15, where it used to end still warming up, at 0.1 + 0.9 * 29 / 50 =
+    # 62 % of its rate. A run of 100 or more keeps its 50.
+    run = TrainConfig(steps=30, lr=1.0)
+    assert (run.warmup_steps, run.warmup_factor) == (50, 0.1)
+
+    def cosine(step: int, steps: int = 30) -> float:
+        return 0.5 * (1 + math.cos(math.pi * step / steps))
+
+    assert learning_rate(run, 14) == pytest.approx(cosine(14) * (0.1 + 0.9 * 14 / 15))
+    assert learning_rate(run, 15) == pytest.approx(cosine(15))
+    longer = run.replace(steps=100)
+    assert learning_rate(longer, 49) == pytest.approx(cosine(49, 100) * (0.1 + 0.9 * 49 / 50))
+    assert learning_rate(longer, 50) == pytest.approx(cosine(50, 100))
+
+
 def test_alternating_steps_warm_up_for_a_tenth_of_their_planned_length() -> None:
     # 355 steps split 2:1:2:1: the second step has 59, so it warms up for 5.
     stage = paper_step_config(1, total_steps=355)

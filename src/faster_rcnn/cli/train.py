@@ -124,10 +124,6 @@ STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, 
 # A run loses at most this much work to a crash (a signal writes a checkpoint at once).
 CHECKPOINT_EVERY = 500
 CHECKPOINT_MINUTES = 5.0
-# A --minutes run's warm-up takes at most this share of the steps it fits: one of a few
-# slow steps (fewer than twice train.warmup_steps) then still reaches its peak rate and
-# decays; a longer one keeps its whole warm-up.
-BUDGET_WARMUP_SHARE = 2
 # The options that set the detection head alone: how its RoIs are sampled in training,
 # and how the trained head selects its detections.
 HEAD_OPTIONS = (
@@ -419,7 +415,6 @@ def train(args: argparse.Namespace) -> int:
         grad_clip_norm=args.grad_clip_norm,
         schedule=args.schedule,
         max_seconds=args.minutes * 60 if args.minutes else None,
-        warmup_share=BUDGET_WARMUP_SHARE if args.minutes else None,
         amp=uses_amp(args),
         num_workers=args.workers,
         seed=args.seed,

@@ -122,8 +122,9 @@ def paper_step_config(
 def is_step_config(settings: Mapping[str, Any]) -> bool:
     """Whether ``settings`` (a checkpoint's ``TrainConfig`` as a dict) are a step's of this
     scheme, whose first step is a stage ``"rpn"`` as the RPN trained alone is: each step
-    caps its warm-up at a share of it (:func:`paper_step_config`), the other schemes never."""
-    return settings.get("warmup_share") is not None
+    caps its warm-up at a tenth of it (:func:`paper_step_config`); a run of the other
+    schemes at half of it, or not at all."""
+    return settings.get("warmup_share") == WARMUP_SHARE
 
 
 @dataclass

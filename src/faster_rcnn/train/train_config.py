@@ -28,6 +28,11 @@ MAX_STEPS_PER_SECOND = 1000
 # The peak learning rate for each image of a batch (linear scaling, as detectron2's and
 # torchvision's references do): 0.01 for 4 images measured best (benchmarks/seed_study.md).
 LR_PER_IMAGE = 0.0025
+# A run's warm-up takes at most this share of its steps (as planned, under a time
+# budget): a run of fewer than twice ``warmup_steps`` (--steps 30, or a budget that fits
+# few slow steps) still reaches its peak rate and decays; a longer one keeps its whole
+# warm-up.
+RUN_WARMUP_SHARE = 2
 
 
 def steps_bound(seconds: float) -> int:
@@ -42,8 +47,8 @@ class TrainConfig:
     The paper's optimiser is SGD with momentum 0.9 and weight decay 0.0005. The learning
     rate follows ``schedule`` (see :mod:`faster_rcnn.train.schedule`): a linear warm-up
     from ``lr * warmup_factor`` over ``warmup_steps`` (at most ``1 / warmup_share`` of
-    the run as planned, where a share is set: the alternating scheme's short steps, a
-    ``train --minutes`` run), then ``"step"`` (divided by 10 at each fraction of
+    the run as planned: half by default, a tenth in the alternating scheme's short steps;
+    ``None`` keeps the whole warm-up), then ``"step"`` (divided by 10 at each fraction of
     ``steps`` in ``lr_decay_at``) or ``"cosine"`` (down to 0 at ``steps``).
     ``max_seconds`` stops the run early (no step starts that its last steps' times say
     would end past it); the schedule is then laid out over the steps that fit in it
@@ -106,7 +111,7 @@ class TrainConfig:
     schedule: Literal["step", "cosine"] = "cosine"
     warmup_steps: int = 50
     warmup_factor: float = 0.1
-    warmup_share: int | None = None
+    warmup_share: int | None = RUN_WARMUP_SHARE
     lr_decay_at: tuple[float, ...] = (0.7, 0.9)
     grad_clip_norm: float | None = 5.0
     max_seconds: float | None = None
