@@ -15,6 +15,7 @@ from ..config import FasterRCNNConfig
 from ..insight.pictures import FORMATS
 from ..model import FasterRCNN
 from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
+from ..train.recipe import FINER_MAP_ANY_STEPS_SIDE, FINER_MAP_OBJECTS, FINER_MAP_STEPS, SMALL_SIDE
 
 # Suffixes of the files the commands write or read, which no one gives a folder: an --out
 # of a command that writes a folder, not there yet, with one of them names a file.
@@ -90,6 +91,24 @@ def with_image_sizes(config: FasterRCNNConfig, args: argparse.Namespace) -> Fast
             stacklevel=2,
         )
     return config
+
+
+def add_returned_layers_argument(parser: argparse.ArgumentParser, effect: str = "") -> None:
+    """``--returned-layers STAGE ...``: the backbone stages the FPN reads in place of the
+    preset's (``effect``: what else they do in the command, ``"; ..."``)."""
+    parser.add_argument(
+        "--returned-layers",
+        type=int,
+        nargs="+",
+        metavar="STAGE",
+        help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
+        "1-4; MobileNets: 0-5, default 4 5, both stride 32; 3 adds a stride-16 map, which "
+        f"the recipe chooses where a class is under {SMALL_SIDE} px once resized and images "
+        f"hold fewer than {FINER_MAP_OBJECTS} objects (where it is {FINER_MAP_ANY_STEPS_SIDE} "
+        f"px or more, in a run of {FINER_MAP_STEPS} steps or more), and 2 3 stride-8 and "
+        "stride-16 maps, which it chooses where the smallest class is under the smallest "
+        f"anchor once resized: benchmarks/recipe_ab.md, rounds 48, 49, 54 and 58){effect}",
+    )
 
 
 def add_strict_argument(parser: argparse.ArgumentParser) -> None:

@@ -62,10 +62,8 @@ from ..train.non_approximate import check_box_differentiable, non_approximate_tr
 from ..train.precision import default_cpu_precision, mixed_precision_dtype
 from ..train.recipe import (
     CROWDED_OBJECTS,
-    FINER_MAP_OBJECTS,
     MAX_IMAGES_READ,
     SHORT_RUN_STEPS,
-    SMALL_SIDE,
     choose_learning_rate,
     choose_recipe,
     choose_repeat_threshold,
@@ -84,6 +82,7 @@ from ..train.trainer import Trainer
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
+    add_returned_layers_argument,
     add_strict_argument,
     device_name,
     given_flags,
@@ -180,18 +179,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="an anchor file (sizes and aspect ratios per level) in place of the preset's, "
         "e.g. the one `faster-rcnn anchors --fit` writes",
     )
-    parser.add_argument(
-        "--returned-layers",
-        type=int,
-        nargs="+",
-        metavar="STAGE",
-        help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
-        "1-4; MobileNets: 0-5, default 4 5, both stride 32; 3 adds a stride-16 map, which "
-        f"the recipe chooses where a class is under {SMALL_SIDE} px once resized and images "
-        f"hold fewer than {FINER_MAP_OBJECTS} objects, and 2 3 stride-8 and stride-16 maps, "
-        "which it chooses where the smallest class is under the smallest anchor once "
-        "resized: benchmarks/recipe_ab.md, rounds 48, 49 and 54)",
-    )
+    add_returned_layers_argument(parser)
     add_config_options(parser)
     parser.add_argument(
         "--recipe",
