@@ -558,6 +558,20 @@ def test_cli_fits_writes_and_measures_the_fitted_anchors(tmp_path, capsys):
     assert total.split()[4] == f"{summary['share_at_positive_iou']:.1%}"
 
 
+def test_cli_fit_reads_no_image_past_max_images(tmp_path, monkeypatch):
+    # The recipe the fit weighs read up to MAX_IMAGES_READ images spread over the whole
+    # dataset; --max-images bounds it to the images measured.
+    read = set()
+    item, target = SyntheticShapes.__getitem__, SyntheticShapes.target
+    monkeypatch.setattr(
+        SyntheticShapes, "__getitem__", lambda self, i: read.add(i) or item(self, i)
+    )
+    monkeypatch.setattr(SyntheticShapes, "target", lambda self, i: read.add(i) or target(self, i))
+    argv = ["anchors", "--data", "synthetic:12", "--max-images", "3", "--min-size", "160"]
+    assert main([*argv, "--fit", "--out", str(tmp_path)]) == 0
+    assert read == {0, 1, 2}
+
+
 def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path, capsys):
     # A MobileNet model the recipe gave the stride-16 map has a level of anchors more than
     # its preset: the fitted file must be trained with the same stages, which the advice

@@ -13,6 +13,7 @@ from ..anchor_file import with_anchor_file, write_anchor_file
 from ..config import BACKBONES, FasterRCNNConfig
 from ..counted import counted
 from ..data.dataset import Sample, image_name_of
+from ..data.holdout import Subset
 from ..insight.anchor_coverage import (
     ImageBoxes,
     PaddedBatchAnchors,
@@ -26,7 +27,7 @@ from ..insight.anchor_plots import CoverageReport
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model, read_model_config
-from ..train.recipe import choose_recipe, object_statistics
+from ..train.recipe import MAX_IMAGES_READ, choose_recipe, object_statistics
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
@@ -70,7 +71,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default_data=None,
         data_help="; default: the data --model was trained on, else 'synthetic'",
     )
-    parser.add_argument("--max-images", type=positive_int, help="measure the first N images")
+    parser.add_argument(
+        "--max-images",
+        type=positive_int,
+        help="measure the first N images (default: all; train's recipe, which --fit weighs, "
+        f"reads at most {MAX_IMAGES_READ} of them, as train does)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/anchors"))
     parser.add_argument("--fit", action="store_true", help="fit anchors to the boxes")
     parser.add_argument(
@@ -118,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     picture = report.save(args.out / "anchors.png", f"anchor coverage: {describe(args)}")
     print(f"wrote {picture} and {picture.with_suffix('.json')}")
     if args.fit:
-        fit_and_report(args, model, targets, names, dataset)
+        # The recipe the fit weighs reads the images measured too, not the whole dataset.
+        fit_and_report(args, model, targets, names, Subset(dataset, range(count)))
     return 0
 
 
