@@ -654,3 +654,42 @@ def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_pat
         "0.7: on this grid no anchor shape reaches the rest; a larger input or finer maps "
         f"reach more; to train with them: faster-rcnn train ... --anchors {fitted}\n"
     )
+
+
+def test_cli_fits_and_measures_anchors_for_the_returned_layers_asked(tmp_path, capsys):
+    # The preset's FPN on stages 3, 4 and 5, as train --returned-layers 3 4 5 builds it:
+    # the file has a level for the stride-16 map too, which train then takes (with the
+    # same stages, which the advice names, and nothing forgone: the stages are given).
+    preset = ["--preset", "mobilenet_v2_fpn", "--returned-layers", "3", "4", "5"]
+    argv = ["anchors", "--data", "synthetic:4", "--max-images", "2", "--min-size", "160"]
+    out = tmp_path / "fit"
+    assert main([*argv, *preset, "--fit", "--out", str(out)]) == 0
+    fitted = out / "fitted_anchors.json"
+    assert capsys.readouterr().out.endswith(
+        f"faster-rcnn train ... --returned-layers 3 4 5 --anchors {fitted}\n"
+    )
+    config = preset_config("mobilenet_v2_fpn", 2).with_returned_layers((3, 4, 5))
+    assert len(with_anchor_file(config, fitted).anchors.sizes) == 4
+    # Measured on the same stages, the file covers the share its fit reported.
+    measured = tmp_path / "measured"
+    assert main([*argv, *preset, "--anchors", str(fitted), "--out", str(measured)]) == 0
+    summary = json.loads((measured / "anchors.json").read_text())
+    notes = json.loads(fitted.read_text())
+    assert summary["share_at_positive_iou"] == pytest.approx(notes["covered"]["fitted"])
+    assert summary["anchors"]["sizes"] == [list(level) for level in notes["sizes"]]
+    capsys.readouterr()
+    # On the preset's own stages it is one level too many; a model reads its own stages.
+    own = ["--preset", "mobilenet_v2_fpn", "--anchors", str(fitted), "--out", str(measured)]
+    assert main([*argv, *own]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("got 4")
+    # Stages the backbone lacks are named before the data is sought, as by train.
+    absent = ["anchors", "--data", str(tmp_path / "absent"), "--preset", "mobilenet_v2_fpn"]
+    assert main([*absent, "--returned-layers", "7"]) == 2
+    assert capsys.readouterr().err.endswith("in [0, 5] for mobilenet_v2_fpn, got (7,)\n")
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("mobilenet_v2_fpn", 2)), model)
+    assert main([*argv, "--model", str(model), "--returned-layers", "3", "4", "5"]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --returned-layers has no effect with --model: its FPN reads the "
+        "stages it was trained on\n"
+    )

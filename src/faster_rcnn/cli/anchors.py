@@ -31,6 +31,7 @@ from ..train.recipe import MAX_IMAGES_READ, choose_recipe, object_statistics
 from .arguments import (
     add_data_arguments,
     add_image_size_arguments,
+    add_returned_layers_argument,
     check_out_folder,
     given_flags,
     open_fraction,
@@ -64,6 +65,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source.add_argument("--preset", choices=list(PRESETS), default="small")
     source.add_argument("--model", type=Path, help="a model.safetensors (its anchors)")
     parser.add_argument("--anchors", type=Path, help="an anchor file to measure instead")
+    add_returned_layers_argument(
+        parser,
+        "; of --preset: its anchors measured, or --fit, on every map they give, for train "
+        "with the same --returned-layers",
+    )
     add_image_size_arguments(parser)
     add_data_arguments(
         parser,
@@ -100,10 +106,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_fit_options(args)
+    check_options(args)
     check_out_folder(args.out, "anchors writes")
-    # A bad --model is named before its data is sought.
-    config = read_model_config(args.model) if args.model else preset_config(args.preset, 2)
+    # A bad --model or --returned-layers is named before the data is sought.
+    config = read_model_config(args.model) if args.model else preset_stages_config(args, 2)
     if args.anchors_per_location is not None:
         max_size = args.max_size or config.transform.max_size
         check_anchors_per_location(args.anchors_per_location, max_size)
@@ -129,9 +135,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_fit_options(args: argparse.Namespace) -> None:
-    """Refuse ``--fit``'s own options without it (the coverage alone would ignore them),
-    and a fit that would write its anchor file over the ``--anchors`` it starts from."""
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse ``--returned-layers`` with ``--model`` (whose FPN reads the stages it was
+    trained on), ``--fit``'s own options without it (the coverage alone would ignore
+    them), and a fit that would write its anchor file over the ``--anchors`` it starts
+    from."""
+    if args.model:
+        stages = given_flags(args, {"--returned-layers": None})
+        refuse_without_effect(stages, "with --model: its FPN reads the stages it was trained on")
     if not args.fit:
         unset = {"--iou": None, "--per-level": False, "--anchors-per-location": None}
         refuse_without_effect(given_flags(args, unset), "without --fit (options of the fit)")
@@ -161,10 +172,19 @@ def measured_model(args: argparse.Namespace, num_classes: int) -> FasterRCNN:
         config = load_model(args.model).config
     else:
         # The anchors do not depend on the classes; data without an object has none.
-        config = preset_config(args.preset, max(num_classes, 2))
+        config = preset_stages_config(args, max(num_classes, 2))
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
     return FasterRCNN.from_config(with_image_sizes(config, args))
+
+
+def preset_stages_config(args: argparse.Namespace, num_classes: int) -> FasterRCNNConfig:
+    """``--preset`` for ``num_classes`` classes, its FPN reading ``--returned-layers`` where
+    given (as train builds it: a new stage takes the anchors every level has)."""
+    config = preset_config(args.preset, num_classes)
+    if args.returned_layers:
+        config = config.with_returned_layers(tuple(args.returned_layers))
+    return config
 
 
 def coverage_report(
@@ -285,8 +305,9 @@ def recipe_forgone(
     """What ``train``'s recipe does for this data on the preset's anchors (``config``'s
     model, at the image sizes given) that the fitted anchors switch off - a larger input,
     finer maps - with where it was measured ahead; ``None`` where nothing."""
-    preset = config.replace(anchors=preset_config(args.preset, 2).anchors)
+    preset = config.replace(anchors=preset_stages_config(args, 2).anchors)
     given = {"transform.min_size"} if args.min_size else set()
+    given |= {"backbone.returned_layers"} if args.returned_layers else set()
     given |= {"transform.max_size"} if args.max_size else set()
     stats = object_statistics(dataset, preset)
     unfiled, _ = choose_recipe(preset, stats, given)
@@ -313,8 +334,9 @@ def recipe_forgone(
 
 def stages_options(config: FasterRCNNConfig) -> list[str]:
     """``--returned-layers`` of the measured model where its FPN reads other backbone
-    stages than its backbone's default (a model the recipe gave finer maps): the anchor
-    file holds one level a map, which a model of the default stages would refuse."""
+    stages than its backbone's default (a model the recipe gave finer maps, or the
+    preset with ``--returned-layers``): the anchor file holds one level a map, which a
+    model of the default stages would refuse."""
     stages = config.backbone.resolved_returned_layers()
     spec = BACKBONES.get(config.backbone.name)
     if stages is None or spec is None or stages == spec.returned_layers:
@@ -323,7 +345,9 @@ def stages_options(config: FasterRCNNConfig) -> list[str]:
 
 
 def describe(args: argparse.Namespace) -> str:
-    """``data (split), model or preset`` for a title."""
+    """``data (split), model or preset (stages)`` for a title."""
     source = args.model or f"preset {args.preset}"
+    if args.returned_layers:  # of a preset alone
+        source += f" (stages {' '.join(map(str, args.returned_layers))})"
     anchors = f", anchors {args.anchors}" if args.anchors else ""
     return f"{args.data} ({args.split}), {source}{anchors}"
