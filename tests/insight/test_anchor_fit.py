@@ -42,6 +42,7 @@ from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
 from faster_rcnn.train.checkpoint import save_model
+from faster_rcnn.train.recipe import FINER_MAP_STEPS
 
 # Image sizes (height, width) before the model's resize. small_config() resizes them to
 # 96 x 96, 96 x 144 (padded to 96 x 160) and 33 x 200 (1:6, capped by max_size; padded to
@@ -599,13 +600,15 @@ def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path,
     )
 
 
-def _small_dots(root):
-    """A YOLO set of two 320 x 320 images, each with four 10-px 'dot's: 25 px once resized
-    to the FPN presets' 800, under their 32-px anchors."""
+def _small_dots(root, side=10):
+    """A YOLO set of two 320 x 320 images, each with four ``side``-px 'dot's: by default
+    25 px once resized to the FPN presets' 800, under their 32-px anchors."""
     (root / "images" / "train").mkdir(parents=True)
     (root / "labels" / "train").mkdir(parents=True)
     (root / "classes.txt").write_text("dot\n")
-    centres = "".join(f"0 {x} {y} 0.03125 0.03125\n" for x in (0.3, 0.7) for y in (0.3, 0.7))
+    centres = "".join(
+        f"0 {x} {y} {side / 320} {side / 320}\n" for x in (0.3, 0.7) for y in (0.3, 0.7)
+    )
     for k in range(2):
         Image.new("RGB", (320, 320), (40 * k, 90, 160)).save(root / "images" / "train" / f"{k}.png")
         (root / "labels" / "train" / f"{k}.txt").write_text(centres)
@@ -628,7 +631,8 @@ def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_pat
         "for this data train without --anchors enlarges the images 1.28 times and reads "
         "backbone stage 3 too, which an anchor file switches off, each measured ahead on "
         "small objects (benchmarks/recipe_ab.md, rounds 51 and 54): train without "
-        f"--anchors, or with them anyway: faster-rcnn train ... --anchors {fitted}\n"
+        "--anchors, with anchors fitted for its maps (anchors --returned-layers 3 4 5 --fit), "
+        f"or with them anyway: faster-rcnn train ... --anchors {fitted}\n"
     )
     # Sizes given: no enlargement to forgo, and at 1600 px (the dot 50 px, 1.5 cells of
     # stride 32) the finer stage alone.
@@ -653,6 +657,24 @@ def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_pat
         f"; the fitted anchors still give only {covered:.1%} of the boxes an anchor at IoU "
         "0.7: on this grid no anchor shape reaches the rest; a larger input or finer maps "
         f"reach more; to train with them: faster-rcnn train ... --anchors {fitted}\n"
+    )
+
+
+def test_cli_fit_says_train_reads_the_stride_16_map_of_larger_objects_in_long_runs(
+    tmp_path, capsys
+):
+    # 'dot' 80 px at 800: over the 64 px (two stride-32 cells) under which the recipe reads
+    # stage 3 at any steps, so train reads it only in a run of FINER_MAP_STEPS or more.
+    data = _small_dots(tmp_path / "dots", side=32)
+    argv = ["anchors", "--data", str(data), "--preset", "mobilenet_v2_fpn", "--fit"]
+    assert main([*argv, "--out", str(tmp_path / "fit")]) == 0
+    fitted = tmp_path / "fit" / "fitted_anchors.json"
+    assert capsys.readouterr().out.endswith(
+        "for this data train without --anchors reads backbone stage 3 too (in a run of "
+        f"{FINER_MAP_STEPS} steps or more), which an anchor file switches off, each measured "
+        "ahead on small objects (benchmarks/recipe_ab.md, round 58): train without "
+        "--anchors, with anchors fitted for its maps (anchors --returned-layers 3 4 5 --fit), "
+        f"or with them anyway: faster-rcnn train ... --anchors {fitted}\n"
     )
 
 

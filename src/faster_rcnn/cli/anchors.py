@@ -47,8 +47,9 @@ UNCOVERED_SHOWN = 5
 # on the model's grid, whose cells are too far apart for them (a plain majority, not a
 # measured threshold).
 FEW_COVERED = 0.5
-# Where the recipe's choices that an anchor file switches off were measured ahead.
-ENLARGED_ROUND, FINER_MAPS_ROUND = 51, 54
+# Where the recipe's choices that an anchor file switches off were measured ahead: the
+# larger input, the finer maps, and the stride-16 map where it waits for the run's steps.
+ENLARGED_ROUND, FINER_MAPS_ROUND, FINER_MAP_STEPS_ROUND = 51, 54, 58
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -282,7 +283,8 @@ def train_advice(
     """The command that trains with the anchor file at ``path``, fitted on ``config``'s
     model; first, where the fit still covers few boxes (under :data:`FEW_COVERED`) or
     where ``train`` without the file enlarges the images or reads finer maps for this
-    data (a preset measured, not a model), that: one line, or two."""
+    data (a preset measured, not a model), that, and the ``--returned-layers`` that fit
+    anchors for its finer maps: one line, or two."""
     options = " ".join([*stages_options(config), "--anchors", str(path)])
     command = f"faster-rcnn train ... {options}"
     covered = fit.covered["fitted"]
@@ -293,7 +295,10 @@ def train_advice(
     forgone = recipe_forgone(args, config, fit, dataset) if args.model is None else None
     if forgone is not None:
         lead = f"{few}\n" if covered < FEW_COVERED else ""
-        return f"{lead}{forgone}: train without --anchors, or with them anyway: {command}"
+        done, finer = forgone
+        maps = f"anchors --returned-layers {finer} --fit"
+        refit = f", with anchors fitted for its maps ({maps})" if finer else ""
+        return f"{lead}{done}: train without --anchors{refit}, or with them anyway: {command}"
     if covered < FEW_COVERED:
         return f"{few}; a larger input or finer maps reach more; to train with them: {command}"
     return f"train with them: {command}"
@@ -301,16 +306,18 @@ def train_advice(
 
 def recipe_forgone(
     args: argparse.Namespace, config: FasterRCNNConfig, fit: AnchorFit, dataset: Sequence[Sample]
-) -> str | None:
+) -> tuple[str, str] | None:
     """What ``train``'s recipe does for this data on the preset's anchors (``config``'s
     model, at the image sizes given) that the fitted anchors switch off - a larger input,
-    finer maps - with where it was measured ahead; ``None`` where nothing."""
+    finer maps (in a run of enough steps, where the rule waits for them) - with where it
+    was measured ahead, and the stages of those maps (``""`` where none); ``None`` where
+    nothing."""
     preset = config.replace(anchors=preset_stages_config(args, 2).anchors)
     given = {"transform.min_size"} if args.min_size else set()
     given |= {"backbone.returned_layers"} if args.returned_layers else set()
     given |= {"transform.max_size"} if args.max_size else set()
     stats = object_statistics(dataset, preset)
-    unfiled, _ = choose_recipe(preset, stats, given)
+    unfiled, choices = choose_recipe(preset, stats, given)
     filed, _ = choose_recipe(preset.replace(anchors=fit.anchors), stats, given | {"anchors"})
     done, rounds = [], []
     size, enlarged = preset.transform.min_size[-1], unfiled.transform.min_size[-1]
@@ -318,17 +325,24 @@ def recipe_forgone(
         done.append(f"enlarges the images {enlarged / size:.2f} times")
         rounds.append(ENLARGED_ROUND)
     stages = filed.backbone.resolved_returned_layers() or ()
-    added = [str(k) for k in unfiled.backbone.resolved_returned_layers() or () if k not in stages]
+    finer = unfiled.backbone.resolved_returned_layers() or ()
+    added = [str(k) for k in finer if k not in stages]
     if added:
-        done.append(f"reads backbone stage{'s' * (len(added) > 1)} {' and '.join(added)} too")
-        rounds.append(FINER_MAPS_ROUND)
+        rule = next(c for c in choices if c.setting == "backbone.returned_layers")
+        # Asked without the run's steps, the recipe marks a map that pays only in a run of
+        # enough of them (min_steps).
+        runs = f" (in a run of {rule.min_steps} steps or more)" if rule.min_steps else ""
+        named = f"stage{'s' * (len(added) > 1)} {' and '.join(added)}"
+        done.append(f"reads backbone {named} too{runs}")
+        rounds.append(FINER_MAP_STEPS_ROUND if rule.min_steps else FINER_MAPS_ROUND)
     if not done:
         return None
     measured = f"round{'s' * (len(rounds) > 1)} {' and '.join(map(str, rounds))}"
     return (
         f"for this data train without --anchors {' and '.join(done)}, which an anchor file "
         "switches off, each measured ahead on small objects (benchmarks/recipe_ab.md, "
-        f"{measured})"
+        f"{measured})",
+        " ".join(map(str, finer)) if added else "",
     )
 
 
