@@ -20,7 +20,7 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
-from .torchvision_heads import GivenHeads
+from .torchvision_heads import GivenHeads, check_described
 from .torchvision_options import constructor_form
 from .transform import ImageTransform
 from .validation import (
@@ -85,7 +85,8 @@ class FasterRCNN(nn.Module):
         heads: with ``config``, head modules it describes, used with their weights in
             place of fresh ones (a preset's ``rpn_head=``, ``box_head=``,
             ``box_predictor=``, its config made by
-            :func:`~faster_rcnn.torchvision_heads.with_given_heads`).
+            :func:`~faster_rcnn.torchvision_heads.with_given_heads`); one it does not
+            describe (a predictor of another class count...) is refused.
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
@@ -97,7 +98,8 @@ class FasterRCNN(nn.Module):
             another number of feature maps than ``config.anchors`` has levels (or not the
             maps ``config.roi_heads`` pools); a keyword's value is out of its field's
             range, or is a head module of another class than this package's, or one
-            that contradicts the rest (``num_classes`` with a ``box_predictor``...).
+            that contradicts the rest (``num_classes`` with a ``box_predictor``...), or
+            one of ``heads`` that ``config`` does not describe.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class FasterRCNN(nn.Module):
             )
         check_backbone_matches(backbone, config.backbone)
         check_custom_feature_maps(backbone, config)
+        check_described(config, heads)
         self._config = config
         self.transform = ImageTransform(config.transform)
         self.backbone = backbone

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .config import FasterRCNNConfig
+from .config import MAX_CLASSES, FasterRCNNConfig
 from .roi_heads.box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .roi_heads.predictor import FastRCNNPredictor
 from .rpn.head import RPNHead
@@ -75,7 +75,8 @@ def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None, ca
     Only the constructor is given neither (a preset has its own class count).
 
     Raises:
-        ValueError: both or neither given, or the predictor's layers do not fit.
+        ValueError: both or neither given, or the predictor's classes out of the config's
+            range (naming the predictor).
     """
     if predictor is None:
         if num_classes is None:
@@ -91,7 +92,13 @@ def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None, ca
             f"must be None when box_predictor is given (its {_classes(predictor)} classes "
             "are the model's), as torchvision's FasterRCNN requires"
         )
-    return _classes(predictor)
+    classes = _classes(predictor)
+    if not 2 <= classes <= MAX_CLASSES:
+        raise ValueError(
+            f"{caller}(box_predictor={described}): its class count {classes} (background "
+            f"included) is the model's num_classes, which must be in [2, {MAX_CLASSES}]"
+        )
+    return classes
 
 
 def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads, caller: str) -> FasterRCNNConfig:
@@ -118,6 +125,42 @@ def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads, caller: str) -
     width = _predictor_width(heads.box_head, heads.box_predictor, width, caller)
     fields = {"representation_size": width}
     return _with_fields(caller, "box_predictor", heads.box_predictor, config, roi_heads=fields)
+
+
+def check_described(config: FasterRCNNConfig, heads: GivenHeads) -> None:
+    """Refuse ``heads`` given with ``config`` (``FasterRCNN(backbone, config,
+    heads=...)``) that the config does not describe: a predictor of another class count
+    than ``config.num_classes``, or a head whose shapes give other fields than the
+    config's (:func:`with_given_heads`), so that the config (and a model file) would not
+    rebuild the network.
+
+    Raises:
+        ValueError: naming the head (``FasterRCNN(box_predictor=...)``, as the heads'
+            keywords are named), what it gives and what the config says.
+    """
+    predictor = heads.box_predictor
+    if predictor is not None and _classes(predictor) != config.num_classes:
+        raise ValueError(
+            f"FasterRCNN(box_predictor={_described(predictor)}): its {_classes(predictor)} "
+            f"classes contradict config.num_classes {config.num_classes}"
+        )
+    described = with_given_heads(config, heads, "FasterRCNN")
+    for (section, name), keys in _HEAD_FIELDS.items():
+        given, said = (getattr(getattr(c, section), name) for c in (described, config))
+        if given != said:
+            key = next(key for key in keys if getattr(heads, key) is not None)
+            raise ValueError(
+                f"FasterRCNN({key}={_described(getattr(heads, key))}): it gives {section}.{name}"
+                f" {given!r}, config.{section}.{name} is {said!r}"
+            )
+
+
+# The config fields that given heads set: the heads (keywords) that set each.
+_HEAD_FIELDS = {
+    ("rpn", "head_conv_depth"): ("rpn_head",),
+    ("roi_heads", "box_head"): ("box_head",),
+    ("roi_heads", "representation_size"): ("box_head", "box_predictor"),
+}
 
 
 def _with_fields(

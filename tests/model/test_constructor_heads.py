@@ -10,7 +10,7 @@ import torch
 from given_heads import assert_round_trips, assert_runs_the_given_heads, head_fields
 from torch import Tensor, nn
 
-from faster_rcnn import AnchorGenerator, FasterRCNN
+from faster_rcnn import AnchorGenerator, FasterRCNN, models
 from faster_rcnn.roi_heads import (
     ConvFCHead,
     FastRCNNPredictor,
@@ -19,6 +19,7 @@ from faster_rcnn.roi_heads import (
     VGG16BoxHead,
 )
 from faster_rcnn.rpn import RPNHead
+from faster_rcnn.torchvision_heads import GivenHeads
 
 CHANNELS = 24
 POOLED = CHANNELS * 7 * 7  # 1176 inputs of a box head on 7x7 RoIs of 24 channels
@@ -182,6 +183,11 @@ CONTRADICTIONS = {
         "FasterRCNN(backbone, ...) needs num_classes (background included), or "
         "box_predictor=FastRCNNPredictor(in_features, num_classes)",
     ),
+    "a predictor of more classes than the config takes": (
+        lambda: {"num_classes": None, "box_predictor": FastRCNNPredictor(8, 100_001)},
+        "FasterRCNN(box_predictor=FastRCNNPredictor(8, 100001)): its class count 100001 "
+        "(background included) is the model's num_classes, which must be in [2, 100000]",
+    ),
     "RPN head's channels": (
         lambda: {"rpn_head": RPNHead(256, 15)},
         "FasterRCNN(rpn_head=RPNHead(256, 15)): its 256 input channels contradict the "
@@ -291,3 +297,44 @@ def test_an_rpn_head_of_a_depth_the_config_refuses_is_named(depth):
         f"FasterRCNN(rpn_head=RPNHead(24, 15, conv_depth={depth})): "
         "RPNConfig.head_conv_depth must be in [1, 8]"
     )
+
+
+# The small preset's config (64 channels, 12 anchors a location, 7x7 RoIs, two fully
+# connected layers of 256, one RPN conv) for 2 named classes, and heads it does not describe.
+NOT_DESCRIBED = {
+    "a predictor of more classes": (
+        GivenHeads(box_predictor=FastRCNNPredictor(256, 5)),
+        "FasterRCNN(box_predictor=FastRCNNPredictor(256, 5)): its 5 classes contradict "
+        "config.num_classes 3",
+    ),
+    "a predictor of another width": (
+        GivenHeads(box_predictor=FastRCNNPredictor(128, 3)),
+        "FasterRCNN(box_predictor=FastRCNNPredictor(128, 3)): it gives "
+        "roi_heads.representation_size 128, config.roi_heads.representation_size is 256",
+    ),
+    "an RPN head of two convs": (
+        GivenHeads(rpn_head=RPNHead(64, 12, conv_depth=2)),
+        "FasterRCNN(rpn_head=RPNHead(64, 12, conv_depth=2)): it gives rpn.head_conv_depth "
+        "2, config.rpn.head_conv_depth is 1",
+    ),
+    "a conv head": (
+        GivenHeads(box_head=ConvFCHead(64, 7, 256)),
+        "FasterRCNN(box_head=ConvFCHead(64, 7, 256)): it gives roi_heads.box_head "
+        "'conv_fc', config.roi_heads.box_head is 'two_mlp'",
+    ),
+    "an RPN head of other anchors": (
+        GivenHeads(rpn_head=RPNHead(64, 3)),
+        "FasterRCNN(rpn_head=RPNHead(64, 3)): its 3 anchors a location contradict the "
+        "anchor generator's 12 (4 sizes x 3 aspect ratios a level)",
+    ),
+}
+
+
+@pytest.mark.parametrize("given", list(NOT_DESCRIBED))
+def test_heads_given_with_a_config_that_does_not_describe_them_are_refused(given):
+    """The config would be the model's (its file's), so it must describe the heads: a
+    predictor of 5 classes beside 2 class names is not silently taken as 5 classes."""
+    config = models.small_config(3).replace(class_names=("cell", "platelet"))
+    heads, message = NOT_DESCRIBED[given]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        FasterRCNN.from_config(config, heads)

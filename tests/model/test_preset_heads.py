@@ -110,6 +110,11 @@ CONTRADICTIONS = {
         "None when box_predictor is given (its 3 classes are the model's), as torchvision's "
         "FasterRCNN requires",
     ),
+    "a predictor of the background alone": (
+        lambda: {"box_predictor": FastRCNNPredictor(256, 1)},
+        "small(box_predictor=FastRCNNPredictor(256, 1)): its class count 1 (background "
+        "included) is the model's num_classes, which must be in [2, 100000]",
+    ),
     "RPN head's channels": (
         lambda: {"rpn_head": RPNHead(256, 12)},
         "small(rpn_head=RPNHead(256, 12)): its 256 input channels contradict the backbone's "
