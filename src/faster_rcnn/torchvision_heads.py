@@ -275,10 +275,13 @@ def _vgg16_args(head: VGG16BoxHead) -> tuple[int, int, float]:
 def _conv_fc_args(head: ConvFCHead) -> tuple[int, int, int, int]:
     """``(in_channels, output_size, representation_size, num_convs)`` of ``head``, as its
     constructor takes: the convs, then a flatten, the fully connected layer and a ReLU.
-    Without convs the channels are the layer's inputs, on a 1 x 1 grid."""
+    Without convs the layer's inputs do not tell the channels from the grid: those the
+    head was made with are taken (its layer then checked against them)."""
     convs = len(head) - 3
     layer = head[convs + 1]
-    channels = head[0][0].in_channels if convs else layer.in_features
+    if not convs:
+        return head.in_channels, head.output_size, layer.out_features, convs
+    channels = head[0][0].in_channels
     side = math.isqrt(layer.in_features // channels)
     return channels, side, layer.out_features, convs
 

@@ -161,6 +161,13 @@ def layer_replaced() -> FastRCNNPredictor:
     return predictor
 
 
+def conv_less_layer_replaced() -> ConvFCHead:
+    """A head of no convs on 24 x 7 x 7 RoIs, its layer taking 100 inputs instead."""
+    head = ConvFCHead(CHANNELS, 7, 1024, num_convs=0)
+    head[1] = nn.Linear(100, 1024)
+    return head
+
+
 def of_another_kind(head: nn.Module, layer: str) -> nn.Module:
     """``head`` with its ``layer`` replaced by a module of another kind."""
     setattr(head, layer, nn.Identity())
@@ -240,6 +247,18 @@ CONTRADICTIONS = {
         "FasterRCNN(box_head=ConvFCHead(24, 7, 1024, num_convs=2)): config.roi_heads.box_head "
         "'conv_fc' has 4 convs (torchvision's FastRCNNConvFCHead), so a head of 2 cannot be "
         "rebuilt from the config",
+    ),
+    "a conv head without convs": (
+        lambda: {"box_head": ConvFCHead(CHANNELS, 7, 1024, num_convs=0)},
+        "FasterRCNN(box_head=ConvFCHead(24, 7, 1024, num_convs=0)): config.roi_heads.box_head "
+        "'conv_fc' has 4 convs (torchvision's FastRCNNConvFCHead), so a head of 0 cannot be "
+        "rebuilt from the config",
+    ),
+    "the layer replaced in a conv head without convs": (
+        lambda: {"box_head": conv_less_layer_replaced()},
+        "FasterRCNN(box_head=ConvFCHead(24, 7, 1024, num_convs=0)): its 1.weight is (1024, "
+        "100), not the (1024, 1176) of that head (a layer replaced, which the config cannot "
+        "rebuild)",
     ),
     "a conv head's channels": (
         lambda: {"box_head": ConvFCHead(32, 7, 1024)},

@@ -146,6 +146,9 @@ class ConvFCHead(nn.Sequential):
             nn.ReLU(inplace=True),
         ]
         super().__init__(*layers)
+        # Without convs the layer's C * S * S inputs do not tell the channels from the
+        # grid: kept to describe the head as made (faster_rcnn.torchvision_heads).
+        self.in_channels, self.output_size = in_channels, output_size
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
