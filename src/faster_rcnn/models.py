@@ -22,7 +22,10 @@ box_score_thresh=0.7, min_size=600)``), as config fields
 (:mod:`faster_rcnn.torchvision_options`), and its head modules of this package's classes
 (``rpn_head=RPNHead(256, 3, conv_depth=2)``, ``box_head=ConvFCHead(256, 7, 1024)``,
 ``box_predictor=FastRCNNPredictor(1024, 3)``), used with their weights, the config taking
-the fields their shapes give (:mod:`faster_rcnn.torchvision_heads`).
+the fields their shapes give (:mod:`faster_rcnn.torchvision_heads`). A module torchvision's
+builder passes itself is refused with its TypeError: ``rpn_head`` and ``box_head`` (and
+``rpn_anchor_generator``) for ``resnet50_fpn_v2``, ``rpn_anchor_generator`` for the
+MobileNetV3 presets.
 :func:`preset_config` gives the config alone, to edit before building with
 ``FasterRCNN.from_config``.
 """
@@ -186,6 +189,33 @@ def preset_config(name: str, num_classes: int | None = None) -> FasterRCNNConfig
     return make() if num_classes is None else make(num_classes)
 
 
+# torchvision's builder of a preset: the keywords it passes to FasterRCNN itself, which
+# a caller's repeat (a TypeError there), and the config fields that part is here.
+_BUILDERS_OWN = {
+    "resnet50_fpn_v2": ("rpn_anchor_generator", "rpn_head", "box_head"),
+    "mobilenet_v3_large_fpn": ("rpn_anchor_generator",),
+    "mobilenet_v3_large_320_fpn": ("rpn_anchor_generator",),
+}
+_OWN_FIELDS = {
+    "rpn_anchor_generator": "anchors",
+    "rpn_head": "rpn.head_conv_depth",
+    "box_head": "roi_heads.box_head and representation_size",
+}
+
+
+def _refuse_builders_own(name: str, options: dict[str, Any]) -> None:
+    """Refuse a keyword torchvision's builder of preset ``name`` passes itself (any
+    value, ``None`` too), as its ``FasterRCNN(...)`` call does: ``rpn_head`` or
+    ``box_head`` to ``fasterrcnn_resnet50_fpn_v2``, whose heads are its own."""
+    for key in _BUILDERS_OWN.get(name, ()):
+        if key in options:
+            raise TypeError(
+                f"{name}() got multiple values for keyword argument {key!r}: the preset "
+                f"passes its own, as torchvision's fasterrcnn_{name} does (here that part "
+                f"is preset_config({name!r}).{_OWN_FIELDS[key]})"
+            )
+
+
 def _built(name: str, num_classes: int | None, options: dict[str, Any]) -> FasterRCNN:
     """The preset ``name`` with ``num_classes`` (``None``: the preset's, or the given
     predictor's) and torchvision's keyword ``options``: head modules of this package's
@@ -194,9 +224,12 @@ def _built(name: str, num_classes: int | None, options: dict[str, Any]) -> Faste
     (:func:`~faster_rcnn.torchvision_options.with_torchvision_options`).
 
     Raises:
+        TypeError: a keyword torchvision's builder of the preset passes itself
+            (:func:`_refuse_builders_own`), or one its builders do not take.
         ValueError: ``num_classes`` with a ``box_predictor``, a head that contradicts the
             preset, or an option :func:`with_torchvision_options` refuses (one line each).
     """
+    _refuse_builders_own(name, options)
     options = dict(options)
     heads = take_given_heads(options, name)
     if num_classes is not None or heads.box_predictor is not None:

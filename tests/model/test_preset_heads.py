@@ -159,3 +159,45 @@ def test_a_contradiction_or_another_class_is_refused_in_one_line(refused):
     options, message = CONTRADICTIONS[refused]
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         models.small(**options())
+
+
+# torchvision's builder passes these to FasterRCNN itself, so a caller's, None included,
+# is "got multiple values for keyword argument" there.
+BUILDERS_OWN = {
+    "v2's RPN head": (
+        "resnet50_fpn_v2",
+        "rpn_head",
+        lambda: RPNHead(256, 3, conv_depth=2),
+        "rpn.head_conv_depth",
+    ),
+    "v2's box head, None": (
+        "resnet50_fpn_v2",
+        "box_head",
+        lambda: None,
+        "roi_heads.box_head and representation_size",
+    ),
+    "v2's anchor generator, None": (
+        "resnet50_fpn_v2",
+        "rpn_anchor_generator",
+        lambda: None,
+        "anchors",
+    ),
+    "MobileNetV3's anchor generator, None": (
+        "mobilenet_v3_large_320_fpn",
+        "rpn_anchor_generator",
+        lambda: None,
+        "anchors",
+    ),
+}
+
+
+@pytest.mark.parametrize("repeated", list(BUILDERS_OWN))
+def test_a_module_torchvision_s_builder_passes_itself_is_refused_as_there(repeated):
+    preset, key, value, fields = BUILDERS_OWN[repeated]
+    message = (
+        f"{preset}() got multiple values for keyword argument '{key}': the preset passes its "
+        f"own, as torchvision's fasterrcnn_{preset} does (here that part is "
+        f"preset_config('{preset}').{fields})"
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        getattr(models, preset)(weights_backbone=None, **{key: value()})
