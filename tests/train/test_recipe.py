@@ -506,6 +506,21 @@ def test_an_anchor_file_keeps_the_input_and_stages_and_says_what_the_recipe_forg
     assert "backbone.returned_layers" not in [choice.setting for choice in choices]
 
 
+def test_the_stages_an_anchor_file_forgoes_are_said_with_a_class_name_holding_a_colon() -> None:
+    # The reason is the rule's whole condition, not its text up to the first ': '.
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot: 2 um", "blob"))
+    filed = config.replace(anchors=AnchorConfig(((8, 64, 512),) * 3, ((1.0,),) * 3))
+    dots = [_item(400, 600, [[0, 0, 10, 10], [0, 0, 100, 100]], [1, 2])] * 3
+    stats = object_statistics(dots, config)
+    _, choices = choose_recipe(filed, stats, {"anchors"}, preset_anchors=config.anchors)
+    assert choices[-1].line() == (
+        "  backbone.returned_layers = (4, 5): kept, --anchors gives one level a map: without "
+        "it the recipe reads stages 2 and 3 too (on the preset's anchors and input: the "
+        "smallest class 'dot: 2 um' is 28 px once resized, under the smallest anchor (32 "
+        "px)); --returned-layers 2 3 4 5 takes an anchor file of 5 levels"
+    )
+
+
 def test_recipe_lines_say_a_setting_chosen_twice_once_with_its_final_value() -> None:
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
     # 'dot' 20 px at 800: enlarged to 1120, then drawn at 896-1120.

@@ -371,12 +371,16 @@ class RecipeChoice:
 
     ``min_steps`` marks a choice made without knowing the run's steps that pays only in a
     run of at least that many: the caller times steps, and asks again with them.
+    ``condition`` is what in the data led to the choice, the part of ``why`` before what
+    the choice does (a backbone stages choice has one): the line that says an anchor file
+    forgoes the choice quotes it.
     """
 
     setting: str
     value: object
     why: str
     min_steps: int | None = None
+    condition: str | None = None
 
     def line(self) -> str:
         return f"  {self.setting} = {self.value}: {self.why}"
@@ -523,12 +527,12 @@ def _stages_forgone(rule: RecipeChoice, unfiled: FasterRCNNConfig, stages: tuple
     assert finer is not None  # the caller compared them
     added = [str(stage) for stage in finer if stage not in stages]
     named = f"stage{'s' * (len(added) > 1)} {' and '.join(added)}"
-    reason = rule.why.split(": ")[0]  # each rule's why reads 'condition: effect'
+    assert rule.condition is not None  # every stages choice says what led to it
     runs = f", in a run of {rule.min_steps} steps or more" if rule.min_steps else ""
     option = " ".join(map(str, finer))
     return (
         f"kept, --anchors gives one level a map: without it the recipe reads {named} "
-        f"too (on the preset's anchors and input: {reason}{runs}); --returned-layers "
+        f"too (on the preset's anchors and input: {rule.condition}{runs}); --returned-layers "
         f"{option} takes an anchor file of {len(unfiled.anchors.sizes)} levels"
     )
 
@@ -806,14 +810,17 @@ def _finer_map_rule(
     # benchmarks/recipe_ab.md, round 54).
     if 0 < side < anchor and stages[0] - 2 in returnable:  # points have no size
         own = "cells and a pooled RoI" if box_head else "cells"
-        return RecipeChoice(
-            "backbone.returned_layers",
-            (stages[0] - 2, stages[0] - 1, *stages),
+        under = (
             f"the smallest class {smallest!r} is {pixels(side)} px once resized, under the "
-            f"smallest anchor ({anchor:g} px): the FPN reads the two backbone stages before "
-            f"stage {stages[0]} too, maps two and four times as fine each way, where each "
-            f"tiny object has {own} of its own; a step takes 2.2-2.4 times as long",
+            f"smallest anchor ({anchor:g} px)"
         )
+        why = (
+            f"{under}: the FPN reads the two backbone stages before stage {stages[0]} too, "
+            f"maps two and four times as fine each way, where each tiny object has {own} of "
+            "its own; a step takes 2.2-2.4 times as long"
+        )
+        finest = (stages[0] - 2, stages[0] - 1, *stages)
+        return RecipeChoice("backbone.returned_layers", finest, why, condition=under)
     if side >= SMALL_SIDE or stats.objects_where_any >= FINER_MAP_OBJECTS:
         return None
     sparse = (
@@ -827,7 +834,7 @@ def _finer_map_rule(
         "1.1-1.4 times as long"
     )
     if side < FINER_MAP_ANY_STEPS_SIDE:
-        return RecipeChoice("backbone.returned_layers", finer, why)
+        return RecipeChoice("backbone.returned_layers", finer, why, condition=sparse)
     return _steps_for_finer_map(finer, stages, sparse, why, steps)
 
 
@@ -847,13 +854,14 @@ def _objects_an_image(stats: ObjectStatistics) -> str:
 
 def _weights_stages_choice(stages: tuple[int, ...]) -> RecipeChoice:
     """The stages the FPN of the detector a run starts from read, kept."""
-    return RecipeChoice(
-        "backbone.returned_layers",
-        stages,
-        "--weights is a detector whose FPN read the backbone stages "
-        f"{', '.join(map(str, stages))}: the FPN reads them, as its blocks for them are "
-        "trained, rather than leave the finer ones out",
+    read = (
+        f"--weights is a detector whose FPN read the backbone stages {', '.join(map(str, stages))}"
     )
+    why = (
+        f"{read}: the FPN reads them, as its blocks for them are trained, rather than leave "
+        "the finer ones out"
+    )
+    return RecipeChoice("backbone.returned_layers", stages, why, condition=read)
 
 
 def _steps_for_finer_map(
@@ -867,18 +875,17 @@ def _steps_for_finer_map(
     says so), else the preset's ``stages`` and why; ``sparse`` and ``why`` say why the
     finer map was weighed and what it does."""
     if steps is None:
-        return RecipeChoice("backbone.returned_layers", finer, why, FINER_MAP_STEPS)
+        return RecipeChoice("backbone.returned_layers", finer, why, FINER_MAP_STEPS, sparse)
     if steps >= FINER_MAP_STEPS:
         why += f", and the run fits about {steps} of them (at least {FINER_MAP_STEPS})"
-        return RecipeChoice("backbone.returned_layers", finer, why)
-    return RecipeChoice(
-        "backbone.returned_layers",
-        stages,
+        return RecipeChoice("backbone.returned_layers", finer, why, condition=sparse)
+    kept = (
         f"{sparse}, but the run fits about {counted(steps, 'step')}: reading the "
         f"stage before stage {stages[0]} too, a map twice as fine, pays from about "
         f"{FINER_MAP_STEPS} of its steps on (each 1.1-1.4 times as long), so the FPN reads "
-        "the preset's stages",
+        "the preset's stages"
     )
+    return RecipeChoice("backbone.returned_layers", stages, kept, condition=sparse)
 
 
 def _multi_scale_per_choice(
