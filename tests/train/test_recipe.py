@@ -506,6 +506,49 @@ def test_an_anchor_file_keeps_the_input_and_stages_and_says_what_the_recipe_forg
     assert "backbone.returned_layers" not in [choice.setting for choice in choices]
 
 
+def test_an_input_an_anchor_file_makes_smaller_is_said_to_be_the_files_doing() -> None:
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    filed = config.replace(anchors=AnchorConfig(((4, 8, 16),) * 3, ((1.0,),) * 3))
+    # 'dot' 40 px at 800: within the preset's anchors (32-512), above the file's largest
+    # (16 px): 800 x 16 / 40 = 320 px, where 'dot' is 16 px, drawn at 256-320.
+    dots = [_item(400, 600, [[0, 0, 20, 20], [0, 0, 100, 100]], [1, 2])] * 3
+    stats = object_statistics(dots, config)
+    chosen, choices = choose_recipe(filed, stats, {"anchors"}, preset_anchors=config.anchors)
+    assert (chosen.transform.min_size, chosen.transform.max_size) == ((256, 288, 320), 533)
+    lines = [line for line in recipe_lines(choices) if "_size =" in line]
+    assert lines == [
+        "  transform.min_size = (256, 288, 320): the smallest class 'dot' is 40 px once "
+        "resized to 800, above the anchor file's largest anchor (16 px): images are resized "
+        "0.40 times as large, the class then 16 px, that anchor's size to the input's 32-px "
+        "step (on raccoon COCO AP +0.04 and +0.06: benchmarks/recipe_ab.md, round 62); the "
+        "smallest class 'dot' is 16 px once resized: each image is drawn at one of 3 sizes "
+        "from 256 to 320 px (the shorter side), so the head sees every object at several "
+        "scales and the smaller steps fit more of them in the budget; evaluation stays at "
+        "320; without --anchors, on the preset's anchors, the shorter side would be 800 px",
+        "  transform.max_size = 533: the longer side's cap, 1333, alike",
+    ]
+    # Without the preset's anchors to compare, the line still names the file's.
+    _, choices = choose_recipe(filed, stats, {"anchors"})
+    assert "above the anchor file's largest anchor (16 px)" in recipe_lines(choices)[0]
+
+
+def test_an_anchor_file_that_reaches_large_objects_says_the_smaller_input_it_forgoes() -> None:
+    config = preset_config("mobilenet_v2_fpn", 2).replace(class_names=("dot",))
+    filed = config.replace(anchors=AnchorConfig(((64, 256, 1024),) * 3, ((1.0,),) * 3))
+    # 'dot' 800 px at 800: above the preset's largest anchor (512 px; 512 px without the
+    # file), within the file's.
+    dots = [_item(400, 600, [[0, 0, 400, 400]], [1])] * 3
+    stats = object_statistics(dots, config)
+    assert choose_recipe(config, stats)[0].transform.min_size == (512,)
+    chosen, choices = choose_recipe(filed, stats, {"anchors"}, preset_anchors=config.anchors)
+    assert chosen.transform == config.transform
+    assert [line for line in recipe_lines(choices) if "_size =" in line] == [
+        "  transform.min_size = (800,): not made smaller (0.64 times as large) as without "
+        "--anchors, where the smallest class 'dot' (800 px once resized to 800) is above the "
+        "preset's largest anchor (512 px): the anchor file's largest is 1024 px"
+    ]
+
+
 def test_the_stages_an_anchor_file_forgoes_are_said_with_a_class_name_holding_a_colon() -> None:
     # The reason is the rule's whole condition, not its text up to the first ': '.
     config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot: 2 um", "blob"))

@@ -430,7 +430,8 @@ def choose_recipe(
             its model keeps the preset's, and says its box head is untrained.
         preset_anchors: the anchors ``config`` has without its anchor file (with
             ``"anchors"`` given): where they lead to an input or backbone stages the
-            file's anchors do not, a choice keeps the file's and says what it forgoes.
+            file's anchors do not, a choice keeps the file's and says what it forgoes,
+            or the input the file's anchors led to and the size without them.
     """
     chosen, choices = _dataset_choices(config, stats, given, steps, weights_stages, box_head)
     if preset_anchors is None or "anchors" not in given:
@@ -485,15 +486,11 @@ def _forgone_by_anchor_file(
     config: FasterRCNNConfig,
 ) -> list[RecipeChoice]:
     """The input size and backbone stages of ``chosen`` (the recipe on an anchor file's
-    anchors) kept where the recipe on the preset's anchors (``unfiled``, made by
-    ``unfiled_choices``) chose others, each saying what the file forgoes; ``stats``: the
-    objects at ``config``'s (the preset's) size."""
-    forgone = []
-    sizes = chosen.transform.min_size
-    if unfiled.transform.min_size[-1] > max(sizes[-1], config.transform.min_size[-1]):
-        forgone.append(
-            RecipeChoice("transform.min_size", sizes, _enlargement_forgone(unfiled, stats, config))
-        )
+    anchors) where the recipe on the preset's anchors (``unfiled``, made by
+    ``unfiled_choices``) chose others, each saying what the file forgoes or changes;
+    ``stats``: the objects at ``config``'s (the preset's) size."""
+    size_note = _input_size_note(chosen, unfiled, stats, config)
+    forgone = [size_note] if size_note is not None else []
     stages = chosen.backbone.resolved_returned_layers()
     finer = unfiled.backbone.resolved_returned_layers()
     if finer != stages and finer is not None and stages is not None:
@@ -502,6 +499,30 @@ def _forgone_by_anchor_file(
             RecipeChoice("backbone.returned_layers", stages, _stages_forgone(rule, unfiled, stages))
         )
     return forgone
+
+
+def _input_size_note(
+    chosen: FasterRCNNConfig,
+    unfiled: FasterRCNNConfig,
+    stats: ObjectStatistics,
+    config: FasterRCNNConfig,
+) -> RecipeChoice | None:
+    """Where the input of ``chosen`` (the recipe on an anchor file's anchors) is not that
+    of ``unfiled`` (on the preset's): the enlargement or smaller input the file forgoes
+    and why, else the size without the file (the input size choice says how the file's
+    anchors led to its own). ``None`` where the two agree."""
+    sizes = chosen.transform.min_size
+    size, without = sizes[-1], unfiled.transform.min_size[-1]
+    preset = config.transform.min_size[-1]
+    if size == without:
+        return None
+    if without > max(size, preset):
+        why = _enlargement_forgone(unfiled, stats, config)
+    elif without < preset <= size:
+        why = _smaller_input_forgone(unfiled, stats, config)
+    else:
+        why = f"without --anchors, on the preset's anchors, the shorter side would be {without} px"
+    return RecipeChoice("transform.min_size", sizes, why)
 
 
 def _enlargement_forgone(
@@ -517,6 +538,24 @@ def _enlargement_forgone(
         f"class {smallest!r} ({pixels(stats.class_sides[smallest])} px once resized to "
         f"{preset}) is under the preset's smallest anchor ({_smallest_anchor(unfiled):g} px): "
         f"the anchor file's smallest is {_smallest_anchor(config):g} px"
+    )
+
+
+def _smaller_input_forgone(
+    unfiled: FasterRCNNConfig, stats: ObjectStatistics, config: FasterRCNNConfig
+) -> str:
+    """Why images are not made smaller, to the shorter side of ``unfiled`` (the recipe on
+    the preset's anchors), with an anchor file: the file's largest anchor reaches the
+    class."""
+    smallest = stats.smallest_class()
+    assert smallest is not None  # a smaller input is for it
+    preset, size = config.transform.min_size[0], unfiled.transform.min_size[-1]
+    return (
+        f"not made smaller ({size / preset:.2f} times as large) as without --anchors, where "
+        f"the smallest class {smallest!r} ({pixels(stats.class_sides[smallest])} px once "
+        f"resized to {preset}) is above the preset's largest anchor "
+        f"({_largest_anchor(unfiled):g} px): the anchor file's largest is "
+        f"{_largest_anchor(config):g} px"
     )
 
 
@@ -632,13 +671,14 @@ def _largest_anchor(config: FasterRCNNConfig) -> float:
 
 
 def _smaller_input_choices(
-    config: FasterRCNNConfig, smallest: str, side: float
+    config: FasterRCNNConfig, smallest: str, side: float, given: Collection[str]
 ) -> list[RecipeChoice]:
     """A smaller input where the smallest class, ``smallest``, is ``side`` px once
     resized, above the largest anchor: the shorter side shrinks (in ``SCALE_STEP`` px)
     until the class (its median side) is within a step of that anchor, and the longer
     side's cap alike: the objects are then where the anchors reach, with fewer pixels to
-    convolve (:data:`SMALLER_INPUT`)."""
+    convolve (:data:`SMALLER_INPUT`). ``given``: the settings the user gave (the
+    anchors, from a file, are named as its)."""
     transform = config.transform
     preset, anchor = transform.min_size[0], _largest_anchor(config)
     size = SCALE_STEP * math.ceil(preset * anchor / side / SCALE_STEP)
@@ -646,11 +686,19 @@ def _smaller_input_choices(
         return []
     why = (
         f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, above "
-        f"the largest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
-        f"as large, the class then {pixels(side * size / preset)} px, that anchor's size "
-        f"to the input's {SCALE_STEP}-px step ({SMALLER_INPUT})"
+        f"{_anchor_named('largest', given)} ({anchor:g} px): images are resized "
+        f"{size / preset:.2f} times as large, the class then {pixels(side * size / preset)} "
+        f"px, that anchor's size to the input's {SCALE_STEP}-px step ({SMALLER_INPUT})"
     )
     return _resized_input(config, size, why)
+
+
+def _anchor_named(which: str, given: Collection[str]) -> str:
+    """'the smallest anchor' (``which``: 'smallest'), or 'the anchor file's smallest
+    anchor' where the anchors are a file's (``"anchors"`` in ``given``): the input it
+    resizes for is then the file's doing."""
+    owner = "the anchor file's" if "anchors" in given else "the"
+    return f"{owner} {which} anchor"
 
 
 def _resized_input(config: FasterRCNNConfig, size: int, why: str) -> list[RecipeChoice]:
@@ -688,7 +736,7 @@ def _input_size_choices(
         return []
     side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
     if side > _largest_anchor(config):
-        return _smaller_input_choices(config, smallest, side)
+        return _smaller_input_choices(config, smallest, side, given)
     if not 0 < side < anchor:  # a class of points has no size to enlarge
         return []
     preset = transform.min_size[0]
@@ -698,8 +746,8 @@ def _input_size_choices(
         return []
     why = (
         f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, under "
-        f"the smallest anchor ({anchor:g} px): images are resized {size / preset:.2f} times "
-        "larger"
+        f"{_anchor_named('smallest', given)} ({anchor:g} px): images are resized "
+        f"{size / preset:.2f} times larger"
     )
     if size < reaching:
         why += f" (at most {MAX_UPSCALE:g}: a step takes longer on larger images)"
