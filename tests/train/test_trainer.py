@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import shutil
 import signal
 import sys
@@ -327,7 +326,9 @@ def test_a_stop_signal_ends_the_stage_with_a_checkpoint_that_resumes_bit_for_bit
 
     def terminate(step, losses):
         if step == 0:
-            os.kill(os.getpid(), signal.SIGTERM)  # handled after this step
+            # To this thread, handled before it returns: os.kill's process-wide signal
+            # may be taken by another thread, which the stage notices a step later.
+            signal.raise_signal(signal.SIGTERM)
 
     stopped = Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path, on_step=terminate)
     with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM after 1 step;") as info:
@@ -345,7 +346,7 @@ def test_a_stop_signal_during_the_last_checkpoint_is_not_lost(tmp_path, monkeypa
     def save_and_be_signalled(self, stage_dir, history):
         save(self, stage_dir, history)
         if len(history) == CFG.steps:
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives after the loop's last check
+            signal.raise_signal(signal.SIGTERM)  # arrives after the loop's last check
 
     monkeypatch.setattr(TrainingState, "save", save_and_be_signalled)
     trainer = Trainer(tiny_model(), DATA, CFG, out_dir=tmp_path)
