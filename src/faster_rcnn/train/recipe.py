@@ -516,46 +516,33 @@ def _input_size_note(
     preset = config.transform.min_size[-1]
     if size == without:
         return None
-    if without > max(size, preset):
-        why = _enlargement_forgone(unfiled, stats, config)
-    elif without < preset <= size:
-        why = _smaller_input_forgone(unfiled, stats, config)
+    if without > max(size, preset) or without < preset <= size:
+        why = _resize_forgone(unfiled, stats, config)
     else:
         why = f"without --anchors, on the preset's anchors, the shorter side would be {without} px"
     return RecipeChoice("transform.min_size", sizes, why)
 
 
-def _enlargement_forgone(
+def _resize_forgone(
     unfiled: FasterRCNNConfig, stats: ObjectStatistics, config: FasterRCNNConfig
 ) -> str:
-    """Why images are not enlarged to the shorter side of ``unfiled`` (the recipe on
-    the preset's anchors) with an anchor file: the class is not under its anchors."""
+    """Why images are not resized to the shorter side of ``unfiled`` (the recipe on the
+    preset's anchors) with an anchor file: the smallest class, under the preset's smallest
+    anchor (enlarged) or above its largest (made smaller), is not beyond the file's."""
     smallest = stats.smallest_class()
-    assert smallest is not None  # an enlargement is for it
+    assert smallest is not None  # the resizing is for it
     preset, size = config.transform.min_size[0], unfiled.transform.min_size[-1]
-    return (
-        f"not enlarged {size / preset:.2f} times as without --anchors, where the smallest "
-        f"class {smallest!r} ({pixels(stats.class_sides[smallest])} px once resized to "
-        f"{preset}) is under the preset's smallest anchor ({_smallest_anchor(unfiled):g} px): "
-        f"the anchor file's smallest is {_smallest_anchor(config):g} px"
+    ratio, enlarged = size / preset, size > preset
+    done = (
+        f"enlarged {ratio:.2f} times" if enlarged else f"made smaller ({ratio:.2f} times as large)"
     )
-
-
-def _smaller_input_forgone(
-    unfiled: FasterRCNNConfig, stats: ObjectStatistics, config: FasterRCNNConfig
-) -> str:
-    """Why images are not made smaller, to the shorter side of ``unfiled`` (the recipe on
-    the preset's anchors), with an anchor file: the file's largest anchor reaches the
-    class."""
-    smallest = stats.smallest_class()
-    assert smallest is not None  # a smaller input is for it
-    preset, size = config.transform.min_size[0], unfiled.transform.min_size[-1]
+    where, which = ("under", "smallest") if enlarged else ("above", "largest")
+    anchor = _smallest_anchor if enlarged else _largest_anchor
     return (
-        f"not made smaller ({size / preset:.2f} times as large) as without --anchors, where "
-        f"the smallest class {smallest!r} ({pixels(stats.class_sides[smallest])} px once "
-        f"resized to {preset}) is above the preset's largest anchor "
-        f"({_largest_anchor(unfiled):g} px): the anchor file's largest is "
-        f"{_largest_anchor(config):g} px"
+        f"not {done} as without --anchors, where the smallest class {smallest!r} "
+        f"({pixels(stats.class_sides[smallest])} px once resized to {preset}) is {where} the "
+        f"preset's {which} anchor ({anchor(unfiled):g} px): the anchor file's {which} is "
+        f"{anchor(config):g} px"
     )
 
 
