@@ -223,12 +223,17 @@ def _at_the_cut(score: Tensor, own: Tensor, other: Tensor) -> bool:
 
 
 def assert_meaningful(record: dict) -> None:
-    """The record tests something: every image with an object has detections, and no
-    two detections of an image share a score (saturated scores would tie at 1.0)."""
+    """The record tests something: every image with an object has detections, none of
+    them with a saturated score (1.0, where scores would tie), and at most one in 50
+    shares its score with another: float32 rounding makes a tie of two among 100 scores
+    of a narrow range now and then (the tiny model with given heads on an AMD EPYC:
+    0.27502647 twice in image 1), which a saturated head makes of most."""
     for i, detection in enumerate(record["eval_single"]):
         scores = detection["scores"]
         assert len(scores) > 0, f"image {i}: a vacuous record"
-        assert len(scores.unique()) == len(scores), f"image {i}: tied scores"
+        assert float(scores.max()) < 1.0, f"image {i}: saturated scores"
+        tied = len(scores) - len(scores.unique())
+        assert tied <= len(scores) // 50, f"image {i}: {tied} tied scores"
 
 
 def check_resize(model: FasterRCNN, record: dict) -> None:
