@@ -118,6 +118,27 @@ def test_malformed_annotations_are_errors_naming_file_and_object(
         VOCDetection(root)
 
 
+@pytest.mark.parametrize(
+    "root_element",
+    [
+        # CVAT's own XML export: every image's boxes in one file
+        '<annotations><image name="x.jpg"><box label="cat" xtl="1" ytl="1" xbr="5" '
+        'ybr="5"/></image></annotations>',
+        # a default namespace puts every element's name in {uri}: none would be found
+        "<annotation xmlns='http://example.org/voc'><object><name>cat</name><bndbox>"
+        "<xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>"
+        "</annotation>",
+    ],
+)
+def test_an_xml_that_is_no_voc_annotation_is_refused_not_read_as_holding_no_object(
+    tmp_path: Path, root_element: str
+) -> None:
+    root = _write_voc(tmp_path, {"x": ((20, 20), "x.jpg", "")})
+    (root / "Annotations" / "x.xml").write_text(root_element)
+    with pytest.raises(ValueError, match=r"x\.xml: not a Pascal VOC annotation: its root"):
+        VOCDetection(root)
+
+
 def test_missing_files_are_named(voc: Path) -> None:
     with pytest.raises(
         FileNotFoundError, match=r"val\.txt does not exist \(splits found: \['train'"

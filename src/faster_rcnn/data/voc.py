@@ -251,6 +251,13 @@ def parse_annotation(path: Path) -> VOCRecord:
         root = ElementTree.parse(path).getroot()
     except ParseError as error:
         raise ValueError(f"{path}: malformed XML ({error})") from error
+    if root.tag != "annotation":
+        # Another XML (CVAT's <annotations>, a namespaced <{uri}annotation>) would be read
+        # as an image without objects: none of its elements has the names looked for.
+        raise ValueError(
+            f"{path}: not a Pascal VOC annotation: its root element is <{root.tag}>, "
+            "not <annotation>"
+        )
     width = _number(root, "size/width", path, "<size>")
     height = _number(root, "size/height", path, "<size>")
     size = (int(height), int(width)) if width and height else None
