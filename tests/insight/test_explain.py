@@ -489,6 +489,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     )
 
 
+def test_cli_names_the_file_of_an_image_too_elongated_to_resize(tmp_path, capsys):
+    """The model's own check named it "image 0"."""
+    to_pil(torch.rand(3, 1, 2000)).save(tmp_path / "strip.png")
+    assert main(["explain", str(tmp_path / "strip.png"), "--out", str(tmp_path / "o.png")]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {tmp_path / 'strip.png'}: 2000x1 (width x height) is too "
+        "elongated to resize to min_size 320 / max_size 512: a side would shrink to 0 pixels\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["strip.png"]
+
+
 def test_cli_refuses_an_out_that_would_replace_what_it_reads(tmp_path, capsys):
     """``--out`` the image itself, or the PNG whose JSON of numbers is the COCO file read,
     wrote the explanation over them; a folder was written as ``<folder>.png``."""

@@ -20,6 +20,7 @@ from torch import Tensor
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
 from ..data.dataset import boxes_tensor, image_sizes, read_image
+from ..data.resizable import check_resizable
 from ..data.voc import parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file
 from ..insight.explain import draw_explanation, explain
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         image, boxes, names = read_image(args.image), None, ()
+    # The model's own check would name the image "image 0", not its file.
+    check_resizable(image, args.image, model.transform.min_size, model.transform.max_size)
     trained = args.model is not None
     explanation = explain(
         model,
