@@ -229,6 +229,24 @@ def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
         open_dataset(yaml)
 
 
+@pytest.mark.parametrize("names", ["[on, off, yes, no]", "{0: on, 1: off, 2: yes, 3: no}"])
+def test_ultralytics_names_yaml_reads_as_truth_values_keep_their_text(tmp_path, names):
+    """``yaml.safe_load`` read an unquoted ``on`` as True: the class was named 'True'."""
+    yolo_images(tmp_path, "train", 1, class_id=3)
+    (tmp_path / "data.yaml").write_text(f"train: images/train\nnames: {names}\n")
+    data = open_dataset(tmp_path / "data.yaml")
+    assert data.class_names == ("on", "off", "yes", "no")
+    assert data[0][1]["labels"].tolist() == [4]
+
+
+def test_ultralytics_names_mapping_a_class_to_no_name_is_refused(tmp_path):
+    """``{0: cell, 1: }`` named class 1 'None'."""
+    yolo_images(tmp_path, "train", 1)
+    (tmp_path / "data.yaml").write_text("train: images/train\nnames: {0: cell, 1: }\n")
+    with pytest.raises(ValueError, match=r"data\.yaml: 'names' must be a list of names or a"):
+        open_dataset(tmp_path / "data.yaml")
+
+
 def test_ultralytics_stray_labels_are_warned_of_in_folders_not_beside_a_partial_list(tmp_path):
     yolo_images(tmp_path, "train", 2)
     yolo_images(tmp_path, "val", 2)

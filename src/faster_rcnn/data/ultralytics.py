@@ -26,6 +26,18 @@ from .yolo import YOLODetection, warn_of_unread_labels
 SPLIT_KEYS = ("train", "val", "test")
 
 
+class _DataYAMLLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s reading without YAML 1.1's truth values: an unquoted class name
+    ``yes``, ``no``, ``on`` or ``off`` (a switch's states) stays that name, where
+    ``safe_load`` made it ``True`` or ``False``. No entry of a data YAML is a truth value."""
+
+
+_DataYAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_data_yaml(file: Path) -> dict[str, Any]:
     """The YAML's mapping, checked to be one.
 
@@ -33,7 +45,7 @@ def read_data_yaml(file: Path) -> dict[str, Any]:
         ValueError: not YAML, or not a mapping with ``names``.
     """
     try:
-        data = yaml.safe_load(read_text(file))
+        data = yaml.load(read_text(file), Loader=_DataYAMLLoader)
     except yaml.YAMLError as error:
         problem = str(error).replace("\n", " ")
         raise ValueError(f"{file}: not a readable YAML file ({problem})") from None
@@ -188,6 +200,7 @@ def _listed_names(names: Any, file: Path) -> tuple[str, ...]:
         ids is not None
         and all(type(k) is int for k in ids)
         and sorted(ids) == list(range(len(ids)))
+        and all(isinstance(n, (str, int)) for n in names.values())
     ):
         return tuple(str(names[k]) for k in range(len(names)))
     raise ValueError(f"{file}: 'names' must be a list of names or a mapping 0..C-1 -> name")
