@@ -478,6 +478,24 @@ def test_data_says_what_train_takes_and_evaluate_scores(tmp_path, capsys, lists,
     assert capsys.readouterr().out.splitlines()[-1] == said
 
 
+@pytest.mark.parametrize(
+    ("valid_class", "said"),
+    [
+        ("rbc", "train trains on train and valid together (--split train: on train alone)"),
+        ("wbc", "train trains on train alone: valid has a class it lacks"),
+    ],
+)
+def test_data_names_the_validation_split_by_its_name_in_the_data(
+    tmp_path, capsys, valid_class, said
+):
+    """Roboflow's valid/ was said to be 'val', where train says 'valid'."""
+    for split, name in (("train", "rbc"), ("valid", valid_class), ("test", "rbc")):
+        voc_xml(tmp_path / split / "a.xml", "a.jpg", [(name, [2, 3, 20, 25])])
+        image(tmp_path / split / "a.jpg")
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{said}; evaluate scores test"
+
+
 def test_a_coco_split_whose_own_image_folder_holds_images_is_not_parsed_to_find_it(
     tmp_path, monkeypatch
 ):

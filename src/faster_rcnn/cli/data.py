@@ -69,17 +69,20 @@ def run(args: argparse.Namespace) -> int:
             "reproducible fifth of its images, which `evaluate` then scores"
         )
     elif trained is not None:
-        print(_what_train_takes(trained, defaults) + _scored_by_evaluate(layout, trained))
+        named = [layout.resolve(split) for split in defaults]
+        print(_what_train_takes(trained, named) + _scored_by_evaluate(layout, trained))
     return 0 if len(summaries) == len(splits) else 1
 
 
-def _what_train_takes(trained: list[str], defaults: tuple[str, ...]) -> str:
-    """``"train trains on train"``: the ``trained`` splits, and why val is left out where
-    it is one of the ``defaults``."""
+def _what_train_takes(trained: list[str], defaults: list[str]) -> str:
+    """``"train trains on train"``: the ``trained`` splits, and why the validation split
+    is left out where it is one of the ``defaults``; each by its name in the data, as
+    ``train`` says it (Roboflow's ``valid``, COCO's ``train2017``)."""
     if len(trained) == 2:
-        return "train trains on train and val together (--split train: on train alone)"
+        first, second = trained
+        return f"train trains on {first} and {second} together (--split {first}: on {first} alone)"
     if len(defaults) == 2:
-        return f"train trains on {trained[0]} alone: val has a class it lacks"
+        return f"train trains on {trained[0]} alone: {defaults[1]} has a class it lacks"
     return f"train trains on {trained[0]}"
 
 
