@@ -1002,6 +1002,20 @@ def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_pa
         open_dataset(tmp_path, "train")
 
 
+def test_an_image_missing_but_for_the_case_of_its_name_is_said_to_be_there(tmp_path):
+    """A COCO file written where the disk ignores case (Windows, macOS) names a.jpg of
+    A.JPG: said to be missing, as if not there at all."""
+    coco(tmp_path / "labels.json", ["a.jpg", "b.jpg"], [{"id": 1, "name": "car"}], 1)
+    image(tmp_path / "images/A.JPG")
+    image(tmp_path / "images/b.jpg")
+    with pytest.raises(FileNotFoundError) as refused:
+        open_dataset(tmp_path)
+    assert str(refused.value) == (
+        f"1 of 2 image files are missing: {tmp_path / 'images/a.jpg'} (A.JPG is there: file "
+        "names are case-sensitive here)"
+    )
+
+
 def test_a_coco_instances_file_whose_images_are_nowhere_is_left_out_saying_so(tmp_path):
     cars = [{"id": 1, "name": "car"}]
     coco(tmp_path / "annotations/instances_train2017.json", ["a.jpg"], cars, 1)

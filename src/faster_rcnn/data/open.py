@@ -824,10 +824,20 @@ def check_image_files(dataset: object, shown: int = 5) -> None:
     files = getattr(dataset, "image_files", None)
     if files is None:
         return
-    missing = [str(path) for path in files if not path.is_file()]
+    missing = [path for path in files if not path.is_file()]
     if missing:
         more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
         raise FileNotFoundError(
             f"{len(missing)} of {len(files)} image files are missing: "
-            f"{', '.join(missing[:shown])}{more}"
+            f"{', '.join(map(_missing_file, missing[:shown]))}{more}"
         )
+
+
+def _missing_file(path: Path) -> str:
+    """``path``, with the file its folder holds of its name in another case (a dataset
+    annotated on Windows or macOS, whose disks ignore the case, read where it counts)."""
+    if path.parent.is_dir():
+        for other in path.parent.iterdir():
+            if other.name.lower() == path.name.lower():
+                return f"{path} ({other.name} is there: file names are case-sensitive here)"
+    return str(path)
