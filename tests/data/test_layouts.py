@@ -886,10 +886,11 @@ def cvat_yolo(root: Path, subsets: dict[str, dict[str, str]], prefix: str = "dat
     return root
 
 
-@pytest.mark.parametrize("prefix", ["data/", ""])
+@pytest.mark.parametrize("prefix", ["data/", "", "data\\"])
 def test_cvat_yolo_export_in_darknets_layout(tmp_path, capsys, prefix):
     """The paths are CVAT's (``data/obj_train_data/a.jpg``, from the folder above this
-    one, whatever its name) or relative to this folder."""
+    one, whatever its name) or relative to this folder; Windows' ``data\\`` was a file
+    name, and the lists were not found."""
     root = tmp_path / "task_7_dataset_yolo 1.1"
     subsets = {
         "train": {"a": "0 0.5 0.5 0.5 0.4\n1 0.25 0.25 0.1 0.2\n", "b": ""},

@@ -59,8 +59,9 @@ def darknet_splits(entries: dict[str, str]) -> dict[str, str]:
 def darknet_path(root: Path, name: str) -> Path:
     """A path of ``obj.data`` or of a list, in the folder ``root``: relative to it where
     its first folder is in it, else written from Darknet's folder, which holds this one
-    as ``data/`` (CVAT's ``data/obj_train_data/x.jpg``)."""
-    path = Path(name)
+    as ``data/`` (CVAT's ``data/obj_train_data/x.jpg``). Darknet on Windows separates
+    folders by a backslash (``data\\obj\\x.jpg``)."""
+    path = Path(name.replace("\\", "/"))
     if path.is_absolute() or len(path.parts) < 2 or (root / path.parts[0]).is_dir():
         return root / path
     return root.joinpath(*path.parts[1:])
