@@ -229,6 +229,21 @@ def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
         open_dataset(yaml)
 
 
+def test_ultralytics_list_file_written_on_windows(tmp_path):
+    """Its backslashes were taken as part of a file name: every image was missing."""
+    yolo_images(tmp_path, "train", 2)
+    (tmp_path / "train.txt").write_text(
+        ".\\images\\train\\train1.jpg\r\nimages\\train\\train0.jpg\r\n"
+    )
+    (tmp_path / "data.yaml").write_text("train: train.txt\nnames: [cell]\n")
+    data = open_dataset(tmp_path / "data.yaml")
+    assert data.image_files == [
+        tmp_path / "images/train/train1.jpg",
+        tmp_path / "images/train/train0.jpg",
+    ]
+    assert data.target(0)["labels"].tolist() == [1]
+
+
 @pytest.mark.parametrize("names", ["[on, off, yes, no]", "{0: on, 1: off, 2: yes, 3: no}"])
 def test_ultralytics_names_yaml_reads_as_truth_values_keep_their_text(tmp_path, names):
     """``yaml.safe_load`` read an unquoted ``on`` as True: the class was named 'True'."""

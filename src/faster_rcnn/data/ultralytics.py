@@ -146,7 +146,8 @@ def label_path(image: Path) -> Path:
 
 
 def _images(root: Path, name: str, file: Path) -> list[Path]:
-    """The images a split entry names: a folder's (recursively), or a list file's.
+    """The images a split entry names: a folder's (recursively), or a list file's (its
+    paths' folders separated by ``/``, or by ``\\`` as written on Windows).
 
     Like Ultralytics, ``../x`` that does not exist is taken as ``x`` (Roboflow's exports
     write ``train: ../train/images`` beside ``train/``).
@@ -157,7 +158,7 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
         return sorted(p for p in found if is_image_file(p))
     if entry.is_file() and entry.suffix == ".txt":
         lines = [line.strip() for line in read_text(entry).splitlines() if line.strip()]
-        return [entry.parent / line for line in lines]
+        return [entry.parent / line.replace("\\", "/") for line in lines]
     raise FileNotFoundError(f"{file}: {entry} is neither a folder of images nor a .txt list")
 
 
