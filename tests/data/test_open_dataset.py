@@ -157,6 +157,23 @@ def test_classes_named_alike_are_warned_of(tmp_path: Path) -> None:
         assert open_dataset(root).class_names == ("RBC", "WBC", "platelet")
 
 
+def test_a_split_is_named_in_warnings_and_errors_as_the_data_names_it(tmp_path: Path) -> None:
+    """Roboflow's valid/, opened as val, was called "(val)", where data says "(valid)"."""
+    _roboflow_split(tmp_path, "train", {"RBC": 1}, [("RBC", 1, 1, 9, 9)])
+    _roboflow_split(tmp_path, "valid", {"RBC": 1, "rbc": 2}, [("rbc", 1, 1, 9, 9)])
+    with pytest.warns(UserWarning) as warned:
+        open_dataset(tmp_path, "val")
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path} (valid): the classes 'RBC' and 'rbc' differ only in case, spaces or "
+        "punctuation: where they are one class, give it one name in the annotations"
+    ]
+    with pytest.warns(UserWarning), pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path, "val", class_names=["RBC"])
+    assert str(refused.value) == (
+        f"{tmp_path} (valid) has classes ['RBC', 'rbc']: ['rbc'] not among ['RBC']"
+    )
+
+
 def _roboflow_split(root: Path, split: str, categories: dict[str, int], boxes: list) -> None:
     """``root/split/_annotations.coco.json`` and its one image, with ``categories`` (name
     -> id) and ``boxes`` (category name, x, y, w, h)."""

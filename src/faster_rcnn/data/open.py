@@ -191,9 +191,11 @@ class DatasetLayout:
             ValueError: the split has a class that ``class_names`` lacks (unless
                 ``append_unknown``), or a class name twice.
         """
-        dataset = self.opener(self.resolve(split), None if append_unknown else class_names)
+        named = self.resolve(split)  # as the data names it: Roboflow's valid for val
+        dataset = self.opener(named, None if append_unknown else class_names)
+        source = f"{self.path} ({named})"
         check_image_files(dataset)
-        warn_of_look_alike_classes(dataset.class_names, f"{self.path} ({split})")
+        warn_of_look_alike_classes(dataset.class_names, source)
         if class_names is None or tuple(class_names) == dataset.class_names:
             return dataset
         unknown = [name for name in dataset.class_names if name not in class_names]
@@ -201,9 +203,7 @@ class DatasetLayout:
             class_names, unknown = [*class_names, *dict.fromkeys(unknown)], []
         if not takes_class_order(dataset.class_names, class_names):
             why = f"{unknown} not among {list(class_names)}" if unknown else "a name twice"
-            raise ValueError(
-                f"{self.path} ({split}) has classes {list(dataset.class_names)}: {why}"
-            )
+            raise ValueError(f"{source} has classes {list(dataset.class_names)}: {why}")
         return InClassOrder(dataset, class_names)
 
 
