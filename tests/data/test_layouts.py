@@ -1195,6 +1195,17 @@ def test_label_studio_coco_with_the_image_paths_of_its_server(tmp_path):
         open_dataset(tmp_path)
 
 
+def test_coco_file_names_of_a_windows_drive_are_found_by_their_name(tmp_path):
+    """A conversion script run on Windows writes each image's path there: it was looked
+    for as images/C:/Users/... and reported missing."""
+    names = ["C:\\Users\\me\\shots\\a.jpg", "D:/data/b.jpg"]
+    coco(tmp_path / "labels.json", names, [{"id": 1, "name": "car"}], 1)
+    for name in ("a.jpg", "b.jpg"):
+        image(tmp_path / "images" / name)
+    data = open_dataset(tmp_path)
+    assert data.image_files == [tmp_path / "images/a.jpg", tmp_path / "images/b.jpg"]
+
+
 # --- held-out splits ----------------------------------------------------------------------
 
 

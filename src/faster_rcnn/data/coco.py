@@ -28,7 +28,7 @@ import math
 import reprlib
 from collections import Counter
 from collections.abc import Collection, Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import torch
@@ -445,8 +445,10 @@ def _in_folder(name: Path) -> Path:
     """Where an image's ``file_name`` is looked for in the image folder: itself, or its
     last part where it leaves the folder. Label Studio writes the path an image had on
     its server (``../../label-studio/media/upload/4/x.png``, ``/data/upload/1/x.png``)
-    and exports the image as ``images/x.png``."""
-    return Path(name.name) if name.is_absolute() or ".." in name.parts else name
+    and exports the image as ``images/x.png``; a script run on Windows, the image's own
+    path there (``C:\\data\\x.png``)."""
+    leaves = name.is_absolute() or PureWindowsPath(name).drive or ".." in name.parts
+    return Path(name.name) if leaves else name
 
 
 def _image_file(images_dir: Path, image: dict[str, Any], file: Path) -> Path:
