@@ -131,6 +131,18 @@ def test_model_file_metadata_holds_format_and_config(tmp_path):
     assert FasterRCNNConfig.from_json(metadata["config"]) == model.config
 
 
+def test_a_model_file_gets_the_permissions_the_umask_gives_a_new_file(tmp_path):
+    # safetensors alone writes 0o600: a model file others on the machine could not read.
+    old_umask = os.umask(0o027)
+    try:
+        save_model(tiny_model(), tmp_path / "m.safetensors")
+        (tmp_path / "plain").touch()
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o640
+
+
 def test_missing_and_foreign_files_get_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nothere\.safetensors"):
         load_model(tmp_path / "nothere.safetensors")

@@ -23,6 +23,7 @@ import os
 import pickle
 import random
 import shutil
+import stat
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -485,10 +486,14 @@ def atomic_write(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; once written, flush it and rename it over
     ``path``. On an error the temporary file is removed and ``path`` left untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A name of our own (not mkstemp) so that the file gets the usual umask permissions.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
+        # The usual permissions (0o666 less the umask), kept: safetensors writes its files
+        # readable by their owner alone, which a model file shared with others must not be.
+        temporary.touch()
+        mode = stat.S_IMODE(temporary.stat().st_mode)
         yield temporary
+        os.chmod(temporary, mode)
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
