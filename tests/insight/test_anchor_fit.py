@@ -600,6 +600,16 @@ def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path,
     )
 
 
+def test_cli_fit_quotes_a_path_with_spaces_in_the_train_command(tmp_path, capsys):
+    # Copied into a shell as printed, "--anchors my runs/fitted_anchors.json" named two files.
+    argv = ["anchors", "--data", "synthetic:4", "--max-images", "2", "--min-size", "160"]
+    out = tmp_path / "my runs"
+    assert main([*argv, "--preset", "small", "--fit", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"faster-rcnn train ... --anchors '{out / 'fitted_anchors.json'}'\n"
+    )
+
+
 def _small_dots(root, side=10):
     """A YOLO set of two 320 x 320 images, each with four ``side``-px 'dot's: by default
     25 px once resized to the FPN presets' 800, under their 32-px anchors."""

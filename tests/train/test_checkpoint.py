@@ -386,3 +386,19 @@ def test_a_states_model_file_is_found_by_the_stage_it_records_not_two_folders_up
         f"the checkpoint's own, {run / 'joint.previous' / MODEL_FILE} (`train --resume --out "
         f"{run}` finishes the run and writes {run / MODEL_FILE})"
     )
+
+
+def test_the_commands_the_refusals_give_quote_a_path_with_spaces(tmp_path):
+    # Copied into a shell as printed, `faster-rcnn convert my models/coco.pth` named two files.
+    checkpoint = tmp_path / "my models" / "coco.pth"
+    checkpoint.parent.mkdir()
+    torch.save({"weight": torch.zeros(1)}, checkpoint)
+    with pytest.raises(ValueError) as refused:
+        load_model(checkpoint)
+    assert f"`faster-rcnn convert '{checkpoint}' --preset P`" in str(refused.value)
+    run = tmp_path / "my run"
+    make_checkpoint(2).save(run / "joint", tiny_model())
+    assert model_file_of_state(run / "joint" / STATE_FILE) == (
+        f"the checkpoint's own, {run / 'joint' / MODEL_FILE} (`train --resume --out "
+        f"'{run}'` finishes the run and writes {run / MODEL_FILE})"
+    )

@@ -5,6 +5,7 @@ own grid, written as a file ``train --anchors`` takes."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -285,7 +286,7 @@ def train_advice(
     where ``train`` without the file enlarges the images or reads finer maps for this
     data (a preset measured, not a model), that, and the ``--returned-layers`` that fit
     anchors for its finer maps: one line, or two."""
-    options = " ".join([*stages_options(config), "--anchors", str(path)])
+    options = " ".join([*stages_options(config), "--anchors", shlex.quote(str(path))])
     command = f"faster-rcnn train ... {options}"
     covered = fit.covered["fitted"]
     few = (

@@ -22,6 +22,7 @@ import dataclasses
 import os
 import pickle
 import random
+import shlex
 import shutil
 import stat
 import uuid
@@ -144,7 +145,8 @@ def _not_a_model_file(path: Path) -> str:
     model_file = model_file_of_state(path)
     if model_file is None:  # not a training state: a torchvision checkpoint, say
         return (
-            f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert {path} "
+            f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert "
+            f"{shlex.quote(str(path))} "
             "--preset P` makes one of a torchvision Faster R-CNN's"
         )
     return (
@@ -170,8 +172,8 @@ def model_file_of_state(path: Path) -> str | None:
     if (run / MODEL_FILE).is_file():
         return f"the run's model file, {run / MODEL_FILE}"
     return (
-        f"the checkpoint's own, {own} (`train --resume --out {run}` finishes the run and "
-        f"writes {run / MODEL_FILE})"
+        f"the checkpoint's own, {own} (`train --resume --out {shlex.quote(str(run))}` "
+        f"finishes the run and writes {run / MODEL_FILE})"
     )
 
 
