@@ -763,6 +763,24 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
     assert "in 1 image (1 skipped)" in captured.out
 
 
+def test_a_run_trained_over_names_what_the_replaced_model_left_beside_it(tmp_path, capsys):
+    """export's model.onnx and evaluate's evaluation/ stay beside the new model file:
+    `predict --onnx run/model.onnx` would run the model replaced."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    (out / "model.onnx").write_bytes(b"the replaced model's")
+    capsys.readouterr()
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("replaces it (model.onnx in it: made from that model, left as is)")
+    (out / "evaluation").mkdir()
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("(model.onnx and evaluation/ in it: made from that model, left as is)")
+    assert (out / "model.onnx").read_bytes() == b"the replaced model's"
+
+
 def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, capsys):
     """A checkpoint written after the model file (or without one) is a run that stopped
     before its end: a fresh run there is refused before anything is loaded, --resume

@@ -25,6 +25,9 @@ SCHEME_STAGES = {
     "rpn": (rpn_only.STAGE,),
     "alternating": STAGES,
 }
+# What export and evaluate write beside a run's model file by default: a run trained over
+# it leaves them, and `predict --onnx` would run the model replaced.
+MADE_FROM_MODEL = (str(Path(MODEL_FILE).with_suffix(".onnx")), "evaluation/")
 
 
 def check_out(
@@ -58,11 +61,18 @@ def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
 
 def say_replaced_run(out: Path) -> None:
     """Say that the run about to start replaces the finished one whose model ``out``
-    holds (its checkpoints and records go with it)."""
+    holds (its checkpoints and records go with it), and which files made from that model
+    stay beside the new one (:data:`MADE_FROM_MODEL`)."""
     model = out / MODEL_FILE
     if model.is_file():
         written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-        print(f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces it")
+        made = [name for name in MADE_FROM_MODEL if (out / name).exists()]
+        made_from = f" ({' and '.join(made)} in it: made from that model, left as is)"
+        stay = made_from if made else ""
+        print(
+            f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces "
+            f"it{stay}"
+        )
 
 
 def continued_by(checkpoint: Path, scheme: str | None) -> str:
