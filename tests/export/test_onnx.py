@@ -258,3 +258,11 @@ def test_onnx_detector_refuses_other_onnx_files(tmp_path):
     (tmp_path / "junk.onnx").write_text("not a model")
     with pytest.raises(ValueError, match=r"junk\.onnx: not an ONNX model"):
         OnnxDetector(tmp_path / "junk.onnx")
+    # A model file given as --onnx was named in ONNX Runtime's protobuf parsing error.
+    save_model(models.small(2), tmp_path / "model.safetensors")
+    with pytest.raises(ValueError) as refused:
+        OnnxDetector(tmp_path / "model.safetensors")
+    assert str(refused.value) == (
+        f"{tmp_path / 'model.safetensors'} is a model file, not an ONNX export: `predict "
+        "--model` runs it, `export --model` writes its ONNX file"
+    )

@@ -38,6 +38,11 @@ class OnnxDetector:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # ONNX Runtime raises its own untyped errors
+            if Path(path).suffix.lower() == ".safetensors":
+                raise ValueError(
+                    f"{path} is a model file, not an ONNX export: `predict --model` runs it, "
+                    "`export --model` writes its ONNX file"
+                ) from None
             raise ValueError(f"{path}: not an ONNX model ONNX Runtime can load ({error})") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
         if metadata.get(FORMAT_KEY) != ONNX_FORMAT:
