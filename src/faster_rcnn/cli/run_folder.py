@@ -67,8 +67,7 @@ def say_replaced_run(out: Path) -> None:
     if model.is_file():
         written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         made = [name for name in MADE_FROM_MODEL if (out / name).exists()]
-        made_from = f" ({' and '.join(made)} in it: made from that model, left as is)"
-        stay = made_from if made else ""
+        stay = f" ({' and '.join(made)} in it: made from that model, left as is)" if made else ""
         print(
             f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces "
             f"it{stay}"

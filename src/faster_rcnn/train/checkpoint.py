@@ -146,8 +146,7 @@ def _not_a_model_file(path: Path) -> str:
     if model_file is None:  # not a training state: a torchvision checkpoint, say
         return (
             f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert "
-            f"{shlex.quote(str(path))} "
-            "--preset P` makes one of a torchvision Faster R-CNN's"
+            f"{shlex.quote(str(path))} --preset P` makes one of a torchvision Faster R-CNN's"
         )
     return (
         f"{path} is the state (optimizer, step) of a training checkpoint, not a model file: "
