@@ -773,11 +773,11 @@ def test_a_run_trained_over_names_what_the_replaced_model_left_beside_it(tmp_pat
     capsys.readouterr()
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.endswith("replaces it (model.onnx in it: made from that model, left as is)")
+    assert first.endswith("go as training begins; model.onnx, made from that model, stays")
     (out / "evaluation").mkdir()
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.endswith("(model.onnx and evaluation/ in it: made from that model, left as is)")
+    assert first.endswith("; model.onnx and evaluation/, made from that model, stay")
     assert (out / "model.onnx").read_bytes() == b"the replaced model's"
 
 
@@ -808,6 +808,35 @@ def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, c
     argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(tmp_path / "file")]
     assert main(argv) == 2
     assert "is a file: training writes a folder there" in capsys.readouterr().err
+
+
+def test_a_replaced_run_takes_every_stage_checkpoint_and_its_metrics_with_it(tmp_path, capsys):
+    """A finished joint run trained over by --scheme rpn loses its joint checkpoint and
+    metrics as the new run begins, not before: a typo in the new run's options leaves it
+    whole, and once replaced, --scheme joint --resume finds nothing of it to continue (it
+    did, and wrote the replaced joint model over the RPN's)."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "2", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--scheme", "rpn", "--batch-size", "5"]) == 2  # 4 images
+    assert TrainingCheckpoint.find(out / "joint") == out / "joint"
+    assert (out / "metrics.jsonl").is_file()
+    capsys.readouterr()
+    assert main([*argv, "--scheme", "rpn"]) == 0
+    assert re.search(
+        r"holds a finished run \(its model.safetensors of [-0-9: ]+\): this run replaces it: "
+        r"its checkpoints \(joint\) and metrics.jsonl go as training begins\n",
+        capsys.readouterr().out,
+    )
+    assert sorted(folder.name for folder in out.iterdir() if folder.is_dir()) == ["rpn"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in records] == [("rpn", 0), ("rpn", 1)]
+    assert main([*argv, "--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"faster-rcnn: error: {out} holds a finished --scheme rpn run ({out / 'rpn'}), not "
+        "a --scheme joint one: give --scheme rpn --resume to continue it"
+    )
 
 
 def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):

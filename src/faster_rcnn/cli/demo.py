@@ -20,7 +20,7 @@ from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import check_one_process, training_lock
-from .run_folder import check_out, say_replaced_run
+from .run_folder import check_out, remove_replaced_run, say_replaced_run
 from .splits import write_records
 from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
@@ -89,6 +89,7 @@ def demo(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     say_default_precision(args)
+    remove_replaced_run(args.out)
     print(f"training the small preset on synthetic images for up to {args.minutes:g} min")
     fit_and_save(Trainer(model, flipped, train_cfg, out_dir=args.out, progress=True), args.out)
     write_records(args.out, {})  # an earlier training run's would name its data

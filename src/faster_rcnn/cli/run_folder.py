@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, NoReturn
 from ..train import non_approximate, rpn_only
 from ..train.alternating import STAGES, is_step_config, no_step_to_resume
 from ..train.checkpoint import MODEL_FILE, PREVIOUS, STATE_FILE, TrainingCheckpoint
+from ..train.metrics import METRICS_FILE
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
 from .out_lock import check_unlocked
@@ -61,17 +63,43 @@ def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
 
 def say_replaced_run(out: Path) -> None:
     """Say that the run about to start replaces the finished one whose model ``out``
-    holds (its checkpoints and records go with it), and which files made from that model
-    stay beside the new one (:data:`MADE_FROM_MODEL`)."""
+    holds, what of it goes as training begins (:func:`remove_replaced_run`; its model
+    file and records go when the run writes its own), and which files made from that
+    model stay beside the new one (:data:`MADE_FROM_MODEL`)."""
     model = out / MODEL_FILE
     if model.is_file():
         written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         made = [name for name in MADE_FROM_MODEL if (out / name).exists()]
-        stay = f" ({' and '.join(made)} in it: made from that model, left as is)" if made else ""
+        stays = "s" * (len(made) == 1)
+        stay = f"; {' and '.join(made)}, made from that model, stay{stays}" if made else ""
         print(
             f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces "
-            f"it{stay}"
+            f"it{_going(out)}{stay}"
         )
+
+
+def _going(out: Path) -> str:
+    """What of the finished run in ``out`` goes as the run replacing it begins, for
+    :func:`say_replaced_run`: ``: its checkpoints (joint, rpn) and metrics.jsonl go as
+    training begins``; empty where nothing does."""
+    going = []
+    checkpoints = saved_checkpoints(out)
+    if checkpoints:
+        going.append(f"checkpoints ({', '.join(checkpoint.name for checkpoint in checkpoints)})")
+    if (out / METRICS_FILE).is_file():
+        going.append(METRICS_FILE)
+    return f": its {' and '.join(going)} go as training begins" if going else ""
+
+
+def remove_replaced_run(out: Path) -> None:
+    """Remove, as a fresh run in ``out`` begins (its data read and checked), the checkpoints
+    and metrics file that ``out`` holds: a finished run's, the only ones a fresh start is let
+    over (:func:`check_out`). Every stage's go, not only those the fresh run writes: a later
+    ``--resume`` would continue the replaced model from another scheme's stage, or from the
+    steps of an alternating run the fresh one has not reached."""
+    for checkpoint in saved_checkpoints(out) if out.is_dir() else []:
+        shutil.rmtree(checkpoint)
+    (out / METRICS_FILE).unlink(missing_ok=True)
 
 
 def continued_by(checkpoint: Path, scheme: str | None) -> str:
@@ -137,7 +165,8 @@ def unfinished_checkpoints(out: Path) -> list[Path]:
 def saved_checkpoints(out: Path) -> list[Path]:
     """The training checkpoints under ``out``, one folder a stage."""
     found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
-    return [checkpoint for checkpoint in found if checkpoint is not None]
+    # Once: a stage's folder cut off mid-save and its .previous both find the latter.
+    return list(dict.fromkeys(checkpoint for checkpoint in found if checkpoint is not None))
 
 
 def resumed_weights(args: argparse.Namespace) -> Path | None:

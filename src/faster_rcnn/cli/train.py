@@ -105,6 +105,7 @@ from .model_options import (
 from .out_lock import check_one_process, training_lock
 from .run_folder import (
     check_out,
+    remove_replaced_run,
     resumed_weights,
     saved_checkpoints,
     say_replaced_run,
@@ -410,6 +411,8 @@ def train(args: argparse.Namespace) -> int:
         checkpoint_minutes=args.checkpoint_minutes or CHECKPOINT_MINUTES,
         skip_unreadable=not args.strict,
     )
+    if not args.resume:
+        remove_replaced_run(args.out)
     if args.scheme == "alternating":
         model = train_alternating_scheme(args, config, dataset, train_cfg)
     else:
