@@ -189,3 +189,37 @@ def test_a_training_runs_state_points_to_its_model_file_not_convert(tmp_path, ca
         "model.safetensors",
         "state.pt",
     ]
+
+
+def test_convert_refuses_a_training_run_s_model_file_but_writes_over_its_own(
+    coco_file, tmp_path, capsys
+):
+    """A run's records and checkpoints describe its model.safetensors: convert writing
+    another model there left them describing a model they are not (silently), and so does
+    one written where the model of a run that did not finish will go. A model file
+    beside no run's files, as convert writes, is written over, as before."""
+    run = tmp_path / "run"
+    train = ["train", "--data", "synthetic:2", "--steps", "1", "--out", str(run)]
+    assert main([*train, "--min-size", "96", "--max-size", "128"]) == 0
+    model = run / "model.safetensors"
+    trained = model.read_bytes()
+    capsys.readouterr()
+    convert = ["convert", str(coco_file), "--preset", PRESET, "--out"]
+    assert main([*convert, str(model)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {model} is the model file of the training run in {run}: "
+        "the run's files beside it (joint, metrics.jsonl, training_splits.json) would "
+        "describe another model; name a file outside the run\n"
+    )
+    assert model.read_bytes() == trained
+    model.unlink()  # as a run stopped by a signal leaves it
+    (run / "metrics.jsonl").unlink()
+    assert main([*convert, str(model)]) == 2
+    assert "the run's files beside it (joint, training_splits.json) would" in (
+        capsys.readouterr().err
+    )
+    assert not model.exists()
+    converted = tmp_path / "converted" / "model.safetensors"
+    for _ in range(2):
+        assert main([*convert, str(converted)]) == 0
+    assert load_model(converted).config.class_names[0] == "person"

@@ -16,8 +16,9 @@ from pathlib import Path
 from ..config import FasterRCNNConfig
 from ..counted import counted
 from ..torchvision_checkpoint import load_torchvision_checkpoint
-from ..train.checkpoint import read_model_config, save_model
+from ..train.checkpoint import MODEL_FILE, read_model_config, save_model
 from .arguments import check_out_file
+from .run_folder import run_files
 
 # The presets that are torchvision detectors module for module.
 TORCHVISION_PRESETS = (
@@ -87,10 +88,18 @@ def described_classes(config: FasterRCNNConfig) -> str:
 
 def check_model_out(out: Path, checkpoint: Path) -> None:
     """Refuse, before any work, an ``--out`` that cannot be written, is the checkpoint
-    itself, or is a file other than a model file (which it would overwrite)."""
+    itself, is a file other than a model file (which it would overwrite), or is the model
+    file of a training run (whose checkpoints and records would describe another model)."""
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder: name the model file to write")
     check_out_file(out, "convert writes")
+    beside = run_files(out.parent) if out.name == MODEL_FILE else []
+    if beside:
+        raise ValueError(
+            f"--out {out} is the model file of the training run in {out.parent}: the run's "
+            f"files beside it ({', '.join(beside)}) would describe another model; name a file "
+            "outside the run"
+        )
     if out.exists() and checkpoint.exists() and out.samefile(checkpoint):
         raise ValueError(f"--out {out} is the checkpoint: name the model file to write")
     if out.exists():

@@ -19,6 +19,7 @@ from ..train.metrics import METRICS_FILE
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
 from .out_lock import check_unlocked
+from .splits import RECORD_FILES
 
 # The stages of each scheme's run: the folders under --out its checkpoints are in.
 SCHEME_STAGES = {
@@ -100,6 +101,16 @@ def remove_replaced_run(out: Path) -> None:
     for checkpoint in saved_checkpoints(out) if out.is_dir() else []:
         shutil.rmtree(checkpoint)
     (out / METRICS_FILE).unlink(missing_ok=True)
+
+
+def run_files(out: Path) -> list[str]:
+    """The names of what a training run writes beside its model file that ``out`` holds:
+    checkpoints, the metrics file and the run's records (:data:`~.splits.RECORD_FILES`);
+    none where ``out`` is not a folder a run trained in."""
+    if not out.is_dir():
+        return []
+    names = [checkpoint.name for checkpoint in saved_checkpoints(out)]
+    return names + [name for name in (METRICS_FILE, *RECORD_FILES) if (out / name).is_file()]
 
 
 def continued_by(checkpoint: Path, scheme: str | None) -> str:
