@@ -49,6 +49,7 @@ from .dataset import (
     read_image,
     read_text,
     target_of,
+    written_path,
 )
 
 # What an empty split's message adds of a file whose ``images`` list is empty.
@@ -417,7 +418,7 @@ def _file_name(image: Any) -> Path | None:
     """The ``file_name`` of an image record as a relative path (a Windows tool's ``\\``
     separators read as ``/``), or ``None`` when it has none."""
     name = image.get("file_name") if isinstance(image, dict) else None
-    return Path(name.replace("\\", "/")) if isinstance(name, str) and name else None
+    return written_path(name) if isinstance(name, str) and name else None
 
 
 def _classes(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..counted import counted
-from .dataset import empty_split_error, read_text
+from .dataset import empty_split_error, read_text, written_path
 from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
 
 DATA_FILE = "obj.data"
@@ -61,7 +61,7 @@ def darknet_path(root: Path, name: str) -> Path:
     its first folder is in it, else written from Darknet's folder, which holds this one
     as ``data/`` (CVAT's ``data/obj_train_data/x.jpg``). Darknet on Windows separates
     folders by a backslash (``data\\obj\\x.jpg``)."""
-    path = Path(name.replace("\\", "/"))
+    path = written_path(name)
     if path.is_absolute() or len(path.parts) < 2 or (root / path.parts[0]).is_dir():
         return root / path
     return root.joinpath(*path.parts[1:])

@@ -428,6 +428,12 @@ def empty_split_message(source: str | Path, split: str | None, detail: str = "")
     return f"{source}: {part} holds no image{said}"
 
 
+def written_path(name: str) -> Path:
+    """A path as an annotation or list file writes it, a Windows tool's ``\\`` separators
+    read as ``/`` (``data\\obj\\x.jpg``, ``C:\\shots\\x.jpg``)."""
+    return Path(name.replace("\\", "/"))
+
+
 def read_text(path: Path) -> str:
     """The text of an annotation or list file: UTF-8, a byte-order mark allowed.
 

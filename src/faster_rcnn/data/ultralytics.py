@@ -20,7 +20,13 @@ from typing import Any
 import yaml
 
 from ..counted import counted
-from .dataset import empty_split_error, empty_split_message, is_image_file, read_text
+from .dataset import (
+    empty_split_error,
+    empty_split_message,
+    is_image_file,
+    read_text,
+    written_path,
+)
 from .yolo import YOLODetection, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -158,7 +164,7 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
         return sorted(p for p in found if is_image_file(p))
     if entry.is_file() and entry.suffix == ".txt":
         lines = [line.strip() for line in read_text(entry).splitlines() if line.strip()]
-        return [entry.parent / line.replace("\\", "/") for line in lines]
+        return [entry.parent / written_path(line) for line in lines]
     raise FileNotFoundError(f"{file}: {entry} is neither a folder of images nor a .txt list")
 
 
