@@ -839,6 +839,24 @@ def test_a_replaced_run_takes_every_stage_checkpoint_and_its_metrics_with_it(tmp
     )
 
 
+def test_a_fresh_run_says_it_removes_the_metrics_of_a_run_stopped_before_a_checkpoint(
+    tmp_path, capsys
+):
+    """A run killed before its first checkpoint leaves only metrics.jsonl: nothing resumes
+    it, and the next run removes it as it begins, saying so first (it went silently)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"stage": "rpn", "step": 0}\n')
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{out} holds the metrics.jsonl of a run that stopped before its first checkpoint "
+        "(no model file or checkpoint beside it): it goes as training begins"
+    )
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in records] == [("joint", 0)]
+
+
 def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
     """--resume, or a fresh start, in a folder holding another scheme's run says which
     --scheme continues it; the alternating scheme's first step and the RPN trained alone

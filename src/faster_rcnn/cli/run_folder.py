@@ -66,7 +66,8 @@ def say_replaced_run(out: Path) -> None:
     """Say that the run about to start replaces the finished one whose model ``out``
     holds, what of it goes as training begins (:func:`remove_replaced_run`; its model
     file and records go when the run writes its own), and which files made from that
-    model stay beside the new one (:data:`MADE_FROM_MODEL`)."""
+    model stay beside the new one (:data:`MADE_FROM_MODEL`); without a model, that the
+    metrics file of a run that stopped before its first checkpoint goes."""
     model = out / MODEL_FILE
     if model.is_file():
         written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
@@ -76,6 +77,11 @@ def say_replaced_run(out: Path) -> None:
         print(
             f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces "
             f"it{_going(out)}{stay}"
+        )
+    elif (out / METRICS_FILE).is_file():
+        print(
+            f"{out} holds the {METRICS_FILE} of a run that stopped before its first "
+            "checkpoint (no model file or checkpoint beside it): it goes as training begins"
         )
 
 
@@ -95,9 +101,11 @@ def _going(out: Path) -> str:
 def remove_replaced_run(out: Path) -> None:
     """Remove, as a fresh run in ``out`` begins (its data read and checked), the checkpoints
     and metrics file that ``out`` holds: a finished run's, the only ones a fresh start is let
-    over (:func:`check_out`). Every stage's go, not only those the fresh run writes: a later
-    ``--resume`` would continue the replaced model from another scheme's stage, or from the
-    steps of an alternating run the fresh one has not reached."""
+    over (:func:`check_out`), or the metrics of a run that stopped before its first
+    checkpoint, which nothing resumes (kept, another stage's records would stay among the
+    new run's). Every stage's go, not only those the fresh run writes: a later ``--resume``
+    would continue the replaced model from another scheme's stage, or from the steps of an
+    alternating run the fresh one has not reached."""
     for checkpoint in saved_checkpoints(out) if out.is_dir() else []:
         shutil.rmtree(checkpoint)
     (out / METRICS_FILE).unlink(missing_ok=True)
