@@ -296,6 +296,39 @@ def test_predict_says_how_many_detections_its_pictures_draw(tmp_path, capsys):
     )
 
 
+def test_predict_names_the_pictures_of_an_earlier_run_that_stay_in_its_out(tmp_path, capsys):
+    """An --out holding an earlier predict's pictures of images not detected this time:
+    the last line names them, not to pass for this run's, and they stay (predict cannot
+    tell them from a user's own); an image read from --out is this run's, a note no
+    picture."""
+    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
+    images, out = tmp_path / "images", tmp_path / "p"
+    images.mkdir()
+    for name, seed in [("a.png", 3), ("b.png", 4)]:
+        to_pil(SyntheticShapes(1, image_size=(80, 120), seed=seed)[0][0]).save(images / name)
+    predict = ["predict", "--model", str(tmp_path / "r" / "model.safetensors"), "--out", str(out)]
+    assert main([*predict, str(images)]) == 0
+    assert capsys.readouterr().out.endswith("or more (--score)\n")
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=5)[0][0]).save(out / "c.jpg")
+    (out / "notes.txt").write_text("mine")
+    assert main([*predict, str(images / "a.png"), str(out / "c.jpg")]) == 0
+    assert capsys.readouterr().out.endswith(
+        "or more (--score); 2 older pictures stay beside them, not this run's (b.png, "
+        "b_proposals.png)\n"
+    )
+    assert sorted(path.name for path in out.iterdir()) == [
+        "a.png",
+        "a_proposals.png",
+        "b.png",
+        "b_proposals.png",
+        "c.jpg",
+        "c.png",
+        "c_proposals.png",
+        "detections.json",
+        "notes.txt",
+    ]
+
+
 def test_predict_names_what_a_folder_holds_besides_images(tmp_path, capsys):
     main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
     images = tmp_path / "images"

@@ -38,6 +38,7 @@ from ..data.dataset import (
     IMAGE_SUFFIXES,
     DetectionDataset,
     UnreadableImageError,
+    first_few,
     image_files_in,
     is_image_file,
     read_image,
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     skipped = []
     drawn = 0
+    written: set[Path] = set()
     items = zip(paths, images.image_ids, names_of, strict=True)
     for k, (path, image_id, name) in enumerate(items):
         try:
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         det, proposals = detect(image)
         results += coco_records(det, image_id, path, names, category_ids)
         save_pictures(image, det, proposals, names, args.out / name, args.score)
+        written |= set(image_pictures(args.out.resolve() / name, proposals is not None))
         drawn += int((det["scores"] >= args.score).sum())
     (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
     left_out = f" ({len(skipped)} skipped)" if skipped else ""
@@ -125,9 +128,26 @@ def run(args: argparse.Namespace) -> int:
         f"{counted(len(results), 'detection')} in "
         f"{counted(len(paths) - len(skipped), 'image')}{left_out} "
         f"-> {args.out}/detections.json; the pictures draw {drawn}, those scoring "
-        f"{args.score:g} or more (--score)"
+        f"{args.score:g} or more (--score){older_pictures(args.out, written, paths)}"
     )
     return 1 if skipped else 0
+
+
+def older_pictures(out: Path, written: set[Path], read: Sequence[Path]) -> str:
+    """The pictures in ``out`` that this run neither wrote (``written``, resolved) nor
+    read (``read``), as the end of predict's last line: ``; 2 older pictures stay beside
+    them, not this run's (b.png, b_proposals.png)``, empty where there are none. An
+    earlier predict's pictures of images not detected this time would pass for this
+    run's; they are named, not removed: predict cannot tell them from pictures it did not
+    write."""
+    this_run = written | {path.resolve() for path in read}
+    older = sorted(
+        p.name for p in out.iterdir() if is_image_file(p) and p.resolve() not in this_run
+    )
+    if not older:
+        return ""
+    stay = counted(len(older), "older picture stays", "older pictures stay")
+    return f"; {stay} beside them, not this run's ({first_few(older)})"
 
 
 Detect = Callable[[Tensor], tuple[dict[str, Tensor], dict[str, Tensor] | None]]
