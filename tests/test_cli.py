@@ -1123,6 +1123,8 @@ def test_predict_explain_and_export_refuse_an_out_they_cannot_write_before_any_w
 
 
 def test_export_refuses_to_write_over_its_model_or_a_file_that_is_not_onnx(tmp_path, capsys):
+    """An --out not named .onnx is refused before any work, there or not yet: ONNX would
+    overwrite a run's metrics, or pass for a model file in a new model.safetensors."""
     run = tmp_path / "run"
     assert main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(run), *TINY]) == 0
     model = run / "model.safetensors"
@@ -1134,12 +1136,15 @@ def test_export_refuses_to_write_over_its_model_or_a_file_that_is_not_onnx(tmp_p
             f"faster-rcnn: error: --out {out} is the --model file: name the .onnx file to write\n"
         )
         assert capsys.readouterr() == ("", said)
-    assert main(["export", "--model", str(model), "--out", str(run / "metrics.jsonl")]) == 2
-    assert capsys.readouterr().err == (
-        f"faster-rcnn: error: --out {run / 'metrics.jsonl'} exists and is not an .onnx file: "
-        "export overwrites only .onnx files; name the .onnx file to write\n"
-    )
+    for name in ("run/metrics.jsonl", "new.safetensors", "model.txt", "exported"):
+        out = tmp_path / name
+        assert main(["export", "--model", str(model), "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: --out {out} does not end in .onnx: export writes only .onnx "
+            "files; name the .onnx file to write\n"
+        )
     assert {path: path.read_bytes() for path in kept} == kept
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
     load_model(model)
 
 

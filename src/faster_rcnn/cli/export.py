@@ -41,16 +41,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_onnx_out(out: Path, model: Path) -> None:
-    """Refuse, before the export's work, an ``--out`` that cannot be written or that
-    would overwrite a file other than an ONNX one: the ``model`` itself, a run's
-    metrics."""
+    """Refuse, before the export's work, an ``--out`` that cannot be written, that is the
+    ``model`` itself, or that is not named ``.onnx``: ONNX in a file named otherwise would
+    overwrite another kind of file (a model file, a run's metrics), or pass for one (a
+    ``model.safetensors`` that no command reads)."""
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder: name the .onnx file to write")
     check_out_file(out, "export writes")
     if out.exists() and out.samefile(model):
         raise ValueError(f"--out {out} is the --model file: name the .onnx file to write")
-    if out.exists() and out.suffix.lower() != ".onnx":
+    if out.suffix.lower() != ".onnx":
         raise ValueError(
-            f"--out {out} exists and is not an .onnx file: export overwrites only .onnx "
-            "files; name the .onnx file to write"
+            f"--out {out} does not end in .onnx: export writes only .onnx files; name the "
+            ".onnx file to write"
         )
