@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from faster_rcnn import FasterRCNN, load_torchvision_checkpoint
 from faster_rcnn.cli import main
@@ -122,14 +123,25 @@ def test_a_file_of_other_outputs_records_no_names_and_says_what_they_are_called(
 def test_convert_refuses_another_preset_s_file_and_an_out_it_would_overwrite(
     coco_file, tmp_path, capsys
 ):
-    notes = tmp_path / "notes.txt"
+    """An --out named otherwise than .safetensors is refused, there or not yet (a model
+    file named .onnx passes for an exported model that predict --onnx cannot run), and
+    so is a .safetensors file that is not a model file."""
+    notes, exported = tmp_path / "notes.txt", tmp_path / "model.onnx"
     notes.write_text("mine")
-    assert main(["convert", str(coco_file), "--out", str(notes)]) == 2
+    for out in (notes, exported):
+        assert main(["convert", str(coco_file), "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: --out {out} does not end in .safetensors: convert writes "
+            "a model file (safetensors); name the .safetensors file to write\n"
+        )
+    assert notes.read_text() == "mine" and not exported.exists()
+    weights = tmp_path / "weights.safetensors"
+    save_file({"w": torch.zeros(2)}, weights)
+    assert main(["convert", str(coco_file), "--out", str(weights)]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: --out {notes} exists and is not a model file: convert "
+        f"faster-rcnn: error: --out {weights} exists and is not a model file: convert "
         "overwrites only model files; name the file to write\n"
     )
-    assert notes.read_text() == "mine"
     assert main(["convert", str(coco_file), "--out", str(tmp_path / "r50.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(

@@ -87,11 +87,18 @@ def described_classes(config: FasterRCNNConfig) -> str:
 
 
 def check_model_out(out: Path, checkpoint: Path) -> None:
-    """Refuse, before any work, an ``--out`` that cannot be written, is the checkpoint
-    itself, is a file other than a model file (which it would overwrite), or is the model
-    file of a training run (whose checkpoints and records would describe another model)."""
+    """Refuse, before any work, an ``--out`` that cannot be written, is not named
+    ``.safetensors`` (a model file named ``.onnx`` or ``.pth`` passes for another kind of
+    file), is the checkpoint itself, is a file other than a model file (which it would
+    overwrite), or is the model file of a training run (whose checkpoints and records
+    would describe another model)."""
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder: name the model file to write")
+    if out.suffix.lower() != ".safetensors":
+        raise ValueError(
+            f"--out {out} does not end in .safetensors: convert writes a model file "
+            "(safetensors); name the .safetensors file to write"
+        )
     check_out_file(out, "convert writes")
     beside = run_files(out.parent) if out.name == MODEL_FILE else []
     if beside:
