@@ -86,7 +86,8 @@ class FasterRCNN(nn.Module):
             place of fresh ones (a preset's ``rpn_head=``, ``box_head=``,
             ``box_predictor=``, its config made by
             :func:`~faster_rcnn.torchvision_heads.with_given_heads`); one it does not
-            describe (a predictor of another class count...) is refused.
+            describe (a predictor of another class count, a layer replaced, a class of
+            the user's own...) is refused.
 
     Raises:
         TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's

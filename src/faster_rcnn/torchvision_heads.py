@@ -63,10 +63,9 @@ def take_given_heads(options: dict[str, Any], caller: str) -> GivenHeads:
         for key, head_type in HEAD_TYPES.items()
         if key in options and (options[key] is None or type(options[key]) in head_type)
     }
-    for key, head in taken.items():
-        if head is not None:
-            _check_layout(key, head, caller)
-    return GivenHeads(**taken)
+    heads = GivenHeads(**taken)
+    _check_rebuildable(heads, caller)
+    return heads
 
 
 def class_count(num_classes: int | None, predictor: FastRCNNPredictor | None, caller: str) -> int:
@@ -129,15 +128,18 @@ def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads, caller: str) -
 
 def check_described(config: FasterRCNNConfig, heads: GivenHeads) -> None:
     """Refuse ``heads`` given with ``config`` (``FasterRCNN(backbone, config,
-    heads=...)``) that the config does not describe: a predictor of another class count
-    than ``config.num_classes``, or a head whose shapes give other fields than the
-    config's (:func:`with_given_heads`), so that the config (and a model file) would not
-    rebuild the network.
+    heads=...)``) that the config does not describe: a head of another class or layers
+    than any config rebuilds (checked as the keywords check them), a predictor of
+    another class count than ``config.num_classes``, or a head whose shapes give other
+    fields than the config's (:func:`with_given_heads`), so that the config (and a model
+    file) would not rebuild the network.
 
     Raises:
         ValueError: naming the head (``FasterRCNN(box_predictor=...)``, as the heads'
-            keywords are named), what it gives and what the config says.
+            keywords are named), what it gives and what the config says; or a head no
+            config rebuilds, as the keywords refuse it (:func:`_check_rebuildable`).
     """
+    _check_rebuildable(heads, "FasterRCNN")
     predictor = heads.box_predictor
     if predictor is not None and _classes(predictor) != config.num_classes:
         raise ValueError(
@@ -322,6 +324,23 @@ def _described(head: nn.Module) -> str:
         last = args.pop()
         args += [] if last == str(default) else [f"{name}={last}"]
     return f"{type(head).__name__}({', '.join(args)})"
+
+
+def _check_rebuildable(heads: GivenHeads, caller: str) -> None:
+    """Refuse a head of ``heads`` that no config rebuilds: one of another class than
+    :data:`HEAD_TYPES` names for its keyword (a subclass too), or whose layers are not
+    those its class makes (:func:`_check_layout`)."""
+    for key, head in heads._asdict().items():
+        if head is None:
+            continue
+        if type(head) not in HEAD_TYPES[key]:
+            *others, last = (head_type.__name__ for head_type in HEAD_TYPES[key])
+            classes = f"{', '.join(others)} or {last}" if others else last
+            raise ValueError(
+                f"{caller}({key}={type(head).__name__}(...)): a config rebuilds only "
+                f"{classes} there, not {type(head).__name__}"
+            )
+        _check_layout(key, head, caller)
 
 
 def _check_layout(key: str, given: nn.Module, caller: str) -> None:

@@ -346,6 +346,16 @@ NOT_DESCRIBED = {
         "FasterRCNN(rpn_head=RPNHead(64, 3)): its 3 anchors a location contradict the "
         "anchor generator's 12 (4 sizes x 3 aspect ratios a level)",
     ),
+    "a predictor of the user's own class": (
+        GivenHeads(box_predictor=OwnPredictor(256, 3)),
+        "FasterRCNN(box_predictor=OwnPredictor(...)): a config rebuilds only "
+        "FastRCNNPredictor there, not OwnPredictor",
+    ),
+    "a box head of another class": (
+        GivenHeads(box_head=nn.Flatten()),  # type: ignore[arg-type]
+        "FasterRCNN(box_head=Flatten(...)): a config rebuilds only TwoMLPHead, "
+        "VGG16BoxHead or ConvFCHead there, not Flatten",
+    ),
 }
 
 
@@ -357,3 +367,24 @@ def test_heads_given_with_a_config_that_does_not_describe_them_are_refused(given
     heads, message = NOT_DESCRIBED[given]
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         FasterRCNN.from_config(config, heads)
+
+
+# The keywords' refusals of a head whose layers no config rebuilds.
+NOT_REBUILT = [
+    "a layer replaced in a predictor",
+    "an RPN head's convs replaced by another kind",
+    "a box head's first layer replaced by another kind",
+    "a predictor's scores replaced by another kind",
+    "the layer replaced in a conv head without convs",
+    "a conv head's conv replaced by another kind",
+]
+
+
+@pytest.mark.parametrize("refused", NOT_REBUILT)
+def test_a_head_given_with_a_config_is_refused_as_the_keywords_refuse_it(refused):
+    """``heads=`` checks the layers as the keywords do: taken, a layer replaced would make
+    a model file that loads into no model, or a traceback where a layer is read."""
+    keywords, message = CONTRADICTIONS[refused]
+    heads = GivenHeads(**{key: head for key, head in keywords().items() if key != "num_classes"})
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        FasterRCNN(OneMapBackbone(), tutorial_model().config, heads=heads)
