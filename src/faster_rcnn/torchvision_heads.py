@@ -346,8 +346,10 @@ def _check_rebuildable(heads: GivenHeads, caller: str) -> None:
 def _check_layout(key: str, given: nn.Module, caller: str) -> None:
     """Refuse a ``given`` head whose layers are not those of the head its class makes of
     the arguments read off it: a layer replaced inside it (by another of its kind but
-    shape, or by another kind), which the config could not rebuild. That head is made on
-    the meta device (no memory, no random draws)."""
+    shape or settings, a dilated conv, a batch norm of another eps, or by another kind,
+    another activation) or added to it, which the config could not rebuild. The weights'
+    shapes are compared first, then each layer's class and settings. That head is made
+    on the meta device (no memory, no random draws)."""
     try:
         args = _HEAD_ARGS[type(given)](given)
     except (AttributeError, TypeError, IndexError):
@@ -357,14 +359,29 @@ def _check_layout(key: str, given: nn.Module, caller: str) -> None:
         ) from None
     with torch.device("meta"):
         built = type(given)(*args)
-    shapes = {name: tuple(value.shape) for name, value in given.state_dict().items()}
-    expected = {name: tuple(value.shape) for name, value in built.state_dict().items()}
-    differ = sorted(
-        name for name in shapes.keys() | expected.keys() if shapes.get(name) != expected.get(name)
-    )
-    if differ:
-        raise ValueError(
-            f"{caller}({key}={_described(built)}): its {differ[0]} is "
-            f"{shapes.get(differ[0])}, not the {expected.get(differ[0])} of that head (a "
-            "layer replaced, which the config cannot rebuild)"
+    for parts_of in (_tensor_shapes, _layers):
+        parts, expected = parts_of(given), parts_of(built)
+        differ = sorted(
+            name for name in parts.keys() | expected.keys() if parts.get(name) != expected.get(name)
         )
+        if differ:
+            raise ValueError(
+                f"{caller}({key}={_described(built)}): its {differ[0]} is "
+                f"{parts.get(differ[0])}, not the {expected.get(differ[0])} of that head (a "
+                "layer replaced, which the config cannot rebuild)"
+            )
+
+
+def _tensor_shapes(head: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Each weight and buffer of ``head`` (its state-dict key): its shape."""
+    return {name: tuple(value.shape) for name, value in head.state_dict().items()}
+
+
+def _layers(head: nn.Module) -> dict[str, str]:
+    """Each module inside ``head``: its class and settings, ``ReLU(inplace=True)``,
+    ``Conv2d(24, 24, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))``."""
+    return {
+        name: f"{type(module).__name__}({module.extra_repr()})"
+        for name, module in head.named_modules()
+        if name
+    }

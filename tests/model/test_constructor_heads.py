@@ -174,6 +174,13 @@ def of_another_kind(head: nn.Module, layer: str) -> nn.Module:
     return head
 
 
+def replaced(head: nn.Module, layer: str, by: nn.Module) -> nn.Module:
+    """``head`` with its layer at the dotted path ``layer`` replaced ``by`` another."""
+    *parents, name = layer.split(".")
+    setattr(head.get_submodule(".".join(parents)), name, by)
+    return head
+
+
 class OwnPredictor(FastRCNNPredictor):
     """A user's own predictor class (a subclass the config cannot rebuild)."""
 
@@ -241,6 +248,47 @@ CONTRADICTIONS = {
         },
         "FasterRCNN(box_predictor=FastRCNNPredictor(...)): its layers are not those of a "
         "FastRCNNPredictor (a layer replaced, which the config cannot rebuild)",
+    ),
+    "an RPN head's activation replaced": (
+        lambda: {"rpn_head": replaced(RPNHead(CHANNELS, 15), "conv.0.1", nn.GELU())},
+        "FasterRCNN(rpn_head=RPNHead(24, 15)): its conv.0.1 is GELU(approximate='none'), not "
+        "the ReLU(inplace=True) of that head (a layer replaced, which the config cannot "
+        "rebuild)",
+    ),
+    "an RPN head's conv dilated": (
+        lambda: {
+            "rpn_head": replaced(
+                RPNHead(CHANNELS, 15), "conv.0.0", nn.Conv2d(24, 24, 3, padding=2, dilation=2)
+            )
+        },
+        "FasterRCNN(rpn_head=RPNHead(24, 15)): its conv.0.0 is Conv2d(24, 24, "
+        "kernel_size=(3, 3), stride=(1, 1), padding=(2, 2), dilation=(2, 2)), not the "
+        "Conv2d(24, 24, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)) of that head (a "
+        "layer replaced, which the config cannot rebuild)",
+    ),
+    "a layer without weights added to an RPN head": (
+        lambda: {"rpn_head": replaced(RPNHead(CHANNELS, 15), "conv.0.2", nn.Sigmoid())},
+        "FasterRCNN(rpn_head=RPNHead(24, 15)): its conv.0.2 is Sigmoid(), not the None of "
+        "that head (a layer replaced, which the config cannot rebuild)",
+    ),
+    "a conv head's last activation replaced": (
+        lambda: {"box_head": replaced(ConvFCHead(CHANNELS, 7, 64), "6", nn.Sigmoid())},
+        "FasterRCNN(box_head=ConvFCHead(24, 7, 64)): its 6 is Sigmoid(), not the "
+        "ReLU(inplace=True) of that head (a layer replaced, which the config cannot rebuild)",
+    ),
+    "a conv head's conv padding otherwise": (
+        lambda: {
+            "box_head": replaced(
+                ConvFCHead(CHANNELS, 7, 64),
+                "3.0",
+                nn.Conv2d(24, 24, 3, padding=1, padding_mode="reflect", bias=False),
+            )
+        },
+        "FasterRCNN(box_head=ConvFCHead(24, 7, 64)): its 3.0 is Conv2d(24, 24, "
+        "kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False, "
+        "padding_mode=reflect), not the Conv2d(24, 24, kernel_size=(3, 3), stride=(1, 1), "
+        "padding=(1, 1), bias=False) of that head (a layer replaced, which the config "
+        "cannot rebuild)",
     ),
     "a conv head of another conv count": (
         lambda: {"box_head": ConvFCHead(CHANNELS, 7, 1024, num_convs=2)},
@@ -377,6 +425,11 @@ NOT_REBUILT = [
     "a predictor's scores replaced by another kind",
     "the layer replaced in a conv head without convs",
     "a conv head's conv replaced by another kind",
+    "an RPN head's activation replaced",
+    "an RPN head's conv dilated",
+    "a layer without weights added to an RPN head",
+    "a conv head's last activation replaced",
+    "a conv head's conv padding otherwise",
 ]
 
 
