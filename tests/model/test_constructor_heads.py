@@ -441,3 +441,36 @@ def test_a_head_given_with_a_config_is_refused_as_the_keywords_refuse_it(refused
     heads = GivenHeads(**{key: head for key, head in keywords().items() if key != "num_classes"})
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         FasterRCNN(OneMapBackbone(), tutorial_model().config, heads=heads)
+
+
+# Heads given with the small preset's config (64 channels, 12 anchors a location, 7x7
+# RoIs) of the box head kind each needs.
+ROUND_TRIPS = {
+    "an RPN head": (lambda: GivenHeads(rpn_head=RPNHead(64, 12)), "two_mlp"),
+    "a box head of two layers": (
+        lambda: GivenHeads(box_head=TwoMLPHead(64 * 7 * 7, 256)),
+        "two_mlp",
+    ),
+    "the paper's VGG-16 head": (
+        lambda: GivenHeads(box_head=VGG16BoxHead(64 * 7 * 7, 256)),
+        "vgg16",
+    ),
+    "a conv head": (lambda: GivenHeads(box_head=ConvFCHead(64, 7, 256)), "conv_fc"),
+    "a predictor": (lambda: GivenHeads(box_predictor=FastRCNNPredictor(256, 3)), "two_mlp"),
+}
+
+
+@pytest.mark.parametrize("given", list(ROUND_TRIPS))
+def test_a_model_of_heads_given_with_a_config_reloads_from_its_file_as_itself(given, tmp_path):
+    """The model file's config rebuilds the network the given head made: loaded, it makes
+    the very detections (the given head's weights are not those a fresh head draws)."""
+    torch.manual_seed(0)
+    make, box_head = ROUND_TRIPS[given]
+    config = models.small_config(3).replace(
+        transform={"min_size": (96,), "max_size": 128},
+        roi_heads={"box_head": box_head, "score_thresh": 0.0},
+    )
+    heads = make()
+    model = FasterRCNN.from_config(config, heads)
+    assert_runs_the_given_heads(model, {k: v for k, v in heads._asdict().items() if v is not None})
+    assert_round_trips(model, FasterRCNN.from_config, detections, tmp_path)
