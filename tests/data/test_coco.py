@@ -269,6 +269,17 @@ def test_an_annotation_file_not_in_utf8_is_named(tmp_path: Path) -> None:
         COCODetection(tmp_path / "images", annotation_file)
 
 
+def test_an_annotation_file_in_utf16_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Saved by Windows Notepad as "Unicode": refused as not UTF-8."""
+    _, annotation_file = _coco(tmp_path)
+    text = annotation_file.read_text().replace('"dog"', '"chien \u00e9"')
+    annotation_file.write_bytes(text.encode("utf-16"))  # with its byte-order mark
+    data = COCODetection(tmp_path / "images", annotation_file)
+    assert data.class_names == ("cat", "chien \u00e9")
+    assert data.target(0)["boxes"].tolist() == [[2.0, 3.0, 12.0, 8.0], [0.0, 0.0, 40.0, 30.0]]
+    assert data.target(0)["labels"].tolist() == [2, 1]
+
+
 def test_an_exif_turned_image_is_turned_and_a_wrong_size_gives_way_to_the_file(
     tmp_path: Path,
 ) -> None:

@@ -244,6 +244,17 @@ def test_ultralytics_list_file_written_on_windows(tmp_path):
     assert data.target(0)["labels"].tolist() == [1]
 
 
+def test_ultralytics_yaml_in_utf16_with_a_byte_order_mark(tmp_path):
+    """Saved by Windows Notepad as "Unicode": refused as not UTF-8."""
+    yolo_images(tmp_path, "train", 1)
+    (tmp_path / "data.yaml").write_bytes(
+        "train: images/train\nnames: [c\u00e9lula]\n".encode("utf-16")
+    )
+    data = open_dataset(tmp_path / "data.yaml")
+    assert data.class_names == ("c\u00e9lula",)
+    assert data.target(0)["labels"].tolist() == [1]
+
+
 @pytest.mark.parametrize("names", ["[on, off, yes, no]", "{0: on, 1: off, 2: yes, 3: no}"])
 def test_ultralytics_names_yaml_reads_as_truth_values_keep_their_text(tmp_path, names):
     """``yaml.safe_load`` read an unquoted ``on`` as True: the class was named 'True'."""

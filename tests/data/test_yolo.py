@@ -161,6 +161,26 @@ def test_a_label_file_not_in_utf8_is_named(tmp_path: Path) -> None:
         YOLODetection(root)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_label_files_in_utf16_with_a_byte_order_mark_are_read(
+    tmp_path: Path, encoding: str
+) -> None:
+    """Windows Notepad's "Unicode" (UTF-16 with a byte-order mark) was refused as not
+    UTF-8."""
+    root = _yolo(tmp_path, None, {})
+    mark = "\ufeff".encode(encoding)
+    (root / "classes.txt").write_bytes(mark + "chat\r\nchien\r\n".encode(encoding))
+    (root / "labels" / "a.txt").write_bytes(mark + "1 0.5 0.5 0.25 0.5\r\n".encode(encoding))
+    data = YOLODetection(root)
+    assert data.class_names == ("chat", "chien")
+    assert data.target(0)["boxes"].tolist() == [[15.0, 5.0, 25.0, 15.0]]
+    assert data.target(0)["labels"].tolist() == [2]
+    # Cut in the middle of a character: not UTF-16 after all, named as such.
+    (root / "labels" / "a.txt").write_bytes(mark + "1 0.5".encode(encoding) + b"5")
+    with pytest.raises(ValueError, match=r"a\.txt: not UTF-16 text \(byte 12 is b'5'\)"):
+        YOLODetection(root)
+
+
 def test_label_files_without_a_readable_image_are_named_in_a_warning(tmp_path: Path) -> None:
     # c.gif is not a format the readers take; A.txt differs from a.png's stem in case.
     labels = {"a": "0 0.5 0.5 0.2 0.2\n", "A": "0 0.5 0.5 0.2 0.2\n", "c": "0 0.5 0.5 0.2 0.2\n"}

@@ -15,6 +15,7 @@ image files (VOC, COCO, YOLO) share all of that through :class:`ImageFileDataset
 
 from __future__ import annotations
 
+import codecs
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -435,17 +436,24 @@ def written_path(name: str) -> Path:
 
 
 def read_text(path: Path) -> str:
-    """The text of an annotation or list file: UTF-8, a byte-order mark allowed.
+    """The text of an annotation or list file: UTF-8, a byte-order mark allowed, or UTF-16
+    where a byte-order mark says so (Windows Notepad's "Unicode").
 
     Raises:
-        ValueError: the file is not UTF-8, naming it and the first bad byte.
+        ValueError: the file is not text in the encoding it was read in, naming it and
+            the first bad byte.
     """
+    data = path.read_bytes()
+    # UTF-16 without a mark cannot be told from other bytes; with one, the codec reads
+    # its order from it.
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    encoding, name = ("utf-16", "UTF-16") if utf16 else ("utf-8-sig", "UTF-8")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as error:
         bad = error.object[error.start : error.start + 1]
         raise ValueError(
-            f"{path}: not UTF-8 text (byte {error.start} is {bad!r}); save it as UTF-8"
+            f"{path}: not {name} text (byte {error.start} is {bad!r}); save it as UTF-8"
         ) from None
 
 
