@@ -244,6 +244,25 @@ def test_ultralytics_list_file_written_on_windows(tmp_path):
     assert data.target(0)["labels"].tolist() == [1]
 
 
+def test_ultralytics_yaml_entries_written_on_windows(tmp_path):
+    """``train: images\\train`` was taken as one folder named so, which is not there."""
+    root = tmp_path / "cells"
+    yolo_images(root, "train", 2)
+    for split in ("valid", "test"):  # Roboflow's ../valid/images, beside valid/
+        yolo_images(root / split, "", 1)
+    (tmp_path / "data.yaml").write_text(
+        "path: .\\cells\ntrain: images\\train\nval: ..\\valid\\images\n"
+        "test: .\\test\\images\nnames: [cell]\n"
+    )
+    layout = find_layout(tmp_path / "data.yaml")
+    assert layout.splits == ("train", "val", "test") and not layout.left_out
+    train = layout.open("train")
+    assert train.image_files == [root / "images/train/train0.jpg", root / "images/train/train1.jpg"]
+    assert train.target(1)["labels"].tolist() == [1]
+    assert layout.open("val").image_files == [root / "valid/images/0.jpg"]
+    assert layout.open("test").image_files == [root / "test/images/0.jpg"]
+
+
 def test_ultralytics_yaml_in_utf16_with_a_byte_order_mark(tmp_path):
     """Saved by Windows Notepad as "Unicode": refused as not UTF-8."""
     yolo_images(tmp_path, "train", 1)

@@ -134,7 +134,7 @@ class UltralyticsYOLO(YOLODetection):
 def _root(file: Path, data: dict[str, Any]) -> Path:
     """The folder the split entries of the data YAML ``file`` (its mapping ``data``) are
     relative to: its ``path``, relative to the YAML's folder."""
-    return file.parent / str(data.get("path") or ".")
+    return file.parent / written_path(str(data.get("path") or "."))
 
 
 def _as_list(entries: Any) -> list[Any]:
@@ -180,10 +180,12 @@ def _in_folders(folders: list[Path], images: list[Path], labels: list[Path]) -> 
 
 
 def _entry(root: Path, name: str) -> Path:
-    """The folder or list file a split entry names."""
-    entry = root / name
-    if not entry.exists() and name.startswith("../"):
-        return root / name[3:]
+    """The folder or list file a split entry names, its folders separated by ``/`` or by
+    ``\\`` as written on Windows (``images\\train``)."""
+    written = written_path(name)
+    entry = root / written
+    if not entry.exists() and written.parts[:1] == ("..",):
+        return root.joinpath(*written.parts[1:])
     return entry
 
 
