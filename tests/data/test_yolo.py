@@ -85,7 +85,12 @@ def test_labelimg_classes_file_beside_the_labels(tmp_path: Path) -> None:
         ("dog 0.5 0.5 0.2 0.2\n", r"a\.txt, line 1: 'dog 0.5 0.5 0.2 0.2' is not numbers"),
         (
             "2 0.5 0.5 0.2 0.2\n",
-            r"a\.txt: class 2 is not among the 2 classes named in .*classes\.txt",
+            r"a\.txt, line 1: class 2 is not among the 2 classes named in .*classes\.txt "
+            r"\(ids 0 to 1\)$",
+        ),
+        (
+            "1 0.5 0.5 0.2 0.2\n\n7 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n",
+            r"a\.txt, line 3: class 7 is not among the 2 classes named in .*classes\.txt",
         ),
     ],
 )

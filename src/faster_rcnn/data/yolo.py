@@ -81,8 +81,9 @@ class YOLODetection(ImageFileDataset):
     Raises:
         FileNotFoundError: the images folder does not exist.
         ValueError: no image in the images folder (:func:`empty_split_error`), or a
-            label line that is not five numbers or a polygon, with an integer class and
-            corners within one image size of the image (naming the file and line number).
+            label line that is not five numbers or a polygon, with an integer class (among
+            the names, where a file names them) and corners within one image size of the
+            image (naming the file and line number).
     """
 
     def __init__(self, root: str | Path, split: str | None = None) -> None:
@@ -134,10 +135,7 @@ class YOLODetection(ImageFileDataset):
         self.label_to_category_id = {k + 1: k for k in range(len(class_names))}
         for path, class_id in zip(label_files, largest, strict=True):
             if class_id >= len(self.class_names):
-                raise ValueError(
-                    f"{path}: class {class_id} is not among the "
-                    f"{counted(len(self.class_names), 'class')} named in {names_source}"
-                )
+                raise _unnamed_class_error(path, self.class_names, names_source)
 
     def __getitem__(self, index: int) -> Sample:
         # The boxes scale with the image size: take it from the decoded image.
@@ -160,6 +158,22 @@ class YOLODetection(ImageFileDataset):
         classes, corners = self._labels[index]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
         return {"boxes": corners * scale, "labels": classes + 1, "image_id": index}
+
+
+def _unnamed_class_error(path: Path, names: tuple[str, ...], names_source: str) -> ValueError:
+    """The error of the label file ``path`` naming its first line whose class is not among
+    the ``names`` (read from ``names_source``), as the errors of a malformed line do."""
+    lines = enumerate(read_text(path).splitlines(), start=1)
+    line_number, class_id = next(
+        (number, class_id)
+        for number, line in lines
+        if line.strip() and (class_id := int(float(line.split()[0]))) >= len(names)
+    )
+    ids = f" (ids 0 to {len(names) - 1})" if names else ""
+    return ValueError(
+        f"{path}, line {line_number}: class {class_id} is not among the "
+        f"{counted(len(names), 'class')} named in {names_source}{ids}"
+    )
 
 
 class YOLOFolder(YOLODetection):
