@@ -348,6 +348,26 @@ def test_evaluate_refuses_val_fraction_where_the_data_has_a_validation_split(tmp
     )
 
 
+def test_val_fraction_on_a_single_image_names_the_data_and_the_option(tmp_path, capsys):
+    """'cannot hold out part of 1 image(s): two are needed' named neither the data nor
+    --val-fraction, which asked for it."""
+    data = voc(tmp_path / "data", {"train": [("a", "dog", 40)], "test": [("d", "dog", 52)]})
+    refusal = (
+        "--val-fraction 0.5: {} (train) holds 1 image, and two are needed to hold one out "
+        "and train on the other: add images, or leave --val-fraction out to take them all\n"
+    )
+    argv = ["train", "--data", str(data), "--steps", "1", "--out", str(tmp_path / "held")]
+    assert main([*argv, "--val-fraction", "0.5"]) == 2
+    assert capsys.readouterr().err == f"faster-rcnn: error: {refusal.format(data)}"
+    assert not (tmp_path / "held").exists()
+    run_training(data, tmp_path / "run")
+    capsys.readouterr()
+    model = str(tmp_path / "run" / "model.safetensors")
+    evaluate = ["evaluate", "--model", model, "--split", "train", "--val-fraction", "0.5"]
+    assert main(evaluate) == 2
+    assert capsys.readouterr().err == f"faster-rcnn: error: {refusal.format(data.resolve())}"
+
+
 def test_a_split_name_that_data_without_splits_lacks_is_refused(tmp_path, capsys):
     """Data without splits gave all its images for any --split: evaluate --split bogus
     scored them all, predict --split test and train --split X took them all. train names

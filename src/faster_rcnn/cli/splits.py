@@ -140,6 +140,9 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
         return dataset, records
     # check_val_fraction has refused data with a val split: one split here, if any.
     held_from = trained_on[0] if layout.splits else None
+    _check_enough_to_hold_out(
+        args, dataset, f"{args.data} ({held_from})" if held_from else args.data
+    )
     fraction, seed = args.val_fraction, args.split_seed
     parts, records[SPLIT_FILE] = split_record(data, dataset, fraction, seed, held_from)
     scored = "; evaluate --split val scores them" if layout.splits else ""
@@ -150,6 +153,19 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
         f"{args.out / SPLIT_FILE} with the model{scored}"
     )
     return Subset(dataset, parts["train"]), records
+
+
+def _check_enough_to_hold_out(
+    args: argparse.Namespace, dataset: DetectionDataset, source: str
+) -> None:
+    """Refuse ``--val-fraction`` on ``dataset`` (``source``, of ``--data``) of fewer than
+    two images: one is held out and one left to train on (:func:`holdout_indices`)."""
+    if len(dataset) < 2:
+        raise ValueError(
+            f"--val-fraction {args.val_fraction:g}: {source} holds "
+            f"{counted(len(dataset), 'image')}, and two are needed to hold one out and train "
+            "on the other: add images, or leave --val-fraction out to take them all"
+        )
 
 
 def layout_saying_what_is_left_out(data: str) -> DatasetLayout:
@@ -341,8 +357,9 @@ def evaluation_images(
         _warn_of_untrained_classes(f"{args.data} ({split})", dataset, class_names)
     record = args.model.parent / TRAINING_SPLITS_FILE
     if args.val_fraction is not None:
-        held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         source = f"{args.data} ({split})" if layout.splits else args.data
+        _check_enough_to_hold_out(args, dataset, source)
+        held = holdout_indices(item_keys(dataset), args.val_fraction, args.split_seed)["val"]
         print(
             f"{source}: scoring the {len(held)} of {counted(len(dataset), 'image')} held out by "
             f"--val-fraction {args.val_fraction:g} --split-seed {args.split_seed}"
