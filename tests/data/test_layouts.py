@@ -880,6 +880,39 @@ def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
     )
 
 
+def test_labelimg_xml_and_yolo_files_in_one_folder_say_which_is_read(tmp_path):
+    """LabelImg saves in either format: a folder of both was read as VOC without a word,
+    the .txt files left unread."""
+    root = tmp_path / "cells"
+    image(root / "a.jpg")
+    image(root / "b.png")
+    voc_xml(root / "a.xml", "a.jpg", [("dog", [2, 3, 20, 25])])
+    voc_xml(root / "b.xml", None, [("cat", [1, 1, 10, 10])])
+    (root / "README.txt").write_text("cells, 2024\n")
+    (root / "classes.txt").write_text("dog\ncat\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a classes.txt without label files: VOC, quietly
+        assert find_layout(root).format == "Pascal VOC XML files (no ImageSets/)"
+    (root / "a.txt").write_text("1 0.5 0.5 0.25 0.5\n")
+    (root / "b.txt").write_text("")
+    with pytest.warns(UserWarning) as warned:
+        layout = find_layout(root)
+    assert layout.format == "Pascal VOC XML files (no ImageSets/)"
+    assert [str(w.message) for w in warned] == [
+        f"{root} holds 2 Pascal VOC .xml files and 2 YOLO .txt label files beside their "
+        "images, with classes.txt: read as Pascal VOC, whose files name their classes; to "
+        "read the YOLO files instead, move the .xml files out of it"
+    ]
+    # As the warning says: without the .xml files, the .txt files are read.
+    for name in ("a.xml", "b.xml", "README.txt"):  # the YOLO reader warns of a README.txt
+        (root / name).rename(tmp_path / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = open_dataset(root)
+    assert dataset.class_names == ("dog", "cat")
+    assert dataset.target(0)["labels"].tolist() == [2]
+
+
 def test_label_studio_yolo_export_without_its_images_says_where_they_go(tmp_path):
     """Label Studio's YOLO export (labels/, classes.txt, notes.json) may leave the images
     out: without images/ its notes.json, the one .json there, was read as a COCO file

@@ -44,7 +44,8 @@
 - a folder with ``labels/``: YOLO, a split per ``images/<split>/`` folder, or none when
   ``images/`` holds the files directly.
 - a folder of VOC ``.xml`` files, or with one subfolder of them (LabelImg; see
-  :mod:`.voc_folder`).
+  :mod:`.voc_folder`). Where it holds LabelImg's YOLO files too (below), they are not
+  read, with a warning saying how to read them instead.
 - a folder of images with their YOLO ``.txt`` files and ``classes.txt`` beside them
   (LabelImg's YOLO format; see :class:`.YOLOFolder`).
 - a folder holding one ``.json`` file: COCO, that file (Label Studio).
@@ -83,6 +84,7 @@ from .dataset import (
     empty_split_message,
     first_few,
     holds_images,
+    image_files_in,
     read_text,
 )
 from .slides import SyntheticSlides
@@ -752,11 +754,33 @@ def _voc_xml(root: Path) -> DatasetLayout | None:
     folders = folders or [p for p in sorted(root.iterdir()) if holds_voc_xml(p)]
     if len(folders) != 1:
         return None
+    _warn_of_yolo_files_beside(root, folders[0])
     return DatasetLayout(
         str(root),
         "Pascal VOC XML files (no ImageSets/)",
         (),
         lambda split, names: VOCFolder(folders[0], class_names=names),
+    )
+
+
+def _warn_of_yolo_files_beside(root: Path, xml_dir: Path) -> None:
+    """Warn where ``root``, read as the VOC ``.xml`` files of ``xml_dir``, holds LabelImg's
+    YOLO files too (``classes.txt`` and a ``.txt`` beside an image; LabelImg saves in
+    either format): they are not read, and which format the user means cannot be told.
+    A ``classes.txt`` or ``README.txt`` without such label files is no YOLO layout."""
+    if not (root / NAMES_FILES[0]).is_file():
+        return
+    stems = {image.stem for image in image_files_in(root)}
+    labels = [p for p in root.glob("*.txt") if p.stem in stems and p.name not in NAMES_FILES]
+    if not labels:
+        return
+    xml = "the .xml files" if xml_dir == root else f"{xml_dir.name}/"
+    warnings.warn(
+        f"{root} holds {counted(len(list(xml_dir.glob('*.xml'))), 'Pascal VOC .xml file')} "
+        f"and {counted(len(labels), 'YOLO .txt label file')} beside their images, with "
+        f"{NAMES_FILES[0]}: read as Pascal VOC, whose files name their classes; to read the "
+        f"YOLO files instead, move {xml} out of it",
+        stacklevel=5,
     )
 
 
