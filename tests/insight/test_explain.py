@@ -559,6 +559,27 @@ def test_yolo_and_coco_annotations(tmp_path):
         read_annotated_image(tmp_path / "labels" / "d.txt", tmp_path / "e.png")
 
 
+def test_a_yolo_class_without_a_name_is_refused_naming_its_line_and_the_names_source(tmp_path):
+    """As the YOLO reader refuses it: the line, the ids the names allow and where they are
+    read (a names file found, or the model's), with how to give others."""
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "d.png")
+    (tmp_path / "d.txt").write_text("0 0.5 0.5 0.5 0.25\n\n2 0.5 0.5 0.1 0.1\n")
+    hint = "; give the names with --classes FILE, one a line"
+    with pytest.raises(ValueError) as refused:
+        read_annotated_image(tmp_path / "d.txt", tmp_path / "d.png", None, ["cat", "dog"])
+    assert str(refused.value) == (
+        f"{tmp_path / 'd.txt'}, line 3: class 2 is not among the 2 classes named in the model "
+        f"(ids 0 to 1){hint}"
+    )
+    (tmp_path / "classes.txt").write_text("cat\n")
+    with pytest.raises(ValueError) as refused:
+        read_annotated_image(tmp_path / "d.txt", tmp_path / "d.png", None, ["cat", "dog"])
+    assert str(refused.value) == (
+        f"{tmp_path / 'd.txt'}, line 3: class 2 is not among the 1 class named in "
+        f"{tmp_path / 'classes.txt'} (id 0){hint}"
+    )
+
+
 def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_path):
     """e.jpg is stored 40 wide and 20 high with orientation 6 (shown 20 wide, 40 high). A
     YOLO label is read on the upright image; a VOC <size> or COCO record of the turned

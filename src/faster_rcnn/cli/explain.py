@@ -22,7 +22,7 @@ from ..data.coco import COCODetection, drop_crowd
 from ..data.dataset import boxes_tensor, image_sizes, read_image
 from ..data.resizable import check_resizable
 from ..data.voc import parse_annotation
-from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file
+from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
 from ..insight.explain import draw_explanation, explain
 from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
 from ..model import FasterRCNN
@@ -203,7 +203,7 @@ def read_annotated_image(
         # Upright, as the YOLO reader (and Ultralytics) reads it.
         image = read_image(image_path, exif_transpose=True)
         names = _yolo_names(path, classes_file, model_names)
-        return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), names))
+        return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), *names))
     if suffix == ".json":
         return _coco_annotated(path, image_path)
     raise ValueError(f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt or a COCO .json")
@@ -231,31 +231,31 @@ def _voc_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
 
 def _yolo_names(
     path: Path, classes_file: Path | None, model_names: Sequence[str]
-) -> tuple[str, ...]:
-    """Class names of a YOLO label file: ``classes_file``, a names file beside it or up
-    to two folders above it (``labels/<split>/``), else ``model_names``."""
+) -> tuple[tuple[str, ...], str]:
+    """Class names of a YOLO label file and where they are read: ``classes_file``, a
+    names file beside it or up to two folders above it (``labels/<split>/``), else
+    ``model_names`` ("the model")."""
     candidates = [classes_file] if classes_file else []
     candidates += [folder / name for folder in path.parents[:3] for name in NAMES_FILES]
     for candidate in candidates:
         if candidate.is_file():
-            return read_names_file(candidate)
+            return read_names_file(candidate), str(candidate)
     if classes_file:
         raise FileNotFoundError(f"classes file {classes_file} does not exist")
-    return tuple(model_names)
+    return tuple(model_names), "the model"
 
 
 def _yolo_boxes(
-    path: Path, image_size: tuple[int, int], class_names: tuple[str, ...]
+    path: Path, image_size: tuple[int, int], class_names: tuple[str, ...], names_source: str
 ) -> tuple[Tensor, tuple[str, ...]]:
-    """A YOLO label file's boxes in pixels, read by the YOLO reader's parser."""
+    """A YOLO label file's boxes in pixels, read by the YOLO reader's parser; a class not
+    among ``class_names`` (read from ``names_source``) is refused naming its line."""
     audit = BoxAudit()
     classes, corners = parse_label_file(path, audit)
     audit.warn(str(path))
     if len(classes) and int(classes.max()) >= len(class_names):
-        raise ValueError(
-            f"{path}: class {int(classes.max())} has no name ({len(class_names)} known); give "
-            "the names with --classes FILE, one a line"
-        )
+        error = unnamed_class_error(path, class_names, names_source)
+        raise ValueError(f"{error}; give the names with --classes FILE, one a line")
     height, width = image_size
     scale = torch.tensor([width, height, width, height], dtype=torch.float32)
     return corners * scale, tuple(class_names[k] for k in classes.tolist())

@@ -135,7 +135,7 @@ class YOLODetection(ImageFileDataset):
         self.label_to_category_id = {k + 1: k for k in range(len(class_names))}
         for path, class_id in zip(label_files, largest, strict=True):
             if class_id >= len(self.class_names):
-                raise _unnamed_class_error(path, self.class_names, names_source)
+                raise unnamed_class_error(path, self.class_names, names_source)
 
     def __getitem__(self, index: int) -> Sample:
         # The boxes scale with the image size: take it from the decoded image.
@@ -160,7 +160,7 @@ class YOLODetection(ImageFileDataset):
         return {"boxes": corners * scale, "labels": classes + 1, "image_id": index}
 
 
-def _unnamed_class_error(path: Path, names: tuple[str, ...], names_source: str) -> ValueError:
+def unnamed_class_error(path: Path, names: tuple[str, ...], names_source: str) -> ValueError:
     """The error of the label file ``path`` naming its first line whose class is not among
     the ``names`` (read from ``names_source``), as the errors of a malformed line do."""
     lines = enumerate(read_text(path).splitlines(), start=1)
@@ -169,7 +169,7 @@ def _unnamed_class_error(path: Path, names: tuple[str, ...], names_source: str) 
         for number, line in lines
         if line.strip() and (class_id := int(float(line.split()[0]))) >= len(names)
     )
-    ids = f" (ids 0 to {len(names) - 1})" if names else ""
+    ids = f" (ids 0 to {len(names) - 1})" if len(names) > 1 else " (id 0)" if names else ""
     return ValueError(
         f"{path}, line {line_number}: class {class_id} is not among the "
         f"{counted(len(names), 'class')} named in {names_source}{ids}"
