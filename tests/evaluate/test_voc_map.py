@@ -202,14 +202,32 @@ def test_the_table_says_why_a_class_has_no_ap() -> None:
     assert evaluator.compute().table().splitlines()[-1] == "mAP  1.0000"
 
 
-def test_voc_ap_eleven_point_thresholds_match_the_reference_arange() -> None:
-    # np.arange(0, 1.1, 0.1)[3] is 0.30000000000000004: a recall of exactly 0.3 reaches
+def test_voc_ap_eleven_point_thresholds_are_the_devkits_matlab_colon() -> None:
+    # MATLAB's 0:0.1:1 has 3 * 0.1 = 0.30000000000000004: a recall of exactly 0.3 reaches
     # only the thresholds 0, 0.1 and 0.2.
     recall = torch.tensor([0.3], dtype=torch.float64)
     precision = torch.tensor([1.0], dtype=torch.float64)
     assert voc_ap(recall, precision, use_07_metric=True) == pytest.approx(3 / 11)
     assert voc_ap(recall, precision) == pytest.approx(0.3)
     assert voc_ap(torch.zeros(0), torch.zeros(0)) == 0.0
+    # But 1 - 4 * 0.1 = 0.6 and 1 - 3 * 0.1 = 0.7 exactly (np.arange's 6 * 0.1 and
+    # 7 * 0.1 are 0.6000000000000001 and 0.7000000000000001): recalls of exactly 3/5 and
+    # 7/10 reach them, 7 and 8 thresholds of 11.
+    for found, npos, reached in ((3, 5, 7), (7, 10, 8)):
+        recall = torch.tensor([found / npos], dtype=torch.float64)
+        assert voc_ap(recall, precision, use_07_metric=True) == reached / 11
+
+
+def test_three_of_five_objects_found_reach_the_eleven_point_threshold_0_6() -> None:
+    # Five objects, three found by the only detections: recall 3/5 at precision 1, so
+    # the thresholds 0, 0.1, ..., 0.6 reach precision 1 and 0.7..1.0 nothing: 7/11 (the
+    # VOC2007 devkit's; py-faster-rcnn's np.arange thresholds give 6/11).
+    boxes = [[20.0 * k, 0.0, 20.0 * k + 10.0, 10.0] for k in range(5)]
+    targets = [gt(boxes, [1] * 5)]
+    predictions = [det(boxes[:3], [1, 1, 1], [0.9, 0.8, 0.7])]
+    area, eleven = both_metrics(predictions, targets)
+    assert area.ap["1"] == pytest.approx(0.6, abs=1e-12)
+    assert eleven.ap["1"] == pytest.approx(7 / 11, abs=1e-12)
 
 
 def test_bad_labels_name_the_image_and_box() -> None:
@@ -284,7 +302,8 @@ def reference_voc(predictions, targets, num_classes, iou_threshold, use_07):
         precision = tp_c / torch.clamp(tp_c + fp_c, min=torch.finfo(torch.float64).eps)
         if use_07:
             ap = 0.0
-            for t in [i * 0.1 for i in range(11)]:
+            # MATLAB's 0:0.1:1, as the VOC2007 devkit's loop has it.
+            for t in [0.0, 0.1, 0.2, 3 * 0.1, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]:
                 p = precision[recall >= t]
                 ap += (float(p.max()) if len(p) else 0.0) / 11
         else:

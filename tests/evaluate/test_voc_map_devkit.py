@@ -4,10 +4,12 @@ with ground truth and no detections or detections and no ground truth, empty ima
 
 The reference below is py-faster-rcnn's ``voc_eval`` (numpy, one detection at a time)
 with the MATLAB devkit's choices where the two differ: a stable sort (MATLAB's ``sort``;
-numpy's default quicksort breaks ties arbitrarily) and a hit at IoU >= the threshold
-(py-faster-rcnn tests ``>``). Coordinates are continuous, without the devkit's "+1", as
-in the package. A class without a positive (every box difficult, or none) has no recall:
-NaN, left out of the mean (the devkit divides by zero there).
+numpy's default quicksort breaks ties arbitrarily), a hit at IoU >= the threshold
+(py-faster-rcnn tests ``>``) and the 11-point thresholds of MATLAB's ``0:0.1:1``
+(py-faster-rcnn's ``np.arange(0, 1.1, 0.1)`` has 0.6 and 0.7 a bit above them).
+Coordinates are continuous, without the devkit's "+1", as in the package. A class without
+a positive (every box difficult, or none) has no recall: NaN, left out of the mean (the
+devkit divides by zero there).
 """
 
 from __future__ import annotations
@@ -92,10 +94,10 @@ def devkit_outcomes(
 
 
 def devkit_ap(recall: np.ndarray, precision: np.ndarray, use_07: bool) -> float:
-    """py-faster-rcnn's ``voc_ap``, as written there."""
+    """py-faster-rcnn's ``voc_ap``, as written there but for the 11 thresholds."""
     if use_07:
         ap = 0.0
-        for t in np.arange(0.0, 1.1, 0.1):
+        for t in matlab_colon(0.0, 0.1, 1.0):
             p = 0.0 if np.sum(recall >= t) == 0 else np.max(precision[recall >= t])
             ap = ap + p / 11.0
         return float(ap)
@@ -105,6 +107,18 @@ def devkit_ap(recall: np.ndarray, precision: np.ndarray, use_07: bool) -> float:
         mpre[i - 1] = np.maximum(mpre[i - 1], mpre[i])
     i = np.where(mrec[1:] != mrec[:-1])[0]
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def matlab_colon(start: float, step: float, stop: float) -> list[float]:
+    """MATLAB's ``start:step:stop`` where ``stop`` is a whole number of steps away, as
+    MathWorks describes its colon operator: the first half adds multiples of ``step`` to
+    ``start``, the second subtracts them from ``stop``, an odd middle is the midpoint."""
+    n = round((stop - start) / step)
+    values = [start + k * step for k in range(n // 2 + 1)]
+    values += [stop - k * step for k in range((n + 1) // 2 - 1, -1, -1)]
+    if n % 2 == 0:
+        values[n // 2] = (start + stop) / 2
+    return values
 
 
 def tricky_case(rng: np.random.Generator) -> tuple[list[dict], list[dict]]:

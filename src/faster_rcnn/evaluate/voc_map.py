@@ -21,6 +21,13 @@ missing one costs nothing. The AP is either the VOC2007 11-point interpolated av
 or (VOC2010 and later) the area under the precision/recall curve made monotone from the
 right.
 
+Where py-faster-rcnn's ``voc_eval`` (and the Python ports after it) part from the MATLAB
+devkit, the devkit is followed: a hit is IoU ``>=`` the threshold (``voc_eval``: ``>``),
+ties keep their order (MATLAB's stable ``sort``), and the 11 recall thresholds are
+MATLAB's ``0:0.1:1``, in which 0.6 and 0.7 are the doubles nearest them
+(``np.arange(0, 1.1, 0.1)`` has 0.6000000000000001 and 0.7000000000000001, which a recall
+of exactly 3/5 or 7/10 does not reach).
+
 Coordinates are continuous (no "+1" on widths, unlike the devkit's integer pixels), the
 convention of the rest of the package. A class without a single ground truth box that
 is neither difficult nor crowd has no defined recall: its AP is NaN and it is left out of
@@ -50,6 +57,10 @@ from .inputs import (
 
 # The devkit's precision is tp / max(tp + fp, eps) with numpy's float64 eps.
 _EPS = torch.finfo(torch.float64).eps
+# The VOC2007 devkit's 11 recall thresholds, MATLAB's 0:0.1:1: its colon operator
+# adds multiples of the step to the start for the first half and subtracts them from the
+# end for the second, so 3 * 0.1 = 0.30000000000000004 but 1 - 4 * 0.1 = 0.6 exactly.
+VOC07_RECALL_THRESHOLDS = tuple(k * 0.1 if k <= 5 else 1 - (10 - k) * 0.1 for k in range(11))
 
 
 def voc_ap(recall: Tensor, precision: Tensor, use_07_metric: bool = False) -> float:
@@ -67,9 +78,7 @@ def voc_ap(recall: Tensor, precision: Tensor, use_07_metric: bool = False) -> fl
     precision = precision.to(torch.float64)
     if use_07_metric:
         total = 0.0
-        # i * 0.1 reproduces the reference's np.arange(0, 1.1, 0.1) bit for bit
-        # (3 * 0.1 = 0.30000000000000004: a recall of exactly 0.3 does not reach it).
-        for threshold in (i * 0.1 for i in range(11)):
+        for threshold in VOC07_RECALL_THRESHOLDS:
             reached = precision[recall >= threshold]
             total += float(reached.max()) if reached.numel() else 0.0
         return total / 11.0
