@@ -4,7 +4,9 @@ The ground truth is either collected from the targets (an in-memory COCO dataset
 built, box area as the object area unless the target carries ``"area"``) or an existing
 COCO annotation file (:meth:`COCOEvaluator.from_coco_json`). The detections go through
 ``COCO.loadRes`` and ``COCOeval`` with the default parameters: IoU 0.50:0.05:0.95, at
-most 1/10/100 detections per image, areas small < 32^2 <= medium < 96^2 <= large.
+most 1/10/100 detections per image and class, areas small [0, 32^2], medium [32^2, 96^2]
+and large [96^2, 1e10], each range closed: an object of area exactly 32^2 or 96^2 is in
+two sizes.
 
 Pascal VOC's ``difficult`` objects of in-memory ground truth are ignored as in VOC mAP:
 a detection on one, by IoU, is neither a true nor a false positive, however many found it
