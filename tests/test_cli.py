@@ -14,6 +14,7 @@ import torch
 
 from faster_rcnn.cli import arguments, build_parser, main
 from faster_rcnn.cli import train as train_cli
+from faster_rcnn.cli.run_folder import scheme_of
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -31,7 +32,9 @@ from faster_rcnn.train.checkpoint import (
     read_model_config,
     save_model,
 )
+from faster_rcnn.train.rpn_only import rpn_trainer
 from faster_rcnn.train.stops import TrainingInterrupted
+from faster_rcnn.train.train_config import TrainConfig
 from faster_rcnn.train.trainer import Trainer
 
 TINY = ["--min-size", "96", "--max-size", "128"]
@@ -931,6 +934,34 @@ def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
             f"faster-rcnn: error: {rpn} holds a finished --scheme rpn run ({rpn / 'rpn'}), "
             "not a --scheme alternating one: give --scheme rpn --resume to continue it"
         )
+
+
+def test_a_stage_rpn_is_told_by_the_scheme_its_checkpoint_records_else_by_its_warmup(
+    tmp_path,
+):
+    """The RPN trained alone and the alternating scheme's first step are both a stage
+    'rpn': a checkpoint says which, whatever warm-up share the API gave it; one of an
+    earlier version, which does not, is told by the share (a tenth: the step's)."""
+    data = SyntheticShapes(1, image_size=(64, 64), seed=3, max_objects=2)
+    config = preset_config("small", data.num_classes)
+    config = config.replace(transform={"min_size": (64,), "max_size": 64})
+
+    def rpn_checkpoint(name, warmup_share, **scheme):
+        cfg = TrainConfig(steps=1, batch_size=1, warmup_share=warmup_share)
+        model = FasterRCNN.from_config(config)
+        rpn_trainer(model, data, cfg, out_dir=tmp_path / name, **scheme).fit()
+        return tmp_path / name / "rpn"
+
+    alone, step = rpn_checkpoint("alone", 10), rpn_checkpoint("step", 2, scheme="alternating")
+    assert [scheme_of(alone), scheme_of(step)] == ["rpn", "alternating"]
+    # As an earlier version wrote them: no scheme, and the shares their runs had (a
+    # --steps run's None, before 2 was the default; the step's tenth).
+    for checkpoint, share in ((alone, None), (step, 10)):
+        state = torch.load(checkpoint / STATE_FILE, weights_only=True)
+        del state["scheme"]
+        state["train_config"]["warmup_share"] = share
+        torch.save(state, checkpoint / STATE_FILE)
+    assert [scheme_of(alone), scheme_of(step)] == ["rpn", "alternating"]
 
 
 def weights_file(path, seed):

@@ -28,6 +28,7 @@ from faster_rcnn.train.alternating import (
     train_alternating,
     train_fast_rcnn_on_proposals,
 )
+from faster_rcnn.train.checkpoint import TrainingCheckpoint
 from faster_rcnn.train.rpn_only import rpn_trainer
 from faster_rcnn.train.schedule import learning_rate
 from faster_rcnn.train.stops import TrainingInterrupted
@@ -270,6 +271,17 @@ def test_steps_3_and_4_leave_the_shared_layers_as_step_2_made_them(tmp_path):
         stage_weights(tmp_path, "fast_rcnn_finetune", "rpn."),
         stage_weights(tmp_path, "rpn_finetune", "rpn."),
     )
+
+
+def test_every_steps_checkpoint_records_the_alternating_scheme(tmp_path):
+    """Its first step is a stage "rpn", as the RPN trained alone is: the checkpoints say
+    which scheme wrote them, whatever warm-up share the steps were given (here the RPN
+    run's default, 2, not the steps' tenth)."""
+    alt = AlternatingConfig(*[step_config(1)] * 4)
+    assert alt.rpn.warmup_share == 2
+    train_alternating(tiny_config(), samples(2), alt, out_dir=tmp_path)
+    recorded = [TrainingCheckpoint.scheme_in(tmp_path / stage) for stage in STAGES]
+    assert recorded == ["alternating"] * 4
 
 
 def stop_at(stage: str, step: int):

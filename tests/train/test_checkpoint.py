@@ -353,6 +353,23 @@ def test_the_initial_weights_round_trip_and_older_states_without_them_still_load
     assert TrainingCheckpoint.load(tmp_path / "joint", model).weights is None
 
 
+def test_the_scheme_round_trips_and_older_states_without_it_still_load(tmp_path):
+    """A checkpoint records its run's scheme (read without the weights); one of an
+    earlier version does not say, and still loads."""
+    model = tiny_model()
+    assert TrainingCheckpoint.scheme_in(tmp_path / "rpn") is None  # no checkpoint
+    checkpoint = make_checkpoint(step=2)
+    checkpoint.scheme = "alternating"
+    checkpoint.save(tmp_path / "rpn", model)
+    assert TrainingCheckpoint.scheme_in(tmp_path / "rpn") == "alternating"
+    assert TrainingCheckpoint.load(tmp_path / "rpn", model).scheme == "alternating"
+    state = torch.load(tmp_path / "rpn" / STATE_FILE, weights_only=True)
+    del state["scheme"]
+    torch.save(state, tmp_path / "rpn" / STATE_FILE)
+    assert TrainingCheckpoint.scheme_in(tmp_path / "rpn") is None
+    assert TrainingCheckpoint.load(tmp_path / "rpn", model).scheme is None
+
+
 def test_a_states_model_file_is_found_by_the_stage_it_records_not_two_folders_up(
     tmp_path, monkeypatch
 ):

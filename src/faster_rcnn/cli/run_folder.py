@@ -168,9 +168,19 @@ def scheme_of(checkpoint: Path) -> str | None:
     folder of ``--out``, or its ``.previous``); ``None`` for a stage no scheme has."""
     stage = checkpoint.name.removesuffix(PREVIOUS)
     if stage == rpn_only.STAGE:
-        alternating = is_step_config(TrainingCheckpoint.train_config_in(checkpoint))
-        return "alternating" if alternating else "rpn"
+        return rpn_scheme(checkpoint)
     return next((name for name, stages in SCHEME_STAGES.items() if stage in stages), None)
+
+
+def rpn_scheme(checkpoint: Path) -> str:
+    """The scheme whose stage ``"rpn"`` ``checkpoint`` is, the RPN trained alone or the
+    alternating scheme's first step: as the checkpoint records it, or where it does not
+    (an earlier version's), as its warm-up share says (:func:`is_step_config`)."""
+    recorded = TrainingCheckpoint.scheme_in(checkpoint)
+    if recorded is not None:
+        return recorded
+    alternating = is_step_config(TrainingCheckpoint.train_config_in(checkpoint))
+    return "alternating" if alternating else "rpn"
 
 
 def unfinished_checkpoints(out: Path) -> list[Path]:

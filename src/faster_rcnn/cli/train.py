@@ -420,7 +420,13 @@ def train(args: argparse.Namespace) -> int:
         trainer_of = STAGE_TRAINERS[args.scheme]
         started = weights_record(args.weights)  # a resumed stage keeps its checkpoint's
         trainer = trainer_of(
-            model, dataset, train_cfg, out_dir=args.out, progress=True, weights=started
+            model,
+            dataset,
+            train_cfg,
+            out_dir=args.out,
+            progress=True,
+            weights=started,
+            scheme=args.scheme,
         )
         fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
     write_records(args.out, records)

@@ -61,6 +61,7 @@ from .train_config import TrainConfig
 from .trainer import LossFn, OnStep, Trainer
 
 STAGES = ("rpn", "fast_rcnn", "rpn_finetune", "fast_rcnn_finetune")
+SCHEME = "alternating"  # what the steps' checkpoints record (TrainingCheckpoint.scheme)
 # The paper's iterations per step on PASCAL VOC 2007 (py-faster-rcnn's alt-opt schedule);
 # each step divides its learning rate by 10 after 3/4 of its iterations.
 PAPER_STEPS = (80_000, 40_000, 80_000, 40_000)
@@ -123,7 +124,9 @@ def is_step_config(settings: Mapping[str, Any]) -> bool:
     """Whether ``settings`` (a checkpoint's ``TrainConfig`` as a dict) are a step's of this
     scheme, whose first step is a stage ``"rpn"`` as the RPN trained alone is: each step
     caps its warm-up at a tenth of it (:func:`paper_step_config`); a run of the other
-    schemes at half of it, or not at all."""
+    schemes at half of it, or not at all. Only for the checkpoints of earlier versions,
+    which do not record their scheme (:attr:`~.checkpoint.TrainingCheckpoint.scheme`): a
+    run given ``warmup_share=10`` would pass for a step."""
     return settings.get("warmup_share") == WARMUP_SHARE
 
 
@@ -307,6 +310,7 @@ def fast_rcnn_trainer(
         compute_losses=partial(fast_rcnn_losses, proposer=proposer),
         parameters=fast_rcnn_parameters(detector),
         stage="fast_rcnn",
+        scheme=SCHEME,
         **options,
     )
 
@@ -396,6 +400,7 @@ def frozen_backbone_trainer(
         on_step=on_step,
         progress=progress,
         unreadable=unreadable,
+        scheme=SCHEME,
     )
 
 
@@ -643,7 +648,12 @@ class AlternatingRun:
         """Step 1 on model A, whose initial ``weights`` its checkpoints record; A's
         gradients are then dropped, as it is frozen from here on."""
         trainer = rpn_trainer(
-            model_a, self.dataset, self.cfg("rpn"), **self.options("rpn"), weights=weights
+            model_a,
+            self.dataset,
+            self.cfg("rpn"),
+            **self.options("rpn"),
+            weights=weights,
+            scheme=SCHEME,
         )
         history = fit_stage(trainer, self.resume)
         model_a.zero_grad(set_to_none=True)  # its last gradients are only memory

@@ -46,7 +46,7 @@ MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
 # Fields added to the format since: a state written before them lacks them (defaults).
 _ADDED_FIELDS = frozenset(
-    {"lr_scale", "seconds_spent", "planned_steps", "step_seconds", "data", "weights"}
+    {"lr_scale", "seconds_spent", "planned_steps", "step_seconds", "data", "weights", "scheme"}
 )
 MODEL_FILE = "model.safetensors"
 # The metadata of a model whose box head was never trained (the RPN trained alone).
@@ -306,6 +306,10 @@ class TrainingCheckpoint:
         weights: the initial weights the stage's model was built from
             (:func:`~faster_rcnn.train.state.weights_record`); absent from older versions'
             states, and ``None`` where the trainer was not told.
+        scheme: the training scheme whose stage this is (``train --scheme``: ``"joint"``,
+            ``"rpn"``, ``"alternating"``...), which tells the RPN trained alone from the
+            alternating scheme's first step, both a stage ``"rpn"``; absent from older
+            versions' states, and ``None`` where the trainer was not told.
     """
 
     stage: str
@@ -324,6 +328,7 @@ class TrainingCheckpoint:
     step_seconds: list[float] | None = None
     data: dict[str, Any] | None = None
     weights: dict[str, Any] | None = None
+    scheme: str | None = None
 
     def restore_global_rng(self) -> None:
         """Put the global torch, CUDA and ``random`` generators back as they were."""
@@ -420,6 +425,20 @@ class TrainingCheckpoint:
         if found is None:
             return None
         return _read_state(found / STATE_FILE).get("weights")
+
+    @classmethod
+    def scheme_in(cls, directory: str | Path) -> str | None:
+        """The training scheme the checkpoint in ``directory`` records, its weights
+        unread; ``None`` where there is no checkpoint, or it does not say (an older
+        version's).
+
+        Raises:
+            ValueError: the state file is unreadable.
+        """
+        found = cls.find(directory)
+        if found is None:
+            return None
+        return _read_state(found / STATE_FILE).get("scheme")
 
     @classmethod
     def load(cls, directory: str | Path, model: FasterRCNN) -> TrainingCheckpoint:

@@ -24,6 +24,9 @@ from .train_config import TrainConfig
 from .trainer import OnStep, Trainer
 
 STAGE = "rpn"
+# The scheme the stage's checkpoints record where the RPN is trained alone; the
+# alternating scheme's first step is a stage "rpn" too.
+SCHEME = "rpn"
 
 
 def rpn_losses(
@@ -66,6 +69,7 @@ def rpn_trainer(
     progress: bool = False,
     unreadable: UnreadableLog | None = None,
     weights: dict[str, Any] | None = None,
+    scheme: str = SCHEME,
 ) -> Trainer:
     """The stage ``"rpn"``: the backbone's trainable layers and the RPN trained on
     :func:`rpn_losses`, in place; the RoI head is neither run nor changed.
@@ -79,6 +83,8 @@ def rpn_trainer(
         cfg: optimisation settings.
         out_dir / on_step / progress / unreadable / weights: as for
             :class:`~faster_rcnn.train.trainer.Trainer`.
+        scheme: the scheme the checkpoints record: the RPN trained alone, or
+            ``"alternating"`` for that scheme's first step.
     """
     parameters = [
         p for p in chain(model.backbone.parameters(), model.rpn.parameters()) if p.requires_grad
@@ -95,4 +101,5 @@ def rpn_trainer(
         progress=progress,
         unreadable=unreadable,
         weights=weights,
+        scheme=scheme,
     )

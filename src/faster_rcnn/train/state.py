@@ -77,6 +77,8 @@ class TrainingState:
         weights: what the model's initial weights came from (:func:`weights_record`),
             which its checkpoints carry (``None``: not said); a resumed stage keeps its
             checkpoint's.
+        scheme: the training scheme the stage is part of, which its checkpoints carry
+            (``None``: not said).
     """
 
     def __init__(
@@ -89,9 +91,10 @@ class TrainingState:
         world_size: int = 1,
         data: dict[str, Any] | None = None,
         weights: dict[str, Any] | None = None,
+        scheme: str | None = None,
     ) -> None:
         self.model, self.cfg, self.params, self.stage = model, cfg, params, stage
-        self.data, self.weights = data, weights
+        self.data, self.weights, self.scheme = data, weights, scheme
         self.rank, self.world_size = rank, world_size
         self.optimizer = torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -138,6 +141,7 @@ class TrainingState:
             step_seconds=self.step_seconds,
             data=self.data,
             weights=self.weights,
+            scheme=self.scheme,
         ).save(stage_dir, self.model)
 
     def restore(self, stage_dir: Path) -> list[dict[str, float]]:

@@ -94,6 +94,8 @@ class Trainer:
             ``cfg.skip_unreadable``, warning on rank 0).
         weights: the initial weights the model was built from, which its checkpoints
             record (:func:`~faster_rcnn.train.state.weights_record`; ``None``: not said).
+        scheme: the training scheme the stage is part of (``train --scheme``), which its
+            checkpoints record (``None``: not said).
 
     The samplers draw from a generator seeded with ``cfg.seed`` (and the rank), and the
     batch order depends on ``cfg.seed`` and the step alone, so a run is repeatable on the
@@ -119,6 +121,7 @@ class Trainer:
         tensorboard_dir: Path | None = None,
         unreadable: UnreadableLog | None = None,
         weights: dict[str, Any] | None = None,
+        scheme: str | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", stage):
             raise ValueError(f"stage name {stage!r} must be letters, digits, '_' or '-'")
@@ -137,6 +140,7 @@ class Trainer:
             self.world_size,
             data_signature(dataset),
             weights,
+            scheme,
         )
         self.compute_losses = compute_losses
         # The default loss uses every parameter; others may leave some out.
