@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import warnings
 
 import pytest
 import torch
@@ -70,6 +71,43 @@ def test_a_changed_run_length_is_named_as_it_was_given(before, after, said):
     assert CFG.replace(steps=4).changes_since(dataclasses.asdict(CFG.replace(steps=2))) == [
         "steps 2 -> 4"
     ]
+
+
+def test_a_warmup_setting_is_named_only_where_it_changes_the_warmup():
+    """A checkpoint of a --steps run from before warmup_share defaulted to 2 (None): its
+    run of 100 steps or more warmed up over its 50 steps, as it does under a share of 2;
+    a run of 60 over its 50 before, over 30 now."""
+    before = dataclasses.asdict(CFG.replace(steps=100, warmup_share=None))
+    assert CFG.replace(steps=100).changes_since(before) == []
+    # min(60, 100 // 2) = 50 steps too; at 200 steps, 60.
+    assert CFG.replace(steps=100, warmup_steps=60).changes_since(before) == []
+    assert CFG.replace(steps=200, warmup_steps=60).changes_since({**before, "steps": 200}) == [
+        "warmup_share None -> 2",
+        "warmup_steps 50 -> 60",
+    ]
+    assert CFG.replace(steps=60).changes_since({**before, "steps": 60}) == [
+        "warmup_share None -> 2"
+    ]
+    # Run longer, it warms up over 50 steps under either share: only the length changed.
+    assert CFG.replace(steps=400).changes_since(before) == ["steps 100 -> 400"]
+    # Under a time budget the share cuts the warm-up of a plan that moves: always named.
+    budgeted = CFG.replace(steps=steps_bound(600.0), max_seconds=600.0)
+    saved = {**dataclasses.asdict(budgeted), "warmup_share": None}
+    assert budgeted.changes_since(saved) == ["warmup_share None -> 2"]
+
+
+def test_a_resume_warns_of_a_changed_warmup_share_only_where_the_warmup_changes(tmp_path):
+    model = FasterRCNN.from_config(small_config(3))
+    for steps, warns in ((100, False), (99, True)):  # 99 // 2 = 49 steps: shorter
+        state_of(model, cfg=CFG.replace(steps=steps, warmup_share=None)).save(tmp_path, [])
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            state_of(model, cfg=CFG.replace(steps=steps)).restore(tmp_path)
+        expected = (
+            f"resuming {tmp_path} with changed settings: warmup_share None -> 2; the run "
+            "will not match an uninterrupted one"
+        )
+        assert [str(warning.message) for warning in warned] == [expected] * warns
 
 
 def test_changed_model_settings_are_named_too(tmp_path):

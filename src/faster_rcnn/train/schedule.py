@@ -52,13 +52,19 @@ def learning_rate(cfg: ScheduleSettings, step: int, total_steps: int | None = No
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
-    warmup = cfg.warmup_steps
-    if cfg.warmup_share is not None:
-        # Of the run as planned now: a time-limited run's plan is re-made as it goes.
-        warmup = min(warmup, steps // cfg.warmup_share)
+    # Of the run as planned now: a time-limited run's plan is re-made as it goes.
+    warmup = warmup_length(cfg.warmup_steps, cfg.warmup_share, steps)
     if step < warmup:
         lr *= cfg.warmup_factor + (1.0 - cfg.warmup_factor) * step / warmup
     return lr
+
+
+def warmup_length(warmup_steps: int, warmup_share: int | None, steps: int) -> int:
+    """The steps a run of ``steps`` warms up over: ``warmup_steps``, at most ``steps //
+    warmup_share`` where a share is set."""
+    if warmup_share is None:
+        return warmup_steps
+    return min(warmup_steps, steps // warmup_share)
 
 
 def short_run_scale(cfg: ScheduleSettings, total_steps: int) -> float:

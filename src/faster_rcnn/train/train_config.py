@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ..config import check_fields, require
 from ..counted import counted
+from .schedule import warmup_length
 
 # Settings that may change between an interrupted run and its resumption without
 # changing what is computed.
@@ -21,6 +22,8 @@ RESUMABLE_CHANGES = frozenset(
         "skip_unreadable",
     }
 )
+# Settings that change what is computed only through the warm-up's length.
+WARMUP_SETTINGS = frozenset({"warmup_steps", "warmup_share"})
 # With a time budget and no step count, a run's steps are bounded only for the schedule's
 # arithmetic, at more a second than any device runs (a step launches hundreds of
 # operators, each costing microseconds at the least): the budget alone ends the run.
@@ -157,15 +160,33 @@ class TrainConfig:
     def changes_since(self, saved: dict[str, Any]) -> list[str]:
         """The settings that differ from ``saved`` (a checkpoint's ``asdict``) and change
         what a resumed run computes, as ``"name old -> new"``; changed steps as the run's
-        length (:func:`_length_change`)."""
+        length (:func:`_length_change`). The warm-up's settings count only where they
+        change its length (:func:`_same_warmup`): a run of twice ``warmup_steps`` or more
+        saved while ``warmup_share`` was ``None`` by default resumes under the default of
+        2 as it ran."""
         current = dataclasses.asdict(self)
+        unchanged = RESUMABLE_CHANGES
+        if _same_warmup(saved, current):
+            unchanged |= WARMUP_SETTINGS
         return [
             _length_change(saved, current)
             if name == "steps"
             else f"{name} {saved.get(name)!r} -> {current[name]!r}"
-            for name in sorted(current.keys() - RESUMABLE_CHANGES)
+            for name in sorted(current.keys() - unchanged)
             if saved.get(name) != current[name]
         ]
+
+
+def _same_warmup(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether the resumed run of ``current`` warms up over as many steps with the
+    warm-up settings of ``saved`` as with its own (:func:`~.schedule.warmup_length`, for
+    its length: a changed length is named apart). Not where a time budget bounds it: the
+    share cuts the warm-up of a plan that moves as the run goes."""
+    if current["max_seconds"] is not None or saved.get("warmup_steps") is None:
+        return False
+    steps = current["steps"]
+    then = warmup_length(saved["warmup_steps"], saved.get("warmup_share"), steps)
+    return then == warmup_length(current["warmup_steps"], current["warmup_share"], steps)
 
 
 def _length_change(saved: dict[str, Any], current: dict[str, Any]) -> str:
