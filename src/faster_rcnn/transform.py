@@ -107,8 +107,10 @@ class ImageTransform(nn.Module):
         channels = images[0].shape[0]
         height, width = padded_size([img.shape[-2:] for img in images], self.size_divisible)
         batched = images[0].new_zeros((len(images), channels, height, width))
-        for img, pad in zip(images, batched, strict=True):
-            pad[:, : img.shape[1], : img.shape[2]].copy_(img)
+        # Indexed, not iterated: autograd refuses an in-place copy into a view from
+        # unbind, so images that require a gradient (saliency, adversarial) would fail.
+        for i, img in enumerate(images):
+            batched[i, :, : img.shape[1], : img.shape[2]].copy_(img)
         return batched
 
     def postprocess(

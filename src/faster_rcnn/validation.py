@@ -59,7 +59,7 @@ def validate_images(images: list[Tensor]) -> None:
             )
         if not image.is_floating_point():
             raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
-        darkest, brightest = (float(v) for v in torch.aminmax(image))
+        darkest, brightest = (float(v) for v in torch.aminmax(image.detach()))
         if not (math.isfinite(darkest) and math.isfinite(brightest)):
             raise ValueError(f"image {i}: NaN or infinite pixel values")
         if brightest > _BRIGHTEST:

@@ -482,3 +482,18 @@ def test_integer_boxes_train_as_the_same_boxes_in_float(dtype):
     expected = model(images, targets, generator=torch.Generator().manual_seed(2))
     assert all(torch.equal(losses[key], expected[key]) for key in expected)
     assert as_integers[0]["boxes"].dtype == dtype  # the caller's targets are left alone
+
+
+@pytest.mark.filterwarnings("error")  # PyTorch's of a scalar read off a graph, among them
+def test_a_detection_s_score_is_differentiated_by_its_image():
+    """Saliency maps differentiate a score by the image, out of ``torch.no_grad()``, as
+    torchvision's detectors allow; the detections are those of ``no_grad``."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    image = torch.rand(3, 100, 150, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model([image])[0]
+    found = model([image.requires_grad_()])[0]
+    assert all(torch.equal(found[key], expected[key]) for key in ("boxes", "labels", "scores"))
+    found["scores"][0].backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0

@@ -151,3 +151,15 @@ def test_one_min_size_set_alone_on_the_transform_resizes_as_a_tuple_of_one():
     assert transform.min_size == (60,)
     images, _ = transform([torch.rand(3, 30, 40)])
     assert images.image_sizes == [(60, 80)]
+
+
+def test_batch_carries_the_gradient_of_images_that_require_one():
+    # Saliency maps and adversarial examples differentiate the batch by its input images.
+    transform = make_transform(min_size=(4,), max_size=1000, size_divisible=8)
+    images = [torch.rand(3, 4, 4, requires_grad=True), torch.rand(3, 4, 6, requires_grad=True)]
+    batch, _ = transform(images)
+    batch.tensors.sum().backward()
+    # d(sum)/d(pixel) is 1 / std of the pixel's channel; the padding adds nothing.
+    std = torch.tensor(TransformConfig().image_std)
+    for image in images:
+        torch.testing.assert_close(image.grad, (1 / std)[:, None, None].expand_as(image))
