@@ -204,6 +204,30 @@ def test_an_anchor_generator_set_on_the_rpn_is_what_a_model_file_records(tmp_pat
         save_model(model, tmp_path / "other.safetensors")
 
 
+def test_an_anchor_generator_of_another_count_a_location_than_the_head_is_named():
+    """torchvision reshapes the head's deltas to the anchors and fails deep in its box
+    coder; here the RPN names both counts and the head to replace."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))  # 12 anchors a location
+    levels = len(model.config.anchors.sizes)
+    model.rpn.anchor_generator = AnchorGenerator(((32.0,),) * levels, ((0.5, 1.0, 2.0),) * levels)
+    images, targets = batch()
+    with pytest.raises(
+        ValueError,
+        match=r"^rpn\.head predicts 12 anchors a location but rpn\.anchor_generator makes 3 "
+        r"on feature level 0: replace the head as well "
+        r"\(model\.rpn\.head = RPNHead\(in_channels, 3\)\)$",
+    ):
+        model(images, targets)
+    model.rpn.head = RPNHead(model.rpn.head.conv[0][0].in_channels, 3)
+    assert set(model(images, targets)) == {
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+    }
+
+
 def test_proposal_limits_set_on_the_rpn_are_what_a_model_file_records(tmp_path):
     """``model.rpn._post_nms_top_n["testing"] = k`` (torchvision's dict) changes the
     proposals the model keeps, and the config and so the model file follow it."""

@@ -84,6 +84,23 @@ def concat_box_prediction_layers(
     return torch.cat(cls_flat, dim=1).flatten(0, -2), torch.cat(reg_flat, dim=1).reshape(-1, 4)
 
 
+def check_head_fits_anchors(predicted: list[int], made: list[int]) -> None:
+    """The head must predict, on every level, the anchors a location the generator makes
+    (``predicted`` and ``made``, per level): one set as ``rpn.anchor_generator`` with
+    another count needs a head of that count.
+
+    Raises:
+        ValueError: naming the level and both counts.
+    """
+    for level, (head_count, generator_count) in enumerate(zip(predicted, made, strict=True)):
+        if head_count != generator_count:
+            raise ValueError(
+                f"rpn.head predicts {head_count} anchors a location but rpn.anchor_generator "
+                f"makes {generator_count} on feature level {level}: replace the head as well "
+                f"(model.rpn.head = RPNHead(in_channels, {generator_count}))"
+            )
+
+
 def _to_anchor_rows(layer: Tensor, n: int, c: int, h: int, w: int) -> Tensor:
     """``(N, A * C, H, W)`` -> ``(N, H * W * A, C)``."""
     return layer.view(n, -1, c, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, c)
@@ -264,6 +281,9 @@ class RegionProposalNetwork(nn.Module):
         feature_maps = list(features.values())
         objectness, pred_bbox_deltas = self.head(feature_maps)
         anchors = self.anchor_generator(images, feature_maps)
+        check_head_fits_anchors(
+            [int(o.shape[1]) for o in objectness], self.anchor_generator.num_anchors_per_location()
+        )
         grid_sizes = [(int(o.shape[-2]), int(o.shape[-1])) for o in objectness]
         padded_size = (int(images.tensors.shape[-2]), int(images.tensors.shape[-1]))
         levels = self.anchor_generator.level_grids(padded_size, grid_sizes, list(features))
