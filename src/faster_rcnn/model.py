@@ -182,9 +182,9 @@ class FasterRCNN(nn.Module):
     def _follow_settings(self) -> None:
         """Bring the config to the settings of the transform, the RPN and the head that
         torchvision names alike and its users change after building the model: the
-        resize, the anchors (``model.rpn.anchor_generator = AnchorGenerator(...)``), the
-        RPN's thresholds and proposal limits, the head's thresholds, the detections an
-        image."""
+        resize and the normalisation, the anchors (``model.rpn.anchor_generator =
+        AnchorGenerator(...)``), the RPN's thresholds and proposal limits, the head's
+        thresholds, the detections an image."""
         try:
             changed = self._changed_settings()
             if changed:
@@ -197,7 +197,13 @@ class FasterRCNN(nn.Module):
         with those settings, per section ``{field: value}``."""
         rpn, heads, anchors = self.rpn, self.roi_heads, self.rpn.anchor_generator
         live = {
-            "transform": {"min_size": self.transform.min_size, "max_size": self.transform.max_size},
+            "transform": {
+                "min_size": self.transform.min_size,
+                "max_size": self.transform.max_size,
+                "image_mean": tuple(self.transform.image_mean),
+                "image_std": tuple(self.transform.image_std),
+                "size_divisible": self.transform.size_divisible,
+            },
             "anchors": {
                 "sizes": anchors.sizes,
                 "aspect_ratios": anchors.aspect_ratios,

@@ -174,6 +174,27 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
         save_model(model, tmp_path / "other.safetensors")
 
 
+def test_a_normalisation_set_on_the_transform_is_what_a_model_file_records(tmp_path):
+    """torchvision's ``GeneralizedRCNNTransform`` keeps ``image_mean``, ``image_std`` and
+    ``size_divisible`` as attributes its users set: the model file follows them too."""
+    torch.manual_seed(0)
+    model = spread_scores(FasterRCNN.from_config(tiny("small")))
+    model.transform.image_mean = [0.5, 0.5, 0.5]
+    model.transform.image_std = [0.25, 0.25, 0.25]
+    model.transform.size_divisible = 64
+    transform = model.config.transform
+    assert (transform.image_mean, transform.image_std) == ((0.5,) * 3, (0.25,) * 3)
+    assert transform.size_divisible == 64
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    images, _ = batch()
+    with torch.no_grad():
+        expected, got = model.eval()(images), loaded(images)
+    assert sum(len(d["scores"]) for d in got) > 0
+    for x, y in zip(got, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in x)
+
+
 def test_an_anchor_generator_set_on_the_rpn_is_what_a_model_file_records(tmp_path):
     """torchvision's users replace ``model.rpn.anchor_generator`` (with ``model.rpn.head``
     where the anchors a location change): the config's anchors follow, so the model file
