@@ -249,6 +249,32 @@ def test_an_anchor_generator_of_another_count_a_location_than_the_head_is_named(
     }
 
 
+class TorchvisionAnchorGenerator(nn.Module):
+    """Stands for torchvision's ``AnchorGenerator``: its arguments, not its offset."""
+
+    def __init__(self, sizes, aspect_ratios):
+        super().__init__()
+        self.sizes, self.aspect_ratios = sizes, aspect_ratios
+
+
+def test_an_anchor_generator_of_another_class_is_refused_where_it_is_set():
+    """Set on the RPN, torchvision's generator failed in the forward pass (no
+    ``level_grids``) and made ``model.config`` read as a missing attribute."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    own = model.rpn.anchor_generator
+    levels = len(model.config.anchors.sizes)
+    with pytest.raises(
+        TypeError,
+        match=r"^rpn\.anchor_generator takes faster_rcnn\.AnchorGenerator \(torchvision's "
+        r"sizes and aspect_ratios\), got test_model\.TorchvisionAnchorGenerator$",
+    ):
+        model.rpn.anchor_generator = TorchvisionAnchorGenerator(
+            ((32,),) * levels, ((1.0,),) * levels
+        )
+    assert model.rpn.anchor_generator is own and model.config.anchors.sizes == own.sizes
+
+
 def test_proposal_limits_set_on_the_rpn_are_what_a_model_file_records(tmp_path):
     """``model.rpn._post_nms_top_n["testing"] = k`` (torchvision's dict) changes the
     proposals the model keeps, and the config and so the model file follow it."""

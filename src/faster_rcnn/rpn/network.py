@@ -208,6 +208,17 @@ class RegionProposalNetwork(nn.Module):
             smooth_l1_beta=rpn.smooth_l1_beta,
         )
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # torchvision's users set model.rpn.anchor_generator; one of torchvision's class
+        # lacks what this RPN and the config read (its offset, its level grids).
+        if name == "anchor_generator" and not isinstance(value, AnchorGenerator):
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            raise TypeError(
+                "rpn.anchor_generator takes faster_rcnn.AnchorGenerator (torchvision's "
+                f"sizes and aspect_ratios), got {kind}"
+            )
+        super().__setattr__(name, value)
+
     def pre_nms_top_n(self) -> int:
         """Boxes kept by score before NMS, per level, in the current mode."""
         return self._pre_nms_top_n[self._mode()]
