@@ -141,8 +141,9 @@ def _boxes_and_labels(target: object, image: int) -> tuple[Tensor, Tensor]:
 
 
 def _checked_boxes(boxes: object, image: int) -> Tensor:
-    """``boxes`` if an ``(N, 4)`` floating point tensor; integer ones as float64, in which
-    a negative width stays negative (it wraps in uint8)."""
+    """``boxes`` if an ``(N, 4)`` floating point tensor (XYXY where it says its format);
+    integer ones as float64, in which a negative width stays negative (it wraps in
+    uint8)."""
     if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
         shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
         raise ValueError(f"image {image}: boxes must have shape (N, 4), got {shape}")
@@ -150,7 +151,22 @@ def _checked_boxes(boxes: object, image: int) -> Tensor:
         raise ValueError(
             f"image {image}: boxes must be floating point or integer, got {boxes.dtype}"
         )
+    _check_box_format(boxes, image)
     return boxes.double() if _is_integer(boxes) else boxes
+
+
+def _check_box_format(boxes: Tensor, image: int) -> None:
+    """A torchvision ``BoundingBoxes`` (a tensor with a ``format``) must be XYXY: the
+    model reads x1, y1, x2, y2, and torchvision's detectors read any format as those,
+    silently (a CXCYWH box is then another box, or none)."""
+    box_format = getattr(boxes, "format", None)
+    name = getattr(box_format, "name", box_format)
+    if box_format is not None and name != "XYXY":
+        raise ValueError(
+            f"image {image}: boxes are in format {name}, the model reads XYXY (x1, y1, "
+            "x2, y2): convert them first (torchvision's "
+            'v2.ConvertBoundingBoxFormat("XYXY"))'
+        )
 
 
 def _check_label_tensor(labels: object, num_boxes: int, image: int) -> None:

@@ -1,3 +1,4 @@
+import enum
 import math
 
 import pytest
@@ -46,6 +47,36 @@ def test_valid_targets_including_an_empty_image_pass():
 def test_invalid_targets_name_the_image_and_box(bad, message):
     with pytest.raises(ValueError, match=message):
         validate_targets([target([[0, 0, 10, 10]]), bad], num_images=2, num_classes=3)
+
+
+class BoundingBoxFormat(enum.Enum):
+    XYXY = "XYXY"
+    CXCYWH = "CXCYWH"
+
+
+class BoundingBoxes(torch.Tensor):
+    """Stands for torchvision's ``tv_tensors.BoundingBoxes``: a tensor with its format."""
+
+    @staticmethod
+    def __new__(cls, data: list[list[float]], box_format: str) -> "BoundingBoxes":
+        boxes = torch.tensor(data).as_subclass(cls)
+        boxes.format = BoundingBoxFormat[box_format]
+        return boxes
+
+
+def test_boxes_that_say_another_format_than_xyxy_are_refused():
+    """torchvision's detectors read a CXCYWH box (30, 35, 40, 50) as the XYXY box it
+    would be, silently; here it is named. XYXY ones pass."""
+    labels = torch.ones(1, dtype=torch.int64)
+    xyxy = {"boxes": BoundingBoxes([[10.0, 10.0, 50.0, 60.0]], "XYXY"), "labels": labels}
+    validate_targets([xyxy], 1, 3, [(100, 120)])
+    centred = {"boxes": BoundingBoxes([[30.0, 35.0, 40.0, 50.0]], "CXCYWH"), "labels": labels}
+    with pytest.raises(
+        ValueError,
+        match=r"^image 0: boxes are in format CXCYWH, the model reads XYXY \(x1, y1, x2, y2\): "
+        r"convert them first \(torchvision's v2\.ConvertBoundingBoxFormat\(\"XYXY\"\)\)$",
+    ):
+        validate_targets([centred], 1, 3, [(100, 120)])
 
 
 def test_target_count_must_match_images():
