@@ -27,7 +27,8 @@ builder passes itself is refused with its TypeError: ``rpn_head`` and ``box_head
 ``rpn_anchor_generator``) for ``resnet50_fpn_v2``, ``rpn_anchor_generator`` for the
 MobileNetV3 presets.
 :func:`preset_config` gives the config alone, to edit before building with
-``FasterRCNN.from_config``.
+``FasterRCNN.from_config``. torchvision's builder names build the presets that mirror
+them, keyword-only as there (``fasterrcnn_resnet50_fpn(num_classes=3, weights=None)``).
 """
 
 from __future__ import annotations
@@ -268,3 +269,34 @@ def mobilenet_v3_large_320_fpn(
 
 def small(num_classes: int | None = None, **torchvision_options: Any) -> FasterRCNN:
     return _built("small", num_classes, torchvision_options)
+
+
+# torchvision's builders under their own names, keyword-only as there: code written for
+# torchvision.models.detection runs with its import changed.
+def fasterrcnn_resnet50_fpn(
+    *, num_classes: int | None = None, **torchvision_options: Any
+) -> FasterRCNN:
+    """torchvision's ``fasterrcnn_resnet50_fpn``: :func:`resnet50_fpn`."""
+    return resnet50_fpn(num_classes, **torchvision_options)
+
+
+def fasterrcnn_resnet50_fpn_v2(
+    *, num_classes: int | None = None, **torchvision_options: Any
+) -> FasterRCNN:
+    """torchvision's ``fasterrcnn_resnet50_fpn_v2``: :func:`resnet50_fpn_v2`."""
+    return resnet50_fpn_v2(num_classes, **torchvision_options)
+
+
+def fasterrcnn_mobilenet_v3_large_fpn(
+    *, num_classes: int | None = None, **torchvision_options: Any
+) -> FasterRCNN:
+    """torchvision's ``fasterrcnn_mobilenet_v3_large_fpn``: :func:`mobilenet_v3_large_fpn`."""
+    return mobilenet_v3_large_fpn(num_classes, **torchvision_options)
+
+
+def fasterrcnn_mobilenet_v3_large_320_fpn(
+    *, num_classes: int | None = None, **torchvision_options: Any
+) -> FasterRCNN:
+    """torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn``:
+    :func:`mobilenet_v3_large_320_fpn`."""
+    return mobilenet_v3_large_320_fpn(num_classes, **torchvision_options)

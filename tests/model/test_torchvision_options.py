@@ -113,3 +113,27 @@ def test_trainable_layers_with_an_untrained_backbone_are_overridden_with_a_warni
     assert warned[0].filename == __file__  # points at the caller's line
     assert model.config.backbone.trainable_layers == 6
     assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "builder, preset",
+    [
+        ("fasterrcnn_resnet50_fpn", "resnet50_fpn"),
+        ("fasterrcnn_resnet50_fpn_v2", "resnet50_fpn_v2"),
+        ("fasterrcnn_mobilenet_v3_large_fpn", "mobilenet_v3_large_fpn"),
+        ("fasterrcnn_mobilenet_v3_large_320_fpn", "mobilenet_v3_large_320_fpn"),
+    ],
+)
+def test_torchvision_s_builder_names_build_their_preset_keyword_only(builder, preset):
+    """Code written for torchvision.models.detection runs with its import changed: the
+    same keywords, positional arguments refused as there, what would download too."""
+    build = getattr(models, builder)
+    options = {"weights": None, "progress": False, "box_score_thresh": 0.7, "min_size": 320}
+    model = build(num_classes=3, **options)
+    assert model.config == getattr(models, preset)(3, **options).config
+    assert model.config.num_classes == 3 and model.config.roi_heads.score_thresh == 0.7
+    assert build(weights=None).config == preset_config(preset)  # 91, COCO's, as there
+    with pytest.raises(TypeError, match="positional argument"):
+        build(3)
+    with pytest.raises(ValueError, match="load_torchvision_checkpoint"):
+        build(weights="DEFAULT")
