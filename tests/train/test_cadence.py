@@ -37,6 +37,15 @@ def test_a_finished_resumed_stage_is_not_rewritten_but_a_fresh_empty_one_is():
     assert saves == [0]
 
 
+def test_a_checkpoint_held_back_at_its_step_is_written_at_the_next_step_called():
+    saves: list[int] = []
+    done = [0]
+    cadence = CheckpointCadence(3, lambda: saves.append(done[0]))
+    for done[0] in (1, 2, 4, 5, 6, 7):  # the trainer held back the save after 3 steps
+        cadence.after_step(done[0])
+    assert saves == [4, 6]
+
+
 def test_no_folder_writes_nothing():
     cadence = CheckpointCadence(2, None)
     run(cadence, 0, 4)

@@ -278,25 +278,71 @@ def test_only_the_given_parameters_are_trained():
     )
 
 
-def test_non_finite_steps_are_skipped_and_too_many_in_a_row_stop_with_a_checkpoint(tmp_path):
+def test_non_finite_steps_are_skipped_and_too_many_in_a_row_stop_saving_nothing(tmp_path):
     model = tiny_model()
     before = [p.clone() for p in model.parameters()]
 
     def nan_loss(model, images, targets, generator):
         return {"loss_nan": sum(p.sum() for p in model.rpn.parameters()) * float("nan")}
 
-    cfg = TrainConfig(steps=10, batch_size=1, max_nonfinite_steps=3)
+    cfg = TrainConfig(steps=10, batch_size=1, max_nonfinite_steps=3, checkpoint_every=2)
     trainer = Trainer(model, DATA, cfg, compute_losses=nan_loss, out_dir=tmp_path)
     with (
         pytest.warns(UserWarning, match=r"step \d: non-finite loss"),
-        pytest.raises(TrainingDiverged, match="3 steps in a row had a non-finite loss"),
+        pytest.raises(
+            TrainingDiverged,
+            match="3 steps in a row had a non-finite loss; stopped without saving the "
+            r"weights that gave it\. Likely causes",
+        ),
     ):
         trainer.fit()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    assert TrainingCheckpoint.load(tmp_path / "joint", tiny_model(seed=5)).step == 3
+    # The weights gave nothing but NaN: no checkpoint of them, at 2 steps or at the end.
+    assert TrainingCheckpoint.find(tmp_path / "joint") is None
     records = read_records(tmp_path / "metrics.jsonl")
     assert [r["losses"] for r in records] == [{"loss_nan": None, "loss": None}] * 3
     assert [r["grad_norm"] for r in records] == [None] * 3
+
+
+def test_a_diverged_stage_keeps_the_checkpoint_written_before_its_non_finite_losses(tmp_path):
+    """The weights that gave the non-finite losses would give them again when resumed:
+    the checkpoint before them stays, and resuming goes on from its weights."""
+
+    def nan_from_step_3(model, images, targets, generator):
+        losses = model(images, targets, generator=generator)
+        calls.append(0)
+        if len(calls) > 3:
+            losses["loss_objectness"] = losses["loss_objectness"] * float("nan")
+        return losses
+
+    calls: list[int] = []
+    saved: dict[int, list[torch.Tensor]] = {}
+
+    def keep_weights(step, losses):
+        saved[step] = [p.detach().clone() for p in model.parameters()]
+
+    model = tiny_model()
+    cfg = TrainConfig(steps=8, batch_size=1, max_nonfinite_steps=3, checkpoint_every=2)
+    trainer = Trainer(
+        model, DATA, cfg, compute_losses=nan_from_step_3, out_dir=tmp_path, on_step=keep_weights
+    )
+    stage = tmp_path / "joint"
+    with (
+        pytest.warns(UserWarning, match=r"step [345]: non-finite loss"),
+        pytest.raises(
+            TrainingDiverged,
+            match=rf"stopped without saving the weights that gave it; the checkpoint of step 2 in "
+            rf"{stage}, written before them, is kept \(--resume goes on from it\)",
+        ),
+    ):
+        trainer.fit()
+    # Steps 3, 4, 5 were skipped; the checkpoint due after 4 steps was not written.
+    kept = tiny_model(seed=1)
+    assert TrainingCheckpoint.load(stage, kept).step == 2
+    assert all(torch.equal(a, b) for a, b in zip(saved[1], kept.parameters(), strict=True))
+    history = Trainer(kept, DATA, cfg, out_dir=tmp_path).fit(resume=True)
+    assert len(history) == 8
+    assert all(math.isfinite(v) for record in history[2:] for v in record.values())
 
 
 def test_a_single_non_finite_step_is_skipped_and_training_goes_on():

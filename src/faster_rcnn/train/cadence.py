@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 
 class CheckpointCadence:
-    """Calls ``save`` after every ``every``-th step, after the first step that ends
-    ``minutes`` or more after the last save, and once more at the end of the stage unless
-    the last step's checkpoint is already written.
+    """Calls ``save`` after every ``every``-th step (or the first step called after it),
+    after the first step that ends ``minutes`` or more after the last save, and once more
+    at the end of the stage unless the last step's checkpoint is already written.
 
     Args:
         every: steps between checkpoints (``None``: not by steps).
@@ -38,7 +38,11 @@ class CheckpointCadence:
 
     def after_step(self, steps_done: int) -> None:
         """The stage has done ``steps_done`` steps; write them when one is due."""
-        by_steps = self.every is not None and steps_done % self.every == 0
+        # Past a multiple of ``every`` since the last save: one the trainer held back
+        # (its weights' loss was not finite) is written at the next step it calls for.
+        by_steps = (
+            self.every is not None and steps_done // self.every > (self.saved_at or 0) // self.every
+        )
         if by_steps or self._time_is_due():
             self._write(steps_done)
 

@@ -5,7 +5,8 @@ finishes, the checkpoint is written, and :class:`TrainingInterrupted` says where
 A second Ctrl-C stops at once, as Python's default does, without that checkpoint; one
 that comes within :data:`DOUBLE_PRESS_SECONDS` of the first is taken for the same
 press (a key pressed twice in haste) and ignored. A run of steps whose loss is not
-finite ends in :class:`TrainingDiverged`, also after a checkpoint.
+finite ends in :class:`TrainingDiverged`; the weights that gave those losses are not
+saved, so the checkpoint written before them stays for ``--resume``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class TrainingInterrupted(Exception):
 
 
 class TrainingDiverged(FloatingPointError):
-    """Too many steps in a row had a non-finite loss; the weights are the last good ones."""
+    """Too many steps in a row had a non-finite loss; the checkpoint written before them
+    is kept, not overwritten by the weights that gave them."""
 
 
 class StopRequest:
@@ -123,11 +125,18 @@ class NonFiniteGuard:
     def diverged(self) -> bool:
         return self.in_a_row >= self.limit
 
-    def error(self, checkpoint: Path | None) -> TrainingDiverged:
-        saved = f"checkpoint of the last good weights in {checkpoint}" if checkpoint else ""
+    def error(self, checkpoint: Path | None, steps: int = 0) -> TrainingDiverged:
+        """The error that ends the stage; ``checkpoint``: the one kept (of ``steps``
+        steps), written before the non-finite losses, or ``None``."""
+        kept = (
+            f"; the checkpoint of step {steps} in {checkpoint}, written before them, is kept "
+            "(--resume goes on from it)"
+            if checkpoint is not None
+            else ""
+        )
         return TrainingDiverged(
             f"{self.stage}: {counted(self.in_a_row, 'step')} in a row had a non-finite loss; "
-            "stopped"
-            f"{' with a ' + saved if saved else ''}. Likely causes: a learning rate too high "
-            "for the batch size (--lr), boxes far outside their images, or float16 overflow"
+            f"stopped without saving the weights that gave it{kept}. Likely causes: a "
+            "learning rate too high for the batch size (--lr), boxes far outside their "
+            "images, or float16 overflow"
         )

@@ -164,7 +164,8 @@ class Trainer:
 
         SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
         (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
-        row stop the stage, also with a checkpoint. An image that cannot be read is
+        row stop the stage, keeping the checkpoint written before them (none is written
+        while the losses are not finite: their weights gave them). An image that cannot be read is
         replaced by the next readable one, with a warning, and counted in
         :attr:`unreadable` (with ``cfg.skip_unreadable`` off it stops the stage, with a
         checkpoint).
@@ -201,7 +202,8 @@ class Trainer:
             signum = stops.signum if stops.signum is not None else signal.SIGTERM
             raise TrainingInterrupted(self.stage, len(history), signum, self.stage_dir)
         if guard.diverged:
-            raise guard.error(self.stage_dir)
+            kept = TrainingCheckpoint.find(self.stage_dir) if self.stage_dir is not None else None
+            raise guard.error(kept, TrainingCheckpoint.steps_in(kept) if kept else 0)
         if unreadable is not None:
             saved = f"; checkpoint in {self.stage_dir}" if self.stage_dir is not None else ""
             raise UnreadableImageError(unreadable.path, f"{unreadable}{saved}")
@@ -260,12 +262,14 @@ class Trainer:
                 guard.check(step, record)
                 logger.log(self._metrics(step, lr, record, grad_norm, len(batch[0]), tic))
                 bar.update(record, budget.shown_plan)
-                cadence.after_step(len(history))
+                if not guard.in_a_row:  # weights whose last loss was not finite are not saved
+                    cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
                 if guard.diverged or self._stop_requested(stops):
                     break
-            cadence.at_end(len(history))
+            if not guard.diverged:
+                cadence.at_end(len(history))
         return unreadable
 
     def _rate_scale(self, budget: TimeBudget, planned_steps: int) -> float:
