@@ -1,16 +1,18 @@
 """Model files and training checkpoints: round trips, atomic writes, clear errors."""
 
+import errno
 import json
 import os
 import random
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.config import FasterRCNNConfig
@@ -277,6 +279,53 @@ def test_failed_checkpoint_write_keeps_the_old_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
         make_checkpoint(step=4).save(tmp_path / "joint", model)
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+
+
+def test_a_full_disk_writing_a_model_file_is_an_os_error_naming_it(tmp_path, monkeypatch):
+    """safetensors reports a full disk in an error of its own, which the command line
+    would show as a traceback; the old file stays."""
+    path = tmp_path / "m.safetensors"
+    save_model(tiny_model(seed=0), path)
+
+    def full_disk(model, filename, metadata=None, force_contiguous=False):
+        # What safetensors 0.4-0.5 raise on a full tmpfs.
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(safetensors.torch, "save_model", full_disk)
+    with pytest.raises(OSError) as error:
+        save_model(tiny_model(seed=1), path)
+    assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert error.value.filename == str(path)
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+
+
+@pytest.mark.skipif(
+    not Path("/dev/full").is_char_device(), reason="no /dev/full, a disk always full"
+)
+def test_a_full_disk_writing_the_training_state_is_an_os_error_naming_it(tmp_path, monkeypatch):
+    """torch.save reports a full disk as "unexpected pos 704 vs 598"; the old checkpoint
+    stays."""
+    model = tiny_model()
+    make_checkpoint(step=2).save(tmp_path / "joint", model)
+    real_atomic_write = checkpoint_module.atomic_write
+
+    @contextmanager
+    def state_onto_a_full_disk(path):
+        if path.name == STATE_FILE:
+            yield Path("/dev/full")  # written in place: torch.save renames nothing
+        else:
+            with real_atomic_write(path) as temporary:
+                yield temporary
+
+    monkeypatch.setattr(checkpoint_module, "atomic_write", state_onto_a_full_disk)
+    with pytest.raises(OSError) as error:
+        make_checkpoint(step=4).save(tmp_path / "joint", model)
+    assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert error.value.filename == str(tmp_path / "joint.partial" / STATE_FILE)
     assert sorted(os.listdir(tmp_path)) == ["joint"]
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
 

@@ -22,6 +22,7 @@ import dataclasses
 import os
 import pickle
 import random
+import re
 import shlex
 import shutil
 import stat
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import safetensors.torch
 import torch
@@ -76,9 +77,17 @@ def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = Tru
     if not box_head_trained:
         metadata["box_head"] = UNTRAINED
     with atomic_write(Path(path)) as temporary:
-        safetensors.torch.save_model(
-            model, str(temporary), metadata=metadata, force_contiguous=True
-        )
+        try:
+            safetensors.torch.save_model(
+                model, str(temporary), metadata=metadata, force_contiguous=True
+            )
+        except SafetensorError as error:
+            # The system's refusal (a full disk) as the OSError it is, naming ``path``.
+            code = re.search(r"\(os error (\d+)\)", str(error))
+            if code is None:
+                raise
+            errno = int(code.group(1))
+            raise OSError(errno, os.strerror(errno), str(path)) from error
 
 
 def read_model_config(path: str | Path) -> FasterRCNNConfig:
@@ -348,8 +357,7 @@ class TrainingCheckpoint:
         state.update((field.name, getattr(self, field.name)) for field in dataclasses.fields(self))
         try:
             save_model(model, partial / MODEL_FILE)
-            with atomic_write(partial / STATE_FILE) as temporary:
-                torch.save(state, temporary)
+            _torch_save(state, partial / STATE_FILE)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
@@ -521,6 +529,46 @@ def atomic_write(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically; a write the system refuses (a full
+    disk) raises its OSError naming ``path``, which torch's own writer would report as
+    "unexpected pos 704 vs 598"."""
+    with atomic_write(path) as temporary:
+        refused: OSError | None = None
+        try:
+            with open(temporary, "wb") as file:
+                writer = _WriteErrors(file)
+                torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            refused = writer.error
+        except OSError as error:  # a write's, or the buffer's flushed on closing
+            if error.errno is None:
+                raise
+            refused = error
+        if refused is not None:
+            raise OSError(refused.errno, refused.strerror, str(path)) from None
+
+
+class _WriteErrors:
+    """A binary file that keeps the OSError a write raised (in :attr:`error`)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def _fsync_directory(directory: Path) -> None:
