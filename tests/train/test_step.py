@@ -68,3 +68,21 @@ def test_a_non_finite_loss_is_returned_and_leaves_weights_and_momentum_alone():
     assert result.grad_norm is None
     assert model.weight.tolist() == [[1.0, 2.0]]
     assert model.weight.grad is None and state.optimizer.state == {}
+
+
+@pytest.mark.parametrize("clip", [None, 10.0])
+def test_a_finite_loss_with_a_non_finite_gradient_leaves_weights_and_momentum_alone(clip):
+    """The gradient of sqrt(|w|) at w = 0 is NaN (infinite times sign 0): applied,
+    clipped or not, the update would turn the weight into NaN."""
+    model = one_weight([0.0, 4.0])
+    cfg = TrainConfig(grad_clip_norm=clip)
+    state = TrainingState(model, cfg, list(model.parameters()), "rpn")  # type: ignore[arg-type]
+
+    def square_root(images, targets, generator):
+        return {"loss_a": model.weight.abs().sqrt().sum()}
+
+    result = train_step(state, square_root, [], [], lr=0.1)
+    assert result.losses == {"loss_a": 2.0, "loss": 2.0}
+    assert result.grad_norm is None
+    assert model.weight.tolist() == [[0.0, 4.0]]
+    assert model.weight.grad is None and state.optimizer.state == {}

@@ -291,7 +291,7 @@ def test_non_finite_steps_are_skipped_and_too_many_in_a_row_stop_saving_nothing(
         pytest.warns(UserWarning, match=r"step \d: non-finite loss"),
         pytest.raises(
             TrainingDiverged,
-            match="3 steps in a row had a non-finite loss; stopped without saving the "
+            match="3 steps in a row had a non-finite loss or gradient; stopped without saving the "
             r"weights that gave it\. Likely causes",
         ),
     ):
@@ -363,6 +363,26 @@ def test_a_single_non_finite_step_is_skipped_and_training_goes_on():
     finite = [all(math.isfinite(v) for v in record.values()) for record in history]
     assert finite == [True, False, True]
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_step_with_a_finite_loss_but_a_non_finite_gradient_is_skipped_and_counted(tmp_path):
+    def overflowing_gradient(model, images, targets, generator):
+        # sqrt(|w|) at w = 0: the loss is finite, its gradient NaN (infinite times sign 0).
+        w = model.rpn.head.cls_logits.bias
+        return {"loss_root": (w * 0).abs().sqrt().sum() + 1.5}
+
+    model = tiny_model()
+    cfg = TrainConfig(steps=10, batch_size=1, max_nonfinite_steps=2, checkpoint_every=1)
+    trainer = Trainer(model, DATA, cfg, compute_losses=overflowing_gradient, out_dir=tmp_path)
+    with (
+        pytest.warns(UserWarning, match=r"joint, step [01]: non-finite gradient \(loss 1\.5\)"),
+        pytest.raises(TrainingDiverged, match="2 steps in a row had a non-finite loss or gradient"),
+    ):
+        trainer.fit()
+    assert trainer.skipped_steps == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert TrainingCheckpoint.find(tmp_path / "joint") is None
+    assert [r["grad_norm"] for r in read_records(tmp_path / "metrics.jsonl")] == [None, None]
 
 
 def test_a_stop_signal_ends_the_stage_with_a_checkpoint_that_resumes_bit_for_bit(tmp_path):

@@ -47,9 +47,9 @@ def train_step(
         lr: the learning rate of this step.
 
     Returns:
-        The losses and the gradients' norm. When a loss is infinite or NaN the update is
-        skipped (with float16 the gradient scaler skips it, and the norm it reports is
-        not finite), so the weights never see it.
+        The losses and the gradients' norm. When a loss or the gradient is infinite or NaN
+        the update is skipped (the norm is ``None``; with float16 the gradient scaler
+        skips it, and the norm it reports is not finite), so the weights never see it.
     """
     for group in state.optimizer.param_groups:
         group["lr"] = lr
@@ -71,6 +71,11 @@ def train_step(
     state.scaler.unscale_(state.optimizer)
     grads = [p.grad for p in state.params if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads)
+    if not state.scaler.is_enabled() and not math.isfinite(norm):
+        # A finite loss whose gradient overflowed: applied (clipped or not), it would turn
+        # weights into NaN, and the checkpoints after it would hold them.
+        state.optimizer.zero_grad(set_to_none=True)
+        return StepResult(record, None)
     if state.cfg.grad_clip_norm is not None:
         torch.nn.utils.clip_grads_with_norm_(state.params, state.cfg.grad_clip_norm, norm)
     state.scaler.step(state.optimizer)

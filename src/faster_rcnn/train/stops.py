@@ -4,9 +4,9 @@ Ctrl-C (SIGINT) or a scheduler's SIGTERM asks the stage to stop: the step under 
 finishes, the checkpoint is written, and :class:`TrainingInterrupted` says where it is.
 A second Ctrl-C stops at once, as Python's default does, without that checkpoint; one
 that comes within :data:`DOUBLE_PRESS_SECONDS` of the first is taken for the same
-press (a key pressed twice in haste) and ignored. A run of steps whose loss is not
-finite ends in :class:`TrainingDiverged`; the weights that gave those losses are not
-saved, so the checkpoint written before them stays for ``--resume``.
+press (a key pressed twice in haste) and ignored. A run of steps whose loss (or
+gradient) is not finite ends in :class:`TrainingDiverged`; the weights that gave them
+are not saved, so the checkpoint written before them stays for ``--resume``.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def stop_requests() -> Iterator[StopRequest]:
 
 
 class NonFiniteGuard:
-    """Counts the steps skipped for a non-finite loss (their update is not applied);
-    ``limit`` of them in a row mean the stage has diverged.
+    """Counts the steps skipped for a non-finite loss or gradient (their update is not
+    applied); ``limit`` of them in a row mean the stage has diverged.
 
     Args:
         stage: named in warnings and errors.
@@ -109,15 +109,18 @@ class NonFiniteGuard:
         self.in_a_row = 0
         self.skipped = 0
 
-    def check(self, step: int, losses: dict[str, float]) -> None:
-        """Count step ``step`` as good or skipped, by its losses."""
-        if all(map(math.isfinite, losses.values())):
+    def check(self, step: int, losses: dict[str, float], updated: bool = True) -> None:
+        """Count step ``step`` as good or skipped, by its losses and whether its update
+        was applied (one with a finite loss is not where its gradient is not finite)."""
+        finite = all(map(math.isfinite, losses.values()))
+        if finite and updated:
             self.in_a_row = 0
             return
         self.in_a_row += 1
         self.skipped += 1
+        what = f"gradient (loss {losses['loss']:g})" if finite else f"loss {losses}"
         warnings.warn(
-            f"{self.stage}, step {step}: non-finite loss {losses}; the step was skipped",
+            f"{self.stage}, step {step}: non-finite {what}; the step was skipped",
             stacklevel=3,
         )
 
@@ -135,7 +138,8 @@ class NonFiniteGuard:
             else ""
         )
         return TrainingDiverged(
-            f"{self.stage}: {counted(self.in_a_row, 'step')} in a row had a non-finite loss; "
+            f"{self.stage}: {counted(self.in_a_row, 'step')} in a row had a non-finite loss "
+            "or gradient; "
             f"stopped without saving the weights that gave it{kept}. Likely causes: a "
             "learning rate too high for the batch size (--lr), boxes far outside their "
             "images, or float16 overflow"

@@ -259,7 +259,7 @@ class Trainer:
                 record, grad_norm = self._step(batch, lr, losses_of)
                 give_back_when_short()
                 history.append(record)
-                guard.check(step, record)
+                guard.check(step, record, updated=grad_norm is not None)
                 logger.log(self._metrics(step, lr, record, grad_norm, len(batch[0]), tic))
                 bar.update(record, budget.shown_plan)
                 if not guard.in_a_row:  # weights whose last loss was not finite are not saved
