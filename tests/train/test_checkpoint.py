@@ -330,6 +330,22 @@ def test_a_full_disk_writing_the_training_state_is_an_os_error_naming_it(tmp_pat
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
 
 
+def test_the_folder_of_an_unfinished_run_given_as_a_model_names_its_last_checkpoint(tmp_path):
+    model = tiny_model()
+    run = tmp_path / "run"
+    make_checkpoint(step=2).save(run / "rpn_1", model)
+    make_checkpoint(step=4).save(run / "det_2", model)
+    os.utime(run / "rpn_1" / STATE_FILE, (0, 0))  # written long before det_2's
+    (run / "det_2.partial").mkdir()  # a save cut off: no checkpoint
+    with pytest.raises(ValueError) as error:
+        load_model(run)
+    assert str(error.value) == (
+        f"{run} holds no model.safetensors: the training run there did not finish; add "
+        "--resume to its train command to finish it, or pass the model file of its last "
+        f"checkpoint, {run / 'det_2' / MODEL_FILE}"
+    )
+
+
 def test_crash_between_the_final_renames_falls_back_to_the_old_checkpoint(tmp_path, monkeypatch):
     model = tiny_model()
     make_checkpoint(step=2).save(tmp_path / "joint", model)

@@ -252,9 +252,30 @@ def _check_model_file(path: Path) -> None:
             )
         if inside.is_file():
             raise ValueError(f"{path} is a folder: pass the model file in it, {inside}")
+        last = _last_checkpoint_in(path)
+        if last is not None:
+            raise ValueError(
+                f"{path} holds no {MODEL_FILE}: the training run there did not finish; add "
+                "--resume to its train command to finish it, or pass the model file of its "
+                f"last checkpoint, {last / MODEL_FILE}"
+            )
         raise ValueError(f"{path} is a folder with no {MODEL_FILE} in it: pass a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
+
+
+def _last_checkpoint_in(run: Path) -> Path | None:
+    """The checkpoint written last among the folder ``run``'s sub-folders (the stages of
+    an unfinished run), if any; one still assembled (``<stage>.partial``) is none."""
+    found = [
+        checkpoint
+        for stage in run.iterdir()
+        if stage.is_dir() and not stage.name.endswith(".partial")
+        if (checkpoint := TrainingCheckpoint.find(stage)) is not None
+    ]
+    return max(
+        found, key=lambda checkpoint: (checkpoint / STATE_FILE).stat().st_mtime, default=None
+    )
 
 
 class WeightsMismatchError(ValueError):
