@@ -606,6 +606,15 @@ def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_p
     assert torch.equal(boxes, torch.tensor([[0.0, 25, 20, 40]]))
 
 
+def test_cli_without_annotations_reads_an_exif_tagged_image_upright_as_predict_does(tmp_path):
+    """e.jpg is stored 40 wide and 20 high with orientation 6: without annotations it was
+    explained as stored, sideways, where predict detects it upright (20 wide, 40 high)."""
+    save_exif_jpeg(tmp_path / "e.jpg", (40, 20), orientation=6)
+    assert main(["explain", str(tmp_path / "e.jpg"), "--out", str(tmp_path / "e_out.png")]) == 0
+    summary = json.loads((tmp_path / "e_out.json").read_text())
+    assert summary["image_size"] == [40, 20]
+
+
 @pytest.mark.parametrize(
     ("name", "written", "image_format"),
     [("g.jpg", "g.jpg", "JPEG"), ("g.WEBP", "g.WEBP", "WEBP"), ("g", "g.png", "PNG")],

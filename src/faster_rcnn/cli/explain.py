@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
             args.annotations, args.image, args.classes, model.config.label_names()
         )
     else:
-        image, boxes, names = read_image(args.image), None, ()
+        # Upright, as predict reads an image file: no annotations were drawn on it as stored.
+        image, boxes, names = read_image(args.image, exif_transpose=True), None, ()
     # The model's own check would name the image "image 0", not its file.
     check_resizable(image, args.image, model.transform.min_size, model.transform.max_size)
     trained = args.model is not None
