@@ -330,6 +330,24 @@ def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap(
     assert all(text.isdigit() for text in counts)  # boxes, not '2.5' boxes
 
 
+def test_the_pictures_legend_gives_a_levels_stride_as_width_x_height_where_they_differ():
+    # A 224 x 160 batch's coarsest map is 4 x 3: its anchors are 56 px apart across and
+    # 53 down; the legend said 'stride 56'.
+    model = FasterRCNN.from_config(preset_config("small", 4))
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 40.0]])
+    coverage = measure_anchor_coverage(model, [((160, 224), boxes)])
+    strides = [(8, 8), (16, 16), (32, 32), (53, 56)]
+    report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
+    labels = [c.get_label() for c in report.figure("title").axes[1].collections]
+    levels = [label for label in labels if label.startswith("anchors, level")]
+    assert levels == [
+        "anchors, level 0 (stride 8)",
+        "anchors, level 1 (stride 16)",
+        "anchors, level 2 (stride 32)",
+        "anchors, level 3 (stride 56x53)",
+    ]
+
+
 def test_the_tables_last_column_says_it_is_a_mean():
     # Anchors at 0.7 of each box: 1, 0 and 1 (as in the hand-computed test above), 0.7
     # a box: the column read as a count of anchors ('anchors >= 0.7').

@@ -162,6 +162,9 @@ class CoverageReport:
         levels = zip(self.anchors.sizes, self.anchors.aspect_ratios, self.strides, strict=True)
         for level, (sizes, ratios, stride) in enumerate(levels):
             shapes = [(s / math.sqrt(r), s * math.sqrt(r)) for s in sizes for r in ratios]
+            # Width x height where they differ, as explain gives it: a 224 x 160 batch's
+            # 4 x 3 map is 56 px apart across and 53 down, not 56 both ways.
+            across = str(stride[0]) if stride[0] == stride[1] else f"{stride[1]}x{stride[0]}"
             # Growing with the level, so that a shape several levels share shows them all.
             axes.scatter(
                 *zip(*shapes, strict=True),
@@ -171,7 +174,7 @@ class CoverageReport:
                 edgecolors="black",
                 linewidths=1.3,
                 zorder=POINTS_ZORDER + 1,
-                label=f"anchors, level {level} (stride {max(stride)})",
+                label=f"anchors, level {level} (stride {across})",
             )
 
 
