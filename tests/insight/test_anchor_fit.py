@@ -12,8 +12,8 @@ from PIL import Image
 from faster_rcnn.anchor_file import read_anchor_file, with_anchor_file
 from faster_rcnn.anchors import anchors_crossing_border, base_anchors
 from faster_rcnn.cli import main
-from faster_rcnn.cli.anchors import FEW_COVERED
-from faster_rcnn.config import AnchorConfig
+from faster_rcnn.cli.anchors import FEW_COVERED, background_note
+from faster_rcnn.config import AnchorConfig, RPNConfig
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.insight import anchor_fit
 from faster_rcnn.insight.anchor_coverage import (
@@ -521,6 +521,66 @@ def test_uncovered_lists_the_boxes_below_the_negative_threshold_worst_first():
     assert summary["boxes"] == 6
     assert summary["share_at_positive_iou"] == pytest.approx(2 / 6)
     assert sum(summary["histogram"]["counts"]) == 6
+
+
+def test_cli_says_the_best_anchor_rule_makes_an_uncovered_boxs_best_anchors_positive(
+    tmp_path, capsys
+):
+    # A 2 px box on a 320 px image (not resized by the small preset): its best anchors,
+    # 8 x 16 px, overlap it by 4 / 128. anchors said every anchor was background to it,
+    # where explain labels those anchors positive (the best-anchor rule).
+    data = tmp_path / "voc"
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (data / folder).mkdir(parents=True)
+    Image.new("RGB", (320, 320)).save(data / "JPEGImages" / "a.png")
+    (data / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.png</filename><size><width>320</width><height>320</height>"
+        "<depth>3</depth></size><object><name>dot</name><bndbox><xmin>101</xmin>"
+        "<ymin>101</ymin><xmax>102</xmax><ymax>102</ymax></bndbox></object></annotation>"
+    )
+    (data / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    assert main(["anchors", "--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "1 box (100.0%) without an anchor at IoU 0.3 (every anchor but those at its best IoU "
+        "is background to it: the RPN's best-anchor rule alone makes those positive)"
+    ) in out
+    assert "(2 px, best IoU 0.031)" in out
+    picture = tmp_path / "a_explained.png"
+    annotations = ["--annotations", str(data / "Annotations" / "a.xml")]
+    assert (
+        main(["explain", str(data / "JPEGImages" / "a.png"), *annotations, "--out", str(picture)])
+        == 0
+    )
+    anchors = json.loads(picture.with_suffix(".json").read_text())["location"]["anchors"]
+    best_iou = max(anchor["iou"] for anchor in anchors)
+    assert best_iou == pytest.approx(4 / 128, abs=1e-4)
+    assert all(anchor["label"] == "positive" for anchor in anchors if anchor["iou"] == best_iou)
+
+
+RULE = ": the RPN's best-anchor rule alone makes those positive"
+ALL_BACKGROUND = "every anchor is background to it"
+
+
+@pytest.mark.parametrize(
+    ("allow", "min_iou", "best", "note"),
+    [
+        (False, 0.0, [0.2, 0.05], ALL_BACKGROUND),
+        (
+            True,
+            0.0,
+            [0.2, 0.05],
+            "every anchor but those at its best IoU is background to it" + RULE,
+        ),
+        # A best IoU of 0: no anchor overlaps the box, so none is made positive.
+        (True, 0.0, [0.2, 0.05, 0.0], ALL_BACKGROUND + " but those at the best IoU of 2" + RULE),
+        (True, 0.1, [0.2, 0.05, 0.0], ALL_BACKGROUND + " but those at the best IoU of 1" + RULE),
+        (True, 0.25, [0.2, 0.05], ALL_BACKGROUND),
+    ],
+)
+def test_the_uncovered_boxes_note_follows_the_best_anchor_rule(allow, min_iou, best, note):
+    rpn = RPNConfig(allow_low_quality_matches=allow, low_quality_min_iou=min_iou)
+    assert background_note(torch.tensor(best), rpn) == note
 
 
 def test_cli_fits_writes_and_measures_the_fitted_anchors(tmp_path, capsys):

@@ -10,8 +10,10 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from torch import Tensor
+
 from ..anchor_file import with_anchor_file, write_anchor_file
-from ..config import BACKBONES, FasterRCNNConfig
+from ..config import BACKBONES, FasterRCNNConfig, RPNConfig
 from ..counted import counted
 from ..data.dataset import Sample, image_name_of
 from ..data.holdout import Subset
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{counted(len(report.coverage), 'box')} in {counted(count, 'image')}")
     print_unresizable(model, targets, names)
     print(report.coverage.table())
-    print_uncovered(report)
+    print_uncovered(report, model.config.rpn)
     picture = report.save(args.out / "anchors.png", f"anchor coverage: {describe(args)}")
     print(f"wrote {picture} and {picture.with_suffix('.json')}")
     if args.fit:
@@ -225,20 +227,37 @@ def print_unresizable(model: FasterRCNN, targets: list[ImageBoxes], names: Seque
     )
 
 
-def print_uncovered(report: CoverageReport) -> None:
+def print_uncovered(report: CoverageReport, rpn: RPNConfig) -> None:
     """One line on the boxes no anchor overlaps by the negative threshold, and a few."""
     uncovered = report.uncovered()
     if not uncovered:
         return
     sizes = [box["size"] for box in uncovered]
     share = len(uncovered) / len(report.coverage)
+    best = report.coverage.best_iou
     print(
         f"{counted(len(uncovered), 'box')} ({share:.1%}) without an anchor at IoU "
-        f"{report.bg_iou_thresh:g} (every anchor is background to it): sizes {min(sizes):g} "
-        f"to {max(sizes):g} px resized, median {statistics.median(sizes):g}; the worst:"
+        f"{report.bg_iou_thresh:g} ({background_note(best[best < report.bg_iou_thresh], rpn)}): "
+        f"sizes {min(sizes):g} to {max(sizes):g} px resized, median "
+        f"{statistics.median(sizes):g}; the worst:"
     )
     for box in uncovered[:UNCOVERED_SHOWN]:
         print(f"  {box['image']} {box['box']} ({box['size']:g} px, best IoU {box['best_iou']:g})")
+
+
+def background_note(best_iou: Tensor, rpn: RPNConfig) -> str:
+    """What the RPN's labels make of the anchors of boxes whose best anchor IoUs,
+    ``best_iou``, are under its negative threshold: background, but for those at a box's
+    best IoU where the best-anchor rule makes them positive (``allow_low_quality_matches``,
+    at an IoU above 0 and at least ``low_quality_min_iou``), as explain labels them."""
+    rescued = (best_iou > 0) & (best_iou >= rpn.low_quality_min_iou)
+    kept = int(rescued.sum()) if rpn.allow_low_quality_matches else 0
+    if kept == 0:
+        return "every anchor is background to it"
+    rule = "the RPN's best-anchor rule alone makes those positive"
+    if kept == len(best_iou):
+        return f"every anchor but those at its best IoU is background to it: {rule}"
+    return f"every anchor is background to it but those at the best IoU of {kept}: {rule}"
 
 
 def fit_and_report(
