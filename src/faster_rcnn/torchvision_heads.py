@@ -126,6 +126,19 @@ def with_given_heads(config: FasterRCNNConfig, heads: GivenHeads, caller: str) -
     return _with_fields(caller, "box_predictor", heads.box_predictor, config, roi_heads=fields)
 
 
+def replaced_heads_config(config: FasterRCNNConfig, heads: GivenHeads) -> FasterRCNNConfig | None:
+    """``config`` with the fields that the heads of a built model set
+    (:func:`with_given_heads`), as they are after ``model.rpn.head = RPNHead(...)`` or
+    ``model.roi_heads.box_head = TwoMLPHead(...)``; ``None`` where a config does not
+    describe them: a head of another class or layers (:func:`_check_rebuildable`), or
+    one that contradicts the rest of the model or the other heads."""
+    try:
+        _check_rebuildable(heads, "model")
+        return with_given_heads(config, heads, "model")
+    except ValueError:
+        return None
+
+
 def check_described(config: FasterRCNNConfig, heads: GivenHeads) -> None:
     """Refuse ``heads`` given with ``config`` (``FasterRCNN(backbone, config,
     heads=...)``) that the config does not describe: a head of another class or layers
@@ -359,17 +372,32 @@ def _check_layout(key: str, given: nn.Module, caller: str) -> None:
         ) from None
     with torch.device("meta"):
         built = type(given)(*args)
-    for parts_of in (_tensor_shapes, _layers):
-        parts, expected = parts_of(given), parts_of(built)
+    difference = layout_difference(given, built, shapes_first=True)
+    if difference is not None:
+        name, part, expected = difference
+        raise ValueError(
+            f"{caller}({key}={_described(built)}): its {name} is {part}, not the "
+            f"{expected} of that head (a layer replaced, which the config cannot rebuild)"
+        )
+
+
+def layout_difference(
+    given: nn.Module, built: nn.Module, shapes_first: bool = False
+) -> tuple[str, object, object] | None:
+    """The first part (in name order) where ``given`` differs from ``built``: its name
+    (a module's, or a weight's or buffer's state-dict key), what ``given`` has there and
+    what ``built`` has (``None`` for nothing); ``None`` where they agree. The layers (each
+    module's class and settings) are compared, and the weights' and buffers' shapes;
+    ``shapes_first`` compares the shapes first."""
+    parts = (_tensor_shapes, _layers)
+    for parts_of in parts if shapes_first else parts[::-1]:
+        have, expected = parts_of(given), parts_of(built)
         differ = sorted(
-            name for name in parts.keys() | expected.keys() if parts.get(name) != expected.get(name)
+            name for name in have.keys() | expected.keys() if have.get(name) != expected.get(name)
         )
         if differ:
-            raise ValueError(
-                f"{caller}({key}={_described(built)}): its {differ[0]} is "
-                f"{parts.get(differ[0])}, not the {expected.get(differ[0])} of that head (a "
-                "layer replaced, which the config cannot rebuild)"
-            )
+            return differ[0], have.get(differ[0]), expected.get(differ[0])
+    return None
 
 
 def _tensor_shapes(head: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -377,11 +405,23 @@ def _tensor_shapes(head: nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(value.shape) for name, value in head.state_dict().items()}
 
 
-def _layers(head: nn.Module) -> dict[str, str]:
+class _Layer(NamedTuple):
+    """A module's class and settings; shown as ``ReLU(inplace=True)``, compared with the
+    class itself (torchvision's ``MultiScaleRoIAlign`` is not this package's, though
+    they share a name)."""
+
+    kind: type[nn.Module]
+    settings: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.__name__}({self.settings})"
+
+
+def _layers(head: nn.Module) -> dict[str, _Layer]:
     """Each module inside ``head``: its class and settings, ``ReLU(inplace=True)``,
     ``Conv2d(24, 24, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))``."""
     return {
-        name: f"{type(module).__name__}({module.extra_repr()})"
+        name: _Layer(type(module), module.extra_repr())
         for name, module in head.named_modules()
         if name
     }

@@ -24,7 +24,7 @@ from torch import nn
 
 from .anchors import AnchorGenerator
 from .config import BACKBONES, CUSTOM_BACKBONE, BackboneConfig, FasterRCNNConfig
-from .roi_heads.pooling import MultiScaleRoIAlign
+from .roi_heads.pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .torchvision_heads import (
     HEAD_TYPES,
     GivenHeads,
@@ -232,10 +232,30 @@ def _pooler_fields(pool: object) -> dict[str, Any]:
             f"FasterRCNN(box_roi_pool=...): a pooled grid of {height}x{width}; the box "
             "head here pools square grids (output_size one side)"
         )
+    return _align_fields(pool)
+
+
+def pooler_fields(pool: nn.Module) -> dict[str, Any] | None:
+    """The :class:`RoIHeadsConfig` fields of a RoI pooler of exactly this package's
+    classes (:class:`MultiScaleRoIAlign`, :class:`SingleScaleRoIPool`) pooling a square
+    grid, as ``model.roi_heads.box_roi_pool`` is set on a built model; ``None`` for
+    another, which no config rebuilds."""
+    if type(pool) not in (MultiScaleRoIAlign, SingleScaleRoIPool):
+        return None
+    height, width = pool.output_size
+    if height != width:
+        return None
+    if isinstance(pool, SingleScaleRoIPool):
+        return {"pooler": "pool", "featmap_names": (pool.featmap_name,), "output_size": height}
+    return _align_fields(pool)
+
+
+def _align_fields(pool: MultiScaleRoIAlign) -> dict[str, Any]:
+    """The :class:`RoIHeadsConfig` fields of ``pool`` (of a square grid)."""
     return {
         "pooler": "align",
         "featmap_names": pool.featmap_names,
-        "output_size": height,
+        "output_size": pool.output_size[0],
         "sampling_ratio": pool.sampling_ratio,
         "aligned": pool.aligned,
         "canonical_scale": pool.canonical_scale,
