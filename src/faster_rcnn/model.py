@@ -20,8 +20,13 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
-from .torchvision_heads import GivenHeads, check_described
-from .torchvision_options import constructor_form
+from .torchvision_heads import (
+    GivenHeads,
+    check_described,
+    layout_difference,
+    replaced_heads_config,
+)
+from .torchvision_options import constructor_form, pooler_fields
 from .transform import ImageTransform
 from .validation import (
     float_boxes,
@@ -73,7 +78,10 @@ class FasterRCNN(nn.Module):
         config: every setting; ``config.num_classes`` counts the background. It is kept
             as :attr:`config` and describes exactly this network (a checkpoint's config
             rebuilds it), also after ``roi_heads.box_predictor`` is replaced by one of
-            another class count (torchvision's fine-tuning idiom), which it follows.
+            another class count (torchvision's fine-tuning idiom), which it follows, as
+            it follows the other heads and the RoI pooler replaced by modules of this
+            package's classes (:meth:`_follow_heads`); a model whose config does not
+            rebuild it is refused at save (:meth:`check_config_rebuilds`).
         torchvision_keywords: instead of ``config``, torchvision's form
             (``num_classes=2, rpn_anchor_generator=AnchorGenerator(...),
             box_roi_pool=MultiScaleRoIAlign(...), min_size=...``): the config is made
@@ -135,6 +143,7 @@ class FasterRCNN(nn.Module):
         self.backbone = backbone
         self.rpn = RegionProposalNetwork.from_config(config, heads.rpn_head)
         self.roi_heads = RoIHeads.from_config(config, heads.box_head, heads.box_predictor)
+        self._heads_followed = (self._heads_signature(), config)
         # Set by faster_rcnn.fast_inference.optimize_for_inference.
         self.memory_format = torch.contiguous_format
         self.inference_only = False
@@ -162,8 +171,11 @@ class FasterRCNN(nn.Module):
         ``nms_thresh`` serving every class). It also follows the inference settings that
         torchvision's users set on the modules (``model.roi_heads.score_thresh = 0.5``,
         ``model.transform.min_size = (600,)``, ``model.rpn._post_nms_top_n["testing"] =
-        300``; see :meth:`_follow_settings`), so a model file or an ONNX export of the
-        model records what it runs with.
+        300``; see :meth:`_follow_settings`), and the head modules and the RoI pooler
+        replaced by ones of this package's classes (``model.rpn.head = RPNHead(...)``,
+        ``model.roi_heads.box_head = TwoMLPHead(...)``, ``model.roi_heads.box_roi_pool =
+        MultiScaleRoIAlign(...)``; see :meth:`_follow_heads`), so a model file or an ONNX
+        export of the model records what it runs with.
 
         Raises:
             ValueError: the predictor's ``bbox_pred`` has not four outputs per class, or
@@ -171,6 +183,7 @@ class FasterRCNN(nn.Module):
         """
         self._follow_predictor()
         self._follow_settings()
+        self._follow_heads()
         return self._config
 
     @property
@@ -183,7 +196,8 @@ class FasterRCNN(nn.Module):
         """Bring the config to the settings of the transform, the RPN and the head that
         torchvision names alike and its users change after building the model: the
         resize and the normalisation, the anchors (``model.rpn.anchor_generator =
-        AnchorGenerator(...)``), the RPN's thresholds and proposal limits, the head's
+        AnchorGenerator(...)``), the RPN's thresholds and proposal limits, the RoI pooler
+        (``model.roi_heads.box_roi_pool = MultiScaleRoIAlign(...)``), the head's
         thresholds, the detections an image."""
         try:
             changed = self._changed_settings()
@@ -216,6 +230,8 @@ class FasterRCNN(nn.Module):
                 **rpn.proposal_limits(),
             },
             "roi_heads": {
+                # A pooler set as model.roi_heads.box_roi_pool, where a config describes it.
+                **(pooler_fields(heads.box_roi_pool) or {}),
                 "score_thresh": heads.score_thresh,
                 "nms_thresh": heads.nms_thresh,
                 "detections_per_img": heads.detections_per_img,
@@ -226,6 +242,52 @@ class FasterRCNN(nn.Module):
             for section, fields in live.items()
             if any(getattr(getattr(self._config, section), k) != v for k, v in fields.items())
         }
+
+    def _follow_heads(self) -> None:
+        """Bring the config to head modules replaced on the built model
+        (``model.rpn.head = RPNHead(64, 3, conv_depth=2)``, ``model.roi_heads.box_head =
+        TwoMLPHead(64 * 7 * 7, 128)`` with a ``FastRCNNPredictor(128, k)``) where a config
+        describes them (:func:`~faster_rcnn.torchvision_heads.replaced_heads_config`);
+        one it does not describe leaves it, and :meth:`check_config_rebuilds` refuses the
+        model. Only heads of other classes or shapes than last time are read, or a config
+        changed since (the anchors a location a new RPN head must match)."""
+        signature = self._heads_signature()
+        last = getattr(self, "_heads_followed", None)  # absent from older pickled models
+        if last is not None and last[0] == signature and last[1] is self._config:
+            return
+        heads = GivenHeads(self.rpn.head, self.roi_heads.box_head, self.roi_heads.box_predictor)
+        self._config = replaced_heads_config(self._config, heads) or self._config
+        self._heads_followed = (signature, self._config)
+
+    def _heads_signature(self) -> tuple[tuple[type, tuple[torch.Size, ...]], ...]:
+        """Each head module's class and weights' shapes: what tells a replaced one."""
+        heads = (self.rpn.head, self.roi_heads.box_head, self.roi_heads.box_predictor)
+        return tuple((type(head), tuple(p.shape for p in head.parameters())) for head in heads)
+
+    def check_config_rebuilds(self) -> None:
+        """Refuse a network that :attr:`config` does not rebuild, as a model file would
+        rebuild it: a module replaced on the built model (or inside one) that no config
+        describes, a head of the user's own class, torchvision's, one of other layers.
+        The RPN and the heads the config describes are made on the meta device (no
+        memory, no random draws) and compared, module by module (class and settings),
+        then weight by weight (shape).
+
+        Raises:
+            ValueError: naming the first module (or weight) that differs, and both sides.
+        """
+        config = self.config
+        with torch.device("meta"):
+            rebuilt = {"rpn": RegionProposalNetwork.from_config(config)}
+            rebuilt["roi_heads"] = RoIHeads.from_config(config)
+        for name, built in rebuilt.items():
+            difference = layout_difference(getattr(self, name), built)
+            if difference is not None:
+                part, have, expected = ("nothing" if x is None else x for x in difference)
+                raise ValueError(
+                    f"model.{name}.{part} is {have}, but the model's config rebuilds "
+                    f"{expected} there: no config describes it (a module replaced after "
+                    "building), so a model file would not load as this model"
+                )
 
     def _follow_predictor(self) -> None:
         """Bring the config (and the head's per-class NMS thresholds) to a replaced box

@@ -13,11 +13,20 @@ import pytest
 import safetensors.torch
 import torch
 from safetensors import SafetensorError, safe_open
+from torch import nn
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.config import FasterRCNNConfig
 from faster_rcnn.models import small_config
+from faster_rcnn.roi_heads import (
+    ConvFCHead,
+    MultiScaleRoIAlign,
+    SingleScaleRoIPool,
+    TwoMLPHead,
+    VGG16BoxHead,
+)
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
+from faster_rcnn.rpn import RPNHead
 from faster_rcnn.train import checkpoint as checkpoint_module
 from faster_rcnn.train.checkpoint import (
     MODEL_FILE,
@@ -122,6 +131,137 @@ def test_a_model_whose_box_predictor_was_replaced_saves_and_loads(tmp_path):
     loaded = load_model(path)
     assert read_model_config(path).num_classes == 11 and loaded.config == model.config
     assert_same_detections(model, loaded)
+
+
+class OwnBoxHead(nn.Module):
+    """A box head of the user's own class, as wide as the small preset's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64 * 7 * 7, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(x.flatten(1)))
+
+
+class OwnPooler(MultiScaleRoIAlign):
+    """A pooler of the user's own class (its forward might differ)."""
+
+
+def with_box_head(model: FasterRCNN, head: nn.Module, width: int, classes: int = 4) -> None:
+    model.roi_heads.box_head = head
+    model.roi_heads.box_predictor = FastRCNNPredictor(width, classes)
+
+
+# The small preset pools 64 channels from maps "0", "1", "2" on a 7 x 7 grid, into a
+# TwoMLPHead of 256, its RPN head one conv deep with 12 anchors a location.
+FOLLOWED_HEADS = {
+    "a narrower box head, with a predictor of other classes": (
+        lambda m: with_box_head(m, TwoMLPHead(64 * 7 * 7, 128), 128, classes=6),
+        {"num_classes": 6, "roi_heads.box_head": "two_mlp", "roi_heads.representation_size": 128},
+    ),
+    "a box head of another kind but the same shapes": (
+        lambda m: setattr(m.roi_heads, "box_head", VGG16BoxHead(64 * 7 * 7, 256)),
+        {"roi_heads.box_head": "vgg16", "roi_heads.representation_size": 256},
+    ),
+    "a conv box head": (
+        lambda m: with_box_head(m, ConvFCHead(64, 7, 96), 96),
+        {"roi_heads.box_head": "conv_fc", "roi_heads.representation_size": 96},
+    ),
+    "a deeper RPN head": (
+        lambda m: setattr(m.rpn, "head", RPNHead(64, 12, conv_depth=2)),
+        {"rpn.head_conv_depth": 2},
+    ),
+    "a pooler of another sampling ratio (the same weights)": (
+        lambda m: setattr(m.roi_heads, "box_roi_pool", MultiScaleRoIAlign(("0", "1", "2"), 7, 1)),
+        {"roi_heads.sampling_ratio": 1, "roi_heads.output_size": 7},
+    ),
+    "a pooler of a 5 x 5 grid, with a box head of its inputs": (
+        lambda m: (
+            setattr(m.roi_heads, "box_roi_pool", MultiScaleRoIAlign(("0", "1"), 5, 2)),
+            setattr(m.roi_heads, "box_head", TwoMLPHead(64 * 5 * 5, 256)),
+        ),
+        {"roi_heads.output_size": 5, "roi_heads.featmap_names": ("0", "1")},
+    ),
+    "the paper's RoI pooling": (
+        lambda m: setattr(m.roi_heads, "box_roi_pool", SingleScaleRoIPool("1", 7)),
+        {"roi_heads.pooler": "pool", "roi_heads.featmap_names": ("1",)},
+    ),
+}
+
+
+@pytest.mark.parametrize("replace", list(FOLLOWED_HEADS))
+def test_a_model_whose_head_was_replaced_by_one_a_config_describes_loads_as_itself(
+    replace, tmp_path
+):
+    """The config follows a head module replaced after building (its fields read off its
+    shapes, as for heads given to the constructor): the file rebuilds the network."""
+    change, fields = FOLLOWED_HEADS[replace]
+    model = tiny_model().eval()
+    assert model.config.rpn.head_conv_depth == 1  # read before the change, then again
+    torch.manual_seed(1)
+    change(model)
+    model.eval()  # the new module too
+    with torch.no_grad():
+        for parameter in [*model.rpn.head.parameters(), *model.roi_heads.parameters()]:
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
+    config = read_model_config(path)
+    for name, value in fields.items():
+        section, _, field = name.rpartition(".")
+        assert getattr(getattr(config, section) if section else config, field) == value, name
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    assert_same_detections(model, loaded)
+
+
+def replace_rpn_activation(model: FasterRCNN) -> None:
+    model.rpn.head.conv[0][1] = nn.GELU()
+
+
+REFUSED_HEADS = {
+    "a box head of the user's own class": (
+        lambda m: setattr(m.roi_heads, "box_head", OwnBoxHead()),
+        r"model\.roi_heads\.box_head is OwnBoxHead\(\), but the model's config rebuilds "
+        r"TwoMLPHead\(\) there",
+    ),
+    "a pooler of the user's own class": (
+        lambda m: setattr(m.roi_heads, "box_roi_pool", OwnPooler(("0", "1", "2"), 7, 2)),
+        r"model\.roi_heads\.box_roi_pool is OwnPooler\(featmap_names=\['0', '1', '2'\], "
+        r"output_size=\(7, 7\), sampling_ratio=2\), but the model's config rebuilds "
+        r"MultiScaleRoIAlign\(featmap_names=\['0', '1', '2'\]",
+    ),
+    "an RPN head's activation replaced inside it": (
+        replace_rpn_activation,
+        r"model\.rpn\.head\.conv\.0\.1 is GELU\(approximate='none'\), but the model's "
+        r"config rebuilds ReLU\(inplace=True\) there",
+    ),
+    "a box head's layer narrowed inside it": (
+        lambda m: (
+            setattr(m.roi_heads.box_head, "fc6", nn.Linear(64 * 7 * 7, 128)),
+            setattr(m.roi_heads.box_head, "fc7", nn.Linear(128, 256)),
+        ),
+        r"model\.roi_heads\.box_head\.fc6 is Linear\(in_features=3136, out_features=128, "
+        r"bias=True\), but the model's config rebuilds Linear\(in_features=3136, "
+        r"out_features=256, bias=True\) there",
+    ),
+}
+
+
+@pytest.mark.parametrize("replace", list(REFUSED_HEADS))
+def test_a_model_whose_config_would_not_rebuild_it_is_refused_at_save(replace, tmp_path):
+    """A module replaced that no config describes: the model still detects, but its file
+    would load as another network (or not at all), so none is written."""
+    change, message = REFUSED_HEADS[replace]
+    model = tiny_model().eval()
+    change(model)
+    with torch.no_grad():
+        assert len(model([torch.rand(3, 64, 80)])) == 1
+    path = tmp_path / "model.safetensors"
+    with pytest.raises(ValueError, match=rf"^cannot save {re.escape(str(path))}: {message}"):
+        save_model(model, path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_model_file_metadata_holds_format_and_config(tmp_path):

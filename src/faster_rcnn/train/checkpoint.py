@@ -66,7 +66,10 @@ def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = Tru
     (``"box_head": "untrained"``), and :func:`load_model` warns of it.
 
     Raises:
-        ValueError: ``model`` came from ``optimize_for_inference`` (no batch norms left).
+        ValueError: ``model`` came from ``optimize_for_inference`` (no batch norms left),
+            or its config does not rebuild it (a module replaced after building that no
+            config describes: :meth:`FasterRCNN.check_config_rebuilds`), so that the file
+            would not load as this model; nothing is written.
     """
     if model.inference_only:
         raise ValueError(
@@ -74,6 +77,10 @@ def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = Tru
             "save the model it was made from"
         )
     metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
+    try:
+        model.check_config_rebuilds()
+    except ValueError as error:
+        raise ValueError(f"cannot save {path}: {error}") from None
     if not box_head_trained:
         metadata["box_head"] = UNTRAINED
     with atomic_write(Path(path)) as temporary:
