@@ -410,71 +410,45 @@ class TrainingCheckpoint:
         return None
 
     @classmethod
-    def seconds_spent_in(cls, directory: str | Path) -> float:
-        """The seconds the time budget of the checkpoint in ``directory`` had counted; 0
-        where there is no checkpoint, or its state does not say (an older version's).
+    def recorded_in(cls, directory: str | Path, name: str) -> Any:
+        """The field ``name`` of the state of the checkpoint in ``directory``, its weights
+        unread; ``None`` where there is no checkpoint, or its state lacks the field (an
+        older version's).
 
         Raises:
             ValueError: the state file is unreadable.
         """
         found = cls.find(directory)
-        if found is None:
-            return 0.0
-        return float(_read_state(found / STATE_FILE).get("seconds_spent") or 0.0)
+        return None if found is None else _read_state(found / STATE_FILE).get(name)
+
+    @classmethod
+    def seconds_spent_in(cls, directory: str | Path) -> float:
+        """The seconds the time budget of the checkpoint in ``directory`` had counted (0:
+        none, or not said)."""
+        return float(cls.recorded_in(directory, "seconds_spent") or 0.0)
 
     @classmethod
     def train_config_in(cls, directory: str | Path) -> dict[str, Any]:
         """The training settings (``TrainConfig`` as a dict) of the checkpoint in
-        ``directory``, its weights unread; empty where there is no checkpoint.
-
-        Raises:
-            ValueError: the state file is unreadable.
-        """
-        found = cls.find(directory)
-        if found is None:
-            return {}
-        return dict(_read_state(found / STATE_FILE).get("train_config") or {})
+        ``directory`` (empty: none)."""
+        return dict(cls.recorded_in(directory, "train_config") or {})
 
     @classmethod
     def steps_in(cls, directory: str | Path) -> int:
-        """The steps the stage of the checkpoint in ``directory`` had run, its weights
-        unread; 0 where there is no checkpoint.
-
-        Raises:
-            ValueError: the state file is unreadable.
-        """
-        found = cls.find(directory)
-        if found is None:
-            return 0
-        return int(_read_state(found / STATE_FILE)["step"])
+        """The steps the stage of the checkpoint in ``directory`` had run (0: none)."""
+        return int(cls.recorded_in(directory, "step") or 0)
 
     @classmethod
     def weights_in(cls, directory: str | Path) -> dict[str, Any] | None:
         """The initial weights the checkpoint in ``directory`` records
-        (:func:`~faster_rcnn.train.state.weights_record`), its weights unread; ``None``
-        where there is no checkpoint, or it does not say (an older version's).
-
-        Raises:
-            ValueError: the state file is unreadable.
-        """
-        found = cls.find(directory)
-        if found is None:
-            return None
-        return _read_state(found / STATE_FILE).get("weights")
+        (:func:`~faster_rcnn.train.state.weights_record`; ``None``: none, or not said)."""
+        return cls.recorded_in(directory, "weights")
 
     @classmethod
     def scheme_in(cls, directory: str | Path) -> str | None:
-        """The training scheme the checkpoint in ``directory`` records, its weights
-        unread; ``None`` where there is no checkpoint, or it does not say (an older
-        version's).
-
-        Raises:
-            ValueError: the state file is unreadable.
-        """
-        found = cls.find(directory)
-        if found is None:
-            return None
-        return _read_state(found / STATE_FILE).get("scheme")
+        """The training scheme the checkpoint in ``directory`` records (``None``: none,
+        or not said: an older version's)."""
+        return cls.recorded_in(directory, "scheme")
 
     @classmethod
     def load(cls, directory: str | Path, model: FasterRCNN) -> TrainingCheckpoint:
