@@ -34,6 +34,18 @@ def batch():
     return images, targets
 
 
+def reloaded_detecting_alike(model: FasterRCNN, path, images) -> tuple[FasterRCNN, list]:
+    """``model`` saved to ``path`` and loaded back, once it is shown to detect on
+    ``images`` exactly as ``model`` does (eval mode); and its detections."""
+    save_model(model, path)
+    loaded = load_model(path)
+    with torch.no_grad():
+        expected, got = model.eval()(images), loaded(images)
+    for x, y in zip(got, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in x)
+    return loaded, got
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_trains_and_detects(name):
     torch.manual_seed(0)
@@ -159,16 +171,10 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
     model.roi_heads.nms_thresh = 0.3
     model.rpn.nms_thresh = 0.6
     model.transform.min_size = (192,)
-    save_model(model, tmp_path / "model.safetensors")
-    loaded = load_model(tmp_path / "model.safetensors")
+    loaded, got = reloaded_detecting_alike(model, tmp_path / "model.safetensors", images)
     assert loaded.config.transform.min_size == (192,) and loaded.rpn.nms_thresh == 0.6
     assert loaded.roi_heads.detections_per_img == 3 and loaded.roi_heads.nms_thresh == 0.3
-    with torch.no_grad():
-        expected, got = model(images), loaded(images)
-    assert [len(d["scores"]) for d in got] == [len(d["scores"]) for d in expected]
     assert 0 < len(got[0]["scores"]) <= 3
-    for x, y in zip(got, expected, strict=True):
-        assert all(torch.equal(x[key], y[key]) for key in x)
     model.roi_heads.score_thresh = 1.5
     with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
         save_model(model, tmp_path / "other.safetensors")
@@ -185,14 +191,8 @@ def test_a_normalisation_set_on_the_transform_is_what_a_model_file_records(tmp_p
     transform = model.config.transform
     assert (transform.image_mean, transform.image_std) == ((0.5,) * 3, (0.25,) * 3)
     assert transform.size_divisible == 64
-    save_model(model, tmp_path / "model.safetensors")
-    loaded = load_model(tmp_path / "model.safetensors")
-    images, _ = batch()
-    with torch.no_grad():
-        expected, got = model.eval()(images), loaded(images)
+    _, got = reloaded_detecting_alike(model, tmp_path / "model.safetensors", batch()[0])
     assert sum(len(d["scores"]) for d in got) > 0
-    for x, y in zip(got, expected, strict=True):
-        assert all(torch.equal(x[key], y[key]) for key in x)
 
 
 def test_an_anchor_generator_set_on_the_rpn_is_what_a_model_file_records(tmp_path):
@@ -212,14 +212,8 @@ def test_an_anchor_generator_set_on_the_rpn_is_what_a_model_file_records(tmp_pat
         ((0.5, 2.0),) * levels,
         0.5,
     )
-    save_model(model, tmp_path / "model.safetensors")
-    loaded = load_model(tmp_path / "model.safetensors")
-    images, _ = batch()
-    with torch.no_grad():
-        expected, got = model.eval()(images), loaded(images)
+    _, got = reloaded_detecting_alike(model, tmp_path / "model.safetensors", batch()[0])
     assert sum(len(d["scores"]) for d in got) > 0
-    for x, y in zip(got, expected, strict=True):
-        assert all(torch.equal(x[key], y[key]) for key in x)
     model.rpn.anchor_generator = AnchorGenerator(((32,),), ((1.0,),))  # one level of several
     with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
         save_model(model, tmp_path / "other.safetensors")
@@ -288,14 +282,9 @@ def test_proposal_limits_set_on_the_rpn_are_what_a_model_file_records(tmp_path):
     rpn = model.config.rpn
     assert (rpn.pre_nms_top_n_train, rpn.pre_nms_top_n_test) == (400, 300)
     assert (rpn.post_nms_top_n_train, rpn.post_nms_top_n_test) == (500, 6)
-    save_model(model, tmp_path / "model.safetensors")
-    loaded = load_model(tmp_path / "model.safetensors")
+    loaded, _ = reloaded_detecting_alike(model, tmp_path / "model.safetensors", images)
     assert loaded.rpn._pre_nms_top_n == {"training": 400, "testing": 300}
     assert loaded.rpn._post_nms_top_n == {"training": 500, "testing": 6}
-    with torch.no_grad():
-        expected, got = model(images), loaded(images)
-    for x, y in zip(got, expected, strict=True):
-        assert all(torch.equal(x[key], y[key]) for key in x)
     model.rpn._post_nms_top_n["testing"] = 0
     with pytest.raises(
         ValueError,
