@@ -14,7 +14,13 @@ from typing import Any, NoReturn
 
 from ..train import non_approximate, rpn_only
 from ..train.alternating import STAGES, is_step_config, no_step_to_resume
-from ..train.checkpoint import MODEL_FILE, PREVIOUS, STATE_FILE, TrainingCheckpoint
+from ..train.checkpoint import (
+    MODEL_FILE,
+    PREVIOUS,
+    STATE_FILE,
+    TrainingCheckpoint,
+    saved_checkpoints,
+)
 from ..train.metrics import METRICS_FILE
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
@@ -189,13 +195,6 @@ def unfinished_checkpoints(out: Path) -> list[Path]:
     model = out / MODEL_FILE
     finished = model.stat().st_mtime if model.is_file() else -1.0
     return [c for c in saved_checkpoints(out) if (c / STATE_FILE).stat().st_mtime > finished]
-
-
-def saved_checkpoints(out: Path) -> list[Path]:
-    """The training checkpoints under ``out``, one folder a stage."""
-    found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
-    # Once: a stage's folder cut off mid-save and its .previous both find the latter.
-    return list(dict.fromkeys(checkpoint for checkpoint in found if checkpoint is not None))
 
 
 def resumed_weights(args: argparse.Namespace) -> Path | None:

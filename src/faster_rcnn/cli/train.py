@@ -55,7 +55,7 @@ from ..train.alternating import (
     train_alternating,
 )
 from ..train.anchorless import anchorless_images
-from ..train.checkpoint import MODEL_FILE, read_model_config, save_model
+from ..train.checkpoint import MODEL_FILE, read_model_config, save_model, saved_checkpoints
 from ..train.initial_weights import detector_fpn_stages, load_initial_weights
 from ..train.memory_layout import default_memory_layout
 from ..train.non_approximate import check_box_differentiable, non_approximate_trainer
@@ -107,7 +107,6 @@ from .run_folder import (
     check_out,
     remove_replaced_run,
     resumed_weights,
-    saved_checkpoints,
     say_replaced_run,
     scheme_of,
 )

@@ -274,15 +274,15 @@ def _check_model_file(path: Path) -> None:
 def _last_checkpoint_in(run: Path) -> Path | None:
     """The checkpoint written last among the folder ``run``'s sub-folders (the stages of
     an unfinished run), if any; one still assembled (``<stage>.partial``) is none."""
-    found = [
-        checkpoint
-        for stage in run.iterdir()
-        if stage.is_dir() and not stage.name.endswith(".partial")
-        if (checkpoint := TrainingCheckpoint.find(stage)) is not None
-    ]
-    return max(
-        found, key=lambda checkpoint: (checkpoint / STATE_FILE).stat().st_mtime, default=None
-    )
+    found = [c for c in saved_checkpoints(run) if not c.name.endswith(".partial")]
+    return max(found, key=lambda c: (c / STATE_FILE).stat().st_mtime, default=None)
+
+
+def saved_checkpoints(out: Path) -> list[Path]:
+    """The training checkpoints under ``out``, one folder a stage."""
+    found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
+    # Once: a stage's folder cut off mid-save and its .previous both find the latter.
+    return list(dict.fromkeys(checkpoint for checkpoint in found if checkpoint is not None))
 
 
 class WeightsMismatchError(ValueError):
