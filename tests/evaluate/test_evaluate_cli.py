@@ -4,6 +4,7 @@ model."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -32,12 +33,41 @@ def test_evaluate_writes_the_plots_beside_the_model_by_default(tmp_path, capsys)
         assert json.loads((out / f"{stem}.json").read_text())["num_gt"] == metrics["num_gt"]
 
 
+def test_a_checkpoints_figures_go_to_its_run_where_its_next_checkpoints_leave_them(
+    tmp_path, capsys
+) -> None:
+    """The default beside a checkpoint's model was inside the checkpoint's folder, which
+    the run's next checkpoint replaces whole and a run trained over it removes: the
+    figures went silently. They go to the run's evaluation/<stage>; a checkpoint's
+    .previous (a cut-off save) is its stage's, a copy renamed out of its run keeps its own."""
+    run = tmp_path / "run"
+    train = ["train", "--data", "synthetic:2", *TINY, "--out", str(run)]
+    for folder, options in (("joint", ()), ("fast_rcnn", ("--scheme", "alternating"))):
+        assert main([*train, "--steps", "4", *options]) == 0  # the second replaces the first
+        model = run / folder / "model.safetensors"
+        assert main(["evaluate", "--model", str(model), "--data", "synthetic:3"]) == 0
+        assert f"wrote {run / 'evaluation' / folder}/metrics.json" in capsys.readouterr().out
+    assert main([*train, "--steps", "1"]) == 0  # replaces the alternating run
+    assert main([*train, "--steps", "2", "--resume"]) == 0
+    for folder in ("joint", "fast_rcnn"):
+        assert (run / "evaluation" / folder / "recall_by_size.png").is_file()
+    assert not (run / "joint" / "evaluation").exists()
+    (run / "joint").rename(run / "joint.previous")
+    copy = tmp_path / "copy"
+    shutil.copytree(run / "joint.previous", copy)  # out of its run
+    capsys.readouterr()
+    for checkpoint, out in ((run / "joint.previous", run / "evaluation/joint"), (copy, None)):
+        model = checkpoint / "model.safetensors"
+        assert main(["evaluate", "--model", str(model), "--data", "synthetic:3"]) == 0
+        assert f"wrote {out or copy / 'evaluation'}/metrics.json" in capsys.readouterr().out
+
+
 def test_the_out_help_names_the_default(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
-    assert "default: the folder 'evaluation' beside --model" in " ".join(
-        capsys.readouterr().out.split()
-    )
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "default: the folder 'evaluation' beside --model; for a run's checkpoint" in printed
+    assert "(RUN/joint/model.safetensors), RUN/evaluation/joint, which" in printed
 
 
 def write_voc(root, splits: dict[str, list[list[tuple[str, list[int]]]]]) -> None:

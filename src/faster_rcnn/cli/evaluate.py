@@ -20,7 +20,7 @@ from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector, write_figures
 from ..model import FasterRCNN
 from ..test_time_flips import TestTimeFlips
-from ..train.checkpoint import load_model
+from ..train.checkpoint import load_model, run_and_stage_of
 from .arguments import (
     add_data_arguments,
     add_strict_argument,
@@ -72,7 +72,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=Path,
         help="write metrics.json and the proposal recall plots (recall_vs_iou, "
         "recall_vs_proposals, recall_by_size: each a .png with its numbers in a .json) here; "
-        "default: the folder 'evaluation' beside --model",
+        "default: the folder 'evaluation' beside --model; for a run's checkpoint "
+        "(RUN/joint/model.safetensors), RUN/evaluation/joint, which the run's next "
+        "checkpoint leaves",
     )
     parser.add_argument(
         "--batch-size",
@@ -163,12 +165,12 @@ def check_unnamed_outputs(
 
 def output_folder(out: Path | None, model: Path) -> Path | None:
     """Where the figures go: ``out`` (refused now if it cannot be written), by default
-    the folder ``evaluation`` beside ``model``, or, where that cannot be written (a
-    read-only model folder), nowhere, with a warning: the figures are printed anyway."""
+    :func:`default_output_folder`, or, where that cannot be written (a read-only model
+    folder), nowhere, with a warning: the figures are printed anyway."""
     if out is not None:
         check_out_folder(out, "evaluate writes")
         return out
-    default = model.parent / "evaluation"
+    default = default_output_folder(model)
     reason = unwritable_folder(default)
     if reason is None:
         return default
@@ -177,6 +179,17 @@ def output_folder(out: Path | None, model: Path) -> Path | None:
         stacklevel=2,
     )
     return None
+
+
+def default_output_folder(model: Path) -> Path:
+    """The folder ``evaluation`` beside ``model``; for the model of a training checkpoint
+    (``<run>/<stage>/model.safetensors``), ``<run>/evaluation/<stage>``: the run's next
+    checkpoint replaces the stage's folder whole, and a run trained over it removes it."""
+    found = run_and_stage_of(model.parent)
+    if found is None:
+        return model.parent / "evaluation"
+    run, stage = found
+    return run / "evaluation" / stage
 
 
 # The options that say how a --model detects: --detections has none.

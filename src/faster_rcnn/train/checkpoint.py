@@ -203,16 +203,25 @@ def run_of_checkpoint(checkpoint: Path, stage: object) -> Path | None:
     return checkpoint.parent
 
 
-def _run_model_file(checkpoint: Path) -> Path | None:
-    """The model file of the run whose checkpoint is the folder ``checkpoint``, where
-    the run has written one; ``None`` where it has not, or ``checkpoint`` holds no
-    readable training state."""
+def run_and_stage_of(checkpoint: Path) -> tuple[Path, str] | None:
+    """The run folder (``--out``) and the stage of the training checkpoint in the folder
+    ``checkpoint``; ``None`` where it holds no readable training state, or is out of its
+    run (:func:`run_of_checkpoint`)."""
     try:
         stage = _read_state(checkpoint / STATE_FILE).get("stage")
     except (OSError, ValueError):
         return None
     run = run_of_checkpoint(checkpoint, stage)
-    return run / MODEL_FILE if run is not None and (run / MODEL_FILE).is_file() else None
+    return None if run is None else (run, stage)
+
+
+def _run_model_file(checkpoint: Path) -> Path | None:
+    """The model file of the run whose checkpoint is the folder ``checkpoint``, where
+    the run has written one; ``None`` where it has not, or ``checkpoint`` holds no
+    readable training state."""
+    found = run_and_stage_of(checkpoint)
+    model = None if found is None else found[0] / MODEL_FILE
+    return model if model is not None and model.is_file() else None
 
 
 def _is_torch_save_file(path: Path) -> bool:
