@@ -893,6 +893,36 @@ def test_a_fresh_run_says_it_removes_the_metrics_of_a_run_stopped_before_a_check
     assert [(r["stage"], r["step"]) for r in records] == [("joint", 0)]
 
 
+def test_the_metrics_of_a_run_stopped_while_replacing_a_finished_one_are_not_called_its(
+    tmp_path, capsys
+):
+    """A run replacing a finished one and killed before its first checkpoint leaves the
+    finished run's model file and its own metrics.jsonl: the next run called them the
+    finished run's ("its metrics.jsonl go"). Metrics older than the model file, beside no
+    checkpoint (removed by hand), are the finished run's."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    # As the replacing run leaves it: its checkpoints and metrics gone, its own begun.
+    model_written = (out / "model.safetensors").stat().st_mtime
+    os.utime(out / "model.safetensors", (model_written - 60, model_written - 60))
+    shutil.rmtree(out / "joint")
+    (out / "metrics.jsonl").write_text('{"stage": "joint", "step": 0}\n')
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert re.fullmatch(
+        rf"{re.escape(str(out))} holds a finished run \(its model.safetensors of [-0-9: ]+\): "
+        r"this run replaces it; the metrics.jsonl of a run that began replacing it and "
+        r"stopped before its first checkpoint goes as training begins",
+        capsys.readouterr().out.splitlines()[0],
+    )
+    shutil.rmtree(out / "joint")
+    os.utime(out / "metrics.jsonl", (model_written - 120, model_written - 120))
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(": this run replaces it: its metrics.jsonl goes as training begins")
+
+
 def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
     """--resume, or a fresh start, in a folder holding another scheme's run says which
     --scheme continues it; the alternating scheme's first step and the RPN trained alone

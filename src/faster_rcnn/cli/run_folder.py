@@ -94,14 +94,33 @@ def say_replaced_run(out: Path) -> None:
 def _going(out: Path) -> str:
     """What of the finished run in ``out`` goes as the run replacing it begins, for
     :func:`say_replaced_run`: ``: its checkpoints (joint, rpn) and metrics.jsonl go as
-    training begins``; empty where nothing does."""
+    training begins``; empty where nothing does; where a run that began replacing it
+    stopped before its first checkpoint (:func:`stopped_run_metrics`), that its metrics
+    file goes."""
+    if stopped_run_metrics(out):
+        return (
+            f"; the {METRICS_FILE} of a run that began replacing it and stopped before its "
+            "first checkpoint goes as training begins"
+        )
     going = []
     checkpoints = saved_checkpoints(out)
     if checkpoints:
         going.append(f"checkpoints ({', '.join(checkpoint.name for checkpoint in checkpoints)})")
     if (out / METRICS_FILE).is_file():
         going.append(METRICS_FILE)
-    return f": its {' and '.join(going)} go as training begins" if going else ""
+    verb = "go" if checkpoints else "goes"
+    return f": its {' and '.join(going)} {verb} as training begins" if going else ""
+
+
+def stopped_run_metrics(out: Path) -> bool:
+    """Whether the metrics file in ``out`` is that of a run that stopped before its first
+    checkpoint: there is no checkpoint beside it, and no model file, or one written before
+    it, a finished run's that the stopped run had begun to replace (its checkpoints and
+    metrics went as that run began; its model file stays until a run writes its own)."""
+    metrics, model = out / METRICS_FILE, out / MODEL_FILE
+    if not metrics.is_file() or saved_checkpoints(out):
+        return False
+    return not model.is_file() or metrics.stat().st_mtime > model.stat().st_mtime
 
 
 def remove_replaced_run(out: Path) -> None:
