@@ -179,3 +179,48 @@ def test_a_fit_never_writes_over_the_anchor_file_it_starts_from(tmp_path, capsys
     )
     assert path.read_text() == before
     assert not (tmp_path / "run" / "anchors.png").exists()
+
+
+def test_a_fit_records_the_input_scale_it_was_fitted_at(tmp_path, capsys):
+    # The boxes are resized as evaluation resizes them: the last --min-size, capped by
+    # --max-size; the file held neither, so train could not tell another scale.
+    argv = ["anchors", "--data", "synthetic:2", "--min-size", "96", "128", "--max-size", "200"]
+    assert main([*argv, "--fit", "--out", str(tmp_path)]) == 0
+    notes = json.loads((tmp_path / "fitted_anchors.json").read_text())
+    assert (notes["fitted_at_min_size"], notes["fitted_at_max_size"]) == (128, 200)
+
+
+@pytest.mark.parametrize(
+    ("scale", "sizes", "warned"),
+    [
+        # Fitted at 128 / 200, trained at 64 / 64: boxes half the size the anchors fit.
+        ({"fitted_at_min_size": 128, "fitted_at_max_size": 200}, TINY, True),
+        # The last --min-size is evaluation's, the one a fit resizes at.
+        ({"fitted_at_min_size": 64, "fitted_at_max_size": 64}, [*TINY[:1], "48", *TINY[1:]], False),
+        # A file that does not say its scale (older, or by hand) is taken as it is.
+        ({}, TINY, False),
+    ],
+)
+def test_train_warns_of_anchors_fitted_at_another_scale(tmp_path, capsys, scale, sizes, warned):
+    path = write_anchor_file(tmp_path / "fitted.json", FITTED, scale)
+    out = tmp_path / "run"
+    assert main([*TRAIN, *sizes, "--anchors", str(path), "--out", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if f"--anchors {path}" in line]
+    expected = (
+        f"faster-rcnn: warning: --anchors {path} were fitted to boxes resized at --min-size "
+        "128 --max-size 200, this run resizes at 64 and 64: its objects are not the size the "
+        "anchors were fitted for; refit them at its sizes (faster-rcnn anchors --fit "
+        "--min-size 64 --max-size 64)"
+    )
+    assert lines == ([expected] if warned else [])
+    assert load_model(out / "model.safetensors").config.anchors == FITTED
+
+
+def test_a_bad_recorded_scale_is_a_one_line_error_naming_the_file(tmp_path, capsys):
+    path = write_anchor_file(tmp_path / "fitted.json", FITTED, {"fitted_at_min_size": "800"})
+    path.write_text(path.read_text().replace("{", '{\n  "fitted_at_max_size": 1333,', 1))
+    argv = [*TRAIN, *TINY, "--anchors", str(path), "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: {path}: fitted_at_min_size must be a positive integer, got '800'\n"
+    )

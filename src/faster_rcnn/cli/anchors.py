@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from ..anchor_file import with_anchor_file, write_anchor_file
+from ..anchor_file import scale_notes, with_anchor_file, write_anchor_file
 from ..config import BACKBONES, FasterRCNNConfig, RPNConfig
 from ..counted import counted
 from ..data.dataset import Sample, image_name_of
@@ -287,6 +287,7 @@ def fit_and_report(
     report = coverage_report(fitted_model, targets, names)
     print(report.coverage.table())
     notes = {"fitted_at_iou": fit.iou, "covered": fit.covered, "data": str(args.data)}
+    notes |= scale_notes(model.config.transform)  # train warns at another scale
     path = write_anchor_file(args.out / FITTED_FILE, fit.anchors, notes)
     picture = report.save(args.out / "anchors_fitted.png", f"fitted anchors: {describe(args)}")
     print(f"wrote {path} and {picture}; {train_advice(args, model.config, fit, path, dataset)}")

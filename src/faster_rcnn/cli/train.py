@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..anchor_file import with_anchor_file
+from ..anchor_file import other_scale, with_anchor_file
 from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig
 from ..counted import counted
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
@@ -387,6 +387,7 @@ def train(args: argparse.Namespace) -> int:
     repeat = args.repeat_threshold
     if args.recipe == "auto":
         config, rate, repeat = with_recipe(config, dataset, args, rate)
+    warn_of_anchor_scale(args, config)
     if not is_generated(args.data):  # its boxes are read by placing every shape again
         warn_of_resizing(dataset, config)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
@@ -502,6 +503,16 @@ def warn_of_resizing(dataset: DetectionDataset, config: FasterRCNNConfig) -> Non
     audit = audit_resize(dataset, transform.min_size, transform.max_size, indices)
     for note in [*audit.notes(), *anchorless_images(dataset, config, indices).notes()]:
         warnings.warn(f"training images: {note}", stacklevel=2)
+
+
+def warn_of_anchor_scale(args: argparse.Namespace, config: FasterRCNNConfig) -> None:
+    """Warn where ``--anchors`` were fitted at another input scale than ``config``'s (the
+    sizes given or the recipe's). A warning, not a refusal: unlike a file of another
+    number of levels, the anchors still build the model, and another scale may be meant
+    (the recipe's smaller input, for objects larger than the file's largest anchor)."""
+    note = other_scale(args.anchors, config.transform) if args.anchors else None
+    if note:
+        warnings.warn(note, stacklevel=2)
 
 
 def resizable(dataset: DetectionDataset, config: FasterRCNNConfig) -> DetectionDataset:
