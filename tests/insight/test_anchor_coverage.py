@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from faster_rcnn.cli import main
+from faster_rcnn.cli.anchors import level_strides
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.image_list import ImageList
 from faster_rcnn.insight.anchor_coverage import (
@@ -315,7 +316,7 @@ def test_the_pictures_axes_are_labelled_in_plain_numbers_that_do_not_overlap(
     side = torch.tensor(sides, dtype=torch.float32)
     boxes = torch.stack([torch.zeros_like(side), torch.zeros_like(side), side, side], dim=1)
     coverage = measure_anchor_coverage(model, [((800, 800), boxes)])
-    strides = [(8, 8), (16, 16), (32, 32), (64, 64)]
+    strides = [((s, s), (s, s)) for s in (8, 16, 32, 64)]
     report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
     figure = report.figure("title")
     figure.canvas.draw()
@@ -336,7 +337,7 @@ def test_the_pictures_legend_gives_a_levels_stride_as_width_x_height_where_they_
     model = FasterRCNN.from_config(preset_config("small", 4))
     boxes = torch.tensor([[0.0, 0.0, 40.0, 40.0]])
     coverage = measure_anchor_coverage(model, [((160, 224), boxes)])
-    strides = [(8, 8), (16, 16), (32, 32), (53, 56)]
+    strides = [((s, s), (s, s)) for s in (8, 16, 32)] + [((53, 53), (56, 56))]
     report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
     labels = [c.get_label() for c in report.figure("title").axes[1].collections]
     levels = [label for label in labels if label.startswith("anchors, level")]
@@ -346,6 +347,32 @@ def test_the_pictures_legend_gives_a_levels_stride_as_width_x_height_where_they_
         "anchors, level 2 (stride 32)",
         "anchors, level 3 (stride 56x53)",
     ]
+
+
+def test_a_levels_stride_is_given_over_every_image_measured():
+    # At 320 / 512 the small preset pads a 320 x 448 image to 320 x 448, whose stride-64
+    # map of 5 x 7 cells is 64 px apart both ways, and a 320 x 480 one to 320 x 480: 5 x 8
+    # cells, 60 px apart across (480 // 8). The first image's batch alone said 64 x 64;
+    # a 288 x 512 image (5 x 8 cells: 57 down, 64 across) widens the range both ways.
+    config = preset_config("small", 4).replace(transform={"min_size": (320,), "max_size": 512})
+    model = FasterRCNN.from_config(config)
+    box = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
+    sizes = [(320, 448), (320, 480), (288, 512)]
+    strides = level_strides(model, [(size, box) for size in sizes])
+    assert strides == [
+        ((8, 8), (8, 8)),
+        ((16, 16), (16, 16)),
+        ((32, 32), (32, 32)),
+        ((57, 64), (60, 64)),
+    ]
+    coverage = measure_anchor_coverage(model, [(size, box) for size in sizes])
+    report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a", "b", "c"])
+    assert report.summary()["anchors"]["strides"][2:] == [
+        {"height": [32, 32], "width": [32, 32]},
+        {"height": [57, 64], "width": [60, 64]},
+    ]
+    labels = [c.get_label() for c in report.figure("title").axes[1].collections]
+    assert labels[-1] == "anchors, level 3 (stride 60-64x57-64)"
 
 
 def test_the_tables_last_column_says_it_is_a_mean():
@@ -382,7 +409,7 @@ def test_the_pictures_no_anchor_rings_lie_under_the_boxes_points():
     model = FasterRCNN.from_config(config)
     boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 40.0, 40.0]])
     coverage = measure_anchor_coverage(model, [((800, 800), boxes)])
-    strides = [(16, 16)] * len(config.anchors.sizes)
+    strides = [((16, 16), (16, 16))] * len(config.anchors.sizes)
     report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
     shapes_axes = report.figure("title").axes[1]
     by_label = {c.get_label(): c for c in shapes_axes.collections}

@@ -511,7 +511,9 @@ def test_uncovered_lists_the_boxes_below_the_negative_threshold_worst_first():
         boxes=torch.arange(24, dtype=torch.float32).reshape(6, 4) + 0.04,
         image_index=torch.tensor([0, 0, 2, 2, 3, 3]),
     )
-    report = CoverageReport(coverage, AnchorConfig(), [(8, 8)] * 5, 0.3, ["a", "b", "c", "d"])
+    report = CoverageReport(
+        coverage, AnchorConfig(), [((8, 8), (8, 8))] * 5, 0.3, ["a", "b", "c", "d"]
+    )
     assert report.uncovered() == [
         {"image": "d", "box": [16.0, 17.0, 18.0, 19.0], "size": 3.0, "best_iou": 0.05},
         {"image": "a", "box": [4.0, 5.0, 6.0, 7.0], "size": 5.0, "best_iou": 0.1},

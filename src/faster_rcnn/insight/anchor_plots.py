@@ -28,6 +28,12 @@ MIN_MAJOR_TICKS = 3
 # The boxes' points are drawn over the "no anchor" rings, the anchor shapes over both.
 POINTS_ZORDER = 2
 
+# A level's stride over the images measured: ``(low, high)`` down, then across, in
+# pixels. A map of ``ceil(padded / nominal)`` cells spreads over the padded batch, so the
+# stride is the nominal one only where the padded size is a multiple of it, and images of
+# other sizes or orientations have others.
+StrideRange = tuple[tuple[int, int], tuple[int, int]]
+
 
 @dataclass(frozen=True)
 class CoverageReport:
@@ -36,7 +42,7 @@ class CoverageReport:
     Attributes:
         coverage: the coverage of every box.
         anchors: the anchors measured.
-        strides: ``(stride_h, stride_w)`` of every anchor level.
+        strides: the stride of every anchor level over the images measured.
         bg_iou_thresh: the RPN's negative threshold: a box whose best anchor is below it
             has no anchor that is not background.
         image_names: per image index of ``coverage.image_index``, the name to show.
@@ -44,7 +50,7 @@ class CoverageReport:
 
     coverage: AnchorCoverage
     anchors: AnchorConfig
-    strides: Sequence[tuple[int, int]]
+    strides: Sequence[StrideRange]
     bg_iou_thresh: float
     image_names: Sequence[str]
 
@@ -78,7 +84,9 @@ class CoverageReport:
             "anchors": {
                 "sizes": self.anchors.sizes,
                 "aspect_ratios": self.anchors.aspect_ratios,
-                "strides": [list(s) for s in self.strides],
+                "strides": [
+                    {"height": list(down), "width": list(across)} for down, across in self.strides
+                ],
             },
             "uncovered": self.uncovered(),
         }
@@ -164,7 +172,8 @@ class CoverageReport:
             shapes = [(s / math.sqrt(r), s * math.sqrt(r)) for s in sizes for r in ratios]
             # Width x height where they differ, as explain gives it: a 224 x 160 batch's
             # 4 x 3 map is 56 px apart across and 53 down, not 56 both ways.
-            across = str(stride[0]) if stride[0] == stride[1] else f"{stride[1]}x{stride[0]}"
+            down, across = (_stride_text(*side) for side in stride)
+            apart = across if down == across else f"{across}x{down}"
             # Growing with the level, so that a shape several levels share shows them all.
             axes.scatter(
                 *zip(*shapes, strict=True),
@@ -174,8 +183,13 @@ class CoverageReport:
                 edgecolors="black",
                 linewidths=1.3,
                 zorder=POINTS_ZORDER + 1,
-                label=f"anchors, level {level} (stride {across})",
+                label=f"anchors, level {level} (stride {apart})",
             )
+
+
+def _stride_text(low: int, high: int) -> str:
+    """``64``, or ``57-64`` where the images measured have several strides."""
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def _pixel_ticks(axis: Axis) -> None:
