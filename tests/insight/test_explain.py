@@ -448,6 +448,37 @@ def test_cli_with_a_model_and_voc_annotations(tmp_path, capsys):
     assert "-> " in capsys.readouterr().out
 
 
+def test_cli_skip_difficult_labels_the_anchors_as_train_skip_difficult_trains(tmp_path, capsys):
+    # The dog is difficult: train trains on it by default, and without it where
+    # --skip-difficult; explain labelled the anchors against it either way.
+    to_pil(smooth_image(120, 160)).save(tmp_path / "a.png")
+    (tmp_path / "a.xml").write_text(
+        "<annotation><size><width>160</width><height>120</height></size>"
+        "<object><name>cat</name><difficult>0</difficult><bndbox><xmin>11</xmin>"
+        "<ymin>21</ymin><xmax>90</xmax><ymax>100</ymax></bndbox></object>"
+        "<object><name>dog</name><difficult>1</difficult><bndbox><xmin>100</xmin>"
+        "<ymin>10</ymin><xmax>150</xmax><ymax>60</ymax></bndbox></object></annotation>"
+    )
+    argv = ["explain", str(tmp_path / "a.png"), "--annotations", str(tmp_path / "a.xml")]
+    torch.manual_seed(0)  # as explain builds the preset for --seed 0
+    model = FasterRCNN.from_config(preset_config("small"))
+    cat = torch.tensor([[10.0, 20.0, 90.0, 100.0]])
+    for skip, names in (([], ["cat", "dog"]), (["--skip-difficult"], ["cat"])):
+        out = tmp_path / f"out{len(skip)}.png"
+        assert main([*argv, *skip, "--out", str(out)]) == 0
+        summary = json.loads(out.with_suffix(".json").read_text())
+        assert [gt["name"] for gt in summary["ground_truth"]] == names
+    expected = explain(model, read_image(tmp_path / "a.png"), cat, seed=0)
+    assert summary["counts"] == expected.counts()
+    # Only a VOC file marks objects difficult.
+    capsys.readouterr()
+    assert main(["explain", str(tmp_path / "a.png"), "--skip-difficult"]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --skip-difficult has no effect without a VOC .xml as "
+        "--annotations: only such a file marks objects difficult\n"
+    )
+
+
 def test_cli_draws_no_detections_of_a_box_head_never_trained(tmp_path, capsys):
     # A model of `train --scheme rpn`: its RPN learned, its box head never did.
     torch.manual_seed(0)

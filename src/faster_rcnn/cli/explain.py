@@ -4,7 +4,9 @@ With ``--model`` all six panels (anchors of one location, every anchor's label, 
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
 ``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt`` or a COCO ``.json``
-that lists the image - are the ground truth the anchors are labelled against.
+that lists the image - are the ground truth the anchors are labelled against: a VOC
+file's difficult objects too, as ``train`` trains on them, unless ``--skip-difficult``
+leaves them out as ``train --skip-difficult`` does.
 """
 
 from __future__ import annotations
@@ -70,6 +72,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "beside it or above it, else the model's)",
     )
     parser.add_argument(
+        "--skip-difficult",
+        action="store_true",
+        help="with a VOC .xml as --annotations: label the anchors without the objects it "
+        "marks difficult, as train --skip-difficult trains (by default they are ground "
+        "truth like any other, as train trains on them)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         help=f"the picture to write, in the format its suffix names ({', '.join(FORMATS)}; "
@@ -106,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
         name = f"untrained preset {args.preset}"
     if args.annotations:
         image, boxes, names = read_annotated_image(
-            args.annotations, args.image, args.classes, model.config.label_names()
+            args.annotations,
+            args.image,
+            args.classes,
+            model.config.label_names(),
+            args.skip_difficult,
         )
     else:
         # Upright, as predict reads an image file: no annotations were drawn on it as stored.
@@ -138,17 +151,28 @@ def run(args: argparse.Namespace) -> int:
 def check_options(args: argparse.Namespace) -> None:
     """Refuse the options that the panels asked for leave without effect: ``--top`` and
     ``--score`` without ``--model`` (they draw its proposals and detections), ``--classes``
-    without a YOLO ``.txt`` as ``--annotations`` (the names of its class numbers)."""
+    without a YOLO ``.txt`` as ``--annotations`` (the names of its class numbers),
+    ``--skip-difficult`` without a VOC ``.xml`` (the only format that marks them)."""
     if args.model is None:
         refuse_without_effect(
             given_flags(args, {"--top": None, "--score": None}),
             "without --model: an untrained preset draws no proposals or detections",
         )
-    if args.classes and (args.annotations is None or args.annotations.suffix.lower() != ".txt"):
+    if args.classes and not _suffix_is(args.annotations, ".txt"):
         raise ValueError(
             "--classes has no effect without a YOLO .txt as --annotations: it names the "
             "class numbers of such a file"
         )
+    if args.skip_difficult and not _suffix_is(args.annotations, ".xml"):
+        raise ValueError(
+            "--skip-difficult has no effect without a VOC .xml as --annotations: only such "
+            "a file marks objects difficult"
+        )
+
+
+def _suffix_is(path: Path | None, suffix: str) -> bool:
+    """Whether ``path`` is given and ends in ``suffix``, in any case."""
+    return path is not None and path.suffix.lower() == suffix
 
 
 def check_explain_out(out: Path, args: argparse.Namespace) -> Path:
@@ -173,6 +197,7 @@ def read_annotated_image(
     image_path: Path,
     classes_file: Path | None = None,
     model_names: Sequence[str] = (),
+    skip_difficult: bool = False,
 ) -> tuple[Tensor, Tensor, tuple[str, ...]]:
     """An image and its ground truth from an annotation file, by its suffix, the image
     decoded as that format's reader decodes it (turned by its EXIF orientation where the
@@ -183,6 +208,7 @@ def read_annotated_image(
         image_path: the image (a COCO file is searched for its file name).
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
+        skip_difficult: leave out the objects a VOC file marks difficult.
 
     Returns:
         The image ``float32[3, H, W]`` in 0..1, its ``(G, 4)`` boxes in pixels, clipped
@@ -197,7 +223,7 @@ def read_annotated_image(
         raise FileNotFoundError(f"annotation file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".xml":
-        return _voc_annotated(path, image_path)
+        return _voc_annotated(path, image_path, skip_difficult)
     if suffix == ".txt":
         if path.stem.lower() != image_path.stem.lower():  # YOLO's only link to its image
             raise ValueError(f"{path} labels {path.stem}.*, not {image_path.name}")
@@ -210,10 +236,13 @@ def read_annotated_image(
     raise ValueError(f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt or a COCO .json")
 
 
-def _voc_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+def _voc_annotated(
+    path: Path, image_path: Path, skip_difficult: bool = False
+) -> tuple[Tensor, Tensor, tuple[str, ...]]:
     """The image and its VOC XML's boxes, turned and clipped as the VOC reader turns and
-    clips them; refused when neither the XML's ``<filename>`` nor its own name is the
-    image's (another image's boxes)."""
+    clips them, its difficult objects left out where ``skip_difficult``; refused when
+    neither the XML's ``<filename>`` nor its own name is the image's (another image's
+    boxes)."""
     record = parse_annotation(path)
     named = PureWindowsPath(record.filename).name if record.filename else None
     if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
@@ -222,6 +251,8 @@ def _voc_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
     image = read_image(image_path, exif_transpose=bool(sizes.turned))
     audit, rows, names = BoxAudit(), [], []
     for j, obj in enumerate(record.objects):
+        if skip_difficult and obj.difficult:
+            continue
         box = audit.clip(obj.box, image.shape[-1], image.shape[-2], f"object {j}")
         if box is not None:
             rows.append(box)
