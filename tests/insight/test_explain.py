@@ -271,6 +271,23 @@ def test_sampled_batch_is_the_samplers_for_the_seed():
     assert not torch.equal(other.sampled_negative, explanation.sampled_negative)
 
 
+def test_the_sampled_batchs_title_writes_its_counts_as_the_labels_panel_does():
+    # 256 boxes of 20 px, 20 px apart: 2,560 positives, written '2560' in panel 3 where
+    # panel 2 and the negatives beside them read '2,560'.
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(preset_config("small", 4)).eval()
+    corners = torch.cartesian_prod(torch.arange(16.0) * 20, torch.arange(16.0) * 20)
+    boxes = torch.cat([corners, corners + 19], dim=1)
+    explanation = explain(model, smooth_image(320, 320), boxes, with_proposals=False)
+    counts = explanation.counts()
+    assert (counts["positive"], counts["negative"]) == (2560, 14300)
+    figure = explanation_figure(explanation)
+    title = figure.axes[2].get_title(loc="left")
+    assert title.endswith("\n128 of 2,560 positives, 128 of 14,300 negatives")
+    legend = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
+    assert "positive: 2,560" in legend
+
+
 def test_proposals_and_detections_are_the_models():
     model = seeded_small(3)
     image = torch.rand(3, 180, 240)
