@@ -283,7 +283,7 @@ def test_the_sampled_batchs_title_writes_its_counts_as_the_labels_panel_does():
     assert (counts["positive"], counts["negative"]) == (2560, 14300)
     figure = explanation_figure(explanation)
     title = figure.axes[2].get_title(loc="left")
-    assert title.endswith("\n128 of 2,560 positives, 128 of 14,300 negatives")
+    assert title.endswith("\n128 of 2,560 positive, 128 of 14,300 negative")
     legend = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
     assert "positive: 2,560" in legend
 

@@ -703,8 +703,8 @@ def _draw_batch(ax: Axes, explanation: Explanation) -> None:
         f"3 · the sampled mini-batch ({how}, seed {explanation.seed})\n"
         f"{len(positives) + len(negatives)} of batch_size_per_image {rpn.batch_size_per_image}, "
         f"at most {limit} positive:\n"
-        f"{len(positives)} of {counts['positive']:,} positive{'s' * (counts['positive'] != 1)}, "
-        f"{len(negatives)} of {counts['negative']:,} negatives",
+        f"{len(positives)} of {counts['positive']:,} positive, "
+        f"{len(negatives)} of {counts['negative']:,} negative",
         handles + _gt_handle(explanation),
     )
 
