@@ -70,6 +70,24 @@ def test_labelimg_classes_file_beside_the_labels(tmp_path: Path) -> None:
     assert data.target(0)["labels"].tolist() == [2]
 
 
+def test_names_keep_their_lines_ids_spaces_and_trailing_blank_lines_aside(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, None, {"a": "1 0.5 0.5 0.25 0.5\n"}, names="cat  \r\n dog\n\n \n")
+    data = YOLODetection(root)
+    assert data.class_names == ("cat", "dog")
+    assert data.target(0)["labels"].tolist() == [2]
+
+
+@pytest.mark.parametrize(("names", "line"), [("cat\n\ndog\nbird\n", 2), ("\ncat\ndog\n", 1)])
+def test_a_blank_line_before_a_class_name_is_an_error_naming_it(
+    tmp_path: Path, names: str, line: int
+) -> None:
+    # Darknet and LabelImg read class 1 of "cat, blank, dog" as the blank line: leaving it
+    # out would read each label of a dog as a bird's.
+    root = _yolo(tmp_path, None, {"a": "1 0.5 0.5 0.25 0.5\n"}, names=names)
+    with pytest.raises(ValueError, match=rf"classes\.txt, line {line}: blank, with class names"):
+        YOLODetection(root)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

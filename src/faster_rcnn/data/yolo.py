@@ -52,9 +52,24 @@ FRACTION_ROUNDING = 1e-6
 
 
 def read_names_file(path: Path) -> tuple[str, ...]:
-    """The class names of a ``classes.txt`` / ``obj.names`` file: one a line, blank lines
-    left out."""
-    return tuple(line.strip() for line in read_text(path).splitlines() if line.strip())
+    """The class names of a ``classes.txt`` / ``obj.names`` file: one a line, class ``k``
+    on line ``k + 1``; blank lines after the last name left out.
+
+    Raises:
+        ValueError: a blank line before a name, naming the file and line: Darknet and
+            LabelImg count it as a class, so leaving it out would give every name after
+            it the id of the one before, and keeping it a class without a name.
+    """
+    names = [line.strip() for line in read_text(path).splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if "" in names:
+        line = names.index("") + 1
+        raise ValueError(
+            f"{path}, line {line}: blank, with class names after it: class k is the name on "
+            "line k + 1, so a blank line takes an id; delete it or name its class"
+        )
+    return tuple(names)
 
 
 class YOLODetection(ImageFileDataset):
