@@ -913,6 +913,43 @@ def test_labelimg_xml_and_yolo_files_in_one_folder_say_which_is_read(tmp_path):
     assert dataset.target(0)["labels"].tolist() == [2]
 
 
+def test_split_folders_of_xml_and_yolo_files_say_which_is_read(tmp_path):
+    """Split folders each holding LabelImg's .xml and YOLO files were read as VOC without
+    a word (the warning looked at the dataset's own folder alone), and so was one
+    subfolder of both."""
+    for split in ("train", "val"):
+        image(tmp_path / split / "a.jpg")
+        voc_xml(tmp_path / split / "a.xml", "a.jpg", [("dog", [2, 3, 20, 25])])
+        (tmp_path / split / "classes.txt").write_text("dog\ncat\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # classes.txt without label files: VOC, quietly
+        assert find_layout(tmp_path).splits == ("train", "val")
+    (tmp_path / "val" / "a.txt").write_text("1 0.5 0.5 0.25 0.5\n")
+    with pytest.warns(UserWarning) as warned:
+        layout = find_layout(tmp_path)
+    assert layout.format == "Pascal VOC XML files (a folder per split)"
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path}: the split folders val/ hold 1 Pascal VOC .xml file and 1 YOLO .txt "
+        "label file beside their images, with classes.txt: read as Pascal VOC, whose files "
+        "name their classes; to read a split's YOLO files instead, move its .xml files out "
+        "and open its folder alone"
+    ]
+    # As the warning says: val/ without its .xml file is read as its YOLO files.
+    (tmp_path / "val" / "a.xml").unlink()
+    assert open_dataset(tmp_path / "val").target(0)["labels"].tolist() == [2]
+    (tmp_path / "train").rename(tmp_path / "train_only")
+    (tmp_path / "train_only" / "a.txt").write_text("")
+    (tmp_path / "val").rename(tmp_path / "unused")
+    with pytest.warns(UserWarning) as warned:
+        layout = find_layout(tmp_path)
+    assert layout.format == "Pascal VOC XML files (no ImageSets/)"
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'train_only'} holds 1 Pascal VOC .xml file and 1 YOLO .txt label "
+        "file beside their images, with classes.txt: read as Pascal VOC, whose files name "
+        "their classes; to read the YOLO files instead, move the .xml files out of it"
+    ]
+
+
 def test_label_studio_yolo_export_without_its_images_says_where_they_go(tmp_path):
     """Label Studio's YOLO export (labels/, classes.txt, notes.json) may leave the images
     out: without images/ its notes.json, the one .json there, was read as a COCO file

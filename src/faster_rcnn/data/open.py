@@ -605,6 +605,7 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
     if len(with_images) < 2 and not lone_split:
         return None
     empty = _empty_split_folders(root, ".xml")
+    _warn_of_yolo_files_in_splits(root, by_split)
     layout = DatasetLayout(
         str(root),
         "Pascal VOC XML files (a folder per split)",
@@ -764,24 +765,52 @@ def _voc_xml(root: Path) -> DatasetLayout | None:
 
 
 def _warn_of_yolo_files_beside(root: Path, xml_dir: Path) -> None:
-    """Warn where ``root``, read as the VOC ``.xml`` files of ``xml_dir``, holds LabelImg's
-    YOLO files too (``classes.txt`` and a ``.txt`` beside an image; LabelImg saves in
-    either format): they are not read, and which format the user means cannot be told.
-    A ``classes.txt`` or ``README.txt`` without such label files is no YOLO layout."""
-    if not (root / NAMES_FILES[0]).is_file():
+    """Warn where ``root``, read as the VOC ``.xml`` files of ``xml_dir``, or ``xml_dir``
+    holds LabelImg's YOLO files too (:func:`_yolo_label_files`; LabelImg saves in either
+    format): they are not read, and which format the user means cannot be told."""
+    for folder in dict.fromkeys([root, xml_dir]):
+        labels = _yolo_label_files(folder)
+        if labels:
+            xml = "the .xml files" if xml_dir == folder else f"{xml_dir.name}/"
+            warnings.warn(
+                f"{folder} holds "
+                f"{counted(len(list(xml_dir.glob('*.xml'))), 'Pascal VOC .xml file')} and "
+                f"{counted(len(labels), 'YOLO .txt label file')} beside their images, with "
+                f"{NAMES_FILES[0]}: read as Pascal VOC, whose files name their classes; to "
+                f"read the YOLO files instead, move {xml} out of it",
+                stacklevel=5,
+            )
+            return
+
+
+def _warn_of_yolo_files_in_splits(root: Path, by_split: Mapping[str, Path]) -> None:
+    """Warn where split folders of ``root``, read as the VOC ``.xml`` files in them
+    (``by_split``: split -> folder), hold LabelImg's YOLO files too, as
+    :func:`_warn_of_yolo_files_beside` warns of one folder."""
+    labels = {split: _yolo_label_files(folder) for split, folder in by_split.items()}
+    mixed = [split for split in by_split if labels[split]]
+    if not mixed:
         return
-    stems = {image.stem for image in image_files_in(root)}
-    labels = [p for p in root.glob("*.txt") if p.stem in stems and p.name not in NAMES_FILES]
-    if not labels:
-        return
-    xml = "the .xml files" if xml_dir == root else f"{xml_dir.name}/"
+    xml = sum(len(list(by_split[split].glob("*.xml"))) for split in mixed)
     warnings.warn(
-        f"{root} holds {counted(len(list(xml_dir.glob('*.xml'))), 'Pascal VOC .xml file')} "
-        f"and {counted(len(labels), 'YOLO .txt label file')} beside their images, with "
-        f"{NAMES_FILES[0]}: read as Pascal VOC, whose files name their classes; to read the "
-        f"YOLO files instead, move {xml} out of it",
+        f"{root}: the split folders {', '.join(f'{split}/' for split in mixed)} hold "
+        f"{counted(xml, 'Pascal VOC .xml file')} and "
+        f"{counted(sum(len(labels[split]) for split in mixed), 'YOLO .txt label file')} "
+        f"beside their images, with {NAMES_FILES[0]}: read as Pascal VOC, whose files name "
+        "their classes; to read a split's YOLO files instead, move its .xml files out and "
+        "open its folder alone",
         stacklevel=5,
     )
+
+
+def _yolo_label_files(folder: Path) -> list[Path]:
+    """LabelImg's YOLO label files in ``folder``: the ``.txt`` files beside an image of
+    their stem, where ``classes.txt`` is there too; none where it is not. A
+    ``classes.txt`` or ``README.txt`` without such label files is no YOLO layout."""
+    if not (folder / NAMES_FILES[0]).is_file():
+        return []
+    stems = {image.stem for image in image_files_in(folder)}
+    return [p for p in folder.glob("*.txt") if p.stem in stems and p.name not in NAMES_FILES]
 
 
 def _coco_file(file: Path, split: str | None = None) -> COCODetection:
