@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from faster_rcnn.anchor_file import read_anchor_file, with_anchor_file
+from faster_rcnn.anchor_file import other_scale, read_anchor_file, with_anchor_file
 from faster_rcnn.anchors import anchors_crossing_border, base_anchors
 from faster_rcnn.cli import main
 from faster_rcnn.cli.anchors import FEW_COVERED, background_note
@@ -647,10 +647,15 @@ def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path,
     assert main([*argv, "--model", str(model), "--fit", "--out", str(out)]) == 0
     fitted = out / "fitted_anchors.json"
     assert capsys.readouterr().out.endswith(
-        f"train with them: faster-rcnn train ... --returned-layers 3 4 5 --anchors {fitted}\n"
+        "train with them: faster-rcnn train ... --returned-layers 3 4 5 --min-size 160 "
+        f"--max-size 1333 --anchors {fitted}\n"
     )
     preset = preset_config("mobilenet_v2_fpn", 2)
     assert len(with_anchor_file(preset.with_returned_layers((3, 4, 5)), fitted).anchors.sizes) == 4
+    # At the sizes the advice names, train takes the file without a word of its scale.
+    at_sizes = preset.replace(transform={"min_size": (160,), "max_size": 1333})
+    assert other_scale(fitted, at_sizes.transform) is None
+    assert other_scale(fitted, preset.transform) is not None
     with pytest.raises(ValueError, match=r"got 4$"):
         with_anchor_file(preset, fitted)
     # The preset's own stages need no option (and train without the file reads finer
@@ -658,7 +663,8 @@ def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path,
     own = tmp_path / "own"
     assert main([*argv, "--preset", "mobilenet_v2_fpn", "--fit", "--out", str(own)]) == 0
     assert capsys.readouterr().out.endswith(
-        f"with them anyway: faster-rcnn train ... --anchors {own / 'fitted_anchors.json'}\n"
+        "with them anyway: faster-rcnn train ... --min-size 160 --max-size 1333 --anchors "
+        f"{own / 'fitted_anchors.json'}\n"
     )
 
 
@@ -668,7 +674,8 @@ def test_cli_fit_quotes_a_path_with_spaces_in_the_train_command(tmp_path, capsys
     out = tmp_path / "my runs"
     assert main([*argv, "--preset", "small", "--fit", "--out", str(out)]) == 0
     assert capsys.readouterr().out.endswith(
-        f"faster-rcnn train ... --anchors '{out / 'fitted_anchors.json'}'\n"
+        "faster-rcnn train ... --min-size 160 --max-size 512 --anchors "
+        f"'{out / 'fitted_anchors.json'}'\n"
     )
 
 
@@ -704,7 +711,8 @@ def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_pat
         "backbone stage 3 too, which an anchor file switches off, each measured ahead on "
         "small objects (benchmarks/recipe_ab.md, rounds 51 and 54): train without "
         "--anchors, with anchors fitted for its maps (anchors --returned-layers 3 4 5 --fit), "
-        f"or with them anyway: faster-rcnn train ... --anchors {fitted}\n"
+        "or with them anyway: faster-rcnn train ... --min-size 800 --max-size 1333 "
+        f"--anchors {fitted}\n"
     )
     # Sizes given: no enlargement to forgo, and at 1600 px (the dot 50 px, 1.5 cells of
     # stride 32) the finer stage alone.
@@ -728,7 +736,8 @@ def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_pat
     assert capsys.readouterr().out.endswith(
         f"; the fitted anchors still give only {covered:.1%} of the boxes an anchor at IoU "
         "0.7: on this grid no anchor shape reaches the rest; a larger input or finer maps "
-        f"reach more; to train with them: faster-rcnn train ... --anchors {fitted}\n"
+        "reach more; to train with them: faster-rcnn train ... --min-size 800 --max-size 1333 "
+        f"--anchors {fitted}\n"
     )
 
 
@@ -746,7 +755,8 @@ def test_cli_fit_says_train_reads_the_stride_16_map_of_larger_objects_in_long_ru
         f"{FINER_MAP_STEPS} steps or more), which an anchor file switches off, each measured "
         "ahead on small objects (benchmarks/recipe_ab.md, round 58): train without "
         "--anchors, with anchors fitted for its maps (anchors --returned-layers 3 4 5 --fit), "
-        f"or with them anyway: faster-rcnn train ... --anchors {fitted}\n"
+        "or with them anyway: faster-rcnn train ... --min-size 800 --max-size 1333 "
+        f"--anchors {fitted}\n"
     )
 
 
@@ -760,7 +770,8 @@ def test_cli_fits_and_measures_anchors_for_the_returned_layers_asked(tmp_path, c
     assert main([*argv, *preset, "--fit", "--out", str(out)]) == 0
     fitted = out / "fitted_anchors.json"
     assert capsys.readouterr().out.endswith(
-        f"faster-rcnn train ... --returned-layers 3 4 5 --anchors {fitted}\n"
+        "faster-rcnn train ... --returned-layers 3 4 5 --min-size 160 --max-size 1333 "
+        f"--anchors {fitted}\n"
     )
     config = preset_config("mobilenet_v2_fpn", 2).with_returned_layers((3, 4, 5))
     assert len(with_anchor_file(config, fitted).anchors.sizes) == 4

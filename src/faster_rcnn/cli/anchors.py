@@ -313,7 +313,9 @@ def train_advice(
     where ``train`` without the file enlarges the images or reads finer maps for this
     data (a preset measured, not a model), that, and the ``--returned-layers`` that fit
     anchors for its finer maps: one line, or two."""
-    options = " ".join([*stages_options(config), "--anchors", shlex.quote(str(path))])
+    options = " ".join(
+        [*stages_options(config), *size_options(config), "--anchors", shlex.quote(str(path))]
+    )
     command = f"faster-rcnn train ... {options}"
     covered = fit.covered["fitted"]
     few = (
@@ -384,6 +386,13 @@ def stages_options(config: FasterRCNNConfig) -> list[str]:
     if stages is None or spec is None or stages == spec.returned_layers:
         return []
     return ["--returned-layers", *map(str, stages)]
+
+
+def size_options(config: FasterRCNNConfig) -> list[str]:
+    """``--min-size`` and ``--max-size`` of the measured model: the anchors fit its boxes
+    resized at them, and ``train`` at other sizes (a preset's, or the recipe's) warns."""
+    transform = config.transform
+    return ["--min-size", *map(str, transform.min_size), "--max-size", str(transform.max_size)]
 
 
 def describe(args: argparse.Namespace) -> str:
