@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from torch import nn
 
 from .anchors import AnchorGenerator
+from .backbones.build import custom_feature_maps
 from .config import BACKBONES, CUSTOM_BACKBONE, BackboneConfig, FasterRCNNConfig
 from .roi_heads.pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .torchvision_heads import (
@@ -161,7 +162,8 @@ def constructor_form(backbone: nn.Module, keywords: Mapping[str, Any]) -> Constr
     min_size=..., ...)`` (its fine-tuning tutorial's form): torchvision's defaults (those
     of :class:`FasterRCNNConfig`), a backbone of its own (``"custom"``) with the
     ``out_channels`` it has, the anchor generator's sizes and aspect ratios, the pooler's
-    feature maps and grid, the fields that ``rpn_head``, ``box_head`` and
+    feature maps and grid (without one, the maps torchvision's default pooler takes from
+    the backbone: :func:`_default_pooler_maps`), the fields that ``rpn_head``, ``box_head`` and
     ``box_predictor`` of this package's classes set
     (:func:`~faster_rcnn.torchvision_heads.with_given_heads`), and the other keywords as
     :func:`with_torchvision_options` sets them.
@@ -202,7 +204,20 @@ def constructor_form(backbone: nn.Module, keywords: Mapping[str, Any]) -> Constr
     if pool is not None:
         sections["roi_heads"] = _pooler_fields(pool)
     config = with_torchvision_options(config.replace(**sections), options, "FasterRCNN")
+    if pool is None:
+        config = _default_pooler_maps(config, backbone)
     return ConstructorForm(with_given_heads(config, heads, "FasterRCNN"), heads)
+
+
+def _default_pooler_maps(config: FasterRCNNConfig, backbone: nn.Module) -> FasterRCNNConfig:
+    """``config`` pooling the maps torchvision's default pooler,
+    ``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)``, pools from ``backbone``: those of
+    its names that the backbone returns (``"0"`` alone from a backbone of one map, as the
+    tutorial's MobileNetV2 features are). Unchanged where the backbone cannot be probed or
+    returns none of them: building the model then names its maps."""
+    maps = custom_feature_maps(backbone, config) or {}
+    pooled = tuple(name for name in maps if name in config.roi_heads.featmap_names)
+    return config.replace(roi_heads={"featmap_names": pooled}) if pooled else config
 
 
 def _anchor_fields(generator: object) -> dict[str, Any]:

@@ -430,6 +430,50 @@ def test_torchvision_s_constructor_form_builds_the_model_its_config_describes():
         torch.testing.assert_close(g, w, rtol=0, atol=0)
 
 
+class TwoMapBackbone(nn.Module):
+    """Maps ``"0"`` (stride 8), ``"1"`` (stride 16) and an FPN's ``"pool"`` (stride 32)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fine = nn.Conv2d(3, 8, 3, stride=8, padding=1)
+        self.coarse = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.out_channels = 8
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        fine = self.fine(x)
+        coarse = self.coarse(fine)
+        return {"0": fine, "1": coarse, "pool": nn.functional.max_pool2d(coarse, 1, 2)}
+
+
+def test_torchvision_s_constructor_form_without_a_pooler_pools_the_backbone_s_maps():
+    """Without ``box_roi_pool``, torchvision's default ``MultiScaleRoIAlign(["0", "1",
+    "2", "3"], 7, 2)`` pools those of its maps the backbone returns: ``"0"`` of one map,
+    ``"0"`` and ``"1"`` (not ``"pool"``) of an FPN's two."""
+    torch.manual_seed(0)
+    one = FasterRCNN(
+        TutorialBackbone(),
+        num_classes=3,
+        rpn_anchor_generator=AnchorGenerator(sizes=((32, 64),), aspect_ratios=((1.0,),)),
+        min_size=96,
+        max_size=128,
+    )
+    assert one.config.roi_heads.featmap_names == ("0",)
+    assert one.roi_heads.box_roi_pool.featmap_names == ("0",)
+    two = FasterRCNN(
+        TwoMapBackbone(),
+        num_classes=3,
+        rpn_anchor_generator=AnchorGenerator(((32,), (64,), (128,)), ((0.5, 1.0, 2.0),) * 3),
+        min_size=96,
+        max_size=128,
+        box_score_thresh=0.0,
+    )
+    assert two.config.roi_heads.featmap_names == ("0", "1")
+    images, targets = batch()
+    assert all(torch.isfinite(v) for v in two.train()(images, targets).values())
+    with torch.no_grad():
+        assert sum(len(d["scores"]) for d in two.eval()(images)) > 0
+
+
 def test_torchvision_s_constructor_form_is_refused_in_one_line_where_it_cannot_be_built():
     backbone = TutorialBackbone()
     refusals = [

@@ -98,10 +98,7 @@ def check_custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> 
     """
     if config.backbone.name != CUSTOM_BACKBONE:
         return
-    transform = config.transform
-    divisor = transform.size_divisible
-    side = math.ceil(min(transform.min_size) / divisor) * divisor
-    maps = probed_feature_maps(backbone, side)
+    maps = custom_feature_maps(backbone, config)
     if maps is None:
         return
     config.check_feature_maps(tuple(maps))
@@ -112,6 +109,14 @@ def check_custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> 
             f"the backbone's feature maps have {wider} channels (by name), but its "
             f"out_channels and config.backbone.out_channels are {channels}"
         )
+
+
+def custom_feature_maps(backbone: nn.Module, config: FasterRCNNConfig) -> dict[str, int] | None:
+    """The feature maps ``backbone`` returns for a batch of ``config``'s smallest size, as
+    name -> channels (:func:`probed_feature_maps`); ``None`` where it cannot be probed."""
+    divisor = config.transform.size_divisible
+    side = math.ceil(min(config.transform.min_size) / divisor) * divisor
+    return probed_feature_maps(backbone, side)
 
 
 def probed_feature_maps(backbone: nn.Module, side: int) -> dict[str, int] | None:
