@@ -26,7 +26,7 @@ from .torchvision_heads import (
     layout_difference,
     replaced_heads_config,
 )
-from .torchvision_options import constructor_form, pooler_fields
+from .torchvision_options import constructor_form, keywords_with_class_count, pooler_fields
 from .transform import ImageTransform
 from .validation import (
     float_boxes,
@@ -81,7 +81,9 @@ class FasterRCNN(nn.Module):
             another class count (torchvision's fine-tuning idiom), which it follows, as
             it follows the other heads and the RoI pooler replaced by modules of this
             package's classes (:meth:`_follow_heads`); a model whose config does not
-            rebuild it is refused at save (:meth:`check_config_rebuilds`).
+            rebuild it is refused at save (:meth:`check_config_rebuilds`). An integer is
+            torchvision's ``num_classes`` in that place (``FasterRCNN(backbone, 2,
+            rpn_anchor_generator=...)``), with the keywords below.
         torchvision_keywords: instead of ``config``, torchvision's form
             (``num_classes=2, rpn_anchor_generator=AnchorGenerator(...),
             box_roi_pool=MultiScaleRoIAlign(...), min_size=...``): the config is made
@@ -98,11 +100,10 @@ class FasterRCNN(nn.Module):
             the user's own...) is refused.
 
     Raises:
-        TypeError: ``config`` is not a :class:`FasterRCNNConfig` (torchvision's
-            ``FasterRCNN(backbone, num_classes)`` is ``FasterRCNN(backbone, config)``
-            or ``FasterRCNN(backbone, num_classes=...)`` here), both a config (or
-            ``heads``) and keywords were given, or a keyword torchvision's
-            ``FasterRCNN`` does not take.
+        TypeError: ``config`` is neither a :class:`FasterRCNNConfig` nor a class
+            count, both a config (or ``heads``) and keywords were given, a class count
+            both in the config's place and as ``num_classes``, or a keyword
+            torchvision's ``FasterRCNN`` does not take.
         ValueError: the backbone contradicts ``config.backbone``; a custom one returns
             another number of feature maps than ``config.anchors`` has levels (or not the
             maps ``config.roi_heads`` pools); a keyword's value is out of its field's
@@ -114,12 +115,16 @@ class FasterRCNN(nn.Module):
     def __init__(
         self,
         backbone: nn.Module,
-        config: FasterRCNNConfig | None = None,
+        config: FasterRCNNConfig | int | None = None,
         *,
         heads: GivenHeads | None = None,
         **torchvision_keywords: Any,
     ) -> None:
         super().__init__()
+        if isinstance(config, int) and not isinstance(config, bool):
+            # torchvision's FasterRCNN(backbone, num_classes, ...): its second argument.
+            torchvision_keywords = keywords_with_class_count(config, torchvision_keywords)
+            config = None
         if torchvision_keywords:
             if config is not None or heads is not None:
                 raise TypeError(

@@ -220,6 +220,18 @@ def _default_pooler_maps(config: FasterRCNNConfig, backbone: nn.Module) -> Faste
     return config.replace(roi_heads={"featmap_names": pooled}) if pooled else config
 
 
+def keywords_with_class_count(num_classes: int, keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """torchvision's ``FasterRCNN(backbone, num_classes, ...)``, the class count given in
+    the config's place: the ``keywords`` of its constructor form with ``num_classes``.
+
+    Raises:
+        TypeError: ``num_classes`` given as a keyword too, as Python refuses it there.
+    """
+    if "num_classes" in keywords:
+        raise TypeError("FasterRCNN() got multiple values for argument 'num_classes'")
+    return {"num_classes": num_classes, **keywords}
+
+
 def _anchor_fields(generator: object) -> dict[str, Any]:
     """The :class:`AnchorConfig` fields of ``rpn_anchor_generator``."""
     if not isinstance(generator, AnchorGenerator):

@@ -363,17 +363,6 @@ def test_a_replaced_box_predictor_sets_the_class_count_labels_are_checked_agains
     assert model.config.num_classes == 3
 
 
-def test_torchvision_s_class_count_in_place_of_the_config_is_named():
-    """torchvision's ``FasterRCNN(backbone, num_classes)``: here the count is the config's."""
-    backbone = FasterRCNN.from_config(tiny("small")).backbone
-    message = r"^config must be a FasterRCNNConfig, got int: the class count is its num_classes"
-    with pytest.raises(TypeError, match=message):
-        FasterRCNN(backbone, 3)
-    with pytest.raises(TypeError, match=r"^config must be a FasterRCNNConfig, got dict: "):
-        FasterRCNN(backbone, {"num_classes": 3})
-    assert FasterRCNN(backbone, tiny("small", 5)).num_classes == 5
-
-
 class TutorialBackbone(nn.Sequential):
     """A backbone of one stride-16 map, returned as a tensor, with the ``out_channels``
     torchvision's fine-tuning tutorial sets on MobileNetV2's features."""
@@ -428,6 +417,27 @@ def test_torchvision_s_constructor_form_builds_the_model_its_config_describes():
     assert sum(len(d["scores"]) for d in got) > 0
     for g, w in zip(got, wanted, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def test_torchvision_s_class_count_in_place_of_the_config_is_its_num_classes():
+    """torchvision's ``FasterRCNN(backbone, num_classes, ...)``, its second argument: the
+    model of ``num_classes=`` that count; a count given twice, or a dict, is refused."""
+    generator = AnchorGenerator(sizes=((32, 64),), aspect_ratios=((1.0,),))
+    positional = FasterRCNN(TutorialBackbone(), 3, rpn_anchor_generator=generator, min_size=96)
+    keyword = FasterRCNN(
+        TutorialBackbone(), num_classes=3, rpn_anchor_generator=generator, min_size=96
+    )
+    assert positional.config == keyword.config
+    assert positional.config.num_classes == 3
+    assert positional.roi_heads.box_predictor.cls_score.out_features == 3
+    with pytest.raises(TypeError, match=r"^FasterRCNN\(\) got multiple values for argument "):
+        FasterRCNN(TutorialBackbone(), 3, num_classes=3)
+    backbone = FasterRCNN.from_config(tiny("small")).backbone
+    with pytest.raises(TypeError, match=r"^config must be a FasterRCNNConfig, got dict: "):
+        FasterRCNN(backbone, {"num_classes": 3})
+    with pytest.raises(TypeError, match=r"^config must be a FasterRCNNConfig, got bool: "):
+        FasterRCNN(backbone, True)
+    assert FasterRCNN(backbone, tiny("small", 5)).num_classes == 5
 
 
 class TwoMapBackbone(nn.Module):
