@@ -20,6 +20,7 @@ from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
+from .samplers import BalancedPositiveNegativeSampler
 from .torchvision_heads import (
     GivenHeads,
     check_described,
@@ -203,7 +204,8 @@ class FasterRCNN(nn.Module):
         resize and the normalisation, the anchors (``model.rpn.anchor_generator =
         AnchorGenerator(...)``), the RPN's thresholds and proposal limits, the RoI pooler
         (``model.roi_heads.box_roi_pool = MultiScaleRoIAlign(...)``), the head's
-        thresholds, the detections an image."""
+        thresholds, the detections an image, and the anchors and RoIs a training image
+        samples (``fg_bg_sampler.batch_size_per_image`` and ``positive_fraction``)."""
         try:
             changed = self._changed_settings()
             if changed:
@@ -233,6 +235,7 @@ class FasterRCNN(nn.Module):
                 "score_thresh": rpn.score_thresh,
                 "min_size": rpn.min_size,
                 **rpn.proposal_limits(),
+                **_sampled(rpn.fg_bg_sampler),
             },
             "roi_heads": {
                 # A pooler set as model.roi_heads.box_roi_pool, where a config describes it.
@@ -240,6 +243,7 @@ class FasterRCNN(nn.Module):
                 "score_thresh": heads.score_thresh,
                 "nms_thresh": heads.nms_thresh,
                 "detections_per_img": heads.detections_per_img,
+                **_sampled(heads.fg_bg_sampler),
             },
         }
         return {
@@ -488,3 +492,12 @@ class FasterRCNN(nn.Module):
             self.transform.postprocess(detections, sizes, batch.original_sizes),
             self.transform.postprocess(proposals, sizes, batch.original_sizes),
         )
+
+
+def _sampled(sampler: BalancedPositiveNegativeSampler) -> dict[str, object]:
+    """The config fields of a training sampler's numbers, which torchvision's users set
+    on the built model (``model.rpn.fg_bg_sampler.batch_size_per_image = 128``)."""
+    return {
+        "batch_size_per_image": sampler.batch_size_per_image,
+        "positive_fraction": sampler.positive_fraction,
+    }

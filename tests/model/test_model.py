@@ -11,6 +11,7 @@ from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
 from faster_rcnn.roi_heads import MultiScaleRoIAlign
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 from faster_rcnn.rpn.head import RPNHead
+from faster_rcnn.samplers import BalancedPositiveNegativeSampler
 from faster_rcnn.train.checkpoint import load_model, save_model
 from spread_models import spread_scores
 
@@ -176,6 +177,32 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
     assert loaded.roi_heads.detections_per_img == 3 and loaded.roi_heads.nms_thresh == 0.3
     assert 0 < len(got[0]["scores"]) <= 3
     model.roi_heads.score_thresh = 1.5
+    with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
+        save_model(model, tmp_path / "other.safetensors")
+
+
+def test_training_samplers_set_on_the_modules_are_what_a_model_file_records(tmp_path):
+    """torchvision's users set the RoIs and anchors a training image samples on
+    ``model.roi_heads.fg_bg_sampler`` and ``model.rpn.fg_bg_sampler``: the head's is its
+    target creator's, and the config follows both, so a model file trains alike."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    assert model.roi_heads.fg_bg_sampler is model.roi_heads.target_creator.fg_bg_sampler
+    model.roi_heads.fg_bg_sampler.batch_size_per_image = 16
+    model.roi_heads.fg_bg_sampler.positive_fraction = 0.5
+    model.rpn.fg_bg_sampler.batch_size_per_image = 32
+    assert model.config.roi_heads.batch_size_per_image == 16
+    assert model.config.roi_heads.positive_fraction == 0.5
+    assert model.config.rpn.batch_size_per_image == 32
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    sampler = loaded.roi_heads.fg_bg_sampler
+    assert (sampler.batch_size_per_image, sampler.positive_fraction) == (16, 0.5)
+    assert loaded.rpn.fg_bg_sampler.batch_size_per_image == 32
+    loaded.roi_heads.fg_bg_sampler = BalancedPositiveNegativeSampler(8, 0.25)
+    assert loaded.roi_heads.target_creator.fg_bg_sampler.batch_size_per_image == 8
+    assert loaded.config.roi_heads.batch_size_per_image == 8
+    model.rpn.fg_bg_sampler.positive_fraction = 1.5
     with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
         save_model(model, tmp_path / "other.safetensors")
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..config import FasterRCNNConfig, RoIHeadsConfig
 from ..ops.boxes import BoxCoder
+from ..samplers import BalancedPositiveNegativeSampler
 from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
@@ -69,6 +70,16 @@ class RoIHeads(nn.Module):
         self.class_nms_thresh = class_nms_thresh
         self.soft_nms_sigma = soft_nms_sigma
         self.soft_nms_min_score = soft_nms_min_score
+
+    @property
+    def fg_bg_sampler(self) -> BalancedPositiveNegativeSampler:
+        """The sampler of the training RoIs, :attr:`target_creator`'s, where torchvision's
+        users find it (``roi_heads.fg_bg_sampler.batch_size_per_image = 256``)."""
+        return self.target_creator.fg_bg_sampler
+
+    @fg_bg_sampler.setter
+    def fg_bg_sampler(self, sampler: BalancedPositiveNegativeSampler) -> None:
+        self.target_creator.fg_bg_sampler = sampler
 
     @classmethod
     def from_config(
