@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from faster_rcnn import FasterRCNN, FasterRCNNConfig, models
 from faster_rcnn.export import DetectionGraph, prepare_graph_inputs
 from faster_rcnn.export.graph_ops import nms_rows
 from faster_rcnn.models import paper_vgg16_config, small_config
 from faster_rcnn.ops import nms
+from faster_rcnn.roi_heads import MultiScaleRoIAlign
 from spread_models import images_of_sizes, small_detector, spread_scores
 
 SIZES = [(240, 320), (300, 200), (100, 400)]
@@ -193,3 +195,35 @@ def test_nms_rows_keeps_the_greedy_choice_of_every_row():
 def test_graph_refuses_a_float64_model():
     with pytest.raises(ValueError, match="float32"):
         DetectionGraph(models.small(3).double())
+
+
+class _DoubledRoIAlign(MultiScaleRoIAlign):
+    """A subclass pooling otherwise: the graph would pool it as its parent."""
+
+    def forward(self, x, boxes, image_shapes):
+        return super().forward(x, boxes, image_shapes) * 2
+
+
+class _WrappedPooler(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, boxes, image_shapes):
+        return self.inner(x, boxes, image_shapes)
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        lambda pool: _DoubledRoIAlign(pool.featmap_names, pool.output_size, pool.sampling_ratio),
+        lambda pool: MultiScaleRoIAlign(pool.featmap_names, (7, 5), pool.sampling_ratio),
+        _WrappedPooler,
+    ],
+    ids=["subclass", "rectangular grid", "wrapper"],
+)
+def test_graph_refuses_a_pooler_it_would_not_pool_as(replace):
+    model = models.small(3)
+    model.roi_heads.box_roi_pool = replace(model.roi_heads.box_roi_pool)
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_roi_pool is \w+\(.*export"):
+        DetectionGraph(model)

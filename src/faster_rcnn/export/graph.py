@@ -28,6 +28,7 @@ from ..model import FasterRCNN
 from ..ops.boxes import large_enough
 from ..roi_heads.pooling import LevelMapper, MultiScaleRoIAlign, setup_scales
 from ..rpn.network import concat_box_prediction_layers
+from ..torchvision_options import pooler_fields
 from ..transform import ImageTransform, resize_image
 from .graph_ops import nms_rows, pool_levels, soft_nms_rows
 
@@ -43,7 +44,8 @@ class DetectionGraph(nn.Module):
             (so the model) is put in eval mode.
 
     Raises:
-        ValueError: the model is not float32.
+        ValueError: the model is not float32, or its RoI pooler is not one the graph pools
+            as (:func:`_check_pooler`).
     """
 
     def __init__(self, model: FasterRCNN) -> None:
@@ -57,6 +59,7 @@ class DetectionGraph(nn.Module):
         self.register_buffer("image_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.eval()
+        _check_pooler(model.roi_heads.box_roi_pool)
         self.pooled_names, self.spatial_scales, self.level_mapper = _pooling_levels(model)
 
     def forward(
@@ -254,6 +257,20 @@ def prepare_graph_inputs(
         torch.tensor([image.shape[-2:] for image in resized], dtype=torch.int64),
         torch.tensor([image.shape[-2:] for image in images], dtype=torch.int64),
     )
+
+
+def _check_pooler(pooler: nn.Module) -> None:
+    """Refuse a RoI pooler the graph does not pool as: :func:`pool_levels` stands for
+    exactly this package's :class:`MultiScaleRoIAlign` or
+    :class:`~faster_rcnn.roi_heads.pooling.SingleScaleRoIPool` of a square grid, reading
+    their settings; a subclass's own ``forward``, a rectangular grid or a module of
+    another class would be pooled otherwise, or not at all."""
+    if pooler_fields(pooler) is None:
+        raise ValueError(
+            f"model.roi_heads.box_roi_pool is {type(pooler).__name__}({pooler.extra_repr()}): "
+            "export pools as faster_rcnn.roi_heads.MultiScaleRoIAlign or SingleScaleRoIPool "
+            "of a square grid do, and would not pool as this one does"
+        )
 
 
 def _pooling_levels(model: FasterRCNN) -> tuple[list[str], list[float], LevelMapper | None]:
