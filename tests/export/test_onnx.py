@@ -7,8 +7,10 @@ Skipped without the optional ``onnx`` extra (``.ci/run`` installs it).
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import json
+import sys
 
 import pytest
 import torch
@@ -266,3 +268,37 @@ def test_onnx_detector_refuses_other_onnx_files(tmp_path):
         f"{tmp_path / 'model.safetensors'} is a model file, not an ONNX export: `predict "
         "--model` runs it, `export --model` writes its ONNX file"
     )
+
+
+class _BrokenInstall(importlib.abc.MetaPathFinder):
+    """A finder that fails on ``name`` as an install missing its shared library does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, name, path, target=None):
+        if name == self.name:
+            raise ImportError(f"lib{name}.so: cannot open shared object file")
+        return None
+
+
+@pytest.mark.parametrize(
+    ("module", "use"),
+    [
+        ("onnx", lambda path: export_onnx(models.small(2), path)),
+        ("onnxscript", lambda path: export_onnx(models.small(2), path)),
+        ("onnxruntime", OnnxDetector),
+    ],
+)
+def test_a_module_of_the_extra_that_does_not_import_is_named_with_why(
+    module, use, tmp_path, monkeypatch
+):
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenInstall(module), *sys.meta_path])
+    with pytest.raises(ValueError) as refused:
+        use(tmp_path / "model.onnx")
+    assert str(refused.value) == (
+        f"ONNX support needs {module} (lib{module}.so: cannot open shared object file): "
+        "pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
+    )
+    assert not (tmp_path / "model.onnx").exists()

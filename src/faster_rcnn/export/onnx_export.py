@@ -13,7 +13,7 @@ resizes as the model did and names the classes.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -35,10 +35,16 @@ ONNX_EXTRA = "pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
 
 
 def require_onnx(*modules: str) -> None:
-    """Fail with the install command when a module of the ``onnx`` extra is missing."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ValueError(f"ONNX support needs {', '.join(missing)}: {ONNX_EXTRA}")
+    """Fail with the install command when a module of the ``onnx`` extra is missing, or
+    is there but does not import (a broken install: a shared library or a module it
+    needs missing), saying why. The first such module is named: the others may fail
+    only for it (onnxscript imports onnx)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            why = "" if error.name == name else f" ({error})"
+            raise ValueError(f"ONNX support needs {name}{why}: {ONNX_EXTRA}") from None
 
 
 def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path:
