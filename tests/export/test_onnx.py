@@ -270,6 +270,21 @@ def test_onnx_detector_refuses_other_onnx_files(tmp_path):
     )
 
 
+def test_onnx_detector_given_a_folder_names_the_export_in_it(tmp_path):
+    """ONNX Runtime called a folder a file it could not parse (a protobuf error)."""
+    with pytest.raises(ValueError) as refused:
+        OnnxDetector(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path} is a folder: pass an ONNX file (`faster-rcnn export` writes one)"
+    )
+    (tmp_path / "model.onnx").write_bytes(b"")  # a run's export, by its name
+    with pytest.raises(ValueError) as refused:
+        OnnxDetector(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path} is a folder: pass the ONNX file in it, {tmp_path / 'model.onnx'}"
+    )
+
+
 class _BrokenInstall(importlib.abc.MetaPathFinder):
     """A finder that fails on ``name`` as an install missing its shared library does."""
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..config import FasterRCNNConfig
+from ..train.checkpoint import MODEL_FILE
 from ..transform import ImageTransform
 from ..validation import rgb_image_list, validate_image_sizes, validate_images
 from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, prepare_graph_inputs
@@ -30,6 +31,7 @@ class OnnxDetector:
         require_onnx("onnxruntime")
         import onnxruntime
 
+        _check_onnx_file(Path(path))
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -75,3 +77,14 @@ class OnnxDetector:
             {"boxes": b[f], "labels": lab[f], "scores": s[f]}
             for b, s, lab, f in zip(boxes, scores, labels, found, strict=True)
         ]
+
+
+def _check_onnx_file(path: Path) -> None:
+    """Refuse a folder, naming the export in it (a run's ``model.onnx``): ONNX Runtime
+    would call it a file it cannot parse."""
+    if not path.is_dir():
+        return
+    inside = path / Path(MODEL_FILE).with_suffix(".onnx")
+    if inside.is_file():
+        raise ValueError(f"{path} is a folder: pass the ONNX file in it, {inside}")
+    raise ValueError(f"{path} is a folder: pass an ONNX file (`faster-rcnn export` writes one)")
