@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from faster_rcnn.cli import arguments, build_parser, main
+from faster_rcnn.cli import export as export_cli
 from faster_rcnn.cli import train as train_cli
 from faster_rcnn.cli.run_folder import scheme_of
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
@@ -809,12 +810,35 @@ def test_a_run_trained_over_names_what_the_replaced_model_left_beside_it(tmp_pat
     capsys.readouterr()
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.endswith("go as training begins; model.onnx, made from that model, stays")
+    assert first.endswith("go as training begins; model.onnx, made from that run, stays")
     (out / "evaluation").mkdir()
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.endswith("; model.onnx and evaluation/, made from that model, stay")
+    assert first.endswith("; model.onnx and evaluation/, made from that run, stay")
     assert (out / "model.onnx").read_bytes() == b"the replaced model's"
+
+
+def test_a_checkpoints_export_goes_beside_its_stage_where_its_next_checkpoint_leaves_it(
+    tmp_path, capsys, monkeypatch
+):
+    """MODEL.onnx beside a checkpoint's model was inside the checkpoint's folder, which the
+    run's next checkpoint replaces whole: the export went silently. It is RUN/joint.onnx,
+    which a run trained over names as it names model.onnx."""
+    monkeypatch.setattr(export_cli, "export_onnx", lambda model, out: out.write_bytes(b"onnx"))
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--out", str(run), *TINY]
+    assert main([*argv, "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--model", str(run / "joint" / "model.safetensors")]) == 0
+    assert f"-> {run / 'joint.onnx'} (" in capsys.readouterr().out
+    assert main(["export", "--model", str(run / "model.safetensors")]) == 0
+    assert f"-> {run / 'model.onnx'} (" in capsys.readouterr().out
+    assert main([*argv, "--steps", "3", "--resume"]) == 0
+    assert (run / "joint.onnx").read_bytes() == b"onnx"
+    capsys.readouterr()
+    assert main([*argv, "--steps", "1"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("; model.onnx and joint.onnx, made from that run, stay")
 
 
 def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, capsys):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..export import export_onnx
-from ..train.checkpoint import load_model, read_model_config
+from ..train.checkpoint import load_model, read_model_config, run_and_stage_of
 from .arguments import check_out_file
 
 
@@ -24,12 +24,17 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
     parser.add_argument("--format", choices=["onnx"], default="onnx")
-    parser.add_argument("--out", type=Path, help="the file to write (default: MODEL.onnx)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the file to write (default: MODEL.onnx; for a run's checkpoint, "
+        "RUN/joint/model.safetensors, RUN/joint.onnx, which the run's next checkpoint leaves)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out or args.model.with_suffix(".onnx")
+    out = args.out or default_onnx_path(args.model)
     read_model_config(args.model)  # a bad --model is named as such before --out is checked
     check_onnx_out(out, args.model)
     model = load_model(args.model)
@@ -38,6 +43,17 @@ def run(args: argparse.Namespace) -> int:
     size = out.stat().st_size / 2**20
     print(f"{args.model} -> {out} ({size:.1f} MiB, {time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def default_onnx_path(model: Path) -> Path:
+    """``model`` with the suffix ``.onnx``; for the model of a training checkpoint
+    (``<run>/<stage>/model.safetensors``), ``<run>/<stage>.onnx``: the run's next
+    checkpoint replaces the stage's folder whole, an export in it with it."""
+    found = run_and_stage_of(model.parent)
+    if found is None:
+        return model.with_suffix(".onnx")
+    run, stage = found
+    return run / f"{stage}.onnx"
 
 
 def check_onnx_out(out: Path, model: Path) -> None:

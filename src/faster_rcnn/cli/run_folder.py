@@ -34,9 +34,14 @@ SCHEME_STAGES = {
     "rpn": (rpn_only.STAGE,),
     "alternating": STAGES,
 }
-# What export and evaluate write beside a run's model file by default: a run trained over
-# it leaves them, and `predict --onnx` would run the model replaced.
-MADE_FROM_MODEL = (str(Path(MODEL_FILE).with_suffix(".onnx")), "evaluation/")
+# What export and evaluate write beside a run's model file, or of its checkpoints, by
+# default: a run trained over it leaves them, and `predict --onnx` would run the model
+# replaced.
+MADE_FROM_MODEL = (
+    str(Path(MODEL_FILE).with_suffix(".onnx")),
+    *(f"{stage}.onnx" for stage in dict.fromkeys(sum(SCHEME_STAGES.values(), ()))),
+    "evaluation/",
+)
 
 
 def check_out(
@@ -79,7 +84,7 @@ def say_replaced_run(out: Path) -> None:
         written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         made = [name for name in MADE_FROM_MODEL if (out / name).exists()]
         stays = "s" * (len(made) == 1)
-        stay = f"; {' and '.join(made)}, made from that model, stay{stays}" if made else ""
+        stay = f"; {' and '.join(made)}, made from that run, stay{stays}" if made else ""
         print(
             f"{out} holds a finished run (its {MODEL_FILE} of {written}): this run replaces "
             f"it{_going(out)}{stay}"
