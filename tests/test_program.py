@@ -57,3 +57,32 @@ def test_ctrl_c_while_the_command_line_imports_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(sys, "meta_path", [InterruptedImport("faster_rcnn.cli"), *sys.meta_path])
     assert program.main() == 130
     assert capsys.readouterr().err == "faster-rcnn: interrupted by SIGINT\n"
+
+
+# A real SIGINT the moment PyTorch's extension imports NumPy, which swallowed the
+# KeyboardInterrupt and left NumPy half-imported: the command ran on (here: its help).
+CTRL_C_IN_NUMPY_IMPORT = """
+import importlib.abc, signal, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "numpy":
+            sys.meta_path.remove(self)
+            signal.raise_signal(signal.SIGINT)
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["faster-rcnn", "--help"]
+from faster_rcnn.__main__ import main
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_pytorch_imports_numpy_is_held_and_ends_the_program_in_one_line():
+    run = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_NUMPY_IMPORT], capture_output=True, text=True
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (
+        130,
+        "",
+        "faster-rcnn: interrupted by SIGINT\n",
+    )
