@@ -51,6 +51,21 @@ def test_another_stages_checkpoint_is_refused_and_changed_settings_are_named(tmp
         state_of(model, "rpn", CFG.replace(seed=4, max_seconds=60.0)).restore(tmp_path)
 
 
+def test_another_schemes_checkpoint_is_refused_where_both_say_theirs(tmp_path):
+    """Stage "rpn" is the RPN trained alone's and the alternating scheme's first step's."""
+    model = FasterRCNN.from_config(small_config(3))
+    params = list(model.parameters())
+    TrainingState(model, CFG, params, "rpn", scheme="alternating").save(tmp_path, [{"loss": 1.0}])
+    with pytest.raises(
+        ValueError, match=r"written by the 'alternating' scheme, not 'rpn': resume it with"
+    ):
+        TrainingState(model, CFG, params, "rpn", scheme="rpn").restore(tmp_path)
+    same = TrainingState(model, CFG, params, "rpn", scheme="alternating")
+    assert same.restore(tmp_path) == [{"loss": 1.0}]
+    # A trainer not told its scheme resumes any (an older state says none either).
+    assert TrainingState(model, CFG, params, "rpn").restore(tmp_path) == [{"loss": 1.0}]
+
+
 @pytest.mark.parametrize(
     ("before", "after", "said"),
     [

@@ -149,7 +149,8 @@ class TrainingState:
         global random generators back, and return the history of the steps done.
 
         Raises:
-            ValueError: the checkpoint is another stage's, or unreadable.
+            ValueError: the checkpoint is another stage's, or another scheme's (where both
+                say theirs), or unreadable.
         """
         found = TrainingCheckpoint.find(stage_dir)
         trained = read_model_config(found / MODEL_FILE) if found is not None else None
@@ -162,6 +163,12 @@ class TrainingState:
             raise ValueError(f"{message}; {error}") from error
         if checkpoint.stage != self.stage:
             raise ValueError(f"{stage_dir} holds stage {checkpoint.stage!r}, not {self.stage!r}")
+        # Stage "rpn" is the RPN trained alone's and the alternating scheme's first step's.
+        if None not in (checkpoint.scheme, self.scheme) and checkpoint.scheme != self.scheme:
+            raise ValueError(
+                f"{stage_dir} was written by the {checkpoint.scheme!r} scheme, not "
+                f"{self.scheme!r}: resume it with the scheme it was started with"
+            )
         changed = self.cfg.changes_since(checkpoint.train_config)
         if trained is not None:  # the model's settings too: sizes, NMS, sampling...
             changed += self.model.config.changes_since(trained)
