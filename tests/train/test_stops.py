@@ -4,7 +4,12 @@ import signal
 
 import pytest
 
-from faster_rcnn.train.stops import DOUBLE_PRESS_SECONDS, StopRequest
+from faster_rcnn.train.stops import (
+    DOUBLE_PRESS_SECONDS,
+    LOSS_BLOWUP,
+    NonFiniteGuard,
+    StopRequest,
+)
 
 
 def test_a_second_ctrl_c_quits_unless_it_is_the_same_press_twice(monkeypatch, capsys):
@@ -29,3 +34,25 @@ def test_sigterm_is_recorded_without_a_word_and_never_quits_at_once(capsys):
     assert request.signum == signal.SIGTERM and capsys.readouterr().err == ""
     request.handle(signal.SIGINT, None)  # a Ctrl-C after it is a first one
     assert request.signum == signal.SIGINT
+
+
+def test_a_loss_blowup_is_measured_against_the_first_positive_finite_loss():
+    guard = NonFiniteGuard("joint", limit=5)
+    guard.check(0, {"loss": 0.0})  # no reference: every loss would be infinitely many times it
+    guard.check(1, {"loss": 2.0})
+    guard.check(2, {"loss": 2.0 * LOSS_BLOWUP * 0.99})
+    assert not guard.diverged and not guard.holds_back
+    guard.check(3, {"loss": 2.0 * LOSS_BLOWUP})
+    assert guard.diverged and guard.holds_back and guard.blown_up == (3, 2e4, 2.0)
+    assert str(guard.error(None)).startswith(
+        "joint, step 3: the loss blew up to 2e+04, 1e+04 times the stage's first (2); "
+    )
+
+
+def test_a_resumed_stage_measures_a_blowup_against_the_first_loss_of_its_history():
+    history = [{"loss": float("nan")}, {"loss": 0.5}, {"loss": 900.0}]
+    guard = NonFiniteGuard("rpn", limit=5, history=history)
+    guard.check(3, {"loss": 4000.0})  # 8000 times 0.5
+    assert not guard.diverged
+    guard.check(4, {"loss": 5000.0})
+    assert guard.blown_up == (4, 5000.0, 0.5)

@@ -345,6 +345,42 @@ def test_a_diverged_stage_keeps_the_checkpoint_written_before_its_non_finite_los
     assert all(math.isfinite(v) for record in history[2:] for v in record.values())
 
 
+def test_a_finite_loss_that_blows_up_stops_the_stage_keeping_the_checkpoint_before_it(tmp_path):
+    """Weights blown up by too high a rate give huge but finite losses, which the
+    non-finite checks let through to the checkpoints: a loss LOSS_BLOWUP times the
+    stage's first stops it, as non-finite ones do."""
+
+    def blowing_up_from_call_4(model, images, targets, generator):
+        losses = model(images, targets, generator=generator)
+        calls.append(0)
+        if len(calls) >= 4:  # finite, and the gradient too (clipped)
+            losses = {name: loss * 1e6 for name, loss in losses.items()}
+        return losses
+
+    calls: list[int] = []
+    model = tiny_model()
+    cfg = TrainConfig(steps=8, batch_size=1, checkpoint_every=2)
+    trainer = Trainer(model, DATA, cfg, compute_losses=blowing_up_from_call_4, out_dir=tmp_path)
+    stage = tmp_path / "joint"
+    with pytest.raises(TrainingDiverged) as diverged:
+        trainer.fit()
+    first, blown = [r["losses"]["loss"] for r in read_records(tmp_path / "metrics.jsonl")][::3]
+    assert blown / first > 1e4 and trainer.skipped_steps == 0
+    assert str(diverged.value) == (
+        f"joint, step 3: the loss blew up to {blown:.3g}, {blown / first:.2g} times the "
+        f"stage's first ({first:.3g}); stopped without saving the weights that gave it; the "
+        f"checkpoint of step 2 in {stage}, written before them, is kept (--resume goes on "
+        "from it). The learning rate is too high: train with a lower --lr"
+    )
+    assert TrainingCheckpoint.steps_in(stage) == 2
+    # Resumed at step 2, the stage compares with the first loss of its history.
+    calls[:] = [0, 0]
+    resumed = Trainer(model, DATA, cfg, compute_losses=blowing_up_from_call_4, out_dir=tmp_path)
+    with pytest.raises(TrainingDiverged, match=rf"^joint, step 3: .* \({first:.3g}\);"):
+        resumed.fit(resume=True)
+    assert TrainingCheckpoint.steps_in(stage) == 2
+
+
 def test_a_single_non_finite_step_is_skipped_and_training_goes_on():
     def losses_nan_at_step_1(model, images, targets, generator):
         losses = model(images, targets, generator=generator)

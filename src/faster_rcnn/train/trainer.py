@@ -165,8 +165,9 @@ class Trainer:
         SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
         (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
         row stop the stage, keeping the checkpoint written before them (none is written
-        while the losses are not finite: their weights gave them). An image that cannot be read is
-        replaced by the next readable one, with a warning, and counted in
+        while the losses are not finite: their weights gave them); so does one finite loss
+        :data:`~.stops.LOSS_BLOWUP` times the stage's first. An image that cannot be read
+        is replaced by the next readable one, with a warning, and counted in
         :attr:`unreadable` (with ``cfg.skip_unreadable`` off it stops the stage, with a
         checkpoint).
 
@@ -185,12 +186,13 @@ class Trainer:
             ValueError: ``resume`` without an output folder, or an unusable checkpoint.
             ImportError: ``tensorboard_dir`` without TensorBoard installed.
             TrainingInterrupted: SIGINT or SIGTERM stopped the stage.
-            TrainingDiverged: ``cfg.max_nonfinite_steps`` non-finite losses in a row.
+            TrainingDiverged: ``cfg.max_nonfinite_steps`` non-finite losses in a row, or
+                a loss :data:`~.stops.LOSS_BLOWUP` times the stage's first.
             UnreadableImageError: an unreadable image without ``cfg.skip_unreadable``, or
                 no readable image at all.
         """
         history = self._start(resume)
-        guard = NonFiniteGuard(self.stage, self.cfg.max_nonfinite_steps)
+        guard = NonFiniteGuard(self.stage, self.cfg.max_nonfinite_steps, history)
         with stop_requests() as stops, distributed.peers_lost_as_error(self._lost_peers_message):
             unreadable = self._run_steps(history, resume, guard, stops)
             # Also a signal that came during the last step's checkpoint.
@@ -262,7 +264,7 @@ class Trainer:
                 guard.check(step, record, updated=grad_norm is not None)
                 logger.log(self._metrics(step, lr, record, grad_norm, len(batch[0]), tic))
                 bar.update(record, budget.shown_plan)
-                if not guard.in_a_row:  # weights whose last loss was not finite are not saved
+                if not guard.holds_back:  # weights with a non-finite or blown-up loss
                     cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
