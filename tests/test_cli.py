@@ -1407,3 +1407,28 @@ def test_train_and_the_demo_started_by_torchrun_as_several_processes_are_refused
     monkeypatch.setenv("WORLD_SIZE", "")
     empty = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(tmp_path / "e")]
     assert main([*empty, *TINY]) == 0
+
+
+def test_sigterm_outside_training_is_not_taken_for_a_failure_of_the_code_it_lands_in(
+    tmp_path, monkeypatch
+):
+    """Outside training SIGTERM raises where the command is; landing in an image's
+    decoding, which takes any Exception for a corrupt file, it was an unreadable image,
+    skipped, and the command went on."""
+    from PIL import Image
+
+    from faster_rcnn import cli
+    from faster_rcnn.data import dataset
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(path)
+    monkeypatch.setattr(
+        dataset, "_rgb_pixels", lambda image, depth: signal.raise_signal(signal.SIGTERM)
+    )
+    previous = signal.signal(signal.SIGTERM, cli._interrupt)
+    try:
+        with pytest.raises(cli.Interrupted) as stop:
+            read_image(path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stop.value.signum == signal.SIGTERM

@@ -78,8 +78,10 @@ def _os_error_line(error: OSError) -> str:
     return str(error)
 
 
-class Interrupted(Exception):
-    """A stop signal outside training."""
+class Interrupted(BaseException):
+    """A stop signal outside training; not an ``Exception``, as ``KeyboardInterrupt`` is
+    not, so that no ``except Exception`` it lands in takes it for a failure of its own (an
+    image that could not be decoded, skipped, and the command going on)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
