@@ -74,3 +74,40 @@ def test_match_best_labels_as_the_matrix_does_and_refuses_low_quality_matches() 
     assert [m.tolist() for m in PAPER_HEAD(iou)] == [matches.tolist(), labels.tolist()]
     with pytest.raises(ValueError, match="low-quality matches need every IoU"):
         RPN.match_best(best.values, best.indices)
+
+
+def matrix_rule(matcher: Matcher, iou: torch.Tensor) -> tuple[list[int], list[int]]:
+    """The rule on the whole matrix, written out: each column's best row and band, then
+    rule (i) from each row's best."""
+    values, matches = iou.max(dim=0)
+    labels = torch.tensor(matcher.labels)[
+        torch.bucketize(values, torch.tensor(matcher.thresholds), right=True)
+    ]
+    best_of_gt = iou.max(dim=1).values
+    counts = (best_of_gt > 0) & (best_of_gt >= matcher.low_quality_min_iou)
+    if matcher.allow_low_quality_matches:
+        labels[((iou == best_of_gt[:, None]) & counts[:, None]).any(dim=0)] = 1
+    return matches.tolist(), labels.tolist()
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 12, 13, 40])
+@pytest.mark.parametrize(
+    "matcher", [RPN, PAPER_HEAD, Matcher((0.3, 0.7), (0, -1, 1), True, low_quality_min_iou=0.66)]
+)
+def test_match_blocks_is_the_whole_matrix_at_any_block_width(matcher, width) -> None:
+    # IoUs up to 0.65 in steps of 0.05, so rule (i) makes every positive: ties within
+    # columns (the first row wins) and within rows (GT box 1's best, 0.65, in columns 0, 3
+    # and 8, all positive, whatever the blocks); -1 as a left-out prediction. The floor
+    # of 0.66 leaves every GT box out of rule (i).
+    generator = torch.Generator().manual_seed(3)
+    iou = torch.randint(0, 14, (4, 13), generator=generator).float() * 0.05
+    iou[:, 6] = -1.0
+    iou[3] = 0.0  # a GT box nothing overlaps
+    expected = matrix_rule(matcher, iou)
+
+    def blocks():
+        for first in range(0, 13, width):
+            yield slice(first, first + width), iou[:, first : first + width].clone()
+
+    assert [m.tolist() for m in matcher.match_blocks(blocks, 13)] == list(expected)
+    assert [m.tolist() for m in matcher(iou)] == list(expected)

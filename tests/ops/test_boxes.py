@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faster_rcnn.ops import BoxCoder, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
-from faster_rcnn.ops.boxes import best_box_iou, box_ioa
+from faster_rcnn.ops.boxes import best_box_iou, box_ioa, box_iou_blocks
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:
@@ -187,3 +187,17 @@ def test_best_box_iou_is_the_matrix_maximum_bit_for_bit_in_any_block_size() -> N
         assert torch.equal(indices, expected.indices)
     values, indices = best_box_iou(boxes, candidates[:0])
     assert values.shape == indices.shape == (0,) and indices.dtype == torch.int64
+
+
+def test_box_iou_blocks_are_the_matrix_columns_bit_for_bit() -> None:
+    generator = torch.Generator().manual_seed(1)
+    corners = torch.rand(7, 2, generator=generator) * 40
+    boxes = torch.cat((corners, corners + 10), dim=1)
+    candidates = torch.cat((boxes + 1, boxes * 0.5, boxes[:3]))  # 17 columns
+    expected = box_iou(boxes, candidates)
+    # 1 pair: a column a block; 7 * 5: blocks of 5 and a last one of 2; 7 * 17: one block.
+    for block_pairs, widths in ((1, [1] * 17), (7 * 5, [5, 5, 5, 2]), (7 * 17, [17])):
+        blocks = list(box_iou_blocks(boxes, candidates, block_pairs))
+        assert [block.shape for _, block in blocks] == [(7, w) for w in widths]
+        assert [expected[:, columns].shape[1] for columns, _ in blocks] == widths
+        assert torch.equal(torch.cat([block for _, block in blocks], dim=1), expected)

@@ -1,14 +1,20 @@
+import functools
+import sys
+
 import pytest
 import torch
 
 from faster_rcnn import FasterRCNN
+from faster_rcnn.anchors import anchors_crossing_border
 from faster_rcnn.config import FasterRCNNConfig
 from faster_rcnn.insight.anchor_coverage import PaddedBatchAnchors
 from faster_rcnn.models import PRESETS, preset_config
 from faster_rcnn.ops.boxes import box_iou
+from faster_rcnn.rpn import anchor_targets
 from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
 from faster_rcnn.samplers import BalancedPositiveNegativeSampler, HardNegativeSampler
 from faster_rcnn.transform import padded_size
+from peak_memory import peak_rise_mb
 
 GT = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
 BIG_IMAGE = (1000, 1000)
@@ -213,3 +219,54 @@ def test_a_floor_keeps_weak_best_matches_out() -> None:
     assert labels.tolist() == [1.0, 0.0]
     labels, _ = creator(low_quality_min_iou=0.3).assign_single(anchors, gt, BIG_IMAGE)
     assert labels.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("allowed_border", [-1, 0])
+@pytest.mark.parametrize("block_pairs", [1, 5 * 7, 5 * 8, 5 * 300])
+def test_every_iou_is_matched_a_block_of_anchors_at_a_time_as_on_the_whole_matrix(
+    monkeypatch, allowed_border, block_pairs
+) -> None:
+    # 5 boxes (two duplicates, one on the border) against 300 anchors, in blocks of 1, 7
+    # (a short last one), 8 and 300 anchors: the labels and matches of the whole matrix.
+    generator = torch.Generator().manual_seed(5)
+    corners = (torch.rand(300, 2, generator=generator) * 90 - 5).round()
+    anchors = torch.cat((corners, corners + torch.tensor([[16.0, 8.0]])), dim=1)
+    gt = torch.tensor(
+        [
+            [10.0, 10.0, 26.0, 20.0],
+            [10.0, 10.0, 26.0, 20.0],
+            [0.0, 40.0, 12.0, 52.0],
+            [50.0, 50.0, 66.0, 58.0],
+            [30.0, 5.0, 60.0, 25.0],
+        ]
+    )
+    iou = box_iou(gt, anchors)
+    crossing = anchors_crossing_border(anchors, (100, 100), 0)
+    if allowed_border >= 0:
+        iou = iou.masked_fill(crossing[None], -1.0)
+    matcher = creator(allowed_border=allowed_border).matcher
+    expected_matches, expected_labels = matcher(iou)
+    expected_labels = expected_labels.float().masked_fill(crossing & (allowed_border >= 0), -1)
+    blocks = functools.partial(anchor_targets.box_iou_blocks, block_pairs=block_pairs)
+    monkeypatch.setattr(anchor_targets, "box_iou_blocks", blocks)
+    labels, matched = creator(allowed_border=allowed_border).assign_single(anchors, gt, (100, 100))
+    assert torch.equal(labels, expected_labels)
+    assert torch.equal(matched, gt[expected_matches])
+    assert (labels == 1).sum() > (iou >= 0.7).any(dim=0).sum()  # rule (i) adds some
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_every_iou_of_a_crowded_image_is_matched_in_little_memory() -> None:
+    # 1000 boxes against 60,000 anchors, every IoU (no anchor grid given): the whole
+    # matrix and box_iou's intermediates raised the peak by 1.9 GB, blocks of anchors by
+    # under 30 MB.
+    setup = """
+from faster_rcnn.rpn.anchor_targets import AnchorTargetCreator
+generator = torch.Generator().manual_seed(0)
+corners = torch.rand(61_000, 2, generator=generator) * 780
+boxes = torch.cat((corners, corners + 16), dim=1)
+creator = AnchorTargetCreator(0.7, 0.3)
+creator.assign_single(boxes[1000:1100], boxes[:3], (800, 800))
+"""
+    measured = "creator.assign_single(boxes[1000:], boxes[:1000], (800, 800))"
+    assert peak_rise_mb(setup, measured) < 150  # MB

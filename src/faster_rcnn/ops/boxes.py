@@ -7,6 +7,7 @@ coordinates (no "+1"). The signatures follow ``torchvision.ops`` so either can b
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -64,7 +65,6 @@ def best_box_iou(
         ``(M,)`` highest IoUs (no gradient) and ``(M,)`` int64 index of the box of
         ``boxes1`` that gives it (the first of equal ones).
     """
-    columns = max(1, block_pairs // boxes1.shape[0])
     count, device = boxes2.shape[0], boxes2.device
     # Written in place: each block's results kept apart until the end left the freed
     # blocks' memory in pieces (at 2500 x 14,500 a peak up to 260 MB higher).
@@ -73,10 +73,27 @@ def best_box_iou(
     )
     indices = torch.empty(count, dtype=torch.int64, device=device)
     with torch.no_grad():
-        for first in range(0, count, columns):
-            block = slice(first, first + columns)
-            torch.max(box_iou(boxes1, boxes2[block]), dim=0, out=(values[block], indices[block]))
+        for block, iou in box_iou_blocks(boxes1, boxes2, block_pairs):
+            torch.max(iou, dim=0, out=(values[block], indices[block]))
     return values, indices
+
+
+def box_iou_blocks(
+    boxes1: Tensor, boxes2: Tensor, block_pairs: int = BEST_IOU_BLOCK_PAIRS
+) -> Iterator[tuple[slice, Tensor]]:
+    """:func:`box_iou` a block of columns at a time: each block's columns and its
+    ``(N, C)`` IoUs, the same numbers as those columns of the whole matrix (each IoU is
+    computed alone), in column order.
+
+    Args:
+        boxes1: ``(N, 4)`` boxes, ``N >= 1``.
+        boxes2: ``(M, 4)`` boxes.
+        block_pairs: at most this many IoUs (and at least one column) a block.
+    """
+    columns = max(1, block_pairs // boxes1.shape[0])
+    for first in range(0, boxes2.shape[0], columns):
+        block = slice(first, first + columns)
+        yield block, box_iou(boxes1, boxes2[block])
 
 
 def paired_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:

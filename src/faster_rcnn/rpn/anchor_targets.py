@@ -3,7 +3,8 @@ which are background, and which GT box each positive regresses to."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -11,7 +12,7 @@ from torch import Tensor
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import FasterRCNNConfig
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
-from ..ops.boxes import best_box_iou, box_iou, paired_box_iou
+from ..ops.boxes import best_box_iou, box_iou_blocks, paired_box_iou
 from .anchor_windows import AnchorShapes, anchors_reaching
 
 # GT boxes below the negative threshold measured at once against every anchor that
@@ -137,12 +138,21 @@ class AnchorTargetCreator:
     def _match_all(
         self, anchors: Tensor, gt_boxes: Tensor, crossing: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """``(A,)`` matched GT index and label of every anchor, from every IoU."""
-        iou = box_iou(gt_boxes, anchors)
-        if self.allowed_border >= 0:
-            # Below every real IoU: never a match, never the best anchor of a GT box.
-            iou = iou.masked_fill(crossing[None, :], -1.0)
-        return self.matcher(iou)
+        """``(A,)`` matched GT index and label of every anchor, from every IoU, measured a
+        block of anchors at a time (:meth:`Matcher.match_blocks`)."""
+        blocks = functools.partial(self._iou_blocks, anchors, gt_boxes, crossing)
+        return self.matcher.match_blocks(blocks, len(anchors))
+
+    def _iou_blocks(
+        self, anchors: Tensor, gt_boxes: Tensor, crossing: Tensor
+    ) -> Iterator[tuple[slice, Tensor]]:
+        """Each block of anchors and its ``(G, C)`` IoUs with every GT box, those of
+        anchors the border policy leaves out at -1."""
+        for columns, iou in box_iou_blocks(gt_boxes, anchors):
+            if self.allowed_border >= 0:
+                # Below every real IoU: never a match, never the best anchor of a GT box.
+                iou = iou.masked_fill(crossing[None, columns], -1.0)
+            yield columns, iou
 
     def _match_windows(
         self, anchors: Tensor, gt_boxes: Tensor, crossing: Tensor, levels: Sequence[LevelGrid]
