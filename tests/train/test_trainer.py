@@ -378,6 +378,46 @@ def test_a_finite_loss_that_blows_up_stops_the_stage_keeping_the_checkpoint_befo
     resumed = Trainer(model, DATA, cfg, compute_losses=blowing_up_from_call_4, out_dir=tmp_path)
     with pytest.raises(TrainingDiverged, match=rf"^joint, step 3: .* \({first:.3g}\);"):
         resumed.fit(resume=True)
+
+
+def test_a_stop_signal_amid_non_finite_losses_keeps_the_checkpoint_written_before_them(
+    tmp_path,
+):
+    """Ctrl-C on seeing the warnings of non-finite losses must not save over the good
+    checkpoint the weights that gave them, as divergence does not."""
+
+    def nan_from_step_3(model, images, targets, generator):
+        losses = model(images, targets, generator=generator)
+        calls.append(0)
+        if len(calls) > 3:
+            losses["loss_objectness"] = losses["loss_objectness"] * float("nan")
+        return losses
+
+    def terminate_at_step_3(step, losses):
+        if step == 3:
+            signal.raise_signal(signal.SIGTERM)
+
+    calls: list[int] = []
+    cfg = TrainConfig(steps=8, batch_size=1, max_nonfinite_steps=3, checkpoint_every=2)
+    trainer = Trainer(
+        tiny_model(),
+        DATA,
+        cfg,
+        compute_losses=nan_from_step_3,
+        out_dir=tmp_path,
+        on_step=terminate_at_step_3,
+    )
+    stage = tmp_path / "joint"
+    with (
+        pytest.warns(UserWarning, match="step 3: non-finite loss"),
+        pytest.raises(
+            TrainingInterrupted,
+            match=rf"stopped by SIGTERM after 4 steps; the checkpoint of step 2 in {stage}, "
+            "written before the non-finite losses or gradients since, is kept",
+        ) as info,
+    ):
+        trainer.fit()
+    assert info.value.checkpoint == stage
     assert TrainingCheckpoint.steps_in(stage) == 2
 
 

@@ -7,7 +7,8 @@ that comes within :data:`DOUBLE_PRESS_SECONDS` of the first is taken for the sam
 press (a key pressed twice in haste) and ignored. A run of steps whose loss (or
 gradient) is not finite ends in :class:`TrainingDiverged`, and so does a finite loss
 :data:`LOSS_BLOWUP` times the stage's first or more; the weights that gave them are not
-saved, so the checkpoint written before them stays for ``--resume``.
+saved, so the checkpoint written before them stays for ``--resume``, as it does where a
+signal stops the stage amid such steps.
 """
 
 from __future__ import annotations
@@ -40,12 +41,26 @@ LOSS_BLOWUP = 1e4
 
 class TrainingInterrupted(Exception):
     """A stage stopped by a signal after ``steps_done`` steps; ``checkpoint`` is the folder
-    it resumes from (``None``: the stage had no output folder)."""
+    it resumes from (``None``: nothing saved). ``kept_steps``: the steps of that
+    checkpoint where it was written before the last steps, whose loss or gradient was not
+    finite (their weights are not saved); ``None`` where it holds them all."""
 
-    def __init__(self, stage: str, steps_done: int, signum: int, checkpoint: Path | None):
+    def __init__(
+        self,
+        stage: str,
+        steps_done: int,
+        signum: int,
+        checkpoint: Path | None,
+        kept_steps: int | None = None,
+    ):
         self.stage, self.steps_done, self.signum = stage, steps_done, signum
         self.checkpoint = checkpoint
         saved = f"checkpoint in {checkpoint}" if checkpoint is not None else "nothing saved"
+        if checkpoint is not None and kept_steps is not None:
+            saved = (
+                f"the checkpoint of step {kept_steps} in {checkpoint}, written before the "
+                "non-finite losses or gradients since, is kept"
+            )
         name = signal.Signals(signum).name
         super().__init__(f"{stage}: stopped by {name} after {counted(steps_done, 'step')}; {saved}")
 

@@ -150,7 +150,7 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.stage_dir = self.out_dir / stage if self.out_dir is not None else None
         self.on_step, self.progress, self.tensorboard_dir = on_step, progress, tensorboard_dir
-        # Steps of the last fit whose loss was not finite (no update applied).
+        # Steps of the last fit whose loss or gradient was not finite (no update applied).
         self.skipped_steps = 0
         # The step the last fit resumed at; None when it started afresh.
         self.resumed_at: int | None = None
@@ -165,11 +165,11 @@ class Trainer:
         SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
         (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
         row stop the stage, keeping the checkpoint written before them (none is written
-        while the losses are not finite: their weights gave them); so does one finite loss
-        :data:`~.stops.LOSS_BLOWUP` times the stage's first. An image that cannot be read
-        is replaced by the next readable one, with a warning, and counted in
-        :attr:`unreadable` (with ``cfg.skip_unreadable`` off it stops the stage, with a
-        checkpoint).
+        while the losses are not finite: their weights gave them; a signal amid them keeps
+        it too); so does one finite loss :data:`~.stops.LOSS_BLOWUP` times the stage's
+        first. An image that cannot be read is replaced by the next readable one, with a
+        warning, and counted in :attr:`unreadable` (with ``cfg.skip_unreadable`` off it
+        stops the stage, with a checkpoint).
 
         Args:
             resume: continue from the checkpoint in ``<out_dir>/<stage>/`` (model,
@@ -202,10 +202,14 @@ class Trainer:
         if stopped:
             # Data-parallel, the signal may have reached another process only.
             signum = stops.signum if stops.signum is not None else signal.SIGTERM
-            raise TrainingInterrupted(self.stage, len(history), signum, self.stage_dir)
+            # Stopped amid non-finite steps, the checkpoint before them was kept.
+            kept, steps = (
+                self._kept_checkpoint() if guard.holds_back else (self.stage_dir, len(history))
+            )
+            older = steps if steps != len(history) else None
+            raise TrainingInterrupted(self.stage, len(history), signum, kept, older)
         if guard.diverged:
-            kept = TrainingCheckpoint.find(self.stage_dir) if self.stage_dir is not None else None
-            raise guard.error(kept, TrainingCheckpoint.steps_in(kept) if kept else 0)
+            raise guard.error(*self._kept_checkpoint())
         if unreadable is not None:
             saved = f"; checkpoint in {self.stage_dir}" if self.stage_dir is not None else ""
             raise UnreadableImageError(unreadable.path, f"{unreadable}{saved}")
@@ -237,6 +241,7 @@ class Trainer:
         self.model.train()
         show = self.progress and self.rank == 0
         unreadable: UnreadableImageError | None = None
+        cut_short = False  # by divergence or a stop signal
         with (
             self._metrics_logger() as logger,
             closing(self._batches(start_step)) as batches,
@@ -268,11 +273,19 @@ class Trainer:
                     cadence.after_step(len(history))
                 if self.on_step is not None:
                     self.on_step(step, record)
-                if guard.diverged or self._stop_requested(stops):
+                cut_short = guard.diverged or self._stop_requested(stops)
+                if cut_short:
                     break
-            if not guard.diverged:
+            # Not the weights that gave the last losses where they were not finite (or blew
+            # up) and the stage stops short of its end: the checkpoint before them stays.
+            if not (cut_short and guard.holds_back):
                 cadence.at_end(len(history))
         return unreadable
+
+    def _kept_checkpoint(self) -> tuple[Path | None, int]:
+        """The stage's checkpoint on disk and its steps (``None`` and 0: none)."""
+        kept = TrainingCheckpoint.find(self.stage_dir) if self.stage_dir is not None else None
+        return kept, TrainingCheckpoint.steps_in(kept) if kept is not None else 0
 
     def _rate_scale(self, budget: TimeBudget, planned_steps: int) -> float:
         """The short-run scale of the rate (``cfg.short_run_steps``): 1 until the budget
