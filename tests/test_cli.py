@@ -1432,3 +1432,26 @@ def test_sigterm_outside_training_is_not_taken_for_a_failure_of_the_code_it_land
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert stop.value.signum == signal.SIGTERM
+
+
+def test_the_trained_line_counts_the_steps_skipped_for_a_non_finite_gradient(tmp_path, capsys):
+    def overflowing_gradient(model, images, targets, generator):
+        # sqrt(|w|) at w = 0: the loss is finite, its gradient NaN.
+        w = model.rpn.head.cls_logits.bias
+        return {"loss_root": (w * 0).abs().sqrt().sum() + 1.5}
+
+    data = SyntheticShapes(2, image_size=(64, 64), seed=3, max_objects=1)
+    config = preset_config("small", data.num_classes).replace(
+        transform={"min_size": (64,), "max_size": 64}
+    )
+    cfg = TrainConfig(steps=2, batch_size=1, max_nonfinite_steps=3)
+    trainer = Trainer(
+        FasterRCNN.from_config(config), data, cfg, compute_losses=overflowing_gradient
+    )
+    with pytest.warns(UserWarning, match="non-finite gradient"):
+        train_cli.fit_and_save(trainer, tmp_path)
+    assert re.search(
+        r"joint: 2 steps in \d+ s \(2 skipped: non-finite loss or gradient\)$",
+        capsys.readouterr().out,
+        re.MULTILINE,
+    )

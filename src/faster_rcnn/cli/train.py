@@ -887,7 +887,9 @@ def fit_and_save(
     start = time.perf_counter()
     history = trainer.fit(resume=resume)
     skipped = (
-        f" ({trainer.skipped_steps} skipped: non-finite loss)" if trainer.skipped_steps else ""
+        f" ({trainer.skipped_steps} skipped: non-finite loss or gradient)"
+        if trainer.skipped_steps
+        else ""
     )
     seconds = time.perf_counter() - start
     resumed = f", resumed at step {trainer.resumed_at}" if trainer.resumed_at is not None else ""
