@@ -12,6 +12,7 @@ import torch
 from faster_rcnn import FasterRCNN
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
+from faster_rcnn.roi_heads.box_head import TwoMLPHead
 from faster_rcnn.train.checkpoint import TrainingCheckpoint
 from faster_rcnn.train.precision import cpu_has_bfloat16
 from faster_rcnn.train.schedule import learning_rate
@@ -498,6 +499,33 @@ def test_a_stop_signal_during_the_last_checkpoint_is_not_lost(tmp_path, monkeypa
     with pytest.raises(TrainingInterrupted, match=f"stopped by SIGTERM after {CFG.steps} steps"):
         trainer.fit()
     assert TrainingCheckpoint.find(tmp_path / "joint") == tmp_path / "joint"
+
+
+def test_a_model_its_checkpoints_could_not_save_is_refused_before_any_step(tmp_path):
+    """save_model refuses a model its config does not rebuild; the stage found out only
+    at its first checkpoint, its steps (minutes of them, or the whole run) lost."""
+
+    class OwnBoxHead(TwoMLPHead):
+        pass
+
+    model = tiny_model()
+    fc6 = model.roi_heads.box_head.fc6
+    model.roi_heads.box_head = OwnBoxHead(fc6.in_features, fc6.out_features)
+    steps: list[int] = []
+    trainer = Trainer(
+        model, DATA, CFG, out_dir=tmp_path, on_step=lambda step, losses: steps.append(step)
+    )
+    stage = tmp_path / "joint"
+    with pytest.raises(
+        ValueError,
+        match=rf"^cannot checkpoint joint in {stage}: model\.roi_heads\.box_head is "
+        r"OwnBoxHead\(\), but the model's config rebuilds TwoMLPHead\(\) there",
+    ):
+        trainer.fit()
+    assert steps == []
+    assert list(tmp_path.iterdir()) == []
+    # Without an output folder nothing is saved, and the model trains.
+    assert len(Trainer(model, DATA, CFG).fit()) == CFG.steps
 
 
 def test_resuming_without_a_checkpoint_is_refused(tmp_path):

@@ -183,7 +183,10 @@ class Trainer:
 
         Raises:
             FileNotFoundError: ``resume`` and no checkpoint to resume from.
-            ValueError: ``resume`` without an output folder, or an unusable checkpoint.
+            ValueError: ``resume`` without an output folder, or an unusable checkpoint;
+                with one, a model its config does not rebuild (a module replaced after
+                building: :meth:`~faster_rcnn.FasterRCNN.check_config_rebuilds`), whose
+                checkpoints could not be saved.
             ImportError: ``tensorboard_dir`` without TensorBoard installed.
             TrainingInterrupted: SIGINT or SIGTERM stopped the stage.
             TrainingDiverged: ``cfg.max_nonfinite_steps`` non-finite losses in a row, or
@@ -191,6 +194,7 @@ class Trainer:
             UnreadableImageError: an unreadable image without ``cfg.skip_unreadable``, or
                 no readable image at all.
         """
+        self._check_savable()
         history = self._start(resume)
         guard = NonFiniteGuard(self.stage, self.cfg.max_nonfinite_steps, history)
         with stop_requests() as stops, distributed.peers_lost_as_error(self._lost_peers_message):
@@ -281,6 +285,18 @@ class Trainer:
             if not (cut_short and guard.holds_back):
                 cadence.at_end(len(history))
         return unreadable
+
+    def _check_savable(self) -> None:
+        """Refuse, before any step, a model that its checkpoints could not save: the
+        first one would stop the stage, its steps lost."""
+        if self.stage_dir is None:
+            return
+        try:
+            self.model.check_config_rebuilds()
+        except ValueError as error:
+            raise ValueError(
+                f"cannot checkpoint {self.stage} in {self.stage_dir}: {error}"
+            ) from None
 
     def _kept_checkpoint(self) -> tuple[Path | None, int]:
         """The stage's checkpoint on disk and its steps (``None`` and 0: none)."""
