@@ -28,6 +28,8 @@ from typing import Any, Literal, NamedTuple
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# RoIAlign's sampling ratios that ask for an adaptive grid, ceil(RoI side / output size).
+ADAPTIVE_SAMPLING = (0, -1)
 # Bounds that keep a hostile or mistyped config (a model file's metadata, say) from
 # allocating terabytes before anything else could fail.
 MAX_IMAGE_SIDE = 16384
@@ -295,7 +297,8 @@ class RoIHeadsConfig:
         pooler: ``"align"`` (multi-scale RoIAlign) or ``"pool"`` (the paper's RoIPool).
         featmap_names: the backbone outputs that are pooled.
         output_size: pooled grid size (7).
-        sampling_ratio: RoIAlign samples per bin side (-1: adaptive).
+        sampling_ratio: RoIAlign samples per bin side (0 or -1: adaptive, as
+            torchvision's RoIAlign reads them; detectron2's poolers give 0).
         aligned: RoIAlign's half-pixel correction (False in torchvision's Faster R-CNN).
         canonical_scale / canonical_level: the FPN level mapping
             ``k = floor(k0 + log2(sqrt(wh) / 224))``.
@@ -388,8 +391,8 @@ class RoIHeadsConfig:
         require(
             self,
             "sampling_ratio",
-            self.sampling_ratio >= 1 or self.sampling_ratio == -1,
-            ">= 1, or -1 for adaptive",
+            self.sampling_ratio >= 1 or self.sampling_ratio in ADAPTIVE_SAMPLING,
+            ">= 1, or 0 or -1 for adaptive",
         )
         require(
             self,

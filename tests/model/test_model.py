@@ -638,3 +638,23 @@ def test_a_detection_s_score_is_differentiated_by_its_image():
     assert all(torch.equal(found[key], expected[key]) for key in ("boxes", "labels", "scores"))
     found["scores"][0].backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_a_pooler_of_sampling_ratio_0_is_adaptive_as_in_torchvision(tmp_path):
+    """torchvision's RoIAlign reads any sampling ratio <= 0 as adaptive, and detectron2's
+    poolers give 0: a pooler of 0 set on a built model made every model.config read fail
+    ('must be >= 1, or -1 for adaptive'). It is followed, pools as -1 does, and reloads."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small").replace(roi_heads={"score_thresh": 0.0}))
+    images, _ = batch()
+    names = list(model.config.roi_heads.featmap_names)
+    model.roi_heads.box_roi_pool = MultiScaleRoIAlign(names, 7, -1)
+    with torch.no_grad():
+        adaptive = model.eval()(images)
+    model.roi_heads.box_roi_pool = MultiScaleRoIAlign(names, 7, 0)
+    assert model.config.roi_heads.sampling_ratio == 0
+    loaded, got = reloaded_detecting_alike(model, tmp_path / "model.safetensors", images)
+    assert loaded.config.roi_heads.sampling_ratio == 0
+    assert sum(len(d["scores"]) for d in got) > 0
+    for g, a in zip(got, adaptive, strict=True):
+        assert all(torch.equal(g[key], a[key]) for key in g)
