@@ -204,6 +204,18 @@ def test_label_files_in_utf16_with_a_byte_order_mark_are_read(
         YOLODetection(root)
 
 
+def test_utf16_without_a_byte_order_mark_is_named_not_read_as_garbled_names(
+    tmp_path: Path,
+) -> None:
+    """Read as UTF-8, UTF-16 without a mark had a NUL beside each letter: class names
+    'c\x00h\x00a\x00t\x00' and no word of why."""
+    root = _yolo(tmp_path, None, {})
+    (root / "classes.txt").write_bytes("chat\r\nchien\r\n".encode("utf-16-le"))
+    message = r"classes\.txt: not UTF-8 text \(byte 1 is b'\\x00': UTF-16 without a byte-order"
+    with pytest.raises(ValueError, match=message):
+        YOLODetection(root)
+
+
 def test_label_files_without_a_readable_image_are_named_in_a_warning(tmp_path: Path) -> None:
     # c.gif is not a format the readers take; A.txt differs from a.png's stem in case.
     labels = {"a": "0 0.5 0.5 0.2 0.2\n", "A": "0 0.5 0.5 0.2 0.2\n", "c": "0 0.5 0.5 0.2 0.2\n"}

@@ -435,13 +435,18 @@ def written_path(name: str) -> Path:
     return Path(name.replace("\\", "/"))
 
 
+# In no text file of a dataset; in UTF-16 beside every ASCII character.
+NUL = b"\x00"
+
+
 def read_text(path: Path) -> str:
     """The text of an annotation or list file: UTF-8, a byte-order mark allowed, or UTF-16
     where a byte-order mark says so (Windows Notepad's "Unicode").
 
     Raises:
         ValueError: the file is not text in the encoding it was read in, naming it and
-            the first bad byte.
+            the first bad byte; or it holds a NUL byte, which no text of these files has
+            (UTF-16 without a mark reads as UTF-8 with a NUL beside each ASCII letter).
     """
     data = path.read_bytes()
     # UTF-16 without a mark cannot be told from other bytes; with one, the codec reads
@@ -449,12 +454,19 @@ def read_text(path: Path) -> str:
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     encoding, name = ("utf-16", "UTF-16") if utf16 else ("utf-8-sig", "UTF-8")
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as error:
         bad = error.object[error.start : error.start + 1]
         raise ValueError(
             f"{path}: not {name} text (byte {error.start} is {bad!r}); save it as UTF-8"
         ) from None
+    nul = -1 if utf16 else data.find(NUL)
+    if nul >= 0:
+        raise ValueError(
+            f"{path}: not {name} text (byte {nul} is {NUL!r}: UTF-16 without a byte-order "
+            "mark?); save it as UTF-8"
+        )
+    return text
 
 
 def first_few(items: Sequence[str], shown: int = 3, separator: str = ", ") -> str:
