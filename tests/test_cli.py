@@ -589,6 +589,24 @@ def test_predict_refuses_an_out_where_its_pictures_would_replace_its_images(tmp_
     assert sorted(p.name for p in images.iterdir()) == ["a.png"]
 
 
+def test_predict_refuses_an_out_that_is_a_folder_it_reads(tmp_path, capsys):
+    """``--out`` a folder named as input: no picture replaced ``a.jpg``, but a second run
+    detected the first's a.png and a_proposals.png too, as 3 images, silently."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(64, 80))[0][0]).save(images / "a.jpg")
+    argv = ["predict", "--model", str(model), str(images), "--out", str(images)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {images}: predict reads the images in the folder "
+        f"{images}, and would read the pictures it writes there as images the next "
+        "time; choose another --out\n"
+    )
+    assert sorted(p.name for p in images.iterdir()) == ["a.jpg"]
+
+
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):
     out = tmp_path / "clip"
     argv = ["train", "--data", "synthetic:2", "--steps", "2", "--grad-clip-norm", "0.5", *TINY]

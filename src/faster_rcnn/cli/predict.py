@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         images = dataset_images(args, config.class_names or None)
     else:
+        check_out_not_read(args.out, args.inputs)
         paths = image_paths(args.inputs)
         # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
         # explain and Ultralytics read it); no annotations were drawn on it as stored.
@@ -293,6 +294,19 @@ def check_no_image_written_over(
                     f"--out {out}: the picture {picture.name} would replace the image "
                     f"{picture} it is drawn from; choose another --out"
                 )
+
+
+def check_out_not_read(out: Path, inputs: Sequence[Path]) -> None:
+    """Refuse an ``out`` that is one of the folders ``inputs`` names: predict reads every
+    image directly inside it, so the next run on it would detect this run's pictures as
+    images of its own."""
+    for item in inputs:
+        if item.is_dir() and item.resolve() == out.resolve():
+            raise ValueError(
+                f"--out {out}: predict reads the images in the folder {item}, and would "
+                "read the pictures it writes there as images the next time; choose "
+                "another --out"
+            )
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
