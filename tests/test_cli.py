@@ -590,21 +590,27 @@ def test_predict_refuses_an_out_where_its_pictures_would_replace_its_images(tmp_
 
 
 def test_predict_refuses_an_out_that_is_a_folder_it_reads(tmp_path, capsys):
-    """``--out`` a folder named as input: no picture replaced ``a.jpg``, but a second run
-    detected the first's a.png and a_proposals.png too, as 3 images, silently."""
+    """``--out`` a folder named as input, or the folder of a pattern matching its
+    pictures: no picture replaced ``a.jpg``, but a second run detected the first's a.png
+    and a_proposals.png too, as 3 images, silently. A pattern no picture matches reads
+    the images alone, run after run."""
     model = tmp_path / "model.safetensors"
     save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
     images = tmp_path / "images"
     images.mkdir()
     to_pil(SyntheticShapes(1, image_size=(64, 80))[0][0]).save(images / "a.jpg")
-    argv = ["predict", "--model", str(model), str(images), "--out", str(images)]
-    assert main(argv) == 2
-    assert capsys.readouterr().err == (
-        f"faster-rcnn: error: --out {images}: predict reads the images in the folder "
-        f"{images}, and would read the pictures it writes there as images the next "
-        "time; choose another --out\n"
-    )
+    predict = ["predict", "--model", str(model), "--out", str(images)]
+    for item, picture in [(images, "a.png"), (images / "a*", "a.png")]:
+        assert main([*predict, str(item)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: --out {images}: predict reads {item}, and would read the "
+            f"picture {picture} it writes there as an image the next time; choose another "
+            "--out\n"
+        )
     assert sorted(p.name for p in images.iterdir()) == ["a.jpg"]
+    for _ in range(2):
+        assert main([*predict, str(images / "*.jpg")]) == 0
+        assert " in 1 image -> " in capsys.readouterr().out
 
 
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):

@@ -20,6 +20,7 @@ status is 1.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -94,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         images = dataset_images(args, config.class_names or None)
     else:
-        check_out_not_read(args.out, args.inputs)
         paths = image_paths(args.inputs)
         # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
         # explain and Ultralytics read it); no annotations were drawn on it as stored.
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     paths, category_ids = images.paths, images.category_ids
     names_of = picture_names(paths, proposals=args.onnx is None)
     check_no_image_written_over(args.out, paths, names_of, proposals=args.onnx is None)
+    check_out_not_read(args.out, args.inputs, names_of, proposals=args.onnx is None)
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped = []
@@ -296,17 +297,31 @@ def check_no_image_written_over(
                 )
 
 
-def check_out_not_read(out: Path, inputs: Sequence[Path]) -> None:
-    """Refuse an ``out`` that is one of the folders ``inputs`` names: predict reads every
-    image directly inside it, so the next run on it would detect this run's pictures as
-    images of its own."""
+def check_out_not_read(
+    out: Path, inputs: Sequence[Path], names: Sequence[str], proposals: bool = True
+) -> None:
+    """Refuse an ``out`` that is a folder ``inputs`` names, or the folder of a pattern
+    there, where a picture predict writes (``names``, as in
+    :func:`check_no_image_written_over`) is an image that input reads: the next run on
+    it would detect this run's pictures as images of its own."""
+    folder = out.resolve()
     for item in inputs:
-        if item.is_dir() and item.resolve() == out.resolve():
-            raise ValueError(
-                f"--out {out}: predict reads the images in the folder {item}, and would "
-                "read the pictures it writes there as images the next time; choose "
-                "another --out"
-            )
+        if item.is_dir():
+            read, pattern = item, "*"
+        elif not item.is_file() and any(c in item.name for c in "*?["):
+            read, pattern = item.parent, item.name
+        else:
+            continue
+        if read.resolve() != folder:
+            continue
+        for name in names:
+            for picture in image_pictures(folder / name, proposals):
+                if fnmatch.fnmatchcase(picture.name, pattern):
+                    raise ValueError(
+                        f"--out {out}: predict reads {item}, and would read the picture "
+                        f"{picture.name} it writes there as an image the next time; "
+                        "choose another --out"
+                    )
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
