@@ -96,6 +96,28 @@ def test_predict_writes_a_yolo_datasets_class_ids(coco_run, tmp_path):
     assert written == {("triangle", 0), ("rectangle", 1)}
 
 
+def test_predict_refuses_an_out_among_a_datasets_images(coco_run, tmp_path, capsys):
+    """``--out`` a YOLO split's image folder: the pictures a.png and a_proposals.png
+    joined the split, a.png with a.jpg's label file: 1 image of 1 box became 3 of 2. The
+    image is a link there, as a converted copy of a dataset may hold them."""
+    _, _, model = coco_run
+    root = tmp_path / "yolo"
+    images = root / "images" / "test"
+    for folder in (images, root / "labels" / "test"):
+        folder.mkdir(parents=True)
+    (root / "classes.txt").write_text("triangle\n")
+    to_pil(SyntheticShapes(1, image_size=(80, 120))[0][0]).save(tmp_path / "a.jpg")
+    (images / "a.jpg").symlink_to(tmp_path / "a.jpg")
+    (root / "labels" / "test" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    argv = ["predict", "--model", str(model), "--data", str(root), "--out", str(images)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {images} holds images of {root}: the pictures predict "
+        "writes there would join them; choose another --out\n"
+    )
+    assert sorted(p.name for p in images.iterdir()) == ["a.jpg"]
+
+
 def test_generated_images_are_not_scored_against_a_coco_file(coco_run, capsys):
     _, test_file, model = coco_run
     argv = ["evaluate", "--model", str(model), "--data", "synthetic:2"]

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     names = config.label_names()
     if args.data is not None:
         images = dataset_images(args, config.class_names or None)
+        check_out_outside_data(args.out, images.paths, args.data)
     else:
         paths = image_paths(args.inputs)
         # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
@@ -295,6 +296,18 @@ def check_no_image_written_over(
                     f"--out {out}: the picture {picture.name} would replace the image "
                     f"{picture} it is drawn from; choose another --out"
                 )
+
+
+def check_out_outside_data(out: Path, paths: Sequence[Path], data: str) -> None:
+    """Refuse an ``out`` that holds images ``paths`` of the dataset ``data``: its
+    pictures would join the dataset's images (a YOLO split reads every image in its
+    folder, and gave each picture the label file of the image it was drawn from)."""
+    folder = out.resolve()
+    if any(path.parent.resolve() == folder for path in paths):  # a linked image too
+        raise ValueError(
+            f"--out {out} holds images of {data}: the pictures predict writes there would "
+            "join them; choose another --out"
+        )
 
 
 def check_out_not_read(
