@@ -305,18 +305,24 @@ def test_non_finite_steps_are_skipped_and_too_many_in_a_row_stop_saving_nothing(
     assert [r["grad_norm"] for r in records] == [None] * 3
 
 
+def losses_nan_from_step(step: int):
+    """A ``compute_losses`` whose objectness loss is NaN from its (0-based) ``step`` on."""
+    calls: list[int] = []
+
+    def compute(model, images, targets, generator):
+        losses = model(images, targets, generator=generator)
+        calls.append(0)
+        if len(calls) > step:
+            losses["loss_objectness"] = losses["loss_objectness"] * float("nan")
+        return losses
+
+    return compute
+
+
 def test_a_diverged_stage_keeps_the_checkpoint_written_before_its_non_finite_losses(tmp_path):
     """The weights that gave the non-finite losses would give them again when resumed:
     the checkpoint before them stays, and resuming goes on from its weights."""
 
-    def nan_from_step_3(model, images, targets, generator):
-        losses = model(images, targets, generator=generator)
-        calls.append(0)
-        if len(calls) > 3:
-            losses["loss_objectness"] = losses["loss_objectness"] * float("nan")
-        return losses
-
-    calls: list[int] = []
     saved: dict[int, list[torch.Tensor]] = {}
 
     def keep_weights(step, losses):
@@ -325,7 +331,12 @@ def test_a_diverged_stage_keeps_the_checkpoint_written_before_its_non_finite_los
     model = tiny_model()
     cfg = TrainConfig(steps=8, batch_size=1, max_nonfinite_steps=3, checkpoint_every=2)
     trainer = Trainer(
-        model, DATA, cfg, compute_losses=nan_from_step_3, out_dir=tmp_path, on_step=keep_weights
+        model,
+        DATA,
+        cfg,
+        compute_losses=losses_nan_from_step(3),
+        out_dir=tmp_path,
+        on_step=keep_weights,
     )
     stage = tmp_path / "joint"
     with (
@@ -387,24 +398,16 @@ def test_a_stop_signal_amid_non_finite_losses_keeps_the_checkpoint_written_befor
     """Ctrl-C on seeing the warnings of non-finite losses must not save over the good
     checkpoint the weights that gave them, as divergence does not."""
 
-    def nan_from_step_3(model, images, targets, generator):
-        losses = model(images, targets, generator=generator)
-        calls.append(0)
-        if len(calls) > 3:
-            losses["loss_objectness"] = losses["loss_objectness"] * float("nan")
-        return losses
-
     def terminate_at_step_3(step, losses):
         if step == 3:
             signal.raise_signal(signal.SIGTERM)
 
-    calls: list[int] = []
     cfg = TrainConfig(steps=8, batch_size=1, max_nonfinite_steps=3, checkpoint_every=2)
     trainer = Trainer(
         tiny_model(),
         DATA,
         cfg,
-        compute_losses=nan_from_step_3,
+        compute_losses=losses_nan_from_step(3),
         out_dir=tmp_path,
         on_step=terminate_at_step_3,
     )
