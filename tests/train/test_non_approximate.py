@@ -84,6 +84,7 @@ def background_kept(creator):
         ]
         return sample._replace(proposals=rois)
 
+    kept.fg_bg_sampler = creator.fg_bg_sampler  # whose numbers model.config reads
     return kept
 
 
