@@ -212,6 +212,9 @@ class FasterRCNN(nn.Module):
                 self._config = self._config.replace(**changed)
         except ValueError as error:
             raise ValueError(f"a setting set on the model's modules is invalid: {error}") from None
+        except AttributeError as error:
+            # Raised out of a property, it would read as the model having no `config`.
+            raise RuntimeError(f"model.config cannot read a module's settings: {error}") from error
 
     def _changed_settings(self) -> dict[str, dict[str, object]]:
         """The config's sections whose settings on the modules differ from the config,

@@ -658,3 +658,12 @@ def test_a_pooler_of_sampling_ratio_0_is_adaptive_as_in_torchvision(tmp_path):
     assert sum(len(d["scores"]) for d in got) > 0
     for g, a in zip(got, adaptive, strict=True):
         assert all(torch.equal(g[key], a[key]) for key in g)
+
+
+def test_a_module_replaced_without_the_settings_config_reads_is_named_not_a_missing_config():
+    """An AttributeError raised inside the ``config`` property fell back to nn.Module's
+    ``__getattr__``: "'FasterRCNN' object has no attribute 'config'", naming nothing."""
+    model = FasterRCNN.from_config(tiny("small"))
+    model.roi_heads.target_creator = lambda *args: None  # no fg_bg_sampler
+    with pytest.raises(RuntimeError, match=r"^model\.config cannot read a module's settings: "):
+        _ = model.config
