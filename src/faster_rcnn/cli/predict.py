@@ -303,7 +303,8 @@ def check_out_outside_data(out: Path, paths: Sequence[Path], data: str) -> None:
     pictures would join the dataset's images (a YOLO split reads every image in its
     folder, and gave each picture the label file of the image it was drawn from)."""
     folder = out.resolve()
-    if any(path.parent.resolve() == folder for path in paths):  # a linked image too
+    # The folder an image is in, linked or not; each resolved once, not once an image.
+    if any(parent.resolve() == folder for parent in {path.parent for path in paths}):
         raise ValueError(
             f"--out {out} holds images of {data}: the pictures predict writes there would "
             "join them; choose another --out"
