@@ -21,6 +21,8 @@ from faster_rcnn.counted import counted, plural_of
         (0.1, "minute", None, "0.1 minutes"),
         (1, "image has", "images have", "1 image has"),
         (4, "image has", "images have", "4 images have"),
+        (12480, "box", None, "12,480 boxes"),
+        (1000000, "anchor", None, "1,000,000 anchors"),
     ],
 )
 def test_a_count_takes_the_singular_for_one_alone(count, noun, plural, written):
