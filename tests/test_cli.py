@@ -895,10 +895,11 @@ def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, c
 
 
 def test_a_replaced_run_takes_every_stage_checkpoint_and_its_metrics_with_it(tmp_path, capsys):
-    """A finished joint run trained over by --scheme rpn loses its joint checkpoint and
-    metrics as the new run begins, not before: a typo in the new run's options leaves it
-    whole, and once replaced, --scheme joint --resume finds nothing of it to continue (it
-    did, and wrote the replaced joint model over the RPN's)."""
+    """A finished joint run trained over by --scheme rpn loses its joint checkpoint,
+    metrics and records (replaced by the new run's) as the new run begins, not before: a
+    typo in the new run's options leaves it whole, and once replaced, --scheme joint
+    --resume finds nothing of it to continue (it did, and wrote the replaced joint model
+    over the RPN's)."""
     out = tmp_path / "run"
     argv = ["train", "--data", "synthetic:4", "--steps", "2", "--out", str(out), *TINY]
     assert main(argv) == 0
@@ -910,7 +911,8 @@ def test_a_replaced_run_takes_every_stage_checkpoint_and_its_metrics_with_it(tmp
     assert main([*argv, "--scheme", "rpn"]) == 0
     assert re.search(
         r"holds a finished run \(its model.safetensors of [-0-9: ]+\): this run replaces it: "
-        r"its checkpoints \(joint\) and metrics.jsonl go as training begins\n",
+        r"its checkpoints \(joint\), metrics.jsonl and training_splits.json go as training "
+        r"begins\n",
         capsys.readouterr().out,
     )
     assert sorted(folder.name for folder in out.iterdir() if folder.is_dir()) == ["rpn"]
@@ -968,7 +970,9 @@ def test_the_metrics_of_a_run_stopped_while_replacing_a_finished_one_are_not_cal
     os.utime(out / "metrics.jsonl", (model_written - 120, model_written - 120))
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.endswith(": this run replaces it: its metrics.jsonl goes as training begins")
+    assert first.endswith(
+        ": this run replaces it: its metrics.jsonl and training_splits.json go as training begins"
+    )
 
 
 def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):

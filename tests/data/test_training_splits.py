@@ -5,6 +5,7 @@ warning of ``evaluate`` on a split the model was trained on."""
 import argparse
 import json
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,71 @@ def test_a_run_leaves_no_record_of_an_earlier_one_beside_its_model(tmp_path, cap
     assert f"scoring the 2 images held out in {run / SPLIT_FILE}" in printed
     run_training(data, run)
     assert not (run / SPLIT_FILE).exists() and (run / TRAINING_SPLITS_FILE).is_file()
+
+
+def killed(*_args, **_kwargs):
+    """Stands in for a step of training as a signal that kills the run there."""
+    raise KeyboardInterrupt
+
+
+def test_evaluate_scores_the_checkpoint_of_an_unfinished_run_on_its_held_out_images(
+    tmp_path, capsys, monkeypatch
+):
+    """A run stopped before its model file (or still going) had written no records:
+    evaluate of its checkpoint found no data without --data, and with it scored all the
+    images, the 2 trained on among them, instead of the 2 held out."""
+    data = without_splits(tmp_path / "data", 4)
+    run = tmp_path / "run"
+    monkeypatch.setattr("faster_rcnn.cli.train.save_model", killed)  # the run's model file
+    argv = ["train", "--data", str(data), "--steps", "2", "--checkpoint-every", "1"]
+    argv += ["--batch-size", "1", "--min-size", "64", "--max-size", "64", "--out", str(run)]
+    assert main([*argv, "--val-fraction", "0.5"]) == 128 + signal.SIGINT
+    checkpoint = run / "joint" / "model.safetensors"
+    assert checkpoint.is_file() and not (run / "model.safetensors").exists()
+    assert len(json.loads((run / SPLIT_FILE).read_text())["val"]) == 2
+    capsys.readouterr()
+    held = f"scoring the 2 images held out in {run / SPLIT_FILE}"
+    assert main(["evaluate", "--model", str(checkpoint)]) == 0
+    printed = capsys.readouterr().out
+    assert f"scoring {data}, the data {checkpoint} was trained on" in printed
+    assert held in printed and "images: 2\n" in printed
+    assert main(["evaluate", "--model", str(checkpoint), "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    assert held in captured.out and "images: 2\n" in captured.out
+    assert "warning" not in captured.err
+
+
+@pytest.mark.parametrize(
+    "stop", ["faster_rcnn.train.trainer.Trainer.fit", "faster_rcnn.cli.train.save_model"]
+)
+def test_the_records_of_a_run_stopped_while_replacing_a_finished_one_are_not_its_models(
+    tmp_path, capsys, monkeypatch, stop
+):
+    """A run replacing a finished one writes its records as it begins, over the finished
+    run's: stopped before its first step, or before its model file, the records beside the
+    finished run's model file are the stopped run's, and evaluate does not take them for
+    the model's (it would score the model on another dataset, or on images it trained on)."""
+    run = tmp_path / "run"
+    run_training(voc(tmp_path / "data", THREE_SPLITS), run)
+    other = without_splits(tmp_path / "other", 4)
+    monkeypatch.setattr(stop, killed)
+    argv = ["train", "--data", str(other), "--steps", "1", "--val-fraction", "0.5"]
+    argv += ["--min-size", "64", "--max-size", "64", "--out", str(run)]
+    assert main(argv) == 128 + signal.SIGINT
+    assert json.loads((run / SPLIT_FILE).read_text())["data"] == str(other.resolve())
+    assert not (run / TRAINING_SPLITS_FILE).exists()
+    model = run / "model.safetensors"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == (
+        f"note: {run / SPLIT_FILE} is that of a run begun after {model} that did not finish: "
+        "not read as the model's\n"
+    )
+    assert captured.err == (
+        "faster-rcnn: error: --data: which dataset to score? Nothing beside "
+        f"{model} names the one it was trained on (training_splits.json or split.json)\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,7 @@ from ..train.trainer import Trainer
 from .arguments import device_name, positive_float, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import check_one_process, training_lock
-from .run_folder import check_out, remove_replaced_run, say_replaced_run
-from .splits import write_records
+from .run_folder import begin_fresh_run, check_out, say_replaced_run
 from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
 PICTURES = 8
@@ -89,10 +88,9 @@ def demo(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     say_default_precision(args)
-    remove_replaced_run(args.out)
+    begin_fresh_run(args.out, {})  # an earlier training run's records would name its data
     print(f"training the small preset on synthetic images for up to {args.minutes:g} min")
     fit_and_save(Trainer(model, flipped, train_cfg, out_dir=args.out, progress=True), args.out)
-    write_records(args.out, {})  # an earlier training run's would name its data
     evaluate_and_report(model, test_set, args.out, args.device, batch_size=4)
     write_pictures(model, [test_set[i][0] for i in range(min(PICTURES, len(test_set)))], args)
     print(f"wrote {args.out}/model.safetensors, metrics.json and pictures/")

@@ -14,18 +14,13 @@ from typing import Any, NoReturn
 
 from ..train import non_approximate, rpn_only
 from ..train.alternating import STAGES, is_step_config, no_step_to_resume
-from ..train.checkpoint import (
-    MODEL_FILE,
-    PREVIOUS,
-    STATE_FILE,
-    TrainingCheckpoint,
-    saved_checkpoints,
-)
+from ..train.checkpoint import MODEL_FILE, PREVIOUS, TrainingCheckpoint, saved_checkpoints
 from ..train.metrics import METRICS_FILE
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
 from .out_lock import check_unlocked
-from .splits import RECORD_FILES
+from .splits import RECORD_FILES, Records, write_records
+from .unfinished import stopped_run_metrics, unfinished_checkpoints
 
 # The stages of each scheme's run: the folders under --out its checkpoints are in.
 SCHEME_STAGES = {
@@ -75,10 +70,10 @@ def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
 
 def say_replaced_run(out: Path) -> None:
     """Say that the run about to start replaces the finished one whose model ``out``
-    holds, what of it goes as training begins (:func:`remove_replaced_run`; its model
-    file and records go when the run writes its own), and which files made from that
-    model stay beside the new one (:data:`MADE_FROM_MODEL`); without a model, that the
-    metrics file of a run that stopped before its first checkpoint goes."""
+    holds, what of it goes as training begins (:func:`begin_fresh_run`; its model file
+    goes when the run writes its own), and which files made from that model stay beside
+    the new one (:data:`MADE_FROM_MODEL`); without a model, that the metrics file of a run
+    that stopped before its first checkpoint goes."""
     model = out / MODEL_FILE
     if model.is_file():
         written = datetime.fromtimestamp(model.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
@@ -98,10 +93,10 @@ def say_replaced_run(out: Path) -> None:
 
 def _going(out: Path) -> str:
     """What of the finished run in ``out`` goes as the run replacing it begins, for
-    :func:`say_replaced_run`: ``: its checkpoints (joint, rpn) and metrics.jsonl go as
-    training begins``; empty where nothing does; where a run that began replacing it
-    stopped before its first checkpoint (:func:`stopped_run_metrics`), that its metrics
-    file goes."""
+    :func:`say_replaced_run`: ``: its checkpoints (joint, rpn), metrics.jsonl and
+    training_splits.json go as training begins``; empty where nothing does; where a run
+    that began replacing it stopped before its first checkpoint
+    (:func:`stopped_run_metrics`), that its metrics file goes."""
     if stopped_run_metrics(out):
         return (
             f"; the {METRICS_FILE} of a run that began replacing it and stopped before its "
@@ -111,34 +106,29 @@ def _going(out: Path) -> str:
     checkpoints = saved_checkpoints(out)
     if checkpoints:
         going.append(f"checkpoints ({', '.join(checkpoint.name for checkpoint in checkpoints)})")
-    if (out / METRICS_FILE).is_file():
-        going.append(METRICS_FILE)
-    verb = "go" if checkpoints else "goes"
-    return f": its {' and '.join(going)} {verb} as training begins" if going else ""
+    going += [name for name in (METRICS_FILE, *RECORD_FILES) if (out / name).is_file()]
+    if not going:
+        return ""
+    listed = f"{', '.join(going[:-1])} and {going[-1]}" if len(going) > 1 else going[0]
+    verb = "go" if len(going) > 1 or checkpoints else "goes"
+    return f": its {listed} {verb} as training begins"
 
 
-def stopped_run_metrics(out: Path) -> bool:
-    """Whether the metrics file in ``out`` is that of a run that stopped before its first
-    checkpoint: there is no checkpoint beside it, and no model file, or one written before
-    it, a finished run's that the stopped run had begun to replace (its checkpoints and
-    metrics went as that run began; its model file stays until a run writes its own)."""
-    metrics, model = out / METRICS_FILE, out / MODEL_FILE
-    if not metrics.is_file() or saved_checkpoints(out):
-        return False
-    return not model.is_file() or metrics.stat().st_mtime > model.stat().st_mtime
-
-
-def remove_replaced_run(out: Path) -> None:
-    """Remove, as a fresh run in ``out`` begins (its data read and checked), the checkpoints
-    and metrics file that ``out`` holds: a finished run's, the only ones a fresh start is let
-    over (:func:`check_out`), or the metrics of a run that stopped before its first
-    checkpoint, which nothing resumes (kept, another stage's records would stay among the
-    new run's). Every stage's go, not only those the fresh run writes: a later ``--resume``
-    would continue the replaced model from another scheme's stage, or from the steps of an
-    alternating run the fresh one has not reached."""
+def begin_fresh_run(out: Path, records: Records) -> None:
+    """Begin a fresh run in ``out``, its data read and checked: remove the checkpoints
+    that ``out`` holds, a finished run's, the only ones a fresh start is let over
+    (:func:`check_out`); start its metrics file anew, empty until its first step; and
+    write its ``records`` (:func:`~.splits.write_records`), which its checkpoints are read
+    with from their first (:func:`~.unfinished.records_folder`), and which the finished
+    run's model file left beside them no longer has: the metrics file, newer than it,
+    says that a run began after it (:func:`stopped_run_metrics`), even one stopped before
+    its first step. Every stage's checkpoint goes, not only those the fresh run writes: a
+    later ``--resume`` would continue the replaced model from another scheme's stage, or
+    from the steps of an alternating run the fresh one has not reached."""
     for checkpoint in saved_checkpoints(out) if out.is_dir() else []:
         shutil.rmtree(checkpoint)
-    (out / METRICS_FILE).unlink(missing_ok=True)
+    (out / METRICS_FILE).write_text("")
+    write_records(out, records)
 
 
 def run_files(out: Path) -> list[str]:
@@ -211,14 +201,6 @@ def rpn_scheme(checkpoint: Path) -> str:
         return recorded
     alternating = is_step_config(TrainingCheckpoint.train_config_in(checkpoint))
     return "alternating" if alternating else "rpn"
-
-
-def unfinished_checkpoints(out: Path) -> list[Path]:
-    """The training checkpoints under ``out`` (one folder a stage) written after its
-    model file, or without one: a run that stopped before the end."""
-    model = out / MODEL_FILE
-    finished = model.stat().st_mtime if model.is_file() else -1.0
-    return [c for c in saved_checkpoints(out) if (c / STATE_FILE).stat().st_mtime > finished]
 
 
 def resumed_weights(args: argparse.Namespace) -> Path | None:

@@ -10,10 +10,13 @@ out even where it is a validation split: it is no split kept from training. The 
 trained on are written to ``<--out>/training_splits.json``, and ``evaluate`` warns when
 asked to score one of them.
 
-These records are written with the model file, once it is trained, and an earlier run's
-record that a run does not rewrite is removed then: ``evaluate`` reads the records beside
-a model as that model's, so they must always be those of the run that wrote it, not of
-one that failed to start or stopped before its end, nor of an earlier one.
+These records are written as a fresh run begins, once its data is read and checked (a
+resumed run's with its model file, once checked against its checkpoints), and an earlier
+run's record that a run does not rewrite is removed then: ``evaluate`` reads the records
+of a run's folder as those of its checkpoints and of its model file, so they must always be
+those of the run that wrote them, not of one that failed to start, nor of an earlier one.
+Until a run that began replacing a finished one finishes, they are not read as the
+finished run's model file's (:func:`~.unfinished.records_folder`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ..data.joined import JoinedDataset
 from ..data.open import GENERATED, DatasetLayout, find_layout, is_generated
 from ..data.repeat_factor import REPEAT_FACTORS_FILE
 from .arguments import open_fraction, random_seed
+from .unfinished import records_folder
 
 TRAINING_SPLITS_FILE = "training_splits.json"
 # What a training run records beside its model file (file name: its JSON content).
@@ -114,7 +118,7 @@ def training_images(args: argparse.Namespace) -> tuple[DetectionDataset, Records
     """The ``--split`` of ``--data`` (default: :func:`default_training_splits`), less what
     ``--val-fraction`` holds out; and the records of both (``training_splits.json`` for
     data with splits, ``split.json`` for a held-out part) for :func:`write_records` to
-    write beside the model once it is trained. On data without splits, ``--split`` can
+    write into ``--out`` as the run begins. On data without splits, ``--split`` can
     only be ``train`` (all the images, as by default); ``--val-fraction`` is refused on
     data with a validation split (:func:`check_val_fraction`), checked on the layout
     found once here."""
@@ -180,8 +184,8 @@ def layout_saying_what_is_left_out(data: str) -> DatasetLayout:
 
 def write_records(out: Path, records: Mapping[str, dict[str, Any]]) -> None:
     """Write a training run's ``records`` (file name: content, of :data:`RECORD_FILES`)
-    into ``out``, beside the model file it has just written, and remove an earlier run's
-    record that ``records`` lacks: ``evaluate`` reads the splits' as the model's
+    into its folder ``out``, and remove an earlier run's record that ``records`` lacks:
+    ``evaluate`` reads the splits' as those of the run's checkpoints and model file
     (:func:`trained_data`, :func:`evaluation_images`)."""
     for name in RECORD_FILES:
         file = out / name
@@ -281,18 +285,19 @@ def _data_key(data: str) -> str:
 
 
 def trained_data(model: Path, use: str = "score") -> str:
-    """The dataset the training run beside ``model`` was trained on, as its
+    """The dataset the training run of ``model`` was trained on, as its
     ``training_splits.json`` (or the ``split.json`` of ``--val-fraction``) names it;
     ``use`` says what the command does with it, for the error.
 
     Raises:
-        ValueError: neither file names a dataset that is still there.
+        ValueError: neither file of the run (:func:`~.unfinished.records_folder`) names a
+            dataset that is still there.
     """
-    gone = None
+    folder, gone = records_folder(model), None
     for name in (TRAINING_SPLITS_FILE, SPLIT_FILE):
-        file = model.parent / name
+        file = model_record(model, folder, name)
         try:
-            data = json.loads(file.read_text()).get("data") if file.is_file() else None
+            data = json.loads(file.read_text()).get("data") if file is not None else None
         except (ValueError, AttributeError):  # not JSON, or not an object
             data = None
         if isinstance(data, str) and (Path(data).exists() or is_generated(data)):
@@ -300,8 +305,25 @@ def trained_data(model: Path, use: str = "score") -> str:
         if isinstance(data, str) and gone is None:
             gone = f"{file} names {data}, which is not there from here"
     files = f"{TRAINING_SPLITS_FILE} or {SPLIT_FILE}"
-    nothing = f"Nothing beside {model} names the one it was trained on ({files})"
+    where = "beside" if folder in (None, model.parent) else f"in {folder}, the run of"
+    nothing = f"Nothing {where} {model} names the one it was trained on ({files})"
     raise ValueError(f"--data: which dataset to {use}? {gone or nothing}")
+
+
+def model_record(model: Path, folder: Path | None, name: str) -> Path | None:
+    """The record ``name`` (of :data:`RECORD_FILES`) of the run that wrote ``model``, in
+    ``folder``, that run's (:func:`~.unfinished.records_folder`), where it has one; where
+    the one beside ``model`` is that of a run begun after it that did not finish
+    (``folder`` ``None``), ``None``, with a note."""
+    if folder is not None:
+        file = folder / name
+        return file if file.is_file() else None
+    if (model.parent / name).is_file():
+        print(
+            f"note: {model.parent / name} is that of a run begun after {model} that did not "
+            "finish: not read as the model's"
+        )
+    return None
 
 
 def test_or_val(layout: DatasetLayout) -> str:
@@ -340,22 +362,24 @@ def evaluation_images(
     model's class order ``class_names`` (a class of the split's that the model lacks comes
     after them, with a warning); for data without splits, the images held out by
     ``--val-fraction`` (with a warning where the model's ``split.json`` trained on some),
-    else by the ``split.json`` beside ``--model`` (its ``train`` part with ``--split
-    train``), else all of them (with a warning). On data with splits, ``--val-fraction``
-    is what ``train`` takes it for: refused where the data has a validation split
-    (:func:`check_val_fraction`), else it holds out part of ``train`` (by default), the
-    images ``train --val-fraction`` held out; and where such data has no ``val``, the
-    ``val`` the model's ``split.json`` held out of a split stands in for one."""
+    else by the ``split.json`` of ``--model``'s run (:func:`~.unfinished.records_folder`;
+    its ``train`` part with ``--split train``), else all of them (with a warning). On data
+    with splits, ``--val-fraction`` is what ``train`` takes it for: refused where the data
+    has a validation split (:func:`check_val_fraction`), else it holds out part of
+    ``train`` (by default), the images ``train --val-fraction`` held out; and where such
+    data has no ``val``, the ``val`` the model's ``split.json`` held out of a split stands
+    in for one."""
     layout = layout_saying_what_is_left_out(args.data)
     check_val_fraction(args, layout)
-    file = args.model.parent / SPLIT_FILE
-    _check_split_without_splits(layout, args, file)
+    folder = records_folder(args.model)
+    file = model_record(args.model, folder, SPLIT_FILE)
+    _check_split_without_splits(layout, args, file, (folder or args.model.parent) / SPLIT_FILE)
     held_from = _held_out_of(layout, args.split, file)
     split = held_from or args.split or _scored_split(layout, args.val_fraction)
     dataset = layout.open(split, class_names, append_unknown=True)
     if class_names is not None:
         _warn_of_untrained_classes(f"{args.data} ({split})", dataset, class_names)
-    record = args.model.parent / TRAINING_SPLITS_FILE
+    record = model_record(args.model, folder, TRAINING_SPLITS_FILE)
     if args.val_fraction is not None:
         source = f"{args.data} ({split})" if layout.splits else args.data
         _check_enough_to_hold_out(args, dataset, source)
@@ -364,7 +388,7 @@ def evaluation_images(
             f"{source}: scoring the {len(held)} of {counted(len(dataset), 'image')} held out by "
             f"--val-fraction {args.val_fraction:g} --split-seed {args.split_seed}"
         )
-        if file.is_file():
+        if file is not None:
             _warn_if_held_images_trained_on(file, dataset, held)
         elif layout.splits:  # trained on the whole split, if on it at all
             _warn_if_trained_on(record, args.data, layout, split)
@@ -380,42 +404,43 @@ def evaluation_images(
     if layout.splits:
         _warn_if_trained_on(record, args.data, layout, split)
         return dataset
-    if file.is_file():
+    if file is not None:
         return _part_of_split_file(file, dataset, args)
     print(
-        f"faster-rcnn: warning: {args.data} has no splits and there is no {file}: scoring all "
-        f"{counted(len(dataset), 'image')}, which training may have seen",
+        f"faster-rcnn: warning: {args.data} has no splits and the run of {args.model} left no "
+        f"{SPLIT_FILE}: scoring all {counted(len(dataset), 'image')}, which training may have "
+        "seen",
         file=sys.stderr,
     )
     return dataset
 
 
 def _check_split_without_splits(
-    layout: DatasetLayout, args: argparse.Namespace, file: Path
+    layout: DatasetLayout, args: argparse.Namespace, file: Path | None, written: Path
 ) -> None:
     """On data without splits, refuse a ``--split`` that names no images there: ``train``
     is all of them (or the ``train`` part of the model's ``split.json``, ``file``), and
     ``val`` the images ``--val-fraction`` or ``file`` holds out; without either, ``val``
-    names none."""
+    names none (``written``: where ``train --val-fraction`` writes one)."""
     if args.val_fraction is not None:
         hint = "--val-fraction scores the images it holds out of all of them: leave --split out"
-    elif file.is_file():
+    elif file is not None:
         hint = f"{file} holds 'train' and 'val' of it"
     else:
         hint = (
             "--split train scores all its images; there is no 'val' without --val-fraction "
-            f"F (given here, or to train, which writes {file})"
+            f"F (given here, or to train, which writes {written})"
         )
-    held = args.val_fraction is not None or file.is_file()
+    held = args.val_fraction is not None or file is not None
     check_split_name(layout, args.split, ("train", "val") if held else ("train",), hint)
 
 
-def _held_out_of(layout: DatasetLayout, split: str | None, file: Path) -> str | None:
+def _held_out_of(layout: DatasetLayout, split: str | None, file: Path | None) -> str | None:
     """The split of ``layout`` whose images the model's ``split.json`` (``file``) held
     part of out, where those are what evaluate should score: data with splits but no
     ``val`` of its own (:func:`_validation_split`), asked for ``--split val``, or for
     nothing and without ``test``; else ``None``."""
-    if not layout.splits or not file.is_file() or _validation_split(layout) is not None:
+    if not layout.splits or file is None or _validation_split(layout) is not None:
         return None
     if split != "val" and (split is not None or _has_split(layout, "test")):
         return None
@@ -473,10 +498,10 @@ def _warn_if_held_images_trained_on(file: Path, dataset: DetectionDataset, held:
         )
 
 
-def _warn_if_trained_on(record: Path, data: str, layout: DatasetLayout, split: str) -> None:
-    """Warn when the training run beside the model (its ``training_splits.json``) trained
-    on the ``split`` of ``data`` about to be scored."""
-    if not record.is_file():
+def _warn_if_trained_on(record: Path | None, data: str, layout: DatasetLayout, split: str) -> None:
+    """Warn when the training run of the model (its ``training_splits.json``, ``record``,
+    if any) trained on the ``split`` of ``data`` about to be scored."""
+    if record is None:
         return
     try:
         trained = json.loads(record.read_text())

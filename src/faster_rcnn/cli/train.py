@@ -104,8 +104,8 @@ from .model_options import (
 )
 from .out_lock import check_one_process, training_lock
 from .run_folder import (
+    begin_fresh_run,
     check_out,
-    remove_replaced_run,
     resumed_weights,
     say_replaced_run,
     scheme_of,
@@ -412,7 +412,7 @@ def train(args: argparse.Namespace) -> int:
         skip_unreadable=not args.strict,
     )
     if not args.resume:
-        remove_replaced_run(args.out)
+        begin_fresh_run(args.out, records)
     if args.scheme == "alternating":
         model = train_alternating_scheme(args, config, dataset, train_cfg)
     else:
@@ -429,7 +429,8 @@ def train(args: argparse.Namespace) -> int:
             scheme=args.scheme,
         )
         fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
-    write_records(args.out, records)
+    if args.resume:  # now checked against its checkpoints; an earlier version's run began without
+        write_records(args.out, records)
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
 
