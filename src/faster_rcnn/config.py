@@ -295,7 +295,8 @@ class RoIHeadsConfig:
             candidate RoIs, so that every object has several foreground RoIs from the
             first step (0: none, as the paper and torchvision).
         pooler: ``"align"`` (multi-scale RoIAlign) or ``"pool"`` (the paper's RoIPool).
-        featmap_names: the backbone outputs that are pooled.
+        featmap_names: the backbone outputs that are pooled; names of maps the backbone
+            does not return are passed over, as torchvision's pooler passes them over.
         output_size: pooled grid size (7).
         sampling_ratio: RoIAlign samples per bin side (0 or -1: adaptive, as
             torchvision's RoIAlign reads them; detectron2's poolers give 0).
@@ -596,7 +597,8 @@ class FasterRCNNConfig:
     def check_feature_maps(self, maps: tuple[str, ...]) -> None:
         """Refuse anchor levels or pooled maps that do not fit a backbone returning the
         feature maps named ``maps`` (finest first): one level of anchors per map, and
-        only those maps pooled.
+        some of those maps pooled (others named are passed over, as torchvision's pooler
+        passes them over).
 
         Raises:
             ValueError: naming the field and the backbone's maps.
@@ -608,12 +610,12 @@ class FasterRCNNConfig:
             f"one tuple per feature map of {self.backbone.name} ({len(maps)}: "
             f"{', '.join(maps)}); got {len(self.anchors.sizes)}",
         )
-        unknown = sorted(set(self.roi_heads.featmap_names) - set(maps))
+        pooled = self.roi_heads.featmap_names
         require(
             self,
             "roi_heads.featmap_names",
-            not unknown,
-            f"among {self.backbone.name}'s feature maps {maps}; {unknown} are not",
+            not set(pooled).isdisjoint(maps),
+            f"among {self.backbone.name}'s feature maps {maps}; {list(pooled)} are not",
         )
 
     def _check_layer_sizes(self) -> None:

@@ -175,8 +175,11 @@ def test_a_custom_backbone_with_other_maps_than_the_config_is_refused_when_built
     two_levels = custom.replace(
         anchors={"sizes": anchors.sizes[:2], "aspect_ratios": anchors.aspect_ratios[:2]}
     )
-    with pytest.raises(ValueError, match=r"featmap_names must be among .* \['2'\] are not"):
-        FasterRCNN(TwoMapBackbone(), two_levels.replace(roi_heads={"featmap_names": ("0", "2")}))
+    with pytest.raises(ValueError, match=r"featmap_names must be among .* \['2', '3'\] are not"):
+        FasterRCNN(TwoMapBackbone(), two_levels.replace(roi_heads={"featmap_names": ("2", "3")}))
+    # Some of them returned: the others are passed over, as torchvision's pooler does.
+    passing_over = two_levels.replace(roi_heads={"featmap_names": ("0", "2")})
+    assert FasterRCNN(TwoMapBackbone(), passing_over).config == passing_over
     narrower = TwoMapBackbone()
     narrower.out_channels = 4  # its maps have 8
     with pytest.raises(ValueError, match=r"maps have \{'0': 8, '1': 8\} channels .* are 4"):

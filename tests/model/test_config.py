@@ -111,8 +111,8 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
             r"anchors.sizes must be one tuple per feature map of resnet50_fpn \(5",
         ),
         (
-            lambda: FasterRCNNConfig(roi_heads=RoIHeadsConfig(featmap_names=("0", "p7"))),
-            r"\['p7'\] are not",
+            lambda: FasterRCNNConfig(roi_heads=RoIHeadsConfig(featmap_names=("p6", "p7"))),
+            r"\['p6', 'p7'\] are not",
         ),
         (
             lambda: FasterRCNNConfig(

@@ -177,10 +177,26 @@ def test_the_repr_is_torchvisions() -> None:
     )
 
 
-def test_missing_feature_map_is_an_error() -> None:
-    pooler = MultiScaleRoIAlign(["0", "p9"], 7, 2)
+def test_maps_the_features_lack_are_passed_over_as_torchvision_does() -> None:
+    """torchvision's ``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)`` over a MobileNet
+    FPN's ``"0"``, ``"1"``, ``"pool"`` pools from ``"0"`` and ``"1"``: bit for bit what a
+    pooler naming those two pools, the level mapper spanning those two levels."""
     gen = torch.Generator().manual_seed(3)
-    with pytest.raises(ValueError, match="p9"):
+    features = OrderedDict((k, v) for k, v in pyramid(gen).items() if k in ("0", "1", "pool"))
+    boxes = [torch.cat([random_boxes(gen, 8, 10), random_boxes(gen, 8, 300, min_side=224)])]
+    wider = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)(features, boxes, [(128, 128)])
+    assert torch.equal(wider, MultiScaleRoIAlign(["0", "1"], 7, 2)(features, boxes, [(128, 128)]))
+    # Each box from its own map: the small ones from "0" (stride 4), the large from "1".
+    rois = boxes_to_rois(boxes)
+    from_0 = roi_align(features["0"], rois[:8], (7, 7), spatial_scale=0.25, sampling_ratio=2)
+    from_1 = roi_align(features["1"], rois[8:], (7, 7), spatial_scale=0.125, sampling_ratio=2)
+    torch.testing.assert_close(wider, torch.cat([from_0, from_1]))
+
+
+def test_a_pooler_none_of_whose_maps_the_features_have_is_an_error() -> None:
+    pooler = MultiScaleRoIAlign(["p8", "p9"], 7, 2)
+    gen = torch.Generator().manual_seed(3)
+    with pytest.raises(ValueError, match=r"\['p8', 'p9'\] requested, the backbone gives"):
         pooler(pyramid(gen), [random_boxes(gen, 2, 10)], [(128, 128)])
 
 

@@ -277,10 +277,12 @@ def _pooling_levels(model: FasterRCNN) -> tuple[list[str], list[float], LevelMap
     """The feature maps the RoI head pools from, their scales, and the level mapper
     (``None`` for one map), inferred as the eager pooler infers them, from a probe."""
     pooler = model.roi_heads.box_roi_pool
-    names = list(getattr(pooler, "featmap_names", None) or [pooler.featmap_name])
+    named = getattr(pooler, "featmap_names", None) or [pooler.featmap_name]
     size = 512  # a multiple of every stride, so each scale is exact
     with torch.no_grad():
         probe = model.backbone_features(torch.zeros(1, 3, size, size))
+    # Those the backbone returns, in its order, as the eager pooler selects them.
+    names = [name for name in probe if name in named]
     scales, mapper = setup_scales(
         [probe[name] for name in names],
         [(size, size)],

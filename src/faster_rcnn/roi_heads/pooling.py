@@ -124,9 +124,16 @@ def setup_scales(
 
 
 def _select_features(x: Mapping[str, Tensor], featmap_names: Sequence[str]) -> list[Tensor]:
-    # In the order of ``x`` (the backbone's, finest first), as torchvision does.
+    """The maps of ``x`` named in ``featmap_names``, in the order of ``x`` (the
+    backbone's, finest first); names ``x`` lacks are passed over, as torchvision's
+    pooler does (its ``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)`` pools a
+    MobileNet FPN's ``"0"`` and ``"1"``).
+
+    Raises:
+        ValueError: ``x`` has none of them.
+    """
     selected = [v for k, v in x.items() if k in featmap_names]
-    if len(selected) != len(featmap_names):
+    if not selected:
         raise ValueError(
             f"feature maps {list(featmap_names)} requested, the backbone gives {list(x)}"
         )
@@ -161,7 +168,7 @@ class MultiScaleRoIAlign(nn.Module):
     Unlike torchvision's, which infers the scales on its first call and keeps them, the
     scales are inferred on every call (it is cheap), so batches of other sizes are pooled
     right too; for a batch of the first call's size the two agree. A name missing from the
-    features is an error (torchvision skips it silently).
+    features is passed over, as in torchvision; none of them there is an error.
     """
 
     def __init__(
