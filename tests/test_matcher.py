@@ -111,3 +111,27 @@ def test_match_blocks_is_the_whole_matrix_at_any_block_width(matcher, width) -> 
 
     assert [m.tolist() for m in matcher.match_blocks(blocks, 13)] == list(expected)
     assert [m.tolist() for m in matcher(iou)] == list(expected)
+
+
+def test_torchvision_s_high_and_low_thresholds_bound_the_positive_and_negative_bands():
+    """torchvision's ``Matcher(high_threshold, low_threshold)``: positive from the high
+    one, negative below the low one. The RPN's are its 0.7 and 0.3; the head's its
+    foreground 0.5 and the top of its background band, 0.5 too, its lowest bound (the
+    paper's 0.1, below which RoIs are ignored) aside."""
+    rpn = Matcher((0.3, 0.7), (0, -1, 1))
+    head = Matcher((0.1, 0.5, 0.5), (-1, 0, -1, 1))
+    assert (rpn.low_threshold, rpn.high_threshold) == (0.3, 0.7)
+    assert (head.low_threshold, head.high_threshold) == (0.5, 0.5)
+    head.high_threshold = 0.6
+    head.low_threshold = 0.4
+    assert head.thresholds == (0.1, 0.4, 0.6)
+    _, labels = head(torch.tensor([[0.05, 0.35, 0.45, 0.6]]))
+    assert labels.tolist() == [-1, 0, -1, 1]
+    rpn.low_threshold = 0.2
+    _, labels = rpn(torch.tensor([[0.19, 0.2, 0.69, 0.7]]))
+    assert labels.tolist() == [0, -1, -1, 1]
+    with pytest.raises(
+        ValueError, match=r"^thresholds must be ascending, got \(0\.1, 0\.7, 0\.6\)"
+    ):
+        head.low_threshold = 0.7
+    assert head.thresholds == (0.1, 0.4, 0.6)

@@ -53,8 +53,7 @@ class Matcher:
         allow_low_quality_matches: bool = False,
         low_quality_min_iou: float = 0.0,
     ) -> None:
-        if list(thresholds) != sorted(thresholds):
-            raise ValueError(f"thresholds must be ascending, got {tuple(thresholds)}")
+        _check_ascending(thresholds)
         if len(labels) != len(thresholds) + 1:
             raise ValueError(
                 f"{len(thresholds)} thresholds make {len(thresholds) + 1} bands, "
@@ -66,6 +65,43 @@ class Matcher:
         self.labels = tuple(int(label) for label in labels)
         self.allow_low_quality_matches = allow_low_quality_matches
         self.low_quality_min_iou = float(low_quality_min_iou)
+
+    @property
+    def high_threshold(self) -> float:
+        """torchvision's name for the IoU from which a match is positive: the last band's
+        lower bound (both stages' matchers end with their positive band). Set, it moves
+        that bound."""
+        return self.thresholds[-1]
+
+    @high_threshold.setter
+    def high_threshold(self, value: float) -> None:
+        self._move_threshold(len(self.thresholds) - 1, value)
+
+    @property
+    def low_threshold(self) -> float:
+        """torchvision's name for the IoU below which a match is negative: the negative
+        band's upper bound (the RPN's ``bg_iou_thresh``, the head's ``bg_iou_thresh_hi``).
+        Set, it moves that bound."""
+        return self.thresholds[self._negative_band()]
+
+    @low_threshold.setter
+    def low_threshold(self, value: float) -> None:
+        self._move_threshold(self._negative_band(), value)
+
+    def _negative_band(self) -> int:
+        """The index of the negative band, which has an upper bound in both stages'
+        matchers."""
+        bounded = self.labels[: len(self.thresholds)]
+        if NEGATIVE not in bounded:
+            raise ValueError(f"a matcher of bands {self.labels} has no negative band below another")
+        return bounded.index(NEGATIVE)
+
+    def _move_threshold(self, index: int, value: float) -> None:
+        """Set band boundary ``index`` to ``value``, the boundaries kept ascending."""
+        thresholds = list(self.thresholds)
+        thresholds[index] = float(value)
+        _check_ascending(thresholds)
+        self.thresholds = tuple(thresholds)
 
     def __call__(self, match_quality_matrix: Tensor) -> tuple[Tensor, Tensor]:
         """Match predictions to GT boxes.
@@ -184,3 +220,31 @@ class Matcher:
         boundaries = torch.tensor(self.thresholds, dtype=iou.dtype, device=iou.device)
         band = torch.bucketize(iou, boundaries, right=True)  # thresholds <= iou
         return torch.tensor(self.labels, dtype=torch.int64, device=iou.device)[band]
+
+
+def _check_ascending(thresholds: Sequence[float]) -> None:
+    """Refuse band boundaries that are not ascending."""
+    if list(thresholds) != sorted(thresholds):
+        raise ValueError(f"thresholds must be ascending, got {tuple(thresholds)}")
+
+
+def checked_matcher(matcher: object, labels: Sequence[int], where: str) -> Matcher:
+    """``matcher``, set as ``where`` (``"rpn.proposal_matcher"``), where it is a
+    :class:`Matcher` of the bands ``labels``, the only ones the config describes there.
+
+    Raises:
+        TypeError: another class (torchvision's ``Matcher`` among them).
+        ValueError: a matcher of other bands.
+    """
+    if not isinstance(matcher, Matcher):
+        kind = f"{type(matcher).__module__}.{type(matcher).__qualname__}"
+        raise TypeError(
+            f"{where} takes faster_rcnn.matcher.Matcher, got {kind}: set the model's own "
+            f"({where}.high_threshold, .low_threshold)"
+        )
+    if matcher.labels != tuple(labels):
+        raise ValueError(
+            f"{where} must label its bands {tuple(labels)} (1 positive, 0 negative, -1 "
+            f"ignored), got {matcher.labels}"
+        )
+    return matcher

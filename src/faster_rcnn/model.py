@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from .backbones import build_backbone, check_backbone_matches, check_custom_feature_maps
 from .config import FasterRCNNConfig
 from .image_list import ImageList
+from .matcher import Matcher
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .rpn import RegionProposalNetwork
@@ -177,7 +178,9 @@ class FasterRCNN(nn.Module):
         ``nms_thresh`` serving every class). It also follows the inference settings that
         torchvision's users set on the modules (``model.roi_heads.score_thresh = 0.5``,
         ``model.transform.min_size = (600,)``, ``model.rpn._post_nms_top_n["testing"] =
-        300``; see :meth:`_follow_settings`), and the head modules and the RoI pooler
+        300``) and the training ones (``model.rpn.proposal_matcher.high_threshold = 0.6``,
+        ``model.roi_heads.box_coder.weights = (5.0, 5.0, 2.0, 2.0)``; see
+        :meth:`_follow_settings`), and the head modules and the RoI pooler
         replaced by ones of this package's classes (``model.rpn.head = RPNHead(...)``,
         ``model.roi_heads.box_head = TwoMLPHead(...)``, ``model.roi_heads.box_roi_pool =
         MultiScaleRoIAlign(...)``; see :meth:`_follow_heads`), so a model file or an ONNX
@@ -204,8 +207,10 @@ class FasterRCNN(nn.Module):
         resize and the normalisation, the anchors (``model.rpn.anchor_generator =
         AnchorGenerator(...)``), the RPN's thresholds and proposal limits, the RoI pooler
         (``model.roi_heads.box_roi_pool = MultiScaleRoIAlign(...)``), the head's
-        thresholds, the detections an image, and the anchors and RoIs a training image
-        samples (``fg_bg_sampler.batch_size_per_image`` and ``positive_fraction``)."""
+        thresholds, the detections an image, the anchors and RoIs a training image
+        samples (``fg_bg_sampler.batch_size_per_image`` and ``positive_fraction``), the
+        IoUs that label them (``proposal_matcher.high_threshold`` and
+        ``low_threshold``) and the box coders' weights (``box_coder.weights``)."""
         try:
             changed = self._changed_settings()
             if changed:
@@ -239,6 +244,10 @@ class FasterRCNN(nn.Module):
                 "min_size": rpn.min_size,
                 **rpn.proposal_limits(),
                 **_sampled(rpn.fg_bg_sampler),
+                **_matched(rpn.proposal_matcher, ("bg_iou_thresh", "fg_iou_thresh")),
+                "allow_low_quality_matches": rpn.proposal_matcher.allow_low_quality_matches,
+                "low_quality_min_iou": rpn.proposal_matcher.low_quality_min_iou,
+                "box_coder_weights": tuple(rpn.box_coder.weights),
             },
             "roi_heads": {
                 # A pooler set as model.roi_heads.box_roi_pool, where a config describes it.
@@ -247,6 +256,11 @@ class FasterRCNN(nn.Module):
                 "nms_thresh": heads.nms_thresh,
                 "detections_per_img": heads.detections_per_img,
                 **_sampled(heads.fg_bg_sampler),
+                **_matched(
+                    heads.proposal_matcher,
+                    ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"),
+                ),
+                "box_coder_weights": tuple(heads.box_coder.weights),
             },
         }
         return {
@@ -504,3 +518,10 @@ def _sampled(sampler: BalancedPositiveNegativeSampler) -> dict[str, object]:
         "batch_size_per_image": sampler.batch_size_per_image,
         "positive_fraction": sampler.positive_fraction,
     }
+
+
+def _matched(matcher: Matcher, fields: tuple[str, ...]) -> dict[str, object]:
+    """The config ``fields`` of a matcher's IoU band boundaries, lowest first, which
+    torchvision's users set on the built model
+    (``model.rpn.proposal_matcher.high_threshold = 0.6``)."""
+    return dict(zip(fields, matcher.thresholds, strict=True))

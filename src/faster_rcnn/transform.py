@@ -50,6 +50,20 @@ class ImageTransform(nn.Module):
     def min_size(self, value: tuple[int, ...] | int) -> None:
         self._min_size = as_sizes(value)
 
+    @property
+    def fixed_size(self) -> None:
+        """torchvision's fixed ``(width, height)`` every image is resized to, where it is
+        set: never here (``None``), images keep their aspect ratio."""
+        return None
+
+    @fixed_size.setter
+    def fixed_size(self, value: tuple[int, int] | None) -> None:
+        if value is not None:
+            raise ValueError(
+                f"transform.fixed_size = {value!r}: images are resized keeping their aspect "
+                "ratio here; set transform.min_size and transform.max_size"
+            )
+
     def forward(
         self,
         images: list[Tensor],

@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from faster_rcnn import AnchorGenerator, FasterRCNN, FasterRCNNConfig
+from faster_rcnn.matcher import Matcher
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
+from faster_rcnn.ops.boxes import BoxCoder
 from faster_rcnn.roi_heads import MultiScaleRoIAlign
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 from faster_rcnn.rpn.head import RPNHead
@@ -205,6 +207,90 @@ def test_training_samplers_set_on_the_modules_are_what_a_model_file_records(tmp_
     model.rpn.fg_bg_sampler.positive_fraction = 1.5
     with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
         save_model(model, tmp_path / "other.safetensors")
+
+
+def test_matchers_and_box_coders_set_on_the_modules_label_and_are_what_a_model_file_records(
+    tmp_path,
+):
+    """torchvision's users set the IoUs that label the anchors and RoIs on
+    ``model.rpn.proposal_matcher`` and ``model.roi_heads.proposal_matcher``
+    (``high_threshold``, ``low_threshold``) and the box coders' ``weights``: they are the
+    target creators' own, so they label, and the config follows them."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    matcher = model.rpn.proposal_matcher
+    assert matcher is model.rpn.target_creator.matcher
+    matcher.high_threshold, matcher.low_threshold = 0.6, 0.2
+    matcher.allow_low_quality_matches = False
+    # Anchors of IoU 100/130, 100/150, 100/200 and 100/600 with the box (0, 0, 10, 10).
+    anchors = torch.tensor([[0.0, 0, 10, 13], [0, 0, 10, 15], [0, 0, 10, 20], [0, 0, 10, 60]])
+    gt = torch.tensor([[0.0, 0, 10, 10]])
+    labels, _ = model.rpn.target_creator.assign_single(anchors, gt, (50, 50))
+    assert labels.tolist() == [1, 1, -1, 0]
+    heads = model.roi_heads.proposal_matcher
+    assert heads is model.roi_heads.target_creator.proposal_matcher
+    heads.high_threshold, heads.low_threshold = 0.7, 0.4
+    model.roi_heads.box_coder.weights = (5.0, 5.0, 2.0, 2.0)
+    model.rpn.box_coder = BoxCoder((2.0, 2.0, 1.0, 1.0))
+    config = model.config
+    assert (config.rpn.fg_iou_thresh, config.rpn.bg_iou_thresh) == (0.6, 0.2)
+    assert config.rpn.allow_low_quality_matches is False
+    assert (config.roi_heads.fg_iou_thresh, config.roi_heads.bg_iou_thresh_hi) == (0.7, 0.4)
+    assert config.roi_heads.box_coder_weights == (5.0, 5.0, 2.0, 2.0)
+    assert config.rpn.box_coder_weights == (2.0, 2.0, 1.0, 1.0)
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert loaded.rpn.proposal_matcher.thresholds == (0.2, 0.6)
+    assert loaded.roi_heads.proposal_matcher.high_threshold == 0.7
+    assert loaded.roi_heads.target_creator.box_coder.weights == (5.0, 5.0, 2.0, 2.0)
+    # The head's coder is its target creator's: one set encodes the targets it decodes.
+    loaded.roi_heads.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+    assert loaded.roi_heads.target_creator.box_coder is loaded.roi_heads.box_coder
+
+
+def test_a_matcher_of_other_bands_or_class_set_as_proposal_matcher_is_refused():
+    model = FasterRCNN.from_config(tiny("small"))
+    own = model.roi_heads.proposal_matcher
+    with pytest.raises(ValueError, match=r"^roi_heads\.proposal_matcher must label its bands"):
+        model.roi_heads.proposal_matcher = Matcher((0.3, 0.7), (0, -1, 1))
+    with pytest.raises(TypeError, match=r"^rpn\.proposal_matcher takes faster_rcnn\.matcher"):
+        model.rpn.proposal_matcher = object()
+    assert model.roi_heads.proposal_matcher is own
+    model.rpn.proposal_matcher = Matcher((0.25, 0.65), (0, -1, 1), True)
+    assert (model.config.rpn.bg_iou_thresh, model.config.rpn.fg_iou_thresh) == (0.25, 0.65)
+
+
+def test_torchvision_s_mask_and_keypoint_branches_are_absent_and_refuse_a_module():
+    """torchvision's RoIHeads asks ``has_mask()`` and ``has_keypoint()``, and its users'
+    code reads the branches' modules (None in its Faster R-CNN)."""
+    heads = FasterRCNN.from_config(tiny("small")).roi_heads
+    assert heads.has_mask() is False and heads.has_keypoint() is False
+    assert heads.mask_predictor is None and heads.keypoint_roi_pool is None
+    heads.mask_head = None
+    with pytest.raises(
+        ValueError, match=r"^roi_heads\.mask_predictor: this Faster R-CNN has no mask"
+    ):
+        heads.mask_predictor = nn.Linear(4, 4)
+    assert heads.mask_predictor is None and "mask_predictor" not in dict(heads.named_children())
+
+
+def test_a_pooler_naming_maps_the_backbone_lacks_pools_those_it_returns(tmp_path):
+    """torchvision's ``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)`` set on a model
+    whose backbone returns ``"0"``, ``"1"``, ``"2"`` and ``"pool"`` pools the first
+    three, as torchvision's does; the config records it as set, and rebuilds it."""
+    torch.manual_seed(0)
+    model = spread_scores(FasterRCNN.from_config(tiny("small"))).eval()
+    assert model.config.roi_heads.featmap_names == ("0", "1", "2")
+    images, _ = batch()
+    with torch.no_grad():
+        expected = model(images)
+    model.roi_heads.box_roi_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)
+    assert model.config.roi_heads.featmap_names == ("0", "1", "2", "3")
+    loaded, got = reloaded_detecting_alike(model, tmp_path / "model.safetensors", images)
+    assert loaded.roi_heads.box_roi_pool.featmap_names == ("0", "1", "2", "3")
+    assert sum(len(d["scores"]) for d in got) > 0
+    for g, e in zip(got, expected, strict=True):
+        assert all(torch.equal(g[key], e[key]) for key in g)
 
 
 def test_a_normalisation_set_on_the_transform_is_what_a_model_file_records(tmp_path):

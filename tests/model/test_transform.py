@@ -12,6 +12,17 @@ def make_transform(**kwargs) -> ImageTransform:
     return ImageTransform(TransformConfig(**kwargs)).eval()
 
 
+def test_torchvision_s_fixed_size_is_none_and_setting_one_is_refused():
+    """torchvision's transform resizes every image to ``fixed_size`` where it is set;
+    images keep their aspect ratio here, so only its ``None`` is taken."""
+    transform = make_transform()
+    assert transform.fixed_size is None
+    transform.fixed_size = None
+    with pytest.raises(ValueError, match=r"^transform\.fixed_size = \(640, 480\): images"):
+        transform.fixed_size = (640, 480)
+    assert transform.fixed_size is None
+
+
 def test_resize_scales_shorter_side_to_min_size():
     image = torch.rand(3, 100, 200)
     assert resize_image(image, min_size=50, max_size=1000).shape == (3, 50, 100)

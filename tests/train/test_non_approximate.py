@@ -84,7 +84,10 @@ def background_kept(creator):
         ]
         return sample._replace(proposals=rois)
 
-    kept.fg_bg_sampler = creator.fg_bg_sampler  # whose numbers model.config reads
+    # The parts whose numbers model.config reads, and the head's box coder.
+    kept.fg_bg_sampler = creator.fg_bg_sampler
+    kept.proposal_matcher = creator.proposal_matcher
+    kept.box_coder = creator.box_coder
     return kept
 
 

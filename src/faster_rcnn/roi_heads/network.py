@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import FasterRCNNConfig, RoIHeadsConfig
+from ..matcher import Matcher, checked_matcher
 from ..ops.boxes import BoxCoder
 from ..samplers import BalancedPositiveNegativeSampler
 from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
@@ -21,7 +22,18 @@ from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .postprocess import best_after_nms, detection_candidates
 from .predictor import FastRCNNPredictor
 from .proposal_gradient import classification_pull, pooled_boxes
-from .proposal_targets import ProposalTargetCreator
+from .proposal_targets import PROPOSAL_BANDS, ProposalTargetCreator
+
+# torchvision's RoIHeads holds Mask and Keypoint R-CNN's branches too, None in its Faster
+# R-CNN; this head has neither.
+ABSENT_BRANCHES = {
+    "mask_roi_pool": "mask",
+    "mask_head": "mask",
+    "mask_predictor": "mask",
+    "keypoint_roi_pool": "keypoint",
+    "keypoint_head": "keypoint",
+    "keypoint_predictor": "keypoint",
+}
 
 
 class RoIHeads(nn.Module):
@@ -32,7 +44,8 @@ class RoIHeads(nn.Module):
         box_head: module ``(K, C, S, S) -> (K, R)``.
         box_predictor: module ``(K, R) -> ((K, num_classes), (K, 4 * num_classes))``.
         target_creator: labels the proposals and samples the training RoIs.
-        box_coder: the head's box parameterisation (weights 10, 10, 5, 5).
+        box_coder: the head's box parameterisation (weights 10, 10, 5, 5), which
+            ``target_creator`` encodes the regression targets with too.
         smooth_l1_beta: smooth-L1 transition of the box loss.
         score_thresh / nms_thresh / detections_per_img / min_box_size /
             class_nms_thresh / soft_nms_sigma / soft_nms_min_score: how detections
@@ -70,6 +83,52 @@ class RoIHeads(nn.Module):
         self.class_nms_thresh = class_nms_thresh
         self.soft_nms_sigma = soft_nms_sigma
         self.soft_nms_min_score = soft_nms_min_score
+
+    # torchvision's absent branches, which its users' code reads (``if
+    # model.roi_heads.mask_predictor is None``); setting one is refused (__setattr__).
+    mask_roi_pool = mask_head = mask_predictor = None
+    keypoint_roi_pool = keypoint_head = keypoint_predictor = None
+
+    def has_mask(self) -> bool:
+        """Whether the head predicts masks, as torchvision's asks: never (no Mask R-CNN)."""
+        return False
+
+    def has_keypoint(self) -> bool:
+        """Whether the head predicts keypoints, as torchvision's asks: never."""
+        return False
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ABSENT_BRANCHES and value is not None:
+            raise ValueError(
+                f"roi_heads.{name}: this Faster R-CNN has no {ABSENT_BRANCHES[name]} branch "
+                "(torchvision's Mask / Keypoint R-CNN); it detects boxes only"
+            )
+        super().__setattr__(name, value)
+
+    @property
+    def box_coder(self) -> BoxCoder:
+        """The head's box coder, :attr:`target_creator`'s, so that one set here
+        (``roi_heads.box_coder = BoxCoder((5.0, 5.0, 2.0, 2.0))``) both encodes the
+        training targets and decodes the detections."""
+        return self.target_creator.box_coder
+
+    @box_coder.setter
+    def box_coder(self, box_coder: BoxCoder) -> None:
+        self.target_creator.box_coder = box_coder
+
+    @property
+    def proposal_matcher(self) -> Matcher:
+        """The proposals' matcher, :attr:`target_creator`'s, where torchvision's users
+        find it (``roi_heads.proposal_matcher.high_threshold = 0.6``: its
+        ``high_threshold`` is ``fg_iou_thresh``, its ``low_threshold``
+        ``bg_iou_thresh_hi``)."""
+        return self.target_creator.proposal_matcher
+
+    @proposal_matcher.setter
+    def proposal_matcher(self, matcher: Matcher) -> None:
+        self.target_creator.proposal_matcher = checked_matcher(
+            matcher, PROPOSAL_BANDS, "roi_heads.proposal_matcher"
+        )
 
     @property
     def fg_bg_sampler(self) -> BalancedPositiveNegativeSampler:

@@ -25,6 +25,9 @@ from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import BoxCoder, best_box_iou
 from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, ObjectBalancedSampler
 
+# The head's IoU bands: ignored below bg_iou_thresh_lo, background, ignored, foreground
+# from fg_iou_thresh.
+PROPOSAL_BANDS = (IGNORED, NEGATIVE, IGNORED, POSITIVE)
 # The head's foreground RoI samplers by the name ``RoIHeadsConfig.sampler`` gives, each
 # made from the RoIs an image and the foreground fraction.
 ROI_SAMPLERS: dict[str, Callable[[int, float], BalancedPositiveNegativeSampler]] = {
@@ -124,8 +127,7 @@ class ProposalTargetCreator:
         # Background is IoU in [lo, hi); below lo (paper: 0.1) a proposal overlaps no
         # object even that much and is not sampled; between hi and fg it is ambiguous.
         self.proposal_matcher = Matcher(
-            (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh),
-            (IGNORED, NEGATIVE, IGNORED, POSITIVE),
+            (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh), PROPOSAL_BANDS
         )
         self.fg_bg_sampler = ROI_SAMPLERS[sampler](batch_size_per_image, positive_fraction)
         self.box_coder = box_coder

@@ -15,6 +15,8 @@ from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import best_box_iou, box_iou_blocks, paired_box_iou
 from .anchor_windows import AnchorShapes, anchors_reaching
 
+# The RPN's IoU bands: negative below bg_iou_thresh, ignored, positive from fg_iou_thresh.
+ANCHOR_BANDS = (NEGATIVE, IGNORED, POSITIVE)
 # GT boxes below the negative threshold measured at once against every anchor that
 # overlaps them: 64 boxes of 16 px, 250,000 pairs of mobilenet_v2_fpn's anchors.
 FAR_BOXES_PER_BLOCK = 64
@@ -52,7 +54,7 @@ class AnchorTargetCreator:
     ) -> None:
         self.matcher = Matcher(
             (bg_iou_thresh, fg_iou_thresh),
-            (NEGATIVE, IGNORED, POSITIVE),
+            ANCHOR_BANDS,
             allow_low_quality_matches,
             low_quality_min_iou,
         )

@@ -11,9 +11,10 @@ from torch import Tensor, nn
 from ..anchors import AnchorGenerator, LevelGrid
 from ..config import FasterRCNNConfig
 from ..image_list import ImageList
+from ..matcher import Matcher, checked_matcher
 from ..ops.boxes import BoxCoder
 from ..samplers import BalancedPositiveNegativeSampler, HardNegativeSampler
-from .anchor_targets import AnchorTargetCreator
+from .anchor_targets import ANCHOR_BANDS, AnchorTargetCreator
 from .head import RPNHead
 from .loss import rpn_loss
 from .proposals import select_proposals
@@ -207,6 +208,17 @@ class RegionProposalNetwork(nn.Module):
             box_loss_weight=rpn.box_loss_weight,
             smooth_l1_beta=rpn.smooth_l1_beta,
         )
+
+    @property
+    def proposal_matcher(self) -> Matcher:
+        """The anchors' matcher, :attr:`target_creator`'s, where torchvision's users find
+        it (``rpn.proposal_matcher.high_threshold = 0.6``: its ``high_threshold`` is
+        ``fg_iou_thresh``, its ``low_threshold`` ``bg_iou_thresh``)."""
+        return self.target_creator.matcher
+
+    @proposal_matcher.setter
+    def proposal_matcher(self, matcher: Matcher) -> None:
+        self.target_creator.matcher = checked_matcher(matcher, ANCHOR_BANDS, "rpn.proposal_matcher")
 
     def __setattr__(self, name: str, value: object) -> None:
         # torchvision's users set model.rpn.anchor_generator; one of torchvision's class
