@@ -78,3 +78,14 @@ def test_truncated_and_non_image_files_name_themselves(tmp_path: Path) -> None:
         assert "\n" not in str(info.value)
     with pytest.raises(FileNotFoundError, match=r"absent\.png does not exist"):
         read_image(tmp_path / "absent.png")
+
+
+def test_a_str_path_is_read_as_its_path(tmp_path: Path) -> None:
+    """read_image is public (faster_rcnn.data): a script's str path is read, not an
+    AttributeError; its errors name the file as a Path's do."""
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+    Image.fromarray(pixels).save(tmp_path / "rgb.png")
+    assert torch.equal(read_image(str(tmp_path / "rgb.png")), read_image(tmp_path / "rgb.png"))
+    assert read_image_size(str(tmp_path / "rgb.png")) == (2, 3)
+    with pytest.raises(FileNotFoundError, match=r"^image file .*absent\.png does not exist$"):
+        read_image(str(tmp_path / "absent.png"))

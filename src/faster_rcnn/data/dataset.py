@@ -16,6 +16,7 @@ image files (VOC, COCO, YOLO) share all of that through :class:`ImageFileDataset
 from __future__ import annotations
 
 import codecs
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -90,8 +91,8 @@ class MissingImageError(UnreadableImageError, FileNotFoundError):
     """An image file that does not exist."""
 
 
-def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
-    """Decode an image file to ``float32[3, H, W]`` RGB in 0..1.
+def read_image(path: str | os.PathLike[str], exif_transpose: bool = False) -> Tensor:
+    """Decode an image file (a ``Path`` or a ``str``) to ``float32[3, H, W]`` RGB in 0..1.
 
     Pixels are taken as stored: an EXIF orientation tag is not applied (unless
     ``exif_transpose``), because box annotations are drawn on the stored pixels by the
@@ -105,6 +106,7 @@ def read_image(path: Path, exif_transpose: bool = False) -> Tensor:
             declares more pixels than PIL's decompression-bomb limit, or ``path`` is a
             folder (a ``ValueError``).
     """
+    path = Path(path)  # a public function: a str path from a user's script is read too
     with _open_image(path) as image:
         try:
             depth = declared_depth(image, path)
@@ -181,7 +183,7 @@ def image_sizes(
     return ImageSizes(sizes, frozenset(turned))
 
 
-def read_image_size(path: Path) -> tuple[int, int]:
+def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """``(height, width)`` of an image file, read from its header without decoding it."""
     return read_image_header(path)[:2]
 
@@ -197,10 +199,10 @@ def read_upright_size(path: Path) -> tuple[int, int]:
 EXIF_QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 
-def read_image_header(path: Path) -> tuple[int, int, int]:
+def read_image_header(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     """``(height, width, EXIF orientation)`` of an image file as stored, from its header
     without decoding it; the orientation is 1 (upright) when the file has none."""
-    with _open_image(path) as image:
+    with _open_image(Path(path)) as image:
         width, height = image.size
         return height, width, _orientation(image)
 
