@@ -1409,6 +1409,50 @@ def test_predict_reads_a_pattern_its_shell_left_unexpanded_and_each_image_once(t
         image_paths([images / "*.gif"])
 
 
+def test_predict_reads_a_txt_list_of_images_as_the_yolo_readers_read_one(tmp_path):
+    """A YOLO train.txt (any case of .txt) is a list of images, not a file to skip as no
+    image: its paths are relative to its folder, `./` and Windows' `\\` too, and a first
+    folder not in it is Darknet's data/ standing for it; in the list's order."""
+    from faster_rcnn.cli.predict import image_paths
+
+    data = tmp_path / "data"
+    (data / "obj").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        (data / "obj" / name).write_bytes(b"x")
+    (data / "train.TXT").write_text(
+        "data/obj/b.jpg\n\n./obj/a.jpg\nobj\\c.jpg\n" + f"{data / 'obj' / 'd.jpg'}\n"
+    )
+    obj = data / "obj"
+    assert image_paths([data / "train.TXT"]) == [
+        obj / "b.jpg",
+        obj / "a.jpg",
+        obj / "c.jpg",
+        obj / "d.jpg",
+    ]
+    (data / "empty.txt").write_text("\n")
+    with pytest.raises(ValueError, match=r"empty\.txt: lists no image \(a \.txt input is one"):
+        image_paths([data / "empty.txt"])
+
+
+def test_predict_detects_the_images_of_a_list_and_skips_one_not_there(tmp_path, capsys):
+    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
+    (tmp_path / "images").mkdir()
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(tmp_path / "images/a.png")
+    (tmp_path / "test.txt").write_text("images/a.png\nimages/gone.png\n")
+    model, out = str(tmp_path / "r" / "model.safetensors"), tmp_path / "p"
+    capsys.readouterr()
+    argv = ["predict", "--model", model, str(tmp_path / "test.txt"), "--out", str(out)]
+    assert main([*argv, "--score", "0"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"faster-rcnn: warning: image file {tmp_path / 'images/gone.png'} does not exist; skipped\n"
+    )
+    assert " in 1 image (1 skipped) -> " in captured.out
+    detections = json.loads((out / "detections.json").read_text())
+    assert detections and {d["file_name"] for d in detections} == {str(tmp_path / "images/a.png")}
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_proposals.png", "detections.json"]
+
+
 def test_train_and_the_demo_started_by_torchrun_as_several_processes_are_refused(
     tmp_path, capsys, monkeypatch
 ):

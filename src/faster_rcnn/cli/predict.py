@@ -9,6 +9,11 @@ label files), else the image's place in the split and the label. Image files are
 upright, turned by their EXIF orientation as a viewer shows them, and their boxes are in
 that frame; a dataset's images are read as its reader reads them.
 
+A ``.txt`` file named is a list of images, one path a line, as YOLO tools take a
+``train.txt``: read as the YOLO readers read a split's list, relative to the list's folder,
+a first folder not in it standing for that folder (Darknet's ``data/obj/x.jpg`` of a list
+in ``data/``; :func:`~faster_rcnn.data.darknet.darknet_path`).
+
 With ``--onnx`` an exported model runs instead, with ONNX Runtime on the CPU; it gives
 the same detections, but no proposals to draw.
 
@@ -35,6 +40,7 @@ from torch import Tensor
 
 from ..config import FasterRCNNConfig
 from ..counted import counted
+from ..data.darknet import darknet_path
 from ..data.dataset import (
     IMAGE_SUFFIXES,
     DetectionDataset,
@@ -43,6 +49,7 @@ from ..data.dataset import (
     image_files_in,
     is_image_file,
     read_image,
+    read_text,
     target_of,
 )
 from ..data.resizable import check_resizable
@@ -69,7 +76,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source.add_argument("--model", type=Path, help="a model.safetensors")
     source.add_argument("--onnx", type=Path, help="a model exported by faster-rcnn export")
     parser.add_argument(
-        "inputs", nargs="*", type=Path, help="image files, folders or patterns (images/*.jpg)"
+        "inputs",
+        nargs="*",
+        type=Path,
+        help="image files, folders, patterns (images/*.jpg) or .txt lists of image paths, "
+        "one a line (a YOLO train.txt)",
     )
     parser.add_argument(
         "--data",
@@ -341,13 +352,16 @@ def check_out_not_read(
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
     """The image files named, in the order given, with those directly inside the folders
     named and the image files a pattern names (``images/*.jpg``: Windows' shells pass it
-    on as it is), each sorted; every file once. A warning names what else a folder holds."""
+    on as it is), each sorted, and those a ``.txt`` list names (:func:`listed_images`), in
+    its order; every file once. A warning names what else a folder holds."""
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
             images = image_files_in(item)
             warn_of_the_rest(item, images)
             paths += images
+        elif item.is_file() and item.suffix.lower() == ".txt":
+            paths += listed_images(item)
         elif item.is_file():
             paths.append(item)
         elif any(c in str(item) for c in "*?["):
@@ -359,6 +373,21 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
             f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}"
         )
     return _each_once(paths)
+
+
+def listed_images(list_file: Path) -> list[Path]:
+    """The images a ``.txt`` list names, one a line (blank lines aside), as the YOLO
+    readers read a split's list (:func:`~faster_rcnn.data.darknet.darknet_path`, from the
+    list's folder). A listed file that is not there is skipped when read, as an unreadable
+    image is, with a warning naming it.
+
+    Raises:
+        ValueError: the list names nothing.
+    """
+    lines = [line.strip() for line in read_text(list_file).splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{list_file}: lists no image (a .txt input is one image path a line)")
+    return [darknet_path(list_file.parent, line) for line in lines]
 
 
 def _each_once(paths: Sequence[Path]) -> list[Path]:
