@@ -880,6 +880,52 @@ def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
     )
 
 
+def test_label_files_and_images_of_any_suffix_case_are_read_alike(tmp_path):
+    """Files copied from Windows may end in .TXT, .XML, .JPG: an image's .TXT label file
+    was not found (its image left out as never saved, or read without objects) and a stray
+    .TXT not counted, where a .JPG image was read as one."""
+    labelimg = tmp_path / "labelimg"
+    (labelimg / "classes.txt").parent.mkdir()
+    (labelimg / "classes.txt").write_text("dog\n")
+    image(labelimg / "a.JPG")
+    (labelimg / "a.TXT").write_text("0 0.5 0.5 0.25 0.5\n")
+    image(labelimg / "b.PNG")
+    (labelimg / "b.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = open_dataset(labelimg)
+    assert dataset.image_files == [labelimg / "a.JPG", labelimg / "b.PNG"]
+    assert dataset.target(0)["boxes"].tolist() == [[15.0, 7.5, 25.0, 22.5]]
+
+    yolo = tmp_path / "yolo"
+    image(yolo / "images" / "a.JPG")
+    (yolo / "labels").mkdir()
+    (yolo / "labels" / "a.TXT").write_text("0 0.5 0.5 0.5 0.5\n")
+    (yolo / "labels" / "z.TXT").write_text("0 0.5 0.5 0.5 0.5\n")  # no image of its own
+    with pytest.warns(UserWarning) as warned:
+        dataset = open_dataset(yolo)
+    assert dataset.target(0)["boxes"].tolist() == [[10.0, 7.5, 30.0, 22.5]]
+    assert [str(w.message) for w in warned] == [
+        f"{yolo / 'labels'}: 1 label file is not read, no image of theirs was found "
+        "(.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff): z.TXT"
+    ]
+    yaml = yolo / "data.yaml"
+    (yolo / "val.TXT").write_text("images/a.JPG\n")
+    yaml.write_text("train: val.TXT\nval: val.TXT\nnames: [dog]\n")
+    assert UltralyticsYOLO(yaml, "val").target(0)["boxes"].tolist() == [[10.0, 7.5, 30.0, 22.5]]
+
+    voc = tmp_path / "voc"
+    image(voc / "a.jpg")
+    voc_xml(voc / "a.XML", "a.jpg", [("dog", [2, 3, 20, 25])])
+    assert open_dataset(voc).target(0)["boxes"].tolist() == [[1.0, 2.0, 20.0, 25.0]]
+
+    darknet = cvat_yolo(tmp_path / "darknet", {"train": {"a": "1 0.5 0.5 0.5 0.4\n"}})
+    (darknet / "train.txt").rename(darknet / "train.TXT")
+    (darknet / "obj.data").write_text("classes = 2\ntrain = data/train.TXT\n")
+    (darknet / "obj_train_data/a.txt").rename(darknet / "obj_train_data/a.TXT")
+    assert DarknetYOLO(darknet, "train").target(0)["boxes"].tolist() == [[10.0, 9.0, 30.0, 21.0]]
+
+
 def test_labelimg_xml_and_yolo_files_in_one_folder_say_which_is_read(tmp_path):
     """LabelImg saves in either format: a folder of both was read as VOC without a word,
     the .txt files left unread."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..counted import counted
 from .dataset import empty_split_error, read_text, written_path
-from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
+from .yolo import YOLODetection, label_files_of, read_names_file, warn_of_unread_labels
 
 DATA_FILE = "obj.data"
 NAMES_FILE = "obj.names"
@@ -52,7 +52,7 @@ def darknet_splits(entries: dict[str, str]) -> dict[str, str]:
     return {
         key: value
         for key, value in entries.items()
-        if key not in NOT_SPLITS and value.endswith(".txt")
+        if key not in NOT_SPLITS and value.lower().endswith(".txt")
     }
 
 
@@ -98,7 +98,7 @@ class DarknetYOLO(YOLODetection):
         self.image_files = [darknet_path(self.root, line) for line in lines]
         if not self.image_files:
             raise empty_split_error(listed, split)
-        label_files = [image.with_suffix(".txt") for image in self.image_files]
+        label_files = label_files_of([image.with_suffix(".txt") for image in self.image_files])
         names_file = darknet_path(self.root, entries.get("names", NAMES_FILE))
         names = _names(names_file, data_file, entries.get("classes"))
         self._load(label_files, names, str(names_file), f"{self.root} ({split})")

@@ -54,6 +54,13 @@ def image_files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
+def files_with_suffix(folder: Path, suffix: str) -> list[Path]:
+    """The files directly in ``folder`` whose suffix is ``suffix`` (``".txt"``, lower
+    case) in any case, sorted by name: a ``.TXT`` label file copied from Windows is one, as
+    a ``.JPG`` is an image (:func:`is_image_file`)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == suffix)
+
+
 def holds_images(folder: Path) -> bool:
     """Whether ``folder`` holds an image file directly (it stops at the first)."""
     return any(map(is_image_file, folder.iterdir()))

@@ -82,6 +82,7 @@ from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_
 from .dataset import (
     DetectionDataset,
     empty_split_message,
+    files_with_suffix,
     first_few,
     holds_images,
     image_files_in,
@@ -568,7 +569,7 @@ def _empty_split_folders(root: Path, suffix: str) -> dict[str, str]:
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
         if _names_a_split(folder.name)
         and not holds_images(folder)
-        and next(folder.glob(f"*{suffix}"), None) is None
+        and not any(p.suffix.lower() == suffix for p in folder.iterdir())
     }
 
 
@@ -730,7 +731,7 @@ def _holds_no_image(folder: Path, split: str) -> str | None:
 
 def _holds_txt(folder: Path) -> bool:
     """Whether ``folder`` or a folder in it holds a ``.txt`` file."""
-    return next(folder.rglob("*.txt"), None) is not None
+    return any(p.suffix.lower() == ".txt" for p in folder.rglob("*"))
 
 
 def _yolo_beside_images(root: Path) -> DatasetLayout | None:
@@ -774,7 +775,7 @@ def _warn_of_yolo_files_beside(root: Path, xml_dir: Path) -> None:
             xml = "the .xml files" if xml_dir == folder else f"{xml_dir.name}/"
             warnings.warn(
                 f"{folder} holds "
-                f"{counted(len(list(xml_dir.glob('*.xml'))), 'Pascal VOC .xml file')} and "
+                f"{counted(len(files_with_suffix(xml_dir, '.xml')), 'Pascal VOC .xml file')} and "
                 f"{counted(len(labels), 'YOLO .txt label file')} beside their images, with "
                 f"{NAMES_FILES[0]}: read as Pascal VOC, whose files name their classes; to "
                 f"read the YOLO files instead, move {xml} out of it",
@@ -791,7 +792,7 @@ def _warn_of_yolo_files_in_splits(root: Path, by_split: Mapping[str, Path]) -> N
     mixed = [split for split in by_split if labels[split]]
     if not mixed:
         return
-    xml = sum(len(list(by_split[split].glob("*.xml"))) for split in mixed)
+    xml = sum(len(files_with_suffix(by_split[split], ".xml")) for split in mixed)
     warnings.warn(
         f"{root}: the split folders {', '.join(f'{split}/' for split in mixed)} hold "
         f"{counted(xml, 'Pascal VOC .xml file')} and "
@@ -810,7 +811,11 @@ def _yolo_label_files(folder: Path) -> list[Path]:
     if not (folder / NAMES_FILES[0]).is_file():
         return []
     stems = {image.stem for image in image_files_in(folder)}
-    return [p for p in folder.glob("*.txt") if p.stem in stems and p.name not in NAMES_FILES]
+    return [
+        p
+        for p in files_with_suffix(folder, ".txt")
+        if p.stem in stems and p.name not in NAMES_FILES
+    ]
 
 
 def _coco_file(file: Path, split: str | None = None) -> COCODetection:

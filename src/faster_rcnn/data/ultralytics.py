@@ -27,7 +27,7 @@ from .dataset import (
     read_text,
     written_path,
 )
-from .yolo import YOLODetection, warn_of_unread_labels
+from .yolo import YOLODetection, label_files_of, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
 
@@ -123,7 +123,7 @@ class UltralyticsYOLO(YOLODetection):
         self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
         if not self.image_files:
             raise empty_split_error(file, split, _split_entry(data, split))
-        label_files = [label_path(image) for image in self.image_files]
+        label_files = label_files_of([label_path(image) for image in self.image_files])
         names = _names(data.get("names"), file, data.get("nc"))
         self._load(label_files, names, str(file), f"{file} ({split})")
         folders = [entry for e in entries if (entry := _entry(self.root, str(e))).is_dir()]
@@ -162,7 +162,7 @@ def _images(root: Path, name: str, file: Path) -> list[Path]:
     if entry.is_dir():
         found = entry.rglob("*")
         return sorted(p for p in found if is_image_file(p))
-    if entry.is_file() and entry.suffix == ".txt":
+    if entry.is_file() and entry.suffix.lower() == ".txt":
         lines = [line.strip() for line in read_text(entry).splitlines() if line.strip()]
         return [entry.parent / written_path(line) for line in lines]
     raise FileNotFoundError(f"{file}: {entry} is neither a folder of images nor a .txt list")

@@ -24,6 +24,7 @@ from ..counted import counted
 from .dataset import (
     IMAGE_SUFFIXES,
     empty_split_error,
+    files_with_suffix,
     first_few,
     holds_images,
     image_files_in,
@@ -60,7 +61,7 @@ class VOCFolder(VOCDetection):
         split: str | None = None,
     ) -> None:
         self.root, self.split = Path(xml_dir), split
-        annotation_files = sorted(self.root.glob("*.xml"))
+        annotation_files = files_with_suffix(self.root, ".xml")
         if not annotation_files:
             raise ValueError(f"no .xml annotation file in {self.root}")
         folders = [Path(images_dir)] if images_dir is not None else image_folders(self.root)
@@ -100,8 +101,9 @@ def _warn_of_images_without_xml(image_files: list[Path], source: str) -> None:
 
 
 def holds_voc_xml(folder: Path) -> bool:
-    """Whether ``folder`` holds a ``.xml`` file."""
-    return folder.is_dir() and next(folder.glob("*.xml"), None) is not None
+    """Whether ``folder`` holds a ``.xml`` file (in any case: ``.XML`` too); it stops at
+    the first."""
+    return folder.is_dir() and any(p.suffix.lower() == ".xml" for p in folder.iterdir())
 
 
 def image_folders(xml_dir: Path) -> list[Path]:
@@ -115,7 +117,7 @@ def image_folders(xml_dir: Path) -> list[Path]:
 def without_their_images(folder: Path) -> str:
     """What an empty split's message adds of the folder ``folder`` of ``.xml`` files
     without images: ``"3 .xml files without their images"``."""
-    return f"{counted(len(list(folder.glob('*.xml'))), '.xml file')} without their images"
+    return f"{counted(len(files_with_suffix(folder, '.xml')), '.xml file')} without their images"
 
 
 class ImageIndex:
