@@ -1432,6 +1432,13 @@ def test_predict_reads_a_txt_list_of_images_as_the_yolo_readers_read_one(tmp_pat
     (data / "empty.txt").write_text("\n")
     with pytest.raises(ValueError, match=r"empty\.txt: lists no image \(a \.txt input is one"):
         image_paths([data / "empty.txt"])
+    (data / "a.txt").write_text("0 0.5 0.5 0.2 0.1\n")  # a label file given for a list
+    with pytest.raises(ValueError) as refused:
+        image_paths([data / "a.txt"])
+    assert str(refused.value) == (
+        f"{data / 'a.txt'}, line 1: '0 0.5 0.5 0.2 0.1' is numbers, not an image path (a "
+        "YOLO label file?): a .txt input lists image paths, one a line"
+    )
 
 
 def test_predict_detects_the_images_of_a_list_and_skips_one_not_there(tmp_path, capsys):

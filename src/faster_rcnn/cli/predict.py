@@ -382,12 +382,28 @@ def listed_images(list_file: Path) -> list[Path]:
     image is, with a warning naming it.
 
     Raises:
-        ValueError: the list names nothing.
+        ValueError: the list names nothing, or a line is numbers, not a path (a YOLO
+            label file given for a list), naming it.
     """
-    lines = [line.strip() for line in read_text(list_file).splitlines() if line.strip()]
-    if not lines:
+    lines = [line.strip() for line in read_text(list_file).splitlines()]
+    for number, line in enumerate(lines, start=1):
+        if line and _numbers(line):
+            raise ValueError(
+                f"{list_file}, line {number}: {line!r} is numbers, not an image path (a YOLO "
+                "label file?): a .txt input lists image paths, one a line"
+            )
+    if not any(lines):
         raise ValueError(f"{list_file}: lists no image (a .txt input is one image path a line)")
-    return [darknet_path(list_file.parent, line) for line in lines]
+    return [darknet_path(list_file.parent, line) for line in lines if line]
+
+
+def _numbers(line: str) -> bool:
+    """Whether ``line`` is numbers separated by spaces, as a YOLO label line is."""
+    try:
+        [float(word) for word in line.split()]
+    except ValueError:
+        return False
+    return True
 
 
 def _each_once(paths: Sequence[Path]) -> list[Path]:
