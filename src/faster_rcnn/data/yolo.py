@@ -16,6 +16,8 @@ file has no object. Boxes reaching past the image border are clipped to it, and 
 wholly outside it or without area (a width or height of 0 or below, a polygon whose
 points all share one x or one y) dropped; both are counted in ``box_audit`` and reported
 in a warning when the dataset is opened, as are label files whose image is not found.
+Suffixes are read in any case (``a.TXT`` is the label file of ``a.JPG``): files copied
+from Windows, whose file names ignore case, may have them so.
 """
 
 from __future__ import annotations
