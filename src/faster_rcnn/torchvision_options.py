@@ -11,7 +11,9 @@ both are refused in one line saying what to do instead, but for head modules of 
 package's classes, which the presets and torchvision's constructor
 (``FasterRCNN(backbone, ...)``: :func:`constructor_form`) take first
 (:mod:`faster_rcnn.torchvision_heads`). ``weights_backbone=None`` builds the backbone torchvision
-builds without ImageNet weights (:func:`untrained_backbone`).
+builds without ImageNet weights (:func:`untrained_backbone`). What its ``FasterRCNN``
+passes on to its transform is taken where it asks for what is done here
+(``fixed_size=None``, ``_skip_resize=False``), refused otherwise.
 """
 
 from __future__ import annotations
@@ -72,15 +74,33 @@ _MODULES = {
     "box_predictor": "model.roi_heads.box_predictor replaced on the built model "
     "(torchvision's fine-tuning idiom; num_classes follows it)",
 }
+# What torchvision's FasterRCNN passes on to its GeneralizedRCNNTransform that is never
+# done here: the one value taken (torchvision's default), and why another is refused.
+_NEVER_DONE = {
+    "fixed_size": (
+        None,
+        "torchvision resizes every image to that (width, height); images are resized "
+        "keeping their aspect ratio here: set min_size and max_size",
+    ),
+    "_skip_resize": (
+        False,
+        "torchvision's references pass it with their multiscale and lsj augmentations, "
+        "which resize images in the data pipeline; the model resizes every image here, in "
+        "training too: give min_size several sizes for multi-scale training",
+    ),
+}
 # The keywords of torchvision's FasterRCNN(backbone, ...) that set config fields or
-# modules (its builders' trainable_backbone_layers is not among them).
-_CONSTRUCTOR_KEYWORDS = {*_FIELDS, *_MODULES} - {"trainable_backbone_layers"}
+# modules, or take what is done here (its builders' trainable_backbone_layers is not
+# among them).
+_CONSTRUCTOR_KEYWORDS = {*_FIELDS, *_MODULES, *_NEVER_DONE} - {"trainable_backbone_layers"}
 # Keywords that would download weights: only None (nothing downloaded) is taken.
 _DOWNLOADS = {
     "weights": "faster_rcnn.load_torchvision_checkpoint(FILE) reads a detector's file",
     "weights_backbone": "faster_rcnn.load_backbone_weights(model, FILE) reads an ImageNet "
     "backbone's file",
 }
+# Every keyword of torchvision's builders.
+_KEYWORDS = {*_FIELDS, *_MODULES, *_DOWNLOADS, *_NEVER_DONE, "progress"}
 
 
 def with_torchvision_options(
@@ -88,20 +108,25 @@ def with_torchvision_options(
 ) -> FasterRCNNConfig:
     """``config`` with torchvision's keyword ``options`` for ``builder`` (the name of the
     function they were given to) set as its fields; ``progress`` is taken and has no
-    effect (nothing is downloaded). A ``None`` leaves a field as the preset has it, as
-    ``bbox_reg_weights=None`` and ``trainable_backbone_layers=None`` do in torchvision;
-    ``weights_backbone=None`` asks for an untrained backbone (:func:`untrained_backbone`).
+    effect (nothing is downloaded), and so are ``fixed_size=None`` and
+    ``_skip_resize=False``, which ask for what is done here. A ``None`` leaves a field as
+    the preset has it, as ``bbox_reg_weights=None`` and ``trainable_backbone_layers=None``
+    do in torchvision; ``weights_backbone=None`` asks for an untrained backbone
+    (:func:`untrained_backbone`).
 
     Raises:
         TypeError: a keyword torchvision's builders do not take.
         ValueError: a module (not ``None``) where this package takes config fields,
-            weights to download, or a value out of its field's range (naming the field).
+            weights to download, a ``fixed_size`` or a true ``_skip_resize`` (never done
+            here), or a value out of its field's range (naming the field).
     """
     sections: dict[str, dict[str, Any]] = {}
     for key, value in options.items():
-        known = key in _FIELDS or key in _MODULES or key in _DOWNLOADS or key == "progress"
-        if not known:
+        if key not in _KEYWORDS:
             raise TypeError(f"{builder}() got an unexpected keyword argument {key!r}")
+        if key in _NEVER_DONE:
+            _refuse_what_is_never_done(key, value, builder)
+            continue
         if value is None or key == "progress":
             continue
         section, name = _field(key, builder)
@@ -130,6 +155,14 @@ def untrained_backbone(
             stacklevel=5,
         )
     return {"frozen_batch_norm": False, "trainable_layers": stages}
+
+
+def _refuse_what_is_never_done(key: str, value: Any, builder: str) -> None:
+    """Refuse in one line a value of ``key`` (``fixed_size``, ``_skip_resize``) that asks
+    torchvision's transform for what is never done here; its default is taken."""
+    taken, why = _NEVER_DONE[key]
+    if value is not taken:
+        raise ValueError(f"{builder}({key}={value!r}): only {taken} is taken here; {why}")
 
 
 def _field(key: str, builder: str) -> tuple[str, str]:

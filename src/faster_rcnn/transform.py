@@ -64,6 +64,21 @@ class ImageTransform(nn.Module):
                 "ratio here; set transform.min_size and transform.max_size"
             )
 
+    @property
+    def _skip_resize(self) -> bool:
+        """torchvision's switch that leaves training images at the size they come in (its
+        references set it where their augmentations resize them): never set here
+        (``False``), every image is resized, in training too."""
+        return False
+
+    @_skip_resize.setter
+    def _skip_resize(self, value: bool) -> None:
+        if value is not False:
+            raise ValueError(
+                f"transform._skip_resize = {value!r}: every image is resized here, in "
+                "training too; give transform.min_size several sizes for multi-scale training"
+            )
+
     def forward(
         self,
         images: list[Tensor],

@@ -532,6 +532,24 @@ def test_torchvision_s_constructor_form_builds_the_model_its_config_describes():
         torch.testing.assert_close(g, w, rtol=0, atol=0)
 
 
+def test_torchvision_s_constructor_takes_its_transform_s_defaults():
+    """``FasterRCNN(backbone, ..., fixed_size=None, _skip_resize=False)``, which
+    torchvision passes on to its transform, was refused as unexpected keywords."""
+    generator = AnchorGenerator(sizes=((32, 64),), aspect_ratios=((1.0,),))
+    plain = FasterRCNN(TutorialBackbone(), 3, rpn_anchor_generator=generator, min_size=96)
+    given = FasterRCNN(
+        TutorialBackbone(),
+        3,
+        rpn_anchor_generator=generator,
+        min_size=96,
+        fixed_size=None,
+        _skip_resize=False,
+    )
+    assert given.config == plain.config
+    with pytest.raises(ValueError, match=r"^FasterRCNN\(_skip_resize=True\): only False"):
+        FasterRCNN(TutorialBackbone(), 3, rpn_anchor_generator=generator, _skip_resize=True)
+
+
 def test_torchvision_s_class_count_in_place_of_the_config_is_its_num_classes():
     """torchvision's ``FasterRCNN(backbone, num_classes, ...)``, its second argument: the
     model of ``num_classes=`` that count; a count given twice, or a dict, is refused."""

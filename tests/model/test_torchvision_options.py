@@ -83,6 +83,23 @@ def test_what_has_no_field_here_is_refused_in_one_line(options, error, said):
     assert said in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_what_torchvision_passes_its_transform_is_taken_where_it_asks_for_what_is_done_here():
+    """torchvision's FasterRCNN passes ``**kwargs`` on to its GeneralizedRCNNTransform:
+    ``fixed_size=None`` and ``_skip_resize=False`` (its defaults) were refused as unexpected
+    keywords; another value asks for what is never done here, refused in one line."""
+    defaults = {"fixed_size": None, "_skip_resize": False}
+    assert models.small(3, **defaults).config == preset_config("small", 3)
+    refused = {
+        "fixed_size": ((640, 480), "only None is taken here; torchvision resizes every image"),
+        "_skip_resize": (True, "only False is taken here; torchvision's references pass it"),
+    }
+    for key, (value, said) in refused.items():
+        with pytest.raises(ValueError) as raised:
+            models.small(3, **{key: value})
+        assert str(raised.value).startswith(f"small({key}={value!r}): {said}")
+        assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize(("preset", "stages"), [("resnet50_fpn", 5), ("mobilenet_v3_large_fpn", 6)])
 def test_weights_backbone_none_builds_torchvision_s_untrained_backbone(preset, stages):
     """torchvision's builders given ``weights_backbone=None`` train every stage with

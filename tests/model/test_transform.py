@@ -23,6 +23,20 @@ def test_torchvision_s_fixed_size_is_none_and_setting_one_is_refused():
     assert transform.fixed_size is None
 
 
+def test_torchvision_s_skip_resize_is_false_and_setting_it_is_refused():
+    """torchvision's transform leaves training images unresized where ``_skip_resize`` is
+    set (its references' multiscale and LSJ augmentations); every image is resized here,
+    so reading it says False and only False is taken."""
+    transform = make_transform(min_size=(40,), max_size=100).train()
+    assert transform._skip_resize is False
+    transform._skip_resize = False
+    with pytest.raises(ValueError, match=r"^transform\._skip_resize = True: every image is"):
+        transform._skip_resize = True
+    assert transform._skip_resize is False
+    batch, _ = transform([torch.rand(3, 20, 30)])
+    assert batch.image_sizes == [(40, 60)]
+
+
 def test_resize_scales_shorter_side_to_min_size():
     image = torch.rand(3, 100, 200)
     assert resize_image(image, min_size=50, max_size=1000).shape == (3, 50, 100)
