@@ -926,6 +926,43 @@ def test_label_files_and_images_of_any_suffix_case_are_read_alike(tmp_path):
     assert DarknetYOLO(darknet, "train").target(0)["boxes"].tolist() == [[10.0, 9.0, 30.0, 21.0]]
 
 
+def test_dataset_files_and_voc_lists_of_any_suffix_case_are_found(tmp_path):
+    """COCO's .JSON, a data .YAML, VOC's train.TXT list and a.XML annotation (copied from
+    Windows) were not found: the layout was not told, the file refused, a split lost."""
+    voc = voc_lists(tmp_path / "voc", {"train": ["a"], "val": ["b"], "test": []})
+    for name in ("ImageSets/Main/train.txt", "ImageSets/Main/test.txt", "Annotations/a.xml"):
+        (voc / name).rename((voc / name).with_suffix((voc / name).suffix.upper()))
+    layout = find_layout(voc)
+    assert layout.splits == ("train", "val")
+    test_list = voc / "ImageSets/Main/test.TXT"
+    assert layout.left_out == {"test": f"{test_list}: the test split holds no image"}
+    assert layout.open("train").target(0)["boxes"].tolist() == [[1.0, 2.0, 20.0, 25.0]]
+
+    cars = [{"id": 1, "name": "car"}]
+    coco_root = tmp_path / "coco"
+    image(coco_root / "train" / "a.jpg")
+    instances = coco(coco_root / "annotations/instances_train.JSON", ["a.jpg"], cars, 1)
+    assert find_layout(coco_root).splits == ("train",)
+    assert open_dataset(instances).target(0)["boxes"].tolist() == [[2.0, 2.0, 12.0, 10.0]]
+
+    roboflow = tmp_path / "roboflow"
+    for split in ("train", "valid"):
+        image(roboflow / split / "a.jpg")
+        coco(roboflow / split / "_annotations.coco.JSON", ["a.jpg"], cars, 1)
+    assert find_layout(roboflow).splits == ("train", "valid")
+
+    studio = tmp_path / "studio"
+    image(studio / "a.jpg")
+    coco(studio / "result.Json", ["a.jpg"], cars, 1)
+    assert find_layout(studio).format == "COCO"
+
+    yaml = tmp_path / "yaml" / "data.YAML"
+    yolo_images(yaml.parent / "train", "", 1)
+    yaml.write_text("train: ../train/images\nnames: [cell]\n")
+    assert find_layout(yaml.parent).path == str(yaml)
+    assert find_layout(yaml).splits == ("train",)
+
+
 def test_labelimg_xml_and_yolo_files_in_one_folder_say_which_is_read(tmp_path):
     """LabelImg saves in either format: a folder of both was read as VOC without a word,
     the .txt files left unread."""

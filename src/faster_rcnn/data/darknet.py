@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..counted import counted
-from .dataset import empty_split_error, read_text, written_path
-from .yolo import YOLODetection, label_files_of, read_names_file, warn_of_unread_labels
+from .dataset import as_on_disk, empty_split_error, read_text, written_path
+from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
 
 DATA_FILE = "obj.data"
 NAMES_FILE = "obj.names"
@@ -98,7 +98,7 @@ class DarknetYOLO(YOLODetection):
         self.image_files = [darknet_path(self.root, line) for line in lines]
         if not self.image_files:
             raise empty_split_error(listed, split)
-        label_files = label_files_of([image.with_suffix(".txt") for image in self.image_files])
+        label_files = as_on_disk([image.with_suffix(".txt") for image in self.image_files])
         names_file = darknet_path(self.root, entries.get("names", NAMES_FILE))
         names = _names(names_file, data_file, entries.get("classes"))
         self._load(label_files, names, str(names_file), f"{self.root} ({split})")

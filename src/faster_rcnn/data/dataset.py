@@ -54,11 +54,29 @@ def image_files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
-def files_with_suffix(folder: Path, suffix: str) -> list[Path]:
-    """The files directly in ``folder`` whose suffix is ``suffix`` (``".txt"``, lower
-    case) in any case, sorted by name: a ``.TXT`` label file copied from Windows is one, as
-    a ``.JPG`` is an image (:func:`is_image_file`)."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() == suffix)
+def files_with_suffix(folder: Path, *suffixes: str) -> list[Path]:
+    """The files directly in ``folder`` whose suffix is one of ``suffixes`` (``".txt"``,
+    lower case) in any case, sorted by name: a ``.TXT`` label file copied from Windows is
+    one, as a ``.JPG`` is an image (:func:`is_image_file`). None where ``folder`` is not
+    a folder, as a glob finds none there."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+
+
+def as_on_disk(wanted: Sequence[Path]) -> list[Path]:
+    """Each of the ``wanted`` files (``a.txt``, ``a.xml``) as it is on disk: where only a
+    file of its stem with that suffix in another case is there (``a.TXT``), that file, as
+    a ``.JPG`` is an image (copied from Windows, whose file names ignore case); else as
+    wanted. Each folder is listed once, not each file looked for."""
+    on_disk: dict[tuple[Path, str], dict[str, Path]] = {}
+    for folder, suffix in {(path.parent, path.suffix) for path in wanted}:
+        # the suffix itself first, where another case of it is there too
+        found = files_with_suffix(folder, suffix.lower())
+        stems = on_disk[folder, suffix] = {}
+        for path in sorted(found, key=lambda path: path.suffix == suffix, reverse=True):
+            stems.setdefault(path.stem, path)
+    return [on_disk[path.parent, path.suffix].get(path.stem, path) for path in wanted]
 
 
 def holds_images(folder: Path) -> bool:

@@ -53,7 +53,9 @@
 Split names need not match exactly: ``train`` finds ``train2017`` or ``Train``, ``val``
 finds ``valid``, ``val2017`` or ``Validation`` (CVAT's subsets), when just one split
 fits. A layout without splits gives all its images for any split; hold part out with
-:mod:`.holdout`.
+:mod:`.holdout`. File suffixes are matched in any case (``.JSON``, ``.YAML``, VOC's
+``train.TXT``), as files copied from Windows may have them; the names the tools write
+in one case (``data.yaml``, ``obj.data``, ``classes.txt``, ``Annotations/``) as written.
 
 A split other than the one ``train`` finds that holds no image is left out, with a note
 that says so as opening it would (``<file>: the test split holds no image (<detail>)``,
@@ -91,7 +93,7 @@ from .dataset import (
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, unusable_split, yaml_splits
-from .voc import VOCDetection
+from .voc import VOCDetection, split_list
 from .voc_folder import VOCFolder, holds_voc_xml, without_their_images
 from .yolo import NAMES_FILES, NO_IMAGE_FILE, YOLODetection, YOLOFolder
 
@@ -408,9 +410,11 @@ def _nested_layout_hint(root: Path) -> str:
 
 
 def _file_layout(file: Path) -> DatasetLayout:
-    if file.suffix in (".yaml", ".yml"):
+    """The dataset file ``file``: a data YAML or a COCO file by its suffix, in any case
+    (``.YAML``, ``.JSON``), or Darknet's ``obj.data`` by its name."""
+    if file.suffix.lower() in (".yaml", ".yml"):
         return _yaml_layout(file, read_data_yaml(file))
-    if file.suffix == ".json":
+    if file.suffix.lower() == ".json":
         return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file))
     if file.name == DATA_FILE:
         return _darknet_layout(file)
@@ -438,7 +442,7 @@ def _voc(root: Path) -> DatasetLayout | None:
     ``default.txt`` (its export without subsets), that list without splits."""
     if not ((root / "Annotations").is_dir() and (root / "ImageSets").is_dir()):
         return None
-    stems = {p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")}
+    stems = {p.stem for p in files_with_suffix(root / "ImageSets" / "Main", ".txt")}
     splits = tuple(sorted(stem for stem in stems if not _per_class_list(stem, stems)))
     if splits == (CVAT_NO_SUBSET,):
         return DatasetLayout(
@@ -451,9 +455,7 @@ def _voc(root: Path) -> DatasetLayout | None:
     layout = DatasetLayout(
         str(root), "Pascal VOC", splits, lambda split, names: VOCDetection(root, split, names)
     )
-    return _without_unusable(
-        layout, lambda split: _lists_no_image(root / "ImageSets" / "Main" / f"{split}.txt", split)
-    )
+    return _without_unusable(layout, lambda split: _lists_no_image(split_list(root, split), split))
 
 
 def _per_class_list(stem: str, stems: set[str]) -> bool:
@@ -472,7 +474,7 @@ def _coco_folder(root: Path) -> DatasetLayout | None:
     Raises:
         ValueError: ``annotations/`` holds only COCO's files of other tasks.
     """
-    files = sorted((root / "annotations").glob("*.json"))
+    files = files_with_suffix(root / "annotations", ".json")
     if not files:
         return None
     kept, note = _detection_files(root / "annotations", files)
@@ -533,7 +535,7 @@ def _split_folders(root: Path) -> DatasetLayout | None:
     with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
     files = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        found = sorted(folder.glob("*.json"))
+        found = files_with_suffix(folder, ".json")
         if len(found) == 1:
             files[folder.name] = found[0]
     names = {file.name for file in files.values() if holds_images(file.parent)}
@@ -569,7 +571,7 @@ def _empty_split_folders(root: Path, suffix: str) -> dict[str, str]:
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
         if _names_a_split(folder.name)
         and not holds_images(folder)
-        and not any(p.suffix.lower() == suffix for p in folder.iterdir())
+        and not files_with_suffix(folder, suffix)
     }
 
 
@@ -645,7 +647,7 @@ def _yaml_in(root: Path) -> DatasetLayout | None:
             (:func:`_yaml_layout`), and so no ``train`` split, which is never left out.
     """
     candidates = [root / "data.yaml"] if (root / "data.yaml").is_file() else []
-    candidates = candidates or sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+    candidates = candidates or files_with_suffix(root, ".yaml", ".yml")
     for file in candidates:
         try:
             data = read_data_yaml(file)
@@ -745,7 +747,7 @@ def _yolo_beside_images(root: Path) -> DatasetLayout | None:
 
 
 def _one_json(root: Path) -> DatasetLayout | None:
-    files = sorted(root.glob("*.json"))
+    files = files_with_suffix(root, ".json")
     if len(files) != 1:
         return None
     return DatasetLayout(str(root), "COCO", (), lambda split, _: _coco_file(files[0]))

@@ -21,13 +21,14 @@ import yaml
 
 from ..counted import counted
 from .dataset import (
+    as_on_disk,
     empty_split_error,
     empty_split_message,
     is_image_file,
     read_text,
     written_path,
 )
-from .yolo import YOLODetection, label_files_of, warn_of_unread_labels
+from .yolo import YOLODetection, warn_of_unread_labels
 
 SPLIT_KEYS = ("train", "val", "test")
 
@@ -123,7 +124,7 @@ class UltralyticsYOLO(YOLODetection):
         self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
         if not self.image_files:
             raise empty_split_error(file, split, _split_entry(data, split))
-        label_files = label_files_of([label_path(image) for image in self.image_files])
+        label_files = as_on_disk([label_path(image) for image in self.image_files])
         names = _names(data.get("names"), file, data.get("nc"))
         self._load(label_files, names, str(file), f"{file} ({split})")
         folders = [entry for e in entries if (entry := _entry(self.root, str(e))).is_dir()]

@@ -7,7 +7,8 @@ Layout under ``root``::
     JPEGImages/<id>.jpg           or <id> with another image suffix (.png, .JPG, ...)
 
 The id decides both file names, as in the VOC tools: the XML ``<filename>`` field is
-ignored, since real datasets get it wrong.
+ignored, since real datasets get it wrong. Suffixes are read in any case (``train.TXT``,
+``<id>.XML``), as files copied from Windows may have them; the folder names are VOC's.
 
 Coordinates: VOC boxes are 1-based, inclusive pixel indices (``xmin = 1, xmax = W`` is
 the whole width). They become continuous pixel coordinates as in detectron2:
@@ -40,8 +41,10 @@ from .dataset import (
     IMAGE_SUFFIXES,
     ImageFileDataset,
     Target,
+    as_on_disk,
     boxes_tensor,
     empty_split_error,
+    files_with_suffix,
     image_files_in,
     image_sizes,
     read_image,
@@ -108,7 +111,7 @@ class VOCDetection(ImageFileDataset):
         self.root = Path(root)
         self.split = split
         ids = _read_split(self.root, split, is_split)
-        annotation_files = [self.root / "Annotations" / f"{i}.xml" for i in ids]
+        annotation_files = as_on_disk([self.root / "Annotations" / f"{i}.xml" for i in ids])
         records = [parse_annotation(path) for path in annotation_files]
         image_files = _image_files(self.root / "JPEGImages", ids, split)
         source = f"{self.root} ({split})"
@@ -220,6 +223,12 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
     return by_stem
 
 
+def split_list(root: Path, split: str) -> Path:
+    """The image list ``ImageSets/Main/<split>.txt`` of the VOC dataset ``root``, as it is
+    on disk (``train.TXT``: :func:`as_on_disk`)."""
+    return as_on_disk([root / "ImageSets" / "Main" / f"{split}.txt"])[0]
+
+
 def _read_split(root: Path, split: str, is_split: bool) -> tuple[str, ...]:
     """The image ids listed in ``ImageSets/Main/<split>.txt``, one a line: the whole line,
     since ids may hold spaces (CVAT names them after the image files), as torchvision's
@@ -230,9 +239,9 @@ def _read_split(root: Path, split: str, is_split: bool) -> tuple[str, ...]:
         FileNotFoundError: the list is not there, naming the lists that are.
         ValueError: it lists no image (:func:`empty_split_error`).
     """
-    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    split_file = split_list(root, split)
     if not split_file.is_file():
-        available = sorted(p.stem for p in split_file.parent.glob("*.txt"))
+        available = sorted(p.stem for p in files_with_suffix(split_file.parent, ".txt"))
         raise FileNotFoundError(
             f"VOC split file {split_file} does not exist (splits found: {available})"
         )

@@ -36,6 +36,7 @@ from .dataset import (
     ImageFileDataset,
     Sample,
     Target,
+    as_on_disk,
     boxes_tensor,
     empty_split_error,
     files_with_suffix,
@@ -117,7 +118,7 @@ class YOLODetection(ImageFileDataset):
         self.image_files = image_files_in(images_dir)
         if not self.image_files:
             raise empty_split_error(images_dir, split, NO_IMAGE_FILE)
-        label_files = label_files_of([labels_dir / f"{p.stem}.txt" for p in self.image_files])
+        label_files = as_on_disk([labels_dir / f"{p.stem}.txt" for p in self.image_files])
         names_files = [folder / n for folder in (self.root, labels_dir) for n in NAMES_FILES]
         names_file = next((path for path in names_files if path.is_file()), None)
         names = read_names_file(names_file) if names_file is not None else None
@@ -211,7 +212,7 @@ class YOLOFolder(YOLODetection):
         self.root, self.split = Path(folder), None
         images = image_files_in(self.root)
         wanted = [p.with_suffix(".txt") for p in images]
-        labels = dict(zip(images, label_files_of(wanted), strict=True))
+        labels = dict(zip(images, as_on_disk(wanted), strict=True))
         self.image_files = [p for p in images if labels[p].is_file()]
         if not self.image_files:
             raise ValueError(
@@ -223,22 +224,6 @@ class YOLOFolder(YOLODetection):
         names_file = self.root / NAMES_FILES[0]
         self._load(label_files, read_names_file(names_file), str(names_file), str(self.root))
         warn_of_unread_labels(label_files, str(self.root))
-
-
-def label_files_of(wanted: Sequence[Path]) -> list[Path]:
-    """Each of the ``wanted`` label files (``a.txt``) as it is on disk: where only a
-    ``.TXT`` (or another case of ``.txt``) of its stem is there, that file, as a ``.JPG``
-    is an image (copied from Windows, whose file names ignore case); else as wanted. Each
-    folder is listed once, not each file looked for."""
-    on_disk: dict[Path, dict[str, Path]] = {}
-    for folder in {path.parent for path in wanted}:
-        files = files_with_suffix(folder, ".txt") if folder.is_dir() else []
-        # the .txt itself first, where a case of it is there too
-        variants = sorted(files, key=lambda path: path.suffix == ".txt", reverse=True)
-        on_disk[folder] = {}
-        for path in variants:
-            on_disk[folder].setdefault(path.stem, path)
-    return [on_disk[path.parent].get(path.stem, path) for path in wanted]
 
 
 def _warn_of_images_without_labels(unlabelled: list[Path]) -> None:
@@ -261,7 +246,6 @@ def warn_of_unread_labels(label_files: Sequence[Path], source: str) -> None:
     unread = sorted(
         path.name
         for folder in sorted({p.parent for p in label_files})
-        if folder.is_dir()
         for path in files_with_suffix(folder, ".txt")
         if path not in read and path.name not in NAMES_FILES
     )
