@@ -5,11 +5,13 @@ import math
 import shutil
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from faster_rcnn import FasterRCNN
+from faster_rcnn.data.dataset import UnreadableImageError
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.roi_heads.box_head import TwoMLPHead
@@ -422,6 +424,62 @@ def test_a_stop_signal_amid_non_finite_losses_keeps_the_checkpoint_written_befor
     ):
         trainer.fit()
     assert info.value.checkpoint == stage
+    assert TrainingCheckpoint.steps_in(stage) == 2
+
+
+class VanishingImage:
+    """``DATA`` whose next image read after :meth:`vanish` fails, as a file deleted
+    mid-run (the reads after it, the replacement's, succeed)."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def __len__(self) -> int:
+        return len(DATA)
+
+    def __getitem__(self, index: int):
+        if self.gone:
+            self.gone = False
+            raise UnreadableImageError(Path(f"{index}.png"), f"cannot read image {index}.png")
+        return DATA[index]
+
+    def vanish(self) -> None:
+        self.gone = True
+
+
+def test_a_strict_stop_at_an_unreadable_image_amid_non_finite_losses_keeps_the_checkpoint(
+    tmp_path,
+):
+    """The stage stops short, as a stop signal stops it: the weights that gave the
+    non-finite losses must not be saved over the checkpoint written before them, which
+    --resume would go on from."""
+    data = VanishingImage()
+
+    def vanish_at_step_3(step, losses):
+        if step == 3:
+            data.vanish()  # the batch of step 4
+
+    cfg = TrainConfig(
+        steps=8, batch_size=1, max_nonfinite_steps=3, checkpoint_every=2, skip_unreadable=False
+    )
+    trainer = Trainer(
+        tiny_model(),
+        data,
+        cfg,
+        compute_losses=losses_nan_from_step(3),
+        out_dir=tmp_path,
+        on_step=vanish_at_step_3,
+    )
+    stage = tmp_path / "joint"
+    with (
+        pytest.warns(UserWarning, match="step 3: non-finite loss"),
+        pytest.raises(UnreadableImageError) as info,
+    ):
+        trainer.fit()
+    assert str(info.value) == (
+        f"joint, step 4: cannot read image {info.value.path} (strict); the checkpoint of "
+        f"step 2 in {stage}, written before the non-finite losses or gradients since, is kept"
+    )
     assert TrainingCheckpoint.steps_in(stage) == 2
 
 

@@ -55,14 +55,23 @@ class TrainingInterrupted(Exception):
     ):
         self.stage, self.steps_done, self.signum = stage, steps_done, signum
         self.checkpoint = checkpoint
-        saved = f"checkpoint in {checkpoint}" if checkpoint is not None else "nothing saved"
-        if checkpoint is not None and kept_steps is not None:
-            saved = (
-                f"the checkpoint of step {kept_steps} in {checkpoint}, written before the "
-                "non-finite losses or gradients since, is kept"
-            )
+        saved = saved_words(checkpoint, kept_steps)
         name = signal.Signals(signum).name
         super().__init__(f"{stage}: stopped by {name} after {counted(steps_done, 'step')}; {saved}")
+
+
+def saved_words(checkpoint: Path | None, kept_steps: int | None = None) -> str:
+    """What a stage stopped short left to resume from, in words: ``checkpoint`` (``None``:
+    nothing), where ``kept_steps`` is not ``None`` the one of that many steps written
+    before the last steps, whose loss or gradient was not finite."""
+    if checkpoint is None:
+        return "nothing saved"
+    if kept_steps is None:
+        return f"checkpoint in {checkpoint}"
+    return (
+        f"the checkpoint of step {kept_steps} in {checkpoint}, written before the "
+        "non-finite losses or gradients since, is kept"
+    )
 
 
 class TrainingDiverged(FloatingPointError):

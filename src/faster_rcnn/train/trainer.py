@@ -48,7 +48,7 @@ from .progress import ProgressBar
 from .schedule import learning_rate, short_run_scale
 from .state import TrainingState, data_signature
 from .step import BatchLosses, StepResult, train_step
-from .stops import NonFiniteGuard, StopRequest, TrainingInterrupted, stop_requests
+from .stops import NonFiniteGuard, StopRequest, TrainingInterrupted, saved_words, stop_requests
 from .train_config import TrainConfig
 
 LossFn = Callable[
@@ -165,11 +165,12 @@ class Trainer:
         SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
         (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
         row stop the stage, keeping the checkpoint written before them (none is written
-        while the losses are not finite: their weights gave them; a signal amid them keeps
-        it too); so does one finite loss :data:`~.stops.LOSS_BLOWUP` times the stage's
-        first. An image that cannot be read is replaced by the next readable one, with a
-        warning, and counted in :attr:`unreadable` (with ``cfg.skip_unreadable`` off it
-        stops the stage, with a checkpoint).
+        while the losses are not finite: their weights gave them; a signal or a strict
+        stop at an unreadable image amid them keeps it too); so does one finite loss
+        :data:`~.stops.LOSS_BLOWUP` times the stage's first. An image that cannot be read is
+        replaced by the next readable one, with a warning, and counted in
+        :attr:`unreadable` (with ``cfg.skip_unreadable`` off it stops the stage, with a
+        checkpoint).
 
         Args:
             resume: continue from the checkpoint in ``<out_dir>/<stage>/`` (model,
@@ -206,16 +207,15 @@ class Trainer:
         if stopped:
             # Data-parallel, the signal may have reached another process only.
             signum = stops.signum if stops.signum is not None else signal.SIGTERM
-            # Stopped amid non-finite steps, the checkpoint before them was kept.
-            kept, steps = (
-                self._kept_checkpoint() if guard.holds_back else (self.stage_dir, len(history))
+            raise TrainingInterrupted(
+                self.stage, len(history), signum, *self._left_to_resume(guard, len(history))
             )
-            older = steps if steps != len(history) else None
-            raise TrainingInterrupted(self.stage, len(history), signum, kept, older)
         if guard.diverged:
             raise guard.error(*self._kept_checkpoint())
         if unreadable is not None:
-            saved = f"; checkpoint in {self.stage_dir}" if self.stage_dir is not None else ""
+            saved = ""
+            if self.stage_dir is not None:
+                saved = "; " + saved_words(*self._left_to_resume(guard, len(history)))
             raise UnreadableImageError(unreadable.path, f"{unreadable}{saved}")
         return history
 
@@ -245,7 +245,7 @@ class Trainer:
         self.model.train()
         show = self.progress and self.rank == 0
         unreadable: UnreadableImageError | None = None
-        cut_short = False  # by divergence or a stop signal
+        cut_short = False  # by divergence, a stop signal or an unreadable image
         with (
             self._metrics_logger() as logger,
             closing(self._batches(start_step)) as batches,
@@ -263,6 +263,7 @@ class Trainer:
                 batch = next(batches)
                 unreadable = self._check_batch(step, batch)
                 if unreadable is not None:
+                    cut_short = True
                     break
                 lr = self._rate_scale(budget, planned_steps) * learning_rate(
                     self.cfg, step, planned_steps
@@ -297,6 +298,15 @@ class Trainer:
             raise ValueError(
                 f"cannot checkpoint {self.stage} in {self.stage_dir}: {error}"
             ) from None
+
+    def _left_to_resume(self, guard: NonFiniteGuard, done: int) -> tuple[Path | None, int | None]:
+        """The checkpoint a stage stopped short after ``done`` steps leaves (``None``:
+        none) and, where it was written before the last steps (whose loss was not finite:
+        ``guard`` held them back), its steps; ``None`` where it holds them all."""
+        if not guard.holds_back:
+            return self.stage_dir, None
+        kept, steps = self._kept_checkpoint()
+        return kept, steps if steps != done else None
 
     def _kept_checkpoint(self) -> tuple[Path | None, int]:
         """The stage's checkpoint on disk and its steps (``None`` and 0: none)."""
