@@ -10,7 +10,9 @@ import sys
 import warnings
 
 import pytest
+import safetensors.torch
 import torch
+from safetensors import SafetensorError
 
 from faster_rcnn.cli import arguments, build_parser, main
 from faster_rcnn.cli import export as export_cli
@@ -1318,6 +1320,32 @@ def test_a_training_checkpoint_given_as_a_model_points_to_the_runs_model_file(tm
         f"not a model file: pass the checkpoint's own, {run / 'joint' / 'model.safetensors'} "
         f"(`train --resume --out {run}` finishes the run and writes {model})\n"
     )
+
+
+def test_a_full_disk_mid_run_is_one_line_naming_the_checkpoint_and_keeps_the_last_one(
+    tmp_path, capsys, monkeypatch
+):
+    """The line named the file refused, in <stage>.partial, which was removed at once."""
+    real_save = safetensors.torch.save_model
+    saves: list[str] = []
+
+    def full_at_the_second(model, filename, metadata=None, force_contiguous=False):
+        saves.append(filename)
+        if len(saves) == 2:
+            raise SafetensorError(
+                "Error while serializing: I/O error: No space left on device (os error 28)"
+            )
+        real_save(model, filename, metadata=metadata, force_contiguous=force_contiguous)
+
+    monkeypatch.setattr(safetensors.torch, "save_model", full_at_the_second)
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--steps", "2", "--checkpoint-every", "1"]
+    assert main([*argv, "--batch-size", "2", *TINY, "--out", str(run)]) == 2
+    err = capsys.readouterr().err  # the progress bar's lines, then the error's
+    assert err.endswith(f"\nfaster-rcnn: error: No space left on device: {run / 'joint'}\n")
+    assert "Traceback" not in err
+    assert TrainingCheckpoint.steps_in(run / "joint") == 1
+    assert not (run / "joint.partial").exists()
 
 
 def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, capsys):

@@ -470,7 +470,51 @@ def test_a_full_disk_writing_the_training_state_is_an_os_error_naming_it(tmp_pat
     with pytest.raises(OSError) as error:
         make_checkpoint(step=4).save(tmp_path / "joint", model)
     assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
-    assert error.value.filename == str(tmp_path / "joint.partial" / STATE_FILE)
+    assert error.value.filename == str(tmp_path / "joint")
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+
+
+def test_a_full_disk_writing_a_checkpoint_names_the_checkpoint_not_its_removed_partial(
+    tmp_path, monkeypatch
+):
+    """The file the system refused was in <stage>.partial, removed at once: the command
+    line's one line named a file that was not there."""
+    model = tiny_model()
+    make_checkpoint(step=2).save(tmp_path / "joint", model)
+
+    def full_disk(model, filename, metadata=None, force_contiguous=False):
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(safetensors.torch, "save_model", full_disk)
+    with pytest.raises(OSError) as error:
+        make_checkpoint(step=4).save(tmp_path / "joint", model)
+    assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert error.value.filename == str(tmp_path / "joint")
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+
+
+def test_a_run_folder_made_read_only_names_the_checkpoint_it_refused(tmp_path, monkeypatch):
+    model = tiny_model()
+    make_checkpoint(step=2).save(tmp_path / "joint", model)
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        # Root may write anywhere: the refusal a read-only folder gives others.
+        if self.parent == tmp_path:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(PermissionError) as error:
+        make_checkpoint(step=4).save(tmp_path / "joint", model)
+    assert (error.value.strerror, error.value.filename) == (
+        "Permission denied",
+        str(tmp_path / "joint"),
+    )
     assert sorted(os.listdir(tmp_path)) == ["joint"]
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
 

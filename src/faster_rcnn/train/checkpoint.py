@@ -384,26 +384,34 @@ class TrainingCheckpoint:
         random.setstate(self.python_rng_state)
 
     def save(self, directory: str | Path, model: FasterRCNN) -> None:
-        """Write ``model`` and this state to ``directory``, replacing what is there whole."""
+        """Write ``model`` and this state to ``directory``, replacing what is there whole.
+
+        Raises:
+            OSError: the system refused a write (a full disk, a read-only folder), naming
+                ``directory``, not the temporary file that was removed with its
+                ``.partial`` folder; the checkpoint there before is left as it was.
+        """
         directory = Path(directory)
-        partial, previous = _siblings(directory)
+        partial = _siblings(directory)[0]
+        try:
+            self._write(partial, model)
+            _swap_in(partial, directory)
+        except OSError as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise OSError(error.errno, error.strerror or str(error), str(directory)) from error
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    def _write(self, partial: Path, model: FasterRCNN) -> None:
+        """Write ``model`` and this state into the new folder ``partial``."""
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         # Shallow: ``dataclasses.asdict`` would deep-copy every optimizer tensor.
         state: dict[str, Any] = {"format": STATE_FORMAT}
         state.update((field.name, getattr(self, field.name)) for field in dataclasses.fields(self))
-        try:
-            save_model(model, partial / MODEL_FILE)
-            _torch_save(state, partial / STATE_FILE)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-        if directory.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(directory, previous)
-        os.replace(partial, directory)
-        _fsync_directory(directory.parent)
-        shutil.rmtree(previous, ignore_errors=True)
+        save_model(model, partial / MODEL_FILE)
+        _torch_save(state, partial / STATE_FILE)
 
     @staticmethod
     def find(directory: str | Path) -> Path | None:
@@ -510,6 +518,18 @@ def _check_same_classes(checkpoint: Path, model: FasterRCNN) -> None:
             f"{checkpoint} was trained on the classes {list(saved)}, not {list(names)}: "
             "resume with the data it was trained on, or train afresh in another --out"
         )
+
+
+def _swap_in(partial: Path, directory: Path) -> None:
+    """Rename the checkpoint written whole in ``partial`` to ``directory``, the old one
+    there kept as ``<directory>.previous`` until the new one is in place."""
+    previous = _siblings(directory)[1]
+    if directory.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(directory, previous)
+    os.replace(partial, directory)
+    _fsync_directory(directory.parent)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def _siblings(directory: Path) -> tuple[Path, Path]:
