@@ -1,6 +1,9 @@
 """The metrics file and the TensorBoard writer behind it."""
 
+import errno
 import json
+import os
+import stat
 import sys
 import types
 
@@ -28,6 +31,21 @@ def test_logger_appends_one_json_line_per_record(tmp_path):
         logger.log(record("joint", 1))
     lines = path.read_text().splitlines()
     assert [json.loads(line) for line in lines] == [record("joint", 0), record("joint", 1)]
+
+
+@pytest.mark.skipif(
+    not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)),
+    reason="no /dev/full device here (a link to it would make a file)",
+)
+def test_a_full_disk_is_an_os_error_naming_the_metrics_file(tmp_path):
+    """Python's error of a refused write names no file: the command line said "[Errno 28]
+    No space left on device", and closing the file raised it again."""
+    path = tmp_path / "metrics.jsonl"
+    path.symlink_to("/dev/full")  # a disk always full
+    with pytest.raises(OSError) as error, MetricsLogger(path) as logger:
+        logger.log(record("joint", 0))
+    assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(path))
+    assert error.value.strerror == os.strerror(errno.ENOSPC)
 
 
 def test_logger_writes_tensorboard_scalars(tmp_path, monkeypatch):

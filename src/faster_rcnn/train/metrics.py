@@ -15,6 +15,7 @@ file ends up with exactly one record per step.
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,17 +38,20 @@ class MetricsLogger:
 
     def __init__(self, path: Path | None, tensorboard_dir: Path | None = None) -> None:
         self._writer = _summary_writer(tensorboard_dir) if tensorboard_dir is not None else None
-        self._file = None
+        self._path, self._file = path, None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def log(self, record: dict[str, Any]) -> None:
         """Write one step's record: ``stage``, ``step``, ``lr``, ``losses`` (a dict of
-        floats), ``grad_norm`` (where known), ``seconds`` and ``images_per_s``."""
-        if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
+        floats), ``grad_norm`` (where known), ``seconds`` and ``images_per_s``.
+
+        Raises:
+            OSError: the system refused the write (a full disk), naming the file, which
+                is closed.
+        """
+        self._append(json.dumps(record) + "\n")
         if self._writer is not None:
             stage, step = record["stage"], record["step"]
             for name, value in record["losses"].items():
@@ -56,6 +60,20 @@ class MetricsLogger:
             if record.get("grad_norm") is not None:
                 self._writer.add_scalar(f"{stage}/grad_norm", record["grad_norm"], step)
             self._writer.add_scalar(f"{stage}/images_per_s", record["images_per_s"], step)
+
+    def _append(self, line: str) -> None:
+        """Write ``line`` to the file (if any) and flush it; the system's refusal names
+        the file (its own error does not), and closes it without the line."""
+        if self._file is None:
+            return
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as error:
+            file, self._file = self._file, None
+            with suppress(OSError):  # closing would flush the line again, refused again
+                file.close()
+            raise OSError(error.errno, error.strerror, str(self._path)) from error
 
     def close(self) -> None:
         if self._file is not None:
