@@ -444,6 +444,26 @@ def test_a_full_disk_writing_a_model_file_is_an_os_error_naming_it(tmp_path, mon
     assert os.listdir(tmp_path) == ["m.safetensors"]
 
 
+def test_a_folder_made_read_only_names_the_model_file_not_its_removed_temporary(
+    tmp_path, monkeypatch
+):
+    """The error named the hidden temporary file beside it, which was never made."""
+    path = tmp_path / "m.safetensors"
+    save_model(tiny_model(seed=0), path)
+    before = path.read_bytes()
+
+    def read_only(self, *args, **kwargs):
+        # Root may write anywhere: the refusal a read-only folder gives others.
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "touch", read_only)
+    with pytest.raises(PermissionError) as error:
+        save_model(tiny_model(seed=1), path)
+    assert (error.value.strerror, error.value.filename) == ("Permission denied", str(path))
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+    assert path.read_bytes() == before
+
+
 @pytest.mark.skipif(
     not Path("/dev/full").is_char_device(), reason="no /dev/full, a disk always full"
 )

@@ -6,6 +6,7 @@ import os
 import stat
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,22 @@ def test_a_full_disk_is_an_os_error_naming_the_metrics_file(tmp_path):
         logger.log(record("joint", 0))
     assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(path))
     assert error.value.strerror == os.strerror(errno.ENOSPC)
+
+
+def test_a_full_disk_dropping_records_names_the_metrics_file_and_keeps_it(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(record("joint", step)) + "\n" for step in range(3)))
+    before = path.read_text()
+
+    def full_disk(self, data, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write's: no file named
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError) as error:
+        drop_records(path, "joint", 1)
+    assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(path))
+    assert os.listdir(tmp_path) == ["metrics.jsonl"]
+    assert path.read_text() == before
 
 
 def test_logger_writes_tensorboard_scalars(tmp_path, monkeypatch):

@@ -543,7 +543,8 @@ def _siblings(directory: Path) -> tuple[Path, Path]:
 @contextmanager
 def atomic_write(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; once written, flush it and rename it over
-    ``path``. On an error the temporary file is removed and ``path`` left untouched."""
+    ``path``. On an error the temporary file is removed and ``path`` left untouched; an
+    OSError of the temporary file (a read-only folder, a full disk) names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
@@ -556,6 +557,12 @@ def atomic_write(path: Path) -> Iterator[Path]:
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        # A write's error names no file; the temporary one named is gone.
+        if error.filename not in (None, str(temporary)):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
