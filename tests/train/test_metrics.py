@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import shutil
 import stat
 import sys
 import types
@@ -63,6 +64,19 @@ def test_a_full_disk_dropping_records_names_the_metrics_file_and_keeps_it(tmp_pa
     assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(path))
     assert os.listdir(tmp_path) == ["metrics.jsonl"]
     assert path.read_text() == before
+
+
+def test_a_metrics_file_deleted_mid_run_goes_on_in_a_new_one(tmp_path):
+    """With the run folder deleted, the records went on into the deleted file, and the
+    run, its checkpoints written anew, ended with none."""
+    path = tmp_path / "run" / "metrics.jsonl"
+    with MetricsLogger(path) as logger:
+        logger.log(record("joint", 0))
+        shutil.rmtree(tmp_path / "run")
+        with pytest.warns(UserWarning, match=rf"^{path} was deleted during the run: its "):
+            logger.log(record("joint", 1))
+        logger.log(record("joint", 2))
+    assert read_metrics(path) == [record("joint", 1), record("joint", 2)]
 
 
 def test_logger_writes_tensorboard_scalars(tmp_path, monkeypatch):

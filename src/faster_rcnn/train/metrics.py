@@ -15,6 +15,8 @@ file ends up with exactly one record per step.
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +68,8 @@ class MetricsLogger:
         the file (its own error does not), and closes it without the line."""
         if self._file is None:
             return
+        if os.fstat(self._file.fileno()).st_nlink == 0:
+            self._start_anew()
         try:
             self._file.write(line)
             self._file.flush()
@@ -74,6 +78,19 @@ class MetricsLogger:
             with suppress(OSError):  # closing would flush the line again, refused again
                 file.close()
             raise OSError(error.errno, error.strerror, str(self._path)) from error
+
+    def _start_anew(self) -> None:
+        """The file was deleted mid-run (its run folder with it, say), which would take
+        every record after it too: go on in a new one at its path, saying so."""
+        assert self._file is not None and self._path is not None  # an open file's
+        self._file.close()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        warnings.warn(
+            f"{self._path} was deleted during the run: its records so far are lost, the "
+            "next ones go to a new one",
+            stacklevel=4,
+        )
 
     def close(self) -> None:
         if self._file is not None:
