@@ -77,7 +77,7 @@ class MetricsLogger:
             file, self._file = self._file, None
             with suppress(OSError):  # closing would flush the line again, refused again
                 file.close()
-            raise OSError(error.errno, error.strerror, str(self._path)) from error
+            raise OSError(error.errno, error.strerror or str(error), str(self._path)) from error
 
     def _start_anew(self) -> None:
         """The file was deleted mid-run (its run folder with it, say), which would take
