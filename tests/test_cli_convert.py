@@ -235,3 +235,24 @@ def test_convert_refuses_a_training_run_s_model_file_but_writes_over_its_own(
     for _ in range(2):
         assert main([*convert, str(converted)]) == 0
     assert load_model(converted).config.class_names[0] == "person"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("classes.txt", b"raccoon\n", "is not a readable PyTorch file: not a pickle"),
+        ("empty.safetensors", b"", "is not a readable safetensors file: "),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(
+    tmp_path, capsys, name, content, reason
+):
+    """A text file or an empty .safetensors given as the checkpoint ended in a traceback
+    (an IndexError, a SafetensorError) where convert asked whether it was a run's state."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / "converted.safetensors"
+    assert main(["convert", str(path), "--preset", PRESET, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"faster-rcnn: error: {path} {reason}") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [path]

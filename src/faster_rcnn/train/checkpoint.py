@@ -500,7 +500,16 @@ def _read_state(path: Path) -> dict[str, Any]:
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
+    # Bytes that are no pickle stop the unpickler anywhere (a KeyError or IndexError), and
+    # torch reads a file with a safetensors header as one.
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        IndexError,
+        SafetensorError,
+    ) as error:
         reason = str(error) or f"{type(error).__name__} (an empty or cut-off file?)"
         raise ValueError(f"{path} is not a readable training state: {reason}") from error
     if not isinstance(state, dict) or state.pop("format", None) != STATE_FORMAT:
