@@ -4,6 +4,7 @@ before work."""
 import argparse
 import os
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +104,23 @@ def test_flags_out_of_range_are_refused_by_name_before_any_work(argv, error, cap
         main(argv)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().endswith(error)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc: not Linux")
+def test_an_out_in_proc_is_refused_before_any_work_though_its_mode_allows_it(tmp_path):
+    """/proc's mode lets root write, so only making a folder there fails: the commands
+    worked first, then stopped on "[Errno 2] No such file or directory: '/proc/ev'"
+    (export after a minute of exporting)."""
+    made = r"is inside /proc, where nothing can be made \(No such file or directory\)"
+    with pytest.raises(ValueError, match=rf"^--out /proc/ev {made}: evaluate writes a folder"):
+        check_out_folder(Path("/proc/ev"), "evaluate writes")
+    with pytest.raises(ValueError, match=rf"^--out /proc/m.onnx {made}: export writes a file"):
+        check_out_file(Path("/proc/m.onnx"), "export writes")
+    with pytest.raises(ValueError, match=r"^--out /proc is a folder where nothing can be made"):
+        check_out_folder(Path("/proc"), "training writes")
+    check_out_folder(tmp_path / "free" / "run", "training writes")
+    check_out_file(tmp_path / "m.onnx", "export writes")
+    assert list(tmp_path.iterdir()) == []  # the folders tried are gone
 
 
 def test_the_largest_seed_trains(tmp_path):

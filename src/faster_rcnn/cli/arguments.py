@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,6 +179,18 @@ def _unwritable(path: Path, candidates: Sequence[Path]) -> str | None:
         return "is a file" if existing == path else f"is inside the file {existing}"
     if not os.access(existing, os.W_OK | os.X_OK):
         return "is read-only" if existing == path else f"is inside the read-only folder {existing}"
+    return _cannot_make_in(existing, path)
+
+
+def _cannot_make_in(folder: Path, path: Path) -> str | None:
+    """Why nothing can be made in ``folder`` (``path`` or a folder above it) though its
+    mode allows it, as in /proc, which root's mode bits call writable: tried by making an
+    empty folder there and removing it; ``None`` when it can."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".faster-rcnn-", dir=folder))
+    except OSError as error:
+        reason = f"where nothing can be made ({error.strerror})"
+        return f"is a folder {reason}" if folder == path else f"is inside {folder}, {reason}"
     return None
 
 
