@@ -123,6 +123,50 @@ def test_an_out_in_proc_is_refused_before_any_work_though_its_mode_allows_it(tmp
     assert list(tmp_path.iterdir()) == []  # the folders tried are gone
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["evaluate", "--model", "m.safetensors", "--out", ""], "--out"),
+        (["predict", "--model", "m.safetensors", "x.png", "--out", ""], "--out"),
+        (["predict", "--model", "m.safetensors", ""], "inputs"),
+        (["anchors", "--anchors", ""], "--anchors"),
+        (["train", "--weights", ""], "--weights"),
+        (["export", "--model", ""], "--model"),
+        (["explain", ""], "image"),
+        (["convert", "m.pth", "--out", ""], "--out"),
+        (["demo", "--out", ""], "--out"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(argv, flag, capsys):
+    """An unset shell variable (``--out "$OUT"``) wrote evaluate's, predict's, anchors'
+    and the demo's files into the current folder, and read it as a model or dataset."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"argument {flag}: is empty: name a file or folder")
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", ""],
+        ["data", "--data", ""],
+        ["evaluate", "--model", "m.safetensors", "--split", ""],
+        ["predict", "--model", "m.safetensors", "--data", ""],
+    ],
+)
+def test_an_empty_dataset_or_split_is_refused(argv, capsys):
+    """--data "" was read as the current folder; --split "" chose the default split."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"argument {argv[-2]}: is empty")
+
+
 def test_the_largest_seed_trains(tmp_path):
     argv = ["train", "--data", "synthetic:2", "--preset", "small", "--steps", "1"]
     argv += ["--min-size", "64", "--max-size", "96", "--seed", str(2**63 - 1)]

@@ -38,6 +38,7 @@ from .arguments import (
     check_out_folder,
     given_flags,
     open_fraction,
+    path_argument,
     positive_int,
     refuse_without_effect,
     with_image_sizes,
@@ -67,8 +68,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", choices=list(PRESETS), default="small")
-    source.add_argument("--model", type=Path, help="a model.safetensors (its anchors)")
-    parser.add_argument("--anchors", type=Path, help="an anchor file to measure instead")
+    source.add_argument("--model", type=path_argument, help="a model.safetensors (its anchors)")
+    parser.add_argument("--anchors", type=path_argument, help="an anchor file to measure instead")
     add_returned_layers_argument(
         parser,
         "; of --preset: its anchors measured, or --fit, on every map they give, for train "
@@ -87,7 +88,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="measure the first N images (default: all; train's recipe, which --fit weighs, "
         f"reads at most {MAX_IMAGES_READ} of them, as train does)",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/anchors"))
+    parser.add_argument("--out", type=path_argument, default=Path("runs/anchors"))
     parser.add_argument("--fit", action="store_true", help="fit anchors to the boxes")
     parser.add_argument(
         "--iou",

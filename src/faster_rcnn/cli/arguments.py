@@ -61,12 +61,13 @@ def add_data_arguments(
     says)."""
     parser.add_argument(
         "--data",
+        type=non_empty,
         default=default_data,
         help="'synthetic', 'slides' (generated: see faster_rcnn.data.slides), or a Pascal "
         f"VOC, COCO or YOLO dataset (format auto-detected){data_help}",
     )
     chosen = chosen if default_split is None else default_split
-    parser.add_argument("--split", default=default_split, help=f"default: {chosen}")
+    parser.add_argument("--split", type=non_empty, default=default_split, help=f"default: {chosen}")
 
 
 def add_image_size_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,6 +193,21 @@ def _cannot_make_in(folder: Path, path: Path) -> str | None:
         reason = f"where nothing can be made ({error.strerror})"
         return f"is a folder {reason}" if folder == path else f"is inside {folder}, {reason}"
     return None
+
+
+def path_argument(text: str) -> Path:
+    """A file or folder given on the command line; an empty one (an unset shell variable,
+    ``--out "$OUT"``) is refused, not taken for the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty: name a file or folder")
+    return Path(text)
+
+
+def non_empty(text: str) -> str:
+    """A name given on the command line (``--data``, ``--split``), refused empty."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty")
+    return text
 
 
 def positive_int(text: str) -> int:

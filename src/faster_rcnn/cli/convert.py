@@ -17,7 +17,7 @@ from ..config import FasterRCNNConfig
 from ..counted import counted
 from ..torchvision_checkpoint import load_torchvision_checkpoint
 from ..train.checkpoint import MODEL_FILE, read_model_config, save_model
-from .arguments import check_out_file
+from .arguments import check_out_file, path_argument
 from .run_folder import run_files
 
 # The presets that are torchvision detectors module for module.
@@ -45,7 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "checkpoint",
-        type=Path,
+        type=path_argument,
         help="a torchvision Faster R-CNN state dict, or a reference script's checkpoint",
     )
     parser.add_argument("--preset", choices=TORCHVISION_PRESETS, default="resnet50_fpn")
@@ -58,7 +58,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "evaluate and explain call them class1, class2, ...)",
     )
     parser.add_argument(
-        "--out", type=Path, help="the model file to write (default: CHECKPOINT.safetensors)"
+        "--out",
+        type=path_argument,
+        help="the model file to write (default: CHECKPOINT.safetensors)",
     )
     return parser
 

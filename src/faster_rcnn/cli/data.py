@@ -8,7 +8,7 @@ from ..counted import counted
 from ..data.describe import SplitSummary, summarize_split
 from ..data.open import DatasetLayout, find_layout
 from ..models import PRESETS, preset_config
-from .arguments import add_image_size_arguments, with_image_sizes
+from .arguments import add_image_size_arguments, non_empty, with_image_sizes
 from .splits import default_training_splits
 
 
@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--preset resizes them, the splits train takes and evaluate scores, and the classes "
         "other splits have that those lack. Run it first on your own data.",
     )
-    parser.add_argument("--data", required=True, help="a dataset folder or file")
+    parser.add_argument("--data", type=non_empty, required=True, help="a dataset folder or file")
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),

@@ -30,6 +30,7 @@ from .arguments import (
     given_flags,
     open_fraction,
     parser_defaults,
+    path_argument,
     positive_int,
     refuse_without_effect,
     unwritable_folder,
@@ -40,16 +41,16 @@ from .splits import add_holdout_arguments, check_split_seed, evaluation_images, 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("evaluate", help="VOC mAP, COCO AP and proposal recall")
-    parser.add_argument("--model", type=Path, help="a model.safetensors")
+    parser.add_argument("--model", type=path_argument, help="a model.safetensors")
     parser.add_argument(
         "--coco-annotations",
-        type=Path,
+        type=path_argument,
         help="score COCO AP against this COCO annotation file (its ids, areas and crowd "
         "flags, as the official evaluation does) instead of the dataset's targets",
     )
     parser.add_argument(
         "--detections",
-        type=Path,
+        type=path_argument,
         help="instead of --model: a COCO results file (e.g. predict --data's "
         "detections.json) to score against --coco-annotations",
     )
@@ -69,7 +70,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_tta_argument(parser)
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         help="write metrics.json and the proposal recall plots (recall_vs_iou, "
         "recall_vs_proposals, recall_by_size: each a .png with its numbers in a .json) here; "
         "default: the folder 'evaluation' beside --model; for a run's checkpoint "

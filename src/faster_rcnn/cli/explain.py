@@ -34,6 +34,7 @@ from .arguments import (
     check_out_file,
     device_name,
     given_flags,
+    path_argument,
     positive_int,
     probability,
     random_seed,
@@ -51,14 +52,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "mini-batch, and with --model the proposals before and after NMS and the detections. "
         "The numbers go to a JSON file beside the picture.",
     )
-    parser.add_argument("image", type=Path, help="an image file")
+    parser.add_argument("image", type=path_argument, help="an image file")
     parser.add_argument(
         "--annotations",
-        type=Path,
+        type=path_argument,
         help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt or a COCO .json",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", type=Path, help="a model.safetensors: all six panels")
+    source.add_argument("--model", type=path_argument, help="a model.safetensors: all six panels")
     source.add_argument(
         "--preset",
         choices=list(PRESETS),
@@ -67,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--classes",
-        type=Path,
+        type=path_argument,
         help="class names of a YOLO .txt, one a line (default: classes.txt or obj.names "
         "beside it or above it, else the model's)",
     )
@@ -80,7 +81,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         help=f"the picture to write, in the format its suffix names ({', '.join(FORMATS)}; "
         f"{DEFAULT_SUFFIX} without one), the numbers in a .json beside it (default: "
         f"runs/explain/<image>_explained{DEFAULT_SUFFIX})",

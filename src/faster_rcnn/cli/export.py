@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..export import export_onnx
 from ..train.checkpoint import load_model, read_model_config, run_and_stage_of
-from .arguments import check_out_file
+from .arguments import check_out_file, path_argument
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,11 +22,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "label 0 after each image's detections. The model's config is in the file's "
         "metadata. Needs the onnx extra: pip install -e '.[onnx]'.",
     )
-    parser.add_argument("--model", type=Path, required=True, help="a model.safetensors")
+    parser.add_argument("--model", type=path_argument, required=True, help="a model.safetensors")
     parser.add_argument("--format", choices=["onnx"], default="onnx")
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         help="the file to write (default: MODEL.onnx; for a run's checkpoint, "
         "RUN/joint/model.safetensors, RUN/joint.onnx, which the run's next checkpoint leaves)",
     )

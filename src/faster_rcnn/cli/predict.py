@@ -62,6 +62,8 @@ from .arguments import (
     add_tta_argument,
     check_out_folder,
     device_name,
+    non_empty,
+    path_argument,
     probability,
     with_tta,
 )
@@ -73,22 +75,23 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "predict", help="detect objects in images: COCO-style JSON and annotated PNGs"
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, help="a model.safetensors")
-    source.add_argument("--onnx", type=Path, help="a model exported by faster-rcnn export")
+    source.add_argument("--model", type=path_argument, help="a model.safetensors")
+    source.add_argument("--onnx", type=path_argument, help="a model exported by faster-rcnn export")
     parser.add_argument(
         "inputs",
         nargs="*",
-        type=Path,
+        type=path_argument,
         help="image files, folders, patterns (images/*.jpg) or .txt lists of image paths, "
         "one a line (a YOLO train.txt)",
     )
     parser.add_argument(
         "--data",
+        type=non_empty,
         help="instead of files: the images of a dataset's --split, written with its own "
         "image and category ids",
     )
-    parser.add_argument("--split", help="with --data (default: test, else val)")
-    parser.add_argument("--out", type=Path, default=Path("runs/predict"))
+    parser.add_argument("--split", type=non_empty, help="with --data (default: test, else val)")
+    parser.add_argument("--out", type=path_argument, default=Path("runs/predict"))
     parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
     add_tta_argument(parser)
     parser.add_argument("--device", type=device_name, default="cpu")

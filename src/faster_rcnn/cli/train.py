@@ -89,6 +89,7 @@ from .arguments import (
     non_negative_float,
     non_negative_int,
     open_fraction,
+    path_argument,
     positive_float,
     positive_int,
     probability,
@@ -172,10 +173,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "head's classification loss also trains the RPN's box regression, through "
         "RoIAlign); the RPN alone; or the paper's 4-step alternating scheme",
     )
-    parser.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
+    parser.add_argument("--weights", type=path_argument, help=WEIGHTS_HELP)
     parser.add_argument(
         "--anchors",
-        type=Path,
+        type=path_argument,
         help="an anchor file (sizes and aspect ratios per level) in place of the preset's, "
         "e.g. the one `faster-rcnn anchors --fit` writes",
     )
@@ -221,7 +222,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "with AVX-512 every one, without it the depthwise-separable ones)",
     )
     add_checkpoint_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("runs/train"))
+    parser.add_argument("--out", type=path_argument, default=Path("runs/train"))
     parser.add_argument("--seed", type=random_seed, default=0)
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
