@@ -144,7 +144,10 @@ def test_train_uses_the_anchor_file(tmp_path, capsys):
     [
         ("train", "{not json", "not a JSON anchor file"),
         ("train", json.dumps(ONE_LEVEL), "one tuple per feature map"),
-        ("train", None, "No such file"),
+        ("train", None, "does not exist"),
+        ("anchors", None, "does not exist"),
+        ("train", "folder", "is a folder, not an anchor file"),
+        ("anchors", "folder", "is a folder, not an anchor file"),
         ("anchors", json.dumps({"sizes": [[-1]], "aspect_ratios": [[1]]}), "must be positive"),
         ("anchors", json.dumps(ONE_LEVEL), "one tuple per feature map"),
     ],
@@ -154,7 +157,9 @@ def test_cli_refuses_a_bad_file_in_one_line(
 ):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "anchors.json"
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_text(content)
     if command == "train":
         argv = [*TRAIN, *TINY, "--out", str(tmp_path / "run")]

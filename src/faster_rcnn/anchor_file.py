@@ -41,8 +41,9 @@ def read_anchor_file(path: str | os.PathLike[str]) -> AnchorConfig:
     """The anchors of an anchor file, validated.
 
     Raises:
-        ValueError: one line naming the file: not JSON, a field missing, or anchors the
-            config refuses.
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: one line naming the file: a folder, not JSON, a field missing, or
+            anchors the config refuses.
     """
     path = Path(path)
     data = _read_json(path)
@@ -54,6 +55,10 @@ def read_anchor_file(path: str | os.PathLike[str]) -> AnchorConfig:
 
 def _read_json(path: Path) -> dict[str, Any]:
     """The object of an anchor file, with ``sizes`` and ``aspect_ratios``."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an anchor file")
+    if not path.is_file():
+        raise FileNotFoundError(f"anchor file {path} does not exist")
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as error:

@@ -628,6 +628,22 @@ def test_a_yolo_class_without_a_name_is_refused_naming_its_line_and_the_names_so
     )
 
 
+def test_a_folder_given_as_the_annotations_or_the_classes_is_named_a_folder(tmp_path, capsys):
+    """--annotations Annotations/ or --classes labels/ said the folder "does not exist"."""
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "d.png")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "d.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    explain = ["explain", str(tmp_path / "d.png"), "--out", str(tmp_path / "x.png")]
+    assert main([*explain, "--annotations", str(tmp_path / "labels")]) == 2
+    said = f"faster-rcnn: error: {tmp_path / 'labels'} is a folder, not an annotation file\n"
+    assert capsys.readouterr().err == said
+    argv = [*explain, "--annotations", str(tmp_path / "labels" / "d.txt")]
+    assert main([*argv, "--classes", str(tmp_path / "labels")]) == 2
+    said = f"faster-rcnn: error: {tmp_path / 'labels'} is a folder, not a classes file\n"
+    assert capsys.readouterr().err == said
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_path):
     """e.jpg is stored 40 wide and 20 high with orientation 6 (shown 20 wide, 40 high). A
     YOLO label is read on the upright image; a VOC <size> or COCO record of the turned

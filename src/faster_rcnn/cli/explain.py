@@ -217,9 +217,11 @@ def read_annotated_image(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: an unknown suffix, a malformed file, a VOC or YOLO file of another
-            image, a COCO file without the image.
+        ValueError: ``path`` is a folder, an unknown suffix, a malformed file, a VOC or
+            YOLO file of another image, a COCO file without the image.
     """
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an annotation file")
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
     suffix = path.suffix.lower()
@@ -273,6 +275,8 @@ def _yolo_names(
     for candidate in candidates:
         if candidate.is_file():
             return read_names_file(candidate), str(candidate)
+    if classes_file and classes_file.is_dir():
+        raise ValueError(f"{classes_file} is a folder, not a classes file")
     if classes_file:
         raise FileNotFoundError(f"classes file {classes_file} does not exist")
     return tuple(model_names), "the model"
