@@ -95,11 +95,19 @@ def test_an_out_folder_in_a_read_only_folder_is_refused_before_any_work(tmp_path
         (["train", "--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
         (["anchors", "--iou", "0"], "argument --iou: must be between 0 and 1, got 0"),
         (["anchors", "--iou", "1"], "argument --iou: must be between 0 and 1, got 1"),
+        (["train", "--steps", "1e3"], "argument --steps: must be a whole number, got 1e3"),
+        (["train", "--workers", "2.0"], "argument --workers: must be a whole number, got 2.0"),
+        (["demo", "--seed", "1e3"], "argument --seed: must be a whole number, got 1e3"),
+        (["train", "--lr", "abc"], "argument --lr: must be a number, got abc"),
+        (["predict", "--score", ".5x"], "argument --score: must be a number, got .5x"),
+        (["train", "--allowed-border", "inf"], "must be >= 0, or -1 to keep every anchor, got inf"),
     ],
 )
 def test_flags_out_of_range_are_refused_by_name_before_any_work(argv, error, capsys):
     """A seed torch cannot take, a negative worker count, an endless budget or an IoU no
-    anchor can fit at were refused late, by an internal name or not at all."""
+    anchor can fit at were refused late, by an internal name or not at all; a count given
+    as 1e3, or a number as text, by the name of the option's type function ("invalid
+    positive_int value: '1e3'")."""
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2

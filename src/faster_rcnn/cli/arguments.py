@@ -210,15 +210,32 @@ def non_empty(text: str) -> str:
     return text
 
 
+def whole_number(text: str) -> int:
+    """``text`` as an integer; one that is not (``1e3``, ``1.5``) is refused saying so,
+    where argparse would name the option's type function ("invalid positive_int value")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
+
+
+def number(text: str) -> float:
+    """``text`` as a float, refused as :func:`whole_number` refuses a non-integer."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -226,7 +243,7 @@ def non_negative_int(text: str) -> int:
 
 def random_seed(text: str) -> int:
     """A random seed: an integer from 0 to the largest that torch's generators take."""
-    value = int(text)
+    value = whole_number(text)
     if not 0 <= value <= _MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be from 0 to 2**63 - 1, got {text}")
     return value
@@ -236,21 +253,21 @@ _MAX_SEED = 2**63 - 1
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
 def probability(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
@@ -258,7 +275,7 @@ def probability(text: str) -> float:
 
 def open_fraction(text: str) -> float:
     """A number strictly between 0 and 1."""
-    value = float(text)
+    value = number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value

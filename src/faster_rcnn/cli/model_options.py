@@ -10,6 +10,7 @@ a run without the option does.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from ..models import PRESETS
 from .arguments import (
     non_negative_float,
     non_negative_int,
+    number,
     positive_float,
     positive_int,
     probability,
@@ -60,8 +62,8 @@ class ConfigOption:
 
 def border(text: str) -> float:
     """Pixels an anchor may cross the border by, or -1 (keep every anchor)."""
-    value = float(text)
-    if value < 0 and value != -1:
+    value = number(text)
+    if not (0 <= value < math.inf or value == -1):
         raise argparse.ArgumentTypeError(f"must be >= 0, or -1 to keep every anchor, got {text}")
     return value
 
