@@ -574,6 +574,8 @@ class FasterRCNNConfig:
             f"{self.num_classes - 1} names, one per class without the background; got "
             f"{len(self.class_names)}",
         )
+        blank = [repr(name) for name in self.class_names if not name.strip()]
+        require(self, "class_names", not blank, f"non-blank names; got {', '.join(blank)}")
         repeated = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
         require(self, "class_names", not repeated, f"names of different classes; {repeated} repeat")
         thresholds = self.roi_heads.class_nms_thresh

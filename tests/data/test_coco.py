@@ -165,6 +165,7 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
         ),
         ({"images": [{"id": [4], "file_name": "a.png"}]}, r"image #0 has id \[4\], not an integer"),
         ({"categories": [{"id": 7}]}, "category 7 has no name"),
+        ({"categories": [{"id": 7, "name": " "}]}, "category 7 has no name"),
         ({"categories": [{"name": "dog"}]}, "category #0 has no integer id"),
     ],
 )

@@ -53,6 +53,14 @@ def test_replace_names_a_misspelt_field_and_refuses_repeated_names():
     assert str(error.value) == (
         "FasterRCNNConfig.class_names must be names of different classes; ['dog'] repeat"
     )
+    # convert --classes "" x wrote a model file with a class named "".
+    for names in (("", "dog"), ("dog", " ")):
+        with pytest.raises(ValueError) as error:
+            config.replace(class_names=names)
+        blank = repr(names[0] if names[0] != "dog" else names[1])
+        assert (
+            str(error.value) == f"FasterRCNNConfig.class_names must be non-blank names; got {blank}"
+        )
     with pytest.raises(ValueError) as error:
         config.replace(roi_heads={"featmap_names": ("0", "0")})
     assert str(error.value) == (

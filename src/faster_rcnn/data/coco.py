@@ -245,7 +245,8 @@ def check_coco_records(data: Any, file: Path) -> None:
     for k, category in enumerate(data["categories"]):
         if not isinstance(category, dict) or not _is_id(category.get("id")):
             raise ValueError(f"{file}: category #{k} has no integer id")
-        if not isinstance(category.get("name"), str):
+        name = category.get("name")
+        if not isinstance(name, str) or not name.strip():
             raise ValueError(f"{file}: category {category['id']} has no name")
     for k, image in enumerate(data["images"]):
         if not isinstance(image, dict) or not _is_id(image.get("id")):
