@@ -762,7 +762,7 @@ def test_a_refusal_by_a_containers_memory_limit_names_the_limit(
     )
 
 
-def test_a_batch_larger_than_the_training_images_is_refused_and_the_default_fits_them(
+def test_a_batch_or_workers_more_than_the_training_images_are_refused_and_the_default_fits(
     tmp_path, capsys
 ):
     """3 images in batches of 4 would train on batches of 3 at the rate of 4 (0.01, not
@@ -776,6 +776,13 @@ def test_a_batch_larger_than_the_training_images_is_refused_and_the_default_fits
         "--batch-size 3 or less"
     )
     assert not (tmp_path / "r" / "model.safetensors").exists()
+    # More workers than images load nothing (--workers 1000000 forked until it froze).
+    assert main([*argv, "--data", "synthetic:3", "--workers", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "faster-rcnn: error: --workers 4: synthetic:3 has 3 training images, and a "
+        "worker loads whole batches of them, so the others would load none: give --workers "
+        "3 or fewer"
+    )
     assert main([*argv, "--data", "synthetic:1", "--recipe", "preset"]) == 0
     model = load_model(tmp_path / "r" / "model.safetensors")
     saved = TrainingCheckpoint.load(tmp_path / "r" / "joint", model).train_config

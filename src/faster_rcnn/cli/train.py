@@ -379,6 +379,7 @@ def train(args: argparse.Namespace) -> int:
     dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
     require_boxes(dataset, args)
     args.batch_size = batch_size(dataset, args)
+    check_workers(dataset, args)
     if args.cache_images:
         check_cache_fits(dataset)
         dataset = InMemoryDataset(dataset)
@@ -472,6 +473,18 @@ def batch_size(dataset: DetectionDataset, args: argparse.Namespace) -> int:
             f"follows the batch size): give --batch-size {len(dataset)} or less"
         )
     return args.batch_size
+
+
+def check_workers(dataset: DetectionDataset, args: argparse.Namespace) -> None:
+    """Refuse more ``--workers`` than training images: a worker loads whole batches, so
+    the others would load nothing, each a process started every epoch (a million of
+    them never got to the first step)."""
+    if args.workers > len(dataset):
+        raise ValueError(
+            f"--workers {args.workers}: {args.data} has {len(dataset)} training images, and "
+            "a worker loads whole batches of them, so the others would load none: give "
+            f"--workers {len(dataset)} or fewer"
+        )
 
 
 def check_cache_fits(dataset: DetectionDataset) -> None:
