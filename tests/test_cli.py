@@ -762,6 +762,33 @@ def test_a_refusal_by_a_containers_memory_limit_names_the_limit(
     )
 
 
+def test_skip_difficult_is_refused_on_data_that_marks_nothing_difficult(tmp_path, capsys):
+    """Only Pascal VOC marks objects difficult: on other data --skip-difficult trained as
+    without it, without a word. On VOC it trains."""
+    argv = ["train", "--steps", "1", *TINY, "--skip-difficult"]
+    assert main([*argv, "--data", "synthetic:2", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --skip-difficult has no effect on synthetic:2: only Pascal VOC "
+        "annotations mark objects difficult\n"
+    )
+    assert not (tmp_path / "r").exists()
+    voc = tmp_path / "voc"
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (voc / folder).mkdir(parents=True)
+    for name, difficult in (("a", 0), ("b", 1)):
+        to_pil(SyntheticShapes(1, image_size=(80, 96), seed=1)[0][0]).save(
+            voc / "JPEGImages" / f"{name}.jpg"
+        )
+        (voc / "Annotations" / f"{name}.xml").write_text(
+            "<annotation><object><name>cat</name><difficult>0</difficult><bndbox><xmin>10"
+            "</xmin><ymin>10</ymin><xmax>50</xmax><ymax>40</ymax></bndbox></object><object>"
+            f"<name>cat</name><difficult>{difficult}</difficult><bndbox><xmin>55</xmin><ymin>"
+            "20</ymin><xmax>90</xmax><ymax>70</ymax></bndbox></object></annotation>"
+        )
+    (voc / "ImageSets/Main/train.txt").write_text("a\nb\n")
+    assert main([*argv, "--data", str(voc), "--out", str(tmp_path / "r")]) == 0
+
+
 def test_a_batch_or_workers_more_than_the_training_images_are_refused_and_the_default_fits(
     tmp_path, capsys
 ):

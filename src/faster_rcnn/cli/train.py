@@ -375,6 +375,7 @@ def train(args: argparse.Namespace) -> int:
     """Train as ``args`` say (their options checked) and write the model file."""
     dataset, records = training_images(args)
     if args.skip_difficult:
+        check_marks_difficult(dataset, args)
         dataset = WithoutDifficult(dataset)
     dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
     require_boxes(dataset, args)
@@ -452,6 +453,16 @@ def require_boxes(dataset: WithoutCrowd, args: argparse.Namespace) -> None:
         f"{args.data}: no box in any of the {len(dataset)} training images{left_out}: "
         f"nothing to learn (`faster-rcnn data --data {args.data}` shows what was read)"
     )
+
+
+def check_marks_difficult(dataset: DetectionDataset, args: argparse.Namespace) -> None:
+    """Refuse ``--skip-difficult`` on data whose targets have no ``difficult`` marks
+    (any but Pascal VOC's), where it would leave nothing out without a word."""
+    if len(dataset) and "difficult" not in target_of(dataset, 0):
+        raise ValueError(
+            f"--skip-difficult has no effect on {args.data}: only Pascal VOC annotations "
+            "mark objects difficult"
+        )
 
 
 def holds_boxes(dataset: DetectionDataset) -> bool:
