@@ -234,6 +234,17 @@ def test_panel_1_shows_a_strip_of_an_image_in_a_view_at_most_2_to_1(height, widt
     assert max(x2 - x1, y2 - y1) > max(view_w, view_h) / 8
 
 
+def test_panels_of_a_wide_strip_of_an_image_span_the_pictures_width():
+    # In three columns a 1600 x 60 image was drawn 5.4 inches wide, a strip 0.2 inches
+    # tall in panels 2-6; a row each, it is drawn at the width of the whole figure.
+    explanation = explain(seeded_small(), torch.rand(3, 60, 1600), BOXES[:1] / 5)
+    figure = explanation_figure(explanation)
+    figure.canvas.draw()
+    inches = [ax.get_window_extent().height / figure.dpi for ax in figure.axes[1:]]
+    assert len(inches) == 5 and min(inches) >= 0.9 * figure.get_figwidth() * 60 / 1600
+    assert text_past_the_figure(figure) == []
+
+
 def test_cell_map_shows_each_cells_best_label():
     model = square_anchor_model(allowed_border=0)
     box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])

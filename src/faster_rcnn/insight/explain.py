@@ -364,6 +364,10 @@ MANY_BOXES = 50  # from this many boxes on, thinner lines and no text per box
 # Panel 1's view is at most this elongated (width / height or height / width): the anchors
 # of one cell of a strip of an image (4000 x 150) are drawn large enough to see.
 MAX_VIEW_ELONGATION = 2.0
+# From this elongation (width / height) on, each panel has a row of the figure's whole
+# width: in a third of it, the panels drew a 1600 x 60 image as a strip 0.2 inches tall.
+STRIP_ELONGATION = 6.0
+PANEL_TEXT_HEIGHT = 1.2  # inches: a panel's title and legend
 # The RPN settings the panels' titles quote, written to the JSON.
 RPN_SETTINGS = (
     "fg_iou_thresh",
@@ -457,10 +461,13 @@ def explanation_figure(
 ) -> Figure:
     """The panels of :func:`draw_explanation`, as a figure (arguments as there)."""
     height, width = explanation.original_size
-    panel_height = min(max(PANEL_WIDTH * height / width, 2.4), 8.0) + 1.2
-    rows = 1 if explanation.proposals is None else 2
-    figure = new_figure(3 * PANEL_WIDTH, rows * panel_height + 0.4)
-    axes = figure.subplots(rows, 3, squeeze=False).ravel()
+    panels = 3 if explanation.proposals is None else 6
+    if width > STRIP_ELONGATION * height:
+        figure, axes = _strip_figure(panels, height / width)
+    else:
+        panel_height = min(max(PANEL_WIDTH * height / width, 2.4), 8.0) + PANEL_TEXT_HEIGHT
+        figure = new_figure(3 * PANEL_WIDTH, panels // 3 * panel_height + 0.4)
+        axes = figure.subplots(panels // 3, 3, squeeze=False).ravel()
     picture = display_picture(explanation.image)
     for ax in axes:
         _show_image(ax, explanation, picture)
@@ -479,6 +486,18 @@ def explanation_figure(
         figure.draw_without_rendering()  # the layout, which sets the captions' size
         _keep_captions_inside(axes[5], captions)
     return figure
+
+
+def _strip_figure(panels: int, aspect: float) -> tuple[Figure, np.ndarray]:
+    """A figure of one panel a row for an image wider than :data:`STRIP_ELONGATION`
+    times its height (``aspect``: height / width): the image across the figure's width,
+    panel 1's view (:data:`MAX_VIEW_ELONGATION`) as wide as a column of the usual
+    three."""
+    width = 3 * PANEL_WIDTH
+    heights = [PANEL_WIDTH / MAX_VIEW_ELONGATION] + [width * aspect] * (panels - 1)
+    figure = new_figure(width, sum(heights) + panels * PANEL_TEXT_HEIGHT + 0.4)
+    axes = figure.subplots(panels, 1, squeeze=False, height_ratios=heights).ravel()
+    return figure, axes
 
 
 def display_picture(image: Tensor, max_side: int = DISPLAY_SIDE) -> np.ndarray:
