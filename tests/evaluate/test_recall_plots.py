@@ -84,3 +84,17 @@ def test_the_recall_against_proposals_legend_lies_outside_the_axes_within_the_pi
         "IoU 0.7",
         "the detections use 2",
     ]
+
+
+def test_the_detections_line_past_the_counts_measured_is_within_the_axes(
+    sized_evaluator: SizedEvaluator,
+) -> None:
+    # No image had more than 3 proposals, so the curve ends at 3; the axis ended at 3.9
+    # and the legend named a line at 1000 that was not drawn.
+    curves = sized_evaluator((1, 2, 3)).recall_curves()
+    figure, data = recall_vs_proposals_figure(curves, detection_proposals=1000)
+    left, right = figure.axes[0].get_xlim()
+    assert data["proposals"] == [1, 2, 3]
+    assert left < 1 and right == pytest.approx(1300)
+    (line,) = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert list(line.get_xdata()) == [1000, 1000]

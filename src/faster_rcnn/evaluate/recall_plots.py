@@ -94,7 +94,8 @@ def plot_recall_vs_proposals(
     curves: RecallCurves, path: str | os.PathLike[str], detection_proposals: int | None = None
 ) -> Path:
     """Recall against the number of proposals per image (log axis), one curve per IoU
-    threshold, up to the first count no image exceeded; ``detection_proposals`` marked.
+    threshold, up to the first count no image exceeded; ``detection_proposals`` marked,
+    the axis reaching it where it lies further.
 
     The JSON holds ``proposals`` (K,), ``recall`` {threshold: (K,)}, ``num_gt``,
     ``proposals_per_image`` and ``detection_proposals``.
@@ -122,7 +123,9 @@ def recall_vs_proposals_figure(
     axes.xaxis.set_major_locator(FixedLocator(counts))
     axes.xaxis.set_minor_locator(NullLocator())
     axes.set_xticklabels([str(k) for k in counts])
-    axes.set_xlim(counts[0] / 1.3, counts[-1] * 1.3)
+    # The detections' line too where it lies past the counts measured (no image had as
+    # many proposals): the legend named a line the axes left out.
+    axes.set_xlim(counts[0] / 1.3, max(counts[-1], detection_proposals or 0) * 1.3)
     _style(axes, "proposals per image", "recall")
     figure.legend(fontsize=TICK_SIZE, loc="outside right upper")
     at_most = ", ".join(f"{_fmt(values[-1])} at IoU {t:g}" for t, values in recall.items())
