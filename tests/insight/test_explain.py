@@ -371,6 +371,32 @@ def test_detection_captions_keep_their_padding_inside_the_panel_at_its_corners()
     assert (right.x1, right.y1) == (pytest.approx(panel.x1), pytest.approx(panel.y1))
 
 
+def test_detection_captions_never_cover_each_other():
+    # Each was drawn above its box's top-left corner: boxes a few pixels apart wrote their
+    # captions over each other. The best keeps its place, the next go to another corner of
+    # their box, and one with no free corner is left out, as in predict's pictures.
+    explanation = explain(seeded_small(3), torch.rand(3, 200, 300), BOXES[:1])
+    assert explanation.proposals is not None
+    boxes = torch.tensor(
+        [[102.0, 82, 170, 120], [100.0, 80, 220, 150], [101.0, 81, 165, 118], [104, 84, 250, 160]]
+    )
+    scores = torch.tensor([0.7, 0.9, 0.65, 0.8])
+    detections = {"boxes": boxes, "labels": torch.ones(4, dtype=torch.int64), "scores": scores}
+    explanation.proposals = replace(explanation.proposals, detections=detections)
+    figure = explanation_figure(explanation)
+    figure.canvas.draw()
+    ax = figure.axes[5]
+    shown = [t for t in ax.texts if t.get_visible()]
+    assert [(t.get_text(), t.get_position(), t.get_ha(), t.get_va()) for t in shown] == [
+        ("class1 0.90", (100.0, 80.0), "left", "bottom"),  # above the top-left corner
+        ("class1 0.80", (250.0, 84.0), "right", "bottom"),  # above the top-right corner
+        ("class1 0.70", (102.0, 82.0), "left", "top"),  # inside the top-left corner
+    ]
+    drawn = [t.get_bbox_patch().get_window_extent() for t in shown]
+    for i, box in enumerate(drawn):
+        assert not any(box.overlaps(other) for other in drawn[i + 1 :]), shown[i].get_text()
+
+
 def test_panel_6_writes_a_class_name_in_a_font_that_has_its_letters(monkeypatch):
     # Its captions and legend were DejaVu Sans alone: '⌚' drew as a box, with
     # matplotlib's warning of a missing glyph. predict's pictures already fell back.

@@ -485,6 +485,7 @@ def explanation_figure(
     if captions:
         figure.draw_without_rendering()  # the layout, which sets the captions' size
         _keep_captions_inside(axes[5], captions)
+        _leave_no_caption_over_another(axes[5], captions)
     return figure
 
 
@@ -776,8 +777,9 @@ def _draw_detections(
     where the box head was never trained.
 
     Returns:
-        Each caption drawn, with its box ``[x1, y1, x2, y2]``, for
-        :func:`_keep_captions_inside` once the figure's layout is done.
+        Each caption drawn, with its box ``[x1, y1, x2, y2]``, by decreasing score, for
+        :func:`_keep_captions_inside` and :func:`_leave_no_caption_over_another` once the
+        figure's layout is done.
     """
     detections, names = stages.detections, explanation.class_names
     captions: list[tuple[Text, list[float]]] = []
@@ -800,7 +802,10 @@ def _draw_detections(
             Line2D([], [], color=colour, label=f"{names[label - 1]} ({int(chosen.sum())})")
         )
     if len(boxes) < MANY_BOXES // 2:
-        for box, label, score in zip(boxes.tolist(), labels.tolist(), scores.tolist(), strict=True):
+        order = scores.argsort(descending=True, stable=True)  # the best first keep their places
+        for box, label, score in zip(
+            boxes[order].tolist(), labels[order].tolist(), scores[order].tolist(), strict=True
+        ):
             colour = CLASS_COLOURS[(label - 1) % len(CLASS_COLOURS)]
             caption = ax.text(
                 box[0],
@@ -852,6 +857,30 @@ def _keep_captions_inside(ax: Axes, captions: list[tuple[Text, list[float]]]) ->
             caption.set_x(x2)
             caption.set_horizontalalignment("right")
         _move_inside(caption, _drawn_extent(caption, renderer), panel)
+
+
+def _leave_no_caption_over_another(ax: Axes, captions: list[tuple[Text, list[float]]]) -> None:
+    """Where a caption (by decreasing score) meets one kept before it, move it to the
+    first free of its box's other top corners, above then inside, each moved inside the
+    panel; with none free, leave it out, as predict's pictures do
+    (:func:`~faster_rcnn.insight.draw.caption_places`): a crowd of detections wrote their
+    captions over each other. Call after :func:`_keep_captions_inside`."""
+    renderer = ax.figure.canvas.get_renderer()
+    panel = ax.get_window_extent(renderer)
+    kept: list[Bbox] = []
+    for caption, (x1, y1, x2, _) in captions:
+        drawn = _drawn_extent(caption, renderer)
+        others = ((x2, "right", "bottom"), (x1, "left", "top"), (x2, "right", "top"))
+        for x, horizontal, vertical in others:
+            if not any(drawn.overlaps(other) for other in kept):
+                break
+            caption.set(x=x, y=y1, ha=horizontal, va=vertical, transform=ax.transData)
+            _move_inside(caption, _drawn_extent(caption, renderer), panel)
+            drawn = _drawn_extent(caption, renderer)
+        if any(drawn.overlaps(other) for other in kept):
+            caption.set_visible(False)
+        else:
+            kept.append(drawn)
 
 
 def _drawn_extent(caption: Text, renderer: RendererBase) -> Bbox:
