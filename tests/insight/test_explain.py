@@ -259,6 +259,25 @@ def test_cell_map_shows_each_cells_best_label():
     assert codes[1, 1] == NEGATIVE_CODE
 
 
+def test_the_labels_panel_outlines_positive_anchors_only_up_to_a_thousand():
+    # The 19,212 positives of an image of 1,000 objects hid the cell map and the ground
+    # truth under orange outlines. Here 400 boxes make 434 positives, 1,600 make 1,171;
+    # the outlines are those not white (the ground truth's).
+    image = torch.rand(3, 256, 256)
+    for step, positives, outlined in ((12.0, 434, True), (6.0, 1171, False)):
+        corners = torch.cartesian_prod(torch.arange(0, 240, step), torch.arange(0, 240, step))
+        boxes = torch.cat([corners, corners + 16], dim=1)
+        explanation = explain(seeded_small(), image, boxes, with_proposals=False)
+        assert explanation.counts()["positive"] == positives
+        ax = explanation_figure(explanation).axes[1]
+        outlines = [c for c in ax.collections if tuple(c.get_color()[0]) != (1, 1, 1, 1)]
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert ax.get_title(loc="left").endswith("not outlined: over 1,000") is not outlined
+        assert (len(outlines), "positive anchor" in labels) == (int(outlined), outlined)
+        if outlined:
+            assert len(outlines[0].get_segments()) == positives
+
+
 def test_sampled_batch_is_the_samplers_for_the_seed():
     model = seeded_small()
     # 30 boxes of 24 to 53 px: more than 128 positives.

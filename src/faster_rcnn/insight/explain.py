@@ -361,6 +361,9 @@ CLASS_COLOURS = (COLOURS[2], COLOURS[4], COLOURS[3], COLOURS[1], COLOURS[0], COL
 PANEL_WIDTH = 5.4  # inches
 DISPLAY_SIDE = 1200  # the image is drawn downscaled to at most this many pixels a side
 MANY_BOXES = 50  # from this many boxes on, thinner lines and no text per box
+# Panel 2 outlines the positive anchors up to this many: the 19,212 of an image of 1,000
+# objects covered the whole cell map (and the ground truth) in orange.
+MAX_OUTLINED_POSITIVES = 1000
 # Panel 1's view is at most this elongated (width / height or height / width): the anchors
 # of one cell of a strip of an image (4000 x 150) are drawn large enough to see.
 MAX_VIEW_ELONGATION = 2.0
@@ -674,19 +677,24 @@ def _centre(low: float, high: float, size: float, view: float) -> float:
 
 
 def _draw_labels(ax: Axes, explanation: Explanation) -> None:
-    """Panel 2: every anchor's label as a map of cells, positives outlined."""
+    """Panel 2: every anchor's label as a map of cells, positives outlined (up to
+    :data:`MAX_OUTLINED_POSITIVES`)."""
     codes, extent = cell_label_map(explanation)
     colours = np.array([to_rgba(c, a) for c, a in zip(CELL_COLOURS, CELL_ALPHAS, strict=True)])
     ax.imshow(colours[codes.numpy()], extent=extent, interpolation="nearest")
-    positives = explanation.to_original(explanation.anchors[explanation.labels == POSITIVE])
-    linewidth = 0.5 if len(positives) >= MANY_BOXES else 1.0
-    ax.add_collection(box_outlines(positives, CODE_COLOURS[POSITIVE_CODE], linewidth))
     counts, rpn = explanation.counts(), explanation.rpn
-    handles = [
+    handles: list[Any] = [
         Patch(color=colours[code], label=f"{name}: {counts[name]:,}")
         for code, name in reversed(list(enumerate(CODE_NAMES)))
     ]
-    handles.append(Line2D([], [], color=CODE_COLOURS[POSITIVE_CODE], label="positive anchor"))
+    outlined = ""
+    if counts["positive"] <= MAX_OUTLINED_POSITIVES:
+        positives = explanation.to_original(explanation.anchors[explanation.labels == POSITIVE])
+        linewidth = 0.5 if len(positives) >= MANY_BOXES else 1.0
+        ax.add_collection(box_outlines(positives, CODE_COLOURS[POSITIVE_CODE], linewidth))
+        handles.append(Line2D([], [], color=CODE_COLOURS[POSITIVE_CODE], label="positive anchor"))
+    else:
+        outlined = f"\npositive anchors not outlined: over {MAX_OUTLINED_POSITIVES:,}"
     best = " or a box's best anchor" if rpn.allow_low_quality_matches else ""
     border = (
         "border: every anchor used"
@@ -699,7 +707,7 @@ def _draw_labels(ax: Axes, explanation: Explanation) -> None:
         f"2 · the labels of all {counts['anchors']:,} anchors "
         f"({counted(len(explanation.levels), 'level')})\npositive: IoU >= "
         f"{rpn.fg_iou_thresh:g}{best}; "
-        f"negative: < {rpn.bg_iou_thresh:g}\n{border}{ground}",
+        f"negative: < {rpn.bg_iou_thresh:g}\n{border}{ground}{outlined}",
         handles + _gt_handle(explanation),
         legend_title="cell colour: the best label of its anchors, all levels",
     )
