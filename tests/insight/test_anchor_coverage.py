@@ -418,3 +418,27 @@ def test_the_pictures_no_anchor_rings_lie_under_the_boxes_points():
     anchors = [c for label, c in by_label.items() if label.startswith("anchors, level")]
     assert rings.get_zorder() < points.get_zorder() < min(a.get_zorder() for a in anchors)
     assert max(rings.get_linewidths()) < 1
+
+
+def test_the_pictures_legends_lie_under_the_axes_and_counts_have_thousands_separators():
+    # Inside, at the upper left, the histogram's legend covered its bars where most boxes
+    # have a low best IoU (here 1,200 of 4 px: no anchor at 0.3), and '1200' was written
+    # where explain writes '1,200'.
+    config = preset_config("small", 4).replace(transform={"min_size": (800,), "max_size": 1333})
+    model = FasterRCNN.from_config(config)
+    corners = torch.arange(1200, dtype=torch.float32)[:, None].repeat(1, 2) * 0.5
+    coverage = measure_anchor_coverage(model, [((800, 800), torch.cat([corners, corners + 4], 1))])
+    strides = [((16, 16), (16, 16))] * len(config.anchors.sizes)
+    report = CoverageReport(coverage, model.config.anchors, strides, 0.3, ["a.png"])
+    figure = report.figure("title")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    histogram_axes, shapes_axes = figure.axes[:2]
+    assert histogram_axes.get_title().endswith(": 0% reach 0.5, 1,200 below 0.3")
+    labels = [text.get_text() for text in shapes_axes.get_legend().get_texts()]
+    assert labels[0] == "no anchor at 0.3 (1,200)"
+    for axes in (histogram_axes, shapes_axes):
+        legend = axes.get_legend().get_window_extent(renderer)
+        panel = axes.get_window_extent(renderer)
+        assert legend.y1 < panel.y0 and panel.x0 <= legend.x0 and legend.x1 <= panel.x1
+        assert figure.bbox.contains(legend.x0, legend.y0)

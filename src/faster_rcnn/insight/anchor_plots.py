@@ -117,14 +117,14 @@ class CoverageReport:
         below = int((cov.best_iou < self.bg_iou_thresh).sum())
         axes.set_title(
             f"best anchor IoU of {counted(len(cov), 'box')}: {reached:.0%} reach "
-            f"{cov.fg_iou_thresh:g}, {below} below {self.bg_iou_thresh:g}",
+            f"{cov.fg_iou_thresh:g}, {below:,} below {self.bg_iou_thresh:g}",
             fontsize=10,
         )
         axes.set_xlabel("best IoU of any anchor the RPN trains on")
         axes.set_ylabel("boxes")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlim(0, 1)
-        axes.legend(loc="upper left", fontsize=9)
+        _legend_below(axes, fontsize=9)
 
     def _draw_shapes(self, figure: Any, axes: Axes) -> None:
         cov = self.coverage
@@ -154,7 +154,7 @@ class CoverageReport:
                 edgecolors=COLOURS[5],
                 linewidths=0.8,
                 zorder=POINTS_ZORDER - 1,
-                label=f"no anchor at {self.bg_iou_thresh:g} ({int(uncovered.sum())})",
+                label=f"no anchor at {self.bg_iou_thresh:g} ({int(uncovered.sum()):,})",
             )
         self._draw_anchor_shapes(axes)
         axes.set_xscale("log")
@@ -164,7 +164,7 @@ class CoverageReport:
         axes.set_xlabel("box width (px, resized)")
         axes.set_ylabel("box height (px, resized)")
         axes.set_title("box shapes, and the anchor shapes of every level", fontsize=10)
-        axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
+        _legend_below(axes, fontsize=8)
 
     def _draw_anchor_shapes(self, axes: Axes) -> None:
         levels = zip(self.anchors.sizes, self.anchors.aspect_ratios, self.strides, strict=True)
@@ -185,6 +185,15 @@ class CoverageReport:
                 zorder=POINTS_ZORDER + 1,
                 label=f"anchors, level {level} (stride {apart})",
             )
+
+
+def _legend_below(axes: Axes, fontsize: float) -> None:
+    """The legend under the axes' x label, in two columns: inside, at the upper left, it
+    covered the histogram's bars where most boxes have a low best IoU, and the points of
+    tall boxes."""
+    axes.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, fontsize=fontsize, frameon=False
+    )
 
 
 def _stride_text(low: int, high: int) -> str:
