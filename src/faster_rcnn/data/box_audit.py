@@ -12,9 +12,8 @@ images.
 from __future__ import annotations
 
 import warnings
+from array import array
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from ..counted import counted
 from .dataset import first_few
@@ -48,17 +47,17 @@ class BoxAudit:
         ``frame`` says what the numbers are measured in, where the box is named (default
         ``on <width>x<height>``)."""
         # In float32, as the targets hold them: a box thinner than float32 can tell from
-        # nothing has no area either.
-        stored = [float(np.float32(v)) for v in box]
+        # nothing has no area either. One array for the four (a COCO file has a million
+        # boxes), and the box named only where it is counted.
+        stored = array("f", box).tolist()
         limits = (width, height, width, height)
         clipped = [min(max(v, 0.0), limit) for v, limit in zip(stored, limits, strict=True)]
-        frame = frame or f"on {width:g}x{height:g}"
-        shown = f"{where} [{', '.join(f'{v:g}' for v in box)}] {frame}"
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            shown = _shown(box, width, height, where, frame)
             self.dropped.append(f"{shown}: {_why_dropped(box, width, height)}")
             return None
         if any(abs(c - v) > rounding for c, v in zip(clipped, stored, strict=True)):
-            self.clipped.append(shown)
+            self.clipped.append(_shown(box, width, height, where, frame))
         return clipped
 
     def drop(self, where: str, reason: str) -> None:
@@ -80,6 +79,13 @@ class BoxAudit:
         summary = self.summary()
         if summary:
             warnings.warn(f"{source}: {summary}", stacklevel=3)
+
+
+def _shown(box: list[float], width: float, height: float, where: str, frame: str | None) -> str:
+    """How a clipped or dropped box is named: where it is, its corners as given and what
+    they are measured in (``a.xml object 2 [-3, 0, 700, 90] on 640x480``)."""
+    corners = ", ".join(f"{v:g}" for v in box)
+    return f"{where} [{corners}] {frame or f'on {width:g}x{height:g}'}"
 
 
 def _why_dropped(box: list[float], width: float, height: float) -> str:
