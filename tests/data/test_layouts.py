@@ -880,6 +880,26 @@ def test_labelimg_yolo_txt_files_beside_their_images(tmp_path):
     )
 
 
+def test_a_labelimg_yolo_folder_is_opened_in_comparisons_linear_in_its_images(
+    tmp_path, monkeypatch
+):
+    """Each image was looked for in the list of those kept, to warn of the others: n^2 / 2
+    path comparisons, a minute for 20,000 images. 200 images, one of them without a .txt:
+    a few comparisons per image (the label files found in dicts and sets), not 20,000."""
+    (tmp_path / "classes.txt").write_text("dog\n")
+    first = image(tmp_path / "000.png", (4, 3))
+    for k in range(1, 200):
+        (tmp_path / f"{k:03d}.png").hardlink_to(first)
+        (tmp_path / f"{k:03d}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    compared = []
+    equal = Path.__eq__
+    monkeypatch.setattr(Path, "__eq__", lambda a, b: compared.append(a) or equal(a, b))
+    with pytest.warns(UserWarning, match=r"1 image has no \.txt and is left out \(000\.png\)"):
+        dataset = open_dataset(tmp_path)
+    assert len(dataset) == 199
+    assert len(compared) < 5 * 200
+
+
 def test_label_files_and_images_of_any_suffix_case_are_read_alike(tmp_path):
     """Files copied from Windows may end in .TXT, .XML, .JPG: an image's .TXT label file
     was not found (its image left out as never saved, or read without objects) and a stray

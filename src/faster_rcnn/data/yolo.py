@@ -219,7 +219,8 @@ class YOLOFolder(YOLODetection):
                 f"{self.root}: no image has a label file beside it (as a.txt of a.jpg), as "
                 "LabelImg writes them in YOLO format"
             )
-        _warn_of_images_without_labels([p for p in images if p not in self.image_files])
+        labelled = set(self.image_files)  # a list's membership test is quadratic in them
+        _warn_of_images_without_labels([p for p in images if p not in labelled])
         label_files = [labels[p] for p in self.image_files]
         names_file = self.root / NAMES_FILES[0]
         self._load(label_files, read_names_file(names_file), str(names_file), str(self.root))
