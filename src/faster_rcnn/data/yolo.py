@@ -136,6 +136,8 @@ class YOLODetection(ImageFileDataset):
         None names the classes ``class0, class1, ...`` up to the largest id found.
         ``names_source`` and ``source`` name where the names and the labels come from."""
         self.box_audit = BoxAudit()
+        # Per image: (height, width) upright once its header is read (:meth:`image_size`).
+        self._sizes: list[tuple[int, int] | None] = [None] * len(self.image_files)
         # Per image: int64[N] class ids and float32[N, 4] x1, y1, x2, y2 in 0..1.
         self._labels = [parse_label_file(path, self.box_audit) for path in label_files]
         self.box_audit.warn(source)
@@ -166,8 +168,13 @@ class YOLODetection(ImageFileDataset):
         return self._target(index, self.image_size(index))
 
     def image_size(self, index: int) -> tuple[int, int]:
-        """``(height, width)`` of image ``index`` upright, from its file's header."""
-        return read_upright_size(self.image_path(index))
+        """``(height, width)`` of image ``index`` upright, from its file's header, read once:
+        the recipe, the loader's aspect-ratio groups and the audits each ask for it."""
+        path = self.image_path(index)  # checks the index
+        size = self._sizes[index]
+        if size is None:
+            size = self._sizes[index] = read_upright_size(path)
+        return size
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=True)
