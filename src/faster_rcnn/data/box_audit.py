@@ -56,7 +56,8 @@ class BoxAudit:
             shown = _shown(box, width, height, where, frame)
             self.dropped.append(f"{shown}: {_why_dropped(box, width, height)}")
             return None
-        if any(abs(c - v) > rounding for c, v in zip(clipped, stored, strict=True)):
+        moved = clipped != stored  # most boxes are inside: one comparison of the lists
+        if moved and any(abs(c - v) > rounding for c, v in zip(clipped, stored, strict=True)):
             self.clipped.append(_shown(box, width, height, where, frame))
         return clipped
 

@@ -289,7 +289,7 @@ def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, 
         or not all(_is_number(v) and math.isfinite(v) for v in bbox)
     ):
         raise ValueError(f"{file}: {name} has bbox {bbox!r}, not [x, y, width, height]")
-    return tuple(float(v) for v in bbox)
+    return tuple(map(float, bbox))
 
 
 def segmentation_extent(segmentation: Any, name: str, file: Path) -> tuple[float, ...]:
