@@ -224,7 +224,7 @@ def test_a_time_limited_run_resumed_for_longer_lays_its_schedule_over_the_new_le
     assert min(lrs[21:]) > 0
 
     steps = cfg.replace(steps=33, max_seconds=None)
-    with pytest.warns(UserWarning, match=r"run length 1\.1 minutes, at most 1000 steps -> 33 "):
+    with pytest.warns(UserWarning, match=r"run length 1\.1 minutes, at most 1,000 steps -> 33 "):
         Trainer(tiny_model(), DATA, steps, out_dir=tmp_path / "steps").fit(resume=True)
     lrs = [record["lr"] for record in read_records(tmp_path / "steps" / "metrics.jsonl")]
     assert lrs[21:] == pytest.approx([learning_rate(steps, step) for step in range(21, 33)])
