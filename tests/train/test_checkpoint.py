@@ -465,9 +465,6 @@ def test_a_folder_made_read_only_names_the_model_file_not_its_removed_temporary(
 
 
 @pytest.mark.skipif(
-    not Path("/dev/full").is_char_device(), reason="no /dev/full, a disk always full"
-)
-@pytest.mark.skipif(
     not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)),
     reason="no /dev/full device here (opening it would make a file)",
 )
@@ -487,12 +484,8 @@ def test_a_full_disk_writing_the_training_state_is_an_os_error_naming_it(tmp_pat
                 yield temporary
 
     monkeypatch.setattr(checkpoint_module, "atomic_write", state_onto_a_full_disk)
-    with pytest.raises(OSError) as error:
-        make_checkpoint(step=4).save(tmp_path / "joint", model)
-    assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
-    assert error.value.filename == str(tmp_path / "joint")
-    assert sorted(os.listdir(tmp_path)) == ["joint"]
-    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+    error = refused_over_step_2(tmp_path / "joint", model, OSError)
+    assert (error.errno, error.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def test_a_full_disk_writing_a_checkpoint_names_the_checkpoint_not_its_removed_partial(
@@ -509,12 +502,8 @@ def test_a_full_disk_writing_a_checkpoint_names_the_checkpoint_not_its_removed_p
         )
 
     monkeypatch.setattr(safetensors.torch, "save_model", full_disk)
-    with pytest.raises(OSError) as error:
-        make_checkpoint(step=4).save(tmp_path / "joint", model)
-    assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
-    assert error.value.filename == str(tmp_path / "joint")
-    assert sorted(os.listdir(tmp_path)) == ["joint"]
-    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+    error = refused_over_step_2(tmp_path / "joint", model, OSError)
+    assert (error.errno, error.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def test_a_run_folder_made_read_only_names_the_checkpoint_it_refused(tmp_path, monkeypatch):
@@ -529,14 +518,20 @@ def test_a_run_folder_made_read_only_names_the_checkpoint_it_refused(tmp_path, m
         real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    with pytest.raises(PermissionError) as error:
-        make_checkpoint(step=4).save(tmp_path / "joint", model)
-    assert (error.value.strerror, error.value.filename) == (
-        "Permission denied",
-        str(tmp_path / "joint"),
-    )
-    assert sorted(os.listdir(tmp_path)) == ["joint"]
-    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
+    error = refused_over_step_2(tmp_path / "joint", model, PermissionError)
+    assert error.strerror == "Permission denied"
+
+
+def refused_over_step_2(stage: Path, model, kind: type[OSError]) -> OSError:
+    """The ``kind`` of error a step-4 checkpoint saved over the step-2 one in ``stage``
+    raises, once checked to name ``stage`` (not the ``.partial`` folder it was written
+    in, removed) and to leave the step-2 checkpoint alone there."""
+    with pytest.raises(kind) as error:
+        make_checkpoint(step=4).save(stage, model)
+    assert error.value.filename == str(stage)
+    assert sorted(os.listdir(stage.parent)) == [stage.name]
+    assert TrainingCheckpoint.load(stage, model).step == 2
+    return error.value
 
 
 def test_the_folder_of_an_unfinished_run_given_as_a_model_names_its_last_checkpoint(tmp_path):
