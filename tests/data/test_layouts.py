@@ -1497,8 +1497,11 @@ def test_data_names_a_split_it_cannot_open_and_describes_the_others(tmp_path, ca
     assert main(["data", "--data", str(data)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "  train: 1 image, 1 box; image sizes 40x30 to 40x30 (width x height)"
-    missing = data / "Annotations" / "gone.xml"
-    assert f"  val: cannot be opened: annotation file {missing} does not exist" in lines
+    listed = data / "ImageSets" / "Main" / "val.txt"
+    assert (
+        f"  val: cannot be opened: {listed}: the val split holds no image (none of its 1 id "
+        "has both an annotation and an image)"
+    ) in lines
 
 
 def test_data_shows_portrait_and_landscape_images_of_one_area(tmp_path, capsys):

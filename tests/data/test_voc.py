@@ -139,20 +139,68 @@ def test_an_xml_that_is_no_voc_annotation_is_refused_not_read_as_holding_no_obje
         VOCDetection(root)
 
 
-def test_missing_files_are_named(voc: Path) -> None:
+def test_a_missing_split_file_is_named(voc: Path) -> None:
     with pytest.raises(
         FileNotFoundError, match=r"val\.txt does not exist \(splits found: \['train'"
     ):
         VOCDetection(voc, split="val")
+
+
+def test_ids_without_their_image_or_annotation_are_left_out_and_named(voc: Path) -> None:
+    # A list written before an image was deleted, or before its annotation was saved:
+    # the ids with both files are read, the others named, not the whole split refused.
+    listed = voc / "ImageSets" / "Main" / "train.txt"
+    listed.write_text("img_a\r\nno_xml\r\nimg_b\r\n\r\n")
+    Image.new("RGB", (8, 8)).save(voc / "JPEGImages" / "no_xml.jpg")
     (voc / "JPEGImages" / "img_b.jpg").unlink()
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"no image for id 'img_b' of split 'train': looked for .*JPEGImages/img_b\{\.jpg,",
+    with pytest.warns(UserWarning) as warned:
+        data = VOCDetection(voc)
+    assert data.ids == ("img_a",) and [p.name for p in data.image_files] == ["img_a.jpg"]
+    assert [str(w.message) for w in warned] == [
+        f"{listed}: 2 ids are left out, not found as Annotations/<id>.xml and "
+        "JPEGImages/<id>{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff}: no_xml (no annotation), "
+        "img_b (no image)"
+    ]
+    (voc / "Annotations" / "img_a.xml").unlink()
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(
+            ValueError,
+            match=r"train\.txt: the train split holds no image \(none of its 3 ids has both an "
+            r"annotation and an image\)",
+        ),
     ):
         VOCDetection(voc)
-    (voc / "Annotations" / "img_a.xml").unlink()
-    with pytest.raises(FileNotFoundError, match=r"img_a\.xml does not exist"):
-        VOCDetection(voc)
+
+
+def test_class_names_that_differ_only_in_case_are_read_as_one_class(tmp_path: Path) -> None:
+    # A labeller's slip: one 'rbc' (and a trailing space) among the 'RBC'. As a class of
+    # its own it would be trained on one box, oversampled as the rarest, and scored.
+    root = _write_voc(
+        tmp_path,
+        {
+            "a": (
+                (40, 30),
+                "a.jpg",
+                _object("RBC", (1, 1, 9, 9)) + _object("rbc ", (5, 5, 20, 20)),
+            ),
+            "b": ((40, 30), "b.jpg", _object("RBC", (2, 2, 8, 8)) + _object("WBC", (3, 3, 30, 25))),
+        },
+    )
+    with pytest.warns(UserWarning) as warned:
+        data = VOCDetection(root)
+    assert [str(w.message) for w in warned] == [
+        f"{root} (train): class names that differ only in case are read as one class: "
+        "1 box of 'rbc' as 'RBC'"
+    ]
+    assert data.class_names == ("RBC", "WBC")
+    assert data.target(0)["labels"].tolist() == [1, 1]
+    # Given classes decide the spelling (a split read in the training split's classes),
+    # and a class given in two spellings keeps both (a model trained with both).
+    with pytest.warns(UserWarning, match="2 boxes of 'RBC' as 'rbc'$"):
+        assert VOCDetection(root, class_names=("rbc", "WBC")).target(1)["labels"].tolist() == [1, 2]
+    data = VOCDetection(root, class_names=("RBC", "WBC", "rbc"))
+    assert data.target(0)["labels"].tolist() == [1, 3]
 
 
 def test_an_id_with_spaces_is_the_whole_line(tmp_path: Path) -> None:

@@ -27,8 +27,10 @@ in a warning.
 from __future__ import annotations
 
 import math
+import warnings
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -36,6 +38,7 @@ import defusedxml.ElementTree as ElementTree
 import torch
 from torch import Tensor
 
+from ..counted import counted
 from .box_audit import BoxAudit
 from .dataset import (
     IMAGE_SUFFIXES,
@@ -45,6 +48,7 @@ from .dataset import (
     boxes_tensor,
     empty_split_error,
     files_with_suffix,
+    first_few,
     image_files_in,
     image_sizes,
     read_image,
@@ -93,10 +97,15 @@ class VOCDetection(ImageFileDataset):
     Attributes:
         box_audit: the boxes clipped to their image or dropped (warned about on opening).
 
+    An id of the split file without its annotation or its image (an image deleted after
+    labelling, a list written before the annotations were) is left out with a warning
+    naming it: there is nothing to train on or score.
+
     Raises:
-        FileNotFoundError: a missing split file, annotation or image, named.
-        ValueError: an empty split file, malformed XML (naming the file and the object's
-            index among its ``<object>`` elements) or an unknown class.
+        FileNotFoundError: a missing split file, named.
+        ValueError: a split file listing no id with both files, malformed XML (naming
+            the file and the object's index among its ``<object>`` elements) or an
+            unknown class.
     """
 
     def __init__(
@@ -110,10 +119,8 @@ class VOCDetection(ImageFileDataset):
     ) -> None:
         self.root = Path(root)
         self.split = split
-        ids = _read_split(self.root, split, is_split)
-        annotation_files = as_on_disk([self.root / "Annotations" / f"{i}.xml" for i in ids])
+        annotation_files, image_files = _listed_files(self.root, split, is_split)
         records = [parse_annotation(path) for path in annotation_files]
-        image_files = _image_files(self.root / "JPEGImages", ids, split)
         source = f"{self.root} ({split})"
         self._load(records, annotation_files, image_files, source, class_names, keep_difficult)
 
@@ -132,6 +139,7 @@ class VOCDetection(ImageFileDataset):
         self.annotation_files = annotation_files
         self.ids = tuple(path.stem for path in annotation_files)
         self.image_files = image_files
+        records = _one_spelling(records, class_names, source)
         found = sorted({obj.name for record in records for obj in record.objects})
         self.class_names: tuple[str, ...] = (
             tuple(found) if class_names is None else tuple(class_names)
@@ -189,27 +197,100 @@ class VOCDetection(ImageFileDataset):
         return VOCRecord(record.image_id, objects, size, record.filename)
 
 
-def _image_files(folder: Path, ids: Sequence[str], split: str) -> list[Path]:
-    """The image of each id: ``<id>.jpg`` in ``folder``, as the VOC tools have it, else
-    the file of that stem with another image suffix (CVAT's VOC export keeps each image's
-    own: ``.png``, ``.JPG``).
+def _one_spelling(
+    records: list[VOCRecord], class_names: Sequence[str] | None, source: str
+) -> list[VOCRecord]:
+    """``records`` with the class names that differ from another only in case read as one
+    spelling, with a warning: the spelling of ``class_names`` where given, else the one
+    that most boxes have. A labeller's ``rbc`` among thousands of ``RBC`` is a slip, not a
+    class that a model should learn from a handful of boxes (and be scored on)."""
+    counts = Counter(obj.name for record in records for obj in record.objects)
+    spellings = (
+        list(class_names)
+        if class_names is not None
+        else sorted(counts, key=lambda name: (-counts[name], name))
+    )
+    spelling_of: dict[str, str] = {}
+    for name in spellings:
+        spelling_of.setdefault(name.casefold(), name)
+    kept = set(class_names or ())  # a given class keeps its name, in any case
+    renamed = {
+        name: spelling
+        for name in counts
+        if name not in kept and (spelling := spelling_of.get(name.casefold(), name)) != name
+    }
+    if not renamed:
+        return records
+    read_as = "; ".join(
+        f"{counted(counts[name], 'box')} of {name!r} as {spelling!r}"
+        for name, spelling in renamed.items()
+    )
+    warnings.warn(
+        f"{source}: class names that differ only in case are read as one class: {read_as}",
+        stacklevel=4,
+    )
+    return [
+        replace(
+            record,
+            objects=[replace(o, name=renamed.get(o.name, o.name)) for o in record.objects],
+        )
+        for record in records
+    ]
+
+
+def _listed_files(root: Path, split: str, is_split: bool) -> tuple[list[Path], list[Path]]:
+    """The annotation and image files of the ids that ``ImageSets/Main/<split>.txt`` lists,
+    those without either left out with a warning naming them (``is_split``: see
+    :func:`_read_split`).
 
     Raises:
-        FileNotFoundError: an id without an image, naming what was looked for where.
+        ValueError: no id has both (:func:`empty_split_error`).
     """
+    ids = _read_split(root, split, is_split)
+    annotations = as_on_disk([root / "Annotations" / f"{i}.xml" for i in ids])
+    images = _image_files(root / "JPEGImages", ids)
+    missing = [_lacks(xml, image) for xml, image in zip(annotations, images, strict=True)]
+    split_file = split_list(root, split)
+    _warn_of_left_out(split_file, ids, missing)
+    kept = [k for k, lacks in enumerate(missing) if not lacks]
+    if not kept:
+        detail = f"none of its {counted(len(ids), 'id')} has both an annotation and an image"
+        raise empty_split_error(split_file, split if is_split else None, detail)
+    return [annotations[k] for k in kept], [images[k] for k in kept]
+
+
+def _lacks(annotation: Path, image: Path | None) -> str:
+    """What an id lacks of its files: ``"no annotation"``, ``"no image"``, both, or ``""``."""
+    lacks = [] if annotation.is_file() else ["no annotation"]
+    return ", ".join(lacks if image else [*lacks, "no image"])
+
+
+def _warn_of_left_out(split_file: Path, ids: Sequence[str], missing: Sequence[str]) -> None:
+    """Warn of the ``ids`` of ``split_file`` left out for want of a file (``missing``:
+    what each lacks, empty where it lacks nothing)."""
+    left_out = [f"{i} ({lacks})" for i, lacks in zip(ids, missing, strict=True) if lacks]
+    if left_out:
+        suffixes = ",".join(IMAGE_SUFFIXES)
+        warnings.warn(
+            f"{split_file}: {counted(len(left_out), 'id is', 'ids are')} left out, not found as "
+            f"Annotations/<id>.xml and JPEGImages/<id>{{{suffixes}}}: "
+            f"{first_few(left_out)}",
+            stacklevel=4,
+        )
+
+
+def _image_files(folder: Path, ids: Sequence[str]) -> list[Path | None]:
+    """The image of each id: ``<id>.jpg`` in ``folder``, as the VOC tools have it, else
+    the file of that stem with another image suffix (CVAT's VOC export keeps each image's
+    own: ``.png``, ``.JPG``); None where there is neither."""
     others: dict[str, Path] | None = None  # stem -> file, listed once if ever needed
-    files = []
+    files: list[Path | None] = []
     for image_id in ids:
         path = folder / f"{image_id}.jpg"
         if not path.is_file():
             if others is None:
                 others = _files_by_stem(folder)
-            if image_id not in others:
-                raise FileNotFoundError(
-                    f"no image for id {image_id!r} of split {split!r}: looked for "
-                    f"{folder / image_id}{{{','.join(IMAGE_SUFFIXES)}}}"
-                )
-            path = others[image_id]
+            path = others.get(image_id)
         files.append(path)
     return files
 
