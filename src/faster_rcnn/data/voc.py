@@ -84,7 +84,9 @@ class VOCDetection(ImageFileDataset):
         split: name of the id list ``ImageSets/Main/<split>.txt``.
         class_names: class of label ``i + 1`` is ``class_names[i]``. Default: the sorted
             names found in this split; pass the training split's ``class_names`` to other
-            splits so that labels agree even when a split lacks a class.
+            splits so that labels agree even when a split lacks a class. Names that
+            differ from one of them, or from another found, only in case are read as it
+            (with a warning).
         keep_difficult: keep objects marked ``<difficult>1</difficult>`` (flagged in
             ``target["difficult"]``); when False they are dropped.
         is_split: False where the list holds all the dataset's images, no split's (CVAT's
