@@ -261,12 +261,21 @@ def test_raccoon_dataset() -> None:
             [2, 1],
         ),
         (
+            # A box dragged leftwards (or upwards) saved as drawn: the box between its
+            # corners; xmax = xmin - 1 is VOC's box of no area, not a reversed one.
             [("dog", (5, 5, 3, 9)), ("cat", (5, 5, 9, 3)), ("dog", (5, 5, 4, 9))],
-            "3 boxes dropped (x.xml object 0 [4, 4, 3, 9] on 40x30: corners reversed; x.xml "
-            "object 1 [4, 4, 9, 3] on 40x30: corners reversed; x.xml object 2 [4, 4, 4, 9] "
-            "on 40x30: no area)",
-            [],
-            [],
+            "2 boxes with reversed corners swapped (x.xml object 0 [2, 4, 5, 9] on 40x30; "
+            "x.xml object 1 [4, 2, 9, 5] on 40x30); 1 box dropped (x.xml object 2 [4, 4, 4, "
+            "9] on 40x30: no area)",
+            [[2.0, 4, 5, 9], [4, 2, 9, 5]],
+            [2, 1],
+        ),
+        (
+            [("dog", (45, 5, 38, 9))],  # swapped, then clipped: both said
+            "1 box with reversed corners swapped (x.xml object 0 [37, 4, 45, 9] on 40x30); "
+            "1 box clipped to the image (x.xml object 0 [37, 4, 45, 9] on 40x30)",
+            [[37.0, 4, 40, 9]],
+            [2],
         ),
     ],
 )

@@ -23,7 +23,7 @@ from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
 from ..data.dataset import boxes_tensor, image_sizes, read_image
 from ..data.resizable import check_resizable
-from ..data.voc import parse_annotation
+from ..data.voc import audited_box, parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
 from ..insight.explain import draw_explanation, explain
 from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
@@ -256,7 +256,7 @@ def _voc_annotated(
     for j, obj in enumerate(record.objects):
         if skip_difficult and obj.difficult:
             continue
-        box = audit.clip(obj.box, image.shape[-1], image.shape[-2], f"object {j}")
+        box = audited_box(obj, image.shape[-1], image.shape[-2], f"object {j}", audit)
         if box is not None:
             rows.append(box)
             names.append(obj.name)

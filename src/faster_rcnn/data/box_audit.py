@@ -3,10 +3,10 @@
 Annotation tools and conversions leave boxes that reach past the image border (a
 negative ``xmin``, ``xmax = 5000`` on a 650-pixel image), lie wholly outside it, have no
 area, or have their corners reversed (``xmax < xmin``). The readers clip every box to
-its image, drop the boxes left without area (reversed ones among them), and count both
-in a :class:`BoxAudit`, which they report in one warning when the dataset is opened,
-with the first few boxes named. Training and evaluation then see only boxes inside their
-images.
+its image, drop the boxes left without area (reversed ones among them, but for the VOC
+reader's, which it swaps), and count them all in a :class:`BoxAudit`, which they report
+in one warning when the dataset is opened, with the first few boxes named. Training and
+evaluation then see only boxes inside their images.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ class BoxAudit:
         clipped: per box clipped to its image and kept, where it is (e.g.
             ``"Annotations/a.xml object 2 [-3, 0, 700, 90] on 640x480"``).
         dropped: per box left out, where it is and why.
+        swapped: per box kept with its reversed corners swapped, where it is.
     """
 
     clipped: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    swapped: list[str] = field(default_factory=list)
 
     def clip(
         self,
@@ -61,15 +63,25 @@ class BoxAudit:
             self.clipped.append(_shown(box, width, height, where, frame))
         return clipped
 
+    def swap(self, box: list[float], width: float, height: float, where: str) -> None:
+        """Count a box written with its corners reversed and read with them swapped, as
+        ``box`` (``x1, y1, x2, y2`` on a ``width`` x ``height`` image)."""
+        self.swapped.append(_shown(box, width, height, where, None))
+
     def drop(self, where: str, reason: str) -> None:
         """Count a box left out for ``reason``."""
         self.dropped.append(f"{where}: {reason}")
 
     def summary(self, shown: int = 3) -> str:
-        """One line: how many boxes were clipped and dropped, the first ``shown`` of each;
+        """One line: how many boxes were swapped, clipped and dropped, the first ``shown``
+        of each;
         empty when none was."""
         parts = []
-        for count_of, verb in ((self.clipped, "clipped to the image"), (self.dropped, "dropped")):
+        for count_of, verb in (
+            (self.swapped, "with reversed corners swapped"),
+            (self.clipped, "clipped to the image"),
+            (self.dropped, "dropped"),
+        ):
             if count_of:
                 examples = first_few(count_of, shown, separator="; ")
                 parts.append(f"{counted(len(count_of), 'box')} {verb} ({examples})")

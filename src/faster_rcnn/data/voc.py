@@ -13,9 +13,9 @@ ignored, since real datasets get it wrong. Suffixes are read in any case (``trai
 Coordinates: VOC boxes are 1-based, inclusive pixel indices (``xmin = 1, xmax = W`` is
 the whole width). They become continuous pixel coordinates as in detectron2:
 ``x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax``, then are clipped to the image;
-boxes left without area are dropped (see :mod:`.box_audit`), and so are boxes whose
-corners are reversed (``xmax < xmin`` or ``ymax < ymin``), as the COCO reader drops a
-negative width.
+boxes left without area are dropped (see :mod:`.box_audit`). A box whose corners are
+reversed (``xmax < xmin - 1`` or ``ymax < ymin - 1``: a box dragged leftwards or upwards,
+saved as drawn) is read with them swapped, and counted in the same warning.
 
 Image sizes: each image file's header is read when the dataset is opened. When
 ``<size>`` is the image's size turned by 90 degrees and the file has an EXIF orientation
@@ -63,6 +63,7 @@ class _VOCObject:
     name: str
     box: list[float]  # converted x1, y1, x2, y2
     difficult: bool
+    swapped: bool = False  # written with xmax < xmin (or ymax < ymin): read swapped
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class VOCDetection(ImageFileDataset):
         objects = []
         for j, obj in enumerate(record.objects):
             where = f"{record.image_id}.xml object {j}"
-            box = self.box_audit.clip(obj.box, width, height, where)
+            box = audited_box(obj, width, height, where, self.box_audit)
             if box is not None:
                 objects.append(_VOCObject(obj.name, box, obj.difficult))
         return VOCRecord(record.image_id, objects, size, record.filename)
@@ -373,10 +374,27 @@ def _parse_object(element: Element, index: int, path: Path) -> _VOCObject:
             raise ValueError(f"{path}: {where} ({name!r}) has no <bndbox>/<{field}>")
         raw.append(value)
     xmin, ymin, xmax, ymax = raw
-    # A box with xmax < xmin (or ymax < ymin) is kept as read: the reader drops it, as it
-    # drops every box without area, and says so (BoxAudit).
+    # A tool that saves a box dragged leftwards or upwards as drawn writes xmax < xmin:
+    # the box between them is meant. Where xmax = xmin - 1 it is read as the box of no
+    # area that VOC's inclusive indices make it, and dropped (BoxAudit).
+    swapped = xmax < xmin - 1 or ymax < ymin - 1
+    if xmax < xmin - 1:
+        xmin, xmax = xmax, xmin
+    if ymax < ymin - 1:
+        ymin, ymax = ymax, ymin
     box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
-    return _VOCObject(name=name, box=box, difficult=difficult_text == "1")
+    return _VOCObject(name=name, box=box, difficult=difficult_text == "1", swapped=swapped)
+
+
+def audited_box(
+    obj: _VOCObject, width: float, height: float, where: str, audit: BoxAudit
+) -> list[float] | None:
+    """``obj``'s box clipped to a ``width`` x ``height`` image, or None where it is left
+    without area (:meth:`BoxAudit.clip`); a box read with its corners swapped is counted
+    as such in ``audit``."""
+    if obj.swapped:
+        audit.swap(obj.box, width, height, where)
+    return audit.clip(obj.box, width, height, where)
 
 
 def _number(element: Element, field: str, path: Path, where: str) -> float | None:
