@@ -663,7 +663,8 @@ def test_cli_fit_on_a_model_of_finer_maps_names_the_stages_train_needs(tmp_path,
     own = tmp_path / "own"
     assert main([*argv, "--preset", "mobilenet_v2_fpn", "--fit", "--out", str(own)]) == 0
     assert capsys.readouterr().out.endswith(
-        "with them anyway: faster-rcnn train ... --min-size 160 --max-size 1333 --anchors "
+        "with them anyway: faster-rcnn train ... --preset mobilenet_v2_fpn --min-size 160 "
+        "--max-size 1333 --anchors "
         f"{own / 'fitted_anchors.json'}\n"
     )
 
@@ -674,7 +675,7 @@ def test_cli_fit_quotes_a_path_with_spaces_in_the_train_command(tmp_path, capsys
     out = tmp_path / "my runs"
     assert main([*argv, "--preset", "small", "--fit", "--out", str(out)]) == 0
     assert capsys.readouterr().out.endswith(
-        "faster-rcnn train ... --min-size 160 --max-size 512 --anchors "
+        "faster-rcnn train ... --preset small --min-size 160 --max-size 512 --anchors "
         f"'{out / 'fitted_anchors.json'}'\n"
     )
 
@@ -711,7 +712,8 @@ def test_cli_fit_says_what_train_without_the_file_does_for_small_objects(tmp_pat
         "backbone stage 3 too, which an anchor file switches off, each measured ahead on "
         "small objects (benchmarks/recipe_ab.md, rounds 51 and 54): train without "
         "--anchors, with anchors fitted for its maps (anchors --returned-layers 3 4 5 --fit), "
-        "or with them anyway: faster-rcnn train ... --min-size 800 --max-size 1333 "
+        "or with them anyway: faster-rcnn train ... --preset mobilenet_v2_fpn --min-size 800 "
+        "--max-size 1333 "
         f"--anchors {fitted}\n"
     )
     # Sizes given: no enlargement to forgo, and at 1600 px (the dot 50 px, 1.5 cells of
@@ -755,7 +757,8 @@ def test_cli_fit_says_train_reads_the_stride_16_map_of_larger_objects_in_long_ru
         f"{FINER_MAP_STEPS} steps or more), which an anchor file switches off, each measured "
         "ahead on small objects (benchmarks/recipe_ab.md, round 58): train without "
         "--anchors, with anchors fitted for its maps (anchors --returned-layers 3 4 5 --fit), "
-        "or with them anyway: faster-rcnn train ... --min-size 800 --max-size 1333 "
+        "or with them anyway: faster-rcnn train ... --preset mobilenet_v2_fpn --min-size 800 "
+        "--max-size 1333 "
         f"--anchors {fitted}\n"
     )
 
@@ -770,7 +773,8 @@ def test_cli_fits_and_measures_anchors_for_the_returned_layers_asked(tmp_path, c
     assert main([*argv, *preset, "--fit", "--out", str(out)]) == 0
     fitted = out / "fitted_anchors.json"
     assert capsys.readouterr().out.endswith(
-        "faster-rcnn train ... --returned-layers 3 4 5 --min-size 160 --max-size 1333 "
+        "faster-rcnn train ... --preset mobilenet_v2_fpn --returned-layers 3 4 5 --min-size 160 "
+        "--max-size 1333 "
         f"--anchors {fitted}\n"
     )
     config = preset_config("mobilenet_v2_fpn", 2).with_returned_layers((3, 4, 5))

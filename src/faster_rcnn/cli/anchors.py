@@ -314,8 +314,16 @@ def train_advice(
     where ``train`` without the file enlarges the images or reads finer maps for this
     data (a preset measured, not a model), that, and the ``--returned-layers`` that fit
     anchors for its finer maps: one line, or two."""
+    # A preset measured is named: fitted on its maps, the file fits no other preset's.
+    preset = ["--preset", args.preset] if args.model is None else []
     options = " ".join(
-        [*stages_options(config), *size_options(config), "--anchors", shlex.quote(str(path))]
+        [
+            *preset,
+            *stages_options(config),
+            *size_options(config),
+            "--anchors",
+            shlex.quote(str(path)),
+        ]
     )
     command = f"faster-rcnn train ... {options}"
     covered = fit.covered["fitted"]
