@@ -3,6 +3,7 @@ loads no PyTorch, so the program's :func:`~faster_rcnn.__main__.main` runs while
 loads, and Ctrl-C then is one line, as it is later, not Python's traceback."""
 
 import importlib.abc
+import signal
 import subprocess
 import sys
 
@@ -86,3 +87,14 @@ def test_ctrl_c_while_pytorch_imports_numpy_is_held_and_ends_the_program_in_one_
         "",
         "faster-rcnn: interrupted by SIGINT\n",
     )
+
+
+def test_output_piped_to_a_reader_that_stops_early_ends_quietly_as_cat_does():
+    # `faster-rcnn data ... | head -1`: the reader closes the pipe before the command
+    # writes; Python raises a broken pipe (it ignores SIGPIPE) in the command or at exit.
+    command = [sys.executable, "-m", "faster_rcnn", "data", "--data", "synthetic:4"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert err.decode() == ""
+    assert process.returncode == 128 + signal.SIGPIPE

@@ -6,12 +6,15 @@ Each command is a module here that defines its options (``add_parser``) and runs
 preset, a bad option value, a flag the chosen scheme would ignore, an output path that
 cannot be written) end in one line on stderr and exit status 2, not a traceback; so does
 a training run that diverged. Ctrl-C or SIGTERM during training ends it after a
-checkpoint, with one line and status 128 + the signal's number.
+checkpoint, with one line and status 128 + the signal's number. Output piped to a reader
+that stops early (``| head``) ends the command quietly, with status 141 (128 + SIGPIPE),
+as the shell's own tools end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -48,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     previous_show, warnings.showwarning = warnings.showwarning, _show_warning
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a reader gone is met here, where it is caught, not at exit
+        return status
     except TrainingInterrupted as stop:
         resumable = stop.checkpoint is not None and hasattr(args, "resume")  # not the demo
         resume = "; add --resume to continue" if resumable else ""
@@ -63,12 +68,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as error:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): end as `cat` does
+        _detach_stdout()
+        return 128 + signal.SIGPIPE
     except OSError as error:  # a path that cannot be written: a file, read-only, disk full
         print(f"faster-rcnn: error: {_os_error_line(error)}", file=sys.stderr)
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
         warnings.showwarning = previous_show
+
+
+def _detach_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit does not raise the
+    broken pipe again (Python's advice for ``SIGPIPE``)."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an object with no file
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def _os_error_line(error: OSError) -> str:
