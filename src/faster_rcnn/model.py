@@ -440,7 +440,7 @@ class FasterRCNN(nn.Module):
                 raise
             n, _, height, width = tensors.shape
             raise ValueError(
-                f"a training batch of {n} image(s) padded to {height}x{width} px leaves one "
+                f"a training batch of {n} image(s) padded to {width}x{height} px leaves one "
                 "value a channel to a batch norm of the backbone (its last map is 1x1): "
                 "train on 2 or more images a batch, or on larger ones"
             ) from error

@@ -230,12 +230,12 @@ def validate_boxes_in_image(boxes: Tensor, image_size: tuple[int, int], image: i
         j = int(torch.where(outside)[0][0])
         raise ValueError(
             f"image {image}, box {j}: {boxes[j].tolist()} lies wholly outside the "
-            f"{height}x{width} image"
+            f"{width}x{height} image"
         )
     far = (x1 < -width) | (y1 < -height) | (x2 > 2 * width) | (y2 > 2 * height)
     if far.any():
         j = int(torch.where(far)[0][0])
         raise ValueError(
             f"image {image}, box {j}: {boxes[j].tolist()} reaches further beyond the "
-            f"{height}x{width} image than the image's own size"
+            f"{width}x{height} image than the image's own size"
         )

@@ -109,9 +109,9 @@ def test_invalid_images(images, message):
 @pytest.mark.parametrize(
     ("box", "message"),
     [
-        ([120, 10, 130, 20], r"image 1, box 0: .* lies wholly outside the 80x100 image"),
+        ([120, 10, 130, 20], r"image 1, box 0: .* lies wholly outside the 100x80 image"),
         ([-30, 10, 0, 20], r"lies wholly outside"),
-        ([10, 10, 1e30, 20], r"image 1, box 0: .* reaches further beyond the 80x100 image"),
+        ([10, 10, 1e30, 20], r"image 1, box 0: .* reaches further beyond the 100x80 image"),
         ([-101, 10, 20, 20], r"reaches further beyond"),
     ],
 )

@@ -74,8 +74,7 @@ class BoxAudit:
 
     def summary(self, shown: int = 3) -> str:
         """One line: how many boxes were swapped, clipped and dropped, the first ``shown``
-        of each;
-        empty when none was."""
+        of each; empty when none was."""
         parts = []
         for count_of, verb in (
             (self.swapped, "with reversed corners swapped"),
