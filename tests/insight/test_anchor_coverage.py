@@ -442,3 +442,53 @@ def test_the_pictures_legends_lie_under_the_axes_and_counts_have_thousands_separ
         panel = axes.get_window_extent(renderer)
         assert legend.y1 < panel.y0 and panel.x0 <= legend.x0 and legend.x1 <= panel.x1
         assert figure.bbox.contains(legend.x0, legend.y0)
+
+
+def test_images_of_one_padded_size_are_measured_together_without_a_border_policy(monkeypatch):
+    # 40 x 40 and 44 x 48 images are resized to 44 x 44 and 44 x 48 (min size 44, max
+    # 64), both padded to 64 x 64: without a border policy they share every anchor, so
+    # their boxes are measured in one group, with the numbers each image alone gives.
+    import faster_rcnn.insight.anchor_coverage as coverage_module
+
+    box = torch.tensor([[30.0, 30.0, 40.0, 40.0]])
+    targets = [((40, 40), box), ((44, 48), box)]
+    groups = []
+    measure_group = coverage_module._measure_group
+
+    def counted_group(boxes, *args):
+        groups.append(len(boxes))
+        return measure_group(boxes, *args)
+
+    monkeypatch.setattr(coverage_module, "_measure_group", counted_group)
+    for border, sizes in ((-1, [2]), (0, [1, 1])):
+        model = square_anchor_model(min_size=44, max_size=64, allowed_border=border)
+        groups.clear()
+        together = measure_anchor_coverage(model, targets)
+        assert groups == sizes
+        alone = [measure_anchor_coverage(model, [target]).best_iou for target in targets]
+        assert torch.equal(together.best_iou, torch.cat(alone))
+    # Within the image, the 16-px anchor centred at (32, 32) is the best of both: 7 x 7 of
+    # the first box (33 to 44 resized), all 10 x 10 of the second.
+    torch.testing.assert_close(together.best_iou, torch.tensor([49 / 328, 100 / 256]))
+
+
+def test_the_measurement_runs_on_one_thread_and_gives_the_threads_back(monkeypatch):
+    # Thousands of small operations: a second thread only waits for the first at each.
+    import faster_rcnn.insight.anchor_coverage as coverage_module
+
+    threads = []
+    measure_group = coverage_module._measure_group
+
+    def recording_group(*args):
+        threads.append(torch.get_num_threads())
+        return measure_group(*args)
+
+    monkeypatch.setattr(coverage_module, "_measure_group", recording_group)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+        measure_anchor_coverage(square_anchor_model(), [((64, 64), box)])
+        assert threads == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
