@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from box_strategies import detections
 from faster_rcnn.ops import batched_soft_nms, box_iou
+from faster_rcnn.ops.soft_nms import soft_nms_factor
 
 # A, B and C side by side, each 10 x 10, each sharing half of itself with the next: IoU
 # 1/3 for A-B and B-C, 0 for A-C.
@@ -97,3 +98,59 @@ def test_soft_nms_matches_the_reference(data, sigma: float, low: float) -> None:
     expected = reference_soft_nms(boxes, scores, categories, sigma, low)
     assert kept.tolist() == [index for index, _ in expected]
     assert lowered.tolist() == pytest.approx([score for _, score in expected], rel=1e-9)
+
+
+def upfront_soft_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, sigma: float, low: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One category's Soft-NMS with every pair's factor computed up front, as it was
+    before the factors were computed a block of visited boxes at a time."""
+    factors = soft_nms_factor(box_iou(boxes, boxes), sigma, scores.dtype)
+    current = scores.masked_fill(scores < low, float("-inf"))
+    visited, visited_scores = [], []
+    while bool(current.max() > float("-inf")):
+        best = int(current.argmax())
+        visited.append(best)
+        visited_scores.append(current[best].clone())
+        current[best] = float("-inf")
+        current.mul_(factors[best])
+        current.masked_fill_(current < low, float("-inf"))
+    return torch.tensor(visited), torch.stack(visited_scores)
+
+
+@pytest.mark.parametrize("num_boxes", [30, 1500, 3000])
+def test_factors_a_block_at_a_time_give_the_upfront_results_bit_for_bit(num_boxes) -> None:
+    # Crowded boxes (jittered copies of 40 objects, tied scores among them) and two
+    # sigmas: the same boxes visited in the same order, with the same lowered scores.
+    generator = torch.Generator().manual_seed(num_boxes)
+    objects = torch.rand(40, 2, generator=generator) * 400
+    owner = torch.randint(40, (num_boxes,), generator=generator)
+    centres = objects[owner] + 8 * torch.randn(num_boxes, 2, generator=generator)
+    half = 10 + 30 * torch.rand(num_boxes, 2, generator=generator)
+    boxes = torch.cat((centres - half, centres + half), dim=1)
+    scores = (torch.rand(num_boxes, generator=generator) * 50).round() / 50
+    one_category = torch.zeros(num_boxes, dtype=torch.int64)
+    for sigma, low in ((0.5, 0.05), (0.1, 0.001)):
+        kept, lowered = batched_soft_nms(boxes, scores, one_category, sigma, low)
+        expected_kept, expected_lowered = upfront_soft_nms(boxes, scores, sigma, low)
+        assert torch.equal(kept, expected_kept)
+        assert torch.equal(lowered, expected_lowered)
+
+
+def test_no_factor_block_exceeds_its_bound(monkeypatch) -> None:
+    # 3000 boxes: the 9 million pairs' factors up front took 5.3 of 5.5 s at 5000.
+    import faster_rcnn.ops.soft_nms as soft_nms_module
+
+    pairs = []
+
+    def counted_iou(boxes1, boxes2):
+        pairs.append(len(boxes1) * len(boxes2))
+        return box_iou(boxes1, boxes2)
+
+    monkeypatch.setattr(soft_nms_module, "box_iou", counted_iou)
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(3000, 2, generator=generator) * 500
+    boxes = torch.cat((corners, corners + 20 + 40 * torch.rand(3000, 2, generator=generator)), 1)
+    scores = torch.rand(3000, generator=generator)
+    kept, _ = batched_soft_nms(boxes, scores, torch.zeros(3000, dtype=torch.int64), 0.5, 0.05)
+    assert len(kept) > 0 and pairs and max(pairs) <= 1 << 20
