@@ -22,6 +22,7 @@ from ..insight.anchor_coverage import (
     PaddedBatchAnchors,
     dataset_targets,
     measure_anchor_coverage,
+    one_thread,
     resized_targets,
     unresizable_images,
 )
@@ -110,6 +111,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+# Every tensor here is small (a dataset's boxes, their summaries): a second thread only
+# waits for the first (see one_thread).
+@one_thread()
 def run(args: argparse.Namespace) -> int:
     check_options(args)
     check_out_folder(args.out, "anchors writes")

@@ -231,7 +231,7 @@ def measure_anchor_coverage(model: FasterRCNN, targets: Iterable[ImageBoxes]) ->
     if not images:
         raise ValueError(_nothing_to_measure(model, targets))
     resized = torch.cat([image.resized_boxes for image in images])
-    with _one_thread():
+    with one_thread():
         best, positives = _best_and_positives(model, images, resized)
     width, height = resized[:, 2] - resized[:, 0], resized[:, 3] - resized[:, 1]
     return AnchorCoverage(
@@ -246,11 +246,12 @@ def measure_anchor_coverage(model: FasterRCNN, targets: Iterable[ImageBoxes]) ->
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """PyTorch on one thread, then back to its own count. The measurement is many small
     operations (a few hundred boxes against their windows of anchors): a second thread
     only adds the wait for it at every one, and on a loaded 2-core machine 200 COCO-like
-    images took 3 times the CPU time and wall time on 2 threads as on 1."""
+    images took 3 times the CPU time and wall time on 2 threads as on 1; the summary
+    table of 37,352 boxes took 2.2-6.2 s on 2 threads, 0.08 s on 1."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
