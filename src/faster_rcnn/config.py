@@ -42,6 +42,12 @@ MAX_LEVEL = int(math.log2(MAX_IMAGE_SIDE))
 MAX_LAYER_WIDTH = 16384
 MAX_CLASSES = 100_000
 MAX_LAYER_PARAMETERS = 2**28  # 1 GiB of float32 in one fully connected layer
+# float32's smallest positive number (a subnormal): a rate or width below it is 0 in the
+# float32 arithmetic of the weights, losses and scores it multiplies or divides (a
+# learning rate that updates nothing, a Soft-NMS sigma that divides 0 by 0), and its
+# largest, beyond which such a number does not convert at all.
+FLOAT32_SMALLEST = 2.0**-149
+FLOAT32_LARGEST = (2 - 2.0**-23) * 2.0**127
 
 
 class BackboneSpec(NamedTuple):
@@ -122,10 +128,9 @@ class TransformConfig:
         )
         check_fields(self)
         require(self, "min_size", len(self.min_size) > 0, "at least one size")
-        for size in (*self.min_size, self.max_size):
-            require(
-                self, "min_size/max_size", 1 <= size <= MAX_IMAGE_SIDE, f"in [1, {MAX_IMAGE_SIDE}]"
-            )
+        for name, sizes in (("min_size", self.min_size), ("max_size", (self.max_size,))):
+            inside = all(1 <= size <= MAX_IMAGE_SIDE for size in sizes)
+            require(self, name, inside, f"in [1, {MAX_IMAGE_SIDE}]")
         require(self, "image_std", all(s > 0 for s in self.image_std), "positive")
         require(self, "size_divisible", 1 <= self.size_divisible <= 256, "in [1, 256]")
 
@@ -435,7 +440,13 @@ class RoIHeadsConfig:
             all(0.0 <= value <= 1.0 for value in self.class_nms_thresh),
             "in [0, 1]",
         )
-        require(self, "soft_nms_sigma", self.soft_nms_sigma >= 0, ">= 0")
+        sigma = self.soft_nms_sigma
+        require(
+            self,
+            "soft_nms_sigma",
+            sigma == 0 or is_float32_positive(sigma),
+            f"0 (greedy NMS) or at least {FLOAT32_SMALLEST:.2g} (> 0 in float32)",
+        )
         require(self, "soft_nms_min_score", 0.0 <= self.soft_nms_min_score < 1.0, "in [0, 1)")
         require(self, "detections_per_img", self.detections_per_img >= 1, ">= 1")
         require(self, "min_box_size", self.min_box_size >= 0, ">= 0")
@@ -494,7 +505,7 @@ class BackboneConfig:
             self,
             "trainable_layers",
             self.trainable_layers is None or 0 <= self.trainable_layers <= spec.stages,
-            f"None or in [0, {spec.stages}] for {self.name}",
+            f"in [0, {spec.stages}] for {self.name}, or None for its default",
         )
         self._check_returned_layers(spec)
 
@@ -789,10 +800,32 @@ def as_sizes(value: Any) -> Any:
     return value
 
 
+class ConfigError(ValueError):
+    """A config field's value refused: ``"TransformConfig.max_size must be in [1, 16384]"``.
+
+    Attributes:
+        field: the section and field, ``"TransformConfig.max_size"`` (an element's index
+            left out), for a caller that took the value under another name (a command-line
+            flag) to name that instead.
+        requirement: what the value must be, ``"must be in [1, 16384]"``.
+    """
+
+    def __init__(self, where: str, requirement: str) -> None:
+        super().__init__(f"{where} {requirement}")
+        self.field = where.split("[")[0]
+        self.requirement = requirement
+
+
 def require(config: object, name: str, condition: bool, expected: str) -> None:
-    """Raise ``ValueError`` naming the section and field unless ``condition`` holds."""
+    """Raise :class:`ConfigError` naming the section and field unless ``condition`` holds."""
     if not condition:
-        raise ValueError(f"{type(config).__name__}.{name} must be {expected}")
+        raise ConfigError(f"{type(config).__name__}.{name}", f"must be {expected}")
+
+
+def is_float32_positive(value: float) -> bool:
+    """Whether ``value`` is a positive number that float32 holds, neither 0 nor infinite
+    there (:data:`FLOAT32_SMALLEST`, :data:`FLOAT32_LARGEST`)."""
+    return FLOAT32_SMALLEST <= value <= FLOAT32_LARGEST
 
 
 def _require_distinct(config: object, name: str, values: tuple[float, ...]) -> None:
@@ -839,7 +872,7 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"{where} must be one of {', '.join(map(repr, args))}; got {value!r}")
+            raise ConfigError(where, f"must be one of {', '.join(map(repr, args))}; got {value!r}")
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -850,17 +883,17 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
         return _typed_tuple(value, args, where)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValueError(f"{where} must be a number, got {value!r}")
+            raise ConfigError(where, f"must be a number, got {value!r}")
         if not _finite(value):
-            raise ValueError(f"{where} must be finite, got {value!r}")
+            raise ConfigError(where, f"must be finite, got {value!r}")
         # A NumPy scalar (an array's element) as Python's own: the config is written as JSON.
         return value if isinstance(value, (int, float)) else float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f"{where} must be an integer, got {value!r}")
+            raise ConfigError(where, f"must be an integer, got {value!r}")
         return int(value)
     if isinstance(hint, type) and not isinstance(value, hint):
-        raise ValueError(f"{where} must be a {hint.__name__}, got {value!r}")
+        raise ConfigError(where, f"must be a {hint.__name__}, got {value!r}")
     return value
 
 
@@ -875,11 +908,11 @@ def _finite(value: numbers.Real) -> bool:
 
 def _typed_tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...]:
     if not isinstance(value, (tuple, list)):
-        raise ValueError(f"{where} must be a tuple, got {value!r}")
+        raise ConfigError(where, f"must be a tuple, got {value!r}")
     if len(args) == 2 and args[1] is Ellipsis:
         args = (args[0],) * len(value)
     elif len(value) != len(args):
-        raise ValueError(f"{where} must have {len(args)} values, got {len(value)}")
+        raise ConfigError(where, f"must have {len(args)} values, got {len(value)}")
     return tuple(
         _typed(v, arg, f"{where}[{i}]") for i, (v, arg) in enumerate(zip(value, args, strict=True))
     )

@@ -9,8 +9,11 @@ import torch
 
 from faster_rcnn.config import (
     BACKBONES,
+    FLOAT32_LARGEST,
+    FLOAT32_SMALLEST,
     AnchorConfig,
     BackboneConfig,
+    ConfigError,
     FasterRCNNConfig,
     RoIHeadsConfig,
     RPNConfig,
@@ -18,6 +21,7 @@ from faster_rcnn.config import (
 )
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config
+from faster_rcnn.ops.soft_nms import soft_nms_factor
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -100,7 +104,7 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RoIHeadsConfig(representation_size=10**9), "representation_size must be in"),
         (lambda: RoIHeadsConfig(predictor_init_std=0.0), "positive or None"),
         (lambda: RoIHeadsConfig(gt_jitter=-1), "gt_jitter must be >= 0"),
-        (lambda: RoIHeadsConfig(soft_nms_sigma=-0.5), "soft_nms_sigma must be >= 0"),
+        (lambda: RoIHeadsConfig(soft_nms_sigma=-0.5), r"soft_nms_sigma must be 0 \(greedy NMS\)"),
         (lambda: RoIHeadsConfig(soft_nms_sigma=math.inf), "soft_nms_sigma must be finite"),
         (lambda: RoIHeadsConfig(soft_nms_min_score=1.0), "soft_nms_min_score must be in"),
         (lambda: RoIHeadsConfig(soft_nms_min_score=-0.1), "soft_nms_min_score must be in"),
@@ -112,7 +116,7 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: AnchorConfig(sizes=((0,),), aspect_ratios=((1.0,),)), r"sizes\[0\] must be"),
         (lambda: BackboneConfig(name="resnet101"), "name must be one of vgg16, resnet50_fpn"),
         (lambda: BackboneConfig(name="vgg16", out_channels=256), "out_channels must be 512"),
-        (lambda: BackboneConfig(trainable_layers=6), r"None or in \[0, 5\] for resnet50_fpn"),
+        (lambda: BackboneConfig(trainable_layers=6), r"in \[0, 5\] for resnet50_fpn, or None"),
         (lambda: FasterRCNNConfig(num_classes=1), r"num_classes must be in \[2, 100000\]"),
         (
             lambda: FasterRCNNConfig(anchors=AnchorConfig(sizes=((32,),), aspect_ratios=((1.0,),))),
@@ -133,6 +137,60 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
 def test_bad_settings_are_refused_with_the_field_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "requirement"),
+    [
+        (
+            lambda: TransformConfig(max_size=20000),
+            "TransformConfig.max_size",
+            "must be in [1, 16384]",
+        ),
+        (
+            lambda: TransformConfig(min_size=(300, 20000)),
+            "TransformConfig.min_size",
+            "must be in [1, 16384]",
+        ),
+        (
+            lambda: TransformConfig(min_size=(300, 1.5)),
+            "TransformConfig.min_size",
+            "must be an integer, got 1.5",
+        ),
+        (
+            lambda: RPNConfig(sampler="ohem"),
+            "RPNConfig.sampler",
+            "must be one of 'random', 'hard_negative'",
+        ),
+    ],
+)
+def test_a_refusal_names_the_one_field_refused_and_says_apart_what_it_must_be(
+    make, field, requirement
+):
+    """A shorter side and the longer side's cap were refused together, as
+    "min_size/max_size", so that nothing could tell which was wrong; a caller that took the
+    value under another name (a command-line flag) reads the field and the requirement apart,
+    an element's index (min_size[1]) left out of the field."""
+    with pytest.raises(ConfigError) as refused:
+        make()
+    assert refused.value.field == field
+    assert refused.value.requirement.startswith(requirement)
+    message = str(refused.value)  # the library's own: the field and where in it
+    assert message.startswith(field) and message.endswith(refused.value.requirement)
+
+
+def test_the_float32_bounds_are_torchs_and_a_sigma_float32_makes_0_is_refused():
+    """A Soft-NMS sigma of 1e-320 is 0 in float32: the factor exp(-IoU^2 / sigma) of two
+    boxes apart (IoU 0) was 0 / 0, a NaN score; the smallest float32 number is kept."""
+    assert torch.finfo(torch.float32).max == FLOAT32_LARGEST
+    assert torch.tensor(FLOAT32_SMALLEST).item() == FLOAT32_SMALLEST > 0
+    assert torch.tensor(FLOAT32_SMALLEST / 2).item() == 0
+    assert soft_nms_factor(torch.zeros(1), 1e-320, torch.float32).isnan().all()
+    with pytest.raises(ConfigError, match=r"^RoIHeadsConfig.soft_nms_sigma must be 0 \(greedy"):
+        RoIHeadsConfig(soft_nms_sigma=1e-320)
+    kept = RoIHeadsConfig(soft_nms_sigma=FLOAT32_SMALLEST).soft_nms_sigma
+    assert soft_nms_factor(torch.zeros(1), kept, torch.float32).tolist() == [1.0]
+    assert RoIHeadsConfig(soft_nms_sigma=0.0).soft_nms_sigma == 0  # greedy NMS
 
 
 REPEATS = "must be distinct (a repeated value repeats its anchors), got"

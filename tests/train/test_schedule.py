@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from faster_rcnn.config import FLOAT32_LARGEST, FLOAT32_SMALLEST, ConfigError
 from faster_rcnn.train.alternating import paper_step_config
 from faster_rcnn.train.schedule import learning_rate, short_run_scale
 from faster_rcnn.train.train_config import TrainConfig
@@ -55,6 +56,26 @@ def test_rate_never_rises_after_warmup(schedule):
 def test_bad_settings_are_refused(fields):
     with pytest.raises(ValueError):
         TrainConfig(**fields)
+
+
+@pytest.mark.parametrize("lr", [1e-320, FLOAT32_SMALLEST / 2, 1e39, 1e308])
+def test_a_rate_float32_makes_0_or_cannot_hold_is_refused(lr):
+    """The float32 weights take the rate as float32: 1e-320 trained without a word and
+    updated nothing, 1e308 stopped the first step with a traceback ("value cannot be
+    converted to type float without overflow")."""
+    with pytest.raises(ConfigError) as refused:
+        TrainConfig(lr=lr)
+    assert str(refused.value) == (
+        "TrainConfig.lr must be in [1.4e-45, 3.4e+38] (> 0 and finite in float32)"
+    )
+
+
+def test_unusual_rates_and_norms_float32_holds_are_kept_and_a_norm_it_makes_0_is_refused():
+    for lr in (FLOAT32_SMALLEST, 1e-30, 1e6, FLOAT32_LARGEST):
+        assert TrainConfig(lr=lr).lr == lr
+    assert TrainConfig(grad_clip_norm=FLOAT32_SMALLEST).grad_clip_norm == FLOAT32_SMALLEST
+    with pytest.raises(ConfigError, match=r"^TrainConfig.grad_clip_norm must be at least 1.4e-45"):
+        TrainConfig(grad_clip_norm=1e-320)  # clips every gradient to 0
 
 
 def test_total_steps_overrides_the_planned_length():

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..config import check_fields, require
+from ..config import FLOAT32_LARGEST, FLOAT32_SMALLEST, check_fields, is_float32_positive, require
 from ..counted import counted
 from .schedule import warmup_length
 
@@ -132,7 +132,9 @@ class TrainConfig:
         check_fields(self)
         require(self, "steps", self.steps >= 0, ">= 0")
         require(self, "batch_size", self.batch_size >= 1, ">= 1")
-        require(self, "lr", self.lr > 0, "> 0")
+        # A rate float32 rounds to 0 updates nothing; one beyond its range does not convert.
+        float32 = f"in [{FLOAT32_SMALLEST:.2g}, {FLOAT32_LARGEST:.2g}] (> 0 and finite in float32)"
+        require(self, "lr", is_float32_positive(self.lr), float32)
         require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")
         require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
         require(self, "warmup_steps", self.warmup_steps >= 0, ">= 0")
@@ -141,7 +143,8 @@ class TrainConfig:
         require(self, "warmup_share", share is None or share >= 1, ">= 1 or None")
         require(self, "lr_decay_at", all(0 <= f <= 1 for f in self.lr_decay_at), "in [0, 1]")
         clip = self.grad_clip_norm
-        require(self, "grad_clip_norm", clip is None or clip > 0, "> 0 or None")
+        clipping = f"at least {FLOAT32_SMALLEST:.2g} (> 0 in float32), or None not to clip"
+        require(self, "grad_clip_norm", clip is None or clip >= FLOAT32_SMALLEST, clipping)
         budget = self.max_seconds
         require(self, "max_seconds", budget is None or budget > 0, "> 0 or None")
         every = self.checkpoint_every
