@@ -24,10 +24,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..config import ConfigError
 from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
 from ..train.stops import TrainingInterrupted
 from . import anchors, convert, data, demo, evaluate, explain, export, predict, train
+from .config_flags import flag_error
 
 COMMANDS = (demo, data, train, evaluate, predict, export, convert, anchors, explain)
 
@@ -65,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faster-rcnn: interrupted by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT
+    except ConfigError as error:  # a value a config refused, named as the flag that gave it
+        print(f"faster-rcnn: error: {flag_error(error, args)}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as error:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -34,17 +35,17 @@ def refuse_without_effect(flags: Sequence[str], context: str) -> None:
 def given_flags(args: argparse.Namespace, unset: dict[str, object]) -> list[str]:
     """The flags of ``unset`` (``{"--flag": its value when not given}``) that ``args``
     sets to another value."""
-    return [flag for flag, value in unset.items() if getattr(args, _dest(flag)) != value]
+    return [flag for flag, value in unset.items() if getattr(args, flag_dest(flag)) != value]
 
 
 def parser_defaults(parser: argparse.ArgumentParser, flags: Sequence[str]) -> dict[str, object]:
     """``{"--flag": its default}`` of ``flags``, as ``parser`` declares them: the
     ``unset`` of :func:`given_flags`, without a second copy of the defaults to keep in
     step."""
-    return {flag: parser.get_default(_dest(flag)) for flag in flags}
+    return {flag: parser.get_default(flag_dest(flag)) for flag in flags}
 
 
-def _dest(flag: str) -> str:
+def flag_dest(flag: str) -> str:
     """The attribute ``--flag-name`` is parsed into: ``flag_name``."""
     return flag.removeprefix("--").replace("-", "_")
 
@@ -257,6 +258,17 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def minutes(text: str) -> float:
+    """A time budget in minutes, refused where its seconds would be infinite."""
+    value = positive_float(text)
+    if not math.isfinite(value * 60):
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_MINUTES:.3g} minutes, got {text}")
+    return value
+
+
+_MAX_MINUTES = sys.float_info.max / 60
 
 
 def non_negative_float(text: str) -> float:

@@ -17,7 +17,7 @@ from ..models import preset_config
 from ..train.memory_layout import default_memory_layout
 from ..train.train_config import TrainConfig, steps_bound
 from ..train.trainer import Trainer
-from .arguments import device_name, path_argument, positive_float, positive_int, random_seed
+from .arguments import device_name, minutes, path_argument, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import check_one_process, training_lock
 from .run_folder import begin_fresh_run, check_out, say_replaced_run
@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Generate the synthetic dataset, train the small preset on it, evaluate "
         "on held-out images and write the model, metrics.json and pictures to --out.",
     )
-    parser.add_argument("--minutes", type=positive_float, default=4.5, help="training budget")
+    parser.add_argument("--minutes", type=minutes, default=4.5, help="training budget")
     parser.add_argument("--out", type=path_argument, default=Path("runs/demo"))
     parser.add_argument("--test-images", type=positive_int, default=100)
     parser.add_argument("--seed", type=random_seed, default=0)

@@ -86,6 +86,7 @@ from .arguments import (
     add_strict_argument,
     device_name,
     given_flags,
+    minutes,
     non_negative_float,
     non_negative_int,
     open_fraction,
@@ -302,7 +303,7 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--minutes",
-        type=positive_float,
+        type=minutes,
         help="stop after this long; the schedule is laid over the steps that fit (where a "
         "recipe choice turns on them, a few steps are timed before the budget starts)",
     )
@@ -400,20 +401,7 @@ def train(args: argparse.Namespace) -> int:
     if args.channels_last is None and torch.device(args.device).type == "cpu":
         print(default_memory_layout(config.backbone.name, torch.device(args.device)).line())
     say_default_precision(args)
-    train_cfg = TrainConfig(
-        steps=run_length(args),
-        batch_size=args.batch_size,
-        **rate,
-        grad_clip_norm=args.grad_clip_norm,
-        schedule=args.schedule,
-        max_seconds=args.minutes * 60 if args.minutes else None,
-        amp=uses_amp(args),
-        num_workers=args.workers,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
-        checkpoint_minutes=args.checkpoint_minutes or CHECKPOINT_MINUTES,
-        skip_unreadable=not args.strict,
-    )
+    train_cfg = train_config(args, run_length(args), rate)
     if not args.resume:
         begin_fresh_run(args.out, records)
     if args.scheme == "alternating":
@@ -436,6 +424,26 @@ def train(args: argparse.Namespace) -> int:
         write_records(args.out, records)
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
+
+
+def train_config(args: argparse.Namespace, steps: int, rate: dict[str, Any]) -> TrainConfig:
+    """The run's optimisation settings: its ``steps``, the ``rate`` settings
+    (``TrainConfig``'s ``lr``, and ``short_run_steps``; none: its defaults) and the
+    options' (``--batch-size`` not given: ``TrainConfig``'s)."""
+    return TrainConfig(
+        steps=steps,
+        batch_size=args.batch_size or TrainConfig.batch_size,
+        **rate,
+        grad_clip_norm=args.grad_clip_norm,
+        schedule=args.schedule,
+        max_seconds=args.minutes * 60 if args.minutes else None,
+        amp=uses_amp(args),
+        num_workers=args.workers,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
+        checkpoint_minutes=args.checkpoint_minutes or CHECKPOINT_MINUTES,
+        skip_unreadable=not args.strict,
+    )
 
 
 def require_boxes(dataset: WithoutCrowd, args: argparse.Namespace) -> None:
@@ -557,8 +565,9 @@ def run_length(args: argparse.Namespace) -> int:
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse, before the data is read or anything written, options the run would ignore
-    or cannot honour: model settings that make no valid model, an ``--out`` it cannot
-    write (or resume) in, ``--weights`` that do not load."""
+    or cannot honour: model or optimisation settings that make no valid config (named
+    as the options that gave them: :mod:`.config_flags`), an ``--out`` it cannot write (or
+    resume) in, ``--weights`` that do not load."""
     if args.cache_images and args.workers:
         raise ValueError("--cache-images works with --workers 0 only")
     check_split_seed(args)
@@ -568,6 +577,8 @@ def check_options(args: argparse.Namespace) -> None:
     check_alternating_steps(args)
     check_amp(args)
     check_nms_options(args)
+    # The options' optimisation settings, before the data settles the run's steps and rate.
+    train_config(args, DEFAULT_STEPS, {} if args.lr is None else {"lr": args.lr})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run's own config warns
         config = model_config(args, ["object"])  # one class: the settings do not vary

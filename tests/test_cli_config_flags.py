@@ -1,0 +1,135 @@
+"""A config's refusal of a value given on the command line names the flag and the value
+typed, not the config field, which a user of the commands never wrote."""
+
+import argparse
+
+import pytest
+import torch
+
+from faster_rcnn import FasterRCNN
+from faster_rcnn.cli import build_parser, main
+from faster_rcnn.cli.config_flags import FIELD_FLAGS, flag_error
+from faster_rcnn.config import ConfigError, TransformConfig
+from faster_rcnn.models import preset_config
+
+ABSENT = ["--data", "absent-dataset"]  # every refusal below comes before the data is read
+FLOAT32 = "must be in [1.4e-45, 3.4e+38] (> 0 and finite in float32)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["train", "--min-size", "100000"], "--min-size 100000: must be in [1, 16384]"),
+        (["train", "--max-size", "20000"], "--max-size 20000: must be in [1, 16384]"),
+        (["train", "--min-size", "300", "100000"], "--min-size 300 100000: must be in [1, 16384]"),
+        (
+            ["train", "--min-size", "100000", "--max-size", "20000"],
+            "--min-size 100000: must be in [1, 16384]",  # the first refused
+        ),
+        (
+            ["train", "--min-size", "300", "--max-size", "20000"],
+            "--max-size 20000: must be in [1, 16384]",
+        ),
+        (
+            ["train", "--trainable-layers", "9"],
+            "--trainable-layers 9: must be in [0, 5] for small, or None for its default",
+        ),
+        (
+            ["train", "--preset", "mobilenet_v2_fpn", "--returned-layers", "5", "4"],
+            "--returned-layers 5 4: must be increasing stage indices in [0, 5] for "
+            "mobilenet_v2_fpn, got (5, 4)",
+        ),
+        (
+            ["train", "--preset", "paper_vgg16", "--returned-layers", "3"],
+            "--returned-layers 3: must be None for vgg16, whose feature maps are fixed",
+        ),
+        (
+            ["train", "--soft-nms", "1e-320"],
+            "--soft-nms 1e-320: must be 0 (greedy NMS) or at least 1.4e-45 (> 0 in float32)",
+        ),
+        (["train", "--lr", "1e-320"], f"--lr 1e-320: {FLOAT32}"),
+        (["train", "--lr", "1e39"], f"--lr 1e+39: {FLOAT32}"),
+        (
+            ["train", "--grad-clip-norm", "1e-320"],
+            "--grad-clip-norm 1e-320: must be at least 1.4e-45 (> 0 in float32), or None not "
+            "to clip",
+        ),
+        (["data", "--data", "synthetic:2", "--max-size", "20000"], "--max-size 20000: must be"),
+    ],
+)
+def test_a_value_a_config_refuses_is_named_by_its_flag_before_any_work(
+    argv, error, tmp_path, capsys
+):
+    """They were refused as "TransformConfig.min_size/max_size must be in [1, 16384]" (not
+    saying which), "BackboneConfig.trainable_layers ..."; --lr 1e-320 (0 in float32) and
+    --soft-nms 1e-320 trained a model that learned nothing or scored NaN, and --lr 1e39
+    stopped at the first step with a traceback."""
+    out = tmp_path / "out"
+    options = ["--out", str(out)] if argv[0] == "train" else []
+    given = [*argv, *ABSENT] if "--data" not in argv else argv
+    assert main([*given, *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"faster-rcnn: error: {error}") and err.count("\n") == 1
+    assert "Config" not in err and not out.exists()
+
+
+def test_the_anchors_sizes_are_named_by_their_flags(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["anchors", "--data", "synthetic:2", "--out", str(out), "--min-size", "64"]
+    assert main([*argv, "--max-size", "100000"]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --max-size 100000: must be in [1, 16384]\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_a_budget_of_infinite_seconds_is_refused_by_its_flag(command, capsys):
+    """train --minutes 1e308 was refused as "TrainConfig.max_seconds must be finite, got
+    inf" once the data was read; the demo stopped with a traceback (int(inf))."""
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--minutes", "1e308"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("argument --minutes: must be at most 3e+306 minutes, got 1e308")
+
+
+def test_a_field_no_flag_given_set_keeps_the_configs_own_words():
+    """A model file's config, or a field the command chose, is not blamed on a flag."""
+    try:
+        TransformConfig(max_size=20000)
+    except ConfigError as error:
+        refused = error
+    assert flag_error(refused, argparse.Namespace(max_size=20000)) == (
+        "--max-size 20000: must be in [1, 16384]"
+    )
+    for args in (argparse.Namespace(max_size=None), argparse.Namespace()):  # evaluate has none
+        assert flag_error(refused, args) == "TransformConfig.max_size must be in [1, 16384]"
+
+
+def test_names_given_twice_or_blank_are_named_by_the_flag_that_gave_them(tmp_path, capsys):
+    """convert --classes a a b was refused as "FasterRCNNConfig.class_names must be ..."."""
+    torch.manual_seed(0)
+    path = tmp_path / "three.pth"
+    torch.save(FasterRCNN.from_config(preset_config("mobilenet_v2_fpn", 4)).state_dict(), path)
+    argv = ["convert", str(path), "--preset", "mobilenet_v2_fpn", "--classes"]
+    assert main([*argv, "a", "b", "a"]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --classes a b a: must be names of different classes; ['a'] repeat\n"
+    )
+    assert main([*argv, "a", " ", "b"]) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --classes a   b: must be non-blank names; got ' '\n"
+    )
+    assert not path.with_suffix(".safetensors").exists()
+
+
+def test_every_flag_that_names_a_field_is_an_option_of_a_command():
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    flags = {
+        flag
+        for command in commands.values()
+        for action in command._actions
+        for flag in action.option_strings
+    }
+    assert set(FIELD_FLAGS.values()) <= flags
+    assert len(FIELD_FLAGS) == len(set(FIELD_FLAGS.values()))  # one field a flag
