@@ -58,6 +58,16 @@ def test_a_gaussian_wider_than_the_image_is_cut_to_it() -> None:
     assert blurred.min() >= image.min() - 1e-6 and blurred.max() <= image.max() + 1e-6
 
 
+def test_a_blur_of_any_width_averages_the_image_as_the_widest_does() -> None:
+    """--blur-noise 1e308 0 stopped training with a traceback: sigma**2 overflowed (and
+    ceil(3 * sigma), from 6e307). Its taps are all alike, a box filter over the image."""
+    assert torch.equal(gaussian_taps(1e308, 3), torch.full((7,), 1 / 7, dtype=torch.float64))
+    image = torch.rand(3, 6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(gaussian_blur(image, 1e308), gaussian_blur(image, 1e6), atol=1e-9)
+    out, _ = BlurAndNoise(blur=1.7e308)(image, _target(), torch.Generator().manual_seed(2))
+    assert out.isfinite().all() and not torch.equal(out, image)
+
+
 def test_no_strength_leaves_the_image_as_it_is() -> None:
     image, target = torch.rand(3, 8, 9), _target()
     out, same = BlurAndNoise()(image, target, torch.Generator().manual_seed(1))

@@ -61,8 +61,9 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     Gaussian that narrow moves less than 1e-21 of a pixel's value to its neighbours)."""
     if sigma < 0.1:
         return image
-    # Reflection needs the pad narrower than the image: a wider Gaussian is cut to it.
-    radius = min(math.ceil(_REACH * sigma), image.shape[1] - 1, image.shape[2] - 1)
+    # Reflection needs the pad narrower than the image: a wider Gaussian is cut to it
+    # (before rounding up: ceil of a reach of 1e308 px would overflow).
+    radius = math.ceil(min(_REACH * sigma, image.shape[1] - 1, image.shape[2] - 1))
     taps = gaussian_taps(sigma, radius).tolist()
     padded = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")[0]
     rows = _shifted_sum(padded, taps, dim=2, size=image.shape[2])
@@ -83,7 +84,8 @@ def _shifted_sum(padded: Tensor, taps: list[float], dim: int, size: int) -> Tens
 
 def gaussian_taps(sigma: float, radius: int) -> Tensor:
     """The ``(2 radius + 1,)`` float64 taps ``exp(-k^2 / (2 sigma^2))`` at ``k = -radius..
-    radius``, normalised to sum to 1."""
+    radius``, normalised to sum to 1; as wide as ``sigma`` may be (``sigma**2`` would
+    overflow from 1.4e154), where they are all alike."""
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
+    taps = torch.exp(-((offsets / sigma) ** 2) / 2)
     return taps / taps.sum()
