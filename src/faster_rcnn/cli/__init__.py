@@ -4,8 +4,9 @@ anchors and explain.
 Each command is a module here that defines its options (``add_parser``) and runs them
 (``run``) through the library's functions. User mistakes (a missing file, an unknown
 preset, a bad option value, a flag the chosen scheme would ignore, an output path that
-cannot be written) end in one line on stderr and exit status 2, not a traceback; so does
-a training run that diverged. Ctrl-C or SIGTERM during training ends it after a
+cannot be written) end in one line on stderr and exit status 2, not a traceback (a value
+a config refuses is named by the flag that gave it: :mod:`.config_flags`); so does a
+training run that diverged. Ctrl-C or SIGTERM during training ends it after a
 checkpoint, with one line and status 128 + the signal's number. Output piped to a reader
 that stops early (``| head``) ends the command quietly, with status 141 (128 + SIGPIPE),
 as the shell's own tools end.
