@@ -1067,8 +1067,8 @@ def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path
     assert main([*argv[:-4], "--returned-layers", "4", "3", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "faster-rcnn: error: BackboneConfig.returned_layers must be increasing stage indices "
-        "in [0, 5] for mobilenet_v2_fpn, got (4, 3)"
+        "faster-rcnn: error: --returned-layers 4 3: must be increasing stage indices in [0, 5] "
+        "for mobilenet_v2_fpn, got (4, 3)"
     )
 
 
