@@ -444,7 +444,7 @@ class RoIHeadsConfig:
         require(
             self,
             "soft_nms_sigma",
-            sigma == 0 or is_float32_positive(sigma),
+            sigma == 0 or sigma >= FLOAT32_SMALLEST,  # a wider one (1e308) lowers no score
             f"0 (greedy NMS) or at least {FLOAT32_SMALLEST:.2g} (> 0 in float32)",
         )
         require(self, "soft_nms_min_score", 0.0 <= self.soft_nms_min_score < 1.0, "in [0, 1)")

@@ -191,6 +191,9 @@ def test_the_float32_bounds_are_torchs_and_a_sigma_float32_makes_0_is_refused():
     kept = RoIHeadsConfig(soft_nms_sigma=FLOAT32_SMALLEST).soft_nms_sigma
     assert soft_nms_factor(torch.zeros(1), kept, torch.float32).tolist() == [1.0]
     assert RoIHeadsConfig(soft_nms_sigma=0.0).soft_nms_sigma == 0  # greedy NMS
+    # Unusual, not meaningless: infinite in float32, it lowers no score.
+    wide = RoIHeadsConfig(soft_nms_sigma=1e308).soft_nms_sigma
+    assert soft_nms_factor(torch.ones(1), wide, torch.float32).tolist() == [1.0]
 
 
 REPEATS = "must be distinct (a repeated value repeats its anchors), got"
