@@ -74,26 +74,11 @@ def roi_align(
         return _empty_output(input, pooled_h, pooled_w)
 
     batch_index = rois[:, 0].to(torch.int64)
-    offset = 0.5 if aligned else 0.0
-    start_x = rois[:, 1] * spatial_scale - offset
-    start_y = rois[:, 2] * spatial_scale - offset
-    roi_w = rois[:, 3] * spatial_scale - offset - start_x
-    roi_h = rois[:, 4] * spatial_scale - offset - start_y
-    if not aligned:
-        roi_w = roi_w.clamp(min=1.0)
-        roi_h = roi_h.clamp(min=1.0)
-    bin_w = roi_w / pooled_w
-    bin_h = roi_h / pooled_h
-
+    start_x, bin_w = _align_bins(rois[:, 1], rois[:, 3], spatial_scale, pooled_w, aligned)
+    start_y, bin_h = _align_bins(rois[:, 2], rois[:, 4], spatial_scale, pooled_h, aligned)
     adaptive = sampling_ratio <= 0
-    if adaptive:
-        # torchvision's ceil(roi_size / pooled_size); an inverted aligned box, or a NaN one,
-        # gets no sample.
-        grid_h = torch.ceil(bin_h.detach()).nan_to_num(0.0).to(torch.int64).clamp(min=0)
-        grid_w = torch.ceil(bin_w.detach()).nan_to_num(0.0).to(torch.int64).clamp(min=0)
-    else:
-        grid_h = torch.full_like(batch_index, sampling_ratio)
-        grid_w = grid_h
+    grid_h = _samples_per_bin(bin_h, sampling_ratio)
+    grid_w = _samples_per_bin(bin_w, sampling_ratio)
     count = (grid_h * grid_w).clamp(min=1).to(compute_dtype)
 
     rows, row_weights, num_rows = _bilinear_taps(start_y, bin_h, grid_h, pooled_h, height, adaptive)
@@ -105,10 +90,13 @@ def roi_align(
     taps, tap_weights, bag_starts = [], [], []
     num_taps = 0
     for group, group_rows, group_cols in _group_by_window(num_rows, num_cols, order):
-        flat_idx = (
-            batch_index[group, None, None, None, None] * height
-            + rows[group, :, None, :group_rows, None]
-        ) * width + cols[group, None, :, None, :group_cols]
+        flat_idx = _window_indices(
+            batch_index[group],
+            rows[group, :, :group_rows],
+            cols[group, :, :group_cols],
+            height,
+            width,
+        )
         weights = (
             row_weights[group, :, None, :group_rows, None]
             * col_weights[group, None, :, None, :group_cols]
@@ -120,16 +108,7 @@ def roi_align(
             torch.arange(num_taps, num_taps + flat_idx.numel(), window, device=input.device)
         )
         num_taps += flat_idx.numel()
-    # One bag per bin: the weighted sum of its feature rows, gathered without being
-    # materialised, in one call so that the backward pass builds one gradient.
-    feature_rows = features.permute(0, 2, 3, 1).reshape(-1, channels).contiguous()
-    per_bin = F.embedding_bag(
-        torch.cat(taps),
-        feature_rows,
-        torch.cat(bag_starts),
-        mode="sum",
-        per_sample_weights=torch.cat(tap_weights),
-    )
+    per_bin = _bag_sums(features, torch.cat(taps), torch.cat(tap_weights), torch.cat(bag_starts))
     if order is not None:
         count = count[order]
     output = per_bin.view(-1, pooled_h, pooled_w, channels) / count[:, None, None, None]
@@ -192,10 +171,13 @@ def roi_pool(
     for group, group_rows, group_cols in _group_by_window(
         num_rows, num_cols, order, channels * pooled_h * pooled_w, _POOL_GATHER_BUDGET
     ):
-        flat_idx = (
-            batch_index[group, None, None, None, None] * height
-            + rows[group, :, None, :group_rows, None]
-        ) * width + cols[group, None, :, None, :group_cols]
+        flat_idx = _window_indices(
+            batch_index[group],
+            rows[group, :, :group_rows],
+            cols[group, :, :group_cols],
+            height,
+            width,
+        )
         flat_idx = flat_idx.view(-1, group_rows * group_cols)
         values = source.index_select(0, flat_idx.flatten()).view(*flat_idx.shape, channels)
         if track_gradient:
@@ -275,6 +257,59 @@ class RoIPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"
+
+
+def _align_bins(
+    start: Tensor, end: Tensor, spatial_scale: float, pooled: int, aligned: bool
+) -> tuple[Tensor, Tensor]:
+    """RoIAlign's RoI start in feature coordinates and bin size along one axis, both
+    ``(K,)``, from the ``(K,)`` box starts and ends in image coordinates."""
+    offset = 0.5 if aligned else 0.0
+    feature_start = start * spatial_scale - offset
+    length = end * spatial_scale - offset - feature_start
+    if not aligned:
+        length = length.clamp(min=1.0)
+    return feature_start, length / pooled
+
+
+def _samples_per_bin(bin_size: Tensor, sampling_ratio: int) -> Tensor:
+    """``(K,)`` int64 bilinear samples per RoIAlign bin along one axis, of ``(K,)`` bin
+    sizes: ``sampling_ratio``, or where it is ``<= 0`` torchvision's
+    ``ceil(roi_size / pooled_size)``; an inverted aligned box, or a NaN one, gets none."""
+    if sampling_ratio > 0:
+        return torch.full(bin_size.shape, sampling_ratio, dtype=torch.int64, device=bin_size.device)
+    return torch.ceil(bin_size.detach()).nan_to_num(0.0).to(torch.int64).clamp(min=0)
+
+
+def _window_indices(
+    batch_index: Tensor, rows: Tensor, cols: Tensor, height: int, width: int
+) -> Tensor:
+    """Indices into the channels-last feature rows (``(n * H + y) * W + x``) of the
+    window of each bin of ``G`` RoIs.
+
+    Args:
+        batch_index: ``(G,)`` int64 image of each RoI.
+        rows: ``(G, out_h, R)`` int64 feature rows of each bin's window.
+        cols: ``(G, out_w, S)`` int64 feature columns of each bin's window.
+        height: the feature maps' height ``H``.
+        width: their width ``W``.
+
+    Returns:
+        ``(G, out_h, out_w, R, S)`` int64.
+    """
+    return (
+        batch_index[:, None, None, None, None] * height + rows[:, :, None, :, None]
+    ) * width + cols[:, None, :, None, :]
+
+
+def _bag_sums(features: Tensor, taps: Tensor, weights: Tensor, bag_starts: Tensor) -> Tensor:
+    """``(B, C)`` weighted sums of the ``(N, C, H, W)`` features' channel rows: bag ``b``
+    sums ``weights[i] * row(taps[i])`` for ``i`` from ``bag_starts[b]`` to the next bag's
+    start, where ``taps`` index the rows as :func:`_window_indices` does."""
+    # The rows are gathered without being materialised, in one call so that the backward
+    # pass builds one gradient.
+    feature_rows = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).contiguous()
+    return F.embedding_bag(taps, feature_rows, bag_starts, mode="sum", per_sample_weights=weights)
 
 
 def _bilinear_taps(
