@@ -375,25 +375,13 @@ def run(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     """Train as ``args`` say (their options checked) and write the model file."""
     dataset, records = training_images(args)
-    if args.skip_difficult:
-        check_marks_difficult(dataset, args)
-        dataset = WithoutDifficult(dataset)
-    dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
-    require_boxes(dataset, args)
+    dataset = images_with_boxes(dataset, args)
     args.batch_size = batch_size(dataset, args)
     check_workers(dataset, args)
     if args.cache_images:
         check_cache_fits(dataset)
         dataset = InMemoryDataset(dataset)
-    config = model_config(args, dataset.class_names)
-    lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
-    rate: dict[str, Any] = {"lr": lr}
-    repeat = args.repeat_threshold
-    if args.recipe == "auto":
-        config, rate, repeat = with_recipe(config, dataset, args, rate)
-    warn_of_anchor_scale(args, config)
-    if not is_generated(args.data):  # its boxes are read by placing every shape again
-        warn_of_resizing(dataset, config)
+    config, rate, repeat = model_and_rate(dataset, args)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
     listed, repeats = repeated(resizable(dataset, config), repeat, args.seed, args.out)
     records |= repeats
@@ -405,25 +393,66 @@ def train(args: argparse.Namespace) -> int:
     if not args.resume:
         begin_fresh_run(args.out, records)
     if args.scheme == "alternating":
-        model = train_alternating_scheme(args, config, dataset, train_cfg)
+        train_alternating_scheme(args, config, dataset, train_cfg)
     else:
-        model = build_model(args, config)
-        trainer_of = STAGE_TRAINERS[args.scheme]
-        started = weights_record(args.weights)  # a resumed stage keeps its checkpoint's
-        trainer = trainer_of(
-            model,
-            dataset,
-            train_cfg,
-            out_dir=args.out,
-            progress=True,
-            weights=started,
-            scheme=args.scheme,
-        )
-        fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
+        train_one_stage(args, config, dataset, train_cfg)
     if args.resume:  # now checked against its checkpoints; an earlier version's run began without
         write_records(args.out, records)
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
+
+
+def images_with_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> WithoutCrowd:
+    """The training images as trained on: without the difficult objects where
+    ``--skip-difficult`` (refused on data that marks none), nor crowd regions; refused
+    where that leaves no box."""
+    if args.skip_difficult:
+        check_marks_difficult(dataset, args)
+        dataset = WithoutDifficult(dataset)
+    dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
+    require_boxes(dataset, args)
+    return dataset
+
+
+def model_and_rate(
+    dataset: DetectionDataset, args: argparse.Namespace
+) -> tuple[FasterRCNNConfig, dict[str, Any], float | None]:
+    """The model's config, ``TrainConfig``'s rate settings and the repeat threshold: the
+    options', or with ``--recipe auto`` the recipe's (:func:`with_recipe`); with a warning
+    where the anchors or the resizing do not suit the training images."""
+    config = model_config(args, dataset.class_names)
+    lr = args.lr if args.lr is not None else LR_PER_IMAGE * args.batch_size
+    rate: dict[str, Any] = {"lr": lr}
+    repeat = args.repeat_threshold
+    if args.recipe == "auto":
+        config, rate, repeat = with_recipe(config, dataset, args, rate)
+    warn_of_anchor_scale(args, config)
+    if not is_generated(args.data):  # its boxes are read by placing every shape again
+        warn_of_resizing(dataset, config)
+    return config, rate, repeat
+
+
+def train_one_stage(
+    args: argparse.Namespace,
+    config: FasterRCNNConfig,
+    dataset: Sequence[Sample],
+    train_cfg: TrainConfig,
+) -> None:
+    """The ``--scheme``'s one stage (joint, non-approximate or the RPN alone) on a fresh
+    model with ``--weights``; the model is saved, and the steps it ran said."""
+    model = build_model(args, config)
+    trainer_of = STAGE_TRAINERS[args.scheme]
+    started = weights_record(args.weights)  # a resumed stage keeps its checkpoint's
+    trainer = trainer_of(
+        model,
+        dataset,
+        train_cfg,
+        out_dir=args.out,
+        progress=True,
+        weights=started,
+        scheme=args.scheme,
+    )
+    fit_and_save(trainer, args.out, args.resume, box_head_trained=args.scheme != "rpn")
 
 
 def train_config(args: argparse.Namespace, steps: int, rate: dict[str, Any]) -> TrainConfig:
@@ -942,7 +971,7 @@ def train_alternating_scheme(
     config: FasterRCNNConfig,
     dataset: Sequence[Sample],
     train_cfg: TrainConfig,
-) -> FasterRCNN:
+) -> None:
     """The paper's four steps, ``--steps`` split among them 2:1:2:1 (at least 4,
     checked); the model is saved, and the steps each ran said."""
     # One budget for the four steps, shared 2:1:2:1, rather than --minutes for each.
@@ -971,4 +1000,3 @@ def train_alternating_scheme(
     if result.unreadable.files:
         print(f"alternating: {result.unreadable.summary()}")
     save_model(result.model, args.out / MODEL_FILE)
-    return result.model
