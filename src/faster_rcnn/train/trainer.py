@@ -230,16 +230,7 @@ class Trainer:
         time budget, a stop request, divergence or an unreadable image that must stop the
         stage (returned) ends them; then write the final checkpoint."""
         start_step = len(history)
-        budget = TimeBudget(
-            self.cfg.steps,
-            self.cfg.max_seconds,
-            start_step,
-            self.world_size,
-            self.device,
-            spent=self.state.seconds_spent,
-            plan=self.state.planned_steps,
-            step_seconds=self.state.step_seconds,
-        )
+        budget = self._time_budget(start_step)
         cadence = self._cadence(history, resume, budget)
         losses_of = self._batch_losses()
         self.model.train()
@@ -286,6 +277,20 @@ class Trainer:
             if not (cut_short and guard.holds_back):
                 cadence.at_end(len(history))
         return unreadable
+
+    def _time_budget(self, start_step: int) -> TimeBudget:
+        """The stage's steps and ``cfg.max_seconds`` from ``start_step`` on, with what the
+        run resumed had spent, planned and timed."""
+        return TimeBudget(
+            self.cfg.steps,
+            self.cfg.max_seconds,
+            start_step,
+            self.world_size,
+            self.device,
+            spent=self.state.seconds_spent,
+            plan=self.state.planned_steps,
+            step_seconds=self.state.step_seconds,
+        )
 
     def _check_savable(self) -> None:
         """Refuse, before any step, a model that its checkpoints could not save: the
