@@ -790,7 +790,6 @@ def _draw_detections(
         figure's layout is done.
     """
     detections, names = stages.detections, explanation.class_names
-    captions: list[tuple[Text, list[float]]] = []
     if detections is None:
         _finish(
             ax,
@@ -798,7 +797,7 @@ def _draw_detections(
             f"its {len(stages.boxes):,} proposals are what it learned)",
             _gt_handle(explanation),
         )
-        return captions
+        return []
     keep = detections["scores"] >= score_threshold
     boxes, labels, scores = (detections[k][keep] for k in ("boxes", "labels", "scores"))
     handles: list[Any] = []
@@ -809,23 +808,8 @@ def _draw_detections(
         handles.append(
             Line2D([], [], color=colour, label=f"{names[label - 1]} ({int(chosen.sum())})")
         )
-    if len(boxes) < MANY_BOXES // 2:
-        order = scores.argsort(descending=True, stable=True)  # the best first keep their places
-        for box, label, score in zip(
-            boxes[order].tolist(), labels[order].tolist(), scores[order].tolist(), strict=True
-        ):
-            colour = CLASS_COLOURS[(label - 1) % len(CLASS_COLOURS)]
-            caption = ax.text(
-                box[0],
-                box[1],
-                f"{names[label - 1]} {score:.2f}",
-                fontproperties=_name_font(names[label - 1]),
-                va="bottom",
-                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0},
-                clip_on=True,
-            )
-            caption.set_in_layout(False)
-            captions.append((caption, box))
+    few = len(boxes) < MANY_BOXES // 2
+    captions = _draw_captions(ax, boxes, labels, scores, names) if few else []
     _finish(
         ax,
         f"6 · detections: {len(boxes)} with score >= {score_threshold:g}\n(of "
@@ -836,6 +820,35 @@ def _draw_detections(
         texts = ax.get_legend().get_texts()
         for text, label in zip(texts, labels.unique().tolist(), strict=False):
             text.set_fontproperties(_name_font(names[label - 1]))
+    return captions
+
+
+def _draw_captions(
+    ax: Axes, boxes: Tensor, labels: Tensor, scores: Tensor, names: tuple[str, ...]
+) -> list[tuple[Text, list[float]]]:
+    """A caption ``"name score"`` on the top-left corner of each of the ``(K, 4)`` boxes,
+    in its class's colour, drawn by decreasing score (the best first keep their places).
+
+    Returns:
+        Each caption with its box ``[x1, y1, x2, y2]``, in that order.
+    """
+    captions: list[tuple[Text, list[float]]] = []
+    order = scores.argsort(descending=True, stable=True)
+    for box, label, score in zip(
+        boxes[order].tolist(), labels[order].tolist(), scores[order].tolist(), strict=True
+    ):
+        colour = CLASS_COLOURS[(label - 1) % len(CLASS_COLOURS)]
+        caption = ax.text(
+            box[0],
+            box[1],
+            f"{names[label - 1]} {score:.2f}",
+            fontproperties=_name_font(names[label - 1]),
+            va="bottom",
+            bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0},
+            clip_on=True,
+        )
+        caption.set_in_layout(False)
+        captions.append((caption, box))
     return captions
 
 
