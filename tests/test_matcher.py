@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from faster_rcnn.matcher import Matcher
+from faster_rcnn.matcher import Matcher, checked_matcher
+from faster_rcnn.ops.boxes import box_iou
+from torchvision_stand_ins import TorchvisionMatcher
 
 RPN = Matcher((0.3, 0.7), (0, -1, 1), allow_low_quality_matches=True)
 PAPER_HEAD = Matcher((0.1, 0.5, 0.5), (-1, 0, -1, 1))
@@ -135,3 +137,58 @@ def test_torchvision_s_high_and_low_thresholds_bound_the_positive_and_negative_b
     ):
         head.low_threshold = 0.7
     assert head.thresholds == (0.1, 0.4, 0.6)
+
+
+def test_torchvision_s_matcher_becomes_one_labelling_as_it_does():
+    """torchvision labels below ``low_threshold`` negative (its head: background from IoU
+    0), up to ``high_threshold`` ignored, from there positive; it was refused."""
+    iou = torch.tensor([[0.0, 0.19, 0.2, 0.59, 0.6, 0.9]])
+    rpn = checked_matcher(TorchvisionMatcher(0.6, 0.2, True), (0, -1, 1), "rpn.proposal_matcher")
+    assert (rpn.thresholds, rpn.allow_low_quality_matches) == ((0.2, 0.6), True)
+    assert rpn(iou)[1].tolist() == [0, 0, -1, -1, 1, 1]
+    head = checked_matcher(TorchvisionMatcher(0.6, 0.2), (-1, 0, -1, 1), "roi_heads.x", True)
+    assert (head.thresholds, head.allow_low_quality_matches) == ((0.0, 0.2, 0.6), False)
+    assert head(iou)[1].tolist() == [0, 0, -1, -1, 1, 1]
+    ssd = type("SSDMatcher", (TorchvisionMatcher,), {})
+    ssd.__module__ = "torchvision.models.detection._utils"
+    with pytest.raises(
+        TypeError,
+        match=r"^rpn\.proposal_matcher takes faster_rcnn\.matcher\.Matcher, got "
+        r"torchvision\.models\.detection\._utils\.SSDMatcher: ",
+    ):
+        checked_matcher(ssd(0.5, 0.5), (0, -1, 1), "rpn.proposal_matcher")
+
+
+def test_a_best_iou_matcher_refuses_low_quality_matches_given_or_set_later():
+    """Set on the head's matcher, low-quality matches were taken and the next training
+    step failed in match_best ("low-quality matches need every IoU"). They are refused,
+    as the refusal says because they would add nothing: with its GT boxes among the
+    proposals (as the head appends them) every box's best IoU is 1, so rule (i) labels
+    as the bands alone do."""
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(40, 2, generator=generator) * 80
+    proposals = torch.cat((corners, corners + 5 + torch.rand(40, 2, generator=generator) * 40), 1)
+    gt = proposals[[3, 17]] + torch.tensor([2.0, -1.0, 4.0, 3.0])
+    iou = box_iou(gt, torch.cat((proposals, gt)))
+    bands = Matcher((0.0, 0.5, 0.5), (-1, 0, -1, 1))
+    rule_i = Matcher((0.0, 0.5, 0.5), (-1, 0, -1, 1), True)
+    assert [m.tolist() for m in rule_i(iou)] == [m.tolist() for m in bands(iou)]
+    assert bands(iou)[1].tolist().count(1) > 2  # more than the GT boxes themselves
+
+    refused = r"^roi_heads\.m\.allow_low_quality_matches = True: the head appends every GT box"
+    matcher = Matcher((0.0, 0.5, 0.5), (-1, 0, -1, 1), best_iou_only="roi_heads.m")
+    with pytest.raises(ValueError, match=refused):
+        matcher.allow_low_quality_matches = True
+    matcher.allow_low_quality_matches = False
+    assert matcher.allow_low_quality_matches is False
+    with pytest.raises(ValueError, match=refused):
+        Matcher((0.0, 0.5, 0.5), (-1, 0, -1, 1), True, best_iou_only="roi_heads.m")
+    with pytest.raises(ValueError, match=refused):
+        checked_matcher(rule_i, (-1, 0, -1, 1), "roi_heads.m", best_iou_only=True)
+    rule_i.allow_low_quality_matches = False
+    assert checked_matcher(rule_i, (-1, 0, -1, 1), "roi_heads.m", best_iou_only=True) is rule_i
+    with pytest.raises(ValueError, match=refused):
+        rule_i.allow_low_quality_matches = True
+    rpn = Matcher((0.3, 0.7), (0, -1, 1))
+    rpn.allow_low_quality_matches = True  # the RPN's matches from every IoU
+    assert rpn.allow_low_quality_matches is True

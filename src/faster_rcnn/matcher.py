@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -44,6 +45,10 @@ class Matcher:
         allow_low_quality_matches: apply rule (i).
         low_quality_min_iou: rule (i) applies to a GT box only when its best IoU is at
             least this (and above 0); mmdetection's ``min_pos_iou``.
+        best_iou_only: where a matcher that labels from each prediction's best IoU alone
+            (:meth:`match_best`) is set (``"roi_heads.proposal_matcher"``): rule (i) is
+            refused there, when given or set later (:func:`refuse_low_quality_matches`);
+            ``None`` takes it.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class Matcher:
         labels: Sequence[int],
         allow_low_quality_matches: bool = False,
         low_quality_min_iou: float = 0.0,
+        best_iou_only: str | None = None,
     ) -> None:
         _check_ascending(thresholds)
         if len(labels) != len(thresholds) + 1:
@@ -63,8 +69,16 @@ class Matcher:
             raise ValueError(f"labels must be 1, 0 or -1, got {tuple(labels)}")
         self.thresholds = tuple(float(t) for t in thresholds)
         self.labels = tuple(int(label) for label in labels)
+        self.best_iou_only = best_iou_only
         self.allow_low_quality_matches = allow_low_quality_matches
         self.low_quality_min_iou = float(low_quality_min_iou)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # torchvision's users set proposal_matcher.allow_low_quality_matches: refused here
+        # where matching would refuse it, not in a training step later.
+        if name == "allow_low_quality_matches" and value:
+            refuse_low_quality_matches(getattr(self, "best_iou_only", None))
+        super().__setattr__(name, value)
 
     @property
     def high_threshold(self) -> float:
@@ -228,23 +242,67 @@ def _check_ascending(thresholds: Sequence[float]) -> None:
         raise ValueError(f"thresholds must be ascending, got {tuple(thresholds)}")
 
 
-def checked_matcher(matcher: object, labels: Sequence[int], where: str) -> Matcher:
-    """``matcher``, set as ``where`` (``"rpn.proposal_matcher"``), where it is a
-    :class:`Matcher` of the bands ``labels``, the only ones the config describes there.
+def refuse_low_quality_matches(where: str | None) -> None:
+    """Refuse rule (i) on the matcher set as ``where`` (``"roi_heads.proposal_matcher"``),
+    one that labels from each prediction's best IoU alone; ``None`` takes it.
 
     Raises:
-        TypeError: another class (torchvision's ``Matcher`` among them).
-        ValueError: a matcher of other bands.
+        ValueError: ``where`` is given.
     """
+    if where is not None:
+        raise ValueError(
+            f"{where}.allow_low_quality_matches = True: the head appends every GT box to "
+            "its proposals, so each box already has a foreground RoI (itself, IoU 1) and "
+            "low-quality matches would add none; leave it False (rpn.proposal_matcher "
+            "takes them)"
+        )
+
+
+# torchvision's matcher (torchvision.models.detection._utils.Matcher): its class's module
+# and name; it is converted where it is set (:func:`checked_matcher`).
+_TORCHVISION_MATCHER = ("torchvision.models.detection._utils", "Matcher")
+
+
+def checked_matcher(
+    matcher: object, labels: Sequence[int], where: str, best_iou_only: bool = False
+) -> Matcher:
+    """``matcher``, set as ``where`` (``"rpn.proposal_matcher"``), where it is a
+    :class:`Matcher` of the bands ``labels``, the only ones the config describes there;
+    torchvision's ``Matcher(high_threshold, low_threshold, allow_low_quality_matches)``
+    is converted (:func:`from_torchvision_matcher`). With ``best_iou_only`` the matcher
+    labels from each prediction's best IoU alone, and refuses rule (i) then and later.
+
+    Raises:
+        TypeError: another class (torchvision's ``SSDMatcher`` among them).
+        ValueError: a matcher of other bands, or one with rule (i) where
+            ``best_iou_only``.
+    """
+    kind = (type(matcher).__module__, type(matcher).__qualname__)
+    if kind == _TORCHVISION_MATCHER:
+        matcher = from_torchvision_matcher(matcher, labels)
     if not isinstance(matcher, Matcher):
-        kind = f"{type(matcher).__module__}.{type(matcher).__qualname__}"
         raise TypeError(
-            f"{where} takes faster_rcnn.matcher.Matcher, got {kind}: set the model's own "
-            f"({where}.high_threshold, .low_threshold)"
+            f"{where} takes faster_rcnn.matcher.Matcher, got {'.'.join(kind)}: set the "
+            f"model's own ({where}.high_threshold, .low_threshold)"
         )
     if matcher.labels != tuple(labels):
         raise ValueError(
             f"{where} must label its bands {tuple(labels)} (1 positive, 0 negative, -1 "
             f"ignored), got {matcher.labels}"
         )
+    if best_iou_only:
+        if matcher.allow_low_quality_matches:
+            refuse_low_quality_matches(where)
+        matcher.best_iou_only = where
     return matcher
+
+
+def from_torchvision_matcher(matcher: Any, labels: Sequence[int]) -> Matcher:
+    """torchvision's ``Matcher(high_threshold, low_threshold, allow_low_quality_matches)``
+    as a :class:`Matcher` of the bands ``labels``: negative below ``low_threshold``,
+    ignored up to ``high_threshold``, positive from there, as torchvision labels both
+    stages; each band before the negative one starts and ends at IoU 0, so it holds
+    nothing (torchvision's head ignores no proposal for overlapping too little)."""
+    empty = (0.0,) * list(labels).index(NEGATIVE)
+    thresholds = (*empty, matcher.low_threshold, matcher.high_threshold)
+    return Matcher(thresholds, labels, matcher.allow_low_quality_matches)

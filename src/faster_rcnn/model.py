@@ -9,6 +9,7 @@ state-dict keys are torchvision's.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -20,8 +21,10 @@ from .image_list import ImageList
 from .matcher import Matcher
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
+from .roi_heads.proposal_targets import ROI_SAMPLERS
 from .rpn import RegionProposalNetwork
-from .samplers import BalancedPositiveNegativeSampler
+from .rpn.network import SAMPLERS
+from .samplers import BalancedPositiveNegativeSampler, sampler_kind
 from .torchvision_heads import (
     GivenHeads,
     check_described,
@@ -243,7 +246,7 @@ class FasterRCNN(nn.Module):
                 "score_thresh": rpn.score_thresh,
                 "min_size": rpn.min_size,
                 **rpn.proposal_limits(),
-                **_sampled(rpn.fg_bg_sampler),
+                **_sampled(rpn.fg_bg_sampler, SAMPLERS),
                 **_matched(rpn.proposal_matcher, ("bg_iou_thresh", "fg_iou_thresh")),
                 "allow_low_quality_matches": rpn.proposal_matcher.allow_low_quality_matches,
                 "low_quality_min_iou": rpn.proposal_matcher.low_quality_min_iou,
@@ -255,7 +258,7 @@ class FasterRCNN(nn.Module):
                 "score_thresh": heads.score_thresh,
                 "nms_thresh": heads.nms_thresh,
                 "detections_per_img": heads.detections_per_img,
-                **_sampled(heads.fg_bg_sampler),
+                **_sampled(heads.fg_bg_sampler, ROI_SAMPLERS),
                 **_matched(
                     heads.proposal_matcher,
                     ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"),
@@ -511,12 +514,19 @@ class FasterRCNN(nn.Module):
         )
 
 
-def _sampled(sampler: BalancedPositiveNegativeSampler) -> dict[str, object]:
+def _sampled(
+    sampler: BalancedPositiveNegativeSampler,
+    kinds: Mapping[str, Callable[[int, float], BalancedPositiveNegativeSampler]],
+) -> dict[str, object]:
     """The config fields of a training sampler's numbers, which torchvision's users set
-    on the built model (``model.rpn.fg_bg_sampler.batch_size_per_image = 128``)."""
+    on the built model (``model.rpn.fg_bg_sampler.batch_size_per_image = 128``), and of
+    its kind among ``kinds`` (the stage's samplers by name), where one is set there
+    (``model.rpn.fg_bg_sampler = HardNegativeSampler(256, 0.5)``)."""
+    kind = sampler_kind(sampler, kinds)
     return {
         "batch_size_per_image": sampler.batch_size_per_image,
         "positive_fraction": sampler.positive_fraction,
+        **({} if kind is None else {"sampler": kind}),
     }
 
 

@@ -9,6 +9,9 @@ positives and one of the sampled negatives.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -201,6 +204,35 @@ class ClassBalancedSampler(ObjectBalancedSampler):
         objects_of_class = torch.bincount(classes[object_turn == 0])[classes]
         rate = objects_of_class.float() ** self.share_exponent
         return _take_turns(classes, by_object_turn, k, rate)
+
+
+# torchvision's sampler (torchvision.models.detection._utils): its class's module and
+# name; it is converted where it is set (:func:`from_torchvision_sampler`).
+_TORCHVISION_SAMPLER = ("torchvision.models.detection._utils", "BalancedPositiveNegativeSampler")
+
+
+def from_torchvision_sampler(sampler: Any) -> Any:
+    """torchvision's ``BalancedPositiveNegativeSampler(batch_size_per_image,
+    positive_fraction)`` as this package's, which draws its batch alike (the samplers'
+    signature is not torchvision's); any other sampler as it is."""
+    if (type(sampler).__module__, type(sampler).__qualname__) != _TORCHVISION_SAMPLER:
+        return sampler
+    return BalancedPositiveNegativeSampler(sampler.batch_size_per_image, sampler.positive_fraction)
+
+
+def sampler_kind(
+    sampler: object, kinds: Mapping[str, Callable[[int, float], BalancedPositiveNegativeSampler]]
+) -> str | None:
+    """The name among ``kinds`` (a config's ``sampler`` values, each making a sampler of
+    a batch size and a positive fraction) of the kind ``sampler`` is: the one making a
+    sampler of its class and settings; ``None`` for a sampler no config describes."""
+    if not isinstance(sampler, BalancedPositiveNegativeSampler):
+        return None
+    for name, make in kinds.items():
+        made = make(sampler.batch_size_per_image, sampler.positive_fraction)
+        if type(made) is type(sampler) and vars(made) == vars(sampler):
+            return name
+    return None
 
 
 def _random_subset(

@@ -7,15 +7,25 @@ import torch
 from torch import nn
 
 from faster_rcnn import AnchorGenerator, FasterRCNN, FasterRCNNConfig
+from faster_rcnn.export import DetectionGraph, prepare_graph_inputs
 from faster_rcnn.matcher import Matcher
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
 from faster_rcnn.ops.boxes import BoxCoder
-from faster_rcnn.roi_heads import MultiScaleRoIAlign
+from faster_rcnn.roi_heads import MultiScaleRoIAlign, TwoMLPHead
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 from faster_rcnn.rpn.head import RPNHead
-from faster_rcnn.samplers import BalancedPositiveNegativeSampler
+from faster_rcnn.samplers import (
+    BalancedPositiveNegativeSampler,
+    ClassBalancedSampler,
+    HardNegativeSampler,
+)
 from faster_rcnn.train.checkpoint import load_model, save_model
 from spread_models import spread_scores
+from torchvision_stand_ins import (
+    TorchvisionBalancedPositiveNegativeSampler,
+    TorchvisionBoxCoder,
+    TorchvisionMatcher,
+)
 
 
 def tiny(name: str, num_classes: int = 3):
@@ -209,6 +219,37 @@ def test_training_samplers_set_on_the_modules_are_what_a_model_file_records(tmp_
         save_model(model, tmp_path / "other.safetensors")
 
 
+def test_a_sampler_of_another_kind_set_on_the_modules_is_what_a_model_file_records(tmp_path):
+    """A sampler of another of the config's kinds set as ``fg_bg_sampler`` drew the
+    batches while the config (so the model file) kept the old kind; torchvision's sampler
+    failed in the training step (its signature is not this package's)."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    model.rpn.fg_bg_sampler = HardNegativeSampler(128, 0.5)
+    model.roi_heads.fg_bg_sampler = ClassBalancedSampler(32, 0.5, share_exponent=0.5)
+    assert model.config.rpn.sampler == "hard_negative"
+    assert model.config.roi_heads.sampler == "class_sqrt_balanced"
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert type(loaded.rpn.fg_bg_sampler) is HardNegativeSampler
+    sampler = loaded.roi_heads.fg_bg_sampler
+    assert type(sampler) is ClassBalancedSampler and sampler.share_exponent == 0.5
+    loaded.rpn.fg_bg_sampler = TorchvisionBalancedPositiveNegativeSampler(64, 0.25)
+    loaded.roi_heads.fg_bg_sampler = TorchvisionBalancedPositiveNegativeSampler(16, 0.5)
+    assert type(loaded.rpn.fg_bg_sampler) is BalancedPositiveNegativeSampler
+    assert type(loaded.roi_heads.target_creator.fg_bg_sampler) is BalancedPositiveNegativeSampler
+    rpn, heads = loaded.config.rpn, loaded.config.roi_heads
+    assert (rpn.sampler, rpn.batch_size_per_image, rpn.positive_fraction) == ("random", 64, 0.25)
+    assert (heads.sampler, heads.batch_size_per_image, heads.positive_fraction) == (
+        "random",
+        16,
+        0.5,
+    )
+    images, targets = batch()
+    losses = loaded.train()(images, targets, generator=torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(loss) for loss in losses.values())
+
+
 def test_matchers_and_box_coders_set_on_the_modules_label_and_are_what_a_model_file_records(
     tmp_path,
 ):
@@ -260,6 +301,97 @@ def test_a_matcher_of_other_bands_or_class_set_as_proposal_matcher_is_refused():
     assert (model.config.rpn.bg_iou_thresh, model.config.rpn.fg_iou_thresh) == (0.25, 0.65)
 
 
+def test_torchvision_s_matcher_set_on_the_model_labels_and_is_what_a_model_file_records(
+    tmp_path,
+):
+    """torchvision's ``Matcher(high, low, allow_low_quality_matches)`` set as either
+    stage's ``proposal_matcher`` was refused: it becomes the model's own, labelling as
+    torchvision's does (the head's background from IoU 0, whatever the config's lower
+    bound was), and the config and so the model file follow it."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small").replace(roi_heads={"bg_iou_thresh_lo": 0.1}))
+    model.rpn.proposal_matcher = TorchvisionMatcher(0.6, 0.2, False)
+    model.roi_heads.proposal_matcher = TorchvisionMatcher(0.6, 0.4)
+    # Boxes of IoU 100/130, 100/200, 100/300 and 0 with the box (0, 0, 10, 10).
+    boxes = torch.tensor([[0.0, 0, 10, 13], [0, 0, 10, 20], [0, 0, 10, 30], [20, 20, 30, 30]])
+    gt = torch.tensor([[0.0, 0, 10, 10]])
+    labels, _ = model.rpn.target_creator.assign_single(boxes, gt, (50, 50))
+    assert labels.tolist() == [1, -1, -1, 0]
+    creator = model.roi_heads.target_creator
+    _, labels = creator.assign_targets_to_proposals([boxes], [gt], [torch.tensor([2])])
+    assert labels[0].tolist() == [2, -1, 0, 0]
+    config = model.config
+    assert (config.rpn.bg_iou_thresh, config.rpn.fg_iou_thresh) == (0.2, 0.6)
+    assert config.rpn.allow_low_quality_matches is False
+    heads = config.roi_heads
+    assert (heads.bg_iou_thresh_lo, heads.bg_iou_thresh_hi, heads.fg_iou_thresh) == (0, 0.4, 0.6)
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert loaded.roi_heads.proposal_matcher.thresholds == (0.0, 0.4, 0.6)
+    assert loaded.rpn.proposal_matcher.thresholds == (0.2, 0.6)
+
+
+def test_torchvision_s_box_coder_set_on_the_model_decodes_and_is_what_a_model_file_records(
+    tmp_path,
+):
+    """torchvision's ``BoxCoder(weights)`` set as ``model.rpn.box_coder`` or
+    ``model.roi_heads.box_coder`` becomes the model's own; another object, which failed in
+    the forward pass (no ``decode``) and made ``model.config`` fail, and a clamp the config
+    does not record are refused where they are set."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    model.rpn.box_coder = TorchvisionBoxCoder((2.0, 2.0, 1.0, 1.0))
+    model.roi_heads.box_coder = TorchvisionBoxCoder(weights=(5.0, 5.0, 2.0, 2.0))
+    assert isinstance(model.rpn.box_coder, BoxCoder)
+    assert model.roi_heads.target_creator.box_coder is model.roi_heads.box_coder
+    # dx = 2 at weight 2 moves a 10 px wide box by one width.
+    boxes = model.rpn.box_coder.decode_single(
+        torch.tensor([[2.0, 0, 0, 0]]), torch.tensor([[0.0, 0, 10, 10]])
+    )
+    assert boxes.tolist() == [[10.0, 0.0, 20.0, 10.0]]
+    assert model.config.rpn.box_coder_weights == (2.0, 2.0, 1.0, 1.0)
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert loaded.roi_heads.box_coder.weights == (5.0, 5.0, 2.0, 2.0)
+    with pytest.raises(
+        TypeError,
+        match=r"^rpn\.box_coder takes faster_rcnn\.ops\.boxes\.BoxCoder, got builtins\.object: ",
+    ):
+        model.rpn.box_coder = object()
+    with pytest.raises(
+        ValueError, match=r"^roi_heads\.box_coder: a bbox_xform_clip of 2\.0 is not recorded by"
+    ):
+        model.roi_heads.box_coder = TorchvisionBoxCoder((1.0, 1.0, 1.0, 1.0), 2.0)
+    assert model.rpn.box_coder.weights == (2.0, 2.0, 1.0, 1.0)
+    assert model.roi_heads.box_coder.weights == (5.0, 5.0, 2.0, 2.0)
+
+
+def test_low_quality_matches_set_on_the_head_s_matcher_are_refused_where_they_are_set():
+    """``model.roi_heads.proposal_matcher.allow_low_quality_matches = True`` was taken, and
+    the next training step failed ("low-quality matches need every IoU"); the RPN's
+    matcher takes them."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    refused = (
+        r"^roi_heads\.proposal_matcher\.allow_low_quality_matches = True: the head appends "
+        r"every GT box to its proposals, .* leave it False \(rpn\.proposal_matcher takes them\)$"
+    )
+    with pytest.raises(ValueError, match=refused):
+        model.roi_heads.proposal_matcher.allow_low_quality_matches = True
+    with pytest.raises(ValueError, match=refused):
+        model.roi_heads.proposal_matcher = TorchvisionMatcher(0.5, 0.5, True)
+    own = Matcher((0.0, 0.4, 0.6), (-1, 0, -1, 1))
+    model.roi_heads.proposal_matcher = own
+    with pytest.raises(ValueError, match=refused):
+        own.allow_low_quality_matches = True
+    model.rpn.proposal_matcher.allow_low_quality_matches = False
+    model.rpn.proposal_matcher.allow_low_quality_matches = True
+    assert model.roi_heads.proposal_matcher.allow_low_quality_matches is False
+    images, targets = batch()
+    losses = model.train()(images, targets, generator=torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(loss) for loss in losses.values())
+
+
 def test_torchvision_s_mask_and_keypoint_branches_are_absent_and_refuse_a_module():
     """torchvision's RoIHeads asks ``has_mask()`` and ``has_keypoint()``, and its users'
     code reads the branches' modules (None in its Faster R-CNN)."""
@@ -291,6 +423,33 @@ def test_a_pooler_naming_maps_the_backbone_lacks_pools_those_it_returns(tmp_path
     assert sum(len(d["scores"]) for d in got) > 0
     for g, e in zip(got, expected, strict=True):
         assert all(torch.equal(g[key], e[key]) for key in g)
+
+
+def test_a_pooler_of_another_grid_than_the_box_head_names_the_head_to_set(tmp_path):
+    """A pooler of another grid set as ``model.roi_heads.box_roi_pool`` failed in the box
+    head ("mat1 and mat2 shapes cannot be multiplied"); the head to set with it is named,
+    and once set the model trains, detects, and its file rebuilds it."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))  # 64 channels, 7 x 7, 256 features
+    model.roi_heads.box_roi_pool = MultiScaleRoIAlign(["0", "1", "2"], 5, 2)
+    images, targets = batch()
+    named = (
+        r"^roi_heads\.box_head takes pooled RoIs of 3136 values but roi_heads\.box_roi_pool "
+        r"gives 64 x 5 x 5 = 1600: replace the head as well "
+        r"\(model\.roi_heads\.box_head = TwoMLPHead\(1600, 256\)\)$"
+    )
+    with pytest.raises(ValueError, match=named):
+        model.train()(images, targets)
+    with pytest.raises(ValueError, match=named):
+        model.eval()(images)
+    with pytest.raises(ValueError, match=named):
+        DetectionGraph(model)(*prepare_graph_inputs(model.transform, images))
+    model.roi_heads.box_head = TwoMLPHead(1600, 256)
+    losses = model.train()(images, targets, generator=torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(loss) for loss in losses.values())
+    assert model.config.roi_heads.output_size == 5
+    loaded, _ = reloaded_detecting_alike(spread_scores(model), tmp_path / "m.safetensors", images)
+    assert loaded.roi_heads.box_head.fc6.in_features == 1600
 
 
 def test_a_normalisation_set_on_the_transform_is_what_a_model_file_records(tmp_path):

@@ -175,13 +175,17 @@ def test_proposal_limits_are_torchvision_s_dicts_read_and_set_per_mode() -> None
         "post_nms_top_n_train": 150,
         "post_nms_top_n_test": 7,
     }
-    rpn._post_nms_top_n = {"testing": 7}
+    # Refused where it is set: the forward pass failed on the mode missing (KeyError
+    # 'training') or on an int ('int' object is not subscriptable).
     with pytest.raises(
         ValueError,
         match=r"^rpn\._post_nms_top_n must be a dict \{'training': n, 'testing': n\}, "
         r"got \{'testing': 7\}$",
     ):
-        rpn.proposal_limits()
+        rpn._post_nms_top_n = {"testing": 7}
+    with pytest.raises(ValueError, match=r"^rpn\._pre_nms_top_n must be a dict .* got 1000$"):
+        rpn._pre_nms_top_n = 1000
+    assert rpn.proposal_limits()["post_nms_top_n_test"] == 7
 
 
 def test_batch_of_empty_images_has_zero_box_loss() -> None:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ..model import FasterRCNN
 from ..ops.boxes import large_enough
+from ..roi_heads.box_head import check_head_fits_pooled
 from ..roi_heads.pooling import LevelMapper, MultiScaleRoIAlign, setup_scales
 from ..rpn.network import concat_box_prediction_layers
 from ..torchvision_options import pooler_fields
@@ -174,6 +175,7 @@ class DetectionGraph(nn.Module):
             pooler.aligned if align else False,
             not align,
         )
+        check_head_fits_pooled(heads.box_head, pooled.shape[1:])
         return heads.box_predictor(heads.box_head(pooled))
 
     def _detections(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -301,3 +302,33 @@ class BoxCoder:
             dim=2,
         )
         return pred.flatten(1)
+
+
+# torchvision's box coder (torchvision.models.detection._utils.BoxCoder): its class's
+# module and name; it is converted where it is set (:func:`checked_box_coder`).
+_TORCHVISION_BOX_CODER = ("torchvision.models.detection._utils", "BoxCoder")
+
+
+def checked_box_coder(box_coder: Any, where: str) -> BoxCoder:
+    """``box_coder``, set as ``where`` (``"rpn.box_coder"``), where it is a
+    :class:`BoxCoder` the config describes (its ``weights``; the clamp is the default's);
+    torchvision's ``BoxCoder(weights, bbox_xform_clip)`` becomes one of its numbers.
+
+    Raises:
+        TypeError: another class.
+        ValueError: a ``bbox_xform_clip`` other than the default, which no config records.
+    """
+    kind = (type(box_coder).__module__, type(box_coder).__qualname__)
+    if kind == _TORCHVISION_BOX_CODER:
+        box_coder = BoxCoder(box_coder.weights, box_coder.bbox_xform_clip)
+    if not isinstance(box_coder, BoxCoder):
+        raise TypeError(
+            f"{where} takes faster_rcnn.ops.boxes.BoxCoder, got {'.'.join(kind)}: "
+            f"{where} = BoxCoder(weights) (torchvision's weights)"
+        )
+    if box_coder.bbox_xform_clip != DEFAULT_BBOX_XFORM_CLIP:
+        raise ValueError(
+            f"{where}: a bbox_xform_clip of {box_coder.bbox_xform_clip!r} is not recorded by "
+            f"the config (a model file would clamp at log(1000 / 16)): set the weights alone"
+        )
+    return box_coder

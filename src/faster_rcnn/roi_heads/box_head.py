@@ -152,3 +152,37 @@ class ConvFCHead(nn.Sequential):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
+def check_head_fits_pooled(head: nn.Module, pooled: Sequence[int]) -> None:
+    """A box head of this package's classes must take the RoIs the pooler gives,
+    ``pooled`` = ``(C, S, S)``: one set as ``roi_heads.box_roi_pool`` with another grid
+    needs a head of that grid (as ``rpn.anchor_generator`` needs an RPN head of its
+    anchors). A head of another class, or whose first layer
+    :func:`~faster_rcnn.fast_inference.optimize_for_inference` made a convolution, is not
+    checked.
+
+    Raises:
+        ValueError: naming both sizes and the head to set.
+    """
+    if isinstance(head, ConvFCHead):
+        layer = head[-2]  # the layer after the flatten
+    elif isinstance(head, (TwoMLPHead, VGG16BoxHead)):
+        layer = head.fc6
+    else:
+        return
+    channels, height, width = pooled
+    values = channels * height * width
+    if not isinstance(layer, nn.Linear) or layer.in_features == values:
+        return
+    if isinstance(head, ConvFCHead):
+        convs = len(head) - 3
+        more = "" if convs == 4 else f", num_convs={convs}"  # 4: the default, torchvision's
+        replacement = f"ConvFCHead({channels}, {height}, {layer.out_features}{more})"
+    else:
+        replacement = f"{type(head).__name__}({values}, {layer.out_features})"
+    raise ValueError(
+        f"roi_heads.box_head takes pooled RoIs of {layer.in_features} values but "
+        f"roi_heads.box_roi_pool gives {channels} x {height} x {width} = {values}: replace "
+        f"the head as well (model.roi_heads.box_head = {replacement})"
+    )

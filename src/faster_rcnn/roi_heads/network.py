@@ -14,15 +14,15 @@ from torch import Tensor, nn
 
 from ..config import FasterRCNNConfig, RoIHeadsConfig
 from ..matcher import Matcher, checked_matcher
-from ..ops.boxes import BoxCoder
-from ..samplers import BalancedPositiveNegativeSampler
-from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead
+from ..ops.boxes import BoxCoder, checked_box_coder
+from ..samplers import BalancedPositiveNegativeSampler, from_torchvision_sampler
+from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead, check_head_fits_pooled
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .postprocess import best_after_nms, detection_candidates
 from .predictor import FastRCNNPredictor
 from .proposal_gradient import classification_pull, pooled_boxes
-from .proposal_targets import PROPOSAL_BANDS, ProposalTargetCreator
+from .proposal_targets import PROPOSAL_BANDS, PROPOSAL_MATCHER, ProposalTargetCreator
 
 # torchvision's RoIHeads holds Mask and Keypoint R-CNN's branches too, None in its Faster
 # R-CNN; this head has neither.
@@ -114,31 +114,34 @@ class RoIHeads(nn.Module):
 
     @box_coder.setter
     def box_coder(self, box_coder: BoxCoder) -> None:
-        self.target_creator.box_coder = box_coder
+        self.target_creator.box_coder = checked_box_coder(box_coder, "roi_heads.box_coder")
 
     @property
     def proposal_matcher(self) -> Matcher:
         """The proposals' matcher, :attr:`target_creator`'s, where torchvision's users
         find it (``roi_heads.proposal_matcher.high_threshold = 0.6``: its
         ``high_threshold`` is ``fg_iou_thresh``, its ``low_threshold``
-        ``bg_iou_thresh_hi``)."""
+        ``bg_iou_thresh_hi``). torchvision's ``Matcher`` set here is converted to one
+        labelling alike (background from IoU 0); low-quality matches are refused, given
+        or set later: the appended GT boxes leave them nothing to add."""
         return self.target_creator.proposal_matcher
 
     @proposal_matcher.setter
     def proposal_matcher(self, matcher: Matcher) -> None:
         self.target_creator.proposal_matcher = checked_matcher(
-            matcher, PROPOSAL_BANDS, "roi_heads.proposal_matcher"
+            matcher, PROPOSAL_BANDS, PROPOSAL_MATCHER, best_iou_only=True
         )
 
     @property
     def fg_bg_sampler(self) -> BalancedPositiveNegativeSampler:
         """The sampler of the training RoIs, :attr:`target_creator`'s, where torchvision's
-        users find it (``roi_heads.fg_bg_sampler.batch_size_per_image = 256``)."""
+        users find it (``roi_heads.fg_bg_sampler.batch_size_per_image = 256``); one of
+        torchvision's set here becomes this package's."""
         return self.target_creator.fg_bg_sampler
 
     @fg_bg_sampler.setter
     def fg_bg_sampler(self, sampler: BalancedPositiveNegativeSampler) -> None:
-        self.target_creator.fg_bg_sampler = sampler
+        self.target_creator.fg_bg_sampler = from_torchvision_sampler(sampler)
 
     @classmethod
     def from_config(
@@ -335,6 +338,7 @@ class RoIHeads(nn.Module):
             ``K = sum Ki``.
         """
         box_features = self.box_roi_pool(features, boxes, image_shapes)
+        check_head_fits_pooled(self.box_head, box_features.shape[1:])
         box_features = self.box_head(box_features)
         return self.box_predictor(box_features)
 

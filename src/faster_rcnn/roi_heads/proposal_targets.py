@@ -28,6 +28,9 @@ from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, Ob
 # The head's IoU bands: ignored below bg_iou_thresh_lo, background, ignored, foreground
 # from fg_iou_thresh.
 PROPOSAL_BANDS = (IGNORED, NEGATIVE, IGNORED, POSITIVE)
+# Where torchvision's users find the head's matcher, which labels from each proposal's
+# best IoU alone (Matcher.match_best) and so refuses low-quality matches.
+PROPOSAL_MATCHER = "roi_heads.proposal_matcher"
 # The head's foreground RoI samplers by the name ``RoIHeadsConfig.sampler`` gives, each
 # made from the RoIs an image and the foreground fraction.
 ROI_SAMPLERS: dict[str, Callable[[int, float], BalancedPositiveNegativeSampler]] = {
@@ -126,8 +129,11 @@ class ProposalTargetCreator:
     ) -> None:
         # Background is IoU in [lo, hi); below lo (paper: 0.1) a proposal overlaps no
         # object even that much and is not sampled; between hi and fg it is ambiguous.
+        # Labelled from each proposal's best IoU alone, without rule (i).
         self.proposal_matcher = Matcher(
-            (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh), PROPOSAL_BANDS
+            (bg_iou_thresh_lo, bg_iou_thresh_hi, fg_iou_thresh),
+            PROPOSAL_BANDS,
+            best_iou_only=PROPOSAL_MATCHER,
         )
         self.fg_bg_sampler = ROI_SAMPLERS[sampler](batch_size_per_image, positive_fraction)
         self.box_coder = box_coder

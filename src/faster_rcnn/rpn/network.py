@@ -12,8 +12,12 @@ from ..anchors import AnchorGenerator, LevelGrid
 from ..config import FasterRCNNConfig
 from ..image_list import ImageList
 from ..matcher import Matcher, checked_matcher
-from ..ops.boxes import BoxCoder
-from ..samplers import BalancedPositiveNegativeSampler, HardNegativeSampler
+from ..ops.boxes import BoxCoder, checked_box_coder
+from ..samplers import (
+    BalancedPositiveNegativeSampler,
+    HardNegativeSampler,
+    from_torchvision_sampler,
+)
 from .anchor_targets import ANCHOR_BANDS, AnchorTargetCreator
 from .head import RPNHead
 from .loss import rpn_loss
@@ -100,6 +104,24 @@ def check_head_fits_anchors(predicted: list[int], made: list[int]) -> None:
                 f"makes {generator_count} on feature level {level}: replace the head as well "
                 f"(model.rpn.head = RPNHead(in_channels, {generator_count}))"
             )
+
+
+# The RPN's proposal limits, torchvision's dicts {"training": n, "testing": n}.
+PROPOSAL_LIMITS = ("_pre_nms_top_n", "_post_nms_top_n")
+
+
+def check_proposal_limits(name: str, limits: object) -> None:
+    """Refuse as ``rpn.<name>`` (one of :data:`PROPOSAL_LIMITS`) what is not a dict with
+    the keys ``"training"`` and ``"testing"``; the limits themselves are checked as the
+    config's fields (:attr:`~faster_rcnn.FasterRCNN.config`).
+
+    Raises:
+        ValueError: naming the attribute and the value.
+    """
+    if not isinstance(limits, Mapping) or not {"training", "testing"} <= set(limits):
+        raise ValueError(
+            f"rpn.{name} must be a dict {{'training': n, 'testing': n}}, got {limits!r}"
+        )
 
 
 def _to_anchor_rows(layer: Tensor, n: int, c: int, h: int, w: int) -> Tensor:
@@ -213,7 +235,8 @@ class RegionProposalNetwork(nn.Module):
     def proposal_matcher(self) -> Matcher:
         """The anchors' matcher, :attr:`target_creator`'s, where torchvision's users find
         it (``rpn.proposal_matcher.high_threshold = 0.6``: its ``high_threshold`` is
-        ``fg_iou_thresh``, its ``low_threshold`` ``bg_iou_thresh``)."""
+        ``fg_iou_thresh``, its ``low_threshold`` ``bg_iou_thresh``). torchvision's
+        ``Matcher`` set here is converted to one labelling alike."""
         return self.target_creator.matcher
 
     @proposal_matcher.setter
@@ -229,6 +252,14 @@ class RegionProposalNetwork(nn.Module):
                 "rpn.anchor_generator takes faster_rcnn.AnchorGenerator (torchvision's "
                 f"sizes and aspect_ratios), got {kind}"
             )
+        # ... and model.rpn._pre_nms_top_n = dict(training=2000, testing=1000), which the
+        # forward pass reads a mode's limit from.
+        if name in PROPOSAL_LIMITS:
+            check_proposal_limits(name, value)
+        if name == "box_coder":
+            value = checked_box_coder(value, "rpn.box_coder")
+        if name == "fg_bg_sampler":
+            value = from_torchvision_sampler(value)
         super().__setattr__(name, value)
 
     def pre_nms_top_n(self) -> int:
@@ -253,13 +284,12 @@ class RegionProposalNetwork(nn.Module):
                 than a dict with the keys ``"training"`` and ``"testing"``.
         """
         fields: dict[str, int] = {}
-        for name in ("pre_nms_top_n", "post_nms_top_n"):
-            limits = getattr(self, f"_{name}")
-            if not isinstance(limits, Mapping) or not {"training", "testing"} <= set(limits):
-                raise ValueError(
-                    f"rpn._{name} must be a dict {{'training': n, 'testing': n}}, got {limits!r}"
-                )
-            fields[f"{name}_train"], fields[f"{name}_test"] = limits["training"], limits["testing"]
+        for name in PROPOSAL_LIMITS:
+            limits = getattr(self, name)
+            check_proposal_limits(name, limits)
+            field = name.removeprefix("_")
+            fields[f"{field}_train"] = limits["training"]
+            fields[f"{field}_test"] = limits["testing"]
         return fields
 
     def forward(
