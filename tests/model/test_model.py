@@ -193,6 +193,30 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
         save_model(model, tmp_path / "other.safetensors")
 
 
+def test_an_nms_threshold_the_head_would_not_use_is_refused_where_it_is_set():
+    """``model.roi_heads.nms_thresh = 0.3`` on a head with per-class thresholds or
+    Soft-NMS changed neither its detections nor anything but the config's field."""
+    torch.manual_seed(0)
+    config = tiny("small").replace(roi_heads={"class_nms_thresh": (0.6, 0.4)})
+    heads = FasterRCNN.from_config(config).roi_heads
+    with pytest.raises(
+        ValueError,
+        match=r"^roi_heads\.nms_thresh = 0\.3 would change nothing: the head keeps each class "
+        r"its own \(roi_heads\.class_nms_thresh = \(0\.6, 0\.4\)\); set those, or "
+        r"roi_heads\.class_nms_thresh = \(\) first for one threshold$",
+    ):
+        heads.nms_thresh = 0.3
+    heads.nms_thresh = 0.5  # the threshold it has
+    heads.class_nms_thresh = ()
+    heads.nms_thresh = 0.3
+    heads.soft_nms_sigma = 0.5
+    with pytest.raises(
+        ValueError, match=r"^roi_heads\.nms_thresh = 0\.4 would change nothing: .* Soft-NMS"
+    ):
+        heads.nms_thresh = 0.4
+    assert heads.nms_thresh == 0.3
+
+
 def test_training_samplers_set_on_the_modules_are_what_a_model_file_records(tmp_path):
     """torchvision's users set the RoIs and anchors a training image samples on
     ``model.roi_heads.fg_bg_sampler`` and ``model.rpn.fg_bg_sampler``: the head's is its

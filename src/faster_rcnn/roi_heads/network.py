@@ -103,7 +103,25 @@ class RoIHeads(nn.Module):
                 f"roi_heads.{name}: this Faster R-CNN has no {ABSENT_BRANCHES[name]} branch "
                 "(torchvision's Mask / Keypoint R-CNN); it detects boxes only"
             )
+        if name == "nms_thresh" and value != getattr(self, name, value):
+            self._check_nms_thresh_used(value)
         super().__setattr__(name, value)
+
+    def _check_nms_thresh_used(self, value: object) -> None:
+        """Refuse a new ``nms_thresh`` (torchvision's users set it) that the head would
+        not use: it selects with each class's own threshold, or with Soft-NMS."""
+        if self.soft_nms_sigma > 0:
+            raise ValueError(
+                f"roi_heads.nms_thresh = {value!r} would change nothing: the head selects with "
+                f"Soft-NMS (roi_heads.soft_nms_sigma = {self.soft_nms_sigma}), which has no "
+                "IoU threshold; set roi_heads.soft_nms_sigma = 0 first for greedy NMS"
+            )
+        if self.class_nms_thresh:
+            raise ValueError(
+                f"roi_heads.nms_thresh = {value!r} would change nothing: the head keeps each "
+                f"class its own (roi_heads.class_nms_thresh = {self.class_nms_thresh}); set "
+                "those, or roi_heads.class_nms_thresh = () first for one threshold"
+            )
 
     @property
     def box_coder(self) -> BoxCoder:
