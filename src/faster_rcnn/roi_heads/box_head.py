@@ -171,6 +171,8 @@ def check_head_fits_pooled(head: nn.Module, pooled: Sequence[int]) -> None:
         layer = head.fc6
     else:
         return
+    if len(pooled) != 3:  # a pooler of the user's own, giving other than (C, S, S)
+        return
     channels, height, width = pooled
     values = channels * height * width
     if not isinstance(layer, nn.Linear) or layer.in_features == values:
