@@ -45,8 +45,9 @@ class DetectionGraph(nn.Module):
             (so the model) is put in eval mode.
 
     Raises:
-        ValueError: the model is not float32, or its RoI pooler is not one the graph pools
-            as (:func:`_check_pooler`).
+        ValueError: the model is not float32, its RoI pooler is not one the graph pools
+            as (:func:`_check_pooler`), or pools another grid than its box head takes
+            (:func:`~faster_rcnn.roi_heads.box_head.check_head_fits_pooled`).
     """
 
     def __init__(self, model: FasterRCNN) -> None:
@@ -61,6 +62,10 @@ class DetectionGraph(nn.Module):
         self.register_buffer("image_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.eval()
         _check_pooler(model.roi_heads.box_roi_pool)
+        # Named before tracing: the exporter wraps what fails inside the graph.
+        side = model.roi_heads.box_roi_pool.output_size[0]
+        pooled = (config.backbone.out_channels, side, side)
+        check_head_fits_pooled(model.roi_heads.box_head, pooled)
         self.pooled_names, self.spatial_scales, self.level_mapper = _pooling_levels(model)
 
     def forward(
@@ -175,7 +180,6 @@ class DetectionGraph(nn.Module):
             pooler.aligned if align else False,
             not align,
         )
-        check_head_fits_pooled(heads.box_head, pooled.shape[1:])
         return heads.box_predictor(heads.box_head(pooled))
 
     def _detections(
