@@ -102,21 +102,30 @@ class COCODetection(ImageFileDataset):
     ) -> None:
         self.annotation_file = Path(annotation_file)
         data = load_coco_json(self.annotation_file)
-        file = self.annotation_file
-
-        check_coco_records(data, file)
+        check_coco_records(data, self.annotation_file)
         if not data["images"]:
-            raise empty_split_error(file, split, EMPTY_IMAGES_LIST)
+            raise empty_split_error(self.annotation_file, split, EMPTY_IMAGES_LIST)
         self.images_dir = _images_dir(images_dir, data["images"])
+        self._set_classes(data)
+        position = self._set_images(data["images"])
+        self._set_targets(data.get("annotations", []), position)
+
+    def _set_classes(self, data: dict[str, Any]) -> None:
+        """``class_names`` and the label <-> category id maps: the categories that are
+        classes (:func:`_classes`), labelled ``1..C`` by increasing id."""
         categories = sorted(_classes(data), key=lambda c: c["id"])
         category_ids = [c["id"] for c in categories]
         if len(set(category_ids)) != len(category_ids):
-            raise ValueError(f"{file}: duplicate category ids in {category_ids}")
+            raise ValueError(f"{self.annotation_file}: duplicate category ids in {category_ids}")
         self.class_names: tuple[str, ...] = tuple(str(c["name"]) for c in categories)
         self.label_to_category_id = {i + 1: cid for i, cid in enumerate(category_ids)}
         self.category_id_to_label = {cid: i + 1 for i, cid in enumerate(category_ids)}
 
-        self._images: list[dict[str, Any]] = list(data["images"])
+    def _set_images(self, images: list[dict[str, Any]]) -> dict[int, int]:
+        """The image records, their files and sizes (read from the files' headers); the
+        place of each image id among them, which its annotations are filed by."""
+        file = self.annotation_file
+        self._images: list[dict[str, Any]] = list(images)
         position = {image["id"]: k for k, image in enumerate(self._images)}
         if len(position) != len(self._images):
             ids = Counter(image["id"] for image in self._images)
@@ -129,12 +138,19 @@ class COCODetection(ImageFileDataset):
         recorded = [image_record_size(image) for image in self._images]
         sizes = image_sizes(recorded, self.image_files, names, str(file), "width and height")
         self._sizes, self._turned = sizes.sizes, sizes.turned
+        return position
+
+    def _set_targets(self, annotations: list[Any], position: dict[int, int]) -> None:
+        """Each image's boxes (``float32[N, 4]``), labels and crowd flags from the
+        ``annotations`` of the image ids in ``position``; those without area left out,
+        in ``skipped_annotations``, and the boxes clipped or left out warned about."""
+        file = self.annotation_file
         rows: list[list[list[float]]] = [[] for _ in self._images]
         labels: list[list[int]] = [[] for _ in self._images]
         crowd: list[list[bool]] = [[] for _ in self._images]
         self.skipped_annotations: list[dict[str, Any]] = []
         self.box_audit = BoxAudit()
-        for k, ann in enumerate(data.get("annotations", [])):
+        for k, ann in enumerate(annotations):
             name = annotation_name(ann, k)
             check_annotation_ids(ann, name, position, self.category_id_to_label, file)
             k_image = position[ann["image_id"]]
