@@ -32,7 +32,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,49 +105,75 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--split chooses a split of --data; image files have none")
     check_out_folder(args.out, "predict writes")
     detect, config = load_detector(args)
-    names = config.label_names()
-    if args.data is not None:
-        images = dataset_images(args, config.class_names or None)
-        check_out_outside_data(args.out, images.paths, args.data)
-    else:
-        paths = image_paths(args.inputs)
-        # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
-        # explain and Ultralytics read it); no annotations were drawn on it as stored.
-        images = ImagesToDetect(
-            paths, list(range(len(paths))), lambda k: read_image(paths[k], exif_transpose=True)
-        )
-    paths, category_ids = images.paths, images.category_ids
-    names_of = picture_names(paths, proposals=args.onnx is None)
-    check_no_image_written_over(args.out, paths, names_of, proposals=args.onnx is None)
+    images = images_to_detect(args, config.class_names or None)
+    names_of = picture_names(images.paths, proposals=args.onnx is None)
+    check_no_image_written_over(args.out, images.paths, names_of, proposals=args.onnx is None)
     check_out_not_read(args.out, args.inputs, names_of, proposals=args.onnx is None)
     args.out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
-    skipped = []
-    drawn = 0
-    written: set[Path] = set()
-    items = zip(paths, images.image_ids, names_of, strict=True)
+    predicted = detect_and_draw(images, detect, config, names_of, args.out, args.score)
+    (args.out / "detections.json").write_text(json.dumps(predicted.records, indent=1) + "\n")
+    print(summary_line(predicted, images.paths, args.out, args.score))
+    return 1 if predicted.skipped else 0
+
+
+@dataclass
+class Predicted:
+    """What ``predict`` made of its images, gathered as it detects them.
+
+    Attributes:
+        records: the detections of them all, as COCO results (:func:`coco_records`).
+        skipped: the images that could not be read or resized.
+        drawn: how many detections the pictures draw (those scoring ``--score`` or more).
+        pictures: the pictures written, resolved.
+    """
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    drawn: int = 0
+    pictures: set[Path] = field(default_factory=set)
+
+
+def detect_and_draw(
+    images: ImagesToDetect,
+    detect: Detect,
+    config: FasterRCNNConfig,
+    names_of: Sequence[str],
+    out: Path,
+    score: float,
+) -> Predicted:
+    """Each image detected, and drawn in ``out`` as its name in ``names_of`` (the
+    detections scoring ``score`` or more, and the proposals where ``detect`` gives them);
+    one that cannot be read or resized is skipped with a warning naming it."""
+    names = config.label_names()
+    predicted = Predicted()
+    items = zip(images.paths, images.image_ids, names_of, strict=True)
     for k, (path, image_id, name) in enumerate(items):
         try:
             image = images.read(k)
             check_resizable(image, path, config.transform.min_size, config.transform.max_size)
         except ValueError as error:  # one bad file does not cost the others
             warnings.warn(f"{error}; skipped", stacklevel=1)
-            skipped.append(path)
+            predicted.skipped.append(path)
             continue
         det, proposals = detect(image)
-        results += coco_records(det, image_id, path, names, category_ids)
-        save_pictures(image, det, proposals, names, args.out / name, args.score)
-        written |= set(image_pictures(args.out.resolve() / name, proposals is not None))
-        drawn += int((det["scores"] >= args.score).sum())
-    (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
-    left_out = f" ({len(skipped)} skipped)" if skipped else ""
-    print(
-        f"{counted(len(results), 'detection')} in "
-        f"{counted(len(paths) - len(skipped), 'image')}{left_out} "
-        f"-> {args.out}/detections.json; the pictures draw {drawn}, those scoring "
-        f"{args.score:g} or more (--score){older_pictures(args.out, written, paths)}"
+        predicted.records += coco_records(det, image_id, path, names, images.category_ids)
+        save_pictures(image, det, proposals, names, out / name, score)
+        predicted.pictures |= set(image_pictures(out.resolve() / name, proposals is not None))
+        predicted.drawn += int((det["scores"] >= score).sum())
+    return predicted
+
+
+def summary_line(predicted: Predicted, paths: Sequence[Path], out: Path, score: float) -> str:
+    """Predict's last line: how many detections in how many of the images ``paths``
+    (and how many skipped), where they are written, how many the pictures draw, and the
+    older pictures beside them (:func:`older_pictures`)."""
+    left_out = f" ({len(predicted.skipped)} skipped)" if predicted.skipped else ""
+    return (
+        f"{counted(len(predicted.records), 'detection')} in "
+        f"{counted(len(paths) - len(predicted.skipped), 'image')}{left_out} "
+        f"-> {out}/detections.json; the pictures draw {predicted.drawn}, those scoring "
+        f"{score:g} or more (--score){older_pictures(out, predicted.pictures, paths)}"
     )
-    return 1 if skipped else 0
 
 
 def older_pictures(out: Path, written: set[Path], read: Sequence[Path]) -> str:
@@ -210,6 +236,21 @@ class ImagesToDetect:
     image_ids: list[int]
     read: Callable[[int], Tensor]
     category_ids: Mapping[int, int] | None = None
+
+
+def images_to_detect(args: argparse.Namespace, class_names: Sequence[str] | None) -> ImagesToDetect:
+    """The images of ``--data`` (:func:`dataset_images`), or else of the files, folders,
+    patterns and lists ``inputs`` names (:func:`image_paths`), their places for ids."""
+    if args.data is not None:
+        images = dataset_images(args, class_names)
+        check_out_outside_data(args.out, images.paths, args.data)
+        return images
+    paths = image_paths(args.inputs)
+    # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
+    # explain and Ultralytics read it); no annotations were drawn on it as stored.
+    return ImagesToDetect(
+        paths, list(range(len(paths))), lambda k: read_image(paths[k], exif_transpose=True)
+    )
 
 
 def dataset_images(args: argparse.Namespace, class_names: Sequence[str] | None) -> ImagesToDetect:
