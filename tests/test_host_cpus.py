@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from faster_rcnn.host_cpus import USER_SETTING, cpu_quota, threads_for_cpu_quota
+from faster_rcnn.host_cpus import USER_SETTING, cpu_quota, one_thread, threads_for_cpu_quota
 
 
 def cgroup_v2(root: Path, limits: dict[str, str], own: str = "/") -> Path:
@@ -107,3 +107,12 @@ def test_the_users_thread_count_is_kept(tmp_path, monkeypatch, threads) -> None:
     proc = cgroup_v2(tmp_path / "cg", {".": "100000 100000"})
     assert threads_for_cpu_quota(tmp_path / "cg", proc) is None
     assert torch.get_num_threads() == 3
+
+
+def test_one_thread_inside_and_the_count_back_after_an_error(threads) -> None:
+    torch.set_num_threads(2)
+    inside = []
+    with pytest.raises(ValueError, match="bad box"), one_thread():
+        inside.append(torch.get_num_threads())
+        raise ValueError("bad box")
+    assert inside == [1] and torch.get_num_threads() == 2

@@ -17,12 +17,12 @@ from ..config import BACKBONES, FasterRCNNConfig, RPNConfig
 from ..counted import counted
 from ..data.dataset import Sample, image_name_of
 from ..data.holdout import Subset
+from ..host_cpus import one_thread
 from ..insight.anchor_coverage import (
     ImageBoxes,
     PaddedBatchAnchors,
     dataset_targets,
     measure_anchor_coverage,
-    one_thread,
     resized_targets,
     unresizable_images,
 )
@@ -112,7 +112,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 # Every tensor here is small (a dataset's boxes, their summaries): a second thread only
-# waits for the first (see one_thread).
+# waits for the first (see host_cpus.one_thread).
 @one_thread()
 def run(args: argparse.Namespace) -> int:
     check_options(args)

@@ -7,6 +7,7 @@ import argparse
 from ..counted import counted
 from ..data.describe import SplitSummary, summarize_split
 from ..data.open import DatasetLayout, find_layout
+from ..host_cpus import one_thread
 from ..models import PRESETS, preset_config
 from .arguments import add_image_size_arguments, non_empty, with_image_sizes
 from .splits import default_training_splits
@@ -36,6 +37,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+# Every tensor here is small (an image's boxes; a generated image's masks, which its
+# boxes are read from): a second thread only waits for the first (see host_cpus.one_thread).
+@one_thread()
 def run(args: argparse.Namespace) -> int:
     transform = with_image_sizes(preset_config(args.preset), args).transform
     layout = find_layout(args.data)

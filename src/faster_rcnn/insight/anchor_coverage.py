@@ -16,7 +16,6 @@ import itertools
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 from ..anchors import AnchorGenerator, LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
 from ..data.dataset import Sample, UnreadableImageError
+from ..host_cpus import one_thread
 from ..image_list import ImageList
 from ..model import FasterRCNN
 from ..ops.boxes import box_iou
@@ -243,21 +243,6 @@ def measure_anchor_coverage(model: FasterRCNN, targets: Iterable[ImageBoxes]) ->
         torch.cat([image.boxes.to(torch.float32) for image in images]),
         torch.cat([torch.full((len(i.boxes),), i.image_index) for i in images]),
     )
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """PyTorch on one thread, then back to its own count. The measurement is many small
-    operations (a few hundred boxes against their windows of anchors): a second thread
-    only adds the wait for it at every one, and on a loaded 2-core machine 200 COCO-like
-    images took 3 times the CPU time and wall time on 2 threads as on 1; the summary
-    table of 37,352 boxes took 2.2-6.2 s on 2 threads, 0.08 s on 1."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _nothing_to_measure(model: FasterRCNN, targets: list[ImageBoxes]) -> str:
