@@ -20,6 +20,7 @@ from ..data.dataset import Sample, UnreadableImageError
 from ..data.loader import Batch, make_eval_loader
 from ..data.resizable import UnresizableImageError
 from ..data.unreadable import UnreadableLog
+from ..host_cpus import one_thread
 from .coco_ap import COCO_MAX_DETECTIONS, COCOEvaluator
 from .error_breakdown import ErrorBreakdown, ErrorBreakdownEvaluator
 from .proposal_recall import SIZE_GROUPS, ProposalRecallEvaluator, RecallCurves
@@ -276,6 +277,10 @@ class _Evaluators:
         evaluated with."""
         return max(self.proposals.limits)
 
+    # Scoring is many small operations per image (its detections and proposals against
+    # its few objects): a second thread only waits for the first (see
+    # host_cpus.one_thread), while the model's forward between batches keeps its threads.
+    @one_thread()
     def update(
         self,
         first_index: int,
@@ -298,6 +303,7 @@ class _Evaluators:
         scored = [{"boxes": p["boxes"][: self.head_proposals]} for p in proposals]
         self.errors.update(detections, scored, targets)
 
+    @one_thread()
     def result(
         self, num_images: int, detection_proposals: int | None, unreadable: UnreadableLog
     ) -> EvaluationResult:
