@@ -1,13 +1,20 @@
 """Decoding image files: every depth to 0..1 RGB, and bad files refused in one line."""
 
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
-from faster_rcnn.data.dataset import read_image, read_image_size
+from exif_images import move_after_image_data, png_chunks, save_exif_png
+from faster_rcnn.data.dataset import (
+    read_image,
+    read_image_header,
+    read_image_size,
+    read_upright_size,
+)
 
 
 def test_8_bit_rgb_is_divided_by_255(tmp_path: Path) -> None:
@@ -89,3 +96,95 @@ def test_a_str_path_is_read_as_its_path(tmp_path: Path) -> None:
     assert read_image_size(str(tmp_path / "rgb.png")) == (2, 3)
     with pytest.raises(FileNotFoundError, match=r"^image file .*absent\.png does not exist$"):
         read_image(str(tmp_path / "absent.png"))
+
+
+def _png_with_exif(tmp_path: Path, where: str) -> Path:
+    """A PNG stored 40 wide and 20 high with EXIF orientation 6 in an ``eXIf`` chunk
+    ``where`` ("before" or "after" its image data), or with no EXIF ("none")."""
+    path = tmp_path / f"{where}.png"
+    if where == "none":
+        Image.new("RGB", (40, 20)).save(path)
+        return path
+    save_exif_png(path, (40, 20), orientation=6)
+    if where == "after":
+        move_after_image_data(path, b"eXIf")
+    return path
+
+
+@pytest.mark.parametrize(("where", "orientation"), [("before", 6), ("after", 6), ("none", 1)])
+def test_a_pngs_orientation_is_read_wherever_its_exif_is_without_decoding_it(
+    tmp_path: Path, monkeypatch, where: str, orientation: int
+) -> None:
+    """PIL's getexif decodes a PNG whose EXIF is not before its image data (to look for
+    it after): reading the header of each of 5,000 PNGs spent 12 of 21 s so."""
+    path = _png_with_exif(tmp_path, where)
+    with Image.open(path) as image:
+        assert image.getexif().get(0x0112, 1) == orientation  # as PIL finds it, decoding
+    decoded = []
+    load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(
+        PngImagePlugin.PngImageFile, "load", lambda image: decoded.append(image) or load(image)
+    )
+    assert read_image_header(path) == (20, 40, orientation)
+    assert read_upright_size(path) == ((40, 20) if orientation == 6 else (20, 40))
+    assert decoded == []
+    # Decoding it turned after the header was read finds the same orientation.
+    assert read_image(path, exif_transpose=True).shape == (3, *read_upright_size(path))
+
+
+def test_a_pngs_xmp_orientation_after_its_image_data_is_read_as_pil_reads_it(
+    tmp_path: Path,
+) -> None:
+    """Without EXIF, PIL takes the orientation from XMP (an ``iTXt`` chunk) wherever it is."""
+    info = PngImagePlugin.PngInfo()
+    xmp = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="8"/>'
+    info.add_itxt("XML:com.adobe.xmp", xmp + "</x:xmpmeta>")
+    Image.new("RGB", (40, 20)).save(tmp_path / "xmp.png", pnginfo=info)
+    move_after_image_data(tmp_path / "xmp.png", b"iTXt")
+    with Image.open(tmp_path / "xmp.png") as image:
+        assert image.getexif()[0x0112] == 8
+    assert read_image_header(tmp_path / "xmp.png") == (20, 40, 8)
+
+
+@pytest.mark.parametrize(
+    ("where", "cut", "orientation"),
+    [
+        # Cut in the image data: decoding fails, and with it PIL's search after it; EXIF
+        # before the image data is read without decoding, as it was.
+        ("after", "image data", 1),
+        ("before", "image data", 6),
+        # Cut in the eXIf chunk: PIL fails to read it.
+        ("after", "exif", 1),
+        # Only the IEND chunk lost: PIL has read the EXIF before it.
+        ("after", "end", 6),
+        # An eXIf chunk that holds no EXIF block: PIL cannot parse it.
+        ("after", "garbled", 1),
+    ],
+)
+def test_a_truncated_or_garbled_png_has_the_orientation_decoding_it_finds(
+    tmp_path: Path, where: str, cut: str, orientation: int
+) -> None:
+    path = _png_with_exif(tmp_path, where)
+    chunks = png_chunks(path.read_bytes())
+    kinds = [chunk[4:8] for chunk in chunks]
+    idat, exif = kinds.index(b"IDAT"), kinds.index(b"eXIf")
+    if cut == "garbled":
+        # Same length, and a right CRC: PIL reads the chunk and finds no TIFF header.
+        data = b"\xff" * (len(chunks[exif]) - 12)
+        crc = zlib.crc32(b"eXIf" + data).to_bytes(4, "big")
+        chunks[exif] = chunks[exif][:8] + data + crc
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
+    else:
+        cut_chunk = {"image data": idat, "exif": exif, "end": len(chunks) - 1}[cut]
+        end = 8 + sum(map(len, chunks[:cut_chunk])) + (len(chunks[cut_chunk]) // 2)
+        path.write_bytes(path.read_bytes()[:end])
+    with Image.open(path) as image:
+        try:
+            found = image.getexif().get(0x0112, 1)
+        except Exception:
+            found = 1
+    assert found == orientation  # what the orientation read by decoding, as it was, gave
+    assert read_image_header(path) == (20, 40, orientation)
+    if cut == "image data":
+        with pytest.raises(ValueError, match=rf"^cannot read image .*{where}\.png: [^\n]*$"):
+            read_image(path)

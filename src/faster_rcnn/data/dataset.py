@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import struct
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
 from ..counted import counted
@@ -233,12 +234,51 @@ def read_image_header(path: str | os.PathLike[str]) -> tuple[int, int, int]:
 
 
 def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation of an open image: 1 (upright) when it has none, or when its
-    EXIF block is malformed."""
+    """The EXIF orientation of an open image, without decoding it: 1 (upright) when it
+    has none, or when its EXIF block is malformed."""
     try:
+        if isinstance(image, PngImagePlugin.PngImageFile) and "exif" not in image.info:
+            _read_png_text_after_image_data(image)
+            # PngImageFile.getexif would decode the pixels to find what was just read.
+            return int(Image.Image.getexif(image).get(_EXIF_ORIENTATION, 1))
         return int(image.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # a malformed EXIF block, in any of the ways PIL reports it
         return 1
+
+
+# The PNG chunks that PIL's getexif reads: EXIF, and text that can hold EXIF or XMP.
+_PNG_EXIF_CHUNKS = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+
+
+def _read_png_text_after_image_data(image: PngImagePlugin.PngImageFile) -> None:
+    """Add to ``image.info`` the EXIF and text chunks after its image data as decoding
+    it does (PIL's ``PngImageFile.load_end``; ``Image.open`` reads those before), but
+    seeking past the image data.
+
+    Raises:
+        OSError: a chunk runs past the end of the file, where decoding fails too.
+    """
+    fp = image.fp
+    start = fp.tell()  # where decoding the image later starts
+    stream = PngImagePlugin.PngStream(fp)
+    stream.im_info = image.info
+    try:
+        size = fp.seek(0, os.SEEK_END)
+        fp.seek(image.tile[0][2] - 8)  # the first IDAT's header, as PIL's verify() finds it
+        while True:
+            try:
+                kind, position, length = stream.read()
+            except (struct.error, SyntaxError):  # where decoding stops reading, too
+                break
+            if kind == b"IEND" or (kind == b"fcTL" and image.is_animated):
+                break
+            if position + length > size:
+                raise OSError(f"truncated PNG chunk {kind!r}")
+            if kind in _PNG_EXIF_CHUNKS:
+                stream.call(kind, position, length)
+            fp.seek(position + length + 4)  # past the data and the CRC
+    finally:
+        fp.seek(start)
 
 
 def _upright(image: Image.Image) -> Image.Image:
