@@ -109,3 +109,23 @@ def test_target_gives_the_boxes_of_the_painted_slide_without_painting_it(data, m
 
 def _not_painted(*args: object, **kwargs: object) -> None:
     raise AssertionError("target(i) painted the slide")
+
+
+def test_slides_are_painted_on_one_thread_and_the_threads_given_back(monkeypatch) -> None:
+    slides = SyntheticSlides(2, seed=0)
+    threads = []
+    drawn = SyntheticSlides._drawn
+
+    def recording(self, index, paint):
+        threads.append(torch.get_num_threads())
+        return drawn(self, index, paint)
+
+    monkeypatch.setattr(SyntheticSlides, "_drawn", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        target = slides[1][1]
+        assert torch.equal(slides.target(1)["boxes"], target["boxes"])
+        assert threads == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

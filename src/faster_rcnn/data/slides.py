@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..host_cpus import one_thread
+
 CLASS_NAMES = ("cell", "platelet", "leukocyte")
 IMAGE_SIZE = (480, 640)  # (height, width)
 # Diameter range in pixels, and how many an image (drawn uniformly in the range).
@@ -69,9 +71,13 @@ class SyntheticSlides:
     def __len__(self) -> int:
         return self.num_images
 
+    # Painting is many small operations on one slide's cells: a second thread only waits
+    # for the first (host_cpus.one_thread), and training reads these in its own process.
+    @one_thread()
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
         return self._drawn(index, paint=True).finish()
 
+    @one_thread()
     def target(self, index: int) -> dict[str, Tensor]:
         """``dataset[index][1]`` without the slide painted: its random numbers are drawn
         alike, its pixels are not."""

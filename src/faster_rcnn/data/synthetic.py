@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..host_cpus import one_thread
 from ..ops.boxes import box_iou
 
 
@@ -115,6 +116,9 @@ class SyntheticShapes:
     def __len__(self) -> int:
         return self.num_images
 
+    # Drawing is many small operations on masks of one image: a second thread only waits
+    # for the first (host_cpus.one_thread), and training reads these in its own process.
+    @one_thread()
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
         gen = self._generator(index)
         height, width = self.image_size
@@ -127,6 +131,7 @@ class SyntheticShapes:
         image = image.mul_(255).round_().div_(255)
         return image, _target(placed, boxes)
 
+    @one_thread()
     def target(self, index: int) -> dict[str, Tensor]:
         """``dataset[index][1]`` without the image drawn: its random numbers are drawn
         alike, its pixels are not (the background, the fills, the noise)."""
