@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 
 # With pytest-xdist each worker is a process of its own: one thread each keeps the workers
@@ -15,3 +16,13 @@ def pytest_collection_modifyitems(items: list) -> None:
     so the longest one (minutes on its own) starts while the other worker takes the many
     short ones, instead of running alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+@pytest.fixture
+def two_threads():
+    """PyTorch on 2 threads for the test (as a user's 2-core machine runs it), its own
+    count back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -26,6 +26,7 @@ from faster_rcnn.data.ultralytics import UltralyticsYOLO, label_path
 from faster_rcnn.data.voc import VOCDetection
 from faster_rcnn.data.voc_folder import VOCFolder
 from faster_rcnn.data.yolo import YOLODetection
+from thread_counts import threads_at_calls
 
 
 def image(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
@@ -1859,23 +1860,11 @@ def test_train_warns_of_images_without_an_anchor_inside_where_the_rpn_ignores_th
         ]
 
 
-def test_data_summarizes_on_one_thread_and_gives_the_threads_back(monkeypatch):
+def test_data_summarizes_on_one_thread_and_gives_the_threads_back(monkeypatch, two_threads):
     # 300 generated slides took 176 s on 2 threads of a loaded 2-core machine, 9 s on 1:
     # their boxes are read from masks of a few thousand pixels, one operation at a time.
     import faster_rcnn.cli.data as data_command
 
-    threads = []
-    summarize_split = data_command.summarize_split
-
-    def recording_summary(*args):
-        threads.append(torch.get_num_threads())
-        return summarize_split(*args)
-
-    monkeypatch.setattr(data_command, "summarize_split", recording_summary)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        assert main(["data", "--data", "slides:2"]) == 0
-        assert threads == [1, 1, 1] and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    threads = threads_at_calls(monkeypatch, data_command, "summarize_split")
+    assert main(["data", "--data", "slides:2"]) == 0
+    assert threads == [1, 1, 1] and torch.get_num_threads() == 2

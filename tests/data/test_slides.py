@@ -8,6 +8,7 @@ import torch
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.dataset import image_size_of
 from faster_rcnn.data.slides import CLASS_NAMES, SyntheticSlides
+from thread_counts import threads_at_calls
 
 
 def test_same_seed_same_slides_other_seed_other_slides() -> None:
@@ -111,21 +112,10 @@ def _not_painted(*args: object, **kwargs: object) -> None:
     raise AssertionError("target(i) painted the slide")
 
 
-def test_slides_are_painted_on_one_thread_and_the_threads_given_back(monkeypatch) -> None:
+def test_slides_are_painted_on_one_thread_and_the_threads_given_back(
+    monkeypatch, two_threads
+) -> None:
     slides = SyntheticSlides(2, seed=0)
-    threads = []
-    drawn = SyntheticSlides._drawn
-
-    def recording(self, index, paint):
-        threads.append(torch.get_num_threads())
-        return drawn(self, index, paint)
-
-    monkeypatch.setattr(SyntheticSlides, "_drawn", recording)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        target = slides[1][1]
-        assert torch.equal(slides.target(1)["boxes"], target["boxes"])
-        assert threads == [1, 1] and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    threads = threads_at_calls(monkeypatch, SyntheticSlides, "_drawn")
+    assert torch.equal(slides.target(1)["boxes"], slides[1][1]["boxes"])
+    assert threads == [1, 1] and torch.get_num_threads() == 2

@@ -3,6 +3,7 @@ import torch
 
 from faster_rcnn.data.synthetic import AREA_FRACTION, ShapeClass, SyntheticShapes
 from faster_rcnn.ops.boxes import box_iou
+from thread_counts import threads_at_calls
 
 
 def test_same_seed_same_images_other_seed_other_images():
@@ -142,23 +143,10 @@ def _not_drawn(*args: object) -> None:
     raise AssertionError("target(i) drew the background")
 
 
-def test_images_are_drawn_on_one_thread_and_the_threads_given_back(monkeypatch):
+def test_images_are_drawn_on_one_thread_and_the_threads_given_back(monkeypatch, two_threads):
     # Drawing is many small mask operations: on a loaded 2-core machine an image took
     # 180-730 ms on 2 threads against 22-55 ms on 1, in the process that trains.
     data = SyntheticShapes(2, seed=0)
-    threads = []
-    place_objects = SyntheticShapes._place_objects
-
-    def recording(self, gen):
-        threads.append(torch.get_num_threads())
-        return place_objects(self, gen)
-
-    monkeypatch.setattr(SyntheticShapes, "_place_objects", recording)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        target = data[1][1]
-        assert torch.equal(data.target(1)["boxes"], target["boxes"])
-        assert threads == [1, 1] and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    threads = threads_at_calls(monkeypatch, SyntheticShapes, "_place_objects")
+    assert torch.equal(data.target(1)["boxes"], data[1][1]["boxes"])
+    assert threads == [1, 1] and torch.get_num_threads() == 2

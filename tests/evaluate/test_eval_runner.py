@@ -13,6 +13,7 @@ from torch import Tensor
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.evaluate.runner import evaluate_detector
 from faster_rcnn.models import small
+from thread_counts import threads_at_calls
 
 
 class PerfectDetector:
@@ -79,29 +80,17 @@ class ThreadRecordingDetector(PerfectDetector):
         return super().detect_with_proposals(images, proposal_limit)
 
 
-def test_scoring_runs_on_one_thread_and_the_forward_on_the_users(monkeypatch) -> None:
+def test_scoring_runs_on_one_thread_and_the_forward_on_the_users(monkeypatch, two_threads) -> None:
     # 300 images of 100 detections and 1000 proposals each scored in 20.7 s on 2 threads
     # of a loaded 2-core machine, 1.5 s on 1: a batch is many small operations.
     import faster_rcnn.evaluate.runner as runner_module
 
-    scoring = []
-    voc_update = runner_module.VOCEvaluator.update
-
-    def recording_update(self, *args):
-        scoring.append(torch.get_num_threads())
-        return voc_update(self, *args)
-
-    monkeypatch.setattr(runner_module.VOCEvaluator, "update", recording_update)
+    scoring = threads_at_calls(monkeypatch, runner_module.VOCEvaluator, "update")
     dataset = SyntheticShapes(4, image_size=(96, 96), seed=3, empty_fraction=0.0)
     model = ThreadRecordingDetector(dataset)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        result = evaluate_detector(model, dataset, batch_size=2)
-        assert scoring == [1, 1] and model.threads == [2, 2]
-        assert torch.get_num_threads() == 2 and result.as_dict()["voc_map50"] == 1.0
-    finally:
-        torch.set_num_threads(before)
+    result = evaluate_detector(model, dataset, batch_size=2)
+    assert scoring == [1, 1] and model.threads == [2, 2]
+    assert torch.get_num_threads() == 2 and result.as_dict()["voc_map50"] == 1.0
 
 
 def test_untrained_small_model_runs_and_reports_every_figure() -> None:

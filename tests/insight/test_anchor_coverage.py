@@ -20,6 +20,7 @@ from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import box_iou
 from faster_rcnn.transform import padded_size
+from thread_counts import threads_at_calls
 
 
 def square_anchor_model(
@@ -472,48 +473,25 @@ def test_images_of_one_padded_size_are_measured_together_without_a_border_policy
     torch.testing.assert_close(together.best_iou, torch.tensor([49 / 328, 100 / 256]))
 
 
-def test_the_measurement_runs_on_one_thread_and_gives_the_threads_back(monkeypatch):
+def test_the_measurement_runs_on_one_thread_and_gives_the_threads_back(monkeypatch, two_threads):
     # Thousands of small operations: a second thread only waits for the first at each.
     import faster_rcnn.insight.anchor_coverage as coverage_module
 
-    threads = []
-    measure_group = coverage_module._measure_group
-
-    def recording_group(*args):
-        threads.append(torch.get_num_threads())
-        return measure_group(*args)
-
-    monkeypatch.setattr(coverage_module, "_measure_group", recording_group)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
-        measure_anchor_coverage(square_anchor_model(), [((64, 64), box)])
-        assert threads == [1] and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    threads = threads_at_calls(monkeypatch, coverage_module, "_measure_group")
+    box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    measure_anchor_coverage(square_anchor_model(), [((64, 64), box)])
+    assert threads == [1] and torch.get_num_threads() == 2
 
 
-def test_the_command_runs_on_one_thread_and_gives_the_threads_back(tmp_path, monkeypatch):
+def test_the_command_runs_on_one_thread_and_gives_the_threads_back(
+    tmp_path, monkeypatch, two_threads
+):
     # The summary table of 37,352 boxes took 2.2-6.2 s on 2 threads of a loaded machine,
     # 0.08 s on 1: every tensor the command makes is small.
     import faster_rcnn.cli.anchors as anchors_command
 
-    threads = []
-    print_uncovered = anchors_command.print_uncovered
-
-    def recording_print(*args):
-        threads.append(torch.get_num_threads())
-        return print_uncovered(*args)
-
-    monkeypatch.setattr(anchors_command, "print_uncovered", recording_print)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        out = tmp_path / "anchors"
-        assert (
-            main(["anchors", "--data", "synthetic:4", "--max-images", "4", "--out", str(out)]) == 0
-        )
-        assert threads == [1] and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    threads = threads_at_calls(monkeypatch, anchors_command, "print_uncovered")
+    out = tmp_path / "anchors"
+    argv = ["anchors", "--data", "synthetic:4", "--max-images", "4", "--out", str(out)]
+    assert main(argv) == 0
+    assert threads == [1] and torch.get_num_threads() == 2
