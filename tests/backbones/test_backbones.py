@@ -118,9 +118,9 @@ def test_small_exports_with_dynamic_image_sizes() -> None:
 def test_build_backbone_rejects_unknown_names_and_out_of_range_layers() -> None:
     with pytest.raises(ValueError, match="name must be one of vgg16, resnet50_fpn"):
         build_backbone(BackboneConfig(name="resnet18"))
-    with pytest.raises(ValueError, match=r"None or in \[0, 5\] for resnet50_fpn"):
+    with pytest.raises(ValueError, match=r"in \[0, 5\] for resnet50_fpn, or None for its default"):
         build_backbone(BackboneConfig(name="resnet50_fpn", trainable_layers=6))
-    with pytest.raises(ValueError, match=r"None or in \[0, 6\] for mobilenet_v2_fpn"):
+    with pytest.raises(ValueError, match=r"in \[0, 6\] for mobilenet_v2_fpn, or None"):
         build_backbone(BackboneConfig(name="mobilenet_v2_fpn", trainable_layers=7))
     with pytest.raises(ValueError, match="pass it as FasterRCNN"):
         build_backbone(BackboneConfig(name="custom"))
