@@ -47,7 +47,7 @@ def write_dataset(root: Path, num_boxes: int, seed: int = 0) -> Path:
         (root / "images" / name).unlink(missing_ok=True)
         os.link(root / "sizes" / f"{height}x{width}.png", root / "images" / name)
         images.append({"id": image_id, "file_name": name, "height": height, "width": width})
-        for box in random_boxes(height, width, generator):
+        for box in random_boxes(height, width, BOXES_PER_IMAGE, generator):
             annotations.append(
                 {
                     "id": len(annotations),
@@ -63,15 +63,22 @@ def write_dataset(root: Path, num_boxes: int, seed: int = 0) -> Path:
     return root
 
 
-def random_boxes(height: int, width: int, generator: torch.Generator) -> list[list[float]]:
-    """``BOXES_PER_IMAGE`` COCO boxes ``[x, y, w, h]``: sizes log-uniform in 8..400 px,
-    aspect ratios log-uniform in 1/3..3, anywhere in the image."""
-    size = 8 * 50 ** torch.rand(BOXES_PER_IMAGE, generator=generator)
-    ratio = 3 ** (2 * torch.rand(BOXES_PER_IMAGE, generator=generator) - 1)
+def random_boxes(
+    height: int,
+    width: int,
+    count: int,
+    generator: torch.Generator,
+    sides: tuple[float, float] = (8, 400),
+    max_ratio: float = 3,
+) -> list[list[float]]:
+    """``count`` COCO boxes ``[x, y, w, h]``: sizes log-uniform in ``sides`` px, aspect
+    ratios log-uniform in ``1/max_ratio..max_ratio``, anywhere in the image."""
+    size = sides[0] * (sides[1] / sides[0]) ** torch.rand(count, generator=generator)
+    ratio = max_ratio ** (2 * torch.rand(count, generator=generator) - 1)
     box_w = (size / ratio.sqrt()).clamp(max=width - 1)
     box_h = (size * ratio.sqrt()).clamp(max=height - 1)
-    x = torch.rand(BOXES_PER_IMAGE, generator=generator) * (width - box_w)
-    y = torch.rand(BOXES_PER_IMAGE, generator=generator) * (height - box_h)
+    x = torch.rand(count, generator=generator) * (width - box_w)
+    y = torch.rand(count, generator=generator) * (height - box_h)
     rows = torch.stack((x, y, box_w, box_h), dim=1)
     return [[round(v, 2) for v in row] for row in rows.tolist()]
 

@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 import machine
+from bench_anchors import random_boxes
 
 RESULTS = Path(__file__).parent / "results" / "bench_anchors_coco_sizes.json"
 LONG_SIDE, SHORT_SIDES = 640, (240, 640)
@@ -58,27 +59,14 @@ def write_dataset(root: Path, num_images: int, seed: int = 0) -> Path:
         if not (root / "images" / name).exists():
             os.link(blank, root / "images" / name)
         images.append({"id": image_id, "file_name": name, "height": height, "width": width})
-        for box in random_boxes(height, width, generator):
+        count = int(torch.randint(1, MAX_BOXES + 1, (1,), generator=generator))
+        for box in random_boxes(height, width, count, generator, sides=(6, 480), max_ratio=4):
             annotations.append(
                 {"id": len(annotations), "image_id": image_id, "category_id": 1, "bbox": box}
             )
     coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}
     (root / "annotations" / "instances_train.json").write_text(json.dumps(coco))
     return root
-
-
-def random_boxes(height: int, width: int, generator: torch.Generator) -> list[list[float]]:
-    """1 to :data:`MAX_BOXES` COCO boxes ``[x, y, w, h]``: sizes log-uniform in 6..480 px,
-    aspect ratios log-uniform in 1/4..4, anywhere in the image."""
-    count = int(torch.randint(1, MAX_BOXES + 1, (1,), generator=generator))
-    size = 6 * 80 ** torch.rand(count, generator=generator)
-    ratio = 4 ** (2 * torch.rand(count, generator=generator) - 1)
-    box_w = (size / ratio.sqrt()).clamp(max=width - 1)
-    box_h = (size * ratio.sqrt()).clamp(max=height - 1)
-    x = torch.rand(count, generator=generator) * (width - box_w)
-    y = torch.rand(count, generator=generator) * (height - box_h)
-    rows = torch.stack((x, y, box_w, box_h), dim=1)
-    return [[round(v, 2) for v in row] for row in rows.tolist()]
 
 
 def time_command(data: Path, out: Path) -> dict[str, float]:
