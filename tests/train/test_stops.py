@@ -1,6 +1,8 @@
-"""Stop requests: a first Ctrl-C asks for a checkpoint, a second one later quits."""
+"""Stop requests: a first Ctrl-C asks for a checkpoint, a second one later quits; a
+hang-up stops as SIGTERM does, where ``nohup`` does not ignore it."""
 
 import signal
+import sys
 
 import pytest
 
@@ -9,6 +11,7 @@ from faster_rcnn.train.stops import (
     LOSS_BLOWUP,
     NonFiniteGuard,
     StopRequest,
+    stop_requests,
 )
 
 
@@ -34,6 +37,28 @@ def test_sigterm_is_recorded_without_a_word_and_never_quits_at_once(capsys):
     assert request.signum == signal.SIGTERM and capsys.readouterr().err == ""
     request.handle(signal.SIGINT, None)  # a Ctrl-C after it is a first one
     assert request.signum == signal.SIGINT
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGHUP")
+def test_a_hang_up_is_a_stop_request_unless_ignored_as_nohup_ignores_it():
+    outside: list[int] = []
+
+    def record(signum, frame):
+        outside.append(signum)
+
+    previous = signal.signal(signal.SIGHUP, record)
+    try:
+        with stop_requests() as request:
+            signal.raise_signal(signal.SIGHUP)
+        assert (request.signum, outside) == (signal.SIGHUP, [])
+        assert signal.getsignal(signal.SIGHUP) is record  # back after the stage
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with stop_requests() as request:
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            signal.raise_signal(signal.SIGHUP)
+        assert request.signum is None
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_loss_blowup_is_measured_against_the_first_positive_finite_loss():

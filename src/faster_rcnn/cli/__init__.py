@@ -6,16 +6,19 @@ Each command is a module here that defines its options (``add_parser``) and runs
 preset, a bad option value, a flag the chosen scheme would ignore, an output path that
 cannot be written) end in one line on stderr and exit status 2, not a traceback (a value
 a config refuses is named by the flag that gave it: :mod:`.config_flags`); so does a
-training run that diverged. Ctrl-C or SIGTERM during training ends it after a
-checkpoint, with one line and status 128 + the signal's number. Output piped to a reader
-that stops early (``| head``) ends the command quietly, with status 141 (128 + SIGPIPE),
-as the shell's own tools end.
+training run that diverged. Ctrl-C, SIGTERM or SIGHUP (the terminal or the ssh session
+closing) during training ends it after a checkpoint, with one line and status 128 + the
+signal's number; elsewhere they end the command with that line and status, without a
+traceback. A hang-up ignored (``nohup``) stays ignored. Output piped to a reader that
+stops early (``| head``) ends the command quietly, with status 141 (128 + SIGPIPE), as
+the shell's own tools end; but not a training run, whose results are its files: it goes
+on with its output sent to the null device (:mod:`.streams`), as a message on stderr
+goes there where nothing reads it any more (a terminal hung up), in every command.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import warnings
@@ -28,9 +31,10 @@ from tqdm.auto import tqdm
 from ..config import ConfigError
 from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
-from ..train.stops import TrainingInterrupted
+from ..train.stops import TrainingInterrupted, stop_signals
 from . import anchors, convert, data, demo, evaluate, explain, export, predict, train
 from .config_flags import flag_error
+from .streams import reader_proof, to_null_device
 
 COMMANDS = (demo, data, train, evaluate, predict, export, convert, anchors, explain)
 
@@ -50,8 +54,15 @@ def console_main() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command ``argv`` names (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
-    # Outside training (which checkpoints first), SIGTERM ends the command as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    with reader_proof("stderr"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command ``args`` name, its errors and interruptions in one line."""
+    # Outside training (which checkpoints first), SIGTERM and SIGHUP end the command as
+    # Ctrl-C does.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in _ending_signals()}
     previous_show, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         status = args.run(args)
@@ -75,26 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of stdout went away (`| head`): end as `cat` does
-        _detach_stdout()
+        to_null_device(sys.stdout)
         return 128 + signal.SIGPIPE
     except OSError as error:  # a path that cannot be written: a file, read-only, disk full
         print(f"faster-rcnn: error: {_os_error_line(error)}", file=sys.stderr)
         return 2
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         warnings.showwarning = previous_show
 
 
-def _detach_stdout() -> None:
-    """Point stdout at the null device, so that flushing it at exit does not raise the
-    broken pipe again (Python's advice for ``SIGPIPE``)."""
-    try:
-        fileno = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced by an object with no file
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fileno)
-    os.close(devnull)
+def _ending_signals() -> tuple[int, ...]:
+    """The stop signals the command line ends a command on (a training stage handles
+    them itself); Ctrl-C is Python's ``KeyboardInterrupt``."""
+    return tuple(signum for signum in stop_signals() if signum != signal.SIGINT)
 
 
 def _os_error_line(error: OSError) -> str:

@@ -119,6 +119,7 @@ from .splits import (
     training_images,
     write_records,
 )
+from .streams import reader_proof
 
 # The trainers of the single-stage schemes; "alternating" runs four stages.
 STAGE_TRAINERS = {"joint": Trainer, "non-approximate": non_approximate_trainer, "rpn": rpn_trainer}
@@ -345,7 +346,11 @@ def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """``--resume`` and how often checkpoints are written."""
     parser.add_argument(
-        "--resume", action="store_true", help="continue from the checkpoint in --out"
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in --out (Ctrl-C, SIGTERM and SIGHUP, the "
+        "terminal closing, stop a run with one; under nohup it goes on; output whose "
+        "reader has gone, `| head`, is dropped and the run goes on)",
     )
     parser.add_argument(
         "--checkpoint-every",
@@ -366,7 +371,9 @@ def run(args: argparse.Namespace) -> int:
     check_options(args)
     if args.resume:
         args.weights = resumed_weights(args)
-    with training_lock(args.out):
+    # The run's results are its files: it goes on where its output's reader has gone
+    # (`| head`), not ended at its next line.
+    with training_lock(args.out), reader_proof("stdout"):
         if not args.resume:
             say_replaced_run(args.out)
         return train(args)

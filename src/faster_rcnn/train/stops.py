@@ -1,7 +1,11 @@
-"""Ending a stage early without losing it: on SIGINT / SIGTERM, and on a diverging loss.
+"""Ending a stage early without losing it: on SIGINT / SIGTERM / SIGHUP, and on a
+diverging loss.
 
-Ctrl-C (SIGINT) or a scheduler's SIGTERM asks the stage to stop: the step under way
-finishes, the checkpoint is written, and :class:`TrainingInterrupted` says where it is.
+Ctrl-C (SIGINT), a scheduler's SIGTERM or a hang-up (SIGHUP: the terminal or the ssh
+session the run was started from has gone) asks the stage to stop: the step under way
+finishes, the checkpoint is written, and :class:`TrainingInterrupted` says where it is. A
+hang-up ignored when the stage begins (``nohup``, run to outlive its terminal) stays
+ignored, and the stage goes on.
 A second Ctrl-C stops at once, as Python's default does, without that checkpoint; one
 that comes within :data:`DOUBLE_PRESS_SECONDS` of the first is taken for the same
 press (a key pressed twice in haste) and ignored. A run of steps whose loss (or
@@ -28,7 +32,9 @@ from typing import Any
 
 from ..counted import counted
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP where the system has it (not Windows).
+HANGUP: int | None = getattr(signal, "SIGHUP", None)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([HANGUP] if HANGUP is not None else []))
 # A second Ctrl-C sooner than this after the first is the same press, not a new request.
 DOUBLE_PRESS_SECONDS = 1.0
 # A finite loss this many times the stage's first is a diverged run, whose weights have
@@ -111,19 +117,27 @@ class StopRequest:
 
 @contextmanager
 def stop_requests() -> Iterator[StopRequest]:
-    """While inside, SIGINT and SIGTERM are recorded in the request instead of stopping
-    the process; the previous handlers come back after. Outside the main thread (where
-    Python cannot install handlers) signals keep their handlers."""
+    """While inside, SIGINT, SIGTERM and SIGHUP (where not ignored: :func:`stop_signals`)
+    are recorded in the request instead of stopping the process; the previous handlers
+    come back after. Outside the main thread (where Python cannot install handlers)
+    signals keep their handlers."""
     request = StopRequest()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
+        for signum in stop_signals():
             previous[signum] = signal.signal(signum, request.handle)
     try:
         yield request
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The :data:`STOP_SIGNALS` to handle now: all but a hang-up that is ignored, as
+    ``nohup`` ignores it for a command to go on after its terminal has gone."""
+    ignored = HANGUP is not None and signal.getsignal(HANGUP) == signal.SIG_IGN
+    return tuple(signum for signum in STOP_SIGNALS if not (ignored and signum == HANGUP))
 
 
 class NonFiniteGuard:

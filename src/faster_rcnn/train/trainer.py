@@ -162,15 +162,15 @@ class Trainer:
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
         """Run the stage's steps (those left, resumed) and return their losses.
 
-        SIGINT and SIGTERM stop the stage after the step under way, with a checkpoint
-        (see :mod:`.stops`); a step whose loss is not finite is skipped, and too many in a
-        row stop the stage, keeping the checkpoint written before them (none is written
-        while the losses are not finite: their weights gave them; a signal or a strict
-        stop at an unreadable image amid them keeps it too); so does one finite loss
-        :data:`~.stops.LOSS_BLOWUP` times the stage's first. An image that cannot be read is
-        replaced by the next readable one, with a warning, and counted in
-        :attr:`unreadable` (with ``cfg.skip_unreadable`` off it stops the stage, with a
-        checkpoint).
+        SIGINT, SIGTERM and SIGHUP (a hang-up, where ``nohup`` does not ignore it) stop
+        the stage after the step under way, with a checkpoint (see :mod:`.stops`); a step
+        whose loss is not finite is skipped, and too many in a row stop the stage, keeping
+        the checkpoint written before them (none is written while the losses are not
+        finite: their weights gave them; a signal or a strict stop at an unreadable image
+        amid them keeps it too); so does one finite loss :data:`~.stops.LOSS_BLOWUP` times
+        the stage's first. An image that cannot be read is replaced by the next readable
+        one, with a warning, and counted in :attr:`unreadable` (with
+        ``cfg.skip_unreadable`` off it stops the stage, with a checkpoint).
 
         Args:
             resume: continue from the checkpoint in ``<out_dir>/<stage>/`` (model,
@@ -189,7 +189,7 @@ class Trainer:
                 building: :meth:`~faster_rcnn.FasterRCNN.check_config_rebuilds`), whose
                 checkpoints could not be saved.
             ImportError: ``tensorboard_dir`` without TensorBoard installed.
-            TrainingInterrupted: SIGINT or SIGTERM stopped the stage.
+            TrainingInterrupted: SIGINT, SIGTERM or SIGHUP stopped the stage.
             TrainingDiverged: ``cfg.max_nonfinite_steps`` non-finite losses in a row, or
                 a loss :data:`~.stops.LOSS_BLOWUP` times the stage's first.
             UnreadableImageError: an unreadable image without ``cfg.skip_unreadable``, or
