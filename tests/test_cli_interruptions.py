@@ -1,14 +1,20 @@
 """A real training process stopped mid-run - by SIGKILL, SIGTERM or Ctrl-C's SIGINT - and
 resumed goes on from the step its checkpoint holds and ends with the same weights, bit for
 bit, as one that was never interrupted: for every scheme, the paper's alternating one,
-whose four steps each checkpoint, included."""
+whose four steps each checkpoint, included. A run whose terminal closes (SIGHUP) stops
+with a checkpoint too, unless under ``nohup``, where it goes on to its end, as it does
+where the reader of its output stops early (``| head``)."""
 
+import fcntl
 import os
+import pty
 import random
 import re
+import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -148,3 +154,85 @@ def test_ctrl_c_with_data_loader_workers_says_once_that_the_run_stops(tmp_path):
     said = "stopping after the step under way, with a checkpoint (Ctrl-C again quits without one)"
     assert stderr.count(said) == 1
     assert stderr.splitlines()[-1].startswith("faster-rcnn: joint: stopped by SIGINT after")
+
+
+# The runs that lose their terminal or their output's reader: short, and without reading
+# the images for a recipe, as they check no weights.
+SHORT_STEPS = 4
+
+
+def short_run(out: Path, *extra: str) -> list[str]:
+    return command(out, "joint", "--steps", str(SHORT_STEPS), "--recipe", "preset", *extra)
+
+
+def on_a_terminal(run: list[str], ignore_hangups: bool = False) -> tuple[subprocess.Popen, int]:
+    """Start ``run`` on a pseudo-terminal of its own, its controlling terminal, stdout and
+    stderr, as a shell in a terminal window starts it (``ignore_hangups``: as ``nohup``
+    does); returns the process and the terminal's other end, whose closing hangs it up."""
+    master, slave = pty.openpty()
+
+    def take_the_terminal() -> None:  # in the child, a session leader
+        fcntl.ioctl(1, termios.TIOCSCTTY, 0)
+        if ignore_hangups:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        run,
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_the_terminal,
+    )
+    os.close(slave)
+    return process, master
+
+
+def close_after_steps(process: subprocess.Popen, master: int, out: Path, steps: int) -> None:
+    """Read the terminal until ``steps`` steps are logged, then close it, as its window."""
+    deadline = time.monotonic() + 120
+    while steps_logged(out) < steps and process.poll() is None:
+        assert time.monotonic() < deadline, "the run logged no steps in 2 minutes"
+        if select.select([master], [], [], 0.01)[0]:
+            os.read(master, 1 << 16)  # what the window shows
+    os.close(master)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+def test_a_run_whose_terminal_closes_stops_with_a_checkpoint_that_resume_continues(tmp_path):
+    process, master = on_a_terminal(short_run(tmp_path))
+    close_after_steps(process, master, tmp_path, 1)
+    # The system sends SIGHUP; what the run writes after goes nowhere, and raises nothing.
+    assert process.wait(timeout=120) == 128 + signal.SIGHUP
+    saved = TrainingCheckpoint.steps_in(tmp_path / "joint")
+    assert 1 <= saved == steps_logged(tmp_path) < SHORT_STEPS  # no step lost
+    resumed = subprocess.run(short_run(tmp_path, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"joint: resuming from step {saved} of {SHORT_STEPS}" in resumed.stdout
+    assert steps_logged(tmp_path) == SHORT_STEPS
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+def test_a_run_under_nohup_goes_on_to_its_end_after_its_terminal_closes(tmp_path):
+    process, master = on_a_terminal(short_run(tmp_path), ignore_hangups=True)
+    close_after_steps(process, master, tmp_path, 1)
+    # Every write to the closed terminal fails (EIO), the run's last lines too.
+    assert process.wait(timeout=120) == 0
+    assert steps_logged(tmp_path) == SHORT_STEPS
+    assert TrainingCheckpoint.steps_in(tmp_path / "joint") == SHORT_STEPS
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_a_run_piped_to_a_reader_that_stops_early_goes_on_to_its_end(tmp_path):
+    # `faster-rcnn train ... | head -1`, unbuffered (as under PYTHONUNBUFFERED, or once
+    # 8 KiB have gathered): every line after the first meets the closed pipe.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        short_run(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert process.stdout.readline()
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    assert steps_logged(tmp_path) == SHORT_STEPS
+    assert (tmp_path / "model.safetensors").is_file()

@@ -98,3 +98,28 @@ def test_output_piped_to_a_reader_that_stops_early_ends_quietly_as_cat_does():
     _, err = process.communicate(timeout=300)
     assert err.decode() == ""
     assert process.returncode == 128 + signal.SIGPIPE
+
+
+# A hang-up (the terminal closing) while a command other than training runs; with
+# "closed", stderr is that terminal, closed: the command's last line fails there (EIO).
+HANG_UP_IN_A_COMMAND = """
+import os, pty, signal, sys
+from faster_rcnn import cli
+from faster_rcnn.cli import data
+
+if sys.argv[1] == "closed":
+    master, slave = pty.openpty()
+    os.dup2(slave, 2)
+    os.close(master)
+data.run = lambda args: signal.raise_signal(signal.SIGHUP)
+sys.exit(cli.main(["data", "--data", "synthetic:4"]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGHUP")
+@pytest.mark.parametrize("terminal", ["open", "closed"])
+def test_a_hang_up_outside_training_ends_the_command_in_one_line(terminal):
+    command = [sys.executable, "-c", HANG_UP_IN_A_COMMAND, terminal]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    said = "faster-rcnn: interrupted by SIGHUP\n" if terminal == "open" else ""
+    assert (run.returncode, run.stdout, run.stderr) == (128 + signal.SIGHUP, "", said)
