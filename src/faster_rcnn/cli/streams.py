@@ -22,8 +22,9 @@ READER_GONE = (errno.EPIPE, errno.EIO)
 
 class ReaderProof:
     """``stream``, which the first time a write or flush finds its reader gone points its
-    file descriptor at the null device (so that the process's later writes, its flush at
-    exit and a forked data loader's too, go there) and carries on; other errors raise."""
+    file descriptor at the null device (so that the process's later writes go there, its
+    C code's, its flush at exit and data-loader workers forked after included) and
+    carries on; other errors raise."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
