@@ -376,7 +376,11 @@ class RoIHeadsConfig:
         _require_order(self, ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"), 0.0, 1.0)
         require(self, "batch_size_per_image", self.batch_size_per_image >= 1, ">= 1")
         require(self, "positive_fraction", 0.0 <= self.positive_fraction <= 1.0, "in [0, 1]")
-        require(self, "gt_jitter", self.gt_jitter >= 0, ">= 0")
+        # More copies of a box than the RoIs sampled could never all be sampled; 2**63 of
+        # them overflowed the tensor drawn at the first step.
+        most = self.batch_size_per_image
+        jitter = f"in [0, {most}], the RoIs sampled an image"
+        require(self, "gt_jitter", 0 <= self.gt_jitter <= most, jitter)
 
     def _check_pooling(self) -> None:
         """The pooled maps, the pooled grid and the FPN level mapping."""
@@ -505,7 +509,8 @@ class BackboneConfig:
             self,
             "trainable_layers",
             self.trainable_layers is None or 0 <= self.trainable_layers <= spec.stages,
-            f"in [0, {spec.stages}] for {self.name}, or None for its default",
+            f"in [0, {spec.stages}] for {self.name}",
+            ", or None for its default",
         )
         self._check_returned_layers(spec)
 
@@ -517,7 +522,7 @@ class BackboneConfig:
             self,
             "returned_layers",
             spec.returned_layers is not None,
-            f"None for {self.name}, whose feature maps are fixed",
+            f"left out for {self.name}, whose feature maps are fixed",
         )
         first, last = spec.returnable.start, spec.returnable.stop - 1
         require(
@@ -526,7 +531,8 @@ class BackboneConfig:
             len(chosen) >= 1
             and all(a < b for a, b in itertools.pairwise(chosen))
             and set(chosen) <= set(spec.returnable),
-            f"increasing stage indices in [{first}, {last}] for {self.name}, got {chosen}",
+            f"increasing stage indices in [{first}, {last}] for {self.name}",
+            f", got {chosen}",
         )
 
     def feature_maps(self) -> tuple[str, ...] | None:
@@ -588,7 +594,9 @@ class FasterRCNNConfig:
         blank = [repr(name) for name in self.class_names if not name.strip()]
         require(self, "class_names", not blank, f"non-blank names; got {', '.join(blank)}")
         repeated = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
-        require(self, "class_names", not repeated, f"names of different classes; {repeated} repeat")
+        shown = ", ".join(map(repr, repeated))
+        verb = "repeats" if len(repeated) == 1 else "repeat"
+        require(self, "class_names", not repeated, f"names of different classes; {shown} {verb}")
         thresholds = self.roi_heads.class_nms_thresh
         require(
             self,
@@ -807,19 +815,25 @@ class ConfigError(ValueError):
         field: the section and field, ``"TransformConfig.max_size"`` (an element's index
             left out), for a caller that took the value under another name (a command-line
             flag) to name that instead.
-        requirement: what the value must be, ``"must be in [1, 16384]"``.
+        requirement: what the value must be, ``"must be in [1, 16384]"``, in words that
+            hold wherever it was given. The message adds ``python_only``, what only a
+            Python caller wrote: the value as Python shows it (``", got (5, 4)"``) or what
+            ``None`` stands for, which a flag shows as typed or cannot give.
     """
 
-    def __init__(self, where: str, requirement: str) -> None:
-        super().__init__(f"{where} {requirement}")
+    def __init__(self, where: str, requirement: str, python_only: str = "") -> None:
+        super().__init__(f"{where} {requirement}{python_only}")
         self.field = where.split("[")[0]
         self.requirement = requirement
 
 
-def require(config: object, name: str, condition: bool, expected: str) -> None:
-    """Raise :class:`ConfigError` naming the section and field unless ``condition`` holds."""
+def require(
+    config: object, name: str, condition: bool, expected: str, python_only: str = ""
+) -> None:
+    """Raise :class:`ConfigError` naming the section and field unless ``condition`` holds;
+    ``python_only`` follows ``expected`` in its message only (:class:`ConfigError`)."""
     if not condition:
-        raise ConfigError(f"{type(config).__name__}.{name}", f"must be {expected}")
+        raise ConfigError(f"{type(config).__name__}.{name}", f"must be {expected}", python_only)
 
 
 def is_float32_positive(value: float) -> bool:

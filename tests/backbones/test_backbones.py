@@ -531,7 +531,7 @@ def test_returned_layers_choose_the_maps_the_fpn_reads(
 
 
 def test_returned_layers_are_refused_where_the_maps_are_fixed_or_out_of_range() -> None:
-    with pytest.raises(ValueError, match="None for small, whose feature maps are fixed"):
+    with pytest.raises(ValueError, match="left out for small, whose feature maps are fixed"):
         BackboneConfig(name="small", returned_layers=(1, 2))
     with pytest.raises(ValueError, match=r"increasing stage indices in \[0, 5\]"):
         BackboneConfig(name="mobilenet_v2_fpn", returned_layers=(5, 3))

@@ -22,6 +22,7 @@ from faster_rcnn.config import (
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import PRESETS, preset_config
 from faster_rcnn.ops.soft_nms import soft_nms_factor
+from faster_rcnn.train.train_config import TrainConfig
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -55,7 +56,7 @@ def test_replace_names_a_misspelt_field_and_refuses_repeated_names():
     with pytest.raises(ValueError) as error:
         config.replace(class_names=("dog", "dog"))
     assert str(error.value) == (
-        "FasterRCNNConfig.class_names must be names of different classes; ['dog'] repeat"
+        "FasterRCNNConfig.class_names must be names of different classes; 'dog' repeats"
     )
     # convert --classes "" x wrote a model file with a class named "".
     for names in (("", "dog"), ("dog", " ")):
@@ -103,7 +104,11 @@ def test_configs_are_immutable_so_a_built_model_cannot_drift_from_its_config():
         (lambda: RoIHeadsConfig(pooler="pool"), "single feature map with pooler='pool'"),
         (lambda: RoIHeadsConfig(representation_size=10**9), "representation_size must be in"),
         (lambda: RoIHeadsConfig(predictor_init_std=0.0), "positive or None"),
-        (lambda: RoIHeadsConfig(gt_jitter=-1), "gt_jitter must be >= 0"),
+        (lambda: RoIHeadsConfig(gt_jitter=-1), r"gt_jitter must be in \[0, 512\], the RoIs sampl"),
+        (
+            lambda: RoIHeadsConfig(batch_size_per_image=4, gt_jitter=5),
+            r"gt_jitter must be in \[0, 4\]",
+        ),
         (lambda: RoIHeadsConfig(soft_nms_sigma=-0.5), r"soft_nms_sigma must be 0 \(greedy NMS\)"),
         (lambda: RoIHeadsConfig(soft_nms_sigma=math.inf), "soft_nms_sigma must be finite"),
         (lambda: RoIHeadsConfig(soft_nms_min_score=1.0), "soft_nms_min_score must be in"),
@@ -177,6 +182,40 @@ def test_a_refusal_names_the_one_field_refused_and_says_apart_what_it_must_be(
     assert refused.value.requirement.startswith(requirement)
     message = str(refused.value)  # the library's own: the field and where in it
     assert message.startswith(field) and message.endswith(refused.value.requirement)
+
+
+@pytest.mark.parametrize(
+    ("make", "requirement", "python_only"),
+    [
+        (
+            lambda: BackboneConfig(name="mobilenet_v2_fpn", returned_layers=(5, 4)),
+            "must be increasing stage indices in [0, 5] for mobilenet_v2_fpn",
+            ", got (5, 4)",
+        ),
+        (
+            lambda: BackboneConfig(trainable_layers=6),
+            "must be in [0, 5] for resnet50_fpn",
+            ", or None for its default",
+        ),
+        (
+            lambda: TrainConfig(grad_clip_norm=1e-320),
+            "must be at least 1.4e-45 (> 0 in float32)",
+            ", or None not to clip",
+        ),
+        (lambda: TrainConfig(checkpoint_every=0), "must be >= 1", " or None"),
+    ],
+)
+def test_what_only_a_python_caller_wrote_is_in_the_message_not_the_requirement(
+    make, requirement, python_only
+):
+    """A flag's refusal quotes the requirement after the value typed: it read
+    "--returned-layers 5 4: must be ... for mobilenet_v2_fpn, got (5, 4)", a Python tuple,
+    and "--trainable-layers 9: must be in [0, 5] for small, or None for its default", a
+    value no flag gives. The config's own message keeps both."""
+    with pytest.raises(ConfigError) as refused:
+        make()
+    assert refused.value.requirement == requirement
+    assert str(refused.value) == f"{refused.value.field} {requirement}{python_only}"
 
 
 def test_the_float32_bounds_are_torchs_and_a_sigma_float32_makes_0_is_refused():

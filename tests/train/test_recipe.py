@@ -1068,7 +1068,7 @@ def test_train_reads_the_backbone_stages_given_and_the_model_keeps_them(tmp_path
     err = capsys.readouterr().err.strip()
     assert err == (
         "faster-rcnn: error: --returned-layers 4 3: must be increasing stage indices in [0, 5] "
-        "for mobilenet_v2_fpn, got (4, 3)"
+        "for mobilenet_v2_fpn"
     )
 
 

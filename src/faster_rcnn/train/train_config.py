@@ -143,14 +143,15 @@ class TrainConfig:
         require(self, "warmup_share", share is None or share >= 1, ">= 1 or None")
         require(self, "lr_decay_at", all(0 <= f <= 1 for f in self.lr_decay_at), "in [0, 1]")
         clip = self.grad_clip_norm
-        clipping = f"at least {FLOAT32_SMALLEST:.2g} (> 0 in float32), or None not to clip"
-        require(self, "grad_clip_norm", clip is None or clip >= FLOAT32_SMALLEST, clipping)
+        clipping = f"at least {FLOAT32_SMALLEST:.2g} (> 0 in float32)"
+        clip_ok = clip is None or clip >= FLOAT32_SMALLEST
+        require(self, "grad_clip_norm", clip_ok, clipping, ", or None not to clip")
         budget = self.max_seconds
-        require(self, "max_seconds", budget is None or budget > 0, "> 0 or None")
+        require(self, "max_seconds", budget is None or budget > 0, "> 0", " or None")
         every = self.checkpoint_every
-        require(self, "checkpoint_every", every is None or every >= 1, ">= 1 or None")
+        require(self, "checkpoint_every", every is None or every >= 1, ">= 1", " or None")
         minutes = self.checkpoint_minutes
-        require(self, "checkpoint_minutes", minutes is None or minutes > 0, "> 0 or None")
+        require(self, "checkpoint_minutes", minutes is None or minutes > 0, "> 0", " or None")
         require(self, "max_nonfinite_steps", self.max_nonfinite_steps >= 1, ">= 1")
         require(self, "num_workers", self.num_workers >= 0, ">= 0")
         short = self.short_run_steps
