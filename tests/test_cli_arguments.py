@@ -12,6 +12,8 @@ from faster_rcnn.cli import arguments, evaluate, main
 from faster_rcnn.cli.arguments import check_out_file, check_out_folder, with_image_sizes
 from faster_rcnn.models import preset_config
 
+BIG = "1" + "0" * 21  # beyond int64
+
 
 def sizes(min_size=None, max_size=None) -> argparse.Namespace:
     return argparse.Namespace(min_size=min_size, max_size=max_size)
@@ -101,13 +103,30 @@ def test_an_out_folder_in_a_read_only_folder_is_refused_before_any_work(tmp_path
         (["train", "--lr", "abc"], "argument --lr: must be a number, got abc"),
         (["predict", "--score", ".5x"], "argument --score: must be a number, got .5x"),
         (["train", "--allowed-border", "inf"], "must be >= 0, or -1 to keep every anchor, got inf"),
+        (
+            ["train", "--returned-layers", "1.5"],
+            "--returned-layers: must be a whole number, got 1.5",
+        ),
+        (
+            ["anchors", "--returned-layers", "nan"],
+            "--returned-layers: must be a whole number, got nan",
+        ),
+        (["train", "--steps", ""], "argument --steps: is empty: give a whole number"),
+        (["train", "--lr", ""], "argument --lr: is empty: give a number"),
+        (["demo", "--test-images", BIG], f"--test-images: must be at most 2**63 - 1, got {BIG}"),
+        (["train", "--steps", str(2**63)], f"--steps: must be at most 2**63 - 1, got {2**63}"),
+        (["train", "--gt-jitter", BIG], f"--gt-jitter: must be at most 2**63 - 1, got {BIG}"),
+        (["explain", "x.png", "--top", BIG], f"--top: must be at most 2**63 - 1, got {BIG}"),
     ],
 )
 def test_flags_out_of_range_are_refused_by_name_before_any_work(argv, error, capsys):
     """A seed torch cannot take, a negative worker count, an endless budget or an IoU no
     anchor can fit at were refused late, by an internal name or not at all; a count given
     as 1e3, or a number as text, by the name of the option's type function ("invalid
-    positive_int value: '1e3'")."""
+    positive_int value: '1e3'", "invalid int value: '1.5'" of --returned-layers); an empty
+    one as "must be a whole number, got " (nothing after it); a count beyond int64 was
+    taken, and the demo trained for its minutes before stopping on it with a traceback
+    (--test-images), train at its first step (--gt-jitter)."""
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2

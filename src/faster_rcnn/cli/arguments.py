@@ -101,7 +101,7 @@ def add_returned_layers_argument(parser: argparse.ArgumentParser, effect: str = 
     preset's (``effect``: what else they do in the command, ``"; ..."``)."""
     parser.add_argument(
         "--returned-layers",
-        type=int,
+        type=whole_number,
         nargs="+",
         metavar="STAGE",
         help="the backbone stages the FPN reads (torchvision's returned_layers; ResNets: "
@@ -214,6 +214,8 @@ def non_empty(text: str) -> str:
 def whole_number(text: str) -> int:
     """``text`` as an integer; one that is not (``1e3``, ``1.5``) is refused saying so,
     where argparse would name the option's type function ("invalid positive_int value")."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty: give a whole number")
     try:
         return int(text)
     except ValueError:
@@ -222,6 +224,8 @@ def whole_number(text: str) -> int:
 
 def number(text: str) -> float:
     """``text`` as a float, refused as :func:`whole_number` refuses a non-integer."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty: give a number")
     try:
         return float(text)
     except ValueError:
@@ -229,14 +233,14 @@ def number(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    value = whole_number(text)
+    value = count(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = whole_number(text)
+    value = count(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -245,12 +249,22 @@ def non_negative_int(text: str) -> int:
 def random_seed(text: str) -> int:
     """A random seed: an integer from 0 to the largest that torch's generators take."""
     value = whole_number(text)
-    if not 0 <= value <= _MAX_SEED:
+    if not 0 <= value <= _MAX_COUNT:
         raise argparse.ArgumentTypeError(f"must be from 0 to 2**63 - 1, got {text}")
     return value
 
 
-_MAX_SEED = 2**63 - 1
+def count(text: str) -> int:
+    """``text`` as a whole number of at most 2**63 - 1, the most that torch's int64 (a
+    step, an index) and a Python length hold: a larger count is refused here, not by an
+    overflow in the command's work."""
+    value = whole_number(text)
+    if value > _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most 2**63 - 1, got {text}")
+    return value
+
+
+_MAX_COUNT = 2**63 - 1
 
 
 def positive_float(text: str) -> float:
