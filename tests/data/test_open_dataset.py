@@ -1,4 +1,5 @@
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -49,8 +50,13 @@ def test_synthetic_sizes_and_seeds_per_split() -> None:
     assert (train.seed, val.seed, test.seed) == (0, 1, 1)
     assert len(open_dataset("synthetic")) == 2000
     assert len(open_dataset("synthetic", "val")) == 200
-    with pytest.raises(ValueError, match="positive integer"):
+    said = f"the number of images must be a whole number from 1 to {sys.maxsize}$"
+    with pytest.raises(ValueError, match=f"^'synthetic:ten': {said}"):
         open_dataset("synthetic:ten")
+    # One more than a length holds was taken, and len() stopped the command with a traceback.
+    with pytest.raises(ValueError, match=f"^'slides:{sys.maxsize + 1}': {said}"):
+        open_dataset(f"slides:{sys.maxsize + 1}")
+    assert len(open_dataset(f"synthetic:{sys.maxsize}", "test")) == sys.maxsize
     with pytest.raises(ValueError, match="none fits 'extra'"):
         open_dataset("synthetic", "extra")
 

@@ -71,6 +71,7 @@ it holds, for opening it to say what is wrong.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -427,8 +428,11 @@ def _generated_opener(
     text: str, make: Callable[..., DetectionDataset], sizes: dict[str, int]
 ) -> Opener:
     count = text.partition(":")[2]
-    if count and (not count.isdigit() or int(count) == 0):
-        raise ValueError(f"{text!r}: the number of images must be a positive integer")
+    # A longer dataset overflows len() once it is read (a traceback, after the work before).
+    if count and (not count.isdigit() or not 1 <= int(count) <= sys.maxsize):
+        raise ValueError(
+            f"{text!r}: the number of images must be a whole number from 1 to {sys.maxsize}"
+        )
 
     def opener(split: str, _: Sequence[str] | None) -> DetectionDataset:
         size = int(count) if count else sizes[split]
