@@ -399,6 +399,11 @@ def test_factorisations():
     assert factorisations(7, 10, 10) == [(1, 7), (7, 1)]
     with pytest.raises(ValueError, match="7 anchors per location"):
         factorisations(7, 6, 6)
+    # The largest count a flag takes is refused at once: only the sizes up to 50 are tried,
+    # not every number up to it (which ran for ever).
+    with pytest.raises(ValueError, match=f"^{2**63 - 1} anchors per location"):
+        factorisations(2**63 - 1, 50, 25)
+    assert factorisations(2**62, 50, 2**58) == [(16, 2**58), (32, 2**57)]
 
 
 def test_an_anchor_count_no_boxes_could_fit_is_refused_before_any_work(tmp_path, capsys):
@@ -410,10 +415,10 @@ def test_an_anchor_count_no_boxes_could_fit_is_refused_before_any_work(tmp_path,
     assert main([*argv, "--out", str(out)]) == 2
     assert capsys.readouterr().err == (
         "faster-rcnn: error: --anchors-per-location 100000 is no sizes x ratios within the "
-        "candidate shapes: at most 50 sizes and 25 ratios for images of max_size 512\n"
+        "candidate shapes: at most 50 sizes and 25 ratios for images of --max-size 512\n"
     )
     assert not (out / "anchors.png").exists() and not (out / "anchors.json").exists()
-    with pytest.raises(ValueError, match=r"at most 58 sizes and 25 ratios .* max_size 1333$"):
+    with pytest.raises(ValueError, match=r"at most 58 sizes and 25 ratios .* --max-size 1333$"):
         check_anchors_per_location(59, 1333)  # a prime above both
     check_anchors_per_location(58 * 25, 1333)
     # The limits are the ladders of the most extreme boxes such an image holds.
@@ -794,7 +799,9 @@ def test_cli_fits_and_measures_anchors_for_the_returned_layers_asked(tmp_path, c
     # Stages the backbone lacks are named before the data is sought, as by train.
     absent = ["anchors", "--data", str(tmp_path / "absent"), "--preset", "mobilenet_v2_fpn"]
     assert main([*absent, "--returned-layers", "7"]) == 2
-    assert capsys.readouterr().err.endswith("in [0, 5] for mobilenet_v2_fpn, got (7,)\n")
+    assert capsys.readouterr().err.endswith(
+        "--returned-layers 7: must be increasing stage indices in [0, 5] for mobilenet_v2_fpn\n"
+    )
     model = tmp_path / "model.safetensors"
     save_model(FasterRCNN.from_config(preset_config("mobilenet_v2_fpn", 2)), model)
     assert main([*argv, "--model", str(model), "--returned-layers", "3", "4", "5"]) == 2

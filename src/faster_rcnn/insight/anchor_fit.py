@@ -492,15 +492,16 @@ def check_anchors_per_location(count: int, max_size: int) -> None:
     except ValueError:
         raise ValueError(
             f"--anchors-per-location {count} is no sizes x ratios within the candidate "
-            f"shapes: at most {sizes} sizes and {ratios} ratios for images of max_size "
+            f"shapes: at most {sizes} sizes and {ratios} ratios for images of --max-size "
             f"{max_size}"
         ) from None
 
 
 def factorisations(count: int, max_sizes: int, max_ratios: int) -> list[tuple[int, int]]:
-    """Every ``(sizes, ratios)`` with ``sizes * ratios == count`` within the candidates."""
-    pairs = [(s, count // s) for s in range(1, count + 1) if count % s == 0]
-    pairs = [(s, r) for s, r in pairs if s <= max_sizes and r <= max_ratios]
+    """Every ``(sizes, ratios)`` with ``sizes * ratios == count`` within the candidates
+    (the sizes tried up to ``max_sizes`` only: a count of 10**18 is refused at once)."""
+    pairs = [(s, count // s) for s in range(1, min(count, max_sizes) + 1) if count % s == 0]
+    pairs = [(s, r) for s, r in pairs if r <= max_ratios]
     if not pairs:
         raise ValueError(f"{count} anchors per location do not fit the candidate shapes")
     return pairs
