@@ -47,6 +47,10 @@ FLOAT32 = "must be in [1.4e-45, 3.4e+38] (> 0 and finite in float32)"
             ["train", "--soft-nms", "1e-320"],
             "--soft-nms 1e-320: must be 0 (greedy NMS) or at least 1.4e-45 (> 0 in float32)",
         ),
+        (
+            ["train", "--rpn-box-weight", "1e308"],
+            "--rpn-box-weight 1e+308: must be in [0, 3.4e+38] (finite in float32)",
+        ),
         (["train", "--lr", "1e-320"], f"--lr 1e-320: {FLOAT32}"),
         (["train", "--lr", "1e39"], f"--lr 1e+39: {FLOAT32}"),
         (
@@ -68,7 +72,8 @@ def test_a_value_a_config_refuses_is_named_by_its_flag_before_any_work(
 ):
     """They were refused as "TransformConfig.min_size/max_size must be in [1, 16384]" (not
     saying which), "BackboneConfig.trainable_layers ..."; --lr 1e-320 (0 in float32) and
-    --soft-nms 1e-320 trained a model that learned nothing or scored NaN, and --lr 1e39
+    --soft-nms 1e-320 trained a model that learned nothing or scored NaN, --rpn-box-weight
+    1e308 one whose every step was skipped (an infinite loss), and --lr 1e39
     and --gt-jitter 2**63 - 1 stopped at the first step with a traceback. The config's
     words for a Python caller are left out: "got (5, 4)", "or None for its default",
     "must be None for vgg16"."""

@@ -263,7 +263,9 @@ class RPNConfig:
             self.allowed_border >= 0 or self.allowed_border == -1,
             ">= 0, or -1 to keep every anchor",
         )
-        require(self, "box_loss_weight", self.box_loss_weight >= 0, ">= 0")
+        # A weight float32 makes infinite (1e308) made every step's loss infinite, skipped.
+        weight = f"in [0, {FLOAT32_LARGEST:.2g}] (finite in float32)"
+        require(self, "box_loss_weight", 0 <= self.box_loss_weight <= FLOAT32_LARGEST, weight)
         require(self, "smooth_l1_beta", self.smooth_l1_beta >= 0, ">= 0")
         for name in (
             "pre_nms_top_n_train",
