@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from torch import Tensor
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
 from ..counted import counted
+from ..host_cpus import one_thread
 from ..model import FasterRCNN, PreparedBatch
 from ..ops.boxes import box_area, box_iou
 from ..rpn.network import AnchorScores, RPNPrediction
@@ -218,6 +219,47 @@ def _explain(
     features = model.features(batch.images)
     prediction = model.rpn.predict(batch.images, features) if with_proposals else None
     scored = model.rpn.score_anchors(batch.images, features) if prediction is None else prediction
+    detections = None
+    if prediction is not None:
+        detections = model.roi_heads(features, prediction.boxes, batch.images.image_sizes)[0]
+    forward = _Forward(batch, scored, prediction, detections)
+    return _explanation(model, image, gt, gt_names, seed, forward, with_detections)
+
+
+class _Forward(NamedTuple):
+    """What the model's own forward computed for :func:`explain`.
+
+    Attributes:
+        batch: the prepared (resized) image and its target.
+        scored: the RPN head's anchors and objectness logits.
+        prediction: the same with the proposals after NMS; ``None`` without proposals.
+        detections: the box head's detections of those proposals, in resized-image
+            pixels; ``None`` without proposals.
+    """
+
+    batch: PreparedBatch
+    scored: AnchorScores | RPNPrediction
+    prediction: RPNPrediction | None
+    detections: list[dict[str, Tensor]] | None
+
+
+# The model's forward keeps the user's threads; what explain does with its outputs is many
+# small operations on anchors and boxes, which a second thread only slows: on a loaded
+# 2-core machine 0.1-1.0 s on 2 threads against 10-30 ms on 1 (host_cpus.one_thread;
+# benchmarks/bench_explain.md).
+@one_thread()
+def _explanation(
+    model: FasterRCNN,
+    image: Tensor,
+    gt: Tensor,
+    gt_names: tuple[str, ...],
+    seed: int,
+    forward: _Forward,
+    with_detections: bool,
+) -> Explanation:
+    """The :class:`Explanation` of the model's ``forward`` on ``image`` (ground truth
+    ``gt``, ``(G, 4)`` on the CPU)."""
+    batch, scored, prediction = forward.batch, forward.scored, forward.prediction
     resized_gt, resized = batch.training_targets()[0]["boxes"], batch.images.image_sizes[0]
     labels, outside, positive, negative = _anchor_targets(model, scored, resized_gt, resized, seed)
     levels = scored.levels
@@ -238,8 +280,8 @@ def _explain(
         rpn=model.config.rpn,
         class_names=model.config.label_names(),
         proposals=None
-        if prediction is None
-        else _proposals(model, batch, features, prediction, with_detections),
+        if prediction is None or forward.detections is None
+        else _proposals(model, batch, prediction, forward.detections, with_detections),
     )
 
 
@@ -309,12 +351,12 @@ def _pick_location(
 def _proposals(
     model: FasterRCNN,
     batch: PreparedBatch,
-    features: dict[str, Tensor],
     prediction: RPNPrediction,
+    detections: list[dict[str, Tensor]],
     with_detections: bool,
 ) -> ProposalStages:
     """The boxes entering NMS, the proposals after it and (``with_detections``) the
-    detections, mapped back to the original image as
+    box head's ``detections`` of them, mapped back to the original image as
     :meth:`FasterRCNN.detect_with_proposals` maps them."""
     rpn, sizes = model.rpn, batch.images.image_sizes
     decoded = rpn.box_coder.decode(prediction.pred_bbox_deltas, prediction.anchors).view(1, -1, 4)
@@ -330,7 +372,6 @@ def _proposals(
         score_thresh=rpn.score_thresh,
         min_size=rpn.min_size,
     )
-    detections, _ = model.roi_heads(features, prediction.boxes, sizes)
     back = model.transform.postprocess(
         [{"boxes": candidates[0]}, {"boxes": prediction.boxes[0]}, detections[0]],
         sizes * 3,
@@ -459,6 +500,10 @@ def draw_explanation(
     return save_figure(figure, path, explanation_summary(explanation, top_k, score_threshold))
 
 
+# Its tensor work is many small operations on anchors (label codes, counts per level, box
+# outlines), which a second thread only slows: 0.4 s on 1 thread, 1.4-1.9 s on 2 for an
+# 800 px image on a loaded 2-core machine (host_cpus.one_thread).
+@one_thread()
 def explanation_figure(
     explanation: Explanation, title: str = "", top_k: int = 50, score_threshold: float = 0.5
 ) -> Figure:
@@ -934,6 +979,7 @@ def _width_x_height(values: tuple[int, int]) -> str:
     return f"{values[1]}x{values[0]}"
 
 
+@one_thread()  # many small operations, as explanation_figure
 def explanation_summary(
     explanation: Explanation, top_k: int = 50, score_threshold: float = 0.5
 ) -> dict[str, Any]:
