@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from faster_rcnn.data.synthetic import AREA_FRACTION, ShapeClass, SyntheticShapes
+from faster_rcnn.data.synthetic import (
+    AREA_FRACTION,
+    ShapeClass,
+    SyntheticShapes,
+    _uncovered,
+    _window,
+)
 from faster_rcnn.ops.boxes import box_iou
 from thread_counts import threads_at_calls
 
@@ -150,3 +156,73 @@ def test_images_are_drawn_on_one_thread_and_the_threads_given_back(monkeypatch, 
     threads = threads_at_calls(monkeypatch, SyntheticShapes, "_place_objects")
     assert torch.equal(data.target(1)["boxes"], data[1][1]["boxes"])
     assert threads == [1, 1] and torch.get_num_threads() == 2
+
+
+def test_a_shapes_window_holds_every_pixel_its_whole_image_mask_has():
+    # Pixel centres within 3 of x = 10.2: 7.5 .. 12.5 (columns 7-12), the window one more
+    # each side; rows: centres within 2 of y = 5, cut at the image's top for y = 1.
+    assert _window(10.2, 5.0, 3.0, 2.0, (20, 30)) == (slice(2, 8), slice(6, 14))
+    assert _window(10.2, 1.0, 3.0, 2.0, (20, 30)) == (slice(0, 4), slice(6, 14))
+    assert _window(-9.0, 5.0, 3.0, 2.0, (20, 30))[1] == slice(0, 0)  # left of the image
+    generator = torch.Generator().manual_seed(0)
+    ys = torch.arange(40, dtype=torch.float32)[:, None] + 0.5
+    xs = torch.arange(60, dtype=torch.float32)[None, :] + 0.5
+    for _ in range(200):
+        cx, cy, w, h = (
+            torch.rand(4, generator=generator) * torch.tensor([80, 60, 40, 30])
+        ).tolist()
+        cx, cy = cx - 10, cy - 10
+        u, v = (xs - cx) / (w / 2), (ys - cy) / (h / 2)  # as the dataset computes them
+        whole = (u.abs() <= 1) & (v.abs() <= 1)  # a rectangle: the others lie inside it
+        rows, cols = _window(cx, cy, w / 2, h / 2, (40, 60))
+        assert int(whole[rows, cols].sum()) == int(whole.sum())
+
+
+def test_uncovered_pixels_are_those_of_whole_image_masks():
+    generator = torch.Generator().manual_seed(1)
+
+    def random_window() -> tuple[slice, slice]:
+        top, left = torch.randint(0, 30, (2,), generator=generator).tolist()
+        height, width = torch.randint(1, 15, (2,), generator=generator).tolist()
+        return slice(top, top + height), slice(left, left + width)
+
+    def whole(window: tuple[slice, slice], pixels: torch.Tensor) -> torch.Tensor:
+        image = torch.zeros(45, 45, dtype=torch.bool)
+        image[window] = pixels
+        return image
+
+    def random_pixels(window: tuple[slice, slice]) -> torch.Tensor:
+        rows, cols = window
+        size = (rows.stop - rows.start, cols.stop - cols.start)
+        return torch.rand(size, generator=generator) < 0.6
+
+    disjoint = 0
+    for _ in range(300):
+        window, over = random_window(), random_window()
+        pixels, mask = random_pixels(window), random_pixels(over)
+        expected = whole(window, pixels) & ~whole(over, mask)
+        assert torch.equal(whole(window, _uncovered(window, pixels, over, mask)), expected)
+        disjoint += torch.equal(expected, whole(window, pixels))
+    assert 0 < disjoint < 300  # some left as they were (windows apart), some not
+
+
+def test_crowded_images_are_those_of_whole_image_masks():
+    # Drawn with a whole-image mask per object and per pair of objects before each was
+    # drawn in its own window (the grey levels' sum, the boxes, the labels of each).
+    data = SyntheticShapes(
+        6, image_size=(240, 400), seed=2, max_objects=30, max_overlap=0.7, min_visible=0.3,
+        min_object_size=6.0,
+    )  # fmt: skip
+    expected = {
+        2: (34499596, 19622.0, [[266.0, 51.0, 301.0, 66.0], [222.0, 150.0, 241.0, 164.0]],
+            [2, 3, 2, 2, 1, 3, 2, 2, 1, 3, 3, 3, 2, 3, 3, 3, 3, 2, 2, 3, 2, 1, 1, 2, 1, 1, 1,
+             3, 3, 1]),
+        5: (33350704, 13794.0, [[187.0, 132.0, 241.0, 199.0], [297.0, 136.0, 332.0, 158.0]],
+            [2, 3, 3, 2, 2, 1, 1, 3, 2, 3, 3, 1, 2, 1, 3, 3, 3, 1, 1, 1, 1, 1]),
+    }  # fmt: skip
+    for index, (grey_levels, box_sum, first_boxes, labels) in expected.items():
+        image, target = data[index]
+        assert int((image * 255).round().to(torch.int64).sum()) == grey_levels
+        assert float(target["boxes"].sum()) == box_sum
+        assert target["boxes"][:2].tolist() == first_boxes
+        assert target["labels"].tolist() == labels

@@ -43,6 +43,7 @@ CLASSES = (
     ShapeClass("triangle", "triangle", (0.25, 0.35, 0.9)),
 )
 CLASS_NAMES = tuple(c.name for c in CLASSES)
+Window = tuple[slice, slice]  # rows, columns of the image
 
 
 class SyntheticShapes:
@@ -126,7 +127,9 @@ class SyntheticShapes:
         placed, boxes = self._place_objects(gen)
         shade = 1.0 - 0.25 * (self._pixel_centres()[0] / height)  # fills are not flat
         for shape in placed:
-            image = torch.where(shape.mask, shape.colour.clamp(0, 1)[:, None, None] * shade, image)
+            rows, cols = shape.window
+            fill = shape.colour.clamp(0, 1)[:, None, None] * shade[rows]
+            image[:, rows, cols] = torch.where(shape.mask, fill, image[:, rows, cols])
         image = (image + 0.03 * torch.randn(image.shape, generator=gen)).clamp(0, 1)
         image = image.mul_(255).round_().div_(255)
         return image, _target(placed, boxes)
@@ -154,10 +157,15 @@ class SyntheticShapes:
 
     def _place_objects(self, gen: torch.Generator) -> tuple[list[_Placed], list[Tensor]]:
         """The objects of one image, in the order they are drawn, each over the earlier
-        ones; and the ``(4,)`` box of what is visible of each once all are drawn."""
+        ones; and the ``(4,)`` box of what is visible of each once all are drawn.
+
+        Each object's pixels are kept in its window (the rectangle its shape cannot
+        leave): an image costs its objects' area, not a whole-image mask per object and
+        per pair of them.
+        """
         ys, xs = self._pixel_centres()
         placed: list[_Placed] = []
-        visible: list[Tensor] = []  # (H, W) pixels of each object not drawn over
+        visible: list[Tensor] = []  # (h, w) pixels of each object's window not drawn over
         drawn_pixels: list[int] = []  # pixels of each object in the image when drawn
         boxes: list[Tensor] = []
         if _uniform(gen) < self.empty_fraction:
@@ -169,13 +177,19 @@ class SyntheticShapes:
             drawn = self._draw_object(xs, ys, gen)
             if drawn is None:
                 continue
-            label, mask, box = drawn
+            label, window, mask, box = drawn
             if boxes and box_iou(box[None], torch.stack(boxes)).max() > self.max_overlap:
                 continue
             # A new object is drawn over the others; one that would hide too much of
             # another (a small shape inside a large one's box, say) is not drawn.
-            uncovered = [pixels & ~mask for pixels in visible]
-            uncovered_boxes = [self._visible_box(pixels) for pixels in uncovered]
+            uncovered = [
+                _uncovered(shape.window, pixels, window, mask)
+                for shape, pixels in zip(placed, visible, strict=True)
+            ]
+            uncovered_boxes = [
+                self._visible_box(shape.window, pixels)
+                for shape, pixels in zip(placed, uncovered, strict=True)
+            ]
             if any(
                 new_box is None or int(pixels.sum()) < self.min_visible * count
                 for pixels, new_box, count in zip(
@@ -186,7 +200,7 @@ class SyntheticShapes:
             colour = torch.tensor(self.classes[label - 1].colour) + 0.15 * (
                 torch.rand(3, generator=gen) - 0.5
             )
-            placed.append(_Placed(label, mask, colour))
+            placed.append(_Placed(label, window, mask, colour))
             visible = [*uncovered, mask]
             drawn_pixels.append(int(mask.sum()))
             boxes = [*uncovered_boxes, box]
@@ -194,9 +208,13 @@ class SyntheticShapes:
 
     def _draw_object(
         self, xs: Tensor, ys: Tensor, gen: torch.Generator
-    ) -> tuple[int, Tensor, Tensor] | None:
-        """One random shape: ``(label, (H, W) mask, (4,) visible box)``, or ``None`` when
-        too little of it is inside the image."""
+    ) -> tuple[int, Window, Tensor, Tensor] | None:
+        """One random shape: ``(label, window, (h, w) mask over the window, (4,) visible
+        box)``, or ``None`` when too little of it is inside the image.
+
+        Args:
+            xs / ys: ``(1, W)`` / ``(H, 1)`` the image's pixel-centre coordinates.
+        """
         height, width = self.image_size
         label = self._label(_uniform(gen))
         geometry = self.classes[label - 1].geometry
@@ -207,7 +225,10 @@ class SyntheticShapes:
         # Centres may lie a little outside the image, so some objects are cut off.
         cx = _uniform(gen, -0.15 * w, width + 0.15 * w)
         cy = _uniform(gen, -0.15 * h, height + 0.15 * h)
-        u, v = (xs - cx) / (w / 2), (ys - cy) / (h / 2)  # shape-normalised coordinates
+        window = _window(cx, cy, w / 2, h / 2, self.image_size)
+        rows, cols = window
+        # Shape-normalised coordinates: every shape lies in |u| <= 1, |v| <= 1.
+        u, v = (xs[:, cols] - cx) / (w / 2), (ys[rows] - cy) / (h / 2)
         if geometry == "rectangle":
             mask = (u.abs() <= 1) & (v.abs() <= 1)
         elif geometry == "ellipse":
@@ -217,8 +238,8 @@ class SyntheticShapes:
         full_area = w * h * AREA_FRACTION[geometry]
         if int(mask.sum()) < 0.4 * full_area:  # mostly outside the image
             return None
-        box = self._visible_box(mask)
-        return None if box is None else (label, mask, box)
+        box = self._visible_box(window, mask)
+        return None if box is None else (label, window, mask, box)
 
     def _label(self, draw: float) -> int:
         """The label (``1..len(classes)``) that a uniform ``draw`` in [0, 1) picks."""
@@ -227,11 +248,11 @@ class SyntheticShapes:
         return 1 + int(torch.searchsorted(self._label_edges, draw, right=True))
 
     @staticmethod
-    def _visible_box(mask: Tensor) -> Tensor | None:
-        """``(4,)`` tight box of a ``(H, W)`` mask, or ``None`` when the mask is empty or a
-        side of its box is below 6 px."""
-        rows = torch.where(mask.any(dim=1))[0]
-        cols = torch.where(mask.any(dim=0))[0]
+    def _visible_box(window: Window, mask: Tensor) -> Tensor | None:
+        """``(4,)`` tight box, in image pixels, of a ``(h, w)`` mask over ``window``, or
+        ``None`` when the mask is empty or a side of its box is below 6 px."""
+        rows = torch.where(mask.any(dim=1))[0] + window[0].start
+        cols = torch.where(mask.any(dim=0))[0] + window[1].start
         if len(rows) == 0:
             return None
         box = torch.tensor(
@@ -241,11 +262,52 @@ class SyntheticShapes:
 
 
 class _Placed(NamedTuple):
-    """An object drawn on an image: its label, ``(H, W)`` pixels and RGB fill colour."""
+    """An object drawn on an image: its label, its window, its ``(h, w)`` pixels over the
+    window and its RGB fill colour."""
 
     label: int
+    window: Window
     mask: Tensor
     colour: Tensor
+
+
+def _window(
+    cx: float, cy: float, half_width: float, half_height: float, image_size: tuple[int, int]
+) -> Window:
+    """The pixels whose centres lie within ``half_width`` of ``cx`` and ``half_height`` of
+    ``cy``, cut to the image of ``image_size`` ``(height, width)`` (possibly empty)."""
+
+    def span(centre: float, half: float, size: int) -> slice:
+        start = min(max(math.floor(centre - half - 0.5), 0), size)
+        return slice(start, min(max(math.ceil(centre + half + 0.5), start), size))
+
+    return span(cy, half_height, image_size[0]), span(cx, half_width, image_size[1])
+
+
+def _uncovered(window: Window, pixels: Tensor, over: Window, mask: Tensor) -> Tensor:
+    """``pixels`` ``(h, w)`` of ``window`` without those of ``mask``, a shape drawn over
+    them in its own window ``over``."""
+    shared = _intersection(window, over)
+    if shared is None:
+        return pixels
+    result = pixels.clone()
+    result[_within(shared, window)] &= ~mask[_within(shared, over)]
+    return result
+
+
+def _intersection(first: Window, second: Window) -> Window | None:
+    """The pixels of both windows; ``None`` where they have none in common."""
+    rows, cols = (
+        slice(max(a.start, b.start), min(a.stop, b.stop))
+        for a, b in zip(first, second, strict=True)
+    )
+    return (rows, cols) if rows.start < rows.stop and cols.start < cols.stop else None
+
+
+def _within(part: Window, window: Window) -> Window:
+    """``part`` (of the image, inside ``window``) as the slices of ``window``'s pixels."""
+    (rows, cols), (top, left) = part, (window[0].start, window[1].start)
+    return slice(rows.start - top, rows.stop - top), slice(cols.start - left, cols.stop - left)
 
 
 def _target(placed: Sequence[_Placed], boxes: Sequence[Tensor]) -> dict[str, Tensor]:
