@@ -338,7 +338,7 @@ def test_proposals_and_detections_are_the_models():
 
 def test_explain_works_on_one_thread_and_the_models_forward_on_the_users(monkeypatch, two_threads):
     # explain's own work is many small operations on anchors and boxes: on 2 threads of a
-    # loaded 2-core machine it took 0.1-1.0 s against 10-30 ms on 1, and its figure's
+    # loaded 2-core machine it took 0.12-0.81 s against 14-62 ms on 1, and its figure
     # 1.4-1.9 s against 0.4 s (benchmarks/bench_explain.md).
     import faster_rcnn.insight.explain as explain_module
     from faster_rcnn.roi_heads.network import RoIHeads

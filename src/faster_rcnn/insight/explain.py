@@ -245,7 +245,7 @@ class _Forward(NamedTuple):
 
 # The model's forward keeps the user's threads; what explain does with its outputs is many
 # small operations on anchors and boxes, which a second thread only slows: on a loaded
-# 2-core machine 0.1-1.0 s on 2 threads against 10-30 ms on 1 (host_cpus.one_thread;
+# 2-core machine 0.12-0.81 s on 2 threads against 14-62 ms on 1 (host_cpus.one_thread;
 # benchmarks/bench_explain.md).
 @one_thread()
 def _explanation(
