@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ import torch
 from faster_rcnn.config import TransformConfig
 from faster_rcnn.models import PRESETS
 from faster_rcnn.transform import ImageTransform, resize_boxes, resize_image, resized_size
+from peak_memory import peak_rise_mb
 
 
 def make_transform(**kwargs) -> ImageTransform:
@@ -59,6 +61,20 @@ def test_normalize_uses_mean_and_std():
     image = torch.ones(3, 2, 2)
     out = transform.normalize(image)
     torch.testing.assert_close(out[:, 0, 0], torch.tensor([1.0, 3.0, 0.5]))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_normalize_holds_one_full_size_copy_beside_the_image():
+    # A 3 x 3000 x 3000 image is 108 MB in float32: the difference and a quotient beside it
+    # raised the peak by 206 MB; divided in place, by the difference's 103.
+    setup = (
+        "from faster_rcnn.config import TransformConfig\n"
+        "from faster_rcnn.transform import ImageTransform\n"
+        "transform = ImageTransform(TransformConfig())\n"
+        "transform.normalize(torch.rand(3, 8, 8))\n"
+        "image = torch.rand(3, 3000, 3000)"
+    )
+    assert peak_rise_mb(setup, "out = transform.normalize(image)") < 160  # MB
 
 
 def test_batch_pads_to_multiple_of_size_divisible_with_zeros():
