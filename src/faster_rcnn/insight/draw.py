@@ -50,7 +50,8 @@ Rect = tuple[float, float, float, float]
 
 def to_pil(image: Tensor) -> Image.Image:
     """``float[3, H, W]`` in 0..1 -> an RGB PIL image."""
-    array = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    # In place after the clamp's copy: one full-size float copy of the image, not three.
+    array = image.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0)
     return Image.fromarray(array.cpu().numpy(), mode="RGB")
 
 
