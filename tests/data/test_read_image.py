@@ -87,6 +87,23 @@ def test_truncated_and_non_image_files_name_themselves(tmp_path: Path) -> None:
         read_image(tmp_path / "absent.png")
 
 
+def test_an_empty_file_and_a_heic_photo_say_what_they_are(tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    # An iPhone photo starts with an ISO media "ftyp" box naming the HEIC brands.
+    (tmp_path / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    (tmp_path / "text.jpg").write_text("not an image")
+    reasons = {
+        "empty.jpg": "the file is empty (0 bytes)",
+        "photo.heic": "a HEIC/HEIF photo, which PIL cannot decode: convert it to JPEG or PNG",
+        "text.jpg": "not in an image format PIL knows",
+    }
+    for name, reason in reasons.items():
+        for read in (read_image, read_image_size):
+            with pytest.raises(ValueError) as info:
+                read(tmp_path / name)
+            assert str(info.value) == f"cannot read image {tmp_path / name}: {reason}"
+
+
 def test_a_str_path_is_read_as_its_path(tmp_path: Path) -> None:
     """read_image is public (faster_rcnn.data): a script's str path is read, not an
     AttributeError; its errors name the file as a Path's do."""

@@ -337,11 +337,28 @@ def _open_image(path: Path) -> Image.Image:
         message = f"refusing image {path}: {reason} (a decompression bomb?)"
         raise UnreadableImageError(path, message) from error
     except UnidentifiedImageError as error:
-        message = f"cannot read image {path}: not in an image format PIL knows"
+        message = f"cannot read image {path}: {_unknown_format(path)}"
         raise UnreadableImageError(path, message) from error
     except Exception as error:  # as when decoding: PIL reports bad headers many ways
         reason = str(error) or type(error).__name__
         raise UnreadableImageError(path, f"cannot read image {path}: {reason}") from error
+
+
+# The ISO base media brands of HEIF images (an iPhone's .heic photos), which PIL has no
+# plugin for; its AVIF plugin reads the AVIF ones.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+
+
+def _unknown_format(path: Path) -> str:
+    """Why PIL identifies no image in the file ``path``: it is empty, a HEIC/HEIF photo,
+    or in no format PIL knows."""
+    with path.open("rb") as file:
+        head = file.read(12)
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "a HEIC/HEIF photo, which PIL cannot decode: convert it to JPEG or PNG"
+    return "not in an image format PIL knows"
 
 
 def image_size_of(dataset: object, index: int) -> tuple[int, int]:
