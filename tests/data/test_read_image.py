@@ -65,6 +65,22 @@ def test_32_bit_grey_is_scaled_by_the_range_it_is_stored_in(
     assert torch.allclose(image[1], torch.tensor([expected]), atol=1e-6)
 
 
+def test_unsigned_32_bit_grey_tiff_samples_from_2_31_up_are_not_black(tmp_path: Path) -> None:
+    # PIL writes mode I as signed (SampleFormat 2) and reads SampleFormat 1, unsigned,
+    # as signed too: the tag's entry (SHORT, count 1) is set to 1 in the file.
+    pixels = np.array([[0, 2**30, 2**31, 2**32 - 1]], np.uint32)
+    Image.fromarray(pixels.view(np.int32)).save(tmp_path / "signed.tif")
+    signed = (tmp_path / "signed.tif").read_bytes()
+    entry = b"\x53\x01\x03\x00\x01\x00\x00\x00\x02\x00"
+    assert signed.count(entry) == 1
+    (tmp_path / "unsigned.tif").write_bytes(signed.replace(entry, entry[:-2] + b"\x01\x00"))
+    image = read_image(tmp_path / "unsigned.tif")
+    assert torch.allclose(image[0], torch.tensor([[0.0, 0.25, 0.5, 1.0]]), atol=1e-6)
+    # Signed, the same bits are 0, 2**30, -2**31 and -1: the negative ones black.
+    image = read_image(tmp_path / "signed.tif")
+    assert torch.equal(image[0], torch.tensor([[0.0, 1.0, 0.0, 0.0]]))
+
+
 def test_a_decompression_bomb_is_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
     Image.new("RGB", (300, 300)).save(tmp_path / "big.png")
     # A limit of 20000 pixels stands for PIL's 89 million: the file declares 90000.

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
 from ..counted import counted
@@ -124,7 +124,8 @@ def read_image(path: str | os.PathLike[str], exif_transpose: bool = False) -> Te
     ``exif_transpose``), because box annotations are drawn on the stored pixels by the
     common labelling tools. 16- and 32-bit grey images are scaled by their depth (PIL's
     RGB conversion clips them white), 12 or 14 bits in 16 where the file declares them
-    (:mod:`faster_rcnn.data.sample_depth`).
+    (:mod:`faster_rcnn.data.sample_depth`), a TIFF's unsigned 32-bit samples as unsigned.
+    Of an animated or multi-page file (GIF, APNG, TIFF), the first frame is read.
 
     Raises:
         MissingImageError: the file does not exist (a ``FileNotFoundError``).
@@ -307,9 +308,32 @@ def _rgb_pixels(image: Image.Image, depth: SampleDepth | None) -> np.ndarray:
         # instead of 5.6 where freed memory is not kept (benchmarks/bench_decode.py).
         pixels /= 255.0
         return pixels
-    grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    grey = np.nan_to_num(_grey_samples(image), nan=0.0, posinf=0.0, neginf=0.0)
     white = _full_scale(grey, image.mode, depth)
     return np.repeat(np.clip(grey / white, 0.0, 1.0)[..., None], 3, axis=2)
+
+
+def _grey_samples(image: Image.Image) -> np.ndarray:
+    """``float32[H, W]``, the samples of an open grey image of :data:`_GREY_MODES` as
+    stored. PIL keeps a TIFF's unsigned 32-bit samples as signed ones, those from 2**31
+    up negative (black once clipped): they are read unsigned."""
+    samples = np.asarray(image)
+    if samples.dtype == np.int32 and _unsigned_tiff(image):
+        samples = samples.view(np.uint32)
+    return samples.astype(np.float32)
+
+
+# TIFF's SampleFormat tag, and its value for unsigned integers (the spec's default).
+_TIFF_SAMPLE_FORMAT, _TIFF_UNSIGNED = 339, 1
+
+
+def _unsigned_tiff(image: Image.Image) -> bool:
+    """Whether an open image is a TIFF of unsigned integer samples: its SampleFormat is
+    1, or left out."""
+    if not isinstance(image, TiffImagePlugin.TiffImageFile):
+        return False
+    value = image.tag_v2.get(_TIFF_SAMPLE_FORMAT, _TIFF_UNSIGNED)
+    return (value[0] if isinstance(value, tuple) and value else value) == _TIFF_UNSIGNED
 
 
 def _full_scale(grey: np.ndarray, mode: str, depth: SampleDepth | None) -> float:
