@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .config import FasterRCNNConfig
+from .config import AnchorConfig, FasterRCNNConfig, check_setting
 from .image_list import ImageList
 
 
@@ -70,6 +70,13 @@ class AnchorGenerator(nn.Module):
             base_anchors(level_sizes, level_ratios)
             for level_sizes, level_ratios in zip(self.sizes, self.aspect_ratios, strict=True)
         ]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # torchvision's users set the offset on the built model (rpn.anchor_generator.offset
+        # = 0.5): checked by the config's rule.
+        if name == "offset":
+            check_setting(AnchorConfig, name, value, f"rpn.anchor_generator.{name}")
+        super().__setattr__(name, value)
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> AnchorGenerator:

@@ -829,6 +829,25 @@ class ConfigError(ValueError):
         self.requirement = requirement
 
 
+def check_setting(section: type, name: str, value: Any, where: str) -> None:
+    """Refuse ``value`` set on a built model's module as ``where``
+    (``"roi_heads.score_thresh"``) where the config field ``name`` of ``section``
+    (:class:`RoIHeadsConfig`...) refuses it, by that field's own rules: its type and
+    range, the other fields at their defaults. A rule between fields (the order of the
+    IoU thresholds, raised as the first of them) is left to
+    :attr:`~faster_rcnn.FasterRCNN.config`, which reads them all: ``name`` is not the
+    first field of such a rule, lest the defaults of the others refuse a good value.
+
+    Raises:
+        ValueError: ``"roi_heads.score_thresh = 1.5: must be in [0, 1)"``.
+    """
+    try:
+        section(**{name: value})
+    except ConfigError as error:
+        if error.field == f"{section.__name__}.{name}":
+            raise ValueError(f"{where} = {value!r}: {error.requirement}") from None
+
+
 def require(
     config: object, name: str, condition: bool, expected: str, python_only: str = ""
 ) -> None:

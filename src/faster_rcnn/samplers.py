@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .config import RPNConfig, check_setting
+
 
 class BalancedPositiveNegativeSampler:
     """Draws a fixed-size batch with at most a given fraction of positives.
@@ -32,10 +34,16 @@ class BalancedPositiveNegativeSampler:
     keys_needed: str | None = None
 
     def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
-        if not 0.0 <= positive_fraction <= 1.0:
-            raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # torchvision's users set them on the built model
+        # (``model.roi_heads.fg_bg_sampler.positive_fraction = 0.5``): checked by the
+        # config's rules, which both stages' configs share.
+        if name in ("batch_size_per_image", "positive_fraction"):
+            check_setting(RPNConfig, name, value, f"fg_bg_sampler.{name}")
+        super().__setattr__(name, value)
 
     def sample_counts(self, num_positive: int, num_negative: int) -> tuple[int, int]:
         """How many positives and negatives to draw from the available ones."""

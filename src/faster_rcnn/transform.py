@@ -15,9 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TransformConfig, as_sizes
+from .config import TransformConfig, as_sizes, check_setting
 from .image_list import ImageList
 from .ops.boxes import clip_boxes_to_image
+
+# The transform's settings, the fields of TransformConfig.
+CONFIG_SETTINGS = (
+    "min_size",
+    "max_size",
+    "image_mean",
+    "image_std",
+    "size_divisible",
+    "multi_scale_per",
+)
 
 
 class ImageTransform(nn.Module):
@@ -39,6 +49,13 @@ class ImageTransform(nn.Module):
         self.image_mean = cfg.image_mean
         self.image_std = cfg.image_std
         self.multi_scale_per = cfg.multi_scale_per
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # torchvision's users set them on the built model (``transform.min_size = 600``):
+        # checked by the config's rules.
+        if name in CONFIG_SETTINGS:
+            check_setting(TransformConfig, name, value, f"transform.{name}")
+        super().__setattr__(name, value)
 
     @property
     def min_size(self) -> tuple[int, ...]:

@@ -1,6 +1,8 @@
 """The assembled detector: every preset trains and detects; the data contract holds."""
 
+import functools
 import io
+import math
 
 import pytest
 import torch
@@ -188,9 +190,112 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
     assert loaded.config.transform.min_size == (192,) and loaded.rpn.nms_thresh == 0.6
     assert loaded.roi_heads.detections_per_img == 3 and loaded.roi_heads.nms_thresh == 0.3
     assert 0 < len(got[0]["scores"]) <= 3
-    model.roi_heads.score_thresh = 1.5
-    with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
-        save_model(model, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match=r"^roi_heads\.score_thresh = 1\.5: must be in \[0, 1\)$"):
+        model.roi_heads.score_thresh = 1.5
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "refusal"),
+    [
+        # Each failed later, in the forward pass or training step, in torch's words...
+        (
+            "roi_heads.score_thresh",
+            None,
+            r"roi_heads\.score_thresh = None: must be a number, got None",
+        ),
+        (
+            "roi_heads.detections_per_img",
+            2.5,
+            r"roi_heads\.detections_per_img = 2\.5: must be an integer, got 2\.5",
+        ),
+        ("rpn.smooth_l1_beta", -1.0, r"rpn\.smooth_l1_beta = -1\.0: must be >= 0"),
+        (
+            "rpn.loss_normalization",
+            "sum",
+            r"rpn\.loss_normalization = 'sum': must be one of 'per_sample', 'paper'; got 'sum'",
+        ),
+        (
+            "rpn.box_coder.weights",
+            (1.0, 1.0),
+            r"box_coder\.weights = \(1\.0, 1\.0\): must have 4 values, got 2",
+        ),
+        ("transform.size_divisible", 0, r"transform\.size_divisible = 0: must be in \[1, 256\]"),
+        ("transform.min_size", (), r"transform\.min_size = \(\): must be at least one size"),
+        # ... or ran with it, and model.config refused it at save, or never.
+        ("roi_heads.detections_per_img", 0, r"roi_heads\.detections_per_img = 0: must be >= 1"),
+        ("roi_heads.nms_thresh", math.nan, r"roi_heads\.nms_thresh = nan: must be finite, got nan"),
+        (
+            "roi_heads.soft_nms_min_score",
+            1.0,
+            r"roi_heads\.soft_nms_min_score = 1\.0: must be in \[0, 1\)",
+        ),
+        (
+            "roi_heads.fg_bg_sampler.positive_fraction",
+            2.0,
+            r"fg_bg_sampler\.positive_fraction = 2\.0: must be in \[0, 1\]",
+        ),
+        (
+            "rpn.fg_bg_sampler.batch_size_per_image",
+            0,
+            r"fg_bg_sampler\.batch_size_per_image = 0: must be >= 1",
+        ),
+        ("rpn.score_thresh", 1.0, r"rpn\.score_thresh = 1\.0: must be in \[0, 1\)"),
+        ("rpn.box_loss_weight", -1.0, r"rpn\.box_loss_weight = -1\.0: must be >= 0"),
+        (
+            "roi_heads.box_coder.weights",
+            (0.0, 1.0, 1.0, 1.0),
+            r"box_coder\.weights = \(0\.0, 1\.0, 1\.0, 1\.0\): must be positive",
+        ),
+        (
+            "rpn.anchor_generator.offset",
+            1.5,
+            r"rpn\.anchor_generator\.offset = 1\.5: must be in \[0, 1\)",
+        ),
+        (
+            "transform.image_std",
+            (0.0, 1.0, 1.0),
+            r"transform\.image_std = \(0\.0, 1\.0, 1\.0\): must be positive",
+        ),
+        (
+            "transform.multi_scale_per",
+            "epoch",
+            r"transform\.multi_scale_per = 'epoch': must be one of 'image', 'batch'; got 'epoch'",
+        ),
+    ],
+)
+def test_a_value_its_config_field_refuses_is_refused_where_it_is_set(setting, value, refusal):
+    """torchvision's users set values on the built model's modules: one that its config
+    field refuses was taken, and failed later in torch's words, or ran (no detections
+    at ``detections_per_img = 0``, NaN losses at ``image_std`` 0) until ``model.config``
+    refused it at save, or, for a setting the config does not follow
+    (``soft_nms_min_score``, ``smooth_l1_beta``), never. It is refused where it is set,
+    by the config's rule, and the module keeps its value."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    *path, name = setting.split(".")
+    module = functools.reduce(getattr, path, model)
+    before = getattr(module, name)
+    with pytest.raises(ValueError, match=f"^{refusal}$"):
+        setattr(module, name, value)
+    assert getattr(module, name) == before and model.config == tiny("small")
+
+
+def test_a_clamp_set_on_a_box_coder_in_place_is_refused():
+    """``model.roi_heads.box_coder.bbox_xform_clip = 2.0`` clamped the detections' boxes
+    while the config, which records no clamp, kept the default: a model file detected
+    otherwise. A box coder of another clamp set whole is refused alike."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    for coder in (model.rpn.box_coder, model.roi_heads.box_coder):
+        with pytest.raises(
+            ValueError,
+            match=r"^box_coder\.bbox_xform_clip = 2\.0: the config records no clamp \(a model "
+            r"file would clamp at log\(1000 / 16\)\); set the weights alone$",
+        ):
+            coder.bbox_xform_clip = 2.0
+        assert coder.bbox_xform_clip == math.log(1000.0 / 16)
+    model.roi_heads.box_coder.weights = (5.0, 5.0, 2.0, 2.0)
+    assert model.config.roi_heads.box_coder_weights == (5.0, 5.0, 2.0, 2.0)
 
 
 def test_an_nms_threshold_the_head_would_not_use_is_refused_where_it_is_set():
@@ -238,9 +343,10 @@ def test_training_samplers_set_on_the_modules_are_what_a_model_file_records(tmp_
     loaded.roi_heads.fg_bg_sampler = BalancedPositiveNegativeSampler(8, 0.25)
     assert loaded.roi_heads.target_creator.fg_bg_sampler.batch_size_per_image == 8
     assert loaded.config.roi_heads.batch_size_per_image == 8
-    model.rpn.fg_bg_sampler.positive_fraction = 1.5
-    with pytest.raises(ValueError, match=r"^a setting set on the model's modules is invalid: "):
-        save_model(model, tmp_path / "other.safetensors")
+    with pytest.raises(
+        ValueError, match=r"^fg_bg_sampler\.positive_fraction = 1\.5: must be in \[0, 1\]$"
+    ):
+        model.rpn.fg_bg_sampler.positive_fraction = 1.5
 
 
 def test_a_sampler_of_another_kind_set_on_the_modules_is_what_a_model_file_records(tmp_path):
@@ -581,13 +687,8 @@ def test_proposal_limits_set_on_the_rpn_are_what_a_model_file_records(tmp_path):
     loaded, _ = reloaded_detecting_alike(model, tmp_path / "model.safetensors", images)
     assert loaded.rpn._pre_nms_top_n == {"training": 400, "testing": 300}
     assert loaded.rpn._post_nms_top_n == {"training": 500, "testing": 6}
-    model.rpn._post_nms_top_n["testing"] = 0
-    with pytest.raises(
-        ValueError,
-        match=r"^a setting set on the model's modules is invalid: "
-        r"RPNConfig\.post_nms_top_n_test must be >= 1$",
-    ):
-        save_model(model, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match=r"^rpn\._post_nms_top_n\['testing'\] = 0: must be >= 1$"):
+        model.rpn._post_nms_top_n["testing"] = 0
 
 
 def test_batched_and_single_image_inference_agree():

@@ -188,6 +188,39 @@ def test_proposal_limits_are_torchvision_s_dicts_read_and_set_per_mode() -> None
     assert rpn.proposal_limits()["post_nms_top_n_test"] == 7
 
 
+def test_proposal_limits_edited_in_place_are_checked_where_they_are_set() -> None:
+    """``rpn._post_nms_top_n["testing"] = 0`` edited a plain dict: the RPN kept no
+    proposal (and the model no detection) until ``model.config`` refused the limit at
+    save; ``["test"] = 300`` (a mode that does not exist) changed nothing. A dict
+    assigned whole is checked alike, and so are later edits of it."""
+    rpn = small_fpn_rpn()
+    with pytest.raises(ValueError, match=r"^rpn\._post_nms_top_n\['testing'\] = 0: must be >= 1$"):
+        rpn._post_nms_top_n["testing"] = 0
+    with pytest.raises(
+        ValueError,
+        match=r"^rpn\._pre_nms_top_n\['training'\] = 2\.5: must be an integer, got 2\.5$",
+    ):
+        rpn._pre_nms_top_n.update(training=2.5)
+    with pytest.raises(
+        ValueError,
+        match=r"^rpn\._post_nms_top_n\['test'\]: the limits are those of 'training' and "
+        r"'testing'$",
+    ):
+        rpn._post_nms_top_n["test"] = 300
+    with pytest.raises(
+        ValueError, match=r"^rpn\._post_nms_top_n\['testing'\] cannot be removed: set another"
+    ):
+        del rpn._post_nms_top_n["testing"]
+    with pytest.raises(ValueError, match=r"^rpn\._pre_nms_top_n\['testing'\] = -5: must be >= 1$"):
+        rpn._pre_nms_top_n = {"training": 200, "testing": -5}
+    limits = {"training": 200, "testing": 30}
+    rpn._pre_nms_top_n = limits
+    with pytest.raises(ValueError, match=r"^rpn\._pre_nms_top_n\['testing'\] = None: "):
+        rpn._pre_nms_top_n["testing"] = None
+    assert rpn._pre_nms_top_n == limits and rpn._post_nms_top_n == {"training": 150, "testing": 50}
+    assert rpn.proposal_limits()["pre_nms_top_n_test"] == 30
+
+
 def test_batch_of_empty_images_has_zero_box_loss() -> None:
     rpn = small_fpn_rpn()
     rpn.train()

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..config import RPNConfig, check_setting
+
 # tw/th are clamped before exp() so that a wild regression cannot overflow: a box at
 # most 1000/16 times its anchor, the value py-faster-rcnn and torchvision use.
 DEFAULT_BBOX_XFORM_CLIP = math.log(1000.0 / 16)
@@ -203,6 +205,20 @@ class BoxCoder:
     ) -> None:
         self.weights = tuple(float(w) for w in weights)
         self.bbox_xform_clip = bbox_xform_clip
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # torchvision's users set them on the built model's coders
+        # (``model.roi_heads.box_coder.weights = (5.0, 5.0, 2.0, 2.0)``): the weights are
+        # checked by the config's rules, which both stages' configs share; a clamp set there
+        # is refused, as checked_box_coder refuses a coder of another clamp.
+        if name == "weights":
+            check_setting(RPNConfig, "box_coder_weights", value, "box_coder.weights")
+        if name == "bbox_xform_clip" and name in vars(self) and value != DEFAULT_BBOX_XFORM_CLIP:
+            raise ValueError(
+                f"box_coder.bbox_xform_clip = {value!r}: the config records no clamp (a model "
+                "file would clamp at log(1000 / 16)); set the weights alone"
+            )
+        super().__setattr__(name, value)
 
     def encode(self, reference_boxes: list[Tensor], proposals: list[Tensor]) -> tuple[Tensor, ...]:
         """Per-image :meth:`encode_single`, computed in one pass.

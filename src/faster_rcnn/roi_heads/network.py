@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..config import FasterRCNNConfig, RoIHeadsConfig
+from ..config import FasterRCNNConfig, RoIHeadsConfig, check_setting
 from ..matcher import Matcher, checked_matcher
 from ..ops.boxes import BoxCoder, checked_box_coder
 from ..samplers import BalancedPositiveNegativeSampler, from_torchvision_sampler
@@ -34,6 +34,18 @@ ABSENT_BRANCHES = {
     "keypoint_head": "keypoint",
     "keypoint_predictor": "keypoint",
 }
+# The head's settings that are fields of RoIHeadsConfig (of the same names), checked by
+# the config's rules where torchvision's users set them (``roi_heads.score_thresh = 0.5``).
+CONFIG_SETTINGS = (
+    "smooth_l1_beta",
+    "score_thresh",
+    "nms_thresh",
+    "detections_per_img",
+    "min_box_size",
+    "class_nms_thresh",
+    "soft_nms_sigma",
+    "soft_nms_min_score",
+)
 
 
 class RoIHeads(nn.Module):
@@ -103,6 +115,8 @@ class RoIHeads(nn.Module):
                 f"roi_heads.{name}: this Faster R-CNN has no {ABSENT_BRANCHES[name]} branch "
                 "(torchvision's Mask / Keypoint R-CNN); it detects boxes only"
             )
+        if name in CONFIG_SETTINGS:
+            check_setting(RoIHeadsConfig, name, value, f"roi_heads.{name}")
         if name == "nms_thresh" and value != getattr(self, name, value):
             self._check_nms_thresh_used(value)
         super().__setattr__(name, value)

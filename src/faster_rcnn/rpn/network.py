@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import UserDict
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..anchors import AnchorGenerator, LevelGrid
-from ..config import FasterRCNNConfig
+from ..config import FasterRCNNConfig, RPNConfig, check_setting
 from ..image_list import ImageList
 from ..matcher import Matcher, checked_matcher
 from ..ops.boxes import BoxCoder, checked_box_coder
@@ -108,20 +109,56 @@ def check_head_fits_anchors(predicted: list[int], made: list[int]) -> None:
 
 # The RPN's proposal limits, torchvision's dicts {"training": n, "testing": n}.
 PROPOSAL_LIMITS = ("_pre_nms_top_n", "_post_nms_top_n")
+# The RPN's settings that are fields of RPNConfig (of the same names), checked by the
+# config's rules where torchvision's users set them (``rpn.nms_thresh = 0.6``).
+CONFIG_SETTINGS = (
+    "nms_thresh",
+    "score_thresh",
+    "min_size",
+    "loss_normalization",
+    "box_loss_weight",
+    "smooth_l1_beta",
+)
+# A mode's key in the proposal limits: the suffix of its RPNConfig fields.
+_MODE_FIELDS = {"training": "train", "testing": "test"}
 
 
-def check_proposal_limits(name: str, limits: object) -> None:
-    """Refuse as ``rpn.<name>`` (one of :data:`PROPOSAL_LIMITS`) what is not a dict with
-    the keys ``"training"`` and ``"testing"``; the limits themselves are checked as the
-    config's fields (:attr:`~faster_rcnn.FasterRCNN.config`).
+class ProposalLimits(UserDict[str, int]):
+    """One of the RPN's proposal limits (``rpn.<name>``, ``name`` one of
+    :data:`PROPOSAL_LIMITS`), torchvision's ``{"training": n, "testing": n}``, whose
+    limits are checked by their config fields' rules where they are set, in place too
+    (``rpn._post_nms_top_n["testing"] = 300``); neither mode's key can be removed."""
+
+    def __init__(self, name: str, limits: Mapping[str, int]) -> None:
+        self.name = name
+        super().__init__(limits)
+
+    def __setitem__(self, mode: str, limit: int) -> None:
+        if mode not in _MODE_FIELDS:
+            raise ValueError(
+                f"rpn.{self.name}[{mode!r}]: the limits are those of 'training' and 'testing'"
+            )
+        field = f"{self.name.removeprefix('_')}_{_MODE_FIELDS[mode]}"
+        check_setting(RPNConfig, field, limit, f"rpn.{self.name}[{mode!r}]")
+        super().__setitem__(mode, limit)
+
+    def __delitem__(self, mode: str) -> None:
+        raise ValueError(f"rpn.{self.name}[{mode!r}] cannot be removed: set another limit")
+
+
+def check_proposal_limits(name: str, limits: object) -> ProposalLimits:
+    """``limits`` set as ``rpn.<name>`` (one of :data:`PROPOSAL_LIMITS`), a dict with the
+    keys ``"training"`` and ``"testing"``, as a :class:`ProposalLimits` (its limits
+    checked as the config's fields).
 
     Raises:
-        ValueError: naming the attribute and the value.
+        ValueError: naming the attribute and the value, or the limit out of range.
     """
-    if not isinstance(limits, Mapping) or not {"training", "testing"} <= set(limits):
+    if not isinstance(limits, Mapping) or set(limits) != set(_MODE_FIELDS):
         raise ValueError(
             f"rpn.{name} must be a dict {{'training': n, 'testing': n}}, got {limits!r}"
         )
+    return ProposalLimits(name, limits)
 
 
 def _to_anchor_rows(layer: Tensor, n: int, c: int, h: int, w: int) -> Tensor:
@@ -255,7 +292,9 @@ class RegionProposalNetwork(nn.Module):
         # ... and model.rpn._pre_nms_top_n = dict(training=2000, testing=1000), which the
         # forward pass reads a mode's limit from.
         if name in PROPOSAL_LIMITS:
-            check_proposal_limits(name, value)
+            value = check_proposal_limits(name, value)
+        if name in CONFIG_SETTINGS:
+            check_setting(RPNConfig, name, value, f"rpn.{name}")
         if name == "box_coder":
             value = checked_box_coder(value, "rpn.box_coder")
         if name == "fg_bg_sampler":
@@ -277,16 +316,11 @@ class RegionProposalNetwork(nn.Module):
     def proposal_limits(self) -> dict[str, int]:
         """The proposal limits set on this module, as the fields of
         :class:`~faster_rcnn.config.RPNConfig`
-        (``{"pre_nms_top_n_train": ..., "post_nms_top_n_test": ...}``).
-
-        Raises:
-            ValueError: :attr:`_pre_nms_top_n` or :attr:`_post_nms_top_n` was set to other
-                than a dict with the keys ``"training"`` and ``"testing"``.
-        """
+        (``{"pre_nms_top_n_train": ..., "post_nms_top_n_test": ...}``), each checked
+        where it was set (:class:`ProposalLimits`)."""
         fields: dict[str, int] = {}
         for name in PROPOSAL_LIMITS:
             limits = getattr(self, name)
-            check_proposal_limits(name, limits)
             field = name.removeprefix("_")
             fields[f"{field}_train"] = limits["training"]
             fields[f"{field}_test"] = limits["testing"]
