@@ -1,5 +1,7 @@
 """The band matcher: both stages' rules as settings of one object, by hand-computed IoUs."""
 
+import math
+
 import pytest
 import torch
 
@@ -192,3 +194,31 @@ def test_a_best_iou_matcher_refuses_low_quality_matches_given_or_set_later():
     rpn = Matcher((0.3, 0.7), (0, -1, 1))
     rpn.allow_low_quality_matches = True  # the RPN's matches from every IoU
     assert rpn.allow_low_quality_matches is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refusal"),
+    [
+        ("high_threshold", math.nan, r"high_threshold = nan: must be finite, got nan"),
+        ("low_threshold", None, r"low_threshold = None: must be a number, got None"),
+        ("low_quality_min_iou", None, r"low_quality_min_iou = None: must be a number, got None"),
+        ("low_quality_min_iou", math.inf, r"low_quality_min_iou = inf: must be finite, got inf"),
+        (
+            "allow_low_quality_matches",
+            None,
+            r"allow_low_quality_matches = None: must be a bool, got None",
+        ),
+    ],
+)
+def test_an_iou_that_is_not_a_finite_number_is_refused_where_it_is_set(name, value, refusal):
+    """torchvision's users set the matcher's IoUs on the built model: a NaN high threshold
+    was taken and labelled every anchor positive (``bucketize`` placed every IoU above
+    it) until ``model.config`` refused it at save; a ``None`` minimum failed in the
+    training step, and a ``None`` threshold in ``float()``'s words; a ``None`` switch
+    was taken as False until the config refused it."""
+    matcher = Matcher((0.3, 0.7), (0, -1, 1), allow_low_quality_matches=True)
+    with pytest.raises(ValueError, match=rf"^proposal_matcher\.{refusal}$"):
+        setattr(matcher, name, value)
+    assert (matcher.thresholds, matcher.low_quality_min_iou) == ((0.3, 0.7), 0.0)
+    matcher.high_threshold, matcher.low_quality_min_iou = 0.6, 0.2
+    assert (matcher.thresholds, matcher.low_quality_min_iou) == ((0.3, 0.6), 0.2)

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .config import RPNConfig, check_setting
+
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 
 
@@ -76,8 +78,15 @@ class Matcher:
     def __setattr__(self, name: str, value: object) -> None:
         # torchvision's users set proposal_matcher.allow_low_quality_matches: refused here
         # where matching would refuse it, not in a training step later.
-        if name == "allow_low_quality_matches" and value:
-            refuse_low_quality_matches(getattr(self, "best_iou_only", None))
+        if name == "allow_low_quality_matches":
+            check_setting(RPNConfig, name, value, f"proposal_matcher.{name}")
+            if value:
+                refuse_low_quality_matches(getattr(self, "best_iou_only", None))
+        # ... and its IoUs (low_quality_min_iou, high_threshold, low_threshold): each a
+        # number the config takes as an IoU (their range and order are checked together,
+        # by model.config).
+        if name == "low_quality_min_iou":
+            _check_iou(value, f"proposal_matcher.{name}")
         super().__setattr__(name, value)
 
     @property
@@ -89,6 +98,7 @@ class Matcher:
 
     @high_threshold.setter
     def high_threshold(self, value: float) -> None:
+        _check_iou(value, "proposal_matcher.high_threshold")
         self._move_threshold(len(self.thresholds) - 1, value)
 
     @property
@@ -100,6 +110,7 @@ class Matcher:
 
     @low_threshold.setter
     def low_threshold(self, value: float) -> None:
+        _check_iou(value, "proposal_matcher.low_threshold")
         self._move_threshold(self._negative_band(), value)
 
     def _negative_band(self) -> int:
@@ -234,6 +245,12 @@ class Matcher:
         boundaries = torch.tensor(self.thresholds, dtype=iou.dtype, device=iou.device)
         band = torch.bucketize(iou, boundaries, right=True)  # thresholds <= iou
         return torch.tensor(self.labels, dtype=torch.int64, device=iou.device)[band]
+
+
+def _check_iou(value: object, where: str) -> None:
+    """Refuse as ``where`` an IoU that is not a finite number, by the rule of the
+    config's IoU fields (``RPNConfig.fg_iou_thresh``)."""
+    check_setting(RPNConfig, "fg_iou_thresh", value, where)
 
 
 def _check_ascending(thresholds: Sequence[float]) -> None:
