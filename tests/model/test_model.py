@@ -240,7 +240,11 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
             r"fg_bg_sampler\.batch_size_per_image = 0: must be >= 1",
         ),
         ("rpn.score_thresh", 1.0, r"rpn\.score_thresh = 1\.0: must be in \[0, 1\)"),
-        ("rpn.box_loss_weight", -1.0, r"rpn\.box_loss_weight = -1\.0: must be >= 0"),
+        (
+            "rpn.box_loss_weight",
+            -1.0,
+            r"rpn\.box_loss_weight = -1\.0: must be in \[0, 3\.4e\+38\] \(finite in float32\)",
+        ),
         (
             "roi_heads.box_coder.weights",
             (0.0, 1.0, 1.0, 1.0),
