@@ -235,8 +235,32 @@ def test_unreadable_files_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a COCO detection file"):
         COCODetection(tmp_path, tmp_path / "other.json")
     _, annotation_file = _coco(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"elsewhere/a\.png does not exist"):
-        COCODetection(tmp_path / "elsewhere", annotation_file)[0]
+    with (
+        pytest.warns(UserWarning, match=r"3 images are left out, not found: .*elsewhere/a\.png"),
+        pytest.raises(ValueError) as no_image,
+    ):
+        COCODetection(tmp_path / "elsewhere", annotation_file, "train")
+    assert str(no_image.value) == (
+        f"{annotation_file}: the train split holds no image (none of its 3 images is there)"
+    )
+
+
+def test_an_image_whose_file_is_missing_is_left_out_with_its_annotations(tmp_path: Path) -> None:
+    # a.png deleted after labelling: its three annotations go with it (annotation 3's box
+    # without area is not counted), b.png and c.png are read as before.
+    images, annotation_file = _coco(tmp_path)
+    (images / "a.png").unlink()
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(images, annotation_file)
+    assert [str(w.message) for w in warned] == [
+        f"{annotation_file}: 1 image is left out, not found: {images / 'a.png'}"
+    ]
+    assert data.image_files == [images / "b.png", images / "sub/c.png"]
+    assert [data.target(k)["image_id"] for k in range(2)] == [5, 2]
+    assert data.target(0)["boxes"].shape == (0, 4)
+    assert torch.equal(data.target(1)["boxes"], torch.tensor([[1.5, 2.25, 5.5, 10.75]]))
+    assert data.target(1)["labels"].tolist() == [1] and data.skipped_annotations == []
+    assert data.image_size(1) == (24, 12)
 
 
 def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_count(

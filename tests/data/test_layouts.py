@@ -1193,8 +1193,9 @@ def test_roboflow_coco_one_folder_per_split_without_its_placeholder_category(tmp
 
 def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_path, capsys):
     """Roboflow's test/ holding its _annotations.coco.json but none of its images was no
-    split, without a word; a split with some of its images is one, and opening it names
-    those missing; train is kept, its opening naming them all."""
+    split, without a word; a split with some of its images is one, and opening it leaves
+    out those missing, naming them; train is kept, its opening refused as holding no
+    image."""
     cells = [{"id": 1, "name": "rbc"}]
     for split, count in (("train", 2), ("valid", 1), ("test", 3)):
         names = [f"{split}{k}.jpg" for k in range(count)]
@@ -1211,15 +1212,25 @@ def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_pa
     assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
     image(tmp_path / "test/test1.jpg")
     assert find_layout(tmp_path).splits == ("test", "train", "valid")
-    with pytest.raises(FileNotFoundError) as refused:
-        open_dataset(tmp_path, "test")
+    with pytest.warns(UserWarning) as warned:
+        test = open_dataset(tmp_path, "test")
+    assert test.image_files == [tmp_path / "test/test1.jpg"]
     missing = f"{tmp_path / 'test/test0.jpg'}, {tmp_path / 'test/test2.jpg'}"
-    assert str(refused.value) == f"2 of 3 image files are missing: {missing}"
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'test/_annotations.coco.json'}: 2 images are left out, not found: {missing}"
+    ]
     for name in ("train0.jpg", "train1.jpg"):
         (tmp_path / "train" / name).unlink()
     assert find_layout(tmp_path).splits == ("test", "train", "valid")
-    with pytest.raises(FileNotFoundError, match=r"^2 of 2 image files are missing: "):
+    with (
+        pytest.warns(UserWarning, match="2 images are left out"),
+        pytest.raises(ValueError) as refused,
+    ):
         open_dataset(tmp_path, "train")
+    assert str(refused.value) == (
+        f"{tmp_path / 'train/_annotations.coco.json'}: the train split holds no image (none "
+        "of its 2 images is there)"
+    )
 
 
 def test_an_image_missing_but_for_the_case_of_its_name_is_said_to_be_there(tmp_path):
@@ -1228,12 +1239,64 @@ def test_an_image_missing_but_for_the_case_of_its_name_is_said_to_be_there(tmp_p
     coco(tmp_path / "labels.json", ["a.jpg", "b.jpg"], [{"id": 1, "name": "car"}], 1)
     image(tmp_path / "images/A.JPG")
     image(tmp_path / "images/b.jpg")
-    with pytest.raises(FileNotFoundError) as refused:
-        open_dataset(tmp_path)
-    assert str(refused.value) == (
-        f"1 of 2 image files are missing: {tmp_path / 'images/a.jpg'} (A.JPG is there: file "
-        "names are case-sensitive here)"
-    )
+    with pytest.warns(UserWarning) as warned:
+        data = open_dataset(tmp_path)
+    assert data.image_files == [tmp_path / "images/b.jpg"]
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'labels.json'}: 1 image is left out, not found: "
+        f"{tmp_path / 'images/a.jpg'} (A.JPG is there: file names are case-sensitive here)"
+    ]
+
+
+# A box of each image of the layouts below, as label and as read from a 40 x 30 image.
+YOLO_BOX, YOLO_READ = "0 0.5 0.5 0.5 0.4\n", [[10.0, 9.0, 30.0, 21.0]]
+
+
+def _cvat_coco_of_two(root: Path) -> tuple[Path, str, list[list[float]]]:
+    """CVAT's COCO export of a.jpg and b.jpg, one car each: the file naming them, what
+    the error of the dataset without either says of it, and the box of each as read."""
+    cars = [{"id": 1, "name": "car"}]
+    listed = coco(root / "annotations/instances_default.json", ["a.jpg", "b.jpg"], cars, 1)
+    image(root / "images/a.jpg")
+    image(root / "images/b.jpg")
+    return listed, "the dataset holds no image", [[2.0, 2.0, 12.0, 10.0]]
+
+
+def _darknet_of_two(root: Path) -> tuple[Path, str, list[list[float]]]:
+    """CVAT's "YOLO 1.1" export of a.jpg and b.jpg, a cat each."""
+    cvat_yolo(root, {"train": {"a": YOLO_BOX, "b": YOLO_BOX}})
+    return root / "train.txt", "the train split holds no image", YOLO_READ
+
+
+def _data_yaml_list_of_two(root: Path) -> tuple[Path, str, list[list[float]]]:
+    """A data YAML whose train split is a list of images/train/{a,b}.jpg, a cell each."""
+    for stem in ("a", "b"):
+        image(root / f"images/train/{stem}.jpg")
+        (root / "labels/train").mkdir(parents=True, exist_ok=True)
+        (root / f"labels/train/{stem}.txt").write_text(YOLO_BOX)
+    (root / "train.txt").write_text("./images/train/a.jpg\n./images/train/b.jpg\n")
+    (root / "data.yaml").write_text("train: train.txt\nnames: [cell]\n")
+    return root / "data.yaml", "the train split holds no image", YOLO_READ
+
+
+@pytest.mark.parametrize("layout", [_cvat_coco_of_two, _darknet_of_two, _data_yaml_list_of_two])
+def test_an_image_whose_file_is_missing_is_left_out_in_every_format_alike(tmp_path, layout):
+    """An image deleted after labelling made train and evaluate refuse the whole split
+    (COCO, Darknet, a data YAML's list), where VOC leaves its id out: each now leaves the
+    image out with one warning, in the same words; a split with no image left is
+    refused as one that holds none."""
+    listed, empty, box = layout(tmp_path)
+    gone, kept = (next(tmp_path.rglob(f"{stem}.jpg")) for stem in ("a", "b"))
+    gone.unlink()
+    with pytest.warns(UserWarning) as warned:
+        data = open_dataset(tmp_path, "train")
+    assert [str(w.message) for w in warned] == [f"{listed}: 1 image is left out, not found: {gone}"]
+    assert data.image_files == [kept] and len(data) == 1
+    assert data.target(0)["boxes"].tolist() == box
+    kept.unlink()
+    with pytest.warns(UserWarning, match="2 images are left out"), pytest.raises(ValueError) as no:
+        open_dataset(tmp_path, "train")
+    assert str(no.value) == f"{listed}: {empty} (none of its 2 images is there)"
 
 
 def test_a_coco_instances_file_whose_images_are_nowhere_is_left_out_saying_so(tmp_path):

@@ -101,16 +101,17 @@ def test_coco_single_file_and_json_path(tmp_path: Path) -> None:
     assert open_dataset(beside).images_dir == tmp_path / "export"
 
 
-def test_missing_images_are_reported_together_when_the_dataset_is_opened(tmp_path: Path) -> None:
+def test_missing_images_are_left_out_together_when_the_dataset_is_opened(tmp_path: Path) -> None:
     names = [f"{i}.png" for i in range(8)]
     annotation_file = _coco_json(tmp_path / "annotations" / "labels.json", names)
     _image(tmp_path / "images" / "3.png")
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"7 of 8 image files are missing: .*0\.png, .*1\.png, .*2\.png, .*4\.png, "
-        r".*5\.png and 2 more",
-    ):
-        open_dataset(annotation_file)
+    with pytest.warns(UserWarning) as warned:
+        data = open_dataset(annotation_file)
+    assert data.image_files == [tmp_path / "images" / "3.png"]
+    first = ", ".join(str(tmp_path / "images" / f"{i}.png") for i in range(3))
+    assert [str(w.message) for w in warned] == [
+        f"{annotation_file}: 7 images are left out, not found: {first}, ..."
+    ]
 
 
 def test_yolo_folder(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from .dataset import (
     empty_split_error,
     first_few,
     image_sizes,
+    images_there,
     read_image,
     read_text,
     target_of,
@@ -71,7 +72,9 @@ class COCODetection(ImageFileDataset):
             of an empty one; ``None`` for a file without splits.
 
     A category that has no annotation and is the ``supercategory`` of another is not a
-    class: Roboflow's exports name the dataset so, as category 0.
+    class: Roboflow's exports name the dataset so, as category 0. An image whose file is
+    not there (deleted after labelling) is left out with its annotations, in one warning
+    (:func:`~.dataset.images_there`).
 
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
@@ -87,11 +90,11 @@ class COCODetection(ImageFileDataset):
 
     Raises:
         FileNotFoundError: the annotation file does not exist.
-        ValueError: unreadable json, an empty ``images`` list (:func:`empty_split_error`:
-            an empty training split would leave training the others alone without a
-            word), an image without ``file_name``, or an annotation with an unknown image
-            or category id or a malformed ``bbox`` (or, without one, a malformed
-            ``segmentation``), named by its ``id``.
+        ValueError: unreadable json, an empty ``images`` list or none of its images
+            there (:func:`empty_split_error`: an empty training split would leave
+            training the others alone without a word), an image without ``file_name``,
+            or an annotation with an unknown image or category id or a malformed
+            ``bbox`` (or, without one, a malformed ``segmentation``), named by its ``id``.
     """
 
     def __init__(
@@ -107,8 +110,8 @@ class COCODetection(ImageFileDataset):
             raise empty_split_error(self.annotation_file, split, EMPTY_IMAGES_LIST)
         self.images_dir = _images_dir(images_dir, data["images"])
         self._set_classes(data)
-        position = self._set_images(data["images"])
-        self._set_targets(data.get("annotations", []), position)
+        image_ids, position = self._set_images(data["images"], split)
+        self._set_targets(data.get("annotations", []), image_ids, position)
 
     def _set_classes(self, data: dict[str, Any]) -> None:
         """``class_names`` and the label <-> category id maps: the categories that are
@@ -121,29 +124,38 @@ class COCODetection(ImageFileDataset):
         self.label_to_category_id = {i + 1: cid for i, cid in enumerate(category_ids)}
         self.category_id_to_label = {cid: i + 1 for i, cid in enumerate(category_ids)}
 
-    def _set_images(self, images: list[dict[str, Any]]) -> dict[int, int]:
-        """The image records, their files and sizes (read from the files' headers); the
-        place of each image id among them, which its annotations are filed by."""
+    def _set_images(
+        self, images: list[dict[str, Any]], split: str | None
+    ) -> tuple[set[int], dict[int, int]]:
+        """The image records whose files are there, those files and their sizes (read
+        from the files' headers; the others left out, :func:`images_there`); the ids of
+        all images, and the place of each kept one among them, which its annotations are
+        filed by."""
         file = self.annotation_file
-        self._images: list[dict[str, Any]] = list(images)
-        position = {image["id"]: k for k, image in enumerate(self._images)}
-        if len(position) != len(self._images):
-            ids = Counter(image["id"] for image in self._images)
-            repeated = [i for i, count in ids.items() if count > 1]
+        ids = {image["id"] for image in images}
+        if len(ids) != len(images):
+            counts = Counter(image["id"] for image in images)
+            repeated = [i for i, count in counts.items() if count > 1]
             raise ValueError(
                 f"{file}: duplicate image ids ({first_few([str(i) for i in repeated])})"
             )
-        self.image_files = [_image_file(self.images_dir, image, file) for image in self._images]
+        files = [_image_file(self.images_dir, image, file) for image in images]
+        kept = images_there(files, file, split)
+        self._images: list[dict[str, Any]] = [images[k] for k in kept]
+        self.image_files = [files[k] for k in kept]
         names = [str(path) for path in self.image_files]
         recorded = [image_record_size(image) for image in self._images]
         sizes = image_sizes(recorded, self.image_files, names, str(file), "width and height")
         self._sizes, self._turned = sizes.sizes, sizes.turned
-        return position
+        return ids, {image["id"]: k for k, image in enumerate(self._images)}
 
-    def _set_targets(self, annotations: list[Any], position: dict[int, int]) -> None:
+    def _set_targets(
+        self, annotations: list[Any], image_ids: set[int], position: dict[int, int]
+    ) -> None:
         """Each image's boxes (``float32[N, 4]``), labels and crowd flags from the
-        ``annotations`` of the image ids in ``position``; those without area left out,
-        in ``skipped_annotations``, and the boxes clipped or left out warned about."""
+        ``annotations`` of the ``image_ids``, filed by ``position`` (those of an image
+        left out for want of its file go with it); those without area left out, in
+        ``skipped_annotations``, and the boxes clipped or left out warned about."""
         file = self.annotation_file
         rows: list[list[list[float]]] = [[] for _ in self._images]
         labels: list[list[int]] = [[] for _ in self._images]
@@ -152,8 +164,10 @@ class COCODetection(ImageFileDataset):
         self.box_audit = BoxAudit()
         for k, ann in enumerate(annotations):
             name = annotation_name(ann, k)
-            check_annotation_ids(ann, name, position, self.category_id_to_label, file)
-            k_image = position[ann["image_id"]]
+            check_annotation_ids(ann, name, image_ids, self.category_id_to_label, file)
+            k_image = position.get(ann["image_id"])
+            if k_image is None:
+                continue
             box = self._box(ann, name, k_image)
             if box is None:
                 self.skipped_annotations.append(ann)

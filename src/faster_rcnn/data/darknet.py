@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..counted import counted
-from .dataset import as_on_disk, empty_split_error, read_text, written_path
+from .dataset import as_on_disk, empty_split_error, images_there, read_text, written_path
 from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
 
 DATA_FILE = "obj.data"
@@ -81,6 +81,9 @@ class DarknetYOLO(YOLODetection):
         FileNotFoundError: the split's list does not exist.
         ValueError: a malformed ``obj.data`` or label, no such split, or no image in it
             (:func:`empty_split_error`).
+
+    An image of the list that is not there is left out with a warning naming it
+    (:func:`~faster_rcnn.data.dataset.images_there`).
     """
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
@@ -95,14 +98,18 @@ class DarknetYOLO(YOLODetection):
         if not listed.is_file():
             raise FileNotFoundError(f"{data_file}: the {split} list {listed} does not exist")
         lines = [line.strip() for line in read_text(listed).splitlines() if line.strip()]
-        self.image_files = [darknet_path(self.root, line) for line in lines]
-        if not self.image_files:
+        images = [darknet_path(self.root, line) for line in lines]
+        if not images:
             raise empty_split_error(listed, split)
-        label_files = as_on_disk([image.with_suffix(".txt") for image in self.image_files])
+        kept = images_there(images, listed, split)
+        listed_labels = as_on_disk([image.with_suffix(".txt") for image in images])
+        self.image_files = [images[k] for k in kept]
+        label_files = [listed_labels[k] for k in kept]
         names_file = darknet_path(self.root, entries.get("names", NAMES_FILE))
         names = _names(names_file, data_file, entries.get("classes"))
         self._load(label_files, names, str(names_file), f"{self.root} ({split})")
-        warn_of_unread_labels(label_files, f"{self.root} ({split})")
+        # The label file of an image left out is not unread: the image is named as gone.
+        warn_of_unread_labels(listed_labels, f"{self.root} ({split})")
 
 
 def _names(file: Path, data_file: Path, classes: str | None) -> tuple[str, ...] | None:

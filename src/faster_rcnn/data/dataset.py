@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageOps, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
-from ..counted import counted
+from ..counted import counted, plural_of
 from .sample_depth import SampleDepth, declared_depth
 
 Target = dict[str, Tensor | int]
@@ -535,6 +535,54 @@ def empty_split_message(source: str | Path, split: str | None, detail: str = "")
     part = f"the {split} split" if split else "the dataset"
     said = f" ({detail})" if detail else ""
     return f"{source}: {part} holds no image{said}"
+
+
+def images_there(image_files: Sequence[Path], source: str | Path, split: str | None) -> list[int]:
+    """The indices of the ``image_files`` that are there, those that are not (an image
+    deleted after labelling, a list written before it was copied) left out with one
+    warning (:func:`warn_of_left_out`): there is nothing to train on or score.
+
+    Args:
+        source: the annotation or list file that names the images, for the messages.
+        split: the split it is, for the error of one without images.
+
+    Raises:
+        ValueError: none is there (:func:`empty_split_error`).
+    """
+    missing = [k for k, path in enumerate(image_files) if not path.is_file()]
+    if missing:
+        warn_of_left_out(source, [missing_file(image_files[k]) for k in missing], "image")
+    if len(missing) == len(image_files):
+        detail = f"none of its {counted(len(image_files), 'image')} is there"
+        raise empty_split_error(source, split, detail)
+    gone = set(missing)
+    return [k for k in range(len(image_files)) if k not in gone]
+
+
+def warn_of_left_out(
+    source: str | Path, left_out: Sequence[str], noun: str, looked_for: str = ""
+) -> None:
+    """Warn that the ``left_out`` items of ``source`` (each as named in the message) are
+    left out for want of their files, in one wording for every format:
+    ``"<source>: 2 images are left out, not found<looked_for>: a.jpg, b.jpg"``, ``noun``
+    naming what they are (``image``, VOC's ``id``) and ``looked_for`` where they were
+    looked for, if the names do not say (``" as Annotations/<id>.xml"``)."""
+    if left_out:
+        warnings.warn(
+            f"{source}: {counted(len(left_out), f'{noun} is', f'{plural_of(noun)} are')} left "
+            f"out, not found{looked_for}: {first_few(left_out)}",
+            stacklevel=3,
+        )
+
+
+def missing_file(path: Path) -> str:
+    """``path``, with the file its folder holds of its name in another case (a dataset
+    annotated on Windows or macOS, whose disks ignore the case, read where it counts)."""
+    if path.parent.is_dir():
+        for other in path.parent.iterdir():
+            if other.name.lower() == path.name.lower():
+                return f"{path} ({other.name} is there: file names are case-sensitive here)"
+    return str(path)
 
 
 def written_path(name: str) -> Path:

@@ -61,8 +61,8 @@ A split other than the one ``train`` finds that holds no image is left out, with
 that says so as opening it would (``<file>: the test split holds no image (<detail>)``,
 :func:`.empty_split_message`): an empty ``ImageSets/Main/test.txt``, an
 ``instances_test.json`` or Roboflow ``_annotations.coco.json`` whose ``images`` list is
-empty or none of whose images is there (some missing, opening the split names them), a
-Roboflow VOC ``test/`` folder of ``.xml`` files without their images, a YOLO
+empty or none of whose images is there (some missing, opening the split leaves them
+out), a Roboflow VOC ``test/`` folder of ``.xml`` files without their images, a YOLO
 ``images/test/`` folder or Darknet list without an image, a data YAML's split whose
 folders are not there or hold no image, an empty Roboflow ``test/`` folder. Training
 would join it, and evaluation score nothing. The split ``train`` finds is kept whatever
@@ -183,7 +183,7 @@ class DatasetLayout:
         class_names: Sequence[str] | None = None,
         append_unknown: bool = False,
     ) -> DetectionDataset:
-        """The split ``split`` (see :meth:`resolve`), every image file checked to exist.
+        """The split ``split`` (see :meth:`resolve`).
 
         Args:
             class_names: the class order of the labels. A split whose own classes are
@@ -200,7 +200,6 @@ class DatasetLayout:
         named = self.resolve(split)  # as the data names it: Roboflow's valid for val
         dataset = self.opener(named, None if append_unknown else class_names)
         source = f"{self.path} ({named})"
-        check_image_files(dataset)
         warn_of_look_alike_classes(dataset.class_names, source)
         if class_names is None or tuple(class_names) == dataset.class_names:
             return dataset
@@ -276,7 +275,7 @@ def _coco_without_images(file: Path, folders: Sequence[Path], split: str) -> str
     """Why the COCO ``file``, the split ``split``, gives no image
     (:func:`empty_split_message`): its ``images`` list is empty, or none of the images it
     lists is in ``folders``, where the reader looks for them; ``None`` where one is
-    (opening names those missing), or where ``file`` cannot be read.
+    (opening leaves out those missing), or where ``file`` cannot be read.
 
     An image folder of the split's own beside ``annotations/`` (COCO's ``val2017/``)
     that holds an image settles it unread: parsing is slow (2.6 s for 50,000 images), and
@@ -309,8 +308,10 @@ def open_dataset(
             opening another split); for the other formats, checked against theirs.
 
     Raises:
-        FileNotFoundError: ``path``, a file it needs or any of its images does not exist.
-        ValueError: the layout cannot be told, no split fits, or ``class_names`` differ.
+        FileNotFoundError: ``path`` or a file it needs does not exist (an image that is
+            not there is left out with a warning, :func:`.images_there`).
+        ValueError: the layout cannot be told, no split fits, ``class_names`` differ, or
+            no image of the split is there.
     """
     return find_layout(path).open(split, class_names)
 
@@ -876,32 +877,3 @@ def warn_of_look_alike_classes(class_names: Sequence[str], source: str) -> None:
             "punctuation: where they are one class, give it one name in the annotations",
             stacklevel=3,
         )
-
-
-def check_image_files(dataset: object, shown: int = 5) -> None:
-    """Every image file of a reader exists (a ``stat`` each): all the missing ones are
-    reported at once, before training or evaluation finds them one by one.
-
-    Raises:
-        FileNotFoundError: naming how many are missing and the first ``shown``.
-    """
-    files = getattr(dataset, "image_files", None)
-    if files is None:
-        return
-    missing = [path for path in files if not path.is_file()]
-    if missing:
-        more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
-        raise FileNotFoundError(
-            f"{len(missing)} of {len(files)} image files are missing: "
-            f"{', '.join(map(_missing_file, missing[:shown]))}{more}"
-        )
-
-
-def _missing_file(path: Path) -> str:
-    """``path``, with the file its folder holds of its name in another case (a dataset
-    annotated on Windows or macOS, whose disks ignore the case, read where it counts)."""
-    if path.parent.is_dir():
-        for other in path.parent.iterdir():
-            if other.name.lower() == path.name.lower():
-                return f"{path} ({other.name} is there: file names are case-sensitive here)"
-    return str(path)

@@ -24,6 +24,7 @@ from .dataset import (
     as_on_disk,
     empty_split_error,
     empty_split_message,
+    images_there,
     is_image_file,
     read_text,
     written_path,
@@ -110,6 +111,9 @@ class UltralyticsYOLO(YOLODetection):
         FileNotFoundError: a folder or list the YAML names does not exist.
         ValueError: a malformed YAML, ``names`` or label, or no image in the split
             (:func:`empty_split_error`).
+
+    An image of a ``.txt`` list that is not there is left out with a warning naming it
+    (:func:`~faster_rcnn.data.dataset.images_there`).
     """
 
     def __init__(self, yaml_file: str | Path, split: str = "train") -> None:
@@ -121,9 +125,10 @@ class UltralyticsYOLO(YOLODetection):
             named = list(yaml_splits(data))
             raise ValueError(f"{file} names no {split!r} split (it names {named})")
         entries = _as_list(data[split])
-        self.image_files = [image for e in entries for image in _images(self.root, str(e), file)]
-        if not self.image_files:
+        images = [image for e in entries for image in _images(self.root, str(e), file)]
+        if not images:
             raise empty_split_error(file, split, _split_entry(data, split))
+        self.image_files = [images[k] for k in images_there(images, file, split)]
         label_files = as_on_disk([label_path(image) for image in self.image_files])
         names = _names(data.get("names"), file, data.get("nc"))
         self._load(label_files, names, str(file), f"{file} ({split})")

@@ -48,11 +48,11 @@ from .dataset import (
     boxes_tensor,
     empty_split_error,
     files_with_suffix,
-    first_few,
     image_files_in,
     image_sizes,
     read_image,
     read_text,
+    warn_of_left_out,
 )
 
 _BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
@@ -254,7 +254,10 @@ def _listed_files(root: Path, split: str, is_split: bool) -> tuple[list[Path], l
     images = _image_files(root / "JPEGImages", ids)
     missing = [_lacks(xml, image) for xml, image in zip(annotations, images, strict=True)]
     split_file = split_list(root, split)
-    _warn_of_left_out(split_file, ids, missing)
+    suffixes = ",".join(IMAGE_SUFFIXES)
+    left_out = [f"{i} ({lacks})" for i, lacks in zip(ids, missing, strict=True) if lacks]
+    looked_for = f" as Annotations/<id>.xml and JPEGImages/<id>{{{suffixes}}}"
+    warn_of_left_out(split_file, left_out, "id", looked_for)
     kept = [k for k, lacks in enumerate(missing) if not lacks]
     if not kept:
         detail = f"none of its {counted(len(ids), 'id')} has both an annotation and an image"
@@ -266,20 +269,6 @@ def _lacks(annotation: Path, image: Path | None) -> str:
     """What an id lacks of its files: ``"no annotation"``, ``"no image"``, both, or ``""``."""
     lacks = [] if annotation.is_file() else ["no annotation"]
     return ", ".join(lacks if image else [*lacks, "no image"])
-
-
-def _warn_of_left_out(split_file: Path, ids: Sequence[str], missing: Sequence[str]) -> None:
-    """Warn of the ``ids`` of ``split_file`` left out for want of a file (``missing``:
-    what each lacks, empty where it lacks nothing)."""
-    left_out = [f"{i} ({lacks})" for i, lacks in zip(ids, missing, strict=True) if lacks]
-    if left_out:
-        suffixes = ",".join(IMAGE_SUFFIXES)
-        warnings.warn(
-            f"{split_file}: {counted(len(left_out), 'id is', 'ids are')} left out, not found as "
-            f"Annotations/<id>.xml and JPEGImages/<id>{{{suffixes}}}: "
-            f"{first_few(left_out)}",
-            stacklevel=4,
-        )
 
 
 def _image_files(folder: Path, ids: Sequence[str]) -> list[Path | None]:
