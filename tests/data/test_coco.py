@@ -225,6 +225,25 @@ def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Pat
     ]
 
 
+def test_an_empty_bbox_beside_polygons_is_no_bbox(tmp_path: Path) -> None:
+    """LabelMe-to-COCO converters write ``"bbox": []`` beside the polygons: the file was
+    refused ('has bbox [], not [x, y, width, height]'); the polygons' extent is the box,
+    for training and for evaluation against the file."""
+    polygons = [[1, 2, 6, 2, 6, 9.5], [4, 3, 8.5, 12, 5, 20]]  # on c.png (12x24)
+    annotations = [
+        {"id": 1, "image_id": 2, "category_id": 3, "segmentation": polygons, "bbox": []},
+    ]
+    images, annotation_file = _coco(tmp_path, annotations=annotations)
+    data = COCODetection(images, annotation_file)
+    assert torch.equal(data.target(2)["boxes"], torch.tensor([[1.0, 2, 8.5, 20]]))
+    scored = load_coco_annotations(annotation_file).dataset["annotations"]
+    assert [a["bbox"] for a in scored] == [[1, 2, 7.5, 18]]
+    # Without a segmentation, an empty bbox is no box at all.
+    annotations[0]["segmentation"] = []
+    with pytest.raises(ValueError, match=r"annotation 1 has bbox \[\], not \[x, y, width"):
+        COCODetection(*_coco(tmp_path, annotations=annotations))
+
+
 def test_unreadable_files_are_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"missing\.json does not exist"):
         COCODetection(tmp_path, tmp_path / "missing.json")

@@ -5,9 +5,10 @@ category-id order; ``label_to_category_id`` and ``category_id_to_label`` transla
 between the two (detections must be written back with category ids for COCO evaluation).
 
 ``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes
-``x1, y1, x2, y2 = x, y, x + width, y + height``. An annotation without one (some tools
-export masks only) takes the extent of its ``segmentation``: of its polygons' points, or
-of its RLE, compressed or not, as pycocotools' ``toBbox`` gives it.
+``x1, y1, x2, y2 = x, y, x + width, y + height``. An annotation without one, or with an
+empty one (some tools export masks only) takes the extent of its ``segmentation``: of
+its polygons' points, or of its RLE, compressed or not, as pycocotools' ``toBbox`` gives
+it.
 
 Crowd annotations (``iscrowd = 1``) are kept with ``target["iscrowd"]`` set: evaluation
 needs them, training should not see them - :func:`drop_crowd` removes them, and the
@@ -309,9 +310,11 @@ def check_annotation_ids(
 def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, ...]:
     """``x, y, width, height`` of an annotation: its ``bbox``, else the extent of its
     ``segmentation`` (:func:`segmentation_extent`); a one-line error naming it unless its
-    ``bbox`` is four finite numbers or, without one, it has a segmentation."""
+    ``bbox`` is four finite numbers or, without one, it has a segmentation. An empty
+    ``bbox`` (``[]``, as LabelMe-to-COCO converters write it beside the polygons) is
+    none."""
     bbox = ann.get("bbox")
-    if bbox is None and ann.get("segmentation"):
+    if bbox in (None, []) and ann.get("segmentation"):
         return segmentation_extent(ann["segmentation"], name, file)
     if (
         not isinstance(bbox, list)
