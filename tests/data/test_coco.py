@@ -117,8 +117,8 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
             r"annotation 8 has category_id 4, not one of \[3, 7\]",
         ),
         (
-            {"annotations": [{"id": 9, "image_id": 12, "category_id": 3, "bbox": [0, 0, 1, 1]}]},
-            r"annotation 9 has unknown image_id 12",
+            {"annotations": [{"id": 9, "image_id": "11", "category_id": 3, "bbox": [0, 0, 1, 1]}]},
+            r"annotation 9 has unknown image_id '11'",
         ),
         (
             {"annotations": [{"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 1]}]},
@@ -223,6 +223,29 @@ def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Pat
         [2, 3, 10, 5],
         [0, 0, 0, 0],
     ]
+
+
+def test_annotations_whose_image_id_no_image_has_are_left_out_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """An image taken out of ``images`` with its annotations left behind (a file edited
+    by hand or merged) made the whole file refused ('unknown image_id 12'): its
+    annotations are left out, named, and the others read."""
+    images, annotation_file = _coco(tmp_path)
+    data = json.loads(annotation_file.read_text())
+    data["annotations"] += [
+        {"id": 9, "image_id": 12, "category_id": 3, "bbox": [0, 0, 1, 1]},
+        {"id": 10, "image_id": 13, "category_id": 7, "bbox": [0, 0, 2, 2]},
+    ]
+    annotation_file.write_text(json.dumps(data))
+    with pytest.warns(UserWarning) as warned:
+        read = COCODetection(images, annotation_file)
+    assert [str(w.message) for w in warned] == [
+        f"{annotation_file}: 2 annotations are left out, no image has their image_id: "
+        "annotation 9 (image_id 12), annotation 10 (image_id 13)",
+        f"{annotation_file}: 1 box dropped (annotation 3 [5, 5, 0, 4]: no area)",
+    ]
+    assert [read.target(k)["boxes"].shape[0] for k in range(3)] == [2, 0, 1]
 
 
 def test_an_empty_bbox_beside_polygons_is_no_bbox(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import reprlib
+import warnings
 from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path, PureWindowsPath
@@ -36,6 +37,7 @@ import torch
 from pycocotools import mask as mask_utils
 from torch import Tensor
 
+from ..counted import counted
 from .box_audit import BoxAudit
 from .dataset import (
     ImageFileDataset,
@@ -94,8 +96,10 @@ class COCODetection(ImageFileDataset):
         ValueError: unreadable json, an empty ``images`` list or none of its images
             there (:func:`empty_split_error`: an empty training split would leave
             training the others alone without a word), an image without ``file_name``,
-            or an annotation with an unknown image or category id or a malformed
-            ``bbox`` (or, without one, a malformed ``segmentation``), named by its ``id``.
+            or an annotation with a non-integer image id, an unknown category id or a
+            malformed ``bbox`` (or, without one, a malformed ``segmentation``), named by
+            its ``id``. An annotation whose integer ``image_id`` no image has is left
+            out with a warning.
     """
 
     def __init__(
@@ -163,7 +167,7 @@ class COCODetection(ImageFileDataset):
         crowd: list[list[bool]] = [[] for _ in self._images]
         self.skipped_annotations: list[dict[str, Any]] = []
         self.box_audit = BoxAudit()
-        for k, ann in enumerate(annotations):
+        for k, ann in _of_listed_images(annotations, image_ids, file):
             name = annotation_name(ann, k)
             check_annotation_ids(ann, name, image_ids, self.category_id_to_label, file)
             k_image = position.get(ann["image_id"])
@@ -211,6 +215,35 @@ class COCODetection(ImageFileDataset):
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=index in self._turned)
+
+
+def _of_listed_images(
+    annotations: list[Any], image_ids: Collection[int], file: Path
+) -> list[tuple[int, Any]]:
+    """The ``annotations`` with their places in ``file``, less those whose ``image_id`` is
+    an integer that no image has, left out with one warning naming them: an image taken
+    out of the ``images`` list with its annotations left behind (a file edited by hand,
+    or merged) leaves nothing to draw them on, and pycocotools, torchvision and detectron2
+    pass them over."""
+    orphans = [
+        k
+        for k, ann in enumerate(annotations)
+        if isinstance(ann, dict)
+        and _is_id(ann.get("image_id"))
+        and ann["image_id"] not in image_ids
+    ]
+    if orphans:
+        named = [
+            f"{annotation_name(annotations[k], k)} (image_id {annotations[k]['image_id']})"
+            for k in orphans
+        ]
+        warnings.warn(
+            f"{file}: {counted(len(orphans), 'annotation is', 'annotations are')} left out, no "
+            f"image has their image_id: {first_few(named)}",
+            stacklevel=4,
+        )
+    gone = set(orphans)
+    return [(k, ann) for k, ann in enumerate(annotations) if k not in gone]
 
 
 def drop_crowd(target: Target) -> Target:
