@@ -202,13 +202,15 @@ def test_a_missing_area_is_the_segmentations_pixels_as_in_cocos_own_files(tmp_pa
             {"image_id": 1, "category_id": 1, "segmentation": columns},
             {"image_id": 1, "category_id": 1, "segmentation": triangle, "area": 1234},
             {"image_id": 2, "category_id": 1, "segmentation": triangle},
+            # LabelMe-to-COCO converters write an area of 0: as left out, not all small.
+            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 50, 40], "area": 0},
         ],
     }
     file = tmp_path / "masks.json"
     file.write_text(json.dumps(data))
     areas = [ann["area"] for ann in load_coco_annotations(file).dataset["annotations"]]
     assert areas[0] == pytest.approx(800, abs=40) and areas[0] < 32**2
-    assert areas[1:] == [60.0, 1234, 1600.0]
+    assert areas[1:] == [60.0, 1234, 1600.0, 2000.0]
 
 
 DIFFICULT = [0.0, 200.0, 60.0, 260.0]  # 3600 px: medium, as MEDIUM

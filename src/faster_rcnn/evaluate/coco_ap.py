@@ -346,7 +346,8 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     the fields COCOeval needs but hand-made files leave out filled in: ``iscrowd``,
     ``bbox`` (the segmentation's extent, as the reader takes it) and ``area`` (the
     segmentation's pixels, as COCO's own files count them, else the box's), which decides
-    an object's small, medium or large.
+    an object's small, medium or large; an ``area`` of 0 is taken as left out (it would
+    make every object small).
 
     The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
     annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
@@ -374,10 +375,15 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
         ann["bbox"] = [x, y, width, height]
         ann["id"] = k + 1
         ann.setdefault("iscrowd", 0)
-        if "area" not in ann:
+        if not _is_positive(ann.get("area")):  # LabelMe-to-COCO converters write 0
             mask_area = segmentation_area(ann.get("segmentation"), image_sizes[ann["image_id"]])
             ann["area"] = width * height if mask_area is None else mask_area
     return _coco_from_dict(data)
+
+
+def _is_positive(value: object) -> bool:
+    """Whether ``value`` is a number above 0 (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 class COCOevalIgnoring(COCOeval):
