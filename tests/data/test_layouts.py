@@ -230,6 +230,24 @@ def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
         open_dataset(yaml)
 
 
+def test_a_data_yaml_path_that_is_not_there_is_named(tmp_path):
+    """A YAML copied from Ultralytics' examples names its datasets folder (path:
+    ../datasets/coco8), which is not there: the error named the train folder under it,
+    as neither a folder of images nor a list, not the path that led there."""
+    yolo_images(tmp_path, "train", 1)
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text("path: ../datasets/coco8\ntrain: images/train\nnames: [cell]\n")
+    with pytest.raises(FileNotFoundError) as refused:
+        open_dataset(yaml)
+    assert str(refused.value) == (
+        f"{yaml}: 'path: ../datasets/coco8' is not there ({tmp_path / '../datasets/coco8'}): "
+        "the split folders are read from it, relative to the YAML's folder; drop it to read "
+        "them from the YAML's folder"
+    )
+    yaml.write_text("train: images/train\nnames: [cell]\n")
+    assert open_dataset(yaml).image_files == [tmp_path / "images/train/train0.jpg"]
+
+
 def test_ultralytics_list_file_written_on_windows(tmp_path):
     """Its backslashes were taken as part of a file name: every image was missing."""
     yolo_images(tmp_path, "train", 2)

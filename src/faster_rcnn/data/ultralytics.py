@@ -121,6 +121,14 @@ class UltralyticsYOLO(YOLODetection):
         data = read_data_yaml(file)
         self.root = _root(file, data)
         self.split = split
+        if not self.root.is_dir():
+            # Ultralytics reads a relative path from its datasets folder too: a YAML
+            # copied from its examples (path: ../datasets/coco8) names that folder.
+            raise FileNotFoundError(
+                f"{file}: 'path: {data['path']}' is not there ({self.root}): the split "
+                "folders are read from it, relative to the YAML's folder; drop it to read "
+                "them from the YAML's folder"
+            )
         if not data.get(split):
             named = list(yaml_splits(data))
             raise ValueError(f"{file} names no {split!r} split (it names {named})")
