@@ -237,9 +237,10 @@ def _of_listed_images(
             f"{annotation_name(annotations[k], k)} (image_id {annotations[k]['image_id']})"
             for k in orphans
         ]
+        their = "its" if len(orphans) == 1 else "their"
         warnings.warn(
             f"{file}: {counted(len(orphans), 'annotation is', 'annotations are')} left out, no "
-            f"image has their image_id: {first_few(named)}",
+            f"image has {their} image_id: {first_few(named)}",
             stacklevel=4,
         )
     gone = set(orphans)
