@@ -86,13 +86,25 @@ def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):
     image(tmp_path / "notes" / "unrelated.png")  # a sibling with images, searched after
     dataset = open_dataset(tmp_path)
     assert dataset.image_files == [tmp_path / "images/IMG_7.jpg", tmp_path / "images/x2.jpeg"]
+    # An image deleted after labelling: its .xml is left out, as VOC leaves out an id
+    # (the whole folder was refused).
     voc_xml(tmp_path / "annots" / "x3.xml", "gone.jpg", [("r", [1, 1, 9, 9])])
-    with pytest.raises(FileNotFoundError) as error:
+    with pytest.warns(UserWarning) as warned:
+        dataset = open_dataset(tmp_path)
+    assert dataset.image_files == [tmp_path / "images/IMG_7.jpg", tmp_path / "images/x2.jpeg"]
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'annots'}: 1 .xml file is left out, its image not found in "
+        f"{tmp_path / 'images'}, {tmp_path / 'notes'}: x3.xml ('gone.jpg' (<filename>) or "
+        "x3{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff})"
+    ]
+    for name in ("IMG_7.jpg", "x2.jpeg"):
+        (tmp_path / "images" / name).unlink()
+    with pytest.warns(UserWarning), pytest.raises(ValueError) as none:
         open_dataset(tmp_path)
-    message = str(error.value)
-    assert message.startswith(f"{tmp_path / 'annots/x3.xml'}: no image found: looked for ")
-    assert "'gone.jpg' (<filename>) or x3{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff}" in message
-    assert f"in {tmp_path / 'images'}, {tmp_path / 'notes'}" in message
+    assert str(none.value) == (
+        f"{tmp_path / 'annots'}: the dataset holds no image (none of its 3 .xml files has its "
+        "image)"
+    )
 
 
 def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(tmp_path):
@@ -113,8 +125,15 @@ def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(
     # a split) is not taken from another split's.
     (tmp_path / "valid" / "c_jpg.rf.1.jpg").unlink()
     image(tmp_path / "valid" / "other.jpg")
-    with pytest.raises(FileNotFoundError, match=re.escape(f"in {tmp_path / 'valid'}") + "$"):
+    with (
+        pytest.warns(UserWarning, match=re.escape(f"its image not found in {tmp_path / 'valid'}:")),
+        pytest.raises(ValueError) as none,
+    ):
         open_dataset(tmp_path, "val")
+    assert str(none.value) == (
+        f"{tmp_path / 'valid'}: the valid split holds no image (none of its 1 .xml file has "
+        "its image)"
+    )
 
 
 def test_roboflow_voc_export_of_one_split_reads_as_that_split(tmp_path, capsys):

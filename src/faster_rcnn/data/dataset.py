@@ -560,17 +560,17 @@ def images_there(image_files: Sequence[Path], source: str | Path, split: str | N
 
 
 def warn_of_left_out(
-    source: str | Path, left_out: Sequence[str], noun: str, looked_for: str = ""
+    source: str | Path, left_out: Sequence[str], noun: str, why: str = "not found"
 ) -> None:
     """Warn that the ``left_out`` items of ``source`` (each as named in the message) are
     left out for want of their files, in one wording for every format:
-    ``"<source>: 2 images are left out, not found<looked_for>: a.jpg, b.jpg"``, ``noun``
-    naming what they are (``image``, VOC's ``id``) and ``looked_for`` where they were
-    looked for, if the names do not say (``" as Annotations/<id>.xml"``)."""
+    ``"<source>: 2 images are left out, not found: a.jpg, b.jpg"``, ``noun`` naming what
+    they are (``image``, VOC's ``id``) and ``why`` what is missing, where the names do
+    not say (``"not found as Annotations/<id>.xml ..."``)."""
     if left_out:
         warnings.warn(
             f"{source}: {counted(len(left_out), f'{noun} is', f'{plural_of(noun)} are')} left "
-            f"out, not found{looked_for}: {first_few(left_out)}",
+            f"out, {why}: {first_few(left_out)}",
             stacklevel=3,
         )
 

@@ -256,8 +256,8 @@ def _listed_files(root: Path, split: str, is_split: bool) -> tuple[list[Path], l
     split_file = split_list(root, split)
     suffixes = ",".join(IMAGE_SUFFIXES)
     left_out = [f"{i} ({lacks})" for i, lacks in zip(ids, missing, strict=True) if lacks]
-    looked_for = f" as Annotations/<id>.xml and JPEGImages/<id>{{{suffixes}}}"
-    warn_of_left_out(split_file, left_out, "id", looked_for)
+    why = f"not found as Annotations/<id>.xml and JPEGImages/<id>{{{suffixes}}}"
+    warn_of_left_out(split_file, left_out, "id", why)
     kept = [k for k, lacks in enumerate(missing) if not lacks]
     if not kept:
         detail = f"none of its {counted(len(ids), 'id')} has both an annotation and an image"

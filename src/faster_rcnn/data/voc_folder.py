@@ -28,6 +28,7 @@ from .dataset import (
     first_few,
     holds_images,
     image_files_in,
+    warn_of_left_out,
 )
 from .voc import VOCDetection, VOCRecord, parse_annotation
 
@@ -48,8 +49,9 @@ class VOCFolder(VOCDetection):
     Raises:
         ValueError: no ``.xml`` file in ``xml_dir``; no image where its images are looked
             for (:func:`empty_split_error`); or an annotation problem (named).
-        FileNotFoundError: an annotation whose image is found nowhere, with what was
-            looked for and where.
+
+    An annotation whose image is found nowhere is left out with one warning naming what
+    was looked for where (:func:`~.dataset.warn_of_left_out`).
     """
 
     def __init__(
@@ -68,14 +70,40 @@ class VOCFolder(VOCDetection):
         if not any(folder.is_dir() and holds_images(folder) for folder in folders):
             raise empty_split_error(self.root, split, without_their_images(self.root))
         records = [parse_annotation(path) for path in annotation_files]
-        index = ImageIndex(folders)
-        image_files = [
-            index.find(record, path) for record, path in zip(records, annotation_files, strict=True)
-        ]
+        found = _found_images(records, annotation_files, ImageIndex(folders), split)
+        records = [records[k] for k in found]
+        annotation_files = [annotation_files[k] for k in found]
+        image_files = list(found.values())
         _warn_of_images_without_xml(image_files, str(self.root))
         self._load(
             records, annotation_files, image_files, str(self.root), class_names, keep_difficult
         )
+
+
+def _found_images(
+    records: list[VOCRecord], annotation_files: list[Path], index: ImageIndex, split: str | None
+) -> dict[int, Path]:
+    """``{k: image}`` of the annotations whose image ``index`` finds, the others left out
+    with one warning naming what was looked for where (an image deleted after labelling).
+
+    Raises:
+        ValueError: none is found (:func:`empty_split_error`).
+    """
+    found = {}
+    left_out = []
+    for k, (record, path) in enumerate(zip(records, annotation_files, strict=True)):
+        image = index.find(record, path)
+        if image is not None:
+            found[k] = image
+        else:
+            left_out.append(f"{path.name} ({index.wanted(record, path)})")
+    xml_dir = annotation_files[0].parent
+    where = ", ".join(str(folder) for folder in index.folders)
+    warn_of_left_out(xml_dir, left_out, ".xml file", f"its image not found in {where}")
+    if not found:
+        detail = f"none of its {counted(len(records), '.xml file')} has its image"
+        raise empty_split_error(xml_dir, split, detail)
+    return found
 
 
 def _warn_of_images_without_xml(image_files: list[Path], source: str) -> None:
@@ -132,12 +160,9 @@ class ImageIndex:
             self._by_name.append({p.name.lower(): p for p in files})
             self._by_stem.append({p.stem.lower(): p for p in files})
 
-    def find(self, record: VOCRecord, annotation_file: Path) -> Path:
-        """The image of ``record``: by its ``<filename>``, else by the annotation's stem.
-
-        Raises:
-            FileNotFoundError: neither is in any folder; names what was looked for where.
-        """
+    def find(self, record: VOCRecord, annotation_file: Path) -> Path | None:
+        """The image of ``record``: by its ``<filename>``, else by the annotation's stem;
+        None where neither is in any folder."""
         name = PureWindowsPath(record.filename).name.lower() if record.filename else None
         for by_name in self._by_name:
             if name is not None and name in by_name:
@@ -146,10 +171,12 @@ class ImageIndex:
         for by_stem in self._by_stem:
             if stem in by_stem:
                 return by_stem[stem]
+        return None
+
+    @staticmethod
+    def wanted(record: VOCRecord, annotation_file: Path) -> str:
+        """What :meth:`find` looks for: ``'a.jpg' (<filename>) or a{.jpg,.png,...}``."""
         wanted = ([f"{record.filename!r} (<filename>)"] if record.filename else []) + [
             f"{annotation_file.stem}{{{','.join(IMAGE_SUFFIXES)}}}"
         ]
-        where = ", ".join(str(f) for f in self.folders)
-        raise FileNotFoundError(
-            f"{annotation_file}: no image found: looked for {' or '.join(wanted)} in {where}"
-        )
+        return " or ".join(wanted)
