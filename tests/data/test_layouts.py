@@ -1677,9 +1677,8 @@ def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
     assert lines[1] == "  train: 2 images, 1 box; image sizes 40x30 to 40x30 (width x height)"
     empty = data / "images" / "train" / "b.jpg"
     assert lines[4] == (
-        f"    note: 1 image cannot be read (cannot read image {empty}: not in an image format "
-        "PIL knows): train, "
-        "evaluate and predict skip them"
+        f"    note: 1 image cannot be read (cannot read image {empty}: the file is empty (0 "
+        "bytes)): train, evaluate and predict skip them"
     )
     argv = ["anchors", "--data", str(data), "--preset", "small", "--out", str(tmp_path / "a")]
     assert main(argv) == 0
