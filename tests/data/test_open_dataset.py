@@ -53,6 +53,9 @@ def test_synthetic_sizes_and_seeds_per_split() -> None:
     said = f"the number of images must be a whole number from 1 to {sys.maxsize}$"
     with pytest.raises(ValueError, match=f"^'synthetic:ten': {said}"):
         open_dataset("synthetic:ten")
+    # An empty number was taken as none, for the default 2000 images.
+    with pytest.raises(ValueError, match=f"^'synthetic:': {said}"):
+        open_dataset("synthetic:")
     # One more than a length holds was taken, and len() stopped the command with a traceback.
     with pytest.raises(ValueError, match=f"^'slides:{sys.maxsize + 1}': {said}"):
         open_dataset(f"slides:{sys.maxsize + 1}")

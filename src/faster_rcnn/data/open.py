@@ -428,9 +428,10 @@ def _file_layout(file: Path) -> DatasetLayout:
 def _generated_opener(
     text: str, make: Callable[..., DetectionDataset], sizes: dict[str, int]
 ) -> Opener:
-    count = text.partition(":")[2]
-    # A longer dataset overflows len() once it is read (a traceback, after the work before).
-    if count and (not count.isdigit() or not 1 <= int(count) <= sys.maxsize):
+    _, colon, count = text.partition(":")
+    # A longer dataset overflows len() once it is read (a traceback, after the work before);
+    # "synthetic:" with no number is refused, not taken for the default size.
+    if colon and (not count.isdigit() or not 1 <= int(count) <= sys.maxsize):
         raise ValueError(
             f"{text!r}: the number of images must be a whole number from 1 to {sys.maxsize}"
         )
