@@ -240,7 +240,10 @@ def test_convert_refuses_a_training_run_s_model_file_but_writes_over_its_own(
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("classes.txt", b"raccoon\n", "is not a readable PyTorch file: not a pickle"),
+        ("classes.txt", b"raccoon\n", "is not a PyTorch checkpoint or safetensors file (not a"),
+        # Said by the exception's name, EOFError, where torch.load gave no message.
+        ("empty.pth", b"", "is not a PyTorch checkpoint or safetensors file (empty)"),
+        ("cut.pth", b"\x80\x02", "is not a PyTorch checkpoint or safetensors file (cut off: "),
         ("empty.safetensors", b"", "is not a readable safetensors file: "),
     ],
 )

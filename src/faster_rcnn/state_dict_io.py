@@ -62,14 +62,15 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
 
 def _torch_load(path: Path) -> object:
     """What the ``torch.save`` file ``path`` holds, read with ``weights_only=True``, on the
-    CPU; every way the file can fail to be read is a ``ValueError`` naming it."""
+    CPU; every way the file can fail to be read is a ``ValueError`` naming it and saying
+    why in words, not by the name of the exception that stopped the reading."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # Never suggest weights_only=False: that would run whatever code the file holds.
         if "global" not in str(error).lower():
-            raise ValueError(f"{path} is not a readable PyTorch file") from error
+            raise _not_weights(path, "not a pickle") from error
         raise ValueError(
             f"{path} holds Python objects besides tensors, which could run code when "
             "loaded; refused (export the weights as a plain state dict or safetensors)"
@@ -77,10 +78,18 @@ def _torch_load(path: Path) -> object:
     except (KeyError, IndexError) as error:
         # Bytes that are no pickle at all stop the unpickler anywhere: an unknown opcode
         # is a KeyError (naming the byte), a missing argument an IndexError.
-        raise ValueError(f"{path} is not a readable PyTorch file: not a pickle") from error
-    except (RuntimeError, EOFError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{path} is not a readable PyTorch file: {reason}") from error
+        raise _not_weights(path, "not a pickle") from error
+    except EOFError as error:
+        empty = path.stat().st_size == 0
+        raise _not_weights(path, "empty" if empty else "cut off: it ends mid-pickle") from error
+    except (RuntimeError, ValueError) as error:
+        # torch's first sentence: "PytorchStreamReader failed reading zip archive: ...".
+        raise _not_weights(path, str(error).splitlines()[0].split(". ")[0]) from error
+
+
+def _not_weights(path: Path, why: str) -> ValueError:
+    """The refusal of ``path``, which neither ``torch.load`` nor safetensors reads."""
+    return ValueError(f"{path} is not a PyTorch checkpoint or safetensors file ({why})")
 
 
 def _state_dict_in(content: object, path: Path, checkpoint_key: str | None) -> dict[str, Tensor]:
