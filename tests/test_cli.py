@@ -140,7 +140,11 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["evaluate", "--model", "absent.safetensors"], "absent.safetensors does not exist"),
+        (["evaluate", "--model", "absent.safetensors"], "error: --model absent.safetensors does "),
+        (["export", "--model", "absent.safetensors"], "error: --model absent.safetensors does not"),
+        (["explain", "--model", "absent.safetensors", "x.png"], "--model absent.safetensors does "),
+        (["anchors", "--model", "absent.safetensors"], "error: --model absent.safetensors does "),
+        (["evaluate", "--model", "."], "error: --model . is a folder with no model.safetensors"),
         (["train", "--data", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
         (["predict", "--model", "m.safetensors", "absent.png"], "absent.png"),
         (["train", "--cache-images", "--workers", "2"], "--cache-images works with --workers 0"),
@@ -150,7 +154,7 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
             "--box-nms-thresh 0.4 sets greedy NMS, which --soft-nms 0.5 replaces",
         ),
         (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
-        (["evaluate", "--model", "m.onnx"], "error: m.onnx is an exported ONNX model: `predict"),
+        (["evaluate", "--model", "m.onnx"], "error: --model m.onnx is an exported ONNX model"),
         (["predict", "--onnx", "m.onnx", "x.png", "--split", "test"], "image files have none"),
     ],
 )
@@ -250,7 +254,7 @@ def test_a_detector_of_another_backbone_as_weights_is_one_line_before_any_writin
     assert main([*argv, "--weights", str(tmp_path / "coco.pth")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(
-        f"faster-rcnn: error: --weights: {tmp_path / 'coco.pth'}: its backbone is not this "
+        f"faster-rcnn: error: --weights {tmp_path / 'coco.pth'}: its backbone is not this "
         "preset's (backbone.body."
     )
     assert err.endswith("train with the preset it was trained with\n") and err.count("\n") == 1

@@ -224,8 +224,8 @@ def test_a_run_that_fails_leaves_the_records_beside_the_model_as_they_were(tmp_p
     other = without_splits(tmp_path / "other", 4)
     (tmp_path / "text.pth").write_text("not weights")
     failures = {
-        ("--preset", "mobilenet_v2_fpn", "--weights", str(tmp_path / "text.pth")): "--weights: "
-        f"{tmp_path / 'text.pth'} is not a readable PyTorch file",
+        ("--preset", "mobilenet_v2_fpn", "--weights", str(tmp_path / "text.pth")): "--weights "
+        f"{tmp_path / 'text.pth'} is not a PyTorch checkpoint or safetensors file (not a pickle)",
         ("--resume", "--scheme", "rpn"): f"{run} holds a finished --scheme joint run "
         f"({run / 'joint'}), not a --scheme rpn one: give --scheme joint --resume to continue it",
         # Refused once the data is read: other classes than the checkpoint's.

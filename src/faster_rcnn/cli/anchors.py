@@ -37,6 +37,7 @@ from .arguments import (
     add_image_size_arguments,
     add_returned_layers_argument,
     check_out_folder,
+    file_of_flag,
     given_flags,
     open_fraction,
     path_argument,
@@ -118,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
     check_options(args)
     check_out_folder(args.out, "anchors writes")
     # A bad --model or --returned-layers is named before the data is sought.
-    config = read_model_config(args.model) if args.model else preset_stages_config(args, 2)
+    if args.model:
+        with file_of_flag("--model", args.model):
+            config = read_model_config(args.model)
+    else:
+        config = preset_stages_config(args, 2)
     if args.anchors_per_location is not None:
         max_size = args.max_size or config.transform.max_size
         check_anchors_per_location(args.anchors_per_location, max_size)

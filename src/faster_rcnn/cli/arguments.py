@@ -8,7 +8,8 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -194,6 +195,27 @@ def _cannot_make_in(folder: Path, path: Path) -> str | None:
         reason = f"where nothing can be made ({error.strerror})"
         return f"is a folder {reason}" if folder == path else f"is inside {folder}, {reason}"
     return None
+
+
+@contextmanager
+def file_of_flag(flag: str, path: Path) -> Iterator[None]:
+    """Refusals of the file ``path`` that ``flag`` gave, in the block, name the flag:
+    ``--model m.pth does not exist``, ``--weights w.txt is not a PyTorch checkpoint ...``,
+    ``--weights w.pth: its backbone is not ...``; the library names the file alone."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(_flag_file_error(flag, path, error)) from None
+
+
+def _flag_file_error(flag: str, path: Path, error: Exception) -> str:
+    """``error``, a refusal of the file ``path`` that ``flag`` gave, naming the flag."""
+    if isinstance(error, FileNotFoundError) and not path.exists():
+        return f"{flag} {path} does not exist"
+    said = str(error)
+    if said.startswith((f"{path} ", f"{path}:")):
+        return f"{flag} {said}"
+    return f"{flag} {path}: {said}"
 
 
 def path_argument(text: str) -> Path:

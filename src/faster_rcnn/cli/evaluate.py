@@ -27,6 +27,7 @@ from .arguments import (
     add_tta_argument,
     check_out_folder,
     device_name,
+    file_of_flag,
     given_flags,
     open_fraction,
     parser_defaults,
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         return score_detections_file(args)
     check_split_seed(args)
     out = output_folder(args.out, args.model)
-    model = load_model(args.model, device=args.device)
+    with file_of_flag("--model", args.model):
+        model = load_model(args.model, device=args.device)
     if args.score_thresh is not None:
         print(
             f"scoring detections down to score {args.score_thresh:g} "

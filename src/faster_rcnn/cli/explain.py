@@ -33,6 +33,7 @@ from ..train.checkpoint import box_head_trained, load_model
 from .arguments import (
     check_out_file,
     device_name,
+    file_of_flag,
     given_flags,
     path_argument,
     positive_int,
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs/explain") / f"{args.image.stem}_explained{DEFAULT_SUFFIX}"
     out = check_explain_out(out, args)
     if args.model:
-        model = load_model(args.model, device=args.device)
+        with file_of_flag("--model", args.model):
+            model = load_model(args.model, device=args.device)
         name = f"model {args.model}"
     else:
         torch.manual_seed(args.seed)  # the untrained weights (a hard-negative sampler's ranks)

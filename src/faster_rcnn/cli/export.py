@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..export import export_onnx
 from ..train.checkpoint import load_model, read_model_config, run_and_stage_of
-from .arguments import check_out_file, path_argument
+from .arguments import check_out_file, file_of_flag, path_argument
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,9 +35,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     out = args.out or default_onnx_path(args.model)
-    read_model_config(args.model)  # a bad --model is named as such before --out is checked
+    with file_of_flag("--model", args.model):  # named as such before --out is checked
+        read_model_config(args.model)
     check_onnx_out(out, args.model)
-    model = load_model(args.model)
+    with file_of_flag("--model", args.model):
+        model = load_model(args.model)
     start = time.perf_counter()
     export_onnx(model, out)
     size = out.stat().st_size / 2**20

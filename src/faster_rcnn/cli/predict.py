@@ -62,6 +62,7 @@ from .arguments import (
     add_tta_argument,
     check_out_folder,
     device_name,
+    file_of_flag,
     non_empty,
     path_argument,
     probability,
@@ -207,7 +208,8 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
         onnx_detector = OnnxDetector(args.onnx)
         return (lambda image: (onnx_detector([image])[0], None)), onnx_detector.config
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
-    model = optimize_for_inference(load_model(args.model, device=args.device))
+    with file_of_flag("--model", args.model):
+        model = optimize_for_inference(load_model(args.model, device=args.device))
     detector = with_tta(model, args)
 
     def detect(image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:

@@ -85,6 +85,7 @@ from .arguments import (
     add_returned_layers_argument,
     add_strict_argument,
     device_name,
+    file_of_flag,
     given_flags,
     minutes,
     non_negative_float,
@@ -664,10 +665,8 @@ def check_weights(args: argparse.Namespace) -> None:
     backbone it has none for)."""
     if args.weights is None:
         return
-    try:
+    with file_of_flag("--weights", args.weights):
         load_initial_weights(FasterRCNN.from_config(preset_config(args.preset, 2)), args.weights)
-    except (FileNotFoundError, ValueError) as error:
-        raise ValueError(f"--weights: {error}") from None
 
 
 def check_amp(args: argparse.Namespace) -> None:
