@@ -137,6 +137,16 @@ def test_demo_amp_without_bfloat16_is_one_line(monkeypatch, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_split_no_split_fits_is_named_as_the_split_flag(capsys):
+    """The splits were a Python list, and the name given was not said to be --split's."""
+    argv = ["train", "--data", "synthetic:2", "--split", "nonexistent", "--steps", "1", *TINY]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "faster-rcnn: error: --split nonexistent: synthetic:2 (synthetic) has the splits "
+        "train, val, test; none fits\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -29,6 +29,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
+from ..data.open import UnknownSplit
 from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
 from ..train.stops import TrainingInterrupted, stop_signals
@@ -82,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as error:  # a value a config refused, named as the flag that gave it
         print(f"faster-rcnn: error: {flag_error(error, args)}", file=sys.stderr)
         return 2
+    except UnknownSplit as error:  # a --split that no split fits, named as the flag
+        print(f"faster-rcnn: error: {_split_error(error, args)}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as error:
         print(f"faster-rcnn: error: {error}", file=sys.stderr)
         return 2
@@ -95,6 +99,15 @@ def _run(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         warnings.showwarning = previous_show
+
+
+def _split_error(error: UnknownSplit, args: argparse.Namespace) -> str:
+    """``error`` as the ``--split`` that asked for the split, where that flag did:
+    ``"--split nonexistent: synthetic (synthetic) has the splits train, val, test; none
+    fits"``; as it is where the command chose the name."""
+    if getattr(args, "split", None) != error.split:
+        return str(error)
+    return f"--split {error.split}: {error.flag_reason}"
 
 
 def _ending_signals() -> tuple[int, ...]:

@@ -129,6 +129,24 @@ class NoSplitWithImage(ValueError):
     """A layout none of whose splits holds an image (:func:`_without_unusable`)."""
 
 
+class UnknownSplit(ValueError):
+    """A split name that no split of a layout fits, or more than one (:meth:`DatasetLayout.
+    resolve`).
+
+    Attributes:
+        split: the name asked for, for a caller that took it as a flag (``--split``).
+        flag_reason: the message as such a caller words it after the flag: the splits
+            listed in words, not as a Python list (``"data (YOLO) has the splits train,
+            val; none fits"``).
+    """
+
+    def __init__(self, path: str, format: str, splits: Sequence[str], split: str, said: str):
+        where = f"{path} ({format}) has the splits"
+        super().__init__(f"{where} {list(splits)}; {said.replace(' fits', f' fits {split!r}')}")
+        self.split = split
+        self.flag_reason = f"{where} {', '.join(splits)}; {said}"
+
+
 class UnusableDataYAML(ValueError):
     """A data YAML in a folder that names no ``train`` split and no split with an image:
     :func:`find_layout` reads a layout beside it instead, where the folder holds one."""
@@ -171,10 +189,8 @@ class DatasetLayout:
         if len(fits) != 1:
             gone = [self.left_out[name] for name in _fitting(split, tuple(self.left_out))]
             why = f" ({'; '.join(gone)}: left out)" if gone and not fits else ""
-            raise ValueError(
-                f"{self.path} ({self.format}) has the splits {list(self.splits)}; "
-                f"{'none' if not fits else 'more than one'} fits {split!r}{why}"
-            )
+            said = f"{'none' if not fits else 'more than one'} fits{why}"
+            raise UnknownSplit(self.path, self.format, self.splits, split, said)
         return fits[0]
 
     def open(
