@@ -170,7 +170,7 @@ def test_a_model_file_of_ours_is_refused_not_stripped_of_its_config(tmp_path, ca
 def test_a_checkpoint_given_as_a_model_file_points_to_convert(coco_file, capsys):
     assert main(["evaluate", "--model", str(coco_file), "--data", "slides:1"]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: {coco_file} is a PyTorch checkpoint, not a model file: "
+        f"faster-rcnn: error: --model {coco_file} is a PyTorch checkpoint, not a model file: "
         f"`faster-rcnn convert {coco_file} --preset P` makes one of a torchvision "
         "Faster R-CNN's\n"
     )
