@@ -189,7 +189,7 @@ def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_pat
     [
         ({"bbox": None}, "annotation 1 has bbox None, not [x, y, width, height]"),
         ({"bbox": [1, 2, -3, 4]}, "annotation 1 has bbox [1, 2, -3, 4], of a negative side"),
-        ({"image_id": 999}, "annotation 1 has unknown image_id 999"),
+        ({"image_id": "205"}, "annotation 1 has unknown image_id '205'"),
         ({"category_id": 6}, "annotation 1 has category_id 6, not one of [5, 9, 20]"),
     ],
 )
@@ -207,6 +207,28 @@ def test_a_bad_ground_truth_annotation_is_named_in_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"faster-rcnn: error: {truth}: {message}"
+
+
+def test_an_annotation_whose_image_id_no_image_has_is_left_out_as_the_reader_does(
+    coco_run, tmp_path, capsys
+):
+    """Refused ('annotation 99 has unknown image_id 999') where the reader leaves it out:
+    left out in the reader's warning, the others scored as without it."""
+    _, test_file, _ = coco_run
+    data = json.loads(test_file.read_text())
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps([{**a, "score": 1.0} for a in data["annotations"]]))
+    data["annotations"].append({"id": 99, "image_id": 999, "category_id": 5, "bbox": [1, 2, 3, 4]})
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps(data))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"faster-rcnn: warning: {truth}: 1 annotation is left out, no image has its image_id: "
+        "annotation 99 (image_id 999)"
+    ]
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
 
 
 def test_an_unreadable_annotation_file_is_named(tmp_path, capsys):

@@ -17,6 +17,7 @@ from faster_rcnn.evaluate.coco_ap import (
     COCOEvaluator,
     check_file_names,
     load_coco_annotations,
+    score_results_file,
 )
 from faster_rcnn.evaluate.voc_map import VOCEvaluator
 
@@ -211,6 +212,54 @@ def test_a_missing_area_is_the_segmentations_pixels_as_in_cocos_own_files(tmp_pa
     areas = [ann["area"] for ann in load_coco_annotations(file).dataset["annotations"]]
     assert areas[0] == pytest.approx(800, abs=40) and areas[0] < 32**2
     assert areas[1:] == [60.0, 1234, 1600.0, 2000.0]
+
+
+def test_annotations_whose_image_id_no_image_has_are_left_out_as_the_reader_does(tmp_path):
+    """Annotations left behind by images taken out of ``images`` made evaluation against
+    the file refuse it ('unknown image_id 12'), where the reader leaves them out: they are
+    left out with the reader's warning, and the figures are those of the file without
+    them. The cat of image 2 is missed by a detection scored higher than the one that
+    finds image 1's: precision 1/2 up to recall 1/2, AP 51 of COCO's 101 recall points
+    at 1/2."""
+    clean = {
+        "images": [{"id": 1, "width": 400, "height": 400}, {"id": 2, "width": 400, "height": 400}],
+        "categories": [{"id": 3, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [100, 100, 50, 50]},
+            {"id": 2, "image_id": 2, "category_id": 3, "bbox": [200, 200, 120, 120]},
+        ],
+    }
+    orphaned = json.loads(json.dumps(clean))
+    orphaned["annotations"][1:1] = [
+        {"id": 7, "image_id": 12, "category_id": 3, "bbox": [100, 100, 50, 50]},
+        {"id": 8, "image_id": 13, "category_id": 3, "bbox": [0, 0, 40, 40]},
+    ]
+    files = {name: tmp_path / f"{name}.json" for name in ("clean", "orphaned")}
+    files["clean"].write_text(json.dumps(clean))
+    files["orphaned"].write_text(json.dumps(orphaned))
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps(
+            [
+                {"image_id": 1, "category_id": 3, "bbox": [100, 100, 50, 50], "score": 0.9},
+                {"image_id": 2, "category_id": 3, "bbox": [0, 0, 40, 40], "score": 0.95},
+            ]
+        )
+    )
+    with pytest.warns(UserWarning) as warned:
+        figures = score_results_file(files["orphaned"], results)
+    assert [str(w.message) for w in warned] == [
+        f"{files['orphaned']}: 2 annotations are left out, no image has their image_id: "
+        "annotation 7 (image_id 12), annotation 8 (image_id 13)"
+    ]
+    assert warned[0].filename == __file__  # the call of score_results_file
+    assert figures["AP"] == pytest.approx(51 / 2 / 101) and figures["AR100"] == 0.5
+    assert figures == pytest.approx(score_results_file(files["clean"], results), nan_ok=True)
+    with pytest.warns(UserWarning, match="2 annotations are left out") as warned:
+        evaluator = COCOEvaluator.from_coco_json(files["orphaned"])
+    assert warned[0].filename == __file__
+    evaluator.update([det([[100, 100, 150, 150]], [1])], image_ids=[1])
+    assert evaluator.compute()["AP"] == pytest.approx(1.0)
 
 
 DIFFICULT = [0.0, 200.0, 60.0, 260.0]  # 3600 px: medium, as MEDIUM

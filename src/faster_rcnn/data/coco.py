@@ -167,7 +167,7 @@ class COCODetection(ImageFileDataset):
         crowd: list[list[bool]] = [[] for _ in self._images]
         self.skipped_annotations: list[dict[str, Any]] = []
         self.box_audit = BoxAudit()
-        for k, ann in _of_listed_images(annotations, image_ids, file):
+        for k, ann in of_listed_images(annotations, image_ids, file):
             name = annotation_name(ann, k)
             check_annotation_ids(ann, name, image_ids, self.category_id_to_label, file)
             k_image = position.get(ann["image_id"])
@@ -217,14 +217,16 @@ class COCODetection(ImageFileDataset):
         return read_image(self.image_path(index), exif_transpose=index in self._turned)
 
 
-def _of_listed_images(
+def of_listed_images(
     annotations: list[Any], image_ids: Collection[int], file: Path
 ) -> list[tuple[int, Any]]:
     """The ``annotations`` with their places in ``file``, less those whose ``image_id`` is
     an integer that no image has, left out with one warning naming them: an image taken
     out of the ``images`` list with its annotations left behind (a file edited by hand,
     or merged) leaves nothing to draw them on, and pycocotools, torchvision and detectron2
-    pass them over."""
+    pass them over. The reader and evaluation against the file both leave them out here,
+    two calls below the one the warning points at (``COCODetection(...)``,
+    ``COCOEvaluator.from_coco_json(...)``)."""
     orphans = [
         k
         for k, ann in enumerate(annotations)

@@ -47,6 +47,7 @@ from ..data.coco import (
     check_coco_records,
     image_record_size,
     load_coco_json,
+    of_listed_images,
     segmentation_area,
 )
 from .inputs import (
@@ -355,18 +356,23 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     false positives. Results never refer to annotation ids, so the figures of a file with
     valid ids do not change.
 
+    An annotation whose integer ``image_id`` no image has is left out with one warning,
+    as the reader leaves it out (:func:`~faster_rcnn.data.coco.of_listed_images`);
+    COCOeval, which scores the file's images only, would pass it over.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a COCO json object, or an annotation without a known
-            ``image_id`` and ``category_id`` or four finite ``bbox`` numbers with no
-            negative side (the file and the annotation are named).
+        ValueError: not a COCO json object, or an annotation with a non-integer
+            ``image_id``, an unknown ``category_id`` or no four finite ``bbox`` numbers
+            with no negative side (the file and the annotation are named).
     """
     file = Path(path)
     data = load_coco_json(file)
     check_coco_records(data, file)
     image_sizes = {image["id"]: image_record_size(image) for image in data["images"]}
     category_ids = {category["id"] for category in data["categories"]}
-    for k, ann in enumerate(data.get("annotations", [])):
+    listed = of_listed_images(data.get("annotations", []), image_sizes.keys(), file)
+    for k, ann in listed:
         name = annotation_name(ann, k)
         check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
         x, y, width, height = annotation_bbox(ann, name, file)
@@ -378,6 +384,7 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
         if not _is_positive(ann.get("area")):  # LabelMe-to-COCO converters write 0
             mask_area = segmentation_area(ann.get("segmentation"), image_sizes[ann["image_id"]])
             ann["area"] = width * height if mask_area is None else mask_area
+    data["annotations"] = [ann for _, ann in listed]
     return _coco_from_dict(data)
 
 
