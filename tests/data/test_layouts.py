@@ -1692,6 +1692,38 @@ def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
     assert "in 1 image (1 skipped)" in capsys.readouterr().out
 
 
+def test_data_counts_the_yolo_images_without_a_label_file(tmp_path, capsys):
+    """An image without a label file is read as one without objects, as Ultralytics reads
+    it, silently: `data` counts them (named by their files) where some image has one, and
+    the reader gives the same targets; where none has, the reader's warning says so."""
+    data = tmp_path / "data"
+    for name in ("a", "b", "c", "d"):
+        image(data / "images" / "train" / f"{name}.jpg")
+    (data / "labels" / "train").mkdir(parents=True)
+    (data / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (data / "labels" / "train" / "c.txt").write_text("")  # an image without objects
+    (data / "classes.txt").write_text("cell\n")
+    image(data / "images" / "val" / "e.jpg")  # none of val has a label file
+    (data / "labels" / "val").mkdir()
+    assert main(["data", "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  train: 4 images, 1 box; image sizes 40x30 to 40x30 (width x height)"
+    train = data / "images" / "train"
+    assert lines[4] == (
+        f"    note: 2 images have no label file ({train / 'b.jpg'}, {train / 'd.jpg'}): "
+        "read as images without objects, as Ultralytics reads them; train learns them as "
+        "background"
+    )
+    notes = [line for line in lines if "label file" in line]
+    assert notes[1:] == [
+        f"    note: {data / 'labels' / 'val'}: no label file for any of the 1 image (as "
+        f"{data / 'labels' / 'val' / 'e.txt'}): every image is read as holding no object"
+    ]
+    read = YOLODetection(data, "train")
+    assert read.unlabelled_images == [train / "b.jpg", train / "d.jpg"]
+    assert [read.target(k)["boxes"].shape[0] for k in range(4)] == [1, 0, 0, 0]
+
+
 def test_a_labelimg_folder_trains_evaluates_its_held_out_images_and_predicts(tmp_path, capsys):
     data = tmp_path / "data"
     for k in range(10):

@@ -178,6 +178,7 @@ def summarize_split(
             continue
         summary.count(target, dataset.class_names, image_name_of(dataset, index), size)
         areas.append(size)
+    summary.notes += _unlabelled_note(dataset, summary.images)
     if unreadable:
         summary.notes.append(
             f"{counted(len(unreadable), 'image')} cannot be read "
@@ -191,6 +192,21 @@ def summarize_split(
         summary.widest = max(areas, key=lambda hw: (hw[1] / hw[0], hw[1]))
         summary.tallest = max(areas, key=lambda hw: (hw[0] / hw[1], hw[0]))
     return summary
+
+
+def _unlabelled_note(dataset: object, images: int) -> list[str]:
+    """A note of the images of a YOLO split of ``images`` without a label file (its
+    reader's ``unlabelled_images``), which the reader takes for images without objects,
+    as Ultralytics does, and says nothing of unless none of them has one (its warning is
+    a note already)."""
+    unlabelled = getattr(dataset, "unlabelled_images", [])
+    if not unlabelled or len(unlabelled) == images:
+        return []
+    return [
+        f"{counted(len(unlabelled), 'image has', 'images have')} no label file "
+        f"({first_few([str(path) for path in unlabelled])}): read as images without "
+        "objects, as Ultralytics reads them; train learns them as background"
+    ]
 
 
 def _repeated_boxes(boxes: Tensor, labels: Tensor) -> list[int]:

@@ -96,6 +96,9 @@ class YOLODetection(ImageFileDataset):
     Attributes:
         box_audit: the boxes clipped to their image or dropped.
         label_to_category_id: ``{label: class id in the label files}`` (``k + 1: k``).
+        unlabelled_images: the image files without a label file, read as holding no
+            object (silently, unless no image has one), which ``faster-rcnn data``
+            counts.
 
     Raises:
         FileNotFoundError: the images folder does not exist.
@@ -141,7 +144,12 @@ class YOLODetection(ImageFileDataset):
         # Per image: int64[N] class ids and float32[N, 4] x1, y1, x2, y2 in 0..1.
         self._labels = [parse_label_file(path, self.box_audit) for path in label_files]
         self.box_audit.warn(source)
-        if not any(path.is_file() for path in label_files):  # as Ultralytics warns
+        self.unlabelled_images = [
+            image
+            for image, path in zip(self.image_files, label_files, strict=True)
+            if not path.is_file()
+        ]
+        if len(self.unlabelled_images) == len(label_files):  # as Ultralytics warns
             warnings.warn(
                 f"{source}: no label file for any of the {counted(len(label_files), 'image')} (as "
                 f"{label_files[0]}): every image is read as holding no object",
