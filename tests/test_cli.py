@@ -289,6 +289,30 @@ def test_predict_goes_on_past_an_unreadable_image(tmp_path, capsys):
     assert (tmp_path / "p" / "good_proposals.png").is_file()
 
 
+def test_predict_warns_that_it_detects_the_first_frame_of_an_animated_image(tmp_path, capsys):
+    """An animated PNG or GIF was detected as its first frame without a word: one warning
+    per such file, none for a still image."""
+    main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
+    images = tmp_path / "images"
+    images.mkdir()
+    frames = [to_pil(SyntheticShapes(1, image_size=(80, 120), seed=k)[0][0]) for k in range(3)]
+    frames[0].save(images / "moving.png", save_all=True, append_images=frames[1:])
+    frames[0].save(images / "still.png")
+    frames[1].save(tmp_path / "named.gif", save_all=True, append_images=frames[2:])
+    model = str(tmp_path / "r" / "model.safetensors")
+    capsys.readouterr()
+    args = ["predict", "--model", model, str(images), str(tmp_path / "named.gif")]
+    assert main([*args, "--out", str(tmp_path / "p")]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"faster-rcnn: warning: {images / 'moving.png'}: only the first of its 3 frames is "
+        "detected",
+        f"faster-rcnn: warning: {tmp_path / 'named.gif'}: only the first of its 2 frames is "
+        "detected",
+    ]
+    assert "in 3 images" in out
+
+
 def test_predict_says_how_many_detections_its_pictures_draw(tmp_path, capsys):
     # A short run's detections score under the default 0.5: its pictures show none, and
     # the line saying how many it wrote must not let them pass for drawn.

@@ -1,19 +1,22 @@
 """Decoding image files: every depth to 0..1 RGB, and bad files refused in one line."""
 
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, PngImagePlugin
+from PIL import GifImagePlugin, Image, PngImagePlugin
 
 from exif_images import move_after_image_data, png_chunks, save_exif_png
 from faster_rcnn.data.dataset import (
+    image_frames,
     read_image,
     read_image_header,
     read_image_size,
     read_upright_size,
+    warn_of_later_frames,
 )
 
 
@@ -221,3 +224,48 @@ def test_a_truncated_or_garbled_png_has_the_orientation_decoding_it_finds(
     if cut == "image data":
         with pytest.raises(ValueError, match=rf"^cannot read image .*{where}\.png: [^\n]*$"):
             read_image(path)
+
+
+def save_frames(path: Path, count: int, size: tuple[int, int] = (24, 16)) -> Path:
+    """A file of ``count`` frames (animated GIF or PNG, multi-page TIFF, by its suffix),
+    frame ``k`` filled with grey ``40 * k``."""
+    frames = [Image.new("RGB", size, (40 * k,) * 3) for k in range(count)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".tif"])
+def test_image_frames_counts_an_animated_or_multi_page_files_frames(tmp_path, suffix) -> None:
+    """GIF, APNG and TIFF of 3 frames count 3, of which read_image reads the first (black);
+    a still image of each counts 1."""
+    path = save_frames(tmp_path / f"three{suffix}", 3)
+    assert image_frames(path) == 3
+    assert float(read_image(path).max()) == 0.0
+    assert image_frames(save_frames(tmp_path / f"one{suffix}", 1)) == 1
+
+
+def test_image_frames_asks_no_frame_count_of_a_still_image(tmp_path, monkeypatch) -> None:
+    """Pillow counts a GIF's frames by seeking through the whole file: only a file that
+    ``is_animated`` says holds more is asked its ``n_frames``."""
+    still = save_frames(tmp_path / "still.gif", 1)
+    animated = save_frames(tmp_path / "animated.gif", 2)
+
+    def counted_frames(image: GifImagePlugin.GifImageFile) -> int:
+        raise AssertionError(f"n_frames asked of {image.filename}")
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(counted_frames))
+    assert image_frames(still) == 1
+    with pytest.raises(AssertionError, match=r"n_frames asked of .*animated\.gif"):
+        image_frames(animated)
+
+
+def test_warn_of_later_frames_names_the_file_and_its_frames(tmp_path) -> None:
+    path = save_frames(tmp_path / "a.gif", 4)
+    with pytest.warns(UserWarning) as warned:
+        warn_of_later_frames(path, "detected")
+    assert [str(w.message) for w in warned] == [
+        f"{path}: only the first of its 4 frames is detected"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_of_later_frames(save_frames(tmp_path / "b.gif", 1), "detected")

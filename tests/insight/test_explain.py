@@ -780,3 +780,14 @@ def test_cli_refuses_an_out_suffix_no_picture_format_has(tmp_path, capsys):
         ".jpg, .jpeg, .webp, .bmp, .tif, .tiff, not .txt\n"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["h.png"]
+
+
+def test_cli_warns_that_it_explains_the_first_frame_of_a_multi_page_image(tmp_path, capsys):
+    pages = [to_pil(smooth_image(90, 120)), to_pil(smooth_image(90, 120).flip(-1))]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    argv = ["explain", str(tmp_path / "pages.tif"), "--out", str(tmp_path / "out.png")]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: warning: {tmp_path / 'pages.tif'}: only the first of its 2 frames is "
+        "explained\n"
+    )

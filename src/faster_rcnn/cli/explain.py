@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
-from ..data.dataset import boxes_tensor, image_sizes, read_image
+from ..data.dataset import boxes_tensor, image_sizes, read_image, warn_of_later_frames
 from ..data.resizable import check_resizable
 from ..data.voc import audited_box, parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         # Upright, as predict reads an image file: no annotations were drawn on it as stored.
         image, boxes, names = read_image(args.image, exif_transpose=True), None, ()
+    warn_of_later_frames(args.image, "explained")
     # The model's own check would name the image "image 0", not its file.
     check_resizable(image, args.image, model.transform.min_size, model.transform.max_size)
     trained = args.model is not None

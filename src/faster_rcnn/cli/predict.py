@@ -7,7 +7,8 @@ JSON against that file; a class of the model's that the file lacks has no id, an
 detections are drawn but not written), a YOLO dataset's class ids (from 0, as in its
 label files), else the image's place in the split and the label. Image files are read
 upright, turned by their EXIF orientation as a viewer shows them, and their boxes are in
-that frame; a dataset's images are read as its reader reads them.
+that frame; of an animated or multi-page file, the first frame is detected, with a
+warning. A dataset's images are read as its reader reads them.
 
 A ``.txt`` file named is a list of images, one path a line, as YOLO tools take a
 ``train.txt``: read as the YOLO readers read a split's list, relative to the list's folder,
@@ -51,6 +52,7 @@ from ..data.dataset import (
     read_image,
     read_text,
     target_of,
+    warn_of_later_frames,
 )
 from ..data.resizable import check_resizable
 from ..export import OnnxDetector
@@ -248,11 +250,16 @@ def images_to_detect(args: argparse.Namespace, class_names: Sequence[str] | None
         check_out_outside_data(args.out, images.paths, args.data)
         return images
     paths = image_paths(args.inputs)
-    # A photo is detected as a viewer shows it, turned by its EXIF orientation (as
-    # explain and Ultralytics read it); no annotations were drawn on it as stored.
-    return ImagesToDetect(
-        paths, list(range(len(paths))), lambda k: read_image(paths[k], exif_transpose=True)
-    )
+    return ImagesToDetect(paths, list(range(len(paths))), lambda k: read_named_image(paths[k]))
+
+
+def read_named_image(path: Path) -> Tensor:
+    """An image file the user named, as a viewer shows it: turned by its EXIF orientation
+    (as explain and Ultralytics read it; no annotations were drawn on it as stored), its
+    first frame, with a warning where it holds more."""
+    image = read_image(path, exif_transpose=True)
+    warn_of_later_frames(path, "detected")
+    return image
 
 
 def dataset_images(args: argparse.Namespace, class_names: Sequence[str] | None) -> ImagesToDetect:

@@ -125,7 +125,10 @@ def read_image(path: str | os.PathLike[str], exif_transpose: bool = False) -> Te
     common labelling tools. 16- and 32-bit grey images are scaled by their depth (PIL's
     RGB conversion clips them white), 12 or 14 bits in 16 where the file declares them
     (:mod:`faster_rcnn.data.sample_depth`), a TIFF's unsigned 32-bit samples as unsigned.
-    Of an animated or multi-page file (GIF, APNG, TIFF), the first frame is read.
+    Of an animated or multi-page file (GIF, APNG, TIFF), the first frame is read, without
+    a word: a dataset's boxes were drawn on the one image its labelling tool showed, that
+    frame, and a warning per file would bury the others. ``predict`` and ``explain`` warn
+    of the frames left of a file the user names (:func:`warn_of_later_frames`).
 
     Raises:
         MissingImageError: the file does not exist (a ``FileNotFoundError``).
@@ -232,6 +235,23 @@ def read_image_header(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     with _open_image(Path(path)) as image:
         width, height = image.size
         return height, width, _orientation(image)
+
+
+def image_frames(path: str | os.PathLike[str]) -> int:
+    """How many frames an image file holds, from its header: an animated GIF's, APNG's or
+    WebP's, a multi-page TIFF's pages; 1 for a still image. Pillow's ``n_frames`` is asked
+    only where ``is_animated`` says there are more: on some formats (GIF) it seeks through
+    the whole file to count them."""
+    with _open_image(Path(path)) as image:
+        return int(image.n_frames) if getattr(image, "is_animated", False) else 1
+
+
+def warn_of_later_frames(path: str | os.PathLike[str], done: str) -> None:
+    """Warn where the image file ``path`` a user named holds more frames than the first,
+    which :func:`read_image` reads and the command then has ``done`` ("detected")."""
+    frames = image_frames(path)
+    if frames > 1:
+        warnings.warn(f"{path}: only the first of its {frames} frames is {done}", stacklevel=2)
 
 
 def _orientation(image: Image.Image) -> int:
