@@ -305,7 +305,9 @@ def _coco_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple
     """The image named like ``image_path`` in a COCO file and its boxes (crowd left out,
     as in training). Where the file's ``file_name`` is the image, it is decoded as the
     COCO reader decodes it (turned where it turns it); else as stored."""
-    dataset = COCODetection(image_path.parent, path)
+    # The image is the one given, wherever the file's file_name puts it: the file's other
+    # images need not be there, nor this one where file_name says.
+    dataset = COCODetection(image_path.parent, path, keep_missing_images=True)
     matches = [k for k, file in enumerate(dataset.image_files) if file.name == image_path.name]
     if not matches:
         raise ValueError(f"{path} has no image named {image_path.name!r}")

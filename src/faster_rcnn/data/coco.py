@@ -73,11 +73,13 @@ class COCODetection(ImageFileDataset):
         annotation_file: the COCO json file.
         split: the split the file is (``train`` of ``instances_train.json``), for the error
             of an empty one; ``None`` for a file without splits.
+        keep_missing_images: keep the images whose files are not there, for a caller that
+            reads an image of the file given apart from it (``explain``), by name.
 
     A category that has no annotation and is the ``supercategory`` of another is not a
     class: Roboflow's exports name the dataset so, as category 0. An image whose file is
     not there (deleted after labelling) is left out with its annotations, in one warning
-    (:func:`~.dataset.images_there`).
+    (:func:`~.dataset.images_there`), unless ``keep_missing_images``.
 
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
@@ -107,6 +109,7 @@ class COCODetection(ImageFileDataset):
         images_dir: str | Path | Sequence[str | Path],
         annotation_file: str | Path,
         split: str | None = None,
+        keep_missing_images: bool = False,
     ) -> None:
         self.annotation_file = Path(annotation_file)
         data = load_coco_json(self.annotation_file)
@@ -115,7 +118,7 @@ class COCODetection(ImageFileDataset):
             raise empty_split_error(self.annotation_file, split, EMPTY_IMAGES_LIST)
         self.images_dir = _images_dir(images_dir, data["images"])
         self._set_classes(data)
-        image_ids, position = self._set_images(data["images"], split)
+        image_ids, position = self._set_images(data["images"], split, keep_missing_images)
         self._set_targets(data.get("annotations", []), image_ids, position)
 
     def _set_classes(self, data: dict[str, Any]) -> None:
@@ -130,7 +133,7 @@ class COCODetection(ImageFileDataset):
         self.category_id_to_label = {cid: i + 1 for i, cid in enumerate(category_ids)}
 
     def _set_images(
-        self, images: list[dict[str, Any]], split: str | None
+        self, images: list[dict[str, Any]], split: str | None, keep_missing: bool
     ) -> tuple[set[int], dict[int, int]]:
         """The image records whose files are there, those files and their sizes (read
         from the files' headers; the others left out, :func:`images_there`); the ids of
@@ -145,7 +148,7 @@ class COCODetection(ImageFileDataset):
                 f"{file}: duplicate image ids ({first_few([str(i) for i in repeated])})"
             )
         files = [_image_file(self.images_dir, image, file) for image in images]
-        kept = images_there(files, file, split)
+        kept = range(len(files)) if keep_missing else images_there(files, file, split)
         self._images: list[dict[str, Any]] = [images[k] for k in kept]
         self.image_files = [files[k] for k in kept]
         names = [str(path) for path in self.image_files]
