@@ -855,8 +855,8 @@ def test_a_batch_or_workers_more_than_the_training_images_are_refused_and_the_de
 
 
 def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(tmp_path, capsys):
-    """A strip 600 wide and 1 high would be 128 wide and 0 high at min_size 96 / max_size
-    128: training uses the next image in its place, evaluate leaves it out and predict
+    """A strip 600 wide and 1 high would be 128 wide and 0 high at --min-size 96 /
+    --max-size 128: training uses the next image in its place, evaluate leaves it out and predict
     skips it, each naming the file, none stops; the summaries count it as unresizable."""
     images, labels = (tmp_path / "data" / part / "train" for part in ("images", "labels"))
     images.mkdir(parents=True)
@@ -876,7 +876,7 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
     run = tmp_path / "r"
     argv = ["train", "--data", str(tmp_path / "data"), "--steps", "4", "--batch-size", "2"]
     assert main([*argv, *TINY, "--out", str(run)]) == 0
-    reason = "600x1 (width x height) is too elongated to resize to min_size 96 / max_size 128"
+    reason = "600x1 (width x height) is too elongated to resize to --min-size 96 / --max-size 128"
     captured = capsys.readouterr()
     assert f"{images / 'strip.png'}: {reason}" in captured.err
     # Counted as what it is, not as an image that could not be read.
@@ -894,6 +894,8 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
     argv = ["predict", "--model", str(run / "model.safetensors"), str(images / "strip.png")]
     assert main([*argv, str(images / "0.png"), "--out", str(tmp_path / "p")]) == 1
     captured = capsys.readouterr()
+    # predict has no --min-size: the sizes are the model file's.
+    reason = reason.replace("--min-size", "the model's min_size").replace("--max-", "max_")
     assert f"{images / 'strip.png'}: {reason}" in captured.err
     assert "in 1 image (1 skipped)" in captured.out
 

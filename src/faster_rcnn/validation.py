@@ -79,18 +79,24 @@ def validate_image_sizes(images: list[Tensor], min_sizes: Sequence[int], max_siz
             raise ValueError(f"image {i}: {reason}")
 
 
-def too_elongated(size: tuple[int, int], min_sizes: Sequence[int], max_size: int) -> str | None:
+def too_elongated(
+    size: tuple[int, int],
+    min_sizes: Sequence[int],
+    max_size: int,
+    names: tuple[str, str] = ("min_size", "max_size"),
+) -> str | None:
     """Why an image of ``(height, width)`` cannot be resized to ``min_sizes`` capped by
     ``max_size`` (a strip 5000 wide and 1 high would be 1333 wide and 0 high at 800 /
     1333), or ``None`` when it can. The smallest ``min_size`` shrinks an image most, so
     it alone is checked. The message gives the size as width x height, as ``data``
-    does."""
+    does, and the two sizes by ``names`` (the command line's ``--min-size`` /
+    ``--max-size`` where those flags set them)."""
     min_size = min(min_sizes)
     if min(resized_size(size, min_size, max_size)) >= 1:
         return None
     return (
-        f"{size[1]}x{size[0]} (width x height) is too elongated to resize to min_size "
-        f"{min_size} / max_size {max_size}: a side would shrink to 0 pixels"
+        f"{size[1]}x{size[0]} (width x height) is too elongated to resize to {names[0]} "
+        f"{min_size} / {names[1]} {max_size}: a side would shrink to 0 pixels"
     )
 
 

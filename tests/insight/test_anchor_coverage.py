@@ -256,7 +256,7 @@ def test_cli_says_how_many_images_it_leaves_out_too_elongated_to_resize(tmp_path
     assert (
         "2 boxes in 3 images\n1 of the 3 images (2 boxes) left out: too elongated for the " in out
     )
-    reason = "600x1 (width x height) is too elongated to resize to min_size 96 / max_size 128"
+    reason = "600x1 (width x height) is too elongated to resize to --min-size 96 / --max-size 128"
     assert (
         f"(the first, {images / 'strip.png'}: {reason}: a side would shrink to 0 pixels)\n" in out
     )

@@ -622,7 +622,8 @@ def test_cli_names_the_file_of_an_image_too_elongated_to_resize(tmp_path, capsys
     assert main(["explain", str(tmp_path / "strip.png"), "--out", str(tmp_path / "o.png")]) == 2
     assert capsys.readouterr().err == (
         f"faster-rcnn: error: {tmp_path / 'strip.png'}: 2000x1 (width x height) is too "
-        "elongated to resize to min_size 320 / max_size 512: a side would shrink to 0 pixels\n"
+        "elongated to resize to the model's min_size 320 / max_size 512: a side would shrink "
+        "to 0 pixels\n"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["strip.png"]
 

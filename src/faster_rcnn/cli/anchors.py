@@ -43,6 +43,7 @@ from .arguments import (
     path_argument,
     positive_int,
     refuse_without_effect,
+    size_names,
     with_image_sizes,
 )
 from .splits import check_split_name, layout_saying_what_is_left_out, trained_data
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     names = [image_name_of(dataset, index) for index in range(count)]
     report = coverage_report(model, targets, names)
     print(f"{counted(len(report.coverage), 'box')} in {counted(count, 'image')}")
-    print_unresizable(model, targets, names)
+    print_unresizable(model, targets, names, size_names(args))
     print(report.coverage.table())
     print_uncovered(report, model.config.rpn)
     picture = report.save(args.out / "anchors.png", f"anchor coverage: {describe(args)}")
@@ -229,10 +230,16 @@ def level_strides(model: FasterRCNN, targets: list[ImageBoxes]) -> list[StrideRa
     return strides
 
 
-def print_unresizable(model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]) -> None:
+def print_unresizable(
+    model: FasterRCNN,
+    targets: list[ImageBoxes],
+    names: Sequence[str],
+    sizes_named: tuple[str, str],
+) -> None:
     """One line on the images with boxes left out, too elongated for the model to resize
-    (as training and evaluation leave them out), naming the first."""
-    left_out = unresizable_images(model, targets)
+    (as training and evaluation leave them out), naming the first, and the sizes as
+    ``sizes_named``."""
+    left_out = unresizable_images(model, targets, sizes_named)
     if not left_out:
         return
     index, _, why = left_out[0]

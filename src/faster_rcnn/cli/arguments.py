@@ -97,6 +97,19 @@ def with_image_sizes(config: FasterRCNNConfig, args: argparse.Namespace) -> Fast
     return config
 
 
+def size_names(args: argparse.Namespace) -> tuple[str, str]:
+    """How a message names the resize's two sizes: ``--min-size`` / ``--max-size`` where
+    those flags set them, else the config's fields (the preset's or the recipe's)."""
+    return (
+        "--min-size" if args.min_size else "min_size",
+        "--max-size" if args.max_size else "max_size",
+    )
+
+
+# The sizes a model file holds, which no flag of evaluate, predict or explain sets.
+MODEL_SIZE_NAMES = ("the model's min_size", "max_size")
+
+
 def add_returned_layers_argument(parser: argparse.ArgumentParser, effect: str = "") -> None:
     """``--returned-layers STAGE ...``: the backbone stages the FPN reads in place of the
     preset's (``effect``: what else they do in the command, ``"; ..."``)."""

@@ -22,6 +22,7 @@ from ..model import FasterRCNN
 from ..test_time_flips import TestTimeFlips
 from ..train.checkpoint import load_model, run_and_stage_of
 from .arguments import (
+    MODEL_SIZE_NAMES,
     add_data_arguments,
     add_strict_argument,
     add_tta_argument,
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         )
     transform = model.config.transform
     # An image the model cannot resize is left out as an unreadable one is.
-    dataset = ResizableImages(dataset, transform.min_size, transform.max_size)
+    dataset = ResizableImages(dataset, transform.min_size, transform.max_size, MODEL_SIZE_NAMES)
     evaluate_and_report(
         with_tta(model, args),
         dataset,

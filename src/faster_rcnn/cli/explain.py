@@ -31,6 +31,7 @@ from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import box_head_trained, load_model
 from .arguments import (
+    MODEL_SIZE_NAMES,
     check_out_file,
     device_name,
     file_of_flag,
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         image, boxes, names = read_image(args.image, exif_transpose=True), None, ()
     warn_of_later_frames(args.image, "explained")
     # The model's own check would name the image "image 0", not its file.
-    check_resizable(image, args.image, model.transform.min_size, model.transform.max_size)
+    transform = model.transform
+    check_resizable(image, args.image, transform.min_size, transform.max_size, MODEL_SIZE_NAMES)
     trained = args.model is not None
     explanation = explain(
         model,

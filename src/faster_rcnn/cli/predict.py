@@ -61,6 +61,7 @@ from ..insight.draw import save_pictures
 from ..insight.pictures import DEFAULT_SUFFIX, image_pictures
 from ..train.checkpoint import load_model
 from .arguments import (
+    MODEL_SIZE_NAMES,
     add_tta_argument,
     check_out_folder,
     device_name,
@@ -147,13 +148,13 @@ def detect_and_draw(
     """Each image detected, and drawn in ``out`` as its name in ``names_of`` (the
     detections scoring ``score`` or more, and the proposals where ``detect`` gives them);
     one that cannot be read or resized is skipped with a warning naming it."""
-    names = config.label_names()
+    names, transform = config.label_names(), config.transform
     predicted = Predicted()
     items = zip(images.paths, images.image_ids, names_of, strict=True)
     for k, (path, image_id, name) in enumerate(items):
         try:
             image = images.read(k)
-            check_resizable(image, path, config.transform.min_size, config.transform.max_size)
+            check_resizable(image, path, transform.min_size, transform.max_size, MODEL_SIZE_NAMES)
         except ValueError as error:  # one bad file does not cost the others
             warnings.warn(f"{error}; skipped", stacklevel=1)
             predicted.skipped.append(path)

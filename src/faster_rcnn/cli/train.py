@@ -97,6 +97,7 @@ from .arguments import (
     probability,
     random_seed,
     refuse_without_effect,
+    size_names,
     with_image_sizes,
 )
 from .model_options import (
@@ -391,7 +392,7 @@ def train(args: argparse.Namespace) -> int:
         dataset = InMemoryDataset(dataset)
     config, rate, repeat = model_and_rate(dataset, args)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
-    listed, repeats = repeated(resizable(dataset, config), repeat, args.seed, args.out)
+    listed, repeats = repeated(resizable(dataset, config, args), repeat, args.seed, args.out)
     records |= repeats
     dataset = augmented(listed, args, pasted)
     if args.channels_last is None and torch.device(args.device).type == "cpu":
@@ -586,10 +587,14 @@ def warn_of_anchor_scale(args: argparse.Namespace, config: FasterRCNNConfig) -> 
         warnings.warn(note, stacklevel=2)
 
 
-def resizable(dataset: DetectionDataset, config: FasterRCNNConfig) -> DetectionDataset:
+def resizable(
+    dataset: DetectionDataset, config: FasterRCNNConfig, args: argparse.Namespace
+) -> DetectionDataset:
     """``dataset``, an image too elongated for the model's sizes skipped as an unreadable
-    one is (:mod:`faster_rcnn.data.resizable`)."""
-    return ResizableImages(dataset, config.transform.min_size, config.transform.max_size)
+    one is (:mod:`faster_rcnn.data.resizable`), its warning naming the sizes by their
+    flags where ``args`` give them."""
+    transform = config.transform
+    return ResizableImages(dataset, transform.min_size, transform.max_size, size_names(args))
 
 
 def run_length(args: argparse.Namespace) -> int:
@@ -789,7 +794,7 @@ def steps_that_fit(
         checkpoint_every=None,
     )
     trainer_of = STAGE_TRAINERS.get(args.scheme, Trainer)  # alternating: its joint steps
-    images = augmented(resizable(dataset, config), args)
+    images = augmented(resizable(dataset, config, args), args)
     quiet = UnreadableLog(warn=False)  # the run itself warns
     trainer = trainer_of(build_model(args, config, quiet=True), images, cfg, unreadable=quiet)
     seconds = median_step_seconds(trainer)

@@ -34,10 +34,18 @@ class UnresizableImageError(UnreadableImageError):
     kind = "unresizable"
 
 
-def check_resizable(image: Tensor, file: Path, min_sizes: Sequence[int], max_size: int) -> None:
+def check_resizable(
+    image: Tensor,
+    file: Path,
+    min_sizes: Sequence[int],
+    max_size: int,
+    names: tuple[str, str] = ("min_size", "max_size"),
+) -> None:
     """Raise :class:`UnresizableImageError` naming ``file`` when ``image`` (``[3, H, W]``)
-    cannot be resized to ``min_sizes`` capped by ``max_size``."""
-    reason = too_elongated((int(image.shape[-2]), int(image.shape[-1])), min_sizes, max_size)
+    cannot be resized to ``min_sizes`` capped by ``max_size``, the sizes named by
+    ``names`` (see :func:`~faster_rcnn.validation.too_elongated`)."""
+    size = (int(image.shape[-2]), int(image.shape[-1]))
+    reason = too_elongated(size, min_sizes, max_size, names)
     if reason is not None:
         raise UnresizableImageError(file, f"{file}: {reason}")
 
@@ -50,17 +58,25 @@ class ResizableImages(TransparentWrapper):
     Args:
         dataset: any detection dataset.
         min_sizes / max_size: the model's ``transform.min_size`` and ``max_size``.
+        names: how a message names those two sizes (``--min-size`` / ``--max-size``
+            where the command line set them).
     """
 
-    def __init__(self, dataset: DetectionDataset, min_sizes: Sequence[int], max_size: int) -> None:
+    def __init__(
+        self,
+        dataset: DetectionDataset,
+        min_sizes: Sequence[int],
+        max_size: int,
+        names: tuple[str, str] = ("min_size", "max_size"),
+    ) -> None:
         super().__init__(dataset)
-        self.min_sizes, self.max_size = tuple(min_sizes), max_size
+        self.min_sizes, self.max_size, self.names = tuple(min_sizes), max_size, names
 
     def __getitem__(self, index: int) -> Sample:
         image, target = self.dataset[index]
         files = getattr(self.dataset, "image_files", None)
         file = Path(files[index]) if files is not None else Path(f"image {index}")
-        check_resizable(image, file, self.min_sizes, self.max_size)
+        check_resizable(image, file, self.min_sizes, self.max_size, self.names)
         return image, target
 
     def target(self, index: int) -> Target:

@@ -190,23 +190,30 @@ def resized_targets(model: FasterRCNN, targets: Iterable[ImageBoxes]) -> Iterato
 
 
 def unresizable_images(
-    model: FasterRCNN, targets: Iterable[ImageBoxes]
+    model: FasterRCNN,
+    targets: Iterable[ImageBoxes],
+    names: tuple[str, str] = ("min_size", "max_size"),
 ) -> list[tuple[int, int, str]]:
     """``(image index, boxes, why)`` of each image with boxes that :func:`resized_targets`
-    leaves out: too elongated for the model to resize."""
+    leaves out: too elongated for the model to resize, ``why`` naming its two sizes by
+    ``names`` (see :func:`~faster_rcnn.validation.too_elongated`)."""
     left_out = []
     for index, (image_size, boxes) in enumerate(targets):
-        why = _why_unresizable(model, image_size) if boxes.numel() else None
+        why = _why_unresizable(model, image_size, names) if boxes.numel() else None
         if why is not None:
             left_out.append((index, len(boxes), why))
     return left_out
 
 
-def _why_unresizable(model: FasterRCNN, image_size: tuple[int, int]) -> str | None:
+def _why_unresizable(
+    model: FasterRCNN,
+    image_size: tuple[int, int],
+    names: tuple[str, str] = ("min_size", "max_size"),
+) -> str | None:
     """Why the model cannot resize an image of ``image_size`` as in evaluation (the last
     ``min_size``, capped by ``max_size``), or ``None`` when it can."""
     transform = model.transform
-    return too_elongated(image_size, transform.min_size[-1:], transform.max_size)
+    return too_elongated(image_size, transform.min_size[-1:], transform.max_size, names)
 
 
 @torch.no_grad()
