@@ -176,6 +176,25 @@ def test_a_checkpoint_given_as_a_model_file_points_to_convert(coco_file, capsys)
     )
 
 
+def test_a_text_file_or_a_cut_off_checkpoint_given_as_a_model_is_said_unreadable(tmp_path, capsys):
+    """A text file was refused in safetensors' words ("Error while deserializing header:
+    header too small"); a cut-off checkpoint was sent to convert, which cannot read it."""
+    text, cut = tmp_path / "classes.txt", tmp_path / "cut.pth"
+    text.write_text("cat\n")
+    torch.save({"model": {"w": torch.zeros(100)}}, cut)
+    cut.write_bytes(cut.read_bytes()[:100])
+    assert main(["evaluate", "--model", str(text), "--data", "synthetic:2"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --model {text} is not a readable model file (no safetensors "
+        "header at its start)\n"
+    )
+    assert main(["evaluate", "--model", str(cut), "--data", "synthetic:2"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --model {cut} cannot be read: a PyTorch checkpoint, cut off: "
+        "its zip archive ends before its directory\n"
+    )
+
+
 def test_a_training_runs_state_points_to_its_model_file_not_convert(tmp_path, capsys):
     """<run>/joint/state.pt given to convert said only "got dict": it is a run's training
     state, whose model is a model file already (the run's, or before the run wrote one,
@@ -244,7 +263,7 @@ def test_convert_refuses_a_training_run_s_model_file_but_writes_over_its_own(
         # Said by the exception's name, EOFError, where torch.load gave no message.
         ("empty.pth", b"", "is not a PyTorch checkpoint or safetensors file (empty)"),
         ("cut.pth", b"\x80\x02", "is not a PyTorch checkpoint or safetensors file (cut off: "),
-        ("empty.safetensors", b"", "is not a readable safetensors file: "),
+        ("empty.safetensors", b"", "is not a readable safetensors file (empty)"),
     ],
 )
 def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(

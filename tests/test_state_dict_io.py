@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from faster_rcnn.state_dict_io import read_state_dict
 
@@ -49,3 +50,29 @@ def test_unreadable_files_get_one_line(tmp_path, name, content):
         assert str(info.value).endswith(
             "is not a PyTorch checkpoint or safetensors file (not a pickle)"
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "cut", "why"),
+    [
+        # 8 bytes of header length, then "{": the length runs past the cut.
+        ("w.safetensors", 20, "cut off: it ends within its header"),
+        ("w.safetensors", -10, "cut off: it ends within its tensors"),
+        ("w.safetensors", 0, "empty"),
+        # torch's own words: "failed finding central directory".
+        ("w.pth", -10, "cut off: its zip archive ends before its directory"),
+    ],
+)
+def test_a_cut_off_weights_file_is_said_to_be_cut_off(tmp_path, name, cut, why):
+    path = tmp_path / name
+    weights = {"w": torch.zeros(100)}
+    if path.suffix == ".safetensors":
+        save_file(weights, path)
+        kind = "a readable safetensors file"
+    else:
+        torch.save(weights, path)
+        kind = "a PyTorch checkpoint or safetensors file"
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    assert str(info.value) == f"{path} is not {kind} ({why})"

@@ -8,7 +8,9 @@ detectors).
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -57,7 +59,8 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(path, device="cpu")
     except SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+        why = safetensors_failure(path)
+        raise ValueError(f"{path} is not a readable safetensors file ({why})") from error
 
 
 def _torch_load(path: Path) -> object:
@@ -83,8 +86,22 @@ def _torch_load(path: Path) -> object:
         empty = path.stat().st_size == 0
         raise _not_weights(path, "empty" if empty else "cut off: it ends mid-pickle") from error
     except (RuntimeError, ValueError) as error:
+        if is_cut_off_zip(path):  # torch: "... failed finding central directory"
+            raise _not_weights(path, CUT_OFF_ZIP) from error
         # torch's first sentence: "PytorchStreamReader failed reading zip archive: ...".
         raise _not_weights(path, str(error).splitlines()[0].split(". ")[0]) from error
+
+
+# Why a torch.save file that is_cut_off_zip cannot be read.
+CUT_OFF_ZIP = "cut off: its zip archive ends before its directory"
+
+
+def is_cut_off_zip(path: Path) -> bool:
+    """Whether ``path`` starts as a zip archive (as ``torch.save`` writes one) but lacks the
+    directory that ends one: cut off, as a copy or download stopped midway leaves it."""
+    with path.open("rb") as file:
+        start = file.read(4)
+    return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def _not_weights(path: Path, why: str) -> ValueError:
@@ -105,6 +122,28 @@ def _state_dict_in(content: object, path: Path, checkpoint_key: str | None) -> d
             expected += f" or a checkpoint with a {checkpoint_key!r} entry"
         raise ValueError(f"{path}: expected {expected}, got {type(content).__name__}")
     return dict(content)
+
+
+def safetensors_failure(path: Path) -> str:
+    """Why safetensors refused the file ``path``, in words: it says "header too small" of
+    an empty file, "header too large" of a text file."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        start = file.read(9)
+        length = int.from_bytes(start[:8], "little")
+        header = file.read(max(length - 1, 0)) if start[8:9] == b"{" and 8 + length <= size else b""
+    if not start:
+        return "empty"
+    if start[8:9] != b"{":
+        return "no safetensors header at its start"
+    if not header:
+        return "cut off: it ends within its header"
+    try:
+        entries = json.loads(b"{" + header).values()
+        end = 8 + length + max(entry["data_offsets"][1] for entry in entries if "dtype" in entry)
+    except (ValueError, TypeError, KeyError, IndexError):  # not JSON, or not entries of tensors
+        return "its header is damaged"
+    return "cut off: it ends within its tensors" if size < end else "damaged"
 
 
 def _has_safetensors_header(path: Path) -> bool:

@@ -341,6 +341,40 @@ def test_truncated_file_and_mismatched_weights_are_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        # safetensors: "header too small", "header too large" (a text file's first 8 bytes,
+        # read as the header's length), "incomplete metadata, file not fully covered".
+        (b"", "empty"),
+        (b"raccoon\nsquirrel\n", "no safetensors header at its start"),
+        (b"\xff\xff\x00\x00\x00\x00\x00\x00{", "cut off: it ends within its header"),
+        ("half", "cut off: it ends within its tensors"),
+        (b"\x05\x00\x00\x00\x00\x00\x00\x00{abcd", "its header is damaged"),
+    ],
+)
+def test_an_unreadable_model_file_is_said_why_in_words(tmp_path, content, why):
+    path = tmp_path / "m.safetensors"
+    save_model(tiny_model(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if content == "half" else content)
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path} is not a readable model file ({why})"
+
+
+def test_a_cut_off_pytorch_checkpoint_is_said_unreadable_not_a_checkpoint_to_convert(tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save({"model": {"w": torch.zeros(100)}}, path)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        f"{path} cannot be read: a PyTorch checkpoint, cut off: its zip archive ends before "
+        "its directory"
+    )
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_model_file_with_non_finite_weights_is_refused(tmp_path, value):
     """A diverged run's weights detect nothing (every score NaN): loading says so rather

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from ..config import FasterRCNNConfig
 from ..model import FasterRCNN
-from ..state_dict_io import check_finite
+from ..state_dict_io import CUT_OFF_ZIP, check_finite, is_cut_off_zip, safetensors_failure
 
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
@@ -145,7 +145,8 @@ def _model_metadata(path: Path) -> dict[str, str]:
     except SafetensorError as error:
         if _is_torch_save_file(path):
             raise ValueError(_not_a_model_file(path)) from error
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+        why = safetensors_failure(path)
+        raise ValueError(f"{path} is not a readable model file ({why})") from error
     if metadata.get("format") != MODEL_FORMAT or "config" not in metadata:
         raise ValueError(
             f"{path} is not a faster-rcnn model file: its metadata has no "
@@ -157,7 +158,10 @@ def _model_metadata(path: Path) -> dict[str, str]:
 def _not_a_model_file(path: Path) -> str:
     """Why the PyTorch checkpoint ``path`` is refused, and what to pass instead: for a
     training checkpoint's state, the model file of :func:`model_file_of_state`; else
-    ``convert``, which makes one of a torchvision Faster R-CNN's."""
+    ``convert``, which makes one of a torchvision Faster R-CNN's; or, for one cut off,
+    that it cannot be read."""
+    if is_cut_off_zip(path):
+        return f"{path} cannot be read: a PyTorch checkpoint, {CUT_OFF_ZIP}"
     model_file = model_file_of_state(path)
     if model_file is None:  # not a training state: a torchvision checkpoint, say
         return (
@@ -311,7 +315,8 @@ def load_weights(model: FasterRCNN, path: str | Path) -> None:
     try:
         safetensors.torch.load_model(model, path, strict=True)
     except SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+        why = safetensors_failure(path)
+        raise ValueError(f"{path} is not a readable model file ({why})") from error
     except RuntimeError as error:
         # torch lists every mismatched tensor on a line of its own: the first one, counted.
         problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
