@@ -886,7 +886,7 @@ def test_an_image_too_elongated_to_resize_is_skipped_and_counted_as_unresizable(
     evaluate = ["evaluate", "--model", str(run / "model.safetensors"), "--data", data]
     assert main(evaluate) == 2  # the data has a train split only
     assert capsys.readouterr().err.strip() == (
-        f"faster-rcnn: error: {tmp_path / 'data'} (YOLO) has the splits ['train']; none fits "
+        f"faster-rcnn: error: {tmp_path / 'data'} (YOLO) has the split train; none fits "
         "'test' (nor 'val'): name the split to score, --split train"
     )
     assert main([*evaluate, "--split", "train"]) == 0

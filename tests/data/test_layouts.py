@@ -153,7 +153,7 @@ def test_roboflow_voc_export_of_one_split_reads_as_that_split(tmp_path, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         f"faster-rcnn: error: {tmp_path} (Pascal VOC XML files (a folder per split)) has the "
-        "splits ['valid']; none fits 'train': --split valid trains on it (add --val-fraction "
+        "split valid; none fits 'train': --split valid trains on it (add --val-fraction "
         "0.2 to hold a fifth of it out: evaluate has no other split to score)\n"
     )
     (tmp_path / "valid").rename(tmp_path / "images")
@@ -240,7 +240,7 @@ def test_ultralytics_yaml_with_folders_and_list_files(tmp_path, names):
     assert train[0][1]["labels"].tolist() == [2]
     val = open_dataset(yaml, "val")
     assert [p.name for p in val.image_files] == ["val20171.jpg", "val20170.jpg"]
-    with pytest.raises(ValueError, match=r"has the splits \['train', 'val'\]; none fits 'test'"):
+    with pytest.raises(ValueError, match=r"has the splits train, val; none fits 'test'"):
         open_dataset(yaml, "test")
     yaml.write_text(f"path: ../datasets/coco8\ntrain: images/train2017\nnc: 2\nnames: {names}\n")
     assert open_dataset(yaml).class_names == ("person", "bicycle")
@@ -1166,7 +1166,7 @@ def test_cvat_yolo_export_in_darknets_layout(tmp_path, capsys, prefix):
     valid = open_dataset(root / "obj.data", "val")  # val finds valid
     assert valid.image_files == [root / "obj_valid_data/c.jpg"]
     assert torch.equal(valid.target(0)["boxes"], torch.tensor([[16.0, 12, 24, 18]]))
-    with pytest.raises(ValueError, match=r"has the splits \['train', 'valid'\]; none fits 'test'"):
+    with pytest.raises(ValueError, match=r"has the splits train, valid; none fits 'test'"):
         open_dataset(root, "test")
     assert main(["data", "--data", str(root)]) == 0
     out = capsys.readouterr().out.splitlines()

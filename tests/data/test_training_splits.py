@@ -535,7 +535,7 @@ def test_coco_with_train2017_alone_trains_on_it_by_its_name_too(tmp_path, capsys
     evaluate = ["evaluate", "--model", str(tmp_path / "run" / "model.safetensors")]
     assert main([*evaluate, "--data", str(data)]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: {data} (COCO) has the splits ['train2017']; none fits 'test' "
+        f"faster-rcnn: error: {data} (COCO) has the split train2017; none fits 'test' "
         "(nor 'val'): name the split to score, --split train2017\n"
     )
     assert main([*evaluate, "--data", str(data), "--split", "train2017"]) == 0
@@ -551,7 +551,7 @@ def test_coco_with_val2017_alone_trains_on_it_when_named_and_holds_part_out(tmp_
     argv = ["train", "--data", str(data), "--steps", "1", "--out", str(run)]
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: {data} (COCO) has the splits ['val2017']; none fits 'train': "
+        f"faster-rcnn: error: {data} (COCO) has the split val2017; none fits 'train': "
         "--split val2017 trains on it (add --val-fraction 0.2 to hold a fifth of it out: "
         "evaluate has no other split to score)\n"
     )
@@ -588,7 +588,7 @@ def test_a_lone_split_not_named_train_is_named_by_the_option_train_refuses_witho
     argv = ["train", "--data", str(data), "--steps", "1", "--out", str(run)]
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: {data} (Pascal VOC) has the splits ['val']; none fits 'train': "
+        f"faster-rcnn: error: {data} (Pascal VOC) has the split val; none fits 'train': "
         "--split val trains on it (add --val-fraction 0.2 to hold a fifth of it out: "
         "evaluate has no other split to score)\n"
     )

@@ -141,7 +141,9 @@ def test_malformed_labels_are_errors_naming_file_and_line(
 
 def test_missing_split_is_named(tmp_path: Path) -> None:
     root = _yolo(tmp_path, "train", {})
-    with pytest.raises(FileNotFoundError, match=r"images/val does not exist \(splits found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"images/val does not exist \(splits found: train\)$"
+    ):
         YOLODetection(root, "val")
 
 

@@ -133,18 +133,21 @@ class UnknownSplit(ValueError):
     """A split name that no split of a layout fits, or more than one (:meth:`DatasetLayout.
     resolve`).
 
+    The splits are listed in words, not as a Python list: ``"data (YOLO) has the splits
+    train, val; none fits 'test'"``, ``"... has the split train; ..."``.
+
     Attributes:
         split: the name asked for, for a caller that took it as a flag (``--split``).
-        flag_reason: the message as such a caller words it after the flag: the splits
-            listed in words, not as a Python list (``"data (YOLO) has the splits train,
-            val; none fits"``).
+        flag_reason: the message as such a caller words it after the flag, which names
+            the split (``"data (YOLO) has the splits train, val; none fits"``).
     """
 
     def __init__(self, path: str, format: str, splits: Sequence[str], split: str, said: str):
-        where = f"{path} ({format}) has the splits"
-        super().__init__(f"{where} {list(splits)}; {said.replace(' fits', f' fits {split!r}')}")
+        plural = "s" if len(splits) != 1 else ""
+        where = f"{path} ({format}) has the split{plural} {', '.join(splits)}"
+        super().__init__(f"{where}; {said.replace(' fits', f' fits {split!r}')}")
         self.split = split
-        self.flag_reason = f"{where} {', '.join(splits)}; {said}"
+        self.flag_reason = f"{where}; {said}"
 
 
 class UnusableDataYAML(ValueError):

@@ -315,8 +315,9 @@ def _read_split(root: Path, split: str, is_split: bool) -> tuple[str, ...]:
     split_file = split_list(root, split)
     if not split_file.is_file():
         available = sorted(p.stem for p in files_with_suffix(split_file.parent, ".txt"))
+        listed = ", ".join(available) or "none"
         raise FileNotFoundError(
-            f"VOC split file {split_file} does not exist (splits found: {available})"
+            f"VOC split file {split_file} does not exist (splits found: {listed})"
         )
     lines = read_text(split_file).splitlines()
     ids = tuple(line.strip() for line in lines if line.strip())

@@ -115,8 +115,9 @@ class YOLODetection(ImageFileDataset):
         labels_dir = self.root / "labels" if split is None else self.root / "labels" / split
         if not images_dir.is_dir():
             found = sorted(p.name for p in (self.root / "images").glob("*") if p.is_dir())
+            listed = ", ".join(found) or "none"
             raise FileNotFoundError(
-                f"YOLO images folder {images_dir} does not exist (splits found: {found})"
+                f"YOLO images folder {images_dir} does not exist (splits found: {listed})"
             )
         self.image_files = image_files_in(images_dir)
         if not self.image_files:
