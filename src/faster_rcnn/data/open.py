@@ -71,6 +71,7 @@ it holds, for opening it to say what is wrong.
 
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -449,10 +450,12 @@ def _generated_opener(
 ) -> Opener:
     _, colon, count = text.partition(":")
     # A longer dataset overflows len() once it is read (a traceback, after the work before);
-    # "synthetic:" with no number is refused, not taken for the default size.
+    # "synthetic:" with no number is refused, not taken for the default size. The text is
+    # quoted as a shell would take it back: "in synthetic:", "in 'synthetic:1 0'".
     if colon and (not count.isdigit() or not 1 <= int(count) <= sys.maxsize):
         raise ValueError(
-            f"{text!r}: the number of images must be a whole number from 1 to {sys.maxsize}"
+            f"in {shlex.quote(text)}, the number of images must be a whole number from 1 to "
+            f"{sys.maxsize}"
         )
 
     def opener(split: str, _: Sequence[str] | None) -> DetectionDataset:
