@@ -1353,12 +1353,12 @@ def test_a_folder_given_for_a_model_or_an_image_is_said_to_be_one(tmp_path, caps
     for command in commands:
         assert main([*command, str(run)]) == 2
         assert capsys.readouterr().err == (
-            f"faster-rcnn: error: {run} is a folder: pass the model file in it, "
+            f"faster-rcnn: error: --model {run} is a folder: pass the model file in it, "
             f"{run / 'model.safetensors'}\n"
         )
     assert main(["evaluate", "--model", str(empty)]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: {empty} is a folder with no model.safetensors in it: pass a "
+        f"faster-rcnn: error: --model {empty} is a folder with no model.safetensors in it: pass a "
         "model file\n"
     )
     assert main(["explain", str(empty)]) == 2
@@ -1379,18 +1379,18 @@ def test_a_training_checkpoint_given_as_a_model_points_to_the_runs_model_file(tm
     for command in commands:
         assert main([*command, str(state)]) == 2
         assert capsys.readouterr().err == (
-            f"faster-rcnn: error: {state} is the state (optimizer, step) of a training "
+            f"faster-rcnn: error: --model {state} is the state (optimizer, step) of a training "
             f"checkpoint, not a model file: pass the run's model file, {model}\n"
         )
         assert main([*command, str(run / "joint")]) == 2
         assert capsys.readouterr().err == (
-            f"faster-rcnn: error: {run / 'joint'} is a training checkpoint: pass the run's "
+            f"faster-rcnn: error: --model {run / 'joint'} is a training checkpoint: pass the run's "
             f"model file, {model}\n"
         )
     model.unlink()  # as a run stopped before its end leaves it
     assert main(["evaluate", "--model", str(state)]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: {state} is the state (optimizer, step) of a training checkpoint, "
+        f"faster-rcnn: error: --model {state} is the state (optimizer, step) of a training checkpoint, "
         f"not a model file: pass the checkpoint's own, {run / 'joint' / 'model.safetensors'} "
         f"(`train --resume --out {run}` finishes the run and writes {model})\n"
     )
