@@ -76,6 +76,14 @@ class AnchorGenerator(nn.Module):
         # = 0.5): checked by the config's rule.
         if name == "offset":
             check_setting(AnchorConfig, name, value, f"rpn.anchor_generator.{name}")
+        # Not its sizes or ratios: the cell anchors are made from both at once, when built,
+        # and the RPN head predicts their count a location.
+        if name in ("sizes", "aspect_ratios") and "cell_anchors" in self.__dict__:
+            raise ValueError(
+                f"rpn.anchor_generator.{name} cannot be set in place (the anchors are made "
+                "when it is built): set model.rpn.anchor_generator = AnchorGenerator(sizes, "
+                "aspect_ratios), and model.rpn.head where the anchors a location change"
+            )
         super().__setattr__(name, value)
 
     @classmethod

@@ -181,8 +181,10 @@ class FasterRCNN(nn.Module):
         ``nms_thresh`` serving every class). It also follows the inference settings that
         torchvision's users set on the modules (``model.roi_heads.score_thresh = 0.5``,
         ``model.transform.min_size = (600,)``, ``model.rpn._post_nms_top_n["testing"] =
-        300``) and the training ones (``model.rpn.proposal_matcher.high_threshold = 0.6``,
-        ``model.roi_heads.box_coder.weights = (5.0, 5.0, 2.0, 2.0)``; see
+        300``, ``model.roi_heads.soft_nms_sigma = 0.5``) and the training ones
+        (``model.rpn.proposal_matcher.high_threshold = 0.6``,
+        ``model.roi_heads.box_coder.weights = (5.0, 5.0, 2.0, 2.0)``,
+        ``model.rpn.smooth_l1_beta = 0.5``; see
         :meth:`_follow_settings`), and the head modules and the RoI pooler
         replaced by ones of this package's classes (``model.rpn.head = RPNHead(...)``,
         ``model.roi_heads.box_head = TwoMLPHead(...)``, ``model.roi_heads.box_roi_pool =
@@ -213,7 +215,10 @@ class FasterRCNN(nn.Module):
         thresholds, the detections an image, the anchors and RoIs a training image
         samples (``fg_bg_sampler.batch_size_per_image`` and ``positive_fraction``), the
         IoUs that label them (``proposal_matcher.high_threshold`` and
-        ``low_threshold``) and the box coders' weights (``box_coder.weights``)."""
+        ``low_threshold``), the box coders' weights (``box_coder.weights``), the head's
+        (Soft-)NMS and smallest box, the losses (``smooth_l1_beta``, the RPN's
+        ``loss_normalization`` and ``box_loss_weight``) and the target creators'
+        ``allowed_border`` (the RPN's) and ``gt_jitter`` (the head's)."""
         try:
             changed = self._changed_settings()
             if changed:
@@ -235,6 +240,7 @@ class FasterRCNN(nn.Module):
                 "image_mean": tuple(self.transform.image_mean),
                 "image_std": tuple(self.transform.image_std),
                 "size_divisible": self.transform.size_divisible,
+                "multi_scale_per": self.transform.multi_scale_per,
             },
             "anchors": {
                 "sizes": anchors.sizes,
@@ -250,7 +256,11 @@ class FasterRCNN(nn.Module):
                 **_matched(rpn.proposal_matcher, ("bg_iou_thresh", "fg_iou_thresh")),
                 "allow_low_quality_matches": rpn.proposal_matcher.allow_low_quality_matches,
                 "low_quality_min_iou": rpn.proposal_matcher.low_quality_min_iou,
+                "allowed_border": rpn.target_creator.allowed_border,
                 "box_coder_weights": tuple(rpn.box_coder.weights),
+                "loss_normalization": rpn.loss_normalization,
+                "box_loss_weight": rpn.box_loss_weight,
+                "smooth_l1_beta": rpn.smooth_l1_beta,
             },
             "roi_heads": {
                 # A pooler set as model.roi_heads.box_roi_pool, where a config describes it.
@@ -258,12 +268,18 @@ class FasterRCNN(nn.Module):
                 "score_thresh": heads.score_thresh,
                 "nms_thresh": heads.nms_thresh,
                 "detections_per_img": heads.detections_per_img,
+                "min_box_size": heads.min_box_size,
+                "class_nms_thresh": tuple(heads.class_nms_thresh),
+                "soft_nms_sigma": heads.soft_nms_sigma,
+                "soft_nms_min_score": heads.soft_nms_min_score,
                 **_sampled(heads.fg_bg_sampler, ROI_SAMPLERS),
                 **_matched(
                     heads.proposal_matcher,
                     ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"),
                 ),
+                "gt_jitter": heads.target_creator.gt_jitter,
                 "box_coder_weights": tuple(heads.box_coder.weights),
+                "smooth_l1_beta": heads.smooth_l1_beta,
             },
         }
         return {

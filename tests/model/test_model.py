@@ -11,7 +11,7 @@ from torch import nn
 from faster_rcnn import AnchorGenerator, FasterRCNN, FasterRCNNConfig
 from faster_rcnn.export import DetectionGraph
 from faster_rcnn.matcher import Matcher
-from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config
+from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config, small
 from faster_rcnn.ops.boxes import BoxCoder
 from faster_rcnn.roi_heads import MultiScaleRoIAlign, TwoMLPHead
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
@@ -195,6 +195,37 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("roi_heads.soft_nms_sigma", 0.5),
+        ("roi_heads.soft_nms_min_score", 0.05),
+        ("roi_heads.min_box_size", 4.0),
+        ("roi_heads.smooth_l1_beta", 0.5),
+        ("roi_heads.class_nms_thresh", (0.4, 0.6)),
+        ("roi_heads.target_creator.gt_jitter", 3),
+        ("rpn.loss_normalization", "paper"),
+        ("rpn.box_loss_weight", 5.0),
+        ("rpn.smooth_l1_beta", 0.25),
+        ("rpn.target_creator.allowed_border", 0.0),
+        ("transform.multi_scale_per", "batch"),
+    ],
+)
+def test_a_setting_the_modules_take_is_what_a_model_file_records(tmp_path, setting, value):
+    """Each of these, set on the built model's modules, changed what it detects or how it
+    trains, but ``model.config`` never read it: a model file silently dropped it and the
+    model loaded from it ran with the default."""
+    torch.manual_seed(0)
+    model = small(num_classes=3)
+    *path, name = setting.split(".")
+    module = functools.reduce(getattr, path, model)
+    assert getattr(module, name) != value  # not the default
+    setattr(module, name, value)
+    save_model(model, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert getattr(functools.reduce(getattr, path, loaded), name) == value
+
+
+@pytest.mark.parametrize(
     ("setting", "value", "refusal"),
     [
         # Each failed later, in the forward pass or training step, in torch's words...
@@ -271,9 +302,8 @@ def test_a_value_its_config_field_refuses_is_refused_where_it_is_set(setting, va
     """torchvision's users set values on the built model's modules: one that its config
     field refuses was taken, and failed later in torch's words, or ran (no detections
     at ``detections_per_img = 0``, NaN losses at ``image_std`` 0) until ``model.config``
-    refused it at save, or, for a setting the config does not follow
-    (``soft_nms_min_score``, ``smooth_l1_beta``), never. It is refused where it is set,
-    by the config's rule, and the module keeps its value."""
+    refused it at save. It is refused where it is set, by the config's rule, and the
+    module keeps its value."""
     torch.manual_seed(0)
     model = FasterRCNN.from_config(tiny("small"))
     *path, name = setting.split(".")
@@ -647,6 +677,26 @@ def test_an_anchor_generator_of_another_count_a_location_than_the_head_is_named(
         "loss_objectness",
         "loss_rpn_box_reg",
     }
+
+
+@pytest.mark.parametrize("name", ["sizes", "aspect_ratios"])
+def test_anchor_sizes_or_ratios_set_in_place_are_refused(name):
+    """``model.rpn.anchor_generator.sizes = ...`` was recorded by the config while the
+    generator kept making the anchors it was built with: a model file made others."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    generator = model.rpn.anchor_generator
+    before = [cell.clone() for cell in generator.cell_anchors]
+    levels = len(model.config.anchors.sizes)
+    with pytest.raises(
+        ValueError,
+        match=rf"^rpn\.anchor_generator\.{name} cannot be set in place \(the anchors are made "
+        r"when it is built\): set model\.rpn\.anchor_generator = AnchorGenerator\(sizes, "
+        r"aspect_ratios\), and model\.rpn\.head where the anchors a location change$",
+    ):
+        setattr(generator, name, ((2.0,),) * levels)
+    assert model.config == tiny("small")
+    assert all(torch.equal(a, b) for a, b in zip(generator.cell_anchors, before, strict=True))
 
 
 class TorchvisionAnchorGenerator(nn.Module):
