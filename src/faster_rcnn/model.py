@@ -177,9 +177,10 @@ class FasterRCNN(nn.Module):
         ``roi_heads.box_predictor`` was replaced by one of another class count
         (``FastRCNNPredictor(in_features, k)``, torchvision's fine-tuning idiom), a copy
         with ``num_classes = k`` and without the class names and per-class NMS thresholds,
-        which were the old classes' (the head's thresholds are dropped too, its
-        ``nms_thresh`` serving every class). It also follows the inference settings that
-        torchvision's users set on the modules (``model.roi_heads.score_thresh = 0.5``,
+        which were the old classes' (the head's are dropped too where their count is not
+        the new classes', its ``nms_thresh`` then serving every class). It also follows
+        the inference settings that torchvision's users set on the modules
+        (``model.roi_heads.score_thresh = 0.5``,
         ``model.transform.min_size = (600,)``, ``model.rpn._post_nms_top_n["testing"] =
         300``, ``model.roi_heads.soft_nms_sigma = 0.5``) and the training ones
         (``model.rpn.proposal_matcher.high_threshold = 0.6``,
