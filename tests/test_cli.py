@@ -1390,9 +1390,10 @@ def test_a_training_checkpoint_given_as_a_model_points_to_the_runs_model_file(tm
     model.unlink()  # as a run stopped before its end leaves it
     assert main(["evaluate", "--model", str(state)]) == 2
     assert capsys.readouterr().err == (
-        f"faster-rcnn: error: --model {state} is the state (optimizer, step) of a training checkpoint, "
-        f"not a model file: pass the checkpoint's own, {run / 'joint' / 'model.safetensors'} "
-        f"(`train --resume --out {run}` finishes the run and writes {model})\n"
+        f"faster-rcnn: error: --model {state} is the state (optimizer, step) of a training "
+        "checkpoint, not a model file: pass the checkpoint's own, "
+        f"{run / 'joint' / 'model.safetensors'} (`train --resume --out {run}` finishes the "
+        f"run and writes {model})\n"
     )
 
 
