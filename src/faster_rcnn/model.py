@@ -234,6 +234,12 @@ class FasterRCNN(nn.Module):
         """The config's sections whose settings on the modules differ from the config,
         with those settings, per section ``{field: value}``."""
         rpn, heads, anchors = self.rpn, self.roi_heads, self.rpn.anchor_generator
+        # A target creator wrapped or replaced by the user's own (a test's, a hook's) that
+        # has not the setting leaves the config's.
+        allowed_border = getattr(
+            rpn.target_creator, "allowed_border", self._config.rpn.allowed_border
+        )
+        gt_jitter = getattr(heads.target_creator, "gt_jitter", self._config.roi_heads.gt_jitter)
         live = {
             "transform": {
                 "min_size": self.transform.min_size,
@@ -257,7 +263,7 @@ class FasterRCNN(nn.Module):
                 **_matched(rpn.proposal_matcher, ("bg_iou_thresh", "fg_iou_thresh")),
                 "allow_low_quality_matches": rpn.proposal_matcher.allow_low_quality_matches,
                 "low_quality_min_iou": rpn.proposal_matcher.low_quality_min_iou,
-                "allowed_border": rpn.target_creator.allowed_border,
+                "allowed_border": allowed_border,
                 "box_coder_weights": tuple(rpn.box_coder.weights),
                 "loss_normalization": rpn.loss_normalization,
                 "box_loss_weight": rpn.box_loss_weight,
@@ -278,7 +284,7 @@ class FasterRCNN(nn.Module):
                     heads.proposal_matcher,
                     ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"),
                 ),
-                "gt_jitter": heads.target_creator.gt_jitter,
+                "gt_jitter": gt_jitter,
                 "box_coder_weights": tuple(heads.box_coder.weights),
                 "smooth_l1_beta": heads.smooth_l1_beta,
             },
