@@ -205,13 +205,16 @@ def test_a_missing_area_is_the_segmentations_pixels_as_in_cocos_own_files(tmp_pa
             {"image_id": 2, "category_id": 1, "segmentation": triangle},
             # LabelMe-to-COCO converters write an area of 0: as left out, not all small.
             {"image_id": 2, "category_id": 1, "bbox": [0, 0, 50, 40], "area": 0},
+            # Infinite: out of every area range, "all" too, so never counted.
+            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 10, 10], "area": math.inf},
+            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 10, 20], "area": math.nan},
         ],
     }
     file = tmp_path / "masks.json"
     file.write_text(json.dumps(data))
     areas = [ann["area"] for ann in load_coco_annotations(file).dataset["annotations"]]
     assert areas[0] == pytest.approx(800, abs=40) and areas[0] < 32**2
-    assert areas[1:] == [60.0, 1234, 1600.0, 2000.0]
+    assert areas[1:] == [60.0, 1234, 1600.0, 2000.0, 100.0, 200.0]
 
 
 def test_annotations_whose_image_id_no_image_has_are_left_out_as_the_reader_does(tmp_path):

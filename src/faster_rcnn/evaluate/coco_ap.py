@@ -381,16 +381,14 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
         ann["bbox"] = [x, y, width, height]
         ann["id"] = k + 1
         ann.setdefault("iscrowd", 0)
-        if not _is_positive(ann.get("area")):  # LabelMe-to-COCO converters write 0
+        # LabelMe-to-COCO converters write 0; an infinite area would leave the object out
+        # of every area range, "all" too.
+        area = ann.get("area")
+        if not (_is_finite(area) and area > 0):
             mask_area = segmentation_area(ann.get("segmentation"), image_sizes[ann["image_id"]])
             ann["area"] = width * height if mask_area is None else mask_area
     data["annotations"] = [ann for _, ann in listed]
     return _coco_from_dict(data)
-
-
-def _is_positive(value: object) -> bool:
-    """Whether ``value`` is a number above 0 (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 class COCOevalIgnoring(COCOeval):
