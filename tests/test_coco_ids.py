@@ -188,8 +188,8 @@ def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_pat
     ("change", "message"),
     [
         ({"bbox": None}, "annotation 1 has bbox None, not [x, y, width, height]"),
-        ({"bbox": [1, 2, -3, 4]}, "annotation 1 has bbox [1, 2, -3, 4], of a negative side"),
-        ({"image_id": "205"}, "annotation 1 has unknown image_id '205'"),
+        ({"bbox": [1, 2, 3]}, "annotation 1 has bbox [1, 2, 3], not [x, y, width, height]"),
+        ({"image_id": 205.0}, "annotation 1 has image_id 205.0, not an integer or a string"),
         ({"category_id": 6}, "annotation 1 has category_id 6, not one of [5, 9, 20]"),
     ],
 )
@@ -229,6 +229,35 @@ def test_an_annotation_whose_image_id_no_image_has_is_left_out_as_the_reader_doe
     ]
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
+
+
+def test_evaluate_warns_once_of_the_coco_file_it_reads_as_data_and_scores_against(
+    coco_run, tmp_path, capsys
+):
+    """``--data`` and ``--coco-annotations`` the same file: its reader and the evaluation
+    against it each warned of the annotation no image has, and of the box of a negative
+    width read between its corners (as VOC reads xmax < xmin): once each."""
+    _, test_file, model = coco_run
+    data = json.loads(test_file.read_text())
+    data["annotations"].append({"id": 99, "image_id": 999, "category_id": 5, "bbox": [1, 2, 3, 4]})
+    data["annotations"].append({"id": 98, "image_id": 205, "category_id": 5, "bbox": [9, 2, -5, 4]})
+    (tmp_path / "test").mkdir()
+    for image in data["images"]:
+        (tmp_path / "test" / image["file_name"]).write_bytes(
+            (test_file.parent / image["file_name"]).read_bytes()
+        )
+    truth = tmp_path / "test" / "_annotations.coco.json"
+    truth.write_text(json.dumps(data))
+    capsys.readouterr()
+    argv = ["evaluate", "--model", str(model), "--data", str(tmp_path), "--split", "test"]
+    assert main([*argv, "--coco-annotations", str(truth), "--out", str(tmp_path / "e")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [
+        f"faster-rcnn: warning: {truth}: 1 annotation is left out, no image has its image_id: "
+        "annotation 99 (image_id 999)",
+        f"faster-rcnn: warning: {truth}: 1 box with reversed corners swapped "
+        "(annotation 98 [4, 2, 9, 6] on 120x80)",
+    ]
 
 
 def test_an_unreadable_annotation_file_is_named(tmp_path, capsys):

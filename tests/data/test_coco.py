@@ -1,4 +1,6 @@
 import json
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from pycocotools import mask as mask_utils
 
 from exif_images import save_exif_jpeg
 from faster_rcnn.data.coco import COCODetection, drop_crowd
-from faster_rcnn.evaluate.coco_ap import load_coco_annotations
+from faster_rcnn.evaluate.coco_ap import COCOEvaluator, load_coco_annotations
 
 # The fixture's annotation 3 has no area on purpose: it is dropped with this warning.
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*1 box dropped \(annotation 3")
@@ -117,8 +119,12 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
             r"annotation 8 has category_id 4, not one of \[3, 7\]",
         ),
         (
-            {"annotations": [{"id": 9, "image_id": "11", "category_id": 3, "bbox": [0, 0, 1, 1]}]},
-            r"annotation 9 has unknown image_id '11'",
+            {"annotations": [{"id": 9, "image_id": 11.0, "category_id": 3, "bbox": [0, 0, 1, 1]}]},
+            r"annotation 9 has image_id 11\.0, not an integer or a string$",
+        ),
+        (
+            {"annotations": [{"id": 9, "image_id": None, "category_id": 3, "bbox": [0, 0, 1, 1]}]},
+            r"annotation 9 has image_id None, not an integer or a string$",
         ),
         (
             {"annotations": [{"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 1]}]},
@@ -163,7 +169,19 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
             {"images": [{"id": 4, "file_name": "/etc/passwd"}]},
             "image 4 has file_name '/etc/passwd'",
         ),
-        ({"images": [{"id": [4], "file_name": "a.png"}]}, r"image #0 has id \[4\], not an integer"),
+        (
+            {"images": [{"id": [4], "file_name": "a.png"}]},
+            r"image #0 has id \[4\], not an integer or a string$",
+        ),
+        (
+            {"images": [{"id": True, "file_name": "a.png"}]},
+            "image #0 has id True, not an integer or a string$",
+        ),
+        (
+            {"images": [{"id": 4.0, "file_name": "a.png"}]},
+            r"image #0 has id 4\.0, not an integer or a string$",
+        ),
+        ({"images": [{"file_name": "a.png"}]}, "image #0 has id None, not an integer or a string$"),
         ({"categories": [{"id": 7}]}, "category 7 has no name"),
         ({"categories": [{"id": 7, "name": " "}]}, "category 7 has no name"),
         ({"categories": [{"name": "dog"}]}, "category #0 has no integer id"),
@@ -379,3 +397,85 @@ def test_an_exif_turned_image_is_turned_and_a_wrong_size_gives_way_to_the_file(
     assert torch.equal(target["boxes"], torch.tensor([[2.0, 25, 12, 35]]))
     assert data.image_size(1) == (16, 16)
     assert torch.equal(data.target(1)["boxes"], torch.tensor([[8.0, 8, 16, 16]]))
+
+
+def test_a_box_of_a_negative_side_is_read_between_its_corners_as_voc_reads_one(
+    tmp_path: Path,
+) -> None:
+    """A box dragged leftwards or upwards, saved as drawn (``x`` its right edge, a negative
+    ``width``), was dropped as one without area, and evaluation against the file refused
+    it ('of a negative side'), where the VOC reader swaps an ``xmax < xmin``: both read it
+    between its corners, and count it in the reader's warning, the clipping as usual."""
+    annotations = [
+        {"id": 1, "image_id": 11, "category_id": 7, "bbox": [12, 8, -10, -5]},  # a.png 40x30
+        {"id": 2, "image_id": 5, "category_id": 3, "bbox": [2, 14, 6, -4]},  # b.png 16x16
+        {"id": 3, "image_id": 5, "category_id": 3, "bbox": [10, 10, -12, 4]},  # to x = -2
+    ]
+    images, annotation_file = _coco(tmp_path, annotations=annotations)
+    swapped = (
+        f"{annotation_file}: 3 boxes with reversed corners swapped (annotation 1 [2, 3, 12, 8] "
+        "on 40x30; annotation 2 [2, 10, 8, 14] on 16x16; annotation 3 [-2, 10, 10, 14] on 16x16)"
+    )
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(images, annotation_file)
+    assert [str(w.message) for w in warned] == [
+        f"{swapped}; 1 box clipped to the image (annotation 3 [-2, 10, 10, 14] on 16x16)"
+    ]
+    assert torch.equal(data.target(0)["boxes"], torch.tensor([[2.0, 3, 12, 8]]))
+    assert torch.equal(data.target(1)["boxes"], torch.tensor([[2.0, 10, 8, 14], [0, 10, 10, 14]]))
+    assert data.skipped_annotations == []
+    with pytest.warns(UserWarning) as warned:
+        scored = load_coco_annotations(annotation_file).dataset["annotations"]
+    assert [str(w.message) for w in warned] == [swapped]
+    assert [a["bbox"] for a in scored] == [[2, 3, 10, 5], [2, 10, 6, 4], [-2, 10, 12, 4]]
+    assert [a["area"] for a in scored] == [50, 24, 48]
+    # Opened as the dataset evaluated, the file was warned of by its reader already.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_coco_annotations(annotation_file, read_before=True)
+
+
+def test_string_image_ids_are_numbered_past_the_integer_ones_in_reader_and_evaluation(
+    tmp_path: Path,
+) -> None:
+    """Some exporters write image ids as strings: the file was refused ("image #1 has id
+    'img_b', not an integer"). A target's ``image_id`` is an integer: a string id is
+    numbered past the file's largest integer id (11), in the order of ``images``, alike
+    by the reader and by evaluation against the file, which then scores the reader's
+    boxes as found. The integer 7 is no image's id, the string '7' is."""
+    records = [
+        {"id": 11, "file_name": "a.png"},
+        {"id": "img_b", "file_name": "b.png"},
+        {"id": "7", "file_name": "sub/c.png"},
+    ]
+    annotations = [
+        {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
+        {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
+        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
+        {"id": 4, "image_id": 7, "category_id": 3, "bbox": [0, 0, 4, 4]},
+    ]
+    images, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    orphan = (
+        f"{annotation_file}: 1 annotation is left out, no image has its image_id: annotation 4 "
+        "(image_id 7)"
+    )
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(images, annotation_file)
+    assert [str(w.message) for w in warned] == [orphan]
+    targets = [data.target(k) for k in range(3)]
+    assert [t["image_id"] for t in targets] == [11, 12, 13]
+    assert [t["boxes"].tolist() for t in targets] == [
+        [[0.0, 0.0, 4.0, 4.0]],
+        [[1.0, 2.0, 4.0, 6.0]],
+        [[2.0, 2.0, 7.0, 7.0]],
+    ]
+    with pytest.warns(UserWarning, match=re.escape(orphan)):
+        truth = load_coco_annotations(annotation_file).dataset
+    assert [image["id"] for image in truth["images"]] == [11, 12, 13]
+    assert [a["image_id"] for a in truth["annotations"]] == [12, 13, 11]
+    with pytest.warns(UserWarning, match=re.escape(orphan)):
+        evaluator = COCOEvaluator.from_coco_json(annotation_file)
+    for target in targets:
+        scores = torch.ones(len(target["labels"]))
+        evaluator.update([{**target, "scores": scores}], [target])
+    assert evaluator.compute()["AP"] == pytest.approx(1.0)

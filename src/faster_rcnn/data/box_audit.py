@@ -2,11 +2,11 @@
 
 Annotation tools and conversions leave boxes that reach past the image border (a
 negative ``xmin``, ``xmax = 5000`` on a 650-pixel image), lie wholly outside it, have no
-area, or have their corners reversed (``xmax < xmin``). The readers clip every box to
-its image, drop the boxes left without area (reversed ones among them, but for the VOC
-reader's, which it swaps), and count them all in a :class:`BoxAudit`, which they report
-in one warning when the dataset is opened, with the first few boxes named. Training and
-evaluation then see only boxes inside their images.
+area, or have their corners reversed (``xmax < xmin``, a negative COCO ``width``). The
+readers clip every box to its image, drop the boxes left without area (reversed ones
+among them, but for the VOC and COCO readers', which swap them), and count them all in a
+:class:`BoxAudit`, which they report in one warning when the dataset is opened, with the
+first few boxes named. Training and evaluation then see only boxes inside their images.
 """
 
 from __future__ import annotations
@@ -63,10 +63,13 @@ class BoxAudit:
             self.clipped.append(_shown(box, width, height, where, frame))
         return clipped
 
-    def swap(self, box: list[float], width: float, height: float, where: str) -> None:
+    def swap(
+        self, box: list[float], width: float, height: float, where: str, frame: str | None = None
+    ) -> None:
         """Count a box written with its corners reversed and read with them swapped, as
-        ``box`` (``x1, y1, x2, y2`` on a ``width`` x ``height`` image)."""
-        self.swapped.append(_shown(box, width, height, where, None))
+        ``box`` (``x1, y1, x2, y2`` on a ``width`` x ``height`` image; ``frame`` as in
+        :meth:`clip`)."""
+        self.swapped.append(_shown(box, width, height, where, frame))
 
     def drop(self, where: str, reason: str) -> None:
         """Count a box left out for ``reason``."""

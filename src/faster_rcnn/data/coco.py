@@ -5,10 +5,17 @@ category-id order; ``label_to_category_id`` and ``category_id_to_label`` transla
 between the two (detections must be written back with category ids for COCO evaluation).
 
 ``bbox`` is ``[x, y, width, height]`` in continuous pixels and becomes
-``x1, y1, x2, y2 = x, y, x + width, y + height``. An annotation without one, or with an
-empty one (some tools export masks only) takes the extent of its ``segmentation``: of
-its polygons' points, or of its RLE, compressed or not, as pycocotools' ``toBbox`` gives
-it.
+``x1, y1, x2, y2 = x, y, x + width, y + height``. A negative ``width`` or ``height`` (a box
+dragged leftwards or upwards, saved as drawn) is read as the box between its corners,
+as the VOC reader reads one whose ``xmax < xmin``, and counted in the same warning. An
+annotation without one, or with an empty one (some tools export masks only) takes the
+extent of its ``segmentation``: of its polygons' points, or of its RLE, compressed or
+not, as pycocotools' ``toBbox`` gives it.
+
+Image ids are integers or strings (``"img_001"``, as some exporters write them). A
+target's ``image_id`` is an integer: a string id is known by a number past the file's
+largest integer id (:func:`image_numbers`), in the reader and in evaluation against the
+file alike.
 
 Crowd annotations (``iscrowd = 1``) are kept with ``target["iscrowd"]`` set: evaluation
 needs them, training should not see them - :func:`drop_crowd` removes them, and the
@@ -59,6 +66,9 @@ from .dataset import (
 # What an empty split's message adds of a file whose ``images`` list is empty.
 EMPTY_IMAGES_LIST = "its 'images' list is empty"
 
+# An image id as a COCO file writes it (see the module).
+ImageId = int | str
+
 
 class COCODetection(ImageFileDataset):
     """Images and boxes of a COCO annotation file.
@@ -83,7 +93,8 @@ class COCODetection(ImageFileDataset):
 
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
-    ``image_id`` being the COCO image id. Images keep the order of the file's ``images``.
+    ``image_id`` being the COCO image id (the number of a string one,
+    :func:`image_numbers`). Images keep the order of the file's ``images``.
 
     Attributes:
         class_names: category names in label order.
@@ -97,11 +108,11 @@ class COCODetection(ImageFileDataset):
         FileNotFoundError: the annotation file does not exist.
         ValueError: unreadable json, an empty ``images`` list or none of its images
             there (:func:`empty_split_error`: an empty training split would leave
-            training the others alone without a word), an image without ``file_name``,
-            or an annotation with a non-integer image id, an unknown category id or a
-            malformed ``bbox`` (or, without one, a malformed ``segmentation``), named by
-            its ``id``. An annotation whose integer ``image_id`` no image has is left
-            out with a warning.
+            training the others alone without a word), an image without ``file_name`` or
+            whose id is neither an integer nor a string, or an annotation with such an
+            image id, an unknown category id or a malformed ``bbox`` (or, without one, a
+            malformed ``segmentation``), named by its ``id``. An annotation whose
+            ``image_id`` no image has is left out with a warning.
     """
 
     def __init__(
@@ -134,7 +145,7 @@ class COCODetection(ImageFileDataset):
 
     def _set_images(
         self, images: list[dict[str, Any]], split: str | None, keep_missing: bool
-    ) -> tuple[set[int], dict[int, int]]:
+    ) -> tuple[set[ImageId], dict[ImageId, int]]:
         """The image records whose files are there, those files and their sizes (read
         from the files' headers; the others left out, :func:`images_there`); the ids of
         all images, and the place of each kept one among them, which its annotations are
@@ -145,8 +156,9 @@ class COCODetection(ImageFileDataset):
             counts = Counter(image["id"] for image in images)
             repeated = [i for i, count in counts.items() if count > 1]
             raise ValueError(
-                f"{file}: duplicate image ids ({first_few([str(i) for i in repeated])})"
+                f"{file}: duplicate image ids ({first_few([repr(i) for i in repeated])})"
             )
+        self._image_numbers = image_numbers(images)
         files = [_image_file(self.images_dir, image, file) for image in images]
         kept = range(len(files)) if keep_missing else images_there(files, file, split)
         self._images: list[dict[str, Any]] = [images[k] for k in kept]
@@ -158,7 +170,7 @@ class COCODetection(ImageFileDataset):
         return ids, {image["id"]: k for k, image in enumerate(self._images)}
 
     def _set_targets(
-        self, annotations: list[Any], image_ids: set[int], position: dict[int, int]
+        self, annotations: list[Any], image_ids: set[ImageId], position: dict[ImageId, int]
     ) -> None:
         """Each image's boxes (``float32[N, 4]``), labels and crowd flags from the
         ``annotations`` of the ``image_ids``, filed by ``position`` (those of an image
@@ -192,14 +204,17 @@ class COCODetection(ImageFileDataset):
         """``x1, y1, x2, y2`` of an annotation, clipped to its image when the image's size
         is known; ``None`` (counted) when it has no area there."""
         x, y, w, h = annotation_bbox(ann, name, self.annotation_file)
-        if w <= 0 or h <= 0:
+        if w == 0 or h == 0:
             shown = ann.get("bbox") or f"segmentation extent [{x:g}, {y:g}, {w:g}, {h:g}]"
             self.box_audit.drop(f"{name} {shown}", "no area")
             return None
+        box = bbox_corners(x, y, w, h)
         size = self._sizes[k_image]
         if size is None:
-            return [x, y, x + w, y + h]
-        return self.box_audit.clip([x, y, x + w, y + h], size[1], size[0], name)
+            return box
+        if w < 0 or h < 0:
+            self.box_audit.swap(box, size[1], size[0], name)
+        return self.box_audit.clip(box, size[1], size[0], name)
 
     def target(self, index: int) -> Target:
         """The target of image ``index``, without decoding the image."""
@@ -208,7 +223,7 @@ class COCODetection(ImageFileDataset):
             "boxes": self._boxes[index].clone(),
             "labels": self._labels[index].clone(),
             "iscrowd": self._crowd[index].clone(),
-            "image_id": int(self._images[index]["id"]),
+            "image_id": self._image_numbers[self._images[index]["id"]],
         }
 
     def _annotated_size(self, index: int) -> tuple[int, int] | None:
@@ -221,12 +236,13 @@ class COCODetection(ImageFileDataset):
 
 
 def of_listed_images(
-    annotations: list[Any], image_ids: Collection[int], file: Path
+    annotations: list[Any], image_ids: Collection[ImageId], file: Path, quiet: bool = False
 ) -> list[tuple[int, Any]]:
     """The ``annotations`` with their places in ``file``, less those whose ``image_id`` is
-    an integer that no image has, left out with one warning naming them: an image taken
-    out of the ``images`` list with its annotations left behind (a file edited by hand,
-    or merged) leaves nothing to draw them on, and pycocotools, torchvision and detectron2
+    an id (an integer or a string) that no image has, left out with one warning naming
+    them (none where ``quiet``: the reader has named them already): an image taken out of
+    the ``images`` list with its annotations left behind (a file edited by hand, or
+    merged) leaves nothing to draw them on, and pycocotools, torchvision and detectron2
     pass them over. The reader and evaluation against the file both leave them out here,
     two calls below the one the warning points at (``COCODetection(...)``,
     ``COCOEvaluator.from_coco_json(...)``)."""
@@ -234,12 +250,12 @@ def of_listed_images(
         k
         for k, ann in enumerate(annotations)
         if isinstance(ann, dict)
-        and _is_id(ann.get("image_id"))
+        and is_image_id(ann.get("image_id"))
         and ann["image_id"] not in image_ids
     ]
-    if orphans:
+    if orphans and not quiet:
         named = [
-            f"{annotation_name(annotations[k], k)} (image_id {annotations[k]['image_id']})"
+            f"{annotation_name(annotations[k], k)} (image_id {annotations[k]['image_id']!r})"
             for k in orphans
         ]
         their = "its" if len(orphans) == 1 else "their"
@@ -305,7 +321,7 @@ def listed_image_names(file: Path) -> list[Path] | None:
 
 def check_coco_records(data: Any, file: Path) -> None:
     """The fields the reader relies on: categories with an integer ``id`` and a ``name``,
-    images with an integer ``id`` (each named by position when it is not)."""
+    images with an integer or string ``id`` (each named by position when it is not)."""
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         raise ValueError(f"{file}: expected a COCO object with a 'categories' list")
     if not isinstance(data.get("images"), list):
@@ -319,9 +335,23 @@ def check_coco_records(data: Any, file: Path) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"{file}: category {category['id']} has no name")
     for k, image in enumerate(data["images"]):
-        if not isinstance(image, dict) or not _is_id(image.get("id")):
+        if not isinstance(image, dict) or not is_image_id(image.get("id")):
             shown = image.get("id") if isinstance(image, dict) else image
-            raise ValueError(f"{file}: image #{k} has id {shown!r}, not an integer")
+            raise ValueError(f"{file}: image #{k} has id {shown!r}, not an integer or a string")
+
+
+def image_numbers(images: list[dict[str, Any]]) -> dict[ImageId, int]:
+    """The integer each image id of a file's ``images`` (checked, :func:`check_coco_records`)
+    is known by in targets and evaluation: an integer id, itself; a string id, a number
+    past the file's largest integer id, in the order of ``images``. pycocotools would take
+    strings, but a target's ``image_id`` is an integer (and COCOeval cannot sort a file's
+    ids where both kinds are among them)."""
+    ids = [image["id"] for image in images]
+    numbers: dict[ImageId, int] = {i: i for i in ids if _is_id(i)}
+    after = max(numbers.values(), default=0) + 1
+    strings = [i for i in ids if isinstance(i, str)]
+    numbers.update({s: after + k for k, s in enumerate(strings)})
+    return numbers
 
 
 def annotation_name(ann: Any, k: int) -> str:
@@ -331,19 +361,36 @@ def annotation_name(ann: Any, k: int) -> str:
 
 
 def check_annotation_ids(
-    ann: Any, name: str, image_ids: Collection[int], category_ids: Collection[int], file: Path
+    ann: Any,
+    name: str,
+    image_ids: Collection[ImageId],
+    category_ids: Collection[int],
+    file: Path,
 ) -> None:
     """A one-line error naming annotation ``name`` unless it is an object whose
     ``image_id`` and ``category_id`` are among the file's."""
     if not isinstance(ann, dict):
         raise ValueError(f"{file}: {name} is {type(ann).__name__}, not an object")
-    if not _is_id(ann.get("image_id")) or ann["image_id"] not in image_ids:
+    if not is_image_id(ann.get("image_id")):
+        raise ValueError(
+            f"{file}: {name} has image_id {ann.get('image_id')!r}, not an integer or a string"
+        )
+    if ann["image_id"] not in image_ids:
         raise ValueError(f"{file}: {name} has unknown image_id {ann.get('image_id')!r}")
     if not _is_id(ann.get("category_id")) or ann["category_id"] not in category_ids:
         raise ValueError(
             f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
             f"{sorted(category_ids)}"
         )
+
+
+def bbox_corners(x: float, y: float, width: float, height: float) -> list[float]:
+    """``x1, y1, x2, y2`` of a COCO ``bbox``: a negative ``width`` or ``height`` (a box
+    dragged leftwards or upwards, saved as drawn, ``x`` its right edge) reaches back from
+    ``x`` or ``y``, and the box between its corners is meant."""
+    x1, x2 = sorted((x, x + width))
+    y1, y2 = sorted((y, y + height))
+    return [x1, y1, x2, y2]
 
 
 def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, ...]:
@@ -464,6 +511,12 @@ def image_record_size(image: dict[str, Any]) -> tuple[int, int] | None:
 
 def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_image_id(value: Any) -> bool:
+    """Whether ``value`` is an image id as a COCO file may write it: an integer (not a
+    bool) or a string."""
+    return _is_id(value) or isinstance(value, str)
 
 
 def _is_number(value: Any) -> bool:

@@ -40,11 +40,14 @@ from pycocotools.cocoeval import COCOeval
 from torch import Tensor
 
 from ..counted import counted
+from ..data.box_audit import BoxAudit
 from ..data.coco import (
     annotation_bbox,
     annotation_name,
+    bbox_corners,
     check_annotation_ids,
     check_coco_records,
+    image_numbers,
     image_record_size,
     load_coco_json,
     of_listed_images,
@@ -123,6 +126,7 @@ class COCOEvaluator:
         path: str | os.PathLike[str],
         label_to_category_id: Mapping[int, int] | None = None,
         class_names: Sequence[str] | None = None,
+        read_before: bool = False,
     ) -> COCOEvaluator:
         """Evaluate against a COCO annotation file instead of the targets.
 
@@ -135,12 +139,15 @@ class COCOEvaluator:
                 them (a test split without a class the model has): a label without a
                 category id is then not scored, its detections left out. Default: the
                 file's names, each label mapped.
+            read_before: the file was opened as the dataset evaluated, whose reader
+                warned of what it leaves out or turns: not warned of again
+                (:func:`load_coco_annotations`).
 
         Then :meth:`update` needs each image's COCO ``image_id`` (an argument or the
         target's ``"image_id"``); the targets' boxes are not used. Only the images seen
         by :meth:`update` are evaluated.
         """
-        coco_gt = load_coco_annotations(path)
+        coco_gt = load_coco_annotations(path, read_before)
         category_ids = sorted(coco_gt.getCatIds())
         if label_to_category_id is None:
             label_to_category_id = {i + 1: cat for i, cat in enumerate(category_ids)}
@@ -342,13 +349,15 @@ def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
     return coco
 
 
-def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
+def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = False) -> COCO:
     """A COCO annotation file as pycocotools reads it, quietly, each record checked and
     the fields COCOeval needs but hand-made files leave out filled in: ``iscrowd``,
-    ``bbox`` (the segmentation's extent, as the reader takes it) and ``area`` (the
-    segmentation's pixels, as COCO's own files count them, else the box's), which decides
-    an object's small, medium or large; an ``area`` of 0 is taken as left out (it would
-    make every object small).
+    ``bbox`` (the segmentation's extent, as the reader takes it; a negative side read as
+    the reader reads it, between the box's corners) and ``area`` (the segmentation's
+    pixels, as COCO's own files count them, else the box's), which decides an object's
+    small, medium or large; an ``area`` of 0 is taken as left out (it would make every
+    object small). Image ids are the numbers the reader gives them
+    (:func:`~faster_rcnn.data.coco.image_numbers`: a string id's past the integer ones).
 
     The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
     annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
@@ -356,39 +365,75 @@ def load_coco_annotations(path: str | os.PathLike[str]) -> COCO:
     false positives. Results never refer to annotation ids, so the figures of a file with
     valid ids do not change.
 
-    An annotation whose integer ``image_id`` no image has is left out with one warning,
-    as the reader leaves it out (:func:`~faster_rcnn.data.coco.of_listed_images`);
-    COCOeval, which scores the file's images only, would pass it over.
+    An annotation whose ``image_id`` no image has is left out, as the reader leaves it
+    out (:func:`~faster_rcnn.data.coco.of_listed_images`); COCOeval, which scores the
+    file's images only, would pass it over. It and the boxes of a negative side are
+    named in a warning, unless ``read_before``: the file was opened as the dataset
+    evaluated, whose reader named them.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a COCO json object, or an annotation with a non-integer
-            ``image_id``, an unknown ``category_id`` or no four finite ``bbox`` numbers
-            with no negative side (the file and the annotation are named).
+        ValueError: not a COCO json object, or an annotation with an ``image_id`` that is
+            neither an integer nor a string, an unknown ``category_id`` or no four finite
+            ``bbox`` numbers (the file and the annotation are named).
     """
     file = Path(path)
     data = load_coco_json(file)
     check_coco_records(data, file)
     image_sizes = {image["id"]: image_record_size(image) for image in data["images"]}
     category_ids = {category["id"] for category in data["categories"]}
-    listed = of_listed_images(data.get("annotations", []), image_sizes.keys(), file)
+    annotations = data.get("annotations", [])
+    listed = of_listed_images(annotations, image_sizes.keys(), file, quiet=read_before)
+    audit = BoxAudit()
     for k, ann in listed:
         name = annotation_name(ann, k)
         check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
-        x, y, width, height = annotation_bbox(ann, name, file)
-        if width < 0 or height < 0:
-            raise ValueError(f"{file}: {name} has bbox {ann['bbox']}, of a negative side")
-        ann["bbox"] = [x, y, width, height]
+        size = image_sizes[ann["image_id"]]
+        x1, y1, x2, y2 = _upright_bbox(ann, name, size, file, audit)
+        width, height = x2 - x1, y2 - y1
+        ann["bbox"] = [x1, y1, width, height]
         ann["id"] = k + 1
         ann.setdefault("iscrowd", 0)
         # LabelMe-to-COCO converters write 0; an infinite area would leave the object out
         # of every area range, "all" too.
         area = ann.get("area")
         if not (_is_finite(area) and area > 0):
-            mask_area = segmentation_area(ann.get("segmentation"), image_sizes[ann["image_id"]])
+            mask_area = segmentation_area(ann.get("segmentation"), size)
             ann["area"] = width * height if mask_area is None else mask_area
     data["annotations"] = [ann for _, ann in listed]
+    if not read_before:
+        audit.warn(str(file))
+    _number_images(data)
     return _coco_from_dict(data)
+
+
+def _upright_bbox(
+    ann: dict[str, Any],
+    name: str,
+    size: tuple[int, int] | None,
+    file: Path,
+    audit: BoxAudit,
+) -> list[float]:
+    """``x1, y1, x2, y2`` of annotation ``name`` on its ``(height, width)`` image (``None``
+    where the file does not give it), a box of a negative side counted in ``audit`` as
+    read between its corners (:func:`~faster_rcnn.data.coco.bbox_corners`)."""
+    x, y, width, height = annotation_bbox(ann, name, file)
+    box = bbox_corners(x, y, width, height)
+    if (width < 0 or height < 0) and size is None:
+        audit.swap(box, 0, 0, name, frame="on an image of unknown size")
+    elif width < 0 or height < 0:
+        audit.swap(box, size[1], size[0], name)
+    return box
+
+
+def _number_images(data: dict[str, Any]) -> None:
+    """The image ids of a checked COCO ``data`` replaced, in its images and annotations,
+    by the numbers the reader gives them (:func:`~faster_rcnn.data.coco.image_numbers`)."""
+    numbers = image_numbers(data["images"])
+    for image in data["images"]:
+        image["id"] = numbers[image["id"]]
+    for ann in data["annotations"]:
+        ann["image_id"] = numbers[ann["image_id"]]
 
 
 class COCOevalIgnoring(COCOeval):

@@ -368,7 +368,8 @@ def _coco_evaluator(
     category_ids = getattr(dataset, "label_to_category_id", None)
     # With the dataset's own map its classes may be some of the model's (InClassOrder).
     names = class_names if category_ids is not None else None
-    coco = COCOEvaluator.from_coco_json(coco_annotation_file, category_ids, names)
+    read_before = _read_by(dataset, Path(coco_annotation_file))
+    coco = COCOEvaluator.from_coco_json(coco_annotation_file, category_ids, names, read_before)
     if coco.num_classes != num_classes:
         scored = _scored_classes(int(model.num_classes) - 1, class_names)
         raise ValueError(
@@ -376,6 +377,17 @@ def _coco_evaluator(
         )
     coco.check_file_names(_image_files(dataset))
     return coco
+
+
+def _read_by(dataset: object, file: Path) -> bool:
+    """Whether ``dataset``, or a dataset it wraps, is the reader of the COCO ``file``,
+    which warned of its annotations when it was opened."""
+    while dataset is not None:
+        read = getattr(dataset, "annotation_file", None)
+        if isinstance(read, Path):
+            return read.is_file() and file.is_file() and read.samefile(file)
+        dataset = getattr(dataset, "dataset", None)
+    return False
 
 
 @contextmanager
