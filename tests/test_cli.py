@@ -378,18 +378,18 @@ def test_predict_names_what_a_folder_holds_besides_images(tmp_path, capsys):
     images = tmp_path / "images"
     (images / "more").mkdir(parents=True)
     to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "good.png")
-    for name in ("moving.gif", "notes.txt", ".DS_Store"):
+    for name in ("clip.mp4", "notes.txt", ".DS_Store"):
         (images / name).write_bytes(b"not read")
     capsys.readouterr()
     model = str(tmp_path / "r" / "model.safetensors")
     assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "p")]) == 0
     assert capsys.readouterr().err == (
-        f"faster-rcnn: warning: {images}: 1 folder and 2 other files (.gif, .txt) left out: "
+        f"faster-rcnn: warning: {images}: 1 folder and 2 other files (.mp4, .txt) left out: "
         "predict reads the image files directly inside a folder (.jpg, .jpeg, .png, .bmp, "
-        ".webp, .tif, .tiff)\n"
+        ".webp, .tif, .tiff, .gif)\n"
     )
     (images / "more").rmdir()
-    for name in ("moving.gif", "notes.txt"):
+    for name in ("clip.mp4", "notes.txt"):
         (images / name).unlink()
     assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "q")]) == 0
     assert capsys.readouterr().err == ""
@@ -1510,6 +1510,26 @@ def test_predict_reads_a_pattern_its_shell_left_unexpanded_and_each_image_once(t
     assert image_paths(named) == [images / "c.jpg", images / "a.png", images / "b.png"]
     with pytest.raises(FileNotFoundError, match=r"no image file matches .*\*\.gif$"):
         image_paths([images / "*.gif"])
+
+
+def test_predict_takes_the_same_image_files_named_as_in_a_folder(tmp_path):
+    """A .gif named was detected, one in a folder left out; a file of any suffix named
+    was read (or skipped as unreadable): one list of suffixes, in any case, for both."""
+    from faster_rcnn.cli.predict import image_paths
+
+    images = tmp_path / "images"
+    images.mkdir()
+    taken = ["a.gif", "b.WEBP", "c.TIF", "d.tiff", "e.BMP", "f.Jpeg", "g.PNG", "h.GIF"]
+    for name in [*taken, "clip.mp4"]:
+        (images / name).write_bytes(b"x")
+    with pytest.warns(UserWarning, match=r"1 other file \(\.mp4\) left out"):
+        assert image_paths([images]) == [images / name for name in sorted(taken)]
+    assert image_paths([images / name for name in taken]) == [images / name for name in taken]
+    assert image_paths([images / "*.gif"]) == [images / "a.gif"]
+    with pytest.raises(
+        ValueError, match=r"clip\.mp4: not an image file predict reads \(.*\.gif, in"
+    ):
+        image_paths([images / "a.gif", images / "clip.mp4"])
 
 
 def test_predict_reads_a_txt_list_of_images_as_the_yolo_readers_read_one(tmp_path):

@@ -95,7 +95,7 @@ def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):
     assert [str(w.message) for w in warned] == [
         f"{tmp_path / 'annots'}: 1 .xml file is left out, its image not found in "
         f"{tmp_path / 'images'}, {tmp_path / 'notes'}: x3.xml ('gone.jpg' (<filename>) or "
-        "x3{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff})"
+        "x3{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff,.gif})"
     ]
     for name in ("IMG_7.jpg", "x2.jpeg"):
         (tmp_path / "images" / name).unlink()
@@ -340,7 +340,7 @@ def test_ultralytics_stray_labels_are_warned_of_in_folders_not_beside_a_partial_
         assert len(open_dataset(tmp_path / "data.yaml", "train")) == 2
     assert [str(w.message) for w in warned] == [
         f"{tmp_path / 'data.yaml'} (train): 1 label file is not read, no image of theirs was "
-        "found (.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff): gone.txt"
+        "found (.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff/.gif): gone.txt"
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -436,7 +436,7 @@ def empty_yolo_test(root: Path) -> str:
     (root / "labels/test").mkdir()
     return (
         f"{root / 'images/test'}: the test split holds no image (no "
-        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff file in it)"
+        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff/.gif file in it)"
     )
 
 
@@ -748,7 +748,7 @@ def empty_yolo_train(root: Path) -> str:
     (root / "images/train").mkdir()
     return (
         f"{root / 'images/train'}: the train split holds no image (no "
-        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff file in it)"
+        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff/.gif file in it)"
     )
 
 
@@ -965,7 +965,7 @@ def test_label_files_and_images_of_any_suffix_case_are_read_alike(tmp_path):
     assert dataset.target(0)["boxes"].tolist() == [[10.0, 7.5, 30.0, 22.5]]
     assert [str(w.message) for w in warned] == [
         f"{yolo / 'labels'}: 1 label file is not read, no image of theirs was found "
-        "(.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff): z.TXT"
+        "(.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff/.gif): z.TXT"
     ]
     yaml = yolo / "data.yaml"
     (yolo / "val.TXT").write_text("images/a.JPG\n")

@@ -158,7 +158,7 @@ def test_ids_without_their_image_or_annotation_are_left_out_and_named(voc: Path)
     assert data.ids == ("img_a",) and [p.name for p in data.image_files] == ["img_a.jpg"]
     assert [str(w.message) for w in warned] == [
         f"{listed}: 2 ids are left out, not found as Annotations/<id>.xml and "
-        "JPEGImages/<id>{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff}: no_xml (no annotation), "
+        "JPEGImages/<id>{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff,.gif}: no_xml (no annotation), "
         "img_b (no image)"
     ]
     (voc / "Annotations" / "img_a.xml").unlink()

@@ -238,16 +238,16 @@ def test_utf16_without_a_byte_order_mark_is_named_not_read_as_garbled_names(
 
 
 def test_label_files_without_a_readable_image_are_named_in_a_warning(tmp_path: Path) -> None:
-    # c.gif is not a format the readers take; A.txt differs from a.png's stem in case.
+    # c.ppm is not a format the readers take; A.txt differs from a.png's stem in case.
     labels = {"a": "0 0.5 0.5 0.2 0.2\n", "A": "0 0.5 0.5 0.2 0.2\n", "c": "0 0.5 0.5 0.2 0.2\n"}
     root = _yolo(tmp_path, "train", labels)
-    Image.new("RGB", (8, 8)).save(root / "images" / "train" / "c.gif")
+    Image.new("RGB", (8, 8)).save(root / "images" / "train" / "c.ppm")
     (root / "labels" / "train" / "classes.txt").write_text("cat\n")  # a names file: not labels
     with pytest.warns(UserWarning) as warned:
         data = YOLODetection(root, "train")
     assert [str(w.message) for w in warned] == [
         f"{root / 'labels' / 'train'}: 2 label files are not read, no image of theirs was found "
-        "(.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff): A.txt, c.txt"
+        "(.jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff/.gif): A.txt, c.txt"
     ]
     assert [p.name for p in data.image_files] == ["a.png", "b.jpg"]
 

@@ -36,9 +36,10 @@ from .sample_depth import SampleDepth, declared_depth
 Target = dict[str, Tensor | int]
 Sample = tuple[Tensor, Target]
 
-# The image files the readers look for (compared in lower case): those of Ultralytics'
-# list that PIL decodes. TIFF is common in microscopy.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# The image files the readers and predict take, in a folder or named (compared in lower
+# case): those of Ultralytics' list that PIL decodes, and GIF, of which the first frame
+# is read (read_image), as of an animated PNG or WebP. TIFF is common in microscopy.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 # Target entries with one row per box: whatever removes boxes must filter all of them
 # ("area" is COCO's, which COCO AP reads where a target carries it).
