@@ -3,12 +3,13 @@
 Given files and folders, an image's ``image_id`` is its place in the sorted list and
 ``category_id`` the model's label. Given a dataset (``--data``), they are the dataset's
 own: a COCO file's image and category ids (so ``evaluate --detections`` can score the
-JSON against that file; a class of the model's that the file lacks has no id, and its
-detections are drawn but not written), a YOLO dataset's class ids (from 0, as in its
-label files), else the image's place in the split and the label. Image files are read
-upright, turned by their EXIF orientation as a viewer shows them, and their boxes are in
-that frame; of an animated or multi-page file, the first frame is detected, with a
-warning. A dataset's images are read as its reader reads them.
+JSON against that file; a string image id is written as the number the reader gives it,
+:func:`~faster_rcnn.data.coco.image_numbers`; a class of the model's that the file lacks
+has no id, and its detections are drawn but not written), a YOLO dataset's class ids
+(from 0, as in its label files), else the image's place in the split and the label.
+Image files are read upright, turned by their EXIF orientation as a viewer shows them,
+and their boxes are in that frame; of an animated or multi-page file, the first frame is
+detected, with a warning. A dataset's images are read as its reader reads them.
 
 A ``.txt`` file named is a list of images, one path a line, as YOLO tools take a
 ``train.txt``: read as the YOLO readers read a split's list, relative to the list's folder,
