@@ -408,12 +408,7 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
     """The image files named, in the order given, with those directly inside the folders
     named and the image files a pattern names (``images/*.jpg``: Windows' shells pass it
     on as it is), each sorted, and those a ``.txt`` list names (:func:`listed_images`), in
-    its order; every file once. A warning names what else a folder holds.
-
-    Raises:
-        ValueError: a file named is of none of the image suffixes a folder's images have
-            (:data:`~faster_rcnn.data.dataset.IMAGE_SUFFIXES`), naming it.
-    """
+    its order; every file once. A warning names what else a folder holds."""
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
@@ -422,13 +417,8 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
             paths += images
         elif item.is_file() and item.suffix.lower() == ".txt":
             paths += listed_images(item)
-        elif is_image_file(item):
+        elif item.is_file():  # named: tried whatever its suffix (.jfif, .ppm...)
             paths.append(item)
-        elif item.is_file():
-            raise ValueError(
-                f"{item}: not an image file predict reads ({', '.join(IMAGE_SUFFIXES)}, in "
-                "any case, as in a folder), nor a .txt list of them"
-            )
         elif any(c in str(item) for c in "*?["):
             paths += _pattern_images(item)
         else:
