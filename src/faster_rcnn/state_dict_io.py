@@ -126,7 +126,8 @@ def _state_dict_in(content: object, path: Path, checkpoint_key: str | None) -> d
 
 def safetensors_failure(path: Path) -> str:
     """Why safetensors refused the file ``path``, in words: it says "header too small" of
-    an empty file, "header too large" of a text file."""
+    an empty file, "header too large" of a text file, "incomplete metadata, file not
+    fully covered" of one with bytes after its tensors', which it refuses too."""
     size = path.stat().st_size
     with path.open("rb") as file:
         start = file.read(9)
@@ -140,10 +141,15 @@ def safetensors_failure(path: Path) -> str:
         return "cut off: it ends within its header"
     try:
         entries = json.loads(b"{" + header).values()
-        end = 8 + length + max(entry["data_offsets"][1] for entry in entries if "dtype" in entry)
+        ends = (entry["data_offsets"][1] for entry in entries if "dtype" in entry)
+        end = 8 + length + max(ends, default=0)
     except (ValueError, TypeError, KeyError, IndexError):  # not JSON, or not entries of tensors
         return "its header is damaged"
-    return "cut off: it ends within its tensors" if size < end else "damaged"
+    if size < end:
+        return "cut off: it ends within its tensors"
+    if size > end:
+        return f"it has {counted(size - end, 'byte')} after its data"
+    return "damaged"
 
 
 def _has_safetensors_header(path: Path) -> bool:

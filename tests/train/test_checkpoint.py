@@ -351,13 +351,25 @@ def test_truncated_file_and_mismatched_weights_are_refused(tmp_path):
         (b"\xff\xff\x00\x00\x00\x00\x00\x00{", "cut off: it ends within its header"),
         ("half", "cut off: it ends within its tensors"),
         (b"\x05\x00\x00\x00\x00\x00\x00\x00{abcd", "its header is damaged"),
+        # Bytes after the tensors' end are refused by safetensors too ("not fully covered").
+        ("appended x", "it has 1 byte after its data"),
+        ("appended garbage", "it has 7 bytes after its data"),
+        # No tensors at all: their end is the header's.
+        (
+            b'\x1a\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"a":"b"}}xyz',
+            "it has 3 bytes after its data",
+        ),
     ],
 )
 def test_an_unreadable_model_file_is_said_why_in_words(tmp_path, content, why):
     path = tmp_path / "m.safetensors"
     save_model(tiny_model(), path)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if content == "half" else content)
+    if content == "half":
+        content = data[: len(data) // 2]
+    elif isinstance(content, str):  # "appended <bytes>", after the file's own
+        content = data + content.removeprefix("appended ").encode()
+    path.write_bytes(content)
     with pytest.raises(ValueError) as info:
         load_model(path)
     assert str(info.value) == f"{path} is not a readable model file ({why})"
