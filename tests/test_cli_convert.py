@@ -195,6 +195,30 @@ def test_a_text_file_or_a_cut_off_checkpoint_given_as_a_model_is_said_unreadable
     )
 
 
+@pytest.mark.parametrize(("cut", "where"), [(100, "mid-pickle"), (-10, "within its tensors")])
+def test_a_cut_off_legacy_format_checkpoint_given_as_a_model_is_said_unreadable(
+    tmp_path, capsys, cut, where
+):
+    """torch.save's format before PyTorch 1.6, cut off, was sent to convert as a
+    checkpoint (which cannot read it); whole, it still is."""
+    path = tmp_path / "model.pth"
+    torch.save({"model": {"w": torch.zeros(100)}}, path, _use_new_zipfile_serialization=False)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:cut])
+    for command in (["evaluate", "--data", "synthetic:2"], ["predict", "x.png"]):
+        assert main([*command, "--model", str(path)]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: --model {path} cannot be read: a PyTorch checkpoint, cut "
+            f"off: it ends {where}\n"
+        )
+    path.write_bytes(whole)
+    assert main(["evaluate", "--model", str(path), "--data", "synthetic:2"]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --model {path} is a PyTorch checkpoint, not a model file: "
+        f"`faster-rcnn convert {path} --preset P` makes one of a torchvision Faster R-CNN's\n"
+    )
+
+
 def test_a_training_runs_state_points_to_its_model_file_not_convert(tmp_path, capsys):
     """<run>/joint/state.pt given to convert said only "got dict": it is a run's training
     state, whose model is a model file already (the run's, or before the run wrote one,

@@ -76,3 +76,40 @@ def test_a_cut_off_weights_file_is_said_to_be_cut_off(tmp_path, name, cut, why):
     with pytest.raises(ValueError) as info:
         read_state_dict(path)
     assert str(info.value) == f"{path} is not {kind} ({why})"
+
+
+def test_a_larger_checkpoint_cut_off_near_its_end_is_said_to_be_cut_off(tmp_path):
+    """Past some size, a zip archive cut within its last record made torch raise
+    OSError(EINVAL), which the command line printed alone: "[Errno 22] Invalid argument"."""
+    path = tmp_path / "w.pth"
+    torch.save({"w": torch.zeros(10_000)}, path)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    assert str(info.value) == (
+        f"{path} is not a PyTorch checkpoint or safetensors file (cut off: its zip archive ends "
+        "before its directory)"
+    )
+
+
+def test_a_legacy_format_checkpoint_cut_off_anywhere_is_said_to_be_cut_off(tmp_path):
+    """torch.save's format before PyTorch 1.6 (pickles, then the tensors' bytes) cut off:
+    within its pickles torch's unpickler stopped with an EOFError, an IndexError, a
+    struct.error (a traceback) or a global whose name the cut shortened (refused as code);
+    within its tensors with "unexpected EOF, expected 10 more bytes"."""
+    whole = tmp_path / "whole.pth"
+    torch.save({"model": {"w": torch.zeros(100)}}, whole, _use_new_zipfile_serialization=False)
+    data, path = whole.read_bytes(), tmp_path / "cut.pth"
+    tensors = len(data) - 400 - 8  # 100 float32, after their count (8 bytes)
+    said = set()
+    for cut in range(1, len(data)):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError) as info:
+            read_state_dict(path, checkpoint_key="model")
+        where = "mid-pickle" if cut < tensors else "within its tensors"
+        assert str(info.value) == (
+            f"{path} is not a PyTorch checkpoint or safetensors file (cut off: it ends {where})"
+        )
+        said.add(where)
+    assert said == {"mid-pickle", "within its tensors"}
+    assert torch.equal(read_state_dict(whole, checkpoint_key="model")["w"], torch.zeros(100))

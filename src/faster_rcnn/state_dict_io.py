@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import pickletools
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,34 +68,70 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
 def _torch_load(path: Path) -> object:
     """What the ``torch.save`` file ``path`` holds, read with ``weights_only=True``, on the
     CPU; every way the file can fail to be read is a ``ValueError`` naming it and saying
-    why in words, not by the name of the exception that stopped the reading."""
+    why in words (:func:`torch_load_failure`)."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # Never suggest weights_only=False: that would run whatever code the file holds.
-        if "global" not in str(error).lower():
-            raise _not_weights(path, "not a pickle") from error
-        raise ValueError(
-            f"{path} holds Python objects besides tensors, which could run code when "
-            "loaded; refused (export the weights as a plain state dict or safetensors)"
-        ) from error
-    except (KeyError, IndexError) as error:
-        # Bytes that are no pickle at all stop the unpickler anywhere: an unknown opcode
-        # is a KeyError (naming the byte), a missing argument an IndexError.
-        raise _not_weights(path, "not a pickle") from error
-    except EOFError as error:
-        empty = path.stat().st_size == 0
-        raise _not_weights(path, "empty" if empty else "cut off: it ends mid-pickle") from error
-    except (RuntimeError, ValueError) as error:
-        if is_cut_off_zip(path):  # torch: "... failed finding central directory"
-            raise _not_weights(path, CUT_OFF_ZIP) from error
-        # torch's first sentence: "PytorchStreamReader failed reading zip archive: ...".
-        raise _not_weights(path, str(error).splitlines()[0].split(". ")[0]) from error
+    except TORCH_LOAD_ERRORS as error:
+        why = torch_load_failure(path, error)
+        if why == HOLDS_CODE:
+            # Never suggest weights_only=False: that would run whatever code the file holds.
+            raise ValueError(
+                f"{path} {HOLDS_CODE}; refused (export the weights as a plain state dict or "
+                "safetensors)"
+            ) from error
+        raise _not_weights(path, why) from error
 
 
+# What torch.load raises of a file it cannot read. Bytes that are no pickle stop the
+# unpickler anywhere: an unknown opcode is a KeyError (naming the byte), a missing
+# argument an IndexError, a short one a struct.error. A zip archive cut off within its
+# last record is an OSError ("Invalid argument"). A file named .safetensors it reads as
+# one.
+TORCH_LOAD_ERRORS = (
+    SafetensorError,
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    IndexError,
+    struct.error,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
+# Why torch.load(weights_only=True) refuses a file it reads: objects that are not data.
+HOLDS_CODE = "holds Python objects besides tensors, which could run code when loaded"
 # Why a torch.save file that is_cut_off_zip cannot be read.
 CUT_OFF_ZIP = "cut off: its zip archive ends before its directory"
+# The pickles a torch.save file of the legacy format (before PyTorch 1.6) begins with:
+# a magic number, the format's version, the system's, the content, its tensors' keys.
+# The tensors' bytes follow them.
+_LEGACY_PICKLES = 5
+
+
+def torch_load_failure(path: Path, error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` could not read the file ``path``, having
+    raised ``error`` (one of :data:`TORCH_LOAD_ERRORS`), in words: a file cut off is
+    said to be, whatever part of the reading ran out of bytes (the unpickler stops with
+    an EOFError, a struct.error, an IndexError or a global whose name is cut short)."""
+    if isinstance(error, SafetensorError):
+        return safetensors_failure(path)
+    if path.stat().st_size == 0:
+        return "empty"
+    if _has_safetensors_header(path):  # named otherwise than .safetensors
+        return "a safetensors file, not a torch.save one"
+    if is_cut_off_zip(path):  # torch: "... failed finding central directory"
+        return CUT_OFF_ZIP
+    if isinstance(error, EOFError) or _is_cut_off_pickle(path):
+        return "cut off: it ends mid-pickle"
+    if isinstance(error, RuntimeError) and str(error).startswith("unexpected EOF"):
+        return "cut off: it ends within its tensors"  # the legacy format's, after its pickles
+    if isinstance(error, pickle.UnpicklingError) and "global" in str(error).lower():
+        return HOLDS_CODE
+    if isinstance(error, (RuntimeError, ValueError, OSError)):
+        # torch's first sentence: "PytorchStreamReader failed reading zip archive: ...".
+        return str(error).splitlines()[0].split(". ")[0]
+    return "not a pickle"
 
 
 def is_cut_off_zip(path: Path) -> bool:
@@ -102,6 +140,26 @@ def is_cut_off_zip(path: Path) -> bool:
     with path.open("rb") as file:
         start = file.read(4)
     return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
+def _is_cut_off_pickle(path: Path) -> bool:
+    """Whether ``path`` starts as a pickle (as ``torch.save``'s legacy format does) but
+    ends within one of its :data:`_LEGACY_PICKLES` pickles: cut off. The pickles are
+    walked opcode by opcode (``pickletools``), nothing in them is run."""
+    with path.open("rb") as file:
+        if file.read(1) != b"\x80":  # pickle's PROTO opcode, which torch.save writes first
+            return False
+        file.seek(0)
+        try:
+            for _ in range(_LEGACY_PICKLES):
+                start = file.tell()
+                for _ in pickletools.genops(file):
+                    pass
+        except ValueError:  # an opcode unknown, or its argument or the STOP missing
+            # Missing, as the bytes ran out, in a pickle begun (a plain pickle.dump file
+            # holds only one).
+            return start < file.tell() == path.stat().st_size
+    return False
 
 
 def _not_weights(path: Path, why: str) -> ValueError:

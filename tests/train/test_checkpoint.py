@@ -632,6 +632,44 @@ def test_missing_or_corrupt_training_state_is_reported(tmp_path):
         TrainingCheckpoint.load(tmp_path / "joint", model)
 
 
+def damaged_state(damage: str, checkpoint: Path) -> bytes:
+    """The bytes of the state file of ``checkpoint`` as ``damage`` leaves them."""
+    state = checkpoint / STATE_FILE
+    if damage.startswith("legacy"):  # torch.save's format before PyTorch 1.6
+        content = torch.load(state, weights_only=True)
+        torch.save(content, state, _use_new_zipfile_serialization=False)
+    if damage == "code":
+        torch.save({"layer": nn.Linear(1, 1)}, state)
+    cuts = {"cut": -10, "legacy cut": -10, "legacy cut early": 100}
+    replaced = {"empty": b"", "text": b"raccoon\n", "model": (checkpoint / MODEL_FILE).read_bytes()}
+    return replaced.get(damage, state.read_bytes()[: cuts.get(damage)])
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ("empty", "empty"),
+        ("text", "not a pickle"),
+        ("cut", "cut off: its zip archive ends before its directory"),
+        ("legacy cut", "cut off: it ends within its tensors"),
+        ("legacy cut early", "cut off: it ends mid-pickle"),
+        ("model", "a safetensors file, not a torch.save one"),
+        ("code", "holds Python objects besides tensors, which could run code when loaded"),
+    ],
+)
+def test_an_unreadable_training_state_is_said_why_in_words(tmp_path, damage, why):
+    """torch's own words were passed on: "PytorchStreamReader failed reading zip archive:
+    failed finding central directory. This is an internal miniz error...", the name of an
+    EOFError, an IndexError's "list index out of range"."""
+    model, checkpoint = tiny_model(), tmp_path / "joint"
+    make_checkpoint(step=1).save(checkpoint, model)
+    state = checkpoint / STATE_FILE
+    state.write_bytes(damaged_state(damage, checkpoint))
+    with pytest.raises(ValueError) as info:
+        TrainingCheckpoint.load(checkpoint, model)
+    assert str(info.value) == f"{state} is not a readable training state ({why})"
+
+
 def test_the_rate_scale_round_trips_and_older_states_without_it_still_load(tmp_path):
     model = tiny_model()
     checkpoint = make_checkpoint(step=2)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import random
 import re
 import shlex
@@ -41,7 +40,13 @@ from torch import Tensor
 
 from ..config import FasterRCNNConfig
 from ..model import FasterRCNN
-from ..state_dict_io import CUT_OFF_ZIP, check_finite, is_cut_off_zip, safetensors_failure
+from ..state_dict_io import (
+    HOLDS_CODE,
+    TORCH_LOAD_ERRORS,
+    check_finite,
+    safetensors_failure,
+    torch_load_failure,
+)
 
 MODEL_FORMAT = "faster-rcnn/1"
 STATE_FORMAT = "faster-rcnn-training/1"
@@ -158,11 +163,16 @@ def _model_metadata(path: Path) -> dict[str, str]:
 def _not_a_model_file(path: Path) -> str:
     """Why the PyTorch checkpoint ``path`` is refused, and what to pass instead: for a
     training checkpoint's state, the model file of :func:`model_file_of_state`; else
-    ``convert``, which makes one of a torchvision Faster R-CNN's; or, for one cut off,
-    that it cannot be read."""
-    if is_cut_off_zip(path):
-        return f"{path} cannot be read: a PyTorch checkpoint, {CUT_OFF_ZIP}"
-    model_file = model_file_of_state(path)
+    ``convert``, which makes one of a torchvision Faster R-CNN's; or, for one cut off or
+    damaged, that it cannot be read."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except TORCH_LOAD_ERRORS as error:
+        why = torch_load_failure(path, error)
+        if why != HOLDS_CODE:  # a pickled model, say, which convert refuses in its words
+            return f"{path} cannot be read: a PyTorch checkpoint, {why}"
+        content = None
+    model_file = _model_file_of(_state_in(content), path)
     if model_file is None:  # not a training state: a torchvision checkpoint, say
         return (
             f"{path} is a PyTorch checkpoint, not a model file: `faster-rcnn convert "
@@ -181,8 +191,15 @@ def model_file_of_state(path: Path) -> str | None:
     run writes its own; the own alone where the checkpoint is out of its run:
     :func:`run_of_checkpoint`); ``None`` where ``path`` is no training state."""
     try:
-        state = _read_state(path)
+        return _model_file_of(_read_state(path), path)
     except ValueError:
+        return None
+
+
+def _model_file_of(state: dict[str, Any] | None, path: Path) -> str | None:
+    """:func:`model_file_of_state` of the training state ``state`` read from ``path``
+    (``None``: none)."""
+    if state is None:
         return None
     checkpoint = path.resolve().parent
     run, own = run_of_checkpoint(checkpoint, state.get("stage")), checkpoint / MODEL_FILE
@@ -504,22 +521,22 @@ def _read_state(path: Path) -> dict[str, Any]:
         ValueError: the file is unreadable, or not a faster-rcnn training state.
     """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    # Bytes that are no pickle stop the unpickler anywhere (a KeyError or IndexError), and
-    # torch reads a file with a safetensors header as one.
-    except (
-        RuntimeError,
-        pickle.UnpicklingError,
-        EOFError,
-        KeyError,
-        IndexError,
-        SafetensorError,
-    ) as error:
-        reason = str(error) or f"{type(error).__name__} (an empty or cut-off file?)"
-        raise ValueError(f"{path} is not a readable training state: {reason}") from error
-    if not isinstance(state, dict) or state.pop("format", None) != STATE_FORMAT:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except TORCH_LOAD_ERRORS as error:
+        why = torch_load_failure(path, error)
+        raise ValueError(f"{path} is not a readable training state ({why})") from error
+    state = _state_in(content)
+    if state is None:
         raise ValueError(f"{path} is not a faster-rcnn training state")
     return state
+
+
+def _state_in(content: object) -> dict[str, Any] | None:
+    """The fields of the training state that ``content``, read from a state file, is, its
+    format mark removed; ``None`` where it is none."""
+    if not isinstance(content, dict) or content.get("format") != STATE_FORMAT:
+        return None
+    return {name: value for name, value in content.items() if name != "format"}
 
 
 def _check_same_classes(checkpoint: Path, model: FasterRCNN) -> None:
