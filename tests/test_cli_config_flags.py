@@ -2,15 +2,17 @@
 typed, not the config field, which a user of the commands never wrote."""
 
 import argparse
+from pathlib import Path
 
 import pytest
 import torch
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.cli import build_parser, main
-from faster_rcnn.cli.config_flags import FIELD_FLAGS, flag_error
+from faster_rcnn.cli.config_flags import FIELD_FLAGS, changes_by_flag, flag_error
 from faster_rcnn.config import ConfigError, TransformConfig
 from faster_rcnn.models import preset_config
+from faster_rcnn.train.state import ChangedSettings
 
 ABSENT = ["--data", "absent-dataset"]  # every refusal below comes before the data is read
 FLOAT32 = "must be in [1.4e-45, 3.4e+38] (> 0 and finite in float32)"
@@ -146,3 +148,47 @@ def test_every_flag_that_names_a_field_is_an_option_of_a_command():
     }
     assert set(FIELD_FLAGS.values()) <= flags
     assert len(FIELD_FLAGS) == len(set(FIELD_FLAGS.values()))  # one field a flag
+
+
+def test_a_resumed_run_names_the_sizes_it_changes_by_their_flags(tmp_path, capsys):
+    """A run resumed without the sizes it was started with was warned of
+    "transform.max_size 128 -> 512, transform.min_size (96,) -> (64,)": fields no user of
+    the commands wrote, where the flags are what resume it as it was started."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--recipe", "preset", "--out", str(run)]
+    assert main([*argv, "--steps", "1", "--min-size", "96", "--max-size", "128"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--steps", "2", "--min-size", "64", "--resume"]) == 0  # max: 512
+    assert (
+        f"faster-rcnn: warning: resuming {run / 'joint'} with changed settings: steps 1 -> 2, "
+        "--max-size 128 -> 512, --min-size 96 -> 64; the run will not match an "
+        "uninterrupted one\n"
+    ) in capsys.readouterr().err
+
+
+def test_a_resumed_runs_changed_model_settings_are_named_by_the_flags_that_set_them():
+    """Each with its values as typed; a setting no flag sets, and the others (the run's
+    length, its data), keep the library's words."""
+    warning = ChangedSettings(
+        Path("run/joint"),
+        [
+            "steps 1 -> 2",
+            ("backbone.returned_layers", (4, 5), (3, 4, 5)),
+            ("roi_heads.score_thresh", 0.05, 0.5),
+            ("roi_heads.soft_nms_sigma", 0.0, 0.3),
+            ("transform.min_size", (600,), (480, 512)),
+            ("transform.multi_scale_per", "image", "batch"),
+        ],
+    )
+    assert str(warning) == (
+        "resuming run/joint with changed settings: steps 1 -> 2, backbone.returned_layers "
+        "(4, 5) -> (3, 4, 5), roi_heads.score_thresh 0.05 -> 0.5, roi_heads.soft_nms_sigma "
+        "0.0 -> 0.3, transform.min_size (600,) -> (480, 512), transform.multi_scale_per "
+        "'image' -> 'batch'; the run will not match an uninterrupted one"
+    )
+    assert changes_by_flag(warning) == (
+        "resuming run/joint with changed settings: steps 1 -> 2, --returned-layers 4 5 -> "
+        "3 4 5, roi_heads.score_thresh 0.05 -> 0.5, --soft-nms 0 -> 0.3, --min-size 600 -> "
+        "480 512, --multi-scale-per image -> batch; the run will not match an uninterrupted "
+        "one"
+    )

@@ -713,14 +713,20 @@ class FasterRCNNConfig:
         return dataclasses.asdict(self)
 
     def changes_since(self, other: FasterRCNNConfig) -> list[str]:
-        """The settings that differ from ``other``'s, as ``"section.name old -> new"``; a
-        backbone setting left to its default (``None``) and that default are no change."""
+        """The settings that differ from ``other``'s, as ``"section.name old -> new"``
+        (:meth:`changed_settings`, :func:`worded_change`)."""
+        return [worded_change(*change) for change in self.changed_settings(other)]
+
+    def changed_settings(self, other: FasterRCNNConfig) -> list[tuple[str, Any, Any]]:
+        """The settings that differ from ``other``'s, as ``("section.name", old, new)``, by
+        name; a backbone setting left to its default (``None``) and that default are no
+        change."""
         ours, theirs = (
             _flat(self._defaults_spelled().to_dict()),
             _flat(other._defaults_spelled().to_dict()),
         )
         return [
-            f"{name} {theirs.get(name)!r} -> {ours.get(name)!r}"
+            (name, theirs.get(name), ours.get(name))
             for name in sorted(ours.keys() | theirs.keys())
             if ours.get(name) != theirs.get(name)
         ]
@@ -756,6 +762,11 @@ class FasterRCNNConfig:
     @classmethod
     def from_json(cls, text: str) -> FasterRCNNConfig:
         return cls.from_dict(json.loads(text))
+
+
+def worded_change(name: str, old: Any, new: Any) -> str:
+    """A setting's change in words: ``"transform.min_size (600,) -> (800,)"``."""
+    return f"{name} {old!r} -> {new!r}"
 
 
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:

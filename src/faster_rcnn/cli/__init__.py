@@ -32,9 +32,10 @@ from ..config import ConfigError
 from ..data.open import UnknownSplit
 from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
+from ..train.state import ChangedSettings
 from ..train.stops import TrainingInterrupted, stop_signals
 from . import anchors, convert, data, demo, evaluate, explain, export, predict, train
-from .config_flags import flag_error
+from .config_flags import changes_by_flag, flag_error
 from .streams import reader_proof, to_null_device
 
 COMMANDS = (demo, data, train, evaluate, predict, export, convert, anchors, explain)
@@ -138,7 +139,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-    """Warnings as the command's own one-line messages, above any progress bar."""
+    """Warnings as the command's own one-line messages, above any progress bar; a resumed
+    run's changed settings named as the flags that set them."""
+    if isinstance(message, ChangedSettings):
+        message = changes_by_flag(message)
     tqdm.write(f"faster-rcnn: warning: {message}", file=sys.stderr)
 
 

@@ -14,25 +14,33 @@ import argparse
 import typing
 from typing import Any
 
-from ..config import ConfigError, FasterRCNNConfig
+from ..config import ConfigError, FasterRCNNConfig, worded_change
+from ..train.state import ChangedSettings
 from .arguments import flag_dest
 from .model_options import CONFIG_OPTIONS
 
 
 def _field(setting: str) -> str:
-    """A model config's ``"section.field"`` as its refusal names it: ``"RPNConfig.sampler"``."""
-    section, field = setting.split(".")
-    return f"{typing.get_type_hints(FasterRCNNConfig)[section].__name__}.{field}"
+    """A model config's ``"section.field"`` (or top-level ``"field"``) as its refusal names
+    it: ``"RPNConfig.sampler"``, ``"FasterRCNNConfig.class_names"``."""
+    section, _, field = setting.rpartition(".")
+    owner = typing.get_type_hints(FasterRCNNConfig)[section] if section else FasterRCNNConfig
+    return f"{owner.__name__}.{field}"
 
 
+# Each model setting a flag sets, by its dotted name (``"transform.min_size"``), and that
+# flag.
+SETTING_FLAGS: dict[str, str] = {
+    "class_names": "--classes",
+    "transform.min_size": "--min-size",
+    "transform.max_size": "--max-size",
+    "backbone.returned_layers": "--returned-layers",
+    **{option.setting: option.flag for option in CONFIG_OPTIONS},
+}
 # Each field a flag sets, as a config's refusal names it, and that flag; a flag in a unit
 # of its own (--minutes) is shown with the value typed, not the field's (its seconds).
 FIELD_FLAGS: dict[str, str] = {
-    "FasterRCNNConfig.class_names": "--classes",
-    "TransformConfig.min_size": "--min-size",
-    "TransformConfig.max_size": "--max-size",
-    "BackboneConfig.returned_layers": "--returned-layers",
-    **{_field(option.setting): option.flag for option in CONFIG_OPTIONS},
+    **{_field(setting): flag for setting, flag in SETTING_FLAGS.items()},
     "TrainConfig.steps": "--steps",
     "TrainConfig.batch_size": "--batch-size",
     "TrainConfig.lr": "--lr",
@@ -57,10 +65,27 @@ def flag_error(error: ConfigError, args: argparse.Namespace) -> str:
     return f"{flag} {_shown(value)}: {error.requirement}"
 
 
+def changes_by_flag(warning: ChangedSettings) -> str:
+    """The warning of a resumed run's changed settings, each model setting a flag sets
+    named as that flag with its values as typed (``"--min-size 96 -> 256 288 320"``), not
+    as the field (``"transform.min_size (96,) -> (256, 288, 320)"``), which a user of the
+    commands never wrote: the flag is what resumes the run as it was started."""
+    return warning.worded(_flag_change)
+
+
+def _flag_change(setting: str, old: Any, new: Any) -> str:
+    """The change of the model setting ``setting`` from ``old`` to ``new``, named as the
+    flag that sets it where one does."""
+    flag = SETTING_FLAGS.get(setting)
+    if flag is None:
+        return worded_change(setting, old, new)
+    return f"{flag} {_shown(old)} -> {_shown(new)}"
+
+
 def _shown(value: Any) -> str:
     """A flag's value as typed: ``300 100000``, ``0.5``, ``2``, ``1e-320`` (the shortest
     text that reads back as it, where ``:g`` would round it to ``9.99989e-321``)."""
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return " ".join(map(_shown, value))
     if isinstance(value, float):
         return repr(value).removesuffix(".0")

@@ -12,14 +12,14 @@ import dataclasses
 import hashlib
 import random
 import warnings
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import FasterRCNNConfig
+from ..config import FasterRCNNConfig, worded_change
 from ..counted import counted
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
@@ -61,6 +61,32 @@ def data_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     if then["files"] != now["files"]:
         return [f"the training images (as many, {now['images']}, but other files)"]
     return []
+
+
+class ChangedSettings(UserWarning):
+    """The warning that a stage resumes with other settings than its checkpoint was
+    written with: the run will not match an uninterrupted one.
+
+    Attributes:
+        stage_dir: the checkpoint's folder.
+        changes: what changed, in order: a model setting as ``(name, old, new)``
+            (:meth:`~faster_rcnn.config.FasterRCNNConfig.changed_settings`), for a caller
+            that set it under another name (a command-line flag) to name it so; anything
+            else in words (``"steps 2 -> 3"``).
+    """
+
+    def __init__(self, stage_dir: Path, changes: list[str | tuple[str, Any, Any]]) -> None:
+        self.stage_dir, self.changes = stage_dir, changes
+        super().__init__(self.worded(worded_change))
+
+    def worded(self, setting_change: Callable[[str, Any, Any], str]) -> str:
+        """The warning, each model setting's change in the words of ``setting_change``
+        (``name, old, new`` -> words)."""
+        said = [c if isinstance(c, str) else setting_change(*c) for c in self.changes]
+        return (
+            f"resuming {self.stage_dir} with changed settings: {', '.join(said)}; the run "
+            "will not match an uninterrupted one"
+        )
 
 
 class TrainingState:
@@ -169,17 +195,14 @@ class TrainingState:
                 f"{stage_dir} was written by the {checkpoint.scheme!r} scheme, not "
                 f"{self.scheme!r}: resume it with the scheme it was started with"
             )
-        changed = self.cfg.changes_since(checkpoint.train_config)
+        changed: list[str | tuple[str, Any, Any]] = []
+        changed += self.cfg.changes_since(checkpoint.train_config)
         if trained is not None:  # the model's settings too: sizes, NMS, sampling...
-            changed += self.model.config.changes_since(trained)
+            changed += self.model.config.changed_settings(trained)
         if checkpoint.data is not None and self.data is not None:
             changed += data_changes(checkpoint.data, self.data)
         if changed:
-            warnings.warn(
-                f"resuming {stage_dir} with changed settings: {', '.join(changed)}; the run "
-                "will not match an uninterrupted one",
-                stacklevel=3,
-            )
+            warnings.warn(ChangedSettings(stage_dir, changed), stacklevel=3)
         self.optimizer.load_state_dict(checkpoint.optimizer)
         if self.scaler.is_enabled() and checkpoint.grad_scaler is not None:
             self.scaler.load_state_dict(checkpoint.grad_scaler)
@@ -213,7 +236,7 @@ def _other_model_message(stage_dir: Path, trained: FasterRCNNConfig, now: Faster
     """Why a checkpoint's weights do not fit this run's model: the settings it was trained
     with that differ, and for the backbone's stages (which the recipe chooses by the data)
     the option that builds its own."""
-    names = sorted({change.split()[0] for change in now.changes_since(trained)})
+    names = sorted({name for name, _, _ in now.changed_settings(trained)})
     message = (
         f"{stage_dir} was trained with other model settings than this run builds "
         f"({', '.join(names)}): resume with the options the run was started with"
