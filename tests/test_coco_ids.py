@@ -445,3 +445,19 @@ def test_evaluate_refuses_data_with_more_classes_than_a_model_without_names(tmp_
         "classes (faster-rcnn convert CHECKPOINT --classes NAME ...)\n"
     )
     assert not (tmp_path / "e").exists()
+
+
+def test_images_held_out_of_a_coco_file_are_scored_against_it(coco_run, tmp_path):
+    """evaluate --val-fraction on a COCO file with --coco-annotations that file stopped
+    at "has no image of id 0": the held-out images were renumbered from 0. They keep the
+    file's ids, and score as against their targets."""
+    root, _, model = coco_run
+    train_file = root / "train" / "_annotations.coco.json"
+    argv = ["evaluate", "--model", str(model), "--data", str(train_file), "--val-fraction", "0.5"]
+    assert main([*argv, "--out", str(tmp_path / "targets")]) == 0
+    assert main([*argv, "--coco-annotations", str(train_file), "--out", str(tmp_path / "f")]) == 0
+    by_targets = json.loads((tmp_path / "targets" / "metrics.json").read_text())
+    by_file = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert by_file["num_images"] == by_targets["num_images"] == 2
+    for name in ("coco_ap", "coco_ap50", "coco_ar100"):
+        assert by_file[name] == pytest.approx(by_targets[name], nan_ok=True), name

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from faster_rcnn.data.holdout import Subset
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.evaluate.runner import evaluate_detector
 from faster_rcnn.models import small
@@ -161,6 +162,39 @@ def test_coco_against_an_annotation_file(tmp_path) -> None:
     dataset.label_to_category_id = {1: 9, 2: 5, 3: 11}
     swapped = evaluate_detector(PerfectDetector(base), dataset, coco_annotation_file=coco_file)
     assert swapped.coco["AP"] < 0.9
+
+
+def test_a_held_out_part_is_scored_against_the_annotation_file_by_its_ids(tmp_path) -> None:
+    """Images 0 and 2 held out (evaluate --val-fraction, or a split.json) were renumbered
+    0 and 1, ids the file lacks ("image id 0 is not in the COCO annotation file"), and
+    lost the dataset's label -> category id map: the part keeps both."""
+    base = SyntheticShapes(3, image_size=(96, 96), seed=5, empty_fraction=0.0)
+    dataset = WithImageIds(base)
+    dataset.label_to_category_id = {1: 9, 2: 5, 3: 11}  # not the file's id order
+    annotations = []
+    for i in range(len(dataset)):
+        target = dataset[i][1]
+        for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
+            x1, y1, x2, y2 = box
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": 100 + i, "iscrowd": 0,
+                 "category_id": dataset.label_to_category_id[label],
+                 "bbox": [x1, y1, x2 - x1, y2 - y1]}
+            )  # fmt: skip
+    coco_file = tmp_path / "instances.json"
+    coco_file.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 100 + i} for i in range(len(dataset))],
+                "categories": [{"id": c, "name": str(c)} for c in (5, 9, 11)],
+                "annotations": annotations,
+            }
+        )
+    )
+    held = Subset(dataset, [0, 2])
+    assert [held[k][1]["image_id"] for k in range(2)] == [100, 102]
+    result = evaluate_detector(PerfectDetector(base), held, coco_annotation_file=coco_file)
+    assert result.coco["AP"] == pytest.approx(1.0) and result.num_images == 2
 
 
 def test_limits_no_image_reached_are_named_not_printed() -> None:

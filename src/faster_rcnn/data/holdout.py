@@ -27,11 +27,15 @@ PARTS = ("train", "val")
 
 
 class Subset(WrappedDataset):
-    """Items ``indices`` of ``dataset``, renumbered ``0..len-1`` (``image_id`` too).
+    """Items ``indices`` of ``dataset``, renumbered ``0..len-1``; their targets are the
+    wrapped dataset's, ``image_id`` too (a COCO file's id, which evaluation against the file
+    pairs each image by).
 
     Attributes:
         indices: the wrapped items, in order.
         image_files: theirs, when the wrapped dataset has files.
+        label_to_category_id: the wrapped dataset's, when it has one (the ids detections
+            are scored against its COCO file with).
     """
 
     def __init__(self, dataset: DetectionDataset, indices: Sequence[int]) -> None:
@@ -40,18 +44,20 @@ class Subset(WrappedDataset):
         files = getattr(dataset, "image_files", None)
         if files is not None:
             self.image_files = [files[i] for i in self.indices]
+        category_ids = getattr(dataset, "label_to_category_id", None)
+        if category_ids is not None:
+            self.label_to_category_id = category_ids
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, index: int) -> Sample:
-        image, target = self.dataset[self.indices[index]]
-        return image, {**target, "image_id": index}
+        return self.dataset[self.indices[index]]
 
     def target(self, index: int) -> Target:
         """The target of item ``index``, without decoding its image where the wrapped
         dataset allows."""
-        return {**target_of(self.dataset, self.indices[index]), "image_id": index}
+        return target_of(self.dataset, self.indices[index])
 
     def image_size(self, index: int) -> tuple[int, int]:
         return image_size_of(self.dataset, self.indices[index])
