@@ -2,10 +2,13 @@
 ``evaluate --coco-annotations`` scores against the file (with or without a model); a YOLO
 dataset's class ids, as its label files number them."""
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
 import pytest
+from pycocotools.coco import COCO
 
 from faster_rcnn.cli import main
 from faster_rcnn.data.synthetic import SyntheticShapes
@@ -461,3 +464,39 @@ def test_images_held_out_of_a_coco_file_are_scored_against_it(coco_run, tmp_path
     assert by_file["num_images"] == by_targets["num_images"] == 2
     for name in ("coco_ap", "coco_ap50", "coco_ar100"):
         assert by_file[name] == pytest.approx(by_targets[name], nan_ok=True), name
+
+
+def test_predict_writes_a_string_image_id_as_the_file_does_and_evaluate_scores_it(
+    coco_run, tmp_path, capsys
+):
+    """A test file of string image ids ('img_205'): predict wrote the numbers the reader
+    gives them (1 and 2), which pycocotools, given the file, does not know, and
+    evaluate --detections refused the file's own ids. Both take the file's ids now."""
+    _, test_file, model = coco_run
+    data = json.loads(test_file.read_text())
+    for image in data["images"]:
+        image["id"] = f"img_{image['id']}"
+    for annotation in data["annotations"]:
+        annotation["image_id"] = f"img_{annotation['image_id']}"
+    (tmp_path / "data" / "test").mkdir(parents=True)
+    for image in data["images"]:
+        (tmp_path / "data" / "test" / image["file_name"]).write_bytes(
+            (test_file.parent / image["file_name"]).read_bytes()
+        )
+    truth = tmp_path / "data" / "test" / "_annotations.coco.json"
+    truth.write_text(json.dumps(data))
+    results = detections_of_test_split(model, tmp_path / "data", tmp_path / "p")
+    assert results and {r["image_id"] for r in results} <= {"img_205", "img_207"}
+    for r in results:
+        assert Path(r["file_name"]).name == f"{r['image_id'][4:]}.png"
+    capsys.readouterr()
+    with contextlib.redirect_stdout(io.StringIO()):
+        COCO(str(truth)).loadRes(str(tmp_path / "p" / "detections.json"))  # its ids known
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps([{**a, "score": 1.0} for a in data["annotations"]]))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
+    argv[2] = str(tmp_path / "p" / "detections.json")
+    assert main(argv) == 0

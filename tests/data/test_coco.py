@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 
 from exif_images import save_exif_jpeg
 from faster_rcnn.data.coco import COCODetection, drop_crowd
-from faster_rcnn.evaluate.coco_ap import COCOEvaluator, load_coco_annotations
+from faster_rcnn.evaluate.coco_ap import COCOEvaluator, load_coco_annotations, score_results_file
 
 # The fixture's annotation 3 has no area on purpose: it is dropped with this warning.
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*1 box dropped \(annotation 3")
@@ -479,3 +479,41 @@ def test_string_image_ids_are_numbered_past_the_integer_ones_in_reader_and_evalu
         scores = torch.ones(len(target["labels"]))
         evaluator.update([{**target, "scores": scores}], [target])
     assert evaluator.compute()["AP"] == pytest.approx(1.0)
+
+
+def test_results_name_images_by_the_files_own_ids_string_ones_too(tmp_path: Path) -> None:
+    """A results file (predict --data's, or any tool's for pycocotools) names an image by
+    the file's id: "image_id 'img_b' is not in" the file was refused, and the number the
+    reader gives 'img_b' (12) accepted, which no other tool knows. The reader gives a
+    string id back for its number; integer ids stay themselves."""
+    records = [
+        {"id": 11, "file_name": "a.png"},
+        {"id": "img_b", "file_name": "b.png"},
+        {"id": "7", "file_name": "sub/c.png"},
+    ]
+    annotations = [
+        {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
+        {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
+        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
+    ]
+    images, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    data = COCODetection(images, annotation_file)
+    numbers = [data.target(k)["image_id"] for k in range(3)]
+    assert [data.file_image_id(n) for n in numbers] == [11, "img_b", "7"]
+    results = tmp_path / "results.json"
+
+    def scored(*entries: dict[str, Any]) -> dict[str, float]:
+        results.write_text(json.dumps([{"score": 0.9, **e} for e in entries]))
+        return score_results_file(annotation_file, results)
+
+    found = [{k: a[k] for k in ("image_id", "category_id", "bbox")} for a in annotations]
+    assert scored(*found)["AP"] == pytest.approx(1.0)
+    # 'img_b''s dog, the one dog, missed: recall 0 of dogs, 1 of cats.
+    assert scored(*found[1:])["AR100"] == pytest.approx(0.5)
+    for image_id in (7, 12):  # the integer 7 is no image's id; 12 is the reader's number
+        with pytest.raises(ValueError, match=rf"detection 0: image_id {image_id} is not in"):
+            scored({**found[1], "image_id": image_id})
+    with pytest.raises(ValueError, match=r"detection 0: image_id \['img_b'\] is not in"):
+        scored({**found[0], "image_id": ["img_b"]})
+    with pytest.raises(ValueError, match=r"image 'img_b' is b\.png, not c\.png: is it"):
+        scored({**found[0], "file_name": "images/c.png"})

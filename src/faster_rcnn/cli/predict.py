@@ -2,14 +2,14 @@
 
 Given files and folders, an image's ``image_id`` is its place in the sorted list and
 ``category_id`` the model's label. Given a dataset (``--data``), they are the dataset's
-own: a COCO file's image and category ids (so ``evaluate --detections`` can score the
-JSON against that file; a string image id is written as the number the reader gives it,
-:func:`~faster_rcnn.data.coco.image_numbers`; a class of the model's that the file lacks
-has no id, and its detections are drawn but not written), a YOLO dataset's class ids
-(from 0, as in its label files), else the image's place in the split and the label.
-Image files are read upright, turned by their EXIF orientation as a viewer shows them,
-and their boxes are in that frame; of an animated or multi-page file, the first frame is
-detected, with a warning. A dataset's images are read as its reader reads them.
+own: a COCO file's image and category ids, a string image id as the file writes it (so
+``evaluate --detections``, or pycocotools, can score the JSON against that file; a class
+of the model's that the file lacks has no id, and its detections are drawn but not
+written), a YOLO dataset's class ids (from 0, as in its label files), else the image's
+place in the split and the label. Image files are read upright, turned by their EXIF
+orientation as a viewer shows them, and their boxes are in that frame; of an animated or
+multi-page file, the first frame is detected, with a warning. A dataset's images are
+read as its reader reads them.
 
 A ``.txt`` file named is a list of images, one path a line, as YOLO tools take a
 ``train.txt``: read as the YOLO readers read a split's list, relative to the list's folder,
@@ -42,6 +42,7 @@ from torch import Tensor
 
 from ..config import FasterRCNNConfig
 from ..counted import counted
+from ..data.coco import ImageId
 from ..data.darknet import darknet_path
 from ..data.dataset import (
     IMAGE_SUFFIXES,
@@ -239,7 +240,7 @@ class ImagesToDetect:
     """
 
     paths: list[Path]
-    image_ids: list[int]
+    image_ids: Sequence[ImageId]
     read: Callable[[int], Tensor]
     category_ids: Mapping[int, int] | None = None
 
@@ -280,19 +281,22 @@ def dataset_images(args: argparse.Namespace, class_names: Sequence[str] | None) 
     return ImagesToDetect(list(files), image_ids, lambda k: dataset[k][0], category_ids)
 
 
-def _image_id(dataset: DetectionDataset, index: int) -> int:
-    """The dataset's id of image ``index``; its place where the dataset has none, or
-    where its target cannot be read (a YOLO target needs the image's size: the image is
-    then skipped as unreadable)."""
+def _image_id(dataset: DetectionDataset, index: int) -> ImageId:
+    """The dataset's id of image ``index``, as its COCO file writes it (a string id too,
+    :meth:`~faster_rcnn.data.coco.COCODetection.file_image_id`); its place where the
+    dataset has none, or where its target cannot be read (a YOLO target needs the image's
+    size: the image is then skipped as unreadable)."""
     try:
-        return int(target_of(dataset, index).get("image_id", index))
+        image_id = int(target_of(dataset, index).get("image_id", index))
     except UnreadableImageError:
         return index
+    file_image_id = getattr(dataset, "file_image_id", None)
+    return image_id if file_image_id is None else file_image_id(image_id)
 
 
 def coco_records(
     detections: dict[str, Tensor],
-    image_id: int,
+    image_id: ImageId,
     path: Path,
     class_names: Sequence[str],
     category_ids: Mapping[int, int] | None = None,

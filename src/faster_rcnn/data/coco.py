@@ -94,7 +94,8 @@ class COCODetection(ImageFileDataset):
     ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
     ``image_id`` being the COCO image id (the number of a string one,
-    :func:`image_numbers`). Images keep the order of the file's ``images``.
+    :func:`image_numbers`, which :meth:`file_image_id` gives back). Images keep the order
+    of the file's ``images``.
 
     Attributes:
         class_names: category names in label order.
@@ -159,6 +160,7 @@ class COCODetection(ImageFileDataset):
                 f"{file}: duplicate image ids ({first_few([repr(i) for i in repeated])})"
             )
         self._image_numbers = image_numbers(images)
+        self._file_ids = {number: i for i, number in self._image_numbers.items()}
         files = [_image_file(self.images_dir, image, file) for image in images]
         kept = range(len(files)) if keep_missing else images_there(files, file, split)
         self._images: list[dict[str, Any]] = [images[k] for k in kept]
@@ -225,6 +227,12 @@ class COCODetection(ImageFileDataset):
             "iscrowd": self._crowd[index].clone(),
             "image_id": self._image_numbers[self._images[index]["id"]],
         }
+
+    def file_image_id(self, image_id: int) -> ImageId:
+        """The id the file gives the image of a target's ``image_id``: that integer, or
+        the string it numbers (:func:`image_numbers`), as a results file for the file's
+        tools (pycocotools) writes it."""
+        return self._file_ids[image_id]
 
     def _annotated_size(self, index: int) -> tuple[int, int] | None:
         """``(height, width)`` of the image as read (see :func:`~.dataset.image_sizes`);

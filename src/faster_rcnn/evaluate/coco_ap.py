@@ -29,7 +29,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
@@ -82,6 +82,10 @@ STAT_NAMES = (
     "ARm",
     "ARl",
 )
+
+# Where an image record of load_coco_annotations keeps the id its file gives it, its
+# "id" being the number the reader gives that id (a string id's differs).
+ID_IN_FILE = "id_in_file"
 
 
 class COCOEvaluator:
@@ -357,7 +361,8 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     pixels, as COCO's own files count them, else the box's), which decides an object's
     small, medium or large; an ``area`` of 0 is taken as left out (it would make every
     object small). Image ids are the numbers the reader gives them
-    (:func:`~faster_rcnn.data.coco.image_numbers`: a string id's past the integer ones).
+    (:func:`~faster_rcnn.data.coco.image_numbers`: a string id's past the integer ones),
+    each image keeping its file's own id under :data:`ID_IN_FILE`.
 
     The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
     annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
@@ -428,10 +433,11 @@ def _upright_bbox(
 
 def _number_images(data: dict[str, Any]) -> None:
     """The image ids of a checked COCO ``data`` replaced, in its images and annotations,
-    by the numbers the reader gives them (:func:`~faster_rcnn.data.coco.image_numbers`)."""
+    by the numbers the reader gives them (:func:`~faster_rcnn.data.coco.image_numbers`),
+    each image's own kept under :data:`ID_IN_FILE`."""
     numbers = image_numbers(data["images"])
     for image in data["images"]:
-        image["id"] = numbers[image["id"]]
+        image[ID_IN_FILE], image["id"] = image["id"], numbers[image["id"]]
     for ann in data["annotations"]:
         ann["image_id"] = numbers[ann["image_id"]]
 
@@ -550,8 +556,9 @@ def check_file_names(
         listed, name = record.get("file_name"), PurePath(name).name
         # Read as the reader reads it: a Windows tool's "images\\x.jpg" is x.jpg.
         if isinstance(listed, str) and PureWindowsPath(listed).name != name:
+            own = record.get(ID_IN_FILE, image_id)  # a string id as its file writes it
             raise ValueError(
-                f"{coco_file}: image {image_id} is {listed}, not {name}: "
+                f"{coco_file}: image {own!r} is {listed}, not {name}: "
                 "is it the annotation file of another split?"
             )
 
@@ -564,9 +571,10 @@ def score_results_file(
     writes) against an annotation file, over all of the annotation file's images, as the
     official evaluation scores them.
 
-    Entries that carry the ``file_name`` of their image (``predict`` writes it) are
-    checked against the annotation file's name for their ``image_id``, so that another
-    split's annotation file is refused rather than scored by ids alone.
+    An entry's ``image_id`` is the annotation file's (a string one too, as pycocotools
+    reads the file). Entries that carry the ``file_name`` of their image (``predict``
+    writes it) are checked against the annotation file's name for their ``image_id``, so
+    that another split's annotation file is refused rather than scored by ids alone.
 
     Raises:
         ValueError: the results are not such a list, or an entry lacks a field, has a
@@ -580,24 +588,32 @@ def score_results_file(
         raise ValueError(f"{results_file}: not a readable JSON file ({error})") from None
     if not isinstance(results, list):
         raise ValueError(f"{results_file}: expected a list of detections, got {type(results)}")
+    numbers = {image[ID_IN_FILE]: image["id"] for image in coco_gt.dataset["images"]}
     for k, entry in enumerate(results):
-        _check_result(entry, k, coco_gt, results_file, annotation_file)
+        _check_result(entry, k, coco_gt, numbers, results_file, annotation_file)
+    numbered = [{**entry, "image_id": numbers[entry["image_id"]]} for entry in results]
     named = {
-        (e["image_id"], e["file_name"]) for e in results if isinstance(e.get("file_name"), str)
+        (e["image_id"], e["file_name"]) for e in numbered if isinstance(e.get("file_name"), str)
     }
     check_file_names(coco_gt, annotation_file, sorted(named))
-    return coco_figures(coco_gt, results, sorted(coco_gt.getImgIds()))
+    return coco_figures(coco_gt, numbered, sorted(coco_gt.getImgIds()))
 
 
 def _check_result(
-    entry: Any, k: int, coco_gt: COCO, results_file: object, annotation_file: object
+    entry: Any,
+    k: int,
+    coco_gt: COCO,
+    numbers: Mapping[Any, int],
+    results_file: object,
+    annotation_file: object,
 ) -> None:
-    """A one-line error naming detection ``k`` unless it is a result COCOeval can use."""
+    """A one-line error naming detection ``k`` unless it is a result COCOeval can use once
+    its ``image_id``, the file's, is the number ``numbers`` gives it."""
     where = f"{results_file}: detection {k}"
     needed = {"image_id", "category_id", "bbox", "score"}
     if not isinstance(entry, dict) or not needed <= entry.keys():
         raise ValueError(f"{where} needs image_id, category_id, bbox and score, got {entry!r}")
-    if entry["image_id"] not in coco_gt.imgs:
+    if not isinstance(entry["image_id"], Hashable) or entry["image_id"] not in numbers:
         raise ValueError(f"{where}: image_id {entry['image_id']!r} is not in {annotation_file}")
     if entry["category_id"] not in coco_gt.cats:
         raise ValueError(
