@@ -55,12 +55,14 @@ def image_pictures(picture: Path, proposals: bool, detections: str = "") -> list
     return [picture.with_name(f"{picture.stem}{label}{picture.suffix}") for label in labels]
 
 
-def save_picture(picture: Image.Image, path: Path) -> Path:
+def save_picture(picture: Image.Image, path: Path, png_level: int = 6) -> Path:
     """Write ``picture`` to ``path`` (:func:`picture_path`) in the format of its suffix,
-    as RGB where that format holds no alpha; returns the path written."""
+    as RGB where that format holds no alpha, a PNG compressed at zlib level ``png_level``
+    (0-9; PIL's default 6); returns the path written."""
     path = picture_path(path)
     image_format = FORMATS[path.suffix.lower()]
     if image_format in WITHOUT_ALPHA and picture.mode != "RGB":
         picture = picture.convert("RGB")
-    picture.save(path, format=image_format)
+    options = {"compress_level": png_level} if image_format == "PNG" else {}
+    picture.save(path, format=image_format, **options)
     return path
