@@ -247,6 +247,25 @@ def test_panels_of_a_wide_strip_of_an_image_span_the_pictures_width():
     assert text_past_the_figure(figure) == []
 
 
+@pytest.mark.parametrize(("height", "width"), [(900, 1200), (1200, 500), (150, 1200)])
+def test_panels_2_to_6_draw_the_image_from_a_picture_of_their_size(height, width):
+    # Each panel drew the image from a picture of up to 1200 px a side, resampled by
+    # matplotlib at every draw (85 ms a panel) to the panel's 583 px.
+    box = torch.tensor([[10.0, 10.0, 120.0, 100.0]])
+    explanation = explain(seeded_small(), smooth_image(height, width), box)
+    figure = explanation_figure(explanation)
+    figure.canvas.draw()
+    assert figure.axes[0].images[0].get_array().shape == (height, width, 3)  # it zooms in
+    for ax in figure.axes[1:]:
+        picture = ax.images[0].get_array()
+        (x0, y0), (x1, y1) = ax.transData.transform([(0, 0), (width, height)])
+        drawn = max(abs(x1 - x0), abs(y1 - y0))  # the image's longer side on the panel
+        # Never upsampled (the strip); at most the panel's grid cell: a tall image's title
+        # and legend take a fifth of it.
+        assert min(drawn, max(height, width)) <= max(picture.shape) <= 1.2 * drawn
+        assert picture.shape[0] / picture.shape[1] == pytest.approx(height / width, rel=0.02)
+
+
 def test_cell_map_shows_each_cells_best_label():
     model = square_anchor_model(allowed_border=0)
     box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])

@@ -516,8 +516,13 @@ def explanation_figure(
         panel_height = min(max(PANEL_WIDTH * height / width, 2.4), 8.0) + PANEL_TEXT_HEIGHT
         figure = new_figure(3 * PANEL_WIDTH, panels // 3 * panel_height + 0.4)
         axes = figure.subplots(panels // 3, 3, squeeze=False).ravel()
-    picture = display_picture(explanation.image)
-    for ax in axes:
+    # Panel 1 zooms in: the finer picture. The others show the whole image, drawn from
+    # one of their size: matplotlib resamples a picture for each panel at every draw, in
+    # time that grows with its pixels (a 2000 px image's six panels rendered in 1.38 s of
+    # CPU from pictures of 1200 px, 0.76 s from 595 px: benchmarks/bench_explain.md).
+    _show_image(axes[0], explanation, display_picture(explanation.image))
+    picture = display_picture(explanation.image, _panel_side(axes[1], (height, width)))
+    for ax in axes[1:]:
         _show_image(ax, explanation, picture)
     _draw_location(axes[0], explanation)
     _draw_labels(axes[1], explanation)
@@ -557,6 +562,20 @@ def display_picture(image: Tensor, max_side: int = DISPLAY_SIDE) -> np.ndarray:
         size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))
         image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True)[0]
     return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _panel_side(ax: Axes, image_size: tuple[int, int]) -> int:
+    """The longer side, in the figure's pixels, of an image of ``image_size`` ``(H, W)``
+    shown whole in ``ax``'s cell of the figure's grid, as if the layout left no margins:
+    at least its size in ``ax`` whatever room the layout makes for titles and legends."""
+    grid = ax.get_gridspec()
+    columns = grid.get_geometry()[1]
+    ratios = grid.get_height_ratios()
+    row = ax.get_subplotspec().rowspan.start
+    figure_width, figure_height = ax.figure.bbox.size
+    cell_width, cell_height = figure_width / columns, figure_height * ratios[row] / sum(ratios)
+    height, width = image_size
+    return math.ceil(max(height, width) * min(cell_width / width, cell_height / height))
 
 
 def box_outlines(
