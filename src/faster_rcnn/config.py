@@ -23,6 +23,7 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -840,23 +841,71 @@ class ConfigError(ValueError):
         self.requirement = requirement
 
 
-def check_setting(section: type, name: str, value: Any, where: str) -> None:
+def check_setting(
+    section: type, name: str, value: Any, where: str, current: Mapping[str, Any] | None = None
+) -> None:
     """Refuse ``value`` set on a built model's module as ``where``
     (``"roi_heads.score_thresh"``) where the config field ``name`` of ``section``
     (:class:`RoIHeadsConfig`...) refuses it, by that field's own rules: its type and
-    range, the other fields at their defaults. A rule between fields (the order of the
-    IoU thresholds, raised as the first of them) is left to
-    :attr:`~faster_rcnn.FasterRCNN.config`, which reads them all: ``name`` is not the
-    first field of such a rule, lest the defaults of the others refuse a good value.
+    range, the other fields at their defaults, or at their values in ``current``.
+
+    ``current`` holds the module's other settings (as the section's fields) that a rule
+    between fields compares ``value`` with: a matcher's other IoU thresholds, the head's
+    GT jitter against the RoIs an image. Such a rule broken once ``value`` joins them is
+    raised as the field it names (``"proposal_matcher.high_threshold = 0.2:
+    bg_iou_thresh (0.3) must be ordered ..."``), unless the config refuses ``current``
+    alike without ``value`` (``name`` at its default). A rule with fields outside
+    ``current`` is left to :attr:`~faster_rcnn.FasterRCNN.config`, which reads them all:
+    the defaults of the others might refuse a good value. ``name`` and ``current``'s fields may be a
+    section's field of :class:`FasterRCNNConfig` (``"roi_heads.class_nms_thresh"``,
+    with ``{"num_classes": 3}``), for a rule between sections.
 
     Raises:
         ValueError: ``"roi_heads.score_thresh = 1.5: must be in [0, 1)"``.
     """
+    current = dict(current or {})
+    refusal = _refusal(section, {**current, name: value})
+    if refusal is None:
+        return
+    if current and str(refusal) == str(_refusal(section, current)):
+        return  # refused alike without value: a rule of the others and the defaults
+    refused = _setting_named(section, refusal.field)
+    if refused == name:
+        raise ValueError(f"{where} = {value!r}: {refusal.requirement}")
+    if refused in current:
+        raise ValueError(
+            f"{where} = {value!r}: {refused} ({current[refused]!r}) {refusal.requirement}"
+        )
+
+
+def _refusal(section: type, settings: Mapping[str, Any]) -> ConfigError | None:
+    """What ``section`` made of ``settings`` (a section's field of
+    :class:`FasterRCNNConfig` given as ``"roi_heads.class_nms_thresh"``) is refused with,
+    or ``None``."""
+    fields: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in settings.items():
+        part, _, name = key.rpartition(".")
+        if part:
+            sections.setdefault(part, {})[name] = value
+        else:
+            fields[key] = value
     try:
-        section(**{name: value})
+        section(**fields, **{part: _SECTIONS[part](**values) for part, values in sections.items()})
     except ConfigError as error:
-        if error.field == f"{section.__name__}.{name}":
-            raise ValueError(f"{where} = {value!r}: {error.requirement}") from None
+        return error
+    return None
+
+
+def _setting_named(section: type, field: str) -> str:
+    """The field of ``section`` (a section's of :class:`FasterRCNNConfig` as
+    ``"roi_heads.class_nms_thresh"``) that a :class:`ConfigError`'s ``field``
+    (``"RoIHeadsConfig.class_nms_thresh"``) names."""
+    owner, _, name = field.partition(".")
+    if owner == section.__name__:
+        return name
+    parts = [part for part, kind in _SECTIONS.items() if kind.__name__ == owner]
+    return f"{parts[0]}.{name}" if parts else field
 
 
 def require(
