@@ -32,6 +32,10 @@ class BalancedPositiveNegativeSampler:
     """
 
     keys_needed: str | None = None
+    # The head's target creator that draws its RoIs with this sampler, set by it
+    # (:class:`~faster_rcnn.roi_heads.proposal_targets.ProposalTargetCreator`), whose
+    # jittered GT boxes a batch must hold; None for the RPN's.
+    target_creator: Any = None
 
     def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
         self.batch_size_per_image = batch_size_per_image
@@ -40,9 +44,13 @@ class BalancedPositiveNegativeSampler:
     def __setattr__(self, name: str, value: object) -> None:
         # torchvision's users set them on the built model
         # (``model.roi_heads.fg_bg_sampler.positive_fraction = 0.5``): checked by the
-        # config's rules, which both stages' configs share.
+        # config's rules, which both stages' configs share, and by the head's against
+        # its GT jitter.
         if name in ("batch_size_per_image", "positive_fraction"):
             check_setting(RPNConfig, name, value, f"fg_bg_sampler.{name}")
+        creator = self.target_creator
+        if name == "batch_size_per_image" and creator is not None and creator.fg_bg_sampler is self:
+            creator.check_batch_size(value)
         super().__setattr__(name, value)
 
     def sample_counts(self, num_positive: int, num_negative: int) -> tuple[int, int]:
@@ -238,9 +246,14 @@ def sampler_kind(
         return None
     for name, make in kinds.items():
         made = make(sampler.batch_size_per_image, sampler.positive_fraction)
-        if type(made) is type(sampler) and vars(made) == vars(sampler):
+        if type(made) is type(sampler) and _settings(made) == _settings(sampler):
             return name
     return None
+
+
+def _settings(sampler: BalancedPositiveNegativeSampler) -> dict[str, Any]:
+    """A sampler's attributes but the target creator that draws with it."""
+    return {name: value for name, value in vars(sampler).items() if name != "target_creator"}
 
 
 def _random_subset(

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..config import RoIHeadsConfig, check_setting
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import BoxCoder, best_box_iou
 from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, ObjectBalancedSampler
@@ -138,6 +139,31 @@ class ProposalTargetCreator:
         self.fg_bg_sampler = ROI_SAMPLERS[sampler](batch_size_per_image, positive_fraction)
         self.box_coder = box_coder
         self.gt_jitter = gt_jitter
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Set on the built model (roi_heads.target_creator.gt_jitter = 3, or a sampler of
+        # fewer RoIs an image), more copies of a GT box than the RoIs sampled were taken
+        # until model.config refused them: checked by the config's rule, each against
+        # the other as this creator has it.
+        if name == "gt_jitter":
+            batch = {"batch_size_per_image": self.fg_bg_sampler.batch_size_per_image}
+            check_setting(RoIHeadsConfig, name, value, f"roi_heads.target_creator.{name}", batch)
+        if name == "fg_bg_sampler" and isinstance(value, BalancedPositiveNegativeSampler):
+            self.check_batch_size(value.batch_size_per_image)
+            value.target_creator = self
+        super().__setattr__(name, value)
+
+    def check_batch_size(self, batch_size_per_image: object) -> None:
+        """Refuse a sampler's ``batch_size_per_image`` that the config refuses with this
+        creator's ``gt_jitter``: fewer RoIs an image than the copies of each GT box.
+
+        Raises:
+            ValueError: ``"fg_bg_sampler.batch_size_per_image = 2: gt_jitter (3) must be
+                in [0, 2], the RoIs sampled an image"``.
+        """
+        jitter = {"gt_jitter": getattr(self, "gt_jitter", 0)}  # none yet while being made
+        where = "fg_bg_sampler.batch_size_per_image"
+        check_setting(RoIHeadsConfig, "batch_size_per_image", batch_size_per_image, where, jitter)
 
     def __call__(
         self,

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
-from ..config import FasterRCNNConfig
+from ..config import FasterRCNNConfig, RPNConfig, check_setting
 from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
 from ..ops.boxes import best_box_iou, box_iou_blocks, paired_box_iou
 from .anchor_windows import AnchorShapes, anchors_reaching
@@ -59,6 +59,13 @@ class AnchorTargetCreator:
             low_quality_min_iou,
         )
         self.allowed_border = allowed_border
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Set on the built model (rpn.target_creator.allowed_border = 0), a value the
+        # config refuses (-5) was taken, and read as -1, until model.config refused it.
+        if name == "allowed_border":
+            check_setting(RPNConfig, name, value, f"rpn.target_creator.{name}")
+        super().__setattr__(name, value)
 
     @classmethod
     def from_config(cls, config: FasterRCNNConfig) -> AnchorTargetCreator:
