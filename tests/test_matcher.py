@@ -135,7 +135,10 @@ def test_torchvision_s_high_and_low_thresholds_bound_the_positive_and_negative_b
     _, labels = rpn(torch.tensor([[0.19, 0.2, 0.69, 0.7]]))
     assert labels.tolist() == [0, -1, -1, 1]
     with pytest.raises(
-        ValueError, match=r"^thresholds must be ascending, got \(0\.1, 0\.7, 0\.6\)"
+        ValueError,
+        match=r"^proposal_matcher\.low_threshold = 0\.7: bg_iou_thresh_lo \(0\.1\) must be "
+        r"ordered 0\.0 <= bg_iou_thresh_lo \(0\.1\) <= bg_iou_thresh_hi \(0\.7\) <= "
+        r"fg_iou_thresh \(0\.6\) <= 1\.0$",
     ):
         head.low_threshold = 0.7
     assert head.thresholds == (0.1, 0.4, 0.6)

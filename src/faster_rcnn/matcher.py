@@ -21,9 +21,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import RPNConfig, check_setting
+from .config import RoIHeadsConfig, RPNConfig, check_setting
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+# The RPN's IoU bands: negative below bg_iou_thresh, ignored, positive from fg_iou_thresh.
+ANCHOR_BANDS = (NEGATIVE, IGNORED, POSITIVE)
+# The head's IoU bands: ignored below bg_iou_thresh_lo, background, ignored, foreground
+# from fg_iou_thresh.
+PROPOSAL_BANDS = (IGNORED, NEGATIVE, IGNORED, POSITIVE)
+# A stage's matcher (of its bands): the config section and fields of its settings, its
+# band boundaries lowest first, then the RPN's floor of rule (i).
+STAGE_FIELDS: dict[tuple[int, ...], tuple[type, tuple[str, ...]]] = {
+    ANCHOR_BANDS: (RPNConfig, ("bg_iou_thresh", "fg_iou_thresh", "low_quality_min_iou")),
+    PROPOSAL_BANDS: (RoIHeadsConfig, ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh")),
+}
 
 
 class Matcher:
@@ -61,7 +72,6 @@ class Matcher:
         low_quality_min_iou: float = 0.0,
         best_iou_only: str | None = None,
     ) -> None:
-        _check_ascending(thresholds)
         if len(labels) != len(thresholds) + 1:
             raise ValueError(
                 f"{len(thresholds)} thresholds make {len(thresholds) + 1} bands, "
@@ -69,8 +79,8 @@ class Matcher:
             )
         if not set(labels) <= {POSITIVE, NEGATIVE, IGNORED}:
             raise ValueError(f"labels must be 1, 0 or -1, got {tuple(labels)}")
-        self.thresholds = tuple(float(t) for t in thresholds)
         self.labels = tuple(int(label) for label in labels)
+        self.thresholds = tuple(float(t) for t in thresholds)
         self.best_iou_only = best_iou_only
         self.allow_low_quality_matches = allow_low_quality_matches
         self.low_quality_min_iou = float(low_quality_min_iou)
@@ -82,12 +92,30 @@ class Matcher:
             check_setting(RPNConfig, name, value, f"proposal_matcher.{name}")
             if value:
                 refuse_low_quality_matches(getattr(self, "best_iou_only", None))
-        # ... and its IoUs (low_quality_min_iou, high_threshold, low_threshold): each a
-        # number the config takes as an IoU (their range and order are checked together,
-        # by model.config).
+        # ... and its IoUs (low_quality_min_iou, high_threshold, low_threshold), by the
+        # config's rules, against the others as they are (_check_setting).
         if name == "low_quality_min_iou":
-            _check_iou(value, f"proposal_matcher.{name}")
+            self._check_setting(len(self.thresholds), value, f"proposal_matcher.{name}")
+        if name == "thresholds":
+            _check_ascending(value)
         super().__setattr__(name, value)
+
+    def _check_setting(self, index: int, value: object, where: str) -> None:
+        """Refuse ``value`` set as ``where`` for band boundary ``index``
+        (``len(thresholds)``: rule (i)'s floor) where the config field it is refuses it,
+        with the matcher's other settings as they are (:data:`STAGE_FIELDS`): out of
+        ``[0, 1]`` or of order. Of a matcher of no stage's bands, or as the head's floor
+        (no config field), any finite number is taken."""
+        stage = STAGE_FIELDS.get(self.labels)
+        if stage is None or index >= len(stage[1]):
+            _check_iou(value, where)
+            return
+        section, fields = stage
+        # No floor yet while the matcher is being made.
+        values = (*self.thresholds, getattr(self, "low_quality_min_iou", 0.0))[: len(fields)]
+        current = dict(zip(fields, values, strict=True))
+        del current[fields[index]]
+        check_setting(section, fields[index], value, where, current)
 
     @property
     def high_threshold(self) -> float:
@@ -98,7 +126,7 @@ class Matcher:
 
     @high_threshold.setter
     def high_threshold(self, value: float) -> None:
-        _check_iou(value, "proposal_matcher.high_threshold")
+        self._check_setting(len(self.thresholds) - 1, value, "proposal_matcher.high_threshold")
         self._move_threshold(len(self.thresholds) - 1, value)
 
     @property
@@ -110,7 +138,7 @@ class Matcher:
 
     @low_threshold.setter
     def low_threshold(self, value: float) -> None:
-        _check_iou(value, "proposal_matcher.low_threshold")
+        self._check_setting(self._negative_band(), value, "proposal_matcher.low_threshold")
         self._move_threshold(self._negative_band(), value)
 
     def _negative_band(self) -> int:
@@ -125,7 +153,6 @@ class Matcher:
         """Set band boundary ``index`` to ``value``, the boundaries kept ascending."""
         thresholds = list(self.thresholds)
         thresholds[index] = float(value)
-        _check_ascending(thresholds)
         self.thresholds = tuple(thresholds)
 
     def __call__(self, match_quality_matrix: Tensor) -> tuple[Tensor, Tensor]:

@@ -22,13 +22,10 @@ import torch
 from torch import Tensor
 
 from ..config import RoIHeadsConfig, check_setting
-from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
+from ..matcher import POSITIVE, PROPOSAL_BANDS, Matcher
 from ..ops.boxes import BoxCoder, best_box_iou
 from ..samplers import BalancedPositiveNegativeSampler, ClassBalancedSampler, ObjectBalancedSampler
 
-# The head's IoU bands: ignored below bg_iou_thresh_lo, background, ignored, foreground
-# from fg_iou_thresh.
-PROPOSAL_BANDS = (IGNORED, NEGATIVE, IGNORED, POSITIVE)
 # Where torchvision's users find the head's matcher, which labels from each proposal's
 # best IoU alone (Matcher.match_best) and so refuses low-quality matches.
 PROPOSAL_MATCHER = "roi_heads.proposal_matcher"

@@ -11,12 +11,10 @@ from torch import Tensor
 
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import FasterRCNNConfig, RPNConfig, check_setting
-from ..matcher import IGNORED, NEGATIVE, POSITIVE, Matcher
+from ..matcher import ANCHOR_BANDS, IGNORED, POSITIVE, Matcher
 from ..ops.boxes import best_box_iou, box_iou_blocks, paired_box_iou
 from .anchor_windows import AnchorShapes, anchors_reaching
 
-# The RPN's IoU bands: negative below bg_iou_thresh, ignored, positive from fg_iou_thresh.
-ANCHOR_BANDS = (NEGATIVE, IGNORED, POSITIVE)
 # GT boxes below the negative threshold measured at once against every anchor that
 # overlaps them: 64 boxes of 16 px, 250,000 pairs of mobilenet_v2_fpn's anchors.
 FAR_BOXES_PER_BLOCK = 64
