@@ -20,7 +20,7 @@ from .box_head import ConvFCHead, TwoMLPHead, VGG16BoxHead, check_head_fits_pool
 from .loss import fastrcnn_loss
 from .pooling import MultiScaleRoIAlign, SingleScaleRoIPool
 from .postprocess import best_after_nms, detection_candidates
-from .predictor import FastRCNNPredictor
+from .predictor import FastRCNNPredictor, predictor_num_classes
 from .proposal_gradient import classification_pull, pooled_boxes
 from .proposal_targets import PROPOSAL_BANDS, PROPOSAL_MATCHER, ProposalTargetCreator
 
@@ -117,9 +117,20 @@ class RoIHeads(nn.Module):
             )
         if name in CONFIG_SETTINGS:
             check_setting(RoIHeadsConfig, name, value, f"roi_heads.{name}")
+        if name == "class_nms_thresh":
+            self._check_class_count(value)
         if name == "nms_thresh" and value != getattr(self, name, value):
             self._check_nms_thresh_used(value)
         super().__setattr__(name, value)
+
+    def _check_class_count(self, value: object) -> None:
+        """Refuse per-class NMS thresholds (torchvision's users set them) that are not one
+        per class of the head's predictor, by the config's rule: too few failed in the
+        forward pass, too many were taken until ``model.config`` refused them."""
+        classes = predictor_num_classes(self.box_predictor)
+        if classes is not None:
+            name = "roi_heads.class_nms_thresh"
+            check_setting(FasterRCNNConfig, name, value, name, {"num_classes": classes})
 
     def _check_nms_thresh_used(self, value: object) -> None:
         """Refuse a new ``nms_thresh`` (torchvision's users set it) that the head would
