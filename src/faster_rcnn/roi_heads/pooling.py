@@ -14,12 +14,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..config import RoIHeadsConfig, check_setting
 from ..ops.boxes import box_area
 from ..ops.roi_align import boxes_to_rois, memory_format_of, roi_align, roi_pool
+
+# The poolers' settings that are fields of RoIHeadsConfig of the same names, checked by
+# the config's rules where torchvision's users set them on the built model
+# (``model.roi_heads.box_roi_pool.sampling_ratio = 0``); ``output_size`` too, a side at
+# a time (:func:`pooled_size`).
+CONFIG_SETTINGS = (
+    "featmap_names",
+    "sampling_ratio",
+    "aligned",
+    "canonical_scale",
+    "canonical_level",
+)
 
 
 def infer_scale(feature: Tensor, original_size: tuple[int, int]) -> float:
@@ -140,19 +154,39 @@ def _select_features(x: Mapping[str, Tensor], featmap_names: Sequence[str]) -> l
     return selected
 
 
-def pooled_size(output_size: int | Sequence[int]) -> tuple[int, int]:
+def pooled_size(output_size: int | Sequence[int], where: str = "output_size") -> tuple[int, int]:
     """``(height, width)`` of a pooled RoI: one side for both, or a pair (torchvision's
-    ``output_size``).
+    ``output_size``), each side one the config's ``output_size`` takes (set as ``where``).
 
     Raises:
-        ValueError: a sequence that is not two sides.
+        ValueError: a sequence that is not two sides, or a side the config refuses.
     """
-    if isinstance(output_size, int):
-        return (output_size, output_size)
+    if not isinstance(output_size, Sequence):
+        check_setting(RoIHeadsConfig, "output_size", output_size, where)
+        return (int(output_size), int(output_size))
     if len(output_size) != 2:
         raise ValueError(f"output_size must be an int or (height, width), got {output_size!r}")
+    for index, side in enumerate(output_size):
+        check_setting(RoIHeadsConfig, "output_size", side, f"{where}[{index}]")
     height, width = output_size
     return (int(height), int(width))
+
+
+def checked_setting(name: str, value: Any) -> Any:
+    """``value`` set as a pooler's ``name``, as the pooler keeps it (``output_size`` as
+    ``(height, width)``).
+
+    Raises:
+        ValueError: a value its config field refuses, naming it
+            (``"roi_heads.box_roi_pool.sampling_ratio = -3: must be >= 1, or 0 or -1
+            for adaptive"``).
+    """
+    where = f"roi_heads.box_roi_pool.{name}"
+    if name in CONFIG_SETTINGS:
+        check_setting(RoIHeadsConfig, name, value, where)
+    if name == "output_size":
+        return pooled_size(value, where)
+    return value
 
 
 class MultiScaleRoIAlign(nn.Module):
@@ -182,11 +216,14 @@ class MultiScaleRoIAlign(nn.Module):
     ) -> None:
         super().__init__()
         self.featmap_names = tuple(featmap_names)
-        self.output_size = pooled_size(output_size)
+        self.output_size = output_size
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
         self.canonical_scale = canonical_scale
         self.canonical_level = canonical_level
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, checked_setting(name, value))
 
     def forward(
         self,
@@ -259,7 +296,10 @@ class SingleScaleRoIPool(nn.Module):
     def __init__(self, featmap_name: str, output_size: int) -> None:
         super().__init__()
         self.featmap_name = featmap_name
-        self.output_size = (output_size, output_size)
+        self.output_size = output_size
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, checked_setting(name, value))
 
     def forward(
         self,
