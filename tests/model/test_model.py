@@ -252,6 +252,32 @@ def test_a_setting_the_modules_take_is_what_a_model_file_records(tmp_path, setti
         ),
         ("transform.size_divisible", 0, r"transform\.size_divisible = 0: must be in \[1, 256\]"),
         ("transform.min_size", (), r"transform\.min_size = \(\): must be at least one size"),
+        (
+            "rpn.target_creator.allowed_border",
+            "x",
+            r"rpn\.target_creator\.allowed_border = 'x': must be a number, got 'x'",
+        ),
+        (
+            "roi_heads.target_creator.gt_jitter",
+            2.5,
+            r"roi_heads\.target_creator\.gt_jitter = 2\.5: must be an integer, got 2\.5",
+        ),
+        (
+            "roi_heads.class_nms_thresh",
+            (0.5,),
+            r"roi_heads\.class_nms_thresh = \(0\.5,\): must be empty or 2 IoUs, one per class "
+            r"without the background; got 1",
+        ),
+        (
+            "roi_heads.box_roi_pool.output_size",
+            64,
+            r"roi_heads\.box_roi_pool\.output_size = 64: must be in \[1, 32\]",
+        ),
+        (
+            "roi_heads.box_roi_pool.output_size",
+            (7, 0),
+            r"roi_heads\.box_roi_pool\.output_size\[1\] = 0: must be in \[1, 32\]",
+        ),
         # ... or ran with it, and model.config refused it at save, or never.
         ("roi_heads.detections_per_img", 0, r"roi_heads\.detections_per_img = 0: must be >= 1"),
         ("roi_heads.nms_thresh", math.nan, r"roi_heads\.nms_thresh = nan: must be finite, got nan"),
@@ -295,6 +321,58 @@ def test_a_setting_the_modules_take_is_what_a_model_file_records(tmp_path, setti
             "transform.multi_scale_per",
             "epoch",
             r"transform\.multi_scale_per = 'epoch': must be one of 'image', 'batch'; got 'epoch'",
+        ),
+        (
+            "rpn.target_creator.allowed_border",
+            -5,
+            r"rpn\.target_creator\.allowed_border = -5: must be >= 0, or -1 to keep every anchor",
+        ),
+        (
+            "roi_heads.target_creator.gt_jitter",
+            65,
+            r"roi_heads\.target_creator\.gt_jitter = 65: must be in \[0, 64\], the RoIs sampled "
+            r"an image",
+        ),
+        (
+            "roi_heads.class_nms_thresh",
+            (0.5, 0.5, 0.5),
+            r"roi_heads\.class_nms_thresh = \(0\.5, 0\.5, 0\.5\): must be empty or 2 IoUs, one "
+            r"per class without the background; got 3",
+        ),
+        (
+            "rpn.proposal_matcher.high_threshold",
+            1.5,
+            r"proposal_matcher\.high_threshold = 1\.5: bg_iou_thresh \(0\.3\) must be ordered "
+            r"0\.0 <= bg_iou_thresh \(0\.3\) <= fg_iou_thresh \(1\.5\) <= 1\.0",
+        ),
+        (
+            "rpn.proposal_matcher.low_threshold",
+            -0.5,
+            r"proposal_matcher\.low_threshold = -0\.5: must be ordered 0\.0 <= bg_iou_thresh "
+            r"\(-0\.5\) <= fg_iou_thresh \(0\.5\) <= 1\.0",
+        ),
+        (
+            "rpn.proposal_matcher.low_quality_min_iou",
+            0.9,
+            r"proposal_matcher\.low_quality_min_iou = 0\.9: must be ordered 0\.0 <= "
+            r"low_quality_min_iou \(0\.9\) <= fg_iou_thresh \(0\.5\) <= 1\.0",
+        ),
+        (
+            "roi_heads.box_roi_pool.sampling_ratio",
+            -3,
+            r"roi_heads\.box_roi_pool\.sampling_ratio = -3: must be >= 1, or 0 or -1 for adaptive",
+        ),
+        (
+            "roi_heads.box_roi_pool.canonical_level",
+            0,
+            r"roi_heads\.box_roi_pool\.canonical_level = 0: must be in \[1, 14\] \(the level of "
+            r"stride 2\*\*k\), got 0",
+        ),
+        (
+            "roi_heads.box_roi_pool.featmap_names",
+            ("0", "0"),
+            r"roi_heads\.box_roi_pool\.featmap_names = \('0', '0'\): must be names of different "
+            r"maps, got \('0', '0'\)",
         ),
     ],
 )
@@ -354,6 +432,102 @@ def test_an_nms_threshold_the_head_would_not_use_is_refused_where_it_is_set():
     ):
         heads.nms_thresh = 0.4
     assert heads.nms_thresh == 0.3
+
+
+def test_gt_jitter_and_the_rois_sampled_are_checked_against_each_other_where_set():
+    """More jittered copies of a GT box than the RoIs an image samples, set as
+    ``gt_jitter`` or by lowering the sampler's batch (or setting a sampler of a smaller
+    one) below it, were taken and trained until ``model.config`` refused them: refused
+    where set, by the config's rule, against the head's sampler of that moment."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))  # 64 RoIs an image
+    creator, sampler = model.roi_heads.target_creator, model.roi_heads.fg_bg_sampler
+    creator.gt_jitter = 5
+    with pytest.raises(
+        ValueError,
+        match=r"^fg_bg_sampler\.batch_size_per_image = 4: gt_jitter \(5\) must be in \[0, 4\], "
+        r"the RoIs sampled an image$",
+    ):
+        sampler.batch_size_per_image = 4
+    with pytest.raises(ValueError, match=r"^fg_bg_sampler\.batch_size_per_image = 3: gt_jitter "):
+        model.roi_heads.fg_bg_sampler = BalancedPositiveNegativeSampler(3, 0.25)
+    assert model.roi_heads.fg_bg_sampler is sampler and sampler.batch_size_per_image == 64
+    sampler.batch_size_per_image = 5  # as many RoIs as copies
+    with pytest.raises(
+        ValueError,
+        match=r"^roi_heads\.target_creator\.gt_jitter = 6: must be in \[0, 5\], the RoIs "
+        r"sampled an image$",
+    ):
+        creator.gt_jitter = 6
+    # Checked against the sampler the head draws with now, not the one it was built with.
+    model.roi_heads.fg_bg_sampler = BalancedPositiveNegativeSampler(8, 0.25)
+    creator.gt_jitter = 8
+    sampler.batch_size_per_image = 1  # no longer the head's
+    model.rpn.fg_bg_sampler.batch_size_per_image = 1  # the RPN has no GT jitter
+    assert (model.config.roi_heads.gt_jitter, model.config.roi_heads.batch_size_per_image) == (8, 8)
+    # More copies than the config's default 512 RoIs: still checked against the head's.
+    model.roi_heads.fg_bg_sampler.batch_size_per_image = 1024
+    creator.gt_jitter = 600
+    with pytest.raises(ValueError, match=r"^fg_bg_sampler\.batch_size_per_image = 599: gt_jitter"):
+        model.roi_heads.fg_bg_sampler.batch_size_per_image = 599
+
+
+def test_iou_thresholds_set_one_at_a_time_are_checked_against_the_others_as_they_are():
+    """A matcher's IoU thresholds set one at a time (``high_threshold``,
+    ``low_threshold``, the RPN's ``low_quality_min_iou``) out of the config's order or of
+    [0, 1] were taken, and labelled, until ``model.config`` refused them (or one out of
+    order was refused in other words than the config's): refused where set, by the
+    config's rule, against the matcher's other thresholds; a valid pair is set in either
+    order."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    rpn, heads = model.rpn.proposal_matcher, model.roi_heads.proposal_matcher
+    assert (rpn.thresholds, heads.thresholds) == ((0.3, 0.5), (0.0, 0.5, 0.5))
+    rpn.high_threshold, rpn.low_threshold = 0.9, 0.8  # high first: up
+    rpn.low_threshold, rpn.high_threshold = 0.1, 0.2  # low first: down
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.high_threshold = 0\.05: bg_iou_thresh \(0\.1\) must be "
+        r"ordered 0\.0 <= bg_iou_thresh \(0\.1\) <= fg_iou_thresh \(0\.05\) <= 1\.0$",
+    ):
+        rpn.high_threshold = 0.05
+    rpn.low_quality_min_iou = 0.2  # rule (i)'s floor, at most the positive threshold
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.high_threshold = 0\.15: low_quality_min_iou \(0\.2\) must "
+        r"be ordered 0\.0 <= low_quality_min_iou \(0\.2\) <= fg_iou_thresh \(0\.15\) <= 1\.0$",
+    ):
+        rpn.high_threshold = 0.15
+    with pytest.raises(ValueError, match=r"^proposal_matcher\.low_quality_min_iou = 0\.3: must "):
+        rpn.low_quality_min_iou = 0.3
+    heads.low_threshold, heads.high_threshold = 0.3, 0.7
+    heads.high_threshold, heads.low_threshold = 0.4, 0.4
+    with pytest.raises(ValueError, match=r"^proposal_matcher\.low_threshold = 0\.45: "):
+        heads.low_threshold = 0.45
+    assert (rpn.thresholds, rpn.low_quality_min_iou) == ((0.1, 0.2), 0.2)
+    assert heads.thresholds == (0.0, 0.4, 0.4)
+    config = model.config
+    assert (config.rpn.bg_iou_thresh, config.rpn.fg_iou_thresh) == (0.1, 0.2)
+    assert (config.roi_heads.bg_iou_thresh_hi, config.roi_heads.fg_iou_thresh) == (0.4, 0.4)
+
+
+def test_per_class_nms_thresholds_are_counted_against_the_predictor_of_that_moment():
+    """Per-class NMS thresholds are one per class of the head's predictor: fewer failed
+    in the forward pass (an IndexError), more were taken until ``model.config`` refused
+    them. A predictor of other classes set first takes its own count."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))  # 3 classes, the background one of them
+    model.roi_heads.class_nms_thresh = (0.4, 0.6)
+    model.roi_heads.box_predictor = FastRCNNPredictor(256, 4)
+    with pytest.raises(
+        ValueError,
+        match=r"^roi_heads\.class_nms_thresh = \(0\.4, 0\.6\): must be empty or 3 IoUs, one "
+        r"per class without the background; got 2$",
+    ):
+        model.roi_heads.class_nms_thresh = (0.4, 0.6)
+    model.roi_heads.class_nms_thresh = (0.4, 0.6, 0.5)
+    assert model.config.roi_heads.class_nms_thresh == (0.4, 0.6, 0.5)
+    assert model.config.num_classes == 4
 
 
 def test_training_samplers_set_on_the_modules_are_what_a_model_file_records(tmp_path):
