@@ -154,7 +154,7 @@ def _select_features(x: Mapping[str, Tensor], featmap_names: Sequence[str]) -> l
     return selected
 
 
-def pooled_size(output_size: int | Sequence[int], where: str = "output_size") -> tuple[int, int]:
+def pooled_size(output_size: int | Sequence[int], where: str) -> tuple[int, int]:
     """``(height, width)`` of a pooled RoI: one side for both, or a pair (torchvision's
     ``output_size``), each side one the config's ``output_size`` takes (set as ``where``).
 
