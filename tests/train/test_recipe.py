@@ -42,6 +42,7 @@ from faster_rcnn.train.recipe import (
     recipe_lines,
     same_class_neighbour_iou,
     sizes_reached,
+    under_anchor_note,
 )
 from faster_rcnn.train.step_timing import TIMED_STEPS
 from faster_rcnn.train.train_config import LR_PER_IMAGE
@@ -300,6 +301,47 @@ def test_recipe_enlarges_the_input_when_a_class_is_under_the_smallest_anchor() -
     for given in ({"transform.min_size"}, {"transform.max_size"}):
         chosen, _ = choose_recipe(config, object_statistics(dots, config), given)
         assert chosen.transform.max_size == 1333
+
+
+def test_a_class_the_enlarged_input_leaves_under_half_the_smallest_anchor_is_noted() -> None:
+    """1600 x 1200 photos of 6-12 px objects were resized to the small preset's 320 px,
+    enlarged by at most 1.4 to 448: the objects 4 px against anchors from 12, and nothing
+    said so."""
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # 'dot' 10 px at 800 (400 x 600 images resize 2x): enlarged 1.4 times to 1120, 14 px,
+    # under half the 32-px anchor; 1120 * 32 / 14 = 2560 px reaches it, 5.2 times the pixels.
+    specks = [_item(400, 600, [[0, 0, 5, 5]], [1])] * 3
+    stats = object_statistics(specks, config)
+    chosen, _ = choose_recipe(config, stats)
+    assert (chosen.transform.min_size[-1], chosen.transform.max_size) == (1120, 1866)
+    assert under_anchor_note(chosen, stats, 800) == (
+        "the smallest class 'dot' is 14 px once resized to 1120 px, under half the smallest "
+        "anchor (32 px): even the anchor centred on such an object overlaps it at an IoU "
+        "under 0.25, and the RPN learns to propose few; --min-size 2560 --max-size 4265 "
+        "brings it to the anchor (a step about 5 times as long), or an anchor file fitted to "
+        "the data (`faster-rcnn anchors --fit`) brings the anchors to it"
+    )
+    # 'dot' 20 px at 800 is 28 px at 1120, over half the anchor: no note.
+    larger = [_item(400, 600, [[0, 0, 10, 10]], [1])] * 3
+    stats = object_statistics(larger, config)
+    assert under_anchor_note(choose_recipe(config, stats)[0], stats, 800) is None
+    # Nor for a class of points, nor without objects.
+    points = [_item(400, 600, [[5, 5, 5, 5]], [1])] * 3
+    assert under_anchor_note(config, object_statistics(points, config), 800) is None
+    assert (
+        under_anchor_note(config, object_statistics([_item(400, 600, [], [])], config), 800) is None
+    )
+
+
+def test_train_warns_of_a_class_under_half_the_smallest_anchor(tmp_path, capsys) -> None:
+    """The synthetic rectangles are 2.9 px at --min-size 64 (320 x 320 images, 5 times
+    smaller), under half the small preset's 12-px anchor: 64 * 12 / 2.9 = 261, 288 in steps
+    of 32."""
+    argv = ["train", "--data", "synthetic:2", "--steps", "1", "--min-size", "64"]
+    assert main([*argv, "--max-size", "128", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "the smallest class 'rectangle' is 3 px once resized to 64 px, under half" in err
+    assert "--min-size 288 --max-size 576 brings it to the anchor" in err
 
 
 def test_recipe_makes_the_input_smaller_where_every_class_is_above_the_largest_anchor() -> None:

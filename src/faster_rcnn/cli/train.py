@@ -72,6 +72,7 @@ from ..train.recipe import (
     object_statistics,
     pixels,
     recipe_lines,
+    under_anchor_note,
 )
 from ..train.rpn_only import rpn_trainer
 from ..train.schedule import SCHEDULES
@@ -736,7 +737,8 @@ def with_recipe(
     """``config``, the rate settings ``rate`` (``TrainConfig``'s ``lr``, and
     ``short_run_steps``) and the repeat threshold, adjusted to the dataset
     (:mod:`faster_rcnn.train.recipe`), each change printed with its reason; the options
-    given on the command line stay. Where a choice turns on the run's steps and
+    given on the command line stay, and a warning where the smallest class stays under half
+    the smallest anchor (:func:`under_anchor_note`). Where a choice turns on the run's steps and
     ``--minutes`` leaves them unknown, steps are timed first (:func:`steps_that_fit`)."""
     stats = object_statistics(dataset, config)
     given = given_settings(args)
@@ -754,6 +756,7 @@ def with_recipe(
     if steps is None and any(choice.min_steps for choice in choices):
         steps = steps_that_fit(args, chosen, dataset)
         chosen, choices = choose_recipe(config, stats, given, steps, kept, box_head, unfiled)
+    under = under_anchor_note(chosen, stats, config.transform.min_size[-1])
     config = chosen
     rate_choices = [
         choose_learning_rate(stats, args.batch_size, given),
@@ -767,6 +770,8 @@ def with_recipe(
     if choices:
         print("recipe (--recipe preset keeps the preset's numbers):")
         print("\n".join(recipe_lines(choices)))
+    if under:  # after the recipe, which says how far it enlarged the input
+        warnings.warn(f"training images: {under}", stacklevel=2)
     return config, rate, repeat.value if repeat else args.repeat_threshold
 
 

@@ -701,6 +701,36 @@ def _resized_input(config: FasterRCNNConfig, size: int, why: str) -> list[Recipe
     ]
 
 
+def under_anchor_note(
+    config: FasterRCNNConfig, stats: ObjectStatistics, preset_size: int
+) -> str | None:
+    """Where the smallest class is under half the smallest anchor once resized as
+    ``config`` resizes for evaluation (``stats``: the objects at ``preset_size``, the
+    shorter side they were measured at; the recipe's enlargement stops at
+    ``MAX_UPSCALE``): what it is and the sizes that bring it to the anchor. ``None``
+    elsewhere, and for a class of points."""
+    smallest = stats.smallest_class()
+    if smallest is None:
+        return None
+    transform, anchor = config.transform, _smallest_anchor(config)
+    size = transform.min_size[-1]
+    side = stats.class_sides[smallest] * size / preset_size
+    # A square object under half an anchor's side overlaps even the anchor centred on it
+    # at an IoU under 1/4, under the RPN's background threshold.
+    if not 0 < side < anchor / 2:
+        return None
+    reaching = SCALE_STEP * math.ceil(size * anchor / side / SCALE_STEP)
+    max_size = round(transform.max_size * reaching / size)
+    return (
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {size} px, "
+        f"under half the smallest anchor ({anchor:g} px): even the anchor centred on such an "
+        f"object overlaps it at an IoU under 0.25, and the RPN learns to propose few; "
+        f"--min-size {reaching} --max-size {max_size} brings it to the anchor (a step about "
+        f"{(reaching / size) ** 2:.0f} times as long), or an anchor file fitted to the data "
+        "(`faster-rcnn anchors --fit`) brings the anchors to it"
+    )
+
+
 def multi_scale_sizes(size: int) -> tuple[int, ...]:
     """Shorter sides from ``SCALE_RANGE * size`` up to ``size`` (the last, which
     evaluation uses), ``SCALE_STEP`` apart: 800 gives 640, 672, ..., 800."""
