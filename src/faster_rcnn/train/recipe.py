@@ -942,7 +942,7 @@ def _steps_for_finer_map(
     if steps is None:
         return RecipeChoice("backbone.returned_layers", finer, why, FINER_MAP_STEPS, sparse)
     if steps >= FINER_MAP_STEPS:
-        why += f", and the run fits about {steps} of them (at least {FINER_MAP_STEPS})"
+        why += f", and the run fits about {steps:,} of them (at least {FINER_MAP_STEPS})"
         return RecipeChoice("backbone.returned_layers", finer, why, condition=sparse)
     kept = (
         f"{sparse}, but the run fits about {counted(steps, 'step')}: reading the "
