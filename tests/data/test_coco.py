@@ -232,14 +232,15 @@ def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Pat
     assert torch.equal(data.target(1)["boxes"], torch.tensor([[3.0, 2, 5, 6]]))
     assert torch.equal(data.target(2)["boxes"], torch.tensor([[1.0, 2, 8.5, 20]]))
     assert [a["id"] for a in data.skipped_annotations] == [5]
-    # Evaluation against the file scores the same boxes (x, y, width, height).
-    scored = load_coco_annotations(annotation_file).dataset["annotations"]
+    # Evaluation against the file scores the same boxes (x, y, width, height), the empty
+    # mask's left out as the reader leaves it out (it was an object no detection finds).
+    with pytest.warns(UserWarning, match=r"1 box dropped \(annotation 5 segmentation extent"):
+        scored = load_coco_annotations(annotation_file).dataset["annotations"]
     assert [a["bbox"] for a in scored] == [
         [8, 5, 12, 7],
         [3, 2, 2, 4],
         [1, 2, 7.5, 18],
         [2, 3, 10, 5],
-        [0, 0, 0, 0],
     ]
 
 
@@ -344,6 +345,19 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     # c.png's size is in no record: its file's header gives it.
     assert torch.equal(data.target(2)["boxes"], torch.tensor([[10.0, 20, 12, 24]]))
     assert [a["id"] for a in data.skipped_annotations] == [2, 3]
+    # Evaluation against the file clips and drops them alike, where the file gives the
+    # image's size (c.png's it does not: its box stays as written).
+    with pytest.warns(UserWarning) as warned:
+        scored = load_coco_annotations(tmp_path / "instances.json").dataset["annotations"]
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'instances.json'}: 1 box clipped to the image (annotation 1 "
+        "[-5, 20, 15, 40] on 40x30); 2 boxes dropped (annotation 2 [45, 0, 55, 10] on "
+        "40x30: outside the image; annotation 3 [5, 5, 0, 4]: no area)"
+    ]
+    assert [(a["id"], a["bbox"], a["area"]) for a in scored] == [
+        (1, [0, 20, 15, 10], 150),
+        (4, [10, 20, 5, 10], 50),
+    ]
 
 
 def test_an_annotation_file_not_in_utf8_is_named(tmp_path: Path) -> None:
@@ -416,19 +430,18 @@ def test_a_box_of_a_negative_side_is_read_between_its_corners_as_voc_reads_one(
         f"{annotation_file}: 3 boxes with reversed corners swapped (annotation 1 [2, 3, 12, 8] "
         "on 40x30; annotation 2 [2, 10, 8, 14] on 16x16; annotation 3 [-2, 10, 10, 14] on 16x16)"
     )
+    said = f"{swapped}; 1 box clipped to the image (annotation 3 [-2, 10, 10, 14] on 16x16)"
     with pytest.warns(UserWarning) as warned:
         data = COCODetection(images, annotation_file)
-    assert [str(w.message) for w in warned] == [
-        f"{swapped}; 1 box clipped to the image (annotation 3 [-2, 10, 10, 14] on 16x16)"
-    ]
+    assert [str(w.message) for w in warned] == [said]
     assert torch.equal(data.target(0)["boxes"], torch.tensor([[2.0, 3, 12, 8]]))
     assert torch.equal(data.target(1)["boxes"], torch.tensor([[2.0, 10, 8, 14], [0, 10, 10, 14]]))
     assert data.skipped_annotations == []
     with pytest.warns(UserWarning) as warned:
         scored = load_coco_annotations(annotation_file).dataset["annotations"]
-    assert [str(w.message) for w in warned] == [swapped]
-    assert [a["bbox"] for a in scored] == [[2, 3, 10, 5], [2, 10, 6, 4], [-2, 10, 12, 4]]
-    assert [a["area"] for a in scored] == [50, 24, 48]
+    assert [str(w.message) for w in warned] == [said]
+    assert [a["bbox"] for a in scored] == [[2, 3, 10, 5], [2, 10, 6, 4], [0, 10, 10, 4]]
+    assert [a["area"] for a in scored] == [50, 24, 40]
     # Opened as the dataset evaluated, the file was warned of by its reader already.
     with warnings.catch_warnings():
         warnings.simplefilter("error")

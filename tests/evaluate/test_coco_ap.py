@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from pycocotools.coco import COCO
 from test_voc_map_devkit import devkit_outcomes
 
+from faster_rcnn.data.coco import COCODetection
 from faster_rcnn.evaluate.coco_ap import (
     STAT_NAMES,
     COCOevalIgnoring,
@@ -263,6 +266,50 @@ def test_annotations_whose_image_id_no_image_has_are_left_out_as_the_reader_does
     assert warned[0].filename == __file__
     evaluator.update([det([[100, 100, 150, 150]], [1])], image_ids=[1])
     assert evaluator.compute()["AP"] == pytest.approx(1.0)
+
+
+def test_a_box_past_the_border_scores_against_the_file_as_against_the_readers_targets(tmp_path):
+    """A cat's box reaching 40 px past the right edge of a 100x100 image (x 60-140), and
+    a dog's wholly outside it. The reader clips the cat to x 60-100 and leaves the dog
+    out; a perfect detection of the cat's visible part scored AP 1 against the targets
+    (VOC mAP alike) but 0.05 against the file: the cat 0.1, at IoU 0.5 with the unclipped
+    box (found at COCO's first threshold alone), the dog 0, as no detection inside the
+    image can find it. The file's boxes are now clipped and left out as the reader does,
+    with its warning; the area the file gives stands, a missing one is the clipped
+    box's."""
+    Image.new("RGB", (100, 100)).save(tmp_path / "a.png")
+    data = {
+        "images": [{"id": 4, "file_name": "a.png", "width": 100, "height": 100}],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+        "annotations": [
+            {"id": 1, "image_id": 4, "category_id": 1, "bbox": [60, 20, 80, 40]},
+            {"id": 2, "image_id": 4, "category_id": 2, "bbox": [120, 0, 10, 10], "area": 100},
+        ],
+    }
+    file = tmp_path / "instances.json"
+    file.write_text(json.dumps(data))
+    said = (
+        f"{file}: 1 box clipped to the image (annotation 1 [60, 20, 140, 60] on 100x100); "
+        "1 box dropped (annotation 2 [120, 0, 130, 10] on 100x100: outside the image)"
+    )
+    with pytest.warns(UserWarning) as warned:
+        dataset = COCODetection(tmp_path, file)
+    assert [str(w.message) for w in warned] == [said]
+    target = dataset.target(0)
+    found = [det([[60, 20, 100, 60]], [1])]
+    assert evaluate(found, [target], label_to_category_id={1: 1, 2: 2})["AP"] == pytest.approx(1.0)
+    with pytest.warns(UserWarning) as warned:
+        evaluator = COCOEvaluator.from_coco_json(file)
+    assert [str(w.message) for w in warned] == [said]
+    evaluator.update(found, [target])
+    figures = evaluator.compute()
+    assert figures["AP"] == pytest.approx(1.0) and figures["AR100"] == pytest.approx(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # opened as the dataset evaluated: warned of once
+        coco = load_coco_annotations(file, read_before=True)
+    assert [(a["bbox"], a["area"]) for a in coco.dataset["annotations"]] == [
+        ([60, 20, 40, 40], 1600)
+    ]
 
 
 DIFFICULT = [0.0, 200.0, 60.0, 260.0]  # 3600 px: medium, as MEDIUM

@@ -206,9 +206,7 @@ class COCODetection(ImageFileDataset):
         """``x1, y1, x2, y2`` of an annotation, clipped to its image when the image's size
         is known; ``None`` (counted) when it has no area there."""
         x, y, w, h = annotation_bbox(ann, name, self.annotation_file)
-        if w == 0 or h == 0:
-            shown = ann.get("bbox") or f"segmentation extent [{x:g}, {y:g}, {w:g}, {h:g}]"
-            self.box_audit.drop(f"{name} {shown}", "no area")
+        if dropped_without_area(ann, name, (x, y, w, h), self.box_audit):
             return None
         box = bbox_corners(x, y, w, h)
         size = self._sizes[k_image]
@@ -399,6 +397,20 @@ def bbox_corners(x: float, y: float, width: float, height: float) -> list[float]
     x1, x2 = sorted((x, x + width))
     y1, y2 = sorted((y, y + height))
     return [x1, y1, x2, y2]
+
+
+def dropped_without_area(
+    ann: dict[str, Any], name: str, bbox: tuple[float, ...], audit: BoxAudit
+) -> bool:
+    """Whether ``bbox`` (``x, y, width, height`` of annotation ``name``,
+    :func:`annotation_bbox`) has a side of 0, counted in ``audit`` as dropped where it
+    has."""
+    x, y, w, h = bbox
+    if w != 0 and h != 0:
+        return False
+    shown = ann.get("bbox") or f"segmentation extent [{x:g}, {y:g}, {w:g}, {h:g}]"
+    audit.drop(f"{name} {shown}", "no area")
+    return True
 
 
 def annotation_bbox(ann: dict[str, Any], name: str, file: Path) -> tuple[float, ...]:

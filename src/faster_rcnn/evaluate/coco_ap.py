@@ -47,6 +47,7 @@ from ..data.coco import (
     bbox_corners,
     check_annotation_ids,
     check_coco_records,
+    dropped_without_area,
     image_numbers,
     image_record_size,
     load_coco_json,
@@ -358,23 +359,33 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     the fields COCOeval needs but hand-made files leave out filled in: ``iscrowd``,
     ``bbox`` (the segmentation's extent, as the reader takes it; a negative side read as
     the reader reads it, between the box's corners) and ``area`` (the segmentation's
-    pixels, as COCO's own files count them, else the box's), which decides an object's
-    small, medium or large; an ``area`` of 0 is taken as left out (it would make every
-    object small). Image ids are the numbers the reader gives them
+    pixels, as COCO's own files count them, else the clipped box's), which decides an
+    object's small, medium or large; an ``area`` of 0 is taken as left out (it would make
+    every object small). Image ids are the numbers the reader gives them
     (:func:`~faster_rcnn.data.coco.image_numbers`: a string id's past the integer ones),
     each image keeping its file's own id under :data:`ID_IN_FILE`.
 
-    The annotations are numbered ``1..N`` in the file's order: pycocotools takes an
+    The annotations are numbered by their place in the file, from 1: pycocotools takes an
     annotation id of 0 for "not matched" and indexes two annotations of one id as one, so
     a file whose ids start at 0 (Roboflow's exports) or repeat would score its matches as
     false positives. Results never refer to annotation ids, so the figures of a file with
     valid ids do not change.
 
+    A box that reaches past its image is clipped to the ``width`` and ``height`` the
+    file records for the image, as the reader clips the targets (which training and VOC
+    mAP see), and one with no area left there (outside the image, or none to begin with)
+    is left out, as the reader leaves it out; the ``area`` the file gives stands. An
+    image without a recorded size keeps its boxes as they are. pycocotools scores the
+    file's boxes unclipped, while detectron2 and torchvision clip the training targets
+    alone: a detection, always inside the image, of an object at the border then has an
+    IoU under 1 with its own box (a box twice its visible part, IoU 0.5), and COCO AP
+    and VOC mAP of one dataset disagreed.
+
     An annotation whose ``image_id`` no image has is left out, as the reader leaves it
     out (:func:`~faster_rcnn.data.coco.of_listed_images`); COCOeval, which scores the
-    file's images only, would pass it over. It and the boxes of a negative side are
-    named in a warning, unless ``read_before``: the file was opened as the dataset
-    evaluated, whose reader named them.
+    file's images only, would pass it over. It and the boxes of a negative side, clipped
+    or left out are named in a warning, unless ``read_before``: the file was opened as
+    the dataset evaluated, whose reader named them.
 
     Raises:
         FileNotFoundError: no such file.
@@ -390,11 +401,15 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     annotations = data.get("annotations", [])
     listed = of_listed_images(annotations, image_sizes.keys(), file, quiet=read_before)
     audit = BoxAudit()
+    kept = []
     for k, ann in listed:
         name = annotation_name(ann, k)
         check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
         size = image_sizes[ann["image_id"]]
-        x1, y1, x2, y2 = _upright_bbox(ann, name, size, file, audit)
+        box = _box_in_image(ann, name, size, file, audit)
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
         width, height = x2 - x1, y2 - y1
         ann["bbox"] = [x1, y1, width, height]
         ann["id"] = k + 1
@@ -405,30 +420,50 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
         if not (_is_finite(area) and area > 0):
             mask_area = segmentation_area(ann.get("segmentation"), size)
             ann["area"] = width * height if mask_area is None else mask_area
-    data["annotations"] = [ann for _, ann in listed]
+        kept.append(ann)
+    data["annotations"] = kept
     if not read_before:
         audit.warn(str(file))
     _number_images(data)
     return _coco_from_dict(data)
 
 
-def _upright_bbox(
+def _box_in_image(
     ann: dict[str, Any],
     name: str,
     size: tuple[int, int] | None,
     file: Path,
     audit: BoxAudit,
-) -> list[float]:
-    """``x1, y1, x2, y2`` of annotation ``name`` on its ``(height, width)`` image (``None``
-    where the file does not give it), a box of a negative side counted in ``audit`` as
-    read between its corners (:func:`~faster_rcnn.data.coco.bbox_corners`)."""
+) -> list[float] | None:
+    """``x1, y1, x2, y2`` of annotation ``name`` as the reader reads it on its ``(height,
+    width)`` image (``None`` where the file does not give it): a box of a negative side
+    read between its corners (:func:`~faster_rcnn.data.coco.bbox_corners`), one past the
+    image clipped to it (:func:`_clipped`), each counted in ``audit``; ``None``, counted
+    as dropped, for one with no area (a side of 0, or nothing inside the image)."""
     x, y, width, height = annotation_bbox(ann, name, file)
+    if dropped_without_area(ann, name, (x, y, width, height), audit):
+        return None
     box = bbox_corners(x, y, width, height)
-    if (width < 0 or height < 0) and size is None:
-        audit.swap(box, 0, 0, name, frame="on an image of unknown size")
-    elif width < 0 or height < 0:
+    if size is None:
+        if width < 0 or height < 0:
+            audit.swap(box, 0, 0, name, frame="on an image of unknown size")
+        return box
+    if width < 0 or height < 0:
         audit.swap(box, size[1], size[0], name)
-    return box
+    return _clipped(box, name, size, audit)
+
+
+def _clipped(
+    box: list[float], name: str, size: tuple[int, int], audit: BoxAudit
+) -> list[float] | None:
+    """``box`` (``x1, y1, x2, y2`` of annotation ``name``) clipped to its ``(height,
+    width)`` image as the reader clips it (:meth:`~faster_rcnn.data.box_audit.BoxAudit.clip`,
+    counted in ``audit``), ``None`` where nothing is left; as it is where it lies inside."""
+    height, width = size
+    x1, y1, x2, y2 = box
+    if 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height:
+        return box  # the file's numbers, not rounded to float32 as the clip rounds them
+    return audit.clip(box, width, height, name)
 
 
 def _number_images(data: dict[str, Any]) -> None:
