@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
+from torch import Tensor
 
 from exif_images import save_exif_jpeg
 from faster_rcnn.data.coco import COCODetection, drop_crowd
@@ -530,3 +531,48 @@ def test_results_name_images_by_the_files_own_ids_string_ones_too(tmp_path: Path
         scored({**found[0], "image_id": ["img_b"]})
     with pytest.raises(ValueError, match=r"image 'img_b' is b\.png, not c\.png: is it"):
         scored({**found[0], "file_name": "images/c.png"})
+
+
+def test_the_evaluator_takes_a_files_own_string_ids_as_results_do(tmp_path: Path) -> None:
+    """``COCOEvaluator.update(image_ids=...)`` against a file took only integers: the
+    file's own id 'img_b' failed in int() ("invalid literal"), where a results file names
+    images by the file's ids. It takes those (a string too) and the reader's numbers (a
+    target's ``image_id``: 12 for 'img_b'); the integer 7 is still no image's id."""
+    records = [
+        {"id": 11, "file_name": "a.png"},
+        {"id": "img_b", "file_name": "b.png"},
+        {"id": "7", "file_name": "sub/c.png"},
+    ]
+    annotations = [
+        {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
+        {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
+        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
+    ]
+    _, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    evaluator = COCOEvaluator.from_coco_json(annotation_file)
+
+    def found(x: float, y: float, w: float, h: float, label: int) -> list[dict[str, Tensor]]:
+        return [
+            {
+                "boxes": torch.tensor([[x, y, x + w, y + h]]),
+                "labels": torch.tensor([label]),
+                "scores": torch.tensor([0.9]),
+            }
+        ]
+
+    evaluator.update(found(1, 2, 3, 4, 2), image_ids=["img_b"])  # the dog, label 2
+    evaluator.update(found(2, 2, 5, 5, 1), image_ids=["7"])
+    evaluator.update(found(0, 0, 4, 4, 1), image_ids=[11])
+    assert evaluator.compute()["AP"] == pytest.approx(1.0)
+    assert evaluator.compute()["AR100"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"^image id 'img_b' was added twice$"):
+        evaluator.update(found(1, 2, 3, 4, 2), image_ids=["img_b"])
+    with pytest.raises(ValueError, match=r"^image id 12 was added twice$"):  # its number
+        evaluator.update(found(1, 2, 3, 4, 2), image_ids=[12])
+    for image_id in ("img_x", 7):
+        with pytest.raises(ValueError, match=rf"^image id {image_id!r} is not in the COCO"):
+            evaluator.update(found(1, 2, 3, 4, 2), image_ids=[image_id])
+    in_memory = COCOEvaluator(3)
+    gt_nothing = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    with pytest.raises(ValueError, match=r"^image id 'img_b': a string id names an image of"):
+        in_memory.update(found(1, 2, 3, 4, 2), [gt_nothing], ["img_b"])

@@ -120,9 +120,11 @@ class COCOEvaluator:
             {"id": self.label_to_category_id[label], "name": name}
             for label, name in zip(labels, names, strict=True)
         ]
-        # Set by from_coco_json: the ground truth then comes from the file.
+        # Set by from_coco_json: the ground truth then comes from the file, and the
+        # number each of its string image ids is known by.
         self._coco_gt: COCO | None = None
         self._coco_file: Path | None = None
+        self._string_ids: dict[str, int] = {}
         self.reset()
 
     @classmethod
@@ -148,9 +150,10 @@ class COCOEvaluator:
                 warned of what it leaves out or turns: not warned of again
                 (:func:`load_coco_annotations`).
 
-        Then :meth:`update` needs each image's COCO ``image_id`` (an argument or the
-        target's ``"image_id"``); the targets' boxes are not used. Only the images seen
-        by :meth:`update` are evaluated.
+        Then :meth:`update` needs each image's COCO ``image_id`` (an argument, the
+        file's own id or the reader's number of it, or the target's ``"image_id"``); the
+        targets' boxes are not used. Only the images seen by :meth:`update` are
+        evaluated.
         """
         coco_gt = load_coco_annotations(path, read_before)
         category_ids = sorted(coco_gt.getCatIds())
@@ -174,6 +177,11 @@ class COCOEvaluator:
         }
         evaluator._coco_gt = coco_gt
         evaluator._coco_file = Path(path)
+        evaluator._string_ids = {
+            image[ID_IN_FILE]: image["id"]
+            for image in coco_gt.dataset["images"]
+            if isinstance(image[ID_IN_FILE], str)
+        }
         return evaluator
 
     def check_file_names(self, images: Iterable[tuple[int, str]]) -> None:
@@ -202,7 +210,7 @@ class COCOEvaluator:
         self,
         predictions: list[dict[str, Tensor]],
         targets: list[dict[str, Tensor]] | None = None,
-        image_ids: Sequence[int] | None = None,
+        image_ids: Sequence[int | str] | None = None,
     ) -> None:
         """Add a batch of images.
 
@@ -214,7 +222,11 @@ class COCOEvaluator:
                 ``"area": (N,)`` and ``"image_id"``. Required unless the ground truth
                 comes from a COCO file.
             image_ids: one id per image; default the target's ``"image_id"``, else a
-                running count of the images seen (in-memory ground truth only).
+                running count of the images seen (in-memory ground truth only). Against
+                a COCO file, an image's id as the file writes it, a string one too
+                (``"img_001"``), or the integer the reader gives it (the target's
+                ``"image_id"``, :func:`~faster_rcnn.data.coco.image_numbers`), which is
+                an integer id itself.
         """
         if targets is not None:
             check_one_per_image(predictions, targets)
@@ -263,24 +275,45 @@ class COCOEvaluator:
         return len(beyond), max(counts.values(), default=0)
 
     def _image_id(
-        self, index: int, target: dict[str, Tensor] | None, image_ids: Sequence[int] | None
+        self,
+        index: int,
+        target: dict[str, Tensor] | None,
+        image_ids: Sequence[int | str] | None,
     ) -> int:
+        """The number image ``index`` of the batch is known by (see :meth:`update`)."""
         if image_ids is not None:
-            image_id = int(image_ids[index])
+            image_id = self._number_of(image_ids[index])
+            # Named as given where it is a string (the number the reader gives it is not
+            # the file's), else as an integer (not a tensor's repr).
+            given = image_ids[index] if isinstance(image_ids[index], str) else image_id
         elif target is not None and "image_id" in target:
-            image_id = int(torch.as_tensor(target["image_id"]).reshape(-1)[0])
+            given = image_id = int(torch.as_tensor(target["image_id"]).reshape(-1)[0])
         elif self._coco_gt is None:
-            image_id = len(self._image_ids)
+            given = image_id = len(self._image_ids)
         else:
             raise ValueError(
                 f"image {index} of the batch: evaluating against a COCO file needs its "
                 "image_id (argument image_ids or the target's 'image_id')"
             )
         if image_id in self._seen:
-            raise ValueError(f"image id {image_id} was added twice")
+            raise ValueError(f"image id {given!r} was added twice")
         if self._coco_gt is not None and image_id not in self._coco_gt.imgs:
-            raise ValueError(f"image id {image_id} is not in the COCO annotation file")
+            raise ValueError(f"image id {given!r} is not in the COCO annotation file")
         return image_id
+
+    def _number_of(self, image_id: int | str) -> int:
+        """The number of an image id given to :meth:`update`: an integer's, itself; a
+        string id of the COCO file's, the number the reader gives it."""
+        if not isinstance(image_id, str):
+            return int(image_id)
+        if self._coco_gt is None:
+            raise ValueError(
+                f"image id {image_id!r}: a string id names an image of a COCO file "
+                "(from_coco_json); without one, image ids are integers"
+            )
+        if image_id not in self._string_ids:
+            raise ValueError(f"image id {image_id!r} is not in the COCO annotation file")
+        return self._string_ids[image_id]
 
     def _ground_truth_annotations(
         self, image_id: int, target: dict[str, Tensor]
