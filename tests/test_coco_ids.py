@@ -167,6 +167,18 @@ def test_a_detections_files_undefined_figures_are_written_as_null(coco_run, tmp_
     assert "APl n/a" in capsys.readouterr().out
 
 
+def assert_its_boxes_score_one(data: dict, truth: Path, tmp_path: Path) -> list[str]:
+    """Assert that the annotations of ``data`` (``truth``'s), as detections, score COCO AP
+    and AR100 1 through ``evaluate --detections``; the command's arguments, but ``--out``."""
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps([{**a, "score": 1.0} for a in data["annotations"]]))
+    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
+    return argv
+
+
 @pytest.mark.parametrize("first_id", [0, 1])
 def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_path, first_id):
     """pycocotools reads an annotation id of 0 as "not matched" and indexes one of two
@@ -179,12 +191,7 @@ def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_pat
     data["annotations"][-1]["id"] = data["annotations"][0]["id"]
     truth = tmp_path / "truth.json"
     truth.write_text(json.dumps(data))
-    detections = tmp_path / "detections.json"
-    detections.write_text(json.dumps([{**a, "score": 1.0} for a in data["annotations"]]))
-    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
-    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
-    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
+    assert_its_boxes_score_one(data, truth, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -492,11 +499,6 @@ def test_predict_writes_a_string_image_id_as_the_file_does_and_evaluate_scores_i
     capsys.readouterr()
     with contextlib.redirect_stdout(io.StringIO()):
         COCO(str(truth)).loadRes(str(tmp_path / "p" / "detections.json"))  # its ids known
-    detections = tmp_path / "detections.json"
-    detections.write_text(json.dumps([{**a, "score": 1.0} for a in data["annotations"]]))
-    argv = ["evaluate", "--detections", str(detections), "--coco-annotations", str(truth)]
-    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
-    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert metrics["coco_ap"] == pytest.approx(1.0) and metrics["coco_ar100"] == pytest.approx(1.0)
+    argv = assert_its_boxes_score_one(data, truth, tmp_path)
     argv[2] = str(tmp_path / "p" / "detections.json")
     assert main(argv) == 0

@@ -19,6 +19,20 @@ from faster_rcnn.evaluate.coco_ap import COCOEvaluator, load_coco_annotations, s
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*1 box dropped \(annotation 3")
 
 
+# _coco's images under an integer id, a string one and a string of digits (as some
+# exporters write them), and a box on each.
+MIXED_ID_IMAGES = [
+    {"id": 11, "file_name": "a.png"},
+    {"id": "img_b", "file_name": "b.png"},
+    {"id": "7", "file_name": "sub/c.png"},
+]
+MIXED_ID_BOXES = [
+    {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
+    {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
+    {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
+]
+
+
 def _coco(tmp_path: Path, **changes: Any) -> tuple[Path, Path]:
     """A tiny COCO dataset: categories 7 and 3 (out of order), three images."""
     images = tmp_path / "images"
@@ -457,18 +471,11 @@ def test_string_image_ids_are_numbered_past_the_integer_ones_in_reader_and_evalu
     numbered past the file's largest integer id (11), in the order of ``images``, alike
     by the reader and by evaluation against the file, which then scores the reader's
     boxes as found. The integer 7 is no image's id, the string '7' is."""
-    records = [
-        {"id": 11, "file_name": "a.png"},
-        {"id": "img_b", "file_name": "b.png"},
-        {"id": "7", "file_name": "sub/c.png"},
-    ]
     annotations = [
-        {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
-        {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
-        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
+        *MIXED_ID_BOXES,
         {"id": 4, "image_id": 7, "category_id": 3, "bbox": [0, 0, 4, 4]},
     ]
-    images, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    images, annotation_file = _coco(tmp_path, images=MIXED_ID_IMAGES, annotations=annotations)
     orphan = (
         f"{annotation_file}: 1 annotation is left out, no image has its image_id: annotation 4 "
         "(image_id 7)"
@@ -500,17 +507,8 @@ def test_results_name_images_by_the_files_own_ids_string_ones_too(tmp_path: Path
     the file's id: "image_id 'img_b' is not in" the file was refused, and the number the
     reader gives 'img_b' (12) accepted, which no other tool knows. The reader gives a
     string id back for its number; integer ids stay themselves."""
-    records = [
-        {"id": 11, "file_name": "a.png"},
-        {"id": "img_b", "file_name": "b.png"},
-        {"id": "7", "file_name": "sub/c.png"},
-    ]
-    annotations = [
-        {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
-        {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
-        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
-    ]
-    images, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    annotations = MIXED_ID_BOXES
+    images, annotation_file = _coco(tmp_path, images=MIXED_ID_IMAGES, annotations=annotations)
     data = COCODetection(images, annotation_file)
     numbers = [data.target(k)["image_id"] for k in range(3)]
     assert [data.file_image_id(n) for n in numbers] == [11, "img_b", "7"]
@@ -538,17 +536,8 @@ def test_the_evaluator_takes_a_files_own_string_ids_as_results_do(tmp_path: Path
     file's own id 'img_b' failed in int() ("invalid literal"), where a results file names
     images by the file's ids. It takes those (a string too) and the reader's numbers (a
     target's ``image_id``: 12 for 'img_b'); the integer 7 is still no image's id."""
-    records = [
-        {"id": 11, "file_name": "a.png"},
-        {"id": "img_b", "file_name": "b.png"},
-        {"id": "7", "file_name": "sub/c.png"},
-    ]
-    annotations = [
-        {"id": 1, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
-        {"id": 2, "image_id": "7", "category_id": 3, "bbox": [2, 2, 5, 5]},
-        {"id": 3, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4]},
-    ]
-    _, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    annotations = MIXED_ID_BOXES
+    _, annotation_file = _coco(tmp_path, images=MIXED_ID_IMAGES, annotations=annotations)
     evaluator = COCOEvaluator.from_coco_json(annotation_file)
 
     def found(x: float, y: float, w: float, h: float, label: int) -> list[dict[str, Tensor]]:

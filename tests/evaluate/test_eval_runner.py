@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,9 +134,9 @@ class WithImageIds:
         return image, {**target, "image_id": 100 + index}
 
 
-def test_coco_against_an_annotation_file(tmp_path) -> None:
-    base = SyntheticShapes(3, image_size=(96, 96), seed=5, empty_fraction=0.0)
-    dataset = WithImageIds(base)
+def write_coco_file(dataset: WithImageIds, path: Path) -> Path:
+    """``dataset``'s boxes as a COCO file at ``path``: image ``i`` is id ``100 + i``, its
+    labels the categories ``dataset.label_to_category_id`` gives (of ids 5, 9 and 11)."""
     annotations = []
     for i in range(len(dataset)):
         target = dataset[i][1]
@@ -144,18 +145,20 @@ def test_coco_against_an_annotation_file(tmp_path) -> None:
             annotations.append(
                 {"id": len(annotations) + 1, "image_id": 100 + i, "iscrowd": 0,
                  "category_id": dataset.label_to_category_id[label],
-                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)}
+                 "bbox": [x1, y1, x2 - x1, y2 - y1]}
             )  # fmt: skip
-    coco_file = tmp_path / "instances.json"
-    coco_file.write_text(
-        json.dumps(
-            {
-                "images": [{"id": 100 + i} for i in range(len(dataset))],
-                "categories": [{"id": c, "name": str(c)} for c in (5, 9, 11)],
-                "annotations": annotations,
-            }
-        )
+    images = [{"id": 100 + i} for i in range(len(dataset))]
+    categories = [{"id": c, "name": str(c)} for c in (5, 9, 11)]
+    path.write_text(
+        json.dumps({"images": images, "categories": categories, "annotations": annotations})
     )
+    return path
+
+
+def test_coco_against_an_annotation_file(tmp_path) -> None:
+    base = SyntheticShapes(3, image_size=(96, 96), seed=5, empty_fraction=0.0)
+    dataset = WithImageIds(base)
+    coco_file = write_coco_file(dataset, tmp_path / "instances.json")
     result = evaluate_detector(PerfectDetector(base), dataset, coco_annotation_file=coco_file)
     assert result.coco["AP"] == pytest.approx(1.0)
     # The identity mapping would send label 1 to category 1, which the file lacks.
@@ -171,26 +174,7 @@ def test_a_held_out_part_is_scored_against_the_annotation_file_by_its_ids(tmp_pa
     base = SyntheticShapes(3, image_size=(96, 96), seed=5, empty_fraction=0.0)
     dataset = WithImageIds(base)
     dataset.label_to_category_id = {1: 9, 2: 5, 3: 11}  # not the file's id order
-    annotations = []
-    for i in range(len(dataset)):
-        target = dataset[i][1]
-        for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
-            x1, y1, x2, y2 = box
-            annotations.append(
-                {"id": len(annotations) + 1, "image_id": 100 + i, "iscrowd": 0,
-                 "category_id": dataset.label_to_category_id[label],
-                 "bbox": [x1, y1, x2 - x1, y2 - y1]}
-            )  # fmt: skip
-    coco_file = tmp_path / "instances.json"
-    coco_file.write_text(
-        json.dumps(
-            {
-                "images": [{"id": 100 + i} for i in range(len(dataset))],
-                "categories": [{"id": c, "name": str(c)} for c in (5, 9, 11)],
-                "annotations": annotations,
-            }
-        )
-    )
+    coco_file = write_coco_file(dataset, tmp_path / "instances.json")
     held = Subset(dataset, [0, 2])
     assert [held[k][1]["image_id"] for k in range(2)] == [100, 102]
     result = evaluate_detector(PerfectDetector(base), held, coco_annotation_file=coco_file)
