@@ -46,7 +46,9 @@ def test_no_ground_truth_counts_as_iou_zero():
 @pytest.mark.parametrize(
     ("thresholds", "labels", "message"),
     [
-        ((0.7, 0.3), (0, -1, 1), "ascending"),
+        ((0.7, 0.3), (-1, 0, 1), r"^thresholds must be ascending, got \(0\.7, 0\.3\)$"),
+        # The RPN's bands: in its config's words.
+        ((0.7, 0.3), (0, -1, 1), r"thresholds\[1\] = 0\.3: bg_iou_thresh \(0\.7\) must be"),
         ((0.3, 0.7), (0, 1), "3 bands, got 2 labels"),
         ((0.5,), (0, 2), "1, 0 or -1"),
     ],

@@ -52,7 +52,8 @@ class Matcher:
     every prediction and make them all positive, as it does in those codebases.
 
     Args:
-        thresholds: ascending IoU band boundaries.
+        thresholds: ascending IoU band boundaries; a stage's (:data:`STAGE_FIELDS`) as its
+            config fields take them.
         labels: one label per band (``len(thresholds) + 1``): 1 positive, 0 negative,
             -1 ignored.
         allow_low_quality_matches: apply rule (i).
@@ -72,11 +73,6 @@ class Matcher:
         low_quality_min_iou: float = 0.0,
         best_iou_only: str | None = None,
     ) -> None:
-        if len(labels) != len(thresholds) + 1:
-            raise ValueError(
-                f"{len(thresholds)} thresholds make {len(thresholds) + 1} bands, "
-                f"got {len(labels)} labels"
-            )
         if not set(labels) <= {POSITIVE, NEGATIVE, IGNORED}:
             raise ValueError(f"labels must be 1, 0 or -1, got {tuple(labels)}")
         self.labels = tuple(int(label) for label in labels)
@@ -97,25 +93,56 @@ class Matcher:
         if name == "low_quality_min_iou":
             self._check_setting(len(self.thresholds), value, f"proposal_matcher.{name}")
         if name == "thresholds":
-            _check_ascending(value)
+            self._check_thresholds(value)
         super().__setattr__(name, value)
 
-    def _check_setting(self, index: int, value: object, where: str) -> None:
+    def _check_thresholds(self, thresholds: Sequence[float]) -> None:
+        """Refuse band boundaries set whole (``proposal_matcher.thresholds = (0.3, 0.7)``,
+        or a matcher made) that are not one fewer than the bands, or that the config
+        fields they are refuse, each against the others given and the floor of rule (i):
+        out of ``[0, 1]`` or of order. Those of no config field must be ascending."""
+        if len(thresholds) + 1 != len(self.labels):
+            raise ValueError(
+                f"{len(thresholds)} thresholds make {len(thresholds) + 1} bands, "
+                f"got {len(self.labels)} labels"
+            )
+        # The highest first: a boundary above another's or the floor's is the one named.
+        for index in reversed(range(len(thresholds))):
+            where = f"proposal_matcher.thresholds[{index}]"
+            self._check_setting(index, thresholds[index], where, thresholds)
+        _check_ascending(thresholds)
+
+    def _check_setting(
+        self, index: int, value: object, where: str, thresholds: Sequence[float] | None = None
+    ) -> None:
         """Refuse ``value`` set as ``where`` for band boundary ``index``
         (``len(thresholds)``: rule (i)'s floor) where the config field it is refuses it,
-        with the matcher's other settings as they are (:data:`STAGE_FIELDS`): out of
-        ``[0, 1]`` or of order. Of a matcher of no stage's bands, or as the head's floor
-        (no config field), any finite number is taken."""
+        with the matcher's other settings as they are, or with ``thresholds`` being set
+        (:meth:`config_settings`): out of ``[0, 1]`` or of order. Of a matcher of no
+        stage's bands, or as the head's floor (no config field), any finite number is
+        taken."""
         stage = STAGE_FIELDS.get(self.labels)
         if stage is None or index >= len(stage[1]):
             _check_iou(value, where)
             return
         section, fields = stage
-        # No floor yet while the matcher is being made.
-        values = (*self.thresholds, getattr(self, "low_quality_min_iou", 0.0))[: len(fields)]
-        current = dict(zip(fields, values, strict=True))
+        current = self.config_settings(thresholds)
         del current[fields[index]]
         check_setting(section, fields[index], value, where, current)
+
+    def config_settings(self, thresholds: Sequence[float] | None = None) -> dict[str, float]:
+        """The fields of its stage's config section that this matcher's IoUs are
+        (:data:`STAGE_FIELDS`), with their values: the band boundaries (``thresholds`` in
+        place of its own, where given), then the RPN's floor of rule (i). Empty for a
+        matcher of no stage's bands."""
+        stage = STAGE_FIELDS.get(self.labels)
+        if stage is None:
+            return {}
+        fields = stage[1]
+        thresholds = self.thresholds if thresholds is None else thresholds
+        # No floor yet while the matcher is being made.
+        values = (*thresholds, getattr(self, "low_quality_min_iou", 0.0))[: len(fields)]
+        return dict(zip(fields, values, strict=True))
 
     @property
     def high_threshold(self) -> float:

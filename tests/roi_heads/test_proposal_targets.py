@@ -218,7 +218,12 @@ def test_generator_makes_the_sample_reproducible_without_global_rng() -> None:
 
 
 def test_thresholds_out_of_order_are_rejected() -> None:
-    with pytest.raises(ValueError, match="thresholds must be ascending"):
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.thresholds\[0\] = 0\.6: must be ordered 0\.0 <= "
+        r"bg_iou_thresh_lo \(0\.6\) <= bg_iou_thresh_hi \(0\.5\) <= fg_iou_thresh \(0\.5\) "
+        r"<= 1\.0$",
+    ):
         ProposalTargetCreator(0.5, 0.5, 0.6, 128, 0.25, CODER)
 
 
