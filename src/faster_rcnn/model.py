@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from .backbones import build_backbone, check_backbone_matches, check_custom_feature_maps
 from .config import FasterRCNNConfig
 from .image_list import ImageList
-from .matcher import Matcher
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
 from .roi_heads.proposal_targets import ROI_SAMPLERS
@@ -260,9 +259,8 @@ class FasterRCNN(nn.Module):
                 "min_size": rpn.min_size,
                 **rpn.proposal_limits(),
                 **_sampled(rpn.fg_bg_sampler, SAMPLERS),
-                **_matched(rpn.proposal_matcher, ("bg_iou_thresh", "fg_iou_thresh")),
+                **rpn.proposal_matcher.config_settings(),
                 "allow_low_quality_matches": rpn.proposal_matcher.allow_low_quality_matches,
-                "low_quality_min_iou": rpn.proposal_matcher.low_quality_min_iou,
                 "allowed_border": allowed_border,
                 "box_coder_weights": tuple(rpn.box_coder.weights),
                 "loss_normalization": rpn.loss_normalization,
@@ -280,10 +278,7 @@ class FasterRCNN(nn.Module):
                 "soft_nms_sigma": heads.soft_nms_sigma,
                 "soft_nms_min_score": heads.soft_nms_min_score,
                 **_sampled(heads.fg_bg_sampler, ROI_SAMPLERS),
-                **_matched(
-                    heads.proposal_matcher,
-                    ("bg_iou_thresh_lo", "bg_iou_thresh_hi", "fg_iou_thresh"),
-                ),
+                **heads.proposal_matcher.config_settings(),
                 "gt_jitter": gt_jitter,
                 "box_coder_weights": tuple(heads.box_coder.weights),
                 "smooth_l1_beta": heads.smooth_l1_beta,
@@ -551,10 +546,3 @@ def _sampled(
         "positive_fraction": sampler.positive_fraction,
         **({} if kind is None else {"sampler": kind}),
     }
-
-
-def _matched(matcher: Matcher, fields: tuple[str, ...]) -> dict[str, object]:
-    """The config ``fields`` of a matcher's IoU band boundaries, lowest first, which
-    torchvision's users set on the built model
-    (``model.rpn.proposal_matcher.high_threshold = 0.6``)."""
-    return dict(zip(fields, matcher.thresholds, strict=True))
