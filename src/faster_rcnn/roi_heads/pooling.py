@@ -26,7 +26,8 @@ from ..ops.roi_align import boxes_to_rois, memory_format_of, roi_align, roi_pool
 # The poolers' settings that are fields of RoIHeadsConfig of the same names, checked by
 # the config's rules where torchvision's users set them on the built model
 # (``model.roi_heads.box_roi_pool.sampling_ratio = 0``); ``output_size`` too, a side at
-# a time (:func:`pooled_size`).
+# a time (:func:`pooled_size`), and SingleScaleRoIPool's ``featmap_name`` as the one name
+# of ``featmap_names`` that ``pooler="pool"`` takes.
 CONFIG_SETTINGS = (
     "featmap_names",
     "sampling_ratio",
@@ -184,6 +185,8 @@ def checked_setting(name: str, value: Any) -> Any:
     where = f"roi_heads.box_roi_pool.{name}"
     if name in CONFIG_SETTINGS:
         check_setting(RoIHeadsConfig, name, value, where)
+    if name == "featmap_name":
+        check_setting(RoIHeadsConfig, "featmap_names", (value,), where, {"pooler": "pool"})
     if name == "output_size":
         return pooled_size(value, where)
     return value
