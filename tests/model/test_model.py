@@ -10,10 +10,10 @@ from torch import nn
 
 from faster_rcnn import AnchorGenerator, FasterRCNN, FasterRCNNConfig
 from faster_rcnn.export import DetectionGraph
-from faster_rcnn.matcher import Matcher
+from faster_rcnn.matcher import ANCHOR_BANDS, PROPOSAL_BANDS, Matcher
 from faster_rcnn.models import PRESETS, preset_config, resnet50_fpn_config, small
 from faster_rcnn.ops.boxes import BoxCoder
-from faster_rcnn.roi_heads import MultiScaleRoIAlign, TwoMLPHead
+from faster_rcnn.roi_heads import MultiScaleRoIAlign, SingleScaleRoIPool, TwoMLPHead
 from faster_rcnn.roi_heads.predictor import FastRCNNPredictor
 from faster_rcnn.rpn.head import RPNHead
 from faster_rcnn.samplers import (
@@ -358,6 +358,18 @@ def test_a_setting_the_modules_take_is_what_a_model_file_records(tmp_path, setti
             r"low_quality_min_iou \(0\.9\) <= fg_iou_thresh \(0\.5\) <= 1\.0",
         ),
         (
+            "rpn.proposal_matcher.thresholds",
+            (0.3, 1.5),
+            r"proposal_matcher\.thresholds\[1\] = 1\.5: bg_iou_thresh \(0\.3\) must be ordered "
+            r"0\.0 <= bg_iou_thresh \(0\.3\) <= fg_iou_thresh \(1\.5\) <= 1\.0",
+        ),
+        (
+            "roi_heads.proposal_matcher.thresholds",
+            (-0.1, 0.5, 0.5),
+            r"proposal_matcher\.thresholds\[0\] = -0\.1: must be ordered 0\.0 <= bg_iou_thresh_lo "
+            r"\(-0\.1\) <= bg_iou_thresh_hi \(0\.5\) <= fg_iou_thresh \(0\.5\) <= 1\.0",
+        ),
+        (
             "roi_heads.box_roi_pool.sampling_ratio",
             -3,
             r"roi_heads\.box_roi_pool\.sampling_ratio = -3: must be >= 1, or 0 or -1 for adaptive",
@@ -509,6 +521,73 @@ def test_iou_thresholds_set_one_at_a_time_are_checked_against_the_others_as_they
     config = model.config
     assert (config.rpn.bg_iou_thresh, config.rpn.fg_iou_thresh) == (0.1, 0.2)
     assert (config.roi_heads.bg_iou_thresh_hi, config.roi_heads.fg_iou_thresh) == (0.4, 0.4)
+
+
+def test_a_whole_matcher_or_its_thresholds_set_are_checked_by_the_stage_config():
+    """A matcher set whole (``rpn.proposal_matcher = Matcher(...)``, torchvision's too) or
+    its ``thresholds`` set directly were checked for ascending order only: an IoU out of
+    [0, 1], or a positive threshold under the RPN's floor of rule (i), was taken and
+    labelled until ``model.config`` refused it. Refused where set, by the stage config's
+    rules, each boundary against the others set with it."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    rpn = model.rpn.proposal_matcher
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.thresholds\[1\] = 1\.5: bg_iou_thresh \(0\.3\) must be "
+        r"ordered 0\.0 <= bg_iou_thresh \(0\.3\) <= fg_iou_thresh \(1\.5\) <= 1\.0$",
+    ):
+        model.rpn.proposal_matcher = Matcher((0.3, 1.5), ANCHOR_BANDS)
+    with pytest.raises(ValueError, match=r"^proposal_matcher\.thresholds\[2\] = 1\.2: "):
+        model.roi_heads.proposal_matcher = TorchvisionMatcher(1.2, 0.5)
+    assert model.rpn.proposal_matcher is rpn
+    rpn.low_quality_min_iou = 0.3
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.thresholds\[1\] = 0\.2: low_quality_min_iou \(0\.3\) must "
+        r"be ordered 0\.0 <= low_quality_min_iou \(0\.3\) <= fg_iou_thresh \(0\.2\) <= 1\.0$",
+    ):
+        rpn.thresholds = (0.1, 0.2)
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.thresholds\[2\] = 0\.7: bg_iou_thresh_lo \(0\.6\) must be "
+        r"ordered 0\.0 <= bg_iou_thresh_lo \(0\.6\) <= bg_iou_thresh_hi \(0\.5\) <= "
+        r"fg_iou_thresh \(0\.7\) <= 1\.0$",
+    ):
+        model.roi_heads.proposal_matcher.thresholds = (0.6, 0.5, 0.7)
+    # Both above the old positive threshold (0.5): checked against each other, not it.
+    rpn.thresholds = (0.6, 0.8)
+    model.roi_heads.proposal_matcher = Matcher((0.1, 0.4, 0.6), PROPOSAL_BANDS)
+    assert rpn.config_settings() == {
+        "bg_iou_thresh": 0.6,
+        "fg_iou_thresh": 0.8,
+        "low_quality_min_iou": 0.3,
+    }
+    config = model.config
+    assert (config.rpn.bg_iou_thresh, config.rpn.fg_iou_thresh) == (0.6, 0.8)
+    assert config.rpn.low_quality_min_iou == 0.3
+    heads = config.roi_heads
+    assert (heads.bg_iou_thresh_lo, heads.bg_iou_thresh_hi, heads.fg_iou_thresh) == (0.1, 0.4, 0.6)
+
+
+def test_a_single_scale_pooler_s_map_name_is_checked_where_it_is_set():
+    """``SingleScaleRoIPool.featmap_name`` was taken unchecked, given or set: a name that
+    is not a str failed only in the forward pass ("feature maps [3] requested") or in
+    ``model.config``. Refused where set by the config's rule for ``pooler="pool"``'s one
+    name, and the pooler keeps its own."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    model.roi_heads.box_roi_pool = pool = SingleScaleRoIPool("2", 7)
+    with pytest.raises(
+        ValueError, match=r"^roi_heads\.box_roi_pool\.featmap_name = \(3,\): must be a str, got 3$"
+    ):
+        pool.featmap_name = 3
+    with pytest.raises(ValueError, match=r"featmap_name = \(\('0', '1'\),\): must be a str"):
+        model.roi_heads.box_roi_pool = SingleScaleRoIPool(("0", "1"), 7)
+    assert model.roi_heads.box_roi_pool is pool and pool.featmap_name == "2"
+    pool.featmap_name = "1"
+    assert model.config.roi_heads.pooler == "pool"
+    assert model.config.roi_heads.featmap_names == ("1",)
 
 
 def test_per_class_nms_thresholds_are_counted_against_the_predictor_of_that_moment():
