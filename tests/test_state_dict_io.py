@@ -1,6 +1,7 @@
 """Reading weight files the package did not write: only plain data, and one-line errors."""
 
 import os
+import pickle
 
 import pytest
 import torch
@@ -50,6 +51,21 @@ def test_unreadable_files_get_one_line(tmp_path, name, content):
         assert str(info.value).endswith(
             "is not a PyTorch checkpoint or safetensors file (not a pickle)"
         )
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("content", [{"w": torch.ones(2)}, None, [1, 2]])
+def test_a_plain_pickle_is_said_to_be_one_not_a_torch_save_file(tmp_path, protocol, content):
+    """pickle.dump's file was "not a pickle" (torch: "Unsupported operand 149"), "Invalid
+    magic number; corrupt file?" (the legacy format's first pickle expected), or, of
+    tensors in protocols 1 to 3, a file holding code."""
+    path = tmp_path / "w.pth"
+    path.write_bytes(pickle.dumps(content, protocol=protocol))
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    assert str(info.value) == (
+        f"{path} is not a PyTorch checkpoint or safetensors file (a pickle, not a torch.save file)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,8 @@ TORCH_LOAD_ERRORS = (
 )
 # Why torch.load(weights_only=True) refuses a file it reads: objects that are not data.
 HOLDS_CODE = "holds Python objects besides tensors, which could run code when loaded"
+# Why a file that is one whole pickle (pickle.dump's, of anything) is no torch.save file.
+PLAIN_PICKLE = "a pickle, not a torch.save file"
 # Why a torch.save file that is_cut_off_zip cannot be read.
 CUT_OFF_ZIP = "cut off: its zip archive ends before its directory"
 # The pickles a torch.save file of the legacy format (before PyTorch 1.6) begins with:
@@ -126,6 +128,8 @@ def torch_load_failure(path: Path, error: Exception) -> str:
         return "cut off: it ends mid-pickle"
     if isinstance(error, RuntimeError) and str(error).startswith("unexpected EOF"):
         return "cut off: it ends within its tensors"  # the legacy format's, after its pickles
+    if _is_one_pickle(path):  # torch: "Unsupported operand 149", "Invalid magic number"
+        return PLAIN_PICKLE
     if isinstance(error, pickle.UnpicklingError) and "global" in str(error).lower():
         return HOLDS_CODE
     if isinstance(error, (RuntimeError, ValueError, OSError)):
@@ -160,6 +164,19 @@ def _is_cut_off_pickle(path: Path) -> bool:
             # holds only one).
             return start < file.tell() == path.stat().st_size
     return False
+
+
+def _is_one_pickle(path: Path) -> bool:
+    """Whether ``path`` is one whole pickle, as ``pickle.dump`` writes, of any protocol (a
+    torch.save file of the legacy format is several, then its tensors' bytes). The pickle
+    is walked opcode by opcode (``pickletools``), nothing in it is run."""
+    with path.open("rb") as file:
+        try:
+            for _ in pickletools.genops(file):
+                pass
+        except ValueError:  # an opcode unknown, or its argument or the STOP missing
+            return False
+        return file.tell() == path.stat().st_size
 
 
 def _not_weights(path: Path, why: str) -> ValueError:

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -387,6 +388,15 @@ def test_a_cut_off_pytorch_checkpoint_is_said_unreadable_not_a_checkpoint_to_con
     )
 
 
+def test_a_plain_pickle_given_as_a_model_is_said_to_be_one(tmp_path):
+    """It was "cannot be read: a PyTorch checkpoint, not a pickle"."""
+    path = tmp_path / "model.pth"
+    path.write_bytes(pickle.dumps({"w": torch.zeros(100)}))
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path} is a pickle, not a model file (nor a torch.save checkpoint)"
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_model_file_with_non_finite_weights_is_refused(tmp_path, value):
     """A diverged run's weights detect nothing (every score NaN): loading says so rather
@@ -640,6 +650,8 @@ def damaged_state(damage: str, checkpoint: Path) -> bytes:
         torch.save(content, state, _use_new_zipfile_serialization=False)
     if damage == "code":
         torch.save({"layer": nn.Linear(1, 1)}, state)
+    if damage == "pickle":  # pickle.dump's, not torch.save's
+        state.write_bytes(pickle.dumps(torch.load(state, weights_only=True)))
     cuts = {"cut": -10, "legacy cut": -10, "legacy cut early": 100}
     replaced = {"empty": b"", "text": b"raccoon\n", "model": (checkpoint / MODEL_FILE).read_bytes()}
     return replaced.get(damage, state.read_bytes()[: cuts.get(damage)])
@@ -650,6 +662,7 @@ def damaged_state(damage: str, checkpoint: Path) -> bytes:
     [
         ("empty", "empty"),
         ("text", "not a pickle"),
+        ("pickle", "a pickle, not a torch.save file"),  # pickle.dump's: "not a pickle"
         ("cut", "cut off: its zip archive ends before its directory"),
         ("legacy cut", "cut off: it ends within its tensors"),
         ("legacy cut early", "cut off: it ends mid-pickle"),

@@ -42,6 +42,7 @@ from ..config import FasterRCNNConfig
 from ..model import FasterRCNN
 from ..state_dict_io import (
     HOLDS_CODE,
+    PLAIN_PICKLE,
     TORCH_LOAD_ERRORS,
     check_finite,
     safetensors_failure,
@@ -169,6 +170,8 @@ def _not_a_model_file(path: Path) -> str:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except TORCH_LOAD_ERRORS as error:
         why = torch_load_failure(path, error)
+        if why == PLAIN_PICKLE:
+            return f"{path} is a pickle, not a model file (nor a torch.save checkpoint)"
         if why != HOLDS_CODE:  # a pickled model, say, which convert refuses in its words
             return f"{path} cannot be read: a PyTorch checkpoint, {why}"
         content = None
