@@ -94,6 +94,41 @@ def test_a_cut_off_weights_file_is_said_to_be_cut_off(tmp_path, name, cut, why):
     assert str(info.value) == f"{path} is not {kind} ({why})"
 
 
+def damaged_zip(data: bytes, damage: str) -> bytes:
+    """The zip archive ``data``, as torch.save wrote it, with ``damage``: a byte of the
+    record ``data.pkl`` flipped, the signature of the central directory's first entry or
+    of the first tensor's local header garbled."""
+    damaged = bytearray(data)
+    offset = {
+        # Within data.pkl, a protocol 2 pickle after its local header (the first name).
+        "flipped": data.index(b"\x80\x02", data.index(b"data.pkl")) + 5,
+        "directory": data.index(b"PK\x01\x02"),
+        "header": data.index(b"PK\x03\x04", data.index(b"data/0") - 40),
+    }[damage]
+    damaged[offset] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ("flipped", "damaged: its zip archive's data.pkl fails its checksum"),
+        ("directory", "damaged: its zip archive's directory cannot be read"),
+        ("header", "damaged: its zip archive's data/0 cannot be read"),
+    ],
+)
+def test_a_damaged_checkpoint_is_said_to_be_damaged_where(tmp_path, damage, why):
+    """torch's first sentence was shown: "PytorchStreamReader failed reading zip archive:
+    invalid header or archive is corrupted", "'utf-8' codec can't decode byte 0x9e", or,
+    of a byte flipped in its pickle, "not a pickle"."""
+    path = tmp_path / "w.pth"
+    torch.save({"w": torch.zeros(100)}, path)
+    path.write_bytes(damaged_zip(path.read_bytes(), damage))
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    assert str(info.value) == f"{path} is not a PyTorch checkpoint or safetensors file ({why})"
+
+
 def test_a_larger_checkpoint_cut_off_near_its_end_is_said_to_be_cut_off(tmp_path):
     """Past some size, a zip archive cut within its last record made torch raise
     OSError(EINVAL), which the command line printed alone: "[Errno 22] Invalid argument"."""

@@ -99,6 +99,10 @@ TORCH_LOAD_ERRORS = (
     ValueError,
     OSError,
 )
+# What zipfile raises of a damaged archive: its own error, a name that is no UTF-8 (a
+# ValueError), an offset out of the file (an OSError), a method or flag garbled into one it
+# lacks (NotImplementedError, RuntimeError: "encrypted").
+_ZIP_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError)
 # Why torch.load(weights_only=True) refuses a file it reads: objects that are not data.
 HOLDS_CODE = "holds Python objects besides tensors, which could run code when loaded"
 # Why a file that is one whole pickle (pickle.dump's, of anything) is no torch.save file.
@@ -124,6 +128,9 @@ def torch_load_failure(path: Path, error: Exception) -> str:
         return "a safetensors file, not a torch.save one"
     if is_cut_off_zip(path):  # torch: "... failed finding central directory"
         return CUT_OFF_ZIP
+    damage = zip_damage(path)
+    if damage is not None:  # torch: "PytorchStreamReader failed reading zip archive: ..."
+        return damage
     if isinstance(error, EOFError) or _is_cut_off_pickle(path):
         return "cut off: it ends mid-pickle"
     if isinstance(error, RuntimeError) and str(error).startswith("unexpected EOF"):
@@ -144,6 +151,33 @@ def is_cut_off_zip(path: Path) -> bool:
     with path.open("rb") as file:
         start = file.read(4)
     return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
+def zip_damage(path: Path) -> str | None:
+    """How the zip archive ``path`` (as ``torch.save`` writes one) is damaged, in words
+    (its directory unreadable, a record failing its checksum or unreadable), naming the
+    record as ``torch.save`` names it (``data.pkl``, ``data/3``); ``None`` where it is
+    whole, or no zip archive. Every record is read: what torch.load reads unchecked."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS:  # its directory's records or names garbled
+        return "damaged: its zip archive's directory cannot be read"
+    with archive:
+        for record in archive.infolist():
+            name = record.filename.partition("/")[2] or record.filename  # after the archive's
+            try:
+                with archive.open(record) as file:
+                    while file.read(1 << 24):
+                        pass
+            except zipfile.BadZipFile as error:
+                if "CRC" in str(error):
+                    return f"damaged: its zip archive's {name} fails its checksum"
+                return f"damaged: its zip archive's {name} cannot be read"
+            except _ZIP_ERRORS:
+                return f"damaged: its zip archive's {name} cannot be read"
+    return None
 
 
 def _is_cut_off_pickle(path: Path) -> bool:

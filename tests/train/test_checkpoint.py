@@ -652,6 +652,10 @@ def damaged_state(damage: str, checkpoint: Path) -> bytes:
         torch.save({"layer": nn.Linear(1, 1)}, state)
     if damage == "pickle":  # pickle.dump's, not torch.save's
         state.write_bytes(pickle.dumps(torch.load(state, weights_only=True)))
+    if damage == "flipped":  # a byte within data.pkl, the pickle after its local header
+        data = bytearray(state.read_bytes())
+        data[data.index(b"\x80\x02", data.index(b"data.pkl")) + 5] ^= 0xFF
+        state.write_bytes(data)
     cuts = {"cut": -10, "legacy cut": -10, "legacy cut early": 100}
     replaced = {"empty": b"", "text": b"raccoon\n", "model": (checkpoint / MODEL_FILE).read_bytes()}
     return replaced.get(damage, state.read_bytes()[: cuts.get(damage)])
@@ -663,6 +667,7 @@ def damaged_state(damage: str, checkpoint: Path) -> bytes:
         ("empty", "empty"),
         ("text", "not a pickle"),
         ("pickle", "a pickle, not a torch.save file"),  # pickle.dump's: "not a pickle"
+        ("flipped", "damaged: its zip archive's data.pkl fails its checksum"),  # "not a pickle"
         ("cut", "cut off: its zip archive ends before its directory"),
         ("legacy cut", "cut off: it ends within its tensors"),
         ("legacy cut early", "cut off: it ends mid-pickle"),
