@@ -9,10 +9,16 @@ import torch
 
 from faster_rcnn import FasterRCNN
 from faster_rcnn.cli import build_parser, main
-from faster_rcnn.cli.config_flags import FIELD_FLAGS, changes_by_flag, flag_error
+from faster_rcnn.cli.config_flags import (
+    FIELD_FLAGS,
+    changes_by_flag,
+    flag_error,
+    settings_by_flag,
+)
 from faster_rcnn.config import ConfigError, TransformConfig
 from faster_rcnn.models import preset_config
-from faster_rcnn.train.state import ChangedSettings
+from faster_rcnn.train.checkpoint import WeightsMismatchError
+from faster_rcnn.train.state import ChangedSettings, OtherModelSettings
 
 ABSENT = ["--data", "absent-dataset"]  # every refusal below comes before the data is read
 FLOAT32 = "must be in [1.4e-45, 3.4e+38] (> 0 and finite in float32)"
@@ -192,3 +198,21 @@ def test_a_resumed_runs_changed_model_settings_are_named_by_the_flags_that_set_t
         "480 512, --multi-scale-per image -> batch; the run will not match an uninterrupted "
         "one"
     )
+
+
+def test_a_resume_refused_for_other_model_settings_names_the_flags_that_set_them():
+    """As the changed settings' warning does: the settings were named as config fields
+    ("transform.min_size", "roi_heads.soft_nms_sigma"); one no flag sets keeps its name."""
+    trained = preset_config("mobilenet_v2_fpn")
+    now = trained.replace(
+        transform={"min_size": (96,)}, roi_heads={"score_thresh": 0.5, "soft_nms_sigma": 0.3}
+    )
+    error = OtherModelSettings(Path("run/joint"), trained, now, WeightsMismatchError("a shape"))
+    said = (
+        "run/joint was trained with other model settings than this run builds ({}): resume "
+        "with the options the run was started with; a shape"
+    )
+    assert str(error) == said.format(
+        "roi_heads.score_thresh, roi_heads.soft_nms_sigma, transform.min_size"
+    )
+    assert settings_by_flag(error) == said.format("roi_heads.score_thresh, --soft-nms, --min-size")

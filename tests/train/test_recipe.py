@@ -1134,7 +1134,7 @@ def test_a_resumed_run_keeps_its_own_stages_and_is_told_them_where_others_are_gi
         .splitlines()[-1]
         .startswith(
             f"faster-rcnn: error: {out / 'joint'} was trained with other model settings than this "
-            "run builds (anchors.aspect_ratios, anchors.sizes, backbone.returned_layers, "
+            "run builds (anchors.aspect_ratios, anchors.sizes, --returned-layers, "
             "roi_heads.featmap_names): resume with the options the run was started with (its "
             "backbone stages: --returned-layers 4 5); the weights in "
         )

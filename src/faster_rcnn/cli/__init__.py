@@ -32,10 +32,10 @@ from ..config import ConfigError
 from ..data.open import UnknownSplit
 from ..host_cpus import threads_for_cpu_quota
 from ..host_memory import reuse_freed_memory
-from ..train.state import ChangedSettings
+from ..train.state import ChangedSettings, OtherModelSettings
 from ..train.stops import TrainingInterrupted, stop_signals
 from . import anchors, convert, data, demo, evaluate, explain, export, predict, train
-from .config_flags import changes_by_flag, flag_error
+from .config_flags import changes_by_flag, flag_error, settings_by_flag
 from .streams import reader_proof, to_null_device
 
 COMMANDS = (demo, data, train, evaluate, predict, export, convert, anchors, explain)
@@ -83,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
         return 128 + signal.SIGINT
     except ConfigError as error:  # a value a config refused, named as the flag that gave it
         print(f"faster-rcnn: error: {flag_error(error, args)}", file=sys.stderr)
+        return 2
+    except OtherModelSettings as error:  # a resume refused, its settings named as flags
+        print(f"faster-rcnn: error: {settings_by_flag(error)}", file=sys.stderr)
         return 2
     except UnknownSplit as error:  # a --split that no split fits, named as the flag
         print(f"faster-rcnn: error: {_split_error(error, args)}", file=sys.stderr)

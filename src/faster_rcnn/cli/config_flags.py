@@ -15,7 +15,7 @@ import typing
 from typing import Any
 
 from ..config import ConfigError, FasterRCNNConfig, worded_change
-from ..train.state import ChangedSettings
+from ..train.state import ChangedSettings, OtherModelSettings
 from .arguments import flag_dest
 from .model_options import CONFIG_OPTIONS
 
@@ -71,6 +71,12 @@ def changes_by_flag(warning: ChangedSettings) -> str:
     as the field (``"transform.min_size (96,) -> (256, 288, 320)"``), which a user of the
     commands never wrote: the flag is what resumes the run as it was started."""
     return warning.worded(_flag_change)
+
+
+def settings_by_flag(error: OtherModelSettings) -> str:
+    """The refusal to resume a checkpoint of other model settings, each setting a flag sets
+    named as that flag (``"--returned-layers"``), as :func:`changes_by_flag` names it."""
+    return error.worded(lambda setting: SETTING_FLAGS.get(setting, setting))
 
 
 def _flag_change(setting: str, old: Any, new: Any) -> str:

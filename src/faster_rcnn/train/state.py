@@ -89,6 +89,47 @@ class ChangedSettings(UserWarning):
         )
 
 
+class OtherModelSettings(ValueError):
+    """The refusal to resume a checkpoint whose weights do not fit this run's model: the
+    settings it was trained with that differ, and for the backbone's stages (which the
+    recipe chooses by the data) the option that builds its own.
+
+    Attributes:
+        stage_dir: the checkpoint's folder.
+        settings: the model settings that differ, by their dotted names
+            (``"backbone.returned_layers"``), for a caller that set them under other names
+            (command-line flags) to name them so.
+        stages: the checkpoint's backbone stages where this run's differ, else ``None``.
+        mismatch: how the checkpoint's weights do not fit the model.
+    """
+
+    def __init__(
+        self,
+        stage_dir: Path,
+        trained: FasterRCNNConfig,
+        now: FasterRCNNConfig,
+        mismatch: WeightsMismatchError,
+    ) -> None:
+        self.stage_dir, self.mismatch = stage_dir, mismatch
+        self.settings = sorted({name for name, _, _ in now.changed_settings(trained)})
+        stages = trained.backbone.resolved_returned_layers()
+        self.stages = stages if stages != now.backbone.resolved_returned_layers() else None
+        super().__init__(self.worded(str))
+
+    def worded(self, setting_name: Callable[[str], str]) -> str:
+        """The refusal, each setting named in the words of ``setting_name``."""
+        message = (
+            f"{self.stage_dir} was trained with other model settings than this run builds "
+            f"({', '.join(map(setting_name, self.settings))}): resume with the options the run "
+            "was started with"
+        )
+        if self.stages is not None:
+            message += (
+                f" (its backbone stages: --returned-layers {' '.join(map(str, self.stages))})"
+            )
+        return f"{message}; {self.mismatch}"
+
+
 class TrainingState:
     """The optimizer, the gradient scaler and the samplers' generator of one stage.
 
@@ -185,8 +226,7 @@ class TrainingState:
         except WeightsMismatchError as error:
             if trained is None or trained == self.model.config:
                 raise
-            message = _other_model_message(stage_dir, trained, self.model.config)
-            raise ValueError(f"{message}; {error}") from error
+            raise OtherModelSettings(stage_dir, trained, self.model.config, error) from error
         if checkpoint.stage != self.stage:
             raise ValueError(f"{stage_dir} holds stage {checkpoint.stage!r}, not {self.stage!r}")
         # Stage "rpn" is the RPN trained alone's and the alternating scheme's first step's.
@@ -230,18 +270,3 @@ class TrainingState:
         )
         seed = derive_seed(self.cfg.seed, self.rank, self.world_size, checkpoint.step)
         self.generator.manual_seed(seed)
-
-
-def _other_model_message(stage_dir: Path, trained: FasterRCNNConfig, now: FasterRCNNConfig) -> str:
-    """Why a checkpoint's weights do not fit this run's model: the settings it was trained
-    with that differ, and for the backbone's stages (which the recipe chooses by the data)
-    the option that builds its own."""
-    names = sorted({name for name, _, _ in now.changed_settings(trained)})
-    message = (
-        f"{stage_dir} was trained with other model settings than this run builds "
-        f"({', '.join(names)}): resume with the options the run was started with"
-    )
-    stages = trained.backbone.resolved_returned_layers()
-    if stages is not None and stages != now.backbone.resolved_returned_layers():
-        message += f" (its backbone stages: --returned-layers {' '.join(map(str, stages))})"
-    return message
