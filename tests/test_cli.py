@@ -39,6 +39,7 @@ from faster_rcnn.train.rpn_only import rpn_trainer
 from faster_rcnn.train.stops import TrainingInterrupted
 from faster_rcnn.train.train_config import TrainConfig
 from faster_rcnn.train.trainer import Trainer
+from step_clock import clock_of_steps
 
 TINY = ["--min-size", "96", "--max-size", "128"]
 
@@ -421,25 +422,11 @@ def test_evaluate_and_predict_with_test_time_flips(tmp_path, capsys):
         assert record["score"] == pytest.approx(float(score), abs=1e-5)
 
 
-def _clock_of_steps(monkeypatch, seconds: float) -> None:
-    """Make ``time.perf_counter`` a clock that stands still but for ``seconds`` a training
-    step: a time budget then fits as many steps whatever the machine's load."""
-    now = [0.0]
-    take_step = Trainer._step
-
-    def timed_step(self, *args, **kwargs):
-        now[0] += seconds
-        return take_step(self, *args, **kwargs)
-
-    monkeypatch.setattr("faster_rcnn.train.budget.time.perf_counter", lambda: now[0])
-    monkeypatch.setattr(Trainer, "_step", timed_step)
-
-
 def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_path, monkeypatch):
     out = tmp_path / "alt"
     argv = ["train", "--data", "synthetic:8", "--scheme", "alternating", "--minutes", "0.05"]
     argv += ["--steps", "100000", "--batch-size", "1", "--min-size", "64", "--max-size", "64"]
-    _clock_of_steps(monkeypatch, 0.35)
+    clock_of_steps(monkeypatch, 0.35)
     assert main([*argv, "--channels-last", "--out", str(out)]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = {stage: sum(r["stage"] == stage for r in records) for stage in STAGES}
@@ -461,7 +448,7 @@ def test_a_budget_of_few_slow_steps_ends_its_warmup_and_decays(tmp_path, monkeyp
     out = tmp_path / "run"
     argv = ["train", "--data", "synthetic:8", "--minutes", "0.05", "--steps", "100000"]
     argv += ["--batch-size", "1", "--min-size", "64", "--max-size", "64", "--out", str(out)]
-    _clock_of_steps(monkeypatch, 0.35)
+    clock_of_steps(monkeypatch, 0.35)
     assert main(argv) == 0
     assert (
         "joint: stopped after 8 steps: 2.8 s of the 3 s budget spent, and a step takes about "
