@@ -60,8 +60,10 @@ def test_ctrl_c_while_the_command_line_imports_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "faster-rcnn: interrupted by SIGINT\n"
 
 
-# A real SIGINT the moment PyTorch's extension imports NumPy, which swallowed the
-# KeyboardInterrupt and left NumPy half-imported: the command ran on (here: its help).
+# A real SIGINT the moment NumPy is first imported, where PyTorch's extension imported it
+# and swallowed the KeyboardInterrupt, leaving NumPy half-imported: the command ran on
+# (here: its help). With torch 2.13 NumPy comes first from our own imports, so the hook
+# below swallows it as the extension did.
 # The child first takes Ctrl-C as a terminal's program has it: an ignored or blocked SIGINT
 # is inherited across exec, and a test process that passed one on (seen once, under load,
 # in a pytest worker) left the child deaf to its own signal: the help, status 0.
