@@ -42,11 +42,13 @@ def read_anchor_file(path: str | os.PathLike[str]) -> AnchorConfig:
 
     Raises:
         FileNotFoundError: there is no file at ``path``.
-        ValueError: one line naming the file: a folder, not JSON, a field missing, or
-            anchors the config refuses.
+        ValueError: one line naming the file: a folder, not JSON, a field missing,
+            anchors the config refuses, or a recorded input scale that is not a positive
+            integer (checked with the anchors, before a run builds anything from them).
     """
     path = Path(path)
     data = _read_json(path)
+    _recorded_scale(data, path)
     try:
         return AnchorConfig(**{name: data[name] for name in FIELDS if name in data})
     except (TypeError, ValueError) as error:
@@ -85,13 +87,9 @@ def other_scale(path: str | os.PathLike[str], transform: TransformConfig) -> str
         ValueError: naming the file, where a scale it records is not a positive integer.
     """
     path = Path(path)
-    data = _read_json(path)
-    if not set(SCALE_NOTES) <= set(data):
+    fitted = _recorded_scale(_read_json(path), path)
+    if fitted is None:
         return None
-    fitted = tuple(data[name] for name in SCALE_NOTES)
-    for name, size in zip(SCALE_NOTES, fitted, strict=True):
-        if type(size) is not int or size <= 0:
-            raise ValueError(f"{path}: {name} must be a positive integer, got {size!r}")
     run = (transform.min_size[-1], transform.max_size)
     if fitted == run:
         return None
@@ -101,6 +99,22 @@ def other_scale(path: str | os.PathLike[str], transform: TransformConfig) -> str
         "size the anchors were fitted for; refit them at its sizes (faster-rcnn anchors "
         f"--fit --min-size {run[0]} --max-size {run[1]})"
     )
+
+
+def _recorded_scale(data: dict[str, Any], path: Path) -> tuple[int, ...] | None:
+    """The input scale an anchor file's ``data`` says its anchors were fitted at
+    (:data:`SCALE_NOTES`), ``None`` where it does not say both.
+
+    Raises:
+        ValueError: naming the file, where a scale it records is not a positive integer.
+    """
+    if not set(SCALE_NOTES) <= set(data):
+        return None
+    fitted = tuple(data[name] for name in SCALE_NOTES)
+    for name, size in zip(SCALE_NOTES, fitted, strict=True):
+        if type(size) is not int or size <= 0:
+            raise ValueError(f"{path}: {name} must be a positive integer, got {size!r}")
+    return fitted
 
 
 def with_anchor_file(config: FasterRCNNConfig, path: str | os.PathLike[str]) -> FasterRCNNConfig:
