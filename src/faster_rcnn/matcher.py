@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .config import RoIHeadsConfig, RPNConfig, check_setting
+from .counted import counted
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 # The RPN's IoU bands: negative below bg_iou_thresh, ignored, positive from fg_iou_thresh.
@@ -76,6 +77,7 @@ class Matcher:
         if not set(labels) <= {POSITIVE, NEGATIVE, IGNORED}:
             raise ValueError(f"labels must be 1, 0 or -1, got {tuple(labels)}")
         self.labels = tuple(int(label) for label in labels)
+        self._require_boundaries(thresholds)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.best_iou_only = best_iou_only
         self.allow_low_quality_matches = allow_low_quality_matches
@@ -96,11 +98,20 @@ class Matcher:
             self._check_thresholds(value)
         super().__setattr__(name, value)
 
+    def _require_boundaries(self, thresholds: object) -> None:
+        """Refuse band boundaries that are not a sequence (a bare IoU failed in ``len()``)."""
+        count = len(self.labels) - 1
+        requirement = (
+            f"a tuple of {counted(count, 'IoU')}, the boundaries of its bands {self.labels}"
+        )
+        _require_sequence(thresholds, "proposal_matcher.thresholds", requirement)
+
     def _check_thresholds(self, thresholds: Sequence[float]) -> None:
         """Refuse band boundaries set whole (``proposal_matcher.thresholds = (0.3, 0.7)``,
         or a matcher made) that are not one fewer than the bands, or that the config
         fields they are refuse, each against the others given and the floor of rule (i):
         out of ``[0, 1]`` or of order. Those of no config field must be ascending."""
+        self._require_boundaries(thresholds)
         if len(thresholds) + 1 != len(self.labels):
             raise ValueError(
                 f"{len(thresholds)} thresholds make {len(thresholds) + 1} bands, "
@@ -305,6 +316,13 @@ def _check_iou(value: object, where: str) -> None:
     """Refuse as ``where`` an IoU that is not a finite number, by the rule of the
     config's IoU fields (``RPNConfig.fg_iou_thresh``)."""
     check_setting(RPNConfig, "fg_iou_thresh", value, where)
+
+
+def _require_sequence(value: object, where: str, requirement: str) -> None:
+    """Refuse as ``where`` a value that is not a sequence, as ``requirement`` says it must
+    be (``"a tuple of labels, one per band"``)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{where} = {value!r}: must be {requirement}")
 
 
 def _check_ascending(thresholds: Sequence[float]) -> None:

@@ -573,6 +573,32 @@ def test_a_whole_matcher_or_its_thresholds_set_are_checked_by_the_stage_config()
     assert (heads.bg_iou_thresh_lo, heads.bg_iou_thresh_hi, heads.fg_iou_thresh) == (0.1, 0.4, 0.6)
 
 
+def test_a_matcher_s_thresholds_set_as_one_number_are_refused_naming_the_bands():
+    """``matcher.thresholds = 0.5`` (one IoU, not a tuple) failed in ``len()`` with a
+    TypeError traceback, on either stage's matcher. Refused where set, saying how many
+    IoUs its bands take; the matcher keeps its own."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.thresholds = 0\.5: must be a tuple of 2 IoUs, the "
+        r"boundaries of its bands \(0, -1, 1\)$",
+    ):
+        model.rpn.target_creator.matcher.thresholds = 0.5
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.thresholds = 0\.5: must be a tuple of 3 IoUs, the "
+        r"boundaries of its bands \(-1, 0, -1, 1\)$",
+    ):
+        model.roi_heads.proposal_matcher.thresholds = 0.5
+    with pytest.raises(
+        ValueError, match=r"^proposal_matcher\.thresholds = 0\.5: must be a tuple of 1 IoU,"
+    ):
+        Matcher(0.5, (0, 1))
+    assert model.rpn.proposal_matcher.thresholds == (0.3, 0.5)
+    assert model.roi_heads.proposal_matcher.thresholds == (0.0, 0.5, 0.5)
+
+
 def test_a_single_scale_pooler_s_map_name_is_checked_where_it_is_set():
     """``SingleScaleRoIPool.featmap_name`` was taken unchecked, given or set: a name that
     is not a str failed only in the forward pass ("feature maps [3] requested") or in
