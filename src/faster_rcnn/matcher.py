@@ -30,6 +30,7 @@ ANCHOR_BANDS = (NEGATIVE, IGNORED, POSITIVE)
 # The head's IoU bands: ignored below bg_iou_thresh_lo, background, ignored, foreground
 # from fg_iou_thresh.
 PROPOSAL_BANDS = (IGNORED, NEGATIVE, IGNORED, POSITIVE)
+_BAND_NAMES = {POSITIVE: "positive", NEGATIVE: "negative", IGNORED: "ignored"}
 # A stage's matcher (of its bands): the config section and fields of its settings, its
 # band boundaries lowest first, then the RPN's floor of rule (i).
 STAGE_FIELDS: dict[tuple[int, ...], tuple[type, tuple[str, ...]]] = {
@@ -74,9 +75,7 @@ class Matcher:
         low_quality_min_iou: float = 0.0,
         best_iou_only: str | None = None,
     ) -> None:
-        if not set(labels) <= {POSITIVE, NEGATIVE, IGNORED}:
-            raise ValueError(f"labels must be 1, 0 or -1, got {tuple(labels)}")
-        self.labels = tuple(int(label) for label in labels)
+        self.labels = labels
         self._require_boundaries(thresholds)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.best_iou_only = best_iou_only
@@ -96,6 +95,8 @@ class Matcher:
             self._check_setting(len(self.thresholds), value, f"proposal_matcher.{name}")
         if name == "thresholds":
             self._check_thresholds(value)
+        if name == "labels":
+            value = self._checked_labels(value)
         super().__setattr__(name, value)
 
     def _require_boundaries(self, thresholds: object) -> None:
@@ -105,6 +106,33 @@ class Matcher:
             f"a tuple of {counted(count, 'IoU')}, the boundaries of its bands {self.labels}"
         )
         _require_sequence(thresholds, "proposal_matcher.thresholds", requirement)
+
+    def _checked_labels(self, labels: object) -> tuple[int, ...]:
+        """``labels`` set (or given) as the bands' labels, as a tuple. A matcher of a
+        stage's bands (:data:`STAGE_FIELDS`) keeps them: no config describes another
+        stage's matcher, or one of other bands, so ``model.config`` would keep the old
+        IoUs. Another matcher takes one label per band of its thresholds."""
+        where = "proposal_matcher.labels"
+        _require_sequence(labels, where, "a tuple of labels, one per band")
+        if not set(labels) <= {POSITIVE, NEGATIVE, IGNORED}:
+            raise ValueError(
+                f"{where} = {labels!r}: must be 1, 0 or -1 (positive, negative, ignored)"
+            )
+        labels = tuple(int(label) for label in labels)
+        kept = getattr(self, "labels", None)
+        if kept in STAGE_FIELDS and labels != kept:
+            section = STAGE_FIELDS[kept][0].__name__
+            raise ValueError(
+                f"{where} = {labels!r}: must be {kept}, the bands {section} describes "
+                f"({', '.join(_BAND_NAMES[label] for label in kept)})"
+            )
+        thresholds = getattr(self, "thresholds", None)
+        if thresholds is not None and len(labels) != len(thresholds) + 1:
+            raise ValueError(
+                f"{where} = {labels!r}: must be {len(thresholds) + 1} labels, one per band of "
+                f"its {len(thresholds)} thresholds"
+            )
+        return labels
 
     def _check_thresholds(self, thresholds: Sequence[float]) -> None:
         """Refuse band boundaries set whole (``proposal_matcher.thresholds = (0.3, 0.7)``,

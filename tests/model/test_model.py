@@ -599,6 +599,40 @@ def test_a_matcher_s_thresholds_set_as_one_number_are_refused_naming_the_bands()
     assert model.roi_heads.proposal_matcher.thresholds == (0.0, 0.5, 0.5)
 
 
+def test_a_stage_matcher_s_band_labels_are_refused_where_set():
+    """Band labels set on a built model's matcher (``matcher.labels = (0, 1, 1)``) were
+    taken: no config describes a matcher of other bands, so ``model.config`` silently kept
+    the old IoUs. Refused where set, naming the stage's bands; another matcher takes one
+    label per band."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    rpn = model.rpn.target_creator.matcher
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.labels = \(0, 1, 1\): must be \(0, -1, 1\), the bands "
+        r"RPNConfig describes \(negative, ignored, positive\)$",
+    ):
+        rpn.labels = (0, 1, 1)
+    with pytest.raises(ValueError, match=r"^proposal_matcher\.labels = \(0, -1, 1\): must be "):
+        model.roi_heads.proposal_matcher.labels = ANCHOR_BANDS
+    with pytest.raises(ValueError, match=r"^proposal_matcher\.labels = 1: must be a tuple of"):
+        rpn.labels = 1
+    with pytest.raises(ValueError, match=r"labels = \(0, 2, 1\): must be 1, 0 or -1"):
+        rpn.labels = (0, 2, 1)
+    rpn.labels = [0, -1, 1]  # the same bands
+    assert rpn.labels == ANCHOR_BANDS
+    assert model.roi_heads.proposal_matcher.labels == PROPOSAL_BANDS
+    other = Matcher((0.2, 0.6), (0, 0, 1))
+    with pytest.raises(
+        ValueError,
+        match=r"^proposal_matcher\.labels = \(0, 1\): must be 3 labels, one per band of its "
+        r"2 thresholds$",
+    ):
+        other.labels = (0, 1)
+    other.labels = (-1, 0, 1)
+    assert other(torch.tensor([[0.1, 0.3, 0.7]]))[1].tolist() == [-1, 0, 1]
+
+
 def test_a_single_scale_pooler_s_map_name_is_checked_where_it_is_set():
     """``SingleScaleRoIPool.featmap_name`` was taken unchecked, given or set: a name that
     is not a str failed only in the forward pass ("feature maps [3] requested") or in
