@@ -388,6 +388,13 @@ class RoIHeadsConfig:
     def _check_pooling(self) -> None:
         """The pooled maps, the pooled grid and the FPN level mapping."""
         require(self, "featmap_names", len(self.featmap_names) > 0, "at least one name")
+        # No backbone names a map "": such a name pools nothing.
+        require(
+            self,
+            "featmap_names",
+            all(self.featmap_names),
+            f"names of feature maps, none empty; got {self.featmap_names}",
+        )
         require(
             self,
             "featmap_names",

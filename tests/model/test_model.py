@@ -653,6 +653,26 @@ def test_a_single_scale_pooler_s_map_name_is_checked_where_it_is_set():
     assert model.config.roi_heads.featmap_names == ("1",)
 
 
+def test_an_empty_map_name_is_refused_where_a_pooler_is_given_or_set_it():
+    """``SingleScaleRoIPool("", 7)`` or ``featmap_name = ""`` was taken (a str, as the
+    config's rule asked): no backbone names a map "", so it pooled nothing and failed in
+    the forward pass. The config refuses an empty name, and so the poolers where set."""
+    pool = SingleScaleRoIPool("2", 7)
+    with pytest.raises(
+        ValueError,
+        match=r"^roi_heads\.box_roi_pool\.featmap_name = \('',\): must be names of feature "
+        r"maps, none empty; got \('',\)$",
+    ):
+        pool.featmap_name = ""
+    with pytest.raises(ValueError, match=r"featmap_name = \('',\): must be names of feature"):
+        SingleScaleRoIPool("", 7)
+    with pytest.raises(ValueError, match=r"featmap_names = \('0', ''\): must be names of"):
+        MultiScaleRoIAlign(["0", ""], 7, 2)
+    with pytest.raises(ValueError, match=r"^RoIHeadsConfig\.featmap_names must be names of"):
+        preset_config("small", 3).replace(roi_heads={"featmap_names": ("",)})
+    assert pool.featmap_name == "2"
+
+
 def test_per_class_nms_thresholds_are_counted_against_the_predictor_of_that_moment():
     """Per-class NMS thresholds are one per class of the head's predictor: fewer failed
     in the forward pass (an IndexError), more were taken until ``model.config`` refused
