@@ -653,6 +653,27 @@ def test_a_single_scale_pooler_s_map_name_is_checked_where_it_is_set():
     assert model.config.roi_heads.featmap_names == ("1",)
 
 
+def test_a_pooler_set_that_names_none_of_the_backbone_s_maps_is_refused_where_set():
+    """A pooler set as ``roi_heads.box_roi_pool`` that names none of the backbone's
+    feature maps was taken, and failed only in the forward pass ("feature maps ['nope']
+    requested") or in ``model.config``. Refused where set, naming the backbone's maps;
+    one naming some of them is taken, the others passed over as torchvision does."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    pool = model.roi_heads.box_roi_pool
+    with pytest.raises(
+        ValueError,
+        match=r"^roi_heads\.box_roi_pool\.featmap_names = \('nope',\): must be among "
+        r"small's feature maps \('0', '1', '2', 'pool'\)$",
+    ):
+        model.roi_heads.box_roi_pool = MultiScaleRoIAlign(["nope"], 7, 2)
+    with pytest.raises(ValueError, match=r"featmap_names = \('3',\): must be among small's"):
+        model.roi_heads.box_roi_pool = SingleScaleRoIPool("3", 7)
+    assert model.roi_heads.box_roi_pool is pool
+    model.roi_heads.box_roi_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)
+    assert model.config.roi_heads.featmap_names == ("0", "1", "2", "3")
+
+
 def test_an_empty_map_name_is_refused_where_a_pooler_is_given_or_set_it():
     """``SingleScaleRoIPool("", 7)`` or ``featmap_name = ""`` was taken (a str, as the
     config's rule asked): no backbone names a map "", so it pooled nothing and failed in

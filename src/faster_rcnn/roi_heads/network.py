@@ -101,6 +101,10 @@ class RoIHeads(nn.Module):
     mask_roi_pool = mask_head = mask_predictor = None
     keypoint_roi_pool = keypoint_head = keypoint_predictor = None
 
+    # The backbone's name and its feature maps' (finest first) where its config names them
+    # (not a custom backbone's): a pooler set as box_roi_pool must pool some of them.
+    backbone_maps: tuple[str, tuple[str, ...]] | None = None
+
     def has_mask(self) -> bool:
         """Whether the head predicts masks, as torchvision's asks: never (no Mask R-CNN)."""
         return False
@@ -119,9 +123,27 @@ class RoIHeads(nn.Module):
             check_setting(RoIHeadsConfig, name, value, f"roi_heads.{name}")
         if name == "class_nms_thresh":
             self._check_class_count(value)
+        if name == "box_roi_pool":
+            self._check_pooled_maps(value)
         if name == "nms_thresh" and value != getattr(self, name, value):
             self._check_nms_thresh_used(value)
         super().__setattr__(name, value)
+
+    def _check_pooled_maps(self, pool: object) -> None:
+        """Refuse a pooler (torchvision's users set ``box_roi_pool``) that names none of the
+        backbone's feature maps, by the config's rule: it failed only in the forward pass
+        or in ``model.config``. One that names no maps (the user's own) is taken."""
+        names = getattr(pool, "featmap_names", None)
+        if names is None and isinstance(getattr(pool, "featmap_name", None), str):
+            names = (pool.featmap_name,)
+        if names is None or self.backbone_maps is None:
+            return
+        backbone, maps = self.backbone_maps
+        if set(names).isdisjoint(maps):
+            raise ValueError(
+                f"roi_heads.box_roi_pool.featmap_names = {tuple(names)!r}: must be among "
+                f"{backbone}'s feature maps {maps}"
+            )
 
     def _check_class_count(self, value: object) -> None:
         """Refuse per-class NMS thresholds (torchvision's users set them) that are not one
@@ -236,7 +258,7 @@ class RoIHeads(nn.Module):
             sampler=cfg.sampler,
             gt_jitter=cfg.gt_jitter,
         )
-        return cls(
+        heads = cls(
             box_roi_pool,
             box_head,
             box_predictor,
@@ -251,6 +273,10 @@ class RoIHeads(nn.Module):
             soft_nms_sigma=cfg.soft_nms_sigma,
             soft_nms_min_score=cfg.soft_nms_min_score,
         )
+        maps = config.backbone.feature_maps()
+        if maps is not None:
+            heads.backbone_maps = (config.backbone.name, maps)
+        return heads
 
     def forward(
         self,
