@@ -96,14 +96,15 @@ def test_a_cut_off_weights_file_is_said_to_be_cut_off(tmp_path, name, cut, why):
 
 def damaged_zip(data: bytes, damage: str) -> bytes:
     """The zip archive ``data``, as torch.save wrote it, with ``damage``: a byte of the
-    record ``data.pkl`` flipped, the signature of the central directory's first entry or
-    of the first tensor's local header garbled."""
+    record ``data.pkl`` flipped, the signature of the central directory's first entry, of
+    the first tensor's local header or of the directory's end record garbled."""
     damaged = bytearray(data)
     offset = {
         # Within data.pkl, a protocol 2 pickle after its local header (the first name).
         "flipped": data.index(b"\x80\x02", data.index(b"data.pkl")) + 5,
         "directory": data.index(b"PK\x01\x02"),
         "header": data.index(b"PK\x03\x04", data.index(b"data/0") - 40),
+        "end": data.rindex(b"PK\x05\x06"),
     }[damage]
     damaged[offset] ^= 0xFF
     return bytes(damaged)
@@ -115,12 +116,14 @@ def damaged_zip(data: bytes, damage: str) -> bytes:
         ("flipped", "damaged: its zip archive's data.pkl fails its checksum"),
         ("directory", "damaged: its zip archive's directory cannot be read"),
         ("header", "damaged: its zip archive's data/0 cannot be read"),
+        ("end", "damaged: its zip archive's end-of-directory record is garbled"),
     ],
 )
 def test_a_damaged_checkpoint_is_said_to_be_damaged_where(tmp_path, damage, why):
     """torch's first sentence was shown: "PytorchStreamReader failed reading zip archive:
     invalid header or archive is corrupted", "'utf-8' codec can't decode byte 0x9e", or,
-    of a byte flipped in its pickle, "not a pickle"."""
+    of a byte flipped in its pickle, "not a pickle"; of a whole file whose end record's
+    signature is garbled, "cut off"."""
     path = tmp_path / "w.pth"
     torch.save({"w": torch.zeros(100)}, path)
     path.write_bytes(damaged_zip(path.read_bytes(), damage))

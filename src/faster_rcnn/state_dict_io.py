@@ -109,6 +109,8 @@ HOLDS_CODE = "holds Python objects besides tensors, which could run code when lo
 PLAIN_PICKLE = "a pickle, not a torch.save file"
 # Why a torch.save file that is_cut_off_zip cannot be read.
 CUT_OFF_ZIP = "cut off: its zip archive ends before its directory"
+# Why a whole torch.save file whose last record's signature is garbled cannot be read.
+GARBLED_END = "damaged: its zip archive's end-of-directory record is garbled"
 # The pickles a torch.save file of the legacy format (before PyTorch 1.6) begins with:
 # a magic number, the format's version, the system's, the content, its tensors' keys.
 # The tensors' bytes follow them.
@@ -128,6 +130,8 @@ def torch_load_failure(path: Path, error: Exception) -> str:
         return "a safetensors file, not a torch.save one"
     if is_cut_off_zip(path):  # torch: "... failed finding central directory"
         return CUT_OFF_ZIP
+    if _has_garbled_end(path):  # torch says alike
+        return GARBLED_END
     damage = zip_damage(path)
     if damage is not None:  # torch: "PytorchStreamReader failed reading zip archive: ..."
         return damage
@@ -150,7 +154,26 @@ def is_cut_off_zip(path: Path) -> bool:
     directory that ends one: cut off, as a copy or download stopped midway leaves it."""
     with path.open("rb") as file:
         start = file.read(4)
-    return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+    return start == b"PK\x03\x04" and not zipfile.is_zipfile(path) and not _has_garbled_end(path)
+
+
+def _has_garbled_end(path: Path) -> bool:
+    """Whether ``path`` ends as a whole zip archive does, with its directory's end record
+    (22 bytes: after the ZIP64 locator torch.save writes, or after the directory), but
+    that record's signature is garbled: damaged, not cut off."""
+    size = path.stat().st_size
+    if size < 42:
+        return False
+    with path.open("rb") as file:
+        file.seek(size - 42)
+        locator, end = file.read(20), file.read()
+    disks, entries, total, length, offset, comment = struct.unpack("<4xL2H2LH", end)
+    return (
+        end[:4] != b"PK\x05\x06"
+        and (disks, comment) == (0, 0)
+        and entries == total
+        and (locator[:4] == b"PK\x06\x07" or offset + length == size - 22)
+    )
 
 
 def zip_damage(path: Path) -> str | None:
