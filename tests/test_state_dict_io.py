@@ -132,6 +132,20 @@ def test_a_damaged_checkpoint_is_said_to_be_damaged_where(tmp_path, damage, why)
     assert str(info.value) == f"{path} is not a PyTorch checkpoint or safetensors file ({why})"
 
 
+def test_a_checkpoint_after_other_bytes_is_said_to_have_them(tmp_path):
+    """A whole torch.save zip after 32 other bytes (a header some tool wrote, a file
+    appended to) was "not a pickle": zipfile reads such an archive, torch.load not."""
+    path = tmp_path / "w.pth"
+    torch.save({"w": torch.zeros(100)}, path)
+    path.write_bytes(b"JUNK" * 8 + path.read_bytes())
+    with pytest.raises(ValueError) as info:
+        read_state_dict(path)
+    assert str(info.value) == (
+        f"{path} is not a PyTorch checkpoint or safetensors file (it has 32 bytes before its "
+        "zip archive, which torch.load refuses)"
+    )
+
+
 def test_a_larger_checkpoint_cut_off_near_its_end_is_said_to_be_cut_off(tmp_path):
     """Past some size, a zip archive cut within its last record made torch raise
     OSError(EINVAL), which the command line printed alone: "[Errno 22] Invalid argument"."""

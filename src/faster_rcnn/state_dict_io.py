@@ -132,6 +132,9 @@ def torch_load_failure(path: Path, error: Exception) -> str:
         return CUT_OFF_ZIP
     if _has_garbled_end(path):  # torch says alike
         return GARBLED_END
+    before = bytes_before_zip(path)
+    if before:  # torch: "PytorchStreamReader failed reading zip archive: ..."
+        return f"it has {counted(before, 'byte')} before its zip archive, which torch.load refuses"
     damage = zip_damage(path)
     if damage is not None:  # torch: "PytorchStreamReader failed reading zip archive: ..."
         return damage
@@ -174,6 +177,19 @@ def _has_garbled_end(path: Path) -> bool:
         and entries == total
         and (locator[:4] == b"PK\x06\x07" or offset + length == size - 22)
     )
+
+
+def bytes_before_zip(path: Path) -> int:
+    """How many bytes precede the zip archive ``path`` holds (its first record's local
+    header), as a file written after some other bytes has them; 0 where none, or where
+    it holds no readable zip archive."""
+    if not zipfile.is_zipfile(path):
+        return 0
+    try:
+        with zipfile.ZipFile(path) as archive:  # its offsets count the bytes before it
+            return min((record.header_offset for record in archive.infolist()), default=0)
+    except _ZIP_ERRORS:
+        return 0
 
 
 def zip_damage(path: Path) -> str | None:

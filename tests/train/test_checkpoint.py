@@ -388,6 +388,19 @@ def test_a_cut_off_pytorch_checkpoint_is_said_unreadable_not_a_checkpoint_to_con
     )
 
 
+def test_a_checkpoint_after_other_bytes_given_as_a_model_is_said_to_have_them(tmp_path):
+    """It was "not a readable model file (no safetensors header at its start)"."""
+    path = tmp_path / "model.pth"
+    torch.save({"model": {"w": torch.zeros(100)}}, path)
+    path.write_bytes(b"J" + path.read_bytes())
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        f"{path} cannot be read: a PyTorch checkpoint, it has 1 byte before its zip archive, "
+        "which torch.load refuses"
+    )
+
+
 def test_a_plain_pickle_given_as_a_model_is_said_to_be_one(tmp_path):
     """It was "cannot be read: a PyTorch checkpoint, not a pickle"."""
     path = tmp_path / "model.pth"

@@ -44,6 +44,7 @@ from ..state_dict_io import (
     HOLDS_CODE,
     PLAIN_PICKLE,
     TORCH_LOAD_ERRORS,
+    bytes_before_zip,
     check_finite,
     safetensors_failure,
     torch_load_failure,
@@ -250,10 +251,10 @@ def _run_model_file(checkpoint: Path) -> Path | None:
 
 def _is_torch_save_file(path: Path) -> bool:
     """Whether ``path`` starts as ``torch.save`` writes: a zip archive, or (the legacy
-    format) a pickle."""
+    format) a pickle; or holds a zip archive after other bytes."""
     with path.open("rb") as file:
         start = file.read(4)
-    return start == b"PK\x03\x04" or start[:1] == b"\x80"
+    return start == b"PK\x03\x04" or start[:1] == b"\x80" or bytes_before_zip(path) > 0
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRCNN:
