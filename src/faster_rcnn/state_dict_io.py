@@ -142,7 +142,7 @@ def torch_load_failure(path: Path, error: Exception) -> str:
         return "cut off: it ends mid-pickle"
     if isinstance(error, RuntimeError) and str(error).startswith("unexpected EOF"):
         return "cut off: it ends within its tensors"  # the legacy format's, after its pickles
-    if _is_one_pickle(path):  # torch: "Unsupported operand 149", "Invalid magic number"
+    if is_one_pickle(path):  # torch: "Unsupported operand 149", "Invalid magic number"
         return PLAIN_PICKLE
     if isinstance(error, pickle.UnpicklingError) and "global" in str(error).lower():
         return HOLDS_CODE
@@ -239,7 +239,7 @@ def _is_cut_off_pickle(path: Path) -> bool:
     return False
 
 
-def _is_one_pickle(path: Path) -> bool:
+def is_one_pickle(path: Path) -> bool:
     """Whether ``path`` is one whole pickle, as ``pickle.dump`` writes, of any protocol (a
     torch.save file of the legacy format is several, then its tensors' bytes). The pickle
     is walked opcode by opcode (``pickletools``), nothing in it is run."""

@@ -401,10 +401,13 @@ def test_a_checkpoint_after_other_bytes_given_as_a_model_is_said_to_have_them(tm
     )
 
 
-def test_a_plain_pickle_given_as_a_model_is_said_to_be_one(tmp_path):
-    """It was "cannot be read: a PyTorch checkpoint, not a pickle"."""
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_plain_pickle_given_as_a_model_is_said_to_be_one(tmp_path, protocol):
+    """It was "cannot be read: a PyTorch checkpoint, not a pickle"; of protocols 0 and 1,
+    which start with no PROTO opcode, "not a readable model file (no safetensors header
+    at its start)"."""
     path = tmp_path / "model.pth"
-    path.write_bytes(pickle.dumps({"w": torch.zeros(100)}))
+    path.write_bytes(pickle.dumps({"w": torch.zeros(100)}, protocol=protocol))
     with pytest.raises(ValueError) as info:
         load_model(path)
     assert str(info.value) == f"{path} is a pickle, not a model file (nor a torch.save checkpoint)"

@@ -46,6 +46,7 @@ from ..state_dict_io import (
     TORCH_LOAD_ERRORS,
     bytes_before_zip,
     check_finite,
+    is_one_pickle,
     safetensors_failure,
     torch_load_failure,
 )
@@ -251,10 +252,13 @@ def _run_model_file(checkpoint: Path) -> Path | None:
 
 def _is_torch_save_file(path: Path) -> bool:
     """Whether ``path`` starts as ``torch.save`` writes: a zip archive, or (the legacy
-    format) a pickle; or holds a zip archive after other bytes."""
+    format) a pickle; or holds a zip archive after other bytes, or is one whole pickle of
+    any protocol (those of protocols 0 and 1 start with no PROTO opcode)."""
     with path.open("rb") as file:
         start = file.read(4)
-    return start == b"PK\x03\x04" or start[:1] == b"\x80" or bytes_before_zip(path) > 0
+    if start == b"PK\x03\x04" or start[:1] == b"\x80":
+        return True
+    return bytes_before_zip(path) > 0 or is_one_pickle(path)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterRCNN:
