@@ -12,6 +12,7 @@ from faster_rcnn import FasterRCNN, load_initial_weights, load_torchvision_check
 from faster_rcnn.config import AnchorConfig
 from faster_rcnn.models import preset_config
 from faster_rcnn.train import save_model
+from faster_rcnn.train.checkpoint import STATE_FORMAT
 from faster_rcnn.train.initial_weights import PREDICTOR, detector_fpn_stages
 
 
@@ -191,6 +192,27 @@ def test_a_detector_of_another_backbone_is_refused_untouched(tmp_path: Path) -> 
     with pytest.raises(ValueError, match=r"other\.pth: its backbone is not this preset's \("):
         load_initial_weights(model, tmp_path / "other.pth")
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_training_state_is_refused_pointing_to_resume_and_the_run_s_model_file(
+    tmp_path: Path,
+) -> None:
+    """A run's ``<run>/joint/state.pt`` (the optimizer and the step) given as the weights
+    to start from was "expected a state dict of named tensors or a checkpoint with a
+    'model' entry, got dict". Said to be a training state, with ``--resume`` and the
+    model file that holds its weights."""
+    run = tmp_path / "run"
+    (run / "joint").mkdir(parents=True)
+    state = run / "joint" / "state.pt"
+    torch.save({"format": STATE_FORMAT, "stage": "joint", "step": 2}, state)
+    saved(small_model(("a",), seed=0), run / "model.safetensors")
+    with pytest.raises(ValueError) as info:
+        load_initial_weights(small_model(("a",), seed=1), state)
+    assert str(info.value) == (
+        f"{state} is the state (optimizer, step) of a training checkpoint, not weights: "
+        "`train --resume` goes on with its run; to start from its weights, pass the run's "
+        f"model file, {run / 'model.safetensors'}"
+    )
 
 
 def test_an_imagenet_file_fills_the_backbone_only(tmp_path: Path) -> None:

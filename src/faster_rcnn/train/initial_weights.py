@@ -38,7 +38,7 @@ from ..data.coco_categories import (
 from ..model import FasterRCNN
 from ..state_dict_io import check_finite
 from ..torchvision_checkpoint import read_torchvision_state_dict
-from .checkpoint import read_model_config
+from .checkpoint import model_file_of_state, read_model_config
 
 PREDICTOR = "roi_heads.box_predictor."
 # The predictor's layers and how many outputs each has per class.
@@ -64,11 +64,28 @@ def load_initial_weights(model: FasterRCNN, path: str | Path) -> LoadReport:
         ValueError: the file is unreadable, holds NaN or infinite values, or its
             backbone is not the model's (the message names the first tensor that differs).
     """
-    state = read_torchvision_state_dict(path)
+    try:
+        state = read_torchvision_state_dict(path)
+    except ValueError:
+        _refuse_training_state(path)
+        raise
     check_finite(state, path)
     if not is_detector_state(state):
         return load_backbone_state(model, state, path)
     return load_detector_state(model, state, path, _model_config_in(path))
+
+
+def _refuse_training_state(path: str | Path) -> None:
+    """Refuse the training state ``path`` (``<run>/<stage>/state.pt``), given as the
+    weights to start from, with what to pass instead: it holds the optimizer and the
+    step, its model's weights are in a model file (it was "expected a state dict of
+    named tensors ..., got dict")."""
+    model_file = model_file_of_state(Path(path))
+    if model_file is not None:
+        raise ValueError(
+            f"{path} is the state (optimizer, step) of a training checkpoint, not weights: "
+            f"`train --resume` goes on with its run; to start from its weights, pass {model_file}"
+        )
 
 
 def load_detector_state(
