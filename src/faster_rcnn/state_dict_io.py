@@ -161,13 +161,15 @@ def is_cut_off_zip(path: Path) -> bool:
 
 
 def _has_garbled_end(path: Path) -> bool:
-    """Whether ``path`` ends as a whole zip archive does, with its directory's end record
-    (22 bytes: after the ZIP64 locator torch.save writes, or after the directory), but
-    that record's signature is garbled: damaged, not cut off."""
+    """Whether ``path`` starts as a zip archive and ends as a whole one does, with its
+    directory's end record (22 bytes: after the ZIP64 locator torch.save writes, or after
+    the directory), but that record's signature is garbled: damaged, not cut off."""
     size = path.stat().st_size
     if size < 42:
         return False
     with path.open("rb") as file:
+        if file.read(4) != b"PK\x03\x04":
+            return False
         file.seek(size - 42)
         locator, end = file.read(20), file.read()
     disks, entries, total, length, offset, comment = struct.unpack("<4xL2H2LH", end)
