@@ -157,6 +157,13 @@ class FasterRCNN(nn.Module):
         self.memory_format = torch.contiguous_format
         self.inference_only = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A backbone set in place of the built one may name other feature maps: a pooler
+        # set on the heads afterwards is no longer checked against the built one's.
+        if name == "backbone" and "roi_heads" in self._modules:
+            self.roi_heads.backbone_maps = None
+        super().__setattr__(name, value)
+
     @property
     def memory_format(self) -> torch.memory_format:
         """The layout the backbone reads the image batch in (``torch.channels_last`` after

@@ -674,6 +674,27 @@ def test_a_pooler_set_that_names_none_of_the_backbone_s_maps_is_refused_where_se
     assert model.config.roi_heads.featmap_names == ("0", "1", "2", "3")
 
 
+def test_a_pooler_of_a_backbone_set_in_place_of_the_built_one_is_taken():
+    """The heads check a pooler set against the built backbone's maps: once another
+    backbone is set (its one map named "feat"), a pooler of its maps is taken and the
+    model detects through it."""
+
+    class OneMap(nn.Module):
+        out_channels = 64
+
+        def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"feat": nn.functional.avg_pool2d(images[:, :1].expand(-1, 64, -1, -1), 16)}
+
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small"))
+    model.rpn.anchor_generator = AnchorGenerator(((16, 32, 64, 128),), ((0.5, 1.0, 2.0),))
+    model.backbone = OneMap()
+    model.roi_heads.box_roi_pool = MultiScaleRoIAlign(["feat"], 7, 2)
+    with torch.no_grad():
+        detections = model.eval()([torch.rand(3, 128, 160)])
+    assert set(detections[0]) == {"boxes", "labels", "scores"}
+
+
 def test_an_empty_map_name_is_refused_where_a_pooler_is_given_or_set_it():
     """``SingleScaleRoIPool("", 7)`` or ``featmap_name = ""`` was taken (a str, as the
     config's rule asked): no backbone names a map "", so it pooled nothing and failed in
