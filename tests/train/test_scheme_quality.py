@@ -1,6 +1,6 @@
 """Non-approximate joint training trains as well as approximate joint training: both
 schemes from the same initial weights, on the same batches, for the same steps, scored
-on held-out generated images and averaged over three seeds
+on held-out generated images and averaged over two seeds
 (``benchmarks/seed_study.md`` has the full-size study)."""
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from faster_rcnn.train.non_approximate import non_approximate_trainer
 from faster_rcnn.train.train_config import TrainConfig
 from faster_rcnn.train.trainer import Trainer
 
-SIZE = 160
-STEPS = 240
+SIZE = 112
+STEPS = 120
 TRAIN = SyntheticShapes(400, image_size=(SIZE, SIZE), seed=0, max_objects=4)
 TEST = SyntheticShapes(60, image_size=(SIZE, SIZE), seed=1, max_objects=4)
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1)
 
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.long]
@@ -51,14 +51,18 @@ def mean_scores(scheme: str) -> tuple[float, float]:
 
 
 def test_non_approximate_training_reaches_approximate_quality() -> None:
-    """Measured (the mean of seeds 0-2): joint 0.768 mAP, recall 0.674; non-approximate
-    0.762 and 0.766. For one seed the two schemes' mAP differed by -0.040 to +0.053 over
-    ten draws (seeds 0-4, SGD's default and fused arithmetic; seed 0 alone: -0.026), so
-    one seed could fail the 0.03 margin with nothing wrong; a mean of three narrows the
-    spread by the square root of 3. The rule it replaced (every RoI and both losses move
-    the proposals, pooled live) scores 0.736 and 0.541, below both margins."""
+    """Measured (the mean of seeds 0-1): joint 0.581 mAP, recall 0.530; non-approximate
+    0.659 and 0.670. Over seeds 0-7, one seed's difference (non-approximate minus joint)
+    was -0.016 to +0.093 in mAP (mean +0.057, sd 0.039) and +0.007 to +0.156 in recall
+    (mean +0.098, sd 0.059): the mean of two clears the 0.03 and 0.02 margins by 3.1 and
+    2.8 of its standard deviations, as the 160-px, 240-step, three-seed test before it
+    did (3.1 and 2.5 over its seeds 0-3) at a third of the cost (103 s against 331 s).
+    Joint's mAP was 0.51 to 0.69 for one seed (mean 0.574, sd 0.052), 4.7 standard
+    deviations of the mean of two above the floor. The rule it replaced (every RoI and
+    both losses move the proposals, pooled live) scores 0.530 and 0.404, below both
+    margins; over seeds 0-7 its recall trailed joint's by 0.096 to 0.156."""
     joint_map, joint_recall = mean_scores("joint")
     exact_map, exact_recall = mean_scores("non-approximate")
-    assert joint_map > 0.5  # both learned: the comparison is not between failures
+    assert joint_map > 0.4  # both learned: the comparison is not between failures
     assert exact_map >= joint_map - 0.03, (exact_map, joint_map)
     assert exact_recall >= joint_recall - 0.02, (exact_recall, joint_recall)
