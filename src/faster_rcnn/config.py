@@ -849,7 +849,12 @@ class ConfigError(ValueError):
 
 
 def check_setting(
-    section: type, name: str, value: Any, where: str, current: Mapping[str, Any] | None = None
+    section: type,
+    name: str,
+    value: Any,
+    where: str,
+    current: Mapping[str, Any] | None = None,
+    shown: str | None = None,
 ) -> None:
     """Refuse ``value`` set on a built model's module as ``where``
     (``"roi_heads.score_thresh"``) where the config field ``name`` of ``section``
@@ -865,7 +870,9 @@ def check_setting(
     ``current`` is left to :attr:`~faster_rcnn.FasterRCNN.config`, which reads them all:
     the defaults of the others might refuse a good value. ``name`` and ``current``'s fields may be a
     section's field of :class:`FasterRCNNConfig` (``"roi_heads.class_nms_thresh"``,
-    with ``{"num_classes": 3}``), for a rule between sections.
+    with ``{"num_classes": 3}``), for a rule between sections. ``shown`` is the value as
+    the message gives it where ``value`` is not what was set (one name checked as the
+    field's tuple of names); ``repr(value)`` by default.
 
     Raises:
         ValueError: ``"roi_heads.score_thresh = 1.5: must be in [0, 1)"``.
@@ -877,11 +884,12 @@ def check_setting(
     if current and str(refusal) == str(_refusal(section, current)):
         return  # refused alike without value: a rule of the others and the defaults
     refused = _setting_named(section, refusal.field)
+    shown = repr(value) if shown is None else shown
     if refused == name:
-        raise ValueError(f"{where} = {value!r}: {refusal.requirement}")
+        raise ValueError(f"{where} = {shown}: {refusal.requirement}")
     if refused in current:
         raise ValueError(
-            f"{where} = {value!r}: {refused} ({current[refused]!r}) {refusal.requirement}"
+            f"{where} = {shown}: {refused} ({current[refused]!r}) {refusal.requirement}"
         )
 
 

@@ -642,10 +642,10 @@ def test_a_single_scale_pooler_s_map_name_is_checked_where_it_is_set():
     model = FasterRCNN.from_config(tiny("small"))
     model.roi_heads.box_roi_pool = pool = SingleScaleRoIPool("2", 7)
     with pytest.raises(
-        ValueError, match=r"^roi_heads\.box_roi_pool\.featmap_name = \(3,\): must be a str, got 3$"
+        ValueError, match=r"^roi_heads\.box_roi_pool\.featmap_name = 3: must be a str, got 3$"
     ):
         pool.featmap_name = 3
-    with pytest.raises(ValueError, match=r"featmap_name = \(\('0', '1'\),\): must be a str"):
+    with pytest.raises(ValueError, match=r"featmap_name = \('0', '1'\): must be a str"):
         model.roi_heads.box_roi_pool = SingleScaleRoIPool(("0", "1"), 7)
     assert model.roi_heads.box_roi_pool is pool and pool.featmap_name == "2"
     pool.featmap_name = "1"
@@ -702,11 +702,11 @@ def test_an_empty_map_name_is_refused_where_a_pooler_is_given_or_set_it():
     pool = SingleScaleRoIPool("2", 7)
     with pytest.raises(
         ValueError,
-        match=r"^roi_heads\.box_roi_pool\.featmap_name = \('',\): must be names of feature "
+        match=r"^roi_heads\.box_roi_pool\.featmap_name = '': must be names of feature "
         r"maps, none empty; got \('',\)$",
     ):
         pool.featmap_name = ""
-    with pytest.raises(ValueError, match=r"featmap_name = \('',\): must be names of feature"):
+    with pytest.raises(ValueError, match=r"featmap_name = '': must be names of feature"):
         SingleScaleRoIPool("", 7)
     with pytest.raises(ValueError, match=r"featmap_names = \('0', ''\): must be names of"):
         MultiScaleRoIAlign(["0", ""], 7, 2)

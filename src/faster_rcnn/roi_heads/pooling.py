@@ -186,7 +186,9 @@ def checked_setting(name: str, value: Any) -> Any:
     if name in CONFIG_SETTINGS:
         check_setting(RoIHeadsConfig, name, value, where)
     if name == "featmap_name":
-        check_setting(RoIHeadsConfig, "featmap_names", (value,), where, {"pooler": "pool"})
+        # The config's field for pooler="pool" is a tuple of this one name.
+        current = {"pooler": "pool"}
+        check_setting(RoIHeadsConfig, "featmap_names", (value,), where, current, repr(value))
     if name == "output_size":
         return pooled_size(value, where)
     return value
