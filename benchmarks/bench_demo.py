@@ -30,11 +30,11 @@ def run_once(minutes: float, out: Path, seed: int, options: list[str]) -> dict[s
     start = time.perf_counter()
     finished = subprocess.run(command, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
-    steps = re.search(r"(\d+) steps in", finished.stdout)
+    steps = re.search(r"(\d[\d,]*) steps in", finished.stdout)  # "1,022 steps in 270 s"
     metrics = json.loads((out / "metrics.json").read_text())
     return {
         "wall_s": wall,
-        "steps": float(steps.group(1)) if steps else float("nan"),
+        "steps": float(steps.group(1).replace(",", "")) if steps else float("nan"),
         **{name: metrics[name] for name in FIGURES},
     }
 
