@@ -128,10 +128,10 @@ def torch_load_failure(path: Path, error: Exception) -> str:
         return "empty"
     if _has_safetensors_header(path):  # named otherwise than .safetensors
         return "a safetensors file, not a torch.save one"
-    if is_cut_off_zip(path):  # torch: "... failed finding central directory"
-        return CUT_OFF_ZIP
-    if _has_garbled_end(path):  # torch says alike
+    if _has_garbled_end(path):  # torch: "... failed finding central directory"
         return GARBLED_END
+    if is_cut_off_zip(path):  # torch says alike
+        return CUT_OFF_ZIP
     before = bytes_before_zip(path)
     if before:  # torch: "PytorchStreamReader failed reading zip archive: ..."
         return f"it has {counted(before, 'byte')} before its zip archive, which torch.load refuses"
@@ -154,10 +154,11 @@ def torch_load_failure(path: Path, error: Exception) -> str:
 
 def is_cut_off_zip(path: Path) -> bool:
     """Whether ``path`` starts as a zip archive (as ``torch.save`` writes one) but lacks the
-    directory that ends one: cut off, as a copy or download stopped midway leaves it."""
+    directory that ends one: cut off, as a copy or download stopped midway leaves it (or
+    its end record garbled, which :func:`torch_load_failure` tells apart first)."""
     with path.open("rb") as file:
         start = file.read(4)
-    return start == b"PK\x03\x04" and not zipfile.is_zipfile(path) and not _has_garbled_end(path)
+    return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def _has_garbled_end(path: Path) -> bool:
