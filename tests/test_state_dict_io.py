@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from faster_rcnn.state_dict_io import read_state_dict
+from zip_records import zip_record_start
 
 
 class RunsCode:
@@ -96,8 +97,9 @@ def test_a_cut_off_weights_file_is_said_to_be_cut_off(tmp_path, name, cut, why):
 
 def damaged_zip(data: bytes, damage: str) -> bytes:
     """The zip archive ``data``, as torch.save wrote it, with ``damage``: a byte of the
-    record ``data.pkl`` flipped, the signature of the central directory's first entry, of
-    the first tensor's local header or of the directory's end record garbled."""
+    record ``data.pkl`` or of the first tensor flipped, the signature of the central
+    directory's first entry, of the first tensor's local header or of the directory's end
+    record garbled."""
     damaged = bytearray(data)
     offset = {
         # Within data.pkl, a protocol 2 pickle after its local header (the first name).
@@ -105,6 +107,7 @@ def damaged_zip(data: bytes, damage: str) -> bytes:
         "directory": data.index(b"PK\x01\x02"),
         "header": data.index(b"PK\x03\x04", data.index(b"data/0") - 40),
         "end": data.rindex(b"PK\x05\x06"),
+        "tensor": zip_record_start(data, "data/0") + 5,
     }[damage]
     damaged[offset] ^= 0xFF
     return bytes(damaged)
@@ -117,6 +120,7 @@ def damaged_zip(data: bytes, damage: str) -> bytes:
         ("directory", "damaged: its zip archive's directory cannot be read"),
         ("header", "damaged: its zip archive's data/0 cannot be read"),
         ("end", "damaged: its zip archive's end-of-directory record is garbled"),
+        ("tensor", "damaged: its zip archive's data/0 fails its checksum"),  # was read
     ],
 )
 def test_a_damaged_checkpoint_is_said_to_be_damaged_where(tmp_path, damage, why):
@@ -130,6 +134,17 @@ def test_a_damaged_checkpoint_is_said_to_be_damaged_where(tmp_path, damage, why)
     with pytest.raises(ValueError) as info:
         read_state_dict(path)
     assert str(info.value) == f"{path} is not a PyTorch checkpoint or safetensors file ({why})"
+
+
+def test_a_checkpoint_saved_without_checksums_is_read(tmp_path, monkeypatch):
+    """torch.save records a checksum of 0 for every record where told to compute none:
+    none to check the bytes against, not a mismatch."""
+    monkeypatch.setattr(torch.utils.serialization.config.save, "compute_crc32", False)
+    path = tmp_path / "w.pth"
+    torch.save({"w": torch.arange(100.0)}, path)
+    path.write_bytes(damaged_zip(path.read_bytes(), "tensor"))
+    changed = read_state_dict(path)["w"]
+    assert torch.equal(changed != torch.arange(100.0), torch.arange(100) == 1)
 
 
 def test_a_checkpoint_after_other_bytes_is_said_to_have_them(tmp_path):

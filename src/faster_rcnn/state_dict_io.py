@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
+from . import file_checksum
 from .counted import counted
 
 
@@ -59,10 +60,12 @@ def read_state_dict(path: str | Path, checkpoint_key: str | None = None) -> dict
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
     """The tensors of the safetensors file ``path``, on the CPU."""
     try:
-        return load_file(path, device="cpu")
+        tensors = load_file(path, device="cpu")
     except SafetensorError as error:
         why = safetensors_failure(path)
         raise ValueError(f"{path} is not a readable safetensors file ({why})") from error
+    file_checksum.check_checksum(path)  # a model file of the package's records one
+    return tensors
 
 
 def _torch_load(path: Path) -> object:
@@ -71,7 +74,7 @@ def _torch_load(path: Path) -> object:
     why in words (:func:`torch_load_failure`)."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except TORCH_LOAD_ERRORS as error:
         why = torch_load_failure(path, error)
         if why == HOLDS_CODE:
@@ -81,6 +84,10 @@ def _torch_load(path: Path) -> object:
                 "safetensors)"
             ) from error
         raise _not_weights(path, why) from error
+    damage = zip_damage(path)  # what torch.load read unchecked: its tensors' bytes
+    if damage is not None:
+        raise _not_weights(path, damage)
+    return content
 
 
 # What torch.load raises of a file it cannot read. Bytes that are no pickle stop the
@@ -199,7 +206,8 @@ def zip_damage(path: Path) -> str | None:
     """How the zip archive ``path`` (as ``torch.save`` writes one) is damaged, in words
     (its directory unreadable, a record failing its checksum or unreadable), naming the
     record as ``torch.save`` names it (``data.pkl``, ``data/3``); ``None`` where it is
-    whole, or no zip archive. Every record is read: what torch.load reads unchecked."""
+    whole, or no zip archive. Every record is read: what torch.load reads unchecked (it
+    reads a tensor's bytes that fail their checksum without a word)."""
     if not zipfile.is_zipfile(path):
         return None
     try:
@@ -214,9 +222,12 @@ def zip_damage(path: Path) -> str | None:
                     while file.read(1 << 24):
                         pass
             except zipfile.BadZipFile as error:
-                if "CRC" in str(error):
+                if "CRC" not in str(error):
+                    return f"damaged: its zip archive's {name} cannot be read"
+                # A checksum of 0 is none: torch.save records none where told not to
+                # (torch.utils.serialization.config.save.compute_crc32 = False).
+                if record.CRC != 0:
                     return f"damaged: its zip archive's {name} fails its checksum"
-                return f"damaged: its zip archive's {name} cannot be read"
             except _ZIP_ERRORS:
                 return f"damaged: its zip archive's {name} cannot be read"
     return None

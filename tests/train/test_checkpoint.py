@@ -41,6 +41,7 @@ from faster_rcnn.train.checkpoint import (
     save_model,
 )
 from faster_rcnn.train.state import weights_record
+from zip_records import zip_record_start
 
 
 def tiny_model(seed: int = 0, num_classes: int = 4) -> FasterRCNN:
@@ -701,6 +702,26 @@ def test_an_unreadable_training_state_is_said_why_in_words(tmp_path, damage, why
     state.write_bytes(damaged_state(damage, checkpoint))
     with pytest.raises(ValueError) as info:
         TrainingCheckpoint.load(checkpoint, model)
+    assert str(info.value) == f"{state} is not a readable training state ({why})"
+
+
+def test_a_checkpoint_whose_tensor_bytes_were_changed_is_not_resumed(tmp_path):
+    """torch.load and safetensors read a tensor's changed bytes without a word: the
+    model file's own checksum (file_checksum), the state's zip records' checksums."""
+    model, checkpoint = tiny_model(), tmp_path / "joint"
+    make_checkpoint(step=1).save(checkpoint, model)
+    model_file, state = checkpoint / MODEL_FILE, checkpoint / STATE_FILE
+    pristine = model_file.read_bytes()
+    model_file.write_bytes(pristine[:-1] + bytes([pristine[-1] ^ 0x01]))  # its last tensor's
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(model_file))} is damaged: its bytes"):
+        TrainingCheckpoint.load(checkpoint, model)
+    model_file.write_bytes(pristine)
+    data = bytearray(state.read_bytes())
+    data[zip_record_start(bytes(data), "data/0")] ^= 0x01  # a tensor of the optimizer's
+    state.write_bytes(data)
+    with pytest.raises(ValueError) as info:
+        TrainingCheckpoint.load(checkpoint, model)
+    why = "damaged: its zip archive's data/0 fails its checksum"
     assert str(info.value) == f"{state} is not a readable training state ({why})"
 
 

@@ -2,8 +2,9 @@
 
 A **model file** is a safetensors file: the weights (the state dict, buffers included)
 and, in the header's metadata, ``{"format": "faster-rcnn/1", "config": <the model's
-FasterRCNNConfig as JSON>}``, so :func:`load_model` rebuilds the very architecture that
-wrote it before loading the weights strictly.
+FasterRCNNConfig as JSON>, "crc32": <the file's checksum>}``, so :func:`load_model`
+rebuilds the very architecture that wrote it before loading the weights strictly, and
+refuses a damaged copy (:mod:`~faster_rcnn.file_checksum`).
 
 A **training checkpoint** is a directory holding ``model.safetensors`` (a model file) and
 ``state.pt``: the optimizer, the step, the loss history, every random state a run draws
@@ -38,6 +39,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
+from .. import file_checksum
 from ..config import FasterRCNNConfig
 from ..model import FasterRCNN
 from ..state_dict_io import (
@@ -49,6 +51,7 @@ from ..state_dict_io import (
     is_one_pickle,
     safetensors_failure,
     torch_load_failure,
+    zip_damage,
 )
 
 MODEL_FORMAT = "faster-rcnn/1"
@@ -85,6 +88,7 @@ def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = Tru
             "save the model it was made from"
         )
     metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
+    metadata[file_checksum.KEY] = file_checksum.PLACEHOLDER
     try:
         model.check_config_rebuilds()
     except ValueError as error:
@@ -103,6 +107,7 @@ def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = Tru
                 raise
             errno = int(code.group(1))
             raise OSError(errno, os.strerror(errno), str(path)) from error
+        file_checksum.write_checksum(temporary)
 
 
 def read_model_config(path: str | Path) -> FasterRCNNConfig:
@@ -333,7 +338,8 @@ def load_weights(model: FasterRCNN, path: str | Path) -> None:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         WeightsMismatchError: its tensors' names or shapes differ from ``model``'s.
-        ValueError: ``path`` is a folder, or the file is unreadable.
+        ValueError: ``path`` is a folder, or the file is unreadable, or damaged (its
+            bytes fail the checksum written with them: :mod:`~faster_rcnn.file_checksum`).
     """
     path = Path(path)
     _check_model_file(path)
@@ -349,6 +355,8 @@ def load_weights(model: FasterRCNN, path: str | Path) -> None:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         message = f"the weights in {path} do not fit the model: {first}{more}"
         raise WeightsMismatchError(message) from error
+    # After the load, which words a file cut off or not safetensors at all.
+    file_checksum.check_checksum(path)
 
 
 @dataclass
@@ -512,6 +520,9 @@ class TrainingCheckpoint:
             )
         state_path = found / STATE_FILE
         state = _read_state(state_path)
+        damage = zip_damage(state_path)  # what torch.load read unchecked: its tensors
+        if damage is not None:
+            raise ValueError(f"{state_path} is not a readable training state ({damage})")
         fields = {field.name for field in dataclasses.fields(cls)}
         if not fields - _ADDED_FIELDS <= set(state) <= fields:
             raise ValueError(
