@@ -19,10 +19,10 @@ from typing import BinaryIO
 # The metadata entry that holds the checksum, and its value while it is being computed.
 KEY = "crc32"
 PLACEHOLDER = "00000000"
-# Where the entry lies in the header (JSON written without spaces by safetensors): a key
-# within a string (the config's JSON) is escaped, \"crc32\", and a tensor's value is an
-# object, so only the metadata's entry matches.
-_ENTRY = re.compile(rb'"' + KEY.encode() + rb'":"([0-9a-f]{8})"')
+# Where the entry lies in the header (JSON): a key within a string (the config's JSON)
+# is escaped, \"crc32\", and a tensor's value is an object, so only the metadata's entry
+# matches.
+_ENTRY = re.compile(rb'"' + KEY.encode() + rb'"\s*:\s*"([0-9a-f]{8})"')
 _CHUNK = 1 << 24
 # The longest header safetensors reads.
 _MAX_HEADER = 100_000_000
