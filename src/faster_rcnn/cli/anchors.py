@@ -9,6 +9,7 @@ import shlex
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
@@ -27,7 +28,6 @@ from ..insight.anchor_coverage import (
     unresizable_images,
 )
 from ..insight.anchor_fit import AnchorFit, check_anchors_per_location, fit_anchors
-from ..insight.anchor_plots import CoverageReport, StrideRange
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
 from ..train.checkpoint import load_model, read_model_config
@@ -47,6 +47,9 @@ from .arguments import (
     with_image_sizes,
 )
 from .splits import check_split_name, layout_saying_what_is_left_out, trained_data
+
+if TYPE_CHECKING:  # matplotlib, which draws the report, loads only when it is made
+    from ..insight.anchor_plots import CoverageReport, StrideRange
 
 FITTED_FILE = "fitted_anchors.json"
 UNCOVERED_SHOWN = 5
@@ -206,6 +209,8 @@ def coverage_report(
     model: FasterRCNN, targets: list[ImageBoxes], names: Sequence[str]
 ) -> CoverageReport:
     """The coverage of the model's anchors over ``targets`` (per image: size, boxes)."""
+    from ..insight.anchor_plots import CoverageReport  # matplotlib: not at every start
+
     coverage = measure_anchor_coverage(model, targets)
     return CoverageReport(
         coverage,

@@ -10,7 +10,6 @@ import torch
 from ..data.augment import Augmented, RandomHorizontalFlip
 from ..data.cache import InMemoryDataset
 from ..data.open import open_dataset
-from ..insight.draw import save_pictures
 from ..insight.pictures import DEFAULT_SUFFIX
 from ..model import FasterRCNN
 from ..models import preset_config
@@ -99,6 +98,8 @@ def demo(args: argparse.Namespace) -> int:
 
 def write_pictures(model: FasterRCNN, images: list[torch.Tensor], args: argparse.Namespace) -> None:
     """Detections and proposals of a few test images under ``<out>/pictures``."""
+    from ..insight.draw import save_pictures  # matplotlib: not at every start
+
     out = args.out / "pictures"
     out.mkdir(parents=True, exist_ok=True)
     model.eval()

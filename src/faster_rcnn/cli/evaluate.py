@@ -16,7 +16,6 @@ from ..counted import counted
 from ..data.dataset import Sample
 from ..data.resizable import ResizableImages
 from ..evaluate.coco_ap import score_results_file
-from ..evaluate.recall_plots import write_recall_plots
 from ..evaluate.runner import EvaluationResult, evaluate_detector, write_figures
 from ..model import FasterRCNN
 from ..test_time_flips import TestTimeFlips
@@ -275,6 +274,8 @@ def evaluate_and_report(
     )
     print(result.table())
     if out is not None:
+        from ..evaluate.recall_plots import write_recall_plots  # matplotlib: not at every start
+
         result.save_json(out / "metrics.json")
         plots = write_recall_plots(result.recall_curves, out, result.detection_proposals)
         names = ", ".join(plot.name for plot in plots)

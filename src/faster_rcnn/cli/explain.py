@@ -25,7 +25,6 @@ from ..data.dataset import boxes_tensor, image_sizes, read_image, warn_of_later_
 from ..data.resizable import check_resizable
 from ..data.voc import audited_box, parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
-from ..insight.explain import draw_explanation, explain
 from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
 from ..model import FasterRCNN
 from ..models import PRESETS, preset_config
@@ -132,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     # The model's own check would name the image "image 0", not its file.
     transform = model.transform
     check_resizable(image, args.image, transform.min_size, transform.max_size, MODEL_SIZE_NAMES)
+    from ..insight.explain import draw_explanation, explain  # matplotlib: not at every start
+
     trained = args.model is not None
     explanation = explain(
         model,

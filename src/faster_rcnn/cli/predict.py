@@ -59,7 +59,6 @@ from ..data.dataset import (
 from ..data.resizable import check_resizable
 from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
-from ..insight.draw import save_pictures
 from ..insight.pictures import DEFAULT_SUFFIX, image_pictures
 from ..train.checkpoint import load_model
 from .arguments import (
@@ -150,6 +149,8 @@ def detect_and_draw(
     """Each image detected, and drawn in ``out`` as its name in ``names_of`` (the
     detections scoring ``score`` or more, and the proposals where ``detect`` gives them);
     one that cannot be read or resized is skipped with a warning naming it."""
+    from ..insight.draw import save_pictures  # matplotlib: not at every start
+
     names, transform = config.label_names(), config.transform
     predicted = Predicted()
     items = zip(images.paths, images.image_ids, names_of, strict=True)
