@@ -15,7 +15,6 @@ import torch
 from safetensors import SafetensorError
 
 from faster_rcnn.cli import arguments, build_parser, main
-from faster_rcnn.cli import export as export_cli
 from faster_rcnn.cli import train as train_cli
 from faster_rcnn.cli.run_folder import scheme_of
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
@@ -911,7 +910,9 @@ def test_a_checkpoints_export_goes_beside_its_stage_where_its_next_checkpoint_le
     """MODEL.onnx beside a checkpoint's model was inside the checkpoint's folder, which the
     run's next checkpoint replaces whole: the export went silently. It is RUN/joint.onnx,
     which a run trained over names as it names model.onnx."""
-    monkeypatch.setattr(export_cli, "export_onnx", lambda model, out: out.write_bytes(b"onnx"))
+    monkeypatch.setattr(
+        "faster_rcnn.export.export_onnx", lambda model, out: out.write_bytes(b"onnx")
+    )
     run = tmp_path / "run"
     argv = ["train", "--data", "synthetic:2", "--out", str(run), *TINY]
     assert main([*argv, "--steps", "2"]) == 0

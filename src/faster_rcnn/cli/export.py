@@ -7,7 +7,6 @@ import argparse
 import time
 from pathlib import Path
 
-from ..export import export_onnx
 from ..train.checkpoint import load_model, read_model_config, run_and_stage_of
 from .arguments import check_out_file, file_of_flag, path_argument
 
@@ -34,6 +33,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..export import export_onnx  # its graph operators: not at every start
+
     out = args.out or default_onnx_path(args.model)
     with file_of_flag("--model", args.model):  # named as such before --out is checked
         read_model_config(args.model)

@@ -57,7 +57,6 @@ from ..data.dataset import (
     warn_of_later_frames,
 )
 from ..data.resizable import check_resizable
-from ..export import OnnxDetector
 from ..fast_inference import optimize_for_inference
 from ..insight.pictures import DEFAULT_SUFFIX, image_pictures
 from ..train.checkpoint import load_model
@@ -211,6 +210,8 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
             raise ValueError("predict --onnx runs on the CPU (ONNX Runtime's CPU provider)")
         if args.tta is not None:
             raise ValueError("--tta runs a --model: an exported model detects each image once")
+        from ..export import OnnxDetector  # its graph operators: not at every start
+
         onnx_detector = OnnxDetector(args.onnx)
         return (lambda image: (onnx_detector([image])[0], None)), onnx_detector.config
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
