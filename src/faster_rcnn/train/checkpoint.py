@@ -87,8 +87,11 @@ def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = Tru
             "this model was rewritten for inference (its batch norms are folded): "
             "save the model it was made from"
         )
-    metadata = {"format": MODEL_FORMAT, "config": model.config.to_json()}
-    metadata[file_checksum.KEY] = file_checksum.PLACEHOLDER
+    metadata = {
+        "format": MODEL_FORMAT,
+        "config": model.config.to_json(),
+        file_checksum.KEY: file_checksum.PLACEHOLDER,  # filled in once the file is written
+    }
     try:
         model.check_config_rebuilds()
     except ValueError as error:
