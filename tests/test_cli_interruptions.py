@@ -6,6 +6,7 @@ with a checkpoint too, unless under ``nohup``, where it goes on to its end, as i
 where the reader of its output stops early (``| head``)."""
 
 import fcntl
+import functools
 import os
 import pty
 import random
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,13 +85,17 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory) -> dict[str, Path]:
-    """The uninterrupted run of each scheme."""
-    runs = {}
-    for scheme in SCHEMES:
-        runs[scheme] = tmp_path_factory.mktemp(f"straight_{scheme}")
-        subprocess.run(command(runs[scheme], scheme), check=True, capture_output=True)
-    return runs
+def straight(tmp_path_factory) -> Callable[[str], Path]:
+    """The uninterrupted run of a scheme, run once a module the first time it is asked
+    for: each pytest-xdist worker runs only those of the schemes its tests stop."""
+
+    @functools.cache
+    def run(scheme: str) -> Path:
+        out = tmp_path_factory.mktemp(f"straight_{scheme}")
+        subprocess.run(command(out, scheme), check=True, capture_output=True)
+        return out
+
+    return run
 
 
 @pytest.mark.parametrize(("scheme", "signum"), STOPS)
@@ -120,7 +126,7 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path, straight, 
         resuming = f"{stage}: resuming from step {steps} of "
         assert (resuming in resumed.stdout + resumed.stderr) == (steps > 0), (stage, steps)
     assert steps_logged(tmp_path) == STEPS
-    assert_same_weights(straight[scheme], tmp_path)
+    assert_same_weights(straight(scheme), tmp_path)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
