@@ -1,5 +1,6 @@
 """A model file carries the CRC-32 of its bytes: a damaged copy is refused, not loaded."""
 
+import io
 import json
 import re
 import zlib
@@ -10,8 +11,8 @@ import safetensors.torch
 import torch
 from safetensors import safe_open
 
-from faster_rcnn import FasterRCNN
-from faster_rcnn.file_checksum import check_checksum
+from faster_rcnn import FasterRCNN, file_checksum
+from faster_rcnn.file_checksum import check_checksum, digits_after
 from faster_rcnn.models import small_config
 from faster_rcnn.state_dict_io import read_state_dict
 from faster_rcnn.train.checkpoint import (
@@ -108,3 +109,13 @@ def test_a_model_file_that_records_no_checksum_still_loads(tmp_path):
     loaded = load_model(path)
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_entries_are_found_once_wherever_the_chunks_cut_them(monkeypatch):
+    """An ONNX export's entry is looked for in chunks of the file: a chunk's end through
+    an entry (chunks of every size, here) still finds it, and finds it once; seven
+    digits are no entry."""
+    data = b"xx<k>12345678yyy<k>0000000" + b"<k>00000000" + b"<k>zz"
+    for chunk in range(1, len(data) + 1):
+        monkeypatch.setattr(file_checksum, "_CHUNK", chunk)
+        assert digits_after(io.BytesIO(data), b"<k>") == [5, 29], chunk
