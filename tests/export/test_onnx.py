@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import json
+import re
 import sys
+import zlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,11 +118,116 @@ def test_exported_model_without_detections_returns_empty_results(small_export, t
     silent = numpy_helper.to_array(bias).copy()
     silent[0] += 100
     bias.CopyFrom(numpy_helper.from_array(silent, bias.name))
+    drop_checksum(graph)  # the bytes changed on purpose
     onnx.save(graph, str(tmp_path / "silent.onnx"))
     detector = OnnxDetector(tmp_path / "silent.onnx")
     results = detector(images_of_sizes([(240, 320), (100, 400)]))
     assert [len(r["scores"]) for r in results] == [0, 0]
     assert [tuple(r["boxes"].shape) for r in results] == [(0, 4), (0, 4)]
+
+
+def drop_checksum(graph) -> None:
+    """Remove the checksum entry from the ONNX ``graph`` (a ``ModelProto``), as an export
+    of an older version lacks it: a file edited with ``onnx`` would fail it."""
+    kept = [entry for entry in graph.metadata_props if entry.key != "faster_rcnn.crc32"]
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(kept)
+
+
+def recorded_crc(path: Path) -> str:
+    import onnx
+
+    entries = onnx.load(str(path)).metadata_props
+    return {entry.key: entry.value for entry in entries}["faster_rcnn.crc32"]
+
+
+def crc_of(data: bytes, recorded: str) -> str:
+    """The CRC-32 of the ONNX file ``data`` with its checksum's digits as zeros, computed
+    here on its own: the one metadata entry, as protobuf encodes it (tag 0x0a, the key's
+    length 17, the key, tag 0x12, the value's length 8, the digits)."""
+    key = b"\x0a\x11faster_rcnn.crc32\x12\x08"
+    assert data.count(key + recorded.encode()) == 1
+    return f"{zlib.crc32(data.replace(key + recorded.encode(), key + b'00000000')):08x}"
+
+
+def test_an_export_records_the_crc32_of_its_bytes(small_export):
+    _, onnx_file = small_export
+    recorded = recorded_crc(onnx_file)
+    assert re.fullmatch("[0-9a-f]{8}", recorded)
+    assert recorded == crc_of(onnx_file.read_bytes(), recorded)
+
+
+def damaged_copy(onnx_file: Path, path: Path, where: str) -> str:
+    """``onnx_file`` copied to ``path``, a bit flipped in the box predictor's class
+    weights or a digit of the config's ``min_size`` (320 -> 220); the CRC-32 its bytes
+    then give."""
+    import onnx
+
+    data = bytearray(onnx_file.read_bytes())
+    if where == "weight":
+        initializers = onnx.load(str(onnx_file)).graph.initializer
+        (weight,) = [w for w in initializers if w.name.endswith("cls_score.weight")]
+        assert data.count(weight.raw_data) == 1
+        data[data.index(weight.raw_data) + 1] ^= 0x40
+    else:
+        setting = b'"min_size": [\n      320'
+        assert data.count(setting) == 1
+        data[data.index(setting) + len(setting) - 3] ^= ord("3") ^ ord("2")
+    path.write_bytes(data)
+    return crc_of(bytes(data), recorded_crc(onnx_file))
+
+
+def damage_message(path: Path, crc: str, recorded: str) -> str:
+    return (
+        f"{path} is damaged: its bytes give the CRC-32 {crc}, not the {recorded} written "
+        "with them (copy it again, or use another checkpoint)"
+    )
+
+
+@pytest.mark.parametrize("where", ["weight", "config"])
+def test_a_damaged_export_is_refused(small_export, tmp_path, where):
+    """Before, ONNX Runtime ran a changed weight without a word, and the detector resized
+    images by a changed config."""
+    import onnx
+    import onnxruntime
+
+    _, onnx_file = small_export
+    path = tmp_path / "damaged.onnx"
+    crc = damaged_copy(onnx_file, path, where)
+    onnxruntime.InferenceSession(str(path))  # what ran without a word
+    metadata = {entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}
+    min_size = json.loads(metadata["faster_rcnn.config"])["transform"]["min_size"]
+    assert min_size == ([220] if where == "config" else [320])
+    with pytest.raises(ValueError) as refused:
+        OnnxDetector(path)
+    assert str(refused.value) == damage_message(path, crc, recorded_crc(onnx_file))
+
+
+def test_predict_onnx_refuses_a_damaged_export_in_one_line(small_export, tmp_path, capsys):
+    _, onnx_file = small_export
+    path = tmp_path / "damaged.onnx"
+    crc = damaged_copy(onnx_file, path, "weight")
+    to_pil(images_of_sizes([(120, 160)])[0]).save(tmp_path / "img.png")
+    argv = ["predict", "--onnx", str(path), str(tmp_path / "img.png")]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    message = damage_message(path, crc, recorded_crc(onnx_file))
+    assert capsys.readouterr().err == f"faster-rcnn: error: {message}\n"
+
+
+def test_an_export_that_records_no_checksum_still_loads_and_detects(small_export, tmp_path):
+    """Exports of older versions, written before the checksum: nothing to check them
+    against."""
+    import onnx
+
+    model, onnx_file = small_export
+    graph = onnx.load(str(onnx_file))
+    drop_checksum(graph)
+    onnx.save(graph, str(tmp_path / "older.onnx"))
+    assert b"faster_rcnn.crc32" not in (tmp_path / "older.onnx").read_bytes()
+    images = images_of_sizes(BATCHES[0])
+    with torch.no_grad():
+        expected = model(images)
+    assert_same_detections(OnnxDetector(tmp_path / "older.onnx")(images), expected)
 
 
 def test_export_leaves_every_module_of_the_model_in_its_mode(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ left, any padding), ``image_sizes`` and ``original_sizes`` ``(N, 2)`` int64 (hei
 width); outputs ``boxes`` ``(N, D, 4)`` in original pixels, ``scores`` ``(N, D)`` and
 ``labels`` ``(N, D)`` int64, label 0 after each image's detections. The model's config
 travels in the file's metadata, so :class:`~faster_rcnn.export.onnx_runtime.OnnxDetector`
-resizes as the model did and names the classes.
+resizes as the model did and names the classes, and its checksum
+(:mod:`~faster_rcnn.file_checksum`) lets it refuse a damaged copy.
 """
 
 from __future__ import annotations
@@ -19,16 +20,23 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import Tensor, nn
 
+from .. import file_checksum
 from ..model import FasterRCNN
 from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, DetectionGraph, prepare_graph_inputs
 
 ONNX_FORMAT = "faster-rcnn-onnx/1"
 FORMAT_KEY = "faster_rcnn.format"
 CONFIG_KEY = "faster_rcnn.config"
+CHECKSUM_KEY = "faster_rcnn.crc32"
+# The checksum's entry as protobuf writes it (a StringStringEntryProto of the model's
+# metadata_props), up to its digits: the key's field (tag 0x0a, length, the key), then the
+# value's (tag 0x12, length 8).
+_CHECKSUM_ENTRY = bytes([0x0A, len(CHECKSUM_KEY)]) + CHECKSUM_KEY.encode() + b"\x12\x08"
 # RoiAlign's coordinate_transformation_mode (torchvision's aligned=False) needs opset 16.
 OPSET = 18
 ONNX_EXTRA = "pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
@@ -85,10 +93,19 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
         )
     program.model.metadata_props[FORMAT_KEY] = ONNX_FORMAT
     program.model.metadata_props[CONFIG_KEY] = model.config.to_json()
+    # Filled in once the file is written.
+    program.model.metadata_props[CHECKSUM_KEY] = file_checksum.PLACEHOLDER
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path))
+    file_checksum.write_checksum(path, checksum_digits)
     return path
+
+
+def checksum_digits(file: BinaryIO) -> list[int]:
+    """Where the digits of the ``CHECKSUM_KEY`` entries of the ONNX ``file`` lie (the
+    model's metadata, after its graph: the whole file is read)."""
+    return file_checksum.digits_after(file, _CHECKSUM_ENTRY)
 
 
 def _example_images(min_size: int) -> list[Tensor]:

@@ -8,12 +8,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .. import file_checksum
 from ..config import FasterRCNNConfig
 from ..train.checkpoint import MODEL_FILE
 from ..transform import ImageTransform
 from ..validation import rgb_image_list, validate_image_sizes, validate_images
 from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, prepare_graph_inputs
-from .onnx_export import CONFIG_KEY, FORMAT_KEY, ONNX_FORMAT, require_onnx
+from .onnx_export import CONFIG_KEY, FORMAT_KEY, ONNX_FORMAT, checksum_digits, require_onnx
 
 
 class OnnxDetector:
@@ -24,7 +25,8 @@ class OnnxDetector:
         threads: ONNX Runtime's intra-op threads (default: its own choice).
 
     Raises:
-        ValueError: ``onnxruntime`` is missing, or the file is not such an export.
+        ValueError: ``onnxruntime`` is missing, or the file is not such an export, or is
+            damaged (its bytes fail the checksum written with them).
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
@@ -32,6 +34,8 @@ class OnnxDetector:
         import onnxruntime
 
         _check_onnx_file(Path(path))
+        if Path(path).is_file():  # ONNX Runtime names a missing one
+            file_checksum.check_checksum(Path(path), checksum_digits)
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
