@@ -214,6 +214,25 @@ def test_predict_onnx_refuses_a_damaged_export_in_one_line(small_export, tmp_pat
     assert capsys.readouterr().err == f"faster-rcnn: error: {message}\n"
 
 
+def test_an_export_stopped_before_its_checksum_is_in_leaves_the_earlier_file(tmp_path, monkeypatch):
+    """Ctrl-C between the graph's write and its checksum's: the half-written file, whose
+    placeholder would be refused as damaged, is not left where the export goes."""
+    from faster_rcnn import file_checksum
+
+    earlier = tmp_path / "model.onnx"
+    earlier.write_bytes(b"the earlier export")
+
+    def stopped(path, find):
+        assert path != earlier and path.stat().st_size > 100_000  # the graph is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(file_checksum, "write_checksum", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(small_detector(), earlier)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    assert earlier.read_bytes() == b"the earlier export"
+
+
 def test_an_export_that_records_no_checksum_still_loads_and_detects(small_export, tmp_path):
     """Exports of older versions, written before the checksum: nothing to check them
     against."""

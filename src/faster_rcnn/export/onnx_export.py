@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .. import file_checksum
 from ..model import FasterRCNN
+from ..train.checkpoint import atomic_write
 from .graph import GRAPH_INPUTS, GRAPH_OUTPUTS, DetectionGraph, prepare_graph_inputs
 
 ONNX_FORMAT = "faster-rcnn-onnx/1"
@@ -96,9 +97,11 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
     # Filled in once the file is written.
     program.model.metadata_props[CHECKSUM_KEY] = file_checksum.PLACEHOLDER
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    program.save(str(path))
-    file_checksum.write_checksum(path, checksum_digits)
+    # Written aside and renamed once its checksum is in: an export stopped half-way
+    # leaves no file that would be run, or refused as damaged, and keeps an earlier one.
+    with atomic_write(path) as temporary:
+        program.save(str(temporary))
+        file_checksum.write_checksum(temporary, checksum_digits)
     return path
 
 
