@@ -76,10 +76,12 @@ def write_checksum(path: Path, find: FindDigits = safetensors_digits) -> None:
         file.write(crc.encode())
 
 
-def check_checksum(path: Path, find: FindDigits = safetensors_digits) -> None:
+def check_checksum(
+    path: Path, find: FindDigits = safetensors_digits, remedy: str = "use another checkpoint"
+) -> None:
     """Refuse the file ``path`` (a safetensors file; ``find`` tells where in another
     format) if it records a checksum that its bytes no longer give; a file that records
-    none passes.
+    none passes. ``remedy``: what the error says to do besides copying the file again.
 
     Raises:
         ValueError: one line naming the file and both checksums.
@@ -92,7 +94,7 @@ def check_checksum(path: Path, find: FindDigits = safetensors_digits) -> None:
     if crc != recorded:
         raise ValueError(
             f"{path} is damaged: its bytes give the CRC-32 {crc}, not the {recorded} written "
-            "with them (copy it again, or use another checkpoint)"
+            f"with them (copy it again, or {remedy})"
         )
 
 

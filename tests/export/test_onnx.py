@@ -180,7 +180,7 @@ def damaged_copy(onnx_file: Path, path: Path, where: str) -> str:
 def damage_message(path: Path, crc: str, recorded: str) -> str:
     return (
         f"{path} is damaged: its bytes give the CRC-32 {crc}, not the {recorded} written "
-        "with them (copy it again, or use another checkpoint)"
+        "with them (copy it again, or export its model file again)"
     )
 
 

@@ -35,7 +35,9 @@ class OnnxDetector:
 
         _check_onnx_file(Path(path))
         if Path(path).is_file():  # ONNX Runtime names a missing one
-            file_checksum.check_checksum(Path(path), checksum_digits)
+            file_checksum.check_checksum(
+                Path(path), checksum_digits, remedy="export its model file again"
+            )
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
