@@ -202,12 +202,13 @@ def bytes_before_zip(path: Path) -> int:
         return 0
 
 
-def zip_damage(path: Path) -> str | None:
+def zip_damage(path: Path, only: str | None = None) -> str | None:
     """How the zip archive ``path`` (as ``torch.save`` writes one) is damaged, in words
     (its directory unreadable, a record failing its checksum or unreadable), naming the
     record as ``torch.save`` names it (``data.pkl``, ``data/3``); ``None`` where it is
-    whole, or no zip archive. Every record is read: what torch.load reads unchecked (it
-    reads a tensor's bytes that fail their checksum without a word)."""
+    whole, or no zip archive. Every record is read (``only``: just the one so named):
+    what torch.load reads unchecked (it reads a tensor's bytes that fail their checksum
+    without a word)."""
     if not zipfile.is_zipfile(path):
         return None
     try:
@@ -217,19 +218,28 @@ def zip_damage(path: Path) -> str | None:
     with archive:
         for record in archive.infolist():
             name = record.filename.partition("/")[2] or record.filename  # after the archive's
-            try:
-                with archive.open(record) as file:
-                    while file.read(1 << 24):
-                        pass
-            except zipfile.BadZipFile as error:
-                if "CRC" not in str(error):
-                    return f"damaged: its zip archive's {name} cannot be read"
-                # A checksum of 0 is none: torch.save records none where told not to
-                # (torch.utils.serialization.config.save.compute_crc32 = False).
-                if record.CRC != 0:
-                    return f"damaged: its zip archive's {name} fails its checksum"
-            except _ZIP_ERRORS:
-                return f"damaged: its zip archive's {name} cannot be read"
+            if only is None or name == only:
+                damage = _record_damage(archive, record)
+                if damage is not None:
+                    return f"damaged: its zip archive's {name} {damage}"
+    return None
+
+
+def _record_damage(archive: zipfile.ZipFile, record: zipfile.ZipInfo) -> str | None:
+    """What is wrong with ``record`` of ``archive`` (``"fails its checksum"``, ``"cannot
+    be read"``), read whole; ``None``: nothing."""
+    try:
+        with archive.open(record) as file:
+            while file.read(1 << 24):
+                pass
+    except zipfile.BadZipFile as error:
+        if "CRC" not in str(error):
+            return "cannot be read"
+        # A checksum of 0 is none: torch.save records none where told not to
+        # (torch.utils.serialization.config.save.compute_crc32 = False).
+        return "fails its checksum" if record.CRC != 0 else None
+    except _ZIP_ERRORS:
+        return "cannot be read"
     return None
 
 

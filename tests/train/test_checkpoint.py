@@ -725,6 +725,24 @@ def test_a_checkpoint_whose_tensor_bytes_were_changed_is_not_resumed(tmp_path):
     assert str(info.value) == f"{state} is not a readable training state ({why})"
 
 
+def test_a_state_whose_fields_were_changed_is_refused_before_they_are_used(tmp_path):
+    """A changed byte of the pickle can still unpickle, to another value: the step the
+    run would resume from, read before the state is loaded, was taken as it came."""
+    model, checkpoint = tiny_model(), tmp_path / "joint"
+    make_checkpoint(step=3).save(checkpoint, model)
+    state = checkpoint / STATE_FILE
+    data = bytearray(state.read_bytes())
+    # The key "step" (its memo entry after it), then the one-byte int 3 (opcode K).
+    (field,) = re.finditer(rb"X\x04\x00\x00\x00stepq.K(\x03)", data, re.DOTALL)
+    data[field.start(1)] = 7
+    state.write_bytes(data)
+    assert torch.load(state, weights_only=True)["step"] == 7  # it still unpickles
+    with pytest.raises(ValueError) as info:
+        TrainingCheckpoint.steps_in(checkpoint)
+    why = "damaged: its zip archive's data.pkl fails its checksum"
+    assert str(info.value) == f"{state} is not a readable training state ({why})"
+
+
 def test_the_rate_scale_round_trips_and_older_states_without_it_still_load(tmp_path):
     model = tiny_model()
     checkpoint = make_checkpoint(step=2)

@@ -547,6 +547,11 @@ def _read_state(path: Path) -> dict[str, Any]:
     except TORCH_LOAD_ERRORS as error:
         why = torch_load_failure(path, error)
         raise ValueError(f"{path} is not a readable training state ({why})") from error
+    # The fields, checked on every read: resuming takes the run's scheme, steps and time
+    # spent from them (recorded_in) before the whole state is loaded and checked.
+    damage = zip_damage(path, only="data.pkl")
+    if damage is not None:
+        raise ValueError(f"{path} is not a readable training state ({damage})")
     state = _state_in(content)
     if state is None:
         raise ValueError(f"{path} is not a faster-rcnn training state")
