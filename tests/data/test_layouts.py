@@ -18,6 +18,7 @@ from faster_rcnn.counted import counted
 from faster_rcnn.data import open as layouts_module
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.coco import COCODetection
+from faster_rcnn.data.csv_boxes import CSVDetection
 from faster_rcnn.data.darknet import DarknetYOLO
 from faster_rcnn.data.dataset import IMAGE_SUFFIXES
 from faster_rcnn.data.holdout import Subset, holdout_indices, item_keys, read_split
@@ -861,6 +862,12 @@ def test_each_reader_says_a_split_without_images_holds_none_in_one_wording(tmp_p
     with pytest.raises(ValueError) as refused:
         VOCDetection(voc, "val")
     assert str(refused.value) == f"{voc / 'ImageSets/Main/val.txt'}: the val split holds no image"
+    listed = csv_annotations(tmp_path / "csv/valid", "a.jpg,40,30,cell,2,2,12,10")
+    with pytest.raises(ValueError) as refused:
+        CSVDetection(listed, "valid")
+    assert str(refused.value) == (
+        f"{listed}: the valid split holds no image (no {suffixes} file beside it)"
+    )
 
 
 def test_an_empty_cvat_default_list_is_the_dataset_without_images(tmp_path, capsys):
@@ -1226,6 +1233,72 @@ def test_roboflow_coco_one_folder_per_split_without_its_placeholder_category(tmp
     val = open_dataset(tmp_path, "val")
     assert len(val) == 2 and val.class_names == ("rbc",)
     assert val[0][1]["labels"].tolist() == [1]
+
+
+def csv_annotations(folder: Path, *rows: str) -> Path:
+    """``_annotations.csv`` in ``folder``, as Roboflow's "Tensorflow Object Detection CSV"
+    export writes it: its header, then ``rows``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "_annotations.csv"
+    path.write_text("\n".join(["filename,width,height,class,xmin,ymin,xmax,ymax", *rows]))
+    return path
+
+
+def test_roboflow_csv_export_one_folder_per_split(tmp_path, capsys):
+    """Roboflow's "Tensorflow Object Detection CSV" export: a split per folder, found by
+    find_layout, open_dataset and `data`; one split's folder alone, or its file, is data
+    without splits."""
+    for split, count in (("train", 3), ("valid", 2), ("test", 1)):
+        rows = []
+        for k in range(count):
+            image(tmp_path / split / f"{split}{k}_jpg.rf.1.jpg")
+            rows.append(f"{split}{k}_jpg.rf.1.jpg,40,30,{'rbc' if k else 'wbc'},2,2,12,10")
+        csv_annotations(tmp_path / split, *rows)
+    (tmp_path / "README.roboflow.txt").write_text("exported via roboflow.com\n")
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == (
+        "TensorFlow Object Detection CSV (a folder per split)",
+        ("test", "train", "valid"),
+    )
+    val = open_dataset(tmp_path, "val", class_names=("rbc", "wbc"))
+    assert val.image_files == [tmp_path / f"valid/valid{k}_jpg.rf.1.jpg" for k in range(2)]
+    assert [val.target(k)["labels"].tolist() for k in range(2)] == [[2], [1]]
+    test = open_dataset(tmp_path, "test", class_names=("rbc", "wbc"))
+    assert test.class_names == ("rbc", "wbc")  # its own are ("wbc",), renumbered by name
+    assert test.target(0)["labels"].tolist() == [2]
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"{tmp_path}: TensorFlow Object Detection CSV (a folder per split), splits test, "
+        "train, valid"
+    )
+    assert "  valid: 2 images, 2 boxes; image sizes 40x30 to 40x30 (width x height)" in lines
+    assert lines[-1] == (
+        "train trains on train and valid together (--split train: on train alone); "
+        "evaluate scores test"
+    )
+    for data in (tmp_path / "valid", tmp_path / "valid/_annotations.csv"):
+        layout = find_layout(data)
+        assert (layout.format, layout.splits) == ("TensorFlow Object Detection CSV", ())
+        assert len(layout.open("train")) == 2
+
+
+def test_a_roboflow_csv_split_without_images_is_left_out_saying_so(tmp_path):
+    image(tmp_path / "train" / "a.jpg")
+    csv_annotations(tmp_path / "train", "a.jpg,40,30,cell,2,2,12,10")
+    csv_annotations(tmp_path / "test", "b.jpg,40,30,cell,2,2,12,10")
+    said = (
+        f"{tmp_path / 'test/_annotations.csv'}: the test split holds no image (no "
+        f"{'/'.join(IMAGE_SUFFIXES)} file beside it)"
+    )
+    layout = find_layout(tmp_path)
+    assert (layout.splits, layout.note) == (("train",), f"{said}: left out")
+    with pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path, "test")
+    assert str(refused.value) == (
+        f"{tmp_path} (TensorFlow Object Detection CSV (a folder per split)) has the split "
+        f"train; none fits 'test' ({said}: left out)"
+    )
 
 
 def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_path, capsys):

@@ -20,7 +20,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from faster_rcnn.data.dataset import UnreadableImageError, read_image
-from faster_rcnn.data.open import open_dataset
+from faster_rcnn.data.open import find_layout, open_dataset
 
 # The suite runs the same cases every time; FUZZ_RANDOM=1 FUZZ_EXAMPLES=2000 explores.
 FUZZ = settings(
@@ -284,4 +284,60 @@ def test_yolo_opens_or_says_what_is_wrong_in_one_line(lines, names):
         (root / "labels" / "a.txt").write_text("\n".join(lines))
         if names is not None:
             (root / "classes.txt").write_text(names)
+        _open_or_one_line_error(lambda: open_dataset(root))
+
+
+CSV_COLUMNS = ["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax"]
+# True one time in ten: Hypothesis draws the least of st.integers far more often than that.
+RARELY = st.sampled_from([False] * 9 + [True])
+
+
+@st.composite
+def csv_rows(draw: st.DrawFn, columns: list[str], size: tuple[str, str]) -> str:
+    """A row of a box of the image ``a.png`` recorded as ``size`` (width, height), most
+    often plausible (corners in order, reaching past the border at times), else with a
+    field of any value (commas and quotes too, which the csv module reads) or one
+    short."""
+    x1, y1 = draw(st.integers(-10, 30)), draw(st.integers(-10, 20))
+    value = {
+        "filename": draw(st.sampled_from(["a.png"] * 12 + ["b.png", "", "A.PNG"])),
+        "class": draw(st.sampled_from(["dog"] * 6 + ["cat"] * 5 + ['"a, b"', ""])),
+        "width": size[0],
+        "height": size[1],
+        "xmin": str(x1),
+        "ymin": str(y1),
+        "xmax": str(x1 + draw(st.integers(0, 30))),
+        "ymax": str(y1 + draw(st.integers(1, 20))),
+    }
+    if draw(RARELY):
+        value[draw(st.sampled_from(CSV_COLUMNS))] = draw(XML_TEXT)
+    row = [value[name] for name in columns]
+    return ",".join(row[: len(row) - draw(RARELY)])
+
+
+@st.composite
+def csv_files(draw: st.DrawFn) -> str:
+    """A CSV of boxes of the 24 x 16 image ``a.png``, its columns in any order (sometimes
+    one missing), its size recorded right or not, or random text inserted into it."""
+    columns = draw(st.permutations(CSV_COLUMNS))
+    if draw(RARELY):
+        columns = columns[1:]
+    size = draw(st.sampled_from([("24", "16")] * 6 + [("16", "24"), ("30", "16"), ("0", "16")]))
+    rows = draw(st.lists(csv_rows(columns, size), min_size=1, max_size=4))
+    text = "\n".join([",".join(columns), *rows])
+    if draw(RARELY):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.text(max_size=8)) + text[at:]
+    return text
+
+
+@FUZZ
+@given(text=csv_files())
+def test_csv_opens_or_says_what_is_wrong_in_one_line(text):
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "a.png").write_bytes(VALID_IMAGES[0])
+        (root / "_annotations.csv").write_text(text)
+        # Read as CSV whatever it holds, so that a refusal is the reader's.
+        assert find_layout(root).format == "TensorFlow Object Detection CSV"
         _open_or_one_line_error(lambda: open_dataset(root))

@@ -1,4 +1,5 @@
-"""Detection datasets (Pascal VOC, COCO, YOLO, generated shapes), augmentation, loaders.
+"""Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow CSV, generated shapes),
+augmentation, loaders.
 
 Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
 as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
@@ -15,6 +16,7 @@ from .augment import (
 from .box_audit import BoxAudit
 from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
+from .csv_boxes import CSVDetection
 from .dataset import (
     DetectionDataset,
     ImageFileDataset,
@@ -48,6 +50,7 @@ __all__ = [
     "Batch",
     "BoxAudit",
     "COCODetection",
+    "CSVDetection",
     "DetectionDataset",
     "GroupedBatchSampler",
     "ImageFileDataset",

@@ -15,6 +15,8 @@
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
   folder (or next to the file), then in the file's own folder.
 - an ``obj.data`` file: Darknet's layout, of its folder (below).
+- a ``.csv`` file: TensorFlow Object Detection CSV, that file, its images beside it
+  (:mod:`.csv_boxes`).
 - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
   ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
   are not splits); where the one list is ``default.txt`` (CVAT's export without
@@ -33,6 +35,12 @@
   such subfolder named as a split is (``valid/`` alone): a split per subfolder, each
   image looked for in its own split's folder only, per subfolder of ``.xml`` files
   beside them that holds no image, and per empty subfolder named as a split is (below).
+- a folder holding ``_annotations.csv`` beside its images: TensorFlow Object Detection
+  CSV, that file without splits (:mod:`.csv_boxes`).
+- a folder whose subfolders hold ``_annotations.csv`` beside their images (Roboflow's
+  "Tensorflow Object Detection CSV" export: ``train/``, ``valid/``, ``test/``): a split
+  per subfolder, per one whose file has no image beside it, and per empty subfolder
+  named as a split is (below).
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics. One
   that names no ``train`` split and no split with an image (another dataset's, or one
   whose folders were moved) names nothing to train on: it is passed over, with a
@@ -82,6 +90,7 @@ from typing import Any
 from ..counted import counted
 from .class_order import InClassOrder, takes_class_order
 from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
+from .csv_boxes import ANNOTATIONS_FILE, NO_IMAGE_BESIDE, CSVDetection
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
 from .dataset import (
     DetectionDataset,
@@ -105,6 +114,8 @@ SYNTHETIC_SIZES = {"train": 2000, "val": 200, "test": 200}
 SLIDES_SIZES = {"train": 300, "val": 100, "test": 100}
 # The one image list of CVAT's Pascal VOC export without subsets: not a split.
 CVAT_NO_SUBSET = "default"
+# What ``faster-rcnn data`` calls the layout of :mod:`.csv_boxes`.
+CSV_FORMAT = "TensorFlow Object Detection CSV"
 # The prefix of COCO's detection annotation files, ``instances_<split>.json``.
 INSTANCES = "instances_"
 # COCO's annotation files of its other tasks (captions, person keypoints, panoptic and
@@ -359,6 +370,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _coco_folder,
         _split_folders,
         _voc_split_folders,
+        _csv_folder,
+        _csv_split_folders,
         _yaml_in,
         _darknet,
         _yolo,
@@ -374,7 +387,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
         "one .json and images each (Roboflow COCO), subfolders with .xml files and "
-        "images each (Roboflow Pascal VOC), data.yaml (Ultralytics), obj.data (Darknet "
+        "images each (Roboflow Pascal VOC), _annotations.csv in it or in subfolders with "
+        "their images (Roboflow TensorFlow CSV), data.yaml (Ultralytics), obj.data (Darknet "
         "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
         ".xml files in it or in one subfolder (VOC without ImageSets/), images with "
         "their .txt and classes.txt beside them (LabelImg YOLO), or the names "
@@ -440,8 +454,11 @@ def _file_layout(file: Path) -> DatasetLayout:
         return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file))
     if file.name == DATA_FILE:
         return _darknet_layout(file)
+    if file.suffix.lower() == ".csv":
+        return DatasetLayout(str(file), CSV_FORMAT, (), lambda split, _: CSVDetection(file))
     raise ValueError(
-        f"{file}: a dataset file must be a COCO .json, a data .yaml or Darknet's {DATA_FILE}"
+        f"{file}: a dataset file must be a COCO .json, a data .yaml, a TensorFlow Object "
+        f"Detection .csv or Darknet's {DATA_FILE}"
     )
 
 
@@ -658,6 +675,47 @@ def _xml_without_images(folder: Path, split: str) -> str | None:
     if holds_images(folder):
         return None
     return empty_split_message(folder, split, without_their_images(folder))
+
+
+def _csv_folder(root: Path) -> DatasetLayout | None:
+    """A folder holding ``_annotations.csv`` beside its images: that file, without
+    splits (Roboflow's CSV export of one split, unzipped into its folder)."""
+    file = root / ANNOTATIONS_FILE
+    if not file.is_file():
+        return None
+    return DatasetLayout(str(root), CSV_FORMAT, (), lambda *_: CSVDetection(file))
+
+
+def _csv_split_folders(root: Path) -> DatasetLayout | None:
+    """Roboflow's "Tensorflow Object Detection CSV" export: each split a folder with its
+    ``_annotations.csv`` beside its images. A split folder whose file has no image beside
+    it, and a folder named as a split that holds neither (:func:`_empty_split_folders`),
+    are left out with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
+    by_split = {
+        folder.name: folder / ANNOTATIONS_FILE
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if (folder / ANNOTATIONS_FILE).is_file()
+    }
+    if not by_split:
+        return None
+    empty = _empty_split_folders(root, ".csv")
+    layout = DatasetLayout(
+        str(root),
+        f"{CSV_FORMAT} (a folder per split)",
+        tuple(sorted({*by_split, *empty})),
+        _refusing(empty, lambda split, _: CSVDetection(by_split[split], split)),
+    )
+    return _without_unusable(
+        layout, lambda split: empty.get(split) or _csv_without_images(by_split[split], split)
+    )
+
+
+def _csv_without_images(file: Path, split: str) -> str | None:
+    """``"<file>: the <split> split holds no image (no .jpg/... file beside it)"`` where
+    the folder of ``file`` holds no image, as opening it says; else ``None``."""
+    if holds_images(file.parent):
+        return None
+    return empty_split_message(file, split, NO_IMAGE_BESIDE)
 
 
 def _names_a_split(name: str) -> bool:

@@ -1,0 +1,310 @@
+"""TensorFlow Object Detection CSV reader: Roboflow's "Tensorflow Object Detection CSV"
+export, the raccoon dataset's own CSV and many Kaggle sets.
+
+Layout::
+
+    <folder>/_annotations.csv      one box a row, under a header row
+    <folder>/*.jpg                 the images it names, beside it
+
+The header names the columns, in any order and any case; others are ignored::
+
+    filename,width,height,class,xmin,ymin,xmax,ymax
+
+``width`` and ``height`` may be left out (both): the image file's size is then the only
+one. The corners are continuous pixel coordinates, as TensorFlow's ``generate_tfrecord``
+reads them (``xmin / width``), not VOC's 1-based indices. Rows of one image need not be
+together; the images keep the order in which the file first names them, and the classes
+are the names found, sorted (:class:`~.class_order.InClassOrder` renumbers a split to
+another's).
+
+Each image file's header is read when the file is opened and checked against the
+recorded ``width`` and ``height`` as the COCO and VOC readers check theirs
+(:func:`~.dataset.image_sizes`: the file decides, or turns the image by its EXIF
+orientation where the recorded size is its turned one; a warning either way). Boxes are
+clipped to that size and those wholly outside it dropped, counted in ``box_audit`` and
+warned about on opening.
+
+A CSV has no way to write an image without objects: an image beside it that no row
+names is left out, with one warning naming it, as :class:`~.voc_folder.VOCFolder` leaves
+out an image without an ``.xml``. An image a row names that is not there (deleted after
+labelling) is left out with its rows, with one warning (:func:`~.dataset.images_there`);
+one that is there but cannot be decoded is left to the run to skip, or stop at under
+``--strict`` (:mod:`.unreadable`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..counted import counted
+from .box_audit import BoxAudit
+from .dataset import (
+    IMAGE_SUFFIXES,
+    ImageFileDataset,
+    Target,
+    boxes_tensor,
+    empty_split_error,
+    first_few,
+    holds_images,
+    image_files_in,
+    image_sizes,
+    images_there,
+    read_image,
+    read_text,
+    written_path,
+)
+
+# The file Roboflow writes in each split folder.
+ANNOTATIONS_FILE = "_annotations.csv"
+# The columns every row needs; "width" and "height" are read where both are there.
+NEEDED_COLUMNS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
+SIZE_COLUMNS = ("width", "height")
+# What an empty split's message adds of a CSV without an image beside it.
+NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One box of the CSV, checked: where it is, its image, class and corners."""
+
+    line: int
+    where: str  # "<file>, line 3, a.jpg [2, 3, 20, 25]", as the errors name it
+    filename: str
+    name: str
+    box: list[float]  # x1, y1, x2, y2 pixels
+    size: tuple[int, int] | None  # (height, width) recorded, None without the columns
+
+
+class CSVDetection(ImageFileDataset):
+    """The images and boxes of one TensorFlow Object Detection CSV file (see the module).
+
+    Args:
+        annotation_file: the ``.csv`` file; its images are looked for beside it.
+        split: the split it is (Roboflow's ``train/``), for the error of one without
+            images; ``None`` for a file without splits.
+
+    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``{"boxes": float32[N, 4] x1 y1 x2 y2 pixels, "labels": int64[N], "image_id": i}``.
+
+    Attributes:
+        box_audit: the boxes clipped to their image or dropped (warned about on opening).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: no image beside it, none of those it names there, or no row
+            (:func:`empty_split_error`); or a bad header or row, in one line naming the
+            file, the line and, for a row, its image and box: a column missing, a row of
+            another length than the header, an empty file name or class, a corner or
+            size that is not a number, ``xmax <= xmin`` or ``ymax <= ymin``, a size that
+            is not a whole number above 0 or that another row of the image contradicts.
+    """
+
+    def __init__(self, annotation_file: str | Path, split: str | None = None) -> None:
+        self.annotation_file = Path(annotation_file)
+        if not self.annotation_file.is_file():
+            raise FileNotFoundError(f"CSV annotation file {self.annotation_file} does not exist")
+        folder = self.annotation_file.parent
+        if not holds_images(folder):
+            raise empty_split_error(self.annotation_file, split, NO_IMAGE_BESIDE)
+        by_image = _rows_by_image(read_csv_rows(self.annotation_file))
+        if not by_image:
+            raise empty_split_error(self.annotation_file, split, "no row under its header")
+        files = [folder / written_path(name) for name in by_image]
+        kept = images_there(files, self.annotation_file, split)
+        self.image_files = [files[k] for k in kept]
+        named = list(by_image.values())
+        rows = [named[k] for k in kept]
+        _warn_of_images_in_no_row(self.image_files, str(self.annotation_file))
+        self.class_names: tuple[str, ...] = tuple(sorted({r.name for rs in rows for r in rs}))
+        self._set_targets(rows)
+
+    def _set_targets(self, rows: list[list[_Row]]) -> None:
+        """Each image's size (:func:`image_sizes`), boxes clipped to it (``float32[N,
+        4]``) and labels, from its ``rows``."""
+        source = str(self.annotation_file)
+        names = [f"{rs[0].filename}, line {rs[0].line}" for rs in rows]
+        recorded = [rs[0].size for rs in rows]
+        sizes = image_sizes(recorded, self.image_files, names, source, "width and height")
+        self._sizes, self._turned = sizes.sizes, sizes.turned
+        label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
+        self.box_audit = BoxAudit()
+        self._boxes: list[Tensor] = []
+        self._labels: list[Tensor] = []
+        for image_rows, size in zip(rows, self._sizes, strict=True):
+            boxes, labels = [], []
+            for row in image_rows:
+                box = self._clipped(row, size)
+                if box is not None:
+                    boxes.append(box)
+                    labels.append(label_of[row.name])
+            self._boxes.append(boxes_tensor(boxes))
+            self._labels.append(torch.tensor(labels, dtype=torch.int64))
+        self.box_audit.warn(source)
+
+    def _clipped(self, row: _Row, size: tuple[int, int] | None) -> list[float] | None:
+        """The box of ``row`` clipped to its ``(height, width)`` image (as given where the
+        size is unknown); ``None`` (counted) where no area is left."""
+        if size is None:
+            return row.box
+        where = f"line {row.line}, {row.filename}"
+        return self.box_audit.clip(row.box, size[1], size[0], where)
+
+    def target(self, index: int) -> Target:
+        """The target of image ``index``, without decoding the image."""
+        self._check_index(index)
+        return {
+            "boxes": self._boxes[index].clone(),
+            "labels": self._labels[index].clone(),
+            "image_id": index,
+        }
+
+    def _annotated_size(self, index: int) -> tuple[int, int] | None:
+        """``(height, width)`` of the image as read (see :func:`~.dataset.image_sizes`)."""
+        return self._sizes[index]
+
+    def _read_image(self, index: int) -> Tensor:
+        return read_image(self.image_path(index), exif_transpose=index in self._turned)
+
+
+def read_csv_rows(file: Path) -> list[_Row]:
+    """The rows of the CSV ``file``, each checked (:func:`_parse_row`); blank lines are
+    passed over.
+
+    Raises:
+        ValueError: the file is empty or its header lacks a column (naming it and the
+            columns it has), or a row is bad (see :class:`CSVDetection`).
+    """
+    rows = _numbered_rows(file)
+    header = [name.strip().lower() for name in next(rows, (1, []))[1]]
+    if not any(header):
+        raise ValueError(f"{file}: empty, expected the header {','.join(_all_columns())}")
+    columns = {name: k for k, name in enumerate(header)}
+    wanted = NEEDED_COLUMNS + (SIZE_COLUMNS if any(c in columns for c in SIZE_COLUMNS) else ())
+    missing = [name for name in wanted if name not in columns]
+    if missing:
+        raise ValueError(
+            f"{file}, line 1: no {', '.join(map(repr, missing))} column (the header has "
+            f"{', '.join(header)}; needed: {', '.join(_all_columns())})"
+        )
+    return [
+        _parse_row(row, columns, len(header), file, line)
+        for line, row in rows
+        if any(value.strip() for value in row)
+    ]
+
+
+def _numbered_rows(file: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line, row)`` of each row of the CSV ``file``, ``line`` its last line's number.
+
+    Raises:
+        ValueError: the csv module's error (a field too long), naming the file and line.
+    """
+    # As the csv module asks: line ends left to it, so that a quoted field may hold one.
+    reader = csv.reader(io.StringIO(read_text(file), newline=""))
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as error:
+        raise ValueError(f"{file}, line {reader.line_num}: not CSV ({error})") from None
+
+
+def _all_columns() -> list[str]:
+    """The header Roboflow writes, in its order."""
+    return ["filename", *SIZE_COLUMNS, *NEEDED_COLUMNS[1:]]
+
+
+def _parse_row(row: list[str], columns: dict[str, int], length: int, file: Path, line: int) -> _Row:
+    """The row on ``line`` of ``file``, checked (``columns``: name -> place; ``length``:
+    the header's)."""
+    where = f"{file}, line {line}"
+    if len(row) != length:
+        raise ValueError(f"{where}: {counted(len(row), 'field')}, where the header has {length}")
+    value = {name: row[k].strip() for name, k in columns.items()}
+    corners = [value[name] for name in NEEDED_COLUMNS[2:]]
+    where = f"{where}, {value['filename'] or '(no file name)'} [{', '.join(corners)}]"
+    if not value["filename"]:
+        raise ValueError(f"{where}: no file name")
+    if not value["class"]:
+        raise ValueError(f"{where}: no class name")
+    x1, y1, x2, y2 = (_number(value, name, where) for name in NEEDED_COLUMNS[2:])
+    if x2 <= x1 or y2 <= y1:
+        low, high = ("xmin", "xmax") if x2 <= x1 else ("ymin", "ymax")
+        raise ValueError(f"{where}: {high} {value[high]} is not greater than {low} {value[low]}")
+    size = None
+    if "width" in columns:
+        size = (_size(value, "height", where), _size(value, "width", where))
+    return _Row(line, where, value["filename"], value["class"], [x1, y1, x2, y2], size)
+
+
+def _number(value: dict[str, str], name: str, where: str) -> float:
+    """The finite number in column ``name`` of a row's ``value``s."""
+    try:
+        number = float(value[name])
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: {name} {value[name]!r} is not a number")
+    return number
+
+
+def _size(value: dict[str, str], name: str, where: str) -> int:
+    """The image side in column ``name`` (``width``, ``height``): a whole number above 0."""
+    number = _number(value, name, where)
+    if not number.is_integer() or number <= 0:
+        raise ValueError(f"{where}: {name} {value[name]} is not a whole number above 0")
+    return int(number)
+
+
+def _rows_by_image(rows: Sequence[_Row]) -> dict[str, list[_Row]]:
+    """``rows`` by their file name, in the order the file first names each.
+
+    Raises:
+        ValueError: a row whose size differs from the one an earlier row of its image
+            gives (a file written from two versions of it).
+    """
+    by_image: dict[str, list[_Row]] = {}
+    for row in rows:
+        first = by_image.setdefault(row.filename, [row])[0]
+        if first is row:
+            continue
+        if row.size != first.size:
+            raise ValueError(
+                f"{row.where}: width and height {_shown(row.size)}, where line {first.line} "
+                f"gives {_shown(first.size)}"
+            )
+        by_image[row.filename].append(row)
+    return by_image
+
+
+def _shown(size: tuple[int, int] | None) -> str:
+    """A recorded ``(height, width)`` as ``width x height``."""
+    return "none" if size is None else f"{size[1]}x{size[0]}"
+
+
+def _warn_of_images_in_no_row(image_files: list[Path], source: str) -> None:
+    """Warn of the images beside the CSV (and beside the images it names) that no row
+    names: left out, where the user may have meant them as images without objects,
+    which a CSV cannot write."""
+    used = set(image_files)
+    unused = sorted(
+        path
+        for folder in sorted({path.parent for path in image_files})
+        for path in image_files_in(folder)
+        if path not in used
+    )
+    if unused:
+        warnings.warn(
+            f"{source}: {counted(len(unused), 'image is', 'images are')} in no row and left "
+            f"out ({first_few([p.name for p in unused])}): a CSV of boxes cannot tell an "
+            "image without objects from one not labelled",
+            stacklevel=3,
+        )
