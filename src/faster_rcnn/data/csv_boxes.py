@@ -115,7 +115,7 @@ class CSVDetection(ImageFileDataset):
         folder = self.annotation_file.parent
         if not holds_images(folder):
             raise empty_split_error(self.annotation_file, split, NO_IMAGE_BESIDE)
-        by_image = _rows_by_image(read_csv_rows(self.annotation_file))
+        by_image = _rows_by_image(_read_rows(self.annotation_file))
         if not by_image:
             raise empty_split_error(self.annotation_file, split, "no row under its header")
         files = [folder / written_path(name) for name in by_image]
@@ -175,7 +175,7 @@ class CSVDetection(ImageFileDataset):
         return read_image(self.image_path(index), exif_transpose=index in self._turned)
 
 
-def read_csv_rows(file: Path) -> list[_Row]:
+def _read_rows(file: Path) -> list[_Row]:
     """The rows of the CSV ``file``, each checked (:func:`_parse_row`); blank lines are
     passed over.
 
@@ -184,7 +184,8 @@ def read_csv_rows(file: Path) -> list[_Row]:
             columns it has), or a row is bad (see :class:`CSVDetection`).
     """
     rows = _numbered_rows(file)
-    header = [name.strip().lower() for name in next(rows, (1, []))[1]]
+    header_line, names = next(rows, (1, []))
+    header = [name.strip().lower() for name in names]
     if not any(header):
         raise ValueError(f"{file}: empty, expected the header {','.join(_all_columns())}")
     columns = {name: k for k, name in enumerate(header)}
@@ -192,8 +193,8 @@ def read_csv_rows(file: Path) -> list[_Row]:
     missing = [name for name in wanted if name not in columns]
     if missing:
         raise ValueError(
-            f"{file}, line 1: no {', '.join(map(repr, missing))} column (the header has "
-            f"{', '.join(header)}; needed: {', '.join(_all_columns())})"
+            f"{file}, line {header_line}: no {', '.join(map(repr, missing))} column (the "
+            f"header has {', '.join(header)}; needed: {', '.join(_all_columns())})"
         )
     return [
         _parse_row(row, columns, len(header), file, line)
