@@ -706,6 +706,27 @@ def test_yolo_and_coco_annotations(tmp_path):
         read_annotated_image(tmp_path / "labels" / "d.txt", tmp_path / "e.png")
 
 
+def test_csv_annotations_give_the_rows_of_the_image_of_that_name(tmp_path):
+    """Rows of other images left out; the image's own clipped to it, as the CSV reader
+    clips them; a CSV without the image refused by name."""
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "d.png")
+    csv_file = tmp_path / "_annotations.csv"
+    csv_file.write_text(
+        "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+        "train/d.png,80,40,dog,2,3,20,30\n"
+        "other.png,50,50,cat,1,1,9,9\n"
+        "train/d.png,80,40,cat,70,30,90,45\n"
+    )
+    with pytest.warns(UserWarning, match=r"1 box clipped to the image \(line 4, train/d\.png"):
+        image, boxes, names = read_annotated_image(csv_file, tmp_path / "d.png")
+    assert torch.equal(image, read_image(tmp_path / "d.png"))
+    assert torch.equal(boxes, torch.tensor([[2.0, 3.0, 20.0, 30.0], [70.0, 30.0, 80.0, 40.0]]))
+    assert names == ("dog", "cat")
+    with pytest.raises(ValueError) as refused:
+        read_annotated_image(csv_file, tmp_path / "e.png")
+    assert str(refused.value) == f"{csv_file} has no row of an image named 'e.png'"
+
+
 def test_a_yolo_class_without_a_name_is_refused_naming_its_line_and_the_names_source(tmp_path):
     """As the YOLO reader refuses it: the line, the ids the names allow and where they are
     read (a names file found, or the model's), with how to give others."""

@@ -3,10 +3,11 @@
 With ``--model`` all six panels (anchors of one location, every anchor's label, the
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
-``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt`` or a COCO ``.json``
-that lists the image - are the ground truth the anchors are labelled against: a VOC
-file's difficult objects too, as ``train`` trains on them, unless ``--skip-difficult``
-leaves them out as ``train --skip-difficult`` does.
+``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, or a COCO
+``.json`` or TensorFlow Object Detection ``.csv`` that lists the image - are the ground
+truth the anchors are labelled against: a VOC file's difficult objects too, as ``train``
+trains on them, unless ``--skip-difficult`` leaves them out as ``train
+--skip-difficult`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from torch import Tensor
 
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
-from ..data.dataset import boxes_tensor, image_sizes, read_image, warn_of_later_frames
+from ..data.csv_boxes import read_rows_by_image
+from ..data.dataset import (
+    boxes_tensor,
+    image_sizes,
+    read_image,
+    warn_of_later_frames,
+    written_path,
+)
 from ..data.resizable import check_resizable
 from ..data.voc import audited_box, parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
@@ -57,7 +65,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--annotations",
         type=path_argument,
-        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt or a COCO .json",
+        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO .json or a "
+        "TensorFlow Object Detection .csv",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=path_argument, help="a model.safetensors: all six panels")
@@ -211,8 +220,9 @@ def read_annotated_image(
     reader turns it).
 
     Args:
-        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt`` or a COCO ``.json``.
-        image_path: the image (a COCO file is searched for its file name).
+        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO ``.json`` or a
+            TensorFlow Object Detection ``.csv``.
+        image_path: the image (a COCO or CSV file is searched for its file name).
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
         skip_difficult: leave out the objects a VOC file marks difficult.
@@ -224,7 +234,7 @@ def read_annotated_image(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is a folder, an unknown suffix, a malformed file, a VOC or
-            YOLO file of another image, a COCO file without the image.
+            YOLO file of another image, a COCO or CSV file without the image.
     """
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an annotation file")
@@ -242,7 +252,12 @@ def read_annotated_image(
         return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), *names))
     if suffix == ".json":
         return _coco_annotated(path, image_path)
-    raise ValueError(f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt or a COCO .json")
+    if suffix == ".csv":
+        return _csv_annotated(path, image_path)
+    raise ValueError(
+        f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO .json or a "
+        "TensorFlow Object Detection .csv"
+    )
 
 
 def _voc_annotated(
@@ -268,6 +283,31 @@ def _voc_annotated(
             names.append(obj.name)
     audit.warn(str(path))
     return image, boxes_tensor(rows), tuple(names)
+
+
+def _csv_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and the boxes of the rows of a CSV of boxes
+    (:mod:`~faster_rcnn.data.csv_boxes`) that name a file of its name, wherever the CSV
+    puts it, turned and clipped as the CSV reader turns and clips them."""
+    by_image = read_rows_by_image(path)
+    rows = next(
+        (r for name, r in by_image.items() if written_path(name).name == image_path.name), None
+    )
+    if rows is None:
+        raise ValueError(f"{path} has no row of an image named {image_path.name!r}")
+    where = f"{rows[0].filename}, line {rows[0].line}"
+    sizes = image_sizes([rows[0].size], [image_path], [where], str(path), "width and height")
+    image = read_image(image_path, exif_transpose=bool(sizes.turned))
+    audit, boxes, names = BoxAudit(), [], []
+    for row in rows:
+        box = audit.clip(
+            row.box, image.shape[-1], image.shape[-2], f"line {row.line}, {row.filename}"
+        )
+        if box is not None:
+            boxes.append(box)
+            names.append(row.name)
+    audit.warn(str(path))
+    return image, boxes_tensor(boxes), tuple(names)
 
 
 def _yolo_names(

@@ -73,8 +73,8 @@ NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
 
 
 @dataclass(frozen=True)
-class _Row:
-    """One box of the CSV, checked: where it is, its image, class and corners."""
+class CSVRow:
+    """One box of a CSV, checked: where it is, its image, class and corners."""
 
     line: int
     where: str  # "<file>, line 3, a.jpg [2, 3, 20, 25]", as the errors name it
@@ -115,7 +115,7 @@ class CSVDetection(ImageFileDataset):
         folder = self.annotation_file.parent
         if not holds_images(folder):
             raise empty_split_error(self.annotation_file, split, NO_IMAGE_BESIDE)
-        by_image = _rows_by_image(_read_rows(self.annotation_file))
+        by_image = read_rows_by_image(self.annotation_file)
         if not by_image:
             raise empty_split_error(self.annotation_file, split, "no row under its header")
         files = [folder / written_path(name) for name in by_image]
@@ -127,7 +127,7 @@ class CSVDetection(ImageFileDataset):
         self.class_names: tuple[str, ...] = tuple(sorted({r.name for rs in rows for r in rs}))
         self._set_targets(rows)
 
-    def _set_targets(self, rows: list[list[_Row]]) -> None:
+    def _set_targets(self, rows: list[list[CSVRow]]) -> None:
         """Each image's size (:func:`image_sizes`), boxes clipped to it (``float32[N,
         4]``) and labels, from its ``rows``."""
         source = str(self.annotation_file)
@@ -150,7 +150,7 @@ class CSVDetection(ImageFileDataset):
             self._labels.append(torch.tensor(labels, dtype=torch.int64))
         self.box_audit.warn(source)
 
-    def _clipped(self, row: _Row, size: tuple[int, int] | None) -> list[float] | None:
+    def _clipped(self, row: CSVRow, size: tuple[int, int] | None) -> list[float] | None:
         """The box of ``row`` clipped to its ``(height, width)`` image (as given where the
         size is unknown); ``None`` (counted) where no area is left."""
         if size is None:
@@ -175,7 +175,17 @@ class CSVDetection(ImageFileDataset):
         return read_image(self.image_path(index), exif_transpose=index in self._turned)
 
 
-def _read_rows(file: Path) -> list[_Row]:
+def read_rows_by_image(file: Path) -> dict[str, list[CSVRow]]:
+    """The rows of the CSV ``file`` by their image's file name as written, in the order
+    the file first names each (see :func:`_read_rows` and :func:`_rows_by_image`).
+
+    Raises:
+        ValueError: a bad header or row (see :class:`CSVDetection`).
+    """
+    return _rows_by_image(_read_rows(file))
+
+
+def _read_rows(file: Path) -> list[CSVRow]:
     """The rows of the CSV ``file``, each checked (:func:`_parse_row`); blank lines are
     passed over.
 
@@ -223,7 +233,9 @@ def _all_columns() -> list[str]:
     return ["filename", *SIZE_COLUMNS, *NEEDED_COLUMNS[1:]]
 
 
-def _parse_row(row: list[str], columns: dict[str, int], length: int, file: Path, line: int) -> _Row:
+def _parse_row(
+    row: list[str], columns: dict[str, int], length: int, file: Path, line: int
+) -> CSVRow:
     """The row on ``line`` of ``file``, checked (``columns``: name -> place; ``length``:
     the header's)."""
     where = f"{file}, line {line}"
@@ -243,7 +255,7 @@ def _parse_row(row: list[str], columns: dict[str, int], length: int, file: Path,
     size = None
     if "width" in columns:
         size = (_size(value, "height", where), _size(value, "width", where))
-    return _Row(line, where, value["filename"], value["class"], [x1, y1, x2, y2], size)
+    return CSVRow(line, where, value["filename"], value["class"], [x1, y1, x2, y2], size)
 
 
 def _number(value: dict[str, str], name: str, where: str) -> float:
@@ -265,14 +277,14 @@ def _size(value: dict[str, str], name: str, where: str) -> int:
     return int(number)
 
 
-def _rows_by_image(rows: Sequence[_Row]) -> dict[str, list[_Row]]:
+def _rows_by_image(rows: Sequence[CSVRow]) -> dict[str, list[CSVRow]]:
     """``rows`` by their file name, in the order the file first names each.
 
     Raises:
         ValueError: a row whose size differs from the one an earlier row of its image
             gives (a file written from two versions of it).
     """
-    by_image: dict[str, list[_Row]] = {}
+    by_image: dict[str, list[CSVRow]] = {}
     for row in rows:
         first = by_image.setdefault(row.filename, [row])[0]
         if first is row:
