@@ -62,11 +62,30 @@ def test_boxes_past_the_border_are_clipped_and_images_no_row_names_left_out(tmp_
         dataset = open_dataset(file)
     assert torch.equal(dataset.target(0)["boxes"], torch.tensor([[0.0, 2.0, 12.0, 30.0]]))
     assert [str(w.message) for w in warned] == [
-        f"{file}: 1 image is in no row and left out (unlabelled.jpg): a CSV of boxes cannot "
-        "tell an image without objects from one not labelled",
+        f"{file}: 1 image is in no row and left out (unlabelled.jpg): a row of its file name "
+        "with the class and corners left empty makes an image one without objects",
         f"{file}: 1 box clipped to the image (line 2, a.jpg [-4, 2, 12, 35] on 40x30); 1 box "
         "dropped (line 3, a.jpg [50, 2, 60, 9] on 40x30: outside the image)",
     ]
+
+
+def test_a_row_with_the_class_and_corners_empty_is_an_image_without_objects(tmp_path):
+    """keras-retinanet's way to write one (``a.jpg,,,,,``), its size given or not; a row
+    with a corner but no class is still refused."""
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        image(tmp_path / name)
+    file = annotations(tmp_path, "a.jpg,40,30,cell,1,2,12,20", "b.jpg,,,,,,,", "c.jpg,40,30,,,,,")
+    dataset = CSVDetection(file)  # no warning: every image beside it is named
+    assert dataset.image_files == [tmp_path / n for n in ("a.jpg", "b.jpg", "c.jpg")]
+    assert dataset.class_names == ("cell",)
+    for k in (1, 2):
+        target = dataset.target(k)
+        assert target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
+    assert dataset.target(0)["labels"].tolist() == [1]
+    annotations(tmp_path, "a.jpg,40,30,,1,,,")
+    with pytest.raises(ValueError) as refused:
+        CSVDetection(file)
+    assert str(refused.value) == f"{file}, line 2, a.jpg [1, , , ]: no class name"
 
 
 def test_an_image_a_row_names_that_is_not_there_is_left_out_with_its_rows(tmp_path):

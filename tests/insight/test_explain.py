@@ -623,9 +623,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     to_pil(torch.rand(3, 40, 40)).save(tmp_path / "c.png")
     assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(tmp_path / "x.xml")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+    (tmp_path / "c.tsv").write_text("1\t2")
+    assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(tmp_path / "c.tsv")]) == 2
+    assert "YOLO .txt" in capsys.readouterr().err
     (tmp_path / "c.csv").write_text("1,2")
     assert main(["explain", str(tmp_path / "c.png"), "--annotations", str(tmp_path / "c.csv")]) == 2
-    assert "YOLO .txt" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert said.startswith(f"faster-rcnn: error: {tmp_path / 'c.csv'}, line 1: no 'filename'")
+    assert said.count("\n") == 1
     # Another image's XML, by its <filename> and its own name: refused, not drawn.
     other = tmp_path / "d.xml"
     other.write_text("<annotation><filename>d.jpg</filename></annotation>")

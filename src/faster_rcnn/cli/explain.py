@@ -299,7 +299,7 @@ def _csv_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
     sizes = image_sizes([rows[0].size], [image_path], [where], str(path), "width and height")
     image = read_image(image_path, exif_transpose=bool(sizes.turned))
     audit, boxes, names = BoxAudit(), [], []
-    for row in rows:
+    for row in (row for row in rows if row.box is not None):  # not an image's "no object"
         box = audit.clip(
             row.box, image.shape[-1], image.shape[-2], f"line {row.line}, {row.filename}"
         )

@@ -24,9 +24,11 @@ orientation where the recorded size is its turned one; a warning either way). Bo
 clipped to that size and those wholly outside it dropped, counted in ``box_audit`` and
 warned about on opening.
 
-A CSV has no way to write an image without objects: an image beside it that no row
-names is left out, with one warning naming it, as :class:`~.voc_folder.VOCFolder` leaves
-out an image without an ``.xml``. An image a row names that is not there (deleted after
+An image without objects is a row of its file name with the class and the corners left
+empty (``a.jpg,,,,,,,``, keras-retinanet's convention; its width and height may be
+given). An image beside the CSV that no row names is left out, with one warning naming
+it, as :class:`~.voc_folder.VOCFolder` leaves out an image without an ``.xml``: it may be
+one not labelled yet. An image a row names that is not there (deleted after
 labelling) is left out with its rows, with one warning (:func:`~.dataset.images_there`);
 one that is there but cannot be decoded is left to the run to skip, or stop at under
 ``--strict`` (:mod:`.unreadable`).
@@ -74,13 +76,14 @@ NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
 
 @dataclass(frozen=True)
 class CSVRow:
-    """One box of a CSV, checked: where it is, its image, class and corners."""
+    """One box of a CSV, checked: where it is, its image, class and corners; or a row
+    that names an image without objects (``box`` ``None``, ``name`` empty)."""
 
     line: int
     where: str  # "<file>, line 3, a.jpg [2, 3, 20, 25]", as the errors name it
     filename: str
     name: str
-    box: list[float]  # x1, y1, x2, y2 pixels
+    box: list[float] | None  # x1, y1, x2, y2 pixels
     size: tuple[int, int] | None  # (height, width) recorded, None without the columns
 
 
@@ -124,7 +127,9 @@ class CSVDetection(ImageFileDataset):
         named = list(by_image.values())
         rows = [named[k] for k in kept]
         _warn_of_images_in_no_row(self.image_files, str(self.annotation_file))
-        self.class_names: tuple[str, ...] = tuple(sorted({r.name for rs in rows for r in rs}))
+        self.class_names: tuple[str, ...] = tuple(
+            sorted({r.name for rs in rows for r in rs} - {""})
+        )
         self._set_targets(rows)
 
     def _set_targets(self, rows: list[list[CSVRow]]) -> None:
@@ -152,8 +157,9 @@ class CSVDetection(ImageFileDataset):
 
     def _clipped(self, row: CSVRow, size: tuple[int, int] | None) -> list[float] | None:
         """The box of ``row`` clipped to its ``(height, width)`` image (as given where the
-        size is unknown); ``None`` (counted) where no area is left."""
-        if size is None:
+        size is unknown); ``None`` where the row has none, or (counted) where no area is
+        left."""
+        if size is None or row.box is None:
             return row.box
         where = f"line {row.line}, {row.filename}"
         return self.box_audit.clip(row.box, size[1], size[0], where)
@@ -246,6 +252,9 @@ def _parse_row(
     where = f"{where}, {value['filename'] or '(no file name)'} [{', '.join(corners)}]"
     if not value["filename"]:
         raise ValueError(f"{where}: no file name")
+    if not value["class"] and not any(corners):  # keras-retinanet's image without objects
+        size = _size_if_given(value, where) if "width" in columns else None
+        return CSVRow(line, where, value["filename"], "", None, size)
     if not value["class"]:
         raise ValueError(f"{where}: no class name")
     x1, y1, x2, y2 = (_number(value, name, where) for name in NEEDED_COLUMNS[2:])
@@ -277,6 +286,13 @@ def _size(value: dict[str, str], name: str, where: str) -> int:
     return int(number)
 
 
+def _size_if_given(value: dict[str, str], where: str) -> tuple[int, int] | None:
+    """A row's recorded ``(height, width)``, ``None`` where both are left empty."""
+    if not value["width"] and not value["height"]:
+        return None
+    return _size(value, "height", where), _size(value, "width", where)
+
+
 def _rows_by_image(rows: Sequence[CSVRow]) -> dict[str, list[CSVRow]]:
     """``rows`` by their file name, in the order the file first names each.
 
@@ -306,7 +322,7 @@ def _shown(size: tuple[int, int] | None) -> str:
 def _warn_of_images_in_no_row(image_files: list[Path], source: str) -> None:
     """Warn of the images beside the CSV (and beside the images it names) that no row
     names: left out, where the user may have meant them as images without objects,
-    which a CSV cannot write."""
+    which a row with the class and corners empty names."""
     used = set(image_files)
     unused = sorted(
         path
@@ -317,7 +333,7 @@ def _warn_of_images_in_no_row(image_files: list[Path], source: str) -> None:
     if unused:
         warnings.warn(
             f"{source}: {counted(len(unused), 'image is', 'images are')} in no row and left "
-            f"out ({first_few([p.name for p in unused])}): a CSV of boxes cannot tell an "
-            "image without objects from one not labelled",
+            f"out ({first_few([p.name for p in unused])}): a row of its file name with the "
+            "class and corners left empty makes an image one without objects",
             stacklevel=3,
         )
