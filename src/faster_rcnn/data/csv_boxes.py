@@ -57,8 +57,8 @@ from .dataset import (
     empty_split_error,
     first_few,
     holds_images,
-    image_files_in,
     image_sizes,
+    images_beside,
     images_there,
     read_image,
     read_text,
@@ -323,13 +323,7 @@ def _warn_of_images_in_no_row(image_files: list[Path], source: str) -> None:
     """Warn of the images beside the CSV (and beside the images it names) that no row
     names: left out, where the user may have meant them as images without objects,
     which a row with the class and corners empty names."""
-    used = set(image_files)
-    unused = sorted(
-        path
-        for folder in sorted({path.parent for path in image_files})
-        for path in image_files_in(folder)
-        if path not in used
-    )
+    unused = images_beside(image_files)
     if unused:
         warnings.warn(
             f"{source}: {counted(len(unused), 'image is', 'images are')} in no row and left "

@@ -56,6 +56,18 @@ def image_files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
+def images_beside(image_files: Sequence[Path]) -> list[Path]:
+    """The image files in the folders of ``image_files`` that are not among them, sorted:
+    those an annotation format left out (an image without an ``.xml``, or in no row)."""
+    used = set(image_files)
+    return sorted(
+        path
+        for folder in sorted({path.parent for path in image_files})
+        for path in image_files_in(folder)
+        if path not in used
+    )
+
+
 def files_with_suffix(folder: Path, *suffixes: str) -> list[Path]:
     """The files directly in ``folder`` whose suffix is one of ``suffixes`` (``".txt"``,
     lower case) in any case, sorted by name: a ``.TXT`` label file copied from Windows is

@@ -28,6 +28,7 @@ from .dataset import (
     first_few,
     holds_images,
     image_files_in,
+    images_beside,
     warn_of_left_out,
 )
 from .voc import VOCDetection, VOCRecord, parse_annotation
@@ -110,13 +111,7 @@ def _warn_of_images_without_xml(image_files: list[Path], source: str) -> None:
     """Warn of the images beside the annotated ones that no ``.xml`` names: left out,
     where the user may have meant them as images without objects (LabelImg writes no
     file for an image it was not asked to save)."""
-    used = set(image_files)
-    unused = sorted(
-        path
-        for folder in sorted({path.parent for path in image_files})
-        for path in image_files_in(folder)
-        if path not in used
-    )
+    unused = images_beside(image_files)
     if unused:
         warnings.warn(
             f"{source}: "
