@@ -106,9 +106,10 @@ class CSVDetection(ImageFileDataset):
         ValueError: no image beside it, none of those it names there, or no row
             (:func:`empty_split_error`); or a bad header or row, in one line naming the
             file, the line and, for a row, its image and box: a column missing, a row of
-            another length than the header, an empty file name or class, a corner or
-            size that is not a number, ``xmax <= xmin`` or ``ymax <= ymin``, a size that
-            is not a whole number above 0 or that another row of the image contradicts.
+            another length than the header, an empty file name, no class where a corner
+            is given, a corner or size that is not a number, ``xmax <= xmin`` or ``ymax
+            <= ymin``, a size that is not a whole number above 0 or that another row of
+            the image contradicts.
     """
 
     def __init__(self, annotation_file: str | Path, split: str | None = None) -> None:
