@@ -165,8 +165,7 @@ def test_without_width_and_height_columns_the_image_files_give_the_size(tmp_path
 )
 def test_each_bad_header_or_row_is_named_in_one_line(tmp_path, header, row, said):
     image(tmp_path / "a.jpg")
-    file = annotations(tmp_path, "a.jpg,40,30,cell,1,2,9,9", header=header)
-    file.write_text(f"{header}\n{row}\n")
+    file = annotations(tmp_path, row, header=header)
     with pytest.raises(ValueError) as bad:
         open_dataset(tmp_path)
     assert str(bad.value) == f"{file}, {said}"
