@@ -3,8 +3,9 @@
 With ``--model`` all six panels (anchors of one location, every anchor's label, the
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
-``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, or a COCO
-``.json`` or TensorFlow Object Detection ``.csv`` that lists the image - are the ground
+``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, or a COCO or
+VGG Image Annotator (VIA) ``.json`` or TensorFlow Object Detection ``.csv`` that lists
+the image - are the ground
 truth the anchors are labelled against: a VOC file's difficult objects too, as ``train``
 trains on them, unless ``--skip-difficult`` leaves them out as ``train
 --skip-difficult`` does.
@@ -31,6 +32,7 @@ from ..data.dataset import (
     written_path,
 )
 from ..data.resizable import check_resizable
+from ..data.via import clipped_box, is_via_file, read_via_images, via_image_file
 from ..data.voc import audited_box, parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
 from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
@@ -65,8 +67,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--annotations",
         type=path_argument,
-        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO .json or a "
-        "TensorFlow Object Detection .csv",
+        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO or VGG Image "
+        "Annotator (VIA) .json or a TensorFlow Object Detection .csv",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=path_argument, help="a model.safetensors: all six panels")
@@ -220,9 +222,9 @@ def read_annotated_image(
     reader turns it).
 
     Args:
-        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO ``.json`` or a
-            TensorFlow Object Detection ``.csv``.
-        image_path: the image (a COCO or CSV file is searched for its file name).
+        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO or VIA ``.json``
+            (told apart by content) or a TensorFlow Object Detection ``.csv``.
+        image_path: the image (a COCO, VIA or CSV file is searched for its file name).
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
         skip_difficult: leave out the objects a VOC file marks difficult.
@@ -234,7 +236,7 @@ def read_annotated_image(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is a folder, an unknown suffix, a malformed file, a VOC or
-            YOLO file of another image, a COCO or CSV file without the image.
+            YOLO file of another image, a COCO, VIA or CSV file without the image.
     """
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an annotation file")
@@ -250,13 +252,15 @@ def read_annotated_image(
         image = read_image(image_path, exif_transpose=True)
         names = _yolo_names(path, classes_file, model_names)
         return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), *names))
+    if suffix == ".json" and is_via_file(path):
+        return _via_annotated(path, image_path)
     if suffix == ".json":
         return _coco_annotated(path, image_path)
     if suffix == ".csv":
         return _csv_annotated(path, image_path)
     raise ValueError(
-        f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO .json or a "
-        "TensorFlow Object Detection .csv"
+        f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO or VIA .json "
+        "or a TensorFlow Object Detection .csv"
     )
 
 
@@ -306,6 +310,27 @@ def _csv_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
         if box is not None:
             boxes.append(box)
             names.append(row.name)
+    audit.warn(str(path))
+    return image, boxes_tensor(boxes), tuple(names)
+
+
+def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and the boxes of the regions of a VIA file (:mod:`~faster_rcnn.data.via`)
+    on an image of its name, wherever the file puts it, read upright and clipped as the
+    VIA reader reads and clips them."""
+    images = read_via_images(path)
+    named = (i for i in images if via_image_file(path.parent, i.filename).name == image_path.name)
+    annotated = next(named, None)
+    if annotated is None:
+        raise ValueError(f"{path} has no image named {image_path.name!r}")
+    image = read_image(image_path, exif_transpose=True)
+    size = (image.shape[-2], image.shape[-1])
+    audit, boxes, names = BoxAudit(), [], []
+    for region in annotated.regions:
+        box = clipped_box(region, size, audit)
+        if box is not None:
+            boxes.append(box)
+            names.append(region.name)
     audit.warn(str(path))
     return image, boxes_tensor(boxes), tuple(names)
 

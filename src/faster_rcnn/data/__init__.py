@@ -1,5 +1,5 @@
-"""Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow CSV, generated shapes),
-augmentation, loaders.
+"""Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow CSV, VGG Image Annotator,
+generated shapes), augmentation, loaders.
 
 Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
 as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
@@ -42,6 +42,7 @@ from .open import open_dataset
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .unreadable import Skipped, SkipUnreadable, UnreadableLog
+from .via import VIADetection
 from .voc import VOCDetection
 from .yolo import YOLODetection
 
@@ -68,6 +69,7 @@ __all__ = [
     "Transform",
     "UnreadableImageError",
     "UnreadableLog",
+    "VIADetection",
     "VOCDetection",
     "WrappedDataset",
     "YOLODetection",

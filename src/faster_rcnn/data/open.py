@@ -9,7 +9,9 @@
   with a small rare class (default 300 images for ``train``, 100 otherwise; seeds as
   above).
 - a ``.yaml`` file: an Ultralytics data YAML (:mod:`.ultralytics`).
-- a ``.json`` file: COCO, that file; images looked for in ``<json stem>/`` (less
+- a ``.json`` file of VGG Image Annotator (VIA), told by its content (an export or a
+  project file; :func:`.is_via_file`): that file, its images beside it (:mod:`.via`).
+- any other ``.json`` file: COCO, that file; images looked for in ``<json stem>/`` (less
   ``instances_``), ``<split>/`` where the stem starts with its name (``train2017``),
   ``images/<json stem>/`` (CVAT's ``images/default/`` beside
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
@@ -26,6 +28,11 @@
   other files beside them (``captions_*.json``, ``person_keypoints_*.json``) left out;
   else one file without splits (CVAT's ``instances_default.json``, its export without
   subsets); images as for a ``.json`` file.
+- a folder holding one ``.json`` file, of VIA: that file without splits (:mod:`.via`).
+- a folder whose subfolders hold one VIA ``.json`` each, beside their images (the
+  Mask R-CNN balloon dataset's ``train/via_region_data.json``, ``val/``): a split per
+  subfolder, per one whose file has no image beside it, and per empty subfolder named
+  as a split is (below).
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
   ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder, per
   subfolder whose one ``.json`` is named as theirs but holds no image, and per empty
@@ -104,6 +111,8 @@ from .dataset import (
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, unusable_split, yaml_splits
+from .via import NO_IMAGE_BESIDE as NO_IMAGE_BESIDE_VIA
+from .via import VIA_FORMAT, VIADetection, is_via_file
 from .voc import VOCDetection, split_list
 from .voc_folder import VOCFolder, holds_voc_xml, without_their_images
 from .yolo import NAMES_FILES, NO_IMAGE_FILE, YOLODetection, YOLOFolder
@@ -368,6 +377,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
     finders = (
         _voc,
         _coco_folder,
+        _via_folder,
+        _via_split_folders,
         _split_folders,
         _voc_split_folders,
         _csv_folder,
@@ -386,7 +397,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         f"cannot tell the dataset format of {root}{_nested_layout_hint(root)}: looked for "
         "Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
-        "one .json and images each (Roboflow COCO), subfolders with .xml files and "
+        "one .json and images each (Roboflow COCO), one VGG Image Annotator .json in it or "
+        "in subfolders with their images (VIA), subfolders with .xml files and "
         "images each (Roboflow Pascal VOC), _annotations.csv in it or in subfolders with "
         "their images (Roboflow TensorFlow CSV), data.yaml (Ultralytics), obj.data (Darknet "
         "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
@@ -447,9 +459,12 @@ def _nested_layout_hint(root: Path) -> str:
 
 def _file_layout(file: Path) -> DatasetLayout:
     """The dataset file ``file``: a data YAML or a COCO file by its suffix, in any case
-    (``.YAML``, ``.JSON``), or Darknet's ``obj.data`` by its name."""
+    (``.YAML``, ``.JSON``), a VIA file by its content, or Darknet's ``obj.data`` by its
+    name."""
     if file.suffix.lower() in (".yaml", ".yml"):
         return _yaml_layout(file, read_data_yaml(file))
+    if file.suffix.lower() == ".json" and is_via_file(file):
+        return DatasetLayout(str(file), VIA_FORMAT, (), lambda *_: VIADetection(file))
     if file.suffix.lower() == ".json":
         return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file))
     if file.name == DATA_FILE:
@@ -570,6 +585,54 @@ def _coco_split_name(file: Path) -> str | None:
     name, and for CVAT's ``instances_default.json`` (all its images, not a split)."""
     split = file.stem.removeprefix(INSTANCES)
     return None if split in (file.stem, "", CVAT_NO_SUBSET) else split
+
+
+def _via_folder(root: Path) -> DatasetLayout | None:
+    """A folder holding one ``.json`` file, of VIA (one split of the balloon dataset):
+    that file, without splits."""
+    file = _via_file_in(root)
+    if file is None:
+        return None
+    return DatasetLayout(str(root), VIA_FORMAT, (), lambda *_: VIADetection(file))
+
+
+def _via_split_folders(root: Path) -> DatasetLayout | None:
+    """The Mask R-CNN balloon dataset's layout: each split a folder with its one VIA
+    ``.json`` beside its images. A split folder whose file has no image beside it, and a
+    folder named as a split that holds neither (:func:`_empty_split_folders`), are left
+    out with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
+    by_split = {
+        folder.name: file
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if (file := _via_file_in(folder)) is not None
+    }
+    if not by_split:
+        return None
+    empty = _empty_split_folders(root, ".json")
+    layout = DatasetLayout(
+        str(root),
+        f"{VIA_FORMAT} (a folder per split)",
+        tuple(sorted({*by_split, *empty})),
+        _refusing(empty, lambda split, _: VIADetection(by_split[split], split)),
+    )
+    return _without_unusable(
+        layout, lambda split: empty.get(split) or _via_without_images(by_split[split], split)
+    )
+
+
+def _via_file_in(folder: Path) -> Path | None:
+    """The one ``.json`` file of ``folder`` where it is VIA's (:func:`.is_via_file`); else
+    ``None`` (a folder of LabelMe's files, one per image, is read no further)."""
+    files = files_with_suffix(folder, ".json")
+    return files[0] if len(files) == 1 and is_via_file(files[0]) else None
+
+
+def _via_without_images(file: Path, split: str) -> str | None:
+    """``"<file>: the <split> split holds no image (no .jpg/... file beside it)"`` where
+    the folder of the VIA ``file`` holds no image, as opening it says; else ``None``."""
+    if holds_images(file.parent):
+        return None
+    return empty_split_message(file, split, NO_IMAGE_BESIDE_VIA)
 
 
 def _split_folders(root: Path) -> DatasetLayout | None:
