@@ -170,12 +170,6 @@ def test_the_class_is_the_attribute_the_regions_fill_or_the_usual_one(
             "the regions have the attributes 'form', 'colour'; which one is the class cannot "
             "be told: name it 'label' in the file's region_attributes",
         ),
-        # The balloon dataset's regions have no attribute at all.
-        (
-            [{}, {}],
-            "no region has a region attribute to give its class: in VIA, add one (e.g. "
-            "'label') and set it on every region (the image grid view sets it on all at once)",
-        ),
     ],
 )
 def test_a_class_attribute_that_cannot_be_told_is_refused_naming_the_attributes(
@@ -187,6 +181,26 @@ def test_a_class_attribute_that_cannot_be_told_is_refused_naming_the_attributes(
     with pytest.raises(ValueError) as refused:
         VIADetection(file)
     assert str(refused.value) == f"{file}: {said}"
+
+
+@pytest.mark.parametrize("attributes", [{}, {"label": ""}])
+def test_regions_that_fill_no_attribute_are_one_class_saying_so(tmp_path, attributes):
+    """The balloon dataset's regions hold no attribute: all of one class, "object"."""
+    image(tmp_path / "a.jpg")
+    image(tmp_path / "b.jpg")
+    shape = {"name": "rect", "x": 1, "y": 2, "width": 5, "height": 6}
+    regions = {"a.jpg": [region(shape, **attributes)] * 2, "b.jpg": [region(shape)]}
+    file = via_file(tmp_path / "via.json", regions)
+    with pytest.warns(UserWarning) as warned:
+        dataset = VIADetection(file)
+    assert dataset.class_names == ("object",)
+    assert [dataset.target(k)["labels"].tolist() for k in range(2)] == [[1, 1], [1]]
+    assert dataset.target(1)["boxes"].tolist() == [[1.0, 2.0, 6.0, 8.0]]
+    assert [str(w.message) for w in warned] == [
+        f"{file}: no region fills a region attribute to give its class: every region is "
+        "read as one class, 'object' (to name classes, add a 'label' in VIA and set it on "
+        "every region)"
+    ]
 
 
 RECT = {"name": "rect", "x": 1, "y": 2, "width": 5, "height": 5}

@@ -27,7 +27,8 @@ Its class is the value of a region attribute (:func:`class_attribute`): the one
 attribute the regions fill, else ``label``, or the one of ``class``, ``name`` and
 ``type`` they fill. A value is text (VIA's text, radio, dropdown and image attributes)
 or, of a checkbox attribute, an object of the options checked (``{"cell": true}``; VIA
-leaves the others out), of which one must be.
+leaves the others out), of which one must be. Where the regions fill no attribute (the
+balloon dataset's hold none), every region is of one class, ``object``, with a warning.
 
 VIA records no image size: each image's is read from its file's header when the file is
 opened, turned by its EXIF orientation, as the browser VIA runs in shows the image and
@@ -90,6 +91,9 @@ SHAPE_NUMBERS = {
     "polyline": (),
 }
 POINT = "point"
+# The class of every region of a file whose regions fill no attribute: one class of
+# objects, unnamed (the balloon dataset's regions are all balloons).
+ONE_CLASS = "object"
 # What an empty split's message adds of a VIA file without an image beside it.
 NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
 # Enough of a file to hold its first image's entry (see is_via_file).
@@ -286,6 +290,13 @@ def read_via_images(file: Path) -> list[VIAImage]:
             name = _class_name(region, attribute, f"{file}, {where}")
             regions.append(VIARegion(where, name, box))
         images.append(VIAImage(filename, regions))
+    if attribute is None and any(image.regions for image in images):
+        warnings.warn(
+            f"{file}: no region fills a region attribute to give its class: every region is "
+            f"read as one class, {ONE_CLASS!r} (to name classes, add a 'label' in VIA and set "
+            "it on every region)",
+            stacklevel=3,
+        )
     if points:
         warnings.warn(
             f"{file}: {counted(points, 'point region is', 'point regions are')} left out: a "
@@ -349,16 +360,14 @@ def _region_attributes(entries: dict[str, dict[str, Any]], file: Path) -> list[d
 def class_attribute(region_attributes: Iterable[dict[str, Any]], file: Path) -> str | None:
     """The region attribute that holds the class, of those the regions fill (a value
     not empty, a checkbox with an option checked): the one, else ``label``, else the one
-    of ``class``, ``name`` and ``type`` (:data:`CLASS_ATTRIBUTES`); ``None`` where there
-    are no regions.
+    of ``class``, ``name`` and ``type`` (:data:`CLASS_ATTRIBUTES`); ``None`` where the
+    regions fill none (the balloon dataset's hold none: every region is of
+    :data:`ONE_CLASS`) or there are no regions.
 
     Raises:
-        ValueError: the regions fill no attribute (the balloon dataset's hold none), or
-            several and none of those alone, naming them and saying how to choose.
+        ValueError: the regions fill several and none of those alone, naming them and
+            saying how to choose.
     """
-    region_attributes = list(region_attributes)
-    if not region_attributes:
-        return None
     filled = list(
         dict.fromkeys(
             name
@@ -367,17 +376,11 @@ def class_attribute(region_attributes: Iterable[dict[str, Any]], file: Path) -> 
             if _filled(value)
         )
     )
-    if len(filled) == 1:
-        return filled[0]
+    if len(filled) <= 1:
+        return filled[0] if filled else None
     common = [name for name in CLASS_ATTRIBUTES if name in filled]
     if CLASS_ATTRIBUTES[0] in common or len(common) == 1:
         return common[0]
-    if not filled:
-        raise ValueError(
-            f"{file}: no region has a region attribute to give its class: in VIA, add one "
-            "(e.g. 'label') and set it on every region (the image grid view sets it on all "
-            "at once)"
-        )
     raise ValueError(
         f"{file}: the regions have the attributes {', '.join(map(repr, filled))}; which one "
         "is the class cannot be told: name it 'label' in the file's region_attributes"
@@ -394,7 +397,9 @@ def _filled(value: Any) -> bool:
 
 def _class_name(region: dict[str, Any], attribute: str | None, where: str) -> str:
     """The class of ``region``: the text of its ``attribute``, or the one option of it
-    checked."""
+    checked; :data:`ONE_CLASS` where the regions fill no attribute (``None``)."""
+    if attribute is None:
+        return ONE_CLASS
     value = region.get("region_attributes", {}).get(attribute)
     name = value
     if isinstance(value, dict):
