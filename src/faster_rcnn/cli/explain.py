@@ -3,12 +3,11 @@
 With ``--model`` all six panels (anchors of one location, every anchor's label, the
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
-``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, or a COCO or
-VGG Image Annotator (VIA) ``.json`` or TensorFlow Object Detection ``.csv`` that lists
-the image - are the ground
-truth the anchors are labelled against: a VOC file's difficult objects too, as ``train``
-trains on them, unless ``--skip-difficult`` leaves them out as ``train
---skip-difficult`` does.
+``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, or a COCO or VGG
+Image Annotator (VIA) ``.json`` or TensorFlow Object Detection ``.csv`` that lists the
+image - are the ground truth the anchors are labelled against: a VOC file's difficult
+objects too, as ``train`` trains on them, unless ``--skip-difficult`` leaves them out as
+``train --skip-difficult`` does.
 """
 
 from __future__ import annotations
