@@ -1,5 +1,5 @@
 """Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow CSV, VGG Image Annotator,
-generated shapes), augmentation, loaders.
+LabelMe, generated shapes), augmentation, loaders.
 
 Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
 as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
@@ -28,6 +28,7 @@ from .dataset import (
     image_size_of,
     read_image,
 )
+from .labelme import LabelMeFolder
 from .loader import (
     Batch,
     GroupedBatchSampler,
@@ -56,6 +57,7 @@ __all__ = [
     "GroupedBatchSampler",
     "ImageFileDataset",
     "InMemoryDataset",
+    "LabelMeFolder",
     "MissingImageError",
     "RandomFlip",
     "RandomHorizontalFlip",
