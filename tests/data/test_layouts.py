@@ -5,6 +5,7 @@ line through evaluation."""
 
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -1581,6 +1582,73 @@ def test_coco_file_names_of_a_windows_drive_are_found_by_their_name(tmp_path):
         image(tmp_path / "images" / name)
     data = open_dataset(tmp_path)
     assert data.image_files == [tmp_path / "images/a.jpg", tmp_path / "images/b.jpg"]
+
+
+# --- LabelMe ------------------------------------------------------------------------------
+
+
+def labelme_json(path: Path, image_path: str, boxes: list[tuple[str, list[int]]]) -> Path:
+    """A LabelMe file of rectangles on the 40x30 image ``image_path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shapes = [
+        {"label": name, "points": [b[:2], b[2:]], "shape_type": "rectangle"} for name, b in boxes
+    ]
+    data = {"shapes": shapes, "imagePath": image_path, "imageHeight": 30, "imageWidth": 40}
+    path.write_text(json.dumps({"version": "5.4.1", "flags": {}, **data, "imageData": None}))
+    return path
+
+
+def test_labelme_files_beside_their_images_one_alone_told_from_coco_by_content(tmp_path, capsys):
+    """A folder holding one .json is Label Studio's COCO file, unless the file is
+    LabelMe's: then it is a folder of LabelMe files, as with more of them."""
+    image(tmp_path / "a.jpg")
+    labelme_json(tmp_path / "a.json", "a.jpg", [("cell", [2, 3, 20, 25])])
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("LabelMe", ())
+    assert torch.equal(open_dataset(tmp_path).target(0)["boxes"], torch.tensor([[2, 3, 20, 25.0]]))
+    # The file named, read as COCO by its suffix, says what it is and what to read.
+    with pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path / "a.json")
+    assert str(refused.value) == (
+        f"{tmp_path / 'a.json'}: a LabelMe file, not COCO: read its folder, {tmp_path}"
+    )
+    image(tmp_path / "b.jpg")
+    labelme_json(tmp_path / "b.JSON", "b.jpg", [("cell", [1, 1, 9, 9]), ("dot", [4, 4, 6, 6])])
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [
+        f"{tmp_path}: LabelMe, no splits",
+        "  all: 2 images, 3 boxes; image sizes 40x30 to 40x30 (width x height)",
+    ]
+    studio = tmp_path / "studio"
+    coco(studio / "result.json", ["images/b.jpg"], [{"id": 0, "name": "car"}], 0)
+    image(studio / "images" / "b.jpg")
+    assert find_layout(studio).format == "COCO"
+
+
+def test_labelme_split_folders_one_holding_one_file_not_taken_for_roboflow_coco(tmp_path):
+    """train/, valid/ and test/ of LabelMe files: a split each, valid/ holding one file
+    as Roboflow's COCO folders each hold one .json; an empty test/ left out with a note;
+    a valid/ folder alone is that split."""
+    for k in range(2):
+        image(tmp_path / "train" / f"t{k}.jpg")
+        labelme_json(tmp_path / "train" / f"t{k}.json", f"t{k}.jpg", [("wbc", [2, 2, 12, 10])])
+    image(tmp_path / "valid" / "v.jpg")
+    labelme_json(tmp_path / "valid" / "v.json", "v.jpg", [("rbc", [1, 1, 9, 9])])
+    (tmp_path / "test").mkdir()
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("LabelMe (a folder per split)", ("train", "valid"))
+    assert layout.note == (
+        f"{tmp_path / 'test'}: the test split holds no image (no .json file or image in it): "
+        "left out"
+    )
+    val = open_dataset(tmp_path, "val", class_names=("rbc", "wbc"))
+    assert val.image_files == [tmp_path / "valid/v.jpg"] and val.target(0)["labels"].tolist() == [1]
+    train = open_dataset(tmp_path, "train", class_names=("rbc", "wbc"))
+    assert [train.target(k)["labels"].tolist() for k in range(2)] == [[2], [2]]
+    shutil.rmtree(tmp_path / "train")
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.splits) == ("LabelMe (a folder per split)", ("valid",))
 
 
 # --- held-out splits ----------------------------------------------------------------------

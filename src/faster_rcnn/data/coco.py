@@ -62,6 +62,7 @@ from .dataset import (
     target_of,
     written_path,
 )
+from .labelme import is_labelme_data
 
 # What an empty split's message adds of a file whose ``images`` list is empty.
 EMPTY_IMAGES_LIST = "its 'images' list is empty"
@@ -308,6 +309,8 @@ def load_coco_json(path: Path) -> dict[str, Any]:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid json ({error})") from error
+    if is_labelme_data(data):  # one image's shapes: its folder is the dataset
+        raise ValueError(f"{path}: a LabelMe file, not COCO: read its folder, {path.parent}")
     if not isinstance(data, dict) or "images" not in data or "categories" not in data:
         raise ValueError(f"{path}: not a COCO detection file (needs 'images' and 'categories')")
     return data

@@ -33,6 +33,11 @@
   Mask R-CNN balloon dataset's ``train/via_region_data.json``, ``val/``): a split per
   subfolder, per one whose file has no image beside it, and per empty subfolder named
   as a split is (below).
+- a folder with subfolders of LabelMe ``.json`` files (``train/``, ``valid/``,
+  ``test/``), two or more, or one named as a split is (its files hold ``shapes`` and
+  ``imagePath``; see :mod:`.labelme`): a split per subfolder, and per empty subfolder
+  named as a split is (below). Told by their content before Roboflow's COCO folders,
+  which a split folder holding one LabelMe file would look like.
 - a folder whose subfolders each hold one COCO ``.json`` and their images (Roboflow's
   ``train/_annotations.coco.json``, ``valid/``, ``test/``): a split per subfolder, per
   subfolder whose one ``.json`` is named as theirs but holds no image, and per empty
@@ -63,6 +68,9 @@
   read, with a warning saying how to read them instead.
 - a folder of images with their YOLO ``.txt`` files and ``classes.txt`` beside them
   (LabelImg's YOLO format; see :class:`.YOLOFolder`).
+- a folder of LabelMe ``.json`` files, beside their images or apart from them (each
+  file's ``imagePath``), without splits; one such file too, told from a COCO file by its
+  content (:mod:`.labelme`).
 - a folder holding one ``.json`` file: COCO, that file (Label Studio).
 
 Split names need not match exactly: ``train`` finds ``train2017`` or ``Train``, ``val``
@@ -108,6 +116,7 @@ from .dataset import (
     image_files_in,
     read_text,
 )
+from .labelme import LabelMeFolder, holds_labelme_json
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, unusable_split, yaml_splits
@@ -125,6 +134,8 @@ SLIDES_SIZES = {"train": 300, "val": 100, "test": 100}
 CVAT_NO_SUBSET = "default"
 # What ``faster-rcnn data`` calls the layout of :mod:`.csv_boxes`.
 CSV_FORMAT = "TensorFlow Object Detection CSV"
+# What ``faster-rcnn data`` calls the layout of :mod:`.labelme`.
+LABELME_FORMAT = "LabelMe"
 # The prefix of COCO's detection annotation files, ``instances_<split>.json``.
 INSTANCES = "instances_"
 # COCO's annotation files of its other tasks (captions, person keypoints, panoptic and
@@ -379,6 +390,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _coco_folder,
         _via_folder,
         _via_split_folders,
+        _labelme_split_folders,
         _split_folders,
         _voc_split_folders,
         _csv_folder,
@@ -388,6 +400,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _yolo,
         _voc_xml,
         _yolo_beside_images,
+        _labelme_folder,
         _one_json,
     )
     layout = _first_layout(root, finders)
@@ -403,7 +416,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "their images (Roboflow TensorFlow CSV), data.yaml (Ultralytics), obj.data (Darknet "
         "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
         ".xml files in it or in one subfolder (VOC without ImageSets/), images with "
-        "their .txt and classes.txt beside them (LabelImg YOLO), or the names "
+        "their .txt and classes.txt beside them (LabelImg YOLO), LabelMe .json files in it "
+        "or in a folder per split, or the names "
         "'synthetic[:N]' and 'slides[:N]'"
     )
 
@@ -893,6 +907,41 @@ def _yolo_beside_images(root: Path) -> DatasetLayout | None:
     return DatasetLayout(
         str(root), "YOLO .txt files beside their images", (), lambda *_: YOLOFolder(root)
     )
+
+
+def _labelme_folder(root: Path) -> DatasetLayout | None:
+    """LabelMe's ``.json`` files in ``root``, beside their images or apart from them (each
+    file's ``imagePath``), without splits: one file alone too, told from Label Studio's
+    COCO file by its content (:func:`holds_labelme_json`)."""
+    if not holds_labelme_json(root):
+        return None
+    return DatasetLayout(str(root), LABELME_FORMAT, (), lambda *_: LabelMeFolder(root))
+
+
+def _labelme_split_folders(root: Path) -> DatasetLayout | None:
+    """LabelMe's ``.json`` files in a folder per split (``train/``, ``valid/``,
+    ``test/``), as Roboflow's layouts are; one folder alone too where a split's name names
+    it. LabelMe files in ``root`` itself make it a folder without splits instead
+    (:func:`_labelme_folder`). Tried before Roboflow's COCO folders
+    (:func:`_split_folders`), which would take a split folder holding one LabelMe file
+    for one of theirs; a folder named as a split that holds neither images nor ``.json``
+    files is left out with a note (:func:`_empty_split_folders`)."""
+    by_split = {
+        folder.name: folder
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if holds_labelme_json(folder)
+    }
+    lone_split = len(by_split) == 1 and _names_a_split(next(iter(by_split)))
+    if (len(by_split) < 2 and not lone_split) or holds_labelme_json(root):
+        return None
+    empty = _empty_split_folders(root, ".json")
+    layout = DatasetLayout(
+        str(root),
+        f"{LABELME_FORMAT} (a folder per split)",
+        tuple(sorted({*by_split, *empty})),
+        _refusing(empty, lambda split, _: LabelMeFolder(by_split[split], split)),
+    )
+    return _without_unusable(layout, empty.get)
 
 
 def _one_json(root: Path) -> DatasetLayout | None:
