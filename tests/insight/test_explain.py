@@ -732,6 +732,35 @@ def test_csv_annotations_give_the_rows_of_the_image_of_that_name(tmp_path):
     assert str(refused.value) == f"{csv_file} has no row of an image named 'e.png'"
 
 
+def test_labelme_annotations_give_the_files_boxes_as_the_labelme_reader_reads_them(tmp_path):
+    """A LabelMe .json, told from a COCO one by its content: a rectangle drawn either way,
+    a circle's box clipped to the image, a point skipped with a warning; another image's
+    file refused by its imagePath."""
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "d.png")
+    shapes = [
+        {"label": "dog", "points": [[30, 25], [4, 2]], "shape_type": "rectangle"},
+        {"label": "cat", "points": [[75, 35], [75, 43]], "shape_type": "circle"},  # radius 8
+        {"label": "cat", "points": [[5, 5]], "shape_type": "point"},
+    ]
+    file = tmp_path / "d.json"
+    file.write_text(
+        json.dumps({"shapes": shapes, "imagePath": "d.png", "imageHeight": 40, "imageWidth": 80})
+    )
+    with pytest.warns(UserWarning) as warned:
+        image, boxes, names = read_annotated_image(file, tmp_path / "d.png")
+    assert [str(w.message) for w in warned] == [
+        f"{file}: 1 shape marks no box and is skipped (1 point): d.json (1)",
+        f"{file}: 1 box clipped to the image (d.json shape 1 'cat' [67, 27, 83, 43] on 80x40)",
+    ]
+    assert torch.equal(image, read_image(tmp_path / "d.png"))
+    assert torch.equal(boxes, torch.tensor([[4.0, 2.0, 30.0, 25.0], [67.0, 27.0, 80.0, 40.0]]))
+    assert names == ("dog", "cat")
+    to_pil(torch.rand(3, 40, 80)).save(tmp_path / "e.png")
+    with pytest.raises(ValueError) as refused:
+        read_annotated_image(file, tmp_path / "e.png")
+    assert str(refused.value) == f"{file} annotates d.png, not e.png"
+
+
 def test_a_yolo_class_without_a_name_is_refused_naming_its_line_and_the_names_source(tmp_path):
     """As the YOLO reader refuses it: the line, the ids the names allow and where they are
     read (a names file found, or the model's), with how to give others."""

@@ -3,11 +3,11 @@
 With ``--model`` all six panels (anchors of one location, every anchor's label, the
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
-``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, or a COCO or VGG
-Image Annotator (VIA) ``.json`` or TensorFlow Object Detection ``.csv`` that lists the
-image - are the ground truth the anchors are labelled against: a VOC file's difficult
-objects too, as ``train`` trains on them, unless ``--skip-difficult`` leaves them out as
-``train --skip-difficult`` does.
+``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a LabelMe
+``.json``, or a COCO or VGG Image Annotator (VIA) ``.json`` or TensorFlow Object
+Detection ``.csv`` that lists the image - are the ground truth the anchors are labelled
+against: a VOC file's difficult objects too, as ``train`` trains on them, unless
+``--skip-difficult`` leaves them out as ``train --skip-difficult`` does.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ from ..data.dataset import (
     read_image,
     warn_of_later_frames,
     written_path,
+)
+from ..data.labelme import (
+    clipped_shapes,
+    is_labelme_file,
+    read_labelme_file,
+    upright_sizes,
+    warn_of_skipped_shapes,
 )
 from ..data.resizable import check_resizable
 from ..data.via import clipped_box, is_via_file, read_via_images, via_image_file
@@ -66,8 +73,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--annotations",
         type=path_argument,
-        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO or VGG Image "
-        "Annotator (VIA) .json or a TensorFlow Object Detection .csv",
+        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO, VGG Image "
+        "Annotator (VIA) or LabelMe .json or a TensorFlow Object Detection .csv",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=path_argument, help="a model.safetensors: all six panels")
@@ -221,8 +228,8 @@ def read_annotated_image(
     reader turns it).
 
     Args:
-        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO or VIA ``.json``
-            (told apart by content) or a TensorFlow Object Detection ``.csv``.
+        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO, VIA or LabelMe
+            ``.json`` (told apart by content) or a TensorFlow Object Detection ``.csv``.
         image_path: the image (a COCO, VIA or CSV file is searched for its file name).
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
@@ -235,7 +242,8 @@ def read_annotated_image(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is a folder, an unknown suffix, a malformed file, a VOC or
-            YOLO file of another image, a COCO, VIA or CSV file without the image.
+            YOLO file of another image (or LabelMe), a COCO, VIA or CSV file without
+            the image.
     """
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an annotation file")
@@ -253,12 +261,15 @@ def read_annotated_image(
         return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), *names))
     if suffix == ".json" and is_via_file(path):
         return _via_annotated(path, image_path)
+    if suffix == ".json" and is_labelme_file(path):
+        return _labelme_annotated(path, image_path)
     if suffix == ".json":
         return _coco_annotated(path, image_path)
     if suffix == ".csv":
         return _csv_annotated(path, image_path)
     raise ValueError(
-        f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO or VIA .json "
+        f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO, VIA or "
+        "LabelMe .json "
         "or a TensorFlow Object Detection .csv"
     )
 
@@ -332,6 +343,23 @@ def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
             names.append(region.name)
     audit.warn(str(path))
     return image, boxes_tensor(boxes), tuple(names)
+
+
+def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and the boxes of a LabelMe file (:mod:`~faster_rcnn.data.labelme`), read
+    upright and clipped as the LabelMe reader reads them; refused when neither the file's
+    ``imagePath`` nor its own name is the image's (another image's boxes)."""
+    record = read_labelme_file(path)
+    named = written_path(record.image_path).name if record.image_path else None
+    if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
+        raise ValueError(f"{path} annotates {named}, not {image_path.name}")
+    image = read_image(image_path, exif_transpose=True)
+    size = upright_sizes([record], [image_path], str(path))[0]
+    warn_of_skipped_shapes([record], str(path))
+    audit = BoxAudit()
+    shapes = clipped_shapes(record.shapes, size, audit)
+    audit.warn(str(path))
+    return image, boxes_tensor([s.box for s in shapes]), tuple(s.label for s in shapes)
 
 
 def _yolo_names(
