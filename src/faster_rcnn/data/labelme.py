@@ -82,9 +82,13 @@ from .dataset import (
     warn_of_left_out,
     written_path,
 )
+from .json_start import first_key
 
 # The keys that make a JSON file LabelMe's.
 LABELME_KEYS = ("shapes", "imagePath")
+# The keys of a COCO file's object, the first of which it starts with (pycocotools,
+# Roboflow and CVAT write "info" or "licenses" first, Label Studio "images").
+COCO_KEYS = ("info", "licenses", "images", "annotations", "categories")
 # The shape types that have a box, with the points each needs at least (a circle: its
 # centre and a point on it, no more).
 POINTS_NEEDED = {
@@ -207,7 +211,10 @@ class LabelMeFolder(ImageFileDataset):
 def is_labelme_file(path: Path) -> bool:
     """Whether ``path`` is a JSON file of LabelMe's: an object with ``shapes`` and
     ``imagePath`` (what tells it from a COCO file, one of which may lie alone in a
-    folder as LabelMe's may)."""
+    folder as LabelMe's may). A file that starts as COCO's do is told by its start
+    (:func:`.first_key`), unparsed: it may be a gigabyte."""
+    if first_key(path) in COCO_KEYS:
+        return False
     try:
         data = json.loads(read_text(path))
     except (OSError, ValueError):  # json.JSONDecodeError is a ValueError

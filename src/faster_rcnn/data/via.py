@@ -42,10 +42,8 @@ name (not added to the project, or added after the export).
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
-import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,6 +71,7 @@ from .dataset import (
     read_upright_size,
     written_path,
 )
+from .json_start import first_entry
 
 # What ``faster-rcnn data`` calls the format.
 VIA_FORMAT = "VGG Image Annotator (VIA)"
@@ -96,10 +95,6 @@ POINT = "point"
 ONE_CLASS = "object"
 # What an empty split's message adds of a VIA file without an image beside it.
 NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
-# Enough of a file to hold its first image's entry (see is_via_file).
-SNIFFED_BYTES = 1 << 20
-# JSON's white space, none or more: it always matches.
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass(frozen=True)
@@ -227,38 +222,16 @@ def via_image_file(folder: Path, filename: str) -> Path:
 
 
 def is_via_file(file: Path) -> bool:
-    """Whether the ``.json`` ``file`` is VIA's, told by its start: a project's first key
-    is one of VIA's own (``_via_settings``), an export's first value an image with
-    ``filename`` and ``regions``. A COCO file's first value (``info``, ``images``) is
-    neither, and a Label Studio export is a list. Only the start is read: a COCO file
-    may be a gigabyte."""
-    with file.open("rb") as opened:
-        head = opened.read(SNIFFED_BYTES)
-    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    first = _first_entry(head.decode("utf-16" if utf16 else "utf-8-sig", errors="ignore"))
+    """Whether the ``.json`` ``file`` is VIA's, told by its start (:func:`.first_entry`):
+    a project's first key is one of VIA's own (``_via_settings``), an export's first value
+    an image with ``filename`` and ``regions``. A COCO file's first value (``info``,
+    ``images``) is neither, and a Label Studio export is a list."""
+    first = first_entry(file)
     if first is None:
         return False
     key, value = first
     is_image = isinstance(value, dict) and {"filename", "regions"} <= value.keys()
     return key.startswith("_via_") or is_image
-
-
-def _first_entry(text: str) -> tuple[str, Any] | None:
-    """The first key and value of the JSON object that ``text`` starts; ``None`` where it
-    starts none, or the value runs past its end (the start of a longer file)."""
-    decoder = json.JSONDecoder()
-    start = _JSON_SPACE.match(text).end()
-    if not text.startswith("{", start):
-        return None
-    try:
-        key, end = decoder.raw_decode(text, _JSON_SPACE.match(text, start + 1).end())
-        colon = _JSON_SPACE.match(text, end).end()
-        if not isinstance(key, str) or not text.startswith(":", colon):
-            return None
-        value, _ = decoder.raw_decode(text, _JSON_SPACE.match(text, colon + 1).end())
-    except ValueError:
-        return None
-    return key, value
 
 
 def read_via_images(file: Path) -> list[VIAImage]:
