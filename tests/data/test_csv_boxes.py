@@ -128,6 +128,16 @@ def test_without_width_and_height_columns_the_image_files_give_the_size(tmp_path
             "line 1: no 'height' column (the header has filename, width, class, xmin, ymin, "
             "xmax, ymax; needed: filename, width, height, class, xmin, ymin, xmax, ymax)",
         ),
+        (
+            # A quote left open: the header is one field to the end of the file.
+            f'"{HEADER}',
+            "a.jpg,40,30,cell,1,2,9,9",
+            "line 2: no 'filename', 'class', 'xmin', 'ymin', 'xmax', 'ymax' column (the header "
+            "has 'filename,width,height,class,xmin,ymin,xmax,ymax\\na.jpg,40,30,cell,1,2,9,9'; "
+            "needed: filename, width, height, class, xmin, ymin, xmax, ymax); nor is it a box "
+            "of keras-retinanet's CSV, which has no header: path,x1,y1,x2,y2,class_name, the "
+            "corners numbers",
+        ),
         (HEADER, "a.jpg,40,30,cell,1,2,9", "line 2: 7 fields, where the header has 8"),
         (
             HEADER,
@@ -218,7 +228,10 @@ def test_an_empty_file_and_a_file_without_rows_are_named(tmp_path):
     file.write_text("")
     with pytest.raises(ValueError) as bad:
         open_dataset(tmp_path)
-    assert str(bad.value) == f"{file}: empty, expected the header {HEADER}"
+    assert str(bad.value) == (
+        f"{file}: empty, expected the header {HEADER}, or keras-retinanet's rows "
+        "path,x1,y1,x2,y2,class_name"
+    )
 
 
 def test_a_csv_dataset_trains(tmp_path, capsys):

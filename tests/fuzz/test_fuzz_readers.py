@@ -338,6 +338,43 @@ def test_csv_opens_or_says_what_is_wrong_in_one_line(text):
         root = Path(folder)
         (root / "a.png").write_bytes(VALID_IMAGES[0])
         (root / "_annotations.csv").write_text(text)
-        # Read as CSV whatever it holds, so that a refusal is the reader's.
-        assert find_layout(root).format == "TensorFlow Object Detection CSV"
+        # Read as CSV whatever it holds, so that a refusal is the reader's (keras-retinanet's
+        # where the text inserted makes the header a row of numbers).
+        assert find_layout(root).format in (
+            "TensorFlow Object Detection CSV",
+            "keras-retinanet CSV",
+        )
         _open_or_one_line_error(lambda: open_dataset(root))
+
+
+# keras-retinanet's columns, which its CSV writes without a header.
+RETINANET_COLUMNS = ["filename", "xmin", "ymin", "xmax", "ymax", "class"]
+
+
+@st.composite
+def retinanet_files(draw: st.DrawFn) -> tuple[str, str | None]:
+    """keras-retinanet's CSV of boxes of the image ``a.png`` (no header; random text
+    inserted at times) and its class mapping: none, one that maps its classes, one that
+    lacks one, or random text."""
+    rows = draw(st.lists(csv_rows(RETINANET_COLUMNS, ("24", "16")), min_size=1, max_size=4))
+    text = "\n".join(rows)
+    if draw(RARELY):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.text(max_size=8)) + text[at:]
+    mapping = draw(st.sampled_from([None, "dog,0\ncat,1\n", "cat,0\n", "dog,1\ncat,0\n"]))
+    if draw(RARELY):
+        mapping = draw(st.text(max_size=20))
+    return text, mapping
+
+
+@FUZZ
+@given(files=retinanet_files())
+def test_a_keras_retinanet_csv_opens_or_says_what_is_wrong_in_one_line(files):
+    text, mapping = files
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "a.png").write_bytes(VALID_IMAGES[0])
+        (root / "annotations.csv").write_text(text)
+        if mapping is not None:
+            (root / "classes.csv").write_text(mapping)
+        _open_or_one_line_error(lambda: open_dataset(root / "annotations.csv"))

@@ -5,9 +5,9 @@ sampled mini-batch, proposals before and after NMS, detections); without it a pr
 freshly built model gives the anchors and their labels (the first three). The boxes of
 ``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a LabelMe
 ``.json``, or a COCO or VGG Image Annotator (VIA) ``.json`` or TensorFlow Object
-Detection ``.csv`` that lists the image - are the ground truth the anchors are labelled
-against: a VOC file's difficult objects too, as ``train`` trains on them, unless
-``--skip-difficult`` leaves them out as ``train --skip-difficult`` does.
+Detection or keras-retinanet ``.csv`` that lists the image - are the ground truth the
+anchors are labelled against: a VOC file's difficult objects too, as ``train`` trains
+on them, unless ``--skip-difficult`` leaves them out as ``train --skip-difficult`` does.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--annotations",
         type=path_argument,
         help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO, VGG Image "
-        "Annotator (VIA) or LabelMe .json or a TensorFlow Object Detection .csv",
+        "Annotator (VIA) or LabelMe .json or a TensorFlow Object Detection or "
+        "keras-retinanet .csv",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=path_argument, help="a model.safetensors: all six panels")
@@ -229,7 +230,8 @@ def read_annotated_image(
 
     Args:
         path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO, VIA or LabelMe
-            ``.json`` (told apart by content) or a TensorFlow Object Detection ``.csv``.
+            ``.json`` (told apart by content) or a TensorFlow Object Detection or
+            keras-retinanet ``.csv``.
         image_path: the image (a COCO, VIA or CSV file is searched for its file name).
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
@@ -269,8 +271,7 @@ def read_annotated_image(
         return _csv_annotated(path, image_path)
     raise ValueError(
         f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO, VIA or "
-        "LabelMe .json "
-        "or a TensorFlow Object Detection .csv"
+        "LabelMe .json or a TensorFlow Object Detection or keras-retinanet .csv"
     )
 
 

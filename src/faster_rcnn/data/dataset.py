@@ -16,11 +16,13 @@ image files (VOC, COCO, YOLO) share all of that through :class:`ImageFileDataset
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import os
 import struct
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -656,6 +658,22 @@ def read_text(path: Path) -> str:
             "mark?); save it as UTF-8"
         )
     return text
+
+
+def numbered_csv_rows(file: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line, row)`` of each row of the CSV ``file`` (:func:`read_text`), ``line`` its
+    last line's number.
+
+    Raises:
+        ValueError: the csv module's error (a field too long), naming the file and line.
+    """
+    # As the csv module asks: line ends left to it, so that a quoted field may hold one.
+    reader = csv.reader(io.StringIO(read_text(file), newline=""))
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as error:
+        raise ValueError(f"{file}, line {reader.line_num}: not CSV ({error})") from None
 
 
 def first_few(items: Sequence[str], shown: int = 3, separator: str = ", ") -> str:

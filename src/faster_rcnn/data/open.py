@@ -17,8 +17,9 @@
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
   folder (or next to the file), then in the file's own folder.
 - an ``obj.data`` file: Darknet's layout, of its folder (below).
-- a ``.csv`` file: TensorFlow Object Detection CSV, that file, its images beside it
-  (:mod:`.csv_boxes`).
+- a ``.csv`` file: TensorFlow Object Detection CSV, that file, its images beside it; or,
+  where its first row is a box, not a header, keras-retinanet's CSV, its images where
+  its paths say, in the class order of a ``classes.csv`` beside it (:mod:`.csv_boxes`).
 - a folder with ``Annotations/`` and ``ImageSets/``: Pascal VOC, a split per
   ``ImageSets/Main/<split>.txt`` (VOC's per-class lists such as ``dog_train.txt``
   are not splits); where the one list is ``default.txt`` (CVAT's export without
@@ -53,6 +54,11 @@
   "Tensorflow Object Detection CSV" export: ``train/``, ``valid/``, ``test/``): a split
   per subfolder, per one whose file has no image beside it, and per empty subfolder
   named as a split is (below).
+- a folder holding keras-retinanet's class mapping, ``classes.csv`` (in any case), beside
+  its CSV files of boxes: as the README of keras-retinanet names them, one
+  (``annotations.csv``) without splits, or a split per file by its name (``train.csv``,
+  ``val.csv``, ``test.csv``; ``train_annotations.csv``, which ``train`` finds); a CSV
+  with a header beside them (a Kaggle ``sample_submission.csv``) is left out with a note.
 - a folder with ``data.yaml`` (or one other ``.yaml`` with ``names``): Ultralytics. One
   that names no ``train`` split and no split with an image (another dataset's, or one
   whose folders were moved) names nothing to train on: it is passed over, with a
@@ -103,9 +109,10 @@ from pathlib import Path
 from typing import Any
 
 from ..counted import counted
+from .class_mapping import class_mapping_in
 from .class_order import InClassOrder, takes_class_order
 from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
-from .csv_boxes import ANNOTATIONS_FILE, NO_IMAGE_BESIDE, CSVDetection
+from .csv_boxes import ANNOTATIONS_FILE, NO_IMAGE_BESIDE, CSVDetection, is_retinanet_csv
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
 from .dataset import (
     DetectionDataset,
@@ -134,6 +141,8 @@ SLIDES_SIZES = {"train": 300, "val": 100, "test": 100}
 CVAT_NO_SUBSET = "default"
 # What ``faster-rcnn data`` calls the layout of :mod:`.csv_boxes`.
 CSV_FORMAT = "TensorFlow Object Detection CSV"
+# ... and of a CSV of boxes without a header.
+RETINANET_CSV_FORMAT = "keras-retinanet CSV"
 # What ``faster-rcnn data`` calls the layout of :mod:`.labelme`.
 LABELME_FORMAT = "LabelMe"
 # The prefix of COCO's detection annotation files, ``instances_<split>.json``.
@@ -395,6 +404,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _voc_split_folders,
         _csv_folder,
         _csv_split_folders,
+        _retinanet_csv_folder,
         _yaml_in,
         _darknet,
         _yolo,
@@ -413,7 +423,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "one .json and images each (Roboflow COCO), one VGG Image Annotator .json in it or "
         "in subfolders with their images (VIA), subfolders with .xml files and "
         "images each (Roboflow Pascal VOC), _annotations.csv in it or in subfolders with "
-        "their images (Roboflow TensorFlow CSV), data.yaml (Ultralytics), obj.data (Darknet "
+        "their images (Roboflow TensorFlow CSV), classes.csv beside .csv files of boxes "
+        "(keras-retinanet), data.yaml (Ultralytics), obj.data (Darknet "
         "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
         ".xml files in it or in one subfolder (VOC without ImageSets/), images with "
         "their .txt and classes.txt beside them (LabelImg YOLO), LabelMe .json files in it "
@@ -484,11 +495,17 @@ def _file_layout(file: Path) -> DatasetLayout:
     if file.name == DATA_FILE:
         return _darknet_layout(file)
     if file.suffix.lower() == ".csv":
-        return DatasetLayout(str(file), CSV_FORMAT, (), lambda split, _: CSVDetection(file))
+        return DatasetLayout(str(file), _csv_format(file), (), lambda *_: CSVDetection(file))
     raise ValueError(
         f"{file}: a dataset file must be a COCO .json, a data .yaml, a TensorFlow Object "
-        f"Detection .csv or Darknet's {DATA_FILE}"
+        f"Detection or keras-retinanet .csv or Darknet's {DATA_FILE}"
     )
+
+
+def _csv_format(file: Path) -> str:
+    """What ``faster-rcnn data`` calls the CSV of boxes ``file``: keras-retinanet's where
+    its first row is a box (:func:`is_retinanet_csv`), else TensorFlow's."""
+    return RETINANET_CSV_FORMAT if is_retinanet_csv(file) else CSV_FORMAT
 
 
 def _generated_opener(
@@ -760,7 +777,7 @@ def _csv_folder(root: Path) -> DatasetLayout | None:
     file = root / ANNOTATIONS_FILE
     if not file.is_file():
         return None
-    return DatasetLayout(str(root), CSV_FORMAT, (), lambda *_: CSVDetection(file))
+    return DatasetLayout(str(root), _csv_format(file), (), lambda *_: CSVDetection(file))
 
 
 def _csv_split_folders(root: Path) -> DatasetLayout | None:
@@ -793,6 +810,38 @@ def _csv_without_images(file: Path, split: str) -> str | None:
     if holds_images(file.parent):
         return None
     return empty_split_message(file, split, NO_IMAGE_BESIDE)
+
+
+def _retinanet_csv_folder(root: Path) -> DatasetLayout | None:
+    """keras-retinanet's CSV: a folder holding its class mapping ``classes.csv`` beside its
+    CSV files of boxes, a split per file by its stem, or one without splits (see the
+    module). A CSV whose first row is no box (a header) is left out with a note."""
+    mapping = class_mapping_in(root)
+    if mapping is None:
+        return None
+    files = [file for file in files_with_suffix(root, ".csv") if file != mapping]
+    by_split = {file.stem: file for file in files if is_retinanet_csv(file)}
+    if not by_split:
+        return None
+    others = [file.name for file in files if file.stem not in by_split]
+    note = None
+    if others:
+        note = (
+            f"{root}: {counted(len(others), 'CSV file')} left out ({first_few(others)}): "
+            "a first row that is no box, where keras-retinanet's CSV has no header"
+        )
+    if len(by_split) == 1:
+        (file,) = by_split.values()
+        return DatasetLayout(
+            str(root), RETINANET_CSV_FORMAT, (), lambda *_: CSVDetection(file), note
+        )
+    return DatasetLayout(
+        str(root),
+        f"{RETINANET_CSV_FORMAT} (a file per split)",
+        tuple(by_split),
+        lambda split, _: CSVDetection(by_split[split], split),
+        note,
+    )
 
 
 def _names_a_split(name: str) -> bool:
