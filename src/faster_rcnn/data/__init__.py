@@ -1,5 +1,5 @@
-"""Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow CSV, VGG Image Annotator,
-LabelMe, generated shapes), augmentation, loaders.
+"""Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow and keras-retinanet CSV, VGG
+Image Annotator, LabelMe, generated shapes), augmentation, loaders.
 
 Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
 as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
