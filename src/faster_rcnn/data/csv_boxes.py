@@ -66,8 +66,7 @@ from .box_audit import BoxAudit
 from .class_mapping import CLASS_MAPPING_FILE, class_mapping_in, read_class_mapping
 from .dataset import (
     IMAGE_SUFFIXES,
-    ImageFileDataset,
-    Target,
+    TargetsReadOnOpening,
     boxes_tensor,
     empty_split_error,
     first_few,
@@ -135,7 +134,7 @@ class CSVRow:
     size: tuple[int, int] | None  # (height, width) recorded, None without the columns
 
 
-class CSVDetection(ImageFileDataset):
+class CSVDetection(TargetsReadOnOpening):
     """The images and boxes of one TensorFlow Object Detection or keras-retinanet CSV file
     (see the module).
 
@@ -229,19 +228,6 @@ class CSVDetection(ImageFileDataset):
             return row.box
         where = f"line {row.line}, {row.filename}"
         return self.box_audit.clip(row.box, size[1], size[0], where)
-
-    def target(self, index: int) -> Target:
-        """The target of image ``index``, without decoding the image."""
-        self._check_index(index)
-        return {
-            "boxes": self._boxes[index].clone(),
-            "labels": self._labels[index].clone(),
-            "image_id": index,
-        }
-
-    def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` of the image as read (see :func:`~.dataset.image_sizes`)."""
-        return self._sizes[index]
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=index in self._turned)

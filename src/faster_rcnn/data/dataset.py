@@ -555,6 +555,31 @@ class ImageFileDataset(ABC):
             raise IndexError(f"index {index} out of range for {len(self.image_files)} images")
 
 
+class TargetsReadOnOpening(ImageFileDataset):
+    """Base of the readers that read every image's boxes, labels and size when opened
+    (a CSV, a VIA file, LabelMe's files): they set, per image in item order, ``_boxes``
+    (``float32[N, 4]`` x1 y1 x2 y2 pixels), ``_labels`` (``int64[N]``) and ``_sizes``
+    (``(height, width)`` as read, ``None`` where unknown); targets and sizes are given
+    from them."""
+
+    _boxes: list[Tensor]
+    _labels: list[Tensor]
+    _sizes: list[tuple[int, int] | None]
+
+    def target(self, index: int) -> Target:
+        """The target of image ``index``, without decoding the image."""
+        self._check_index(index)
+        return {
+            "boxes": self._boxes[index].clone(),
+            "labels": self._labels[index].clone(),
+            "image_id": index,
+        }
+
+    def _annotated_size(self, index: int) -> tuple[int, int] | None:
+        """``(height, width)`` of the image as read on opening."""
+        return self._sizes[index]
+
+
 def empty_split_error(source: str | Path, split: str | None, detail: str = "") -> ValueError:
     """The error of a split that holds no image, in one wording for every format's reader
     (:func:`empty_split_message`)."""

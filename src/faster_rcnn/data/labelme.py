@@ -67,8 +67,7 @@ from ..counted import counted
 from .box_audit import BoxAudit
 from .dataset import (
     IMAGE_SUFFIXES,
-    ImageFileDataset,
-    Target,
+    TargetsReadOnOpening,
     UnreadableImageError,
     boxes_tensor,
     empty_split_error,
@@ -136,7 +135,7 @@ class LabelMeFile:
     holds_image: bool
 
 
-class LabelMeFolder(ImageFileDataset):
+class LabelMeFolder(TargetsReadOnOpening):
     """The images and boxes of a folder of LabelMe JSON files (see the module).
 
     Args:
@@ -190,19 +189,6 @@ class LabelMeFolder(ImageFileDataset):
             labels = [label_of[shape.label] for shape in shapes]
             self._labels.append(torch.tensor(labels, dtype=torch.int64))
         self.box_audit.warn(source)
-
-    def target(self, index: int) -> Target:
-        """The target of image ``index``, without decoding the image."""
-        self._check_index(index)
-        return {
-            "boxes": self._boxes[index].clone(),
-            "labels": self._labels[index].clone(),
-            "image_id": index,
-        }
-
-    def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` of the image as read, upright (:func:`upright_sizes`)."""
-        return self._sizes[index]
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=True)

@@ -57,8 +57,7 @@ from ..counted import counted
 from .box_audit import BoxAudit
 from .dataset import (
     IMAGE_SUFFIXES,
-    ImageFileDataset,
-    Target,
+    TargetsReadOnOpening,
     UnreadableImageError,
     boxes_tensor,
     empty_split_error,
@@ -114,7 +113,7 @@ class VIAImage:
     regions: list[VIARegion]
 
 
-class VIADetection(ImageFileDataset):
+class VIADetection(TargetsReadOnOpening):
     """The images and boxes of one VIA JSON file (see the module).
 
     Args:
@@ -175,19 +174,6 @@ class VIADetection(ImageFileDataset):
             self._boxes.append(boxes_tensor(boxes))
             self._labels.append(torch.tensor(labels, dtype=torch.int64))
         self.box_audit.warn(str(self.annotation_file))
-
-    def target(self, index: int) -> Target:
-        """The target of image ``index``, without decoding the image."""
-        self._check_index(index)
-        return {
-            "boxes": self._boxes[index].clone(),
-            "labels": self._labels[index].clone(),
-            "image_id": index,
-        }
-
-    def _annotated_size(self, index: int) -> tuple[int, int] | None:
-        """``(height, width)`` of the image upright, as read on opening."""
-        return self._sizes[index]
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=True)
