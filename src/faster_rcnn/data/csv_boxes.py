@@ -65,7 +65,7 @@ from ..counted import counted
 from .box_audit import BoxAudit
 from .class_mapping import CLASS_MAPPING_FILE, class_mapping_in, read_class_mapping
 from .dataset import (
-    IMAGE_SUFFIXES,
+    NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
     boxes_tensor,
     empty_split_error,
@@ -85,8 +85,6 @@ ANNOTATIONS_FILE = "_annotations.csv"
 NEEDED_COLUMNS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 SIZE_COLUMNS = ("width", "height")
 CORNERS = NEEDED_COLUMNS[2:]
-# What an empty split's message adds of a CSV without an image beside it.
-NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ Sample = tuple[Tensor, Target]
 # case): those of Ultralytics' list that PIL decodes, and GIF, of which the first frame
 # is read (read_image), as of an animated PNG or WebP. TIFF is common in microscopy.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# What an empty split's message adds of an annotation file (a CSV, a VIA file) without an
+# image beside it.
+NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
 
 # Target entries with one row per box: whatever removes boxes must filter all of them
 # ("area" is COCO's, which COCO AP reads where a target carries it).

@@ -112,9 +112,10 @@ from ..counted import counted
 from .class_mapping import class_mapping_in
 from .class_order import InClassOrder, takes_class_order
 from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
-from .csv_boxes import ANNOTATIONS_FILE, NO_IMAGE_BESIDE, CSVDetection, is_retinanet_csv
+from .csv_boxes import ANNOTATIONS_FILE, CSVDetection, is_retinanet_csv
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
 from .dataset import (
+    NO_IMAGE_BESIDE,
     DetectionDataset,
     empty_split_message,
     files_with_suffix,
@@ -127,7 +128,6 @@ from .labelme import LabelMeFolder, holds_labelme_json
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
 from .ultralytics import UltralyticsYOLO, read_data_yaml, unusable_split, yaml_splits
-from .via import NO_IMAGE_BESIDE as NO_IMAGE_BESIDE_VIA
 from .via import VIA_FORMAT, VIADetection, is_via_file
 from .voc import VOCDetection, split_list
 from .voc_folder import VOCFolder, holds_voc_xml, without_their_images
@@ -639,15 +639,12 @@ def _via_split_folders(root: Path) -> DatasetLayout | None:
     }
     if not by_split:
         return None
-    empty = _empty_split_folders(root, ".json")
-    layout = DatasetLayout(
-        str(root),
-        f"{VIA_FORMAT} (a folder per split)",
-        tuple(sorted({*by_split, *empty})),
-        _refusing(empty, lambda split, _: VIADetection(by_split[split], split)),
-    )
-    return _without_unusable(
-        layout, lambda split: empty.get(split) or _via_without_images(by_split[split], split)
+    return _folder_per_split(
+        root,
+        by_split,
+        (VIA_FORMAT, ".json"),
+        lambda split, _: VIADetection(by_split[split], split),
+        lambda split: _without_images_beside(by_split[split], split),
     )
 
 
@@ -656,14 +653,6 @@ def _via_file_in(folder: Path) -> Path | None:
     ``None`` (a folder of LabelMe's files, one per image, is read no further)."""
     files = files_with_suffix(folder, ".json")
     return files[0] if len(files) == 1 and is_via_file(files[0]) else None
-
-
-def _via_without_images(file: Path, split: str) -> str | None:
-    """``"<file>: the <split> split holds no image (no .jpg/... file beside it)"`` where
-    the folder of the VIA ``file`` holds no image, as opening it says; else ``None``."""
-    if holds_images(file.parent):
-        return None
-    return empty_split_message(file, split, NO_IMAGE_BESIDE_VIA)
 
 
 def _split_folders(root: Path) -> DatasetLayout | None:
@@ -681,22 +670,37 @@ def _split_folders(root: Path) -> DatasetLayout | None:
     by_split = {split: file for split, file in files.items() if file.name in names}
     if not by_split:
         return None
-    empty = _empty_split_folders(root, ".json")
+    return _folder_per_split(
+        root,
+        by_split,
+        ("COCO", ".json"),
+        lambda split, _: COCODetection(by_split[split].parent, by_split[split], split),
+        lambda split: _coco_without_images(by_split[split], [by_split[split].parent], split),
+    )
+
+
+def _folder_per_split(
+    root: Path,
+    by_split: Mapping[str, Path],
+    kind: tuple[str, str],
+    open_split: Opener,
+    without_images: Callable[[str], str | None],
+) -> DatasetLayout:
+    """The layout of a folder per split (Roboflow's exports, the balloon dataset's):
+    ``by_split`` (each split's folder or annotation file) opened by ``open_split``.
+    ``kind`` is the format's name and the suffix of its annotation files: a folder named
+    as a split that holds neither images nor such files (:func:`_empty_split_folders`)
+    is refused, and a split that ``without_images`` says holds no image (what it says) is
+    left out with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
+    name, suffix = kind
+    empty = _empty_split_folders(root, suffix)
     layout = DatasetLayout(
         str(root),
-        "COCO (a folder per split)",
+        f"{name} (a folder per split)",
         tuple(sorted({*by_split, *empty})),
-        _refusing(
-            empty, lambda split, _: COCODetection(by_split[split].parent, by_split[split], split)
-        ),
+        _refusing(empty, open_split),
     )
-    return _without_unusable(
-        layout,
-        lambda split: (
-            empty.get(split)
-            or _coco_without_images(by_split[split], [by_split[split].parent], split)
-        ),
-    )
+    return _without_unusable(layout, lambda split: empty.get(split) or without_images(split))
 
 
 def _empty_split_folders(root: Path, suffix: str) -> dict[str, str]:
@@ -746,19 +750,13 @@ def _voc_split_folders(root: Path) -> DatasetLayout | None:
     lone_split = len(with_images) == 1 and _names_a_split(with_images[0])
     if len(with_images) < 2 and not lone_split:
         return None
-    empty = _empty_split_folders(root, ".xml")
     _warn_of_yolo_files_in_splits(root, by_split)
-    layout = DatasetLayout(
-        str(root),
-        "Pascal VOC XML files (a folder per split)",
-        tuple(sorted({*by_split, *empty})),
-        _refusing(
-            empty,
-            lambda split, names: VOCFolder(by_split[split], by_split[split], names, split=split),
-        ),
-    )
-    return _without_unusable(
-        layout, lambda split: empty.get(split) or _xml_without_images(by_split[split], split)
+    return _folder_per_split(
+        root,
+        by_split,
+        ("Pascal VOC XML files", ".xml"),
+        lambda split, names: VOCFolder(by_split[split], by_split[split], names, split=split),
+        lambda split: _xml_without_images(by_split[split], split),
     )
 
 
@@ -792,21 +790,19 @@ def _csv_split_folders(root: Path) -> DatasetLayout | None:
     }
     if not by_split:
         return None
-    empty = _empty_split_folders(root, ".csv")
-    layout = DatasetLayout(
-        str(root),
-        f"{CSV_FORMAT} (a folder per split)",
-        tuple(sorted({*by_split, *empty})),
-        _refusing(empty, lambda split, _: CSVDetection(by_split[split], split)),
-    )
-    return _without_unusable(
-        layout, lambda split: empty.get(split) or _csv_without_images(by_split[split], split)
+    return _folder_per_split(
+        root,
+        by_split,
+        (CSV_FORMAT, ".csv"),
+        lambda split, _: CSVDetection(by_split[split], split),
+        lambda split: _without_images_beside(by_split[split], split),
     )
 
 
-def _csv_without_images(file: Path, split: str) -> str | None:
+def _without_images_beside(file: Path, split: str) -> str | None:
     """``"<file>: the <split> split holds no image (no .jpg/... file beside it)"`` where
-    the folder of ``file`` holds no image, as opening it says; else ``None``."""
+    the folder of the annotation ``file`` (a CSV, a VIA file) holds no image, as opening
+    it says; else ``None``."""
     if holds_images(file.parent):
         return None
     return empty_split_message(file, split, NO_IMAGE_BESIDE)
@@ -983,14 +979,13 @@ def _labelme_split_folders(root: Path) -> DatasetLayout | None:
     lone_split = len(by_split) == 1 and _names_a_split(next(iter(by_split)))
     if (len(by_split) < 2 and not lone_split) or holds_labelme_json(root):
         return None
-    empty = _empty_split_folders(root, ".json")
-    layout = DatasetLayout(
-        str(root),
-        f"{LABELME_FORMAT} (a folder per split)",
-        tuple(sorted({*by_split, *empty})),
-        _refusing(empty, lambda split, _: LabelMeFolder(by_split[split], split)),
+    return _folder_per_split(
+        root,
+        by_split,
+        (LABELME_FORMAT, ".json"),
+        lambda split, _: LabelMeFolder(by_split[split], split),
+        lambda split: None,
     )
-    return _without_unusable(layout, empty.get)
 
 
 def _one_json(root: Path) -> DatasetLayout | None:

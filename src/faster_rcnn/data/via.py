@@ -56,7 +56,7 @@ from torch import Tensor
 from ..counted import counted
 from .box_audit import BoxAudit
 from .dataset import (
-    IMAGE_SUFFIXES,
+    NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
     UnreadableImageError,
     boxes_tensor,
@@ -92,8 +92,6 @@ POINT = "point"
 # The class of every region of a file whose regions fill no attribute: one class of
 # objects, unnamed (the balloon dataset's regions are all balloons).
 ONE_CLASS = "object"
-# What an empty split's message adds of a VIA file without an image beside it.
-NO_IMAGE_BESIDE = f"no {'/'.join(IMAGE_SUFFIXES)} file beside it"
 
 
 @dataclass(frozen=True)
