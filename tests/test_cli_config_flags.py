@@ -70,6 +70,10 @@ FLOAT32 = "must be in [1.4e-45, 3.4e+38] (> 0 and finite in float32)"
             f"--gt-jitter {2**63 - 1}: must be in [0, 64], the RoIs sampled an image",
         ),
         (
+            ["train", "--train-window", "16", "800"],
+            "--train-window 16 800: must be two sides in [32, 16384] px",
+        ),
+        (
             ["data", "--data", "synthetic:2", "--max-size", "20000"],
             "--max-size 20000: must be in [1, 16384]",
         ),

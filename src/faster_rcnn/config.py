@@ -34,6 +34,9 @@ ADAPTIVE_SAMPLING = (0, -1)
 # Bounds that keep a hostile or mistyped config (a model file's metadata, say) from
 # allocating terabytes before anything else could fail.
 MAX_IMAGE_SIDE = 16384
+# The smallest training window (TransformConfig.train_window): the FPN presets' smallest
+# anchor, which a smaller window would not hold.
+MIN_TRAIN_WINDOW = 32
 # No box of such an image is larger (the square root of its area), nor more elongated
 # than a strip one pixel wide: anchor sizes, the RoI level mapping's canonical scale and
 # anchor aspect ratios go no further. Nor is a feature map coarser than the image (the
@@ -118,6 +121,7 @@ class TransformConfig:
     image_std: tuple[float, float, float] = IMAGENET_STD
     size_divisible: int = 32
     multi_scale_per: Literal["image", "batch"] = "image"
+    train_window: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_size", as_sizes(self.min_size))
@@ -134,6 +138,14 @@ class TransformConfig:
             require(self, name, inside, f"in [1, {MAX_IMAGE_SIDE}]")
         require(self, "image_std", all(s > 0 for s in self.image_std), "positive")
         require(self, "size_divisible", 1 <= self.size_divisible <= 256, "in [1, 256]")
+        window = self.train_window
+        require(
+            self,
+            "train_window",
+            window is None or all(MIN_TRAIN_WINDOW <= side <= MAX_IMAGE_SIDE for side in window),
+            f"two sides in [{MIN_TRAIN_WINDOW}, {MAX_IMAGE_SIDE}] px",
+            ", or None",
+        )
 
 
 @dataclass(frozen=True)

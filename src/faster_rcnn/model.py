@@ -254,6 +254,7 @@ class FasterRCNN(nn.Module):
                 "image_std": tuple(self.transform.image_std),
                 "size_divisible": self.transform.size_divisible,
                 "multi_scale_per": self.transform.multi_scale_per,
+                "train_window": self.transform.train_window,
             },
             "anchors": {
                 "sizes": anchors.sizes,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import TransformConfig, as_sizes, check_setting
+from .data.random_crop import boxes_in_window
 from .image_list import ImageList
 from .ops.boxes import clip_boxes_to_image
 
@@ -27,6 +28,7 @@ CONFIG_SETTINGS = (
     "image_std",
     "size_divisible",
     "multi_scale_per",
+    "train_window",
 )
 
 
@@ -39,6 +41,11 @@ class ImageTransform(nn.Module):
     several ``min_size`` values one is drawn per image (multi-scale training), or one per
     batch (``multi_scale_per="batch"``), so that no image is padded up to a larger one's
     size. One ``min_size`` set alone (``transform.min_size = 600``) is kept as ``(600,)``.
+
+    With ``train_window`` (height, width), training cuts each resized image larger than it
+    to a random window of at most that size, turned to the image's orientation
+    (:func:`window_size`); its boxes whose centre lies in the window are kept, cut to it.
+    Evaluation never cuts: the detector finds at the scale it trained at, on any extent.
     """
 
     def __init__(self, cfg: TransformConfig) -> None:
@@ -49,6 +56,7 @@ class ImageTransform(nn.Module):
         self.image_mean = cfg.image_mean
         self.image_std = cfg.image_std
         self.multi_scale_per = cfg.multi_scale_per
+        self.train_window = cfg.train_window
 
     def __setattr__(self, name: str, value: object) -> None:
         # torchvision's users set them on the built model (``transform.min_size = 600``):
@@ -108,12 +116,13 @@ class ImageTransform(nn.Module):
             images: per image, ``float[3, H_i, W_i]`` with values in 0..1.
             targets: per image, ``{"boxes": (N_i, 4), "labels": (N_i,)}`` in the image's
                 pixels; other keys are carried along unchanged.
-            generator: random source of the multi-scale choice in training; ``None``
-                draws from the global generator, as torchvision does.
+            generator: random source of the multi-scale choice and the training window in
+                training; ``None`` draws from the global generator, as torchvision does.
 
         Returns:
-            The padded ``ImageList`` (its ``image_sizes`` are the resized sizes) and the
-            targets with boxes in resized-image pixels.
+            The padded ``ImageList`` (its ``image_sizes`` are the resized sizes, the
+            windows' in training with ``train_window``) and the targets with boxes in
+            their pixels.
         """
         resized_images = []
         resized_targets = [] if targets is not None else None
@@ -124,11 +133,15 @@ class ImageTransform(nn.Module):
             original_size = (int(image.shape[-2]), int(image.shape[-1]))
             min_size = shared_size if shared_size is not None else self._choose_min_size(generator)
             image = resize_image(image, min_size, self.max_size)
-            resized_images.append(image)
-            if targets is not None and resized_targets is not None:
+            target = None
+            if targets is not None:
                 target = dict(targets[i])
                 resized_size = (int(image.shape[-2]), int(image.shape[-1]))
                 target["boxes"] = resize_boxes(target["boxes"], original_size, resized_size)
+            if self.training and self.train_window is not None:
+                image, target = self._cut_window(image, target, generator)
+            resized_images.append(image)
+            if target is not None and resized_targets is not None:
                 resized_targets.append(target)
         image_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in resized_images]
         return ImageList(self.batch(resized_images), image_sizes), resized_targets
@@ -186,6 +199,39 @@ class ImageTransform(nn.Module):
         # global random stream (and so the samplers) in step with it.
         draw = torch.empty(1).uniform_(0.0, float(len(self.min_size)), generator=generator)
         return self.min_size[int(draw.item())]
+
+    def _cut_window(
+        self,
+        image: Tensor,
+        target: dict[str, Tensor] | None,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """A random window of :func:`window_size` of the resized ``(C, H, W)`` image, and
+        ``target`` as it lies in it (:func:`~faster_rcnn.data.random_crop.boxes_in_window`:
+        a box whose centre is outside is dropped, with its label); an image the window
+        holds whole is returned as it is, drawing nothing."""
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        crop_h, crop_w = window_size((height, width), self.train_window)
+        if (crop_h, crop_w) == (height, width):
+            return image, target
+        draws = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+        top = int(draws[0] * (height - crop_h + 1))
+        left = int(draws[1] * (width - crop_w + 1))
+        cropped = image[..., top : top + crop_h, left : left + crop_w]
+        if target is None:
+            return cropped, None
+        return cropped, boxes_in_window(target, (left, top, left + crop_w, top + crop_h))
+
+
+def window_size(image_size: Sequence[int], window: Sequence[int]) -> tuple[int, int]:
+    """The ``(height, width)`` of the training window cut from an image of ``image_size``:
+    ``window`` (height, width) turned so that its longer side lies along the image's
+    longer side (as given where either is square), each side at most the image's."""
+    height, width = image_size
+    window_h, window_w = window
+    if (height - width) * (window_h - window_w) < 0:  # one portrait, the other landscape
+        window_h, window_w = window_w, window_h
+    return min(height, window_h), min(width, window_w)
 
 
 def resize_image(image: Tensor, min_size: int, max_size: int) -> Tensor:

@@ -34,6 +34,7 @@ SETTING_FLAGS: dict[str, str] = {
     "class_names": "--classes",
     "transform.min_size": "--min-size",
     "transform.max_size": "--max-size",
+    "transform.train_window": "--train-window",
     "backbone.returned_layers": "--returned-layers",
     **{option.setting: option.flag for option in CONFIG_OPTIONS},
 }

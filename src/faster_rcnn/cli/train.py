@@ -235,7 +235,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
     """The random changes training makes to its images: left-right flips, and top-bottom
-    flips, colours, blur and noise if asked."""
+    flips, crops, windows, colours, blur and noise if asked."""
     parser.add_argument(
         "--no-flip",
         action="store_true",
@@ -256,6 +256,16 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         "from MIN_SCALE..1 times theirs, so that their objects are seen up to 1 / MIN_SCALE "
         "times larger; a box whose centre is in the window is kept, cut to it "
         "(faster_rcnn.data.random_crop); default none",
+    )
+    parser.add_argument(
+        "--train-window",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="train on random windows of at most H x W px of the resized images (turned to "
+        "each image's orientation), evaluate on whole ones: for large images enlarged by "
+        "--min-size / --max-size for their small objects, a step then costs the window's "
+        "pixels, not the image's (faster_rcnn.transform); default none",
     )
     parser.add_argument(
         "--paste-small",
@@ -392,6 +402,7 @@ def train(args: argparse.Namespace) -> int:
         check_cache_fits(dataset)
         dataset = InMemoryDataset(dataset)
     config, rate, repeat = model_and_rate(dataset, args)
+    say_train_window(config)
     pasted = small_class_label(dataset, config, args.paste_small) if args.paste_small else None
     listed, repeats = repeated(resizable(dataset, config, args), repeat, args.seed, args.out)
     records |= repeats
@@ -685,8 +696,8 @@ def check_amp(args: argparse.Namespace) -> None:
 
 
 def model_config(args: argparse.Namespace, class_names: Sequence[str]) -> FasterRCNNConfig:
-    """The preset for the classes ``class_names``, with the anchors and image sizes asked
-    for."""
+    """The preset for the classes ``class_names``, with the anchors, image sizes and
+    training window asked for."""
     config = preset_config(args.preset, len(class_names) + 1)
     config = config.replace(class_names=tuple(class_names))
     stages = returned_layers(args)
@@ -695,6 +706,8 @@ def model_config(args: argparse.Namespace, class_names: Sequence[str]) -> Faster
     if args.anchors:
         config = with_anchor_file(config, args.anchors)
     config = with_config_options(config, args)
+    if args.train_window:
+        config = config.replace(transform={"train_window": tuple(args.train_window)})
     return with_image_sizes(config, args)
 
 
@@ -810,6 +823,20 @@ def steps_that_fit(
         f"{counted(args.minutes, 'minute')}"
     )
     return fits if args.steps is None else min(fits, args.steps)
+
+
+def say_train_window(config: FasterRCNNConfig) -> None:
+    """Say, with ``--train-window``, the windows training cuts and the resize they are cut
+    from."""
+    transform = config.transform
+    if transform.train_window is None:
+        return
+    height, width = transform.train_window
+    sizes = ", ".join(map(str, transform.min_size))
+    print(
+        f"window: training on windows of {height}x{width} px of the images resized to "
+        f"{sizes} px (longer side at most {transform.max_size}), evaluation on the whole image"
+    )
 
 
 def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copies: int) -> int:
