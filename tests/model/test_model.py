@@ -211,6 +211,7 @@ def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
         ("rpn.smooth_l1_beta", 0.25),
         ("rpn.target_creator.allowed_border", 0.0),
         ("transform.multi_scale_per", "batch"),
+        ("transform.train_window", (48, 48)),
     ],
 )
 def test_a_setting_the_modules_take_is_what_a_model_file_records(tmp_path, setting, value):
@@ -324,6 +325,11 @@ def test_a_setting_the_modules_take_is_what_a_model_file_records(tmp_path, setti
             "transform.multi_scale_per",
             "epoch",
             r"transform\.multi_scale_per = 'epoch': must be one of 'image', 'batch'; got 'epoch'",
+        ),
+        (
+            "transform.train_window",
+            (8, 8),
+            r"transform\.train_window = \(8, 8\): must be two sides in \[32, 16384\] px",
         ),
         (
             "rpn.target_creator.allowed_border",

@@ -164,15 +164,6 @@ def test_the_window_is_saved_with_the_model_and_an_older_file_loads_without_one(
     assert load_model(older).config.transform.train_window is None
 
 
-def test_a_window_set_on_the_model_reaches_its_config_and_a_bad_one_is_refused():
-    model = tiny_model(None)
-    model.transform.train_window = (48, 48)
-    assert model.config.transform.train_window == (48, 48)
-    with pytest.raises(ValueError, match=r"^transform\.train_window = \(8, 8\): must be two"):
-        model.transform.train_window = (8, 8)
-    assert model.config.transform.train_window == (48, 48)
-
-
 def test_train_window_reaches_the_saved_model_and_train_says_so(tmp_path, capsys):
     argv = ["train", "--data", "synthetic:8", "--min-size", "96", "--max-size", "128"]
     argv += ["--steps", "2", "--train-window", "64", "96", "--out", str(tmp_path)]
