@@ -827,6 +827,33 @@ def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     assert kept.roi_heads.detections_per_img == 100 and kept.rpn == fast.rpn
 
 
+def test_recipe_keeps_as_many_proposals_a_pixel_on_the_whole_image_as_on_a_window() -> None:
+    """Trained on windows of 800 x 1067 px of images evaluated at 2987 x 2240, 6690880 /
+    853600 = 7.84 windows' pixels: the RPN's test-time limits are 1000 times that, in
+    whole hundreds above."""
+    config = preset_config("mobilenet_v2_fpn", 2).replace(
+        class_names=("cell",), transform={"min_size": (2240,), "max_size": 2987}
+    )
+    held = {"objects_where_any": 3.0, "images_with_objects": 10}
+    stats = ObjectStatistics(10, 3.0, 9, {"cell": 100}, {"cell": 60.0}, aspect=4 / 3, **held)
+    given = {"transform.min_size", "transform.max_size"}
+    for window in ((800, 1067), (1067, 800)):  # a portrait window is turned to the images
+        windowed = config.replace(transform={"train_window": window})
+        chosen, choices = choose_recipe(windowed, stats, given)
+        assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (7900, 7900)
+        assert (chosen.rpn.pre_nms_top_n_train, chosen.rpn.post_nms_top_n_train) == (2000, 2000)
+    lines = recipe_lines(choices)
+    assert (
+        "  rpn.post_nms_top_n_test = 7900: training on windows of 800x1067 px of images "
+        "evaluated at 2987x2240, 7.8 times a window's pixels: 1000 proposals an image in "
+        "evaluation, times that, keep as many a pixel as on a window"
+    ) in lines
+    # Without windows, or with one that holds the whole image, the limits stay.
+    assert choose_recipe(config, stats, given)[0].rpn == config.rpn
+    whole = config.replace(transform={"train_window": (2240, 2987)})
+    assert choose_recipe(whole, stats, given)[0].rpn == config.rpn
+
+
 # What a joint run's lines say of the head, and the RPN trained alone's instead.
 RPN_WORDS = {
     "so the head sees every object": "so the RPN sees every object",

@@ -32,7 +32,7 @@ from ..data.dataset import (
 )
 from ..data.repeat_factor import RARE_IMAGE_SHARE, REPEAT_THRESHOLD
 from ..ops.boxes import BEST_IOU_BLOCK_PAIRS, box_iou
-from ..transform import resized_size
+from ..transform import resized_size, window_size
 from .train_config import LR_PER_IMAGE
 
 # The paper's RoIs an image (Fast R-CNN's 128). With torchvision's 512 the box head is
@@ -475,6 +475,7 @@ def _dataset_choices(
         choices.append(per_batch)
     if box_head:
         choices += _box_head_output_choices(config, stats, given)
+    choices += _window_proposal_choices(_with_choices(config, choices), stats)
     return _with_choices(config, choices), choices
 
 
@@ -570,6 +571,42 @@ def _box_head_output_choices(
     proposals for them), selected by Soft-NMS or a crowded class's NMS IoU."""
     nms = _nms_choice(config, stats, given)
     return _detections_choices(config, stats, given) + ([nms] if nms is not None else [])
+
+
+def _window_proposal_choices(
+    config: FasterRCNNConfig, stats: ObjectStatistics
+) -> list[RecipeChoice]:
+    """Where training cuts windows (``transform.train_window``), as many RPN boxes a
+    pixel in evaluation as on a window: the test-time limits (per level before NMS, per
+    image after it) times the evaluated image's pixels over a window's, for an image of
+    the median aspect. The preset's limits are a window's: an image many windows large
+    with them loses its small objects' proposals to the larger ones' (round 69)."""
+    window = config.transform.train_window
+    if window is None:
+        return []
+    shorter = config.transform.min_size[-1]
+    height, width = resized_size(
+        (shorter, round(shorter * stats.aspect)), shorter, config.transform.max_size
+    )
+    window_h, window_w = window_size((height, width), window)
+    times = height * width / (window_h * window_w)
+    if times <= 1:
+        return []
+    choices = []
+    limits = (
+        ("pre_nms_top_n_test", "boxes a level"),
+        ("post_nms_top_n_test", "proposals an image"),
+    )
+    for setting, what in limits:
+        value = getattr(config.rpn, setting)
+        scaled = -(-round(value * times) // 100) * 100
+        why = (
+            f"training on windows of {window_h}x{window_w} px of images evaluated at "
+            f"{width}x{height}, {times:.1f} times a window's pixels: {value} {what} in "
+            "evaluation, times that, keep as many a pixel as on a window"
+        )
+        choices.append(RecipeChoice(f"rpn.{setting}", scaled, why))
+    return choices
 
 
 def _roi_sampling_choices(
