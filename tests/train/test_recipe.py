@@ -848,6 +848,11 @@ def test_recipe_keeps_as_many_proposals_a_pixel_on_the_whole_image_as_on_a_windo
         "evaluated at 2987x2240, 7.8 times a window's pixels: 1000 proposals an image in "
         "evaluation, times that, keep as many a pixel as on a window"
     ) in lines
+    # Windows of 256 x 256 px: 102 windows' pixels, the limits at most 10 times.
+    small = config.replace(transform={"train_window": (256, 256)})
+    chosen, choices = choose_recipe(small, stats, given)
+    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (10000, 10000)
+    assert "times that (at most 10: each proposal is a RoI the head pools)" in choices[-1].why
     # Without windows, or with one that holds the whole image, the limits stay.
     assert choose_recipe(config, stats, given)[0].rpn == config.rpn
     whole = config.replace(transform={"train_window": (2240, 2987)})

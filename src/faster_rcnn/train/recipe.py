@@ -119,6 +119,10 @@ FINER_MAP_STEPS = 530
 # 0.849 / 0.803 against 0.477 / 0.563, with 0.61 times. Enlarged 1.88 times there, to
 # the anchor, it was even at IoU 0.5 (0.929 / 0.918) in 0.65 times the steps (round 51).
 MAX_UPSCALE = 1.4
+# Where training cuts windows, the RPN's test-time limits grow with the evaluated image's
+# pixels over a window's (round 69: 7.8 times), to at most this: each proposal is a RoI
+# the box head pools, 50 kB of float32 in the FPN presets' 256 x 7 x 7.
+WINDOW_PROPOSALS_MAX_TIMES = 10
 # Where even the smallest class is larger than the largest anchor once resized, the images
 # are made smaller until it is within it. Raccoon (its objects 642 px at 800), 20 minutes,
 # two seeds: at 640 px COCO AP 0.552 / 0.587 against 0.513 / 0.530, AP75 0.658 / 0.649
@@ -592,6 +596,9 @@ def _window_proposal_choices(
     times = height * width / (window_h * window_w)
     if times <= 1:
         return []
+    capped = ""
+    if times > WINDOW_PROPOSALS_MAX_TIMES:
+        capped = f" (at most {WINDOW_PROPOSALS_MAX_TIMES}: each proposal is a RoI the head pools)"
     choices = []
     limits = (
         ("pre_nms_top_n_test", "boxes a level"),
@@ -599,11 +606,11 @@ def _window_proposal_choices(
     )
     for setting, what in limits:
         value = getattr(config.rpn, setting)
-        scaled = -(-round(value * times) // 100) * 100
+        scaled = -(-round(value * min(times, WINDOW_PROPOSALS_MAX_TIMES)) // 100) * 100
         why = (
             f"training on windows of {window_h}x{window_w} px of images evaluated at "
             f"{width}x{height}, {times:.1f} times a window's pixels: {value} {what} in "
-            "evaluation, times that, keep as many a pixel as on a window"
+            f"evaluation, times that{capped}, keep as many a pixel as on a window"
         )
         choices.append(RecipeChoice(f"rpn.{setting}", scaled, why))
     return choices
