@@ -52,7 +52,6 @@ class is refused. An image that no row names is not warned of: the images of its
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -76,6 +75,7 @@ from .dataset import (
     images_there,
     numbered_csv_rows,
     read_image,
+    warn_of_images_left_out,
     written_path,
 )
 
@@ -189,7 +189,13 @@ class CSVDetection(TargetsReadOnOpening):
         named = list(by_image.values())
         rows = [named[k] for k in kept]
         if not retinanet:  # whose splits' images often share a folder
-            _warn_of_images_in_no_row(self.image_files, str(self.annotation_file))
+            warn_of_images_left_out(
+                images_beside(self.image_files),
+                str(self.annotation_file),
+                ("image is in no row and", "images are in no row and"),
+                "a row of its file name with the class and corners left empty makes an image "
+                "one without objects",
+            )
         self.class_names: tuple[str, ...] = mapped or tuple(
             sorted({r.name for rs in rows for r in rs} - {""})
         )
@@ -428,17 +434,3 @@ def _mapped(class_file: Path, rows: Iterable[list[CSVRow]]) -> tuple[str, ...]:
 def _shown(size: tuple[int, int] | None) -> str:
     """A recorded ``(height, width)`` as ``width x height``."""
     return "none" if size is None else f"{size[1]}x{size[0]}"
-
-
-def _warn_of_images_in_no_row(image_files: list[Path], source: str) -> None:
-    """Warn of the images beside the CSV (and beside the images it names) that no row
-    names: left out, where the user may have meant them as images without objects,
-    which a row with the class and corners empty names."""
-    unused = images_beside(image_files)
-    if unused:
-        warnings.warn(
-            f"{source}: {counted(len(unused), 'image is', 'images are')} in no row and left "
-            f"out ({first_few([p.name for p in unused])}): a row of its file name with the "
-            "class and corners left empty makes an image one without objects",
-            stacklevel=3,
-        )

@@ -73,6 +73,21 @@ def images_beside(image_files: Sequence[Path]) -> list[Path]:
     )
 
 
+def warn_of_images_left_out(
+    unused: Sequence[Path], source: str, said: tuple[str, str], remedy: str
+) -> None:
+    """Warn of the images ``unused`` that no annotation names (:func:`images_beside`):
+    left out, where the user may have meant them as images without objects. ``said`` is
+    what is said of one and of several (``"image has no .xml and is"``), ``remedy`` how
+    an image without objects is annotated in the format."""
+    if unused:
+        warnings.warn(
+            f"{source}: {counted(len(unused), *said)} left out "
+            f"({first_few([p.name for p in unused])}): {remedy}",
+            stacklevel=4,
+        )
+
+
 def files_with_suffix(folder: Path, *suffixes: str) -> list[Path]:
     """The files directly in ``folder`` whose suffix is one of ``suffixes`` (``".txt"``,
     lower case) in any case, sorted by name: a ``.TXT`` label file copied from Windows is

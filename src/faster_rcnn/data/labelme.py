@@ -78,6 +78,7 @@ from .dataset import (
     read_image,
     read_text,
     read_upright_size,
+    warn_of_images_left_out,
     warn_of_left_out,
     written_path,
 )
@@ -167,7 +168,13 @@ class LabelMeFolder(TargetsReadOnOpening):
         records = [records[k] for k in found]
         self.annotation_files = [record.path for record in records]
         self.image_files = list(found.values())
-        _warn_of_images_without_json(self.image_files, str(self.root))
+        warn_of_images_left_out(
+            images_beside(self.image_files),
+            str(self.root),
+            ("image has no .json and is", "images have no .json and are"),
+            "an image without objects needs a .json without shapes (saved in LabelMe) to be "
+            "trained on",
+        )
         warn_of_skipped_shapes(records, str(self.root))
         self.class_names: tuple[str, ...] = tuple(
             sorted({shape.label for record in records for shape in record.shapes})
@@ -446,21 +453,6 @@ def _found_images(records: list[LabelMeFile], folder: Path, split: str | None) -
         detail = f"none of its {counted(len(records), '.json file')} has its image file"
         raise empty_split_error(folder, split, detail)
     return found
-
-
-def _warn_of_images_without_json(image_files: list[Path], source: str) -> None:
-    """Warn of the images beside the annotated ones that no ``.json`` names: left out,
-    where the user may have meant them as images without objects (LabelMe writes no file
-    for an image it was not asked to save)."""
-    unused = images_beside(image_files)
-    if unused:
-        warnings.warn(
-            f"{source}: "
-            f"{counted(len(unused), 'image has no .json and is', 'images have no .json and are')}"
-            f" left out ({first_few([p.name for p in unused])}): an image without objects "
-            "needs a .json without shapes (saved in LabelMe) to be trained on",
-            stacklevel=3,
-        )
 
 
 def warn_of_skipped_shapes(records: Sequence[LabelMeFile], source: str) -> None:

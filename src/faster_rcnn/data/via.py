@@ -61,13 +61,13 @@ from .dataset import (
     UnreadableImageError,
     boxes_tensor,
     empty_split_error,
-    first_few,
     holds_images,
     images_beside,
     images_there,
     read_image,
     read_text,
     read_upright_size,
+    warn_of_images_left_out,
     written_path,
 )
 from .json_start import first_entry
@@ -148,7 +148,12 @@ class VIADetection(TargetsReadOnOpening):
         kept = images_there(files, self.annotation_file, split)
         self.image_files = [files[k] for k in kept]
         images = [images[k] for k in kept]
-        _warn_of_images_not_named(self.image_files, str(self.annotation_file))
+        warn_of_images_left_out(
+            images_beside(self.image_files),
+            str(self.annotation_file),
+            ("image is not in it and", "images are not in it and"),
+            "an image of the VIA project without regions is one without objects",
+        )
         self.class_names: tuple[str, ...] = tuple(
             sorted({region.name for image in images for region in image.regions})
         )
@@ -453,17 +458,3 @@ def _refuse_images_named_twice(entries: dict[str, dict[str, Any]], file: Path) -
                 f"{file}, {entry['filename']}: named by two images, {first!r} and {key!r}; "
                 "remove one from the project"
             )
-
-
-def _warn_of_images_not_named(image_files: list[Path], source: str) -> None:
-    """Warn of the images beside the VIA file that it does not name: left out, where the
-    user may have meant them as images without objects (an image of the project without
-    regions is one)."""
-    unused = images_beside(image_files)
-    if unused:
-        warnings.warn(
-            f"{source}: {counted(len(unused), 'image is', 'images are')} not in it and left "
-            f"out ({first_few([p.name for p in unused])}): an image of the VIA project without "
-            "regions is one without objects",
-            stacklevel=3,
-        )

@@ -16,7 +16,6 @@ out with :mod:`faster_rcnn.data.holdout`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
 
@@ -25,10 +24,10 @@ from .dataset import (
     IMAGE_SUFFIXES,
     empty_split_error,
     files_with_suffix,
-    first_few,
     holds_images,
     image_files_in,
     images_beside,
+    warn_of_images_left_out,
     warn_of_left_out,
 )
 from .voc import VOCDetection, VOCRecord, parse_annotation
@@ -75,7 +74,12 @@ class VOCFolder(VOCDetection):
         records = [records[k] for k in found]
         annotation_files = [annotation_files[k] for k in found]
         image_files = list(found.values())
-        _warn_of_images_without_xml(image_files, str(self.root))
+        warn_of_images_left_out(
+            images_beside(image_files),
+            str(self.root),
+            ("image has no .xml and is", "images have no .xml and are"),
+            "an image without objects needs an .xml without <object> to be trained on",
+        )
         self._load(
             records, annotation_files, image_files, str(self.root), class_names, keep_difficult
         )
@@ -105,22 +109,6 @@ def _found_images(
         detail = f"none of its {counted(len(records), '.xml file')} has its image"
         raise empty_split_error(xml_dir, split, detail)
     return found
-
-
-def _warn_of_images_without_xml(image_files: list[Path], source: str) -> None:
-    """Warn of the images beside the annotated ones that no ``.xml`` names: left out,
-    where the user may have meant them as images without objects (LabelImg writes no
-    file for an image it was not asked to save)."""
-    unused = images_beside(image_files)
-    if unused:
-        warnings.warn(
-            f"{source}: "
-            f"{counted(len(unused), 'image has no .xml and is', 'images have no .xml and are')} "
-            "left out "
-            f"({first_few([p.name for p in unused])}): an image without objects needs an "
-            ".xml without <object> to be trained on",
-            stacklevel=3,
-        )
 
 
 def holds_voc_xml(folder: Path) -> bool:

@@ -45,6 +45,7 @@ from .dataset import (
     read_image,
     read_text,
     read_upright_size,
+    warn_of_images_left_out,
 )
 
 NAMES_FILES = ("classes.txt", "obj.names")
@@ -236,23 +237,16 @@ class YOLOFolder(YOLODetection):
                 "LabelImg writes them in YOLO format"
             )
         labelled = set(self.image_files)  # a list's membership test is quadratic in them
-        _warn_of_images_without_labels([p for p in images if p not in labelled])
+        warn_of_images_left_out(
+            [p for p in images if p not in labelled],
+            str(self.root),
+            ("image has no .txt and is", "images have no .txt and are"),
+            "an image without objects needs an empty .txt to be trained on",
+        )
         label_files = [labels[p] for p in self.image_files]
         names_file = self.root / NAMES_FILES[0]
         self._load(label_files, read_names_file(names_file), str(names_file), str(self.root))
         warn_of_unread_labels(label_files, str(self.root))
-
-
-def _warn_of_images_without_labels(unlabelled: list[Path]) -> None:
-    """Warn of the images of a LabelImg folder left out for want of a label file."""
-    if unlabelled:
-        warnings.warn(
-            f"{unlabelled[0].parent}: "
-            f"{counted(len(unlabelled), 'image has no .txt and is', 'images have no .txt and are')}"
-            f" left out ({first_few([p.name for p in unlabelled])}): an image without objects "
-            "needs an empty .txt to be trained on",
-            stacklevel=3,
-        )
 
 
 def warn_of_unread_labels(label_files: Sequence[Path], source: str) -> None:
