@@ -9,6 +9,8 @@
   with a small rare class (default 300 images for ``train``, 100 otherwise; seeds as
   above).
 - a ``.yaml`` file: an Ultralytics data YAML (:mod:`.ultralytics`).
+- a ``.xml`` file of CVAT's "CVAT for images 1.1" export, told by its content
+  (:func:`.is_cvat_file`): a split per ``subset`` of its images, or none (:mod:`.cvat`).
 - a ``.json`` file of VGG Image Annotator (VIA), told by its content (an export or a
   project file; :func:`.is_via_file`): that file, its images beside it (:mod:`.via`).
 - any other ``.json`` file: COCO, that file; images looked for in ``<json stem>/`` (less
@@ -29,6 +31,8 @@
   other files beside them (``captions_*.json``, ``person_keypoints_*.json``) left out;
   else one file without splits (CVAT's ``instances_default.json``, its export without
   subsets); images as for a ``.json`` file.
+- a folder holding ``annotations.xml`` of CVAT for images (CVAT's export, its images in
+  ``images/`` or ``images/<subset>/``, or the file beside its images): that file (above).
 - a folder holding one ``.json`` file, of VIA: that file without splits (:mod:`.via`).
 - a folder whose subfolders hold one VIA ``.json`` each, beside their images (the
   Mask R-CNN balloon dataset's ``train/via_region_data.json``, ``val/``): a split per
@@ -113,6 +117,7 @@ from .class_mapping import class_mapping_in
 from .class_order import InClassOrder, takes_class_order
 from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
 from .csv_boxes import ANNOTATIONS_FILE, CSVDetection, is_retinanet_csv
+from .cvat import ANNOTATIONS_XML, CVAT_FORMAT, CVATDetection, is_cvat_file, read_cvat_file
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
 from .dataset import (
     NO_IMAGE_BESIDE,
@@ -397,6 +402,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
     finders = (
         _voc,
         _coco_folder,
+        _cvat_folder,
         _via_folder,
         _via_split_folders,
         _labelme_split_folders,
@@ -419,7 +425,8 @@ def find_layout(path: str | Path) -> DatasetLayout:
     raise ValueError(
         f"cannot tell the dataset format of {root}{_nested_layout_hint(root)}: looked for "
         "Annotations/ and ImageSets/ "
-        "(Pascal VOC), annotations/*.json or one .json file (COCO), subfolders with "
+        "(Pascal VOC), annotations/*.json or one .json file (COCO), annotations.xml (CVAT for "
+        "images), subfolders with "
         "one .json and images each (Roboflow COCO), one VGG Image Annotator .json in it or "
         "in subfolders with their images (VIA), subfolders with .xml files and "
         "images each (Roboflow Pascal VOC), _annotations.csv in it or in subfolders with "
@@ -484,10 +491,12 @@ def _nested_layout_hint(root: Path) -> str:
 
 def _file_layout(file: Path) -> DatasetLayout:
     """The dataset file ``file``: a data YAML or a COCO file by its suffix, in any case
-    (``.YAML``, ``.JSON``), a VIA file by its content, or Darknet's ``obj.data`` by its
-    name."""
+    (``.YAML``, ``.JSON``), a CVAT for images or VIA file by its content, or Darknet's
+    ``obj.data`` by its name."""
     if file.suffix.lower() in (".yaml", ".yml"):
         return _yaml_layout(file, read_data_yaml(file))
+    if file.suffix.lower() == ".xml" and is_cvat_file(file):
+        return _cvat_layout(file)
     if file.suffix.lower() == ".json" and is_via_file(file):
         return DatasetLayout(str(file), VIA_FORMAT, (), lambda *_: VIADetection(file))
     if file.suffix.lower() == ".json":
@@ -497,8 +506,8 @@ def _file_layout(file: Path) -> DatasetLayout:
     if file.suffix.lower() == ".csv":
         return DatasetLayout(str(file), _csv_format(file), (), lambda *_: CSVDetection(file))
     raise ValueError(
-        f"{file}: a dataset file must be a COCO .json, a data .yaml, a TensorFlow Object "
-        f"Detection or keras-retinanet .csv or Darknet's {DATA_FILE}"
+        f"{file}: a dataset file must be a COCO .json, a data .yaml, a CVAT for images .xml, a "
+        f"TensorFlow Object Detection or keras-retinanet .csv or Darknet's {DATA_FILE}"
     )
 
 
@@ -616,6 +625,26 @@ def _coco_split_name(file: Path) -> str | None:
     name, and for CVAT's ``instances_default.json`` (all its images, not a split)."""
     split = file.stem.removeprefix(INSTANCES)
     return None if split in (file.stem, "", CVAT_NO_SUBSET) else split
+
+
+def _cvat_folder(root: Path) -> DatasetLayout | None:
+    """A folder holding CVAT's ``annotations.xml`` (:func:`.is_cvat_file`): that file."""
+    file = root / ANNOTATIONS_XML
+    return _cvat_layout(file, root) if file.is_file() and is_cvat_file(file) else None
+
+
+def _cvat_layout(file: Path, path: Path | None = None) -> DatasetLayout:
+    """The CVAT for images ``file``, given as ``path`` (its folder) or itself: a split per
+    subset of its images, or none (:meth:`.CVATFile.splits`). It is read once, here, for
+    its subsets, and each split opened from that."""
+    read = read_cvat_file(file)
+    splits = read.splits()
+    return DatasetLayout(
+        str(path or file),
+        CVAT_FORMAT,
+        splits,
+        lambda split, _: CVATDetection(read, split if splits else None),
+    )
 
 
 def _via_folder(root: Path) -> DatasetLayout | None:
