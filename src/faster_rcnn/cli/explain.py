@@ -4,10 +4,11 @@ With ``--model`` all six panels (anchors of one location, every anchor's label, 
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
 ``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a LabelMe
-``.json``, or a COCO or VGG Image Annotator (VIA) ``.json`` or TensorFlow Object
-Detection or keras-retinanet ``.csv`` that lists the image - are the ground truth the
-anchors are labelled against: a VOC file's difficult objects too, as ``train`` trains
-on them, unless ``--skip-difficult`` leaves them out as ``train --skip-difficult`` does.
+``.json``, or a CVAT for images ``.xml``, a COCO or VGG Image Annotator (VIA) ``.json``
+or TensorFlow Object Detection or keras-retinanet ``.csv`` that lists the image - are
+the ground truth the anchors are labelled against: a VOC file's difficult objects too,
+as ``train`` trains on them, unless ``--skip-difficult`` leaves them out as ``train
+--skip-difficult`` does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import cast
 import torch
 from torch import Tensor
 
+from ..data import cvat
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
 from ..data.csv_boxes import read_rows_by_image
@@ -73,8 +75,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--annotations",
         type=path_argument,
-        help="its boxes: a Pascal VOC / LabelImg .xml, a YOLO .txt, a COCO, VGG Image "
-        "Annotator (VIA) or LabelMe .json or a TensorFlow Object Detection or "
+        help="its boxes: a Pascal VOC / LabelImg or CVAT for images .xml, a YOLO .txt, a "
+        "COCO, VGG Image Annotator (VIA) or LabelMe .json or a TensorFlow Object Detection or "
         "keras-retinanet .csv",
     )
     source = parser.add_mutually_exclusive_group()
@@ -229,10 +231,11 @@ def read_annotated_image(
     reader turns it).
 
     Args:
-        path: a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a COCO, VIA or LabelMe
-            ``.json`` (told apart by content) or a TensorFlow Object Detection or
-            keras-retinanet ``.csv``.
-        image_path: the image (a COCO, VIA or CSV file is searched for its file name).
+        path: a Pascal VOC / LabelImg or CVAT for images ``.xml``, a YOLO ``.txt``, a
+            COCO, VIA or LabelMe ``.json`` (told apart by content) or a TensorFlow Object
+            Detection or keras-retinanet ``.csv``.
+        image_path: the image (a CVAT, COCO, VIA or CSV file is searched for its file
+            name).
         classes_file: class names of a YOLO file, one a line.
         model_names: class names of a YOLO file when no names file is found.
         skip_difficult: leave out the objects a VOC file marks difficult.
@@ -244,7 +247,7 @@ def read_annotated_image(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is a folder, an unknown suffix, a malformed file, a VOC or
-            YOLO file of another image (or LabelMe), a COCO, VIA or CSV file without
+            YOLO file of another image (or LabelMe), a CVAT, COCO, VIA or CSV file without
             the image.
     """
     if path.is_dir():
@@ -252,6 +255,8 @@ def read_annotated_image(
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix == ".xml" and cvat.is_cvat_file(path):
+        return _cvat_annotated(path, image_path)
     if suffix == ".xml":
         return _voc_annotated(path, image_path, skip_difficult)
     if suffix == ".txt":
@@ -270,8 +275,8 @@ def read_annotated_image(
     if suffix == ".csv":
         return _csv_annotated(path, image_path)
     raise ValueError(
-        f"{path}: annotations must be a Pascal VOC .xml, a YOLO .txt, a COCO, VIA or "
-        "LabelMe .json or a TensorFlow Object Detection or keras-retinanet .csv"
+        f"{path}: annotations must be a Pascal VOC or CVAT for images .xml, a YOLO .txt, a "
+        "COCO, VIA or LabelMe .json or a TensorFlow Object Detection or keras-retinanet .csv"
     )
 
 
@@ -344,6 +349,30 @@ def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
             names.append(region.name)
     audit.warn(str(path))
     return image, boxes_tensor(boxes), tuple(names)
+
+
+def _cvat_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and the boxes of the shapes of a CVAT for images file
+    (:mod:`~faster_rcnn.data.cvat`) on an image of its name, whatever its subset, turned
+    and clipped as the CVAT reader turns and clips them."""
+    named = (
+        image
+        for image in cvat.read_cvat_file(path).images
+        if written_path(image.name).name == image_path.name
+    )
+    annotated = next(named, None)
+    if annotated is None:
+        raise ValueError(f"{path} has no image named {image_path.name!r}")
+    source = str(path)
+    sizes = image_sizes(
+        [annotated.size], [image_path], [annotated.name], source, "width and height"
+    )
+    image = read_image(image_path, exif_transpose=bool(sizes.turned))
+    cvat.warn_of_skipped_shapes([annotated], source)
+    audit = BoxAudit()
+    shapes = cvat.clipped_shapes(annotated.shapes, sizes.sizes[0], audit)
+    audit.warn(source)
+    return image, boxes_tensor([s.box for s in shapes]), tuple(s.label for s in shapes)
 
 
 def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
