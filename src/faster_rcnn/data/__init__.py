@@ -1,5 +1,5 @@
 """Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow and keras-retinanet CSV, VGG
-Image Annotator, LabelMe, generated shapes), augmentation, loaders.
+Image Annotator, LabelMe, CVAT for images, generated shapes), augmentation, loaders.
 
 Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
 as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
@@ -17,6 +17,7 @@ from .box_audit import BoxAudit
 from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
 from .csv_boxes import CSVDetection
+from .cvat import CVATDetection
 from .dataset import (
     DetectionDataset,
     ImageFileDataset,
@@ -53,6 +54,7 @@ __all__ = [
     "BoxAudit",
     "COCODetection",
     "CSVDetection",
+    "CVATDetection",
     "DetectionDataset",
     "GroupedBatchSampler",
     "ImageFileDataset",
