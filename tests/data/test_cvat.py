@@ -99,12 +99,13 @@ def test_classes_are_in_the_order_meta_declares_them_less_a_skeletons_points(tmp
         image_element("a.jpg", box(1, 1, 5, 5, "dog"), box(2, 2, 6, 6, "cat")),
         labels=("dog", "zebra", "cat"),
     )
-    # A skeleton's point is a label of its own, with a <parent>: not a class.
-    text = file.read_text().replace(
-        "</labels>",
-        "<label><name>nose</name><type>points</type><parent>dog</parent></label></labels>",
+    # A skeleton's point is a label of its own, with a <parent>, and a label of tags
+    # marks no box: neither is a class.
+    never_boxed = (
+        "<label><name>nose</name><type>points</type><parent>dog</parent></label>"
+        "<label><name>blurred</name><type>tag</type></label>"
     )
-    file.write_text(text)
+    file.write_text(file.read_text().replace("</labels>", f"{never_boxed}</labels>"))
     dataset = CVATDetection(file)
     assert dataset.class_names == ("dog", "zebra", "cat")
     assert dataset.target(0)["labels"].tolist() == [1, 3]

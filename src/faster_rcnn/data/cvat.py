@@ -30,9 +30,10 @@ skipped, counted in one warning. CVAT for *video*, whose shapes lie in ``<track>
 elements, is refused, saying to export "CVAT for images".
 
 The classes are the labels ``<meta>`` declares (of its ``<task>``, ``<project>`` or
-``<job>``), in its order, a skeleton's points (labels with a ``<parent>``) left out; a
-shape of a label it does not declare is refused. A file that declares none has the
-labels found, sorted, as the other readers do.
+``<job>``), in its order, less those that never mark a box (a skeleton's points, labels
+with a ``<parent>``, and the labels of points, skeletons, tags and cuboids, by their
+``<type>``); a shape of a label it does not declare is refused. A file that declares
+none has the labels found, sorted, as the other readers do.
 
 The images' ``subset`` (CVAT's ``Train``, ``Validation``, ``Test``) are the splits, named
 as written (``val`` finds ``Validation``, :meth:`~.open.DatasetLayout.resolve`); a file
@@ -287,11 +288,13 @@ def read_cvat_file(path: Path) -> CVATFile:
 
 def declared_labels(root: Element) -> tuple[str, ...]:
     """The names of the labels ``<meta>`` declares, of its task, project or job, in its
-    order, less a skeleton's points (labels with a ``<parent>``)."""
+    order, less those that never mark a box: a skeleton's points (labels with a
+    ``<parent>``) and the labels of a kind that marks none (``<type>tag</type>``)."""
     names = (
         (label.findtext("name") or "").strip()
         for label in root.findall("meta/*/labels/label")
         if not (label.findtext("parent") or "").strip()
+        and (label.findtext("type") or "").strip() not in NO_BOX_SHAPES
     )
     return tuple(dict.fromkeys(name for name in names if name))
 
