@@ -171,6 +171,21 @@ def test_subsets_are_splits_with_their_images_in_a_folder_each(tmp_path, capsys)
     )
 
 
+def test_subsets_whose_images_share_one_folder_warn_of_none_of_the_others(tmp_path, recwarn):
+    """CVAT 1.x exports every image in images/: opening Train does not take the
+    Validation images beside its own for images the file left out."""
+    image(tmp_path / "images" / "t.jpg")
+    image(tmp_path / "images" / "v.jpg")
+    cvat_file(
+        tmp_path / "annotations.xml",
+        image_element("t.jpg", box(1, 1, 4, 4), subset="Train"),
+        image_element("v.jpg", box(2, 2, 5, 5), subset="Validation"),
+    )
+    assert open_dataset(tmp_path, "train").image_files == [tmp_path / "images/t.jpg"]
+    assert open_dataset(tmp_path, "val").image_files == [tmp_path / "images/v.jpg"]
+    assert [str(w.message) for w in recwarn] == []
+
+
 def test_a_file_without_subsets_has_no_splits_its_images_in_images_or_beside_it(tmp_path):
     image(tmp_path / "export" / "images" / "a.jpg")
     image(tmp_path / "export" / "images" / "sub" / "b.jpg")  # a name with a sub-path

@@ -165,15 +165,19 @@ class CVATDetection(TargetsReadOnOpening):
     def __init__(self, annotation: str | Path | CVATFile, split: str | None = None) -> None:
         read = annotation if isinstance(annotation, CVATFile) else read_cvat_file(Path(annotation))
         self.annotation_file = read.path
-        images = [image for image in read.images if split in (None, image.subset or NO_SUBSET)]
-        if not images:
-            raise empty_split_error(self.annotation_file, split, "it names no image")
         folder = self.annotation_file.parent
-        files = [cvat_image_file(folder, image) for image in images]
+        every_file = [cvat_image_file(folder, image) for image in read.images]
+        chosen = [
+            k for k, image in enumerate(read.images) if split in (None, image.subset or NO_SUBSET)
+        ]
+        if not chosen:
+            raise empty_split_error(self.annotation_file, split, "it names no image")
+        files = [every_file[k] for k in chosen]
         kept = images_there(files, self.annotation_file, split)
         self.image_files = [files[k] for k in kept]
-        images = [images[k] for k in kept]
-        named = {cvat_image_file(folder, image) for image in read.images}
+        images = [read.images[chosen[k]] for k in kept]
+        # An image of another subset, in the same folder, is not left out of this one.
+        named = set(every_file)
         warn_of_images_left_out(
             [path for path in images_beside(self.image_files) if path not in named],
             str(self.annotation_file),
