@@ -16,6 +16,7 @@ from .augment import (
 from .box_audit import BoxAudit
 from .cache import InMemoryDataset
 from .coco import COCODetection, drop_crowd
+from .createml import CreateMLDetection
 from .csv_boxes import CSVDetection
 from .cvat import CVATDetection
 from .dataset import (
@@ -29,6 +30,7 @@ from .dataset import (
     image_size_of,
     read_image,
 )
+from .keras_txt import KerasTXTDetection
 from .labelme import LabelMeFolder
 from .loader import (
     Batch,
@@ -55,10 +57,12 @@ __all__ = [
     "COCODetection",
     "CSVDetection",
     "CVATDetection",
+    "CreateMLDetection",
     "DetectionDataset",
     "GroupedBatchSampler",
     "ImageFileDataset",
     "InMemoryDataset",
+    "KerasTXTDetection",
     "LabelMeFolder",
     "MissingImageError",
     "RandomFlip",

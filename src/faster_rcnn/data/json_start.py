@@ -1,8 +1,10 @@
-"""The start of a JSON file: its object's first key, and the value that key holds.
+"""The start of a JSON file: its object's first key, and the value that key holds; or
+its list's first item.
 
 What tells the JSON formats apart (a VIA export's first value is an image, a COCO file
-starts with ``info``, ``licenses`` or ``images``) lies at the start of the file, and a
-COCO file may be a gigabyte: only its first :data:`SNIFFED_BYTES` are read here.
+starts with ``info``, ``licenses`` or ``images``, a CreateML file's first item is an
+image) lies at the start of the file, and a COCO file may be a gigabyte: only its first
+:data:`SNIFFED_BYTES` are read here.
 """
 
 from __future__ import annotations
@@ -65,3 +67,17 @@ def _first_key(text: str) -> tuple[str, int] | None:
     if not isinstance(key, str) or not text.startswith(":", colon):
         return None
     return key, _JSON_SPACE.match(text, colon + 1).end()
+
+
+def first_item(file: Path) -> Any:
+    """The first item of the JSON list ``file`` holds (CreateML's first image); ``None``
+    where it holds no list, an empty one, or that item runs past the bytes read."""
+    text = _start_of(file)
+    start = _JSON_SPACE.match(text).end()
+    if not text.startswith("[", start):
+        return None
+    try:
+        item, _ = json.JSONDecoder().raw_decode(text, _JSON_SPACE.match(text, start + 1).end())
+    except ValueError:
+        return None
+    return item

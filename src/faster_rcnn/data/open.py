@@ -13,12 +13,17 @@
   (:func:`.is_cvat_file`): a split per ``subset`` of its images, or none (:mod:`.cvat`).
 - a ``.json`` file of VGG Image Annotator (VIA), told by its content (an export or a
   project file; :func:`.is_via_file`): that file, its images beside it (:mod:`.via`).
+- a ``.json`` file of CreateML, told by its name or content (:func:`.is_createml_file`):
+  that file, its images beside it (:mod:`.createml`).
 - any other ``.json`` file: COCO, that file; images looked for in ``<json stem>/`` (less
   ``instances_``), ``<split>/`` where the stem starts with its name (``train2017``),
   ``images/<json stem>/`` (CVAT's ``images/default/`` beside
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
   folder (or next to the file), then in the file's own folder.
 - an ``obj.data`` file: Darknet's layout, of its folder (below).
+- a ``.txt`` file of YOLO Keras TXT, named ``_annotations.txt`` or whose first line is a
+  path and ``x1,y1,x2,y2,class_id`` boxes (:func:`.is_keras_txt`), its class names in the
+  ``_classes.txt`` or ``classes.txt`` beside it (:mod:`.keras_txt`).
 - a ``.csv`` file: TensorFlow Object Detection CSV, that file, its images beside it; or,
   where its first row is a box, not a header, keras-retinanet's CSV, its images where
   its paths say, in the class order of a ``classes.csv`` beside it (:mod:`.csv_boxes`).
@@ -38,6 +43,13 @@
   Mask R-CNN balloon dataset's ``train/via_region_data.json``, ``val/``): a split per
   subfolder, per one whose file has no image beside it, and per empty subfolder named
   as a split is (below).
+- a folder holding Roboflow's ``_annotations.createml.json``, or one ``.json`` file
+  that is CreateML's (a list of images with ``image`` and ``annotations``), beside its
+  images: that file without splits (:mod:`.createml`).
+- a folder whose subfolders hold such a CreateML file beside their images (Roboflow's
+  "CreateML JSON" export: ``train/``, ``valid/``, ``test/``): a split per subfolder, per
+  one whose file has no image beside it, and per empty subfolder named as a split is
+  (below). Told before Roboflow's COCO folders, which would take its one ``.json``.
 - a folder with subfolders of LabelMe ``.json`` files (``train/``, ``valid/``,
   ``test/``), two or more, or one named as a split is (its files hold ``shapes`` and
   ``imagePath``; see :mod:`.labelme`): a split per subfolder, and per empty subfolder
@@ -58,6 +70,11 @@
   "Tensorflow Object Detection CSV" export: ``train/``, ``valid/``, ``test/``): a split
   per subfolder, per one whose file has no image beside it, and per empty subfolder
   named as a split is (below).
+- a folder holding ``_annotations.txt`` (and ``_classes.txt``) beside its images: YOLO
+  Keras TXT, that file without splits; a folder whose subfolders hold them (Roboflow's
+  "YOLO Keras TXT" export: ``train/``, ``valid/``, ``test/``): a split per subfolder, as
+  for the CSV export (:mod:`.keras_txt`). Told by those names, never by a ``.txt`` of
+  YOLO's.
 - a folder holding keras-retinanet's class mapping, ``classes.csv`` (in any case), beside
   its CSV files of boxes: as the README of keras-retinanet names them, one
   (``annotations.csv``) without splits, or a split per file by its name (``train.csv``,
@@ -116,6 +133,8 @@ from ..counted import counted
 from .class_mapping import class_mapping_in
 from .class_order import InClassOrder, takes_class_order
 from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
+from .createml import ANNOTATIONS_FILE as CREATEML_FILE
+from .createml import CREATEML_FORMAT, CreateMLDetection, is_createml_file
 from .csv_boxes import ANNOTATIONS_FILE, CSVDetection, is_retinanet_csv
 from .cvat import ANNOTATIONS_XML, CVAT_FORMAT, CVATDetection, is_cvat_file, read_cvat_file
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
@@ -129,6 +148,8 @@ from .dataset import (
     image_files_in,
     read_text,
 )
+from .keras_txt import ANNOTATIONS_FILE as KERAS_TXT_FILE
+from .keras_txt import KERAS_TXT_FORMAT, KerasTXTDetection, is_keras_txt
 from .labelme import LabelMeFolder, holds_labelme_json
 from .slides import SyntheticSlides
 from .synthetic import SyntheticShapes
@@ -405,11 +426,15 @@ def find_layout(path: str | Path) -> DatasetLayout:
         _cvat_folder,
         _via_folder,
         _via_split_folders,
+        _createml_folder,
+        _createml_split_folders,
         _labelme_split_folders,
         _split_folders,
         _voc_split_folders,
         _csv_folder,
         _csv_split_folders,
+        _keras_txt_folder,
+        _keras_txt_split_folders,
         _retinanet_csv_folder,
         _yaml_in,
         _darknet,
@@ -431,7 +456,9 @@ def find_layout(path: str | Path) -> DatasetLayout:
         "in subfolders with their images (VIA), subfolders with .xml files and "
         "images each (Roboflow Pascal VOC), _annotations.csv in it or in subfolders with "
         "their images (Roboflow TensorFlow CSV), classes.csv beside .csv files of boxes "
-        "(keras-retinanet), data.yaml (Ultralytics), obj.data (Darknet "
+        "(keras-retinanet), _annotations.txt in it or in subfolders with their images (YOLO "
+        "Keras TXT), _annotations.createml.json or a CreateML .json in it or in subfolders "
+        "with their images (CreateML), data.yaml (Ultralytics), obj.data (Darknet "
         "YOLO, CVAT's YOLO 1.1), labels/ (YOLO), "
         ".xml files in it or in one subfolder (VOC without ImageSets/), images with "
         "their .txt and classes.txt beside them (LabelImg YOLO), LabelMe .json files in it "
@@ -499,15 +526,20 @@ def _file_layout(file: Path) -> DatasetLayout:
         return _cvat_layout(file)
     if file.suffix.lower() == ".json" and is_via_file(file):
         return DatasetLayout(str(file), VIA_FORMAT, (), lambda *_: VIADetection(file))
+    if file.suffix.lower() == ".json" and is_createml_file(file):
+        return DatasetLayout(str(file), CREATEML_FORMAT, (), lambda *_: CreateMLDetection(file))
     if file.suffix.lower() == ".json":
         return DatasetLayout(str(file), "COCO", (), lambda split, _: _coco_file(file))
     if file.name == DATA_FILE:
         return _darknet_layout(file)
     if file.suffix.lower() == ".csv":
         return DatasetLayout(str(file), _csv_format(file), (), lambda *_: CSVDetection(file))
+    if file.suffix.lower() == ".txt" and is_keras_txt(file):
+        return DatasetLayout(str(file), KERAS_TXT_FORMAT, (), lambda *_: KerasTXTDetection(file))
     raise ValueError(
-        f"{file}: a dataset file must be a COCO .json, a data .yaml, a CVAT for images .xml, a "
-        f"TensorFlow Object Detection or keras-retinanet .csv or Darknet's {DATA_FILE}"
+        f"{file}: a dataset file must be a COCO, VIA or CreateML .json, a data .yaml, a CVAT "
+        "for images .xml, a TensorFlow Object Detection or keras-retinanet .csv, a YOLO Keras "
+        f".txt (a line 'path x1,y1,x2,y2,class_id ...') or Darknet's {DATA_FILE}"
     )
 
 
@@ -684,6 +716,48 @@ def _via_file_in(folder: Path) -> Path | None:
     return files[0] if len(files) == 1 and is_via_file(files[0]) else None
 
 
+def _createml_folder(root: Path) -> DatasetLayout | None:
+    """A folder holding a CreateML ``.json`` beside its images: Roboflow's
+    ``_annotations.createml.json`` (its export of one split), or its one ``.json`` where
+    that is CreateML's (:func:`_createml_file_in`); that file, without splits."""
+    file = _createml_file_in(root)
+    if file is None:
+        return None
+    return DatasetLayout(str(root), CREATEML_FORMAT, (), lambda *_: CreateMLDetection(file))
+
+
+def _createml_split_folders(root: Path) -> DatasetLayout | None:
+    """Roboflow's "CreateML JSON" export: each split a folder with its
+    ``_annotations.createml.json`` beside its images. Tried before Roboflow's COCO
+    folders (:func:`_split_folders`), which would take its one ``.json`` for theirs. A
+    split folder whose file has no image beside it, and a folder named as a split that
+    holds neither (:func:`_empty_split_folders`), are left out with a note, unless
+    ``train`` finds it (:func:`_without_unusable`)."""
+    by_split = {
+        folder.name: file
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if (file := _createml_file_in(folder)) is not None
+    }
+    if not by_split:
+        return None
+    return _folder_per_split(
+        root,
+        by_split,
+        (CREATEML_FORMAT, ".json"),
+        lambda split, _: CreateMLDetection(by_split[split], split),
+        lambda split: _without_images_beside(by_split[split], split),
+    )
+
+
+def _createml_file_in(folder: Path) -> Path | None:
+    """The CreateML file of ``folder``: ``_annotations.createml.json``, else its one
+    ``.json`` file where that is CreateML's (:func:`.is_createml_file`); else ``None``."""
+    if (folder / CREATEML_FILE).is_file():
+        return folder / CREATEML_FILE
+    files = files_with_suffix(folder, ".json")
+    return files[0] if len(files) == 1 and is_createml_file(files[0]) else None
+
+
 def _split_folders(root: Path) -> DatasetLayout | None:
     """Roboflow's COCO export: each split a folder with its ``.json`` and images. A folder
     whose one ``.json`` is named as one of theirs is a split too where it holds no image
@@ -835,6 +909,37 @@ def _without_images_beside(file: Path, split: str) -> str | None:
     if holds_images(file.parent):
         return None
     return empty_split_message(file, split, NO_IMAGE_BESIDE)
+
+
+def _keras_txt_folder(root: Path) -> DatasetLayout | None:
+    """A folder holding ``_annotations.txt`` (with ``_classes.txt``) beside its images:
+    that file, without splits (Roboflow's YOLO Keras TXT export of one split)."""
+    file = root / KERAS_TXT_FILE
+    if not file.is_file():
+        return None
+    return DatasetLayout(str(root), KERAS_TXT_FORMAT, (), lambda *_: KerasTXTDetection(file))
+
+
+def _keras_txt_split_folders(root: Path) -> DatasetLayout | None:
+    """Roboflow's "YOLO Keras TXT" export: each split a folder with its
+    ``_annotations.txt`` and ``_classes.txt`` beside its images. A split folder whose file
+    has no image beside it, and a folder named as a split that holds neither
+    (:func:`_empty_split_folders`), are left out with a note, unless ``train`` finds it
+    (:func:`_without_unusable`)."""
+    by_split = {
+        folder.name: folder / KERAS_TXT_FILE
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if (folder / KERAS_TXT_FILE).is_file()
+    }
+    if not by_split:
+        return None
+    return _folder_per_split(
+        root,
+        by_split,
+        (KERAS_TXT_FORMAT, ".txt"),
+        lambda split, _: KerasTXTDetection(by_split[split], split),
+        lambda split: _without_images_beside(by_split[split], split),
+    )
 
 
 def _retinanet_csv_folder(root: Path) -> DatasetLayout | None:
