@@ -5,7 +5,7 @@ import json
 import pytest
 
 from faster_rcnn.data import json_start, labelme
-from faster_rcnn.data.json_start import first_entry, first_key
+from faster_rcnn.data.json_start import first_entry, first_item, first_key
 from faster_rcnn.data.labelme import is_labelme_file
 
 
@@ -47,6 +47,34 @@ def test_a_first_value_past_the_bytes_read_gives_the_key_alone(tmp_path, monkeyp
     assert first_entry(file) is None
     file.write_text(json.dumps({"info": {}, "images": [{"id": k} for k in range(100)]}))
     assert first_entry(file) == ("info", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "item"),
+    [
+        (
+            ' \n[ {"image": "a.jpg", "annotations": []}, {"image": "b.jpg"}]',
+            {"image": "a.jpg", "annotations": []},
+        ),
+        ("[3, 4]", 3),
+        ("[]", None),
+        ('{"image": "a.jpg"}', None),  # an object, not a list
+        ("not json", None),
+    ],
+)
+def test_the_first_item_of_a_list(tmp_path, text, item):
+    file = tmp_path / "a.json"
+    file.write_text(text)
+    assert first_item(file) == item
+
+
+def test_a_first_item_past_the_bytes_read_is_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(json_start, "SNIFFED_BYTES", 64)
+    file = tmp_path / "a.json"
+    file.write_text(json.dumps([{"image": "a.jpg", "annotations": [{"label": "cat"}] * 20}]))
+    assert first_item(file) is None
+    file.write_text(json.dumps([{"image": "a.jpg"}, *[{"image": "b.jpg"}] * 20]))
+    assert first_item(file) == {"image": "a.jpg"}
 
 
 @pytest.mark.parametrize("first", ["info", "licenses", "images"])

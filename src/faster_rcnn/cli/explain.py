@@ -4,11 +4,11 @@ With ``--model`` all six panels (anchors of one location, every anchor's label, 
 sampled mini-batch, proposals before and after NMS, detections); without it a preset's
 freshly built model gives the anchors and their labels (the first three). The boxes of
 ``--annotations`` - a Pascal VOC / LabelImg ``.xml``, a YOLO ``.txt``, a LabelMe
-``.json``, or a CVAT for images ``.xml``, a COCO or VGG Image Annotator (VIA) ``.json``
-or TensorFlow Object Detection or keras-retinanet ``.csv`` that lists the image - are
-the ground truth the anchors are labelled against: a VOC file's difficult objects too,
-as ``train`` trains on them, unless ``--skip-difficult`` leaves them out as ``train
---skip-difficult`` does.
+``.json``, a CVAT for images ``.xml``, a COCO, VGG Image Annotator (VIA) or CreateML
+``.json``, a YOLO Keras ``.txt`` or a TensorFlow Object Detection or keras-retinanet
+``.csv`` that lists the image - are the ground truth the anchors are labelled against: a
+VOC file's difficult objects too, as ``train`` trains on them, unless
+``--skip-difficult`` leaves them out as ``train --skip-difficult`` does.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from torch import Tensor
 from ..data import cvat
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
+from ..data.createml import clipped_box as createml_clipped_box
+from ..data.createml import is_createml_file, read_createml_images
 from ..data.csv_boxes import read_rows_by_image
 from ..data.dataset import (
     boxes_tensor,
@@ -32,6 +34,7 @@ from ..data.dataset import (
     warn_of_later_frames,
     written_path,
 )
+from ..data.keras_txt import classes_file_beside, is_keras_txt, read_keras_lines
 from ..data.labelme import (
     clipped_shapes,
     is_labelme_file,
@@ -75,9 +78,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--annotations",
         type=path_argument,
-        help="its boxes: a Pascal VOC / LabelImg or CVAT for images .xml, a YOLO .txt, a "
-        "COCO, VGG Image Annotator (VIA) or LabelMe .json or a TensorFlow Object Detection or "
-        "keras-retinanet .csv",
+        help="its boxes: a Pascal VOC / LabelImg or CVAT for images .xml, a YOLO or YOLO "
+        "Keras .txt, a COCO, VGG Image Annotator (VIA), CreateML or LabelMe .json or a "
+        "TensorFlow Object Detection or keras-retinanet .csv",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=path_argument, help="a model.safetensors: all six panels")
@@ -91,7 +94,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--classes",
         type=path_argument,
         help="class names of a YOLO .txt, one a line (default: classes.txt or obj.names "
-        "beside it or above it, else the model's)",
+        "beside it or above it, else the model's; of a YOLO Keras .txt, the _classes.txt "
+        "or classes.txt beside it)",
     )
     parser.add_argument(
         "--skip-difficult",
@@ -231,12 +235,12 @@ def read_annotated_image(
     reader turns it).
 
     Args:
-        path: a Pascal VOC / LabelImg or CVAT for images ``.xml``, a YOLO ``.txt``, a
-            COCO, VIA or LabelMe ``.json`` (told apart by content) or a TensorFlow Object
-            Detection or keras-retinanet ``.csv``.
-        image_path: the image (a CVAT, COCO, VIA or CSV file is searched for its file
-            name).
-        classes_file: class names of a YOLO file, one a line.
+        path: a Pascal VOC / LabelImg or CVAT for images ``.xml``, a YOLO or YOLO Keras
+            ``.txt``, a COCO, VIA, CreateML or LabelMe ``.json`` (told apart by content)
+            or a TensorFlow Object Detection or keras-retinanet ``.csv``.
+        image_path: the image (a CVAT, COCO, VIA, CreateML, YOLO Keras or CSV file is
+            searched for its file name).
+        classes_file: class names of a YOLO or YOLO Keras file, one a line.
         model_names: class names of a YOLO file when no names file is found.
         skip_difficult: leave out the objects a VOC file marks difficult.
 
@@ -247,8 +251,8 @@ def read_annotated_image(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is a folder, an unknown suffix, a malformed file, a VOC or
-            YOLO file of another image (or LabelMe), a CVAT, COCO, VIA or CSV file without
-            the image.
+            YOLO file of another image (or LabelMe), a CVAT, COCO, VIA, CreateML, YOLO
+            Keras or CSV file without the image.
     """
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an annotation file")
@@ -259,6 +263,8 @@ def read_annotated_image(
         return _cvat_annotated(path, image_path)
     if suffix == ".xml":
         return _voc_annotated(path, image_path, skip_difficult)
+    if suffix == ".txt" and is_keras_txt(path):
+        return _keras_txt_annotated(path, image_path, classes_file)
     if suffix == ".txt":
         if path.stem.lower() != image_path.stem.lower():  # YOLO's only link to its image
             raise ValueError(f"{path} labels {path.stem}.*, not {image_path.name}")
@@ -268,6 +274,8 @@ def read_annotated_image(
         return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), *names))
     if suffix == ".json" and is_via_file(path):
         return _via_annotated(path, image_path)
+    if suffix == ".json" and is_createml_file(path):
+        return _createml_annotated(path, image_path)
     if suffix == ".json" and is_labelme_file(path):
         return _labelme_annotated(path, image_path)
     if suffix == ".json":
@@ -275,8 +283,9 @@ def read_annotated_image(
     if suffix == ".csv":
         return _csv_annotated(path, image_path)
     raise ValueError(
-        f"{path}: annotations must be a Pascal VOC or CVAT for images .xml, a YOLO .txt, a "
-        "COCO, VIA or LabelMe .json or a TensorFlow Object Detection or keras-retinanet .csv"
+        f"{path}: annotations must be a Pascal VOC or CVAT for images .xml, a YOLO or YOLO "
+        "Keras .txt, a COCO, VIA, CreateML or LabelMe .json or a TensorFlow Object "
+        "Detection or keras-retinanet .csv"
     )
 
 
@@ -373,6 +382,57 @@ def _cvat_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple
     shapes = cvat.clipped_shapes(annotated.shapes, sizes.sizes[0], audit)
     audit.warn(source)
     return image, boxes_tensor([s.box for s in shapes]), tuple(s.label for s in shapes)
+
+
+def _keras_txt_annotated(
+    path: Path, image_path: Path, classes_file: Path | None
+) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and the boxes of the line of a YOLO Keras TXT file
+    (:mod:`~faster_rcnn.data.keras_txt`) that names a file of its name, wherever the line
+    puts it, read as stored and clipped as the reader reads and clips them; the class
+    names from ``classes_file``, else the classes file beside ``path``."""
+    names_file = classes_file or classes_file_beside(path)
+    if names_file is None or not names_file.is_file():
+        raise FileNotFoundError(
+            f"{path}: no classes file {names_file or 'beside it'}: give the class names "
+            "with --classes FILE, one a line"
+        )
+    class_names = read_names_file(names_file)
+    lines = read_keras_lines(path, class_names, names_file)
+    named = (line for line in lines if written_path(line.path).name == image_path.name)
+    annotated = next(named, None)
+    if annotated is None:
+        raise ValueError(f"{path} has no line of an image named {image_path.name!r}")
+    image = read_image(image_path)
+    audit, boxes, names = BoxAudit(), [], []
+    for box in annotated.boxes:
+        clipped = audit.clip(box.box, image.shape[-1], image.shape[-2], box.where)
+        if clipped is not None:
+            boxes.append(clipped)
+            names.append(class_names[box.class_id])
+    audit.warn(str(path))
+    return image, boxes_tensor(boxes), tuple(names)
+
+
+def _createml_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """The image and the boxes of a CreateML file (:mod:`~faster_rcnn.data.createml`) on
+    an image of its name, wherever the file puts it, read upright and clipped as the
+    CreateML reader reads and clips them."""
+    images = read_createml_images(path)
+    named = (i for i in images if written_path(i.image).name == image_path.name)
+    annotated = next(named, None)
+    if annotated is None:
+        raise ValueError(f"{path} has no image named {image_path.name!r}")
+    image = read_image(image_path, exif_transpose=True)
+    size = (image.shape[-2], image.shape[-1])
+    audit, boxes, names = BoxAudit(), [], []
+    for box in annotated.boxes:
+        clipped = createml_clipped_box(box, size, audit)
+        if clipped is not None:
+            boxes.append(clipped)
+            names.append(box.label)
+    audit.warn(str(path))
+    return image, boxes_tensor(boxes), tuple(names)
 
 
 def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
