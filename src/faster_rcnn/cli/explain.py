@@ -283,8 +283,8 @@ def read_annotated_image(
     if suffix == ".csv":
         return _csv_annotated(path, image_path)
     raise ValueError(
-        f"{path}: annotations must be a Pascal VOC or CVAT for images .xml, a YOLO or YOLO "
-        "Keras .txt, a COCO, VIA, CreateML or LabelMe .json or a TensorFlow Object "
+        f"{path}: annotations must be a Pascal VOC or CVAT for images .xml, a YOLO .txt, a "
+        "YOLO Keras .txt, a COCO, VIA, CreateML or LabelMe .json or a TensorFlow Object "
         "Detection or keras-retinanet .csv"
     )
 
