@@ -66,7 +66,8 @@ def add_data_arguments(
         type=non_empty,
         default=default_data,
         help="'synthetic', 'slides' (generated: see faster_rcnn.data.slides), or a Pascal "
-        f"VOC, COCO, YOLO, CSV, VIA, LabelMe or CVAT dataset (format auto-detected){data_help}",
+        f"VOC, COCO, YOLO, YOLO Keras TXT, CSV, VIA, CreateML, LabelMe or CVAT dataset "
+        f"(format auto-detected){data_help}",
     )
     chosen = chosen if default_split is None else default_split
     parser.add_argument("--split", type=non_empty, default=default_split, help=f"default: {chosen}")
