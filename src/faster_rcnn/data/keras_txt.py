@@ -158,17 +158,20 @@ class KerasTXTDetection(TargetsReadOnOpening):
         for line, size in zip(lines, self._sizes, strict=True):
             boxes, labels = [], []
             for box in line.boxes:
-                clipped = (
-                    box.box
-                    if size is None
-                    else self.box_audit.clip(box.box, size[1], size[0], box.where)
-                )
+                clipped = self._clipped(box, size)
                 if clipped is not None:
                     boxes.append(clipped)
                     labels.append(box.class_id + 1)
             self._boxes.append(boxes_tensor(boxes))
             self._labels.append(torch.tensor(labels, dtype=torch.int64))
         self.box_audit.warn(source)
+
+    def _clipped(self, box: KerasBox, size: tuple[int, int] | None) -> list[float] | None:
+        """``box`` clipped to its ``(height, width)`` image (as given where the size is
+        unknown); ``None``, counted, where no area is left."""
+        if size is None:
+            return box.box
+        return self.box_audit.clip(box.box, size[1], size[0], box.where)
 
 
 def classes_file_beside(file: Path) -> Path | None:
