@@ -24,7 +24,6 @@ from torch import Tensor
 from ..data import cvat
 from ..data.box_audit import BoxAudit
 from ..data.coco import COCODetection, drop_crowd
-from ..data.createml import clipped_box as createml_clipped_box
 from ..data.createml import is_createml_file, read_createml_images
 from ..data.csv_boxes import read_rows_by_image
 from ..data.dataset import (
@@ -36,14 +35,13 @@ from ..data.dataset import (
 )
 from ..data.keras_txt import classes_file_beside, is_keras_txt, read_keras_lines
 from ..data.labelme import (
-    clipped_shapes,
     is_labelme_file,
     read_labelme_file,
     upright_sizes,
     warn_of_skipped_shapes,
 )
 from ..data.resizable import check_resizable
-from ..data.via import clipped_box, is_via_file, read_via_images, via_image_file
+from ..data.via import is_via_file, read_via_images, via_image_file
 from ..data.voc import audited_box, parse_annotation
 from ..data.yolo import NAMES_FILES, parse_label_file, read_names_file, unnamed_class_error
 from ..insight.pictures import DEFAULT_SUFFIX, FORMATS, picture_path
@@ -327,16 +325,8 @@ def _csv_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
     where = f"{rows[0].filename}, line {rows[0].line}"
     sizes = image_sizes([rows[0].size], [image_path], [where], str(path), "width and height")
     image = read_image(image_path, exif_transpose=bool(sizes.turned))
-    audit, boxes, names = BoxAudit(), [], []
-    for row in (row for row in rows if row.box is not None):  # not an image's "no object"
-        box = audit.clip(
-            row.box, image.shape[-1], image.shape[-2], f"line {row.line}, {row.filename}"
-        )
-        if box is not None:
-            boxes.append(box)
-            names.append(row.name)
-    audit.warn(str(path))
-    return image, boxes_tensor(boxes), tuple(names)
+    boxes = [(f"line {r.line}, {r.filename}", r.box, r.name) for r in rows if r.box]
+    return _with_clipped_boxes(image, boxes, path)  # a row without a box: no object
 
 
 def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -349,15 +339,8 @@ def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
     if annotated is None:
         raise ValueError(f"{path} has no image named {image_path.name!r}")
     image = read_image(image_path, exif_transpose=True)
-    size = (image.shape[-2], image.shape[-1])
-    audit, boxes, names = BoxAudit(), [], []
-    for region in annotated.regions:
-        box = clipped_box(region, size, audit)
-        if box is not None:
-            boxes.append(box)
-            names.append(region.name)
-    audit.warn(str(path))
-    return image, boxes_tensor(boxes), tuple(names)
+    boxes = [(region.where, region.box, region.name) for region in annotated.regions]
+    return _with_clipped_boxes(image, boxes, path)
 
 
 def _cvat_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -378,10 +361,8 @@ def _cvat_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple
     )
     image = read_image(image_path, exif_transpose=bool(sizes.turned))
     cvat.warn_of_skipped_shapes([annotated], source)
-    audit = BoxAudit()
-    shapes = cvat.clipped_shapes(annotated.shapes, sizes.sizes[0], audit)
-    audit.warn(source)
-    return image, boxes_tensor([s.box for s in shapes]), tuple(s.label for s in shapes)
+    boxes = [(shape.where, shape.box, shape.label) for shape in annotated.shapes]
+    return _with_clipped_boxes(image, boxes, path)
 
 
 def _keras_txt_annotated(
@@ -403,15 +384,8 @@ def _keras_txt_annotated(
     annotated = next(named, None)
     if annotated is None:
         raise ValueError(f"{path} has no line of an image named {image_path.name!r}")
-    image = read_image(image_path)
-    audit, boxes, names = BoxAudit(), [], []
-    for box in annotated.boxes:
-        clipped = audit.clip(box.box, image.shape[-1], image.shape[-2], box.where)
-        if clipped is not None:
-            boxes.append(clipped)
-            names.append(class_names[box.class_id])
-    audit.warn(str(path))
-    return image, boxes_tensor(boxes), tuple(names)
+    boxes = [(box.where, box.box, class_names[box.class_id]) for box in annotated.boxes]
+    return _with_clipped_boxes(read_image(image_path), boxes, path)
 
 
 def _createml_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -423,16 +397,8 @@ def _createml_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, t
     annotated = next(named, None)
     if annotated is None:
         raise ValueError(f"{path} has no image named {image_path.name!r}")
-    image = read_image(image_path, exif_transpose=True)
-    size = (image.shape[-2], image.shape[-1])
-    audit, boxes, names = BoxAudit(), [], []
-    for box in annotated.boxes:
-        clipped = createml_clipped_box(box, size, audit)
-        if clipped is not None:
-            boxes.append(clipped)
-            names.append(box.label)
-    audit.warn(str(path))
-    return image, boxes_tensor(boxes), tuple(names)
+    boxes = [(box.where, box.box, box.label) for box in annotated.boxes]
+    return _with_clipped_boxes(read_image(image_path, exif_transpose=True), boxes, path)
 
 
 def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -444,12 +410,23 @@ def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tu
     if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
         raise ValueError(f"{path} annotates {named}, not {image_path.name}")
     image = read_image(image_path, exif_transpose=True)
-    size = upright_sizes([record], [image_path], str(path))[0]
+    upright_sizes([record], [image_path], str(path))  # warns of another recorded size
     warn_of_skipped_shapes([record], str(path))
+    boxes = [(shape.where, shape.box, shape.label) for shape in record.shapes]
+    return _with_clipped_boxes(image, boxes, path)
+
+
+def _with_clipped_boxes(
+    image: Tensor, boxes: Sequence[tuple[str, list[float], str]], source: Path
+) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """``(C, H, W)`` ``image``, its ``(where, box, class name)`` ``boxes`` clipped to it as
+    the readers clip theirs (:meth:`~faster_rcnn.data.box_audit.BoxAudit.clip_all`,
+    warned about naming the annotation file ``source``) as ``float32[N, 4]``, and their
+    class names."""
     audit = BoxAudit()
-    shapes = clipped_shapes(record.shapes, size, audit)
-    audit.warn(str(path))
-    return image, boxes_tensor([s.box for s in shapes]), tuple(s.label for s in shapes)
+    kept, names = audit.clip_all(boxes, (int(image.shape[-2]), int(image.shape[-1])))
+    audit.warn(str(source))
+    return image, boxes_tensor(kept), tuple(names)
 
 
 def _yolo_names(

@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import warnings
 from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+import torch
+from torch import Tensor
 
 from ..counted import counted
-from .dataset import first_few
+from .dataset import boxes_tensor, first_few
+
+# A box's label: its class index in a dataset, its class name in ``explain``.
+Label = TypeVar("Label")
 
 
 @dataclass
@@ -63,6 +71,21 @@ class BoxAudit:
             self.clipped.append(_shown(box, width, height, where, frame))
         return clipped
 
+    def clip_all(
+        self, boxes: Iterable[tuple[str, list[float], Label]], size: tuple[int, int] | None
+    ) -> tuple[list[list[float]], list[Label]]:
+        """One image's ``(where, box, label)`` boxes clipped to its ``(height, width)``
+        ``size`` by :meth:`clip` (kept as given where the size is unknown): the boxes
+        kept and their labels."""
+        kept: list[list[float]] = []
+        labels: list[Label] = []
+        for where, box, label in boxes:
+            clipped = box if size is None else self.clip(box, size[1], size[0], where)
+            if clipped is not None:
+                kept.append(clipped)
+                labels.append(label)
+        return kept, labels
+
     def swap(
         self, box: list[float], width: float, height: float, where: str, frame: str | None = None
     ) -> None:
@@ -94,6 +117,22 @@ class BoxAudit:
         summary = self.summary()
         if summary:
             warnings.warn(f"{source}: {summary}", stacklevel=3)
+
+
+def audited_targets(
+    boxes: Iterable[Iterable[tuple[str, list[float], int]]],
+    sizes: Sequence[tuple[int, int] | None],
+    source: str,
+) -> tuple[BoxAudit, list[Tensor], list[Tensor]]:
+    """The targets of a reader that reads every box on opening: per image, its ``(where,
+    box, label)`` boxes clipped to its ``(height, width)`` in ``sizes``
+    (:meth:`BoxAudit.clip_all`). Returns the audit, warned about naming ``source``, and
+    per image its boxes ``float32[N, 4]`` and labels ``int64[N]``."""
+    audit = BoxAudit()
+    kept = [audit.clip_all(image, size) for image, size in zip(boxes, sizes, strict=True)]
+    audit.warn(source)
+    labels = [torch.tensor(image_labels, dtype=torch.int64) for _, image_labels in kept]
+    return audit, [boxes_tensor(image_boxes) for image_boxes, _ in kept], labels
 
 
 def _shown(box: list[float], width: float, height: float, where: str, frame: str | None) -> str:

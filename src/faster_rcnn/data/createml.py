@@ -37,22 +37,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from .box_audit import BoxAudit
+from .box_audit import audited_targets
 from .dataset import (
     NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
-    UnreadableImageError,
-    boxes_tensor,
     empty_split_error,
     holds_images,
     images_beside,
     images_there,
     read_image,
     read_text,
-    read_upright_size,
+    upright_size_or_none,
     warn_of_images_left_out,
     written_path,
 )
@@ -134,43 +131,14 @@ class CreateMLDetection(TargetsReadOnOpening):
     def _set_targets(self, images: list[CreateMLImage]) -> None:
         """Each image's upright size, from its file's header, and its boxes clipped to it
         (``float32[N, 4]``) and labels."""
-        self._sizes = [_upright_size(path) for path in self.image_files]
+        self._sizes = [upright_size_or_none(path) for path in self.image_files]
         label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        self.box_audit = BoxAudit()
-        self._boxes: list[Tensor] = []
-        self._labels: list[Tensor] = []
-        for image, size in zip(images, self._sizes, strict=True):
-            boxes, labels = [], []
-            for box in image.boxes:
-                clipped = clipped_box(box, size, self.box_audit)
-                if clipped is not None:
-                    boxes.append(clipped)
-                    labels.append(label_of[box.label])
-            self._boxes.append(boxes_tensor(boxes))
-            self._labels.append(torch.tensor(labels, dtype=torch.int64))
-        self.box_audit.warn(str(self.annotation_file))
+        boxes = ([(b.where, b.box, label_of[b.label]) for b in image.boxes] for image in images)
+        source = str(self.annotation_file)
+        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=True)
-
-
-def clipped_box(
-    box: CreateMLBox, size: tuple[int, int] | None, audit: BoxAudit
-) -> list[float] | None:
-    """The box of ``box`` clipped to its ``(height, width)`` image (as given where the
-    size is unknown); ``None`` where no area is left, counted in ``audit``."""
-    if size is None:
-        return box.box
-    return audit.clip(box.box, size[1], size[0], box.where)
-
-
-def _upright_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` of the image file ``path`` upright; ``None`` where its header
-    cannot be read (reading the image then fails, and the run skips or stops at it)."""
-    try:
-        return read_upright_size(path)
-    except UnreadableImageError:
-        return None
 
 
 def is_createml_file(file: Path) -> bool:

@@ -57,16 +57,14 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import BoxAudit
+from .box_audit import audited_targets
 from .class_mapping import CLASS_MAPPING_FILE, class_mapping_in, read_class_mapping
 from .dataset import (
     NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
-    boxes_tensor,
     empty_split_error,
     first_few,
     holds_images,
@@ -210,28 +208,11 @@ class CSVDetection(TargetsReadOnOpening):
         sizes = image_sizes(recorded, self.image_files, names, source, "width and height")
         self._sizes, self._turned = sizes.sizes, sizes.turned
         label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        self.box_audit = BoxAudit()
-        self._boxes: list[Tensor] = []
-        self._labels: list[Tensor] = []
-        for image_rows, size in zip(rows, self._sizes, strict=True):
-            boxes, labels = [], []
-            for row in image_rows:
-                box = self._clipped(row, size)
-                if box is not None:
-                    boxes.append(box)
-                    labels.append(label_of[row.name])
-            self._boxes.append(boxes_tensor(boxes))
-            self._labels.append(torch.tensor(labels, dtype=torch.int64))
-        self.box_audit.warn(source)
-
-    def _clipped(self, row: CSVRow, size: tuple[int, int] | None) -> list[float] | None:
-        """The box of ``row`` clipped to its ``(height, width)`` image (as given where the
-        size is unknown); ``None`` where the row has none, or (counted) where no area is
-        left."""
-        if size is None or row.box is None:
-            return row.box
-        where = f"line {row.line}, {row.filename}"
-        return self.box_audit.clip(row.box, size[1], size[0], where)
+        boxes = (
+            [(f"line {r.line}, {r.filename}", r.box, label_of[r.name]) for r in rs if r.box]
+            for rs in rows
+        )
+        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=index in self._turned)

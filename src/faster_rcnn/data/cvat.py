@@ -57,14 +57,12 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as ElementTree
-import torch
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import BoxAudit
+from .box_audit import audited_targets
 from .dataset import (
     TargetsReadOnOpening,
-    boxes_tensor,
     empty_split_error,
     first_few,
     image_sizes,
@@ -197,34 +195,11 @@ class CVATDetection(TargetsReadOnOpening):
         sizes = image_sizes(recorded, self.image_files, names, source, "width and height")
         self._sizes, self._turned = sizes.sizes, sizes.turned
         label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        self.box_audit = BoxAudit()
-        self._boxes: list[Tensor] = []
-        self._labels: list[Tensor] = []
-        for image, size in zip(images, self._sizes, strict=True):
-            shapes = clipped_shapes(image.shapes, size, self.box_audit)
-            self._boxes.append(boxes_tensor([shape.box for shape in shapes]))
-            labels = [label_of[shape.label] for shape in shapes]
-            self._labels.append(torch.tensor(labels, dtype=torch.int64))
-        self.box_audit.warn(source)
+        boxes = ([(s.where, s.box, label_of[s.label]) for s in image.shapes] for image in images)
+        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=index in self._turned)
-
-
-def clipped_shapes(
-    shapes: Sequence[CVATShape], size: tuple[int, int] | None, audit: BoxAudit
-) -> list[CVATShape]:
-    """``shapes`` with their boxes clipped to the ``(height, width)`` image, those left
-    without area dropped, both counted in ``audit`` (all kept where the size is
-    unknown)."""
-    if size is None:
-        return list(shapes)
-    clipped = []
-    for shape in shapes:
-        box = audit.clip(shape.box, size[1], size[0], shape.where)
-        if box is not None:
-            clipped.append(CVATShape(shape.where, shape.label, box))
-    return clipped
 
 
 def cvat_image_file(folder: Path, image: CVATImage) -> Path:

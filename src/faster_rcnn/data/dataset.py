@@ -258,6 +258,15 @@ def read_upright_size(path: Path) -> tuple[int, int]:
     return (width, height) if orientation in EXIF_QUARTER_TURNS else (height, width)
 
 
+def upright_size_or_none(path: Path) -> tuple[int, int] | None:
+    """:func:`read_upright_size`, or ``None`` where the header cannot be read (reading the
+    image then fails, and the run skips or stops at it)."""
+    try:
+        return read_upright_size(path)
+    except UnreadableImageError:
+        return None
+
+
 # EXIF orientations that turn the image by 90 degrees one way or the other.
 EXIF_QUARTER_TURNS = frozenset({5, 6, 7, 8})
 

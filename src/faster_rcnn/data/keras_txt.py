@@ -39,15 +39,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import Tensor
-
 from ..counted import counted
-from .box_audit import BoxAudit
+from .box_audit import audited_targets
 from .dataset import (
     NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
-    boxes_tensor,
     empty_split_error,
     first_few,
     holds_images,
@@ -152,26 +148,8 @@ class KerasTXTDetection(TargetsReadOnOpening):
         names = [f"{line.path}, line {line.line}" for line in lines]
         unknown = [None] * len(lines)
         self._sizes = image_sizes(unknown, self.image_files, names, source, "size").sizes
-        self.box_audit = BoxAudit()
-        self._boxes: list[Tensor] = []
-        self._labels: list[Tensor] = []
-        for line, size in zip(lines, self._sizes, strict=True):
-            boxes, labels = [], []
-            for box in line.boxes:
-                clipped = self._clipped(box, size)
-                if clipped is not None:
-                    boxes.append(clipped)
-                    labels.append(box.class_id + 1)
-            self._boxes.append(boxes_tensor(boxes))
-            self._labels.append(torch.tensor(labels, dtype=torch.int64))
-        self.box_audit.warn(source)
-
-    def _clipped(self, box: KerasBox, size: tuple[int, int] | None) -> list[float] | None:
-        """``box`` clipped to its ``(height, width)`` image (as given where the size is
-        unknown); ``None``, counted, where no area is left."""
-        if size is None:
-            return box.box
-        return self.box_audit.clip(box.box, size[1], size[0], box.where)
+        boxes = ([(b.where, b.box, b.class_id + 1) for b in line.boxes] for line in lines)
+        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
 
 def classes_file_beside(file: Path) -> Path | None:

@@ -60,16 +60,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import BoxAudit
+from .box_audit import audited_targets
 from .dataset import (
     IMAGE_SUFFIXES,
     TargetsReadOnOpening,
     UnreadableImageError,
-    boxes_tensor,
     empty_split_error,
     files_with_suffix,
     first_few,
@@ -187,15 +185,8 @@ class LabelMeFolder(TargetsReadOnOpening):
         source = str(self.root)
         self._sizes = upright_sizes(records, self.image_files, source)
         label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        self.box_audit = BoxAudit()
-        self._boxes: list[Tensor] = []
-        self._labels: list[Tensor] = []
-        for record, size in zip(records, self._sizes, strict=True):
-            shapes = clipped_shapes(record.shapes, size, self.box_audit)
-            self._boxes.append(boxes_tensor([shape.box for shape in shapes]))
-            labels = [label_of[shape.label] for shape in shapes]
-            self._labels.append(torch.tensor(labels, dtype=torch.int64))
-        self.box_audit.warn(source)
+        boxes = ([(s.where, s.box, label_of[s.label]) for s in r.shapes] for r in records)
+        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=True)
@@ -386,23 +377,6 @@ def upright_sizes(
             stacklevel=4,
         )
     return sizes
-
-
-def clipped_shapes(
-    shapes: Sequence[LabelMeShape], size: tuple[int, int] | None, audit: BoxAudit
-) -> list[LabelMeShape]:
-    """``shapes`` with their boxes clipped to the ``(height, width)`` image, those left
-    without area dropped, both counted in ``audit`` (all kept as they are where the size
-    is unknown)."""
-    if size is None:
-        return list(shapes)
-    height, width = size
-    clipped = []
-    for shape in shapes:
-        box = audit.clip(shape.box, width, height, shape.where)
-        if box is not None:
-            clipped.append(LabelMeShape(shape.where, shape.label, box))
-    return clipped
 
 
 def find_image(record: LabelMeFile, by_stem: dict[str, Path]) -> Path | None:

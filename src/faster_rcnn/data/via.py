@@ -50,23 +50,20 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import BoxAudit
+from .box_audit import audited_targets
 from .dataset import (
     NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
-    UnreadableImageError,
-    boxes_tensor,
     empty_split_error,
     holds_images,
     images_beside,
     images_there,
     read_image,
     read_text,
-    read_upright_size,
+    upright_size_or_none,
     warn_of_images_left_out,
     written_path,
 )
@@ -162,43 +159,14 @@ class VIADetection(TargetsReadOnOpening):
     def _set_targets(self, images: list[VIAImage]) -> None:
         """Each image's upright size, from its file's header, and its regions' boxes
         clipped to it (``float32[N, 4]``) and labels."""
-        self._sizes = [_upright_size(path) for path in self.image_files]
+        self._sizes = [upright_size_or_none(path) for path in self.image_files]
         label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        self.box_audit = BoxAudit()
-        self._boxes: list[Tensor] = []
-        self._labels: list[Tensor] = []
-        for image, size in zip(images, self._sizes, strict=True):
-            boxes, labels = [], []
-            for region in image.regions:
-                box = clipped_box(region, size, self.box_audit)
-                if box is not None:
-                    boxes.append(box)
-                    labels.append(label_of[region.name])
-            self._boxes.append(boxes_tensor(boxes))
-            self._labels.append(torch.tensor(labels, dtype=torch.int64))
-        self.box_audit.warn(str(self.annotation_file))
+        boxes = ([(r.where, r.box, label_of[r.name]) for r in image.regions] for image in images)
+        source = str(self.annotation_file)
+        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
         return read_image(self.image_path(index), exif_transpose=True)
-
-
-def clipped_box(
-    region: VIARegion, size: tuple[int, int] | None, audit: BoxAudit
-) -> list[float] | None:
-    """The box of ``region`` clipped to its ``(height, width)`` image (as given where the
-    size is unknown); ``None`` where no area is left, counted in ``audit``."""
-    if size is None:
-        return region.box
-    return audit.clip(region.box, size[1], size[0], region.where)
-
-
-def _upright_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` of the image file ``path`` upright; ``None`` where its header
-    cannot be read (reading the image then fails, and the run skips or stops at it)."""
-    try:
-        return read_upright_size(path)
-    except UnreadableImageError:
-        return None
 
 
 def via_image_file(folder: Path, filename: str) -> Path:
