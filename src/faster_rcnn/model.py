@@ -520,24 +520,46 @@ class FasterRCNN(nn.Module):
     ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
         """The detections (or, ``before_nms``, the head's candidates) and the proposals
         of :meth:`detect_with_proposals`."""
-        if self.training:
-            raise RuntimeError("detecting needs the model in eval mode")
+        self._check_eval()
         batch = self.prepare_batch(images)
-        features = self.features(batch.images)
-        own = self.rpn.post_nms_top_n()
-        limit = own if proposal_limit is None else max(own, proposal_limit)
-        boxes, scores = self.rpn.propose(batch.images, features, post_nms_top_n=limit)
+        found, proposals = self.detect_prepared(batch.images, proposal_limit, before_nms)
         sizes = batch.images.image_sizes
-        heads_input = (features, [b[:own] for b in boxes], sizes)
-        if before_nms:
-            detections = self.roi_heads.candidates(*heads_input)
-        else:
-            detections, _ = self.roi_heads(*heads_input)
-        proposals = [{"boxes": b, "scores": s} for b, s in zip(boxes, scores, strict=True)]
         return (
-            self.transform.postprocess(detections, sizes, batch.original_sizes),
+            self.transform.postprocess(found, sizes, batch.original_sizes),
             self.transform.postprocess(proposals, sizes, batch.original_sizes),
         )
+
+    @torch.no_grad()
+    def detect_prepared(
+        self, images: ImageList, proposal_limit: int | None = None, before_nms: bool = False
+    ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        """:meth:`detect_with_proposals` (or, ``before_nms``,
+        :meth:`candidates_with_proposals`) of a batch already prepared
+        (:meth:`prepare_batch`), or of windows cut from one
+        (:class:`~faster_rcnn.windowed_detection.WindowedDetection`).
+
+        Returns:
+            Per image, the detections ``{"boxes": (D, 4), "labels": (D,), "scores":
+            (D,)}`` (or candidates) and the proposals ``{"boxes": (P, 4), "scores":
+            (P,)}``, both in the prepared image's pixels (``images.image_sizes``).
+        """
+        self._check_eval()
+        features = self.features(images)
+        own = self.rpn.post_nms_top_n()
+        limit = own if proposal_limit is None else max(own, proposal_limit)
+        boxes, scores = self.rpn.propose(images, features, post_nms_top_n=limit)
+        heads_input = (features, [b[:own] for b in boxes], images.image_sizes)
+        if before_nms:
+            found = self.roi_heads.candidates(*heads_input)
+        else:
+            found, _ = self.roi_heads(*heads_input)
+        proposals = [{"boxes": b, "scores": s} for b, s in zip(boxes, scores, strict=True)]
+        return found, proposals
+
+    def _check_eval(self) -> None:
+        """Refuse to detect in training mode (its resize draws sizes, its heads want targets)."""
+        if self.training:
+            raise RuntimeError("detecting needs the model in eval mode")
 
 
 def _sampled(

@@ -24,6 +24,7 @@ from torch import Tensor
 from .config import FasterRCNNConfig
 from .data.augment import flip_boxes, flip_image
 from .model import FasterRCNN
+from .windowed_detection import WindowedDetection
 
 # The views each choice runs: per view, the directions it mirrors the image in.
 TEST_TIME_FLIPS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -38,7 +39,8 @@ class TestTimeFlips:
 
     Args:
         model: the detector (plain or :func:`~faster_rcnn.fast_inference.
-            optimize_for_inference`'d); left unchanged.
+            optimize_for_inference`'d, or detecting in windows: :class:`~faster_rcnn.
+            windowed_detection.WindowedDetection`); left unchanged.
         flips: ``"horizontal"`` (the image and its left-right mirror, 2 views),
             ``"vertical"`` (top-bottom, 2 views) or ``"both"`` (4 views: as is, each
             mirror and both, which is a half turn).
@@ -50,7 +52,7 @@ class TestTimeFlips:
 
     __test__ = False  # a name pytest would otherwise collect
 
-    def __init__(self, model: FasterRCNN, flips: str = "horizontal") -> None:
+    def __init__(self, model: FasterRCNN | WindowedDetection, flips: str = "horizontal") -> None:
         if flips not in TEST_TIME_FLIPS:
             raise ValueError(
                 f"test-time flips must be one of {list(TEST_TIME_FLIPS)}, got {flips!r}"

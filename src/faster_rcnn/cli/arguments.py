@@ -14,11 +14,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import FasterRCNNConfig
+from ..config import MIN_TRAIN_WINDOW, FasterRCNNConfig
 from ..insight.pictures import FORMATS
 from ..model import FasterRCNN
 from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
+from ..train.checkpoint import read_model_config
 from ..train.recipe import FINER_MAP_ANY_STEPS_SIDE, FINER_MAP_OBJECTS, FINER_MAP_STEPS, SMALL_SIDE
+from ..windowed_detection import DEFAULT_OVERLAP, WindowedDetection
 
 # Suffixes of the files the commands write or read, which no one gives a folder: an --out
 # of a command that writes a folder, not there yet, with one of them names a file.
@@ -150,11 +152,69 @@ def add_tta_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def with_tta(model: FasterRCNN, args: argparse.Namespace) -> FasterRCNN | TestTimeFlips:
+def with_tta(
+    model: FasterRCNN | WindowedDetection, args: argparse.Namespace
+) -> FasterRCNN | WindowedDetection | TestTimeFlips:
     """``model``, or with ``--tta`` its :class:`TestTimeFlips`, saying what runs."""
     if args.tta is None:
         return model
     detector = TestTimeFlips(model, args.tta)
+    print(detector.describe())
+    return detector
+
+
+def add_windows_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--windows [H W]`` and ``--window-overlap F``: detection in windows
+    (:class:`~faster_rcnn.windowed_detection.WindowedDetection`)."""
+    parser.add_argument(
+        "--windows",
+        type=window_side,
+        nargs="*",
+        metavar=("H", "W"),
+        help="detect each resized image in overlapping windows of at most H x W px (turned "
+        "to its orientation), one at a time, each with the model's own proposal limits, "
+        "and merge them with the model's own NMS; no values: the window the model was "
+        "trained on (train --train-window) (default: the whole image at once)",
+    )
+    parser.add_argument(
+        "--window-overlap",
+        type=overlap_fraction,
+        metavar="F",
+        help=f"with --windows: neighbouring windows overlap by at least F of a window's "
+        f"side, 0 <= F < 1 (default {DEFAULT_OVERLAP:g})",
+    )
+
+
+def check_window_flags(args: argparse.Namespace) -> None:
+    """Refuse, before the model is built, ``--window-overlap`` without ``--windows``,
+    ``--windows`` with one value or more than two, and ``--windows`` without values for
+    a ``--model`` trained on whole images (its config, read from the file, says)."""
+    if args.windows is None:
+        if args.window_overlap is not None:
+            raise ValueError("--window-overlap sets how --windows overlap: give --windows too")
+        return
+    if len(args.windows) not in (0, 2):
+        given = " ".join(map(str, args.windows))
+        raise ValueError(f"--windows takes H W, or no values for the model's own, got {given}")
+    if args.windows:
+        return
+    with file_of_flag("--model", args.model):
+        trained_window = read_model_config(args.model).transform.train_window
+    if trained_window is None:
+        raise ValueError(
+            f"--windows without H W detects in the windows --model {args.model} was trained "
+            "on, but it was trained on whole images (no train --train-window): give --windows H W"
+        )
+
+
+def with_windows(model: FasterRCNN, args: argparse.Namespace) -> FasterRCNN | WindowedDetection:
+    """``model``, or with ``--windows`` (checked: :func:`check_window_flags`) its
+    :class:`WindowedDetection`, saying what runs."""
+    if args.windows is None:
+        return model
+    window = tuple(args.windows) or model.config.transform.train_window
+    overlap = DEFAULT_OVERLAP if args.window_overlap is None else args.window_overlap
+    detector = WindowedDetection(model, window, overlap)
     print(detector.describe())
     return detector
 
@@ -332,6 +392,22 @@ def probability(text: str) -> float:
     value = number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def window_side(text: str) -> int:
+    """A window's side in px: at least the FPN presets' smallest anchor, 32 px."""
+    value = count(text)
+    if value < MIN_TRAIN_WINDOW:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_TRAIN_WINDOW} px, got {text}")
+    return value
+
+
+def overlap_fraction(text: str) -> float:
+    """A share of a window's side that its neighbours overlap by: 0 or more, below 1."""
+    value = number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
     return value
 
 

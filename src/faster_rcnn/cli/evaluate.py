@@ -20,12 +20,15 @@ from ..evaluate.runner import EvaluationResult, evaluate_detector, write_figures
 from ..model import FasterRCNN
 from ..test_time_flips import TestTimeFlips
 from ..train.checkpoint import load_model, run_and_stage_of
+from ..windowed_detection import WindowedDetection
 from .arguments import (
     MODEL_SIZE_NAMES,
     add_data_arguments,
     add_strict_argument,
     add_tta_argument,
+    add_windows_arguments,
     check_out_folder,
+    check_window_flags,
     device_name,
     file_of_flag,
     given_flags,
@@ -36,6 +39,7 @@ from .arguments import (
     refuse_without_effect,
     unwritable_folder,
     with_tta,
+    with_windows,
 )
 from .splits import add_holdout_arguments, check_split_seed, evaluation_images, trained_data
 
@@ -69,6 +73,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_strict_argument(parser)
     add_tta_argument(parser)
+    add_windows_arguments(parser)
     parser.add_argument(
         "--out",
         type=path_argument,
@@ -108,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.detections is not None:
         return score_detections_file(args)
     check_split_seed(args)
+    check_window_flags(args)
     out = output_folder(args.out, args.model)
     with file_of_flag("--model", args.model):
         model = load_model(args.model, device=args.device)
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     # An image the model cannot resize is left out as an unreadable one is.
     dataset = ResizableImages(dataset, transform.min_size, transform.max_size, MODEL_SIZE_NAMES)
     evaluate_and_report(
-        with_tta(model, args),
+        with_tta(with_windows(model, args), args),
         dataset,
         out,
         args.device,
@@ -203,6 +209,8 @@ MODEL_OPTIONS = (
     "--split-seed",
     "--strict",
     "--tta",
+    "--windows",
+    "--window-overlap",
     "--batch-size",
     "--score-thresh",
     "--device",
@@ -248,7 +256,7 @@ def _figure(value: float) -> str:
 
 
 def evaluate_and_report(
-    model: FasterRCNN | TestTimeFlips,
+    model: FasterRCNN | WindowedDetection | TestTimeFlips,
     dataset: Sequence[Sample],
     out: Path | None,
     device: str | torch.device,

@@ -63,13 +63,16 @@ from ..train.checkpoint import load_model
 from .arguments import (
     MODEL_SIZE_NAMES,
     add_tta_argument,
+    add_windows_arguments,
     check_out_folder,
+    check_window_flags,
     device_name,
     file_of_flag,
     non_empty,
     path_argument,
     probability,
     with_tta,
+    with_windows,
 )
 from .splits import check_split_name, layout_saying_what_is_left_out, test_or_val
 
@@ -98,6 +101,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=path_argument, default=Path("runs/predict"))
     parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
     add_tta_argument(parser)
+    add_windows_arguments(parser)
     parser.add_argument("--device", type=device_name, default="cpu")
     return parser
 
@@ -210,14 +214,17 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
             raise ValueError("predict --onnx runs on the CPU (ONNX Runtime's CPU provider)")
         if args.tta is not None:
             raise ValueError("--tta runs a --model: an exported model detects each image once")
+        if args.windows is not None or args.window_overlap is not None:
+            raise ValueError("--windows runs a --model: an exported model detects whole images")
         from ..export import OnnxDetector  # its graph operators: not at every start
 
         onnx_detector = OnnxDetector(args.onnx)
         return (lambda image: (onnx_detector([image])[0], None)), onnx_detector.config
+    check_window_flags(args)
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
     with file_of_flag("--model", args.model):
         model = optimize_for_inference(load_model(args.model, device=args.device))
-    detector = with_tta(model, args)
+    detector = with_tta(with_windows(model, args), args)
 
     def detect(image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
         detections, proposals = detector.detect_with_proposals([image.to(args.device)])
