@@ -38,6 +38,7 @@ from faster_rcnn.train.rpn_only import rpn_trainer
 from faster_rcnn.train.stops import TrainingInterrupted
 from faster_rcnn.train.train_config import TrainConfig
 from faster_rcnn.train.trainer import Trainer
+from faster_rcnn.windowed_detection import WindowedDetection
 from step_clock import clock_of_steps
 
 TINY = ["--min-size", "96", "--max-size", "128"]
@@ -164,6 +165,15 @@ def test_a_split_no_split_fits_is_named_as_the_split_flag(capsys):
             "--box-nms-thresh 0.4 sets greedy NMS, which --soft-nms 0.5 replaces",
         ),
         (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
+        (["predict", "--onnx", "m.onnx", "x.png", "--windows"], "--windows runs a --model"),
+        (
+            ["evaluate", "--model", "absent.safetensors", "--window-overlap", "0.5"],
+            "--window-overlap sets how --windows overlap: give --windows too",
+        ),
+        (
+            ["evaluate", "--model", "absent.safetensors", "--windows", "64"],
+            "--windows takes H W, or no values for the model's own, got 64",
+        ),
         (["evaluate", "--model", "m.onnx"], "error: --model m.onnx is an exported ONNX model"),
         (["predict", "--onnx", "m.onnx", "x.png", "--split", "test"], "image files have none"),
     ],
@@ -419,6 +429,71 @@ def test_evaluate_and_predict_with_test_time_flips(tmp_path, capsys):
         x1, y1, x2, y2 = box.tolist()
         assert record["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.006)
         assert record["score"] == pytest.approx(float(score), abs=1e-5)
+
+
+def test_evaluate_and_predict_in_windows(tmp_path, capsys):
+    argv = ["train", "--data", "synthetic:4", "--steps", "3", "--train-window", "64", "64"]
+    main([*argv, "--out", str(tmp_path / "r"), *TINY])
+    model_file = tmp_path / "r" / "model.safetensors"
+    capsys.readouterr()
+    args = ["evaluate", "--model", str(model_file), "--data", "synthetic:4", "--windows"]
+    assert main([*args, "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        "windows of 64 x 64 at the model's scale (overlap 25%): each image resized to 96 px "
+        "(longer side at most 128)" in capsys.readouterr().out
+    )
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "0.png")
+    pred = tmp_path / "pred"
+    args = ["predict", "--model", str(model_file), str(images), "--out", str(pred), "--score", "0"]
+    assert main([*args, "--windows", "48", "64", "--window-overlap", "0.5", "--tta", "both"]) == 0
+    out = capsys.readouterr().out
+    assert "windows of 48 x 64 at the model's scale (overlap 50%)" in out
+    assert "test-time flips (both)" in out
+    written = json.loads((pred / "detections.json").read_text())
+    windows = WindowedDetection(optimize_for_inference(load_model(model_file)), (48, 64), 0.5)
+    (expected,) = TestTimeFlips(windows, "both")([read_image(images / "0.png")])
+    assert len(written) == len(expected["scores"]) > 0
+    for record, box, score in zip(written, expected["boxes"], expected["scores"], strict=True):
+        x1, y1, x2, y2 = box.tolist()
+        assert record["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.006)
+        assert record["score"] == pytest.approx(float(score), abs=1e-5)
+
+
+def test_windows_of_a_model_trained_on_whole_images_are_refused_before_it_is_built(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "m.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    monkeypatch.setattr(FasterRCNN, "from_config", None)  # building it would fail
+    for command in (
+        ["evaluate", "--model", str(model)],
+        ["predict", "--model", str(model), "x.png"],
+    ):
+        assert main([*command, "--windows"]) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: --windows without H W detects in the windows --model {model} "
+            "was trained on, but it was trained on whole images (no train --train-window): "
+            "give --windows H W\n"
+        )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--windows", "16", "800"], "argument --windows: must be at least 32 px, got 16"),
+        (["--windows", "--window-overlap", "1"], "must be at least 0 and below 1, got 1"),
+    ],
+)
+def test_a_window_under_32_px_or_an_overlap_of_1_is_refused(flags, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--model", "m.safetensors", *flags])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_alternating_shares_minutes_among_its_four_steps_in_channels_last(tmp_path, monkeypatch):
