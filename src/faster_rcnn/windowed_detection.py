@@ -4,9 +4,10 @@ The model resizes each image as its own eval call does (shorter side ``min_size[
 longer at most ``max_size``); the resized image is then cut into overlapping windows of
 about the size the model trained on (``train --train-window``), and each window goes
 through the backbone, the RPN and the head by itself, with the model's own proposal
-limits. Memory is a window's however large the image is, and every window gets the
-proposals a whole image of its size would: on an image many windows large the whole-image
-pass would share them among all its objects. This is how SAHI and the DOTA tools detect
+limits. The network's memory is a window's however large the image is (the resized
+image itself is held whole), and every window gets the proposals a whole image of its
+size would: on an image many windows large the whole-image pass would share them among
+all its objects. This is how SAHI and the DOTA tools detect
 in large images.
 
 Each window's candidates (every box and class above the score threshold, before NMS) are
@@ -35,9 +36,8 @@ from .roi_heads import RoIHeads
 from .transform import window_size
 from .validation import rgb_image_list, validate_image_sizes, validate_images
 
-# The share of a window its neighbours overlap by at least, by default: SAHI's 0.2 and
-# the DOTA tools' 200 px of 1024 (0.2) rounded up, so that an object of a quarter
-# window's side lies whole in some window.
+# The share of a window its neighbours overlap by at least, by default (SAHI's is 0.2):
+# an object up to a quarter of a window's side then lies whole in some window.
 DEFAULT_OVERLAP = 0.25
 
 # How near (px) a box's side must come to an inner window edge to count as cut there.
