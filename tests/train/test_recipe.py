@@ -808,23 +808,42 @@ def test_recipe_makes_room_for_the_detections_of_crowded_images() -> None:
     # 50 objects leave room in 100 detections.
     stats = object_statistics([_crowded(50)], config)
     assert choose_recipe(config, stats)[0].roi_heads.detections_per_img == 100
-    # The preset that keeps 150 proposals keeps as many as the detections.
-    fast = preset_config("mobilenet_v3_large_320_fpn", 3).replace(class_names=("dot", "blob"))
-    chosen, choices = choose_recipe(fast, object_statistics([_crowded(120)], fast))
-    assert chosen.roi_heads.detections_per_img == 300
-    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (300, 300)
-    lines = "\n".join(c.line() for c in choices)
-    assert "  rpn.post_nms_top_n_test = 300: 150 proposals an image cannot make 300" in lines
+    # A cap the user gave stays; the proposals are raised to make its detections, and
     # FPN levels keep their boxes apart: one level holds all only where the objects are
     # of one size.
-    assert (
-        "  rpn.pre_nms_top_n_test = 300: 150 boxes a level before the RPN's NMS (all of one "
-        "level, where the objects are of one size) cannot make 300 detections"
-    ) in lines
-    # A cap the user gave stays, and so do the proposals.
     given = {"roi_heads.detections_per_img"}
-    kept, choices = choose_recipe(fast, object_statistics([_crowded(120)], fast), given)
-    assert kept.roi_heads.detections_per_img == 100 and kept.rpn == fast.rpn
+    many = config.replace(roi_heads={"detections_per_img": 2000})
+    kept, choices = choose_recipe(many, object_statistics([_crowded(51)], many), given)
+    assert kept.roi_heads.detections_per_img == 2000
+    assert (kept.rpn.pre_nms_top_n_test, kept.rpn.post_nms_top_n_test) == (2000, 2000)
+    lines = "\n".join(recipe_lines(choices))
+    assert "  rpn.post_nms_top_n_test = 2000: 1000 proposals an image cannot make 2000" in lines
+    assert (
+        "  rpn.pre_nms_top_n_test = 2000: 1000 boxes a level before the RPN's NMS (all of one "
+        "level, where the objects are of one size) cannot make 2000 detections"
+    ) in lines
+
+
+def test_recipe_keeps_fifteen_proposals_an_object_of_crowded_images() -> None:
+    """15 proposals an object of the most crowded image, in whole hundreds: 66 objects
+    (990) leave the preset's 1000, 67 (1005) make 1100, at test time only."""
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    chosen = choose_recipe(config, object_statistics([_crowded(66)], config))[0]
+    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (1000, 1000)
+    chosen, choices = choose_recipe(config, object_statistics([_crowded(67)], config))
+    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (1100, 1100)
+    assert (chosen.rpn.pre_nms_top_n_train, chosen.rpn.post_nms_top_n_train) == (2000, 2000)
+    assert (
+        "  rpn.post_nms_top_n_test = 1100: up to 67 objects an image, and the RPN's NMS "
+        "leaves several proposals on each: 1000 proposals an image would miss some, 15 an "
+        "object keep them (round 70)"
+    ) in recipe_lines(choices)
+    # The preset that keeps 150 proposals for speed: 120 objects make 1800, more than the
+    # 300 detections.
+    fast = preset_config("mobilenet_v3_large_320_fpn", 3).replace(class_names=("dot", "blob"))
+    chosen = choose_recipe(fast, object_statistics([_crowded(120)], fast))[0]
+    assert chosen.roi_heads.detections_per_img == 300
+    assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (1800, 1800)
 
 
 def test_recipe_keeps_as_many_proposals_a_pixel_on_the_whole_image_as_on_a_window() -> None:

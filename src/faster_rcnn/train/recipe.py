@@ -137,6 +137,14 @@ SMALLER_INPUT = "on raccoon COCO AP +0.04 and +0.06: benchmarks/recipe_ab.md, ro
 # models return more detections than there are objects: up to 209 on test images of at
 # most 178 objects there (benchmarks/recipe_ab.md, round 9).
 DETECTIONS_PER_OBJECT = 2
+# Proposals an image in evaluation: at least this many times the most objects of a
+# training image, in whole hundreds. The RPN's NMS (at 0.7) leaves several proposals on
+# each object, and on crowded images the preset's 1000 run out before the last objects:
+# on 6 x 6 mosaics of the generated slides (up to 129 objects an image) a model the
+# recipe trained went from mAP@0.5 0.969 to 0.980 with 2000, which this chooses there
+# (cells 0.961 to 0.981, platelets 0.951 to 0.962), and two seeds' to 0.982 and 0.983
+# with 4000, for 1.1 and 1.4 times the detection time (benchmarks/recipe_ab.md, round 70).
+PROPOSALS_PER_OBJECT = 15
 # The head's NMS for a class whose objects overlap each other: NMS at IoU t keeps one of
 # two detections of a class that overlap more, so where many objects of a class have a
 # neighbour of it beyond t, NMS removes true detections. On the generated slides (9 % of
@@ -606,7 +614,7 @@ def _window_proposal_choices(
     )
     for setting, what in limits:
         value = getattr(config.rpn, setting)
-        scaled = -(-round(value * min(times, WINDOW_PROPOSALS_MAX_TIMES)) // 100) * 100
+        scaled = _in_hundreds(round(value * min(times, WINDOW_PROPOSALS_MAX_TIMES)))
         why = (
             f"training on windows of {window_h}x{window_w} px of images evaluated at "
             f"{width}x{height}, {times:.1f} times a window's pixels: {value} {what} in "
@@ -1019,20 +1027,20 @@ def _multi_scale_per_choice(
 def _detections_choices(
     config: FasterRCNNConfig, stats: ObjectStatistics, given: Collection[str]
 ) -> list[RecipeChoice]:
-    """More detections an image (and at least as many proposals) when images hold more
-    objects than the preset's cap leaves room for."""
-    cap = config.roi_heads.detections_per_img
-    needed = -(-DETECTIONS_PER_OBJECT * stats.most_objects // 100) * 100
-    if "roi_heads.detections_per_img" in given or needed <= cap:
-        return []
-    choices = [
-        RecipeChoice(
-            "roi_heads.detections_per_img",
-            needed,
-            f"up to {stats.most_objects} objects an image: {cap} detections would leave "
-            "some uncounted, the rare classes' first (they score lowest)",
+    """More detections an image when images hold more objects than the preset's cap
+    leaves room for, and at test time at least as many proposals, and
+    ``PROPOSALS_PER_OBJECT`` an object."""
+    choices = []
+    detections = config.roi_heads.detections_per_img
+    needed = _in_hundreds(DETECTIONS_PER_OBJECT * stats.most_objects)
+    if "roi_heads.detections_per_img" not in given and needed > detections:
+        why = (
+            f"up to {stats.most_objects} objects an image: {detections} detections would "
+            "leave some uncounted, the rare classes' first (they score lowest)"
         )
-    ]
+        choices.append(RecipeChoice("roi_heads.detections_per_img", needed, why))
+        detections = needed
+    per_object = _in_hundreds(PROPOSALS_PER_OBJECT * stats.most_objects)
     # A detection is a refined proposal, and NMS only removes boxes: each stage before the
     # detections keeps at least as many.
     reasons = {
@@ -1043,10 +1051,22 @@ def _detections_choices(
     }
     for setting, what in reasons.items():
         value = getattr(config.rpn, setting)
-        if value < needed:
-            why = f"{value} {what} cannot make {needed} detections"
-            choices.append(RecipeChoice(f"rpn.{setting}", needed, why))
+        if value >= max(detections, per_object):
+            continue
+        why = f"{value} {what} cannot make {detections} detections"
+        if per_object > detections:
+            why = (
+                f"up to {stats.most_objects} objects an image, and the RPN's NMS leaves "
+                f"several proposals on each: {value} {what} would miss some, "
+                f"{PROPOSALS_PER_OBJECT} an object keep them (round 70)"
+            )
+        choices.append(RecipeChoice(f"rpn.{setting}", max(detections, per_object), why))
     return choices
+
+
+def _in_hundreds(count: int) -> int:
+    """``count`` rounded up to whole hundreds."""
+    return -(-count // 100) * 100
 
 
 def _nms_choice(
