@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .config import FasterRCNNConfig
 from .data.augment import flip_boxes, flip_image
 from .model import FasterRCNN
+from .stand_in_detector import StandInDetector
 from .windowed_detection import WindowedDetection
 
 # The views each choice runs: per view, the directions it mirrors the image in.
@@ -34,7 +34,7 @@ TEST_TIME_FLIPS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-class TestTimeFlips:
+class TestTimeFlips(StandInDetector):
     """A detector that runs ``model`` on flipped copies of each image and merges them.
 
     Args:
@@ -46,8 +46,7 @@ class TestTimeFlips:
             mirror and both, which is a half turn).
 
     ``detector(images)`` and :meth:`detect_with_proposals` answer as the model's own
-    eval-mode calls do, so it stands in for the model in
-    :func:`~faster_rcnn.evaluate.evaluate_detector`.
+    eval-mode calls do (:class:`~faster_rcnn.stand_in_detector.StandInDetector`).
     """
 
     __test__ = False  # a name pytest would otherwise collect
@@ -70,31 +69,6 @@ class TestTimeFlips:
             f"test-time flips ({self.flips}): each image detected {len(self.views)} times "
             f"({views}), the boxes pooled and selected by the model's own NMS"
         )
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    @property
-    def config(self) -> FasterRCNNConfig:
-        return self.model.config
-
-    @property
-    def training(self) -> bool:
-        return self.model.training
-
-    def eval(self) -> TestTimeFlips:
-        self.model.eval()
-        return self
-
-    def train(self, mode: bool = True) -> TestTimeFlips:
-        self.model.train(mode)
-        return self
-
-    def __call__(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
-        """Per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}`` in its pixels,
-        merged over the views."""
-        return self.detect_with_proposals(images)[0]
 
     @torch.no_grad()
     def detect_with_proposals(

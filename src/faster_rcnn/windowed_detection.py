@@ -29,10 +29,10 @@ from itertools import pairwise
 import torch
 from torch import Tensor
 
-from .config import FasterRCNNConfig
 from .image_list import ImageList
 from .model import FasterRCNN
 from .roi_heads import RoIHeads
+from .stand_in_detector import StandInDetector
 from .transform import window_size
 from .validation import rgb_image_list, validate_image_sizes, validate_images
 
@@ -44,7 +44,7 @@ DEFAULT_OVERLAP = 0.25
 EDGE_MARGIN = 1.0
 
 
-class WindowedDetection:
+class WindowedDetection(StandInDetector):
     """A detector that runs ``model`` on overlapping windows of each resized image and
     merges them.
 
@@ -57,10 +57,10 @@ class WindowedDetection:
             ``[0, 1)``.
 
     ``detector(images)`` and :meth:`detect_with_proposals` answer as the model's own
-    eval-mode calls do, and :meth:`candidates_with_proposals` and :attr:`roi_heads` as
-    the model's, so it stands in for the model in
-    :func:`~faster_rcnn.evaluate.evaluate_detector` and in
-    :class:`~faster_rcnn.test_time_flips.TestTimeFlips` (flips outside, windows inside).
+    eval-mode calls do (:class:`~faster_rcnn.stand_in_detector.StandInDetector`), and
+    :meth:`candidates_with_proposals` and :attr:`roi_heads` as the model's, so it stands
+    in for the model in :class:`~faster_rcnn.test_time_flips.TestTimeFlips` too (flips
+    outside, windows inside).
     """
 
     def __init__(
@@ -87,34 +87,9 @@ class WindowedDetection:
         )
 
     @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    @property
-    def config(self) -> FasterRCNNConfig:
-        return self.model.config
-
-    @property
     def roi_heads(self) -> RoIHeads:
         """The model's head, whose ``select`` keeps the detections among candidates."""
         return self.model.roi_heads
-
-    @property
-    def training(self) -> bool:
-        return self.model.training
-
-    def eval(self) -> WindowedDetection:
-        self.model.eval()
-        return self
-
-    def train(self, mode: bool = True) -> WindowedDetection:
-        self.model.train(mode)
-        return self
-
-    def __call__(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
-        """Per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}`` in its pixels,
-        merged over the windows."""
-        return self.detect_with_proposals(images)[0]
 
     @torch.no_grad()
     def detect_with_proposals(
