@@ -47,6 +47,14 @@ class StandInDetector(ABC):
         return self.model.config
 
     @property
+    def proposals_per_image(self) -> int | None:
+        """The proposals an image its detections use, as evaluation reports them: the
+        model's (``None`` where they are no one image's)."""
+        if isinstance(self.model, StandInDetector):
+            return self.model.proposals_per_image
+        return int(self.model.config.rpn.post_nms_top_n_test)
+
+    @property
     def training(self) -> bool:
         return self.model.training
 

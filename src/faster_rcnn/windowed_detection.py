@@ -87,6 +87,12 @@ class WindowedDetection(StandInDetector):
         )
 
     @property
+    def proposals_per_image(self) -> None:
+        """None: the detections use each window's proposals, however many windows an
+        image has."""
+        return None
+
+    @property
     def roi_heads(self) -> RoIHeads:
         """The model's head, whose ``select`` keeps the detections among candidates."""
         return self.model.roi_heads

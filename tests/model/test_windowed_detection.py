@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch import Tensor
 
+from faster_rcnn.data.synthetic import SyntheticShapes
+from faster_rcnn.evaluate import evaluate_detector
 from faster_rcnn.test_time_flips import TestTimeFlips
 from faster_rcnn.windowed_detection import (
     WindowedDetection,
@@ -210,3 +212,20 @@ def test_describe_says_the_windows_the_resize_and_the_merge():
 def test_a_window_or_overlap_out_of_range_is_refused(window, overlap, error):
     with pytest.raises(ValueError, match=error):
         WindowedDetection(small_detector(), window, overlap)
+
+
+def test_evaluation_says_no_proposals_an_image_for_windows_and_the_models_for_flips():
+    """A windowed detector's detections use each window's proposals: evaluation names no
+    count an image (flips around windows neither), where the plain model and its flips
+    use its 300."""
+    model = small_detector().eval()
+    data = SyntheticShapes(1, image_size=(96, 128), seed=1)
+    windows = WindowedDetection(model, (64, 64))
+    for detector in (windows, TestTimeFlips(windows)):
+        result = evaluate_detector(detector, data)
+        assert result.detection_proposals is None
+        assert "detections use its" not in result.table()
+    for detector in (model, TestTimeFlips(model)):
+        result = evaluate_detector(detector, data)
+        assert result.detection_proposals == 300
+        assert "(the model's detections use its 300)" in result.table()

@@ -455,7 +455,11 @@ def _image_files(dataset: Sequence[Sample]) -> list[tuple[int, str]]:
 
 
 def _detection_proposals(model: Detector) -> int | None:
-    """The proposals per image the model's detections use, when it has a config saying so."""
+    """The proposals per image the model's detections use: its ``proposals_per_image``
+    where it says (a detector standing in for a model: ``None`` where its detections
+    use no one image's, as windows' do), else its config's where it has one."""
+    if hasattr(model, "proposals_per_image"):
+        return model.proposals_per_image
     config = getattr(model, "config", None)
     return None if config is None else int(config.rpn.post_nms_top_n_test)
 
