@@ -339,7 +339,7 @@ def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
     if annotated is None:
         raise ValueError(f"{path} has no image named {image_path.name!r}")
     image = read_image(image_path, exif_transpose=True)
-    boxes = [(region.where, region.box, region.name) for region in annotated.regions]
+    boxes = [(region.where, region.box, region.label) for region in annotated.regions]
     return _with_clipped_boxes(image, boxes, path)
 
 

@@ -27,6 +27,17 @@ from .dataset import boxes_tensor, first_few
 Label = TypeVar("Label")
 
 
+@dataclass(frozen=True)
+class LabelledBox:
+    """A box as an annotation file gives it: where it is (``"a.jpg, region 2"``, as the
+    warnings name it after the file), its class name and its corners ``x1, y1, x2, y2``
+    in pixels."""
+
+    where: str
+    label: str
+    box: list[float]
+
+
 @dataclass
 class BoxAudit:
     """The boxes of one dataset that were clipped or dropped, each named by where it is.

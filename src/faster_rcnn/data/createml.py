@@ -39,7 +39,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .box_audit import audited_targets
+from .box_audit import LabelledBox, audited_targets
 from .dataset import (
     NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
@@ -64,20 +64,11 @@ COORDINATES = ("x", "y", "width", "height")
 
 
 @dataclass(frozen=True)
-class CreateMLBox:
-    """One annotation of an image: where it is, its label and its box."""
-
-    where: str  # "a.jpg, annotation 2", as the warnings name it after the file
-    label: str
-    box: list[float]  # x1, y1, x2, y2 pixels
-
-
-@dataclass(frozen=True)
 class CreateMLImage:
     """One image of a CreateML file: its file name as written and its boxes."""
 
     image: str
-    boxes: list[CreateMLBox]
+    boxes: list[LabelledBox]
 
 
 class CreateMLDetection(TargetsReadOnOpening):
@@ -198,7 +189,7 @@ def _image_name(entry: Any, where: str) -> str:
     return name
 
 
-def _box(annotation: Any, where: str, file: Path) -> CreateMLBox:
+def _box(annotation: Any, where: str, file: Path) -> LabelledBox:
     """The label and box of an ``annotation`` (``where``: its image and place)."""
     said = f"{file}, {where}"
     if not isinstance(annotation, dict):
@@ -214,7 +205,7 @@ def _box(annotation: Any, where: str, file: Path) -> CreateMLBox:
         if size <= 0:
             raise ValueError(f"{said}: {key} {size:g} is not above 0")
     box = [x - width / 2, y - height / 2, x + width / 2, y + height / 2]
-    return CreateMLBox(where, label.strip(), box)
+    return LabelledBox(where, label.strip(), box)
 
 
 def _number(coordinates: dict[str, Any], key: str, where: str) -> float:

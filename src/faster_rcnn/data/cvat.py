@@ -60,7 +60,7 @@ import defusedxml.ElementTree as ElementTree
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import audited_targets
+from .box_audit import LabelledBox, audited_targets
 from .dataset import (
     TargetsReadOnOpening,
     empty_split_error,
@@ -97,16 +97,6 @@ NO_BOX_SHAPES = ("points", "skeleton", "tag", "cuboid")
 
 
 @dataclass(frozen=True)
-class CVATShape:
-    """A shape's box: where it is (``"a.jpg, box 2 'cell'"``), its label and corners
-    ``x1, y1, x2, y2`` in pixels."""
-
-    where: str
-    label: str
-    box: list[float]
-
-
-@dataclass(frozen=True)
 class CVATImage:
     """One ``<image>`` of a CVAT file.
 
@@ -121,7 +111,7 @@ class CVATImage:
     name: str
     size: tuple[int, int]
     subset: str | None
-    shapes: list[CVATShape]
+    shapes: list[LabelledBox]
     skipped: Counter[str]
 
 
@@ -296,7 +286,7 @@ def _read_image(element: Element, path: Path) -> CVATImage:
             raise ValueError(f"{path}, {name}, shape {k}: <{shape.tag}> is none of {known}")
         if not label:
             raise ValueError(f"{path}, {name}, {shape.tag} {k}: no label")
-        shapes.append(CVATShape(where, label, _shape_box(shape, f"{path}, {where}")))
+        shapes.append(LabelledBox(where, label, _shape_box(shape, f"{path}, {where}")))
     return CVATImage(name, (height, width), element.get("subset"), shapes, skipped)
 
 

@@ -63,7 +63,7 @@ from typing import Any
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import audited_targets
+from .box_audit import LabelledBox, audited_targets
 from .dataset import (
     IMAGE_SUFFIXES,
     TargetsReadOnOpening,
@@ -103,16 +103,6 @@ SHAPE_TYPES = (*POINTS_NEEDED, *NO_BOX_SHAPES)
 
 
 @dataclass(frozen=True)
-class LabelMeShape:
-    """A shape's box: where it is (``"a.json shape 2 'cell'"``), its label and corners
-    ``x1, y1, x2, y2`` in pixels."""
-
-    where: str
-    label: str
-    box: list[float]
-
-
-@dataclass(frozen=True)
 class LabelMeFile:
     """One LabelMe file, checked.
 
@@ -129,7 +119,7 @@ class LabelMeFile:
     path: Path
     image_path: str
     size: tuple[int, int] | None
-    shapes: list[LabelMeShape]
+    shapes: list[LabelledBox]
     skipped: Counter[str]
     holds_image: bool
 
@@ -256,7 +246,7 @@ def _labelme_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_shapes(shapes: list[Any], path: Path) -> tuple[list[LabelMeShape], Counter[str]]:
+def _read_shapes(shapes: list[Any], path: Path) -> tuple[list[LabelledBox], Counter[str]]:
     """The ``shapes`` of the file ``path`` that have a box, and per type how many of the
     others (points and lines) it has.
 
@@ -270,7 +260,7 @@ def _read_shapes(shapes: list[Any], path: Path) -> tuple[list[LabelMeShape], Cou
             skipped[shape_type] += 1
         else:
             label = shape["label"]
-            boxed.append(LabelMeShape(f"{path.name} shape {k} {label!r}", label, box))
+            boxed.append(LabelledBox(f"{path.name} shape {k} {label!r}", label, box))
     return boxed, skipped
 
 

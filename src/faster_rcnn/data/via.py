@@ -53,7 +53,7 @@ from typing import Any
 from torch import Tensor
 
 from ..counted import counted
-from .box_audit import audited_targets
+from .box_audit import LabelledBox, audited_targets
 from .dataset import (
     NO_IMAGE_BESIDE,
     TargetsReadOnOpening,
@@ -92,20 +92,11 @@ ONE_CLASS = "object"
 
 
 @dataclass(frozen=True)
-class VIARegion:
-    """One region of a VIA file that makes a box: where it is, its class and its box."""
-
-    where: str  # "a.jpg, region 2", as the warnings name it after the file
-    name: str
-    box: list[float]  # x1, y1, x2, y2 pixels
-
-
-@dataclass(frozen=True)
 class VIAImage:
     """One image of a VIA file: its file name as written and its regions' boxes."""
 
     filename: str
-    regions: list[VIARegion]
+    regions: list[LabelledBox]
 
 
 class VIADetection(TargetsReadOnOpening):
@@ -152,7 +143,7 @@ class VIADetection(TargetsReadOnOpening):
             "an image of the VIA project without regions is one without objects",
         )
         self.class_names: tuple[str, ...] = tuple(
-            sorted({region.name for image in images for region in image.regions})
+            sorted({region.label for image in images for region in image.regions})
         )
         self._set_targets(images)
 
@@ -161,7 +152,7 @@ class VIADetection(TargetsReadOnOpening):
         clipped to it (``float32[N, 4]``) and labels."""
         self._sizes = [upright_size_or_none(path) for path in self.image_files]
         label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        boxes = ([(r.where, r.box, label_of[r.name]) for r in image.regions] for image in images)
+        boxes = ([(r.where, r.box, label_of[r.label]) for r in image.regions] for image in images)
         source = str(self.annotation_file)
         self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
@@ -218,7 +209,7 @@ def read_via_images(file: Path) -> list[VIAImage]:
                 points += 1
                 continue
             name = _class_name(region, attribute, f"{file}, {where}")
-            regions.append(VIARegion(where, name, box))
+            regions.append(LabelledBox(where, name, box))
         images.append(VIAImage(filename, regions))
     if attribute is None and any(image.regions for image in images):
         warnings.warn(
