@@ -143,7 +143,9 @@ DETECTIONS_PER_OBJECT = 2
 # on 6 x 6 mosaics of the generated slides (up to 129 objects an image) a model the
 # recipe trained went from mAP@0.5 0.969 to 0.980 with 2000, which this chooses there
 # (cells 0.961 to 0.981, platelets 0.951 to 0.962), and two seeds' to 0.982 and 0.983
-# with 4000, for 1.1 and 1.4 times the detection time (benchmarks/recipe_ab.md, round 70).
+# with 4000; on 3 x 3 mosaics (up to 186) from 0.940 to 0.944 with 2800, though COCO AP
+# fell 0.005 there (its 100 detections a class an image, passed by the cells in every
+# image). 1.1 to 1.5 times the detection time (benchmarks/recipe_ab.md, round 70).
 PROPOSALS_PER_OBJECT = 15
 # The head's NMS for a class whose objects overlap each other: NMS at IoU t keeps one of
 # two detections of a class that overlap more, so where many objects of a class have a
