@@ -693,20 +693,7 @@ def _via_split_folders(root: Path) -> DatasetLayout | None:
     ``.json`` beside its images. A split folder whose file has no image beside it, and a
     folder named as a split that holds neither (:func:`_empty_split_folders`), are left
     out with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
-    by_split = {
-        folder.name: file
-        for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        if (file := _via_file_in(folder)) is not None
-    }
-    if not by_split:
-        return None
-    return _folder_per_split(
-        root,
-        by_split,
-        (VIA_FORMAT, ".json"),
-        lambda split, _: VIADetection(by_split[split], split),
-        lambda split: _without_images_beside(by_split[split], split),
-    )
+    return _file_per_split_folder(root, _via_file_in, (VIA_FORMAT, ".json"), VIADetection)
 
 
 def _via_file_in(folder: Path) -> Path | None:
@@ -733,19 +720,8 @@ def _createml_split_folders(root: Path) -> DatasetLayout | None:
     split folder whose file has no image beside it, and a folder named as a split that
     holds neither (:func:`_empty_split_folders`), are left out with a note, unless
     ``train`` finds it (:func:`_without_unusable`)."""
-    by_split = {
-        folder.name: file
-        for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        if (file := _createml_file_in(folder)) is not None
-    }
-    if not by_split:
-        return None
-    return _folder_per_split(
-        root,
-        by_split,
-        (CREATEML_FORMAT, ".json"),
-        lambda split, _: CreateMLDetection(by_split[split], split),
-        lambda split: _without_images_beside(by_split[split], split),
+    return _file_per_split_folder(
+        root, _createml_file_in, (CREATEML_FORMAT, ".json"), CreateMLDetection
     )
 
 
@@ -780,6 +756,38 @@ def _split_folders(root: Path) -> DatasetLayout | None:
         lambda split, _: COCODetection(by_split[split].parent, by_split[split], split),
         lambda split: _coco_without_images(by_split[split], [by_split[split].parent], split),
     )
+
+
+def _file_per_split_folder(
+    root: Path,
+    file_in: Callable[[Path], Path | None],
+    kind: tuple[str, str],
+    reader: Callable[[Path, str], DetectionDataset],
+) -> DatasetLayout | None:
+    """The layout of a folder per split, each with one annotation file beside its images
+    (``file_in`` finds a folder's, ``None`` where it has none): each split's file opened
+    by ``reader(file, split)``; a split whose file has no image beside it left out with a
+    note, and ``kind`` as :func:`_folder_per_split` takes it. ``None`` where no folder has
+    such a file."""
+    by_split = {
+        folder.name: file
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if (file := file_in(folder)) is not None
+    }
+    if not by_split:
+        return None
+    return _folder_per_split(
+        root,
+        by_split,
+        kind,
+        lambda split, _: reader(by_split[split], split),
+        lambda split: _without_images_beside(by_split[split], split),
+    )
+
+
+def _file_named(name: str) -> Callable[[Path], Path | None]:
+    """What finds the file ``name`` in a folder: its path where it is there, else ``None``."""
+    return lambda folder: folder / name if (folder / name).is_file() else None
 
 
 def _folder_per_split(
@@ -886,19 +894,8 @@ def _csv_split_folders(root: Path) -> DatasetLayout | None:
     ``_annotations.csv`` beside its images. A split folder whose file has no image beside
     it, and a folder named as a split that holds neither (:func:`_empty_split_folders`),
     are left out with a note, unless ``train`` finds it (:func:`_without_unusable`)."""
-    by_split = {
-        folder.name: folder / ANNOTATIONS_FILE
-        for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        if (folder / ANNOTATIONS_FILE).is_file()
-    }
-    if not by_split:
-        return None
-    return _folder_per_split(
-        root,
-        by_split,
-        (CSV_FORMAT, ".csv"),
-        lambda split, _: CSVDetection(by_split[split], split),
-        lambda split: _without_images_beside(by_split[split], split),
+    return _file_per_split_folder(
+        root, _file_named(ANNOTATIONS_FILE), (CSV_FORMAT, ".csv"), CSVDetection
     )
 
 
@@ -926,19 +923,8 @@ def _keras_txt_split_folders(root: Path) -> DatasetLayout | None:
     has no image beside it, and a folder named as a split that holds neither
     (:func:`_empty_split_folders`), are left out with a note, unless ``train`` finds it
     (:func:`_without_unusable`)."""
-    by_split = {
-        folder.name: folder / KERAS_TXT_FILE
-        for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        if (folder / KERAS_TXT_FILE).is_file()
-    }
-    if not by_split:
-        return None
-    return _folder_per_split(
-        root,
-        by_split,
-        (KERAS_TXT_FORMAT, ".txt"),
-        lambda split, _: KerasTXTDetection(by_split[split], split),
-        lambda split: _without_images_beside(by_split[split], split),
+    return _file_per_split_folder(
+        root, _file_named(KERAS_TXT_FILE), (KERAS_TXT_FORMAT, ".txt"), KerasTXTDetection
     )
 
 
