@@ -241,7 +241,7 @@ def read_cvat_file(path: Path) -> CVATFile:
             'images 1.1" instead'
         )
     declared = declared_labels(root)
-    images = [_read_image(element, path) for element in root.findall("image")]
+    images = [_image_element(element, path) for element in root.findall("image")]
     labels = [shape.label for image in images for shape in image.shapes]
     if not declared:
         return CVATFile(path, tuple(sorted(set(labels))), images)
@@ -268,7 +268,7 @@ def declared_labels(root: Element) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
-def _read_image(element: Element, path: Path) -> CVATImage:
+def _image_element(element: Element, path: Path) -> CVATImage:
     """An ``<image>`` of the file ``path``, checked, its shapes read as boxes."""
     name = (element.get("name") or "").strip()
     if not name:
