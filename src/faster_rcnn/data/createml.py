@@ -33,27 +33,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
-
-from .box_audit import LabelledBox, audited_targets
+from .box_audit import LabelledBox
 from .dataset import (
-    NO_IMAGE_BESIDE,
-    TargetsReadOnOpening,
-    empty_split_error,
-    holds_images,
-    images_beside,
-    images_there,
-    read_image,
     read_text,
-    upright_size_or_none,
-    warn_of_images_left_out,
     written_path,
 )
 from .json_start import first_item
+from .listed_images import ImagesListedInFile, ListedImage
 
 # What ``faster-rcnn data`` calls the format.
 CREATEML_FORMAT = "CreateML JSON"
@@ -71,7 +62,7 @@ class CreateMLImage:
     boxes: list[LabelledBox]
 
 
-class CreateMLDetection(TargetsReadOnOpening):
+class CreateMLDetection(ImagesListedInFile):
     """The images and boxes of one CreateML JSON file (see the module).
 
     Args:
@@ -93,43 +84,19 @@ class CreateMLDetection(TargetsReadOnOpening):
             image and the annotation (see :func:`read_createml_images`).
     """
 
-    def __init__(self, annotation_file: str | Path, split: str | None = None) -> None:
-        self.annotation_file = Path(annotation_file)
-        if not self.annotation_file.is_file():
-            raise FileNotFoundError(
-                f"CreateML annotation file {self.annotation_file} does not exist"
-            )
-        folder = self.annotation_file.parent
-        if not holds_images(folder):
-            raise empty_split_error(self.annotation_file, split, NO_IMAGE_BESIDE)
-        images = read_createml_images(self.annotation_file)
-        if not images:
-            raise empty_split_error(self.annotation_file, split, "it names no image")
-        files = [folder / written_path(image.image) for image in images]
-        kept = images_there(files, self.annotation_file, split)
-        self.image_files = [files[k] for k in kept]
-        images = [images[k] for k in kept]
-        warn_of_images_left_out(
-            images_beside(self.image_files),
-            str(self.annotation_file),
-            ("image is not in it and", "images are not in it and"),
-            'an image with "annotations": [] is one without objects',
-        )
-        labels = (box.label for image in images for box in image.boxes)
-        self.class_names: tuple[str, ...] = tuple(dict.fromkeys(labels))
-        self._set_targets(images)
+    FORMAT = "CreateML"
+    WITHOUT_BOXES = 'an image with "annotations": [] is one without objects'
 
-    def _set_targets(self, images: list[CreateMLImage]) -> None:
-        """Each image's upright size, from its file's header, and its boxes clipped to it
-        (``float32[N, 4]``) and labels."""
-        self._sizes = [upright_size_or_none(path) for path in self.image_files]
-        label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        boxes = ([(b.where, b.box, label_of[b.label]) for b in image.boxes] for image in images)
-        source = str(self.annotation_file)
-        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
+    def _listed_images(self, file: Path) -> list[ListedImage]:
+        """The images of the CreateML ``file`` with their boxes
+        (:func:`read_createml_images`)."""
+        images = read_createml_images(file)
+        return [ListedImage(file.parent / written_path(i.image), i.boxes) for i in images]
 
-    def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=True)
+    @staticmethod
+    def _class_order(labels: Sequence[str]) -> tuple[str, ...]:
+        """The classes of the boxes' ``labels``, in the order the file first gives each."""
+        return tuple(dict.fromkeys(labels))
 
 
 def is_createml_file(file: Path) -> bool:

@@ -50,24 +50,14 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from torch import Tensor
-
 from ..counted import counted
-from .box_audit import LabelledBox, audited_targets
+from .box_audit import LabelledBox
 from .dataset import (
-    NO_IMAGE_BESIDE,
-    TargetsReadOnOpening,
-    empty_split_error,
-    holds_images,
-    images_beside,
-    images_there,
-    read_image,
     read_text,
-    upright_size_or_none,
-    warn_of_images_left_out,
     written_path,
 )
 from .json_start import first_entry
+from .listed_images import ImagesListedInFile, ListedImage
 
 # What ``faster-rcnn data`` calls the format.
 VIA_FORMAT = "VGG Image Annotator (VIA)"
@@ -99,7 +89,7 @@ class VIAImage:
     regions: list[LabelledBox]
 
 
-class VIADetection(TargetsReadOnOpening):
+class VIADetection(ImagesListedInFile):
     """The images and boxes of one VIA JSON file (see the module).
 
     Args:
@@ -122,42 +112,13 @@ class VIADetection(TargetsReadOnOpening):
             image and the region (see :func:`read_via_images`).
     """
 
-    def __init__(self, annotation_file: str | Path, split: str | None = None) -> None:
-        self.annotation_file = Path(annotation_file)
-        if not self.annotation_file.is_file():
-            raise FileNotFoundError(f"VIA annotation file {self.annotation_file} does not exist")
-        folder = self.annotation_file.parent
-        if not holds_images(folder):
-            raise empty_split_error(self.annotation_file, split, NO_IMAGE_BESIDE)
-        images = read_via_images(self.annotation_file)
-        if not images:
-            raise empty_split_error(self.annotation_file, split, "it names no image")
-        files = [via_image_file(folder, image.filename) for image in images]
-        kept = images_there(files, self.annotation_file, split)
-        self.image_files = [files[k] for k in kept]
-        images = [images[k] for k in kept]
-        warn_of_images_left_out(
-            images_beside(self.image_files),
-            str(self.annotation_file),
-            ("image is not in it and", "images are not in it and"),
-            "an image of the VIA project without regions is one without objects",
-        )
-        self.class_names: tuple[str, ...] = tuple(
-            sorted({region.label for image in images for region in image.regions})
-        )
-        self._set_targets(images)
+    FORMAT = "VIA"
+    WITHOUT_BOXES = "an image of the VIA project without regions is one without objects"
 
-    def _set_targets(self, images: list[VIAImage]) -> None:
-        """Each image's upright size, from its file's header, and its regions' boxes
-        clipped to it (``float32[N, 4]``) and labels."""
-        self._sizes = [upright_size_or_none(path) for path in self.image_files]
-        label_of = {name: k + 1 for k, name in enumerate(self.class_names)}
-        boxes = ([(r.where, r.box, label_of[r.label]) for r in image.regions] for image in images)
-        source = str(self.annotation_file)
-        self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
-
-    def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=True)
+    def _listed_images(self, file: Path) -> list[ListedImage]:
+        """The images of the VIA ``file`` with their regions' boxes (:func:`read_via_images`)."""
+        images = read_via_images(file)
+        return [ListedImage(via_image_file(file.parent, i.filename), i.regions) for i in images]
 
 
 def via_image_file(folder: Path, filename: str) -> Path:
