@@ -144,8 +144,9 @@ DETECTIONS_PER_OBJECT = 2
 # recipe trained went from mAP@0.5 0.969 to 0.980 with 2000, which this chooses there
 # (cells 0.961 to 0.981, platelets 0.951 to 0.962), and two seeds' to 0.982 and 0.983
 # with 4000; on 3 x 3 mosaics (up to 186) from 0.940 to 0.944 with 2800, though COCO AP
-# fell 0.005 there (its 100 detections a class an image, passed by the cells in every
-# image). 1.1 to 1.5 times the detection time (benchmarks/recipe_ab.md, round 70).
+# fell there (0.700 to 0.693 counting every detection; AP75 0.757 to 0.735): more
+# candidates, worse placed at strict overlaps. 1.1 to 1.5 times the detection time
+# (benchmarks/recipe_ab.md, round 70).
 PROPOSALS_PER_OBJECT = 15
 # The head's NMS for a class whose objects overlap each other: NMS at IoU t keeps one of
 # two detections of a class that overlap more, so where many objects of a class have a

@@ -1,0 +1,115 @@
+"""One trained model evaluated with several test-time proposal limits.
+
+    python benchmarks/proposal_limits.py --model M.safetensors --data D [--split test]
+        [--limits 1000 2000 2800] [--out F.json]
+
+Only the RPN's test-time limits change between the evaluations (the boxes a level
+before its NMS and the proposals an image after it, both set to each limit), so the
+differences are what more proposals give the head on crowded images. Prints, per limit,
+VOC mAP@0.5 and AP per class, COCO AP at pycocotools' 100 detections a class an image
+(as ``evaluate``), COCO AP with every detection counted (``maxDets`` 10000), and the
+seconds an image of the detection (one pass, one image at a time). Round 70 of
+``recipe_ab.md`` measured ``train``'s choice of 15 proposals an object with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from faster_rcnn.data.dataset import Sample
+from faster_rcnn.data.open import open_dataset
+from faster_rcnn.evaluate.runner import evaluate_detector
+from faster_rcnn.model import FasterRCNN
+from faster_rcnn.train.checkpoint import load_model
+
+EVERY_DETECTION = 10_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limits", type=int, nargs="+", default=[1000, 2000, 2800])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    model = load_model(args.model).eval()
+    dataset = open_dataset(args.data, args.split, model.config.class_names)
+    record = {"model": str(args.model), "data": args.data, "split": args.split, "limits": {}}
+    for limit in args.limits:
+        model.rpn._pre_nms_top_n["testing"] = limit
+        model.rpn._post_nms_top_n["testing"] = limit
+        result = evaluate_detector(
+            model, dataset, batch_size=1, class_names=model.config.label_names()
+        )
+        figures = {"voc_map50": result.voc.map, "coco_ap": result.coco["AP"]}
+        figures |= {f"ap50/{name}": ap for name, ap in result.voc.ap.items()}
+        figures |= every_detection_coco(model, dataset)
+        record["limits"][limit] = {name: round(value, 4) for name, value in figures.items()}
+        print(f"{limit:6d} {json.dumps(record['limits'][limit])}", flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"-> {args.out}")
+
+
+def every_detection_coco(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[str, float]:
+    """COCO AP, AP50 and AP75 over every detection the model makes (pycocotools with
+    ``maxDets`` 10000), and the seconds an image its detection took."""
+    images, objects, detections, seconds = [], [], [], 0.0
+    with torch.inference_mode():
+        for index in range(len(dataset)):
+            image, target = dataset[index]
+            images.append({"id": index, "height": image.shape[1], "width": image.shape[2]})
+            for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
+                objects.append({"image_id": index, "category_id": label, **_coco_box(box)})
+            start = time.perf_counter()
+            found = model([image])[0]
+            seconds += time.perf_counter() - start
+            for box, label, score in zip(
+                found["boxes"].tolist(),
+                found["labels"].tolist(),
+                found["scores"].tolist(),
+                strict=True,
+            ):
+                detections.append(
+                    {"image_id": index, "category_id": label, "score": score, **_coco_box(box)}
+                )
+    truth = COCO()
+    categories = [{"id": k} for k in range(1, model.num_classes)]
+    objects = [{**o, "id": k + 1, "iscrowd": 0} for k, o in enumerate(objects)]
+    truth.dataset = {"images": images, "annotations": objects, "categories": categories}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it goes
+        truth.createIndex()
+        scored = COCOeval(truth, truth.loadRes(detections), "bbox")
+        scored.params.maxDets = [1, 10, EVERY_DETECTION]
+        scored.evaluate()
+        scored.accumulate()
+    precision = scored.eval["precision"][..., 0, -1]  # every area, the most detections
+    at = {iou: precision[k][precision[k] > -1].mean() for k, iou in ((0, 50), (5, 75))}
+    return {
+        "coco_ap_every_detection": float(precision[precision > -1].mean()),
+        "coco_ap50_every_detection": float(at[50]),
+        "coco_ap75_every_detection": float(at[75]),
+        "seconds_an_image": seconds / len(dataset),
+    }
+
+
+def _coco_box(box: list[float]) -> dict[str, object]:
+    """COCO's ``bbox`` (x, y, width, height) and ``area`` of ``x1, y1, x2, y2``."""
+    x1, y1, x2, y2 = box
+    return {"bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)}
+
+
+if __name__ == "__main__":
+    main()
