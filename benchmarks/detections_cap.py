@@ -45,17 +45,21 @@ def main() -> None:
     record["caps"] = {}
     for cap in args.caps:
         model.roi_heads.detections_per_img = cap
-        result = evaluate_detector(
-            model, dataset, batch_size=1, class_names=model.config.label_names()
-        )
-        figures = {"voc_map50": result.voc.map, "coco_ap": result.coco["AP"]}
-        figures |= {f"ap50/{name}": ap for name, ap in result.voc.ap.items()}
+        figures = evaluated_figures(model, dataset)
         record["caps"][cap] = {name: round(value, 4) for name, value in figures.items()}
         print(f"{cap:5d} {json.dumps(record['caps'][cap])}", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"-> {args.out}")
+
+
+def evaluated_figures(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[str, float]:
+    """VOC mAP@0.5, COCO AP and each class's AP@0.5 of ``model`` on ``dataset``, as
+    ``evaluate`` scores them (one image a batch)."""
+    result = evaluate_detector(model, dataset, batch_size=1, class_names=model.config.label_names())
+    figures = {"voc_map50": result.voc.map, "coco_ap": result.coco["AP"]}
+    return figures | {f"ap50/{name}": ap for name, ap in result.voc.ap.items()}
 
 
 def returned_detections(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[str, float]:

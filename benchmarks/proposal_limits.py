@@ -26,9 +26,9 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from detections_cap import evaluated_figures
 from faster_rcnn.data.dataset import Sample
 from faster_rcnn.data.open import open_dataset
-from faster_rcnn.evaluate.runner import evaluate_detector
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.train.checkpoint import load_model
 
@@ -49,12 +49,7 @@ def main() -> None:
     for limit in args.limits:
         model.rpn._pre_nms_top_n["testing"] = limit
         model.rpn._post_nms_top_n["testing"] = limit
-        result = evaluate_detector(
-            model, dataset, batch_size=1, class_names=model.config.label_names()
-        )
-        figures = {"voc_map50": result.voc.map, "coco_ap": result.coco["AP"]}
-        figures |= {f"ap50/{name}": ap for name, ap in result.voc.ap.items()}
-        figures |= every_detection_coco(model, dataset)
+        figures = evaluated_figures(model, dataset) | every_detection_coco(model, dataset)
         record["limits"][limit] = {name: round(value, 4) for name, value in figures.items()}
         print(f"{limit:6d} {json.dumps(record['limits'][limit])}", flush=True)
     if args.out is not None:
