@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torch import Tensor
 
 from detections_cap import evaluated_figures
 from faster_rcnn.data.dataset import Sample
@@ -61,32 +62,51 @@ def main() -> None:
 def every_detection_coco(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[str, float]:
     """COCO AP, AP50 and AP75 over every detection the model makes (pycocotools with
     ``maxDets`` 10000), and the seconds an image its detection took."""
-    images, objects, detections, seconds = [], [], [], 0.0
+    sizes, targets, detections, seconds = [], [], [], 0.0
     with torch.inference_mode():
         for index in range(len(dataset)):
             image, target = dataset[index]
-            images.append({"id": index, "height": image.shape[1], "width": image.shape[2]})
-            for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
-                objects.append({"image_id": index, "category_id": label, **_coco_box(box)})
+            sizes.append((image.shape[1], image.shape[2]))
+            targets.append(target)
             start = time.perf_counter()
-            found = model([image])[0]
+            detections.append(model([image])[0])
             seconds += time.perf_counter() - start
-            for box, label, score in zip(
-                found["boxes"].tolist(),
-                found["labels"].tolist(),
-                found["scores"].tolist(),
-                strict=True,
-            ):
-                detections.append(
-                    {"image_id": index, "category_id": label, "score": score, **_coco_box(box)}
-                )
+    return coco_ap_every_detection(sizes, targets, detections, model.num_classes) | {
+        "seconds_an_image": seconds / len(dataset)
+    }
+
+
+def coco_ap_every_detection(
+    sizes: Sequence[tuple[int, int]],
+    targets: Sequence[dict[str, Tensor]],
+    detections: Sequence[dict[str, Tensor]],
+    num_classes: int,
+) -> dict[str, float]:
+    """COCO AP, AP50 and AP75 of ``detections`` against ``targets`` (per image of
+    ``(height, width)`` ``sizes``: ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``
+    and ``{"boxes": (N, 4), "labels": (N,)}`` in its pixels), every detection counted
+    (pycocotools with ``maxDets`` 10000)."""
+    images, objects, found = [], [], []
+    for index, (size, target, detected) in enumerate(zip(sizes, targets, detections, strict=True)):
+        images.append({"id": index, "height": size[0], "width": size[1]})
+        for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
+            objects.append({"image_id": index, "category_id": label, **_coco_box(box)})
+        for box, label, score in zip(
+            detected["boxes"].tolist(),
+            detected["labels"].tolist(),
+            detected["scores"].tolist(),
+            strict=True,
+        ):
+            found.append(
+                {"image_id": index, "category_id": label, "score": score, **_coco_box(box)}
+            )
     truth = COCO()
-    categories = [{"id": k} for k in range(1, model.num_classes)]
+    categories = [{"id": k} for k in range(1, num_classes)]
     objects = [{**o, "id": k + 1, "iscrowd": 0} for k, o in enumerate(objects)]
     truth.dataset = {"images": images, "annotations": objects, "categories": categories}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it goes
         truth.createIndex()
-        scored = COCOeval(truth, truth.loadRes(detections), "bbox")
+        scored = COCOeval(truth, truth.loadRes(found), "bbox")
         scored.params.maxDets = [1, 10, EVERY_DETECTION]
         scored.evaluate()
         scored.accumulate()
@@ -96,7 +116,6 @@ def every_detection_coco(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[s
         "coco_ap_every_detection": float(precision[precision > -1].mean()),
         "coco_ap50_every_detection": float(at[50]),
         "coco_ap75_every_detection": float(at[75]),
-        "seconds_an_image": seconds / len(dataset),
     }
 
 
