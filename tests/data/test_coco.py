@@ -209,6 +209,21 @@ def test_bad_annotations_are_errors_naming_them(
         COCODetection(*_coco(tmp_path, **changes))
 
 
+@pytest.mark.parametrize("iscrowd", ["0", "1", None, 2, 0.5])
+def test_an_iscrowd_other_than_0_or_1_is_refused_by_reader_and_evaluation(
+    tmp_path: Path, iscrowd: Any
+) -> None:
+    # "0" is truthy: read as bool, it made every box a crowd region, left out of training
+    # and of the objects to find, without a word.
+    box = {"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4], "iscrowd": iscrowd}
+    images, annotation_file = _coco(tmp_path, annotations=[box])
+    message = rf"instances\.json: annotation 6 has iscrowd {re.escape(repr(iscrowd))}, not 0 or 1$"
+    with pytest.raises(ValueError, match=message):
+        COCODetection(images, annotation_file)
+    with pytest.raises(ValueError, match=message):
+        load_coco_annotations(annotation_file)
+
+
 def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Path) -> None:
     """Polygons: the extent of all their points; an RLE, compressed (a string) or not (a
     list): pycocotools' toBbox. A bbox, where there is one, decides; an empty mask is a

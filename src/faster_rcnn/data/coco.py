@@ -112,8 +112,9 @@ class COCODetection(ImageFileDataset):
             there (:func:`empty_split_error`: an empty training split would leave
             training the others alone without a word), an image without ``file_name`` or
             whose id is neither an integer nor a string, or an annotation with such an
-            image id, an unknown category id or a malformed ``bbox`` (or, without one, a
-            malformed ``segmentation``), named by its ``id``. An annotation whose
+            image id, an unknown category id, an ``iscrowd`` other than 0 or 1 or a
+            malformed ``bbox`` (or, without one, a malformed ``segmentation``), named by
+            its ``id``. An annotation whose
             ``image_id`` no image has is left out with a warning.
     """
 
@@ -188,6 +189,7 @@ class COCODetection(ImageFileDataset):
         for k, ann in of_listed_images(annotations, image_ids, file):
             name = annotation_name(ann, k)
             check_annotation_ids(ann, name, image_ids, self.category_id_to_label, file)
+            is_crowd = crowd_flag(ann, name, file)
             k_image = position.get(ann["image_id"])
             if k_image is None:
                 continue
@@ -197,7 +199,7 @@ class COCODetection(ImageFileDataset):
                 continue
             rows[k_image].append(box)
             labels[k_image].append(self.category_id_to_label[ann["category_id"]])
-            crowd[k_image].append(bool(ann.get("iscrowd", 0)))
+            crowd[k_image].append(is_crowd)
         self._boxes = [boxes_tensor(r) for r in rows]
         self._labels = [torch.tensor(v, dtype=torch.int64) for v in labels]
         self._crowd = [torch.tensor(v, dtype=torch.bool) for v in crowd]
@@ -391,6 +393,17 @@ def check_annotation_ids(
             f"{file}: {name} has category_id {ann.get('category_id')!r}, not one of "
             f"{sorted(category_ids)}"
         )
+
+
+def crowd_flag(ann: dict[str, Any], name: str, file: Path) -> bool:
+    """Whether annotation ``name`` is a crowd region: its ``iscrowd`` 1 (or true), not
+    where it is 0 (or false, or absent); a one-line error naming it otherwise. A string
+    ``"0"`` is refused rather than read as true, which would leave its box out of
+    training and scoring without a word."""
+    crowd = ann.get("iscrowd", 0)
+    if crowd not in (0, 1):
+        raise ValueError(f"{file}: {name} has iscrowd {crowd!r}, not 0 or 1")
+    return bool(crowd)
 
 
 def bbox_corners(x: float, y: float, width: float, height: float) -> list[float]:

@@ -47,6 +47,7 @@ from ..data.coco import (
     bbox_corners,
     check_annotation_ids,
     check_coco_records,
+    crowd_flag,
     dropped_without_area,
     image_numbers,
     image_record_size,
@@ -423,8 +424,9 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     Raises:
         FileNotFoundError: no such file.
         ValueError: not a COCO json object, or an annotation with an ``image_id`` that is
-            neither an integer nor a string, an unknown ``category_id`` or no four finite
-            ``bbox`` numbers (the file and the annotation are named).
+            neither an integer nor a string, an unknown ``category_id``, an ``iscrowd``
+            other than 0 or 1 or no four finite ``bbox`` numbers (the file and the
+            annotation are named).
     """
     file = Path(path)
     data = load_coco_json(file)
@@ -438,6 +440,7 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     for k, ann in listed:
         name = annotation_name(ann, k)
         check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
+        crowd = crowd_flag(ann, name, file)
         size = image_sizes[ann["image_id"]]
         box = _box_in_image(ann, name, size, file, audit)
         if box is None:
@@ -446,7 +449,7 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
         width, height = x2 - x1, y2 - y1
         ann["bbox"] = [x1, y1, width, height]
         ann["id"] = k + 1
-        ann.setdefault("iscrowd", 0)
+        ann["iscrowd"] = int(crowd)
         # LabelMe-to-COCO converters write 0; an infinite area would leave the object out
         # of every area range, "all" too.
         area = ann.get("area")
