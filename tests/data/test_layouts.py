@@ -1127,6 +1127,47 @@ def test_yolo_split_folders_with_other_names(tmp_path):
     assert len(open_dataset(tmp_path, "val")) == 1
 
 
+def voc_listing_an_id_twice(root: Path) -> tuple[Path, str]:
+    for stem in ("a", "b"):
+        image(root / "JPEGImages" / f"{stem}.jpg")
+        voc_xml(root / "Annotations" / f"{stem}.xml", None, [("cell", [2, 3, 20, 25])])
+    listed = root / "ImageSets/Main/train.txt"
+    listed.parent.mkdir(parents=True)
+    listed.write_text("a\nb\na\n")
+    return root, f"{listed}: 1 id is listed more than once, read once: a"
+
+
+def darknet_listing_an_image_twice(root: Path) -> tuple[Path, str]:
+    cvat_yolo(root, {"train": {"a": "0 0.5 0.5 0.5 0.4\n", "b": "1 0.5 0.5 0.5 0.4\n"}})
+    listed = root / "train.txt"
+    listed.write_text(listed.read_text() + "data/obj_train_data/a.jpg\n")
+    a = root / "obj_train_data/a.jpg"
+    return root / "obj.data", f"{listed}: 1 image is listed more than once, read once: {a}"
+
+
+def yaml_listing_an_image_twice(root: Path) -> tuple[Path, str]:
+    yolo_images(root, "train", 2)
+    (root / "train.txt").write_text("images/train/train0.jpg\nimages/train/train1.jpg\n")
+    yaml = root / "data.yaml"
+    yaml.write_text("train: [train.txt, images/train]\nnames: [cell]\n")
+    shown = f"{root / 'images/train/train0.jpg'}, {root / 'images/train/train1.jpg'}"
+    return yaml, f"{yaml} (train): 2 images are listed more than once, read once: {shown}"
+
+
+@pytest.mark.parametrize(
+    "listing_twice",
+    [voc_listing_an_id_twice, darknet_listing_an_image_twice, yaml_listing_an_image_twice],
+)
+def test_an_image_listed_twice_in_a_split_is_read_once_with_a_warning(tmp_path, listing_twice):
+    """It was read as often as listed: trained on twice as often and, in a split scored,
+    its objects counted twice, without a word."""
+    data, warned = listing_twice(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        train = open_dataset(data, "train")
+    assert [str(w.message) for w in caught] == [warned]
+    assert len(train) == 2 and len(set(train.image_files)) == 2
+
+
 # --- Darknet YOLO (CVAT's "YOLO 1.1") ----------------------------------------------------
 
 

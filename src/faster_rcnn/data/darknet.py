@@ -20,7 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..counted import counted
-from .dataset import as_on_disk, empty_split_error, images_there, read_text, written_path
+from .dataset import (
+    as_on_disk,
+    empty_split_error,
+    images_there,
+    listed_once,
+    read_text,
+    written_path,
+)
 from .yolo import YOLODetection, read_names_file, warn_of_unread_labels
 
 DATA_FILE = "obj.data"
@@ -83,7 +90,8 @@ class DarknetYOLO(YOLODetection):
             (:func:`empty_split_error`).
 
     An image of the list that is not there is left out with a warning naming it
-    (:func:`~faster_rcnn.data.dataset.images_there`).
+    (:func:`~faster_rcnn.data.dataset.images_there`); one listed more than once is read
+    once, with a warning (:func:`~faster_rcnn.data.dataset.listed_once`).
     """
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
@@ -98,7 +106,7 @@ class DarknetYOLO(YOLODetection):
         if not listed.is_file():
             raise FileNotFoundError(f"{data_file}: the {split} list {listed} does not exist")
         lines = [line.strip() for line in read_text(listed).splitlines() if line.strip()]
-        images = [darknet_path(self.root, line) for line in lines]
+        images = listed_once([darknet_path(self.root, line) for line in lines], listed)
         if not images:
             raise empty_split_error(listed, split)
         kept = images_there(images, listed, split)

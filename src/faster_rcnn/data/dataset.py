@@ -22,10 +22,11 @@ import os
 import struct
 import warnings
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -660,6 +661,27 @@ def warn_of_left_out(
             f"out, {why}: {first_few(left_out)}",
             stacklevel=3,
         )
+
+
+# An image or id of a split's list (:func:`listed_once`).
+Listed = TypeVar("Listed", str, Path)
+
+
+def listed_once(listed: Sequence[Listed], source: str | Path, noun: str = "image") -> list[Listed]:
+    """``listed`` (the images or ids of a split's list) each once, where first listed; those
+    listed more than once named in one warning, in one wording for every format:
+    ``"<source>: 1 image is listed more than once, read once: a.jpg"``. Read as often as
+    listed, an image would be trained on twice as often and, in a split scored, have its
+    objects counted twice."""
+    counts = Counter(listed)
+    repeated = [str(item) for item, count in counts.items() if count > 1]
+    if repeated:
+        warnings.warn(
+            f"{source}: {counted(len(repeated), f'{noun} is', f'{plural_of(noun)} are')} "
+            f"listed more than once, read once: {first_few(repeated)}",
+            stacklevel=3,
+        )
+    return list(counts)
 
 
 def missing_file(path: Path) -> str:

@@ -26,6 +26,7 @@ from .dataset import (
     empty_split_message,
     images_there,
     is_image_file,
+    listed_once,
     read_text,
     written_path,
 )
@@ -113,7 +114,9 @@ class UltralyticsYOLO(YOLODetection):
             (:func:`empty_split_error`).
 
     An image of a ``.txt`` list that is not there is left out with a warning naming it
-    (:func:`~faster_rcnn.data.dataset.images_there`).
+    (:func:`~faster_rcnn.data.dataset.images_there`); one listed more than once (by a
+    list, or by two entries) is read once, with a warning
+    (:func:`~faster_rcnn.data.dataset.listed_once`).
     """
 
     def __init__(self, yaml_file: str | Path, split: str = "train") -> None:
@@ -133,7 +136,8 @@ class UltralyticsYOLO(YOLODetection):
             named = list(yaml_splits(data))
             raise ValueError(f"{file} names no {split!r} split (it names {named})")
         entries = _as_list(data[split])
-        images = [image for e in entries for image in _images(self.root, str(e), file)]
+        listed = [image for e in entries for image in _images(self.root, str(e), file)]
+        images = listed_once(listed, f"{file} ({split})")
         if not images:
             raise empty_split_error(file, split, _split_entry(data, split))
         self.image_files = [images[k] for k in images_there(images, file, split)]

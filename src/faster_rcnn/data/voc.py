@@ -50,6 +50,7 @@ from .dataset import (
     files_with_suffix,
     image_files_in,
     image_sizes,
+    listed_once,
     read_image,
     read_text,
     warn_of_left_out,
@@ -306,7 +307,8 @@ def _read_split(root: Path, split: str, is_split: bool) -> tuple[str, ...]:
     """The image ids listed in ``ImageSets/Main/<split>.txt``, one a line: the whole line,
     since ids may hold spaces (CVAT names them after the image files), as torchvision's
     ``VOCDetection`` reads them. ``is_split``: whether the list is a split's, not all the
-    dataset's images (for the error of an empty one).
+    dataset's images (for the error of an empty one). An id listed more than once is
+    read once, with a warning (:func:`~.dataset.listed_once`).
 
     Raises:
         FileNotFoundError: the list is not there, naming the lists that are.
@@ -320,7 +322,7 @@ def _read_split(root: Path, split: str, is_split: bool) -> tuple[str, ...]:
             f"VOC split file {split_file} does not exist (splits found: {listed})"
         )
     lines = read_text(split_file).splitlines()
-    ids = tuple(line.strip() for line in lines if line.strip())
+    ids = tuple(listed_once([line.strip() for line in lines if line.strip()], split_file, "id"))
     if not ids:
         raise empty_split_error(split_file, split if is_split else None)
     return ids
