@@ -171,6 +171,42 @@ def test_subsets_are_splits_with_their_images_in_a_folder_each(tmp_path, capsys)
     )
 
 
+def test_a_subset_none_of_whose_images_is_there_is_left_out_saying_so(tmp_path, capsys):
+    """A project exported with its Test subset's shapes but not its images made every
+    split's layout one that evaluate refused: Test is left out with a note, as a
+    Roboflow split without images is, and asking for it says why; Train is kept whatever
+    it holds, for opening it to say what is wrong."""
+    elements = []
+    for subset, count in (("Train", 2), ("Validation", 1), ("Test", 2)):
+        for k in range(count):
+            if subset != "Test":
+                image(tmp_path / "images" / subset / f"{subset}{k}.jpg")
+            elements.append(image_element(f"{subset}{k}.jpg", box(2, 2, 12, 10), subset=subset))
+    file = cvat_file(tmp_path / "annotations.xml", *elements)
+    said = f"{file}: the Test split holds no image (none of its 2 images is there)"
+    layout = find_layout(tmp_path)
+    assert (layout.splits, layout.note) == (("Train", "Validation"), f"{said}: left out")
+    assert main(["data", "--data", str(tmp_path)]) == 0
+    assert f"note: {said}: left out" in capsys.readouterr().out.splitlines()
+    with pytest.raises(ValueError) as refused:
+        open_dataset(tmp_path, "test")
+    assert str(refused.value) == (
+        f"{tmp_path} (CVAT for images 1.1) has the splits Train, Validation; none fits "
+        f"'test' ({said}: left out)"
+    )
+    for k in range(2):
+        (tmp_path / f"images/Train/Train{k}.jpg").unlink()
+    assert find_layout(tmp_path).splits == ("Train", "Validation")
+    with (
+        pytest.warns(UserWarning, match="2 images are left out"),
+        pytest.raises(ValueError) as refused,
+    ):
+        open_dataset(tmp_path, "train")
+    assert str(refused.value) == (
+        f"{file}: the Train split holds no image (none of its 2 images is there)"
+    )
+
+
 def test_subsets_whose_images_share_one_folder_warn_of_none_of_the_others(tmp_path, recwarn):
     """CVAT 1.x exports every image in images/: opening Train does not take the
     Validation images beside its own for images the file left out."""

@@ -37,13 +37,15 @@ none has the labels found, sorted, as the other readers do.
 
 The images' ``subset`` (CVAT's ``Train``, ``Validation``, ``Test``) are the splits, named
 as written (``val`` finds ``Validation``, :meth:`~.open.DatasetLayout.resolve`); a file
-without subsets, or whose images are all ``default``, has none. Each image's ``width``
-and ``height`` are checked against its file, which decides (as the COCO reader checks
-its sizes, :func:`~.dataset.image_sizes`); boxes are clipped to it and those left without
-area dropped, counted in ``box_audit`` and warned about on opening. An image without
-shapes is an image without objects; one the file names that is not there is left out,
-with one warning (:func:`~.dataset.images_there`), and so is an image beside them that
-the file does not name.
+without subsets, or whose images are all ``default``, has none; a subset none of whose
+images is there is left out, with a note (:func:`subset_without_images`), unless
+``train`` finds it. Each image's ``width`` and ``height`` are checked against its file,
+which decides (as the COCO reader checks its sizes, :func:`~.dataset.image_sizes`);
+boxes are clipped to it and those left without area dropped, counted in ``box_audit``
+and warned about on opening. An image without shapes is an image without objects; one
+the file names that is not there is left out, with one warning
+(:func:`~.dataset.images_there`), and so is an image beside them that the file does not
+name.
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ from .box_audit import LabelledBox, audited_targets
 from .dataset import (
     TargetsReadOnOpening,
     empty_split_error,
+    empty_split_message,
     first_few,
     image_sizes,
     images_beside,
     images_there,
+    none_there,
     read_image,
     warn_of_images_left_out,
     written_path,
@@ -128,6 +132,13 @@ class CVATFile:
         subsets = {image.subset or NO_SUBSET for image in self.images}
         return () if subsets <= {NO_SUBSET} else tuple(sorted(subsets))
 
+    def subset_indices(self, split: str | None) -> list[int]:
+        """The indices of the images of the subset ``split`` (``default``: those without
+        one too), in file order; of every image for ``None``."""
+        return [
+            k for k, image in enumerate(self.images) if split in (None, image.subset or NO_SUBSET)
+        ]
+
 
 class CVATDetection(TargetsReadOnOpening):
     """The images and boxes of a CVAT for images file, or of one subset of it (see the
@@ -155,9 +166,7 @@ class CVATDetection(TargetsReadOnOpening):
         self.annotation_file = read.path
         folder = self.annotation_file.parent
         every_file = [cvat_image_file(folder, image) for image in read.images]
-        chosen = [
-            k for k, image in enumerate(read.images) if split in (None, image.subset or NO_SUBSET)
-        ]
+        chosen = read.subset_indices(split)
         if not chosen:
             raise empty_split_error(self.annotation_file, split, "it names no image")
         files = [every_file[k] for k in chosen]
@@ -203,6 +212,17 @@ def cvat_image_file(folder: Path, image: CVATImage) -> Path:
         candidates.insert(0, images / image.subset / name)
     there = next((path for path in candidates if path.is_file()), None)
     return there or next((path for path in candidates if path.parent.is_dir()), candidates[0])
+
+
+def subset_without_images(read: CVATFile, split: str) -> str | None:
+    """Why the subset ``split`` of the CVAT file ``read`` gives no image, as opening it
+    says (:func:`empty_split_message`): none of its images' files is there (a subset
+    exported without its images); ``None`` where one is, stopping at the first."""
+    folder = read.path.parent
+    chosen = read.subset_indices(split)
+    if any(cvat_image_file(folder, read.images[k]).is_file() for k in chosen):
+        return None
+    return empty_split_message(read.path, split, none_there(len(chosen)))
 
 
 def is_cvat_file(path: Path) -> bool:

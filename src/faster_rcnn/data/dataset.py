@@ -641,10 +641,15 @@ def images_there(image_files: Sequence[Path], source: str | Path, split: str | N
     if missing:
         warn_of_left_out(source, [missing_file(image_files[k]) for k in missing], "image")
     if len(missing) == len(image_files):
-        detail = f"none of its {counted(len(image_files), 'image')} is there"
-        raise empty_split_error(source, split, detail)
+        raise empty_split_error(source, split, none_there(len(image_files)))
     gone = set(missing)
     return [k for k in range(len(image_files)) if k not in gone]
+
+
+def none_there(count: int) -> str:
+    """What is said of a split none of whose ``count`` image files is there, in the
+    error of one opened (:func:`images_there`) and the note of one left out."""
+    return f"none of its {counted(count, 'image')} is there"
 
 
 def warn_of_left_out(

@@ -114,7 +114,8 @@ that says so as opening it would (``<file>: the test split holds no image (<deta
 empty or none of whose images is there (some missing, opening the split leaves them
 out), a Roboflow VOC ``test/`` folder of ``.xml`` files without their images, a YOLO
 ``images/test/`` folder or Darknet list without an image, a data YAML's split whose
-folders are not there or hold no image, an empty Roboflow ``test/`` folder. Training
+folders are not there or hold no image, an empty Roboflow ``test/`` folder, a CVAT
+subset none of whose images is there. Training
 would join it, and evaluation score nothing. The split ``train`` finds is kept whatever
 it holds, for opening it to say what is wrong.
 """
@@ -136,7 +137,14 @@ from .coco import EMPTY_IMAGES_LIST, COCODetection, listed_image_names
 from .createml import ANNOTATIONS_FILE as CREATEML_FILE
 from .createml import CREATEML_FORMAT, CreateMLDetection, is_createml_file
 from .csv_boxes import ANNOTATIONS_FILE, CSVDetection, is_retinanet_csv
-from .cvat import ANNOTATIONS_XML, CVAT_FORMAT, CVATDetection, is_cvat_file, read_cvat_file
+from .cvat import (
+    ANNOTATIONS_XML,
+    CVAT_FORMAT,
+    CVATDetection,
+    is_cvat_file,
+    read_cvat_file,
+    subset_without_images,
+)
 from .darknet import DATA_FILE, DarknetYOLO, darknet_path, darknet_splits, read_obj_data
 from .dataset import (
     NO_IMAGE_BESIDE,
@@ -668,15 +676,21 @@ def _cvat_folder(root: Path) -> DatasetLayout | None:
 def _cvat_layout(file: Path, path: Path | None = None) -> DatasetLayout:
     """The CVAT for images ``file``, given as ``path`` (its folder) or itself: a split per
     subset of its images, or none (:meth:`.CVATFile.splits`). It is read once, here, for
-    its subsets, and each split opened from that."""
+    its subsets, and each split opened from that. A subset none of whose images is there
+    is left out with a note, unless ``train`` finds it (:func:`_without_unusable`).
+
+    Raises:
+        NoSplitWithImage: no subset has an image there.
+    """
     read = read_cvat_file(file)
     splits = read.splits()
-    return DatasetLayout(
+    layout = DatasetLayout(
         str(path or file),
         CVAT_FORMAT,
         splits,
         lambda split, _: CVATDetection(read, split if splits else None),
     )
+    return _without_unusable(layout, lambda split: subset_without_images(read, split))
 
 
 def _via_folder(root: Path) -> DatasetLayout | None:
