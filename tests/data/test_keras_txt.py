@@ -120,28 +120,36 @@ def test_an_image_not_there_is_left_out_with_its_boxes_and_none_there_is_refused
         KerasTXTDetection(file)
 
 
-def test_keras_yolo3_files_are_told_by_their_first_line_where_classes_are_beside(tmp_path):
-    """keras-yolo3's file has any name and paths of their own; a YOLO label file's line
-    has no commas, and Darknet's list of images is paths alone: neither is taken."""
+def test_keras_yolo3_files_are_told_by_their_first_line_with_boxes_where_classes_are_beside(
+    tmp_path,
+):
+    """keras-yolo3's file has any name and paths of their own, and its first images may
+    have no objects (a path alone: such a file was told only when named
+    _annotations.txt); a YOLO label file's line has no commas, and Darknet's list of
+    images is paths alone: neither is taken, nor is a file whose first boxes are past its
+    first 20 lines."""
     image(tmp_path / "JPEGImages" / "000001.jpg")
     image(tmp_path / "JPEGImages" / "000002.jpg")
     file = tmp_path / "2007_train.txt"
-    file.write_text("JPEGImages/000002.jpg\nJPEGImages/000001.jpg 8,12,48,70,1\n")
+    file.write_text("JPEGImages/000002.jpg\n\nJPEGImages/000001.jpg 8,12,48,70,1\n")
     (tmp_path / "classes.txt").write_text("aeroplane\nbicycle\n")
     label, listing = tmp_path / "a.txt", tmp_path / "train.txt"
     label.write_text("0 0.5 0.5 0.2 0.3\n")
-    listing.write_text("JPEGImages/000001.jpg\n")
-    assert [is_keras_txt(p) for p in (file, label, listing)] == [False, False, False]
-    file.write_text("JPEGImages/000001.jpg 8,12,48,70,1\nJPEGImages/000002.jpg\n")
-    assert is_keras_txt(file)
+    listing.write_text("JPEGImages/000001.jpg\nJPEGImages/000002.jpg\n")
+    assert [is_keras_txt(p) for p in (file, label, listing)] == [True, False, False]
     layout = find_layout(file)
     assert (layout.format, layout.splits) == ("YOLO Keras TXT", ())
     dataset = layout.open("train")
     assert dataset.class_names == ("aeroplane", "bicycle")
-    assert dataset.image_files == [tmp_path / "JPEGImages" / f"00000{k}.jpg" for k in (1, 2)]
-    assert dataset.target(0)["boxes"].tolist() == [[8, 12, 48, 70]]
+    assert dataset.image_files == [tmp_path / "JPEGImages" / f"00000{k}.jpg" for k in (2, 1)]
+    assert [dataset.target(k)["boxes"].tolist() for k in (0, 1)] == [[], [[8, 12, 48, 70]]]
     with pytest.raises(ValueError, match=r"a YOLO Keras \.txt"):
         find_layout(label)
+    paths = "".join(f"JPEGImages/{k:06}.jpg\n" for k in range(3, 23))
+    file.write_text(f"{paths}JPEGImages/000001.jpg 8,12,48,70,1\n")
+    assert not is_keras_txt(file)
+    file.write_text(f"{paths[22:]}JPEGImages/000001.jpg 8,12,48,70,1\n")
+    assert is_keras_txt(file)
 
 
 def test_roboflow_export_gives_a_split_per_folder(tmp_path, capsys):

@@ -64,6 +64,8 @@ ANNOTATIONS_FILE = "_annotations.txt"
 CLASSES_FILES = ("_classes.txt", "classes.txt")
 # What a box is, for the errors.
 BOX_FORM = "x1,y1,x2,y2,class_id"
+# The lines a file is told by: its first images may have no objects (a path alone).
+TOLD_BY_LINES = 20
 CLASS_ID = re.compile(r"[0-9]+")
 
 
@@ -161,17 +163,19 @@ def classes_file_beside(file: Path) -> Path | None:
 
 def is_keras_txt(file: Path) -> bool:
     """Whether the ``.txt`` ``file`` is a YOLO Keras TXT file: named ``_annotations.txt``,
-    or its first line that is not blank a path and boxes, ``x1,y1,x2,y2,class_id`` each.
-    A YOLO label file's line is numbers without commas, and a list of images (Darknet's
-    ``train.txt``) a path alone. Not where it cannot be read as text."""
+    or its first line with more than a path, among its first :data:`TOLD_BY_LINES`, a
+    path and boxes, ``x1,y1,x2,y2,class_id`` each (the lines before it are images
+    without objects). A YOLO label file's line is numbers without commas, and a list of
+    images (Darknet's ``train.txt``) paths alone. Not where it cannot be read as text."""
     if file.name == ANNOTATIONS_FILE:
         return True
     try:
         text = read_text(file)
     except (OSError, ValueError):
         return False
-    first = next((fields for line in text.splitlines() if (fields := line.split())), [])
-    return len(first) > 1 and all(_parsed_box(field) is not None for field in first[1:])
+    lines = (line.split() for line in text.splitlines()[:TOLD_BY_LINES])
+    boxed = next((fields for fields in lines if len(fields) > 1), [])
+    return bool(boxed) and all(_parsed_box(field) is not None for field in boxed[1:])
 
 
 def read_keras_lines(

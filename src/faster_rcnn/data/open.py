@@ -21,9 +21,10 @@
   ``annotations/instances_default.json``) and ``images/`` next to its ``annotations/``
   folder (or next to the file), then in the file's own folder.
 - an ``obj.data`` file: Darknet's layout, of its folder (below).
-- a ``.txt`` file of YOLO Keras TXT, named ``_annotations.txt`` or whose first line is a
-  path and ``x1,y1,x2,y2,class_id`` boxes (:func:`.is_keras_txt`), its class names in the
-  ``_classes.txt`` or ``classes.txt`` beside it (:mod:`.keras_txt`).
+- a ``.txt`` file of YOLO Keras TXT, named ``_annotations.txt`` or whose first line with
+  more than a path (among its first 20) is a path and ``x1,y1,x2,y2,class_id`` boxes
+  (:func:`.is_keras_txt`), its class names in the ``_classes.txt`` or ``classes.txt``
+  beside it (:mod:`.keras_txt`).
 - a ``.csv`` file: TensorFlow Object Detection CSV, that file, its images beside it; or,
   where its first row is a box, not a header, keras-retinanet's CSV, its images where
   its paths say, in the class order of a ``classes.csv`` beside it (:mod:`.csv_boxes`).
