@@ -10,7 +10,7 @@ from PIL import Image
 
 from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
-from faster_rcnn.data import open_dataset
+from faster_rcnn.data import dataset, open_dataset
 from faster_rcnn.data.class_mapping import read_class_mapping
 from faster_rcnn.data.csv_boxes import CSVDetection, is_retinanet_csv
 from faster_rcnn.data.open import find_layout
@@ -216,6 +216,30 @@ def test_one_csv_beside_classes_csv_or_a_csv_named_is_data_without_splits(tmp_pa
         layout = find_layout(data)
         assert (layout.format, layout.splits, layout.note) == ("keras-retinanet CSV", (), None)
         assert len(layout.open("train")) == 1
+
+
+def test_the_csv_is_read_whole_once_to_find_and_open_it(tmp_path, monkeypatch):
+    """Telling keras-retinanet's CSV from one with a header read the whole file, and
+    opening it read it twice more: its first row alone tells it now, and the rows are
+    read once. So a byte that is not UTF-8 past the first row no longer makes the file
+    one with a header (whose first row is no box: left out); opening it says so."""
+    image(tmp_path / "images/a.jpg")
+    file = csv_file(tmp_path / "annotations.csv", "images/a.jpg,2,2,12,10,cell")
+    csv_file(tmp_path / "classes.csv", "cell,0")
+    reads: list[Path] = []
+    read_text = dataset.read_text
+    monkeypatch.setattr(dataset, "read_text", lambda path: reads.append(path) or read_text(path))
+    for data in (tmp_path, file):
+        reads.clear()
+        assert len(find_layout(data).open("train")) == 1
+        assert reads.count(file) == 1
+    file.write_bytes(b"images/a.jpg,2,2,12,10,cell\nimages/caf\xe9.jpg,1,1,5,5,cell\n")
+    layout = find_layout(tmp_path)
+    assert (layout.format, layout.note) == ("keras-retinanet CSV", None)
+    with pytest.raises(ValueError) as refused:
+        layout.open("train")
+    # 28 bytes of the first line, then 10 of "images/caf".
+    assert str(refused.value) == f"{file}: not UTF-8 text (byte 38 is b'\\xe9'); save it as UTF-8"
 
 
 def test_explain_reads_the_boxes_of_its_image_from_a_keras_retinanet_csv(tmp_path):

@@ -51,6 +51,8 @@ class is refused. An image that no row names is not warned of: the images of its
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +75,7 @@ from .dataset import (
     images_there,
     numbered_csv_rows,
     read_image,
+    read_text_start,
     warn_of_images_left_out,
     written_path,
 )
@@ -83,6 +86,8 @@ ANNOTATIONS_FILE = "_annotations.csv"
 NEEDED_COLUMNS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 SIZE_COLUMNS = ("width", "height")
 CORNERS = NEEDED_COLUMNS[2:]
+# Enough of a CSV to hold its first row, which tells keras-retinanet's from a header.
+FIRST_ROW_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -230,11 +235,13 @@ def read_rows_by_image(file: Path) -> dict[str, list[CSVRow]]:
 
 def is_retinanet_csv(file: Path) -> bool:
     """Whether the CSV ``file`` is keras-retinanet's, without a header: its first row is a
-    box (:func:`_is_box_row`). Not where it cannot be read as CSV: reading its rows says
-    why."""
+    box (:func:`_is_box_row`), read from its first :data:`FIRST_ROW_BYTES` alone (the
+    file is read whole once, for its rows). Not where that row cannot be read as CSV:
+    reading the rows says why."""
+    start = read_text_start(file, FIRST_ROW_BYTES)
     try:
-        _, first = next(numbered_csv_rows(file), (1, []))
-    except ValueError:
+        first = next(csv.reader(io.StringIO(start, newline="")), [])
+    except csv.Error:
         return False
     return _is_box_row(first)
 

@@ -739,6 +739,17 @@ def read_text(path: Path) -> str:
     return text
 
 
+def read_text_start(path: Path, size: int) -> str:
+    """The first ``size`` bytes of ``path`` as text: UTF-8, or UTF-16 where a byte-order
+    mark says so (as :func:`read_text` reads the whole, without its checks), a character
+    cut off at the end dropped. What tells formats apart, where a file may be large and
+    is read whole once, on opening."""
+    with path.open("rb") as opened:
+        head = opened.read(size)
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    return head.decode("utf-16" if utf16 else "utf-8-sig", errors="ignore")
+
+
 def numbered_csv_rows(file: Path) -> Iterator[tuple[int, list[str]]]:
     """``(line, row)`` of each row of the CSV ``file`` (:func:`read_text`), ``line`` its
     last line's number.
