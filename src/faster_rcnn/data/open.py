@@ -116,9 +116,9 @@ empty or none of whose images is there (some missing, opening the split leaves t
 out), a Roboflow VOC ``test/`` folder of ``.xml`` files without their images, a YOLO
 ``images/test/`` folder or Darknet list without an image, a data YAML's split whose
 folders are not there or hold no image, an empty Roboflow ``test/`` folder, a CVAT
-subset none of whose images is there. Training
-would join it, and evaluation score nothing. The split ``train`` finds is kept whatever
-it holds, for opening it to say what is wrong.
+subset none of whose images is there. Training would join it, and evaluation score
+nothing. The split ``train`` finds is kept whatever it holds, for opening it to say what
+is wrong.
 """
 
 from __future__ import annotations
