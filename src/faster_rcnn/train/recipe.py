@@ -145,8 +145,9 @@ DETECTIONS_PER_OBJECT = 2
 # (cells 0.961 to 0.981, platelets 0.951 to 0.962), and two seeds' to 0.982 and 0.983
 # with 4000; on 3 x 3 mosaics (up to 186) from 0.940 to 0.944 with 2800, though COCO AP
 # fell there (0.700 to 0.693 counting every detection; AP75 0.757 to 0.735): more
-# candidates, worse placed at strict overlaps. 1.1 to 1.5 times the detection time
-# (benchmarks/recipe_ab.md, round 70).
+# candidates, worse placed at strict overlaps, where on the 6 x 6 mosaics it rose
+# (0.810 to 0.815; box voting, round 71, gave it back on the 3 x 3 and cost the others).
+# 1.1 to 1.5 times the detection time (benchmarks/recipe_ab.md, round 70).
 PROPOSALS_PER_OBJECT = 15
 # The head's NMS for a class whose objects overlap each other: NMS at IoU t keeps one of
 # two detections of a class that overlap more, so where many objects of a class have a
