@@ -1874,6 +1874,38 @@ def test_data_and_anchors_count_an_unreadable_image_and_go_on(tmp_path, capsys):
     assert "in 1 image (1 skipped)" in capsys.readouterr().out
 
 
+def test_data_names_an_empty_image_file_whose_annotation_gives_its_size(tmp_path, capsys):
+    """An empty file among LabelImg and COCO images, whose annotation gives a size: `data`
+    names it and counts the other image's box alone, as it does a YOLO image's, where it
+    counted the empty file as a 40x30 image with a box that training cannot read."""
+    voc = tmp_path / "voc"
+    image(voc / "a.jpg")
+    (voc / "b.jpg").write_bytes(b"")
+    for name in ("a", "b"):
+        voc_xml(voc / f"{name}.xml", f"{name}.jpg", [("cell", [2, 3, 20, 25])])
+    coco = tmp_path / "coco"
+    image(coco / "a.jpg")
+    (coco / "b.jpg").write_bytes(b"")
+    images = [
+        {"id": k, "file_name": f"{n}.jpg", "width": 40, "height": 30}
+        for k, n in [(1, "a"), (2, "b")]
+    ]
+    boxes = [{"id": k, "image_id": k, "category_id": 1, "bbox": [2, 3, 18, 22]} for k in (1, 2)]
+    categories = [{"id": 1, "name": "cell"}]
+    coco_file = coco / "labels.json"
+    coco_file.write_text(
+        json.dumps({"images": images, "annotations": boxes, "categories": categories})
+    )
+    for data in (voc, coco):
+        assert main(["data", "--data", str(data)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1] == "  all: 2 images, 1 box; image sizes 40x30 to 40x30 (width x height)"
+        assert lines[4] == (
+            f"    note: 1 image cannot be read (cannot read image {data / 'b.jpg'}: the file "
+            "is empty (0 bytes)): train, evaluate and predict skip them"
+        )
+
+
 def test_data_counts_the_yolo_images_without_a_label_file(tmp_path, capsys):
     """An image without a label file is read as one without objects, as Ultralytics reads
     it, silently: `data` counts them (named by their files) where some image has one, and

@@ -212,8 +212,10 @@ def image_sizes(
     The file decides, except where the annotated size is the file's turned by 90 degrees
     and the file's EXIF orientation turns it so: the labelling tool showed the turned
     image, so it is turned on reading. Both cases are reported in a warning naming the
-    first few images (by ``names``). An image whose header cannot be read keeps its
-    annotated size; loading it will fail.
+    first few images (by ``names``). An image whose header cannot be read (an empty
+    file) has no size, whatever its annotation says: asked for it, the reader reads the
+    header again and raises, so that ``data``, the recipe and the audits leave it out
+    and name it, as training and evaluation do.
     """
     sizes: list[tuple[int, int] | None] = []
     turned: list[int] = []
@@ -222,7 +224,7 @@ def image_sizes(
         try:
             height, width, orientation = read_image_header(path)
         except UnreadableImageError:
-            sizes.append(size)
+            sizes.append(None)
             continue
         if size == (width, height) and orientation in EXIF_QUARTER_TURNS:
             turned.append(k)
