@@ -1400,6 +1400,24 @@ def test_an_image_missing_but_for_the_case_of_its_name_is_said_to_be_there(tmp_p
     ]
 
 
+def test_an_image_missing_but_for_the_unicode_form_of_its_name_is_said_to_be_there(tmp_path):
+    """A COCO file names café.jpg with the é as one character (NFC), the file on disk has
+    an e and an accent (NFD, as macOS writes names): the two names look alike, so the
+    warning says why the one is not the other."""
+    composed, decomposed = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    coco(tmp_path / "labels.json", [composed, "b.jpg"], [{"id": 1, "name": "car"}], 1)
+    image(tmp_path / "images" / decomposed)
+    image(tmp_path / "images/b.jpg")
+    with pytest.warns(UserWarning) as warned:
+        data = open_dataset(tmp_path)
+    assert data.image_files == [tmp_path / "images/b.jpg"]
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'labels.json'}: 1 image is left out, not found: "
+        f"{tmp_path / 'images' / composed} (a file of this name is there in Unicode NFD, "
+        "the name above in NFC: names must match byte for byte here)"
+    ]
+
+
 # A box of each image of the layouts below, as label and as read from a 40 x 30 image.
 YOLO_BOX, YOLO_READ = "0 0.5 0.5 0.5 0.4\n", [[10.0, 9.0, 30.0, 21.0]]
 
@@ -1879,29 +1897,17 @@ def test_data_names_an_empty_image_file_whose_annotation_gives_its_size(tmp_path
     names it and counts the other image's box alone, as it does a YOLO image's, where it
     counted the empty file as a 40x30 image with a box that training cannot read."""
     voc = tmp_path / "voc"
-    image(voc / "a.jpg")
-    (voc / "b.jpg").write_bytes(b"")
     for name in ("a", "b"):
         voc_xml(voc / f"{name}.xml", f"{name}.jpg", [("cell", [2, 3, 20, 25])])
-    coco = tmp_path / "coco"
-    image(coco / "a.jpg")
-    (coco / "b.jpg").write_bytes(b"")
-    images = [
-        {"id": k, "file_name": f"{n}.jpg", "width": 40, "height": 30}
-        for k, n in [(1, "a"), (2, "b")]
-    ]
-    boxes = [{"id": k, "image_id": k, "category_id": 1, "bbox": [2, 3, 18, 22]} for k in (1, 2)]
-    categories = [{"id": 1, "name": "cell"}]
-    coco_file = coco / "labels.json"
-    coco_file.write_text(
-        json.dumps({"images": images, "annotations": boxes, "categories": categories})
-    )
-    for data in (voc, coco):
+    coco(tmp_path / "coco" / "labels.json", ["a.jpg", "b.jpg"], [{"id": 1, "name": "cell"}], 1)
+    for data, images in ((voc, voc), (tmp_path / "coco", tmp_path / "coco" / "images")):
+        image(images / "a.jpg")
+        (images / "b.jpg").write_bytes(b"")
         assert main(["data", "--data", str(data)]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[1] == "  all: 2 images, 1 box; image sizes 40x30 to 40x30 (width x height)"
         assert lines[4] == (
-            f"    note: 1 image cannot be read (cannot read image {data / 'b.jpg'}: the file "
+            f"    note: 1 image cannot be read (cannot read image {images / 'b.jpg'}: the file "
             "is empty (0 bytes)): train, evaluate and predict skip them"
         )
 

@@ -20,6 +20,7 @@ import csv
 import io
 import os
 import struct
+import unicodedata
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -693,12 +694,31 @@ def listed_once(listed: Sequence[Listed], source: str | Path, noun: str = "image
 
 def missing_file(path: Path) -> str:
     """``path``, with the file its folder holds of its name in another case (a dataset
-    annotated on Windows or macOS, whose disks ignore the case, read where it counts)."""
+    annotated on Windows or macOS, whose disks ignore the case, read where it counts), or
+    of its name in another Unicode form (``é`` one character or ``e`` and an accent: the
+    names look alike, but macOS writes them decomposed, most tools composed)."""
     if path.parent.is_dir():
         for other in path.parent.iterdir():
+            if _composed(other.name) == _composed(path.name):
+                return (
+                    f"{path} (a file of this name is there in Unicode {_form(other.name)}, "
+                    f"the name above in {_form(path.name)}: names must match byte for byte here)"
+                )
             if other.name.lower() == path.name.lower():
                 return f"{path} ({other.name} is there: file names are case-sensitive here)"
     return str(path)
+
+
+def _composed(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _form(name: str) -> str:
+    """The Unicode normalization form ``name`` is in: ``"NFC"`` (composed), ``"NFD"``
+    (decomposed), or ``"mixed forms"``."""
+    return next(
+        (form for form in ("NFC", "NFD") if unicodedata.is_normalized(form, name)), "mixed forms"
+    )
 
 
 def written_path(name: str) -> Path:
