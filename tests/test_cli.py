@@ -1004,6 +1004,32 @@ def test_a_checkpoints_export_goes_beside_its_stage_where_its_next_checkpoint_le
     assert first.endswith("; model.onnx and joint.onnx, made from that run, stay")
 
 
+def test_a_run_stopped_before_its_first_step_is_started_anew_without_resume(tmp_path, capsys):
+    """A run whose only image cannot be read stops at its first step with a checkpoint of
+    no step: once the image is mended, the same command starts anew (nothing of the
+    stopped run is lost) instead of being refused for want of --resume."""
+    data = tmp_path / "coco"
+    (data / "images").mkdir(parents=True)
+    (data / "images" / "a.jpg").write_bytes(b"")  # its header unread: decoding fails
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 96, "height": 96}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "iscrowd": 0}
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (data / "annotations.json").write_text(json.dumps(coco))
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data / "annotations.json"), "--steps", "1", "--out", str(out)]
+    argv += TINY
+    assert main(argv) == 2
+    assert "none of the 1 image can be read" in capsys.readouterr().err
+    assert TrainingCheckpoint.steps_in(out / "joint") == 0
+    to_pil(torch.rand(3, 96, 96)).save(data / "images" / "a.jpg")
+    assert main(argv) == 0
+    assert TrainingCheckpoint.steps_in(out / "joint") == 1
+
+
 def test_a_run_that_did_not_finish_is_not_overwritten_without_resume(tmp_path, capsys):
     """A checkpoint written after the model file (or without one) is a run that stopped
     before its end: a fresh run there is refused before anything is loaded, --resume

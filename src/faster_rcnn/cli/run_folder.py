@@ -58,8 +58,10 @@ def check_out(
 
 def refuse_unfinished_run(out: Path, scheme: str | None) -> None:
     """Refuse an ``out`` holding the checkpoint of a run that did not finish, saying how
-    a command training ``scheme`` continues it (``None``: it cannot)."""
-    unfinished = unfinished_checkpoints(out)
+    a command training ``scheme`` continues it (``None``: it cannot). A run whose
+    checkpoints hold no step (stopped at its first: no image could be read, a signal)
+    left nothing a fresh start would lose: it is let over."""
+    unfinished = [c for c in unfinished_checkpoints(out) if TrainingCheckpoint.steps_in(c) > 0]
     if unfinished:
         raise ValueError(
             f"{out} holds the checkpoint of a run that did not finish ({unfinished[0]}): "
