@@ -109,6 +109,25 @@ def test_labelimg_xml_in_a_sibling_folder_found_by_filename_or_stem(tmp_path):
     )
 
 
+def test_labelimg_image_found_nowhere_names_the_first_few_of_many_folders_searched(tmp_path):
+    """A LabelImg folder among many holding images (a folder of datasets): the warning
+    of an .xml whose image is found nowhere counts the folders searched and names the
+    first three, the .xml's own first."""
+    voc_xml(tmp_path / "annots" / "a.xml", "a.jpg", [("r", [1, 1, 9, 9])])
+    voc_xml(tmp_path / "annots" / "b.xml", "gone.jpg", [("r", [1, 1, 9, 9])])
+    image(tmp_path / "images" / "a.jpg")
+    for name in ("other1", "other2", "other3"):
+        image(tmp_path / name / "x.jpg")
+    with pytest.warns(UserWarning) as warned:
+        dataset = open_dataset(tmp_path / "annots")
+    assert dataset.image_files == [tmp_path / "images/a.jpg"]
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'annots'}: 1 .xml file is left out, its image not found in 4 folders, "
+        f"{tmp_path / 'images'}, {tmp_path / 'other1'}, {tmp_path / 'other2'}, ...: b.xml "
+        "('gone.jpg' (<filename>) or b{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff,.gif})"
+    ]
+
+
 def test_roboflow_voc_export_one_folder_per_split_each_image_from_its_own_split(tmp_path):
     for split, boxes in (("train", [[2, 3, 20, 25]]), ("valid", [[1, 1, 9, 9]] * 2)):
         voc_xml(tmp_path / split / "c_jpg.rf.1.xml", "c_jpg.rf.1.jpg", [("wbc", b) for b in boxes])

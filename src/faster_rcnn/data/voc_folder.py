@@ -24,6 +24,7 @@ from .dataset import (
     IMAGE_SUFFIXES,
     empty_split_error,
     files_with_suffix,
+    first_few,
     holds_images,
     image_files_in,
     images_beside,
@@ -103,7 +104,11 @@ def _found_images(
         else:
             left_out.append(f"{path.name} ({index.wanted(record, path)})")
     xml_dir = annotation_files[0].parent
-    where = ", ".join(str(folder) for folder in index.folders)
+    folders = [str(folder) for folder in index.folders]
+    # Siblings searched may be many (a folder of datasets): the first few, counted.
+    where = (
+        first_few(folders) if len(folders) <= 3 else f"{len(folders)} folders, {first_few(folders)}"
+    )
     warn_of_left_out(xml_dir, left_out, ".xml file", f"its image not found in {where}")
     if not found:
         detail = f"none of its {counted(len(records), '.xml file')} has its image"
