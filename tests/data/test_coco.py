@@ -297,6 +297,77 @@ def test_annotations_whose_image_id_no_image_has_are_left_out_with_a_warning(
     assert [read.target(k)["boxes"].shape[0] for k in range(3)] == [2, 0, 1]
 
 
+def test_an_image_id_of_the_other_kind_is_named_as_the_likely_cause_and_left_out(
+    tmp_path: Path,
+) -> None:
+    """An ``image_id`` written as the string "11" where the image's id is the integer 11
+    (or the reverse) was left out as any other id no image has, the warning not saying
+    why: it names the likely cause; what is left out is as before, alike in reader and
+    evaluation. "13" and 12 are no image's id, of either kind."""
+    records = [*MIXED_ID_IMAGES[:2], {"id": 2, "file_name": "sub/c.png"}]
+    annotations = [
+        {"id": 1, "image_id": "11", "category_id": 3, "bbox": [0, 0, 4, 4]},
+        {"id": 2, "image_id": "img_b", "category_id": 7, "bbox": [1, 2, 3, 4]},
+        {"id": 3, "image_id": "13", "category_id": 3, "bbox": [0, 0, 4, 4]},
+        {"id": 4, "image_id": 12, "category_id": 3, "bbox": [0, 0, 4, 4]},
+    ]
+    images, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    said = (
+        f"{annotation_file}: 3 annotations are left out, no image has their image_id: "
+        "annotation 1 (image_id '11', a string where the image's id is the integer 11), "
+        "annotation 3 (image_id '13'), annotation 4 (image_id 12)"
+    )
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(images, annotation_file)
+    assert [str(w.message) for w in warned] == [said]
+    assert [data.target(k)["boxes"].shape[0] for k in range(3)] == [0, 1, 0]
+    with pytest.warns(UserWarning) as warned:
+        truth = load_coco_annotations(annotation_file).dataset
+    assert [str(w.message) for w in warned] == [said]
+    assert [a["id"] for a in truth["annotations"]] == [2]
+
+
+def test_an_image_listed_under_two_ids_is_read_once_with_the_boxes_of_both(
+    tmp_path: Path,
+) -> None:
+    """Two records of one file under different ids (an exporter's glitch, or two
+    annotation sessions merged) were read as two images, each with its own boxes only:
+    each copy was taught the other's objects as background. The image is read once, at
+    its first record's place and id, with the boxes of all its records, in one warning;
+    ``sub\\c.png`` is ``sub/c.png``, as the reader finds it."""
+    records = [
+        {"id": 11, "file_name": "a.png", "height": 30, "width": 40},
+        {"id": 5, "file_name": "b.png"},
+        {"id": 8, "file_name": "a.png", "height": 30, "width": 40},
+        {"id": 2, "file_name": "sub/c.png"},
+        {"id": "c_again", "file_name": "sub\\c.png"},
+    ]
+    annotations = [
+        {"id": 1, "image_id": 11, "category_id": 7, "bbox": [2, 3, 10, 5]},
+        {"id": 2, "image_id": 8, "category_id": 3, "bbox": [20, 10, 10, 10]},
+        {"id": 3, "image_id": "c_again", "category_id": 7, "bbox": [0, 0, 5, 5]},
+        {"id": 4, "image_id": 2, "category_id": 3, "bbox": [1.5, 2.25, 4, 8.5]},
+    ]
+    images, annotation_file = _coco(tmp_path, images=records, annotations=annotations)
+    with pytest.warns(UserWarning) as warned:
+        data = COCODetection(images, annotation_file)
+    assert [str(w.message) for w in warned] == [
+        f"{annotation_file}: 2 file names are listed under more than one image id, each "
+        "image read once with the boxes of all its ids: a.png (ids 11, 8), sub/c.png "
+        "(ids 2, 'c_again')"
+    ]
+    assert warned[0].filename == __file__
+    assert data.image_files == [images / "a.png", images / "b.png", images / "sub/c.png"]
+    targets = [data.target(k) for k in range(3)]
+    assert [t["image_id"] for t in targets] == [11, 5, 2]
+    assert [t["boxes"].tolist() for t in targets] == [
+        [[2.0, 3.0, 12.0, 8.0], [20.0, 10.0, 30.0, 20.0]],
+        [],
+        [[0.0, 0.0, 5.0, 5.0], [1.5, 2.25, 5.5, 10.75]],
+    ]
+    assert [t["labels"].tolist() for t in targets] == [[2, 1], [], [2, 1]]
+
+
 def test_an_empty_bbox_beside_polygons_is_no_bbox(tmp_path: Path) -> None:
     """LabelMe-to-COCO converters write ``"bbox": []`` beside the polygons: the file was
     refused ('has bbox [], not [x, y, width, height]'); the polygons' extent is the box,
@@ -493,7 +564,7 @@ def test_string_image_ids_are_numbered_past_the_integer_ones_in_reader_and_evalu
     images, annotation_file = _coco(tmp_path, images=MIXED_ID_IMAGES, annotations=annotations)
     orphan = (
         f"{annotation_file}: 1 annotation is left out, no image has its image_id: annotation 4 "
-        "(image_id 7)"
+        "(image_id 7, an integer where the image's id is the string '7')"
     )
     with pytest.warns(UserWarning) as warned:
         data = COCODetection(images, annotation_file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -310,6 +311,70 @@ def test_a_box_past_the_border_scores_against_the_file_as_against_the_readers_ta
     assert [(a["bbox"], a["area"]) for a in coco.dataset["annotations"]] == [
         ([60, 20, 40, 40], 1600)
     ]
+
+
+def test_an_image_listed_under_two_ids_is_scored_once_with_the_boxes_of_both(tmp_path):
+    """a.png is listed under ids 1 and 2 (two annotation sessions merged), a cat in each
+    record. The reader reads it once, as image 1, with both cats; evaluation against the
+    file scored image 1 with its own cat alone, so the reader's perfect detection of the
+    other cat (scored highest) was a false positive, AP 2/3, and image 2's cat was never
+    looked for. It scores a.png once with both cats, with the reader's warning, and a
+    results file's detections go to it by either id: AP 1."""
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (400, 400)).save(tmp_path / name)
+    data = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 400, "height": 400},
+            {"id": 3, "file_name": "b.png", "width": 400, "height": 400},
+            {"id": 2, "file_name": "a.png", "width": 400, "height": 400},
+        ],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [100, 100, 50, 50]},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [200, 200, 120, 120]},
+            {"id": 3, "image_id": 3, "category_id": 1, "bbox": [0, 0, 40, 40]},
+        ],
+    }
+    file = tmp_path / "instances.json"
+    file.write_text(json.dumps(data))
+    said = (
+        f"{file}: 1 file name is listed under more than one image id, each image read once "
+        "with the boxes of all its ids: a.png (ids 1, 2)"
+    )
+    with pytest.warns(UserWarning) as warned:
+        dataset = COCODetection(tmp_path, file)
+    assert [str(w.message) for w in warned] == [said]
+    targets = [dataset.target(k) for k in range(len(dataset))]
+    assert [t["image_id"] for t in targets] == [1, 3]
+    assert targets[0]["boxes"].tolist() == [[100, 100, 150, 150], [200, 200, 320, 320]]
+    found = [
+        det([[100, 100, 150, 150], [200, 200, 320, 320]], [1, 1], [0.9, 0.95]),
+        det([[0, 0, 40, 40]], [1]),
+    ]
+    with pytest.warns(UserWarning) as warned:
+        evaluator = COCOEvaluator.from_coco_json(file)
+    assert [str(w.message) for w in warned] == [said]
+    assert warned[0].filename == __file__
+    evaluator.update(found, targets)
+    assert evaluator.compute()["AP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"^image id 2 was added twice$"):  # a.png's too
+        evaluator.update(found[:1], image_ids=[2])
+    results = tmp_path / "results.json"
+    entries = [
+        {"image_id": 1, "category_id": 1, "bbox": [100, 100, 50, 50], "score": 0.9},
+        {"image_id": 2, "category_id": 1, "bbox": [200, 200, 120, 120], "score": 0.95},
+        {"image_id": 3, "category_id": 1, "bbox": [0, 0, 40, 40], "score": 0.9},
+    ]
+    for second_id in (1, 2):  # predict names a.png by its first id; another tool, by 2
+        entries[1]["image_id"] = second_id
+        results.write_text(json.dumps(entries))
+        with pytest.warns(UserWarning, match=re.escape(said)):
+            assert score_results_file(file, results)["AP"] == pytest.approx(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # opened as the dataset evaluated: warned of once
+        coco = load_coco_annotations(file, read_before=True)
+    assert [image["id"] for image in coco.dataset["images"]] == [1, 3]
+    assert [a["image_id"] for a in coco.dataset["annotations"]] == [1, 1, 3]
 
 
 DIFFICULT = [0.0, 200.0, 60.0, 260.0]  # 3600 px: medium, as MEDIUM

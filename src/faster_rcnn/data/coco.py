@@ -15,7 +15,8 @@ not, as pycocotools' ``toBbox`` gives it.
 Image ids are integers or strings (``"img_001"``, as some exporters write them). A
 target's ``image_id`` is an integer: a string id is known by a number past the file's
 largest integer id (:func:`image_numbers`), in the reader and in evaluation against the
-file alike.
+file alike. Records that list one file under several ids are one image, with the boxes of
+all (:func:`merged_image_ids`), in both too.
 
 Crowd annotations (``iscrowd = 1``) are kept with ``target["iscrowd"]`` set: evaluation
 needs them, training should not see them - :func:`drop_crowd` removes them, and the
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import reprlib
 import warnings
 from collections import Counter
@@ -116,6 +118,10 @@ class COCODetection(ImageFileDataset):
             malformed ``bbox`` (or, without one, a malformed ``segmentation``), named by
             its ``id``. An annotation whose
             ``image_id`` no image has is left out with a warning.
+
+    An image whose ``file_name`` more than one record lists, under different ids, is read
+    once, at its first record's place and id, with the boxes of all its records, in one
+    warning (:func:`merged_image_ids`).
     """
 
     def __init__(
@@ -150,9 +156,10 @@ class COCODetection(ImageFileDataset):
         self, images: list[dict[str, Any]], split: str | None, keep_missing: bool
     ) -> tuple[set[ImageId], dict[ImageId, int]]:
         """The image records whose files are there, those files and their sizes (read
-        from the files' headers; the others left out, :func:`images_there`); the ids of
-        all images, and the place of each kept one among them, which its annotations are
-        filed by."""
+        from the files' headers; the others left out, :func:`images_there`), a record
+        that lists the file of an earlier one merged into it (:func:`merged_image_ids`);
+        the ids of all images, and the place of each kept one among them, which its
+        annotations are filed by."""
         file = self.annotation_file
         ids = {image["id"] for image in images}
         if len(ids) != len(images):
@@ -163,6 +170,8 @@ class COCODetection(ImageFileDataset):
             )
         self._image_numbers = image_numbers(images)
         self._file_ids = {number: i for i, number in self._image_numbers.items()}
+        merged = merged_image_ids(images, file)
+        images = [image for image in images if image["id"] not in merged]
         files = [_image_file(self.images_dir, image, file) for image in images]
         kept = range(len(files)) if keep_missing else images_there(files, file, split)
         self._images: list[dict[str, Any]] = [images[k] for k in kept]
@@ -171,7 +180,10 @@ class COCODetection(ImageFileDataset):
         recorded = [image_record_size(image) for image in self._images]
         sizes = image_sizes(recorded, self.image_files, names, str(file), "width and height")
         self._sizes, self._turned = sizes.sizes, sizes.turned
-        return ids, {image["id"]: k for k, image in enumerate(self._images)}
+        position = {image["id"]: k for k, image in enumerate(self._images)}
+        # A record merged into an earlier one files its annotations with that one's.
+        position.update({i: position[first] for i, first in merged.items() if first in position})
+        return ids, position
 
     def _set_targets(
         self, annotations: list[Any], image_ids: set[ImageId], position: dict[ImageId, int]
@@ -252,8 +264,10 @@ def of_listed_images(
     them (none where ``quiet``: the reader has named them already): an image taken out of
     the ``images`` list with its annotations left behind (a file edited by hand, or
     merged) leaves nothing to draw them on, and pycocotools, torchvision and detectron2
-    pass them over. The reader and evaluation against the file both leave them out here,
-    two calls below the one the warning points at (``COCODetection(...)``,
+    pass them over. One whose ``image_id`` is an image's id written as the other kind
+    (the string ``"1"`` for the integer 1) is named with that likely cause, and left out
+    alike. The reader and evaluation against the file both leave them out here, two
+    calls below the one the warning points at (``COCODetection(...)``,
     ``COCOEvaluator.from_coco_json(...)``)."""
     orphans = [
         k
@@ -264,7 +278,8 @@ def of_listed_images(
     ]
     if orphans and not quiet:
         named = [
-            f"{annotation_name(annotations[k], k)} (image_id {annotations[k]['image_id']!r})"
+            f"{annotation_name(annotations[k], k)} "
+            f"({_orphan_image_id(annotations[k]['image_id'], image_ids)})"
             for k in orphans
         ]
         their = "its" if len(orphans) == 1 else "their"
@@ -275,6 +290,51 @@ def of_listed_images(
         )
     gone = set(orphans)
     return [(k, ann) for k, ann in enumerate(annotations) if k not in gone]
+
+
+def _orphan_image_id(image_id: ImageId, image_ids: Collection[ImageId]) -> str:
+    """How the warning of :func:`of_listed_images` names an ``image_id`` that no image
+    has: with the likely cause where an image has it written as the other kind (the
+    integer 1 for the string ``"1"``, or the reverse), which the ids do not match."""
+    if isinstance(image_id, str):
+        digits = re.fullmatch(r"-?[0-9]+", image_id)
+        other: ImageId | None = int(image_id) if digits else None
+        kinds = "a string where the image's id is the integer"
+    else:
+        other, kinds = str(image_id), "an integer where the image's id is the string"
+    if other is None or other not in image_ids:
+        return f"image_id {image_id!r}"
+    return f"image_id {image_id!r}, {kinds} {other!r}"
+
+
+def merged_image_ids(
+    images: list[dict[str, Any]], file: Path, quiet: bool = False
+) -> dict[ImageId, ImageId]:
+    """``{id: first id}`` of the records of ``images`` (checked,
+    :func:`check_coco_records`) whose ``file_name`` names the file (as the reader finds
+    it, :func:`_in_folder`) of an earlier record, of another id: an exporter's glitch, or
+    two annotation sessions of one image merged. Each image is read once, at its first
+    record's place and id, with the annotations of all its ids: read as two, each copy
+    taught its objects of the other as background and was scored twice. One warning
+    names the files (none where ``quiet``: the reader has named them already)."""
+    records: dict[Path, list[dict[str, Any]]] = {}
+    for image in images:
+        name = _file_name(image)
+        if name is not None:
+            records.setdefault(_in_folder(name), []).append(image)
+    shared = [listed for listed in records.values() if len(listed) > 1]
+    if shared and not quiet:
+        named = [
+            f"{listed[0]['file_name']} (ids {', '.join(repr(i['id']) for i in listed)})"
+            for listed in shared
+        ]
+        warnings.warn(
+            f"{file}: {counted(len(shared), 'file name is', 'file names are')} listed under "
+            f"more than one image id, each image read once with the boxes of all its ids: "
+            f"{first_few(named)}",
+            stacklevel=4,
+        )
+    return {image["id"]: listed[0]["id"] for listed in shared for image in listed[1:]}
 
 
 def drop_crowd(target: Target) -> Target:

@@ -42,6 +42,7 @@ from torch import Tensor
 from ..counted import counted
 from ..data.box_audit import BoxAudit
 from ..data.coco import (
+    ImageId,
     annotation_bbox,
     annotation_name,
     bbox_corners,
@@ -52,6 +53,7 @@ from ..data.coco import (
     image_numbers,
     image_record_size,
     load_coco_json,
+    merged_image_ids,
     of_listed_images,
     segmentation_area,
 )
@@ -89,6 +91,10 @@ STAT_NAMES = (
 # "id" being the number the reader gives that id (a string id's differs).
 ID_IN_FILE = "id_in_file"
 
+# Where the dataset of load_coco_annotations keeps the number of each id its file gives
+# an image, those of the records merged into an earlier one of the same file too.
+FILE_ID_NUMBERS = "file_id_numbers"
+
 
 class COCOEvaluator:
     """Accumulates detections (and ground truth) image by image, then runs COCOeval.
@@ -122,10 +128,10 @@ class COCOEvaluator:
             for label, name in zip(labels, names, strict=True)
         ]
         # Set by from_coco_json: the ground truth then comes from the file, and the
-        # number each of its string image ids is known by.
+        # number each of its image ids is known by.
         self._coco_gt: COCO | None = None
         self._coco_file: Path | None = None
-        self._string_ids: dict[str, int] = {}
+        self._file_ids: dict[ImageId, int] = {}
         self.reset()
 
     @classmethod
@@ -178,11 +184,7 @@ class COCOEvaluator:
         }
         evaluator._coco_gt = coco_gt
         evaluator._coco_file = Path(path)
-        evaluator._string_ids = {
-            image[ID_IN_FILE]: image["id"]
-            for image in coco_gt.dataset["images"]
-            if isinstance(image[ID_IN_FILE], str)
-        }
+        evaluator._file_ids = coco_gt.dataset[FILE_ID_NUMBERS]
         return evaluator
 
     def check_file_names(self, images: Iterable[tuple[int, str]]) -> None:
@@ -286,7 +288,7 @@ class COCOEvaluator:
             image_id = self._number_of(image_ids[index])
             # Named as given where it is a string (the number the reader gives it is not
             # the file's), else as an integer (not a tensor's repr).
-            given = image_ids[index] if isinstance(image_ids[index], str) else image_id
+            given = image_ids[index] if isinstance(image_ids[index], str) else int(image_ids[index])
         elif target is not None and "image_id" in target:
             given = image_id = int(torch.as_tensor(target["image_id"]).reshape(-1)[0])
         elif self._coco_gt is None:
@@ -304,17 +306,19 @@ class COCOEvaluator:
 
     def _number_of(self, image_id: int | str) -> int:
         """The number of an image id given to :meth:`update`: an integer's, itself; a
-        string id of the COCO file's, the number the reader gives it."""
+        string id of the COCO file's, the number the reader gives it; an id the file
+        lists the file of an earlier image under, that image's
+        (:func:`~faster_rcnn.data.coco.merged_image_ids`)."""
         if not isinstance(image_id, str):
-            return int(image_id)
+            return self._file_ids.get(int(image_id), int(image_id))
         if self._coco_gt is None:
             raise ValueError(
                 f"image id {image_id!r}: a string id names an image of a COCO file "
                 "(from_coco_json); without one, image ids are integers"
             )
-        if image_id not in self._string_ids:
+        if image_id not in self._file_ids:
             raise ValueError(f"image id {image_id!r} is not in the COCO annotation file")
-        return self._string_ids[image_id]
+        return self._file_ids[image_id]
 
     def _ground_truth_annotations(
         self, image_id: int, target: dict[str, Tensor]
@@ -417,9 +421,14 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
 
     An annotation whose ``image_id`` no image has is left out, as the reader leaves it
     out (:func:`~faster_rcnn.data.coco.of_listed_images`); COCOeval, which scores the
-    file's images only, would pass it over. It and the boxes of a negative side, clipped
-    or left out are named in a warning, unless ``read_before``: the file was opened as
-    the dataset evaluated, whose reader named them.
+    file's images only, would pass it over. An image file that records of several ids
+    list is one image, as the reader reads it: its first record, under its id, with the
+    annotations of all (:func:`~faster_rcnn.data.coco.merged_image_ids`), and the other
+    ids are known by its number (:data:`FILE_ID_NUMBERS`); pycocotools scores each record
+    as an image, and a detection of one copy's object in the other as a false positive.
+    These, and the boxes of a negative side, clipped or left out, are named in a warning,
+    unless ``read_before``: the file was opened as the dataset evaluated, whose reader
+    named them.
 
     Raises:
         FileNotFoundError: no such file.
@@ -431,6 +440,7 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     file = Path(path)
     data = load_coco_json(file)
     check_coco_records(data, file)
+    merged = merged_image_ids(data["images"], file, quiet=read_before)
     image_sizes = {image["id"]: image_record_size(image) for image in data["images"]}
     category_ids = {category["id"] for category in data["categories"]}
     annotations = data.get("annotations", [])
@@ -441,7 +451,7 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
         name = annotation_name(ann, k)
         check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
         crowd = crowd_flag(ann, name, file)
-        size = image_sizes[ann["image_id"]]
+        size = image_sizes[merged.get(ann["image_id"], ann["image_id"])]
         box = _box_in_image(ann, name, size, file, audit)
         if box is None:
             continue
@@ -460,7 +470,7 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     data["annotations"] = kept
     if not read_before:
         audit.warn(str(file))
-    _number_images(data)
+    _number_images(data, merged)
     return _coco_from_dict(data)
 
 
@@ -502,15 +512,20 @@ def _clipped(
     return audit.clip(box, width, height, name)
 
 
-def _number_images(data: dict[str, Any]) -> None:
+def _number_images(data: dict[str, Any], merged: Mapping[ImageId, ImageId]) -> None:
     """The image ids of a checked COCO ``data`` replaced, in its images and annotations,
     by the numbers the reader gives them (:func:`~faster_rcnn.data.coco.image_numbers`),
-    each image's own kept under :data:`ID_IN_FILE`."""
+    each image's own kept under :data:`ID_IN_FILE`, the number of each id of the file
+    under :data:`FILE_ID_NUMBERS`; the records ``merged`` into an earlier one of their
+    file (``{id: first id}``, :func:`~faster_rcnn.data.coco.merged_image_ids`) taken out,
+    their annotations and ids given to that one."""
     numbers = image_numbers(data["images"])
+    data[FILE_ID_NUMBERS] = {i: numbers[merged.get(i, i)] for i in numbers}
+    data["images"] = [image for image in data["images"] if image["id"] not in merged]
     for image in data["images"]:
         image[ID_IN_FILE], image["id"] = image["id"], numbers[image["id"]]
     for ann in data["annotations"]:
-        ann["image_id"] = numbers[ann["image_id"]]
+        ann["image_id"] = data[FILE_ID_NUMBERS][ann["image_id"]]
 
 
 class COCOevalIgnoring(COCOeval):
@@ -643,9 +658,11 @@ def score_results_file(
     official evaluation scores them.
 
     An entry's ``image_id`` is the annotation file's (a string one too, as pycocotools
-    reads the file). Entries that carry the ``file_name`` of their image (``predict``
-    writes it) are checked against the annotation file's name for their ``image_id``, so
-    that another split's annotation file is refused rather than scored by ids alone.
+    reads the file); one of a record merged into an earlier one of its image file is
+    scored as that one's (:func:`load_coco_annotations`). Entries that carry the
+    ``file_name`` of their image (``predict`` writes it) are checked against the
+    annotation file's name for their ``image_id``, so that another split's annotation
+    file is refused rather than scored by ids alone.
 
     Raises:
         ValueError: the results are not such a list, or an entry lacks a field, has a
@@ -659,7 +676,7 @@ def score_results_file(
         raise ValueError(f"{results_file}: not a readable JSON file ({error})") from None
     if not isinstance(results, list):
         raise ValueError(f"{results_file}: expected a list of detections, got {type(results)}")
-    numbers = {image[ID_IN_FILE]: image["id"] for image in coco_gt.dataset["images"]}
+    numbers = coco_gt.dataset[FILE_ID_NUMBERS]
     for k, entry in enumerate(results):
         _check_result(entry, k, coco_gt, numbers, results_file, annotation_file)
     numbered = [{**entry, "image_id": numbers[entry["image_id"]]} for entry in results]
