@@ -334,6 +334,40 @@ def test_a_class_the_enlarged_input_leaves_under_half_the_smallest_anchor_is_not
     )
 
 
+def test_a_class_size_once_resized_says_where_the_longer_sides_cap_stops_the_images() -> None:
+    """500 x 4000 panoramas of 30-px objects were said to be 'resized to 800', their objects
+    10 px there: the longer side's cap resizes them to 166 x 1333, which the lines left out."""
+    config = preset_config("mobilenet_v2_fpn", 3).replace(class_names=("dot", "blob"))
+    # 1333 / 4000: the dot 10 px; enlarged 1.4 times (the cap alike, 1866: 233 x 1866), 14 px.
+    panoramas = [_item(500, 4000, [[0, 0, 30, 30]], [1])] * 3
+    stats = object_statistics(panoramas, config)
+    chosen, choices = choose_recipe(config, stats)
+    assert choices[0].line() == (
+        "  transform.min_size = (1120,): the smallest class 'dot' is 10 px once resized to "
+        "800 (images of the median shape, 8.00:1, reach 166 px: the longer side's cap, 1333, "
+        "stops them), under the smallest anchor (32 px): images are resized 1.40 times "
+        "larger (at most 1.4: a step takes longer on larger images)"
+    )
+    assert under_anchor_note(chosen, stats, 800).startswith(  # type: ignore[union-attr]
+        "the smallest class 'dot' is 14 px once resized to 1120 px (images of the median "
+        "shape, 8.00:1, reach 233 px: the longer side's cap, 1866, stops them), under half"
+    )
+    # 1000 x 2000 images resize to 666 x 1333, the 1000-px box 666 px: above the 512-px
+    # anchor, 800 * 512 / 666 = 615, 640 in steps of 32.
+    wide = [_item(1000, 2000, [[0, 0, 1000, 1000]], [1])] * 3
+    _, choices = choose_recipe(config, object_statistics(wide, config))
+    assert choices[0].value == (640,)
+    assert (
+        choices[0]
+        .line()
+        .startswith(
+            "  transform.min_size = (640,): the smallest class 'dot' is 666 px once resized to 800 "
+            "(images of the median shape, 2.00:1, reach 666 px: the longer side's cap, 1333, "
+            "stops them), above the largest anchor (512 px)"
+        )
+    )
+
+
 def test_train_warns_of_a_class_under_half_the_smallest_anchor(tmp_path, capsys) -> None:
     """The synthetic rectangles are 2.9 px at --min-size 64 (320 x 320 images, 5 times
     smaller), under half the small preset's 12-px anchor: 64 * 12 / 2.9 = 261, 288 in steps

@@ -550,6 +550,7 @@ def _resize_forgone(
     assert smallest is not None  # the resizing is for it
     preset, size = config.transform.min_size[0], unfiled.transform.min_size[-1]
     ratio, enlarged = size / preset, size > preset
+    capped = _capped_by_longer_side(preset, config.transform.max_size, stats.aspect)
     done = (
         f"enlarged {ratio:.2f} times" if enlarged else f"made smaller ({ratio:.2f} times as large)"
     )
@@ -557,9 +558,9 @@ def _resize_forgone(
     anchor = _smallest_anchor if enlarged else _largest_anchor
     return (
         f"not {done} as without --anchors, where the smallest class {smallest!r} "
-        f"({pixels(stats.class_sides[smallest])} px once resized to {preset}) is {where} the "
-        f"preset's {which} anchor ({anchor(unfiled):g} px): the anchor file's {which} is "
-        f"{anchor(config):g} px"
+        f"({pixels(stats.class_sides[smallest])} px once resized to {preset}{capped}) is "
+        f"{where} the preset's {which} anchor ({anchor(unfiled):g} px): the anchor file's "
+        f"{which} is {anchor(config):g} px"
     )
 
 
@@ -714,21 +715,23 @@ def _largest_anchor(config: FasterRCNNConfig) -> float:
 
 
 def _smaller_input_choices(
-    config: FasterRCNNConfig, smallest: str, side: float, given: Collection[str]
+    config: FasterRCNNConfig, smallest: str, side: float, aspect: float, given: Collection[str]
 ) -> list[RecipeChoice]:
     """A smaller input where the smallest class, ``smallest``, is ``side`` px once
-    resized, above the largest anchor: the shorter side shrinks (in ``SCALE_STEP`` px)
-    until the class (its median side) is within a step of that anchor, and the longer
-    side's cap alike: the objects are then where the anchors reach, with fewer pixels to
-    convolve (:data:`SMALLER_INPUT`). ``given``: the settings the user gave (the
-    anchors, from a file, are named as its)."""
+    resized (images of the median shape ``aspect``:1), above the largest anchor: the
+    shorter side shrinks (in ``SCALE_STEP`` px) until the class (its median side) is
+    within a step of that anchor, and the longer side's cap alike: the objects are then
+    where the anchors reach, with fewer pixels to convolve (:data:`SMALLER_INPUT`).
+    ``given``: the settings the user gave (the anchors, from a file, are named as its)."""
     transform = config.transform
     preset, anchor = transform.min_size[0], _largest_anchor(config)
     size = SCALE_STEP * math.ceil(preset * anchor / side / SCALE_STEP)
     if size >= preset:
         return []
+    capped = _capped_by_longer_side(preset, transform.max_size, aspect)
     why = (
-        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, above "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized to "
+        f"{preset}{capped}, above "
         f"{_anchor_named('largest', given)} ({anchor:g} px): images are resized "
         f"{size / preset:.2f} times as large, the class then {pixels(side * size / preset)} "
         f"px, that anchor's size to the input's {SCALE_STEP}-px step ({SMALLER_INPUT})"
@@ -777,8 +780,9 @@ def under_anchor_note(
         return None
     reaching = SCALE_STEP * math.ceil(size * anchor / side / SCALE_STEP)
     max_size = round(transform.max_size * reaching / size)
+    capped = _capped_by_longer_side(size, transform.max_size, stats.aspect)
     return (
-        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {size} px, "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {size} px{capped}, "
         f"under half the smallest anchor ({anchor:g} px): even the anchor centred on such an "
         f"object overlaps it at an IoU under 0.25, and the RPN learns to propose few; "
         f"--min-size {reaching} --max-size {max_size} brings it to the anchor (a step about "
@@ -809,7 +813,7 @@ def _input_size_choices(
         return []
     side, anchor = stats.class_sides[smallest], _smallest_anchor(config)
     if side > _largest_anchor(config):
-        return _smaller_input_choices(config, smallest, side, given)
+        return _smaller_input_choices(config, smallest, side, stats.aspect, given)
     if not 0 < side < anchor:  # a class of points has no size to enlarge
         return []
     preset = transform.min_size[0]
@@ -817,8 +821,10 @@ def _input_size_choices(
     size = min(reaching, SCALE_STEP * math.floor(preset * MAX_UPSCALE / SCALE_STEP))
     if size <= preset:
         return []
+    capped = _capped_by_longer_side(preset, transform.max_size, stats.aspect)
     why = (
-        f"the smallest class {smallest!r} is {pixels(side)} px once resized to {preset}, under "
+        f"the smallest class {smallest!r} is {pixels(side)} px once resized to "
+        f"{preset}{capped}, under "
         f"{_anchor_named('smallest', given)} ({anchor:g} px): images are resized "
         f"{size / preset:.2f} times larger"
     )
@@ -863,6 +869,20 @@ def sizes_reached(sizes: Sequence[int], max_size: int, aspect: float) -> tuple[i
     under the longer side's cap ``max_size``: on 3000 x 200 strips (15:1) every size
     of 640..800 under 1333 gives 88."""
     return tuple(sorted({min(size, math.floor(max_size / aspect)) for size in sizes}))
+
+
+def _capped_by_longer_side(size: int, max_size: int, aspect: float) -> str:
+    """Where the longer side's cap ``max_size`` stops images of the median shape
+    (``aspect``:1) short of the shorter side ``size``, what they reach, said after "once
+    resized to ``size``" (the objects are measured there): ' (images of the median shape,
+    8.00:1, reach 166 px: the longer side's cap, 1333, stops them)'; '' elsewhere."""
+    reached = sizes_reached([size], max_size, aspect)[0]
+    if reached == size:
+        return ""
+    return (
+        f" (images of the median shape, {aspect:.2f}:1, reach {reached} px: the longer "
+        f"side's cap, {max_size}, stops them)"
+    )
 
 
 def _finer_map_choice(
