@@ -17,6 +17,8 @@ from faster_rcnn.backbones import (
     VGG16Backbone,
     load_backbone_weights,
 )
+from faster_rcnn.backbones.weights import imagenet_architecture
+from faster_rcnn.state_dict_io import read_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MOBILENET_V2_FILE = REPO_ROOT.parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
@@ -290,14 +292,56 @@ def test_vgg16_fc6_of_another_size_is_a_shape_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def test_a_file_of_another_architecture_is_refused(resnet50_file: Path) -> None:
-    with pytest.raises(ValueError, match=r"none of its \d+ tensors fit the mobilenet_v2 backbone"):
+def test_a_file_of_another_architecture_is_refused_naming_what_it_is(
+    resnet50_file: Path, tmp_path: Path
+) -> None:
+    """The error names the network the file is the checkpoint of, and the presets whose
+    backbone takes it; a ResNet-101's (ResNet-50's layer4, more layer3 blocks) is not
+    taken for a ResNet-50's."""
+    with pytest.raises(ValueError) as refused:
         load_backbone_weights(MobileNetV2FPNBackbone(), resnet50_file)
+    assert str(refused.value).endswith(
+        "tensors fit the mobilenet_v2 backbone; it is a torchvision resnet50 ImageNet "
+        "checkpoint, which the backbone of the presets resnet50_fpn and resnet50_fpn_v2 takes"
+    )
+    deeper = torch.load(resnet50_file, weights_only=True)
+    deeper["layer3.6.conv1.weight"] = deeper["layer3.5.conv1.weight"].clone()
+    with pytest.raises(ValueError) as refused:
+        load_backbone_weights(MobileNetV2FPNBackbone(), save(deeper, tmp_path / "r101.pth"))
+    assert str(refused.value).endswith("is it a torchvision mobilenet_v2 ImageNet checkpoint?")
+
+
+@pytest.mark.parametrize(
+    ("backbone", "prefix", "architecture"),
+    [
+        (ResNetFPNBackbone, "", "resnet50"),
+        (MobileNetV2FPNBackbone, "features.", "mobilenet_v2"),
+        (MobileNetV3FPNBackbone, "features.", "mobilenet_v3_large"),
+        (VGG16Backbone, "features.", "vgg16"),
+        (SmallFPNBackbone, "", None),
+    ],
+)
+def test_imagenet_architecture_tells_each_network_by_its_own_layers(
+    backbone: type[nn.Module], prefix: str, architecture: str | None
+) -> None:
+    """Each lookalike checkpoint (the backbone's layers under torchvision's names) is
+    told as its network's, the small backbone's as none."""
+    state = {prefix + key: value for key, value in backbone().body.state_dict().items()}
+    assert imagenet_architecture(state) == architecture
+
+
+@needs_mobilenet_file
+def test_the_published_mobilenet_v2_file_is_told_as_mobilenet_v2() -> None:
+    assert imagenet_architecture(read_state_dict(MOBILENET_V2_FILE)) == "mobilenet_v2"
 
 
 def test_the_small_backbone_has_no_imagenet_format(resnet50_file: Path) -> None:
-    with pytest.raises(ValueError, match="SmallFPNBackbone"):
+    with pytest.raises(ValueError, match="SmallFPNBackbone") as refused:
         load_backbone_weights(FakeDetector(SmallFPNBackbone()), resnet50_file)
+    assert str(refused.value).endswith(
+        "the small backbone trains from scratch); it is a torchvision resnet50 ImageNet "
+        "checkpoint, which the backbone of the presets resnet50_fpn and resnet50_fpn_v2 takes"
+    )
 
 
 def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path: Path) -> None:

@@ -37,6 +37,23 @@ _VGG_FC_LAYERS = {
     "classifier.3.": "roi_heads.box_head.fc7.",
 }
 
+# A tensor that, of this shape, only each ImageNet checkpoint has (ResNet-101's and -152's
+# layer4 is ResNet-50's: they are told by a layer3 block ResNet-50 lacks), and the
+# presets whose backbone takes it: what the errors of a file given to another backbone
+# name.
+_SIGNATURES = {
+    "resnet50": ("layer4.2.conv3.weight", (2048, 512, 1, 1), "layer3.6.conv1.weight"),
+    "mobilenet_v2": ("features.18.0.weight", (1280, 320, 1, 1), None),
+    "mobilenet_v3_large": ("features.16.0.weight", (960, 160, 1, 1), None),
+    "vgg16": ("features.28.weight", (512, 512, 3, 3), "features.28.running_mean"),
+}
+_PRESETS_TAKING = {
+    "resnet50": "the presets resnet50_fpn and resnet50_fpn_v2",
+    "mobilenet_v2": "the preset mobilenet_v2_fpn",
+    "mobilenet_v3_large": "the presets mobilenet_v3_large_fpn and mobilenet_v3_large_320_fpn",
+    "vgg16": "the preset paper_vgg16",
+}
+
 
 @dataclass
 class LoadReport:
@@ -112,7 +129,11 @@ def load_backbone_state(model: nn.Module, state: dict[str, Tensor], path: str | 
     """:func:`load_backbone_weights` of the state dict ``state``, read from ``path``."""
     backbone = getattr(model, "backbone", model)
     prefix = "backbone." if backbone is not model else ""
-    architecture = _architecture_of(backbone)
+    try:
+        architecture = _architecture_of(backbone)
+    except ValueError as error:
+        known = imagenet_architecture(state)
+        raise ValueError(f"{error}{'; ' + _taken_by(known) if known else ''}") from None
     targets = model.state_dict(keep_vars=True)
     expected = {
         key
@@ -202,4 +223,26 @@ def _what_else(state: dict[str, Tensor], architecture: str) -> str:
             "backbone's: faster_rcnn.load_initial_weights starts a model from it "
             "(fine-tuning), faster_rcnn.load_torchvision_checkpoint rebuilds it"
         )
+    known = imagenet_architecture(state)
+    if known is not None:
+        return _taken_by(known)
     return f"is it a torchvision {architecture} ImageNet checkpoint?"
+
+
+def imagenet_architecture(state: dict[str, Tensor]) -> str | None:
+    """The torchvision ImageNet classifier ``state`` is the checkpoint of
+    (``"resnet50"``, ``"mobilenet_v2"``, ``"mobilenet_v3_large"``, ``"vgg16"``), told by
+    a tensor only it has of that shape; ``None``: none of them."""
+    for architecture, (key, shape, absent) in _SIGNATURES.items():
+        found = state.get(key)
+        if found is not None and tuple(found.shape) == shape and absent not in state:
+            return architecture
+    return None
+
+
+def _taken_by(architecture: str) -> str:
+    """What the errors say of a file that is ``architecture``'s ImageNet checkpoint."""
+    return (
+        f"it is a torchvision {architecture} ImageNet checkpoint, which the backbone of "
+        f"{_PRESETS_TAKING[architecture]} takes"
+    )
