@@ -1004,6 +1004,29 @@ def test_a_checkpoints_export_goes_beside_its_stage_where_its_next_checkpoint_le
     assert first.endswith("; model.onnx and joint.onnx, made from that run, stay")
 
 
+def test_train_warns_of_classes_no_training_box_has(tmp_path, capsys):
+    """A names list longer than what was labelled: the classes without a training box
+    are named (the model has them and never detects them); none where every class has
+    one."""
+    data = tmp_path / "yolo"
+    for split in ("images", "labels"):
+        (data / split / "train").mkdir(parents=True)
+    for k in range(2):
+        to_pil(torch.rand(3, 96, 96)).save(data / "images" / "train" / f"a{k}.jpg")
+        (data / "labels" / "train" / f"a{k}.txt").write_text(f"{k} 0.5 0.5 0.4 0.4\n")
+    (data / "classes.txt").write_text("red\nblue\ngreen\nwhite\n")
+    argv = ["train", "--data", str(data), "--steps", "1", *TINY, "--out"]
+    assert main([*argv, str(tmp_path / "run")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "training box" in line]
+    assert warned == [
+        f"faster-rcnn: warning: {data}: 2 classes have no training box, and will never be "
+        f"detected: green, white (`faster-rcnn data --data {data}` counts each class's boxes)"
+    ]
+    (data / "classes.txt").write_text("red\nblue\n")
+    assert main([*argv, str(tmp_path / "run2")]) == 0
+    assert "training box" not in capsys.readouterr().err
+
+
 def test_a_run_stopped_before_its_first_step_is_started_anew_without_resume(tmp_path, capsys):
     """A run whose only image cannot be read stops at its first step with a checkpoint of
     no step: once the image is mended, the same command starts anew (nothing of the

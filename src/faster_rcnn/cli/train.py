@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, 
 from ..data.blur_noise import BlurAndNoise
 from ..data.cache import BYTES_PER_PIXEL, InMemoryDataset, cached_bytes
 from ..data.coco import WithoutCrowd
-from ..data.dataset import DetectionDataset, Sample, spread_indices, target_of
+from ..data.dataset import DetectionDataset, Sample, first_few, spread_indices, target_of
 from ..data.difficult import WithoutDifficult
 from ..data.open import is_generated
 from ..data.photometric import ColorJitter
@@ -432,6 +433,7 @@ def images_with_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> Wi
         dataset = WithoutDifficult(dataset)
     dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
     require_boxes(dataset, args)
+    warn_of_classes_without_boxes(dataset, args)
     return dataset
 
 
@@ -511,6 +513,23 @@ def require_boxes(dataset: WithoutCrowd, args: argparse.Namespace) -> None:
         f"{args.data}: no box in any of the {len(dataset)} training images{left_out}: "
         f"nothing to learn (`faster-rcnn data --data {args.data}` shows what was read)"
     )
+
+
+def warn_of_classes_without_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
+    """Warn of the classes that no training box has (a names list or COCO categories
+    longer than what was labelled): the model has them, and never detects them."""
+    boxes = Counter(
+        label for i in range(len(dataset)) for label in target_of(dataset, i)["labels"].tolist()
+    )
+    missing = [name for k, name in enumerate(dataset.class_names, 1) if not boxes[k]]
+    if missing:
+        have = counted(len(missing), "class has", "classes have")
+        print(
+            f"faster-rcnn: warning: {args.data}: {have} no training box, and will never be "
+            f"detected: {first_few(missing)} "
+            f"(`faster-rcnn data --data {args.data}` counts each class's boxes)",
+            file=sys.stderr,
+        )
 
 
 def check_marks_difficult(dataset: DetectionDataset, args: argparse.Namespace) -> None:
