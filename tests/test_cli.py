@@ -1357,6 +1357,30 @@ def test_the_demo_refuses_an_out_that_train_refuses(tmp_path, capsys, monkeypatc
     )
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
+def test_the_folder_of_a_run_still_training_given_as_a_model_says_it_is_going(tmp_path, capsys):
+    """Not "did not finish; add --resume": that --resume would be refused, the run going
+    on to write its model file."""
+    import fcntl
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic:4", "--steps", "1", "--out", str(out), *TINY]) == 0
+    (out / "model.safetensors").unlink()  # as it is until the run ends
+    capsys.readouterr()
+    with open(out / ".training.lock", "w") as held:  # as the run in progress holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        assert main(["evaluate", "--model", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --model {out} holds no model.safetensors yet: the training "
+        f"run there (process 4242) writes it as it ends; pass the model file of its last "
+        f"checkpoint, {out / 'joint' / 'model.safetensors'}\n"
+    )
+    assert main(["evaluate", "--model", str(out)]) == 2  # the run stopped: resume it
+    assert "did not finish; add --resume" in capsys.readouterr().err
+
+
 def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", "synthetic:4", "--steps", "1", "--out", str(run), *TINY]) == 0

@@ -18,9 +18,10 @@ from ..config import MIN_TRAIN_WINDOW, FasterRCNNConfig
 from ..insight.pictures import FORMATS
 from ..model import FasterRCNN
 from ..test_time_flips import TEST_TIME_FLIPS, TestTimeFlips
-from ..train.checkpoint import read_model_config
+from ..train.checkpoint import MODEL_FILE, UnfinishedRunError, read_model_config
 from ..train.recipe import FINER_MAP_ANY_STEPS_SIDE, FINER_MAP_OBJECTS, FINER_MAP_STEPS, SMALL_SIDE
 from ..windowed_detection import DEFAULT_OVERLAP, WindowedDetection
+from .out_lock import lock_holder
 
 # Suffixes of the files the commands write or read, which no one gives a folder: an --out
 # of a command that writes a folder, not there yet, with one of them names a file.
@@ -278,8 +279,24 @@ def file_of_flag(flag: str, path: Path) -> Iterator[None]:
     ``--weights w.pth: its backbone is not ...``; the library names the file alone."""
     try:
         yield
+    except UnfinishedRunError as error:
+        raise ValueError(_flag_file_error(flag, path, _run_going(error) or error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(_flag_file_error(flag, path, error)) from None
+
+
+def _run_going(error: UnfinishedRunError) -> ValueError | None:
+    """``error``'s run folder as the folder of a run still training, where it is one
+    (its lock held: :mod:`~faster_rcnn.cli.out_lock`), which ``--resume`` would not
+    finish but be refused; ``None`` where none trains there."""
+    holder = lock_holder(error.run)
+    if holder is None:
+        return None
+    return ValueError(
+        f"{error.run} holds no {MODEL_FILE} yet: the training run there (process {holder}) "
+        "writes it as it ends; pass the model file of its last checkpoint, "
+        f"{error.last_checkpoint / MODEL_FILE}"
+    )
 
 
 def _flag_file_error(flag: str, path: Path, error: Exception) -> str:

@@ -82,9 +82,18 @@ def check_unlocked(out: Path) -> None:
     Raises:
         ValueError: another process holds the lock, naming that process.
     """
-    if _locks() and (out / LOCK_FILE).is_file():
-        with open(out / LOCK_FILE, encoding="utf-8") as file:
-            _lock(file, out)  # released as the file closes
+    holder = lock_holder(out)
+    if holder is not None:
+        raise ValueError(_written_by(out, holder))
+
+
+def lock_holder(out: Path) -> str | None:
+    """The process (as the lock file names it) of the training run writing to ``out``
+    now; ``None`` where none is."""
+    if not _locks() or not (out / LOCK_FILE).is_file():
+        return None
+    with open(out / LOCK_FILE, encoding="utf-8") as file:
+        return _holder(file)  # a lock taken here is released as the file closes
 
 
 def _locks() -> bool:
@@ -98,12 +107,24 @@ def _lock(file: IO[str], out: Path) -> None:
     Raises:
         ValueError: another process holds it, naming that process.
     """
+    holder = _holder(file)
+    if holder is not None:
+        raise ValueError(_written_by(out, holder))
+
+
+def _holder(file: IO[str]) -> str | None:
+    """Take the lock on the open lock ``file``; where another process holds it, the
+    process the file names instead ("unknown" where it names none)."""
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         file.seek(0)
-        holder = file.read().strip() or "unknown"
-        raise ValueError(
-            f"{out} is being written by another training run (process {holder}): wait "
-            "for it to end, or choose another --out"
-        ) from None
+        return file.read().strip() or "unknown"
+    return None
+
+
+def _written_by(out: Path, holder: str) -> str:
+    return (
+        f"{out} is being written by another training run (process {holder}): wait "
+        "for it to end, or choose another --out"
+    )

@@ -307,11 +307,7 @@ def _check_model_file(path: Path) -> None:
             raise ValueError(f"{path} is a folder: pass the model file in it, {inside}")
         last = _last_checkpoint_in(path)
         if last is not None:
-            raise ValueError(
-                f"{path} holds no {MODEL_FILE}: the training run there did not finish; add "
-                "--resume to its train command to finish it, or pass the model file of its "
-                f"last checkpoint, {last / MODEL_FILE}"
-            )
+            raise UnfinishedRunError(path, last)
         raise ValueError(f"{path} is a folder with no {MODEL_FILE} in it: pass a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
@@ -329,6 +325,19 @@ def saved_checkpoints(out: Path) -> list[Path]:
     found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
     # Once: a stage's folder cut off mid-save and its .previous both find the latter.
     return list(dict.fromkeys(checkpoint for checkpoint in found if checkpoint is not None))
+
+
+class UnfinishedRunError(ValueError):
+    """A run folder given as a model file whose run has written no model file yet:
+    ``last_checkpoint`` is the folder of its last checkpoint."""
+
+    def __init__(self, run: Path, last_checkpoint: Path) -> None:
+        super().__init__(
+            f"{run} holds no {MODEL_FILE}: the training run there did not finish; add "
+            "--resume to its train command to finish it, or pass the model file of its "
+            f"last checkpoint, {last_checkpoint / MODEL_FILE}"
+        )
+        self.run, self.last_checkpoint = run, last_checkpoint
 
 
 class WeightsMismatchError(ValueError):
