@@ -100,6 +100,18 @@ def test_a_changed_setting_in_the_header_is_refused(tmp_path):
     assert_refused(load_model, path, crc, recorded)
 
 
+@pytest.mark.parametrize("load", [load_model, read_model_config])
+def test_a_damaged_field_name_in_the_header_is_said_as_damage(tmp_path, load):
+    """A changed letter of a field name made the config invalid, and the file was
+    refused for "unknown RPNConfig field", as if its settings needed mending."""
+    path = tmp_path / "m.safetensors"
+    save_model(tiny_model(), path)
+    recorded, data = recorded_crc(path), path.read_bytes()
+    offset = data.index(b'\\"nms_thresh\\"') + len(b'\\"nms_thres')
+    crc = damage(path, offset, flip=ord("h") ^ ord("x"))  # nms_thresh -> nms_thresx
+    assert_refused(load, path, crc, recorded)
+
+
 def test_a_model_file_that_records_no_checksum_still_loads(tmp_path):
     """Files of older versions, written before the checksum, and damaged or not: nothing
     to check them against."""

@@ -137,10 +137,13 @@ def box_head_trained(path: str | Path) -> bool:
 
 
 def _config_of(metadata: dict[str, str], path: Path) -> FasterRCNNConfig:
-    """The config in the metadata of the model file ``path``, validated."""
+    """The config in the metadata of the model file ``path``, validated; one that does
+    not validate is first checked against the file's checksum, so that a damaged byte
+    in it (a field name changed) is said as damage, not as settings to mend."""
     try:
         return FasterRCNNConfig.from_json(metadata["config"])
     except ValueError as error:
+        file_checksum.check_checksum(path)
         raise ValueError(f"{path}: its config is invalid: {error}") from error
 
 
