@@ -415,16 +415,29 @@ def _full_scale(grey: np.ndarray, mode: str, depth: SampleDepth | None) -> float
 
 
 def _open_image(path: Path) -> Image.Image:
-    """``Image.open`` with its errors as the reader's one-line ones."""
+    """``Image.open`` with its errors as the reader's one-line ones.
+
+    PIL warns of an image of more pixels than ``Image.MAX_IMAGE_PIXELS`` (89 million) as
+    of a "decompression bomb DOS attack", and refuses one of twice as many. The warning
+    is silenced: it names no file, and the image is the user's own and is read (a 150
+    Mpx aerial photo: 1.8 GB as float32, 3 GB at the peak of decoding it). The refusal
+    stands, in one line naming the file: a 320 Mpx one takes 6.2 GB to decode, of which
+    the model keeps a resized image of a few million pixels.
+    """
     if not path.is_file():  # one stat for the image that is there
         if path.is_dir():
             raise UnreadableImageError(path, f"{path} is a folder, not an image file")
         raise MissingImageError(path, f"image file {path} does not exist")
     try:
-        return Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
     except Image.DecompressionBombError as error:
         reason = str(error).split(", could be")[0]
-        message = f"refusing image {path}: {reason} (a decompression bomb?)"
+        message = (
+            f"refusing image {path}: {reason} (a decompression bomb?); downscale it or cut "
+            "it into tiles"
+        )
         raise UnreadableImageError(path, message) from error
     except UnidentifiedImageError as error:
         message = f"cannot read image {path}: {_unknown_format(path)}"
