@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from faster_rcnn import FasterRCNN
+from faster_rcnn import FasterRCNN, file_checksum
 from faster_rcnn.config import FasterRCNNConfig
 from faster_rcnn.models import small_config
 from faster_rcnn.roi_heads import (
@@ -321,6 +321,8 @@ def test_a_crafted_config_is_refused_before_anything_is_built(tmp_path, change, 
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
     crafted = tmp_path / "crafted.safetensors"
     metadata["config"] = json.dumps(config)
+    # Crafted, not damaged: without the checksum, which its old one would fail first.
+    del metadata[file_checksum.KEY]
     safetensors.torch.save_file(safetensors.torch.load_file(path), crafted, metadata)
     built = []
     with pytest.MonkeyPatch.context() as patch:

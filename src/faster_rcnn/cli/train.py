@@ -399,6 +399,7 @@ def train(args: argparse.Namespace) -> int:
     dataset = images_with_boxes(dataset, args)
     args.batch_size = batch_size(dataset, args)
     check_workers(dataset, args)
+    warn_of_classes_without_boxes(dataset, args)
     if args.cache_images:
         check_cache_fits(dataset)
         dataset = InMemoryDataset(dataset)
@@ -433,7 +434,6 @@ def images_with_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> Wi
         dataset = WithoutDifficult(dataset)
     dataset = WithoutCrowd(dataset)  # never trained on: the recipe counts no crowd either
     require_boxes(dataset, args)
-    warn_of_classes_without_boxes(dataset, args)
     return dataset
 
 
@@ -517,10 +517,9 @@ def require_boxes(dataset: WithoutCrowd, args: argparse.Namespace) -> None:
 
 def warn_of_classes_without_boxes(dataset: DetectionDataset, args: argparse.Namespace) -> None:
     """Warn of the classes that no training box has (a names list or COCO categories
-    longer than what was labelled): the model has them, and never detects them."""
-    boxes = Counter(
-        label for i in range(len(dataset)) for label in target_of(dataset, i)["labels"].tolist()
-    )
+    longer than what was labelled): the model has them, and never detects them. An
+    image that cannot be read counts no box (training skips it)."""
+    boxes = Counter(label for labels in image_labels(dataset) for label in labels)
     missing = [name for k, name in enumerate(dataset.class_names, 1) if not boxes[k]]
     if missing:
         have = counted(len(missing), "class has", "classes have")
