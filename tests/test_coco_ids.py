@@ -197,10 +197,13 @@ def test_annotation_ids_from_0_or_repeated_score_as_any_others(coco_run, tmp_pat
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"bbox": None}, "annotation 1 has bbox None, not [x, y, width, height]"),
-        ({"bbox": [1, 2, 3]}, "annotation 1 has bbox [1, 2, 3], not [x, y, width, height]"),
+        ({"bbox": None}, "annotation 1 of 205.png has bbox None, not [x, y, width, height]"),
+        (
+            {"bbox": [1, 2, 3]},
+            "annotation 1 of 205.png has bbox [1, 2, 3], not [x, y, width, height]",
+        ),
         ({"image_id": 205.0}, "annotation 1 has image_id 205.0, not an integer or a string"),
-        ({"category_id": 6}, "annotation 1 has category_id 6, not one of [5, 9, 20]"),
+        ({"category_id": 6}, "annotation 1 of 205.png has category_id 6, not one of [5, 9, 20]"),
     ],
 )
 def test_a_bad_ground_truth_annotation_is_named_in_one_line(
@@ -266,7 +269,7 @@ def test_evaluate_warns_once_of_the_coco_file_it_reads_as_data_and_scores_agains
         f"faster-rcnn: warning: {truth}: 1 annotation is left out, no image has its image_id: "
         "annotation 99 (image_id 999)",
         f"faster-rcnn: warning: {truth}: 1 box with reversed corners swapped "
-        "(annotation 98 [4, 2, 9, 6] on 120x80)",
+        "(annotation 98 of 205.png [4, 2, 9, 6] on 120x80)",
     ]
 
 

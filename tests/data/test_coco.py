@@ -15,7 +15,7 @@ from exif_images import save_exif_jpeg
 from faster_rcnn.data.coco import COCODetection, drop_crowd
 from faster_rcnn.evaluate.coco_ap import COCOEvaluator, load_coco_annotations, score_results_file
 
-# The fixture's annotation 3 has no area on purpose: it is dropped with this warning.
+# The fixture's annotation 3 of a.png has no area on purpose: it is dropped with this warning.
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*1 box dropped \(annotation 3")
 
 
@@ -84,7 +84,7 @@ def test_reads_contiguous_labels_xyxy_boxes_crowd_and_empty_images(tmp_path: Pat
     assert torch.equal(target["iscrowd"], torch.tensor([False]))  # absent iscrowd: 0
     assert [data.image_size(i) for i in range(3)] == [(30, 40), (16, 16), (24, 12)]
     assert [a["id"] for a in data.skipped_annotations] == [3]  # zero width
-    assert data.box_audit.dropped == ["annotation 3 [5, 5, 0, 4]: no area"]
+    assert data.box_audit.dropped == ["annotation 3 of a.png [5, 5, 0, 4]: no area"]
 
 
 def test_targets_are_copies(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
     [
         (
             {"annotations": [{"id": 8, "image_id": 11, "category_id": 4, "bbox": [0, 0, 1, 1]}]},
-            r"annotation 8 has category_id 4, not one of \[3, 7\]",
+            r"annotation 8 of a.png has category_id 4, not one of \[3, 7\]",
         ),
         (
             {"annotations": [{"id": 9, "image_id": 11.0, "category_id": 3, "bbox": [0, 0, 1, 1]}]},
@@ -143,32 +143,37 @@ def _segmented(segmentation: Any) -> dict[str, Any]:
         ),
         (
             {"annotations": [{"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 1]}]},
-            r"annotation 6 has bbox \[0, 0, 1\]",
+            r"annotation 6 of a.png has bbox \[0, 0, 1\]",
         ),
-        (_segmented([]), r"annotation 6 has bbox None, not \[x, y, width, height\]$"),
+        (
+            _segmented([]),
+            r"annotation 6 of a.png has bbox None, not \[x, y, width, height\]$",
+        ),
         (  # a polygon of fewer than three points
             _segmented([[1, 2, 3, 4]]),
-            r"annotation 6 has no bbox, and its segmentation \[\[1, 2, 3, 4\]\] is neither",
+            r"annotation 6 of a.png has no bbox, and its segmentation \[\[1, 2, 3, 4\]\] is "
+            "neither",
         ),
         (  # an uncompressed RLE whose counts do not cover its 2x2 pixels
             _segmented({"size": [2, 2], "counts": [1, 2]}),
-            r"annotation 6 has no bbox, and its segmentation \{'counts': \[1, 2\], 'size'",
+            r"annotation 6 of a.png has no bbox, and its segmentation \{'counts': \[1, 2\], 'size'",
         ),
         (  # more pixels than pycocotools counts in 32 bits
             _segmented({"size": [65536, 65536], "counts": [2**32]}),
-            r"annotation 6 has no bbox, and its segmentation \{'counts': \[4294967296\]",
+            r"annotation 6 of a.png has no bbox, and its segmentation \{'counts': \[4294967296\]",
         ),
         (  # a compressed RLE of characters pycocotools does not write
             _segmented({"size": [30, 40], "counts": "0\u00e9~"}),
-            r"annotation 6 has no bbox, and its segmentation \{'counts': '0\u00e9~'",
+            r"annotation 6 of a.png has no bbox, and its segmentation \{'counts': '0\u00e9~'",
         ),
         (  # polygons whose extent is not finite
             _segmented([[1e308, 0, -1e308, 5, 3, 3]]),
-            r"annotation 6 has no bbox, and its segmentation \[\[1e\+308, 0, -1e\+308",
+            r"annotation 6 of a.png has no bbox, and its segmentation \[\[1e\+308, 0, -1e\+308",
         ),
         (  # an RLE without its height
             _segmented({"size": [30], "counts": "PP"}),
-            r"annotation 6 has no bbox, and its segmentation \{'counts': 'PP', 'size': \[30\]\}",
+            r"annotation 6 of a.png has no bbox, and its segmentation "
+            r"\{'counts': 'PP', 'size': \[30\]\}",
         ),
         ({"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}, "duplicate category"),
         (
@@ -217,7 +222,8 @@ def test_an_iscrowd_other_than_0_or_1_is_refused_by_reader_and_evaluation(
     # and of the objects to find, without a word.
     box = {"id": 6, "image_id": 11, "category_id": 3, "bbox": [0, 0, 4, 4], "iscrowd": iscrowd}
     images, annotation_file = _coco(tmp_path, annotations=[box])
-    message = rf"instances\.json: annotation 6 has iscrowd {re.escape(repr(iscrowd))}, not 0 or 1$"
+    shown = re.escape(repr(iscrowd))
+    message = rf"instances\.json: annotation 6 of a.png has iscrowd {shown}, not 0 or 1$"
     with pytest.raises(ValueError, match=message):
         COCODetection(images, annotation_file)
     with pytest.raises(ValueError, match=message):
@@ -255,7 +261,7 @@ def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Pat
     ]
     images, annotation_file = _coco(tmp_path, annotations=annotations)
     with pytest.warns(
-        UserWarning, match=r"annotation 5 segmentation extent \[0, 0, 0, 0\]: no area"
+        UserWarning, match=r"annotation 5 of b.png segmentation extent \[0, 0, 0, 0\]: no area"
     ):
         data = COCODetection(images, annotation_file)
     assert torch.equal(data.target(0)["boxes"], torch.tensor([[8.0, 5, 20, 12], [2, 3, 12, 8]]))
@@ -264,7 +270,9 @@ def test_an_annotation_without_bbox_takes_its_segmentations_extent(tmp_path: Pat
     assert [a["id"] for a in data.skipped_annotations] == [5]
     # Evaluation against the file scores the same boxes (x, y, width, height), the empty
     # mask's left out as the reader leaves it out (it was an object no detection finds).
-    with pytest.warns(UserWarning, match=r"1 box dropped \(annotation 5 segmentation extent"):
+    with pytest.warns(
+        UserWarning, match=r"1 box dropped \(annotation 5 of b.png segmentation extent"
+    ):
         scored = load_coco_annotations(annotation_file).dataset["annotations"]
     assert [a["bbox"] for a in scored] == [
         [8, 5, 12, 7],
@@ -292,7 +300,7 @@ def test_annotations_whose_image_id_no_image_has_are_left_out_with_a_warning(
     assert [str(w.message) for w in warned] == [
         f"{annotation_file}: 2 annotations are left out, no image has their image_id: "
         "annotation 9 (image_id 12), annotation 10 (image_id 13)",
-        f"{annotation_file}: 1 box dropped (annotation 3 [5, 5, 0, 4]: no area)",
+        f"{annotation_file}: 1 box dropped (annotation 3 of a.png [5, 5, 0, 4]: no area)",
     ]
     assert [read.target(k)["boxes"].shape[0] for k in range(3)] == [2, 0, 1]
 
@@ -383,7 +391,9 @@ def test_an_empty_bbox_beside_polygons_is_no_bbox(tmp_path: Path) -> None:
     assert [a["bbox"] for a in scored] == [[1, 2, 7.5, 18]]
     # Without a segmentation, an empty bbox is no box at all.
     annotations[0]["segmentation"] = []
-    with pytest.raises(ValueError, match=r"annotation 1 has bbox \[\], not \[x, y, width"):
+    with pytest.raises(
+        ValueError, match=r"annotation 1 of sub/c.png has bbox \[\], not \[x, y, width"
+    ):
         COCODetection(*_coco(tmp_path, annotations=annotations))
 
 
@@ -437,10 +447,10 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     with pytest.warns(UserWarning) as warned:
         data = COCODetection(*_coco(tmp_path, annotations=annotations))
     assert [str(w.message) for w in warned] == [
-        f"{tmp_path / 'instances.json'}: 2 boxes clipped to the image (annotation 1 "
-        "[-5, 20, 15, 40] on 40x30; annotation 4 [10, 20, 15, 30] on 12x24); 2 boxes "
-        "dropped (annotation 2 [45, 0, 55, 10] on 40x30: outside the image; annotation 3 "
-        "[5, 5, 0, 4]: no area)"
+        f"{tmp_path / 'instances.json'}: 2 boxes clipped to the image (annotation 1 of a.png "
+        "[-5, 20, 15, 40] on 40x30; annotation 4 of sub/c.png [10, 20, 15, 30] on 12x24); 2 "
+        "boxes dropped (annotation 2 of a.png [45, 0, 55, 10] on 40x30: outside the image; "
+        "annotation 3 of a.png [5, 5, 0, 4]: no area)"
     ]
     assert torch.equal(data.target(0)["boxes"], torch.tensor([[0.0, 20, 15, 30]]))
     # c.png's size is in no record: its file's header gives it.
@@ -451,9 +461,9 @@ def test_boxes_past_the_border_are_clipped_and_those_outside_dropped_with_a_coun
     with pytest.warns(UserWarning) as warned:
         scored = load_coco_annotations(tmp_path / "instances.json").dataset["annotations"]
     assert [str(w.message) for w in warned] == [
-        f"{tmp_path / 'instances.json'}: 1 box clipped to the image (annotation 1 "
-        "[-5, 20, 15, 40] on 40x30); 2 boxes dropped (annotation 2 [45, 0, 55, 10] on "
-        "40x30: outside the image; annotation 3 [5, 5, 0, 4]: no area)"
+        f"{tmp_path / 'instances.json'}: 1 box clipped to the image (annotation 1 of a.png "
+        "[-5, 20, 15, 40] on 40x30); 2 boxes dropped (annotation 2 of a.png [45, 0, 55, 10] "
+        "on 40x30: outside the image; annotation 3 of a.png [5, 5, 0, 4]: no area)"
     ]
     assert [(a["id"], a["bbox"], a["area"]) for a in scored] == [
         (1, [0, 20, 15, 10], 150),
@@ -528,10 +538,13 @@ def test_a_box_of_a_negative_side_is_read_between_its_corners_as_voc_reads_one(
     ]
     images, annotation_file = _coco(tmp_path, annotations=annotations)
     swapped = (
-        f"{annotation_file}: 3 boxes with reversed corners swapped (annotation 1 [2, 3, 12, 8] "
-        "on 40x30; annotation 2 [2, 10, 8, 14] on 16x16; annotation 3 [-2, 10, 10, 14] on 16x16)"
+        f"{annotation_file}: 3 boxes with reversed corners swapped (annotation 1 of a.png "
+        "[2, 3, 12, 8] on 40x30; annotation 2 of b.png [2, 10, 8, 14] on 16x16; annotation 3 "
+        "of b.png [-2, 10, 10, 14] on 16x16)"
     )
-    said = f"{swapped}; 1 box clipped to the image (annotation 3 [-2, 10, 10, 14] on 16x16)"
+    said = (
+        f"{swapped}; 1 box clipped to the image (annotation 3 of b.png [-2, 10, 10, 14] on 16x16)"
+    )
     with pytest.warns(UserWarning) as warned:
         data = COCODetection(images, annotation_file)
     assert [str(w.message) for w in warned] == [said]

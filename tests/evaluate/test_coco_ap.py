@@ -290,8 +290,9 @@ def test_a_box_past_the_border_scores_against_the_file_as_against_the_readers_ta
     file = tmp_path / "instances.json"
     file.write_text(json.dumps(data))
     said = (
-        f"{file}: 1 box clipped to the image (annotation 1 [60, 20, 140, 60] on 100x100); "
-        "1 box dropped (annotation 2 [120, 0, 130, 10] on 100x100: outside the image)"
+        f"{file}: 1 box clipped to the image (annotation 1 of a.png [60, 20, 140, 60] on "
+        "100x100); 1 box dropped (annotation 2 of a.png [120, 0, 130, 10] on 100x100: outside "
+        "the image)"
     )
     with pytest.warns(UserWarning) as warned:
         dataset = COCODetection(tmp_path, file)

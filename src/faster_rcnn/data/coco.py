@@ -38,7 +38,7 @@ import re
 import reprlib
 import warnings
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
@@ -198,8 +198,9 @@ class COCODetection(ImageFileDataset):
         crowd: list[list[bool]] = [[] for _ in self._images]
         self.skipped_annotations: list[dict[str, Any]] = []
         self.box_audit = BoxAudit()
+        file_names = {i: self._images[k]["file_name"] for i, k in position.items()}
         for k, ann in of_listed_images(annotations, image_ids, file):
-            name = annotation_name(ann, k)
+            name = annotation_name(ann, k, file_names)
             check_annotation_ids(ann, name, image_ids, self.category_id_to_label, file)
             is_crowd = crowd_flag(ann, name, file)
             k_image = position.get(ann["image_id"])
@@ -425,10 +426,15 @@ def image_numbers(images: list[dict[str, Any]]) -> dict[ImageId, int]:
     return numbers
 
 
-def annotation_name(ann: Any, k: int) -> str:
-    """How errors name annotation ``k`` of a file: by its ``id``, else its position."""
-    shown = ann.get("id", f"#{k}") if isinstance(ann, dict) else f"#{k}"
-    return f"annotation {shown}"
+def annotation_name(ann: Any, k: int, file_names: Mapping[ImageId, str] | None = None) -> str:
+    """How errors name annotation ``k`` of a file: by its ``id``, else its position, and
+    the ``file_name`` of its image where ``file_names`` (by image id) has it:
+    ``annotation 7 of a.jpg``, to find it in a labelling tool."""
+    if not isinstance(ann, dict):
+        return f"annotation #{k}"
+    image_id = ann.get("image_id")
+    image = file_names.get(image_id) if file_names and isinstance(image_id, (int, str)) else None
+    return f"annotation {ann.get('id', f'#{k}')}" + (f" of {image}" if image else "")
 
 
 def check_annotation_ids(

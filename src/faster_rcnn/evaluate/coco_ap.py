@@ -447,8 +447,9 @@ def load_coco_annotations(path: str | os.PathLike[str], read_before: bool = Fals
     listed = of_listed_images(annotations, image_sizes.keys(), file, quiet=read_before)
     audit = BoxAudit()
     kept = []
+    file_names = {image["id"]: image.get("file_name") for image in data["images"]}
     for k, ann in listed:
-        name = annotation_name(ann, k)
+        name = annotation_name(ann, k, file_names)
         check_annotation_ids(ann, name, image_sizes.keys(), category_ids, file)
         crowd = crowd_flag(ann, name, file)
         size = image_sizes[merged.get(ann["image_id"], ann["image_id"])]
