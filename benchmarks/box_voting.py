@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from detections_cap import write_record
 from faster_rcnn.data.dataset import Sample
 from faster_rcnn.data.open import open_dataset
 from faster_rcnn.evaluate.voc_map import VOCEvaluator
@@ -53,10 +54,7 @@ def main() -> None:
         figures = seen.figures(threshold)
         record["thresholds"][threshold] = {name: round(value, 4) for name, value in figures.items()}
         print(f"{threshold:4.2f} {json.dumps(record['thresholds'][threshold])}", flush=True)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"-> {args.out}")
+    write_record(record, args.out)
 
 
 class SeenCandidates:

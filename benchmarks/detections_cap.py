@@ -48,10 +48,16 @@ def main() -> None:
         figures = evaluated_figures(model, dataset)
         record["caps"][cap] = {name: round(value, 4) for name, value in figures.items()}
         print(f"{cap:5d} {json.dumps(record['caps'][cap])}", flush=True)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"-> {args.out}")
+    write_record(record, args.out)
+
+
+def write_record(record: dict[str, object], out: Path | None) -> None:
+    """Write ``record`` as JSON to ``out`` (its folder made), and say so; nothing where
+    ``out`` is ``None``."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"-> {out}")
 
 
 def evaluated_figures(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[str, float]:

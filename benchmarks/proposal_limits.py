@@ -27,7 +27,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import Tensor
 
-from detections_cap import evaluated_figures
+from detections_cap import evaluated_figures, write_record
 from faster_rcnn.data.dataset import Sample
 from faster_rcnn.data.open import open_dataset
 from faster_rcnn.model import FasterRCNN
@@ -53,10 +53,7 @@ def main() -> None:
         figures = evaluated_figures(model, dataset) | every_detection_coco(model, dataset)
         record["limits"][limit] = {name: round(value, 4) for name, value in figures.items()}
         print(f"{limit:6d} {json.dumps(record['limits'][limit])}", flush=True)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"-> {args.out}")
+    write_record(record, args.out)
 
 
 def every_detection_coco(model: FasterRCNN, dataset: Sequence[Sample]) -> dict[str, float]:
