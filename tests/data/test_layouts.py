@@ -1404,36 +1404,35 @@ def test_a_coco_split_none_of_whose_images_is_there_is_left_out_saying_so(tmp_pa
     )
 
 
-def test_an_image_missing_but_for_the_case_of_its_name_is_said_to_be_there(tmp_path):
-    """A COCO file written where the disk ignores case (Windows, macOS) names a.jpg of
-    A.JPG: said to be missing, as if not there at all."""
-    coco(tmp_path / "labels.json", ["a.jpg", "b.jpg"], [{"id": 1, "name": "car"}], 1)
-    image(tmp_path / "images/A.JPG")
+@pytest.mark.parametrize(
+    ("written", "on_disk", "why"),
+    [
+        # Written where the disk ignores case (Windows, macOS).
+        ("a.jpg", "A.JPG", "A.JPG is there: file names are case-sensitive here"),
+        # The é one character (NFC) in the file, an e and an accent (NFD, as macOS writes
+        # names) on disk: the two names look alike.
+        (
+            "caf\u00e9.jpg",
+            "cafe\u0301.jpg",
+            "a file of this name is there in Unicode NFD, the name above in NFC: names must "
+            "match byte for byte here",
+        ),
+    ],
+)
+def test_an_image_missing_but_for_the_form_of_its_name_is_said_to_be_there(
+    tmp_path, written, on_disk, why
+):
+    """A COCO file naming an image whose file is there under a name that differs only in
+    case or Unicode form: said to be missing, and why the one is not the other."""
+    coco(tmp_path / "labels.json", [written, "b.jpg"], [{"id": 1, "name": "car"}], 1)
+    image(tmp_path / "images" / on_disk)
     image(tmp_path / "images/b.jpg")
     with pytest.warns(UserWarning) as warned:
         data = open_dataset(tmp_path)
     assert data.image_files == [tmp_path / "images/b.jpg"]
     assert [str(w.message) for w in warned] == [
         f"{tmp_path / 'labels.json'}: 1 image is left out, not found: "
-        f"{tmp_path / 'images/a.jpg'} (A.JPG is there: file names are case-sensitive here)"
-    ]
-
-
-def test_an_image_missing_but_for_the_unicode_form_of_its_name_is_said_to_be_there(tmp_path):
-    """A COCO file names café.jpg with the é as one character (NFC), the file on disk has
-    an e and an accent (NFD, as macOS writes names): the two names look alike, so the
-    warning says why the one is not the other."""
-    composed, decomposed = "caf\u00e9.jpg", "cafe\u0301.jpg"
-    coco(tmp_path / "labels.json", [composed, "b.jpg"], [{"id": 1, "name": "car"}], 1)
-    image(tmp_path / "images" / decomposed)
-    image(tmp_path / "images/b.jpg")
-    with pytest.warns(UserWarning) as warned:
-        data = open_dataset(tmp_path)
-    assert data.image_files == [tmp_path / "images/b.jpg"]
-    assert [str(w.message) for w in warned] == [
-        f"{tmp_path / 'labels.json'}: 1 image is left out, not found: "
-        f"{tmp_path / 'images' / composed} (a file of this name is there in Unicode NFD, "
-        "the name above in NFC: names must match byte for byte here)"
+        f"{tmp_path / 'images' / written} ({why})"
     ]
 
 
