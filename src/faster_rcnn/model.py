@@ -437,20 +437,21 @@ class FasterRCNN(nn.Module):
         boxes to float32, as torchvision's resize makes them.
 
         Raises:
-            ValueError: a malformed image or target, an image too elongated to resize, a
-                box wholly outside its image or far beyond it.
+            ValueError: a malformed image or target, one on another device than the
+                model's (or on the meta device), an image too elongated to resize, a box
+                wholly outside its image or far beyond it.
         """
         num_classes = self.num_classes  # follows a replaced predictor
+        weight = next(self.parameters())
         images = rgb_image_list(images)
-        validate_images(images)
+        validate_images(images, weight.device)
         validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         if targets is not None:
-            validate_targets(targets, len(images), num_classes, original_sizes)
+            validate_targets(targets, len(images), num_classes, original_sizes, weight.device)
             targets = [float_boxes(target) for target in targets]
         # A float64 or float16 image meets float32 weights: computed in the weights' dtype.
-        dtype = next(self.parameters()).dtype
-        images = [image.to(dtype) for image in images]
+        images = [image.to(weight.dtype) for image in images]
         image_list, resized = self.transform(images, targets, generator=generator)
         return PreparedBatch(image_list, resized, original_sizes)
 

@@ -43,10 +43,11 @@ def _as_rgb(image: Tensor) -> Tensor:
     return image
 
 
-def validate_images(images: list[Tensor]) -> None:
+def validate_images(images: list[Tensor], device: torch.device | None = None) -> None:
     """Each image must be a floating point ``(3, H, W)`` tensor (or a grey ``(1, H, W)``
     one, which :func:`rgb_image_list` makes ``(3, H, W)``) with ``H, W > 0`` and finite
-    values (0..255 values are warned of: the model expects 0..1)."""
+    values (0..255 values are warned of: the model expects 0..1), on ``device`` (the
+    model's) where it is given, and never on the meta device."""
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise ValueError(_NOT_A_BATCH)
     for i, image in enumerate(images):
@@ -59,6 +60,7 @@ def validate_images(images: list[Tensor]) -> None:
             )
         if not image.is_floating_point():
             raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
+        _check_device(image, device, f"image {i} is")
         darkest, brightest = (float(v) for v in torch.aminmax(image.detach()))
         if not (math.isfinite(darkest) and math.isfinite(brightest)):
             raise ValueError(f"image {i}: NaN or infinite pixel values")
@@ -68,6 +70,18 @@ def validate_images(images: list[Tensor]) -> None:
                 "0..1 (divide 0..255 images by 255)",
                 stacklevel=3,
             )
+
+
+def _check_device(tensor: Tensor, device: torch.device | None, subject: str) -> None:
+    """``tensor`` must hold values (a meta tensor has none to check or detect in) and be
+    on ``device`` where it is given; ``subject`` begins the message ("image 0 is")."""
+    if tensor.device.type == "meta":
+        raise ValueError(f"{subject} on the meta device, which holds no values")
+    if device is not None and tensor.device != device:
+        raise ValueError(
+            f"{subject} on {tensor.device}, the model on {device}: inputs must be on the "
+            "model's device"
+        )
 
 
 def validate_image_sizes(images: list[Tensor], min_sizes: Sequence[int], max_size: int) -> None:
@@ -105,6 +119,7 @@ def validate_targets(
     num_images: int,
     num_classes: int,
     image_sizes: Sequence[tuple[int, int]] | None = None,
+    device: torch.device | None = None,
 ) -> None:
     """Check training targets against the model's data contract.
 
@@ -116,6 +131,7 @@ def validate_targets(
         num_classes: classes including background; labels must be in ``1..num_classes-1``.
         image_sizes: per image, ``(height, width)``; given, a box must overlap its image
             and reach no further beyond it than the image's own size.
+        device: the model's; given, boxes and labels must be on it (never on meta).
 
     Raises:
         ValueError: naming the image index and, where it applies, the box.
@@ -123,6 +139,8 @@ def validate_targets(
     _check_target_list(targets, num_images)
     for i, target in enumerate(targets):
         boxes, labels = _boxes_and_labels(target, i)
+        _check_device(boxes, device, f"image {i}: boxes are")
+        _check_device(labels, device, f"image {i}: labels are")
         _check_box_coordinates(boxes, i)
         if image_sizes is not None and len(boxes):
             validate_boxes_in_image(boxes, image_sizes[i], i)

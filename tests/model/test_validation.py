@@ -42,6 +42,17 @@ def test_valid_targets_including_an_empty_image_pass():
         ({"boxes": torch.tensor([[0.0, 0, 1, 1]]), "labels": torch.ones(1)}, "int64"),
         ({"boxes": torch.tensor([[0.0, 0, 1, 1]]), "labels": torch.ones(2).long()}, r"\(1,\)"),
         ({"boxes": torch.tensor([[0.0, 0, 1, 1]])}, "'boxes' and 'labels'"),
+        (
+            {"boxes": torch.empty(1, 4, device="meta"), "labels": torch.ones(1).long()},
+            r"^image 1: boxes are on the meta device, which holds no values$",
+        ),
+        (
+            {
+                "boxes": torch.tensor([[0.0, 0, 1, 1]]),
+                "labels": torch.ones(1, device="meta").long(),
+            },
+            r"^image 1: labels are on the meta device, which holds no values$",
+        ),
     ],
 )
 def test_invalid_targets_name_the_image_and_box(bad, message):
@@ -79,6 +90,17 @@ def test_boxes_that_say_another_format_than_xyxy_are_refused():
         validate_targets([centred], 1, 3, [(100, 120)])
 
 
+def test_targets_on_another_device_than_the_model_s_are_named():
+    targets = [target([[0, 0, 10, 10]])]
+    validate_targets(targets, 1, 3, device=torch.device("cpu"))
+    with pytest.raises(
+        ValueError,
+        match=r"^image 0: boxes are on cpu, the model on meta: inputs must be on the model's "
+        r"device$",
+    ):
+        validate_targets(targets, 1, 3, device=torch.device("meta"))
+
+
 def test_target_count_must_match_images():
     with pytest.raises(ValueError, match="list of 2 target dicts, got 1"):
         validate_targets([target([])], num_images=2, num_classes=3)
@@ -99,6 +121,10 @@ def _with(image: torch.Tensor, value: float) -> torch.Tensor:
         ([torch.zeros(3, 4, 4, dtype=torch.uint8)], "image 0: expected a floating point"),
         ([torch.zeros(3, 4, 4), _with(torch.zeros(3, 4, 4), math.nan)], r"image 1: NaN or inf"),
         ([_with(torch.zeros(3, 4, 4, dtype=torch.float16), -math.inf)], r"image 0: NaN or inf"),
+        (
+            [torch.zeros(3, 4, 4), torch.empty(3, 4, 4, device="meta")],
+            r"^image 1 is on the meta device, which holds no values$",
+        ),
     ],
 )
 def test_invalid_images(images, message):
@@ -130,6 +156,17 @@ def test_an_image_a_side_of_which_would_resize_to_nothing_is_refused():
         ValueError, match=r"image 1: 5000x1 \(width x height\) is too elongated .* min_size 800"
     ):
         validate_image_sizes([torch.zeros(3, 9, 9), torch.zeros(3, 1, 5000)], (800,), 1333)
+
+
+def test_images_on_another_device_than_the_model_s_are_named():
+    """torchvision fails deep inside the network; here the image is named before any
+    computation."""
+    model = FasterRCNN.from_config(small_config(3)).to("meta").eval()
+    with pytest.raises(
+        ValueError,
+        match=r"^image 0 is on cpu, the model on meta: inputs must be on the model's device$",
+    ):
+        model([torch.rand(3, 20, 30)])
 
 
 def test_images_in_0_255_are_warned_about():
