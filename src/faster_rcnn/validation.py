@@ -15,8 +15,10 @@ from torch import Tensor
 
 from .transform import resized_size
 
-# Pixel values this far above 1 mean an image in 0..255, not 0..1.
+# Pixel values this far above 1 mean an image in 0..255, not 0..1; this far below 0, one
+# normalised already (ImageNet's mean and std make black about -2).
 _BRIGHTEST = 1.5
+_DARKEST = -0.5
 _NOT_A_BATCH = "images must be a non-empty list of (3, H, W) tensors or an (N, 3, H, W) batch"
 
 
@@ -46,7 +48,8 @@ def _as_rgb(image: Tensor) -> Tensor:
 def validate_images(images: list[Tensor], device: torch.device | None = None) -> None:
     """Each image must be a floating point ``(3, H, W)`` tensor (or a grey ``(1, H, W)``
     one, which :func:`rgb_image_list` makes ``(3, H, W)``) with ``H, W > 0`` and finite
-    values (0..255 values are warned of: the model expects 0..1), on ``device`` (the
+    values (0..255 or normalised values are warned of: the model expects 0..1 and
+    normalises them itself), on ``device`` (the
     model's) where it is given, and never on the meta device."""
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise ValueError(_NOT_A_BATCH)
@@ -64,12 +67,24 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
         darkest, brightest = (float(v) for v in torch.aminmax(image.detach()))
         if not (math.isfinite(darkest) and math.isfinite(brightest)):
             raise ValueError(f"image {i}: NaN or infinite pixel values")
-        if brightest > _BRIGHTEST:
-            warnings.warn(
-                f"image {i}: pixel values up to {brightest:g}; the model expects "
-                "0..1 (divide 0..255 images by 255)",
-                stacklevel=3,
-            )
+        _warn_of_pixel_range(darkest, brightest, i)
+
+
+def _warn_of_pixel_range(darkest: float, brightest: float, image: int) -> None:
+    """Warn of an image normalised already, or in 0..255: the model detects in either,
+    badly, as torchvision's does without a word."""
+    if darkest < _DARKEST:
+        warnings.warn(
+            f"image {image}: pixel values down to {darkest:g}; the model expects 0..1 and "
+            "normalises them itself (pass the images before any mean/std normalisation)",
+            stacklevel=4,
+        )
+    elif brightest > _BRIGHTEST:
+        warnings.warn(
+            f"image {image}: pixel values up to {brightest:g}; the model expects "
+            "0..1 (divide 0..255 images by 255)",
+            stacklevel=4,
+        )
 
 
 def _check_device(tensor: Tensor, device: torch.device | None, subject: str) -> None:

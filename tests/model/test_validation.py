@@ -1,5 +1,6 @@
 import enum
 import math
+import warnings
 
 import pytest
 import torch
@@ -172,6 +173,25 @@ def test_images_on_another_device_than_the_model_s_are_named():
 def test_images_in_0_255_are_warned_about():
     with pytest.warns(UserWarning, match=r"image 0: pixel values up to 255; .* expects 0..1"):
         validate_images([torch.full((3, 4, 4), 255.0)])
+
+
+def test_images_normalised_already_are_warned_about_as_such():
+    """Normalised with ImageNet's mean and std, black is about -2 and white about 2.6:
+    the warning says so, not that the image is in 0..255."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).reshape(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).reshape(3, 1, 1)
+    image = torch.zeros(3, 4, 4)
+    image[:, 0, 0] = 1.0
+    normalised = (image - mean) / std  # -2.1179 .. 2.64
+    with pytest.warns(UserWarning) as caught:
+        validate_images([image, normalised])
+    assert [str(w.message) for w in caught] == [
+        "image 1: pixel values down to -2.1179; the model expects 0..1 and normalises them "
+        "itself (pass the images before any mean/std normalisation)"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_images([image - 0.4])  # noise a little below 0 is no normalisation
 
 
 def test_detections_lie_inside_their_original_image_after_scaling_back():
