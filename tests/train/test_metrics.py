@@ -124,13 +124,46 @@ def test_drop_records_keeps_other_stages_and_earlier_steps(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
-def test_a_torn_last_line_is_dropped_and_a_bad_middle_line_reported(tmp_path):
+def test_a_torn_last_line_is_dropped_with_a_warning_and_a_bad_middle_line_reported(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps(record("joint", 0)) + '\n{"stage": "jo')
     assert read_metrics(path) == [record("joint", 0)]
-    drop_records(path, "joint", 5)
+    said = rf"^{path}, line 2: a record cut off mid-write \(the run was killed\) is dropped$"
+    with pytest.warns(UserWarning, match=said):
+        drop_records(path, "joint", 5)
     assert path.read_text() == json.dumps(record("joint", 0)) + "\n"
 
     path.write_text('{"stage": \n' + json.dumps(record("joint", 0)) + "\n")
     with pytest.raises(ValueError, match="line 1"):
         read_metrics(path)
+
+
+NOT_A_RECORD = "not an object with a string 'stage' and an integer 'step'"
+
+
+@pytest.mark.parametrize("line", [2, 3])
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (b"5", NOT_A_RECORD),
+        (b'{"stage": "joint", "lr": 0.01}', NOT_A_RECORD),
+        (
+            b'{"stage": "jo\xffnt"}',
+            "'utf-8' codec can't decode byte 0xff in position 13: invalid start byte",
+        ),
+    ],
+    ids=["a number", "no step", "a bad byte"],
+)
+def test_a_damaged_line_ended_by_its_newline_is_one_error_naming_the_file_and_line(
+    tmp_path, line, damage, why
+):
+    """Damage after the write (not a crash's cut: a newline ends the line) was an
+    AttributeError's traceback, a decoding error naming no file, or a line kept or
+    dropped without a word."""
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps(record("joint", step)).encode() for step in range(3)]
+    lines[line - 1] = damage
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(ValueError) as error:
+        drop_records(path, "joint", 1)
+    assert str(error.value) == f"{path}, line {line}: not a JSON record ({why})"

@@ -115,36 +115,71 @@ class MetricsLogger:
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """The records of a metrics file, in order.
 
-    A last line cut off by a crash is left out; any other line that is not JSON raises
+    A last line cut off by a crash mid-write (no newline ends it) is left out; any other
+    line that is not a JSON record (an object with a ``stage`` and a ``step``) raises
     ``ValueError`` naming the file and the line.
     """
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            if number == len(lines):
-                break
-            raise ValueError(f"{path}, line {number}: not a JSON record ({error})") from error
-    return records
+    return _read_records(path)[0]
 
 
 def drop_records(path: Path, stage: str, from_step: int) -> None:
     """Remove the records of ``stage`` with ``step >= from_step`` from the metrics file
-    ``path`` (rewritten atomically; nothing happens when the file does not exist)."""
+    ``path`` (rewritten atomically; nothing happens when the file does not exist). A last
+    line cut off by a crash goes too, with a warning naming it.
+
+    Raises:
+        ValueError: a line before the last is not a JSON record, naming the file and line.
+    """
     if not path.is_file():
         return
-    records = read_metrics(path)
-    kept = [
-        record
-        for record in records
-        if record.get("stage") != stage or record.get("step", -1) < from_step
-    ]
+    records, cut_off = _read_records(path)
+    if cut_off is not None:
+        warnings.warn(
+            f"{path}, line {cut_off}: a record cut off mid-write (the run was killed) is dropped",
+            stacklevel=2,
+        )
+    kept = [record for record in records if record["stage"] != stage or record["step"] < from_step]
     if len(kept) == len(records) and path.read_bytes().endswith(b"\n"):
         return
     with atomic_write(path) as temporary:
         temporary.write_text("".join(json.dumps(record) + "\n" for record in kept))
+
+
+def _read_records(path: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """The records of the metrics file ``path``, and the number of its last line where a
+    crash cut that off mid-write (``None``: none was)."""
+    # After the last newline: nothing, or a line that a crash cut off before its newline.
+    *lines, unended = path.read_bytes().split(b"\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(_record(line))
+        except ValueError as error:
+            raise ValueError(f"{path}, line {number}: not a JSON record ({error})") from error
+    if not unended:
+        return records, None
+    try:
+        records.append(_record(unended))  # all written but its newline
+    except ValueError:
+        return records, len(lines) + 1
+    return records, None
+
+
+def _record(line: bytes) -> dict[str, Any]:
+    """The step record the metrics file's ``line`` holds.
+
+    Raises:
+        ValueError: it is not JSON (a byte damaged: not even UTF-8), or not an object with
+            a string ``stage`` and an integer ``step``.
+    """
+    record = json.loads(line)
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("stage"), str)
+        and isinstance(record.get("step"), int)
+    ):
+        raise ValueError("not an object with a string 'stage' and an integer 'step'")
+    return record
 
 
 def _summary_writer(log_dir: Path) -> Any:
