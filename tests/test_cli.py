@@ -1559,6 +1559,22 @@ def test_a_full_disk_mid_run_is_one_line_naming_the_checkpoint_and_keeps_the_las
     assert not (run / "joint.partial").exists()
 
 
+def test_a_run_resumed_after_a_kill_mid_save_removes_what_the_save_left(tmp_path, capsys):
+    """The temporary file of a model file cut off (5 MB here, a resnet50_fpn's 160 MB)
+    stayed for good, one more each kill; ``<stage>.partial`` until the stage's next save."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--batch-size", "2", *TINY, "--out", str(run)]
+    assert main([*argv, "--steps", "1"]) == 0
+    shutil.copytree(run / "joint", run / "joint.partial")  # killed before its renames
+    cut_off = run / f".model.safetensors.41.{'0123456789abcdef' * 2}.tmp"
+    cut_off.write_bytes((run / "model.safetensors").read_bytes()[:100])
+    (run / "notes.tmp").write_text("the user's")
+    assert main([*argv, "--steps", "2", "--resume"]) == 0
+    assert "joint: resuming from step 1 of 2" in capsys.readouterr().out
+    left = [".training.lock", "joint", "metrics.jsonl", "model.safetensors", "notes.tmp"]
+    assert sorted(os.listdir(run)) == [*left, "training_splits.json"]
+
+
 def test_evaluate_without_data_scores_what_the_model_was_trained_on(tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", "synthetic:4", "--steps", "1", "--out", str(run), *TINY]

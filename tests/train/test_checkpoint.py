@@ -38,7 +38,9 @@ from faster_rcnn.train.checkpoint import (
     load_weights,
     model_file_of_state,
     read_model_config,
+    remove_cut_off_saves,
     save_model,
+    saved_checkpoints,
 )
 from faster_rcnn.train.state import weights_record
 from zip_records import zip_record_start
@@ -645,6 +647,30 @@ def test_crash_between_the_final_renames_falls_back_to_the_old_checkpoint(tmp_pa
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2
     make_checkpoint(step=4).save(tmp_path / "joint", model)
     assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 4
+
+
+def test_what_kills_mid_save_leave_is_no_checkpoint_and_goes_by_its_names(tmp_path):
+    """A kill before a save's renames left ``<stage>.partial`` whole, which ``train`` took
+    for the checkpoint of a run that did not finish (and ``--resume`` then found none); one
+    at the last rename, the old checkpoint as ``.previous`` beside the new, both taken for
+    checkpoints; one mid-write, temporary files that no later save removed."""
+    model = tiny_model()
+    make_checkpoint(step=4).save(tmp_path / "joint", model)
+    shutil.copytree(tmp_path / "joint", tmp_path / "joint.previous")
+    shutil.copytree(tmp_path / "joint", tmp_path / "rpn.partial")
+    hex_digits = "0123456789abcdef" * 2
+    (tmp_path / "rpn.partial" / f".state.pt.41.{hex_digits}.tmp").write_bytes(b"PK")
+    for name in ("model.safetensors", "metrics.jsonl", "model.onnx"):
+        (tmp_path / f".{name}.41.{hex_digits}.tmp").write_bytes(b"cut")
+    (tmp_path / "notes.tmp").write_text("the user's")
+    (tmp_path / "old.partial").mkdir()  # no stage's
+    assert saved_checkpoints(tmp_path) == [tmp_path / "joint"]
+
+    remove_cut_off_saves(tmp_path, ["joint", "rpn"], ["model.safetensors", "metrics.jsonl"])
+    # export's temporary file is no run's to remove: it may be writing it now.
+    left = [f".model.onnx.41.{hex_digits}.tmp", "joint", "notes.tmp", "old.partial"]
+    assert sorted(os.listdir(tmp_path)) == left
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 4
 
 

@@ -19,7 +19,7 @@ from ..train.trainer import Trainer
 from .arguments import device_name, minutes, path_argument, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import check_one_process, training_lock
-from .run_folder import begin_fresh_run, check_out, say_replaced_run
+from .run_folder import begin_fresh_run, check_out, clear_cut_off_saves, say_replaced_run
 from .train import check_amp, fit_and_save, say_default_precision, uses_amp
 
 PICTURES = 8
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     check_amp(args)
     check_out(args.out, None, resume=False, writes="the demo writes")
     with training_lock(args.out):
+        clear_cut_off_saves(args.out)
         say_replaced_run(args.out)
         return demo(args)
 

@@ -14,7 +14,13 @@ from typing import Any, NoReturn
 
 from ..train import non_approximate, rpn_only
 from ..train.alternating import STAGES, is_step_config, no_step_to_resume
-from ..train.checkpoint import MODEL_FILE, PREVIOUS, TrainingCheckpoint, saved_checkpoints
+from ..train.checkpoint import (
+    MODEL_FILE,
+    PREVIOUS,
+    TrainingCheckpoint,
+    remove_cut_off_saves,
+    saved_checkpoints,
+)
 from ..train.metrics import METRICS_FILE
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
@@ -29,12 +35,14 @@ SCHEME_STAGES = {
     "rpn": (rpn_only.STAGE,),
     "alternating": STAGES,
 }
+# Every scheme's stages, each once.
+ALL_STAGES = tuple(dict.fromkeys(sum(SCHEME_STAGES.values(), ())))
 # What export and evaluate write beside a run's model file, or of its checkpoints, by
 # default: a run trained over it leaves them, and `predict --onnx` would run the model
 # replaced.
 MADE_FROM_MODEL = (
     str(Path(MODEL_FILE).with_suffix(".onnx")),
-    *(f"{stage}.onnx" for stage in dict.fromkeys(sum(SCHEME_STAGES.values(), ()))),
+    *(f"{stage}.onnx" for stage in ALL_STAGES),
     "evaluation/",
 )
 
@@ -114,6 +122,15 @@ def _going(out: Path) -> str:
     listed = f"{', '.join(going[:-1])} and {going[-1]}" if len(going) > 1 else going[0]
     verb = "go" if len(going) > 1 or checkpoints else "goes"
     return f": its {listed} {verb} as training begins"
+
+
+def clear_cut_off_saves(out: Path) -> None:
+    """Remove what saves of a run in ``out`` that a kill (SIGKILL, the machine's memory
+    running out) cut off left, by their names: every stage's checkpoint not swapped in,
+    and the temporary files of its model and metrics files
+    (:func:`~faster_rcnn.train.checkpoint.remove_cut_off_saves`). The run about to train
+    there must hold its lock."""
+    remove_cut_off_saves(out, ALL_STAGES, (MODEL_FILE, METRICS_FILE))
 
 
 def begin_fresh_run(out: Path, records: Records) -> None:

@@ -112,6 +112,7 @@ from .out_lock import check_one_process, training_lock
 from .run_folder import (
     begin_fresh_run,
     check_out,
+    clear_cut_off_saves,
     resumed_weights,
     say_replaced_run,
     scheme_of,
@@ -388,6 +389,7 @@ def run(args: argparse.Namespace) -> int:
     # The run's results are its files: it goes on where its output's reader has gone
     # (`| head`), not ended at its next line.
     with training_lock(args.out), reader_proof("stdout"):
+        clear_cut_off_saves(args.out)
         if not args.resume:
             say_replaced_run(args.out)
         return train(args)

@@ -28,7 +28,7 @@ import shutil
 import stat
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,10 @@ UNTRAINED = "untrained"
 STATE_FILE = "state.pt"
 # What a checkpoint folder's name ends in while a save replacing it is cut off.
 PREVIOUS = ".previous"
+# What the folder a checkpoint is written into before it replaces the old one ends in.
+PARTIAL = ".partial"
+# The temporary file :func:`atomic_write` writes ``<name>`` as: ``.<name>.<pid>.<hex>.tmp``.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.\d+\.[0-9a-f]{32}\.tmp")
 
 
 def save_model(model: FasterRCNN, path: str | Path, box_head_trained: bool = True) -> None:
@@ -318,16 +322,40 @@ def _check_model_file(path: Path) -> None:
 
 def _last_checkpoint_in(run: Path) -> Path | None:
     """The checkpoint written last among the folder ``run``'s sub-folders (the stages of
-    an unfinished run), if any; one still assembled (``<stage>.partial``) is none."""
-    found = [c for c in saved_checkpoints(run) if not c.name.endswith(".partial")]
+    an unfinished run), if any."""
+    found = saved_checkpoints(run)
     return max(found, key=lambda c: (c / STATE_FILE).stat().st_mtime, default=None)
 
 
 def saved_checkpoints(out: Path) -> list[Path]:
-    """The training checkpoints under ``out``, one folder a stage."""
-    found = (TrainingCheckpoint.find(folder) for folder in sorted(out.iterdir()) if folder.is_dir())
-    # Once: a stage's folder cut off mid-save and its .previous both find the latter.
-    return list(dict.fromkeys(checkpoint for checkpoint in found if checkpoint is not None))
+    """The training checkpoints under ``out``, one folder a stage: the stage's own, or its
+    ``.previous`` where a save cut off left none; one still assembled (``.partial``) is
+    none, though a kill before its renames left it whole."""
+    folders = (folder for folder in sorted(out.iterdir()) if folder.is_dir())
+    stages = dict.fromkeys(
+        folder.name.removesuffix(PREVIOUS) for folder in folders if folder.suffix != PARTIAL
+    )
+    found = (TrainingCheckpoint.find(out / stage) for stage in stages)
+    return [checkpoint for checkpoint in found if checkpoint is not None]
+
+
+def remove_cut_off_saves(out: Path, stages: Iterable[str], files: Iterable[str]) -> None:
+    """Remove from the run folder ``out`` what saves that a kill cut off left: the
+    ``.partial`` folders of ``stages`` (a checkpoint not swapped in), a ``.previous`` one
+    beside the stage's checkpoint (the old one, left at the last rename), and the
+    temporary files of :func:`atomic_write` that were to become ``files`` (the model file,
+    the metrics file). The files of a save under way go too: only a run holding ``out``'s
+    lock may call this."""
+    for stage in stages:
+        partial, previous = _siblings(out / stage)
+        shutil.rmtree(partial, ignore_errors=True)
+        if TrainingCheckpoint.find(out / stage) == out / stage:
+            shutil.rmtree(previous, ignore_errors=True)
+    names = set(files)
+    for path in out.iterdir():
+        written = _TEMPORARY.fullmatch(path.name)
+        if written is not None and written["name"] in names and path.is_file():
+            path.unlink()
 
 
 class UnfinishedRunError(ValueError):
@@ -605,7 +633,7 @@ def _swap_in(partial: Path, directory: Path) -> None:
 def _siblings(directory: Path) -> tuple[Path, Path]:
     """Where a checkpoint of ``directory`` is assembled, and where the old one waits."""
     return (
-        directory.with_name(directory.name + ".partial"),
+        directory.with_name(directory.name + PARTIAL),
         directory.with_name(directory.name + PREVIOUS),
     )
 
