@@ -3,7 +3,8 @@ resumed goes on from the step its checkpoint holds and ends with the same weight
 bit, as one that was never interrupted: for every scheme, the paper's alternating one,
 whose four steps each checkpoint, included. A run whose terminal closes (SIGHUP) stops
 with a checkpoint too, unless under ``nohup``, where it goes on to its end, as it does
-where the reader of its output stops early (``| head``)."""
+where the reader of its output stops early (``| head``). One killed leaves its ``--out``
+unlocked at once, its data-loader workers still running."""
 
 import fcntl
 import functools
@@ -24,6 +25,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from faster_rcnn.cli.out_lock import lock_holder
 from faster_rcnn.cli.run_folder import SCHEME_STAGES
 from faster_rcnn.train.checkpoint import TrainingCheckpoint
 
@@ -160,6 +162,26 @@ def test_ctrl_c_with_data_loader_workers_says_once_that_the_run_stops(tmp_path):
     said = "stopping after the step under way, with a checkpoint (Ctrl-C again quits without one)"
     assert stderr.count(said) == 1
     assert stderr.splitlines()[-1].startswith("faster-rcnn: joint: stopped by SIGINT after")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
+def test_a_run_killed_with_data_loader_workers_leaves_its_out_unlocked_at_once(tmp_path):
+    """The workers, forked with the lock file open, kept the lock until they saw their
+    parent gone (up to 5 s): a ``--resume`` started at once was refused as a second run."""
+    run = ["train", "--data", "synthetic:32", "--steps", "300", "--workers", "2"]
+    run += ["--min-size", "96", "--max-size", "128", "--recipe", "preset"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "faster_rcnn", *run, "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while steps_logged(tmp_path) < 2 and process.poll() is None:
+        assert time.monotonic() < deadline, "the run logged no steps in 2 minutes"
+        time.sleep(0.01)
+    process.kill()
+    assert process.wait(timeout=120) == -signal.SIGKILL
+    assert lock_holder(tmp_path) is None
 
 
 # The runs that lose their terminal or their output's reader: short, and without reading

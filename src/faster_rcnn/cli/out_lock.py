@@ -3,8 +3,10 @@
 Two runs writing to one ``--out`` at once would each replace the other's checkpoints,
 metrics and model file, and both would end "successfully". A run holds an advisory lock
 on ``<out>/.training.lock`` (which names its process) while it trains, and a second run
-is refused in one line. The lock goes with the process, however it ends. A platform
-without POSIX file locks takes none.
+is refused in one line. The lock goes with the process, however it ends: a child it
+forks (a data-loader worker) lets go of its copy of the lock file, which would keep the
+lock after a kill of the run until the child noticed and ended (a worker: up to 5 s),
+refusing an immediate ``--resume``. A platform without POSIX file locks takes none.
 
 The commands train in one process: started by ``torchrun`` as several, each process would
 train alone and replace the others' files, so they are refused (:func:`check_one_process`);
@@ -26,6 +28,8 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".training.lock"
+# The lock files this process holds, open (one a run).
+_held: list[IO[str]] = []
 
 
 @contextmanager
@@ -48,7 +52,11 @@ def training_lock(out: Path) -> Iterator[None]:
             file.truncate()
             file.write(f"{os.getpid()}\n")
             file.flush()
-            yield
+            _held.append(file)
+            try:
+                yield
+            finally:
+                _held.remove(file)
     except BaseException:
         if created and [path.name for path in out.iterdir()] == [LOCK_FILE]:
             (out / LOCK_FILE).unlink()
@@ -94,6 +102,18 @@ def lock_holder(out: Path) -> str | None:
         return None
     with open(out / LOCK_FILE, encoding="utf-8") as file:
         return _holder(file)  # a lock taken here is released as the file closes
+
+
+def _let_go_in_child() -> None:
+    """In a forked child, close the lock files inherited: a lock (``flock``) belongs to
+    the open file, which every copy of it keeps locked."""
+    for file in _held:
+        file.close()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_let_go_in_child)
 
 
 def _locks() -> bool:
