@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faster_rcnn.data.open import GENERATED
+from faster_rcnn.train.metrics import METRICS_FILE, read_metrics
 
 HERE = Path(__file__).resolve().parent
 WEIGHTS = "weights/mobilenet_v2-b0353104.pth"  # under --data-root
@@ -323,7 +324,7 @@ def scores(arm: Arm, run_dir: Path) -> dict[str, float]:
         for k, v in metrics.items()
         if k.startswith("voc_ap50/")
     }
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_metrics(run_dir / METRICS_FILE)
     return {
         "map": metrics["voc_map50"],
         **per_class,
