@@ -650,6 +650,22 @@ def test_crash_between_the_final_renames_falls_back_to_the_old_checkpoint(tmp_pa
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 4
 
 
+def test_a_swap_a_kill_cut_off_between_its_renames_is_finished(tmp_path):
+    """A kill after the old checkpoint's rename to ``.previous`` and before the new one's
+    from ``.partial``: the new one is whole, and the next run puts it in place instead of
+    going back a checkpoint."""
+    model = tiny_model()
+    make_checkpoint(step=2).save(tmp_path / "joint", model)
+    make_checkpoint(step=4).save(tmp_path / "new", model)
+    os.replace(tmp_path / "joint", tmp_path / "joint.previous")
+    os.replace(tmp_path / "new", tmp_path / "joint.partial")
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 2  # before tidying
+
+    remove_cut_off_saves(tmp_path, ["joint"], [])
+    assert sorted(os.listdir(tmp_path)) == ["joint"]
+    assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 4
+
+
 def test_what_kills_mid_save_leave_is_no_checkpoint_and_goes_by_its_names(tmp_path):
     """A kill before a save's renames left ``<stage>.partial`` whole, which ``train`` took
     for the checkpoint of a run that did not finish (and ``--resume`` then found none); one

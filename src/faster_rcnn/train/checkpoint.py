@@ -340,22 +340,35 @@ def saved_checkpoints(out: Path) -> list[Path]:
 
 
 def remove_cut_off_saves(out: Path, stages: Iterable[str], files: Iterable[str]) -> None:
-    """Remove from the run folder ``out`` what saves that a kill cut off left: the
-    ``.partial`` folders of ``stages`` (a checkpoint not swapped in), a ``.previous`` one
-    beside the stage's checkpoint (the old one, left at the last rename), and the
-    temporary files of :func:`atomic_write` that were to become ``files`` (the model file,
-    the metrics file). The files of a save under way go too: only a run holding ``out``'s
-    lock may call this."""
+    """Tidy the run folder ``out`` of what saves that a kill cut off left: a swap of
+    checkpoints cut off between its renames is finished (:func:`_finish_swap`); the
+    other ``.partial`` folders of ``stages`` (a checkpoint not swapped in) go, and a
+    ``.previous`` one beside the stage's checkpoint (the old one, left at the last rename),
+    and the temporary files of :func:`atomic_write` that were to become ``files`` (the
+    model file, the metrics file). The files of a save under way go too: only a run
+    holding ``out``'s lock may call this."""
     for stage in stages:
-        partial, previous = _siblings(out / stage)
+        directory = out / stage
+        partial, previous = _siblings(directory)
+        _finish_swap(partial, directory)
         shutil.rmtree(partial, ignore_errors=True)
-        if TrainingCheckpoint.find(out / stage) == out / stage:
+        if TrainingCheckpoint.find(directory) == directory:
             shutil.rmtree(previous, ignore_errors=True)
     names = set(files)
     for path in out.iterdir():
         written = _TEMPORARY.fullmatch(path.name)
         if written is not None and written["name"] in names and path.is_file():
             path.unlink()
+
+
+def _finish_swap(partial: Path, directory: Path) -> None:
+    """Rename ``partial`` to ``directory`` where :func:`_swap_in` was cut off between its
+    renames: the old checkpoint moved to ``.previous`` and ``directory`` not there, which
+    the first rename does only once the new one is written whole in ``partial``."""
+    previous = _siblings(directory)[1]
+    if not directory.exists() and previous.is_dir() and TrainingCheckpoint.find(partial):
+        os.replace(partial, directory)
+        _fsync_directory(directory.parent)
 
 
 class UnfinishedRunError(ValueError):
