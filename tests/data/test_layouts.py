@@ -6,6 +6,7 @@ line through evaluation."""
 import json
 import re
 import shutil
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -1009,6 +1010,24 @@ def test_label_files_and_images_of_any_suffix_case_are_read_alike(tmp_path):
     (darknet / "obj.data").write_text("classes = 2\ntrain = data/train.TXT\n")
     (darknet / "obj_train_data/a.txt").rename(darknet / "obj_train_data/a.TXT")
     assert DarknetYOLO(darknet, "train").target(0)["boxes"].tolist() == [[10.0, 9.0, 30.0, 21.0]]
+
+
+@pytest.mark.parametrize("image_form, label_form", [("NFD", "NFC"), ("NFC", "NFD")])
+def test_an_image_and_its_label_file_named_in_two_unicode_forms_are_paired(
+    tmp_path, image_form, label_form
+):
+    """macOS writes "é" as "e" and an accent (NFD), most tools as one character (NFC): an
+    image and its label copied from two places were an image without boxes and a label
+    file without image."""
+    name = "café"
+    image(tmp_path / "images" / f"{unicodedata.normalize(image_form, name)}.jpg")
+    (tmp_path / "labels").mkdir()
+    label = tmp_path / "labels" / f"{unicodedata.normalize(label_form, name)}.txt"
+    label.write_text("0 0.5 0.5 0.5 0.5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = open_dataset(tmp_path)
+    assert dataset.target(0)["boxes"].tolist() == [[10.0, 7.5, 30.0, 22.5]]
 
 
 def test_dataset_files_and_voc_lists_of_any_suffix_case_are_found(tmp_path):

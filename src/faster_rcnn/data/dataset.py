@@ -103,7 +103,9 @@ def files_with_suffix(folder: Path, *suffixes: str) -> list[Path]:
 def as_on_disk(wanted: Sequence[Path]) -> list[Path]:
     """Each of the ``wanted`` files (``a.txt``, ``a.xml``) as it is on disk: where only a
     file of its stem with that suffix in another case is there (``a.TXT``), that file, as
-    a ``.JPG`` is an image (copied from Windows, whose file names ignore case); else as
+    a ``.JPG`` is an image (copied from Windows, whose file names ignore case); where
+    only one of its stem in the other Unicode form is (``é`` as ``e`` and an accent, as
+    macOS writes names, beside an image named in one character), that one; else as
     wanted. Each folder is listed once, not each file looked for."""
     on_disk: dict[tuple[Path, str], dict[str, Path]] = {}
     for folder, suffix in {(path.parent, path.suffix) for path in wanted}:
@@ -112,7 +114,14 @@ def as_on_disk(wanted: Sequence[Path]) -> list[Path]:
         stems = on_disk[folder, suffix] = {}
         for path in sorted(found, key=lambda path: path.suffix == suffix, reverse=True):
             stems.setdefault(path.stem, path)
-    return [on_disk[path.parent, path.suffix].get(path.stem, path) for path in wanted]
+        for stem, path in list(stems.items()):  # after every stem as it is
+            stems.setdefault(_composed(stem), path)
+    return [_on_disk(path, on_disk[path.parent, path.suffix]) for path in wanted]
+
+
+def _on_disk(path: Path, stems: dict[str, Path]) -> Path:
+    """The file of ``stems`` (by stem as on disk, then composed) that ``path`` is."""
+    return stems.get(path.stem) or stems.get(_composed(path.stem), path)
 
 
 def holds_images(folder: Path) -> bool:
