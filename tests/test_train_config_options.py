@@ -116,3 +116,12 @@ def test_difficult_objects_leave_every_per_box_entry() -> None:
     dataset = WithoutDifficult([(torch.zeros(3, 10, 10), target)])
     assert dataset[0][1]["labels"].tolist() == [1, 3]
     assert dataset.target(0)["labels"].tolist() == [1, 3]
+
+
+def test_difficult_flags_given_as_integers_are_a_mask() -> None:
+    target = {
+        "boxes": torch.tensor([[0.0, 0, 5, 5], [1, 1, 6, 6], [2, 2, 9, 9]]),
+        "labels": torch.tensor([1, 2, 3]),
+        "difficult": torch.tensor([0, 1, 0]),  # int64, as a user's dataset may give them
+    }
+    assert without_difficult(target)["labels"].tolist() == [1, 3]

@@ -105,6 +105,22 @@ def test_train_loader_groups_and_drops_crowd_boxes_eval_loader_keeps_them() -> N
     assert all(len(t["boxes"]) == 2 for _, targets in evaluated for t in targets)
 
 
+def test_train_loader_drops_crowd_boxes_flagged_as_integers() -> None:
+    # torchvision's fine-tuning tutorial gives iscrowd as int64 0/1: a mask, not indices
+    # (~ of int64 [0, 1, 0] is [-1, -2, -1], which picked boxes C, B, C).
+    target = {
+        "boxes": torch.tensor([[0.0, 0, 2, 2], [1, 1, 3, 3], [4, 4, 8, 8]]),
+        "labels": torch.tensor([1, 2, 3]),
+        "area": torch.tensor([4.0, 4.0, 16.0]),
+        "iscrowd": torch.tensor([0, 1, 0]),
+    }
+    data = [(torch.zeros(3, 8, 8), target)]
+    [(_, [trained])] = list(make_train_loader(data, batch_size=1, group_by_aspect_ratio=False))
+    assert torch.equal(trained["boxes"], torch.tensor([[0.0, 0, 2, 2], [4, 4, 8, 8]]))
+    assert trained["labels"].tolist() == [1, 3] and trained["area"].tolist() == [4.0, 16.0]
+    assert trained["iscrowd"].tolist() == [0, 0]
+
+
 def _summary(batches) -> list[list[tuple]]:
     """Per batch, per image: a hash of its pixels and its boxes."""
     return [

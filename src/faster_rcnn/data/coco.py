@@ -342,11 +342,14 @@ def drop_crowd(target: Target) -> Target:
     """``target`` without its crowd boxes (those with ``target["iscrowd"]`` set).
 
     Every per-box entry is filtered; a target without ``"iscrowd"`` comes back as is.
+    The flags may be of any dtype, 0 or 1: the readers' are bool, torchvision's tutorial
+    and reference scripts give int64.
     """
     crowd = target.get("iscrowd")
     if not isinstance(crowd, Tensor) or not bool(crowd.any()):
         return target
-    return boxes_kept(target, ~crowd)
+    # As a mask: ~ of int64 flags would be indices (-1, -2), keeping the wrong boxes.
+    return boxes_kept(target, ~crowd.bool())
 
 
 class WithoutCrowd(TransparentWrapper):

@@ -25,8 +25,9 @@ class WithoutDifficult(WrappedDataset):
 
 
 def without_difficult(target: Target) -> Target:
-    """``target`` without its difficult boxes; per-box entries are filtered alike."""
+    """``target`` without its difficult boxes; per-box entries are filtered alike. The
+    flags may be of any dtype, 0 or 1 (bool, or a user's int64)."""
     difficult = target.get("difficult")
     if not isinstance(difficult, Tensor) or not bool(difficult.any()):
         return target
-    return boxes_kept(target, ~difficult)
+    return boxes_kept(target, ~difficult.bool())  # a mask: ~ of integers would index
