@@ -62,7 +62,11 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
                 f"{tuple(image.shape)}"
             )
         if not image.is_floating_point():
-            raise ValueError(f"image {i}: expected a floating point tensor, got {image.dtype}")
+            raise ValueError(
+                f"image {i}: expected a floating point tensor in 0..1, got {image.dtype} "
+                "(scale a 0..255 image: image.float() / 255, as torchvision's "
+                "ToDtype(torch.float32, scale=True) does)"
+            )
         _check_device(image, device, f"image {i} is")
         darkest, brightest = (float(v) for v in torch.aminmax(image.detach()))
         if not (math.isfinite(darkest) and math.isfinite(brightest)):

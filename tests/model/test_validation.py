@@ -119,7 +119,11 @@ def _with(image: torch.Tensor, value: float) -> torch.Tensor:
         ([torch.zeros(4, 4, 4)], r"image 0: expected shape \(3, H, W\), or \(1, H, W\) for a"),
         ([torch.zeros(1, 3, 4, 4)], r"image 0: expected shape \(3, H, W\)"),
         ([torch.zeros(3, 4, 4), torch.zeros(3, 0, 4)], r"image 1: expected shape"),
-        ([torch.zeros(3, 4, 4, dtype=torch.uint8)], "image 0: expected a floating point"),
+        (
+            [torch.zeros(3, 4, 4, dtype=torch.uint8)],
+            r"image 0: expected a floating point tensor in 0..1, got torch.uint8 \(scale a "
+            r"0..255 image: image.float\(\) / 255",
+        ),
         ([torch.zeros(3, 4, 4), _with(torch.zeros(3, 4, 4), math.nan)], r"image 1: NaN or inf"),
         ([_with(torch.zeros(3, 4, 4, dtype=torch.float16), -math.inf)], r"image 0: NaN or inf"),
         (
