@@ -153,17 +153,31 @@ def validate_targets(
         device: the model's; given, boxes and labels must be on it (never on meta).
 
     Raises:
-        ValueError: naming the image index and, where it applies, the box.
+        ValueError: naming the image (its index, and its target's ``image_id`` where it
+            has one) and, where it applies, the box.
     """
     _check_target_list(targets, num_images)
     for i, target in enumerate(targets):
-        boxes, labels = _boxes_and_labels(target, i)
-        _check_device(boxes, device, f"image {i}: boxes are")
-        _check_device(labels, device, f"image {i}: labels are")
-        _check_box_coordinates(boxes, i)
+        image = _image_named(target, i)
+        boxes, labels = _boxes_and_labels(target, image)
+        _check_device(boxes, device, f"{image}: boxes are")
+        _check_device(labels, device, f"{image}: labels are")
+        _check_box_coordinates(boxes, image)
         if image_sizes is not None and len(boxes):
-            validate_boxes_in_image(boxes, image_sizes[i], i)
-        _check_label_range(labels, num_classes, i)
+            validate_boxes_in_image(boxes, image_sizes[i], image)
+        _check_label_range(labels, num_classes, image)
+
+
+def _image_named(target: object, index: int) -> str:
+    """What the messages call image ``index`` of the batch: ``image 0``, with its
+    target's ``image_id`` where it has one (``image 0 (image_id 5)``), since a batch of a
+    shuffled loader does not tell which dataset item is at fault."""
+    image_id = target.get("image_id") if isinstance(target, dict) else None
+    if isinstance(image_id, Tensor) and image_id.numel() == 1:  # torch.tensor([idx])
+        image_id = image_id.item()
+    if isinstance(image_id, (int, str)):
+        return f"image {index} (image_id {image_id})"
+    return f"image {index}"
 
 
 def _check_target_list(targets: object, num_images: int) -> None:
@@ -173,32 +187,30 @@ def _check_target_list(targets: object, num_images: int) -> None:
         raise ValueError(f"expected a list of {num_images} target dicts, got {count}")
 
 
-def _boxes_and_labels(target: object, image: int) -> tuple[Tensor, Tensor]:
-    """The ``(N, 4)`` boxes (integer ones as float64) and ``(N,)`` int64 labels of image
-    ``image``'s target, checked for their types and shapes."""
+def _boxes_and_labels(target: object, image: str) -> tuple[Tensor, Tensor]:
+    """The ``(N, 4)`` boxes (integer ones as float64) and ``(N,)`` int64 labels of the
+    target of ``image``, checked for their types and shapes."""
     if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
-        raise ValueError(f"image {image}: target must be a dict with 'boxes' and 'labels'")
+        raise ValueError(f"{image}: target must be a dict with 'boxes' and 'labels'")
     boxes = _checked_boxes(target["boxes"], image)
     _check_label_tensor(target["labels"], boxes.shape[0], image)
     return boxes, target["labels"]
 
 
-def _checked_boxes(boxes: object, image: int) -> Tensor:
+def _checked_boxes(boxes: object, image: str) -> Tensor:
     """``boxes`` if an ``(N, 4)`` floating point tensor (XYXY where it says its format);
     integer ones as float64, in which a negative width stays negative (it wraps in
     uint8)."""
     if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
         shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ValueError(f"image {image}: boxes must have shape (N, 4), got {shape}")
+        raise ValueError(f"{image}: boxes must have shape (N, 4), got {shape}")
     if not (boxes.is_floating_point() or _is_integer(boxes)):
-        raise ValueError(
-            f"image {image}: boxes must be floating point or integer, got {boxes.dtype}"
-        )
+        raise ValueError(f"{image}: boxes must be floating point or integer, got {boxes.dtype}")
     _check_box_format(boxes, image)
     return boxes.double() if _is_integer(boxes) else boxes
 
 
-def _check_box_format(boxes: Tensor, image: int) -> None:
+def _check_box_format(boxes: Tensor, image: str) -> None:
     """A torchvision ``BoundingBoxes`` (a tensor with a ``format``) must be XYXY: the
     model reads x1, y1, x2, y2, and torchvision's detectors read any format as those,
     silently (a CXCYWH box is then another box, or none)."""
@@ -206,46 +218,46 @@ def _check_box_format(boxes: Tensor, image: int) -> None:
     name = getattr(box_format, "name", box_format)
     if box_format is not None and name != "XYXY":
         raise ValueError(
-            f"image {image}: boxes are in format {name}, the model reads XYXY (x1, y1, "
+            f"{image}: boxes are in format {name}, the model reads XYXY (x1, y1, "
             "x2, y2): convert them first (torchvision's "
             'v2.ConvertBoundingBoxFormat("XYXY"))'
         )
 
 
-def _check_label_tensor(labels: object, num_boxes: int, image: int) -> None:
+def _check_label_tensor(labels: object, num_boxes: int, image: str) -> None:
     """``labels`` must be an int64 tensor of shape ``(num_boxes,)``."""
     if not isinstance(labels, Tensor) or labels.dtype != torch.int64:
         dtype = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"image {image}: labels must be an int64 tensor, got {dtype}")
+        raise ValueError(f"{image}: labels must be an int64 tensor, got {dtype}")
     if labels.shape != (num_boxes,):
         raise ValueError(
-            f"image {image}: labels must have shape ({num_boxes},) to match the boxes, "
+            f"{image}: labels must have shape ({num_boxes},) to match the boxes, "
             f"got {tuple(labels.shape)}"
         )
 
 
-def _check_box_coordinates(boxes: Tensor, image: int) -> None:
+def _check_box_coordinates(boxes: Tensor, image: str) -> None:
     """Each of the ``(N, 4)`` boxes must be finite, with ``x2 > x1`` and ``y2 > y1``."""
     bad = ~torch.isfinite(boxes).all(dim=1)
     if bad.any():
         j = int(torch.where(bad)[0][0])
-        raise ValueError(f"image {image}, box {j}: non-finite coordinates {boxes[j].tolist()}")
+        raise ValueError(f"{image}, box {j}: non-finite coordinates {boxes[j].tolist()}")
     bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     if bad.any():
         j = int(torch.where(bad)[0][0])
         raise ValueError(
-            f"image {image}, box {j}: {boxes[j].tolist()} has no area "
+            f"{image}, box {j}: {boxes[j].tolist()} has no area "
             "(boxes are x1, y1, x2, y2 with x2 > x1 and y2 > y1)"
         )
 
 
-def _check_label_range(labels: Tensor, num_classes: int, image: int) -> None:
+def _check_label_range(labels: Tensor, num_classes: int, image: str) -> None:
     """Each of the ``(N,)`` labels must be a foreground class, ``1..num_classes-1``."""
     bad = (labels < 1) | (labels >= num_classes)
     if bad.any():
         j = int(torch.where(bad)[0][0])
         raise ValueError(
-            f"image {image}, box {j}: label {int(labels[j])} is outside 1..{num_classes - 1} "
+            f"{image}, box {j}: label {int(labels[j])} is outside 1..{num_classes - 1} "
             "(0 is background)"
         )
 
@@ -263,7 +275,7 @@ def _is_integer(tensor: Tensor) -> bool:
     return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
 
 
-def validate_boxes_in_image(boxes: Tensor, image_size: tuple[int, int], image: int) -> None:
+def validate_boxes_in_image(boxes: Tensor, image_size: tuple[int, int], image: str) -> None:
     """A box must overlap its ``(height, width)`` image and stay within the image's own
     size of it: a box at 1e30 makes a loss of 1e29, not an error, further on."""
     height, width = image_size
@@ -272,13 +284,12 @@ def validate_boxes_in_image(boxes: Tensor, image_size: tuple[int, int], image: i
     if outside.any():
         j = int(torch.where(outside)[0][0])
         raise ValueError(
-            f"image {image}, box {j}: {boxes[j].tolist()} lies wholly outside the "
-            f"{width}x{height} image"
+            f"{image}, box {j}: {boxes[j].tolist()} lies wholly outside the {width}x{height} image"
         )
     far = (x1 < -width) | (y1 < -height) | (x2 > 2 * width) | (y2 > 2 * height)
     if far.any():
         j = int(torch.where(far)[0][0])
         raise ValueError(
-            f"image {image}, box {j}: {boxes[j].tolist()} reaches further beyond the "
+            f"{image}, box {j}: {boxes[j].tolist()} reaches further beyond the "
             f"{width}x{height} image than the image's own size"
         )

@@ -102,6 +102,18 @@ def test_targets_on_another_device_than_the_model_s_are_named():
         validate_targets(targets, 1, 3, device=torch.device("meta"))
 
 
+@pytest.mark.parametrize("image_id", [5, torch.tensor([5]), "5"])  # tutorials' forms
+def test_a_bad_target_is_named_by_its_image_id_too(image_id):
+    # A shuffled batch's position does not tell the dataset item; its image_id does.
+    bad = {**target([[121, 37, 121, 225]]), "image_id": image_id}
+    with pytest.raises(
+        ValueError, match=r"^image 1 \(image_id 5\), box 0: \[121.0, 37.0, 121.0, 225.0\] has no"
+    ):
+        validate_targets([target([[0, 0, 10, 10]]), bad], num_images=2, num_classes=3)
+    with pytest.raises(ValueError, match=r"^image 0 \(image_id 5\), box 0: label 7 is outside"):
+        validate_targets([{**target([[0, 0, 9, 9]], [7]), "image_id": image_id}], 1, 3)
+
+
 def test_target_count_must_match_images():
     with pytest.raises(ValueError, match="list of 2 target dicts, got 1"):
         validate_targets([target([])], num_images=2, num_classes=3)
