@@ -232,6 +232,22 @@ def test_a_folder_holding_only_a_dataset_folder_names_it(tmp_path):
         find_layout(tmp_path / "export")
 
 
+def test_a_folder_of_images_and_instance_masks_is_told_that_masks_are_not_read(tmp_path):
+    """PennFudan's layout (torchvision's fine-tuning tutorial): images beside a folder of
+    instance masks, which no layout reads; a folder of images alone is not told so."""
+    image(tmp_path / "PNGImages" / "FudanPed00001.png")
+    with pytest.raises(ValueError, match=f"format of {re.escape(str(tmp_path))}: "):
+        find_layout(tmp_path)
+    image(tmp_path / "PedMasks" / "FudanPed00001_mask.png")
+    with pytest.raises(ValueError) as refused:
+        find_layout(tmp_path)
+    assert str(refused.value).startswith(
+        f"cannot tell the dataset format of {tmp_path} (PedMasks/ holds masks, which no "
+        "layout reads: derive the boxes from them in a Dataset class of your own, or write "
+        "them in one of the layouts looked for; README, Your own Dataset class): looked for "
+    )
+
+
 # --- Ultralytics data YAML -----------------------------------------------------------
 
 

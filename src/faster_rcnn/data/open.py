@@ -457,7 +457,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
     if layout is not None:
         return layout
     raise ValueError(
-        f"cannot tell the dataset format of {root}{_nested_layout_hint(root)}: looked for "
+        f"cannot tell the dataset format of {root}{_hint(root)}: looked for "
         "Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), annotations.xml (CVAT for "
         "images), subfolders with "
@@ -512,6 +512,12 @@ def _instead_of_yaml(
     return layout
 
 
+def _hint(root: Path) -> str:
+    """What the refusal of ``root`` adds in brackets: where the dataset is, or why it is
+    none (:func:`_nested_layout_hint`, :func:`_mask_folder_hint`); ``""`` where neither."""
+    return _nested_layout_hint(root) or _mask_folder_hint(root)
+
+
 def _nested_layout_hint(root: Path) -> str:
     """Where ``root`` holds nothing but one folder, and that folder is a dataset (an
     export unzipped into a folder of its own), advice naming it; else ``""``."""
@@ -523,6 +529,24 @@ def _nested_layout_hint(root: Path) -> str:
     except ValueError:
         return ""
     return f" (it holds one folder only, which reads as {layout.format}: --data {entries[0]})"
+
+
+def _mask_folder_hint(root: Path) -> str:
+    """Where a folder in ``root`` named for masks holds images (PennFudan's
+    ``PedMasks/``, a ``masks/``), advice: no layout reads instance masks, whose boxes are
+    to be derived first; else ``""``."""
+    masks = sorted(
+        entry
+        for entry in root.iterdir()
+        if entry.is_dir() and "mask" in entry.name.lower() and holds_images(entry)
+    )
+    if not masks:
+        return ""
+    return (
+        f" ({masks[0].name}/ holds masks, which no layout reads: derive the boxes from them "
+        "in a Dataset class of your own, or write them in one of the layouts looked for; "
+        "README, Your own Dataset class)"
+    )
 
 
 def _file_layout(file: Path) -> DatasetLayout:
