@@ -129,9 +129,10 @@ class ImageTransform(nn.Module):
         per_batch = self.multi_scale_per == "batch"
         shared_size = self._choose_min_size(generator) if per_batch else None
         for i, image in enumerate(images):
+            image = self.normalize(image)
             original_size = (int(image.shape[-2]), int(image.shape[-1]))
             min_size = shared_size if shared_size is not None else self._choose_min_size(generator)
-            image = self._normalized_and_resized(image, min_size)
+            image = resize_image(image, min_size, self.max_size)
             target = None
             if targets is not None:
                 target = dict(targets[i])
@@ -145,29 +146,16 @@ class ImageTransform(nn.Module):
         image_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in resized_images]
         return ImageList(self.batch(resized_images), image_sizes), resized_targets
 
-    def _normalized_and_resized(self, image: Tensor, min_size: int) -> Tensor:
-        """``(3, H, W)`` in 0..1, normalised and resized to ``min_size`` (at most
-        ``max_size``), whichever first leaves the fewer pixels to normalise.
-
-        The two commute: normalising is an affine map of each channel, and each pixel of
-        the bilinear resize a mean of four whose weights sum to one. torchvision
-        normalises first; the same numbers to float rounding, an image the resize shrinks
-        is normalised after it: a 12 Mpx photo's normalisation took 0.09 s of the 0.24 s
-        that reading and preparing it took, and its full-size copy 145 MB
-        (``benchmarks/bench_large_images.py``).
-        """
-        check_floating(image)  # before the resize, which takes integers or fails on them
-        if resize_scale(image.shape[-2:], min_size, self.max_size) < 1.0:
-            return self.normalize(resize_image(image, min_size, self.max_size))
-        return resize_image(self.normalize(image), min_size, self.max_size)
-
     def normalize(self, image: Tensor) -> Tensor:
         """``(image - mean) / std`` per channel; ``image`` is ``(3, H, W)`` in 0..1."""
-        check_floating(image)
+        if not image.is_floating_point():
+            raise TypeError(f"images must be floating point tensors in 0..1, got {image.dtype}")
         mean = torch.as_tensor(self.image_mean, dtype=image.dtype, device=image.device)
         std = torch.as_tensor(self.image_std, dtype=image.dtype, device=image.device)
         # Divided in place: the same numbers, without a third full-size copy beside the
-        # image and the difference (an 8000 x 6000 photo's is 576 MB).
+        # image and the difference (an 8000 x 6000 photo's is 576 MB). At full size, before
+        # the resize, as torchvision: normalising a shrunk image after it gives the same
+        # numbers to float rounding (1e-6), which changed a proposal in tests/parity.
         return (image - mean[:, None, None]).div_(std[:, None, None])
 
     def batch(self, images: list[Tensor]) -> Tensor:
@@ -235,12 +223,6 @@ class ImageTransform(nn.Module):
         if target is None:
             return cropped, None
         return cropped, boxes_in_window(target, (left, top, left + crop_w, top + crop_h))
-
-
-def check_floating(image: Tensor) -> None:
-    """Refuse an image that is not a floating-point tensor (a ``TypeError``)."""
-    if not image.is_floating_point():
-        raise TypeError(f"images must be floating point tensors in 0..1, got {image.dtype}")
 
 
 def window_size(image_size: Sequence[int], window: Sequence[int]) -> tuple[int, int]:
