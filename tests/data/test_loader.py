@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip
+from faster_rcnn.data.dataset import image_name_of, image_size_of, target_of
 from faster_rcnn.data.loader import (
     GroupedBatchSampler,
     aspect_ratio_groups,
@@ -55,6 +56,27 @@ def test_aspect_ratio_groups() -> None:
     data = _Sized([(10, 20), (20, 10), (15, 15), (9, 10)])
     assert aspect_ratio_groups(data) == [1, 0, 0, 1]
     assert aspect_ratio_groups(SyntheticShapes(3, image_size=(20, 30))) == [1, 1, 1]
+
+
+def test_a_torch_subset_is_grouped_by_its_dataset_s_sizes_without_loading_an_item() -> None:
+    """torchvision's tutorial splits its data with ``torch.utils.data.Subset``, which has
+    no ``image_size``: every item was loaded once to be grouped."""
+
+    class Unloadable(_Sized):
+        def __getitem__(self, index: int) -> tuple[Tensor, dict]:
+            raise AssertionError(f"item {index} loaded")
+
+        def target(self, index: int) -> dict:
+            return {"image_id": index}
+
+        def image_path(self, index: int) -> str:
+            return f"{index}.jpg"
+
+    data = Unloadable([(10, 20), (20, 10), (15, 15), (9, 10)])
+    subset = torch.utils.data.Subset(data, [3, 1, 0])
+    assert aspect_ratio_groups(subset) == [1, 0, 1]
+    assert image_size_of(subset, 1) == (20, 10)
+    assert target_of(subset, 0) == {"image_id": 3} and image_name_of(subset, 0) == "3.jpg"
 
 
 @pytest.mark.parametrize("drop_last", [False, True])

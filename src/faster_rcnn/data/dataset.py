@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 from torch import Tensor
+from torch.utils.data import Subset as TorchSubset
 
 from ..counted import counted, plural_of
 from .sample_depth import SampleDepth, declared_depth
@@ -477,8 +478,11 @@ def image_size_of(dataset: object, index: int) -> tuple[int, int]:
     """``(height, width)`` of item ``index`` of any dataset, as cheaply as it allows.
 
     Readers answer through ``image_size(index)``; the generated datasets have one
-    ``image_size`` for all images; any other dataset has its item decoded.
+    ``image_size`` for all images; a ``torch.utils.data.Subset`` asks the dataset it
+    holds; any other dataset has its item decoded.
     """
+    if isinstance(dataset, TorchSubset):
+        return image_size_of(dataset.dataset, dataset.indices[index])
     image_size = getattr(dataset, "image_size", None)
     if callable(image_size):
         return image_size(index)
@@ -490,14 +494,20 @@ def image_size_of(dataset: object, index: int) -> tuple[int, int]:
 
 def image_name_of(dataset: object, index: int) -> str:
     """What to call item ``index`` of any dataset in a message: its file where the reader
-    has one (``image_path(index)``), else its index."""
+    has one (``image_path(index)``, through a ``torch.utils.data.Subset`` too), else its
+    index."""
+    if isinstance(dataset, TorchSubset) and callable(getattr(dataset.dataset, "image_path", None)):
+        return image_name_of(dataset.dataset, dataset.indices[index])
     image_path = getattr(dataset, "image_path", None)
     return str(image_path(index)) if callable(image_path) else f"image {index}"
 
 
 def target_of(dataset: object, index: int) -> Target:
     """The target of item ``index`` of any dataset: through the reader's ``target(index)``
-    (no image decoded) when it has one, else from ``dataset[index]``."""
+    (no image decoded) when it has one, through a ``torch.utils.data.Subset`` too, else
+    from ``dataset[index]``."""
+    if isinstance(dataset, TorchSubset):
+        return target_of(dataset.dataset, dataset.indices[index])
     target = getattr(dataset, "target", None)
     if callable(target):
         return target(index)
