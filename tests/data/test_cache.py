@@ -1,13 +1,16 @@
-"""InMemoryDataset: the wrapped items exactly, each read once, fresh tensors every time;
-the bytes it will hold, from the images' sizes."""
+"""InMemoryDataset: the wrapped items exactly, each read once, fresh tensors every time,
+targets without a read; the bytes it will hold, from the images' sizes."""
 
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from faster_rcnn.data import InMemoryDataset, SyntheticShapes, image_size_of
-from faster_rcnn.data.cache import cached_bytes
-from faster_rcnn.data.dataset import UnreadableImageError
+from faster_rcnn.data.cache import cached_bytes, eight_bit_levels
+from faster_rcnn.data.dataset import UnreadableImageError, target_of
+from peak_memory import peak_rise_mb
 
 
 class CountingReads:
@@ -59,6 +62,47 @@ def test_each_item_is_read_once_and_callers_get_their_own_tensors():
     assert target_again["boxes"].tolist() == [[1.0, 2.0, 5.0, 6.0]]
     assert source.reads == [1]
     assert cached.image_size(0) == (2, 3)
+
+
+class CountingReadsWithTargets(CountingReads):
+    """:class:`CountingReads` that gives a target without reading its image, as the
+    readers of image files do."""
+
+    def target(self, index: int):
+        return {"boxes": torch.tensor([[1.0, 2.0, 5.0, 6.0]]), "labels": torch.tensor([1])}
+
+
+def test_targets_are_read_without_decoding_the_images():
+    source = CountingReadsWithTargets([torch.zeros(3, 2, 3), torch.zeros(3, 2, 3)])
+    cached = InMemoryDataset(source)
+    assert target_of(cached, 1)["boxes"].tolist() == [[1.0, 2.0, 5.0, 6.0]]
+    assert source.reads == [0, 0]
+    cached[0]
+    target = target_of(cached, 0)  # the cached one, a copy of it
+    target["boxes"][0, 0] = 100.0
+    assert target_of(cached, 0)["boxes"].tolist() == [[1.0, 2.0, 5.0, 6.0]]
+    assert source.reads == [1, 0]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_an_image_is_stored_at_8_bits_with_a_third_of_it_as_float_scratch():
+    # A 3 x 3000 x 3000 image is 108 MB in float32 and 27 MB in uint8: scaled and rounded
+    # in a whole float copy, storing it raised the peak by 135 MB; a channel at a time, by
+    # the 36 MB of one channel's scratch and the 27 MB kept.
+    setup = (
+        "from faster_rcnn.data.cache import eight_bit_levels\n"
+        "eight_bit_levels(torch.rand(3, 300, 300))\n"
+        "image = torch.rand(3, 3000, 3000)"
+    )
+    assert peak_rise_mb(setup, "levels = eight_bit_levels(image)") < 90  # MB
+
+
+def test_an_image_is_stored_at_the_nearest_8_bit_levels():
+    levels = torch.tensor([0.0, 0.5 / 255, 0.51 / 255, 127.5 / 255, 1.0, 1.2, -0.1])
+    image = levels.expand(3, 2, 7)
+    stored = eight_bit_levels(image)
+    assert stored.dtype == torch.uint8 and stored.shape == (3, 2, 7)
+    assert stored[2, 1].tolist() == [0, 0, 1, 128, 255, 255, 0]
 
 
 class SizedImages:

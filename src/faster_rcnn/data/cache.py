@@ -14,6 +14,7 @@ from .dataset import (
     UnreadableImageError,
     WrappedDataset,
     image_size_of,
+    target_of,
 )
 
 # What a cached image holds a pixel: three 8-bit channels.
@@ -28,6 +29,10 @@ class InMemoryDataset(WrappedDataset):
     with 8-bit levels - those decoded from files and :class:`SyntheticShapes`'s - and
     rounds any other image to the nearest level. Each read returns new tensors, so a
     caller may modify what it gets.
+
+    Its targets are the wrapped dataset's, read without decoding an image where that
+    dataset can (:func:`~faster_rcnn.data.dataset.target_of`): the statistics ``train``
+    takes of every target before its first step decode none.
 
     Worth it when reading an item costs much more than the copy: decoding JPEGs, or
     drawing synthetic images. DataLoader workers each fill their own copy of the cache,
@@ -44,11 +49,16 @@ class InMemoryDataset(WrappedDataset):
     def __getitem__(self, index: int) -> Sample:
         if index not in self._items:
             image, target = self.dataset[index]
-            pixels = image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-            self._items[index] = (pixels, target)
+            self._items[index] = (eight_bit_levels(image), target)
         pixels, target = self._items[index]
-        copied = {k: v.clone() if isinstance(v, Tensor) else v for k, v in target.items()}
-        return pixels.to(torch.float32).div_(255), copied
+        return pixels.to(torch.float32).div_(255), _copied(target)
+
+    def target(self, index: int) -> Target:
+        """The target of item ``index``, its cached copy or else the wrapped dataset's,
+        without decoding its image where that dataset can."""
+        if index in self._items:
+            return _copied(self._items[index][1])
+        return target_of(self.dataset, index)
 
     def image_size(self, index: int) -> tuple[int, int]:
         """``(height, width)`` of item ``index``, without reading it when not cached."""
@@ -56,6 +66,21 @@ class InMemoryDataset(WrappedDataset):
             height, width = self._items[index][0].shape[-2:]
             return height, width
         return super().image_size(index)
+
+
+def eight_bit_levels(image: Tensor) -> Tensor:
+    """``uint8[C, H, W]``: ``image`` (``float[C, H, W]`` in 0..1) at the nearest of 256
+    levels. Rounded a channel at a time: the float scratch is a third of the image, not a
+    whole copy of it (192 MB, not 576, of an 8000 x 6000 photo)."""
+    levels = torch.empty(image.shape, dtype=torch.uint8, device=image.device)
+    for channel, stored in zip(image, levels, strict=True):
+        stored.copy_(channel.mul(255).round_().clamp_(0, 255))
+    return levels
+
+
+def _copied(target: Target) -> Target:
+    """``target`` with its tensors cloned, so that a caller may modify what it gets."""
+    return {k: v.clone() if isinstance(v, Tensor) else v for k, v in target.items()}
 
 
 def cached_bytes(dataset: DetectionDataset, indices: Sequence[int]) -> int:
