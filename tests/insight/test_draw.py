@@ -11,6 +11,7 @@ import torch
 from matplotlib import font_manager
 from PIL import Image, ImageDraw
 
+from exif_images import png_chunks
 from faster_rcnn.insight import draw
 from faster_rcnn.insight.draw import (
     CAPTION_FONT,
@@ -34,6 +35,28 @@ def test_to_pil_keeps_pixel_values():
     array = np.asarray(to_pil(image))
     assert array.shape == (4, 5, 3)
     assert tuple(array[1, 2]) == (255, 0, 0) and tuple(array[3, 4]) == (0, 0, 128)
+
+
+def test_png_pictures_are_written_at_the_fastest_zlib_level_with_the_pixels_drawn(tmp_path):
+    # A photo's picture at PIL's default level 6 took 2.4 times as long to write.
+    detections = {
+        "boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.9]),
+    }
+    proposals = {"boxes": detections["boxes"], "scores": detections["scores"]}
+    image = torch.rand(3, 30, 40)
+    save_pictures(image, detections, proposals, ["a"], tmp_path / "a.png")
+    drawn = {
+        "a.png": draw_detections(image, detections, ["a"]),
+        "a_proposals.png": draw_proposals(image, proposals),
+    }
+    for name, picture in drawn.items():
+        chunks = png_chunks((tmp_path / name).read_bytes())
+        zlib_stream = next(chunk[8:-4] for chunk in chunks if chunk[4:8] == b"IDAT")
+        assert zlib_stream[1] >> 6 == 0  # FLEVEL 0: zlib's fastest levels, 0 and 1
+        with Image.open(tmp_path / name) as saved:
+            assert np.array_equal(np.asarray(saved), np.asarray(picture))
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
