@@ -59,6 +59,27 @@ def test_png_pictures_are_written_at_the_fastest_zlib_level_with_the_pixels_draw
             assert np.array_equal(np.asarray(saved), np.asarray(picture))
 
 
+def test_both_pictures_are_drawn_from_one_conversion_of_the_image(tmp_path, monkeypatch):
+    conversions = []
+    monkeypatch.setattr(draw, "to_pil", lambda image: conversions.append(image) or to_pil(image))
+    detections = {
+        "boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.9]),
+    }
+    proposals = {"boxes": torch.tensor([[4.0, 4.0, 30.0, 24.0]]), "scores": torch.ones(1)}
+    image = torch.rand(3, 30, 40)
+    save_pictures(image, detections, proposals, ["a"], tmp_path / "a.png")
+    assert len(conversions) == 1
+    # Neither picture shows what the other draws.
+    with Image.open(tmp_path / "a.png") as saved:
+        assert np.array_equal(
+            np.asarray(saved), np.asarray(draw_detections(image, detections, ["a"]))
+        )
+    with Image.open(tmp_path / "a_proposals.png") as saved:
+        assert np.array_equal(np.asarray(saved), np.asarray(draw_proposals(image, proposals)))
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
 def test_to_pil_holds_one_full_size_float_copy():
     # A 3 x 3000 x 3000 image is 108 MB in float32: clamped, scaled and rounded into a
