@@ -18,6 +18,7 @@ from faster_rcnn.cli import arguments, build_parser, main
 from faster_rcnn.cli import train as train_cli
 from faster_rcnn.cli.run_folder import scheme_of
 from faster_rcnn.cli.train import run_length, uses_amp, uses_channels_last
+from faster_rcnn.counted import counted
 from faster_rcnn.data.dataset import read_image
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.fast_inference import optimize_for_inference
@@ -712,6 +713,28 @@ def test_predict_refuses_an_out_that_is_a_folder_it_reads(tmp_path, capsys):
     for _ in range(2):
         assert main([*predict, str(images / "*.jpg")]) == 0
         assert " in 1 image -> " in capsys.readouterr().out
+
+
+def test_predict_without_pictures_writes_the_same_detections_and_no_picture(tmp_path, capsys):
+    """``--no-pictures``: detections.json alone, as with pictures, and the images' own
+    folder is then an --out like any other, nothing written over or read back."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(64, 80))[0][0]).save(images / "a.jpg")
+    predict = ["predict", "--model", str(model), str(images), "--score", "0", "--out"]
+    assert main([*predict, str(tmp_path / "drawn")]) == 0
+    drawn = capsys.readouterr().out
+    assert main([*predict, str(images), "--no-pictures"]) == 0
+    written = (tmp_path / "drawn" / "detections.json").read_text()
+    assert (images / "detections.json").read_text() == written
+    count = len(json.loads(written))
+    assert capsys.readouterr().out == (
+        f"{counted(count, 'detection')} in 1 image -> {images}/detections.json\n"
+    )
+    assert drawn.startswith(f"{counted(count, 'detection')} in 1 image -> ")
+    assert sorted(p.name for p in images.iterdir()) == ["a.jpg", "detections.json"]
 
 
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):
