@@ -690,6 +690,14 @@ def test_what_kills_mid_save_leave_is_no_checkpoint_and_goes_by_its_names(tmp_pa
     assert TrainingCheckpoint.load(tmp_path / "joint", model).step == 4
 
 
+def test_a_run_folder_not_made_yet_has_no_cut_off_save_to_remove(tmp_path):
+    """Where no lock makes ``--out`` before the tidying (Windows), a fresh run's folder is
+    not there yet: listing it raised FileNotFoundError, a traceback."""
+    out = tmp_path / "runs" / "first"
+    remove_cut_off_saves(out, ["joint"], ["model.safetensors"])
+    assert not out.exists()
+
+
 def test_missing_or_corrupt_training_state_is_reported(tmp_path):
     model = tiny_model()
     with pytest.raises(FileNotFoundError, match="no training checkpoint"):

@@ -346,7 +346,10 @@ def remove_cut_off_saves(out: Path, stages: Iterable[str], files: Iterable[str])
     ``.previous`` one beside the stage's checkpoint (the old one, left at the last rename),
     and the temporary files of :func:`atomic_write` that were to become ``files`` (the
     model file, the metrics file). The files of a save under way go too: only a run
-    holding ``out``'s lock may call this."""
+    holding ``out``'s lock may call this. An ``out`` not made yet (a fresh run where no
+    lock makes it first: Windows) holds nothing to tidy."""
+    if not out.is_dir():
+        return
     for stage in stages:
         directory = out / stage
         partial, previous = _siblings(directory)
