@@ -77,6 +77,9 @@ def test_a_torch_subset_is_grouped_by_its_dataset_s_sizes_without_loading_an_ite
     assert aspect_ratio_groups(subset) == [1, 0, 1]
     assert image_size_of(subset, 1) == (20, 10)
     assert target_of(subset, 0) == {"image_id": 3} and image_name_of(subset, 0) == "3.jpg"
+    # random_split of a split: the file is named through both Subsets.
+    assert image_name_of(torch.utils.data.Subset(subset, [2, 0]), 1) == "3.jpg"
+    assert image_name_of(torch.utils.data.Subset(SyntheticShapes(3), [2, 0]), 1) == "image 1"
 
 
 @pytest.mark.parametrize("drop_last", [False, True])

@@ -495,11 +495,12 @@ def image_size_of(dataset: object, index: int) -> tuple[int, int]:
 def image_name_of(dataset: object, index: int) -> str:
     """What to call item ``index`` of any dataset in a message: its file where the reader
     has one (``image_path(index)``, through a ``torch.utils.data.Subset`` too), else its
-    index."""
-    if isinstance(dataset, TorchSubset) and callable(getattr(dataset.dataset, "image_path", None)):
-        return image_name_of(dataset.dataset, dataset.indices[index])
-    image_path = getattr(dataset, "image_path", None)
-    return str(image_path(index)) if callable(image_path) else f"image {index}"
+    index (in ``dataset``, not in one a ``Subset`` holds)."""
+    held, held_index = dataset, index
+    while isinstance(held, TorchSubset):  # a Subset of a Subset too (random_split twice)
+        held, held_index = held.dataset, held.indices[held_index]
+    image_path = getattr(held, "image_path", None)
+    return str(image_path(held_index)) if callable(image_path) else f"image {index}"
 
 
 def target_of(dataset: object, index: int) -> Target:
