@@ -39,11 +39,7 @@ def test_to_pil_keeps_pixel_values():
 
 def test_png_pictures_are_written_at_the_fastest_zlib_level_with_the_pixels_drawn(tmp_path):
     # A photo's picture at PIL's default level 6 took 2.4 times as long to write.
-    detections = {
-        "boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]),
-        "labels": torch.tensor([1]),
-        "scores": torch.tensor([0.9]),
-    }
+    detections = detections_of([[2.0, 2.0, 20.0, 20.0]], [1], [0.9])
     proposals = {"boxes": detections["boxes"], "scores": detections["scores"]}
     image = torch.rand(3, 30, 40)
     save_pictures(image, detections, proposals, ["a"], tmp_path / "a.png")
@@ -62,11 +58,7 @@ def test_png_pictures_are_written_at_the_fastest_zlib_level_with_the_pixels_draw
 def test_both_pictures_are_drawn_from_one_conversion_of_the_image(tmp_path, monkeypatch):
     conversions = []
     monkeypatch.setattr(draw, "to_pil", lambda image: conversions.append(image) or to_pil(image))
-    detections = {
-        "boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]),
-        "labels": torch.tensor([1]),
-        "scores": torch.tensor([0.9]),
-    }
+    detections = detections_of([[2.0, 2.0, 20.0, 20.0]], [1], [0.9])
     proposals = {"boxes": torch.tensor([[4.0, 4.0, 30.0, 24.0]]), "scores": torch.ones(1)}
     image = torch.rand(3, 30, 40)
     save_pictures(image, detections, proposals, ["a"], tmp_path / "a.png")
@@ -128,11 +120,7 @@ def test_an_images_pictures_are_in_the_format_of_the_name_given(
     tmp_path, picture, label, written, image_format
 ):
     """The proposals picture was always ``<stem>_proposals.png``, whatever the name."""
-    detections = {
-        "boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0]]),
-        "labels": torch.tensor([1]),
-        "scores": torch.tensor([0.9]),
-    }
+    detections = detections_of([[2.0, 2.0, 20.0, 20.0]], [1], [0.9])
     proposals = {"boxes": detections["boxes"], "scores": detections["scores"]}
     image = torch.rand(3, 30, 40)
     save_pictures(image, detections, proposals, ["a"], tmp_path / picture, label=label)

@@ -48,6 +48,8 @@ REFERENCE_SIDE = 640
 # photo's picture, level 1 2.4 s for the same pixels in a file 14 % smaller (their
 # noise compresses no better at 6).
 PICTURE_PNG_LEVEL = 1
+# How many of the RPN's proposals a picture draws, the strongest.
+PROPOSALS_DRAWN = 50
 # A caption's textbbox, (left, top, right, bottom) in pixels.
 Rect = tuple[float, float, float, float]
 
@@ -269,7 +271,9 @@ def font_characters(path: Path) -> frozenset[int]:
         return frozenset()
 
 
-def draw_proposals(image: Tensor, proposals: dict[str, Tensor], top_k: int = 50) -> Image.Image:
+def draw_proposals(
+    image: Tensor, proposals: dict[str, Tensor], top_k: int = PROPOSALS_DRAWN
+) -> Image.Image:
     """The image with the RPN's ``top_k`` proposals, the strongest drawn brightest, the
     lines scaled with the image (:func:`drawing_scale`).
 
@@ -311,9 +315,10 @@ def save_pictures(
     # Converted once for both pictures: a 12 Mpx photo's conversion takes about 0.3 s and
     # a float copy of it.
     pixels = to_pil(image.cpu())
-    det = {k: v.cpu() for k, v in detections.items()}
-    drawn = _outline_detections(pixels.copy(), det, class_names, score_threshold)
-    save_picture(drawn, paths[0], PICTURE_PNG_LEVEL)
-    if proposals is not None:
+    if proposals is not None:  # drawn on a copy, before the detections mark the pixels
         props = {k: v.cpu() for k, v in proposals.items()}
-        save_picture(_outline_proposals(pixels, props, 50), paths[1], PICTURE_PNG_LEVEL)
+        drawn = _outline_proposals(pixels, props, PROPOSALS_DRAWN)
+        save_picture(drawn, paths[1], PICTURE_PNG_LEVEL)
+    det = {k: v.cpu() for k, v in detections.items()}
+    drawn = _outline_detections(pixels, det, class_names, score_threshold)
+    save_picture(drawn, paths[0], PICTURE_PNG_LEVEL)
