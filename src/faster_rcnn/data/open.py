@@ -457,7 +457,7 @@ def find_layout(path: str | Path) -> DatasetLayout:
     if layout is not None:
         return layout
     raise ValueError(
-        f"cannot tell the dataset format of {root}{_hint(root)}: looked for "
+        f"cannot tell the dataset format of {root}{_why_no_layout(root)}: looked for "
         "Annotations/ and ImageSets/ "
         "(Pascal VOC), annotations/*.json or one .json file (COCO), annotations.xml (CVAT for "
         "images), subfolders with "
@@ -512,7 +512,7 @@ def _instead_of_yaml(
     return layout
 
 
-def _hint(root: Path) -> str:
+def _why_no_layout(root: Path) -> str:
     """What the refusal of ``root`` adds in brackets: where the dataset is, or why it is
     none (:func:`_nested_layout_hint`, :func:`_mask_folder_hint`); ``""`` where neither."""
     return _nested_layout_hint(root) or _mask_folder_hint(root)
