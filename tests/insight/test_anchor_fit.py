@@ -365,6 +365,20 @@ def test_fit_beats_shape_only_kmeans_and_the_preset(synthetic_targets):
     assert fit.covered["start"] == pytest.approx(shares["preset"], abs=0.01)
 
 
+def test_fit_covers_boxes_more_elongated_than_1_to_8_as_kmeans_does():
+    """Boxes of 1:20 and 20:1 (poles, lines of text): the fit chose ratios up to 1:8 only,
+    which reach IoU 0.46 at best with them, and covered none at 0.5 where k-means' own 1:20
+    anchors covered all; and said no anchor shape on the grid reaches them."""
+    config = small_config(min_size=320, max_size=512)  # 320 x 320 images: not resized
+    boxes = torch.tensor([[20.0, 100.0, 220.0, 110.0], [100.0, 20.0, 110.0, 220.0]])
+    targets = [((320, 320), boxes)]
+    fit = fit_anchors(FasterRCNN.from_config(config), targets, iou=0.5)
+    assert fit.covered["kmeans"] == 1.0
+    assert fit.covered["fitted"] == 1.0
+    assert real_covered(config, fit.anchors, targets, 0.5) == 2
+    assert min(fit.anchors.aspect_ratios[0]) < 1 / 8 and max(fit.anchors.aspect_ratios[0]) > 8
+
+
 # --- 4. structure ------------------------------------------------------------------------
 
 
@@ -415,17 +429,18 @@ def test_an_anchor_count_no_boxes_could_fit_is_refused_before_any_work(tmp_path,
     assert main([*argv, "--out", str(out)]) == 2
     assert capsys.readouterr().err == (
         "faster-rcnn: error: --anchors-per-location 100000 is no sizes x ratios within the "
-        "candidate shapes: at most 50 sizes and 25 ratios for images of --max-size 512\n"
+        "candidate shapes: at most 50 sizes and 41 ratios for images of --max-size 512\n"
     )
     assert not (out / "anchors.png").exists() and not (out / "anchors.json").exists()
-    with pytest.raises(ValueError, match=r"at most 58 sizes and 25 ratios .* --max-size 1333$"):
+    with pytest.raises(ValueError, match=r"at most 58 sizes and 41 ratios .* --max-size 1333$"):
         check_anchors_per_location(59, 1333)  # a prime above both
-    check_anchors_per_location(58 * 25, 1333)
+    check_anchors_per_location(58 * 41, 1333)
     # The limits are the ladders of the most extreme boxes such an image holds.
     boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1333.0, 1333.0], [0, 0, 1, 9.0]])
-    assert len(candidate_sizes(boxes)) <= 58 and len(candidate_ratios(boxes)) <= 25
+    assert len(candidate_sizes(boxes)) <= 58 and len(candidate_ratios(boxes)) <= 41
+    # 1:33 and 33:1, within 1:32 .. 32:1: 2^(k / 4) for k from -20 to 20.
     boxes = torch.tensor([[0.0, 0.0, 3.0, 100.0], [0.0, 0.0, 100.0, 3.0]])
-    assert len(candidate_ratios(boxes)) == 25
+    assert len(candidate_ratios(boxes)) == 41
 
 
 def test_snap_takes_the_nearest_distinct_candidates():
