@@ -196,6 +196,18 @@ def test_panel_1_gives_the_stride_as_width_x_height_as_the_feature_map():
     assert "level 'pool': stride 56x53 px, feature map 4x3, row 2, column 2\n" in title
 
 
+def test_proposal_panels_write_every_count_with_thousands_separators():
+    """--top 100000 titled panel 4 "the top 1192 of 1,192 candidates"."""
+    explanation = explain(seeded_small(), smooth_image(120, 160))
+    candidates = len(explanation.proposals.candidates)
+    assert candidates >= 1000  # the small preset's 500 best of each of its levels
+    figure = explanation_figure(explanation, top_k=100_000)
+    title = figure.axes[3].get_title(loc="left")
+    assert title.startswith(f"4 · before NMS: the top {candidates:,} of {candidates:,} candidates")
+    kept = len(explanation.proposals.boxes)
+    assert figure.axes[4].get_title(loc="left").endswith(f"the top {kept:,} drawn")
+
+
 def text_past_the_figure(figure: Figure) -> list[str]:
     """The first line of each panel title, and each legend, that reaches past the
     figure's edges once drawn."""
@@ -592,6 +604,26 @@ def test_cli_skip_difficult_labels_the_anchors_as_train_skip_difficult_trains(tm
         "faster-rcnn: error: --skip-difficult has no effect without a VOC .xml as "
         "--annotations: only such a file marks objects difficult\n"
     )
+
+
+def test_cli_draws_the_detections_score_asks_for_under_the_head_s_threshold(tmp_path, capsys):
+    """A COCO detector's random class scores are near 1 / 91, under the head's 0.05: with
+    --score 0.001 panel 6 said "0 with score >= 0.001" of the none the head returned."""
+    torch.manual_seed(0)
+    save_model(models.small(num_classes=91), tmp_path / "coco.safetensors")
+    to_pil(smooth_image(120, 160)).save(tmp_path / "a.png")
+    argv = ["explain", str(tmp_path / "a.png"), "--model", str(tmp_path / "coco.safetensors")]
+    assert main([*argv, "--score", "0.001", "--out", str(tmp_path / "a_out.png")]) == 0
+    assert capsys.readouterr().out.startswith(
+        "drawing detections down to score 0.001 (the model's threshold: 0.05)\n"
+    )
+    detections = json.loads((tmp_path / "a_out.json").read_text())["proposals"]["detections"]
+    scores = [detection["score"] for detection in detections]
+    assert len(scores) == 100 and min(scores) >= 0.001 and max(scores) < 0.05
+    # Above the head's threshold it is left as it is, and nothing is said.
+    assert main([*argv, "--score", "0.3", "--out", str(tmp_path / "b_out.png")]) == 0
+    assert not capsys.readouterr().out.startswith("drawing")
+    assert json.loads((tmp_path / "b_out.json").read_text())["proposals"]["detections"] == []
 
 
 def test_cli_draws_no_detections_of_a_box_head_never_trained(tmp_path, capsys):

@@ -821,7 +821,7 @@ def _draw_candidates(
     handles = _ranked(ax, stages.candidates, stages.candidate_scores, top_k)
     _finish(
         ax,
-        f"4 · before NMS: the top {min(top_k, len(stages.candidates))} of "
+        f"4 · before NMS: the top {min(top_k, len(stages.candidates)):,} of "
         f"{len(stages.candidates):,} candidates\nthe {rpn.pre_nms_top_n_test:,} best per level "
         f"({stages.num_top_n:,} of {len(explanation.anchors):,} anchors), clipped,\n"
         f"sides >= {rpn.min_size:g} px, objectness >= {rpn.score_thresh:g}",
@@ -837,7 +837,7 @@ def _draw_proposals(ax: Axes, explanation: Explanation, stages: ProposalStages, 
         ax,
         f"5 · after NMS (IoU {rpn.nms_thresh:g}, per level): {len(stages.boxes):,} proposals\n"
         f"kept of {len(stages.candidates):,} (post_nms_top_n {rpn.post_nms_top_n_test:,}); "
-        f"the top {min(top_k, len(stages.boxes))} drawn",
+        f"the top {min(top_k, len(stages.boxes)):,} drawn",
         handles + _gt_handle(explanation),
     )
 
@@ -876,8 +876,8 @@ def _draw_detections(
     captions = _draw_captions(ax, boxes, labels, scores, names) if few else []
     _finish(
         ax,
-        f"6 · detections: {len(boxes)} with score >= {score_threshold:g}\n(of "
-        f"{len(detections['boxes'])} the head returned from {len(stages.boxes):,} proposals)",
+        f"6 · detections: {len(boxes):,} with score >= {score_threshold:g}\n(of "
+        f"{len(detections['boxes']):,} the head returned from {len(stages.boxes):,} proposals)",
         handles + _gt_handle(explanation),
     )
     if handles:  # the classes' entries come first, the ground truth's after them
