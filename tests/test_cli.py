@@ -333,13 +333,13 @@ def test_predict_says_how_many_detections_its_pictures_draw(tmp_path, capsys):
     to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "0.png")
     model = str(tmp_path / "r" / "model.safetensors")
     capsys.readouterr()
-    args = ["predict", "--model", model, str(images), "--score", "0", "--out"]
+    args = ["predict", "--model", model, str(images), "--score", "0.05", "--out"]
     assert main([*args, str(tmp_path / "all")]) == 0
     scores = sorted(r["score"] for r in json.loads((tmp_path / "all/detections.json").read_text()))
     assert len(set(scores)) >= 2
     everything = f"{len(scores)} detections in 1 image -> {tmp_path / 'all'}/detections.json"
     assert capsys.readouterr().out == (
-        f"{everything}; the pictures draw {len(scores)}, those scoring 0 or more (--score)\n"
+        f"{everything}; the pictures draw {len(scores)}, those scoring 0.05 or more (--score)\n"
     )
     # A threshold between two written scores, clear of their rounding.
     k = next(i for i in range(1, len(scores)) if scores[i] > scores[i - 1])
@@ -691,6 +691,28 @@ def test_predict_refuses_an_out_where_its_pictures_would_replace_its_images(tmp_
     assert sorted(p.name for p in images.iterdir()) == ["a.png"]
 
 
+def test_predict_writes_and_draws_detections_under_the_head_s_threshold_score_asks_for(
+    tmp_path, capsys
+):
+    """The box head returns nothing under its own 0.05: ``--score 0.001`` drew and wrote
+    nothing under 0.05, saying it drew every detection scoring 0.001 or more."""
+    model = tmp_path / "model.safetensors"  # untrained, of 90 classes: scores about 1/91
+    save_model(FasterRCNN.from_config(preset_config("small", 91)), model)
+    images = tmp_path / "images"
+    images.mkdir()
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "0.png")
+    argv = ["predict", "--model", str(model), images, "--score", "0.001", "--out", tmp_path]
+    assert main([str(arg) for arg in argv]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert (
+        said[0]
+        == "writing and drawing detections down to score 0.001 (the model's threshold: 0.05)"
+    )
+    scores = [r["score"] for r in json.loads((tmp_path / "detections.json").read_text())]
+    assert min(scores) < 0.05 and min(scores) >= 0.001
+    assert f"the pictures draw {len(scores)}, those scoring 0.001 or more" in said[1]
+
+
 def test_predict_refuses_an_out_that_is_a_folder_it_reads(tmp_path, capsys):
     """``--out`` a folder named as input, or the folder of a pattern matching its
     pictures: no picture replaced ``a.jpg``, but a second run detected the first's a.png
@@ -723,7 +745,7 @@ def test_predict_without_pictures_writes_the_same_detections_and_no_picture(tmp_
     images = tmp_path / "images"
     images.mkdir()
     to_pil(SyntheticShapes(1, image_size=(64, 80))[0][0]).save(images / "a.jpg")
-    predict = ["predict", "--model", str(model), str(images), "--score", "0", "--out"]
+    predict = ["predict", "--model", str(model), str(images), "--out"]
     assert main([*predict, str(tmp_path / "drawn")]) == 0
     drawn = capsys.readouterr().out
     assert main([*predict, str(images), "--no-pictures"]) == 0

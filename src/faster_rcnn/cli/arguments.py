@@ -153,6 +153,19 @@ def add_tta_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def lower_score_threshold(model: FasterRCNN, score: float | None, doing: str) -> None:
+    """Lower the box head's score threshold to ``score`` (a command's ``--score``) where
+    it is below it, as ``evaluate --score-thresh`` lowers it, and say so, ``doing`` it
+    ("drawing detections"): the head returns no detection under its own (0.05 for every
+    preset), so those ``--score`` asked for were left out without a word."""
+    if score is None or score >= model.roi_heads.score_thresh:
+        return
+    print(
+        f"{doing} down to score {score:g} (the model's threshold: {model.roi_heads.score_thresh:g})"
+    )
+    model.roi_heads.score_thresh = score
+
+
 def with_tta(
     model: FasterRCNN | WindowedDetection, args: argparse.Namespace
 ) -> FasterRCNN | WindowedDetection | TestTimeFlips:

@@ -54,6 +54,7 @@ from .arguments import (
     device_name,
     file_of_flag,
     given_flags,
+    lower_score_threshold,
     path_argument,
     positive_int,
     probability,
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         with file_of_flag("--model", args.model):
             model = load_model(args.model, device=args.device)
-        lower_score_threshold(model, args.score)
+        lower_score_threshold(model, args.score, "drawing detections")
         name = f"model {args.model}"
     else:
         torch.manual_seed(args.seed)  # the untrained weights (a hard-negative sampler's ranks)
@@ -199,20 +200,6 @@ def check_options(args: argparse.Namespace) -> None:
             "--skip-difficult has no effect without a VOC .xml as --annotations: only such "
             "a file marks objects difficult"
         )
-
-
-def lower_score_threshold(model: FasterRCNN, score: float | None) -> None:
-    """Lower the box head's score threshold to ``--score`` where it is below it, as
-    ``evaluate --score-thresh`` lowers it, and say so: the head returns no detection under
-    its own (0.05 for every preset), and panel 6 drew none of those ``--score`` asked for
-    while its title said it drew every one scoring ``--score`` or more."""
-    if score is None or score >= model.roi_heads.score_thresh:
-        return
-    print(
-        f"drawing detections down to score {score:g} "
-        f"(the model's threshold: {model.roi_heads.score_thresh:g})"
-    )
-    model.roi_heads.score_thresh = score
 
 
 def _suffix_is(path: Path | None, suffix: str) -> bool:

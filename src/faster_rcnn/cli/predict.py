@@ -68,6 +68,7 @@ from .arguments import (
     check_window_flags,
     device_name,
     file_of_flag,
+    lower_score_threshold,
     non_empty,
     path_argument,
     probability,
@@ -99,7 +100,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--split", type=non_empty, help="with --data (default: test, else val)")
     parser.add_argument("--out", type=path_argument, default=Path("runs/predict"))
-    parser.add_argument("--score", type=probability, default=0.5, help="drawing threshold")
+    parser.add_argument(
+        "--score",
+        type=probability,
+        default=0.5,
+        help="drawing threshold; under the box head's own (0.05), the head is run down to it, "
+        "and detections.json holds those detections too",
+    )
     parser.add_argument(
         "--no-pictures",
         dest="pictures",
@@ -262,6 +269,8 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
     with file_of_flag("--model", args.model):
         model = optimize_for_inference(load_model(args.model, device=args.device))
+    writing = "writing and drawing detections" if args.pictures else "writing detections"
+    lower_score_threshold(model, args.score, writing)
     detector = with_tta(with_windows(model, args), args)
 
     def detect(image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
