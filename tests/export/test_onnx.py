@@ -106,6 +106,20 @@ def test_predict_onnx_writes_the_eager_json(small_export, tmp_path):
     assert pictures == ["a_img_png.png", "b_img_png.png"]  # no proposals from ONNX
 
 
+def test_predict_onnx_says_its_threshold_was_fixed_at_export(small_export, tmp_path, capsys):
+    """``--model`` runs the head down to a ``--score`` under its threshold; an export
+    cannot, and says so."""
+    _, onnx_file = small_export
+    image = tmp_path / "a.png"
+    to_pil(images_of_sizes([(120, 160)])[0]).save(image)
+    argv = ["predict", "--onnx", str(onnx_file), str(image), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--score", "0.01"]) == 0
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: warning: --score 0.01: {onnx_file} returns no detection under 0.05, "
+        "its box head's threshold when exported (--model runs the head down to it)\n"
+    )
+
+
 def test_exported_model_without_detections_returns_empty_results(small_export, tmp_path):
     """The module's graph, its background logit raised by 100 in the file's weights (an
     export of its own costs 40 s): no class passes the score threshold."""

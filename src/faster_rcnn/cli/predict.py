@@ -264,6 +264,13 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
         from ..export import OnnxDetector  # its graph operators: not at every start
 
         onnx_detector = OnnxDetector(args.onnx)
+        exported = onnx_detector.config.roi_heads.score_thresh
+        if args.score < exported:
+            warnings.warn(
+                f"--score {args.score:g}: {args.onnx} returns no detection under {exported:g}, "
+                "its box head's threshold when exported (--model runs the head down to it)",
+                stacklevel=1,
+            )
         return (lambda image: (onnx_detector([image])[0], None)), onnx_detector.config
     check_window_flags(args)
     # Batch norms folded and channels-last: the same detections to float rounding, faster.
