@@ -269,6 +269,36 @@ def test_annotations_whose_image_id_no_image_has_are_left_out_as_the_reader_does
     assert evaluator.compute()["AP"] == pytest.approx(1.0)
 
 
+def test_a_detections_image_id_of_another_kind_or_a_file_stem_is_refused_naming_the_image(
+    tmp_path,
+):
+    """Ultralytics' predictions.json names each image by its file's stem (an integer where
+    the stem is digits), and other tools write an integer id as a string: the refusal
+    said only that the id was not in the file. It names the image meant and its id."""
+    images = [
+        {"id": 1, "file_name": "images\\cat.jpg", "width": 100, "height": 100},
+        {"id": "b7", "file_name": "0042.jpg", "width": 100, "height": 100},
+    ]
+    annotation_file = tmp_path / "gt.json"
+    annotation_file.write_text(
+        json.dumps({"images": images, "categories": [{"id": 1, "name": "cat"}]})
+    )
+    results = tmp_path / "predictions.json"
+    stem = "(Ultralytics names images by file stem): give each detection that id"
+    for image_id, why in (
+        ("cat", f": it is the stem of images\\cat.jpg, whose image_id there is 1 {stem}"),
+        (42, f": it is the stem of 0042.jpg, whose image_id there is 'b7' {stem}"),
+        ("1", ": its image 1 is written as an integer there"),
+        (7, ""),
+    ):
+        results.write_text(
+            json.dumps([{"image_id": image_id, "category_id": 1, "bbox": [0, 0, 9, 9], "score": 1}])
+        )
+        said = f"{results}: detection 0: image_id {image_id!r} is not in {annotation_file}{why}"
+        with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
+            score_results_file(annotation_file, results)
+
+
 def test_a_box_past_the_border_scores_against_the_file_as_against_the_readers_targets(tmp_path):
     """A cat's box reaching 40 px past the right edge of a 100x100 image (x 60-140), and
     a dog's wholly outside it. The reader clips the cat to x 60-100 and leaves the dog

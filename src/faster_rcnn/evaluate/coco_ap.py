@@ -703,7 +703,10 @@ def _check_result(
     if not isinstance(entry, dict) or not needed <= entry.keys():
         raise ValueError(f"{where} needs image_id, category_id, bbox and score, got {entry!r}")
     if not isinstance(entry["image_id"], Hashable) or entry["image_id"] not in numbers:
-        raise ValueError(f"{where}: image_id {entry['image_id']!r} is not in {annotation_file}")
+        raise ValueError(
+            f"{where}: image_id {entry['image_id']!r} is not in {annotation_file}"
+            + _what_the_image_id_may_be(entry["image_id"], coco_gt)
+        )
     if entry["category_id"] not in coco_gt.cats:
         raise ValueError(
             f"{where}: category_id {entry['category_id']!r} is not in {annotation_file} "
@@ -716,6 +719,29 @@ def _check_result(
         raise ValueError(f"{where}: bbox {bbox!r} has a negative width or height")
     if not _is_finite(entry["score"]):
         raise ValueError(f"{where}: score must be a finite number, got {entry['score']!r}")
+
+
+def _what_the_image_id_may_be(image_id: Any, coco_gt: COCO) -> str:
+    """Where an ``image_id`` that the annotation file of ``coco_gt`` lacks names one of
+    its images otherwise, what it likely is (``": ..."``), else ``""``: the id of an image
+    written as the other kind (``"1"`` for 1), or the stem of an image's file, as
+    Ultralytics' ``predictions.json`` names images (an integer where the stem is
+    digits, ``0001.jpg`` as 1)."""
+    written = str(image_id)
+    for image in coco_gt.dataset["images"]:
+        own = image[ID_IN_FILE]
+        if str(own) == written:
+            kind = "a string" if isinstance(own, str) else "an integer"
+            return f": its image {own!r} is written as {kind} there"
+    for image in coco_gt.dataset["images"]:
+        name = image.get("file_name")
+        stem = PureWindowsPath(name).stem if isinstance(name, str) else None
+        if stem is not None and written in (stem, stem.lstrip("0") or "0"):
+            return (
+                f": it is the stem of {name}, whose image_id there is {image[ID_IN_FILE]!r} "
+                "(Ultralytics names images by file stem): give each detection that id"
+            )
+    return ""
 
 
 def _is_finite(value: Any) -> bool:
