@@ -299,6 +299,42 @@ def test_a_detections_image_id_of_another_kind_or_a_file_stem_is_refused_naming_
             score_results_file(annotation_file, results)
 
 
+def test_detections_past_the_100_that_coco_scores_of_an_images_class_are_warned_of(tmp_path):
+    """COCOeval scores an image's best 100 detections of a class and drops the rest
+    without a word: a file of 150 cats and 60 dogs on one image has 50 that count for
+    nothing. Of 150 cats, the one on the cat ranked 100th is found at precision 1/100 (AP
+    0.01 at every recall point); ranked 101st, it is not scored: AP 0."""
+    cats = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+    cat = {"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40]}
+    annotation_file = tmp_path / "gt.json"
+    annotation_file.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+                "categories": cats,
+                "annotations": [{**cat, "id": 1}],
+            }
+        )
+    )
+    results = tmp_path / "results.json"
+    said = (
+        f"{results}: 50 detections of 1 image rank past the 100 of an image's class that "
+        "COCO scores: not scored, as in the official evaluation"
+    )
+    for rank, ap in ((100, 0.01), (101, 0.0)):
+        entries = [
+            {**cat, "bbox": [60, 60, 10, 10] if k != rank else cat["bbox"], "score": 1 - k / 1000}
+            for k in range(1, 151)
+        ]
+        dogs = [{**cat, "category_id": 2, "score": 0.5} for _ in range(60)]
+        results.write_text(json.dumps(entries + dogs))
+        with pytest.warns(UserWarning) as warned:
+            figures = score_results_file(annotation_file, results)
+        assert [str(w.message) for w in warned] == [said]
+        assert warned[0].filename == __file__
+        assert figures["AP"] == pytest.approx(ap) and figures["AR100"] == (rank <= 100)
+
+
 def test_a_box_past_the_border_scores_against_the_file_as_against_the_readers_targets(tmp_path):
     """A cat's box reaching 40 px past the right edge of a 100x100 image (x 60-140), and
     a dog's wholly outside it. The reader clips the cat to x 60-100 and leaves the dog

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath, PureWindowsPath
@@ -663,7 +664,8 @@ def score_results_file(
     scored as that one's (:func:`load_coco_annotations`). Entries that carry the
     ``file_name`` of their image (``predict`` writes it) are checked against the
     annotation file's name for their ``image_id``, so that another split's annotation
-    file is refused rather than scored by ids alone.
+    file is refused rather than scored by ids alone. The detections of an image's class
+    past the 100 that COCOeval scores are counted in a warning.
 
     Raises:
         ValueError: the results are not such a list, or an entry lacks a field, has a
@@ -685,7 +687,25 @@ def score_results_file(
         (e["image_id"], e["file_name"]) for e in numbered if isinstance(e.get("file_name"), str)
     }
     check_file_names(coco_gt, annotation_file, sorted(named))
+    _warn_of_detections_past_the_cap(numbered, results_file)
     return coco_figures(coco_gt, numbered, sorted(coco_gt.getImgIds()))
+
+
+def _warn_of_detections_past_the_cap(results: Sequence[Mapping[str, Any]], file: object) -> None:
+    """Warn of the ``results`` (checked entries of results file ``file``) that COCOeval
+    does not score: those of an image's class past its best :data:`COCO_MAX_DETECTIONS`
+    by score, which count neither as found nor as false positives. A file of up to 300
+    detections an image (Ultralytics') or of every candidate can have them."""
+    counts = Counter((entry["image_id"], entry["category_id"]) for entry in results)
+    past = {key: n - COCO_MAX_DETECTIONS for key, n in counts.items() if n > COCO_MAX_DETECTIONS}
+    if past:
+        images = len({image for image, _ in past})
+        warnings.warn(
+            f"{file}: {counted(sum(past.values()), 'detection')} of "
+            f"{counted(images, 'image')} rank past the {COCO_MAX_DETECTIONS} of an image's "
+            "class that COCO scores: not scored, as in the official evaluation",
+            stacklevel=3,
+        )
 
 
 def _check_result(
