@@ -449,7 +449,8 @@ def test_evaluate_and_predict_in_windows(tmp_path, capsys):
     images.mkdir()
     to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "0.png")
     pred = tmp_path / "pred"
-    args = ["predict", "--model", str(model_file), str(images), "--out", str(pred), "--score", "0.05"]
+    args = ["predict", "--model", str(model_file), str(images), "--out", str(pred)]
+    args += ["--score", "0.05"]
     assert main([*args, "--windows", "48", "64", "--window-overlap", "0.5", "--tta", "both"]) == 0
     out = capsys.readouterr().out
     assert "windows of 48 x 64 at the model's scale (overlap 50%)" in out
