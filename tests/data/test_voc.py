@@ -254,9 +254,9 @@ def test_raccoon_dataset() -> None:
     [
         (
             [("dog", (0, 1, 10, 5)), ("cat", (5, 3, 60, 30)), ("dog", (50, 40, 60, 45))],
-            "2 boxes clipped to the image (x.xml object 0 [-1, 0, 10, 5] on 40x30; x.xml "
-            "object 1 [4, 2, 60, 30] on 40x30); 1 box dropped (x.xml object 2 [49, 39, 60, "
-            "45] on 40x30: outside the image)",
+            "2 boxes clipped to the image (x.xml object 0 [0, 1, 10, 5] on pixels 1..40 x "
+            "1..30; x.xml object 1 [5, 3, 60, 30] on pixels 1..40 x 1..30); 1 box dropped "
+            "(x.xml object 2 [50, 40, 60, 45] on pixels 1..40 x 1..30: outside the image)",
             [[0.0, 0, 10, 5], [4, 2, 40, 30]],
             [2, 1],
         ),
@@ -264,16 +264,17 @@ def test_raccoon_dataset() -> None:
             # A box dragged leftwards (or upwards) saved as drawn: the box between its
             # corners; xmax = xmin - 1 is VOC's box of no area, not a reversed one.
             [("dog", (5, 5, 3, 9)), ("cat", (5, 5, 9, 3)), ("dog", (5, 5, 4, 9))],
-            "2 boxes with reversed corners swapped (x.xml object 0 [2, 4, 5, 9] on 40x30; "
-            "x.xml object 1 [4, 2, 9, 5] on 40x30); 1 box dropped (x.xml object 2 [4, 4, 4, "
-            "9] on 40x30: no area)",
+            "2 boxes with reversed corners swapped (x.xml object 0 [5, 5, 3, 9] on pixels "
+            "1..40 x 1..30; x.xml object 1 [5, 5, 9, 3] on pixels 1..40 x 1..30); 1 box "
+            "dropped (x.xml object 2 [5, 5, 4, 9] on pixels 1..40 x 1..30: no area)",
             [[2.0, 4, 5, 9], [4, 2, 9, 5]],
             [2, 1],
         ),
         (
             [("dog", (45, 5, 38, 9))],  # swapped, then clipped: both said
-            "1 box with reversed corners swapped (x.xml object 0 [37, 4, 45, 9] on 40x30); "
-            "1 box clipped to the image (x.xml object 0 [37, 4, 45, 9] on 40x30)",
+            "1 box with reversed corners swapped (x.xml object 0 [45, 5, 38, 9] on pixels "
+            "1..40 x 1..30); 1 box clipped to the image (x.xml object 0 [45, 5, 38, 9] on "
+            "pixels 1..40 x 1..30)",
             [[37.0, 4, 40, 9]],
             [2],
         ),

@@ -61,11 +61,13 @@ class BoxAudit:
         where: str,
         rounding: float = 0.0,
         frame: str | None = None,
+        written: list[float] | None = None,
     ) -> list[float] | None:
         """``box`` (``x1, y1, x2, y2``) clipped to a ``width`` x ``height`` image, counted
         when that moved a corner by more than ``rounding`` (the format's own rounding,
         which only clipping undoes); ``None``, counted as dropped, when no area is left.
-        ``frame`` says what the numbers are measured in, where the box is named (default
+        Where the box is named, it is by ``written`` (its numbers as its file writes them)
+        or else ``box``, and ``frame`` says what they are measured in (default
         ``on <width>x<height>``)."""
         # In float32, as the targets hold them: a box thinner than float32 can tell from
         # nothing has no area either. One array for the four (a COCO file has a million
@@ -74,12 +76,12 @@ class BoxAudit:
         limits = (width, height, width, height)
         clipped = [min(max(v, 0.0), limit) for v, limit in zip(stored, limits, strict=True)]
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            shown = _shown(box, width, height, where, frame)
+            shown = _shown(written or box, width, height, where, frame)
             self.dropped.append(f"{shown}: {_why_dropped(box, width, height)}")
             return None
         moved = clipped != stored  # most boxes are inside: one comparison of the lists
         if moved and any(abs(c - v) > rounding for c, v in zip(clipped, stored, strict=True)):
-            self.clipped.append(_shown(box, width, height, where, frame))
+            self.clipped.append(_shown(written or box, width, height, where, frame))
         return clipped
 
     def clip_all(
@@ -98,12 +100,18 @@ class BoxAudit:
         return kept, labels
 
     def swap(
-        self, box: list[float], width: float, height: float, where: str, frame: str | None = None
+        self,
+        box: list[float],
+        width: float,
+        height: float,
+        where: str,
+        frame: str | None = None,
+        written: list[float] | None = None,
     ) -> None:
         """Count a box written with its corners reversed and read with them swapped, as
-        ``box`` (``x1, y1, x2, y2`` on a ``width`` x ``height`` image; ``frame`` as in
-        :meth:`clip`)."""
-        self.swapped.append(_shown(box, width, height, where, frame))
+        ``box`` (``x1, y1, x2, y2`` on a ``width`` x ``height`` image; ``frame`` and
+        ``written`` as in :meth:`clip`)."""
+        self.swapped.append(_shown(written or box, width, height, where, frame))
 
     def drop(self, where: str, reason: str) -> None:
         """Count a box left out for ``reason``."""

@@ -65,6 +65,7 @@ class _VOCObject:
     box: list[float]  # converted x1, y1, x2, y2
     difficult: bool
     swapped: bool = False  # written with xmax < xmin (or ymax < ymin): read swapped
+    written: list[float] | None = None  # xmin, ymin, xmax, ymax as the file writes them
 
 
 @dataclass(frozen=True)
@@ -375,7 +376,8 @@ def _parse_object(element: Element, index: int, path: Path) -> _VOCObject:
     if ymax < ymin - 1:
         ymin, ymax = ymax, ymin
     box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
-    return _VOCObject(name=name, box=box, difficult=difficult_text == "1", swapped=swapped)
+    difficult = difficult_text == "1"
+    return _VOCObject(name, box, difficult, swapped, written=raw)
 
 
 def audited_box(
@@ -383,10 +385,12 @@ def audited_box(
 ) -> list[float] | None:
     """``obj``'s box clipped to a ``width`` x ``height`` image, or None where it is left
     without area (:meth:`BoxAudit.clip`); a box read with its corners swapped is counted
-    as such in ``audit``."""
+    as such in ``audit``. The warnings name a box by its numbers as the file writes them,
+    on the pixels VOC counts from 1 (its ``xmin`` 0 is a pixel left of the image)."""
+    frame = f"on pixels 1..{width:g} x 1..{height:g}"
     if obj.swapped:
-        audit.swap(obj.box, width, height, where)
-    return audit.clip(obj.box, width, height, where)
+        audit.swap(obj.box, width, height, where, frame, obj.written)
+    return audit.clip(obj.box, width, height, where, frame=frame, written=obj.written)
 
 
 def _number(element: Element, field: str, path: Path, where: str) -> float | None:
