@@ -8,8 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
@@ -22,6 +25,8 @@ from faster_rcnn.data.dataset import read_image
 from faster_rcnn.insight import draw
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.insight.explain import (
+    CELL_ALPHAS,
+    CELL_COLOURS,
     IGNORED_CODE,
     NEGATIVE_CODE,
     OUTSIDE_CODE,
@@ -32,6 +37,7 @@ from faster_rcnn.insight.explain import (
     explanation_figure,
     explanation_summary,
 )
+from faster_rcnn.insight.plots import save_figure
 from faster_rcnn.model import FasterRCNN
 from faster_rcnn.models import preset_config
 from faster_rcnn.ops.boxes import clip_boxes_to_image, remove_small_boxes
@@ -282,14 +288,62 @@ def test_cell_map_shows_each_cells_best_label():
     model = square_anchor_model(allowed_border=0)
     box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
     explanation = explain(model, torch.rand(3, 64, 64), box, with_proposals=False)
-    codes, extent = cell_label_map(explanation)
+    codes, column_edges, row_edges = cell_label_map(explanation)
     assert codes.shape == (8, 8)  # the stride-8 level's cells, centred on its anchors
-    assert extent == (-4.0, 60.0, 60.0, -4.0)
+    # Halfway between the centres 0, 8, ..., 56; the last cell reaches the image's edge.
+    edges = [0.0, 4.0, 12.0, 20.0, 28.0, 36.0, 44.0, 52.0, 64.0]
+    assert column_edges.tolist() == row_edges.tolist() == edges
     assert codes[2, 2] == POSITIVE_CODE
     assert [int(codes[r, c]) for r, c in ((1, 2), (3, 2), (2, 1), (2, 3))] == [IGNORED_CODE] * 4
     # Row and column 0: every level's anchor there crosses the border; (1, 1) is inside.
     assert (codes[0] == OUTSIDE_CODE).all() and (codes[:, 0] == OUTSIDE_CODE).all()
     assert codes[1, 1] == NEGATIVE_CODE
+
+
+def test_cell_map_edges_stop_at_the_image_in_the_batchs_padding():
+    # 160 x 208, not resized, is padded to 160 x 224: the stride-8 map has 28 columns,
+    # centred on 0 .. 216; the one on 208 keeps its left half, the one on 216 nothing.
+    explanation = explain(seeded_small(), torch.rand(3, 160, 208), BOXES, with_proposals=False)
+    _, column_edges, row_edges = cell_label_map(explanation)
+    assert column_edges[-4:].tolist() == [196.0, 204.0, 208.0, 208.0]
+    assert row_edges[[0, 1, -2, -1]].tolist() == [0.0, 4.0, 148.0, 160.0]
+
+
+def test_the_saved_cell_map_covers_the_image_with_cells_centred_on_their_anchors(tmp_path):
+    # A grey 64 x 64 image, the box on the 16-px anchor at (16, 16): along y = 16 the
+    # cells are negative to x = 4, ignored to 12, positive to 20, ignored to 28, then
+    # negative to the image's right edge; the map stopped at 60, a strip of grey.
+    box = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    explanation = explain(square_anchor_model(), torch.full((3, 64, 64), 0.5), box)
+    figure = explanation_figure(explanation)
+    picture = np.asarray(Image.open(save_figure(figure, tmp_path / "explain.png")))
+    ax = figure.axes[1]
+
+    def drawn(x: float, y: float) -> list[int]:
+        column, row = ax.transData.transform((x, y))
+        return picture[round(picture.shape[0] - row), round(column)].tolist()
+
+    def cell(code: int) -> list[int]:
+        """A cell's colour over the image's grey (128)."""
+        red, green, blue, _ = to_rgba(CELL_COLOURS[code])
+        alpha = CELL_ALPHAS[code]
+        return [round(255 * alpha * c + (1 - alpha) * 128) for c in (red, green, blue)]
+
+    # Half a pixel either side of each edge, at 9 of the picture's pixels a pixel.
+    expected = {
+        3.5: NEGATIVE_CODE,
+        4.5: IGNORED_CODE,
+        11.5: IGNORED_CODE,
+        12.5: POSITIVE_CODE,
+        19.5: POSITIVE_CODE,
+        20.5: IGNORED_CODE,
+        27.5: IGNORED_CODE,
+        28.5: NEGATIVE_CODE,
+        63.5: NEGATIVE_CODE,
+    }
+    for x, code in expected.items():
+        assert drawn(x, 16.0) == pytest.approx(cell(code), abs=2), x
+    assert drawn(40.0, 63.5) == pytest.approx(cell(NEGATIVE_CODE), abs=2)
 
 
 def test_the_labels_panel_outlines_positive_anchors_only_up_to_a_thousand():
@@ -303,7 +357,8 @@ def test_the_labels_panel_outlines_positive_anchors_only_up_to_a_thousand():
         explanation = explain(seeded_small(), image, boxes, with_proposals=False)
         assert explanation.counts()["positive"] == positives
         ax = explanation_figure(explanation).axes[1]
-        outlines = [c for c in ax.collections if tuple(c.get_color()[0]) != (1, 1, 1, 1)]
+        lines = [c for c in ax.collections if isinstance(c, LineCollection)]  # not the map
+        outlines = [c for c in lines if tuple(c.get_color()[0]) != (1, 1, 1, 1)]
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
         assert ax.get_title(loc="left").endswith("not outlined: over 1,000") is not outlined
         assert (len(outlines), "positive anchor" in labels) == (int(outlined), outlined)

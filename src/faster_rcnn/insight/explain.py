@@ -440,13 +440,19 @@ def label_codes(explanation: Explanation) -> Tensor:
     return codes
 
 
-def cell_label_map(explanation: Explanation) -> tuple[Tensor, tuple[float, float, float, float]]:
+def cell_label_map(explanation: Explanation) -> tuple[Tensor, Tensor, Tensor]:
     """Every cell of the finest level coloured by the best label code of the anchors, of
     every level, whose cell contains its centre.
 
+    A cell is centred on its anchors, at ``(index + offset) * stride``: the backbones'
+    stride-2 3x3 convolutions (padding 1) centre feature ``j`` on input pixel ``2 j``, as
+    torchvision's anchors (offset 0) are; VGG's 2x2 pools centre it half a stride on, as
+    ``paper_vgg16``'s are (offset 0.5). Each pixel of the image lies in the cell of its
+    nearest anchor centre: the cells along the image's edges reach to them.
+
     Returns:
-        ``(H_0, W_0)`` int64 codes, and the map's extent ``(left, right, bottom, top)`` in
-        original-image pixels (for ``imshow``).
+        ``(H_0, W_0)`` int64 codes, and the cells' ``(W_0 + 1,)`` column and ``(H_0 + 1,)``
+        row edges in original-image pixels (for ``pcolormesh``).
     """
     codes = label_codes(explanation)
     finest = max(explanation.levels, key=lambda grid: grid.grid_size[0] * grid.grid_size[1])
@@ -459,15 +465,17 @@ def cell_label_map(explanation: Explanation) -> tuple[Tensor, tuple[float, float
         cols = _nearest_cell(centre_cols, grid.stride[1], grid.offset, grid.grid_size[1])
         result = torch.maximum(result, per_cell[rows][:, cols])
     (height, width), (resized_h, resized_w) = explanation.original_size, explanation.resized_size
-    sx, sy = width / resized_w, height / resized_h
-    half_h, half_w = finest.stride[0] / 2, finest.stride[1] / 2
-    extent = (
-        float(centre_cols[0] - half_w) * sx,
-        float(centre_cols[-1] + half_w) * sx,
-        float(centre_rows[-1] + half_h) * sy,
-        float(centre_rows[0] - half_h) * sy,
-    )
-    return result, extent
+    column_edges = _cell_edges(centre_cols, resized_w) * (width / resized_w)
+    row_edges = _cell_edges(centre_rows, resized_h) * (height / resized_h)
+    return result, column_edges, row_edges
+
+
+def _cell_edges(centres: Tensor, side: int) -> Tensor:
+    """``(N + 1,)`` edges of the cells around ``(N,)`` anchor centres on one axis of an
+    image ``side`` pixels long: halfway between neighbouring centres, the first and last
+    at the image's edges; a cell past the image (in the batch's padding) has no width."""
+    middles = ((centres[:-1] + centres[1:]) / 2).clamp(0, side)
+    return torch.cat([torch.zeros(1), middles, torch.full((1,), float(side))])
 
 
 def _nearest_cell(centres: Tensor, stride: int, offset: float, size: int) -> Tensor:
@@ -743,9 +751,9 @@ def _centre(low: float, high: float, size: float, view: float) -> float:
 def _draw_labels(ax: Axes, explanation: Explanation) -> None:
     """Panel 2: every anchor's label as a map of cells, positives outlined (up to
     :data:`MAX_OUTLINED_POSITIVES`)."""
-    codes, extent = cell_label_map(explanation)
+    codes, column_edges, row_edges = cell_label_map(explanation)
     colours = np.array([to_rgba(c, a) for c, a in zip(CELL_COLOURS, CELL_ALPHAS, strict=True)])
-    ax.imshow(colours[codes.numpy()], extent=extent, interpolation="nearest")
+    ax.pcolormesh(column_edges.numpy(), row_edges.numpy(), colours[codes.numpy()])
     counts, rpn = explanation.counts(), explanation.rpn
     handles: list[Any] = [
         Patch(color=colours[code], label=f"{name}: {counts[name]:,}")
