@@ -202,6 +202,19 @@ def test_panel_1_gives_the_stride_as_width_x_height_as_the_feature_map():
     assert "level 'pool': stride 56x53 px, feature map 4x3, row 2, column 2\n" in title
 
 
+def test_panel_1_gives_the_stride_in_the_pixels_it_draws_and_the_models():
+    # 480 x 320 is resized to 240 x 160 (padded to 256 x 160): the stride-16 level's
+    # anchors are 32 px apart as drawn, in the image's pixels, where the title said 16.
+    box = torch.tensor([[100.0, 100.0, 200.0, 180.0]])
+    explanation = explain(seeded_small(), torch.rand(3, 320, 480), box, with_proposals=False)
+    grid = explanation.levels[explanation.location.level]
+    assert (grid.name, grid.stride, grid.grid_size) == ("1", (16, 16), (10, 16))
+    title = explanation_figure(explanation).axes[0].get_title(loc="left")
+    assert "level '1': stride 32 px (16 px resized), feature map 16x10, row 4, column 5\n" in title
+    level = explanation_summary(explanation)["levels"][1]
+    assert (level["stride"], level["stride_in_image"]) == ([16, 16], [32.0, 32.0])
+
+
 def test_proposal_panels_write_every_count_with_thousands_separators():
     """--top 100000 titled panel 4 "the top 1192 of 1,192 candidates"."""
     explanation = explain(seeded_small(), smooth_image(120, 160))

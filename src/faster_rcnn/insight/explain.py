@@ -681,9 +681,28 @@ def _draw_location(ax: Axes, explanation: Explanation) -> None:
         ax,
         f"1 · the {counted(len(anchors), 'anchor')} of one location"
         f"{' (zoomed in)' if zoomed else ''}\n"
-        f"level '{grid.name}': stride {_pair(grid.stride)} px, feature map "
+        f"level '{grid.name}': stride {_stride_text(explanation, grid)}, feature map "
         f"{_width_x_height(grid.grid_size)}, row {location.row}, column {location.col}\n{why}",
         handles + _gt_handle(explanation),
+    )
+
+
+def _stride_text(explanation: Explanation, grid: LevelGrid) -> str:
+    """A level's stride in the image's pixels, in which the panel draws the anchors and
+    the objects, and in the model's resized ones where they differ: ``"20 px (8 px
+    resized)"``; ``"8 px"`` for an image the model does not resize."""
+    drawn = _pair(_image_stride(explanation, grid))
+    resized = _pair(grid.stride)
+    return f"{drawn} px" if drawn == resized else f"{drawn} px ({resized} px resized)"
+
+
+def _image_stride(explanation: Explanation, grid: LevelGrid) -> tuple[float, float]:
+    """``(stride_h, stride_w)`` of a level in the original image's pixels, to one
+    decimal."""
+    (height, width), (resized_h, resized_w) = explanation.original_size, explanation.resized_size
+    return (
+        round(grid.stride[0] * height / resized_h, 1),
+        round(grid.stride[1] * width / resized_w, 1),
     )
 
 
@@ -995,15 +1014,15 @@ def _move_inside(caption: Text, drawn: Bbox, panel: Bbox) -> None:
         caption.set_transform(caption.get_transform() + offset)
 
 
-def _pair(values: tuple[int, int]) -> str:
+def _pair(values: tuple[float, float]) -> str:
     """``(height, width)`` as width x height, as the titles give sizes: ``(8, 8)`` ->
-    ``"8"``, ``(8, 16)`` -> ``"16x8"``."""
-    return str(values[0]) if values[0] == values[1] else _width_x_height(values)
+    ``"8"``, ``(8, 16.5)`` -> ``"16.5x8"``."""
+    return f"{values[0]:g}" if values[0] == values[1] else _width_x_height(values)
 
 
-def _width_x_height(values: tuple[int, int]) -> str:
+def _width_x_height(values: tuple[float, float]) -> str:
     """``(height, width)`` -> ``"WxH"``."""
-    return f"{values[1]}x{values[0]}"
+    return f"{values[1]:g}x{values[0]:g}"
 
 
 @one_thread()  # many small operations, as explanation_figure
@@ -1056,6 +1075,7 @@ def _level_summary(explanation: Explanation, grid: LevelGrid) -> dict[str, Any]:
         "name": grid.name,
         "grid_size": list(grid.grid_size),
         "stride": list(grid.stride),
+        "stride_in_image": list(_image_stride(explanation, grid)),
         "anchors_per_location": grid.anchors_per_location,
         **counts,
     }
