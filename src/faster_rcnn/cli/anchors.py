@@ -311,6 +311,11 @@ def fit_and_report(
         f"{fit.covered['kmeans']:.1%} (k-means of box shapes), {fit.covered['fitted']:.1%} "
         "(fitted)"
     )
+    if fit.start_kept:
+        print(
+            "the model's anchors are kept: no fitted ones give more boxes an anchor at IoU "
+            f"{fit.iou:g}, or as many with a higher mean best IoU"
+        )
     # The same backbone: only the anchors (and the RPN head they size) change.
     fitted_model = FasterRCNN(model.backbone, model.config.replace(anchors=fit.anchors))
     report = coverage_report(fitted_model, targets, names)

@@ -22,7 +22,9 @@ The search (:class:`CoverageSearch`) chooses the config's structure (``S`` sizes
 aspect ratios) one set at a time given the others: exactly when the options are few,
 else by replacing a size and a ratio together, pair of slots by pair, until nothing
 improves. It starts from the model's anchors and from the k-means anchors
-(:mod:`.anchor_kmeans`) and keeps the better end.
+(:mod:`.anchor_kmeans`) and keeps the better end, unless the model's anchors themselves,
+whose shapes the candidates' ladders may miss, cover as many boxes with as high a mean
+best IoU: a fit never covers the boxes worse than the anchors it would replace.
 
 Two defaults come from training A/Bs (3 seeds each, `benchmarks/anchor_fit_ab.md`). One
 set of shapes is chosen for every level, scaled with the level's stride
@@ -398,6 +400,8 @@ class AnchorFit:
             fitted boxes covered at ``iou`` (closed form, on the search's boxes).
         iou: the coverage threshold.
         num_boxes: boxes the search ran on.
+        start_kept: the fitted anchors are the model's: the search's best covers no more
+            boxes at ``iou``, nor as many with a higher mean best IoU.
     """
 
     anchors: AnchorConfig
@@ -406,6 +410,7 @@ class AnchorFit:
     covered: dict[str, float]
     iou: float
     num_boxes: int
+    start_kept: bool
 
 
 @torch.no_grad()
@@ -451,12 +456,18 @@ def fit_anchors(
     fits = [_fit_structure(search, candidates, boxes, start, s) for s in structures]
     fitted, kmeans = max(fits, key=lambda fit: float(search.score(search.best_iou(fit[0]))))
     anchors = selection_config(fitted, candidates, start.offset)
+    # The model's own shapes, which the candidates' ladders may miss, stay unless the fit
+    # covers the boxes better: the search is indifferent above ``iou``, and fitted one box
+    # at 0.60 where the preset's anchors reach 0.78.
+    same_count = anchors.num_anchors_per_location() == start.num_anchors_per_location()
+    start_kept = same_count and not _covers_better(anchors, start, boxes, border, iou)
+    anchors = start if start_kept else anchors
     covered = {
         "start": covered_share(start, boxes, border, iou),
         "kmeans": covered_share(kmeans, boxes, border, iou),
         "fitted": covered_share(anchors, boxes, border, iou),
     }
-    return AnchorFit(anchors, start, kmeans, covered, iou, len(boxes))
+    return AnchorFit(anchors, start, kmeans, covered, iou, len(boxes), start_kept)
 
 
 def _fit_structure(
@@ -472,6 +483,18 @@ def _fit_structure(
     ends = [search.run(snap(anchors, candidates, structure)) for anchors in (start, kmeans)]
     best = max(ends, key=lambda end: float(search.score(search.best_iou(end))))
     return best, kmeans
+
+
+def _covers_better(
+    anchors: AnchorConfig, other: AnchorConfig, boxes: GridBoxes, allowed_border: float, iou: float
+) -> bool:
+    """Whether ``anchors`` give more ``boxes`` an anchor at ``iou`` than ``other``, or as
+    many with a higher mean best IoU (closed form, float64)."""
+    first, second = (anchor_best_iou(config, boxes, allowed_border) for config in (anchors, other))
+    covered = [int((best >= iou).sum()) for best in (first, second)]
+    if covered[0] != covered[1]:
+        return covered[0] > covered[1]
+    return float(first.mean()) > float(second.mean())
 
 
 def check_anchors_per_location(count: int, max_size: int) -> None:
@@ -514,12 +537,18 @@ def covered_share(
     anchors: AnchorConfig, boxes: GridBoxes, allowed_border: float, iou: float
 ) -> float:
     """The share of ``boxes`` that some anchor of ``anchors`` overlaps by ``iou`` or more."""
+    return float((anchor_best_iou(anchors, boxes, allowed_border) >= iou).double().mean())
+
+
+def anchor_best_iou(anchors: AnchorConfig, boxes: GridBoxes, allowed_border: float) -> Tensor:
+    """``(G,)`` float64 the best IoU of each box with any anchor of ``anchors`` (closed
+    form)."""
     best = torch.zeros(len(boxes), dtype=torch.float64)
     for level, (sizes, ratios) in enumerate(zip(anchors.sizes, anchors.aspect_ratios, strict=True)):
         shapes = base_anchors(sizes, ratios)
         level_best = best_iou_on_level(boxes, level, shapes, anchors.offset, allowed_border)
         best = best.maximum(level_best.amax(dim=0))
-    return float((best >= iou).double().mean())
+    return best
 
 
 def snap(anchors: AnchorConfig, candidates: Candidates, structure: tuple[int, int]) -> Selection:
