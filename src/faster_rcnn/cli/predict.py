@@ -188,11 +188,11 @@ def detect_and_draw(
         det, proposals = detect(image)
         predicted.records += coco_records(det, image_id, path, names, images.category_ids)
         if names_of is not None:
-            draw(image, det, proposals, names, out / names_of[k], score, predicted)
+            save_image_pictures(image, det, proposals, names, out / names_of[k], score, predicted)
     return predicted
 
 
-def draw(
+def save_image_pictures(
     image: Tensor,
     detections: dict[str, Tensor],
     proposals: dict[str, Tensor] | None,
