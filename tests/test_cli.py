@@ -212,6 +212,17 @@ def test_a_device_this_machine_lacks_is_named_with_those_it_has(device, capsys):
     assert f"no device '{device}' here; available: cpu" in err and "Traceback" not in err
 
 
+def test_the_cpu_named_by_its_index_trains_as_the_cpu(tmp_path, capsys):
+    """torch names the one CPU cpu:0 too; it was refused as a device this machine lacks."""
+    assert arguments.device_name("cpu:0") == "cpu"
+    argv = ["train", "--data", "synthetic:2", "--preset", "small", "--steps", "1", *TINY]
+    assert main([*argv, "--device", "cpu:0", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "model.safetensors").exists()
+    with pytest.raises(SystemExit):
+        main([*argv, "--device", "cpu:1", "--out", str(tmp_path / "other")])
+    assert "no device 'cpu:1' here; available: cpu" in capsys.readouterr().err
+
+
 def test_options_that_make_no_model_are_refused_before_the_data_is_read(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--data", str(tmp_path / "absent"), "--preset", "mobilenet_v2_fpn"]

@@ -450,11 +450,14 @@ def open_fraction(text: str) -> float:
 
 
 def device_name(text: str) -> str:
-    """A device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
+    """A device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``), ``cpu:0`` and
+    ``mps:0`` named as ``cpu`` and ``mps``, the one device of their kind."""
     try:
         parsed = torch.device(text)
     except RuntimeError:
         parsed = None
+    if parsed is not None and parsed.type in ("cpu", "mps") and parsed.index == 0:
+        parsed = torch.device(parsed.type)
     if (
         parsed is None
         or str(parsed) not in {*available_devices(), "cuda"}
@@ -463,7 +466,7 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"no device {text!r} here; available: {', '.join(available_devices())}"
         )
-    return text
+    return str(parsed)
 
 
 def available_devices() -> list[str]:
