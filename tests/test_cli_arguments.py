@@ -286,6 +286,17 @@ SCORED_FILE = ["evaluate", "--detections", "d.json", "--coco-annotations", "c.js
             [*TRAIN, "--recipe", "preset", "--multi-scale-per", "image"],
             "--multi-scale-per has no effect with the one --min-size 320",
         ),
+        (
+            [*TRAIN, *TINY, "--train-window", "96", "64"],
+            "--train-window 96 64 has no effect: every image resized to --min-size 64 "
+            "--max-size 96 fits in it whole (at most 64 x 96 px); give a smaller window, or "
+            "larger sizes",
+        ),
+        (
+            [*TRAIN, "--recipe", "preset", "--train-window", "512", "512"],
+            "--train-window 512 512 has no effect: every image resized to --min-size 320 "
+            "--max-size 512 fits",
+        ),
     ],
 )
 def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(

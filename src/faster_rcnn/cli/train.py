@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..anchor_file import other_scale, with_anchor_file
-from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig
+from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig, TransformConfig
 from ..counted import counted
 from ..data.augment import Augmented, RandomHorizontalFlip, RandomVerticalFlip, Transform
 from ..data.blur_noise import BlurAndNoise
@@ -659,6 +659,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.scheme == "non-approximate":
         check_box_differentiable(config)
     check_multi_scale_per(args, config.transform.min_size)
+    check_train_window(args, config.transform)
     check_out(args.out, args.scheme, args.resume)
     check_weights(args)
 
@@ -671,6 +672,24 @@ def check_multi_scale_per(args: argparse.Namespace, min_sizes: Sequence[int]) ->
         raise ValueError(
             f"--multi-scale-per has no effect with the one --min-size {min_sizes[0]}: it "
             "chooses how training draws among several"
+        )
+
+
+def check_train_window(args: argparse.Namespace, transform: TransformConfig) -> None:
+    """Refuse ``--train-window`` where every image, resized to the sizes given (or the
+    preset's kept), fits in the window whole: it would cut nothing."""
+    fixed = (args.min_size and args.max_size) or args.recipe == "preset"
+    if not (args.train_window and fixed):
+        return
+    longest = transform.max_size  # the resized images' longer side at most
+    shortest = min(max(transform.min_size), longest)  # and their shorter side
+    if min(args.train_window) >= shortest and max(args.train_window) >= longest:
+        height, width = args.train_window
+        raise ValueError(
+            f"--train-window {height} {width} has no effect: every image resized to "
+            f"--min-size {' '.join(map(str, transform.min_size))} --max-size {longest} fits "
+            f"in it whole (at most {shortest} x {longest} px); give a smaller window, or "
+            "larger sizes"
         )
 
 
