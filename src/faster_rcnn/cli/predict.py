@@ -205,8 +205,8 @@ def save_image_pictures(
     them and what they draw in ``predicted``."""
     from ..insight.draw import save_pictures  # matplotlib: not at every start
 
-    save_pictures(image, detections, proposals, names, picture, score)
-    predicted.pictures |= set(image_pictures(picture.resolve(), proposals is not None))
+    written = save_pictures(image, detections, proposals, names, picture, score)
+    predicted.pictures |= {path.resolve() for path in written}
     predicted.drawn += int((detections["scores"] >= score).sum())
 
 

@@ -305,20 +305,22 @@ def save_pictures(
     picture: Path,
     score_threshold: float = 0.5,
     label: str = "",
-) -> None:
+) -> list[Path]:
     """Write the pictures of one image named after ``picture``, in the format of its
     suffix (:func:`~faster_rcnn.insight.pictures.image_pictures`): its detections
     (:func:`draw_detections`), with ``label`` after the name, and given proposals,
     ``_proposals`` after it (:func:`draw_proposals`), a PNG at zlib level
-    :data:`PICTURE_PNG_LEVEL`; the tensors may be on any device."""
+    :data:`PICTURE_PNG_LEVEL`; the tensors may be on any device. Returns the paths
+    written, the detections picture's first."""
     paths = image_pictures(picture, proposals is not None, label)
     # Converted once for both pictures: a 12 Mpx photo's conversion takes about 0.3 s and
     # a float copy of it.
     pixels = to_pil(image.cpu())
+    written = []
     if proposals is not None:  # drawn on a copy, before the detections mark the pixels
         props = {k: v.cpu() for k, v in proposals.items()}
         drawn = _outline_proposals(pixels, props, PROPOSALS_DRAWN)
-        save_picture(drawn, paths[1], PICTURE_PNG_LEVEL)
+        written.append(save_picture(drawn, paths[1], PICTURE_PNG_LEVEL))
     det = {k: v.cpu() for k, v in detections.items()}
     drawn = _outline_detections(pixels, det, class_names, score_threshold)
-    save_picture(drawn, paths[0], PICTURE_PNG_LEVEL)
+    return [save_picture(drawn, paths[0], PICTURE_PNG_LEVEL), *written]
