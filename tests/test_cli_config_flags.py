@@ -220,3 +220,23 @@ def test_a_resume_refused_for_other_model_settings_names_the_flags_that_set_them
         "roi_heads.score_thresh, roi_heads.soft_nms_sigma, transform.min_size"
     )
     assert settings_by_flag(error) == said.format("roi_heads.score_thresh, --soft-nms, --min-size")
+
+
+def test_a_resume_refused_for_another_backbone_names_the_presets_that_build_its_own():
+    """Another preset's checkpoint differed in about twenty settings (anchors, sizes,
+    heads), all listed before the one to change; the backbone is said alone, with the
+    presets that build the checkpoint's (two share MobileNetV3-Large)."""
+    trained = preset_config("mobilenet_v3_large_320_fpn")
+    error = OtherModelSettings(
+        Path("run/joint"), trained, preset_config("small"), WeightsMismatchError("a shape")
+    )
+    said = (
+        "run/joint was trained with backbone mobilenet_v3_large_fpn, not small as this run "
+        "builds: resume with the options the run was started with ({})"
+    )
+    assert str(error) == said.format(
+        "preset_config('mobilenet_v3_large_fpn') or preset_config('mobilenet_v3_large_320_fpn')"
+    )
+    assert settings_by_flag(error) == said.format(
+        "--preset mobilenet_v3_large_fpn or --preset mobilenet_v3_large_320_fpn"
+    )

@@ -190,6 +190,12 @@ def preset_config(name: str, num_classes: int | None = None) -> FasterRCNNConfig
     return make() if num_classes is None else make(num_classes)
 
 
+def presets_of_backbone(backbone: str) -> list[str]:
+    """The presets whose backbone is ``backbone`` (a config's ``backbone.name``), in
+    :data:`PRESETS`' order; none for a backbone no preset builds."""
+    return [name for name, make in PRESETS.items() if make().backbone.name == backbone]
+
+
 # torchvision's builder of a preset: the keywords it passes to FasterRCNN itself, which
 # a caller's repeat (a TypeError there), and the config fields that part is here.
 _BUILDERS_OWN = {

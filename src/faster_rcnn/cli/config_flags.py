@@ -76,8 +76,11 @@ def changes_by_flag(warning: ChangedSettings) -> str:
 
 def settings_by_flag(error: OtherModelSettings) -> str:
     """The refusal to resume a checkpoint of other model settings, each setting a flag sets
-    named as that flag (``"--returned-layers"``), as :func:`changes_by_flag` names it."""
-    return error.worded(lambda setting: SETTING_FLAGS.get(setting, setting))
+    named as that flag (``"--returned-layers"``), as :func:`changes_by_flag` names it, and
+    a preset as ``--preset`` gives it."""
+    return error.worded(
+        lambda setting: SETTING_FLAGS.get(setting, setting), lambda name: f"--preset {name}"
+    )
 
 
 def _flag_change(setting: str, old: Any, new: Any) -> str:

@@ -23,6 +23,7 @@ from ..config import FasterRCNNConfig, worded_change
 from ..counted import counted
 from ..data.augment import derive_seed
 from ..model import FasterRCNN
+from ..models import presets_of_backbone
 from . import distributed
 from .budget import resumed_plan
 from .checkpoint import MODEL_FILE, TrainingCheckpoint, WeightsMismatchError, read_model_config
@@ -92,7 +93,9 @@ class ChangedSettings(UserWarning):
 class OtherModelSettings(ValueError):
     """The refusal to resume a checkpoint whose weights do not fit this run's model: the
     settings it was trained with that differ, and for the backbone's stages (which the
-    recipe chooses by the data) the option that builds its own.
+    recipe chooses by the data) the option that builds its own. Another backbone is said
+    alone, with the presets that build the checkpoint's: every other difference (anchors,
+    sizes, heads) follows from the preset, and a list of them hides the one to change.
 
     Attributes:
         stage_dir: the checkpoint's folder.
@@ -100,6 +103,8 @@ class OtherModelSettings(ValueError):
             (``"backbone.returned_layers"``), for a caller that set them under other names
             (command-line flags) to name them so.
         stages: the checkpoint's backbone stages where this run's differ, else ``None``.
+        backbones: the checkpoint's backbone and this run's where they differ, else
+            ``None``.
         mismatch: how the checkpoint's weights do not fit the model.
     """
 
@@ -114,10 +119,21 @@ class OtherModelSettings(ValueError):
         self.settings = sorted({name for name, _, _ in now.changed_settings(trained)})
         stages = trained.backbone.resolved_returned_layers()
         self.stages = stages if stages != now.backbone.resolved_returned_layers() else None
-        super().__init__(self.worded(str))
+        names = (trained.backbone.name, now.backbone.name)
+        self.backbones = names if names[0] != names[1] else None
+        super().__init__(self.worded(str, lambda name: f"preset_config({name!r})"))
 
-    def worded(self, setting_name: Callable[[str], str]) -> str:
-        """The refusal, each setting named in the words of ``setting_name``."""
+    def worded(self, setting_name: Callable[[str], str], preset: Callable[[str], str]) -> str:
+        """The refusal, each setting named in the words of ``setting_name`` and each
+        preset in those of ``preset`` (a name -> how to build it)."""
+        if self.backbones is not None:
+            trained, now = self.backbones
+            builders = " or ".join(map(preset, presets_of_backbone(trained)))
+            return (
+                f"{self.stage_dir} was trained with backbone {trained}, not {now} as this "
+                f"run builds: resume with the options the run was started with"
+                + (f" ({builders})" if builders else "")
+            )
         message = (
             f"{self.stage_dir} was trained with other model settings than this run builds "
             f"({', '.join(map(setting_name, self.settings))}): resume with the options the run "
