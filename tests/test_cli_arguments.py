@@ -310,6 +310,19 @@ def test_a_flag_another_leaves_without_effect_is_refused_before_any_work(
     assert not out.exists()
 
 
+def test_a_window_that_cuts_nothing_at_the_sizes_the_recipe_settled_is_warned_of(tmp_path, capsys):
+    """With a size left to the recipe the window cannot be checked before the data is read:
+    it was silently ignored; it is warned of once the recipe has settled the sizes."""
+    argv = [*TRAIN, "--min-size", "64", "--train-window", "1024", "1024"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "faster-rcnn: warning: --train-window 1024 1024 has no effect: every image resized "
+        "to --min-size 64 --max-size "
+    ) in err
+    assert "with the sizes the recipe settled: give a smaller window, or larger sizes" in err
+
+
 @pytest.mark.parametrize(
     ("command", "said", "unsaid"),
     [

@@ -679,18 +679,24 @@ def check_train_window(args: argparse.Namespace, transform: TransformConfig) -> 
     """Refuse ``--train-window`` where every image, resized to the sizes given (or the
     preset's kept), fits in the window whole: it would cut nothing."""
     fixed = (args.min_size and args.max_size) or args.recipe == "preset"
-    if not (args.train_window and fixed):
-        return
+    why = window_cuts_nothing(args.train_window, transform) if args.train_window else None
+    if fixed and why is not None:
+        raise ValueError(f"{why}; give a smaller window, or larger sizes")
+
+
+def window_cuts_nothing(window: Sequence[int], transform: TransformConfig) -> str | None:
+    """Why ``window`` (height, width) cuts nothing from images resized by ``transform``
+    (every one fits in it whole), else ``None``."""
     longest = transform.max_size  # the resized images' longer side at most
     shortest = min(max(transform.min_size), longest)  # and their shorter side
-    if min(args.train_window) >= shortest and max(args.train_window) >= longest:
-        height, width = args.train_window
-        raise ValueError(
-            f"--train-window {height} {width} has no effect: every image resized to "
-            f"--min-size {' '.join(map(str, transform.min_size))} --max-size {longest} fits "
-            f"in it whole (at most {shortest} x {longest} px); give a smaller window, or "
-            "larger sizes"
-        )
+    if min(window) < shortest or max(window) < longest:
+        return None
+    height, width = window
+    return (
+        f"--train-window {height} {width} has no effect: every image resized to "
+        f"--min-size {' '.join(map(str, transform.min_size))} --max-size {longest} fits "
+        f"in it whole (at most {shortest} x {longest} px)"
+    )
 
 
 def check_alternating_steps(args: argparse.Namespace) -> None:
@@ -876,6 +882,13 @@ def say_train_window(config: FasterRCNNConfig) -> None:
         f"window: training on windows of {height}x{width} px of the images resized to "
         f"{sizes} px (longer side at most {transform.max_size}), evaluation on the whole image"
     )
+    # Sizes given are checked before the data is read; the recipe's only now.
+    why = window_cuts_nothing(transform.train_window, transform)
+    if why is not None:
+        warnings.warn(
+            f"{why}, with the sizes the recipe settled: give a smaller window, or larger sizes",
+            stacklevel=2,
+        )
 
 
 def small_class_label(dataset: Sequence[Sample], config: FasterRCNNConfig, copies: int) -> int:
