@@ -1220,6 +1220,26 @@ def test_the_metrics_of_a_run_stopped_while_replacing_a_finished_one_are_not_cal
     )
 
 
+def test_a_resume_refuses_a_damaged_metrics_file_before_reading_the_data(tmp_path, capsys):
+    """The trainer found a damaged line only as it went on, once the data was read (and a
+    recipe's steps timed) and the model built: a larger set's minutes lost to a refusal
+    its files already showed."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "synthetic:2", "--steps", "2", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    metrics = out / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(['{"stage": "joint"}', *lines[1:]]) + "\n")
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"faster-rcnn: error: {metrics}, line 1: not a JSON record (not an object with a "
+        "string 'stage' and an integer 'step')\n"
+    )
+
+
 def test_resume_names_the_scheme_of_the_run_it_finds(tmp_path, capsys):
     """--resume, or a fresh start, in a folder holding another scheme's run says which
     --scheme continues it; the alternating scheme's first step and the RPN trained alone

@@ -21,7 +21,7 @@ from ..train.checkpoint import (
     remove_cut_off_saves,
     saved_checkpoints,
 )
-from ..train.metrics import METRICS_FILE
+from ..train.metrics import METRICS_FILE, read_metrics
 from ..train.trainer import nothing_to_resume
 from .arguments import check_out_folder
 from .out_lock import check_unlocked
@@ -173,10 +173,14 @@ def continued_by(checkpoint: Path, scheme: str | None) -> str:
 
 def check_resume(out: Path, scheme: str) -> None:
     """Refuse ``--resume`` where ``out`` holds no checkpoint of a ``scheme`` run, naming
-    the scheme of the run whose checkpoint it holds, if any."""
+    the scheme of the run whose checkpoint it holds, if any, or a metrics file the run
+    could not go on (a damaged line: :func:`~faster_rcnn.train.metrics.read_metrics`),
+    which the trainer would find only once the data is read and the model built."""
     saved = saved_checkpoints(out) if out.is_dir() else []
     found = {checkpoint: scheme_of(checkpoint) for checkpoint in saved}
     if scheme in found.values():
+        if (out / METRICS_FILE).is_file():
+            read_metrics(out / METRICS_FILE)
         return
     others = [(checkpoint, its) for checkpoint, its in found.items() if its is not None]
     if not others:
