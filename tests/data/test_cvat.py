@@ -416,3 +416,16 @@ def test_a_cvat_dataset_trains(tmp_path):
     argv += ["--min-size", "64", "--max-size", "64", "--out", str(out)]
     assert main(argv) == 0
     assert (out / "model.safetensors").is_file()
+
+
+def test_a_file_not_in_the_utf8_it_declares_is_named_with_its_first_bad_byte(tmp_path):
+    image(tmp_path / "a.jpg")
+    file = cvat_file(tmp_path / "annotations.xml", image_element("a.jpg", box(1, 1, 9, 9)))
+    text = file.read_text().replace("cell", "cell\u00e9")
+    file.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError) as refused:
+        find_layout(tmp_path).open("train")
+    bad = text.index("\u00e9")
+    assert (
+        str(refused.value) == f"{file}: not UTF-8 text (byte {bad} is b'\\xe9'); save it as UTF-8"
+    )

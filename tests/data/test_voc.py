@@ -337,3 +337,17 @@ def test_a_split_file_not_in_utf8_is_named(voc: Path) -> None:
     (voc / "ImageSets" / "Main" / "train.txt").write_bytes(b"img_a\nimg_\xff\n")
     with pytest.raises(ValueError, match=r"train\.txt: not UTF-8 text \(byte 10 is b'\\xff'\)"):
         VOCDetection(voc)
+
+
+def test_an_annotation_not_in_utf8_is_named_with_its_first_bad_byte(voc: Path) -> None:
+    """A Latin-1 file is refused as not UTF-8 text, not as malformed XML; declared as
+    Latin-1, it is read as the declaration says."""
+    xml = voc / "Annotations" / "img_b.xml"
+    text = xml.read_text().replace("<name>dog</name>", "<name>caf\u00e9</name>")
+    xml.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError) as refused:
+        VOCDetection(voc)
+    bad = text.index("\u00e9")
+    assert str(refused.value) == f"{xml}: not UTF-8 text (byte {bad} is b'\\xe9'); save it as UTF-8"
+    xml.write_bytes(f'<?xml version="1.0" encoding="ISO-8859-1"?>{text}'.encode("latin-1"))
+    assert VOCDetection(voc).class_names == ("caf\u00e9", "cat", "dog")

@@ -77,6 +77,7 @@ from .dataset import (
     written_path,
 )
 from .via import ellipse_extent
+from .xml_file import xml_root
 
 # What ``faster-rcnn data`` calls the format.
 CVAT_FORMAT = "CVAT for images 1.1"
@@ -249,10 +250,7 @@ def read_cvat_file(path: Path) -> CVATFile:
     """
     if not path.is_file():
         raise FileNotFoundError(f"CVAT annotation file {path} does not exist")
-    try:
-        root = ElementTree.parse(path).getroot()
-    except ParseError as error:
-        raise ValueError(f"{path}: malformed XML ({error})") from None
+    root = xml_root(path)
     if root.tag != "annotations":
         raise ValueError(f"{path}: not a CVAT for images file: its root is <{root.tag}>")
     if root.find("track") is not None:

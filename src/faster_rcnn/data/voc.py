@@ -32,9 +32,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
-import defusedxml.ElementTree as ElementTree
 import torch
 from torch import Tensor
 
@@ -55,6 +54,7 @@ from .dataset import (
     read_text,
     warn_of_left_out,
 )
+from .xml_file import xml_root
 
 _BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -333,10 +333,7 @@ def parse_annotation(path: Path) -> VOCRecord:
     """Read one VOC XML file; every problem is reported with the file's path."""
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
-    try:
-        root = ElementTree.parse(path).getroot()
-    except ParseError as error:
-        raise ValueError(f"{path}: malformed XML ({error})") from error
+    root = xml_root(path)
     if root.tag != "annotation":
         # Another XML (CVAT's <annotations>, a namespaced <{uri}annotation>) would be read
         # as an image without objects: none of its elements has the names looked for.
