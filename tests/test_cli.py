@@ -1388,6 +1388,29 @@ def test_a_resumed_alternating_run_starts_its_steps_to_come_from_its_own_weights
     assert all(torch.equal(resumed[key], value) for key, value in whole.items())
 
 
+def test_the_alternating_scheme_says_its_starting_weights_before_its_first_step(
+    tmp_path, capsys, monkeypatch
+):
+    """What --weights provided is said before step 1, as the other schemes say it (it was
+    said after step 4, hours later, or never where the run stopped); and a backbone that
+    freezes layers for ImageNet weights, given none, is warned of as in joint training."""
+
+    def stopped(run, model_a, weights):
+        raise TrainingInterrupted("rpn", 0, signal.SIGINT, tmp_path / "rpn")
+
+    monkeypatch.setattr("faster_rcnn.train.alternating.AlternatingRun.train_rpn", stopped)
+    start = weights_file(tmp_path / "start.pt", 0)
+    argv = ["train", "--data", "synthetic:4", "--steps", "4", "--scheme", "alternating", *TINY]
+    assert main([*argv, "--weights", str(start), "--out", str(tmp_path / "a")]) == 130
+    assert f"{start}: loaded 128 tensors (a whole detector)" in capsys.readouterr().out
+    argv += ["--trainable-layers", "3", "--out", str(tmp_path / "b")]
+    assert main(argv) == 130
+    assert (
+        "faster-rcnn: warning: the small preset freezes backbone layers or batch norm for "
+        "ImageNet weights, and no --weights were given" in capsys.readouterr().err
+    )
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
 def test_the_demo_refuses_an_out_that_train_refuses(tmp_path, capsys, monkeypatch):
     """A folder holding a run that did not finish, one a training run is writing, one

@@ -997,17 +997,25 @@ def build_model(
         report = load_initial_weights(model, args.weights)
         if not quiet:
             print(report)
-    elif expects_pretrained_backbone(config) and not (quiet or args.resume):
-        print(
-            f"faster-rcnn: warning: the {args.preset} preset freezes backbone layers or batch "
-            "norm for ImageNet weights, and no --weights were given: those layers stay "
-            "random and untrained",
-            file=sys.stderr,
-        )
+    elif not quiet:
+        warn_without_backbone_weights(args, config)
     model.to(torch.device(args.device))
     if uses_channels_last(args, config):
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def warn_without_backbone_weights(args: argparse.Namespace, config: FasterRCNNConfig) -> None:
+    """Warn, unless resuming (the checkpoint's weights replace them), where the backbone
+    freezes layers for ImageNet weights and no ``--weights`` were given."""
+    if args.weights or args.resume or not expects_pretrained_backbone(config):
+        return
+    print(
+        f"faster-rcnn: warning: the {args.preset} preset freezes backbone layers or batch "
+        "norm for ImageNet weights, and no --weights were given: those layers stay "
+        "random and untrained",
+        file=sys.stderr,
+    )
 
 
 def say_default_precision(args: argparse.Namespace) -> None:
@@ -1073,6 +1081,7 @@ def train_alternating_scheme(
     base = train_cfg.replace(max_seconds=None)
     # Without --steps, a bound --minutes ends the run before: a step each at the least.
     total = max(train_cfg.steps, len(STAGES))
+    warn_without_backbone_weights(args, config)
     start = time.perf_counter()
     result = train_alternating(
         config,
@@ -1085,9 +1094,8 @@ def train_alternating_scheme(
         progress=True,
         max_seconds=train_cfg.max_seconds,
         channels_last=uses_channels_last(args, config),
+        on_weights=print,  # before step 1, as the other schemes say it
     )
-    if result.weights_report is not None:
-        print(result.weights_report)
     ran = {stage: len(getattr(result, stage)) for stage in STAGES}
     each = ", ".join(f"{stage} {steps}" for stage, steps in ran.items())
     seconds = time.perf_counter() - start

@@ -484,6 +484,7 @@ def train_alternating(
     progress: bool = False,
     max_seconds: float | None = None,
     channels_last: bool = False,
+    on_weights: Callable[[LoadReport], None] | None = None,
 ) -> AlternatingResult:
     """Train a Faster R-CNN with the paper's 4-step alternating scheme (see the module).
 
@@ -510,6 +511,8 @@ def train_alternating(
             iterations (see :class:`~.budget.SharedBudget`); each step lays its
             schedule over the steps that fit in its share.
         channels_last: build the models in NHWC memory layout (faster on CPU).
+        on_weights: called with what ``backbone_weights`` provided as soon as it is
+            loaded, before step 1 (``train`` prints it), rather than after step 4.
 
     Returns:
         The network (in eval mode, its backbone frozen) and the four loss histories.
@@ -528,6 +531,8 @@ def train_alternating(
     )
     started = weights_record(backbone_weights)  # steps 1 and 2 start from the file
     model_a, weights_report = build(seed=alt_cfg.init_seed)
+    if on_weights is not None and weights_report is not None:
+        on_weights(weights_report)
     rpn_history = run.train_rpn(model_a, started)
     model_b, _ = build(seed=alt_cfg.init_seed + 1)
     fast_rcnn_history = run.train_fast_rcnn(model_b, model_a, started)
