@@ -1061,6 +1061,20 @@ def test_a_checkpoints_export_goes_beside_its_stage_where_its_next_checkpoint_le
     assert first.endswith("; model.onnx and joint.onnx, made from that run, stay")
 
 
+def test_export_refuses_a_box_head_never_trained(tmp_path, capsys):
+    """The model of the RPN trained alone was written as ONNX whose only outputs are its
+    untrained head's detections: predict --onnx then gave them without a warning."""
+    model = tmp_path / "rpn.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 4)), model, box_head_trained=False)
+    assert main(["export", "--model", str(model)]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --model {model}: the RPN was trained alone (--scheme rpn), its "
+        "box head never was: the ONNX graph outputs only the box head's detections, which "
+        f"would mean nothing; train the head from it first (train --weights {model})\n"
+    )
+    assert not (tmp_path / "rpn.onnx").exists()
+
+
 def test_train_warns_of_classes_no_training_box_has(tmp_path, capsys):
     """A names list longer than what was labelled: the classes without a training box
     are named (the model has them and never detects them); none where every class has

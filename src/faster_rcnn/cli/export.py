@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..train.checkpoint import load_model, read_model_config, run_and_stage_of
+from ..train.checkpoint import box_head_trained, load_model, read_model_config, run_and_stage_of
 from .arguments import check_out_file, file_of_flag, path_argument
 
 
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_onnx_path(args.model)
     with file_of_flag("--model", args.model):  # named as such before --out is checked
         read_model_config(args.model)
+    check_box_head_trained(args.model)
     check_onnx_out(out, args.model)
     with file_of_flag("--model", args.model):
         model = load_model(args.model)
@@ -46,6 +47,18 @@ def run(args: argparse.Namespace) -> int:
     size = out.stat().st_size / 2**20
     print(f"{args.model} -> {out} ({size:.1f} MiB, {time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def check_box_head_trained(model: Path) -> None:
+    """Refuse the model of the RPN trained alone: the graph's only outputs are the box
+    head's detections, which it never learned, and its proposals are not among them."""
+    if box_head_trained(model):
+        return
+    raise ValueError(
+        f"--model {model}: the RPN was trained alone (--scheme rpn), its box head never was: "
+        "the ONNX graph outputs only the box head's detections, which would mean nothing; "
+        f"train the head from it first (train --weights {model})"
+    )
 
 
 def default_onnx_path(model: Path) -> Path:
