@@ -1075,6 +1075,20 @@ def test_export_refuses_a_box_head_never_trained(tmp_path, capsys):
     assert not (tmp_path / "rpn.onnx").exists()
 
 
+def test_evaluate_gives_a_box_head_never_trained_its_proposal_recall_alone(tmp_path, capsys):
+    """The RPN trained alone was scored as a detector too: a table of its untrained
+    head's APs (0.000 and the like) and their error breakdown, below the one warning that
+    they mean nothing."""
+    model = tmp_path / "rpn.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 4)), model, box_head_trained=False)
+    argv = ["evaluate", "--model", str(model), "--data", "synthetic:2"]
+    assert main([*argv, "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "images: 2\nproposal recall (" in out
+    assert "AP" not in out.replace("AR@", "") and "mAP" not in out
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
 def test_train_warns_of_classes_no_training_box_has(tmp_path, capsys):
     """A names list longer than what was labelled: the classes without a training box
     are named (the model has them and never detects them); none where every class has

@@ -19,7 +19,7 @@ from ..evaluate.coco_ap import score_results_file
 from ..evaluate.runner import EvaluationResult, evaluate_detector, write_figures
 from ..model import FasterRCNN
 from ..test_time_flips import TestTimeFlips
-from ..train.checkpoint import load_model, run_and_stage_of
+from ..train.checkpoint import box_head_trained, load_model, run_and_stage_of
 from ..windowed_detection import WindowedDetection
 from .arguments import (
     MODEL_SIZE_NAMES,
@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         args.strict,
         args.coco_annotations,
         class_names=dataset.class_names if model.config.class_names else None,
+        detections=box_head_trained(args.model),
     )
     return 0
 
@@ -264,12 +265,14 @@ def evaluate_and_report(
     strict: bool = False,
     coco_annotations: Path | None = None,
     class_names: Sequence[str] | None = None,
+    detections: bool = True,
 ) -> EvaluationResult:
     """Evaluate, print the table, and when ``out`` is given write ``<out>/metrics.json``
     and the recall plots (:func:`write_recall_plots`), saying where; ``strict`` stops at an
     unreadable image instead of leaving it out; COCO AP is scored against
     ``coco_annotations`` when given; ``class_names`` (default: the model's) may go on
-    past the model's classes (see :func:`evaluate_detector`)."""
+    past the model's classes (see :func:`evaluate_detector`); without ``detections`` (a
+    box head never trained) the table gives the proposal recall alone."""
     result = evaluate_detector(
         model,
         dataset,
@@ -280,7 +283,7 @@ def evaluate_and_report(
         coco_annotation_file=coco_annotations,
         strict=strict,
     )
-    print(result.table())
+    print(result.table(detections))
     if out is not None:
         from ..evaluate.recall_plots import write_recall_plots  # matplotlib: not at every start
 

@@ -107,14 +107,18 @@ class EvaluationResult:
         figures (NaN, e.g. a class without objects) as ``null``."""
         write_figures(path, self.as_dict(), indent=2)
 
-    def table(self) -> str:
-        """A short printable summary followed by the per-class VOC table."""
+    def table(self, detections: bool = True) -> str:
+        """A short printable summary followed by the per-class VOC table; without
+        ``detections`` (a box head never trained: an RPN trained alone), the images and
+        the proposal recall alone."""
         kinds = (
             (UnreadableImageError.kind, self.unreadable),
             (UnresizableImageError.kind, self.unresizable),
         )
         skipped = ", ".join(f"{len(files)} {kind}" for kind, files in kinds if files)
         skipped = f" ({skipped}, left out)" if skipped else ""
+        if not detections:
+            return "\n".join([f"images: {self.num_images}{skipped}", *self._proposal_lines()])
         lines = [
             f"images: {self.num_images}{skipped}",
             *self._nothing_to_find_note(),
