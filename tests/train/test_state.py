@@ -72,6 +72,8 @@ def test_another_schemes_checkpoint_is_refused_where_both_say_theirs(tmp_path):
         # --minutes 0.1, then 0.4: the steps are the budgets' bounds, which nobody gave.
         ((steps_bound(6.0), 6.0), (steps_bound(24.0), 24.0), "0.1 minutes -> 0.4 minutes"),
         ((steps_bound(6.0), 6.0), (120, None), "0.1 minutes -> 120 steps"),
+        # An alternating step's share of the time left, in three figures, not six.
+        ((steps_bound(10.5), 10.5), (steps_bound(70.2), 70.2), "0.175 minutes -> 1.17 minutes"),
         (
             (300, 6.0),
             (600, 6.0),

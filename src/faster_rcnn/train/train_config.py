@@ -207,7 +207,7 @@ def _run_length(settings: dict[str, Any]) -> str:
     steps, seconds = settings.get("steps"), settings.get("max_seconds")
     if seconds is None:
         return counted(steps, "step")
-    minutes = counted(seconds / 60, "minute")
+    minutes = counted(float(f"{seconds / 60:.3g}"), "minute")  # a budget's share: 0.175104
     return (
         minutes if steps >= steps_bound(seconds) else f"{minutes}, at most {counted(steps, 'step')}"
     )
