@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faster_rcnn.cli import arguments, evaluate, main
+from faster_rcnn.cli import arguments, build_parser, evaluate, main
 from faster_rcnn.cli.arguments import check_out_file, check_out_folder, with_image_sizes
 from faster_rcnn.models import preset_config
 
@@ -351,3 +351,20 @@ def test_every_option_of_a_models_detection_is_refused_with_detections():
     assert arguments.given_flags(args, args.model_option_defaults) == []
     assert args.model_option_defaults["--device"] == "cpu"
     assert args.model_option_defaults["--batch-size"] == 1
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """Each option's --help line has a text: --out, --seed, --device, train's --preset and
+    --workers, predict's --score and others had none, the defaults unsaid."""
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    unexplained = [
+        f"{name} {action.option_strings[-1]}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if action.option_strings and not action.help
+    ]
+    assert unexplained == []

@@ -73,7 +73,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "the model's own grid, written to --out/fitted_anchors.json for train --anchors.",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", choices=list(PRESETS), default="small")
+    source.add_argument(
+        "--preset", choices=list(PRESETS), default="small", help="its anchors (default: small)"
+    )
     source.add_argument("--model", type=path_argument, help="a model.safetensors (its anchors)")
     parser.add_argument("--anchors", type=path_argument, help="an anchor file to measure instead")
     add_returned_layers_argument(
@@ -94,7 +96,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="measure the first N images (default: all; train's recipe, which --fit weighs, "
         f"reads at most {MAX_IMAGES_READ} of them, as train does)",
     )
-    parser.add_argument("--out", type=path_argument, default=Path("runs/anchors"))
+    parser.add_argument(
+        "--out", type=path_argument, default=Path("runs/anchors"), help="default: runs/anchors"
+    )
     parser.add_argument("--fit", action="store_true", help="fit anchors to the boxes")
     parser.add_argument(
         "--iou",

@@ -76,10 +76,19 @@ def add_data_arguments(
     parser.add_argument("--split", type=non_empty, default=default_split, help=f"default: {chosen}")
 
 
-def add_image_size_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--min-size`` and ``--max-size``: the resize, in place of the preset's."""
-    parser.add_argument("--min-size", type=positive_int, nargs="+", help="shorter image side(s)")
-    parser.add_argument("--max-size", type=positive_int, help="longer image side at most")
+def add_image_size_arguments(
+    parser: argparse.ArgumentParser, default: str = "the preset's"
+) -> None:
+    """``--min-size`` and ``--max-size``: the resize, in place of ``default``'s."""
+    parser.add_argument(
+        "--min-size",
+        type=positive_int,
+        nargs="+",
+        help=f"shorter image side(s) (default: {default})",
+    )
+    parser.add_argument(
+        "--max-size", type=positive_int, help=f"longer image side at most (default: {default})"
+    )
 
 
 def with_image_sizes(config: FasterRCNNConfig, args: argparse.Namespace) -> FasterRCNNConfig:
@@ -129,6 +138,16 @@ def add_returned_layers_argument(parser: argparse.ArgumentParser, effect: str = 
         f"px or more, in a run of {FINER_MAP_STEPS} steps or more), and 2 3 stride-8 and "
         "stride-16 maps, which it chooses where the smallest class is under the smallest "
         f"anchor once resized: benchmarks/recipe_ab.md, rounds 48, 49, 54 and 58){effect}",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where the model runs (:func:`device_name`)."""
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default="cpu",
+        help="where the model runs: cpu (default), cuda, cuda:N or mps",
     )
 
 

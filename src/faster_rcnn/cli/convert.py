@@ -48,7 +48,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=path_argument,
         help="a torchvision Faster R-CNN state dict, or a reference script's checkpoint",
     )
-    parser.add_argument("--preset", choices=TORCHVISION_PRESETS, default="resnet50_fpn")
+    parser.add_argument(
+        "--preset",
+        choices=TORCHVISION_PRESETS,
+        default="resnet50_fpn",
+        help="the model the checkpoint is (default: resnet50_fpn)",
+    )
     parser.add_argument(
         "--classes",
         nargs="+",

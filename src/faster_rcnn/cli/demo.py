@@ -16,7 +16,7 @@ from ..models import preset_config
 from ..train.memory_layout import default_memory_layout
 from ..train.train_config import TrainConfig, steps_bound
 from ..train.trainer import Trainer
-from .arguments import device_name, minutes, path_argument, positive_int, random_seed
+from .arguments import add_device_argument, minutes, path_argument, positive_int, random_seed
 from .evaluate import evaluate_and_report
 from .out_lock import check_one_process, training_lock
 from .run_folder import begin_fresh_run, check_out, clear_cut_off_saves, say_replaced_run
@@ -32,11 +32,25 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Generate the synthetic dataset, train the small preset on it, evaluate "
         "on held-out images and write the model, metrics.json and pictures to --out.",
     )
-    parser.add_argument("--minutes", type=minutes, default=4.5, help="training budget")
-    parser.add_argument("--out", type=path_argument, default=Path("runs/demo"))
-    parser.add_argument("--test-images", type=positive_int, default=100)
-    parser.add_argument("--seed", type=random_seed, default=0)
-    parser.add_argument("--device", type=device_name, default="cpu")
+    parser.add_argument(
+        "--minutes", type=minutes, default=4.5, help="training budget in minutes (default 4.5)"
+    )
+    parser.add_argument(
+        "--out", type=path_argument, default=Path("runs/demo"), help="default: runs/demo"
+    )
+    parser.add_argument(
+        "--test-images",
+        type=positive_int,
+        default=100,
+        help="held-out synthetic images the model is scored on (default 100)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=random_seed,
+        default=0,
+        help="seed of the weights, the sampling and the flips (default 0)",
+    )
+    add_device_argument(parser)
     parser.add_argument(
         "--amp",
         action=argparse.BooleanOptionalAction,

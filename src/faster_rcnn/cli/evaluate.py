@@ -24,12 +24,12 @@ from ..windowed_detection import WindowedDetection
 from .arguments import (
     MODEL_SIZE_NAMES,
     add_data_arguments,
+    add_device_argument,
     add_strict_argument,
     add_tta_argument,
     add_windows_arguments,
     check_out_folder,
     check_window_flags,
-    device_name,
     file_of_flag,
     given_flags,
     open_fraction,
@@ -101,7 +101,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "mAP: a lower threshold only adds detections below those kept, which never lowers "
         "an AP",
     )
-    parser.add_argument("--device", type=device_name, default="cpu")
+    add_device_argument(parser)
     # Their values when not given, read from the options above, for --detections to refuse.
     parser.set_defaults(model_option_defaults=parser_defaults(parser, MODEL_OPTIONS))
     return parser

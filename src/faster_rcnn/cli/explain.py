@@ -50,8 +50,8 @@ from ..models import PRESETS, preset_config
 from ..train.checkpoint import box_head_trained, load_model
 from .arguments import (
     MODEL_SIZE_NAMES,
+    add_device_argument,
     check_out_file,
-    device_name,
     file_of_flag,
     given_flags,
     lower_score_threshold,
@@ -124,7 +124,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="with --model: detections drawn from this score (default 0.5); under the "
         "box head's own threshold (0.05), the head is run down to it",
     )
-    parser.add_argument("--device", type=device_name, default="cpu")
+    add_device_argument(parser)
     return parser
 
 

@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "metadata. Needs the onnx extra: pip install -e '.[onnx]'.",
     )
     parser.add_argument("--model", type=path_argument, required=True, help="a model.safetensors")
-    parser.add_argument("--format", choices=["onnx"], default="onnx")
+    parser.add_argument("--format", choices=["onnx"], default="onnx", help="default: onnx")
     parser.add_argument(
         "--out",
         type=path_argument,

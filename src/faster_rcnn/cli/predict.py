@@ -62,11 +62,11 @@ from ..insight.pictures import DEFAULT_SUFFIX, image_pictures
 from ..train.checkpoint import load_model
 from .arguments import (
     MODEL_SIZE_NAMES,
+    add_device_argument,
     add_tta_argument,
     add_windows_arguments,
     check_out_folder,
     check_window_flags,
-    device_name,
     file_of_flag,
     lower_score_threshold,
     non_empty,
@@ -99,13 +99,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "image and category ids",
     )
     parser.add_argument("--split", type=non_empty, help="with --data (default: test, else val)")
-    parser.add_argument("--out", type=path_argument, default=Path("runs/predict"))
+    parser.add_argument(
+        "--out",
+        type=path_argument,
+        default=Path("runs/predict"),
+        help="the folder of detections.json and the pictures (default: runs/predict)",
+    )
     parser.add_argument(
         "--score",
         type=probability,
         default=0.5,
-        help="drawing threshold; under the box head's own (0.05), the head is run down to it, "
-        "and detections.json holds those detections too",
+        help="drawing threshold (default 0.5); under the box head's own (0.05), the head is "
+        "run down to it, and detections.json holds those detections too",
     )
     parser.add_argument(
         "--no-pictures",
@@ -116,7 +121,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_tta_argument(parser)
     add_windows_arguments(parser)
-    parser.add_argument("--device", type=device_name, default="cpu")
+    add_device_argument(parser)
     return parser
 
 

@@ -83,10 +83,10 @@ from ..train.train_config import LR_PER_IMAGE, TrainConfig, steps_bound
 from ..train.trainer import Trainer
 from .arguments import (
     add_data_arguments,
+    add_device_argument,
     add_image_size_arguments,
     add_returned_layers_argument,
     add_strict_argument,
-    device_name,
     file_of_flag,
     given_flags,
     minutes,
@@ -171,7 +171,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_data_arguments(parser, None, chosen="train, and val too where there is a test split")
     add_holdout_arguments(parser, "the split is written to --out/split.json")
     add_strict_argument(parser)
-    parser.add_argument("--preset", choices=list(PRESETS), default="small")
+    parser.add_argument(
+        "--preset", choices=list(PRESETS), default="small", help="the model (default: small)"
+    )
     parser.add_argument(
         "--scheme",
         choices=[*STAGE_TRAINERS, "alternating"],
@@ -197,7 +199,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "it helps, and print each change and why; preset: the preset's numbers as they are",
     )
     add_optimisation_arguments(parser)
-    add_image_size_arguments(parser)
+    add_image_size_arguments(parser, "the preset's, or the recipe's")
     add_augmentation_arguments(parser)
     parser.add_argument(
         "--skip-difficult",
@@ -206,7 +208,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "default they are trained on like any other, as in torchvision's references)",
     )
     parser.add_argument(
-        "--workers", type=non_negative_int, default=0, help="DataLoader worker processes"
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="DataLoader worker processes (default 0)",
     )
     parser.add_argument(
         "--cache-images",
@@ -229,9 +234,19 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "with AVX-512 every one, without it the depthwise-separable ones)",
     )
     add_checkpoint_arguments(parser)
-    parser.add_argument("--out", type=path_argument, default=Path("runs/train"))
-    parser.add_argument("--seed", type=random_seed, default=0)
-    parser.add_argument("--device", type=device_name, default="cpu")
+    parser.add_argument(
+        "--out",
+        type=path_argument,
+        default=Path("runs/train"),
+        help="the run folder: checkpoints, metrics.jsonl, model.safetensors (default: runs/train)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=random_seed,
+        default=0,
+        help="seed of the weights, the sampling and the augmentations (default 0)",
+    )
+    add_device_argument(parser)
     return parser
 
 
