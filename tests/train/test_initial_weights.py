@@ -64,6 +64,29 @@ def test_the_predictor_is_taken_class_by_class_by_name(tmp_path: Path) -> None:
     ]
 
 
+def test_the_box_head_of_an_rpn_trained_alone_starts_fresh(tmp_path: Path) -> None:
+    """Its random box head and predictor were taken as learned ("the box predictor: 2 of
+    2 classes taken from the file"); the model's own draw stays, the RPN and backbone
+    are taken."""
+    source = small_model(("cell", "platelet"), seed=0)
+    path = tmp_path / "rpn.safetensors"
+    save_model(source, path, box_head_trained=False)
+    fresh = small_model(("cell", "platelet"), seed=1)
+    drawn = {k: v.clone() for k, v in fresh.roi_heads.state_dict().items()}
+    report = load_initial_weights(fresh, path)
+    assert all(torch.equal(v, drawn[k]) for k, v in fresh.roi_heads.state_dict().items())
+    assert torch.equal(fresh.rpn.head.cls_logits.weight, source.rpn.head.cls_logits.weight)
+    key = "backbone.body.stem.0.0.weight"
+    assert torch.equal(fresh.state_dict()[key], source.state_dict()[key])
+    assert report.notes == [
+        "the box head and predictor start fresh: the file's RPN was trained alone (--scheme "
+        "rpn), its box head never was"
+    ]
+    head = sorted(f"roi_heads.{key}" for key in drawn)
+    assert sorted(report.dropped) == head and not report.missing
+    assert len(report.loaded) == len(source.state_dict()) - len(head)
+
+
 def test_a_file_without_the_datas_classes_leaves_the_predictor_fresh(tmp_path: Path) -> None:
     source = small_model(("a", "b"), seed=0)
     path = saved(source, tmp_path / "model.safetensors")

@@ -38,8 +38,9 @@ from ..data.coco_categories import (
 from ..model import FasterRCNN
 from ..state_dict_io import check_finite
 from ..torchvision_checkpoint import read_torchvision_state_dict
-from .checkpoint import model_file_of_state, read_model_config
+from .checkpoint import box_head_trained, model_file_of_state, read_model_config
 
+ROI_HEADS = "roi_heads."
 PREDICTOR = "roi_heads.box_predictor."
 # The predictor's layers and how many outputs each has per class.
 _PREDICTOR_LAYERS = {"cls_score": 1, "bbox_pred": 4}
@@ -72,7 +73,9 @@ def load_initial_weights(model: FasterRCNN, path: str | Path) -> LoadReport:
     check_finite(state, path)
     if not is_detector_state(state):
         return load_backbone_state(model, state, path)
-    return load_detector_state(model, state, path, _model_config_in(path))
+    file_config = _model_config_in(path)
+    trained = file_config is None or box_head_trained(path)
+    return load_detector_state(model, state, path, file_config, box_head_trained=trained)
 
 
 def _refuse_training_state(path: str | Path) -> None:
@@ -93,6 +96,7 @@ def load_detector_state(
     state: dict[str, Tensor],
     path: str | Path,
     file_config: FasterRCNNConfig | None = None,
+    box_head_trained: bool = True,
 ) -> LoadReport:
     """Fine-tuning's start: the tensors of the detector state dict ``state`` (read from
     ``path``) that fit ``model``, its predictor class by class.
@@ -101,6 +105,9 @@ def load_detector_state(
         file_config: the config of the model that wrote ``state`` where known (this
             package's model files): its classes and the stages its FPN reads. ``None``
             (torchvision's files): no class names, and the backbone's default stages.
+        box_head_trained: whether the file's box head learned anything; not where its RPN
+            was trained alone, whose box head and predictor are then left out (the
+            model's own draw), as the report says.
 
     Raises:
         ValueError: ``state``'s backbone is not ``model``'s; the model is left untouched.
@@ -109,13 +116,14 @@ def load_detector_state(
     _check_backbone_fits(state, targets, path)
     report = LoadReport(path=str(path), architecture="a whole detector")
     state = _align_fpn_levels(state, _fpn_stages(model.config, file_config), report)
-    fitting = _drop_reshaped(state, targets, report)
+    kept = state if box_head_trained else _without_box_head(state, report)
+    fitting = _drop_reshaped(kept, targets, report)
     predictor = {k: fitting.pop(k) for k in list(fitting) if k.startswith(PREDICTOR)}
     # Old torchvision key layouts are renamed by the modules' own load hooks.
     result = model.load_state_dict(fitting, strict=False)
     report.unexpected = list(result.unexpected_keys)
     missing = set(result.missing_keys)
-    taken = _load_predictor(model, predictor, file_config, report)
+    taken = _load_predictor(model, predictor, file_config, report) if box_head_trained else []
     missing -= {PREDICTOR + key for key in taken}
     report.loaded = [key for key in targets if key not in missing]
     report.missing = [
@@ -124,6 +132,18 @@ def load_detector_state(
         if key in missing and not key.startswith(PREDICTOR) and key not in state
     ]
     return report
+
+
+def _without_box_head(state: dict[str, Tensor], report: LoadReport) -> dict[str, Tensor]:
+    """``state`` without its box head and predictor, never trained (the RPN trained
+    alone): their random draw is no start to take over the model's own."""
+    head = [key for key in state if key.startswith(ROI_HEADS)]
+    report.dropped += head
+    report.notes.append(
+        "the box head and predictor start fresh: the file's RPN was trained alone "
+        "(--scheme rpn), its box head never was"
+    )
+    return {key: tensor for key, tensor in state.items() if not key.startswith(ROI_HEADS)}
 
 
 def _drop_reshaped(
