@@ -575,6 +575,10 @@ def test_alternating_steps_count_its_four_stages_together(tmp_path, capsys):
     assert (
         "alternating: 5 steps (rpn 2, fast_rcnn 1, rpn_finetune 1, fast_rcnn_finetune 1) in "
     ) in capsys.readouterr().out
+    # Resumed: the steps are the run's, the time this process's alone.
+    assert main([*argv, "--steps", "6", "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert re.search(r"alternating: \d+ steps \(.*\), this run's part in \d+ s\n", said), said
 
 
 @pytest.mark.parametrize(

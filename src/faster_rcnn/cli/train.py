@@ -1114,7 +1114,9 @@ def train_alternating_scheme(
     ran = {stage: len(getattr(result, stage)) for stage in STAGES}
     each = ", ".join(f"{stage} {steps}" for stage, steps in ran.items())
     seconds = time.perf_counter() - start
-    print(f"alternating: {counted(sum(ran.values()), 'step')} ({each}) in {seconds:.0f} s")
+    # A resumed run's histories hold the steps before it too; the clock is this run's.
+    timed = f", this run's part in {seconds:.0f} s" if args.resume else f" in {seconds:.0f} s"
+    print(f"alternating: {counted(sum(ran.values()), 'step')} ({each}){timed}")
     if result.unreadable.files:
         print(f"alternating: {result.unreadable.summary()}")
     save_model(result.model, args.out / MODEL_FILE)
