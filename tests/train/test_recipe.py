@@ -912,6 +912,35 @@ def test_recipe_keeps_as_many_proposals_a_pixel_on_the_whole_image_as_on_a_windo
     assert choose_recipe(whole, stats, given)[0].rpn == config.rpn
 
 
+def test_recipe_scales_only_the_presets_proposals_by_the_windows_in_an_image() -> None:
+    """Images of up to 543 objects evaluated at 3000 x 2000, trained on windows of 800 x
+    1067 px (7.03 windows' pixels): 15 proposals an object of the whole image are 8200,
+    more than the preset's 1000 a window scaled to it (7100), and are kept: scaled again
+    (57,700) they counted every window's objects 7 times over. With 300 objects (4500)
+    the preset's scaled 7100 is kept."""
+    config = preset_config("mobilenet_v2_fpn", 2).replace(
+        class_names=("cell",),
+        transform={"min_size": (2000,), "max_size": 3000, "train_window": (800, 1067)},
+    )
+    given = {"transform.min_size", "transform.max_size"}
+    for most, limit in ((543, 8200), (300, 7100)):
+        held = {"objects_where_any": 300.0, "images_with_objects": 10}
+        stats = ObjectStatistics(
+            10, 300.0, most, {"cell": 3000}, {"cell": 60.0}, aspect=1.5, **held
+        )
+        chosen, choices = choose_recipe(config, stats, given)
+        assert (chosen.rpn.pre_nms_top_n_test, chosen.rpn.post_nms_top_n_test) == (limit, limit)
+        lines = "\n".join(recipe_lines(choices))
+        assert ("training on windows of 800x1067 px" in lines) == (limit == 7100)
+    assert (
+        "  rpn.post_nms_top_n_test = 7100: up to 300 objects an image, and the RPN's NMS "
+        "leaves several proposals on each: 1000 proposals an image would miss some, 15 an "
+        "object keep them (round 70); training on windows of 800x1067 px of images "
+        "evaluated at 3000x2000, 7.0 times a window's pixels: 1000 proposals an image in "
+        "evaluation, times that, keep as many a pixel as on a window"
+    ) in lines
+
+
 # What a joint run's lines say of the head, and the RPN trained alone's instead.
 RPN_WORDS = {
     "so the head sees every object": "so the RPN sees every object",

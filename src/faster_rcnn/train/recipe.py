@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig
+from ..config import BACKBONES, AnchorConfig, FasterRCNNConfig, RPNConfig
 from ..counted import counted
 from ..data.dataset import (
     Sample,
@@ -491,7 +491,7 @@ def _dataset_choices(
         choices.append(per_batch)
     if box_head:
         choices += _box_head_output_choices(config, stats, given)
-    choices += _window_proposal_choices(_with_choices(config, choices), stats)
+    choices += _window_proposal_choices(_with_choices(config, choices), stats, config.rpn)
     return _with_choices(config, choices), choices
 
 
@@ -591,13 +591,16 @@ def _box_head_output_choices(
 
 
 def _window_proposal_choices(
-    config: FasterRCNNConfig, stats: ObjectStatistics
+    config: FasterRCNNConfig, stats: ObjectStatistics, preset: RPNConfig
 ) -> list[RecipeChoice]:
     """Where training cuts windows (``transform.train_window``), as many RPN boxes a
-    pixel in evaluation as on a window: the test-time limits (per level before NMS, per
-    image after it) times the evaluated image's pixels over a window's, for an image of
-    the median aspect. The preset's limits are a window's: an image many windows large
-    with them loses its small objects' proposals to the larger ones' (round 69)."""
+    pixel in evaluation as on a window: the ``preset``'s test-time limits (per level
+    before NMS, per image after it) times the evaluated image's pixels over a window's,
+    for an image of the median aspect. The preset's limits are a window's: an image many
+    windows large with them loses its small objects' proposals to the larger ones'
+    (round 69). A limit ``config`` already raises further is kept: raised for the
+    objects of a whole image (15 an object), it already counts the objects of every
+    window, and scaled again it made 57,700 proposals an image for 543 objects."""
     window = config.transform.train_window
     if window is None:
         return []
@@ -618,8 +621,10 @@ def _window_proposal_choices(
         ("post_nms_top_n_test", "proposals an image"),
     )
     for setting, what in limits:
-        value = getattr(config.rpn, setting)
+        value = getattr(preset, setting)
         scaled = _in_hundreds(round(value * min(times, WINDOW_PROPOSALS_MAX_TIMES)))
+        if scaled <= getattr(config.rpn, setting):
+            continue
         why = (
             f"training on windows of {window_h}x{window_w} px of images evaluated at "
             f"{width}x{height}, {times:.1f} times a window's pixels: {value} {what} in "
