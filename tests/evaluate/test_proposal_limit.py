@@ -58,3 +58,20 @@ def test_evaluation_measures_the_thousand_and_says_what_the_detections_use() -> 
     assert "evaluated up to 1000 per image (the model's detections use its 300):" in table
     assert f"max {int(figures['proposals_per_image/max'])}" in table
     assert "recall@1000@0.7" in table and "not measured" not in table
+
+
+def test_evaluation_measures_the_models_own_limit_where_it_keeps_more_than_the_thousand():
+    """A crowded set's recipe raises the model's limit (8,200 on 543 objects an image):
+    the recall was measured at most at 1000, "mean 1000 proposals made", and recall by size
+    given for 1000 while the detections used all of them."""
+    torch.manual_seed(0)
+    model = small(num_classes=4)
+    model.rpn._post_nms_top_n["testing"] = 1500
+    model.rpn._pre_nms_top_n["testing"] = 1500
+    result = evaluate_detector(model, SyntheticShapes(2, image_size=(96, 128), seed=1))
+    figures = result.proposals
+    assert 1000 < figures["proposals_per_image/max"] <= 1500
+    assert figures["recall@1500@0.5"] >= figures["recall@1000@0.5"]
+    table = result.table()
+    assert "evaluated up to 1500 per image (the model's detections use its 1500):" in table
+    assert "recall by size at IoU 0.5, 1500 proposals:" in table

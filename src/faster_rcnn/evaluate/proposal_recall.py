@@ -36,6 +36,8 @@ AR_IOU_THRESHOLDS = tuple(k / 100 for k in range(50, 100, 5))
 # Numbers of proposals per image of the recall-against-proposals curve (with the limits,
 # up to the largest).
 CURVE_LIMITS = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000)
+# The proposals per image whose recall is reported (recall@K, AR@K).
+RECALL_LIMITS = (100, 300, 1000)
 # COCO's object sizes: ground truth box area in pixels, [low, high).
 SIZE_GROUPS = {
     "small": (0.0, 32.0**2),
@@ -108,7 +110,7 @@ class ProposalRecallEvaluator:
 
     def __init__(
         self,
-        limits: Sequence[int] = (100, 300, 1000),
+        limits: Sequence[int] = RECALL_LIMITS,
         iou_thresholds: Sequence[float] = (0.5, 0.7),
     ) -> None:
         if not limits or any(int(k) < 1 for k in limits):

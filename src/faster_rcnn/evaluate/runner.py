@@ -23,7 +23,7 @@ from ..data.unreadable import UnreadableLog
 from ..host_cpus import one_thread
 from .coco_ap import COCO_MAX_DETECTIONS, COCOEvaluator
 from .error_breakdown import ErrorBreakdown, ErrorBreakdownEvaluator
-from .proposal_recall import SIZE_GROUPS, ProposalRecallEvaluator, RecallCurves
+from .proposal_recall import RECALL_LIMITS, SIZE_GROUPS, ProposalRecallEvaluator, RecallCurves
 from .voc_map import VOCEvaluator, VOCResult
 
 
@@ -219,8 +219,9 @@ def evaluate_detector(
     in the result's ``unreadable``.
 
     The proposal recall is evaluated with up to 1000 proposals per image, more than some
-    models keep: the RPN is run with its post-NMS limit raised to that for the evaluation
-    only, and the detections come from the model's own first proposals, as without it
+    models keep, or the model's own limit where it keeps more: the RPN is run with its
+    post-NMS limit raised to that for the evaluation only, and the detections come from
+    the model's own first proposals, as without it
     (``detect_with_proposals(images, proposal_limit=1000)``).
 
     Args:
@@ -337,14 +338,18 @@ def _make_evaluators(
     """The evaluators of an evaluation of ``model`` on ``dataset`` (see
     :func:`evaluate_detector` for the arguments)."""
     num_classes = _scored_num_classes(model, class_names)
-    proposals = ProposalRecallEvaluator()
+    own = _detection_proposals(model)
+    # The model's own limit too where it keeps more (a crowded set's recipe raises it):
+    # the recall its detections see, not 1000's.
+    limits = RECALL_LIMITS if own is None or own <= RECALL_LIMITS[-1] else (*RECALL_LIMITS, own)
+    proposals = ProposalRecallEvaluator(limits)
     return _Evaluators(
         voc=VOCEvaluator(num_classes, class_names=class_names),
         coco=_coco_evaluator(model, dataset, num_classes, class_names, coco_annotation_file),
         errors=ErrorBreakdownEvaluator(num_classes, class_names=class_names),
         proposals=proposals,
         coco_ids_by_index=coco_annotation_file is None,
-        head_proposals=_detection_proposals(model) or max(proposals.limits),
+        head_proposals=own or max(proposals.limits),
     )
 
 
