@@ -322,6 +322,9 @@ def test_a_class_the_enlarged_input_leaves_under_half_the_smallest_anchor_is_not
         "brings it to the anchor (a step about 5 times as long), or an anchor file fitted to "
         "the data (`faster-rcnn anchors --fit`) brings the anchors to it"
     )
+    # On windows a step costs a window's pixels: the larger resize costs detection.
+    windowed = chosen.replace(transform={"train_window": (800, 1067)})
+    assert "the anchor (detection about 5 times as long)" in under_anchor_note(windowed, stats, 800)
     # 'dot' 20 px at 800 is 28 px at 1120, over half the anchor: no note.
     larger = [_item(400, 600, [[0, 0, 10, 10]], [1])] * 3
     stats = object_statistics(larger, config)

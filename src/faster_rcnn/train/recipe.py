@@ -786,13 +786,15 @@ def under_anchor_note(
     reaching = SCALE_STEP * math.ceil(size * anchor / side / SCALE_STEP)
     max_size = round(transform.max_size * reaching / size)
     capped = _capped_by_longer_side(size, transform.max_size, stats.aspect)
+    # On windows a training step costs a window's pixels: the larger resize costs detection.
+    slower = "detection" if transform.train_window is not None else "a step"
     return (
         f"the smallest class {smallest!r} is {pixels(side)} px once resized to {size} px{capped}, "
         f"under half the smallest anchor ({anchor:g} px): even the anchor centred on such an "
         f"object overlaps it at an IoU under 0.25, and the RPN learns to propose few; "
-        f"--min-size {reaching} --max-size {max_size} brings it to the anchor (a step about "
-        f"{(reaching / size) ** 2:.0f} times as long), or an anchor file fitted to the data "
-        "(`faster-rcnn anchors --fit`) brings the anchors to it"
+        f"--min-size {reaching} --max-size {max_size} brings it to the anchor ({slower} "
+        f"about {(reaching / size) ** 2:.0f} times as long), or an anchor file fitted to the "
+        "data (`faster-rcnn anchors --fit`) brings the anchors to it"
     )
 
 
