@@ -32,6 +32,8 @@ from .dataset import (
 )
 
 TINY_SIDE = 2.0  # px once resized
+# Beyond as many tiny boxes, and this share of the boxes, they are not annotation slips.
+SLIPS_AT_MOST, SLIP_SHARE = 10, 0.05
 
 
 @dataclass
@@ -73,11 +75,18 @@ class ResizeAudit:
             return []
         classes = ", ".join(f"{name!r} {n}" for name, n in self.tiny.most_common())
         are = "is" if count == 1 else "are"
+        # A slip is one box in many; a large share is objects small against their images.
+        cause = (
+            "an annotation slip most likely, or objects that need a larger --min-size"
+            if count < SLIPS_AT_MOST or count <= SLIP_SHARE * self.boxes
+            else "too many for annotation slips: objects small against their images, which "
+            "need a larger --min-size"
+        )
         return [
             f"{count} of the {counted(self.boxes, 'box')} {are} under {TINY_SIDE:g} px on a "
             f"side once resized to {min(self.min_sizes)} px ({classes}; the first: "
             f"{self.tiny_example}): too small for an anchor to match or the model to "
-            "find; an annotation slip most likely, or objects that need a larger --min-size"
+            f"find; {cause}"
         ]
 
 
