@@ -775,6 +775,63 @@ def test_predict_without_pictures_writes_the_same_detections_and_no_picture(tmp_
     assert sorted(p.name for p in images.iterdir()) == ["a.jpg", "detections.json"]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_predict_stopped_keeps_the_detections_of_the_images_done(
+    tmp_path, capsys, monkeypatch, signum
+):
+    """Ctrl-C or SIGTERM mid-run lost every detection, as detections.json was written at
+    the end alone: the images done stay in it, valid JSON, and the last line says how
+    many and that a rerun starts over."""
+    from faster_rcnn.cli import predict as predict_cli
+
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in range(4):
+        to_pil(SyntheticShapes(1, image_size=(64, 80), seed=k)[0][0]).save(images / f"{k}.png")
+    (images / "1.png").write_bytes(b"")
+    predict = ["predict", "--model", str(model), str(images), "--score", "0", "--no-pictures"]
+    assert main([*predict, "--out", str(tmp_path / "all")]) == 1
+    every = json.loads((tmp_path / "all" / "detections.json").read_text())
+    read = predict_cli.read_named_image
+
+    def stopped_at_the_last(path):
+        if path.name == "3.png":
+            signal.raise_signal(signum)
+        return read(path)
+
+    monkeypatch.setattr(predict_cli, "read_named_image", stopped_at_the_last)
+    capsys.readouterr()
+    out = tmp_path / "stopped"
+    assert main([*predict, "--out", str(out)]) == 128 + signum
+    kept = json.loads((out / "detections.json").read_text())
+    assert kept == [r for r in every if r["image_id"] in (0, 2)] and len(kept) == 200
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"faster-rcnn: interrupted by {signal.Signals(signum).name} after 3 of 4 images (1 "
+        f"skipped): {out}/detections.json holds their 200 detections; a rerun detects every "
+        "image again"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["detections.json"]
+
+
+def test_predict_shows_its_progress_through_the_images_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """Thousands of images at a second or two each went by without a word until the
+    last line: a bar counts them where stderr is a terminal, and leaves a log alone."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in range(3):
+        to_pil(SyntheticShapes(1, image_size=(64, 80), seed=k)[0][0]).save(images / f"{k}.png")
+    predict = ["predict", "--model", str(model), str(images), "--no-pictures", "--out"]
+    assert main([*predict, str(tmp_path / "logged")]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([*predict, str(tmp_path / "seen")]) == 0
+    assert re.search(r"\rpredict: 100%\|[^|]*\| 3/3 \[", capsys.readouterr().err)
+
+
 def test_gradient_clipping_is_set_from_the_command_line_and_norms_are_logged(tmp_path):
     out = tmp_path / "clip"
     argv = ["train", "--data", "synthetic:2", "--steps", "2", "--grad-clip-norm", "0.5", *TINY]
@@ -1901,7 +1958,7 @@ def test_sigterm_outside_training_is_not_taken_for_a_failure_of_the_code_it_land
     skipped, and the command went on."""
     from PIL import Image
 
-    from faster_rcnn import cli
+    from faster_rcnn.cli.interrupted import Interrupted, interrupt
     from faster_rcnn.data import dataset
 
     path = tmp_path / "a.png"
@@ -1909,9 +1966,9 @@ def test_sigterm_outside_training_is_not_taken_for_a_failure_of_the_code_it_land
     monkeypatch.setattr(
         dataset, "_rgb_pixels", lambda image, depth: signal.raise_signal(signal.SIGTERM)
     )
-    previous = signal.signal(signal.SIGTERM, cli._interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        with pytest.raises(cli.Interrupted) as stop:
+        with pytest.raises(Interrupted) as stop:
             read_image(path)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -9,11 +9,12 @@ a config refuses is named by the flag that gave it: :mod:`.config_flags`); so do
 training run that diverged. Ctrl-C, SIGTERM or SIGHUP (the terminal or the ssh session
 closing) during training ends it after a checkpoint, with one line and status 128 + the
 signal's number; elsewhere they end the command with that line and status, without a
-traceback. A hang-up ignored (``nohup``) stays ignored. Output piped to a reader that
-stops early (``| head``) ends the command quietly, with status 141 (128 + SIGPIPE), as
-the shell's own tools end; but not a training run, whose results are its files: it goes
-on with its output sent to the null device (:mod:`.streams`), as a message on stderr
-goes there where nothing reads it any more (a terminal hung up), in every command.
+traceback (``predict`` keeps the detections of the images done, and says so). A hang-up
+ignored (``nohup``) stays ignored. Output piped to a reader that stops early (``| head``)
+ends the command quietly, with status 141 (128 + SIGPIPE), as the shell's own tools end;
+but not a training run, whose results are its files: it goes on with its output sent to
+the null device (:mod:`.streams`), as a message on stderr goes there where nothing reads
+it any more (a terminal hung up), in every command.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -36,6 +36,7 @@ from ..train.state import ChangedSettings, OtherModelSettings
 from ..train.stops import TrainingInterrupted, stop_signals
 from . import anchors, convert, data, demo, evaluate, explain, export, predict, train
 from .config_flags import changes_by_flag, flag_error, settings_by_flag
+from .interrupted import Interrupted, interrupt
 from .streams import reader_proof, to_null_device
 
 COMMANDS = (demo, data, train, evaluate, predict, export, convert, anchors, explain)
@@ -64,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     """Run the command ``args`` name, its errors and interruptions in one line."""
     # Outside training (which checkpoints first), SIGTERM and SIGHUP end the command as
     # Ctrl-C does.
-    previous = {signum: signal.signal(signum, _interrupt) for signum in _ending_signals()}
+    previous = {signum: signal.signal(signum, interrupt) for signum in _ending_signals()}
     previous_show, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         status = args.run(args)
@@ -76,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"faster-rcnn: {stop}{resume}", file=sys.stderr)
         return 128 + stop.signum
     except Interrupted as stop:
-        print(f"faster-rcnn: interrupted by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        print(f"faster-rcnn: {stop.line()}", file=sys.stderr)
         return 128 + stop.signum
     except KeyboardInterrupt:
         print("faster-rcnn: interrupted by SIGINT", file=sys.stderr)
@@ -125,20 +126,6 @@ def _os_error_line(error: OSError) -> str:
     if error.strerror and error.filename is not None:
         return f"{error.strerror}: {error.filename}"
     return str(error)
-
-
-class Interrupted(BaseException):
-    """A stop signal outside training; not an ``Exception``, as ``KeyboardInterrupt`` is
-    not, so that no ``except Exception`` it lands in takes it for a failure of its own (an
-    image that could not be decoded, skipped, and the command going on)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:

@@ -21,7 +21,9 @@ the same detections, but no proposals to draw.
 
 An unreadable image, or one too elongated for the model to resize, is skipped with a
 one-line warning naming it: the others are still detected and written, and the exit
-status is 1.
+status is 1. The detections are written image by image (:mod:`.detections_file`): a
+stop signal leaves those of the images done in ``detections.json``, and its line says
+how many. A progress bar counts the images where stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -29,16 +31,18 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import glob
-import json
 import os
+import signal
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..config import FasterRCNNConfig
 from ..counted import counted
@@ -75,6 +79,8 @@ from .arguments import (
     with_tta,
     with_windows,
 )
+from .detections_file import DetectionsFile
+from .interrupted import Interrupted
 from .splits import check_split_name, layout_saying_what_is_left_out, test_or_val
 
 
@@ -135,9 +141,14 @@ def run(args: argparse.Namespace) -> int:
     images = images_to_detect(args, config.class_names or None)
     names_of = checked_picture_names(args, images.paths) if args.pictures else None
     args.out.mkdir(parents=True, exist_ok=True)
-    predicted = detect_and_draw(images, detect, config, names_of, args.out, args.score)
-    (args.out / "detections.json").write_text(json.dumps(predicted.records, indent=1) + "\n")
-    print(summary_line(predicted, images.paths, args.out, args.score if args.pictures else None))
+    predicted = Predicted()
+    with (
+        DetectionsFile(args.out / "detections.json") as written,
+        interruption_saying_what_is_kept(predicted, len(images.paths), written),
+    ):
+        detect_and_draw(images, detect, config, names_of, args.out, args.score, predicted, written)
+    score = args.score if args.pictures else None
+    print(summary_line(predicted, written.count, images.paths, args.out, score))
     return 1 if predicted.skipped else 0
 
 
@@ -153,16 +164,17 @@ def checked_picture_names(args: argparse.Namespace, paths: Sequence[Path]) -> li
 
 @dataclass
 class Predicted:
-    """What ``predict`` made of its images, gathered as it detects them.
+    """What ``predict`` made of its images, counted as it detects them (the detections
+    themselves go to ``detections.json`` image by image: :class:`DetectionsFile`).
 
     Attributes:
-        records: the detections of them all, as COCO results (:func:`coco_records`).
+        detected: how many images were detected.
         skipped: the images that could not be read or resized.
         drawn: how many detections the pictures draw (those scoring ``--score`` or more).
         pictures: the pictures written, resolved.
     """
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    detected: int = 0
     skipped: list[Path] = field(default_factory=list)
     drawn: int = 0
     pictures: set[Path] = field(default_factory=set)
@@ -175,26 +187,54 @@ def detect_and_draw(
     names_of: Sequence[str] | None,
     out: Path,
     score: float,
-) -> Predicted:
-    """Each image detected, and drawn in ``out`` as its name in ``names_of`` (the
-    detections scoring ``score`` or more, and the proposals where ``detect`` gives them;
-    ``None``: not drawn); one that cannot be read or resized is skipped with a warning
-    naming it."""
+    predicted: Predicted,
+    written: DetectionsFile,
+) -> None:
+    """Each image detected, its detections written to ``written`` and counted in
+    ``predicted``, and drawn in ``out`` as its name in ``names_of`` (the detections
+    scoring ``score`` or more, and the proposals where ``detect`` gives them; ``None``:
+    not drawn); one that cannot be read or resized is skipped with a warning naming it.
+    A progress bar counts the images on a terminal."""
     names, transform = config.label_names(), config.transform
-    predicted = Predicted()
-    for k, (path, image_id) in enumerate(zip(images.paths, images.image_ids, strict=True)):
-        try:
-            image = images.read(k)
-            check_resizable(image, path, transform.min_size, transform.max_size, MODEL_SIZE_NAMES)
-        except ValueError as error:  # one bad file does not cost the others
-            warnings.warn(f"{error}; skipped", stacklevel=1)
-            predicted.skipped.append(path)
-            continue
-        det, proposals = detect(image)
-        predicted.records += coco_records(det, image_id, path, names, images.category_ids)
-        if names_of is not None:
-            save_image_pictures(image, det, proposals, names, out / names_of[k], score, predicted)
-    return predicted
+    each = zip(images.paths, images.image_ids, strict=True)
+    with tqdm(each, desc="predict", total=len(images.paths), unit="image", disable=None) as bar:
+        for k, (path, image_id) in enumerate(bar):
+            try:
+                image = images.read(k)
+                check_resizable(
+                    image, path, transform.min_size, transform.max_size, MODEL_SIZE_NAMES
+                )
+            except ValueError as error:  # one bad file does not cost the others
+                warnings.warn(f"{error}; skipped", stacklevel=1)
+                predicted.skipped.append(path)
+                continue
+            det, proposals = detect(image)
+            written.write(coco_records(det, image_id, path, names, images.category_ids))
+            predicted.detected += 1
+            if names_of is not None:
+                picture = out / names_of[k]
+                save_image_pictures(image, det, proposals, names, picture, score, predicted)
+
+
+@contextmanager
+def interruption_saying_what_is_kept(
+    predicted: Predicted, total: int, written: DetectionsFile
+) -> Iterator[None]:
+    """A stop signal (Ctrl-C's ``KeyboardInterrupt``, :class:`.Interrupted`) raised as
+    :class:`.Interrupted` whose line says what ``written`` keeps of the ``total`` images:
+    ``interrupted by SIGINT after 412 of 3,000 images (2 skipped): runs/p/detections.json
+    holds their 41,000 detections; a rerun detects every image again``."""
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted) as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        tried = predicted.detected + len(predicted.skipped)
+        skipped = f" ({len(predicted.skipped)} skipped)" if predicted.skipped else ""
+        kept = (
+            f" after {tried:,} of {counted(total, 'image')}{skipped}: {written.path} holds "
+            f"their {counted(written.count, 'detection')}; a rerun detects every image again"
+        )
+        raise Interrupted(signum, kept) from None
 
 
 def save_image_pictures(
@@ -216,16 +256,16 @@ def save_image_pictures(
 
 
 def summary_line(
-    predicted: Predicted, paths: Sequence[Path], out: Path, score: float | None
+    predicted: Predicted, detections: int, paths: Sequence[Path], out: Path, score: float | None
 ) -> str:
-    """Predict's last line: how many detections in how many of the images ``paths``
+    """Predict's last line: how many ``detections`` in how many of the images ``paths``
     (and how many skipped), where they are written, and, where pictures were drawn at
     ``score`` (``None``: none were), how many they draw and the older pictures beside them
     (:func:`older_pictures`)."""
     left_out = f" ({len(predicted.skipped)} skipped)" if predicted.skipped else ""
     written = (
-        f"{counted(len(predicted.records), 'detection')} in "
-        f"{counted(len(paths) - len(predicted.skipped), 'image')}{left_out} "
+        f"{counted(detections, 'detection')} in "
+        f"{counted(predicted.detected, 'image')}{left_out} "
         f"-> {out}/detections.json"
     )
     if score is None:
