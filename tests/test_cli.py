@@ -168,6 +168,10 @@ def test_a_split_no_split_fits_is_named_as_the_split_flag(capsys):
         (["predict", "--onnx", "m.onnx", "x.png", "--tta", "both"], "--tta runs a --model"),
         (["predict", "--onnx", "m.onnx", "x.png", "--windows"], "--windows runs a --model"),
         (
+            ["predict", "--onnx", "m.onnx", "x.png", "--window-overlap", "0.5"],
+            "error: --window-overlap runs a --model",
+        ),
+        (
             ["evaluate", "--model", "absent.safetensors", "--window-overlap", "0.5"],
             "--window-overlap sets how --windows overlap: give --windows too",
         ),
@@ -1120,6 +1124,38 @@ def test_a_checkpoints_export_goes_beside_its_stage_where_its_next_checkpoint_le
     assert main([*argv, "--steps", "1"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.endswith("; model.onnx and joint.onnx, made from that run, stay")
+
+
+@pytest.mark.parametrize(
+    ("roi_heads", "selection"),
+    [
+        (
+            {"soft_nms_sigma": 0.3},
+            "Gaussian Soft-NMS per class (sigma 0.3, lowered scores kept down to 0.001), run "
+            "in the graph as a loop, the best 100 an image",
+        ),
+        ({"detections_per_img": 300}, "greedy NMS per class at IoU 0.5, the best 300 an image"),
+        (
+            {"class_nms_thresh": (0.5, 0.6, 0.5)},
+            "greedy NMS per class at each class's IoU (0.5, 0.6, 0.5), the best 100 an image",
+        ),
+    ],
+)
+def test_export_says_how_the_file_selects_its_detections(
+    roi_heads, selection, tmp_path, capsys, monkeypatch
+):
+    """The export printed its file's name and size alone: a Soft-NMS model's user could
+    not tell whether the graph kept it, as it does, or fell back to greedy NMS."""
+    monkeypatch.setattr(
+        "faster_rcnn.export.export_onnx", lambda model, out: out.write_bytes(b"onnx")
+    )
+    model = tmp_path / "model.safetensors"
+    config = preset_config("small", 4).replace(roi_heads=roi_heads)
+    save_model(FasterRCNN.from_config(config), model)
+    assert main(["export", "--model", str(model)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"detections in the file: scoring over 0.05, {selection}"
+    )
 
 
 def test_export_refuses_a_box_head_never_trained(tmp_path, capsys):

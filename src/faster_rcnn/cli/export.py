@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ..config import RoIHeadsConfig
 from ..train.checkpoint import box_head_trained, load_model, read_model_config, run_and_stage_of
 from .arguments import check_out_file, file_of_flag, path_argument
 
@@ -46,7 +47,27 @@ def run(args: argparse.Namespace) -> int:
     export_onnx(model, out)
     size = out.stat().st_size / 2**20
     print(f"{args.model} -> {out} ({size:.1f} MiB, {time.perf_counter() - start:.0f} s)")
+    print(detection_selection(model.config.roi_heads))
     return 0
+
+
+def detection_selection(heads: RoIHeadsConfig) -> str:
+    """How the exported graph selects each image's detections: as the model does, fixed
+    in the file, which a user of the file cannot see in its graph."""
+    if heads.soft_nms_sigma > 0:
+        nms = (
+            f"Gaussian Soft-NMS per class (sigma {heads.soft_nms_sigma:g}, lowered scores kept "
+            f"down to {heads.soft_nms_min_score:g}), run in the graph as a loop"
+        )
+    elif heads.class_nms_thresh:
+        each = ", ".join(f"{iou:g}" for iou in heads.class_nms_thresh)
+        nms = f"greedy NMS per class at each class's IoU ({each})"
+    else:
+        nms = f"greedy NMS per class at IoU {heads.nms_thresh:g}"
+    return (
+        f"detections in the file: scoring over {heads.score_thresh:g}, {nms}, the best "
+        f"{heads.detections_per_img} an image"
+    )
 
 
 def check_box_head_trained(model: Path) -> None:

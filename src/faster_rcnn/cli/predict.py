@@ -305,7 +305,8 @@ def load_detector(args: argparse.Namespace) -> tuple[Detect, FasterRCNNConfig]:
         if args.tta is not None:
             raise ValueError("--tta runs a --model: an exported model detects each image once")
         if args.windows is not None or args.window_overlap is not None:
-            raise ValueError("--windows runs a --model: an exported model detects whole images")
+            flag = "--windows" if args.windows is not None else "--window-overlap"
+            raise ValueError(f"{flag} runs a --model: an exported model detects whole images")
         from ..export import OnnxDetector  # its graph operators: not at every start
 
         onnx_detector = OnnxDetector(args.onnx)
