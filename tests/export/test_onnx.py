@@ -24,6 +24,7 @@ from faster_rcnn.export import OnnxDetector, export_onnx
 from faster_rcnn.export.graph_ops import nms_rows, pool_levels
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.train.checkpoint import save_model
+from faster_rcnn.transform import resize_image
 from spread_models import images_of_sizes, small_detector, spread_scores
 
 pytestmark = pytest.mark.skipif(
@@ -82,6 +83,38 @@ def test_the_onnx_detector_takes_a_batch_tensor_and_grey_images_as_the_model_doe
             got, as_colour = detect(grey), detect([g.expand(3, -1, -1) for g in grey])
             assert all(len(g["scores"]) > 0 for g in got)
             assert_same_detections(got, as_colour)
+
+
+def test_onnx_runtime_run_on_a_batch_padded_to_no_multiple_gives_the_eager_detections(
+    small_export,
+):
+    """README's graph inputs fed by hand, each image resized (375x500 to 320x426, 240x250
+    to 320x333) and the batch padded to the largest alone, 320x426, not to a multiple of
+    32 as the transform pads: the anchors' strides were the input's size over the
+    feature maps' (426 // 14 = 30 px, not 32), and every box moved."""
+    import onnxruntime
+
+    model, onnx_file = small_export
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    images = images_of_sizes([(375, 500), (240, 250)])
+    resized = [resize_image(image, 320, 512) for image in images]
+    batch = torch.zeros(2, 3, 320, 426)
+    for i, image in enumerate(resized):
+        batch[i, :, : image.shape[1], : image.shape[2]] = image
+    feeds = {
+        "images": batch.numpy(),
+        "image_sizes": torch.tensor([[320, 426], [320, 333]]).numpy(),
+        "original_sizes": torch.tensor([[375, 500], [240, 250]]).numpy(),
+    }
+    boxes, scores, labels = (torch.from_numpy(o) for o in session.run(None, feeds))
+    with torch.no_grad():
+        expected = model(images)
+    got = [
+        {"boxes": b[lab > 0], "labels": lab[lab > 0], "scores": s[lab > 0]}
+        for b, s, lab in zip(boxes, scores, labels, strict=True)
+    ]
+    assert all(len(e["scores"]) > 0 for e in expected)
+    assert_same_detections(got, expected)
 
 
 def test_predict_onnx_writes_the_eager_json(small_export, tmp_path):

@@ -75,7 +75,8 @@ class DetectionGraph(nn.Module):
 
         Args:
             images: ``(N, 3, H, W)`` float32 in 0..1: each image resized as the model's
-                transform does, in the top-left corner; the rest is ignored.
+                transform does, in the top-left corner; the rest is ignored, and ``H``
+                and ``W`` need not be multiples of ``size_divisible`` (padded inside).
             image_sizes: ``(N, 2)`` int64 ``(height, width)`` of each resized image.
             original_sizes: ``(N, 2)`` int64 ``(height, width)`` of each image before
                 resizing; the boxes come out in these pixels.
@@ -102,7 +103,17 @@ class DetectionGraph(nn.Module):
         )
 
     def _normalize(self, images: Tensor, image_sizes: Tensor) -> Tensor:
-        """``(images - mean) / std``, and 0 outside each image, as the transform pads."""
+        """``(images - mean) / std``, 0 outside each image and padded up to a multiple of
+        ``size_divisible``, as the transform pads: the anchors' strides are the padded
+        size over the feature maps' (a 426 px side's stride-32 map has 14 cells, 30 px
+        apart), so a batch left unpadded would be detected with misplaced anchors."""
+        divisible = self.model.transform.size_divisible
+        height, width = images.shape[-2:]
+        # Rounded up by floor division: torch.export failed on the sizes' remainders
+        # (-width % divisible) for a MobileNetV3 FPN's four levels.
+        padded_height = (height + divisible - 1) // divisible * divisible
+        padded_width = (width + divisible - 1) // divisible * divisible
+        images = F.pad(images, (0, padded_width - width, 0, padded_height - height))
         normalized = (images - self.image_mean) / self.image_std
         rows = torch.arange(images.shape[-2], device=images.device)
         cols = torch.arange(images.shape[-1], device=images.device)
