@@ -161,6 +161,18 @@ def test_lines_and_captions_grow_with_the_image():
     assert outlined[1500, 990:1100].any(axis=-1).sum() == round(scale)  # 5 px
 
 
+def test_a_small_box_on_a_large_image_keeps_its_object_in_sight():
+    # 8 px outlines on a 3000 x 2000 image, drawn inside the box, filled a 16-px one whole.
+    image = torch.zeros(3, 2000, 3000)
+    box = torch.tensor([[1000.0, 1000.0, 1016.0, 1016.0]])
+    detections = {"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}
+    drawn = np.asarray(draw_detections(image, detections, ["cell"])).any(axis=-1)
+    # 2 px each side, an eighth of its 16; the object inside is not drawn over
+    assert np.flatnonzero(drawn[1008, 990:1030]).tolist() == [10, 11, 25, 26]
+    outlined = np.asarray(draw_proposals(image, {"boxes": box, "scores": torch.ones(1)}))
+    assert outlined[1008, 1000:1017].any(axis=-1).sum() == 4  # 2 px each side, not 4
+
+
 def test_lines_and_captions_on_an_image_up_to_640_px_keep_their_size():
     image = torch.zeros(3, 400, 600)
     box = torch.tensor([[100.0, 100.0, 200.0, 200.0]])

@@ -50,6 +50,9 @@ REFERENCE_SIDE = 640
 PICTURE_PNG_LEVEL = 1
 # How many of the RPN's proposals a picture draws, the strongest.
 PROPOSALS_DRAWN = 50
+# An outline is at most this share of its box's shorter side (at least 1 px): PIL draws it
+# inside the box, and the 8 px of a 3000 x 2000 image filled an object of 8-30 px whole.
+OUTLINE_SHARE = 1 / 8
 # A caption's textbbox, (left, top, right, bottom) in pixels.
 Rect = tuple[float, float, float, float]
 
@@ -69,9 +72,9 @@ def draw_detections(
 ) -> Image.Image:
     """The image with each detection scoring at least ``score_threshold`` outlined and
     labelled ``name score``, lines and captions scaled with the image
-    (:func:`drawing_scale`). The captions are drawn over every outline, each where
-    :func:`caption_places` puts it: none over another, one without a free place left
-    out.
+    (:func:`drawing_scale`), a small box's outline thinner (:func:`outline_width`). The
+    captions are drawn over every outline, each where :func:`caption_places` puts it:
+    none over another, one without a free place left out.
 
     Args:
         image: ``float[3, H, W]`` in 0..1.
@@ -96,7 +99,7 @@ def _outline_detections(
     labels = detections["labels"][keep].tolist()
     scores = detections["scores"][keep].tolist()
     for box, label in zip(boxes, labels, strict=True):
-        draw.rectangle(box, outline=_colour(label), width=round(2 * scale))
+        draw.rectangle(box, outline=_colour(label), width=outline_width(box, round(2 * scale)))
     names = [_class_name(label, class_names) for label in labels]
     captions = [f"{name} {score:.2f}" for name, score in zip(names, scores, strict=True)]
     fonts = [caption_font(caption_font_file(name), size) for name in names]
@@ -199,6 +202,14 @@ def _meets_any(pixels: tuple[int, int, int, int], taken: np.ndarray) -> bool:
     )
 
 
+def outline_width(box: Sequence[float], width: int) -> int:
+    """The width in px of the outline of ``box`` ``[x1, y1, x2, y2]``: ``width``, but at
+    most :data:`OUTLINE_SHARE` of the box's shorter side, and at least 1, so that a small
+    object stays in sight inside it."""
+    shorter = min(box[2] - box[0], box[3] - box[1])
+    return max(1, min(width, math.floor(shorter * OUTLINE_SHARE)))
+
+
 def drawing_scale(picture: Image.Image) -> float:
     """How much thicker lines and larger captions are drawn on ``picture`` than on an
     image of :data:`REFERENCE_SIDE`: its mean side over that, at least 1."""
@@ -275,7 +286,8 @@ def draw_proposals(
     image: Tensor, proposals: dict[str, Tensor], top_k: int = PROPOSALS_DRAWN
 ) -> Image.Image:
     """The image with the RPN's ``top_k`` proposals, the strongest drawn brightest, the
-    lines scaled with the image (:func:`drawing_scale`).
+    lines scaled with the image (:func:`drawing_scale`), a small box's thinner
+    (:func:`outline_width`).
 
     Args:
         image: ``float[3, H, W]`` in 0..1.
@@ -293,7 +305,7 @@ def _outline_proposals(image: Image.Image, proposals: dict[str, Tensor], top_k: 
     width = round(drawing_scale(picture))
     for rank, box in reversed(list(enumerate(boxes))):
         alpha = int(255 - 200 * rank / max(len(boxes) - 1, 1))
-        draw.rectangle(box, outline=(255, 255, 0, alpha), width=width)
+        draw.rectangle(box, outline=(255, 255, 0, alpha), width=outline_width(box, width))
     return Image.alpha_composite(picture, overlay).convert("RGB")
 
 
