@@ -22,6 +22,7 @@ from faster_rcnn.windowed_detection import (
     WindowedDetection,
     cut_at_inner_edges,
     window_origins,
+    window_proposal_limit,
 )
 from spread_models import images_of_sizes, small_detector
 
@@ -160,6 +161,44 @@ def test_windows_are_detected_one_at_a_time_turned_to_the_image_with_the_model_s
         assert tensors.shape == (1, 3, 416, 320)  # padded to a multiple of 32, as a batch is
         assert torch.equal(tensors[0, :, :400], prepared[:, top : top + 400])
         assert not tensors[0, :, 400:].any()
+
+
+@pytest.mark.parametrize(
+    ("limit", "share", "expected"),
+    [
+        (8200, 0.142, 1200),  # an 800 x 1067 window of 3000 x 2000: 1164.4, up to hundreds
+        (8200, 1.0, 8200),  # a window holding the image whole
+        (2000, 0.3, 1000),  # 600, but never under a preset's 1000
+        (1000, 0.25, 1000),
+        (300, 0.25, 300),  # nor over the model's own
+    ],
+)
+def test_a_window_s_proposal_limit_is_the_model_s_for_its_share_of_the_pixels(
+    limit, share, expected
+):
+    assert window_proposal_limit(limit, share) == expected
+
+
+def test_each_window_is_detected_with_the_limits_scaled_and_the_model_keeps_its_own(monkeypatch):
+    # Limits raised for a whole crowded image: 12 windows with all 8,200 each made 12 times
+    # the whole image's RoIs, 4.8 times its time.
+    model = _resizing_by_one()
+    model.rpn._pre_nms_top_n["testing"] = 8200
+    model.rpn._post_nms_top_n["testing"] = 6000
+    (image,) = images_of_sizes([(320, 480)])
+    seen = []
+    detect_prepared = model.detect_prepared
+
+    def recorded(images, proposal_limit=None, before_nms=False):
+        seen.append((model.rpn.pre_nms_top_n(), model.rpn.post_nms_top_n()))
+        return detect_prepared(images, proposal_limit, before_nms)
+
+    monkeypatch.setattr(model, "detect_prepared", recorded)
+    _, (proposals,) = WindowedDetection(model, (320, 320)).detect_with_proposals([image])
+    # Two 320 x 320 windows of 320 x 480, each 2/3 of the pixels: 5466.7 and 4000.
+    assert seen == [(5500, 4000)] * 2
+    assert len(proposals["boxes"]) <= 2 * 4000
+    assert (model.rpn.pre_nms_top_n(), model.rpn.post_nms_top_n()) == (8200, 6000)
 
 
 def test_an_image_the_window_holds_whole_gets_the_model_s_own_detections_bit_for_bit():

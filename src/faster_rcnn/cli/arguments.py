@@ -205,7 +205,8 @@ def add_windows_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         metavar=("H", "W"),
         help="detect each resized image in overlapping windows of at most H x W px (turned "
-        "to its orientation), one at a time, each with the model's own proposal limits, "
+        "to its orientation), one at a time, each with the model's proposal limits for its "
+        "share of the pixels (at least 1000, at most the model's), "
         "and merge them with the model's own NMS; no values: the window the model was "
         "trained on (train --train-window) (default: the whole image at once)",
     )
