@@ -352,9 +352,14 @@ def test_predict_says_how_many_detections_its_pictures_draw(tmp_path, capsys):
     assert main([*args, str(tmp_path / "all")]) == 0
     scores = sorted(r["score"] for r in json.loads((tmp_path / "all/detections.json").read_text()))
     assert len(set(scores)) >= 2
-    everything = f"{len(scores)} detections in 1 image -> {tmp_path / 'all'}/detections.json"
+    assert len(scores) == 100  # the model's limit (at_limit's note)
+    everything = (
+        f"100 detections in 1 image -> {tmp_path / 'all'}/detections.json; 1 image reached "
+        "the model's 100 detections an image (roi_heads.detections_per_img), the "
+        "lowest-scoring cut"
+    )
     assert capsys.readouterr().out == (
-        f"{everything}; the pictures draw {len(scores)}, those scoring 0.05 or more (--score)\n"
+        f"{everything}; the pictures draw 100, those scoring 0.05 or more (--score)\n"
     )
     # A threshold between two written scores, clear of their rounding.
     k = next(i for i in range(1, len(scores)) if scores[i] > scores[i - 1])
@@ -363,6 +368,27 @@ def test_predict_says_how_many_detections_its_pictures_draw(tmp_path, capsys):
     assert main([*args, str(tmp_path / "part")]) == 0
     assert capsys.readouterr().out.endswith(
         f"the pictures draw {len(scores) - k}, those scoring {threshold:g} or more (--score)\n"
+    )
+
+
+def test_predict_says_which_images_reached_the_model_s_detections_an_image(tmp_path, capsys):
+    # A crowded image fills the limit: 1,100 detections in detections.json read as 1,100
+    # found, not as the first 1,100 of more.
+    args = ["--data", "synthetic:2", "--steps", "1", "--detections-per-image", "3"]
+    main(["train", *args, "--out", str(tmp_path / "r"), *TINY])
+    images = tmp_path / "images"
+    images.mkdir()
+    for seed in (3, 4):
+        image = SyntheticShapes(1, image_size=(80, 120), seed=seed)[0][0]
+        to_pil(image).save(images / f"{seed}.png")
+    model = str(tmp_path / "r" / "model.safetensors")
+    capsys.readouterr()
+    out = tmp_path / "p"
+    assert main(["predict", "--model", model, str(images), "--no-pictures", "--out", str(out)]) == 0
+    assert len(json.loads((out / "detections.json").read_text())) == 6
+    assert capsys.readouterr().out == (
+        f"6 detections in 2 images -> {out}/detections.json; 2 images reached the model's 3 "
+        "detections an image (roi_heads.detections_per_img), the lowest-scoring cut\n"
     )
 
 
@@ -772,8 +798,10 @@ def test_predict_without_pictures_writes_the_same_detections_and_no_picture(tmp_
     written = (tmp_path / "drawn" / "detections.json").read_text()
     assert (images / "detections.json").read_text() == written
     count = len(json.loads(written))
+    assert count == 100  # the model's limit
     assert capsys.readouterr().out == (
-        f"{counted(count, 'detection')} in 1 image -> {images}/detections.json\n"
+        f"100 detections in 1 image -> {images}/detections.json; 1 image reached the model's "
+        "100 detections an image (roi_heads.detections_per_img), the lowest-scoring cut\n"
     )
     assert drawn.startswith(f"{counted(count, 'detection')} in 1 image -> ")
     assert sorted(p.name for p in images.iterdir()) == ["a.jpg", "detections.json"]

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     images = images_to_detect(args, config.class_names or None)
     names_of = checked_picture_names(args, images.paths) if args.pictures else None
     args.out.mkdir(parents=True, exist_ok=True)
-    predicted = Predicted()
+    predicted = Predicted(limit=config.roi_heads.detections_per_img)
     with (
         DetectionsFile(args.out / "detections.json") as written,
         interruption_saying_what_is_kept(predicted, len(images.paths), written),
@@ -172,11 +172,15 @@ class Predicted:
         skipped: the images that could not be read or resized.
         drawn: how many detections the pictures draw (those scoring ``--score`` or more).
         pictures: the pictures written, resolved.
+        limit: the model's most detections an image (``roi_heads.detections_per_img``).
+        at_limit: how many images reached it, their lowest-scoring detections cut.
     """
 
     detected: int = 0
     skipped: list[Path] = field(default_factory=list)
     drawn: int = 0
+    limit: int = 0
+    at_limit: int = 0
     pictures: set[Path] = field(default_factory=set)
 
 
@@ -209,6 +213,7 @@ def detect_and_draw(
                 predicted.skipped.append(path)
                 continue
             det, proposals = detect(image)
+            predicted.at_limit += len(det["scores"]) >= predicted.limit
             written.write(coco_records(det, image_id, path, names, images.category_ids))
             predicted.detected += 1
             if names_of is not None:
@@ -259,20 +264,33 @@ def summary_line(
     predicted: Predicted, detections: int, paths: Sequence[Path], out: Path, score: float | None
 ) -> str:
     """Predict's last line: how many ``detections`` in how many of the images ``paths``
-    (and how many skipped), where they are written, and, where pictures were drawn at
+    (and how many skipped), where they are written, how many images reached the model's
+    limit (:class:`Predicted`), and, where pictures were drawn at
     ``score`` (``None``: none were), how many they draw and the older pictures beside them
     (:func:`older_pictures`)."""
     left_out = f" ({len(predicted.skipped)} skipped)" if predicted.skipped else ""
     written = (
         f"{counted(detections, 'detection')} in "
         f"{counted(predicted.detected, 'image')}{left_out} "
-        f"-> {out}/detections.json"
+        f"-> {out}/detections.json{at_limit(predicted)}"
     )
     if score is None:
         return written
     return (
         f"{written}; the pictures draw {predicted.drawn}, those scoring {score:g} or more "
         f"(--score){older_pictures(out, predicted.pictures, paths)}"
+    )
+
+
+def at_limit(predicted: Predicted) -> str:
+    """``; 1 image reached the model's 1,100 detections an image (...)``, empty where
+    none did: their count in detections.json is the limit's, not the objects'."""
+    if not predicted.at_limit:
+        return ""
+    reached = counted(predicted.at_limit, "image")
+    return (
+        f"; {reached} reached the model's {predicted.limit:,} detections an image "
+        "(roi_heads.detections_per_img), the lowest-scoring cut"
     )
 
 
