@@ -32,8 +32,8 @@ from .dataset import (
 )
 
 TINY_SIDE = 2.0  # px once resized
-# Beyond as many tiny boxes, and this share of the boxes, they are not annotation slips.
-SLIPS_AT_MOST, SLIP_SHARE = 10, 0.05
+# Tiny boxes past both as many and this share of the boxes are not annotation slips.
+SLIPS_AT_MOST, SLIP_SHARE = 9, 0.05
 
 
 @dataclass
@@ -78,7 +78,7 @@ class ResizeAudit:
         # A slip is one box in many; a large share is objects small against their images.
         cause = (
             "an annotation slip most likely, or objects that need a larger --min-size"
-            if count < SLIPS_AT_MOST or count <= SLIP_SHARE * self.boxes
+            if count <= SLIPS_AT_MOST or count <= SLIP_SHARE * self.boxes
             else "too many for annotation slips: objects small against their images, which "
             "need a larger --min-size"
         )
