@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .backbones import build_backbone, check_backbone_matches, check_custom_feature_maps
 from .config import FasterRCNNConfig
+from .data.dataset import as_float_image
 from .image_list import ImageList
 from .roi_heads import RoIHeads
 from .roi_heads.predictor import predictor_num_classes
@@ -387,8 +388,9 @@ class FasterRCNN(nn.Module):
 
         Args:
             images: per image, ``float[3, H_i, W_i]`` in 0..1 (or grey ``float[1, H_i,
-                W_i]``); sizes may differ. A ``float[N, 3, H, W]`` batch tensor is its
-                ``N`` images, as in torchvision.
+                W_i]``), or ``uint8`` levels as the readers' items carry them; sizes may
+                differ. A ``float[N, 3, H, W]`` batch tensor is its ``N`` images, as in
+                torchvision.
             targets: training only; per image ``{"boxes": float[N_i, 4], "labels":
                 int64[N_i]}`` in the image's pixels (integer boxes are taken too),
                 ``N_i = 0`` allowed.
@@ -433,8 +435,9 @@ class FasterRCNN(nn.Module):
                 image's pixels, or ``None``.
             generator: random source of the multi-scale choice (training).
 
-        Images of another floating dtype are converted to the weights' dtype; integer
-        boxes to float32, as torchvision's resize makes them.
+        Images of another floating dtype are converted to the weights' dtype, ``uint8``
+        ones scaled to 0..1 as the readers scale them, one at a time in the transform;
+        integer boxes to float32, as torchvision's resize makes them.
 
         Raises:
             ValueError: a malformed image or target, one on another device than the
@@ -450,8 +453,7 @@ class FasterRCNN(nn.Module):
         if targets is not None:
             validate_targets(targets, len(images), num_classes, original_sizes, weight.device)
             targets = [float_boxes(target) for target in targets]
-        # A float64 or float16 image meets float32 weights: computed in the weights' dtype.
-        images = [image.to(weight.dtype) for image in images]
+        images = [_in_dtype(image, weight.dtype) for image in images]
         image_list, resized = self.transform(images, targets, generator=generator)
         return PreparedBatch(image_list, resized, original_sizes)
 
@@ -561,6 +563,16 @@ class FasterRCNN(nn.Module):
         """Refuse to detect in training mode (its resize draws sizes, its heads want targets)."""
         if self.training:
             raise RuntimeError("detecting needs the model in eval mode")
+
+
+def _in_dtype(image: Tensor, dtype: torch.dtype) -> Tensor:
+    """``image`` as the transform takes it for weights of ``dtype``: ``uint8`` levels as
+    they are for float32 weights (the transform scales them an image at a time, so that
+    one full-size float copy exists at once), else floating point in ``dtype`` (a float64
+    or float16 image meets float32 weights: computed in the weights' dtype)."""
+    if image.dtype == torch.uint8 and dtype == torch.float32:
+        return image
+    return as_float_image(image).to(dtype)
 
 
 def _sampled(

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import TransformConfig, as_sizes, check_setting
+from .data.dataset import as_float_image
 from .data.random_crop import boxes_in_window
 from .image_list import ImageList
 from .ops.boxes import clip_boxes_to_image
@@ -147,16 +148,31 @@ class ImageTransform(nn.Module):
         return ImageList(self.batch(resized_images), image_sizes), resized_targets
 
     def normalize(self, image: Tensor) -> Tensor:
-        """``(image - mean) / std`` per channel; ``image`` is ``(3, H, W)`` in 0..1."""
+        """``(image - mean) / std`` per channel; ``image`` is ``(3, H, W)``, floating point
+        in 0..1 or ``uint8`` levels, which are scaled to 0..1 first as the image files'
+        reader scales them (:func:`~faster_rcnn.data.dataset.as_float_image`)."""
+        if image.dtype == torch.uint8:
+            # The scaled copy is ours: normalised in place, the one full-size float copy.
+            scaled = as_float_image(image)
+            return scaled.sub_(self._channel_tensor(self.image_mean, scaled)).div_(
+                self._channel_tensor(self.image_std, scaled)
+            )
         if not image.is_floating_point():
-            raise TypeError(f"images must be floating point tensors in 0..1, got {image.dtype}")
-        mean = torch.as_tensor(self.image_mean, dtype=image.dtype, device=image.device)
-        std = torch.as_tensor(self.image_std, dtype=image.dtype, device=image.device)
+            raise TypeError(
+                f"images must be floating point tensors in 0..1 or uint8, got {image.dtype}"
+            )
+        mean = self._channel_tensor(self.image_mean, image)
+        std = self._channel_tensor(self.image_std, image)
         # Divided in place: the same numbers, without a third full-size copy beside the
         # image and the difference (an 8000 x 6000 photo's is 576 MB). At full size, before
         # the resize, as torchvision: normalising a shrunk image after it gives the same
         # numbers to float rounding (1e-6), which changed a proposal in tests/parity.
-        return (image - mean[:, None, None]).div_(std[:, None, None])
+        return (image - mean).div_(std)
+
+    @staticmethod
+    def _channel_tensor(values: Sequence[float], image: Tensor) -> Tensor:
+        """``(3, 1, 1)`` per-channel ``values`` in ``image``'s dtype and device."""
+        return torch.as_tensor(values, dtype=image.dtype, device=image.device)[:, None, None]
 
     def batch(self, images: list[Tensor]) -> Tensor:
         """Zero-pad images to a common size divisible by ``size_divisible``.

@@ -49,8 +49,8 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
     """Each image must be a floating point ``(3, H, W)`` tensor (or a grey ``(1, H, W)``
     one, which :func:`rgb_image_list` makes ``(3, H, W)``) with ``H, W > 0`` and finite
     values (0..255 or normalised values are warned of: the model expects 0..1 and
-    normalises them itself), on ``device`` (the
-    model's) where it is given, and never on the meta device."""
+    normalises them itself), or ``uint8`` levels, on ``device`` (the model's) where it is
+    given, and never on the meta device."""
     if not isinstance(images, (list, tuple)) or len(images) == 0:
         raise ValueError(_NOT_A_BATCH)
     for i, image in enumerate(images):
@@ -61,10 +61,13 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
                 f"image {i}: expected shape (3, H, W), or (1, H, W) for a grey image, got "
                 f"{tuple(image.shape)}"
             )
+        if image.dtype == torch.uint8:  # 8-bit levels, which fill 0..255 by definition
+            _check_device(image, device, f"image {i} is")
+            continue
         if not image.is_floating_point():
             raise ValueError(
-                f"image {i}: expected a floating point tensor in 0..1, got {image.dtype} "
-                "(scale a 0..255 image: image.float() / 255, as torchvision's "
+                f"image {i}: expected a floating point tensor in 0..1 or uint8, got "
+                f"{image.dtype} (scale a 0..255 image: image.float() / 255, as torchvision's "
                 "ToDtype(torch.float32, scale=True) does)"
             )
         _check_device(image, device, f"image {i} is")

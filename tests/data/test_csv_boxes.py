@@ -11,7 +11,7 @@ from exif_images import save_exif_jpeg
 from faster_rcnn.cli import main
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.csv_boxes import CSVDetection
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 
 HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax"
 
@@ -215,7 +215,7 @@ def test_an_exif_turned_image_is_turned_where_the_recorded_size_is_its_turned_on
     ]
     image, target = dataset[0]
     assert image.shape == (3, 40, 20) and dataset.image_size(0) == (40, 20)
-    assert torch.equal(image, torch.rot90(read_image(tmp_path / "x.jpg"), k=-1, dims=(1, 2)))
+    assert torch.equal(image, torch.rot90(read_image_levels(tmp_path / "x.jpg"), k=-1, dims=(1, 2)))
     assert torch.equal(target["boxes"], torch.tensor([[0.0, 0.0, 20.0, 10.0]]))
 
 

@@ -12,7 +12,7 @@ from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.cvat import CVATDetection, is_cvat_file, turned_box_extent
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.open import find_layout
 
 
@@ -288,7 +288,7 @@ def test_an_image_annotated_turned_by_its_exif_orientation_is_read_turned(tmp_pa
         dataset = CVATDetection(file)
     pixels, target = dataset[0]
     assert pixels.shape == (3, 40, 20)
-    assert torch.equal(pixels, read_image(tmp_path / "x.jpg", exif_transpose=True))
+    assert torch.equal(pixels, read_image_levels(tmp_path / "x.jpg", exif_transpose=True))
     assert target["boxes"].tolist() == [[2, 30, 18, 38]]
 
 
@@ -397,7 +397,7 @@ def test_explain_reads_the_shapes_of_the_image_of_that_name(tmp_path):
     )
     with pytest.warns(UserWarning, match=r"1 box clipped to the image \(d\.png, box 1 'cell' "):
         pixels, boxes, names = read_annotated_image(file, tmp_path / "images/Train/d.png")
-    assert torch.equal(pixels, read_image(tmp_path / "images/Train/d.png"))
+    assert torch.equal(pixels, read_image_levels(tmp_path / "images/Train/d.png"))
     assert torch.equal(boxes, torch.tensor([[2.0, 3.0, 20.0, 30.0], [70.0, 30.0, 80.0, 40.0]]))
     assert names == ("cell", "cell")
     with pytest.raises(ValueError) as refused:

@@ -13,7 +13,7 @@ from exif_images import save_exif_jpeg
 from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
 from faster_rcnn.data import open_dataset
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.open import find_layout
 from faster_rcnn.data.via import VIADetection, ellipse_extent, is_via_file
 
@@ -326,7 +326,7 @@ def test_boxes_past_the_border_are_clipped_to_the_image_turned_by_its_exif_orien
     ]
     pixels, target = dataset[0]
     assert dataset.image_size(0) == (40, 20) and pixels.shape == (3, 40, 20)
-    assert torch.equal(pixels, read_image(tmp_path / "x.jpg", exif_transpose=True))
+    assert torch.equal(pixels, read_image_levels(tmp_path / "x.jpg", exif_transpose=True))
     assert target["boxes"].tolist() == [[2, 30, 20, 35]]
 
 
@@ -400,7 +400,7 @@ def test_explain_reads_the_regions_of_the_image_of_that_name(tmp_path):
     )
     with pytest.warns(UserWarning, match=r"1 box clipped to the image \(d\.png, region 1 "):
         pixels, boxes, names = read_annotated_image(file, tmp_path / "d.png")
-    assert torch.equal(pixels, read_image(tmp_path / "d.png"))
+    assert torch.equal(pixels, read_image_levels(tmp_path / "d.png"))
     assert torch.equal(boxes, torch.tensor([[2.0, 3.0, 20.0, 30.0], [70.0, 30.0, 80.0, 40.0]]))
     assert names == ("dog", "cell")
     with pytest.raises(ValueError) as refused:

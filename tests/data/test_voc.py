@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from exif_images import save_exif_jpeg
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.voc import VOCDetection
 
 RACCOON = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "raccoon"
@@ -59,8 +59,10 @@ def test_reads_boxes_labels_difficult_and_images(voc: Path) -> None:
     assert len(data) == 2 and data.class_names == ("cat", "dog") and data.num_classes == 3
 
     image, target = data[0]
-    assert image.shape == (3, 30, 40) and image.dtype == torch.float32
-    assert torch.allclose(image.mean(dim=(1, 2)), torch.tensor([200, 0, 10]) / 255, atol=0.02)
+    assert image.shape == (3, 30, 40) and image.dtype == torch.uint8
+    assert torch.allclose(
+        image.double().mean(dim=(1, 2)), torch.tensor([200.0, 0, 10], dtype=torch.float64), atol=5
+    )
     # 1-based inclusive -> continuous: (x1 - 1, y1 - 1, x2, y2).
     assert torch.equal(target["boxes"], torch.tensor([[0.0, 0, 10, 5], [4, 2, 40, 30]]))
     assert target["boxes"].dtype == torch.float32
@@ -305,10 +307,10 @@ def test_an_exif_turned_image_is_turned_when_that_agrees_with_its_size(tmp_path:
     ):
         data = VOCDetection(root)
     image, target = data[0]
-    stored = read_image(root / "JPEGImages" / "x.jpg")
+    stored = read_image_levels(root / "JPEGImages" / "x.jpg")
     assert image.shape == (3, 40, 20) and data.image_size(0) == (40, 20)
     assert torch.equal(image, torch.rot90(stored, k=-1, dims=(1, 2)))
-    assert image[0, :4].mean() > 0.9  # the red left edge is now the top
+    assert image[0, :4].double().mean() > 0.9 * 255  # the red left edge is now the top
     assert torch.equal(target["boxes"], torch.tensor([[0.0, 0, 20, 10]]))
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from exif_images import save_exif_jpeg
 from faster_rcnn.data import yolo
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.yolo import YOLODetection
 
 
@@ -34,7 +34,7 @@ def test_normalised_centres_become_pixel_corners(tmp_path: Path) -> None:
 
     image, target = data[0]
     assert image.shape == (3, 20, 40)
-    assert torch.equal(image[:, 0, 0], torch.tensor([1.0, 0, 0]))
+    assert torch.equal(image[:, 0, 0], torch.tensor([255, 0, 0], dtype=torch.uint8))
     # cx 0.5 * 40 = 20, w 0.25 * 40 = 10; cy 0.5 * 20 = 10, h 0.5 * 20 = 10.
     expected = torch.tensor([[15.0, 5, 25, 15], [0, 10, 10, 20]])
     assert torch.equal(target["boxes"], expected)
@@ -293,10 +293,12 @@ def test_an_exif_tagged_image_is_read_upright_and_its_labels_placed_on_it(
     data = YOLODetection(root)
     index = [p.name for p in data.image_files].index("c.jpg")
     image, target = data[index]
-    stored = read_image(root / "images" / "c.jpg")
+    stored = read_image_levels(root / "images" / "c.jpg")
     assert image.shape == (3, 40, 20) and data.image_size(index) == (40, 20)
     assert torch.equal(image, torch.rot90(stored, k=-1, dims=(1, 2)))
-    assert image[0, :4].mean() > 0.9 and image[2, -4:].mean() > 0.9  # red top, blue bottom
+    assert (
+        image[0, :4].double().mean() > 0.9 * 255 and image[2, -4:].double().mean() > 0.9 * 255
+    )  # red top, blue bottom
     expected = torch.tensor([[0.0, 0, 20, 20]])
     assert torch.equal(target["boxes"], expected)
     assert torch.equal(data.target(index)["boxes"], expected)  # from the header alone
@@ -311,7 +313,7 @@ def test_an_upright_or_undefined_orientation_reads_the_image_as_stored(
     dataset = YOLODetection(root)
     index = [p.name for p in dataset.image_files].index("c.jpg")
     image, target = dataset[index]
-    assert torch.equal(image, read_image(root / "images" / "c.jpg"))
+    assert torch.equal(image, read_image_levels(root / "images" / "c.jpg"))
     assert image.shape == (3, 20, 40) and dataset.image_size(index) == (20, 40)
     assert torch.equal(target["boxes"], torch.tensor([[10.0, 5, 30, 15]]))
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .dataset import Target
+from .dataset import Target, as_float_image
 
 # A Gaussian's taps reach this many standard deviations each side (its mass beyond 3 is
 # 0.3 %, and the taps are normalised to sum to 1).
@@ -45,7 +45,9 @@ class BlurAndNoise:
     def __call__(
         self, image: Tensor, target: Target, generator: torch.Generator
     ) -> tuple[Tensor, Target]:
-        """``image``: ``(3, H, W)`` RGB in 0..1, never modified in place."""
+        """``image``: ``(3, H, W)`` RGB in 0..1, or ``uint8`` levels (given as float),
+        never modified in place."""
+        image = as_float_image(image)
         blur, noise = self.strengths
         draws = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
         out = gaussian_blur(image, blur * draws[0])

@@ -70,8 +70,11 @@ class InMemoryDataset(WrappedDataset):
 
 def eight_bit_levels(image: Tensor) -> Tensor:
     """``uint8[C, H, W]``: ``image`` (``float[C, H, W]`` in 0..1) at the nearest of 256
-    levels. Rounded a channel at a time: the float scratch is a third of the image, not a
-    whole copy of it (192 MB, not 576, of an 8000 x 6000 photo)."""
+    levels, or ``image`` itself where it holds levels already (a reader's item). Rounded a
+    channel at a time: the float scratch is a third of the image, not a whole copy of it
+    (192 MB, not 576, of an 8000 x 6000 photo)."""
+    if image.dtype == torch.uint8:
+        return image
     levels = torch.empty(image.shape, dtype=torch.uint8, device=image.device)
     for channel, stored in zip(image, levels, strict=True):
         stored.copy_(channel.mul(255).round_().clamp_(0, 255))

@@ -59,7 +59,7 @@ from .dataset import (
     first_few,
     image_sizes,
     images_there,
-    read_image,
+    read_image_levels,
     read_text,
     target_of,
     written_path,
@@ -254,7 +254,7 @@ class COCODetection(ImageFileDataset):
         return self._sizes[index]
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=index in self._turned)
+        return read_image_levels(self.image_path(index), exif_transpose=index in self._turned)
 
 
 def of_listed_images(

@@ -74,7 +74,7 @@ from .dataset import (
     images_beside,
     images_there,
     numbered_csv_rows,
-    read_image,
+    read_image_levels,
     read_text_start,
     warn_of_images_left_out,
     written_path,
@@ -220,7 +220,7 @@ class CSVDetection(TargetsReadOnOpening):
         self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=index in self._turned)
+        return read_image_levels(self.image_path(index), exif_transpose=index in self._turned)
 
 
 def read_rows_by_image(file: Path) -> dict[str, list[CSVRow]]:

@@ -72,7 +72,7 @@ from .dataset import (
     images_beside,
     images_there,
     none_there,
-    read_image,
+    read_image_levels,
     warn_of_images_left_out,
     written_path,
 )
@@ -199,7 +199,7 @@ class CVATDetection(TargetsReadOnOpening):
         self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=index in self._turned)
+        return read_image_levels(self.image_path(index), exif_transpose=index in self._turned)
 
 
 def cvat_image_file(folder: Path, image: CVATImage) -> Path:

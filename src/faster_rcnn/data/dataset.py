@@ -2,7 +2,9 @@
 
 A dataset is a sequence of ``(image, target)`` pairs:
 
-- ``image``: ``float32[3, H, W]`` RGB in 0..1;
+- ``image``: ``float32[3, H, W]`` RGB in 0..1, or ``uint8[3, H, W]`` levels as the
+  readers of image files decode an 8-bit image (a quarter of the memory on the way
+  to the model, which scales them alike: :func:`as_float_image`);
 - ``target``: ``{"boxes": float32[N, 4]`` as ``x1, y1, x2, y2`` in continuous absolute
   pixels, ``"labels": int64[N]`` in ``1..C`` (0 is background), ``"image_id": int}``,
   plus ``"difficult": bool[N]`` (Pascal VOC) or ``"iscrowd": bool[N]`` (COCO).
@@ -163,7 +165,8 @@ class MissingImageError(UnreadableImageError, FileNotFoundError):
 
 
 def read_image(path: str | os.PathLike[str], exif_transpose: bool = False) -> Tensor:
-    """Decode an image file (a ``Path`` or a ``str``) to ``float32[3, H, W]`` RGB in 0..1.
+    """Decode an image file (a ``Path`` or a ``str``) to ``float32[3, H, W]`` RGB in 0..1:
+    :func:`read_image_levels`, scaled by :func:`as_float_image`.
 
     Pixels are taken as stored: an EXIF orientation tag is not applied (unless
     ``exif_transpose``), because box annotations are drawn on the stored pixels by the
@@ -181,6 +184,15 @@ def read_image(path: str | os.PathLike[str], exif_transpose: bool = False) -> Te
             declares more pixels than PIL's decompression-bomb limit, or ``path`` is a
             folder (a ``ValueError``).
     """
+    return as_float_image(read_image_levels(path, exif_transpose))
+
+
+def read_image_levels(path: str | os.PathLike[str], exif_transpose: bool = False) -> Tensor:
+    """The pixels of an image file as decoded: ``uint8[3, H, W]`` RGB levels of an 8-bit
+    image, a quarter of :func:`read_image`'s float32 (144 MB, not 576, of an 8000 x 6000
+    photo), ``float32[3, H, W]`` in 0..1 of a grey image of more bits. The readers' items
+    carry them so; :func:`as_float_image` makes them :func:`read_image`'s, where the
+    model's transform normalises them. Raises as :func:`read_image`."""
     path = Path(path)  # a public function: a str path from a user's script is read too
     with _open_image(path) as image:
         try:
@@ -193,6 +205,19 @@ def read_image(path: str | os.PathLike[str], exif_transpose: bool = False) -> Te
             reason = str(error) or type(error).__name__
             raise UnreadableImageError(path, f"cannot read image {path}: {reason}") from error
     return torch.from_numpy(pixels).permute(2, 0, 1)
+
+
+def as_float_image(image: Tensor) -> Tensor:
+    """``float32[C, H, W]`` in 0..1 of ``uint8`` levels (a new tensor, ``level / 255``
+    rounded once, on the image's device), or ``image`` itself where it is floating point
+    already (:func:`read_image_levels` gives either)."""
+    if image.is_floating_point():
+        return image
+    # Divided in place, and by a tensor: a new tensor for the quotient is a fresh
+    # allocation, which the kernel zeroes a page at a time (a 640 x 480 JPEG took 1.2 ms
+    # instead of 5.6, benchmarks/bench_decode.py); and CUDA multiplies by the reciprocal
+    # of a Python number, which rounds some levels 1 ulp off the CPU's quotient.
+    return image.to(torch.float32).div_(torch.tensor(255.0, device=image.device))
 
 
 @dataclass(frozen=True)
@@ -374,16 +399,12 @@ _FULL_SCALES = (1.0, 255.0, 65535.0)
 
 
 def _rgb_pixels(image: Image.Image, depth: SampleDepth | None) -> np.ndarray:
-    """``float32[H, W, 3]`` in 0..1 of an open image, whose file declares ``depth`` (see
+    """``uint8[H, W, 3]`` levels of an open 8-bit image, ``float32[H, W, 3]`` in 0..1 of a
+    grey one of :data:`_GREY_MODES`, whose file declares ``depth`` (see
     :func:`faster_rcnn.data.sample_depth.declared_depth`)."""
     if image.mode not in _GREY_MODES:
         image.load()  # decoded here, so that a corrupt file raises PIL's own error
-        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), np.float32)
-        # Divided in place: a new array for the quotient is a fresh allocation, which glibc
-        # maps and the kernel zeroes a page at a time; a 640 x 480 JPEG took 1.2 ms
-        # instead of 5.6 where freed memory is not kept (benchmarks/bench_decode.py).
-        pixels /= 255.0
-        return pixels
+        return np.array(image if image.mode == "RGB" else image.convert("RGB"))
     grey = np.nan_to_num(_grey_samples(image), nan=0.0, posinf=0.0, neginf=0.0)
     white = _full_scale(grey, image.mode, depth)
     return np.repeat(np.clip(grey / white, 0.0, 1.0)[..., None], 3, axis=2)
@@ -592,7 +613,7 @@ class ImageFileDataset(ABC):
 
     def _read_image(self, index: int) -> Tensor:
         """The decoded image ``index`` (a reader may turn it, see :meth:`VOCDetection`)."""
-        return read_image(self.image_path(index))
+        return read_image_levels(self.image_path(index))
 
     @abstractmethod
     def target(self, index: int) -> Target:

@@ -19,7 +19,7 @@ from .dataset import (
     holds_images,
     images_beside,
     images_there,
-    read_image,
+    read_image_levels,
     upright_size_or_none,
     warn_of_images_left_out,
 )
@@ -86,4 +86,4 @@ class ImagesListedInFile(TargetsReadOnOpening):
         return tuple(sorted(set(labels)))
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=True)
+        return read_image_levels(self.image_path(index), exif_transpose=True)

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-from .dataset import Target
+from .dataset import Target, as_float_image
 
 # Rec. 601 luma: the grey of saturation and contrast, as in torchvision.
 LUMA = (0.299, 0.587, 0.114)
@@ -60,7 +60,9 @@ class ColorJitter:
     def __call__(
         self, image: Tensor, target: Target, generator: torch.Generator
     ) -> tuple[Tensor, Target]:
-        """``image``: ``(3, H, W)`` RGB in 0..1; a new image is returned."""
+        """``image``: ``(3, H, W)`` RGB in 0..1, or ``uint8`` levels; a new float image
+        is returned."""
+        image = as_float_image(image)
         brightness, contrast, saturation, hue = self.strengths
         draws = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
         factors = [

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..ops.boxes import box_iou, clip_boxes_to_image
-from .dataset import PER_BOX_KEYS, Target
+from .dataset import PER_BOX_KEYS, Target, as_float_image
 
 # Places drawn for a copy before it is given up: a crowded image may have no free one.
 PLACES_TRIED = 10
@@ -53,7 +53,8 @@ class SmallObjectPaste:
     def __call__(
         self, image: Tensor, target: Target, generator: torch.Generator
     ) -> tuple[Tensor, Target]:
-        """``image``: ``(3, H, W)``; ``target["boxes"]``: ``(N, 4)`` x1 y1 x2 y2."""
+        """``image``: ``(3, H, W)``, float in 0..1 or ``uint8`` levels (given as float
+        where a copy is pasted); ``target["boxes"]``: ``(N, 4)`` x1 y1 x2 y2."""
         if float(torch.rand((), dtype=torch.float64, generator=generator)) >= self.p:
             return image, target
         boxes: Tensor = target["boxes"]  # type: ignore[assignment]
@@ -61,6 +62,7 @@ class SmallObjectPaste:
         sources = [i for i, label in enumerate(labels.tolist()) if label in self.labels]
         if not sources:
             return image, target
+        image = as_float_image(image)  # blended: levels would round the fades
         pasted, occupied, copied_from = image.clone(), boxes.clone(), []
         for source in sources * self.copies:
             box = paste_copy(image, pasted, boxes[source], occupied, generator)

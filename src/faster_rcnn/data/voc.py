@@ -50,7 +50,7 @@ from .dataset import (
     image_files_in,
     image_sizes,
     listed_once,
-    read_image,
+    read_image_levels,
     read_text,
     warn_of_left_out,
 )
@@ -185,7 +185,7 @@ class VOCDetection(ImageFileDataset):
         return self._sizes[index]
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=index in self._turned)
+        return read_image_levels(self.image_path(index), exif_transpose=index in self._turned)
 
     def _clipped(self, record: VOCRecord, size: tuple[int, int] | None) -> VOCRecord:
         """``record`` with its boxes clipped to the ``(height, width)`` image and those

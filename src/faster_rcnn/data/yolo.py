@@ -42,7 +42,7 @@ from .dataset import (
     files_with_suffix,
     first_few,
     image_files_in,
-    read_image,
+    read_image_levels,
     read_text,
     read_upright_size,
     warn_of_images_left_out,
@@ -187,7 +187,7 @@ class YOLODetection(ImageFileDataset):
         return size
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=True)
+        return read_image_levels(self.image_path(index), exif_transpose=True)
 
     def _target(self, index: int, size: tuple[int, int]) -> Target:
         height, width = size
