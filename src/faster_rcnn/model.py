@@ -429,8 +429,8 @@ class FasterRCNN(nn.Module):
 
         Args:
             images: per image, ``float[3, H_i, W_i]`` in 0..1, or ``float[1, H_i, W_i]``
-                (grey, read as its channel three times); or one ``float[N, 3, H, W]``
-                batch tensor, as torchvision takes them.
+                (grey, read as its channel three times), or ``uint8`` levels of either;
+                or one ``float[N, 3, H, W]`` batch tensor, as torchvision takes them.
             targets: per image, ``{"boxes": float[N_i, 4], "labels": int64[N_i]}`` in the
                 image's pixels, or ``None``.
             generator: random source of the multi-scale choice (training).
@@ -487,7 +487,7 @@ class FasterRCNN(nn.Module):
         """Eval-mode detections and the RPN proposals they came from.
 
         Args:
-            images: per image, ``float[3, H_i, W_i]`` in 0..1.
+            images: per image, ``float[3, H_i, W_i]`` in 0..1 or ``uint8`` levels.
             proposal_limit: return up to this many proposals an image, to evaluate them
                 (the RPN's post-NMS limit raised to it for this call, never lowered). The
                 detections still come from the model's own first

@@ -114,7 +114,8 @@ class ImageTransform(nn.Module):
         """Prepare a batch.
 
         Args:
-            images: per image, ``float[3, H_i, W_i]`` with values in 0..1.
+            images: per image, ``float[3, H_i, W_i]`` with values in 0..1, or ``uint8``
+                levels (:meth:`normalize`).
             targets: per image, ``{"boxes": (N_i, 4), "labels": (N_i,)}`` in the image's
                 pixels; other keys are carried along unchanged.
             generator: random source of the multi-scale choice and the training window in

@@ -8,6 +8,11 @@ from faster_rcnn.data.augment import (
     RandomVerticalFlip,
     derive_seed,
 )
+from faster_rcnn.data.blur_noise import BlurAndNoise
+from faster_rcnn.data.dataset import as_float_image
+from faster_rcnn.data.photometric import ColorJitter
+from faster_rcnn.data.random_crop import RandomCrop
+from faster_rcnn.data.small_object_paste import SmallObjectPaste
 from faster_rcnn.data.synthetic import SyntheticShapes
 
 
@@ -109,3 +114,28 @@ def test_derive_seed_mixes_keys() -> None:
         len({derive_seed(0, 1, 2), derive_seed(0, 2, 1), derive_seed(1, 0, 2), derive_seed(0, 1)})
         == 4
     )
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        RandomHorizontalFlip(p=1.0),
+        RandomCrop(0.5, p=1.0),
+        ColorJitter(0.4, 0.4, 0.4, 0.1),
+        BlurAndNoise(2.0, 0.05),
+        SmallObjectPaste([1, 2], copies=2, p=1.0),
+    ],
+    ids=["flip", "crop", "color_jitter", "blur_noise", "paste"],
+)
+def test_a_step_gives_uint8_levels_what_it_gives_the_float_image_scaled_from_them(step):
+    """The readers' items are uint8: a step that moves pixels keeps them levels, one
+    that computes scales them first, and either way the model sees the same numbers."""
+    generator = torch.Generator().manual_seed(0)
+    levels = torch.randint(0, 256, (3, 40, 60), generator=generator).to(torch.uint8)
+    target = {"boxes": torch.tensor([[5.0, 5.0, 15.0, 12.0]]), "labels": torch.tensor([1])}
+    got, got_target = step(levels, target, torch.Generator().manual_seed(1))
+    expected, expected_target = step(
+        as_float_image(levels), target, torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(as_float_image(got), expected)
+    assert torch.equal(got_target["boxes"], expected_target["boxes"])

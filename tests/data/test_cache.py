@@ -1,5 +1,6 @@
-"""InMemoryDataset: the wrapped items exactly, each read once, fresh tensors every time,
-targets without a read; the bytes it will hold, from the images' sizes."""
+"""InMemoryDataset: the wrapped items exactly, as uint8 levels, each read once, fresh
+tensors every time, targets without a read; the bytes it will hold, from the images'
+sizes."""
 
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import torch
 
 from faster_rcnn.data import InMemoryDataset, SyntheticShapes, image_size_of
 from faster_rcnn.data.cache import cached_bytes, eight_bit_levels
-from faster_rcnn.data.dataset import UnreadableImageError, target_of
+from faster_rcnn.data.dataset import UnreadableImageError, as_float_image, target_of
 from peak_memory import peak_rise_mb
 
 
@@ -40,7 +41,8 @@ def test_synthetic_items_come_back_exactly():
         for i in range(3):
             image, target = cached[i]
             expected_image, expected_target = data[i]
-            assert image.dtype == torch.float32 and torch.equal(image, expected_image)
+            assert image.dtype == torch.uint8
+            assert torch.equal(as_float_image(image), expected_image)
             assert torch.equal(target["boxes"], expected_target["boxes"])
             assert torch.equal(target["labels"], expected_target["labels"])
     assert cached.class_names == data.class_names and cached.num_classes == 4
@@ -52,8 +54,8 @@ def test_each_item_is_read_once_and_callers_get_their_own_tensors():
     source = CountingReads([levels.reshape(1, 2, 3).expand(3, 2, 3)])
     cached = InMemoryDataset(source)
     image, target = cached[0]
-    # Stored at 8 bits: exact levels stay, others go to the nearest one.
-    expected = torch.tensor([0.0, 1.0, 128.0, 0.0, 255.0, 255.0]) / 255
+    # Stored and handed out at 8 bits: exact levels stay, others go to the nearest one.
+    expected = torch.tensor([0, 1, 128, 0, 255, 255], dtype=torch.uint8)
     assert torch.equal(image[1].flatten(), expected)
     image.zero_()
     target["boxes"][0, 0] = 100.0

@@ -14,7 +14,7 @@ from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
 from faster_rcnn.data import open_dataset
 from faster_rcnn.data.createml import CreateMLDetection, is_createml_file
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.open import find_layout
 
 
@@ -200,7 +200,7 @@ def test_explain_reads_the_boxes_of_the_image_of_that_name(tmp_path):
         {"other.png": [box("cat", 5, 5, 2, 2)], "d.png": [box("dog", 11, 16.5, 18, 27)]},
     )
     pixels, boxes, names = read_annotated_image(file, tmp_path / "d.png")
-    assert torch.equal(pixels, read_image(tmp_path / "d.png"))
+    assert torch.equal(pixels, read_image_levels(tmp_path / "d.png"))
     assert torch.equal(boxes, torch.tensor([[2.0, 3.0, 20.0, 30.0]]))
     assert names == ("dog",)
     with pytest.raises(ValueError) as refused:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -36,6 +37,19 @@ def test_length_classes_items_and_sizes(tmp_path: Path) -> None:
     image, target = data[1]
     assert image.shape == (3, 24, 12) and target["boxes"].shape == (0, 4)
     assert data.image_path(1) == tmp_path / "b.png"
+
+
+def test_an_item_of_an_8_bit_file_is_its_uint8_levels_of_a_16_bit_grey_float(
+    tmp_path: Path,
+) -> None:
+    """Levels are a quarter of float32 on the way to the model, which scales them."""
+    data = TwoImages(tmp_path)
+    Image.new("RGB", (40, 30), (0, 128, 255)).save(data.image_files[0])
+    Image.fromarray(np.full((24, 12), 65535, dtype=np.uint16)).save(data.image_files[1])
+    image, _ = data[0]
+    assert image.dtype == torch.uint8 and image[:, 5, 7].tolist() == [0, 128, 255]
+    grey, _ = data[1]
+    assert grey.dtype == torch.float32 and torch.equal(grey, torch.ones(3, 24, 12))
 
 
 @pytest.mark.parametrize("index", [-1, 2])

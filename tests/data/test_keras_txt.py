@@ -10,7 +10,7 @@ from PIL import Image
 from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
 from faster_rcnn.data import open_dataset
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.keras_txt import KerasTXTDetection, is_keras_txt
 from faster_rcnn.data.open import find_layout
 
@@ -192,7 +192,7 @@ def test_explain_reads_the_line_of_the_image_of_that_name(tmp_path):
     file = keras_txt(tmp_path, "other.png 1,1,4,4,0", "d.png 2,3,20,30,1 70,30,90,45,0")
     with pytest.warns(UserWarning, match=r"1 box clipped to the image \(line 2, d\.png "):
         pixels, boxes, names = read_annotated_image(file, tmp_path / "d.png")
-    assert torch.equal(pixels, read_image(tmp_path / "d.png"))
+    assert torch.equal(pixels, read_image_levels(tmp_path / "d.png"))
     assert torch.equal(boxes, torch.tensor([[2.0, 3.0, 20.0, 30.0], [70.0, 30.0, 80.0, 40.0]]))
     assert names == ("dog", "cat")
     with pytest.raises(ValueError) as refused:

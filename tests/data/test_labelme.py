@@ -11,7 +11,7 @@ from PIL import Image
 from exif_images import save_exif_jpeg
 from faster_rcnn.cli import main
 from faster_rcnn.data import open_dataset
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import read_image_levels
 from faster_rcnn.data.labelme import LabelMeFolder
 
 IMAGE_SUFFIXES = "{.jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff,.gif}"
@@ -213,9 +213,11 @@ def test_images_are_read_upright_as_labelme_shows_them(tmp_path):
     dataset = LabelMeFolder(tmp_path)  # no warning: the recorded sizes are the upright ones
     image_x, target = dataset[0]
     assert image_x.shape == (3, 40, 20) and dataset.image_size(0) == (40, 20)
-    assert torch.equal(image_x, torch.rot90(read_image(tmp_path / "x.jpg"), k=-1, dims=(1, 2)))
+    assert torch.equal(
+        image_x, torch.rot90(read_image_levels(tmp_path / "x.jpg"), k=-1, dims=(1, 2))
+    )
     assert torch.equal(target["boxes"], torch.tensor([[0.0, 0.0, 20.0, 10.0]]))
-    expected = torch.rot90(read_image(tmp_path / "y.jpg"), k=2, dims=(1, 2))
+    expected = torch.rot90(read_image_levels(tmp_path / "y.jpg"), k=2, dims=(1, 2))
     assert torch.equal(dataset[1][0], expected)
 
 

@@ -11,9 +11,11 @@ from PIL import GifImagePlugin, Image, PngImagePlugin
 
 from exif_images import move_after_image_data, png_chunks, save_exif_png
 from faster_rcnn.data.dataset import (
+    as_float_image,
     image_frames,
     read_image,
     read_image_header,
+    read_image_levels,
     read_image_size,
     read_upright_size,
     warn_of_later_frames,
@@ -38,6 +40,31 @@ def test_8_bit_modes_give_pils_rgb_divided_by_255(tmp_path: Path, mode: str) -> 
     with Image.open(path) as saved:
         expected = torch.from_numpy(np.array(saved.convert("RGB"))).permute(2, 0, 1).float() / 255
     assert torch.equal(read_image(path), expected)
+
+
+def test_8_bit_files_decode_to_their_uint8_levels_and_deeper_grey_to_float(
+    tmp_path: Path,
+) -> None:
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+    Image.fromarray(pixels).save(tmp_path / "rgb.png")
+    levels = read_image_levels(tmp_path / "rgb.png")
+    assert levels.dtype == torch.uint8 and torch.equal(
+        levels, torch.from_numpy(pixels).permute(2, 0, 1)
+    )
+    Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path / "grey16.png")
+    grey = read_image_levels(tmp_path / "grey16.png")
+    assert grey.dtype == torch.float32 and grey[:, 0].tolist() == [[0.0, 1.0]] * 3
+
+
+def test_as_float_image_gives_every_level_as_the_float_decoder_did() -> None:
+    # The float32 quotient numpy gave each level before the readers kept levels.
+    levels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16)
+    expected = np.arange(256, dtype=np.float32).reshape(1, 16, 16) / np.float32(255)
+    scaled = as_float_image(levels)
+    assert scaled.dtype == torch.float32
+    assert np.array_equal(scaled.numpy().view(np.int32), expected.view(np.int32))
+    image = torch.rand(3, 4, 5)
+    assert as_float_image(image) is image  # a float image as it is
 
 
 def test_16_bit_grey_is_scaled_by_its_depth_not_clipped_white(tmp_path: Path) -> None:

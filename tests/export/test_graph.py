@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from faster_rcnn import FasterRCNN, FasterRCNNConfig, models
+from faster_rcnn.data.dataset import as_float_image
 from faster_rcnn.export import DetectionGraph, prepare_graph_inputs
 from faster_rcnn.export.graph_ops import nms_rows
 from faster_rcnn.models import paper_vgg16_config, small_config
@@ -91,6 +92,20 @@ def test_graph_gives_the_eager_detections_of_a_strip_far_wider_than_tall():
     eager, exact, _ = _eager_and_graph(small_detector(), images_of_sizes([(50, 2000)]))
     assert len(eager[0]["scores"]) > 0
     _assert_bit_for_bit(exact, eager)
+
+
+def test_graph_inputs_of_uint8_levels_are_those_of_the_float_image_scaled_from_them():
+    """As the model takes a reader's uint8 item: scaled before the resize, never
+    interpolated as levels."""
+    generator = torch.Generator().manual_seed(0)
+    levels = [
+        torch.randint(0, 256, (3, h, w), generator=generator).to(torch.uint8) for h, w in SIZES
+    ]
+    transform = small_detector().transform
+    got = prepare_graph_inputs(transform, levels)
+    expected = prepare_graph_inputs(transform, [as_float_image(image) for image in levels])
+    for tensor, wanted in zip(got, expected, strict=True):
+        assert tensor.dtype == wanted.dtype and torch.equal(tensor, wanted)
 
 
 def test_graph_applies_each_class_its_own_nms_threshold():

@@ -20,6 +20,7 @@ import torch
 
 from faster_rcnn import models
 from faster_rcnn.cli import main
+from faster_rcnn.data.dataset import as_float_image
 from faster_rcnn.export import OnnxDetector, export_onnx
 from faster_rcnn.export.graph_ops import nms_rows, pool_levels
 from faster_rcnn.insight.draw import to_pil
@@ -115,6 +116,21 @@ def test_onnx_runtime_run_on_a_batch_padded_to_no_multiple_gives_the_eager_detec
     ]
     assert all(len(e["scores"]) > 0 for e in expected)
     assert_same_detections(got, expected)
+
+
+def test_the_onnx_detector_takes_uint8_levels_as_the_model_does(small_export):
+    """A reader's item is uint8: made float as ``float()``, its levels were read as
+    0..255 and the detections were of another image."""
+    model, onnx_file = small_export
+    detector = OnnxDetector(onnx_file)
+    levels = [(image * 255).round().to(torch.uint8) for image in images_of_sizes(BATCHES[0])]
+    scaled = [as_float_image(image) for image in levels]
+    got = detector(levels)
+    assert all(len(g["scores"]) > 0 for g in got)
+    for g, e in zip(got, detector(scaled), strict=True):  # the same floats to the graph
+        assert all(torch.equal(g[key], e[key]) for key in ("boxes", "scores", "labels"))
+    with torch.no_grad():
+        assert_same_detections(got, model(levels))
 
 
 def test_predict_onnx_writes_the_eager_json(small_export, tmp_path):

@@ -12,6 +12,7 @@ from matplotlib import font_manager
 from PIL import Image, ImageDraw
 
 from exif_images import png_chunks
+from faster_rcnn.data.dataset import as_float_image
 from faster_rcnn.insight import draw
 from faster_rcnn.insight.draw import (
     CAPTION_FONT,
@@ -70,6 +71,15 @@ def test_both_pictures_are_drawn_from_one_conversion_of_the_image(tmp_path, monk
         )
     with Image.open(tmp_path / "a_proposals.png") as saved:
         assert np.array_equal(np.asarray(saved), np.asarray(draw_proposals(image, proposals)))
+
+
+def test_uint8_levels_are_drawn_as_the_float_image_scaled_from_them():
+    """A reader's item is uint8: clamped to 0..1 as if it were float, it drew black and
+    the faintest grey."""
+    levels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16).repeat(3, 1, 1)
+    drawn = np.asarray(to_pil(levels))
+    assert np.array_equal(drawn, np.asarray(to_pil(as_float_image(levels))))
+    assert np.array_equal(drawn[..., 1], np.arange(256).reshape(16, 16))
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")

@@ -21,7 +21,7 @@ from exif_images import save_exif_jpeg
 from faster_rcnn import models
 from faster_rcnn.cli import main
 from faster_rcnn.cli.explain import read_annotated_image
-from faster_rcnn.data.dataset import read_image
+from faster_rcnn.data.dataset import as_float_image, read_image, read_image_levels
 from faster_rcnn.insight import draw
 from faster_rcnn.insight.draw import to_pil
 from faster_rcnn.insight.explain import (
@@ -32,6 +32,7 @@ from faster_rcnn.insight.explain import (
     OUTSIDE_CODE,
     POSITIVE_CODE,
     cell_label_map,
+    display_picture,
     draw_explanation,
     explain,
     explanation_figure,
@@ -295,6 +296,18 @@ def test_panels_2_to_6_draw_the_image_from_a_picture_of_their_size(height, width
         # and legend take a fifth of it.
         assert min(drawn, max(height, width)) <= max(picture.shape) <= 1.2 * drawn
         assert picture.shape[0] / picture.shape[1] == pytest.approx(height / width, rel=0.02)
+
+
+@pytest.mark.parametrize("max_side", [40, 20])
+def test_uint8_levels_are_displayed_as_the_float_image_scaled_from_them(max_side):
+    """As the readers' items and ``read_annotated_image`` give an image; downscaled too, in
+    float: interpolated as levels, each pixel would be rounded to one."""
+    levels = torch.randint(0, 256, (3, 30, 40), generator=torch.Generator().manual_seed(0))
+    levels = levels.to(torch.uint8)
+    expected = display_picture(as_float_image(levels), max_side)
+    assert np.array_equal(display_picture(levels, max_side), expected)
+    if max_side == 40:  # whole: the levels themselves
+        assert np.array_equal(expected, levels.permute(1, 2, 0).numpy())
 
 
 def test_cell_map_shows_each_cells_best_label():
@@ -795,12 +808,12 @@ def test_yolo_and_coco_annotations(tmp_path):
     (tmp_path / "classes.txt").write_text("cat\ndog\n")
     (tmp_path / "labels" / "d.txt").write_text("1 0.5 0.5 0.5 0.25\n")
     image, boxes, names = read_annotated_image(tmp_path / "labels" / "d.txt", tmp_path / "d.png")
-    assert torch.equal(image, read_image(tmp_path / "d.png"))
+    assert torch.equal(image, read_image_levels(tmp_path / "d.png"))
     torch.testing.assert_close(boxes, torch.tensor([[20.0, 15.0, 60.0, 25.0]]))
     assert names == ("dog",)
     _one_image_coco(tmp_path / "d.json", "images/d.png", (80, 40), "cat", [1, 2, 10, 20])
     image, boxes, names = read_annotated_image(tmp_path / "d.json", tmp_path / "d.png")
-    assert torch.equal(image, read_image(tmp_path / "d.png"))  # file_name is elsewhere
+    assert torch.equal(image, read_image_levels(tmp_path / "d.png"))  # file_name is elsewhere
     torch.testing.assert_close(boxes, torch.tensor([[1.0, 2.0, 11.0, 22.0]]))
     assert names == ("cat",)
     with pytest.raises(ValueError, match=r"no image named 'e\.png'"):
@@ -824,7 +837,7 @@ def test_csv_annotations_give_the_rows_of_the_image_of_that_name(tmp_path):
     )
     with pytest.warns(UserWarning, match=r"1 box clipped to the image \(line 4, train/d\.png"):
         image, boxes, names = read_annotated_image(csv_file, tmp_path / "d.png")
-    assert torch.equal(image, read_image(tmp_path / "d.png"))
+    assert torch.equal(image, read_image_levels(tmp_path / "d.png"))
     assert torch.equal(boxes, torch.tensor([[2.0, 3.0, 20.0, 30.0], [70.0, 30.0, 80.0, 40.0]]))
     assert names == ("dog", "cat")
     with pytest.raises(ValueError) as refused:
@@ -852,7 +865,7 @@ def test_labelme_annotations_give_the_files_boxes_as_the_labelme_reader_reads_th
         f"{file}: 1 shape marks no box and is skipped (1 point): d.json (1)",
         f"{file}: 1 box clipped to the image (d.json shape 1 'cat' [67, 27, 83, 43] on 80x40)",
     ]
-    assert torch.equal(image, read_image(tmp_path / "d.png"))
+    assert torch.equal(image, read_image_levels(tmp_path / "d.png"))
     assert torch.equal(boxes, torch.tensor([[4.0, 2.0, 30.0, 25.0], [67.0, 27.0, 80.0, 40.0]]))
     assert names == ("dog", "cat")
     to_pil(torch.rand(3, 40, 80)).save(tmp_path / "e.png")
@@ -903,7 +916,7 @@ def test_an_exif_tagged_image_is_turned_as_its_annotations_reader_turns_it(tmp_p
     YOLO label is read on the upright image; a VOC <size> or COCO record of the turned
     size turns it too; a VOC <size> of the stored size leaves it as stored."""
     save_exif_jpeg(tmp_path / "e.jpg", (40, 20), orientation=6)
-    stored = read_image(tmp_path / "e.jpg")
+    stored = read_image_levels(tmp_path / "e.jpg")
     turned = torch.rot90(stored, k=-1, dims=(1, 2))
     (tmp_path / "e.txt").write_text("0 0.5 0.5 1 1\n")
     image, boxes, _ = read_annotated_image(tmp_path / "e.txt", tmp_path / "e.jpg", None, ["a"])

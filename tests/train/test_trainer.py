@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from faster_rcnn import FasterRCNN
-from faster_rcnn.data.dataset import UnreadableImageError
+from faster_rcnn.data.augment import Augmented, RandomHorizontalFlip
+from faster_rcnn.data.cache import InMemoryDataset
+from faster_rcnn.data.dataset import UnreadableImageError, WrappedDataset, as_float_image
+from faster_rcnn.data.random_crop import RandomCrop
 from faster_rcnn.data.synthetic import SyntheticShapes
 from faster_rcnn.models import small_config
 from faster_rcnn.roi_heads.box_head import TwoMLPHead
@@ -88,6 +91,30 @@ def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tmp_path):
     changed = CFG.replace(lr=0.02)
     with pytest.warns(UserWarning, match=r"lr 0\.01 -> 0\.02"):
         Trainer(tiny_model(), DATA, changed, out_dir=tmp_path / "resumed").fit(resume=True)
+
+
+class ScaledToFloat(WrappedDataset):
+    """``dataset``'s items with their images as float32 in 0..1 (:func:`as_float_image`)."""
+
+    def __getitem__(self, index: int):
+        image, target = self.dataset[index]
+        return as_float_image(image), target
+
+
+def test_training_on_uint8_levels_is_training_on_them_as_floats_bit_for_bit(tmp_path):
+    """The readers carry 8-bit images to the model as uint8, which it scales itself: the
+    same losses and weights as the float images, flipped and cropped on the way."""
+    levels = InMemoryDataset(DATA)  # the images at 8 bits, handed out as uint8
+    assert levels[0][0].dtype == torch.uint8
+    steps = [RandomHorizontalFlip(0.5), RandomCrop(0.5, p=0.5)]
+    cfg = CFG.replace(steps=3, batch_size=2)
+    runs = {}
+    for name, data in (("levels", levels), ("floats", ScaledToFloat(levels))):
+        model = tiny_model()
+        history = Trainer(model, Augmented(data, steps), cfg, out_dir=tmp_path / name).fit()
+        runs[name] = model, history
+    assert runs["levels"][1] == runs["floats"][1]
+    assert_same_state(runs["levels"][0], runs["floats"][0])
 
 
 def test_metrics_file_has_one_record_per_step(tmp_path):

@@ -29,7 +29,7 @@ from ..data.csv_boxes import read_rows_by_image
 from ..data.dataset import (
     boxes_tensor,
     image_sizes,
-    read_image,
+    read_image_levels,
     warn_of_later_frames,
     written_path,
 )
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         # Upright, as predict reads an image file: no annotations were drawn on it as stored.
-        image, boxes, names = read_image(args.image, exif_transpose=True), None, ()
+        image, boxes, names = read_image_levels(args.image, exif_transpose=True), None, ()
     warn_of_later_frames(args.image, "explained")
     # The model's own check would name the image "image 0", not its file.
     transform = model.transform
@@ -246,8 +246,9 @@ def read_annotated_image(
         skip_difficult: leave out the objects a VOC file marks difficult.
 
     Returns:
-        The image ``float32[3, H, W]`` in 0..1, its ``(G, 4)`` boxes in pixels, clipped
-        to it, and a class name per box.
+        The image as the readers' items carry it (``uint8[3, H, W]`` levels of an 8-bit
+        file, :func:`~faster_rcnn.data.dataset.read_image_levels`), its ``(G, 4)`` boxes
+        in pixels, clipped to it, and a class name per box.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -270,7 +271,7 @@ def read_annotated_image(
         if path.stem.lower() != image_path.stem.lower():  # YOLO's only link to its image
             raise ValueError(f"{path} labels {path.stem}.*, not {image_path.name}")
         # Upright, as the YOLO reader (and Ultralytics) reads it.
-        image = read_image(image_path, exif_transpose=True)
+        image = read_image_levels(image_path, exif_transpose=True)
         names = _yolo_names(path, classes_file, model_names)
         return (image, *_yolo_boxes(path, (image.shape[-2], image.shape[-1]), *names))
     if suffix == ".json" and is_via_file(path):
@@ -302,7 +303,7 @@ def _voc_annotated(
     if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
         raise ValueError(f"{path} annotates {named}, not {image_path.name}")
     sizes = image_sizes([record.size], [image_path], [image_path.name], str(path), "<size>")
-    image = read_image(image_path, exif_transpose=bool(sizes.turned))
+    image = read_image_levels(image_path, exif_transpose=bool(sizes.turned))
     audit, rows, names = BoxAudit(), [], []
     for j, obj in enumerate(record.objects):
         if skip_difficult and obj.difficult:
@@ -327,7 +328,7 @@ def _csv_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
         raise ValueError(f"{path} has no row of an image named {image_path.name!r}")
     where = f"{rows[0].filename}, line {rows[0].line}"
     sizes = image_sizes([rows[0].size], [image_path], [where], str(path), "width and height")
-    image = read_image(image_path, exif_transpose=bool(sizes.turned))
+    image = read_image_levels(image_path, exif_transpose=bool(sizes.turned))
     boxes = [(f"line {r.line}, {r.filename}", r.box, r.name) for r in rows if r.box]
     return _with_clipped_boxes(image, boxes, path)  # a row without a box: no object
 
@@ -341,7 +342,7 @@ def _via_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[
     annotated = next(named, None)
     if annotated is None:
         raise ValueError(f"{path} has no image named {image_path.name!r}")
-    image = read_image(image_path, exif_transpose=True)
+    image = read_image_levels(image_path, exif_transpose=True)
     boxes = [(region.where, region.box, region.label) for region in annotated.regions]
     return _with_clipped_boxes(image, boxes, path)
 
@@ -362,7 +363,7 @@ def _cvat_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple
     sizes = image_sizes(
         [annotated.size], [image_path], [annotated.name], source, "width and height"
     )
-    image = read_image(image_path, exif_transpose=bool(sizes.turned))
+    image = read_image_levels(image_path, exif_transpose=bool(sizes.turned))
     cvat.warn_of_skipped_shapes([annotated], source)
     boxes = [(shape.where, shape.box, shape.label) for shape in annotated.shapes]
     return _with_clipped_boxes(image, boxes, path)
@@ -388,7 +389,7 @@ def _keras_txt_annotated(
     if annotated is None:
         raise ValueError(f"{path} has no line of an image named {image_path.name!r}")
     boxes = [(box.where, box.box, class_names[box.class_id]) for box in annotated.boxes]
-    return _with_clipped_boxes(read_image(image_path), boxes, path)
+    return _with_clipped_boxes(read_image_levels(image_path), boxes, path)
 
 
 def _createml_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -401,7 +402,7 @@ def _createml_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, t
     if annotated is None:
         raise ValueError(f"{path} has no image named {image_path.name!r}")
     boxes = [(box.where, box.box, box.label) for box in annotated.boxes]
-    return _with_clipped_boxes(read_image(image_path, exif_transpose=True), boxes, path)
+    return _with_clipped_boxes(read_image_levels(image_path, exif_transpose=True), boxes, path)
 
 
 def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
@@ -412,7 +413,7 @@ def _labelme_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tu
     named = written_path(record.image_path).name if record.image_path else None
     if path.stem.lower() != image_path.stem.lower() and named not in (None, image_path.name):
         raise ValueError(f"{path} annotates {named}, not {image_path.name}")
-    image = read_image(image_path, exif_transpose=True)
+    image = read_image_levels(image_path, exif_transpose=True)
     upright_sizes([record], [image_path], str(path))  # warns of another recorded size
     warn_of_skipped_shapes([record], str(path))
     boxes = [(shape.where, shape.box, shape.label) for shape in record.shapes]
@@ -479,7 +480,7 @@ def _coco_annotated(path: Path, image_path: Path) -> tuple[Tensor, Tensor, tuple
     if dataset.image_files[matches[0]].resolve() == image_path.resolve():
         image, target = dataset[matches[0]]
     else:
-        image, target = read_image(image_path), dataset.target(matches[0])
+        image, target = read_image_levels(image_path), dataset.target(matches[0])
     target = drop_crowd(target)
     boxes, labels = cast(Tensor, target["boxes"]), cast(Tensor, target["labels"])
     return image, boxes, tuple(dataset.class_names[k - 1] for k in labels.tolist())

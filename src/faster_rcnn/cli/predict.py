@@ -361,7 +361,8 @@ class ImagesToDetect:
     Attributes:
         paths: their files.
         image_ids: the id each is written with.
-        read: image ``k`` decoded, ``float32[3, H, W]`` in 0..1, as the model sees it.
+        read: image ``k`` decoded, as the model takes it: ``float32[3, H, W]`` in 0..1,
+            or ``uint8`` levels as a dataset's reader gives them.
         category_ids: the label -> category id map its detections are written with;
             ``None`` writes the label.
     """

@@ -1,8 +1,9 @@
 """Detection datasets (Pascal VOC, COCO, YOLO, TensorFlow and keras-retinanet CSV, VGG
 Image Annotator, LabelMe, CVAT for images, generated shapes), augmentation, loaders.
 
-Every dataset gives ``(image float32[3, H, W] in 0..1, target)`` pairs with target boxes
-as ``x1, y1, x2, y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
+Every dataset gives ``(image, target)`` pairs, the image ``(3, H, W)`` float in 0..1 or
+(the readers' of 8-bit image files) ``uint8`` levels, with target boxes as ``x1, y1, x2,
+y2`` absolute pixels and labels ``1..C``; see :mod:`.dataset`.
 """
 
 from .augment import (
@@ -27,8 +28,10 @@ from .dataset import (
     Target,
     UnreadableImageError,
     WrappedDataset,
+    as_float_image,
     image_size_of,
     read_image,
+    read_image_levels,
 )
 from .keras_txt import KerasTXTDetection
 from .labelme import LabelMeFolder
@@ -81,6 +84,7 @@ __all__ = [
     "VOCDetection",
     "WrappedDataset",
     "YOLODetection",
+    "as_float_image",
     "aspect_ratio_groups",
     "collate",
     "collate_train",
@@ -92,4 +96,5 @@ __all__ = [
     "make_train_loader",
     "open_dataset",
     "read_image",
+    "read_image_levels",
 ]

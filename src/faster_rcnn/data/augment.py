@@ -26,7 +26,9 @@ def derive_seed(*keys: int) -> int:
 
 
 class Transform(Protocol):
-    """An augmentation step on one ``(image float[3, H, W], target)`` pair."""
+    """An augmentation step on one ``(image, target)`` pair, the image ``(3, H, W)``
+    float in 0..1 or ``uint8`` levels (a step that must compute in float scales them
+    with :func:`~.dataset.as_float_image`)."""
 
     def __call__(
         self, image: Tensor, target: Target, generator: torch.Generator

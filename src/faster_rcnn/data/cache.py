@@ -24,11 +24,12 @@ BYTES_PER_PIXEL = 3
 class InMemoryDataset(WrappedDataset):
     """``dataset``, with every item kept in memory once read.
 
-    Images are stored as ``uint8`` (a quarter of the float32 size: 300 KB for a
-    320 x 320 image) and handed out as float32 in 0..1 again, which is exact for images
-    with 8-bit levels - those decoded from files and :class:`SyntheticShapes`'s - and
-    rounds any other image to the nearest level. Each read returns new tensors, so a
-    caller may modify what it gets.
+    Images are stored and handed out as ``uint8`` levels (a quarter of the float32 size:
+    300 KB for a 320 x 320 image), as the readers of image files give them and the model
+    takes them (:func:`~faster_rcnn.data.dataset.as_float_image` scales them to 0..1):
+    exact for images with 8-bit levels - those decoded from files and
+    :class:`SyntheticShapes`'s - and any other image rounded to the nearest level. Each
+    read returns new tensors, so a caller may modify what it gets.
 
     Its targets are the wrapped dataset's, read without decoding an image where that
     dataset can (:func:`~faster_rcnn.data.dataset.target_of`): the statistics ``train``
@@ -51,7 +52,7 @@ class InMemoryDataset(WrappedDataset):
             image, target = self.dataset[index]
             self._items[index] = (eight_bit_levels(image), target)
         pixels, target = self._items[index]
-        return pixels.to(torch.float32).div_(255), _copied(target)
+        return pixels.clone(), _copied(target)
 
     def target(self, index: int) -> Target:
         """The target of item ``index``, its cached copy or else the wrapped dataset's,

@@ -94,7 +94,8 @@ class COCODetection(ImageFileDataset):
     not there (deleted after labelling) is left out with its annotations, in one warning
     (:func:`~.dataset.images_there`), unless ``keep_missing_images``.
 
-    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``dataset[i]`` is ``(image, target)``, the image as :func:`~.dataset.read_image_levels`
+    decodes it (``uint8[3, H, W]`` levels of an 8-bit file), with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "iscrowd": bool[N], "image_id": int}``,
     ``image_id`` being the COCO image id (the number of a string one,
     :func:`image_numbers`, which :meth:`file_image_id` gives back). Images keep the order

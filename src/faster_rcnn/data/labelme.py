@@ -73,7 +73,7 @@ from .dataset import (
     first_few,
     image_files_in,
     images_beside,
-    read_image,
+    read_image_levels,
     read_text,
     read_upright_size,
     warn_of_images_left_out,
@@ -132,7 +132,8 @@ class LabelMeFolder(TargetsReadOnOpening):
         split: the split ``folder`` is (``train/``), for the error of one without
             images; ``None`` for a folder without splits.
 
-    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``dataset[i]`` is ``(image, target)``, the image as :func:`~.dataset.read_image_levels`
+    decodes it (``uint8[3, H, W]`` levels of an 8-bit file), with target
     ``{"boxes": float32[N, 4] x1 y1 x2 y2 pixels, "labels": int64[N], "image_id": i}``.
 
     Attributes:
@@ -179,7 +180,7 @@ class LabelMeFolder(TargetsReadOnOpening):
         self.box_audit, self._boxes, self._labels = audited_targets(boxes, self._sizes, source)
 
     def _read_image(self, index: int) -> Tensor:
-        return read_image(self.image_path(index), exif_transpose=True)
+        return read_image_levels(self.image_path(index), exif_transpose=True)
 
 
 def is_labelme_file(path: Path) -> bool:

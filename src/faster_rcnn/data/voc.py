@@ -96,7 +96,8 @@ class VOCDetection(ImageFileDataset):
             ``default.txt``, its export without subsets): an empty one is then "the
             dataset" in the error, not "the default split".
 
-    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``dataset[i]`` is ``(image, target)``, the image as :func:`~.dataset.read_image_levels`
+    decodes it (``uint8[3, H, W]`` levels of an 8-bit file), with target
     ``{"boxes": float32[N, 4], "labels": int64[N], "difficult": bool[N], "image_id": i}``.
 
     Attributes:

@@ -91,7 +91,8 @@ class YOLODetection(ImageFileDataset):
     labels folder (where LabelImg writes ``classes.txt``), else they are ``class0,
     class1, ...`` up to the largest class id found.
 
-    ``dataset[i]`` is ``(image float32[3, H, W] in 0..1, target)`` with target
+    ``dataset[i]`` is ``(image, target)``, the image as :func:`~.dataset.read_image_levels`
+    decodes it (``uint8[3, H, W]`` levels of an 8-bit file), with target
     ``{"boxes": float32[N, 4] x1 y1 x2 y2 pixels, "labels": int64[N], "image_id": i}``.
 
     Attributes:

@@ -227,7 +227,8 @@ def evaluate_detector(
     Args:
         model: a detector with ``num_classes`` (background included) and
             ``detect_with_proposals``.
-        dataset: items ``(image float[3, H, W], target)``; targets as the model's training
+        dataset: items ``(image, target)``, the image ``(3, H, W)`` float in 0..1 or
+            ``uint8`` levels, as the model takes it; targets as the model's training
             targets, optionally with ``"iscrowd"`` (COCO's crowd regions: in no figure
             an object to find, nor a false positive when detected), ``"difficult"``
             (alike; in COCO AP matched by IoU and taking one detection, as COCOeval's

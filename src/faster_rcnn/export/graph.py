@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.dataset import as_float_image
 from ..model import FasterRCNN
 from ..ops.boxes import large_enough
 from ..roi_heads.box_head import check_head_fits_pooled
@@ -263,12 +264,15 @@ def prepare_graph_inputs(
 
     Args:
         transform: the model's transform (``model.transform``).
-        images: per image, ``float[3, H_i, W_i]`` in 0..1.
+        images: per image, ``float[3, H_i, W_i]`` in 0..1, or ``uint8`` levels, which
+            are scaled to 0..1 before the resize, as the model scales them
+            (:func:`~faster_rcnn.data.dataset.as_float_image`).
 
     Returns:
         ``(N, 3, H, W)`` images, ``(N, 2)`` int64 resized and original sizes.
     """
-    resized = [resize_image(image, transform.min_size[-1], transform.max_size) for image in images]
+    min_size, max_size = transform.min_size[-1], transform.max_size
+    resized = [resize_image(as_float_image(image), min_size, max_size) for image in images]
     return (
         transform.batch(resized),
         torch.tensor([image.shape[-2:] for image in resized], dtype=torch.int64),

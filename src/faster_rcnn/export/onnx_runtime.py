@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .. import file_checksum
 from ..config import FasterRCNNConfig
+from ..data.dataset import as_float_image
 from ..train.checkpoint import MODEL_FILE
 from ..transform import ImageTransform
 from ..validation import rgb_image_list, validate_image_sizes, validate_images
@@ -63,8 +64,8 @@ class OnnxDetector:
 
         Args:
             images: per image, ``float[3, H_i, W_i]`` in 0..1 (or grey ``float[1, H_i,
-                W_i]``); sizes may differ. A ``float[N, 3, H, W]`` batch tensor is its
-                ``N`` images.
+                W_i]``), or ``uint8`` levels, as the model takes them; sizes may differ. A
+                ``float[N, 3, H, W]`` batch tensor is its ``N`` images.
 
         Returns:
             Per image ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}`` in the image's
@@ -73,7 +74,9 @@ class OnnxDetector:
         images = rgb_image_list(images)
         validate_images(images)
         validate_image_sizes(images, self.transform.min_size, self.transform.max_size)
-        inputs = prepare_graph_inputs(self.transform, [image.float().cpu() for image in images])
+        # The graph takes float32: uint8 levels scaled as the model scales them.
+        floats = [as_float_image(image).float().cpu() for image in images]
+        inputs = prepare_graph_inputs(self.transform, floats)
         feeds = {name: tensor.numpy() for name, tensor in zip(GRAPH_INPUTS, inputs, strict=True)}
         boxes, scores, labels = (
             torch.from_numpy(output) for output in self.session.run(list(GRAPH_OUTPUTS), feeds)

@@ -58,10 +58,12 @@ Rect = tuple[float, float, float, float]
 
 
 def to_pil(image: Tensor) -> Image.Image:
-    """``float[3, H, W]`` in 0..1 -> an RGB PIL image."""
-    # In place after the clamp's copy: one full-size float copy of the image, not three.
-    array = image.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0)
-    return Image.fromarray(array.cpu().numpy(), mode="RGB")
+    """``(3, H, W)``, float in 0..1 or ``uint8`` levels -> an RGB PIL image."""
+    levels = image.detach()
+    if levels.dtype != torch.uint8:  # levels are the picture already: no float copy
+        # In place after the clamp's copy: one full-size float copy of the image, not three.
+        levels = levels.clamp(0, 1).mul_(255).round_().to(torch.uint8)
+    return Image.fromarray(levels.permute(1, 2, 0).cpu().numpy(), mode="RGB")
 
 
 def draw_detections(
@@ -77,7 +79,7 @@ def draw_detections(
     none over another, one without a free place left out.
 
     Args:
-        image: ``float[3, H, W]`` in 0..1.
+        image: ``(3, H, W)``, float in 0..1 or ``uint8`` levels.
         detections: ``{"boxes": (D, 4), "labels": (D,), "scores": (D,)}``.
         class_names: names of labels ``1..C`` (index 0 is label 1).
     """
@@ -290,7 +292,7 @@ def draw_proposals(
     (:func:`outline_width`).
 
     Args:
-        image: ``float[3, H, W]`` in 0..1.
+        image: ``(3, H, W)``, float in 0..1 or ``uint8`` levels.
         proposals: ``{"boxes": (P, 4), "scores": (P,)}`` by decreasing score.
     """
     return _outline_proposals(to_pil(image), proposals, top_k)

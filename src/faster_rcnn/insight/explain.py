@@ -41,6 +41,7 @@ from torch import Tensor
 from ..anchors import LevelGrid, anchors_crossing_border
 from ..config import RPNConfig
 from ..counted import counted
+from ..data.dataset import as_float_image
 from ..host_cpus import one_thread
 from ..model import FasterRCNN, PreparedBatch
 from ..ops.boxes import box_area, box_iou
@@ -103,7 +104,7 @@ class Explanation:
     """Everything :func:`explain` computed for one image (CPU tensors).
 
     Attributes:
-        image: ``float[3, H, W]`` the image in 0..1.
+        image: ``(3, H, W)`` the image as given, float in 0..1 or ``uint8`` levels.
         resized_size: ``(h, w)`` the model's resize of it, where the RPN works.
         gt_boxes: ``(G, 4)`` ground truth in the image's pixels (``G = 0`` allowed).
         gt_names: ``G`` class names, for the picture.
@@ -180,7 +181,7 @@ def explain(
 
     Args:
         model: the detector (its device is used).
-        image: ``float[3, H, W]`` in 0..1.
+        image: ``(3, H, W)``, float in 0..1 or ``uint8`` levels, as the model takes it.
         gt_boxes: ``(G, 4)`` ground truth in the image's pixels; ``None`` for none.
         gt_names: a class name per GT box, kept for the picture.
         seed: seed of the sampler's ``torch.Generator``.
@@ -563,8 +564,9 @@ def _strip_figure(panels: int, aspect: float) -> tuple[Figure, np.ndarray]:
 
 
 def display_picture(image: Tensor, max_side: int = DISPLAY_SIDE) -> np.ndarray:
-    """``float[3, H, W]`` in 0..1 -> ``uint8[h, w, 3]``, downscaled (antialiased) so that
-    its longer side is at most ``max_side``."""
+    """``(3, H, W)``, float in 0..1 or ``uint8`` levels -> ``uint8[h, w, 3]``, downscaled
+    (antialiased) so that its longer side is at most ``max_side``."""
+    image = as_float_image(image)  # interpolated as levels, it would round each pixel
     scale = min(1.0, max_side / max(image.shape[-2:]))
     if scale < 1.0:
         size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))

@@ -217,7 +217,7 @@ def fast_rcnn_losses(
 
     Args:
         detector: the network whose RoI head is trained.
-        images: per image, ``float[3, H_i, W_i]`` in 0..1.
+        images: per image, ``float[3, H_i, W_i]`` in 0..1 or ``uint8`` levels.
         targets: per image, ``{"boxes": float[N_i, 4], "labels": int64[N_i]}``.
         generator: random source of the multi-scale choice and the RoI sampler.
         proposer: the network that proposes (step 2: the step-1 model); ``None``: the
@@ -259,7 +259,7 @@ def train_fast_rcnn_on_proposals(
     Args:
         detector: model B.
         proposer: model A, the step-1 RPN, frozen (:func:`freeze_proposer`).
-        dataset: items ``(image float[3, H, W], {"boxes": float[N, 4], "labels":
+        dataset: items ``(image float|uint8[3, H, W], {"boxes": float[N, 4], "labels":
             int64[N]})``.
         cfg: optimisation settings.
         on_step: called after every step with the step index and its losses.
@@ -490,7 +490,7 @@ def train_alternating(
 
     Args:
         config: the detector; models A and B are both built from it.
-        dataset: items ``(image float[3, H, W], {"boxes": float[N, 4], "labels":
+        dataset: items ``(image float|uint8[3, H, W], {"boxes": float[N, 4], "labels":
             int64[N]})``.
         alt_cfg: the four steps' settings and the initialisation seed (A uses
             ``init_seed``, B ``init_seed + 1``).
@@ -555,7 +555,7 @@ class AlternatingRun:
     """What the four steps of one run share, and each step run with it.
 
     Attributes:
-        dataset: items ``(image float[3, H, W], {"boxes": float[N, 4], "labels":
+        dataset: items ``(image float|uint8[3, H, W], {"boxes": float[N, 4], "labels":
             int64[N]})``.
         alt_cfg: the four steps' settings.
         on_step: the run's step callback (``None``: none).

@@ -44,7 +44,7 @@ def rpn_losses(
 
     Args:
         model: the detector.
-        images: per image, ``float[3, H_i, W_i]`` in 0..1.
+        images: per image, ``float[3, H_i, W_i]`` in 0..1 or ``uint8`` levels.
         targets: per image, ``{"boxes": float[N_i, 4], "labels": int64[N_i]}``,
             ``N_i = 0`` allowed.
         generator: random source of the multi-scale choice and the anchor sampler.
@@ -79,7 +79,7 @@ def rpn_trainer(
 
     Args:
         model: the detector whose RPN is trained.
-        dataset: items ``(image float[3, H, W], {"boxes", "labels"})``.
+        dataset: items ``(image float|uint8[3, H, W], {"boxes", "labels"})``.
         cfg: optimisation settings.
         out_dir / on_step / progress / unreadable / weights: as for
             :class:`~faster_rcnn.train.trainer.Trainer`.

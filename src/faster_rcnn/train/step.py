@@ -42,7 +42,7 @@ def train_step(
     Args:
         state: the optimizer, gradient scaler and samplers' generator of the stage.
         losses_of: the batch's losses, drawing from ``state.generator``.
-        images: this process's images, ``float[3, H_i, W_i]`` on the model's device.
+        images: this process's images, ``float[3, H_i, W_i]`` (or ``uint8``) on the model's device.
         targets: their ``{"boxes": float[N_i, 4], "labels": int64[N_i]}``.
         lr: the learning rate of this step.
 
