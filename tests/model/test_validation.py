@@ -132,9 +132,9 @@ def _with(image: torch.Tensor, value: float) -> torch.Tensor:
         ([torch.zeros(1, 3, 4, 4)], r"image 0: expected shape \(3, H, W\)"),
         ([torch.zeros(3, 4, 4), torch.zeros(3, 0, 4)], r"image 1: expected shape"),
         (
-            [torch.zeros(3, 4, 4, dtype=torch.uint8)],
-            r"image 0: expected a floating point tensor in 0..1, got torch.uint8 \(scale a "
-            r"0..255 image: image.float\(\) / 255",
+            [torch.zeros(3, 4, 4, dtype=torch.int16)],  # uint8 levels are taken
+            r"image 0: expected a floating point tensor in 0..1 or uint8, got torch.int16 "
+            r"\(scale a 0..255 image: image.float\(\) / 255",
         ),
         ([torch.zeros(3, 4, 4), _with(torch.zeros(3, 4, 4), math.nan)], r"image 1: NaN or inf"),
         ([_with(torch.zeros(3, 4, 4, dtype=torch.float16), -math.inf)], r"image 0: NaN or inf"),
