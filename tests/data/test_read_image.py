@@ -65,6 +65,9 @@ def test_as_float_image_gives_every_level_as_the_float_decoder_did() -> None:
     assert np.array_equal(scaled.numpy().view(np.int32), expected.view(np.int32))
     image = torch.rand(3, 4, 5)
     assert as_float_image(image) is image  # a float image as it is
+    # Other integer levels are not on 255's scale: int16 was divided by 255 silently.
+    with pytest.raises(TypeError, match="expected uint8 levels or a floating point image"):
+        as_float_image(levels.to(torch.int16))
 
 
 def test_16_bit_grey_is_scaled_by_its_depth_not_clipped_white(tmp_path: Path) -> None:

@@ -210,9 +210,15 @@ def read_image_levels(path: str | os.PathLike[str], exif_transpose: bool = False
 def as_float_image(image: Tensor) -> Tensor:
     """``float32[C, H, W]`` in 0..1 of ``uint8`` levels (a new tensor, ``level / 255``
     rounded once, on the image's device), or ``image`` itself where it is floating point
-    already (:func:`read_image_levels` gives either)."""
+    already (:func:`read_image_levels` gives either).
+
+    Raises:
+        TypeError: another integer dtype (int16 levels are not on 255's scale).
+    """
     if image.is_floating_point():
         return image
+    if image.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 levels or a floating point image, got {image.dtype}")
     # Divided in place, and by a tensor: a new tensor for the quotient is a fresh
     # allocation, which the kernel zeroes a page at a time (a 640 x 480 JPEG took 1.2 ms
     # instead of 5.6, benchmarks/bench_decode.py); and CUDA multiplies by the reciprocal
