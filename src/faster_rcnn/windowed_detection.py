@@ -157,9 +157,8 @@ class WindowedDetection(StandInDetector):
             _neighbour_overlaps(window_origins(length, side, self.overlap), side)
             for length, side in zip(size, window, strict=True)
         )
-        share = window[0] * window[1] / (size[0] * size[1])
         pooled, proposals = [], []
-        with _window_proposal_limits(self.model.rpn, share):
+        with _window_proposal_limits(self.model.rpn, window[0] * window[1], size[0] * size[1]):
             for top, above, below in rows:
                 for left, before, after in columns:
                     crop = prepared.tensors[0, :, top : top + window[0], left : left + window[1]]
@@ -177,23 +176,28 @@ class WindowedDetection(StandInDetector):
         return _joined(pooled), {key: value[order] for key, value in merged.items()}
 
 
-def window_proposal_limit(limit: int, share: float) -> int:
+def window_proposal_limit(limit: int, window_pixels: int, image_pixels: int) -> int:
     """A window's test-time proposal limit (per level before the RPN's NMS, or per image
-    after it): the model's ``limit`` for the whole image times the window's ``share`` of
-    the image's pixels, rounded up to hundreds, at least :data:`WINDOW_PROPOSALS_FLOOR`
-    and at most ``limit``."""
-    scaled = math.ceil(limit * share / 100) * 100
+    after it): the model's ``limit`` for the whole image times the window's share of the
+    image's pixels, rounded up to hundreds, at least :data:`WINDOW_PROPOSALS_FLOOR` and at
+    most ``limit``."""
+    # In integers: a share in floating point can land an ulp above a whole hundred
+    # (20000 x 1341^2 / 1490^2 is 16200, and was rounded up to 16300).
+    scaled = -(-limit * window_pixels // (image_pixels * 100)) * 100
     return min(limit, max(WINDOW_PROPOSALS_FLOOR, scaled))
 
 
 @contextmanager
-def _window_proposal_limits(rpn: RegionProposalNetwork, share: float) -> Iterator[None]:
-    """The RPN's test-time limits scaled to a window of ``share`` of the image's pixels
-    (:func:`window_proposal_limit`) inside the block, its own again after it."""
+def _window_proposal_limits(
+    rpn: RegionProposalNetwork, window_pixels: int, image_pixels: int
+) -> Iterator[None]:
+    """The RPN's test-time limits scaled to a window of ``window_pixels`` of the image's
+    ``image_pixels`` (:func:`window_proposal_limit`) inside the block, its own again after
+    it."""
     limits = (rpn._pre_nms_top_n, rpn._post_nms_top_n)
     own = [mode_limits["testing"] for mode_limits in limits]
     for mode_limits, limit in zip(limits, own, strict=True):
-        mode_limits["testing"] = window_proposal_limit(limit, share)
+        mode_limits["testing"] = window_proposal_limit(limit, window_pixels, image_pixels)
     try:
         yield
     finally:

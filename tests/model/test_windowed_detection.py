@@ -164,19 +164,22 @@ def test_windows_are_detected_one_at_a_time_turned_to_the_image_with_the_model_s
 
 
 @pytest.mark.parametrize(
-    ("limit", "share", "expected"),
+    ("limit", "window", "image", "expected"),
     [
-        (8200, 0.142, 1200),  # an 800 x 1067 window of 3000 x 2000: 1164.4, up to hundreds
-        (8200, 1.0, 8200),  # a window holding the image whole
-        (2000, 0.3, 1000),  # 600, but never under a preset's 1000
-        (1000, 0.25, 1000),
-        (300, 0.25, 300),  # nor over the model's own
+        # An 800 x 1067 window of 3000 x 2000: 1166.6, up to hundreds.
+        (8200, 800 * 1067, 3000 * 2000, 1200),
+        (8200, 600 * 800, 600 * 800, 8200),  # a window holding the image whole
+        (2000, 3, 10, 1000),  # 600, but never under a preset's 1000
+        (1000, 1, 4, 1000),
+        (300, 1, 4, 300),  # nor over the model's own
+        # 16200 exactly: the share in floating point rounded it up to 16300.
+        (20000, 1341 * 1341, 1490 * 1490, 16200),
     ],
 )
 def test_a_window_s_proposal_limit_is_the_model_s_for_its_share_of_the_pixels(
-    limit, share, expected
+    limit, window, image, expected
 ):
-    assert window_proposal_limit(limit, share) == expected
+    assert window_proposal_limit(limit, window, image) == expected
 
 
 def test_each_window_is_detected_with_the_limits_scaled_and_the_model_keeps_its_own(monkeypatch):
