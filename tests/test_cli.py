@@ -847,6 +847,32 @@ def test_predict_stopped_keeps_the_detections_of_the_images_done(
     assert sorted(p.name for p in out.iterdir()) == ["detections.json"]
 
 
+def test_predict_reads_a_named_file_as_uint8_levels_and_detects_what_the_float_image_gives(
+    tmp_path,
+):
+    """A file named to predict was decoded to float32, four times a reader's uint8 item
+    (576 MB of an 8000 x 6000 photo, not 144): its levels go to the model, which scales
+    them itself, and the detections are the float image's to the bit."""
+    from faster_rcnn.cli.predict import coco_records, read_named_image
+
+    model_file = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model_file)
+    photo = tmp_path / "photo.jpg"
+    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(photo)
+    levels = read_named_image(photo)
+    assert levels.dtype == torch.uint8 and levels.shape == (3, 80, 120)
+    assert torch.equal(levels.float() / 255, read_image(photo))
+    out = tmp_path / "p"
+    argv = ["predict", "--model", str(model_file), str(photo), "--score", "0", "--out", str(out)]
+    assert main(argv) == 0
+    model = optimize_for_inference(load_model(model_file)).eval()
+    with torch.no_grad():
+        (float_detections,) = model([read_image(photo)])
+    expected = coco_records(float_detections, 0, photo, ("class1",))
+    assert len(expected) == 100
+    assert json.loads((out / "detections.json").read_text()) == json.loads(json.dumps(expected))
+
+
 def test_predict_shows_its_progress_through_the_images_on_a_terminal(tmp_path, capsys, monkeypatch):
     """Thousands of images at a second or two each went by without a word until the
     last line: a bar counts them where stderr is a terminal, and leaves a log alone."""

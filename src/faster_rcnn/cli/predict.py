@@ -55,7 +55,7 @@ from ..data.dataset import (
     first_few,
     image_files_in,
     is_image_file,
-    read_image,
+    read_image_levels,
     read_text,
     target_of,
     warn_of_later_frames,
@@ -361,8 +361,9 @@ class ImagesToDetect:
     Attributes:
         paths: their files.
         image_ids: the id each is written with.
-        read: image ``k`` decoded, as the model takes it: ``float32[3, H, W]`` in 0..1,
-            or ``uint8`` levels as a dataset's reader gives them.
+        read: image ``k`` decoded as a dataset's reader decodes it, as the model takes
+            it: ``uint8[3, H, W]`` levels of an 8-bit file, ``float32`` in 0..1 of a
+            deeper grey one.
         category_ids: the label -> category id map its detections are written with;
             ``None`` writes the label.
     """
@@ -387,8 +388,10 @@ def images_to_detect(args: argparse.Namespace, class_names: Sequence[str] | None
 def read_named_image(path: Path) -> Tensor:
     """An image file the user named, as a viewer shows it: turned by its EXIF orientation
     (as explain and Ultralytics read it; no annotations were drawn on it as stored), its
-    first frame, with a warning where it holds more."""
-    image = read_image(path, exif_transpose=True)
+    first frame, with a warning where it holds more. Its pixels are as the readers' items
+    carry them (:func:`~faster_rcnn.data.dataset.read_image_levels`): ``uint8`` levels of
+    an 8-bit file, a quarter of float32's memory, which the model scales itself."""
+    image = read_image_levels(path, exif_transpose=True)
     warn_of_later_frames(path, "detected")
     return image
 
