@@ -426,24 +426,40 @@ def test_predict_names_the_pictures_of_an_earlier_run_that_stay_in_its_out(tmp_p
 
 
 def test_predict_names_what_a_folder_holds_besides_images(tmp_path, capsys):
+    """A folder is read as Ultralytics and detectron2's demo read one, the image files
+    directly inside: the warning counts the rest, and names the pattern that reads its
+    subfolders too, which then does."""
     main(["train", "--data", "synthetic:2", "--steps", "1", "--out", str(tmp_path / "r"), *TINY])
     images = tmp_path / "images"
-    (images / "more").mkdir(parents=True)
-    to_pil(SyntheticShapes(1, image_size=(80, 120), seed=3)[0][0]).save(images / "good.png")
+    (images / "more" / "deeper").mkdir(parents=True)
+    for seed, name in enumerate(("good.png", "more/deeper/deep.png")):
+        to_pil(SyntheticShapes(1, image_size=(80, 120), seed=seed)[0][0]).save(images / name)
     for name in ("clip.mp4", "notes.txt", ".DS_Store"):
         (images / name).write_bytes(b"not read")
     capsys.readouterr()
     model = str(tmp_path / "r" / "model.safetensors")
     assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "p")]) == 0
-    assert capsys.readouterr().err == (
+    captured = capsys.readouterr()
+    assert " in 1 image -> " in captured.out
+    assert captured.err == (
         f"faster-rcnn: warning: {images}: 1 folder and 2 other files (.mp4, .txt) left out: "
         "predict reads the image files directly inside a folder (.jpg, .jpeg, .png, .bmp, "
-        ".webp, .tif, .tiff, .gif)\n"
+        f'.webp, .tif, .tiff, .gif); a quoted "{images}/**/*" reads those in its subfolders '
+        "too\n"
     )
-    (images / "more").rmdir()
+    pattern = captured.err.split('"')[1]
+    assert main(["predict", "--model", model, pattern, "--out", str(tmp_path / "all")]) == 0
+    assert " in 2 images -> " in capsys.readouterr().out
+    shutil.rmtree(images / "more")
+    assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "q")]) == 0
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: warning: {images}: 2 other files (.mp4, .txt) left out: predict reads "
+        "the image files directly inside a folder (.jpg, .jpeg, .png, .bmp, .webp, .tif, "
+        ".tiff, .gif)\n"
+    )
     for name in ("clip.mp4", "notes.txt"):
         (images / name).unlink()
-    assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "q")]) == 0
+    assert main(["predict", "--model", model, str(images), "--out", str(tmp_path / "s")]) == 0
     assert capsys.readouterr().err == ""
 
 
@@ -1941,6 +1957,49 @@ def test_predict_reads_a_pattern_its_shell_left_unexpanded_and_each_image_once(t
     assert image_paths(named) == [images / "c.jpg", images / "a.png", images / "b.png"]
     with pytest.raises(FileNotFoundError, match=r"no image file matches .*\*\.gif$"):
         image_paths([images / "*.gif"])
+
+
+def test_predict_reads_a_double_star_pattern_at_every_depth_and_keeps_the_pictures_apart(
+    tmp_path, capsys
+):
+    """A quoted ``photos/**/*.png`` read as ``photos/*/*.png``, one folder down alone (glob
+    without ``recursive``): every depth now, sorted, each file once, its pictures named
+    by their path where a name repeats, and an --out below the pattern's folder refused
+    where the next run would read its pictures back (a hidden one is not read, as glob
+    goes into no hidden folder)."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    photos = tmp_path / "photos"
+    names = ["a/deep/img.png", "a/img.png", "b/img.png", "top.png"]
+    for seed, name in enumerate(names):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        to_pil(SyntheticShapes(1, image_size=(48, 64), seed=seed)[0][0]).save(photos / name)
+    predict = ["predict", "--model", str(model), "--score", "0", "--out"]
+    out = tmp_path / "p"
+    assert main([*predict, str(out), str(photos / "**" / "*.png"), str(photos / "b/img.png")]) == 0
+    detected = json.loads((out / "detections.json").read_text())
+    assert {(d["image_id"], d["file_name"]) for d in detected} == {
+        (k, str(photos / name)) for k, name in enumerate(names)
+    }
+    assert sorted(p.name for p in out.glob("*.png") if "_proposals" not in p.name) == [
+        "a_deep_img_png.png",
+        "a_img_png.png",
+        "b_img_png.png",
+        "top.png",
+    ]
+    assert " in 4 images -> " in capsys.readouterr().out
+    inside = photos / "a" / "predicted"
+    assert main([*predict, str(inside), str(photos / "**" / "*")]) == 2
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: error: --out {inside}: predict reads {photos / '**' / '*'}, and would "
+        "read the picture a_deep_img_png.png it writes there as an image the next time; "
+        "choose another --out\n"
+    )
+    assert not inside.exists()
+    (photos / "top.jpg").write_bytes((photos / "top.png").read_bytes())
+    for kept, pattern in [(photos / ".predicted", "*"), (inside, "*.jpg")]:
+        assert main([*predict, str(kept), str(photos / "**" / pattern)]) == 0
+        assert (kept / "detections.json").is_file()
 
 
 def test_predict_takes_the_same_image_files_named_as_in_a_folder(tmp_path):

@@ -29,8 +29,6 @@ how many. A progress bar counts the images where stderr is a terminal.
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import glob
 import os
 import signal
 import warnings
@@ -80,6 +78,7 @@ from .arguments import (
     with_windows,
 )
 from .detections_file import DetectionsFile
+from .image_patterns import is_pattern, named_by_pattern, pattern_images
 from .interrupted import Interrupted
 from .splits import check_split_name, layout_saying_what_is_left_out, test_or_val
 
@@ -95,8 +94,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         type=path_argument,
-        help="image files, folders, patterns (images/*.jpg) or .txt lists of image paths, "
-        "one a line (a YOLO train.txt)",
+        help="image files, folders (the images directly inside), patterns (images/*.jpg; "
+        "quoted 'photos/**/*.jpg' at any depth) or .txt lists of image paths, one a line "
+        "(a YOLO train.txt)",
     )
     parser.add_argument(
         "--data",
@@ -515,35 +515,40 @@ def check_out_outside_data(out: Path, paths: Sequence[Path], data: str) -> None:
 def check_out_not_read(
     out: Path, inputs: Sequence[Path], names: Sequence[str], proposals: bool = True
 ) -> None:
-    """Refuse an ``out`` that is a folder ``inputs`` names, or the folder of a pattern
-    there, where a picture predict writes (``names``, as in
-    :func:`check_no_image_written_over`) is an image that input reads: the next run on
-    it would detect this run's pictures as images of its own."""
+    """Refuse an ``out`` that is a folder ``inputs`` names, or one that a pattern there
+    reaches (``images/*``, or any folder below ``photos`` of ``photos/**/*``), where a
+    picture predict writes (``names``, as in :func:`check_no_image_written_over`) is an
+    image that input reads: the next run on it would detect this run's pictures as
+    images of its own."""
     folder = out.resolve()
+    pictures = [picture for name in names for picture in image_pictures(folder / name, proposals)]
     for item in inputs:
-        if item.is_dir():
-            read, pattern = item, "*"
-        elif not item.is_file() and any(c in item.name for c in "*?["):
-            read, pattern = item.parent, item.name
-        else:
-            continue
-        if read.resolve() != folder:
-            continue
-        for name in names:
-            for picture in image_pictures(folder / name, proposals):
-                if fnmatch.fnmatchcase(picture.name, pattern):
-                    raise ValueError(
-                        f"--out {out}: predict reads {item}, and would read the picture "
-                        f"{picture.name} it writes there as an image the next time; "
-                        "choose another --out"
-                    )
+        read = _read_back(item, folder, pictures)
+        if read:
+            raise ValueError(
+                f"--out {out}: predict reads {item}, and would read the picture "
+                f"{read[0].name} it writes there as an image the next time; choose another "
+                "--out"
+            )
+
+
+def _read_back(item: Path, folder: Path, pictures: list[Path]) -> list[Path]:
+    """Those of the ``pictures`` in ``folder`` (resolved) that the input ``item`` would
+    read as images once they are written: all where ``item`` is ``folder``, those it
+    names where it is a pattern."""
+    if item.is_dir():
+        return pictures if item.resolve() == folder else []
+    if item.is_file() or not is_pattern(item):
+        return []
+    return named_by_pattern(item, pictures)
 
 
 def image_paths(inputs: Sequence[Path]) -> list[Path]:
     """The image files named, in the order given, with those directly inside the folders
-    named and the image files a pattern names (``images/*.jpg``: Windows' shells pass it
-    on as it is), each sorted, and those a ``.txt`` list names (:func:`listed_images`), in
-    its order; every file once. A warning names what else a folder holds."""
+    named and the image files a pattern names (``images/*.jpg``, ``photos/**/*.jpg`` at
+    any depth: :func:`~.image_patterns.pattern_images`), each sorted, and those a ``.txt``
+    list names (:func:`listed_images`), in its order; every file once. A warning names
+    what else a folder holds (:func:`warn_of_the_rest`)."""
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
@@ -554,8 +559,8 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
             paths += listed_images(item)
         elif item.is_file():  # named: tried whatever its suffix (.jfif, .ppm...)
             paths.append(item)
-        elif any(c in str(item) for c in "*?["):
-            paths += _pattern_images(item)
+        elif is_pattern(item):
+            paths += pattern_images(item)
         else:
             raise FileNotFoundError(f"no such image or folder: {item}")
     if not paths:
@@ -607,21 +612,10 @@ def _each_once(paths: Sequence[Path]) -> list[Path]:
     return unique
 
 
-def _pattern_images(pattern: Path) -> list[Path]:
-    """The image files ``pattern`` (``*``, ``?`` or ``[...]``) names, sorted.
-
-    Raises:
-        FileNotFoundError: it names none.
-    """
-    images = sorted(p for p in map(Path, glob.glob(str(pattern))) if is_image_file(p))
-    if not images:
-        raise FileNotFoundError(f"no image file matches {pattern}")
-    return images
-
-
 def warn_of_the_rest(folder: Path, images: Sequence[Path]) -> None:
     """Warn of the subfolders and other files (hidden ones aside) of ``folder`` that are
-    not among its ``images``: predict reads only the image files directly inside."""
+    not among its ``images``: predict reads only the image files directly inside, and
+    the pattern ``folder/**/*`` those of its subfolders too, which the warning says."""
     taken = set(images)
     rest = [p for p in folder.iterdir() if p not in taken and not p.name.startswith(".")]
     folders = sum(p.is_dir() for p in rest)
@@ -630,9 +624,12 @@ def warn_of_the_rest(folder: Path, images: Sequence[Path]) -> None:
     if files:
         kinds = sorted({p.suffix.lower() or "no suffix" for p in rest if not p.is_dir()})
         parts.append(f"{counted(files, 'other file')} ({', '.join(kinds)})")
-    if parts:
-        warnings.warn(
-            f"{folder}: {' and '.join(parts)} left out: predict reads the image files "
-            f"directly inside a folder ({', '.join(IMAGE_SUFFIXES)})",
-            stacklevel=1,
-        )
+    if not parts:
+        return
+    pattern = folder / "**" / "*"
+    deeper = f'; a quoted "{pattern}" reads those in its subfolders too' if folders else ""
+    warnings.warn(
+        f"{folder}: {' and '.join(parts)} left out: predict reads the image files directly "
+        f"inside a folder ({', '.join(IMAGE_SUFFIXES)}){deeper}",
+        stacklevel=1,
+    )
