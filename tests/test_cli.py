@@ -889,6 +889,62 @@ def test_predict_reads_a_named_file_as_uint8_levels_and_detects_what_the_float_i
     assert json.loads((out / "detections.json").read_text()) == json.loads(json.dumps(expected))
 
 
+def test_predict_replaces_the_unfinished_file_of_a_killed_run_and_says_so(tmp_path, capsys):
+    """A run killed outright leaves detections.json.partial beside an earlier run's
+    detections.json: the next run emptied it without a word. It says it replaces it, and
+    leaves its own detections.json alone."""
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    image = tmp_path / "a.png"
+    to_pil(SyntheticShapes(1, image_size=(64, 80), seed=0)[0][0]).save(image)
+    out = tmp_path / "p"
+    out.mkdir()
+    partial = out / "detections.json.partial"
+    partial.write_text('[\n{"image_id": 0, "file_name": "killed.jpg", "bbox": [1, 2, 3, 4]},\n{"im')
+    (out / "detections.json").write_text("[]\n")
+    predict = ["predict", "--model", str(model), str(image), "--no-pictures", "--out", str(out)]
+    assert main(predict) == 0
+    assert capsys.readouterr().err == (
+        f"faster-rcnn: warning: {partial}: the unfinished detections of an earlier run, "
+        "killed before it ended, are replaced by this run's\n"
+    )
+    detected = json.loads((out / "detections.json").read_text())
+    assert len(detected) == 100 and {d["file_name"] for d in detected} == {str(image)}
+    assert sorted(p.name for p in out.iterdir()) == ["detections.json"]
+    assert main(predict) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_refuses_an_out_whose_detections_another_run_is_writing(tmp_path, capsys):
+    """Two runs into one --out: the second emptied the first's detections.json.partial
+    and both wrote into it. The writer holds a lock on it; the second run is refused in
+    one line, the file left whole, and the lock goes with the writer."""
+    fcntl = pytest.importorskip("fcntl")
+    model = tmp_path / "model.safetensors"
+    save_model(FasterRCNN.from_config(preset_config("small", 2)), model)
+    image = tmp_path / "a.png"
+    to_pil(SyntheticShapes(1, image_size=(64, 80), seed=0)[0][0]).save(image)
+    out = tmp_path / "p"
+    out.mkdir()
+    partial = out / "detections.json.partial"
+    written = '[\n{"image_id": 0, "file_name": "other.jpg", "bbox": [1, 2, 3, 4]}'
+    predict = ["predict", "--model", str(model), str(image), "--no-pictures", "--out", str(out)]
+    with partial.open("w") as writer:
+        writer.write(written)
+        writer.flush()
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        assert main(predict) == 2
+        assert capsys.readouterr().err == (
+            f"faster-rcnn: error: {partial} is being written by another predict run: wait "
+            "for it to end, or choose another --out\n"
+        )
+        assert partial.read_text() == written
+        assert sorted(p.name for p in out.iterdir()) == ["detections.json.partial"]
+    assert main(predict) == 0
+    assert "replaced by this run's" in capsys.readouterr().err
+    assert len(json.loads((out / "detections.json").read_text())) == 100
+
+
 def test_predict_shows_its_progress_through_the_images_on_a_terminal(tmp_path, capsys, monkeypatch):
     """Thousands of images at a second or two each went by without a word until the
     last line: a bar counts them where stderr is a terminal, and leaves a log alone."""
