@@ -19,8 +19,9 @@ from ..data.dataset import is_image_file
 WILDCARDS = "*?["
 
 
-def is_pattern(item: Path) -> bool:
-    """Whether ``item`` holds a wildcard (``*``, ``?``, ``[``)."""
+def is_pattern(item: Path | str) -> bool:
+    """Whether ``item`` (a path, or one part of it) holds a wildcard (``*``, ``?``,
+    ``[``)."""
     return any(c in str(item) for c in WILDCARDS)
 
 
@@ -43,7 +44,7 @@ def named_by_pattern(pattern: Path, files: Sequence[Path]) -> list[Path]:
     ``pattern`` names: below the folder of its parts before its first wildcard, the rest
     of their path matching the rest of the pattern."""
     parts = pattern.parts
-    fixed = next(k for k, part in enumerate(parts) if is_pattern(Path(part)))
+    fixed = next(k for k, part in enumerate(parts) if is_pattern(part))
     folder = Path(*parts[:fixed]).resolve()
     return [
         file
