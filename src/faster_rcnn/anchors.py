@@ -228,10 +228,13 @@ def base_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> Tens
 
     Returns:
         ``(R * S, 4)`` float32 ``(-w/2, -h/2, w/2, h/2)`` rounded to whole pixels,
-        ratio-major.
+        ratio-major, on the CPU (moved to the features' device when used).
     """
-    scales = torch.as_tensor(sizes, dtype=torch.float32)
-    ratios = torch.as_tensor(aspect_ratios, dtype=torch.float32)
+    # On the CPU whatever the default device: they are no parameter or buffer, so a model
+    # built under torch.device("meta") and loaded with load_state_dict(assign=True) would
+    # keep them without values.
+    scales = torch.as_tensor(sizes, dtype=torch.float32, device="cpu")
+    ratios = torch.as_tensor(aspect_ratios, dtype=torch.float32, device="cpu")
     h_ratios = torch.sqrt(ratios)
     w_ratios = 1 / h_ratios
     ws = (w_ratios[:, None] * scales[None, :]).view(-1)

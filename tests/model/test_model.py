@@ -158,6 +158,24 @@ def test_state_dict_round_trip_gives_identical_detections():
             torch.testing.assert_close(x[key], y[key])
 
 
+def test_a_model_built_on_the_meta_device_detects_once_a_state_dict_is_assigned():
+    """Built under ``torch.device("meta")`` (no memory, no random draws) and given its
+    weights by ``load_state_dict(assign=True)``, as torchvision's detectors can be, the
+    model detects as the one the state dict came from: its anchors, which are no
+    parameter or buffer, hold values."""
+    torch.manual_seed(0)
+    model = FasterRCNN.from_config(tiny("small")).eval()
+    with torch.device("meta"):
+        empty = FasterRCNN.from_config(tiny("small"))
+    empty.load_state_dict(model.state_dict(), strict=True, assign=True)
+    images, _ = batch()
+    with torch.no_grad():
+        expected, found = model(images), empty.eval()(images)
+    assert len(expected[0]["boxes"]) > 0
+    for x, y in zip(found, expected, strict=True):
+        assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
+
+
 def test_torch_save_of_the_whole_model_round_trips_with_identical_detections():
     torch.manual_seed(0)
     model = FasterRCNN.from_config(tiny("small")).eval()
