@@ -41,6 +41,19 @@ from .validation import (
     validate_targets,
 )
 
+# torch.export and TorchScript fail deep inside the network, in dozens of lines: named here.
+_NOT_EXPORTABLE = (
+    "torch.export cannot trace FasterRCNN's forward, whose proposals and detections vary "
+    "in number with the image: export faster_rcnn.export.DetectionGraph(model) on "
+    "prepare_graph_inputs(model.transform, images), the fixed-shape graph that "
+    "export_onnx and `faster-rcnn export` write"
+)
+_NOT_SCRIPTABLE = (
+    "TorchScript cannot compile FasterRCNN (its Python goes beyond what TorchScript "
+    "reads): export it with faster_rcnn.export.export_onnx (`faster-rcnn export`) or "
+    "torch.export of faster_rcnn.export.DetectionGraph(model), or run torch.compile(model)"
+)
+
 
 class PreparedBatch(NamedTuple):
     """A checked batch, resized, normalised and padded: what every stage runs on.
@@ -372,6 +385,15 @@ class FasterRCNN(nn.Module):
             )
         return super().train(mode)
 
+    def __prepare_scriptable__(self) -> FasterRCNN:
+        """Refuse ``torch.jit.script(model)``, which calls this first, naming what exports
+        the model instead.
+
+        Raises:
+            RuntimeError: always.
+        """
+        raise RuntimeError(_NOT_SCRIPTABLE)
+
     @classmethod
     def from_config(cls, config: FasterRCNNConfig, heads: GivenHeads | None = None) -> FasterRCNN:
         """Build the model a config describes, backbone included (randomly initialised),
@@ -401,7 +423,15 @@ class FasterRCNN(nn.Module):
             Training: ``{"loss_classifier", "loss_box_reg", "loss_objectness",
             "loss_rpn_box_reg"}``. Eval: per image ``{"boxes": (D, 4), "labels": (D,),
             "scores": (D,)}``.
+
+        Raises:
+            ValueError: training mode without targets, or a malformed batch
+                (:meth:`prepare_batch`).
+            RuntimeError: traced by ``torch.export``, which the fixed-shape
+                :class:`~faster_rcnn.export.DetectionGraph` is made for.
         """
+        if torch.compiler.is_exporting():
+            raise RuntimeError(_NOT_EXPORTABLE)
         if self.training and targets is None:
             raise ValueError("targets are required in training mode")
         batch = self.prepare_batch(images, targets, generator)

@@ -207,6 +207,25 @@ def test_nms_rows_keeps_the_greedy_choice_of_every_row():
     assert kept.tolist() == [[0, 2, -1], [2, 0, -1]]
 
 
+def test_torch_export_of_the_model_is_refused_naming_the_graph_which_exports_as_named():
+    """torch.export fails deep in the eager model (a data-dependent guard, dozens of lines);
+    the model names the graph instead, and the graph exports as the message says."""
+    model = small_detector().eval()
+    images = images_of_sizes(SIZES[:2])
+    with pytest.raises(RuntimeError, match=r"^torch\.export cannot trace FasterRCNN's forward"):
+        torch.export.export(model, (images,))
+    inputs = prepare_graph_inputs(model.transform, images)
+    program = torch.export.export(DetectionGraph(model), inputs)
+    with torch.no_grad():
+        eager = model(images)
+    assert sum(len(d["scores"]) for d in eager) > 0
+    exported = program.module()(*inputs)
+    for image, expected in enumerate(eager):  # normalised after resizing: float noise
+        found = _unpadded(exported, image)
+        assert torch.equal(found["labels"], expected["labels"])
+        torch.testing.assert_close(found["scores"], expected["scores"], atol=1e-4, rtol=0)
+
+
 def test_graph_refuses_a_float64_model():
     with pytest.raises(ValueError, match="float32"):
         DetectionGraph(models.small(3).double())

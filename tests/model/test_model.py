@@ -194,6 +194,20 @@ def test_torch_save_of_the_whole_model_round_trips_with_identical_detections():
         model.memory_format = "x"
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torchscript_is_refused_in_one_line_naming_what_exports_the_model():
+    """torch.jit.script fails on a type annotation of the model's Python; it is refused
+    before, naming the exports and torch.compile."""
+    model = FasterRCNN.from_config(tiny("small"))
+    with pytest.raises(RuntimeError) as refused:
+        torch.jit.script(model)
+    assert str(refused.value) == (
+        "TorchScript cannot compile FasterRCNN (its Python goes beyond what TorchScript "
+        "reads): export it with faster_rcnn.export.export_onnx (`faster-rcnn export`) or "
+        "torch.export of faster_rcnn.export.DetectionGraph(model), or run torch.compile(model)"
+    )
+
+
 def test_settings_set_on_the_modules_are_what_a_model_file_records(tmp_path):
     """torchvision's users change the thresholds and the resize on the built model: the
     config follows, so the model file detects as the model that wrote it."""
