@@ -22,6 +22,19 @@ def test_box_area() -> None:
     torch.testing.assert_close(box_area(boxes), torch.tensor([6.0, 0.0, 10.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_boxes_are_measured_in_float32(dtype: torch.dtype) -> None:
+    """A model run in half precision: float16 holds at most 65504, less than the area of
+    a box 256 px a side (whose IoUs came out 0), and bfloat16 keeps 8 bits of an area."""
+    boxes = t([[0, 0, 300, 300], [2, 2, 302, 302], [0, 0, 100, 100]]).float()
+    low = boxes.to(dtype)  # the corners are exact in either
+    assert box_area(low).tolist() == [90000.0, 90000.0, 10000.0]
+    assert torch.equal(box_iou(low, low), box_iou(boxes, boxes))
+    assert torch.equal(box_ioa(low, low), box_ioa(boxes, boxes))
+    values, indices = best_box_iou(low, low[:2])
+    assert values.dtype == torch.float32 and torch.equal(indices, torch.tensor([0, 1]))
+
+
 def test_box_iou_hand_computed() -> None:
     boxes1 = t([[0, 0, 2, 2], [0, 0, 4, 4]])
     boxes2 = t(

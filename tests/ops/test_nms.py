@@ -233,3 +233,20 @@ def test_same_answer_inside_and_outside_inference_mode() -> None:
     with torch.inference_mode():
         assert nms(boxes, scores, 0.5).tolist() == expected
     assert nms(boxes.requires_grad_(), scores, 0.5).tolist() == expected
+
+
+def test_float16_boxes_over_256_px_a_side_are_suppressed_as_float32_ones() -> None:
+    """A model run in half precision: a 300 px box's area overflows float16 (at most
+    65504), which made its IoU with its own near copy 0 and kept both. Single-block and
+    per-category runs alike compute in float32."""
+    boxes = torch.tensor([[0, 0, 300, 300], [2, 2, 302, 302], [0, 0, 100, 100], [1, 1, 101, 101.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert nms(boxes, scores, 0.5).tolist() == [0, 2]
+    assert nms(boxes.half(), scores.half(), 0.5).tolist() == [0, 2]
+    many = torch.cat([boxes + 400 * i for i in range(150)])  # 600 boxes: a run per category
+    categories = torch.arange(600) // 4
+    expected = batched_nms(many, scores.repeat(150), categories, 0.5)
+    assert len(expected) == 300
+    assert torch.equal(
+        batched_nms(many.half(), scores.repeat(150).half(), categories, 0.5), expected
+    )

@@ -47,6 +47,15 @@ def test_level_mapper_concatenates_images_and_uses_canonical_settings() -> None:
     assert mapper([first, second]).tolist() == [2, 1, 3]
 
 
+def test_level_mapper_maps_float16_boxes_as_float32_ones() -> None:
+    """A 300 px RoI of a model run in half precision: its area overflowed float16 and
+    sent it to the last level (5) instead of level 4."""
+    mapper = LevelMapper(k_min=2, k_max=5)
+    boxes = torch.tensor([square(300, 300), square(300, 500), square(300, 150)])
+    assert (mapper([boxes]) + 2).tolist() == [4, 5, 3]
+    assert (mapper([boxes.half()]) + 2).tolist() == [4, 5, 3]
+
+
 def test_infer_scale_rounds_log2_of_the_longer_side_ratio() -> None:
     assert infer_scale(torch.zeros(1, 1, 200, 300), (800, 1216)) == 0.25
     # 38 / 600 = 2 ** -3.98 -> 1/16 (VGG-16 on a padded 608-pixel batch)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .boxes import box_area
+from .boxes import at_least_float32, box_area
 
 _BLOCK_SIZE = 512
 # Kept boxes compared with a block at once: the IoU matrices of a tile stay in the cache.
@@ -309,7 +309,9 @@ def _triangle(size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 def _box_columns(boxes: Tensor) -> Tensor:
     """``(5, N)``: the ``x1, y1, x2, y2`` and area rows of ``(N, 4)`` boxes, each row
-    contiguous, so that a run of boxes is a view and an IoU test reads whole rows."""
+    contiguous, so that a run of boxes is a view and an IoU test reads whole rows; in
+    float32 for float16 or bfloat16 boxes, as :func:`~faster_rcnn.ops.boxes.box_iou`."""
+    boxes = at_least_float32(boxes)
     return torch.cat((boxes.t(), box_area(boxes)[None]))
 
 
