@@ -59,7 +59,7 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
         if image.dim() != 3 or image.shape[0] not in (1, 3) or 0 in image.shape:
             raise ValueError(
                 f"image {i}: expected shape (3, H, W), or (1, H, W) for a grey image, got "
-                f"{tuple(image.shape)}"
+                f"{tuple(image.shape)}{_shape_hint(image)}"
             )
         if image.dtype == torch.uint8:  # 8-bit levels, which fill 0..255 by definition
             _check_device(image, device, f"image {i} is")
@@ -75,6 +75,21 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
         if not (math.isfinite(darkest) and math.isfinite(brightest)):
             raise ValueError(f"image {i}: NaN or infinite pixel values")
         _warn_of_pixel_range(darkest, brightest, i)
+
+
+def _shape_hint(image: Tensor) -> str:
+    """How an image of a common wrong shape becomes ``(3, H, W)``: an ``(H, W)`` grey
+    image given its channel, an RGBA image's alpha channel dropped, an ``(H, W, C)``
+    array's channels put first; else nothing."""
+    if image.dim() == 2:
+        return " (a grey image: image[None] gives it its channel)"
+    if image.dim() != 3:
+        return ""
+    if image.shape[0] == 4:
+        return " (an RGBA image: drop its alpha channel, image[:3])"
+    if image.shape[-1] in (1, 3):
+        return " (channels last: image.permute(2, 0, 1) puts them first)"
+    return ""
 
 
 def _warn_of_pixel_range(darkest: float, brightest: float, image: int) -> None:

@@ -1465,8 +1465,16 @@ def test_a_grey_image_is_read_as_its_channel_three_times():
     assert len(found[0]["boxes"]) > 0
     for x, y in zip(found, expected, strict=True):
         assert all(torch.equal(x[key], y[key]) for key in ("boxes", "labels", "scores"))
-    with pytest.raises(ValueError, match=r"^image 0: expected shape \(3, H, W\), or \(1, H, W\)"):
+    with pytest.raises(ValueError) as refused:
         model([torch.rand(4, 100, 150)])  # RGBA: its alpha is the caller's to drop
+    assert str(refused.value) == (
+        "image 0: expected shape (3, H, W), or (1, H, W) for a grey image, got (4, 100, 150) "
+        "(an RGBA image: drop its alpha channel, image[:3])"
+    )
+    with pytest.raises(ValueError, match=r"\(100, 150, 3\) \(channels last: image\.permute"):
+        model([torch.rand(100, 150, 3)])
+    with pytest.raises(ValueError, match=r"\(100, 150\) \(a grey image: image\[None\] gives"):
+        model([torch.rand(100, 150)])
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
