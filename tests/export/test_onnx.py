@@ -66,6 +66,35 @@ def test_exported_small_preset_gives_the_eager_detections(small_export):
         assert_same_detections(detector(images), expected)
 
 
+def test_the_exported_dimensions_are_named_batch_height_and_width(small_export):
+    """torch.export's symbols were the names Netron and ONNX Runtime showed: ``s34`` for
+    the batch, ``s14`` and ``s54`` for the height and width, ``300*s34`` inside."""
+    import onnx
+    import onnxruntime
+
+    _, onnx_file = small_export
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [
+        ("images", ["batch", 3, "height", "width"]),
+        ("image_sizes", ["batch", 2]),
+        ("original_sizes", ["batch", 2]),
+    ]
+    assert [(o.name, o.shape) for o in session.get_outputs()] == [
+        ("boxes", ["batch", 100, 4]),
+        ("scores", ["batch", 100]),
+        ("labels", ["batch", 100]),
+    ]
+    graph = onnx.load(str(onnx_file)).graph
+    values = (*graph.input, *graph.output, *graph.value_info)
+    shapes = {d.dim_param for v in values for d in v.type.tensor_type.shape.dim if d.dim_param}
+    assert "300*batch" in shapes and "((height + 31)//32)" in shapes
+    assert {word for shape in shapes for word in re.findall(r"\b[a-z]\w*", shape)} == {
+        "batch",
+        "height",
+        "width",
+    }
+
+
 def test_the_onnx_detector_takes_a_batch_tensor_and_grey_images_as_the_model_does(
     small_export,
 ):

@@ -16,10 +16,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "export",
         help="write a model as ONNX (any batch and image size; NMS and RoIAlign as ONNX ops)",
-        description="Inputs: images (N, 3, H, W) float32 in 0..1, each resized as the model "
-        "resizes it, top left; image_sizes and original_sizes (N, 2) int64 (height, width). "
-        "Outputs: boxes (N, D, 4) in original pixels, scores (N, D), labels (N, D) int64, "
-        "label 0 after each image's detections. The model's config is in the file's "
+        description="Inputs: images (batch, 3, height, width) float32 in 0..1, each resized "
+        "as the model resizes it, top left; image_sizes and original_sizes (batch, 2) int64 "
+        "(height, width). Outputs: boxes (batch, D, 4) in original pixels, scores (batch, D), "
+        "labels (batch, D) int64, label 0 after each image's detections. The file names its "
+        "dynamic dimensions batch, height and width. The model's config is in the file's "
         "metadata. Needs the onnx extra: pip install -e '.[onnx]'.",
     )
     parser.add_argument("--model", type=path_argument, required=True, help="a model.safetensors")

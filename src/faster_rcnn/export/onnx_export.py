@@ -60,10 +60,11 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
     """Write ``model`` (on the CPU, float32) to the ONNX file ``path``.
 
     The graph is traced once, on two images of different sizes, with the batch size and
-    the image size symbolic; NMS and RoI pooling are exported as operators, never traced,
-    so the file gives the eager model's detections for every input. The graph is the
-    eval-mode model; ``model`` is left in the mode it was in (each module's own), so a
-    training loop can export a snapshot and go on training.
+    the image size symbolic (named ``batch``, ``height`` and ``width`` in the file); NMS
+    and RoI pooling are exported as operators, never traced, so the file gives the eager
+    model's detections for every input. The graph is the eval-mode model; ``model`` is
+    left in the mode it was in (each module's own), so a training loop can export a
+    snapshot and go on training.
 
     Returns:
         ``path``.
@@ -92,6 +93,7 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
             opset_version=opset,
             verbose=False,
         )
+    _name_dimensions(program)
     program.model.metadata_props[FORMAT_KEY] = ONNX_FORMAT
     program.model.metadata_props[CONFIG_KEY] = model.config.to_json()
     # Filled in once the file is written.
@@ -103,6 +105,15 @@ def export_onnx(model: FasterRCNN, path: str | Path, opset: int = OPSET) -> Path
         program.save(str(temporary))
         file_checksum.write_checksum(temporary, checksum_digits)
     return path
+
+
+def _name_dimensions(program: torch.onnx.ONNXProgram) -> None:
+    """Name the graph's dynamic dimensions ``batch``, ``height`` and ``width`` (those of
+    ``images``, also where the sizes inputs, the outputs and the shapes inside the graph
+    have them), as Netron and ONNX Runtime's ``get_inputs()`` show them, in place of
+    torch.export's symbols (``s34``)."""
+    batch, _, height, width = program.model.graph.inputs[0].shape
+    program.rename_axes({batch: "batch", height: "height", width: "width"})
 
 
 def checksum_digits(file: BinaryIO) -> list[int]:
