@@ -122,7 +122,8 @@ class AnchorGenerator(nn.Module):
 
         Returns:
             Per image, ``(sum_l H_l * W_l * A_l, 4)`` anchors in the padded image's pixels,
-            on the device and in the dtype of the features (the same for every image).
+            on the device of the features, in their dtype or float32 where that is
+            narrower (the same for every image).
         """
         anchors = self.image_anchors(images.tensors.shape[-2:], feature_maps)
         return [anchors] + [anchors.clone() for _ in images.image_sizes[1:]]
@@ -136,7 +137,7 @@ class AnchorGenerator(nn.Module):
 
         Returns:
             ``(sum_l H_l * W_l * A_l, 4)`` anchors in the padded image's pixels, on the
-            device and in the dtype of the features.
+            device of the features, in their dtype or float32 where that is narrower.
         """
         if len(feature_maps) != len(self.cell_anchors):
             raise ValueError(
@@ -145,7 +146,10 @@ class AnchorGenerator(nn.Module):
                 "one tuple of sizes and one tuple of aspect ratios per feature map"
             )
         image_height, image_width = padded_size
-        dtype, device = feature_maps[0].dtype, feature_maps[0].device
+        # At least float32: in bfloat16 (a CPU's mixed precision) a corner past 1024 px is
+        # a multiple of 8, and the RPN's targets and proposals were as coarse as that.
+        dtype = torch.promote_types(feature_maps[0].dtype, torch.float32)
+        device = feature_maps[0].device
         per_level = []
         for feature_map, cell in zip(feature_maps, self.cell_anchors, strict=True):
             grid_height, grid_width = feature_map.shape[-2:]

@@ -35,6 +35,17 @@ def test_half_precision_boxes_are_measured_in_float32(dtype: torch.dtype) -> Non
     assert values.dtype == torch.float32 and torch.equal(indices, torch.tensor([0, 1]))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_deltas_are_decoded_in_float32(dtype: torch.dtype) -> None:
+    # Mixed precision's deltas: in their bfloat16 the corners round to 4 px steps past
+    # 512 (1012.5 to 1012), as detectron2 avoids by decoding in float32.
+    anchors = t([[996, 996, 1028, 1028], [500, 500, 532, 532]]).float()
+    deltas = t([[0.015625, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).to(dtype)
+    boxes = BoxCoder((1.0, 1.0, 1.0, 1.0)).decode_single(deltas, anchors)
+    assert boxes.dtype == torch.float32
+    assert boxes.tolist() == [[996.5, 996.0, 1028.5, 1028.0], [500.0, 500.0, 532.0, 532.0]]
+
+
 def test_box_iou_hand_computed() -> None:
     boxes1 = t([[0, 0, 2, 2], [0, 0, 4, 4]])
     boxes2 = t(

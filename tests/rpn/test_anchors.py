@@ -150,6 +150,17 @@ def test_dtype_and_batch() -> None:
     assert generator.state_dict() == {}
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_features_get_float32_anchors(dtype: torch.dtype) -> None:
+    # Mixed precision on a CPU makes the features bfloat16, in which a corner past 1024 px
+    # is a multiple of 8: the anchor of centre 1028 (stride 8), 32 px wide, is 1012..1044.
+    generator = AnchorGenerator(sizes=((32,),), aspect_ratios=((1.0,),), offset=0.5)
+    features = [torch.zeros(1, 2, 130, 130, dtype=dtype)]
+    (anchors,) = generator(image_list(1040, 1040), features)
+    assert anchors.dtype == torch.float32
+    assert anchors[128 * 130 + 128].tolist() == [1012.0, 1012.0, 1044.0, 1044.0]
+
+
 def naive_anchors(
     sizes: list[float],
     ratios: list[float],

@@ -301,9 +301,13 @@ class BoxCoder:
             boxes: ``(N, 4)`` reference boxes.
 
         Returns:
-            ``(N, 4 * K)`` boxes. ``tw`` and ``th`` are clamped from above at
-            ``bbox_xform_clip`` before the exponential.
+            ``(N, 4 * K)`` boxes, in the deltas' dtype, float32 for half-precision ones.
+            ``tw`` and ``th`` are clamped from above at ``bbox_xform_clip`` before the
+            exponential.
         """
+        # In float32 at least, as detectron2 decodes: half-precision deltas (mixed
+        # precision) would round the boxes' corners to bfloat16's 4 px steps past 512.
+        rel_codes = at_least_float32(rel_codes)
         boxes = boxes.to(rel_codes.dtype)
         widths = boxes[:, 2] - boxes[:, 0]
         heights = boxes[:, 3] - boxes[:, 1]
