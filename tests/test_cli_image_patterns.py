@@ -68,3 +68,23 @@ def test_a_pattern_names_the_files_glob_finds_for_it(tmp_path, monkeypatch, patt
     assert named_by_pattern(root / pattern, files) == expected
     monkeypatch.chdir(root / "a")
     assert named_by_pattern(Path("..") / pattern, files) == expected
+
+
+def test_the_pattern_a_folders_warning_names_reads_its_subfolders_whatever_its_name(tmp_path):
+    """A folder named ``shots [1]``: the warning's ``shots [1]/**/*`` read ``[1]`` as a
+    set of characters, and named no image; its wildcards are escaped as glob escapes."""
+    folder = make_tree(tmp_path / "shots [1]")
+    with pytest.warns(UserWarning) as warned:
+        images = image_paths([folder])
+    assert images == [folder / "top.jpg"]
+    pattern = Path(str(warned[0].message).split('"')[1])
+    assert pattern_images(pattern) == [
+        folder / "a/deep/er/x.jpg",
+        folder / "a/img.jpg",
+        folder / "a-b/img.png",
+        folder / "b/img.jpg",
+        folder / "top.jpg",
+    ]
+    assert named_by_pattern(pattern, [folder.resolve() / "b" / "out.png"]) == [
+        folder.resolve() / "b" / "out.png"
+    ]

@@ -25,6 +25,12 @@ def is_pattern(item: Path | str) -> bool:
     return any(c in str(item) for c in WILDCARDS)
 
 
+def every_file_below(folder: Path) -> Path:
+    """The pattern of the files at any depth below ``folder``, ``folder/**/*``, with the
+    wildcards of its name escaped (``shots [1]`` is no set of characters)."""
+    return Path(glob.escape(str(folder))) / "**" / "*"
+
+
 def pattern_images(pattern: Path) -> list[Path]:
     """The image files ``pattern`` names, at any depth below a ``**``, sorted part by
     part (``a/x.jpg`` before ``a-b/x.jpg``: a folder's files and subfolders together).

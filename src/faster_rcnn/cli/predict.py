@@ -78,7 +78,7 @@ from .arguments import (
     with_windows,
 )
 from .detections_file import DetectionsFile
-from .image_patterns import is_pattern, named_by_pattern, pattern_images
+from .image_patterns import every_file_below, is_pattern, named_by_pattern, pattern_images
 from .interrupted import Interrupted
 from .splits import check_split_name, layout_saying_what_is_left_out, test_or_val
 
@@ -626,7 +626,7 @@ def warn_of_the_rest(folder: Path, images: Sequence[Path]) -> None:
         parts.append(f"{counted(files, 'other file')} ({', '.join(kinds)})")
     if not parts:
         return
-    pattern = folder / "**" / "*"
+    pattern = every_file_below(folder)
     deeper = f'; a quoted "{pattern}" reads those in its subfolders too' if folders else ""
     warnings.warn(
         f"{folder}: {' and '.join(parts)} left out: predict reads the image files directly "
