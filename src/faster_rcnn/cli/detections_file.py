@@ -44,10 +44,7 @@ class DetectionsFile:
         self.path = path
         self.count = 0
         self._partial = path.with_name(path.name + ".partial")
-        left = self._partial.exists()
-        # Opened to append, and emptied once locked: another run's file is left whole.
-        self._file = self._partial.open("a", encoding="utf-8")
-        _lock(self._file, self._partial)
+        left, self._file = _locked(self._partial)
         if left:
             warnings.warn(
                 f"{self._partial}: the unfinished detections of an earlier run, killed "
@@ -79,6 +76,29 @@ class DetectionsFile:
         self._file.write("\n]\n")
         self._file.close()
         os.replace(self._partial, self.path)
+
+
+def _locked(partial: Path) -> tuple[bool, IO[str]]:
+    """Whether ``partial`` was there before this run, and the file opened to append and
+    locked (:func:`_lock`). Opened again where it was renamed or removed before the lock
+    was taken (the run that held it ended meanwhile), which would have been written
+    into as that run's ``detections.json`` or lost."""
+    while True:
+        left = partial.exists()
+        # Opened to append, and emptied once locked: another run's file is left whole.
+        file = partial.open("a", encoding="utf-8")
+        _lock(file, partial)
+        if _still_named(file, partial):
+            return left, file
+        file.close()
+
+
+def _still_named(file: IO[str], partial: Path) -> bool:
+    """Whether the open ``file`` is still the one at ``partial``."""
+    try:
+        return os.path.samestat(os.fstat(file.fileno()), partial.stat())
+    except FileNotFoundError:
+        return False
 
 
 def _lock(file: IO[str], partial: Path) -> None:
