@@ -80,7 +80,10 @@ def validate_images(images: list[Tensor], device: torch.device | None = None) ->
 def _shape_hint(image: Tensor) -> str:
     """How an image of a common wrong shape becomes ``(3, H, W)``: an ``(H, W)`` grey
     image given its channel, an RGBA image's alpha channel dropped, an ``(H, W, C)``
-    array's channels put first; else nothing."""
+    array's channels put first; else nothing (an empty image stays empty whatever is
+    done to it)."""
+    if 0 in image.shape:
+        return ""
     if image.dim() == 2:
         return " (a grey image: image[None] gives it its channel)"
     if image.dim() != 3:

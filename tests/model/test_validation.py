@@ -131,6 +131,10 @@ def _with(image: torch.Tensor, value: float) -> torch.Tensor:
         ([torch.zeros(4, 4, 4)], r"image 0: expected shape \(3, H, W\), or \(1, H, W\) for a"),
         ([torch.zeros(1, 3, 4, 4)], r"image 0: expected shape \(3, H, W\)"),
         ([torch.zeros(3, 4, 4), torch.zeros(3, 0, 4)], r"image 1: expected shape"),
+        # Empty: no hint of channels last (its permute is empty too), nor of RGBA or grey.
+        ([torch.zeros(3, 0, 3)], r"image 0: expected shape .*, got \(3, 0, 3\)$"),
+        ([torch.zeros(4, 5, 0)], r"image 0: expected shape .*, got \(4, 5, 0\)$"),
+        ([torch.zeros(0, 5)], r"image 0: expected shape .*, got \(0, 5\)$"),
         (
             [torch.zeros(3, 4, 4, dtype=torch.int16)],  # uint8 levels are taken
             r"image 0: expected a floating point tensor in 0..1 or uint8, got torch.int16 "
