@@ -82,7 +82,11 @@ def _locked(partial: Path) -> tuple[bool, IO[str]]:
     """Whether ``partial`` was there before this run, and the file opened to append and
     locked (:func:`_lock`). Opened again where it was renamed or removed before the lock
     was taken (the run that held it ended meanwhile), which would have been written
-    into as that run's ``detections.json`` or lost."""
+    into as that run's ``detections.json`` or lost.
+
+    Raises:
+        ValueError: another run holds it.
+    """
     while True:
         left = partial.exists()
         # Opened to append, and emptied once locked: another run's file is left whole.
